@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian packages LedgerMQ's build and tests need.
+# Idempotent: runs apt-get only when a package is missing.
+set -euo pipefail
+
+PACKAGES=(
+    build-essential cmake pkg-config
+    libuv1-dev libinih-dev libcmocka-dev libssl-dev libsqlite3-dev libjansson-dev
+    clang libclang-rt-14-dev
+    python3 python3-paho-mqtt python3-pytest
+    mosquitto-clients
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$pkg")
+    fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,76 @@
+/*
+ * Server configuration: defaults, an INI file (libinih) and command-line
+ * flags, applied in that order. Every limit the broker enforces lives here.
+ */
+#ifndef LMQ_CONFIG_H
+#define LMQ_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/log.h"
+
+#define LMQ_LISTENERS_MAX 8
+#define LMQ_HOST_MAX_BYTES 64
+#define LMQ_PATH_MAX_BYTES 1024
+
+enum lmq_sync_mode {
+    LMQ_SYNC_ALWAYS = 0, /* fsync before every acknowledgement (the default) */
+    LMQ_SYNC_OFF = 1,    /* same code path without fsync; for comparisons only */
+};
+
+struct lmq_listen_addr {
+    char host[LMQ_HOST_MAX_BYTES]; /* numeric IPv4 or IPv6 address */
+    uint16_t port;                 /* 0 = pick a free port */
+};
+
+struct lmq_limits {
+    uint32_t max_connections;        /* concurrent client connections */
+    uint32_t max_sessions;           /* sessions, online and offline */
+    uint32_t max_packet_size_bytes;  /* largest packet accepted (and advertised in v5) */
+    uint16_t max_inflight;           /* QoS 1/2 in flight per client, each direction */
+    uint32_t max_queued_messages;    /* messages queued per session */
+    uint64_t max_queued_bytes;       /* payload bytes queued per session */
+    uint32_t max_subscriptions;      /* subscriptions per session */
+    uint16_t max_topic_alias;        /* topic alias maximum advertised to clients */
+    uint16_t max_keepalive_s;        /* server keep alive cap, 0 = accept the client's */
+    uint32_t max_session_expiry_s;   /* cap on session expiry; 0xFFFFFFFF = never */
+    uint32_t max_retained_messages;  /* retained messages held by the broker */
+    uint64_t max_retained_bytes;     /* retained payload bytes held by the broker */
+    uint32_t connect_timeout_ms;     /* CONNECT must arrive this soon after accept */
+    uint64_t max_output_bytes;       /* bytes buffered for one socket before backpressure */
+};
+
+struct lmq_config {
+    char config_path[LMQ_PATH_MAX_BYTES]; /* empty when no --config */
+    char data_dir[LMQ_PATH_MAX_BYTES];
+    struct lmq_listen_addr mqtt[LMQ_LISTENERS_MAX];
+    size_t mqtt_count;
+    enum lmq_sync_mode sync;
+    enum lmq_log_level log_level;
+    struct lmq_limits limits;
+};
+
+/* Fills cfg with the defaults (data ./data, MQTT on 127.0.0.1:1883, sync always, info). */
+void lmq_config_defaults(struct lmq_config *cfg);
+
+/*
+ * Reads an INI file into cfg, overriding what it sets. On error returns
+ * LMQ_EINVAL (or LMQ_EIO when the file can't be read) and writes a one-line
+ * message naming file, line and key into err.
+ */
+int lmq_config_load_file(struct lmq_config *cfg, const char *path, char *err, size_t err_len);
+
+/*
+ * Applies one setting by its INI section and key (the command line uses the
+ * same function). Returns 0 or LMQ_EINVAL with a one-line message in err.
+ */
+int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key,
+                   const char *value, char *err, size_t err_len);
+
+/* Parses "HOST:PORT" or "[V6]:PORT". Returns 0 or LMQ_EINVAL with a message in err. */
+int lmq_config_parse_listen(const char *s, struct lmq_listen_addr *out, char *err,
+                            size_t err_len);
+
+#endif

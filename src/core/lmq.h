@@ -1,0 +1,44 @@
+/* Project-wide basics: error codes, assertions, small helpers. */
+#ifndef LMQ_H
+#define LMQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Error codes: functions that can fail return 0 or one of these (negative). */
+enum lmq_err {
+    LMQ_OK = 0,
+    LMQ_ENOMEM = -1,     /* allocation failed */
+    LMQ_EINVAL = -2,     /* bad argument or value */
+    LMQ_EPROTO = -3,     /* malformed or illegal protocol input */
+    LMQ_EAGAIN = -4,     /* need more input */
+    LMQ_ETOOBIG = -5,    /* output buffer or a size limit too small */
+    LMQ_EIO = -6,        /* I/O or storage failure */
+    LMQ_ELIMIT = -7,     /* a configured limit was reached */
+    LMQ_ENOTFOUND = -8,  /* no such item */
+    LMQ_EEXIST = -9,     /* item already exists */
+};
+
+/* Returns a static description of an lmq_err code. */
+const char *lmq_strerror(int err);
+
+#define LMQ_WUR __attribute__((warn_unused_result))
+#define LMQ_UNUSED(x) ((void)(x))
+#define LMQ_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define LMQ_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define LMQ_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Invariant check: prints where and what, then aborts. Never compiled out. */
+#define LMQ_ASSERT(cond)                                                                          \
+    do {                                                                                          \
+        if (__builtin_expect(!(cond), 0)) {                                                       \
+            fprintf(stderr, "{\"level\":\"fatal\",\"event\":\"assert\",\"file\":\"%s\","          \
+                            "\"line\":%d,\"cond\":\"%s\"}\n",                                     \
+                    __FILE__, __LINE__, #cond);                                                   \
+            abort();                                                                              \
+        }                                                                                         \
+    } while (0)
+
+#endif
