@@ -1,9 +1,421 @@
-/* Placeholder until the broker lands; replaced by the real implementation. */
-#include "broker/broker.h"
-#include "core/lmq.h"
+/*
+ * Broker lifecycle: the loop, listeners, signals, the per-turn flush of
+ * socket output and store commits, and the shutdown sequence.
+ */
+#include "broker/broker_internal.h"
+
+#include <signal.h>
+#include <string.h>
+
+/* How often blocked publishers are retried even without a queue drain. */
+#define BROKER_TICK_MS 250
+/* Backlog of the listening sockets. */
+#define BROKER_LISTEN_BACKLOG 511
+/* Grace period for clients to receive their DISCONNECT at shutdown. */
+#define BROKER_SHUTDOWN_GRACE_MS 2000
+
+uint64_t broker_now_ms(struct broker *b)
+{
+    return uv_now(&b->loop);
+}
+
+static void broker_fail_stop(struct broker *b, const char *what, int err)
+{
+    LMQ_UNUSED(b);
+    struct lmq_log_line line;
+    if (lmq_log_begin(&line, LMQ_LOG_ERROR, "store_failure")) {
+        lmq_log_str(&line, "op", what);
+        lmq_log_str(&line, "error", lmq_strerror(err));
+        lmq_log_end(&line);
+    }
+    /* Fail stop: nothing more is acknowledged; a restart recovers from what is durable. */
+    fflush(NULL);
+    _exit(2);
+}
+
+void broker_store_write(struct broker *b, const struct store_record *rec)
+{
+    if (b->store == NULL)
+        return; /* shutting down: sessions are dropped from memory, not from the store */
+    int rc = store_write(b->store, rec);
+    if (rc != LMQ_OK)
+        broker_fail_stop(b, "write", rc);
+}
+
+static struct commit_batch *broker_batch(struct broker *b)
+{
+    if (b->batch == NULL) {
+        b->batch = calloc(1, sizeof(*b->batch));
+        if (b->batch != NULL)
+            b->batch->broker = b;
+    }
+    return b->batch;
+}
+
+static int grow_array(void **arr, size_t *cap, size_t count, size_t elem)
+{
+    if (count < *cap)
+        return LMQ_OK;
+    size_t new_cap = *cap == 0 ? 8 : *cap * 2;
+    void *p = realloc(*arr, new_cap * elem);
+    if (p == NULL)
+        return LMQ_ENOMEM;
+    *arr = p;
+    *cap = new_cap;
+    return LMQ_OK;
+}
+
+int broker_defer_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
+                     uint8_t reason_code, bool releases_quota)
+{
+    LMQ_ASSERT(c != NULL);
+    LMQ_ASSERT(type == MQTT_PUBACK || type == MQTT_PUBREC || type == MQTT_PUBCOMP);
+    struct commit_batch *batch = broker_batch(b);
+    if (batch == NULL ||
+        grow_array((void **)&batch->acks, &batch->ack_cap, batch->ack_count,
+                   sizeof(batch->acks[0])) != LMQ_OK)
+        return LMQ_ENOMEM;
+    conn_ref(c);
+    batch->acks[batch->ack_count++] = (struct pending_ack){
+        .conn = c, .type = type, .packet_id = packet_id, .reason_code = reason_code,
+        .releases_quota = releases_quota};
+    return LMQ_OK;
+}
+
+int broker_defer_msg(struct broker *b, struct msg *m)
+{
+    LMQ_ASSERT(m != NULL && !m->committed);
+    struct commit_batch *batch = broker_batch(b);
+    if (batch == NULL ||
+        grow_array((void **)&batch->msgs, &batch->msg_cap, batch->msg_count,
+                   sizeof(batch->msgs[0])) != LMQ_OK)
+        return LMQ_ENOMEM;
+    msg_ref(m);
+    batch->msgs[batch->msg_count++] = m;
+    return LMQ_OK;
+}
+
+static void send_ack(struct conn *c, const struct pending_ack *ack)
+{
+    struct mqtt_packet pkt = {.type = ack->type};
+    pkt.u.ack.packet_id = ack->packet_id;
+    pkt.u.ack.reason_code = ack->reason_code;
+    if (c->state != CONN_CONNECTED)
+        return; /* the client will resend; the data is durable either way */
+    if (ack->releases_quota) {
+        LMQ_ASSERT(c->inbound_pending > 0);
+        c->inbound_pending--;
+    }
+    (void)conn_send(c, &pkt);
+}
+
+/* The batch is durable: release its messages to delivery, then send its acks. */
+static void broker_commit_done(void *arg, int status)
+{
+    struct commit_batch *batch = arg;
+    struct broker *b = batch->broker;
+    if (status != LMQ_OK)
+        broker_fail_stop(b, "commit", status);
+    for (size_t i = 0; i < batch->msg_count; i++) {
+        batch->msgs[i]->committed = true;
+        msg_unref(batch->msgs[i]);
+    }
+    /* Wake the sessions whose queue head waited for this commit. */
+    struct list_node waiters;
+    list_init(&waiters);
+    while (!list_empty(&b->commit_waiters)) {
+        struct list_node *n = b->commit_waiters.next;
+        list_unlink(n);
+        list_push_back(&waiters, n);
+    }
+    while (!list_empty(&waiters)) {
+        struct list_node *n = waiters.next;
+        list_unlink(n);
+        session_pump(list_entry(n, struct session, commit_wait));
+    }
+    for (size_t i = 0; i < batch->ack_count; i++) {
+        send_ack(batch->acks[i].conn, &batch->acks[i]);
+        conn_unref(batch->acks[i].conn);
+    }
+    free(batch->acks);
+    free(batch->msgs);
+    free(batch);
+}
+
+/* Once per loop turn: close the open batch with one commit, then flush sockets. */
+static void broker_turn_end(struct broker *b)
+{
+    if (b->batch != NULL && b->store == NULL) {
+        /* Shutdown: no connection is left to acknowledge; just release the batch. */
+        struct commit_batch *batch = b->batch;
+        b->batch = NULL;
+        broker_commit_done(batch, LMQ_OK);
+    }
+    if (b->batch != NULL) {
+        struct commit_batch *batch = b->batch;
+        b->batch = NULL;
+        int rc = store_commit(b->store, broker_commit_done, batch);
+        if (rc != LMQ_OK)
+            broker_fail_stop(b, "commit", rc);
+    }
+    conn_flush_all(b);
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+    broker_turn_end(h->data);
+}
+
+static void on_check(uv_check_t *h)
+{
+    broker_turn_end(h->data);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct broker *b = t->data;
+    conn_retry_blocked(b);
+}
+
+static void broker_close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+/* The grace period is over: close whatever is still connected. */
+static void on_shutdown_timeout(uv_timer_t *t)
+{
+    struct broker *b = t->data;
+    struct list_node *n = b->conns.next;
+    size_t guard = b->conn_count + 1;
+    while (n != &b->conns && guard-- > 0) {
+        struct conn *c = list_entry(n, struct conn, all);
+        n = n->next;
+        conn_close(c);
+    }
+}
+
+void broker_on_conn_freed(struct broker *b)
+{
+    if (!b->stopping || b->conn_count > 0)
+        return;
+    /* Last connection gone: let the loop end once the store has finished its commits. */
+    broker_close_handle((uv_handle_t *)&b->shutdown_timer);
+    broker_turn_end(b);
+    broker_close_handle((uv_handle_t *)&b->flush_prepare);
+    broker_close_handle((uv_handle_t *)&b->flush_check);
+    if (b->store != NULL) {
+        store_close(b->store);
+        b->store = NULL;
+    }
+}
+
+static void broker_stop(struct broker *b, const char *why)
+{
+    if (b->stopping)
+        return;
+    b->stopping = true;
+    lmq_log_msg(LMQ_LOG_INFO, "shutdown", why);
+    for (size_t i = 0; i < b->listener_count; i++)
+        broker_close_handle((uv_handle_t *)&b->listeners[i]);
+    /* Tell every client why, then close; output is flushed by the close path. */
+    struct list_node *n = b->conns.next;
+    size_t guard = b->conn_count + 1;
+    while (n != &b->conns && guard-- > 0) {
+        struct conn *c = list_entry(n, struct conn, all);
+        n = n->next;
+        c->will_on_close = false; /* a server shutdown is not the client's failure */
+        conn_disconnect(c, MQTT_RC_SERVER_SHUTTING_DOWN);
+    }
+    broker_close_handle((uv_handle_t *)&b->sig_term);
+    broker_close_handle((uv_handle_t *)&b->sig_int);
+    broker_close_handle((uv_handle_t *)&b->sig_hup);
+    broker_close_handle((uv_handle_t *)&b->tick);
+    uv_timer_start(&b->shutdown_timer, on_shutdown_timeout, BROKER_SHUTDOWN_GRACE_MS, 0);
+    broker_on_conn_freed(b);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct broker *b = s->data;
+    if (signum == SIGHUP) {
+        if (b->cfg.config_path[0] == '\0') {
+            lmq_log_msg(LMQ_LOG_INFO, "reload", "no config file to re-read");
+            return;
+        }
+        struct lmq_config fresh;
+        char err[256];
+        lmq_config_defaults(&fresh);
+        if (lmq_config_load_file(&fresh, b->cfg.config_path, err, sizeof(err)) != LMQ_OK) {
+            lmq_log_msg(LMQ_LOG_ERROR, "reload_failed", err);
+            return;
+        }
+        lmq_log_set_level(fresh.log_level);
+        b->cfg.log_level = fresh.log_level;
+        struct lmq_log_line line;
+        if (lmq_log_begin(&line, LMQ_LOG_INFO, "reload")) {
+            lmq_log_str(&line, "log_level", lmq_log_level_name(fresh.log_level));
+            lmq_log_end(&line);
+        }
+        return;
+    }
+    broker_stop(b, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static int broker_listen(struct broker *b, char *ready_json, size_t cap)
+{
+    size_t used = 0;
+    used += (size_t)snprintf(ready_json, cap, "[");
+    for (size_t i = 0; i < b->cfg.mqtt_count; i++) {
+        const struct lmq_listen_addr *a = &b->cfg.mqtt[i];
+        struct sockaddr_storage ss;
+        if (uv_ip4_addr(a->host, a->port, (struct sockaddr_in *)&ss) != 0 &&
+            uv_ip6_addr(a->host, a->port, (struct sockaddr_in6 *)&ss) != 0) {
+            fprintf(stderr, "ledgermq: bad listen address %s\n", a->host);
+            return LMQ_EINVAL;
+        }
+        uv_tcp_t *l = &b->listeners[b->listener_count];
+        uv_tcp_init(&b->loop, l);
+        l->data = b;
+        b->listener_count++;
+        int rc = uv_tcp_bind(l, (const struct sockaddr *)&ss, 0);
+        if (rc == 0)
+            rc = uv_listen((uv_stream_t *)l, BROKER_LISTEN_BACKLOG, conn_on_accept);
+        if (rc != 0) {
+            fprintf(stderr, "ledgermq: cannot listen on %s:%u: %s\n", a->host, a->port,
+                    uv_strerror(rc));
+            return LMQ_EIO;
+        }
+        struct sockaddr_storage bound;
+        int len = sizeof(bound);
+        char host[64] = "";
+        uint16_t port = 0;
+        if (uv_tcp_getsockname(l, (struct sockaddr *)&bound, &len) == 0) {
+            if (bound.ss_family == AF_INET6) {
+                uv_ip6_name((struct sockaddr_in6 *)&bound, host, sizeof(host));
+                port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+            } else {
+                uv_ip4_name((struct sockaddr_in *)&bound, host, sizeof(host));
+                port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+            }
+        }
+        int n = snprintf(ready_json + used, cap - used, "%s\"%s%s%s:%u\"", i ? "," : "",
+                         bound.ss_family == AF_INET6 ? "[" : "", host,
+                         bound.ss_family == AF_INET6 ? "]" : "", port);
+        if (n < 0 || (size_t)n >= cap - used)
+            return LMQ_ETOOBIG;
+        used += (size_t)n;
+    }
+    if (used + 2 > cap)
+        return LMQ_ETOOBIG;
+    ready_json[used++] = ']';
+    ready_json[used] = '\0';
+    return LMQ_OK;
+}
+
+static int broker_init(struct broker *b, const struct lmq_config *cfg)
+{
+    memset(b, 0, sizeof(*b));
+    b->cfg = *cfg;
+    b->next_conn_id = 1;
+    b->next_msg_id = 1;
+    list_init(&b->conns);
+    list_init(&b->dirty);
+    list_init(&b->blocked);
+    list_init(&b->commit_waiters);
+    if (uv_loop_init(&b->loop) != 0)
+        return LMQ_EIO;
+    b->loop.data = b;
+    if (lmq_map_create(&b->sessions) != LMQ_OK || lmq_map_create(&b->retained) != LMQ_OK ||
+        sub_tree_create(&b->subs) != LMQ_OK)
+        return LMQ_ENOMEM;
+    if (store_open_memory(&b->loop, &b->store) != LMQ_OK)
+        return LMQ_EIO;
+    uv_prepare_init(&b->loop, &b->flush_prepare);
+    b->flush_prepare.data = b;
+    uv_prepare_start(&b->flush_prepare, on_prepare);
+    uv_check_init(&b->loop, &b->flush_check);
+    b->flush_check.data = b;
+    uv_check_start(&b->flush_check, on_check);
+    uv_timer_init(&b->loop, &b->tick);
+    b->tick.data = b;
+    uv_timer_start(&b->tick, on_tick, BROKER_TICK_MS, BROKER_TICK_MS);
+    uv_timer_init(&b->loop, &b->shutdown_timer);
+    b->shutdown_timer.data = b;
+    uv_signal_t *sigs[] = {&b->sig_term, &b->sig_int, &b->sig_hup};
+    int nums[] = {SIGTERM, SIGINT, SIGHUP};
+    for (size_t i = 0; i < 3; i++) {
+        uv_signal_init(&b->loop, sigs[i]);
+        sigs[i]->data = b;
+        uv_signal_start(sigs[i], on_signal, nums[i]);
+    }
+    return LMQ_OK;
+}
+
+static void walk_close(uv_handle_t *h, void *arg)
+{
+    LMQ_UNUSED(arg);
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void broker_teardown(struct broker *b)
+{
+    /* Sessions first (they own timers and deliveries), then everything else. */
+    session_destroy_all(b);
+    retain_destroy_all(b);
+    uv_run(&b->loop, UV_RUN_NOWAIT);
+    broker_turn_end(b);
+    if (b->store != NULL) {
+        store_close(b->store);
+        b->store = NULL;
+    }
+    broker_close_handle((uv_handle_t *)&b->flush_prepare);
+    broker_close_handle((uv_handle_t *)&b->flush_check);
+    uv_walk(&b->loop, walk_close, NULL);
+    for (int i = 0; i < 100 && uv_run(&b->loop, UV_RUN_NOWAIT) != 0; i++)
+        ;
+    LMQ_ASSERT(uv_loop_close(&b->loop) == 0);
+    free(b->route_targets);
+    sub_tree_destroy(b->subs);
+    lmq_map_destroy(b->sessions);
+    lmq_map_destroy(b->retained);
+}
 
 int broker_run(const struct lmq_config *cfg)
 {
     LMQ_ASSERT(cfg != NULL);
-    return 1;
+    LMQ_ASSERT(cfg->mqtt_count > 0 && cfg->mqtt_count <= LMQ_LISTENERS_MAX);
+    signal(SIGPIPE, SIG_IGN);
+    struct broker *b = malloc(sizeof(*b));
+    if (b == NULL)
+        return 1;
+    int code = 0;
+    if (broker_init(b, cfg) != LMQ_OK) {
+        fprintf(stderr, "ledgermq: cannot initialise the broker\n");
+        code = 1;
+        goto out;
+    }
+    char listeners[LMQ_LISTENERS_MAX * 80];
+    if (broker_listen(b, listeners, sizeof(listeners)) != LMQ_OK) {
+        code = 1;
+        goto out;
+    }
+    struct lmq_log_line line;
+    if (lmq_log_begin(&line, LMQ_LOG_INFO, "ready")) {
+        lmq_log_raw(&line, "mqtt", listeners);
+        lmq_log_str(&line, "data", cfg->data_dir);
+        lmq_log_str(&line, "store", "memory");
+        lmq_log_str(&line, "sync", cfg->sync == LMQ_SYNC_OFF ? "off" : "always");
+        lmq_log_str(&line, "version", LMQ_VERSION);
+        lmq_log_end(&line);
+    }
+    uv_run(&b->loop, UV_RUN_DEFAULT);
+    code = b->exit_code;
+    lmq_log_msg(LMQ_LOG_INFO, "stopped", "clean shutdown");
+out:
+    broker_teardown(b);
+    free(b);
+    return code;
 }

@@ -69,6 +69,14 @@ int lmq_config_load_file(struct lmq_config *cfg, const char *path, char *err, si
 int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key,
                    const char *value, char *err, size_t err_len);
 
+/*
+ * Appends a comma-separated list of listeners to cfg->mqtt (setting [server]
+ * mqtt replaces the list instead). Returns 0 or LMQ_EINVAL with a one-line
+ * message in err; cfg is unchanged on error.
+ */
+int lmq_config_append_listeners(struct lmq_config *cfg, const char *value, char *err,
+                                size_t err_len);
+
 /* Parses "HOST:PORT" or "[V6]:PORT". Returns 0 or LMQ_EINVAL with a message in err. */
 int lmq_config_parse_listen(const char *s, struct lmq_listen_addr *out, char *err,
                             size_t err_len);

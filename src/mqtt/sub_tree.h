@@ -60,4 +60,13 @@ void sub_tree_match(struct sub_tree *tree, const uint8_t *topic, size_t topic_le
 /* Number of subscriptions in the tree (shared members counted one each). */
 size_t sub_tree_count(const struct sub_tree *tree);
 
+/* Number of nodes, the root included (1 for an empty tree). For tests and metrics. */
+size_t sub_tree_node_count(const struct sub_tree *tree);
+
+/*
+ * Test-only fault injection: the nth allocation made by the tree from now on
+ * fails (1 = the next one), once; 0 turns it off.
+ */
+void sub_tree_test_fail_alloc(struct sub_tree *tree, uint32_t nth);
+
 #endif

@@ -1,0 +1,326 @@
+/*
+ * Broker internals shared by the files of src/broker: the broker, its
+ * connections, sessions, messages and the queues between them. Everything
+ * runs on the network thread's libuv loop; nothing here is thread-safe.
+ *
+ *   conn     one client network connection (socket, buffers, keepalive)
+ *   session  the MQTT session a client id owns; outlives its conn when persistent
+ *   msg      one published message, reference counted, shared by every queue
+ *   delivery a msg queued for (or in flight to) one session
+ */
+#ifndef BROKER_INTERNAL_H
+#define BROKER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "broker/broker.h"
+#include "core/config.h"
+#include "core/lmq.h"
+#include "core/log.h"
+#include "core/map.h"
+#include "mqtt/mqtt_codec.h"
+#include "mqtt/sub_tree.h"
+#include "store/store.h"
+
+/* Intrusive doubly linked list. */
+struct list_node {
+    struct list_node *prev, *next;
+};
+
+static inline void list_init(struct list_node *head)
+{
+    head->prev = head->next = head;
+}
+static inline bool list_empty(const struct list_node *head)
+{
+    return head->next == head;
+}
+static inline bool list_linked(const struct list_node *node)
+{
+    return node->next != NULL;
+}
+static inline void list_push_back(struct list_node *head, struct list_node *node)
+{
+    node->prev = head->prev;
+    node->next = head;
+    head->prev->next = node;
+    head->prev = node;
+}
+static inline void list_unlink(struct list_node *node)
+{
+    node->prev->next = node->next;
+    node->next->prev = node->prev;
+    node->prev = node->next = NULL;
+}
+#define list_entry(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* A published message. Immutable once routed; freed when the last reference goes. */
+struct msg {
+    uint32_t refcount;
+    bool committed;      /* durable in the store; deliveries wait for this */
+    uint8_t qos;         /* QoS it was published with */
+    bool retain;         /* retain flag it was published with */
+    uint64_t id;         /* broker-wide message id (store key) */
+    uint64_t created_ms; /* loop time at arrival, for message expiry */
+    bool has_expiry;
+    uint32_t expiry_s;
+    bool has_payload_format;
+    uint8_t payload_format;
+    struct mqtt_bytes topic;
+    struct mqtt_bytes payload;
+    struct mqtt_bytes content_type; /* data == NULL when absent */
+    struct mqtt_bytes response_topic;
+    struct mqtt_bytes correlation_data;
+    struct mqtt_bytes user_props; /* encoded, may be empty */
+    uint32_t user_prop_count;
+    size_t size_bytes; /* topic + payload + properties, for queue byte limits */
+    /* the bytes the slices point into follow the struct */
+};
+
+enum delivery_state {
+    DELIVERY_QUEUED = 0,    /* waiting in the session queue */
+    DELIVERY_WAIT_PUBACK,   /* QoS 1 sent */
+    DELIVERY_WAIT_PUBREC,   /* QoS 2 PUBLISH sent */
+    DELIVERY_WAIT_PUBCOMP,  /* QoS 2 PUBREL sent */
+};
+
+struct delivery {
+    struct list_node link; /* in session->queue or session->inflight */
+    struct msg *msg;
+    enum delivery_state state;
+    uint16_t packet_id;
+    uint8_t qos;           /* delivery QoS: min(publish, subscription) */
+    bool retain;           /* retain flag to send */
+    uint8_t sub_id_count;
+    uint32_t sub_ids[];    /* subscription identifiers to send */
+};
+
+/* A subscription a session holds, kept to remove it from the tree and to persist it. */
+struct session_sub {
+    struct list_node link;
+    uint8_t options;
+    uint32_t sub_id;
+    size_t group_len; /* 0 when not shared */
+    size_t filter_len;
+    uint8_t text[]; /* group bytes then filter bytes */
+};
+
+struct session {
+    struct broker *broker;
+    struct conn *conn;          /* NULL while offline */
+    uint8_t *client_id;         /* NUL-terminated copy */
+    size_t client_id_len;
+    uint8_t version;            /* protocol level of the last connection */
+    uint32_t expiry_s;          /* session expiry interval; UINT32_MAX = never */
+    bool persistent;            /* outlives its connection */
+    struct list_node subs;      /* struct session_sub */
+    uint32_t sub_count;
+    struct list_node queue;     /* struct delivery, state QUEUED, in order */
+    struct list_node inflight;  /* struct delivery, sent and unacknowledged, in order */
+    uint32_t queued_count;      /* queue + inflight */
+    uint64_t queued_bytes;
+    uint32_t inflight_count;
+    uint16_t next_packet_id;
+    uint8_t *inbound_qos2;      /* bitmap of 65536 packet ids awaiting PUBREL, lazily allocated */
+    uint32_t inbound_qos2_count;
+    struct msg *will;           /* will message of the current/last connection */
+    uint8_t will_qos;
+    uint32_t will_delay_s;
+    uint64_t will_due_ms;       /* 0 = no delayed will pending */
+    uint64_t expires_ms;        /* 0 = not scheduled */
+    uv_timer_t timer;           /* fires for a delayed will or session expiry */
+    struct list_node commit_wait; /* linked while its queue head waits for a commit */
+    uint64_t route_gen;         /* routing scratch: generation of route_idx */
+    size_t route_idx;
+    bool closing;       /* being destroyed */
+    bool hold_delivery; /* a SUBACK is being built: deliveries wait for it */
+};
+
+/* What the codec needs the broker to remember between packets of one connection. */
+enum conn_state {
+    CONN_AWAIT_CONNECT = 0,
+    CONN_CONNECTED,
+    CONN_CLOSING, /* flushing a final packet; input ignored */
+};
+
+/* Bytes to write: the pending buffer fills while the writing buffer is on the wire. */
+struct conn_buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+};
+
+struct conn {
+    struct broker *broker;
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* connect timeout, then keepalive */
+    uv_write_t write_req;
+    uint32_t refcount;     /* the conn itself + pending acks that reference it */
+    uint32_t handles_open; /* tcp + timer; freed once both closed and refcount == 0 */
+    uint64_t id;
+    enum conn_state state;
+    uint8_t version;
+    struct session *session;
+    char remote[64];
+    struct conn_buf in;
+    struct conn_buf out;     /* appended to */
+    struct conn_buf writing; /* handed to uv_write */
+    bool write_active;
+    bool reading;
+    bool blocked;             /* a publish waits for queue space; input paused */
+    struct list_node dirty;   /* linked while out has bytes to flush */
+    struct list_node blocked_link;
+    struct list_node all;     /* broker->conns */
+    uint64_t last_rx_ms;
+    uint16_t keepalive_s;
+    uint16_t send_quota_max;  /* client's receive maximum (capped by config) */
+    uint32_t max_packet_out;  /* client's maximum packet size */
+    uint16_t inbound_pending; /* QoS 1 received whose PUBACK is not yet sent */
+    uint16_t topic_alias_max;
+    struct mqtt_bytes *aliases; /* inbound topic aliases, topic_alias_max + 1 slots */
+    bool request_problem_info;
+    bool session_expiry_was_zero;
+    bool will_on_close;       /* publish the will when this connection ends */
+    bool counted;             /* counted in broker->connected_count */
+    bool takeover;            /* closed because another connection took the session */
+};
+
+/* An acknowledgement waiting for the store commit that holds its data. */
+struct pending_ack {
+    struct conn *conn; /* holds a reference */
+    uint8_t type;      /* MQTT_PUBACK, MQTT_PUBREC or MQTT_PUBCOMP */
+    uint16_t packet_id;
+    uint8_t reason_code;
+    bool releases_quota; /* a QoS 1 PUBACK: frees one slot of the client's receive maximum */
+};
+
+/* One open commit batch: the acks and messages that become final when it is durable. */
+struct commit_batch {
+    struct broker *broker;
+    struct pending_ack *acks;
+    size_t ack_count, ack_cap;
+    struct msg **msgs; /* referenced; marked committed on completion */
+    size_t msg_count, msg_cap;
+};
+
+struct broker_stats {
+    uint64_t connections_accepted;
+    uint64_t messages_in;
+    uint64_t messages_out;
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint64_t refused_quota;
+    uint64_t qos0_dropped;
+    uint64_t expired_dropped;
+    uint64_t oversize_dropped;
+};
+
+struct broker {
+    uv_loop_t loop;
+    struct lmq_config cfg;
+    struct store *store;
+    uv_tcp_t listeners[LMQ_LISTENERS_MAX];
+    size_t listener_count;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_prepare_t flush_prepare;
+    uv_check_t flush_check;
+    uv_timer_t tick;
+    uv_timer_t shutdown_timer; /* bounds the graceful shutdown */
+    struct lmq_map *sessions; /* client id -> struct session */
+    size_t session_count;
+    struct sub_tree *subs;
+    struct lmq_map *retained; /* topic -> struct msg */
+    uint64_t retained_bytes;
+    struct list_node conns;
+    struct list_node dirty;
+    struct list_node blocked;
+    struct list_node commit_waiters; /* sessions whose queue head awaits a commit */
+    uint32_t conn_count;      /* sockets open */
+    uint32_t connected_count; /* past CONNECT */
+    uint64_t next_conn_id;
+    uint64_t next_msg_id;
+    uint64_t route_gen;
+    struct commit_batch *batch; /* open batch, NULL when nothing to commit */
+    struct route_target *route_targets; /* routing scratch, grows to the largest fan-out */
+    size_t route_target_cap;
+    bool stopping;
+    int exit_code;
+    struct broker_stats stats;
+};
+
+/* broker.c */
+uint64_t broker_now_ms(struct broker *b);
+/* Called when a connection is freed: finishes a shutdown once the last one is gone. */
+void broker_on_conn_freed(struct broker *b);
+/* Adds an ack to the open commit batch (sent once the batch is durable). */
+int broker_defer_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
+                     uint8_t reason_code, bool releases_quota);
+/* Adds a message to the open batch: deliveries of it wait until the batch is durable. */
+int broker_defer_msg(struct broker *b, struct msg *m);
+/* Writes a record to the store; a failure stops the broker (fail stop). */
+void broker_store_write(struct broker *b, const struct store_record *rec);
+
+/* conn.c */
+void conn_on_accept(uv_stream_t *server, int status);
+/* Encodes pkt into c's output; returns 0, or an error after which c is being closed. */
+int conn_send(struct conn *c, const struct mqtt_packet *pkt);
+/* v5: sends DISCONNECT(reason) first; then closes after the output is flushed. */
+void conn_disconnect(struct conn *c, uint8_t reason_code);
+/* Closes immediately (output not yet written is dropped). */
+void conn_close(struct conn *c);
+void conn_ref(struct conn *c);
+void conn_unref(struct conn *c);
+void conn_flush_all(struct broker *b);
+/* Resumes parsing of a connection blocked on queue space. */
+void conn_retry_blocked(struct broker *b);
+size_t conn_output_pending(const struct conn *c);
+/* (Re)starts the keepalive timer from c->keepalive_s (0 = none). */
+void conn_start_keepalive(struct conn *c);
+
+/* protocol.c: packet handlers (return 0, or a reason code >= 0x80 to disconnect with). */
+int proto_handle_packet(struct conn *c, struct mqtt_packet *pkt);
+/* subscribe.c */
+int proto_subscribe(struct conn *c, struct mqtt_packet *pkt);
+int proto_unsubscribe(struct conn *c, struct mqtt_packet *pkt);
+/* Returned by handlers when a publish must wait for queue space (3.1.1 backpressure). */
+#define PROTO_BLOCKED 0x1000
+
+/* session.c */
+int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *session_present,
+                   uint8_t *reason_code);
+void session_detach(struct conn *c);
+void session_destroy(struct session *s);
+void session_pump(struct session *s);
+void session_resend_inflight(struct session *s);
+int session_ack(struct session *s, uint8_t type, uint16_t packet_id, uint8_t reason_code);
+bool session_queue_has_room(const struct session *s, size_t msg_bytes);
+void session_enqueue(struct session *s, struct msg *m, uint8_t qos, bool retain,
+                     const uint32_t *sub_ids, size_t sub_id_count);
+void session_destroy_all(struct broker *b);
+
+/* route.c */
+struct msg *msg_create(struct broker *b, const struct mqtt_publish *pub, uint64_t now_ms);
+void msg_ref(struct msg *m);
+void msg_unref(struct msg *m);
+bool msg_expired(const struct msg *m, uint64_t now_ms, uint32_t *remaining_s);
+/*
+ * Routes m to every matching subscription. publisher is the sending session
+ * (for no-local), or NULL for wills. Returns MQTT_RC_SUCCESS,
+ * MQTT_RC_NO_MATCHING_SUBSCRIBERS, or MQTT_RC_QUOTA_EXCEEDED when a QoS>0
+ * delivery would overflow a session queue (then nothing was enqueued).
+ */
+uint8_t route_publish(struct broker *b, struct msg *m, struct session *publisher);
+/* True when storing m as retained stays within the retained limits. */
+bool retain_fits(struct broker *b, const struct msg *m);
+/* Stores, replaces or clears the retained message for m's topic. */
+uint8_t retain_update(struct broker *b, struct msg *m);
+/* Queues the retained messages matching filter for s. */
+void retain_deliver(struct broker *b, struct session *s, const uint8_t *filter, size_t len,
+                    uint8_t qos, uint32_t sub_id);
+void retain_destroy_all(struct broker *b);
+
+#endif

@@ -1,0 +1,460 @@
+/*
+ * Client connections: accept, read and frame packets, coalesce output into
+ * one write per socket per loop turn, keepalive and connect timeouts, close.
+ */
+#include "broker/broker_internal.h"
+
+#include <string.h>
+
+/* Smallest read window handed to libuv. */
+#define CONN_READ_CHUNK_BYTES 16384
+/* Connections accepted beyond max_connections only to tell them why they are refused. */
+#define CONN_REFUSAL_SLACK 64
+/* Packets handled per read callback before yielding, so one client can't starve others. */
+#define CONN_PACKETS_PER_READ_MAX 4096
+/* Blocked connections retried per tick. */
+#define CONN_BLOCKED_RETRY_MAX 1024
+
+static void conn_read_stop(struct conn *c);
+static void conn_on_timer(uv_timer_t *t);
+static void conn_process_input(struct conn *c);
+
+static void conn_log(struct conn *c, enum lmq_log_level level, const char *event,
+                     const char *why)
+{
+    struct lmq_log_line line;
+    if (!lmq_log_begin(&line, level, event))
+        return;
+    lmq_log_uint(&line, "conn", c->id);
+    lmq_log_str(&line, "remote", c->remote);
+    if (c->session != NULL)
+        lmq_log_strn(&line, "client_id", c->session->client_id, c->session->client_id_len);
+    if (why != NULL)
+        lmq_log_str(&line, "reason", why);
+    lmq_log_end(&line);
+}
+
+void conn_ref(struct conn *c)
+{
+    LMQ_ASSERT(c->refcount > 0);
+    c->refcount++;
+}
+
+static void conn_free(struct conn *c)
+{
+    LMQ_ASSERT(c->refcount == 0 && c->handles_open == 0);
+    struct broker *b = c->broker;
+    free(c->in.data);
+    free(c->out.data);
+    free(c->writing.data);
+    free(c->aliases);
+    free(c);
+    broker_on_conn_freed(b);
+}
+
+void conn_unref(struct conn *c)
+{
+    LMQ_ASSERT(c->refcount > 0);
+    if (--c->refcount == 0 && c->handles_open == 0)
+        conn_free(c);
+}
+
+static void conn_on_handle_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    LMQ_ASSERT(c->handles_open > 0);
+    if (--c->handles_open == 0 && c->refcount == 0)
+        conn_free(c);
+}
+
+size_t conn_output_pending(const struct conn *c)
+{
+    return c->out.len + c->writing.len;
+}
+
+void conn_close(struct conn *c)
+{
+    struct broker *b = c->broker;
+    if (uv_is_closing((uv_handle_t *)&c->tcp))
+        return;
+    c->state = CONN_CLOSING;
+    if (c->counted) {
+        LMQ_ASSERT(b->connected_count > 0);
+        b->connected_count--;
+        c->counted = false;
+    }
+    if (list_linked(&c->dirty))
+        list_unlink(&c->dirty);
+    if (list_linked(&c->blocked_link))
+        list_unlink(&c->blocked_link);
+    list_unlink(&c->all);
+    LMQ_ASSERT(b->conn_count > 0);
+    b->conn_count--;
+    if (c->session != NULL)
+        session_detach(c);
+    conn_log(c, LMQ_LOG_DEBUG, "conn_closed", NULL);
+    uv_close((uv_handle_t *)&c->tcp, conn_on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, conn_on_handle_closed);
+    conn_unref(c); /* the connection's own reference */
+}
+
+static int buf_reserve(struct conn_buf *buf, size_t extra, size_t max_bytes)
+{
+    if (buf->cap - buf->len >= extra)
+        return LMQ_OK;
+    if (extra > max_bytes || buf->len > max_bytes - extra)
+        return LMQ_ELIMIT;
+    size_t cap = buf->cap == 0 ? 4096 : buf->cap;
+    while (cap - buf->len < extra)
+        cap *= 2;
+    uint8_t *p = realloc(buf->data, cap);
+    if (p == NULL)
+        return LMQ_ENOMEM;
+    buf->data = p;
+    buf->cap = cap;
+    return LMQ_OK;
+}
+
+int conn_send(struct conn *c, const struct mqtt_packet *pkt)
+{
+    LMQ_ASSERT(pkt != NULL);
+    if (c->state == CONN_CLOSING && pkt->type != MQTT_DISCONNECT)
+        return LMQ_EINVAL;
+    size_t size = 0;
+    int rc = mqtt_encoded_size(pkt, c->version, &size);
+    if (rc != LMQ_OK)
+        return rc;
+    /* The soft bound (max_output_bytes) is enforced by callers that can wait; this is the hard one. */
+    size_t hard_max = c->broker->cfg.limits.max_output_bytes + size + 4096;
+    rc = buf_reserve(&c->out, size, hard_max);
+    if (rc != LMQ_OK) {
+        conn_log(c, LMQ_LOG_WARN, "output_overflow", "closing");
+        conn_close(c);
+        return rc;
+    }
+    size_t written = 0;
+    rc = mqtt_encode(pkt, c->version, c->out.data + c->out.len, c->out.cap - c->out.len, &written);
+    LMQ_ASSERT(rc == LMQ_OK && written == size);
+    c->out.len += written;
+    c->broker->stats.bytes_out += written;
+    if (!list_linked(&c->dirty))
+        list_push_back(&c->broker->dirty, &c->dirty);
+    return LMQ_OK;
+}
+
+static void conn_flush(struct conn *c);
+
+static void conn_on_write(uv_write_t *req, int status)
+{
+    struct conn *c = req->data;
+    c->write_active = false;
+    c->writing.len = 0;
+    if (status != 0) {
+        if (c->state != CONN_CLOSING || !uv_is_closing((uv_handle_t *)&c->tcp))
+            conn_close(c);
+        conn_unref(c);
+        return;
+    }
+    if (c->out.len > 0)
+        conn_flush(c);
+    else if (c->state == CONN_CLOSING)
+        conn_close(c);
+    else if (c->session != NULL)
+        session_pump(c->session); /* room in the output again */
+    conn_unref(c);
+}
+
+static void conn_flush(struct conn *c)
+{
+    if (c->write_active || c->out.len == 0 || uv_is_closing((uv_handle_t *)&c->tcp))
+        return;
+    struct conn_buf tmp = c->writing;
+    c->writing = c->out;
+    c->out = tmp;
+    c->out.len = 0;
+    uv_buf_t buf = uv_buf_init((char *)c->writing.data, (unsigned int)c->writing.len);
+    c->write_req.data = c;
+    conn_ref(c);
+    c->write_active = true;
+    int rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &buf, 1, conn_on_write);
+    if (rc != 0) {
+        c->write_active = false;
+        conn_close(c);
+        conn_unref(c);
+    }
+}
+
+void conn_flush_all(struct broker *b)
+{
+    size_t guard = b->conn_count + 1;
+    while (!list_empty(&b->dirty) && guard-- > 0) {
+        struct conn *c = list_entry(b->dirty.next, struct conn, dirty);
+        list_unlink(&c->dirty);
+        conn_flush(c);
+    }
+}
+
+void conn_disconnect(struct conn *c, uint8_t reason_code)
+{
+    if (uv_is_closing((uv_handle_t *)&c->tcp) || c->state == CONN_CLOSING)
+        return;
+    struct lmq_log_line line;
+    if (lmq_log_begin(&line, reason_code >= 0x80 ? LMQ_LOG_INFO : LMQ_LOG_DEBUG, "disconnect")) {
+        lmq_log_uint(&line, "conn", c->id);
+        lmq_log_str(&line, "remote", c->remote);
+        if (c->session != NULL)
+            lmq_log_strn(&line, "client_id", c->session->client_id, c->session->client_id_len);
+        lmq_log_uint(&line, "reason_code", reason_code);
+        lmq_log_end(&line);
+    }
+    conn_read_stop(c);
+    bool send = c->version == MQTT_V5 && c->state == CONN_CONNECTED;
+    c->state = CONN_CLOSING;
+    if (c->session != NULL)
+        session_detach(c); /* wills and session expiry start now */
+    if (send) {
+        struct mqtt_packet pkt = {.type = MQTT_DISCONNECT};
+        pkt.u.disconnect.reason_code = reason_code;
+        (void)conn_send(c, &pkt);
+    }
+    if (conn_output_pending(c) == 0)
+        conn_close(c);
+    /* else conn_on_write closes once the output is flushed */
+}
+
+static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
+{
+    struct conn *c = h->data;
+    LMQ_UNUSED(suggested);
+    size_t max_in = (size_t)c->broker->cfg.limits.max_packet_size_bytes + 5 + CONN_READ_CHUNK_BYTES;
+    if (buf_reserve(&c->in, CONN_READ_CHUNK_BYTES, max_in) != LMQ_OK) {
+        *out = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS; we close */
+        return;
+    }
+    *out = uv_buf_init((char *)c->in.data + c->in.len, (unsigned int)(c->in.cap - c->in.len));
+}
+
+static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct conn *c = s->data;
+    LMQ_UNUSED(buf);
+    if (nread < 0) {
+        conn_log(c, LMQ_LOG_DEBUG, "conn_eof", uv_err_name((int)nread));
+        conn_close(c); /* without DISCONNECT: the will is published */
+        return;
+    }
+    if (nread == 0)
+        return;
+    c->in.len += (size_t)nread;
+    c->broker->stats.bytes_in += (uint64_t)nread;
+    c->last_rx_ms = broker_now_ms(c->broker);
+    conn_process_input(c);
+}
+
+static void conn_read_start(struct conn *c)
+{
+    if (c->reading || c->state == CONN_CLOSING)
+        return;
+    if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_on_read) == 0)
+        c->reading = true;
+}
+
+static void conn_read_stop(struct conn *c)
+{
+    if (!c->reading)
+        return;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+}
+
+/* Decodes and handles one complete packet; returns 0, PROTO_BLOCKED, or a reason code. */
+static int conn_handle_one(struct conn *c, const uint8_t *data, size_t len)
+{
+    struct mqtt_packet pkt;
+    uint8_t reason = MQTT_RC_MALFORMED_PACKET;
+    if (mqtt_decode(data, len, c->version, &pkt, &reason) != LMQ_OK) {
+        if (c->state == CONN_AWAIT_CONNECT && reason == MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION &&
+            data[0] >> 4 == MQTT_CONNECT) {
+            /* Tell an old client in the version it speaks (3.1.1 layout works for 3.1 too). */
+            struct mqtt_packet ack = {.type = MQTT_CONNACK};
+            bool v5 = pkt.u.connect.protocol_version == MQTT_V5;
+            ack.u.connack.reason_code =
+                v5 ? MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION : MQTT_CONNACK_V311_BAD_PROTOCOL_VERSION;
+            c->version = v5 ? MQTT_V5 : MQTT_V311;
+            (void)conn_send(c, &ack);
+        }
+        return reason < 0x80 ? MQTT_RC_MALFORMED_PACKET : reason;
+    }
+    c->broker->stats.messages_in += pkt.type == MQTT_PUBLISH;
+    return proto_handle_packet(c, &pkt);
+}
+
+static void conn_process_input(struct conn *c)
+{
+    size_t pos = 0;
+    uint32_t max_packet = c->broker->cfg.limits.max_packet_size_bytes;
+    for (int i = 0; i < CONN_PACKETS_PER_READ_MAX && c->state != CONN_CLOSING; i++) {
+        uint8_t first = 0;
+        uint32_t remaining = 0;
+        size_t header = 0;
+        int rc = mqtt_fixed_header_parse(c->in.data + pos, c->in.len - pos, &first, &remaining,
+                                         &header);
+        if (rc == LMQ_EAGAIN)
+            break;
+        if (rc != LMQ_OK) {
+            conn_disconnect(c, MQTT_RC_MALFORMED_PACKET);
+            return;
+        }
+        if ((uint64_t)header + remaining > max_packet) {
+            conn_log(c, LMQ_LOG_INFO, "packet_too_large", NULL);
+            conn_disconnect(c, MQTT_RC_PACKET_TOO_LARGE);
+            return;
+        }
+        if (c->in.len - pos < header + remaining)
+            break;
+        if (c->state == CONN_AWAIT_CONNECT && first >> 4 != MQTT_CONNECT) {
+            conn_log(c, LMQ_LOG_INFO, "protocol_error", "first packet is not CONNECT");
+            conn_close(c);
+            return;
+        }
+        rc = conn_handle_one(c, c->in.data + pos, header + remaining);
+        if (rc == PROTO_BLOCKED) {
+            conn_read_stop(c);
+            c->blocked = true;
+            if (!list_linked(&c->blocked_link))
+                list_push_back(&c->broker->blocked, &c->blocked_link);
+            break;
+        }
+        if (rc != 0) {
+            conn_disconnect(c, (uint8_t)rc);
+            return;
+        }
+        pos += header + remaining;
+    }
+    if (c->state == CONN_CLOSING || uv_is_closing((uv_handle_t *)&c->tcp))
+        return;
+    if (pos > 0) {
+        memmove(c->in.data, c->in.data + pos, c->in.len - pos);
+        c->in.len -= pos;
+    }
+    if (!c->blocked && c->in.len > 0 && pos > 0) {
+        /* More complete packets may be waiting (we yielded): continue on a later turn. */
+        uint8_t first;
+        uint32_t remaining;
+        size_t header;
+        if (mqtt_fixed_header_parse(c->in.data, c->in.len, &first, &remaining, &header) ==
+                LMQ_OK &&
+            c->in.len >= header + remaining) {
+            c->blocked = true;
+            conn_read_stop(c);
+            list_push_back(&c->broker->blocked, &c->blocked_link);
+        }
+    }
+}
+
+void conn_retry_blocked(struct broker *b)
+{
+    struct list_node todo;
+    list_init(&todo);
+    size_t n = 0;
+    while (!list_empty(&b->blocked) && n++ < CONN_BLOCKED_RETRY_MAX) {
+        struct list_node *node = b->blocked.next;
+        list_unlink(node);
+        list_push_back(&todo, node);
+    }
+    while (!list_empty(&todo)) {
+        struct conn *c = list_entry(todo.next, struct conn, blocked_link);
+        list_unlink(&c->blocked_link);
+        c->blocked = false;
+        conn_ref(c);
+        conn_process_input(c);
+        if (!c->blocked)
+            conn_read_start(c);
+        conn_unref(c);
+    }
+}
+
+static void conn_arm_timer(struct conn *c, uint64_t timeout_ms)
+{
+    uv_timer_start(&c->timer, conn_on_timer, timeout_ms, 0);
+}
+
+/* Connect timeout before CONNECT; afterwards, keepalive (1.5 x the interval). */
+static void conn_on_timer(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+    uint64_t now = broker_now_ms(c->broker);
+    if (c->state == CONN_AWAIT_CONNECT) {
+        conn_log(c, LMQ_LOG_INFO, "connect_timeout", NULL);
+        conn_close(c);
+        return;
+    }
+    if (c->state != CONN_CONNECTED || c->keepalive_s == 0)
+        return;
+    uint64_t window_ms = (uint64_t)c->keepalive_s * 1500;
+    uint64_t deadline = c->last_rx_ms + window_ms;
+    if (now >= deadline) {
+        conn_log(c, LMQ_LOG_INFO, "keepalive_timeout", NULL);
+        conn_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT);
+        return;
+    }
+    conn_arm_timer(c, deadline - now);
+}
+
+/* Called by the CONNECT handler once the keepalive is known. */
+void conn_start_keepalive(struct conn *c)
+{
+    uv_timer_stop(&c->timer);
+    if (c->keepalive_s > 0)
+        conn_arm_timer(c, (uint64_t)c->keepalive_s * 1500);
+}
+
+void conn_on_accept(uv_stream_t *server, int status)
+{
+    struct broker *b = server->data;
+    if (status != 0 || b->stopping)
+        return;
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return;
+    c->broker = b;
+    c->refcount = 1;
+    c->id = b->next_conn_id++;
+    c->version = MQTT_V311;
+    uv_tcp_init(&b->loop, &c->tcp);
+    uv_timer_init(&b->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->handles_open = 2;
+    list_push_back(&b->conns, &c->all);
+    b->conn_count++;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    b->stats.connections_accepted++;
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    char host[48] = "?";
+    uint16_t port = 0;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        }
+    }
+    snprintf(c->remote, sizeof(c->remote), "%s:%u", host, port);
+    if (b->conn_count > b->cfg.limits.max_connections + CONN_REFUSAL_SLACK) {
+        conn_log(c, LMQ_LOG_WARN, "connection_refused", "max_connections");
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->last_rx_ms = broker_now_ms(b);
+    conn_arm_timer(c, b->cfg.limits.connect_timeout_ms);
+    conn_log(c, LMQ_LOG_DEBUG, "conn_accepted", NULL);
+    conn_read_start(c);
+}

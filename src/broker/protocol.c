@@ -1,0 +1,423 @@
+/*
+ * MQTT packet handlers: what the broker does with each packet a client
+ * sends. A handler returns 0, PROTO_BLOCKED (3.1.1 backpressure: retry the
+ * same packet later), or an MQTT 5 reason code >= 0x80 with which the
+ * connection is closed (DISCONNECT for v5 clients).
+ */
+#include "broker/broker_internal.h"
+
+#include <string.h>
+
+#include "mqtt/mqtt_topic.h"
+
+/* Client identifiers the broker assigns: "auto-" + 32 hex digits. */
+#define PROTO_ASSIGNED_ID_BYTES 37
+
+static void proto_log(struct conn *c, enum lmq_log_level level, const char *event,
+                      const char *detail)
+{
+    struct lmq_log_line line;
+    if (!lmq_log_begin(&line, level, event))
+        return;
+    lmq_log_uint(&line, "conn", c->id);
+    lmq_log_str(&line, "remote", c->remote);
+    if (c->session != NULL)
+        lmq_log_strn(&line, "client_id", c->session->client_id, c->session->client_id_len);
+    if (detail != NULL)
+        lmq_log_str(&line, "detail", detail);
+    lmq_log_end(&line);
+}
+
+static void proto_connack(struct conn *c, uint8_t reason_code, bool session_present,
+                          const struct mqtt_props *props)
+{
+    struct mqtt_packet pkt = {.type = MQTT_CONNACK};
+    pkt.u.connack.session_present = session_present;
+    pkt.u.connack.reason_code = reason_code;
+    if (props != NULL)
+        pkt.u.connack.props = *props;
+    if (c->version != MQTT_V5) {
+        /* Map to the 3.1.1 return codes. */
+        switch (reason_code) {
+        case MQTT_RC_SUCCESS:
+            break;
+        case MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION:
+            pkt.u.connack.reason_code = MQTT_CONNACK_V311_BAD_PROTOCOL_VERSION;
+            break;
+        case MQTT_RC_CLIENT_IDENTIFIER_NOT_VALID:
+            pkt.u.connack.reason_code = MQTT_CONNACK_V311_IDENTIFIER_REJECTED;
+            break;
+        case MQTT_RC_BAD_USER_NAME_OR_PASSWORD:
+            pkt.u.connack.reason_code = MQTT_CONNACK_V311_BAD_USERNAME_OR_PASSWORD;
+            break;
+        case MQTT_RC_NOT_AUTHORIZED:
+            pkt.u.connack.reason_code = MQTT_CONNACK_V311_NOT_AUTHORIZED;
+            break;
+        default:
+            pkt.u.connack.reason_code = MQTT_CONNACK_V311_SERVER_UNAVAILABLE;
+            break;
+        }
+    }
+    (void)conn_send(c, &pkt);
+}
+
+/* Refuses a CONNECT: CONNACK with the reason, then close once it is written. */
+static int proto_refuse_connect(struct conn *c, uint8_t reason_code, const char *why)
+{
+    proto_log(c, LMQ_LOG_INFO, "connect_refused", why);
+    proto_connack(c, reason_code, false, NULL);
+    c->state = CONN_CLOSING;
+    if (conn_output_pending(c) == 0)
+        conn_close(c);
+    return 0;
+}
+
+static void proto_assign_client_id(uint8_t *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t rnd[16];
+    if (uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL) != 0) {
+        static uint64_t counter;
+        uint64_t v = ++counter ^ uv_hrtime();
+        memcpy(rnd, &v, sizeof(v));
+        memcpy(rnd + 8, &v, sizeof(v));
+    }
+    memcpy(out, "auto-", 5);
+    for (size_t i = 0; i < sizeof(rnd); i++) {
+        out[5 + 2 * i] = (uint8_t)hex[rnd[i] >> 4];
+        out[6 + 2 * i] = (uint8_t)hex[rnd[i] & 15];
+    }
+}
+
+/* Negotiates keepalive, windows and aliases; fills the v5 CONNACK properties. */
+static void proto_negotiate(struct conn *c, const struct mqtt_connect *cn, struct mqtt_props *ack)
+{
+    const struct lmq_limits *lim = &c->broker->cfg.limits;
+    c->keepalive_s = cn->keep_alive_s;
+    if (lim->max_keepalive_s > 0 && (cn->keep_alive_s == 0 || cn->keep_alive_s > lim->max_keepalive_s)) {
+        c->keepalive_s = lim->max_keepalive_s;
+        ack->present |= MQTT_PROP_BIT(MQTT_PROP_SERVER_KEEP_ALIVE);
+        ack->server_keep_alive_s = lim->max_keepalive_s;
+        if (cn->protocol_version != MQTT_V5)
+            c->keepalive_s = cn->keep_alive_s == 0 ? 0 : lim->max_keepalive_s;
+    }
+    const struct mqtt_props *p = &cn->props;
+    c->send_quota_max = lim->max_inflight;
+    if (p->present & MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAXIMUM))
+        c->send_quota_max = LMQ_MIN(p->receive_maximum, lim->max_inflight);
+    c->max_packet_out = UINT32_MAX;
+    if (p->present & MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE))
+        c->max_packet_out = p->maximum_packet_size;
+    c->request_problem_info = true;
+    if (p->present & MQTT_PROP_BIT(MQTT_PROP_REQUEST_PROBLEM_INFORMATION))
+        c->request_problem_info = p->request_problem_information != 0;
+    if (cn->protocol_version != MQTT_V5)
+        return;
+    c->topic_alias_max = lim->max_topic_alias;
+    ack->present |= MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAXIMUM) |
+                    MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE) |
+                    MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAXIMUM) |
+                    MQTT_PROP_BIT(MQTT_PROP_RETAIN_AVAILABLE) |
+                    MQTT_PROP_BIT(MQTT_PROP_WILDCARD_SUBSCRIPTION_AVAILABLE) |
+                    MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_IDENTIFIER_AVAILABLE) |
+                    MQTT_PROP_BIT(MQTT_PROP_SHARED_SUBSCRIPTION_AVAILABLE);
+    ack->receive_maximum = lim->max_inflight;
+    ack->maximum_packet_size = lim->max_packet_size_bytes;
+    ack->topic_alias_maximum = lim->max_topic_alias;
+    ack->retain_available = 1;
+    ack->wildcard_subscription_available = 1;
+    ack->subscription_identifier_available = 1;
+    ack->shared_subscription_available = 1;
+}
+
+static int proto_connect(struct conn *c, struct mqtt_packet *pkt)
+{
+    struct mqtt_connect cn = pkt->u.connect;
+    struct broker *b = c->broker;
+    if (c->state != CONN_AWAIT_CONNECT)
+        return MQTT_RC_PROTOCOL_ERROR; /* a second CONNECT */
+    c->version = cn.protocol_version;
+    if (cn.props.present & MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_METHOD))
+        return proto_refuse_connect(c, MQTT_RC_BAD_AUTHENTICATION_METHOD,
+                                    "enhanced authentication is not supported");
+    uint8_t assigned[PROTO_ASSIGNED_ID_BYTES];
+    struct mqtt_props ack = {0};
+    if (cn.client_id.len == 0) {
+        if (cn.protocol_version != MQTT_V5 && !cn.clean_start)
+            return proto_refuse_connect(c, MQTT_RC_CLIENT_IDENTIFIER_NOT_VALID,
+                                        "empty client id needs clean session");
+        proto_assign_client_id(assigned);
+        cn.client_id = (struct mqtt_bytes){assigned, sizeof(assigned)};
+        if (cn.protocol_version == MQTT_V5) {
+            ack.present |= MQTT_PROP_BIT(MQTT_PROP_ASSIGNED_CLIENT_IDENTIFIER);
+            ack.assigned_client_identifier = cn.client_id;
+        }
+    }
+    if (b->connected_count >= b->cfg.limits.max_connections)
+        return proto_refuse_connect(c, MQTT_RC_QUOTA_EXCEEDED, "max_connections");
+    proto_negotiate(c, &cn, &ack);
+    bool present = false;
+    uint8_t reason = MQTT_RC_SUCCESS;
+    if (session_attach(c, &cn, &present, &reason) != LMQ_OK)
+        return proto_refuse_connect(c, reason, "session refused");
+    struct session *s = c->session;
+    if (cn.protocol_version == MQTT_V5 &&
+        (cn.props.present & MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY_INTERVAL)) &&
+        s->expiry_s != cn.props.session_expiry_interval_s) {
+        ack.present |= MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY_INTERVAL);
+        ack.session_expiry_interval_s = s->expiry_s;
+    }
+    char response_info[96];
+    if (cn.props.request_response_information) {
+        int n = snprintf(response_info, sizeof(response_info), "response/%.*s/",
+                         (int)LMQ_MIN(s->client_id_len, 64), (const char *)s->client_id);
+        ack.present |= MQTT_PROP_BIT(MQTT_PROP_RESPONSE_INFORMATION);
+        ack.response_information = (struct mqtt_bytes){(const uint8_t *)response_info,
+                                                       (size_t)LMQ_MAX(n, 0)};
+    }
+    c->state = CONN_CONNECTED;
+    c->counted = true;
+    b->connected_count++;
+    proto_connack(c, MQTT_RC_SUCCESS, present, &ack);
+    conn_start_keepalive(c);
+    proto_log(c, LMQ_LOG_INFO, "client_connected",
+              cn.protocol_version == MQTT_V5 ? "mqtt5" : "mqtt311");
+    if (present)
+        session_resend_inflight(s);
+    session_pump(s);
+    return 0;
+}
+
+/* Resolves a v5 topic alias in place. Returns 0 or a reason code. */
+static int proto_topic_alias(struct conn *c, struct mqtt_publish *pub)
+{
+    if (!(pub->props.present & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS)))
+        return pub->topic.len == 0 ? MQTT_RC_PROTOCOL_ERROR : 0;
+    uint16_t alias = pub->props.topic_alias;
+    if (alias == 0 || alias > c->topic_alias_max)
+        return MQTT_RC_TOPIC_ALIAS_INVALID;
+    if (c->aliases == NULL) {
+        c->aliases = calloc((size_t)c->topic_alias_max + 1, sizeof(*c->aliases));
+        if (c->aliases == NULL)
+            return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
+    }
+    struct mqtt_bytes *slot = &c->aliases[alias];
+    if (pub->topic.len == 0) {
+        if (slot->data == NULL)
+            return MQTT_RC_PROTOCOL_ERROR;
+        pub->topic = *slot;
+        return 0;
+    }
+    uint8_t *copy = malloc(pub->topic.len);
+    if (copy == NULL)
+        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
+    memcpy(copy, pub->topic.data, pub->topic.len);
+    free((void *)slot->data);
+    *slot = (struct mqtt_bytes){copy, pub->topic.len};
+    return 0;
+}
+
+static bool inbound_qos2_has(const struct session *s, uint16_t id)
+{
+    return s->inbound_qos2 != NULL && (s->inbound_qos2[id >> 3] & (1u << (id & 7)));
+}
+
+static int inbound_qos2_set(struct session *s, uint16_t id, bool on)
+{
+    if (s->inbound_qos2 == NULL) {
+        s->inbound_qos2 = calloc(65536 / 8, 1);
+        if (s->inbound_qos2 == NULL)
+            return LMQ_ENOMEM;
+    }
+    uint8_t bit = (uint8_t)(1u << (id & 7));
+    if (on) {
+        LMQ_ASSERT(!(s->inbound_qos2[id >> 3] & bit));
+        s->inbound_qos2[id >> 3] |= bit;
+        s->inbound_qos2_count++;
+    } else {
+        LMQ_ASSERT(s->inbound_qos2[id >> 3] & bit);
+        s->inbound_qos2[id >> 3] &= (uint8_t)~bit;
+        s->inbound_qos2_count--;
+    }
+    struct store_record rec = {.type = on ? STORE_INBOUND_QOS2_PUT : STORE_INBOUND_QOS2_DELETE,
+                               .client_id = s->client_id,
+                               .client_id_len = s->client_id_len,
+                               .packet_id = id};
+    if (s->persistent)
+        broker_store_write(s->broker, &rec);
+    return LMQ_OK;
+}
+
+static int proto_ack_publish(struct conn *c, const struct mqtt_publish *pub, uint8_t rc)
+{
+    if (pub->qos == 0)
+        return 0;
+    uint8_t type = pub->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC;
+    if (c->version != MQTT_V5 && rc >= 0x80)
+        return rc; /* 3.1.1 has no way to refuse a publish but closing */
+    if (pub->qos == 1)
+        c->inbound_pending++;
+    if (broker_defer_ack(c->broker, c, type, pub->packet_id, rc, pub->qos == 1) != LMQ_OK)
+        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
+    return 0;
+}
+
+/* Validates a publish before anything is routed. Returns 0 or a reason code. */
+static int proto_publish_check(struct conn *c, struct mqtt_publish *pub, uint8_t *ack_rc)
+{
+    struct session *s = c->session;
+    *ack_rc = MQTT_RC_SUCCESS;
+    if (pub->props.present & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_IDENTIFIER))
+        return MQTT_RC_PROTOCOL_ERROR;
+    if (c->version == MQTT_V5) {
+        int rc = proto_topic_alias(c, pub);
+        if (rc != 0)
+            return rc;
+    }
+    if (pub->qos > 0 && c->inbound_pending + s->inbound_qos2_count >= c->broker->cfg.limits.max_inflight &&
+        !(pub->qos == 2 && inbound_qos2_has(s, pub->packet_id))) {
+        if (c->version == MQTT_V5)
+            return MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED;
+        return PROTO_BLOCKED;
+    }
+    if ((pub->props.present & MQTT_PROP_BIT(MQTT_PROP_PAYLOAD_FORMAT_INDICATOR)) &&
+        pub->props.payload_format_indicator == 1 &&
+        !mqtt_utf8_valid(pub->payload.data, pub->payload.len)) {
+        if (pub->qos == 0)
+            return MQTT_RC_PAYLOAD_FORMAT_INVALID;
+        *ack_rc = MQTT_RC_PAYLOAD_FORMAT_INVALID;
+    }
+    return 0;
+}
+
+static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
+{
+    struct mqtt_publish *pub = &pkt->u.publish;
+    struct session *s = c->session;
+    struct broker *b = c->broker;
+    uint8_t ack_rc;
+    int rc = proto_publish_check(c, pub, &ack_rc);
+    if (rc != 0)
+        return rc;
+    if (ack_rc != MQTT_RC_SUCCESS)
+        return proto_ack_publish(c, pub, ack_rc);
+    if (pub->qos == 2 && inbound_qos2_has(s, pub->packet_id))
+        return broker_defer_ack(b, c, MQTT_PUBREC, pub->packet_id, 0, false) == LMQ_OK
+                   ? 0
+                   : MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR; /* resend: not routed twice */
+    struct msg *m = msg_create(b, pub, broker_now_ms(b));
+    if (m == NULL)
+        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
+    if (m->qos > 0 && broker_defer_msg(b, m) != LMQ_OK) {
+        msg_unref(m);
+        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
+    }
+    uint8_t route_rc = MQTT_RC_QUOTA_EXCEEDED;
+    if (!m->retain || retain_fits(b, m))
+        route_rc = route_publish(b, m, s);
+    if (route_rc == MQTT_RC_QUOTA_EXCEEDED) {
+        b->stats.refused_quota++;
+        proto_log(c, LMQ_LOG_WARN, "publish_refused", "a subscriber's queue is full");
+        msg_unref(m);
+        if (c->version != MQTT_V5)
+            return PROTO_BLOCKED; /* backpressure: retried when queues drain */
+        return proto_ack_publish(c, pub, MQTT_RC_QUOTA_EXCEEDED);
+    }
+    if (m->retain && retain_update(b, m) != MQTT_RC_SUCCESS)
+        route_rc = MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR; /* fit was checked: out of memory */
+    if (m->qos > 0) {
+        struct store_record rec = {.type = STORE_MESSAGE_PUT,
+                                   .topic = m->topic.data,
+                                   .topic_len = m->topic.len,
+                                   .payload = m->payload.data,
+                                   .payload_len = m->payload.len,
+                                   .msg_id = m->id,
+                                   .qos = m->qos};
+        broker_store_write(b, &rec);
+    }
+    msg_unref(m);
+    if (pub->qos == 2 && inbound_qos2_set(s, pub->packet_id, true) != LMQ_OK)
+        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
+    return proto_ack_publish(c, pub, route_rc);
+}
+
+static int proto_pubrel(struct conn *c, struct mqtt_packet *pkt)
+{
+    struct session *s = c->session;
+    uint16_t id = pkt->u.ack.packet_id;
+    uint8_t rc = MQTT_RC_SUCCESS;
+    if (inbound_qos2_has(s, id)) {
+        if (inbound_qos2_set(s, id, false) != LMQ_OK)
+            return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
+    } else if (c->version == MQTT_V5) {
+        rc = MQTT_RC_PACKET_IDENTIFIER_NOT_FOUND;
+    }
+    if (broker_defer_ack(c->broker, c, MQTT_PUBCOMP, id, rc, false) != LMQ_OK)
+        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
+    return 0;
+}
+
+static int proto_flow_ack(struct conn *c, struct mqtt_packet *pkt)
+{
+    uint16_t id = pkt->u.ack.packet_id;
+    if (session_ack(c->session, pkt->type, id, pkt->u.ack.reason_code) == LMQ_OK)
+        return 0;
+    proto_log(c, LMQ_LOG_DEBUG, "unknown_packet_id", mqtt_packet_type_name(pkt->type));
+    if (pkt->type == MQTT_PUBREC && c->version == MQTT_V5) {
+        struct mqtt_packet rel = {.type = MQTT_PUBREL};
+        rel.u.ack.packet_id = id;
+        rel.u.ack.reason_code = MQTT_RC_PACKET_IDENTIFIER_NOT_FOUND;
+        (void)conn_send(c, &rel);
+    }
+    return 0;
+}
+
+static int proto_disconnect(struct conn *c, struct mqtt_packet *pkt)
+{
+    const struct mqtt_disconnect *d = &pkt->u.disconnect;
+    struct session *s = c->session;
+    if (c->version == MQTT_V5 && (d->props.present & MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY_INTERVAL))) {
+        if (c->session_expiry_was_zero && d->props.session_expiry_interval_s != 0)
+            return MQTT_RC_PROTOCOL_ERROR;
+        s->expiry_s = LMQ_MIN(d->props.session_expiry_interval_s,
+                              c->broker->cfg.limits.max_session_expiry_s);
+        s->persistent = s->expiry_s > 0;
+    }
+    c->will_on_close = c->version == MQTT_V5 && d->reason_code == MQTT_RC_DISCONNECT_WITH_WILL;
+    proto_log(c, LMQ_LOG_DEBUG, "client_disconnect", NULL);
+    conn_close(c);
+    return 0;
+}
+
+int proto_handle_packet(struct conn *c, struct mqtt_packet *pkt)
+{
+    LMQ_ASSERT(c != NULL && pkt != NULL);
+    if (pkt->type == MQTT_CONNECT)
+        return proto_connect(c, pkt);
+    LMQ_ASSERT(c->state == CONN_CONNECTED && c->session != NULL);
+    switch (pkt->type) {
+    case MQTT_PUBLISH:
+        return proto_publish(c, pkt);
+    case MQTT_PUBACK:
+    case MQTT_PUBREC:
+    case MQTT_PUBCOMP:
+        return proto_flow_ack(c, pkt);
+    case MQTT_PUBREL:
+        return proto_pubrel(c, pkt);
+    case MQTT_SUBSCRIBE:
+        return proto_subscribe(c, pkt);
+    case MQTT_UNSUBSCRIBE:
+        return proto_unsubscribe(c, pkt);
+    case MQTT_PINGREQ: {
+        struct mqtt_packet resp = {.type = MQTT_PINGRESP};
+        (void)conn_send(c, &resp);
+        return 0;
+    }
+    case MQTT_DISCONNECT:
+        return proto_disconnect(c, pkt);
+    default:
+        /* CONNACK, SUBACK, UNSUBACK, PINGRESP are server packets; AUTH without a method. */
+        proto_log(c, LMQ_LOG_INFO, "protocol_error", mqtt_packet_type_name(pkt->type));
+        return MQTT_RC_PROTOCOL_ERROR;
+    }
+}

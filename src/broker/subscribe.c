@@ -1,0 +1,157 @@
+/* SUBSCRIBE and UNSUBSCRIBE: validation, the session's subscription list, the tree, retained. */
+#include "broker/broker_internal.h"
+
+#include <string.h>
+
+#include "mqtt/mqtt_topic.h"
+
+/* Largest SUBSCRIBE/UNSUBSCRIBE we answer: entries beyond get a refusal code. */
+#define SUBSCRIBE_ENTRIES_MAX 1024
+
+static struct session_sub *session_sub_find(struct session *s, const uint8_t *group,
+                                            size_t group_len, const uint8_t *filter,
+                                            size_t filter_len)
+{
+    size_t guard = s->sub_count + 1;
+    for (struct list_node *n = s->subs.next; n != &s->subs && guard-- > 0; n = n->next) {
+        struct session_sub *sub = list_entry(n, struct session_sub, link);
+        if (sub->group_len == group_len && sub->filter_len == filter_len &&
+            memcmp(sub->text, group, group_len) == 0 &&
+            memcmp(sub->text + group_len, filter, filter_len) == 0)
+            return sub;
+    }
+    return NULL;
+}
+
+static void subscribe_store(struct session *s, enum store_record_type type, const uint8_t *full,
+                            size_t full_len, uint8_t options, uint32_t sub_id)
+{
+    if (!s->persistent)
+        return;
+    struct store_record rec = {.type = type,
+                               .client_id = s->client_id,
+                               .client_id_len = s->client_id_len,
+                               .topic = full,
+                               .topic_len = full_len,
+                               .options = options,
+                               .sub_id = sub_id};
+    broker_store_write(s->broker, &rec);
+}
+
+/* Subscribes one entry; returns the SUBACK code, or sets *fatal to a disconnect reason. */
+static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uint32_t sub_id,
+                             int *fatal)
+{
+    struct session *s = c->session;
+    const uint8_t *filter = e->filter.data, *group = NULL;
+    size_t filter_len = e->filter.len, group_len = 0;
+    uint8_t refuse = c->version == MQTT_V5 ? MQTT_RC_TOPIC_FILTER_INVALID : 0x80;
+    if (e->filter.len == 0 || !mqtt_topic_filter_valid(e->filter.data, e->filter.len))
+        return refuse;
+    bool shared = mqtt_topic_shared_split(e->filter.data, e->filter.len, &group, &group_len,
+                                          &filter, &filter_len);
+    if (shared && (e->options & MQTT_SUBOPT_NO_LOCAL)) {
+        *fatal = MQTT_RC_PROTOCOL_ERROR; /* [MQTT-3.8.3-4] */
+        return refuse;
+    }
+    struct session_sub *existing = session_sub_find(s, group, group_len, filter, filter_len);
+    if (existing == NULL && s->sub_count >= s->broker->cfg.limits.max_subscriptions)
+        return c->version == MQTT_V5 ? MQTT_RC_QUOTA_EXCEEDED : 0x80;
+    uint8_t options = e->options;
+    if (c->version != MQTT_V5)
+        options &= MQTT_SUBOPT_QOS_MASK;
+    bool existed = false;
+    if (sub_tree_add(s->broker->subs, filter, filter_len, group, group_len, s, options, sub_id,
+                     &existed) != LMQ_OK)
+        return c->version == MQTT_V5 ? MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR : 0x80;
+    LMQ_ASSERT(existed == (existing != NULL));
+    if (existing == NULL) {
+        existing = calloc(1, sizeof(*existing) + group_len + filter_len);
+        if (existing == NULL) {
+            (void)sub_tree_remove(s->broker->subs, filter, filter_len, group, group_len, s);
+            return c->version == MQTT_V5 ? MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR : 0x80;
+        }
+        memcpy(existing->text, group, group_len);
+        memcpy(existing->text + group_len, filter, filter_len);
+        existing->group_len = group_len;
+        existing->filter_len = filter_len;
+        list_push_back(&s->subs, &existing->link);
+        s->sub_count++;
+    }
+    existing->options = options;
+    existing->sub_id = sub_id;
+    subscribe_store(s, STORE_SUBSCRIPTION_PUT, e->filter.data, e->filter.len, options, sub_id);
+    uint8_t qos = options & MQTT_SUBOPT_QOS_MASK;
+    uint8_t retain_handling =
+        (options & MQTT_SUBOPT_RETAIN_HANDLING_MASK) >> MQTT_SUBOPT_RETAIN_HANDLING_SHIFT;
+    /* Retained messages are not sent for shared subscriptions [MQTT-3.8.4]. */
+    if (!shared && (retain_handling == 0 || (retain_handling == 1 && !existed)))
+        retain_deliver(s->broker, s, filter, filter_len, qos, sub_id);
+    return qos;
+}
+
+int proto_subscribe(struct conn *c, struct mqtt_packet *pkt)
+{
+    const struct mqtt_subscribe *sub = &pkt->u.subscribe;
+    uint32_t sub_id = 0;
+    if (sub->props.present & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_IDENTIFIER))
+        sub_id = sub->props.subscription_ids[0];
+    uint8_t codes[SUBSCRIBE_ENTRIES_MAX];
+    size_t count = 0;
+    struct mqtt_bytes cursor = sub->payload;
+    struct mqtt_sub_entry e;
+    int fatal = 0;
+    /* The SUBACK goes out before any retained message the subscription triggers. */
+    struct mqtt_packet ack = {.type = MQTT_SUBACK};
+    ack.u.suback.packet_id = sub->packet_id;
+    struct session *s = c->session;
+    s->hold_delivery = true; /* retained messages go out after the SUBACK */
+    while (count < SUBSCRIBE_ENTRIES_MAX && mqtt_subscribe_next(&cursor, c->version, &e)) {
+        codes[count++] = subscribe_one(c, &e, sub_id, &fatal);
+        if (fatal != 0)
+            break;
+    }
+    s->hold_delivery = false;
+    if (fatal != 0)
+        return fatal;
+    if (count < sub->entry_count)
+        return MQTT_RC_QUOTA_EXCEEDED; /* more entries than we answer in one packet */
+    ack.u.suback.reason_codes = (struct mqtt_bytes){codes, count};
+    (void)conn_send(c, &ack);
+    session_pump(s);
+    return 0;
+}
+
+int proto_unsubscribe(struct conn *c, struct mqtt_packet *pkt)
+{
+    const struct mqtt_unsubscribe *unsub = &pkt->u.unsubscribe;
+    struct session *s = c->session;
+    uint8_t codes[SUBSCRIBE_ENTRIES_MAX];
+    size_t count = 0;
+    struct mqtt_bytes cursor = unsub->payload;
+    struct mqtt_bytes f;
+    while (count < SUBSCRIBE_ENTRIES_MAX && mqtt_unsubscribe_next(&cursor, &f)) {
+        const uint8_t *filter = f.data, *group = NULL;
+        size_t filter_len = f.len, group_len = 0;
+        (void)mqtt_topic_shared_split(f.data, f.len, &group, &group_len, &filter, &filter_len);
+        struct session_sub *sub = session_sub_find(s, group, group_len, filter, filter_len);
+        if (sub == NULL) {
+            codes[count++] = MQTT_RC_NO_SUBSCRIPTION_EXISTED;
+            continue;
+        }
+        int rc = sub_tree_remove(s->broker->subs, filter, filter_len, group, group_len, s);
+        LMQ_ASSERT(rc == LMQ_OK);
+        list_unlink(&sub->link);
+        free(sub);
+        s->sub_count--;
+        subscribe_store(s, STORE_SUBSCRIPTION_DELETE, f.data, f.len, 0, 0);
+        codes[count++] = MQTT_RC_SUCCESS;
+    }
+    if (count < unsub->filter_count)
+        return MQTT_RC_QUOTA_EXCEEDED;
+    struct mqtt_packet ack = {.type = MQTT_UNSUBACK};
+    ack.u.suback.packet_id = unsub->packet_id;
+    ack.u.suback.reason_codes = (struct mqtt_bytes){codes, count};
+    (void)conn_send(c, &ack);
+    return 0;
+}

@@ -1,0 +1,524 @@
+/*
+ * Server configuration: defaults, then an INI file (libinih), then flags.
+ * Every setting goes through lmq_config_set(), so the file and the command
+ * line accept exactly the same values and give the same messages.
+ */
+#include "core/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <ini.h>
+
+#include "core/lmq.h"
+
+/* A bad value is quoted in messages up to this many bytes, then "...". */
+#define CONFIG_SHOW_VALUE_MAX_BYTES 64
+/* One listener item of a comma-separated list: "[v6]:port" with some slack. */
+#define CONFIG_LISTEN_ITEM_MAX_BYTES (LMQ_HOST_MAX_BYTES + 16)
+/* Decimal digits of the largest uint64_t. */
+#define CONFIG_U64_DIGITS_MAX 20
+#define CONFIG_SESSION_EXPIRY_NEVER 0xFFFFFFFFu
+
+/* A numeric [limits] key: where it lives in struct lmq_limits and its range. */
+struct config_limit {
+    const char *key;
+    size_t offset;
+    size_t size_bytes;
+    uint64_t min;
+    uint64_t max;
+    bool never_ok; /* "never" means the maximum (session expiry) */
+};
+
+#define CONFIG_LIMIT(key, field, min, max, never_ok)                                               \
+    {                                                                                              \
+        key, offsetof(struct lmq_limits, field), sizeof(((struct lmq_limits *)0)->field), min,     \
+            max, never_ok                                                                          \
+    }
+
+static const struct config_limit config__limits[] = {
+    CONFIG_LIMIT("max_connections", max_connections, 1, UINT32_MAX, false),
+    CONFIG_LIMIT("max_sessions", max_sessions, 1, UINT32_MAX, false),
+    CONFIG_LIMIT("max_packet_size", max_packet_size_bytes, 16, 268435460, false),
+    CONFIG_LIMIT("max_inflight", max_inflight, 1, UINT16_MAX, false),
+    CONFIG_LIMIT("max_queued_messages", max_queued_messages, 0, UINT32_MAX, false),
+    CONFIG_LIMIT("max_queued_bytes", max_queued_bytes, 0, UINT64_MAX, false),
+    CONFIG_LIMIT("max_subscriptions", max_subscriptions, 1, UINT32_MAX, false),
+    CONFIG_LIMIT("max_topic_alias", max_topic_alias, 0, UINT16_MAX, false),
+    CONFIG_LIMIT("max_keepalive", max_keepalive_s, 0, UINT16_MAX, false),
+    CONFIG_LIMIT("max_session_expiry", max_session_expiry_s, 0, UINT32_MAX, true),
+    CONFIG_LIMIT("max_retained_messages", max_retained_messages, 0, UINT32_MAX, false),
+    CONFIG_LIMIT("max_retained_bytes", max_retained_bytes, 0, UINT64_MAX, false),
+    CONFIG_LIMIT("connect_timeout_ms", connect_timeout_ms, 1, UINT32_MAX, false),
+    CONFIG_LIMIT("max_output_bytes", max_output_bytes, 1, UINT64_MAX, false),
+};
+
+/*
+ * Formats a message into err. A message cut short by a small err buffer is
+ * still a useful message, so truncation is accepted here on purpose.
+ */
+__attribute__((format(printf, 3, 4))) static void config__err(char *err, size_t err_len,
+                                                              const char *fmt, ...)
+{
+    LMQ_ASSERT(err != NULL && err_len > 0);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        err[0] = '\0';
+    }
+}
+
+/* How much of a value to show and whether to add "..." after it. */
+static int config__show_len(const char *value)
+{
+    return (int)strnlen(value, CONFIG_SHOW_VALUE_MAX_BYTES);
+}
+
+static const char *config__show_more(const char *value)
+{
+    return strnlen(value, CONFIG_SHOW_VALUE_MAX_BYTES + 1) > CONFIG_SHOW_VALUE_MAX_BYTES ? "..."
+                                                                                         : "";
+}
+
+/* Strict decimal: digits only, no sign, no spaces, no junk, no overflow. */
+static bool config__parse_u64(const char *s, uint64_t *out)
+{
+    LMQ_ASSERT(s != NULL && out != NULL);
+    size_t len = strnlen(s, CONFIG_U64_DIGITS_MAX + 1);
+    if (len == 0 || len > CONFIG_U64_DIGITS_MAX) {
+        return false;
+    }
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+        uint64_t digit = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - digit) / 10) {
+            return false;
+        }
+        v = v * 10 + digit;
+    }
+    *out = v;
+    return true;
+}
+
+/* Copies a string that must fit; false (dst untouched) when it does not. */
+static bool config__copy(char *dst, size_t cap, const char *src)
+{
+    LMQ_ASSERT(dst != NULL && src != NULL && cap > 0);
+    size_t len = strnlen(src, cap);
+    if (len >= cap) {
+        return false;
+    }
+    memcpy(dst, src, len + 1);
+    return true;
+}
+
+void lmq_config_defaults(struct lmq_config *cfg)
+{
+    LMQ_ASSERT(cfg != NULL);
+    memset(cfg, 0, sizeof(*cfg));
+    bool ok = config__copy(cfg->data_dir, sizeof(cfg->data_dir), "./data") &&
+              config__copy(cfg->mqtt[0].host, sizeof(cfg->mqtt[0].host), "127.0.0.1");
+    LMQ_ASSERT(ok);
+    cfg->mqtt[0].port = 1883;
+    cfg->mqtt_count = 1;
+    cfg->sync = LMQ_SYNC_ALWAYS;
+    cfg->log_level = LMQ_LOG_INFO;
+    cfg->limits = (struct lmq_limits){
+        .max_connections = 10000,
+        .max_sessions = 100000,
+        .max_packet_size_bytes = 1048576,
+        .max_inflight = 64,
+        .max_queued_messages = 10000,
+        .max_queued_bytes = 67108864,
+        .max_subscriptions = 1000,
+        .max_topic_alias = 64,
+        .max_keepalive_s = 0,
+        .max_session_expiry_s = CONFIG_SESSION_EXPIRY_NEVER,
+        .max_retained_messages = 100000,
+        .max_retained_bytes = 268435456,
+        .connect_timeout_ms = 10000,
+        .max_output_bytes = 4194304,
+    };
+}
+
+static int config__parse_port(const char *s, const char *whole, uint16_t *out, char *err,
+                              size_t err_len)
+{
+    uint64_t port = 0;
+    if (!config__parse_u64(s, &port) || port > UINT16_MAX) {
+        config__err(err, err_len, "expected a port 0..65535 in \"%.*s%s\", got \"%.*s%s\"",
+                    config__show_len(whole), whole, config__show_more(whole), config__show_len(s),
+                    s, config__show_more(s));
+        return LMQ_EINVAL;
+    }
+    *out = (uint16_t)port;
+    return 0;
+}
+
+/* Splits "[v6]:port" or "host:port" into host and port text. */
+static int config__split_listen(const char *s, char *host, size_t host_cap, const char **port)
+{
+    const char *host_start = s;
+    const char *host_end = NULL;
+    if (s[0] == '[') {
+        host_start = s + 1;
+        host_end = strchr(host_start, ']');
+        if (host_end == NULL || host_end[1] != ':') {
+            return LMQ_EINVAL;
+        }
+        *port = host_end + 2;
+    } else {
+        host_end = strchr(s, ':');
+        if (host_end == NULL || strchr(host_end + 1, ':') != NULL) {
+            return LMQ_EINVAL; /* no port, or an IPv6 address without brackets */
+        }
+        *port = host_end + 1;
+    }
+    size_t host_len = (size_t)(host_end - host_start);
+    if (host_len == 0 || host_len >= host_cap) {
+        return LMQ_EINVAL;
+    }
+    memcpy(host, host_start, host_len);
+    host[host_len] = '\0';
+    return 0;
+}
+
+int lmq_config_parse_listen(const char *s, struct lmq_listen_addr *out, char *err, size_t err_len)
+{
+    LMQ_ASSERT(s != NULL && out != NULL);
+    LMQ_ASSERT(err != NULL && err_len > 0);
+    char host[LMQ_HOST_MAX_BYTES];
+    const char *port_text = NULL;
+    struct lmq_listen_addr addr = {0};
+    uint8_t bin[16];
+    int family = (s[0] == '[') ? AF_INET6 : AF_INET;
+
+    int rc = config__split_listen(s, host, sizeof(host), &port_text);
+    if (rc == 0 && family == AF_INET && strcmp(host, "localhost") == 0) {
+        bool ok = config__copy(host, sizeof(host), "127.0.0.1");
+        LMQ_ASSERT(ok);
+    }
+    if (rc == 0 && inet_pton(family, host, bin) != 1) {
+        rc = LMQ_EINVAL;
+    }
+    if (rc != 0) {
+        config__err(err, err_len,
+                    "expected HOST:PORT with a numeric IPv4 address, [IPv6] or localhost, "
+                    "got \"%.*s%s\"",
+                    config__show_len(s), s, config__show_more(s));
+        goto out;
+    }
+    rc = config__parse_port(port_text, s, &addr.port, err, err_len);
+    if (rc != 0) {
+        goto out;
+    }
+    /* Canonical text form, so logs and the broker see one spelling per address. */
+    if (inet_ntop(family, bin, addr.host, sizeof(addr.host)) == NULL) {
+        LMQ_ASSERT(!"inet_ntop failed on an address inet_pton accepted");
+    }
+    *out = addr;
+out:
+    return rc;
+}
+
+/* Copies one comma-separated item of list, without surrounding blanks. */
+static bool config__next_item(const char **cursor, char *item, size_t cap)
+{
+    const char *start = *cursor;
+    const char *comma = strchr(start, ',');
+    const char *end = comma ? comma : start + strlen(start);
+    *cursor = comma ? comma + 1 : NULL;
+    while (start < end && (*start == ' ' || *start == '\t')) {
+        start++;
+    }
+    while (end > start && (end[-1] == ' ' || end[-1] == '\t')) {
+        end--;
+    }
+    size_t len = (size_t)(end - start);
+    if (len >= cap) {
+        return false;
+    }
+    memcpy(item, start, len);
+    item[len] = '\0';
+    return true;
+}
+
+/*
+ * Parses a comma-separated listener list into cfg->mqtt, replacing the list or
+ * appending to it. cfg is unchanged on error.
+ */
+static int config__listeners(struct lmq_config *cfg, const char *value, bool replace, char *err,
+                             size_t err_len)
+{
+    LMQ_ASSERT(cfg != NULL && value != NULL);
+    LMQ_ASSERT(cfg->mqtt_count <= LMQ_LISTENERS_MAX);
+    struct lmq_listen_addr addrs[LMQ_LISTENERS_MAX];
+    size_t count = replace ? 0 : cfg->mqtt_count;
+    char item[CONFIG_LISTEN_ITEM_MAX_BYTES];
+    char msg[256];
+    const char *cursor = value;
+    int rc = 0;
+
+    memcpy(addrs, cfg->mqtt, count * sizeof(addrs[0]));
+    /* Each pass consumes one item; a list can't name more than the maximum. */
+    for (size_t i = 0; cursor != NULL && i <= LMQ_LISTENERS_MAX; i++) {
+        if (count == LMQ_LISTENERS_MAX) {
+            config__err(err, err_len, "[server] mqtt: at most %d listeners, got more in \"%.*s%s\"",
+                        LMQ_LISTENERS_MAX, config__show_len(value), value,
+                        config__show_more(value));
+            rc = LMQ_EINVAL;
+            goto out;
+        }
+        if (!config__next_item(&cursor, item, sizeof(item))) {
+            config__err(err, err_len, "[server] mqtt: listener address too long in \"%.*s%s\"",
+                        config__show_len(value), value, config__show_more(value));
+            rc = LMQ_EINVAL;
+            goto out;
+        }
+        rc = lmq_config_parse_listen(item, &addrs[count], msg, sizeof(msg));
+        if (rc != 0) {
+            config__err(err, err_len, "[server] mqtt: %s", msg);
+            goto out;
+        }
+        count++;
+    }
+    LMQ_ASSERT(count >= 1 && count <= LMQ_LISTENERS_MAX);
+    memcpy(cfg->mqtt, addrs, count * sizeof(addrs[0]));
+    cfg->mqtt_count = count;
+out:
+    return rc;
+}
+
+int lmq_config_append_listeners(struct lmq_config *cfg, const char *value, char *err,
+                                size_t err_len)
+{
+    LMQ_ASSERT(err != NULL && err_len > 0);
+    return config__listeners(cfg, value, false, err, err_len);
+}
+
+static int config__set_server(struct lmq_config *cfg, const char *key, const char *value, char *err,
+                              size_t err_len)
+{
+    const char *show_more = config__show_more(value);
+    int show_len = config__show_len(value);
+    if (strcmp(key, "mqtt") == 0) {
+        return config__listeners(cfg, value, true, err, err_len);
+    }
+    if (strcmp(key, "data") == 0) {
+        if (value[0] != '\0' && config__copy(cfg->data_dir, sizeof(cfg->data_dir), value)) {
+            return 0;
+        }
+        config__err(err, err_len,
+                    "[server] data: expected a directory path of 1..%d bytes, got \"%.*s%s\"",
+                    LMQ_PATH_MAX_BYTES - 1, show_len, value, show_more);
+        return LMQ_EINVAL;
+    }
+    if (strcmp(key, "sync") == 0) {
+        if (strcmp(value, "always") == 0 || strcmp(value, "off") == 0) {
+            cfg->sync = (value[0] == 'a') ? LMQ_SYNC_ALWAYS : LMQ_SYNC_OFF;
+            return 0;
+        }
+        config__err(err, err_len, "[server] sync: expected always or off, got \"%.*s%s\"", show_len,
+                    value, show_more);
+        return LMQ_EINVAL;
+    }
+    if (strcmp(key, "log_level") == 0) {
+        if (lmq_log_level_parse(value, &cfg->log_level) == 0) {
+            return 0;
+        }
+        config__err(err, err_len,
+                    "[server] log_level: expected debug, info, warn or error, got \"%.*s%s\"",
+                    show_len, value, show_more);
+        return LMQ_EINVAL;
+    }
+    config__err(err, err_len, "[server] %s: unknown key (expected data, mqtt, sync or log_level)",
+                key);
+    return LMQ_EINVAL;
+}
+
+static void config__store_limit(struct lmq_limits *limits, const struct config_limit *def,
+                                uint64_t v)
+{
+    LMQ_ASSERT(v >= def->min && v <= def->max);
+    uint8_t *field = (uint8_t *)limits + def->offset;
+    if (def->size_bytes == sizeof(uint16_t)) {
+        uint16_t v16 = (uint16_t)v;
+        memcpy(field, &v16, sizeof(v16));
+    } else if (def->size_bytes == sizeof(uint32_t)) {
+        uint32_t v32 = (uint32_t)v;
+        memcpy(field, &v32, sizeof(v32));
+    } else {
+        LMQ_ASSERT(def->size_bytes == sizeof(uint64_t));
+        memcpy(field, &v, sizeof(v));
+    }
+}
+
+static int config__set_limit(struct lmq_config *cfg, const char *key, const char *value, char *err,
+                             size_t err_len)
+{
+    const struct config_limit *def = NULL;
+    for (size_t i = 0; i < LMQ_ARRAY_LEN(config__limits); i++) {
+        if (strcmp(key, config__limits[i].key) == 0) {
+            def = &config__limits[i];
+            break;
+        }
+    }
+    if (def == NULL) {
+        config__err(err, err_len, "[limits] %s: unknown key", key);
+        return LMQ_EINVAL;
+    }
+    uint64_t v = 0;
+    if (def->never_ok && strcmp(value, "never") == 0) {
+        v = def->max;
+    } else if (!config__parse_u64(value, &v) || v < def->min || v > def->max) {
+        config__err(err, err_len, "[limits] %s: expected an integer %llu..%llu%s, got \"%.*s%s\"",
+                    key, (unsigned long long)def->min, (unsigned long long)def->max,
+                    def->never_ok ? " or never" : "", config__show_len(value), value,
+                    config__show_more(value));
+        return LMQ_EINVAL;
+    }
+    config__store_limit(&cfg->limits, def, v);
+    return 0;
+}
+
+int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key, const char *value,
+                   char *err, size_t err_len)
+{
+    LMQ_ASSERT(cfg != NULL && section != NULL && key != NULL && value != NULL);
+    LMQ_ASSERT(err != NULL && err_len > 0);
+    err[0] = '\0';
+    if (strcmp(section, "server") == 0) {
+        return config__set_server(cfg, key, value, err, err_len);
+    }
+    if (strcmp(section, "limits") == 0) {
+        return config__set_limit(cfg, key, value, err, err_len);
+    }
+    if (section[0] == '\0') {
+        config__err(err, err_len, "%s: key outside any section (expected [server] or [limits])",
+                    key);
+    } else {
+        config__err(err, err_len, "[%s] %s: unknown section (expected [server] or [limits])",
+                    section, key);
+    }
+    return LMQ_EINVAL;
+}
+
+/* State of one lmq_config_load_file() call, shared by the reader and handler. */
+struct config_load {
+    struct lmq_config *cfg; /* a working copy, committed only on success */
+    const char *path;
+    FILE *file;
+    int lineno;     /* line the parser is on: counted by our reader */
+    bool mqtt_seen; /* the first mqtt key in a file replaces, later ones append */
+    bool failed;    /* err holds the first error; parsing stops */
+    int failed_lineno;
+    int rc;
+    char *err;
+    size_t err_len;
+};
+
+/*
+ * libinih reader: fgets, counting lines. libinih splits an over-long line into
+ * pieces and parses each as a line of its own, so such a line is an error here.
+ */
+static char *config__read_line(char *str, int num, void *stream)
+{
+    struct config_load *ld = stream;
+    LMQ_ASSERT(ld != NULL && num > 1);
+    if (ld->failed || fgets(str, num, ld->file) == NULL) {
+        return NULL;
+    }
+    ld->lineno++;
+    size_t len = strlen(str);
+    if (len > 0 && str[len - 1] != '\n') {
+        int c = fgetc(ld->file);
+        if (c != EOF && c != '\n') {
+            config__err(ld->err, ld->err_len, "%s:%d: line longer than %d bytes", ld->path,
+                        ld->lineno, num - 2);
+            ld->failed = true;
+            ld->failed_lineno = ld->lineno;
+            ld->rc = LMQ_EINVAL;
+            return NULL;
+        }
+    }
+    return str;
+}
+
+static int config__handler(void *user, const char *section, const char *name, const char *value)
+{
+    struct config_load *ld = user;
+    LMQ_ASSERT(ld != NULL && section != NULL && name != NULL && value != NULL);
+    LMQ_ASSERT(!ld->failed);
+    char msg[512];
+    int rc = 0;
+    if (strcmp(section, "server") == 0 && strcmp(name, "mqtt") == 0 && ld->mqtt_seen) {
+        rc = lmq_config_append_listeners(ld->cfg, value, msg, sizeof(msg));
+    } else {
+        rc = lmq_config_set(ld->cfg, section, name, value, msg, sizeof(msg));
+        ld->mqtt_seen = ld->mqtt_seen ||
+                        (rc == 0 && strcmp(section, "server") == 0 && strcmp(name, "mqtt") == 0);
+    }
+    if (rc != 0) {
+        config__err(ld->err, ld->err_len, "%s:%d: %s", ld->path, ld->lineno, msg);
+        ld->failed = true;
+        ld->failed_lineno = ld->lineno;
+        ld->rc = rc;
+        return 0;
+    }
+    return 1;
+}
+
+int lmq_config_load_file(struct lmq_config *cfg, const char *path, char *err, size_t err_len)
+{
+    LMQ_ASSERT(cfg != NULL && path != NULL);
+    LMQ_ASSERT(err != NULL && err_len > 0);
+    struct lmq_config work = *cfg;
+    struct config_load ld = {.cfg = &work, .path = path, .err = err, .err_len = err_len};
+    int rc = 0;
+    err[0] = '\0';
+
+    if (!config__copy(work.config_path, sizeof(work.config_path), path)) {
+        config__err(err, err_len, "%.*s...: config file path longer than %d bytes",
+                    CONFIG_SHOW_VALUE_MAX_BYTES, path, LMQ_PATH_MAX_BYTES - 1);
+        rc = LMQ_EINVAL;
+        goto out;
+    }
+    ld.file = fopen(path, "r");
+    if (ld.file == NULL) {
+        config__err(err, err_len, "%s: cannot open config file: %s", path, strerror(errno));
+        rc = LMQ_EIO;
+        goto out;
+    }
+    int parse_rc = ini_parse_stream(config__read_line, &ld, config__handler, &ld);
+    if (ferror(ld.file)) {
+        config__err(err, err_len, "%s: cannot read config file: %s", path, strerror(errno));
+        rc = LMQ_EIO;
+    } else if (parse_rc > 0 && (!ld.failed || parse_rc < ld.failed_lineno)) {
+        /* libinih keeps going after a syntax error; report the first problem. */
+        config__err(err, err_len, "%s:%d: syntax error: expected [section] or key = value", path,
+                    parse_rc);
+        rc = LMQ_EINVAL;
+    } else if (ld.failed) {
+        rc = ld.rc;
+    } else if (parse_rc < 0) {
+        config__err(err, err_len, "%s: out of memory while parsing", path);
+        rc = LMQ_ENOMEM;
+    }
+    if (rc == 0) {
+        *cfg = work;
+    }
+out:
+    if (ld.file != NULL) {
+        fclose(ld.file);
+    }
+    return rc;
+}

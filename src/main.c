@@ -1,0 +1,287 @@
+/*
+ * ledgermq: subcommand dispatch. `serve` builds the configuration from the
+ * defaults, then the config file, then the flags (flags win), creates the
+ * data directory and runs the broker. Usage and config errors are one line
+ * on stderr, "ledgermq: <message>", and exit code 1.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "broker/broker.h"
+#include "core/config.h"
+#include "core/lmq.h"
+
+#define MAIN_EXIT_OK 0
+#define MAIN_EXIT_USAGE 1
+/* Room for a message naming a file, a line, a key and a quoted value. */
+#define MAIN_ERR_MAX_BYTES 2048
+
+static const char main__usage[] =
+    "usage: ledgermq <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  serve   [--config FILE] [--data DIR] [--mqtt HOST:PORT]...\n"
+    "          [--sync always|off] [--log-level debug|info|warn|error]\n"
+    "          run the broker (flags override the config file; the first --mqtt\n"
+    "          replaces the listener list, repeats add listeners)\n"
+    "  keygen  [--out FILE]          new Ed25519 identity (not implemented yet)\n"
+    "  send    --key FILE --to ID    guaranteed delivery of one envelope (not implemented yet)\n"
+    "  listen  --key FILE            print inbox envelopes (not implemented yet)\n"
+    "  verify  ...                   check receipts and proofs (not implemented yet)\n"
+    "  bench   ...                   load generator (not implemented yet)\n"
+    "  version                       print the version\n"
+    "  help                          print this help\n"
+    "\n"
+    "HOST:PORT is a numeric IPv4 address, [IPv6] or localhost; port 0 picks a free port.\n";
+
+enum main_flag_kind {
+    MAIN_FLAG_CONFIG,
+    MAIN_FLAG_SERVER_KEY,  /* applied with lmq_config_set("server", key) */
+    MAIN_FLAG_MQTT,        /* first replaces the listeners, repeats append */
+    MAIN_FLAG_UNSUPPORTED, /* documented for a later issue: refused, never ignored */
+};
+
+struct main_flag {
+    const char *name; /* without the leading "--" */
+    enum main_flag_kind kind;
+    const char *key; /* [server] key for MAIN_FLAG_SERVER_KEY */
+};
+
+static const struct main_flag main__serve_flags[] = {
+    {"config", MAIN_FLAG_CONFIG, NULL},
+    {"data", MAIN_FLAG_SERVER_KEY, "data"},
+    {"mqtt", MAIN_FLAG_MQTT, "mqtt"},
+    {"sync", MAIN_FLAG_SERVER_KEY, "sync"},
+    {"log-level", MAIN_FLAG_SERVER_KEY, "log_level"},
+    {"mqtts", MAIN_FLAG_UNSUPPORTED, NULL},
+    {"http", MAIN_FLAG_UNSUPPORTED, NULL},
+    {"https", MAIN_FLAG_UNSUPPORTED, NULL},
+    {"tls-cert", MAIN_FLAG_UNSUPPORTED, NULL},
+    {"tls-key", MAIN_FLAG_UNSUPPORTED, NULL},
+};
+
+__attribute__((format(printf, 1, 2))) static int main__fail(const char *fmt, ...)
+{
+    char msg[MAIN_ERR_MAX_BYTES];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    /* A message cut at the buffer size is still worth printing. */
+    fprintf(stderr, "ledgermq: %s\n", n < 0 ? "error" : msg);
+    return MAIN_EXIT_USAGE;
+}
+
+static const struct main_flag *main__find_flag(const char *name, size_t name_len)
+{
+    for (size_t i = 0; i < LMQ_ARRAY_LEN(main__serve_flags); i++) {
+        const char *candidate = main__serve_flags[i].name;
+        if (strlen(candidate) == name_len && memcmp(candidate, name, name_len) == 0) {
+            return &main__serve_flags[i];
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Reads the flag at argv[*i] ("--name value" or "--name=value") and advances
+ * *i past it. Returns 0, or prints the error and returns MAIN_EXIT_USAGE.
+ */
+static int main__next_flag(int argc, char **argv, int *i, const struct main_flag **flag,
+                           const char **value)
+{
+    LMQ_ASSERT(*i < argc);
+    const char *arg = argv[*i];
+    if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+        return main__fail("serve: unexpected argument \"%s\"", arg);
+    }
+    const char *name = arg + 2;
+    const char *eq = strchr(name, '=');
+    *value = NULL;
+    size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+    *flag = main__find_flag(name, name_len);
+    if (*flag == NULL) {
+        return main__fail("serve: unknown flag --%.*s (see ledgermq help)", (int)name_len, name);
+    }
+    if ((*flag)->kind == MAIN_FLAG_UNSUPPORTED) {
+        return main__fail("--%s is not supported yet", (*flag)->name);
+    }
+    if (eq != NULL) {
+        *value = eq + 1;
+    } else if (*i + 1 < argc && strncmp(argv[*i + 1], "--", 2) != 0) {
+        *i += 1;
+        *value = argv[*i];
+    }
+    if (*value == NULL || (*value)[0] == '\0') {
+        return main__fail("--%s needs a value", (*flag)->name);
+    }
+    *i += 1;
+    return 0;
+}
+
+/*
+ * Shortens "[server] key: expected ..." from lmq_config_set() to
+ * "expected ..." so the message can name the flag instead.
+ */
+static const char *main__strip_key(const char *err, const char *key)
+{
+    char prefix[64];
+    int n = snprintf(prefix, sizeof(prefix), "[server] %s: ", key);
+    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(prefix));
+    return strncmp(err, prefix, (size_t)n) == 0 ? err + n : err;
+}
+
+/* Applies one already validated flag to cfg. */
+static int main__apply_flag(struct lmq_config *cfg, const struct main_flag *flag, const char *value,
+                            bool *mqtt_seen)
+{
+    char err[MAIN_ERR_MAX_BYTES];
+    int rc = 0;
+    LMQ_ASSERT(flag->kind != MAIN_FLAG_UNSUPPORTED);
+    if (flag->kind == MAIN_FLAG_CONFIG) {
+        return 0; /* loaded before any flag is applied */
+    }
+    if (flag->kind == MAIN_FLAG_MQTT && *mqtt_seen) {
+        rc = lmq_config_append_listeners(cfg, value, err, sizeof(err));
+    } else {
+        rc = lmq_config_set(cfg, "server", flag->key, value, err, sizeof(err));
+        *mqtt_seen = *mqtt_seen || flag->kind == MAIN_FLAG_MQTT;
+    }
+    if (rc != 0) {
+        return main__fail("--%s: %s", flag->name, main__strip_key(err, flag->key));
+    }
+    return 0;
+}
+
+/* mkdir -p: creates dir and its missing parents; an existing directory is fine. */
+static int main__mkdir_p(const char *dir)
+{
+    char path[LMQ_PATH_MAX_BYTES];
+    size_t len = strnlen(dir, sizeof(path));
+    struct stat st;
+    if (len == 0 || len >= sizeof(path)) {
+        return main__fail("data directory path must be 1..%zu bytes", sizeof(path) - 1);
+    }
+    memcpy(path, dir, len + 1);
+    /* One mkdir per '/' and one for the whole path: bounded by the length. */
+    for (size_t i = 1; i <= len; i++) {
+        if (path[i] != '/' && path[i] != '\0') {
+            continue;
+        }
+        char saved = path[i];
+        path[i] = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+            return main__fail("cannot create data directory \"%s\": %s", path, strerror(errno));
+        }
+        path[i] = saved;
+    }
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        return main__fail("data directory \"%s\" is not a directory", dir);
+    }
+    return 0;
+}
+
+/*
+ * Validates the flags and finds --config (first pass), so the file is loaded
+ * before any flag is applied whatever the order on the command line.
+ */
+static int main__find_config(int argc, char **argv, const char **config_path)
+{
+    *config_path = NULL;
+    for (int i = 0; i < argc;) { /* main__next_flag advances i by 1 or 2 */
+        const struct main_flag *flag = NULL;
+        const char *value = NULL;
+        if (main__next_flag(argc, argv, &i, &flag, &value) != 0) {
+            return MAIN_EXIT_USAGE;
+        }
+        LMQ_ASSERT(flag != NULL && value != NULL);
+        if (flag->kind == MAIN_FLAG_CONFIG) {
+            if (*config_path != NULL) {
+                return main__fail("--config given more than once");
+            }
+            *config_path = value;
+        }
+    }
+    return 0;
+}
+
+static int main__serve(int argc, char **argv)
+{
+    struct lmq_config cfg;
+    const char *config_path = NULL;
+    char err[MAIN_ERR_MAX_BYTES];
+    bool mqtt_seen = false;
+
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0) {
+            fputs(main__usage, stdout);
+            return MAIN_EXIT_OK;
+        }
+    }
+    if (main__find_config(argc, argv, &config_path) != 0) {
+        return MAIN_EXIT_USAGE;
+    }
+    lmq_config_defaults(&cfg);
+    if (config_path != NULL && lmq_config_load_file(&cfg, config_path, err, sizeof(err)) != 0) {
+        return main__fail("%s", err);
+    }
+    for (int i = 0; i < argc;) { /* the first pass has validated every flag */
+        const struct main_flag *flag = NULL;
+        const char *value = NULL;
+        int rc = main__next_flag(argc, argv, &i, &flag, &value);
+        LMQ_ASSERT(rc == 0 && flag != NULL && value != NULL);
+        if (main__apply_flag(&cfg, flag, value, &mqtt_seen) != 0) {
+            return MAIN_EXIT_USAGE;
+        }
+    }
+    LMQ_ASSERT(cfg.mqtt_count >= 1 && cfg.mqtt_count <= LMQ_LISTENERS_MAX);
+    if (main__mkdir_p(cfg.data_dir) != 0) {
+        return MAIN_EXIT_USAGE;
+    }
+    lmq_log_set_level(cfg.log_level);
+    return broker_run(&cfg);
+}
+
+static bool main__is_planned(const char *cmd)
+{
+    static const char *const planned[] = {"keygen", "send", "listen", "verify", "bench"};
+    for (size_t i = 0; i < LMQ_ARRAY_LEN(planned); i++) {
+        if (strcmp(cmd, planned[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(main__usage, stderr);
+        return MAIN_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        fputs(main__usage, stdout);
+        return MAIN_EXIT_OK;
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        if (argc > 2) {
+            return main__fail("version takes no arguments");
+        }
+        printf("ledgermq %s\n", LMQ_VERSION);
+        return MAIN_EXIT_OK;
+    }
+    if (strcmp(cmd, "serve") == 0) {
+        return main__serve(argc - 2, argv + 2);
+    }
+    if (main__is_planned(cmd)) {
+        return main__fail("%s is not implemented yet", cmd);
+    }
+    main__fail("unknown command \"%s\"", cmd);
+    fputs(main__usage, stderr);
+    return MAIN_EXIT_USAGE;
+}

@@ -1,0 +1,435 @@
+/* Configuration: defaults, every key, every error path, listener parsing. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/lmq.h"
+
+#define TEST_ERR_BYTES 1024
+
+/* Writes text to a fresh temporary file; its path goes into path (caller unlinks). */
+static void write_ini(char *path, size_t cap, const char *text)
+{
+    int n = snprintf(path, cap, "/tmp/test_config_XXXXXX");
+    assert_true(n > 0 && (size_t)n < cap);
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    size_t len = strlen(text);
+    assert_int_equal(write(fd, text, len), (ssize_t)len);
+    assert_int_equal(close(fd), 0);
+}
+
+/* Loads text as an INI file on top of the defaults. */
+static int load_text(struct lmq_config *cfg, const char *text, char *err, size_t err_len,
+                     char *path_out, size_t path_cap)
+{
+    char path[64];
+    lmq_config_defaults(cfg);
+    write_ini(path, sizeof(path), text);
+    int rc = lmq_config_load_file(cfg, path, err, err_len);
+    if (path_out != NULL) {
+        snprintf(path_out, path_cap, "%s", path);
+    }
+    unlink(path);
+    return rc;
+}
+
+static void test_defaults_match_design(void **state)
+{
+    (void)state;
+    struct lmq_config cfg;
+    memset(&cfg, 0xA5, sizeof(cfg));
+    lmq_config_defaults(&cfg);
+    assert_string_equal(cfg.config_path, "");
+    assert_string_equal(cfg.data_dir, "./data");
+    assert_int_equal(cfg.mqtt_count, 1);
+    assert_string_equal(cfg.mqtt[0].host, "127.0.0.1");
+    assert_int_equal(cfg.mqtt[0].port, 1883);
+    assert_int_equal(cfg.sync, LMQ_SYNC_ALWAYS);
+    assert_int_equal(cfg.log_level, LMQ_LOG_INFO);
+    const struct lmq_limits *l = &cfg.limits;
+    assert_int_equal(l->max_connections, 10000);
+    assert_int_equal(l->max_sessions, 100000);
+    assert_int_equal(l->max_packet_size_bytes, 1048576);
+    assert_int_equal(l->max_inflight, 64);
+    assert_int_equal(l->max_queued_messages, 10000);
+    assert_int_equal(l->max_queued_bytes, 67108864);
+    assert_int_equal(l->max_subscriptions, 1000);
+    assert_int_equal(l->max_topic_alias, 64);
+    assert_int_equal(l->max_keepalive_s, 0);
+    assert_int_equal(l->max_session_expiry_s, 0xFFFFFFFFu);
+    assert_int_equal(l->max_retained_messages, 100000);
+    assert_int_equal(l->max_retained_bytes, 268435456);
+    assert_int_equal(l->connect_timeout_ms, 10000);
+    assert_int_equal(l->max_output_bytes, 4194304);
+}
+
+static void test_every_key_is_parsed_from_file(void **state)
+{
+    (void)state;
+    struct lmq_config cfg;
+    char err[TEST_ERR_BYTES];
+    char path[64];
+    const char *text = "; comment\n"
+                       "[server]\n"
+                       "data = /var/lib/ledgermq\n"
+                       "mqtt = 0.0.0.0:1884\n"
+                       "sync = off\n"
+                       "log_level = debug\n"
+                       "\n"
+                       "[limits]\n"
+                       "max_connections = 5\n"
+                       "max_sessions = 6\n"
+                       "max_packet_size = 268435460\n"
+                       "max_inflight = 65535\n"
+                       "max_queued_messages = 7\n"
+                       "max_queued_bytes = 18446744073709551615\n"
+                       "max_subscriptions = 8\n"
+                       "max_topic_alias = 0\n"
+                       "max_keepalive = 65535\n"
+                       "max_session_expiry = 3600\n"
+                       "max_retained_messages = 9\n"
+                       "max_retained_bytes = 10\n"
+                       "connect_timeout_ms = 11\n"
+                       "max_output_bytes = 12\n";
+    assert_int_equal(load_text(&cfg, text, err, sizeof(err), path, sizeof(path)), 0);
+    assert_string_equal(cfg.config_path, path);
+    assert_string_equal(cfg.data_dir, "/var/lib/ledgermq");
+    assert_int_equal(cfg.mqtt_count, 1);
+    assert_string_equal(cfg.mqtt[0].host, "0.0.0.0");
+    assert_int_equal(cfg.mqtt[0].port, 1884);
+    assert_int_equal(cfg.sync, LMQ_SYNC_OFF);
+    assert_int_equal(cfg.log_level, LMQ_LOG_DEBUG);
+    const struct lmq_limits *l = &cfg.limits;
+    assert_int_equal(l->max_connections, 5);
+    assert_int_equal(l->max_sessions, 6);
+    assert_int_equal(l->max_packet_size_bytes, 268435460);
+    assert_int_equal(l->max_inflight, 65535);
+    assert_int_equal(l->max_queued_messages, 7);
+    assert_true(l->max_queued_bytes == UINT64_MAX);
+    assert_int_equal(l->max_subscriptions, 8);
+    assert_int_equal(l->max_topic_alias, 0);
+    assert_int_equal(l->max_keepalive_s, 65535);
+    assert_int_equal(l->max_session_expiry_s, 3600);
+    assert_int_equal(l->max_retained_messages, 9);
+    assert_int_equal(l->max_retained_bytes, 10);
+    assert_int_equal(l->connect_timeout_ms, 11);
+    assert_int_equal(l->max_output_bytes, 12);
+}
+
+static void test_session_expiry_accepts_never(void **state)
+{
+    (void)state;
+    struct lmq_config cfg;
+    char err[TEST_ERR_BYTES];
+    lmq_config_defaults(&cfg);
+    assert_int_equal(lmq_config_set(&cfg, "limits", "max_session_expiry", "0", err, sizeof(err)),
+                     0);
+    assert_int_equal(cfg.limits.max_session_expiry_s, 0);
+    assert_int_equal(
+        lmq_config_set(&cfg, "limits", "max_session_expiry", "never", err, sizeof(err)), 0);
+    assert_int_equal(cfg.limits.max_session_expiry_s, 0xFFFFFFFFu);
+    /* "never" is only a word for session expiry. */
+    assert_int_equal(lmq_config_set(&cfg, "limits", "max_keepalive", "never", err, sizeof(err)),
+                     LMQ_EINVAL);
+}
+
+static void test_set_leaves_neighbouring_fields_alone(void **state)
+{
+    (void)state;
+    struct lmq_config cfg;
+    struct lmq_config expect;
+    char err[TEST_ERR_BYTES];
+    lmq_config_defaults(&cfg);
+    lmq_config_defaults(&expect);
+    /* A 16-bit field between 32-bit ones: a wrong-width store would spill over. */
+    assert_int_equal(lmq_config_set(&cfg, "limits", "max_inflight", "65535", err, sizeof(err)), 0);
+    expect.limits.max_inflight = 65535;
+    assert_memory_equal(&cfg, &expect, sizeof(cfg));
+    assert_int_equal(
+        lmq_config_set(&cfg, "limits", "max_queued_bytes", "123456789012", err, sizeof(err)), 0);
+    expect.limits.max_queued_bytes = 123456789012u;
+    assert_memory_equal(&cfg, &expect, sizeof(cfg));
+}
+
+struct bad_ini {
+    const char *text;
+    int line;
+    const char *must_contain; /* the key, or what the message is about */
+};
+
+/* Each entry is one error path; the bad line is always the last one. */
+static const struct bad_ini bad_inis[] = {
+    {"[limits]\nmax_inflight = zero\n", 2, "[limits] max_inflight: expected an integer 1..65535"},
+    {"[limits]\nmax_inflight = 0\n", 2, "max_inflight"},
+    {"[limits]\nmax_inflight = 65536\n", 2, "max_inflight"},
+    {"[limits]\nmax_inflight = 10x\n", 2, "max_inflight"},
+    {"[limits]\nmax_inflight = -1\n", 2, "max_inflight"},
+    {"[limits]\nmax_inflight = +1\n", 2, "max_inflight"},
+    {"[limits]\nmax_inflight = 0x10\n", 2, "max_inflight"},
+    {"[limits]\nmax_inflight = 1.5\n", 2, "max_inflight"},
+    {"[limits]\nmax_inflight = 1 2\n", 2, "max_inflight"},
+    {"[limits]\nmax_inflight =\n", 2, "max_inflight"},
+    {"[limits]\nmax_packet_size = 15\n", 2, "max_packet_size: expected an integer 16..268435460"},
+    {"[limits]\nmax_packet_size = 268435461\n", 2, "max_packet_size"},
+    {"[limits]\nmax_connections = 0\n", 2, "max_connections"},
+    {"[limits]\nmax_connections = 4294967296\n", 2, "max_connections"},
+    {"[limits]\nmax_queued_bytes = 18446744073709551616\n", 2, "max_queued_bytes"},
+    {"[limits]\nmax_queued_bytes = 99999999999999999999999\n", 2, "max_queued_bytes"},
+    {"[limits]\nmax_topic_alias = 65536\n", 2, "max_topic_alias"},
+    {"[limits]\nmax_keepalive = 70000\n", 2, "max_keepalive"},
+    {"[limits]\nmax_session_expiry = forever\n", 2, "max_session_expiry"},
+    {"[limits]\nmax_session_expiry = 4294967296\n", 2, "max_session_expiry"},
+    {"[limits]\nconnect_timeout_ms = 0\n", 2, "connect_timeout_ms"},
+    {"[limits]\nmax_output_bytes = 0\n", 2, "max_output_bytes"},
+    {"[limits]\nmax_sessions = abc\n", 2, "max_sessions"},
+    {"[limits]\nmax_subscriptions = 0\n", 2, "max_subscriptions"},
+    {"[limits]\nmax_queued_messages = x\n", 2, "max_queued_messages"},
+    {"[limits]\nmax_retained_messages = 1e3\n", 2, "max_retained_messages"},
+    {"[limits]\nmax_retained_bytes = 12MB\n", 2, "max_retained_bytes"},
+    {"[limits]\nmax_bananas = 1\n", 2, "[limits] max_bananas: unknown key"},
+    {"[server]\nsync = sometimes\n", 2, "[server] sync: expected always or off"},
+    {"[server]\nlog_level = loud\n", 2, "[server] log_level"},
+    {"[server]\ndata =\n", 2, "[server] data"},
+    {"[server]\nmqtt = 1.2.3.4\n", 2, "[server] mqtt"},
+    {"[server]\nmqtt = 1.2.3.4:70000\n", 2, "[server] mqtt"},
+    {"[server]\nmqtt = 127.0.0.1:1883,\n", 2, "[server] mqtt"},
+    {"[server]\nmqtt = 1:2:3:4\n", 2, "[server] mqtt"},
+    {"[server]\ncolour = blue\n", 2, "[server] colour: unknown key"},
+    {"[server]\nsync = off\n[tls]\ncert = x\n", 4, "[tls] cert: unknown section"},
+    {"data = ./x\n", 1, "data: key outside any section"},
+    {"[server]\nsync = off\nthis line has no equals sign\n", 3, "syntax error"},
+    {"[server\n", 1, "syntax error"},
+};
+
+static void test_every_bad_value_names_line_and_key(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < LMQ_ARRAY_LEN(bad_inis); i++) {
+        struct lmq_config cfg;
+        struct lmq_config defaults;
+        char err[TEST_ERR_BYTES];
+        char path[64];
+        char where[96];
+        lmq_config_defaults(&defaults);
+        int rc = load_text(&cfg, bad_inis[i].text, err, sizeof(err), path, sizeof(path));
+        snprintf(where, sizeof(where), "%s:%d: ", path, bad_inis[i].line);
+        if (rc != LMQ_EINVAL || strncmp(err, where, strlen(where)) != 0 ||
+            strstr(err, bad_inis[i].must_contain) == NULL || strchr(err, '\n') != NULL) {
+            print_error("case %zu (%s): rc %d, message \"%s\"\n", i, bad_inis[i].text, rc, err);
+            fail();
+        }
+        /* A failed load changes nothing. */
+        assert_memory_equal(&cfg, &defaults, sizeof(cfg));
+    }
+}
+
+static void test_error_message_quotes_the_bad_value(void **state)
+{
+    (void)state;
+    struct lmq_config cfg;
+    char err[TEST_ERR_BYTES];
+    char path[64];
+    char expect[TEST_ERR_BYTES];
+    const char *text = "[server]\nsync = off\n\n[limits]\nmax_connections = 10\n"
+                       "max_sessions = 10\nmax_inflight = zero\n";
+    assert_int_equal(load_text(&cfg, text, err, sizeof(err), path, sizeof(path)), LMQ_EINVAL);
+    snprintf(expect, sizeof(expect),
+             "%s:7: [limits] max_inflight: expected an integer 1..65535, got \"zero\"", path);
+    assert_string_equal(err, expect);
+}
+
+static void test_first_error_wins_over_later_ones(void **state)
+{
+    (void)state;
+    struct lmq_config cfg;
+    char err[TEST_ERR_BYTES];
+    char path[64];
+    char where[96];
+    const char *text = "[server]\nno equals here\nsync = bad\n";
+    assert_int_equal(load_text(&cfg, text, err, sizeof(err), path, sizeof(path)), LMQ_EINVAL);
+    snprintf(where, sizeof(where), "%s:2: syntax error", path);
+    assert_true(strncmp(err, where, strlen(where)) == 0);
+
+    text = "[server]\nsync = bad\nno equals here\n";
+    assert_int_equal(load_text(&cfg, text, err, sizeof(err), path, sizeof(path)), LMQ_EINVAL);
+    snprintf(where, sizeof(where), "%s:2: [server] sync", path);
+    assert_true(strncmp(err, where, strlen(where)) == 0);
+}
+
+static void test_overlong_line_is_refused_not_split(void **state)
+{
+    (void)state;
+    struct lmq_config cfg;
+    char err[TEST_ERR_BYTES];
+    char path[64];
+    char text[1200];
+    char where[96];
+    /* libinih would parse the tail of a long line as a line of its own. */
+    int n = snprintf(text, sizeof(text), "[server]\ndata = /%0900d\n", 0);
+    assert_true(n > 0 && (size_t)n < sizeof(text));
+    assert_int_equal(load_text(&cfg, text, err, sizeof(err), path, sizeof(path)), LMQ_EINVAL);
+    snprintf(where, sizeof(where), "%s:2: line longer than", path);
+    assert_true(strncmp(err, where, strlen(where)) == 0);
+    assert_string_equal(cfg.data_dir, "./data");
+}
+
+static void test_missing_file_is_eio(void **state)
+{
+    (void)state;
+    struct lmq_config cfg;
+    char err[TEST_ERR_BYTES];
+    lmq_config_defaults(&cfg);
+    assert_int_equal(lmq_config_load_file(&cfg, "/nonexistent/ledgermq.ini", err, sizeof(err)),
+                     LMQ_EIO);
+    assert_non_null(strstr(err, "/nonexistent/ledgermq.ini"));
+    assert_int_equal(lmq_config_load_file(&cfg, "/", err, sizeof(err)), LMQ_EIO);
+}
+
+static void test_small_error_buffer_is_terminated(void **state)
+{
+    (void)state;
+    struct lmq_config cfg;
+    char err[8];
+    lmq_config_defaults(&cfg);
+    assert_int_equal(lmq_config_set(&cfg, "limits", "max_inflight", "no", err, sizeof(err)),
+                     LMQ_EINVAL);
+    assert_string_equal(err, "[limits");
+}
+
+static void test_mqtt_first_key_replaces_later_keys_append(void **state)
+{
+    (void)state;
+    struct lmq_config cfg;
+    char err[TEST_ERR_BYTES];
+    const char *text = "[server]\n"
+                       "mqtt = 10.0.0.1:1, [::1]:2\n"
+                       "mqtt = localhost:0\n";
+    assert_int_equal(load_text(&cfg, text, err, sizeof(err), NULL, 0), 0);
+    assert_int_equal(cfg.mqtt_count, 3);
+    assert_string_equal(cfg.mqtt[0].host, "10.0.0.1");
+    assert_int_equal(cfg.mqtt[0].port, 1);
+    assert_string_equal(cfg.mqtt[1].host, "::1");
+    assert_int_equal(cfg.mqtt[1].port, 2);
+    assert_string_equal(cfg.mqtt[2].host, "127.0.0.1");
+    assert_int_equal(cfg.mqtt[2].port, 0);
+
+    /* Setting the key directly (as the first --mqtt does) replaces the list. */
+    assert_int_equal(lmq_config_set(&cfg, "server", "mqtt", "127.0.0.2:5", err, sizeof(err)), 0);
+    assert_int_equal(cfg.mqtt_count, 1);
+    assert_string_equal(cfg.mqtt[0].host, "127.0.0.2");
+    assert_int_equal(lmq_config_append_listeners(&cfg, "127.0.0.3:6", err, sizeof(err)), 0);
+    assert_int_equal(cfg.mqtt_count, 2);
+    assert_int_equal(cfg.mqtt[1].port, 6);
+}
+
+static void test_mqtt_listener_count_is_bounded(void **state)
+{
+    (void)state;
+    struct lmq_config cfg;
+    char err[TEST_ERR_BYTES];
+    char list[512];
+    size_t used = 0;
+    lmq_config_defaults(&cfg);
+    for (int i = 0; i < LMQ_LISTENERS_MAX; i++) {
+        int n = snprintf(list + used, sizeof(list) - used, "%s127.0.0.1:%d", i ? "," : "", i);
+        assert_true(n > 0 && (size_t)n < sizeof(list) - used);
+        used += (size_t)n;
+    }
+    assert_int_equal(lmq_config_set(&cfg, "server", "mqtt", list, err, sizeof(err)), 0);
+    assert_int_equal(cfg.mqtt_count, LMQ_LISTENERS_MAX);
+    assert_int_equal(lmq_config_append_listeners(&cfg, "127.0.0.1:99", err, sizeof(err)),
+                     LMQ_EINVAL);
+    assert_non_null(strstr(err, "[server] mqtt: at most"));
+    assert_int_equal(cfg.mqtt_count, LMQ_LISTENERS_MAX);
+
+    snprintf(list + used, sizeof(list) - used, ",127.0.0.1:99");
+    lmq_config_defaults(&cfg);
+    assert_int_equal(lmq_config_set(&cfg, "server", "mqtt", list, err, sizeof(err)), LMQ_EINVAL);
+    assert_int_equal(cfg.mqtt_count, 1);
+    assert_int_equal(cfg.mqtt[0].port, 1883);
+}
+
+struct listen_case {
+    const char *text;
+    const char *host; /* NULL: must be refused */
+    uint16_t port;
+};
+
+static const struct listen_case listen_cases[] = {
+    {"127.0.0.1:1883", "127.0.0.1", 1883},
+    {"0.0.0.0:0", "0.0.0.0", 0},
+    {"localhost:65535", "127.0.0.1", 65535},
+    {"[::1]:1883", "::1", 1883},
+    {"[::]:0", "::", 0},
+    {"[2001:DB8:0:0::1]:8883", "2001:db8::1", 8883},
+    {"[::ffff:10.0.0.1]:1", "::ffff:10.0.0.1", 1},
+    {"127.0.0.1:65536", NULL, 0},
+    {"127.0.0.1:-1", NULL, 0},
+    {"127.0.0.1:", NULL, 0},
+    {"127.0.0.1:80x", NULL, 0},
+    {"127.0.0.1: 80", NULL, 0},
+    {"127.0.0.1:99999999999999999999999", NULL, 0},
+    {"127.0.0.1", NULL, 0},
+    {":1883", NULL, 0},
+    {"example.com:1883", NULL, 0},
+    {"1.2.3:1883", NULL, 0},
+    {"256.1.1.1:1883", NULL, 0},
+    {"::1:1883", NULL, 0},
+    {"[::1:1883", NULL, 0},
+    {"[::1]1883", NULL, 0},
+    {"[::1]:", NULL, 0},
+    {"[]:1883", NULL, 0},
+    {"[127.0.0.1]:1883", NULL, 0},
+    {"[fe80::1%eth0]:1883", NULL, 0},
+    {"", NULL, 0},
+};
+
+static void test_listen_addresses_ipv4_ipv6_and_bad_ports(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < LMQ_ARRAY_LEN(listen_cases); i++) {
+        const struct listen_case *c = &listen_cases[i];
+        struct lmq_listen_addr addr = {.host = "untouched", .port = 7};
+        char err[TEST_ERR_BYTES] = "";
+        int rc = lmq_config_parse_listen(c->text, &addr, err, sizeof(err));
+        if (c->host != NULL) {
+            if (rc != 0 || strcmp(addr.host, c->host) != 0 || addr.port != c->port) {
+                print_error("\"%s\": rc %d host %s port %u err %s\n", c->text, rc, addr.host,
+                            addr.port, err);
+                fail();
+            }
+        } else if (rc != LMQ_EINVAL || strstr(err, "got \"") == NULL ||
+                   strcmp(addr.host, "untouched") != 0) {
+            print_error("\"%s\" accepted or bad message: rc %d err %s\n", c->text, rc, err);
+            fail();
+        }
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_match_design),
+        cmocka_unit_test(test_every_key_is_parsed_from_file),
+        cmocka_unit_test(test_session_expiry_accepts_never),
+        cmocka_unit_test(test_set_leaves_neighbouring_fields_alone),
+        cmocka_unit_test(test_every_bad_value_names_line_and_key),
+        cmocka_unit_test(test_error_message_quotes_the_bad_value),
+        cmocka_unit_test(test_first_error_wins_over_later_ones),
+        cmocka_unit_test(test_overlong_line_is_refused_not_split),
+        cmocka_unit_test(test_missing_file_is_eio),
+        cmocka_unit_test(test_small_error_buffer_is_terminated),
+        cmocka_unit_test(test_mqtt_first_key_replaces_later_keys_append),
+        cmocka_unit_test(test_mqtt_listener_count_is_bounded),
+        cmocka_unit_test(test_listen_addresses_ipv4_ipv6_and_bad_ports),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
