@@ -145,6 +145,8 @@ static void broker_commit_done(void *arg, int status)
 /* Once per loop turn: close the open batch with one commit, then flush sockets. */
 static void broker_turn_end(struct broker *b)
 {
+    if (!list_empty(&b->yielded))
+        conn_retry_blocked(b, &b->yielded);
     if (b->batch != NULL && b->store == NULL) {
         /* Shutdown: no connection is left to acknowledge; just release the batch. */
         struct commit_batch *batch = b->batch;
@@ -174,7 +176,7 @@ static void on_check(uv_check_t *h)
 static void on_tick(uv_timer_t *t)
 {
     struct broker *b = t->data;
-    conn_retry_blocked(b);
+    conn_retry_blocked(b, &b->blocked);
 }
 
 static void broker_close_handle(uv_handle_t *h)
@@ -323,6 +325,7 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
     list_init(&b->conns);
     list_init(&b->dirty);
     list_init(&b->blocked);
+    list_init(&b->yielded);
     list_init(&b->commit_waiters);
     if (uv_loop_init(&b->loop) != 0)
         return LMQ_EIO;

@@ -117,6 +117,7 @@ struct session {
     uint8_t version;            /* protocol level of the last connection */
     uint32_t expiry_s;          /* session expiry interval; UINT32_MAX = never */
     bool persistent;            /* outlives its connection */
+    bool stored;                /* a STORE_SESSION_PUT was written and not yet deleted */
     struct list_node subs;      /* struct session_sub */
     uint32_t sub_count;
     struct list_node queue;     /* struct delivery, state QUEUED, in order */
@@ -171,7 +172,7 @@ struct conn {
     struct conn_buf writing; /* handed to uv_write */
     bool write_active;
     bool reading;
-    bool blocked;             /* a publish waits for queue space; input paused */
+    bool blocked;             /* input paused: on broker->blocked (queue space) or ->yielded */
     struct list_node dirty;   /* linked while out has bytes to flush */
     struct list_node blocked_link;
     struct list_node all;     /* broker->conns */
@@ -237,7 +238,8 @@ struct broker {
     uint64_t retained_bytes;
     struct list_node conns;
     struct list_node dirty;
-    struct list_node blocked;
+    struct list_node blocked; /* conns waiting for queue space, retried on the tick */
+    struct list_node yielded; /* conns that stopped parsing to be fair, resumed this turn */
     struct list_node commit_waiters; /* sessions whose queue head awaits a commit */
     uint32_t conn_count;      /* sockets open */
     uint32_t connected_count; /* past CONNECT */
@@ -275,8 +277,8 @@ void conn_close(struct conn *c);
 void conn_ref(struct conn *c);
 void conn_unref(struct conn *c);
 void conn_flush_all(struct broker *b);
-/* Resumes parsing of a connection blocked on queue space. */
-void conn_retry_blocked(struct broker *b);
+/* Resumes parsing of the connections on list (broker->blocked or broker->yielded). */
+void conn_retry_blocked(struct broker *b, struct list_node *list);
 size_t conn_output_pending(const struct conn *c);
 /* (Re)starts the keepalive timer from c->keepalive_s (0 = none). */
 void conn_start_keepalive(struct conn *c);

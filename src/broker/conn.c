@@ -347,18 +347,19 @@ static void conn_process_input(struct conn *c)
             c->in.len >= header + remaining) {
             c->blocked = true;
             conn_read_stop(c);
-            list_push_back(&c->broker->blocked, &c->blocked_link);
+            list_push_back(&c->broker->yielded, &c->blocked_link);
         }
     }
 }
 
-void conn_retry_blocked(struct broker *b)
+void conn_retry_blocked(struct broker *b, struct list_node *list)
 {
+    LMQ_ASSERT(list == &b->blocked || list == &b->yielded);
     struct list_node todo;
     list_init(&todo);
     size_t n = 0;
-    while (!list_empty(&b->blocked) && n++ < CONN_BLOCKED_RETRY_MAX) {
-        struct list_node *node = b->blocked.next;
+    while (!list_empty(list) && n++ < CONN_BLOCKED_RETRY_MAX) {
+        struct list_node *node = list->next;
         list_unlink(node);
         list_push_back(&todo, node);
     }

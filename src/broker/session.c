@@ -360,7 +360,7 @@ static void session_end(struct session *s)
 {
     session_log(s, LMQ_LOG_DEBUG, "session_ended");
     session_publish_will(s);
-    if (s->persistent)
+    if (s->stored)
         session_write(s, STORE_SESSION_DELETE, 0, 0);
     session_destroy(s);
 }
@@ -530,17 +530,19 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
     c->session = s;
     s->version = connect->protocol_version;
     s->expiry_s = session_expiry_for(c, connect);
-    bool was_persistent = s->persistent;
     s->persistent = s->expiry_s > 0;
     c->session_expiry_was_zero = s->expiry_s == 0;
     if (session_set_will(s, c, connect) != LMQ_OK) {
         *reason_code = MQTT_RC_SERVER_UNAVAILABLE;
         return LMQ_ENOMEM;
     }
-    if (s->persistent)
+    if (s->persistent) {
         session_write(s, STORE_SESSION_PUT, 0, 0);
-    else if (was_persistent)
+        s->stored = true;
+    } else if (s->stored) {
         session_write(s, STORE_SESSION_DELETE, 0, 0);
+        s->stored = false;
+    }
     *reason_code = MQTT_RC_SUCCESS;
     return LMQ_OK;
 }

@@ -16,7 +16,7 @@ static struct session_sub *session_sub_find(struct session *s, const uint8_t *gr
     for (struct list_node *n = s->subs.next; n != &s->subs && guard-- > 0; n = n->next) {
         struct session_sub *sub = list_entry(n, struct session_sub, link);
         if (sub->group_len == group_len && sub->filter_len == filter_len &&
-            memcmp(sub->text, group, group_len) == 0 &&
+            (group_len == 0 || memcmp(sub->text, group, group_len) == 0) &&
             memcmp(sub->text + group_len, filter, filter_len) == 0)
             return sub;
     }
@@ -71,7 +71,8 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uin
             (void)sub_tree_remove(s->broker->subs, filter, filter_len, group, group_len, s);
             return c->version == MQTT_V5 ? MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR : 0x80;
         }
-        memcpy(existing->text, group, group_len);
+        if (group_len > 0)
+            memcpy(existing->text, group, group_len);
         memcpy(existing->text + group_len, filter, filter_len);
         existing->group_len = group_len;
         existing->filter_len = filter_len;
@@ -81,9 +82,9 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uin
     existing->options = options;
     existing->sub_id = sub_id;
     subscribe_store(s, STORE_SUBSCRIPTION_PUT, e->filter.data, e->filter.len, options, sub_id);
-    uint8_t qos = options & MQTT_SUBOPT_QOS_MASK;
-    uint8_t retain_handling =
-        (options & MQTT_SUBOPT_RETAIN_HANDLING_MASK) >> MQTT_SUBOPT_RETAIN_HANDLING_SHIFT;
+    uint8_t qos = (uint8_t)(options & MQTT_SUBOPT_QOS_MASK);
+    unsigned retain_handling =
+        (unsigned)(options & MQTT_SUBOPT_RETAIN_HANDLING_MASK) >> MQTT_SUBOPT_RETAIN_HANDLING_SHIFT;
     /* Retained messages are not sent for shared subscriptions [MQTT-3.8.4]. */
     if (!shared && (retain_handling == 0 || (retain_handling == 1 && !existed)))
         retain_deliver(s->broker, s, filter, filter_len, qos, sub_id);

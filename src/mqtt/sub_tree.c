@@ -372,9 +372,8 @@ static void *sub__array_shrink(struct sub_tree *tree, void *items, uint32_t *cap
 }
 
 /* Removes items[pos] by moving the last item into its place. Returns the new count. */
-static uint32_t sub__array_swap_remove(void *items, uint32_t count, uint32_t pos,
-                                       size_t elem_size, struct sub_index *ix,
-                                       sub_hash_of_fn hash_of)
+static uint32_t sub__array_swap_remove(void *items, uint32_t count, uint32_t pos, size_t elem_size,
+                                       struct sub_index *ix, sub_hash_of_fn hash_of)
 {
     LMQ_ASSERT(pos < count);
     LMQ_ASSERT(items != NULL);
@@ -409,8 +408,8 @@ static bool sub__member_eq(const void *items, uint32_t pos, const void *key)
 
 static bool sub__members_find(const struct sub_members *ms, const void *owner, uint32_t *pos)
 {
-    return sub__index_find(&ms->index, ms->items, ms->count, sub__hash_owner(owner),
-                           sub__member_eq, owner, pos);
+    return sub__index_find(&ms->index, ms->items, ms->count, sub__hash_owner(owner), sub__member_eq,
+                           owner, pos);
 }
 
 /* Adds owner, or replaces its options and sub_id. */
@@ -550,10 +549,9 @@ static int sub__set_put(struct sub_tree *tree, struct sub_set *set, const struct
         return sub__members_put(tree, &set->plain, owner, options, sub_id, existed);
     }
     uint32_t pos = 0;
-    if (sub__index_find(&set->group_index, set->groups, set->group_count, gk->hash,
-                        sub__group_eq, gk, &pos)) {
-        return sub__members_put(tree, &set->groups[pos]->members, owner, options, sub_id,
-                                existed);
+    if (sub__index_find(&set->group_index, set->groups, set->group_count, gk->hash, sub__group_eq,
+                        gk, &pos)) {
+        return sub__members_put(tree, &set->groups[pos]->members, owner, options, sub_id, existed);
     }
     return sub__set_new_group(tree, set, gk, owner, options, sub_id, existed);
 }
@@ -562,11 +560,10 @@ static void sub__set_drop_group(struct sub_tree *tree, struct sub_set *set, uint
 {
     struct sub_group *g = set->groups[pos];
     LMQ_ASSERT(g->members.count == 0);
-    set->group_count = sub__array_swap_remove(set->groups, set->group_count, pos,
-                                              sizeof *set->groups, &set->group_index,
-                                              sub__group_hash_of);
-    sub__index_shrink(tree, &set->group_index, set->groups, set->group_count,
-                      sub__group_hash_of);
+    set->group_count =
+        sub__array_swap_remove(set->groups, set->group_count, pos, sizeof *set->groups,
+                               &set->group_index, sub__group_hash_of);
+    sub__index_shrink(tree, &set->group_index, set->groups, set->group_count, sub__group_hash_of);
     void *p = sub__array_shrink(tree, set->groups, &set->group_cap, set->group_count,
                                 sizeof *set->groups);
     set->groups = p;
@@ -653,15 +650,14 @@ static int sub__child_create(struct sub_tree *tree, struct sub_node *parent,
     LMQ_ASSERT(!plus || parent->plus == NULL);
     void *p = NULL;
     if (!plus) {
-        int rc = sub__array_reserve(tree, parent->children, &parent->child_cap,
-                                    parent->child_count, sizeof *parent->children, &p);
+        int rc = sub__array_reserve(tree, parent->children, &parent->child_cap, parent->child_count,
+                                    sizeof *parent->children, &p);
         if (rc != 0) {
             return rc;
         }
         parent->children = p;
-        rc = sub__index_reserve(tree, &parent->child_index, parent->children,
-                                parent->child_count, parent->child_count + 1,
-                                sub__child_hash_of);
+        rc = sub__index_reserve(tree, &parent->child_index, parent->children, parent->child_count,
+                                parent->child_count + 1, sub__child_hash_of);
         if (rc != 0) {
             return rc;
         }
@@ -700,17 +696,16 @@ static void sub__node_unlink(struct sub_tree *tree, struct sub_node *n)
     } else {
         uint32_t pos = n->pos_in_parent;
         LMQ_ASSERT(pos < parent->child_count && parent->children[pos] == n);
-        parent->child_count =
-            sub__array_swap_remove(parent->children, parent->child_count, pos,
-                                   sizeof *parent->children, &parent->child_index,
-                                   sub__child_hash_of);
+        parent->child_count = sub__array_swap_remove(parent->children, parent->child_count, pos,
+                                                     sizeof *parent->children, &parent->child_index,
+                                                     sub__child_hash_of);
         if (pos < parent->child_count) {
             parent->children[pos]->pos_in_parent = pos;
         }
         sub__index_shrink(tree, &parent->child_index, parent->children, parent->child_count,
                           sub__child_hash_of);
-        void *p = sub__array_shrink(tree, parent->children, &parent->child_cap,
-                                    parent->child_count, sizeof *parent->children);
+        void *p = sub__array_shrink(tree, parent->children, &parent->child_cap, parent->child_count,
+                                    sizeof *parent->children);
         parent->children = p;
     }
     sub__node_free_shallow(n);
@@ -744,7 +739,8 @@ static int sub__walk(struct sub_tree *tree, const uint8_t *filter, size_t filter
     *multi_out = false;
     for (uint32_t depth = 0; pos <= filter_len; depth++) {
         LMQ_ASSERT(depth < SUB_LEVELS_MAX);
-        const uint8_t *slash = pos < filter_len ? memchr(filter + pos, '/', filter_len - pos) : NULL;
+        const uint8_t *slash =
+            pos < filter_len ? memchr(filter + pos, '/', filter_len - pos) : NULL;
         size_t end = slash != NULL ? (size_t)(slash - filter) : filter_len;
         struct sub_key k = {.bytes = filter + pos, .len = end - pos, .hash = 0};
         pos = end + 1;
@@ -754,8 +750,8 @@ static int sub__walk(struct sub_tree *tree, const uint8_t *filter, size_t filter
             break;
         }
         bool plus = k.len == 1 && k.bytes[0] == '+';
-        LMQ_ASSERT(plus || k.len == 0 || (memchr(k.bytes, '+', k.len) == NULL &&
-                                          memchr(k.bytes, '#', k.len) == NULL));
+        LMQ_ASSERT(plus || k.len == 0 ||
+                   (memchr(k.bytes, '+', k.len) == NULL && memchr(k.bytes, '#', k.len) == NULL));
         struct sub_node *next = plus ? n->plus : NULL;
         if (!plus) {
             k.hash = sub__hash_bytes(tree->seed, k.bytes, k.len);
@@ -993,7 +989,8 @@ static void sub__deliver_set(const struct sub_match *m, struct sub_set *set)
     LMQ_ASSERT(!sub__set_empty(set));
     for (uint32_t i = 0; i < set->plain.count; i++) {
         const struct sub_member *mb = &set->plain.items[i];
-        struct sub_tree_entry e = {.owner = mb->owner, .options = mb->options, .sub_id = mb->sub_id};
+        struct sub_tree_entry e = {
+            .owner = mb->owner, .options = mb->options, .sub_id = mb->sub_id};
         m->cb(m->ctx, &e);
     }
     for (uint32_t i = 0; i < set->group_count; i++) {
@@ -1026,7 +1023,8 @@ static void sub__match_frame(struct sub_match *m, struct sub_frame f)
         return;
     }
     const uint8_t *t = m->topic;
-    const uint8_t *slash = f.pos < m->topic_len ? memchr(t + f.pos, '/', m->topic_len - f.pos) : NULL;
+    const uint8_t *slash =
+        f.pos < m->topic_len ? memchr(t + f.pos, '/', m->topic_len - f.pos) : NULL;
     size_t end = slash != NULL ? (size_t)(slash - t) : m->topic_len;
     LMQ_ASSERT(end >= f.pos && end <= m->topic_len);
     if (f.node->child_count > 0) {

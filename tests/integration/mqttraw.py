@@ -567,7 +567,7 @@ class RawClient:
             self.puback(p.pid)
         elif p.qos == 2:
             self.pubrec(p.pid)
-            rel = self.expect(PUBREL)
+            rel = self._expect_ack(PUBREL)
             assert rel.pid == p.pid, "PUBREL for %d, expected %d" % (rel.pid, p.pid)
             self.pubcomp(p.pid)
 

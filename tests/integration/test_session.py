@@ -150,6 +150,7 @@ def test_takeover_closes_first_connection_and_session_continues(broker, version)
     assert second.expect_publish().payload == b"to-second"
 
 
+@pytest.mark.ledgermq_only  # mosquitto 2.0.11 closes the old connection without a DISCONNECT
 def test_takeover_v5_first_connection_gets_disconnect_0x8e(broker):
     first = broker.connect("dup-id", version=5)
     broker.connect("dup-id", version=5)

@@ -172,22 +172,22 @@ struct match_case {
 };
 
 static const struct match_case k_cases[] = {
-    {"#", "a", true},           {"#", "a/b/c", true},       {"#", "/", true},
-    {"#", "a//", true},         {"#", "$SYS/x", false},     {"#", "$", false},
-    {"+", "a", true},           {"+", "/", false},          {"+", "$SYS", false},
-    {"+/+", "/", true},         {"+/+", "//", false},       {"+/x", "$SYS/x", false},
-    {"+/#", "a", true},         {"+/#", "$x", false},       {"$SYS/#", "$SYS/x", true},
-    {"$SYS/#", "$SYS", true},   {"$SYS/+", "$SYS/x", true}, {"$SYS/x", "$SYS/x", true},
-    {"a/#", "a", true},         {"a/#", "a/b", true},       {"a/#", "a/b/c", true},
-    {"a/#", "a/", true},        {"a/#", "ab", false},       {"a/#", "b/a", false},
-    {"a/+", "a/b", true},       {"a/+", "a", false},        {"a/+", "a/", true},
-    {"a/+", "a/b/c", false},    {"a//b", "a//b", true},     {"a//b", "a/b", false},
-    {"a/+/b", "a//b", true},    {"/a", "/a", true},         {"/a", "a", false},
-    {"+/a", "/a", true},        {"/#", "/a", true},         {"/#", "a", false},
-    {"a/b", "a/b", true},       {"a/b", "a/b/", false},     {"a/b/", "a/b/", true},
-    {"a/b/+", "a/b/", true},    {"+/+/+", "a/b", false},    {"a/b/#", "a/b", true},
-    {"a/b/#", "a", false},      {"/", "/", true},           {"//", "/", false},
-    {"a/b", "a/c", false},      {"A", "a", false},          {"a/+/c/#", "a/x/c", true},
+    {"#", "a", true},         {"#", "a/b/c", true},       {"#", "/", true},
+    {"#", "a//", true},       {"#", "$SYS/x", false},     {"#", "$", false},
+    {"+", "a", true},         {"+", "/", false},          {"+", "$SYS", false},
+    {"+/+", "/", true},       {"+/+", "//", false},       {"+/x", "$SYS/x", false},
+    {"+/#", "a", true},       {"+/#", "$x", false},       {"$SYS/#", "$SYS/x", true},
+    {"$SYS/#", "$SYS", true}, {"$SYS/+", "$SYS/x", true}, {"$SYS/x", "$SYS/x", true},
+    {"a/#", "a", true},       {"a/#", "a/b", true},       {"a/#", "a/b/c", true},
+    {"a/#", "a/", true},      {"a/#", "ab", false},       {"a/#", "b/a", false},
+    {"a/+", "a/b", true},     {"a/+", "a", false},        {"a/+", "a/", true},
+    {"a/+", "a/b/c", false},  {"a//b", "a//b", true},     {"a//b", "a/b", false},
+    {"a/+/b", "a//b", true},  {"/a", "/a", true},         {"/a", "a", false},
+    {"+/a", "/a", true},      {"/#", "/a", true},         {"/#", "a", false},
+    {"a/b", "a/b", true},     {"a/b", "a/b/", false},     {"a/b/", "a/b/", true},
+    {"a/b/+", "a/b/", true},  {"+/+/+", "a/b", false},    {"a/b/#", "a/b", true},
+    {"a/b/#", "a", false},    {"/", "/", true},           {"//", "/", false},
+    {"a/b", "a/c", false},    {"A", "a", false},          {"a/+/c/#", "a/x/c", true},
 };
 
 static void test_match_table_wildcards_dollar_and_empty_levels(void **state)
@@ -224,7 +224,7 @@ static void test_one_owner_two_matching_filters_gets_two_callbacks(void **state)
         assert_false(g_col.hits[i].shared);
         assert_int_equal(g_col.hits[i].options, g_col.hits[i].sub_id - 1);
     }
-    assert_int_equal(ids, 0xE); /* sub ids 1, 2, 3 each once */
+    assert_int_equal(ids, 0xE);                 /* sub ids 1, 2, 3 each once */
     assert_int_equal(collect(t, "a", NULL), 1); /* only a/# */
     assert_int_equal(g_col.hits[0].sub_id, 2);
     sub_tree_destroy(t);
@@ -270,13 +270,13 @@ static void test_remove_unknown_returns_notfound_and_changes_nothing(void **stat
     add_new(t, "a/b", NULL, owner(0));
     add_new(t, "a/b", "g", owner(1));
     size_t nodes = sub_tree_node_count(t);
-    assert_int_equal(rm(t, "a/b", NULL, owner(1)), LMQ_ENOTFOUND);  /* other owner */
-    assert_int_equal(rm(t, "a/b", "g", owner(0)), LMQ_ENOTFOUND);   /* not in group */
-    assert_int_equal(rm(t, "a/b", "h", owner(1)), LMQ_ENOTFOUND);   /* other group */
-    assert_int_equal(rm(t, "a/b", NULL, owner(1)), LMQ_ENOTFOUND);  /* shared != plain */
-    assert_int_equal(rm(t, "a", NULL, owner(0)), LMQ_ENOTFOUND);    /* inner node */
-    assert_int_equal(rm(t, "a/#", NULL, owner(0)), LMQ_ENOTFOUND);  /* '#' set */
-    assert_int_equal(rm(t, "a/+", NULL, owner(0)), LMQ_ENOTFOUND);  /* '+' child */
+    assert_int_equal(rm(t, "a/b", NULL, owner(1)), LMQ_ENOTFOUND);   /* other owner */
+    assert_int_equal(rm(t, "a/b", "g", owner(0)), LMQ_ENOTFOUND);    /* not in group */
+    assert_int_equal(rm(t, "a/b", "h", owner(1)), LMQ_ENOTFOUND);    /* other group */
+    assert_int_equal(rm(t, "a/b", NULL, owner(1)), LMQ_ENOTFOUND);   /* shared != plain */
+    assert_int_equal(rm(t, "a", NULL, owner(0)), LMQ_ENOTFOUND);     /* inner node */
+    assert_int_equal(rm(t, "a/#", NULL, owner(0)), LMQ_ENOTFOUND);   /* '#' set */
+    assert_int_equal(rm(t, "a/+", NULL, owner(0)), LMQ_ENOTFOUND);   /* '+' child */
     assert_int_equal(rm(t, "a/b/c", NULL, owner(0)), LMQ_ENOTFOUND); /* deeper */
     assert_int_equal(sub_tree_count(t), 2);
     assert_int_equal(sub_tree_node_count(t), nodes);
@@ -575,9 +575,8 @@ static void model_step(struct sub_tree *t, struct model *m)
     if (rnd(10) < 6) {
         bool existed = false;
         uint8_t options = (uint8_t)rnd(256);
-        assert_int_equal(add(t, filter, k_group_names[g], owner(o), options, key_id(f, g, o),
-                             &existed),
-                         0);
+        assert_int_equal(
+            add(t, filter, k_group_names[g], owner(o), options, key_id(f, g, o), &existed), 0);
         assert_int_equal(existed, m->present[f][g][o]);
         m->count += !m->present[f][g][o];
         m->present[f][g][o] = true;
@@ -686,8 +685,8 @@ static void test_long_level_and_65536_level_filter(void **state)
  * Adds with the nth allocation failing, n = 1, 2, ... until it succeeds;
  * checks each failure changed nothing. Returns how many failures it saw.
  */
-static uint32_t add_under_faults(struct sub_tree *t, const char *filter, const char *group, void *who,
-                             const char *probe_topic)
+static uint32_t add_under_faults(struct sub_tree *t, const char *filter, const char *group,
+                                 void *who, const char *probe_topic)
 {
     uint32_t nth = 1;
     for (; nth < 200; nth++) {
@@ -719,10 +718,12 @@ static void test_allocation_failures_leave_tree_unchanged(void **state)
     struct sub_tree *t = new_tree();
     add_new(t, "a/b", NULL, owner(0));
     /* 10 nodes with a child array each, a set, a member array, a bigger match stack */
-    assert_true(add_under_faults(t, "x/y/z/w/v/u/t/s/r/q", NULL, owner(1),
-                                 "x/y/z/w/v/u/t/s/r/q") >= 20);
+    assert_true(add_under_faults(t, "x/y/z/w/v/u/t/s/r/q", NULL, owner(1), "x/y/z/w/v/u/t/s/r/q") >=
+                20);
     assert_true(add_under_faults(t, "a/+/c/#", NULL, owner(1), "a/b/c/d") >= 4);
-    assert_true(add_under_faults(t, "a/+/c/#", "grp", owner(1), "a/q/c") >= 3); /* new group */
+    /* A new group: its array slot, the group, its member array (capacity kept from earlier tries).
+     */
+    assert_true(add_under_faults(t, "a/+/c/#", "grp", owner(1), "a/q/c") >= 2);
     char f[16];
     for (size_t i = 0; i < 12; i++) { /* crosses the child index threshold at the root */
         assert_true(snprintf(f, sizeof f, "r%zu/x", i) > 0);
