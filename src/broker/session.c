@@ -453,6 +453,8 @@ static struct session *session_create(struct broker *b, const uint8_t *id, size_
     list_init(&s->inflight);
     uv_timer_init(&b->loop, &s->timer);
     s->timer.data = s;
+    /* Session timers never keep the loop alive on their own: shutdown must not wait for them. */
+    uv_unref((uv_handle_t *)&s->timer);
     b->session_count++;
     return s;
 }

@@ -203,7 +203,7 @@ static bool sub__index_find(const struct sub_index *ix, const void *items, uint3
             return true;
         }
     }
-    LMQ_ASSERT(0 && "index without an empty slot");
+    LMQ_ASSERT(false); /* an index always has an empty slot: load <= 3/4 */
     return false;
 }
 
@@ -222,7 +222,7 @@ static void sub__index_insert(struct sub_index *ix, uint32_t hash, uint32_t pos)
             return;
         }
     }
-    LMQ_ASSERT(0 && "index full: reserve was skipped");
+    LMQ_ASSERT(false); /* index full: the caller skipped sub__index_reserve */
 }
 
 /* Returns the slot holding pos, which must be indexed. */
@@ -237,7 +237,7 @@ static uint32_t sub__index_slot_of(const struct sub_index *ix, uint32_t hash, ui
         }
         LMQ_ASSERT(ix->slots[s].pos1 != 0);
     }
-    LMQ_ASSERT(0 && "position not indexed");
+    LMQ_ASSERT(false); /* every position of an indexed array has a slot */
     return 0;
 }
 
