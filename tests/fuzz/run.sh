@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Builds every tests/fuzz/fuzz_*.c with libFuzzer + ASan + UBSan and runs each for SECONDS
+# seconds on a scratch copy of its seed corpus (tests/fuzz/corpus/<name without fuzz_>/), so
+# new corpus entries never land in the repository. Prints one PASS/FAIL line per target and
+# exits non-zero when any target fails to build or finds a crash.
+#
+# Usage (from anywhere): bash tests/fuzz/run.sh SECONDS
+set -u
+
+secs="${1:-30}"
+case "$secs" in
+'' | *[!0-9]*)
+    echo "usage: $0 SECONDS" >&2
+    exit 2
+    ;;
+esac
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root" || exit 2
+out="build-fuzz" # gitignored (/build*/)
+mkdir -p "$out"
+
+# Only what the parsers need: config.c would pull in libinih.
+sources=(src/core/lmq.c src/mqtt/mqtt_codec.c src/mqtt/mqtt_topic.c)
+cflags=(-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -g -O1 -Isrc
+    -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wconversion -Wno-sign-conversion)
+
+scratch_root="$(mktemp -d "${TMPDIR:-/tmp}/lmq-fuzz.XXXXXX")"
+trap 'rm -rf "$scratch_root"' EXIT
+
+status=0
+found=0
+for src in tests/fuzz/fuzz_*.c; do
+    [ -e "$src" ] || continue
+    found=1
+    name="$(basename "$src" .c)"
+    corpus_src="tests/fuzz/corpus/${name#fuzz_}"
+    bin="$out/$name"
+    log="$out/$name.log"
+
+    if ! clang "${cflags[@]}" "$src" "${sources[@]}" -o "$bin" >"$out/$name.build.log" 2>&1; then
+        echo "FAIL $name: build failed (see $out/$name.build.log)"
+        cat "$out/$name.build.log"
+        status=1
+        continue
+    fi
+
+    scratch="$scratch_root/$name"
+    mkdir -p "$scratch"
+    seeds=0
+    if [ -d "$corpus_src" ]; then
+        cp -R "$corpus_src/." "$scratch/"
+        seeds="$(find "$corpus_src" -type f | wc -l)"
+    fi
+
+    UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
+        "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        -artifact_prefix="$out/$name-" "$scratch" >"$log" 2>&1
+    rc=$?
+    runs="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)"
+    if [ "$rc" -eq 0 ]; then
+        echo "PASS $name: ${runs:-?} runs in ${secs}s from $seeds seeds, no crash"
+    else
+        echo "FAIL $name: exit $rc after ${runs:-?} runs; log $out/$name.log, artifacts $out/$name-*"
+        tail -n 60 "$log"
+        status=1
+    fi
+done
+
+if [ "$found" -eq 0 ]; then
+    echo "FAIL: no tests/fuzz/fuzz_*.c targets found"
+    status=1
+fi
+exit "$status"
