@@ -98,7 +98,7 @@ static uint16_t session_next_packet_id(struct session *s)
         if (!packet_id_in_use(s, s->next_packet_id))
             return s->next_packet_id;
     }
-    LMQ_ASSERT(!"no free packet id");
+    LMQ_UNREACHABLE("no free packet id");
     return 0;
 }
 
@@ -267,7 +267,7 @@ int session_ack(struct session *s, uint8_t type, uint16_t packet_id, uint8_t rea
         session_complete(s, d);
         break;
     default:
-        LMQ_ASSERT(!"not an outbound flow acknowledgement");
+        LMQ_UNREACHABLE("not an outbound flow acknowledgement");
     }
     session_pump(s);
     return LMQ_OK;

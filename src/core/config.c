@@ -223,7 +223,7 @@ int lmq_config_parse_listen(const char *s, struct lmq_listen_addr *out, char *er
     }
     /* Canonical text form, so logs and the broker see one spelling per address. */
     if (inet_ntop(family, bin, addr.host, sizeof(addr.host)) == NULL) {
-        LMQ_ASSERT(!"inet_ntop failed on an address inet_pton accepted");
+        LMQ_UNREACHABLE("inet_ntop failed on an address inet_pton accepted");
     }
     *out = addr;
 out:

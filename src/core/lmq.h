@@ -41,4 +41,13 @@ const char *lmq_strerror(int err);
         }                                                                                         \
     } while (0)
 
+/* Marks a path that a correct program never takes: prints why, then aborts. */
+#define LMQ_UNREACHABLE(why)                                                                      \
+    do {                                                                                          \
+        fprintf(stderr, "{\"level\":\"fatal\",\"event\":\"unreachable\",\"file\":\"%s\","     \
+                        "\"line\":%d,\"why\":\"%s\"}\n",                                        \
+                __FILE__, __LINE__, why);                                                         \
+        abort();                                                                                  \
+    } while (0)
+
 #endif

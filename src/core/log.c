@@ -59,7 +59,7 @@ const char *lmq_log_level_name(enum lmq_log_level level)
     case LMQ_LOG_ERROR:
         return "error";
     }
-    LMQ_ASSERT(!"unknown log level");
+    LMQ_UNREACHABLE("unknown log level");
     return "unknown";
 }
 

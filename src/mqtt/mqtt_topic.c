@@ -204,8 +204,11 @@ bool mqtt_topic_matches(const uint8_t *filter, size_t filter_len, const uint8_t 
     if (topic[0] == '$' && (filter[0] == '+' || filter[0] == '#')) {
         return false;
     }
-    /* Every round consumes one filter level, so filter_len + 1 rounds are enough. */
-    for (size_t round = 0; round <= filter_len; round++) {
+    /*
+     * Every round but the last consumes one filter level, and a filter has at most
+     * filter_len + 1 levels ("/" has two), so filter_len + 2 rounds are enough.
+     */
+    for (size_t round = 0; round < filter_len + 2; round++) {
         bool have_f = topic__level_next(&f, &fl, &fl_len);
         bool have_t = topic__level_next(&t, &tl, &tl_len);
         if (!have_f) {

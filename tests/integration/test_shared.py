@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 import mqttraw as m
 
 N = 20
@@ -77,6 +79,7 @@ def test_two_groups_each_get_every_message_once(broker, version):
     assert sorted(b[0] + b[1]) == want
 
 
+@pytest.mark.ledgermq_only  # mosquitto 2.0.11 sends retained messages on shared subscribe
 def test_shared_subscribe_gets_no_retained_messages(broker, version):
     pub = broker.connect("pub", version=version)
     pub.publish_acked("sh/ret", b"retained", qos=1, retain=True)
@@ -113,6 +116,7 @@ def test_shared_subscription_qos_downgrade(broker, version):
     assert (p.payload, p.qos) == (b"x", 0)
 
 
+@pytest.mark.ledgermq_only  # mosquitto 2.0.11 accepts no-local on a shared subscription
 def test_shared_no_local_disconnects_with_0x82(broker):
     c = broker.connect("nl", version=5)
     c.send_raw(m.encode_subscribe(5, 1, [("$share/g/sh/t", m.SubOpts(qos=1, no_local=True))]))
