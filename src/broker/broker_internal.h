@@ -89,7 +89,7 @@ enum delivery_state {
 };
 
 struct delivery {
-    struct list_node link; /* in session->queue or session->inflight */
+    struct list_node link; /* in session->queue, ->queue0 or ->inflight */
     struct msg *msg;
     enum delivery_state state;
     uint16_t packet_id;
@@ -120,7 +120,8 @@ struct session {
     bool stored;                /* a STORE_SESSION_PUT was written and not yet deleted */
     struct list_node subs;      /* struct session_sub */
     uint32_t sub_count;
-    struct list_node queue;     /* struct delivery, state QUEUED, in order */
+    struct list_node queue;     /* struct delivery, QoS 1/2, state QUEUED, in order */
+    struct list_node queue0;    /* struct delivery, QoS 0: not held back by the inflight window */
     struct list_node inflight;  /* struct delivery, sent and unacknowledged, in order */
     uint32_t queued_count;      /* queue + inflight */
     uint64_t queued_bytes;

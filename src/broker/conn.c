@@ -293,6 +293,12 @@ static void conn_process_input(struct conn *c)
 {
     size_t pos = 0;
     uint32_t max_packet = c->broker->cfg.limits.max_packet_size_bytes;
+    if (c->state == CONN_AWAIT_CONNECT && c->in.len > 0 && c->in.data[0] >> 4 != MQTT_CONNECT) {
+        /* Not MQTT (or not starting with CONNECT): don't wait for a length that means nothing. */
+        conn_log(c, LMQ_LOG_INFO, "protocol_error", "first packet is not CONNECT");
+        conn_close(c);
+        return;
+    }
     for (int i = 0; i < CONN_PACKETS_PER_READ_MAX && c->state != CONN_CLOSING; i++) {
         uint8_t first = 0;
         uint32_t remaining = 0;

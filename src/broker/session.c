@@ -70,7 +70,7 @@ void session_enqueue(struct session *s, struct msg *m, uint8_t qos, bool retain,
     d->sub_id_count = (uint8_t)sub_id_count;
     if (sub_id_count > 0)
         memcpy(d->sub_ids, sub_ids, sub_id_count * sizeof(uint32_t));
-    list_push_back(&s->queue, &d->link);
+    list_push_back(qos == 0 ? &s->queue0 : &s->queue, &d->link);
     s->queued_count++;
     s->queued_bytes += m->size_bytes;
     if (s->persistent && qos > 0)
@@ -161,24 +161,25 @@ static void session_wait_commit(struct session *s)
         list_push_back(&s->broker->commit_waiters, &s->commit_wait);
 }
 
-/* Sends queued deliveries while the client's window and the socket's output allow. */
-void session_pump(struct session *s)
+/*
+ * Sends the head of list while it may go: returns false when the session must
+ * stop pulling from this list for now (commit pending, output full, window full).
+ */
+static bool session_pump_list(struct session *s, struct list_node *list)
 {
     struct conn *c = s->conn;
-    if (c == NULL || c->state != CONN_CONNECTED || s->closing || s->hold_delivery)
-        return;
     const uint64_t max_out = s->broker->cfg.limits.max_output_bytes;
     size_t guard = s->queued_count + 1;
-    while (!list_empty(&s->queue) && guard-- > 0 && s->conn != NULL) {
+    while (!list_empty(list) && guard-- > 0 && s->conn != NULL) {
         if (conn_output_pending(c) >= max_out)
-            return; /* resumed when the socket drains */
-        struct delivery *d = list_entry(s->queue.next, struct delivery, link);
+            return false; /* resumed when the socket drains */
+        struct delivery *d = list_entry(list->next, struct delivery, link);
         if (!d->msg->committed) {
             session_wait_commit(s);
-            return;
+            return false;
         }
         if (d->qos > 0 && s->inflight_count >= c->send_quota_max)
-            return; /* resumed by an acknowledgement */
+            return false; /* resumed by an acknowledgement */
         list_unlink(&d->link);
         if (d->qos > 0) {
             d->packet_id = session_next_packet_id(s);
@@ -186,7 +187,7 @@ void session_pump(struct session *s)
         }
         int rc = session_send_publish(s, d, false);
         if (rc == LMQ_ETOOBIG || rc == LMQ_ENOTFOUND) {
-            /* Too big for this client, or expired: the spec says discard, we count it. */
+            /* Too big for this client, or expired: the spec says discard; we count it. */
             if (rc == LMQ_ETOOBIG)
                 s->broker->stats.oversize_dropped++;
             else
@@ -201,6 +202,20 @@ void session_pump(struct session *s)
         list_push_back(&s->inflight, &d->link);
         s->inflight_count++;
     }
+    return true;
+}
+
+/* Sends queued deliveries while the client's window and the socket's output allow. */
+void session_pump(struct session *s)
+{
+    struct conn *c = s->conn;
+    if (c == NULL || c->state != CONN_CONNECTED || s->closing || s->hold_delivery)
+        return;
+    /* QoS 0 first: the inflight window holds back only QoS 1/2 [MQTT-4.9]. */
+    if (session_pump_list(s, &s->queue0))
+        (void)session_pump_list(s, &s->queue);
+    else if (s->conn != NULL && conn_output_pending(c) < s->broker->cfg.limits.max_output_bytes)
+        (void)session_pump_list(s, &s->queue);
 }
 
 void session_resend_inflight(struct session *s)
@@ -322,8 +337,8 @@ static void session_free_cb(uv_handle_t *h)
 
 static void session_free_queues(struct session *s)
 {
-    struct list_node *lists[] = {&s->queue, &s->inflight};
-    for (size_t i = 0; i < 2; i++) {
+    struct list_node *lists[] = {&s->queue, &s->queue0, &s->inflight};
+    for (size_t i = 0; i < LMQ_ARRAY_LEN(lists); i++) {
         while (!list_empty(lists[i])) {
             struct delivery *d = list_entry(lists[i]->next, struct delivery, link);
             list_unlink(&d->link);
@@ -421,13 +436,10 @@ void session_detach(struct conn *c)
     }
     /* QoS 0 messages are not kept for an offline session. */
     size_t guard = s->queued_count + 1;
-    for (struct list_node *n = s->queue.next; n != &s->queue && guard-- > 0;) {
-        struct delivery *d = list_entry(n, struct delivery, link);
-        n = n->next;
-        if (d->qos == 0) {
-            list_unlink(&d->link);
-            delivery_free(s, d);
-        }
+    while (!list_empty(&s->queue0) && guard-- > 0) {
+        struct delivery *d = list_entry(s->queue0.next, struct delivery, link);
+        list_unlink(&d->link);
+        delivery_free(s, d);
     }
     s->expires_ms = s->expiry_s == SESSION_EXPIRY_NEVER ? 0 : now + (uint64_t)s->expiry_s * 1000;
     session_arm_timer(s);
@@ -450,6 +462,7 @@ static struct session *session_create(struct broker *b, const uint8_t *id, size_
     s->broker = b;
     list_init(&s->subs);
     list_init(&s->queue);
+    list_init(&s->queue0);
     list_init(&s->inflight);
     uv_timer_init(&b->loop, &s->timer);
     s->timer.data = s;

@@ -38,8 +38,8 @@ enum codec_prop_type { PT_BYTE, PT_U16, PT_U32, PT_VBI, PT_STR, PT_BIN, PT_PAIR 
 #define C_PUBLISH_WILL (C(MQTT_PUBLISH) | C(CTX_WILL))
 #define C_ALL                                                                                      \
     (C(MQTT_CONNECT) | C(MQTT_CONNACK) | C_PUBLISH_WILL | C(MQTT_PUBACK) | C(MQTT_PUBREC) |        \
-     C(MQTT_PUBREL) | C(MQTT_PUBCOMP) | C(MQTT_SUBSCRIBE) | C(MQTT_SUBACK) |                       \
-     C(MQTT_UNSUBSCRIBE) | C(MQTT_UNSUBACK) | C(MQTT_DISCONNECT) | C(MQTT_AUTH))
+     C(MQTT_PUBREL) | C(MQTT_PUBCOMP) | C(MQTT_SUBSCRIBE) | C(MQTT_SUBACK) | C(MQTT_UNSUBSCRIBE) | \
+     C(MQTT_UNSUBACK) | C(MQTT_DISCONNECT) | C(MQTT_AUTH))
 #define C_ACKS                                                                                     \
     (C(MQTT_CONNACK) | C(MQTT_PUBACK) | C(MQTT_PUBREC) | C(MQTT_PUBREL) | C(MQTT_PUBCOMP) |        \
      C(MQTT_SUBACK) | C(MQTT_UNSUBACK) | C(MQTT_DISCONNECT) | C(MQTT_AUTH))
@@ -326,7 +326,7 @@ static bool dec__prop_value(struct codec_rd *r, const struct codec_prop_def *def
     case PT_PAIR:
         return rd__str(r, str) && rd__str(r, &value);
     default:
-        LMQ_ASSERT(false && "unknown property type");
+        LMQ_UNREACHABLE("unknown property type");
         return false;
     }
 }
@@ -614,8 +614,14 @@ static int dec__sub_entry(struct codec_rd *r, uint8_t version, struct mqtt_sub_e
         return LMQ_EPROTO;
     }
     uint8_t reserved = version == MQTT_V5 ? 0xC0 : 0xFC;
-    if ((e->options & reserved) || (e->options & MQTT_SUBOPT_QOS_MASK) == 3) {
+    if (e->options & reserved) {
         *reason = MQTT_RC_MALFORMED_PACKET;
+        return LMQ_EPROTO;
+    }
+    /* v5 3.8.3.1: "It is a Protocol Error if the Maximum QoS field has the value 3";
+     * 3.1.1 3.8.3.1 calls it malformed. */
+    if ((e->options & MQTT_SUBOPT_QOS_MASK) == 3) {
+        *reason = version == MQTT_V5 ? MQTT_RC_PROTOCOL_ERROR : MQTT_RC_MALFORMED_PACKET;
         return LMQ_EPROTO;
     }
     if ((e->options & MQTT_SUBOPT_RETAIN_HANDLING_MASK) >> MQTT_SUBOPT_RETAIN_HANDLING_SHIFT == 3) {
@@ -630,8 +636,7 @@ static int dec__sub_entry(struct codec_rd *r, uint8_t version, struct mqtt_sub_e
  * Filter syntax is not judged here: the broker answers a bad filter per entry.
  */
 static int dec__subscribe_like(struct codec_dec *d, uint8_t type, uint16_t *packet_id,
-                               struct mqtt_props *props, struct mqtt_bytes *payload,
-                               size_t *count)
+                               struct mqtt_props *props, struct mqtt_bytes *payload, size_t *count)
 {
     if (!rd__u16(&d->r, packet_id)) {
         return dec__fail(d, MQTT_RC_MALFORMED_PACKET);
@@ -1018,7 +1023,7 @@ static int enc__prop_one(struct codec_wr *w, const struct codec_prop_def *def,
         str = *(const struct mqtt_bytes *)(const void *)field;
         break;
     default:
-        LMQ_ASSERT(false && "0x0B and 0x26 are written by their own loops");
+        LMQ_UNREACHABLE("0x0B and 0x26 are written by their own loops");
         return LMQ_EINVAL;
     }
     if (codec__prop_value_check(def, num, str) != MQTT_RC_SUCCESS) {
@@ -1074,7 +1079,7 @@ static int enc__user_props(struct codec_wr *w, const struct mqtt_props *props)
         }
         wr__bytes(w, raw.data, raw.len);
     }
-    LMQ_ASSERT(false && "user property walk did not end");
+    LMQ_UNREACHABLE("user property walk did not end");
     return LMQ_EINVAL;
 }
 
@@ -1201,6 +1206,12 @@ static int enc__publish(struct codec_wr *w, uint8_t version, const struct mqtt_p
     if (p->qos > 2 || (p->qos > 0 && p->packet_id == 0) || (p->dup && p->qos == 0)) {
         return LMQ_EINVAL;
     }
+    /* An empty topic needs a Topic Alias, which only v5 has ([MQTT-3.3.2-1], §3.3.2.3.4). */
+    bool has_alias =
+        version == MQTT_V5 && (p->props.present & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS));
+    if (p->topic.len == 0 && !has_alias) {
+        return LMQ_EINVAL;
+    }
     *first_byte = (uint8_t)((MQTT_PUBLISH << 4) | (p->dup ? 0x08 : 0) | (p->qos << 1) |
                             (p->retain ? 0x01 : 0));
     if ((rc = wr__bin(w, p->topic)) != 0) {
@@ -1276,8 +1287,7 @@ static int enc__subscribe(struct codec_wr *w, uint8_t version, const struct mqtt
     return 0;
 }
 
-static int enc__unsubscribe(struct codec_wr *w, uint8_t version,
-                            const struct mqtt_unsubscribe *u)
+static int enc__unsubscribe(struct codec_wr *w, uint8_t version, const struct mqtt_unsubscribe *u)
 {
     if (u->packet_id == 0 || u->filter_count == 0 || u->filters == NULL) {
         return LMQ_EINVAL;
@@ -1464,8 +1474,8 @@ int mqtt_user_prop_append(uint8_t *out, size_t cap, size_t *used, const char *ke
     struct mqtt_bytes k = {(const uint8_t *)key, strlen(key)};
     struct mqtt_bytes v = {(const uint8_t *)value, strlen(value)};
 
-    if (k.len > CODEC_STR_LEN_MAX || v.len > CODEC_STR_LEN_MAX ||
-        !mqtt_utf8_valid(k.data, k.len) || !mqtt_utf8_valid(v.data, v.len)) {
+    if (k.len > CODEC_STR_LEN_MAX || v.len > CODEC_STR_LEN_MAX || !mqtt_utf8_valid(k.data, k.len) ||
+        !mqtt_utf8_valid(v.data, v.len)) {
         return LMQ_EINVAL;
     }
     size_t need = 1 + 2 + k.len + 2 + v.len;
@@ -1484,8 +1494,8 @@ int mqtt_user_prop_append(uint8_t *out, size_t cap, size_t *used, const char *ke
 const char *mqtt_packet_type_name(uint8_t type)
 {
     static const char *const names[] = {
-        "RESERVED", "CONNECT", "CONNACK",  "PUBLISH", "PUBACK",   "PUBREC",
-        "PUBREL",   "PUBCOMP", "SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK",
+        "RESERVED", "CONNECT",  "CONNACK",    "PUBLISH", "PUBACK",      "PUBREC",
+        "PUBREL",   "PUBCOMP",  "SUBSCRIBE",  "SUBACK",  "UNSUBSCRIBE", "UNSUBACK",
         "PINGREQ",  "PINGRESP", "DISCONNECT", "AUTH",
     };
 

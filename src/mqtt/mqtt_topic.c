@@ -227,6 +227,6 @@ bool mqtt_topic_matches(const uint8_t *filter, size_t filter_len, const uint8_t 
             return false;
         }
     }
-    LMQ_ASSERT(false && "filter has more levels than bytes");
+    LMQ_UNREACHABLE("filter has more levels than bytes");
     return false;
 }

@@ -120,8 +120,7 @@ static void check_subscribe_eq(const struct mqtt_subscribe *a, const struct mqtt
     }
 }
 
-static void check_unsubscribe_eq(const struct mqtt_unsubscribe *a,
-                                 const struct mqtt_unsubscribe *b)
+static void check_unsubscribe_eq(const struct mqtt_unsubscribe *a, const struct mqtt_unsubscribe *b)
 {
     struct mqtt_bytes ca = a->payload, cb = b->payload, fa, fb;
     CHECK(a->packet_id == b->packet_id && a->filter_count == b->filter_count);
@@ -203,8 +202,8 @@ static void check_packet_eq(const struct mqtt_packet *a, const struct mqtt_packe
 }
 
 /* Walks every iterator of a decoded packet; fills the entry arrays the encoder reads. */
-static void walk_and_fill(struct mqtt_packet *pkt, uint8_t version,
-                          struct mqtt_sub_entry **entries, struct mqtt_bytes **filters)
+static void walk_and_fill(struct mqtt_packet *pkt, uint8_t version, struct mqtt_sub_entry **entries,
+                          struct mqtt_bytes **filters)
 {
     switch (pkt->type) {
     case MQTT_CONNECT:
@@ -301,8 +300,8 @@ static void round_trip(const uint8_t *data, size_t size, uint8_t version)
     uint8_t *enc1 = encode_exact(&pkt, v, &len1);
     rc = mqtt_decode(enc1, len1, v, &again, &reason);
     if (rc != 0) {
-        fprintf(stderr, "re-decode of %s failed: reason 0x%02x\n",
-                mqtt_packet_type_name(pkt.type), reason);
+        fprintf(stderr, "re-decode of %s failed: reason 0x%02x\n", mqtt_packet_type_name(pkt.type),
+                reason);
     }
     CHECK(rc == 0);
     check_packet_eq(&pkt, &again, v);

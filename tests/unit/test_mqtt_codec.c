@@ -154,11 +154,21 @@ static void props_fill(struct mqtt_props *p, const uint8_t *ids, size_t n, struc
         uint8_t id = ids[i];
         p->present |= MQTT_PROP_BIT(id);
         switch (id) {
-        case MQTT_PROP_PAYLOAD_FORMAT_INDICATOR: p->payload_format_indicator = 1; break;
-        case MQTT_PROP_MESSAGE_EXPIRY_INTERVAL: p->message_expiry_interval_s = 0x01020304; break;
-        case MQTT_PROP_CONTENT_TYPE: p->content_type = str("application/json"); break;
-        case MQTT_PROP_RESPONSE_TOPIC: p->response_topic = str("reply/\xC3\xA9t\xC3\xA9"); break;
-        case MQTT_PROP_CORRELATION_DATA: p->correlation_data = str("\x01\x02\xFF"); break;
+        case MQTT_PROP_PAYLOAD_FORMAT_INDICATOR:
+            p->payload_format_indicator = 1;
+            break;
+        case MQTT_PROP_MESSAGE_EXPIRY_INTERVAL:
+            p->message_expiry_interval_s = 0x01020304;
+            break;
+        case MQTT_PROP_CONTENT_TYPE:
+            p->content_type = str("application/json");
+            break;
+        case MQTT_PROP_RESPONSE_TOPIC:
+            p->response_topic = str("reply/\xC3\xA9t\xC3\xA9");
+            break;
+        case MQTT_PROP_CORRELATION_DATA:
+            p->correlation_data = str("\x01\x02\xFF");
+            break;
         case MQTT_PROP_SUBSCRIPTION_IDENTIFIER:
             for (size_t k = 0; k < sub_id_count; k++) {
                 /* 1-, 2-, 3- and 4-byte variable byte integers */
@@ -167,45 +177,81 @@ static void props_fill(struct mqtt_props *p, const uint8_t *ids, size_t n, struc
             }
             p->subscription_id_count = sub_id_count;
             break;
-        case MQTT_PROP_SESSION_EXPIRY_INTERVAL: p->session_expiry_interval_s = 0xFFFFFFFF; break;
+        case MQTT_PROP_SESSION_EXPIRY_INTERVAL:
+            p->session_expiry_interval_s = 0xFFFFFFFF;
+            break;
         case MQTT_PROP_ASSIGNED_CLIENT_IDENTIFIER:
             p->assigned_client_identifier = str("auto-1");
             break;
-        case MQTT_PROP_SERVER_KEEP_ALIVE: p->server_keep_alive_s = 0xBEEF; break;
-        case MQTT_PROP_AUTHENTICATION_METHOD: p->authentication_method = str("SCRAM"); break;
-        case MQTT_PROP_AUTHENTICATION_DATA: p->authentication_data = str("\x00\x01s"); break;
-        case MQTT_PROP_REQUEST_PROBLEM_INFORMATION: p->request_problem_information = 1; break;
-        case MQTT_PROP_WILL_DELAY_INTERVAL: p->will_delay_interval_s = 77; break;
-        case MQTT_PROP_REQUEST_RESPONSE_INFORMATION: p->request_response_information = 1; break;
-        case MQTT_PROP_RESPONSE_INFORMATION: p->response_information = str("resp/"); break;
-        case MQTT_PROP_SERVER_REFERENCE: p->server_reference = str("other:1883"); break;
-        case MQTT_PROP_REASON_STRING: p->reason_string = str("because"); break;
-        case MQTT_PROP_RECEIVE_MAXIMUM: p->receive_maximum = 65535; break;
-        case MQTT_PROP_TOPIC_ALIAS_MAXIMUM: p->topic_alias_maximum = 10; break;
-        case MQTT_PROP_TOPIC_ALIAS: p->topic_alias = 3; break;
-        case MQTT_PROP_MAXIMUM_QOS: p->maximum_qos = 1; break;
-        case MQTT_PROP_RETAIN_AVAILABLE: p->retain_available = 1; break;
+        case MQTT_PROP_SERVER_KEEP_ALIVE:
+            p->server_keep_alive_s = 0xBEEF;
+            break;
+        case MQTT_PROP_AUTHENTICATION_METHOD:
+            p->authentication_method = str("SCRAM");
+            break;
+        case MQTT_PROP_AUTHENTICATION_DATA:
+            p->authentication_data = str("\x00\x01s");
+            break;
+        case MQTT_PROP_REQUEST_PROBLEM_INFORMATION:
+            p->request_problem_information = 1;
+            break;
+        case MQTT_PROP_WILL_DELAY_INTERVAL:
+            p->will_delay_interval_s = 77;
+            break;
+        case MQTT_PROP_REQUEST_RESPONSE_INFORMATION:
+            p->request_response_information = 1;
+            break;
+        case MQTT_PROP_RESPONSE_INFORMATION:
+            p->response_information = str("resp/");
+            break;
+        case MQTT_PROP_SERVER_REFERENCE:
+            p->server_reference = str("other:1883");
+            break;
+        case MQTT_PROP_REASON_STRING:
+            p->reason_string = str("because");
+            break;
+        case MQTT_PROP_RECEIVE_MAXIMUM:
+            p->receive_maximum = 65535;
+            break;
+        case MQTT_PROP_TOPIC_ALIAS_MAXIMUM:
+            p->topic_alias_maximum = 10;
+            break;
+        case MQTT_PROP_TOPIC_ALIAS:
+            p->topic_alias = 3;
+            break;
+        case MQTT_PROP_MAXIMUM_QOS:
+            p->maximum_qos = 1;
+            break;
+        case MQTT_PROP_RETAIN_AVAILABLE:
+            p->retain_available = 1;
+            break;
         case MQTT_PROP_USER_PROPERTY:
             ub->used = 0;
+            assert_int_equal(
+                mqtt_user_prop_append(ub->bytes, sizeof(ub->bytes), &ub->used, "k1", "v1"), 0);
+            assert_int_equal(
+                mqtt_user_prop_append(ub->bytes, sizeof(ub->bytes), &ub->used, "k\xC3\xA9", ""), 0);
             assert_int_equal(mqtt_user_prop_append(ub->bytes, sizeof(ub->bytes), &ub->used, "k1",
-                                                   "v1"), 0);
-            assert_int_equal(mqtt_user_prop_append(ub->bytes, sizeof(ub->bytes), &ub->used,
-                                                   "k\xC3\xA9", ""), 0);
-            assert_int_equal(mqtt_user_prop_append(ub->bytes, sizeof(ub->bytes), &ub->used, "k1",
-                                                   "dup keys are allowed"), 0);
+                                                   "dup keys are allowed"),
+                             0);
             p->user_props.data = ub->bytes;
             p->user_props.len = ub->used;
             p->user_prop_count = 3;
             break;
-        case MQTT_PROP_MAXIMUM_PACKET_SIZE: p->maximum_packet_size = 1u << 20; break;
+        case MQTT_PROP_MAXIMUM_PACKET_SIZE:
+            p->maximum_packet_size = 1u << 20;
+            break;
         case MQTT_PROP_WILDCARD_SUBSCRIPTION_AVAILABLE:
             p->wildcard_subscription_available = 1;
             break;
         case MQTT_PROP_SUBSCRIPTION_IDENTIFIER_AVAILABLE:
             p->subscription_identifier_available = 1;
             break;
-        case MQTT_PROP_SHARED_SUBSCRIPTION_AVAILABLE: p->shared_subscription_available = 1; break;
-        default: fail_msg("unknown property id 0x%02x", id);
+        case MQTT_PROP_SHARED_SUBSCRIPTION_AVAILABLE:
+            p->shared_subscription_available = 1;
+            break;
+        default:
+            fail_msg("unknown property id 0x%02x", id);
         }
     }
 }
@@ -321,8 +367,8 @@ static void test_connack_round_trip_both_versions(void **state)
         check_props(&in.u.connack.props, &out.u.connack.props, v);
 
         in.u.connack.session_present = false;
-        in.u.connack.reason_code = v == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED
-                                                : MQTT_CONNACK_V311_NOT_AUTHORIZED;
+        in.u.connack.reason_code =
+            v == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : MQTT_CONNACK_V311_NOT_AUTHORIZED;
         round_trip(&in, v, buf, &out);
         assert_false(out.u.connack.session_present);
         assert_int_equal(out.u.connack.reason_code, in.u.connack.reason_code);
@@ -544,10 +590,10 @@ static void test_connect_v5_matches_spec_example_bytes(void **state)
      */
     static const uint8_t want[] = {
         0x10, 0x20,                                                 /* CONNECT, 32 bytes */
-        0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05, 0xCE, 0x00, 0x0A,     /* variable header */
+        0x00, 0x04, 'M',  'Q',  'T',  'T',  0x05, 0xCE, 0x00, 0x0A, /* variable header */
         0x05, 0x11, 0x00, 0x00, 0x00, 0x0A,                         /* properties */
-        0x00, 0x01, 'c', 0x00, 0x00, 0x01, 'w', 0x00, 0x01, 'x',    /* id, will */
-        0x00, 0x01, 'u', 0x00, 0x01, 'p'};                          /* user, password */
+        0x00, 0x01, 'c',  0x00, 0x00, 0x01, 'w',  0x00, 0x01, 'x',  /* id, will */
+        0x00, 0x01, 'u',  0x00, 0x01, 'p'};                         /* user, password */
     struct mqtt_packet pkt = {.type = MQTT_CONNECT}, out;
     struct mqtt_connect *c = &pkt.u.connect;
     c->protocol_version = MQTT_V5;
@@ -781,8 +827,8 @@ static void test_connect_refuses_unknown_protocol_with_level_seen(void **state)
     struct mqtt_packet pkt;
     uint8_t reason = 0;
     /* MQTT 3.1: "MQIsdp", level 3 */
-    static const uint8_t v31[] = {0x10, 0x0F, 0x00, 0x06, 'M', 'Q', 'I', 's', 'd', 'p',
-                                  0x03, 0x02, 0x00, 0x3C, 0x00, 0x01, 'a'};
+    static const uint8_t v31[] = {0x10, 0x0F, 0x00, 0x06, 'M',  'Q',  'I',  's', 'd',
+                                  'p',  0x03, 0x02, 0x00, 0x3C, 0x00, 0x01, 'a'};
     assert_int_equal(mqtt_decode(v31, sizeof(v31), MQTT_V5, &pkt, &reason), LMQ_EPROTO);
     assert_int_equal(reason, MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION);
     assert_int_equal(pkt.type, MQTT_CONNECT);
@@ -806,8 +852,7 @@ static void test_connect_refuses_unknown_protocol_with_level_seen(void **state)
 
 /* v3.1.1 CONNECT header + client id "a" with the given flags and tail. */
 #define CONNECT311(flags, rem, ...)                                                                \
-    0x10, rem, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, flags, 0x00, 0x3C, 0x00, 0x01, 'a',          \
-        __VA_ARGS__
+    0x10, rem, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, flags, 0x00, 0x3C, 0x00, 0x01, 'a', __VA_ARGS__
 #define CONNECT5(flags, rem, ...)                                                                  \
     0x10, rem, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05, flags, 0x00, 0x3C, __VA_ARGS__
 
@@ -1017,8 +1062,7 @@ static void test_publish_refuses_bad_topics_and_packet_id(void **state)
         assert_int_equal(decode_refused(b_empty, sizeof(b_empty) - 1 + p0, v),
                          MQTT_RC_PROTOCOL_ERROR);
         uint8_t b_id0[] = {0x32, (uint8_t)(5 + p0), 0x00, 0x01, 't', 0x00, 0x00, 0x00};
-        assert_int_equal(decode_refused(b_id0, sizeof(b_id0) - 1 + p0, v),
-                         MQTT_RC_PROTOCOL_ERROR);
+        assert_int_equal(decode_refused(b_id0, sizeof(b_id0) - 1 + p0, v), MQTT_RC_PROTOCOL_ERROR);
         uint8_t b_noid[] = {0x34, 0x04, 0x00, 0x01, 't', 0x00};
         assert_int_equal(decode_refused(b_noid, sizeof(b_noid), v), MQTT_RC_MALFORMED_PACKET);
         /* empty payload and a "$" topic are fine */
@@ -1117,16 +1161,13 @@ static void test_subscribe_refusals(void **state)
     /* v5 */
     REFUSED(MQTT_V5, MQTT_RC_PROTOCOL_ERROR, 0x82, 0x07, 0x00, 0x00, 0x00, 0x00, 0x01, 'a', 0x00);
     REFUSED(MQTT_V5, MQTT_RC_PROTOCOL_ERROR, 0x82, 0x03, 0x00, 0x01, 0x00);
-    REFUSED(MQTT_V5, MQTT_RC_MALFORMED_PACKET, 0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, 'a',
-            0x40);
-    REFUSED(MQTT_V5, MQTT_RC_MALFORMED_PACKET, 0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, 'a',
-            0x80);
-    REFUSED(MQTT_V5, MQTT_RC_MALFORMED_PACKET, 0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, 'a',
-            0x03);
+    REFUSED(MQTT_V5, MQTT_RC_MALFORMED_PACKET, 0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, 'a', 0x40);
+    REFUSED(MQTT_V5, MQTT_RC_MALFORMED_PACKET, 0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, 'a', 0x80);
+    REFUSED(MQTT_V5, MQTT_RC_PROTOCOL_ERROR, 0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, 'a', 0x03);
     REFUSED(MQTT_V5, MQTT_RC_PROTOCOL_ERROR, 0x82, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, 'a', 0x30);
     /* bad filter syntax and empty filters are for the broker to answer in SUBACK */
-    ACCEPTED(MQTT_V5, &pkt, 0x82, 0x0E, 0x00, 0x01, 0x00, 0x00, 0x05, 'a', '/', '#', '/', 'b',
-             0x2E, 0x00, 0x00, 0x00);
+    ACCEPTED(MQTT_V5, &pkt, 0x82, 0x0E, 0x00, 0x01, 0x00, 0x00, 0x05, 'a', '/', '#', '/', 'b', 0x2E,
+             0x00, 0x00, 0x00);
     assert_int_equal(pkt.u.subscribe.entry_count, 2);
     struct mqtt_bytes cursor = pkt.u.subscribe.payload;
     struct mqtt_sub_entry e;
@@ -1137,8 +1178,7 @@ static void test_subscribe_refusals(void **state)
     assert_int_equal(e.filter.len, 0);
     assert_false(mqtt_subscribe_next(&cursor, MQTT_V5, &e));
     /* subscription identifier accepted, decoded */
-    ACCEPTED(MQTT_V5, &pkt, 0x82, 0x0A, 0x00, 0x01, 0x03, 0x0B, 0x80, 0x01, 0x00, 0x01, 'a',
-             0x01);
+    ACCEPTED(MQTT_V5, &pkt, 0x82, 0x0A, 0x00, 0x01, 0x03, 0x0B, 0x80, 0x01, 0x00, 0x01, 'a', 0x01);
     assert_int_equal(pkt.u.subscribe.props.subscription_ids[0], 128);
 }
 
@@ -1165,13 +1205,14 @@ static void test_ping_disconnect_auth_refusals(void **state)
     assert_int_equal(pkt.u.disconnect.props.present, 0);
     ACCEPTED(MQTT_V5, &pkt, 0xE0, 0x01, 0x8E);
     assert_int_equal(pkt.u.disconnect.reason_code, MQTT_RC_SESSION_TAKEN_OVER);
-    REFUSED(MQTT_V5, MQTT_RC_PROTOCOL_ERROR, 0xE0, 0x01, 0x01);   /* not a DISCONNECT code */
+    REFUSED(MQTT_V5, MQTT_RC_PROTOCOL_ERROR, 0xE0, 0x01, 0x01); /* not a DISCONNECT code */
     REFUSED(MQTT_V5, MQTT_RC_PROTOCOL_ERROR, 0xE0, 0x05, 0x00, 0x03, 0x23, 0x00, 0x01);
     ACCEPTED(MQTT_V5, &pkt, 0xF0, 0x00);
     assert_int_equal(pkt.type, MQTT_AUTH);
     assert_int_equal(pkt.u.disconnect.reason_code, 0);
     REFUSED(MQTT_V5, MQTT_RC_PROTOCOL_ERROR, 0xF0, 0x02, 0x04, 0x00);
-    REFUSED(MQTT_V5, MQTT_RC_PROTOCOL_ERROR, 0xF0, 0x07, 0x18, 0x05, 0x11, 0x00, 0x00, 0x00, 0x01); /* session exp */
+    REFUSED(MQTT_V5, MQTT_RC_PROTOCOL_ERROR, 0xF0, 0x07, 0x18, 0x05, 0x11, 0x00, 0x00, 0x00,
+            0x01); /* session exp */
     REFUSED(MQTT_V5, MQTT_RC_MALFORMED_PACKET, 0xF0, 0x03, 0x18, 0x00, 0x00);
 }
 
@@ -1240,6 +1281,15 @@ static void test_encode_refuses_inexpressible_packets(void **state)
     assert_int_equal(mqtt_encode(&pkt, MQTT_V311, buf, sizeof(buf), &n), LMQ_EINVAL);
     pkt.u.publish.dup = false;
 
+    /* an empty topic needs a v5 Topic Alias */
+    pkt.u.publish.topic = str("");
+    assert_int_equal(mqtt_encode(&pkt, MQTT_V5, buf, sizeof(buf), &n), LMQ_EINVAL);
+    pkt.u.publish.props.present = MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS);
+    pkt.u.publish.props.topic_alias = 1;
+    assert_int_equal(mqtt_encode(&pkt, MQTT_V311, buf, sizeof(buf), &n), LMQ_EINVAL);
+    assert_int_equal(mqtt_encode(&pkt, MQTT_V5, buf, sizeof(buf), &n), 0);
+    pkt.u.publish.props.present = 0;
+
     /* a string longer than 65535 bytes (never read: refused in the counting pass) */
     static uint8_t big[65536];
     pkt.u.publish.topic.data = big;
@@ -1307,8 +1357,8 @@ static void test_user_prop_append_bounds_and_iteration(void **state)
     size_t used = 0;
     assert_int_equal(mqtt_user_prop_append(buf, sizeof(buf), &used, "key", "value"), 0);
     assert_int_equal(used, 1 + 2 + 3 + 2 + 5);
-    static const uint8_t want[] = {0x26, 0x00, 0x03, 'k', 'e', 'y', 0x00, 0x05,
-                                   'v',  'a',  'l',  'u', 'e'};
+    static const uint8_t want[] = {0x26, 0x00, 0x03, 'k', 'e', 'y', 0x00,
+                                   0x05, 'v',  'a',  'l', 'u', 'e'};
     assert_memory_equal(buf, want, sizeof(want));
     /* does not fit: refused, nothing changes */
     memset(buf + used, 0xEE, sizeof(buf) - used);
@@ -1336,9 +1386,9 @@ static void test_interleaved_user_props_iterate_and_reencode_without_duplicates(
 {
     (void)state;
     /* user prop, content type, user prop: the span covers the content type in between */
-    static const uint8_t in[] = {0x30, 0x16, 0x00, 0x01, 't',  0x12, 0x26, 0x00, 0x01, 'a',
-                                 0x00, 0x01, '1',  0x03, 0x00, 0x01, 'c',  0x26, 0x00, 0x01,
-                                 'b',  0x00, 0x01, '2'};
+    static const uint8_t in[] = {0x30, 0x16, 0x00, 0x01, 't', 0x12, 0x26, 0x00,
+                                 0x01, 'a',  0x00, 0x01, '1', 0x03, 0x00, 0x01,
+                                 'c',  0x26, 0x00, 0x01, 'b', 0x00, 0x01, '2'};
     struct mqtt_packet pkt, again;
     decode_ok(in, sizeof(in), MQTT_V5, &pkt);
     assert_int_equal(pkt.u.publish.props.user_prop_count, 2);
@@ -1354,9 +1404,9 @@ static void test_interleaved_user_props_iterate_and_reencode_without_duplicates(
     uint8_t buf[64];
     size_t n = encode_ok(&pkt, MQTT_V5, buf, sizeof(buf));
     assert_int_equal(n, sizeof(in)); /* same properties, reordered by id */
-    static const uint8_t want[] = {0x30, 0x16, 0x00, 0x01, 't',  0x12, 0x03, 0x00, 0x01, 'c',
-                                   0x26, 0x00, 0x01, 'a',  0x00, 0x01, '1',  0x26, 0x00, 0x01,
-                                   'b',  0x00, 0x01, '2'};
+    static const uint8_t want[] = {0x30, 0x16, 0x00, 0x01, 't',  0x12, 0x03, 0x00,
+                                   0x01, 'c',  0x26, 0x00, 0x01, 'a',  0x00, 0x01,
+                                   '1',  0x26, 0x00, 0x01, 'b',  0x00, 0x01, '2'};
     assert_memory_equal(buf, want, sizeof(want));
     decode_ok(buf, n, MQTT_V5, &again);
     assert_props_eq(&pkt.u.publish.props, &again.u.publish.props);

@@ -1,4 +1,5 @@
-/* Unit tests for src/mqtt/mqtt_topic.c: UTF-8 rules, name/filter validity, $share split, matching. */
+/* Unit tests for src/mqtt/mqtt_topic.c: UTF-8 rules, name/filter validity, $share split, matching.
+ */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -18,7 +19,10 @@ struct bytes_case {
     size_t len;
     bool ok;
 };
-#define CASE(lit, ok) {lit, sizeof(lit) - 1, ok}
+#define CASE(lit, ok)                                                                              \
+    {                                                                                              \
+        lit, sizeof(lit) - 1, ok                                                                   \
+    }
 
 static const uint8_t *u8(const char *s)
 {
@@ -44,18 +48,18 @@ static void test_utf8_accepts_well_formed_and_edges(void **state)
     static const struct bytes_case cases[] = {
         CASE("", true),
         CASE("plain ascii/topic", true),
-        CASE("\x7F", true),                 /* DEL is discouraged, not forbidden */
-        CASE("\xC2\x80", true),             /* U+0080, smallest 2-byte */
-        CASE("\xC3\xA9t\xC3\xA9", true),    /* été */
-        CASE("\xDF\xBF", true),             /* U+07FF */
-        CASE("\xE0\xA0\x80", true),         /* U+0800, smallest 3-byte */
-        CASE("\xE2\x82\xAC", true),         /* euro sign */
-        CASE("\xED\x9F\xBF", true),         /* U+D7FF, just below the surrogates */
-        CASE("\xEE\x80\x80", true),         /* U+E000, just above them */
-        CASE("\xEF\xBF\xBF", true),         /* U+FFFF noncharacter: allowed */
-        CASE("\xF0\x90\x80\x80", true),     /* U+10000, smallest 4-byte */
-        CASE("\xF0\x9F\x98\x80", true),     /* emoji */
-        CASE("\xF4\x8F\xBF\xBF", true),     /* U+10FFFF, the largest code point */
+        CASE("\x7F", true),              /* DEL is discouraged, not forbidden */
+        CASE("\xC2\x80", true),          /* U+0080, smallest 2-byte */
+        CASE("\xC3\xA9t\xC3\xA9", true), /* été */
+        CASE("\xDF\xBF", true),          /* U+07FF */
+        CASE("\xE0\xA0\x80", true),      /* U+0800, smallest 3-byte */
+        CASE("\xE2\x82\xAC", true),      /* euro sign */
+        CASE("\xED\x9F\xBF", true),      /* U+D7FF, just below the surrogates */
+        CASE("\xEE\x80\x80", true),      /* U+E000, just above them */
+        CASE("\xEF\xBF\xBF", true),      /* U+FFFF noncharacter: allowed */
+        CASE("\xF0\x90\x80\x80", true),  /* U+10000, smallest 4-byte */
+        CASE("\xF0\x9F\x98\x80", true),  /* emoji */
+        CASE("\xF4\x8F\xBF\xBF", true),  /* U+10FFFF, the largest code point */
     };
     check_table(cases, LMQ_ARRAY_LEN(cases), mqtt_utf8_valid, "utf8 ok");
 }
@@ -77,12 +81,12 @@ static void test_utf8_rejects_overlong_surrogate_nul_and_truncation(void **state
         CASE("\xF5\x80\x80\x80", false), /* lead byte beyond range */
         CASE("\xFF", false),
         CASE("\xFE", false),
-        CASE("\x80", false),             /* lone continuation */
+        CASE("\x80", false), /* lone continuation */
         CASE("a\xBF", false),
-        CASE("\xC3", false),             /* truncated 2-byte */
-        CASE("\xE2\x82", false),         /* truncated 3-byte */
-        CASE("\xF0\x9F\x98", false),     /* truncated 4-byte */
-        CASE("\xC3\x28", false),         /* bad continuation */
+        CASE("\xC3", false),         /* truncated 2-byte */
+        CASE("\xE2\x82", false),     /* truncated 3-byte */
+        CASE("\xF0\x9F\x98", false), /* truncated 4-byte */
+        CASE("\xC3\x28", false),     /* bad continuation */
         CASE("\xE2\x28\xA1", false),
         CASE("\xF0\x9F\x28\x80", false),
     };
@@ -99,10 +103,9 @@ static void test_topic_name_validity_table(void **state)
 {
     (void)state;
     static const struct bytes_case cases[] = {
-        CASE("a", true),         CASE("a/b/c", true),    CASE("/", true),
-        CASE("//", true),        CASE("$SYS/broker", true), CASE("a b", true),
-        CASE("", false),         CASE("+", false),       CASE("#", false),
-        CASE("a/+/b", false),    CASE("a/#", false),     CASE("a+b", false),
+        CASE("a", true),           CASE("a/b/c", true),  CASE("/", true),    CASE("//", true),
+        CASE("$SYS/broker", true), CASE("a b", true),    CASE("", false),    CASE("+", false),
+        CASE("#", false),          CASE("a/+/b", false), CASE("a/#", false), CASE("a+b", false),
         CASE("$share/g/t", true), /* a name: "$share" is only special in filters */
     };
     check_table(cases, LMQ_ARRAY_LEN(cases), mqtt_topic_name_valid, "name");
@@ -135,12 +138,12 @@ static void test_topic_filter_validity_table(void **state)
         CASE("/#", true),
         CASE("a//b", true),
         CASE("$SYS/#", true),
-        CASE("$share", true),            /* no slash: an ordinary filter */
+        CASE("$share", true), /* no slash: an ordinary filter */
         CASE("$shared/x", true),
         CASE("$share/g/a/b", true),
         CASE("$share/g/#", true),
         CASE("$share/g/+/x", true),
-        CASE("$share/g//", true),        /* filter "/" is valid */
+        CASE("$share/g//", true), /* filter "/" is valid */
         CASE("", false),
         CASE("a+", false),
         CASE("+a", false),
@@ -151,14 +154,14 @@ static void test_topic_filter_validity_table(void **state)
         CASE("##", false),
         CASE("a/##", false),
         CASE("++", false),
-        CASE("$share/", false),          /* empty group, no filter */
-        CASE("$share/group", false),     /* nothing after the group */
-        CASE("$share/group/", false),    /* empty filter */
-        CASE("$share//a", false),        /* empty group */
-        CASE("$share/g+/a", false),      /* wildcard in group */
+        CASE("$share/", false),       /* empty group, no filter */
+        CASE("$share/group", false),  /* nothing after the group */
+        CASE("$share/group/", false), /* empty filter */
+        CASE("$share//a", false),     /* empty group */
+        CASE("$share/g+/a", false),   /* wildcard in group */
         CASE("$share/+/a", false),
         CASE("$share/#/a", false),
-        CASE("$share/g/a/#/b", false),   /* bad filter after the group */
+        CASE("$share/g/a/#/b", false), /* bad filter after the group */
         CASE("$share/g/a+", false),
     };
     check_table(cases, LMQ_ARRAY_LEN(cases), mqtt_topic_filter_valid, "filter");
@@ -239,6 +242,10 @@ static void test_topic_matching_table(void **state)
         {"a/+/#", "a/b", true},
         {"+/#", "a", true},
         {"a//b", "a//b", true},
+        {"/", "/", true}, /* found by fuzzing: two empty levels from one byte */
+        {"//", "//", true},
+        {"a/", "a/", true},
+        {"/", "a", false},
         {"a//b", "a/b", false},
         /* '$' topics: first-level wildcards do not match them [MQTT-4.7.2-1] */
         {"#", "$SYS/x", false},
@@ -255,8 +262,8 @@ static void test_topic_matching_table(void **state)
 
     for (size_t i = 0; i < LMQ_ARRAY_LEN(cases); i++) {
         const struct match_case *c = &cases[i];
-        bool got = mqtt_topic_matches(u8(c->filter), strlen(c->filter), u8(c->topic),
-                                      strlen(c->topic));
+        bool got =
+            mqtt_topic_matches(u8(c->filter), strlen(c->filter), u8(c->topic), strlen(c->topic));
         if (got != c->match) {
             print_error("filter '%s' topic '%s': expected %d\n", c->filter, c->topic, c->match);
         }
