@@ -47,7 +47,11 @@ static void conn_free(struct conn *c)
     free(c->in.data);
     free(c->out.data);
     free(c->writing.data);
-    free(c->aliases);
+    if (c->aliases != NULL) {
+        for (size_t i = 0; i <= c->topic_alias_max; i++)
+            free((void *)c->aliases[i].data);
+        free(c->aliases);
+    }
     free(c);
     broker_on_conn_freed(b);
 }

@@ -125,3 +125,14 @@ def test_connection_without_connect_closed_after_connect_timeout(start_broker):
     c = b.raw(5)
     assert c.expect_close(timeout=5) == []
     b.connect("after").ping()
+
+
+@pytest.mark.ledgermq_only  # the Response Information value is ledgermq's choice
+def test_response_information_returned_when_requested(broker):
+    ack = broker.raw(5).connect("asker", props={"request_response_information": 1})
+    assert ack.props.get("response_information") == "response/asker/", ack
+
+
+def test_response_information_absent_when_not_requested(broker):
+    ack = broker.raw(5).connect("quiet")
+    assert "response_information" not in ack.props, ack

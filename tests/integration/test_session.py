@@ -192,10 +192,26 @@ def test_many_offline_messages_delivered_in_order(broker, version):
 def test_session_expiry_capped_by_max_session_expiry(start_broker):
     b = start_broker("[limits]\nmax_session_expiry = 1\n")
     c = b.connect_persistent("cap", 5, expiry_s=3600)
+    # The broker says it lowered the interval.
+    assert c.connack.props.get("session_expiry_interval") == 1, c.connack
     c.disconnect()
     time.sleep(2.5)
     c2 = b.connect_persistent("cap", 5)
     assert c2.connack.session_present is False
+
+
+@pytest.mark.ledgermq_only  # max_session_expiry is a ledgermq config key
+def test_v311_persistent_session_ends_after_max_session_expiry(start_broker):
+    b = start_broker("[limits]\nmax_session_expiry = 1\n")
+    c = b.connect_persistent("cap311", 4)
+    c.subscribe([("s/cap", 1)])
+    c.disconnect()
+    c2 = b.connect_persistent("cap311", 4)
+    assert c2.connack.session_present is True
+    c2.disconnect()
+    time.sleep(2.5)
+    c3 = b.connect_persistent("cap311", 4)
+    assert c3.connack.session_present is False
 
 
 def test_paho_persistent_session_receives_offline_messages(broker, version):

@@ -142,6 +142,13 @@ def test_subscription_identifier_zero_is_a_protocol_error(broker):
     c.expect_disconnect()
 
 
+@pytest.mark.ledgermq_only  # [MQTT-3.3.4-6]; mosquitto 2.0.11 does not check it
+def test_publish_carrying_subscription_identifier_is_a_protocol_error(broker):
+    c = broker.connect("s", version=5)
+    c.publish("sid/p", b"x", qos=1, props={"subscription_identifier": 3})
+    c.expect_disconnect(rc=0x82)
+
+
 def test_no_local_suppresses_own_publishes(broker):
     c = broker.connect("self", version=5)
     c.subscribe([("nl/t", m.SubOpts(qos=1, no_local=True))])

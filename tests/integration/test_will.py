@@ -86,6 +86,13 @@ def test_will_retain_stored_as_retained_message(broker, version):
     assert (p.payload, p.retain) == (b"last-words", True)
 
 
+def test_will_sent_when_connection_is_taken_over(broker, version):
+    w = watcher(broker, version)
+    broker.connect_persistent("taken", version, will=m.Will("will/t", b"taken-over", qos=1))
+    broker.connect_persistent("taken", version)
+    assert w.expect_publish().payload == b"taken-over"
+
+
 def test_will_qos_downgraded_to_subscription(broker, version):
     w = watcher(broker, version, qos=0)
     c = broker.connect("q2", version=version, will=m.Will("will/t", b"w", qos=2))
