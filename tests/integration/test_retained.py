@@ -1,8 +1,6 @@
 """Retained messages: set, replace, clear, delivery on subscribe, v5 retain
 handling and retain-as-published."""
 
-import pytest
-
 import mqttraw as m
 
 
