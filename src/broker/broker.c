@@ -6,6 +6,8 @@
 
 #include <signal.h>
 #include <string.h>
+#include <sys/statvfs.h>
+#include <time.h>
 
 /* How often blocked publishers are retried even without a queue drain. */
 #define BROKER_TICK_MS 250
@@ -19,7 +21,7 @@ uint64_t broker_now_ms(struct broker *b)
     return uv_now(&b->loop);
 }
 
-static void broker_fail_stop(struct broker *b, const char *what, int err)
+void broker_fail_stop(struct broker *b, const char *what, int err)
 {
     LMQ_UNUSED(b);
     struct lmq_log_line line;
@@ -33,15 +35,6 @@ static void broker_fail_stop(struct broker *b, const char *what, int err)
     _exit(2);
 }
 
-void broker_store_write(struct broker *b, const struct store_record *rec)
-{
-    if (b->store == NULL)
-        return; /* shutting down: sessions are dropped from memory, not from the store */
-    int rc = store_write(b->store, rec);
-    if (rc != LMQ_OK)
-        broker_fail_stop(b, "write", rc);
-}
-
 static struct commit_batch *broker_batch(struct broker *b)
 {
     if (b->batch == NULL) {
@@ -50,6 +43,17 @@ static struct commit_batch *broker_batch(struct broker *b)
             b->batch->broker = b;
     }
     return b->batch;
+}
+
+void broker_store_write(struct broker *b, const struct store_record *rec)
+{
+    if (b->store == NULL)
+        return; /* shutting down: sessions are dropped from memory, not from the store */
+    int rc = store_write(b->store, rec);
+    if (rc != LMQ_OK)
+        broker_fail_stop(b, "write", rc);
+    if (broker_batch(b) == NULL) /* every record written this turn is committed at its end */
+        broker_fail_stop(b, "batch", LMQ_ENOMEM);
 }
 
 static int grow_array(void **arr, size_t *cap, size_t count, size_t elem)
@@ -95,8 +99,55 @@ int broker_defer_msg(struct broker *b, struct msg *m)
     return LMQ_OK;
 }
 
+int broker_defer_suback(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
+                        const uint8_t *codes, size_t count)
+{
+    LMQ_ASSERT(type == MQTT_SUBACK || type == MQTT_UNSUBACK);
+    struct commit_batch *batch = broker_batch(b);
+    uint8_t *copy = malloc(count > 0 ? count : 1);
+    if (batch == NULL || copy == NULL ||
+        grow_array((void **)&batch->acks, &batch->ack_cap, batch->ack_count,
+                   sizeof(batch->acks[0])) != LMQ_OK) {
+        free(copy);
+        return LMQ_ENOMEM;
+    }
+    if (count > 0)
+        memcpy(copy, codes, count);
+    conn_ref(c);
+    batch->acks[batch->ack_count++] = (struct pending_ack){
+        .conn = c, .type = type, .packet_id = packet_id, .codes = copy, .code_count = count};
+    return LMQ_OK;
+}
+
+int64_t broker_unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void send_suback(struct conn *c, const struct pending_ack *ack)
+{
+    struct session *s = c->session;
+    if (c->state != CONN_CONNECTED || s == NULL)
+        return;
+    struct mqtt_packet pkt = {.type = ack->type};
+    pkt.u.suback.packet_id = ack->packet_id;
+    pkt.u.suback.reason_codes = (struct mqtt_bytes){ack->codes, ack->code_count};
+    (void)conn_send(c, &pkt);
+    if (ack->type == MQTT_SUBACK) {
+        LMQ_ASSERT(s->hold_delivery > 0);
+        s->hold_delivery--; /* retained messages follow their SUBACK */
+        session_pump(s);
+    }
+}
+
 static void send_ack(struct conn *c, const struct pending_ack *ack)
 {
+    if (ack->type == MQTT_SUBACK || ack->type == MQTT_UNSUBACK) {
+        send_suback(c, ack);
+        return;
+    }
     struct mqtt_packet pkt = {.type = ack->type};
     pkt.u.ack.packet_id = ack->packet_id;
     pkt.u.ack.reason_code = ack->reason_code;
@@ -136,6 +187,7 @@ static void broker_commit_done(void *arg, int status)
     for (size_t i = 0; i < batch->ack_count; i++) {
         send_ack(batch->acks[i].conn, &batch->acks[i]);
         conn_unref(batch->acks[i].conn);
+        free(batch->acks[i].codes);
     }
     free(batch->acks);
     free(batch->msgs);
@@ -147,6 +199,10 @@ static void broker_turn_end(struct broker *b)
 {
     if (!list_empty(&b->yielded))
         conn_retry_blocked(b, &b->yielded);
+    /* Sessions waiting for a commit get one even when nothing else is written. */
+    if (b->batch == NULL && b->store != NULL && !list_empty(&b->commit_waiters) &&
+        store_pending(b->store) == 0)
+        (void)broker_batch(b);
     if (b->batch != NULL && b->store == NULL) {
         /* Shutdown: no connection is left to acknowledge; just release the batch. */
         struct commit_batch *batch = b->batch;
@@ -173,16 +229,59 @@ static void on_check(uv_check_t *h)
     broker_turn_end(h->data);
 }
 
+/* Free space under min_free_disk: QoS 1/2 publishes are refused until it comes back. */
+static void broker_check_disk(struct broker *b)
+{
+    struct statvfs vfs;
+    if (statvfs(b->cfg.data_dir, &vfs) != 0)
+        return;
+    uint64_t free_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    bool low = free_bytes < b->cfg.limits.min_free_disk_bytes;
+    if (low != b->disk_low) {
+        struct lmq_log_line line;
+        if (lmq_log_begin(&line, low ? LMQ_LOG_WARN : LMQ_LOG_INFO, low ? "disk_low" : "disk_ok")) {
+            lmq_log_uint(&line, "free_bytes", free_bytes);
+            lmq_log_uint(&line, "min_free_disk", b->cfg.limits.min_free_disk_bytes);
+            lmq_log_end(&line);
+        }
+    }
+    b->disk_low = low;
+}
+
 static void on_tick(uv_timer_t *t)
 {
     struct broker *b = t->data;
     conn_retry_blocked(b, &b->blocked);
+    if (b->tick_count++ % 4 == 0)
+        broker_check_disk(b);
+    if (b->tick_count % 40 == 0)
+        retain_expire(b);
 }
 
 static void broker_close_handle(uv_handle_t *h)
 {
     if (!uv_is_closing(h))
         uv_close(h, NULL);
+}
+
+static void broker_log_store_stats(struct broker *b)
+{
+    if (b->store == NULL)
+        return;
+    struct store_stats st;
+    store_get_stats(b->store, &st);
+    struct lmq_log_line line;
+    if (!lmq_log_begin(&line, LMQ_LOG_INFO, "store_stats"))
+        return;
+    lmq_log_uint(&line, "commits", st.commits);
+    lmq_log_uint(&line, "batches", st.batches);
+    lmq_log_uint(&line, "records", st.records_written);
+    lmq_log_uint(&line, "commit_us_avg", st.commits ? st.commit_us_total / st.commits : 0);
+    lmq_log_uint(&line, "commit_us_p50", store_stats_percentile_us(&st, 0.50));
+    lmq_log_uint(&line, "commit_us_p99", store_stats_percentile_us(&st, 0.99));
+    lmq_log_uint(&line, "commit_us_max", st.commit_us_max);
+    lmq_log_uint(&line, "messages_in", b->stats.messages_in);
+    lmq_log_end(&line);
 }
 
 /* The grace period is over: close whatever is still connected. */
@@ -207,6 +306,7 @@ void broker_on_conn_freed(struct broker *b)
     broker_turn_end(b);
     broker_close_handle((uv_handle_t *)&b->flush_prepare);
     broker_close_handle((uv_handle_t *)&b->flush_check);
+    broker_log_store_stats(b);
     if (b->store != NULL) {
         store_close(b->store);
         b->store = NULL;
@@ -331,10 +431,19 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
         return LMQ_EIO;
     b->loop.data = b;
     if (lmq_map_create(&b->sessions) != LMQ_OK || lmq_map_create(&b->retained) != LMQ_OK ||
-        sub_tree_create(&b->subs) != LMQ_OK)
+        lmq_map_create(&b->msgs_by_id) != LMQ_OK || sub_tree_create(&b->subs) != LMQ_OK)
         return LMQ_ENOMEM;
-    if (store_open_memory(&b->loop, &b->store) != LMQ_OK)
+    char path[LMQ_PATH_MAX_BYTES + 32];
+    char err[256];
+    int n = snprintf(path, sizeof(path), "%s/ledgermq.db", cfg->data_dir);
+    if (n < 0 || (size_t)n >= sizeof(path))
+        return LMQ_EINVAL;
+    struct store_options opts = {
+        .path = path, .sync = cfg->sync == LMQ_SYNC_OFF ? STORE_SYNC_OFF : STORE_SYNC_FULL};
+    if (store_open(&b->loop, &opts, &b->store, err, sizeof(err)) != LMQ_OK) {
+        fprintf(stderr, "ledgermq: cannot open the store: %s\n", err);
         return LMQ_EIO;
+    }
     uv_prepare_init(&b->loop, &b->flush_prepare);
     b->flush_prepare.data = b;
     uv_prepare_start(&b->flush_prepare, on_prepare);
@@ -366,10 +475,13 @@ static void walk_close(uv_handle_t *h, void *arg)
 static void broker_teardown(struct broker *b)
 {
     /* Sessions first (they own timers and deliveries), then everything else. */
-    session_destroy_all(b);
-    retain_destroy_all(b);
+    if (b->sessions != NULL)
+        session_destroy_all(b);
+    if (b->retained != NULL)
+        retain_destroy_all(b);
     uv_run(&b->loop, UV_RUN_NOWAIT);
     broker_turn_end(b);
+    broker_log_store_stats(b);
     if (b->store != NULL) {
         store_close(b->store);
         b->store = NULL;
@@ -384,6 +496,8 @@ static void broker_teardown(struct broker *b)
     sub_tree_destroy(b->subs);
     lmq_map_destroy(b->sessions);
     lmq_map_destroy(b->retained);
+    LMQ_ASSERT(b->msgs_by_id == NULL || lmq_map_count(b->msgs_by_id) == 0);
+    lmq_map_destroy(b->msgs_by_id);
 }
 
 int broker_run(const struct lmq_config *cfg)
@@ -395,9 +509,16 @@ int broker_run(const struct lmq_config *cfg)
     if (b == NULL)
         return 1;
     int code = 0;
-    if (broker_init(b, cfg) != LMQ_OK) {
-        fprintf(stderr, "ledgermq: cannot initialise the broker\n");
-        code = 1;
+    int rc = broker_init(b, cfg);
+    if (rc != LMQ_OK) {
+        if (rc != LMQ_EIO)
+            fprintf(stderr, "ledgermq: cannot initialise the broker\n");
+        code = rc == LMQ_EIO ? 2 : 1;
+        goto out;
+    }
+    if (broker_recover(b) != LMQ_OK) {
+        fprintf(stderr, "ledgermq: cannot recover from the store in %s\n", cfg->data_dir);
+        code = 2;
         goto out;
     }
     char listeners[LMQ_LISTENERS_MAX * 80];
@@ -409,7 +530,7 @@ int broker_run(const struct lmq_config *cfg)
     if (lmq_log_begin(&line, LMQ_LOG_INFO, "ready")) {
         lmq_log_raw(&line, "mqtt", listeners);
         lmq_log_str(&line, "data", cfg->data_dir);
-        lmq_log_str(&line, "store", "memory");
+        lmq_log_str(&line, "store", "sqlite");
         lmq_log_str(&line, "sync", cfg->sync == LMQ_SYNC_OFF ? "off" : "always");
         lmq_log_str(&line, "version", LMQ_VERSION);
         lmq_log_end(&line);

@@ -60,12 +60,15 @@ static inline void list_unlink(struct list_node *node)
 
 /* A published message. Immutable once routed; freed when the last reference goes. */
 struct msg {
+    struct broker *broker;
     uint32_t refcount;
     bool committed;      /* durable in the store; deliveries wait for this */
+    bool persisted;      /* a STORE_MESSAGE_PUT was written for it */
+    bool indexed;        /* in broker->msgs_by_id (messages paged in from the store) */
     uint8_t qos;         /* QoS it was published with */
     bool retain;         /* retain flag it was published with */
     uint64_t id;         /* broker-wide message id (store key) */
-    uint64_t created_ms; /* loop time at arrival, for message expiry */
+    int64_t created_unix_ms; /* wall clock at arrival, for message expiry across restarts */
     bool has_expiry;
     uint32_t expiry_s;
     bool has_payload_format;
@@ -92,6 +95,7 @@ struct delivery {
     struct list_node link; /* in session->queue, ->queue0 or ->inflight */
     struct msg *msg;
     enum delivery_state state;
+    uint64_t seq;          /* position in the session's stored queue; 0 = not stored */
     uint16_t packet_id;
     uint8_t qos;           /* delivery QoS: min(publish, subscription) */
     bool retain;           /* retain flag to send */
@@ -123,13 +127,19 @@ struct session {
     struct list_node queue;     /* struct delivery, QoS 1/2, state QUEUED, in order */
     struct list_node queue0;    /* struct delivery, QoS 0: not held back by the inflight window */
     struct list_node inflight;  /* struct delivery, sent and unacknowledged, in order */
-    uint32_t queued_count;      /* queue + inflight */
+    uint32_t queued_count;      /* queue + inflight + stored backlog */
     uint64_t queued_bytes;
+    uint32_t memory_queued;     /* deliveries on s->queue */
+    uint64_t next_seq;          /* next stored queue position */
+    uint64_t paged_seq;         /* stored rows up to here are in memory (or done) */
+    uint32_t stored_backlog;    /* stored rows not in memory: paged in as the window frees */
+    uint64_t stored_backlog_bytes;
     uint32_t inflight_count;
     uint16_t next_packet_id;
     uint8_t *inbound_qos2;      /* bitmap of 65536 packet ids awaiting PUBREL, lazily allocated */
     uint32_t inbound_qos2_count;
     struct msg *will;           /* will message of the current/last connection */
+    bool will_stored;           /* a STORE_WILL_PUT is in the store for it */
     uint8_t will_qos;
     uint32_t will_delay_s;
     uint64_t will_due_ms;       /* 0 = no delayed will pending */
@@ -139,7 +149,7 @@ struct session {
     uint64_t route_gen;         /* routing scratch: generation of route_idx */
     size_t route_idx;
     bool closing;       /* being destroyed */
-    bool hold_delivery; /* a SUBACK is being built: deliveries wait for it */
+    uint32_t hold_delivery; /* SUBACKs not yet sent: deliveries (retained) wait for them */
 };
 
 /* What the codec needs the broker to remember between packets of one connection. */
@@ -198,6 +208,8 @@ struct pending_ack {
     uint16_t packet_id;
     uint8_t reason_code;
     bool releases_quota; /* a QoS 1 PUBACK: frees one slot of the client's receive maximum */
+    uint8_t *codes;      /* SUBACK/UNSUBACK reason codes (owned) */
+    size_t code_count;
 };
 
 /* One open commit batch: the acks and messages that become final when it is durable. */
@@ -236,6 +248,9 @@ struct broker {
     size_t session_count;
     struct sub_tree *subs;
     struct lmq_map *retained; /* topic -> struct msg */
+    struct lmq_map *msgs_by_id; /* id -> struct msg, for messages paged in from the store */
+    bool disk_low;            /* free space under min_free_disk: QoS 1/2 refused */
+    uint64_t tick_count;
     uint64_t retained_bytes;
     struct list_node conns;
     struct list_node dirty;
@@ -257,11 +272,17 @@ struct broker {
 
 /* broker.c */
 uint64_t broker_now_ms(struct broker *b);
+/* Logs a storage failure and exits with status 2 (fail stop). */
+void broker_fail_stop(struct broker *b, const char *what, int err) __attribute__((noreturn));
 /* Called when a connection is freed: finishes a shutdown once the last one is gone. */
 void broker_on_conn_freed(struct broker *b);
 /* Adds an ack to the open commit batch (sent once the batch is durable). */
 int broker_defer_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
                      uint8_t reason_code, bool releases_quota);
+/* Parks a SUBACK/UNSUBACK until the commit that holds the subscription change. */
+int broker_defer_suback(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
+                        const uint8_t *codes, size_t count);
+int64_t broker_unix_ms(void);
 /* Adds a message to the open batch: deliveries of it wait until the batch is durable. */
 int broker_defer_msg(struct broker *b, struct msg *m);
 /* Writes a record to the store; a failure stops the broker (fail stop). */
@@ -304,12 +325,26 @@ bool session_queue_has_room(const struct session *s, size_t msg_bytes);
 void session_enqueue(struct session *s, struct msg *m, uint8_t qos, bool retain,
                      const uint32_t *sub_ids, size_t sub_id_count);
 void session_destroy_all(struct broker *b);
+struct session *session_create(struct broker *b, const uint8_t *id, size_t id_len);
+/* (Re)arms the session timer for the earliest of its delayed will and its expiry. */
+void session_arm_timer(struct session *s);
+void session_publish_will(struct session *s);
+/* session_queue.c: the session went offline / is being freed. */
+void session_queue_offline(struct session *s);
+void session_free_deliveries(struct session *s);
+/* recovery.c: rebuilds sessions, subscriptions, retained and wills from the store. */
+int broker_recover(struct broker *b);
 
 /* route.c */
-struct msg *msg_create(struct broker *b, const struct mqtt_publish *pub, uint64_t now_ms);
+struct msg *msg_create(struct broker *b, const struct mqtt_publish *pub);
+/* A message read from the store: shared with any copy already in memory. */
+struct msg *msg_from_store(struct broker *b, const struct store_message *sm);
+/* Writes m to the store once (STORE_MESSAGE_PUT), the first time something durable needs it. */
+void msg_persist(struct msg *m);
+void msg_to_store(const struct msg *m, struct store_message *out);
 void msg_ref(struct msg *m);
 void msg_unref(struct msg *m);
-bool msg_expired(const struct msg *m, uint64_t now_ms, uint32_t *remaining_s);
+bool msg_expired(const struct msg *m, int64_t now_unix_ms, uint32_t *remaining_s);
 /*
  * Routes m to every matching subscription. publisher is the sending session
  * (for no-local), or NULL for wills. Returns MQTT_RC_SUCCESS,
@@ -325,5 +360,7 @@ uint8_t retain_update(struct broker *b, struct msg *m);
 void retain_deliver(struct broker *b, struct session *s, const uint8_t *filter, size_t len,
                     uint8_t qos, uint32_t sub_id);
 void retain_destroy_all(struct broker *b);
+/* Removes expired retained messages (a bounded number per call). */
+void retain_expire(struct broker *b);
 
 #endif

@@ -240,8 +240,7 @@ static int inbound_qos2_set(struct session *s, uint16_t id, bool on)
         s->inbound_qos2_count--;
     }
     struct store_record rec = {.type = on ? STORE_INBOUND_QOS2_PUT : STORE_INBOUND_QOS2_DELETE,
-                               .client_id = s->client_id,
-                               .client_id_len = s->client_id_len,
+                               .client_id = {s->client_id, s->client_id_len},
                                .packet_id = id};
     if (s->persistent)
         broker_store_write(s->broker, &rec);
@@ -305,7 +304,7 @@ static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
         return broker_defer_ack(b, c, MQTT_PUBREC, pub->packet_id, 0, false) == LMQ_OK
                    ? 0
                    : MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR; /* resend: not routed twice */
-    struct msg *m = msg_create(b, pub, broker_now_ms(b));
+    struct msg *m = msg_create(b, pub);
     if (m == NULL)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     if (m->qos > 0 && broker_defer_msg(b, m) != LMQ_OK) {
@@ -313,7 +312,9 @@ static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     }
     uint8_t route_rc = MQTT_RC_QUOTA_EXCEEDED;
-    if (!m->retain || retain_fits(b, m))
+    if (m->qos > 0 && b->disk_low)
+        proto_log(c, LMQ_LOG_WARN, "publish_refused", "free disk space below min_free_disk");
+    else if (!m->retain || retain_fits(b, m))
         route_rc = route_publish(b, m, s);
     if (route_rc == MQTT_RC_QUOTA_EXCEEDED) {
         b->stats.refused_quota++;
@@ -325,16 +326,7 @@ static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
     }
     if (m->retain && retain_update(b, m) != MQTT_RC_SUCCESS)
         route_rc = MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR; /* fit was checked: out of memory */
-    if (m->qos > 0) {
-        struct store_record rec = {.type = STORE_MESSAGE_PUT,
-                                   .topic = m->topic.data,
-                                   .topic_len = m->topic.len,
-                                   .payload = m->payload.data,
-                                   .payload_len = m->payload.len,
-                                   .msg_id = m->id,
-                                   .qos = m->qos};
-        broker_store_write(b, &rec);
-    }
+    /* The message itself was written (once) by whatever queued or retained it durably. */
     msg_unref(m);
     if (pub->qos == 2 && inbound_qos2_set(s, pub->packet_id, true) != LMQ_OK)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;

@@ -39,40 +39,121 @@ static void copy_slice(uint8_t **cursor, struct mqtt_bytes *dst, struct mqtt_byt
     *cursor += src.len;
 }
 
-struct msg *msg_create(struct broker *b, const struct mqtt_publish *pub, uint64_t now_ms)
+/* Allocates a msg with room for the bytes of every slice and copies them in. */
+static struct msg *msg_alloc(struct broker *b, const struct store_message *sm)
 {
-    LMQ_ASSERT(pub != NULL && pub->qos <= 2);
-    const struct mqtt_props *p = &pub->props;
-    size_t extra = pub->topic.len + pub->payload.len + p->content_type.len +
-                   p->response_topic.len + p->correlation_data.len + p->user_props.len;
+    size_t extra = sm->topic.len + sm->payload.len + sm->content_type.len +
+                   sm->response_topic.len + sm->correlation_data.len + sm->user_props.len;
     struct msg *m = calloc(1, sizeof(*m) + extra);
     if (m == NULL)
         return NULL;
+    m->broker = b;
     m->refcount = 1;
-    m->qos = pub->qos;
-    m->retain = pub->retain;
-    m->committed = pub->qos == 0;
-    m->id = b->next_msg_id++;
-    m->created_ms = now_ms;
-    m->has_expiry = (p->present & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL)) != 0;
-    m->expiry_s = p->message_expiry_interval_s;
-    m->has_payload_format = (p->present & MQTT_PROP_BIT(MQTT_PROP_PAYLOAD_FORMAT_INDICATOR)) != 0;
-    m->payload_format = p->payload_format_indicator;
+    m->qos = sm->qos;
+    m->retain = sm->retain;
+    m->created_unix_ms = sm->created_unix_ms;
+    m->has_expiry = sm->has_expiry;
+    m->expiry_s = sm->expiry_s;
+    m->has_payload_format = sm->has_payload_format;
+    m->payload_format = sm->payload_format;
     uint8_t *cursor = (uint8_t *)(m + 1);
-    copy_slice(&cursor, &m->topic, pub->topic);
-    copy_slice(&cursor, &m->payload, pub->payload.data ? pub->payload
-                                                        : (struct mqtt_bytes){cursor, 0});
-    if (p->present & MQTT_PROP_BIT(MQTT_PROP_CONTENT_TYPE))
-        copy_slice(&cursor, &m->content_type, p->content_type);
-    if (p->present & MQTT_PROP_BIT(MQTT_PROP_RESPONSE_TOPIC))
-        copy_slice(&cursor, &m->response_topic, p->response_topic);
-    if (p->present & MQTT_PROP_BIT(MQTT_PROP_CORRELATION_DATA))
-        copy_slice(&cursor, &m->correlation_data, p->correlation_data);
-    copy_slice(&cursor, &m->user_props, p->user_props);
-    m->user_prop_count = p->user_prop_count;
+    copy_slice(&cursor, &m->topic, sm->topic);
+    copy_slice(&cursor, &m->payload, sm->payload.data ? sm->payload
+                                                      : (struct mqtt_bytes){cursor, 0});
+    copy_slice(&cursor, &m->content_type, sm->content_type);
+    copy_slice(&cursor, &m->response_topic, sm->response_topic);
+    copy_slice(&cursor, &m->correlation_data, sm->correlation_data);
+    copy_slice(&cursor, &m->user_props, sm->user_props);
+    m->user_prop_count = sm->user_prop_count;
     m->size_bytes = extra;
     LMQ_ASSERT((size_t)(cursor - (uint8_t *)(m + 1)) == extra);
     return m;
+}
+
+struct msg *msg_create(struct broker *b, const struct mqtt_publish *pub)
+{
+    LMQ_ASSERT(pub != NULL && pub->qos <= 2);
+    const struct mqtt_props *p = &pub->props;
+    uint64_t present = p->present;
+    struct store_message sm = {
+        .qos = pub->qos,
+        .retain = pub->retain,
+        .created_unix_ms = broker_unix_ms(),
+        .has_expiry = (present & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL)) != 0,
+        .expiry_s = p->message_expiry_interval_s,
+        .has_payload_format = (present & MQTT_PROP_BIT(MQTT_PROP_PAYLOAD_FORMAT_INDICATOR)) != 0,
+        .payload_format = p->payload_format_indicator,
+        .topic = pub->topic,
+        .payload = pub->payload,
+        .user_props = p->user_props,
+        .user_prop_count = p->user_prop_count,
+    };
+    if (present & MQTT_PROP_BIT(MQTT_PROP_CONTENT_TYPE))
+        sm.content_type = p->content_type;
+    if (present & MQTT_PROP_BIT(MQTT_PROP_RESPONSE_TOPIC))
+        sm.response_topic = p->response_topic;
+    if (present & MQTT_PROP_BIT(MQTT_PROP_CORRELATION_DATA))
+        sm.correlation_data = p->correlation_data;
+    struct msg *m = msg_alloc(b, &sm);
+    if (m == NULL)
+        return NULL;
+    m->committed = pub->qos == 0;
+    m->id = b->next_msg_id++;
+    return m;
+}
+
+struct msg *msg_from_store(struct broker *b, const struct store_message *sm)
+{
+    LMQ_ASSERT(sm != NULL && sm->id != 0);
+    uint8_t key[sizeof(sm->id)];
+    memcpy(key, &sm->id, sizeof(key));
+    struct msg *m = lmq_map_get(b->msgs_by_id, key, sizeof(key));
+    if (m != NULL) {
+        msg_ref(m);
+        return m;
+    }
+    m = msg_alloc(b, sm);
+    if (m == NULL)
+        return NULL;
+    m->id = sm->id;
+    m->committed = true;
+    m->persisted = true;
+    if (lmq_map_put(b->msgs_by_id, key, sizeof(key), m) == LMQ_OK)
+        m->indexed = true;
+    return m;
+}
+
+void msg_to_store(const struct msg *m, struct store_message *out)
+{
+    *out = (struct store_message){
+        .id = m->id,
+        .qos = m->qos,
+        .retain = m->retain,
+        .created_unix_ms = m->created_unix_ms,
+        .has_expiry = m->has_expiry,
+        .expiry_s = m->expiry_s,
+        .has_payload_format = m->has_payload_format,
+        .payload_format = m->payload_format,
+        .topic = m->topic,
+        .payload = m->payload,
+        .content_type = m->content_type,
+        .response_topic = m->response_topic,
+        .correlation_data = m->correlation_data,
+        .user_props = m->user_props,
+        .user_prop_count = m->user_prop_count,
+    };
+}
+
+void msg_persist(struct msg *m)
+{
+    LMQ_ASSERT(m != NULL && m->id != 0);
+    if (m->persisted)
+        return;
+    struct store_message sm;
+    msg_to_store(m, &sm);
+    struct store_record rec = {.type = STORE_MESSAGE_PUT, .message = &sm, .msg_id = m->id};
+    broker_store_write(m->broker, &rec);
+    m->persisted = true;
 }
 
 void msg_ref(struct msg *m)
@@ -86,18 +167,26 @@ void msg_unref(struct msg *m)
     if (m == NULL)
         return;
     LMQ_ASSERT(m->refcount > 0);
-    if (--m->refcount == 0)
-        free(m);
+    if (--m->refcount > 0)
+        return;
+    if (m->indexed) {
+        uint8_t key[sizeof(m->id)];
+        memcpy(key, &m->id, sizeof(key));
+        void *was = lmq_map_remove(m->broker->msgs_by_id, key, sizeof(key));
+        LMQ_ASSERT(was == m);
+    }
+    free(m);
 }
 
-bool msg_expired(const struct msg *m, uint64_t now_ms, uint32_t *remaining_s)
+bool msg_expired(const struct msg *m, int64_t now_unix_ms, uint32_t *remaining_s)
 {
     LMQ_ASSERT(m != NULL);
     if (!m->has_expiry) {
         *remaining_s = 0;
         return false;
     }
-    uint64_t age_s = now_ms > m->created_ms ? (now_ms - m->created_ms) / 1000 : 0;
+    int64_t age_ms = now_unix_ms > m->created_unix_ms ? now_unix_ms - m->created_unix_ms : 0;
+    uint64_t age_s = (uint64_t)age_ms / 1000;
     if (age_s >= m->expiry_s) {
         *remaining_s = 0;
         return true;
@@ -203,7 +292,7 @@ uint8_t retain_update(struct broker *b, struct msg *m)
 {
     LMQ_ASSERT(m != NULL && m->retain);
     struct msg *old = lmq_map_get(b->retained, m->topic.data, m->topic.len);
-    struct store_record rec = {.topic = m->topic.data, .topic_len = m->topic.len};
+    struct store_record rec = {.topic = m->topic};
     if (m->payload.len == 0) {
         if (old != NULL) {
             lmq_map_remove(b->retained, m->topic.data, m->topic.len);
@@ -216,6 +305,7 @@ uint8_t retain_update(struct broker *b, struct msg *m)
     }
     if (!retain_fits(b, m))
         return MQTT_RC_QUOTA_EXCEEDED;
+    msg_persist(m);
     uint64_t bytes = b->retained_bytes - (old ? old->size_bytes : 0) + m->size_bytes;
     if (lmq_map_put(b->retained, m->topic.data, m->topic.len, m) != LMQ_OK)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
@@ -236,7 +326,7 @@ struct retain_visit {
     size_t filter_len;
     uint8_t qos;
     uint32_t sub_id;
-    uint64_t now_ms;
+    int64_t now_unix_ms;
 };
 
 static bool retain_visit_one(void *arg, const uint8_t *key, size_t key_len, void *value)
@@ -246,7 +336,7 @@ static bool retain_visit_one(void *arg, const uint8_t *key, size_t key_len, void
     uint32_t remaining_s;
     if (!mqtt_topic_matches(v->filter, v->filter_len, key, key_len))
         return true;
-    if (msg_expired(m, v->now_ms, &remaining_s))
+    if (msg_expired(m, v->now_unix_ms, &remaining_s))
         return true;
     if (!session_queue_has_room(v->session, m->size_bytes)) {
         v->broker->stats.refused_quota++;
@@ -267,7 +357,7 @@ void retain_deliver(struct broker *b, struct session *s, const uint8_t *filter, 
                              .filter_len = len,
                              .qos = qos,
                              .sub_id = sub_id,
-                             .now_ms = broker_now_ms(b)};
+                             .now_unix_ms = broker_unix_ms()};
     /* Linear in the number of retained messages (bounded by max_retained_messages). */
     lmq_map_visit(b->retained, retain_visit_one, &v);
 }
@@ -286,4 +376,44 @@ void retain_destroy_all(struct broker *b)
     lmq_map_visit(b->retained, retain_free_one, NULL);
     lmq_map_destroy(b->retained);
     b->retained = NULL;
+}
+
+/* Retained messages removed per expiry sweep (the rest wait for the next one). */
+#define RETAIN_EXPIRE_BATCH_MAX 1024
+
+struct retain_expiry {
+    int64_t now_unix_ms;
+    struct msg *expired[RETAIN_EXPIRE_BATCH_MAX];
+    size_t count;
+};
+
+static bool retain_expiry_visit(void *arg, const uint8_t *key, size_t key_len, void *value)
+{
+    struct retain_expiry *e = arg;
+    uint32_t remaining_s;
+    LMQ_UNUSED(key);
+    LMQ_UNUSED(key_len);
+    if (msg_expired(value, e->now_unix_ms, &remaining_s))
+        e->expired[e->count++] = value;
+    return e->count < RETAIN_EXPIRE_BATCH_MAX;
+}
+
+void retain_expire(struct broker *b)
+{
+    struct retain_expiry *e = malloc(sizeof(*e));
+    if (e == NULL)
+        return;
+    e->now_unix_ms = broker_unix_ms();
+    e->count = 0;
+    lmq_map_visit(b->retained, retain_expiry_visit, e);
+    for (size_t i = 0; i < e->count; i++) {
+        struct msg *m = e->expired[i];
+        void *was = lmq_map_remove(b->retained, m->topic.data, m->topic.len);
+        LMQ_ASSERT(was == m);
+        b->retained_bytes -= m->size_bytes;
+        struct store_record rec = {.type = STORE_RETAINED_DELETE, .topic = m->topic};
+        broker_store_write(b, &rec);
+        msg_unref(m);
+    }
+    free(e);
 }

@@ -29,10 +29,8 @@ static void subscribe_store(struct session *s, enum store_record_type type, cons
     if (!s->persistent)
         return;
     struct store_record rec = {.type = type,
-                               .client_id = s->client_id,
-                               .client_id_len = s->client_id_len,
-                               .topic = full,
-                               .topic_len = full_len,
+                               .client_id = {s->client_id, s->client_id_len},
+                               .topic = {full, full_len},
                                .options = options,
                                .sub_id = sub_id};
     broker_store_write(s->broker, &rec);
@@ -103,23 +101,26 @@ int proto_subscribe(struct conn *c, struct mqtt_packet *pkt)
     struct mqtt_sub_entry e;
     int fatal = 0;
     /* The SUBACK goes out before any retained message the subscription triggers. */
-    struct mqtt_packet ack = {.type = MQTT_SUBACK};
-    ack.u.suback.packet_id = sub->packet_id;
     struct session *s = c->session;
-    s->hold_delivery = true; /* retained messages go out after the SUBACK */
+    s->hold_delivery++; /* retained messages go out after the SUBACK */
     while (count < SUBSCRIBE_ENTRIES_MAX && mqtt_subscribe_next(&cursor, c->version, &e)) {
         codes[count++] = subscribe_one(c, &e, sub_id, &fatal);
         if (fatal != 0)
             break;
     }
-    s->hold_delivery = false;
-    if (fatal != 0)
+    if (fatal != 0) {
+        s->hold_delivery--;
         return fatal;
-    if (count < sub->entry_count)
+    }
+    if (count < sub->entry_count) {
+        s->hold_delivery--;
         return MQTT_RC_QUOTA_EXCEEDED; /* more entries than we answer in one packet */
-    ack.u.suback.reason_codes = (struct mqtt_bytes){codes, count};
-    (void)conn_send(c, &ack);
-    session_pump(s);
+    }
+    /* Sent once the subscriptions are durable; deliveries stay held until then. */
+    if (broker_defer_suback(s->broker, c, MQTT_SUBACK, sub->packet_id, codes, count) != LMQ_OK) {
+        s->hold_delivery--;
+        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
+    }
     return 0;
 }
 
@@ -150,9 +151,8 @@ int proto_unsubscribe(struct conn *c, struct mqtt_packet *pkt)
     }
     if (count < unsub->filter_count)
         return MQTT_RC_QUOTA_EXCEEDED;
-    struct mqtt_packet ack = {.type = MQTT_UNSUBACK};
-    ack.u.suback.packet_id = unsub->packet_id;
-    ack.u.suback.reason_codes = (struct mqtt_bytes){codes, count};
-    (void)conn_send(c, &ack);
+    if (broker_defer_suback(s->broker, c, MQTT_UNSUBACK, unsub->packet_id, codes, count) !=
+        LMQ_OK)
+        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     return 0;
 }

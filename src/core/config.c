@@ -55,6 +55,7 @@ static const struct config_limit config__limits[] = {
     CONFIG_LIMIT("max_retained_bytes", max_retained_bytes, 0, UINT64_MAX, false),
     CONFIG_LIMIT("connect_timeout_ms", connect_timeout_ms, 1, UINT32_MAX, false),
     CONFIG_LIMIT("max_output_bytes", max_output_bytes, 1, UINT64_MAX, false),
+    CONFIG_LIMIT("min_free_disk", min_free_disk_bytes, 0, UINT64_MAX, false),
 };
 
 /*
@@ -147,6 +148,7 @@ void lmq_config_defaults(struct lmq_config *cfg)
         .max_retained_bytes = 268435456,
         .connect_timeout_ms = 10000,
         .max_output_bytes = 4194304,
+        .min_free_disk_bytes = 67108864,
     };
 }
 

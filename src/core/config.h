@@ -40,6 +40,7 @@ struct lmq_limits {
     uint64_t max_retained_bytes;     /* retained payload bytes held by the broker */
     uint32_t connect_timeout_ms;     /* CONNECT must arrive this soon after accept */
     uint64_t max_output_bytes;       /* bytes buffered for one socket before backpressure */
+    uint64_t min_free_disk_bytes;    /* below this free space in the data dir, QoS 1/2 is refused */
 };
 
 struct lmq_config {

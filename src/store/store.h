@@ -4,12 +4,14 @@
  * and asks for the batch to be made durable with store_commit(). The commit
  * callback runs on the broker's loop thread after the batch is durable (or
  * failed); only then does the broker send the acknowledgements that depend
- * on it. One commit covers every record written since the previous one.
+ * on it.
  *
- * Back ends: "memory" (this file's first implementation: nothing survives a
- * restart; commits complete on the next loop turn so the ack ordering is the
- * same as with a real disk). The SQLite back end plugs in behind the same
- * functions.
+ * The SQLite back end (store_sqlite.c) applies batches on its own storage
+ * thread: every batch queued while the previous transaction was being
+ * fsynced goes into the next transaction (group commit), so one fsync covers
+ * all of them. Reads (recovery at start-up, paging a session's queue) use a
+ * second, read-only connection on the caller's thread and see only committed
+ * data.
  */
 #ifndef STORE_H
 #define STORE_H
@@ -20,70 +22,163 @@
 
 #include <uv.h>
 
+#include "mqtt/mqtt_codec.h"
+
 struct store;
 
+/* A message as stored: stored once however many sessions it is queued for. */
+struct store_message {
+    uint64_t id;
+    uint8_t qos;
+    bool retain;
+    int64_t created_unix_ms; /* wall clock, so expiry survives a restart */
+    bool has_expiry;
+    uint32_t expiry_s;
+    bool has_payload_format;
+    uint8_t payload_format;
+    struct mqtt_bytes topic;
+    struct mqtt_bytes payload;
+    struct mqtt_bytes content_type; /* data == NULL when absent */
+    struct mqtt_bytes response_topic;
+    struct mqtt_bytes correlation_data;
+    struct mqtt_bytes user_props; /* encoded MQTT 5 user properties */
+    uint32_t user_prop_count;
+};
+
 enum store_record_type {
-    STORE_SESSION_PUT = 1,     /* client_id, expiry_s: a persistent session exists */
-    STORE_SESSION_DELETE,      /* client_id: session and everything it owns is gone */
-    STORE_SUBSCRIPTION_PUT,    /* client_id, topic (filter), options, sub_id */
-    STORE_SUBSCRIPTION_DELETE, /* client_id, topic (filter) */
-    STORE_MESSAGE_PUT,         /* msg_id, topic, payload, qos, props: stored once */
-    STORE_QUEUE_PUT,           /* client_id, msg_id, qos: queued for a session */
-    STORE_QUEUE_DELETE,        /* client_id, msg_id: delivered and acknowledged */
+    STORE_SESSION_PUT = 1,     /* client_id, expiry_s */
+    STORE_SESSION_DELETE,      /* client_id: the session and all it owns */
+    STORE_SUBSCRIPTION_PUT,    /* client_id, topic (the full filter), options, sub_id */
+    STORE_SUBSCRIPTION_DELETE, /* client_id, topic */
+    STORE_MESSAGE_PUT,         /* message */
+    STORE_QUEUE_PUT,           /* client_id, seq, msg_id, qos, retain, sub_ids, size_bytes */
+    STORE_QUEUE_UPDATE,        /* client_id, seq, state, packet_id: sent / PUBREC received */
+    STORE_QUEUE_DELETE,        /* client_id, seq, msg_id: acknowledged or discarded */
     STORE_INBOUND_QOS2_PUT,    /* client_id, packet_id: PUBREC sent, awaiting PUBREL */
-    STORE_INBOUND_QOS2_DELETE, /* client_id, packet_id: PUBCOMP sent */
-    STORE_RETAINED_PUT,        /* topic, msg_id */
+    STORE_INBOUND_QOS2_DELETE, /* client_id, packet_id */
+    STORE_RETAINED_PUT,        /* topic, msg_id (the message is written separately) */
     STORE_RETAINED_DELETE,     /* topic */
+    STORE_WILL_PUT,            /* client_id, message, delay_s: the session's will */
+    STORE_WILL_DELETE,         /* client_id */
+};
+
+/* Delivery states kept with a queued message. */
+enum store_queue_state {
+    STORE_QUEUE_QUEUED = 0,
+    STORE_QUEUE_WAIT_PUBACK = 1,
+    STORE_QUEUE_WAIT_PUBREC = 2,
+    STORE_QUEUE_WAIT_PUBCOMP = 3,
 };
 
 struct store_record {
     enum store_record_type type;
-    const uint8_t *client_id;
-    size_t client_id_len;
-    const uint8_t *topic;
-    size_t topic_len;
-    const uint8_t *payload;
-    size_t payload_len;
-    const uint8_t *props; /* encoded MQTT 5 properties to keep with a message */
-    size_t props_len;
+    struct mqtt_bytes client_id;
+    struct mqtt_bytes topic;
+    const struct store_message *message;
+    struct mqtt_bytes sub_ids; /* little-endian uint32 array */
     uint64_t msg_id;
+    uint64_t seq;
+    uint64_t size_bytes;
     uint32_t expiry_s;
+    uint32_t delay_s;
     uint32_t sub_id;
     uint16_t packet_id;
     uint8_t qos;
     uint8_t options;
+    uint8_t state;
+    bool retain;
+};
+
+enum store_sync_mode {
+    STORE_SYNC_FULL = 0, /* fsync every commit */
+    STORE_SYNC_OFF = 1,  /* no fsync: only for comparisons */
+};
+
+struct store_options {
+    const char *path; /* database file */
+    enum store_sync_mode sync;
 };
 
 /* Called on the loop thread when a commit is durable (status 0) or failed (negative). */
 typedef void (*store_commit_cb)(void *arg, int status);
 
-/* Opens the in-memory back end on loop. Returns 0 or LMQ_ENOMEM. */
-int store_open_memory(uv_loop_t *loop, struct store **out);
+/*
+ * Opens (creating or migrating) the database and starts the storage thread.
+ * On error returns LMQ_EIO with a one-line message in err.
+ */
+int store_open(uv_loop_t *loop, const struct store_options *opts, struct store **out, char *err,
+               size_t err_len) __attribute__((warn_unused_result));
 
-/* Adds a record to the current batch (the store copies what it needs). Returns 0 or an error. */
-int store_write(struct store *store, const struct store_record *rec) __attribute__((warn_unused_result));
+/* What recovery hands back, one call per stored item. Returning non-zero stops the load. */
+struct store_loader {
+    void *ctx;
+    int (*session)(void *ctx, struct mqtt_bytes client_id, uint32_t expiry_s);
+    int (*will)(void *ctx, struct mqtt_bytes client_id, const struct store_message *m,
+                uint32_t delay_s);
+    int (*subscription)(void *ctx, struct mqtt_bytes client_id, struct mqtt_bytes filter,
+                        uint8_t options, uint32_t sub_id);
+    int (*inbound_qos2)(void *ctx, struct mqtt_bytes client_id, uint16_t packet_id);
+    int (*retained)(void *ctx, const struct store_message *m);
+    int (*queue_summary)(void *ctx, struct mqtt_bytes client_id, uint64_t count,
+                         uint64_t size_bytes, uint64_t max_seq);
+};
+
+/* Loads everything but queued messages (those are paged). Sets *max_msg_id. Loop thread. */
+int store_load(struct store *store, const struct store_loader *loader, uint64_t *max_msg_id)
+    __attribute__((warn_unused_result));
+
+struct store_queue_row {
+    uint64_t seq;
+    uint64_t size_bytes;
+    uint8_t qos;
+    bool retain;
+    uint8_t state;
+    uint16_t packet_id;
+    struct mqtt_bytes sub_ids;
+    const struct store_message *message;
+};
+
+/*
+ * Reads up to limit committed queue rows of client_id with seq > after_seq,
+ * in seq order, calling row() for each (pointers valid during the call).
+ * Sets *count. Loop thread; synchronous.
+ */
+int store_queue_page(struct store *store, struct mqtt_bytes client_id, uint64_t after_seq,
+                     size_t limit, int (*row)(void *ctx, const struct store_queue_row *r),
+                     void *ctx, size_t *count) __attribute__((warn_unused_result));
+
+/* Adds a record to the current batch (the store copies what it needs). */
+int store_write(struct store *store, const struct store_record *rec)
+    __attribute__((warn_unused_result));
 
 /*
  * Ends the current batch: cb(arg, status) runs on the loop thread once every
- * record written before this call is durable. Returns 0 or an error (then cb
- * is never called).
+ * record written before this call is durable. Completions run in order.
  */
-int store_commit(struct store *store, store_commit_cb cb, void *arg) __attribute__((warn_unused_result));
+int store_commit(struct store *store, store_commit_cb cb, void *arg)
+    __attribute__((warn_unused_result));
 
-/* Number of commits requested but not yet completed. */
+/* Commits handed to the storage thread whose callback has not run yet. Loop thread. */
 size_t store_pending(const struct store *store);
 
-/* Counters for metrics and tests. */
+/* Counters for logs, metrics and benchmarks. */
 struct store_stats {
     uint64_t records_written;
-    uint64_t commits;
+    uint64_t batches;
+    uint64_t commits; /* transactions, = fsyncs with STORE_SYNC_FULL */
+    uint64_t commit_us_total;
+    uint64_t commit_us_max;
+    uint64_t commit_us_hist[32]; /* commits by floor(log2(latency in us)) */
 };
-void store_get_stats(const struct store *store, struct store_stats *out);
+void store_get_stats(struct store *store, struct store_stats *out);
+
+/* Latency in microseconds below which the given fraction (0..1) of commits completed. */
+uint64_t store_stats_percentile_us(const struct store_stats *stats, double fraction);
 
 /*
- * Starts closing: pending commits still complete, then the store's handles
- * are closed and *store freed once the loop runs them. Call before uv_run
- * drains the loop at shutdown.
+ * Finishes every queued commit (their callbacks run), stops the storage
+ * thread and closes the database; *store is freed once the loop has run the
+ * close of its async handle.
  */
 void store_close(struct store *store);
 

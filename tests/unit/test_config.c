@@ -69,6 +69,7 @@ static void test_defaults_match_design(void **state)
     assert_int_equal(l->max_retained_bytes, 268435456);
     assert_int_equal(l->connect_timeout_ms, 10000);
     assert_int_equal(l->max_output_bytes, 4194304);
+    assert_int_equal(l->min_free_disk_bytes, 67108864);
 }
 
 static void test_every_key_is_parsed_from_file(void **state)
@@ -98,7 +99,8 @@ static void test_every_key_is_parsed_from_file(void **state)
                        "max_retained_messages = 9\n"
                        "max_retained_bytes = 10\n"
                        "connect_timeout_ms = 11\n"
-                       "max_output_bytes = 12\n";
+                       "max_output_bytes = 12\n"
+                       "min_free_disk = 13\n";
     assert_int_equal(load_text(&cfg, text, err, sizeof(err), path, sizeof(path)), 0);
     assert_string_equal(cfg.config_path, path);
     assert_string_equal(cfg.data_dir, "/var/lib/ledgermq");
@@ -122,6 +124,7 @@ static void test_every_key_is_parsed_from_file(void **state)
     assert_int_equal(l->max_retained_bytes, 10);
     assert_int_equal(l->connect_timeout_ms, 11);
     assert_int_equal(l->max_output_bytes, 12);
+    assert_int_equal(l->min_free_disk_bytes, 13);
 }
 
 static void test_session_expiry_accepts_never(void **state)

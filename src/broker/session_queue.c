@@ -1,0 +1,515 @@
+/*
+ * A session's outbound side: the queue, paging from the store, the inflight
+ * window and the QoS 1/2 flows towards the client.
+ *
+ * For a persistent session every QoS 1/2 delivery gets a sequence number and
+ * a queue row in the store. Only a bounded window of them is in memory: when
+ * the session is offline, or its in-memory queue is full, or older rows are
+ * still in the store, a new delivery exists only as its row (the backlog) and
+ * is paged in, in sequence order, as the client's window frees. Memory per
+ * session is therefore bounded however large the backlog grows.
+ */
+#include "broker/broker_internal.h"
+
+#include <string.h>
+
+/* Rows read from the store per page. */
+#define SESSION_PAGE_ROWS 256
+/* In-memory queued deliveries of a persistent session beyond its inflight window. */
+#define SESSION_MEMORY_QUEUE_MAX 512
+/* Pages read per pump: bounds the work one pump does before yielding. */
+#define SESSION_PAGES_PER_PUMP 4
+
+static void queue_record(struct session *s, enum store_record_type type, const struct delivery *d)
+{
+    LMQ_ASSERT(d->seq != 0);
+    uint8_t state = STORE_QUEUE_QUEUED;
+    if (d->state == DELIVERY_WAIT_PUBACK)
+        state = STORE_QUEUE_WAIT_PUBACK;
+    else if (d->state == DELIVERY_WAIT_PUBREC)
+        state = STORE_QUEUE_WAIT_PUBREC;
+    else if (d->state == DELIVERY_WAIT_PUBCOMP)
+        state = STORE_QUEUE_WAIT_PUBCOMP;
+    uint8_t ids[MQTT_SUB_IDS_MAX * 4];
+    for (size_t i = 0; i < d->sub_id_count; i++) {
+        for (size_t k = 0; k < 4; k++)
+            ids[i * 4 + k] = (uint8_t)(d->sub_ids[i] >> (8 * k));
+    }
+    struct store_record rec = {
+        .type = type,
+        .client_id = {s->client_id, s->client_id_len},
+        .sub_ids = {ids, (size_t)d->sub_id_count * 4},
+        .msg_id = d->msg->id,
+        .seq = d->seq,
+        .size_bytes = d->msg->size_bytes,
+        .packet_id = d->packet_id,
+        .qos = d->qos,
+        .state = state,
+        .retain = d->retain,
+    };
+    broker_store_write(s->broker, &rec);
+}
+
+/* The delivery is finished (acknowledged, expired or undeliverable): forget it everywhere. */
+static void delivery_done(struct session *s, struct delivery *d)
+{
+    LMQ_ASSERT(s->queued_count > 0);
+    LMQ_ASSERT(s->queued_bytes >= d->msg->size_bytes);
+    s->queued_count--;
+    s->queued_bytes -= d->msg->size_bytes;
+    if (d->seq != 0)
+        queue_record(s, STORE_QUEUE_DELETE, d);
+    msg_unref(d->msg);
+    free(d);
+}
+
+bool session_queue_has_room(const struct session *s, size_t msg_bytes)
+{
+    const struct lmq_limits *lim = &s->broker->cfg.limits;
+    return s->queued_count < lim->max_queued_messages &&
+           s->queued_bytes + msg_bytes <= lim->max_queued_bytes;
+}
+
+static struct delivery *delivery_new(struct msg *m, uint8_t qos, bool retain,
+                                     const uint32_t *sub_ids, size_t sub_id_count)
+{
+    struct delivery *d = calloc(1, sizeof(*d) + sub_id_count * sizeof(uint32_t));
+    if (d == NULL)
+        return NULL;
+    msg_ref(m);
+    d->msg = m;
+    d->qos = qos;
+    d->retain = retain;
+    d->sub_id_count = (uint8_t)sub_id_count;
+    if (sub_id_count > 0)
+        memcpy(d->sub_ids, sub_ids, sub_id_count * sizeof(uint32_t));
+    return d;
+}
+
+void session_enqueue(struct session *s, struct msg *m, uint8_t qos, bool retain,
+                     const uint32_t *sub_ids, size_t sub_id_count)
+{
+    LMQ_ASSERT(qos <= 2 && sub_id_count <= MQTT_SUB_IDS_MAX);
+    LMQ_ASSERT(s->conn != NULL || (s->persistent && qos > 0));
+    bool stored = s->persistent && qos > 0;
+    bool backlog = stored && (s->conn == NULL || s->stored_backlog > 0 ||
+                              s->memory_queued >= SESSION_MEMORY_QUEUE_MAX);
+    struct delivery *d = delivery_new(m, qos, retain, sub_ids, sub_id_count);
+    /* Out of memory for a delivery we must not lose: fail stop rather than drop it. */
+    LMQ_ASSERT(d != NULL || qos == 0);
+    if (d == NULL) {
+        s->broker->stats.qos0_dropped++;
+        return;
+    }
+    s->queued_count++;
+    s->queued_bytes += m->size_bytes;
+    if (stored) {
+        msg_persist(m);
+        d->seq = ++s->next_seq;
+        queue_record(s, STORE_QUEUE_PUT, d);
+    }
+    if (backlog) {
+        /* Lives only in the store until it is paged in. */
+        s->stored_backlog++;
+        s->stored_backlog_bytes += m->size_bytes;
+        msg_unref(d->msg);
+        free(d);
+        return;
+    }
+    if (stored)
+        s->paged_seq = d->seq;
+    if (qos > 0)
+        s->memory_queued++;
+    list_push_back(qos == 0 ? &s->queue0 : &s->queue, &d->link);
+    if (s->conn != NULL)
+        session_pump(s);
+}
+
+static bool packet_id_in_use(const struct session *s, uint16_t id)
+{
+    for (const struct list_node *n = s->inflight.next; n != &s->inflight; n = n->next) {
+        if (list_entry(n, struct delivery, link)->packet_id == id)
+            return true;
+    }
+    return false;
+}
+
+static uint16_t session_next_packet_id(struct session *s)
+{
+    LMQ_ASSERT(s->inflight_count < 65535);
+    for (uint32_t tries = 0; tries < 65536; tries++) {
+        s->next_packet_id = (uint16_t)(s->next_packet_id + 1);
+        if (s->next_packet_id == 0)
+            s->next_packet_id = 1;
+        if (!packet_id_in_use(s, s->next_packet_id))
+            return s->next_packet_id;
+    }
+    LMQ_UNREACHABLE("no free packet id");
+    return 0;
+}
+
+static void publish_props(const struct msg *m, const struct delivery *d, uint32_t remaining_s,
+                          struct mqtt_props *p)
+{
+    if (m->has_expiry) {
+        p->present |= MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL);
+        p->message_expiry_interval_s = remaining_s > 0 ? remaining_s : 1;
+    }
+    if (m->has_payload_format) {
+        p->present |= MQTT_PROP_BIT(MQTT_PROP_PAYLOAD_FORMAT_INDICATOR);
+        p->payload_format_indicator = m->payload_format;
+    }
+    if (m->content_type.data != NULL) {
+        p->present |= MQTT_PROP_BIT(MQTT_PROP_CONTENT_TYPE);
+        p->content_type = m->content_type;
+    }
+    if (m->response_topic.data != NULL) {
+        p->present |= MQTT_PROP_BIT(MQTT_PROP_RESPONSE_TOPIC);
+        p->response_topic = m->response_topic;
+    }
+    if (m->correlation_data.data != NULL) {
+        p->present |= MQTT_PROP_BIT(MQTT_PROP_CORRELATION_DATA);
+        p->correlation_data = m->correlation_data;
+    }
+    if (m->user_props.len > 0) {
+        p->present |= MQTT_PROP_BIT(MQTT_PROP_USER_PROPERTY);
+        p->user_props = m->user_props;
+        p->user_prop_count = m->user_prop_count;
+    }
+    for (size_t i = 0; i < d->sub_id_count; i++)
+        p->subscription_ids[i] = d->sub_ids[i];
+    p->subscription_id_count = d->sub_id_count;
+    if (d->sub_id_count > 0)
+        p->present |= MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_IDENTIFIER);
+}
+
+/*
+ * Encodes d as a PUBLISH. Returns 0; LMQ_ETOOBIG when the client's maximum
+ * packet size forbids it; LMQ_ENOTFOUND when it expired before first sending.
+ */
+static int session_send_publish(struct session *s, struct delivery *d, bool dup)
+{
+    struct conn *c = s->conn;
+    const struct msg *m = d->msg;
+    struct mqtt_packet pkt = {.type = MQTT_PUBLISH};
+    struct mqtt_publish *p = &pkt.u.publish;
+    p->dup = dup;
+    p->qos = d->qos;
+    p->retain = d->retain;
+    p->topic = m->topic;
+    p->packet_id = d->packet_id;
+    p->payload = m->payload;
+    uint32_t remaining_s = 0;
+    if (msg_expired(m, broker_unix_ms(), &remaining_s) && !dup)
+        return LMQ_ENOTFOUND;
+    publish_props(m, d, remaining_s, &p->props);
+    size_t size = 0;
+    if (mqtt_encoded_size(&pkt, c->version, &size) != LMQ_OK || size > c->max_packet_out)
+        return LMQ_ETOOBIG;
+    s->broker->stats.messages_out++;
+    return conn_send(c, &pkt);
+}
+
+static void session_send_pubrel(struct session *s, uint16_t packet_id)
+{
+    struct mqtt_packet pkt = {.type = MQTT_PUBREL};
+    pkt.u.ack.packet_id = packet_id;
+    (void)conn_send(s->conn, &pkt);
+}
+
+static void session_wait_commit(struct session *s)
+{
+    if (!list_linked(&s->commit_wait))
+        list_push_back(&s->broker->commit_waiters, &s->commit_wait);
+}
+
+struct page_ctx {
+    struct session *session;
+    struct list_node loaded_inflight;
+    bool failed;
+};
+
+static int session_page_row(void *arg, const struct store_queue_row *r)
+{
+    struct page_ctx *ctx = arg;
+    struct session *s = ctx->session;
+    LMQ_ASSERT(r->seq > s->paged_seq);
+    uint32_t ids[MQTT_SUB_IDS_MAX];
+    size_t id_count = LMQ_MIN(r->sub_ids.len / 4, (size_t)MQTT_SUB_IDS_MAX);
+    for (size_t i = 0; i < id_count; i++) {
+        const uint8_t *p = r->sub_ids.data + i * 4;
+        ids[i] = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                 (uint32_t)p[3] << 24;
+    }
+    struct msg *m = msg_from_store(s->broker, r->message);
+    struct delivery *d = m ? delivery_new(m, r->qos, r->retain, ids, id_count) : NULL;
+    msg_unref(m);
+    if (d == NULL) {
+        ctx->failed = true;
+        return -1;
+    }
+    d->seq = r->seq;
+    s->paged_seq = r->seq;
+    LMQ_ASSERT(s->stored_backlog > 0);
+    s->stored_backlog--;
+    s->stored_backlog_bytes -= LMQ_MIN(s->stored_backlog_bytes, m->size_bytes);
+    if (r->state == STORE_QUEUE_QUEUED) {
+        list_push_back(&s->queue, &d->link);
+        s->memory_queued++;
+        return 0;
+    }
+    /* Sent before the restart: resume the flow with the packet id the client knows. */
+    d->packet_id = r->packet_id;
+    d->state = r->state == STORE_QUEUE_WAIT_PUBCOMP  ? DELIVERY_WAIT_PUBCOMP
+               : r->state == STORE_QUEUE_WAIT_PUBREC ? DELIVERY_WAIT_PUBREC
+                                                     : DELIVERY_WAIT_PUBACK;
+    list_push_back(&ctx->loaded_inflight, &d->link);
+    return 0;
+}
+
+/* Resends one inflight delivery after a reconnect: PUBLISH with DUP, or PUBREL. */
+static void session_resend_one(struct session *s, struct delivery *d)
+{
+    if (d->state == DELIVERY_WAIT_PUBCOMP)
+        session_send_pubrel(s, d->packet_id);
+    else
+        (void)session_send_publish(s, d, true);
+}
+
+/*
+ * Reads the next page of the stored backlog into memory. Rows that were in
+ * flight before a restart join the inflight window and, when send is set,
+ * are re-sent at once. Returns the number of rows read.
+ */
+static size_t session_page_in(struct session *s, bool send)
+{
+    struct page_ctx ctx = {.session = s};
+    list_init(&ctx.loaded_inflight);
+    size_t count = 0;
+    int rc = store_queue_page(s->broker->store, (struct mqtt_bytes){s->client_id, s->client_id_len},
+                              s->paged_seq, SESSION_PAGE_ROWS, session_page_row, &ctx, &count);
+    if (rc != LMQ_OK)
+        broker_fail_stop(s->broker, ctx.failed ? "page (out of memory)" : "page", rc);
+    size_t guard = count + 1;
+    while (!list_empty(&ctx.loaded_inflight) && guard-- > 0) {
+        struct delivery *d = list_entry(ctx.loaded_inflight.next, struct delivery, link);
+        list_unlink(&d->link);
+        list_push_back(&s->inflight, &d->link);
+        s->inflight_count++;
+        if (send && s->conn != NULL && s->conn->state == CONN_CONNECTED)
+            session_resend_one(s, d);
+    }
+    return count;
+}
+
+/*
+ * Sends the head of list while it may go: returns false when the session must
+ * stop pulling from this list for now (commit pending, output full, window full).
+ */
+static bool session_pump_list(struct session *s, struct list_node *list)
+{
+    struct conn *c = s->conn;
+    const uint64_t max_out = s->broker->cfg.limits.max_output_bytes;
+    size_t guard = s->queued_count + 1;
+    while (!list_empty(list) && guard-- > 0 && s->conn != NULL) {
+        if (conn_output_pending(c) >= max_out)
+            return false; /* resumed when the socket drains */
+        struct delivery *d = list_entry(list->next, struct delivery, link);
+        if (!d->msg->committed) {
+            session_wait_commit(s);
+            return false;
+        }
+        if (d->qos > 0 && s->inflight_count >= c->send_quota_max)
+            return false; /* resumed by an acknowledgement */
+        list_unlink(&d->link);
+        if (d->qos > 0) {
+            s->memory_queued--;
+            d->packet_id = session_next_packet_id(s);
+            d->state = d->qos == 1 ? DELIVERY_WAIT_PUBACK : DELIVERY_WAIT_PUBREC;
+        }
+        int rc = session_send_publish(s, d, false);
+        if (rc == LMQ_ETOOBIG || rc == LMQ_ENOTFOUND) {
+            /* Too big for this client, or expired: the spec says discard; we count it. */
+            if (rc == LMQ_ETOOBIG)
+                s->broker->stats.oversize_dropped++;
+            else
+                s->broker->stats.expired_dropped++;
+            delivery_done(s, d);
+            continue;
+        }
+        if (d->qos == 0) {
+            delivery_done(s, d);
+            continue;
+        }
+        if (d->seq != 0)
+            queue_record(s, STORE_QUEUE_UPDATE, d); /* a restart resumes with this packet id */
+        list_push_back(&s->inflight, &d->link);
+        s->inflight_count++;
+    }
+    return true;
+}
+
+/*
+ * The backlog says rows exist that a page did not return. Normally they are in
+ * a commit still running: wait for it. With nothing left to commit, the count
+ * is wrong (a bug): say so and correct it rather than spin.
+ */
+static void session_backlog_missing(struct session *s)
+{
+    struct broker *b = s->broker;
+    if (b->batch != NULL || store_pending(b->store) > 0) {
+        session_wait_commit(s);
+        return;
+    }
+    struct lmq_log_line line;
+    if (lmq_log_begin(&line, LMQ_LOG_ERROR, "queue_backlog_mismatch")) {
+        lmq_log_strn(&line, "client_id", s->client_id, s->client_id_len);
+        lmq_log_uint(&line, "backlog", s->stored_backlog);
+        lmq_log_end(&line);
+    }
+    LMQ_ASSERT(s->queued_count >= s->stored_backlog);
+    s->queued_count -= s->stored_backlog;
+    s->queued_bytes -= LMQ_MIN(s->queued_bytes, s->stored_backlog_bytes);
+    s->stored_backlog = 0;
+    s->stored_backlog_bytes = 0;
+}
+
+/* Sends queued deliveries while the client's window and the socket's output allow. */
+void session_pump(struct session *s)
+{
+    struct conn *c = s->conn;
+    if (c == NULL || c->state != CONN_CONNECTED || s->closing || s->hold_delivery)
+        return;
+    /* QoS 0 first: the inflight window holds back only QoS 1/2 [MQTT-4.9]. */
+    (void)session_pump_list(s, &s->queue0);
+    for (int page = 0; page <= SESSION_PAGES_PER_PUMP && s->conn != NULL; page++) {
+        if (!session_pump_list(s, &s->queue))
+            return;
+        if (s->stored_backlog == 0)
+            return;
+        if (page == SESSION_PAGES_PER_PUMP) {
+            session_wait_commit(s); /* yield: continue after the next commit */
+            return;
+        }
+        if (session_page_in(s, true) == 0) {
+            session_backlog_missing(s);
+            return;
+        }
+    }
+}
+
+void session_resend_inflight(struct session *s)
+{
+    LMQ_ASSERT(s->conn != NULL);
+    size_t guard = s->inflight_count + 1;
+    for (struct list_node *n = s->inflight.next; n != &s->inflight && guard-- > 0; n = n->next)
+        session_resend_one(s, list_entry(n, struct delivery, link));
+    if (list_empty(&s->queue) && s->stored_backlog > 0)
+        (void)session_page_in(s, true);
+}
+
+static struct delivery *session_find_inflight(struct session *s, uint16_t packet_id)
+{
+    size_t guard = s->inflight_count + 1;
+    for (struct list_node *n = s->inflight.next; n != &s->inflight && guard-- > 0; n = n->next) {
+        struct delivery *d = list_entry(n, struct delivery, link);
+        if (d->packet_id == packet_id)
+            return d;
+    }
+    return NULL;
+}
+
+static void session_complete(struct session *s, struct delivery *d)
+{
+    list_unlink(&d->link);
+    LMQ_ASSERT(s->inflight_count > 0);
+    s->inflight_count--;
+    delivery_done(s, d);
+}
+
+int session_ack(struct session *s, uint8_t type, uint16_t packet_id, uint8_t reason_code)
+{
+    struct delivery *d = session_find_inflight(s, packet_id);
+    if (d == NULL)
+        return LMQ_ENOTFOUND;
+    switch (type) {
+    case MQTT_PUBACK:
+        if (d->state != DELIVERY_WAIT_PUBACK)
+            return LMQ_ENOTFOUND;
+        session_complete(s, d);
+        break;
+    case MQTT_PUBREC:
+        if (d->state == DELIVERY_WAIT_PUBACK)
+            return LMQ_ENOTFOUND;
+        if (reason_code >= 0x80) {
+            session_complete(s, d); /* the receiver refused it: the flow ends here */
+            break;
+        }
+        if (d->state != DELIVERY_WAIT_PUBCOMP) {
+            d->state = DELIVERY_WAIT_PUBCOMP;
+            if (d->seq != 0)
+                queue_record(s, STORE_QUEUE_UPDATE, d);
+        }
+        session_send_pubrel(s, packet_id);
+        return LMQ_OK; /* the window slot stays taken until PUBCOMP */
+    case MQTT_PUBCOMP:
+        if (d->state != DELIVERY_WAIT_PUBCOMP)
+            return LMQ_ENOTFOUND;
+        session_complete(s, d);
+        break;
+    default:
+        LMQ_UNREACHABLE("not an outbound flow acknowledgement");
+    }
+    session_pump(s);
+    return LMQ_OK;
+}
+
+void session_queue_offline(struct session *s)
+{
+    /* QoS 0 messages are not kept for an offline session. */
+    size_t guard = s->queued_count + 1;
+    while (!list_empty(&s->queue0) && guard-- > 0) {
+        struct delivery *d = list_entry(s->queue0.next, struct delivery, link);
+        list_unlink(&d->link);
+        delivery_done(s, d);
+    }
+    /*
+     * Queued (not yet sent) deliveries go back to the store: their rows are
+     * there already, so memory is released and they are paged in again on
+     * reconnect. The inflight window stays in memory (it is bounded).
+     */
+    bool first = true;
+    guard = s->queued_count + 1;
+    while (!list_empty(&s->queue) && guard-- > 0) {
+        struct delivery *d = list_entry(s->queue.next, struct delivery, link);
+        LMQ_ASSERT(d->seq != 0);
+        if (first)
+            s->paged_seq = d->seq - 1;
+        first = false;
+        list_unlink(&d->link);
+        s->memory_queued--;
+        s->stored_backlog++;
+        s->stored_backlog_bytes += d->msg->size_bytes;
+        msg_unref(d->msg);
+        free(d);
+    }
+}
+
+void session_free_deliveries(struct session *s)
+{
+    struct list_node *lists[] = {&s->queue, &s->queue0, &s->inflight};
+    for (size_t i = 0; i < LMQ_ARRAY_LEN(lists); i++) {
+        while (!list_empty(lists[i])) {
+            struct delivery *d = list_entry(lists[i]->next, struct delivery, link);
+            list_unlink(&d->link);
+            msg_unref(d->msg);
+            free(d);
+        }
+    }
+    s->queued_count = 0;
+    s->queued_bytes = 0;
+    s->inflight_count = 0;
+    s->memory_queued = 0;
+    s->stored_backlog = 0;
+    s->stored_backlog_bytes = 0;
+}

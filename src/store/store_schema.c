@@ -1,0 +1,99 @@
+#include "store/store_schema.h"
+
+#include <stdio.h>
+
+#include "core/lmq.h"
+
+/*
+ * migrations[i] takes the schema from version i to i + 1. Never edit a
+ * released step: add a new one, and a test that opens the previous version.
+ */
+static const char *const migrations[STORE_SCHEMA_VERSION] = {
+    /* 0 -> 1: sessions, subscriptions, messages, queues, inbound QoS 2, retained. */
+    "CREATE TABLE sessions(client_id BLOB PRIMARY KEY, expiry_s INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE subscriptions(client_id BLOB NOT NULL, filter BLOB NOT NULL,"
+    " options INTEGER NOT NULL, sub_id INTEGER NOT NULL, PRIMARY KEY(client_id, filter))"
+    " WITHOUT ROWID;"
+    "CREATE TABLE messages(id INTEGER PRIMARY KEY, qos INTEGER NOT NULL,"
+    " retain INTEGER NOT NULL, created_ms INTEGER NOT NULL, expiry_s INTEGER,"
+    " payload_format INTEGER, topic BLOB NOT NULL, payload BLOB NOT NULL, content_type BLOB,"
+    " response_topic BLOB, correlation_data BLOB, user_props BLOB,"
+    " user_prop_count INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE queue(client_id BLOB NOT NULL, seq INTEGER NOT NULL, msg_id INTEGER NOT NULL,"
+    " qos INTEGER NOT NULL, retain INTEGER NOT NULL, state INTEGER NOT NULL,"
+    " packet_id INTEGER NOT NULL, sub_ids BLOB, size_bytes INTEGER NOT NULL,"
+    " PRIMARY KEY(client_id, seq)) WITHOUT ROWID;"
+    "CREATE TABLE inbound_qos2(client_id BLOB NOT NULL, packet_id INTEGER NOT NULL,"
+    " PRIMARY KEY(client_id, packet_id)) WITHOUT ROWID;"
+    "CREATE TABLE retained(topic BLOB PRIMARY KEY, msg_id INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 1 -> 2: delayed wills survive a restart; indexes for message garbage collection. */
+    "CREATE TABLE wills(client_id BLOB PRIMARY KEY, msg_id INTEGER NOT NULL,"
+    " delay_s INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX queue_by_msg ON queue(msg_id);"
+    "CREATE INDEX retained_by_msg ON retained(msg_id);"
+    "CREATE INDEX wills_by_msg ON wills(msg_id);",
+};
+
+int store_schema_version(sqlite3 *db, int *version)
+{
+    LMQ_ASSERT(db != NULL && version != NULL);
+    *version = 0;
+    if (sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)",
+                     NULL, NULL, NULL) != SQLITE_OK)
+        return LMQ_EIO;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_version", -1, &st, NULL) !=
+        SQLITE_OK)
+        return LMQ_EIO;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return LMQ_OK;
+}
+
+static int schema_step(sqlite3 *db, int from, char *err, size_t err_len)
+{
+    char bump[96];
+    snprintf(bump, sizeof(bump), "INSERT INTO schema_version(version) VALUES(%d)", from + 1);
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    if (sqlite3_exec(db, migrations[from], NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(db, "DELETE FROM schema_version", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(db, bump, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        goto fail;
+    }
+    return LMQ_OK;
+fail:
+    snprintf(err, err_len, "migrating the store from schema %d to %d: %s", from, from + 1,
+             sqlite3_errmsg(db));
+    return LMQ_EIO;
+}
+
+int store_schema_migrate_to(sqlite3 *db, int target, char *err, size_t err_len)
+{
+    LMQ_ASSERT(db != NULL && err != NULL);
+    LMQ_ASSERT(target >= 0 && target <= STORE_SCHEMA_VERSION);
+    int version = 0;
+    if (store_schema_version(db, &version) != LMQ_OK) {
+        snprintf(err, err_len, "reading the schema version: %s", sqlite3_errmsg(db));
+        return LMQ_EIO;
+    }
+    if (version > STORE_SCHEMA_VERSION) {
+        snprintf(err, err_len,
+                 "the store has schema version %d, newer than this binary's %d: upgrade ledgermq",
+                 version, STORE_SCHEMA_VERSION);
+        return LMQ_EIO;
+    }
+    for (int v = version; v < target; v++) {
+        if (schema_step(db, v, err, err_len) != LMQ_OK)
+            return LMQ_EIO;
+    }
+    return LMQ_OK;
+}
+
+int store_schema_migrate(sqlite3 *db, char *err, size_t err_len)
+{
+    return store_schema_migrate_to(db, STORE_SCHEMA_VERSION, err, err_len);
+}

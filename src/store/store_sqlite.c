@@ -1,0 +1,853 @@
+/*
+ * SQLite store back end: WAL, synchronous=FULL, one writer connection owned
+ * by the storage thread, one read-only connection for the loop thread.
+ *
+ * store_write() copies each record into the open batch on the loop thread;
+ * store_commit() hands the batch to the storage thread. The storage thread
+ * takes every batch that is waiting, applies them all in one transaction
+ * (group commit: one fsync for all), and reports completions back through a
+ * uv_async_t. A failed statement or commit fails the whole transaction and
+ * every batch in it; the broker then stops without acknowledging them.
+ */
+#include "store/store.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/lmq.h"
+#include "store/store_fault.h"
+#include "store/store_schema.h"
+
+/* Busy timeout for the reader while the writer checkpoints. */
+#define STORE_BUSY_TIMEOUT_MS 5000
+/* Records per batch the loop thread may accumulate before the broker commits. */
+#define STORE_BATCH_RECORDS_MAX (1u << 24)
+
+/* One record with its own copy of every byte it points to. */
+struct owned_record {
+    struct store_record rec;
+    struct store_message msg;
+    uint8_t *bytes;
+};
+
+struct store_batch {
+    struct store_batch *next;
+    struct owned_record *recs;
+    size_t count, cap;
+    store_commit_cb cb;
+    void *arg;
+    int status;
+};
+
+enum store_stmt {
+    ST_SESSION_PUT,
+    ST_SESSION_DELETE,
+    ST_SESSION_DELETE_SUBS,
+    ST_SESSION_DELETE_QUEUE,
+    ST_SESSION_DELETE_QOS2,
+    ST_SESSION_DELETE_WILL,
+    ST_SUB_PUT,
+    ST_SUB_DELETE,
+    ST_MSG_PUT,
+    ST_MSG_GC,
+    ST_QUEUE_PUT,
+    ST_QUEUE_UPDATE,
+    ST_QUEUE_DELETE,
+    ST_QOS2_PUT,
+    ST_QOS2_DELETE,
+    ST_RETAINED_GET,
+    ST_RETAINED_PUT,
+    ST_RETAINED_DELETE,
+    ST_WILL_GET,
+    ST_WILL_PUT,
+    ST_WILL_DELETE,
+    ST_COUNT,
+};
+
+static const char *const store_stmt_sql[ST_COUNT] = {
+    [ST_SESSION_PUT] = "INSERT INTO sessions(client_id, expiry_s) VALUES(?1, ?2) "
+                       "ON CONFLICT(client_id) DO UPDATE SET expiry_s = excluded.expiry_s",
+    [ST_SESSION_DELETE] = "DELETE FROM sessions WHERE client_id = ?1",
+    [ST_SESSION_DELETE_SUBS] = "DELETE FROM subscriptions WHERE client_id = ?1",
+    [ST_SESSION_DELETE_QUEUE] = "DELETE FROM queue WHERE client_id = ?1 RETURNING msg_id",
+    [ST_SESSION_DELETE_QOS2] = "DELETE FROM inbound_qos2 WHERE client_id = ?1",
+    [ST_SESSION_DELETE_WILL] = "DELETE FROM wills WHERE client_id = ?1 RETURNING msg_id",
+    [ST_SUB_PUT] = "INSERT INTO subscriptions(client_id, filter, options, sub_id) "
+                   "VALUES(?1, ?2, ?3, ?4) ON CONFLICT(client_id, filter) DO UPDATE SET "
+                   "options = excluded.options, sub_id = excluded.sub_id",
+    [ST_SUB_DELETE] = "DELETE FROM subscriptions WHERE client_id = ?1 AND filter = ?2",
+    [ST_MSG_PUT] = "INSERT OR IGNORE INTO messages(id, qos, retain, created_ms, expiry_s, "
+                   "payload_format, topic, payload, content_type, response_topic, "
+                   "correlation_data, user_props, user_prop_count) "
+                   "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    [ST_MSG_GC] = "DELETE FROM messages WHERE id = ?1 "
+                  "AND NOT EXISTS (SELECT 1 FROM queue WHERE msg_id = ?1) "
+                  "AND NOT EXISTS (SELECT 1 FROM retained WHERE msg_id = ?1) "
+                  "AND NOT EXISTS (SELECT 1 FROM wills WHERE msg_id = ?1)",
+    [ST_QUEUE_PUT] = "INSERT INTO queue(client_id, seq, msg_id, qos, retain, state, packet_id, "
+                     "sub_ids, size_bytes) VALUES(?1, ?2, ?3, ?4, ?5, 0, 0, ?6, ?7)",
+    [ST_QUEUE_UPDATE] = "UPDATE queue SET state = ?3, packet_id = ?4 "
+                        "WHERE client_id = ?1 AND seq = ?2",
+    [ST_QUEUE_DELETE] = "DELETE FROM queue WHERE client_id = ?1 AND seq = ?2",
+    [ST_QOS2_PUT] = "INSERT OR IGNORE INTO inbound_qos2(client_id, packet_id) VALUES(?1, ?2)",
+    [ST_QOS2_DELETE] = "DELETE FROM inbound_qos2 WHERE client_id = ?1 AND packet_id = ?2",
+    [ST_RETAINED_GET] = "SELECT msg_id FROM retained WHERE topic = ?1",
+    [ST_RETAINED_PUT] = "INSERT INTO retained(topic, msg_id) VALUES(?1, ?2) "
+                        "ON CONFLICT(topic) DO UPDATE SET msg_id = excluded.msg_id",
+    [ST_RETAINED_DELETE] = "DELETE FROM retained WHERE topic = ?1",
+    [ST_WILL_GET] = "SELECT msg_id FROM wills WHERE client_id = ?1",
+    [ST_WILL_PUT] = "INSERT INTO wills(client_id, msg_id, delay_s) VALUES(?1, ?2, ?3) "
+                    "ON CONFLICT(client_id) DO UPDATE SET msg_id = excluded.msg_id, "
+                    "delay_s = excluded.delay_s",
+    [ST_WILL_DELETE] = "DELETE FROM wills WHERE client_id = ?1",
+};
+
+struct store {
+    uv_loop_t *loop;
+    uv_async_t async;
+    sqlite3 *writer; /* storage thread only (after open) */
+    sqlite3 *reader; /* loop thread only */
+    sqlite3_stmt *stmts[ST_COUNT];
+    sqlite3_stmt *page_stmt;
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    struct store_batch *todo_head, *todo_tail; /* committed by the loop, not yet applied */
+    struct store_batch *done_head, *done_tail; /* applied, callbacks not yet run */
+    bool stop;
+    struct store_batch *open; /* loop thread: batch being filled */
+    size_t pending;           /* loop thread: commits not yet completed */
+    struct store_stats stats; /* under mutex */
+};
+
+static void batch_free(struct store_batch *b)
+{
+    for (size_t i = 0; i < b->count; i++)
+        free(b->recs[i].bytes);
+    free(b->recs);
+    free(b);
+}
+
+/* ---- loop thread: building batches ---- */
+
+static size_t bytes_total(const struct store_record *r)
+{
+    size_t n = r->client_id.len + r->topic.len + r->sub_ids.len;
+    const struct store_message *m = r->message;
+    if (m != NULL)
+        n += m->topic.len + m->payload.len + m->content_type.len + m->response_topic.len +
+             m->correlation_data.len + m->user_props.len;
+    return n;
+}
+
+static void copy_into(uint8_t **cursor, struct mqtt_bytes *b)
+{
+    if (b->data == NULL)
+        return;
+    if (b->len > 0)
+        memcpy(*cursor, b->data, b->len);
+    b->data = *cursor;
+    *cursor += b->len;
+}
+
+static int owned_record_init(struct owned_record *o, const struct store_record *rec)
+{
+    o->rec = *rec;
+    size_t total = bytes_total(rec);
+    o->bytes = malloc(total > 0 ? total : 1);
+    if (o->bytes == NULL)
+        return LMQ_ENOMEM;
+    uint8_t *cursor = o->bytes;
+    copy_into(&cursor, &o->rec.client_id);
+    copy_into(&cursor, &o->rec.topic);
+    copy_into(&cursor, &o->rec.sub_ids);
+    if (rec->message != NULL) {
+        o->msg = *rec->message;
+        copy_into(&cursor, &o->msg.topic);
+        copy_into(&cursor, &o->msg.payload);
+        copy_into(&cursor, &o->msg.content_type);
+        copy_into(&cursor, &o->msg.response_topic);
+        copy_into(&cursor, &o->msg.correlation_data);
+        copy_into(&cursor, &o->msg.user_props);
+        o->rec.message = &o->msg; /* re-pointed again after the array moves */
+    }
+    LMQ_ASSERT((size_t)(cursor - o->bytes) == total);
+    return LMQ_OK;
+}
+
+int store_write(struct store *store, const struct store_record *rec)
+{
+    LMQ_ASSERT(store != NULL && rec != NULL);
+    LMQ_ASSERT(rec->type >= STORE_SESSION_PUT && rec->type <= STORE_WILL_DELETE);
+    if (store->open == NULL) {
+        store->open = calloc(1, sizeof(*store->open));
+        if (store->open == NULL)
+            return LMQ_ENOMEM;
+    }
+    struct store_batch *b = store->open;
+    if (b->count == b->cap) {
+        if (b->cap >= STORE_BATCH_RECORDS_MAX)
+            return LMQ_ELIMIT;
+        size_t cap = b->cap == 0 ? 16 : b->cap * 2;
+        struct owned_record *recs = realloc(b->recs, cap * sizeof(*recs));
+        if (recs == NULL)
+            return LMQ_ENOMEM;
+        b->recs = recs;
+        b->cap = cap;
+    }
+    int rc = owned_record_init(&b->recs[b->count], rec);
+    if (rc != LMQ_OK)
+        return rc;
+    b->count++;
+    return LMQ_OK;
+}
+
+int store_commit(struct store *store, store_commit_cb cb, void *arg)
+{
+    LMQ_ASSERT(store != NULL && cb != NULL);
+    struct store_batch *b = store->open;
+    if (b == NULL) {
+        b = calloc(1, sizeof(*b));
+        if (b == NULL)
+            return LMQ_ENOMEM;
+    }
+    store->open = NULL;
+    b->cb = cb;
+    b->arg = arg;
+    /* The records' message pointers point into the (possibly moved) array: fix them. */
+    for (size_t i = 0; i < b->count; i++) {
+        if (b->recs[i].rec.message != NULL)
+            b->recs[i].rec.message = &b->recs[i].msg;
+    }
+    pthread_mutex_lock(&store->mutex);
+    LMQ_ASSERT(!store->stop);
+    if (store->todo_tail != NULL)
+        store->todo_tail->next = b;
+    else
+        store->todo_head = b;
+    store->todo_tail = b;
+    pthread_cond_signal(&store->cond);
+    pthread_mutex_unlock(&store->mutex);
+    store->pending++;
+    return LMQ_OK;
+}
+
+static void store_on_async(uv_async_t *async)
+{
+    struct store *store = async->data;
+    pthread_mutex_lock(&store->mutex);
+    struct store_batch *done = store->done_head;
+    store->done_head = store->done_tail = NULL;
+    pthread_mutex_unlock(&store->mutex);
+    while (done != NULL) {
+        struct store_batch *next = done->next;
+        LMQ_ASSERT(store->pending > 0);
+        store->pending--;
+        done->cb(done->arg, done->status);
+        batch_free(done);
+        done = next;
+    }
+}
+
+/* ---- storage thread: applying batches ---- */
+
+static int bind_bytes(sqlite3_stmt *st, int idx, struct mqtt_bytes b)
+{
+    if (b.data == NULL)
+        return sqlite3_bind_null(st, idx);
+    return sqlite3_bind_blob64(st, idx, b.len ? b.data : (const void *)"", b.len,
+                               SQLITE_STATIC);
+}
+
+/* Steps a statement that returns no rows (or ignores them) and resets it. */
+static int run(sqlite3_stmt *st)
+{
+    int rc;
+    do {
+        rc = sqlite3_step(st);
+    } while (rc == SQLITE_ROW);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int gc_message(struct store *s, int64_t msg_id)
+{
+    sqlite3_stmt *st = s->stmts[ST_MSG_GC];
+    sqlite3_bind_int64(st, 1, msg_id);
+    return run(st);
+}
+
+/* Runs a "... RETURNING msg_id" statement bound to client_id and collects the ids for GC. */
+static int delete_returning_gc(struct store *s, sqlite3_stmt *st, struct mqtt_bytes client_id)
+{
+    int64_t *ids = NULL;
+    size_t count = 0, cap = 0;
+    int rc = SQLITE_OK;
+    bind_bytes(st, 1, client_id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (count == cap) {
+            size_t ncap = cap == 0 ? 64 : cap * 2;
+            int64_t *p = realloc(ids, ncap * sizeof(*p));
+            if (p == NULL) {
+                rc = SQLITE_NOMEM;
+                break;
+            }
+            ids = p;
+            cap = ncap;
+        }
+        ids[count++] = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    rc = (rc == SQLITE_DONE) ? SQLITE_OK : rc;
+    for (size_t i = 0; i < count && rc == SQLITE_OK; i++)
+        rc = gc_message(s, ids[i]);
+    free(ids);
+    return rc;
+}
+
+/* Reads the msg_id a single-key lookup returns, or 0. */
+static int64_t lookup_msg_id(sqlite3_stmt *st, struct mqtt_bytes key)
+{
+    bind_bytes(st, 1, key);
+    int64_t id = 0;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        id = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return id;
+}
+
+static int apply_message(struct store *s, const struct store_message *m)
+{
+    sqlite3_stmt *st = s->stmts[ST_MSG_PUT];
+    sqlite3_bind_int64(st, 1, (int64_t)m->id);
+    sqlite3_bind_int(st, 2, m->qos);
+    sqlite3_bind_int(st, 3, m->retain);
+    sqlite3_bind_int64(st, 4, m->created_unix_ms);
+    if (m->has_expiry)
+        sqlite3_bind_int64(st, 5, m->expiry_s);
+    if (m->has_payload_format)
+        sqlite3_bind_int(st, 6, m->payload_format);
+    bind_bytes(st, 7, m->topic);
+    bind_bytes(st, 8, m->payload.data ? m->payload : (struct mqtt_bytes){(const uint8_t *)"", 0});
+    bind_bytes(st, 9, m->content_type);
+    bind_bytes(st, 10, m->response_topic);
+    bind_bytes(st, 11, m->correlation_data);
+    bind_bytes(st, 12, m->user_props);
+    sqlite3_bind_int64(st, 13, m->user_prop_count);
+    return run(st);
+}
+
+static int apply_session_delete(struct store *s, const struct store_record *r)
+{
+    sqlite3_stmt *plain[] = {s->stmts[ST_SESSION_DELETE], s->stmts[ST_SESSION_DELETE_SUBS],
+                             s->stmts[ST_SESSION_DELETE_QOS2]};
+    for (size_t i = 0; i < LMQ_ARRAY_LEN(plain); i++) {
+        bind_bytes(plain[i], 1, r->client_id);
+        int rc = run(plain[i]);
+        if (rc != SQLITE_OK)
+            return rc;
+    }
+    int rc = delete_returning_gc(s, s->stmts[ST_SESSION_DELETE_QUEUE], r->client_id);
+    if (rc == SQLITE_OK)
+        rc = delete_returning_gc(s, s->stmts[ST_SESSION_DELETE_WILL], r->client_id);
+    return rc;
+}
+
+static int apply_queue(struct store *s, const struct store_record *r)
+{
+    sqlite3_stmt *st;
+    switch (r->type) {
+    case STORE_QUEUE_PUT:
+        st = s->stmts[ST_QUEUE_PUT];
+        bind_bytes(st, 1, r->client_id);
+        sqlite3_bind_int64(st, 2, (int64_t)r->seq);
+        sqlite3_bind_int64(st, 3, (int64_t)r->msg_id);
+        sqlite3_bind_int(st, 4, r->qos);
+        sqlite3_bind_int(st, 5, r->retain);
+        bind_bytes(st, 6, r->sub_ids);
+        sqlite3_bind_int64(st, 7, (int64_t)r->size_bytes);
+        return run(st);
+    case STORE_QUEUE_UPDATE:
+        st = s->stmts[ST_QUEUE_UPDATE];
+        bind_bytes(st, 1, r->client_id);
+        sqlite3_bind_int64(st, 2, (int64_t)r->seq);
+        sqlite3_bind_int(st, 3, r->state);
+        sqlite3_bind_int(st, 4, r->packet_id);
+        return run(st);
+    default: {
+        LMQ_ASSERT(r->type == STORE_QUEUE_DELETE);
+        st = s->stmts[ST_QUEUE_DELETE];
+        bind_bytes(st, 1, r->client_id);
+        sqlite3_bind_int64(st, 2, (int64_t)r->seq);
+        int rc = run(st);
+        return rc == SQLITE_OK ? gc_message(s, (int64_t)r->msg_id) : rc;
+    }
+    }
+}
+
+static int apply_keyed_replace(struct store *s, const struct store_record *r)
+{
+    bool retained = r->type == STORE_RETAINED_PUT || r->type == STORE_RETAINED_DELETE;
+    struct mqtt_bytes key = retained ? r->topic : r->client_id;
+    int64_t old = lookup_msg_id(s->stmts[retained ? ST_RETAINED_GET : ST_WILL_GET], key);
+    int rc = SQLITE_OK;
+    if (r->type == STORE_WILL_PUT) {
+        LMQ_ASSERT(r->message != NULL);
+        rc = apply_message(s, r->message);
+    }
+    sqlite3_stmt *st;
+    switch (r->type) {
+    case STORE_RETAINED_PUT:
+        st = s->stmts[ST_RETAINED_PUT];
+        sqlite3_bind_int64(st, 2, (int64_t)r->msg_id);
+        break;
+    case STORE_RETAINED_DELETE:
+        st = s->stmts[ST_RETAINED_DELETE];
+        break;
+    case STORE_WILL_PUT:
+        st = s->stmts[ST_WILL_PUT];
+        sqlite3_bind_int64(st, 2, (int64_t)r->message->id);
+        sqlite3_bind_int64(st, 3, r->delay_s);
+        break;
+    default:
+        LMQ_ASSERT(r->type == STORE_WILL_DELETE);
+        st = s->stmts[ST_WILL_DELETE];
+        break;
+    }
+    bind_bytes(st, 1, key);
+    if (rc == SQLITE_OK)
+        rc = run(st);
+    else
+        sqlite3_reset(st), sqlite3_clear_bindings(st);
+    if (rc == SQLITE_OK && old != 0)
+        rc = gc_message(s, old);
+    return rc;
+}
+
+static int apply_record(struct store *s, const struct store_record *r)
+{
+    sqlite3_stmt *st;
+    switch (r->type) {
+    case STORE_SESSION_PUT:
+        st = s->stmts[ST_SESSION_PUT];
+        bind_bytes(st, 1, r->client_id);
+        sqlite3_bind_int64(st, 2, r->expiry_s);
+        return run(st);
+    case STORE_SESSION_DELETE:
+        return apply_session_delete(s, r);
+    case STORE_SUBSCRIPTION_PUT:
+    case STORE_SUBSCRIPTION_DELETE:
+        st = s->stmts[r->type == STORE_SUBSCRIPTION_PUT ? ST_SUB_PUT : ST_SUB_DELETE];
+        bind_bytes(st, 1, r->client_id);
+        bind_bytes(st, 2, r->topic);
+        if (r->type == STORE_SUBSCRIPTION_PUT) {
+            sqlite3_bind_int(st, 3, r->options);
+            sqlite3_bind_int64(st, 4, r->sub_id);
+        }
+        return run(st);
+    case STORE_MESSAGE_PUT:
+        return apply_message(s, r->message);
+    case STORE_QUEUE_PUT:
+    case STORE_QUEUE_UPDATE:
+    case STORE_QUEUE_DELETE:
+        return apply_queue(s, r);
+    case STORE_INBOUND_QOS2_PUT:
+    case STORE_INBOUND_QOS2_DELETE:
+        st = s->stmts[r->type == STORE_INBOUND_QOS2_PUT ? ST_QOS2_PUT : ST_QOS2_DELETE];
+        bind_bytes(st, 1, r->client_id);
+        sqlite3_bind_int(st, 2, r->packet_id);
+        return run(st);
+    case STORE_RETAINED_PUT:
+    case STORE_RETAINED_DELETE:
+    case STORE_WILL_PUT:
+    case STORE_WILL_DELETE:
+        return apply_keyed_replace(s, r);
+    }
+    LMQ_UNREACHABLE("unknown store record type");
+    return SQLITE_INTERNAL;
+}
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void stats_add_commit(struct store_stats *st, uint64_t us, size_t batches, size_t records)
+{
+    st->commits++;
+    st->batches += batches;
+    st->records_written += records;
+    st->commit_us_total += us;
+    if (us > st->commit_us_max)
+        st->commit_us_max = us;
+    unsigned bucket = 0;
+    while (bucket < 31 && (UINT64_C(1) << (bucket + 1)) <= us)
+        bucket++;
+    st->commit_us_hist[bucket]++;
+}
+
+/* Applies a chain of batches in one transaction. Returns 0 or LMQ_EIO. */
+static int store_apply_chain(struct store *s, struct store_batch *chain, size_t *records)
+{
+    int rc = sqlite3_exec(s->writer, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    *records = 0;
+    for (struct store_batch *b = chain; b != NULL && rc == SQLITE_OK; b = b->next) {
+        for (size_t i = 0; i < b->count && rc == SQLITE_OK; i++)
+            rc = apply_record(s, &b->recs[i].rec);
+        *records += b->count;
+    }
+    store_fault_before_commit();
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(s->writer, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        fprintf(stderr,
+                "{\"level\":\"error\",\"event\":\"store_commit_failed\",\"sqlite\":\"%s\"}\n",
+                sqlite3_errmsg(s->writer));
+        sqlite3_exec(s->writer, "ROLLBACK", NULL, NULL, NULL);
+        return LMQ_EIO;
+    }
+    return LMQ_OK;
+}
+
+static void *store_thread_main(void *arg)
+{
+    struct store *s = arg;
+    pthread_mutex_lock(&s->mutex);
+    for (;;) {
+        while (s->todo_head == NULL && !s->stop)
+            pthread_cond_wait(&s->cond, &s->mutex);
+        if (s->todo_head == NULL && s->stop)
+            break;
+        /* Group commit: everything queued so far goes into one transaction. */
+        struct store_batch *chain = s->todo_head;
+        s->todo_head = s->todo_tail = NULL;
+        pthread_mutex_unlock(&s->mutex);
+
+        uint64_t start = now_us();
+        size_t records = 0, batches = 0;
+        int status = store_apply_chain(s, chain, &records);
+        uint64_t took = now_us() - start;
+        struct store_batch *last = chain;
+        for (struct store_batch *b = chain; b != NULL; b = b->next) {
+            b->status = status;
+            batches++;
+            last = b;
+        }
+
+        pthread_mutex_lock(&s->mutex);
+        stats_add_commit(&s->stats, took, batches, records);
+        if (s->done_tail != NULL)
+            s->done_tail->next = chain;
+        else
+            s->done_head = chain;
+        s->done_tail = last;
+        uv_async_send(&s->async);
+    }
+    pthread_mutex_unlock(&s->mutex);
+    return NULL;
+}
+
+/* ---- loop thread: reading (recovery and paging) ---- */
+
+static struct mqtt_bytes column_bytes(sqlite3_stmt *st, int col)
+{
+    if (sqlite3_column_type(st, col) == SQLITE_NULL)
+        return (struct mqtt_bytes){NULL, 0};
+    const uint8_t *p = sqlite3_column_blob(st, col);
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    return (struct mqtt_bytes){p ? p : (const uint8_t *)"", n};
+}
+
+/* Reads a message from columns first..first+12 (the messages table's column order). */
+static void column_message(sqlite3_stmt *st, int first, struct store_message *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->id = (uint64_t)sqlite3_column_int64(st, first);
+    m->qos = (uint8_t)sqlite3_column_int(st, first + 1);
+    m->retain = sqlite3_column_int(st, first + 2) != 0;
+    m->created_unix_ms = sqlite3_column_int64(st, first + 3);
+    m->has_expiry = sqlite3_column_type(st, first + 4) != SQLITE_NULL;
+    m->expiry_s = (uint32_t)sqlite3_column_int64(st, first + 4);
+    m->has_payload_format = sqlite3_column_type(st, first + 5) != SQLITE_NULL;
+    m->payload_format = (uint8_t)sqlite3_column_int(st, first + 5);
+    m->topic = column_bytes(st, first + 6);
+    m->payload = column_bytes(st, first + 7);
+    m->content_type = column_bytes(st, first + 8);
+    m->response_topic = column_bytes(st, first + 9);
+    m->correlation_data = column_bytes(st, first + 10);
+    m->user_props = column_bytes(st, first + 11);
+    m->user_prop_count = (uint32_t)sqlite3_column_int64(st, first + 12);
+}
+
+#define STORE_MESSAGE_COLUMNS                                                                     \
+    "m.id, m.qos, m.retain, m.created_ms, m.expiry_s, m.payload_format, m.topic, m.payload, "    \
+    "m.content_type, m.response_topic, m.correlation_data, m.user_props, m.user_prop_count"
+
+/* Load order matters: sessions first, wills last (publishing one routes to the others). */
+enum load_kind { LOAD_SESSION, LOAD_SUB, LOAD_QOS2, LOAD_RETAINED, LOAD_QUEUE, LOAD_WILL };
+
+static const char *const load_sql[] = {
+    [LOAD_SESSION] = "SELECT client_id, expiry_s FROM sessions",
+    [LOAD_WILL] = "SELECT w.client_id, w.delay_s, " STORE_MESSAGE_COLUMNS
+                  " FROM wills w JOIN messages m ON m.id = w.msg_id",
+    [LOAD_SUB] = "SELECT client_id, filter, options, sub_id FROM subscriptions",
+    [LOAD_QOS2] = "SELECT client_id, packet_id FROM inbound_qos2",
+    [LOAD_RETAINED] = "SELECT r.topic, " STORE_MESSAGE_COLUMNS
+                      " FROM retained r JOIN messages m ON m.id = r.msg_id",
+    [LOAD_QUEUE] = "SELECT client_id, count(*), sum(size_bytes), max(seq) FROM queue "
+                   "GROUP BY client_id",
+};
+
+static int load_row(const struct store_loader *l, enum load_kind kind, sqlite3_stmt *st)
+{
+    struct store_message m;
+    switch (kind) {
+    case LOAD_SESSION:
+        return l->session(l->ctx, column_bytes(st, 0), (uint32_t)sqlite3_column_int64(st, 1));
+    case LOAD_WILL:
+        column_message(st, 2, &m);
+        return l->will(l->ctx, column_bytes(st, 0), &m, (uint32_t)sqlite3_column_int64(st, 1));
+    case LOAD_SUB:
+        return l->subscription(l->ctx, column_bytes(st, 0), column_bytes(st, 1),
+                               (uint8_t)sqlite3_column_int(st, 2),
+                               (uint32_t)sqlite3_column_int64(st, 3));
+    case LOAD_QOS2:
+        return l->inbound_qos2(l->ctx, column_bytes(st, 0), (uint16_t)sqlite3_column_int(st, 1));
+    case LOAD_RETAINED:
+        column_message(st, 1, &m);
+        return l->retained(l->ctx, &m);
+    case LOAD_QUEUE:
+        return l->queue_summary(l->ctx, column_bytes(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
+                                (uint64_t)sqlite3_column_int64(st, 2),
+                                (uint64_t)sqlite3_column_int64(st, 3));
+    }
+    return -1;
+}
+
+int store_load(struct store *store, const struct store_loader *loader, uint64_t *max_msg_id)
+{
+    LMQ_ASSERT(store != NULL && loader != NULL && max_msg_id != NULL);
+    int result = LMQ_OK;
+    /* Sessions first: every other kind refers to one. */
+    for (size_t k = 0; k < LMQ_ARRAY_LEN(load_sql) && result == LMQ_OK; k++) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(store->reader, load_sql[k], -1, &st, NULL) != SQLITE_OK)
+            return LMQ_EIO;
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            if (load_row(loader, (enum load_kind)k, st) != 0) {
+                result = LMQ_EINVAL;
+                break;
+            }
+        }
+        if (result == LMQ_OK && rc != SQLITE_DONE)
+            result = LMQ_EIO;
+        sqlite3_finalize(st);
+    }
+    sqlite3_stmt *st = NULL;
+    *max_msg_id = 0;
+    if (result == LMQ_OK &&
+        sqlite3_prepare_v2(store->reader, "SELECT max(id) FROM messages", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        *max_msg_id = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return result;
+}
+
+int store_queue_page(struct store *store, struct mqtt_bytes client_id, uint64_t after_seq,
+                     size_t limit, int (*row)(void *ctx, const struct store_queue_row *r),
+                     void *ctx, size_t *count)
+{
+    LMQ_ASSERT(store != NULL && row != NULL && count != NULL);
+    LMQ_ASSERT(limit > 0 && limit <= INT32_MAX);
+    sqlite3_stmt *st = store->page_stmt;
+    *count = 0;
+    bind_bytes(st, 1, client_id);
+    sqlite3_bind_int64(st, 2, (int64_t)after_seq);
+    sqlite3_bind_int64(st, 3, (int64_t)limit);
+    int rc, result = LMQ_OK;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct store_message m;
+        struct store_queue_row r = {
+            .seq = (uint64_t)sqlite3_column_int64(st, 0),
+            .qos = (uint8_t)sqlite3_column_int(st, 1),
+            .retain = sqlite3_column_int(st, 2) != 0,
+            .state = (uint8_t)sqlite3_column_int(st, 3),
+            .packet_id = (uint16_t)sqlite3_column_int(st, 4),
+            .sub_ids = column_bytes(st, 5),
+            .size_bytes = (uint64_t)sqlite3_column_int64(st, 6),
+            .message = &m,
+        };
+        column_message(st, 7, &m);
+        (*count)++;
+        if (row(ctx, &r) != 0) {
+            result = LMQ_EINVAL;
+            break;
+        }
+    }
+    if (result == LMQ_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        result = LMQ_EIO;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return result;
+}
+
+/* ---- open, schema, close ---- */
+
+static int store_fail(char *err, size_t err_len, const char *what, sqlite3 *db)
+{
+    snprintf(err, err_len, "%s: %s", what, db ? sqlite3_errmsg(db) : "out of memory");
+    return LMQ_EIO;
+}
+
+static int store_open_writer(struct store *s, const struct store_options *opts, char *err,
+                             size_t err_len)
+{
+    const char *vfs = store_fault_vfs_name();
+    int rc = sqlite3_open_v2(opts->path, &s->writer,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             vfs);
+    if (rc != SQLITE_OK)
+        return store_fail(err, err_len, opts->path, s->writer);
+    sqlite3_extended_result_codes(s->writer, 1);
+    const char *pragmas = opts->sync == STORE_SYNC_OFF
+                              ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;"
+                              : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;";
+    if (sqlite3_exec(s->writer, pragmas, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(s->writer, "PRAGMA foreign_keys=OFF; PRAGMA wal_autocheckpoint=4096;", NULL,
+                     NULL, NULL) != SQLITE_OK)
+        return store_fail(err, err_len, "pragmas", s->writer);
+    if (store_schema_migrate(s->writer, err, err_len) != LMQ_OK)
+        return LMQ_EIO;
+    for (int i = 0; i < ST_COUNT; i++) {
+        if (sqlite3_prepare_v3(s->writer, store_stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                               &s->stmts[i], NULL) != SQLITE_OK)
+            return store_fail(err, err_len, "prepare", s->writer);
+    }
+    return LMQ_OK;
+}
+
+static int store_open_reader(struct store *s, const struct store_options *opts, char *err,
+                             size_t err_len)
+{
+    int rc = sqlite3_open_v2(opts->path, &s->reader, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK)
+        return store_fail(err, err_len, opts->path, s->reader);
+    sqlite3_busy_timeout(s->reader, STORE_BUSY_TIMEOUT_MS);
+    static const char page_sql[] =
+        "SELECT q.seq, q.qos, q.retain, q.state, q.packet_id, q.sub_ids, q.size_bytes, "
+        STORE_MESSAGE_COLUMNS " FROM queue q JOIN messages m ON m.id = q.msg_id "
+        "WHERE q.client_id = ?1 AND q.seq > ?2 ORDER BY q.seq LIMIT ?3";
+    if (sqlite3_prepare_v3(s->reader, page_sql, -1, SQLITE_PREPARE_PERSISTENT, &s->page_stmt,
+                           NULL) != SQLITE_OK)
+        return store_fail(err, err_len, "prepare page", s->reader);
+    return LMQ_OK;
+}
+
+static void store_free(struct store *s)
+{
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(s->stmts[i]);
+    sqlite3_finalize(s->page_stmt);
+    sqlite3_close(s->reader);
+    sqlite3_close(s->writer);
+    pthread_mutex_destroy(&s->mutex);
+    pthread_cond_destroy(&s->cond);
+    free(s);
+}
+
+int store_open(uv_loop_t *loop, const struct store_options *opts, struct store **out, char *err,
+               size_t err_len)
+{
+    LMQ_ASSERT(loop != NULL && opts != NULL && opts->path != NULL);
+    LMQ_ASSERT(out != NULL && err != NULL);
+    struct store *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return store_fail(err, err_len, "store", NULL);
+    s->loop = loop;
+    pthread_mutex_init(&s->mutex, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    if (store_fault_init(err, err_len) != LMQ_OK ||
+        store_open_writer(s, opts, err, err_len) != LMQ_OK ||
+        store_open_reader(s, opts, err, err_len) != LMQ_OK)
+        goto fail;
+    if (uv_async_init(loop, &s->async, store_on_async) != 0) {
+        snprintf(err, err_len, "uv_async_init failed");
+        goto fail;
+    }
+    s->async.data = s;
+    if (pthread_create(&s->thread, NULL, store_thread_main, s) != 0) {
+        snprintf(err, err_len, "cannot start the storage thread");
+        uv_close((uv_handle_t *)&s->async, NULL);
+        uv_run(loop, UV_RUN_NOWAIT);
+        goto fail;
+    }
+    s->thread_started = true;
+    *out = s;
+    return LMQ_OK;
+fail:
+    store_free(s);
+    return LMQ_EIO;
+}
+
+size_t store_pending(const struct store *store)
+{
+    LMQ_ASSERT(store != NULL);
+    return store->pending;
+}
+
+void store_get_stats(struct store *store, struct store_stats *out)
+{
+    LMQ_ASSERT(store != NULL && out != NULL);
+    pthread_mutex_lock(&store->mutex);
+    *out = store->stats;
+    pthread_mutex_unlock(&store->mutex);
+}
+
+uint64_t store_stats_percentile_us(const struct store_stats *stats, double fraction)
+{
+    LMQ_ASSERT(stats != NULL && fraction >= 0.0 && fraction <= 1.0);
+    uint64_t want = (uint64_t)((double)stats->commits * fraction + 0.5);
+    uint64_t seen = 0;
+    for (unsigned i = 0; i < 32; i++) {
+        seen += stats->commit_us_hist[i];
+        if (seen >= want && seen > 0)
+            return UINT64_C(1) << (i + 1); /* upper bound of the bucket */
+    }
+    return stats->commit_us_max;
+}
+
+static void store_on_closed(uv_handle_t *h)
+{
+    store_free(h->data);
+}
+
+void store_close(struct store *store)
+{
+    if (store == NULL)
+        return;
+    if (store->open != NULL) {
+        /* Written after the last commit (shutdown): nothing was acknowledged on them. */
+        batch_free(store->open);
+        store->open = NULL;
+    }
+    pthread_mutex_lock(&store->mutex);
+    store->stop = true;
+    pthread_cond_signal(&store->cond);
+    pthread_mutex_unlock(&store->mutex);
+    if (store->thread_started)
+        pthread_join(store->thread, NULL);
+    store_on_async(&store->async); /* run the callbacks of the last commits */
+    LMQ_ASSERT(store->pending == 0);
+    uv_close((uv_handle_t *)&store->async, store_on_closed);
+}
