@@ -1,0 +1,467 @@
+/* Unit tests of the SQLite store through store.h: round trips, migration, GC, faults. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/lmq.h"
+#include "store/store.h"
+#include "store/store_schema.h"
+
+struct fixture {
+    uv_loop_t loop;
+    char dir[64];
+    char path[96];
+    struct store *store;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    strcpy(f->dir, "/tmp/lmq-store-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof(f->path), "%s/ledgermq.db", f->dir);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    *state = f;
+    return 0;
+}
+
+static void close_store(struct fixture *f)
+{
+    if (f->store == NULL)
+        return;
+    store_close(f->store);
+    f->store = NULL;
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    close_store(f);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static int open_store(struct fixture *f, char *err, size_t err_len)
+{
+    struct store_options opts = {.path = f->path, .sync = STORE_SYNC_FULL};
+    return store_open(&f->loop, &opts, &f->store, err, err_len);
+}
+
+struct commit_result {
+    int calls;
+    int status;
+};
+
+static void on_commit(void *arg, int status)
+{
+    struct commit_result *r = arg;
+    r->calls++;
+    r->status = status;
+}
+
+/* Commits the open batch and runs the loop until its callback ran. */
+static int commit_and_wait(struct fixture *f)
+{
+    struct commit_result r = {0, 1};
+    assert_int_equal(store_commit(f->store, on_commit, &r), 0);
+    for (int i = 0; i < 1000 && r.calls == 0; i++)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(r.calls, 1);
+    return r.status;
+}
+
+static const uint8_t CLIENT[] = "client-1";
+#define BYTES(s) ((struct mqtt_bytes){(const uint8_t *)(s), sizeof(s) - 1})
+
+static struct store_message sample_message(uint64_t id, const char *payload)
+{
+    return (struct store_message){
+        .id = id,
+        .qos = 1,
+        .created_unix_ms = 1700000000000,
+        .has_expiry = true,
+        .expiry_s = 60,
+        .has_payload_format = true,
+        .payload_format = 1,
+        .topic = BYTES("a/b"),
+        .payload = {(const uint8_t *)payload, strlen(payload)},
+        .content_type = BYTES("text/plain"),
+        .correlation_data = BYTES("\x01\x02"),
+    };
+}
+
+static void write_rec(struct fixture *f, struct store_record rec)
+{
+    assert_int_equal(store_write(f->store, &rec), 0);
+}
+
+static void queue_message(struct fixture *f, uint64_t msg_id, uint64_t seq, const char *payload)
+{
+    struct store_message m = sample_message(msg_id, payload);
+    write_rec(f, (struct store_record){.type = STORE_MESSAGE_PUT, .message = &m});
+    write_rec(f, (struct store_record){.type = STORE_QUEUE_PUT,
+                                       .client_id = {CLIENT, sizeof(CLIENT) - 1},
+                                       .msg_id = msg_id,
+                                       .seq = seq,
+                                       .qos = 1,
+                                       .size_bytes = strlen(payload),
+                                       .sub_ids = BYTES("\x07\x00\x00\x00")});
+}
+
+struct loaded {
+    int sessions, subs, qos2, retained, wills;
+    uint64_t queued, queued_bytes, max_seq;
+    uint32_t expiry_s;
+    uint8_t options;
+    uint16_t packet_id;
+    char retained_payload[32];
+};
+
+static int ld_session(void *ctx, struct mqtt_bytes id, uint32_t expiry_s)
+{
+    struct loaded *l = ctx;
+    assert_memory_equal(id.data, CLIENT, id.len);
+    l->sessions++;
+    l->expiry_s = expiry_s;
+    return 0;
+}
+static int ld_will(void *ctx, struct mqtt_bytes id, const struct store_message *m, uint32_t d)
+{
+    struct loaded *l = ctx;
+    LMQ_UNUSED(id);
+    LMQ_UNUSED(d);
+    assert_int_equal(m->payload.len, 4);
+    l->wills++;
+    return 0;
+}
+static int ld_sub(void *ctx, struct mqtt_bytes id, struct mqtt_bytes filter, uint8_t options,
+                  uint32_t sub_id)
+{
+    struct loaded *l = ctx;
+    LMQ_UNUSED(id);
+    assert_int_equal(filter.len, 3);
+    assert_int_equal(sub_id, 9);
+    l->subs++;
+    l->options = options;
+    return 0;
+}
+static int ld_qos2(void *ctx, struct mqtt_bytes id, uint16_t packet_id)
+{
+    struct loaded *l = ctx;
+    LMQ_UNUSED(id);
+    l->qos2++;
+    l->packet_id = packet_id;
+    return 0;
+}
+static int ld_retained(void *ctx, const struct store_message *m)
+{
+    struct loaded *l = ctx;
+    l->retained++;
+    snprintf(l->retained_payload, sizeof(l->retained_payload), "%.*s", (int)m->payload.len,
+             (const char *)m->payload.data);
+    return 0;
+}
+static int ld_queue(void *ctx, struct mqtt_bytes id, uint64_t count, uint64_t bytes,
+                    uint64_t max_seq)
+{
+    struct loaded *l = ctx;
+    LMQ_UNUSED(id);
+    l->queued = count;
+    l->queued_bytes = bytes;
+    l->max_seq = max_seq;
+    return 0;
+}
+
+static struct loaded load_all(struct fixture *f, uint64_t *max_msg_id)
+{
+    struct loaded l = {0};
+    struct store_loader loader = {.ctx = &l,
+                                  .session = ld_session,
+                                  .will = ld_will,
+                                  .subscription = ld_sub,
+                                  .inbound_qos2 = ld_qos2,
+                                  .retained = ld_retained,
+                                  .queue_summary = ld_queue};
+    assert_int_equal(store_load(f->store, &loader, max_msg_id), 0);
+    return l;
+}
+
+struct page {
+    uint64_t seqs[16];
+    char payloads[16][16];
+    uint8_t states[16];
+    size_t n;
+};
+
+static int page_row(void *ctx, const struct store_queue_row *r)
+{
+    struct page *p = ctx;
+    assert_true(p->n < 16);
+    p->seqs[p->n] = r->seq;
+    p->states[p->n] = r->state;
+    snprintf(p->payloads[p->n], 16, "%.*s", (int)r->message->payload.len,
+             (const char *)r->message->payload.data);
+    assert_int_equal(r->sub_ids.len, 4);
+    assert_int_equal(r->message->content_type.len, 10);
+    assert_true(r->message->has_expiry && r->message->expiry_s == 60);
+    p->n++;
+    return 0;
+}
+
+static struct page read_page(struct fixture *f, uint64_t after)
+{
+    struct page p = {0};
+    size_t count = 0;
+    assert_int_equal(store_queue_page(f->store, (struct mqtt_bytes){CLIENT, sizeof(CLIENT) - 1},
+                                      after, 16, page_row, &p, &count),
+                     0);
+    assert_int_equal(count, p.n);
+    return p;
+}
+
+static void test_everything_written_is_loaded_after_reopen(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    assert_int_equal(open_store(f, err, sizeof(err)), 0);
+    struct mqtt_bytes id = {CLIENT, sizeof(CLIENT) - 1};
+    write_rec(f, (struct store_record){.type = STORE_SESSION_PUT, .client_id = id, .expiry_s = 77});
+    write_rec(f, (struct store_record){.type = STORE_SUBSCRIPTION_PUT,
+                                       .client_id = id,
+                                       .topic = BYTES("a/#"),
+                                       .options = 0x21,
+                                       .sub_id = 9});
+    write_rec(f, (struct store_record){
+                     .type = STORE_INBOUND_QOS2_PUT, .client_id = id, .packet_id = 4242});
+    queue_message(f, 1, 1, "one");
+    queue_message(f, 2, 2, "two");
+    queue_message(f, 3, 3, "three");
+    struct store_message r = sample_message(10, "kept");
+    write_rec(f, (struct store_record){.type = STORE_MESSAGE_PUT, .message = &r});
+    write_rec(f, (struct store_record){.type = STORE_RETAINED_PUT, .topic = BYTES("a/b"), .msg_id = 10});
+    struct store_message w = sample_message(11, "will");
+    write_rec(f, (struct store_record){
+                     .type = STORE_WILL_PUT, .client_id = id, .message = &w, .delay_s = 5});
+    assert_int_equal(commit_and_wait(f), 0);
+    /* A second batch: one queued message acknowledged, one in flight. */
+    write_rec(f, (struct store_record){
+                     .type = STORE_QUEUE_DELETE, .client_id = id, .seq = 1, .msg_id = 1});
+    write_rec(f, (struct store_record){.type = STORE_QUEUE_UPDATE,
+                                       .client_id = id,
+                                       .seq = 2,
+                                       .state = STORE_QUEUE_WAIT_PUBACK,
+                                       .packet_id = 5});
+    assert_int_equal(commit_and_wait(f), 0);
+    close_store(f);
+
+    assert_int_equal(open_store(f, err, sizeof(err)), 0);
+    uint64_t max_msg_id = 0;
+    struct loaded l = load_all(f, &max_msg_id);
+    assert_int_equal(l.sessions, 1);
+    assert_int_equal(l.expiry_s, 77);
+    assert_int_equal(l.subs, 1);
+    assert_int_equal(l.options, 0x21);
+    assert_int_equal(l.qos2, 1);
+    assert_int_equal(l.packet_id, 4242);
+    assert_int_equal(l.retained, 1);
+    assert_string_equal(l.retained_payload, "kept");
+    assert_int_equal(l.wills, 1);
+    assert_int_equal(l.queued, 2);
+    assert_int_equal(l.queued_bytes, 3 + 5);
+    assert_int_equal(l.max_seq, 3);
+    assert_int_equal(max_msg_id, 11);
+    struct page p = read_page(f, 0);
+    assert_int_equal(p.n, 2);
+    assert_int_equal(p.seqs[0], 2);
+    assert_string_equal(p.payloads[0], "two");
+    assert_int_equal(p.states[0], STORE_QUEUE_WAIT_PUBACK);
+    assert_int_equal(p.seqs[1], 3);
+    assert_int_equal(p.states[1], STORE_QUEUE_QUEUED);
+    p = read_page(f, 2);
+    assert_int_equal(p.n, 1);
+    assert_string_equal(p.payloads[0], "three");
+}
+
+static int64_t count_rows(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+static void test_message_row_freed_with_its_last_reference(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    assert_int_equal(open_store(f, err, sizeof(err)), 0);
+    struct mqtt_bytes id = {CLIENT, sizeof(CLIENT) - 1};
+    struct mqtt_bytes other = BYTES("client-2");
+    queue_message(f, 1, 1, "shared");
+    /* The same message queued for a second session: stored once, referenced twice. */
+    write_rec(f, (struct store_record){
+                     .type = STORE_QUEUE_PUT, .client_id = other, .msg_id = 1, .seq = 1, .qos = 1});
+    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(count_rows(f->path, "SELECT count(*) FROM messages"), 1);
+    write_rec(f, (struct store_record){
+                     .type = STORE_QUEUE_DELETE, .client_id = id, .seq = 1, .msg_id = 1});
+    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(count_rows(f->path, "SELECT count(*) FROM messages"), 1);
+    /* Deleting the other session removes its queue and, with it, the last reference. */
+    write_rec(f, (struct store_record){.type = STORE_SESSION_DELETE, .client_id = other});
+    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(count_rows(f->path, "SELECT count(*) FROM messages"), 0);
+    assert_int_equal(count_rows(f->path, "SELECT count(*) FROM queue"), 0);
+}
+
+static void test_group_commit_covers_many_batches_with_few_transactions(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    /* Each transaction waits 30 ms before COMMIT, so batches queue up behind it. */
+    setenv("LMQ_FAULT_COMMIT_DELAY_MS", "30", 1);
+    assert_int_equal(open_store(f, err, sizeof(err)), 0);
+    unsetenv("LMQ_FAULT_COMMIT_DELAY_MS");
+    enum { BATCHES = 50 };
+    struct commit_result results[BATCHES] = {0};
+    for (int i = 0; i < BATCHES; i++) {
+        queue_message(f, (uint64_t)i + 1, (uint64_t)i + 1, "x");
+        assert_int_equal(store_commit(f->store, on_commit, &results[i]), 0);
+    }
+    int done = 0;
+    for (int spins = 0; spins < 10000 && done < BATCHES; spins++) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+        done = 0;
+        for (int i = 0; i < BATCHES; i++)
+            done += results[i].calls;
+    }
+    assert_int_equal(done, BATCHES);
+    for (int i = 0; i < BATCHES; i++)
+        assert_int_equal(results[i].status, 0);
+    struct store_stats st;
+    store_get_stats(f->store, &st);
+    assert_int_equal(st.batches, BATCHES);
+    assert_true(st.commits < BATCHES); /* at least two batches shared one fsync */
+    assert_int_equal(st.records_written, 2 * BATCHES);
+}
+
+static void test_failed_fsync_fails_the_commit_and_nothing_is_stored(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    assert_int_equal(open_store(f, err, sizeof(err)), 0);
+    queue_message(f, 1, 1, "durable");
+    assert_int_equal(commit_and_wait(f), 0);
+    close_store(f);
+    /* Reopen with the first fsync failing: the next commit must report failure. */
+    setenv("LMQ_FAULT_FAIL_SYNC", "1", 1);
+    int rc = open_store(f, err, sizeof(err));
+    unsetenv("LMQ_FAULT_FAIL_SYNC");
+    assert_int_equal(rc, 0);
+    queue_message(f, 2, 2, "lost");
+    assert_int_not_equal(commit_and_wait(f), 0);
+    close_store(f);
+    assert_int_equal(count_rows(f->path, "SELECT count(*) FROM queue"), 1);
+    assert_int_equal(count_rows(f->path, "SELECT count(*) FROM messages WHERE id = 2"), 0);
+}
+
+static void test_database_of_schema_1_is_migrated_with_its_data(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(store_schema_migrate_to(db, 1, err, sizeof(err)), 0);
+    const char *v1_rows =
+        "INSERT INTO sessions VALUES(CAST('client-1' AS BLOB), 30);"
+        "INSERT INTO messages(id, qos, retain, created_ms, topic, payload, user_prop_count)"
+        " VALUES(5, 1, 0, 0, CAST('a/b' AS BLOB), CAST('old' AS BLOB), 0);"
+        "INSERT INTO queue VALUES(CAST('client-1' AS BLOB), 1, 5, 1, 0, 0, 0, NULL, 3);";
+    assert_int_equal(sqlite3_exec(db, v1_rows, NULL, NULL, NULL), SQLITE_OK);
+    int version = 0;
+    assert_int_equal(store_schema_version(db, &version), 0);
+    assert_int_equal(version, 1);
+    sqlite3_close(db);
+
+    assert_int_equal(open_store(f, err, sizeof(err)), 0);
+    uint64_t max_msg_id = 0;
+    struct loaded l = load_all(f, &max_msg_id);
+    assert_int_equal(l.sessions, 1);
+    assert_int_equal(l.expiry_s, 30);
+    assert_int_equal(l.queued, 1);
+    assert_int_equal(max_msg_id, 5);
+    close_store(f);
+    assert_int_equal(count_rows(f->path, "SELECT max(version) FROM schema_version"),
+                     STORE_SCHEMA_VERSION);
+    assert_int_equal(count_rows(f->path, "SELECT count(*) FROM wills"), 0);
+}
+
+static void test_newer_schema_is_refused_with_a_message(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "";
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE schema_version(version INTEGER NOT NULL);"
+                                  "INSERT INTO schema_version VALUES(99);",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(open_store(f, err, sizeof(err)), LMQ_EIO);
+    assert_non_null(strstr(err, "schema version 99"));
+    assert_null(f->store);
+}
+
+static void test_garbage_file_is_refused_with_a_message(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "";
+    FILE *fp = fopen(f->path, "w");
+    assert_non_null(fp);
+    for (int i = 0; i < 4096; i++)
+        fputc(i * 7 + 3, fp);
+    fclose(fp);
+    assert_int_equal(open_store(f, err, sizeof(err)), LMQ_EIO);
+    assert_true(strlen(err) > 0);
+    assert_null(strchr(err, '\n'));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_everything_written_is_loaded_after_reopen, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_message_row_freed_with_its_last_reference, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_group_commit_covers_many_batches_with_few_transactions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_fsync_fails_the_commit_and_nothing_is_stored,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_database_of_schema_1_is_migrated_with_its_data, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_newer_schema_is_refused_with_a_message, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_file_is_refused_with_a_message, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
