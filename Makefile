@@ -6,7 +6,7 @@ BUILD_ASAN ?= build-asan
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 600
 
-.PHONY: all deps build run test test-asan test-long fuzz format clean
+.PHONY: all deps build run test test-asan test-crash fuzz format clean
 
 all: build
 
@@ -32,6 +32,10 @@ test-asan: deps
 	@cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure -j $(JOBS) --timeout 900 -E fuzz
+
+# Hundreds of kill -9 cycles and thousands of simulated power losses (tests/crash).
+test-crash: build
+	@bash tests/crash/run_long.sh ./$(BUILD)/ledgermq
 
 # Longer fuzzing than the smoke run in `make test`.
 fuzz: deps
