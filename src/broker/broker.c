@@ -308,8 +308,10 @@ void broker_on_conn_freed(struct broker *b)
     broker_close_handle((uv_handle_t *)&b->flush_check);
     broker_log_store_stats(b);
     if (b->store != NULL) {
-        store_close(b->store);
+        /* Detached first: completions that run inside store_close() must not write more. */
+        struct store *store = b->store;
         b->store = NULL;
+        store_close(store);
     }
 }
 
@@ -483,8 +485,10 @@ static void broker_teardown(struct broker *b)
     broker_turn_end(b);
     broker_log_store_stats(b);
     if (b->store != NULL) {
-        store_close(b->store);
+        /* Detached first: completions that run inside store_close() must not write more. */
+        struct store *store = b->store;
         b->store = NULL;
+        store_close(store);
     }
     broker_close_handle((uv_handle_t *)&b->flush_prepare);
     broker_close_handle((uv_handle_t *)&b->flush_check);

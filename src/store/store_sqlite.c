@@ -849,5 +849,9 @@ void store_close(struct store *store)
         pthread_join(store->thread, NULL);
     store_on_async(&store->async); /* run the callbacks of the last commits */
     LMQ_ASSERT(store->pending == 0);
+    if (store->open != NULL) {
+        batch_free(store->open);
+        store->open = NULL;
+    }
     uv_close((uv_handle_t *)&store->async, store_on_closed);
 }

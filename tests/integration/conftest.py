@@ -11,6 +11,14 @@ is the factory behind it (config text, extra arguments). Which broker:
 
 Teardown fails the test if the broker died on its own during the test, or
 did not exit 0 on SIGTERM; the broker's log is printed for failing tests.
+
+Crash and fault tests (test_durability.py) use more of the factory:
+start_broker(data_dir=..., env={...}, expect_exit=2, wait_ready=False) and, on
+the Broker, kill9() (SIGKILL, an expected death), restart() (a new process on
+the same data directory and configuration, on a new port) and wait_exit(code).
+Every process a Broker runs is one "run"; a run may end only the way the test
+said it would (kill9, an expected exit code, or SIGTERM with exit 0 at
+teardown), anything else fails the test.
 """
 
 import configparser
@@ -45,8 +53,10 @@ LIMIT_KEYS = {
     "max_connections", "max_sessions", "max_packet_size", "max_inflight",
     "max_queued_messages", "max_queued_bytes", "max_subscriptions", "max_topic_alias",
     "max_keepalive", "max_session_expiry", "max_retained_messages", "max_retained_bytes",
-    "connect_timeout_ms", "max_output_bytes",
+    "connect_timeout_ms", "max_output_bytes", "min_free_disk",
 }
+# ledgermq-only [limits] keys that have no mosquitto equivalent (not mapped).
+LIMIT_KEYS_LEDGERMQ_ONLY = {"min_free_disk"}
 
 
 def pytest_configure(config):
@@ -81,19 +91,34 @@ def _free_port():
 class Broker:
     """One running broker process."""
 
-    def __init__(self, kind, workdir, config_text, extra_args):
+    def __init__(self, kind, workdir, config_text, extra_args, data_dir=None, env=None,
+                 expect_exit=None, wait_ready=True):
+        """data_dir: the --data directory (default WORKDIR/data, created here; an explicit
+        one is passed as is, so a test can hand the broker a bad one). env: extra
+        environment variables for the first run. expect_exit: the exit code this run
+        must end with on its own (fault injection); teardown fails the test if it is
+        still running or ended otherwise. wait_ready=False: don't wait for "ready"
+        (for runs that must fail at start)."""
         self.kind = kind
         self.workdir = workdir
         self.config_text = config_text
         self.extra_args = list(extra_args)
+        self.data_dir = data_dir if data_dir is not None else os.path.join(workdir, "data")
+        self._default_data_dir = data_dir is None
+        self.env = dict(env or {})
+        self.expect_exit = expect_exit
+        self.wait_ready = wait_ready
         self.host = "127.0.0.1"
         self.port = None
         self.proc = None
-        self.lines = []  # raw stderr lines (str)
+        self.lines = []  # raw stderr lines (str) of the current run
+        self.runs = []  # one list of stderr lines per run, the current one last
+        self.problems = []  # how earlier runs ended when they should not have
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._reader = None
         self.stopped = False
+        self.killed = False  # the current run was ended by kill9()
         self.exit_code = None
         self.limits = {}
         self._clients = []  # raw and paho clients to close before stopping
@@ -112,16 +137,27 @@ class Broker:
 
     def _spawn(self, argv):
         self.argv = argv
+        lines = []
+        with self._lock:
+            self.lines = lines
+            self.runs.append(lines)
+        self.killed = False
+        env = None
+        if self.env:
+            env = dict(os.environ)
+            env.update({k: str(v) for k, v in self.env.items()})
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, cwd=self.workdir)
-        self._reader = threading.Thread(target=self._drain, daemon=True)
+                                     stderr=subprocess.PIPE, cwd=self.workdir, env=env)
+        # The reader owns this run's process and line list: a reader still draining
+        # an old run can never append to the next run's lines.
+        self._reader = threading.Thread(target=self._drain, args=(self.proc, lines), daemon=True)
         self._reader.start()
 
-    def _drain(self):
-        for raw in iter(self.proc.stderr.readline, b""):
+    def _drain(self, proc, lines):
+        for raw in iter(proc.stderr.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip("\n")
             with self._cond:
-                self.lines.append(line)
+                lines.append(line)
                 self._cond.notify_all()
         with self._cond:
             self._cond.notify_all()
@@ -132,8 +168,9 @@ class Broker:
             pytest.fail("LEDGERMQ_BIN is not set (path to the ledgermq binary)")
         if not os.access(binary, os.X_OK):
             pytest.fail("LEDGERMQ_BIN=%s is not an executable file" % binary)
-        data = os.path.join(self.workdir, "data")
-        os.makedirs(data, exist_ok=True)
+        data = self.data_dir
+        if self._default_data_dir:
+            os.makedirs(data, exist_ok=True)
         argv = [binary, "serve", "--mqtt", "127.0.0.1:0", "--data", data, "--log-level", "debug"]
         if self.config_text is not None:
             path = os.path.join(self.workdir, "ledgermq.ini")
@@ -142,6 +179,8 @@ class Broker:
             argv += ["--config", path]
         argv += self.extra_args
         self._spawn(argv)
+        if not self.wait_ready:
+            return
         ev = self.wait_event("ready", timeout=READY_TIMEOUT_S, what="the \"ready\" log line")
         addrs = ev.get("mqtt")
         assert isinstance(addrs, list) and addrs, "ready line without an mqtt list: %r" % ev
@@ -203,9 +242,14 @@ class Broker:
 
     # ---- logs
     def log_text(self, tail=LOG_TAIL_LINES):
+        """The last `tail` stderr lines over every run, runs separated by a marker."""
         with self._lock:
-            lines = self.lines[-tail:]
-        return "\n".join(lines)
+            lines = []
+            for i, run in enumerate(self.runs):
+                if len(self.runs) > 1:
+                    lines.append("----- run %d -----" % (i + 1))
+                lines.extend(run)
+        return "\n".join(lines[-tail:])
 
     def events(self, name=None):
         """Parsed JSON log lines (ledgermq), optionally only those with event == name."""
