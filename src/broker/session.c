@@ -266,7 +266,10 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
         conn_disconnect(old, MQTT_RC_SESSION_TAKEN_OVER);
         LMQ_ASSERT(s->conn == NULL);
     }
+    uint64_t carried_seq = 0;
     if (s != NULL && connect->clean_start) {
+        /* Sequence numbers continue, so rows of the old session can never be paged in. */
+        carried_seq = s->next_seq;
         session_end(s);
         s = NULL;
     }
@@ -281,6 +284,8 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
             *reason_code = MQTT_RC_SERVER_UNAVAILABLE;
             return LMQ_ENOMEM;
         }
+        s->next_seq = carried_seq;
+        s->paged_seq = carried_seq;
     }
     /* Reconnecting within a will delay cancels the delayed will. */
     uv_timer_stop(&s->timer);
@@ -295,12 +300,13 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
         *reason_code = MQTT_RC_SERVER_UNAVAILABLE;
         return LMQ_ENOMEM;
     }
+    /*
+     * A stored session resumed with expiry 0 keeps its rows until it ends
+     * (then session_end deletes them): its backlog must still be delivered.
+     */
     if (s->persistent) {
         session_write(s, STORE_SESSION_PUT);
         s->stored = true;
-    } else if (s->stored) {
-        session_write(s, STORE_SESSION_DELETE);
-        s->stored = false;
     }
     *reason_code = MQTT_RC_SUCCESS;
     return LMQ_OK;

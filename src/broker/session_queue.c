@@ -90,8 +90,10 @@ void session_enqueue(struct session *s, struct msg *m, uint8_t qos, bool retain,
                      const uint32_t *sub_ids, size_t sub_id_count)
 {
     LMQ_ASSERT(qos <= 2 && sub_id_count <= MQTT_SUB_IDS_MAX);
-    LMQ_ASSERT(s->conn != NULL || (s->persistent && qos > 0));
-    bool stored = s->persistent && qos > 0;
+    /* A session with stored state keeps queueing durably until it ends, so order holds. */
+    bool durable = s->persistent || s->stored;
+    LMQ_ASSERT(s->conn != NULL || (durable && qos > 0));
+    bool stored = durable && qos > 0;
     bool backlog = stored && (s->conn == NULL || s->stored_backlog > 0 ||
                               s->memory_queued >= SESSION_MEMORY_QUEUE_MAX);
     struct delivery *d = delivery_new(m, qos, retain, sub_ids, sub_id_count);

@@ -82,6 +82,10 @@ class Records:
         self.received.write("%d %s PUBLISH qos=%d %s dup=%d pid=%s\n" % (
             cycle, sub, qos, payload, int(dup), pid))
 
+    def resent(self, cycle, sub, payload, dup, pid, held):
+        self.received.write("%d %s RESENT qos=2 %s dup=%d pid=%d (pid held for %s)\n" % (
+            cycle, sub, payload, int(dup), pid, held))
+
     def pubrel(self, cycle, sub, pid):
         self.received.write("%d %s PUBREL pid=%d\n" % (cycle, sub, pid))
 
@@ -328,7 +332,8 @@ class Subscriber(Client):
         super().__init__(h, name, version, persistent=True)
         self.qos = qos
         self.counts = {}          # payload -> times received
-        self.awaiting_rel = set()  # QoS 2 packet ids PUBREC'd, PUBREL not yet seen
+        self.awaiting_rel = {}  # QoS 2 packet id PUBREC'd, PUBREL not yet seen -> payload
+        self.pid_reuse = []     # (cycle, pid, payload held, payload of the other PUBLISH)
         self.received_total = 0
         self.dup_flagged = 0
         self.qos2_history = {}  # payload -> [(cycle, packet id, DUP flag)] of QoS 2 deliveries
@@ -352,7 +357,7 @@ class Subscriber(Client):
         if p.type == mqttraw.PUBLISH:
             self.on_publish(p)
         elif p.type == mqttraw.PUBREL:
-            self.awaiting_rel.discard(p.pid)
+            self.awaiting_rel.pop(p.pid, None)
             self.h.records.pubrel(self.h.cycle, self.name, p.pid)
             self.last_pubrel[p.pid] = self.h.cycle
             self.conn.send(mqttraw.encode_ack(self.version, mqttraw.PUBCOMP, p.pid))
@@ -365,8 +370,14 @@ class Subscriber(Client):
     def on_publish(self, p):
         payload = p.payload.decode("ascii", "replace")
         if p.qos == 2 and p.pid in self.awaiting_rel:
-            # Re-sent before our PUBREC reached the broker: same message, not a new delivery.
+            # A packet id we PUBREC'd and saw no PUBREL for: by the spec this is the same
+            # message re-sent, not a new delivery (a broker that reuses the id for another
+            # message makes that message lost; the record shows it).
+            self.h.records.resent(self.h.cycle, self.name, payload, p.dup, p.pid,
+                                  self.awaiting_rel[p.pid])
             self.conn.send(mqttraw.encode_ack(self.version, mqttraw.PUBREC, p.pid))
+            if self.awaiting_rel[p.pid] != payload:
+                self.pid_reuse.append((self.h.cycle, p.pid, self.awaiting_rel[p.pid], payload))
             return
         self.counts[payload] = self.counts.get(payload, 0) + 1
         self.received_total += 1
@@ -378,7 +389,7 @@ class Subscriber(Client):
         if p.qos == 1:
             self.conn.send(mqttraw.encode_ack(self.version, mqttraw.PUBACK, p.pid))
         elif p.qos == 2:
-            self.awaiting_rel.add(p.pid)
+            self.awaiting_rel[p.pid] = payload
             self.conn.send(mqttraw.encode_ack(self.version, mqttraw.PUBREC, p.pid))
 
 
@@ -793,6 +804,12 @@ class Harness:
             out.append("  PHANTOM %s" % x)
         for x in self.events[:EXAMPLES_MAX]:
             out.append("  " + x)
+        for s in self.subs:
+            for cyc, pid, held, other in s.pid_reuse[:EXAMPLES_MAX]:
+                out.append("  PID-REUSE cycle %d: %s still held QoS 2 packet id %d for %s (PUBREC "
+                           "sent, no PUBREL) when the broker sent %s with that id: by the spec "
+                           "a re-send, so %s was not delivered" % (cyc, s.name, pid, held, other,
+                                                                   other))
         problems = total_lost + len(dups) + len(ret_bad) + len(phantoms) + len(self.events)
         loss_count = total_lost + len(dups) + len(ret_bad)
         first = self._first_loss_cycle(lost)
@@ -862,6 +879,8 @@ class Harness:
             time.monotonic() - t0, self.workdir))
         for line in lines:
             print(line)
+        with open(os.path.join(self.workdir, "summary.txt"), "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
         if self.opts.expect_loss:
             other = problems - loss_count
             ok = loss_count > 0 and aborted is None

@@ -53,10 +53,9 @@ LIMIT_KEYS = {
     "max_connections", "max_sessions", "max_packet_size", "max_inflight",
     "max_queued_messages", "max_queued_bytes", "max_subscriptions", "max_topic_alias",
     "max_keepalive", "max_session_expiry", "max_retained_messages", "max_retained_bytes",
-    "connect_timeout_ms", "max_output_bytes", "min_free_disk",
+    "connect_timeout_ms", "max_output_bytes",
+    "min_free_disk",  # ledgermq only: not mapped for mosquitto
 }
-# ledgermq-only [limits] keys that have no mosquitto equivalent (not mapped).
-LIMIT_KEYS_LEDGERMQ_ONLY = {"min_free_disk"}
 
 
 def pytest_configure(config):
@@ -325,10 +324,96 @@ class Broker:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
+    # ---- crash, restart, expected exits
+    def _describe_exit(self, rc):
+        return "exit code %s%s" % (rc, ", signal %s" % signal.Signals(-rc).name if rc < 0 else "")
+
+    def _run_end_problem(self):
+        """None if the current run ended (or is running) the way the test said it
+        would; otherwise what went wrong. Only for a run whose process is gone."""
+        rc = self.proc.poll()
+        assert rc is not None
+        if self.killed:
+            return None
+        if self.expect_exit is not None:
+            if rc == self.expect_exit:
+                return None
+            return "broker exited with %s, expected exit code %s" % (
+                self._describe_exit(rc), self.expect_exit)
+        return "broker died during the test (%s)" % self._describe_exit(rc)
+
+    def kill9(self, timeout=STOP_TIMEOUT_S):
+        """SIGKILL the current run and wait for it: a crash the test asked for. Fails
+        the test if the run had already ended on its own the wrong way."""
+        assert self.proc is not None and not self.stopped
+        if self.proc.poll() is not None:
+            problem = self._run_end_problem()
+            if problem:
+                pytest.fail("kill9(): %s\n%s" % (problem, self.log_text()))
+        else:
+            self.killed = True
+            self.proc.kill()
+        self.proc.wait(timeout=timeout)
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        return self.proc.returncode
+
+    def wait_exit(self, expected, timeout=STOP_TIMEOUT_S):
+        """Waits for the current run to exit on its own with code `expected` (fails the
+        test on a timeout or another code). Returns the exit code."""
+        assert self.proc is not None
+        self.expect_exit = expected
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail("broker still running %.0fs later, expected exit code %s\n%s" % (
+                timeout, expected, self.log_text()))
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        if rc != expected:
+            pytest.fail("broker exited with %s, expected exit code %s\n%s" % (
+                self._describe_exit(rc), expected, self.log_text()))
+        return rc
+
+    def terminate(self, timeout=STOP_TIMEOUT_S):
+        """Graceful stop of the current run (SIGTERM), which must exit 0; restart()
+        may follow."""
+        assert self.proc is not None and not self.stopped
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.wait_exit(0, timeout=timeout)
+
+    def restart(self, env=None, expect_exit=None, wait_ready=True):
+        """Starts a new run on the same data directory and configuration (a new
+        port: connect new clients afterwards). The current run must have ended the
+        way the test said (kill9(), or wait_exit()/expect_exit). env is the extra
+        environment of the new run only (default none: fault injection is per run)."""
+        assert self.proc is not None and not self.stopped
+        if self.proc.poll() is None:
+            pytest.fail("restart(): the broker is still running (kill9() or wait_exit() first)")
+        problem = self._run_end_problem()
+        if problem:
+            self.problems.append(problem)
+            pytest.fail("restart(): %s\n%s" % (problem, self.log_text()))
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        self.env = dict(env or {})
+        self.expect_exit = expect_exit
+        self.wait_ready = wait_ready
+        self.port = None
+        self.start()
+        return self
+
+    def stderr_lines(self):
+        """The current run's stderr lines."""
+        with self._lock:
+            return list(self.lines)
+
     # ---- stop
     def stop(self):
-        """SIGTERM, wait, SIGKILL. Returns a list of problems (empty when clean)."""
-        problems = []
+        """Ends the current run (SIGTERM, wait, SIGKILL; or checks the exit the test
+        expected). Returns a list of problems (empty when every run ended as expected)."""
+        problems = list(self.problems)
         if self.proc is None or self.stopped:
             return problems
         self.stopped = True
@@ -339,8 +424,14 @@ class Broker:
                 pass
         rc = self.proc.poll()
         if rc is not None:
-            problems.append("broker died during the test (exit code %s%s)" % (
-                rc, ", signal %s" % signal.Signals(-rc).name if rc < 0 else ""))
+            problem = self._run_end_problem()
+            if problem:
+                problems.append(problem)
+        elif self.expect_exit is not None:
+            self.proc.kill()
+            rc = self.proc.wait()
+            problems.append("broker still running at teardown, expected it to exit with "
+                            "code %s (killed)" % self.expect_exit)
         else:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -451,14 +542,17 @@ _counter = [0]
 
 @pytest.fixture
 def start_broker(request, tmp_path):
-    """Factory: start_broker(config_text=None, extra_args=[]) -> Broker."""
+    """Factory: start_broker(config_text=None, extra_args=[], data_dir=None, env=None,
+    expect_exit=None, wait_ready=True) -> Broker (see Broker.__init__)."""
     started = []
 
-    def factory(config_text=None, extra_args=()):
+    def factory(config_text=None, extra_args=(), data_dir=None, env=None, expect_exit=None,
+                wait_ready=True):
         _counter[0] += 1
         workdir = tmp_path / ("broker%d" % _counter[0])
         workdir.mkdir()
-        b = Broker(BROKER_KIND, str(workdir), config_text, extra_args)
+        b = Broker(BROKER_KIND, str(workdir), config_text, extra_args, data_dir=data_dir,
+                   env=env, expect_exit=expect_exit, wait_ready=wait_ready)
         started.append(b)
         b.start()
         return b

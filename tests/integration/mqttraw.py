@@ -654,6 +654,35 @@ class RawClient:
         assert comp.pid == pid, comp
         return comp
 
+    def publish_pipelined(self, topic, payloads, window=100, timeout=None, props=None):
+        """QoS 1 publishes of every payload with up to `window` unacknowledged at once
+        (never more than the server's Receive Maximum). Returns the PUBACK reason
+        codes in payload order. PUBLISHes arriving meanwhile are kept for recv()."""
+        window = max(1, min(window, self.server_receive_maximum()))
+        rcs = [None] * len(payloads)
+        inflight = {}  # packet id -> index
+        sent = 0
+        done = 0
+        # Bounded: each turn of the loop sends or reads one packet (or times out).
+        while done < len(payloads):
+            while sent < len(payloads) and len(inflight) < window:
+                pid = self.next_pid()
+                assert pid not in inflight, "packet id %d reused while in flight" % pid
+                inflight[pid] = sent
+                self.publish(topic, payloads[sent], qos=1, pid=pid, props=props)
+                sent += 1
+            ack = self._expect_ack(PUBACK, timeout)
+            assert ack.pid in inflight, "PUBACK for %d, not in flight: %r" % (ack.pid, ack)
+            rcs[inflight.pop(ack.pid)] = ack.rc
+            done += 1
+        return rcs
+
+    def server_receive_maximum(self):
+        """The Receive Maximum from the CONNACK (65535 when absent or 3.1.1)."""
+        if self.connack is None:
+            return 65535
+        return self.connack.props.get("receive_maximum", 65535)
+
     def puback(self, pid, rc=0, props=None):
         self.send_raw(encode_ack(self.version, PUBACK, pid, rc, props))
 
