@@ -65,8 +65,7 @@ class PowerLoss(crashlib.Harness):
         lines, problems, loss_count = super().verify(retained)
         lines.insert(0, "shim: %s; tracked files: %s; torn fsyncs: %d" % (
             self.shim, ", ".join(sorted(self.tracked)) or "none", len(self.tears)))
-        for t in self.tears[:crashlib.EXAMPLES_MAX]:
-            lines.insert(1, "  torn " + t)
+        lines[1:1] = ["  torn " + t for t in self.tears[:crashlib.EXAMPLES_MAX]]
         return lines, problems, loss_count
 
 

@@ -1,5 +1,6 @@
 #!/bin/bash
-# `make test-crash`: the long crash runs (roughly 30-45 minutes on 2 cores).
+# `make test-crash`: the long crash runs (about 10-15 minutes on 2 cores: a short
+# power-loss cycle takes ~0.27 s, measured with 60 cycles).
 #   killloop.py   500 cycles, --sync always                      must lose nothing
 #   powerloss.py 1000 cycles, --sync always (short cycles)       must lose nothing
 #   powerloss.py  200 cycles, --sync always --tear (torn fsyncs) must lose nothing
