@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bench/bench.h"
 #include "broker/broker.h"
 #include "core/config.h"
 #include "core/lmq.h"
@@ -32,7 +33,7 @@ static const char main__usage[] =
     "  send    --key FILE --to ID    guaranteed delivery of one envelope (not implemented yet)\n"
     "  listen  --key FILE            print inbox envelopes (not implemented yet)\n"
     "  verify  ...                   check receipts and proofs (not implemented yet)\n"
-    "  bench   ...                   load generator (not implemented yet)\n"
+    "  bench   [--scenario S] ...    load generator for any MQTT broker (bench --help)\n"
     "  version                       print the version\n"
     "  help                          print this help\n"
     "\n"
@@ -248,7 +249,7 @@ static int main__serve(int argc, char **argv)
 
 static bool main__is_planned(const char *cmd)
 {
-    static const char *const planned[] = {"keygen", "send", "listen", "verify", "bench"};
+    static const char *const planned[] = {"keygen", "send", "listen", "verify"};
     for (size_t i = 0; i < LMQ_ARRAY_LEN(planned); i++) {
         if (strcmp(cmd, planned[i]) == 0) {
             return true;
@@ -277,6 +278,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "serve") == 0) {
         return main__serve(argc - 2, argv + 2);
+    }
+    if (strcmp(cmd, "bench") == 0) {
+        return bench_main(argc - 2, argv + 2);
     }
     if (main__is_planned(cmd)) {
         return main__fail("%s is not implemented yet", cmd);

@@ -38,6 +38,7 @@
 #define BENCH_DRAIN_TIMEOUT_MS 10000u  /* acks and deliveries after publishing stops */
 #define BENCH_CLOSE_TIMEOUT_MS 3000u   /* DISCONNECT written, sockets closed */
 #define BENCH_FILL_TIMEOUT_S 600.0     /* default time limit of --scenario fill */
+#define BENCH_STALL_TIMEOUT_MS 30000u  /* publishes in flight and no ack for this long: stalled */
 #define BENCH_QOS0_QUIET_MS 500u       /* QoS 0 drain: done after this long without a delivery */
 #define BENCH_SETTLE_MS 200u           /* fill: let the broker see the subscribers leave */
 #define BENCH_CONNECT_CONCURRENCY 256u /* TCP connects in progress at once */
@@ -58,8 +59,8 @@
 #define BENCH_HIST_SUB_BITS 8u
 #define BENCH_HIST_MAX_BITS 40u /* up to ~18 minutes; larger values land in the last bucket */
 #define BENCH_HIST_BUCKETS                                                                         \
-    ((1u << BENCH_HIST_SUB_BITS) + (BENCH_HIST_MAX_BITS - BENCH_HIST_SUB_BITS) *                   \
-                                       (1u << (BENCH_HIST_SUB_BITS - 1)))
+    ((1u << BENCH_HIST_SUB_BITS) +                                                                 \
+     (BENCH_HIST_MAX_BITS - BENCH_HIST_SUB_BITS) * (1u << (BENCH_HIST_SUB_BITS - 1)))
 
 struct bench_hist {
     uint64_t counts[BENCH_HIST_BUCKETS];
@@ -190,9 +191,9 @@ struct bench_counts {
     uint64_t refused;
     uint64_t delivered; /* unique deliveries (duplicates counted apart) */
     uint64_t duplicates;
-    uint64_t out_of_order; /* a sequence number skipped ahead (a gap) */
-    uint64_t foreign;      /* PUBLISH without our payload layout */
-    uint64_t expected;     /* deliveries the publishes accepted so far should produce */
+    uint64_t gaps;     /* a sequence number skipped ahead (a gap) */
+    uint64_t foreign;  /* PUBLISH without our payload layout */
+    uint64_t expected; /* deliveries the publishes accepted so far should produce */
 };
 
 struct bench {
@@ -203,6 +204,7 @@ struct bench {
     uv_timer_t phase_timer;
     uv_timer_t tick_timer;
     uv_timer_t rate_timer;
+    uv_signal_t sigint;
     enum bench_phase phase;
     uint32_t run_id;
 
@@ -216,6 +218,7 @@ struct bench {
     uint32_t closed_count;
     struct bench_conn **dirty; /* conns with output to flush at the end of the turn */
     uint32_t dirty_count;
+    uint64_t buffer_bytes; /* all connection buffers, bounded by BENCH_BUFFERS_MAX_BYTES */
 
     uint64_t run_start_ns;
     uint64_t window_start_ns;
@@ -234,11 +237,13 @@ struct bench {
     struct bench_hist ack_latency;
 
     /* CPU use during the window: this process (getrusage) and the broker (/proc/PID/stat). */
+    bool cpu_started; /* the start sample was taken (the run reached the window) */
     uint64_t self_cpu_start_us;
     uint64_t self_cpu_end_us;
     uint64_t broker_cpu_start_us;
     uint64_t broker_cpu_end_us;
     bool broker_cpu_ok;
+    bool interrupted; /* SIGINT: stopped early, the report covers what ran */
     uint64_t broker_rss_bytes;
     uint64_t broker_hwm_bytes;
     bool broker_rss_ok;
@@ -252,7 +257,10 @@ struct bench {
 /* Monotonic clock in ns (the clock the payload timestamps use). */
 uint64_t bench_now_ns(void);
 
-/* Sets up conn c (buffers, ids, topic) for role/index. 0 or LMQ_ENOMEM. */
+/*
+ * Sets up conn c (buffers, ids, topic) for role/index. 0, LMQ_ENOMEM, or
+ * LMQ_ELIMIT when b->buffer_bytes would pass BENCH_BUFFERS_MAX_BYTES.
+ */
 int bench_conn_init(struct bench *b, struct bench_conn *c, enum bench_role role, uint32_t index);
 /* Frees what bench_conn_init allocated (the handle must be closed). */
 void bench_conn_free(struct bench_conn *c);

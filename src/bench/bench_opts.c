@@ -356,9 +356,10 @@ static void bench__defaults_after(struct bench_opts *o, const bool *seen)
 {
     bool single_pub = o->scenario == BENCH_FAN_OUT || o->scenario == BENCH_FILL;
     if (!seen[FLAG_PUBLISHERS]) {
-        o->publishers = single_pub ? 1 : (o->scenario == BENCH_PAIRS && seen[FLAG_SUBSCRIBERS]
-                                              ? o->subscribers
-                                              : 4);
+        o->publishers =
+            single_pub
+                ? 1
+                : (o->scenario == BENCH_PAIRS && seen[FLAG_SUBSCRIBERS] ? o->subscribers : 4);
     }
     if (!seen[FLAG_SUBSCRIBERS]) {
         o->subscribers = o->scenario == BENCH_FAN_OUT ? 4

@@ -39,10 +39,20 @@ static struct commit_batch *broker_batch(struct broker *b)
 {
     if (b->batch == NULL) {
         b->batch = calloc(1, sizeof(*b->batch));
-        if (b->batch != NULL)
+        if (b->batch != NULL) {
             b->batch->broker = b;
+            b->batch->seq = ++b->next_batch_seq;
+        }
     }
     return b->batch;
+}
+
+uint64_t broker_batch_seq(struct broker *b)
+{
+    struct commit_batch *batch = broker_batch(b);
+    if (batch == NULL)
+        broker_fail_stop(b, "batch", LMQ_ENOMEM);
+    return batch->seq;
 }
 
 void broker_store_write(struct broker *b, const struct store_record *rec)
@@ -167,6 +177,8 @@ static void broker_commit_done(void *arg, int status)
     struct broker *b = batch->broker;
     if (status != LMQ_OK)
         broker_fail_stop(b, "commit", status);
+    LMQ_ASSERT(batch->seq > b->committed_seq); /* completions run in commit order */
+    b->committed_seq = batch->seq;
     for (size_t i = 0; i < batch->msg_count; i++) {
         batch->msgs[i]->committed = true;
         msg_unref(batch->msgs[i]);
@@ -435,17 +447,6 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
     if (lmq_map_create(&b->sessions) != LMQ_OK || lmq_map_create(&b->retained) != LMQ_OK ||
         lmq_map_create(&b->msgs_by_id) != LMQ_OK || sub_tree_create(&b->subs) != LMQ_OK)
         return LMQ_ENOMEM;
-    char path[LMQ_PATH_MAX_BYTES + 32];
-    char err[256];
-    int n = snprintf(path, sizeof(path), "%s/ledgermq.db", cfg->data_dir);
-    if (n < 0 || (size_t)n >= sizeof(path))
-        return LMQ_EINVAL;
-    struct store_options opts = {
-        .path = path, .sync = cfg->sync == LMQ_SYNC_OFF ? STORE_SYNC_OFF : STORE_SYNC_FULL};
-    if (store_open(&b->loop, &opts, &b->store, err, sizeof(err)) != LMQ_OK) {
-        fprintf(stderr, "ledgermq: cannot open the store: %s\n", err);
-        return LMQ_EIO;
-    }
     uv_prepare_init(&b->loop, &b->flush_prepare);
     b->flush_prepare.data = b;
     uv_prepare_start(&b->flush_prepare, on_prepare);
@@ -463,6 +464,18 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
         uv_signal_init(&b->loop, sigs[i]);
         sigs[i]->data = b;
         uv_signal_start(sigs[i], on_signal, nums[i]);
+    }
+    /* Last: every handle above exists, so teardown can close them whatever happens here. */
+    char path[LMQ_PATH_MAX_BYTES + 32];
+    char err[256];
+    int n = snprintf(path, sizeof(path), "%s/ledgermq.db", cfg->data_dir);
+    if (n < 0 || (size_t)n >= sizeof(path))
+        return LMQ_EINVAL;
+    struct store_options opts = {
+        .path = path, .sync = cfg->sync == LMQ_SYNC_OFF ? STORE_SYNC_OFF : STORE_SYNC_FULL};
+    if (store_open(&b->loop, &opts, &b->store, err, sizeof(err)) != LMQ_OK) {
+        fprintf(stderr, "ledgermq: cannot open the store: %s\n", err);
+        return LMQ_EIO;
     }
     return LMQ_OK;
 }

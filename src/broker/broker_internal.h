@@ -96,6 +96,7 @@ struct delivery {
     struct msg *msg;
     enum delivery_state state;
     uint64_t seq;          /* position in the session's stored queue; 0 = not stored */
+    uint64_t send_after;   /* batch that must be durable before the next packet goes out */
     uint16_t packet_id;
     uint8_t qos;           /* delivery QoS: min(publish, subscription) */
     bool retain;           /* retain flag to send */
@@ -135,6 +136,7 @@ struct session {
     uint32_t stored_backlog;    /* stored rows not in memory: paged in as the window frees */
     uint64_t stored_backlog_bytes;
     uint32_t inflight_count;
+    uint32_t inflight_unsent;   /* inflight deliveries whose packet waits for a commit */
     uint16_t next_packet_id;
     uint8_t *inbound_qos2;      /* bitmap of 65536 packet ids awaiting PUBREL, lazily allocated */
     uint32_t inbound_qos2_count;
@@ -215,6 +217,7 @@ struct pending_ack {
 /* One open commit batch: the acks and messages that become final when it is durable. */
 struct commit_batch {
     struct broker *broker;
+    uint64_t seq; /* batches are numbered in commit order */
     struct pending_ack *acks;
     size_t ack_count, ack_cap;
     struct msg **msgs; /* referenced; marked committed on completion */
@@ -263,6 +266,8 @@ struct broker {
     uint64_t next_msg_id;
     uint64_t route_gen;
     struct commit_batch *batch; /* open batch, NULL when nothing to commit */
+    uint64_t next_batch_seq;    /* number of the next batch opened */
+    uint64_t committed_seq;     /* every batch up to this number is durable */
     struct route_target *route_targets; /* routing scratch, grows to the largest fan-out */
     size_t route_target_cap;
     bool stopping;
@@ -285,6 +290,8 @@ int broker_defer_suback(struct broker *b, struct conn *c, uint8_t type, uint16_t
 int64_t broker_unix_ms(void);
 /* Adds a message to the open batch: deliveries of it wait until the batch is durable. */
 int broker_defer_msg(struct broker *b, struct msg *m);
+/* Number of the open batch (opening one): durable once committed_seq reaches it. */
+uint64_t broker_batch_seq(struct broker *b);
 /* Writes a record to the store; a failure stops the broker (fail stop). */
 void broker_store_write(struct broker *b, const struct store_record *rec);
 

@@ -186,15 +186,16 @@ static void publish_props(const struct msg *m, const struct delivery *d, uint32_
 }
 
 /*
- * Encodes d as a PUBLISH. Returns 0; LMQ_ETOOBIG when the client's maximum
- * packet size forbids it; LMQ_ENOTFOUND when it expired before first sending.
+ * Builds the PUBLISH for d into pkt. Returns 0; LMQ_ETOOBIG when the client's
+ * maximum packet size forbids it; LMQ_ENOTFOUND when it expired before its
+ * first sending.
  */
-static int session_send_publish(struct session *s, struct delivery *d, bool dup)
+static int session_build_publish(struct session *s, struct delivery *d, bool dup,
+                                 struct mqtt_packet *pkt)
 {
-    struct conn *c = s->conn;
     const struct msg *m = d->msg;
-    struct mqtt_packet pkt = {.type = MQTT_PUBLISH};
-    struct mqtt_publish *p = &pkt.u.publish;
+    *pkt = (struct mqtt_packet){.type = MQTT_PUBLISH};
+    struct mqtt_publish *p = &pkt->u.publish;
     p->dup = dup;
     p->qos = d->qos;
     p->retain = d->retain;
@@ -206,10 +207,20 @@ static int session_send_publish(struct session *s, struct delivery *d, bool dup)
         return LMQ_ENOTFOUND;
     publish_props(m, d, remaining_s, &p->props);
     size_t size = 0;
-    if (mqtt_encoded_size(&pkt, c->version, &size) != LMQ_OK || size > c->max_packet_out)
+    if (mqtt_encoded_size(pkt, s->conn->version, &size) != LMQ_OK ||
+        size > s->conn->max_packet_out)
         return LMQ_ETOOBIG;
+    return LMQ_OK;
+}
+
+static int session_send_publish(struct session *s, struct delivery *d, bool dup)
+{
+    struct mqtt_packet pkt;
+    int rc = session_build_publish(s, d, dup, &pkt);
+    if (rc != LMQ_OK)
+        return rc;
     s->broker->stats.messages_out++;
-    return conn_send(c, &pkt);
+    return conn_send(s->conn, &pkt);
 }
 
 static void session_send_pubrel(struct session *s, uint16_t packet_id)
@@ -223,6 +234,42 @@ static void session_wait_commit(struct session *s)
 {
     if (!list_linked(&s->commit_wait))
         list_push_back(&s->broker->commit_waiters, &s->commit_wait);
+}
+
+/* d's next packet (first PUBLISH, or PUBREL) waits for the open batch to be durable. */
+static void session_defer_send(struct session *s, struct delivery *d)
+{
+    if (d->send_after == 0)
+        s->inflight_unsent++;
+    d->send_after = broker_batch_seq(s->broker);
+    session_wait_commit(s);
+}
+
+/* Sends the deferred packets whose state is durable now. */
+static void session_flush_unsent(struct session *s)
+{
+    uint64_t committed = s->broker->committed_seq;
+    size_t guard = s->inflight_count + 1;
+    for (struct list_node *n = s->inflight.next;
+         n != &s->inflight && guard-- > 0 && s->inflight_unsent > 0; n = n->next) {
+        struct delivery *d = list_entry(n, struct delivery, link);
+        if (d->send_after == 0)
+            continue;
+        if (d->send_after > committed) {
+            session_wait_commit(s);
+            continue;
+        }
+        d->send_after = 0;
+        s->inflight_unsent--;
+        if (d->state == DELIVERY_WAIT_PUBCOMP) {
+            session_send_pubrel(s, d->packet_id);
+        } else {
+            s->broker->stats.messages_out++;
+            struct mqtt_packet pkt;
+            if (session_build_publish(s, d, false, &pkt) == LMQ_OK)
+                (void)conn_send(s->conn, &pkt);
+        }
+    }
 }
 
 struct page_ctx {
@@ -288,8 +335,11 @@ static size_t session_page_in(struct session *s, bool send)
     struct page_ctx ctx = {.session = s};
     list_init(&ctx.loaded_inflight);
     size_t count = 0;
+    /* A page covers the whole inflight window, so every row in flight before a restart is
+     * back in the window (and its packet id in use) before a new packet id is chosen. */
+    size_t limit = LMQ_MAX((size_t)SESSION_PAGE_ROWS, (size_t)s->broker->cfg.limits.max_inflight);
     int rc = store_queue_page(s->broker->store, (struct mqtt_bytes){s->client_id, s->client_id_len},
-                              s->paged_seq, SESSION_PAGE_ROWS, session_page_row, &ctx, &count);
+                              s->paged_seq, limit, session_page_row, &ctx, &count);
     if (rc != LMQ_OK)
         broker_fail_stop(s->broker, ctx.failed ? "page (out of memory)" : "page", rc);
     size_t guard = count + 1;
@@ -329,7 +379,19 @@ static bool session_pump_list(struct session *s, struct list_node *list)
             d->packet_id = session_next_packet_id(s);
             d->state = d->qos == 1 ? DELIVERY_WAIT_PUBACK : DELIVERY_WAIT_PUBREC;
         }
-        int rc = session_send_publish(s, d, false);
+        /*
+         * A stored QoS 2 delivery goes out only once its packet id is durable:
+         * after a crash the broker must resume it with that id, never send it
+         * again as a new message the client could accept twice.
+         */
+        bool defer = d->qos > 0 && ((d->qos == 2 && d->seq != 0) || s->inflight_unsent > 0);
+        /* (Anything behind a deferred packet waits too, so deliveries keep their order.) */
+        struct mqtt_packet pkt;
+        int rc = session_build_publish(s, d, false, &pkt);
+        if (rc == LMQ_OK && !defer) {
+            s->broker->stats.messages_out++;
+            rc = conn_send(c, &pkt);
+        }
         if (rc == LMQ_ETOOBIG || rc == LMQ_ENOTFOUND) {
             /* Too big for this client, or expired: the spec says discard; we count it. */
             if (rc == LMQ_ETOOBIG)
@@ -345,6 +407,8 @@ static bool session_pump_list(struct session *s, struct list_node *list)
         }
         if (d->seq != 0)
             queue_record(s, STORE_QUEUE_UPDATE, d); /* a restart resumes with this packet id */
+        if (defer)
+            session_defer_send(s, d);
         list_push_back(&s->inflight, &d->link);
         s->inflight_count++;
     }
@@ -382,6 +446,8 @@ void session_pump(struct session *s)
     struct conn *c = s->conn;
     if (c == NULL || c->state != CONN_CONNECTED || s->closing || s->hold_delivery)
         return;
+    if (s->inflight_unsent > 0)
+        session_flush_unsent(s);
     /* QoS 0 first: the inflight window holds back only QoS 1/2 [MQTT-4.9]. */
     (void)session_pump_list(s, &s->queue0);
     for (int page = 0; page <= SESSION_PAGES_PER_PUMP && s->conn != NULL; page++) {
@@ -404,8 +470,11 @@ void session_resend_inflight(struct session *s)
 {
     LMQ_ASSERT(s->conn != NULL);
     size_t guard = s->inflight_count + 1;
-    for (struct list_node *n = s->inflight.next; n != &s->inflight && guard-- > 0; n = n->next)
-        session_resend_one(s, list_entry(n, struct delivery, link));
+    for (struct list_node *n = s->inflight.next; n != &s->inflight && guard-- > 0; n = n->next) {
+        struct delivery *d = list_entry(n, struct delivery, link);
+        if (d->send_after == 0) /* deferred ones go out first when their commit completes */
+            session_resend_one(s, d);
+    }
     if (list_empty(&s->queue) && s->stored_backlog > 0)
         (void)session_page_in(s, true);
 }
@@ -423,6 +492,10 @@ static struct delivery *session_find_inflight(struct session *s, uint16_t packet
 
 static void session_complete(struct session *s, struct delivery *d)
 {
+    if (d->send_after != 0) {
+        LMQ_ASSERT(s->inflight_unsent > 0);
+        s->inflight_unsent--;
+    }
     list_unlink(&d->link);
     LMQ_ASSERT(s->inflight_count > 0);
     s->inflight_count--;
@@ -449,10 +522,15 @@ int session_ack(struct session *s, uint8_t type, uint16_t packet_id, uint8_t rea
         }
         if (d->state != DELIVERY_WAIT_PUBCOMP) {
             d->state = DELIVERY_WAIT_PUBCOMP;
-            if (d->seq != 0)
+            if (d->seq != 0) {
+                /* PUBREL only once "PUBREC received" is durable: never PUBLISH after PUBREL. */
                 queue_record(s, STORE_QUEUE_UPDATE, d);
+                session_defer_send(s, d);
+                return LMQ_OK;
+            }
         }
-        session_send_pubrel(s, packet_id);
+        if (d->send_after == 0)
+            session_send_pubrel(s, packet_id);
         return LMQ_OK; /* the window slot stays taken until PUBCOMP */
     case MQTT_PUBCOMP:
         if (d->state != DELIVERY_WAIT_PUBCOMP)
@@ -511,6 +589,7 @@ void session_free_deliveries(struct session *s)
     s->queued_count = 0;
     s->queued_bytes = 0;
     s->inflight_count = 0;
+    s->inflight_unsent = 0;
     s->memory_queued = 0;
     s->stored_backlog = 0;
     s->stored_backlog_bytes = 0;
