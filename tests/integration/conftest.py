@@ -371,6 +371,7 @@ class Broker:
         if self._reader is not None:
             self._reader.join(timeout=5)
         if rc != expected:
+            self.expect_exit = rc  # reported here: teardown need not report it again
             pytest.fail("broker exited with %s, expected exit code %s\n%s" % (
                 self._describe_exit(rc), expected, self.log_text()))
         return rc
