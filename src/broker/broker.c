@@ -13,6 +13,8 @@
 #define BROKER_TICK_MS 250
 /* Backlog of the listening sockets. */
 #define BROKER_LISTEN_BACKLOG 511
+/* Shortest interval between two checks of the data directory's free space. */
+#define BROKER_DISK_CHECK_MS 10
 /* Grace period for clients to receive their DISCONNECT at shutdown. */
 #define BROKER_SHUTDOWN_GRACE_MS 2000
 
@@ -85,14 +87,15 @@ int broker_defer_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t pa
     LMQ_ASSERT(c != NULL);
     LMQ_ASSERT(type == MQTT_PUBACK || type == MQTT_PUBREC || type == MQTT_PUBCOMP);
     struct commit_batch *batch = broker_batch(b);
-    if (batch == NULL ||
-        grow_array((void **)&batch->acks, &batch->ack_cap, batch->ack_count,
-                   sizeof(batch->acks[0])) != LMQ_OK)
+    if (batch == NULL || grow_array((void **)&batch->acks, &batch->ack_cap, batch->ack_count,
+                                    sizeof(batch->acks[0])) != LMQ_OK)
         return LMQ_ENOMEM;
     conn_ref(c);
-    batch->acks[batch->ack_count++] = (struct pending_ack){
-        .conn = c, .type = type, .packet_id = packet_id, .reason_code = reason_code,
-        .releases_quota = releases_quota};
+    batch->acks[batch->ack_count++] = (struct pending_ack){.conn = c,
+                                                           .type = type,
+                                                           .packet_id = packet_id,
+                                                           .reason_code = reason_code,
+                                                           .releases_quota = releases_quota};
     return LMQ_OK;
 }
 
@@ -100,9 +103,8 @@ int broker_defer_msg(struct broker *b, struct msg *m)
 {
     LMQ_ASSERT(m != NULL && !m->committed);
     struct commit_batch *batch = broker_batch(b);
-    if (batch == NULL ||
-        grow_array((void **)&batch->msgs, &batch->msg_cap, batch->msg_count,
-                   sizeof(batch->msgs[0])) != LMQ_OK)
+    if (batch == NULL || grow_array((void **)&batch->msgs, &batch->msg_cap, batch->msg_count,
+                                    sizeof(batch->msgs[0])) != LMQ_OK)
         return LMQ_ENOMEM;
     msg_ref(m);
     batch->msgs[batch->msg_count++] = m;
@@ -207,6 +209,8 @@ static void broker_commit_done(void *arg, int status)
 }
 
 /* Once per loop turn: close the open batch with one commit, then flush sockets. */
+static void broker_check_disk(struct broker *b);
+
 static void broker_turn_end(struct broker *b)
 {
     if (!list_empty(&b->yielded))
@@ -222,6 +226,12 @@ static void broker_turn_end(struct broker *b)
         broker_commit_done(batch, LMQ_OK);
     }
     if (b->batch != NULL) {
+        /* Free space is checked as often as the disk is written, at most every 10 ms. */
+        uint64_t now = broker_now_ms(b);
+        if (now >= b->disk_checked_ms + BROKER_DISK_CHECK_MS) {
+            b->disk_checked_ms = now;
+            broker_check_disk(b);
+        }
         struct commit_batch *batch = b->batch;
         b->batch = NULL;
         int rc = store_commit(b->store, broker_commit_done, batch);
@@ -264,9 +274,7 @@ static void on_tick(uv_timer_t *t)
 {
     struct broker *b = t->data;
     conn_retry_blocked(b, &b->blocked);
-    if (b->tick_count++ % 4 == 0)
-        broker_check_disk(b);
-    if (b->tick_count % 40 == 0)
+    if (b->tick_count++ % 40 == 0)
         retain_expire(b);
 }
 
@@ -465,6 +473,7 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
         sigs[i]->data = b;
         uv_signal_start(sigs[i], on_signal, nums[i]);
     }
+    broker_check_disk(b);
     /* Last: every handle above exists, so teardown can close them whatever happens here. */
     char path[LMQ_PATH_MAX_BYTES + 32];
     char err[256];

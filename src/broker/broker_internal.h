@@ -56,18 +56,18 @@ static inline void list_unlink(struct list_node *node)
     node->next->prev = node->prev;
     node->prev = node->next = NULL;
 }
-#define list_entry(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define list_entry(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* A published message. Immutable once routed; freed when the last reference goes. */
 struct msg {
     struct broker *broker;
     uint32_t refcount;
-    bool committed;      /* durable in the store; deliveries wait for this */
-    bool persisted;      /* a STORE_MESSAGE_PUT was written for it */
-    bool indexed;        /* in broker->msgs_by_id (messages paged in from the store) */
-    uint8_t qos;         /* QoS it was published with */
-    bool retain;         /* retain flag it was published with */
-    uint64_t id;         /* broker-wide message id (store key) */
+    bool committed;          /* durable in the store; deliveries wait for this */
+    bool persisted;          /* a STORE_MESSAGE_PUT was written for it */
+    bool indexed;            /* in broker->msgs_by_id (messages paged in from the store) */
+    uint8_t qos;             /* QoS it was published with */
+    bool retain;             /* retain flag it was published with */
+    uint64_t id;             /* broker-wide message id (store key) */
     int64_t created_unix_ms; /* wall clock at arrival, for message expiry across restarts */
     bool has_expiry;
     uint32_t expiry_s;
@@ -85,23 +85,23 @@ struct msg {
 };
 
 enum delivery_state {
-    DELIVERY_QUEUED = 0,    /* waiting in the session queue */
-    DELIVERY_WAIT_PUBACK,   /* QoS 1 sent */
-    DELIVERY_WAIT_PUBREC,   /* QoS 2 PUBLISH sent */
-    DELIVERY_WAIT_PUBCOMP,  /* QoS 2 PUBREL sent */
+    DELIVERY_QUEUED = 0,   /* waiting in the session queue */
+    DELIVERY_WAIT_PUBACK,  /* QoS 1 sent */
+    DELIVERY_WAIT_PUBREC,  /* QoS 2 PUBLISH sent */
+    DELIVERY_WAIT_PUBCOMP, /* QoS 2 PUBREL sent */
 };
 
 struct delivery {
     struct list_node link; /* in session->queue, ->queue0 or ->inflight */
     struct msg *msg;
     enum delivery_state state;
-    uint64_t seq;          /* position in the session's stored queue; 0 = not stored */
-    uint64_t send_after;   /* batch that must be durable before the next packet goes out */
+    uint64_t seq;        /* position in the session's stored queue; 0 = not stored */
+    uint64_t send_after; /* batch that must be durable before the next packet goes out */
     uint16_t packet_id;
-    uint8_t qos;           /* delivery QoS: min(publish, subscription) */
-    bool retain;           /* retain flag to send */
+    uint8_t qos; /* delivery QoS: min(publish, subscription) */
+    bool retain; /* retain flag to send */
     uint8_t sub_id_count;
-    uint32_t sub_ids[];    /* subscription identifiers to send */
+    uint32_t sub_ids[]; /* subscription identifiers to send */
 };
 
 /* A subscription a session holds, kept to remove it from the tree and to persist it. */
@@ -116,41 +116,41 @@ struct session_sub {
 
 struct session {
     struct broker *broker;
-    struct conn *conn;          /* NULL while offline */
-    uint8_t *client_id;         /* NUL-terminated copy */
+    struct conn *conn;  /* NULL while offline */
+    uint8_t *client_id; /* NUL-terminated copy */
     size_t client_id_len;
-    uint8_t version;            /* protocol level of the last connection */
-    uint32_t expiry_s;          /* session expiry interval; UINT32_MAX = never */
-    bool persistent;            /* outlives its connection */
-    bool stored;                /* a STORE_SESSION_PUT was written and not yet deleted */
-    struct list_node subs;      /* struct session_sub */
+    uint8_t version;       /* protocol level of the last connection */
+    uint32_t expiry_s;     /* session expiry interval; UINT32_MAX = never */
+    bool persistent;       /* outlives its connection */
+    bool stored;           /* a STORE_SESSION_PUT was written and not yet deleted */
+    struct list_node subs; /* struct session_sub */
     uint32_t sub_count;
-    struct list_node queue;     /* struct delivery, QoS 1/2, state QUEUED, in order */
-    struct list_node queue0;    /* struct delivery, QoS 0: not held back by the inflight window */
-    struct list_node inflight;  /* struct delivery, sent and unacknowledged, in order */
-    uint32_t queued_count;      /* queue + inflight + stored backlog */
+    struct list_node queue;    /* struct delivery, QoS 1/2, state QUEUED, in order */
+    struct list_node queue0;   /* struct delivery, QoS 0: not held back by the inflight window */
+    struct list_node inflight; /* struct delivery, sent and unacknowledged, in order */
+    uint32_t queued_count;     /* queue + inflight + stored backlog */
     uint64_t queued_bytes;
-    uint32_t memory_queued;     /* deliveries on s->queue */
-    uint64_t next_seq;          /* next stored queue position */
-    uint64_t paged_seq;         /* stored rows up to here are in memory (or done) */
-    uint32_t stored_backlog;    /* stored rows not in memory: paged in as the window frees */
+    uint32_t memory_queued;  /* deliveries on s->queue */
+    uint64_t next_seq;       /* next stored queue position */
+    uint64_t paged_seq;      /* stored rows up to here are in memory (or done) */
+    uint32_t stored_backlog; /* stored rows not in memory: paged in as the window frees */
     uint64_t stored_backlog_bytes;
     uint32_t inflight_count;
-    uint32_t inflight_unsent;   /* inflight deliveries whose packet waits for a commit */
+    uint32_t inflight_unsent; /* inflight deliveries whose packet waits for a commit */
     uint16_t next_packet_id;
-    uint8_t *inbound_qos2;      /* bitmap of 65536 packet ids awaiting PUBREL, lazily allocated */
+    uint8_t *inbound_qos2; /* bitmap of 65536 packet ids awaiting PUBREL, lazily allocated */
     uint32_t inbound_qos2_count;
-    struct msg *will;           /* will message of the current/last connection */
-    bool will_stored;           /* a STORE_WILL_PUT is in the store for it */
+    struct msg *will; /* will message of the current/last connection */
+    bool will_stored; /* a STORE_WILL_PUT is in the store for it */
     uint8_t will_qos;
     uint32_t will_delay_s;
-    uint64_t will_due_ms;       /* 0 = no delayed will pending */
-    uint64_t expires_ms;        /* 0 = not scheduled */
-    uv_timer_t timer;           /* fires for a delayed will or session expiry */
+    uint64_t will_due_ms;         /* 0 = no delayed will pending */
+    uint64_t expires_ms;          /* 0 = not scheduled */
+    uv_timer_t timer;             /* fires for a delayed will or session expiry */
     struct list_node commit_wait; /* linked while its queue head waits for a commit */
-    uint64_t route_gen;         /* routing scratch: generation of route_idx */
+    uint64_t route_gen;           /* routing scratch: generation of route_idx */
     size_t route_idx;
-    bool closing;       /* being destroyed */
+    bool closing;           /* being destroyed */
     uint32_t hold_delivery; /* SUBACKs not yet sent: deliveries (retained) wait for them */
 };
 
@@ -185,10 +185,10 @@ struct conn {
     struct conn_buf writing; /* handed to uv_write */
     bool write_active;
     bool reading;
-    bool blocked;             /* input paused: on broker->blocked (queue space) or ->yielded */
-    struct list_node dirty;   /* linked while out has bytes to flush */
+    bool blocked;           /* input paused: on broker->blocked (queue space) or ->yielded */
+    struct list_node dirty; /* linked while out has bytes to flush */
     struct list_node blocked_link;
-    struct list_node all;     /* broker->conns */
+    struct list_node all; /* broker->conns */
     uint64_t last_rx_ms;
     uint16_t keepalive_s;
     uint16_t send_quota_max;  /* client's receive maximum (capped by config) */
@@ -198,9 +198,9 @@ struct conn {
     struct mqtt_bytes *aliases; /* inbound topic aliases, topic_alias_max + 1 slots */
     bool request_problem_info;
     bool session_expiry_was_zero;
-    bool will_on_close;       /* publish the will when this connection ends */
-    bool counted;             /* counted in broker->connected_count */
-    bool takeover;            /* closed because another connection took the session */
+    bool will_on_close; /* publish the will when this connection ends */
+    bool counted;       /* counted in broker->connected_count */
+    bool takeover;      /* closed because another connection took the session */
 };
 
 /* An acknowledgement waiting for the store commit that holds its data. */
@@ -247,27 +247,28 @@ struct broker {
     uv_check_t flush_check;
     uv_timer_t tick;
     uv_timer_t shutdown_timer; /* bounds the graceful shutdown */
-    struct lmq_map *sessions; /* client id -> struct session */
+    struct lmq_map *sessions;  /* client id -> struct session */
     size_t session_count;
     struct sub_tree *subs;
-    struct lmq_map *retained; /* topic -> struct msg */
+    struct lmq_map *retained;   /* topic -> struct msg */
     struct lmq_map *msgs_by_id; /* id -> struct msg, for messages paged in from the store */
-    bool disk_low;            /* free space under min_free_disk: QoS 1/2 refused */
+    bool disk_low;              /* free space under min_free_disk: QoS 1/2 refused */
+    uint64_t disk_checked_ms;
     uint64_t tick_count;
     uint64_t retained_bytes;
     struct list_node conns;
     struct list_node dirty;
-    struct list_node blocked; /* conns waiting for queue space, retried on the tick */
-    struct list_node yielded; /* conns that stopped parsing to be fair, resumed this turn */
+    struct list_node blocked;        /* conns waiting for queue space, retried on the tick */
+    struct list_node yielded;        /* conns that stopped parsing to be fair, resumed this turn */
     struct list_node commit_waiters; /* sessions whose queue head awaits a commit */
-    uint32_t conn_count;      /* sockets open */
-    uint32_t connected_count; /* past CONNECT */
+    uint32_t conn_count;             /* sockets open */
+    uint32_t connected_count;        /* past CONNECT */
     uint64_t next_conn_id;
     uint64_t next_msg_id;
     uint64_t route_gen;
-    struct commit_batch *batch; /* open batch, NULL when nothing to commit */
-    uint64_t next_batch_seq;    /* number of the next batch opened */
-    uint64_t committed_seq;     /* every batch up to this number is durable */
+    struct commit_batch *batch;         /* open batch, NULL when nothing to commit */
+    uint64_t next_batch_seq;            /* number of the next batch opened */
+    uint64_t committed_seq;             /* every batch up to this number is durable */
     struct route_target *route_targets; /* routing scratch, grows to the largest fan-out */
     size_t route_target_cap;
     bool stopping;

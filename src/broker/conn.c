@@ -19,8 +19,7 @@ static void conn_read_stop(struct conn *c);
 static void conn_on_timer(uv_timer_t *t);
 static void conn_process_input(struct conn *c);
 
-static void conn_log(struct conn *c, enum lmq_log_level level, const char *event,
-                     const char *why)
+static void conn_log(struct conn *c, enum lmq_log_level level, const char *event, const char *why)
 {
     struct lmq_log_line line;
     if (!lmq_log_begin(&line, level, event))
@@ -128,7 +127,8 @@ int conn_send(struct conn *c, const struct mqtt_packet *pkt)
     int rc = mqtt_encoded_size(pkt, c->version, &size);
     if (rc != LMQ_OK)
         return rc;
-    /* The soft bound (max_output_bytes) is enforced by callers that can wait; this is the hard one. */
+    /* The soft bound (max_output_bytes) is enforced by callers that can wait; this is the hard one.
+     */
     size_t hard_max = c->broker->cfg.limits.max_output_bytes + size + 4096;
     rc = buf_reserve(&c->out, size, hard_max);
     if (rc != LMQ_OK) {
@@ -307,8 +307,8 @@ static void conn_process_input(struct conn *c)
         uint8_t first = 0;
         uint32_t remaining = 0;
         size_t header = 0;
-        int rc = mqtt_fixed_header_parse(c->in.data + pos, c->in.len - pos, &first, &remaining,
-                                         &header);
+        int rc =
+            mqtt_fixed_header_parse(c->in.data + pos, c->in.len - pos, &first, &remaining, &header);
         if (rc == LMQ_EAGAIN)
             break;
         if (rc != LMQ_OK) {
@@ -352,8 +352,7 @@ static void conn_process_input(struct conn *c)
         uint8_t first;
         uint32_t remaining;
         size_t header;
-        if (mqtt_fixed_header_parse(c->in.data, c->in.len, &first, &remaining, &header) ==
-                LMQ_OK &&
+        if (mqtt_fixed_header_parse(c->in.data, c->in.len, &first, &remaining, &header) == LMQ_OK &&
             c->in.len >= header + remaining) {
             c->blocked = true;
             conn_read_stop(c);

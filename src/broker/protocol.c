@@ -94,7 +94,8 @@ static void proto_negotiate(struct conn *c, const struct mqtt_connect *cn, struc
 {
     const struct lmq_limits *lim = &c->broker->cfg.limits;
     c->keepalive_s = cn->keep_alive_s;
-    if (lim->max_keepalive_s > 0 && (cn->keep_alive_s == 0 || cn->keep_alive_s > lim->max_keepalive_s)) {
+    if (lim->max_keepalive_s > 0 &&
+        (cn->keep_alive_s == 0 || cn->keep_alive_s > lim->max_keepalive_s)) {
         c->keepalive_s = lim->max_keepalive_s;
         ack->present |= MQTT_PROP_BIT(MQTT_PROP_SERVER_KEEP_ALIVE);
         ack->server_keep_alive_s = lim->max_keepalive_s;
@@ -114,13 +115,12 @@ static void proto_negotiate(struct conn *c, const struct mqtt_connect *cn, struc
     if (cn->protocol_version != MQTT_V5)
         return;
     c->topic_alias_max = lim->max_topic_alias;
-    ack->present |= MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAXIMUM) |
-                    MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE) |
-                    MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAXIMUM) |
-                    MQTT_PROP_BIT(MQTT_PROP_RETAIN_AVAILABLE) |
-                    MQTT_PROP_BIT(MQTT_PROP_WILDCARD_SUBSCRIPTION_AVAILABLE) |
-                    MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_IDENTIFIER_AVAILABLE) |
-                    MQTT_PROP_BIT(MQTT_PROP_SHARED_SUBSCRIPTION_AVAILABLE);
+    ack->present |=
+        MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAXIMUM) | MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE) |
+        MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAXIMUM) | MQTT_PROP_BIT(MQTT_PROP_RETAIN_AVAILABLE) |
+        MQTT_PROP_BIT(MQTT_PROP_WILDCARD_SUBSCRIPTION_AVAILABLE) |
+        MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_IDENTIFIER_AVAILABLE) |
+        MQTT_PROP_BIT(MQTT_PROP_SHARED_SUBSCRIPTION_AVAILABLE);
     ack->receive_maximum = lim->max_inflight;
     ack->maximum_packet_size = lim->max_packet_size_bytes;
     ack->topic_alias_maximum = lim->max_topic_alias;
@@ -172,8 +172,8 @@ static int proto_connect(struct conn *c, struct mqtt_packet *pkt)
         int n = snprintf(response_info, sizeof(response_info), "response/%.*s/",
                          (int)LMQ_MIN(s->client_id_len, 64), (const char *)s->client_id);
         ack.present |= MQTT_PROP_BIT(MQTT_PROP_RESPONSE_INFORMATION);
-        ack.response_information = (struct mqtt_bytes){(const uint8_t *)response_info,
-                                                       (size_t)LMQ_MAX(n, 0)};
+        ack.response_information =
+            (struct mqtt_bytes){(const uint8_t *)response_info, (size_t)LMQ_MAX(n, 0)};
     }
     c->state = CONN_CONNECTED;
     c->counted = true;
@@ -273,7 +273,8 @@ static int proto_publish_check(struct conn *c, struct mqtt_publish *pub, uint8_t
         if (rc != 0)
             return rc;
     }
-    if (pub->qos > 0 && c->inbound_pending + s->inbound_qos2_count >= c->broker->cfg.limits.max_inflight &&
+    if (pub->qos > 0 &&
+        c->inbound_pending + s->inbound_qos2_count >= c->broker->cfg.limits.max_inflight &&
         !(pub->qos == 2 && inbound_qos2_has(s, pub->packet_id))) {
         if (c->version == MQTT_V5)
             return MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED;
@@ -368,11 +369,12 @@ static int proto_disconnect(struct conn *c, struct mqtt_packet *pkt)
 {
     const struct mqtt_disconnect *d = &pkt->u.disconnect;
     struct session *s = c->session;
-    if (c->version == MQTT_V5 && (d->props.present & MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY_INTERVAL))) {
+    if (c->version == MQTT_V5 &&
+        (d->props.present & MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY_INTERVAL))) {
         if (c->session_expiry_was_zero && d->props.session_expiry_interval_s != 0)
             return MQTT_RC_PROTOCOL_ERROR;
-        s->expiry_s = LMQ_MIN(d->props.session_expiry_interval_s,
-                              c->broker->cfg.limits.max_session_expiry_s);
+        s->expiry_s =
+            LMQ_MIN(d->props.session_expiry_interval_s, c->broker->cfg.limits.max_session_expiry_s);
         s->persistent = s->expiry_s > 0;
     }
     c->will_on_close = c->version == MQTT_V5 && d->reason_code == MQTT_RC_DISCONNECT_WITH_WILL;

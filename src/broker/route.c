@@ -42,8 +42,8 @@ static void copy_slice(uint8_t **cursor, struct mqtt_bytes *dst, struct mqtt_byt
 /* Allocates a msg with room for the bytes of every slice and copies them in. */
 static struct msg *msg_alloc(struct broker *b, const struct store_message *sm)
 {
-    size_t extra = sm->topic.len + sm->payload.len + sm->content_type.len +
-                   sm->response_topic.len + sm->correlation_data.len + sm->user_props.len;
+    size_t extra = sm->topic.len + sm->payload.len + sm->content_type.len + sm->response_topic.len +
+                   sm->correlation_data.len + sm->user_props.len;
     struct msg *m = calloc(1, sizeof(*m) + extra);
     if (m == NULL)
         return NULL;
@@ -58,8 +58,8 @@ static struct msg *msg_alloc(struct broker *b, const struct store_message *sm)
     m->payload_format = sm->payload_format;
     uint8_t *cursor = (uint8_t *)(m + 1);
     copy_slice(&cursor, &m->topic, sm->topic);
-    copy_slice(&cursor, &m->payload, sm->payload.data ? sm->payload
-                                                      : (struct mqtt_bytes){cursor, 0});
+    copy_slice(&cursor, &m->payload,
+               sm->payload.data ? sm->payload : (struct mqtt_bytes){cursor, 0});
     copy_slice(&cursor, &m->content_type, sm->content_type);
     copy_slice(&cursor, &m->response_topic, sm->response_topic);
     copy_slice(&cursor, &m->correlation_data, sm->correlation_data);

@@ -11,7 +11,6 @@
 
 #define SESSION_EXPIRY_NEVER UINT32_MAX
 
-
 static void session_log(struct session *s, enum lmq_log_level level, const char *event)
 {
     struct lmq_log_line line;
@@ -23,9 +22,8 @@ static void session_log(struct session *s, enum lmq_log_level level, const char 
 
 static void session_write(struct session *s, enum store_record_type type)
 {
-    struct store_record rec = {.type = type,
-                               .client_id = {s->client_id, s->client_id_len},
-                               .expiry_s = s->expiry_s};
+    struct store_record rec = {
+        .type = type, .client_id = {s->client_id, s->client_id_len}, .expiry_s = s->expiry_s};
     broker_store_write(s->broker, &rec);
 }
 

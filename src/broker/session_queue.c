@@ -207,8 +207,7 @@ static int session_build_publish(struct session *s, struct delivery *d, bool dup
         return LMQ_ENOTFOUND;
     publish_props(m, d, remaining_s, &p->props);
     size_t size = 0;
-    if (mqtt_encoded_size(pkt, s->conn->version, &size) != LMQ_OK ||
-        size > s->conn->max_packet_out)
+    if (mqtt_encoded_size(pkt, s->conn->version, &size) != LMQ_OK || size > s->conn->max_packet_out)
         return LMQ_ETOOBIG;
     return LMQ_OK;
 }
@@ -287,8 +286,7 @@ static int session_page_row(void *arg, const struct store_queue_row *r)
     size_t id_count = LMQ_MIN(r->sub_ids.len / 4, (size_t)MQTT_SUB_IDS_MAX);
     for (size_t i = 0; i < id_count; i++) {
         const uint8_t *p = r->sub_ids.data + i * 4;
-        ids[i] = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                 (uint32_t)p[3] << 24;
+        ids[i] = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
     }
     struct msg *m = msg_from_store(s->broker, r->message);
     struct delivery *d = m ? delivery_new(m, r->qos, r->retain, ids, id_count) : NULL;

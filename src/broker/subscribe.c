@@ -151,8 +151,7 @@ int proto_unsubscribe(struct conn *c, struct mqtt_packet *pkt)
     }
     if (count < unsub->filter_count)
         return MQTT_RC_QUOTA_EXCEEDED;
-    if (broker_defer_suback(s->broker, c, MQTT_UNSUBACK, unsub->packet_id, codes, count) !=
-        LMQ_OK)
+    if (broker_defer_suback(s->broker, c, MQTT_UNSUBACK, unsub->packet_id, codes, count) != LMQ_OK)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     return 0;
 }

@@ -258,8 +258,7 @@ static int bind_bytes(sqlite3_stmt *st, int idx, struct mqtt_bytes b)
 {
     if (b.data == NULL)
         return sqlite3_bind_null(st, idx);
-    return sqlite3_bind_blob64(st, idx, b.len ? b.data : (const void *)"", b.len,
-                               SQLITE_STATIC);
+    return sqlite3_bind_blob64(st, idx, b.len ? b.data : (const void *)"", b.len, SQLITE_STATIC);
 }
 
 /* Steps a statement that returns no rows (or ignores them) and resets it. */
@@ -587,8 +586,8 @@ static void column_message(sqlite3_stmt *st, int first, struct store_message *m)
     m->user_prop_count = (uint32_t)sqlite3_column_int64(st, first + 12);
 }
 
-#define STORE_MESSAGE_COLUMNS                                                                     \
-    "m.id, m.qos, m.retain, m.created_ms, m.expiry_s, m.payload_format, m.topic, m.payload, "    \
+#define STORE_MESSAGE_COLUMNS                                                                      \
+    "m.id, m.qos, m.retain, m.created_ms, m.expiry_s, m.payload_format, m.topic, m.payload, "      \
     "m.content_type, m.response_topic, m.correlation_data, m.user_props, m.user_prop_count"
 
 /* Load order matters: sessions first, wills last (publishing one routes to the others). */
@@ -714,8 +713,7 @@ static int store_open_writer(struct store *s, const struct store_options *opts, 
 {
     const char *vfs = store_fault_vfs_name();
     int rc = sqlite3_open_v2(opts->path, &s->writer,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             vfs);
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, vfs);
     if (rc != SQLITE_OK)
         return store_fail(err, err_len, opts->path, s->writer);
     sqlite3_extended_result_codes(s->writer, 1);
@@ -723,8 +721,10 @@ static int store_open_writer(struct store *s, const struct store_options *opts, 
                               ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;"
                               : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;";
     if (sqlite3_exec(s->writer, pragmas, NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_exec(s->writer, "PRAGMA foreign_keys=OFF; PRAGMA wal_autocheckpoint=4096;", NULL,
-                     NULL, NULL) != SQLITE_OK)
+        sqlite3_exec(s->writer,
+                     "PRAGMA foreign_keys=OFF; PRAGMA wal_autocheckpoint=1000; PRAGMA "
+                     "journal_size_limit=8388608;",
+                     NULL, NULL, NULL) != SQLITE_OK)
         return store_fail(err, err_len, "pragmas", s->writer);
     if (store_schema_migrate(s->writer, err, err_len) != LMQ_OK)
         return LMQ_EIO;
@@ -739,14 +739,14 @@ static int store_open_writer(struct store *s, const struct store_options *opts, 
 static int store_open_reader(struct store *s, const struct store_options *opts, char *err,
                              size_t err_len)
 {
-    int rc = sqlite3_open_v2(opts->path, &s->reader, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc =
+        sqlite3_open_v2(opts->path, &s->reader, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK)
         return store_fail(err, err_len, opts->path, s->reader);
     sqlite3_busy_timeout(s->reader, STORE_BUSY_TIMEOUT_MS);
     static const char page_sql[] =
-        "SELECT q.seq, q.qos, q.retain, q.state, q.packet_id, q.sub_ids, q.size_bytes, "
-        STORE_MESSAGE_COLUMNS " FROM queue q JOIN messages m ON m.id = q.msg_id "
+        "SELECT q.seq, q.qos, q.retain, q.state, q.packet_id, q.sub_ids, "
+        "q.size_bytes, " STORE_MESSAGE_COLUMNS " FROM queue q JOIN messages m ON m.id = q.msg_id "
         "WHERE q.client_id = ?1 AND q.seq > ?2 ORDER BY q.seq LIMIT ?3";
     if (sqlite3_prepare_v3(s->reader, page_sql, -1, SQLITE_PREPARE_PERSISTENT, &s->page_stmt,
                            NULL) != SQLITE_OK)
