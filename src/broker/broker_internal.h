@@ -298,6 +298,8 @@ void broker_store_write(struct broker *b, const struct store_record *rec);
 
 /* conn.c */
 void conn_on_accept(uv_stream_t *server, int status);
+/* Logs event with the connection's id, remote address, client id and an optional detail. */
+void conn_log(struct conn *c, enum lmq_log_level level, const char *event, const char *detail);
 /* Encodes pkt into c's output; returns 0, or an error after which c is being closed. */
 int conn_send(struct conn *c, const struct mqtt_packet *pkt);
 /* v5: sends DISCONNECT(reason) first; then closes after the output is flushed. */

@@ -19,7 +19,7 @@ static void conn_read_stop(struct conn *c);
 static void conn_on_timer(uv_timer_t *t);
 static void conn_process_input(struct conn *c);
 
-static void conn_log(struct conn *c, enum lmq_log_level level, const char *event, const char *why)
+void conn_log(struct conn *c, enum lmq_log_level level, const char *event, const char *detail)
 {
     struct lmq_log_line line;
     if (!lmq_log_begin(&line, level, event))
@@ -28,8 +28,8 @@ static void conn_log(struct conn *c, enum lmq_log_level level, const char *event
     lmq_log_str(&line, "remote", c->remote);
     if (c->session != NULL)
         lmq_log_strn(&line, "client_id", c->session->client_id, c->session->client_id_len);
-    if (why != NULL)
-        lmq_log_str(&line, "reason", why);
+    if (detail != NULL)
+        lmq_log_str(&line, "detail", detail);
     lmq_log_end(&line);
 }
 

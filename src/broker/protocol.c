@@ -13,21 +13,6 @@
 /* Client identifiers the broker assigns: "auto-" + 32 hex digits. */
 #define PROTO_ASSIGNED_ID_BYTES 37
 
-static void proto_log(struct conn *c, enum lmq_log_level level, const char *event,
-                      const char *detail)
-{
-    struct lmq_log_line line;
-    if (!lmq_log_begin(&line, level, event))
-        return;
-    lmq_log_uint(&line, "conn", c->id);
-    lmq_log_str(&line, "remote", c->remote);
-    if (c->session != NULL)
-        lmq_log_strn(&line, "client_id", c->session->client_id, c->session->client_id_len);
-    if (detail != NULL)
-        lmq_log_str(&line, "detail", detail);
-    lmq_log_end(&line);
-}
-
 static void proto_connack(struct conn *c, uint8_t reason_code, bool session_present,
                           const struct mqtt_props *props)
 {
@@ -64,7 +49,7 @@ static void proto_connack(struct conn *c, uint8_t reason_code, bool session_pres
 /* Refuses a CONNECT: CONNACK with the reason, then close once it is written. */
 static int proto_refuse_connect(struct conn *c, uint8_t reason_code, const char *why)
 {
-    proto_log(c, LMQ_LOG_INFO, "connect_refused", why);
+    conn_log(c, LMQ_LOG_INFO, "connect_refused", why);
     proto_connack(c, reason_code, false, NULL);
     c->state = CONN_CLOSING;
     if (conn_output_pending(c) == 0)
@@ -180,7 +165,7 @@ static int proto_connect(struct conn *c, struct mqtt_packet *pkt)
     b->connected_count++;
     proto_connack(c, MQTT_RC_SUCCESS, present, &ack);
     conn_start_keepalive(c);
-    proto_log(c, LMQ_LOG_INFO, "client_connected",
+    conn_log(c, LMQ_LOG_INFO, "client_connected",
               cn.protocol_version == MQTT_V5 ? "mqtt5" : "mqtt311");
     if (present)
         session_resend_inflight(s);
@@ -314,12 +299,12 @@ static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
     }
     uint8_t route_rc = MQTT_RC_QUOTA_EXCEEDED;
     if (m->qos > 0 && b->disk_low)
-        proto_log(c, LMQ_LOG_WARN, "publish_refused", "free disk space below min_free_disk");
+        conn_log(c, LMQ_LOG_WARN, "publish_refused", "free disk space below min_free_disk");
     else if (!m->retain || retain_fits(b, m))
         route_rc = route_publish(b, m, s);
     if (route_rc == MQTT_RC_QUOTA_EXCEEDED) {
         b->stats.refused_quota++;
-        proto_log(c, LMQ_LOG_WARN, "publish_refused", "a subscriber's queue is full");
+        conn_log(c, LMQ_LOG_WARN, "publish_refused", "a subscriber's queue is full");
         msg_unref(m);
         if (c->version != MQTT_V5)
             return PROTO_BLOCKED; /* backpressure: retried when queues drain */
@@ -355,7 +340,7 @@ static int proto_flow_ack(struct conn *c, struct mqtt_packet *pkt)
     uint16_t id = pkt->u.ack.packet_id;
     if (session_ack(c->session, pkt->type, id, pkt->u.ack.reason_code) == LMQ_OK)
         return 0;
-    proto_log(c, LMQ_LOG_DEBUG, "unknown_packet_id", mqtt_packet_type_name(pkt->type));
+    conn_log(c, LMQ_LOG_DEBUG, "unknown_packet_id", mqtt_packet_type_name(pkt->type));
     if (pkt->type == MQTT_PUBREC && c->version == MQTT_V5) {
         struct mqtt_packet rel = {.type = MQTT_PUBREL};
         rel.u.ack.packet_id = id;
@@ -378,7 +363,7 @@ static int proto_disconnect(struct conn *c, struct mqtt_packet *pkt)
         s->persistent = s->expiry_s > 0;
     }
     c->will_on_close = c->version == MQTT_V5 && d->reason_code == MQTT_RC_DISCONNECT_WITH_WILL;
-    proto_log(c, LMQ_LOG_DEBUG, "client_disconnect", NULL);
+    conn_log(c, LMQ_LOG_DEBUG, "client_disconnect", NULL);
     conn_close(c);
     return 0;
 }
@@ -411,7 +396,7 @@ int proto_handle_packet(struct conn *c, struct mqtt_packet *pkt)
         return proto_disconnect(c, pkt);
     default:
         /* CONNACK, SUBACK, UNSUBACK, PINGRESP are server packets; AUTH without a method. */
-        proto_log(c, LMQ_LOG_INFO, "protocol_error", mqtt_packet_type_name(pkt->type));
+        conn_log(c, LMQ_LOG_INFO, "protocol_error", mqtt_packet_type_name(pkt->type));
         return MQTT_RC_PROTOCOL_ERROR;
     }
 }
