@@ -15,15 +15,20 @@ commits batches in order, so once that SUBACK is back, every store record caused
 by what `c` sent before (acks, PUBREC state, its CONNECT's will) is committed.
 A test then kills the broker knowing exactly what the store must hold.
 
-Every "nothing lost" check here has a control (test_control_*) that shows the
-same check fails when committed data really is lost.
+Checks that could pass vacuously have controls: the queue check behind every
+"nothing lost" assertion fails when committed data really is lost
+(test_control_kill9_check_detects_lost_commits), the "ack waits for the
+commit" check has a run without the delay, and the crash fixtures are checked
+by the test_harness_* tests below.
 """
 
 import os
+import signal
 import time
 
 import pytest
 
+import conftest
 import mqttraw as m
 
 pytestmark = pytest.mark.ledgermq_only  # the reference broker runs without persistence
@@ -101,6 +106,46 @@ def check_queue_after_restart(b, client_id, version, topic, expected, qos=1):
     extra = until_sentinel(c, limit=len(expected) + 5)
     assert extra == [], "delivered again / unexpected: %r" % [p.payload for p in extra]
     return c
+
+
+# ---------------------------------------------------------------- the harness itself
+# The crash fixtures must notice what they claim to notice (see test_harness.py).
+def test_harness_kill9_restart_reuses_the_data_dir_and_is_no_problem(tmp_path):
+    b = conftest.Broker(conftest.BROKER_KIND, str(tmp_path), None, [])
+    b.start()
+    b.kill9()
+    b.restart()
+    assert len(b.runs) == 2
+    assert [e.get("data") for e in b.events("ready")] == [b.data_dir]  # this run's lines only
+    b.connect("x", version=5).ping()
+    assert b.stop() == []
+
+
+def test_harness_reports_an_exit_code_other_than_expected(tmp_path):
+    b = conftest.Broker(conftest.BROKER_KIND, str(tmp_path), None, [],
+                        env={"LMQ_FAULT_FAIL_SYNC": 1}, expect_exit=3, wait_ready=False)
+    b.start()
+    b.proc.wait(timeout=10)
+    problems = b.stop()
+    assert problems and "expected exit code 3" in problems[0], problems
+
+
+def test_harness_reports_an_expected_exit_that_did_not_happen(tmp_path):
+    b = conftest.Broker(conftest.BROKER_KIND, str(tmp_path), None, [], expect_exit=2)
+    b.start()
+    problems = b.stop()
+    assert problems and "still running at teardown" in problems[0], problems
+
+
+def test_harness_restart_fails_after_an_unexpected_death(tmp_path):
+    b = conftest.Broker(conftest.BROKER_KIND, str(tmp_path), None, [])
+    b.start()
+    os.kill(b.proc.pid, signal.SIGKILL)  # not through kill9(): a crash
+    b.proc.wait(timeout=10)
+    with pytest.raises(pytest.fail.Exception):
+        b.restart()
+    problems = b.stop()
+    assert problems and "died during the test" in problems[0], problems
 
 
 # ---------------------------------------------------------------- 1. sessions and queues
@@ -213,8 +258,9 @@ def test_pubrecd_qos2_resumes_with_pubrel_after_kill9(start_broker, version):
     pkts = [sub.recv(), sub.recv()]
     rels = [p for p in pkts if p.type == m.PUBREL]
     pubs = [p for p in pkts if p.type == m.PUBLISH]
-    assert [r.pid for r in rels] == [p1.pid], "expected PUBREL %d first, got %r" % (p1.pid, pkts)
-    assert [(p.pid, p.payload, p.dup, p.qos) for p in pubs] == [(p2.pid, b"not-recd", True, 2)], pkts
+    assert [r.pid for r in rels] == [p1.pid], "expected PUBREL %d, got %r" % (p1.pid, pkts)
+    assert [(p.pid, p.payload, p.dup, p.qos) for p in pubs] == [
+        (p2.pid, b"not-recd", True, 2)], pkts
     sub.pubcomp(p1.pid)
     sub.ack_publish(pubs[0])
     send_sentinel(b, "inf/q2", qos=2)
