@@ -32,7 +32,6 @@ static int on_session(void *ctx, struct mqtt_bytes client_id, uint32_t expiry_s)
     s->expiry_s = LMQ_MIN(expiry_s, b->cfg.limits.max_session_expiry_s);
     s->persistent = true;
     s->stored = true;
-    s->version = MQTT_V5;
     /* The connection ended with the previous process: the expiry runs from now. */
     if (s->expiry_s != UINT32_MAX)
         s->expires_ms = broker_now_ms(b) + (uint64_t)s->expiry_s * 1000;

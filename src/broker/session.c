@@ -290,7 +290,6 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
     s->expires_ms = 0;
     s->conn = c;
     c->session = s;
-    s->version = connect->protocol_version;
     s->expiry_s = session_expiry_for(c, connect);
     s->persistent = s->expiry_s > 0;
     c->session_expiry_was_zero = s->expiry_s == 0;
