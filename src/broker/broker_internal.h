@@ -119,7 +119,6 @@ struct session {
     struct conn *conn;  /* NULL while offline */
     uint8_t *client_id; /* NUL-terminated copy */
     size_t client_id_len;
-    uint8_t version;       /* protocol level of the last connection */
     uint32_t expiry_s;     /* session expiry interval; UINT32_MAX = never */
     bool persistent;       /* outlives its connection */
     bool stored;           /* a STORE_SESSION_PUT was written and not yet deleted */
