@@ -131,11 +131,19 @@ int broker_defer_suback(struct broker *b, struct conn *c, uint8_t type, uint16_t
     return LMQ_OK;
 }
 
-int64_t broker_unix_ms(void)
+/* Re-reads the wall clock; broker_unix_ms() derives from the loop's cached time in between. */
+static void broker_sync_wall_clock(struct broker *b)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    b->wall_offset_ms = wall_ms - (int64_t)uv_now(&b->loop);
+}
+
+int64_t broker_unix_ms(struct broker *b)
+{
+    /* No syscall per message: the loop's time of this turn plus an offset refreshed per tick. */
+    return (int64_t)uv_now(&b->loop) + b->wall_offset_ms;
 }
 
 static void send_suback(struct conn *c, const struct pending_ack *ack)
@@ -273,6 +281,7 @@ static void broker_check_disk(struct broker *b)
 static void on_tick(uv_timer_t *t)
 {
     struct broker *b = t->data;
+    broker_sync_wall_clock(b);
     conn_retry_blocked(b, &b->blocked);
     if (b->tick_count++ % 40 == 0)
         retain_expire(b);
@@ -452,6 +461,7 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
     if (uv_loop_init(&b->loop) != 0)
         return LMQ_EIO;
     b->loop.data = b;
+    broker_sync_wall_clock(b);
     if (lmq_map_create(&b->sessions) != LMQ_OK || lmq_map_create(&b->retained) != LMQ_OK ||
         lmq_map_create(&b->msgs_by_id) != LMQ_OK || sub_tree_create(&b->subs) != LMQ_OK)
         return LMQ_ENOMEM;

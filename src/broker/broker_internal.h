@@ -253,6 +253,7 @@ struct broker {
     struct lmq_map *msgs_by_id; /* id -> struct msg, for messages paged in from the store */
     bool disk_low;              /* free space under min_free_disk: QoS 1/2 refused */
     uint64_t disk_checked_ms;
+    int64_t wall_offset_ms;   /* wall clock minus loop time, refreshed every tick */
     uint64_t tick_count;
     uint64_t retained_bytes;
     struct list_node conns;
@@ -287,7 +288,8 @@ int broker_defer_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t pa
 /* Parks a SUBACK/UNSUBACK until the commit that holds the subscription change. */
 int broker_defer_suback(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
                         const uint8_t *codes, size_t count);
-int64_t broker_unix_ms(void);
+/* Wall-clock time in ms (for message expiry), as of this loop turn. */
+int64_t broker_unix_ms(struct broker *b);
 /* Adds a message to the open batch: deliveries of it wait until the batch is durable. */
 int broker_defer_msg(struct broker *b, struct msg *m);
 /* Number of the open batch (opening one): durable once committed_seq reaches it. */

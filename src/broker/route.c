@@ -78,7 +78,7 @@ struct msg *msg_create(struct broker *b, const struct mqtt_publish *pub)
     struct store_message sm = {
         .qos = pub->qos,
         .retain = pub->retain,
-        .created_unix_ms = broker_unix_ms(),
+        .created_unix_ms = broker_unix_ms(b),
         .has_expiry = (present & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL)) != 0,
         .expiry_s = p->message_expiry_interval_s,
         .has_payload_format = (present & MQTT_PROP_BIT(MQTT_PROP_PAYLOAD_FORMAT_INDICATOR)) != 0,
@@ -357,7 +357,7 @@ void retain_deliver(struct broker *b, struct session *s, const uint8_t *filter, 
                              .filter_len = len,
                              .qos = qos,
                              .sub_id = sub_id,
-                             .now_unix_ms = broker_unix_ms()};
+                             .now_unix_ms = broker_unix_ms(b)};
     /* Linear in the number of retained messages (bounded by max_retained_messages). */
     lmq_map_visit(b->retained, retain_visit_one, &v);
 }
@@ -403,7 +403,7 @@ void retain_expire(struct broker *b)
     struct retain_expiry *e = malloc(sizeof(*e));
     if (e == NULL)
         return;
-    e->now_unix_ms = broker_unix_ms();
+    e->now_unix_ms = broker_unix_ms(b);
     e->count = 0;
     lmq_map_visit(b->retained, retain_expiry_visit, e);
     for (size_t i = 0; i < e->count; i++) {

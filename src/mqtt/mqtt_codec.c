@@ -1088,6 +1088,11 @@ static int enc__props_body(struct codec_wr *w, unsigned ctx, const struct mqtt_p
 {
     uint64_t known = 0;
 
+    /* The common case on the delivery path: nothing to write. */
+    if (props->present == 0 && props->subscription_id_count == 0 && props->user_props.len == 0) {
+        return 0;
+    }
+
     for (size_t i = 0; i < LMQ_ARRAY_LEN(codec__props); i++) {
         const struct codec_prop_def *def = &codec__props[i];
         bool allowed = (def->ctx & C(ctx)) != 0;
