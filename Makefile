@@ -6,7 +6,7 @@ BUILD_ASAN ?= build-asan
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 600
 
-.PHONY: all deps build run test test-asan test-crash fuzz format clean
+.PHONY: all deps build run test test-asan test-crash fuzz format clean bench
 
 all: build
 
@@ -37,6 +37,12 @@ test-asan: deps
 # Hundreds of kill -9 cycles and thousands of simulated power losses (tests/crash).
 test-crash: build
 	@bash tests/crash/run_long.sh ./$(BUILD)/ledgermq
+
+# LedgerMQ (--sync always and off) against Debian's mosquitto and nats-server (installed with
+# apt-get if missing), alternating, BENCH_ROUNDS rounds (3); rewrites docs/BENCHMARKS.md.
+# BENCH_QUICK=1: a 2-minute smoke run that writes build/BENCHMARKS-quick.md instead.
+bench: build
+	@/usr/bin/python3 scripts/bench.py --ledgermq ./$(BUILD)/ledgermq
 
 # Longer fuzzing than the smoke run in `make test`.
 fuzz: deps

@@ -33,7 +33,6 @@ import signal
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -693,10 +692,9 @@ def machine_info(workdir, binary):
         sh("dpkg-query -W -f='${Version}' nats-server 2>/dev/null") + ")",
     }
     info["git"] = sh("git -C %s rev-parse --short HEAD" % ROOT)
-    dirty = sh("git -C %s status --porcelain --untracked-files=no" % ROOT)
+    dirty = sh("git -C %s diff --name-only HEAD" % ROOT)
     if dirty:
-        info["git"] += " (with uncommitted changes in: %s)" % ", ".join(
-            line[3:] for line in dirty.splitlines())
+        info["git"] += " with uncommitted changes in " + ", ".join(dirty.splitlines())
     info["services"] = system_services()
     return info
 
@@ -722,8 +720,10 @@ def cell_rate(runs):
 
 
 def lat_ms(runs, pct):
-    good = ok_runs(runs)
-    return med([(r.get("latency_us") or {}).get(pct) for r in good]) if good else None
+    """Median over the runs that have latency samples (count 0: nothing published in the
+    window was delivered before the bench's drain limit)."""
+    good = [r for r in ok_runs(runs) if (r.get("latency_us") or {}).get("count")]
+    return med([r["latency_us"].get(pct) for r in good]) if good else None
 
 
 def fmt_rate(v):
@@ -748,13 +748,6 @@ def err_of(runs):
         if r.get("error"):
             return r["error"]
     return None
-
-
-def spread(runs):
-    vals = [r.get("delivered_per_s") for r in ok_runs(runs) if r.get("delivered_per_s")]
-    if len(vals) < 2:
-        return ""
-    return "{:,.0f}–{:,.0f}".format(min(vals), max(vals))
 
 
 def build_report(info, results, idle, restart, brokers, notes, started, finished, cmdline):
@@ -821,6 +814,7 @@ def build_report(info, results, idle, restart, brokers, notes, started, finished
     hdr = ["scenario"] + [LABEL[b] for b in cols]
     L.append("| " + " | ".join(hdr) + " |")
     L.append("|" + " --- |" * len(hdr))
+    late = False
     for sc in SCENARIOS:
         row = [sc["title"]]
         for b in cols:
@@ -828,10 +822,19 @@ def build_report(info, results, idle, restart, brokers, notes, started, finished
             if not ok_runs(runs):
                 row.append("—")
                 continue
+            if lat_ms(runs, "p50") is None:
+                row.append("not delivered in time ‡")
+                late = True
+                continue
             row.append("%s / %s / %s" % (fmt_ms(lat_ms(runs, "p50")), fmt_ms(lat_ms(runs, "p99")),
                                          fmt_ms(lat_ms(runs, "p99_9"))))
         L.append("| " + " | ".join(row) + " |")
     L.append("")
+    if late:
+        L.append("‡ no message published during the measured window reached its subscribers "
+                 "before the bench's drain limit (10 s after publishing stopped): the broker "
+                 "had queued more than it could deliver.")
+        L.append("")
 
     # ---- idle
     L.append("## %s idle connections: broker memory" % "{:,}".format(IDLE_CONNECTIONS))
@@ -854,7 +857,7 @@ def build_report(info, results, idle, restart, brokers, notes, started, finished
             med([r.get("broker_rss_bytes") for r in ok_runs(runs)]) / 2**20,
             per[b] / 1024 if per[b] is not None else float("nan"),
             fmt_ratio(per.get("ledgermq-always"), per[b]) + " (lower is better)"
-            if b != "ledgermq-always" else ""))
+            if b != "ledgermq-always" else "—"))
     L.append("")
 
     # ---- restart
@@ -893,10 +896,12 @@ def build_report(info, results, idle, restart, brokers, notes, started, finished
     # ---- cpu
     L.append("## CPU during the measured window (median, % of one core)")
     L.append("")
-    L.append("broker = the broker process (all threads); busiest = its busiest thread over the "
-             "whole bench run (set-up and drain included; for LedgerMQ the network thread "
-             "is the main thread); bench = `ledgermq bench`; other = the rest of the machine "
-             "(2 cores = 200 %%): other work on the host during the run.")
+    L.append("broker = the broker process, all threads (from the bench, over the window); "
+             "busiest = its busiest thread, over the whole bench run (set-up and drain "
+             "included); bench = `ledgermq bench`; other = the machine's busy time (%d cores "
+             "= %d %%) minus broker and bench: other processes on the host, and kernel work "
+             "charged to no process (loopback network soft interrupts, file system journal "
+             "and writeback threads). An estimate." % (os.cpu_count(), 100 * os.cpu_count()))
     L.append("")
     hdr = ["scenario"] + [LABEL[b] + ": broker / busiest / bench / other" for b in cols]
     L.append("| " + " | ".join(hdr) + " |")
@@ -917,6 +922,8 @@ def build_report(info, results, idle, restart, brokers, notes, started, finished
     L.append("")
     lmq_rows = []
     for sc in SCENARIOS:
+        if "--qos" in sc["args"] and sc["args"][sc["args"].index("--qos") + 1] == "0":
+            continue  # QoS 0 writes nothing: messages per commit means nothing
         for b in OURS:
             runs = ok_runs(results[sc["key"]].get(b, []))
             if not runs:
@@ -942,7 +949,7 @@ def build_report(info, results, idle, restart, brokers, notes, started, finished
         L.append("")
 
     # ---- every run
-    L.append("## Every run (messages/s delivered; min–max over rounds)")
+    L.append("## Every round (messages/s delivered, in round order)")
     L.append("")
     L.append("| scenario | " + " | ".join(LABEL[b] for b in cols) + " |")
     L.append("|" + " --- |" * (len(cols) + 1))

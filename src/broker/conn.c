@@ -101,6 +101,12 @@ void conn_close(struct conn *c)
     conn_unref(c); /* the connection's own reference */
 }
 
+static void conn_buf_release(struct conn_buf *buf)
+{
+    free(buf->data);
+    *buf = (struct conn_buf){NULL, 0, 0};
+}
+
 static int buf_reserve(struct conn_buf *buf, size_t extra, size_t max_bytes)
 {
     if (buf->cap - buf->len >= extra)
@@ -152,7 +158,7 @@ static void conn_on_write(uv_write_t *req, int status)
 {
     struct conn *c = req->data;
     c->write_active = false;
-    c->writing.len = 0;
+    conn_buf_release(&c->writing); /* an idle connection holds no output buffer either */
     if (status != 0) {
         if (c->state != CONN_CLOSING || !uv_is_closing((uv_handle_t *)&c->tcp))
             conn_close(c);
@@ -295,6 +301,8 @@ static int conn_handle_one(struct conn *c, const uint8_t *data, size_t len)
 
 static void conn_process_input(struct conn *c)
 {
+    if (c->in.len == 0)
+        return;
     size_t pos = 0;
     uint32_t max_packet = c->broker->cfg.limits.max_packet_size_bytes;
     if (c->state == CONN_AWAIT_CONNECT && c->in.len > 0 && c->in.data[0] >> 4 != MQTT_CONNECT) {
@@ -347,6 +355,8 @@ static void conn_process_input(struct conn *c)
         memmove(c->in.data, c->in.data + pos, c->in.len - pos);
         c->in.len -= pos;
     }
+    if (c->in.len == 0)
+        conn_buf_release(&c->in); /* an idle connection holds no input buffer */
     if (!c->blocked && c->in.len > 0 && pos > 0) {
         /* More complete packets may be waiting (we yielded): continue on a later turn. */
         uint8_t first;
