@@ -227,6 +227,8 @@ struct broker_stats {
     uint64_t connections_accepted;
     uint64_t messages_in;
     uint64_t messages_out;
+    uint64_t messages_in_qos[3];
+    uint64_t messages_out_qos[3];
     uint64_t bytes_in;
     uint64_t bytes_out;
     uint64_t refused_quota;
@@ -296,6 +298,12 @@ int broker_defer_msg(struct broker *b, struct msg *m);
 uint64_t broker_batch_seq(struct broker *b);
 /* Writes a record to the store; a failure stops the broker (fail stop). */
 void broker_store_write(struct broker *b, const struct store_record *rec);
+
+static inline void broker_count_out(struct broker *b, uint8_t qos)
+{
+    b->stats.messages_out++;
+    b->stats.messages_out_qos[LMQ_MIN(qos, 2)]++;
+}
 
 /* conn.c */
 void conn_on_accept(uv_stream_t *server, int status);

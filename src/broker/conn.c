@@ -295,7 +295,10 @@ static int conn_handle_one(struct conn *c, const uint8_t *data, size_t len)
         }
         return reason < 0x80 ? MQTT_RC_MALFORMED_PACKET : reason;
     }
-    c->broker->stats.messages_in += pkt.type == MQTT_PUBLISH;
+    if (pkt.type == MQTT_PUBLISH) {
+        c->broker->stats.messages_in++;
+        c->broker->stats.messages_in_qos[pkt.u.publish.qos]++;
+    }
     return proto_handle_packet(c, &pkt);
 }
 

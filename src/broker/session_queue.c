@@ -218,7 +218,7 @@ static int session_send_publish(struct session *s, struct delivery *d, bool dup)
     int rc = session_build_publish(s, d, dup, &pkt);
     if (rc != LMQ_OK)
         return rc;
-    s->broker->stats.messages_out++;
+    broker_count_out(s->broker, d->qos);
     return conn_send(s->conn, &pkt);
 }
 
@@ -263,7 +263,7 @@ static void session_flush_unsent(struct session *s)
         if (d->state == DELIVERY_WAIT_PUBCOMP) {
             session_send_pubrel(s, d->packet_id);
         } else {
-            s->broker->stats.messages_out++;
+            broker_count_out(s->broker, d->qos);
             struct mqtt_packet pkt;
             if (session_build_publish(s, d, false, &pkt) == LMQ_OK)
                 (void)conn_send(s->conn, &pkt);
@@ -387,7 +387,7 @@ static bool session_pump_list(struct session *s, struct list_node *list)
         struct mqtt_packet pkt;
         int rc = session_build_publish(s, d, false, &pkt);
         if (rc == LMQ_OK && !defer) {
-            s->broker->stats.messages_out++;
+            broker_count_out(s->broker, d->qos);
             rc = conn_send(c, &pkt);
         }
         if (rc == LMQ_ETOOBIG || rc == LMQ_ENOTFOUND) {
