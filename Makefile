@@ -2,6 +2,7 @@
 #   make run    install deps, build, start the server with data in ./data
 #   make test   install deps, build, run every test
 BUILD ?= build
+MAKEFLAGS += --no-print-directory
 BUILD_ASAN ?= build-asan
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 600

@@ -692,8 +692,8 @@ def machine_info(workdir, binary):
         sh("dpkg-query -W -f='${Version}' nats-server 2>/dev/null") + ")",
     }
     info["git"] = sh("git -C %s rev-parse --short HEAD" % ROOT)
-    dirty = sh("git -C %s diff --name-only HEAD" % ROOT)
-    if dirty:
+    dirty = sh("git -C %s diff --name-only HEAD -- src CMakeLists.txt" % ROOT)
+    if dirty:  # what the binary was built from, beyond the commit
         info["git"] += " with uncommitted changes in " + ", ".join(dirty.splitlines())
     info["services"] = system_services()
     return info
