@@ -5,10 +5,10 @@ set -euo pipefail
 
 PACKAGES=(
     build-essential cmake pkg-config
-    libuv1-dev libinih-dev libcmocka-dev libssl-dev libsqlite3-dev libjansson-dev
+    libuv1-dev libinih-dev libcmocka-dev libssl-dev libsqlite3-dev libjansson-dev libhttp-parser-dev
     clang libclang-rt-14-dev
     python3 python3-paho-mqtt python3-pytest
-    mosquitto-clients
+    mosquitto-clients curl
 )
 
 missing=()

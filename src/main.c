@@ -25,10 +25,11 @@ static const char main__usage[] =
     "usage: ledgermq <command> [options]\n"
     "\n"
     "commands:\n"
-    "  serve   [--config FILE] [--data DIR] [--mqtt HOST:PORT]...\n"
+    "  serve   [--config FILE] [--data DIR] [--mqtt HOST:PORT]... [--http HOST:PORT]\n"
     "          [--sync always|off] [--log-level debug|info|warn|error]\n"
     "          run the broker (flags override the config file; the first --mqtt\n"
-    "          replaces the listener list, repeats add listeners)\n"
+    "          replaces the listener list, repeats add listeners; --http serves\n"
+    "          /healthz, /metrics and /version, no HTTP listener without it)\n"
     "  keygen  [--out FILE]          new Ed25519 identity (not implemented yet)\n"
     "  send    --key FILE --to ID    guaranteed delivery of one envelope (not implemented yet)\n"
     "  listen  --key FILE            print inbox envelopes (not implemented yet)\n"
@@ -59,7 +60,7 @@ static const struct main_flag main__serve_flags[] = {
     {"sync", MAIN_FLAG_SERVER_KEY, "sync"},
     {"log-level", MAIN_FLAG_SERVER_KEY, "log_level"},
     {"mqtts", MAIN_FLAG_UNSUPPORTED, NULL},
-    {"http", MAIN_FLAG_UNSUPPORTED, NULL},
+    {"http", MAIN_FLAG_SERVER_KEY, "http"},
     {"https", MAIN_FLAG_UNSUPPORTED, NULL},
     {"tls-cert", MAIN_FLAG_UNSUPPORTED, NULL},
     {"tls-key", MAIN_FLAG_UNSUPPORTED, NULL},

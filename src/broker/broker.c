@@ -4,6 +4,8 @@
  */
 #include "broker/broker_internal.h"
 
+#include "net/http.h"
+
 #include <signal.h>
 #include <string.h>
 #include <sys/statvfs.h>
@@ -332,6 +334,10 @@ void broker_on_conn_freed(struct broker *b)
         return;
     /* Last connection gone: let the loop end once the store has finished its commits. */
     broker_close_handle((uv_handle_t *)&b->shutdown_timer);
+    if (b->http != NULL) {
+        http_server_close(b->http);
+        b->http = NULL;
+    }
     broker_turn_end(b);
     broker_close_handle((uv_handle_t *)&b->flush_prepare);
     broker_close_handle((uv_handle_t *)&b->flush_check);
@@ -352,6 +358,8 @@ static void broker_stop(struct broker *b, const char *why)
     lmq_log_msg(LMQ_LOG_INFO, "shutdown", why);
     for (size_t i = 0; i < b->listener_count; i++)
         broker_close_handle((uv_handle_t *)&b->listeners[i]);
+    if (b->http != NULL)
+        http_server_stop_accepting(b->http); /* /healthz says "draining" until the end */
     /* Tell every client why, then close; output is flushed by the close path. */
     struct list_node *n = b->conns.next;
     size_t guard = b->conn_count + 1;
@@ -447,6 +455,27 @@ static int broker_listen(struct broker *b, char *ready_json, size_t cap)
     return LMQ_OK;
 }
 
+/* Starts the HTTP listener when configured; writes ["HOST:PORT"] into json. */
+static int broker_start_http(struct broker *b, char *json, size_t cap)
+{
+    if (!b->cfg.http_enabled)
+        return LMQ_OK;
+    const struct lmq_limits *l = &b->cfg.limits;
+    struct http_limits limits = {.max_header_bytes = l->http_max_header_bytes,
+                                 .max_body_bytes = l->http_max_body_bytes,
+                                 .idle_timeout_ms = l->http_idle_timeout_ms,
+                                 .request_timeout_ms = l->http_request_timeout_ms,
+                                 .max_connections = l->http_max_connections};
+    char bound[80], err[256];
+    if (http_server_start(&b->loop, b->cfg.http.host, b->cfg.http.port, &limits, broker_http_route,
+                          b, &b->http, bound, sizeof(bound), err, sizeof(err)) != LMQ_OK) {
+        fprintf(stderr, "ledgermq: cannot listen for HTTP: %s\n", err);
+        return LMQ_EIO;
+    }
+    int n = snprintf(json, cap, "[\"%s\"]", bound);
+    return n > 0 && (size_t)n < cap ? LMQ_OK : LMQ_ETOOBIG;
+}
+
 static int broker_init(struct broker *b, const struct lmq_config *cfg)
 {
     memset(b, 0, sizeof(*b));
@@ -508,6 +537,10 @@ static void walk_close(uv_handle_t *h, void *arg)
 
 static void broker_teardown(struct broker *b)
 {
+    if (b->http != NULL) { /* an error path after the HTTP listener started */
+        http_server_close(b->http);
+        b->http = NULL;
+    }
     /* Sessions first (they own timers and deliveries), then everything else. */
     if (b->sessions != NULL)
         session_destroy_all(b);
@@ -562,9 +595,16 @@ int broker_run(const struct lmq_config *cfg)
         code = 1;
         goto out;
     }
+    char http_json[96] = "";
+    if (broker_start_http(b, http_json, sizeof(http_json)) != LMQ_OK) {
+        code = 1;
+        goto out;
+    }
     struct lmq_log_line line;
     if (lmq_log_begin(&line, LMQ_LOG_INFO, "ready")) {
         lmq_log_raw(&line, "mqtt", listeners);
+        if (b->http != NULL)
+            lmq_log_raw(&line, "http", http_json);
         lmq_log_str(&line, "data", cfg->data_dir);
         lmq_log_str(&line, "store", "sqlite");
         lmq_log_str(&line, "sync", cfg->sync == LMQ_SYNC_OFF ? "off" : "always");

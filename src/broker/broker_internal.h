@@ -251,11 +251,12 @@ struct broker {
     struct lmq_map *sessions;  /* client id -> struct session */
     size_t session_count;
     struct sub_tree *subs;
+    struct http_server *http;   /* /healthz, /metrics, /version; NULL when not configured */
     struct lmq_map *retained;   /* topic -> struct msg */
     struct lmq_map *msgs_by_id; /* id -> struct msg, for messages paged in from the store */
     bool disk_low;              /* free space under min_free_disk: QoS 1/2 refused */
     uint64_t disk_checked_ms;
-    int64_t wall_offset_ms;   /* wall clock minus loop time, refreshed every tick */
+    int64_t wall_offset_ms; /* wall clock minus loop time, refreshed every tick */
     uint64_t tick_count;
     uint64_t retained_bytes;
     struct list_node conns;
@@ -353,6 +354,13 @@ void session_queue_offline(struct session *s);
 void session_free_deliveries(struct session *s);
 /* recovery.c: rebuilds sessions, subscriptions, retained and wills from the store. */
 int broker_recover(struct broker *b);
+
+/* metrics.c: the HTTP routes (http_route_fn). */
+struct http_request;
+struct http_response;
+struct http_buf;
+int broker_http_route(void *ctx, const struct http_request *req, struct http_response *resp,
+                      struct http_buf *out);
 
 /* route.c */
 struct msg *msg_create(struct broker *b, const struct mqtt_publish *pub);

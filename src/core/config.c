@@ -56,6 +56,12 @@ static const struct config_limit config__limits[] = {
     CONFIG_LIMIT("connect_timeout_ms", connect_timeout_ms, 1, UINT32_MAX, false),
     CONFIG_LIMIT("max_output_bytes", max_output_bytes, 1, UINT64_MAX, false),
     CONFIG_LIMIT("min_free_disk", min_free_disk_bytes, 0, UINT64_MAX, false),
+    /* http-parser refuses more than 80 KiB of headers on its own, whatever we allow. */
+    CONFIG_LIMIT("http_max_header_bytes", http_max_header_bytes, 256, 81920, false),
+    CONFIG_LIMIT("http_max_body_bytes", http_max_body_bytes, 1, 67108864, false),
+    CONFIG_LIMIT("http_idle_timeout_ms", http_idle_timeout_ms, 1, UINT32_MAX, false),
+    CONFIG_LIMIT("http_request_timeout_ms", http_request_timeout_ms, 1, UINT32_MAX, false),
+    CONFIG_LIMIT("http_max_connections", http_max_connections, 1, UINT32_MAX, false),
 };
 
 /*
@@ -133,23 +139,29 @@ void lmq_config_defaults(struct lmq_config *cfg)
     cfg->mqtt_count = 1;
     cfg->sync = LMQ_SYNC_ALWAYS;
     cfg->log_level = LMQ_LOG_INFO;
-    cfg->limits = (struct lmq_limits){
-        .max_connections = 10000,
-        .max_sessions = 100000,
-        .max_packet_size_bytes = 1048576,
-        .max_inflight = 64,
-        .max_queued_messages = 10000,
-        .max_queued_bytes = 67108864,
-        .max_subscriptions = 1000,
-        .max_topic_alias = 64,
-        .max_keepalive_s = 0,
-        .max_session_expiry_s = CONFIG_SESSION_EXPIRY_NEVER,
-        .max_retained_messages = 100000,
-        .max_retained_bytes = 268435456,
-        .connect_timeout_ms = 10000,
-        .max_output_bytes = 4194304,
-        .min_free_disk_bytes = 67108864,
-    };
+    /* Field by field: assigning a compound literal may leave padding bytes undefined, and
+     * callers compare whole configurations with memcmp. */
+    struct lmq_limits *l = &cfg->limits;
+    l->max_connections = 10000;
+    l->max_sessions = 100000;
+    l->max_packet_size_bytes = 1048576;
+    l->max_inflight = 64;
+    l->max_queued_messages = 10000;
+    l->max_queued_bytes = 67108864;
+    l->max_subscriptions = 1000;
+    l->max_topic_alias = 64;
+    l->max_keepalive_s = 0;
+    l->max_session_expiry_s = CONFIG_SESSION_EXPIRY_NEVER;
+    l->max_retained_messages = 100000;
+    l->max_retained_bytes = 268435456;
+    l->connect_timeout_ms = 10000;
+    l->max_output_bytes = 4194304;
+    l->min_free_disk_bytes = 67108864;
+    l->http_max_header_bytes = 8192;
+    l->http_max_body_bytes = 65536;
+    l->http_idle_timeout_ms = 30000;
+    l->http_request_timeout_ms = 10000;
+    l->http_max_connections = 1024;
 }
 
 static int config__parse_port(const char *s, const char *whole, uint16_t *out, char *err,
@@ -315,6 +327,17 @@ static int config__set_server(struct lmq_config *cfg, const char *key, const cha
     if (strcmp(key, "mqtt") == 0) {
         return config__listeners(cfg, value, true, err, err_len);
     }
+    if (strcmp(key, "http") == 0) {
+        char msg[256];
+        struct lmq_listen_addr addr;
+        if (lmq_config_parse_listen(value, &addr, msg, sizeof(msg)) != 0) {
+            config__err(err, err_len, "[server] http: %s", msg);
+            return LMQ_EINVAL;
+        }
+        cfg->http = addr;
+        cfg->http_enabled = true;
+        return 0;
+    }
     if (strcmp(key, "data") == 0) {
         if (value[0] != '\0' && config__copy(cfg->data_dir, sizeof(cfg->data_dir), value)) {
             return 0;
@@ -342,8 +365,8 @@ static int config__set_server(struct lmq_config *cfg, const char *key, const cha
                     show_len, value, show_more);
         return LMQ_EINVAL;
     }
-    config__err(err, err_len, "[server] %s: unknown key (expected data, mqtt, sync or log_level)",
-                key);
+    config__err(err, err_len,
+                "[server] %s: unknown key (expected data, mqtt, http, sync or log_level)", key);
     return LMQ_EINVAL;
 }
 

@@ -26,21 +26,26 @@ struct lmq_listen_addr {
 };
 
 struct lmq_limits {
-    uint32_t max_connections;        /* concurrent client connections */
-    uint32_t max_sessions;           /* sessions, online and offline */
-    uint32_t max_packet_size_bytes;  /* largest packet accepted (and advertised in v5) */
-    uint16_t max_inflight;           /* QoS 1/2 in flight per client, each direction */
-    uint32_t max_queued_messages;    /* messages queued per session */
-    uint64_t max_queued_bytes;       /* payload bytes queued per session */
-    uint32_t max_subscriptions;      /* subscriptions per session */
-    uint16_t max_topic_alias;        /* topic alias maximum advertised to clients */
-    uint16_t max_keepalive_s;        /* server keep alive cap, 0 = accept the client's */
-    uint32_t max_session_expiry_s;   /* cap on session expiry; 0xFFFFFFFF = never */
-    uint32_t max_retained_messages;  /* retained messages held by the broker */
-    uint64_t max_retained_bytes;     /* retained payload bytes held by the broker */
-    uint32_t connect_timeout_ms;     /* CONNECT must arrive this soon after accept */
-    uint64_t max_output_bytes;       /* bytes buffered for one socket before backpressure */
-    uint64_t min_free_disk_bytes;    /* below this free space in the data dir, QoS 1/2 is refused */
+    uint32_t max_connections;       /* concurrent client connections */
+    uint32_t max_sessions;          /* sessions, online and offline */
+    uint32_t max_packet_size_bytes; /* largest packet accepted (and advertised in v5) */
+    uint16_t max_inflight;          /* QoS 1/2 in flight per client, each direction */
+    uint32_t max_queued_messages;   /* messages queued per session */
+    uint64_t max_queued_bytes;      /* payload bytes queued per session */
+    uint32_t max_subscriptions;     /* subscriptions per session */
+    uint16_t max_topic_alias;       /* topic alias maximum advertised to clients */
+    uint16_t max_keepalive_s;       /* server keep alive cap, 0 = accept the client's */
+    uint32_t max_session_expiry_s;  /* cap on session expiry; 0xFFFFFFFF = never */
+    uint32_t max_retained_messages; /* retained messages held by the broker */
+    uint64_t max_retained_bytes;    /* retained payload bytes held by the broker */
+    uint32_t connect_timeout_ms;    /* CONNECT must arrive this soon after accept */
+    uint64_t max_output_bytes;      /* bytes buffered for one socket before backpressure */
+    uint64_t min_free_disk_bytes;   /* below this free space in the data dir, QoS 1/2 is refused */
+    uint32_t http_max_header_bytes; /* HTTP request line + headers; more -> 431 */
+    uint32_t http_max_body_bytes;   /* HTTP request body; more -> 413 */
+    uint32_t http_idle_timeout_ms;  /* HTTP connection with no request in progress -> closed */
+    uint32_t http_request_timeout_ms; /* HTTP request not complete this soon -> 408 */
+    uint32_t http_max_connections;    /* open HTTP connections; more -> 503 */
 };
 
 struct lmq_config {
@@ -48,12 +53,17 @@ struct lmq_config {
     char data_dir[LMQ_PATH_MAX_BYTES];
     struct lmq_listen_addr mqtt[LMQ_LISTENERS_MAX];
     size_t mqtt_count;
+    struct lmq_listen_addr http; /* the HTTP listener, when http_enabled */
+    bool http_enabled;           /* [server] http / --http given; no HTTP listener by default */
     enum lmq_sync_mode sync;
     enum lmq_log_level log_level;
     struct lmq_limits limits;
 };
 
-/* Fills cfg with the defaults (data ./data, MQTT on 127.0.0.1:1883, sync always, info). */
+/*
+ * Fills cfg with the defaults (data ./data, MQTT on 127.0.0.1:1883, no HTTP listener, sync
+ * always, info).
+ */
 void lmq_config_defaults(struct lmq_config *cfg);
 
 /*
@@ -67,8 +77,8 @@ int lmq_config_load_file(struct lmq_config *cfg, const char *path, char *err, si
  * Applies one setting by its INI section and key (the command line uses the
  * same function). Returns 0 or LMQ_EINVAL with a one-line message in err.
  */
-int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key,
-                   const char *value, char *err, size_t err_len);
+int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key, const char *value,
+                   char *err, size_t err_len);
 
 /*
  * Appends a comma-separated list of listeners to cfg->mqtt (setting [server]
@@ -79,7 +89,6 @@ int lmq_config_append_listeners(struct lmq_config *cfg, const char *value, char 
                                 size_t err_len);
 
 /* Parses "HOST:PORT" or "[V6]:PORT". Returns 0 or LMQ_EINVAL with a message in err. */
-int lmq_config_parse_listen(const char *s, struct lmq_listen_addr *out, char *err,
-                            size_t err_len);
+int lmq_config_parse_listen(const char *s, struct lmq_listen_addr *out, char *err, size_t err_len);
 
 #endif

@@ -22,7 +22,8 @@ mkdir -p "$out"
 
 # Only dependency-free sources: src/core/lmq.c and the src/mqtt module (codec, topics, and the
 # subscription tree other targets need). Not src/core/config.c, which needs libinih. A target
-# that needs more names it in its source on a line "fuzz-sources: path/a.c path/b.c".
+# that needs more names it in its source on a line "fuzz-sources: path/a.c path/b.c", and the
+# system libraries those need on a line "fuzz-libs: -lhttp_parser -luv".
 base_sources=(src/core/lmq.c src/mqtt/*.c)
 cflags=(-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -g -O1 -Isrc
     -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wconversion -Wno-sign-conversion)
@@ -42,8 +43,11 @@ for src in tests/fuzz/fuzz_*.c; do
 
     # shellcheck disable=SC2207 # word splitting of the declared paths is intended
     extra=($(sed -n 's/.*fuzz-sources:\([^*]*\).*/\1/p' "$src"))
+    # shellcheck disable=SC2207
+    libs=($(sed -n 's/.*fuzz-libs:\([^*]*\).*/\1/p' "$src"))
     sources=("${base_sources[@]}" "${extra[@]}")
-    if ! clang "${cflags[@]}" "$src" "${sources[@]}" -o "$bin" >"$out/$name.build.log" 2>&1; then
+    if ! clang "${cflags[@]}" "$src" "${sources[@]}" "${libs[@]}" -o "$bin" \
+        >"$out/$name.build.log" 2>&1; then
         echo "FAIL $name: build failed (see $out/$name.build.log)"
         cat "$out/$name.build.log"
         status=1

@@ -40,6 +40,7 @@ def test_help_prints_usage_to_stdout(tmp_path, args):
     assert proc.returncode == 0
     assert proc.stdout.startswith("usage: ledgermq")
     assert "serve" in proc.stdout and "--mqtt HOST:PORT" in proc.stdout
+    assert "--http HOST:PORT" in proc.stdout
     assert proc.stderr == ""
 
 
@@ -83,6 +84,11 @@ def test_planned_commands_say_not_implemented(tmp_path, cmd):
     (["serve", "--mqtt", "127.0.0.1:1", "--mqtt", "127.0.0.1:x"], "--mqtt"),
     (["serve", "--sync", "sometimes"], "--sync"),
     (["serve", "--log-level=loud"], "--log-level"),
+    (["serve", "--http"], "--http needs a value"),
+    (["serve", "--http", "127.0.0.1"], "--http: expected HOST:PORT"),
+    (["serve", "--http=127.0.0.1:65536"], "--http"),
+    (["serve", "--http", "example.com:80"], "--http"),
+    (["serve", "--http", "127.0.0.1:1,127.0.0.1:2"], "--http"),
     (["version", "extra"], "version"),
 ])
 def test_bad_flag_is_one_line_error(tmp_path, args, needle):
@@ -92,7 +98,8 @@ def test_bad_flag_is_one_line_error(tmp_path, args, needle):
     assert not (tmp_path / "data").exists()
 
 
-@pytest.mark.parametrize("flag", ["--mqtts", "--http", "--https", "--tls-cert", "--tls-key"])
+# --http is served now (test_http.py); TLS comes later.
+@pytest.mark.parametrize("flag", ["--mqtts", "--https", "--tls-cert", "--tls-key"])
 @pytest.mark.parametrize("form", ["separate", "equals"])
 def test_later_flags_are_refused_not_ignored(tmp_path, flag, form):
     args = [flag, "127.0.0.1:0"] if form == "separate" else [f"{flag}=127.0.0.1:0"]

@@ -52,6 +52,7 @@ static void test_defaults_match_design(void **state)
     assert_int_equal(cfg.mqtt_count, 1);
     assert_string_equal(cfg.mqtt[0].host, "127.0.0.1");
     assert_int_equal(cfg.mqtt[0].port, 1883);
+    assert_false(cfg.http_enabled); /* no HTTP listener unless asked for */
     assert_int_equal(cfg.sync, LMQ_SYNC_ALWAYS);
     assert_int_equal(cfg.log_level, LMQ_LOG_INFO);
     const struct lmq_limits *l = &cfg.limits;
@@ -70,6 +71,11 @@ static void test_defaults_match_design(void **state)
     assert_int_equal(l->connect_timeout_ms, 10000);
     assert_int_equal(l->max_output_bytes, 4194304);
     assert_int_equal(l->min_free_disk_bytes, 67108864);
+    assert_int_equal(l->http_max_header_bytes, 8192);
+    assert_int_equal(l->http_max_body_bytes, 65536);
+    assert_int_equal(l->http_idle_timeout_ms, 30000);
+    assert_int_equal(l->http_request_timeout_ms, 10000);
+    assert_int_equal(l->http_max_connections, 1024);
 }
 
 static void test_every_key_is_parsed_from_file(void **state)
@@ -82,6 +88,7 @@ static void test_every_key_is_parsed_from_file(void **state)
                        "[server]\n"
                        "data = /var/lib/ledgermq\n"
                        "mqtt = 0.0.0.0:1884\n"
+                       "http = [::1]:8080\n"
                        "sync = off\n"
                        "log_level = debug\n"
                        "\n"
@@ -100,13 +107,21 @@ static void test_every_key_is_parsed_from_file(void **state)
                        "max_retained_bytes = 10\n"
                        "connect_timeout_ms = 11\n"
                        "max_output_bytes = 12\n"
-                       "min_free_disk = 13\n";
+                       "min_free_disk = 13\n"
+                       "http_max_header_bytes = 81920\n"
+                       "http_max_body_bytes = 14\n"
+                       "http_idle_timeout_ms = 15\n"
+                       "http_request_timeout_ms = 16\n"
+                       "http_max_connections = 17\n";
     assert_int_equal(load_text(&cfg, text, err, sizeof(err), path, sizeof(path)), 0);
     assert_string_equal(cfg.config_path, path);
     assert_string_equal(cfg.data_dir, "/var/lib/ledgermq");
     assert_int_equal(cfg.mqtt_count, 1);
     assert_string_equal(cfg.mqtt[0].host, "0.0.0.0");
     assert_int_equal(cfg.mqtt[0].port, 1884);
+    assert_true(cfg.http_enabled);
+    assert_string_equal(cfg.http.host, "::1");
+    assert_int_equal(cfg.http.port, 8080);
     assert_int_equal(cfg.sync, LMQ_SYNC_OFF);
     assert_int_equal(cfg.log_level, LMQ_LOG_DEBUG);
     const struct lmq_limits *l = &cfg.limits;
@@ -125,6 +140,37 @@ static void test_every_key_is_parsed_from_file(void **state)
     assert_int_equal(l->connect_timeout_ms, 11);
     assert_int_equal(l->max_output_bytes, 12);
     assert_int_equal(l->min_free_disk_bytes, 13);
+    assert_int_equal(l->http_max_header_bytes, 81920);
+    assert_int_equal(l->http_max_body_bytes, 14);
+    assert_int_equal(l->http_idle_timeout_ms, 15);
+    assert_int_equal(l->http_request_timeout_ms, 16);
+    assert_int_equal(l->http_max_connections, 17);
+}
+
+static void test_http_listener_is_one_address_and_port_zero_is_allowed(void **state)
+{
+    (void)state;
+    struct lmq_config cfg;
+    char err[TEST_ERR_BYTES];
+    lmq_config_defaults(&cfg);
+    assert_int_equal(lmq_config_set(&cfg, "server", "http", "localhost:0", err, sizeof(err)), 0);
+    assert_true(cfg.http_enabled);
+    assert_string_equal(cfg.http.host, "127.0.0.1");
+    assert_int_equal(cfg.http.port, 0);
+    /* A later setting replaces it (flags override the file). */
+    assert_int_equal(lmq_config_set(&cfg, "server", "http", "0.0.0.0:8080", err, sizeof(err)), 0);
+    assert_string_equal(cfg.http.host, "0.0.0.0");
+    assert_int_equal(cfg.http.port, 8080);
+    /* The MQTT listeners are untouched. */
+    assert_int_equal(cfg.mqtt_count, 1);
+    assert_int_equal(cfg.mqtt[0].port, 1883);
+    /* A bad value leaves the listener as it was. */
+    assert_int_equal(
+        lmq_config_set(&cfg, "server", "http", "127.0.0.1:1,127.0.0.1:2", err, sizeof(err)),
+        LMQ_EINVAL);
+    assert_non_null(strstr(err, "[server] http: "));
+    assert_string_equal(cfg.http.host, "0.0.0.0");
+    assert_int_equal(cfg.http.port, 8080);
 }
 
 static void test_session_expiry_accepts_never(void **state)
@@ -206,6 +252,18 @@ static const struct bad_ini bad_inis[] = {
     {"[server]\nmqtt = 127.0.0.1:1883,\n", 2, "[server] mqtt"},
     {"[server]\nmqtt = 1:2:3:4\n", 2, "[server] mqtt"},
     {"[server]\ncolour = blue\n", 2, "[server] colour: unknown key"},
+    {"[server]\nhttp = 1.2.3.4\n", 2, "[server] http: expected HOST:PORT"},
+    {"[server]\nhttp = 127.0.0.1:65536\n", 2, "[server] http"},
+    {"[server]\nhttp = example.com:80\n", 2, "[server] http"},
+    {"[server]\nhttp =\n", 2, "[server] http"},
+    {"[limits]\nhttp_max_header_bytes = 255\n", 2,
+     "http_max_header_bytes: expected an integer 256..81920"},
+    {"[limits]\nhttp_max_header_bytes = 81921\n", 2, "http_max_header_bytes"},
+    {"[limits]\nhttp_max_body_bytes = 0\n", 2, "http_max_body_bytes"},
+    {"[limits]\nhttp_max_body_bytes = 67108865\n", 2, "http_max_body_bytes"},
+    {"[limits]\nhttp_idle_timeout_ms = 0\n", 2, "http_idle_timeout_ms"},
+    {"[limits]\nhttp_request_timeout_ms = 0\n", 2, "http_request_timeout_ms"},
+    {"[limits]\nhttp_max_connections = 0\n", 2, "http_max_connections"},
     {"[server]\nsync = off\n[tls]\ncert = x\n", 4, "[tls] cert: unknown section"},
     {"data = ./x\n", 1, "data: key outside any section"},
     {"[server]\nsync = off\nthis line has no equals sign\n", 3, "syntax error"},
@@ -423,6 +481,7 @@ int main(void)
         cmocka_unit_test(test_defaults_match_design),
         cmocka_unit_test(test_every_key_is_parsed_from_file),
         cmocka_unit_test(test_session_expiry_accepts_never),
+        cmocka_unit_test(test_http_listener_is_one_address_and_port_zero_is_allowed),
         cmocka_unit_test(test_set_leaves_neighbouring_fields_alone),
         cmocka_unit_test(test_every_bad_value_names_line_and_key),
         cmocka_unit_test(test_error_message_quotes_the_bad_value),

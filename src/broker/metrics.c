@@ -1,0 +1,158 @@
+/*
+ * The broker's HTTP routes: /healthz, /metrics (Prometheus text format) and
+ * /version. Everything is read from the loop thread's own counters, so a
+ * scrape needs no locking; it walks the sessions once for the queue depth.
+ */
+#include "broker/broker_internal.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+#include "net/http.h"
+
+struct queue_totals {
+    uint64_t queued;
+    uint64_t stored_backlog;
+    uint64_t inflight;
+    uint64_t online;
+};
+
+static bool sum_session(void *ctx, const uint8_t *key, size_t key_len, void *value)
+{
+    struct queue_totals *t = ctx;
+    const struct session *s = value;
+    LMQ_UNUSED(key);
+    LMQ_UNUSED(key_len);
+    t->queued += s->queued_count;
+    t->stored_backlog += s->stored_backlog;
+    t->inflight += s->inflight_count;
+    t->online += s->conn != NULL;
+    return true;
+}
+
+#define METRIC(out, name, type, help)                                                              \
+    http_buf_printf(out, "# HELP ledgermq_" name " " help "\n# TYPE ledgermq_" name " " type "\n")
+
+static int metrics_broker(struct broker *b, struct http_buf *out)
+{
+    const struct broker_stats *st = &b->stats;
+    struct queue_totals q = {0};
+    lmq_map_visit(b->sessions, sum_session, &q);
+    int rc = 0;
+    rc |= METRIC(out, "connections", "gauge", "Connected MQTT clients by transport.");
+    rc |= http_buf_printf(out, "ledgermq_connections{transport=\"tcp\"} %u\n", b->connected_count);
+    rc |= METRIC(out, "connections_accepted_total", "counter", "Sockets accepted.");
+    rc |= http_buf_printf(out, "ledgermq_connections_accepted_total %" PRIu64 "\n",
+                          st->connections_accepted);
+    rc |= METRIC(out, "sessions", "gauge", "Sessions, online and offline.");
+    rc |= http_buf_printf(out, "ledgermq_sessions{state=\"online\"} %" PRIu64 "\n", q.online);
+    rc |= http_buf_printf(out, "ledgermq_sessions{state=\"offline\"} %" PRIu64 "\n",
+                          (uint64_t)b->session_count - q.online);
+    rc |= METRIC(out, "subscriptions", "gauge", "Subscriptions in the topic tree.");
+    rc |= http_buf_printf(out, "ledgermq_subscriptions %zu\n", sub_tree_count(b->subs));
+    rc |= METRIC(out, "retained_messages", "gauge", "Retained messages held.");
+    rc |= http_buf_printf(out, "ledgermq_retained_messages %zu\n", lmq_map_count(b->retained));
+    rc |= METRIC(out, "queued_messages", "gauge", "Messages queued for sessions (all states).");
+    rc |= http_buf_printf(out, "ledgermq_queued_messages %" PRIu64 "\n", q.queued);
+    rc |= METRIC(out, "queued_messages_stored_only", "gauge",
+                 "Queued messages only in the store (paged in later).");
+    rc |= http_buf_printf(out, "ledgermq_queued_messages_stored_only %" PRIu64 "\n",
+                          q.stored_backlog);
+    rc |= METRIC(out, "inflight_messages", "gauge", "QoS 1/2 sent and not yet acknowledged.");
+    rc |= http_buf_printf(out, "ledgermq_inflight_messages %" PRIu64 "\n", q.inflight);
+    rc |= METRIC(out, "messages_total", "counter", "PUBLISH packets by direction and QoS.");
+    for (int qos = 0; qos < 3; qos++) {
+        rc |= http_buf_printf(out,
+                              "ledgermq_messages_total{direction=\"in\",qos=\"%d\"} %" PRIu64 "\n",
+                              qos, st->messages_in_qos[qos]);
+        rc |= http_buf_printf(out,
+                              "ledgermq_messages_total{direction=\"out\",qos=\"%d\"} %" PRIu64 "\n",
+                              qos, st->messages_out_qos[qos]);
+    }
+    rc |= METRIC(out, "bytes_total", "counter", "MQTT bytes by direction.");
+    rc |=
+        http_buf_printf(out, "ledgermq_bytes_total{direction=\"in\"} %" PRIu64 "\n", st->bytes_in);
+    rc |= http_buf_printf(out, "ledgermq_bytes_total{direction=\"out\"} %" PRIu64 "\n",
+                          st->bytes_out);
+    rc |= METRIC(out, "refused_total", "counter", "Publishes refused (0x97 or backpressure).");
+    rc |= http_buf_printf(out, "ledgermq_refused_total{reason=\"quota\"} %" PRIu64 "\n",
+                          st->refused_quota);
+    rc |= METRIC(out, "dropped_total", "counter", "Deliveries discarded as the spec allows.");
+    rc |= http_buf_printf(out, "ledgermq_dropped_total{reason=\"qos0_queue_full\"} %" PRIu64 "\n",
+                          st->qos0_dropped);
+    rc |= http_buf_printf(out, "ledgermq_dropped_total{reason=\"expired\"} %" PRIu64 "\n",
+                          st->expired_dropped);
+    rc |= http_buf_printf(out,
+                          "ledgermq_dropped_total{reason=\"too_large_for_client\"} %" PRIu64 "\n",
+                          st->oversize_dropped);
+    rc |= METRIC(out, "disk_low", "gauge", "1 while free space is under min_free_disk.");
+    rc |= http_buf_printf(out, "ledgermq_disk_low %d\n", b->disk_low ? 1 : 0);
+    return rc;
+}
+
+static int metrics_store(struct broker *b, struct http_buf *out)
+{
+    if (b->store == NULL)
+        return 0;
+    struct store_stats st;
+    store_get_stats(b->store, &st);
+    int rc = 0;
+    rc |= METRIC(out, "store_commits_total", "counter", "Store transactions committed.");
+    rc |= http_buf_printf(out, "ledgermq_store_commits_total %" PRIu64 "\n", st.commits);
+    rc |= METRIC(out, "store_fsyncs_total", "counter", "Commits made durable with fsync.");
+    rc |= http_buf_printf(out, "ledgermq_store_fsyncs_total %" PRIu64 "\n",
+                          b->cfg.sync == LMQ_SYNC_OFF ? 0 : st.commits);
+    rc |= METRIC(out, "store_batches_total", "counter", "Loop-turn batches (several per commit).");
+    rc |= http_buf_printf(out, "ledgermq_store_batches_total %" PRIu64 "\n", st.batches);
+    rc |= METRIC(out, "store_records_total", "counter", "Records written to the store.");
+    rc |= http_buf_printf(out, "ledgermq_store_records_total %" PRIu64 "\n", st.records_written);
+    rc |= METRIC(out, "store_commit_seconds", "histogram", "Store commit latency.");
+    uint64_t cumulative = 0;
+    for (unsigned i = 0; i < LMQ_ARRAY_LEN(st.commit_us_hist); i++) {
+        cumulative += st.commit_us_hist[i];
+        double le_s = (double)(UINT64_C(1) << (i + 1)) / 1e6;
+        rc |= http_buf_printf(out, "ledgermq_store_commit_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                              le_s, cumulative);
+    }
+    rc |= http_buf_printf(out, "ledgermq_store_commit_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
+                          st.commits);
+    rc |= http_buf_printf(out, "ledgermq_store_commit_seconds_sum %.6f\n",
+                          (double)st.commit_us_total / 1e6);
+    rc |= http_buf_printf(out, "ledgermq_store_commit_seconds_count %" PRIu64 "\n", st.commits);
+    return rc;
+}
+
+int broker_http_route(void *ctx, const struct http_request *req, struct http_response *resp,
+                      struct http_buf *out)
+{
+    struct broker *b = ctx;
+    LMQ_ASSERT(b != NULL && req != NULL);
+    bool get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+    const char *path = req->path;
+    size_t len = req->path_len;
+    bool healthz = len == 8 && memcmp(path, "/healthz", 8) == 0;
+    bool metrics = len == 8 && memcmp(path, "/metrics", 8) == 0;
+    bool version = len == 8 && memcmp(path, "/version", 8) == 0;
+    if (!healthz && !metrics && !version) {
+        resp->status = 404;
+        return 0;
+    }
+    if (!get) {
+        resp->status = 405;
+        resp->allow = "GET, HEAD";
+        return 0;
+    }
+    resp->status = 200;
+    resp->content_type = "application/json";
+    if (healthz) {
+        if (b->stopping)
+            resp->status = 503;
+        return http_buf_printf(out, "{\"status\":\"%s\"}", b->stopping ? "draining" : "ready");
+    }
+    if (version)
+        return http_buf_printf(out, "{\"version\":\"%s\"}", LMQ_VERSION);
+    resp->content_type = "text/plain; version=0.0.4";
+    /* Each printf's error bits are OR-ed together: any failure means the body is incomplete. */
+    int rc = metrics_broker(b, out) | metrics_store(b, out);
+    return rc != 0 ? LMQ_ETOOBIG : LMQ_OK;
+}

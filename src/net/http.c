@@ -1,0 +1,1248 @@
+/*
+ * HTTP/1.1 server: a session (http-parser glue, request limits, response framing; no sockets)
+ * per connection, and the libuv connection around it (reads, one write at a time, timers,
+ * lingering close).
+ *
+ * The parser is paused at the end of every request's headers and at the end of every request,
+ * so the session sees exactly how many bytes the headers took (the 431 bound is on raw bytes,
+ * not just on what is stored) and answers pipelined requests one at a time, in order.
+ */
+#include "net/http.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <http_parser.h>
+
+#include "core/log.h"
+
+/* Bytes handed to one read; the unparsed input of a connection never exceeds it. */
+#define HTTP_READ_CHUNK_BYTES 16384u
+/* Output queued beyond this stops the parsing of pipelined requests until it drains. */
+#define HTTP_OUTPUT_HIGH_BYTES (256u * 1024u)
+/* Hard bound of a session's output: the high-water mark plus one full response. */
+#define HTTP_OUTPUT_MAX_BYTES (HTTP_OUTPUT_HIGH_BYTES + HTTP_RESPONSE_BODY_MAX_BYTES + 4096u)
+/* After the last response: how long, and how many bytes, we read and discard before closing,
+ * so a client still sending does not get a reset that destroys the response in flight. */
+#define HTTP_LINGER_MS 2000u
+#define HTTP_LINGER_MAX_BYTES (1024u * 1024u)
+/* Connections accepted past max_connections only to answer 503; beyond, closed at once. */
+#define HTTP_REFUSAL_SLACK 64u
+#define HTTP_LISTEN_BACKLOG 128
+/* {"error":NNN,"reason":"..."} */
+#define HTTP_ERROR_BODY_MAX_BYTES 160u
+
+enum http_phase {
+    HTTP_PHASE_IDLE = 0, /* between requests */
+    HTTP_PHASE_HEAD,     /* request line and headers */
+    HTTP_PHASE_BODY,     /* body */
+};
+
+enum http_event {
+    HTTP_EVENT_NONE = 0,
+    HTTP_EVENT_HEADERS_DONE,
+    HTTP_EVENT_MESSAGE_DONE,
+};
+
+/* A header field as offsets into the session's head buffer. */
+struct http_header {
+    uint32_t name_off, name_len;
+    uint32_t value_off, value_len;
+};
+
+struct http_session {
+    http_parser parser;
+    struct http_limits limits;
+    http_route_fn route;
+    void *route_ctx;
+    enum http_phase phase;
+    enum http_event event; /* set by the callback that paused the parser */
+    uint64_t requests_begun;
+    uint32_t head_raw_bytes; /* raw bytes of the current request's head */
+    uint32_t trailer_bytes;  /* header bytes after a chunked body: counted, not kept */
+    struct http_buf head;    /* request target, then header names and values */
+    uint32_t url_len;
+    struct http_header headers[HTTP_HEADERS_MAX];
+    uint32_t header_count;
+    bool in_value; /* the last header callback was a value */
+    struct http_buf body;
+    uint32_t path_off, path_len, query_off, query_len;
+    bool has_query;
+    int reject_status; /* set by a callback that refused the request: 400, 413, 414, 431, 505 */
+    bool keep_alive;
+    bool expect_continue;
+    bool head_request; /* a HEAD whose head is complete: responses carry no body */
+    bool draining;     /* every response closes */
+    bool closing;      /* no further request is read */
+    struct http_buf out;
+};
+
+/* ---------------------------------------------------------------- bounded buffer */
+
+void http_buf_init(struct http_buf *b, size_t max_bytes)
+{
+    LMQ_ASSERT(b != NULL);
+    LMQ_ASSERT(max_bytes > 0);
+    *b = (struct http_buf){NULL, 0, 0, max_bytes};
+}
+
+void http_buf_free(struct http_buf *b)
+{
+    LMQ_ASSERT(b != NULL);
+    free(b->data);
+    *b = (struct http_buf){NULL, 0, 0, b->max_bytes};
+}
+
+/* Makes room for extra more bytes (plus one spare for vsnprintf's NUL). */
+static int http_buf_reserve(struct http_buf *b, size_t extra)
+{
+    LMQ_ASSERT(b->len <= b->max_bytes && b->len <= b->cap);
+    if (extra > b->max_bytes - b->len) {
+        return LMQ_ETOOBIG;
+    }
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap) {
+        return LMQ_OK;
+    }
+    size_t cap = b->cap < 256 ? 256 : b->cap;
+    while (cap < need) { /* doubling from 256: at most ~64 rounds for any size_t */
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    }
+    cap = LMQ_MIN(cap, b->max_bytes + 1);
+    LMQ_ASSERT(cap >= need);
+    uint8_t *p = realloc(b->data, cap);
+    if (p == NULL) {
+        return LMQ_ENOMEM;
+    }
+    b->data = p;
+    b->cap = cap;
+    return LMQ_OK;
+}
+
+int http_buf_append(struct http_buf *b, const void *data, size_t len)
+{
+    LMQ_ASSERT(b != NULL);
+    LMQ_ASSERT(data != NULL || len == 0);
+    if (len == 0) {
+        return LMQ_OK;
+    }
+    int rc = http_buf_reserve(b, len);
+    if (rc != LMQ_OK) {
+        return rc;
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    return LMQ_OK;
+}
+
+int http_buf_printf(struct http_buf *b, const char *fmt, ...)
+{
+    LMQ_ASSERT(b != NULL && fmt != NULL);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        return LMQ_EINVAL;
+    }
+    int rc = http_buf_reserve(b, (size_t)n);
+    if (rc != LMQ_OK) {
+        return rc;
+    }
+    va_start(ap, fmt);
+    int written = vsnprintf((char *)b->data + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    LMQ_ASSERT(written == n);
+    b->len += (size_t)n;
+    return LMQ_OK;
+}
+
+/* ---------------------------------------------------------------- session: parser callbacks */
+
+static int http_session_on_message_begin(http_parser *p)
+{
+    struct http_session *s = p->data;
+    LMQ_ASSERT(s != NULL && s->phase == HTTP_PHASE_IDLE);
+    s->phase = HTTP_PHASE_HEAD;
+    s->requests_begun++;
+    s->head.len = 0;
+    s->body.len = 0;
+    s->url_len = 0;
+    s->trailer_bytes = 0;
+    s->header_count = 0;
+    s->in_value = false;
+    s->reject_status = 0;
+    s->expect_continue = false;
+    s->head_request = false;
+    s->has_query = false;
+    return 0;
+}
+
+/* Stores request-head bytes; refusal with 431 when the head buffer is full. */
+static int http_session_store(struct http_session *s, const char *at, size_t len)
+{
+    LMQ_ASSERT(s->phase == HTTP_PHASE_HEAD);
+    if (http_buf_append(&s->head, at, len) != LMQ_OK) {
+        s->reject_status = 431; /* LMQ_ENOMEM included: the only safe answer is to refuse */
+        return -1;
+    }
+    return 0;
+}
+
+static int http_session_on_url(http_parser *p, const char *at, size_t len)
+{
+    struct http_session *s = p->data;
+    LMQ_ASSERT(s != NULL && s->header_count == 0);
+    if ((size_t)s->url_len + len > HTTP_URL_MAX_BYTES) {
+        s->reject_status = 414;
+        return -1;
+    }
+    s->url_len += (uint32_t)len;
+    return http_session_store(s, at, len);
+}
+
+/* Trailer fields (after a chunked body) are not kept, but they count against the head limit. */
+static int http_session_trailer(struct http_session *s, size_t len)
+{
+    LMQ_ASSERT(s->phase == HTTP_PHASE_BODY);
+    LMQ_ASSERT(s->trailer_bytes <= s->limits.max_header_bytes);
+    if (len > s->limits.max_header_bytes - s->trailer_bytes) {
+        s->reject_status = 431;
+        return -1;
+    }
+    s->trailer_bytes += (uint32_t)len;
+    return 0;
+}
+
+static int http_session_on_header_field(http_parser *p, const char *at, size_t len)
+{
+    struct http_session *s = p->data;
+    LMQ_ASSERT(s != NULL && s->header_count <= HTTP_HEADERS_MAX);
+    if (s->phase == HTTP_PHASE_BODY) {
+        return http_session_trailer(s, len);
+    }
+    if (s->header_count == 0 || s->in_value) { /* a new field begins */
+        if (s->header_count == HTTP_HEADERS_MAX) {
+            s->reject_status = 431;
+            return -1;
+        }
+        s->headers[s->header_count++] =
+            (struct http_header){.name_off = (uint32_t)s->head.len, .value_off = 0};
+        s->in_value = false;
+    }
+    struct http_header *h = &s->headers[s->header_count - 1];
+    h->name_len += (uint32_t)len; /* bounded by max_header_bytes through the store */
+    return http_session_store(s, at, len);
+}
+
+static int http_session_on_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct http_session *s = p->data;
+    LMQ_ASSERT(s != NULL && s->header_count <= HTTP_HEADERS_MAX);
+    if (s->phase == HTTP_PHASE_BODY) {
+        return http_session_trailer(s, len);
+    }
+    LMQ_ASSERT(s->header_count > 0);
+    struct http_header *h = &s->headers[s->header_count - 1];
+    if (!s->in_value) {
+        h->value_off = (uint32_t)s->head.len;
+        s->in_value = true;
+    }
+    h->value_len += (uint32_t)len;
+    return http_session_store(s, at, len);
+}
+
+/* Finds a header of the current request; value trimmed of blanks. */
+static bool http_session_header(const struct http_session *s, const char *name, const char **value,
+                                size_t *value_len)
+{
+    LMQ_ASSERT(name != NULL && value != NULL && value_len != NULL);
+    LMQ_ASSERT(s->header_count <= HTTP_HEADERS_MAX);
+    size_t name_len = strlen(name);
+    for (uint32_t i = 0; i < s->header_count; i++) {
+        const struct http_header *h = &s->headers[i];
+        const char *hname = (const char *)s->head.data + h->name_off;
+        if (h->name_len != name_len || strncasecmp(hname, name, name_len) != 0) {
+            continue;
+        }
+        const char *v = (const char *)s->head.data + h->value_off;
+        size_t len = h->value_len;
+        while (len > 0 && (v[0] == ' ' || v[0] == '\t')) {
+            v++;
+            len--;
+        }
+        while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t')) {
+            len--;
+        }
+        *value = len > 0 ? v : "";
+        *value_len = len;
+        return true;
+    }
+    return false;
+}
+
+/* Splits the request target into path and query; false when it is not a valid target. */
+static bool http_session_split_url(struct http_session *s)
+{
+    LMQ_ASSERT(s->url_len <= HTTP_URL_MAX_BYTES && s->url_len <= s->head.len);
+    struct http_parser_url u;
+    http_parser_url_init(&u);
+    if (s->url_len == 0 || http_parser_parse_url((const char *)s->head.data, s->url_len,
+                                                 s->parser.method == HTTP_CONNECT, &u) != 0) {
+        return false;
+    }
+    s->path_off = 0;
+    s->path_len = 0;
+    if (u.field_set & (1u << UF_PATH)) {
+        s->path_off = u.field_data[UF_PATH].off;
+        s->path_len = u.field_data[UF_PATH].len;
+    }
+    s->has_query = (u.field_set & (1u << UF_QUERY)) != 0;
+    if (s->has_query) {
+        s->query_off = u.field_data[UF_QUERY].off;
+        s->query_len = u.field_data[UF_QUERY].len;
+    }
+    LMQ_ASSERT(s->path_off + s->path_len <= s->url_len);
+    return true;
+}
+
+static int http_session_on_headers_complete(http_parser *p)
+{
+    struct http_session *s = p->data;
+    LMQ_ASSERT(s != NULL && s->phase == HTTP_PHASE_HEAD);
+    /* Known only now, whatever the reads: before, a refusal carries its body even for HEAD
+     * (harmless, the connection closes after it). */
+    s->head_request = p->method == HTTP_HEAD;
+    if (p->http_major != 1) { /* http-parser reads any version up to 999.999 */
+        s->reject_status = 505;
+        return -1;
+    }
+    if (!http_session_split_url(s)) {
+        s->reject_status = 400;
+        return -1;
+    }
+    bool has_length = (p->flags & F_CONTENTLENGTH) != 0;
+    if (has_length && p->content_length > s->limits.max_body_bytes) {
+        s->reject_status = 413;
+        return -1;
+    }
+    const char *expect = NULL;
+    size_t expect_len = 0;
+    s->expect_continue = http_session_header(s, "Expect", &expect, &expect_len) &&
+                         expect_len == 12 && strncasecmp(expect, "100-continue", 12) == 0;
+    s->event = HTTP_EVENT_HEADERS_DONE;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static int http_session_on_body(http_parser *p, const char *at, size_t len)
+{
+    struct http_session *s = p->data;
+    LMQ_ASSERT(s != NULL && s->phase == HTTP_PHASE_BODY);
+    if (http_buf_append(&s->body, at, len) != LMQ_OK) {
+        s->reject_status = 413; /* a chunked body past the limit (or no memory for it) */
+        return -1;
+    }
+    return 0;
+}
+
+static int http_session_on_message_complete(http_parser *p)
+{
+    struct http_session *s = p->data;
+    LMQ_ASSERT(s != NULL && s->phase == HTTP_PHASE_BODY);
+    s->keep_alive = http_should_keep_alive(p) != 0;
+    s->event = HTTP_EVENT_MESSAGE_DONE;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings http_session_settings = {
+    .on_message_begin = http_session_on_message_begin,
+    .on_url = http_session_on_url,
+    .on_header_field = http_session_on_header_field,
+    .on_header_value = http_session_on_header_value,
+    .on_headers_complete = http_session_on_headers_complete,
+    .on_body = http_session_on_body,
+    .on_message_complete = http_session_on_message_complete,
+};
+
+/* ---------------------------------------------------------------- session: responses */
+
+static const char *http_reason(int status)
+{
+    LMQ_ASSERT(status >= 100 && status <= 599);
+    const char *reason = http_status_str((enum http_status)status);
+    return (reason == NULL || reason[0] == '<') ? "Unknown" : reason;
+}
+
+/* Formats the Date header value (IMF-fixdate) into out. */
+static void http_date(char *out, size_t cap)
+{
+    LMQ_ASSERT(out != NULL && cap >= 30);
+    time_t now = time(NULL);
+    struct tm tm;
+    if (gmtime_r(&now, &tm) == NULL || strftime(out, cap, "%a, %d %b %Y %H:%M:%S GMT", &tm) == 0) {
+        LMQ_UNREACHABLE("gmtime_r/strftime failed on the current time");
+    }
+}
+
+/*
+ * Queues one response. An error status with no body gets the JSON error body. Returns 0 or
+ * the error that left the output unusable (the caller closes).
+ */
+static int http_session_respond(struct http_session *s, const struct http_response *resp,
+                                const struct http_buf *body, bool head_only, bool close)
+{
+    LMQ_ASSERT(resp->status >= 200 && resp->status <= 599);
+    LMQ_ASSERT(body->len <= HTTP_RESPONSE_BODY_MAX_BYTES);
+    const char *reason = http_reason(resp->status);
+    const char *content_type =
+        resp->content_type ? resp->content_type : "text/plain; charset=utf-8";
+    const uint8_t *data = body->data;
+    size_t len = body->len;
+    char json[HTTP_ERROR_BODY_MAX_BYTES];
+    if (resp->status >= 400 && len == 0) {
+        int n =
+            snprintf(json, sizeof(json), "{\"error\":%d,\"reason\":\"%s\"}", resp->status, reason);
+        LMQ_ASSERT(n > 0 && (size_t)n < sizeof(json)); /* reasons are short, plain ASCII */
+        data = (const uint8_t *)json;
+        len = (size_t)n;
+        content_type = "application/json";
+    }
+    char date[40];
+    http_date(date, sizeof(date));
+    size_t mark = s->out.len;
+    int rc = http_buf_printf(
+        &s->out,
+        "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n"
+        "Content-Length: %zu\r\n%s%s%s%s\r\n",
+        resp->status, reason, date, content_type, len, resp->allow ? "Allow: " : "",
+        resp->allow ? resp->allow : "", resp->allow ? "\r\n" : "",
+        close                                                      ? "Connection: close\r\n"
+        : (s->parser.http_major == 1 && s->parser.http_minor == 0) ? "Connection: keep-alive\r\n"
+                                                                   : "");
+    if (rc == LMQ_OK && !head_only) {
+        rc = http_buf_append(&s->out, data, len);
+    }
+    if (rc != LMQ_OK) {
+        s->out.len = mark;
+    }
+    return rc;
+}
+
+/* Answers the current request (or a connection) with an error status and stops reading. */
+static void http_session_reject(struct http_session *s, int status)
+{
+    LMQ_ASSERT(status >= 400 && status <= 599);
+    LMQ_ASSERT(!s->closing);
+    struct http_response resp = {.status = status};
+    struct http_buf empty;
+    http_buf_init(&empty, 1);
+    s->closing = true;
+    s->phase = HTTP_PHASE_IDLE;
+    /* A failure leaves the output as it was; the connection closes either way. */
+    (void)http_session_respond(s, &resp, &empty, s->head_request, true);
+}
+
+/* Builds the request view and calls the route; then queues its response. */
+static void http_session_dispatch(struct http_session *s)
+{
+    LMQ_ASSERT(s->phase == HTTP_PHASE_BODY);
+    LMQ_ASSERT(s->route != NULL);
+    const uint8_t *url = s->head.data;
+    struct http_request req = {
+        .method = http_method_str((enum http_method)s->parser.method),
+        .path = s->path_len ? (const char *)url + s->path_off : "",
+        .path_len = s->path_len,
+        .body = s->body.len ? s->body.data : NULL,
+        .body_len = s->body.len,
+        .query = s->has_query ? (const char *)url + s->query_off : NULL,
+        .query_len = s->has_query ? s->query_len : 0,
+        .internal = s,
+    };
+    struct http_response resp = {.status = 200};
+    struct http_buf body;
+    http_buf_init(&body, HTTP_RESPONSE_BODY_MAX_BYTES);
+    int rc = s->route(s->route_ctx, &req, &resp, &body);
+    if (rc < 0) {
+        body.len = 0;
+        resp = (struct http_response){.status = 500};
+    }
+    LMQ_ASSERT(resp.status >= 200 && resp.status <= 599); /* a route bug otherwise */
+    /* An upgrade (CONNECT, WebSocket) is not served yet: answer, then close. */
+    bool close = !s->keep_alive || s->draining || s->parser.upgrade;
+    s->phase = HTTP_PHASE_IDLE;
+    s->closing = close;
+    if (http_session_respond(s, &resp, &body, s->head_request, close) != LMQ_OK) {
+        s->closing = true; /* no memory for the response: nothing better than closing */
+    }
+    http_buf_free(&body);
+}
+
+/* ---------------------------------------------------------------- session: public */
+
+/* Sets up a zeroed session; it allocates nothing until bytes arrive. */
+static void http_session_init(struct http_session *s, const struct http_limits *limits,
+                              http_route_fn route, void *ctx)
+{
+    LMQ_ASSERT(s != NULL && limits != NULL && route != NULL);
+    LMQ_ASSERT(limits->max_header_bytes > 0 && limits->max_body_bytes > 0);
+    http_parser_init(&s->parser, HTTP_REQUEST);
+    s->parser.data = s;
+    s->limits = *limits;
+    s->route = route;
+    s->route_ctx = ctx;
+    http_buf_init(&s->head, limits->max_header_bytes);
+    http_buf_init(&s->body, limits->max_body_bytes);
+    http_buf_init(&s->out, HTTP_OUTPUT_MAX_BYTES);
+}
+
+/* Frees what a session holds, not the session itself. */
+static void http_session_release(struct http_session *s)
+{
+    LMQ_ASSERT(s != NULL);
+    http_buf_free(&s->head);
+    http_buf_free(&s->body);
+    http_buf_free(&s->out);
+}
+
+int http_session_new(const struct http_limits *limits, http_route_fn route, void *ctx,
+                     struct http_session **out)
+{
+    LMQ_ASSERT(out != NULL);
+    struct http_session *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return LMQ_ENOMEM;
+    }
+    http_session_init(s, limits, route, ctx);
+    *out = s;
+    return LMQ_OK;
+}
+
+void http_session_free(struct http_session *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    http_session_release(s);
+    free(s);
+}
+
+const struct http_buf *http_session_output(const struct http_session *s)
+{
+    LMQ_ASSERT(s != NULL);
+    return &s->out;
+}
+
+void http_session_output_clear(struct http_session *s)
+{
+    LMQ_ASSERT(s != NULL);
+    http_buf_free(&s->out);
+}
+
+bool http_session_closing(const struct http_session *s)
+{
+    LMQ_ASSERT(s != NULL);
+    return s->closing;
+}
+
+bool http_session_in_request(const struct http_session *s)
+{
+    LMQ_ASSERT(s != NULL);
+    return s->phase != HTTP_PHASE_IDLE;
+}
+
+void http_session_expire(struct http_session *s)
+{
+    LMQ_ASSERT(s != NULL);
+    if (!s->closing && s->phase != HTTP_PHASE_IDLE) {
+        http_session_reject(s, 408);
+    }
+}
+
+/* Handles the pause at the end of a request's head. */
+static void http_session_headers_done(struct http_session *s)
+{
+    LMQ_ASSERT(s->phase == HTTP_PHASE_HEAD);
+    if (s->head_raw_bytes > s->limits.max_header_bytes) {
+        http_session_reject(s, 431);
+        return;
+    }
+    s->phase = HTTP_PHASE_BODY;
+    bool has_body = (s->parser.flags & F_CHUNKED) || s->parser.content_length > 0;
+    if (s->expect_continue && has_body && s->parser.http_minor >= 1) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        if (http_buf_append(&s->out, cont, sizeof(cont) - 1) != LMQ_OK) {
+            s->closing = true;
+        }
+    }
+}
+
+/* Runs the parser once over data (at most the head's remaining room while in the head). */
+static size_t http_session_execute(struct http_session *s, const uint8_t *data, size_t len)
+{
+    LMQ_ASSERT(len > 0 && !s->closing);
+    bool in_head = s->phase != HTTP_PHASE_BODY;
+    if (in_head) { /* never let the parser read past the head limit unnoticed */
+        len = LMQ_MIN(len, (size_t)(s->limits.max_header_bytes - s->head_raw_bytes) + 1);
+    }
+    s->event = HTTP_EVENT_NONE;
+    size_t n = http_parser_execute(&s->parser, &http_session_settings, (const char *)data, len);
+    LMQ_ASSERT(n <= len);
+    if (in_head) {
+        /* Blank lines before a request are not part of its head. */
+        s->head_raw_bytes = s->phase == HTTP_PHASE_IDLE ? 0 : s->head_raw_bytes + (uint32_t)n;
+    }
+    return n;
+}
+
+/* What a parser error means for the client. */
+static int http_session_error_status(const struct http_session *s)
+{
+    enum http_errno e = HTTP_PARSER_ERRNO(&s->parser);
+    LMQ_ASSERT(e != HPE_OK && e != HPE_PAUSED);
+    if (s->reject_status != 0) {
+        return s->reject_status;
+    }
+    return e == HPE_HEADER_OVERFLOW ? 431 : 400;
+}
+
+void http_session_feed(struct http_session *s, const uint8_t *data, size_t len, size_t *consumed)
+{
+    LMQ_ASSERT(s != NULL && consumed != NULL);
+    LMQ_ASSERT(data != NULL || len == 0);
+    size_t off = 0;
+    /* Each round consumes a byte or handles a pause; two pauses per request need a byte. */
+    for (size_t round = 0; round <= 3 * len + 3 && off < len; round++) {
+        if (s->closing || s->out.len >= HTTP_OUTPUT_HIGH_BYTES) {
+            break;
+        }
+        if (s->phase == HTTP_PHASE_IDLE) {
+            s->head_raw_bytes = 0;
+        }
+        off += http_session_execute(s, data + off, len - off);
+        enum http_errno e = HTTP_PARSER_ERRNO(&s->parser);
+        if (e == HPE_PAUSED) {
+            http_parser_pause(&s->parser, 0);
+            if (s->event == HTTP_EVENT_HEADERS_DONE) {
+                http_session_headers_done(s);
+            } else {
+                LMQ_ASSERT(s->event == HTTP_EVENT_MESSAGE_DONE);
+                http_session_dispatch(s);
+            }
+        } else if (e != HPE_OK) {
+            http_session_reject(s, http_session_error_status(s));
+        } else if (s->phase == HTTP_PHASE_HEAD && s->head_raw_bytes > s->limits.max_header_bytes) {
+            http_session_reject(s, 431);
+        }
+        /* An upgrade ends at the pause of its message end: dispatch answers it and closes. */
+    }
+    LMQ_ASSERT(off <= len);
+    *consumed = off;
+}
+
+/* The request view reaches back into the session that built it. */
+bool http_request_header(const struct http_request *req, const char *name, const char **value,
+                         size_t *value_len)
+{
+    LMQ_ASSERT(req != NULL && req->internal != NULL);
+    return http_session_header(req->internal, name, value, value_len);
+}
+
+/* ---------------------------------------------------------------- connections */
+
+enum http_conn_state {
+    HTTP_CONN_OPEN = 0,  /* reading and answering requests */
+    HTTP_CONN_FINISHING, /* writing the last response; not reading */
+    HTTP_CONN_LINGER,    /* last response written, FIN sent; reading and discarding */
+    HTTP_CONN_CLOSED,    /* uv_close called; freed once handles and requests are done */
+};
+
+struct http_conn {
+    struct http_server *server;
+    struct http_conn *prev, *next; /* server->conns while not closed */
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_write_t write_req;
+    uv_shutdown_t shutdown_req;
+    struct http_session session;
+    struct http_buf in;      /* unparsed input, at most HTTP_READ_CHUNK_BYTES */
+    struct http_buf writing; /* the bytes of the write in flight */
+    enum http_conn_state state;
+    uint64_t id;
+    uint64_t timed_request; /* session.requests_begun when the request timer was armed */
+    size_t linger_bytes;
+    uint32_t handles_open; /* tcp + timer until their close callbacks ran */
+    uint32_t reqs_active;  /* write + shutdown requests not yet called back */
+    bool reading;
+    bool blocked; /* input left unparsed until output drains */
+    char remote[64];
+};
+
+struct http_server {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    struct http_limits limits;
+    http_route_fn route;
+    void *route_ctx;
+    struct http_conn *conns; /* open connections (not CLOSED) */
+    size_t conn_count;       /* length of conns */
+    size_t alloc_count;      /* connections not yet freed */
+    uint64_t next_conn_id;
+    uv_tcp_t spare;     /* takes a connection we have no memory for, only to close it */
+    bool spare_busy;    /* until its close callback ran */
+    bool listener_open; /* until its close callback ran */
+    bool listener_closing;
+    bool draining;
+    bool closing; /* http_server_close called: free when everything is closed */
+};
+
+static void http_conn_close(struct http_conn *c);
+static void http_conn_flush(struct http_conn *c);
+static void http_conn_process(struct http_conn *c);
+
+static void http_conn_log(const struct http_conn *c, enum lmq_log_level level, const char *event,
+                          const char *detail)
+{
+    struct lmq_log_line line;
+    if (!lmq_log_begin(&line, level, event)) {
+        return;
+    }
+    lmq_log_uint(&line, "http_conn", c->id);
+    lmq_log_str(&line, "remote", c->remote);
+    if (detail != NULL) {
+        lmq_log_str(&line, "detail", detail);
+    }
+    lmq_log_end(&line);
+}
+
+static void http_server_maybe_free(struct http_server *s)
+{
+    LMQ_ASSERT(s != NULL);
+    if (s->closing && !s->listener_open && !s->spare_busy && s->alloc_count == 0) {
+        LMQ_ASSERT(s->conns == NULL && s->conn_count == 0);
+        free(s);
+    }
+}
+
+static void http_conn_maybe_free(struct http_conn *c)
+{
+    LMQ_ASSERT(c->state == HTTP_CONN_CLOSED);
+    if (c->handles_open > 0 || c->reqs_active > 0) {
+        return;
+    }
+    struct http_server *s = c->server;
+    http_session_release(&c->session);
+    http_buf_free(&c->in);
+    http_buf_free(&c->writing);
+    free(c);
+    LMQ_ASSERT(s->alloc_count > 0);
+    s->alloc_count--;
+    http_server_maybe_free(s);
+}
+
+static void http_conn_on_handle_closed(uv_handle_t *h)
+{
+    struct http_conn *c = h->data;
+    LMQ_ASSERT(c != NULL && c->handles_open > 0);
+    c->handles_open--;
+    http_conn_maybe_free(c);
+}
+
+static void http_conn_close(struct http_conn *c)
+{
+    LMQ_ASSERT(c != NULL);
+    if (c->state == HTTP_CONN_CLOSED) {
+        return;
+    }
+    struct http_server *s = c->server;
+    c->state = HTTP_CONN_CLOSED;
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        s->conns = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    c->prev = c->next = NULL;
+    LMQ_ASSERT(s->conn_count > 0);
+    s->conn_count--;
+    http_conn_log(c, LMQ_LOG_DEBUG, "http_conn_closed", NULL);
+    uv_close((uv_handle_t *)&c->tcp, http_conn_on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, http_conn_on_handle_closed);
+}
+
+static void http_conn_on_timer(uv_timer_t *t)
+{
+    struct http_conn *c = t->data;
+    LMQ_ASSERT(c != NULL && c->state != HTTP_CONN_CLOSED);
+    if (c->state == HTTP_CONN_OPEN && http_session_in_request(&c->session)) {
+        http_conn_log(c, LMQ_LOG_INFO, "http_request_timeout", NULL);
+        http_session_expire(&c->session);
+        LMQ_ASSERT(http_session_closing(&c->session));
+        c->state = HTTP_CONN_FINISHING;
+        http_conn_flush(c);
+        return;
+    }
+    /* Idle, or the client stopped reading our output, or lingering is over. */
+    http_conn_close(c);
+}
+
+static void http_conn_timer_start(struct http_conn *c, uint64_t timeout_ms)
+{
+    LMQ_ASSERT(c->state != HTTP_CONN_CLOSED);
+    int rc = uv_timer_start(&c->timer, http_conn_on_timer, timeout_ms, 0);
+    LMQ_ASSERT(rc == 0); /* fails only without a callback */
+}
+
+/*
+ * Arms the timer for the connection's state: a request in progress has a fixed deadline from
+ * its start; between requests the idle timeout runs from the last progress.
+ */
+static void http_conn_arm(struct http_conn *c)
+{
+    LMQ_ASSERT(c->state == HTTP_CONN_OPEN);
+    const struct http_limits *l = &c->server->limits;
+    if (http_session_in_request(&c->session)) {
+        if (c->timed_request != c->session.requests_begun) {
+            c->timed_request = c->session.requests_begun;
+            http_conn_timer_start(c, l->request_timeout_ms);
+        }
+        return;
+    }
+    http_conn_timer_start(c, l->idle_timeout_ms);
+}
+
+static void http_conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct http_conn *c = h->data;
+    LMQ_ASSERT(c != NULL);
+    LMQ_UNUSED(suggested);
+    *buf = uv_buf_init(NULL, 0); /* -> UV_ENOBUFS in the read callback */
+    if (http_buf_reserve(&c->in, HTTP_READ_CHUNK_BYTES - c->in.len) != LMQ_OK) {
+        return;
+    }
+    /* Lingering reads land at the start and are dropped: in.len stays 0 then. */
+    LMQ_ASSERT(c->in.len < HTTP_READ_CHUNK_BYTES);
+    *buf = uv_buf_init((char *)c->in.data + c->in.len,
+                       (unsigned int)(HTTP_READ_CHUNK_BYTES - c->in.len));
+}
+
+static void http_conn_read_stop(struct http_conn *c)
+{
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+}
+
+static void http_conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+static void http_conn_read_start(struct http_conn *c)
+{
+    LMQ_ASSERT(c->state == HTTP_CONN_OPEN || c->state == HTTP_CONN_LINGER);
+    if (!c->reading) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, http_conn_alloc, http_conn_on_read) != 0) {
+            http_conn_close(c);
+            return;
+        }
+        c->reading = true;
+    }
+}
+
+static void http_conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct http_conn *c = stream->data;
+    LMQ_ASSERT(c != NULL && c->state != HTTP_CONN_CLOSED);
+    LMQ_UNUSED(buf);
+    if (nread == 0) {
+        return;
+    }
+    if (nread < 0) {
+        /* EOF or error. Answers already queued still go out (a client may half-close). */
+        http_conn_read_stop(c);
+        if (c->state == HTTP_CONN_OPEN && nread == UV_EOF &&
+            (c->session.out.len > 0 || c->reqs_active > 0)) {
+            c->state = HTTP_CONN_FINISHING;
+            http_buf_free(&c->in);
+            http_conn_timer_start(c, c->server->limits.idle_timeout_ms);
+            return;
+        }
+        http_conn_close(c);
+        return;
+    }
+    if (c->state == HTTP_CONN_LINGER) {
+        c->linger_bytes += (size_t)nread;
+        if (c->linger_bytes > HTTP_LINGER_MAX_BYTES) {
+            http_conn_close(c);
+        }
+        return;
+    }
+    LMQ_ASSERT(c->state == HTTP_CONN_OPEN);
+    LMQ_ASSERT((size_t)nread <= HTTP_READ_CHUNK_BYTES - c->in.len);
+    c->in.len += (size_t)nread;
+    http_conn_process(c);
+}
+
+/* Feeds unparsed input to the session; stops reading when it must wait or close. */
+static void http_conn_process(struct http_conn *c)
+{
+    LMQ_ASSERT(c->state == HTTP_CONN_OPEN);
+    LMQ_ASSERT(c->in.len <= HTTP_READ_CHUNK_BYTES);
+    size_t consumed = 0;
+    http_session_feed(&c->session, c->in.data, c->in.len, &consumed);
+    LMQ_ASSERT(consumed <= c->in.len);
+    memmove(c->in.data, c->in.data + consumed, c->in.len - consumed);
+    c->in.len -= consumed;
+    c->blocked = false;
+    if (http_session_closing(&c->session)) {
+        c->state = HTTP_CONN_FINISHING;
+        http_conn_read_stop(c);
+        http_buf_free(&c->in);
+        http_conn_timer_start(c, c->server->limits.idle_timeout_ms);
+    } else if (c->in.len > 0) {
+        c->blocked = true; /* output over the high-water mark: resume when it drains */
+        http_conn_read_stop(c);
+        http_conn_arm(c);
+    } else {
+        http_buf_free(&c->in); /* an idle connection holds no input buffer */
+        http_conn_arm(c);
+        http_conn_read_start(c);
+    }
+    http_conn_flush(c);
+}
+
+static void http_conn_on_shutdown(uv_shutdown_t *req, int status)
+{
+    struct http_conn *c = req->data;
+    LMQ_ASSERT(c != NULL && c->reqs_active > 0);
+    c->reqs_active--;
+    if (c->state == HTTP_CONN_CLOSED) {
+        http_conn_maybe_free(c);
+    } else if (status != 0) {
+        http_conn_close(c);
+    }
+}
+
+/* The last response is out: send FIN and read (discarding) until the client closes too. */
+static void http_conn_linger(struct http_conn *c)
+{
+    LMQ_ASSERT(c->state == HTTP_CONN_FINISHING);
+    LMQ_ASSERT(c->reqs_active == 0 && c->session.out.len == 0);
+    c->state = HTTP_CONN_LINGER;
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, http_conn_on_shutdown) != 0) {
+        http_conn_close(c);
+        return;
+    }
+    c->reqs_active++;
+    http_conn_timer_start(c, LMQ_MIN(HTTP_LINGER_MS, c->server->limits.idle_timeout_ms));
+    http_conn_read_start(c);
+}
+
+static void http_conn_on_write(uv_write_t *req, int status)
+{
+    struct http_conn *c = req->data;
+    LMQ_ASSERT(c != NULL && c->reqs_active > 0);
+    c->reqs_active--;
+    http_buf_free(&c->writing); /* an idle connection holds no output buffer either */
+    if (c->state == HTTP_CONN_CLOSED) {
+        http_conn_maybe_free(c);
+        return;
+    }
+    if (status != 0) {
+        http_conn_close(c);
+        return;
+    }
+    if (c->state == HTTP_CONN_OPEN) {
+        if (c->blocked) {
+            http_conn_process(c); /* flushes */
+            return;
+        }
+        http_conn_arm(c); /* progress: the idle timeout starts again */
+    }
+    http_conn_flush(c);
+}
+
+/* Starts a write of everything queued, unless one is in flight. */
+static void http_conn_flush(struct http_conn *c)
+{
+    LMQ_ASSERT(c->state != HTTP_CONN_CLOSED);
+    if (c->reqs_active > 0) {
+        return; /* the write callback flushes again */
+    }
+    struct http_buf *out = &c->session.out;
+    if (out->len == 0) {
+        if (c->state == HTTP_CONN_FINISHING) {
+            http_conn_linger(c);
+        }
+        return;
+    }
+    LMQ_ASSERT(c->writing.data == NULL);
+    c->writing = *out;
+    http_buf_init(out, HTTP_OUTPUT_MAX_BYTES);
+    uv_buf_t buf = uv_buf_init((char *)c->writing.data, (unsigned int)c->writing.len);
+    c->write_req.data = c;
+    if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &buf, 1, http_conn_on_write) != 0) {
+        http_conn_close(c);
+        return;
+    }
+    c->reqs_active++;
+}
+
+static void http_conn_set_remote(struct http_conn *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        }
+    }
+    snprintf(c->remote, sizeof(c->remote), "%s:%u", host, port);
+}
+
+/* A connection in OPEN state with its handles initialised and linked into the server. */
+static struct http_conn *http_conn_new(struct http_server *s)
+{
+    LMQ_ASSERT(s != NULL && !s->closing);
+    struct http_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return NULL;
+    }
+    c->server = s;
+    c->id = ++s->next_conn_id;
+    http_session_init(&c->session, &s->limits, s->route, s->route_ctx);
+    c->session.draining = s->draining;
+    http_buf_init(&c->in, HTTP_READ_CHUNK_BYTES);
+    http_buf_init(&c->writing, HTTP_OUTPUT_MAX_BYTES);
+    int rc = uv_tcp_init(s->loop, &c->tcp);
+    LMQ_ASSERT(rc == 0); /* no system call for an AF_UNSPEC handle */
+    rc = uv_timer_init(s->loop, &c->timer);
+    LMQ_ASSERT(rc == 0);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->handles_open = 2;
+    c->next = s->conns;
+    if (s->conns != NULL) {
+        s->conns->prev = c;
+    }
+    s->conns = c;
+    s->conn_count++;
+    s->alloc_count++;
+    return c;
+}
+
+static void http_server_on_spare_closed(uv_handle_t *h)
+{
+    struct http_server *s = h->data;
+    LMQ_ASSERT(s != NULL && s->spare_busy);
+    s->spare_busy = false;
+    http_server_maybe_free(s);
+}
+
+/*
+ * No memory for a connection: libuv stops accepting until the pending one is taken, so take it
+ * into the spare handle and close it. While the spare is closing, further ones wait in the
+ * backlog and are taken on the next attempt.
+ */
+static void http_server_drop_connection(struct http_server *s)
+{
+    LMQ_ASSERT(s != NULL && s->listener_open);
+    lmq_log_msg(LMQ_LOG_WARN, "http_connection_dropped", "out of memory");
+    if (s->spare_busy) {
+        return;
+    }
+    int rc = uv_tcp_init(s->loop, &s->spare);
+    LMQ_ASSERT(rc == 0); /* no system call for an AF_UNSPEC handle */
+    s->spare.data = s;
+    s->spare_busy = true;
+    (void)uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&s->spare);
+    uv_close((uv_handle_t *)&s->spare, http_server_on_spare_closed);
+}
+
+static void http_server_on_connection(uv_stream_t *listener, int status)
+{
+    struct http_server *s = listener->data;
+    LMQ_ASSERT(s != NULL && s->listener_open);
+    if (status != 0 || s->closing) {
+        return;
+    }
+    struct http_conn *c = http_conn_new(s);
+    if (c == NULL) {
+        http_server_drop_connection(s);
+        return;
+    }
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        http_conn_close(c);
+        return;
+    }
+    http_conn_set_remote(c);
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (s->conn_count > s->limits.max_connections) {
+        http_conn_log(c, LMQ_LOG_WARN, "http_connection_refused", "max_connections");
+        if (s->conn_count > (size_t)s->limits.max_connections + HTTP_REFUSAL_SLACK) {
+            http_conn_close(c);
+            return;
+        }
+        http_session_reject(&c->session, 503);
+        c->state = HTTP_CONN_FINISHING;
+        http_conn_timer_start(c, s->limits.idle_timeout_ms);
+        http_conn_flush(c);
+        return;
+    }
+    http_conn_log(c, LMQ_LOG_DEBUG, "http_conn_accepted", NULL);
+    http_conn_arm(c);
+    http_conn_read_start(c);
+}
+
+/* ---------------------------------------------------------------- server */
+
+__attribute__((format(printf, 3, 4))) static void http_err(char *err, size_t err_len,
+                                                           const char *fmt, ...)
+{
+    LMQ_ASSERT(err != NULL && err_len > 0);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+    if (n < 0) { /* a message cut at err_len is still a message; a failed one is not */
+        err[0] = '\0';
+    }
+}
+
+static void http_server_on_listener_closed(uv_handle_t *h)
+{
+    struct http_server *s = h->data;
+    LMQ_ASSERT(s != NULL && s->listener_open);
+    s->listener_open = false;
+    http_server_maybe_free(s);
+}
+
+static void http_server_close_listener(struct http_server *s)
+{
+    LMQ_ASSERT(s != NULL);
+    if (s->listener_open && !s->listener_closing) {
+        s->listener_closing = true;
+        uv_close((uv_handle_t *)&s->listener, http_server_on_listener_closed);
+    }
+}
+
+/* Writes "host:port" or "[host]:port" of the bound listener into bound. */
+static int http_server_bound_name(struct http_server *s, char *bound, size_t bound_len)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    char host[INET6_ADDRSTRLEN] = "";
+    unsigned port = 0;
+    int rc = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len);
+    if (rc != 0) {
+        return rc;
+    }
+    bool v6 = ss.ss_family == AF_INET6;
+    if (v6) {
+        uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
+        port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    } else {
+        uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
+        port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+    int n = snprintf(bound, bound_len, "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "", port);
+    return (n < 0 || (size_t)n >= bound_len) ? UV_ENOBUFS : 0;
+}
+
+static bool http_limits_valid(const struct http_limits *l)
+{
+    return l->max_header_bytes > 0 && l->max_body_bytes > 0 && l->idle_timeout_ms > 0 &&
+           l->request_timeout_ms > 0 && l->max_connections > 0;
+}
+
+int http_server_start(uv_loop_t *loop, const char *host, uint16_t port,
+                      const struct http_limits *limits, http_route_fn route, void *ctx,
+                      struct http_server **out, char *bound, size_t bound_len, char *err,
+                      size_t err_len)
+{
+    LMQ_ASSERT(loop != NULL && host != NULL && limits != NULL && route != NULL);
+    LMQ_ASSERT(out != NULL && bound != NULL && bound_len > 0 && err != NULL && err_len > 0);
+    struct sockaddr_storage ss;
+    err[0] = '\0';
+    bound[0] = '\0';
+    if (!http_limits_valid(limits)) {
+        http_err(err, err_len, "http: every limit must be greater than 0");
+        return LMQ_EINVAL;
+    }
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0) {
+        http_err(err, err_len, "http: bad listen address \"%s\"", host);
+        return LMQ_EINVAL;
+    }
+    struct http_server *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        http_err(err, err_len, "http: out of memory");
+        return LMQ_ENOMEM;
+    }
+    *s = (struct http_server){.loop = loop, .limits = *limits, .route = route, .route_ctx = ctx};
+    int rc = uv_tcp_init(loop, &s->listener);
+    LMQ_ASSERT(rc == 0); /* no system call for an AF_UNSPEC handle */
+    s->listener.data = s;
+    s->listener_open = true;
+    rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&ss, 0);
+    if (rc == 0) {
+        rc = uv_listen((uv_stream_t *)&s->listener, HTTP_LISTEN_BACKLOG, http_server_on_connection);
+    }
+    if (rc == 0) {
+        rc = http_server_bound_name(s, bound, bound_len);
+    }
+    if (rc != 0) {
+        http_err(err, err_len, "http: cannot listen on %s:%u: %s", host, port, uv_strerror(rc));
+        s->closing = true;
+        http_server_close_listener(s); /* frees s from its close callback */
+        return LMQ_EIO;
+    }
+    *out = s;
+    return LMQ_OK;
+}
+
+void http_server_stop_accepting(struct http_server *s)
+{
+    LMQ_ASSERT(s != NULL && !s->closing);
+    http_server_close_listener(s);
+    s->draining = true;
+    size_t guard = s->conn_count;
+    for (struct http_conn *c = s->conns; c != NULL; c = c->next) {
+        LMQ_ASSERT(guard-- > 0);
+        c->session.draining = true;
+    }
+}
+
+void http_server_close(struct http_server *s)
+{
+    LMQ_ASSERT(s != NULL && !s->closing);
+    s->closing = true;
+    s->draining = true;
+    http_server_close_listener(s);
+    /* Each round unlinks the head; the count bounds the rounds. */
+    for (size_t guard = s->conn_count + 1; s->conns != NULL; guard--) {
+        LMQ_ASSERT(guard > 0);
+        http_conn_close(s->conns);
+    }
+    LMQ_ASSERT(s->conn_count == 0);
+    http_server_maybe_free(s);
+}
+
+size_t http_server_connection_count(const struct http_server *s)
+{
+    LMQ_ASSERT(s != NULL);
+    return s->conn_count;
+}

@@ -1,0 +1,139 @@
+/*
+ * HTTP/1.1 server on the libuv loop, parsing with Debian's http-parser.
+ *
+ * Keep-alive and pipelining (responses in request order), HTTP/1.0 closes unless it asks for
+ * keep-alive. Every buffer is bounded (struct http_limits and the HTTP_*_MAX_BYTES constants
+ * below); what happens at each bound: header bytes -> 431, body bytes -> 413, a request not
+ * complete within request_timeout_ms -> 408 and close, no request within idle_timeout_ms ->
+ * close, max_connections -> 503 and close, a parse error -> 400 and close. Every error response
+ * carries a JSON body {"error":404,"reason":"Not Found"}.
+ *
+ * Single-threaded: every function here is called on the loop thread.
+ */
+#ifndef LMQ_HTTP_H
+#define LMQ_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "core/lmq.h"
+
+/* Largest response body a route may write (http_buf_append fails with LMQ_ETOOBIG past it). */
+#define HTTP_RESPONSE_BODY_MAX_BYTES (4u * 1024u * 1024u)
+/* Most header fields in one request; more -> 431. */
+#define HTTP_HEADERS_MAX 100
+/* Longest request target; longer -> 414 (http-parser's URL offsets are 16-bit). */
+#define HTTP_URL_MAX_BYTES 8192
+
+/* A bounded byte buffer: grows on demand, never past max_bytes. */
+struct http_buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+    size_t max_bytes;
+};
+
+struct http_server;
+
+/* One request as the route sees it. Nothing is NUL-terminated except method. */
+struct http_request {
+    const char *method; /* "GET", "HEAD", "POST", ... (HEAD: the module drops the body) */
+    const char *path;   /* the path of the request target, without query or fragment */
+    size_t path_len;
+    const uint8_t *body; /* the whole body, de-chunked; NULL when empty */
+    size_t body_len;
+    const char *query; /* after '?', without it; NULL when absent */
+    size_t query_len;
+    const void *internal; /* for http_request_header() */
+};
+
+struct http_response {
+    int status;               /* 200 when the route leaves it; 200..599 */
+    const char *content_type; /* static string; default text/plain; charset=utf-8 */
+    const char *allow;        /* static string, sent as Allow (set it with 405) */
+};
+
+struct http_limits {
+    uint32_t max_header_bytes;   /* request line + header fields; more -> 431 */
+    uint32_t max_body_bytes;     /* request body; more -> 413 */
+    uint32_t idle_timeout_ms;    /* no request in progress for this long -> close */
+    uint32_t request_timeout_ms; /* a request (headers + body) must arrive within this -> 408 */
+    uint32_t max_connections;    /* open connections; more -> 503 and close */
+};
+
+/*
+ * Writes the response body into out (bounded by HTTP_RESPONSE_BODY_MAX_BYTES) and sets status
+ * and content type. Returns 0, or a negative error -> 500. For status >= 400 with an empty body
+ * the module writes the JSON error body. The route runs on the loop thread and must not block.
+ */
+typedef int (*http_route_fn)(void *ctx, const struct http_request *req, struct http_response *resp,
+                             struct http_buf *out);
+
+/*
+ * Listens on host:port (numeric IPv4 or IPv6; port 0 picks a free one) and serves requests
+ * through route. On success *out is the server and bound holds "127.0.0.1:PORT" or "[::1]:PORT"
+ * as actually bound. On failure returns LMQ_EINVAL (bad argument) or LMQ_EIO (bind/listen) with
+ * a one-line message in err; resources are then released when the loop next runs.
+ */
+int http_server_start(uv_loop_t *loop, const char *host, uint16_t port,
+                      const struct http_limits *limits, http_route_fn route, void *ctx,
+                      struct http_server **out, char *bound, size_t bound_len, char *err,
+                      size_t err_len) LMQ_WUR;
+
+/* Shutdown step 1: closes the listener; every later response says Connection: close. */
+void http_server_stop_accepting(struct http_server *s);
+
+/* Closes every connection and the listener; s is freed once the loop has run the closes. */
+void http_server_close(struct http_server *s);
+
+/* Open connections, including those being refused or finishing their last response. */
+size_t http_server_connection_count(const struct http_server *s);
+
+/* Starts an empty buffer that will never hold more than max_bytes. No allocation. */
+void http_buf_init(struct http_buf *b, size_t max_bytes);
+/* Frees the bytes; b is empty again (same max_bytes). */
+void http_buf_free(struct http_buf *b);
+/* Appends len bytes. Returns 0, LMQ_ETOOBIG past max_bytes or LMQ_ENOMEM; b unchanged then. */
+int http_buf_append(struct http_buf *b, const void *data, size_t len) LMQ_WUR;
+/* Appends formatted text (no NUL). Same results as http_buf_append. */
+int http_buf_printf(struct http_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3))) LMQ_WUR;
+
+/*
+ * Finds a request header by name (case-insensitive). Returns true and the value (not
+ * NUL-terminated, leading/trailing blanks removed) or false when absent. Valid during the route.
+ */
+bool http_request_header(const struct http_request *req, const char *name, const char **value,
+                         size_t *value_len);
+
+/*
+ * The server's request parsing and response framing without sockets: the server drives one
+ * session per connection; the fuzz target drives it directly.
+ */
+struct http_session;
+
+/* Allocates a session. Returns 0 or LMQ_ENOMEM. */
+int http_session_new(const struct http_limits *limits, http_route_fn route, void *ctx,
+                     struct http_session **out) LMQ_WUR;
+void http_session_free(struct http_session *s);
+/*
+ * Parses data, calls the route for each complete request and queues the responses. Sets
+ * *consumed to the bytes taken: fewer than len when the session is closing (the rest is to be
+ * discarded) or its output is over its high-water mark (feed the rest once output drained).
+ */
+void http_session_feed(struct http_session *s, const uint8_t *data, size_t len, size_t *consumed);
+/* Output queued and not yet taken. */
+const struct http_buf *http_session_output(const struct http_session *s);
+/* Drops all queued output (the caller has taken it). */
+void http_session_output_clear(struct http_session *s);
+/* True once no further request will be read: close after the queued output. */
+bool http_session_closing(const struct http_session *s);
+/* True while a request has started and is not complete. */
+bool http_session_in_request(const struct http_session *s);
+/* The request timeout fired: queues 408 and closes if a request is in progress. */
+void http_session_expire(struct http_session *s);
+
+#endif
