@@ -164,6 +164,7 @@ size_t store_pending(const struct store *store);
 /* Counters for logs, metrics and benchmarks. */
 struct store_stats {
     uint64_t records_written;
+    uint64_t records_skipped; /* queue-row updates superseded by a delete in the same commit */
     uint64_t batches;
     uint64_t commits; /* transactions, = fsyncs with STORE_SYNC_FULL */
     uint64_t commit_us_total;

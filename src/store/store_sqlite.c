@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "core/lmq.h"
+#include "core/map.h"
 #include "store/store_fault.h"
 #include "store/store_schema.h"
 
@@ -118,9 +119,10 @@ struct store {
     struct store_batch *todo_head, *todo_tail; /* committed by the loop, not yet applied */
     struct store_batch *done_head, *done_tail; /* applied, callbacks not yet run */
     bool stop;
-    struct store_batch *open; /* loop thread: batch being filled */
-    size_t pending;           /* loop thread: commits not yet completed */
-    struct store_stats stats; /* under mutex */
+    struct store_batch *open;     /* loop thread: batch being filled */
+    size_t pending;               /* loop thread: commits not yet completed */
+    struct store_stats stats;     /* under mutex */
+    uint8_t queue_key[65535 + 8]; /* storage thread: client id + seq of a queue row */
 };
 
 static void batch_free(struct store_batch *b)
@@ -493,16 +495,62 @@ static void stats_add_commit(struct store_stats *st, uint64_t us, size_t batches
     st->commit_us_hist[bucket]++;
 }
 
-/* Applies a chain of batches in one transaction. Returns 0 or LMQ_EIO. */
-static int store_apply_chain(struct store *s, struct store_batch *chain, size_t *records)
+static size_t queue_key(struct store *s, const struct store_record *r)
 {
+    LMQ_ASSERT(r->client_id.len <= 65535);
+    if (r->client_id.len > 0)
+        memcpy(s->queue_key, r->client_id.data, r->client_id.len);
+    memcpy(s->queue_key + r->client_id.len, &r->seq, sizeof(r->seq));
+    return r->client_id.len + sizeof(r->seq);
+}
+
+/*
+ * The queue rows this transaction deletes. A state update of such a row
+ * (delivery sent, then acknowledged before this commit began) changes
+ * nothing the transaction leaves behind, so it is skipped: under load the
+ * send and its acknowledgement often share a commit. NULL when there are
+ * none (or no memory: then nothing is skipped).
+ */
+static struct lmq_map *store_collect_deletes(struct store *s, struct store_batch *chain)
+{
+    struct lmq_map *deletes = NULL;
+    for (struct store_batch *b = chain; b != NULL; b = b->next) {
+        for (size_t i = 0; i < b->count; i++) {
+            const struct store_record *r = &b->recs[i].rec;
+            if (r->type != STORE_QUEUE_DELETE)
+                continue;
+            if (deletes == NULL && lmq_map_create(&deletes) != LMQ_OK)
+                return NULL;
+            if (lmq_map_put(deletes, s->queue_key, queue_key(s, r), deletes) != LMQ_OK) {
+                lmq_map_destroy(deletes);
+                return NULL;
+            }
+        }
+    }
+    return deletes;
+}
+
+/* Applies a chain of batches in one transaction. Returns 0 or LMQ_EIO. */
+static int store_apply_chain(struct store *s, struct store_batch *chain, size_t *records,
+                             size_t *skipped)
+{
+    struct lmq_map *deletes = store_collect_deletes(s, chain);
+    *skipped = 0;
     int rc = sqlite3_exec(s->writer, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     *records = 0;
     for (struct store_batch *b = chain; b != NULL && rc == SQLITE_OK; b = b->next) {
-        for (size_t i = 0; i < b->count && rc == SQLITE_OK; i++)
-            rc = apply_record(s, &b->recs[i].rec);
+        for (size_t i = 0; i < b->count && rc == SQLITE_OK; i++) {
+            const struct store_record *r = &b->recs[i].rec;
+            if (r->type == STORE_QUEUE_UPDATE && deletes != NULL &&
+                lmq_map_get(deletes, s->queue_key, queue_key(s, r)) != NULL) {
+                (*skipped)++;
+                continue;
+            }
+            rc = apply_record(s, r);
+        }
         *records += b->count;
     }
+    lmq_map_destroy(deletes);
     store_fault_before_commit();
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(s->writer, "COMMIT", NULL, NULL, NULL);
@@ -531,8 +579,8 @@ static void *store_thread_main(void *arg)
         pthread_mutex_unlock(&s->mutex);
 
         uint64_t start = now_us();
-        size_t records = 0, batches = 0;
-        int status = store_apply_chain(s, chain, &records);
+        size_t records = 0, batches = 0, skipped = 0;
+        int status = store_apply_chain(s, chain, &records, &skipped);
         uint64_t took = now_us() - start;
         struct store_batch *last = chain;
         for (struct store_batch *b = chain; b != NULL; b = b->next) {
@@ -543,6 +591,7 @@ static void *store_thread_main(void *arg)
 
         pthread_mutex_lock(&s->mutex);
         stats_add_commit(&s->stats, took, batches, records);
+        s->stats.records_skipped += skipped;
         if (s->done_tail != NULL)
             s->done_tail->next = chain;
         else

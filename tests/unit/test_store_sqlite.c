@@ -251,7 +251,8 @@ static void test_everything_written_is_loaded_after_reopen(void **state)
     queue_message(f, 3, 3, "three");
     struct store_message r = sample_message(10, "kept");
     write_rec(f, (struct store_record){.type = STORE_MESSAGE_PUT, .message = &r});
-    write_rec(f, (struct store_record){.type = STORE_RETAINED_PUT, .topic = BYTES("a/b"), .msg_id = 10});
+    write_rec(
+        f, (struct store_record){.type = STORE_RETAINED_PUT, .topic = BYTES("a/b"), .msg_id = 10});
     struct store_message w = sample_message(11, "will");
     write_rec(f, (struct store_record){
                      .type = STORE_WILL_PUT, .client_id = id, .message = &w, .delay_s = 5});
@@ -330,6 +331,39 @@ static void test_message_row_freed_with_its_last_reference(void **state)
     assert_int_equal(commit_and_wait(f), 0);
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM messages"), 0);
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM queue"), 0);
+}
+
+static void test_update_of_a_row_deleted_in_the_same_commit_is_skipped(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    assert_int_equal(open_store(f, err, sizeof(err)), 0);
+    struct mqtt_bytes id = {CLIENT, sizeof(CLIENT) - 1};
+    queue_message(f, 1, 1, "sent-and-acked");
+    queue_message(f, 2, 2, "sent-only");
+    assert_int_equal(commit_and_wait(f), 0);
+    /* Both sent; only the first acknowledged before the next commit. */
+    write_rec(f, (struct store_record){.type = STORE_QUEUE_UPDATE,
+                                       .client_id = id,
+                                       .seq = 1,
+                                       .state = STORE_QUEUE_WAIT_PUBACK,
+                                       .packet_id = 1});
+    write_rec(f, (struct store_record){.type = STORE_QUEUE_UPDATE,
+                                       .client_id = id,
+                                       .seq = 2,
+                                       .state = STORE_QUEUE_WAIT_PUBACK,
+                                       .packet_id = 2});
+    write_rec(f, (struct store_record){
+                     .type = STORE_QUEUE_DELETE, .client_id = id, .seq = 1, .msg_id = 1});
+    assert_int_equal(commit_and_wait(f), 0);
+    struct store_stats st;
+    store_get_stats(f->store, &st);
+    assert_int_equal(st.records_skipped, 1);
+    struct page p = read_page(f, 0);
+    assert_int_equal(p.n, 1);
+    assert_int_equal(p.seqs[0], 2);
+    assert_int_equal(p.states[0], STORE_QUEUE_WAIT_PUBACK); /* the other update was applied */
+    assert_int_equal(count_rows(f->path, "SELECT count(*) FROM messages"), 1);
 }
 
 static void test_group_commit_covers_many_batches_with_few_transactions(void **state)
@@ -452,8 +486,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_message_row_freed_with_its_last_reference, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(
-            test_group_commit_covers_many_batches_with_few_transactions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit_covers_many_batches_with_few_transactions,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_update_of_a_row_deleted_in_the_same_commit_is_skipped,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_fsync_fails_the_commit_and_nothing_is_stored,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_of_schema_1_is_migrated_with_its_data, setup,
