@@ -312,6 +312,8 @@ void conn_on_accept(uv_stream_t *server, int status);
 void conn_log(struct conn *c, enum lmq_log_level level, const char *event, const char *detail);
 /* Encodes pkt into c's output; returns 0, or an error after which c is being closed. */
 int conn_send(struct conn *c, const struct mqtt_packet *pkt);
+/* conn_send() for a caller that already computed mqtt_encoded_size() (size_bytes). */
+int conn_send_sized(struct conn *c, const struct mqtt_packet *pkt, size_t size_bytes);
 /* v5: sends DISCONNECT(reason) first; then closes after the output is flushed. */
 void conn_disconnect(struct conn *c, uint8_t reason_code);
 /* Closes immediately (output not yet written is dropped). */

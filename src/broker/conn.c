@@ -127,16 +127,22 @@ static int buf_reserve(struct conn_buf *buf, size_t extra, size_t max_bytes)
 int conn_send(struct conn *c, const struct mqtt_packet *pkt)
 {
     LMQ_ASSERT(pkt != NULL);
-    if (c->state == CONN_CLOSING && pkt->type != MQTT_DISCONNECT)
-        return LMQ_EINVAL;
     size_t size = 0;
     int rc = mqtt_encoded_size(pkt, c->version, &size);
     if (rc != LMQ_OK)
         return rc;
+    return conn_send_sized(c, pkt, size);
+}
+
+int conn_send_sized(struct conn *c, const struct mqtt_packet *pkt, size_t size)
+{
+    LMQ_ASSERT(pkt != NULL && size > 0);
+    if (c->state == CONN_CLOSING && pkt->type != MQTT_DISCONNECT)
+        return LMQ_EINVAL;
     /* The soft bound (max_output_bytes) is enforced by callers that can wait; this is the hard one.
      */
     size_t hard_max = c->broker->cfg.limits.max_output_bytes + size + 4096;
-    rc = buf_reserve(&c->out, size, hard_max);
+    int rc = buf_reserve(&c->out, size, hard_max);
     if (rc != LMQ_OK) {
         conn_log(c, LMQ_LOG_WARN, "output_overflow", "closing");
         conn_close(c);

@@ -186,12 +186,12 @@ static void publish_props(const struct msg *m, const struct delivery *d, uint32_
 }
 
 /*
- * Builds the PUBLISH for d into pkt. Returns 0; LMQ_ETOOBIG when the client's
- * maximum packet size forbids it; LMQ_ENOTFOUND when it expired before its
- * first sending.
+ * Builds the PUBLISH for d into pkt and sets *size to its encoded size. Returns 0; LMQ_ETOOBIG when
+ * the client's maximum packet size forbids it; LMQ_ENOTFOUND when it expired before its first
+ * sending.
  */
 static int session_build_publish(struct session *s, struct delivery *d, bool dup,
-                                 struct mqtt_packet *pkt)
+                                 struct mqtt_packet *pkt, size_t *size)
 {
     const struct msg *m = d->msg;
     *pkt = (struct mqtt_packet){.type = MQTT_PUBLISH};
@@ -206,8 +206,7 @@ static int session_build_publish(struct session *s, struct delivery *d, bool dup
     if (m->has_expiry && msg_expired(m, broker_unix_ms(s->broker), &remaining_s) && !dup)
         return LMQ_ENOTFOUND;
     publish_props(m, d, remaining_s, &p->props);
-    size_t size = 0;
-    if (mqtt_encoded_size(pkt, s->conn->version, &size) != LMQ_OK || size > s->conn->max_packet_out)
+    if (mqtt_encoded_size(pkt, s->conn->version, size) != LMQ_OK || *size > s->conn->max_packet_out)
         return LMQ_ETOOBIG;
     return LMQ_OK;
 }
@@ -215,11 +214,12 @@ static int session_build_publish(struct session *s, struct delivery *d, bool dup
 static int session_send_publish(struct session *s, struct delivery *d, bool dup)
 {
     struct mqtt_packet pkt;
-    int rc = session_build_publish(s, d, dup, &pkt);
+    size_t size = 0;
+    int rc = session_build_publish(s, d, dup, &pkt, &size);
     if (rc != LMQ_OK)
         return rc;
     broker_count_out(s->broker, d->qos);
-    return conn_send(s->conn, &pkt);
+    return conn_send_sized(s->conn, &pkt, size);
 }
 
 static void session_send_pubrel(struct session *s, uint16_t packet_id)
@@ -265,8 +265,9 @@ static void session_flush_unsent(struct session *s)
         } else {
             broker_count_out(s->broker, d->qos);
             struct mqtt_packet pkt;
-            if (session_build_publish(s, d, false, &pkt) == LMQ_OK)
-                (void)conn_send(s->conn, &pkt);
+            size_t size = 0;
+            if (session_build_publish(s, d, false, &pkt, &size) == LMQ_OK)
+                (void)conn_send_sized(s->conn, &pkt, size);
         }
     }
 }
@@ -385,10 +386,11 @@ static bool session_pump_list(struct session *s, struct list_node *list)
         bool defer = d->qos > 0 && ((d->qos == 2 && d->seq != 0) || s->inflight_unsent > 0);
         /* (Anything behind a deferred packet waits too, so deliveries keep their order.) */
         struct mqtt_packet pkt;
-        int rc = session_build_publish(s, d, false, &pkt);
+        size_t size = 0;
+        int rc = session_build_publish(s, d, false, &pkt, &size);
         if (rc == LMQ_OK && !defer) {
             broker_count_out(s->broker, d->qos);
-            rc = conn_send(c, &pkt);
+            rc = conn_send_sized(c, &pkt, size);
         }
         if (rc == LMQ_ETOOBIG || rc == LMQ_ENOTFOUND) {
             /* Too big for this client, or expired: the spec says discard; we count it. */
