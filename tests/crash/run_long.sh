@@ -12,32 +12,10 @@
 # Binary: first argument, else $LEDGERMQ_BIN. SEED (env) shifts every seed.
 # Prints "N passed, M failed"; exit 1 on any failure.
 set -u
-here="$(cd "$(dirname "$0")" && pwd)"
-bin="${1:-${LEDGERMQ_BIN:-}}"
-if [ -z "$bin" ] || [ ! -x "$bin" ]; then
-    echo "usage: $0 LEDGERMQ_BIN (or set LEDGERMQ_BIN)"
-    echo "0 passed, 1 failed"
-    exit 1
-fi
+STEP_KILL_AFTER_S=30
+. "$(dirname "$0")/steps.sh"
 seed="${SEED:-100}"
-py=/usr/bin/python3
 short=(--min-delay-ms 50 --max-delay-ms 300 --max-per-cycle 400)
-passed=0
-failed=0
-failures=""
-
-step() { # step NAME SECONDS COMMAND...
-    local name="$1" limit="$2"
-    shift 2
-    echo "== $name"
-    if timeout --kill-after=30 "$limit" "$@"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        failures="$failures $name"
-        echo "FAILED: $name"
-    fi
-}
 
 step build-shim 60 bash "$here/build.sh"
 step shimcheck 60 "$py" "$here/shimcheck.py"
@@ -52,6 +30,4 @@ step killloop-sync-off 200 "$py" "$here/killloop.py" --bin "$bin" --cycles 10 \
 step powerloss-control 200 "$py" "$here/powerloss.py" --bin "$bin" --cycles 10 \
     --seed $((seed + 5)) --sync off --expect-loss --timeout-s 180
 
-[ -n "$failures" ] && echo "failed steps:$failures"
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+steps_summary
