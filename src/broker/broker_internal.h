@@ -19,6 +19,7 @@
 
 #include "broker/broker.h"
 #include "core/config.h"
+#include "core/buf.h"
 #include "core/lmq.h"
 #include "core/log.h"
 #include "core/map.h"
@@ -160,13 +161,6 @@ enum conn_state {
     CONN_CLOSING, /* flushing a final packet; input ignored */
 };
 
-/* Bytes to write: the pending buffer fills while the writing buffer is on the wire. */
-struct conn_buf {
-    uint8_t *data;
-    size_t len;
-    size_t cap;
-};
-
 struct conn {
     struct broker *broker;
     uv_tcp_t tcp;
@@ -179,9 +173,9 @@ struct conn {
     uint8_t version;
     struct session *session;
     char remote[64];
-    struct conn_buf in;
-    struct conn_buf out;     /* appended to */
-    struct conn_buf writing; /* handed to uv_write */
+    struct lmq_buf in;
+    struct lmq_buf out;     /* appended to */
+    struct lmq_buf writing; /* handed to uv_write */
     bool write_active;
     bool reading;
     bool blocked;           /* input paused: on broker->blocked (queue space) or ->yielded */

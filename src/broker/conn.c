@@ -101,29 +101,6 @@ void conn_close(struct conn *c)
     conn_unref(c); /* the connection's own reference */
 }
 
-static void conn_buf_release(struct conn_buf *buf)
-{
-    free(buf->data);
-    *buf = (struct conn_buf){NULL, 0, 0};
-}
-
-static int buf_reserve(struct conn_buf *buf, size_t extra, size_t max_bytes)
-{
-    if (buf->cap - buf->len >= extra)
-        return LMQ_OK;
-    if (extra > max_bytes || buf->len > max_bytes - extra)
-        return LMQ_ELIMIT;
-    size_t cap = buf->cap == 0 ? 4096 : buf->cap;
-    while (cap - buf->len < extra)
-        cap *= 2;
-    uint8_t *p = realloc(buf->data, cap);
-    if (p == NULL)
-        return LMQ_ENOMEM;
-    buf->data = p;
-    buf->cap = cap;
-    return LMQ_OK;
-}
-
 int conn_send(struct conn *c, const struct mqtt_packet *pkt)
 {
     LMQ_ASSERT(pkt != NULL);
@@ -142,7 +119,7 @@ int conn_send_sized(struct conn *c, const struct mqtt_packet *pkt, size_t size)
     /* The soft bound (max_output_bytes) is enforced by callers that can wait; this is the hard one.
      */
     size_t hard_max = c->broker->cfg.limits.max_output_bytes + size + 4096;
-    int rc = buf_reserve(&c->out, size, hard_max);
+    int rc = lmq_buf_reserve(&c->out, size, hard_max);
     if (rc != LMQ_OK) {
         conn_log(c, LMQ_LOG_WARN, "output_overflow", "closing");
         conn_close(c);
@@ -164,7 +141,7 @@ static void conn_on_write(uv_write_t *req, int status)
 {
     struct conn *c = req->data;
     c->write_active = false;
-    conn_buf_release(&c->writing); /* an idle connection holds no output buffer either */
+    lmq_buf_release(&c->writing); /* an idle connection holds no output buffer either */
     if (status != 0) {
         if (c->state != CONN_CLOSING || !uv_is_closing((uv_handle_t *)&c->tcp))
             conn_close(c);
@@ -184,7 +161,7 @@ static void conn_flush(struct conn *c)
 {
     if (c->write_active || c->out.len == 0 || uv_is_closing((uv_handle_t *)&c->tcp))
         return;
-    struct conn_buf tmp = c->writing;
+    struct lmq_buf tmp = c->writing;
     c->writing = c->out;
     c->out = tmp;
     c->out.len = 0;
@@ -243,7 +220,7 @@ static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
     struct conn *c = h->data;
     LMQ_UNUSED(suggested);
     size_t max_in = (size_t)c->broker->cfg.limits.max_packet_size_bytes + 5 + CONN_READ_CHUNK_BYTES;
-    if (buf_reserve(&c->in, CONN_READ_CHUNK_BYTES, max_in) != LMQ_OK) {
+    if (lmq_buf_reserve(&c->in, CONN_READ_CHUNK_BYTES, max_in) != LMQ_OK) {
         *out = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS; we close */
         return;
     }
@@ -365,7 +342,7 @@ static void conn_process_input(struct conn *c)
         c->in.len -= pos;
     }
     if (c->in.len == 0)
-        conn_buf_release(&c->in); /* an idle connection holds no input buffer */
+        lmq_buf_release(&c->in); /* an idle connection holds no input buffer */
     if (!c->blocked && c->in.len > 0 && pos > 0) {
         /* More complete packets may be waiting (we yielded): continue on a later turn. */
         uint8_t first;
