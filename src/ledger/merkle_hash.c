@@ -1,0 +1,2 @@
+/* Placeholder translation unit so the ledger library exists before its first module lands. */
+#include "crypto/hash.h"
