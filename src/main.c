@@ -25,11 +25,14 @@ static const char main__usage[] =
     "usage: ledgermq <command> [options]\n"
     "\n"
     "commands:\n"
-    "  serve   [--config FILE] [--data DIR] [--mqtt HOST:PORT]... [--http HOST:PORT]\n"
+    "  serve   [--config FILE] [--data DIR] [--mqtt HOST:PORT]... [--mqtts HOST:PORT]...\n"
+    "          [--http HOST:PORT] [--https HOST:PORT] [--tls-cert FILE --tls-key FILE]\n"
+    "          [--tls-client-ca FILE] [--tls-client-cert none|optional|required]\n"
     "          [--sync always|off] [--log-level debug|info|warn|error]\n"
     "          run the broker (flags override the config file; the first --mqtt\n"
-    "          replaces the listener list, repeats add listeners; --http serves\n"
-    "          /healthz, /metrics and /version, no HTTP listener without it)\n"
+    "          replaces the listener list, repeats add listeners; --http/--https\n"
+    "          serve MQTT over WebSocket at /mqtt, /healthz, /metrics and /version;\n"
+    "          no HTTP listener without them; SIGHUP re-reads the TLS files)\n"
     "  keygen  [--out FILE]          new Ed25519 identity (not implemented yet)\n"
     "  send    --key FILE --to ID    guaranteed delivery of one envelope (not implemented yet)\n"
     "  listen  --key FILE            print inbox envelopes (not implemented yet)\n"
@@ -42,9 +45,10 @@ static const char main__usage[] =
 
 enum main_flag_kind {
     MAIN_FLAG_CONFIG,
-    MAIN_FLAG_SERVER_KEY,  /* applied with lmq_config_set("server", key) */
-    MAIN_FLAG_MQTT,        /* first replaces the listeners, repeats append */
-    MAIN_FLAG_UNSUPPORTED, /* documented for a later issue: refused, never ignored */
+    MAIN_FLAG_SERVER_KEY, /* applied with lmq_config_set("server", key) */
+    MAIN_FLAG_TLS_KEY,    /* applied with lmq_config_set("tls", key) */
+    MAIN_FLAG_MQTT,       /* first replaces the listeners, repeats append */
+    MAIN_FLAG_MQTTS,      /* each appends TLS listeners */
 };
 
 struct main_flag {
@@ -59,11 +63,13 @@ static const struct main_flag main__serve_flags[] = {
     {"mqtt", MAIN_FLAG_MQTT, "mqtt"},
     {"sync", MAIN_FLAG_SERVER_KEY, "sync"},
     {"log-level", MAIN_FLAG_SERVER_KEY, "log_level"},
-    {"mqtts", MAIN_FLAG_UNSUPPORTED, NULL},
+    {"mqtts", MAIN_FLAG_MQTTS, "mqtts"},
     {"http", MAIN_FLAG_SERVER_KEY, "http"},
-    {"https", MAIN_FLAG_UNSUPPORTED, NULL},
-    {"tls-cert", MAIN_FLAG_UNSUPPORTED, NULL},
-    {"tls-key", MAIN_FLAG_UNSUPPORTED, NULL},
+    {"https", MAIN_FLAG_SERVER_KEY, "https"},
+    {"tls-cert", MAIN_FLAG_TLS_KEY, "cert"},
+    {"tls-key", MAIN_FLAG_TLS_KEY, "key"},
+    {"tls-client-ca", MAIN_FLAG_TLS_KEY, "client_ca"},
+    {"tls-client-cert", MAIN_FLAG_TLS_KEY, "client_cert"},
 };
 
 __attribute__((format(printf, 1, 2))) static int main__fail(const char *fmt, ...)
@@ -109,9 +115,6 @@ static int main__next_flag(int argc, char **argv, int *i, const struct main_flag
     if (*flag == NULL) {
         return main__fail("serve: unknown flag --%.*s (see ledgermq help)", (int)name_len, name);
     }
-    if ((*flag)->kind == MAIN_FLAG_UNSUPPORTED) {
-        return main__fail("--%s is not supported yet", (*flag)->name);
-    }
     if (eq != NULL) {
         *value = eq + 1;
     } else if (*i + 1 < argc && strncmp(argv[*i + 1], "--", 2) != 0) {
@@ -132,9 +135,14 @@ static int main__next_flag(int argc, char **argv, int *i, const struct main_flag
 static const char *main__strip_key(const char *err, const char *key)
 {
     char prefix[64];
-    int n = snprintf(prefix, sizeof(prefix), "[server] %s: ", key);
-    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(prefix));
-    return strncmp(err, prefix, (size_t)n) == 0 ? err + n : err;
+    static const char *const sections[] = {"server", "tls"};
+    for (size_t i = 0; i < LMQ_ARRAY_LEN(sections); i++) {
+        int n = snprintf(prefix, sizeof(prefix), "[%s] %s: ", sections[i], key);
+        LMQ_ASSERT(n > 0 && (size_t)n < sizeof(prefix));
+        if (strncmp(err, prefix, (size_t)n) == 0)
+            return err + n;
+    }
+    return err;
 }
 
 /* Applies one already validated flag to cfg. */
@@ -143,12 +151,16 @@ static int main__apply_flag(struct lmq_config *cfg, const struct main_flag *flag
 {
     char err[MAIN_ERR_MAX_BYTES];
     int rc = 0;
-    LMQ_ASSERT(flag->kind != MAIN_FLAG_UNSUPPORTED);
+    LMQ_ASSERT(flag != NULL && value != NULL);
     if (flag->kind == MAIN_FLAG_CONFIG) {
         return 0; /* loaded before any flag is applied */
     }
     if (flag->kind == MAIN_FLAG_MQTT && *mqtt_seen) {
         rc = lmq_config_append_listeners(cfg, value, err, sizeof(err));
+    } else if (flag->kind == MAIN_FLAG_MQTTS) {
+        rc = lmq_config_append_tls_listeners(cfg, value, err, sizeof(err));
+    } else if (flag->kind == MAIN_FLAG_TLS_KEY) {
+        rc = lmq_config_set(cfg, "tls", flag->key, value, err, sizeof(err));
     } else {
         rc = lmq_config_set(cfg, "server", flag->key, value, err, sizeof(err));
         *mqtt_seen = *mqtt_seen || flag->kind == MAIN_FLAG_MQTT;
@@ -241,6 +253,9 @@ static int main__serve(int argc, char **argv)
         }
     }
     LMQ_ASSERT(cfg.mqtt_count >= 1 && cfg.mqtt_count <= LMQ_LISTENERS_MAX);
+    if (lmq_config_validate(&cfg, err, sizeof(err)) != 0) {
+        return main__fail("%s", err);
+    }
     if (main__mkdir_p(cfg.data_dir) != 0) {
         return MAIN_EXIT_USAGE;
     }

@@ -62,6 +62,9 @@ static const struct config_limit config__limits[] = {
     CONFIG_LIMIT("http_idle_timeout_ms", http_idle_timeout_ms, 1, UINT32_MAX, false),
     CONFIG_LIMIT("http_request_timeout_ms", http_request_timeout_ms, 1, UINT32_MAX, false),
     CONFIG_LIMIT("http_max_connections", http_max_connections, 1, UINT32_MAX, false),
+    CONFIG_LIMIT("max_connections_per_address", max_connections_per_address, 1, UINT32_MAX, false),
+    CONFIG_LIMIT("max_connection_rate_per_address", max_connection_rate_per_address, 1, UINT32_MAX,
+                 false),
 };
 
 /*
@@ -162,6 +165,8 @@ void lmq_config_defaults(struct lmq_config *cfg)
     l->http_idle_timeout_ms = 30000;
     l->http_request_timeout_ms = 10000;
     l->http_max_connections = 1024;
+    l->max_connections_per_address = 1000;
+    l->max_connection_rate_per_address = 500;
 }
 
 static int config__parse_port(const char *s, const char *whole, uint16_t *out, char *err,
@@ -270,44 +275,47 @@ static bool config__next_item(const char **cursor, char *item, size_t cap)
  * Parses a comma-separated listener list into cfg->mqtt, replacing the list or
  * appending to it. cfg is unchanged on error.
  */
-static int config__listeners(struct lmq_config *cfg, const char *value, bool replace, char *err,
-                             size_t err_len)
+static int config__listeners(struct lmq_config *cfg, const char *value, bool replace, bool tls,
+                             char *err, size_t err_len)
 {
     LMQ_ASSERT(cfg != NULL && value != NULL);
-    LMQ_ASSERT(cfg->mqtt_count <= LMQ_LISTENERS_MAX);
+    struct lmq_listen_addr *list = tls ? cfg->mqtts : cfg->mqtt;
+    size_t *list_count = tls ? &cfg->mqtts_count : &cfg->mqtt_count;
+    const char *key = tls ? "mqtts" : "mqtt";
+    LMQ_ASSERT(*list_count <= LMQ_LISTENERS_MAX);
     struct lmq_listen_addr addrs[LMQ_LISTENERS_MAX];
-    size_t count = replace ? 0 : cfg->mqtt_count;
+    size_t count = replace ? 0 : *list_count;
     char item[CONFIG_LISTEN_ITEM_MAX_BYTES];
     char msg[256];
     const char *cursor = value;
     int rc = 0;
 
-    memcpy(addrs, cfg->mqtt, count * sizeof(addrs[0]));
+    memcpy(addrs, list, count * sizeof(addrs[0]));
     /* Each pass consumes one item; a list can't name more than the maximum. */
     for (size_t i = 0; cursor != NULL && i <= LMQ_LISTENERS_MAX; i++) {
         if (count == LMQ_LISTENERS_MAX) {
-            config__err(err, err_len, "[server] mqtt: at most %d listeners, got more in \"%.*s%s\"",
-                        LMQ_LISTENERS_MAX, config__show_len(value), value,
+            config__err(err, err_len, "[server] %s: at most %d listeners, got more in \"%.*s%s\"",
+                        key, LMQ_LISTENERS_MAX, config__show_len(value), value,
                         config__show_more(value));
             rc = LMQ_EINVAL;
             goto out;
         }
         if (!config__next_item(&cursor, item, sizeof(item))) {
-            config__err(err, err_len, "[server] mqtt: listener address too long in \"%.*s%s\"",
+            config__err(err, err_len, "[server] %s: listener address too long in \"%.*s%s\"", key,
                         config__show_len(value), value, config__show_more(value));
             rc = LMQ_EINVAL;
             goto out;
         }
         rc = lmq_config_parse_listen(item, &addrs[count], msg, sizeof(msg));
         if (rc != 0) {
-            config__err(err, err_len, "[server] mqtt: %s", msg);
+            config__err(err, err_len, "[server] %s: %s", key, msg);
             goto out;
         }
         count++;
     }
     LMQ_ASSERT(count >= 1 && count <= LMQ_LISTENERS_MAX);
-    memcpy(cfg->mqtt, addrs, count * sizeof(addrs[0]));
-    cfg->mqtt_count = count;
+    memcpy(list, addrs, count * sizeof(addrs[0]));
+    *list_count = count;
 out:
     return rc;
 }
@@ -316,7 +324,67 @@ int lmq_config_append_listeners(struct lmq_config *cfg, const char *value, char 
                                 size_t err_len)
 {
     LMQ_ASSERT(err != NULL && err_len > 0);
-    return config__listeners(cfg, value, false, err, err_len);
+    return config__listeners(cfg, value, false, false, err, err_len);
+}
+
+int lmq_config_append_tls_listeners(struct lmq_config *cfg, const char *value, char *err,
+                                    size_t err_len)
+{
+    LMQ_ASSERT(err != NULL && err_len > 0);
+    return config__listeners(cfg, value, false, true, err, err_len);
+}
+
+int lmq_config_validate(const struct lmq_config *cfg, char *err, size_t err_len)
+{
+    LMQ_ASSERT(cfg != NULL && err != NULL && err_len > 0);
+    const struct lmq_tls_config *tls = &cfg->tls;
+    bool tls_used = cfg->mqtts_count > 0 || cfg->https_enabled;
+    if (tls_used && (tls->cert_file[0] == '\0' || tls->key_file[0] == '\0')) {
+        config__err(err, err_len,
+                    "TLS listeners (mqtts, https) need [tls] cert and key (--tls-cert, --tls-key)");
+        return LMQ_EINVAL;
+    }
+    if (tls->client_cert == LMQ_CLIENT_CERT_REQUIRED && tls->client_ca_file[0] == '\0') {
+        config__err(err, err_len, "[tls] client_cert = required needs [tls] client_ca");
+        return LMQ_EINVAL;
+    }
+    return 0;
+}
+
+static int config__set_tls(struct lmq_config *cfg, const char *key, const char *value, char *err,
+                           size_t err_len)
+{
+    struct lmq_tls_config *tls = &cfg->tls;
+    char *path = strcmp(key, "cert") == 0        ? tls->cert_file
+                 : strcmp(key, "key") == 0       ? tls->key_file
+                 : strcmp(key, "client_ca") == 0 ? tls->client_ca_file
+                                                 : NULL;
+    if (path != NULL) {
+        if (value[0] != '\0' && config__copy(path, LMQ_PATH_MAX_BYTES, value)) {
+            if (path == tls->client_ca_file && tls->client_cert == LMQ_CLIENT_CERT_NONE)
+                tls->client_cert = LMQ_CLIENT_CERT_OPTIONAL;
+            return 0;
+        }
+        config__err(err, err_len, "[tls] %s: expected a file path of 1..%d bytes", key,
+                    LMQ_PATH_MAX_BYTES - 1);
+        return LMQ_EINVAL;
+    }
+    if (strcmp(key, "client_cert") == 0) {
+        static const char *const names[] = {"none", "optional", "required"};
+        for (size_t i = 0; i < LMQ_ARRAY_LEN(names); i++) {
+            if (strcmp(value, names[i]) == 0) {
+                tls->client_cert = (enum lmq_client_cert_mode)i;
+                return 0;
+            }
+        }
+        config__err(err, err_len,
+                    "[tls] client_cert: expected none, optional or required, got \"%.*s%s\"",
+                    config__show_len(value), value, config__show_more(value));
+        return LMQ_EINVAL;
+    }
+    config__err(err, err_len,
+                "[tls] %s: unknown key (expected cert, key, client_ca or client_cert)", key);
+    return LMQ_EINVAL;
 }
 
 static int config__set_server(struct lmq_config *cfg, const char *key, const char *value, char *err,
@@ -325,17 +393,21 @@ static int config__set_server(struct lmq_config *cfg, const char *key, const cha
     const char *show_more = config__show_more(value);
     int show_len = config__show_len(value);
     if (strcmp(key, "mqtt") == 0) {
-        return config__listeners(cfg, value, true, err, err_len);
+        return config__listeners(cfg, value, true, false, err, err_len);
     }
-    if (strcmp(key, "http") == 0) {
+    if (strcmp(key, "mqtts") == 0) {
+        return config__listeners(cfg, value, false, true, err, err_len);
+    }
+    if (strcmp(key, "http") == 0 || strcmp(key, "https") == 0) {
         char msg[256];
         struct lmq_listen_addr addr;
         if (lmq_config_parse_listen(value, &addr, msg, sizeof(msg)) != 0) {
-            config__err(err, err_len, "[server] http: %s", msg);
+            config__err(err, err_len, "[server] %s: %s", key, msg);
             return LMQ_EINVAL;
         }
-        cfg->http = addr;
-        cfg->http_enabled = true;
+        bool tls = key[4] == 's';
+        *(tls ? &cfg->https : &cfg->http) = addr;
+        *(tls ? &cfg->https_enabled : &cfg->http_enabled) = true;
         return 0;
     }
     if (strcmp(key, "data") == 0) {
@@ -366,7 +438,9 @@ static int config__set_server(struct lmq_config *cfg, const char *key, const cha
         return LMQ_EINVAL;
     }
     config__err(err, err_len,
-                "[server] %s: unknown key (expected data, mqtt, http, sync or log_level)", key);
+                "[server] %s: unknown key (expected data, mqtt, mqtts, http, https, sync or "
+                "log_level)",
+                key);
     return LMQ_EINVAL;
 }
 
@@ -427,11 +501,14 @@ int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key,
     if (strcmp(section, "limits") == 0) {
         return config__set_limit(cfg, key, value, err, err_len);
     }
+    if (strcmp(section, "tls") == 0) {
+        return config__set_tls(cfg, key, value, err, err_len);
+    }
     if (section[0] == '\0') {
-        config__err(err, err_len, "%s: key outside any section (expected [server] or [limits])",
-                    key);
+        config__err(err, err_len,
+                    "%s: key outside any section (expected [server], [limits] or [tls])", key);
     } else {
-        config__err(err, err_len, "[%s] %s: unknown section (expected [server] or [limits])",
+        config__err(err, err_len, "[%s] %s: unknown section (expected [server], [limits] or [tls])",
                     section, key);
     }
     return LMQ_EINVAL;

@@ -44,8 +44,24 @@ struct lmq_limits {
     uint32_t http_max_header_bytes; /* HTTP request line + headers; more -> 431 */
     uint32_t http_max_body_bytes;   /* HTTP request body; more -> 413 */
     uint32_t http_idle_timeout_ms;  /* HTTP connection with no request in progress -> closed */
-    uint32_t http_request_timeout_ms; /* HTTP request not complete this soon -> 408 */
-    uint32_t http_max_connections;    /* open HTTP connections; more -> 503 */
+    uint32_t http_request_timeout_ms;         /* HTTP request not complete this soon -> 408 */
+    uint32_t http_max_connections;            /* open HTTP connections; more -> 503 */
+    uint32_t max_connections_per_address;     /* open MQTT connections from one IP address */
+    uint32_t max_connection_rate_per_address; /* new MQTT connections per second from one IP */
+};
+
+enum lmq_client_cert_mode {
+    LMQ_CLIENT_CERT_NONE = 0,     /* not requested */
+    LMQ_CLIENT_CERT_OPTIONAL = 1, /* requested; verified against client_ca when sent */
+    LMQ_CLIENT_CERT_REQUIRED = 2, /* the handshake fails without a valid one */
+};
+
+/* TLS for --mqtts and --https: certificate files, re-read on SIGHUP. */
+struct lmq_tls_config {
+    char cert_file[LMQ_PATH_MAX_BYTES]; /* PEM, may hold the chain */
+    char key_file[LMQ_PATH_MAX_BYTES];
+    char client_ca_file[LMQ_PATH_MAX_BYTES]; /* empty: no client certificates */
+    enum lmq_client_cert_mode client_cert;
 };
 
 struct lmq_config {
@@ -53,8 +69,13 @@ struct lmq_config {
     char data_dir[LMQ_PATH_MAX_BYTES];
     struct lmq_listen_addr mqtt[LMQ_LISTENERS_MAX];
     size_t mqtt_count;
-    struct lmq_listen_addr http; /* the HTTP listener, when http_enabled */
-    bool http_enabled;           /* [server] http / --http given; no HTTP listener by default */
+    struct lmq_listen_addr mqtts[LMQ_LISTENERS_MAX]; /* MQTT over TLS; none by default */
+    size_t mqtts_count;
+    struct lmq_listen_addr http;  /* the HTTP listener, when http_enabled */
+    bool http_enabled;            /* [server] http / --http given; no HTTP listener by default */
+    struct lmq_listen_addr https; /* HTTP over TLS, when https_enabled */
+    bool https_enabled;
+    struct lmq_tls_config tls;
     enum lmq_sync_mode sync;
     enum lmq_log_level log_level;
     struct lmq_limits limits;
@@ -87,6 +108,19 @@ int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key,
  */
 int lmq_config_append_listeners(struct lmq_config *cfg, const char *value, char *err,
                                 size_t err_len);
+
+/*
+ * Appends a comma-separated list of listeners to cfg->mqtts. Returns 0 or LMQ_EINVAL with a
+ * one-line message in err; cfg is unchanged on error.
+ */
+int lmq_config_append_tls_listeners(struct lmq_config *cfg, const char *value, char *err,
+                                    size_t err_len);
+
+/*
+ * Checks what single settings can't: TLS listeners need a certificate and a key, a required
+ * client certificate needs a CA. Returns 0 or LMQ_EINVAL with a one-line message in err.
+ */
+int lmq_config_validate(const struct lmq_config *cfg, char *err, size_t err_len);
 
 /* Parses "HOST:PORT" or "[V6]:PORT". Returns 0 or LMQ_EINVAL with a message in err. */
 int lmq_config_parse_listen(const char *s, struct lmq_listen_addr *out, char *err, size_t err_len);

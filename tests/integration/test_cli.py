@@ -98,14 +98,18 @@ def test_bad_flag_is_one_line_error(tmp_path, args, needle):
     assert not (tmp_path / "data").exists()
 
 
-# --http is served now (test_http.py); TLS comes later.
-@pytest.mark.parametrize("flag", ["--mqtts", "--https", "--tls-cert", "--tls-key"])
-@pytest.mark.parametrize("form", ["separate", "equals"])
-def test_later_flags_are_refused_not_ignored(tmp_path, flag, form):
-    args = [flag, "127.0.0.1:0"] if form == "separate" else [f"{flag}=127.0.0.1:0"]
+@pytest.mark.parametrize("args,needle", [
+    (["--mqtts", "127.0.0.1:0"], "need [tls] cert and key"),
+    (["--https=127.0.0.1:0", "--tls-cert", "/nonexistent.pem"], "need [tls] cert and key"),
+    (["--tls-client-cert", "required"], "client_cert = required needs [tls] client_ca"),
+    (["--tls-client-cert", "sometimes"], "--tls-client-cert: expected none, optional or required"),
+    (["--mqtts", "example.com:8883"], "--mqtts"),
+])
+def test_tls_settings_are_checked_before_starting(tmp_path, args, needle):
     proc = run(["serve", *args], tmp_path)
     assert_one_line_error(proc)
-    assert proc.stderr == f"ledgermq: {flag} is not supported yet\n"
+    assert needle in proc.stderr
+    assert not (tmp_path / "data").exists()
 
 
 @pytest.mark.parametrize("text,line,needle", [
@@ -115,7 +119,7 @@ def test_later_flags_are_refused_not_ignored(tmp_path, flag, form):
     ("[server]\nmqtt = 127.0.0.1:99999\n", 2, "[server] mqtt"),
     ("[server]\nsync = maybe\n", 2, "[server] sync"),
     ("[server]\nbogus = 1\n", 2, "[server] bogus: unknown key"),
-    ("[tls]\ncert = x\n", 2, "[tls] cert: unknown section"),
+    ("[tls]\ncolour = x\n", 2, "[tls] colour: unknown key"),
     ("[limits]\nmax_connections = 10 # comment\n", 2, "max_connections"),
     ("[server]\nthis is not ini\n", 2, "syntax error"),
 ])
