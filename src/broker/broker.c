@@ -287,6 +287,7 @@ static void on_tick(uv_timer_t *t)
     conn_retry_blocked(b, &b->blocked);
     if (b->tick_count++ % 40 == 0)
         retain_expire(b);
+    conn_address_sweep(b, false);
 }
 
 static void broker_close_handle(uv_handle_t *h)
@@ -483,6 +484,7 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
     b->next_conn_id = 1;
     b->next_msg_id = 1;
     list_init(&b->conns);
+    list_init(&b->idle_addresses);
     list_init(&b->dirty);
     list_init(&b->blocked);
     list_init(&b->yielded);
@@ -492,7 +494,8 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
     b->loop.data = b;
     broker_sync_wall_clock(b);
     if (lmq_map_create(&b->sessions) != LMQ_OK || lmq_map_create(&b->retained) != LMQ_OK ||
-        lmq_map_create(&b->msgs_by_id) != LMQ_OK || sub_tree_create(&b->subs) != LMQ_OK)
+        lmq_map_create(&b->msgs_by_id) != LMQ_OK || lmq_map_create(&b->addresses) != LMQ_OK ||
+        sub_tree_create(&b->subs) != LMQ_OK)
         return LMQ_ENOMEM;
     uv_prepare_init(&b->loop, &b->flush_prepare);
     b->flush_prepare.data = b;
@@ -567,6 +570,8 @@ static void broker_teardown(struct broker *b)
     lmq_map_destroy(b->retained);
     LMQ_ASSERT(b->msgs_by_id == NULL || lmq_map_count(b->msgs_by_id) == 0);
     lmq_map_destroy(b->msgs_by_id);
+    conn_address_sweep(b, true);
+    lmq_map_destroy(b->addresses);
 }
 
 int broker_run(const struct lmq_config *cfg)

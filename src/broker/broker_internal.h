@@ -191,9 +191,12 @@ struct conn {
     struct mqtt_bytes *aliases; /* inbound topic aliases, topic_alias_max + 1 slots */
     bool request_problem_info;
     bool session_expiry_was_zero;
-    bool will_on_close; /* publish the will when this connection ends */
-    bool counted;       /* counted in broker->connected_count */
-    bool takeover;      /* closed because another connection took the session */
+    bool will_on_close;           /* publish the will when this connection ends */
+    bool counted;                 /* counted in broker->connected_count */
+    bool takeover;                /* closed because another connection took the session */
+    struct conn_address *address; /* counted against its source address; NULL if not */
+    uint8_t refusal_code;         /* non-zero: CONNECT gets this reason code (per-address limit) */
+    const char *refusal_why;      /* static text for the log */
 };
 
 /* An acknowledgement waiting for the store commit that holds its data. */
@@ -219,6 +222,7 @@ struct commit_batch {
 
 struct broker_stats {
     uint64_t connections_accepted;
+    uint64_t connections_refused_address; /* per-address count or rate limit */
     uint64_t messages_in;
     uint64_t messages_out;
     uint64_t messages_in_qos[3];
@@ -245,10 +249,13 @@ struct broker {
     struct lmq_map *sessions;  /* client id -> struct session */
     size_t session_count;
     struct sub_tree *subs;
-    struct http_server *http;   /* /healthz, /metrics, /version; NULL when not configured */
-    struct lmq_map *retained;   /* topic -> struct msg */
-    struct lmq_map *msgs_by_id; /* id -> struct msg, for messages paged in from the store */
-    bool disk_low;              /* free space under min_free_disk: QoS 1/2 refused */
+    struct http_server *http;        /* /healthz, /metrics, /version; NULL when not configured */
+    struct lmq_map *retained;        /* topic -> struct msg */
+    struct lmq_map *msgs_by_id;      /* id -> struct msg, for messages paged in from the store */
+    struct lmq_map *addresses;       /* raw source IP -> struct conn_address */
+    struct list_node idle_addresses; /* conn_address with nothing open, oldest first */
+    uint32_t refusing_count;         /* conns held only to refuse their CONNECT */
+    bool disk_low;                   /* free space under min_free_disk: QoS 1/2 refused */
     uint64_t disk_checked_ms;
     int64_t wall_offset_ms; /* wall clock minus loop time, refreshed every tick */
     uint64_t tick_count;
@@ -272,6 +279,17 @@ struct broker {
     int exit_code;
     struct broker_stats stats;
 };
+
+/* conn_address.c: per-source-address limits. */
+struct conn_address;
+/* Counts a new connection against its address. Returns 0, or LMQ_ELIMIT / LMQ_ENOMEM with the
+ * limit's name in *why (the connection is then not counted). */
+int conn_address_admit(struct broker *b, struct conn *c, const struct sockaddr_storage *ss,
+                       const char **why) LMQ_WUR;
+/* Uncounts a closing connection. */
+void conn_address_release(struct broker *b, struct conn *c);
+/* Frees entries idle for a whole rate window (all of them when all is true). */
+void conn_address_sweep(struct broker *b, bool all);
 
 /* broker.c */
 uint64_t broker_now_ms(struct broker *b);

@@ -93,6 +93,12 @@ void conn_close(struct conn *c)
     list_unlink(&c->all);
     LMQ_ASSERT(b->conn_count > 0);
     b->conn_count--;
+    conn_address_release(b, c);
+    if (c->refusal_code != 0) {
+        LMQ_ASSERT(b->refusing_count > 0);
+        b->refusing_count--;
+        c->refusal_code = 0;
+    }
     if (c->session != NULL)
         session_detach(c);
     conn_log(c, LMQ_LOG_DEBUG, "conn_closed", NULL);
@@ -457,6 +463,22 @@ void conn_on_accept(uv_stream_t *server, int status)
         conn_log(c, LMQ_LOG_WARN, "connection_refused", "max_connections");
         conn_close(c);
         return;
+    }
+    const char *why = NULL;
+    int admit_rc = conn_address_admit(b, c, &ss, &why);
+    if (admit_rc != LMQ_OK) {
+        b->stats.connections_refused_address++;
+        conn_log(c, LMQ_LOG_WARN, "connection_refused", why);
+        /* A few are kept to be told why in their CONNACK; a flood is closed at once. */
+        if (admit_rc == LMQ_ENOMEM || b->refusing_count >= CONN_REFUSAL_SLACK) {
+            conn_close(c);
+            return;
+        }
+        b->refusing_count++;
+        c->refusal_why = why;
+        c->refusal_code = strcmp(why, "max_connection_rate_per_address") == 0
+                              ? MQTT_RC_CONNECTION_RATE_EXCEEDED
+                              : MQTT_RC_QUOTA_EXCEEDED;
     }
     uv_tcp_nodelay(&c->tcp, 1);
     c->last_rx_ms = broker_now_ms(b);

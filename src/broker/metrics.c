@@ -44,6 +44,11 @@ static int metrics_broker(struct broker *b, struct http_buf *out)
     rc |= METRIC(out, "connections_accepted_total", "counter", "Sockets accepted.");
     rc |= http_buf_printf(out, "ledgermq_connections_accepted_total %" PRIu64 "\n",
                           st->connections_accepted);
+    rc |= METRIC(out, "connections_refused_total", "counter",
+                 "Connections refused by a per-address count or rate limit.");
+    rc |=
+        http_buf_printf(out, "ledgermq_connections_refused_total{reason=\"address\"} %" PRIu64 "\n",
+                        st->connections_refused_address);
     rc |= METRIC(out, "sessions", "gauge", "Sessions, online and offline.");
     rc |= http_buf_printf(out, "ledgermq_sessions{state=\"online\"} %" PRIu64 "\n", q.online);
     rc |= http_buf_printf(out, "ledgermq_sessions{state=\"offline\"} %" PRIu64 "\n",

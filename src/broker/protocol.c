@@ -140,6 +140,8 @@ static int proto_connect(struct conn *c, struct mqtt_packet *pkt)
     }
     if (b->connected_count >= b->cfg.limits.max_connections)
         return proto_refuse_connect(c, MQTT_RC_QUOTA_EXCEEDED, "max_connections");
+    if (c->refusal_code != 0)
+        return proto_refuse_connect(c, c->refusal_code, c->refusal_why);
     proto_negotiate(c, &cn, &ack);
     bool present = false;
     uint8_t reason = MQTT_RC_SUCCESS;
@@ -166,7 +168,7 @@ static int proto_connect(struct conn *c, struct mqtt_packet *pkt)
     proto_connack(c, MQTT_RC_SUCCESS, present, &ack);
     conn_start_keepalive(c);
     conn_log(c, LMQ_LOG_INFO, "client_connected",
-              cn.protocol_version == MQTT_V5 ? "mqtt5" : "mqtt311");
+             cn.protocol_version == MQTT_V5 ? "mqtt5" : "mqtt311");
     if (present)
         session_resend_inflight(s);
     session_pump(s);

@@ -1,6 +1,9 @@
 """Configured limits ([limits] in the ledgermq INI): what happens at the bound.
 All ledgermq_only: the keys and reason codes are ledgermq's."""
 
+import time
+import urllib.request
+
 import pytest
 
 import mqttraw as m
@@ -19,6 +22,60 @@ def test_max_connections_refuses_the_next_connect(start_broker, version):
     # A freed slot can be used again.
     first.disconnect()
     b.connect("c4", version=version).ping()
+
+
+def connect_when_admitted(b, version, client_id, timeout_s=5.0):
+    """Connects once the broker admits it again (a closed socket is uncounted asynchronously)."""
+    deadline = time.monotonic() + timeout_s
+    refused = 0
+    while True:
+        c = b.raw(version)
+        ack = c.connect(client_id, check=False)
+        if ack.rc == 0 or time.monotonic() > deadline:
+            return c, ack, refused
+        refused += 1
+        c.close()
+        time.sleep(0.05)
+
+
+def test_max_connections_per_address_refuses_the_next_connect(start_broker, version):
+    b = start_broker("[limits]\nmax_connections_per_address = 2\n")
+    first = b.connect("a1", version=version)
+    b.connect("a2", version=version)
+    c3 = b.raw(version)
+    ack = c3.connect("a3", check=False)
+    assert ack.rc == (0x97 if version == 5 else 0x03), ack  # Quota exceeded / unavailable
+    c3.expect_close()
+    b.wait_event("connection_refused",
+                 pred=lambda e: e.get("detail") == "max_connections_per_address")
+    # Closing one frees the address's slot.
+    first.disconnect()
+    c4, ack, _ = connect_when_admitted(b, version, "a4")
+    assert ack.rc == 0, ack
+    c4.ping()
+
+
+def test_connection_rate_per_address_refuses_with_0x9f_then_recovers(start_broker):
+    b = start_broker("[limits]\nmax_connection_rate_per_address = 5\n",
+                     extra_args=["--http", "127.0.0.1:0"])
+    codes = []
+    for i in range(8):
+        c = b.raw(5)
+        codes.append(c.connect("r%d" % i, check=False).rc)
+        c.close()
+    # One window admits at most 5 (8 connects may straddle two windows); the rest hear 0x9F.
+    assert 0x9F in codes and all(rc in (0, 0x9F) for rc in codes), codes
+    assert codes.count(0) <= 10, codes
+    # Refused attempts count against the window too: a client that keeps hammering stays out.
+    c, ack, retries_refused = connect_when_admitted(b, 5, "after-window")
+    assert ack.rc == 0, ack
+    addr = b.events("ready")[-1]["http"][0]
+    with urllib.request.urlopen("http://%s/metrics" % addr, timeout=10) as resp:
+        text = resp.read().decode()
+    refused = [l for l in text.splitlines()
+               if l.startswith('ledgermq_connections_refused_total{reason="address"} ')]
+    assert refused and int(refused[0].split()[-1]) == codes.count(0x9F) + retries_refused, \
+        (refused, codes, retries_refused)
 
 
 def test_max_queued_messages_v5_publisher_gets_0x97_and_accepted_ones_survive(start_broker):
