@@ -338,8 +338,10 @@ class LedgerMQ(Broker):
         self.ini = os.path.join(self.dir, "ledgermq.ini")
         with open(self.ini, "w") as f:
             # max_connections: the default (10000) leaves no room for the idle test's extra
-            # connections. Everything else is the default, except what the fill test adds.
-            f.write("[limits]\nmax_connections = 20000\n" + ini_extra)
+            # connections, all from 127.0.0.1 (hence the per-address limits). Everything else
+            # is the default, except what the fill test adds.
+            f.write("[limits]\nmax_connections = 20000\nmax_connections_per_address = 20000\n"
+                    "max_connection_rate_per_address = 100000\n" + ini_extra)
 
     def _events(self, event):
         out = []
@@ -985,7 +987,8 @@ def build_report(info, results, idle, restart, brokers, notes, elapsed_s, cmdlin
     v = info["versions"]
     L.append("- **LedgerMQ** `%s` (git %s). `ledgermq serve --config INI --mqtt 127.0.0.1:0 "
              "--data DIR --sync always|off --log-level info`, INI `[limits] max_connections = "
-             "20000` (the restart test adds `max_queued_messages = %d`, `max_queued_bytes = "
+             "20000`, `max_connections_per_address = 20000`, `max_connection_rate_per_address = "
+             "100000` (the restart test adds `max_queued_messages = %d`, `max_queued_bytes = "
              "4000000000`), every other limit at its default (inflight 64, 10,000 queued per "
              "session: beyond it a 3.1.1 publisher is not read until the queue drains). "
              "Messages for persistent sessions (QoS 1/2, clean session 0) are written to "
