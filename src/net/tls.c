@@ -373,6 +373,7 @@ void tls_session_free(struct tls_session *t)
     if (t == NULL)
         return;
     LMQ_ASSERT(t->server != NULL && t->ssl != NULL);
+    LMQ_ASSERT(t->sink == NULL); /* not from inside one of our own calls */
     SSL_free(t->ssl);
     ERR_clear_error();
     lmq_buf_release(&t->in);
@@ -398,6 +399,7 @@ static void tls__flush_out(struct tls_session *t)
 
 static void tls__call_begin(struct tls_session *t, struct lmq_buf *wire_out, size_t wire_max)
 {
+    LMQ_ASSERT(t != NULL && wire_out != NULL && wire_out->len <= wire_max);
     LMQ_ASSERT(t->sink == NULL && t->feed_len == 0);
     ERR_clear_error();
     t->sink = wire_out;
@@ -407,6 +409,8 @@ static void tls__call_begin(struct tls_session *t, struct lmq_buf *wire_out, siz
 
 static void tls__call_end(struct tls_session *t)
 {
+    LMQ_ASSERT(t != NULL && t->sink != NULL);
+    LMQ_ASSERT(t->feed_len == 0);
     tls__flush_out(t);
     t->sink = NULL;
     t->sink_max = 0;
@@ -520,6 +524,7 @@ static int tls__keep_leftover(struct tls_session *t)
     }
     t->feed = NULL;
     t->feed_len = 0;
+    LMQ_ASSERT(t->in.len <= TLS_SESSION_IN_MAX_BYTES);
     return rc;
 }
 

@@ -214,6 +214,7 @@ struct conn {
     struct lmq_buf plain; /* what the server decrypted */
     struct lmq_buf wire;  /* what the server sends */
     size_t plain_max;
+    size_t wire_max;
     int feed_rc;       /* first failing feed, or 0 */
     int client_fail;   /* SSL_get_error of a failed client handshake, or 0 */
     int client_reason; /* its OpenSSL reason (the engine clears the thread's error queue) */
@@ -226,6 +227,7 @@ static void conn_open(struct conn *c, struct tls_server *s, const char *client_p
 {
     memset(c, 0, sizeof(*c));
     c->plain_max = PLAIN_MAX_BYTES;
+    c->wire_max = WIRE_MAX_BYTES;
     c->cctx = SSL_CTX_new(TLS_client_method());
     assert_non_null(c->cctx);
     char path[PATH_MAX_BYTES];
@@ -271,9 +273,9 @@ static void conn_close(struct conn *c)
 
 static int feed(struct conn *c, const void *data, size_t len)
 {
-    int rc = tls_session_feed(c->t, data, len, &c->plain, c->plain_max, &c->wire, WIRE_MAX_BYTES);
+    int rc = tls_session_feed(c->t, data, len, &c->plain, c->plain_max, &c->wire, c->wire_max);
     assert_true(c->plain.len <= c->plain_max);
-    assert_true(c->wire.len <= WIRE_MAX_BYTES);
+    assert_true(c->wire.len <= c->wire_max);
     return rc;
 }
 
@@ -303,6 +305,11 @@ static void pump(struct conn *c)
                              (int)c->wire.len);
             lmq_buf_consume(&c->wire, c->wire.len);
             moved = true;
+        }
+        if (!moved && c->feed_rc == 0 && tls_session_buffered_bytes(c->t) > 0) {
+            /* Output waited inside for room in wire: drain it. */
+            c->feed_rc = feed(c, NULL, 0);
+            moved = c->wire.len > 0; /* plain may be what is full */
         }
         if (!moved)
             return;
@@ -568,6 +575,33 @@ static void test_write_before_handshake_is_refused(void **state)
     tls_server_free(s);
 }
 
+static void test_tiny_wire_max_handshake_and_close_come_out_in_pieces(void **state)
+{
+    LMQ_UNUSED(state);
+    enum { TINY_WIRE_MAX = 100 };
+    struct tls_server *s = server_new(CA_NONE);
+    struct conn c;
+    conn_open(&c, s, NULL, 0);
+    c.wire_max = TINY_WIRE_MAX; /* the server's first flight is several times this */
+    assert_int_equal(SSL_do_handshake(c.ssl), -1);
+    uint8_t hello[CHUNK_BYTES];
+    int n = BIO_read(c.from_client, hello, sizeof(hello));
+    assert_true(n > 0);
+    assert_int_equal(feed(&c, hello, (size_t)n), LMQ_OK);
+    assert_int_equal(c.wire.len, TINY_WIRE_MAX);
+    assert_true(tls_session_buffered_bytes(c.t) > 0);
+    assert_established(&c);
+    assert_int_equal(tls_session_buffered_bytes(c.t), 0);
+    assert_int_equal(tls_session_close_notify(c.t, &c.wire, c.wire_max), LMQ_OK);
+    pump(&c);
+    uint8_t b;
+    size_t got = 0;
+    assert_int_equal(SSL_read_ex(c.ssl, &b, 1, &got), 0);
+    assert_int_equal(SSL_get_error(c.ssl, 0), SSL_ERROR_ZERO_RETURN);
+    conn_close(&c);
+    tls_server_free(s);
+}
+
 /* ---------------------------------------------------------------- client certificates */
 
 static void test_client_cert_required_without_cert_fails(void **state)
@@ -624,6 +658,32 @@ static void test_client_cert_required_alice_over_tls12(void **state)
     assert_established(&c);
     assert_string_equal(tls_session_peer_cn(c.t), "alice");
     conn_close(&c);
+    tls_server_free(s);
+}
+
+static void test_ticket_resumption_keeps_client_cn(void **state)
+{
+    LMQ_UNUSED(state);
+    struct tls_server *s = server_new(CA_REQUIRED);
+    struct conn first;
+    conn_open(&first, s, "client", 0);
+    assert_established(&first);
+    struct lmq_buf none = {0};
+    client_read(&first, &none, CHUNK_BYTES); /* takes the NewSessionTicket */
+    assert_int_equal(none.len, 0);
+    lmq_buf_release(&none);
+    SSL_SESSION *ticket = SSL_get1_session(first.ssl);
+    assert_non_null(ticket);
+    assert_true(SSL_SESSION_is_resumable(ticket));
+    struct conn again;
+    conn_open(&again, s, "client", 0);
+    assert_int_equal(SSL_set_session(again.ssl, ticket), 1);
+    assert_established(&again);
+    assert_true(SSL_session_reused(again.ssl));
+    assert_string_equal(tls_session_peer_cn(again.t), "alice");
+    SSL_SESSION_free(ticket);
+    conn_close(&first);
+    conn_close(&again);
     tls_server_free(s);
 }
 
@@ -869,10 +929,12 @@ int main(void)
         cmocka_unit_test(test_data_both_ways_1mib_in_pieces_tls12),
         cmocka_unit_test(test_plain_max_backpressure_keeps_order),
         cmocka_unit_test(test_write_before_handshake_is_refused),
+        cmocka_unit_test(test_tiny_wire_max_handshake_and_close_come_out_in_pieces),
         cmocka_unit_test(test_client_cert_required_without_cert_fails),
         cmocka_unit_test(test_client_cert_required_rogue_cert_fails),
         cmocka_unit_test(test_client_cert_required_alice_established_with_cn),
         cmocka_unit_test(test_client_cert_required_alice_over_tls12),
+        cmocka_unit_test(test_ticket_resumption_keeps_client_cn),
         cmocka_unit_test(test_client_cert_optional),
         cmocka_unit_test(test_plain_mqtt_connect_refused_at_once),
         cmocka_unit_test(test_plain_http_request_refused_at_once),
