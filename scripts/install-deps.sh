@@ -8,7 +8,7 @@ PACKAGES=(
     libuv1-dev libinih-dev libcmocka-dev libssl-dev libsqlite3-dev libjansson-dev libhttp-parser-dev libwslay-dev
     clang libclang-rt-14-dev
     python3 python3-paho-mqtt python3-pytest
-    mosquitto-clients curl
+    mosquitto-clients curl openssl
 )
 
 missing=()
