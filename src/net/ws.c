@@ -69,6 +69,9 @@ struct ws_session {
     /* Backpressure: client bytes not handed to wslay yet, and payload app_in had no room for. */
     struct lmq_buf backlog;
     struct lmq_buf held;
+    /* The last parse stopped because app_in was full, not for want of input: what wslay holds
+     * (wire_given - wire_parsed) is part of the backlog. */
+    bool stalled;
     bool close_sent;
     bool close_received;
     bool failed;
@@ -355,6 +358,8 @@ static ssize_t ws_recv_cb(uint8_t *buf, size_t len, int flags, void *user_data)
     struct ws_session *w = user_data;
     LMQ_UNUSED(flags);
     LMQ_ASSERT(w != NULL && buf != NULL && w->src_off <= w->src_len);
+    /* The backlog bound counts on wslay holding no more than this. */
+    LMQ_ASSERT(len <= WS_PARSER_BUFFER_BYTES);
     size_t n = LMQ_MIN(len, w->src_len - w->src_off);
     if (n == 0)
         return WSLAY_ERR_WOULDBLOCK;
@@ -521,8 +526,13 @@ static int ws_parse(struct ws_session *w, struct lmq_buf *app_in, size_t app_max
         (w->wire_given - w->wire_parsed) + (w->src_len - w->src_off) + WS_FEED_STEPS_SLACK;
     for (uint64_t step = 0;; step++) {
         LMQ_ASSERT(step <= steps_max);
-        if (w->failed || w->close_received || w->held.len > 0 || app_in->len >= app_max)
+        w->stalled = false;
+        if (w->failed || w->close_received)
             return LMQ_OK;
+        if (w->held.len > 0 || app_in->len >= app_max) {
+            w->stalled = true;
+            return LMQ_OK;
+        }
         struct wslay_frame_iocb f;
         memset(&f, 0, sizeof(f));
         ssize_t r = wslay_frame_recv(w->frame, &f);
@@ -542,7 +552,8 @@ int ws_session_new(size_t max_message_bytes, struct ws_session **out)
 {
     LMQ_ASSERT(out != NULL);
     *out = NULL;
-    if (max_message_bytes == 0 || max_message_bytes > SIZE_MAX - WS_FRAME_HEADER_MAX_BYTES)
+    if (max_message_bytes == 0 ||
+        max_message_bytes > SIZE_MAX - WS_FRAME_HEADER_MAX_BYTES - WS_PARSER_BUFFER_BYTES)
         return LMQ_EINVAL;
     struct ws_session *w = calloc(1, sizeof(*w));
     if (w == NULL)
@@ -551,6 +562,12 @@ int ws_session_new(size_t max_message_bytes, struct ws_session **out)
     *out = w;
     LMQ_ASSERT(w->frame == NULL && w->backlog.cap == 0);
     return LMQ_OK;
+}
+
+/* The bound of the session's own backlog buffers (backlog + held). */
+static size_t ws_own_max(const struct ws_session *w)
+{
+    return w->max_message_bytes + WS_FRAME_HEADER_MAX_BYTES;
 }
 
 /* Moves what fits of held into app_in. */
@@ -578,8 +595,7 @@ static int ws_settle(struct ws_session *w, bool from_backlog)
         lmq_buf_consume(&w->backlog, w->src_off);
     } else if (rest > 0 && !w->failed && !w->close_received) {
         /* held never exceeds one chunk of one message, so it is below the bound. */
-        rc = lmq_buf_append(&w->backlog, w->src + w->src_off, rest,
-                            ws_session_backlog_max_bytes(w) - w->held.len);
+        rc = lmq_buf_append(&w->backlog, w->src + w->src_off, rest, ws_own_max(w) - w->held.len);
     }
     bool ended = w->failed || w->close_received;
     if (ended || w->backlog.len == 0)
@@ -609,8 +625,8 @@ int ws_session_feed(struct ws_session *w, const uint8_t *in, size_t len, struct 
     if (from_backlog) {
         /* The caller went on reading while backlogged: no room was promised for this. */
         int rc = LMQ_ELIMIT;
-        if (len <= ws_session_backlog_max_bytes(w) - ws_session_backlog_bytes(w))
-            rc = lmq_buf_append(&w->backlog, in, len, ws_session_backlog_max_bytes(w));
+        if (len <= ws_own_max(w) - w->held.len - w->backlog.len)
+            rc = lmq_buf_append(&w->backlog, in, len, ws_own_max(w) - w->held.len);
         if (rc != LMQ_OK) {
             w->failed = true;
             return rc;
@@ -661,14 +677,16 @@ bool ws_session_close_received(const struct ws_session *w)
 
 size_t ws_session_backlog_bytes(const struct ws_session *w)
 {
-    LMQ_ASSERT(w != NULL);
-    return w->backlog.len + w->held.len;
+    LMQ_ASSERT(w != NULL && w->wire_given >= w->wire_parsed);
+    size_t in_parser = w->stalled ? (size_t)(w->wire_given - w->wire_parsed) : 0;
+    LMQ_ASSERT(in_parser <= WS_PARSER_BUFFER_BYTES);
+    return w->backlog.len + w->held.len + in_parser;
 }
 
 size_t ws_session_backlog_max_bytes(const struct ws_session *w)
 {
     LMQ_ASSERT(w != NULL);
-    return w->max_message_bytes + WS_FRAME_HEADER_MAX_BYTES;
+    return ws_own_max(w) + WS_PARSER_BUFFER_BYTES;
 }
 
 void ws_session_free(struct ws_session *w)

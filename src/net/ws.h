@@ -7,8 +7,9 @@
  *   - a client message (all its fragments) over max_message_bytes -> close 1009, LMQ_EPROTO;
  *   - app_in is never grown past the caller's app_max: the bytes that do not fit stay in the
  *     session (the backlog) and are delivered by later calls, a call with len 0 included;
- *   - the backlog never exceeds ws_session_backlog_max_bytes() (max_message_bytes plus one frame
- *     header): a feed that would push it past returns LMQ_ELIMIT and queues nothing. The caller
+ *   - the backlog never exceeds ws_session_backlog_max_bytes(): the session's own buffers hold at
+ *     most max_message_bytes plus one frame header (a feed that would push them past returns
+ *     LMQ_ELIMIT), and wslay's input buffer (WS_PARSER_BUFFER_BYTES) holds the rest. The caller
  *     stops reading the socket while ws_session_backlog_bytes() > 0;
  *   - wire_out is never grown past the caller's wire_max: a reply that does not fit -> LMQ_ELIMIT;
  *   - idle memory: a session between frames holds no buffer at all (wslay's 4 KiB frame context,
@@ -30,6 +31,8 @@
 #define WS_UPGRADE_RESPONSE_MAX_BYTES 256u
 /* Largest header of a frame: 2 + 8 bytes of extended length + 4 bytes of mask key. */
 #define WS_FRAME_HEADER_MAX_BYTES 14u
+/* wslay's frame parser reads into a buffer of this size (wslay_frame_context's ibuf). */
+#define WS_PARSER_BUFFER_BYTES 4096u
 /* Largest payload of a ping, pong or close frame (RFC 6455 §5.5). */
 #define WS_CONTROL_PAYLOAD_MAX_BYTES 125u
 
@@ -99,10 +102,12 @@ int ws_session_close(struct ws_session *w, uint16_t code, struct lmq_buf *wire_o
 /* True once the peer sent a valid close (its reply is queued): stop after flushing wire_out. */
 bool ws_session_close_received(const struct ws_session *w);
 
-/* Client bytes taken by ws_session_feed and not yet delivered (stop reading while > 0). */
+/* Client bytes taken by ws_session_feed and held back because app_in was full: while > 0, stop
+ * reading the socket and call ws_session_feed with len 0 once app_in has room. */
 size_t ws_session_backlog_bytes(const struct ws_session *w);
 
-/* The most bytes the backlog may hold: max_message_bytes + WS_FRAME_HEADER_MAX_BYTES. */
+/* The most the backlog may hold: max_message_bytes + WS_FRAME_HEADER_MAX_BYTES +
+ * WS_PARSER_BUFFER_BYTES. */
 size_t ws_session_backlog_max_bytes(const struct ws_session *w);
 
 /* Frees the session and everything it holds; NULL is allowed. */

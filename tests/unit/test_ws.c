@@ -759,16 +759,17 @@ static void test_app_max_backpressure(void **state)
     assert_int_equal(s.app.len, APP_SMALL);
     assert_true(ws_session_backlog_bytes(s.w) > 0);
     assert_int_equal(s.wire.len, 0); /* the ping sits behind the data */
-    size_t rounds = 0;
-    while (s.app.len > 0) {
-        assert_true(rounds++ < MSG);
-        assert_true(got_len + s.app.len <= MSG);
+    /* As the connection does: take app_in, and feed nothing more while backlogged. */
+    for (size_t rounds = 0;; rounds++) {
+        assert_true(rounds < MSG);
+        assert_true(s.app.len <= APP_SMALL && got_len + s.app.len <= MSG);
         memcpy(got + got_len, s.app.data, s.app.len);
         got_len += s.app.len;
         s.app.len = 0;
+        if (ws_session_backlog_bytes(s.w) == 0)
+            break;
         assert_int_equal(ws_session_feed(s.w, NULL, 0, &s.app, APP_SMALL, &s.wire, WIRE_MAX_BYTES),
                          0);
-        assert_true(s.app.len <= APP_SMALL);
     }
     assert_int_equal(got_len, MSG);
     assert_memory_equal(got, msg, MSG);
@@ -779,6 +780,33 @@ static void test_app_max_backpressure(void **state)
     assert_int_equal(pos, s.wire.len);
     free(got);
     free(msg);
+    free(c.data);
+    sess_close(&s);
+}
+
+/* Frames already inside wslay's buffer when app_in fills count as backlog: otherwise the caller
+ * would wait for socket input that may never come while a complete packet sits undelivered. */
+static void test_frames_in_parser_count_as_backlog(void **state)
+{
+    (void)state;
+    struct client c;
+    client_init(&c);
+    client_frame(&c, true, 0x2, "\xc0\x00", 2);
+    client_frame(&c, true, 0x2, "\xd0\x00", 2);
+    struct sess s;
+    sess_open(&s, MAX_MSG_BYTES);
+    assert_int_equal(ws_session_feed(s.w, c.data, c.len, &s.app, 2, &s.wire, WIRE_MAX_BYTES), 0);
+    assert_int_equal(s.app.len, 2);
+    assert_memory_equal(s.app.data, "\xc0\x00", 2);
+    assert_int_equal(ws_session_backlog_bytes(s.w), 8); /* the second frame, in wslay */
+    s.app.len = 0;
+    assert_int_equal(ws_session_feed(s.w, NULL, 0, &s.app, 2, &s.wire, WIRE_MAX_BYTES), 0);
+    assert_int_equal(s.app.len, 2);
+    assert_memory_equal(s.app.data, "\xd0\x00", 2);
+    s.app.len = 0;
+    assert_int_equal(ws_session_feed(s.w, NULL, 0, &s.app, 2, &s.wire, WIRE_MAX_BYTES), 0);
+    assert_int_equal(ws_session_backlog_bytes(s.w), 0);
+    assert_int_equal(s.app.len, 0);
     free(c.data);
     sess_close(&s);
 }
@@ -794,7 +822,8 @@ static void test_backlog_bound_is_enforced(void **state)
         client_frame(&c, true, 0x2, msg, MAX_MSG);
     struct sess s;
     sess_open(&s, MAX_MSG);
-    assert_int_equal(ws_session_backlog_max_bytes(s.w), MAX_MSG + WS_FRAME_HEADER_MAX_BYTES);
+    assert_int_equal(ws_session_backlog_max_bytes(s.w),
+                     MAX_MSG + WS_FRAME_HEADER_MAX_BYTES + WS_PARSER_BUFFER_BYTES);
     /* app_in already full: everything would have to wait, more than the bound. */
     assert_int_equal(lmq_buf_append(&s.app, "x", 1, 1), 0);
     assert_int_equal(ws_session_feed(s.w, c.data, c.len, &s.app, 1, &s.wire, WIRE_MAX_BYTES),
@@ -893,6 +922,7 @@ int main(void)
         cmocka_unit_test(test_write_respects_wire_max_and_close),
         cmocka_unit_test(test_pong_over_wire_max_is_elimit),
         cmocka_unit_test(test_app_max_backpressure),
+        cmocka_unit_test(test_frames_in_parser_count_as_backlog),
         cmocka_unit_test(test_backlog_bound_is_enforced),
 #if WS_TEST_MALLINFO
         cmocka_unit_test(test_idle_session_holds_no_buffers),
