@@ -5,6 +5,7 @@
 #include "broker/broker_internal.h"
 
 #include "net/http.h"
+#include "net/tls.h"
 
 #include <signal.h>
 #include <string.h>
@@ -339,6 +340,10 @@ void broker_on_conn_freed(struct broker *b)
         http_server_close(b->http);
         b->http = NULL;
     }
+    if (b->https != NULL) {
+        http_server_close(b->https);
+        b->https = NULL;
+    }
     broker_turn_end(b);
     broker_close_handle((uv_handle_t *)&b->flush_prepare);
     broker_close_handle((uv_handle_t *)&b->flush_check);
@@ -361,6 +366,8 @@ static void broker_stop(struct broker *b, const char *why)
         broker_close_handle((uv_handle_t *)&b->listeners[i]);
     if (b->http != NULL)
         http_server_stop_accepting(b->http); /* /healthz says "draining" until the end */
+    if (b->https != NULL)
+        http_server_stop_accepting(b->https);
     /* Tell every client why, then close; output is flushed by the close path. */
     struct list_node *n = b->conns.next;
     size_t guard = b->conn_count + 1;
@@ -378,12 +385,27 @@ static void broker_stop(struct broker *b, const char *why)
     broker_on_conn_freed(b);
 }
 
+/* SIGHUP: new TLS sessions use the certificate files as they are now (renewed certificates
+ * need no restart); open sessions keep theirs. A failure keeps the old ones. */
+static void broker_reload_tls(struct broker *b)
+{
+    if (b->tls == NULL)
+        return;
+    char err[512];
+    if (tls_server_reload(b->tls, err, sizeof(err)) != LMQ_OK) {
+        lmq_log_msg(LMQ_LOG_ERROR, "tls_reload_failed", err);
+        return;
+    }
+    lmq_log_msg(LMQ_LOG_INFO, "tls_reloaded", b->cfg.tls.cert_file);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     struct broker *b = s->data;
     if (signum == SIGHUP) {
         if (b->cfg.config_path[0] == '\0') {
             lmq_log_msg(LMQ_LOG_INFO, "reload", "no config file to re-read");
+            broker_reload_tls(b);
             return;
         }
         struct lmq_config fresh;
@@ -395,6 +417,7 @@ static void on_signal(uv_signal_t *s, int signum)
         }
         lmq_log_set_level(fresh.log_level);
         b->cfg.log_level = fresh.log_level;
+        broker_reload_tls(b);
         struct lmq_log_line line;
         if (lmq_log_begin(&line, LMQ_LOG_INFO, "reload")) {
             lmq_log_str(&line, "log_level", lmq_log_level_name(fresh.log_level));
@@ -405,12 +428,15 @@ static void on_signal(uv_signal_t *s, int signum)
     broker_stop(b, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
-static int broker_listen(struct broker *b, char *ready_json, size_t cap)
+/* Listens on every address of list (appending to b->listeners); writes ["HOST:PORT",...]. */
+static int broker_listen(struct broker *b, const struct lmq_listen_addr *list, size_t count,
+                         char *ready_json, size_t cap)
 {
+    LMQ_ASSERT(b->listener_count + count <= LMQ_ARRAY_LEN(b->listeners));
     size_t used = 0;
     used += (size_t)snprintf(ready_json, cap, "[");
-    for (size_t i = 0; i < b->cfg.mqtt_count; i++) {
-        const struct lmq_listen_addr *a = &b->cfg.mqtt[i];
+    for (size_t i = 0; i < count; i++) {
+        const struct lmq_listen_addr *a = &list[i];
         struct sockaddr_storage ss;
         if (uv_ip4_addr(a->host, a->port, (struct sockaddr_in *)&ss) != 0 &&
             uv_ip6_addr(a->host, a->port, (struct sockaddr_in6 *)&ss) != 0) {
@@ -456,11 +482,13 @@ static int broker_listen(struct broker *b, char *ready_json, size_t cap)
     return LMQ_OK;
 }
 
-/* Starts the HTTP listener when configured; writes ["HOST:PORT"] into json. */
-static int broker_start_http(struct broker *b, char *json, size_t cap)
+/* Starts the HTTP (or HTTPS) listener when configured; writes ["HOST:PORT"] into json. */
+static int broker_start_http(struct broker *b, bool tls, char *json, size_t cap)
 {
-    if (!b->cfg.http_enabled)
+    if (!(tls ? b->cfg.https_enabled : b->cfg.http_enabled))
         return LMQ_OK;
+    const struct lmq_listen_addr *addr = tls ? &b->cfg.https : &b->cfg.http;
+    struct http_server **server = tls ? &b->https : &b->http;
     const struct lmq_limits *l = &b->cfg.limits;
     struct http_limits limits = {.max_header_bytes = l->http_max_header_bytes,
                                  .max_body_bytes = l->http_max_body_bytes,
@@ -468,11 +496,14 @@ static int broker_start_http(struct broker *b, char *json, size_t cap)
                                  .request_timeout_ms = l->http_request_timeout_ms,
                                  .max_connections = l->http_max_connections};
     char bound[80], err[256];
-    if (http_server_start(&b->loop, b->cfg.http.host, b->cfg.http.port, &limits, broker_http_route,
-                          b, &b->http, bound, sizeof(bound), err, sizeof(err)) != LMQ_OK) {
-        fprintf(stderr, "ledgermq: cannot listen for HTTP: %s\n", err);
+    if (http_server_start(&b->loop, addr->host, addr->port, &limits, broker_http_route, b, server,
+                          bound, sizeof(bound), err, sizeof(err)) != LMQ_OK) {
+        fprintf(stderr, "ledgermq: cannot listen for HTTP%s: %s\n", tls ? "S" : "", err);
         return LMQ_EIO;
     }
+    http_server_set_upgrade(*server, broker_http_upgrade, b);
+    if (tls)
+        http_server_set_tls(*server, b->tls);
     int n = snprintf(json, cap, "[\"%s\"]", bound);
     return n > 0 && (size_t)n < cap ? LMQ_OK : LMQ_ETOOBIG;
 }
@@ -516,12 +547,27 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
         uv_signal_start(sigs[i], on_signal, nums[i]);
     }
     broker_check_disk(b);
+    if (cfg->mqtts_count > 0 || cfg->https_enabled) {
+        const struct lmq_tls_config *t = &cfg->tls;
+        struct tls_config tc = {.cert_file = t->cert_file,
+                                .key_file = t->key_file,
+                                .client_ca_file =
+                                    t->client_ca_file[0] != '\0' ? t->client_ca_file : NULL,
+                                .client_cert_required = t->client_cert == LMQ_CLIENT_CERT_REQUIRED};
+        char tls_err[512];
+        if (tls_server_new(&tc, &b->tls, tls_err, sizeof(tls_err)) != LMQ_OK) {
+            fprintf(stderr, "ledgermq: TLS: %s\n", tls_err);
+            return LMQ_EINVAL;
+        }
+    }
     /* Last: every handle above exists, so teardown can close them whatever happens here. */
     char path[LMQ_PATH_MAX_BYTES + 32];
     char err[256];
     int n = snprintf(path, sizeof(path), "%s/ledgermq.db", cfg->data_dir);
-    if (n < 0 || (size_t)n >= sizeof(path))
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        fprintf(stderr, "ledgermq: data directory path too long\n");
         return LMQ_EINVAL;
+    }
     struct store_options opts = {
         .path = path, .sync = cfg->sync == LMQ_SYNC_OFF ? STORE_SYNC_OFF : STORE_SYNC_FULL};
     if (store_open(&b->loop, &opts, &b->store, err, sizeof(err)) != LMQ_OK) {
@@ -543,6 +589,10 @@ static void broker_teardown(struct broker *b)
     if (b->http != NULL) { /* an error path after the HTTP listener started */
         http_server_close(b->http);
         b->http = NULL;
+    }
+    if (b->https != NULL) {
+        http_server_close(b->https);
+        b->https = NULL;
     }
     /* Sessions first (they own timers and deliveries), then everything else. */
     if (b->sessions != NULL)
@@ -572,6 +622,9 @@ static void broker_teardown(struct broker *b)
     lmq_map_destroy(b->msgs_by_id);
     conn_address_sweep(b, true);
     lmq_map_destroy(b->addresses);
+    if (b->tls != NULL)
+        tls_server_free(b->tls); /* sessions still open hold their own reference */
+    lmq_buf_release(&b->transport_scratch);
 }
 
 int broker_run(const struct lmq_config *cfg)
@@ -585,8 +638,8 @@ int broker_run(const struct lmq_config *cfg)
     int code = 0;
     int rc = broker_init(b, cfg);
     if (rc != LMQ_OK) {
-        if (rc != LMQ_EIO)
-            fprintf(stderr, "ledgermq: cannot initialise the broker\n");
+        if (rc == LMQ_ENOMEM) /* the other failures have said what failed */
+            fprintf(stderr, "ledgermq: cannot initialise the broker: out of memory\n");
         code = rc == LMQ_EIO ? 2 : 1;
         goto out;
     }
@@ -595,21 +648,34 @@ int broker_run(const struct lmq_config *cfg)
         code = 2;
         goto out;
     }
-    char listeners[LMQ_LISTENERS_MAX * 80];
-    if (broker_listen(b, listeners, sizeof(listeners)) != LMQ_OK) {
+    char listeners[LMQ_LISTENERS_MAX * 80], tls_listeners[LMQ_LISTENERS_MAX * 80];
+    if (broker_listen(b, cfg->mqtt, cfg->mqtt_count, listeners, sizeof(listeners)) != LMQ_OK) {
         code = 1;
         goto out;
     }
-    char http_json[96] = "";
-    if (broker_start_http(b, http_json, sizeof(http_json)) != LMQ_OK) {
+    if (cfg->mqtts_count > 0) {
+        b->first_tls_listener = &b->listeners[b->listener_count];
+        if (broker_listen(b, cfg->mqtts, cfg->mqtts_count, tls_listeners, sizeof(tls_listeners)) !=
+            LMQ_OK) {
+            code = 1;
+            goto out;
+        }
+    }
+    char http_json[96] = "", https_json[96] = "";
+    if (broker_start_http(b, false, http_json, sizeof(http_json)) != LMQ_OK ||
+        broker_start_http(b, true, https_json, sizeof(https_json)) != LMQ_OK) {
         code = 1;
         goto out;
     }
     struct lmq_log_line line;
     if (lmq_log_begin(&line, LMQ_LOG_INFO, "ready")) {
         lmq_log_raw(&line, "mqtt", listeners);
+        if (cfg->mqtts_count > 0)
+            lmq_log_raw(&line, "mqtts", tls_listeners);
         if (b->http != NULL)
             lmq_log_raw(&line, "http", http_json);
+        if (b->https != NULL)
+            lmq_log_raw(&line, "https", https_json);
         lmq_log_str(&line, "data", cfg->data_dir);
         lmq_log_str(&line, "store", "sqlite");
         lmq_log_str(&line, "sync", cfg->sync == LMQ_SYNC_OFF ? "off" : "always");

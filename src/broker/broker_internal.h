@@ -23,6 +23,7 @@
 #include "core/lmq.h"
 #include "core/log.h"
 #include "core/map.h"
+#include "net/transport.h"
 #include "mqtt/mqtt_codec.h"
 #include "mqtt/sub_tree.h"
 #include "store/store.h"
@@ -161,6 +162,15 @@ enum conn_state {
     CONN_CLOSING, /* flushing a final packet; input ignored */
 };
 
+/* How a connection reaches us; the metrics count connected clients by it. */
+enum conn_transport_kind {
+    CONN_TRANSPORT_TCP = 0,
+    CONN_TRANSPORT_TLS,
+    CONN_TRANSPORT_WS,
+    CONN_TRANSPORT_WSS,
+    CONN_TRANSPORT_KIND_COUNT,
+};
+
 struct conn {
     struct broker *broker;
     uv_tcp_t tcp;
@@ -195,8 +205,14 @@ struct conn {
     bool counted;                 /* counted in broker->connected_count */
     bool takeover;                /* closed because another connection took the session */
     struct conn_address *address; /* counted against its source address; NULL if not */
-    uint8_t refusal_code;         /* non-zero: CONNECT gets this reason code (per-address limit) */
-    const char *refusal_why;      /* static text for the log */
+    enum conn_transport_kind kind;
+    /* TLS and/or WebSocket between the socket and MQTT; unused (no copies) for plain TCP. */
+    struct net_transport transport;
+    struct lmq_buf raw;      /* socket bytes not yet decoded (TLS/WebSocket only) */
+    struct lmq_buf wire;     /* encoded bytes for the socket, waiting for the write in flight */
+    char tls_cn[65];         /* verified client certificate CN, "" without one */
+    uint8_t refusal_code;    /* non-zero: CONNECT gets this reason code (per-address limit) */
+    const char *refusal_why; /* static text for the log */
 };
 
 /* An acknowledgement waiting for the store commit that holds its data. */
@@ -223,6 +239,8 @@ struct commit_batch {
 struct broker_stats {
     uint64_t connections_accepted;
     uint64_t connections_refused_address; /* per-address count or rate limit */
+    uint64_t tls_handshake_failures;      /* MQTT and HTTP listeners */
+    uint64_t ws_protocol_errors;          /* WebSocket framing violations */
     uint64_t messages_in;
     uint64_t messages_out;
     uint64_t messages_in_qos[3];
@@ -239,7 +257,7 @@ struct broker {
     uv_loop_t loop;
     struct lmq_config cfg;
     struct store *store;
-    uv_tcp_t listeners[LMQ_LISTENERS_MAX];
+    uv_tcp_t listeners[2 * LMQ_LISTENERS_MAX]; /* cfg.mqtt, then cfg.mqtts */
     size_t listener_count;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_prepare_t flush_prepare;
@@ -250,6 +268,7 @@ struct broker {
     size_t session_count;
     struct sub_tree *subs;
     struct http_server *http;        /* /healthz, /metrics, /version; NULL when not configured */
+    struct http_server *https;       /* the same over TLS; NULL when not configured */
     struct lmq_map *retained;        /* topic -> struct msg */
     struct lmq_map *msgs_by_id;      /* id -> struct msg, for messages paged in from the store */
     struct lmq_map *addresses;       /* raw source IP -> struct conn_address */
@@ -267,6 +286,10 @@ struct broker {
     struct list_node commit_waiters; /* sessions whose queue head awaits a commit */
     uint32_t conn_count;             /* sockets open */
     uint32_t connected_count;        /* past CONNECT */
+    uint32_t connected_by_kind[CONN_TRANSPORT_KIND_COUNT];
+    uv_tcp_t *first_tls_listener;     /* listeners[] from here on are MQTT over TLS */
+    struct tls_server *tls;           /* certificates for mqtts/https; NULL when neither is used */
+    struct lmq_buf transport_scratch; /* lent to net_transport calls (single-threaded) */
     uint64_t next_conn_id;
     uint64_t next_msg_id;
     uint64_t route_gen;
@@ -320,6 +343,13 @@ static inline void broker_count_out(struct broker *b, uint8_t qos)
 
 /* conn.c */
 void conn_on_accept(uv_stream_t *server, int status);
+/*
+ * Takes over a socket upgraded to MQTT over WebSocket by the HTTP server: fd (owned from now
+ * on), the TLS session that carried the upgrade (owned; NULL for ws://) and the bytes that
+ * followed the upgrade request. Returns 0, or an error after closing fd and freeing tls.
+ */
+int conn_adopt_websocket(struct broker *b, int fd, struct tls_session *tls, const uint8_t *early,
+                         size_t early_len);
 /* Logs event with the connection's id, remote address, client id and an optional detail. */
 void conn_log(struct conn *c, enum lmq_log_level level, const char *event, const char *detail);
 /* Encodes pkt into c's output; returns 0, or an error after which c is being closed. */
@@ -375,6 +405,16 @@ struct http_response;
 struct http_buf;
 int broker_http_route(void *ctx, const struct http_request *req, struct http_response *resp,
                       struct http_buf *out);
+
+/* websocket.c */
+/* GET /mqtt: accepts a WebSocket upgrade with the mqtt subprotocol (101), or refuses it. */
+int broker_ws_route(struct broker *b, const struct http_request *req, struct http_response *resp,
+                    struct http_buf *out);
+/* The HTTP server's upgrade callback: the socket becomes an MQTT-over-WebSocket connection. */
+void broker_http_upgrade(void *ctx, int fd, struct tls_session *tls, const uint8_t *early,
+                         size_t early_len);
+/* TLS handshake failures counted by the HTTP and HTTPS servers. */
+uint64_t broker_http_tls_failures(const struct broker *b);
 
 /* route.c */
 struct msg *msg_create(struct broker *b, const struct mqtt_publish *pub);

@@ -5,6 +5,10 @@
 #include "broker/broker_internal.h"
 
 #include <string.h>
+#include <unistd.h>
+
+#include "net/tls.h"
+#include "net/ws.h"
 
 /* Smallest read window handed to libuv. */
 #define CONN_READ_CHUNK_BYTES 16384
@@ -15,9 +19,37 @@
 /* Blocked connections retried per tick. */
 #define CONN_BLOCKED_RETRY_MAX 1024
 
+/* Encoded output a TLS/WebSocket connection may hold beyond max_output_bytes (record and
+ * frame overhead of one flush). */
+#define CONN_WIRE_SLACK_BYTES (64u * 1024u)
+
 static void conn_read_stop(struct conn *c);
+static void conn_read_start(struct conn *c);
 static void conn_on_timer(uv_timer_t *t);
 static void conn_process_input(struct conn *c);
+
+/* True when TLS or WebSocket sits between the socket and MQTT. */
+static bool conn_filtered(const struct conn *c)
+{
+    return c->kind != CONN_TRANSPORT_TCP;
+}
+
+static size_t conn_input_max(const struct conn *c)
+{
+    return (size_t)c->broker->cfg.limits.max_packet_size_bytes + 5 + CONN_READ_CHUNK_BYTES;
+}
+
+static size_t conn_wire_max(const struct conn *c)
+{
+    const struct lmq_limits *l = &c->broker->cfg.limits;
+    return l->max_output_bytes + l->max_packet_size_bytes + CONN_WIRE_SLACK_BYTES;
+}
+
+static void conn_mark_dirty(struct conn *c)
+{
+    if (!list_linked(&c->dirty))
+        list_push_back(&c->broker->dirty, &c->dirty);
+}
 
 void conn_log(struct conn *c, enum lmq_log_level level, const char *event, const char *detail)
 {
@@ -46,6 +78,9 @@ static void conn_free(struct conn *c)
     free(c->in.data);
     free(c->out.data);
     free(c->writing.data);
+    lmq_buf_release(&c->raw);
+    lmq_buf_release(&c->wire);
+    net_transport_release(&c->transport);
     if (c->aliases != NULL) {
         for (size_t i = 0; i <= c->topic_alias_max; i++)
             free((void *)c->aliases[i].data);
@@ -72,7 +107,7 @@ static void conn_on_handle_closed(uv_handle_t *h)
 
 size_t conn_output_pending(const struct conn *c)
 {
-    return c->out.len + c->writing.len;
+    return c->out.len + c->writing.len + c->wire.len;
 }
 
 void conn_close(struct conn *c)
@@ -82,8 +117,9 @@ void conn_close(struct conn *c)
         return;
     c->state = CONN_CLOSING;
     if (c->counted) {
-        LMQ_ASSERT(b->connected_count > 0);
+        LMQ_ASSERT(b->connected_count > 0 && b->connected_by_kind[c->kind] > 0);
         b->connected_count--;
+        b->connected_by_kind[c->kind]--;
         c->counted = false;
     }
     if (list_linked(&c->dirty))
@@ -136,8 +172,7 @@ int conn_send_sized(struct conn *c, const struct mqtt_packet *pkt, size_t size)
     LMQ_ASSERT(rc == LMQ_OK && written == size);
     c->out.len += written;
     c->broker->stats.bytes_out += written;
-    if (!list_linked(&c->dirty))
-        list_push_back(&c->broker->dirty, &c->dirty);
+    conn_mark_dirty(c);
     return LMQ_OK;
 }
 
@@ -154,7 +189,7 @@ static void conn_on_write(uv_write_t *req, int status)
         conn_unref(c);
         return;
     }
-    if (c->out.len > 0)
+    if (c->out.len > 0 || c->wire.len > 0)
         conn_flush(c);
     else if (c->state == CONN_CLOSING)
         conn_close(c);
@@ -163,14 +198,40 @@ static void conn_on_write(uv_write_t *req, int status)
     conn_unref(c);
 }
 
+/* TLS/WebSocket: encodes the MQTT output into wire bytes. False when it had to close. */
+static bool conn_encode_output(struct conn *c)
+{
+    LMQ_ASSERT(conn_filtered(c));
+    if (c->out.len == 0)
+        return true;
+    int rc = net_transport_encode(&c->transport, c->out.data, c->out.len, &c->wire,
+                                  conn_wire_max(c), &c->broker->transport_scratch);
+    if (rc != LMQ_OK) {
+        conn_log(c, LMQ_LOG_WARN, "output_overflow", "closing");
+        conn_close(c);
+        return false;
+    }
+    lmq_buf_release(&c->out); /* encoded: an idle connection keeps no plain copy */
+    return true;
+}
+
 static void conn_flush(struct conn *c)
 {
-    if (c->write_active || c->out.len == 0 || uv_is_closing((uv_handle_t *)&c->tcp))
+    if (uv_is_closing((uv_handle_t *)&c->tcp))
         return;
+    struct lmq_buf *pending = &c->out;
+    if (conn_filtered(c)) {
+        if (!conn_encode_output(c))
+            return;
+        pending = &c->wire;
+    }
+    if (c->write_active || pending->len == 0)
+        return;
+    LMQ_ASSERT(c->writing.len == 0);
     struct lmq_buf tmp = c->writing;
-    c->writing = c->out;
-    c->out = tmp;
-    c->out.len = 0;
+    c->writing = *pending;
+    *pending = tmp;
+    pending->len = 0;
     uv_buf_t buf = uv_buf_init((char *)c->writing.data, (unsigned int)c->writing.len);
     c->write_req.data = c;
     conn_ref(c);
@@ -216,6 +277,16 @@ void conn_disconnect(struct conn *c, uint8_t reason_code)
         pkt.u.disconnect.reason_code = reason_code;
         (void)conn_send(c, &pkt);
     }
+    if (conn_filtered(c)) {
+        /* After the DISCONNECT: a WebSocket close frame, then TLS close_notify. */
+        if (!conn_encode_output(c))
+            return;
+        uint16_t ws_code =
+            reason_code == MQTT_RC_SERVER_SHUTTING_DOWN ? WS_CLOSE_GOING_AWAY : WS_CLOSE_NORMAL;
+        net_transport_finish(&c->transport, ws_code, &c->wire, conn_wire_max(c),
+                             &c->broker->transport_scratch);
+        conn_mark_dirty(c);
+    }
     if (conn_output_pending(c) == 0)
         conn_close(c);
     /* else conn_on_write closes once the output is flushed */
@@ -225,12 +296,98 @@ static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 {
     struct conn *c = h->data;
     LMQ_UNUSED(suggested);
-    size_t max_in = (size_t)c->broker->cfg.limits.max_packet_size_bytes + 5 + CONN_READ_CHUNK_BYTES;
-    if (lmq_buf_reserve(&c->in, CONN_READ_CHUNK_BYTES, max_in) != LMQ_OK) {
+    if (conn_filtered(c)) {
+        /* Socket bytes land in raw and are decoded into in right away. */
+        LMQ_ASSERT(c->raw.len == 0);
+        if (lmq_buf_reserve(&c->raw, CONN_READ_CHUNK_BYTES, CONN_READ_CHUNK_BYTES) != LMQ_OK) {
+            *out = uv_buf_init(NULL, 0);
+            return;
+        }
+        *out = uv_buf_init((char *)c->raw.data, (unsigned int)c->raw.cap);
+        return;
+    }
+    if (lmq_buf_reserve(&c->in, CONN_READ_CHUNK_BYTES, conn_input_max(c)) != LMQ_OK) {
         *out = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS; we close */
         return;
     }
     *out = uv_buf_init((char *)c->in.data + c->in.len, (unsigned int)(c->in.cap - c->in.len));
+}
+
+/* The peer is done (WebSocket close, TLS close_notify) or broke the transport: send what is
+ * queued (a close reply, an alert), then close. The will is published: no DISCONNECT came. */
+static void conn_close_after_output(struct conn *c)
+{
+    conn_read_stop(c);
+    c->state = CONN_CLOSING;
+    if (c->session != NULL)
+        session_detach(c);
+    if (conn_output_pending(c) == 0)
+        conn_close(c);
+    else
+        conn_mark_dirty(c);
+}
+
+static void conn_transport_failed(struct conn *c, int rc)
+{
+    struct broker *b = c->broker;
+    const char *event = "transport_error";
+    const char *detail = rc == LMQ_ELIMIT ? "input limit" : "protocol violation";
+    if (c->transport.tls != NULL && !tls_session_established(c->transport.tls)) {
+        b->stats.tls_handshake_failures++;
+        event = "tls_handshake_failed";
+        detail = tls_session_error(c->transport.tls);
+    } else if (c->transport.tls != NULL && tls_session_error(c->transport.tls)[0] != '\0') {
+        event = "tls_error";
+        detail = tls_session_error(c->transport.tls);
+    } else if (c->transport.ws != NULL) {
+        b->stats.ws_protocol_errors++;
+        event = "ws_protocol_error";
+    }
+    conn_log(c, LMQ_LOG_INFO, event, detail);
+    conn_close_after_output(c);
+}
+
+static void conn_on_tls_established(struct conn *c)
+{
+    const char *cn = tls_session_peer_cn(c->transport.tls);
+    if (cn != NULL)
+        snprintf(c->tls_cn, sizeof(c->tls_cn), "%s", cn);
+    conn_log(c, LMQ_LOG_DEBUG, "tls_established", tls_session_version(c->transport.tls));
+}
+
+/*
+ * TLS/WebSocket: decodes the socket bytes in raw (none when resuming input the transport held
+ * back) into in, then handles the packets. Bytes still held inside (in was full) are resumed
+ * on a later turn through the yielded list.
+ */
+static void conn_transport_input(struct conn *c)
+{
+    struct broker *b = c->broker;
+    struct net_transport_events ev;
+    int rc = net_transport_decode(&c->transport, c->raw.data, c->raw.len, &c->in, conn_input_max(c),
+                                  &c->wire, conn_wire_max(c), &b->transport_scratch, &ev);
+    lmq_buf_release(&c->raw); /* an idle connection holds no read buffer */
+    if (c->wire.len > 0)
+        conn_mark_dirty(c);
+    if (ev.established_now)
+        conn_on_tls_established(c);
+    if (rc != LMQ_OK) {
+        conn_transport_failed(c, rc);
+        return;
+    }
+    conn_process_input(c);
+    if (c->state == CONN_CLOSING || uv_is_closing((uv_handle_t *)&c->tcp))
+        return;
+    if (ev.peer_closed) {
+        conn_log(c, LMQ_LOG_DEBUG, "transport_closed_by_peer", NULL);
+        conn_close_after_output(c);
+        return;
+    }
+    if (!c->blocked && net_transport_holds_input(&c->transport)) {
+        c->blocked = true;
+        conn_read_stop(c);
+        list_push_back(&b->yielded, &c->blocked_link);
+    }
 }
 
 static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -244,9 +401,14 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0)
         return;
-    c->in.len += (size_t)nread;
     c->broker->stats.bytes_in += (uint64_t)nread;
     c->last_rx_ms = broker_now_ms(c->broker);
+    if (conn_filtered(c)) {
+        c->raw.len = (size_t)nread;
+        conn_transport_input(c);
+        return;
+    }
+    c->in.len += (size_t)nread;
     conn_process_input(c);
 }
 
@@ -379,7 +541,10 @@ void conn_retry_blocked(struct broker *b, struct list_node *list)
         list_unlink(&c->blocked_link);
         c->blocked = false;
         conn_ref(c);
-        conn_process_input(c);
+        if (conn_filtered(c) && net_transport_holds_input(&c->transport))
+            conn_transport_input(c);
+        else
+            conn_process_input(c);
         if (!c->blocked)
             conn_read_start(c);
         conn_unref(c);
@@ -421,18 +586,18 @@ void conn_start_keepalive(struct conn *c)
         conn_arm_timer(c, (uint64_t)c->keepalive_s * 1500);
 }
 
-void conn_on_accept(uv_stream_t *server, int status)
+/* A connection with its handles initialised and linked; the socket is not attached yet. */
+static struct conn *conn_new(struct broker *b, enum conn_transport_kind kind)
 {
-    struct broker *b = server->data;
-    if (status != 0 || b->stopping)
-        return;
     struct conn *c = calloc(1, sizeof(*c));
     if (c == NULL)
-        return;
+        return NULL;
     c->broker = b;
     c->refcount = 1;
     c->id = b->next_conn_id++;
     c->version = MQTT_V311;
+    c->kind = kind;
+    c->transport.established = true; /* until a TLS session says otherwise */
     uv_tcp_init(&b->loop, &c->tcp);
     uv_timer_init(&b->loop, &c->timer);
     c->tcp.data = c;
@@ -440,15 +605,20 @@ void conn_on_accept(uv_stream_t *server, int status)
     c->handles_open = 2;
     list_push_back(&b->conns, &c->all);
     b->conn_count++;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-        conn_close(c);
-        return;
-    }
+    return c;
+}
+
+/* Names the peer, applies the connection limits, starts the CONNECT timer and reading.
+ * False when the connection was closed instead. */
+static bool conn_start(struct conn *c)
+{
+    struct broker *b = c->broker;
     b->stats.connections_accepted++;
     struct sockaddr_storage ss;
     int len = sizeof(ss);
     char host[48] = "?";
     uint16_t port = 0;
+    memset(&ss, 0, sizeof(ss));
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
         if (ss.ss_family == AF_INET6) {
             uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
@@ -462,7 +632,7 @@ void conn_on_accept(uv_stream_t *server, int status)
     if (b->conn_count > b->cfg.limits.max_connections + CONN_REFUSAL_SLACK) {
         conn_log(c, LMQ_LOG_WARN, "connection_refused", "max_connections");
         conn_close(c);
-        return;
+        return false;
     }
     const char *why = NULL;
     int admit_rc = conn_address_admit(b, c, &ss, &why);
@@ -472,7 +642,7 @@ void conn_on_accept(uv_stream_t *server, int status)
         /* A few are kept to be told why in their CONNACK; a flood is closed at once. */
         if (admit_rc == LMQ_ENOMEM || b->refusing_count >= CONN_REFUSAL_SLACK) {
             conn_close(c);
-            return;
+            return false;
         }
         b->refusing_count++;
         c->refusal_why = why;
@@ -482,7 +652,70 @@ void conn_on_accept(uv_stream_t *server, int status)
     }
     uv_tcp_nodelay(&c->tcp, 1);
     c->last_rx_ms = broker_now_ms(b);
+    /* Bounds the TLS handshake and the WebSocket upgrade too: all must be done by CONNECT. */
     conn_arm_timer(c, b->cfg.limits.connect_timeout_ms);
     conn_log(c, LMQ_LOG_DEBUG, "conn_accepted", NULL);
     conn_read_start(c);
+    return true;
+}
+
+void conn_on_accept(uv_stream_t *server, int status)
+{
+    struct broker *b = server->data;
+    if (status != 0 || b->stopping)
+        return;
+    bool tls = b->first_tls_listener != NULL && (uv_tcp_t *)server >= b->first_tls_listener;
+    struct conn *c = conn_new(b, tls ? CONN_TRANSPORT_TLS : CONN_TRANSPORT_TCP);
+    if (c == NULL)
+        return;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (tls) {
+        LMQ_ASSERT(b->tls != NULL);
+        if (tls_session_new(b->tls, &c->transport.tls) != LMQ_OK) {
+            conn_close(c);
+            return;
+        }
+        c->transport.established = false;
+    }
+    (void)conn_start(c);
+}
+
+int conn_adopt_websocket(struct broker *b, int fd, struct tls_session *tls, const uint8_t *early,
+                         size_t early_len)
+{
+    LMQ_ASSERT(b != NULL && fd >= 0 && (early != NULL || early_len == 0));
+    struct conn *c = b->stopping ? NULL : conn_new(b, tls ? CONN_TRANSPORT_WSS : CONN_TRANSPORT_WS);
+    if (c == NULL || uv_tcp_open(&c->tcp, fd) != 0) {
+        close(fd);
+        if (tls != NULL)
+            tls_session_free(tls);
+        if (c != NULL)
+            conn_close(c);
+        return LMQ_EIO;
+    }
+    c->transport.tls = tls; /* already established: it carried the upgrade */
+    /* One WebSocket message may carry a whole packet of the largest size, plus slack. */
+    size_t max_message = (size_t)b->cfg.limits.max_packet_size_bytes + CONN_READ_CHUNK_BYTES;
+    if (ws_session_new(max_message, &c->transport.ws) != LMQ_OK) {
+        conn_close(c);
+        return LMQ_ENOMEM;
+    }
+    if (!conn_start(c))
+        return LMQ_OK; /* refused and closed: the limits did their job */
+    if (early_len == 0)
+        return LMQ_OK;
+    /* Bytes after the upgrade request are WebSocket frames, already out of TLS. */
+    int rc = net_transport_decode_inner(&c->transport, early, early_len, &c->in, conn_input_max(c),
+                                        &c->wire, conn_wire_max(c), &b->transport_scratch);
+    if (c->wire.len > 0)
+        conn_mark_dirty(c);
+    if (rc != LMQ_OK) {
+        conn_transport_failed(c, rc);
+        return LMQ_OK;
+    }
+    conn_process_input(c);
+    return LMQ_OK;
 }

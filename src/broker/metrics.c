@@ -40,7 +40,10 @@ static int metrics_broker(struct broker *b, struct http_buf *out)
     lmq_map_visit(b->sessions, sum_session, &q);
     int rc = 0;
     rc |= METRIC(out, "connections", "gauge", "Connected MQTT clients by transport.");
-    rc |= http_buf_printf(out, "ledgermq_connections{transport=\"tcp\"} %u\n", b->connected_count);
+    static const char *const kinds[CONN_TRANSPORT_KIND_COUNT] = {"tcp", "tls", "ws", "wss"};
+    for (size_t k = 0; k < CONN_TRANSPORT_KIND_COUNT; k++)
+        rc |= http_buf_printf(out, "ledgermq_connections{transport=\"%s\"} %u\n", kinds[k],
+                              b->connected_by_kind[k]);
     rc |= METRIC(out, "connections_accepted_total", "counter", "Sockets accepted.");
     rc |= http_buf_printf(out, "ledgermq_connections_accepted_total %" PRIu64 "\n",
                           st->connections_accepted);
@@ -49,6 +52,14 @@ static int metrics_broker(struct broker *b, struct http_buf *out)
     rc |=
         http_buf_printf(out, "ledgermq_connections_refused_total{reason=\"address\"} %" PRIu64 "\n",
                         st->connections_refused_address);
+    rc |= METRIC(out, "tls_handshake_failures_total", "counter",
+                 "TLS handshakes that failed (MQTT over TLS, WebSocket over TLS).");
+    rc |= http_buf_printf(out, "ledgermq_tls_handshake_failures_total %" PRIu64 "\n",
+                          st->tls_handshake_failures + broker_http_tls_failures(b));
+    rc |= METRIC(out, "websocket_protocol_errors_total", "counter",
+                 "WebSocket connections closed for a framing violation.");
+    rc |= http_buf_printf(out, "ledgermq_websocket_protocol_errors_total %" PRIu64 "\n",
+                          st->ws_protocol_errors);
     rc |= METRIC(out, "sessions", "gauge", "Sessions, online and offline.");
     rc |= http_buf_printf(out, "ledgermq_sessions{state=\"online\"} %" PRIu64 "\n", q.online);
     rc |= http_buf_printf(out, "ledgermq_sessions{state=\"offline\"} %" PRIu64 "\n",
@@ -138,6 +149,8 @@ int broker_http_route(void *ctx, const struct http_request *req, struct http_res
     bool healthz = len == 8 && memcmp(path, "/healthz", 8) == 0;
     bool metrics = len == 8 && memcmp(path, "/metrics", 8) == 0;
     bool version = len == 8 && memcmp(path, "/version", 8) == 0;
+    if (len == 5 && memcmp(path, "/mqtt", 5) == 0)
+        return broker_ws_route(b, req, resp, out);
     if (!healthz && !metrics && !version) {
         resp->status = 404;
         return 0;

@@ -165,6 +165,7 @@ static int proto_connect(struct conn *c, struct mqtt_packet *pkt)
     c->state = CONN_CONNECTED;
     c->counted = true;
     b->connected_count++;
+    b->connected_by_kind[c->kind]++;
     proto_connack(c, MQTT_RC_SUCCESS, present, &ack);
     conn_start_keepalive(c);
     conn_log(c, LMQ_LOG_INFO, "client_connected",

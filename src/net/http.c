@@ -9,6 +9,11 @@
  */
 #include "net/http.h"
 
+#include <unistd.h>
+
+#include "net/tls.h"
+#include "net/transport.h"
+
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,6 +27,8 @@
 
 /* Bytes handed to one read; the unparsed input of a connection never exceeds it. */
 #define HTTP_READ_CHUNK_BYTES 16384u
+/* Parse-then-decrypt rounds per read (HTTPS): bounds the work one connection gets per turn. */
+#define HTTP_DECRYPT_ROUNDS_MAX 32u
 /* Output queued beyond this stops the parsing of pipelined requests until it drains. */
 #define HTTP_OUTPUT_HIGH_BYTES (256u * 1024u)
 /* Hard bound of a session's output: the high-water mark plus one full response. */
@@ -78,6 +85,7 @@ struct http_session {
     bool head_request; /* a HEAD whose head is complete: responses carry no body */
     bool draining;     /* every response closes */
     bool closing;      /* no further request is read */
+    bool upgraded;     /* an upgrade was accepted: no further request is read */
     struct http_buf out;
 };
 
@@ -399,6 +407,7 @@ static int http_session_respond(struct http_session *s, const struct http_respon
 {
     LMQ_ASSERT(resp->status >= 200 && resp->status <= 599);
     LMQ_ASSERT(body->len <= HTTP_RESPONSE_BODY_MAX_BYTES);
+    LMQ_ASSERT(resp->extra_headers == NULL || strlen(resp->extra_headers) < 1024);
     const char *reason = http_reason(resp->status);
     const char *content_type =
         resp->content_type ? resp->content_type : "text/plain; charset=utf-8";
@@ -419,9 +428,10 @@ static int http_session_respond(struct http_session *s, const struct http_respon
     int rc = http_buf_printf(
         &s->out,
         "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n"
-        "Content-Length: %zu\r\n%s%s%s%s\r\n",
+        "Content-Length: %zu\r\n%s%s%s%s%s\r\n",
         resp->status, reason, date, content_type, len, resp->allow ? "Allow: " : "",
         resp->allow ? resp->allow : "", resp->allow ? "\r\n" : "",
+        resp->extra_headers ? resp->extra_headers : "",
         close                                                      ? "Connection: close\r\n"
         : (s->parser.http_major == 1 && s->parser.http_minor == 0) ? "Connection: keep-alive\r\n"
                                                                    : "");
@@ -472,10 +482,22 @@ static void http_session_dispatch(struct http_session *s)
         body.len = 0;
         resp = (struct http_response){.status = 500};
     }
-    LMQ_ASSERT(resp.status >= 200 && resp.status <= 599); /* a route bug otherwise */
-    /* An upgrade (CONNECT, WebSocket) is not served yet: answer, then close. */
-    bool close = !s->keep_alive || s->draining || s->parser.upgrade;
     s->phase = HTTP_PHASE_IDLE;
+    if (resp.upgraded && resp.status == 101 && s->parser.upgrade && !s->head_request) {
+        /* The route wrote the whole 101; what follows the request is the new protocol's. */
+        s->upgraded = true;
+        if (http_buf_append(&s->out, body.data, body.len) != LMQ_OK)
+            s->closing = true;
+        http_buf_free(&body);
+        return;
+    }
+    if (resp.upgraded || resp.status == 101) {
+        body.len = 0; /* an upgrade the request did not ask for: a route bug, answered 500 */
+        resp = (struct http_response){.status = 500};
+    }
+    LMQ_ASSERT(resp.status >= 200 && resp.status <= 599); /* a route bug otherwise */
+    /* An upgrade the route did not accept (e.g. h2c): answered, then the connection closes. */
+    bool close = !s->keep_alive || s->draining || s->parser.upgrade;
     s->closing = close;
     if (http_session_respond(s, &resp, &body, s->head_request, close) != LMQ_OK) {
         s->closing = true; /* no memory for the response: nothing better than closing */
@@ -550,6 +572,12 @@ bool http_session_closing(const struct http_session *s)
     return s->closing;
 }
 
+bool http_session_upgraded(const struct http_session *s)
+{
+    LMQ_ASSERT(s != NULL);
+    return s->upgraded;
+}
+
 bool http_session_in_request(const struct http_session *s)
 {
     LMQ_ASSERT(s != NULL);
@@ -618,7 +646,7 @@ void http_session_feed(struct http_session *s, const uint8_t *data, size_t len, 
     size_t off = 0;
     /* Each round consumes a byte or handles a pause; two pauses per request need a byte. */
     for (size_t round = 0; round <= 3 * len + 3 && off < len; round++) {
-        if (s->closing || s->out.len >= HTTP_OUTPUT_HIGH_BYTES) {
+        if (s->closing || s->upgraded || s->out.len >= HTTP_OUTPUT_HIGH_BYTES) {
             break;
         }
         if (s->phase == HTTP_PHASE_IDLE) {
@@ -639,7 +667,8 @@ void http_session_feed(struct http_session *s, const uint8_t *data, size_t len, 
         } else if (s->phase == HTTP_PHASE_HEAD && s->head_raw_bytes > s->limits.max_header_bytes) {
             http_session_reject(s, 431);
         }
-        /* An upgrade ends at the pause of its message end: dispatch answers it and closes. */
+        /* An upgrade ends at the pause of its message end: dispatch answers it, and the loop
+         * stops before the parser sees the new protocol's bytes. */
     }
     LMQ_ASSERT(off <= len);
     *consumed = off;
@@ -658,6 +687,7 @@ bool http_request_header(const struct http_request *req, const char *name, const
 enum http_conn_state {
     HTTP_CONN_OPEN = 0,  /* reading and answering requests */
     HTTP_CONN_FINISHING, /* writing the last response; not reading */
+    HTTP_CONN_UPGRADING, /* writing the upgrade response; then handed over */
     HTTP_CONN_LINGER,    /* last response written, FIN sent; reading and discarding */
     HTTP_CONN_CLOSED,    /* uv_close called; freed once handles and requests are done */
 };
@@ -670,8 +700,11 @@ struct http_conn {
     uv_write_t write_req;
     uv_shutdown_t shutdown_req;
     struct http_session session;
-    struct http_buf in;      /* unparsed input, at most HTTP_READ_CHUNK_BYTES */
-    struct http_buf writing; /* the bytes of the write in flight */
+    struct http_buf in;             /* unparsed input, at most HTTP_READ_CHUNK_BYTES */
+    struct http_buf writing;        /* the bytes of the write in flight */
+    struct net_transport transport; /* TLS on an HTTPS server; plain otherwise */
+    struct lmq_buf raw;             /* HTTPS: socket bytes not yet decrypted */
+    struct lmq_buf wire;            /* HTTPS: encrypted bytes waiting for the write in flight */
     enum http_conn_state state;
     uint64_t id;
     uint64_t timed_request; /* session.requests_begun when the request timer was armed */
@@ -698,7 +731,12 @@ struct http_server {
     bool listener_open; /* until its close callback ran */
     bool listener_closing;
     bool draining;
-    bool closing; /* http_server_close called: free when everything is closed */
+    bool closing;           /* http_server_close called: free when everything is closed */
+    struct tls_server *tls; /* HTTPS when set (not owned) */
+    uint64_t tls_failures;
+    struct lmq_buf scratch; /* lent to net_transport calls */
+    http_upgrade_fn upgrade;
+    void *upgrade_ctx;
 };
 
 static void http_conn_close(struct http_conn *c);
@@ -725,6 +763,7 @@ static void http_server_maybe_free(struct http_server *s)
     LMQ_ASSERT(s != NULL);
     if (s->closing && !s->listener_open && !s->spare_busy && s->alloc_count == 0) {
         LMQ_ASSERT(s->conns == NULL && s->conn_count == 0);
+        lmq_buf_release(&s->scratch);
         free(s);
     }
 }
@@ -739,6 +778,9 @@ static void http_conn_maybe_free(struct http_conn *c)
     http_session_release(&c->session);
     http_buf_free(&c->in);
     http_buf_free(&c->writing);
+    net_transport_release(&c->transport);
+    lmq_buf_release(&c->raw);
+    lmq_buf_release(&c->wire);
     free(c);
     LMQ_ASSERT(s->alloc_count > 0);
     s->alloc_count--;
@@ -823,7 +865,14 @@ static void http_conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     struct http_conn *c = h->data;
     LMQ_ASSERT(c != NULL);
     LMQ_UNUSED(suggested);
-    *buf = uv_buf_init(NULL, 0); /* -> UV_ENOBUFS in the read callback */
+    *buf = uv_buf_init(NULL, 0);    /* -> UV_ENOBUFS in the read callback */
+    if (c->transport.tls != NULL) { /* ciphertext lands in raw, decrypted into in at once */
+        LMQ_ASSERT(c->raw.len == 0);
+        if (lmq_buf_reserve(&c->raw, HTTP_READ_CHUNK_BYTES, HTTP_READ_CHUNK_BYTES) == LMQ_OK) {
+            *buf = uv_buf_init((char *)c->raw.data, (unsigned int)c->raw.cap);
+        }
+        return;
+    }
     if (http_buf_reserve(&c->in, HTTP_READ_CHUNK_BYTES - c->in.len) != LMQ_OK) {
         return;
     }
@@ -855,6 +904,41 @@ static void http_conn_read_start(struct http_conn *c)
     }
 }
 
+/*
+ * HTTPS: decrypts raw into in (the parser's input). in is an http_buf and the transport works on
+ * lmq_buf: both own malloc'd memory, so in is lent to the transport as an lmq_buf and taken back.
+ * Returns false when the connection failed (it is then closing after sending any alert).
+ */
+static bool http_conn_decrypt(struct http_conn *c)
+{
+    struct http_server *s = c->server;
+    struct lmq_buf in = {c->in.data, c->in.len, c->in.cap};
+    struct net_transport_events ev;
+    int rc =
+        net_transport_decode(&c->transport, c->raw.data, c->raw.len, &in, HTTP_READ_CHUNK_BYTES,
+                             &c->wire, HTTP_OUTPUT_MAX_BYTES, &s->scratch, &ev);
+    c->in.data = in.data;
+    c->in.len = in.len;
+    c->in.cap = in.cap;
+    lmq_buf_release(&c->raw); /* an idle connection holds no read buffer */
+    if (rc != LMQ_OK) {
+        bool handshake = !tls_session_established(c->transport.tls);
+        s->tls_failures += handshake;
+        http_conn_log(c, LMQ_LOG_INFO, handshake ? "tls_handshake_failed" : "tls_error",
+                      tls_session_error(c->transport.tls));
+        http_conn_read_stop(c);
+        c->state = HTTP_CONN_FINISHING; /* the alert, if any, goes out; then FIN and close */
+        http_session_output_clear(&c->session);
+        http_conn_flush(c);
+        return false;
+    }
+    if (ev.peer_closed) {
+        http_conn_read_stop(c);
+        c->state = HTTP_CONN_FINISHING;
+    }
+    return true;
+}
+
 static void http_conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct http_conn *c = stream->data;
@@ -878,29 +962,57 @@ static void http_conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t
     }
     if (c->state == HTTP_CONN_LINGER) {
         c->linger_bytes += (size_t)nread;
+        lmq_buf_release(&c->raw);
         if (c->linger_bytes > HTTP_LINGER_MAX_BYTES) {
             http_conn_close(c);
         }
         return;
     }
     LMQ_ASSERT(c->state == HTTP_CONN_OPEN);
-    LMQ_ASSERT((size_t)nread <= HTTP_READ_CHUNK_BYTES - c->in.len);
-    c->in.len += (size_t)nread;
+    if (c->transport.tls != NULL) {
+        c->raw.len = (size_t)nread;
+        if (!http_conn_decrypt(c)) {
+            return;
+        }
+    } else {
+        LMQ_ASSERT((size_t)nread <= HTTP_READ_CHUNK_BYTES - c->in.len);
+        c->in.len += (size_t)nread;
+    }
     http_conn_process(c);
 }
 
 /* Feeds unparsed input to the session; stops reading when it must wait or close. */
 static void http_conn_process(struct http_conn *c)
 {
-    LMQ_ASSERT(c->state == HTTP_CONN_OPEN);
+    if (c->state != HTTP_CONN_OPEN) { /* HTTPS: the peer closed while decrypting */
+        http_conn_flush(c);
+        return;
+    }
     LMQ_ASSERT(c->in.len <= HTTP_READ_CHUNK_BYTES);
-    size_t consumed = 0;
-    http_session_feed(&c->session, c->in.data, c->in.len, &consumed);
-    LMQ_ASSERT(consumed <= c->in.len);
-    memmove(c->in.data, c->in.data + consumed, c->in.len - consumed);
-    c->in.len -= consumed;
+    /* HTTPS: decrypted bytes that did not fit in in wait inside the TLS session; each round
+     * parses what is in, then decrypts more into the room made. */
+    for (uint32_t round = 0; round < HTTP_DECRYPT_ROUNDS_MAX; round++) {
+        size_t consumed = 0;
+        http_session_feed(&c->session, c->in.data, c->in.len, &consumed);
+        LMQ_ASSERT(consumed <= c->in.len);
+        memmove(c->in.data, c->in.data + consumed, c->in.len - consumed);
+        c->in.len -= consumed;
+        bool more = c->transport.tls != NULL && net_transport_holds_input(&c->transport);
+        if (consumed == 0 || !more || http_session_closing(&c->session) ||
+            http_session_upgraded(&c->session)) {
+            break;
+        }
+        if (!http_conn_decrypt(c)) {
+            return;
+        }
+    }
     c->blocked = false;
-    if (http_session_closing(&c->session)) {
+    if (http_session_upgraded(&c->session)) {
+        /* The rest of in belongs to the new protocol: kept for the handover. */
+        c->state = HTTP_CONN_UPGRADING;
+        http_conn_read_stop(c);
+        http_conn_timer_start(c, c->server->limits.idle_timeout_ms);
+    } else if (http_session_closing(&c->session)) {
         c->state = HTTP_CONN_FINISHING;
         http_conn_read_stop(c);
         http_buf_free(&c->in);
@@ -969,6 +1081,47 @@ static void http_conn_on_write(uv_write_t *req, int status)
     http_conn_flush(c);
 }
 
+/*
+ * The upgrade response is out: the socket (duplicated, so closing this connection's handle
+ * leaves it open), the TLS session and the early bytes go to the upgrade callback.
+ */
+static void http_conn_hand_over(struct http_conn *c)
+{
+    struct http_server *s = c->server;
+    LMQ_ASSERT(c->state == HTTP_CONN_UPGRADING && c->reqs_active == 0);
+    uv_os_fd_t fd = -1;
+    int dup_fd = -1;
+    if (s->upgrade != NULL && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+        dup_fd = dup(fd);
+    if (dup_fd < 0) {
+        http_conn_log(c, LMQ_LOG_WARN, "http_upgrade_failed", "cannot duplicate the socket");
+        http_conn_close(c);
+        return;
+    }
+    struct tls_session *tls = c->transport.tls;
+    c->transport.tls = NULL; /* the callee owns it now */
+    http_conn_log(c, LMQ_LOG_DEBUG, "http_upgraded", NULL);
+    s->upgrade(s->upgrade_ctx, dup_fd, tls, c->in.data, c->in.len);
+    http_conn_close(c);
+}
+
+/* HTTPS: moves the queued response into wire as TLS records. False when it had to close. */
+static bool http_conn_encrypt(struct http_conn *c)
+{
+    struct http_buf *out = &c->session.out;
+    if (out->len == 0 || !tls_session_established(c->transport.tls)) {
+        return true;
+    }
+    int rc = net_transport_encode(&c->transport, out->data, out->len, &c->wire,
+                                  2 * HTTP_OUTPUT_MAX_BYTES, &c->server->scratch);
+    http_session_output_clear(&c->session);
+    if (rc != LMQ_OK) {
+        http_conn_close(c);
+        return false;
+    }
+    return true;
+}
+
 /* Starts a write of everything queued, unless one is in flight. */
 static void http_conn_flush(struct http_conn *c)
 {
@@ -977,15 +1130,27 @@ static void http_conn_flush(struct http_conn *c)
         return; /* the write callback flushes again */
     }
     struct http_buf *out = &c->session.out;
-    if (out->len == 0) {
+    bool tls = c->transport.tls != NULL;
+    if (tls && !http_conn_encrypt(c)) {
+        return;
+    }
+    if (tls ? c->wire.len == 0 : out->len == 0) {
         if (c->state == HTTP_CONN_FINISHING) {
             http_conn_linger(c);
+        } else if (c->state == HTTP_CONN_UPGRADING) {
+            http_conn_hand_over(c);
         }
         return;
     }
     LMQ_ASSERT(c->writing.data == NULL);
-    c->writing = *out;
-    http_buf_init(out, HTTP_OUTPUT_MAX_BYTES);
+    if (tls) { /* the wire bytes change owner: both buffers are plain malloc'd memory */
+        c->writing =
+            (struct http_buf){c->wire.data, c->wire.len, c->wire.cap, 2 * HTTP_OUTPUT_MAX_BYTES};
+        c->wire = (struct lmq_buf){NULL, 0, 0};
+    } else {
+        c->writing = *out;
+        http_buf_init(out, HTTP_OUTPUT_MAX_BYTES);
+    }
     uv_buf_t buf = uv_buf_init((char *)c->writing.data, (unsigned int)c->writing.len);
     c->write_req.data = c;
     if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &buf, 1, http_conn_on_write) != 0) {
@@ -1090,9 +1255,14 @@ static void http_server_on_connection(uv_stream_t *listener, int status)
     }
     http_conn_set_remote(c);
     uv_tcp_nodelay(&c->tcp, 1);
+    if (s->tls != NULL && tls_session_new(s->tls, &c->transport.tls) != LMQ_OK) {
+        http_conn_close(c);
+        return;
+    }
     if (s->conn_count > s->limits.max_connections) {
         http_conn_log(c, LMQ_LOG_WARN, "http_connection_refused", "max_connections");
-        if (s->conn_count > (size_t)s->limits.max_connections + HTTP_REFUSAL_SLACK) {
+        /* Over TLS a 503 can only be sent after a handshake: not worth it for a refusal. */
+        if (s->conn_count > (size_t)s->limits.max_connections + HTTP_REFUSAL_SLACK || s->tls) {
             http_conn_close(c);
             return;
         }
@@ -1239,6 +1409,24 @@ void http_server_close(struct http_server *s)
     }
     LMQ_ASSERT(s->conn_count == 0);
     http_server_maybe_free(s);
+}
+
+void http_server_set_tls(struct http_server *s, struct tls_server *tls)
+{
+    LMQ_ASSERT(s != NULL && tls != NULL && s->conns == NULL);
+    s->tls = tls;
+}
+
+void http_server_set_upgrade(struct http_server *s, http_upgrade_fn fn, void *ctx)
+{
+    LMQ_ASSERT(s != NULL && fn != NULL);
+    s->upgrade = fn;
+    s->upgrade_ctx = ctx;
+}
+
+uint64_t http_server_tls_failures(const struct http_server *s)
+{
+    return s == NULL ? 0 : s->tls_failures;
 }
 
 size_t http_server_connection_count(const struct http_server *s)

@@ -51,9 +51,16 @@ struct http_request {
 };
 
 struct http_response {
-    int status;               /* 200 when the route leaves it; 200..599 */
-    const char *content_type; /* static string; default text/plain; charset=utf-8 */
-    const char *allow;        /* static string, sent as Allow (set it with 405) */
+    int status;                /* 200 when the route leaves it; 200..599, or 101 with upgraded */
+    const char *content_type;  /* static string; default text/plain; charset=utf-8 */
+    const char *allow;         /* static string, sent as Allow (set it with 405) */
+    const char *extra_headers; /* static "Name: value\r\n" lines added as they are, or NULL */
+    /*
+     * The route accepted a protocol upgrade (status 101): out holds the complete raw response
+     * (status line, headers, blank line), sent as it is. No further request is read; once the
+     * response is written the connection is handed to the server's upgrade callback.
+     */
+    bool upgraded;
 };
 
 struct http_limits {
@@ -82,6 +89,28 @@ int http_server_start(uv_loop_t *loop, const char *host, uint16_t port,
                       const struct http_limits *limits, http_route_fn route, void *ctx,
                       struct http_server **out, char *bound, size_t bound_len, char *err,
                       size_t err_len) LMQ_WUR;
+
+struct tls_server;
+struct tls_session;
+
+/*
+ * Serves HTTPS: every connection accepted from now on speaks TLS with s's certificates (the
+ * caller keeps tls alive while the server runs). Call right after http_server_start.
+ */
+void http_server_set_tls(struct http_server *s, struct tls_server *tls);
+
+/*
+ * Takes a connection whose upgrade response was written: fd (a duplicate the callee owns), the
+ * TLS session that carried it (owned by the callee; NULL over plain HTTP) and the bytes the
+ * client sent after the upgrade request (valid during the call). The HTTP server forgets the
+ * connection afterwards.
+ */
+typedef void (*http_upgrade_fn)(void *ctx, int fd, struct tls_session *tls, const uint8_t *early,
+                                size_t early_len);
+void http_server_set_upgrade(struct http_server *s, http_upgrade_fn fn, void *ctx);
+
+/* TLS handshakes that failed on this server (0 without TLS). */
+uint64_t http_server_tls_failures(const struct http_server *s);
 
 /* Shutdown step 1: closes the listener; every later response says Connection: close. */
 void http_server_stop_accepting(struct http_server *s);
@@ -131,6 +160,8 @@ const struct http_buf *http_session_output(const struct http_session *s);
 void http_session_output_clear(struct http_session *s);
 /* True once no further request will be read: close after the queued output. */
 bool http_session_closing(const struct http_session *s);
+/* True once an upgrade was accepted: hand the connection over after the queued output. */
+bool http_session_upgraded(const struct http_session *s);
 /* True while a request has started and is not complete. */
 bool http_session_in_request(const struct http_session *s);
 /* The request timeout fired: queues 408 and closes if a request is in progress. */
