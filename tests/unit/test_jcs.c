@@ -104,6 +104,13 @@ static const struct {
     {0x0010000000000000, "2.2250738585072014e-308"},
     {0x4415af1d78b58c40, "100000000000000000000"},
     {0xc000000000000000, "-2"},
+    /* Powers of two whose nearest 16-digit decimal falls outside the (lopsided) interval that
+     * reads back, while its upper neighbour is inside: the shortest form needs that neighbour. */
+    {0x0060000000000000, "7.120236347223045e-307"},
+    {0x0100000000000000, "7.291122019556398e-304"},
+    {0x4580000000000000, "6.189700196426902e+26"},
+    {0xc790000000000000, "-5.316911983139664e+36"},
+    {0x7cf0000000000000, "6.386688990511104e+293"},
 };
 
 static void test_rfc8785_appendix_b_numbers(void **state)
