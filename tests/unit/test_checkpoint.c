@@ -296,12 +296,17 @@ static void test_every_bit_and_byte_tampering_fails(void **state)
     char note[NOTE_CAP];
     size_t len = make_note(note, seed);
     for (size_t i = 0; i < len; i++) {
-        const char orig = note[i];
-        for (int b = 0; b < 9; b++) {
-            note[i] = b < 8 ? (char)(orig ^ (1 << b)) : (char)(orig + 1);
+        unsigned char *u = (unsigned char *)note + i;
+        const unsigned char orig = *u;
+        for (unsigned b = 0; b < 9; b++) {
+            *u = orig;
+            if (b < 8)
+                *u ^= (unsigned char)(1u << b);
+            else
+                (*u)++;
             assert_int_not_equal(verdict_of(note, len, KEY_NAME, pub), LEDGER_CHECKPOINT_OK);
         }
-        note[i] = orig;
+        *u = orig;
     }
     assert_int_equal(verdict_of(note, len, KEY_NAME, pub), LEDGER_CHECKPOINT_OK);
 }
