@@ -32,6 +32,18 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE INDEX queue_by_msg ON queue(msg_id);"
     "CREATE INDEX retained_by_msg ON retained(msg_id);"
     "CREATE INDEX wills_by_msg ON wills(msg_id);",
+    /*
+     * 2 -> 3: each client's queue summary, kept by the storage thread in the
+     * transaction that changes its queue, so a restart reads one row per
+     * session instead of aggregating every queued row. seq_max is a high-water
+     * mark (never lowered by a delete): recovery only needs new sequence
+     * numbers to be above every stored one. The one full scan happens here,
+     * once.
+     */
+    "CREATE TABLE queue_summary(client_id BLOB PRIMARY KEY, count INTEGER NOT NULL,"
+    " size_bytes INTEGER NOT NULL, seq_max INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO queue_summary(client_id, count, size_bytes, seq_max)"
+    " SELECT client_id, count(*), sum(size_bytes), max(seq) FROM queue GROUP BY client_id;",
 };
 
 int store_schema_version(sqlite3 *db, int *version)

@@ -64,6 +64,8 @@ enum store_stmt {
     ST_WILL_GET,
     ST_WILL_PUT,
     ST_WILL_DELETE,
+    ST_SUMMARY_ADD,
+    ST_SUMMARY_DELETE,
     ST_COUNT,
 };
 
@@ -91,7 +93,8 @@ static const char *const store_stmt_sql[ST_COUNT] = {
                      "sub_ids, size_bytes) VALUES(?1, ?2, ?3, ?4, ?5, 0, 0, ?6, ?7)",
     [ST_QUEUE_UPDATE] = "UPDATE queue SET state = ?3, packet_id = ?4 "
                         "WHERE client_id = ?1 AND seq = ?2",
-    [ST_QUEUE_DELETE] = "DELETE FROM queue WHERE client_id = ?1 AND seq = ?2",
+    /* RETURNING: the summary subtracts what was really deleted, not what the record claims. */
+    [ST_QUEUE_DELETE] = "DELETE FROM queue WHERE client_id = ?1 AND seq = ?2 RETURNING size_bytes",
     [ST_QOS2_PUT] = "INSERT OR IGNORE INTO inbound_qos2(client_id, packet_id) VALUES(?1, ?2)",
     [ST_QOS2_DELETE] = "DELETE FROM inbound_qos2 WHERE client_id = ?1 AND packet_id = ?2",
     [ST_RETAINED_GET] = "SELECT msg_id FROM retained WHERE topic = ?1",
@@ -103,6 +106,12 @@ static const char *const store_stmt_sql[ST_COUNT] = {
                     "ON CONFLICT(client_id) DO UPDATE SET msg_id = excluded.msg_id, "
                     "delay_s = excluded.delay_s",
     [ST_WILL_DELETE] = "DELETE FROM wills WHERE client_id = ?1",
+    [ST_SUMMARY_ADD] = "INSERT INTO queue_summary(client_id, count, size_bytes, seq_max) "
+                       "VALUES(?1, ?2, ?3, ?4) ON CONFLICT(client_id) DO UPDATE SET "
+                       "count = count + excluded.count, "
+                       "size_bytes = size_bytes + excluded.size_bytes, "
+                       "seq_max = max(seq_max, excluded.seq_max)",
+    [ST_SUMMARY_DELETE] = "DELETE FROM queue_summary WHERE client_id = ?1",
 };
 
 struct store {
@@ -122,6 +131,7 @@ struct store {
     struct store_batch *open;     /* loop thread: batch being filled */
     size_t pending;               /* loop thread: commits not yet completed */
     struct store_stats stats;     /* under mutex */
+    struct lmq_map *summary;      /* storage thread: this transaction's summary_delta by client */
     uint8_t queue_key[65535 + 8]; /* storage thread: client id + seq of a queue row */
 };
 
@@ -275,6 +285,139 @@ static int run(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/*
+ * Steps a statement that returns at most one row of one integer column (a
+ * DELETE ... RETURNING on a primary key) and resets it. *found says whether
+ * the row existed.
+ */
+static int run_returning_int64(sqlite3_stmt *st, int64_t *value, bool *found)
+{
+    LMQ_ASSERT(value != NULL && found != NULL);
+    *found = false;
+    *value = 0;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *found = true;
+        *value = sqlite3_column_int64(st, 0);
+        rc = sqlite3_step(st);
+    }
+    LMQ_ASSERT(rc != SQLITE_ROW); /* a primary key matches one row at most */
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/*
+ * The queue summary (count, bytes, seq high-water mark per client) lets a
+ * restart read one row per session instead of aggregating every queued row.
+ * It changes in the transaction that changes the queue, but not row by row:
+ * an UPDATE per queued message would add a B-tree write to every durable
+ * QoS 1 delivery. The changes are summed in memory per client id and written
+ * as one upsert per client just before COMMIT (summary_flush). Without memory
+ * for the map (s->summary == NULL) each change is written at once instead:
+ * slower, still right. The map holds at most one entry per client id touched
+ * by the transaction, so it is bounded by the number of stored sessions.
+ */
+struct summary_delta {
+    int64_t count;
+    int64_t size_bytes;
+    uint64_t seq_max;
+    bool touched; /* a queue row of this client was written since its last session delete */
+};
+
+static int summary_write(struct store *s, struct mqtt_bytes client_id, int64_t count,
+                         int64_t size_bytes, uint64_t seq_max)
+{
+    LMQ_ASSERT(client_id.data != NULL);
+    LMQ_ASSERT(seq_max <= INT64_MAX);
+    sqlite3_stmt *st = s->stmts[ST_SUMMARY_ADD];
+    bind_bytes(st, 1, client_id);
+    sqlite3_bind_int64(st, 2, count);
+    sqlite3_bind_int64(st, 3, size_bytes);
+    sqlite3_bind_int64(st, 4, (int64_t)seq_max);
+    return run(st);
+}
+
+/* Adds count rows of size_bytes (negative: removed) and a seq to client_id's summary. */
+static int summary_change(struct store *s, struct mqtt_bytes client_id, int64_t count,
+                          int64_t size_bytes, uint64_t seq)
+{
+    LMQ_ASSERT(count == 1 || count == -1);
+    LMQ_ASSERT(client_id.len <= 65535);
+    if (s->summary == NULL)
+        return summary_write(s, client_id, count, size_bytes, seq);
+    struct summary_delta *d = lmq_map_get(s->summary, client_id.data, client_id.len);
+    if (d == NULL) {
+        d = calloc(1, sizeof(*d));
+        if (d == NULL)
+            return summary_write(s, client_id, count, size_bytes, seq);
+        if (lmq_map_put(s->summary, client_id.data, client_id.len, d) != LMQ_OK) {
+            free(d);
+            return summary_write(s, client_id, count, size_bytes, seq);
+        }
+    }
+    d->count += count;
+    d->size_bytes += size_bytes;
+    d->seq_max = LMQ_MAX(d->seq_max, seq);
+    d->touched = true;
+    return SQLITE_OK;
+}
+
+/* The session's queue is gone: so are its summary and the changes not yet written. */
+static int summary_forget(struct store *s, struct mqtt_bytes client_id)
+{
+    sqlite3_stmt *st = s->stmts[ST_SUMMARY_DELETE];
+    bind_bytes(st, 1, client_id);
+    struct summary_delta *d =
+        s->summary ? lmq_map_get(s->summary, client_id.data, client_id.len) : NULL;
+    if (d != NULL)
+        *d = (struct summary_delta){0};
+    return run(st);
+}
+
+struct summary_flush_ctx {
+    struct store *store;
+    int rc;
+};
+
+static bool summary_flush_one(void *arg, const uint8_t *key, size_t key_len, void *value)
+{
+    struct summary_flush_ctx *ctx = arg;
+    const struct summary_delta *d = value;
+    LMQ_ASSERT(d != NULL && ctx->rc == SQLITE_OK);
+    /* Written even when count and bytes net to zero: seq_max may have moved. */
+    if (d->touched)
+        ctx->rc = summary_write(ctx->store, (struct mqtt_bytes){key, key_len}, d->count,
+                                d->size_bytes, d->seq_max);
+    return ctx->rc == SQLITE_OK;
+}
+
+static int summary_flush(struct store *s)
+{
+    struct summary_flush_ctx ctx = {.store = s, .rc = SQLITE_OK};
+    if (s->summary != NULL)
+        lmq_map_visit(s->summary, summary_flush_one, &ctx);
+    return ctx.rc;
+}
+
+static bool summary_free_one(void *arg, const uint8_t *key, size_t key_len, void *value)
+{
+    LMQ_UNUSED(arg);
+    LMQ_UNUSED(key);
+    LMQ_UNUSED(key_len);
+    free(value);
+    return true;
+}
+
+static void summary_end(struct store *s)
+{
+    if (s->summary == NULL)
+        return;
+    lmq_map_visit(s->summary, summary_free_one, NULL);
+    lmq_map_destroy(s->summary);
+    s->summary = NULL;
+}
+
 static int gc_message(struct store *s, int64_t msg_id)
 {
     sqlite3_stmt *st = s->stmts[ST_MSG_GC];
@@ -356,6 +499,8 @@ static int apply_session_delete(struct store *s, const struct store_record *r)
     }
     int rc = delete_returning_gc(s, s->stmts[ST_SESSION_DELETE_QUEUE], r->client_id);
     if (rc == SQLITE_OK)
+        rc = summary_forget(s, r->client_id);
+    if (rc == SQLITE_OK)
         rc = delete_returning_gc(s, s->stmts[ST_SESSION_DELETE_WILL], r->client_id);
     return rc;
 }
@@ -363,6 +508,7 @@ static int apply_session_delete(struct store *s, const struct store_record *r)
 static int apply_queue(struct store *s, const struct store_record *r)
 {
     sqlite3_stmt *st;
+    int rc;
     switch (r->type) {
     case STORE_QUEUE_PUT:
         st = s->stmts[ST_QUEUE_PUT];
@@ -373,7 +519,10 @@ static int apply_queue(struct store *s, const struct store_record *r)
         sqlite3_bind_int(st, 5, r->retain);
         bind_bytes(st, 6, r->sub_ids);
         sqlite3_bind_int64(st, 7, (int64_t)r->size_bytes);
-        return run(st);
+        rc = run(st);
+        /* A failed insert (duplicate key) fails the whole transaction: no summary to undo. */
+        return rc == SQLITE_OK ? summary_change(s, r->client_id, 1, (int64_t)r->size_bytes, r->seq)
+                               : rc;
     case STORE_QUEUE_UPDATE:
         st = s->stmts[ST_QUEUE_UPDATE];
         bind_bytes(st, 1, r->client_id);
@@ -386,7 +535,11 @@ static int apply_queue(struct store *s, const struct store_record *r)
         st = s->stmts[ST_QUEUE_DELETE];
         bind_bytes(st, 1, r->client_id);
         sqlite3_bind_int64(st, 2, (int64_t)r->seq);
-        int rc = run(st);
+        int64_t size_bytes = 0;
+        bool found = false;
+        rc = run_returning_int64(st, &size_bytes, &found);
+        if (rc == SQLITE_OK && found)
+            rc = summary_change(s, r->client_id, -1, -size_bytes, 0);
         return rc == SQLITE_OK ? gc_message(s, (int64_t)r->msg_id) : rc;
     }
     }
@@ -535,6 +688,9 @@ static int store_apply_chain(struct store *s, struct store_batch *chain, size_t 
                              size_t *skipped)
 {
     struct lmq_map *deletes = store_collect_deletes(s, chain);
+    LMQ_ASSERT(s->summary == NULL);
+    if (lmq_map_create(&s->summary) != LMQ_OK)
+        s->summary = NULL; /* no memory: summary changes are written one by one */
     *skipped = 0;
     int rc = sqlite3_exec(s->writer, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     *records = 0;
@@ -551,6 +707,9 @@ static int store_apply_chain(struct store *s, struct store_batch *chain, size_t 
         *records += b->count;
     }
     lmq_map_destroy(deletes);
+    if (rc == SQLITE_OK)
+        rc = summary_flush(s);
+    summary_end(s);
     store_fault_before_commit();
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(s->writer, "COMMIT", NULL, NULL, NULL);
@@ -650,8 +809,9 @@ static const char *const load_sql[] = {
     [LOAD_QOS2] = "SELECT client_id, packet_id FROM inbound_qos2",
     [LOAD_RETAINED] = "SELECT r.topic, " STORE_MESSAGE_COLUMNS
                       " FROM retained r JOIN messages m ON m.id = r.msg_id",
-    [LOAD_QUEUE] = "SELECT client_id, count(*), sum(size_bytes), max(seq) FROM queue "
-                   "GROUP BY client_id",
+    /* Kept per commit (summary_flush): start-up does not scale with the queued rows. */
+    [LOAD_QUEUE] = "SELECT client_id, count, size_bytes, seq_max FROM queue_summary "
+                   "WHERE count > 0",
 };
 
 static int load_row(const struct store_loader *l, enum load_kind kind, sqlite3_stmt *st)
