@@ -526,6 +526,7 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
     broker_sync_wall_clock(b);
     if (lmq_map_create(&b->sessions) != LMQ_OK || lmq_map_create(&b->retained) != LMQ_OK ||
         lmq_map_create(&b->msgs_by_id) != LMQ_OK || lmq_map_create(&b->addresses) != LMQ_OK ||
+        lmq_map_create(&b->identities) != LMQ_OK ||
         sub_tree_create(&b->subs) != LMQ_OK)
         return LMQ_ENOMEM;
     uv_prepare_init(&b->loop, &b->flush_prepare);
@@ -547,6 +548,9 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
         uv_signal_start(sigs[i], on_signal, nums[i]);
     }
     broker_check_disk(b);
+    int id_rc = identity_init(b);
+    if (id_rc != LMQ_OK)
+        return id_rc == LMQ_ENOMEM ? LMQ_ENOMEM : LMQ_EINVAL;
     if (cfg->mqtts_count > 0 || cfg->https_enabled) {
         const struct lmq_tls_config *t = &cfg->tls;
         struct tls_config tc = {.cert_file = t->cert_file,
@@ -622,6 +626,9 @@ static void broker_teardown(struct broker *b)
     lmq_map_destroy(b->msgs_by_id);
     conn_address_sweep(b, true);
     lmq_map_destroy(b->addresses);
+    ledger_destroy(b);
+    if (b->nonces != NULL)
+        identity_destroy(b);
     if (b->tls != NULL)
         tls_server_free(b->tls); /* sessions still open hold their own reference */
     lmq_buf_release(&b->transport_scratch);

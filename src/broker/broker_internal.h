@@ -23,6 +23,7 @@
 #include "core/lmq.h"
 #include "core/log.h"
 #include "core/map.h"
+#include "crypto/keyfile.h"
 #include "net/transport.h"
 #include "mqtt/mqtt_codec.h"
 #include "mqtt/sub_tree.h"
@@ -153,6 +154,7 @@ struct session {
     size_t route_idx;
     bool closing;           /* being destroyed */
     uint32_t hold_delivery; /* SUBACKs not yet sent: deliveries (retained) wait for them */
+    char owner[CRYPTO_IDENTITY_ID_BYTES]; /* identity that owns the session, "" if anonymous */
 };
 
 /* What the codec needs the broker to remember between packets of one connection. */
@@ -210,7 +212,8 @@ struct conn {
     struct net_transport transport;
     struct lmq_buf raw;      /* socket bytes not yet decoded (TLS/WebSocket only) */
     struct lmq_buf wire;     /* encoded bytes for the socket, waiting for the write in flight */
-    char tls_cn[65];         /* verified client certificate CN, "" without one */
+    char tls_cn[65];     /* verified client certificate CN, "" without one */
+    char identity[CRYPTO_IDENTITY_ID_BYTES]; /* authenticated identity id, "" if none */
     uint8_t refusal_code;    /* non-zero: CONNECT gets this reason code (per-address limit) */
     const char *refusal_why; /* static text for the log */
 };
@@ -290,6 +293,12 @@ struct broker {
     uv_tcp_t *first_tls_listener;     /* listeners[] from here on are MQTT over TLS */
     struct tls_server *tls;           /* certificates for mqtts/https; NULL when neither is used */
     struct lmq_buf transport_scratch; /* lent to net_transport calls (single-threaded) */
+    struct crypto_identity server_key;  /* signs login tokens; <data>/server.key.json */
+    struct lmq_map *nonces;             /* login nonce -> struct identity_nonce */
+    struct list_node nonce_list;        /* the same, oldest first */
+    struct lmq_map *identities;         /* identity id -> struct ledger_identity */
+    uint64_t ledger_size;               /* envelopes accepted: the next ledger index */
+    uint64_t security_events[16];       /* by enum identity_event */
     uint64_t next_conn_id;
     uint64_t next_msg_id;
     uint64_t route_gen;
@@ -313,6 +322,70 @@ int conn_address_admit(struct broker *b, struct conn *c, const struct sockaddr_s
 void conn_address_release(struct broker *b, struct conn *c);
 /* Frees entries idle for a whole rate window (all of them when all is true). */
 void conn_address_sweep(struct broker *b, bool all);
+
+struct http_request;
+struct http_response;
+struct http_buf;
+
+/* identity.c: login, CONNECT authentication, identity topics, security events. */
+enum identity_event {
+    IDENTITY_EVENT_BAD_TOKEN = 0,
+    IDENTITY_EVENT_EXPIRED_TOKEN,
+    IDENTITY_EVENT_BAD_LOGIN,
+    IDENTITY_EVENT_REUSED_NONCE,
+    IDENTITY_EVENT_ACL_DENIED,
+    IDENTITY_EVENT_BAD_SIGNATURE,
+    IDENTITY_EVENT_NOT_SENDER,
+    IDENTITY_EVENT_REPLAY,
+    IDENTITY_EVENT_RATE_LIMITED,
+    IDENTITY_EVENT_ANONYMOUS_REFUSED,
+    IDENTITY_EVENT_COUNT,
+};
+/* What an id/<owner>/<leaf> topic is. */
+enum identity_topic {
+    IDENTITY_TOPIC_NONE = 0, /* not under id/ */
+    IDENTITY_TOPIC_OTHER,    /* under id/ but no known leaf (or a malformed owner) */
+    IDENTITY_TOPIC_OUTBOX,
+    IDENTITY_TOPIC_INBOX,
+    IDENTITY_TOPIC_ACK,
+    IDENTITY_TOPIC_REJECT,
+    IDENTITY_TOPIC_RESYNC,
+    IDENTITY_TOPIC_SYNC,
+};
+/* Loads (or creates on first start) the server key; sets up login state. 0 or an error after
+ * printing a one-line message. */
+int identity_init(struct broker *b) LMQ_WUR;
+void identity_destroy(struct broker *b);
+/* POST /auth/challenge, POST /auth/token, GET /auth/key. */
+int identity_http_route(struct broker *b, const struct http_request *req,
+                        struct http_response *resp, struct http_buf *out);
+/* Checks a CONNECT's credentials and sets c->identity. Returns MQTT_RC_SUCCESS or the CONNACK
+ * reason code (the security event is logged). */
+uint8_t identity_authenticate(struct conn *c, const struct mqtt_connect *cn);
+/* Classifies topic; *owner points at the 64-character owner id inside it (or NULL). */
+enum identity_topic identity_topic_parse(const uint8_t *topic, size_t len, const char **owner);
+/* True when c is authenticated as owner (64 characters). */
+bool identity_owns(const struct conn *c, const char *owner);
+/* False (and a security event) for a filter naming another identity's topics. */
+bool identity_may_subscribe(struct conn *c, const uint8_t *filter, size_t len);
+/* False when topic belongs to an identity other than the session's owner. */
+bool identity_may_receive(const struct session *s, const uint8_t *topic, size_t len);
+/* Counts and logs one security event (c may be NULL). */
+void identity_security_event(struct broker *b, struct conn *c, enum identity_event kind,
+                             const char *detail);
+const char *identity_event_name(enum identity_event kind);
+
+/* ledger.c: the guaranteed-delivery pipeline. */
+/* An envelope published to the connection's own outbox: accepted (appended, inbox and ack
+ * queued in the current batch), resent (ack again) or rejected (reject message). Returns the
+ * PUBACK/PUBREC reason code, or PROTO_BLOCKED (3.1.1 over the identity's rate). */
+int ledger_accept(struct conn *c, const struct mqtt_publish *pub);
+/* {"after":N} on the connection's own resync topic: inbox envelopes after N, then a sync. */
+int ledger_resync(struct conn *c, const struct mqtt_publish *pub);
+/* Recovery: an identity's chain head and inbox counter. */
+int ledger_identity_restore(struct broker *b, struct mqtt_bytes id, uint64_t last_seq,
+                            struct mqtt_bytes last_link, uint64_t inbox_last) LMQ_WUR;
+void ledger_destroy(struct broker *b);
 
 /* broker.c */
 uint64_t broker_now_ms(struct broker *b);

@@ -66,12 +66,16 @@ enum store_stmt {
     ST_WILL_DELETE,
     ST_SUMMARY_ADD,
     ST_SUMMARY_DELETE,
+    ST_LEDGER_PUT,
+    ST_IDENTITY_SENT,
+    ST_IDENTITY_RECEIVED,
     ST_COUNT,
 };
 
 static const char *const store_stmt_sql[ST_COUNT] = {
-    [ST_SESSION_PUT] = "INSERT INTO sessions(client_id, expiry_s) VALUES(?1, ?2) "
-                       "ON CONFLICT(client_id) DO UPDATE SET expiry_s = excluded.expiry_s",
+    [ST_SESSION_PUT] = "INSERT INTO sessions(client_id, expiry_s, owner) VALUES(?1, ?2, ?3) "
+                       "ON CONFLICT(client_id) DO UPDATE SET expiry_s = excluded.expiry_s, "
+                       "owner = excluded.owner",
     [ST_SESSION_DELETE] = "DELETE FROM sessions WHERE client_id = ?1",
     [ST_SESSION_DELETE_SUBS] = "DELETE FROM subscriptions WHERE client_id = ?1",
     [ST_SESSION_DELETE_QUEUE] = "DELETE FROM queue WHERE client_id = ?1 RETURNING msg_id",
@@ -112,6 +116,13 @@ static const char *const store_stmt_sql[ST_COUNT] = {
                        "size_bytes = size_bytes + excluded.size_bytes, "
                        "seq_max = max(seq_max, excluded.seq_max)",
     [ST_SUMMARY_DELETE] = "DELETE FROM queue_summary WHERE client_id = ?1",
+    [ST_LEDGER_PUT] = "INSERT INTO ledger(idx, link, sender, recipient, seq, position, envelope, "
+                      "created_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_IDENTITY_SENT] = "INSERT INTO identities(id, last_seq, last_link) VALUES(?1, ?2, ?3) "
+                         "ON CONFLICT(id) DO UPDATE SET last_seq = excluded.last_seq, "
+                         "last_link = excluded.last_link",
+    [ST_IDENTITY_RECEIVED] = "INSERT INTO identities(id, inbox_last) VALUES(?1, ?2) "
+                             "ON CONFLICT(id) DO UPDATE SET inbox_last = excluded.inbox_last",
 };
 
 struct store {
@@ -147,7 +158,8 @@ static void batch_free(struct store_batch *b)
 
 static size_t bytes_total(const struct store_record *r)
 {
-    size_t n = r->client_id.len + r->topic.len + r->sub_ids.len;
+    size_t n = r->client_id.len + r->topic.len + r->sub_ids.len + r->recipient.len + r->link.len +
+               r->envelope.len;
     const struct store_message *m = r->message;
     if (m != NULL)
         n += m->topic.len + m->payload.len + m->content_type.len + m->response_topic.len +
@@ -176,6 +188,9 @@ static int owned_record_init(struct owned_record *o, const struct store_record *
     copy_into(&cursor, &o->rec.client_id);
     copy_into(&cursor, &o->rec.topic);
     copy_into(&cursor, &o->rec.sub_ids);
+    copy_into(&cursor, &o->rec.recipient);
+    copy_into(&cursor, &o->rec.link);
+    copy_into(&cursor, &o->rec.envelope);
     if (rec->message != NULL) {
         o->msg = *rec->message;
         copy_into(&cursor, &o->msg.topic);
@@ -193,7 +208,7 @@ static int owned_record_init(struct owned_record *o, const struct store_record *
 int store_write(struct store *store, const struct store_record *rec)
 {
     LMQ_ASSERT(store != NULL && rec != NULL);
-    LMQ_ASSERT(rec->type >= STORE_SESSION_PUT && rec->type <= STORE_WILL_DELETE);
+    LMQ_ASSERT(rec->type >= STORE_SESSION_PUT && rec->type <= STORE_LEDGER_APPEND);
     if (store->open == NULL) {
         store->open = calloc(1, sizeof(*store->open));
         if (store->open == NULL)
@@ -584,6 +599,37 @@ static int apply_keyed_replace(struct store *s, const struct store_record *r)
     return rc;
 }
 
+/* The envelope row, then the sender's chain head and the recipient's inbox counter: the
+ * unique indexes (link, sender+seq, recipient+position) refuse a duplicate, failing the
+ * transaction (fail stop) rather than storing a fork. */
+static int apply_ledger_append(struct store *s, const struct store_record *r)
+{
+    LMQ_ASSERT(r->type == STORE_LEDGER_APPEND && r->envelope.len > 0);
+    sqlite3_stmt *st = s->stmts[ST_LEDGER_PUT];
+    sqlite3_bind_int64(st, 1, (int64_t)r->msg_id);
+    bind_bytes(st, 2, r->link);
+    bind_bytes(st, 3, r->client_id);
+    bind_bytes(st, 4, r->recipient);
+    sqlite3_bind_int64(st, 5, (int64_t)r->seq);
+    sqlite3_bind_int64(st, 6, (int64_t)r->position);
+    bind_bytes(st, 7, r->envelope);
+    sqlite3_bind_int64(st, 8, r->created_unix_ms);
+    int rc = run(st);
+    if (rc != SQLITE_OK)
+        return rc;
+    st = s->stmts[ST_IDENTITY_SENT];
+    bind_bytes(st, 1, r->client_id);
+    sqlite3_bind_int64(st, 2, (int64_t)r->seq);
+    bind_bytes(st, 3, r->link);
+    rc = run(st);
+    if (rc != SQLITE_OK)
+        return rc;
+    st = s->stmts[ST_IDENTITY_RECEIVED];
+    bind_bytes(st, 1, r->recipient);
+    sqlite3_bind_int64(st, 2, (int64_t)r->position);
+    return run(st);
+}
+
 static int apply_record(struct store *s, const struct store_record *r)
 {
     sqlite3_stmt *st;
@@ -592,7 +638,11 @@ static int apply_record(struct store *s, const struct store_record *r)
         st = s->stmts[ST_SESSION_PUT];
         bind_bytes(st, 1, r->client_id);
         sqlite3_bind_int64(st, 2, r->expiry_s);
+        bind_bytes(st, 3, r->topic.data != NULL ? r->topic
+                                                : (struct mqtt_bytes){(const uint8_t *)"", 0});
         return run(st);
+    case STORE_LEDGER_APPEND:
+        return apply_ledger_append(s, r);
     case STORE_SESSION_DELETE:
         return apply_session_delete(s, r);
     case STORE_SUBSCRIPTION_PUT:
@@ -799,10 +849,19 @@ static void column_message(sqlite3_stmt *st, int first, struct store_message *m)
     "m.content_type, m.response_topic, m.correlation_data, m.user_props, m.user_prop_count"
 
 /* Load order matters: sessions first, wills last (publishing one routes to the others). */
-enum load_kind { LOAD_SESSION, LOAD_SUB, LOAD_QOS2, LOAD_RETAINED, LOAD_QUEUE, LOAD_WILL };
+enum load_kind {
+    LOAD_SESSION,
+    LOAD_SUB,
+    LOAD_QOS2,
+    LOAD_RETAINED,
+    LOAD_QUEUE,
+    LOAD_IDENTITY,
+    LOAD_WILL
+};
 
 static const char *const load_sql[] = {
-    [LOAD_SESSION] = "SELECT client_id, expiry_s FROM sessions",
+    [LOAD_SESSION] = "SELECT client_id, expiry_s, owner FROM sessions",
+    [LOAD_IDENTITY] = "SELECT id, last_seq, last_link, inbox_last FROM identities",
     [LOAD_WILL] = "SELECT w.client_id, w.delay_s, " STORE_MESSAGE_COLUMNS
                   " FROM wills w JOIN messages m ON m.id = w.msg_id",
     [LOAD_SUB] = "SELECT client_id, filter, options, sub_id FROM subscriptions",
@@ -819,7 +878,11 @@ static int load_row(const struct store_loader *l, enum load_kind kind, sqlite3_s
     struct store_message m;
     switch (kind) {
     case LOAD_SESSION:
-        return l->session(l->ctx, column_bytes(st, 0), (uint32_t)sqlite3_column_int64(st, 1));
+        return l->session(l->ctx, column_bytes(st, 0), (uint32_t)sqlite3_column_int64(st, 1),
+                          column_bytes(st, 2));
+    case LOAD_IDENTITY:
+        return l->identity(l->ctx, column_bytes(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
+                           column_bytes(st, 2), (uint64_t)sqlite3_column_int64(st, 3));
     case LOAD_WILL:
         column_message(st, 2, &m);
         return l->will(l->ctx, column_bytes(st, 0), &m, (uint32_t)sqlite3_column_int64(st, 1));
@@ -907,6 +970,98 @@ int store_queue_page(struct store *store, struct mqtt_bytes client_id, uint64_t 
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return result;
+}
+
+static void column_ledger_row(sqlite3_stmt *st, struct store_ledger_row *r)
+{
+    *r = (struct store_ledger_row){
+        .index = (uint64_t)sqlite3_column_int64(st, 0),
+        .link = column_bytes(st, 1),
+        .sender = column_bytes(st, 2),
+        .recipient = column_bytes(st, 3),
+        .seq = (uint64_t)sqlite3_column_int64(st, 4),
+        .position = (uint64_t)sqlite3_column_int64(st, 5),
+        .envelope = column_bytes(st, 6),
+        .created_unix_ms = sqlite3_column_int64(st, 7),
+    };
+}
+
+#define STORE_LEDGER_COLUMNS "idx, link, sender, recipient, seq, position, envelope, created_ms"
+
+int store_ledger_size(struct store *store, uint64_t *size)
+{
+    LMQ_ASSERT(store != NULL && size != NULL);
+    sqlite3_stmt *st = NULL;
+    *size = 0;
+    int rc = sqlite3_prepare_v2(store->reader, "SELECT coalesce(max(idx) + 1, 0) FROM ledger", -1,
+                                &st, NULL);
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        *size = (uint64_t)sqlite3_column_int64(st, 0);
+    else
+        rc = SQLITE_ERROR;
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? LMQ_OK : LMQ_EIO;
+}
+
+/* Runs a prepared ledger query (bindings done), calling row() per result. */
+static int ledger_query(sqlite3_stmt *st, size_t limit,
+                        int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
+                        size_t *count)
+{
+    int rc, result = LMQ_OK;
+    *count = 0;
+    while (*count < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct store_ledger_row r;
+        column_ledger_row(st, &r);
+        (*count)++;
+        if (row(ctx, &r) != 0) {
+            result = LMQ_EINVAL;
+            break;
+        }
+    }
+    if (result == LMQ_OK && *count < limit && rc != SQLITE_DONE)
+        result = LMQ_EIO;
+    sqlite3_finalize(st);
+    return result;
+}
+
+int store_ledger_find(struct store *store, struct mqtt_bytes sender, uint64_t seq,
+                      int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
+                      bool *found)
+{
+    LMQ_ASSERT(store != NULL && row != NULL && found != NULL);
+    sqlite3_stmt *st = NULL;
+    *found = false;
+    if (sqlite3_prepare_v2(store->reader,
+                           "SELECT " STORE_LEDGER_COLUMNS
+                           " FROM ledger WHERE sender = ?1 AND seq = ?2",
+                           -1, &st, NULL) != SQLITE_OK)
+        return LMQ_EIO;
+    bind_bytes(st, 1, sender);
+    sqlite3_bind_int64(st, 2, (int64_t)seq);
+    size_t count = 0;
+    int rc = ledger_query(st, 1, row, ctx, &count);
+    *found = count == 1;
+    return rc;
+}
+
+int store_inbox_page(struct store *store, struct mqtt_bytes recipient, uint64_t after,
+                     size_t limit, int (*row)(void *ctx, const struct store_ledger_row *r),
+                     void *ctx, size_t *count)
+{
+    LMQ_ASSERT(store != NULL && row != NULL && count != NULL);
+    LMQ_ASSERT(limit > 0 && limit <= INT32_MAX);
+    sqlite3_stmt *st = NULL;
+    *count = 0;
+    if (sqlite3_prepare_v2(store->reader,
+                           "SELECT " STORE_LEDGER_COLUMNS " FROM ledger WHERE recipient = ?1 "
+                           "AND position > ?2 ORDER BY position LIMIT ?3",
+                           -1, &st, NULL) != SQLITE_OK)
+        return LMQ_EIO;
+    bind_bytes(st, 1, recipient);
+    sqlite3_bind_int64(st, 2, (int64_t)after);
+    sqlite3_bind_int64(st, 3, (int64_t)limit);
+    return ledger_query(st, limit, row, ctx, count);
 }
 
 /* ---- open, schema, close ---- */

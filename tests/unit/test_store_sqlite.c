@@ -122,7 +122,8 @@ static void queue_message(struct fixture *f, uint64_t msg_id, uint64_t seq, cons
 }
 
 struct loaded {
-    int sessions, subs, qos2, retained, wills, summaries;
+    int sessions, subs, qos2, retained, wills, summaries, identities;
+    uint64_t sent_seq[2], inbox_last[2]; /* by identity: 0 = ID_A, 1 = ID_B */
     uint64_t queued, queued_bytes, max_seq;
     uint64_t queued_total, queued_bytes_total; /* over every client */
     uint32_t expiry_s;
@@ -131,14 +132,32 @@ struct loaded {
     char retained_payload[32];
 };
 
-static int ld_session(void *ctx, struct mqtt_bytes id, uint32_t expiry_s)
+static int ld_session(void *ctx, struct mqtt_bytes id, uint32_t expiry_s,
+                      struct mqtt_bytes owner)
 {
     struct loaded *l = ctx;
     assert_memory_equal(id.data, CLIENT, id.len);
+    assert_int_equal(owner.len, 0); /* these tests store anonymous sessions */
     l->sessions++;
     l->expiry_s = expiry_s;
     return 0;
 }
+#define ID_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define ID_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+static int ld_identity(void *ctx, struct mqtt_bytes id, uint64_t last_seq, struct mqtt_bytes link,
+                       uint64_t inbox_last)
+{
+    struct loaded *l = ctx;
+    assert_int_equal(id.len, 64);
+    int which = id.data[0] == 'a' ? 0 : 1;
+    assert_true(last_seq == 0 || link.len == 64);
+    l->identities++;
+    l->sent_seq[which] = last_seq;
+    l->inbox_last[which] = inbox_last;
+    return 0;
+}
+
 static int ld_will(void *ctx, struct mqtt_bytes id, const struct store_message *m, uint32_t d)
 {
     struct loaded *l = ctx;
@@ -198,7 +217,8 @@ static struct loaded load_all(struct fixture *f, uint64_t *max_msg_id)
                                   .subscription = ld_sub,
                                   .inbound_qos2 = ld_qos2,
                                   .retained = ld_retained,
-                                  .queue_summary = ld_queue};
+                                  .queue_summary = ld_queue,
+                                  .identity = ld_identity};
     assert_int_equal(store_load(f->store, &loader, max_msg_id), 0);
     return l;
 }
@@ -335,6 +355,84 @@ static void test_message_row_freed_with_its_last_reference(void **state)
     assert_int_equal(commit_and_wait(f), 0);
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM messages"), 0);
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM queue"), 0);
+}
+
+static void ledger_append(struct fixture *f, uint64_t index, const char *from, const char *to,
+                          uint64_t seq, uint64_t position, const char *link)
+{
+    char env[64];
+    snprintf(env, sizeof(env), "{\"seq\":%llu}", (unsigned long long)seq);
+    write_rec(f, (struct store_record){.type = STORE_LEDGER_APPEND,
+                                       .msg_id = index,
+                                       .client_id = {(const uint8_t *)from, 64},
+                                       .recipient = {(const uint8_t *)to, 64},
+                                       .seq = seq,
+                                       .position = position,
+                                       .link = {(const uint8_t *)link, 64},
+                                       .envelope = {(const uint8_t *)env, strlen(env)},
+                                       .created_unix_ms = 1700000000000});
+}
+
+static int collect_positions(void *ctx, const struct store_ledger_row *r)
+{
+    uint64_t *acc = ctx;
+    acc[0]++;
+    acc[1] = acc[1] * 10 + r->position;
+    return 0;
+}
+
+static void test_ledger_rows_counters_and_reads_survive_reopen(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    assert_int_equal(open_store(f, err, sizeof(err)), 0);
+    char link[3][65];
+    for (int i = 0; i < 3; i++)
+        snprintf(link[i], sizeof(link[i]), "%064d", i + 1);
+    /* A sends seq 1 and 2 to B; B sends seq 1 to A. */
+    ledger_append(f, 0, ID_A, ID_B, 1, 1, link[0]);
+    ledger_append(f, 1, ID_A, ID_B, 2, 2, link[1]);
+    ledger_append(f, 2, ID_B, ID_A, 1, 1, link[2]);
+    assert_int_equal(commit_and_wait(f), 0);
+    /* A second envelope with an accepted link (a fork the broker should have refused) fails
+     * the whole commit: the unique indexes guard the ledger. */
+    ledger_append(f, 3, ID_A, ID_B, 3, 3, link[0]);
+    assert_int_not_equal(commit_and_wait(f), 0);
+    store_close(f->store);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    uint64_t max_msg_id = 0;
+    assert_int_equal(open_store(f, err, sizeof(err)), 0);
+    struct loaded l = load_all(f, &max_msg_id);
+    assert_int_equal(l.identities, 2);
+    assert_int_equal(l.sent_seq[0], 2);
+    assert_int_equal(l.inbox_last[1], 2);
+    assert_int_equal(l.sent_seq[1], 1);
+    assert_int_equal(l.inbox_last[0], 1);
+    uint64_t size = 0;
+    assert_int_equal(store_ledger_size(f->store, &size), 0);
+    assert_int_equal(size, 3);
+    uint64_t acc[2] = {0, 0};
+    bool found = false;
+    assert_int_equal(store_ledger_find(f->store, BYTES(ID_A), 2, collect_positions, acc, &found),
+                     0);
+    assert_true(found);
+    assert_int_equal(acc[1], 2);
+    assert_int_equal(store_ledger_find(f->store, BYTES(ID_A), 3, collect_positions, acc, &found),
+                     0);
+    assert_false(found);
+    size_t count = 0;
+    acc[0] = acc[1] = 0;
+    assert_int_equal(store_inbox_page(f->store, BYTES(ID_B), 0, 10, collect_positions, acc,
+                                      &count),
+                     0);
+    assert_int_equal(count, 2);
+    assert_int_equal(acc[1], 12); /* positions 1 then 2, in order */
+    acc[0] = acc[1] = 0;
+    assert_int_equal(store_inbox_page(f->store, BYTES(ID_B), 1, 10, collect_positions, acc,
+                                      &count),
+                     0);
+    assert_int_equal(count, 1);
+    assert_int_equal(acc[1], 2);
 }
 
 static void test_update_of_a_row_deleted_in_the_same_commit_is_skipped(void **state)
@@ -493,7 +591,10 @@ static void test_database_of_schema_2_gets_queue_summaries_from_its_rows(void **
 
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
     close_store(f);
-    assert_int_equal(count_rows(f->path, "SELECT max(version) FROM schema_version"), 3);
+    assert_int_equal(count_rows(f->path, "SELECT max(version) FROM schema_version"),
+                     STORE_SCHEMA_VERSION);
+    /* Version 4: the session keeps its row, with no owner identity. */
+    assert_int_equal(count_rows(f->path, "SELECT count(*) FROM sessions WHERE owner = x''"), 1);
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM queue_summary"), 2);
     assert_int_equal(count_rows(f->path, "SELECT count FROM queue_summary"
                                          " WHERE client_id = CAST('client-1' AS BLOB)"),
@@ -724,6 +825,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_everything_written_is_loaded_after_reopen, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_ledger_rows_counters_and_reads_survive_reopen, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_message_row_freed_with_its_last_reference, setup,
                                         teardown),
