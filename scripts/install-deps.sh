@@ -7,7 +7,7 @@ PACKAGES=(
     build-essential cmake pkg-config
     libuv1-dev libinih-dev libcmocka-dev libssl-dev libsqlite3-dev libjansson-dev libhttp-parser-dev libwslay-dev
     clang libclang-rt-14-dev
-    python3 python3-paho-mqtt python3-pytest
+    python3 python3-paho-mqtt python3-pytest python3-cryptography
     mosquitto-clients curl openssl
 )
 
