@@ -58,7 +58,9 @@ function parseArgs(argv) {
         }
     }
     if (opts.url === null) usage('URL missing');
-    if (!/^(mqtts?|wss?):\/\//.test(opts.url)) usage('URL must be mqtt://, mqtts://, ws:// or wss://');
+    if (!/^(mqtts?|wss?):\/\//.test(opts.url)) {
+        usage('URL must be mqtt://, mqtts://, ws:// or wss://');
+    }
     if (opts.protocol !== 4 && opts.protocol !== 5) usage('--protocol must be 4 or 5');
     if (opts.count < 1 || opts.count > COUNT_MAX) usage('--count must be 1..' + COUNT_MAX);
     if (opts.bigBytes < 64 || opts.bigBytes > BIG_BYTES_MAX) usage('--big-bytes out of range');
