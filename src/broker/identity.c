@@ -166,8 +166,7 @@ static int identity_error(struct http_response *resp, struct http_buf *out, int 
 static int identity_time_json(struct broker *b, uint64_t delta_ms, char out[40])
 {
     int64_t unix_ms = broker_unix_ms(b) + (int64_t)delta_ms;
-    return ledger_envelope_format_time(unix_ms / 1000, (uint32_t)(unix_ms % 1000) * 1000000u,
-                                       out);
+    return ledger_envelope_format_time(unix_ms / 1000, (uint32_t)(unix_ms % 1000) * 1000000u, out);
 }
 
 static int identity_challenge(struct broker *b, json_t *body, struct http_response *resp,
@@ -207,8 +206,7 @@ static int identity_token(struct broker *b, json_t *body, struct http_response *
     const char *sig_text = identity_json_str(body, "sig", &sig_len);
     if (!identity_decode_pub(body, pub) || nonce == NULL || nonce_len != IDENTITY_NONCE_CHARS ||
         sig_text == NULL || sig_len != IDENTITY_SIG_CHARS ||
-        crypto_b64url_decode(sig_text, sig_len, sig, sizeof(sig), &n) != LMQ_OK ||
-        n != sizeof(sig))
+        crypto_b64url_decode(sig_text, sig_len, sig, sizeof(sig), &n) != LMQ_OK || n != sizeof(sig))
         return identity_error(resp, out, 400, "expected pub, nonce and sig");
     identity_nonce_expire(b);
     struct identity_nonce *e = lmq_map_get(b->nonces, (const uint8_t *)nonce, nonce_len);
@@ -242,8 +240,8 @@ static int identity_token(struct broker *b, json_t *body, struct http_response *
         lmq_log_end(&line);
     }
     resp->content_type = "application/json";
-    return http_buf_printf(out, "{\"expires\":\"%s\",\"id\":\"%s\",\"token\":\"%s\"}", expires,
-                           id, token);
+    return http_buf_printf(out, "{\"expires\":\"%s\",\"id\":\"%s\",\"token\":\"%s\"}", expires, id,
+                           token);
 }
 
 int identity_http_route(struct broker *b, const struct http_request *req,
@@ -264,8 +262,8 @@ int identity_http_route(struct broker *b, const struct http_request *req,
             return 0;
         }
         char pub[IDENTITY_PUB_CHARS + 1];
-        if (crypto_b64url_encode(b->server_key.pub, sizeof(b->server_key.pub), pub,
-                                 sizeof(pub)) != LMQ_OK)
+        if (crypto_b64url_encode(b->server_key.pub, sizeof(b->server_key.pub), pub, sizeof(pub)) !=
+            LMQ_OK)
             return LMQ_EINVAL;
         resp->content_type = "application/json";
         return http_buf_printf(out, "{\"alg\":\"EdDSA\",\"id\":\"%s\",\"pub\":\"%s\"}",
@@ -284,7 +282,8 @@ int identity_http_route(struct broker *b, const struct http_request *req,
         json_decref(body);
         return identity_error(resp, out, 400, "expected a JSON object");
     }
-    int rc = challenge ? identity_challenge(b, body, resp, out) : identity_token(b, body, resp, out);
+    int rc =
+        challenge ? identity_challenge(b, body, resp, out) : identity_token(b, body, resp, out);
     json_decref(body);
     return rc;
 }

@@ -26,14 +26,6 @@
 /* The longest payload the server writes: an inbox message around the largest envelope. */
 #define LEDGER_INBOX_MAX_BYTES (LEDGER_ENVELOPE_MAX_BYTES + 128)
 
-struct ledger_accepted {
-    uint64_t seq;
-    uint64_t index;
-    uint64_t position;
-    char link[LEDGER_ENVELOPE_LINK_BYTES];
-    char to[CRYPTO_IDENTITY_ID_BYTES];
-};
-
 struct ledger_identity {
     char id[CRYPTO_IDENTITY_ID_BYTES];
     uint64_t last_seq; /* 0: has sent nothing */
@@ -47,8 +39,8 @@ struct ledger_identity {
 
 static struct ledger_identity *ledger_identity_get(struct broker *b, const char *id)
 {
-    struct ledger_identity *li = lmq_map_get(b->identities, (const uint8_t *)id,
-                                             CRYPTO_IDENTITY_ID_CHARS);
+    struct ledger_identity *li =
+        lmq_map_get(b->identities, (const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS);
     if (li != NULL)
         return li;
     li = calloc(1, sizeof(*li));
@@ -108,11 +100,10 @@ static int ledger_publish(struct broker *b, const char *owner, const char *leaf,
     char topic[3 + CRYPTO_IDENTITY_ID_CHARS + 16];
     int n = snprintf(topic, sizeof(topic), "id/%.64s/%s", owner, leaf);
     LMQ_ASSERT(n > 0 && (size_t)n < sizeof(topic));
-    struct mqtt_publish pub = {.qos = 1,
-                               .topic = {(const uint8_t *)topic, (size_t)n},
-                               .payload = {payload, len}};
-    pub.props.present = MQTT_PROP_BIT(MQTT_PROP_PAYLOAD_FORMAT_INDICATOR) |
-                        MQTT_PROP_BIT(MQTT_PROP_CONTENT_TYPE);
+    struct mqtt_publish pub = {
+        .qos = 1, .topic = {(const uint8_t *)topic, (size_t)n}, .payload = {payload, len}};
+    pub.props.present =
+        MQTT_PROP_BIT(MQTT_PROP_PAYLOAD_FORMAT_INDICATOR) | MQTT_PROP_BIT(MQTT_PROP_CONTENT_TYPE);
     pub.props.payload_format_indicator = 1;
     pub.props.content_type = (struct mqtt_bytes){(const uint8_t *)"application/json", 16};
     struct msg *m = msg_create(b, &pub);
@@ -130,15 +121,9 @@ static int ledger_publish(struct broker *b, const char *owner, const char *leaf,
     return rc;
 }
 
-static int ledger_send_ack(struct broker *b, const char *from, const struct ledger_accepted *a)
+int ledger_publish_ack(struct broker *b, const char *sender, const char *json, size_t len)
 {
-    char json[320];
-    int n = snprintf(json, sizeof(json),
-                     "{\"index\":%" PRIu64 ",\"link\":\"%s\",\"position\":%" PRIu64
-                     ",\"seq\":%" PRIu64 ",\"to\":\"%s\"}",
-                     a->index, a->link, a->position, a->seq, a->to);
-    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(json));
-    return ledger_publish(b, from, "ack", (const uint8_t *)json, (size_t)n, NULL);
+    return ledger_publish(b, sender, "ack", (const uint8_t *)json, len, NULL);
 }
 
 static void ledger_reject(struct broker *b, struct conn *c, uint64_t seq, const char *link,
@@ -231,8 +216,7 @@ static void ledger_not_next(struct broker *b, struct conn *c, struct ledger_iden
         if (strcmp(prior.link, link) == 0) {
             if (env->seq != li->last_seq)
                 identity_security_event(b, c, IDENTITY_EVENT_REPLAY, "resend of an older envelope");
-            if (ledger_send_ack(b, c->identity, &prior) != LMQ_OK)
-                conn_log(c, LMQ_LOG_WARN, "ack_not_sent", "out of memory");
+            ledger_tree_queue_ack(b, c->identity, &prior);
             return;
         }
     }
@@ -244,12 +228,12 @@ static int ledger_append(struct broker *b, struct ledger_identity *sender,
                          const struct ledger_envelope *env, const char *link)
 {
     struct ledger_identity *recipient = ledger_identity_get(b, env->to);
-    if (recipient == NULL || (sender->recent == NULL &&
-                              (sender->recent = calloc(LEDGER_RECENT_MAX,
-                                                       sizeof(*sender->recent))) == NULL))
+    if (recipient == NULL ||
+        (sender->recent == NULL &&
+         (sender->recent = calloc(LEDGER_RECENT_MAX, sizeof(*sender->recent))) == NULL))
         return LMQ_ENOMEM;
-    struct ledger_accepted a = {.seq = env->seq, .index = b->ledger_size,
-                                .position = recipient->inbox_last + 1};
+    struct ledger_accepted a = {
+        .seq = env->seq, .index = b->ledger_size, .position = recipient->inbox_last + 1};
     memcpy(a.link, link, sizeof(a.link));
     memcpy(a.to, env->to, sizeof(a.to));
     struct store_record rec = {
@@ -264,6 +248,9 @@ static int ledger_append(struct broker *b, struct ledger_identity *sender,
         .created_unix_ms = broker_unix_ms(b),
     };
     broker_store_write(b, &rec);
+    int rc = ledger_tree_append(b, link);
+    if (rc != LMQ_OK)
+        return rc;
     b->ledger_size++;
     recipient->inbox_last = a.position;
     sender->last_seq = a.seq;
@@ -272,14 +259,14 @@ static int ledger_append(struct broker *b, struct ledger_identity *sender,
     /* The inbox message: canonical JSON with the envelope as stored. */
     static uint8_t inbox[LEDGER_INBOX_MAX_BYTES];
     LMQ_ASSERT(env->canonical.len <= LEDGER_ENVELOPE_MAX_BYTES);
-    int n = snprintf((char *)inbox, sizeof(inbox), "{\"envelope\":%.*s,\"index\":%" PRIu64
-                     ",\"position\":%" PRIu64 "}",
-                     (int)env->canonical.len, (const char *)env->canonical.data, a.index,
-                     a.position);
+    int n =
+        snprintf((char *)inbox, sizeof(inbox),
+                 "{\"envelope\":%.*s,\"index\":%" PRIu64 ",\"position\":%" PRIu64 "}",
+                 (int)env->canonical.len, (const char *)env->canonical.data, a.index, a.position);
     LMQ_ASSERT(n > 0 && (size_t)n < sizeof(inbox));
-    int rc = ledger_publish(b, env->to, "inbox", inbox, (size_t)n, NULL);
+    rc = ledger_publish(b, env->to, "inbox", inbox, (size_t)n, NULL);
     if (rc == LMQ_OK)
-        rc = ledger_send_ack(b, sender->id, &a);
+        ledger_tree_queue_ack(b, sender->id, &a);
     return rc;
 }
 
@@ -372,12 +359,12 @@ int ledger_resync(struct conn *c, const struct mqtt_publish *pub)
         broker_fail_stop(b, "inbox read", rc);
     /* More when a page was cut short, or when newer envelopes are not committed yet. */
     struct ledger_identity *li = ledger_identity_get(b, c->identity);
-    bool more = rs.full || rs.sent == LEDGER_RESYNC_PAGE_MAX ||
-                (li != NULL && li->inbox_last > rs.last);
+    bool more =
+        rs.full || rs.sent == LEDGER_RESYNC_PAGE_MAX || (li != NULL && li->inbox_last > rs.last);
     char json[160];
     int n = snprintf(json, sizeof(json),
-                     "{\"after\":%" PRIu64 ",\"count\":%zu,\"last\":%" PRIu64 ",\"more\":%s}", after,
-                     rs.sent, rs.last, more ? "true" : "false");
+                     "{\"after\":%" PRIu64 ",\"count\":%zu,\"last\":%" PRIu64 ",\"more\":%s}",
+                     after, rs.sent, rs.last, more ? "true" : "false");
     LMQ_ASSERT(n > 0 && (size_t)n < sizeof(json));
     if (ledger_publish(b, c->identity, "sync", (const uint8_t *)json, (size_t)n, c->session) !=
         LMQ_OK)

@@ -289,7 +289,8 @@ static int proto_publish_identity(struct conn *c, const struct mqtt_publish *pub
                                   enum identity_topic kind, const char *owner)
 {
     struct session *s = c->session;
-    if (!identity_owns(c, owner) || (kind != IDENTITY_TOPIC_OUTBOX && kind != IDENTITY_TOPIC_RESYNC)) {
+    if (!identity_owns(c, owner) ||
+        (kind != IDENTITY_TOPIC_OUTBOX && kind != IDENTITY_TOPIC_RESYNC)) {
         identity_security_event(c->broker, c, IDENTITY_EVENT_ACL_DENIED, "publish");
         if (c->version != MQTT_V5)
             return MQTT_RC_NOT_AUTHORIZED; /* 3.1.1 can only close */

@@ -51,7 +51,7 @@ static int on_identity(void *ctx, struct mqtt_bytes id, uint64_t last_seq,
     struct recovery *r = ctx;
     r->identities++;
     return ledger_identity_restore(r->broker, id, last_seq, last_link, inbox_last) == LMQ_OK ? 0
-                                                                                              : -1;
+                                                                                             : -1;
 }
 
 static int on_subscription(void *ctx, struct mqtt_bytes client_id, struct mqtt_bytes filter,
@@ -193,6 +193,8 @@ int broker_recover(struct broker *b)
         return rc;
     b->next_msg_id = max_msg_id + 1;
     rc = store_ledger_size(b->store, &b->ledger_size);
+    if (rc == LMQ_OK)
+        rc = ledger_tree_recover(b);
     if (rc != LMQ_OK)
         return rc;
     struct lmq_log_line line;

@@ -223,8 +223,7 @@ static void route_on_match(void *arg, const struct sub_tree_entry *e)
     if ((e->options & MQTT_SUBOPT_NO_LOCAL) && e->share_group == NULL && s == ctx->publisher)
         return;
     /* id/<X>/... reaches X's sessions only, whatever wildcard another subscribed with. */
-    if (ctx->identity_topic &&
-        !identity_may_receive(s, ctx->msg->topic.data, ctx->msg->topic.len))
+    if (ctx->identity_topic && !identity_may_receive(s, ctx->msg->topic.data, ctx->msg->topic.len))
         return;
     struct route_target *t;
     if (s->route_gen == ctx->broker->route_gen) {
@@ -257,8 +256,8 @@ uint8_t route_publish(struct broker *b, struct msg *m, struct session *publisher
     LMQ_ASSERT(m != NULL);
     struct route_ctx ctx = {.broker = b, .msg = m, .publisher = publisher};
     const char *owner = NULL;
-    ctx.identity_topic = identity_topic_parse(m->topic.data, m->topic.len, &owner) !=
-                         IDENTITY_TOPIC_NONE;
+    ctx.identity_topic =
+        identity_topic_parse(m->topic.data, m->topic.len, &owner) != IDENTITY_TOPIC_NONE;
     b->route_gen++;
     sub_tree_match(b->subs, m->topic.data, m->topic.len, route_on_match, route_eligible, &ctx);
     if (ctx.oom)

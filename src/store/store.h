@@ -62,6 +62,7 @@ enum store_record_type {
     STORE_WILL_DELETE,         /* client_id */
     STORE_LEDGER_APPEND,       /* ledger: msg_id = index, client_id = sender, seq, recipient,
                                   position, link, envelope; moves both identities' counters */
+    STORE_LEDGER_NODE,         /* Merkle tree: level, msg_id = index, link = 32-byte hash */
 };
 
 /* Delivery states kept with a queued message. */
@@ -95,6 +96,7 @@ struct store_record {
     struct mqtt_bytes envelope;
     uint64_t position;
     int64_t created_unix_ms;
+    uint32_t level; /* STORE_LEDGER_NODE */
 };
 
 /* One accepted envelope as stored in the ledger. */
@@ -157,11 +159,19 @@ int store_ledger_size(struct store *store, uint64_t *size) __attribute__((warn_u
 int store_ledger_find(struct store *store, struct mqtt_bytes sender, uint64_t seq,
                       int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
                       bool *found) __attribute__((warn_unused_result));
+/* Reads the committed Merkle node (level, index) into hash. Returns 0, LMQ_ENOTFOUND or
+ * LMQ_EIO. Loop thread; synchronous. */
+int store_ledger_node(struct store *store, uint32_t level, uint64_t index, uint8_t hash[32])
+    __attribute__((warn_unused_result));
+/* Reads up to limit committed envelopes by ledger index from start, in order. Loop thread. */
+int store_ledger_range(struct store *store, uint64_t start, size_t limit,
+                       int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
+                       size_t *count) __attribute__((warn_unused_result));
 /* Reads up to limit committed envelopes for recipient with position > after, in position
  * order. Sets *count. Loop thread; synchronous. */
-int store_inbox_page(struct store *store, struct mqtt_bytes recipient, uint64_t after,
-                     size_t limit, int (*row)(void *ctx, const struct store_ledger_row *r),
-                     void *ctx, size_t *count) __attribute__((warn_unused_result));
+int store_inbox_page(struct store *store, struct mqtt_bytes recipient, uint64_t after, size_t limit,
+                     int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
+                     size_t *count) __attribute__((warn_unused_result));
 
 struct store_queue_row {
     uint64_t seq;

@@ -56,7 +56,11 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE UNIQUE INDEX ledger_by_inbox ON ledger(recipient, position);"
     "CREATE TABLE identities(id BLOB PRIMARY KEY, last_seq INTEGER NOT NULL DEFAULT 0,"
     " last_link BLOB NOT NULL DEFAULT x'', inbox_last INTEGER NOT NULL DEFAULT 0)"
-    " WITHOUT ROWID;",
+    " WITHOUT ROWID;"
+    /* The Merkle tree over the ledger: hashes of perfect subtrees only (RFC 9162 hashing),
+     * written in the transaction that appends their last leaf. */
+    "CREATE TABLE ledger_nodes(level INTEGER NOT NULL, idx INTEGER NOT NULL,"
+    " hash BLOB NOT NULL, PRIMARY KEY(level, idx)) WITHOUT ROWID;",
 };
 
 int store_schema_version(sqlite3 *db, int *version)

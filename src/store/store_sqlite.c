@@ -69,6 +69,7 @@ enum store_stmt {
     ST_LEDGER_PUT,
     ST_IDENTITY_SENT,
     ST_IDENTITY_RECEIVED,
+    ST_NODE_PUT,
     ST_COUNT,
 };
 
@@ -123,6 +124,7 @@ static const char *const store_stmt_sql[ST_COUNT] = {
                          "last_link = excluded.last_link",
     [ST_IDENTITY_RECEIVED] = "INSERT INTO identities(id, inbox_last) VALUES(?1, ?2) "
                              "ON CONFLICT(id) DO UPDATE SET inbox_last = excluded.inbox_last",
+    [ST_NODE_PUT] = "INSERT INTO ledger_nodes(level, idx, hash) VALUES(?1, ?2, ?3)",
 };
 
 struct store {
@@ -132,6 +134,7 @@ struct store {
     sqlite3 *reader; /* loop thread only */
     sqlite3_stmt *stmts[ST_COUNT];
     sqlite3_stmt *page_stmt;
+    sqlite3_stmt *node_stmt; /* reader: one Merkle node */
     pthread_t thread;
     bool thread_started;
     pthread_mutex_t mutex;
@@ -208,7 +211,7 @@ static int owned_record_init(struct owned_record *o, const struct store_record *
 int store_write(struct store *store, const struct store_record *rec)
 {
     LMQ_ASSERT(store != NULL && rec != NULL);
-    LMQ_ASSERT(rec->type >= STORE_SESSION_PUT && rec->type <= STORE_LEDGER_APPEND);
+    LMQ_ASSERT(rec->type >= STORE_SESSION_PUT && rec->type <= STORE_LEDGER_NODE);
     if (store->open == NULL) {
         store->open = calloc(1, sizeof(*store->open));
         if (store->open == NULL)
@@ -638,11 +641,18 @@ static int apply_record(struct store *s, const struct store_record *r)
         st = s->stmts[ST_SESSION_PUT];
         bind_bytes(st, 1, r->client_id);
         sqlite3_bind_int64(st, 2, r->expiry_s);
-        bind_bytes(st, 3, r->topic.data != NULL ? r->topic
-                                                : (struct mqtt_bytes){(const uint8_t *)"", 0});
+        bind_bytes(st, 3,
+                   r->topic.data != NULL ? r->topic : (struct mqtt_bytes){(const uint8_t *)"", 0});
         return run(st);
     case STORE_LEDGER_APPEND:
         return apply_ledger_append(s, r);
+    case STORE_LEDGER_NODE:
+        st = s->stmts[ST_NODE_PUT];
+        LMQ_ASSERT(r->link.len == 32);
+        sqlite3_bind_int64(st, 1, r->level);
+        sqlite3_bind_int64(st, 2, (int64_t)r->msg_id);
+        bind_bytes(st, 3, r->link);
+        return run(st); /* a second node at the same place fails the commit: no rewrites */
     case STORE_SESSION_DELETE:
         return apply_session_delete(s, r);
     case STORE_SUBSCRIPTION_PUT:
@@ -1045,9 +1055,48 @@ int store_ledger_find(struct store *store, struct mqtt_bytes sender, uint64_t se
     return rc;
 }
 
-int store_inbox_page(struct store *store, struct mqtt_bytes recipient, uint64_t after,
-                     size_t limit, int (*row)(void *ctx, const struct store_ledger_row *r),
-                     void *ctx, size_t *count)
+int store_ledger_node(struct store *store, uint32_t level, uint64_t index, uint8_t hash[32])
+{
+    LMQ_ASSERT(store != NULL && hash != NULL);
+    sqlite3_stmt *st = store->node_stmt;
+    sqlite3_bind_int64(st, 1, level);
+    sqlite3_bind_int64(st, 2, (int64_t)index);
+    int rc = sqlite3_step(st);
+    int result = LMQ_ENOTFOUND;
+    if (rc == SQLITE_ROW) {
+        struct mqtt_bytes h = column_bytes(st, 0);
+        result = h.len == 32 ? LMQ_OK : LMQ_EIO;
+        if (result == LMQ_OK)
+            memcpy(hash, h.data, 32);
+    } else if (rc != SQLITE_DONE) {
+        result = LMQ_EIO;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return result;
+}
+
+int store_ledger_range(struct store *store, uint64_t start, size_t limit,
+                       int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
+                       size_t *count)
+{
+    LMQ_ASSERT(store != NULL && row != NULL && count != NULL);
+    LMQ_ASSERT(limit > 0 && limit <= INT32_MAX);
+    sqlite3_stmt *st = NULL;
+    *count = 0;
+    if (sqlite3_prepare_v2(store->reader,
+                           "SELECT " STORE_LEDGER_COLUMNS " FROM ledger WHERE idx >= ?1 "
+                           "ORDER BY idx LIMIT ?2",
+                           -1, &st, NULL) != SQLITE_OK)
+        return LMQ_EIO;
+    sqlite3_bind_int64(st, 1, (int64_t)start);
+    sqlite3_bind_int64(st, 2, (int64_t)limit);
+    return ledger_query(st, limit, row, ctx, count);
+}
+
+int store_inbox_page(struct store *store, struct mqtt_bytes recipient, uint64_t after, size_t limit,
+                     int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
+                     size_t *count)
 {
     LMQ_ASSERT(store != NULL && row != NULL && count != NULL);
     LMQ_ASSERT(limit > 0 && limit <= INT32_MAX);
@@ -1115,6 +1164,9 @@ static int store_open_reader(struct store *s, const struct store_options *opts, 
     if (sqlite3_prepare_v3(s->reader, page_sql, -1, SQLITE_PREPARE_PERSISTENT, &s->page_stmt,
                            NULL) != SQLITE_OK)
         return store_fail(err, err_len, "prepare page", s->reader);
+    if (sqlite3_prepare_v3(s->reader, "SELECT hash FROM ledger_nodes WHERE level = ?1 AND idx = ?2",
+                           -1, SQLITE_PREPARE_PERSISTENT, &s->node_stmt, NULL) != SQLITE_OK)
+        return store_fail(err, err_len, "prepare node", s->reader);
     return LMQ_OK;
 }
 
@@ -1123,6 +1175,7 @@ static void store_free(struct store *s)
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->stmts[i]);
     sqlite3_finalize(s->page_stmt);
+    sqlite3_finalize(s->node_stmt);
     sqlite3_close(s->reader);
     sqlite3_close(s->writer);
     pthread_mutex_destroy(&s->mutex);

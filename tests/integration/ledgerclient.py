@@ -168,3 +168,98 @@ class Session:
     def close(self):
         self.client.disconnect()
         self.client.loop_stop()
+
+
+# ---- Receipts: RFC 9162 inclusion proofs against C2SP signed checkpoints ----
+
+def leaf_hash(link_hex):
+    return hashlib.sha256(b"\x00" + bytes.fromhex(link_hex)).digest()
+
+
+def node_hash(left, right):
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def root_from_inclusion(leaf, index, size, proof):
+    """RFC 9162 §2.1.3.2; returns the root the proof leads to, or None."""
+    if index >= size:
+        return None
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            return None
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while fn & 1 == 0 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    return r if sn == 0 else None
+
+
+def root_from_consistency(old_size, new_size, old_root, proof):
+    """RFC 9162 §2.1.4.2; returns the new root the proof leads to (after checking old_root)."""
+    if old_size == new_size:
+        return old_root if not proof else None
+    if old_size == 0 or not proof and old_size != new_size:
+        return None
+    if old_size & (old_size - 1) == 0:  # a power of two: old_root starts the proof
+        proof = [old_root] + list(proof)
+    fn, sn = old_size - 1, new_size - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = proof[0]
+    for c in proof[1:]:
+        if sn == 0:
+            return None
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while fn & 1 == 0 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return sr if sn == 0 and fr == old_root else None
+
+
+def parse_checkpoint(note, name, pub):
+    """Checks a C2SP signed note by (name, Ed25519 pub); returns (origin, size, root)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    body, sep, sigs = note.partition("\n\n")
+    assert sep, "no blank line"
+    body += "\n"
+    origin, size, root_b64 = body.split("\n")[:3]
+    key_id = hashlib.sha256(name.encode() + b"\n\x01" + pub).digest()[:4]
+    for line in sigs.splitlines():
+        dash, line_name, blob = line.split(" ")
+        assert dash == "\u2014"
+        raw = base64.b64decode(blob)
+        if line_name == name and raw[:4] == key_id:
+            Ed25519PublicKey.from_public_bytes(pub).verify(raw[4:], body.encode())
+            return origin, int(size), base64.b64decode(root_b64)
+    raise AssertionError("no signature by %s" % name)
+
+
+def server_key(http_addr):
+    status, key = http_json(http_addr, "/ledger/key")
+    assert status == 200, key
+    return key["name"], b64url_decode(key["pub"])
+
+
+def check_receipt(ack, name, pub):
+    """Verifies an ack's receipt; returns the checkpoint (origin, size, root)."""
+    r = ack["receipt"]
+    origin, size, root = parse_checkpoint(r["checkpoint"], name, pub)
+    assert size == r["tree_size"] and ack["index"] < size
+    proof = [base64.b64decode(p) for p in r["proof"]]
+    assert root_from_inclusion(leaf_hash(ack["link"]), ack["index"], size, proof) == root
+    return origin, size, root
