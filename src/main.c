@@ -15,6 +15,7 @@
 #include "broker/broker.h"
 #include "core/config.h"
 #include "core/lmq.h"
+#include "verify/verify.h"
 
 #define MAIN_EXIT_OK 0
 #define MAIN_EXIT_USAGE 1
@@ -36,7 +37,9 @@ static const char main__usage[] =
     "  keygen  [--out FILE]          new Ed25519 identity (not implemented yet)\n"
     "  send    --key FILE --to ID    guaranteed delivery of one envelope (not implemented yet)\n"
     "  listen  --key FILE            print inbox envelopes (not implemented yet)\n"
-    "  verify  ...                   check receipts and proofs (not implemented yet)\n"
+    "  verify  --key VKEY --checkpoint F | --receipt F [--envelope F] |\n"
+    "          --old-checkpoint F --checkpoint F --proof F | --data DIR\n"
+    "                                check checkpoints, receipts, consistency, a database\n"
     "  bench   [--scenario S] ...    load generator for any MQTT broker (bench --help)\n"
     "  version                       print the version\n"
     "  help                          print this help\n"
@@ -265,7 +268,7 @@ static int main__serve(int argc, char **argv)
 
 static bool main__is_planned(const char *cmd)
 {
-    static const char *const planned[] = {"keygen", "send", "listen", "verify"};
+    static const char *const planned[] = {"keygen", "send", "listen"};
     for (size_t i = 0; i < LMQ_ARRAY_LEN(planned); i++) {
         if (strcmp(cmd, planned[i]) == 0) {
             return true;
@@ -297,6 +300,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "bench") == 0) {
         return bench_main(argc - 2, argv + 2);
+    }
+    if (strcmp(cmd, "verify") == 0) {
+        return verify_main(argc - 2, argv + 2);
     }
     if (main__is_planned(cmd)) {
         return main__fail("%s is not implemented yet", cmd);

@@ -1,0 +1,16 @@
+/*
+ * `ledgermq verify`: offline checks of what a LedgerMQ server said, with its public key only
+ * (and of a server's own database). Exit 0 only when everything verifies; 3 when something
+ * does not, with one line naming what failed; 1 for usage and I/O errors.
+ */
+#ifndef LMQ_VERIFY_H
+#define LMQ_VERIFY_H
+
+#define VERIFY_EXIT_OK 0
+#define VERIFY_EXIT_USAGE 1
+#define VERIFY_EXIT_FAILED 3
+
+/* argv holds the arguments after "verify". */
+int verify_main(int argc, char **argv);
+
+#endif
