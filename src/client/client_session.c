@@ -278,6 +278,7 @@ static int session__deliver(struct lmq_client *c, const struct session_inbox_msg
         /* A forged or foreign envelope is never shown; its position is consumed so that the
          * inbox keeps moving (the server vouched for the order, not for the content). */
         client_report(c, LMQ_EPROTO, "inbox position %" PRIu64 " refused: %s", m->position, reason);
+        ledger_envelope_release(&env); /* a no-op when open failed: it released already */
         return client_db_set_position(c, m->position);
     }
     rc = ledger_envelope_link(&env, link);
