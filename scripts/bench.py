@@ -17,6 +17,11 @@ Environment:
     BENCH_FILL_MESSAGES=1000000
     BENCH_IDLE_CONNECTIONS=10000
     BENCH_BROKERS=ledgermq-always,ledgermq-off,mosquitto,nats   (a subset to run)
+    BENCH_SCENARIOS=...        a subset of the parts to run, comma-separated: the scenario keys
+                               (qos1-fan-in, qos0-fan-in, qos0-fan-out, qos2-pairs,
+                               qos1-latency), idle, restart; e.g. BENCH_SCENARIOS=restart. The
+                               parts left out are "—" in the report, which goes to
+                               build/BENCHMARKS-partial.md unless BENCH_OUT
     BENCH_OUT, BENCH_RAW       where the markdown and the raw JSON results go
 
 Every step has a time limit; every broker this script starts is killed (by pid) on exit.
@@ -97,6 +102,11 @@ SCENARIOS = [
     },
 ]
 IDLE_KEY = "idle"
+RESTART_KEY = "restart"
+PARTS = [sc["key"] for sc in SCENARIOS] + [IDLE_KEY, RESTART_KEY]
+# BENCH_SCENARIOS: the parts to run (all by default).
+WANTED_PARTS = [p for p in os.environ.get("BENCH_SCENARIOS", "").split(",") if p] or PARTS
+PARTIAL = WANTED_PARTS != PARTS
 
 LIVE = {}  # pid -> Popen of every broker we started and have not reaped
 
@@ -1200,8 +1210,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ledgermq", default=os.path.join(ROOT, "build", "ledgermq"))
     quick_out = os.path.join(ROOT, "build", "BENCHMARKS-quick.md")
+    partial_out = os.path.join(ROOT, "build", "BENCHMARKS-partial.md")
     ap.add_argument("--out", default=os.environ.get(
-        "BENCH_OUT", quick_out if QUICK else os.path.join(ROOT, "docs", "BENCHMARKS.md")))
+        "BENCH_OUT", partial_out if PARTIAL else quick_out if QUICK
+        else os.path.join(ROOT, "docs", "BENCHMARKS.md")))
     ap.add_argument("--raw", default=os.environ.get("BENCH_RAW"))
     ap.add_argument("--render", metavar="RAW_JSON",
                     help="measure nothing: rewrite --out from the raw results of an earlier run")
@@ -1222,6 +1234,9 @@ def main():
     for b in wanted:
         if b not in BROKERS:
             fail("BENCH_BROKERS: unknown broker %s (known: %s)" % (b, ", ".join(BROKERS)))
+    for p in WANTED_PARTS:
+        if p not in PARTS:
+            fail("BENCH_SCENARIOS: unknown part %s (known: %s)" % (p, ", ".join(PARTS)))
     notes = install_peers(wanted)
     brokers = [b for b in wanted if not (
         (b == "mosquitto" and "mosquitto" in notes) or (b == "nats" and "nats-server" in notes))]
@@ -1252,11 +1267,13 @@ def main():
         for rnd in range(ROUNDS):
             order = brokers[rnd % len(brokers):] + brokers[:rnd % len(brokers)]
             for sc in SCENARIOS:
+                if sc["key"] not in WANTED_PARTS:
+                    continue
                 for b in order:
                     rep = run_scenario(binary, workdir, b, sc, rnd)
                     results[sc["key"]][b].append(rep)
                     log("round %d %-13s %-16s %s" % (rnd + 1, sc["key"], b, brief(rep)))
-            for b in order:
+            for b in (order if IDLE_KEY in WANTED_PARTS else []):
                 rep = run_idle(binary, workdir, b, rnd)
                 idle[b].append(rep)
                 per = rep.get("rss_per_connection_bytes")
@@ -1267,7 +1284,7 @@ def main():
         restart = {}
         for b in brokers:
             restart[b] = {}
-            for crash in (False, True):
+            for crash in ((False, True) if RESTART_KEY in WANTED_PARTS else ()):
                 res = run_restart(binary, workdir, b, crash)
                 restart[b]["kill9" if crash else "term"] = res
                 log("restart %-16s %-7s fill %s msg/s, ready in %s s, still queued %s" % (

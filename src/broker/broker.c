@@ -52,6 +52,14 @@ static struct commit_batch *broker_batch(struct broker *b)
     return b->batch;
 }
 
+struct commit_batch *broker_current_batch(struct broker *b)
+{
+    struct commit_batch *batch = broker_batch(b);
+    if (batch == NULL)
+        broker_fail_stop(b, "batch", LMQ_ENOMEM);
+    return batch;
+}
+
 uint64_t broker_batch_seq(struct broker *b)
 {
     struct commit_batch *batch = broker_batch(b);
@@ -214,6 +222,10 @@ static void broker_commit_done(void *arg, int status)
         conn_unref(batch->acks[i].conn);
         free(batch->acks[i].codes);
     }
+    /* Envelopes of this batch are durable: checkpoint the tree, send acks with receipts. */
+    if (b->store != NULL)
+        ledger_tree_committed(b, batch);
+    ledger_tree_batch_free(batch);
     free(batch->acks);
     free(batch->msgs);
     free(batch);
@@ -245,6 +257,7 @@ static void broker_turn_end(struct broker *b)
         }
         struct commit_batch *batch = b->batch;
         b->batch = NULL;
+        ledger_tree_close(b, batch);
         int rc = store_commit(b->store, broker_commit_done, batch);
         if (rc != LMQ_OK)
             broker_fail_stop(b, "commit", rc);
@@ -526,7 +539,7 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
     broker_sync_wall_clock(b);
     if (lmq_map_create(&b->sessions) != LMQ_OK || lmq_map_create(&b->retained) != LMQ_OK ||
         lmq_map_create(&b->msgs_by_id) != LMQ_OK || lmq_map_create(&b->addresses) != LMQ_OK ||
-        sub_tree_create(&b->subs) != LMQ_OK)
+        lmq_map_create(&b->identities) != LMQ_OK || sub_tree_create(&b->subs) != LMQ_OK)
         return LMQ_ENOMEM;
     uv_prepare_init(&b->loop, &b->flush_prepare);
     b->flush_prepare.data = b;
@@ -574,6 +587,10 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
         fprintf(stderr, "ledgermq: cannot open the store: %s\n", err);
         return LMQ_EIO;
     }
+    /* After the store: a database that can't be opened is the one error reported. */
+    int id_rc = identity_init(b);
+    if (id_rc != LMQ_OK)
+        return id_rc == LMQ_ENOMEM ? LMQ_ENOMEM : LMQ_EINVAL;
     return LMQ_OK;
 }
 
@@ -622,6 +639,10 @@ static void broker_teardown(struct broker *b)
     lmq_map_destroy(b->msgs_by_id);
     conn_address_sweep(b, true);
     lmq_map_destroy(b->addresses);
+    ledger_destroy(b);
+    free(b->checkpoint);
+    if (b->nonces != NULL)
+        identity_destroy(b);
     if (b->tls != NULL)
         tls_server_free(b->tls); /* sessions still open hold their own reference */
     lmq_buf_release(&b->transport_scratch);

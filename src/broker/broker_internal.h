@@ -23,6 +23,8 @@
 #include "core/lmq.h"
 #include "core/log.h"
 #include "core/map.h"
+#include "crypto/keyfile.h"
+#include "ledger/merkle.h"
 #include "net/transport.h"
 #include "mqtt/mqtt_codec.h"
 #include "mqtt/sub_tree.h"
@@ -153,6 +155,7 @@ struct session {
     size_t route_idx;
     bool closing;           /* being destroyed */
     uint32_t hold_delivery; /* SUBACKs not yet sent: deliveries (retained) wait for them */
+    char owner[CRYPTO_IDENTITY_ID_BYTES]; /* identity that owns the session, "" if anonymous */
 };
 
 /* What the codec needs the broker to remember between packets of one connection. */
@@ -208,9 +211,10 @@ struct conn {
     enum conn_transport_kind kind;
     /* TLS and/or WebSocket between the socket and MQTT; unused (no copies) for plain TCP. */
     struct net_transport transport;
-    struct lmq_buf raw;      /* socket bytes not yet decoded (TLS/WebSocket only) */
-    struct lmq_buf wire;     /* encoded bytes for the socket, waiting for the write in flight */
-    char tls_cn[65];         /* verified client certificate CN, "" without one */
+    struct lmq_buf raw;  /* socket bytes not yet decoded (TLS/WebSocket only) */
+    struct lmq_buf wire; /* encoded bytes for the socket, waiting for the write in flight */
+    char tls_cn[65];     /* verified client certificate CN, "" without one */
+    char identity[CRYPTO_IDENTITY_ID_BYTES]; /* authenticated identity id, "" if none */
     uint8_t refusal_code;    /* non-zero: CONNECT gets this reason code (per-address limit) */
     const char *refusal_why; /* static text for the log */
 };
@@ -234,6 +238,7 @@ struct commit_batch {
     size_t ack_count, ack_cap;
     struct msg **msgs; /* referenced; marked committed on completion */
     size_t msg_count, msg_cap;
+    struct ledger_batch *ledger; /* envelopes appended / acks to send with receipts; or NULL */
 };
 
 struct broker_stats {
@@ -287,9 +292,21 @@ struct broker {
     uint32_t conn_count;             /* sockets open */
     uint32_t connected_count;        /* past CONNECT */
     uint32_t connected_by_kind[CONN_TRANSPORT_KIND_COUNT];
-    uv_tcp_t *first_tls_listener;     /* listeners[] from here on are MQTT over TLS */
-    struct tls_server *tls;           /* certificates for mqtts/https; NULL when neither is used */
-    struct lmq_buf transport_scratch; /* lent to net_transport calls (single-threaded) */
+    uv_tcp_t *first_tls_listener;      /* listeners[] from here on are MQTT over TLS */
+    struct tls_server *tls;            /* certificates for mqtts/https; NULL when neither is used */
+    struct lmq_buf transport_scratch;  /* lent to net_transport calls (single-threaded) */
+    struct crypto_identity server_key; /* signs login tokens; <data>/server.key.json */
+    struct lmq_map *nonces;            /* login nonce -> struct identity_nonce */
+    struct list_node nonce_list;       /* the same, oldest first */
+    struct lmq_map *identities;        /* identity id -> struct ledger_identity */
+    uint64_t ledger_size;              /* envelopes accepted: the next ledger index */
+    struct ledger_merkle_frontier tree; /* the Merkle tree over them (uncommitted included) */
+    char ledger_origin[64];             /* checkpoint origin and key name */
+    char *checkpoint;                   /* latest signed checkpoint note (committed tree) */
+    size_t checkpoint_len;
+    uint64_t checkpoint_size;
+    uint8_t checkpoint_root[LEDGER_MERKLE_HASH_BYTES];
+    uint64_t security_events[16]; /* by enum identity_event */
     uint64_t next_conn_id;
     uint64_t next_msg_id;
     uint64_t route_gen;
@@ -314,7 +331,104 @@ void conn_address_release(struct broker *b, struct conn *c);
 /* Frees entries idle for a whole rate window (all of them when all is true). */
 void conn_address_sweep(struct broker *b, bool all);
 
+struct http_request;
+struct http_response;
+struct http_buf;
+
+/* identity.c: login, CONNECT authentication, identity topics, security events. */
+enum identity_event {
+    IDENTITY_EVENT_BAD_TOKEN = 0,
+    IDENTITY_EVENT_EXPIRED_TOKEN,
+    IDENTITY_EVENT_BAD_LOGIN,
+    IDENTITY_EVENT_REUSED_NONCE,
+    IDENTITY_EVENT_ACL_DENIED,
+    IDENTITY_EVENT_BAD_SIGNATURE,
+    IDENTITY_EVENT_NOT_SENDER,
+    IDENTITY_EVENT_REPLAY,
+    IDENTITY_EVENT_RATE_LIMITED,
+    IDENTITY_EVENT_ANONYMOUS_REFUSED,
+    IDENTITY_EVENT_COUNT,
+};
+/* What an id/<owner>/<leaf> topic is. */
+enum identity_topic {
+    IDENTITY_TOPIC_NONE = 0, /* not under id/ */
+    IDENTITY_TOPIC_OTHER,    /* under id/ but no known leaf (or a malformed owner) */
+    IDENTITY_TOPIC_OUTBOX,
+    IDENTITY_TOPIC_INBOX,
+    IDENTITY_TOPIC_ACK,
+    IDENTITY_TOPIC_REJECT,
+    IDENTITY_TOPIC_RESYNC,
+    IDENTITY_TOPIC_SYNC,
+};
+/* Loads (or creates on first start) the server key; sets up login state. 0 or an error after
+ * printing a one-line message. */
+int identity_init(struct broker *b) LMQ_WUR;
+void identity_destroy(struct broker *b);
+/* POST /auth/challenge, POST /auth/token, GET /auth/key. */
+int identity_http_route(struct broker *b, const struct http_request *req,
+                        struct http_response *resp, struct http_buf *out);
+/* Checks a CONNECT's credentials and sets c->identity. Returns MQTT_RC_SUCCESS or the CONNACK
+ * reason code (the security event is logged). */
+uint8_t identity_authenticate(struct conn *c, const struct mqtt_connect *cn);
+/* Classifies topic; *owner points at the 64-character owner id inside it (or NULL). */
+enum identity_topic identity_topic_parse(const uint8_t *topic, size_t len, const char **owner);
+/* True when c is authenticated as owner (64 characters). */
+bool identity_owns(const struct conn *c, const char *owner);
+/* False (and a security event) for a filter naming another identity's topics. */
+bool identity_may_subscribe(struct conn *c, const uint8_t *filter, size_t len);
+/* False when topic belongs to an identity other than the session's owner. */
+bool identity_may_receive(const struct session *s, const uint8_t *topic, size_t len);
+/* Counts and logs one security event (c may be NULL). */
+void identity_security_event(struct broker *b, struct conn *c, enum identity_event kind,
+                             const char *detail);
+const char *identity_event_name(enum identity_event kind);
+
+/* An accepted envelope, as its ack describes it. */
+struct ledger_accepted {
+    uint64_t seq;
+    uint64_t index;
+    uint64_t position;
+    char link[CRYPTO_IDENTITY_ID_BYTES];
+    char to[CRYPTO_IDENTITY_ID_BYTES];
+};
+
+/* ledger_tree.c: the Merkle tree, checkpoints and receipts. */
+struct ledger_batch;
+/* Appends the envelope with this link (hex) as the next leaf; its nodes go into the batch. */
+int ledger_tree_append(struct broker *b, const char *link_hex) LMQ_WUR;
+/* Queues the ack of a (new or resent) envelope: sent with its receipt once the batch is
+ * durable and a checkpoint covers it. */
+void ledger_tree_queue_ack(struct broker *b, const char *sender, const struct ledger_accepted *a);
+/* Batch lifecycle: close (snapshot of the tree), committed (checkpoint, acks), free. */
+void ledger_tree_close(struct broker *b, struct commit_batch *batch);
+void ledger_tree_committed(struct broker *b, struct commit_batch *batch);
+void ledger_tree_batch_free(struct commit_batch *batch);
+/* Recovery: rebuilds the frontier from stored nodes and signs the current checkpoint. */
+int ledger_tree_recover(struct broker *b) LMQ_WUR;
+/* Appends the JSON array of base64 proof hashes for index in the tree of size (lb may be NULL). */
+int ledger_tree_proof_json(struct broker *b, const struct ledger_batch *lb, uint64_t index,
+                           uint64_t size, char *out, size_t cap, size_t *used) LMQ_WUR;
+/* GET /ledger/...: checkpoint, key, inclusion and consistency proofs, entries. */
+int ledger_http_route(struct broker *b, const struct http_request *req, struct http_response *resp,
+                      struct http_buf *out);
+
+/* ledger.c: the guaranteed-delivery pipeline. */
+/* Publishes an ack payload on id/<sender>/ack (QoS 1, durable with the current batch). */
+int ledger_publish_ack(struct broker *b, const char *sender, const char *json, size_t len) LMQ_WUR;
+/* An envelope published to the connection's own outbox: accepted (appended, inbox and ack
+ * queued in the current batch), resent (ack again) or rejected (reject message). Returns the
+ * PUBACK/PUBREC reason code, or PROTO_BLOCKED (3.1.1 over the identity's rate). */
+int ledger_accept(struct conn *c, const struct mqtt_publish *pub);
+/* {"after":N} on the connection's own resync topic: inbox envelopes after N, then a sync. */
+int ledger_resync(struct conn *c, const struct mqtt_publish *pub);
+/* Recovery: an identity's chain head and inbox counter. */
+int ledger_identity_restore(struct broker *b, struct mqtt_bytes id, uint64_t last_seq,
+                            struct mqtt_bytes last_link, uint64_t inbox_last) LMQ_WUR;
+void ledger_destroy(struct broker *b);
+
 /* broker.c */
+/* The open commit batch (opened if needed; fail stop without memory). */
+struct commit_batch *broker_current_batch(struct broker *b);
 uint64_t broker_now_ms(struct broker *b);
 /* Logs a storage failure and exits with status 2 (fail stop). */
 void broker_fail_stop(struct broker *b, const char *what, int err) __attribute__((noreturn));

@@ -60,6 +60,18 @@ static int metrics_broker(struct broker *b, struct http_buf *out)
                  "WebSocket connections closed for a framing violation.");
     rc |= http_buf_printf(out, "ledgermq_websocket_protocol_errors_total %" PRIu64 "\n",
                           st->ws_protocol_errors);
+    rc |= METRIC(out, "security_events_total", "counter",
+                 "Refused logins, tokens, permissions, signatures, replays, rate limits.");
+    for (int k = 0; k < IDENTITY_EVENT_COUNT; k++)
+        rc |= http_buf_printf(out, "ledgermq_security_events_total{kind=\"%s\"} %" PRIu64 "\n",
+                              identity_event_name((enum identity_event)k), b->security_events[k]);
+    rc |= METRIC(out, "auth_failures_total", "counter", "CONNECTs refused for their credentials.");
+    rc |= http_buf_printf(out, "ledgermq_auth_failures_total %" PRIu64 "\n",
+                          b->security_events[IDENTITY_EVENT_BAD_TOKEN] +
+                              b->security_events[IDENTITY_EVENT_EXPIRED_TOKEN] +
+                              b->security_events[IDENTITY_EVENT_ANONYMOUS_REFUSED]);
+    rc |= METRIC(out, "ledger_envelopes", "gauge", "Envelopes in the ledger.");
+    rc |= http_buf_printf(out, "ledgermq_ledger_envelopes %" PRIu64 "\n", b->ledger_size);
     rc |= METRIC(out, "sessions", "gauge", "Sessions, online and offline.");
     rc |= http_buf_printf(out, "ledgermq_sessions{state=\"online\"} %" PRIu64 "\n", q.online);
     rc |= http_buf_printf(out, "ledgermq_sessions{state=\"offline\"} %" PRIu64 "\n",
@@ -151,6 +163,10 @@ int broker_http_route(void *ctx, const struct http_request *req, struct http_res
     bool version = len == 8 && memcmp(path, "/version", 8) == 0;
     if (len == 5 && memcmp(path, "/mqtt", 5) == 0)
         return broker_ws_route(b, req, resp, out);
+    if (len > 6 && memcmp(path, "/auth/", 6) == 0)
+        return identity_http_route(b, req, resp, out);
+    if (len > 8 && memcmp(path, "/ledger/", 8) == 0)
+        return ledger_http_route(b, req, resp, out);
     if (!healthz && !metrics && !version) {
         resp->status = 404;
         return 0;

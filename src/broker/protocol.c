@@ -142,6 +142,9 @@ static int proto_connect(struct conn *c, struct mqtt_packet *pkt)
         return proto_refuse_connect(c, MQTT_RC_QUOTA_EXCEEDED, "max_connections");
     if (c->refusal_code != 0)
         return proto_refuse_connect(c, c->refusal_code, c->refusal_why);
+    uint8_t auth_rc = identity_authenticate(c, &cn);
+    if (auth_rc != MQTT_RC_SUCCESS)
+        return proto_refuse_connect(c, auth_rc, "authentication failed");
     proto_negotiate(c, &cn, &ack);
     bool present = false;
     uint8_t reason = MQTT_RC_SUCCESS;
@@ -278,6 +281,34 @@ static int proto_publish_check(struct conn *c, struct mqtt_publish *pub, uint8_t
     return 0;
 }
 
+/*
+ * A publish under id/: only to the connection's own outbox (envelopes) or resync topic; the
+ * server alone publishes the rest. Nothing under id/ is routed as published.
+ */
+static int proto_publish_identity(struct conn *c, const struct mqtt_publish *pub,
+                                  enum identity_topic kind, const char *owner)
+{
+    struct session *s = c->session;
+    if (!identity_owns(c, owner) ||
+        (kind != IDENTITY_TOPIC_OUTBOX && kind != IDENTITY_TOPIC_RESYNC)) {
+        identity_security_event(c->broker, c, IDENTITY_EVENT_ACL_DENIED, "publish");
+        if (c->version != MQTT_V5)
+            return MQTT_RC_NOT_AUTHORIZED; /* 3.1.1 can only close */
+        return proto_ack_publish(c, pub, MQTT_RC_NOT_AUTHORIZED);
+    }
+    if (pub->qos == 2 && inbound_qos2_has(s, pub->packet_id))
+        return broker_defer_ack(c->broker, c, MQTT_PUBREC, pub->packet_id, 0, false) == LMQ_OK
+                   ? 0
+                   : MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR; /* resend: not handled twice */
+    int rc = kind == IDENTITY_TOPIC_OUTBOX ? ledger_accept(c, pub) : ledger_resync(c, pub);
+    if (rc == PROTO_BLOCKED)
+        return PROTO_BLOCKED;
+    LMQ_ASSERT(rc >= 0 && rc <= 0xFF);
+    if (pub->qos == 2 && rc < 0x80 && inbound_qos2_set(s, pub->packet_id, true) != LMQ_OK)
+        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
+    return proto_ack_publish(c, pub, (uint8_t)rc);
+}
+
 static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
 {
     struct mqtt_publish *pub = &pkt->u.publish;
@@ -289,6 +320,10 @@ static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
         return rc;
     if (ack_rc != MQTT_RC_SUCCESS)
         return proto_ack_publish(c, pub, ack_rc);
+    const char *owner = NULL;
+    enum identity_topic kind = identity_topic_parse(pub->topic.data, pub->topic.len, &owner);
+    if (kind != IDENTITY_TOPIC_NONE)
+        return proto_publish_identity(c, pub, kind, owner);
     if (pub->qos == 2 && inbound_qos2_has(s, pub->packet_id))
         return broker_defer_ack(b, c, MQTT_PUBREC, pub->packet_id, 0, false) == LMQ_OK
                    ? 0

@@ -14,7 +14,7 @@
 
 struct recovery {
     struct broker *broker;
-    uint64_t sessions, subscriptions, retained, queued, wills;
+    uint64_t sessions, subscriptions, retained, queued, wills, identities;
 };
 
 static struct session *recovery_session(struct recovery *r, struct mqtt_bytes id)
@@ -22,13 +22,18 @@ static struct session *recovery_session(struct recovery *r, struct mqtt_bytes id
     return lmq_map_get(r->broker->sessions, id.data, id.len);
 }
 
-static int on_session(void *ctx, struct mqtt_bytes client_id, uint32_t expiry_s)
+static int on_session(void *ctx, struct mqtt_bytes client_id, uint32_t expiry_s,
+                      struct mqtt_bytes owner)
 {
     struct recovery *r = ctx;
     struct broker *b = r->broker;
+    if (owner.len != 0 && owner.len != CRYPTO_IDENTITY_ID_CHARS)
+        return -1; /* not something this server wrote */
     struct session *s = session_create(b, client_id.data, client_id.len);
     if (s == NULL)
         return -1;
+    memcpy(s->owner, owner.data, owner.len);
+    s->owner[owner.len] = '\0';
     s->expiry_s = LMQ_MIN(expiry_s, b->cfg.limits.max_session_expiry_s);
     s->persistent = true;
     s->stored = true;
@@ -38,6 +43,15 @@ static int on_session(void *ctx, struct mqtt_bytes client_id, uint32_t expiry_s)
     session_arm_timer(s);
     r->sessions++;
     return 0;
+}
+
+static int on_identity(void *ctx, struct mqtt_bytes id, uint64_t last_seq,
+                       struct mqtt_bytes last_link, uint64_t inbox_last)
+{
+    struct recovery *r = ctx;
+    r->identities++;
+    return ledger_identity_restore(r->broker, id, last_seq, last_link, inbox_last) == LMQ_OK ? 0
+                                                                                             : -1;
 }
 
 static int on_subscription(void *ctx, struct mqtt_bytes client_id, struct mqtt_bytes filter,
@@ -170,6 +184,7 @@ int broker_recover(struct broker *b)
         .inbound_qos2 = on_inbound_qos2,
         .retained = on_retained,
         .queue_summary = on_queue_summary,
+        .identity = on_identity,
     };
     uint64_t start_us = uv_hrtime() / 1000;
     uint64_t max_msg_id = 0;
@@ -177,6 +192,11 @@ int broker_recover(struct broker *b)
     if (rc != LMQ_OK)
         return rc;
     b->next_msg_id = max_msg_id + 1;
+    rc = store_ledger_size(b->store, &b->ledger_size);
+    if (rc == LMQ_OK)
+        rc = ledger_tree_recover(b);
+    if (rc != LMQ_OK)
+        return rc;
     struct lmq_log_line line;
     if (lmq_log_begin(&line, LMQ_LOG_INFO, "recovered")) {
         lmq_log_uint(&line, "sessions", r.sessions);
@@ -184,6 +204,8 @@ int broker_recover(struct broker *b)
         lmq_log_uint(&line, "queued_messages", r.queued);
         lmq_log_uint(&line, "retained", r.retained);
         lmq_log_uint(&line, "wills", r.wills);
+        lmq_log_uint(&line, "identities", r.identities);
+        lmq_log_uint(&line, "ledger_size", b->ledger_size);
         lmq_log_uint(&line, "recovery_ms", (uv_hrtime() / 1000 - start_us) / 1000);
         lmq_log_end(&line);
     }

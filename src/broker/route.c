@@ -24,6 +24,7 @@ struct route_ctx {
     struct session *publisher;
     size_t count;
     bool oom;
+    bool identity_topic; /* id/<X>/...: delivered to X's sessions only */
 };
 
 static void copy_slice(uint8_t **cursor, struct mqtt_bytes *dst, struct mqtt_bytes src)
@@ -221,6 +222,9 @@ static void route_on_match(void *arg, const struct sub_tree_entry *e)
     LMQ_ASSERT(s != NULL && s->broker == ctx->broker);
     if ((e->options & MQTT_SUBOPT_NO_LOCAL) && e->share_group == NULL && s == ctx->publisher)
         return;
+    /* id/<X>/... reaches X's sessions only, whatever wildcard another subscribed with. */
+    if (ctx->identity_topic && !identity_may_receive(s, ctx->msg->topic.data, ctx->msg->topic.len))
+        return;
     struct route_target *t;
     if (s->route_gen == ctx->broker->route_gen) {
         LMQ_ASSERT(s->route_idx < ctx->count);
@@ -251,6 +255,9 @@ uint8_t route_publish(struct broker *b, struct msg *m, struct session *publisher
 {
     LMQ_ASSERT(m != NULL);
     struct route_ctx ctx = {.broker = b, .msg = m, .publisher = publisher};
+    const char *owner = NULL;
+    ctx.identity_topic =
+        identity_topic_parse(m->topic.data, m->topic.len, &owner) != IDENTITY_TOPIC_NONE;
     b->route_gen++;
     sub_tree_match(b->subs, m->topic.data, m->topic.len, route_on_match, route_eligible, &ctx);
     if (ctx.oom)

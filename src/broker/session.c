@@ -22,8 +22,10 @@ static void session_log(struct session *s, enum lmq_log_level level, const char 
 
 static void session_write(struct session *s, enum store_record_type type)
 {
-    struct store_record rec = {
-        .type = type, .client_id = {s->client_id, s->client_id_len}, .expiry_s = s->expiry_s};
+    struct store_record rec = {.type = type,
+                               .client_id = {s->client_id, s->client_id_len},
+                               .expiry_s = s->expiry_s,
+                               .topic = {(const uint8_t *)s->owner, strlen(s->owner)}};
     broker_store_write(s->broker, &rec);
 }
 
@@ -257,6 +259,13 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
     const uint8_t *id = connect->client_id.data;
     size_t id_len = connect->client_id.len;
     struct session *s = lmq_map_get(b->sessions, id, id_len);
+    if (s != NULL && s->owner[0] != '\0' && strcmp(s->owner, c->identity) != 0) {
+        /* Neither a takeover nor a clean start may cross identities. */
+        identity_security_event(b, c, IDENTITY_EVENT_ACL_DENIED,
+                                "client id belongs to a session of another identity");
+        *reason_code = MQTT_RC_NOT_AUTHORIZED;
+        return LMQ_EINVAL;
+    }
     if (s != NULL && s->conn != NULL) {
         struct conn *old = s->conn;
         old->takeover = true;
@@ -290,6 +299,7 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
     s->expires_ms = 0;
     s->conn = c;
     c->session = s;
+    memcpy(s->owner, c->identity, sizeof(s->owner));
     s->expiry_s = session_expiry_for(c, connect);
     s->persistent = s->expiry_s > 0;
     c->session_expiry_was_zero = s->expiry_s == 0;

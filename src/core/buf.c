@@ -9,10 +9,10 @@
 int lmq_buf_reserve(struct lmq_buf *b, size_t extra, size_t max_bytes)
 {
     LMQ_ASSERT(b != NULL && b->len <= b->cap);
+    if (extra > max_bytes || b->len > max_bytes - extra)
+        return LMQ_ELIMIT; /* the bound holds whether or not the memory is already there */
     if (b->cap - b->len >= extra)
         return LMQ_OK;
-    if (extra > max_bytes || b->len > max_bytes - extra)
-        return LMQ_ELIMIT;
     size_t cap = b->cap == 0 ? LMQ_BUF_INITIAL_BYTES : b->cap;
     while (cap - b->len < extra)
         cap *= 2;

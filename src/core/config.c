@@ -165,6 +165,9 @@ void lmq_config_defaults(struct lmq_config *cfg)
     l->http_idle_timeout_ms = 30000;
     l->http_request_timeout_ms = 10000;
     l->http_max_connections = 1024;
+    cfg->auth.anonymous = LMQ_ANONYMOUS_LOOPBACK;
+    cfg->auth.token_ttl_s = 900;
+    cfg->auth.envelope_rate_per_s = 1000;
     l->max_connections_per_address = 1000;
     l->max_connection_rate_per_address = 500;
 }
@@ -351,6 +354,43 @@ int lmq_config_validate(const struct lmq_config *cfg, char *err, size_t err_len)
     return 0;
 }
 
+static int config__set_auth(struct lmq_config *cfg, const char *key, const char *value, char *err,
+                            size_t err_len)
+{
+    struct lmq_auth_config *a = &cfg->auth;
+    if (strcmp(key, "anonymous") == 0) {
+        static const char *const names[] = {"loopback", "always", "never"};
+        for (size_t i = 0; i < LMQ_ARRAY_LEN(names); i++) {
+            if (strcmp(value, names[i]) == 0) {
+                a->anonymous = (enum lmq_anonymous_mode)i;
+                return 0;
+            }
+        }
+        config__err(err, err_len,
+                    "[auth] anonymous: expected loopback, always or never, got \"%.*s%s\"",
+                    config__show_len(value), value, config__show_more(value));
+        return LMQ_EINVAL;
+    }
+    uint32_t *field = strcmp(key, "token_ttl_s") == 0           ? &a->token_ttl_s
+                      : strcmp(key, "envelope_rate_per_s") == 0 ? &a->envelope_rate_per_s
+                                                                : NULL;
+    if (field == NULL) {
+        config__err(err, err_len,
+                    "[auth] %s: unknown key (expected anonymous, token_ttl_s or "
+                    "envelope_rate_per_s)",
+                    key);
+        return LMQ_EINVAL;
+    }
+    uint64_t v = 0;
+    if (!config__parse_u64(value, &v) || v < 1 || v > 86400 * 365) {
+        config__err(err, err_len, "[auth] %s: expected an integer 1..31536000, got \"%.*s%s\"",
+                    key, config__show_len(value), value, config__show_more(value));
+        return LMQ_EINVAL;
+    }
+    *field = (uint32_t)v;
+    return 0;
+}
+
 static int config__set_tls(struct lmq_config *cfg, const char *key, const char *value, char *err,
                            size_t err_len)
 {
@@ -504,11 +544,14 @@ int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key,
     if (strcmp(section, "tls") == 0) {
         return config__set_tls(cfg, key, value, err, err_len);
     }
+    if (strcmp(section, "auth") == 0) {
+        return config__set_auth(cfg, key, value, err, err_len);
+    }
     if (section[0] == '\0') {
         config__err(err, err_len,
-                    "%s: key outside any section (expected [server], [limits] or [tls])", key);
+                    "%s: key outside any section (expected [server], [limits], [tls] or [auth])", key);
     } else {
-        config__err(err, err_len, "[%s] %s: unknown section (expected [server], [limits] or [tls])",
+        config__err(err, err_len, "[%s] %s: unknown section (expected [server], [limits], [tls] or [auth])",
                     section, key);
     }
     return LMQ_EINVAL;

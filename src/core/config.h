@@ -56,6 +56,19 @@ enum lmq_client_cert_mode {
     LMQ_CLIENT_CERT_REQUIRED = 2, /* the handshake fails without a valid one */
 };
 
+enum lmq_anonymous_mode {
+    LMQ_ANONYMOUS_LOOPBACK = 0, /* only clients connecting from 127.0.0.0/8 or ::1 (default) */
+    LMQ_ANONYMOUS_ALWAYS = 1,
+    LMQ_ANONYMOUS_NEVER = 2,
+};
+
+/* Identities: login tokens, anonymous access, per-identity rate. */
+struct lmq_auth_config {
+    enum lmq_anonymous_mode anonymous;
+    uint32_t token_ttl_s;          /* lifetime of a login token */
+    uint32_t envelope_rate_per_s;  /* envelopes one identity may send per second (0x96 beyond) */
+};
+
 /* TLS for --mqtts and --https: certificate files, re-read on SIGHUP. */
 struct lmq_tls_config {
     char cert_file[LMQ_PATH_MAX_BYTES]; /* PEM, may hold the chain */
@@ -76,6 +89,7 @@ struct lmq_config {
     struct lmq_listen_addr https; /* HTTP over TLS, when https_enabled */
     bool https_enabled;
     struct lmq_tls_config tls;
+    struct lmq_auth_config auth;
     enum lmq_sync_mode sync;
     enum lmq_log_level log_level;
     struct lmq_limits limits;

@@ -995,8 +995,10 @@ static void http_conn_process(struct http_conn *c)
         size_t consumed = 0;
         http_session_feed(&c->session, c->in.data, c->in.len, &consumed);
         LMQ_ASSERT(consumed <= c->in.len);
-        memmove(c->in.data, c->in.data + consumed, c->in.len - consumed);
-        c->in.len -= consumed;
+        if (consumed > 0) { /* in.data is NULL while nothing was decrypted yet */
+            memmove(c->in.data, c->in.data + consumed, c->in.len - consumed);
+            c->in.len -= consumed;
+        }
         bool more = c->transport.tls != NULL && net_transport_holds_input(&c->transport);
         if (consumed == 0 || !more || http_session_closing(&c->session) ||
             http_session_upgraded(&c->session)) {

@@ -46,7 +46,7 @@ struct store_message {
 };
 
 enum store_record_type {
-    STORE_SESSION_PUT = 1,     /* client_id, expiry_s */
+    STORE_SESSION_PUT = 1,     /* client_id, expiry_s, topic = owner identity ("" if none) */
     STORE_SESSION_DELETE,      /* client_id: the session and all it owns */
     STORE_SUBSCRIPTION_PUT,    /* client_id, topic (the full filter), options, sub_id */
     STORE_SUBSCRIPTION_DELETE, /* client_id, topic */
@@ -60,6 +60,9 @@ enum store_record_type {
     STORE_RETAINED_DELETE,     /* topic */
     STORE_WILL_PUT,            /* client_id, message, delay_s: the session's will */
     STORE_WILL_DELETE,         /* client_id */
+    STORE_LEDGER_APPEND,       /* ledger: msg_id = index, client_id = sender, seq, recipient,
+                                  position, link, envelope; moves both identities' counters */
+    STORE_LEDGER_NODE,         /* Merkle tree: level, msg_id = index, link = 32-byte hash */
 };
 
 /* Delivery states kept with a queued message. */
@@ -87,6 +90,25 @@ struct store_record {
     uint8_t options;
     uint8_t state;
     bool retain;
+    /* STORE_LEDGER_APPEND only */
+    struct mqtt_bytes recipient;
+    struct mqtt_bytes link;
+    struct mqtt_bytes envelope;
+    uint64_t position;
+    int64_t created_unix_ms;
+    uint32_t level; /* STORE_LEDGER_NODE */
+};
+
+/* One accepted envelope as stored in the ledger. */
+struct store_ledger_row {
+    uint64_t index;
+    uint64_t seq;
+    uint64_t position;
+    int64_t created_unix_ms;
+    struct mqtt_bytes sender;
+    struct mqtt_bytes recipient;
+    struct mqtt_bytes link;
+    struct mqtt_bytes envelope; /* canonical JSON */
 };
 
 enum store_sync_mode {
@@ -112,7 +134,11 @@ int store_open(uv_loop_t *loop, const struct store_options *opts, struct store *
 /* What recovery hands back, one call per stored item. Returning non-zero stops the load. */
 struct store_loader {
     void *ctx;
-    int (*session)(void *ctx, struct mqtt_bytes client_id, uint32_t expiry_s);
+    int (*session)(void *ctx, struct mqtt_bytes client_id, uint32_t expiry_s,
+                   struct mqtt_bytes owner);
+    /* An identity's chain head (last_seq 0: it never sent) and last inbox position. */
+    int (*identity)(void *ctx, struct mqtt_bytes id, uint64_t last_seq, struct mqtt_bytes last_link,
+                    uint64_t inbox_last);
     int (*will)(void *ctx, struct mqtt_bytes client_id, const struct store_message *m,
                 uint32_t delay_s);
     int (*subscription)(void *ctx, struct mqtt_bytes client_id, struct mqtt_bytes filter,
@@ -126,6 +152,26 @@ struct store_loader {
 /* Loads everything but queued messages (those are paged). Sets *max_msg_id. Loop thread. */
 int store_load(struct store *store, const struct store_loader *loader, uint64_t *max_msg_id)
     __attribute__((warn_unused_result));
+/* The number of envelopes in the ledger (= the next index). Loop thread. */
+int store_ledger_size(struct store *store, uint64_t *size) __attribute__((warn_unused_result));
+/* Finds the committed envelope sender sent with seq. Calls row() once when found (pointers
+ * valid during the call); *found says whether it was. Loop thread; synchronous. */
+int store_ledger_find(struct store *store, struct mqtt_bytes sender, uint64_t seq,
+                      int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
+                      bool *found) __attribute__((warn_unused_result));
+/* Reads the committed Merkle node (level, index) into hash. Returns 0, LMQ_ENOTFOUND or
+ * LMQ_EIO. Loop thread; synchronous. */
+int store_ledger_node(struct store *store, uint32_t level, uint64_t index, uint8_t hash[32])
+    __attribute__((warn_unused_result));
+/* Reads up to limit committed envelopes by ledger index from start, in order. Loop thread. */
+int store_ledger_range(struct store *store, uint64_t start, size_t limit,
+                       int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
+                       size_t *count) __attribute__((warn_unused_result));
+/* Reads up to limit committed envelopes for recipient with position > after, in position
+ * order. Sets *count. Loop thread; synchronous. */
+int store_inbox_page(struct store *store, struct mqtt_bytes recipient, uint64_t after, size_t limit,
+                     int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
+                     size_t *count) __attribute__((warn_unused_result));
 
 struct store_queue_row {
     uint64_t seq;

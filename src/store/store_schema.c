@@ -32,6 +32,35 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE INDEX queue_by_msg ON queue(msg_id);"
     "CREATE INDEX retained_by_msg ON retained(msg_id);"
     "CREATE INDEX wills_by_msg ON wills(msg_id);",
+    /*
+     * 2 -> 3: each client's queue summary, kept by the storage thread in the
+     * transaction that changes its queue, so a restart reads one row per
+     * session instead of aggregating every queued row. seq_max is a high-water
+     * mark (never lowered by a delete): recovery only needs new sequence
+     * numbers to be above every stored one. The one full scan happens here,
+     * once.
+     */
+    "CREATE TABLE queue_summary(client_id BLOB PRIMARY KEY, count INTEGER NOT NULL,"
+    " size_bytes INTEGER NOT NULL, seq_max INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO queue_summary(client_id, count, size_bytes, seq_max)"
+    " SELECT client_id, count(*), sum(size_bytes), max(seq) FROM queue GROUP BY client_id;",
+    /*
+     * 3 -> 4: identities. The ledger of accepted envelopes (index = rowid, gap-free), each
+     * identity's chain head and inbox counter, and the identity owning each session.
+     */
+    "ALTER TABLE sessions ADD COLUMN owner BLOB NOT NULL DEFAULT x'';"
+    "CREATE TABLE ledger(idx INTEGER PRIMARY KEY, link BLOB NOT NULL UNIQUE,"
+    " sender BLOB NOT NULL, recipient BLOB NOT NULL, seq INTEGER NOT NULL,"
+    " position INTEGER NOT NULL, envelope BLOB NOT NULL, created_ms INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX ledger_by_chain ON ledger(sender, seq);"
+    "CREATE UNIQUE INDEX ledger_by_inbox ON ledger(recipient, position);"
+    "CREATE TABLE identities(id BLOB PRIMARY KEY, last_seq INTEGER NOT NULL DEFAULT 0,"
+    " last_link BLOB NOT NULL DEFAULT x'', inbox_last INTEGER NOT NULL DEFAULT 0)"
+    " WITHOUT ROWID;"
+    /* The Merkle tree over the ledger: hashes of perfect subtrees only (RFC 9162 hashing),
+     * written in the transaction that appends their last leaf. */
+    "CREATE TABLE ledger_nodes(level INTEGER NOT NULL, idx INTEGER NOT NULL,"
+    " hash BLOB NOT NULL, PRIMARY KEY(level, idx)) WITHOUT ROWID;",
 };
 
 int store_schema_version(sqlite3 *db, int *version)

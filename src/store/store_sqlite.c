@@ -64,12 +64,19 @@ enum store_stmt {
     ST_WILL_GET,
     ST_WILL_PUT,
     ST_WILL_DELETE,
+    ST_SUMMARY_ADD,
+    ST_SUMMARY_DELETE,
+    ST_LEDGER_PUT,
+    ST_IDENTITY_SENT,
+    ST_IDENTITY_RECEIVED,
+    ST_NODE_PUT,
     ST_COUNT,
 };
 
 static const char *const store_stmt_sql[ST_COUNT] = {
-    [ST_SESSION_PUT] = "INSERT INTO sessions(client_id, expiry_s) VALUES(?1, ?2) "
-                       "ON CONFLICT(client_id) DO UPDATE SET expiry_s = excluded.expiry_s",
+    [ST_SESSION_PUT] = "INSERT INTO sessions(client_id, expiry_s, owner) VALUES(?1, ?2, ?3) "
+                       "ON CONFLICT(client_id) DO UPDATE SET expiry_s = excluded.expiry_s, "
+                       "owner = excluded.owner",
     [ST_SESSION_DELETE] = "DELETE FROM sessions WHERE client_id = ?1",
     [ST_SESSION_DELETE_SUBS] = "DELETE FROM subscriptions WHERE client_id = ?1",
     [ST_SESSION_DELETE_QUEUE] = "DELETE FROM queue WHERE client_id = ?1 RETURNING msg_id",
@@ -91,7 +98,8 @@ static const char *const store_stmt_sql[ST_COUNT] = {
                      "sub_ids, size_bytes) VALUES(?1, ?2, ?3, ?4, ?5, 0, 0, ?6, ?7)",
     [ST_QUEUE_UPDATE] = "UPDATE queue SET state = ?3, packet_id = ?4 "
                         "WHERE client_id = ?1 AND seq = ?2",
-    [ST_QUEUE_DELETE] = "DELETE FROM queue WHERE client_id = ?1 AND seq = ?2",
+    /* RETURNING: the summary subtracts what was really deleted, not what the record claims. */
+    [ST_QUEUE_DELETE] = "DELETE FROM queue WHERE client_id = ?1 AND seq = ?2 RETURNING size_bytes",
     [ST_QOS2_PUT] = "INSERT OR IGNORE INTO inbound_qos2(client_id, packet_id) VALUES(?1, ?2)",
     [ST_QOS2_DELETE] = "DELETE FROM inbound_qos2 WHERE client_id = ?1 AND packet_id = ?2",
     [ST_RETAINED_GET] = "SELECT msg_id FROM retained WHERE topic = ?1",
@@ -103,6 +111,20 @@ static const char *const store_stmt_sql[ST_COUNT] = {
                     "ON CONFLICT(client_id) DO UPDATE SET msg_id = excluded.msg_id, "
                     "delay_s = excluded.delay_s",
     [ST_WILL_DELETE] = "DELETE FROM wills WHERE client_id = ?1",
+    [ST_SUMMARY_ADD] = "INSERT INTO queue_summary(client_id, count, size_bytes, seq_max) "
+                       "VALUES(?1, ?2, ?3, ?4) ON CONFLICT(client_id) DO UPDATE SET "
+                       "count = count + excluded.count, "
+                       "size_bytes = size_bytes + excluded.size_bytes, "
+                       "seq_max = max(seq_max, excluded.seq_max)",
+    [ST_SUMMARY_DELETE] = "DELETE FROM queue_summary WHERE client_id = ?1",
+    [ST_LEDGER_PUT] = "INSERT INTO ledger(idx, link, sender, recipient, seq, position, envelope, "
+                      "created_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_IDENTITY_SENT] = "INSERT INTO identities(id, last_seq, last_link) VALUES(?1, ?2, ?3) "
+                         "ON CONFLICT(id) DO UPDATE SET last_seq = excluded.last_seq, "
+                         "last_link = excluded.last_link",
+    [ST_IDENTITY_RECEIVED] = "INSERT INTO identities(id, inbox_last) VALUES(?1, ?2) "
+                             "ON CONFLICT(id) DO UPDATE SET inbox_last = excluded.inbox_last",
+    [ST_NODE_PUT] = "INSERT INTO ledger_nodes(level, idx, hash) VALUES(?1, ?2, ?3)",
 };
 
 struct store {
@@ -112,6 +134,7 @@ struct store {
     sqlite3 *reader; /* loop thread only */
     sqlite3_stmt *stmts[ST_COUNT];
     sqlite3_stmt *page_stmt;
+    sqlite3_stmt *node_stmt; /* reader: one Merkle node */
     pthread_t thread;
     bool thread_started;
     pthread_mutex_t mutex;
@@ -122,6 +145,7 @@ struct store {
     struct store_batch *open;     /* loop thread: batch being filled */
     size_t pending;               /* loop thread: commits not yet completed */
     struct store_stats stats;     /* under mutex */
+    struct lmq_map *summary;      /* storage thread: this transaction's summary_delta by client */
     uint8_t queue_key[65535 + 8]; /* storage thread: client id + seq of a queue row */
 };
 
@@ -137,7 +161,8 @@ static void batch_free(struct store_batch *b)
 
 static size_t bytes_total(const struct store_record *r)
 {
-    size_t n = r->client_id.len + r->topic.len + r->sub_ids.len;
+    size_t n = r->client_id.len + r->topic.len + r->sub_ids.len + r->recipient.len + r->link.len +
+               r->envelope.len;
     const struct store_message *m = r->message;
     if (m != NULL)
         n += m->topic.len + m->payload.len + m->content_type.len + m->response_topic.len +
@@ -166,6 +191,9 @@ static int owned_record_init(struct owned_record *o, const struct store_record *
     copy_into(&cursor, &o->rec.client_id);
     copy_into(&cursor, &o->rec.topic);
     copy_into(&cursor, &o->rec.sub_ids);
+    copy_into(&cursor, &o->rec.recipient);
+    copy_into(&cursor, &o->rec.link);
+    copy_into(&cursor, &o->rec.envelope);
     if (rec->message != NULL) {
         o->msg = *rec->message;
         copy_into(&cursor, &o->msg.topic);
@@ -183,7 +211,7 @@ static int owned_record_init(struct owned_record *o, const struct store_record *
 int store_write(struct store *store, const struct store_record *rec)
 {
     LMQ_ASSERT(store != NULL && rec != NULL);
-    LMQ_ASSERT(rec->type >= STORE_SESSION_PUT && rec->type <= STORE_WILL_DELETE);
+    LMQ_ASSERT(rec->type >= STORE_SESSION_PUT && rec->type <= STORE_LEDGER_NODE);
     if (store->open == NULL) {
         store->open = calloc(1, sizeof(*store->open));
         if (store->open == NULL)
@@ -275,6 +303,139 @@ static int run(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/*
+ * Steps a statement that returns at most one row of one integer column (a
+ * DELETE ... RETURNING on a primary key) and resets it. *found says whether
+ * the row existed.
+ */
+static int run_returning_int64(sqlite3_stmt *st, int64_t *value, bool *found)
+{
+    LMQ_ASSERT(value != NULL && found != NULL);
+    *found = false;
+    *value = 0;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *found = true;
+        *value = sqlite3_column_int64(st, 0);
+        rc = sqlite3_step(st);
+    }
+    LMQ_ASSERT(rc != SQLITE_ROW); /* a primary key matches one row at most */
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/*
+ * The queue summary (count, bytes, seq high-water mark per client) lets a
+ * restart read one row per session instead of aggregating every queued row.
+ * It changes in the transaction that changes the queue, but not row by row:
+ * an UPDATE per queued message would add a B-tree write to every durable
+ * QoS 1 delivery. The changes are summed in memory per client id and written
+ * as one upsert per client just before COMMIT (summary_flush). Without memory
+ * for the map (s->summary == NULL) each change is written at once instead:
+ * slower, still right. The map holds at most one entry per client id touched
+ * by the transaction, so it is bounded by the number of stored sessions.
+ */
+struct summary_delta {
+    int64_t count;
+    int64_t size_bytes;
+    uint64_t seq_max;
+    bool touched; /* a queue row of this client was written since its last session delete */
+};
+
+static int summary_write(struct store *s, struct mqtt_bytes client_id, int64_t count,
+                         int64_t size_bytes, uint64_t seq_max)
+{
+    LMQ_ASSERT(client_id.data != NULL);
+    LMQ_ASSERT(seq_max <= INT64_MAX);
+    sqlite3_stmt *st = s->stmts[ST_SUMMARY_ADD];
+    bind_bytes(st, 1, client_id);
+    sqlite3_bind_int64(st, 2, count);
+    sqlite3_bind_int64(st, 3, size_bytes);
+    sqlite3_bind_int64(st, 4, (int64_t)seq_max);
+    return run(st);
+}
+
+/* Adds count rows of size_bytes (negative: removed) and a seq to client_id's summary. */
+static int summary_change(struct store *s, struct mqtt_bytes client_id, int64_t count,
+                          int64_t size_bytes, uint64_t seq)
+{
+    LMQ_ASSERT(count == 1 || count == -1);
+    LMQ_ASSERT(client_id.len <= 65535);
+    if (s->summary == NULL)
+        return summary_write(s, client_id, count, size_bytes, seq);
+    struct summary_delta *d = lmq_map_get(s->summary, client_id.data, client_id.len);
+    if (d == NULL) {
+        d = calloc(1, sizeof(*d));
+        if (d == NULL)
+            return summary_write(s, client_id, count, size_bytes, seq);
+        if (lmq_map_put(s->summary, client_id.data, client_id.len, d) != LMQ_OK) {
+            free(d);
+            return summary_write(s, client_id, count, size_bytes, seq);
+        }
+    }
+    d->count += count;
+    d->size_bytes += size_bytes;
+    d->seq_max = LMQ_MAX(d->seq_max, seq);
+    d->touched = true;
+    return SQLITE_OK;
+}
+
+/* The session's queue is gone: so are its summary and the changes not yet written. */
+static int summary_forget(struct store *s, struct mqtt_bytes client_id)
+{
+    sqlite3_stmt *st = s->stmts[ST_SUMMARY_DELETE];
+    bind_bytes(st, 1, client_id);
+    struct summary_delta *d =
+        s->summary ? lmq_map_get(s->summary, client_id.data, client_id.len) : NULL;
+    if (d != NULL)
+        *d = (struct summary_delta){0};
+    return run(st);
+}
+
+struct summary_flush_ctx {
+    struct store *store;
+    int rc;
+};
+
+static bool summary_flush_one(void *arg, const uint8_t *key, size_t key_len, void *value)
+{
+    struct summary_flush_ctx *ctx = arg;
+    const struct summary_delta *d = value;
+    LMQ_ASSERT(d != NULL && ctx->rc == SQLITE_OK);
+    /* Written even when count and bytes net to zero: seq_max may have moved. */
+    if (d->touched)
+        ctx->rc = summary_write(ctx->store, (struct mqtt_bytes){key, key_len}, d->count,
+                                d->size_bytes, d->seq_max);
+    return ctx->rc == SQLITE_OK;
+}
+
+static int summary_flush(struct store *s)
+{
+    struct summary_flush_ctx ctx = {.store = s, .rc = SQLITE_OK};
+    if (s->summary != NULL)
+        lmq_map_visit(s->summary, summary_flush_one, &ctx);
+    return ctx.rc;
+}
+
+static bool summary_free_one(void *arg, const uint8_t *key, size_t key_len, void *value)
+{
+    LMQ_UNUSED(arg);
+    LMQ_UNUSED(key);
+    LMQ_UNUSED(key_len);
+    free(value);
+    return true;
+}
+
+static void summary_end(struct store *s)
+{
+    if (s->summary == NULL)
+        return;
+    lmq_map_visit(s->summary, summary_free_one, NULL);
+    lmq_map_destroy(s->summary);
+    s->summary = NULL;
+}
+
 static int gc_message(struct store *s, int64_t msg_id)
 {
     sqlite3_stmt *st = s->stmts[ST_MSG_GC];
@@ -356,6 +517,8 @@ static int apply_session_delete(struct store *s, const struct store_record *r)
     }
     int rc = delete_returning_gc(s, s->stmts[ST_SESSION_DELETE_QUEUE], r->client_id);
     if (rc == SQLITE_OK)
+        rc = summary_forget(s, r->client_id);
+    if (rc == SQLITE_OK)
         rc = delete_returning_gc(s, s->stmts[ST_SESSION_DELETE_WILL], r->client_id);
     return rc;
 }
@@ -363,6 +526,7 @@ static int apply_session_delete(struct store *s, const struct store_record *r)
 static int apply_queue(struct store *s, const struct store_record *r)
 {
     sqlite3_stmt *st;
+    int rc;
     switch (r->type) {
     case STORE_QUEUE_PUT:
         st = s->stmts[ST_QUEUE_PUT];
@@ -373,7 +537,10 @@ static int apply_queue(struct store *s, const struct store_record *r)
         sqlite3_bind_int(st, 5, r->retain);
         bind_bytes(st, 6, r->sub_ids);
         sqlite3_bind_int64(st, 7, (int64_t)r->size_bytes);
-        return run(st);
+        rc = run(st);
+        /* A failed insert (duplicate key) fails the whole transaction: no summary to undo. */
+        return rc == SQLITE_OK ? summary_change(s, r->client_id, 1, (int64_t)r->size_bytes, r->seq)
+                               : rc;
     case STORE_QUEUE_UPDATE:
         st = s->stmts[ST_QUEUE_UPDATE];
         bind_bytes(st, 1, r->client_id);
@@ -386,7 +553,11 @@ static int apply_queue(struct store *s, const struct store_record *r)
         st = s->stmts[ST_QUEUE_DELETE];
         bind_bytes(st, 1, r->client_id);
         sqlite3_bind_int64(st, 2, (int64_t)r->seq);
-        int rc = run(st);
+        int64_t size_bytes = 0;
+        bool found = false;
+        rc = run_returning_int64(st, &size_bytes, &found);
+        if (rc == SQLITE_OK && found)
+            rc = summary_change(s, r->client_id, -1, -size_bytes, 0);
         return rc == SQLITE_OK ? gc_message(s, (int64_t)r->msg_id) : rc;
     }
     }
@@ -431,6 +602,37 @@ static int apply_keyed_replace(struct store *s, const struct store_record *r)
     return rc;
 }
 
+/* The envelope row, then the sender's chain head and the recipient's inbox counter: the
+ * unique indexes (link, sender+seq, recipient+position) refuse a duplicate, failing the
+ * transaction (fail stop) rather than storing a fork. */
+static int apply_ledger_append(struct store *s, const struct store_record *r)
+{
+    LMQ_ASSERT(r->type == STORE_LEDGER_APPEND && r->envelope.len > 0);
+    sqlite3_stmt *st = s->stmts[ST_LEDGER_PUT];
+    sqlite3_bind_int64(st, 1, (int64_t)r->msg_id);
+    bind_bytes(st, 2, r->link);
+    bind_bytes(st, 3, r->client_id);
+    bind_bytes(st, 4, r->recipient);
+    sqlite3_bind_int64(st, 5, (int64_t)r->seq);
+    sqlite3_bind_int64(st, 6, (int64_t)r->position);
+    bind_bytes(st, 7, r->envelope);
+    sqlite3_bind_int64(st, 8, r->created_unix_ms);
+    int rc = run(st);
+    if (rc != SQLITE_OK)
+        return rc;
+    st = s->stmts[ST_IDENTITY_SENT];
+    bind_bytes(st, 1, r->client_id);
+    sqlite3_bind_int64(st, 2, (int64_t)r->seq);
+    bind_bytes(st, 3, r->link);
+    rc = run(st);
+    if (rc != SQLITE_OK)
+        return rc;
+    st = s->stmts[ST_IDENTITY_RECEIVED];
+    bind_bytes(st, 1, r->recipient);
+    sqlite3_bind_int64(st, 2, (int64_t)r->position);
+    return run(st);
+}
+
 static int apply_record(struct store *s, const struct store_record *r)
 {
     sqlite3_stmt *st;
@@ -439,7 +641,18 @@ static int apply_record(struct store *s, const struct store_record *r)
         st = s->stmts[ST_SESSION_PUT];
         bind_bytes(st, 1, r->client_id);
         sqlite3_bind_int64(st, 2, r->expiry_s);
+        bind_bytes(st, 3,
+                   r->topic.data != NULL ? r->topic : (struct mqtt_bytes){(const uint8_t *)"", 0});
         return run(st);
+    case STORE_LEDGER_APPEND:
+        return apply_ledger_append(s, r);
+    case STORE_LEDGER_NODE:
+        st = s->stmts[ST_NODE_PUT];
+        LMQ_ASSERT(r->link.len == 32);
+        sqlite3_bind_int64(st, 1, r->level);
+        sqlite3_bind_int64(st, 2, (int64_t)r->msg_id);
+        bind_bytes(st, 3, r->link);
+        return run(st); /* a second node at the same place fails the commit: no rewrites */
     case STORE_SESSION_DELETE:
         return apply_session_delete(s, r);
     case STORE_SUBSCRIPTION_PUT:
@@ -535,6 +748,9 @@ static int store_apply_chain(struct store *s, struct store_batch *chain, size_t 
                              size_t *skipped)
 {
     struct lmq_map *deletes = store_collect_deletes(s, chain);
+    LMQ_ASSERT(s->summary == NULL);
+    if (lmq_map_create(&s->summary) != LMQ_OK)
+        s->summary = NULL; /* no memory: summary changes are written one by one */
     *skipped = 0;
     int rc = sqlite3_exec(s->writer, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     *records = 0;
@@ -551,6 +767,9 @@ static int store_apply_chain(struct store *s, struct store_batch *chain, size_t 
         *records += b->count;
     }
     lmq_map_destroy(deletes);
+    if (rc == SQLITE_OK)
+        rc = summary_flush(s);
+    summary_end(s);
     store_fault_before_commit();
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(s->writer, "COMMIT", NULL, NULL, NULL);
@@ -640,18 +859,28 @@ static void column_message(sqlite3_stmt *st, int first, struct store_message *m)
     "m.content_type, m.response_topic, m.correlation_data, m.user_props, m.user_prop_count"
 
 /* Load order matters: sessions first, wills last (publishing one routes to the others). */
-enum load_kind { LOAD_SESSION, LOAD_SUB, LOAD_QOS2, LOAD_RETAINED, LOAD_QUEUE, LOAD_WILL };
+enum load_kind {
+    LOAD_SESSION,
+    LOAD_SUB,
+    LOAD_QOS2,
+    LOAD_RETAINED,
+    LOAD_QUEUE,
+    LOAD_IDENTITY,
+    LOAD_WILL
+};
 
 static const char *const load_sql[] = {
-    [LOAD_SESSION] = "SELECT client_id, expiry_s FROM sessions",
+    [LOAD_SESSION] = "SELECT client_id, expiry_s, owner FROM sessions",
+    [LOAD_IDENTITY] = "SELECT id, last_seq, last_link, inbox_last FROM identities",
     [LOAD_WILL] = "SELECT w.client_id, w.delay_s, " STORE_MESSAGE_COLUMNS
                   " FROM wills w JOIN messages m ON m.id = w.msg_id",
     [LOAD_SUB] = "SELECT client_id, filter, options, sub_id FROM subscriptions",
     [LOAD_QOS2] = "SELECT client_id, packet_id FROM inbound_qos2",
     [LOAD_RETAINED] = "SELECT r.topic, " STORE_MESSAGE_COLUMNS
                       " FROM retained r JOIN messages m ON m.id = r.msg_id",
-    [LOAD_QUEUE] = "SELECT client_id, count(*), sum(size_bytes), max(seq) FROM queue "
-                   "GROUP BY client_id",
+    /* Kept per commit (summary_flush): start-up does not scale with the queued rows. */
+    [LOAD_QUEUE] = "SELECT client_id, count, size_bytes, seq_max FROM queue_summary "
+                   "WHERE count > 0",
 };
 
 static int load_row(const struct store_loader *l, enum load_kind kind, sqlite3_stmt *st)
@@ -659,7 +888,11 @@ static int load_row(const struct store_loader *l, enum load_kind kind, sqlite3_s
     struct store_message m;
     switch (kind) {
     case LOAD_SESSION:
-        return l->session(l->ctx, column_bytes(st, 0), (uint32_t)sqlite3_column_int64(st, 1));
+        return l->session(l->ctx, column_bytes(st, 0), (uint32_t)sqlite3_column_int64(st, 1),
+                          column_bytes(st, 2));
+    case LOAD_IDENTITY:
+        return l->identity(l->ctx, column_bytes(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
+                           column_bytes(st, 2), (uint64_t)sqlite3_column_int64(st, 3));
     case LOAD_WILL:
         column_message(st, 2, &m);
         return l->will(l->ctx, column_bytes(st, 0), &m, (uint32_t)sqlite3_column_int64(st, 1));
@@ -749,6 +982,137 @@ int store_queue_page(struct store *store, struct mqtt_bytes client_id, uint64_t 
     return result;
 }
 
+static void column_ledger_row(sqlite3_stmt *st, struct store_ledger_row *r)
+{
+    *r = (struct store_ledger_row){
+        .index = (uint64_t)sqlite3_column_int64(st, 0),
+        .link = column_bytes(st, 1),
+        .sender = column_bytes(st, 2),
+        .recipient = column_bytes(st, 3),
+        .seq = (uint64_t)sqlite3_column_int64(st, 4),
+        .position = (uint64_t)sqlite3_column_int64(st, 5),
+        .envelope = column_bytes(st, 6),
+        .created_unix_ms = sqlite3_column_int64(st, 7),
+    };
+}
+
+#define STORE_LEDGER_COLUMNS "idx, link, sender, recipient, seq, position, envelope, created_ms"
+
+int store_ledger_size(struct store *store, uint64_t *size)
+{
+    LMQ_ASSERT(store != NULL && size != NULL);
+    sqlite3_stmt *st = NULL;
+    *size = 0;
+    int rc = sqlite3_prepare_v2(store->reader, "SELECT coalesce(max(idx) + 1, 0) FROM ledger", -1,
+                                &st, NULL);
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        *size = (uint64_t)sqlite3_column_int64(st, 0);
+    else
+        rc = SQLITE_ERROR;
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? LMQ_OK : LMQ_EIO;
+}
+
+/* Runs a prepared ledger query (bindings done), calling row() per result. */
+static int ledger_query(sqlite3_stmt *st, size_t limit,
+                        int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
+                        size_t *count)
+{
+    int rc, result = LMQ_OK;
+    *count = 0;
+    while (*count < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct store_ledger_row r;
+        column_ledger_row(st, &r);
+        (*count)++;
+        if (row(ctx, &r) != 0) {
+            result = LMQ_EINVAL;
+            break;
+        }
+    }
+    if (result == LMQ_OK && *count < limit && rc != SQLITE_DONE)
+        result = LMQ_EIO;
+    sqlite3_finalize(st);
+    return result;
+}
+
+int store_ledger_find(struct store *store, struct mqtt_bytes sender, uint64_t seq,
+                      int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
+                      bool *found)
+{
+    LMQ_ASSERT(store != NULL && row != NULL && found != NULL);
+    sqlite3_stmt *st = NULL;
+    *found = false;
+    if (sqlite3_prepare_v2(store->reader,
+                           "SELECT " STORE_LEDGER_COLUMNS
+                           " FROM ledger WHERE sender = ?1 AND seq = ?2",
+                           -1, &st, NULL) != SQLITE_OK)
+        return LMQ_EIO;
+    bind_bytes(st, 1, sender);
+    sqlite3_bind_int64(st, 2, (int64_t)seq);
+    size_t count = 0;
+    int rc = ledger_query(st, 1, row, ctx, &count);
+    *found = count == 1;
+    return rc;
+}
+
+int store_ledger_node(struct store *store, uint32_t level, uint64_t index, uint8_t hash[32])
+{
+    LMQ_ASSERT(store != NULL && hash != NULL);
+    sqlite3_stmt *st = store->node_stmt;
+    sqlite3_bind_int64(st, 1, level);
+    sqlite3_bind_int64(st, 2, (int64_t)index);
+    int rc = sqlite3_step(st);
+    int result = LMQ_ENOTFOUND;
+    if (rc == SQLITE_ROW) {
+        struct mqtt_bytes h = column_bytes(st, 0);
+        result = h.len == 32 ? LMQ_OK : LMQ_EIO;
+        if (result == LMQ_OK)
+            memcpy(hash, h.data, 32);
+    } else if (rc != SQLITE_DONE) {
+        result = LMQ_EIO;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return result;
+}
+
+int store_ledger_range(struct store *store, uint64_t start, size_t limit,
+                       int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
+                       size_t *count)
+{
+    LMQ_ASSERT(store != NULL && row != NULL && count != NULL);
+    LMQ_ASSERT(limit > 0 && limit <= INT32_MAX);
+    sqlite3_stmt *st = NULL;
+    *count = 0;
+    if (sqlite3_prepare_v2(store->reader,
+                           "SELECT " STORE_LEDGER_COLUMNS " FROM ledger WHERE idx >= ?1 "
+                           "ORDER BY idx LIMIT ?2",
+                           -1, &st, NULL) != SQLITE_OK)
+        return LMQ_EIO;
+    sqlite3_bind_int64(st, 1, (int64_t)start);
+    sqlite3_bind_int64(st, 2, (int64_t)limit);
+    return ledger_query(st, limit, row, ctx, count);
+}
+
+int store_inbox_page(struct store *store, struct mqtt_bytes recipient, uint64_t after, size_t limit,
+                     int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
+                     size_t *count)
+{
+    LMQ_ASSERT(store != NULL && row != NULL && count != NULL);
+    LMQ_ASSERT(limit > 0 && limit <= INT32_MAX);
+    sqlite3_stmt *st = NULL;
+    *count = 0;
+    if (sqlite3_prepare_v2(store->reader,
+                           "SELECT " STORE_LEDGER_COLUMNS " FROM ledger WHERE recipient = ?1 "
+                           "AND position > ?2 ORDER BY position LIMIT ?3",
+                           -1, &st, NULL) != SQLITE_OK)
+        return LMQ_EIO;
+    bind_bytes(st, 1, recipient);
+    sqlite3_bind_int64(st, 2, (int64_t)after);
+    sqlite3_bind_int64(st, 3, (int64_t)limit);
+    return ledger_query(st, limit, row, ctx, count);
+}
+
 /* ---- open, schema, close ---- */
 
 static int store_fail(char *err, size_t err_len, const char *what, sqlite3 *db)
@@ -800,6 +1164,9 @@ static int store_open_reader(struct store *s, const struct store_options *opts, 
     if (sqlite3_prepare_v3(s->reader, page_sql, -1, SQLITE_PREPARE_PERSISTENT, &s->page_stmt,
                            NULL) != SQLITE_OK)
         return store_fail(err, err_len, "prepare page", s->reader);
+    if (sqlite3_prepare_v3(s->reader, "SELECT hash FROM ledger_nodes WHERE level = ?1 AND idx = ?2",
+                           -1, SQLITE_PREPARE_PERSISTENT, &s->node_stmt, NULL) != SQLITE_OK)
+        return store_fail(err, err_len, "prepare node", s->reader);
     return LMQ_OK;
 }
 
@@ -808,6 +1175,7 @@ static void store_free(struct store *s)
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->stmts[i]);
     sqlite3_finalize(s->page_stmt);
+    sqlite3_finalize(s->node_stmt);
     sqlite3_close(s->reader);
     sqlite3_close(s->writer);
     pthread_mutex_destroy(&s->mutex);

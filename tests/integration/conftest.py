@@ -456,7 +456,10 @@ class PahoClient:
     arrive in self.messages (a queue of paho MQTTMessage)."""
 
     def __init__(self, broker, client_id, version, clean=True, keepalive=60, props=None,
-                 will=None, timeout=5.0):
+                 will=None, timeout=5.0, port=None, transport="tcp", tls=None, ws_path=None):
+        """port: another listener than broker.port (mqtts, http, https); transport: "tcp"
+        or "websockets" (with ws_path, e.g. "/mqtt"); tls: keyword arguments of paho's
+        tls_set (ca_certs, certfile, keyfile), None for no TLS."""
         self.version = version
         self.timeout = timeout
         self.messages = queue.Queue()
@@ -465,10 +468,15 @@ class PahoClient:
         self._sub_cond = threading.Condition()
         self.connack = None
         if version == 5:
-            c = paho.Client(client_id=client_id, protocol=paho.MQTTv5, reconnect_on_failure=False)
+            c = paho.Client(client_id=client_id, protocol=paho.MQTTv5, reconnect_on_failure=False,
+                            transport=transport)
         else:
             c = paho.Client(client_id=client_id, clean_session=clean, protocol=paho.MQTTv311,
-                            reconnect_on_failure=False)
+                            reconnect_on_failure=False, transport=transport)
+        if ws_path is not None:
+            c.ws_set_options(path=ws_path)
+        if tls is not None:
+            c.tls_set(**tls)
         c.on_message = lambda _c, _u, m: self.messages.put(m)
         c.on_connect = self._on_connect
         c.on_subscribe = self._on_subscribe
@@ -476,10 +484,11 @@ class PahoClient:
             c.will_set(will["topic"], will.get("payload"), will.get("qos", 0),
                        will.get("retain", False), properties=will.get("props"))
         self.client = c
+        port = broker.port if port is None else port
         if version == 5:
-            c.connect(broker.host, broker.port, keepalive, clean_start=clean, properties=props)
+            c.connect(broker.host, port, keepalive, clean_start=clean, properties=props)
         else:
-            c.connect(broker.host, broker.port, keepalive)
+            c.connect(broker.host, port, keepalive)
         c.loop_start()
         if not self._connected.wait(timeout):
             c.loop_stop()

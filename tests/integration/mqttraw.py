@@ -448,11 +448,15 @@ class RawClient:
     """One TCP connection. Synchronous: every call returns when its bytes are
     written or its answer is read (or a timeout / close is raised)."""
 
-    def __init__(self, port, version=5, host="127.0.0.1", timeout=DEFAULT_TIMEOUT_S):
+    def __init__(self, port, version=5, host="127.0.0.1", timeout=DEFAULT_TIMEOUT_S, sock=None):
+        """sock: an already open socket-like object (a TLS socket, a WebSocket adapter) with
+        sendall, recv, settimeout and close; port and host are then unused."""
         self.version = version
         self.timeout = timeout
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if sock is None:
+            sock = socket.create_connection((host, port), timeout=timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = sock
         self.buf = bytearray()
         self.eof = False
         self._next_pid = 0

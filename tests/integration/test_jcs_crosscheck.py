@@ -17,6 +17,8 @@ import subprocess
 
 import pytest
 
+import jsdeps
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 JS_DIR = os.path.join(ROOT, "tests", "js")
 SEED = 8785
@@ -114,15 +116,8 @@ def _documents():
 
 
 def _ensure_node_modules():
-    if os.path.isdir(os.path.join(JS_DIR, "node_modules", "canonicalize")):
-        return
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.fail("npm is not installed: it is needed to install the npm `canonicalize` "
-                    "package (cd tests/js && npm ci) for the JCS cross-check")
-    proc = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=JS_DIR,
-                          capture_output=True, text=True, timeout=TIMEOUT_S)
-    assert proc.returncode == 0, "npm ci failed in tests/js:\n%s\n%s" % (proc.stdout, proc.stderr)
+    """The npm packages of tests/js, installed (or refreshed) by scripts/npm-deps.sh."""
+    jsdeps.node_modules()
 
 
 def _run(cmd, docs, cwd=None):

@@ -264,7 +264,7 @@ static const struct bad_ini bad_inis[] = {
     {"[limits]\nhttp_idle_timeout_ms = 0\n", 2, "http_idle_timeout_ms"},
     {"[limits]\nhttp_request_timeout_ms = 0\n", 2, "http_request_timeout_ms"},
     {"[limits]\nhttp_max_connections = 0\n", 2, "http_max_connections"},
-    {"[server]\nsync = off\n[auth]\nfile = x\n", 4, "[auth] file: unknown section"},
+    {"[server]\nsync = off\n[acl]\nfile = x\n", 4, "[acl] file: unknown section"},
     {"[tls]\nclient_cert = maybe\n", 2, "[tls] client_cert: expected none"},
     {"data = ./x\n", 1, "data: key outside any section"},
     {"[server]\nsync = off\nthis line has no equals sign\n", 3, "syntax error"},

@@ -1,0 +1,397 @@
+/*
+ * Identities: the server's own key, login (challenge, token), CONNECT authentication, topic
+ * permissions for id/<id>/... and security events.
+ *
+ * Login nonces live in memory only (a restart invalidates outstanding challenges, which only
+ * makes a client ask again): a map nonce -> entry and a list in expiry order, bounded by
+ * IDENTITY_NONCES_MAX.
+ */
+#include "broker/broker_internal.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "crypto/encoding.h"
+#include "crypto/jwt.h"
+#include "ledger/envelope.h"
+#include "net/http.h"
+
+/* Outstanding login challenges; more -> 503 until some expire or are used. */
+#define IDENTITY_NONCES_MAX 10000
+#define IDENTITY_NONCE_RANDOM_BYTES 32
+#define IDENTITY_NONCE_CHARS 43 /* b64url of 32 bytes */
+#define IDENTITY_NONCE_TTL_MS 30000
+#define IDENTITY_AUTH_PREFIX "ledgermq-auth-v1:"
+#define IDENTITY_PUB_CHARS 43
+#define IDENTITY_SIG_CHARS 86
+#define IDENTITY_ISSUER "ledgermq"
+#define IDENTITY_KEY_FILE "server.key.json"
+
+struct identity_nonce {
+    char nonce[IDENTITY_NONCE_CHARS + 1];
+    uint8_t pub[CRYPTO_ED25519_PUB_BYTES];
+    uint64_t expires_ms;
+    struct list_node link; /* b->nonce_list, oldest first */
+};
+
+static const char *const identity_event_names[IDENTITY_EVENT_COUNT] = {
+    [IDENTITY_EVENT_BAD_TOKEN] = "bad_token",
+    [IDENTITY_EVENT_EXPIRED_TOKEN] = "expired_token",
+    [IDENTITY_EVENT_BAD_LOGIN] = "bad_login",
+    [IDENTITY_EVENT_REUSED_NONCE] = "reused_nonce",
+    [IDENTITY_EVENT_ACL_DENIED] = "acl_denied",
+    [IDENTITY_EVENT_BAD_SIGNATURE] = "bad_signature",
+    [IDENTITY_EVENT_NOT_SENDER] = "not_sender",
+    [IDENTITY_EVENT_REPLAY] = "replay",
+    [IDENTITY_EVENT_RATE_LIMITED] = "rate_limited",
+    [IDENTITY_EVENT_ANONYMOUS_REFUSED] = "anonymous_refused",
+};
+
+const char *identity_event_name(enum identity_event kind)
+{
+    LMQ_ASSERT(kind < IDENTITY_EVENT_COUNT);
+    return identity_event_names[kind];
+}
+
+void identity_security_event(struct broker *b, struct conn *c, enum identity_event kind,
+                             const char *detail)
+{
+    LMQ_ASSERT(b != NULL && kind < IDENTITY_EVENT_COUNT);
+    b->security_events[kind]++;
+    struct lmq_log_line line;
+    if (!lmq_log_begin(&line, LMQ_LOG_WARN, "security"))
+        return;
+    lmq_log_str(&line, "kind", identity_event_names[kind]);
+    if (c != NULL) {
+        lmq_log_uint(&line, "conn", c->id);
+        lmq_log_str(&line, "remote", c->remote);
+        if (c->identity[0] != '\0')
+            lmq_log_str(&line, "identity", c->identity);
+    }
+    if (detail != NULL)
+        lmq_log_str(&line, "detail", detail);
+    lmq_log_end(&line);
+}
+
+int identity_init(struct broker *b)
+{
+    LMQ_ASSERT(b != NULL && b->nonces == NULL);
+    list_init(&b->nonce_list);
+    if (lmq_map_create(&b->nonces) != LMQ_OK)
+        return LMQ_ENOMEM;
+    char path[LMQ_PATH_MAX_BYTES + 32];
+    char err[512];
+    int n = snprintf(path, sizeof(path), "%s/%s", b->cfg.data_dir, IDENTITY_KEY_FILE);
+    if (n < 0 || (size_t)n >= sizeof(path))
+        return LMQ_EINVAL;
+    int rc = crypto_keyfile_load(path, &b->server_key, err, sizeof(err));
+    if (rc == LMQ_ENOTFOUND) {
+        /* First start: the server's identity signs tokens (and later checkpoints). */
+        uint8_t seed[CRYPTO_ED25519_SEED_BYTES];
+        uint8_t pub[CRYPTO_ED25519_PUB_BYTES];
+        rc = crypto_ed25519_generate(seed, pub);
+        if (rc == LMQ_OK)
+            rc = crypto_identity_from_seed(seed, &b->server_key);
+        if (rc == LMQ_OK)
+            rc = crypto_keyfile_save(path, &b->server_key, false, err, sizeof(err));
+        if (rc == LMQ_OK)
+            lmq_log_msg(LMQ_LOG_INFO, "server_key_created", b->server_key.id);
+    }
+    if (rc != LMQ_OK) {
+        fprintf(stderr, "ledgermq: server key %s: %s\n", path, err);
+        return LMQ_EINVAL;
+    }
+    return LMQ_OK;
+}
+
+void identity_destroy(struct broker *b)
+{
+    while (!list_empty(&b->nonce_list)) {
+        struct identity_nonce *e = list_entry(b->nonce_list.next, struct identity_nonce, link);
+        list_unlink(&e->link);
+        free(e);
+    }
+    lmq_map_destroy(b->nonces);
+    b->nonces = NULL;
+}
+
+/* Forgets the entry (map and list) and frees it. */
+static void identity_nonce_drop(struct broker *b, struct identity_nonce *e)
+{
+    void *removed = lmq_map_remove(b->nonces, (const uint8_t *)e->nonce, IDENTITY_NONCE_CHARS);
+    LMQ_ASSERT(removed == e);
+    list_unlink(&e->link);
+    free(e);
+}
+
+static void identity_nonce_expire(struct broker *b)
+{
+    uint64_t now = broker_now_ms(b);
+    for (size_t i = 0; i < IDENTITY_NONCES_MAX && !list_empty(&b->nonce_list); i++) {
+        struct identity_nonce *e = list_entry(b->nonce_list.next, struct identity_nonce, link);
+        if (e->expires_ms > now)
+            break;
+        identity_nonce_drop(b, e);
+    }
+}
+
+/* Reads a string member of a JSON request body; NULL when absent or not a string. */
+static const char *identity_json_str(json_t *obj, const char *key, size_t *len)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_string(v))
+        return NULL;
+    *len = json_string_length(v);
+    return json_string_value(v);
+}
+
+static bool identity_decode_pub(json_t *body, uint8_t pub[CRYPTO_ED25519_PUB_BYTES])
+{
+    size_t len = 0, n = 0;
+    const char *text = identity_json_str(body, "pub", &len);
+    return text != NULL && len == IDENTITY_PUB_CHARS &&
+           crypto_b64url_decode(text, len, pub, CRYPTO_ED25519_PUB_BYTES, &n) == LMQ_OK &&
+           n == CRYPTO_ED25519_PUB_BYTES;
+}
+
+static int identity_error(struct http_response *resp, struct http_buf *out, int status,
+                          const char *reason)
+{
+    resp->status = status;
+    resp->content_type = "application/json";
+    return http_buf_printf(out, "{\"error\":%d,\"reason\":\"%s\"}", status, reason);
+}
+
+static int identity_time_json(struct broker *b, uint64_t delta_ms, char out[40])
+{
+    int64_t unix_ms = broker_unix_ms(b) + (int64_t)delta_ms;
+    return ledger_envelope_format_time(unix_ms / 1000, (uint32_t)(unix_ms % 1000) * 1000000u, out);
+}
+
+static int identity_challenge(struct broker *b, json_t *body, struct http_response *resp,
+                              struct http_buf *out)
+{
+    uint8_t pub[CRYPTO_ED25519_PUB_BYTES];
+    if (!identity_decode_pub(body, pub))
+        return identity_error(resp, out, 400, "pub: expected a base64url Ed25519 public key");
+    identity_nonce_expire(b);
+    if (lmq_map_count(b->nonces) >= IDENTITY_NONCES_MAX)
+        return identity_error(resp, out, 503, "too many outstanding challenges");
+    struct identity_nonce *e = calloc(1, sizeof(*e));
+    uint8_t rnd[IDENTITY_NONCE_RANDOM_BYTES];
+    if (e == NULL || uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL) != 0 ||
+        crypto_b64url_encode(rnd, sizeof(rnd), e->nonce, sizeof(e->nonce)) != LMQ_OK ||
+        lmq_map_put(b->nonces, (const uint8_t *)e->nonce, IDENTITY_NONCE_CHARS, e) != LMQ_OK) {
+        free(e);
+        return identity_error(resp, out, 500, "Internal Server Error");
+    }
+    memcpy(e->pub, pub, sizeof(pub));
+    e->expires_ms = broker_now_ms(b) + IDENTITY_NONCE_TTL_MS;
+    list_push_back(&b->nonce_list, &e->link);
+    char expires[40];
+    if (identity_time_json(b, IDENTITY_NONCE_TTL_MS, expires) != LMQ_OK)
+        return LMQ_EINVAL;
+    resp->content_type = "application/json";
+    return http_buf_printf(out, "{\"expires\":\"%s\",\"nonce\":\"%s\"}", expires, e->nonce);
+}
+
+/* Checks the login signature; consumes the nonce whatever the outcome (one attempt each). */
+static int identity_token(struct broker *b, json_t *body, struct http_response *resp,
+                          struct http_buf *out)
+{
+    uint8_t pub[CRYPTO_ED25519_PUB_BYTES], sig[CRYPTO_ED25519_SIG_BYTES];
+    size_t nonce_len = 0, sig_len = 0, n = 0;
+    const char *nonce = identity_json_str(body, "nonce", &nonce_len);
+    const char *sig_text = identity_json_str(body, "sig", &sig_len);
+    if (!identity_decode_pub(body, pub) || nonce == NULL || nonce_len != IDENTITY_NONCE_CHARS ||
+        sig_text == NULL || sig_len != IDENTITY_SIG_CHARS ||
+        crypto_b64url_decode(sig_text, sig_len, sig, sizeof(sig), &n) != LMQ_OK || n != sizeof(sig))
+        return identity_error(resp, out, 400, "expected pub, nonce and sig");
+    identity_nonce_expire(b);
+    struct identity_nonce *e = lmq_map_get(b->nonces, (const uint8_t *)nonce, nonce_len);
+    if (e == NULL) {
+        identity_security_event(b, NULL, IDENTITY_EVENT_REUSED_NONCE, "unknown, used or expired");
+        return identity_error(resp, out, 401, "unknown, used or expired nonce");
+    }
+    bool same_key = memcmp(e->pub, pub, sizeof(pub)) == 0;
+    identity_nonce_drop(b, e);
+    uint8_t msg[sizeof(IDENTITY_AUTH_PREFIX) - 1 + IDENTITY_NONCE_CHARS];
+    memcpy(msg, IDENTITY_AUTH_PREFIX, sizeof(IDENTITY_AUTH_PREFIX) - 1);
+    memcpy(msg + sizeof(IDENTITY_AUTH_PREFIX) - 1, nonce, IDENTITY_NONCE_CHARS);
+    if (!same_key || !crypto_ed25519_verify(pub, msg, sizeof(msg), sig)) {
+        identity_security_event(b, NULL, IDENTITY_EVENT_BAD_LOGIN,
+                                same_key ? "bad signature" : "nonce issued to another key");
+        return identity_error(resp, out, 401, "bad signature");
+    }
+    char id[CRYPTO_IDENTITY_ID_BYTES];
+    char token[CRYPTO_JWT_MAX_BYTES], expires[40];
+    size_t token_len = 0;
+    int64_t now_s = broker_unix_ms(b) / 1000;
+    uint32_t ttl_s = b->cfg.auth.token_ttl_s;
+    if (crypto_identity_id(pub, id) != LMQ_OK ||
+        crypto_jwt_create(b->server_key.seed, id, IDENTITY_ISSUER, now_s, ttl_s, token,
+                          sizeof(token), &token_len) != LMQ_OK ||
+        identity_time_json(b, (uint64_t)ttl_s * 1000, expires) != LMQ_OK)
+        return identity_error(resp, out, 500, "Internal Server Error");
+    struct lmq_log_line line;
+    if (lmq_log_begin(&line, LMQ_LOG_INFO, "login")) {
+        lmq_log_str(&line, "identity", id);
+        lmq_log_end(&line);
+    }
+    resp->content_type = "application/json";
+    return http_buf_printf(out, "{\"expires\":\"%s\",\"id\":\"%s\",\"token\":\"%s\"}", expires, id,
+                           token);
+}
+
+int identity_http_route(struct broker *b, const struct http_request *req,
+                        struct http_response *resp, struct http_buf *out)
+{
+    LMQ_ASSERT(b != NULL && req != NULL);
+    bool challenge = req->path_len == 15 && memcmp(req->path, "/auth/challenge", 15) == 0;
+    bool token = req->path_len == 11 && memcmp(req->path, "/auth/token", 11) == 0;
+    bool key = req->path_len == 9 && memcmp(req->path, "/auth/key", 9) == 0;
+    if (!challenge && !token && !key) {
+        resp->status = 404;
+        return 0;
+    }
+    if (key) {
+        if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+            resp->status = 405;
+            resp->allow = "GET, HEAD";
+            return 0;
+        }
+        char pub[IDENTITY_PUB_CHARS + 1];
+        if (crypto_b64url_encode(b->server_key.pub, sizeof(b->server_key.pub), pub, sizeof(pub)) !=
+            LMQ_OK)
+            return LMQ_EINVAL;
+        resp->content_type = "application/json";
+        return http_buf_printf(out, "{\"alg\":\"EdDSA\",\"id\":\"%s\",\"pub\":\"%s\"}",
+                               b->server_key.id, pub);
+    }
+    if (strcmp(req->method, "POST") != 0) {
+        resp->status = 405;
+        resp->allow = "POST";
+        return 0;
+    }
+    json_error_t jerr;
+    json_t *body = req->body_len > 0 ? json_loadb((const char *)req->body, req->body_len,
+                                                  JSON_REJECT_DUPLICATES, &jerr)
+                                     : NULL;
+    if (!json_is_object(body)) {
+        json_decref(body);
+        return identity_error(resp, out, 400, "expected a JSON object");
+    }
+    int rc =
+        challenge ? identity_challenge(b, body, resp, out) : identity_token(b, body, resp, out);
+    json_decref(body);
+    return rc;
+}
+
+/* True for a connection from 127.0.0.0/8 or ::1 (IPv4-mapped included). */
+static bool identity_loopback(const struct conn *c)
+{
+    return strncmp(c->remote, "127.", 4) == 0 || strncmp(c->remote, "::1:", 4) == 0 ||
+           strncmp(c->remote, "::ffff:127.", 11) == 0;
+}
+
+uint8_t identity_authenticate(struct conn *c, const struct mqtt_connect *cn)
+{
+    struct broker *b = c->broker;
+    LMQ_ASSERT(c->identity[0] == '\0');
+    if (cn->has_username) {
+        char token[CRYPTO_JWT_MAX_BYTES + 1];
+        if (!cn->has_password || cn->password.len > CRYPTO_JWT_MAX_BYTES) {
+            identity_security_event(b, c, IDENTITY_EVENT_BAD_TOKEN, "no usable password");
+            return MQTT_RC_BAD_USER_NAME_OR_PASSWORD;
+        }
+        memcpy(token, cn->password.data, cn->password.len);
+        token[cn->password.len] = '\0';
+        struct crypto_jwt_claims claims;
+        enum crypto_jwt_verdict verdict;
+        int64_t now_s = broker_unix_ms(b) / 1000;
+        if (crypto_jwt_verify(b->server_key.pub, token, cn->password.len, now_s, &claims,
+                              &verdict) != LMQ_OK) {
+            identity_security_event(b, c,
+                                    verdict == CRYPTO_JWT_EXPIRED ? IDENTITY_EVENT_EXPIRED_TOKEN
+                                                                  : IDENTITY_EVENT_BAD_TOKEN,
+                                    crypto_jwt_verdict_name(verdict));
+            return MQTT_RC_BAD_USER_NAME_OR_PASSWORD;
+        }
+        if (cn->username.len != CRYPTO_IDENTITY_ID_CHARS ||
+            memcmp(cn->username.data, claims.sub, CRYPTO_IDENTITY_ID_CHARS) != 0 ||
+            !crypto_identity_id_valid(claims.sub, strlen(claims.sub))) {
+            identity_security_event(b, c, IDENTITY_EVENT_BAD_TOKEN, "username is not the token's");
+            return MQTT_RC_BAD_USER_NAME_OR_PASSWORD;
+        }
+        memcpy(c->identity, claims.sub, CRYPTO_IDENTITY_ID_BYTES);
+        return MQTT_RC_SUCCESS;
+    }
+    if (c->tls_cn[0] != '\0') {
+        /* A verified client certificate: its CN names the client (an identity when it is one). */
+        if (crypto_identity_id_valid(c->tls_cn, strlen(c->tls_cn)))
+            memcpy(c->identity, c->tls_cn, CRYPTO_IDENTITY_ID_BYTES);
+        return MQTT_RC_SUCCESS;
+    }
+    enum lmq_anonymous_mode mode = b->cfg.auth.anonymous;
+    if (mode == LMQ_ANONYMOUS_ALWAYS || (mode == LMQ_ANONYMOUS_LOOPBACK && identity_loopback(c)))
+        return MQTT_RC_SUCCESS;
+    identity_security_event(b, c, IDENTITY_EVENT_ANONYMOUS_REFUSED, NULL);
+    return MQTT_RC_NOT_AUTHORIZED;
+}
+
+enum identity_topic identity_topic_parse(const uint8_t *topic, size_t len, const char **owner)
+{
+    LMQ_ASSERT(topic != NULL || len == 0);
+    *owner = NULL;
+    if (len < 3 || memcmp(topic, "id/", 3) != 0)
+        return IDENTITY_TOPIC_NONE;
+    if (len < 3 + CRYPTO_IDENTITY_ID_CHARS + 1 || topic[3 + CRYPTO_IDENTITY_ID_CHARS] != '/')
+        return IDENTITY_TOPIC_OTHER;
+    *owner = (const char *)topic + 3;
+    const uint8_t *leaf = topic + 3 + CRYPTO_IDENTITY_ID_CHARS + 1;
+    size_t leaf_len = len - (3 + CRYPTO_IDENTITY_ID_CHARS + 1);
+    static const struct {
+        const char *name;
+        enum identity_topic kind;
+    } leaves[] = {{"outbox", IDENTITY_TOPIC_OUTBOX}, {"inbox", IDENTITY_TOPIC_INBOX},
+                  {"ack", IDENTITY_TOPIC_ACK},       {"reject", IDENTITY_TOPIC_REJECT},
+                  {"resync", IDENTITY_TOPIC_RESYNC}, {"sync", IDENTITY_TOPIC_SYNC}};
+    for (size_t i = 0; i < LMQ_ARRAY_LEN(leaves); i++) {
+        if (strlen(leaves[i].name) == leaf_len && memcmp(leaves[i].name, leaf, leaf_len) == 0)
+            return leaves[i].kind;
+    }
+    return IDENTITY_TOPIC_OTHER;
+}
+
+bool identity_owns(const struct conn *c, const char *owner)
+{
+    return owner != NULL && c->identity[0] != '\0' &&
+           memcmp(c->identity, owner, CRYPTO_IDENTITY_ID_CHARS) == 0;
+}
+
+bool identity_may_subscribe(struct conn *c, const uint8_t *filter, size_t len)
+{
+    /* Wildcards over identities are allowed: routing never delivers one identity's topics to
+     * another (route.c); a filter naming another identity is refused outright. */
+    if (len < 3 || memcmp(filter, "id/", 3) != 0)
+        return true;
+    size_t rest = len - 3;
+    const uint8_t *second = filter + 3;
+    if (rest == 0 || second[0] == '+' || second[0] == '#')
+        return true;
+    if (rest >= CRYPTO_IDENTITY_ID_CHARS && identity_owns(c, (const char *)second) &&
+        (rest == CRYPTO_IDENTITY_ID_CHARS || second[CRYPTO_IDENTITY_ID_CHARS] == '/'))
+        return true;
+    identity_security_event(c->broker, c, IDENTITY_EVENT_ACL_DENIED, "subscribe");
+    return false;
+}
+
+bool identity_may_receive(const struct session *s, const uint8_t *topic, size_t len)
+{
+    const char *owner = NULL;
+    if (identity_topic_parse(topic, len, &owner) == IDENTITY_TOPIC_NONE)
+        return true;
+    return owner != NULL && s->owner[0] != '\0' &&
+           memcmp(s->owner, owner, CRYPTO_IDENTITY_ID_CHARS) == 0;
+}

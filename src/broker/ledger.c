@@ -1,0 +1,373 @@
+/*
+ * The guaranteed-delivery pipeline: an envelope published to id/<me>/outbox is verified,
+ * checked against its sender's chain, appended to the ledger and queued for the recipient,
+ * with its ack, in the same store commit as the PUBACK that depends on it. Resync reads the
+ * recipient's inbox back from the ledger.
+ *
+ * Per identity the broker keeps its chain head (last seq and link), its last inbox position,
+ * and a ring of its most recent acceptances, so a resend of an envelope whose commit is still
+ * in flight is recognised without a store read (older ones are looked up in the store).
+ */
+#include "broker/broker_internal.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ledger/envelope.h"
+
+/* Recent acceptances remembered per sender (resends within them need no store read). */
+#define LEDGER_RECENT_MAX 32
+/* Inbox envelopes sent per resync request; the client asks again while "more". */
+#define LEDGER_RESYNC_PAGE_MAX 1000
+/* Rate window for envelope_rate_per_s. */
+#define LEDGER_RATE_WINDOW_MS 1000
+/* The longest payload the server writes: an inbox message around the largest envelope. */
+#define LEDGER_INBOX_MAX_BYTES (LEDGER_ENVELOPE_MAX_BYTES + 128)
+
+struct ledger_identity {
+    char id[CRYPTO_IDENTITY_ID_BYTES];
+    uint64_t last_seq; /* 0: has sent nothing */
+    char last_link[LEDGER_ENVELOPE_LINK_BYTES];
+    uint64_t inbox_last; /* last position given to an envelope for this identity */
+    uint64_t rate_window_start_ms;
+    uint32_t rate_count;
+    struct ledger_accepted *recent; /* ring of LEDGER_RECENT_MAX, allocated when it sends */
+    uint32_t recent_next;
+};
+
+static struct ledger_identity *ledger_identity_get(struct broker *b, const char *id)
+{
+    struct ledger_identity *li =
+        lmq_map_get(b->identities, (const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS);
+    if (li != NULL)
+        return li;
+    li = calloc(1, sizeof(*li));
+    if (li == NULL)
+        return NULL;
+    memcpy(li->id, id, CRYPTO_IDENTITY_ID_CHARS);
+    if (lmq_map_put(b->identities, (const uint8_t *)li->id, CRYPTO_IDENTITY_ID_CHARS, li) !=
+        LMQ_OK) {
+        free(li);
+        return NULL;
+    }
+    return li;
+}
+
+int ledger_identity_restore(struct broker *b, struct mqtt_bytes id, uint64_t last_seq,
+                            struct mqtt_bytes last_link, uint64_t inbox_last)
+{
+    if (id.len != CRYPTO_IDENTITY_ID_CHARS ||
+        (last_link.len != 0 && last_link.len != CRYPTO_IDENTITY_ID_CHARS))
+        return LMQ_EINVAL;
+    char key[CRYPTO_IDENTITY_ID_BYTES];
+    memcpy(key, id.data, id.len);
+    key[id.len] = '\0';
+    struct ledger_identity *li = ledger_identity_get(b, key);
+    if (li == NULL)
+        return LMQ_ENOMEM;
+    li->last_seq = last_seq;
+    memcpy(li->last_link, last_link.data, last_link.len);
+    li->last_link[last_link.len] = '\0';
+    li->inbox_last = inbox_last;
+    return LMQ_OK;
+}
+
+static bool ledger_identity_free_one(void *arg, const uint8_t *key, size_t key_len, void *value)
+{
+    LMQ_UNUSED(arg), LMQ_UNUSED(key), LMQ_UNUSED(key_len);
+    struct ledger_identity *li = value;
+    free(li->recent);
+    free(li);
+    return true;
+}
+
+void ledger_destroy(struct broker *b)
+{
+    if (b->identities == NULL)
+        return;
+    lmq_map_visit(b->identities, ledger_identity_free_one, NULL);
+    lmq_map_destroy(b->identities);
+    b->identities = NULL;
+}
+
+/* Queues a server message (QoS 1) on id/<owner>/<leaf> for the owner's subscribed sessions,
+ * or for one session only. Durable with the current batch like any routed message. */
+static int ledger_publish(struct broker *b, const char *owner, const char *leaf,
+                          const uint8_t *payload, size_t len, struct session *only)
+{
+    char topic[3 + CRYPTO_IDENTITY_ID_CHARS + 16];
+    int n = snprintf(topic, sizeof(topic), "id/%.64s/%s", owner, leaf);
+    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(topic));
+    struct mqtt_publish pub = {
+        .qos = 1, .topic = {(const uint8_t *)topic, (size_t)n}, .payload = {payload, len}};
+    pub.props.present =
+        MQTT_PROP_BIT(MQTT_PROP_PAYLOAD_FORMAT_INDICATOR) | MQTT_PROP_BIT(MQTT_PROP_CONTENT_TYPE);
+    pub.props.payload_format_indicator = 1;
+    pub.props.content_type = (struct mqtt_bytes){(const uint8_t *)"application/json", 16};
+    struct msg *m = msg_create(b, &pub);
+    if (m == NULL)
+        return LMQ_ENOMEM;
+    int rc = broker_defer_msg(b, m);
+    if (rc == LMQ_OK) {
+        if (only != NULL)
+            session_enqueue(only, m, 1, false, NULL, 0);
+        else if (route_publish(b, m, NULL) == MQTT_RC_QUOTA_EXCEEDED)
+            /* The envelope is in the ledger: the recipient gets it by resync. */
+            lmq_log_msg(LMQ_LOG_WARN, "ledger_delivery_deferred", topic);
+    }
+    msg_unref(m);
+    return rc;
+}
+
+int ledger_publish_ack(struct broker *b, const char *sender, const char *json, size_t len)
+{
+    return ledger_publish(b, sender, "ack", (const uint8_t *)json, len, NULL);
+}
+
+static void ledger_reject(struct broker *b, struct conn *c, uint64_t seq, const char *link,
+                          const char *reason, const char *detail)
+{
+    struct ledger_identity *li = ledger_identity_get(b, c->identity);
+    uint64_t expected = li != NULL ? li->last_seq + 1 : 0;
+    char json[512];
+    /* Canonical: members in code-point order; detail is one of the parser's static names. */
+    int n = detail != NULL ? snprintf(json, sizeof(json),
+                                      "{\"detail\":\"%s\",\"expected_seq\":%" PRIu64
+                                      ",\"link\":\"%s\",\"reason\":\"%s\",\"seq\":%" PRIu64 "}",
+                                      detail, expected, link, reason, seq)
+                           : snprintf(json, sizeof(json),
+                                      "{\"expected_seq\":%" PRIu64
+                                      ",\"link\":\"%s\",\"reason\":\"%s\",\"seq\":%" PRIu64 "}",
+                                      expected, link, reason, seq);
+    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(json));
+    struct lmq_log_line line;
+    if (lmq_log_begin(&line, LMQ_LOG_INFO, "envelope_rejected")) {
+        lmq_log_str(&line, "identity", c->identity);
+        lmq_log_str(&line, "reason", reason);
+        lmq_log_uint(&line, "seq", seq);
+        lmq_log_uint(&line, "expected_seq", expected);
+        lmq_log_end(&line);
+    }
+    if (ledger_publish(b, c->identity, "reject", (const uint8_t *)json, (size_t)n, NULL) != LMQ_OK)
+        conn_log(c, LMQ_LOG_WARN, "reject_not_sent", "out of memory");
+}
+
+/* Per-identity rate: false (and a security event) when over envelope_rate_per_s. */
+static bool ledger_rate_ok(struct broker *b, struct conn *c, struct ledger_identity *li)
+{
+    uint64_t now = broker_now_ms(b);
+    if (now - li->rate_window_start_ms >= LEDGER_RATE_WINDOW_MS) {
+        li->rate_window_start_ms = now;
+        li->rate_count = 0;
+    }
+    if (li->rate_count >= b->cfg.auth.envelope_rate_per_s) {
+        identity_security_event(b, c, IDENTITY_EVENT_RATE_LIMITED, "envelope_rate_per_s");
+        return false;
+    }
+    li->rate_count++;
+    return true;
+}
+
+struct ledger_found {
+    struct ledger_accepted a;
+};
+
+static int ledger_found_row(void *ctx, const struct store_ledger_row *r)
+{
+    struct ledger_found *f = ctx;
+    if (r->link.len != CRYPTO_IDENTITY_ID_CHARS || r->recipient.len != CRYPTO_IDENTITY_ID_CHARS)
+        return -1;
+    f->a.seq = r->seq;
+    f->a.index = r->index;
+    f->a.position = r->position;
+    memcpy(f->a.link, r->link.data, CRYPTO_IDENTITY_ID_CHARS);
+    memcpy(f->a.to, r->recipient.data, CRYPTO_IDENTITY_ID_CHARS);
+    return 0;
+}
+
+/* Finds the sender's accepted envelope with seq: in the recent ring, else in the store. */
+static bool ledger_find_accepted(struct broker *b, struct ledger_identity *li, uint64_t seq,
+                                 struct ledger_accepted *out)
+{
+    for (uint32_t i = 0; li->recent != NULL && i < LEDGER_RECENT_MAX; i++) {
+        if (li->recent[i].seq == seq && seq != 0) {
+            *out = li->recent[i];
+            return true;
+        }
+    }
+    struct ledger_found f = {0};
+    bool found = false;
+    struct mqtt_bytes sender = {(const uint8_t *)li->id, CRYPTO_IDENTITY_ID_CHARS};
+    if (store_ledger_find(b->store, sender, seq, ledger_found_row, &f, &found) != LMQ_OK)
+        broker_fail_stop(b, "ledger read", LMQ_EIO);
+    if (found)
+        *out = f.a;
+    return found;
+}
+
+/* An envelope that does not continue the chain: a resend (ack again) or a gap/fork. */
+static void ledger_not_next(struct broker *b, struct conn *c, struct ledger_identity *li,
+                            const struct ledger_envelope *env, const char *link)
+{
+    struct ledger_accepted prior;
+    if (env->seq <= li->last_seq && ledger_find_accepted(b, li, env->seq, &prior)) {
+        if (strcmp(prior.link, link) == 0) {
+            if (env->seq != li->last_seq)
+                identity_security_event(b, c, IDENTITY_EVENT_REPLAY, "resend of an older envelope");
+            ledger_tree_queue_ack(b, c->identity, &prior);
+            return;
+        }
+    }
+    ledger_reject(b, c, env->seq, link, env->seq > li->last_seq + 1 ? "gap" : "fork", NULL);
+}
+
+/* Appends an envelope that continues its sender's chain: ledger row, inbox, ack. */
+static int ledger_append(struct broker *b, struct ledger_identity *sender,
+                         const struct ledger_envelope *env, const char *link)
+{
+    struct ledger_identity *recipient = ledger_identity_get(b, env->to);
+    if (recipient == NULL ||
+        (sender->recent == NULL &&
+         (sender->recent = calloc(LEDGER_RECENT_MAX, sizeof(*sender->recent))) == NULL))
+        return LMQ_ENOMEM;
+    struct ledger_accepted a = {
+        .seq = env->seq, .index = b->ledger_size, .position = recipient->inbox_last + 1};
+    memcpy(a.link, link, sizeof(a.link));
+    memcpy(a.to, env->to, sizeof(a.to));
+    struct store_record rec = {
+        .type = STORE_LEDGER_APPEND,
+        .msg_id = a.index,
+        .client_id = {(const uint8_t *)sender->id, CRYPTO_IDENTITY_ID_CHARS},
+        .seq = a.seq,
+        .recipient = {(const uint8_t *)env->to, CRYPTO_IDENTITY_ID_CHARS},
+        .position = a.position,
+        .link = {(const uint8_t *)link, CRYPTO_IDENTITY_ID_CHARS},
+        .envelope = {env->canonical.data, env->canonical.len},
+        .created_unix_ms = broker_unix_ms(b),
+    };
+    broker_store_write(b, &rec);
+    int rc = ledger_tree_append(b, link);
+    if (rc != LMQ_OK)
+        return rc;
+    b->ledger_size++;
+    recipient->inbox_last = a.position;
+    sender->last_seq = a.seq;
+    memcpy(sender->last_link, link, sizeof(sender->last_link));
+    sender->recent[sender->recent_next++ % LEDGER_RECENT_MAX] = a;
+    /* The inbox message: canonical JSON with the envelope as stored. */
+    static uint8_t inbox[LEDGER_INBOX_MAX_BYTES];
+    LMQ_ASSERT(env->canonical.len <= LEDGER_ENVELOPE_MAX_BYTES);
+    int n =
+        snprintf((char *)inbox, sizeof(inbox),
+                 "{\"envelope\":%.*s,\"index\":%" PRIu64 ",\"position\":%" PRIu64 "}",
+                 (int)env->canonical.len, (const char *)env->canonical.data, a.index, a.position);
+    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(inbox));
+    rc = ledger_publish(b, env->to, "inbox", inbox, (size_t)n, NULL);
+    if (rc == LMQ_OK)
+        ledger_tree_queue_ack(b, sender->id, &a);
+    return rc;
+}
+
+int ledger_accept(struct conn *c, const struct mqtt_publish *pub)
+{
+    struct broker *b = c->broker;
+    LMQ_ASSERT(c->identity[0] != '\0');
+    struct ledger_identity *sender = ledger_identity_get(b, c->identity);
+    if (sender == NULL)
+        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
+    if (!ledger_rate_ok(b, c, sender))
+        return c->version == MQTT_V5 ? MQTT_RC_MESSAGE_RATE_TOO_HIGH : PROTO_BLOCKED;
+    struct ledger_envelope env;
+    const char *reason = NULL;
+    if (ledger_envelope_parse(pub->payload.data, pub->payload.len, &env, &reason) != LMQ_OK) {
+        ledger_reject(b, c, 0, "", "bad_envelope", reason);
+        return MQTT_RC_SUCCESS;
+    }
+    char link[LEDGER_ENVELOPE_LINK_BYTES] = "";
+    uint8_t rc = MQTT_RC_SUCCESS;
+    if (ledger_envelope_link(&env, link) != LMQ_OK) {
+        rc = MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
+    } else if (ledger_envelope_verify(&env, &reason) != LMQ_OK) {
+        identity_security_event(b, c, IDENTITY_EVENT_BAD_SIGNATURE, reason);
+        ledger_reject(b, c, env.seq, link, "bad_signature", NULL);
+    } else if (strcmp(env.from, c->identity) != 0) {
+        identity_security_event(b, c, IDENTITY_EVENT_NOT_SENDER, env.from);
+        ledger_reject(b, c, env.seq, link, "not_sender", NULL);
+    } else if (env.seq == sender->last_seq + 1 && strcmp(env.prev, sender->last_link) == 0) {
+        if (ledger_append(b, sender, &env, link) != LMQ_OK)
+            rc = MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
+    } else {
+        ledger_not_next(b, c, sender, &env, link);
+    }
+    ledger_envelope_release(&env);
+    return rc;
+}
+
+struct ledger_resync {
+    struct broker *broker;
+    struct session *session;
+    uint64_t last;
+    size_t sent;
+    bool full;
+};
+
+static int ledger_resync_row(void *ctx, const struct store_ledger_row *r)
+{
+    struct ledger_resync *rs = ctx;
+    static uint8_t inbox[LEDGER_INBOX_MAX_BYTES];
+    if (r->envelope.len > LEDGER_ENVELOPE_MAX_BYTES)
+        return -1;
+    int n = snprintf((char *)inbox, sizeof(inbox),
+                     "{\"envelope\":%.*s,\"index\":%" PRIu64 ",\"position\":%" PRIu64 "}",
+                     (int)r->envelope.len, (const char *)r->envelope.data, r->index, r->position);
+    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(inbox));
+    if (!session_queue_has_room(rs->session, (size_t)n + 128)) {
+        rs->full = true;
+        return -1; /* stop: the client asks again after the last one it got */
+    }
+    if (ledger_publish(rs->broker, rs->session->owner, "inbox", inbox, (size_t)n, rs->session) !=
+        LMQ_OK)
+        return -1;
+    rs->last = r->position;
+    rs->sent++;
+    return 0;
+}
+
+int ledger_resync(struct conn *c, const struct mqtt_publish *pub)
+{
+    struct broker *b = c->broker;
+    LMQ_ASSERT(c->identity[0] != '\0' && c->session != NULL);
+    json_error_t jerr;
+    json_t *req = json_loadb((const char *)pub->payload.data, pub->payload.len,
+                             JSON_REJECT_DUPLICATES, &jerr);
+    json_t *after_v = json_object_get(req, "after");
+    if (!json_is_integer(after_v) || json_integer_value(after_v) < 0) {
+        json_decref(req);
+        conn_log(c, LMQ_LOG_INFO, "resync_refused", "expected {\"after\":N}");
+        return c->version == MQTT_V5 ? MQTT_RC_PAYLOAD_FORMAT_INVALID : MQTT_RC_SUCCESS;
+    }
+    uint64_t after = (uint64_t)json_integer_value(after_v);
+    json_decref(req);
+    struct ledger_resync rs = {.broker = b, .session = c->session, .last = after};
+    size_t count = 0;
+    struct mqtt_bytes me = {(const uint8_t *)c->identity, CRYPTO_IDENTITY_ID_CHARS};
+    int rc = store_inbox_page(b->store, me, after, LEDGER_RESYNC_PAGE_MAX, ledger_resync_row, &rs,
+                              &count);
+    if (rc == LMQ_EIO)
+        broker_fail_stop(b, "inbox read", rc);
+    /* More when a page was cut short, or when newer envelopes are not committed yet. */
+    struct ledger_identity *li = ledger_identity_get(b, c->identity);
+    bool more =
+        rs.full || rs.sent == LEDGER_RESYNC_PAGE_MAX || (li != NULL && li->inbox_last > rs.last);
+    char json[160];
+    int n = snprintf(json, sizeof(json),
+                     "{\"after\":%" PRIu64 ",\"count\":%zu,\"last\":%" PRIu64 ",\"more\":%s}",
+                     after, rs.sent, rs.last, more ? "true" : "false");
+    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(json));
+    if (ledger_publish(b, c->identity, "sync", (const uint8_t *)json, (size_t)n, c->session) !=
+        LMQ_OK)
+        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
+    return MQTT_RC_SUCCESS;
+}
