@@ -314,7 +314,9 @@ static void net__on_tcp_connect(uv_connect_t *req, int status)
         return; /* dropped meanwhile; the close callback does the rest */
     }
     if (status < 0) {
-        client_net_drop(c, LMQ_EIO, uv_strerror(status));
+        char why[CLIENT_ERR_MAX_BYTES];
+        snprintf(why, sizeof(why), "cannot reach the MQTT server: %s", uv_strerror(status));
+        client_net_drop(c, LMQ_EIO, why);
         return;
     }
     if (uv_read_start((uv_stream_t *)&c->tcp, net__on_alloc, net__on_read) != 0) {
@@ -484,7 +486,9 @@ static void net__http_on_connect(uv_connect_t *req, int status)
         return;
     }
     if (status < 0) {
-        client_net_drop(c, LMQ_EIO, uv_strerror(status));
+        char why[CLIENT_ERR_MAX_BYTES];
+        snprintf(why, sizeof(why), "login: cannot reach the HTTP server: %s", uv_strerror(status));
+        client_net_drop(c, LMQ_EIO, why);
         return;
     }
     uv_buf_t buf = uv_buf_init((char *)c->http.request.data, (unsigned)c->http.request.len);
