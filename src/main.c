@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "bench/bench.h"
+#include "cli/cli.h"
 #include "broker/broker.h"
 #include "core/config.h"
 #include "core/lmq.h"
@@ -34,9 +35,22 @@ static const char main__usage[] =
     "          replaces the listener list, repeats add listeners; --http/--https\n"
     "          serve MQTT over WebSocket at /mqtt, /healthz, /metrics and /version;\n"
     "          no HTTP listener without them; SIGHUP re-reads the TLS files)\n"
-    "  keygen  [--out FILE]          new Ed25519 identity (not implemented yet)\n"
-    "  send    --key FILE --to ID    guaranteed delivery of one envelope (not implemented yet)\n"
-    "  listen  --key FILE            print inbox envelopes (not implemented yet)\n"
+    "  keygen  [--out FILE]          new Ed25519 identity key file (default ./identity.json,\n"
+    "          never overwritten); prints its id\n"
+    "  send    --key FILE --to ID [--type T] [--server HOST:PORT] [--http HOST:PORT]\n"
+    "          [--state DIR] [--timeout-ms MS] JSON\n"
+    "          guaranteed delivery of one envelope with body JSON (an object): stored in\n"
+    "          the outbox of DIR (default ./client-<first 16 of id>) before it is sent,\n"
+    "          prints the server's ack line; exit 0 acked, 3 rejected (prints the reject),\n"
+    "          4 timed out (default 30000 ms; the envelope stays in the outbox and the next\n"
+    "          send or listen with DIR sends it again), 1 usage or setup error\n"
+    "  listen  --key FILE [--server HOST:PORT] [--http HOST:PORT] [--state DIR]\n"
+    "          [--count N] [--timeout-ms MS]\n"
+    "          prints each inbox envelope as one JSON line {envelope,index,position},\n"
+    "          exactly once per state DIR; exit 0 after N envelopes (or at the timeout\n"
+    "          without --count, or on SIGINT/SIGTERM), 4 timed out before N, 1 errors\n"
+    "          (--server is MQTT, default 127.0.0.1:1883; --http is the login server,\n"
+    "          default 127.0.0.1:8080)\n"
     "  verify  --key VKEY --checkpoint F | --receipt F [--envelope F] |\n"
     "          --old-checkpoint F --checkpoint F --proof F | --data DIR\n"
     "                                check checkpoints, receipts, consistency, a database\n"
@@ -266,17 +280,6 @@ static int main__serve(int argc, char **argv)
     return broker_run(&cfg);
 }
 
-static bool main__is_planned(const char *cmd)
-{
-    static const char *const planned[] = {"keygen", "send", "listen"};
-    for (size_t i = 0; i < LMQ_ARRAY_LEN(planned); i++) {
-        if (strcmp(cmd, planned[i]) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -304,8 +307,14 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "verify") == 0) {
         return verify_main(argc - 2, argv + 2);
     }
-    if (main__is_planned(cmd)) {
-        return main__fail("%s is not implemented yet", cmd);
+    if (strcmp(cmd, "keygen") == 0) {
+        return cli_keygen(argc - 2, argv + 2);
+    }
+    if (strcmp(cmd, "send") == 0) {
+        return cli_send(argc - 2, argv + 2);
+    }
+    if (strcmp(cmd, "listen") == 0) {
+        return cli_listen(argc - 2, argv + 2);
     }
     main__fail("unknown command \"%s\"", cmd);
     fputs(main__usage, stderr);

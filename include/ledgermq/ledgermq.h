@@ -1,0 +1,158 @@
+/*
+ * libledgermq: the client side of LedgerMQ's "identities and guaranteed delivery"
+ * (docs/PROTOCOL.md). An application holds one Ed25519 identity (a key file) and exchanges
+ * signed envelopes with other identities through a LedgerMQ server.
+ *
+ * Guarantees, as long as the state directory survives:
+ *   - sending: lmq_client_send() returns only once the signed envelope is durably in the
+ *     client's outbox (SQLite, WAL, synchronous=FULL). The library publishes it when connected
+ *     and publishes every unacknowledged envelope again, in seq order, on every (re)connect,
+ *     until the server's ack (or reject) arrives; the server acknowledges a resend again and
+ *     delivers it once.
+ *   - receiving: every inbox envelope is handed to on_envelope exactly once and in position
+ *     order, after its signature and recipient were checked. The library stores the position
+ *     of the last envelope the application accepted and resyncs from it on every connect.
+ *
+ * Exactly once across crashes: the library persists the position right AFTER on_envelope
+ * returns 0, in its own transaction. A crash between the two makes the same position arrive
+ * again after the restart. Applications whose handling has side effects must therefore
+ * record inbox->position in their own commit and ignore a position they already hold
+ * (positions are consecutive per identity, so "position <= mine" is enough).
+ *
+ * Threading: one libuv loop, one thread. Every function here must be called on the loop's
+ * thread (or before the loop runs), and the callbacks run on it.
+ *
+ * Errors: functions return 0 or a negative code (the LedgerMQ error set; lmq_client_strerror
+ * names it) and write results through out-parameters.
+ */
+#ifndef LEDGERMQ_LEDGERMQ_H
+#define LEDGERMQ_LEDGERMQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* An identity id or an envelope link: 64 lowercase hex characters, then a NUL. */
+#define LMQ_CLIENT_ID_BYTES 65
+
+struct lmq_client;
+
+/* One envelope of the inbox as handed to the application. Every pointer is valid only during
+ * the callback. */
+struct lmq_inbox_envelope {
+    uint64_t position; /* this identity's inbox position: 1, 2, 3, ... */
+    uint64_t index;    /* the server's global ledger index */
+    const char *from;  /* sender id */
+    const char *to;    /* our id */
+    uint64_t seq;      /* sender's chain counter */
+    const char *link;  /* hex SHA-256 of the envelope's canonical form */
+    const char *type;
+    const char *time;         /* RFC 3339, 9 fractional digits */
+    const uint8_t *body_json; /* canonical JSON of the body object */
+    size_t body_len;
+    const uint8_t *message_json; /* canonical {"envelope":...,"index":...,"position":...} */
+    size_t message_len;
+};
+
+/* The server accepted one of our envelopes. Pointers valid only during the callback.
+ * Extension point: the server will add a Merkle receipt to acks; it will appear here as new
+ * members at the end of this struct (and in ack_json), so existing callers keep working. */
+struct lmq_ack {
+    const char *link;
+    uint64_t seq;
+    uint64_t index;    /* ledger index */
+    uint64_t position; /* position in the recipient's inbox */
+    const char *to;
+    const uint8_t *ack_json; /* the ack message as received */
+    size_t ack_len;
+};
+
+/* The server refused one of our envelopes. Pointers valid only during the callback. */
+struct lmq_reject {
+    const char *link; /* "" when the server could not name it */
+    uint64_t seq;
+    uint64_t expected_seq; /* what the server would accept next from us */
+    const char *reason;    /* bad_envelope, bad_signature, not_sender, gap, fork */
+    const uint8_t *reject_json;
+    size_t reject_len;
+};
+
+struct lmq_client_callbacks {
+    void *ctx;
+    /* Return 0 once the envelope is handled: its position is then persisted and the message
+     * acknowledged to the server. Any other value means "not now": nothing is persisted, the
+     * connection is dropped and the envelope comes again after the reconnect (with backoff).
+     * NULL: the client only sends (it subscribes to no inbox; a listener with the same state
+     * directory later receives everything, since it resyncs from its stored position). */
+    int (*on_envelope)(void *ctx, const struct lmq_inbox_envelope *env);
+    /* An envelope of ours was accepted (also for acks of envelopes sent by earlier runs). */
+    void (*on_ack)(void *ctx, const struct lmq_ack *ack);
+    /* An envelope of ours was refused; it stays in the outbox marked rejected. */
+    void (*on_reject)(void *ctx, const struct lmq_reject *reject);
+    /* Something went wrong that the library handles itself (reconnects, drops a forged
+     * envelope) but the application should know about. code is a negative error code. */
+    void (*on_error)(void *ctx, int code, const char *message);
+};
+
+struct lmq_client_options {
+    const char *key_file;  /* identity key file (ledgermq keygen) */
+    const char *state_dir; /* created if missing; holds client.db */
+    const char *mqtt_host; /* numeric IPv4/IPv6 or "localhost" */
+    uint16_t mqtt_port;
+    const char *http_host; /* for login (POST /auth/challenge, /auth/token) */
+    uint16_t http_port;
+    uv_loop_t *loop; /* the caller's loop, or NULL for one the client owns */
+    struct lmq_client_callbacks cb;
+};
+
+/* Loads the key, opens (or creates) <state_dir>/client.db and returns a client that is not yet
+ * connected. Returns 0, or a negative code with a one-line reason in err (err_len > 0). */
+int lmq_client_open(const struct lmq_client_options *opts, struct lmq_client **out, char *err,
+                    size_t err_len);
+
+/* Builds the next envelope of our chain (seq/prev from the durable chain state), signs it and
+ * stores it in the outbox in one synchronous transaction; link_out receives its link. Returns
+ * only after that commit (then publishes it if connected). Returns 0, LMQ_EINVAL (bad to_id,
+ * type or body: body_json must be a JSON object), LMQ_ETOOBIG (over 64 KiB) or LMQ_EIO. */
+int lmq_client_send(struct lmq_client *c, const char *to_id, const char *type,
+                    const char *body_json, char link_out[LMQ_CLIENT_ID_BYTES]);
+
+/* Starts connecting (login, MQTT, resend, resync) on the client's loop and returns at once.
+ * Reconnects by itself with backoff until lmq_client_stop(). Returns 0 or LMQ_EINVAL
+ * (already started). */
+int lmq_client_start(struct lmq_client *c);
+
+/* For a client with its own loop: lmq_client_start() then runs the loop until
+ * lmq_client_stop() is called (from a callback). Returns 0 or a negative code. */
+int lmq_client_run(struct lmq_client *c);
+
+/* Disconnects and stops reconnecting; pending envelopes stay in the outbox. Safe to call from
+ * any callback and more than once. lmq_client_run() returns once the handles are closed. */
+void lmq_client_stop(struct lmq_client *c);
+
+/* Stops the client if needed, lets its handles close (runs the loop for that) and frees it.
+ * NULL is fine. */
+void lmq_client_close(struct lmq_client *c);
+
+/* Our identity id (64 hex characters). */
+const char *lmq_client_id(const struct lmq_client *c);
+
+/* Counts envelopes in the outbox not yet acknowledged or rejected. Returns 0 or LMQ_EIO. */
+int lmq_client_pending_count(struct lmq_client *c, uint64_t *count_out);
+
+/* The position of the last inbox envelope handed to the application (0: none yet). */
+uint64_t lmq_client_inbox_position(const struct lmq_client *c);
+
+/* A static description of an error code. */
+const char *lmq_client_strerror(int code);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,417 @@
+/*
+ * ledgermq keygen / send / listen: thin commands over libledgermq. The CLI owns the libuv loop
+ * (a timeout timer and signal handlers live beside the client's handles) and stops the client
+ * from its callbacks; the loop ends once every handle is closed.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/lmq.h"
+#include "crypto/keyfile.h"
+#include "ledgermq/ledgermq.h"
+
+#define CLI_ERR_MAX_BYTES 1024
+#define CLI_HOST_MAX_BYTES 256
+#define CLI_PATH_MAX_BYTES 1024
+#define CLI_DEFAULT_MQTT "127.0.0.1:1883"
+#define CLI_DEFAULT_HTTP "127.0.0.1:8080"
+#define CLI_DEFAULT_TYPE "message"
+#define CLI_DEFAULT_KEYFILE "./identity.json"
+#define CLI_SEND_TIMEOUT_MS 30000u
+/* Longest --timeout-ms: a bit over 24 days, what a uv timer takes without surprise. */
+#define CLI_TIMEOUT_MAX_MS ((uint64_t)INT32_MAX)
+
+__attribute__((format(printf, 1, 2))) static int cli__fail(const char *fmt, ...)
+{
+    char msg[CLI_ERR_MAX_BYTES];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "ledgermq: %s\n", n < 0 ? "error" : msg);
+    return CLI_EXIT_USAGE;
+}
+
+/* Everything send and listen accept. */
+struct cli_opts {
+    const char *key;
+    const char *to;
+    const char *type;
+    const char *server;
+    const char *http;
+    const char *state;
+    const char *json;
+    uint64_t timeout_ms; /* 0: none */
+    uint64_t count;      /* 0: unbounded */
+    char mqtt_host[CLI_HOST_MAX_BYTES];
+    uint16_t mqtt_port;
+    char http_host[CLI_HOST_MAX_BYTES];
+    uint16_t http_port;
+    char state_buf[CLI_PATH_MAX_BYTES];
+};
+
+static int cli__u64(const char *flag, const char *text, uint64_t max, uint64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (text[0] < '0' || text[0] > '9' || *end != '\0' || errno != 0 || v > max) {
+        return cli__fail("--%s: expected an integer 0..%" PRIu64 ", got \"%s\"", flag, max, text);
+    }
+    *out = v;
+    return 0;
+}
+
+/* "HOST:PORT" or "[IPv6]:PORT" into host and port (1..65535). */
+static int cli__hostport(const char *flag, const char *text, char *host, size_t host_cap,
+                         uint16_t *port)
+{
+    const char *colon = strrchr(text, ':');
+    uint64_t p = 0;
+    const char *h = text;
+    size_t h_len = colon != NULL ? (size_t)(colon - text) : 0;
+    if (h_len >= 2 && text[0] == '[' && text[h_len - 1] == ']') {
+        h++;
+        h_len -= 2;
+    }
+    if (colon == NULL || h_len == 0 || h_len >= host_cap || colon[1] == '\0') {
+        return cli__fail("--%s: expected HOST:PORT, got \"%s\"", flag, text);
+    }
+    if (cli__u64(flag, colon + 1, UINT16_MAX, &p) != 0 || p == 0) {
+        return p == 0 ? cli__fail("--%s: port must be 1..65535", flag) : CLI_EXIT_USAGE;
+    }
+    memcpy(host, h, h_len);
+    host[h_len] = '\0';
+    *port = (uint16_t)p;
+    return 0;
+}
+
+/* Reads the value of the flag at argv[*i] into *value ("--name value" or "--name=value"). */
+static int cli__value(int argc, char **argv, int *i, const char *name, const char **value)
+{
+    const char *arg = argv[*i] + 2;
+    size_t n = strlen(name);
+    if (arg[n] == '=') {
+        *value = arg + n + 1;
+    } else if (*i + 1 < argc) {
+        *value = argv[++*i];
+    } else {
+        *value = NULL;
+    }
+    if (*value == NULL || (*value)[0] == '\0') {
+        return cli__fail("--%s needs a value", name);
+    }
+    return 0;
+}
+
+static bool cli__is_flag(const char *arg, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(arg, "--", 2) == 0 && strncmp(arg + 2, name, n) == 0 &&
+           (arg[2 + n] == '\0' || arg[2 + n] == '=');
+}
+
+/* One flag of send/listen (allowed lists those the command takes). */
+static int cli__flag(struct cli_opts *o, int argc, char **argv, int *i, const char *allowed)
+{
+    static const char *const names[] = {"key",  "to",    "type",       "server",
+                                        "http", "state", "timeout-ms", "count"};
+    const char *v = NULL;
+    for (size_t k = 0; k < LMQ_ARRAY_LEN(names); k++) {
+        if (!cli__is_flag(argv[*i], names[k]) || strstr(allowed, names[k]) == NULL) {
+            continue;
+        }
+        if (cli__value(argc, argv, i, names[k], &v) != 0) {
+            return CLI_EXIT_USAGE;
+        }
+        const char **slots[] = {&o->key, &o->to, &o->type, &o->server, &o->http, &o->state};
+        if (k < LMQ_ARRAY_LEN(slots)) {
+            *slots[k] = v;
+            return 0;
+        }
+        return k == 6 ? cli__u64(names[k], v, CLI_TIMEOUT_MAX_MS, &o->timeout_ms)
+                      : cli__u64(names[k], v, UINT32_MAX, &o->count);
+    }
+    return cli__fail("unexpected argument \"%s\" (see ledgermq help)", argv[*i]);
+}
+
+/* Parses send/listen arguments; the one positional argument (send's JSON) lands in o->json. */
+static int cli__parse(struct cli_opts *o, int argc, char **argv, const char *allowed,
+                      bool want_json)
+{
+    o->server = CLI_DEFAULT_MQTT;
+    o->http = CLI_DEFAULT_HTTP;
+    o->type = CLI_DEFAULT_TYPE;
+    for (int i = 0; i < argc; i++) {
+        if (want_json && o->json == NULL && strncmp(argv[i], "--", 2) != 0) {
+            o->json = argv[i];
+        } else if (cli__flag(o, argc, argv, &i, allowed) != 0) {
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (o->key == NULL) {
+        return cli__fail("--key FILE is required");
+    }
+    if (cli__hostport("server", o->server, o->mqtt_host, sizeof(o->mqtt_host), &o->mqtt_port) ||
+        cli__hostport("http", o->http, o->http_host, sizeof(o->http_host), &o->http_port)) {
+        return CLI_EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* Default state directory: ./client-<first 16 of the id>. */
+static int cli__state_dir(struct cli_opts *o)
+{
+    struct crypto_identity ident;
+    char err[CLI_ERR_MAX_BYTES];
+    if (o->state != NULL) {
+        return 0;
+    }
+    if (crypto_keyfile_load(o->key, &ident, err, sizeof(err)) != 0) {
+        return cli__fail("%s", err);
+    }
+    int n = snprintf(o->state_buf, sizeof(o->state_buf), "./client-%.16s", ident.id);
+    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(o->state_buf));
+    memset(ident.seed, 0, sizeof(ident.seed));
+    o->state = o->state_buf;
+    return 0;
+}
+
+int cli_keygen(int argc, char **argv)
+{
+    const char *out = CLI_DEFAULT_KEYFILE;
+    struct crypto_identity ident;
+    char err[CLI_ERR_MAX_BYTES];
+    for (int i = 0; i < argc; i++) {
+        if (!cli__is_flag(argv[i], "out")) {
+            return cli__fail("keygen: unexpected argument \"%s\"", argv[i]);
+        }
+        if (cli__value(argc, argv, &i, "out", &out) != 0) {
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (crypto_ed25519_generate(ident.seed, ident.pub) != 0 ||
+        crypto_identity_from_seed(ident.seed, &ident) != 0) {
+        return cli__fail("keygen: cannot generate a key");
+    }
+    int rc = crypto_keyfile_save(out, &ident, false, err, sizeof(err));
+    memset(ident.seed, 0, sizeof(ident.seed));
+    if (rc == LMQ_EEXIST) {
+        return cli__fail("keygen: %s already exists (not overwritten)", out);
+    }
+    if (rc != 0) {
+        return cli__fail("keygen: %s", err);
+    }
+    printf("%s\n", ident.id);
+    return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+}
+
+/* --- send and listen: one run of the client on the CLI's loop -------------------------------- */
+
+struct cli_run {
+    struct cli_opts *o;
+    struct lmq_client *client;
+    uv_loop_t loop;
+    uv_timer_t timer;
+    uv_signal_t sigint;
+    uv_signal_t sigterm;
+    int exit_code;
+    bool finished;
+    char link[LMQ_CLIENT_ID_BYTES]; /* send: the envelope we wait for */
+    uint64_t received;              /* listen: envelopes printed */
+};
+
+static void cli__finish(struct cli_run *r, int exit_code)
+{
+    if (r->finished) {
+        return;
+    }
+    r->finished = true;
+    r->exit_code = exit_code;
+    lmq_client_stop(r->client);
+    uv_close((uv_handle_t *)&r->timer, NULL);
+    uv_close((uv_handle_t *)&r->sigint, NULL);
+    uv_close((uv_handle_t *)&r->sigterm, NULL);
+}
+
+static void cli__on_timeout(uv_timer_t *t)
+{
+    struct cli_run *r = t->data;
+    if (r->o->count == 0 && r->o->to == NULL) {
+        cli__finish(r, CLI_EXIT_OK); /* listen without --count: listened long enough */
+        return;
+    }
+    fprintf(stderr, "ledgermq: timed out after %" PRIu64 " ms%s\n", r->o->timeout_ms,
+            r->o->to != NULL ? " (the envelope stays in the outbox and is sent again by the "
+                               "next send or listen with this state directory)"
+                             : "");
+    cli__finish(r, CLI_EXIT_TIMEOUT);
+}
+
+static void cli__on_signal(uv_signal_t *s, int signum)
+{
+    LMQ_UNUSED(signum);
+    cli__finish(s->data, CLI_EXIT_OK);
+}
+
+static void cli__on_error(void *ctx, int code, const char *message)
+{
+    LMQ_UNUSED(ctx);
+    LMQ_UNUSED(code);
+    fprintf(stderr, "ledgermq: %s\n", message);
+}
+
+static void cli__on_ack(void *ctx, const struct lmq_ack *ack)
+{
+    struct cli_run *r = ctx;
+    if (r->o->to == NULL || strcmp(ack->link, r->link) != 0) {
+        return; /* an envelope of an earlier run */
+    }
+    printf("%.*s\n", (int)ack->ack_len, (const char *)ack->ack_json);
+    cli__finish(r, fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE);
+}
+
+static void cli__on_reject(void *ctx, const struct lmq_reject *rej)
+{
+    struct cli_run *r = ctx;
+    if (r->o->to == NULL || strcmp(rej->link, r->link) != 0) {
+        fprintf(stderr, "ledgermq: envelope seq %" PRIu64 " rejected: %s\n", rej->seq, rej->reason);
+        return;
+    }
+    printf("%.*s\n", (int)rej->reject_len, (const char *)rej->reject_json);
+    fflush(stdout);
+    cli__finish(r, CLI_EXIT_REJECTED);
+}
+
+static int cli__on_envelope(void *ctx, const struct lmq_inbox_envelope *env)
+{
+    struct cli_run *r = ctx;
+    if (r->finished) {
+        return -1; /* not now: the next listen gets it */
+    }
+    fwrite(env->message_json, 1, env->message_len, stdout);
+    fputc('\n', stdout);
+    /* Printed before acknowledged: a failed write must not consume the position. */
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "ledgermq: cannot write to stdout\n");
+        cli__finish(r, CLI_EXIT_USAGE);
+        return -1;
+    }
+    r->received++;
+    if (r->o->count > 0 && r->received >= r->o->count) {
+        cli__finish(r, CLI_EXIT_OK);
+    }
+    return 0;
+}
+
+/* Opens the client on r->loop with the CLI's callbacks. */
+static int cli__open(struct cli_run *r, bool receive)
+{
+    char err[CLI_ERR_MAX_BYTES];
+    struct cli_opts *o = r->o;
+    if (cli__state_dir(o) != 0) {
+        return CLI_EXIT_USAGE;
+    }
+    struct lmq_client_options opts = {.key_file = o->key,
+                                      .state_dir = o->state,
+                                      .mqtt_host = o->mqtt_host,
+                                      .mqtt_port = o->mqtt_port,
+                                      .http_host = o->http_host,
+                                      .http_port = o->http_port,
+                                      .loop = &r->loop,
+                                      .cb = {.ctx = r,
+                                             .on_envelope = receive ? cli__on_envelope : NULL,
+                                             .on_ack = cli__on_ack,
+                                             .on_reject = cli__on_reject,
+                                             .on_error = cli__on_error}};
+    if (uv_loop_init(&r->loop) != 0) {
+        return cli__fail("cannot create an event loop");
+    }
+    int rc = lmq_client_open(&opts, &r->client, err, sizeof(err));
+    if (rc != 0) {
+        int closed = uv_loop_close(&r->loop);
+        LMQ_ASSERT(closed == 0);
+        return cli__fail("%s", err);
+    }
+    return 0;
+}
+
+/* Starts the client, the timeout and the signal handlers, runs until finished, cleans up. */
+static int cli__run(struct cli_run *r)
+{
+    LMQ_ASSERT(r->client != NULL);
+    r->exit_code = CLI_EXIT_USAGE;
+    int rc = uv_timer_init(&r->loop, &r->timer);
+    rc = rc == 0 ? uv_signal_init(&r->loop, &r->sigint) : rc;
+    rc = rc == 0 ? uv_signal_init(&r->loop, &r->sigterm) : rc;
+    LMQ_ASSERT(rc == 0); /* handle initialization on a fresh loop does not fail */
+    r->timer.data = r;
+    r->sigint.data = r;
+    r->sigterm.data = r;
+    if (r->o->timeout_ms > 0) {
+        rc = uv_timer_start(&r->timer, cli__on_timeout, r->o->timeout_ms, 0);
+        LMQ_ASSERT(rc == 0);
+    }
+    LMQ_UNUSED(uv_signal_start(&r->sigint, cli__on_signal, SIGINT));
+    LMQ_UNUSED(uv_signal_start(&r->sigterm, cli__on_signal, SIGTERM));
+    rc = lmq_client_start(r->client);
+    if (rc != 0) {
+        fprintf(stderr, "ledgermq: cannot start: %s\n", lmq_client_strerror(rc));
+        cli__finish(r, CLI_EXIT_USAGE);
+    }
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    LMQ_ASSERT(r->finished);
+    lmq_client_close(r->client);
+    rc = uv_loop_close(&r->loop);
+    LMQ_ASSERT(rc == 0);
+    return r->exit_code;
+}
+
+int cli_send(int argc, char **argv)
+{
+    struct cli_opts o = {.timeout_ms = CLI_SEND_TIMEOUT_MS};
+    struct cli_run r = {.o = &o};
+    if (cli__parse(&o, argc, argv, "key to type server http state timeout-ms", true) != 0) {
+        return CLI_EXIT_USAGE;
+    }
+    if (o.to == NULL || o.json == NULL) {
+        return cli__fail("send: --to ID and a JSON object are required");
+    }
+    if (!crypto_identity_id_valid(o.to, strlen(o.to))) {
+        return cli__fail("send: --to must be an identity id (64 lowercase hex characters)");
+    }
+    if (cli__open(&r, false) != 0) {
+        return CLI_EXIT_USAGE;
+    }
+    int rc = lmq_client_send(r.client, o.to, o.type, o.json, r.link);
+    if (rc != 0) {
+        lmq_client_close(r.client);
+        int closed = uv_loop_close(&r.loop);
+        LMQ_ASSERT(closed == 0);
+        return cli__fail("send: %s", rc == LMQ_EINVAL ? "the body must be a JSON object and "
+                                                        "--type 1..64 of A-Za-z0-9._:-"
+                                                      : lmq_client_strerror(rc));
+    }
+    return cli__run(&r);
+}
+
+int cli_listen(int argc, char **argv)
+{
+    struct cli_opts o = {0};
+    struct cli_run r = {.o = &o};
+    if (cli__parse(&o, argc, argv, "key server http state timeout-ms count", false) != 0) {
+        return CLI_EXIT_USAGE;
+    }
+    if (cli__open(&r, true) != 0) {
+        return CLI_EXIT_USAGE;
+    }
+    return cli__run(&r);
+}

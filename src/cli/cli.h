@@ -1,0 +1,22 @@
+/*
+ * The client commands of the ledgermq binary, built on libledgermq. Each takes the arguments
+ * after the command name and returns the process exit code (CLI_EXIT_*); errors are one line
+ * "ledgermq: ..." on stderr.
+ */
+#ifndef LMQ_CLI_H
+#define LMQ_CLI_H
+
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_USAGE 1 /* also: cannot open the key or the state */
+#define CLI_EXIT_REJECTED 3
+#define CLI_EXIT_TIMEOUT 4
+
+/* ledgermq keygen [--out FILE]: writes a new identity (never over an existing file), prints
+ * its id. */
+int cli_keygen(int argc, char **argv);
+/* ledgermq send ... JSON: stores, publishes and waits for the server's ack of one envelope. */
+int cli_send(int argc, char **argv);
+/* ledgermq listen ...: prints inbox messages, one JSON line each, exactly once per state dir. */
+int cli_listen(int argc, char **argv);
+
+#endif

@@ -1,0 +1,220 @@
+/*
+ * libledgermq internals, shared by the files of src/client and by its unit tests (the seams:
+ * the session logic takes decoded packets and hands packets to send to c->tx, so it can be
+ * driven without a socket).
+ */
+#ifndef LMQ_CLIENT_INTERNAL_H
+#define LMQ_CLIENT_INTERNAL_H
+
+#include <http_parser.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/buf.h"
+#include "core/lmq.h"
+#include "crypto/encoding.h"
+#include "crypto/jwt.h"
+#include "crypto/keyfile.h"
+#include "ledger/envelope.h"
+#include "ledgermq/ledgermq.h"
+#include "mqtt/mqtt_codec.h"
+
+/* Reconnect backoff: first delay, doubling up to the cap; the jitter draws from [d/2, d]. */
+#define CLIENT_BACKOFF_FIRST_MS 100u
+#define CLIENT_BACKOFF_MAX_MS 5000u
+/* Our PUBLISHes waiting for PUBACK at once (the server's receive maximum may lower it). */
+#define CLIENT_INFLIGHT_MAX 32u
+/* Out-of-order inbox messages kept while a resync fills the gap; more are acknowledged and
+ * dropped (the resync brings them again). */
+#define CLIENT_HOLD_MAX 64u
+/* Resyncs in a row that brought nothing new before the client gives up on a gap. */
+#define CLIENT_RESYNC_IDLE_MAX 3u
+/* One MQTT packet: an envelope (64 KiB) in an inbox message plus topic and properties. */
+#define CLIENT_PACKET_MAX_BYTES (LEDGER_ENVELOPE_MAX_BYTES + 4096u)
+/* Bytes queued to the socket before the outbox pump waits for writes to complete. */
+#define CLIENT_OUT_MAX_BYTES (1024u * 1024u)
+#define CLIENT_KEEPALIVE_S 30u
+#define CLIENT_SESSION_EXPIRY_S 86400u
+/* From TCP connect to SUBACK (login included) before the attempt is given up. */
+#define CLIENT_CONNECT_TIMEOUT_MS 10000u
+/* A token is used again only while it has at least this long left. */
+#define CLIENT_TOKEN_MARGIN_S 60
+#define CLIENT_HTTP_BODY_MAX_BYTES (16u * 1024u)
+#define CLIENT_HTTP_REQUEST_MAX_BYTES 4096u
+#define CLIENT_TOPIC_MAX_BYTES 96u
+#define CLIENT_HOST_MAX_BYTES 256u
+#define CLIENT_ERR_MAX_BYTES 512u
+/* Subscription packet id; publishes use 2..CLIENT_INFLIGHT_MAX+1, resyncs the next two. */
+#define CLIENT_SUBSCRIBE_PID 1u
+#define CLIENT_RESYNC_PID (CLIENT_INFLIGHT_MAX + 2u)
+
+enum client_state {
+    CLIENT_STOPPED = 0, /* not started, or stopped */
+    CLIENT_BACKOFF,     /* waiting to reconnect */
+    CLIENT_LOGIN,       /* HTTP login in progress */
+    CLIENT_TCP,         /* MQTT TCP connect in progress */
+    CLIENT_CONNACK,     /* CONNECT sent */
+    CLIENT_SUBACK,      /* SUBSCRIBE sent */
+    CLIENT_READY,
+    CLIENT_CLOSING, /* handles closing; then BACKOFF (or STOPPED when stopping) */
+};
+
+/* Topics of our identity. */
+enum client_topic {
+    CLIENT_TOPIC_OUTBOX,
+    CLIENT_TOPIC_INBOX,
+    CLIENT_TOPIC_ACK,
+    CLIENT_TOPIC_REJECT,
+    CLIENT_TOPIC_RESYNC,
+    CLIENT_TOPIC_SYNC,
+    CLIENT_TOPIC_COUNT,
+};
+
+/* An inbox message that arrived ahead of a gap. */
+struct client_held {
+    uint64_t position;
+    uint16_t packet_id; /* PUBACKed when delivered or dropped */
+    struct lmq_buf payload;
+};
+
+/* A login in progress: one HTTP request at a time. */
+struct client_http {
+    uv_tcp_t tcp;
+    uv_connect_t connect_req;
+    uv_write_t write_req;
+    bool open;
+    int step; /* 0: /auth/challenge, 1: /auth/token */
+    http_parser parser;
+    http_parser_settings settings;
+    bool complete; /* the response is whole */
+    bool handled;  /* ... and was acted on */
+    struct lmq_buf request;
+    struct lmq_buf response_body;
+    struct lmq_buf next_body; /* the /auth/token request, built from the challenge */
+    char read_buf[4096];
+};
+
+struct lmq_client {
+    struct crypto_identity ident;
+    char pub_b64[CRYPTO_B64URL_CHARS(CRYPTO_ED25519_PUB_BYTES) + 1];
+    sqlite3 *db;
+    struct lmq_client_callbacks cb;
+    uv_loop_t *loop;
+    uv_loop_t own_loop;
+    bool owns_loop;
+    struct sockaddr_storage mqtt_addr;
+    struct sockaddr_storage http_addr;
+    char topics[CLIENT_TOPIC_COUNT][CLIENT_TOPIC_MAX_BYTES];
+    char client_id[24];
+
+    enum client_state state;
+    bool stopping;
+    bool timers_open;
+    unsigned closing_count; /* handles whose close callback is pending */
+    unsigned backoff_attempt;
+    uv_timer_t backoff_timer;
+    uv_timer_t tick_timer; /* keepalive and connect deadline */
+    uint64_t attempt_started_ms;
+    uint64_t last_rx_ms;
+    uint64_t last_tx_ms;
+
+    char token[CRYPTO_JWT_MAX_BYTES + 1]; /* "" when none */
+    int64_t token_exp_s;
+    struct client_http http;
+
+    uv_tcp_t tcp;
+    uv_connect_t connect_req;
+    bool tcp_open;
+    struct lmq_buf in;
+    size_t out_queued_bytes;
+    /* Sends an encoded packet; the network code's writer, or a test's capture. */
+    int (*tx)(struct lmq_client *c, const struct mqtt_packet *pkt);
+    void *tx_ctx; /* for tests */
+
+    /* Sending. */
+    uint64_t pump_after_seq;                    /* highest seq published on this connection */
+    uint64_t inflight_seq[CLIENT_INFLIGHT_MAX]; /* by packet id - 2; 0 = free */
+    unsigned inflight_count;
+    unsigned inflight_max;
+    uint64_t acked_seq_max; /* highest seq the server acknowledged */
+
+    /* Receiving. */
+    uint64_t inbox_position; /* durable: last position handed to the application */
+    bool resync_inflight;
+    uint64_t resync_count;       /* requests sent on this connection */
+    uint64_t resync_progress_at; /* inbox_position when the current resync was asked */
+    unsigned resync_idle_count;
+    struct client_held held[CLIENT_HOLD_MAX];
+    unsigned held_count;
+};
+
+/* --- client_db.c: the client's SQLite state. --- */
+
+/* Opens <dir>/client.db (WAL, synchronous=FULL), creates the schema, checks it belongs to our
+ * identity and loads inbox_position and acked_seq_max. Returns 0 or LMQ_EIO (message in err). */
+int client_db_open(struct lmq_client *c, const char *dir, char *err, size_t err_len) LMQ_WUR;
+/* Closes the database (NULL is fine). */
+void client_db_close(struct lmq_client *c);
+/* The head of our chain: *seq_out 0 and link "" when nothing was ever sent. Returns 0 or
+ * LMQ_EIO. */
+int client_db_chain_head(struct lmq_client *c, uint64_t *seq_out,
+                         char link_out[LEDGER_ENVELOPE_LINK_BYTES]) LMQ_WUR;
+/* Inserts a pending envelope; fails with LMQ_EEXIST when seq is taken. Returns 0 or LMQ_EIO. */
+int client_db_outbox_insert(struct lmq_client *c, uint64_t seq, const char *link, const char *to_id,
+                            const uint8_t *env, size_t env_len) LMQ_WUR;
+/* The pending envelope with the smallest seq > after_seq into env (replaced). Returns 0,
+ * LMQ_ENOTFOUND or LMQ_EIO. */
+int client_db_outbox_next(struct lmq_client *c, uint64_t after_seq, uint64_t *seq_out,
+                          struct lmq_buf *env) LMQ_WUR;
+/* Marks the envelope with this link acked (index, position). *seq_out is its seq; *changed
+ * false when it was already acked. Returns 0, LMQ_ENOTFOUND or LMQ_EIO. */
+int client_db_outbox_ack(struct lmq_client *c, const char *link, uint64_t index, uint64_t position,
+                         uint64_t *seq_out, bool *changed) LMQ_WUR;
+/* Marks the pending envelope (by link, or by seq when link is "") rejected. Returns 0,
+ * LMQ_ENOTFOUND (no such pending envelope) or LMQ_EIO. */
+int client_db_outbox_reject(struct lmq_client *c, const char *link, uint64_t seq,
+                            const char *reason, uint64_t expected_seq) LMQ_WUR;
+/* Counts pending envelopes. Returns 0 or LMQ_EIO. */
+int client_db_pending_count(struct lmq_client *c, uint64_t *count_out) LMQ_WUR;
+/* Stores the inbox position durably (one synchronous transaction) and in c. Returns 0 or
+ * LMQ_EIO. */
+int client_db_set_position(struct lmq_client *c, uint64_t position) LMQ_WUR;
+
+/* --- client_session.c: the protocol logic on decoded packets (no I/O). --- */
+
+/* Delay before reconnect attempt number attempt (0-based), jittered by rand_u32. Always within
+ * [CLIENT_BACKOFF_FIRST_MS / 2, CLIENT_BACKOFF_MAX_MS]. */
+uint64_t client_backoff_ms(unsigned attempt, uint32_t rand_u32);
+/* Fills the topics and client id from our id. */
+void client_session_init(struct lmq_client *c);
+/* The connection is up (CONNACK accepted): resets per-connection state, subscribes. */
+int client_session_on_connack(struct lmq_client *c, const struct mqtt_connack *ack) LMQ_WUR;
+/* Handles one packet from the server in state READY/SUBACK. Returns 0, or a negative code
+ * when the connection must be dropped (protocol violation, application said "not now"). */
+int client_session_on_packet(struct lmq_client *c, const struct mqtt_packet *pkt) LMQ_WUR;
+/* Publishes pending outbox envelopes while the window has room. Returns 0 or a negative code. */
+int client_session_pump(struct lmq_client *c) LMQ_WUR;
+/* Drops per-connection state (held messages, in-flight ids) after a disconnect. */
+void client_session_reset(struct lmq_client *c);
+/* Reports an error through on_error (formatting the message). */
+void client_report(struct lmq_client *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* --- client_net.c: sockets, login, timers. --- */
+
+/* Starts a connection attempt now (state BACKOFF or STOPPED -> LOGIN/TCP). */
+void client_net_connect(struct lmq_client *c);
+/* Drops the connection: closes handles, then reconnects after backoff unless stopping. */
+void client_net_drop(struct lmq_client *c, int code, const char *why);
+/* Initializes the timers on c->loop. Returns 0 or a negative code. */
+int client_net_init(struct lmq_client *c) LMQ_WUR;
+/* True when no handle of c is open or closing. */
+bool client_net_idle(const struct lmq_client *c);
+/* Closes everything (for stop/close). */
+void client_net_shutdown(struct lmq_client *c);
+/* Parses "host" (numeric or localhost) and port into addr. Returns 0 or LMQ_EINVAL. */
+int client_net_addr(const char *host, uint16_t port, struct sockaddr_storage *addr) LMQ_WUR;
+
+#endif

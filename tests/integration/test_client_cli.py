@@ -1,0 +1,143 @@
+"""The client commands (ledgermq keygen / send / listen, built on libledgermq) against the real
+server: guaranteed delivery end to end, exactly once across listener restarts, and an envelope
+whose sender was killed before the ack is delivered by the next send.
+
+Needs the server side of "Identities and guaranteed delivery" (login over HTTP, the envelope
+pipeline, resync); ledgermq-only, like test_identity.py."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+pytestmark = pytest.mark.ledgermq_only
+
+CLI_TIMEOUT_S = 60
+
+
+def start(start_broker):
+    b = start_broker(None, extra_args=["--http", "127.0.0.1:0"])
+    ready = b.events("ready")[-1]
+    b.http_addr = ready["http"][0]
+    b.mqtt_addr = ready["mqtt"][0]
+    return b
+
+
+def cli(args, cwd, timeout=CLI_TIMEOUT_S):
+    return subprocess.run([os.environ["LEDGERMQ_BIN"]] + args, cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def keygen(tmp_path, name):
+    proc = cli(["keygen", "--out", name], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    ident = proc.stdout.strip()
+    assert len(ident) == 64 and proc.stdout == ident + "\n"
+    return ident
+
+
+def addr_args(b, state):
+    return ["--server", b.mqtt_addr, "--http", b.http_addr, "--state", state]
+
+
+def send(b, tmp_path, to, body, state="a-state", key="a.json", timeout_ms=20000):
+    return cli(["send", "--key", key, "--to", to, "--type", "test.n",
+                "--timeout-ms", str(timeout_ms)] + addr_args(b, state) + [json.dumps(body)],
+               tmp_path)
+
+
+def listen(b, tmp_path, extra, state="b-state", key="b.json"):
+    return cli(["listen", "--key", key] + addr_args(b, state) + extra, tmp_path)
+
+
+def test_keygen_refuses_to_overwrite(tmp_path):
+    keygen(tmp_path, "k.json")
+    before = (tmp_path / "k.json").read_text()
+    proc = cli(["keygen", "--out", "k.json"], tmp_path)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("ledgermq: ") and proc.stderr.count("\n") == 1
+    assert (tmp_path / "k.json").read_text() == before
+    assert oct(os.stat(tmp_path / "k.json").st_mode & 0o777) == "0o600"
+
+
+def test_send_ten_listen_prints_them_once_in_order(start_broker, tmp_path):
+    b = start(start_broker)
+    a_id, b_id = keygen(tmp_path, "a.json"), keygen(tmp_path, "b.json")
+    for i in range(10):
+        proc = send(b, tmp_path, b_id, {"n": i})
+        assert proc.returncode == 0, proc.stderr
+        ack = json.loads(proc.stdout)
+        assert proc.stdout.count("\n") == 1
+        assert ack["seq"] == i + 1 and ack["position"] == i + 1 and ack["to"] == b_id
+        assert len(ack["link"]) == 64
+    proc = listen(b, tmp_path, ["--count", "10", "--timeout-ms", "20000"])
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 10
+    for i, line in enumerate(lines):
+        msg = json.loads(line)
+        assert msg["position"] == i + 1
+        env = msg["envelope"]
+        assert env["from"] == a_id and env["to"] == b_id and env["seq"] == i + 1
+        assert env["body"] == {"n": i} and env["type"] == "test.n"
+    # Same state directory again: everything was handed over already.
+    proc = listen(b, tmp_path, ["--timeout-ms", "2000"])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
+    # A new envelope is the only thing the next listener prints.
+    assert send(b, tmp_path, b_id, {"n": 10}).returncode == 0
+    proc = listen(b, tmp_path, ["--count", "1", "--timeout-ms", "20000"])
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(line)["position"] for line in proc.stdout.splitlines()] == [11]
+
+
+def test_killed_send_is_delivered_by_the_next_send(start_broker, tmp_path):
+    b = start(start_broker)
+    keygen(tmp_path, "a.json")
+    b_id = keygen(tmp_path, "b.json")
+    # No server at this address: the envelope is stored, then the sender dies before any ack.
+    dead = ["--server", "127.0.0.1:9", "--http", "127.0.0.1:9", "--state", "a-state"]
+    p = subprocess.Popen([os.environ["LEDGERMQ_BIN"], "send", "--key", "a.json", "--to", b_id]
+                         + dead + ['{"n":"first"}'], cwd=tmp_path, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    time.sleep(1.0)
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=10)
+    assert p.returncode == -signal.SIGKILL
+    # A timed-out send keeps its envelope too (exit 4).
+    proc = cli(["send", "--key", "a.json", "--to", b_id, "--timeout-ms", "500"] + dead
+               + ['{"n":"second"}'], tmp_path)
+    assert proc.returncode == 4, proc.stderr
+    assert "timed out" in proc.stderr
+    # The next send against the real server delivers both, then its own, in chain order.
+    proc = send(b, tmp_path, b_id, {"n": "third"})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["seq"] == 3
+    proc = listen(b, tmp_path, ["--count", "3", "--timeout-ms", "20000"])
+    assert proc.returncode == 0, proc.stderr
+    bodies = [json.loads(line)["envelope"]["body"]["n"] for line in proc.stdout.splitlines()]
+    assert bodies == ["first", "second", "third"]
+
+
+def test_listen_times_out_before_count(start_broker, tmp_path):
+    b = start(start_broker)
+    keygen(tmp_path, "b.json")
+    proc = listen(b, tmp_path, ["--count", "1", "--timeout-ms", "1500"])
+    assert proc.returncode == 4
+    assert proc.stdout == ""
+
+
+def test_send_usage_errors_exit_1(tmp_path):
+    keygen(tmp_path, "a.json")
+    for args in (["send"], ["send", "--key", "a.json", "{}"],
+                 ["send", "--key", "a.json", "--to", "x" * 64, "{}"],
+                 ["send", "--key", "a.json", "--to", "a" * 64, "--server", "nope", "{}"],
+                 ["send", "--key", "a.json", "--to", "a" * 64, "[1]"],
+                 ["send", "--key", "missing.json", "--to", "a" * 64, "{}"]):
+        proc = cli(args, tmp_path)
+        assert proc.returncode == 1, (args, proc.stderr)
+        assert proc.stderr.startswith("ledgermq: ") and proc.stderr.count("\n") == 1, args
