@@ -381,6 +381,52 @@ static void test_build_refuses_invalid_drafts(void **state)
     lmq_buf_release(&out);
 }
 
+/* The worked example of docs/PROTOCOL.md ("Worked example"): the same bytes from this code. */
+static void test_protocol_worked_example(void **state)
+{
+    (void)state;
+    uint8_t seed_a[32], seed_b[32];
+    for (int i = 0; i < 32; i++) {
+        seed_a[i] = (uint8_t)i;
+        seed_b[i] = (uint8_t)(32 + i);
+    }
+    struct crypto_identity a, b;
+    assert_int_equal(crypto_identity_from_seed(seed_a, &a), 0);
+    assert_int_equal(crypto_identity_from_seed(seed_b, &b), 0);
+    assert_string_equal(a.id, "56475aa75463474c0285df5dbf2bcab73da651358839e9b77481b2eab107708c");
+    assert_string_equal(b.id, "24f6ed6acbfe1009c030d7ca567c33ca4830911498236b5561a6c82abec5de28");
+    json_error_t jerr;
+    json_t *body = json_loads("{\"currency\":\"EUR\",\"amount\":\"10.00\"}", 0, &jerr);
+    assert_non_null(body);
+    struct ledger_envelope_draft d = {.to = b.id,
+                                      .seq = 1,
+                                      .prev = "",
+                                      .time = "2026-11-25T03:04:05.123456789Z",
+                                      .type = "payment",
+                                      .body = body};
+    struct lmq_buf out = {0};
+    const char *reason = NULL;
+    assert_int_equal(ledger_envelope_build(seed_a, &d, &out, &reason), 0);
+    json_decref(body);
+    static const char expected[] =
+        "{\"body\":{\"amount\":\"10.00\",\"currency\":\"EUR\"},"
+        "\"from\":\"56475aa75463474c0285df5dbf2bcab73da651358839e9b77481b2eab107708c\","
+        "\"key\":\"A6EHv_POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg\",\"prev\":\"\",\"seq\":1,"
+        "\"sig\":\"zrKCyMzl8IYMA0vfwF8LkMO7kz76OeEy93eX5Sf4zLbzfkTHHogf9eACJpCi_Uu_j2wCg3_-"
+        "gTMkScmhwFuCCw\",\"time\":\"2026-11-25T03:04:05.123456789Z\","
+        "\"to\":\"24f6ed6acbfe1009c030d7ca567c33ca4830911498236b5561a6c82abec5de28\","
+        "\"type\":\"payment\"}";
+    assert_int_equal(out.len, sizeof(expected) - 1);
+    assert_memory_equal(out.data, expected, out.len);
+    struct ledger_envelope env;
+    assert_int_equal(ledger_envelope_open(out.data, out.len, &env, &reason), 0);
+    char link[LEDGER_ENVELOPE_LINK_BYTES];
+    assert_int_equal(ledger_envelope_link(&env, link), 0);
+    assert_string_equal(link, "d7b529ff24893c59bbd246640d7cbd9b8518ef8005ff4c4e5581dab8132c1c7e");
+    ledger_envelope_release(&env);
+    lmq_buf_release(&out);
+}
+
 static void test_format_time(void **state)
 {
     (void)state;
@@ -412,6 +458,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_build_refuses_invalid_drafts, setup, teardown),
         cmocka_unit_test(test_format_time),
+        cmocka_unit_test(test_protocol_worked_example),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
