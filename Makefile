@@ -7,7 +7,7 @@ BUILD_ASAN ?= build-asan
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 600
 
-.PHONY: all deps build run test test-asan test-crash fuzz format clean bench
+.PHONY: bench-ledger all deps build run test test-asan test-crash fuzz format clean bench
 
 all: build
 
@@ -44,6 +44,10 @@ test-crash: build
 # BENCH_QUICK=1: a 2-minute smoke run that writes build/BENCHMARKS-quick.md instead.
 bench: build
 	@/usr/bin/python3 scripts/bench.py --ledgermq ./$(BUILD)/ledgermq
+
+# The ledger's costs: envelope append rate and proof latency at 1,000,000 leaves.
+bench-ledger: build
+	@/usr/bin/python3 scripts/bench-ledger.py --ledgermq ./$(BUILD)/ledgermq
 
 # Longer fuzzing than the smoke run in `make test`.
 fuzz: deps
