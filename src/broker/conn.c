@@ -717,5 +717,8 @@ int conn_adopt_websocket(struct broker *b, int fd, struct tls_session *tls, cons
         return LMQ_OK;
     }
     conn_process_input(c);
+    /* Ciphertext the HTTP connection read but did not decrypt came along in the TLS session. */
+    if (c->state != CONN_CLOSING && !c->blocked && net_transport_holds_input(&c->transport))
+        conn_transport_input(c);
     return LMQ_OK;
 }

@@ -53,7 +53,7 @@ enum store_record_type {
     STORE_MESSAGE_PUT,         /* message */
     STORE_QUEUE_PUT,           /* client_id, seq, msg_id, qos, retain, sub_ids, size_bytes */
     STORE_QUEUE_UPDATE,        /* client_id, seq, state, packet_id: sent / PUBREC received */
-    STORE_QUEUE_DELETE,        /* client_id, seq, msg_id: acknowledged or discarded */
+    STORE_QUEUE_DELETE,        /* client_id, seq, msg_id, size_bytes (as queued): acked/dropped */
     STORE_INBOUND_QOS2_PUT,    /* client_id, packet_id: PUBREC sent, awaiting PUBREL */
     STORE_INBOUND_QOS2_DELETE, /* client_id, packet_id */
     STORE_RETAINED_PUT,        /* topic, msg_id (the message is written separately) */

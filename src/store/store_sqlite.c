@@ -98,8 +98,7 @@ static const char *const store_stmt_sql[ST_COUNT] = {
                      "sub_ids, size_bytes) VALUES(?1, ?2, ?3, ?4, ?5, 0, 0, ?6, ?7)",
     [ST_QUEUE_UPDATE] = "UPDATE queue SET state = ?3, packet_id = ?4 "
                         "WHERE client_id = ?1 AND seq = ?2",
-    /* RETURNING: the summary subtracts what was really deleted, not what the record claims. */
-    [ST_QUEUE_DELETE] = "DELETE FROM queue WHERE client_id = ?1 AND seq = ?2 RETURNING size_bytes",
+    [ST_QUEUE_DELETE] = "DELETE FROM queue WHERE client_id = ?1 AND seq = ?2",
     [ST_QOS2_PUT] = "INSERT OR IGNORE INTO inbound_qos2(client_id, packet_id) VALUES(?1, ?2)",
     [ST_QOS2_DELETE] = "DELETE FROM inbound_qos2 WHERE client_id = ?1 AND packet_id = ?2",
     [ST_RETAINED_GET] = "SELECT msg_id FROM retained WHERE topic = ?1",
@@ -304,28 +303,6 @@ static int run(sqlite3_stmt *st)
 }
 
 /*
- * Steps a statement that returns at most one row of one integer column (a
- * DELETE ... RETURNING on a primary key) and resets it. *found says whether
- * the row existed.
- */
-static int run_returning_int64(sqlite3_stmt *st, int64_t *value, bool *found)
-{
-    LMQ_ASSERT(value != NULL && found != NULL);
-    *found = false;
-    *value = 0;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *found = true;
-        *value = sqlite3_column_int64(st, 0);
-        rc = sqlite3_step(st);
-    }
-    LMQ_ASSERT(rc != SQLITE_ROW); /* a primary key matches one row at most */
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
-/*
  * The queue summary (count, bytes, seq high-water mark per client) lets a
  * restart read one row per session instead of aggregating every queued row.
  * It changes in the transaction that changes the queue, but not row by row:
@@ -384,6 +361,8 @@ static int summary_change(struct store *s, struct mqtt_bytes client_id, int64_t 
 /* The session's queue is gone: so are its summary and the changes not yet written. */
 static int summary_forget(struct store *s, struct mqtt_bytes client_id)
 {
+    LMQ_ASSERT(client_id.data != NULL);
+    LMQ_ASSERT(client_id.len <= 65535);
     sqlite3_stmt *st = s->stmts[ST_SUMMARY_DELETE];
     bind_bytes(st, 1, client_id);
     struct summary_delta *d =
@@ -553,11 +532,14 @@ static int apply_queue(struct store *s, const struct store_record *r)
         st = s->stmts[ST_QUEUE_DELETE];
         bind_bytes(st, 1, r->client_id);
         sqlite3_bind_int64(st, 2, (int64_t)r->seq);
-        int64_t size_bytes = 0;
-        bool found = false;
-        rc = run_returning_int64(st, &size_bytes, &found);
-        if (rc == SQLITE_OK && found)
-            rc = summary_change(s, r->client_id, -1, -size_bytes, 0);
+        rc = run(st);
+        /*
+         * The record's size is the one its QUEUE_PUT had (both are the message's size), and
+         * sqlite3_changes() says whether the row was there. Reading the size back with
+         * DELETE ... RETURNING instead costs an ephemeral table per delete: measurably slower.
+         */
+        if (rc == SQLITE_OK && sqlite3_changes(s->writer) == 1)
+            rc = summary_change(s, r->client_id, -1, -(int64_t)r->size_bytes, 0);
         return rc == SQLITE_OK ? gc_message(s, (int64_t)r->msg_id) : rc;
     }
     }

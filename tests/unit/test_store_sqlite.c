@@ -282,8 +282,10 @@ static void test_everything_written_is_loaded_after_reopen(void **state)
                      .type = STORE_WILL_PUT, .client_id = id, .message = &w, .delay_s = 5});
     assert_int_equal(commit_and_wait(f), 0);
     /* A second batch: one queued message acknowledged, one in flight. */
-    write_rec(f, (struct store_record){
-                     .type = STORE_QUEUE_DELETE, .client_id = id, .seq = 1, .msg_id = 1});
+    write_rec(
+        f,
+        (struct store_record){
+            .type = STORE_QUEUE_DELETE, .client_id = id, .seq = 1, .msg_id = 1, .size_bytes = 3});
     write_rec(f, (struct store_record){.type = STORE_QUEUE_UPDATE,
                                        .client_id = id,
                                        .seq = 2,
@@ -346,8 +348,10 @@ static void test_message_row_freed_with_its_last_reference(void **state)
                      .type = STORE_QUEUE_PUT, .client_id = other, .msg_id = 1, .seq = 1, .qos = 1});
     assert_int_equal(commit_and_wait(f), 0);
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM messages"), 1);
-    write_rec(f, (struct store_record){
-                     .type = STORE_QUEUE_DELETE, .client_id = id, .seq = 1, .msg_id = 1});
+    write_rec(
+        f,
+        (struct store_record){
+            .type = STORE_QUEUE_DELETE, .client_id = id, .seq = 1, .msg_id = 1, .size_bytes = 6});
     assert_int_equal(commit_and_wait(f), 0);
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM messages"), 1);
     /* Deleting the other session removes its queue and, with it, the last reference. */
@@ -455,8 +459,10 @@ static void test_update_of_a_row_deleted_in_the_same_commit_is_skipped(void **st
                                        .seq = 2,
                                        .state = STORE_QUEUE_WAIT_PUBACK,
                                        .packet_id = 2});
-    write_rec(f, (struct store_record){
-                     .type = STORE_QUEUE_DELETE, .client_id = id, .seq = 1, .msg_id = 1});
+    write_rec(
+        f,
+        (struct store_record){
+            .type = STORE_QUEUE_DELETE, .client_id = id, .seq = 1, .msg_id = 1, .size_bytes = 14});
     assert_int_equal(commit_and_wait(f), 0);
     struct store_stats st;
     store_get_stats(f->store, &st);
@@ -627,11 +633,15 @@ static void test_sequence_high_water_survives_deleting_the_last_row(void **state
     queue_message(f, 2, 2, "second");
     assert_int_equal(commit_and_wait(f), 0);
     /* The newest row goes first (expired, or acknowledged out of order). */
-    write_rec(f, (struct store_record){
-                     .type = STORE_QUEUE_DELETE, .client_id = id, .seq = 2, .msg_id = 2});
+    write_rec(
+        f,
+        (struct store_record){
+            .type = STORE_QUEUE_DELETE, .client_id = id, .seq = 2, .msg_id = 2, .size_bytes = 6});
     /* A delete of a row that does not exist changes nothing. */
-    write_rec(f, (struct store_record){
-                     .type = STORE_QUEUE_DELETE, .client_id = id, .seq = 40, .msg_id = 2});
+    write_rec(
+        f,
+        (struct store_record){
+            .type = STORE_QUEUE_DELETE, .client_id = id, .seq = 40, .msg_id = 2, .size_bytes = 99});
     assert_int_equal(commit_and_wait(f), 0);
     close_store(f);
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
@@ -641,8 +651,10 @@ static void test_sequence_high_water_survives_deleting_the_last_row(void **state
     assert_int_equal(l.queued_bytes, 5);
     assert_true(l.max_seq >= 2); /* a new row never reuses a seq */
     /* Emptied: no summary is reported, as before there was one. */
-    write_rec(f, (struct store_record){
-                     .type = STORE_QUEUE_DELETE, .client_id = id, .seq = 1, .msg_id = 1});
+    write_rec(
+        f,
+        (struct store_record){
+            .type = STORE_QUEUE_DELETE, .client_id = id, .seq = 1, .msg_id = 1, .size_bytes = 5});
     assert_int_equal(commit_and_wait(f), 0);
     l = load_all(f, &max_msg_id);
     assert_int_equal(l.summaries, 0);
@@ -715,7 +727,9 @@ static void rnd_op(struct fixture *f, struct rnd_model *m)
         write_rec(f, (struct store_record){.type = STORE_QUEUE_DELETE,
                                            .client_id = id,
                                            .seq = seq,
-                                           .msg_id = m->next_msg_id});
+                                           .msg_id = m->next_msg_id,
+                                           /* a row that is not there: a size that must not count */
+                                           .size_bytes = m->size[c][seq] ? m->size[c][seq] : 77});
         m->size[c][seq] = 0;
     } else if (op < 97) {
         uint64_t seq = rnd_row(m, c);
