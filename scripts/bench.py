@@ -6,13 +6,12 @@
 Brokers: LedgerMQ --sync always, LedgerMQ --sync off, Debian's mosquitto and Debian's
 nats-server (MQTT listener, JetStream file store). The transports part (idle memory per
 connection over TCP, WebSocket, TLS and WebSocket over TLS; TLS handshakes/s with
-`openssl s_time`) runs LedgerMQ --sync always and mosquitto only: nats-server's MQTT listener
-has neither WebSocket nor its own TLS port in this comparison. Each run starts its broker fresh, on free
-127.0.0.1 ports, with a fresh data directory, drives it with `ledgermq bench --json` and stops
-it. Rounds alternate the brokers (the order rotates every round); the tables give medians.
+`openssl s_time`) runs LedgerMQ --sync always and mosquitto only (nats-server 2.9 has no MQTT
+over WebSocket). Each run starts its broker fresh, on free 127.0.0.1 ports, with a fresh data
+directory, drives it with `ledgermq bench --json` (or the transports driver) and stops it. Rounds alternate the brokers (the order rotates every round); the tables give medians.
 
 Environment:
-    BENCH_ROUNDS=3             rounds of the throughput/latency/idle scenarios
+    BENCH_ROUNDS=3             rounds of the throughput/latency/idle/transports scenarios
     BENCH_QUICK=1              smoke check: 1 round, 2 s runs, 100k-message restart, 1,000 idle
                                connections; writes build/BENCHMARKS-quick.md unless BENCH_OUT
     BENCH_DURATION_S=5         measured seconds per run (after the warm-up)
