@@ -8,7 +8,8 @@ nats-server (MQTT listener, JetStream file store). The transports part (idle mem
 connection over TCP, WebSocket, TLS and WebSocket over TLS; TLS handshakes/s with
 `openssl s_time`) runs LedgerMQ --sync always and mosquitto only (nats-server 2.9 has no MQTT
 over WebSocket). Each run starts its broker fresh, on free 127.0.0.1 ports, with a fresh data
-directory, drives it with `ledgermq bench --json` (or the transports driver) and stops it. Rounds alternate the brokers (the order rotates every round); the tables give medians.
+directory, drives it with `ledgermq bench --json` (or the transports driver) and stops it.
+Rounds alternate the brokers (the order rotates every round); the tables give medians.
 
 Environment:
     BENCH_ROUNDS=3             rounds of the throughput/latency/idle/transports scenarios
