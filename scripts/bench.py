@@ -4,22 +4,28 @@
     scripts/bench.py [--ledgermq build/ledgermq] [--out docs/BENCHMARKS.md] [--raw FILE]
 
 Brokers: LedgerMQ --sync always, LedgerMQ --sync off, Debian's mosquitto and Debian's
-nats-server (MQTT listener, JetStream file store). Each run starts its broker fresh, on free
-127.0.0.1 ports, with a fresh data directory, drives it with `ledgermq bench --json` and stops
-it. Rounds alternate the brokers (the order rotates every round); the tables give medians.
+nats-server (MQTT listener, JetStream file store). The transports part (idle memory per
+connection over TCP, WebSocket, TLS and WebSocket over TLS; TLS handshakes/s with
+`openssl s_time`) runs LedgerMQ --sync always and mosquitto only (nats-server 2.9 has no MQTT
+over WebSocket). Each run starts its broker fresh, on free 127.0.0.1 ports, with a fresh data
+directory, drives it with `ledgermq bench --json` (or the transports driver) and stops it.
+Rounds alternate the brokers (the order rotates every round); the tables give medians.
 
 Environment:
-    BENCH_ROUNDS=3             rounds of the throughput/latency/idle scenarios
+    BENCH_ROUNDS=3             rounds of the throughput/latency/idle/transports scenarios
     BENCH_QUICK=1              smoke check: 1 round, 2 s runs, 100k-message restart, 1,000 idle
                                connections; writes build/BENCHMARKS-quick.md unless BENCH_OUT
     BENCH_DURATION_S=5         measured seconds per run (after the warm-up)
     BENCH_WARMUP_S=1
     BENCH_FILL_MESSAGES=1000000
     BENCH_IDLE_CONNECTIONS=10000
+    BENCH_TRANSPORT_CONNECTIONS=10000   idle connections per transport (quick: 1,000)
+    BENCH_TLS_TIME_S=10        seconds per `openssl s_time` run (quick: 2)
     BENCH_BROKERS=ledgermq-always,ledgermq-off,mosquitto,nats   (a subset to run)
     BENCH_SCENARIOS=...        a subset of the parts to run, comma-separated: the scenario keys
                                (qos1-fan-in, qos0-fan-in, qos0-fan-out, qos2-pairs,
-                               qos1-latency), idle, restart; e.g. BENCH_SCENARIOS=restart. The
+                               qos1-latency), idle, restart, transports; e.g.
+                               BENCH_SCENARIOS=transports. The
                                parts left out are "—" in the report, which goes to
                                build/BENCHMARKS-partial.md unless BENCH_OUT
     BENCH_OUT, BENCH_RAW       where the markdown and the raw JSON results go
@@ -42,6 +48,8 @@ import tempfile
 import time
 import urllib.request
 
+import bench_transports  # scripts/bench_transports.py: the idle-connection driver
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
@@ -50,6 +58,8 @@ DURATION_S = float(os.environ.get("BENCH_DURATION_S", "2" if QUICK else "5"))
 WARMUP_S = float(os.environ.get("BENCH_WARMUP_S", "0.5" if QUICK else "1"))
 FILL_MESSAGES = int(os.environ.get("BENCH_FILL_MESSAGES", "100000" if QUICK else "1000000"))
 IDLE_CONNECTIONS = int(os.environ.get("BENCH_IDLE_CONNECTIONS", "1000" if QUICK else "10000"))
+TRANSPORT_CONNECTIONS = int(os.environ.get("BENCH_TRANSPORT_CONNECTIONS", str(IDLE_CONNECTIONS)))
+TLS_TIME_S = int(os.environ.get("BENCH_TLS_TIME_S", "2" if QUICK else "10"))
 MQTT_VERSION = "4"  # nats-server 2.9 speaks MQTT 3.1.1 only; every broker gets the same protocol
 
 READY_TIMEOUT_S = 120   # start-up, including a restart that recovers a large backlog
@@ -103,7 +113,16 @@ SCENARIOS = [
 ]
 IDLE_KEY = "idle"
 RESTART_KEY = "restart"
-PARTS = [sc["key"] for sc in SCENARIOS] + [IDLE_KEY, RESTART_KEY]
+TRANSPORTS_KEY = "transports"
+PARTS = [sc["key"] for sc in SCENARIOS] + [IDLE_KEY, RESTART_KEY, TRANSPORTS_KEY]
+# The transports part: which brokers (both have WebSocket and TLS listeners), which transports.
+TRANSPORT_BROKERS = ["ledgermq-always", "mosquitto"]
+TRANSPORTS = [("tcp", "TCP"), ("ws", "WebSocket"), ("tls", "TLS"), ("wss", "WebSocket over TLS")]
+# `openssl s_time` modes: fresh full handshakes (the default protocol, TLS 1.3), and resumed
+# sessions. Resumption is TLS 1.2: s_time never reads after the handshake, so it never sees the
+# TLS 1.3 session tickets that arrive then and could not resume a TLS 1.3 session.
+TLS_MODES = [("new", "full handshake, TLS 1.3", ["-new"]),
+             ("reuse", "resumed session, TLS 1.2", ["-reuse", "-tls1_2"])]
 # BENCH_SCENARIOS: the parts to run (all by default).
 WANTED_PARTS = [p for p in os.environ.get("BENCH_SCENARIOS", "").split(",") if p] or PARTS
 PARTIAL = WANTED_PARTS != PARTS
@@ -291,6 +310,8 @@ class Broker:
         self.port = None
         self.log_path = os.path.join(self.dir, "broker.log")
         self.ready_s = None
+        self.tls_dir = None  # with server.pem/server.key: also TLS, WebSocket, WSS listeners
+        self.ports = {}      # transport (tcp, ws, tls, wss) -> port, once started
         os.makedirs(self.data, exist_ok=True)
 
     @property
@@ -340,8 +361,9 @@ class Broker:
 
 
 class LedgerMQ(Broker):
-    def __init__(self, workdir, tag, binary, sync, ini_extra=""):
+    def __init__(self, workdir, tag, binary, sync, ini_extra="", tls_dir=None):
         super().__init__(workdir, tag)
+        self.tls_dir = tls_dir
         self.binary = binary
         self.sync = sync
         self.name = "ledgermq-" + sync
@@ -351,7 +373,9 @@ class LedgerMQ(Broker):
             # connections, all from 127.0.0.1 (hence the per-address limits). Everything else
             # is the default, except what the fill test adds.
             f.write("[limits]\nmax_connections = 20000\nmax_connections_per_address = 20000\n"
-                    "max_connection_rate_per_address = 100000\n" + ini_extra)
+                    "max_connection_rate_per_address = 100000\n"
+                    # WebSocket upgrades arrive on the HTTP listener (default limit 1,024)
+                    "http_max_connections = 20000\n" + ini_extra)
 
     def _events(self, event):
         out = []
@@ -369,12 +393,21 @@ class LedgerMQ(Broker):
 
     def _start(self, deadline):
         seen = len(self._events("ready"))
-        self.spawn([self.binary, "serve", "--config", self.ini, "--mqtt", "127.0.0.1:0",
-                    "--data", self.data, "--sync", self.sync, "--log-level", "info"])
+        argv = [self.binary, "serve", "--config", self.ini, "--mqtt", "127.0.0.1:0",
+                "--data", self.data, "--sync", self.sync, "--log-level", "info"]
+        if self.tls_dir:
+            argv += ["--mqtts", "127.0.0.1:0", "--http", "127.0.0.1:0", "--https", "127.0.0.1:0",
+                     "--tls-cert", os.path.join(self.tls_dir, "server.pem"),
+                     "--tls-key", os.path.join(self.tls_dir, "server.key")]
+        self.spawn(argv)
         while time.monotonic() < deadline:
             ready = self._events("ready")
             if len(ready) > seen:
                 self.port = int(ready[-1]["mqtt"][0].rsplit(":", 1)[1])
+                for t, key in (("tcp", "mqtt"), ("tls", "mqtts"), ("ws", "http"),
+                               ("wss", "https")):
+                    if ready[-1].get(key):
+                        self.ports[t] = int(ready[-1][key][0].rsplit(":", 1)[1])
                 if not wait_connack(self.port, self.proc, deadline):
                     self.died("did not answer CONNECT")
                 return
@@ -394,6 +427,9 @@ class Mosquitto(Broker):
     def _start(self, deadline):
         if self.port is None:
             self.port = free_port()
+            self.ports = {"tcp": self.port}
+            if self.tls_dir:
+                self.ports.update(ws=free_port(), tls=free_port(), wss=free_port())
         conf = os.path.join(self.dir, "mosquitto.conf")
         with open(conf, "w") as f:
             f.write("\n".join([
@@ -412,10 +448,21 @@ class Mosquitto(Broker):
                 # user, which cannot write our temporary data directory.
                 "user %s" % pwd_name(),
                 "",
-            ]))
+            ] + self._tls_listeners()))
         self.spawn(["mosquitto", "-c", conf])
         if not wait_connack(self.port, self.proc, deadline):
             self.died("did not accept MQTT connections")
+
+    def _tls_listeners(self):
+        """WebSocket, TLS and WebSocket-over-TLS listeners (Debian's build has libwebsockets;
+        a websockets-only mosquitto 2.0.11 refuses to start, hence also the plain listener)."""
+        if not self.tls_dir:
+            return []
+        cert = ["certfile %s" % os.path.join(self.tls_dir, "server.pem"),
+                "keyfile %s" % os.path.join(self.tls_dir, "server.key")]
+        return (["listener %d 127.0.0.1" % self.ports["ws"], "protocol websockets",
+                 "listener %d 127.0.0.1" % self.ports["tls"]] + cert +
+                ["listener %d 127.0.0.1" % self.ports["wss"], "protocol websockets"] + cert + [""])
 
     def stored_count(self):
         return mosquitto_stored_count(self.port)
@@ -460,15 +507,17 @@ def pwd_name():
     return pwd.getpwuid(os.getuid()).pw_name
 
 
-def make_broker(name, workdir, tag, binary, fill=False):
+def make_broker(name, workdir, tag, binary, fill=False, tls_dir=None):
     if name.startswith("ledgermq-"):
         extra = ""
         if fill:  # room for the whole backlog in one session
             extra = "max_queued_messages = %d\nmax_queued_bytes = 4000000000\n" % (
                 2 * FILL_MESSAGES)
-        return LedgerMQ(workdir, tag, binary, name.split("-", 1)[1], extra)
+        return LedgerMQ(workdir, tag, binary, name.split("-", 1)[1], extra, tls_dir)
     if name == "mosquitto":
-        return Mosquitto(workdir, tag)
+        m = Mosquitto(workdir, tag)
+        m.tls_dir = tls_dir
+        return m
     if name == "nats":
         return Nats(workdir, tag)
     fail("unknown broker " + name)
@@ -565,6 +614,41 @@ def run_idle(binary, workdir, broker_name, rnd):
     return rep
 
 
+def run_transports(binary, workdir, brokers):
+    """The transports part, ROUNDS rounds (brokers alternating): {"idle": {broker: {transport:
+    [runs]}}, "tls": {broker: [{mode: run}]}}; empty when not wanted."""
+    out = {"idle": {}, "tls": {}}
+    cols = [b for b in TRANSPORT_BROKERS if b in brokers]
+    if TRANSPORTS_KEY not in WANTED_PARTS or not cols:
+        return out
+    certs = make_certs(workdir)
+    if certs is None:
+        return out
+    for rnd in range(ROUNDS):
+        order = cols[rnd % len(cols):] + cols[:rnd % len(cols)]
+        for b in order:
+            for t, _title in TRANSPORTS:
+                rep = run_transport_idle(binary, workdir, b, t, rnd, certs)
+                out["idle"].setdefault(b, {}).setdefault(t, []).append(rep)
+                per = rep.get("rss_per_connection_bytes")
+                log("round %d %-13s %-16s %s" % (
+                    rnd + 1, "idle-" + t, b, "%.1f KiB/conn (rss %s → %s), set-up %s conn/s" % (
+                        per / 1024, mib(rep.get("rss_before_bytes")),
+                        mib(rep.get("rss_with_bytes")), fmt_rate(rep.get("setup_per_s")))
+                    if per is not None else "failed: %s" % rep.get("error")))
+        for b in order:
+            res = run_tls_handshakes(binary, workdir, b, rnd, certs)
+            out["tls"].setdefault(b, []).append(res)
+            for mode, _title, _args in TLS_MODES:
+                r = res.get(mode) or {}
+                log("round %d %-13s %-16s %s" % (
+                    rnd + 1, "tls-" + mode, b, "failed: %s" % r.get("error") if r.get("error")
+                    else "%s handshakes/s (broker cpu %s, s_time cpu %s, %s resumed)" % (
+                        fmt_rate(r.get("per_s")), pct(r.get("broker_cpu_percent")),
+                        pct(r.get("s_time_cpu_percent")), fmt_count(r.get("resumed")))))
+    return out
+
+
 def run_restart(binary, workdir, broker_name, crash):
     """Fill FILL_MESSAGES QoS 1 messages for one offline persistent session, stop (SIGTERM, or
     SIGKILL when crash), start again: time to the first CONNACK, what it still holds, its RSS."""
@@ -591,6 +675,134 @@ def run_restart(binary, workdir, broker_name, crash):
         b.stop()
     shutil.rmtree(b.dir, ignore_errors=True)
     return res
+
+
+# ------------------------------------------------------------------------------------------
+# Transports: idle memory per connection over TCP / WebSocket / TLS / WSS, TLS handshakes/s
+
+
+def make_certs(workdir):
+    """Test certificates (ECDSA P-256, tests/tls/make-certs.sh) in workdir/certs, or None."""
+    out = os.path.join(workdir, "certs")
+    try:
+        subprocess.run(["bash", os.path.join(ROOT, "tests", "tls", "make-certs.sh"), out],
+                       check=True, capture_output=True, timeout=60)
+    except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+        log("cannot make TLS certificates (%s): transports part left out" % e)
+        return None
+    return out
+
+
+def run_transport_idle(binary, workdir, broker_name, transport, rnd, certs):
+    """TRANSPORT_CONNECTIONS idle connections over transport on a fresh broker: its RSS."""
+    tag = "r%d-idle-%s-%s" % (rnd, transport, broker_name)
+    b = make_broker(broker_name, workdir, tag, binary, tls_dir=certs).start()
+    rep = {"transport": transport, "connections": TRANSPORT_CONNECTIONS}
+    try:
+        time.sleep(1.0)  # let start-up allocation settle, as in the idle part
+        rep["rss_before_bytes"] = proc_rss_bytes(b.pid)
+        cpu0 = sum(proc_threads_cpu_s(b.pid).values())
+        res = bench_transports.open_idle(transport, b.ports[transport], TRANSPORT_CONNECTIONS,
+                                         cafile=os.path.join(certs, "ca.pem"))
+        cpu1 = sum(proc_threads_cpu_s(b.pid).values())
+        try:
+            time.sleep(1.0)  # idle: nothing is sent either way
+            rep["rss_with_bytes"] = proc_rss_bytes(b.pid)
+            alive = b.proc.poll() is None
+        finally:
+            bench_transports.close_all(res["socks"])
+    finally:
+        b.stop()
+    shutil.rmtree(b.dir, ignore_errors=True)
+    rep.update(connected=res["connected"], failed=res["failed"], setup_s=res["setup_s"],
+               broker_setup_cpu_s=round(cpu1 - cpu0, 3))
+    if res["setup_s"] > 0:
+        rep["setup_per_s"] = round(res["connected"] / res["setup_s"], 1)
+    if not alive:
+        rep["error"] = "broker exited while holding the connections"
+    elif res["connected"] < TRANSPORT_CONNECTIONS:
+        rep["error"] = "%d of %d connected; failures: %s" % (
+            res["connected"], TRANSPORT_CONNECTIONS,
+            ", ".join("%s ×%d" % kv for kv in sorted(res["failed"].items())))
+    elif rep["rss_before_bytes"] and rep["rss_with_bytes"]:
+        rep["rss_per_connection_bytes"] = (
+            rep["rss_with_bytes"] - rep["rss_before_bytes"]) / TRANSPORT_CONNECTIONS
+    return rep
+
+
+def children_cpu_s():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def s_time_counts(text):
+    """(connections, new, resumed) from s_time's output: the "N connections in X.XXs;" line and
+    its progress marks ('*' a full handshake, 'r' a resumed session)."""
+    conns = None
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) > 3 and parts[1] == "connections" and parts[3].endswith("s;"):
+            conns = int(parts[0])
+    marks = "".join(line.strip() for line in text.splitlines()
+                    if line.strip() and set(line.strip()) <= set("*r"))
+    return conns, marks.count("*"), marks.count("r")
+
+
+def tls_cipher(port):
+    """'TLSv1.3, TLS_AES_256_GCM_SHA384' as `openssl s_client` negotiates it, or None."""
+    try:
+        out = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port],
+                             input="", capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in out.splitlines():
+        if line.startswith("New, "):
+            return line[5:].replace("Cipher is ", "").strip()
+    return None
+
+
+def run_tls_handshakes(binary, workdir, broker_name, rnd, certs):
+    """`openssl s_time` for TLS_TIME_S per mode against a fresh broker's TLS listener:
+    handshakes/s (wall clock), the broker's and s_time's CPU over the same run."""
+    tag = "r%d-tls-%s" % (rnd, broker_name)
+    b = make_broker(broker_name, workdir, tag, binary, tls_dir=certs).start()
+    out = {}
+    try:
+        port = b.ports["tls"]
+        out["cipher"] = tls_cipher(port)
+        for mode, _title, args in TLS_MODES:
+            argv = ["openssl", "s_time", "-connect", "127.0.0.1:%d" % port, "-time",
+                    str(TLS_TIME_S)] + args
+            rep = {"argv": " ".join(argv[:3] + ["127.0.0.1:PORT"] + argv[4:])}
+            srv0, cli0, t0 = sum(proc_threads_cpu_s(b.pid).values()), children_cpu_s(), \
+                time.monotonic()
+            try:
+                cp = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                                    timeout=TLS_TIME_S + 60)
+                text, rc = cp.stdout + cp.stderr, cp.returncode
+            except subprocess.TimeoutExpired:
+                text, rc = "", -1
+            wall = time.monotonic() - t0
+            srv = sum(proc_threads_cpu_s(b.pid).values()) - srv0
+            cli = children_cpu_s() - cli0
+            conns, full, resumed = s_time_counts(text)
+            rep.update(exit_code=rc, wall_s=round(wall, 3), connections=conns, full=full,
+                       resumed=resumed, broker_cpu_s=round(srv, 3), s_time_cpu_s=round(cli, 3))
+            if rc != 0 or not conns:
+                rep["error"] = "s_time exit %d: %s" % (
+                    rc, (text.strip().splitlines() or ["no output"])[-1][:200])
+            else:
+                rep["per_s"] = round(conns / wall, 1)
+                rep["broker_cpu_percent"] = round(srv / wall * 100.0, 1)
+                rep["s_time_cpu_percent"] = round(cli / wall * 100.0, 1)
+                rep["per_broker_cpu_s"] = round(conns / srv, 1) if srv > 0 else None
+            if b.proc.poll() is not None:
+                rep["error"] = "broker exited during s_time"
+            out[mode] = rep
+    finally:
+        b.stop()
+    shutil.rmtree(b.dir, ignore_errors=True)
+    return out
 
 
 def dir_bytes(path):
@@ -762,7 +974,107 @@ def err_of(runs):
     return None
 
 
-def build_report(info, results, idle, restart, brokers, notes, elapsed_s, cmdline):
+def transports_report(transports, brokers):
+    """The "Transports" section: idle memory per transport, TLS handshakes/s ([] if not run)."""
+    cols = [b for b in TRANSPORT_BROKERS if b in brokers and
+            (transports.get("idle", {}).get(b) or transports.get("tls", {}).get(b))]
+    if not cols:
+        return []
+    n = TRANSPORT_CONNECTIONS
+    L = ["## Transports", ""]
+    L.append("### %s idle connections per transport: broker memory" % "{:,}".format(n))
+    L.append("")
+    L.append("`scripts/bench_transports.py` (one Python process, non-blocking sockets, at most %d "
+             "set-ups in flight) opens %s connections to a fresh broker and sends MQTT 3.1.1 "
+             "CONNECT on each (clean session, keep alive %d s, no subscriptions), waits for every "
+             "CONNACK, then holds them 1 s. WebSocket: `GET /mqtt`, subprotocol `mqtt`, one "
+             "masked binary frame per packet. TLS: ECDSA P-256 certificate from "
+             "`tests/tls/make-certs.sh`, verified by the client. RSS before = the broker 1 s "
+             "after start (with all four listeners open); RSS with = all connected, after the "
+             "hold. Set-up = connections/s while opening them (for TLS: concurrent full "
+             "handshakes, the Python client sharing the 2 cores)." % (
+                 bench_transports.WINDOW, "{:,}".format(n), bench_transports.KEEPALIVE_S))
+    L.append("")
+    hdr = ["transport"]
+    for b in cols:
+        hdr += ["%s: RSS before → with" % LABEL[b], "%s: per connection" % LABEL[b],
+                "%s: set-up conn/s" % LABEL[b]]
+    if len(cols) > 1:
+        hdr.append("%s / %s per connection" % (LABEL[cols[0]], LABEL[cols[1]]))
+    L.append("| " + " | ".join(hdr) + " |")
+    L.append("|" + " --- |" * len(hdr))
+    idle = transports.get("idle", {})
+    for t, title in TRANSPORTS:
+        row, per = [title], {}
+        for b in cols:
+            runs = idle.get(b, {}).get(t, [])
+            good = ok_runs(runs)
+            if not good:
+                row += ["—", "failed: %s" % err_of(runs) if runs else "—", "—"]
+                continue
+            per[b] = med([r.get("rss_per_connection_bytes") for r in good])
+            row += ["%s → %s" % (mib(med([r.get("rss_before_bytes") for r in good])),
+                                 mib(med([r.get("rss_with_bytes") for r in good]))),
+                    "%.1f KiB" % (per[b] / 1024) if per[b] is not None else "—",
+                    fmt_rate(med([r.get("setup_per_s") for r in good]))]
+        if len(cols) > 1:
+            row.append(fmt_ratio(per.get(cols[0]), per.get(cols[1])) + " (lower is better)")
+        L.append("| " + " | ".join(row) + " |")
+    L.append("")
+    L.append("Per connection, each round (KiB): " + "; ".join(
+        "%s %s: %s" % (LABEL[b], t, ", ".join(
+            "%.1f" % (r["rss_per_connection_bytes"] / 1024) if r.get("rss_per_connection_bytes")
+            is not None else "failed" for r in idle.get(b, {}).get(t, [])))
+        for b in cols for t, _ in TRANSPORTS if idle.get(b, {}).get(t)) + ".")
+    L.append("")
+    tls = transports.get("tls", {})
+    if any(tls.get(b) for b in cols):
+        L.extend(tls_report(tls, cols))
+    return L
+
+
+def tls_report(tls, cols):
+    L = ["### TLS handshakes per second (`openssl s_time`, %d s per run)" % TLS_TIME_S, ""]
+    ciphers = ["%s: %s" % (LABEL[b], next((r.get("cipher") for r in tls.get(b, [])
+                                           if r.get("cipher")), "?")) for b in cols]
+    L.append("One `openssl s_time` process, one connection at a time, against the TLS listener "
+             "of a fresh broker; it shares the machine's %d cores with the broker, so the rate "
+             "is bounded by both (their CPU over the same run is given, %% of one core). "
+             "Handshakes/s = connections / wall time of the s_time run; per broker CPU-second = "
+             "connections / the broker's CPU time over the run (what one core of broker could "
+             "do with a faster client). Negotiated with `openssl s_client`: %s. "
+             "Resumed sessions are TLS 1.2: s_time never reads after the handshake, so never "
+             "receives the TLS 1.3 session tickets it would need." % (
+                 os.cpu_count(), "; ".join(ciphers)))
+    L.append("")
+    L.append("| broker | mode | handshakes/s | broker CPU | s_time CPU | per broker CPU-second | "
+             "resumed | each round (handshakes/s) |")
+    L.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for b in cols:
+        for mode, title, _args in TLS_MODES:
+            runs = [r.get(mode) or {"error": "not run"} for r in tls.get(b, [])]
+            good = ok_runs(runs)
+            if not good:
+                L.append("| %s | %s | failed: %s | — | — | — | — | — |" % (
+                    LABEL[b], title, err_of(runs) or "not run"))
+                continue
+            resumed = sum(r.get("resumed") or 0 for r in good)
+            total = resumed + sum(r.get("full") or 0 for r in good)
+            L.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                LABEL[b], title, fmt_rate(med([r.get("per_s") for r in good])),
+                pct(med([r.get("broker_cpu_percent") for r in good])),
+                pct(med([r.get("s_time_cpu_percent") for r in good])),
+                fmt_rate(med([r.get("per_broker_cpu_s") for r in good])),
+                "%.0f%%" % (100.0 * resumed / total) if total else "—",
+                ", ".join(fmt_rate(r.get("per_s")) if not r.get("error") else "failed"
+                          for r in runs)))
+    L.append("")
+    return L
+
+
+def build_report(info, results, idle, restart, brokers, notes, elapsed_s, cmdline,
+                 transports=None):
+    transports = transports or {}
     L = []
     have = lambda b: b in brokers  # noqa: E731
     L.append("# Benchmarks")
@@ -904,6 +1216,8 @@ def build_report(info, results, idle, restart, brokers, notes, elapsed_s, cmdlin
             fmt_count(t.get("stored_after")), mib(t.get("rss_after_bytes")), kready,
             fmt_count(k.get("stored_after") if k else None)))
     L.append("")
+
+    L.extend(transports_report(transports, brokers))
 
     # ---- cpu
     L.append("## CPU during the measured window (median, % of one core)")
@@ -1068,6 +1382,13 @@ def build_report(info, results, idle, restart, brokers, notes, elapsed_s, cmdlin
     L.append("# restart: fill, then stop (SIGTERM or SIGKILL) and start again on the same data")
     L.append("%s --scenario fill --publishers 4 --payload 64 --messages %d --duration %d" % (
         base, FILL_MESSAGES, FILL_LIMIT_S))
+    L.append("# transports (BENCH_SCENARIOS=transports): broker with --mqtts/--http/--https, "
+             "certs from tests/tls/make-certs.sh CERTS")
+    L.append("scripts/bench_transports.py --transport tcp|ws|tls|wss --port PORT --count %d "
+             "--cafile CERTS/ca.pem --pid PID" % TRANSPORT_CONNECTIONS)
+    for _mode, _title, args in TLS_MODES:
+        L.append("openssl s_time -connect 127.0.0.1:TLS_PORT -time %d %s" % (
+            TLS_TIME_S, " ".join(args)))
     L.append("```")
     L.append("")
     L.append("Raw results of every run (the bench's JSON report plus CPU figures): `%s`." %
@@ -1168,7 +1489,7 @@ def yesno(ok, value):
     return "yes" if ok else "**no**"
 
 
-def print_summary(results, idle, restart, brokers):
+def print_summary(results, idle, restart, brokers, transports=None):
     cols = [b for b in BROKERS if b in brokers]
     w = 62
     print()
@@ -1200,6 +1521,16 @@ def print_summary(results, idle, restart, brokers):
         "%.2f" % restart[b]["term"]["ready_s"]
         if restart.get(b, {}).get("term", {}).get("ready_s") is not None else "—")
         for b in cols))
+    tcols = [b for b in TRANSPORT_BROKERS if b in cols]
+    for t, title in TRANSPORTS:
+        print("%-*s" % (w, "idle %s: KiB per connection" % title) + "".join("%17s" % (
+            "%.1f" % (v / 1024) if v is not None else "—") for v in (
+            med([r.get("rss_per_connection_bytes") for r in ok_runs(
+                ((transports or {}).get("idle", {}).get(b, {})).get(t, []))]) for b in tcols)))
+    for mode, title, _args in TLS_MODES:
+        print("%-*s" % (w, "TLS handshakes/s, %s" % title) + "".join("%17s" % fmt_rate(med([
+            (r.get(mode) or {}).get("per_s") for r in (transports or {}).get("tls", {}).get(b, [])
+            if not (r.get(mode) or {}).get("error")])) for b in tcols))
     print()
 
 
@@ -1243,7 +1574,7 @@ def main():
 
     # 10,000 connections: the bench holds one descriptor each, and so does the broker.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = IDLE_CONNECTIONS + 1000
+    want = max(IDLE_CONNECTIONS, TRANSPORT_CONNECTIONS) + 1000
     if soft < want:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(want, soft), hard), hard))
@@ -1281,6 +1612,7 @@ def main():
                     rnd + 1, IDLE_KEY, b, "%.1f KiB/conn (rss %s)" % (
                         per / 1024, mib(rep.get("broker_rss_bytes"))) if per is not None
                     else "failed: %s" % rep.get("error")))
+        transports = run_transports(binary, workdir, brokers)
         restart = {}
         for b in brokers:
             restart[b] = {}
@@ -1298,19 +1630,21 @@ def main():
         if QUICK:
             cmdline = "BENCH_QUICK=1 " + cmdline
         raw = {"machine": info, "results": results, "idle": idle, "restart": restart,
+               "transports": transports,
                "brokers": brokers, "notes": notes, "elapsed_s": round(finished - started, 1),
                "cmdline": cmdline,
                "settings": {"rounds": ROUNDS, "duration_s": DURATION_S, "warmup_s": WARMUP_S,
                             "fill_messages": FILL_MESSAGES, "idle_connections": IDLE_CONNECTIONS,
-                            "quick": QUICK}}
+                            "transport_connections": TRANSPORT_CONNECTIONS,
+                            "tls_time_s": TLS_TIME_S, "quick": QUICK}}
         with open(raw_path, "w") as f:
             json.dump(raw, f, indent=1)
         md = build_report(info, results, idle, restart, brokers, notes, finished - started,
-                          cmdline)
+                          cmdline, transports)
         os.makedirs(os.path.dirname(os.path.abspath(opts.out)), exist_ok=True)
         with open(opts.out, "w") as f:
             f.write(md)
-        print_summary(results, idle, restart, brokers)
+        print_summary(results, idle, restart, brokers, transports)
         log("wrote %s and %s (%.1f min)" % (opts.out, raw_path, (finished - started) / 60))
     finally:
         cleanup()
@@ -1320,18 +1654,22 @@ def main():
 def render(raw_path, out):
     """Rewrites the markdown from a raw results file (after a change to the report's layout)."""
     global ROUNDS, DURATION_S, WARMUP_S, FILL_MESSAGES, IDLE_CONNECTIONS, QUICK
+    global TRANSPORT_CONNECTIONS, TLS_TIME_S
     with open(raw_path) as f:
         raw = json.load(f)
     st = raw["settings"]
     ROUNDS, DURATION_S, WARMUP_S = st["rounds"], st["duration_s"], st["warmup_s"]
     FILL_MESSAGES, IDLE_CONNECTIONS, QUICK = (st["fill_messages"], st["idle_connections"],
                                               st["quick"])
+    TRANSPORT_CONNECTIONS = st.get("transport_connections", TRANSPORT_CONNECTIONS)
+    TLS_TIME_S = st.get("tls_time_s", TLS_TIME_S)
     brokers = raw.get("brokers") or [b for b in BROKERS if b in raw["idle"]]
     md = build_report(raw["machine"], raw["results"], raw["idle"], raw["restart"], brokers,
-                      raw.get("notes") or {}, raw["elapsed_s"], raw["cmdline"])
+                      raw.get("notes") or {}, raw["elapsed_s"], raw["cmdline"],
+                      raw.get("transports"))
     with open(out, "w") as f:
         f.write(md)
-    print_summary(raw["results"], raw["idle"], raw["restart"], brokers)
+    print_summary(raw["results"], raw["idle"], raw["restart"], brokers, raw.get("transports"))
     log("wrote %s from %s" % (out, raw_path))
 
 
