@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "crypto/encoding.h"
 #include "crypto/hash.h"
 
 #define CHECKPOINT_SIG_TYPE_ED25519 0x01
@@ -19,9 +20,6 @@
 /* "— " in UTF-8: U+2014 EM DASH, then a space. */
 static const char CHECKPOINT_SIG_PREFIX[] = "\xE2\x80\x94 ";
 #define CHECKPOINT_SIG_PREFIX_BYTES 4
-
-static const char B64_ALPHABET[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 const char *ledger_checkpoint_verdict_str(enum ledger_checkpoint_verdict verdict)
 {
@@ -36,75 +34,6 @@ const char *ledger_checkpoint_verdict_str(enum ledger_checkpoint_verdict verdict
         return "bad signature";
     }
     return "unknown verdict";
-}
-
-/* ---- base64 ---- */
-
-/* Padded base64 of in[0..len) into out (4 * ceil(len / 3) bytes, no NUL). */
-static size_t checkpoint__b64_encode(const uint8_t *in, size_t len, char *out)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < len)
-            v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < len)
-            v |= in[i + 2];
-        out[o++] = B64_ALPHABET[(v >> 18) & 63];
-        out[o++] = B64_ALPHABET[(v >> 12) & 63];
-        out[o++] = i + 1 < len ? B64_ALPHABET[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < len ? B64_ALPHABET[v & 63] : '=';
-    }
-    LMQ_ASSERT(o == (len + 2) / 3 * 4);
-    return o;
-}
-
-static int checkpoint__b64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-/* Strict decode of in[0..len): padded, canonical (unused bits zero). Stores the first `cap`
- * decoded bytes in out and the full decoded length in *out_len. Returns 0 or LMQ_EPROTO. */
-static int checkpoint__b64_decode(const char *in, size_t len, uint8_t *out, size_t cap,
-                                  size_t *out_len)
-{
-    LMQ_ASSERT(in != NULL && out_len != NULL);
-    LMQ_ASSERT(out != NULL || cap == 0);
-    if (len == 0 || len % 4 != 0)
-        return LMQ_EPROTO;
-    size_t pad = in[len - 1] == '=' ? (in[len - 2] == '=' ? 2 : 1) : 0;
-    size_t n = 0;
-    for (size_t i = 0; i < len; i += 4) {
-        uint32_t v = 0;
-        for (size_t j = 0; j < 4; j++) {
-            int d = checkpoint__b64_value(in[i + j]);
-            bool is_pad = i + j >= len - pad;
-            if (is_pad ? in[i + j] != '=' : d < 0)
-                return LMQ_EPROTO;
-            v = (v << 6) | (uint32_t)(is_pad ? 0 : d);
-        }
-        const size_t bytes = i + 4 == len ? 3 - pad : 3;
-        /* Non-canonical: bits the padding leaves unused must be zero. */
-        if ((bytes == 1 && (v & 0xFFFF) != 0) || (bytes == 2 && (v & 0xFF) != 0))
-            return LMQ_EPROTO;
-        for (size_t j = 0; j < bytes; j++, n++) {
-            if (n < cap)
-                out[n] = (uint8_t)(v >> (16 - 8 * j));
-        }
-    }
-    *out_len = n;
-    return LMQ_OK;
 }
 
 /* ---- text checks ---- */
@@ -222,9 +151,11 @@ static void checkpoint__put(struct checkpoint_writer *w, const void *data, size_
 
 static void checkpoint__put_b64(struct checkpoint_writer *w, const uint8_t *data, size_t len)
 {
-    char tmp[((CHECKPOINT_KEY_ID_BYTES + CRYPTO_ED25519_SIG_BYTES) + 2) / 3 * 4];
+    char tmp[((CHECKPOINT_KEY_ID_BYTES + CRYPTO_ED25519_SIG_BYTES) + 2) / 3 * 4 + 1];
     LMQ_ASSERT(len <= CHECKPOINT_KEY_ID_BYTES + CRYPTO_ED25519_SIG_BYTES);
-    checkpoint__put(w, tmp, checkpoint__b64_encode(data, len, tmp));
+    int rc = crypto_b64_encode(data, len, tmp, sizeof(tmp));
+    LMQ_ASSERT(rc == LMQ_OK); /* tmp is sized for the largest input */
+    checkpoint__put(w, tmp, (len + 2) / 3 * 4);
 }
 
 int ledger_checkpoint_format_body(const char *origin, uint64_t size,
@@ -337,7 +268,7 @@ static int checkpoint__parse_body_line(const char *line, size_t len, size_t line
         return checkpoint__parse_size(line, len, &out->size);
     case 2:
         if (len != CHECKPOINT_ROOT_B64_BYTES ||
-            checkpoint__b64_decode(line, len, out->root, sizeof(out->root), &root_len) != 0 ||
+            crypto_b64_decode(line, len, out->root, sizeof(out->root), &root_len) != 0 ||
             root_len != LEDGER_CHECKPOINT_ROOT_BYTES)
             return LMQ_EPROTO;
         return LMQ_OK;
@@ -364,7 +295,7 @@ static int checkpoint__parse_sig_line(const char *line, size_t len,
         return LMQ_ELIMIT;
     uint8_t raw[CHECKPOINT_KEY_ID_BYTES + CRYPTO_ED25519_SIG_BYTES];
     size_t raw_len = 0;
-    if (checkpoint__b64_decode(space + 1, rest - name_len - 1, raw, sizeof(raw), &raw_len) != 0 ||
+    if (crypto_b64_decode(space + 1, rest - name_len - 1, raw, sizeof(raw), &raw_len) != 0 ||
         raw_len <= CHECKPOINT_KEY_ID_BYTES)
         return LMQ_EPROTO;
     memcpy(sig->key_name, name, name_len);
@@ -540,7 +471,7 @@ int ledger_checkpoint_vkey_parse(const char *text, size_t len,
     uint8_t data[CHECKPOINT_VKEY_DATA_BYTES];
     size_t data_len = 0;
     const char *b64 = plus + 10;
-    if (checkpoint__b64_decode(b64, len - name_len - 10, data, sizeof(data), &data_len) != 0 ||
+    if (crypto_b64_decode(b64, len - name_len - 10, data, sizeof(data), &data_len) != 0 ||
         data_len != sizeof(data) || data[0] != CHECKPOINT_SIG_TYPE_ED25519)
         return LMQ_EPROTO;
     memcpy(key_name, text, name_len);

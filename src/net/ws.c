@@ -17,6 +17,8 @@
  */
 #include "net/ws.h"
 
+#include "crypto/encoding.h"
+
 #include <string.h>
 #include <strings.h>
 
@@ -26,6 +28,7 @@
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_GUID_BYTES 36u
 /* Sec-WebSocket-Key: base64 of 16 bytes is 22 characters and "==". */
+#define WS_KEY_RAW_BYTES 16
 #define WS_KEY_B64_BYTES 24u
 /* SHA-1 digest and its base64 (28 characters). */
 #define WS_SHA1_BYTES 20u
@@ -79,29 +82,6 @@ struct ws_session {
 
 /* ---- handshake ---- */
 
-static const char ws_b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* Writes the base64 of in (with padding) to out, which has room for 4 * ceil(len / 3) bytes. */
-static size_t ws_base64_encode(const uint8_t *in, size_t len, char *out)
-{
-    LMQ_ASSERT(in != NULL && out != NULL);
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < len)
-            v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < len)
-            v |= in[i + 2];
-        out[o++] = ws_b64_alphabet[(v >> 18) & 63u];
-        out[o++] = ws_b64_alphabet[(v >> 12) & 63u];
-        out[o++] = i + 1 < len ? ws_b64_alphabet[(v >> 6) & 63u] : '=';
-        out[o++] = i + 2 < len ? ws_b64_alphabet[v & 63u] : '=';
-    }
-    LMQ_ASSERT(o == (len + 2) / 3 * 4);
-    return o;
-}
-
 static bool ws_is_blank(char c)
 {
     return c == ' ' || c == '\t';
@@ -147,16 +127,11 @@ static bool ws_list_has(const char *v, size_t len, const char *token, bool nocas
  * "=="), as RFC 6455 §4.1 requires of Sec-WebSocket-Key. */
 static bool ws_key_valid(const char *key, size_t len)
 {
-    if (key == NULL || len != WS_KEY_B64_BYTES)
-        return false;
-    for (size_t i = 0; i < WS_KEY_B64_BYTES - 2; i++) {
-        const char *at = memchr(ws_b64_alphabet, key[i], sizeof(ws_b64_alphabet) - 1);
-        if (at == NULL || key[i] == '\0')
-            return false;
-        if (i == WS_KEY_B64_BYTES - 3 && ((at - ws_b64_alphabet) & 15) != 0)
-            return false;
-    }
-    return key[WS_KEY_B64_BYTES - 2] == '=' && key[WS_KEY_B64_BYTES - 1] == '=';
+    uint8_t raw[WS_KEY_RAW_BYTES + 1];
+    size_t n = 0;
+    /* Strict decoding: canonical padding and zero unused bits, as crypto_b64_decode checks. */
+    return key != NULL && len == WS_KEY_B64_BYTES &&
+           crypto_b64_decode(key, len, raw, sizeof(raw), &n) == LMQ_OK && n == WS_KEY_RAW_BYTES;
 }
 
 /* accept = base64(SHA-1(key + GUID)) (RFC 6455 §4.2.2). */
@@ -171,8 +146,10 @@ static int ws_accept_key(const char *key, size_t key_len, char accept[WS_ACCEPT_
     if (EVP_Digest(input, sizeof(input), md, &md_len, EVP_sha1(), NULL) != 1)
         return LMQ_ENOMEM;
     LMQ_ASSERT(md_len == WS_SHA1_BYTES);
-    size_t n = ws_base64_encode(md, md_len, accept);
-    LMQ_ASSERT(n == WS_ACCEPT_B64_BYTES);
+    char text[WS_ACCEPT_B64_BYTES + 1]; /* + NUL */
+    int rc = crypto_b64_encode(md, md_len, text, sizeof(text));
+    LMQ_ASSERT(rc == LMQ_OK && strlen(text) == WS_ACCEPT_B64_BYTES);
+    memcpy(accept, text, WS_ACCEPT_B64_BYTES);
     return LMQ_OK;
 }
 
