@@ -13,6 +13,7 @@
  * witness signature, the Go sumdb/note reference verifier key, and a few near misses.
  *
  * fuzz-sources: src/ledger/checkpoint.c src/crypto/hash.c src/crypto/ed25519.c
+ * fuzz-sources: src/crypto/encoding.c
  * fuzz-libs: -lcrypto
  */
 #include <stddef.h>

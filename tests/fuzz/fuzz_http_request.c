@@ -12,8 +12,9 @@
  *     that closes the connection.
  * Any broken oracle aborts, which libFuzzer reports as a crash.
  *
- * fuzz-sources: src/net/http.c src/core/log.c
- * fuzz-libs: -lhttp_parser -luv
+ * fuzz-sources: src/net/http.c src/core/log.c src/core/buf.c src/net/transport.c src/net/tls.c
+ * fuzz-sources: src/net/ws.c src/crypto/encoding.c
+ * fuzz-libs: -lhttp_parser -luv -lssl -lcrypto -lwslay -lpthread
  */
 #include <stdbool.h>
 #include <stddef.h>

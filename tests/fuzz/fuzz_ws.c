@@ -10,7 +10,7 @@
  *     the same frames and ends the same way as when it gets everything at once with room.
  * Any broken oracle aborts, which libFuzzer reports as a crash.
  *
- * fuzz-sources: src/net/ws.c src/core/buf.c
+ * fuzz-sources: src/net/ws.c src/core/buf.c src/crypto/encoding.c
  * fuzz-libs: -lwslay -lcrypto
  */
 #include <stdbool.h>
