@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ledger/chain.h"
 #include "ledger/envelope.h"
 
 /* Recent acceptances remembered per sender (resends within them need no store read). */
@@ -212,15 +213,17 @@ static void ledger_not_next(struct broker *b, struct conn *c, struct ledger_iden
                             const struct ledger_envelope *env, const char *link)
 {
     struct ledger_accepted prior;
-    if (env->seq <= li->last_seq && ledger_find_accepted(b, li, env->seq, &prior)) {
-        if (strcmp(prior.link, link) == 0) {
-            if (env->seq != li->last_seq)
-                identity_security_event(b, c, IDENTITY_EVENT_REPLAY, "resend of an older envelope");
-            ledger_tree_queue_ack(b, c->identity, &prior);
-            return;
-        }
+    bool found = env->seq <= li->last_seq && ledger_find_accepted(b, li, env->seq, &prior);
+    enum ledger_chain_verdict v = ledger_chain_check(li->last_seq, li->last_link, env->seq,
+                                                     env->prev, link, found ? prior.link : NULL);
+    if (v == LEDGER_CHAIN_RESEND) {
+        if (env->seq != li->last_seq)
+            identity_security_event(b, c, IDENTITY_EVENT_REPLAY, "resend of an older envelope");
+        ledger_tree_queue_ack(b, c->identity, &prior);
+        return;
     }
-    ledger_reject(b, c, env->seq, link, env->seq > li->last_seq + 1 ? "gap" : "fork", NULL);
+    LMQ_ASSERT(v == LEDGER_CHAIN_GAP || v == LEDGER_CHAIN_FORK);
+    ledger_reject(b, c, env->seq, link, ledger_chain_verdict_name(v), NULL);
 }
 
 /* Appends an envelope that continues its sender's chain: ledger row, inbox, ack. */
@@ -295,7 +298,8 @@ int ledger_accept(struct conn *c, const struct mqtt_publish *pub)
     } else if (strcmp(env.from, c->identity) != 0) {
         identity_security_event(b, c, IDENTITY_EVENT_NOT_SENDER, env.from);
         ledger_reject(b, c, env.seq, link, "not_sender", NULL);
-    } else if (env.seq == sender->last_seq + 1 && strcmp(env.prev, sender->last_link) == 0) {
+    } else if (ledger_chain_check(sender->last_seq, sender->last_link, env.seq, env.prev, link,
+                                  NULL) == LEDGER_CHAIN_NEXT) {
         if (ledger_append(b, sender, &env, link) != LMQ_OK)
             rc = MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     } else {
