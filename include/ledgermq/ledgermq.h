@@ -13,11 +13,12 @@
  *     order, after its signature and recipient were checked. The library stores the position
  *     of the last envelope the application accepted and resyncs from it on every connect.
  *
- * Exactly once across crashes: the library persists the position right AFTER on_envelope
- * returns 0, in its own transaction. A crash between the two makes the same position arrive
- * again after the restart. Applications whose handling has side effects must therefore
- * record inbox->position in their own commit and ignore a position they already hold
- * (positions are consecutive per identity, so "position <= mine" is enough).
+ * Exactly once across crashes: on_envelope runs inside a transaction on the client database,
+ * and the library writes the envelope's position in that same transaction, committed
+ * (synchronously) only when on_envelope returns 0. An application that records its handling with
+ * statements on lmq_client_db() during the callback gets it atomically with the position: after
+ * a crash, either both are there (the envelope never comes again) or neither (it comes again).
+ * Side effects outside that database (a printed line, a network call) can still happen twice.
  *
  * Threading: one libuv loop, one thread. Every function here must be called on the loop's
  * thread (or before the loop runs), and the callbacks run on it.
@@ -41,6 +42,7 @@ extern "C" {
 #define LMQ_CLIENT_ID_BYTES 65
 
 struct lmq_client;
+struct sqlite3;
 
 /* One envelope of the inbox as handed to the application. Every pointer is valid only during
  * the callback. */
@@ -84,9 +86,12 @@ struct lmq_reject {
 
 struct lmq_client_callbacks {
     void *ctx;
-    /* Return 0 once the envelope is handled: its position is then persisted and the message
-     * acknowledged to the server. Any other value means "not now": nothing is persisted, the
-     * connection is dropped and the envelope comes again after the reconnect (with backoff).
+    /* Runs inside a transaction on lmq_client_db(). Return 0 once the envelope is handled: the
+     * position is then written and the transaction (with whatever the callback wrote through
+     * lmq_client_db()) committed, and the message acknowledged to the server. Any other value
+     * means "not now": the transaction is rolled back, the connection is dropped and the
+     * envelope comes again after the reconnect (with backoff). Do not BEGIN, COMMIT or ROLLBACK
+     * in the callback. lmq_client_stop() may be called from it (the commit still happens).
      * NULL: the client only sends (it subscribes to no inbox; a listener with the same state
      * directory later receives everything, since it resyncs from its stored position). */
     int (*on_envelope)(void *ctx, const struct lmq_inbox_envelope *env);
@@ -147,6 +152,14 @@ int lmq_client_pending_count(struct lmq_client *c, uint64_t *count_out);
 
 /* The position of the last inbox envelope handed to the application (0: none yet). */
 uint64_t lmq_client_inbox_position(const struct lmq_client *c);
+
+/* The client's SQLite connection (<state_dir>/client.db), for the application's own tables.
+ * During on_envelope, statements the application runs on this connection commit atomically with
+ * the envelope's position (or roll back with it when the callback returns non-zero or the process
+ * dies). Outside the callback it is an ordinary autocommit connection. Owned by the client: valid
+ * until lmq_client_close(); use it on the loop's thread only. Tables the library uses: meta,
+ * outbox, checkpoint (do not write them). */
+struct sqlite3 *lmq_client_db(struct lmq_client *c);
 
 /* A static description of an error code. */
 const char *lmq_client_strerror(int code);

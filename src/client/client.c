@@ -139,7 +139,11 @@ int lmq_client_send(struct lmq_client *c, const char *to_id, const char *type,
     /* A concurrent sender on the same state directory took this seq: LMQ_EEXIST, retryable. */
     rc =
         rc == 0 ? client_db_outbox_insert(c, head_seq + 1, link_out, to_id, env.data, env.len) : rc;
-    if (rc == 0) {
+    if (rc == 0 && !sqlite3_get_autocommit(c->db)) {
+        /* Sent from on_envelope: the row is part of the delivery transaction and may yet be
+         * rolled back, so it is published only after the commit. */
+        c->send_deferred = true;
+    } else if (rc == 0) {
         rc = client_session_pump(c);
         rc = rc == LMQ_EIO && c->state != CLIENT_READY ? 0 : rc;
         if (rc != 0) {
@@ -229,6 +233,12 @@ int lmq_client_pending_count(struct lmq_client *c, uint64_t *count_out)
 uint64_t lmq_client_inbox_position(const struct lmq_client *c)
 {
     return c->inbox_position;
+}
+
+struct sqlite3 *lmq_client_db(struct lmq_client *c)
+{
+    LMQ_ASSERT(c != NULL && c->db != NULL);
+    return c->db;
 }
 
 const char *lmq_client_strerror(int code)

@@ -344,9 +344,41 @@ int client_db_set_position(struct lmq_client *c, uint64_t position)
         sqlite3_bind_int64(st, 1, (sqlite3_int64)position);
         rc = sqlite3_step(st) == SQLITE_DONE ? 0 : LMQ_EIO;
     }
-    if (rc == 0) {
+    /* Inside a transaction the caller moves c->inbox_position once the commit has succeeded. */
+    if (rc == 0 && sqlite3_get_autocommit(c->db)) {
         c->inbox_position = position;
     }
     sqlite3_finalize(st);
     return rc;
+}
+
+int client_db_begin(struct lmq_client *c)
+{
+    LMQ_ASSERT(c->db != NULL);
+    LMQ_ASSERT(sqlite3_get_autocommit(c->db)); /* transactions never nest */
+    /* IMMEDIATE: take the write lock now (waiting up to the busy timeout) rather than failing
+     * half-way through the application's statements. */
+    return db__exec(c, "BEGIN IMMEDIATE");
+}
+
+int client_db_commit(struct lmq_client *c)
+{
+    LMQ_ASSERT(c->db != NULL);
+    if (sqlite3_get_autocommit(c->db)) {
+        return LMQ_EIO; /* the application ended our transaction itself */
+    }
+    int rc = db__exec(c, "COMMIT");
+    if (rc != 0) {
+        client_db_rollback(c);
+    }
+    return rc;
+}
+
+void client_db_rollback(struct lmq_client *c)
+{
+    LMQ_ASSERT(c->db != NULL);
+    if (!sqlite3_get_autocommit(c->db)) {
+        int rc = db__exec(c, "ROLLBACK");
+        LMQ_UNUSED(rc); /* a failed rollback leaves SQLite to roll back on close or next open */
+    }
 }

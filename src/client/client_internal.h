@@ -139,6 +139,7 @@ struct lmq_client {
     unsigned inflight_count;
     unsigned inflight_max;
     uint64_t acked_seq_max; /* highest seq the server acknowledged */
+    bool send_deferred;     /* lmq_client_send() ran inside the delivery transaction */
 
     /* Receiving. */
     uint64_t inbox_position; /* durable: last position handed to the application */
@@ -178,9 +179,17 @@ int client_db_outbox_reject(struct lmq_client *c, const char *link, uint64_t seq
                             const char *reason, uint64_t expected_seq) LMQ_WUR;
 /* Counts pending envelopes. Returns 0 or LMQ_EIO. */
 int client_db_pending_count(struct lmq_client *c, uint64_t *count_out) LMQ_WUR;
-/* Stores the inbox position durably (one synchronous transaction) and in c. Returns 0 or
+/* Stores the inbox position: outside a transaction durably at once and in c; inside one (see
+ * client_db_begin) only in the database, the caller updates c after the commit. Returns 0 or
  * LMQ_EIO. */
 int client_db_set_position(struct lmq_client *c, uint64_t position) LMQ_WUR;
+/* Opens the delivery transaction (BEGIN IMMEDIATE). Returns 0 or LMQ_EIO. */
+int client_db_begin(struct lmq_client *c) LMQ_WUR;
+/* Commits it (synchronous: durable on return). On failure it is rolled back. Returns 0 or
+ * LMQ_EIO (also when the application ended the transaction itself). */
+int client_db_commit(struct lmq_client *c) LMQ_WUR;
+/* Rolls back the open transaction, if any. */
+void client_db_rollback(struct lmq_client *c);
 
 /* --- client_session.c: the protocol logic on decoded packets (no I/O). --- */
 

@@ -257,7 +257,35 @@ static int session__msg_parse(const uint8_t *payload, size_t len, struct session
     return 0;
 }
 
-/* Verifies and hands one in-order message to the application, then persists its position.
+/* Hands a verified envelope to the application inside the delivery transaction and writes the
+ * position in it: the application's own statements on lmq_client_db() commit with it or not at
+ * all. LMQ_EAGAIN when the application said "not now" (everything rolled back). */
+static int session__hand_over(struct lmq_client *c, const struct lmq_inbox_envelope *in)
+{
+    LMQ_ASSERT(in->position == c->inbox_position + 1);
+    int rc = client_db_begin(c);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = c->cb.on_envelope(c->cb.ctx, in) == 0 ? 0 : LMQ_EAGAIN;
+    /* The callback may have stopped the client; the transaction is still ours to finish. */
+    rc = rc == 0 ? client_db_set_position(c, in->position) : rc;
+    rc = rc == 0 ? client_db_commit(c) : rc;
+    if (rc != 0) {
+        client_db_rollback(c);
+        c->send_deferred = false; /* rolled back with the rest */
+        return rc;
+    }
+    c->inbox_position = in->position;
+    LMQ_ASSERT(sqlite3_get_autocommit(c->db));
+    if (c->send_deferred) {
+        c->send_deferred = false;
+        rc = client_session_pump(c); /* what the callback sent is durable now */
+    }
+    return rc;
+}
+
+/* Verifies and hands one in-order message to the application (see session__hand_over).
  * LMQ_EAGAIN when the application said "not now". */
 static int session__deliver(struct lmq_client *c, const struct session_inbox_msg *m)
 {
@@ -295,10 +323,7 @@ static int session__deliver(struct lmq_client *c, const struct session_inbox_msg
                                         .body_len = env.body.len,
                                         .message_json = m->canonical.data,
                                         .message_len = m->canonical.len};
-        rc = c->cb.on_envelope(c->cb.ctx, &in) == 0 ? 0 : LMQ_EAGAIN;
-    }
-    if (rc == 0) {
-        rc = client_db_set_position(c, m->position);
+        rc = session__hand_over(c, &in);
     }
     ledger_envelope_release(&env);
     return rc;

@@ -230,6 +230,29 @@ static inline int fx_feed(struct fx *f, enum client_topic topic, const char *pay
     return client_session_on_packet(f->c, &pkt);
 }
 
+/* An inbox message at position from peer to `to`, signed with seed (peer's unless forged), body
+ * {"n": position}, index position + 100. */
+static inline void fx_inbox_msg(uint64_t position, const char *to, const uint8_t *seed, char *out,
+                                size_t cap)
+{
+    struct lmq_buf env = {0};
+    const char *reason = NULL;
+    json_t *body = json_pack("{s:I}", "n", (json_int_t)position);
+    /* The sender's chain does not matter to the receiver's checks: seq 1 each time. */
+    struct ledger_envelope_draft d = {.to = to,
+                                      .seq = 1,
+                                      .prev = "",
+                                      .time = "2026-11-25T03:04:05.123456789Z",
+                                      .type = "t",
+                                      .body = body};
+    assert_int_equal(ledger_envelope_build(seed, &d, &env, &reason), 0);
+    int n = snprintf(out, cap, "{\"envelope\":%.*s,\"index\":%" PRIu64 ",\"position\":%" PRIu64 "}",
+                     (int)env.len, (const char *)env.data, position + 100, position);
+    assert_true(n > 0 && (size_t)n < cap);
+    lmq_buf_release(&env);
+    json_decref(body);
+}
+
 /* Counts captured packets of a type (and topic suffix, when not NULL). */
 static inline size_t fx_count(const struct fx *f, uint8_t type, const char *topic_suffix)
 {
