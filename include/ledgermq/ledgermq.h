@@ -61,9 +61,21 @@ struct lmq_inbox_envelope {
     size_t message_len;
 };
 
+/* Errors of the ledger checks (besides the LedgerMQ error set), reported through on_error and
+ * in lmq_ack.receipt_error. Each one means the server cannot be trusted as it is: the library
+ * goes on, but leaves the envelope concerned unacknowledged in the outbox; the application
+ * decides (stop, alert, keep the evidence: lmq_ack.ack_json). */
+#define LMQ_CLIENT_E_RECEIPT (-100) /* an ack's receipt does not verify (signature, proof) */
+#define LMQ_CLIENT_E_HISTORY (-101) /* a checkpoint contradicts one seen before: rewritten */
+#define LMQ_CLIENT_E_KEY (-102)     /* the server's ledger key is not the one pinned */
+
 /* The server accepted one of our envelopes. Pointers valid only during the callback.
- * Extension point: the server will add a Merkle receipt to acks; it will appear here as new
- * members at the end of this struct (and in ack_json), so existing callers keep working. */
+ * The ack carries a receipt: a checkpoint (C2SP signed note) of the server's Merkle ledger and
+ * the inclusion proof of this envelope in it. The library checks the note's signature against
+ * the pinned server key, the proof against the note's root, and the note against the latest
+ * checkpoint it has seen (consistency proof); only then is the envelope marked acknowledged.
+ * on_ack also runs for an ack whose receipt failed (receipt_verified false): the envelope then
+ * stays pending. */
 struct lmq_ack {
     const char *link;
     uint64_t seq;
@@ -72,6 +84,11 @@ struct lmq_ack {
     const char *to;
     const uint8_t *ack_json; /* the ack message as received */
     size_t ack_len;
+    uint64_t tree_size;     /* size of the receipt's checkpoint (0: none readable) */
+    const char *checkpoint; /* the receipt's signed note ("" when none), checkpoint_len bytes */
+    size_t checkpoint_len;
+    bool receipt_verified; /* signature, inclusion and consistency all checked */
+    int receipt_error;     /* 0, LMQ_CLIENT_E_RECEIPT, LMQ_CLIENT_E_HISTORY or LMQ_CLIENT_E_KEY */
 };
 
 /* The server refused one of our envelopes. Pointers valid only during the callback. */

@@ -61,6 +61,7 @@ int lmq_client_open(const struct lmq_client_options *opts, struct lmq_client **o
         return LMQ_ENOMEM;
     }
     c->cb = opts->cb;
+    c->fetch = client_net_fetch;
     c->state = CLIENT_STOPPED;
     rc = client__setup(c, opts, err, err_len);
     if (rc == 0) {
@@ -243,5 +244,14 @@ struct sqlite3 *lmq_client_db(struct lmq_client *c)
 
 const char *lmq_client_strerror(int code)
 {
-    return lmq_strerror(code);
+    switch (code) {
+    case LMQ_CLIENT_E_RECEIPT:
+        return "receipt does not verify";
+    case LMQ_CLIENT_E_HISTORY:
+        return "server ledger history rewritten";
+    case LMQ_CLIENT_E_KEY:
+        return "server ledger key changed";
+    default:
+        return lmq_strerror(code);
+    }
 }

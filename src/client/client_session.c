@@ -455,8 +455,11 @@ static int session__on_ack(struct lmq_client *c, const struct mqtt_publish *p)
 {
     json_t *root = json_loadb((const char *)p->payload.data, p->payload.len, 0, NULL);
     char link[LEDGER_ENVELOPE_LINK_BYTES], to[CRYPTO_IDENTITY_ID_BYTES];
-    struct lmq_ack ack = {
-        .link = link, .to = to, .ack_json = p->payload.data, .ack_len = p->payload.len};
+    struct lmq_ack ack = {.link = link,
+                          .to = to,
+                          .ack_json = p->payload.data,
+                          .ack_len = p->payload.len,
+                          .checkpoint = ""};
     uint64_t seq = 0;
     bool changed = false;
     int rc = 0;
@@ -466,7 +469,17 @@ static int session__on_ack(struct lmq_client *c, const struct mqtt_publish *p)
         client_report(c, LMQ_EPROTO, "malformed ack ignored");
         goto out;
     }
-    rc = client_db_outbox_ack(c, link, ack.index, ack.position, &seq, &changed);
+    rc = client_receipt_verify(c, root, &ack);
+    if (rc == LMQ_CLIENT_E_RECEIPT || rc == LMQ_CLIENT_E_HISTORY) {
+        /* Reported; the envelope stays pending (a resend gets a new ack) and the application
+         * sees the unverified ack to decide. */
+        if (c->cb.on_ack != NULL) {
+            c->cb.on_ack(c->cb.ctx, &ack);
+        }
+        rc = 0;
+        goto out;
+    }
+    rc = rc == 0 ? client_db_outbox_ack(c, link, ack.index, ack.position, &seq, &changed) : rc;
     if (rc == LMQ_ENOTFOUND) {
         client_report(c, LMQ_ENOTFOUND, "ack for an envelope not in our outbox: %s", link);
         rc = 0;
@@ -479,7 +492,8 @@ static int session__on_ack(struct lmq_client *c, const struct mqtt_publish *p)
     }
 out:
     json_decref(root);
-    /* A failed write is not acknowledged: the ack comes again. */
+    /* A failed write or an unreachable proof is not acknowledged: the ack comes again. */
+    LMQ_ASSERT(rc <= 0 && rc != LMQ_CLIENT_E_RECEIPT && rc != LMQ_CLIENT_E_HISTORY);
     return rc == 0 ? session__puback(c, p->packet_id) : rc;
 }
 
