@@ -133,7 +133,9 @@ struct lmq_client_options {
 };
 
 /* Loads the key, opens (or creates) <state_dir>/client.db and returns a client that is not yet
- * connected. Returns 0, or a negative code with a one-line reason in err (err_len > 0). */
+ * connected. Sets SIGPIPE to SIG_IGN when it has the default (fatal) action, so that a server
+ * dying mid-write is a reconnect, not the end of the process. Returns 0, or a negative code with a
+ * one-line reason in err (err_len > 0). */
 int lmq_client_open(const struct lmq_client_options *opts, struct lmq_client **out, char *err,
                     size_t err_len);
 
@@ -163,6 +165,10 @@ void lmq_client_close(struct lmq_client *c);
 
 /* Our identity id (64 hex characters). */
 const char *lmq_client_id(const struct lmq_client *c);
+
+/* Counts the envelopes this identity ever signed with this state directory (the seq of the
+ * head of its chain). Returns 0 or LMQ_EIO. */
+int lmq_client_sent_count(struct lmq_client *c, uint64_t *count_out);
 
 /* Counts envelopes in the outbox not yet acknowledged or rejected. Returns 0 or LMQ_EIO. */
 int lmq_client_pending_count(struct lmq_client *c, uint64_t *count_out);

@@ -3,6 +3,7 @@
  * close. The protocol logic is in client_session.c, the sockets in client_net.c, the durable
  * state in client_db.c.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -21,6 +22,20 @@ static int client__open_checks(const struct lmq_client_options *opts, char *err,
         return LMQ_EINVAL;
     }
     return 0;
+}
+
+/* A server that dies while we write to it must be a reconnect, not the end of the process:
+ * SIGPIPE's default action kills it. An application that installed its own handler keeps it. */
+static void client__ignore_sigpipe(void)
+{
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
+        (old.sa_flags & SA_SIGINFO) == 0) {
+        struct sigaction ign = {.sa_handler = SIG_IGN};
+        sigemptyset(&ign.sa_mask);
+        int rc = sigaction(SIGPIPE, &ign, NULL);
+        LMQ_ASSERT(rc == 0); /* SIGPIPE can always be ignored */
+    }
 }
 
 /* Key, addresses, topics: everything of open() but the database and the loop. */
@@ -62,6 +77,7 @@ int lmq_client_open(const struct lmq_client_options *opts, struct lmq_client **o
     }
     c->cb = opts->cb;
     c->fetch = client_net_fetch;
+    client__ignore_sigpipe();
     c->state = CLIENT_STOPPED;
     rc = client__setup(c, opts, err, err_len);
     if (rc == 0) {
@@ -224,6 +240,13 @@ void lmq_client_close(struct lmq_client *c)
 const char *lmq_client_id(const struct lmq_client *c)
 {
     return c->ident.id;
+}
+
+int lmq_client_sent_count(struct lmq_client *c, uint64_t *count_out)
+{
+    char link[LEDGER_ENVELOPE_LINK_BYTES];
+    LMQ_ASSERT(c != NULL && count_out != NULL);
+    return client_db_chain_head(c, count_out, link);
 }
 
 int lmq_client_pending_count(struct lmq_client *c, uint64_t *count_out)
