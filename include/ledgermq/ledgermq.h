@@ -13,11 +13,12 @@
  *     order, after its signature and recipient were checked. The library stores the position
  *     of the last envelope the application accepted and resyncs from it on every connect.
  *
- * Exactly once across crashes: the library persists the position right AFTER on_envelope
- * returns 0, in its own transaction. A crash between the two makes the same position arrive
- * again after the restart. Applications whose handling has side effects must therefore
- * record inbox->position in their own commit and ignore a position they already hold
- * (positions are consecutive per identity, so "position <= mine" is enough).
+ * Exactly once across crashes: on_envelope runs inside a transaction on the client database,
+ * and the library writes the envelope's position in that same transaction, committed
+ * (synchronously) only when on_envelope returns 0. An application that records its handling with
+ * statements on lmq_client_db() during the callback gets it atomically with the position: after
+ * a crash, either both are there (the envelope never comes again) or neither (it comes again).
+ * Side effects outside that database (a printed line, a network call) can still happen twice.
  *
  * Threading: one libuv loop, one thread. Every function here must be called on the loop's
  * thread (or before the loop runs), and the callbacks run on it.
@@ -41,6 +42,7 @@ extern "C" {
 #define LMQ_CLIENT_ID_BYTES 65
 
 struct lmq_client;
+struct sqlite3;
 
 /* One envelope of the inbox as handed to the application. Every pointer is valid only during
  * the callback. */
@@ -59,9 +61,21 @@ struct lmq_inbox_envelope {
     size_t message_len;
 };
 
+/* Errors of the ledger checks (besides the LedgerMQ error set), reported through on_error and
+ * in lmq_ack.receipt_error. Each one means the server cannot be trusted as it is: the library
+ * goes on, but leaves the envelope concerned unacknowledged in the outbox; the application
+ * decides (stop, alert, keep the evidence: lmq_ack.ack_json). */
+#define LMQ_CLIENT_E_RECEIPT (-100) /* an ack's receipt does not verify (signature, proof) */
+#define LMQ_CLIENT_E_HISTORY (-101) /* a checkpoint contradicts one seen before: rewritten */
+#define LMQ_CLIENT_E_KEY (-102)     /* the server's ledger key is not the one pinned */
+
 /* The server accepted one of our envelopes. Pointers valid only during the callback.
- * Extension point: the server will add a Merkle receipt to acks; it will appear here as new
- * members at the end of this struct (and in ack_json), so existing callers keep working. */
+ * The ack carries a receipt: a checkpoint (C2SP signed note) of the server's Merkle ledger and
+ * the inclusion proof of this envelope in it. The library checks the note's signature against
+ * the pinned server key, the proof against the note's root, and the note against the latest
+ * checkpoint it has seen (consistency proof); only then is the envelope marked acknowledged.
+ * on_ack also runs for an ack whose receipt failed (receipt_verified false): the envelope then
+ * stays pending. */
 struct lmq_ack {
     const char *link;
     uint64_t seq;
@@ -70,6 +84,11 @@ struct lmq_ack {
     const char *to;
     const uint8_t *ack_json; /* the ack message as received */
     size_t ack_len;
+    uint64_t tree_size;     /* size of the receipt's checkpoint (0: none readable) */
+    const char *checkpoint; /* the receipt's signed note ("" when none), checkpoint_len bytes */
+    size_t checkpoint_len;
+    bool receipt_verified; /* signature, inclusion and consistency all checked */
+    int receipt_error;     /* 0, LMQ_CLIENT_E_RECEIPT, LMQ_CLIENT_E_HISTORY or LMQ_CLIENT_E_KEY */
 };
 
 /* The server refused one of our envelopes. Pointers valid only during the callback. */
@@ -84,9 +103,12 @@ struct lmq_reject {
 
 struct lmq_client_callbacks {
     void *ctx;
-    /* Return 0 once the envelope is handled: its position is then persisted and the message
-     * acknowledged to the server. Any other value means "not now": nothing is persisted, the
-     * connection is dropped and the envelope comes again after the reconnect (with backoff).
+    /* Runs inside a transaction on lmq_client_db(). Return 0 once the envelope is handled: the
+     * position is then written and the transaction (with whatever the callback wrote through
+     * lmq_client_db()) committed, and the message acknowledged to the server. Any other value
+     * means "not now": the transaction is rolled back, the connection is dropped and the
+     * envelope comes again after the reconnect (with backoff). Do not BEGIN, COMMIT or ROLLBACK
+     * in the callback. lmq_client_stop() may be called from it (the commit still happens).
      * NULL: the client only sends (it subscribes to no inbox; a listener with the same state
      * directory later receives everything, since it resyncs from its stored position). */
     int (*on_envelope)(void *ctx, const struct lmq_inbox_envelope *env);
@@ -111,7 +133,9 @@ struct lmq_client_options {
 };
 
 /* Loads the key, opens (or creates) <state_dir>/client.db and returns a client that is not yet
- * connected. Returns 0, or a negative code with a one-line reason in err (err_len > 0). */
+ * connected. Sets SIGPIPE to SIG_IGN when it has the default (fatal) action, so that a server
+ * dying mid-write is a reconnect, not the end of the process. Returns 0, or a negative code with a
+ * one-line reason in err (err_len > 0). */
 int lmq_client_open(const struct lmq_client_options *opts, struct lmq_client **out, char *err,
                     size_t err_len);
 
@@ -142,11 +166,23 @@ void lmq_client_close(struct lmq_client *c);
 /* Our identity id (64 hex characters). */
 const char *lmq_client_id(const struct lmq_client *c);
 
+/* Counts the envelopes this identity ever signed with this state directory (the seq of the
+ * head of its chain). Returns 0 or LMQ_EIO. */
+int lmq_client_sent_count(struct lmq_client *c, uint64_t *count_out);
+
 /* Counts envelopes in the outbox not yet acknowledged or rejected. Returns 0 or LMQ_EIO. */
 int lmq_client_pending_count(struct lmq_client *c, uint64_t *count_out);
 
 /* The position of the last inbox envelope handed to the application (0: none yet). */
 uint64_t lmq_client_inbox_position(const struct lmq_client *c);
+
+/* The client's SQLite connection (<state_dir>/client.db), for the application's own tables.
+ * During on_envelope, statements the application runs on this connection commit atomically with
+ * the envelope's position (or roll back with it when the callback returns non-zero or the process
+ * dies). Outside the callback it is an ordinary autocommit connection. Owned by the client: valid
+ * until lmq_client_close(); use it on the loop's thread only. Tables the library uses: meta,
+ * outbox, checkpoint (do not write them). */
+struct sqlite3 *lmq_client_db(struct lmq_client *c);
 
 /* A static description of an error code. */
 const char *lmq_client_strerror(int code);

@@ -276,7 +276,9 @@ static void cli__on_ack(void *ctx, const struct lmq_ack *ack)
         return; /* an envelope of an earlier run */
     }
     printf("%.*s\n", (int)ack->ack_len, (const char *)ack->ack_json);
-    cli__finish(r, fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE);
+    /* The reason is on stderr already (on_error). */
+    int code = ack->receipt_verified ? CLI_EXIT_OK : CLI_EXIT_LEDGER;
+    cli__finish(r, fflush(stdout) == 0 ? code : CLI_EXIT_USAGE);
 }
 
 static void cli__on_reject(void *ctx, const struct lmq_reject *rej)

@@ -10,6 +10,7 @@
 #define CLI_EXIT_USAGE 1 /* also: cannot open the key or the state */
 #define CLI_EXIT_REJECTED 3
 #define CLI_EXIT_TIMEOUT 4
+#define CLI_EXIT_LEDGER 5 /* the ack's receipt or the server's ledger history did not verify */
 
 /* ledgermq keygen [--out FILE]: writes a new identity (never over an existing file), prints
  * its id. */

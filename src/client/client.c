@@ -3,6 +3,7 @@
  * close. The protocol logic is in client_session.c, the sockets in client_net.c, the durable
  * state in client_db.c.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -21,6 +22,20 @@ static int client__open_checks(const struct lmq_client_options *opts, char *err,
         return LMQ_EINVAL;
     }
     return 0;
+}
+
+/* A server that dies while we write to it must be a reconnect, not the end of the process:
+ * SIGPIPE's default action kills it. An application that installed its own handler keeps it. */
+static void client__ignore_sigpipe(void)
+{
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
+        (old.sa_flags & SA_SIGINFO) == 0) {
+        struct sigaction ign = {.sa_handler = SIG_IGN};
+        sigemptyset(&ign.sa_mask);
+        int rc = sigaction(SIGPIPE, &ign, NULL);
+        LMQ_ASSERT(rc == 0); /* SIGPIPE can always be ignored */
+    }
 }
 
 /* Key, addresses, topics: everything of open() but the database and the loop. */
@@ -61,6 +76,8 @@ int lmq_client_open(const struct lmq_client_options *opts, struct lmq_client **o
         return LMQ_ENOMEM;
     }
     c->cb = opts->cb;
+    c->fetch = client_net_fetch;
+    client__ignore_sigpipe();
     c->state = CLIENT_STOPPED;
     rc = client__setup(c, opts, err, err_len);
     if (rc == 0) {
@@ -139,7 +156,11 @@ int lmq_client_send(struct lmq_client *c, const char *to_id, const char *type,
     /* A concurrent sender on the same state directory took this seq: LMQ_EEXIST, retryable. */
     rc =
         rc == 0 ? client_db_outbox_insert(c, head_seq + 1, link_out, to_id, env.data, env.len) : rc;
-    if (rc == 0) {
+    if (rc == 0 && !sqlite3_get_autocommit(c->db)) {
+        /* Sent from on_envelope: the row is part of the delivery transaction and may yet be
+         * rolled back, so it is published only after the commit. */
+        c->send_deferred = true;
+    } else if (rc == 0) {
         rc = client_session_pump(c);
         rc = rc == LMQ_EIO && c->state != CLIENT_READY ? 0 : rc;
         if (rc != 0) {
@@ -221,6 +242,13 @@ const char *lmq_client_id(const struct lmq_client *c)
     return c->ident.id;
 }
 
+int lmq_client_sent_count(struct lmq_client *c, uint64_t *count_out)
+{
+    char link[LEDGER_ENVELOPE_LINK_BYTES];
+    LMQ_ASSERT(c != NULL && count_out != NULL);
+    return client_db_chain_head(c, count_out, link);
+}
+
 int lmq_client_pending_count(struct lmq_client *c, uint64_t *count_out)
 {
     return client_db_pending_count(c, count_out);
@@ -231,7 +259,22 @@ uint64_t lmq_client_inbox_position(const struct lmq_client *c)
     return c->inbox_position;
 }
 
+struct sqlite3 *lmq_client_db(struct lmq_client *c)
+{
+    LMQ_ASSERT(c != NULL && c->db != NULL);
+    return c->db;
+}
+
 const char *lmq_client_strerror(int code)
 {
-    return lmq_strerror(code);
+    switch (code) {
+    case LMQ_CLIENT_E_RECEIPT:
+        return "receipt does not verify";
+    case LMQ_CLIENT_E_HISTORY:
+        return "server ledger history rewritten";
+    case LMQ_CLIENT_E_KEY:
+        return "server ledger key changed";
+    default:
+        return lmq_strerror(code);
+    }
 }

@@ -1,10 +1,13 @@
 /*
  * The client's own durable state, <state_dir>/client.db:
  *   meta(k, v)   "id": the identity this database belongs to (refused for another key),
- *                "inbox_position": last inbox position handed to the application
+ *                "inbox_position": last inbox position handed to the application,
+ *                "ledger_vkey": the server's ledger key, pinned on first use (C2SP vkey text)
  *   outbox(seq, link, to_id, envelope, state, ...)  every envelope we signed, state 0 pending,
  *                1 acked, 2 rejected. Rows are kept (not deleted) because the chain head (seq,
  *                link) is the row with the highest seq: deleting would lose it.
+ *   checkpoint(id = 1, size, root, note)  the latest server checkpoint whose signature and
+ *                consistency with the one before were verified
  * WAL with synchronous=FULL: a committed transaction survives power loss, which is what
  * lmq_client_send() and the inbox position promise.
  */
@@ -29,7 +32,9 @@ static const char db__schema[] =
     " seq INTEGER PRIMARY KEY, link TEXT NOT NULL UNIQUE, to_id TEXT NOT NULL,"
     " envelope BLOB NOT NULL, state INTEGER NOT NULL DEFAULT 0,"
     " ledger_index INTEGER, position INTEGER, reason TEXT, expected_seq INTEGER);"
-    "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(state, seq);";
+    "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(state, seq);"
+    "CREATE TABLE IF NOT EXISTS checkpoint(id INTEGER PRIMARY KEY CHECK(id = 1),"
+    " size INTEGER NOT NULL, root BLOB NOT NULL, note TEXT NOT NULL);";
 
 static int db__exec(struct lmq_client *c, const char *sql)
 {
@@ -344,8 +349,119 @@ int client_db_set_position(struct lmq_client *c, uint64_t position)
         sqlite3_bind_int64(st, 1, (sqlite3_int64)position);
         rc = sqlite3_step(st) == SQLITE_DONE ? 0 : LMQ_EIO;
     }
-    if (rc == 0) {
+    /* Inside a transaction the caller moves c->inbox_position once the commit has succeeded. */
+    if (rc == 0 && sqlite3_get_autocommit(c->db)) {
         c->inbox_position = position;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int client_db_begin(struct lmq_client *c)
+{
+    LMQ_ASSERT(c->db != NULL);
+    LMQ_ASSERT(sqlite3_get_autocommit(c->db)); /* transactions never nest */
+    /* IMMEDIATE: take the write lock now (waiting up to the busy timeout) rather than failing
+     * half-way through the application's statements. */
+    return db__exec(c, "BEGIN IMMEDIATE");
+}
+
+int client_db_commit(struct lmq_client *c)
+{
+    LMQ_ASSERT(c->db != NULL);
+    if (sqlite3_get_autocommit(c->db)) {
+        return LMQ_EIO; /* the application ended our transaction itself */
+    }
+    int rc = db__exec(c, "COMMIT");
+    if (rc != 0) {
+        client_db_rollback(c);
+    }
+    return rc;
+}
+
+void client_db_rollback(struct lmq_client *c)
+{
+    LMQ_ASSERT(c->db != NULL);
+    if (!sqlite3_get_autocommit(c->db)) {
+        int rc = db__exec(c, "ROLLBACK");
+        LMQ_UNUSED(rc); /* a failed rollback leaves SQLite to roll back on close or next open */
+    }
+}
+
+int client_db_vkey_pin(struct lmq_client *c, const char *vkey, char *pinned, size_t pinned_cap)
+{
+    sqlite3_stmt *st = NULL;
+    LMQ_ASSERT(vkey != NULL && pinned != NULL && pinned_cap > 0);
+    pinned[0] = '\0';
+    /* Trust on first use: the first key seen is kept; later ones are compared with it. */
+    int rc = db__prepare(c, "INSERT OR IGNORE INTO meta(k, v) VALUES('ledger_vkey', ?1)", &st);
+    if (rc != 0) {
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, vkey, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : LMQ_EIO;
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc != 0 || (rc = db__prepare(c, "SELECT v FROM meta WHERE k = 'ledger_vkey'", &st)) != 0) {
+        goto out;
+    }
+    const unsigned char *v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+    if (v == NULL || strlen((const char *)v) >= pinned_cap) {
+        rc = LMQ_EIO;
+        goto out;
+    }
+    memcpy(pinned, v, strlen((const char *)v) + 1);
+    LMQ_ASSERT(pinned[0] != '\0');
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int client_db_checkpoint_get(struct lmq_client *c, uint64_t *size_out,
+                             uint8_t root_out[LEDGER_MERKLE_HASH_BYTES])
+{
+    sqlite3_stmt *st = NULL;
+    int rc = db__prepare(c, "SELECT size, root FROM checkpoint WHERE id = 1", &st);
+    *size_out = 0;
+    if (rc != 0) {
+        goto out;
+    }
+    int step = sqlite3_step(st);
+    if (step != SQLITE_ROW) {
+        rc = step == SQLITE_DONE ? LMQ_ENOTFOUND : LMQ_EIO;
+        goto out;
+    }
+    const void *root = sqlite3_column_blob(st, 1);
+    if (root == NULL || sqlite3_column_bytes(st, 1) != LEDGER_MERKLE_HASH_BYTES ||
+        sqlite3_column_int64(st, 0) < 0) {
+        rc = LMQ_EIO; /* not a row we wrote */
+        goto out;
+    }
+    *size_out = (uint64_t)sqlite3_column_int64(st, 0);
+    memcpy(root_out, root, LEDGER_MERKLE_HASH_BYTES);
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int client_db_checkpoint_put(struct lmq_client *c, uint64_t size,
+                             const uint8_t root[LEDGER_MERKLE_HASH_BYTES], const char *note,
+                             size_t note_len)
+{
+    sqlite3_stmt *st = NULL;
+    LMQ_ASSERT(size <= (uint64_t)INT64_MAX);
+    LMQ_ASSERT(note_len <= LEDGER_CHECKPOINT_NOTE_MAX_BYTES);
+    /* Only ever forward: another process on this state directory may have stored a later one. */
+    int rc = db__prepare(c,
+                         "INSERT INTO checkpoint(id, size, root, note) VALUES(1, ?1, ?2, ?3) "
+                         "ON CONFLICT(id) DO UPDATE SET size = ?1, root = ?2, note = ?3 "
+                         "WHERE excluded.size > checkpoint.size",
+                         &st);
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)size);
+        sqlite3_bind_blob(st, 2, root, LEDGER_MERKLE_HASH_BYTES, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, note, (int)note_len, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : LMQ_EIO;
     }
     sqlite3_finalize(st);
     return rc;

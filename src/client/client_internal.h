@@ -17,7 +17,9 @@
 #include "crypto/encoding.h"
 #include "crypto/jwt.h"
 #include "crypto/keyfile.h"
+#include "ledger/checkpoint.h"
 #include "ledger/envelope.h"
+#include "ledger/merkle.h"
 #include "ledgermq/ledgermq.h"
 #include "mqtt/mqtt_codec.h"
 
@@ -43,6 +45,10 @@
 #define CLIENT_TOKEN_MARGIN_S 60
 #define CLIENT_HTTP_BODY_MAX_BYTES (16u * 1024u)
 #define CLIENT_HTTP_REQUEST_MAX_BYTES 4096u
+/* One ledger GET (key, consistency proof), connect to last byte. It blocks the loop: the ack
+ * it settles cannot be settled without it, and it goes to the server the client is already
+ * connected to. */
+#define CLIENT_FETCH_TIMEOUT_MS 5000u
 #define CLIENT_TOPIC_MAX_BYTES 96u
 #define CLIENT_HOST_MAX_BYTES 256u
 #define CLIENT_ERR_MAX_BYTES 512u
@@ -139,6 +145,17 @@ struct lmq_client {
     unsigned inflight_count;
     unsigned inflight_max;
     uint64_t acked_seq_max; /* highest seq the server acknowledged */
+    bool send_deferred;     /* lmq_client_send() ran inside the delivery transaction */
+
+    /* The server's ledger key (pinned in the database on first use). */
+    bool ledger_key_known;
+    char ledger_key_name[LEDGER_CHECKPOINT_KEY_NAME_MAX_BYTES + 1];
+    uint8_t ledger_key_pub[CRYPTO_ED25519_PUB_BYTES];
+    /* GETs path from the server's HTTP listener: 0 with the 200 body in body (replaced),
+     * LMQ_EIO (unreachable, or a 5xx: try later), LMQ_EPROTO (another status; *status_out
+     * says which). The network's blocking GET, or a test's fake. */
+    int (*fetch)(struct lmq_client *c, const char *path, struct lmq_buf *body,
+                 unsigned *status_out);
 
     /* Receiving. */
     uint64_t inbox_position; /* durable: last position handed to the application */
@@ -178,9 +195,29 @@ int client_db_outbox_reject(struct lmq_client *c, const char *link, uint64_t seq
                             const char *reason, uint64_t expected_seq) LMQ_WUR;
 /* Counts pending envelopes. Returns 0 or LMQ_EIO. */
 int client_db_pending_count(struct lmq_client *c, uint64_t *count_out) LMQ_WUR;
-/* Stores the inbox position durably (one synchronous transaction) and in c. Returns 0 or
+/* Stores the inbox position: outside a transaction durably at once and in c; inside one (see
+ * client_db_begin) only in the database, the caller updates c after the commit. Returns 0 or
  * LMQ_EIO. */
 int client_db_set_position(struct lmq_client *c, uint64_t position) LMQ_WUR;
+/* Opens the delivery transaction (BEGIN IMMEDIATE). Returns 0 or LMQ_EIO. */
+int client_db_begin(struct lmq_client *c) LMQ_WUR;
+/* Commits it (synchronous: durable on return). On failure it is rolled back. Returns 0 or
+ * LMQ_EIO (also when the application ended the transaction itself). */
+int client_db_commit(struct lmq_client *c) LMQ_WUR;
+/* Rolls back the open transaction, if any. */
+void client_db_rollback(struct lmq_client *c);
+/* Pins vkey as the server's ledger key unless one is pinned already; pinned receives the pinned
+ * one (NUL-terminated). Returns 0 or LMQ_EIO. */
+int client_db_vkey_pin(struct lmq_client *c, const char *vkey, char *pinned,
+                       size_t pinned_cap) LMQ_WUR;
+/* The latest verified checkpoint's size and root. Returns 0, LMQ_ENOTFOUND (none yet) or
+ * LMQ_EIO. */
+int client_db_checkpoint_get(struct lmq_client *c, uint64_t *size_out,
+                             uint8_t root_out[LEDGER_MERKLE_HASH_BYTES]) LMQ_WUR;
+/* Stores a verified checkpoint unless a larger one is stored. Returns 0 or LMQ_EIO. */
+int client_db_checkpoint_put(struct lmq_client *c, uint64_t size,
+                             const uint8_t root[LEDGER_MERKLE_HASH_BYTES], const char *note,
+                             size_t note_len) LMQ_WUR;
 
 /* --- client_session.c: the protocol logic on decoded packets (no I/O). --- */
 
@@ -202,6 +239,20 @@ void client_session_reset(struct lmq_client *c);
 void client_report(struct lmq_client *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* --- client_receipt.c: the server's ledger key, receipts and checkpoint history. --- */
+
+/* Fetches GET /ledger/key and checks it against the pinned key (pinning it on first use). A
+ * different key is reported (LMQ_CLIENT_E_KEY) and the pinned one stays in force. Returns 0,
+ * LMQ_CLIENT_E_KEY, or LMQ_EIO / LMQ_EPROTO / LMQ_ENOMEM when the key could not be read. */
+int client_receipt_key_load(struct lmq_client *c) LMQ_WUR;
+/* Verifies the receipt of an ack (root: the ack's JSON) for our envelope link at index: the
+ * checkpoint's signature by the pinned key, the inclusion proof, and consistency with the
+ * stored checkpoint (fetching a consistency proof when the sizes differ); stores the checkpoint
+ * when it is newer. Fills ack->tree_size/checkpoint. Returns 0, LMQ_CLIENT_E_RECEIPT or
+ * LMQ_CLIENT_E_HISTORY (reported through on_error), or LMQ_EIO / LMQ_ENOMEM (transient: the
+ * server could not be asked; the ack must come again). */
+int client_receipt_verify(struct lmq_client *c, const json_t *root, struct lmq_ack *ack) LMQ_WUR;
+
 /* --- client_net.c: sockets, login, timers. --- */
 
 /* Starts a connection attempt now (state BACKOFF or STOPPED -> LOGIN/TCP). */
@@ -214,6 +265,10 @@ int client_net_init(struct lmq_client *c) LMQ_WUR;
 bool client_net_idle(const struct lmq_client *c);
 /* Closes everything (for stop/close). */
 void client_net_shutdown(struct lmq_client *c);
+/* c->fetch for a real server: one blocking HTTP GET on the HTTP address, bounded by
+ * CLIENT_FETCH_TIMEOUT_MS and CLIENT_HTTP_BODY_MAX_BYTES. */
+int client_net_fetch(struct lmq_client *c, const char *path, struct lmq_buf *body,
+                     unsigned *status_out) LMQ_WUR;
 /* Parses "host" (numeric or localhost) and port into addr. Returns 0 or LMQ_EINVAL. */
 int client_net_addr(const char *host, uint16_t port, struct sockaddr_storage *addr) LMQ_WUR;
 

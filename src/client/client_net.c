@@ -9,7 +9,12 @@
  * re-initialized while libuv still owns it.
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -231,6 +236,12 @@ static int net__on_connack(struct lmq_client *c, const struct mqtt_connack *ack)
     if (ack->reason_code != MQTT_RC_SUCCESS) {
         client_report(c, LMQ_EPROTO, "server refused CONNECT (reason 0x%02x)", ack->reason_code);
         return LMQ_EPROTO;
+    }
+    /* Every connect: pin the server's ledger key on first use, notice a changed one (reported
+     * by the check). Not fatal when unreachable: the first receipt asks again. */
+    int rc = client_receipt_key_load(c);
+    if (rc == LMQ_EIO) {
+        client_report(c, LMQ_EIO, "cannot fetch the server's ledger key (asked again later)");
     }
     return client_session_on_connack(c, ack);
 }
@@ -560,6 +571,114 @@ static void net__login(struct lmq_client *c)
         return;
     }
     net__http_request(c, "/auth/challenge");
+}
+
+/* --- ledger GETs (blocking; see CLIENT_FETCH_TIMEOUT_MS) ------------------------------------ */
+
+struct net_fetch {
+    struct lmq_buf *body;
+    bool complete;
+};
+
+static int net__fetch_on_body(http_parser *p, const char *at, size_t len)
+{
+    struct net_fetch *f = p->data;
+    return lmq_buf_append(f->body, at, len, CLIENT_HTTP_BODY_MAX_BYTES) == 0 ? 0 : 1;
+}
+
+static int net__fetch_on_complete(http_parser *p)
+{
+    ((struct net_fetch *)p->data)->complete = true;
+    return 0;
+}
+
+/* Waits for events on fd until the deadline. 0 when ready, LMQ_EIO on timeout or error. */
+static int net__fetch_wait(int fd, short events, uint64_t deadline_ms)
+{
+    uint64_t now_ms = uv_hrtime() / 1000000u;
+    struct pollfd pfd = {.fd = fd, .events = events};
+    if (now_ms >= deadline_ms) {
+        return LMQ_EIO;
+    }
+    int n = poll(&pfd, 1, (int)(deadline_ms - now_ms));
+    return n == 1 && (pfd.revents & (events | POLLHUP)) != 0 ? 0 : LMQ_EIO;
+}
+
+/* Connects to the HTTP address and writes the whole request. Returns the socket or -1. */
+static int net__fetch_send(struct lmq_client *c, const char *req, size_t req_len,
+                           uint64_t deadline_ms)
+{
+    socklen_t alen = c->http_addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                        : sizeof(struct sockaddr_in);
+    int fd = socket(c->http_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    int err = 0;
+    socklen_t err_len = sizeof(err);
+    if ((connect(fd, (const struct sockaddr *)&c->http_addr, alen) != 0 && errno != EINPROGRESS) ||
+        net__fetch_wait(fd, POLLOUT, deadline_ms) != 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len) != 0 || err != 0) {
+        close(fd);
+        return -1;
+    }
+    size_t sent = 0;
+    /* Each round sends at least one byte or fails: bounded by the request length. */
+    while (sent < req_len) {
+        ssize_t n = send(fd, req + sent, req_len - sent, MSG_NOSIGNAL);
+        if (n < 0 && (errno != EAGAIN || net__fetch_wait(fd, POLLOUT, deadline_ms) != 0)) {
+            close(fd);
+            return -1;
+        }
+        sent += n > 0 ? (size_t)n : 0;
+    }
+    return fd;
+}
+
+int client_net_fetch(struct lmq_client *c, const char *path, struct lmq_buf *body,
+                     unsigned *status_out)
+{
+    char req[CLIENT_HTTP_REQUEST_MAX_BYTES], chunk[4096];
+    struct net_fetch f = {.body = body};
+    http_parser parser;
+    http_parser_settings settings;
+    LMQ_ASSERT(c != NULL && path != NULL && body != NULL && status_out != NULL);
+    uint64_t deadline_ms = uv_hrtime() / 1000000u + CLIENT_FETCH_TIMEOUT_MS;
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: ledgermq\r\nConnection: close\r\n\r\n", path);
+    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(req));
+    body->len = 0;
+    *status_out = 0;
+    int fd = net__fetch_send(c, req, (size_t)n, deadline_ms);
+    if (fd < 0) {
+        return LMQ_EIO;
+    }
+    http_parser_init(&parser, HTTP_RESPONSE);
+    parser.data = &f;
+    http_parser_settings_init(&settings);
+    settings.on_body = net__fetch_on_body;
+    settings.on_message_complete = net__fetch_on_complete;
+    int rc = 0;
+    /* Each round reads at least a byte, or waits until the deadline: bounded by both. */
+    while (!f.complete && rc == 0) {
+        ssize_t got = recv(fd, chunk, sizeof(chunk), 0);
+        if (got < 0) {
+            rc = errno == EAGAIN ? net__fetch_wait(fd, POLLIN, deadline_ms) : LMQ_EIO;
+            continue;
+        }
+        size_t used = http_parser_execute(&parser, &settings, chunk, (size_t)got);
+        if (used != (size_t)got || HTTP_PARSER_ERRNO(&parser) != HPE_OK ||
+            (got == 0 && !f.complete)) {
+            rc = LMQ_EIO;
+        }
+    }
+    close(fd);
+    *status_out = f.complete ? parser.status_code : 0;
+    if (rc == 0 && *status_out != 200) {
+        rc = *status_out >= 500 ? LMQ_EIO : LMQ_EPROTO;
+    }
+    LMQ_ASSERT(rc != 0 || f.complete);
+    return rc;
 }
 
 /* --- attempts and timers ---------------------------------------------------------------------- */

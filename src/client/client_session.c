@@ -257,7 +257,35 @@ static int session__msg_parse(const uint8_t *payload, size_t len, struct session
     return 0;
 }
 
-/* Verifies and hands one in-order message to the application, then persists its position.
+/* Hands a verified envelope to the application inside the delivery transaction and writes the
+ * position in it: the application's own statements on lmq_client_db() commit with it or not at
+ * all. LMQ_EAGAIN when the application said "not now" (everything rolled back). */
+static int session__hand_over(struct lmq_client *c, const struct lmq_inbox_envelope *in)
+{
+    LMQ_ASSERT(in->position == c->inbox_position + 1);
+    int rc = client_db_begin(c);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = c->cb.on_envelope(c->cb.ctx, in) == 0 ? 0 : LMQ_EAGAIN;
+    /* The callback may have stopped the client; the transaction is still ours to finish. */
+    rc = rc == 0 ? client_db_set_position(c, in->position) : rc;
+    rc = rc == 0 ? client_db_commit(c) : rc;
+    if (rc != 0) {
+        client_db_rollback(c);
+        c->send_deferred = false; /* rolled back with the rest */
+        return rc;
+    }
+    c->inbox_position = in->position;
+    LMQ_ASSERT(sqlite3_get_autocommit(c->db));
+    if (c->send_deferred) {
+        c->send_deferred = false;
+        rc = client_session_pump(c); /* what the callback sent is durable now */
+    }
+    return rc;
+}
+
+/* Verifies and hands one in-order message to the application (see session__hand_over).
  * LMQ_EAGAIN when the application said "not now". */
 static int session__deliver(struct lmq_client *c, const struct session_inbox_msg *m)
 {
@@ -295,10 +323,7 @@ static int session__deliver(struct lmq_client *c, const struct session_inbox_msg
                                         .body_len = env.body.len,
                                         .message_json = m->canonical.data,
                                         .message_len = m->canonical.len};
-        rc = c->cb.on_envelope(c->cb.ctx, &in) == 0 ? 0 : LMQ_EAGAIN;
-    }
-    if (rc == 0) {
-        rc = client_db_set_position(c, m->position);
+        rc = session__hand_over(c, &in);
     }
     ledger_envelope_release(&env);
     return rc;
@@ -430,8 +455,11 @@ static int session__on_ack(struct lmq_client *c, const struct mqtt_publish *p)
 {
     json_t *root = json_loadb((const char *)p->payload.data, p->payload.len, 0, NULL);
     char link[LEDGER_ENVELOPE_LINK_BYTES], to[CRYPTO_IDENTITY_ID_BYTES];
-    struct lmq_ack ack = {
-        .link = link, .to = to, .ack_json = p->payload.data, .ack_len = p->payload.len};
+    struct lmq_ack ack = {.link = link,
+                          .to = to,
+                          .ack_json = p->payload.data,
+                          .ack_len = p->payload.len,
+                          .checkpoint = ""};
     uint64_t seq = 0;
     bool changed = false;
     int rc = 0;
@@ -441,7 +469,17 @@ static int session__on_ack(struct lmq_client *c, const struct mqtt_publish *p)
         client_report(c, LMQ_EPROTO, "malformed ack ignored");
         goto out;
     }
-    rc = client_db_outbox_ack(c, link, ack.index, ack.position, &seq, &changed);
+    rc = client_receipt_verify(c, root, &ack);
+    if (rc == LMQ_CLIENT_E_RECEIPT || rc == LMQ_CLIENT_E_HISTORY) {
+        /* Reported; the envelope stays pending (a resend gets a new ack) and the application
+         * sees the unverified ack to decide. */
+        if (c->cb.on_ack != NULL) {
+            c->cb.on_ack(c->cb.ctx, &ack);
+        }
+        rc = 0;
+        goto out;
+    }
+    rc = rc == 0 ? client_db_outbox_ack(c, link, ack.index, ack.position, &seq, &changed) : rc;
     if (rc == LMQ_ENOTFOUND) {
         client_report(c, LMQ_ENOTFOUND, "ack for an envelope not in our outbox: %s", link);
         rc = 0;
@@ -454,7 +492,8 @@ static int session__on_ack(struct lmq_client *c, const struct mqtt_publish *p)
     }
 out:
     json_decref(root);
-    /* A failed write is not acknowledged: the ack comes again. */
+    /* A failed write or an unreachable proof is not acknowledged: the ack comes again. */
+    LMQ_ASSERT(rc <= 0 && rc != LMQ_CLIENT_E_RECEIPT && rc != LMQ_CLIENT_E_HISTORY);
     return rc == 0 ? session__puback(c, p->packet_id) : rc;
 }
 

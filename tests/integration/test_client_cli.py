@@ -141,3 +141,25 @@ def test_send_usage_errors_exit_1(tmp_path):
         proc = cli(args, tmp_path)
         assert proc.returncode == 1, (args, proc.stderr)
         assert proc.stderr.startswith("ledgermq: ") and proc.stderr.count("\n") == 1, args
+
+
+def test_send_exits_5_when_the_server_ledger_key_changed(start_broker, tmp_path):
+    b = start(start_broker)
+    keygen(tmp_path, "a.json")
+    b_id = keygen(tmp_path, "b.json")
+    # A listener with a's state directory connects once: the server's key is pinned there.
+    proc = listen(b, tmp_path, ["--timeout-ms", "1500"], state="a-state", key="a.json")
+    assert proc.returncode == 0, proc.stderr
+    # Another server (its own data directory, so its own ledger key): it accepts a's first
+    # envelope, but the pinned key did not sign its receipt.
+    other = start(start_broker)
+    proc = send(other, tmp_path, b_id, {"n": 1})
+    assert proc.returncode == 5, proc.stderr
+    assert "is not the pinned" in proc.stderr and "bad receipt" in proc.stderr
+    ack = json.loads(proc.stdout)  # the unverified ack is still printed, with its receipt
+    assert ack["seq"] == 1 and "receipt" in ack
+    # The envelope stayed pending: the pinned server (which never saw it) takes it with the
+    # next one, and both receipts verify.
+    proc = send(b, tmp_path, b_id, {"n": 2})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["seq"] == 2

@@ -24,6 +24,22 @@
 #define FX_PACKETS_MAX 64
 #define FX_DELIVERED_MAX 64
 #define FX_PATH_BYTES 512
+/* The fake server ledger holds at most this many leaves (2^6: levels 0..6). */
+#define FX_LEDGER_LEAVES_MAX 64
+#define FX_LEDGER_LEVELS 7
+#define FX_LEDGER_NAME "ledger.test/fx"
+#define FX_ACK_MAX_BYTES 8192
+
+/* A fake server ledger: its key, its Merkle tree, and what fetch was asked. */
+struct fx_ledger {
+    uint8_t seed[CRYPTO_ED25519_SEED_BYTES];
+    uint8_t pub[CRYPTO_ED25519_PUB_BYTES];
+    struct ledger_merkle_frontier frontier;
+    uint8_t nodes[FX_LEDGER_LEVELS][FX_LEDGER_LEAVES_MAX][LEDGER_MERKLE_HASH_BYTES];
+    size_t key_fetches;
+    size_t consistency_fetches;
+    bool unreachable; /* fetch answers LMQ_EIO */
+};
 
 struct fx_packet {
     uint8_t type;
@@ -52,7 +68,9 @@ struct fx {
     size_t rejects;
     char last_reject_reason[64];
     size_t errors;
+    int last_error_code;
     char last_error[CLIENT_ERR_MAX_BYTES];
+    struct fx_ledger ledger;
 };
 
 static inline uint64_t fx_db_position(struct fx *f)
@@ -133,7 +151,141 @@ static inline void fx_on_error(void *ctx, int code, const char *message)
     struct fx *f = ctx;
     assert_true(code < 0);
     f->errors++;
+    f->last_error_code = code;
     snprintf(f->last_error, sizeof(f->last_error), "%s", message);
+}
+
+/* --- the fake server ledger ------------------------------------------------------------- */
+
+static inline int fx_ledger_emit(void *ctx, uint32_t level, uint64_t index,
+                                 const uint8_t hash[LEDGER_MERKLE_HASH_BYTES])
+{
+    struct fx_ledger *l = ctx;
+    assert_true(level < FX_LEDGER_LEVELS && index < FX_LEDGER_LEAVES_MAX);
+    memcpy(l->nodes[level][index], hash, LEDGER_MERKLE_HASH_BYTES);
+    return 0;
+}
+
+static inline int fx_ledger_get(void *ctx, uint32_t level, uint64_t index,
+                                uint8_t out[LEDGER_MERKLE_HASH_BYTES])
+{
+    struct fx_ledger *l = ctx;
+    if (level >= FX_LEDGER_LEVELS || index >= (l->frontier.size >> level)) {
+        return LMQ_ENOTFOUND;
+    }
+    memcpy(out, l->nodes[level][index], LEDGER_MERKLE_HASH_BYTES);
+    return 0;
+}
+
+/* A new server key and an empty tree (the server "starts over"). */
+static inline void fx_ledger_reset(struct fx_ledger *l, bool new_key)
+{
+    if (new_key) {
+        assert_int_equal(crypto_ed25519_generate(l->seed, l->pub), 0);
+    }
+    memset(&l->frontier, 0, sizeof(l->frontier));
+}
+
+/* Appends the leaf of a hex link; returns its index. */
+static inline uint64_t fx_ledger_append(struct fx_ledger *l, const char *link_hex)
+{
+    uint8_t raw[LEDGER_MERKLE_HASH_BYTES], leaf[LEDGER_MERKLE_HASH_BYTES];
+    size_t raw_len = 0;
+    assert_int_equal(crypto_hex_decode(link_hex, strlen(link_hex), raw, sizeof(raw), &raw_len), 0);
+    assert_int_equal(ledger_merkle_leaf_hash(raw, raw_len, leaf), 0);
+    uint64_t index = l->frontier.size;
+    assert_int_equal(ledger_merkle_append(&l->frontier, leaf, fx_ledger_emit, l), 0);
+    return index;
+}
+
+/* JSON array of base64 hashes. */
+static inline json_t *fx_hashes_json(const uint8_t (*h)[LEDGER_MERKLE_HASH_BYTES], size_t count)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < count; i++) {
+        char b64[CRYPTO_B64_CHARS(LEDGER_MERKLE_HASH_BYTES) + 1];
+        assert_int_equal(crypto_b64_encode(h[i], LEDGER_MERKLE_HASH_BYTES, b64, sizeof(b64)), 0);
+        json_array_append_new(arr, json_string(b64));
+    }
+    return arr;
+}
+
+/* The server's ack of our envelope (link at index) with a receipt on the current tree. */
+static inline void fx_ledger_ack(struct fx *f, const char *link, uint64_t index, uint64_t seq,
+                                 uint64_t position, char *out, size_t cap)
+{
+    struct fx_ledger *l = &f->ledger;
+    struct ledger_merkle_source src = {.get = fx_ledger_get, .ctx = l};
+    uint8_t root[LEDGER_MERKLE_HASH_BYTES],
+        proof[LEDGER_MERKLE_PROOF_MAX][LEDGER_MERKLE_HASH_BYTES];
+    static char note[4096];
+    size_t note_len = 0, count = 0;
+    assert_int_equal(ledger_merkle_frontier_root(&l->frontier, root), 0);
+    assert_int_equal(ledger_checkpoint_sign(FX_LEDGER_NAME, l->frontier.size, root, FX_LEDGER_NAME,
+                                            l->seed, note, sizeof(note), &note_len),
+                     0);
+    assert_int_equal(ledger_merkle_inclusion_proof(&src, index, l->frontier.size, proof, &count),
+                     0);
+    json_t *ack = json_pack(
+        "{s:I, s:s, s:I, s:{s:s, s:o, s:I}, s:I, s:s}", "index", (json_int_t)index, "link", link,
+        "position", (json_int_t)position, "receipt", "checkpoint", note, "proof",
+        fx_hashes_json((const uint8_t(*)[LEDGER_MERKLE_HASH_BYTES])proof, count), "tree_size",
+        (json_int_t)l->frontier.size, "seq", (json_int_t)seq, "to", f->peer.id);
+    assert_non_null(ack);
+    char *text = json_dumps(ack, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_non_null(text);
+    assert_true(strlen(text) < cap);
+    memcpy(out, text, strlen(text) + 1);
+    free(text);
+    json_decref(ack);
+}
+
+/* c->fetch: answers /ledger/key and /ledger/proof/consistency from the fake ledger. */
+static inline int fx_fetch(struct lmq_client *c, const char *path, struct lmq_buf *body,
+                           unsigned *status_out)
+{
+    struct fx *f = c->tx_ctx;
+    struct fx_ledger *l = &f->ledger;
+    json_t *answer = NULL;
+    unsigned long long old_size = 0, new_size = 0;
+    body->len = 0;
+    *status_out = 0;
+    if (l->unreachable) {
+        return LMQ_EIO;
+    }
+    if (strcmp(path, "/ledger/key") == 0) {
+        char vkey[LEDGER_CHECKPOINT_VKEY_MAX_BYTES + 1], pub[64];
+        size_t len = 0;
+        l->key_fetches++;
+        assert_int_equal(
+            ledger_checkpoint_vkey_format(FX_LEDGER_NAME, l->pub, vkey, sizeof(vkey), &len), 0);
+        assert_int_equal(crypto_b64url_encode(l->pub, sizeof(l->pub), pub, sizeof(pub)), 0);
+        answer = json_pack("{s:s, s:s, s:s, s:s}", "alg", "Ed25519", "name", FX_LEDGER_NAME, "pub",
+                           pub, "vkey", vkey);
+    } else if (sscanf(path, "/ledger/proof/consistency?old=%llu&new=%llu", &old_size, &new_size) ==
+               2) {
+        struct ledger_merkle_source src = {.get = fx_ledger_get, .ctx = l};
+        uint8_t proof[LEDGER_MERKLE_PROOF_MAX][LEDGER_MERKLE_HASH_BYTES];
+        size_t count = 0;
+        l->consistency_fetches++;
+        if (new_size > l->frontier.size ||
+            ledger_merkle_consistency_proof(&src, old_size, new_size, proof, &count) != 0) {
+            *status_out = 400;
+            return LMQ_EPROTO;
+        }
+        answer = json_pack(
+            "{s:I, s:I, s:o}", "new", (json_int_t)new_size, "old", (json_int_t)old_size, "proof",
+            fx_hashes_json((const uint8_t(*)[LEDGER_MERKLE_HASH_BYTES])proof, count));
+    } else {
+        *status_out = 404;
+        return LMQ_EPROTO;
+    }
+    char *text = json_dumps(answer, JSON_COMPACT);
+    assert_int_equal(lmq_buf_append(body, text, strlen(text), CLIENT_HTTP_BODY_MAX_BYTES), 0);
+    free(text);
+    json_decref(answer);
+    *status_out = 200;
+    return 0;
 }
 
 /* (Re)opens f->c on f->state. */
@@ -154,6 +306,7 @@ static inline void fx_open(struct fx *f, bool receive)
     assert_int_equal(lmq_client_open(&o, &f->c, err, sizeof(err)), 0);
     f->c->tx = fx_tx;
     f->c->tx_ctx = f;
+    f->c->fetch = fx_fetch;
 }
 
 static inline void fx_close(struct fx *f)
@@ -181,6 +334,7 @@ static inline int fx_setup(void **state)
     snprintf(f->state, sizeof(f->state), "%s/state", f->dir);
     fx_identity(f->key_me, &f->me);
     fx_identity(f->key_peer, &f->peer);
+    fx_ledger_reset(&f->ledger, true);
     *state = f;
     return 0;
 }
@@ -228,6 +382,29 @@ static inline int fx_feed(struct fx *f, enum client_topic topic, const char *pay
         (struct mqtt_bytes){(const uint8_t *)f->c->topics[topic], strlen(f->c->topics[topic])};
     pkt.u.publish.payload = (struct mqtt_bytes){(const uint8_t *)payload, strlen(payload)};
     return client_session_on_packet(f->c, &pkt);
+}
+
+/* An inbox message at position from peer to `to`, signed with seed (peer's unless forged), body
+ * {"n": position}, index position + 100. */
+static inline void fx_inbox_msg(uint64_t position, const char *to, const uint8_t *seed, char *out,
+                                size_t cap)
+{
+    struct lmq_buf env = {0};
+    const char *reason = NULL;
+    json_t *body = json_pack("{s:I}", "n", (json_int_t)position);
+    /* The sender's chain does not matter to the receiver's checks: seq 1 each time. */
+    struct ledger_envelope_draft d = {.to = to,
+                                      .seq = 1,
+                                      .prev = "",
+                                      .time = "2026-11-25T03:04:05.123456789Z",
+                                      .type = "t",
+                                      .body = body};
+    assert_int_equal(ledger_envelope_build(seed, &d, &env, &reason), 0);
+    int n = snprintf(out, cap, "{\"envelope\":%.*s,\"index\":%" PRIu64 ",\"position\":%" PRIu64 "}",
+                     (int)env.len, (const char *)env.data, position + 100, position);
+    assert_true(n > 0 && (size_t)n < cap);
+    lmq_buf_release(&env);
+    json_decref(body);
 }
 
 /* Counts captured packets of a type (and topic suffix, when not NULL). */

@@ -8,31 +8,10 @@
 
 #define TEST_MSG_MAX_BYTES 4096
 
-/* An inbox message at position from peer to `to`, signed with seed (peer's unless forged). */
-static void make_msg(uint64_t position, const char *to, const uint8_t *seed, char *out, size_t cap)
-{
-    struct lmq_buf env = {0};
-    const char *reason = NULL;
-    json_t *body = json_pack("{s:I}", "n", (json_int_t)position);
-    /* The sender's chain does not matter to the receiver's checks: seq 1 each time. */
-    struct ledger_envelope_draft d = {.to = to,
-                                      .seq = 1,
-                                      .prev = "",
-                                      .time = "2026-11-25T03:04:05.123456789Z",
-                                      .type = "t",
-                                      .body = body};
-    assert_int_equal(ledger_envelope_build(seed, &d, &env, &reason), 0);
-    int n = snprintf(out, cap, "{\"envelope\":%.*s,\"index\":%" PRIu64 ",\"position\":%" PRIu64 "}",
-                     (int)env.len, (const char *)env.data, position + 100, position);
-    assert_true(n > 0 && (size_t)n < cap);
-    lmq_buf_release(&env);
-    json_decref(body);
-}
-
 static int feed_pos(struct fx *f, uint64_t position, uint16_t pid)
 {
     char msg[TEST_MSG_MAX_BYTES];
-    make_msg(position, f->me.id, f->peer.seed, msg, sizeof(msg));
+    fx_inbox_msg(position, f->me.id, f->peer.seed, msg, sizeof(msg));
     return fx_feed(f, CLIENT_TOPIC_INBOX, msg, pid);
 }
 
@@ -136,13 +115,13 @@ static void test_forged_or_foreign_envelope_never_reaches_the_app(void **state)
     fx_open(f, true);
     fx_connect(f, 0);
     /* Validly signed by peer, but addressed to someone else. */
-    make_msg(1, f->peer.id, f->peer.seed, msg, sizeof(msg));
+    fx_inbox_msg(1, f->peer.id, f->peer.seed, msg, sizeof(msg));
     assert_int_equal(fx_feed(f, CLIENT_TOPIC_INBOX, msg, 3), 0);
     assert_int_equal(f->delivered_count, 0);
     assert_int_equal(f->errors, 1);
     assert_non_null(strstr(f->last_error, "not_for_us"));
     /* A tampered body: the signature no longer matches. */
-    make_msg(2, f->me.id, f->peer.seed, msg, sizeof(msg));
+    fx_inbox_msg(2, f->me.id, f->peer.seed, msg, sizeof(msg));
     char *n = strstr(msg, "\"n\":2");
     assert_non_null(n);
     n[4] = '9';

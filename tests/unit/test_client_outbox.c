@@ -173,12 +173,19 @@ static void test_window_follows_receive_maximum(void **state)
     assert_int_equal(client_session_on_packet(f->c, &ack), LMQ_EPROTO);
 }
 
+/* The server's ack of the envelope link (seq) with a valid receipt: index 7 in a tree of other
+ * envelopes, position 3. The same link appended once only. */
 static void feed_ack(struct fx *f, const char *link, uint64_t seq, uint16_t pid)
 {
-    char json[512];
-    snprintf(json, sizeof(json),
-             "{\"index\":7,\"link\":\"%s\",\"position\":3,\"seq\":%" PRIu64 ",\"to\":\"%s\"}", link,
-             seq, f->peer.id);
+    char json[FX_ACK_MAX_BYTES];
+    static const char other[] = "0000000000000000000000000000000000000000000000000000000000000000";
+    while (f->ledger.frontier.size < 7) {
+        (void)fx_ledger_append(&f->ledger, other);
+    }
+    if (f->ledger.frontier.size == 7) {
+        assert_int_equal(fx_ledger_append(&f->ledger, link), 7);
+    }
+    fx_ledger_ack(f, link, 7, seq, 3, json, sizeof(json));
     assert_int_equal(fx_feed(f, CLIENT_TOPIC_ACK, json, pid), 0);
 }
 
