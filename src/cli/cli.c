@@ -264,9 +264,11 @@ static void cli__on_signal(uv_signal_t *s, int signum)
 
 static void cli__on_error(void *ctx, int code, const char *message)
 {
-    LMQ_UNUSED(ctx);
-    LMQ_UNUSED(code);
+    struct cli_run *r = ctx;
     fprintf(stderr, "ledgermq: %s\n", message);
+    /* The server's ledger can't be trusted any more: stop with the ledger exit code. */
+    if (code == LMQ_CLIENT_E_HISTORY || code == LMQ_CLIENT_E_KEY)
+        cli__finish(r, CLI_EXIT_LEDGER);
 }
 
 static void cli__on_ack(void *ctx, const struct lmq_ack *ack)

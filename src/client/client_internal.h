@@ -252,6 +252,10 @@ int client_receipt_key_load(struct lmq_client *c) LMQ_WUR;
  * LMQ_CLIENT_E_HISTORY (reported through on_error), or LMQ_EIO / LMQ_ENOMEM (transient: the
  * server could not be asked; the ack must come again). */
 int client_receipt_verify(struct lmq_client *c, const json_t *root, struct lmq_ack *ack) LMQ_WUR;
+/* On connect: the server's latest checkpoint must verify with the pinned key and be consistent
+ * with the one verified before (then it is kept). 0, LMQ_CLIENT_E_RECEIPT, LMQ_CLIENT_E_HISTORY
+ * (both reported through on_error), LMQ_EIO (unreachable: not a verdict) or LMQ_ENOMEM. */
+int client_receipt_checkpoint_check(struct lmq_client *c) LMQ_WUR;
 
 /* --- client_net.c: sockets, login, timers. --- */
 

@@ -243,6 +243,12 @@ static int net__on_connack(struct lmq_client *c, const struct mqtt_connack *ack)
     if (rc == LMQ_EIO) {
         client_report(c, LMQ_EIO, "cannot fetch the server's ledger key (asked again later)");
     }
+    /* A server that lost or rewrote history is noticed on connect, before any ack. */
+    rc = client_receipt_checkpoint_check(c);
+    LMQ_UNUSED(rc); /* verdicts are reported through on_error; the application decides */
+    if (c->stopping) {
+        return LMQ_EPROTO; /* the application stopped the client from on_error */
+    }
     return client_session_on_connack(c, ack);
 }
 

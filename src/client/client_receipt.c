@@ -242,6 +242,44 @@ static int receipt__history(struct lmq_client *c, const struct ledger_checkpoint
     return rc == 0 ? client_db_checkpoint_put(c, cp->size, cp->root, r->note, r->note_len) : rc;
 }
 
+int client_receipt_checkpoint_check(struct lmq_client *c)
+{
+    static struct receipt_parsed r; /* the loop's thread only, like client_receipt_verify */
+    static struct ledger_checkpoint cp;
+    LMQ_ASSERT(c != NULL && c->fetch != NULL);
+    if (!c->ledger_key_known)
+        return 0; /* nothing pinned to check with yet */
+    struct lmq_buf body = {0};
+    unsigned status = 0;
+    int rc = c->fetch(c, "/ledger/checkpoint", &body, &status);
+    json_t *root = rc == 0 ? json_loadb((const char *)body.data, body.len, 0, NULL) : NULL;
+    json_t *note = json_object_get(root, "checkpoint");
+    enum ledger_checkpoint_verdict verdict = LEDGER_CHECKPOINT_OK;
+    if (rc == 0 && !json_is_string(note)) {
+        rc = LMQ_EIO; /* not an answer: asked again on the next connect */
+    } else if (rc == 0 &&
+               ledger_checkpoint_verify(json_string_value(note), json_string_length(note),
+                                        c->ledger_key_name, c->ledger_key_pub, &cp,
+                                        &verdict) != 0) {
+        client_report(c, LMQ_CLIENT_E_RECEIPT, "the server's checkpoint does not verify: %s",
+                      ledger_checkpoint_verdict_str(verdict));
+        rc = LMQ_CLIENT_E_RECEIPT;
+    } else if (rc == 0) {
+        r.note = json_string_value(note);
+        r.note_len = json_string_length(note);
+        r.tree_size = cp.size;
+        rc = receipt__history(c, &cp, &r);
+        if (rc == LMQ_CLIENT_E_HISTORY)
+            client_report(c, rc,
+                          "ledger history rewritten: the server's checkpoint of %" PRIu64
+                          " entries is not consistent with the one verified before",
+                          cp.size);
+    }
+    json_decref(root);
+    lmq_buf_release(&body);
+    return rc;
+}
+
 int client_receipt_verify(struct lmq_client *c, const json_t *root, struct lmq_ack *ack)
 {
     static struct receipt_parsed r; /* one thread (the loop's); 2 KiB of proof off the stack */

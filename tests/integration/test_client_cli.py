@@ -163,3 +163,37 @@ def test_send_exits_5_when_the_server_ledger_key_changed(start_broker, tmp_path)
     proc = send(b, tmp_path, b_id, {"n": 2})
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["seq"] == 2
+
+
+def test_send_detects_a_rewritten_history_on_connect(start_broker, tmp_path):
+    """The client keeps the last checkpoint it verified: a server whose database was replaced
+    by an older copy (and which went on with other envelopes) is caught on the next connect."""
+    data = str(tmp_path / "data")
+    b = start_broker(None, extra_args=["--http", "127.0.0.1:0"], data_dir=data)
+
+    def addresses():
+        ready = b.events("ready")[-1]
+        b.http_addr, b.mqtt_addr = ready["http"][0], ready["mqtt"][0]
+
+    addresses()
+    keygen(tmp_path, "a.json")
+    b_id = keygen(tmp_path, "b.json")
+    c_id = keygen(tmp_path, "c.json")
+    assert send(b, tmp_path, b_id, {"n": 1}).returncode == 0
+    b.terminate()
+    import shutil
+    shutil.copytree(data, str(tmp_path / "saved"))  # the ledger at one entry
+    b.restart()
+    addresses()
+    assert send(b, tmp_path, b_id, {"n": 2}).returncode == 0  # Alice's client saw size 2
+    b.terminate()
+    shutil.rmtree(data)
+    shutil.copytree(str(tmp_path / "saved"), data)
+    b.restart()
+    addresses()
+    for i in range(3):  # another identity's envelopes take the place of Alice's second
+        proc = send(b, tmp_path, b_id, {"c": i}, state="c-state", key="c.json")
+        assert proc.returncode == 0, proc.stderr
+    proc = send(b, tmp_path, c_id, {"n": 3})
+    assert proc.returncode == 5, (proc.returncode, proc.stdout, proc.stderr)
+    assert "history rewritten" in proc.stderr, proc.stderr
