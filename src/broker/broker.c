@@ -406,6 +406,7 @@ static void on_signal(uv_signal_t *s, int signum)
         if (b->cfg.config_path[0] == '\0') {
             lmq_log_msg(LMQ_LOG_INFO, "reload", "no config file to re-read");
             broker_reload_tls(b);
+            access_reload(b);
             return;
         }
         struct lmq_config fresh;
@@ -418,6 +419,7 @@ static void on_signal(uv_signal_t *s, int signum)
         lmq_log_set_level(fresh.log_level);
         b->cfg.log_level = fresh.log_level;
         broker_reload_tls(b);
+        access_reload(b);
         struct lmq_log_line line;
         if (lmq_log_begin(&line, LMQ_LOG_INFO, "reload")) {
             lmq_log_str(&line, "log_level", lmq_log_level_name(fresh.log_level));
@@ -548,6 +550,9 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
         uv_signal_start(sigs[i], on_signal, nums[i]);
     }
     broker_check_disk(b);
+    /* Before the server key: a bad password or ACL file stops the start with no side effect. */
+    if (access_init(b) != LMQ_OK)
+        return LMQ_EINVAL;
     int id_rc = identity_init(b);
     if (id_rc != LMQ_OK)
         return id_rc == LMQ_ENOMEM ? LMQ_ENOMEM : LMQ_EINVAL;
@@ -629,6 +634,7 @@ static void broker_teardown(struct broker *b)
     ledger_destroy(b);
     if (b->nonces != NULL)
         identity_destroy(b);
+    access_destroy(b);
     if (b->tls != NULL)
         tls_server_free(b->tls); /* sessions still open hold their own reference */
     lmq_buf_release(&b->transport_scratch);
