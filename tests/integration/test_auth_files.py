@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+import ledgerclient as lc
 import mqttraw
 from mqttraw import CONNACK, PUBACK, SUBACK
 
@@ -280,6 +281,21 @@ def test_sighup_reloads_the_password_file(broker_files):
     assert b.wait_event("passwd_reloaded")["users"] == 3
     _, ack = login(b, "carol", "carol-pw")
     assert ack.rc == 0
+
+
+def test_identities_are_known_to_the_acl_by_their_id_and_keep_their_id_topics(start_broker,
+                                                                              files):
+    _, acl = files
+    b = start_broker(extra_args=["--acl-file", str(acl), "--http", "127.0.0.1:0"])
+    ident = lc.Identity()
+    token = lc.login(b.events("ready")[-1]["http"][0], ident)
+    c, ack = login(b, ident.id, token, client_id="ident")
+    assert ack.rc == 0
+    ack = c.subscribe([("users/%s/#" % ident.id, 1), ("users/alice/#", 1),
+                       ("id/%s/inbox" % ident.id, 1)])
+    assert ack.rcs == [1, 0x87, 1], ack  # id/ topics follow the identity rules, not the ACL
+    assert c.publish_acked("users/%s/x" % ident.id, b"mine").rc < 0x80
+    assert c.expect_publish().payload == b"mine"
 
 
 # ------------------------------------------------------------------ startup errors
