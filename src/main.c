@@ -5,11 +5,13 @@
  * on stderr, "ledgermq: <message>", and exit code 1.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bench/bench.h"
 #include "cli/cli.h"
@@ -17,9 +19,11 @@
 #include "core/config.h"
 #include "core/lmq.h"
 #include "verify/verify.h"
+#include "crypto/passwd.h"
 
 #define MAIN_EXIT_OK 0
 #define MAIN_EXIT_USAGE 1
+#define MAIN_EXIT_IO 2 /* passwd: the password file could not be read or written */
 /* Room for a message naming a file, a line, a key and a quoted value. */
 #define MAIN_ERR_MAX_BYTES 2048
 
@@ -30,11 +34,16 @@ static const char main__usage[] =
     "  serve   [--config FILE] [--data DIR] [--mqtt HOST:PORT]... [--mqtts HOST:PORT]...\n"
     "          [--http HOST:PORT] [--https HOST:PORT] [--tls-cert FILE --tls-key FILE]\n"
     "          [--tls-client-ca FILE] [--tls-client-cert none|optional|required]\n"
+    "          [--password-file FILE] [--acl-file FILE]\n"
     "          [--sync always|off] [--log-level debug|info|warn|error]\n"
     "          run the broker (flags override the config file; the first --mqtt\n"
     "          replaces the listener list, repeats add listeners; --http/--https\n"
     "          serve MQTT over WebSocket at /mqtt, /healthz, /metrics and /version;\n"
-    "          no HTTP listener without them; SIGHUP re-reads the TLS files)\n"
+    "          no HTTP listener without them; SIGHUP re-reads the TLS, password\n"
+    "          and ACL files)\n"
+    "  passwd  [--file FILE] USER    read a password from stdin, print (or append to\n"
+    "                                FILE, created 0600) the password file line for\n"
+    "                                USER; exit 1 on bad input, 2 on a file error\n"
     "  keygen  [--out FILE]          new Ed25519 identity key file (default ./identity.json,\n"
     "          never overwritten); prints its id\n"
     "  send    --key FILE --to ID [--type T] [--server HOST:PORT] [--http HOST:PORT]\n"
@@ -67,6 +76,7 @@ enum main_flag_kind {
     MAIN_FLAG_CONFIG,
     MAIN_FLAG_SERVER_KEY, /* applied with lmq_config_set("server", key) */
     MAIN_FLAG_TLS_KEY,    /* applied with lmq_config_set("tls", key) */
+    MAIN_FLAG_AUTH_KEY,   /* applied with lmq_config_set("auth", key) */
     MAIN_FLAG_MQTT,       /* first replaces the listeners, repeats append */
     MAIN_FLAG_MQTTS,      /* each appends TLS listeners */
 };
@@ -90,6 +100,8 @@ static const struct main_flag main__serve_flags[] = {
     {"tls-key", MAIN_FLAG_TLS_KEY, "key"},
     {"tls-client-ca", MAIN_FLAG_TLS_KEY, "client_ca"},
     {"tls-client-cert", MAIN_FLAG_TLS_KEY, "client_cert"},
+    {"password-file", MAIN_FLAG_AUTH_KEY, "password_file"},
+    {"acl-file", MAIN_FLAG_AUTH_KEY, "acl_file"},
 };
 
 __attribute__((format(printf, 1, 2))) static int main__fail(const char *fmt, ...)
@@ -155,7 +167,7 @@ static int main__next_flag(int argc, char **argv, int *i, const struct main_flag
 static const char *main__strip_key(const char *err, const char *key)
 {
     char prefix[64];
-    static const char *const sections[] = {"server", "tls"};
+    static const char *const sections[] = {"server", "tls", "auth"};
     for (size_t i = 0; i < LMQ_ARRAY_LEN(sections); i++) {
         int n = snprintf(prefix, sizeof(prefix), "[%s] %s: ", sections[i], key);
         LMQ_ASSERT(n > 0 && (size_t)n < sizeof(prefix));
@@ -181,6 +193,8 @@ static int main__apply_flag(struct lmq_config *cfg, const struct main_flag *flag
         rc = lmq_config_append_tls_listeners(cfg, value, err, sizeof(err));
     } else if (flag->kind == MAIN_FLAG_TLS_KEY) {
         rc = lmq_config_set(cfg, "tls", flag->key, value, err, sizeof(err));
+    } else if (flag->kind == MAIN_FLAG_AUTH_KEY) {
+        rc = lmq_config_set(cfg, "auth", flag->key, value, err, sizeof(err));
     } else {
         rc = lmq_config_set(cfg, "server", flag->key, value, err, sizeof(err));
         *mqtt_seen = *mqtt_seen || flag->kind == MAIN_FLAG_MQTT;
@@ -283,6 +297,104 @@ static int main__serve(int argc, char **argv)
     return broker_run(&cfg);
 }
 
+/* Reads the password: one line of stdin without its line end. 0 or MAIN_EXIT_USAGE. */
+static int main__read_password(char *pw, size_t cap, size_t *len)
+{
+    LMQ_ASSERT(pw != NULL && cap > CRYPTO_PASSWD_PASSWORD_MAX_BYTES + 2);
+    if (fgets(pw, (int)cap, stdin) == NULL)
+        return main__fail("passwd: expected the password on stdin (one line)");
+    *len = strlen(pw);
+    bool newline = *len > 0 && pw[*len - 1] == '\n';
+    if (!newline && !feof(stdin))
+        return main__fail("passwd: password longer than %d bytes",
+                          CRYPTO_PASSWD_PASSWORD_MAX_BYTES);
+    while (*len > 0 && (pw[*len - 1] == '\n' || pw[*len - 1] == '\r'))
+        pw[--*len] = '\0';
+    if (*len == 0)
+        return main__fail("passwd: empty password");
+    if (*len > CRYPTO_PASSWD_PASSWORD_MAX_BYTES)
+        return main__fail("passwd: password longer than %d bytes",
+                          CRYPTO_PASSWD_PASSWORD_MAX_BYTES);
+    return 0;
+}
+
+/* Appends line to the password file at path (created 0600), refusing a user already in it. */
+static int main__passwd_append(const char *path, const char *user, const char *line)
+{
+    struct crypto_passwd_file *f = NULL;
+    char err[MAIN_ERR_MAX_BYTES];
+    bool exists = access(path, F_OK) == 0;
+    if (exists && crypto_passwd_file_load(path, &f, err, sizeof(err)) != LMQ_OK) {
+        main__fail("passwd: %s", err);
+        return MAIN_EXIT_IO;
+    }
+    bool dup = f != NULL && crypto_passwd_file_lookup(f, (const uint8_t *)user, strlen(user));
+    crypto_passwd_file_free(f);
+    if (dup)
+        return main__fail("passwd: %s is already in %s (remove its line first)", user, path);
+    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600); /* read: the last byte */
+    struct stat st;
+    bool needs_newline = false;
+    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0) {
+        char last = '\n';
+        needs_newline = pread(fd, &last, 1, st.st_size - 1) == 1 && last != '\n';
+    }
+    size_t len = strlen(line);
+    if (fd < 0 || (needs_newline && write(fd, "\n", 1) != 1) ||
+        write(fd, line, len) != (ssize_t)len || fsync(fd) != 0) {
+        main__fail("passwd: cannot write %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return MAIN_EXIT_IO;
+    }
+    if (close(fd) != 0) {
+        main__fail("passwd: cannot write %s: %s", path, strerror(errno));
+        return MAIN_EXIT_IO;
+    }
+    return MAIN_EXIT_OK;
+}
+
+/* ledgermq passwd [--file FILE] USER */
+static int main__passwd(int argc, char **argv)
+{
+    const char *file = NULL, *user = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--file") == 0 && i + 1 < argc)
+            file = argv[++i];
+        else if (strncmp(argv[i], "--file=", 7) == 0 && argv[i][7] != '\0')
+            file = argv[i] + 7;
+        else if (strncmp(argv[i], "--", 2) == 0 || user != NULL)
+            return main__fail("usage: ledgermq passwd [--file FILE] USER");
+        else
+            user = argv[i];
+    }
+    if (user == NULL)
+        return main__fail("usage: ledgermq passwd [--file FILE] USER");
+    if (!crypto_passwd_user_valid((const uint8_t *)user, strlen(user)))
+        return main__fail("passwd: bad user name \"%s\" (1..%d bytes, no ':', spaces or control "
+                          "characters, not an identity id)",
+                          user, CRYPTO_PASSWD_USER_MAX_BYTES);
+    char pw[CRYPTO_PASSWD_PASSWORD_MAX_BYTES + 3];
+    size_t pw_len = 0;
+    if (main__read_password(pw, sizeof(pw), &pw_len) != 0)
+        return MAIN_EXIT_USAGE;
+    const struct crypto_scrypt_params params = {
+        .n = CRYPTO_PASSWD_DEFAULT_N, .r = CRYPTO_PASSWD_DEFAULT_R, .p = CRYPTO_PASSWD_DEFAULT_P};
+    char hash[CRYPTO_PASSWD_HASH_MAX_CHARS + 1];
+    int rc = crypto_passwd_hash((const uint8_t *)pw, pw_len, &params, hash, sizeof(hash));
+    explicit_bzero(pw, sizeof(pw));
+    if (rc != LMQ_OK)
+        return main__fail("passwd: cannot hash the password: %s", lmq_strerror(rc));
+    char line[CRYPTO_PASSWD_USER_MAX_BYTES + CRYPTO_PASSWD_HASH_MAX_CHARS + 3];
+    int n = snprintf(line, sizeof(line), "%s:%s\n", user, hash);
+    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(line));
+    if (file == NULL) {
+        fputs(line, stdout);
+        return fflush(stdout) == 0 ? MAIN_EXIT_OK : MAIN_EXIT_IO;
+    }
+    return main__passwd_append(file, user, line);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -303,6 +415,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "serve") == 0) {
         return main__serve(argc - 2, argv + 2);
+    }
+    if (strcmp(cmd, "passwd") == 0) {
+        return main__passwd(argc - 2, argv + 2);
     }
     if (strcmp(cmd, "bench") == 0) {
         return bench_main(argc - 2, argv + 2);

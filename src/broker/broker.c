@@ -419,6 +419,7 @@ static void on_signal(uv_signal_t *s, int signum)
         if (b->cfg.config_path[0] == '\0') {
             lmq_log_msg(LMQ_LOG_INFO, "reload", "no config file to re-read");
             broker_reload_tls(b);
+            access_reload(b);
             return;
         }
         struct lmq_config fresh;
@@ -431,6 +432,7 @@ static void on_signal(uv_signal_t *s, int signum)
         lmq_log_set_level(fresh.log_level);
         b->cfg.log_level = fresh.log_level;
         broker_reload_tls(b);
+        access_reload(b);
         struct lmq_log_line line;
         if (lmq_log_begin(&line, LMQ_LOG_INFO, "reload")) {
             lmq_log_str(&line, "log_level", lmq_log_level_name(fresh.log_level));
@@ -560,6 +562,9 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
         uv_signal_start(sigs[i], on_signal, nums[i]);
     }
     broker_check_disk(b);
+    /* Before the server key: a bad password or ACL file stops the start with no side effect. */
+    if (access_init(b) != LMQ_OK)
+        return LMQ_EINVAL;
     if (cfg->mqtts_count > 0 || cfg->https_enabled) {
         const struct lmq_tls_config *t = &cfg->tls;
         struct tls_config tc = {.cert_file = t->cert_file,
@@ -643,6 +648,7 @@ static void broker_teardown(struct broker *b)
     free(b->checkpoint);
     if (b->nonces != NULL)
         identity_destroy(b);
+    access_destroy(b);
     if (b->tls != NULL)
         tls_server_free(b->tls); /* sessions still open hold their own reference */
     lmq_buf_release(&b->transport_scratch);

@@ -25,7 +25,9 @@
 #include "core/map.h"
 #include "crypto/keyfile.h"
 #include "ledger/merkle.h"
+#include "crypto/passwd.h"
 #include "net/transport.h"
+#include "mqtt/mqtt_acl.h"
 #include "mqtt/mqtt_codec.h"
 #include "mqtt/sub_tree.h"
 #include "store/store.h"
@@ -158,6 +160,14 @@ struct session {
     char owner[CRYPTO_IDENTITY_ID_BYTES]; /* identity that owns the session, "" if anonymous */
 };
 
+/* Where a CONNECT's password-file check stands (access.c). */
+enum conn_password_state {
+    CONN_PASSWORD_NONE = 0, /* not checked (yet) */
+    CONN_PASSWORD_PENDING,  /* hashing on the thread pool; input paused */
+    CONN_PASSWORD_PASSED,
+    CONN_PASSWORD_FAILED,
+};
+
 /* What the codec needs the broker to remember between packets of one connection. */
 enum conn_state {
     CONN_AWAIT_CONNECT = 0,
@@ -215,6 +225,11 @@ struct conn {
     struct lmq_buf wire; /* encoded bytes for the socket, waiting for the write in flight */
     char tls_cn[65];     /* verified client certificate CN, "" without one */
     char identity[CRYPTO_IDENTITY_ID_BYTES]; /* authenticated identity id, "" if none */
+    /* The name ACL rules know the client by: identity id, password-file user or verified
+     * certificate CN; "" when anonymous. */
+    char user[CRYPTO_PASSWD_USER_MAX_BYTES + 1];
+    size_t user_len;
+    enum conn_password_state password_state;
     uint8_t refusal_code;    /* non-zero: CONNECT gets this reason code (per-address limit) */
     const char *refusal_why; /* static text for the log */
 };
@@ -299,6 +314,9 @@ struct broker {
     struct lmq_map *nonces;            /* login nonce -> struct identity_nonce */
     struct list_node nonce_list;       /* the same, oldest first */
     struct lmq_map *identities;        /* identity id -> struct ledger_identity */
+    struct crypto_passwd_file *passwd; /* [auth] password_file; NULL when none */
+    struct mqtt_acl *acl;              /* [auth] acl_file; NULL when none (all allowed) */
+    uint32_t password_checks;          /* password hashes queued or running */
     uint64_t ledger_size;              /* envelopes accepted: the next ledger index */
     struct ledger_merkle_frontier tree; /* the Merkle tree over them (uncommitted included) */
     char ledger_origin[64];             /* checkpoint origin and key name */
@@ -347,6 +365,7 @@ enum identity_event {
     IDENTITY_EVENT_REPLAY,
     IDENTITY_EVENT_RATE_LIMITED,
     IDENTITY_EVENT_ANONYMOUS_REFUSED,
+    IDENTITY_EVENT_BAD_PASSWORD,
     IDENTITY_EVENT_COUNT,
 };
 /* What an id/<owner>/<leaf> topic is. */
@@ -367,9 +386,10 @@ void identity_destroy(struct broker *b);
 /* POST /auth/challenge, POST /auth/token, GET /auth/key. */
 int identity_http_route(struct broker *b, const struct http_request *req,
                         struct http_response *resp, struct http_buf *out);
-/* Checks a CONNECT's credentials and sets c->identity. Returns MQTT_RC_SUCCESS or the CONNACK
- * reason code (the security event is logged). */
-uint8_t identity_authenticate(struct conn *c, const struct mqtt_connect *cn);
+/* Checks a CONNECT's credentials and sets c->identity and c->user. Returns MQTT_RC_SUCCESS, the
+ * CONNACK reason code (the security event is logged), or PROTO_PAUSED while a password is
+ * checked off the loop (the CONNECT is handled again once it is done). */
+int identity_authenticate(struct conn *c, const struct mqtt_connect *cn);
 /* Classifies topic; *owner points at the 64-character owner id inside it (or NULL). */
 enum identity_topic identity_topic_parse(const uint8_t *topic, size_t len, const char **owner);
 /* True when c is authenticated as owner (64 characters). */
@@ -411,6 +431,26 @@ int ledger_tree_proof_json(struct broker *b, const struct ledger_batch *lb, uint
 /* GET /ledger/...: checkpoint, key, inclusion and consistency proofs, entries. */
 int ledger_http_route(struct broker *b, const struct http_request *req, struct http_response *resp,
                       struct http_buf *out);
+
+/* access.c: the password file and the ACL file. */
+/* Hashes queued or running at once; more CONNECTs with a password get "server busy". */
+#define ACCESS_PASSWORD_CHECKS_MAX 64
+/* Loads [auth] password_file and acl_file. 0 or an error after printing a one-line message. */
+int access_init(struct broker *b) LMQ_WUR;
+/* SIGHUP: re-reads both files; a file that fails to load keeps the old rules (logged). */
+void access_reload(struct broker *b);
+void access_destroy(struct broker *b);
+/* Starts checking a CONNECT's user name and password against the password file (which must
+ * be loaded): returns PROTO_PAUSED, or the result of a check that is done (MQTT_RC_SUCCESS
+ * with c->user set, or a CONNACK reason code after logging a security event). */
+int access_password(struct conn *c, const struct mqtt_connect *cn);
+/* False (and an acl_denied security event) when an ACL is loaded and no write rule for c
+ * matches topic. client_id: the connection's (its session's once connected). */
+bool access_may_publish(struct conn *c, const uint8_t *client_id, size_t client_id_len,
+                        const uint8_t *topic, size_t len);
+/* False (and an acl_denied security event) when an ACL is loaded and no read rule for c
+ * covers filter (not shared). */
+bool access_may_subscribe(struct conn *c, const uint8_t *filter, size_t len);
 
 /* ledger.c: the guaranteed-delivery pipeline. */
 /* Publishes an ack payload on id/<sender>/ack (QoS 1, durable with the current batch). */
@@ -480,6 +520,9 @@ void conn_flush_all(struct broker *b);
 /* Resumes parsing of the connections on list (broker->blocked or broker->yielded). */
 void conn_retry_blocked(struct broker *b, struct list_node *list);
 size_t conn_output_pending(const struct conn *c);
+/* Resumes input paused by PROTO_PAUSED: the pending packets are handled again, then reading
+ * restarts. c must be open. */
+void conn_resume(struct conn *c);
 /* (Re)starts the keepalive timer from c->keepalive_s (0 = none). */
 void conn_start_keepalive(struct conn *c);
 
@@ -490,6 +533,9 @@ int proto_subscribe(struct conn *c, struct mqtt_packet *pkt);
 int proto_unsubscribe(struct conn *c, struct mqtt_packet *pkt);
 /* Returned by handlers when a publish must wait for queue space (3.1.1 backpressure). */
 #define PROTO_BLOCKED 0x1000
+/* Returned by the CONNECT handler while the password is checked: input stays paused (and the
+ * CONNECT unconsumed) until conn_resume(). */
+#define PROTO_PAUSED 0x2000
 
 /* session.c */
 int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *session_present,

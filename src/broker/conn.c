@@ -490,6 +490,13 @@ static void conn_process_input(struct conn *c)
             return;
         }
         rc = conn_handle_one(c, c->in.data + pos, header + remaining);
+        if (rc == PROTO_PAUSED) {
+            /* The CONNECT stays unconsumed; conn_resume() hands it in again. */
+            LMQ_ASSERT(c->state == CONN_AWAIT_CONNECT && pos == 0);
+            conn_read_stop(c);
+            c->blocked = true;
+            break;
+        }
         if (rc == PROTO_BLOCKED) {
             conn_read_stop(c);
             c->blocked = true;
@@ -549,6 +556,21 @@ void conn_retry_blocked(struct broker *b, struct list_node *list)
             conn_read_start(c);
         conn_unref(c);
     }
+}
+
+void conn_resume(struct conn *c)
+{
+    LMQ_ASSERT(c->blocked && !list_linked(&c->blocked_link));
+    LMQ_ASSERT(c->state == CONN_AWAIT_CONNECT && !uv_is_closing((uv_handle_t *)&c->tcp));
+    c->blocked = false;
+    conn_ref(c);
+    if (conn_filtered(c) && net_transport_holds_input(&c->transport))
+        conn_transport_input(c);
+    else
+        conn_process_input(c);
+    if (!c->blocked)
+        conn_read_start(c);
+    conn_unref(c);
 }
 
 static void conn_arm_timer(struct conn *c, uint64_t timeout_ms)

@@ -46,6 +46,7 @@ static const char *const identity_event_names[IDENTITY_EVENT_COUNT] = {
     [IDENTITY_EVENT_REPLAY] = "replay",
     [IDENTITY_EVENT_RATE_LIMITED] = "rate_limited",
     [IDENTITY_EVENT_ANONYMOUS_REFUSED] = "anonymous_refused",
+    [IDENTITY_EVENT_BAD_PASSWORD] = "bad_password",
 };
 
 const char *identity_event_name(enum identity_event kind)
@@ -295,10 +296,23 @@ static bool identity_loopback(const struct conn *c)
            strncmp(c->remote, "::ffff:127.", 11) == 0;
 }
 
-uint8_t identity_authenticate(struct conn *c, const struct mqtt_connect *cn)
+/* The name ACL rules know c by (see struct conn). */
+static void identity_set_user(struct conn *c, const char *name)
+{
+    size_t len = strlen(name);
+    LMQ_ASSERT(len < sizeof(c->user));
+    memcpy(c->user, name, len + 1);
+    c->user_len = len;
+}
+
+int identity_authenticate(struct conn *c, const struct mqtt_connect *cn)
 {
     struct broker *b = c->broker;
     LMQ_ASSERT(c->identity[0] == '\0');
+    /* A user name that is not an identity id is a password-file user, when there is a file. */
+    if (cn->has_username && b->passwd != NULL &&
+        !crypto_identity_id_valid((const char *)cn->username.data, cn->username.len))
+        return access_password(c, cn);
     if (cn->has_username) {
         char token[CRYPTO_JWT_MAX_BYTES + 1];
         if (!cn->has_password || cn->password.len > CRYPTO_JWT_MAX_BYTES) {
@@ -325,12 +339,14 @@ uint8_t identity_authenticate(struct conn *c, const struct mqtt_connect *cn)
             return MQTT_RC_BAD_USER_NAME_OR_PASSWORD;
         }
         memcpy(c->identity, claims.sub, CRYPTO_IDENTITY_ID_BYTES);
+        identity_set_user(c, c->identity);
         return MQTT_RC_SUCCESS;
     }
     if (c->tls_cn[0] != '\0') {
         /* A verified client certificate: its CN names the client (an identity when it is one). */
         if (crypto_identity_id_valid(c->tls_cn, strlen(c->tls_cn)))
             memcpy(c->identity, c->tls_cn, CRYPTO_IDENTITY_ID_BYTES);
+        identity_set_user(c, c->tls_cn);
         return MQTT_RC_SUCCESS;
     }
     enum lmq_anonymous_mode mode = b->cfg.auth.anonymous;

@@ -115,6 +115,12 @@ static void proto_negotiate(struct conn *c, const struct mqtt_connect *cn, struc
     ack->shared_subscription_available = 1;
 }
 
+/* True for topics under id/: fixed identity permissions, never the ACL file's. */
+static bool proto_under_id(const uint8_t *topic, size_t len)
+{
+    return len >= 3 && memcmp(topic, "id/", 3) == 0;
+}
+
 static int proto_connect(struct conn *c, struct mqtt_packet *pkt)
 {
     struct mqtt_connect cn = pkt->u.connect;
@@ -142,9 +148,17 @@ static int proto_connect(struct conn *c, struct mqtt_packet *pkt)
         return proto_refuse_connect(c, MQTT_RC_QUOTA_EXCEEDED, "max_connections");
     if (c->refusal_code != 0)
         return proto_refuse_connect(c, c->refusal_code, c->refusal_why);
-    uint8_t auth_rc = identity_authenticate(c, &cn);
+    int auth_rc = identity_authenticate(c, &cn);
+    if (auth_rc == PROTO_PAUSED)
+        return PROTO_PAUSED; /* the password is being checked; this runs again after */
+    LMQ_ASSERT(auth_rc >= 0 && auth_rc <= 0xFF);
     if (auth_rc != MQTT_RC_SUCCESS)
-        return proto_refuse_connect(c, auth_rc, "authentication failed");
+        return proto_refuse_connect(c, (uint8_t)auth_rc, "authentication failed");
+    /* The will is published in the client's name: it needs the same right as a publish. */
+    if (cn.will_flag && !proto_under_id(cn.will_topic.data, cn.will_topic.len) &&
+        !access_may_publish(c, cn.client_id.data, cn.client_id.len, cn.will_topic.data,
+                            cn.will_topic.len))
+        return proto_refuse_connect(c, MQTT_RC_NOT_AUTHORIZED, "will topic not allowed");
     proto_negotiate(c, &cn, &ack);
     bool present = false;
     uint8_t reason = MQTT_RC_SUCCESS;
@@ -324,6 +338,11 @@ static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
     enum identity_topic kind = identity_topic_parse(pub->topic.data, pub->topic.len, &owner);
     if (kind != IDENTITY_TOPIC_NONE)
         return proto_publish_identity(c, pub, kind, owner);
+    if (!access_may_publish(c, s->client_id, s->client_id_len, pub->topic.data, pub->topic.len)) {
+        if (c->version != MQTT_V5)
+            return MQTT_RC_NOT_AUTHORIZED; /* 3.1.1 can only close */
+        return proto_ack_publish(c, pub, MQTT_RC_NOT_AUTHORIZED);
+    }
     if (pub->qos == 2 && inbound_qos2_has(s, pub->packet_id))
         return broker_defer_ack(b, c, MQTT_PUBREC, pub->packet_id, 0, false) == LMQ_OK
                    ? 0

@@ -54,6 +54,10 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uin
         *fatal = MQTT_RC_PROTOCOL_ERROR; /* [MQTT-3.8.3-4] */
         return refuse;
     }
+    /* Under id/ the identity rules above decide; everything else needs an ACL read rule. */
+    bool under_id = filter_len >= 3 && memcmp(filter, "id/", 3) == 0;
+    if (!under_id && !access_may_subscribe(c, filter, filter_len))
+        return c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0x80;
     struct session_sub *existing = session_sub_find(s, group, group_len, filter, filter_len);
     if (existing == NULL && s->sub_count >= s->broker->cfg.limits.max_subscriptions)
         return c->version == MQTT_V5 ? MQTT_RC_QUOTA_EXCEEDED : 0x80;

@@ -354,6 +354,29 @@ int lmq_config_validate(const struct lmq_config *cfg, char *err, size_t err_len)
     return 0;
 }
 
+/* [auth] password_file / acl_file: a path that can be opened for reading now, so a typo stops
+ * the start (or a SIGHUP re-read) with one line instead of refusing every login later. */
+static int config__auth_file(char *path, const char *key, const char *value, char *err,
+                             size_t err_len)
+{
+    LMQ_ASSERT(path != NULL && key != NULL && value != NULL);
+    char fresh[LMQ_PATH_MAX_BYTES];
+    if (value[0] == '\0' || !config__copy(fresh, sizeof(fresh), value)) {
+        config__err(err, err_len, "[auth] %s: expected a file path of 1..%d bytes", key,
+                    LMQ_PATH_MAX_BYTES - 1);
+        return LMQ_EINVAL;
+    }
+    FILE *f = fopen(fresh, "r");
+    if (f == NULL) {
+        config__err(err, err_len, "[auth] %s: cannot read \"%s\": %s", key, fresh, strerror(errno));
+        return LMQ_EINVAL;
+    }
+    fclose(f);
+    memcpy(path, fresh, sizeof(fresh)); /* cfg changes only on success */
+    LMQ_ASSERT(path[0] != '\0');
+    return 0;
+}
+
 static int config__set_auth(struct lmq_config *cfg, const char *key, const char *value, char *err,
                             size_t err_len)
 {
@@ -371,13 +394,18 @@ static int config__set_auth(struct lmq_config *cfg, const char *key, const char 
                     config__show_len(value), value, config__show_more(value));
         return LMQ_EINVAL;
     }
+    char *path = strcmp(key, "password_file") == 0 ? a->password_file
+                 : strcmp(key, "acl_file") == 0    ? a->acl_file
+                                                   : NULL;
+    if (path != NULL)
+        return config__auth_file(path, key, value, err, err_len);
     uint32_t *field = strcmp(key, "token_ttl_s") == 0           ? &a->token_ttl_s
                       : strcmp(key, "envelope_rate_per_s") == 0 ? &a->envelope_rate_per_s
                                                                 : NULL;
     if (field == NULL) {
         config__err(err, err_len,
-                    "[auth] %s: unknown key (expected anonymous, token_ttl_s or "
-                    "envelope_rate_per_s)",
+                    "[auth] %s: unknown key (expected anonymous, token_ttl_s, "
+                    "envelope_rate_per_s, password_file or acl_file)",
                     key);
         return LMQ_EINVAL;
     }

@@ -67,6 +67,8 @@ struct lmq_auth_config {
     enum lmq_anonymous_mode anonymous;
     uint32_t token_ttl_s;          /* lifetime of a login token */
     uint32_t envelope_rate_per_s;  /* envelopes one identity may send per second (0x96 beyond) */
+    char password_file[LMQ_PATH_MAX_BYTES]; /* "user:$scrypt$..." lines; empty: none */
+    char acl_file[LMQ_PATH_MAX_BYTES];      /* topic ACL, re-read on SIGHUP; empty: none */
 };
 
 /* TLS for --mqtts and --https: certificate files, re-read on SIGHUP. */

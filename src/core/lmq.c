@@ -1,5 +1,7 @@
 #include "core/lmq.h"
 
+#include <errno.h>
+
 const char *lmq_strerror(int err)
 {
     switch (err) {
@@ -26,4 +28,44 @@ const char *lmq_strerror(int err)
     default:
         return "unknown error";
     }
+}
+
+int lmq_file_read(const char *path, size_t max_bytes, char **out, size_t *out_len, int *errno_out)
+{
+    LMQ_ASSERT(path != NULL && out != NULL && out_len != NULL && errno_out != NULL);
+    LMQ_ASSERT(max_bytes > 0);
+    *out = NULL;
+    *out_len = 0;
+    *errno_out = 0;
+    int rc = LMQ_OK;
+    char *data = NULL;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        *errno_out = errno;
+        return LMQ_EIO;
+    }
+    /* One byte more than allowed tells "too big" from "exactly max_bytes". */
+    data = malloc(max_bytes + 2);
+    if (data == NULL) {
+        rc = LMQ_ENOMEM;
+        goto out;
+    }
+    size_t len = fread(data, 1, max_bytes + 1, f);
+    if (ferror(f)) {
+        *errno_out = errno;
+        rc = LMQ_EIO;
+        goto out;
+    }
+    if (len > max_bytes) {
+        rc = LMQ_ETOOBIG;
+        goto out;
+    }
+    data[len] = '\0';
+    *out = data;
+    *out_len = len;
+    data = NULL;
+out:
+    free(data);
+    fclose(f);
+    return rc;
 }

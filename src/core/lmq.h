@@ -10,19 +10,27 @@
 /* Error codes: functions that can fail return 0 or one of these (negative). */
 enum lmq_err {
     LMQ_OK = 0,
-    LMQ_ENOMEM = -1,     /* allocation failed */
-    LMQ_EINVAL = -2,     /* bad argument or value */
-    LMQ_EPROTO = -3,     /* malformed or illegal protocol input */
-    LMQ_EAGAIN = -4,     /* need more input */
-    LMQ_ETOOBIG = -5,    /* output buffer or a size limit too small */
-    LMQ_EIO = -6,        /* I/O or storage failure */
-    LMQ_ELIMIT = -7,     /* a configured limit was reached */
-    LMQ_ENOTFOUND = -8,  /* no such item */
-    LMQ_EEXIST = -9,     /* item already exists */
+    LMQ_ENOMEM = -1,    /* allocation failed */
+    LMQ_EINVAL = -2,    /* bad argument or value */
+    LMQ_EPROTO = -3,    /* malformed or illegal protocol input */
+    LMQ_EAGAIN = -4,    /* need more input */
+    LMQ_ETOOBIG = -5,   /* output buffer or a size limit too small */
+    LMQ_EIO = -6,       /* I/O or storage failure */
+    LMQ_ELIMIT = -7,    /* a configured limit was reached */
+    LMQ_ENOTFOUND = -8, /* no such item */
+    LMQ_EEXIST = -9,    /* item already exists */
 };
 
 /* Returns a static description of an lmq_err code. */
 const char *lmq_strerror(int err);
+
+/*
+ * Reads a whole file of at most max_bytes into a new NUL-terminated buffer (*out, freed by the
+ * caller; *out_len excludes the NUL). Returns 0, LMQ_EIO (errno in *errno_out), LMQ_ETOOBIG or
+ * LMQ_ENOMEM; *out is NULL on failure.
+ */
+int lmq_file_read(const char *path, size_t max_bytes, char **out, size_t *out_len, int *errno_out)
+    __attribute__((warn_unused_result));
 
 #define LMQ_WUR __attribute__((warn_unused_result))
 #define LMQ_UNUSED(x) ((void)(x))
@@ -31,23 +39,25 @@ const char *lmq_strerror(int err);
 #define LMQ_MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /* Invariant check: prints where and what, then aborts. Never compiled out. */
-#define LMQ_ASSERT(cond)                                                                          \
-    do {                                                                                          \
-        if (__builtin_expect(!(cond), 0)) {                                                       \
-            fprintf(stderr, "{\"level\":\"fatal\",\"event\":\"assert\",\"file\":\"%s\","          \
-                            "\"line\":%d,\"cond\":\"%s\"}\n",                                     \
-                    __FILE__, __LINE__, #cond);                                                   \
-            abort();                                                                              \
-        }                                                                                         \
+#define LMQ_ASSERT(cond)                                                                           \
+    do {                                                                                           \
+        if (__builtin_expect(!(cond), 0)) {                                                        \
+            fprintf(stderr,                                                                        \
+                    "{\"level\":\"fatal\",\"event\":\"assert\",\"file\":\"%s\","                   \
+                    "\"line\":%d,\"cond\":\"%s\"}\n",                                              \
+                    __FILE__, __LINE__, #cond);                                                    \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 /* Marks a path that a correct program never takes: prints why, then aborts. */
-#define LMQ_UNREACHABLE(why)                                                                      \
-    do {                                                                                          \
-        fprintf(stderr, "{\"level\":\"fatal\",\"event\":\"unreachable\",\"file\":\"%s\","     \
-                        "\"line\":%d,\"why\":\"%s\"}\n",                                        \
-                __FILE__, __LINE__, why);                                                         \
-        abort();                                                                                  \
+#define LMQ_UNREACHABLE(why)                                                                       \
+    do {                                                                                           \
+        fprintf(stderr,                                                                            \
+                "{\"level\":\"fatal\",\"event\":\"unreachable\",\"file\":\"%s\","                  \
+                "\"line\":%d,\"why\":\"%s\"}\n",                                                   \
+                __FILE__, __LINE__, why);                                                          \
+        abort();                                                                                   \
     } while (0)
 
 #endif

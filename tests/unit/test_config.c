@@ -355,6 +355,40 @@ static void test_missing_file_is_eio(void **state)
     assert_int_equal(lmq_config_load_file(&cfg, "/", err, sizeof(err)), LMQ_EIO);
 }
 
+static void test_auth_password_and_acl_files_must_be_readable(void **state)
+{
+    (void)state;
+    struct lmq_config cfg;
+    char err[TEST_ERR_BYTES];
+    char pw[64], acl[64], text[256];
+    write_ini(pw, sizeof(pw), "alice:$scrypt$...\n"); /* content is the broker's business */
+    write_ini(acl, sizeof(acl), "topic read a\n");
+    lmq_config_defaults(&cfg);
+    assert_string_equal(cfg.auth.password_file, "");
+    assert_string_equal(cfg.auth.acl_file, "");
+    int n = snprintf(text, sizeof(text), "[auth]\npassword_file = %s\nacl_file = %s\n", pw, acl);
+    assert_true(n > 0 && (size_t)n < sizeof(text));
+    assert_int_equal(load_text(&cfg, text, err, sizeof(err), NULL, 0), LMQ_OK);
+    assert_string_equal(cfg.auth.password_file, pw);
+    assert_string_equal(cfg.auth.acl_file, acl);
+    /* A missing file: one line naming the key and the path; the old value stays. */
+    assert_int_equal(lmq_config_set(&cfg, "auth", "acl_file", "/nonexistent/acl", err, sizeof(err)),
+                     LMQ_EINVAL);
+    assert_string_equal(
+        err, "[auth] acl_file: cannot read \"/nonexistent/acl\": No such file or directory");
+    assert_string_equal(cfg.auth.acl_file, acl);
+    assert_int_equal(lmq_config_set(&cfg, "auth", "password_file", "", err, sizeof(err)),
+                     LMQ_EINVAL);
+    assert_non_null(strstr(err, "[auth] password_file: expected a file path"));
+    assert_string_equal(cfg.auth.password_file, pw);
+    assert_int_equal(lmq_config_set(&cfg, "auth", "password_files", pw, err, sizeof(err)),
+                     LMQ_EINVAL);
+    assert_non_null(strstr(err, "password_file or acl_file"));
+    assert_null(strchr(err, '\n'));
+    unlink(pw);
+    unlink(acl);
+}
+
 static void test_small_error_buffer_is_terminated(void **state)
 {
     (void)state;
@@ -489,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_first_error_wins_over_later_ones),
         cmocka_unit_test(test_overlong_line_is_refused_not_split),
         cmocka_unit_test(test_missing_file_is_eio),
+        cmocka_unit_test(test_auth_password_and_acl_files_must_be_readable),
         cmocka_unit_test(test_small_error_buffer_is_terminated),
         cmocka_unit_test(test_mqtt_first_key_replaces_later_keys_append),
         cmocka_unit_test(test_mqtt_listener_count_is_bounded),

@@ -1,0 +1,230 @@
+/*
+ * The password file and the ACL file ([auth] password_file, acl_file): loading, SIGHUP reload,
+ * the CONNECT password check and the topic permissions outside id/.
+ *
+ * A password check derives an scrypt key (tens of milliseconds and megabytes by design), so it
+ * runs on libuv's thread pool: the CONNECT handler copies what the check needs, pauses the
+ * connection's input with the CONNECT still unconsumed and returns PROTO_PAUSED; when the hash
+ * is done the loop records the verdict on the connection and resumes its input, and the
+ * CONNECT is handled again from the start with the verdict at hand. The work item holds a
+ * reference on the connection, so a connection closed meanwhile (connect timeout, shutdown,
+ * peer gone) stays allocated until the check returns and is then just released.
+ */
+#include "broker/broker_internal.h"
+
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+/* Checked for an unknown user so that a refusal takes as long whether or not the user exists:
+ * the hash of a random password nobody kept, with the default parameters. */
+static const char access_dummy_hash[] = "$scrypt$N=32768,r=8,p=1$7RJLesJil0shV8F62aTXXA==$"
+                                        "nACVEUZ1tGglap01/6O/rPyKXm4tfgTdbvzpPdPkVGg=";
+
+/* Topic text put into a security event's detail. */
+#define ACCESS_DETAIL_TOPIC_MAX_BYTES 128
+
+struct access_check {
+    uv_work_t req;
+    struct conn *conn; /* holds a reference */
+    bool known_user;
+    bool match; /* written by the worker thread, read after it is done */
+    size_t password_len;
+    char hash[CRYPTO_PASSWD_HASH_MAX_CHARS + 1];
+    uint8_t password[CRYPTO_PASSWD_PASSWORD_MAX_BYTES];
+};
+
+int access_init(struct broker *b)
+{
+    LMQ_ASSERT(b != NULL && b->passwd == NULL && b->acl == NULL);
+    const struct lmq_auth_config *a = &b->cfg.auth;
+    char err[512];
+    if (a->password_file[0] != '\0' &&
+        crypto_passwd_file_load(a->password_file, &b->passwd, err, sizeof(err)) != LMQ_OK) {
+        fprintf(stderr, "ledgermq: password file %s\n", err);
+        return LMQ_EINVAL;
+    }
+    if (a->acl_file[0] != '\0' && mqtt_acl_load(a->acl_file, &b->acl, err, sizeof(err)) != LMQ_OK) {
+        fprintf(stderr, "ledgermq: ACL file %s\n", err);
+        return LMQ_EINVAL;
+    }
+    LMQ_ASSERT((b->passwd != NULL) == (a->password_file[0] != '\0'));
+    return LMQ_OK;
+}
+
+void access_destroy(struct broker *b)
+{
+    LMQ_ASSERT(b != NULL);
+    LMQ_ASSERT(b->password_checks == 0); /* the loop ran until every check came back */
+    crypto_passwd_file_free(b->passwd);
+    b->passwd = NULL;
+    mqtt_acl_free(b->acl);
+    b->acl = NULL;
+}
+
+static void access_log_reload(const char *event, const char *path, const char *what, size_t count)
+{
+    struct lmq_log_line line;
+    if (!lmq_log_begin(&line, LMQ_LOG_INFO, event))
+        return;
+    lmq_log_str(&line, "file", path);
+    lmq_log_uint(&line, what, count);
+    lmq_log_end(&line);
+}
+
+void access_reload(struct broker *b)
+{
+    LMQ_ASSERT(b != NULL);
+    const struct lmq_auth_config *a = &b->cfg.auth;
+    char err[512];
+    if (a->password_file[0] != '\0') {
+        struct crypto_passwd_file *fresh = NULL;
+        if (crypto_passwd_file_load(a->password_file, &fresh, err, sizeof(err)) != LMQ_OK) {
+            lmq_log_msg(LMQ_LOG_ERROR, "passwd_reload_failed", err);
+        } else {
+            /* Checks in flight copied their hash: the old file can go now. */
+            crypto_passwd_file_free(b->passwd);
+            b->passwd = fresh;
+            access_log_reload("passwd_reloaded", a->password_file, "users",
+                              crypto_passwd_file_count(fresh));
+        }
+    }
+    if (a->acl_file[0] != '\0') {
+        struct mqtt_acl *fresh = NULL;
+        if (mqtt_acl_load(a->acl_file, &fresh, err, sizeof(err)) != LMQ_OK) {
+            lmq_log_msg(LMQ_LOG_ERROR, "acl_reload_failed", err);
+        } else {
+            mqtt_acl_free(b->acl);
+            b->acl = fresh;
+            access_log_reload("acl_reloaded", a->acl_file, "rules", mqtt_acl_rule_count(fresh));
+        }
+    }
+}
+
+/* Thread pool: the slow part. Touches only the work item. */
+static void access_check_work(uv_work_t *req)
+{
+    struct access_check *w = req->data;
+    bool match = false;
+    int rc = crypto_passwd_verify(w->hash, strlen(w->hash), w->password, w->password_len, &match);
+    w->match = rc == LMQ_OK && match && w->known_user;
+    OPENSSL_cleanse(w->password, sizeof(w->password));
+}
+
+/* Loop thread: records the verdict and hands the CONNECT in again. */
+static void access_check_done(uv_work_t *req, int status)
+{
+    struct access_check *w = req->data;
+    struct conn *c = w->conn;
+    struct broker *b = c->broker;
+    LMQ_ASSERT(b->password_checks > 0);
+    LMQ_ASSERT(c->password_state == CONN_PASSWORD_PENDING);
+    b->password_checks--;
+    c->password_state = status == 0 && w->match ? CONN_PASSWORD_PASSED : CONN_PASSWORD_FAILED;
+    if (c->state == CONN_AWAIT_CONNECT && !uv_is_closing((uv_handle_t *)&c->tcp))
+        conn_resume(c);
+    OPENSSL_cleanse(w, sizeof(*w));
+    free(w);
+    conn_unref(c);
+}
+
+/* Queues the hash for c's CONNECT. Returns PROTO_PAUSED or a CONNACK reason code. */
+static int access_password_start(struct conn *c, const struct mqtt_connect *cn)
+{
+    struct broker *b = c->broker;
+    LMQ_ASSERT(b->passwd != NULL && c->password_state == CONN_PASSWORD_NONE);
+    const uint8_t *user = cn->username.data;
+    size_t user_len = cn->username.len;
+    if (!cn->has_password || cn->password.len > CRYPTO_PASSWD_PASSWORD_MAX_BYTES ||
+        user_len > CRYPTO_PASSWD_USER_MAX_BYTES) {
+        /* Nothing to hash, or no such user can exist: refused without the wait. */
+        identity_security_event(b, c, IDENTITY_EVENT_BAD_PASSWORD, "no usable user or password");
+        return MQTT_RC_BAD_USER_NAME_OR_PASSWORD;
+    }
+    if (b->password_checks >= ACCESS_PASSWORD_CHECKS_MAX) {
+        conn_log(c, LMQ_LOG_WARN, "password_checks_busy", NULL);
+        return MQTT_RC_SERVER_BUSY;
+    }
+    struct access_check *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return MQTT_RC_SERVER_UNAVAILABLE;
+    const char *hash = crypto_passwd_file_lookup(b->passwd, user, user_len);
+    w->known_user = hash != NULL;
+    snprintf(w->hash, sizeof(w->hash), "%s", hash != NULL ? hash : access_dummy_hash);
+    memcpy(w->password, cn->password.data, cn->password.len);
+    w->password_len = cn->password.len;
+    w->conn = c;
+    w->req.data = w;
+    if (uv_queue_work(&b->loop, &w->req, access_check_work, access_check_done) != 0) {
+        OPENSSL_cleanse(w, sizeof(*w));
+        free(w);
+        return MQTT_RC_SERVER_UNAVAILABLE;
+    }
+    conn_ref(c);
+    b->password_checks++;
+    c->password_state = CONN_PASSWORD_PENDING;
+    memcpy(c->user, user, user_len);
+    c->user[user_len] = '\0';
+    c->user_len = user_len;
+    return PROTO_PAUSED;
+}
+
+int access_password(struct conn *c, const struct mqtt_connect *cn)
+{
+    LMQ_ASSERT(c != NULL && cn != NULL && cn->has_username);
+    switch (c->password_state) {
+    case CONN_PASSWORD_NONE:
+        return access_password_start(c, cn);
+    case CONN_PASSWORD_PASSED:
+        /* The same CONNECT bytes again: the user name checked is this one. */
+        LMQ_ASSERT(c->user_len == cn->username.len &&
+                   memcmp(c->user, cn->username.data, c->user_len) == 0);
+        return MQTT_RC_SUCCESS;
+    case CONN_PASSWORD_FAILED:
+        identity_security_event(c->broker, c, IDENTITY_EVENT_BAD_PASSWORD, c->user);
+        c->user[0] = '\0';
+        c->user_len = 0;
+        return MQTT_RC_BAD_USER_NAME_OR_PASSWORD;
+    case CONN_PASSWORD_PENDING:
+        break;
+    }
+    LMQ_UNREACHABLE("a CONNECT handled while its password check is pending");
+}
+
+/* Logs the denial with what was asked for (the topic cut to a readable length). */
+static void access_denied(struct conn *c, const char *what, const uint8_t *topic, size_t len)
+{
+    char detail[ACCESS_DETAIL_TOPIC_MAX_BYTES + 16];
+    int shown = (int)LMQ_MIN(len, ACCESS_DETAIL_TOPIC_MAX_BYTES);
+    snprintf(detail, sizeof(detail), "%s %.*s", what, shown, (const char *)topic);
+    identity_security_event(c->broker, c, IDENTITY_EVENT_ACL_DENIED, detail);
+}
+
+bool access_may_publish(struct conn *c, const uint8_t *client_id, size_t client_id_len,
+                        const uint8_t *topic, size_t len)
+{
+    LMQ_ASSERT(c != NULL && (topic != NULL || len == 0));
+    const struct mqtt_acl *acl = c->broker->acl;
+    if (acl == NULL)
+        return true;
+    struct mqtt_acl_client who = {(const uint8_t *)c->user, c->user_len, client_id, client_id_len};
+    if (mqtt_acl_may_publish(acl, &who, topic, len))
+        return true;
+    access_denied(c, "publish", topic, len);
+    return false;
+}
+
+bool access_may_subscribe(struct conn *c, const uint8_t *filter, size_t len)
+{
+    LMQ_ASSERT(c != NULL && c->session != NULL);
+    const struct mqtt_acl *acl = c->broker->acl;
+    if (acl == NULL)
+        return true;
+    const struct session *s = c->session;
+    struct mqtt_acl_client who = {(const uint8_t *)c->user, c->user_len, s->client_id,
+                                  s->client_id_len};
+    if (mqtt_acl_may_subscribe(acl, &who, filter, len))
+        return true;
+    access_denied(c, "subscribe", filter, len);
+    return false;
+}

@@ -1,0 +1,316 @@
+"""Password file and ACL file ([auth] password_file, acl_file; docs/PROTOCOL.md "Password file
+and ACL"): `ledgermq passwd`, password logins (checked off the event loop), topic permissions
+with %u/%c patterns, SIGHUP reloads, 3.1.1 denials and startup errors."""
+
+import base64
+import hashlib
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+import ledgerclient as lc
+import mqttraw
+from mqttraw import CONNACK, PUBACK, SUBACK
+
+pytestmark = pytest.mark.ledgermq_only
+
+ACL = """\
+# everyone authenticated
+topic read public/#
+pattern readwrite users/%u/#
+pattern write clients/%c/status
+
+user alice
+topic readwrite shared/alice-only
+"""
+
+
+def binary():
+    path = os.environ.get("LEDGERMQ_BIN")
+    if not path:
+        pytest.fail("LEDGERMQ_BIN is not set (path to the ledgermq binary)")
+    return path
+
+
+def passwd(args, stdin):
+    return subprocess.run([binary(), "passwd"] + list(args), input=stdin, capture_output=True,
+                          timeout=60)
+
+
+def scrypt_line_verifies(line, user, password):
+    """Checks a password file line with Python's own scrypt, independently of the broker."""
+    name, _, text = line.partition(":")
+    assert name == user, line
+    empty, scheme, params, salt, digest = text.split("$")
+    assert empty == "" and scheme == "scrypt", line
+    p = dict(kv.split("=") for kv in params.split(","))
+    assert list(p) == ["N", "r", "p"], params
+    n, r, par = int(p["N"]), int(p["r"]), int(p["p"])
+    want = base64.b64decode(digest, validate=True)
+    got = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt, validate=True), n=n, r=r,
+                         p=par, maxmem=256 * 1024 * 1024, dklen=len(want))
+    return got == want
+
+
+@pytest.fixture
+def files(tmp_path):
+    """A password file with alice and bob, and the ACL above."""
+    pw = tmp_path / "passwd"
+    for user, secret in (("alice", "alice-pw"), ("bob", "bob-pw")):
+        r = passwd(["--file", str(pw), user], (secret + "\n").encode())
+        assert r.returncode == 0, r.stderr
+    acl = tmp_path / "acl"
+    acl.write_text(ACL)
+    return pw, acl
+
+
+@pytest.fixture
+def broker_files(start_broker, files):
+    pw, acl = files
+    b = start_broker(extra_args=["--password-file", str(pw), "--acl-file", str(acl)])
+    return b, pw, acl
+
+
+def login(b, user, password, client_id="", version=5, check=True, **kw):
+    c = b.raw(version)
+    ack = c.connect(client_id, username=user, password=password.encode(), check=check, **kw)
+    return c, ack
+
+
+def security_events(b, kind):
+    return [e for e in b.events("security") if e.get("kind") == kind]
+
+
+def wait_security(b, kind, count, timeout=5.0):
+    """Waits until exactly `count` security events of `kind` were logged (no more)."""
+    deadline = time.monotonic() + timeout
+    while len(security_events(b, kind)) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    got = security_events(b, kind)
+    assert len(got) == count, "expected %d %s events, got %r" % (count, kind, got)
+
+
+# ------------------------------------------------------------------ ledgermq passwd
+def test_passwd_prints_a_line_that_scrypt_verifies():
+    r = passwd(["alice"], b"correct horse\n")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert out.endswith("\n") and out.count("\n") == 1, out
+    line = out.rstrip("\n")
+    assert line.startswith("alice:$scrypt$N=32768,r=8,p=1$"), line
+    assert scrypt_line_verifies(line, "alice", "correct horse")
+    assert not scrypt_line_verifies(line, "alice", "correct horsE")
+    # A fresh salt every time.
+    again = passwd(["alice"], b"correct horse\n").stdout.decode().rstrip("\n")
+    assert again != line and scrypt_line_verifies(again, "alice", "correct horse")
+
+
+@pytest.mark.parametrize("args,stdin,code,needle", [
+    ([], b"pw\n", 1, "usage"),
+    (["a:b"], b"pw\n", 1, "bad user name"),
+    (["has space"], b"pw\n", 1, "bad user name"),
+    (["alice", "bob"], b"pw\n", 1, "usage"),
+    (["alice"], b"", 1, "expected the password on stdin"),
+    (["alice"], b"\n", 1, "empty password"),
+    (["alice"], b"x" * 2000 + b"\n", 1, "longer than"),
+    (["--file", "/nonexistent-dir/passwd", "alice"], b"pw\n", 2, "cannot write"),
+])
+def test_passwd_errors_are_one_line_with_an_exit_code(args, stdin, code, needle):
+    r = passwd(args, stdin)
+    assert r.returncode == code, (r.returncode, r.stderr)
+    err = r.stderr.decode().strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ledgermq: ") and needle in err[0], err
+    assert r.stdout == b""
+
+
+def test_passwd_file_appends_and_refuses_a_second_line_for_a_user(tmp_path):
+    f = tmp_path / "pw"
+    f.write_text("# users\ncarol:" + passwd(["carol"], b"c\n").stdout.decode().split(":", 1)[1]
+                 .rstrip("\n"))  # no final newline: the tool must add one
+    assert passwd(["--file", str(f), "dave"], b"d\n").returncode == 0
+    lines = f.read_text().splitlines()
+    assert lines[0] == "# users" and len(lines) == 3, lines
+    assert scrypt_line_verifies(lines[1], "carol", "c")
+    assert scrypt_line_verifies(lines[2], "dave", "d")
+    r = passwd(["--file", str(f), "dave"], b"other\n")
+    assert r.returncode == 1 and b"already in" in r.stderr, r.stderr
+    assert len(f.read_text().splitlines()) == 3
+    new = tmp_path / "new"
+    assert passwd(["--file=" + str(new), "erin"], b"e\n").returncode == 0
+    assert new.stat().st_mode & 0o777 == 0o600
+
+
+# ------------------------------------------------------------------ password logins
+def test_password_user_connects_and_bad_passwords_are_refused(start_broker, files):
+    pw, _ = files
+    b = start_broker(extra_args=["--password-file", str(pw)])
+    c, ack = login(b, "alice", "alice-pw")
+    assert ack.rc == 0
+    c.ping()
+    # Wrong password, unknown user, no password: 0x86 and a bad_password event each.
+    _, ack = login(b, "alice", "bob-pw", check=False)
+    assert ack.rc == 0x86, ack
+    _, ack = login(b, "mallory", "alice-pw", check=False)
+    assert ack.rc == 0x86, ack
+    raw = b.raw(5)
+    raw.send_raw(mqttraw.encode_connect(5, "", username="alice"))
+    assert raw.expect(CONNACK).rc == 0x86
+    wait_security(b, "bad_password", 3)
+    # 3.1.1: return code 4.
+    _, ack = login(b, "bob", "alice-pw", version=4, check=False)
+    assert ack.rc == 4, ack
+    _, ack = login(b, "bob", "bob-pw", version=4)
+    assert ack.rc == 0
+    wait_security(b, "bad_password", 4)
+
+
+def test_packets_sent_right_after_connect_wait_for_the_password_check(start_broker, files):
+    """The CONNECT is paused while the hash runs; what the client pipelined after it is
+    handled once the CONNACK is out, in order."""
+    pw, _ = files
+    b = start_broker(extra_args=["--password-file", str(pw)])
+    c = b.raw(5)
+    c.send_raw(mqttraw.encode_connect(5, "pipe", username="alice", password=b"alice-pw") +
+               mqttraw.encode_subscribe(5, 7, [("t/#", 1)]) +
+               mqttraw.encode_publish(5, "t/x", b"hello", qos=1, pid=8))
+    assert c.expect(CONNACK).rc == 0
+    sub = c.expect(SUBACK)
+    assert sub.pid == 7 and sub.rcs == [1], sub
+    got = [c.recv() for _ in range(2)]
+    ack = [p for p in got if p.type == PUBACK]
+    msg = [p for p in got if p.type == mqttraw.PUBLISH]
+    assert len(ack) == 1 and ack[0].pid == 8 and len(msg) == 1 and msg[0].payload == b"hello", got
+
+
+def test_connection_closed_during_the_password_check_is_released(start_broker, files):
+    pw, _ = files
+    b = start_broker(extra_args=["--password-file", str(pw)])
+    for _ in range(5):
+        c = b.raw(5)
+        c.send_raw(mqttraw.encode_connect(5, "", username="alice", password=b"alice-pw"))
+        c.close()
+    # The broker keeps serving, and a clean SIGTERM at teardown proves nothing leaked.
+    c, ack = login(b, "alice", "alice-pw")
+    assert ack.rc == 0
+
+
+# ------------------------------------------------------------------ ACL
+def test_acl_allows_and_denies_publish_with_u_and_c_patterns(broker_files):
+    b, _, _ = broker_files
+    alice, _ = login(b, "alice", "alice-pw", client_id="c-alice")
+    for topic in ("users/alice/x", "clients/c-alice/status", "shared/alice-only"):
+        assert alice.publish_acked(topic, b"ok").rc < 0x80, topic
+    for n, topic in enumerate(("users/bob/x", "clients/other/status", "public/news", "x"), 1):
+        pid = alice.publish(topic, b"no", qos=1)
+        ack = alice.expect(PUBACK)
+        assert ack.pid == pid and ack.rc == 0x87, (topic, ack)
+        wait_security(b, "acl_denied", n)
+    bob, _ = login(b, "bob", "bob-pw", client_id="c-bob")
+    pid = bob.publish("shared/alice-only", b"no", qos=1)
+    assert bob.expect(PUBACK).rc == 0x87
+    # QoS 2 is refused in the PUBREC.
+    pid = bob.publish("users/alice/y", b"no", qos=2)
+    rec = bob._expect_ack(mqttraw.PUBREC)
+    assert rec.pid == pid and rec.rc == 0x87, rec
+
+
+def test_acl_subscribe_needs_a_covering_read_rule(broker_files):
+    b, _, _ = broker_files
+    alice, _ = login(b, "alice", "alice-pw", client_id="c-alice")
+    ack = alice.subscribe([("public/#", 1), ("public/a/+", 1), ("users/alice/#", 1),
+                           ("#", 1), ("public", 0), ("users/+/x", 1), ("clients/c-alice/status", 0),
+                           ("$share/g/public/x", 1)])
+    # "public" is covered by public/# (which matches public itself).
+    assert ack.rcs == [1, 1, 1, 0x87, 0, 0x87, 0x87, 1], ack
+    wait_security(b, "acl_denied", 3)
+    # Messages flow where allowed.
+    alice.publish_acked("users/alice/inbox", b"note")
+    p = alice.expect_publish()
+    assert p.topic == "users/alice/inbox" and p.payload == b"note"
+
+
+def test_acl_denials_close_a_311_publisher_and_refuse_its_subscription(broker_files):
+    b, _, _ = broker_files
+    c, _ = login(b, "alice", "alice-pw", client_id="c311", version=4)
+    ack = c.subscribe([("public/#", 1), ("secret/#", 1)])
+    assert ack.rcs == [1, 0x80], ack
+    assert c.publish_acked("users/alice/a", b"ok").rc == 0
+    c.publish("users/bob/a", b"no", qos=1)
+    c.expect_disconnect()  # 3.1.1 has no negative PUBACK: the server closes
+    wait_security(b, "acl_denied", 2)
+
+
+def test_anonymous_and_will_topics_follow_the_acl(broker_files):
+    b, _, _ = broker_files
+    anon = b.connect("anon")  # loopback anonymous is still allowed to connect...
+    assert anon.subscribe([("public/#", 0)]).rcs == [0x87]  # ...but matches no rule
+    will = mqttraw.Will("users/bob/will", b"x")
+    _, ack = login(b, "alice", "alice-pw", client_id="w", will=will, check=False)
+    assert ack.rc == 0x87, ack
+    will = mqttraw.Will("users/alice/will", b"x")
+    _, ack = login(b, "alice", "alice-pw", client_id="w2", will=will)
+    assert ack.rc == 0
+
+
+def test_sighup_reloads_the_acl_and_keeps_it_when_the_new_one_is_broken(broker_files):
+    b, _, acl = broker_files
+    alice, _ = login(b, "alice", "alice-pw", client_id="c-alice")
+    assert alice.subscribe("news/today").rcs == [0x87]
+    acl.write_text(ACL + "topic read news/#\n")
+    b.proc.send_signal(signal.SIGHUP)
+    ev = b.wait_event("acl_reloaded")
+    assert ev["rules"] == 5 and ev["file"] == str(acl), ev
+    assert alice.subscribe("news/today").rcs == [0]
+    acl.write_text("topic read news/#\nthis is not a rule\n")
+    b.proc.send_signal(signal.SIGHUP)
+    ev = b.wait_event("acl_reload_failed")
+    assert "line 2" in ev["msg"], ev
+    # The old rules stay: news/# still allowed, public/# still allowed, nothing else new.
+    assert alice.subscribe([("news/x", 0), ("public/y", 0), ("other", 0)]).rcs == [0, 0, 0x87]
+
+
+def test_sighup_reloads_the_password_file(broker_files):
+    b, pw, _ = broker_files
+    _, ack = login(b, "carol", "carol-pw", check=False)
+    assert ack.rc == 0x86
+    assert passwd(["--file", str(pw), "carol"], b"carol-pw\n").returncode == 0
+    b.proc.send_signal(signal.SIGHUP)
+    assert b.wait_event("passwd_reloaded")["users"] == 3
+    _, ack = login(b, "carol", "carol-pw")
+    assert ack.rc == 0
+
+
+def test_identities_are_known_to_the_acl_by_their_id_and_keep_their_id_topics(start_broker,
+                                                                              files):
+    _, acl = files
+    b = start_broker(extra_args=["--acl-file", str(acl), "--http", "127.0.0.1:0"])
+    ident = lc.Identity()
+    token = lc.login(b.events("ready")[-1]["http"][0], ident)
+    c, ack = login(b, ident.id, token, client_id="ident")
+    assert ack.rc == 0
+    ack = c.subscribe([("users/%s/#" % ident.id, 1), ("users/alice/#", 1),
+                       ("id/%s/inbox" % ident.id, 1)])
+    assert ack.rcs == [1, 0x87, 1], ack  # id/ topics follow the identity rules, not the ACL
+    assert c.publish_acked("users/%s/x" % ident.id, b"mine").rc < 0x80
+    assert c.expect_publish().payload == b"mine"
+
+
+# ------------------------------------------------------------------ startup errors
+@pytest.mark.parametrize("which", ["password", "acl"])
+def test_missing_or_broken_files_stop_the_start_with_one_line(start_broker, tmp_path, which):
+    flag = "--password-file" if which == "password" else "--acl-file"
+    b = start_broker(extra_args=[flag, str(tmp_path / "missing")], expect_exit=1,
+                     wait_ready=False)
+    b.wait_exit(1)
+    lines = [l for l in b.stderr_lines() if l.strip()]
+    assert len(lines) == 1 and "cannot read" in lines[0] and "missing" in lines[0], lines
+    broken = tmp_path / "broken"
+    broken.write_text("alice\n" if which == "password" else "topic maybe a b\n")
+    b = start_broker(config_text="[auth]\n%s_file = %s\n" % (which, broken), expect_exit=1,
+                     wait_ready=False)
+    b.wait_exit(1)
+    lines = [l for l in b.stderr_lines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ledgermq: ") and "line 1" in lines[0], lines
