@@ -37,8 +37,14 @@ import mqttraw as m  # noqa: E402
 
 
 def start(binary, data_dir):
-    proc = subprocess.Popen([binary, "serve", "--data", data_dir, "--mqtt", "127.0.0.1:0",
-                             "--http", "127.0.0.1:0", "--log-level", "info"],
+    # The per-identity envelope rate (default 1,000/s) would measure the limit, not the ledger.
+    os.makedirs(data_dir, exist_ok=True)
+    ini = os.path.join(data_dir, "bench.ini")
+    with open(ini, "w") as f:
+        f.write("[auth]\nenvelope_rate_per_s = 10000000\n")
+    proc = subprocess.Popen([binary, "serve", "--config", ini, "--data", data_dir,
+                             "--mqtt", "127.0.0.1:0", "--http", "127.0.0.1:0",
+                             "--log-level", "info"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while time.time() < deadline:

@@ -34,6 +34,7 @@ struct ledger_identity {
     uint64_t inbox_last; /* last position given to an envelope for this identity */
     uint64_t rate_window_start_ms;
     uint32_t rate_count;
+    uint64_t rate_logged_window;    /* rate_window_start_ms + 1 of the last logged refusal */
     struct ledger_accepted *recent; /* ring of LEDGER_RECENT_MAX, allocated when it sends */
     uint32_t recent_next;
 };
@@ -164,7 +165,11 @@ static bool ledger_rate_ok(struct broker *b, struct conn *c, struct ledger_ident
         li->rate_count = 0;
     }
     if (li->rate_count >= b->cfg.auth.envelope_rate_per_s) {
-        identity_security_event(b, c, IDENTITY_EVENT_RATE_LIMITED, "envelope_rate_per_s");
+        /* Once per window: a 3.1.1 publisher held back is retried every tick. */
+        if (li->rate_logged_window != li->rate_window_start_ms + 1) {
+            li->rate_logged_window = li->rate_window_start_ms + 1;
+            identity_security_event(b, c, IDENTITY_EVENT_RATE_LIMITED, "envelope_rate_per_s");
+        }
         return false;
     }
     li->rate_count++;

@@ -315,8 +315,10 @@ static int proto_publish_identity(struct conn *c, const struct mqtt_publish *pub
                    ? 0
                    : MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR; /* resend: not handled twice */
     int rc = kind == IDENTITY_TOPIC_OUTBOX ? ledger_accept(c, pub) : ledger_resync(c, pub);
-    if (rc == PROTO_BLOCKED)
-        return PROTO_BLOCKED;
+    /* Over the identity's rate: 3.1.1 is not read until the next second (PROTO_BLOCKED); an
+     * MQTT 5 client is disconnected with 0x96, which PUBACK can't carry. */
+    if (rc == PROTO_BLOCKED || rc == MQTT_RC_MESSAGE_RATE_TOO_HIGH)
+        return rc;
     LMQ_ASSERT(rc >= 0 && rc <= 0xFF);
     if (pub->qos == 2 && rc < 0x80 && inbound_qos2_set(s, pub->packet_id, true) != LMQ_OK)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;

@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import ledgerclient as lc
+import mqttraw as m
 
 pytestmark = pytest.mark.ledgermq_only
 
@@ -282,3 +283,40 @@ def test_chain_and_ledger_survive_kill_9(start_broker):
     assert [r.expect("inbox")["position"] for _ in range(4)] == [1, 2, 3, 4]
     a.close()
     r.close()
+
+
+def test_envelope_rate_per_identity_disconnects_v5_and_slows_v311(start_broker):
+    b = start(start_broker, "[auth]\nenvelope_rate_per_s = 5\n")
+    alice, bob = lc.Identity(), lc.Identity()
+    token = lc.login(b.http_addr, alice)
+    c = m.RawClient(b.mqtt_port, version=5)
+    c.connect("rate5", username=alice.id, password=token)
+    topic = "id/%s/outbox" % alice.id
+    acked = 0
+    for i in range(10):
+        env = alice.envelope(bob.id, {"n": i})
+        c.publish(topic, lc.canonical(env).encode(), qos=1)
+        p = c.recv()
+        if p.type == m.DISCONNECT:
+            assert p.rc == 0x96, p
+            break
+        assert p.type == m.PUBACK and p.rc == 0, p
+        alice.advance(env)
+        acked += 1
+    assert acked == 5, acked
+    b.wait_event("security", pred=lambda e: e.get("kind") == "rate_limited")
+    # MQTT 3.1.1 cannot be told: it is held back, and every envelope still gets through.
+    carol = lc.Identity()
+    c3 = m.RawClient(b.mqtt_port, version=4)
+    c3.connect("rate311", username=carol.id, password=lc.login(b.http_addr, carol))
+    envs = []
+    for i in range(8):
+        env = carol.envelope(bob.id, {"n": i})
+        carol.advance(env)
+        envs.append(lc.canonical(env).encode())
+    t0 = time.monotonic()
+    rcs = c3.publish_pipelined("id/%s/outbox" % carol.id, envs, window=8, timeout=30)
+    assert rcs == [0] * 8
+    assert time.monotonic() - t0 >= 0.5, "8 envelopes at 5/s take more than one window"
+    status, cp = lc.http_json(b.http_addr, "/ledger/checkpoint")
+    assert cp["size"] == 13
