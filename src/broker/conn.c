@@ -532,6 +532,21 @@ static void conn_process_input(struct conn *c)
     }
 }
 
+/* Handles input that waited (blocked, yielded or paused), then reads again unless it waits
+ * once more. */
+static void conn_input_again(struct conn *c)
+{
+    c->blocked = false;
+    conn_ref(c);
+    if (conn_filtered(c) && net_transport_holds_input(&c->transport))
+        conn_transport_input(c);
+    else
+        conn_process_input(c);
+    if (!c->blocked)
+        conn_read_start(c);
+    conn_unref(c);
+}
+
 void conn_retry_blocked(struct broker *b, struct list_node *list)
 {
     LMQ_ASSERT(list == &b->blocked || list == &b->yielded);
@@ -546,15 +561,7 @@ void conn_retry_blocked(struct broker *b, struct list_node *list)
     while (!list_empty(&todo)) {
         struct conn *c = list_entry(todo.next, struct conn, blocked_link);
         list_unlink(&c->blocked_link);
-        c->blocked = false;
-        conn_ref(c);
-        if (conn_filtered(c) && net_transport_holds_input(&c->transport))
-            conn_transport_input(c);
-        else
-            conn_process_input(c);
-        if (!c->blocked)
-            conn_read_start(c);
-        conn_unref(c);
+        conn_input_again(c);
     }
 }
 
@@ -562,15 +569,7 @@ void conn_resume(struct conn *c)
 {
     LMQ_ASSERT(c->blocked && !list_linked(&c->blocked_link));
     LMQ_ASSERT(c->state == CONN_AWAIT_CONNECT && !uv_is_closing((uv_handle_t *)&c->tcp));
-    c->blocked = false;
-    conn_ref(c);
-    if (conn_filtered(c) && net_transport_holds_input(&c->transport))
-        conn_transport_input(c);
-    else
-        conn_process_input(c);
-    if (!c->blocked)
-        conn_read_start(c);
-    conn_unref(c);
+    conn_input_again(c);
 }
 
 static void conn_arm_timer(struct conn *c, uint64_t timeout_ms)

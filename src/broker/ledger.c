@@ -231,6 +231,21 @@ static void ledger_not_next(struct broker *b, struct conn *c, struct ledger_iden
     ledger_reject(b, c, env->seq, link, ledger_chain_verdict_name(v), NULL);
 }
 
+/* The inbox message of an envelope, canonical JSON, in a buffer reused by the next call (the
+ * loop's thread only). */
+static const uint8_t *ledger_inbox_json(const uint8_t *envelope, size_t len, uint64_t index,
+                                        uint64_t position, size_t *out_len)
+{
+    static uint8_t inbox[LEDGER_INBOX_MAX_BYTES];
+    LMQ_ASSERT(len <= LEDGER_ENVELOPE_MAX_BYTES);
+    int n = snprintf((char *)inbox, sizeof(inbox),
+                     "{\"envelope\":%.*s,\"index\":%" PRIu64 ",\"position\":%" PRIu64 "}", (int)len,
+                     (const char *)envelope, index, position);
+    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(inbox));
+    *out_len = (size_t)n;
+    return inbox;
+}
+
 /* Appends an envelope that continues its sender's chain: ledger row, inbox, ack. */
 static int ledger_append(struct broker *b, struct ledger_identity *sender,
                          const struct ledger_envelope *env, const char *link)
@@ -265,14 +280,11 @@ static int ledger_append(struct broker *b, struct ledger_identity *sender,
     memcpy(sender->last_link, link, sizeof(sender->last_link));
     sender->recent[sender->recent_next++ % LEDGER_RECENT_MAX] = a;
     /* The inbox message: canonical JSON with the envelope as stored. */
-    static uint8_t inbox[LEDGER_INBOX_MAX_BYTES];
     LMQ_ASSERT(env->canonical.len <= LEDGER_ENVELOPE_MAX_BYTES);
-    int n =
-        snprintf((char *)inbox, sizeof(inbox),
-                 "{\"envelope\":%.*s,\"index\":%" PRIu64 ",\"position\":%" PRIu64 "}",
-                 (int)env->canonical.len, (const char *)env->canonical.data, a.index, a.position);
-    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(inbox));
-    rc = ledger_publish(b, env->to, "inbox", inbox, (size_t)n, NULL);
+    size_t n = 0;
+    const uint8_t *inbox =
+        ledger_inbox_json(env->canonical.data, env->canonical.len, a.index, a.position, &n);
+    rc = ledger_publish(b, env->to, "inbox", inbox, n, NULL);
     if (rc == LMQ_OK)
         ledger_tree_queue_ack(b, sender->id, &a);
     return rc;
@@ -325,19 +337,16 @@ struct ledger_resync {
 static int ledger_resync_row(void *ctx, const struct store_ledger_row *r)
 {
     struct ledger_resync *rs = ctx;
-    static uint8_t inbox[LEDGER_INBOX_MAX_BYTES];
     if (r->envelope.len > LEDGER_ENVELOPE_MAX_BYTES)
         return -1;
-    int n = snprintf((char *)inbox, sizeof(inbox),
-                     "{\"envelope\":%.*s,\"index\":%" PRIu64 ",\"position\":%" PRIu64 "}",
-                     (int)r->envelope.len, (const char *)r->envelope.data, r->index, r->position);
-    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(inbox));
-    if (!session_queue_has_room(rs->session, (size_t)n + 128)) {
+    size_t n = 0;
+    const uint8_t *inbox =
+        ledger_inbox_json(r->envelope.data, r->envelope.len, r->index, r->position, &n);
+    if (!session_queue_has_room(rs->session, n + 128)) {
         rs->full = true;
         return -1; /* stop: the client asks again after the last one it got */
     }
-    if (ledger_publish(rs->broker, rs->session->owner, "inbox", inbox, (size_t)n, rs->session) !=
-        LMQ_OK)
+    if (ledger_publish(rs->broker, rs->session->owner, "inbox", inbox, n, rs->session) != LMQ_OK)
         return -1;
     rs->last = r->position;
     rs->sent++;

@@ -20,6 +20,7 @@
 #include "crypto/hash.h"
 #include "ledger/checkpoint.h"
 #include "ledger/merkle.h"
+#include "ledger/proof_json.h"
 #include "net/http.h"
 
 /* Acks with receipts per batch before the batch refuses more (each needs a proof). */
@@ -205,24 +206,8 @@ int ledger_tree_proof_json(struct broker *b, const struct ledger_batch *lb, uint
     int rc = ledger_merkle_inclusion_proof(&source, index, size, hashes, &count);
     if (rc != LMQ_OK)
         return rc;
-    if (*used + 2 > cap)
-        return LMQ_ETOOBIG;
-    out[(*used)++] = '[';
-    for (size_t i = 0; i < count; i++) {
-        char b64[48];
-        rc = crypto_b64_encode(hashes[i], LEDGER_MERKLE_HASH_BYTES, b64, sizeof(b64));
-        if (rc != LMQ_OK)
-            return rc;
-        int n = snprintf(out + *used, cap - *used, "%s\"%s\"", i ? "," : "", b64);
-        if (n < 0 || (size_t)n >= cap - *used)
-            return LMQ_ETOOBIG;
-        *used += (size_t)n;
-    }
-    if (*used + 2 > cap)
-        return LMQ_ETOOBIG;
-    out[(*used)++] = ']';
-    out[*used] = '\0';
-    return LMQ_OK;
+    return ledger_proof_json_encode((const uint8_t(*)[LEDGER_MERKLE_HASH_BYTES])hashes, count, out,
+                                    cap, used);
 }
 
 /* The ack with its receipt, canonical JSON (members in code-point order). */
@@ -435,14 +420,9 @@ static int ledger_http_proof(struct broker *b, const struct http_request *req,
         struct ledger_tree_source src = {.broker = b, .batch = NULL};
         struct ledger_merkle_source source = {.get = ledger_tree_get, .ctx = &src};
         rc = ledger_merkle_consistency_proof(&source, a, size, hashes, &count);
-        json[used++] = '[';
-        for (size_t i = 0; rc == LMQ_OK && i < count; i++) {
-            char b64[48];
-            rc = crypto_b64_encode(hashes[i], LEDGER_MERKLE_HASH_BYTES, b64, sizeof(b64));
-            int n = snprintf(json + used, sizeof(json) - used, "%s\"%s\"", i ? "," : "", b64);
-            used += n > 0 ? (size_t)n : 0;
-        }
-        json[used++] = ']';
+        if (rc == LMQ_OK)
+            rc = ledger_proof_json_encode((const uint8_t(*)[LEDGER_MERKLE_HASH_BYTES])hashes, count,
+                                          json, sizeof(json), &used);
     }
     if (rc != LMQ_OK)
         return rc;

@@ -16,10 +16,9 @@
 
 #include "client/client_internal.h"
 #include "crypto/hash.h"
+#include "ledger/proof_json.h"
 
 #define RECEIPT_PATH_MAX_BYTES 128
-/* Base64 of a 32-byte hash: 44 characters. */
-#define RECEIPT_HASH_B64_CHARS CRYPTO_B64_CHARS(LEDGER_MERKLE_HASH_BYTES)
 
 struct receipt_parsed {
     const char *note;
@@ -36,28 +35,6 @@ static int receipt__u64(const json_t *obj, const char *key, uint64_t *out)
         return LMQ_EPROTO;
     }
     *out = (uint64_t)json_integer_value(v);
-    return 0;
-}
-
-/* A JSON array of base64 hashes into proof[0..*count). */
-static int receipt__hashes(const json_t *arr, uint8_t (*proof)[LEDGER_MERKLE_HASH_BYTES],
-                           size_t *count)
-{
-    *count = 0;
-    if (!json_is_array(arr) || json_array_size(arr) > LEDGER_MERKLE_PROOF_MAX) {
-        return LMQ_EPROTO;
-    }
-    for (size_t i = 0; i < json_array_size(arr); i++) {
-        const char *b64 = json_string_value(json_array_get(arr, i));
-        size_t len = 0;
-        if (b64 == NULL || strlen(b64) != RECEIPT_HASH_B64_CHARS ||
-            crypto_b64_decode(b64, strlen(b64), proof[i], LEDGER_MERKLE_HASH_BYTES, &len) != 0 ||
-            len != LEDGER_MERKLE_HASH_BYTES) {
-            return LMQ_EPROTO;
-        }
-    }
-    *count = json_array_size(arr);
-    LMQ_ASSERT(*count <= LEDGER_MERKLE_PROOF_MAX);
     return 0;
 }
 
@@ -140,7 +117,7 @@ static int receipt__parse(const json_t *root, struct receipt_parsed *r)
     if (receipt__u64(receipt, "tree_size", &r->tree_size) != 0) {
         return LMQ_EPROTO;
     }
-    return receipt__hashes(json_object_get(receipt, "proof"), r->proof, &r->proof_count);
+    return ledger_proof_json_decode(json_object_get(receipt, "proof"), r->proof, &r->proof_count);
 }
 
 /* Signature and inclusion. 0, LMQ_CLIENT_E_RECEIPT (why in *why) or LMQ_ENOMEM. */
@@ -205,7 +182,7 @@ static int receipt__consistent(struct lmq_client *c, uint64_t old_size,
     if (rc == 0 &&
         (receipt__u64(root, "old", &old_got) != 0 || receipt__u64(root, "new", &new_got) != 0 ||
          old_got != old_size || new_got != new_size ||
-         receipt__hashes(json_object_get(root, "proof"), proof, &count) != 0)) {
+         ledger_proof_json_decode(json_object_get(root, "proof"), proof, &count) != 0)) {
         rc = LMQ_EPROTO;
     }
     rc = rc == 0
@@ -257,10 +234,9 @@ int client_receipt_checkpoint_check(struct lmq_client *c)
     enum ledger_checkpoint_verdict verdict = LEDGER_CHECKPOINT_OK;
     if (rc == 0 && !json_is_string(note)) {
         rc = LMQ_EIO; /* not an answer: asked again on the next connect */
-    } else if (rc == 0 &&
-               ledger_checkpoint_verify(json_string_value(note), json_string_length(note),
-                                        c->ledger_key_name, c->ledger_key_pub, &cp,
-                                        &verdict) != 0) {
+    } else if (rc == 0 && ledger_checkpoint_verify(json_string_value(note),
+                                                   json_string_length(note), c->ledger_key_name,
+                                                   c->ledger_key_pub, &cp, &verdict) != 0) {
         client_report(c, LMQ_CLIENT_E_RECEIPT, "the server's checkpoint does not verify: %s",
                       ledger_checkpoint_verdict_str(verdict));
         rc = LMQ_CLIENT_E_RECEIPT;

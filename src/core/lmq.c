@@ -1,6 +1,7 @@
 #include "core/lmq.h"
 
 #include <errno.h>
+#include <string.h>
 
 const char *lmq_strerror(int err)
 {
@@ -30,18 +31,32 @@ const char *lmq_strerror(int err)
     }
 }
 
-int lmq_file_read(const char *path, size_t max_bytes, char **out, size_t *out_len, int *errno_out)
+/* "<path>: <why>" into err (when given); a message cut at err_len is still a message. */
+static void lmq_file_say(char *err, size_t err_len, const char *path, int rc, int sys_err,
+                         size_t max_bytes)
 {
-    LMQ_ASSERT(path != NULL && out != NULL && out_len != NULL && errno_out != NULL);
+    if (err == NULL || err_len == 0)
+        return;
+    int n = rc == LMQ_EIO ? snprintf(err, err_len, "%s: cannot read: %s", path, strerror(sys_err))
+            : rc == LMQ_ETOOBIG
+                ? snprintf(err, err_len, "%s: larger than %zu bytes", path, max_bytes)
+                : snprintf(err, err_len, "%s: %s", path, lmq_strerror(rc));
+    if (n < 0)
+        err[0] = '\0';
+}
+
+int lmq_file_read(const char *path, size_t max_bytes, char **out, size_t *out_len, char *err,
+                  size_t err_len)
+{
+    LMQ_ASSERT(path != NULL && out != NULL && out_len != NULL);
     LMQ_ASSERT(max_bytes > 0);
     *out = NULL;
     *out_len = 0;
-    *errno_out = 0;
-    int rc = LMQ_OK;
+    int rc = LMQ_OK, sys_err = 0;
     char *data = NULL;
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
-        *errno_out = errno;
+        lmq_file_say(err, err_len, path, LMQ_EIO, errno, max_bytes);
         return LMQ_EIO;
     }
     /* One byte more than allowed tells "too big" from "exactly max_bytes". */
@@ -52,7 +67,7 @@ int lmq_file_read(const char *path, size_t max_bytes, char **out, size_t *out_le
     }
     size_t len = fread(data, 1, max_bytes + 1, f);
     if (ferror(f)) {
-        *errno_out = errno;
+        sys_err = errno;
         rc = LMQ_EIO;
         goto out;
     }
@@ -67,5 +82,7 @@ int lmq_file_read(const char *path, size_t max_bytes, char **out, size_t *out_le
 out:
     free(data);
     fclose(f);
+    if (rc != LMQ_OK)
+        lmq_file_say(err, err_len, path, rc, sys_err, max_bytes);
     return rc;
 }

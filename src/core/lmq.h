@@ -26,11 +26,11 @@ const char *lmq_strerror(int err);
 
 /*
  * Reads a whole file of at most max_bytes into a new NUL-terminated buffer (*out, freed by the
- * caller; *out_len excludes the NUL). Returns 0, LMQ_EIO (errno in *errno_out), LMQ_ETOOBIG or
- * LMQ_ENOMEM; *out is NULL on failure.
+ * caller; *out_len excludes the NUL). Returns 0, LMQ_EIO, LMQ_ETOOBIG or LMQ_ENOMEM; *out is
+ * NULL on failure and err (when not NULL) says "<path>: <why>" in one line.
  */
-int lmq_file_read(const char *path, size_t max_bytes, char **out, size_t *out_len, int *errno_out)
-    __attribute__((warn_unused_result));
+int lmq_file_read(const char *path, size_t max_bytes, char **out, size_t *out_len, char *err,
+                  size_t err_len) __attribute__((warn_unused_result));
 
 #define LMQ_WUR __attribute__((warn_unused_result))
 #define LMQ_UNUSED(x) ((void)(x))

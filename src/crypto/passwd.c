@@ -321,15 +321,8 @@ int crypto_passwd_file_load(const char *path, struct crypto_passwd_file **out, c
     LMQ_ASSERT(path != NULL && out != NULL);
     char *text = NULL;
     size_t len = 0;
-    int sys_err = 0;
     char msg[256] = "";
-    int rc = lmq_file_read(path, CRYPTO_PASSWD_FILE_MAX_BYTES, &text, &len, &sys_err);
-    if (rc == LMQ_EIO)
-        passwd_err(err, err_len, "%s: cannot read: %s", path, strerror(sys_err));
-    else if (rc == LMQ_ETOOBIG)
-        passwd_err(err, err_len, "%s: larger than %u bytes", path, CRYPTO_PASSWD_FILE_MAX_BYTES);
-    else if (rc != LMQ_OK)
-        passwd_err(err, err_len, "%s: %s", path, lmq_strerror(rc));
+    int rc = lmq_file_read(path, CRYPTO_PASSWD_FILE_MAX_BYTES, &text, &len, err, err_len);
     if (rc != LMQ_OK)
         return rc;
     rc = crypto_passwd_file_parse(text, len, out, msg, sizeof(msg));

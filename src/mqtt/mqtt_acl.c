@@ -303,15 +303,8 @@ int mqtt_acl_load(const char *path, struct mqtt_acl **out, char *err, size_t err
     LMQ_ASSERT(path != NULL && out != NULL);
     char *text = NULL;
     size_t len = 0;
-    int sys_err = 0;
     char msg[256] = "";
-    int rc = lmq_file_read(path, MQTT_ACL_FILE_MAX_BYTES, &text, &len, &sys_err);
-    if (rc == LMQ_EIO)
-        acl_err(err, err_len, "%s: cannot read: %s", path, strerror(sys_err));
-    else if (rc == LMQ_ETOOBIG)
-        acl_err(err, err_len, "%s: larger than %u bytes", path, MQTT_ACL_FILE_MAX_BYTES);
-    else if (rc != LMQ_OK)
-        acl_err(err, err_len, "%s: %s", path, lmq_strerror(rc));
+    int rc = lmq_file_read(path, MQTT_ACL_FILE_MAX_BYTES, &text, &len, err, err_len);
     if (rc != LMQ_OK)
         return rc;
     rc = mqtt_acl_parse(text, len, out, msg, sizeof(msg));

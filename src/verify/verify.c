@@ -18,6 +18,7 @@
 #include "ledger/checkpoint.h"
 #include "ledger/envelope.h"
 #include "ledger/merkle.h"
+#include "ledger/proof_json.h"
 
 /* Largest file read (a checkpoint, a receipt, an envelope, a proof). */
 #define VERIFY_FILE_MAX_BYTES (256u * 1024u)
@@ -39,8 +40,8 @@ __attribute__((format(printf, 2, 3))) static int verify_say(int code, const char
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs(code == VERIFY_EXIT_OK ? "" : "ledgermq: verify: ", code == VERIFY_EXIT_OK ? stdout
-                                                                                   : stderr);
+    fputs(code == VERIFY_EXIT_OK ? "" : "ledgermq: verify: ",
+          code == VERIFY_EXIT_OK ? stdout : stderr);
     vfprintf(code == VERIFY_EXIT_OK ? stdout : stderr, fmt, ap);
     fputc('\n', code == VERIFY_EXIT_OK ? stdout : stderr);
     va_end(ap);
@@ -84,8 +85,8 @@ static int verify_load_key(const char *arg, struct verify_key *key)
             len--;
     }
     const char *vkey = text != NULL ? text : arg;
-    int rc = ledger_checkpoint_vkey_parse(vkey, text != NULL ? len : strlen(arg), key->name,
-                                          key->pub);
+    int rc =
+        ledger_checkpoint_vkey_parse(vkey, text != NULL ? len : strlen(arg), key->name, key->pub);
     free(text);
     if (rc != LMQ_OK)
         return verify_say(VERIFY_EXIT_USAGE, "--key: not a verifier key (name+keyid+base64)");
@@ -93,8 +94,8 @@ static int verify_load_key(const char *arg, struct verify_key *key)
 }
 
 /* Checks a note's signature; fills cp. */
-static int verify_note(const struct verify_key *key, const char *note, size_t len,
-                       const char *what, struct ledger_checkpoint *cp)
+static int verify_note(const struct verify_key *key, const char *note, size_t len, const char *what,
+                       struct ledger_checkpoint *cp)
 {
     enum ledger_checkpoint_verdict verdict = LEDGER_CHECKPOINT_OK;
     if (ledger_checkpoint_verify(note, len, key->name, key->pub, cp, &verdict) != LMQ_OK)
@@ -113,23 +114,6 @@ static int verify_checkpoint_file(const struct verify_key *key, const char *path
     int rc = verify_note(key, note, len, what, cp);
     free(note);
     return rc;
-}
-
-/* Decodes a JSON array of base64 hashes. */
-static int verify_hashes(json_t *arr, uint8_t out[LEDGER_MERKLE_PROOF_MAX][32], size_t *count)
-{
-    if (!json_is_array(arr) || json_array_size(arr) > LEDGER_MERKLE_PROOF_MAX)
-        return LMQ_EPROTO;
-    *count = json_array_size(arr);
-    for (size_t i = 0; i < *count; i++) {
-        json_t *v = json_array_get(arr, i);
-        size_t n = 0;
-        if (!json_is_string(v) || crypto_b64_decode(json_string_value(v), json_string_length(v),
-                                                    out[i], 32, &n) != LMQ_OK ||
-            n != 32)
-            return LMQ_EPROTO;
-    }
-    return LMQ_OK;
 }
 
 static json_t *verify_json_file(const char *path, int *code)
@@ -177,7 +161,7 @@ static int verify_receipt(const struct verify_args *a, const struct verify_key *
     size_t count = 0, n = 0;
     struct ledger_checkpoint cp;
     if (link == NULL || !json_is_integer(index) || !json_is_string(note) ||
-        verify_hashes(json_object_get(r, "proof"), proof, &count) != LMQ_OK ||
+        ledger_proof_json_decode(json_object_get(r, "proof"), proof, &count) != LMQ_OK ||
         crypto_hex_decode(link, strlen(link), link_raw, sizeof(link_raw), &n) != LMQ_OK ||
         n != 32) {
         code = verify_say(VERIFY_EXIT_FAILED, "receipt: malformed (need link, index, receipt)");
@@ -197,8 +181,7 @@ static int verify_receipt(const struct verify_args *a, const struct verify_key *
     if (code == VERIFY_EXIT_OK)
         code = verify_say(VERIFY_EXIT_OK,
                           "{\"ok\":true,\"index\":%lld,\"link\":\"%s\",\"tree_size\":%llu}",
-                          (long long)json_integer_value(index), link,
-                          (unsigned long long)cp.size);
+                          (long long)json_integer_value(index), link, (unsigned long long)cp.size);
     json_decref(ack);
     return code;
 }
@@ -216,7 +199,7 @@ static int verify_consistency(const struct verify_args *a, const struct verify_k
         return code;
     uint8_t proof[LEDGER_MERKLE_PROOF_MAX][32];
     size_t count = 0;
-    if (verify_hashes(json_object_get(p, "proof"), proof, &count) != LMQ_OK)
+    if (ledger_proof_json_decode(json_object_get(p, "proof"), proof, &count) != LMQ_OK)
         code = verify_say(VERIFY_EXIT_FAILED, "proof: malformed (need {\"proof\":[...]})");
     else if (old_cp.size > new_cp.size ||
              ledger_merkle_verify_consistency(old_cp.size, new_cp.size, old_cp.root, new_cp.root,
@@ -236,10 +219,11 @@ int verify_data_dir(const char *dir); /* verify_data.c */
 
 static int verify_parse(int argc, char **argv, struct verify_args *a)
 {
-    static const char *const names[] = {"key",      "checkpoint", "old-checkpoint", "receipt",
-                                        "envelope", "proof",      "data"};
-    const char **slots[] = {&a->key,      &a->checkpoint, &a->old_checkpoint, &a->receipt,
-                            &a->envelope, &a->proof,      &a->data};
+    static const char *const names[] = {
+        "key", "checkpoint", "old-checkpoint", "receipt", "envelope", "proof", "data"};
+    const char **slots[] = {&a->key,     &a->checkpoint, &a->old_checkpoint,
+                            &a->receipt, &a->envelope,   &a->proof,
+                            &a->data};
     for (int i = 0; i < argc; i += 2) {
         size_t k = LMQ_ARRAY_LEN(names);
         for (size_t j = 0; j < LMQ_ARRAY_LEN(names) && strncmp(argv[i], "--", 2) == 0; j++) {
@@ -267,8 +251,9 @@ int verify_main(int argc, char **argv)
     if (code != VERIFY_EXIT_OK)
         return code;
     if (a.data != NULL)
-        return a.key || a.checkpoint || a.receipt ? verify_say(VERIFY_EXIT_USAGE, "--data stands alone")
-                                                  : verify_data_dir(a.data);
+        return a.key || a.checkpoint || a.receipt
+                   ? verify_say(VERIFY_EXIT_USAGE, "--data stands alone")
+                   : verify_data_dir(a.data);
     if (a.key == NULL)
         return verify_say(VERIFY_EXIT_USAGE, "--key is required\n%s", verify_usage);
     struct verify_key key;
