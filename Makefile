@@ -7,7 +7,7 @@ BUILD_ASAN ?= build-asan
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 600
 
-.PHONY: bench-ledger all deps build run test test-asan test-crash fuzz format clean bench
+.PHONY: bench-ledger all deps build run test test-asan test-crash test-attack fuzz format clean bench
 
 all: build
 
@@ -38,6 +38,11 @@ test-asan: deps
 # Hundreds of kill -9 cycles and thousands of simulated power losses (tests/crash).
 test-crash: build
 	@bash tests/crash/run_long.sh ./$(BUILD)/ledgermq
+
+# Long attacks from docs/SECURITY.md (floods, exhaustion, long stateful fuzzing) against the
+# real binary; `make test` runs the short form of each.
+test-attack: build
+	@bash tests/attack/run.sh ./$(BUILD)/ledgermq
 
 # LedgerMQ (--sync always and off) against Debian's mosquitto and nats-server (installed with
 # apt-get if missing), alternating, BENCH_ROUNDS rounds (3); rewrites docs/BENCHMARKS.md.

@@ -251,6 +251,21 @@ static bool route_eligible(void *arg, void *owner)
     return s->conn != NULL;
 }
 
+/*
+ * Whether s can take a delivery of qos at all. An offline session keeps only QoS>0 deliveries,
+ * and only when it is durable; a clean session whose connection is going away (its will being
+ * published, possibly on a topic it subscribed to itself) or a session being destroyed takes
+ * nothing: the message is not lost to it, the session is ending.
+ */
+static bool route_can_receive(const struct session *s, uint8_t qos)
+{
+    if (s->closing)
+        return false;
+    if (s->conn != NULL)
+        return true;
+    return qos > 0 && (s->persistent || s->stored);
+}
+
 uint8_t route_publish(struct broker *b, struct msg *m, struct session *publisher)
 {
     LMQ_ASSERT(m != NULL);
@@ -265,13 +280,14 @@ uint8_t route_publish(struct broker *b, struct msg *m, struct session *publisher
     /* Refuse, never drop: a QoS>0 delivery that does not fit refuses the whole publish. */
     for (size_t i = 0; i < ctx.count; i++) {
         const struct route_target *t = &b->route_targets[i];
-        if (t->qos > 0 && !session_queue_has_room(t->session, m->size_bytes))
+        if (t->qos > 0 && route_can_receive(t->session, t->qos) &&
+            !session_queue_has_room(t->session, m->size_bytes))
             return MQTT_RC_QUOTA_EXCEEDED;
     }
     for (size_t i = 0; i < ctx.count; i++) {
         const struct route_target *t = &b->route_targets[i];
-        if (t->qos == 0 && t->session->conn == NULL)
-            continue; /* QoS 0 is not queued for offline sessions */
+        if (!route_can_receive(t->session, t->qos))
+            continue; /* QoS 0 is not queued for offline sessions, nothing for ending ones */
         if (t->qos == 0 && !session_queue_has_room(t->session, m->size_bytes)) {
             b->stats.qos0_dropped++;
             continue;
