@@ -541,7 +541,8 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
     broker_sync_wall_clock(b);
     if (lmq_map_create(&b->sessions) != LMQ_OK || lmq_map_create(&b->retained) != LMQ_OK ||
         lmq_map_create(&b->msgs_by_id) != LMQ_OK || lmq_map_create(&b->addresses) != LMQ_OK ||
-        lmq_map_create(&b->identities) != LMQ_OK || sub_tree_create(&b->subs) != LMQ_OK)
+        lmq_map_create(&b->identities) != LMQ_OK || sub_tree_create(&b->subs) != LMQ_OK ||
+        session_quota_init(b) != LMQ_OK)
         return LMQ_ENOMEM;
     uv_prepare_init(&b->loop, &b->flush_prepare);
     b->flush_prepare.data = b;
@@ -639,6 +640,7 @@ static void broker_teardown(struct broker *b)
     free(b->route_targets);
     sub_tree_destroy(b->subs);
     lmq_map_destroy(b->sessions);
+    session_quota_destroy(b);
     lmq_map_destroy(b->retained);
     LMQ_ASSERT(b->msgs_by_id == NULL || lmq_map_count(b->msgs_by_id) == 0);
     lmq_map_destroy(b->msgs_by_id);

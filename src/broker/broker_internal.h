@@ -120,6 +120,11 @@ struct session_sub {
     uint8_t text[]; /* group bytes then filter bytes */
 };
 
+/* A session owner: an identity id (64 hex), "user:<password-file user>", "cn:<certificate CN>"
+ * or "anonymous"; see session_principal(). */
+#define SESSION_OWNER_MAX_BYTES (5 + CRYPTO_PASSWD_USER_MAX_BYTES + 1)
+#define SESSION_OWNER_ANONYMOUS "anonymous"
+
 struct session {
     struct broker *broker;
     struct conn *conn;  /* NULL while offline */
@@ -157,7 +162,12 @@ struct session {
     size_t route_idx;
     bool closing;           /* being destroyed */
     uint32_t hold_delivery; /* SUBACKs not yet sent: deliveries (retained) wait for them */
-    char owner[CRYPTO_IDENTITY_ID_BYTES]; /* identity that owns the session, "" if anonymous */
+    /* The principal that owns the session (session_principal()); "" in a row written before
+     * owners were recorded for every principal: the first principal to resume it claims it. */
+    char owner[SESSION_OWNER_MAX_BYTES];
+    bool quota_counted;       /* counted in the per-principal / per-address session quotas */
+    uint8_t quota_addr[16];   /* raw IP it was created from (quota_addr_len 0: unknown) */
+    uint8_t quota_addr_len;
 };
 
 /* Where a CONNECT's password-file check stands (access.c). */
@@ -286,6 +296,9 @@ struct broker {
     uv_timer_t shutdown_timer; /* bounds the graceful shutdown */
     struct lmq_map *sessions;  /* client id -> struct session */
     size_t session_count;
+    size_t stored_session_count;        /* sessions with stored state (capped by max_sessions) */
+    struct lmq_map *session_principals; /* owner -> count of its stored sessions */
+    struct lmq_map *session_addresses;  /* raw IP -> count of stored sessions created from it */
     struct sub_tree *subs;
     struct http_server *http;        /* /healthz, /metrics, /version; NULL when not configured */
     struct http_server *https;       /* the same over TLS; NULL when not configured */
@@ -324,7 +337,7 @@ struct broker {
     size_t checkpoint_len;
     uint64_t checkpoint_size;
     uint8_t checkpoint_root[LEDGER_MERKLE_HASH_BYTES];
-    uint64_t security_events[16]; /* by enum identity_event */
+    uint64_t security_events[32]; /* by enum identity_event (IDENTITY_EVENT_COUNT <= 32) */
     uint64_t next_conn_id;
     uint64_t next_msg_id;
     uint64_t route_gen;
@@ -346,6 +359,9 @@ int conn_address_admit(struct broker *b, struct conn *c, const struct sockaddr_s
                        const char **why) LMQ_WUR;
 /* Uncounts a closing connection. */
 void conn_address_release(struct broker *b, struct conn *c);
+/* Copies the raw IP (4 or 16 bytes) c is counted against into key; returns its length, 0 when
+ * c is not counted against an address. */
+uint8_t conn_address_raw(const struct conn *c, uint8_t key[16]);
 /* Frees entries idle for a whole rate window (all of them when all is true). */
 void conn_address_sweep(struct broker *b, bool all);
 
@@ -366,6 +382,8 @@ enum identity_event {
     IDENTITY_EVENT_RATE_LIMITED,
     IDENTITY_EVENT_ANONYMOUS_REFUSED,
     IDENTITY_EVENT_BAD_PASSWORD,
+    IDENTITY_EVENT_SESSION_QUOTA,
+    IDENTITY_EVENT_SESSION_OWNER,
     IDENTITY_EVENT_COUNT,
 };
 /* What an id/<owner>/<leaf> topic is. */
@@ -553,6 +571,18 @@ struct session *session_create(struct broker *b, const uint8_t *id, size_t id_le
 /* (Re)arms the session timer for the earliest of its delayed will and its expiry. */
 void session_arm_timer(struct session *s);
 void session_publish_will(struct session *s);
+/* session_quota.c: persistent sessions per principal and per source address. */
+/* Writes c's principal (see SESSION_OWNER_MAX_BYTES) into out. */
+void session_principal(const struct conn *c, char out[SESSION_OWNER_MAX_BYTES]);
+/* Whether c may create one more stored session; else the CONNACK reason code in *reason_code
+ * (logged). */
+bool session_quota_admit(struct conn *c, const char *principal, uint8_t *reason_code);
+/* Counts s (now stored) against its owner and c's address (c may be NULL: recovery). */
+void session_quota_count(struct session *s, const struct conn *c);
+/* Uncounts s (its stored state is deleted or it is freed). */
+void session_quota_release(struct session *s);
+int session_quota_init(struct broker *b) LMQ_WUR;
+void session_quota_destroy(struct broker *b);
 /* session_queue.c: the session went offline / is being freed. */
 void session_queue_offline(struct session *s);
 void session_free_deliveries(struct session *s);

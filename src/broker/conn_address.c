@@ -126,3 +126,13 @@ void conn_address_sweep(struct broker *b, bool all)
         free(a);
     }
 }
+
+uint8_t conn_address_raw(const struct conn *c, uint8_t key[16])
+{
+    LMQ_ASSERT(c != NULL && key != NULL);
+    if (c->address == NULL)
+        return 0;
+    LMQ_ASSERT(c->address->key_len == 4 || c->address->key_len == 16);
+    memcpy(key, c->address->key, c->address->key_len);
+    return c->address->key_len;
+}

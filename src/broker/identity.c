@@ -47,7 +47,10 @@ static const char *const identity_event_names[IDENTITY_EVENT_COUNT] = {
     [IDENTITY_EVENT_RATE_LIMITED] = "rate_limited",
     [IDENTITY_EVENT_ANONYMOUS_REFUSED] = "anonymous_refused",
     [IDENTITY_EVENT_BAD_PASSWORD] = "bad_password",
+    [IDENTITY_EVENT_SESSION_QUOTA] = "session_quota",
+    [IDENTITY_EVENT_SESSION_OWNER] = "session_owner",
 };
+_Static_assert(IDENTITY_EVENT_COUNT <= 32, "struct broker counts at most 32 security events");
 
 const char *identity_event_name(enum identity_event kind)
 {
@@ -408,6 +411,7 @@ bool identity_may_receive(const struct session *s, const uint8_t *topic, size_t 
     const char *owner = NULL;
     if (identity_topic_parse(topic, len, &owner) == IDENTITY_TOPIC_NONE)
         return true;
-    return owner != NULL && s->owner[0] != '\0' &&
+    /* Only a session owned by an identity has an id as its owner (see session_principal). */
+    return owner != NULL && strlen(s->owner) == CRYPTO_IDENTITY_ID_CHARS &&
            memcmp(s->owner, owner, CRYPTO_IDENTITY_ID_CHARS) == 0;
 }

@@ -121,6 +121,25 @@ static bool proto_under_id(const uint8_t *topic, size_t len)
     return len >= 3 && memcmp(topic, "id/", 3) == 0;
 }
 
+/*
+ * A will is published in the client's name after it is gone, so it needs at least the rights a
+ * PUBLISH from it would need, checked now (refused at CONNECT rather than dropped later):
+ * - nothing under id/: the server's pipeline alone delivers on id/<x>/inbox|ack|reject|sync,
+ *   and what a client may publish there (its own outbox and resync) needs the connection that
+ *   the will outlives (an envelope is verified and acknowledged to its sender);
+ * - elsewhere the ACL file's write rules, as for a PUBLISH.
+ */
+static bool proto_will_allowed(struct conn *c, const struct mqtt_connect *cn)
+{
+    LMQ_ASSERT(cn->will_flag);
+    if (proto_under_id(cn->will_topic.data, cn->will_topic.len)) {
+        identity_security_event(c->broker, c, IDENTITY_EVENT_ACL_DENIED, "will under id/");
+        return false;
+    }
+    return access_may_publish(c, cn->client_id.data, cn->client_id.len, cn->will_topic.data,
+                              cn->will_topic.len);
+}
+
 static int proto_connect(struct conn *c, struct mqtt_packet *pkt)
 {
     struct mqtt_connect cn = pkt->u.connect;
@@ -154,10 +173,7 @@ static int proto_connect(struct conn *c, struct mqtt_packet *pkt)
     LMQ_ASSERT(auth_rc >= 0 && auth_rc <= 0xFF);
     if (auth_rc != MQTT_RC_SUCCESS)
         return proto_refuse_connect(c, (uint8_t)auth_rc, "authentication failed");
-    /* The will is published in the client's name: it needs the same right as a publish. */
-    if (cn.will_flag && !proto_under_id(cn.will_topic.data, cn.will_topic.len) &&
-        !access_may_publish(c, cn.client_id.data, cn.client_id.len, cn.will_topic.data,
-                            cn.will_topic.len))
+    if (cn.will_flag && !proto_will_allowed(c, &cn))
         return proto_refuse_connect(c, MQTT_RC_NOT_AUTHORIZED, "will topic not allowed");
     proto_negotiate(c, &cn, &ack);
     bool present = false;
@@ -303,9 +319,12 @@ static int proto_publish_identity(struct conn *c, const struct mqtt_publish *pub
                                   enum identity_topic kind, const char *owner)
 {
     struct session *s = c->session;
-    if (!identity_owns(c, owner) ||
+    /* Nothing under id/ is ever retained: a retained copy would reach later subscribers
+     * outside the pipeline's order and survive restarts. */
+    if (!identity_owns(c, owner) || pub->retain ||
         (kind != IDENTITY_TOPIC_OUTBOX && kind != IDENTITY_TOPIC_RESYNC)) {
-        identity_security_event(c->broker, c, IDENTITY_EVENT_ACL_DENIED, "publish");
+        identity_security_event(c->broker, c, IDENTITY_EVENT_ACL_DENIED,
+                                pub->retain ? "retained publish under id/" : "publish");
         if (c->version != MQTT_V5)
             return MQTT_RC_NOT_AUTHORIZED; /* 3.1.1 can only close */
         return proto_ack_publish(c, pub, MQTT_RC_NOT_AUTHORIZED);

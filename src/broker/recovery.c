@@ -15,6 +15,7 @@
 struct recovery {
     struct broker *broker;
     uint64_t sessions, subscriptions, retained, queued, wills, identities;
+    uint64_t dropped; /* retained messages and wills under id/ removed */
 };
 
 static struct session *recovery_session(struct recovery *r, struct mqtt_bytes id)
@@ -27,16 +28,18 @@ static int on_session(void *ctx, struct mqtt_bytes client_id, uint32_t expiry_s,
 {
     struct recovery *r = ctx;
     struct broker *b = r->broker;
-    if (owner.len != 0 && owner.len != CRYPTO_IDENTITY_ID_CHARS)
+    if (owner.len >= SESSION_OWNER_MAX_BYTES || memchr(owner.data, '\0', owner.len) != NULL)
         return -1; /* not something this server wrote */
     struct session *s = session_create(b, client_id.data, client_id.len);
     if (s == NULL)
         return -1;
-    memcpy(s->owner, owner.data, owner.len);
+    if (owner.len > 0)
+        memcpy(s->owner, owner.data, owner.len);
     s->owner[owner.len] = '\0';
     s->expiry_s = LMQ_MIN(expiry_s, b->cfg.limits.max_session_expiry_s);
     s->persistent = true;
     s->stored = true;
+    session_quota_count(s, NULL);
     /* The connection ended with the previous process: the expiry runs from now. */
     if (s->expiry_s != UINT32_MAX)
         s->expires_ms = broker_now_ms(b) + (uint64_t)s->expiry_s * 1000;
@@ -105,10 +108,29 @@ static int on_inbound_qos2(void *ctx, struct mqtt_bytes client_id, uint16_t pack
     return 0;
 }
 
+/* True for a retained message or will under id/, which this server no longer accepts: one a
+ * database written by an older version may hold, a forgery waiting for its victim. */
+static bool recovery_forbidden_topic(struct recovery *r, struct mqtt_bytes client_id,
+                                     const struct store_message *sm, enum store_record_type del)
+{
+    const char *owner = NULL;
+    if (identity_topic_parse(sm->topic.data, sm->topic.len, &owner) == IDENTITY_TOPIC_NONE)
+        return false;
+    struct store_record rec = {.type = del, .client_id = client_id, .topic = sm->topic};
+    broker_store_write(r->broker, &rec);
+    r->dropped++;
+    identity_security_event(r->broker, NULL, IDENTITY_EVENT_ACL_DENIED,
+                            del == STORE_WILL_DELETE ? "stored will under id/ dropped"
+                                                     : "stored retained message under id/ dropped");
+    return true;
+}
+
 static int on_retained(void *ctx, const struct store_message *sm)
 {
     struct recovery *r = ctx;
     struct broker *b = r->broker;
+    if (recovery_forbidden_topic(r, (struct mqtt_bytes){NULL, 0}, sm, STORE_RETAINED_DELETE))
+        return 0;
     struct msg *m = msg_from_store(b, sm);
     if (m == NULL)
         return -1;
@@ -148,6 +170,8 @@ static int on_will(void *ctx, struct mqtt_bytes client_id, const struct store_me
 {
     struct recovery *r = ctx;
     struct broker *b = r->broker;
+    if (recovery_forbidden_topic(r, client_id, sm, STORE_WILL_DELETE))
+        return 0;
     struct session *s = recovery_session(r, client_id);
     bool transient = s == NULL;
     if (transient) {
@@ -204,6 +228,7 @@ int broker_recover(struct broker *b)
         lmq_log_uint(&line, "queued_messages", r.queued);
         lmq_log_uint(&line, "retained", r.retained);
         lmq_log_uint(&line, "wills", r.wills);
+        lmq_log_uint(&line, "dropped_under_id", r.dropped);
         lmq_log_uint(&line, "identities", r.identities);
         lmq_log_uint(&line, "ledger_size", b->ledger_size);
         lmq_log_uint(&line, "recovery_ms", (uv_hrtime() / 1000 - start_us) / 1000);

@@ -107,6 +107,7 @@ void session_destroy(struct session *s)
     b->session_count--;
     if (list_linked(&s->commit_wait))
         list_unlink(&s->commit_wait);
+    session_quota_release(s);
     session_unsubscribe_all(s);
     session_free_deliveries(s);
     msg_unref(s->will);
@@ -122,6 +123,7 @@ static void session_end(struct session *s)
     session_publish_will(s);
     if (s->stored)
         session_write(s, STORE_SESSION_DELETE);
+    session_quota_release(s);
     session_destroy(s);
 }
 
@@ -213,16 +215,25 @@ struct session *session_create(struct broker *b, const uint8_t *id, size_t id_le
     return s;
 }
 
-static uint32_t session_expiry_for(const struct conn *c, const struct mqtt_connect *connect)
+/*
+ * The session expiry interval the broker grants: what an MQTT 5 client asks for, capped by
+ * max_session_expiry; a 3.1.1 persistent session (which can't ask) gets default_session_expiry,
+ * and so is the most an anonymous client gets: nobody answers for its sessions.
+ */
+static uint32_t session_expiry_for(const struct conn *c, const struct mqtt_connect *connect,
+                                   const char *principal)
 {
-    uint32_t cap = c->broker->cfg.limits.max_session_expiry_s;
+    const struct lmq_limits *lim = &c->broker->cfg.limits;
+    uint32_t cap = lim->max_session_expiry_s;
+    if (strcmp(principal, SESSION_OWNER_ANONYMOUS) == 0)
+        cap = LMQ_MIN(cap, lim->default_session_expiry_s);
     if (connect->protocol_version == MQTT_V5) {
         uint32_t v = 0;
         if (connect->props.present & MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY_INTERVAL))
             v = connect->props.session_expiry_interval_s;
         return LMQ_MIN(v, cap);
     }
-    return connect->clean_start ? 0 : cap;
+    return connect->clean_start ? 0 : LMQ_MIN(lim->default_session_expiry_s, cap);
 }
 
 static int session_set_will(struct session *s, struct conn *c, const struct mqtt_connect *cn)
@@ -258,14 +269,23 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
     struct broker *b = c->broker;
     const uint8_t *id = connect->client_id.data;
     size_t id_len = connect->client_id.len;
+    char principal[SESSION_OWNER_MAX_BYTES];
+    session_principal(c, principal);
     struct session *s = lmq_map_get(b->sessions, id, id_len);
-    if (s != NULL && s->owner[0] != '\0' && strcmp(s->owner, c->identity) != 0) {
-        /* Neither a takeover nor a clean start may cross identities. */
-        identity_security_event(b, c, IDENTITY_EVENT_ACL_DENIED,
-                                "client id belongs to a session of another identity");
+    if (s != NULL && s->owner[0] != '\0' && strcmp(s->owner, principal) != 0) {
+        /* A session belongs to the principal that created it: neither a takeover nor a clean
+         * start may cross principals (its queue and subscriptions would change hands). */
+        identity_security_event(b, c, IDENTITY_EVENT_SESSION_OWNER,
+                                "client id belongs to a session of another principal");
         *reason_code = MQTT_RC_NOT_AUTHORIZED;
         return LMQ_EINVAL;
     }
+    uint32_t expiry_s = session_expiry_for(c, connect, principal);
+    /* A new stored session counts against the quotas; resuming or replacing one it already
+     * holds does not. */
+    if (expiry_s > 0 && (s == NULL || !s->quota_counted) &&
+        !session_quota_admit(c, principal, reason_code))
+        return LMQ_ELIMIT;
     if (s != NULL && s->conn != NULL) {
         struct conn *old = s->conn;
         old->takeover = true;
@@ -282,10 +302,6 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
     }
     *session_present = s != NULL;
     if (s == NULL) {
-        if (b->session_count >= b->cfg.limits.max_sessions) {
-            *reason_code = MQTT_RC_QUOTA_EXCEEDED;
-            return LMQ_ELIMIT;
-        }
         s = session_create(b, id, id_len);
         if (s == NULL) {
             *reason_code = MQTT_RC_SERVER_UNAVAILABLE;
@@ -299,8 +315,17 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
     s->expires_ms = 0;
     s->conn = c;
     c->session = s;
-    memcpy(s->owner, c->identity, sizeof(s->owner));
-    s->expiry_s = session_expiry_for(c, connect);
+    if (s->owner[0] == '\0') {
+        /* New, or written by an older version that recorded only identities: claimed now, and
+         * counted against its new owner from here on. */
+        bool counted = s->quota_counted;
+        session_quota_release(s);
+        memcpy(s->owner, principal, sizeof(s->owner));
+        if (counted)
+            session_quota_count(s, c);
+    }
+    LMQ_ASSERT(strcmp(s->owner, principal) == 0);
+    s->expiry_s = expiry_s;
     s->persistent = s->expiry_s > 0;
     c->session_expiry_was_zero = s->expiry_s == 0;
     if (session_set_will(s, c, connect) != LMQ_OK) {
@@ -314,6 +339,7 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
     if (s->persistent) {
         session_write(s, STORE_SESSION_PUT);
         s->stored = true;
+        session_quota_count(s, c);
     }
     *reason_code = MQTT_RC_SUCCESS;
     return LMQ_OK;

@@ -44,12 +44,14 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uin
     const uint8_t *filter = e->filter.data, *group = NULL;
     size_t filter_len = e->filter.len, group_len = 0;
     uint8_t refuse = c->version == MQTT_V5 ? MQTT_RC_TOPIC_FILTER_INVALID : 0x80;
-    if (e->filter.len > 0 && !identity_may_subscribe(c, e->filter.data, e->filter.len))
-        return c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0x80;
     if (e->filter.len == 0 || !mqtt_topic_filter_valid(e->filter.data, e->filter.len))
         return refuse;
     bool shared = mqtt_topic_shared_split(e->filter.data, e->filter.len, &group, &group_len,
                                           &filter, &filter_len);
+    /* The identity rules apply to the filter a shared subscription names, after its group:
+     * $share/<g>/id/<victim>/inbox is id/<victim>/inbox. */
+    if (!identity_may_subscribe(c, filter, filter_len))
+        return c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0x80;
     if (shared && (e->options & MQTT_SUBOPT_NO_LOCAL)) {
         *fatal = MQTT_RC_PROTOCOL_ERROR; /* [MQTT-3.8.3-4] */
         return refuse;

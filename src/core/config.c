@@ -51,6 +51,9 @@ static const struct config_limit config__limits[] = {
     CONFIG_LIMIT("max_topic_alias", max_topic_alias, 0, UINT16_MAX, false),
     CONFIG_LIMIT("max_keepalive", max_keepalive_s, 0, UINT16_MAX, false),
     CONFIG_LIMIT("max_session_expiry", max_session_expiry_s, 0, UINT32_MAX, true),
+    CONFIG_LIMIT("default_session_expiry", default_session_expiry_s, 0, UINT32_MAX, true),
+    CONFIG_LIMIT("max_sessions_per_principal", max_sessions_per_principal, 1, UINT32_MAX, false),
+    CONFIG_LIMIT("max_sessions_per_address", max_sessions_per_address, 1, UINT32_MAX, false),
     CONFIG_LIMIT("max_retained_messages", max_retained_messages, 0, UINT32_MAX, false),
     CONFIG_LIMIT("max_retained_bytes", max_retained_bytes, 0, UINT64_MAX, false),
     CONFIG_LIMIT("connect_timeout_ms", connect_timeout_ms, 1, UINT32_MAX, false),
@@ -155,6 +158,9 @@ void lmq_config_defaults(struct lmq_config *cfg)
     l->max_topic_alias = 64;
     l->max_keepalive_s = 0;
     l->max_session_expiry_s = CONFIG_SESSION_EXPIRY_NEVER;
+    l->default_session_expiry_s = 604800; /* 7 days */
+    l->max_sessions_per_principal = 1000;
+    l->max_sessions_per_address = 1000;
     l->max_retained_messages = 100000;
     l->max_retained_bytes = 268435456;
     l->connect_timeout_ms = 10000;

@@ -27,7 +27,7 @@ struct lmq_listen_addr {
 
 struct lmq_limits {
     uint32_t max_connections;       /* concurrent client connections */
-    uint32_t max_sessions;          /* sessions, online and offline */
+    uint32_t max_sessions;          /* persistent sessions (they outlive their connection) */
     uint32_t max_packet_size_bytes; /* largest packet accepted (and advertised in v5) */
     uint16_t max_inflight;          /* QoS 1/2 in flight per client, each direction */
     uint32_t max_queued_messages;   /* messages queued per session */
@@ -36,6 +36,10 @@ struct lmq_limits {
     uint16_t max_topic_alias;       /* topic alias maximum advertised to clients */
     uint16_t max_keepalive_s;       /* server keep alive cap, 0 = accept the client's */
     uint32_t max_session_expiry_s;  /* cap on session expiry; 0xFFFFFFFF = never */
+    /* Session expiry of a 3.1.1 persistent session (it can't ask) and cap for anonymous ones. */
+    uint32_t default_session_expiry_s;
+    uint32_t max_sessions_per_principal; /* persistent sessions of one authenticated principal */
+    uint32_t max_sessions_per_address;   /* persistent sessions created from one IP address */
     uint32_t max_retained_messages; /* retained messages held by the broker */
     uint64_t max_retained_bytes;    /* retained payload bytes held by the broker */
     uint32_t connect_timeout_ms;    /* CONNECT must arrive this soon after accept */
