@@ -34,7 +34,10 @@ static const char db__schema[] =
     " ledger_index INTEGER, position INTEGER, reason TEXT, expected_seq INTEGER);"
     "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(state, seq);"
     "CREATE TABLE IF NOT EXISTS checkpoint(id INTEGER PRIMARY KEY CHECK(id = 1),"
-    " size INTEGER NOT NULL, root BLOB NOT NULL, note TEXT NOT NULL);";
+    " size INTEGER NOT NULL, root BLOB NOT NULL, note TEXT NOT NULL);"
+    /* Per sender, the highest seq handed to the application: an inbox envelope at or below it
+     * is a replay (a sender's seqs only grow along the ledger, so along an inbox too). */
+    "CREATE TABLE IF NOT EXISTS inbox_sender(sender TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);";
 
 static int db__exec(struct lmq_client *c, const char *sql)
 {
@@ -352,6 +355,43 @@ int client_db_set_position(struct lmq_client *c, uint64_t position)
     /* Inside a transaction the caller moves c->inbox_position once the commit has succeeded. */
     if (rc == 0 && sqlite3_get_autocommit(c->db)) {
         c->inbox_position = position;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int client_db_sender_last_seq(struct lmq_client *c, const char *sender, uint64_t *seq_out)
+{
+    sqlite3_stmt *st = NULL;
+    LMQ_ASSERT(sender != NULL && seq_out != NULL);
+    *seq_out = 0;
+    int rc = db__prepare(c, "SELECT last_seq FROM inbox_sender WHERE sender = ?1", &st);
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, sender, -1, SQLITE_STATIC);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW) {
+            sqlite3_int64 v = sqlite3_column_int64(st, 0);
+            *seq_out = v > 0 ? (uint64_t)v : 0;
+        } else if (step != SQLITE_DONE) {
+            rc = LMQ_EIO;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int client_db_sender_set_seq(struct lmq_client *c, const char *sender, uint64_t seq)
+{
+    sqlite3_stmt *st = NULL;
+    LMQ_ASSERT(sender != NULL && seq <= (uint64_t)INT64_MAX);
+    int rc = db__prepare(c,
+                         "INSERT INTO inbox_sender(sender, last_seq) VALUES(?1, ?2) "
+                         "ON CONFLICT(sender) DO UPDATE SET last_seq = max(last_seq, ?2)",
+                         &st);
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, sender, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : LMQ_EIO;
     }
     sqlite3_finalize(st);
     return rc;

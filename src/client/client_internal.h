@@ -199,6 +199,10 @@ int client_db_pending_count(struct lmq_client *c, uint64_t *count_out) LMQ_WUR;
  * client_db_begin) only in the database, the caller updates c after the commit. Returns 0 or
  * LMQ_EIO. */
 int client_db_set_position(struct lmq_client *c, uint64_t position) LMQ_WUR;
+/* The highest seq of sender handed to the application (0: none). 0 or LMQ_EIO. */
+int client_db_sender_last_seq(struct lmq_client *c, const char *sender, uint64_t *seq_out) LMQ_WUR;
+/* Records seq as handed over from sender (in the delivery transaction). 0 or LMQ_EIO. */
+int client_db_sender_set_seq(struct lmq_client *c, const char *sender, uint64_t seq) LMQ_WUR;
 /* Opens the delivery transaction (BEGIN IMMEDIATE). Returns 0 or LMQ_EIO. */
 int client_db_begin(struct lmq_client *c) LMQ_WUR;
 /* Commits it (synchronous: durable on return). On failure it is rolled back. Returns 0 or

@@ -270,6 +270,7 @@ static int session__hand_over(struct lmq_client *c, const struct lmq_inbox_envel
     rc = c->cb.on_envelope(c->cb.ctx, in) == 0 ? 0 : LMQ_EAGAIN;
     /* The callback may have stopped the client; the transaction is still ours to finish. */
     rc = rc == 0 ? client_db_set_position(c, in->position) : rc;
+    rc = rc == 0 ? client_db_sender_set_seq(c, in->from, in->seq) : rc;
     rc = rc == 0 ? client_db_commit(c) : rc;
     if (rc != 0) {
         client_db_rollback(c);
@@ -285,8 +286,16 @@ static int session__hand_over(struct lmq_client *c, const struct lmq_inbox_envel
     return rc;
 }
 
-/* Verifies and hands one in-order message to the application (see session__hand_over).
- * LMQ_EAGAIN when the application said "not now". */
+/* session__deliver refused a replayed envelope: its position is not consumed (the real one
+ * for that position comes with the resync the caller asks for). */
+#define SESSION_REPLAY_REFUSED 1
+
+/*
+ * Verifies and hands one in-order message to the application (see session__hand_over).
+ * LMQ_EAGAIN when the application said "not now"; SESSION_REPLAY_REFUSED for an envelope whose
+ * seq its sender has already passed in this inbox: a replay, which may have been put in front of
+ * the real envelope for this position, so the position stays open.
+ */
 static int session__deliver(struct lmq_client *c, const struct session_inbox_msg *m)
 {
     struct ledger_envelope env = {0};
@@ -297,6 +306,19 @@ static int session__deliver(struct lmq_client *c, const struct session_inbox_msg
     int rc = ledger_envelope_open(m->envelope.data, m->envelope.len, &env, &reason);
     if (rc == LMQ_ENOMEM) {
         return rc;
+    }
+    uint64_t sender_seq = 0;
+    if (rc == 0 && (rc = client_db_sender_last_seq(c, env.from, &sender_seq)) != 0) {
+        ledger_envelope_release(&env);
+        return rc;
+    }
+    if (rc == 0 && env.seq <= sender_seq) {
+        client_report(c, LMQ_EPROTO,
+                      "inbox position %" PRIu64 " refused: replay (seq %" PRIu64
+                      " of a sender already at %" PRIu64 ")",
+                      m->position, env.seq, sender_seq);
+        ledger_envelope_release(&env);
+        return SESSION_REPLAY_REFUSED;
     }
     if (rc == 0 && strcmp(env.to, c->ident.id) != 0) {
         reason = "not_for_us";
@@ -349,6 +371,9 @@ static int session__drain(struct lmq_client *c)
             rc = session__msg_parse(h.payload.data, h.payload.len, &m);
             LMQ_ASSERT(rc != LMQ_EPROTO); /* it parsed when it was held */
             rc = rc == 0 ? session__deliver(c, &m) : rc;
+            if (rc == SESSION_REPLAY_REFUSED) {
+                rc = 0; /* dropped: the position stays open for the real one */
+            }
             session__msg_release(&m);
         }
         lmq_buf_release(&h.payload);
@@ -403,8 +428,14 @@ static int session__on_inbox(struct lmq_client *c, const struct mqtt_publish *p)
     } else {
         /* Persist before PUBACK: a crash in between redelivers, never loses. */
         rc = session__deliver(c, &m);
-        rc = rc == 0 ? session__puback(c, p->packet_id) : rc;
-        rc = rc == 0 ? session__drain(c) : rc;
+        if (rc == SESSION_REPLAY_REFUSED) {
+            /* Dropped; the resync brings what really is at this position. */
+            rc = c->resync_inflight ? 0 : session__resync(c, c->inbox_position);
+            rc = rc == 0 ? session__puback(c, p->packet_id) : rc;
+        } else {
+            rc = rc == 0 ? session__puback(c, p->packet_id) : rc;
+            rc = rc == 0 ? session__drain(c) : rc;
+        }
     }
     session__msg_release(&m);
     return rc;

@@ -386,16 +386,20 @@ static inline int fx_feed(struct fx *f, enum client_topic topic, const char *pay
 
 /* An inbox message at position from peer to `to`, signed with seed (peer's unless forged), body
  * {"n": position}, index position + 100. */
-static inline void fx_inbox_msg(uint64_t position, const char *to, const uint8_t *seed, char *out,
-                                size_t cap)
+/* An inbox message at position carrying an envelope of seq (the receiver checks that each
+ * sender's seqs grow along its inbox; the prev link is not its business). */
+static inline void fx_inbox_msg_seq(uint64_t position, uint64_t seq, const char *to,
+                                    const uint8_t *seed, char *out, size_t cap)
 {
     struct lmq_buf env = {0};
     const char *reason = NULL;
     json_t *body = json_pack("{s:I}", "n", (json_int_t)position);
-    /* The sender's chain does not matter to the receiver's checks: seq 1 each time. */
+    /* Any well-formed link will do as prev beyond seq 1. */
+    static const char some_link[] =
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     struct ledger_envelope_draft d = {.to = to,
-                                      .seq = 1,
-                                      .prev = "",
+                                      .seq = seq,
+                                      .prev = seq == 1 ? "" : some_link,
                                       .time = "2026-11-25T03:04:05.123456789Z",
                                       .type = "t",
                                       .body = body};
@@ -405,6 +409,13 @@ static inline void fx_inbox_msg(uint64_t position, const char *to, const uint8_t
     assert_true(n > 0 && (size_t)n < cap);
     lmq_buf_release(&env);
     json_decref(body);
+}
+
+/* An inbox message at position from a sender whose chain is at seq = position. */
+static inline void fx_inbox_msg(uint64_t position, const char *to, const uint8_t *seed, char *out,
+                                size_t cap)
+{
+    fx_inbox_msg_seq(position, position, to, seed, out, cap);
 }
 
 /* Counts captured packets of a type (and topic suffix, when not NULL). */

@@ -140,6 +140,38 @@ static void test_forged_or_foreign_envelope_never_reaches_the_app(void **state)
     assert_int_equal(lmq_client_inbox_position(f->c), 3);
 }
 
+static void test_replayed_envelope_never_reaches_the_app_nor_takes_the_position(void **state)
+{
+    struct fx *f = *state;
+    char msg[TEST_MSG_MAX_BYTES];
+    fx_open(f, true);
+    fx_connect(f, 0);
+    assert_int_equal(
+        fx_feed(f, CLIENT_TOPIC_SYNC, "{\"after\":0,\"count\":0,\"last\":0,\"more\":false}", 2), 0);
+    assert_int_equal(feed_pos(f, 1, 3), 0);
+    assert_int_equal(feed_pos(f, 2, 4), 0);
+    size_t resyncs = fx_count(f, MQTT_PUBLISH, "/resync");
+    /* The peer's seq 2, already handed over, replayed at position 3 (a forged delivery). */
+    fx_inbox_msg_seq(3, 2, f->me.id, f->peer.seed, msg, sizeof(msg));
+    assert_int_equal(fx_feed(f, CLIENT_TOPIC_INBOX, msg, 5), 0);
+    assert_int_equal(f->delivered_count, 2);
+    assert_int_equal(fx_last(f, MQTT_PUBACK)->packet_id, 5); /* dropped, acknowledged */
+    assert_int_equal(lmq_client_inbox_position(f->c), 2);  /* position 3 still open */
+    assert_int_equal(fx_count(f, MQTT_PUBLISH, "/resync"), resyncs + 1);
+    assert_non_null(strstr(f->last_error, "replay"));
+    /* The real envelope for position 3 is then delivered. */
+    assert_int_equal(feed_pos(f, 3, 6), 0);
+    assert_int_equal(f->delivered_count, 3);
+    assert_int_equal(f->delivered[2], 3);
+    /* The check survives a restart: the seq is stored with the position. */
+    fx_close(f);
+    fx_open(f, true);
+    fx_connect(f, 0);
+    fx_inbox_msg_seq(4, 3, f->me.id, f->peer.seed, msg, sizeof(msg));
+    assert_int_equal(fx_feed(f, CLIENT_TOPIC_INBOX, msg, 7), 0);
+    assert_int_equal(lmq_client_inbox_position(f->c), 3);
+}
+
 static void test_app_refusal_persists_nothing_and_withholds_puback(void **state)
 {
     struct fx *f = *state;
@@ -202,6 +234,9 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_forged_or_foreign_envelope_never_reaches_the_app,
                                         fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_replayed_envelope_never_reaches_the_app_nor_takes_the_position, fx_setup,
+            fx_teardown),
         cmocka_unit_test_setup_teardown(test_app_refusal_persists_nothing_and_withholds_puback,
                                         fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_send_only_client_takes_no_inbox, fx_setup,
