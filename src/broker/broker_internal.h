@@ -275,8 +275,8 @@ struct broker_stats {
     uint64_t qos0_dropped;
     uint64_t expired_dropped;
     uint64_t oversize_dropped;
-    uint64_t token_conns_ended;    /* connections ended because their token expired or was revoked */
-    uint64_t tokens_revoked;       /* revocations applied (HTTP, offline + SIGHUP) */
+    uint64_t token_conns_ended; /* connections ended because their token expired or was revoked */
+    uint64_t tokens_revoked;    /* revocations applied (HTTP, offline + SIGHUP) */
     uint64_t ledger_quota_refused; /* envelopes refused over ledger_bytes_per_day */
 };
 
@@ -427,8 +427,8 @@ int tokens_authenticate(struct conn *c, const struct mqtt_connect *cn);
 int64_t tokens_revoked_before(struct broker *b, const char *id);
 /* POST /auth/revoke with "Authorization: Bearer <token>": revokes every token of that identity
  * issued up to now, the one used included, and ends its connections that use one. */
-int tokens_http_revoke(struct broker *b, const struct http_request *req,
-                       struct http_response *resp, struct http_buf *out);
+int tokens_http_revoke(struct broker *b, const struct http_request *req, struct http_response *resp,
+                       struct http_buf *out);
 /* SIGHUP: applies revocations written to the store by `ledgermq revoke` meanwhile. */
 void tokens_reload(struct broker *b);
 /* Loop time (ms) at which c's token stops being valid; 0 when c has no token. */

@@ -580,7 +580,7 @@ static void conn_arm_timer(struct conn *c, uint64_t timeout_ms)
 /* Arms the timer for the earlier of deadline_a and deadline_b (loop ms; 0 = none). */
 static void conn_arm_earliest(struct conn *c, uint64_t deadline_a, uint64_t deadline_b)
 {
-    uint64_t next = deadline_a == 0 ? deadline_b
+    uint64_t next = deadline_a == 0   ? deadline_b
                     : deadline_b == 0 ? deadline_a
                                       : LMQ_MIN(deadline_a, deadline_b);
     if (next == 0)

@@ -19,9 +19,9 @@
 
 struct ledger_quota {
     char id[CRYPTO_IDENTITY_ID_BYTES];
-    int64_t day;          /* unix ms / LEDGER_QUOTA_DAY_MS of bytes */
-    uint64_t bytes;       /* appended that day (uncommitted appends included) */
-    uint64_t logged_ms;   /* loop time of the last logged refusal; 0 = none */
+    int64_t day;        /* unix ms / LEDGER_QUOTA_DAY_MS of bytes */
+    uint64_t bytes;     /* appended that day (uncommitted appends included) */
+    uint64_t logged_ms; /* loop time of the last logged refusal; 0 = none */
 };
 
 static int64_t ledger_quota_today(struct broker *b)
@@ -77,8 +77,8 @@ int ledger_quota_recover(struct broker *b)
     if (lmq_map_create(&b->ledger_quota) != LMQ_OK)
         return LMQ_ENOMEM;
     struct ledger_quota_load load = {.broker = b, .day = ledger_quota_today(b)};
-    int rc = store_ledger_bytes_since(b->store, load.day * LEDGER_QUOTA_DAY_MS, ledger_quota_row,
-                                      &load);
+    int rc =
+        store_ledger_bytes_since(b->store, load.day * LEDGER_QUOTA_DAY_MS, ledger_quota_row, &load);
     if (rc != LMQ_OK)
         return rc;
     struct lmq_log_line line;

@@ -120,8 +120,8 @@ static int metrics_broker(struct broker *b, struct http_buf *out)
                           st->token_conns_ended);
     rc |= METRIC(out, "token_revocations_total", "counter",
                  "Token revocations applied since start (POST /auth/revoke, ledgermq revoke).");
-    rc |= http_buf_printf(out, "ledgermq_token_revocations_total %" PRIu64 "\n",
-                          st->tokens_revoked);
+    rc |=
+        http_buf_printf(out, "ledgermq_token_revocations_total %" PRIu64 "\n", st->tokens_revoked);
     rc |= METRIC(out, "ledger_quota_refused_total", "counter",
                  "Envelopes refused over [auth] ledger_bytes_per_day.");
     rc |= http_buf_printf(out, "ledgermq_ledger_quota_refused_total %" PRIu64 "\n",

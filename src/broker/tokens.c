@@ -204,8 +204,8 @@ static int tokens_verify(struct broker *b, const char *token, size_t len,
     int64_t leeway_s = (int64_t)b->cfg.auth.token_leeway_s;
     if (crypto_jwt_verify(b->server_key.pub, token, len, tokens_now_s(b), leeway_s, claims,
                           &verdict) != LMQ_OK) {
-        *kind = verdict == CRYPTO_JWT_EXPIRED ? IDENTITY_EVENT_EXPIRED_TOKEN
-                                              : IDENTITY_EVENT_BAD_TOKEN;
+        *kind =
+            verdict == CRYPTO_JWT_EXPIRED ? IDENTITY_EVENT_EXPIRED_TOKEN : IDENTITY_EVENT_BAD_TOKEN;
         *detail = crypto_jwt_verdict_name(verdict);
         return LMQ_EPROTO;
     }
@@ -286,8 +286,8 @@ static int tokens_http_error(struct http_response *resp, struct http_buf *out, i
     return http_buf_printf(out, "{\"error\":%d,\"reason\":\"%s\"}", status, reason);
 }
 
-int tokens_http_revoke(struct broker *b, const struct http_request *req,
-                       struct http_response *resp, struct http_buf *out)
+int tokens_http_revoke(struct broker *b, const struct http_request *req, struct http_response *resp,
+                       struct http_buf *out)
 {
     if (strcmp(req->method, "POST") != 0) {
         resp->status = 405;
@@ -309,11 +309,10 @@ int tokens_http_revoke(struct broker *b, const struct http_request *req,
     const char *detail = NULL;
     if (tokens_verify(b, token, auth_len - prefix, &claims, &kind, &detail) != LMQ_OK) {
         identity_security_event(b, NULL, kind, detail);
-        return tokens_http_error(resp, out, 401, kind == IDENTITY_EVENT_REVOKED_TOKEN
-                                                     ? "token revoked"
-                                                 : kind == IDENTITY_EVENT_EXPIRED_TOKEN
-                                                     ? "token expired"
-                                                     : "bad token");
+        return tokens_http_error(resp, out, 401,
+                                 kind == IDENTITY_EVENT_REVOKED_TOKEN   ? "token revoked"
+                                 : kind == IDENTITY_EVENT_EXPIRED_TOKEN ? "token expired"
+                                                                        : "bad token");
     }
     int64_t before_s = tokens_now_s(b) + 1;
     tokens_apply(b, claims.sub, before_s, TOKENS_SOURCE_HTTP);

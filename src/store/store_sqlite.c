@@ -1118,9 +1118,8 @@ int store_token_revocations(struct store *store,
 {
     LMQ_ASSERT(store != NULL && row != NULL);
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(store->reader,
-                           "SELECT id, revoked_before_s FROM token_revocations", -1, &st,
-                           NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(store->reader, "SELECT id, revoked_before_s FROM token_revocations", -1,
+                           &st, NULL) != SQLITE_OK)
         return LMQ_EIO;
     int rc, result = LMQ_OK;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

@@ -398,8 +398,8 @@ static void test_auth_token_leeway_and_ledger_quota(void **state)
     lmq_config_defaults(&cfg);
     assert_int_equal(cfg.auth.token_leeway_s, 0);
     assert_int_equal(cfg.auth.ledger_bytes_per_day, 64ull * 1024 * 1024);
-    assert_int_equal(load_text(&cfg, "[auth]\ntoken_leeway_s = 30\nledger_bytes_per_day = 0\n",
-                               err, sizeof(err), NULL, 0),
+    assert_int_equal(load_text(&cfg, "[auth]\ntoken_leeway_s = 30\nledger_bytes_per_day = 0\n", err,
+                               sizeof(err), NULL, 0),
                      LMQ_OK);
     assert_int_equal(cfg.auth.token_leeway_s, 30);
     assert_int_equal(cfg.auth.ledger_bytes_per_day, 0);
@@ -410,8 +410,7 @@ static void test_auth_token_leeway_and_ledger_quota(void **state)
     assert_string_equal(err, "[auth] token_leeway_s: expected an integer 0..300, got \"301\"");
     assert_int_equal(cfg.auth.token_leeway_s, 0);
     assert_int_equal(
-        lmq_config_set(&cfg, "auth", "ledger_bytes_per_day", "1099511627776", err, sizeof(err)),
-        0);
+        lmq_config_set(&cfg, "auth", "ledger_bytes_per_day", "1099511627776", err, sizeof(err)), 0);
     assert_int_equal(cfg.auth.ledger_bytes_per_day, 1ull << 40);
     assert_int_equal(
         lmq_config_set(&cfg, "auth", "ledger_bytes_per_day", "1099511627777", err, sizeof(err)),
