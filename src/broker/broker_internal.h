@@ -323,6 +323,7 @@ struct broker {
     struct lmq_map *identities;        /* identity id -> struct ledger_identity */
     struct lmq_map *revocations;       /* identity id -> struct tokens_revocation (tokens.c) */
     struct lmq_map *ledger_quota;      /* identity id -> struct ledger_quota (ledger_quota.c) */
+    int64_t ledger_quota_day;          /* UTC day the ledger_quota entries are of (older pruned) */
     struct crypto_passwd_file *passwd; /* [auth] password_file; NULL when none */
     struct mqtt_acl *acl;              /* [auth] acl_file; NULL when none (all allowed) */
     uint32_t password_checks;          /* password hashes queued or running */

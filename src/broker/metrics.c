@@ -69,6 +69,7 @@ static int metrics_broker(struct broker *b, struct http_buf *out)
     rc |= http_buf_printf(out, "ledgermq_auth_failures_total %" PRIu64 "\n",
                           b->security_events[IDENTITY_EVENT_BAD_TOKEN] +
                               b->security_events[IDENTITY_EVENT_EXPIRED_TOKEN] +
+                              b->security_events[IDENTITY_EVENT_REVOKED_TOKEN] +
                               b->security_events[IDENTITY_EVENT_ANONYMOUS_REFUSED] +
                               b->security_events[IDENTITY_EVENT_BAD_PASSWORD]);
     rc |= METRIC(out, "ledger_envelopes", "gauge", "Envelopes in the ledger.");

@@ -47,6 +47,8 @@ int64_t tokens_revoked_before(struct broker *b, const char *id)
  * which fails closed below through the caller's fail stop). */
 static bool tokens_raise(struct broker *b, const char *id, int64_t before_s, bool *nomem)
 {
+    LMQ_ASSERT(b->revocations != NULL && before_s >= 0);
+    LMQ_ASSERT(crypto_identity_id_valid(id, CRYPTO_IDENTITY_ID_CHARS));
     *nomem = false;
     struct tokens_revocation *r =
         lmq_map_get(b->revocations, (const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS);
@@ -74,6 +76,7 @@ static bool tokens_raise(struct broker *b, const char *id, int64_t before_s, boo
  * Not authorized; 3.1.1: closed). */
 static void tokens_end_revoked(struct broker *b, const char *id, int64_t before_s)
 {
+    LMQ_ASSERT(id != NULL && before_s > 0);
     size_t cap = b->conn_count, n = 0;
     struct conn **hit = cap > 0 ? calloc(cap, sizeof(*hit)) : NULL;
     if (hit == NULL && cap > 0)
@@ -88,6 +91,7 @@ static void tokens_end_revoked(struct broker *b, const char *id, int64_t before_
             hit[n++] = c;
         }
     }
+    LMQ_ASSERT(n <= cap);
     for (size_t i = 0; i < n; i++) {
         struct conn *c = hit[i];
         if (c->state == CONN_CONNECTED) {
@@ -259,6 +263,7 @@ uint64_t tokens_conn_deadline_ms(struct conn *c)
     if (c->token_exp_s == 0)
         return 0;
     struct broker *b = c->broker;
+    LMQ_ASSERT(c->token_exp_s > c->token_iat_s && c->identity[0] != '\0');
     int64_t end_unix_ms = (c->token_exp_s + (int64_t)b->cfg.auth.token_leeway_s) * 1000;
     int64_t left_ms = end_unix_ms - broker_unix_ms(b);
     return broker_now_ms(b) + (uint64_t)LMQ_MAX(left_ms, 0);
@@ -289,6 +294,7 @@ static int tokens_http_error(struct http_response *resp, struct http_buf *out, i
 int tokens_http_revoke(struct broker *b, const struct http_request *req, struct http_response *resp,
                        struct http_buf *out)
 {
+    LMQ_ASSERT(b != NULL && req != NULL && resp != NULL && out != NULL);
     if (strcmp(req->method, "POST") != 0) {
         resp->status = 405;
         resp->allow = "POST";

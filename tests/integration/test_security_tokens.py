@@ -157,6 +157,16 @@ def test_revoked_token_is_refused_and_its_connections_end_also_after_a_crash(sta
     status, err = revoke_http(b, token)
     assert status == 401 and err["reason"] == "token revoked", err
     assert revoke_http(b, "not.a.token")[0] == 401
+    req = urllib.request.Request("http://%s/auth/revoke" % b.http_addr, data=b"", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as no_header:
+        urllib.request.urlopen(req, timeout=10)
+    assert no_header.value.code == 401
+    assert no_header.value.headers["WWW-Authenticate"] == "Bearer"
+    assert json.loads(no_header.value.read()) == {
+        "error": 401, "reason": "expected Authorization: Bearer <token>"}
+    with pytest.raises(urllib.error.HTTPError) as get:
+        urllib.request.urlopen("http://%s/auth/revoke" % b.http_addr, timeout=10)
+    assert get.value.code == 405
     # A new login works (after the revocation's second) and its token connects.
     fresh = login_after_revocation(b, alice)
     still_serves(b, alice, fresh)
