@@ -37,11 +37,12 @@ import mqttraw as m  # noqa: E402
 
 
 def start(binary, data_dir):
-    # The per-identity envelope rate (default 1,000/s) would measure the limit, not the ledger.
+    # The per-identity envelope rate (default 1,000/s) and daily ledger bytes (default 64 MiB)
+    # would measure the limits, not the ledger.
     os.makedirs(data_dir, exist_ok=True)
     ini = os.path.join(data_dir, "bench.ini")
     with open(ini, "w") as f:
-        f.write("[auth]\nenvelope_rate_per_s = 10000000\n")
+        f.write("[auth]\nenvelope_rate_per_s = 10000000\nledger_bytes_per_day = 0\n")
     proc = subprocess.Popen([binary, "serve", "--config", ini, "--data", data_dir,
                              "--mqtt", "127.0.0.1:0", "--http", "127.0.0.1:0",
                              "--log-level", "info"],

@@ -66,6 +66,10 @@ static const char main__usage[] =
     "  verify  --key VKEY --checkpoint F | --receipt F [--envelope F] |\n"
     "          --old-checkpoint F --checkpoint F --proof F | --data DIR\n"
     "                                check checkpoints, receipts, consistency, a database\n"
+    "  revoke  --data DIR --identity ID [--before UNIX_SECONDS]\n"
+    "          revoke the identity's login tokens issued before the time (default: up to\n"
+    "          now) in DIR's database; a running broker applies it on SIGHUP, a stopped one\n"
+    "          when it starts; prints {\"id\":ID,\"revoked_before\":T}\n"
     "  bench   [--scenario S] ...    load generator for any MQTT broker (bench --help)\n"
     "  version                       print the version\n"
     "  help                          print this help\n"
@@ -433,6 +437,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "listen") == 0) {
         return cli_listen(argc - 2, argv + 2);
+    }
+    if (strcmp(cmd, "revoke") == 0) {
+        return cli_revoke(argc - 2, argv + 2);
     }
     main__fail("unknown command \"%s\"", cmd);
     fputs(main__usage, stderr);

@@ -420,6 +420,7 @@ static void on_signal(uv_signal_t *s, int signum)
             lmq_log_msg(LMQ_LOG_INFO, "reload", "no config file to re-read");
             broker_reload_tls(b);
             access_reload(b);
+            tokens_reload(b);
             return;
         }
         struct lmq_config fresh;
@@ -433,6 +434,7 @@ static void on_signal(uv_signal_t *s, int signum)
         b->cfg.log_level = fresh.log_level;
         broker_reload_tls(b);
         access_reload(b);
+        tokens_reload(b);
         struct lmq_log_line line;
         if (lmq_log_begin(&line, LMQ_LOG_INFO, "reload")) {
             lmq_log_str(&line, "log_level", lmq_log_level_name(fresh.log_level));
@@ -647,6 +649,8 @@ static void broker_teardown(struct broker *b)
     conn_address_sweep(b, true);
     lmq_map_destroy(b->addresses);
     ledger_destroy(b);
+    tokens_destroy(b);
+    ledger_quota_destroy(b);
     free(b->checkpoint);
     if (b->nonces != NULL)
         identity_destroy(b);

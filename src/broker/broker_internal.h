@@ -242,6 +242,10 @@ struct conn {
     enum conn_password_state password_state;
     uint8_t refusal_code;    /* non-zero: CONNECT gets this reason code (per-address limit) */
     const char *refusal_why; /* static text for the log */
+    /* The login token this connection authenticated with (tokens.c): it is ended when the token
+     * expires or is revoked. 0 when it used no token (password, certificate, anonymous). */
+    int64_t token_iat_s;
+    int64_t token_exp_s;
 };
 
 /* An acknowledgement waiting for the store commit that holds its data. */
@@ -281,6 +285,9 @@ struct broker_stats {
     uint64_t qos0_dropped;
     uint64_t expired_dropped;
     uint64_t oversize_dropped;
+    uint64_t token_conns_ended; /* connections ended because their token expired or was revoked */
+    uint64_t tokens_revoked;    /* revocations applied (HTTP, offline + SIGHUP) */
+    uint64_t ledger_quota_refused; /* envelopes refused over ledger_bytes_per_day */
 };
 
 struct broker {
@@ -327,6 +334,9 @@ struct broker {
     struct lmq_map *nonces;            /* login nonce -> struct identity_nonce */
     struct list_node nonce_list;       /* the same, oldest first */
     struct lmq_map *identities;        /* identity id -> struct ledger_identity */
+    struct lmq_map *revocations;       /* identity id -> struct tokens_revocation (tokens.c) */
+    struct lmq_map *ledger_quota;      /* identity id -> struct ledger_quota (ledger_quota.c) */
+    int64_t ledger_quota_day;          /* UTC day the ledger_quota entries are of (older pruned) */
     struct crypto_passwd_file *passwd; /* [auth] password_file; NULL when none */
     struct mqtt_acl *acl;              /* [auth] acl_file; NULL when none (all allowed) */
     uint32_t password_checks;          /* password hashes queued or running */
@@ -384,6 +394,8 @@ enum identity_event {
     IDENTITY_EVENT_BAD_PASSWORD,
     IDENTITY_EVENT_SESSION_QUOTA,
     IDENTITY_EVENT_SESSION_OWNER,
+    IDENTITY_EVENT_REVOKED_TOKEN, /* a revoked token at CONNECT or on /auth/revoke */
+    IDENTITY_EVENT_LEDGER_QUOTA,  /* an envelope over [auth] ledger_bytes_per_day */
     IDENTITY_EVENT_COUNT,
 };
 /* What an id/<owner>/<leaf> topic is. */
@@ -420,6 +432,37 @@ bool identity_may_receive(const struct session *s, const uint8_t *topic, size_t 
 void identity_security_event(struct broker *b, struct conn *c, enum identity_event kind,
                              const char *detail);
 const char *identity_event_name(enum identity_event kind);
+
+/* tokens.c: login tokens at CONNECT, revocation, connections ended with their token. */
+/* Loads the stored revocations (recovery). 0 or an error. */
+int tokens_recover(struct broker *b) LMQ_WUR;
+void tokens_destroy(struct broker *b);
+/* The token part of identity_authenticate: checks the CONNECT's user name (an identity id) and
+ * password (its token: signature, expiry with [auth] token_leeway_s, revocation), sets
+ * c->identity, c->user and the token times. MQTT_RC_SUCCESS or a CONNACK reason code (the
+ * security event is logged). */
+int tokens_authenticate(struct conn *c, const struct mqtt_connect *cn);
+/* Unix time before which id's tokens are revoked (tokens with iat < it refused); 0: none. */
+int64_t tokens_revoked_before(struct broker *b, const char *id);
+/* POST /auth/revoke with "Authorization: Bearer <token>": revokes every token of that identity
+ * issued up to now, the one used included, and ends its connections that use one. */
+int tokens_http_revoke(struct broker *b, const struct http_request *req, struct http_response *resp,
+                       struct http_buf *out);
+/* SIGHUP: applies revocations written to the store by `ledgermq revoke` meanwhile. */
+void tokens_reload(struct broker *b);
+/* Loop time (ms) at which c's token stops being valid; 0 when c has no token. */
+uint64_t tokens_conn_deadline_ms(struct conn *c);
+/* Ends c (MQTT 5: DISCONNECT 0xA0 Maximum connect time) when its token has expired. True when
+ * it did. */
+bool tokens_conn_end_if_expired(struct conn *c);
+
+/* ledger_quota.c: [auth] ledger_bytes_per_day, per identity and UTC day. */
+/* Recomputes today's bytes per identity from the ledger's rows (recovery). 0 or an error. */
+int ledger_quota_recover(struct broker *b) LMQ_WUR;
+void ledger_quota_destroy(struct broker *b);
+/* Counts bytes of an envelope about to be appended by c's identity: false (nothing counted;
+ * a security event, logged at most once a minute per identity) when over the day's quota. */
+bool ledger_quota_take(struct conn *c, uint64_t bytes);
 
 /* An accepted envelope, as its ack describes it. */
 struct ledger_accepted {

@@ -577,7 +577,20 @@ static void conn_arm_timer(struct conn *c, uint64_t timeout_ms)
     uv_timer_start(&c->timer, conn_on_timer, timeout_ms, 0);
 }
 
-/* Connect timeout before CONNECT; afterwards, keepalive (1.5 x the interval). */
+/* Arms the timer for the earlier of deadline_a and deadline_b (loop ms; 0 = none). */
+static void conn_arm_earliest(struct conn *c, uint64_t deadline_a, uint64_t deadline_b)
+{
+    uint64_t next = deadline_a == 0   ? deadline_b
+                    : deadline_b == 0 ? deadline_a
+                                      : LMQ_MIN(deadline_a, deadline_b);
+    if (next == 0)
+        return;
+    uint64_t now = broker_now_ms(c->broker);
+    conn_arm_timer(c, next > now ? next - now : 1);
+}
+
+/* Connect timeout before CONNECT; afterwards, keepalive (1.5 x the interval) and the end of
+ * the login token's validity. */
 static void conn_on_timer(uv_timer_t *t)
 {
     struct conn *c = t->data;
@@ -587,24 +600,28 @@ static void conn_on_timer(uv_timer_t *t)
         conn_close(c);
         return;
     }
-    if (c->state != CONN_CONNECTED || c->keepalive_s == 0)
+    if (c->state != CONN_CONNECTED || tokens_conn_end_if_expired(c))
         return;
-    uint64_t window_ms = (uint64_t)c->keepalive_s * 1500;
-    uint64_t deadline = c->last_rx_ms + window_ms;
-    if (now >= deadline) {
-        conn_log(c, LMQ_LOG_INFO, "keepalive_timeout", NULL);
-        conn_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT);
-        return;
+    uint64_t deadline = 0;
+    if (c->keepalive_s != 0) {
+        deadline = c->last_rx_ms + (uint64_t)c->keepalive_s * 1500;
+        if (now >= deadline) {
+            conn_log(c, LMQ_LOG_INFO, "keepalive_timeout", NULL);
+            conn_disconnect(c, MQTT_RC_KEEP_ALIVE_TIMEOUT);
+            return;
+        }
     }
-    conn_arm_timer(c, deadline - now);
+    conn_arm_earliest(c, deadline, tokens_conn_deadline_ms(c));
 }
 
-/* Called by the CONNECT handler once the keepalive is known. */
+/* Called by the CONNECT handler once the keepalive is known (and the token checked). */
 void conn_start_keepalive(struct conn *c)
 {
     uv_timer_stop(&c->timer);
+    uint64_t keepalive = 0;
     if (c->keepalive_s > 0)
-        conn_arm_timer(c, (uint64_t)c->keepalive_s * 1500);
+        keepalive = broker_now_ms(c->broker) + (uint64_t)c->keepalive_s * 1500;
+    conn_arm_earliest(c, keepalive, tokens_conn_deadline_ms(c));
 }
 
 /* A connection with its handles initialised and linked; the socket is not attached yet. */

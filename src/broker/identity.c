@@ -49,6 +49,8 @@ static const char *const identity_event_names[IDENTITY_EVENT_COUNT] = {
     [IDENTITY_EVENT_BAD_PASSWORD] = "bad_password",
     [IDENTITY_EVENT_SESSION_QUOTA] = "session_quota",
     [IDENTITY_EVENT_SESSION_OWNER] = "session_owner",
+    [IDENTITY_EVENT_REVOKED_TOKEN] = "revoked_token",
+    [IDENTITY_EVENT_LEDGER_QUOTA] = "ledger_quota",
 };
 _Static_assert(IDENTITY_EVENT_COUNT <= 32, "struct broker counts at most 32 security events");
 
@@ -233,8 +235,14 @@ static int identity_token(struct broker *b, json_t *body, struct http_response *
     size_t token_len = 0;
     int64_t now_s = broker_unix_ms(b) / 1000;
     uint32_t ttl_s = b->cfg.auth.token_ttl_s;
-    if (crypto_identity_id(pub, id) != LMQ_OK ||
-        crypto_jwt_create(b->server_key.seed, id, IDENTITY_ISSUER, now_s, ttl_s, token,
+    if (crypto_identity_id(pub, id) != LMQ_OK)
+        return identity_error(resp, out, 500, "Internal Server Error");
+    if (now_s < tokens_revoked_before(b, id)) {
+        /* Its tokens were revoked this very second: one issued now would be refused. */
+        resp->extra_headers = "Retry-After: 1\r\n";
+        return identity_error(resp, out, 503, "tokens revoked this second: retry in 1 s");
+    }
+    if (crypto_jwt_create(b->server_key.seed, id, IDENTITY_ISSUER, now_s, ttl_s, token,
                           sizeof(token), &token_len) != LMQ_OK ||
         identity_time_json(b, (uint64_t)ttl_s * 1000, expires) != LMQ_OK)
         return identity_error(resp, out, 500, "Internal Server Error");
@@ -255,6 +263,8 @@ int identity_http_route(struct broker *b, const struct http_request *req,
     bool challenge = req->path_len == 15 && memcmp(req->path, "/auth/challenge", 15) == 0;
     bool token = req->path_len == 11 && memcmp(req->path, "/auth/token", 11) == 0;
     bool key = req->path_len == 9 && memcmp(req->path, "/auth/key", 9) == 0;
+    if (req->path_len == 12 && memcmp(req->path, "/auth/revoke", 12) == 0)
+        return tokens_http_revoke(b, req, resp, out);
     if (!challenge && !token && !key) {
         resp->status = 404;
         return 0;
@@ -316,35 +326,8 @@ int identity_authenticate(struct conn *c, const struct mqtt_connect *cn)
     if (cn->has_username && b->passwd != NULL &&
         !crypto_identity_id_valid((const char *)cn->username.data, cn->username.len))
         return access_password(c, cn);
-    if (cn->has_username) {
-        char token[CRYPTO_JWT_MAX_BYTES + 1];
-        if (!cn->has_password || cn->password.len > CRYPTO_JWT_MAX_BYTES) {
-            identity_security_event(b, c, IDENTITY_EVENT_BAD_TOKEN, "no usable password");
-            return MQTT_RC_BAD_USER_NAME_OR_PASSWORD;
-        }
-        memcpy(token, cn->password.data, cn->password.len);
-        token[cn->password.len] = '\0';
-        struct crypto_jwt_claims claims;
-        enum crypto_jwt_verdict verdict;
-        int64_t now_s = broker_unix_ms(b) / 1000;
-        if (crypto_jwt_verify(b->server_key.pub, token, cn->password.len, now_s, &claims,
-                              &verdict) != LMQ_OK) {
-            identity_security_event(b, c,
-                                    verdict == CRYPTO_JWT_EXPIRED ? IDENTITY_EVENT_EXPIRED_TOKEN
-                                                                  : IDENTITY_EVENT_BAD_TOKEN,
-                                    crypto_jwt_verdict_name(verdict));
-            return MQTT_RC_BAD_USER_NAME_OR_PASSWORD;
-        }
-        if (cn->username.len != CRYPTO_IDENTITY_ID_CHARS ||
-            memcmp(cn->username.data, claims.sub, CRYPTO_IDENTITY_ID_CHARS) != 0 ||
-            !crypto_identity_id_valid(claims.sub, strlen(claims.sub))) {
-            identity_security_event(b, c, IDENTITY_EVENT_BAD_TOKEN, "username is not the token's");
-            return MQTT_RC_BAD_USER_NAME_OR_PASSWORD;
-        }
-        memcpy(c->identity, claims.sub, CRYPTO_IDENTITY_ID_BYTES);
-        identity_set_user(c, c->identity);
-        return MQTT_RC_SUCCESS;
-    }
+    if (cn->has_username)
+        return tokens_authenticate(c, cn); /* an identity: its login token (tokens.c) */
     if (c->tls_cn[0] != '\0') {
         /* A verified client certificate: its CN names the client (an identity when it is one). */
         if (crypto_identity_id_valid(c->tls_cn, strlen(c->tls_cn)))

@@ -317,8 +317,14 @@ int ledger_accept(struct conn *c, const struct mqtt_publish *pub)
         ledger_reject(b, c, env.seq, link, "not_sender", NULL);
     } else if (ledger_chain_check(sender->last_seq, sender->last_link, env.seq, env.prev, link,
                                   NULL) == LEDGER_CHAIN_NEXT) {
-        if (ledger_append(b, sender, &env, link) != LMQ_OK)
+        if (!ledger_quota_take(c, env.canonical.len)) {
+            /* Over [auth] ledger_bytes_per_day: nothing appended; the same envelope may be sent
+             * again once the UTC day turns. MQTT 5 also gets PUBACK/PUBREC 0x97. */
+            ledger_reject(b, c, env.seq, link, "quota_exceeded", "ledger_bytes_per_day");
+            rc = c->version == MQTT_V5 ? MQTT_RC_QUOTA_EXCEEDED : MQTT_RC_SUCCESS;
+        } else if (ledger_append(b, sender, &env, link) != LMQ_OK) {
             rc = MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
+        }
     } else {
         ledger_not_next(b, c, sender, &env, link);
     }

@@ -69,6 +69,7 @@ static int metrics_broker(struct broker *b, struct http_buf *out)
     rc |= http_buf_printf(out, "ledgermq_auth_failures_total %" PRIu64 "\n",
                           b->security_events[IDENTITY_EVENT_BAD_TOKEN] +
                               b->security_events[IDENTITY_EVENT_EXPIRED_TOKEN] +
+                              b->security_events[IDENTITY_EVENT_REVOKED_TOKEN] +
                               b->security_events[IDENTITY_EVENT_ANONYMOUS_REFUSED] +
                               b->security_events[IDENTITY_EVENT_BAD_PASSWORD]);
     rc |= METRIC(out, "ledger_envelopes", "gauge", "Envelopes in the ledger.");
@@ -114,6 +115,18 @@ static int metrics_broker(struct broker *b, struct http_buf *out)
     rc |= http_buf_printf(out,
                           "ledgermq_dropped_total{reason=\"too_large_for_client\"} %" PRIu64 "\n",
                           st->oversize_dropped);
+    rc |= METRIC(out, "token_connections_ended_total", "counter",
+                 "Connections ended because their login token expired or was revoked.");
+    rc |= http_buf_printf(out, "ledgermq_token_connections_ended_total %" PRIu64 "\n",
+                          st->token_conns_ended);
+    rc |= METRIC(out, "token_revocations_total", "counter",
+                 "Token revocations applied since start (POST /auth/revoke, ledgermq revoke).");
+    rc |=
+        http_buf_printf(out, "ledgermq_token_revocations_total %" PRIu64 "\n", st->tokens_revoked);
+    rc |= METRIC(out, "ledger_quota_refused_total", "counter",
+                 "Envelopes refused over [auth] ledger_bytes_per_day.");
+    rc |= http_buf_printf(out, "ledgermq_ledger_quota_refused_total %" PRIu64 "\n",
+                          st->ledger_quota_refused);
     rc |= METRIC(out, "disk_low", "gauge", "1 while free space is under min_free_disk.");
     rc |= http_buf_printf(out, "ledgermq_disk_low %d\n", b->disk_low ? 1 : 0);
     return rc;

@@ -219,6 +219,10 @@ int broker_recover(struct broker *b)
     rc = store_ledger_size(b->store, &b->ledger_size);
     if (rc == LMQ_OK)
         rc = ledger_tree_recover(b);
+    if (rc == LMQ_OK)
+        rc = tokens_recover(b);
+    if (rc == LMQ_OK)
+        rc = ledger_quota_recover(b);
     if (rc != LMQ_OK)
         return rc;
     struct lmq_log_line line;

@@ -23,6 +23,12 @@
 /* Decimal digits of the largest uint64_t. */
 #define CONFIG_U64_DIGITS_MAX 20
 #define CONFIG_SESSION_EXPIRY_NEVER 0xFFFFFFFFu
+/* [auth] token_leeway_s: at most 5 minutes (crypto/jwt.h CRYPTO_JWT_LEEWAY_MAX_S). */
+#define CONFIG_TOKEN_LEEWAY_MAX_S 300
+/* [auth] ledger_bytes_per_day: 64 MiB by default (about 100,000 typical envelopes), 1 TiB at
+ * most. */
+#define CONFIG_LEDGER_BYTES_PER_DAY_DEFAULT (64ull * 1024 * 1024)
+#define CONFIG_LEDGER_BYTES_PER_DAY_MAX (1ull << 40)
 
 /* A numeric [limits] key: where it lives in struct lmq_limits and its range. */
 struct config_limit {
@@ -174,6 +180,8 @@ void lmq_config_defaults(struct lmq_config *cfg)
     cfg->auth.anonymous = LMQ_ANONYMOUS_LOOPBACK;
     cfg->auth.token_ttl_s = 900;
     cfg->auth.envelope_rate_per_s = 1000;
+    cfg->auth.token_leeway_s = 0;
+    cfg->auth.ledger_bytes_per_day = CONFIG_LEDGER_BYTES_PER_DAY_DEFAULT;
     l->max_connections_per_address = 1000;
     l->max_connection_rate_per_address = 500;
 }
@@ -383,6 +391,27 @@ static int config__auth_file(char *path, const char *key, const char *value, cha
     return 0;
 }
 
+/* [auth] token_leeway_s (0..CONFIG_TOKEN_LEEWAY_MAX_S) and ledger_bytes_per_day (0 = no limit,
+ * at most CONFIG_LEDGER_BYTES_PER_DAY_MAX): both accept 0, unlike the other [auth] numbers. */
+static int config__set_auth_limit(struct lmq_config *cfg, const char *key, const char *value,
+                                  char *err, size_t err_len)
+{
+    bool leeway = strcmp(key, "token_leeway_s") == 0;
+    uint64_t max = leeway ? CONFIG_TOKEN_LEEWAY_MAX_S : CONFIG_LEDGER_BYTES_PER_DAY_MAX;
+    uint64_t v = 0;
+    if (!config__parse_u64(value, &v) || v > max) {
+        config__err(err, err_len, "[auth] %s: expected an integer 0..%llu, got \"%.*s%s\"", key,
+                    (unsigned long long)max, config__show_len(value), value,
+                    config__show_more(value));
+        return LMQ_EINVAL;
+    }
+    if (leeway)
+        cfg->auth.token_leeway_s = (uint32_t)v;
+    else
+        cfg->auth.ledger_bytes_per_day = v;
+    return 0;
+}
+
 static int config__set_auth(struct lmq_config *cfg, const char *key, const char *value, char *err,
                             size_t err_len)
 {
@@ -405,13 +434,15 @@ static int config__set_auth(struct lmq_config *cfg, const char *key, const char 
                                                    : NULL;
     if (path != NULL)
         return config__auth_file(path, key, value, err, err_len);
+    if (strcmp(key, "token_leeway_s") == 0 || strcmp(key, "ledger_bytes_per_day") == 0)
+        return config__set_auth_limit(cfg, key, value, err, err_len);
     uint32_t *field = strcmp(key, "token_ttl_s") == 0           ? &a->token_ttl_s
                       : strcmp(key, "envelope_rate_per_s") == 0 ? &a->envelope_rate_per_s
                                                                 : NULL;
     if (field == NULL) {
         config__err(err, err_len,
-                    "[auth] %s: unknown key (expected anonymous, token_ttl_s, "
-                    "envelope_rate_per_s, password_file or acl_file)",
+                    "[auth] %s: unknown key (expected anonymous, token_ttl_s, token_leeway_s, "
+                    "envelope_rate_per_s, ledger_bytes_per_day, password_file or acl_file)",
                     key);
         return LMQ_EINVAL;
     }

@@ -71,6 +71,9 @@ struct lmq_auth_config {
     enum lmq_anonymous_mode anonymous;
     uint32_t token_ttl_s;          /* lifetime of a login token */
     uint32_t envelope_rate_per_s;  /* envelopes one identity may send per second (0x96 beyond) */
+    uint32_t token_leeway_s;       /* grace after a token's exp (and before its iat); 0..300 */
+    uint64_t ledger_bytes_per_day; /* envelope bytes one identity may append per UTC day; 0: no
+                                      limit */
     char password_file[LMQ_PATH_MAX_BYTES]; /* "user:$scrypt$..." lines; empty: none */
     char acl_file[LMQ_PATH_MAX_BYTES];      /* topic ACL, re-read on SIGHUP; empty: none */
 };

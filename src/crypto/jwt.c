@@ -142,7 +142,7 @@ static bool jwt__string_claim(json_t *claims, const char *name, char *out, size_
 }
 
 /* Checks the claims' presence and types, then the times. */
-static enum crypto_jwt_verdict jwt__check_claims(json_t *claims, int64_t now_s,
+static enum crypto_jwt_verdict jwt__check_claims(json_t *claims, int64_t now_s, int64_t leeway_s,
                                                  struct crypto_jwt_claims *out)
 {
     memset(out, 0, sizeof(*out));
@@ -159,9 +159,9 @@ static enum crypto_jwt_verdict jwt__check_claims(json_t *claims, int64_t now_s,
     out->exp_s = json_integer_value(exp);
     if (out->exp_s <= out->iat_s || out->iat_s < 0 || out->exp_s > JWT__TIME_MAX_S)
         return CRYPTO_JWT_BAD_CLAIMS;
-    if (now_s >= out->exp_s + CRYPTO_JWT_LEEWAY_S)
+    if (now_s >= out->exp_s + leeway_s)
         return CRYPTO_JWT_EXPIRED;
-    if (out->iat_s > now_s + CRYPTO_JWT_LEEWAY_S)
+    if (out->iat_s > now_s + leeway_s)
         return CRYPTO_JWT_NOT_YET_VALID;
     return CRYPTO_JWT_VALID;
 }
@@ -205,10 +205,11 @@ static bool jwt__split(const char *token, size_t len, size_t start[JWT__SEGMENTS
 }
 
 int crypto_jwt_verify(const uint8_t pub[CRYPTO_ED25519_PUB_BYTES], const char *token,
-                      size_t token_len, int64_t now_s, struct crypto_jwt_claims *claims,
-                      enum crypto_jwt_verdict *verdict)
+                      size_t token_len, int64_t now_s, int64_t leeway_s,
+                      struct crypto_jwt_claims *claims, enum crypto_jwt_verdict *verdict)
 {
     LMQ_ASSERT(pub != NULL && claims != NULL && verdict != NULL);
+    LMQ_ASSERT(leeway_s >= 0 && leeway_s <= CRYPTO_JWT_LEEWAY_MAX_S);
     LMQ_ASSERT(token != NULL || token_len == 0);
     memset(claims, 0, sizeof(*claims));
     *verdict = CRYPTO_JWT_MALFORMED;
@@ -236,7 +237,7 @@ int crypto_jwt_verify(const uint8_t pub[CRYPTO_ED25519_PUB_BYTES], const char *t
     }
     payload = jwt__segment_object(token + start[1], seg_len[1]);
     if (payload != NULL)
-        *verdict = jwt__check_claims(payload, now_s, claims);
+        *verdict = jwt__check_claims(payload, now_s, leeway_s, claims);
 out:
     json_decref(header);
     json_decref(payload);

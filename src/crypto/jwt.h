@@ -13,8 +13,9 @@
 #include "core/lmq.h"
 #include "crypto/ed25519.h"
 
-/* Clock skew tolerated between issuer and verifier, in both directions. */
-#define CRYPTO_JWT_LEEWAY_S 60
+/* Largest clock skew a verifier may tolerate (crypto_jwt_verify's leeway_s). The server checks
+ * its own tokens with [auth] token_leeway_s, 0 by default: issuer and verifier share a clock. */
+#define CRYPTO_JWT_LEEWAY_MAX_S 300
 /* Longest token created or accepted. */
 #define CRYPTO_JWT_MAX_BYTES 2048
 /* Longest sub and iss (bytes, without the NUL). */
@@ -29,7 +30,7 @@ enum crypto_jwt_verdict {
     CRYPTO_JWT_BAD_ALG,       /* header alg is not exactly "EdDSA", or has "crit" */
     CRYPTO_JWT_BAD_SIGNATURE, /* the signature does not verify with the given key */
     CRYPTO_JWT_BAD_CLAIMS,    /* a required claim is missing or of the wrong type */
-    CRYPTO_JWT_EXPIRED,       /* now >= exp + leeway */
+    CRYPTO_JWT_EXPIRED,       /* now >= exp + leeway (leeway 0: refused from second exp on) */
     CRYPTO_JWT_NOT_YET_VALID, /* iat > now + leeway */
 };
 
@@ -48,11 +49,12 @@ int crypto_jwt_create(const uint8_t seed[CRYPTO_ED25519_SEED_BYTES], const char 
                       const char *iss, int64_t now_s, int64_t ttl_s, char *out, size_t out_cap,
                       size_t *out_len) LMQ_WUR;
 
-/* Checks token (token_len bytes) against pub at time now_s: *verdict says why it was refused.
+/* Checks token (token_len bytes) against pub at time now_s, tolerating leeway_s seconds
+ * (0..CRYPTO_JWT_LEEWAY_MAX_S) of clock skew on exp and iat: *verdict says why it was refused.
  * Returns 0 (valid; claims filled) or LMQ_EPROTO (refused; see *verdict; claims zeroed). */
 int crypto_jwt_verify(const uint8_t pub[CRYPTO_ED25519_PUB_BYTES], const char *token,
-                      size_t token_len, int64_t now_s, struct crypto_jwt_claims *claims,
-                      enum crypto_jwt_verdict *verdict) LMQ_WUR;
+                      size_t token_len, int64_t now_s, int64_t leeway_s,
+                      struct crypto_jwt_claims *claims, enum crypto_jwt_verdict *verdict) LMQ_WUR;
 
 /* A static machine-readable name for a verdict ("valid", "malformed", "bad_alg", ...). */
 const char *crypto_jwt_verdict_name(enum crypto_jwt_verdict verdict);

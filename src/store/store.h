@@ -63,6 +63,8 @@ enum store_record_type {
     STORE_LEDGER_APPEND,       /* ledger: msg_id = index, client_id = sender, seq, recipient,
                                   position, link, envelope; moves both identities' counters */
     STORE_LEDGER_NODE,         /* Merkle tree: level, msg_id = index, link = 32-byte hash */
+    STORE_TOKEN_REVOKE,        /* client_id = identity id, created_unix_ms = revoked_before_s:
+                                  its tokens with iat < that are refused (never lowered) */
 };
 
 /* Delivery states kept with a queued message. */
@@ -172,6 +174,28 @@ int store_ledger_range(struct store *store, uint64_t start, size_t limit,
 int store_inbox_page(struct store *store, struct mqtt_bytes recipient, uint64_t after, size_t limit,
                      int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
                      size_t *count) __attribute__((warn_unused_result));
+
+/* Calls row(ctx, id, revoked_before_s) for every identity with revoked tokens (committed
+ * data). Returns 0, LMQ_EIO, or LMQ_EINVAL when row() returned non-zero. Loop thread. */
+int store_token_revocations(struct store *store,
+                            int (*row)(void *ctx, struct mqtt_bytes id, int64_t before_s),
+                            void *ctx) __attribute__((warn_unused_result));
+/* Calls row(ctx, sender, bytes) with the envelope bytes each sender appended to the ledger at
+ * or after since_unix_ms (committed rows; the ledger_by_time index bounds the work to them).
+ * Returns 0, LMQ_EIO, or LMQ_EINVAL when row() returned non-zero. Loop thread. */
+int store_ledger_bytes_since(struct store *store, int64_t since_unix_ms,
+                             int (*row)(void *ctx, struct mqtt_bytes sender, uint64_t bytes),
+                             void *ctx) __attribute__((warn_unused_result));
+/*
+ * Offline (no store open): revokes the tokens of identity id issued before before_s in the
+ * database at path, which must exist (it is migrated like store_open() does). The stored time
+ * is never lowered: *stored_s gets the one in force. Safe while a broker has the database
+ * open (SQLite locking), which applies it on SIGHUP or restart. 0 or LMQ_EIO with a one-line
+ * message in err.
+ */
+int store_token_revoke_file(const char *path, struct mqtt_bytes id, int64_t before_s,
+                            int64_t *stored_s, char *err, size_t err_len)
+    __attribute__((warn_unused_result));
 
 struct store_queue_row {
     uint64_t seq;

@@ -61,6 +61,15 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
      * written in the transaction that appends their last leaf. */
     "CREATE TABLE ledger_nodes(level INTEGER NOT NULL, idx INTEGER NOT NULL,"
     " hash BLOB NOT NULL, PRIMARY KEY(level, idx)) WITHOUT ROWID;",
+    /*
+     * 4 -> 5: token revocation and the ledger byte quota. Per identity, the time before which
+     * its login tokens are revoked (tokens with iat < revoked_before_s are refused; only ever
+     * raised). An index on the ledger's append time, so a restart recomputes each identity's
+     * bytes appended today from today's rows instead of scanning the whole ledger.
+     */
+    "CREATE TABLE token_revocations(id BLOB PRIMARY KEY, revoked_before_s INTEGER NOT NULL)"
+    " WITHOUT ROWID;"
+    "CREATE INDEX ledger_by_time ON ledger(created_ms);",
 };
 
 int store_schema_version(sqlite3 *db, int *version)

@@ -42,6 +42,13 @@ struct store_batch {
     int status;
 };
 
+/* Raises (never lowers) an identity's token revocation time: writers (the broker and the
+ * offline `ledgermq revoke`) may interleave in any order and the latest revocation wins. */
+#define STORE_REVOKE_SQL                                                                           \
+    "INSERT INTO token_revocations(id, revoked_before_s) VALUES(?1, ?2) "                          \
+    "ON CONFLICT(id) DO UPDATE SET revoked_before_s = "                                            \
+    "max(revoked_before_s, excluded.revoked_before_s)"
+
 enum store_stmt {
     ST_SESSION_PUT,
     ST_SESSION_DELETE,
@@ -70,6 +77,7 @@ enum store_stmt {
     ST_IDENTITY_SENT,
     ST_IDENTITY_RECEIVED,
     ST_NODE_PUT,
+    ST_REVOKE_PUT,
     ST_COUNT,
 };
 
@@ -124,6 +132,7 @@ static const char *const store_stmt_sql[ST_COUNT] = {
     [ST_IDENTITY_RECEIVED] = "INSERT INTO identities(id, inbox_last) VALUES(?1, ?2) "
                              "ON CONFLICT(id) DO UPDATE SET inbox_last = excluded.inbox_last",
     [ST_NODE_PUT] = "INSERT INTO ledger_nodes(level, idx, hash) VALUES(?1, ?2, ?3)",
+    [ST_REVOKE_PUT] = STORE_REVOKE_SQL,
 };
 
 struct store {
@@ -210,7 +219,7 @@ static int owned_record_init(struct owned_record *o, const struct store_record *
 int store_write(struct store *store, const struct store_record *rec)
 {
     LMQ_ASSERT(store != NULL && rec != NULL);
-    LMQ_ASSERT(rec->type >= STORE_SESSION_PUT && rec->type <= STORE_LEDGER_NODE);
+    LMQ_ASSERT(rec->type >= STORE_SESSION_PUT && rec->type <= STORE_TOKEN_REVOKE);
     if (store->open == NULL) {
         store->open = calloc(1, sizeof(*store->open));
         if (store->open == NULL)
@@ -628,6 +637,12 @@ static int apply_record(struct store *s, const struct store_record *r)
         return run(st);
     case STORE_LEDGER_APPEND:
         return apply_ledger_append(s, r);
+    case STORE_TOKEN_REVOKE:
+        st = s->stmts[ST_REVOKE_PUT];
+        LMQ_ASSERT(r->client_id.len > 0);
+        bind_bytes(st, 1, r->client_id);
+        sqlite3_bind_int64(st, 2, r->created_unix_ms);
+        return run(st);
     case STORE_LEDGER_NODE:
         st = s->stmts[ST_NODE_PUT];
         LMQ_ASSERT(r->link.len == 32);
@@ -1093,6 +1108,106 @@ int store_inbox_page(struct store *store, struct mqtt_bytes recipient, uint64_t 
     sqlite3_bind_int64(st, 2, (int64_t)after);
     sqlite3_bind_int64(st, 3, (int64_t)limit);
     return ledger_query(st, limit, row, ctx, count);
+}
+
+static int store_fail(char *err, size_t err_len, const char *what, sqlite3 *db);
+
+int store_token_revocations(struct store *store,
+                            int (*row)(void *ctx, struct mqtt_bytes id, int64_t before_s),
+                            void *ctx)
+{
+    LMQ_ASSERT(store != NULL && row != NULL);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(store->reader, "SELECT id, revoked_before_s FROM token_revocations", -1,
+                           &st, NULL) != SQLITE_OK)
+        return LMQ_EIO;
+    int rc, result = LMQ_OK;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (row(ctx, column_bytes(st, 0), sqlite3_column_int64(st, 1)) != 0) {
+            result = LMQ_EINVAL;
+            break;
+        }
+    }
+    if (result == LMQ_OK && rc != SQLITE_DONE)
+        result = LMQ_EIO;
+    sqlite3_finalize(st);
+    return result;
+}
+
+int store_ledger_bytes_since(struct store *store, int64_t since_unix_ms,
+                             int (*row)(void *ctx, struct mqtt_bytes sender, uint64_t bytes),
+                             void *ctx)
+{
+    LMQ_ASSERT(store != NULL && row != NULL);
+    sqlite3_stmt *st = NULL;
+    /* length() of a blob reads the record header only, not the envelope's pages. */
+    if (sqlite3_prepare_v2(store->reader,
+                           "SELECT sender, sum(length(envelope)) FROM ledger "
+                           "WHERE created_ms >= ?1 GROUP BY sender",
+                           -1, &st, NULL) != SQLITE_OK)
+        return LMQ_EIO;
+    sqlite3_bind_int64(st, 1, since_unix_ms);
+    int rc, result = LMQ_OK;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t bytes = sqlite3_column_int64(st, 1);
+        if (row(ctx, column_bytes(st, 0), bytes > 0 ? (uint64_t)bytes : 0) != 0) {
+            result = LMQ_EINVAL;
+            break;
+        }
+    }
+    if (result == LMQ_OK && rc != SQLITE_DONE)
+        result = LMQ_EIO;
+    sqlite3_finalize(st);
+    return result;
+}
+
+int store_token_revoke_file(const char *path, struct mqtt_bytes id, int64_t before_s,
+                            int64_t *stored_s, char *err, size_t err_len)
+{
+    LMQ_ASSERT(path != NULL && id.data != NULL && id.len > 0 && stored_s != NULL);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int result = LMQ_EIO;
+    *stored_s = 0;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        store_fail(err, err_len, path, db);
+        goto out;
+    }
+    sqlite3_busy_timeout(db, STORE_BUSY_TIMEOUT_MS);
+    if (sqlite3_exec(db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK) {
+        store_fail(err, err_len, "pragmas", db);
+        goto out;
+    }
+    if (store_schema_migrate(db, err, err_len) != LMQ_OK)
+        goto out;
+    if (sqlite3_prepare_v2(db, STORE_REVOKE_SQL, -1, &st, NULL) != SQLITE_OK) {
+        store_fail(err, err_len, "revoke", db);
+        goto out;
+    }
+    bind_bytes(st, 1, id);
+    sqlite3_bind_int64(st, 2, before_s);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        store_fail(err, err_len, "revoke", db);
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT revoked_before_s FROM token_revocations WHERE id = ?1", -1,
+                           &st, NULL) != SQLITE_OK) {
+        store_fail(err, err_len, "revoke", db);
+        goto out;
+    }
+    bind_bytes(st, 1, id);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        store_fail(err, err_len, "revoke", db);
+        goto out;
+    }
+    *stored_s = sqlite3_column_int64(st, 0);
+    result = LMQ_OK;
+out:
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return result;
 }
 
 /* ---- open, schema, close ---- */

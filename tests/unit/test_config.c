@@ -389,6 +389,38 @@ static void test_auth_password_and_acl_files_must_be_readable(void **state)
     unlink(acl);
 }
 
+/* [auth] token_leeway_s and ledger_bytes_per_day: defaults, 0 accepted, bounds refused. */
+static void test_auth_token_leeway_and_ledger_quota(void **state)
+{
+    (void)state;
+    struct lmq_config cfg;
+    char err[TEST_ERR_BYTES];
+    lmq_config_defaults(&cfg);
+    assert_int_equal(cfg.auth.token_leeway_s, 0);
+    assert_int_equal(cfg.auth.ledger_bytes_per_day, 64ull * 1024 * 1024);
+    assert_int_equal(load_text(&cfg, "[auth]\ntoken_leeway_s = 30\nledger_bytes_per_day = 0\n", err,
+                               sizeof(err), NULL, 0),
+                     LMQ_OK);
+    assert_int_equal(cfg.auth.token_leeway_s, 30);
+    assert_int_equal(cfg.auth.ledger_bytes_per_day, 0);
+    assert_int_equal(lmq_config_set(&cfg, "auth", "token_leeway_s", "0", err, sizeof(err)), 0);
+    assert_int_equal(cfg.auth.token_leeway_s, 0);
+    assert_int_equal(lmq_config_set(&cfg, "auth", "token_leeway_s", "301", err, sizeof(err)),
+                     LMQ_EINVAL);
+    assert_string_equal(err, "[auth] token_leeway_s: expected an integer 0..300, got \"301\"");
+    assert_int_equal(cfg.auth.token_leeway_s, 0);
+    assert_int_equal(
+        lmq_config_set(&cfg, "auth", "ledger_bytes_per_day", "1099511627776", err, sizeof(err)), 0);
+    assert_int_equal(cfg.auth.ledger_bytes_per_day, 1ull << 40);
+    assert_int_equal(
+        lmq_config_set(&cfg, "auth", "ledger_bytes_per_day", "1099511627777", err, sizeof(err)),
+        LMQ_EINVAL);
+    assert_int_equal(lmq_config_set(&cfg, "auth", "ledger_bytes_per_day", "-1", err, sizeof(err)),
+                     LMQ_EINVAL);
+    assert_non_null(strstr(err, "[auth] ledger_bytes_per_day: expected an integer"));
+    assert_int_equal(cfg.auth.ledger_bytes_per_day, 1ull << 40);
+}
+
 static void test_small_error_buffer_is_terminated(void **state)
 {
     (void)state;
@@ -524,6 +556,7 @@ int main(void)
         cmocka_unit_test(test_overlong_line_is_refused_not_split),
         cmocka_unit_test(test_missing_file_is_eio),
         cmocka_unit_test(test_auth_password_and_acl_files_must_be_readable),
+        cmocka_unit_test(test_auth_token_leeway_and_ledger_quota),
         cmocka_unit_test(test_small_error_buffer_is_terminated),
         cmocka_unit_test(test_mqtt_first_key_replaces_later_keys_append),
         cmocka_unit_test(test_mqtt_listener_count_is_bounded),

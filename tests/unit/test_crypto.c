@@ -335,13 +335,20 @@ static void jwt_make(struct jwt_fixture *f, int64_t now_s, int64_t ttl_s)
     assert_int_equal(f->len, strlen(f->token));
 }
 
-static enum crypto_jwt_verdict jwt_check(const uint8_t *pub, const char *token, int64_t now_s)
+static enum crypto_jwt_verdict jwt_check_leeway(const uint8_t *pub, const char *token,
+                                                int64_t now_s, int64_t leeway_s)
 {
     struct crypto_jwt_claims claims;
     enum crypto_jwt_verdict v = CRYPTO_JWT_VALID;
-    int rc = crypto_jwt_verify(pub, token, strlen(token), now_s, &claims, &v);
+    int rc = crypto_jwt_verify(pub, token, strlen(token), now_s, leeway_s, &claims, &v);
     assert_int_equal(rc, v == CRYPTO_JWT_VALID ? LMQ_OK : LMQ_EPROTO);
     return v;
+}
+
+/* The server's own check: no leeway (its default [auth] token_leeway_s). */
+static enum crypto_jwt_verdict jwt_check(const uint8_t *pub, const char *token, int64_t now_s)
+{
+    return jwt_check_leeway(pub, token, now_s, 0);
 }
 
 static void test_jwt_create_verify_claims(void **state)
@@ -353,7 +360,7 @@ static void test_jwt_create_verify_claims(void **state)
     assert_memory_equal(f.token, "eyJhbGciOiJFZERTQSIsInR5cCI6IkpXVCJ9.", 37);
     struct crypto_jwt_claims claims;
     enum crypto_jwt_verdict v;
-    assert_int_equal(crypto_jwt_verify(f.pub, f.token, f.len, TEST_NOW_S + 10, &claims, &v), 0);
+    assert_int_equal(crypto_jwt_verify(f.pub, f.token, f.len, TEST_NOW_S + 10, 0, &claims, &v), 0);
     assert_int_equal(v, CRYPTO_JWT_VALID);
     assert_string_equal(claims.sub, "alice");
     assert_string_equal(claims.iss, "ledgermq");
@@ -375,18 +382,38 @@ static void test_jwt_create_verify_claims(void **state)
                      LMQ_ETOOBIG);
 }
 
+/* Without leeway (the server's default) a token is refused from second exp on: no grace. */
+static void test_jwt_expiry_without_leeway(void **state)
+{
+    (void)state;
+    struct jwt_fixture f;
+    jwt_make(&f, TEST_NOW_S, TEST_TTL_S);
+    int64_t exp = TEST_NOW_S + TEST_TTL_S;
+    assert_int_equal(jwt_check(f.pub, f.token, TEST_NOW_S), CRYPTO_JWT_VALID);
+    assert_int_equal(jwt_check(f.pub, f.token, exp - 1), CRYPTO_JWT_VALID);
+    assert_int_equal(jwt_check(f.pub, f.token, exp), CRYPTO_JWT_EXPIRED);
+    assert_int_equal(jwt_check(f.pub, f.token, exp + 1), CRYPTO_JWT_EXPIRED);
+    assert_int_equal(jwt_check(f.pub, f.token, exp + 59), CRYPTO_JWT_EXPIRED); /* the old grace */
+    assert_int_equal(jwt_check(f.pub, f.token, exp + 100000), CRYPTO_JWT_EXPIRED);
+    assert_int_equal(jwt_check(f.pub, f.token, TEST_NOW_S - 1), CRYPTO_JWT_NOT_YET_VALID);
+}
+
+/* A configured leeway extends both ends by exactly that many seconds, and no more. */
 static void test_jwt_expiry_and_future_iat_with_leeway(void **state)
 {
     (void)state;
     struct jwt_fixture f;
     jwt_make(&f, TEST_NOW_S, TEST_TTL_S);
     int64_t exp = TEST_NOW_S + TEST_TTL_S;
-    assert_int_equal(jwt_check(f.pub, f.token, exp + CRYPTO_JWT_LEEWAY_S - 1), CRYPTO_JWT_VALID);
-    assert_int_equal(jwt_check(f.pub, f.token, exp + CRYPTO_JWT_LEEWAY_S), CRYPTO_JWT_EXPIRED);
-    assert_int_equal(jwt_check(f.pub, f.token, exp + 100000), CRYPTO_JWT_EXPIRED);
-    assert_int_equal(jwt_check(f.pub, f.token, TEST_NOW_S - CRYPTO_JWT_LEEWAY_S), CRYPTO_JWT_VALID);
-    assert_int_equal(jwt_check(f.pub, f.token, TEST_NOW_S - CRYPTO_JWT_LEEWAY_S - 1),
-                     CRYPTO_JWT_NOT_YET_VALID);
+    const int64_t leeways[] = {1, 30, CRYPTO_JWT_LEEWAY_MAX_S};
+    for (size_t i = 0; i < sizeof(leeways) / sizeof(leeways[0]); i++) {
+        int64_t l = leeways[i];
+        assert_int_equal(jwt_check_leeway(f.pub, f.token, exp + l - 1, l), CRYPTO_JWT_VALID);
+        assert_int_equal(jwt_check_leeway(f.pub, f.token, exp + l, l), CRYPTO_JWT_EXPIRED);
+        assert_int_equal(jwt_check_leeway(f.pub, f.token, TEST_NOW_S - l, l), CRYPTO_JWT_VALID);
+        assert_int_equal(jwt_check_leeway(f.pub, f.token, TEST_NOW_S - l - 1, l),
+                         CRYPTO_JWT_NOT_YET_VALID);
+    }
 }
 
 /* Replaces segment idx of token with the base64url of json (or with raw text when raw). */
@@ -524,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_keyfile_round_trip_mode_and_exclusive),
         cmocka_unit_test(test_keyfile_tampering_rejected_with_clear_message),
         cmocka_unit_test(test_jwt_create_verify_claims),
+        cmocka_unit_test(test_jwt_expiry_without_leeway),
         cmocka_unit_test(test_jwt_expiry_and_future_iat_with_leeway),
         cmocka_unit_test(test_jwt_tampering_and_wrong_alg),
         cmocka_unit_test(test_jwt_malformed_segments),

@@ -560,6 +560,119 @@ static void test_database_of_schema_1_is_migrated_with_its_data(void **state)
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM wills"), 0);
 }
 
+struct revocations_seen {
+    int count;
+    int64_t before_a;
+};
+
+static int collect_revocation(void *ctx, struct mqtt_bytes id, int64_t before_s)
+{
+    struct revocations_seen *seen = ctx;
+    seen->count++;
+    if (id.len == 64 && memcmp(id.data, ID_A, 64) == 0)
+        seen->before_a = before_s;
+    return 0;
+}
+
+static int sum_bytes_of_a(void *ctx, struct mqtt_bytes sender, uint64_t bytes)
+{
+    uint64_t *acc = ctx;
+    if (sender.len == 64 && memcmp(sender.data, ID_A, 64) == 0)
+        acc[0] += bytes;
+    acc[1]++;
+    return 0;
+}
+
+static void store_revoke_rec(struct fixture *f, const char *id, int64_t before_s)
+{
+    write_rec(f, (struct store_record){.type = STORE_TOKEN_REVOKE,
+                                       .client_id = {(const uint8_t *)id, 64},
+                                       .created_unix_ms = before_s});
+}
+
+/* Schema 5: revocations are only ever raised (broker and offline writer alike) and survive
+ * reopening; the ledger's bytes per sender since a time come from the rows themselves. */
+static void test_token_revocations_and_ledger_bytes_since(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    assert_int_equal(open_store(f, err, sizeof(err)), 0);
+    store_revoke_rec(f, ID_A, 2000);
+    store_revoke_rec(f, ID_A, 1000); /* an older revocation does not lower it */
+    store_revoke_rec(f, ID_B, 10);
+    char link[2][65];
+    snprintf(link[0], sizeof(link[0]), "%064d", 1);
+    snprintf(link[1], sizeof(link[1]), "%064d", 2);
+    ledger_append(f, 0, ID_A, ID_B, 1, 1, link[0]); /* {"seq":1}: 9 bytes, at 1700000000000 */
+    ledger_append(f, 1, ID_A, ID_B, 2, 2, link[1]);
+    assert_int_equal(commit_and_wait(f), 0);
+    struct revocations_seen seen = {0};
+    assert_int_equal(store_token_revocations(f->store, collect_revocation, &seen), 0);
+    assert_int_equal(seen.count, 2);
+    assert_int_equal(seen.before_a, 2000);
+    uint64_t acc[2] = {0, 0};
+    assert_int_equal(store_ledger_bytes_since(f->store, 1700000000000, sum_bytes_of_a, acc), 0);
+    assert_int_equal(acc[0], 18);
+    assert_int_equal(acc[1], 1); /* one sender */
+    acc[0] = acc[1] = 0;
+    assert_int_equal(store_ledger_bytes_since(f->store, 1700000000001, sum_bytes_of_a, acc), 0);
+    assert_int_equal(acc[1], 0); /* nothing that recent */
+    /* The offline writer (ledgermq revoke) next to an open store: max wins, in force returned. */
+    int64_t stored = 0;
+    assert_int_equal(store_token_revoke_file(f->path, BYTES(ID_A), 1500, &stored, err,
+                                             sizeof(err)),
+                     0);
+    assert_int_equal(stored, 2000);
+    assert_int_equal(store_token_revoke_file(f->path, BYTES(ID_A), 3000, &stored, err,
+                                             sizeof(err)),
+                     0);
+    assert_int_equal(stored, 3000);
+    close_store(f);
+    assert_int_equal(open_store(f, err, sizeof(err)), 0);
+    seen = (struct revocations_seen){0};
+    assert_int_equal(store_token_revocations(f->store, collect_revocation, &seen), 0);
+    assert_int_equal(seen.count, 2);
+    assert_int_equal(seen.before_a, 3000);
+    /* A database that does not exist is not created by the offline writer. */
+    char missing[128];
+    snprintf(missing, sizeof(missing), "%s/none/ledgermq.db", f->dir);
+    assert_int_equal(store_token_revoke_file(missing, BYTES(ID_A), 1, &stored, err, sizeof(err)),
+                     LMQ_EIO);
+    assert_non_null(strstr(err, missing));
+}
+
+/* A database of schema 4 gains the revocation table and the ledger time index, rows kept. */
+static void test_database_of_schema_4_gets_revocations_and_ledger_time_index(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(store_schema_migrate_to(db, 4, err, sizeof(err)), 0);
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO ledger VALUES(0, CAST('%064d' AS BLOB), CAST('%s' AS BLOB),"
+             " CAST('%s' AS BLOB), 1, 1, CAST('{\"seq\":1}' AS BLOB), 5000);",
+             1, ID_A, ID_B);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(open_store(f, err, sizeof(err)), 0);
+    uint64_t acc[2] = {0, 0};
+    assert_int_equal(store_ledger_bytes_since(f->store, 5000, sum_bytes_of_a, acc), 0);
+    assert_int_equal(acc[0], 9);
+    struct revocations_seen seen = {0};
+    assert_int_equal(store_token_revocations(f->store, collect_revocation, &seen), 0);
+    assert_int_equal(seen.count, 0);
+    close_store(f);
+    assert_int_equal(count_rows(f->path, "SELECT max(version) FROM schema_version"),
+                     STORE_SCHEMA_VERSION);
+    assert_int_equal(STORE_SCHEMA_VERSION, 5);
+    assert_int_equal(count_rows(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+                                         " AND name = 'ledger_by_time'"),
+                     1);
+    assert_int_equal(count_rows(f->path, "SELECT count(*) FROM token_revocations"), 0);
+}
+
 /* Queue rows whose summary disagrees with the rows themselves (0 when consistent). */
 static int64_t summary_mismatches(const char *path)
 {
@@ -858,6 +971,10 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_summaries_match_the_rows_after_random_operations,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_revocations_and_ledger_bytes_since, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_database_of_schema_4_gets_revocations_and_ledger_time_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_is_refused_with_a_message, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_garbage_file_is_refused_with_a_message, setup,

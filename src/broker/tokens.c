@@ -1,0 +1,328 @@
+/*
+ * Login tokens after they are issued: the check at CONNECT, revocation, and the end of a
+ * connection whose token expires or is revoked.
+ *
+ * Revocation is per identity and by time: "every token of id issued before T" (T in unix
+ * seconds, compared with the token's iat). Revoking at second S sets T = S + 1, so the token
+ * used to revoke and every other token issued up to that second are refused; a login in that
+ * same second is answered 503 (Retry-After: 1) rather than with a token that would be refused.
+ * T is only ever raised, in memory at once (b->revocations) and in the store (token_revocations)
+ * with the current batch, so it survives a restart. `ledgermq revoke` writes the same table
+ * offline; a running broker applies such rows on SIGHUP (tokens_reload).
+ *
+ * A connection that authenticated with a token remembers its iat and exp; the connection's
+ * timer (conn.c) also fires at exp (+ [auth] token_leeway_s) and the connection is ended.
+ */
+#include "broker/broker_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "crypto/jwt.h"
+#include "net/http.h"
+
+#define TOKENS_BEARER_PREFIX "Bearer "
+
+struct tokens_revocation {
+    char id[CRYPTO_IDENTITY_ID_BYTES];
+    int64_t before_s; /* tokens with iat < before_s are refused */
+};
+
+static int64_t tokens_now_s(struct broker *b)
+{
+    return broker_unix_ms(b) / 1000;
+}
+
+int64_t tokens_revoked_before(struct broker *b, const char *id)
+{
+    if (b->revocations == NULL)
+        return 0;
+    struct tokens_revocation *r =
+        lmq_map_get(b->revocations, (const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS);
+    return r != NULL ? r->before_s : 0;
+}
+
+/* Raises id's revocation time in memory; true when it moved (false: not newer, or no memory,
+ * which fails closed below through the caller's fail stop). */
+static bool tokens_raise(struct broker *b, const char *id, int64_t before_s, bool *nomem)
+{
+    LMQ_ASSERT(b->revocations != NULL && before_s >= 0);
+    LMQ_ASSERT(crypto_identity_id_valid(id, CRYPTO_IDENTITY_ID_CHARS));
+    *nomem = false;
+    struct tokens_revocation *r =
+        lmq_map_get(b->revocations, (const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS);
+    if (r == NULL) {
+        r = calloc(1, sizeof(*r));
+        if (r == NULL) {
+            *nomem = true;
+            return false;
+        }
+        memcpy(r->id, id, CRYPTO_IDENTITY_ID_CHARS);
+        if (lmq_map_put(b->revocations, (const uint8_t *)r->id, CRYPTO_IDENTITY_ID_CHARS, r) !=
+            LMQ_OK) {
+            free(r);
+            *nomem = true;
+            return false;
+        }
+    }
+    if (before_s <= r->before_s)
+        return false;
+    r->before_s = before_s;
+    return true;
+}
+
+/* Ends id's open connections whose token was issued before before_s (MQTT 5: DISCONNECT 0x87
+ * Not authorized; 3.1.1: closed). */
+static void tokens_end_revoked(struct broker *b, const char *id, int64_t before_s)
+{
+    LMQ_ASSERT(id != NULL && before_s > 0);
+    size_t cap = b->conn_count, n = 0;
+    struct conn **hit = cap > 0 ? calloc(cap, sizeof(*hit)) : NULL;
+    if (hit == NULL && cap > 0)
+        broker_fail_stop(b, "revocation (out of memory)", LMQ_ENOMEM);
+    /* Collected first: ending one connection (its will) may close others. */
+    struct list_node *node = b->conns.next;
+    for (size_t i = 0; i < cap && node != &b->conns; i++, node = node->next) {
+        struct conn *c = list_entry(node, struct conn, all);
+        if (c->token_exp_s != 0 && c->token_iat_s < before_s &&
+            memcmp(c->identity, id, CRYPTO_IDENTITY_ID_CHARS) == 0) {
+            conn_ref(c);
+            hit[n++] = c;
+        }
+    }
+    LMQ_ASSERT(n <= cap);
+    for (size_t i = 0; i < n; i++) {
+        struct conn *c = hit[i];
+        if (c->state == CONN_CONNECTED) {
+            conn_log(c, LMQ_LOG_INFO, "token_revoked", "disconnecting");
+            b->stats.token_conns_ended++;
+            conn_disconnect(c, MQTT_RC_NOT_AUTHORIZED);
+        }
+        conn_unref(c);
+    }
+    free(hit);
+}
+
+/* How a revocation reached tokens_apply. */
+enum tokens_source {
+    TOKENS_SOURCE_HTTP = 0, /* POST /auth/revoke: written to the store here */
+    TOKENS_SOURCE_RELOAD,   /* SIGHUP: a row `ledgermq revoke` wrote */
+    TOKENS_SOURCE_RECOVERY, /* start: a stored row (not logged one by one) */
+};
+
+/* Applies a revocation: memory, the store (HTTP only), open connections. */
+static void tokens_apply(struct broker *b, const char *id, int64_t before_s,
+                         enum tokens_source source)
+{
+    bool nomem = false;
+    if (!tokens_raise(b, id, before_s, &nomem)) {
+        if (nomem)
+            broker_fail_stop(b, "revocation (out of memory)", LMQ_ENOMEM);
+        return;
+    }
+    if (source == TOKENS_SOURCE_RECOVERY)
+        return;
+    b->stats.tokens_revoked++;
+    struct lmq_log_line line;
+    if (lmq_log_begin(&line, LMQ_LOG_WARN, "tokens_revoked")) {
+        lmq_log_str(&line, "identity", id);
+        lmq_log_uint(&line, "revoked_before_s", (uint64_t)before_s);
+        lmq_log_str(&line, "source", source == TOKENS_SOURCE_HTTP ? "http" : "offline");
+        lmq_log_end(&line);
+    }
+    if (source == TOKENS_SOURCE_HTTP) {
+        struct store_record rec = {
+            .type = STORE_TOKEN_REVOKE,
+            .client_id = {(const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS},
+            .created_unix_ms = before_s,
+        };
+        broker_store_write(b, &rec); /* committed at the end of this loop turn */
+    }
+    tokens_end_revoked(b, id, before_s);
+}
+
+struct tokens_load {
+    struct broker *broker;
+    enum tokens_source source;
+};
+
+static int tokens_load_row(void *ctx, struct mqtt_bytes id, int64_t before_s)
+{
+    struct tokens_load *load = ctx;
+    struct broker *b = load->broker;
+    char key[CRYPTO_IDENTITY_ID_BYTES];
+    if (id.len != CRYPTO_IDENTITY_ID_CHARS || before_s < 0)
+        return 0; /* not an identity: nothing could match it */
+    memcpy(key, id.data, id.len);
+    key[id.len] = '\0';
+    if (tokens_revoked_before(b, key) < before_s)
+        tokens_apply(b, key, before_s, load->source);
+    return 0;
+}
+
+int tokens_recover(struct broker *b)
+{
+    LMQ_ASSERT(b->revocations == NULL);
+    if (lmq_map_create(&b->revocations) != LMQ_OK)
+        return LMQ_ENOMEM;
+    struct tokens_load load = {b, TOKENS_SOURCE_RECOVERY};
+    return store_token_revocations(b->store, tokens_load_row, &load);
+}
+
+void tokens_reload(struct broker *b)
+{
+    if (b->revocations == NULL || b->store == NULL)
+        return;
+    struct tokens_load load = {b, TOKENS_SOURCE_RELOAD};
+    if (store_token_revocations(b->store, tokens_load_row, &load) != LMQ_OK)
+        lmq_log_msg(LMQ_LOG_ERROR, "reload_failed", "token revocations: store read");
+}
+
+static bool tokens_free_one(void *arg, const uint8_t *key, size_t key_len, void *value)
+{
+    LMQ_UNUSED(arg), LMQ_UNUSED(key), LMQ_UNUSED(key_len);
+    free(value);
+    return true;
+}
+
+void tokens_destroy(struct broker *b)
+{
+    if (b->revocations == NULL)
+        return;
+    lmq_map_visit(b->revocations, tokens_free_one, NULL);
+    lmq_map_destroy(b->revocations);
+    b->revocations = NULL;
+}
+
+/*
+ * Verifies a token of the server's for an identity: signature, times (with the configured
+ * leeway) and revocation. 0 with claims filled (claims.sub is a valid identity id), or the
+ * security event's kind in *kind and its detail in *detail.
+ */
+static int tokens_verify(struct broker *b, const char *token, size_t len,
+                         struct crypto_jwt_claims *claims, enum identity_event *kind,
+                         const char **detail)
+{
+    enum crypto_jwt_verdict verdict;
+    int64_t leeway_s = (int64_t)b->cfg.auth.token_leeway_s;
+    if (crypto_jwt_verify(b->server_key.pub, token, len, tokens_now_s(b), leeway_s, claims,
+                          &verdict) != LMQ_OK) {
+        *kind =
+            verdict == CRYPTO_JWT_EXPIRED ? IDENTITY_EVENT_EXPIRED_TOKEN : IDENTITY_EVENT_BAD_TOKEN;
+        *detail = crypto_jwt_verdict_name(verdict);
+        return LMQ_EPROTO;
+    }
+    if (!crypto_identity_id_valid(claims->sub, strlen(claims->sub))) {
+        *kind = IDENTITY_EVENT_BAD_TOKEN;
+        *detail = "sub is not an identity id";
+        return LMQ_EPROTO;
+    }
+    if (claims->iat_s < tokens_revoked_before(b, claims->sub)) {
+        *kind = IDENTITY_EVENT_REVOKED_TOKEN;
+        *detail = "issued before the identity's revocation";
+        return LMQ_EPROTO;
+    }
+    return LMQ_OK;
+}
+
+int tokens_authenticate(struct conn *c, const struct mqtt_connect *cn)
+{
+    struct broker *b = c->broker;
+    LMQ_ASSERT(cn->has_username && c->identity[0] == '\0');
+    char token[CRYPTO_JWT_MAX_BYTES + 1];
+    if (!cn->has_password || cn->password.len > CRYPTO_JWT_MAX_BYTES) {
+        identity_security_event(b, c, IDENTITY_EVENT_BAD_TOKEN, "no usable password");
+        return MQTT_RC_BAD_USER_NAME_OR_PASSWORD;
+    }
+    memcpy(token, cn->password.data, cn->password.len);
+    token[cn->password.len] = '\0';
+    struct crypto_jwt_claims claims;
+    enum identity_event kind = IDENTITY_EVENT_BAD_TOKEN;
+    const char *detail = NULL;
+    if (tokens_verify(b, token, cn->password.len, &claims, &kind, &detail) != LMQ_OK) {
+        identity_security_event(b, c, kind, detail);
+        return MQTT_RC_BAD_USER_NAME_OR_PASSWORD;
+    }
+    if (cn->username.len != CRYPTO_IDENTITY_ID_CHARS ||
+        memcmp(cn->username.data, claims.sub, CRYPTO_IDENTITY_ID_CHARS) != 0) {
+        identity_security_event(b, c, IDENTITY_EVENT_BAD_TOKEN, "username is not the token's");
+        return MQTT_RC_BAD_USER_NAME_OR_PASSWORD;
+    }
+    memcpy(c->identity, claims.sub, CRYPTO_IDENTITY_ID_BYTES);
+    LMQ_ASSERT(CRYPTO_IDENTITY_ID_CHARS < sizeof(c->user));
+    memcpy(c->user, claims.sub, CRYPTO_IDENTITY_ID_BYTES);
+    c->user_len = CRYPTO_IDENTITY_ID_CHARS;
+    c->token_iat_s = claims.iat_s;
+    c->token_exp_s = claims.exp_s;
+    return MQTT_RC_SUCCESS;
+}
+
+uint64_t tokens_conn_deadline_ms(struct conn *c)
+{
+    if (c->token_exp_s == 0)
+        return 0;
+    struct broker *b = c->broker;
+    LMQ_ASSERT(c->token_exp_s > c->token_iat_s && c->identity[0] != '\0');
+    int64_t end_unix_ms = (c->token_exp_s + (int64_t)b->cfg.auth.token_leeway_s) * 1000;
+    int64_t left_ms = end_unix_ms - broker_unix_ms(b);
+    return broker_now_ms(b) + (uint64_t)LMQ_MAX(left_ms, 0);
+}
+
+bool tokens_conn_end_if_expired(struct conn *c)
+{
+    struct broker *b = c->broker;
+    if (c->token_exp_s == 0 || c->state != CONN_CONNECTED ||
+        tokens_now_s(b) < c->token_exp_s + (int64_t)b->cfg.auth.token_leeway_s)
+        return false;
+    conn_log(c, LMQ_LOG_INFO, "token_expired", "disconnecting");
+    b->stats.token_conns_ended++;
+    conn_disconnect(c, MQTT_RC_MAXIMUM_CONNECT_TIME);
+    return true;
+}
+
+static int tokens_http_error(struct http_response *resp, struct http_buf *out, int status,
+                             const char *reason)
+{
+    resp->status = status;
+    resp->content_type = "application/json";
+    if (status == 401)
+        resp->extra_headers = "WWW-Authenticate: Bearer\r\n";
+    return http_buf_printf(out, "{\"error\":%d,\"reason\":\"%s\"}", status, reason);
+}
+
+int tokens_http_revoke(struct broker *b, const struct http_request *req, struct http_response *resp,
+                       struct http_buf *out)
+{
+    LMQ_ASSERT(b != NULL && req != NULL && resp != NULL && out != NULL);
+    if (strcmp(req->method, "POST") != 0) {
+        resp->status = 405;
+        resp->allow = "POST";
+        return 0;
+    }
+    const char *auth = NULL;
+    size_t auth_len = 0;
+    size_t prefix = strlen(TOKENS_BEARER_PREFIX);
+    if (!http_request_header(req, "Authorization", &auth, &auth_len) || auth_len <= prefix ||
+        strncasecmp(auth, TOKENS_BEARER_PREFIX, prefix) != 0 ||
+        auth_len - prefix > CRYPTO_JWT_MAX_BYTES)
+        return tokens_http_error(resp, out, 401, "expected Authorization: Bearer <token>");
+    char token[CRYPTO_JWT_MAX_BYTES + 1];
+    memcpy(token, auth + prefix, auth_len - prefix);
+    token[auth_len - prefix] = '\0';
+    struct crypto_jwt_claims claims;
+    enum identity_event kind = IDENTITY_EVENT_BAD_TOKEN;
+    const char *detail = NULL;
+    if (tokens_verify(b, token, auth_len - prefix, &claims, &kind, &detail) != LMQ_OK) {
+        identity_security_event(b, NULL, kind, detail);
+        return tokens_http_error(resp, out, 401,
+                                 kind == IDENTITY_EVENT_REVOKED_TOKEN   ? "token revoked"
+                                 : kind == IDENTITY_EVENT_EXPIRED_TOKEN ? "token expired"
+                                                                        : "bad token");
+    }
+    int64_t before_s = tokens_now_s(b) + 1;
+    tokens_apply(b, claims.sub, before_s, TOKENS_SOURCE_HTTP);
+    resp->content_type = "application/json";
+    return http_buf_printf(out, "{\"id\":\"%s\",\"revoked_before\":%" PRId64 "}", claims.sub,
+                           before_s);
+}
