@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "crypto/encoding.h"
 #include "crypto/jwt.h"
@@ -410,4 +411,57 @@ bool identity_may_receive(const struct session *s, const uint8_t *topic, size_t 
         return true;
     return owner != NULL && s->owner[0] != '\0' &&
            memcmp(s->owner, owner, CRYPTO_IDENTITY_ID_CHARS) == 0;
+}
+
+/* ---- bearer tokens on HTTP (GET /ledger/envelopes) ---- */
+
+#define IDENTITY_BEARER_PREFIX "Bearer "
+
+int identity_http_bearer(struct broker *b, const struct http_request *req,
+                         char id[CRYPTO_IDENTITY_ID_BYTES], const char **reason)
+{
+    LMQ_ASSERT(b != NULL && req != NULL && id != NULL && reason != NULL);
+    const size_t prefix_len = sizeof(IDENTITY_BEARER_PREFIX) - 1;
+    const char *value = NULL;
+    size_t len = 0;
+    id[0] = '\0';
+    /* No credentials is not an attack: a 401 that says what to send, no security event. */
+    if (!http_request_header(req, "Authorization", &value, &len) || len < prefix_len ||
+        strncasecmp(value, IDENTITY_BEARER_PREFIX, prefix_len) != 0) {
+        *reason = "send Authorization: Bearer <token from POST /auth/token>";
+        return LMQ_EPROTO;
+    }
+    const char *token = value + prefix_len;
+    size_t token_len = len - prefix_len;
+    while (token_len > 0 && token[0] == ' ') {
+        token++;
+        token_len--;
+    }
+    struct crypto_jwt_claims claims;
+    enum crypto_jwt_verdict verdict = CRYPTO_JWT_MALFORMED;
+    char copy[CRYPTO_JWT_MAX_BYTES + 1];
+    int64_t now_s = broker_unix_ms(b) / 1000;
+    bool valid = token_len > 0 && token_len <= CRYPTO_JWT_MAX_BYTES;
+    if (valid) {
+        memcpy(copy, token, token_len);
+        copy[token_len] = '\0';
+        valid = crypto_jwt_verify(b->server_key.pub, copy, token_len, now_s, &claims, &verdict) ==
+                    LMQ_OK &&
+                crypto_identity_id_valid(claims.sub, strlen(claims.sub));
+        if (verdict == CRYPTO_JWT_VALID && !valid)
+            verdict = CRYPTO_JWT_BAD_CLAIMS; /* signed by us, but sub is no identity */
+    }
+    if (!valid) {
+        bool expired = verdict == CRYPTO_JWT_EXPIRED;
+        char detail[64];
+        snprintf(detail, sizeof(detail), "http bearer: %s", crypto_jwt_verdict_name(verdict));
+        identity_security_event(b, NULL,
+                                expired ? IDENTITY_EVENT_EXPIRED_TOKEN : IDENTITY_EVENT_BAD_TOKEN,
+                                detail);
+        *reason = expired ? "token expired" : "invalid token";
+        return LMQ_EPROTO;
+    }
+    memcpy(id, claims.sub, CRYPTO_IDENTITY_ID_BYTES);
+    LMQ_ASSERT(id[CRYPTO_IDENTITY_ID_CHARS] == '\0');
+    return LMQ_OK;
 }
