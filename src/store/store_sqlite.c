@@ -1111,11 +1111,11 @@ int store_ledger_links(struct store *store, uint64_t start, size_t limit,
  */
 enum { LEDGER_STREAM_SENT = 0, LEDGER_STREAM_RECEIVED = 1, LEDGER_STREAMS = 2 };
 static const char *const ledger_stream_sql[LEDGER_STREAMS][3] = {
-    {"SELECT coalesce(max(seq), 0) FROM ledger WHERE sender = ?1",
+    {"SELECT seq FROM ledger WHERE sender = ?1 ORDER BY seq DESC LIMIT 1",
      "SELECT idx FROM ledger WHERE sender = ?1 AND seq >= ?2 ORDER BY seq LIMIT 1",
      "SELECT " STORE_LEDGER_COLUMNS " FROM ledger WHERE sender = ?1 AND seq >= ?2 "
      "ORDER BY seq LIMIT ?3"},
-    {"SELECT coalesce(max(position), 0) FROM ledger WHERE recipient = ?1",
+    {"SELECT position FROM ledger WHERE recipient = ?1 ORDER BY position DESC LIMIT 1",
      "SELECT idx FROM ledger WHERE recipient = ?1 AND position >= ?2 ORDER BY position LIMIT 1",
      "SELECT " STORE_LEDGER_COLUMNS " FROM ledger WHERE recipient = ?1 AND position >= ?2 "
      "ORDER BY position LIMIT ?3"},
@@ -1157,10 +1157,9 @@ static int ledger_stream_seek(struct store *store, int which, struct mqtt_bytes 
             SQLITE_OK ||
         sqlite3_prepare_v2(store->reader, ledger_stream_sql[which][1], -1, &probe, NULL) !=
             SQLITE_OK ||
-        ledger_stream_int(max_st, party, false, 0, &found, &hi) != LMQ_OK || !found ||
-        hi >= INT64_MAX)
+        ledger_stream_int(max_st, party, false, 0, &found, &hi) != LMQ_OK || hi >= INT64_MAX)
         goto out;
-    hi++; /* past the largest key: nothing there, so it qualifies */
+    hi = found ? hi + 1 : 0; /* past the largest key: nothing there, so it qualifies */
     for (int step = 0; step < STORE_STREAM_SEEK_STEPS_MAX && lo < hi; step++) {
         uint64_t mid = lo + (hi - lo) / 2;
         if (ledger_stream_int(probe, party, true, mid, &found, &idx) != LMQ_OK)
