@@ -455,9 +455,9 @@ int identity_http_bearer(struct broker *b, const struct http_request *req,
         bool expired = verdict == CRYPTO_JWT_EXPIRED;
         char detail[64];
         snprintf(detail, sizeof(detail), "http bearer: %s", crypto_jwt_verdict_name(verdict));
-        identity_security_event(b, NULL,
-                                expired ? IDENTITY_EVENT_EXPIRED_TOKEN : IDENTITY_EVENT_BAD_TOKEN,
-                                detail);
+        enum identity_event kind =
+            expired ? IDENTITY_EVENT_EXPIRED_TOKEN : IDENTITY_EVENT_BAD_TOKEN;
+        identity_security_event(b, NULL, kind, detail);
         *reason = expired ? "token expired" : "invalid token";
         return LMQ_EPROTO;
     }

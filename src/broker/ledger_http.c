@@ -227,9 +227,9 @@ static int ledger_page_finish(struct ledger_page *p, int rc, uint64_t start, siz
     if (rc != LMQ_OK)
         return rc;
     LMQ_ASSERT(got >= p->n && got <= limit);
-    uint64_t next = p->stop == LEDGER_PAGE_FULL                        ? p->next
-                    : p->stop == LEDGER_PAGE_OPEN && got == limit && got > 0 ? p->next
-                                                                       : LMQ_MAX(start, p->end);
+    uint64_t next = LMQ_MAX(start, p->end); /* nothing more below the checkpoint */
+    if (p->stop == LEDGER_PAGE_FULL || (p->stop == LEDGER_PAGE_OPEN && got == limit && got > 0))
+        next = p->next;
     LMQ_ASSERT(next >= start && p->out->len <= p->cap_bytes);
     return http_buf_printf(p->out, "],\"next\":%" PRIu64 ",\"size\":%" PRIu64 "}", next, p->end);
 }
@@ -292,9 +292,8 @@ static int ledger_http_envelopes(struct broker *b, const struct http_request *re
                                .cap_bytes = b->cfg.limits.ledger_page_max_bytes -
                                             LEDGER_HTTP_PAGE_TAIL_MAX_BYTES,
                                .end = b->checkpoint_size};
-    size_t got = 0, limit = auditor && start < page.end
-                                ? (size_t)LMQ_MIN(count, page.end - start)
-                                : (size_t)count;
+    size_t got = 0, limit = auditor && start < page.end ? (size_t)LMQ_MIN(count, page.end - start)
+                                                        : (size_t)count;
     int rc = http_buf_printf(out, "{\"envelopes\":[");
     if (rc == LMQ_OK && start < page.end) {
         struct mqtt_bytes party = {(const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS};
@@ -311,9 +310,9 @@ int ledger_http_route(struct broker *b, const struct http_request *req, struct h
                       struct http_buf *out)
 {
     LMQ_ASSERT(b != NULL && req != NULL);
-    static const char *const paths[] = {
-        "/ledger/checkpoint",        "/ledger/key",     "/ledger/proof/inclusion",
-        "/ledger/proof/consistency", "/ledger/entries", "/ledger/envelopes"};
+    static const char *const paths[] = {"/ledger/checkpoint",      "/ledger/key",
+                                        "/ledger/proof/inclusion", "/ledger/proof/consistency",
+                                        "/ledger/entries",         "/ledger/envelopes"};
     size_t which = LMQ_ARRAY_LEN(paths);
     for (size_t i = 0; i < LMQ_ARRAY_LEN(paths); i++) {
         if (req->path_len == strlen(paths[i]) && memcmp(req->path, paths[i], req->path_len) == 0)

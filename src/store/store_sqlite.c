@@ -1225,10 +1225,9 @@ int store_ledger_party_range(struct store *store, struct mqtt_bytes party, uint6
     while (rc == LMQ_OK && *count < limit) {
         struct ledger_stream *sent = &streams[LEDGER_STREAM_SENT];
         struct ledger_stream *received = &streams[LEDGER_STREAM_RECEIVED];
-        struct ledger_stream *next = !sent->has_row       ? received
-                                     : !received->has_row ? sent
-                                     : received->row.index < sent->row.index ? received
-                                                                             : sent;
+        struct ledger_stream *next = sent;
+        if (!sent->has_row || (received->has_row && received->row.index < sent->row.index))
+            next = received;
         if (!next->has_row || next->row.index >= end)
             break;
         if (next->row.index < start) { /* the seek found it: keys and indexes disagree */
