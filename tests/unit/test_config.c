@@ -117,7 +117,10 @@ static void test_every_key_is_parsed_from_file(void **state)
                        "http_max_body_bytes = 14\n"
                        "http_idle_timeout_ms = 15\n"
                        "http_request_timeout_ms = 16\n"
-                       "http_max_connections = 17\n";
+                       "http_max_connections = 17\n"
+                       "ledger_page_max_bytes = 131072\n"
+                       "[auth]\n"
+                       "auditors = " AUDITOR_A "\n";
     assert_int_equal(load_text(&cfg, text, err, sizeof(err), path, sizeof(path)), 0);
     assert_string_equal(cfg.config_path, path);
     assert_string_equal(cfg.data_dir, "/var/lib/ledgermq");
@@ -150,6 +153,9 @@ static void test_every_key_is_parsed_from_file(void **state)
     assert_int_equal(l->http_idle_timeout_ms, 15);
     assert_int_equal(l->http_request_timeout_ms, 16);
     assert_int_equal(l->http_max_connections, 17);
+    assert_int_equal(l->ledger_page_max_bytes, 131072);
+    assert_int_equal(cfg.auth.auditor_count, 1);
+    assert_string_equal(cfg.auth.auditors[0], AUDITOR_A);
 }
 
 static void test_http_listener_is_one_address_and_port_zero_is_allowed(void **state)
