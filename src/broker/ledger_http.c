@@ -141,7 +141,7 @@ static int ledger_http_proof(struct broker *b, const struct http_request *req,
 
 enum ledger_page_stop {
     LEDGER_PAGE_OPEN = 0, /* the read ended by itself (count or end of the ledger) */
-    LEDGER_PAGE_FULL,     /* the next entry would pass the byte cap: next = its index */
+    LEDGER_PAGE_FULL,     /* the next entry would pass the byte cap */
     LEDGER_PAGE_END,      /* the next entry is past the checkpoint */
 };
 
@@ -180,8 +180,7 @@ static int ledger_page_item(struct ledger_page *p, uint64_t index, struct mqtt_b
             p->rc = LMQ_EIO;
             return 1;
         }
-        p->stop = LEDGER_PAGE_FULL;
-        p->next = index;
+        p->stop = LEDGER_PAGE_FULL; /* next stays after the last entry written */
         return 1;
     }
     p->rc = http_buf_printf(p->out, "%s%s", head, name);
@@ -214,9 +213,9 @@ static bool ledger_page_params(const struct http_request *req, uint64_t *start, 
            *count <= LEDGER_HTTP_COUNT_MAX;
 }
 
-/* Closes the page: the store read's result (a stop we asked for is no error) and "next": where
- * the byte cap stopped it, after the last entry when count ran out, else the checkpoint's size
- * (nothing more below it). */
+/* Closes the page: the store read's result (a stop we asked for is no error) and "next": after
+ * the last entry when count or the byte cap ended the page, else the checkpoint's size (nothing
+ * more below it; start when start is beyond it). */
 static int ledger_page_finish(struct ledger_page *p, int rc, uint64_t start, size_t got,
                               size_t limit)
 {
