@@ -264,3 +264,14 @@ def test_proofs_verify_from_the_public_leaves_alone(ledger):
     status, p = lc.http_json(b.http_addr, "/ledger/proof/consistency?old=1&new=%d" % size)
     proof = [base64.b64decode(h) for h in p["proof"]]
     assert lc.root_from_consistency(1, size, old_root, proof) == root
+
+
+def test_the_page_cap_is_configurable(start_broker):
+    alice, bob = lc.Identity(), lc.Identity()
+    b = start(start_broker, extra="[limits]\nledger_page_max_bytes = 131072\n")
+    envs = send(b, alice, bob, [{"memo": ("%02d" % i) * 31000} for i in range(6)])
+    wait_checkpoint(b, len(envs))
+    pages = list(lc.ledger_pages(b.http_addr, "/ledger/envelopes", lc.login(b.http_addr, bob)))
+    assert all(len(raw) <= 131072 for raw, _ in pages)
+    assert [len(p["envelopes"]) for _, p in pages] == [2, 2, 2]
+    assert [i["envelope"] for _, p in pages for i in p["envelopes"]] == envs
