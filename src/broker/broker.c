@@ -435,9 +435,13 @@ static void on_signal(uv_signal_t *s, int signum)
         broker_reload_tls(b);
         access_reload(b);
         tokens_reload(b);
+        /* Auditors take effect with the next request (GET /ledger/envelopes checks each). */
+        memcpy(b->cfg.auth.auditors, fresh.auth.auditors, sizeof(b->cfg.auth.auditors));
+        b->cfg.auth.auditor_count = fresh.auth.auditor_count;
         struct lmq_log_line line;
         if (lmq_log_begin(&line, LMQ_LOG_INFO, "reload")) {
             lmq_log_str(&line, "log_level", lmq_log_level_name(fresh.log_level));
+            lmq_log_uint(&line, "auditors", fresh.auth.auditor_count);
             lmq_log_end(&line);
         }
         return;

@@ -446,6 +446,12 @@ int tokens_authenticate(struct conn *c, const struct mqtt_connect *cn);
 int64_t tokens_revoked_before(struct broker *b, const char *id);
 /* POST /auth/revoke with "Authorization: Bearer <token>": revokes every token of that identity
  * issued up to now, the one used included, and ends its connections that use one. */
+/* Checks an HTTP request's "Authorization: Bearer <token>" as CONNECT checks a token (the
+ * server's signature, expiry with the leeway, sub an identity id, not revoked). Returns 0 with
+ * the identity in id, or LMQ_EPROTO with a static reason for the 401 (a presented token that
+ * fails is a security event; no header at all is not). */
+int tokens_http_bearer(struct broker *b, const struct http_request *req,
+                       char id[CRYPTO_IDENTITY_ID_BYTES], const char **reason) LMQ_WUR;
 int tokens_http_revoke(struct broker *b, const struct http_request *req, struct http_response *resp,
                        struct http_buf *out);
 /* SIGHUP: applies revocations written to the store by `ledgermq revoke` meanwhile. */
@@ -489,7 +495,16 @@ int ledger_tree_recover(struct broker *b) LMQ_WUR;
 /* Appends the JSON array of base64 proof hashes for index in the tree of size (lb may be NULL). */
 int ledger_tree_proof_json(struct broker *b, const struct ledger_batch *lb, uint64_t index,
                            uint64_t size, char *out, size_t cap, size_t *used) LMQ_WUR;
-/* GET /ledger/...: checkpoint, key, inclusion and consistency proofs, entries. */
+/* Appends the JSON array of base64 consistency-proof hashes between the trees of old and size
+ * leaves (old <= size <= the checkpoint's size), from the store. */
+int ledger_tree_consistency_json(struct broker *b, uint64_t old, uint64_t size, char *out,
+                                 size_t cap, size_t *used) LMQ_WUR;
+/* Appends s (len bytes: a checkpoint note: printable ASCII, UTF-8, newlines) as a JSON string at
+ * out + *used. 0 or LMQ_ETOOBIG. */
+int ledger_tree_json_string(char *out, size_t cap, size_t *used, const char *s, size_t len) LMQ_WUR;
+
+/* ledger_http.c: GET /ledger/...: the public checkpoint, key, proofs and leaves (index and link
+ * only), and the envelopes a bearer token's identity may read (its own; all for auditors). */
 int ledger_http_route(struct broker *b, const struct http_request *req, struct http_response *resp,
                       struct http_buf *out);
 

@@ -21,12 +21,9 @@
 #include "ledger/checkpoint.h"
 #include "ledger/merkle.h"
 #include "ledger/proof_json.h"
-#include "net/http.h"
 
 /* Acks with receipts per batch before the batch refuses more (each needs a proof). */
 #define LEDGER_TREE_ACKS_MAX (1u << 20)
-/* Entries one GET /ledger/entries returns at most. */
-#define LEDGER_TREE_ENTRIES_MAX 1000
 /* An ack with its receipt: the proof (64 hashes at most) and the checkpoint note. */
 #define LEDGER_TREE_ACK_MAX_BYTES 8192
 
@@ -177,8 +174,7 @@ static void ledger_tree_sign(struct broker *b, uint64_t size,
     memcpy(b->checkpoint_root, root, LEDGER_MERKLE_HASH_BYTES);
 }
 
-/* Appends s as a JSON string (the note: printable ASCII, UTF-8 em dash, newlines). */
-static int ledger_tree_json_string(char *out, size_t cap, size_t *used, const char *s, size_t len)
+int ledger_tree_json_string(char *out, size_t cap, size_t *used, const char *s, size_t len)
 {
     if (*used + 2 > cap)
         return LMQ_ETOOBIG;
@@ -295,177 +291,17 @@ int ledger_tree_recover(struct broker *b)
     return rc;
 }
 
-/* ---- HTTP: GET /ledger/... ---- */
-
-/* Reads the decimal value of name in the query string; false when absent or malformed. */
-static bool ledger_query_u64(const struct http_request *req, const char *name, uint64_t *out)
+int ledger_tree_consistency_json(struct broker *b, uint64_t old, uint64_t size, char *out,
+                                 size_t cap, size_t *used)
 {
-    size_t name_len = strlen(name);
-    const char *q = req->query;
-    size_t len = req->query_len;
-    for (size_t i = 0; q != NULL && i < len;) {
-        size_t end = i;
-        while (end < len && q[end] != '&')
-            end++;
-        if (end - i > name_len && memcmp(q + i, name, name_len) == 0 && q[i + name_len] == '=') {
-            uint64_t v = 0;
-            size_t digits = end - (i + name_len + 1);
-            if (digits == 0 || digits > 19)
-                return false;
-            for (size_t k = i + name_len + 1; k < end; k++) {
-                if (q[k] < '0' || q[k] > '9')
-                    return false;
-                v = v * 10 + (uint64_t)(q[k] - '0');
-            }
-            *out = v;
-            return true;
-        }
-        i = end + 1;
-    }
-    return false;
-}
-
-static int ledger_http_error(struct http_response *resp, struct http_buf *out, int status,
-                             const char *reason)
-{
-    resp->status = status;
-    resp->content_type = "application/json";
-    return http_buf_printf(out, "{\"error\":%d,\"reason\":\"%s\"}", status, reason);
-}
-
-static int ledger_http_checkpoint(struct broker *b, struct http_buf *out)
-{
-    char json[2048], root[48];
-    size_t used = 0;
-    if (crypto_b64_encode(b->checkpoint_root, LEDGER_MERKLE_HASH_BYTES, root, sizeof(root)) !=
-            LMQ_OK ||
-        http_buf_printf(out, "{\"checkpoint\":") != LMQ_OK ||
-        ledger_tree_json_string(json, sizeof(json), &used, b->checkpoint, b->checkpoint_len) !=
-            LMQ_OK)
-        return LMQ_ETOOBIG;
-    if (http_buf_append(out, json, used) != LMQ_OK)
-        return LMQ_ETOOBIG;
-    return http_buf_printf(out, ",\"root\":\"%s\",\"size\":%" PRIu64 "}", root, b->checkpoint_size);
-}
-
-static int ledger_http_key(struct broker *b, struct http_buf *out)
-{
-    char vkey[LEDGER_CHECKPOINT_VKEY_MAX_BYTES + 1], pub[48];
-    size_t len = 0;
-    if (ledger_checkpoint_vkey_format(b->ledger_origin, b->server_key.pub, vkey, sizeof(vkey),
-                                      &len) != LMQ_OK ||
-        crypto_b64url_encode(b->server_key.pub, sizeof(b->server_key.pub), pub, sizeof(pub)) !=
-            LMQ_OK)
-        return LMQ_EINVAL;
-    return http_buf_printf(out,
-                           "{\"alg\":\"Ed25519\",\"id\":\"%s\",\"name\":\"%s\",\"pub\":\"%s\","
-                           "\"vkey\":\"%s\"}",
-                           b->server_key.id, b->ledger_origin, pub, vkey);
-}
-
-struct ledger_http_entries {
-    struct http_buf *out;
-    size_t n;
-    int rc;
-};
-
-static int ledger_http_entry(void *ctx, const struct store_ledger_row *r)
-{
-    struct ledger_http_entries *e = ctx;
-    e->rc |=
-        http_buf_printf(e->out, "%s{\"envelope\":%.*s,\"index\":%" PRIu64 ",\"link\":\"%.*s\"}",
-                        e->n++ ? "," : "", (int)r->envelope.len, (const char *)r->envelope.data,
-                        r->index, (int)r->link.len, (const char *)r->link.data);
-    return e->rc;
-}
-
-static int ledger_http_entries(struct broker *b, const struct http_request *req,
-                               struct http_response *resp, struct http_buf *out)
-{
-    uint64_t start = 0, count = 100;
-    (void)ledger_query_u64(req, "start", &start);
-    (void)ledger_query_u64(req, "count", &count);
-    if (count == 0 || count > LEDGER_TREE_ENTRIES_MAX)
-        return ledger_http_error(resp, out, 400, "count must be 1..1000");
-    uint64_t end = LMQ_MIN(b->checkpoint_size, start + count); /* only checkpointed entries */
-    struct ledger_http_entries e = {.out = out};
-    int rc = http_buf_printf(out, "{\"items\":[");
-    size_t got = 0;
-    if (rc == LMQ_OK && start < end) {
-        rc =
-            store_ledger_range(b->store, start, (size_t)(end - start), ledger_http_entry, &e, &got);
-        rc = rc != LMQ_OK ? rc : e.rc;
-    }
-    return rc != LMQ_OK ? rc : http_buf_printf(out, "]}");
-}
-
-static int ledger_http_proof(struct broker *b, const struct http_request *req,
-                             struct http_response *resp, struct http_buf *out, bool inclusion)
-{
-    uint64_t a = 0, size = b->checkpoint_size;
-    bool have_a = ledger_query_u64(req, inclusion ? "index" : "old", &a);
-    (void)ledger_query_u64(req, inclusion ? "size" : "new", &size);
-    if (!have_a || size > b->checkpoint_size || (inclusion ? a >= size : a > size))
-        return ledger_http_error(resp, out, 400,
-                                 inclusion ? "need index < size <= the checkpoint's size"
-                                           : "need old <= new <= the checkpoint's size");
-    static char json[LEDGER_TREE_ACK_MAX_BYTES];
-    size_t used = 0;
-    int rc;
-    if (inclusion) {
-        rc = ledger_tree_proof_json(b, NULL, a, size, json, sizeof(json), &used);
-    } else {
-        uint8_t hashes[LEDGER_MERKLE_PROOF_MAX][LEDGER_MERKLE_HASH_BYTES];
-        size_t count = 0;
-        struct ledger_tree_source src = {.broker = b, .batch = NULL};
-        struct ledger_merkle_source source = {.get = ledger_tree_get, .ctx = &src};
-        rc = ledger_merkle_consistency_proof(&source, a, size, hashes, &count);
-        if (rc == LMQ_OK)
-            rc = ledger_proof_json_encode((const uint8_t(*)[LEDGER_MERKLE_HASH_BYTES])hashes, count,
-                                          json, sizeof(json), &used);
-    }
+    LMQ_ASSERT(old <= size && size <= b->checkpoint_size);
+    uint8_t hashes[LEDGER_MERKLE_PROOF_MAX][LEDGER_MERKLE_HASH_BYTES];
+    size_t count = 0;
+    struct ledger_tree_source src = {.broker = b, .batch = NULL};
+    struct ledger_merkle_source source = {.get = ledger_tree_get, .ctx = &src};
+    int rc = ledger_merkle_consistency_proof(&source, old, size, hashes, &count);
     if (rc != LMQ_OK)
         return rc;
-    if (inclusion)
-        return http_buf_printf(out, "{\"index\":%" PRIu64 ",\"proof\":%.*s,\"size\":%" PRIu64 "}",
-                               a, (int)used, json, size);
-    return http_buf_printf(out, "{\"new\":%" PRIu64 ",\"old\":%" PRIu64 ",\"proof\":%.*s}", size, a,
-                           (int)used, json);
-}
-
-int ledger_http_route(struct broker *b, const struct http_request *req, struct http_response *resp,
-                      struct http_buf *out)
-{
-    LMQ_ASSERT(b != NULL && req != NULL);
-    static const char *const paths[] = {"/ledger/checkpoint", "/ledger/key",
-                                        "/ledger/proof/inclusion", "/ledger/proof/consistency",
-                                        "/ledger/entries"};
-    size_t which = LMQ_ARRAY_LEN(paths);
-    for (size_t i = 0; i < LMQ_ARRAY_LEN(paths); i++) {
-        if (req->path_len == strlen(paths[i]) && memcmp(req->path, paths[i], req->path_len) == 0)
-            which = i;
-    }
-    if (which == LMQ_ARRAY_LEN(paths)) {
-        resp->status = 404;
-        return 0;
-    }
-    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-        resp->status = 405;
-        resp->allow = "GET, HEAD";
-        return 0;
-    }
-    if (b->store == NULL || b->checkpoint == NULL)
-        return ledger_http_error(resp, out, 503, "Service Unavailable");
-    resp->content_type = "application/json";
-    switch (which) {
-    case 0:
-        return ledger_http_checkpoint(b, out);
-    case 1:
-        return ledger_http_key(b, out);
-    case 2:
-    case 3:
-        return ledger_http_proof(b, req, resp, out, which == 2);
-    default:
-        return ledger_http_entries(b, req, resp, out);
-    }
+    return ledger_proof_json_encode((const uint8_t(*)[LEDGER_MERKLE_HASH_BYTES])hashes, count, out,
+                                    cap, used);
 }

@@ -291,6 +291,50 @@ static int tokens_http_error(struct http_response *resp, struct http_buf *out, i
     return http_buf_printf(out, "{\"error\":%d,\"reason\":\"%s\"}", status, reason);
 }
 
+int tokens_http_bearer(struct broker *b, const struct http_request *req,
+                       char id[CRYPTO_IDENTITY_ID_BYTES], const char **reason)
+{
+    LMQ_ASSERT(b != NULL && req != NULL && id != NULL && reason != NULL);
+    const char *auth = NULL;
+    size_t auth_len = 0;
+    size_t prefix = strlen(TOKENS_BEARER_PREFIX);
+    id[0] = '\0';
+    /* No credentials is not an attack: a 401 that says what to send, no security event. */
+    if (!http_request_header(req, "Authorization", &auth, &auth_len) || auth_len < prefix ||
+        strncasecmp(auth, TOKENS_BEARER_PREFIX, prefix) != 0) {
+        *reason = "send Authorization: Bearer <token from POST /auth/token>";
+        return LMQ_EPROTO;
+    }
+    const char *token = auth + prefix;
+    size_t token_len = auth_len - prefix;
+    while (token_len > 0 && token[0] == ' ') {
+        token++;
+        token_len--;
+    }
+    struct crypto_jwt_claims claims;
+    enum identity_event kind = IDENTITY_EVENT_BAD_TOKEN;
+    const char *detail = "malformed";
+    char copy[CRYPTO_JWT_MAX_BYTES + 1];
+    int rc = LMQ_EPROTO;
+    if (token_len > 0 && token_len <= CRYPTO_JWT_MAX_BYTES) {
+        memcpy(copy, token, token_len);
+        copy[token_len] = '\0';
+        rc = tokens_verify(b, copy, token_len, &claims, &kind, &detail);
+    }
+    if (rc != LMQ_OK) {
+        char text[96];
+        snprintf(text, sizeof(text), "http bearer: %s", detail);
+        identity_security_event(b, NULL, kind, text);
+        *reason = kind == IDENTITY_EVENT_REVOKED_TOKEN   ? "token revoked"
+                  : kind == IDENTITY_EVENT_EXPIRED_TOKEN ? "token expired"
+                                                         : "invalid token";
+        return LMQ_EPROTO;
+    }
+    memcpy(id, claims.sub, CRYPTO_IDENTITY_ID_BYTES);
+    LMQ_ASSERT(id[CRYPTO_IDENTITY_ID_CHARS] == '\0');
+    return LMQ_OK;
+}
+
 int tokens_http_revoke(struct broker *b, const struct http_request *req, struct http_response *resp,
                        struct http_buf *out)
 {
@@ -300,29 +344,13 @@ int tokens_http_revoke(struct broker *b, const struct http_request *req, struct 
         resp->allow = "POST";
         return 0;
     }
-    const char *auth = NULL;
-    size_t auth_len = 0;
-    size_t prefix = strlen(TOKENS_BEARER_PREFIX);
-    if (!http_request_header(req, "Authorization", &auth, &auth_len) || auth_len <= prefix ||
-        strncasecmp(auth, TOKENS_BEARER_PREFIX, prefix) != 0 ||
-        auth_len - prefix > CRYPTO_JWT_MAX_BYTES)
-        return tokens_http_error(resp, out, 401, "expected Authorization: Bearer <token>");
-    char token[CRYPTO_JWT_MAX_BYTES + 1];
-    memcpy(token, auth + prefix, auth_len - prefix);
-    token[auth_len - prefix] = '\0';
-    struct crypto_jwt_claims claims;
-    enum identity_event kind = IDENTITY_EVENT_BAD_TOKEN;
-    const char *detail = NULL;
-    if (tokens_verify(b, token, auth_len - prefix, &claims, &kind, &detail) != LMQ_OK) {
-        identity_security_event(b, NULL, kind, detail);
-        return tokens_http_error(resp, out, 401,
-                                 kind == IDENTITY_EVENT_REVOKED_TOKEN   ? "token revoked"
-                                 : kind == IDENTITY_EVENT_EXPIRED_TOKEN ? "token expired"
-                                                                        : "bad token");
-    }
+    char id[CRYPTO_IDENTITY_ID_BYTES];
+    const char *reason = NULL;
+    if (tokens_http_bearer(b, req, id, &reason) != LMQ_OK)
+        return tokens_http_error(resp, out, 401, reason);
     int64_t before_s = tokens_now_s(b) + 1;
-    tokens_apply(b, claims.sub, before_s, TOKENS_SOURCE_HTTP);
+    tokens_apply(b, id, before_s, TOKENS_SOURCE_HTTP);
     resp->content_type = "application/json";
-    return http_buf_printf(out, "{\"id\":\"%s\",\"revoked_before\":%" PRId64 "}", claims.sub,
+    return http_buf_printf(out, "{\"id\":\"%s\",\"revoked_before\":%" PRId64 "}", id,
                            before_s);
 }

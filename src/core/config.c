@@ -74,6 +74,8 @@ static const struct config_limit config__limits[] = {
     CONFIG_LIMIT("max_connections_per_address", max_connections_per_address, 1, UINT32_MAX, false),
     CONFIG_LIMIT("max_connection_rate_per_address", max_connection_rate_per_address, 1, UINT32_MAX,
                  false),
+    CONFIG_LIMIT("ledger_page_max_bytes", ledger_page_max_bytes, LMQ_LEDGER_PAGE_MIN_BYTES,
+                 LMQ_LEDGER_PAGE_MAX_BYTES, false),
 };
 
 /*
@@ -184,6 +186,7 @@ void lmq_config_defaults(struct lmq_config *cfg)
     cfg->auth.ledger_bytes_per_day = CONFIG_LEDGER_BYTES_PER_DAY_DEFAULT;
     l->max_connections_per_address = 1000;
     l->max_connection_rate_per_address = 500;
+    l->ledger_page_max_bytes = 1048576;
 }
 
 static int config__parse_port(const char *s, const char *whole, uint16_t *out, char *err,
@@ -409,6 +412,51 @@ static int config__set_auth_limit(struct lmq_config *cfg, const char *key, const
         cfg->auth.token_leeway_s = (uint32_t)v;
     else
         cfg->auth.ledger_bytes_per_day = v;
+    return LMQ_OK;
+}
+
+/* [auth] auditors: identity ids separated by commas (blanks around them ignored); empty: none.
+ * Replaces the list; cfg changes only on success. */
+static int config__auditors(struct lmq_auth_config *a, const char *value, char *err,
+                            size_t err_len)
+{
+    LMQ_ASSERT(a != NULL && value != NULL);
+    char ids[LMQ_AUDITORS_MAX][LMQ_IDENTITY_ID_CHARS + 1];
+    uint32_t count = 0;
+    const char *p = value;
+    for (size_t item = 0; item <= LMQ_AUDITORS_MAX; item++) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        size_t len = strcspn(p, ",");
+        size_t trimmed = len;
+        while (trimmed > 0 && (p[trimmed - 1] == ' ' || p[trimmed - 1] == '\t'))
+            trimmed--;
+        if (trimmed == 0 && p[len] == '\0' && item == 0)
+            break; /* an empty value: no auditors */
+        bool hex = trimmed == LMQ_IDENTITY_ID_CHARS;
+        for (size_t i = 0; hex && i < trimmed; i++)
+            hex = (p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f');
+        if (!hex) {
+            config__err(err, err_len,
+                        "[auth] auditors: expected identity ids (64 lowercase hex characters) "
+                        "separated by commas, got \"%.*s%s\"",
+                        config__show_len(p), p, config__show_more(p));
+            return LMQ_EINVAL;
+        }
+        if (count == LMQ_AUDITORS_MAX) {
+            config__err(err, err_len, "[auth] auditors: more than %d identities",
+                        LMQ_AUDITORS_MAX);
+            return LMQ_EINVAL;
+        }
+        memcpy(ids[count], p, LMQ_IDENTITY_ID_CHARS);
+        ids[count++][LMQ_IDENTITY_ID_CHARS] = '\0';
+        if (p[len] == '\0')
+            break;
+        p += len + 1;
+    }
+    memset(a->auditors, 0, sizeof(a->auditors));
+    memcpy(a->auditors, ids, count * sizeof(ids[0]));
+    a->auditor_count = count;
     return 0;
 }
 
@@ -416,6 +464,8 @@ static int config__set_auth(struct lmq_config *cfg, const char *key, const char 
                             size_t err_len)
 {
     struct lmq_auth_config *a = &cfg->auth;
+    if (strcmp(key, "auditors") == 0)
+        return config__auditors(a, value, err, err_len);
     if (strcmp(key, "anonymous") == 0) {
         static const char *const names[] = {"loopback", "always", "never"};
         for (size_t i = 0; i < LMQ_ARRAY_LEN(names); i++) {
@@ -442,7 +492,8 @@ static int config__set_auth(struct lmq_config *cfg, const char *key, const char 
     if (field == NULL) {
         config__err(err, err_len,
                     "[auth] %s: unknown key (expected anonymous, token_ttl_s, token_leeway_s, "
-                    "envelope_rate_per_s, ledger_bytes_per_day, password_file or acl_file)",
+                    "envelope_rate_per_s, ledger_bytes_per_day, auditors, password_file or "
+                    "acl_file)",
                     key);
         return LMQ_EINVAL;
     }

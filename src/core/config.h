@@ -52,7 +52,13 @@ struct lmq_limits {
     uint32_t http_max_connections;            /* open HTTP connections; more -> 503 */
     uint32_t max_connections_per_address;     /* open MQTT connections from one IP address */
     uint32_t max_connection_rate_per_address; /* new MQTT connections per second from one IP */
+    uint32_t ledger_page_max_bytes; /* body of one GET /ledger/entries or /ledger/envelopes */
 };
+
+/* [limits] ledger_page_max_bytes bounds: a page holds at least one envelope (64 KiB at most,
+ * with its index and link), and never more than an HTTP response may (4 MiB). */
+#define LMQ_LEDGER_PAGE_MIN_BYTES 131072
+#define LMQ_LEDGER_PAGE_MAX_BYTES 4194304
 
 enum lmq_client_cert_mode {
     LMQ_CLIENT_CERT_NONE = 0,     /* not requested */
@@ -66,7 +72,12 @@ enum lmq_anonymous_mode {
     LMQ_ANONYMOUS_NEVER = 2,
 };
 
-/* Identities: login tokens, anonymous access, per-identity rate. */
+/* An identity id: SHA-256 of its public key in lowercase hex. */
+#define LMQ_IDENTITY_ID_CHARS 64
+/* Identities [auth] auditors may name. */
+#define LMQ_AUDITORS_MAX 32
+
+/* Identities: login tokens, anonymous access, per-identity rate, auditors. */
 struct lmq_auth_config {
     enum lmq_anonymous_mode anonymous;
     uint32_t token_ttl_s;          /* lifetime of a login token */
@@ -76,6 +87,9 @@ struct lmq_auth_config {
                                       limit */
     char password_file[LMQ_PATH_MAX_BYTES]; /* "user:$scrypt$..." lines; empty: none */
     char acl_file[LMQ_PATH_MAX_BYTES];      /* topic ACL, re-read on SIGHUP; empty: none */
+    /* Identities that may read every envelope (GET /ledger/envelopes); re-read on SIGHUP. */
+    char auditors[LMQ_AUDITORS_MAX][LMQ_IDENTITY_ID_CHARS + 1];
+    uint32_t auditor_count;
 };
 
 /* TLS for --mqtts and --https: certificate files, re-read on SIGHUP. */

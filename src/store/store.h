@@ -169,6 +169,21 @@ int store_ledger_node(struct store *store, uint32_t level, uint64_t index, uint8
 int store_ledger_range(struct store *store, uint64_t start, size_t limit,
                        int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
                        size_t *count) __attribute__((warn_unused_result));
+/* Reads up to limit committed leaves from start in index order: index and link only (no
+ * envelope is read). leaf() gets each (link valid during the call); a non-zero return stops
+ * the read with LMQ_EINVAL. Sets *count. Loop thread; synchronous. */
+int store_ledger_links(struct store *store, uint64_t start, size_t limit,
+                       int (*leaf)(void *ctx, uint64_t index, struct mqtt_bytes link), void *ctx,
+                       size_t *count) __attribute__((warn_unused_result));
+/* Reads up to limit committed envelopes with index in [start, end) that party sent or
+ * received, in index order, each once. Uses the (sender, seq) and (recipient, position)
+ * indexes (both grow with the index): the cost is logarithmic in the ledger plus what is
+ * returned, never a scan of other identities' envelopes. A non-zero return from row() stops
+ * the read with LMQ_EINVAL. Sets *count. Loop thread; synchronous. */
+int store_ledger_party_range(struct store *store, struct mqtt_bytes party, uint64_t start,
+                             uint64_t end, size_t limit,
+                             int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
+                             size_t *count) __attribute__((warn_unused_result));
 /* Reads up to limit committed envelopes for recipient with position > after, in position
  * order. Sets *count. Loop thread; synchronous. */
 int store_inbox_page(struct store *store, struct mqtt_bytes recipient, uint64_t after, size_t limit,

@@ -1091,6 +1091,180 @@ int store_ledger_range(struct store *store, uint64_t start, size_t limit,
     return ledger_query(st, limit, row, ctx, count);
 }
 
+int store_ledger_links(struct store *store, uint64_t start, size_t limit,
+                       int (*leaf)(void *ctx, uint64_t index, struct mqtt_bytes link), void *ctx,
+                       size_t *count)
+{
+    LMQ_ASSERT(store != NULL && leaf != NULL && count != NULL);
+    LMQ_ASSERT(limit > 0 && limit <= INT32_MAX);
+    sqlite3_stmt *st = NULL;
+    *count = 0;
+    if (sqlite3_prepare_v2(store->reader,
+                           "SELECT idx, link FROM ledger WHERE idx >= ?1 ORDER BY idx LIMIT ?2", -1,
+                           &st, NULL) != SQLITE_OK)
+        return LMQ_EIO;
+    sqlite3_bind_int64(st, 1, (int64_t)start);
+    sqlite3_bind_int64(st, 2, (int64_t)limit);
+    int rc = SQLITE_DONE, result = LMQ_OK;
+    while (*count < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        (*count)++;
+        if (leaf(ctx, (uint64_t)sqlite3_column_int64(st, 0), column_bytes(st, 1)) != 0) {
+            result = LMQ_EINVAL;
+            break;
+        }
+    }
+    if (result == LMQ_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        result = LMQ_EIO;
+    sqlite3_finalize(st);
+    return result;
+}
+
+/*
+ * A party's envelopes come in two streams, each in index order: those it sent (by seq, which
+ * grows with the index along its chain) and those it received (by inbox position, likewise).
+ * Per stream: the largest key, the index at the first key >= a value, and the rows from a key.
+ */
+enum { LEDGER_STREAM_SENT = 0, LEDGER_STREAM_RECEIVED = 1, LEDGER_STREAMS = 2 };
+static const char *const ledger_stream_sql[LEDGER_STREAMS][3] = {
+    {"SELECT seq FROM ledger WHERE sender = ?1 ORDER BY seq DESC LIMIT 1",
+     "SELECT idx FROM ledger WHERE sender = ?1 AND seq >= ?2 ORDER BY seq LIMIT 1",
+     "SELECT " STORE_LEDGER_COLUMNS " FROM ledger WHERE sender = ?1 AND seq >= ?2 "
+     "ORDER BY seq LIMIT ?3"},
+    {"SELECT position FROM ledger WHERE recipient = ?1 ORDER BY position DESC LIMIT 1",
+     "SELECT idx FROM ledger WHERE recipient = ?1 AND position >= ?2 ORDER BY position LIMIT 1",
+     "SELECT " STORE_LEDGER_COLUMNS " FROM ledger WHERE recipient = ?1 AND position >= ?2 "
+     "ORDER BY position LIMIT ?3"},
+};
+/* Probes of one binary search: one per bit of a 64-bit key. */
+#define STORE_STREAM_SEEK_STEPS_MAX 64
+
+struct ledger_stream {
+    sqlite3_stmt *st;
+    bool has_row;
+    struct store_ledger_row row;
+};
+
+/* Runs a one-integer query (bindings: party, then value when has_value). Row absent: *found. */
+static int ledger_stream_int(sqlite3_stmt *st, struct mqtt_bytes party, bool has_value,
+                             uint64_t value, bool *found, uint64_t *out)
+{
+    bind_bytes(st, 1, party);
+    if (has_value)
+        sqlite3_bind_int64(st, 2, (int64_t)value);
+    int rc = sqlite3_step(st);
+    *found = rc == SQLITE_ROW;
+    if (*found)
+        *out = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? LMQ_OK : LMQ_EIO;
+}
+
+/* The smallest key of the stream whose envelope has index >= start, or one past its largest:
+ * a binary search, since keys and indexes grow together. */
+static int ledger_stream_seek(struct store *store, int which, struct mqtt_bytes party,
+                              uint64_t start, uint64_t *key)
+{
+    sqlite3_stmt *max_st = NULL, *probe = NULL;
+    int rc = LMQ_EIO;
+    uint64_t lo = 0, hi = 0, idx = 0;
+    bool found = false;
+    if (sqlite3_prepare_v2(store->reader, ledger_stream_sql[which][0], -1, &max_st, NULL) !=
+            SQLITE_OK ||
+        sqlite3_prepare_v2(store->reader, ledger_stream_sql[which][1], -1, &probe, NULL) !=
+            SQLITE_OK ||
+        ledger_stream_int(max_st, party, false, 0, &found, &hi) != LMQ_OK || hi >= INT64_MAX)
+        goto out;
+    hi = found ? hi + 1 : 0; /* past the largest key: nothing there, so it qualifies */
+    for (int step = 0; step < STORE_STREAM_SEEK_STEPS_MAX && lo < hi; step++) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (ledger_stream_int(probe, party, true, mid, &found, &idx) != LMQ_OK)
+            goto out;
+        if (!found || idx >= start)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    LMQ_ASSERT(lo == hi);
+    *key = lo;
+    rc = LMQ_OK;
+out:
+    sqlite3_finalize(max_st);
+    sqlite3_finalize(probe);
+    return rc;
+}
+
+/* Steps the stream to its next row; a row whose index does not grow means a corrupt store. */
+static int ledger_stream_next(struct ledger_stream *s)
+{
+    uint64_t prev = s->row.index;
+    bool had = s->has_row;
+    int rc = sqlite3_step(s->st);
+    s->has_row = rc == SQLITE_ROW;
+    if (s->has_row)
+        column_ledger_row(s->st, &s->row);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return LMQ_EIO;
+    return s->has_row && had && s->row.index <= prev ? LMQ_EIO : LMQ_OK;
+}
+
+static int ledger_stream_open(struct store *store, int which, struct mqtt_bytes party,
+                              uint64_t start, size_t limit, struct ledger_stream *s)
+{
+    uint64_t key = 0;
+    int rc = ledger_stream_seek(store, which, party, start, &key);
+    if (rc != LMQ_OK)
+        return rc;
+    if (sqlite3_prepare_v2(store->reader, ledger_stream_sql[which][2], -1, &s->st, NULL) !=
+        SQLITE_OK)
+        return LMQ_EIO;
+    bind_bytes(s->st, 1, party);
+    sqlite3_bind_int64(s->st, 2, (int64_t)key);
+    sqlite3_bind_int64(s->st, 3, (int64_t)limit);
+    return ledger_stream_next(s);
+}
+
+int store_ledger_party_range(struct store *store, struct mqtt_bytes party, uint64_t start,
+                             uint64_t end, size_t limit,
+                             int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
+                             size_t *count)
+{
+    LMQ_ASSERT(store != NULL && row != NULL && count != NULL && party.len > 0);
+    LMQ_ASSERT(limit > 0 && limit <= INT32_MAX);
+    struct ledger_stream streams[LEDGER_STREAMS];
+    memset(streams, 0, sizeof(streams));
+    *count = 0;
+    int rc = LMQ_OK;
+    for (int k = 0; k < LEDGER_STREAMS && rc == LMQ_OK; k++)
+        rc = ledger_stream_open(store, k, party, start, limit, &streams[k]);
+    /* Merge by index; an envelope to oneself is in both streams and returned once. */
+    while (rc == LMQ_OK && *count < limit) {
+        struct ledger_stream *sent = &streams[LEDGER_STREAM_SENT];
+        struct ledger_stream *received = &streams[LEDGER_STREAM_RECEIVED];
+        struct ledger_stream *next = sent;
+        if (!sent->has_row || (received->has_row && received->row.index < sent->row.index))
+            next = received;
+        if (!next->has_row || next->row.index >= end)
+            break;
+        if (next->row.index < start) { /* the seek found it: keys and indexes disagree */
+            rc = LMQ_EIO;
+            break;
+        }
+        (*count)++;
+        if (row(ctx, &next->row) != 0) {
+            rc = LMQ_EINVAL;
+            break;
+        }
+        uint64_t done = next->row.index;
+        for (int k = 0; k < LEDGER_STREAMS && rc == LMQ_OK; k++) {
+            if (streams[k].has_row && streams[k].row.index == done)
+                rc = ledger_stream_next(&streams[k]);
+        }
+    }
+    for (int k = 0; k < LEDGER_STREAMS; k++)
+        sqlite3_finalize(streams[k].st);
+    return rc;
+}
+
 int store_inbox_page(struct store *store, struct mqtt_bytes recipient, uint64_t after, size_t limit,
                      int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
                      size_t *count)

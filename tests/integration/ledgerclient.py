@@ -119,6 +119,61 @@ def http_json(addr, path, body=None):
         return e.code, json.loads(e.read())
 
 
+def http_get(addr, path, token=None):
+    """GET, with "Authorization: Bearer <token>" when token is given: (status, raw body bytes,
+    headers)."""
+    headers = {} if token is None else {"Authorization": "Bearer " + token}
+    req = urllib.request.Request("http://%s%s" % (addr, path), headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
+            return resp.status, resp.read(), resp.headers
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), e.headers
+
+
+def ledger_pages(addr, path, token=None, count=1000, start=0, pages_max=10000):
+    """Follows a ledger page API (docs/PROTOCOL.md "HTTP API") from start until "next" reaches
+    "size": yields (raw body, decoded page) for each page."""
+    for _ in range(pages_max):
+        status, raw, _ = http_get(addr, "%s?start=%d&count=%d" % (path, start, count), token)
+        assert status == 200, (path, status, raw[:200])
+        page = json.loads(raw)
+        yield raw, page
+        assert page["next"] >= start, page
+        if page["next"] >= page["size"]:
+            return
+        assert page["next"] > start, "a page that does not advance"
+        start = page["next"]
+    raise AssertionError("more than %d pages" % pages_max)
+
+
+def ledger_leaves(addr):
+    """The public leaves, in index order: [(index, link hex)]."""
+    leaves = []
+    for _, page in ledger_pages(addr, "/ledger/entries"):
+        leaves += [(e["index"], e["link"]) for e in page["entries"]]
+    assert [i for i, _ in leaves] == list(range(len(leaves))), "leaves with gaps"
+    return leaves
+
+
+def ledger_envelopes(addr, token, count=1000):
+    """The envelopes token's identity may read ({"envelope","index","link"}), in index order."""
+    items = []
+    for _, page in ledger_pages(addr, "/ledger/envelopes", token, count):
+        items += page["envelopes"]
+    return items
+
+
+def jwt(seed, sub, iat, exp, jti="A" * 22):
+    """A token as the server makes them (docs/PROTOCOL.md "Login"), signed with seed: for tests
+    that forge or expire tokens."""
+    header = b64url(json.dumps({"alg": "EdDSA", "typ": "JWT"}).encode())
+    claims = b64url(json.dumps({"exp": exp, "iat": iat, "iss": "ledgermq", "jti": jti,
+                                "sub": sub}).encode())
+    key = Ed25519PrivateKey.from_private_bytes(seed)
+    return header + "." + claims + "." + b64url(key.sign((header + "." + claims).encode()))
+
+
 def login(addr, ident):
     status, ch = http_json(addr, "/auth/challenge", {"pub": b64url(ident.pub)})
     assert status == 200, ch

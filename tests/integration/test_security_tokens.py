@@ -163,7 +163,7 @@ def test_revoked_token_is_refused_and_its_connections_end_also_after_a_crash(sta
     assert no_header.value.code == 401
     assert no_header.value.headers["WWW-Authenticate"] == "Bearer"
     assert json.loads(no_header.value.read()) == {
-        "error": 401, "reason": "expected Authorization: Bearer <token>"}
+        "error": 401, "reason": "send Authorization: Bearer <token from POST /auth/token>"}
     with pytest.raises(urllib.error.HTTPError) as get:
         urllib.request.urlopen("http://%s/auth/revoke" % b.http_addr, timeout=10)
     assert get.value.code == 405

@@ -12,6 +12,9 @@
 #include "core/config.h"
 #include "core/lmq.h"
 
+#define AUDITOR_A "aa5b8e5bd40a7a4f3e0ddc1df2e0e9f00c93f0ea1e2b2d7c4f1e3b6f7a8c9d01"
+#define AUDITOR_B "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
 #define TEST_ERR_BYTES 1024
 
 /* Writes text to a fresh temporary file; its path goes into path (caller unlinks). */
@@ -76,6 +79,8 @@ static void test_defaults_match_design(void **state)
     assert_int_equal(l->http_idle_timeout_ms, 30000);
     assert_int_equal(l->http_request_timeout_ms, 10000);
     assert_int_equal(l->http_max_connections, 1024);
+    assert_int_equal(l->ledger_page_max_bytes, 1048576);
+    assert_int_equal(cfg.auth.auditor_count, 0); /* nobody reads others' envelopes */
 }
 
 static void test_every_key_is_parsed_from_file(void **state)
@@ -112,7 +117,10 @@ static void test_every_key_is_parsed_from_file(void **state)
                        "http_max_body_bytes = 14\n"
                        "http_idle_timeout_ms = 15\n"
                        "http_request_timeout_ms = 16\n"
-                       "http_max_connections = 17\n";
+                       "http_max_connections = 17\n"
+                       "ledger_page_max_bytes = 131072\n"
+                       "[auth]\n"
+                       "auditors = " AUDITOR_A "\n";
     assert_int_equal(load_text(&cfg, text, err, sizeof(err), path, sizeof(path)), 0);
     assert_string_equal(cfg.config_path, path);
     assert_string_equal(cfg.data_dir, "/var/lib/ledgermq");
@@ -145,6 +153,9 @@ static void test_every_key_is_parsed_from_file(void **state)
     assert_int_equal(l->http_idle_timeout_ms, 15);
     assert_int_equal(l->http_request_timeout_ms, 16);
     assert_int_equal(l->http_max_connections, 17);
+    assert_int_equal(l->ledger_page_max_bytes, 131072);
+    assert_int_equal(cfg.auth.auditor_count, 1);
+    assert_string_equal(cfg.auth.auditors[0], AUDITOR_A);
 }
 
 static void test_http_listener_is_one_address_and_port_zero_is_allowed(void **state)
@@ -269,7 +280,62 @@ static const struct bad_ini bad_inis[] = {
     {"data = ./x\n", 1, "data: key outside any section"},
     {"[server]\nsync = off\nthis line has no equals sign\n", 3, "syntax error"},
     {"[server\n", 1, "syntax error"},
+    {"[limits]\nledger_page_max_bytes = 131071\n", 2,
+     "ledger_page_max_bytes: expected an integer 131072..4194304"},
+    {"[limits]\nledger_page_max_bytes = 4194305\n", 2, "ledger_page_max_bytes"},
+    {"[auth]\nauditors = alice\n", 2, "[auth] auditors: expected identity ids"},
+    {"[auth]\nauditors = " AUDITOR_A ",\n", 2, "[auth] auditors: expected identity ids"},
+    {"[auth]\nauditors = " AUDITOR_A ";" AUDITOR_B "\n", 2, "[auth] auditors"},
 };
+
+/* [auth] auditors: a comma-separated list of identity ids, blanks ignored, empty for none;
+ * a later setting replaces the list; more than LMQ_AUDITORS_MAX is refused. */
+static void test_auditors_are_a_list_of_identity_ids(void **state)
+{
+    (void)state;
+    struct lmq_config cfg;
+    char err[TEST_ERR_BYTES];
+    lmq_config_defaults(&cfg);
+    assert_int_equal(lmq_config_set(&cfg, "auth", "auditors", " " AUDITOR_A " ,\t" AUDITOR_B,
+                                    err, sizeof(err)),
+                     0);
+    assert_int_equal(cfg.auth.auditor_count, 2);
+    assert_string_equal(cfg.auth.auditors[0], AUDITOR_A);
+    assert_string_equal(cfg.auth.auditors[1], AUDITOR_B);
+    assert_int_equal(lmq_config_set(&cfg, "auth", "auditors", AUDITOR_B, err, sizeof(err)), 0);
+    assert_int_equal(cfg.auth.auditor_count, 1);
+    assert_string_equal(cfg.auth.auditors[0], AUDITOR_B);
+    assert_string_equal(cfg.auth.auditors[1], "");
+    assert_int_equal(lmq_config_set(&cfg, "auth", "auditors", "", err, sizeof(err)), 0);
+    assert_int_equal(cfg.auth.auditor_count, 0);
+    /* Upper-case hex is not an identity id; a failed set changes nothing. */
+    assert_int_equal(lmq_config_set(&cfg, "auth", "auditors", AUDITOR_A, err, sizeof(err)), 0);
+    char upper[80];
+    snprintf(upper, sizeof(upper), "%s", AUDITOR_B);
+    upper[0] = 'B';
+    assert_int_equal(lmq_config_set(&cfg, "auth", "auditors", upper, err, sizeof(err)),
+                     LMQ_EINVAL);
+    assert_non_null(strstr(err, "64 lowercase hex"));
+    assert_int_equal(cfg.auth.auditor_count, 1);
+    assert_string_equal(cfg.auth.auditors[0], AUDITOR_A);
+    /* The bound: LMQ_AUDITORS_MAX ids pass, one more is refused. */
+    char list[(LMQ_AUDITORS_MAX + 1) * (LMQ_IDENTITY_ID_CHARS + 1) + 1];
+    size_t used = 0;
+    for (int i = 0; i <= LMQ_AUDITORS_MAX; i++) {
+        if (i == LMQ_AUDITORS_MAX) {
+            assert_int_equal(lmq_config_set(&cfg, "auth", "auditors", list, err, sizeof(err)),
+                             0);
+            assert_int_equal(cfg.auth.auditor_count, LMQ_AUDITORS_MAX);
+        }
+        int n = snprintf(list + used, sizeof(list) - used, "%s%s", i ? "," : "",
+                         i % 2 ? AUDITOR_A : AUDITOR_B);
+        assert_true(n > 0 && (size_t)n < sizeof(list) - used);
+        used += (size_t)n;
+    }
+    assert_int_equal(lmq_config_set(&cfg, "auth", "auditors", list, err, sizeof(err)), LMQ_EINVAL);
+    assert_non_null(strstr(err, "more than 32"));
+    assert_int_equal(cfg.auth.auditor_count, LMQ_AUDITORS_MAX);
+}
 
 static void test_every_bad_value_names_line_and_key(void **state)
 {
@@ -550,6 +616,7 @@ int main(void)
         cmocka_unit_test(test_session_expiry_accepts_never),
         cmocka_unit_test(test_http_listener_is_one_address_and_port_zero_is_allowed),
         cmocka_unit_test(test_set_leaves_neighbouring_fields_alone),
+        cmocka_unit_test(test_auditors_are_a_list_of_identity_ids),
         cmocka_unit_test(test_every_bad_value_names_line_and_key),
         cmocka_unit_test(test_error_message_quotes_the_bad_value),
         cmocka_unit_test(test_first_error_wins_over_later_ones),

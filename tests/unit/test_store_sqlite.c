@@ -439,6 +439,101 @@ static void test_ledger_rows_counters_and_reads_survive_reopen(void **state)
     assert_int_equal(acc[1], 2);
 }
 
+#define ID_C "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+#define PARTY_LEDGER_SIZE 300
+
+struct party_acc {
+    uint64_t index[PARTY_LEDGER_SIZE];
+    size_t n;
+    size_t stop_after; /* return non-zero after this many (0: never) */
+};
+
+static int collect_index(void *ctx, const struct store_ledger_row *r)
+{
+    struct party_acc *acc = ctx;
+    assert_true(acc->n < PARTY_LEDGER_SIZE);
+    acc->index[acc->n++] = r->index;
+    return acc->stop_after != 0 && acc->n == acc->stop_after;
+}
+
+static int collect_link(void *ctx, uint64_t index, struct mqtt_bytes link)
+{
+    struct party_acc *acc = ctx;
+    assert_int_equal(link.len, 64);
+    acc->index[acc->n++] = index;
+    return 0;
+}
+
+/* store_ledger_party_range against a brute-force filter over a ledger where three identities
+ * send to each other and to themselves in an irregular pattern: every start, end and limit
+ * gives the party's envelopes in index order, each once. */
+static void test_ledger_party_range_is_what_a_party_sent_or_received_in_index_order(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    assert_int_equal(open_store(f, err, sizeof(err)), 0);
+    const char *ids[3] = {ID_A, ID_B, ID_C};
+    int from[PARTY_LEDGER_SIZE], to[PARTY_LEDGER_SIZE];
+    uint64_t seq[3] = {0, 0, 0}, pos[3] = {0, 0, 0};
+    uint32_t x = 12345;
+    for (int i = 0; i < PARTY_LEDGER_SIZE; i++) {
+        x = x * 1103515245u + 12345u;
+        from[i] = (int)((x >> 16) % 3);
+        to[i] = i % 7 == 0 ? from[i] : (int)((x >> 20) % 3); /* some envelopes to oneself */
+        char link[65];
+        snprintf(link, sizeof(link), "%064d", i);
+        ledger_append(f, (uint64_t)i, ids[from[i]], ids[to[i]], ++seq[from[i]], ++pos[to[i]],
+                      link);
+    }
+    assert_int_equal(commit_and_wait(f), 0);
+    static const uint64_t starts[] = {0, 1, 7, 150, 299, 300, 1000};
+    static const uint64_t ends[] = {0, 5, 151, 300, 5000};
+    static const size_t limits[] = {1, 3, 1000};
+    for (int p = 0; p < 3; p++) {
+        for (size_t si = 0; si < LMQ_ARRAY_LEN(starts); si++) {
+            for (size_t ei = 0; ei < LMQ_ARRAY_LEN(ends); ei++) {
+                for (size_t li = 0; li < LMQ_ARRAY_LEN(limits); li++) {
+                    struct party_acc got = {0}, want = {0};
+                    for (uint64_t i = starts[si]; i < PARTY_LEDGER_SIZE && i < ends[ei]; i++) {
+                        if ((from[i] == p || to[i] == p) && want.n < limits[li])
+                            want.index[want.n++] = i;
+                    }
+                    size_t count = 0;
+                    assert_int_equal(store_ledger_party_range(
+                                         f->store, (struct mqtt_bytes){(const uint8_t *)ids[p], 64},
+                                         starts[si], ends[ei], limits[li], collect_index, &got,
+                                         &count),
+                                     0);
+                    assert_int_equal(count, want.n);
+                    assert_int_equal(got.n, want.n);
+                    assert_memory_equal(got.index, want.index, want.n * sizeof(want.index[0]));
+                }
+            }
+        }
+    }
+    /* An identity with no envelopes: nothing. A callback that stops: LMQ_EINVAL. */
+    struct party_acc got = {0};
+    size_t count = 0;
+    char nobody[65];
+    memset(nobody, 'd', 64);
+    assert_int_equal(store_ledger_party_range(f->store,
+                                              (struct mqtt_bytes){(const uint8_t *)nobody, 64}, 0,
+                                              1000, 10, collect_index, &got, &count),
+                     0);
+    assert_int_equal(count, 0);
+    got.stop_after = 2;
+    assert_int_equal(store_ledger_party_range(f->store, BYTES(ID_A), 0, 1000, 10, collect_index,
+                                              &got, &count),
+                     LMQ_EINVAL);
+    assert_int_equal(got.n, 2);
+    /* The leaves: index and link only, from start, in order. */
+    struct party_acc leaves = {0};
+    assert_int_equal(store_ledger_links(f->store, 290, 50, collect_link, &leaves, &count), 0);
+    assert_int_equal(count, 10);
+    for (size_t i = 0; i < 10; i++)
+        assert_int_equal(leaves.index[i], 290 + i);
+}
+
 static void test_update_of_a_row_deleted_in_the_same_commit_is_skipped(void **state)
 {
     struct fixture *f = *state;
@@ -953,6 +1048,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_everything_written_is_loaded_after_reopen, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_ledger_party_range_is_what_a_party_sent_or_received_in_index_order, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(test_ledger_rows_counters_and_reads_survive_reopen, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_message_row_freed_with_its_last_reference, setup,
