@@ -80,7 +80,7 @@ static int metrics_broker(struct broker *b, struct http_buf *out)
     rc |= METRIC(out, "subscriptions", "gauge", "Subscriptions in the topic tree.");
     rc |= http_buf_printf(out, "ledgermq_subscriptions %zu\n", sub_tree_count(b->subs));
     rc |= METRIC(out, "retained_messages", "gauge", "Retained messages held.");
-    rc |= http_buf_printf(out, "ledgermq_retained_messages %zu\n", lmq_map_count(b->retained));
+    rc |= http_buf_printf(out, "ledgermq_retained_messages %zu\n", retain_count(b));
     rc |= METRIC(out, "queued_messages", "gauge", "Messages queued for sessions (all states).");
     rc |= http_buf_printf(out, "ledgermq_queued_messages %" PRIu64 "\n", q.queued);
     rc |= METRIC(out, "queued_messages_stored_only", "gauge",

@@ -107,6 +107,7 @@ void session_destroy(struct session *s)
     b->session_count--;
     if (list_linked(&s->commit_wait))
         list_unlink(&s->commit_wait);
+    retain_session_end(s);
     session_unsubscribe_all(s);
     session_free_deliveries(s);
     msg_unref(s->will);
