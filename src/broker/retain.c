@@ -720,7 +720,7 @@ void retain_destroy_all(struct broker *b)
     uv_idle_stop(ri->idle);
     /* Post-order without recursion: free a leaf, then look at its parent again. */
     struct retain_node *n = ri->root;
-    size_t guard = ri->node_count + 2;
+    size_t guard = 2 * ri->node_count + 2; /* one step down and one free per node */
     while (n != NULL && guard-- > 0) {
         if (n->first != NULL) {
             n = n->first;
