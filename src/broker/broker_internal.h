@@ -275,8 +275,8 @@ struct broker_stats {
     uint64_t qos0_dropped;
     uint64_t expired_dropped;
     uint64_t oversize_dropped;
-    uint64_t slow_consumers_closed;   /* closed for holding output over the memory budget */
-    uint64_t output_budget_exceeded;  /* times the output budget was exceeded */
+    uint64_t slow_consumers_closed;  /* closed for holding output over the memory budget */
+    uint64_t output_budget_exceeded; /* times the output budget was exceeded */
 };
 
 struct broker {
@@ -305,9 +305,9 @@ struct broker {
     uint64_t disk_checked_ms;
     int64_t wall_offset_ms; /* wall clock minus loop time, refreshed every tick */
     uint64_t tick_count;
-    uint64_t retained_bytes;         /* charged against max_retained_bytes (retain.c) */
-    uint64_t output_bytes;           /* output held by all connections (conn.c) */
-    uint64_t output_over_since_ms;   /* over max_memory_output_bytes since; 0 = under */
+    uint64_t retained_bytes;       /* charged against max_retained_bytes (retain.c) */
+    uint64_t output_bytes;         /* output held by all connections (conn.c) */
+    uint64_t output_over_since_ms; /* over max_memory_output_bytes since; 0 = under */
     struct list_node conns;
     struct list_node dirty;
     struct list_node blocked;        /* conns waiting for queue space, retried on the tick */

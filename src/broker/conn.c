@@ -136,8 +136,7 @@ bool conn_output_has_room(const struct conn *c)
     size_t pending = conn_output_pending(c);
     if (pending >= l->max_output_bytes)
         return false;
-    return c->broker->output_bytes < l->max_memory_output_bytes ||
-           pending < CONN_FAIR_OUTPUT_BYTES;
+    return c->broker->output_bytes < l->max_memory_output_bytes || pending < CONN_FAIR_OUTPUT_BYTES;
 }
 
 void conn_close(struct conn *c)
@@ -806,8 +805,7 @@ static size_t conn_find_slow(struct broker *b, uint64_t now_ms, struct conn_slow
             continue;
         if (c->slow_since_ms == 0)
             c->slow_since_ms = now_ms;
-        else if (now_ms - c->slow_since_ms >= b->cfg.limits.slow_consumer_grace_ms &&
-                 count < cap)
+        else if (now_ms - c->slow_since_ms >= b->cfg.limits.slow_consumer_grace_ms && count < cap)
             slow[count++] = (struct conn_slow){c, pending};
     }
     return count;

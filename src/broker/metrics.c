@@ -83,8 +83,8 @@ static int metrics_broker(struct broker *b, struct http_buf *out)
     rc |= http_buf_printf(out, "ledgermq_retained_messages %zu\n", retain_count(b));
     rc |= METRIC(out, "retained_deliveries_running", "gauge",
                  "Subscriptions whose retained messages are still being delivered.");
-    rc |= http_buf_printf(out, "ledgermq_retained_deliveries_running %zu\n",
-                          retain_cursor_count(b));
+    rc |=
+        http_buf_printf(out, "ledgermq_retained_deliveries_running %zu\n", retain_cursor_count(b));
     rc |= METRIC(out, "output_bytes", "gauge",
                  "Output buffered for all connections (max_memory_output_bytes bounds it).");
     rc |= http_buf_printf(out, "ledgermq_output_bytes %" PRIu64 "\n", b->output_bytes);

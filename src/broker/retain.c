@@ -72,8 +72,8 @@ struct retain_index {
     uint64_t next_seq;
     struct list_node expiring; /* nodes whose message can expire, oldest sweep first */
     size_t expiring_count;
-    struct list_node run;      /* sessions whose cursors may advance */
-    uv_idle_t *idle;           /* broker->retain_idle: active while run is not empty */
+    struct list_node run; /* sessions whose cursors may advance */
+    uv_idle_t *idle;      /* broker->retain_idle: active while run is not empty */
 };
 
 enum retain_phase {
@@ -359,7 +359,8 @@ static void retain_level_at(struct retain_cursor *cur, uint32_t depth, const uin
 {
     LMQ_ASSERT(depth < cur->level_count);
     while (cur->lv_depth < depth) {
-        const uint8_t *slash = memchr(cur->filter + cur->lv_pos, '/', cur->filter_len - cur->lv_pos);
+        const uint8_t *slash =
+            memchr(cur->filter + cur->lv_pos, '/', cur->filter_len - cur->lv_pos);
         LMQ_ASSERT(slash != NULL);
         cur->lv_pos = (size_t)(slash - cur->filter) + 1;
         cur->lv_depth++;
@@ -452,9 +453,10 @@ static enum retain_step retain_visit(struct session *s, struct retain_cursor *cu
     struct broker *b = s->broker;
     struct msg *m = n->msg;
     uint32_t remaining_s;
+    /* Under id/ not even to its owner: stricter than identity_may_receive(), which live
+     * delivery applies, because nothing retained there can be genuine. */
     if (m == NULL || n->seq > cur->seq_max || !retain_matches(cur, n) ||
         retain_under_id(m->topic.data, m->topic.len) ||
-        !identity_may_receive(s, m->topic.data, m->topic.len) ||
         msg_expired(m, broker_unix_ms(b), &remaining_s))
         return RETAIN_STEP_MORE;
     if (!session_queue_has_room(s, m->size_bytes)) {
@@ -619,8 +621,7 @@ void retain_cancel(struct session *s, const uint8_t *filter, size_t len)
 }
 
 /* The deepest node the filter's leading literal levels name, or NULL when one is missing. */
-static struct retain_node *retain_prefix(struct retain_index *ri, const uint8_t *filter,
-                                         size_t len)
+static struct retain_node *retain_prefix(struct retain_index *ri, const uint8_t *filter, size_t len)
 {
     struct retain_node *n = ri->root;
     size_t pos = 0;
