@@ -195,6 +195,12 @@ def rss_mib(b):
     raise AssertionError("no VmRSS")
 
 
+def sanitized(b):
+    """True for an ASan build, whose quarantine and shadow memory make RSS meaningless here."""
+    with open(b.argv[0], "rb") as f:
+        return b"__asan_init" in f.read()
+
+
 def non_reader(b, i):
     """Connects and subscribes to '#' at QoS 0, and then never reads."""
     s = attacker_socket(b.port, rcvbuf_bytes=4096)
@@ -214,12 +220,18 @@ def test_non_reading_hash_subscribers_do_not_pin_memory(start_broker):
     pinger = Pinger(b)
     socks = [non_reader(b, i) for i in range(NON_READERS)]
     peak_mib = base_mib
+    peak_output = 0
     deadline = time.monotonic() + 6.0
     while time.monotonic() < deadline:
         peak_mib = max(peak_mib, rss_mib(b))
+        peak_output = max(peak_output, metrics(b)["ledgermq_output_bytes"])
         time.sleep(0.05)
     # Unbounded, each would hold max_output_bytes (4 MiB): 60 x 4 = 240 MiB over the base.
-    assert peak_mib - base_mib < BUDGET_MIB + 40, (base_mib, peak_mib)
+    if not sanitized(b):
+        assert peak_mib - base_mib < BUDGET_MIB + 40, (base_mib, peak_mib)
+    # Over the budget, each may still fill up to 64 KiB plus one message.
+    fair_mib = NON_READERS * (64 + RETAINED_BIG_BYTES / 1024 + 1) / 1024
+    assert peak_output < (BUDGET_MIB + fair_mib) * 1024 * 1024, peak_output
     b.wait_event("output_budget_exceeded", timeout=10)
     b.wait_event("slow_consumer_closed", timeout=10)
     mt = metrics(b)
