@@ -461,7 +461,8 @@ static enum retain_step retain_visit(struct session *s, struct retain_cursor *cu
         return RETAIN_STEP_MORE;
     if (!session_queue_has_room(s, m->size_bytes)) {
         if (s->queued_count > 0) {
-            cur->waiting = true; /* resumed once the queue is smaller */
+            cur->phase = RETAIN_VISIT; /* this node again */
+            cur->waiting = true;       /* once the queue is smaller */
             cur->wait_count = s->queued_count;
             cur->wait_bytes = s->queued_bytes;
             return RETAIN_STEP_WAIT;
@@ -471,7 +472,8 @@ static enum retain_step retain_visit(struct session *s, struct retain_cursor *cu
     }
     cur->waiting = false;
     uint8_t qos = LMQ_MIN(m->qos, cur->qos);
-    session_enqueue(s, m, qos, true, cur->sub_id ? &cur->sub_id : NULL, cur->sub_id ? 1 : 0);
+    uint32_t sub_id = cur->sub_id;
+    session_enqueue(s, m, qos, true, sub_id ? &sub_id : NULL, sub_id ? 1 : 0); /* last use */
     return RETAIN_STEP_MORE;
 }
 
@@ -493,12 +495,11 @@ static enum retain_step retain_cursor_step(struct session *s, struct retain_curs
     const uint8_t *level = NULL;
     size_t len = 0;
     switch (cur->phase) {
-    case RETAIN_VISIT: {
-        enum retain_step st = retain_excluded(cur, n) ? RETAIN_STEP_MORE : retain_visit(s, cur, n);
-        if (st == RETAIN_STEP_MORE)
-            cur->phase = RETAIN_DESCEND;
-        return st;
-    }
+    case RETAIN_VISIT:
+        /* Moved on first: queueing may end the session (its connection closed on a failed
+         * write), and cur with it; nothing touches cur after retain_visit(). */
+        cur->phase = RETAIN_DESCEND;
+        return retain_excluded(cur, n) ? RETAIN_STEP_MORE : retain_visit(s, cur, n);
     case RETAIN_DESCEND: {
         struct retain_node *child = NULL;
         if (!retain_excluded(cur, n)) {
