@@ -70,7 +70,9 @@ def test_300_non_reading_hash_subscribers_under_the_default_budget(start_broker)
     while time.monotonic() < deadline:
         peak_mib = max(peak_mib, t.rss_mib(b))
         time.sleep(0.1)
-    assert peak_mib - base_mib < 256 + 96, (base_mib, peak_mib)
+    print("RSS MiB: base %.0f, peak %.0f" % (base_mib, peak_mib))
+    if not t.sanitized(b):
+        assert peak_mib - base_mib < 256 + 96, (base_mib, peak_mib)
     assert t.metrics(b)["ledgermq_slow_consumers_closed_total"] >= 1
     reader = b.raw(5, timeout=60.0)
     reader.connect("reader")
