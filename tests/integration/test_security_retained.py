@@ -40,11 +40,15 @@ def attacker(b, client_id, version=5, timeout=60.0):
 
 
 class Pinger:
-    """A control client that pings in a loop and records each round trip."""
+    """A control client that pings in a loop and records each round trip (with http, a GET
+    /healthz on the HTTP listener too: one loop serves both)."""
 
-    def __init__(self, b):
+    def __init__(self, b, http=False):
         self.client = b.raw(5, timeout=30.0)
         self.client.connect("control")
+        self.health_url = None
+        if http:
+            self.health_url = "http://%s/healthz" % b.events("ready")[-1]["http"][0]
         self.latencies_s = []
         self.failures = []
         self._stop = threading.Event()
@@ -56,6 +60,9 @@ class Pinger:
             t0 = time.monotonic()
             try:
                 self.client.ping()
+                if self.health_url is not None:
+                    with urllib.request.urlopen(self.health_url, timeout=30) as resp:
+                        assert resp.status == 200, resp.status
             except Exception as e:  # noqa: BLE001 - any failure is the finding
                 self.failures.append(repr(e))
                 return
@@ -111,7 +118,7 @@ def test_subscribe_with_1000_filters_over_100k_retained_does_not_stall_others(st
     publish_retained_burst(pub, topics, b"v")
     assert metrics(b)["ledgermq_retained_messages"] == RETAINED_COUNT
 
-    pinger = Pinger(b)
+    pinger = Pinger(b, http=True)
     time.sleep(0.3)
     # The attack: SUBSCRIBEs of 1,000 filters that match nothing (literal and wildcard), which
     # used to cost 1,000 x 100,000 topic matches on the network thread each.
