@@ -301,6 +301,7 @@ static void on_tick(uv_timer_t *t)
     conn_retry_blocked(b, &b->blocked);
     if (b->tick_count++ % 40 == 0)
         retain_expire(b);
+    conn_memory_sweep(b);
     conn_address_sweep(b, false);
 }
 
@@ -545,7 +546,7 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
         return LMQ_EIO;
     b->loop.data = b;
     broker_sync_wall_clock(b);
-    if (lmq_map_create(&b->sessions) != LMQ_OK || lmq_map_create(&b->retained) != LMQ_OK ||
+    if (lmq_map_create(&b->sessions) != LMQ_OK || retain_init(b) != LMQ_OK ||
         lmq_map_create(&b->msgs_by_id) != LMQ_OK || lmq_map_create(&b->addresses) != LMQ_OK ||
         lmq_map_create(&b->identities) != LMQ_OK || sub_tree_create(&b->subs) != LMQ_OK ||
         session_quota_init(b) != LMQ_OK)
@@ -647,7 +648,6 @@ static void broker_teardown(struct broker *b)
     sub_tree_destroy(b->subs);
     lmq_map_destroy(b->sessions);
     session_quota_destroy(b);
-    lmq_map_destroy(b->retained);
     LMQ_ASSERT(b->msgs_by_id == NULL || lmq_map_count(b->msgs_by_id) == 0);
     lmq_map_destroy(b->msgs_by_id);
     conn_address_sweep(b, true);

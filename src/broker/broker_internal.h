@@ -168,6 +168,8 @@ struct session {
     bool quota_counted;       /* counted in the per-principal / per-address session quotas */
     uint8_t quota_addr[16];   /* raw IP it was created from (quota_addr_len 0: unknown) */
     uint8_t quota_addr_len;
+    struct list_node retain_cursors; /* retained deliveries still to make (retain.c); lazily init */
+    struct list_node retain_link;    /* in the retained index's run list while they may advance */
 };
 
 /* Where a CONNECT's password-file check stands (access.c). */
@@ -246,6 +248,8 @@ struct conn {
      * expires or is revoked. 0 when it used no token (password, certificate, anonymous). */
     int64_t token_iat_s;
     int64_t token_exp_s;
+    size_t output_charged;   /* this conn's share of broker->output_bytes */
+    uint64_t slow_since_ms;  /* output over CONN_FAIR_OUTPUT_BYTES while over budget; 0 = not */
 };
 
 /* An acknowledgement waiting for the store commit that holds its data. */
@@ -288,6 +292,8 @@ struct broker_stats {
     uint64_t token_conns_ended; /* connections ended because their token expired or was revoked */
     uint64_t tokens_revoked;    /* revocations applied (HTTP, offline + SIGHUP) */
     uint64_t ledger_quota_refused; /* envelopes refused over ledger_bytes_per_day */
+    uint64_t slow_consumers_closed;  /* closed for holding output over the memory budget */
+    uint64_t output_budget_exceeded; /* times the output budget was exceeded */
 };
 
 struct broker {
@@ -309,7 +315,8 @@ struct broker {
     struct sub_tree *subs;
     struct http_server *http;        /* /healthz, /metrics, /version; NULL when not configured */
     struct http_server *https;       /* the same over TLS; NULL when not configured */
-    struct lmq_map *retained;        /* topic -> struct msg */
+    struct retain_index *retained;   /* retained messages by topic level (retain.c) */
+    uv_idle_t retain_idle;           /* advances retained deliveries on idle turns */
     struct lmq_map *msgs_by_id;      /* id -> struct msg, for messages paged in from the store */
     struct lmq_map *addresses;       /* raw source IP -> struct conn_address */
     struct list_node idle_addresses; /* conn_address with nothing open, oldest first */
@@ -318,7 +325,9 @@ struct broker {
     uint64_t disk_checked_ms;
     int64_t wall_offset_ms; /* wall clock minus loop time, refreshed every tick */
     uint64_t tick_count;
-    uint64_t retained_bytes;
+    uint64_t retained_bytes;       /* charged against max_retained_bytes (retain.c) */
+    uint64_t output_bytes;         /* output held by all connections (conn.c) */
+    uint64_t output_over_since_ms; /* over max_memory_output_bytes since; 0 = under */
     struct list_node conns;
     struct list_node dirty;
     struct list_node blocked;        /* conns waiting for queue space, retried on the tick */
@@ -596,6 +605,13 @@ void conn_flush_all(struct broker *b);
 /* Resumes parsing of the connections on list (broker->blocked or broker->yielded). */
 void conn_retry_blocked(struct broker *b, struct list_node *list);
 size_t conn_output_pending(const struct conn *c);
+/* False while c's output is full (max_output_bytes), or while the broker is over
+ * max_memory_output_bytes and c holds more than its fair share: a session stops pulling
+ * deliveries and is pumped again when the output drains. */
+bool conn_output_has_room(const struct conn *c);
+/* Tick: closes the connections that held the most output, unread, for longer than
+ * slow_consumer_grace_ms while the broker was over max_memory_output_bytes. */
+void conn_memory_sweep(struct broker *b);
 /* Resumes input paused by PROTO_PAUSED: the pending packets are handled again, then reading
  * restarts. c must be open. */
 void conn_resume(struct conn *c);
@@ -681,13 +697,31 @@ bool msg_expired(const struct msg *m, int64_t now_unix_ms, uint32_t *remaining_s
  * delivery would overflow a session queue (then nothing was enqueued).
  */
 uint8_t route_publish(struct broker *b, struct msg *m, struct session *publisher);
+
+/* retain.c: retained messages, indexed by topic level, delivered incrementally. */
+struct retain_index;
+/* Creates the empty index (b->retained). 0 or LMQ_ENOMEM. */
+int retain_init(struct broker *b) LMQ_WUR;
 /* True when storing m as retained stays within the retained limits. */
 bool retain_fits(struct broker *b, const struct msg *m);
 /* Stores, replaces or clears the retained message for m's topic. */
 uint8_t retain_update(struct broker *b, struct msg *m);
-/* Queues the retained messages matching filter for s. */
+/* Recovery: m (the caller's reference, taken over) is the retained message of its topic. */
+int retain_restore(struct broker *b, struct msg *m) LMQ_WUR;
+/* Starts delivering the retained messages matching filter (valid, not shared) to s: they are
+ * queued a bounded number per loop turn, after the SUBACK, while s can take more. */
 void retain_deliver(struct broker *b, struct session *s, const uint8_t *filter, size_t len,
                     uint8_t qos, uint32_t sub_id);
+/* Stops a retained delivery still running for filter (unsubscribed). */
+void retain_cancel(struct session *s, const uint8_t *filter, size_t len);
+/* s may take more: its retained deliveries (if any) continue on the next idle turn. */
+void retain_wake(struct session *s);
+/* s is being destroyed: its retained deliveries end. */
+void retain_session_end(struct session *s);
+size_t retain_count(const struct broker *b);
+/* Retained deliveries still running (one per subscription). */
+size_t retain_cursor_count(const struct broker *b);
+/* Frees every retained message (after the sessions). */
 void retain_destroy_all(struct broker *b);
 /* Removes expired retained messages (a bounded number per call). */
 void retain_expire(struct broker *b);

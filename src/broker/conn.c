@@ -22,6 +22,11 @@
 /* Encoded output a TLS/WebSocket connection may hold beyond max_output_bytes (record and
  * frame overhead of one flush). */
 #define CONN_WIRE_SLACK_BYTES (64u * 1024u)
+/* Output a connection may still fill while the broker is over max_memory_output_bytes: a
+ * consumer that reads keeps flowing, one that doesn't stops pulling (and later is closed). */
+#define CONN_FAIR_OUTPUT_BYTES (64u * 1024u)
+/* Slow consumers looked at (and closed, largest first) per sweep. */
+#define CONN_SLOW_SWEEP_MAX 1024u
 
 static void conn_read_stop(struct conn *c);
 static void conn_read_start(struct conn *c);
@@ -75,6 +80,9 @@ static void conn_free(struct conn *c)
 {
     LMQ_ASSERT(c->refcount == 0 && c->handles_open == 0);
     struct broker *b = c->broker;
+    LMQ_ASSERT(b->output_bytes >= c->output_charged);
+    b->output_bytes -= c->output_charged;
+    c->output_charged = 0;
     free(c->in.data);
     free(c->out.data);
     free(c->writing.data);
@@ -108,6 +116,27 @@ static void conn_on_handle_closed(uv_handle_t *h)
 size_t conn_output_pending(const struct conn *c)
 {
     return c->out.len + c->writing.len + c->wire.len;
+}
+
+/* Brings c's share of broker->output_bytes up to date; called wherever its output changes. */
+static void conn_account(struct conn *c)
+{
+    struct broker *b = c->broker;
+    size_t pending = conn_output_pending(c);
+    LMQ_ASSERT(b->output_bytes >= c->output_charged);
+    b->output_bytes = b->output_bytes - c->output_charged + pending;
+    c->output_charged = pending;
+    if (pending < CONN_FAIR_OUTPUT_BYTES)
+        c->slow_since_ms = 0; /* it reads: not a slow consumer */
+}
+
+bool conn_output_has_room(const struct conn *c)
+{
+    const struct lmq_limits *l = &c->broker->cfg.limits;
+    size_t pending = conn_output_pending(c);
+    if (pending >= l->max_output_bytes)
+        return false;
+    return c->broker->output_bytes < l->max_memory_output_bytes || pending < CONN_FAIR_OUTPUT_BYTES;
 }
 
 void conn_close(struct conn *c)
@@ -172,6 +201,7 @@ int conn_send_sized(struct conn *c, const struct mqtt_packet *pkt, size_t size)
     LMQ_ASSERT(rc == LMQ_OK && written == size);
     c->out.len += written;
     c->broker->stats.bytes_out += written;
+    conn_account(c);
     conn_mark_dirty(c);
     return LMQ_OK;
 }
@@ -183,6 +213,7 @@ static void conn_on_write(uv_write_t *req, int status)
     struct conn *c = req->data;
     c->write_active = false;
     lmq_buf_release(&c->writing); /* an idle connection holds no output buffer either */
+    conn_account(c);
     if (status != 0) {
         if (c->state != CONN_CLOSING || !uv_is_closing((uv_handle_t *)&c->tcp))
             conn_close(c);
@@ -212,6 +243,7 @@ static bool conn_encode_output(struct conn *c)
         return false;
     }
     lmq_buf_release(&c->out); /* encoded: an idle connection keeps no plain copy */
+    conn_account(c);
     return true;
 }
 
@@ -285,6 +317,7 @@ void conn_disconnect(struct conn *c, uint8_t reason_code)
             reason_code == MQTT_RC_SERVER_SHUTTING_DOWN ? WS_CLOSE_GOING_AWAY : WS_CLOSE_NORMAL;
         net_transport_finish(&c->transport, ws_code, &c->wire, conn_wire_max(c),
                              &c->broker->transport_scratch);
+        conn_account(c);
         conn_mark_dirty(c);
     }
     if (conn_output_pending(c) == 0)
@@ -367,6 +400,7 @@ static void conn_transport_input(struct conn *c)
     int rc = net_transport_decode(&c->transport, c->raw.data, c->raw.len, &c->in, conn_input_max(c),
                                   &c->wire, conn_wire_max(c), &b->transport_scratch, &ev);
     lmq_buf_release(&c->raw); /* an idle connection holds no read buffer */
+    conn_account(c);
     if (c->wire.len > 0)
         conn_mark_dirty(c);
     if (ev.established_now)
@@ -748,6 +782,7 @@ int conn_adopt_websocket(struct broker *b, int fd, struct tls_session *tls, cons
     /* Bytes after the upgrade request are WebSocket frames, already out of TLS. */
     int rc = net_transport_decode_inner(&c->transport, early, early_len, &c->in, conn_input_max(c),
                                         &c->wire, conn_wire_max(c), &b->transport_scratch);
+    conn_account(c);
     if (c->wire.len > 0)
         conn_mark_dirty(c);
     if (rc != LMQ_OK) {
@@ -759,4 +794,82 @@ int conn_adopt_websocket(struct broker *b, int fd, struct tls_session *tls, cons
     if (c->state != CONN_CLOSING && !c->blocked && net_transport_holds_input(&c->transport))
         conn_transport_input(c);
     return LMQ_OK;
+}
+
+/* A slow consumer to close: how much output it holds. */
+struct conn_slow {
+    struct conn *conn;
+    size_t pending_bytes;
+};
+
+static int conn_slow_cmp(const void *a, const void *b)
+{
+    size_t x = ((const struct conn_slow *)a)->pending_bytes;
+    size_t y = ((const struct conn_slow *)b)->pending_bytes;
+    return x < y ? 1 : x > y ? -1 : 0; /* largest first */
+}
+
+/* Over budget: marks the connections holding more than their fair share, and returns in
+ * slow[] (up to cap) those that have done so for the whole grace time. */
+static size_t conn_find_slow(struct broker *b, uint64_t now_ms, struct conn_slow *slow, size_t cap)
+{
+    size_t count = 0;
+    size_t guard = b->conn_count + 1;
+    for (struct list_node *n = b->conns.next; n != &b->conns && guard-- > 0; n = n->next) {
+        struct conn *c = list_entry(n, struct conn, all);
+        size_t pending = conn_output_pending(c);
+        if (pending < CONN_FAIR_OUTPUT_BYTES)
+            continue;
+        if (c->slow_since_ms == 0)
+            c->slow_since_ms = now_ms;
+        else if (now_ms - c->slow_since_ms >= b->cfg.limits.slow_consumer_grace_ms && count < cap)
+            slow[count++] = (struct conn_slow){c, pending};
+    }
+    return count;
+}
+
+static void conn_budget_log(struct broker *b, const char *event)
+{
+    struct lmq_log_line line;
+    if (lmq_log_begin(&line, LMQ_LOG_WARN, event)) {
+        lmq_log_uint(&line, "output_bytes", b->output_bytes);
+        lmq_log_uint(&line, "max_memory_output_bytes", b->cfg.limits.max_memory_output_bytes);
+        lmq_log_end(&line);
+    }
+}
+
+void conn_memory_sweep(struct broker *b)
+{
+    const uint64_t budget = b->cfg.limits.max_memory_output_bytes;
+    uint64_t now_ms = broker_now_ms(b);
+    if (b->output_bytes < budget) {
+        if (b->output_over_since_ms != 0)
+            conn_budget_log(b, "output_budget_ok");
+        b->output_over_since_ms = 0;
+        return;
+    }
+    if (b->output_over_since_ms == 0) {
+        b->output_over_since_ms = now_ms;
+        b->stats.output_budget_exceeded++;
+        conn_budget_log(b, "output_budget_exceeded");
+    }
+    struct conn_slow *slow = malloc(CONN_SLOW_SWEEP_MAX * sizeof(*slow));
+    if (slow == NULL)
+        return;
+    size_t count = conn_find_slow(b, now_ms, slow, CONN_SLOW_SWEEP_MAX);
+    qsort(slow, count, sizeof(*slow), conn_slow_cmp);
+    /* Largest first, until what is left fits: a client that has not read its output for the
+     * whole grace time can't be told (a DISCONNECT would queue behind it), so it is closed. */
+    uint64_t left = b->output_bytes;
+    for (size_t i = 0; i < count && left >= budget; i++) {
+        struct conn *c = slow[i].conn;
+        left -= LMQ_MIN(left, (uint64_t)slow[i].pending_bytes);
+        b->stats.slow_consumers_closed++;
+        char detail[96];
+        snprintf(detail, sizeof(detail), "output_bytes=%zu unread for %llu ms",
+                 slow[i].pending_bytes, (unsigned long long)(now_ms - c->slow_since_ms));
+        conn_log(c, LMQ_LOG_WARN, "slow_consumer_closed", detail);
+        conn_close(c);
+    }
+    free(slow);
 }

@@ -81,7 +81,22 @@ static int metrics_broker(struct broker *b, struct http_buf *out)
     rc |= METRIC(out, "subscriptions", "gauge", "Subscriptions in the topic tree.");
     rc |= http_buf_printf(out, "ledgermq_subscriptions %zu\n", sub_tree_count(b->subs));
     rc |= METRIC(out, "retained_messages", "gauge", "Retained messages held.");
-    rc |= http_buf_printf(out, "ledgermq_retained_messages %zu\n", lmq_map_count(b->retained));
+    rc |= http_buf_printf(out, "ledgermq_retained_messages %zu\n", retain_count(b));
+    rc |= METRIC(out, "retained_deliveries_running", "gauge",
+                 "Subscriptions whose retained messages are still being delivered.");
+    rc |=
+        http_buf_printf(out, "ledgermq_retained_deliveries_running %zu\n", retain_cursor_count(b));
+    rc |= METRIC(out, "output_bytes", "gauge",
+                 "Output buffered for all connections (max_memory_output_bytes bounds it).");
+    rc |= http_buf_printf(out, "ledgermq_output_bytes %" PRIu64 "\n", b->output_bytes);
+    rc |= METRIC(out, "output_budget_exceeded_total", "counter",
+                 "Times the output held for all connections went over max_memory_output_bytes.");
+    rc |= http_buf_printf(out, "ledgermq_output_budget_exceeded_total %" PRIu64 "\n",
+                          st->output_budget_exceeded);
+    rc |= METRIC(out, "slow_consumers_closed_total", "counter",
+                 "Connections closed for holding unread output over the memory budget.");
+    rc |= http_buf_printf(out, "ledgermq_slow_consumers_closed_total %" PRIu64 "\n",
+                          st->slow_consumers_closed);
     rc |= METRIC(out, "queued_messages", "gauge", "Messages queued for sessions (all states).");
     rc |= http_buf_printf(out, "ledgermq_queued_messages %" PRIu64 "\n", q.queued);
     rc |= METRIC(out, "queued_messages_stored_only", "gauge",

@@ -134,16 +134,8 @@ static int on_retained(void *ctx, const struct store_message *sm)
     struct msg *m = msg_from_store(b, sm);
     if (m == NULL)
         return -1;
-    struct msg *old = lmq_map_get(b->retained, m->topic.data, m->topic.len);
-    if (lmq_map_put(b->retained, m->topic.data, m->topic.len, m) != LMQ_OK) {
-        msg_unref(m);
+    if (retain_restore(b, m) != LMQ_OK)
         return -1;
-    }
-    if (old != NULL) {
-        b->retained_bytes -= old->size_bytes;
-        msg_unref(old);
-    }
-    b->retained_bytes += m->size_bytes;
     r->retained++;
     return 0;
 }

@@ -108,6 +108,7 @@ void session_destroy(struct session *s)
     if (list_linked(&s->commit_wait))
         list_unlink(&s->commit_wait);
     session_quota_release(s);
+    retain_session_end(s);
     session_unsubscribe_all(s);
     session_free_deliveries(s);
     msg_unref(s->will);

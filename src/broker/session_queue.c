@@ -360,10 +360,9 @@ static size_t session_page_in(struct session *s, bool send)
 static bool session_pump_list(struct session *s, struct list_node *list)
 {
     struct conn *c = s->conn;
-    const uint64_t max_out = s->broker->cfg.limits.max_output_bytes;
     size_t guard = s->queued_count + 1;
     while (!list_empty(list) && guard-- > 0 && s->conn != NULL) {
-        if (conn_output_pending(c) >= max_out)
+        if (!conn_output_has_room(c))
             return false; /* resumed when the socket drains */
         struct delivery *d = list_entry(list->next, struct delivery, link);
         if (!d->msg->committed) {
@@ -446,6 +445,7 @@ void session_pump(struct session *s)
     struct conn *c = s->conn;
     if (c == NULL || c->state != CONN_CONNECTED || s->closing || s->hold_delivery)
         return;
+    retain_wake(s); /* retained deliveries still running continue (once there is room) */
     if (s->inflight_unsent > 0)
         session_flush_unsent(s);
     /* QoS 0 first: the inflight window holds back only QoS 1/2 [MQTT-4.9]. */

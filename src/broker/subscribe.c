@@ -151,6 +151,8 @@ int proto_unsubscribe(struct conn *c, struct mqtt_packet *pkt)
         }
         int rc = sub_tree_remove(s->broker->subs, filter, filter_len, group, group_len, s);
         LMQ_ASSERT(rc == LMQ_OK);
+        if (group_len == 0)
+            retain_cancel(s, filter, filter_len);
         list_unlink(&sub->link);
         free(sub);
         s->sub_count--;

@@ -64,6 +64,8 @@ static const struct config_limit config__limits[] = {
     CONFIG_LIMIT("max_retained_bytes", max_retained_bytes, 0, UINT64_MAX, false),
     CONFIG_LIMIT("connect_timeout_ms", connect_timeout_ms, 1, UINT32_MAX, false),
     CONFIG_LIMIT("max_output_bytes", max_output_bytes, 1, UINT64_MAX, false),
+    CONFIG_LIMIT("max_memory_output_bytes", max_memory_output_bytes, 1, UINT64_MAX, false),
+    CONFIG_LIMIT("slow_consumer_grace_ms", slow_consumer_grace_ms, 1, UINT32_MAX, false),
     CONFIG_LIMIT("min_free_disk", min_free_disk_bytes, 0, UINT64_MAX, false),
     /* http-parser refuses more than 80 KiB of headers on its own, whatever we allow. */
     CONFIG_LIMIT("http_max_header_bytes", http_max_header_bytes, 256, 81920, false),
@@ -173,6 +175,8 @@ void lmq_config_defaults(struct lmq_config *cfg)
     l->max_retained_bytes = 268435456;
     l->connect_timeout_ms = 10000;
     l->max_output_bytes = 4194304;
+    l->max_memory_output_bytes = 268435456;
+    l->slow_consumer_grace_ms = 10000;
     l->min_free_disk_bytes = 67108864;
     l->http_max_header_bytes = 8192;
     l->http_max_body_bytes = 65536;

@@ -73,6 +73,8 @@ static void test_defaults_match_design(void **state)
     assert_int_equal(l->max_retained_bytes, 268435456);
     assert_int_equal(l->connect_timeout_ms, 10000);
     assert_int_equal(l->max_output_bytes, 4194304);
+    assert_int_equal(l->max_memory_output_bytes, 268435456);
+    assert_int_equal(l->slow_consumer_grace_ms, 10000);
     assert_int_equal(l->min_free_disk_bytes, 67108864);
     assert_int_equal(l->http_max_header_bytes, 8192);
     assert_int_equal(l->http_max_body_bytes, 65536);
@@ -112,6 +114,8 @@ static void test_every_key_is_parsed_from_file(void **state)
                        "max_retained_bytes = 10\n"
                        "connect_timeout_ms = 11\n"
                        "max_output_bytes = 12\n"
+                       "max_memory_output_bytes = 4294967296\n"
+                       "slow_consumer_grace_ms = 250\n"
                        "min_free_disk = 13\n"
                        "http_max_header_bytes = 81920\n"
                        "http_max_body_bytes = 14\n"
@@ -147,6 +151,8 @@ static void test_every_key_is_parsed_from_file(void **state)
     assert_int_equal(l->max_retained_bytes, 10);
     assert_int_equal(l->connect_timeout_ms, 11);
     assert_int_equal(l->max_output_bytes, 12);
+    assert_true(l->max_memory_output_bytes == UINT64_C(4294967296));
+    assert_int_equal(l->slow_consumer_grace_ms, 250);
     assert_int_equal(l->min_free_disk_bytes, 13);
     assert_int_equal(l->http_max_header_bytes, 81920);
     assert_int_equal(l->http_max_body_bytes, 14);
@@ -249,6 +255,8 @@ static const struct bad_ini bad_inis[] = {
     {"[limits]\nmax_session_expiry = 4294967296\n", 2, "max_session_expiry"},
     {"[limits]\nconnect_timeout_ms = 0\n", 2, "connect_timeout_ms"},
     {"[limits]\nmax_output_bytes = 0\n", 2, "max_output_bytes"},
+    {"[limits]\nmax_memory_output_bytes = 0\n", 2, "max_memory_output_bytes"},
+    {"[limits]\nslow_consumer_grace_ms = 0\n", 2, "slow_consumer_grace_ms"},
     {"[limits]\nmax_sessions = abc\n", 2, "max_sessions"},
     {"[limits]\nmax_subscriptions = 0\n", 2, "max_subscriptions"},
     {"[limits]\nmax_queued_messages = x\n", 2, "max_queued_messages"},
