@@ -302,6 +302,7 @@ static void on_tick(uv_timer_t *t)
     if (b->tick_count++ % 40 == 0)
         retain_expire(b);
     conn_address_sweep(b, false);
+    access_guard_tick(b);
 }
 
 static void broker_close_handle(uv_handle_t *h)
@@ -509,7 +510,13 @@ static int broker_start_http(struct broker *b, bool tls, char *json, size_t cap)
                                  .max_body_bytes = l->http_max_body_bytes,
                                  .idle_timeout_ms = l->http_idle_timeout_ms,
                                  .request_timeout_ms = l->http_request_timeout_ms,
-                                 .max_connections = l->http_max_connections};
+                                 .max_connections = l->http_max_connections,
+                                 .header_timeout_ms = l->http_header_timeout_ms,
+                                 .handshake_timeout_ms = l->http_handshake_timeout_ms,
+                                 .max_connections_per_address =
+                                     l->http_max_connections_per_address,
+                                 .max_handshakes_per_address =
+                                     l->http_max_handshakes_per_address};
     char bound[80], err[256];
     if (http_server_start(&b->loop, addr->host, addr->port, &limits, broker_http_route, b, server,
                           bound, sizeof(bound), err, sizeof(err)) != LMQ_OK) {
@@ -646,8 +653,7 @@ static void broker_teardown(struct broker *b)
     lmq_map_destroy(b->addresses);
     ledger_destroy(b);
     free(b->checkpoint);
-    if (b->nonces != NULL)
-        identity_destroy(b);
+    identity_destroy(b);
     access_destroy(b);
     if (b->tls != NULL)
         tls_server_free(b->tls); /* sessions still open hold their own reference */
@@ -659,6 +665,10 @@ int broker_run(const struct lmq_config *cfg)
     LMQ_ASSERT(cfg != NULL);
     LMQ_ASSERT(cfg->mqtt_count > 0 && cfg->mqtt_count <= LMQ_LISTENERS_MAX);
     signal(SIGPIPE, SIG_IGN);
+    /* Before anything is opened: a limit the configuration can't live with stops the start. */
+    struct fd_limit_info fds;
+    if (fd_limit_apply(cfg, &fds) != LMQ_OK)
+        return 1;
     struct broker *b = malloc(sizeof(*b));
     if (b == NULL)
         return 1;
@@ -694,6 +704,7 @@ int broker_run(const struct lmq_config *cfg)
         code = 1;
         goto out;
     }
+    fd_limit_log(&fds);
     struct lmq_log_line line;
     if (lmq_log_begin(&line, LMQ_LOG_INFO, "ready")) {
         lmq_log_raw(&line, "mqtt", listeners);

@@ -12,8 +12,6 @@
 
 /* Smallest read window handed to libuv. */
 #define CONN_READ_CHUNK_BYTES 16384
-/* Connections accepted beyond max_connections only to tell them why they are refused. */
-#define CONN_REFUSAL_SLACK 64
 /* Packets handled per read callback before yielding, so one client can't starve others. */
 #define CONN_PACKETS_PER_READ_MAX 4096
 /* Blocked connections retried per tick. */
@@ -683,6 +681,8 @@ static bool conn_start(struct conn *c)
 void conn_on_accept(uv_stream_t *server, int status)
 {
     struct broker *b = server->data;
+    if (status == UV_EMFILE || status == UV_ENFILE)
+        fd_limit_emfile(b, "mqtt"); /* libuv closed the pending connections with its reserve */
     if (status != 0 || b->stopping)
         return;
     bool tls = b->first_tls_listener != NULL && (uv_tcp_t *)server >= b->first_tls_listener;

@@ -178,6 +178,10 @@ static struct http_limits default_limits(void)
         .idle_timeout_ms = 10000,
         .request_timeout_ms = 10000,
         .max_connections = 16,
+        .header_timeout_ms = 10000,
+        .handshake_timeout_ms = 10000,
+        .max_connections_per_address = 16,
+        .max_handshakes_per_address = 16,
     };
 }
 
