@@ -376,8 +376,10 @@ static void broker_stop(struct broker *b, const char *why)
         return;
     b->stopping = true;
     lmq_log_msg(LMQ_LOG_INFO, "shutdown", why);
-    for (size_t i = 0; i < b->listener_count; i++)
+    for (size_t i = 0; i < b->listener_count; i++) {
+        net_acceptor_close(&b->acceptors[i], NULL); /* before the socket it watches closes */
         broker_close_handle((uv_handle_t *)&b->listeners[i]);
+    }
     if (b->http != NULL)
         http_server_stop_accepting(b->http); /* /healthz says "draining" until the end */
     if (b->https != NULL)
@@ -464,8 +466,11 @@ static int broker_listen(struct broker *b, const struct lmq_listen_addr *list, s
         l->data = b;
         b->listener_count++;
         int rc = uv_tcp_bind(l, (const struct sockaddr *)&ss, 0);
+        bool tls = b->first_tls_listener != NULL;
         if (rc == 0)
-            rc = uv_listen((uv_stream_t *)l, BROKER_LISTEN_BACKLOG, conn_on_accept);
+            rc = net_acceptor_start(&b->acceptors[b->listener_count - 1], &b->loop, l,
+                                    BROKER_LISTEN_BACKLOG, tls ? "mqtts" : "mqtt",
+                                    tls ? conn_on_accept_tls : conn_on_accept_tcp, b);
         if (rc != 0) {
             fprintf(stderr, "ledgermq: cannot listen on %s:%u: %s\n", a->host, a->port,
                     uv_strerror(rc));
@@ -639,6 +644,8 @@ static void broker_teardown(struct broker *b)
     }
     broker_close_handle((uv_handle_t *)&b->flush_prepare);
     broker_close_handle((uv_handle_t *)&b->flush_check);
+    for (size_t i = 0; i < b->listener_count; i++)
+        net_acceptor_close(&b->acceptors[i], NULL); /* before the walk closes their sockets */
     uv_walk(&b->loop, walk_close, NULL);
     for (int i = 0; i < 100 && uv_run(&b->loop, UV_RUN_NOWAIT) != 0; i++)
         ;

@@ -26,6 +26,7 @@
 #include "crypto/keyfile.h"
 #include "ledger/merkle.h"
 #include "crypto/passwd.h"
+#include "net/accept.h"
 #include "net/transport.h"
 #include "mqtt/mqtt_acl.h"
 #include "mqtt/mqtt_codec.h"
@@ -271,7 +272,6 @@ struct broker_stats {
     uint64_t qos0_dropped;
     uint64_t expired_dropped;
     uint64_t oversize_dropped;
-    uint64_t emfile; /* MQTT accepts that failed for want of a descriptor */
     uint64_t login_evicted[3]; /* by enum login_evict */
     uint64_t password_busy;            /* password CONNECTs refused "server busy" */
     uint64_t password_backoff_refused; /* refused during an address's back-off */
@@ -283,6 +283,7 @@ struct broker {
     struct lmq_config cfg;
     struct store *store;
     uv_tcp_t listeners[2 * LMQ_LISTENERS_MAX]; /* cfg.mqtt, then cfg.mqtts */
+    struct net_acceptor acceptors[2 * LMQ_LISTENERS_MAX]; /* accept for listeners[i] */
     size_t listener_count;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_prepare_t flush_prepare;
@@ -338,7 +339,6 @@ struct broker {
     uint64_t committed_seq;             /* every batch up to this number is durable */
     struct route_target *route_targets; /* routing scratch, grows to the largest fan-out */
     size_t route_target_cap;
-    uint64_t emfile_logged_ms; /* the last "emfile" line (rate limit) */
     bool stopping;
     int exit_code;
     struct broker_stats stats;
@@ -388,8 +388,6 @@ struct fd_limit_info {
 int fd_limit_apply(const struct lmq_config *cfg, struct fd_limit_info *info) LMQ_WUR;
 /* Logs the limits ("fd_limit"), once the start went well. */
 void fd_limit_log(const struct fd_limit_info *info);
-/* Counts an accept that failed with EMFILE/ENFILE and logs "emfile" (at most once a second). */
-void fd_limit_emfile(struct broker *b, const char *listener);
 
 /* conn_address.c: per-source-address limits. */
 struct conn_address;
@@ -568,7 +566,9 @@ static inline void broker_count_out(struct broker *b, uint8_t qos)
 }
 
 /* conn.c */
-void conn_on_accept(uv_stream_t *server, int status);
+/* net_acceptor callbacks of the MQTT and MQTT-over-TLS listeners (ctx: the broker). */
+void conn_on_accept_tcp(void *ctx, int fd);
+void conn_on_accept_tls(void *ctx, int fd);
 /*
  * Takes over a socket upgraded to MQTT over WebSocket by the HTTP server: fd (owned from now
  * on), the TLS session that carried the upgrade (owned; NULL for ws://) and the bytes that

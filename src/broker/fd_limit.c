@@ -8,11 +8,9 @@
  * are logged, and a configuration whose connection limits can't be served within it is refused
  * with a one-line message: better a clear refusal at start than an unreachable broker later.
  *
- * When descriptors still run out (other processes' files don't count, but a limit lowered from
- * outside with prlimit does, and so do files SQLite opens), accept fails with EMFILE. libuv
- * keeps one reserve descriptor per loop for exactly this (uv__emfile_trick: it closes the
- * reserve, accepts and closes every pending connection, re-opens the reserve) and then reports
- * UV_EMFILE to the listener's callback, which logs "emfile" here, at most once per second.
+ * When descriptors still run out anyway (a limit lowered from outside with prlimit, files
+ * SQLite opens), accept fails with EMFILE: net/accept.c then lends its reserve descriptor to
+ * accept and close the pending connections and logs "emfile" (at most once a second).
  */
 #include "broker/broker_internal.h"
 
@@ -29,8 +27,6 @@
  * reloads of the password and ACL files, libuv's reserve, and the brief duplicate a WebSocket
  * upgrade holds. Generous on purpose: running short of these is worse than a lower cap. */
 #define FD_LIMIT_MARGIN 64
-/* At most one "emfile" line per second per listener kind. */
-#define FD_LIMIT_EMFILE_LOG_MS 1000
 
 uint64_t fd_limit_needed(const struct lmq_config *cfg)
 {
@@ -93,23 +89,6 @@ void fd_limit_log(const struct fd_limit_info *info)
         lmq_log_uint(&line, "soft", info->soft);
         lmq_log_uint(&line, "hard", info->hard);
         lmq_log_uint(&line, "needed", info->needed);
-        lmq_log_end(&line);
-    }
-}
-
-void fd_limit_emfile(struct broker *b, const char *listener)
-{
-    LMQ_ASSERT(b != NULL && listener != NULL);
-    b->stats.emfile++;
-    uint64_t now = broker_now_ms(b);
-    if (b->emfile_logged_ms != 0 && now - b->emfile_logged_ms < FD_LIMIT_EMFILE_LOG_MS)
-        return;
-    b->emfile_logged_ms = now;
-    struct lmq_log_line line;
-    if (lmq_log_begin(&line, LMQ_LOG_ERROR, "emfile")) {
-        lmq_log_str(&line, "listener", listener);
-        lmq_log_str(&line, "detail", "out of file descriptors: a pending connection was closed");
-        lmq_log_uint(&line, "total", b->stats.emfile);
         lmq_log_end(&line);
     }
 }

@@ -164,7 +164,10 @@ static int metrics_guards(struct broker *b, struct http_buf *out)
                           st->password_backoff_refused);
     rc |= METRIC(out, "emfile_total", "counter",
                  "Accepts that failed for want of a file descriptor (connection closed).");
-    rc |= http_buf_printf(out, "ledgermq_emfile_total %" PRIu64 "\n", st->emfile + h.emfile);
+    uint64_t emfile = h.emfile;
+    for (size_t i = 0; i < b->listener_count; i++)
+        emfile += b->acceptors[i].emfile_count;
+    rc |= http_buf_printf(out, "ledgermq_emfile_total %" PRIu64 "\n", emfile);
     return rc;
 }
 

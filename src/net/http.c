@@ -11,6 +11,7 @@
 
 #include <unistd.h>
 
+#include "net/accept.h"
 #include "net/tls.h"
 #include "net/transport.h"
 
@@ -748,9 +749,8 @@ struct http_server {
     size_t conn_count;       /* length of conns */
     size_t alloc_count;      /* connections not yet freed */
     uint64_t next_conn_id;
-    uv_tcp_t spare;     /* takes a connection we have no memory for, only to close it */
-    bool spare_busy;    /* until its close callback ran */
-    bool listener_open; /* until its close callback ran */
+    struct net_acceptor acceptor; /* accepts for listener (net/accept.c) */
+    bool listener_open;           /* until its close callback ran */
     bool listener_closing;
     bool draining;
     bool closing;           /* http_server_close called: free when everything is closed */
@@ -760,7 +760,6 @@ struct http_server {
     struct http_server_stats stats;
     uint64_t refusal_logged_ms; /* the last refusal line (rate limit) */
     uint64_t refusals_unlogged; /* refusals since then, reported with the next line */
-    uint64_t emfile_logged_ms;  /* the last "emfile" line (rate limit) */
     struct lmq_buf scratch; /* lent to net_transport calls */
     http_upgrade_fn upgrade;
     void *upgrade_ctx;
@@ -911,7 +910,8 @@ static void http_address_release(struct http_server *s, struct http_conn *c)
 static void http_server_maybe_free(struct http_server *s)
 {
     LMQ_ASSERT(s != NULL);
-    if (s->closing && !s->listener_open && !s->spare_busy && s->alloc_count == 0) {
+    if (s->closing && !s->listener_open && !net_acceptor_open(&s->acceptor) &&
+        s->alloc_count == 0) {
         LMQ_ASSERT(s->conns == NULL && s->conn_count == 0);
         LMQ_ASSERT(s->addresses == NULL || lmq_map_count(s->addresses) == 0);
         lmq_map_destroy(s->addresses);
@@ -1411,68 +1411,21 @@ static struct http_conn *http_conn_new(struct http_server *s)
     return c;
 }
 
-static void http_server_on_spare_closed(uv_handle_t *h)
+/* A socket from the acceptor (net/accept.c). */
+static void http_server_on_connection(void *ctx, int fd)
 {
-    struct http_server *s = h->data;
-    LMQ_ASSERT(s != NULL && s->spare_busy);
-    s->spare_busy = false;
-    http_server_maybe_free(s);
-}
-
-/*
- * No memory for a connection: libuv stops accepting until the pending one is taken, so take it
- * into the spare handle and close it. While the spare is closing, further ones wait in the
- * backlog and are taken on the next attempt.
- */
-static void http_server_drop_connection(struct http_server *s)
-{
-    LMQ_ASSERT(s != NULL && s->listener_open);
-    lmq_log_msg(LMQ_LOG_WARN, "http_connection_dropped", "out of memory");
-    if (s->spare_busy) {
-        return;
-    }
-    int rc = uv_tcp_init(s->loop, &s->spare);
-    LMQ_ASSERT(rc == 0); /* no system call for an AF_UNSPEC handle */
-    s->spare.data = s;
-    s->spare_busy = true;
-    (void)uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&s->spare);
-    uv_close((uv_handle_t *)&s->spare, http_server_on_spare_closed);
-}
-
-/* libuv's reserve descriptor closed the pending connections (see broker/fd_limit.c). */
-static void http_server_emfile(struct http_server *s)
-{
-    s->stats.emfile++;
-    uint64_t now = uv_now(s->loop);
-    if (s->emfile_logged_ms != 0 && now - s->emfile_logged_ms < HTTP_REFUSAL_LOG_MS) {
-        return;
-    }
-    s->emfile_logged_ms = now;
-    struct lmq_log_line line;
-    if (lmq_log_begin(&line, LMQ_LOG_ERROR, "emfile")) {
-        lmq_log_str(&line, "listener", s->tls != NULL ? "https" : "http");
-        lmq_log_str(&line, "detail", "out of file descriptors: a pending connection was closed");
-        lmq_log_uint(&line, "total", s->stats.emfile);
-        lmq_log_end(&line);
-    }
-}
-
-static void http_server_on_connection(uv_stream_t *listener, int status)
-{
-    struct http_server *s = listener->data;
-    LMQ_ASSERT(s != NULL && s->listener_open);
-    if (status == UV_EMFILE || status == UV_ENFILE) {
-        http_server_emfile(s);
-    }
-    if (status != 0 || s->closing) {
-        return;
-    }
-    struct http_conn *c = http_conn_new(s);
+    struct http_server *s = ctx;
+    LMQ_ASSERT(s != NULL && s->listener_open && fd >= 0);
+    struct http_conn *c = s->closing ? NULL : http_conn_new(s);
     if (c == NULL) {
-        http_server_drop_connection(s);
+        if (!s->closing) {
+            lmq_log_msg(LMQ_LOG_WARN, "http_connection_dropped", "out of memory");
+        }
+        close(fd);
         return;
     }
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+    if (uv_tcp_open(&c->tcp, fd) != 0) {
+        close(fd);
         http_conn_close(c);
         return;
     }
@@ -1536,9 +1489,18 @@ static void http_server_on_listener_closed(uv_handle_t *h)
     http_server_maybe_free(s);
 }
 
+static void http_server_on_acceptor_closed(struct net_acceptor *a)
+{
+    struct http_server *s = a->ctx;
+    LMQ_ASSERT(s != NULL && !net_acceptor_open(a));
+    http_server_maybe_free(s);
+}
+
 static void http_server_close_listener(struct http_server *s)
 {
     LMQ_ASSERT(s != NULL);
+    /* The acceptor first: it must not watch the socket once the listener closes it. */
+    net_acceptor_close(&s->acceptor, http_server_on_acceptor_closed);
     if (s->listener_open && !s->listener_closing) {
         s->listener_closing = true;
         uv_close((uv_handle_t *)&s->listener, http_server_on_listener_closed);
@@ -1612,7 +1574,8 @@ int http_server_start(uv_loop_t *loop, const char *host, uint16_t port,
     s->listener_open = true;
     rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&ss, 0);
     if (rc == 0) {
-        rc = uv_listen((uv_stream_t *)&s->listener, HTTP_LISTEN_BACKLOG, http_server_on_connection);
+        rc = net_acceptor_start(&s->acceptor, loop, &s->listener, HTTP_LISTEN_BACKLOG,
+                                "http", http_server_on_connection, s);
     }
     if (rc == 0) {
         rc = http_server_bound_name(s, bound, bound_len);
@@ -1658,6 +1621,7 @@ void http_server_set_tls(struct http_server *s, struct tls_server *tls)
 {
     LMQ_ASSERT(s != NULL && tls != NULL && s->conns == NULL);
     s->tls = tls;
+    s->acceptor.name = "https";
 }
 
 void http_server_set_upgrade(struct http_server *s, http_upgrade_fn fn, void *ctx)
@@ -1683,7 +1647,7 @@ void http_server_add_stats(const struct http_server *s, struct http_server_stats
     st->handshake_timeouts += s->stats.handshake_timeouts;
     st->header_timeouts += s->stats.header_timeouts;
     st->request_timeouts += s->stats.request_timeouts;
-    st->emfile += s->stats.emfile;
+    st->emfile += s->acceptor.emfile_count;
 }
 
 size_t http_server_connection_count(const struct http_server *s)
