@@ -70,6 +70,19 @@ def measure_logins(host, port, count, tls_ctx=None, pause_s=0.05):
     return count - len(failures), failures
 
 
+def _readable(socks, timeout_s):
+    """The sockets of socks that are readable (or closed) within timeout_s: poll(2), since
+    select(2) can't watch descriptors past 1023."""
+    if not socks:
+        return []
+    p = select.poll()
+    by_fd = {}
+    for s in socks:
+        by_fd[s.fileno()] = s
+        p.register(s, select.POLLIN | select.POLLERR | select.POLLHUP)
+    return [by_fd[fd] for fd, _ in p.poll(timeout_s * 1000)]
+
+
 class Holder(threading.Thread):
     """Keeps `count` connections from 127.0.0.2 open to (host, port), each having sent
     `payload` (b"" for none: a half-open TLS handshake or an idle connection), and opens a
@@ -109,7 +122,7 @@ class Holder(threading.Thread):
                         break
                     alive.append(s)
                 self.peak = max(self.peak, len(alive))
-                readable = select.select(alive, [], [], 0.05)[0] if alive else []
+                readable = _readable(alive, 0.05)
                 for s in readable:  # an answer (408, alert) or a close: either way, replace it
                     try:
                         s.recv(65536)

@@ -3,13 +3,13 @@
 Shared by tests/integration/test_security_password.py and tests/attack/test_password.py."""
 
 import os
-import select
 import socket
 import subprocess
 import threading
 import time
 
 import mqttraw
+from httpattack import _readable
 
 ATTACKER = "127.0.0.2"
 LEGIT = "127.0.0.1"
@@ -94,7 +94,7 @@ class Flooder(threading.Thread):
                     n += 1
                     if s is not None:
                         pending[s] = now
-                ready = select.select(list(pending), [], [], 0.005)[0] if pending else []
+                ready = _readable(list(pending), 0.005)
                 for s in ready:
                     try:
                         data = s.recv(64)
