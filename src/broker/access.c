@@ -29,7 +29,7 @@ static const char access_dummy_hash[] = "$scrypt$N=32768,r=8,p=1$7RJLesJil0shV8F
 
 struct access_check {
     uv_work_t req;
-    struct conn *conn; /* holds a reference */
+    struct conn *conn;                /* holds a reference */
     struct access_guard_entry *guard; /* its address's share, given back when done */
     bool known_user;
     bool match; /* written by the worker thread, read after it is done */

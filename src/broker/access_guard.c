@@ -157,8 +157,7 @@ static struct access_guard_entry *access_guard_get(struct broker *b, struct conn
     uint64_t now = broker_now_ms(b);
     for (int i = 0; i < ACCESS_GUARD_SWEEP_PER_CALL && !list_empty(&g->lru); i++) {
         struct access_guard_entry *old = list_entry(g->lru.next, struct access_guard_entry, lru);
-        if (!access_guard_stale(old, now) &&
-            lmq_map_count(g->entries) < ACCESS_GUARD_ENTRIES_MAX)
+        if (!access_guard_stale(old, now) && lmq_map_count(g->entries) < ACCESS_GUARD_ENTRIES_MAX)
             break;
         if (old->running > 0 || old->waiting_count > 0)
             break; /* full of entries in use: the caller refuses */
@@ -174,7 +173,8 @@ static struct access_guard_entry *access_guard_get(struct broker *b, struct conn
         list_push_back(&g->lru, &e->lru);
         return e;
     }
-    if (lmq_map_count(g->entries) >= ACCESS_GUARD_ENTRIES_MAX || (e = calloc(1, sizeof(*e))) == NULL)
+    if (lmq_map_count(g->entries) >= ACCESS_GUARD_ENTRIES_MAX ||
+        (e = calloc(1, sizeof(*e))) == NULL)
         return NULL;
     memcpy(e->key, key, len);
     e->key_len = len;
@@ -333,8 +333,7 @@ static void access_guard_failed(struct broker *b, struct access_guard_entry *e, 
     }
 }
 
-void access_guard_done(struct broker *b, struct access_guard_entry *e, struct conn *c,
-                       bool passed)
+void access_guard_done(struct broker *b, struct access_guard_entry *e, struct conn *c, bool passed)
 {
     LMQ_ASSERT(b != NULL && e != NULL && c != NULL);
     LMQ_ASSERT(e->running > 0);

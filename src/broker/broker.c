@@ -518,10 +518,8 @@ static int broker_start_http(struct broker *b, bool tls, char *json, size_t cap)
                                  .max_connections = l->http_max_connections,
                                  .header_timeout_ms = l->http_header_timeout_ms,
                                  .handshake_timeout_ms = l->http_handshake_timeout_ms,
-                                 .max_connections_per_address =
-                                     l->http_max_connections_per_address,
-                                 .max_handshakes_per_address =
-                                     l->http_max_handshakes_per_address};
+                                 .max_connections_per_address = l->http_max_connections_per_address,
+                                 .max_handshakes_per_address = l->http_max_handshakes_per_address};
     char bound[80], err[256];
     if (http_server_start(&b->loop, addr->host, addr->port, &limits, broker_http_route, b, server,
                           bound, sizeof(bound), err, sizeof(err)) != LMQ_OK) {

@@ -272,7 +272,7 @@ struct broker_stats {
     uint64_t qos0_dropped;
     uint64_t expired_dropped;
     uint64_t oversize_dropped;
-    uint64_t login_evicted[3]; /* by enum login_evict */
+    uint64_t login_evicted[3];         /* by enum login_evict */
     uint64_t password_busy;            /* password CONNECTs refused "server busy" */
     uint64_t password_backoff_refused; /* refused during an address's back-off */
     uint64_t password_waited;          /* waited for a slot instead of being refused */
@@ -282,7 +282,7 @@ struct broker {
     uv_loop_t loop;
     struct lmq_config cfg;
     struct store *store;
-    uv_tcp_t listeners[2 * LMQ_LISTENERS_MAX]; /* cfg.mqtt, then cfg.mqtts */
+    uv_tcp_t listeners[2 * LMQ_LISTENERS_MAX];            /* cfg.mqtt, then cfg.mqtts */
     struct net_acceptor acceptors[2 * LMQ_LISTENERS_MAX]; /* accept for listeners[i] */
     size_t listener_count;
     uv_signal_t sig_term, sig_int, sig_hup;

@@ -682,7 +682,8 @@ static bool conn_start(struct conn *c)
 static void conn_on_accept(struct broker *b, int fd, bool tls)
 {
     LMQ_ASSERT(b != NULL && fd >= 0);
-    struct conn *c = b->stopping ? NULL : conn_new(b, tls ? CONN_TRANSPORT_TLS : CONN_TRANSPORT_TCP);
+    struct conn *c =
+        b->stopping ? NULL : conn_new(b, tls ? CONN_TRANSPORT_TLS : CONN_TRANSPORT_TCP);
     if (c == NULL) {
         close(fd);
         return;

@@ -229,8 +229,8 @@ int identity_http_route(struct broker *b, const struct http_request *req,
         json_decref(body);
         return identity_error(resp, out, 400, "expected a JSON object");
     }
-    int rc =
-        challenge ? identity_challenge(b, req, body, resp, out) : identity_token(b, body, resp, out);
+    int rc = challenge ? identity_challenge(b, req, body, resp, out)
+                       : identity_token(b, body, resp, out);
     json_decref(body);
     return rc;
 }

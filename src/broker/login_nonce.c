@@ -249,7 +249,8 @@ static void login_nonce_make_room(struct broker *b, const uint8_t *akey, uint8_t
 }
 
 int login_nonce_issue(struct broker *b, const struct sockaddr *remote,
-                      const uint8_t pub[CRYPTO_ED25519_PUB_BYTES], char nonce[LOGIN_NONCE_CHARS + 1])
+                      const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
+                      char nonce[LOGIN_NONCE_CHARS + 1])
 {
     struct login_nonces *t = b->login_nonces;
     LMQ_ASSERT(t != NULL && pub != NULL && nonce != NULL);

@@ -131,8 +131,7 @@ static int metrics_guards(struct broker *b, struct http_buf *out)
                  "HTTP(S) connections closed at accept by a per-address limit.");
     rc |= http_buf_printf(out, "ledgermq_http_refused_total{reason=\"address\"} %" PRIu64 "\n",
                           h.refused_address);
-    rc |= http_buf_printf(out,
-                          "ledgermq_http_refused_total{reason=\"handshakes\"} %" PRIu64 "\n",
+    rc |= http_buf_printf(out, "ledgermq_http_refused_total{reason=\"handshakes\"} %" PRIu64 "\n",
                           h.refused_handshakes);
     rc |= METRIC(out, "http_timeouts_total", "counter",
                  "HTTP(S) connections ended by a handshake, header or request deadline.");
@@ -159,9 +158,9 @@ static int metrics_guards(struct broker *b, struct http_buf *out)
                           st->password_waited);
     rc |= http_buf_printf(out, "ledgermq_password_connects_total{outcome=\"busy\"} %" PRIu64 "\n",
                           st->password_busy);
-    rc |= http_buf_printf(out,
-                          "ledgermq_password_connects_total{outcome=\"backoff\"} %" PRIu64 "\n",
-                          st->password_backoff_refused);
+    rc |=
+        http_buf_printf(out, "ledgermq_password_connects_total{outcome=\"backoff\"} %" PRIu64 "\n",
+                        st->password_backoff_refused);
     rc |= METRIC(out, "emfile_total", "counter",
                  "Accepts that failed for want of a file descriptor (connection closed).");
     uint64_t emfile = h.emfile;

@@ -48,6 +48,8 @@ struct lmq_limits {
     uint32_t http_max_connections;            /* open HTTP connections; more -> 503 */
     uint32_t max_connections_per_address;     /* open MQTT connections from one IP address */
     uint32_t max_connection_rate_per_address; /* new MQTT connections per second from one IP */
+
+    /* Logins, HTTP(S) and password checks shared out per source address (docs/SECURITY.md). */
     uint32_t http_header_timeout_ms;           /* HTTP request head not complete -> 408 */
     uint32_t http_handshake_timeout_ms;        /* HTTPS TLS handshake not done -> closed */
     uint32_t http_max_connections_per_address; /* open HTTP(S) connections from one IP */

@@ -713,7 +713,7 @@ struct http_address {
 
 struct http_conn {
     struct http_server *server;
-    struct http_address *address; /* counted against while open; NULL when not an IP socket */
+    struct http_address *address;  /* counted against while open; NULL when not an IP socket */
     struct http_conn *prev, *next; /* server->conns while not closed */
     uv_tcp_t tcp;
     uv_timer_t timer;
@@ -727,7 +727,7 @@ struct http_conn {
     struct lmq_buf wire;            /* HTTPS: encrypted bytes waiting for the write in flight */
     enum http_conn_state state;
     uint64_t id;
-    uint64_t timed_request; /* session.requests_begun when the request timer was armed */
+    uint64_t timed_request;       /* session.requests_begun when the request timer was armed */
     uint64_t head_deadline_ms;    /* loop time by which the current (or first) head is due */
     uint64_t request_deadline_ms; /* loop time by which the current request is due */
     bool handshaking;             /* HTTPS: counted in address->handshake_count */
@@ -760,7 +760,7 @@ struct http_server {
     struct http_server_stats stats;
     uint64_t refusal_logged_ms; /* the last refusal line (rate limit) */
     uint64_t refusals_unlogged; /* refusals since then, reported with the next line */
-    struct lmq_buf scratch; /* lent to net_transport calls */
+    struct lmq_buf scratch;     /* lent to net_transport calls */
     http_upgrade_fn upgrade;
     void *upgrade_ctx;
 };
@@ -995,8 +995,7 @@ static void http_conn_on_timer(uv_timer_t *t)
         bool head = http_session_in_head(&c->session);
         s->stats.header_timeouts += head;
         s->stats.request_timeouts += !head;
-        http_conn_log(c, LMQ_LOG_INFO, head ? "http_header_timeout" : "http_request_timeout",
-                      NULL);
+        http_conn_log(c, LMQ_LOG_INFO, head ? "http_header_timeout" : "http_request_timeout", NULL);
         http_session_expire(&c->session);
         LMQ_ASSERT(http_session_closing(&c->session));
         c->state = HTTP_CONN_FINISHING;
@@ -1574,8 +1573,8 @@ int http_server_start(uv_loop_t *loop, const char *host, uint16_t port,
     s->listener_open = true;
     rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&ss, 0);
     if (rc == 0) {
-        rc = net_acceptor_start(&s->acceptor, loop, &s->listener, HTTP_LISTEN_BACKLOG,
-                                "http", http_server_on_connection, s);
+        rc = net_acceptor_start(&s->acceptor, loop, &s->listener, HTTP_LISTEN_BACKLOG, "http",
+                                http_server_on_connection, s);
     }
     if (rc == 0) {
         rc = http_server_bound_name(s, bound, bound_len);

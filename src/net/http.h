@@ -76,13 +76,13 @@ struct http_response {
 };
 
 struct http_limits {
-    uint32_t max_header_bytes;   /* request line + header fields; more -> 431 */
-    uint32_t max_body_bytes;     /* request body; more -> 413 */
-    uint32_t idle_timeout_ms;    /* no request in progress for this long -> close */
-    uint32_t request_timeout_ms; /* a request (headers + body) must arrive within this -> 408 */
-    uint32_t max_connections;    /* open connections; more -> 503 and close */
-    uint32_t header_timeout_ms;  /* request line + headers must arrive within this -> 408 */
-    uint32_t handshake_timeout_ms;        /* HTTPS: TLS handshake done within this -> close */
+    uint32_t max_header_bytes;     /* request line + header fields; more -> 431 */
+    uint32_t max_body_bytes;       /* request body; more -> 413 */
+    uint32_t idle_timeout_ms;      /* no request in progress for this long -> close */
+    uint32_t request_timeout_ms;   /* a request (headers + body) must arrive within this -> 408 */
+    uint32_t max_connections;      /* open connections; more -> 503 and close */
+    uint32_t header_timeout_ms;    /* request line + headers must arrive within this -> 408 */
+    uint32_t handshake_timeout_ms; /* HTTPS: TLS handshake done within this -> close */
     uint32_t max_connections_per_address; /* open connections from one IP; more -> closed */
     uint32_t max_handshakes_per_address;  /* HTTPS: handshakes in progress from one IP */
 };
