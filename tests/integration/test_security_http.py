@@ -41,6 +41,7 @@ def http_broker(start_broker, limits="", tls_certs=None):
 
 
 def assert_logins(ok, failures):
+    print("%d/%d logins succeeded during the attack" % (ok, LOGINS))
     assert ok >= MIN_SUCCESS * LOGINS, "only %d of %d logins succeeded during the attack: %s" % (
         ok, LOGINS, failures[:5])
 

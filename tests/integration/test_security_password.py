@@ -35,6 +35,8 @@ def run_attack(b, password_file):
         ok, failures = pa.measure_connects(b.port, "alice", "alice-pw", CONNECTS)
     finally:
         flood.stop()
+    print("%d/%d right-password CONNECTs succeeded; attacker sent %d, answers %s" % (
+        ok, CONNECTS, flood.sent, flood.codes))
     assert ok >= MIN_SUCCESS * CONNECTS, (
         "only %d of %d CONNECTs with the right password succeeded during the attack: %s "
         "(attacker: %s)" % (ok, CONNECTS, failures[:5], flood.codes))
