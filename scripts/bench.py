@@ -374,7 +374,7 @@ class LedgerMQ(Broker):
         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         hard = 1 << 20 if hard == resource.RLIM_INFINITY else hard
         mqtt_max = max(IDLE_CONNECTIONS, TRANSPORT_CONNECTIONS) + 1000
-        http_max = max(1024, min(20000, (hard - mqtt_max - 1000) // 2))
+        http_max = max(64, min(20000, (hard - mqtt_max - 400) // 2))
         with open(self.ini, "w") as f:
             # max_connections: the default (10000) leaves no room for the idle test's extra
             # connections, all from 127.0.0.1 (hence the per-address limits). Everything else

@@ -185,7 +185,7 @@ void lmq_config_defaults(struct lmq_config *cfg)
     l->http_header_timeout_ms = 10000;
     l->http_handshake_timeout_ms = 5000;
     l->http_max_connections_per_address = 128;
-    l->http_max_handshakes_per_address = 16;
+    l->http_max_handshakes_per_address = 64;
     l->login_challenges_per_address = 32;
     l->login_challenges_per_key = 4;
     l->password_checks_per_address = 4;

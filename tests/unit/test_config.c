@@ -158,7 +158,7 @@ static void test_per_address_login_limits_defaults_keys_and_bounds(void **state)
     assert_int_equal(l->http_header_timeout_ms, 10000);
     assert_int_equal(l->http_handshake_timeout_ms, 5000);
     assert_int_equal(l->http_max_connections_per_address, 128);
-    assert_int_equal(l->http_max_handshakes_per_address, 16);
+    assert_int_equal(l->http_max_handshakes_per_address, 64);
     assert_int_equal(l->login_challenges_per_address, 32);
     assert_int_equal(l->login_challenges_per_key, 4);
     assert_int_equal(l->password_checks_per_address, 4);
