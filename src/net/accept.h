@@ -7,8 +7,9 @@
  * running out of descriptors is seen, logged ("emfile", at most once a second per listener)
  * and counted: the process-wide reserve (/dev/null, opened by the first acceptor) is closed,
  * the pending connections are accepted and closed at once (the clients see the connection
- * closed instead of hanging in the backlog), and the reserve is opened again. If even that
- * fails, accepting pauses for NET_ACCEPT_RETRY_MS rather than spinning.
+ * closed instead of hanging in the backlog), and the reserve is opened again. When nothing could
+ * be accepted that way (no reserve, or nothing pending: Linux reports EMFILE before it looks at
+ * the queue), accepting pauses for NET_ACCEPT_RETRY_MS rather than spinning.
  *
  * Single-threaded: every function here is called on the loop thread.
  */
