@@ -159,8 +159,12 @@ static struct access_guard_entry *access_guard_get(struct broker *b, struct conn
         struct access_guard_entry *old = list_entry(g->lru.next, struct access_guard_entry, lru);
         if (!access_guard_stale(old, now) && lmq_map_count(g->entries) < ACCESS_GUARD_ENTRIES_MAX)
             break;
-        if (old->running > 0 || old->waiting_count > 0)
-            break; /* full of entries in use: the caller refuses */
+        if (old->running > 0 || old->waiting_count > 0) {
+            /* In use (at most 64 running and 1,024 waiting in all): its turn comes later. */
+            list_unlink(&old->lru);
+            list_push_back(&g->lru, &old->lru);
+            continue;
+        }
         access_guard_free_entry(g, old);
     }
     uint8_t key[8];
