@@ -368,14 +368,23 @@ class LedgerMQ(Broker):
         self.sync = sync
         self.name = "ledgermq-" + sync
         self.ini = os.path.join(self.dir, "ledgermq.ini")
+        # The broker refuses a configuration its open-file limit can't serve (docs/SECURITY.md,
+        # "Memory and descriptors"): MQTT gets the idle test's connections and some room, each
+        # HTTP(S) listener (WebSocket upgrades arrive there) half of what is left.
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        hard = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+        mqtt_max = max(IDLE_CONNECTIONS, TRANSPORT_CONNECTIONS) + 1000
+        http_max = max(64, min(20000, (hard - mqtt_max - 400) // 2))
         with open(self.ini, "w") as f:
             # max_connections: the default (10000) leaves no room for the idle test's extra
             # connections, all from 127.0.0.1 (hence the per-address limits). Everything else
             # is the default, except what the fill test adds.
-            f.write("[limits]\nmax_connections = 20000\nmax_connections_per_address = 20000\n"
+            f.write("[limits]\nmax_connections = %d\nmax_connections_per_address = %d\n"
                     "max_connection_rate_per_address = 100000\n"
-                    # WebSocket upgrades arrive on the HTTP listener (default limit 1,024)
-                    "http_max_connections = 20000\n" + ini_extra)
+                    # WebSocket upgrades arrive on the HTTP listeners, all from 127.0.0.1
+                    "http_max_connections = %d\nhttp_max_connections_per_address = %d\n"
+                    "http_max_handshakes_per_address = %d\n" % (
+                        mqtt_max, mqtt_max, http_max, http_max, http_max) + ini_extra)
 
     def _events(self, event):
         out = []
@@ -1310,9 +1319,10 @@ def build_report(info, results, idle, restart, brokers, notes, elapsed_s, cmdlin
     L.append("")
     v = info["versions"]
     L.append("- **LedgerMQ** `%s` (git %s). `ledgermq serve --config INI --mqtt 127.0.0.1:0 "
-             "--data DIR --sync always|off --log-level info`, INI `[limits] max_connections = "
-             "20000`, `max_connections_per_address = 20000`, `max_connection_rate_per_address = "
-             "100000` (the restart test adds `max_queued_messages = %d`, `max_queued_bytes = "
+             "--data DIR --sync always|off --log-level info`, INI `[limits] max_connections` "
+             "and `max_connections_per_address` = the idle connections + 1,000, "
+             "`max_connection_rate_per_address = 100000`, the HTTP(S) connection and handshake "
+             "limits to what the open-file limit leaves (the restart test adds `max_queued_messages = %d`, `max_queued_bytes = "
              "4000000000`), every other limit at its default (inflight 64, 10,000 queued per "
              "session: beyond it a 3.1.1 publisher is not read until the queue drains). "
              "Messages for persistent sessions (QoS 1/2, clean session 0) are written to "

@@ -9,6 +9,9 @@
  * CONNECT is handled again from the start with the verdict at hand. The work item holds a
  * reference on the connection, so a connection closed meanwhile (connect timeout, shutdown,
  * peer gone) stays allocated until the check returns and is then just released.
+ *
+ * Which CONNECT gets a check when, and which address is backing off after bad passwords, is
+ * access_guard.c's: one address can hold only its share of the slots.
  */
 #include "broker/broker_internal.h"
 
@@ -26,7 +29,8 @@ static const char access_dummy_hash[] = "$scrypt$N=32768,r=8,p=1$7RJLesJil0shV8F
 
 struct access_check {
     uv_work_t req;
-    struct conn *conn; /* holds a reference */
+    struct conn *conn;                /* holds a reference */
+    struct access_guard_entry *guard; /* its address's share, given back when done */
     bool known_user;
     bool match; /* written by the worker thread, read after it is done */
     size_t password_len;
@@ -39,6 +43,10 @@ int access_init(struct broker *b)
     LMQ_ASSERT(b != NULL && b->passwd == NULL && b->acl == NULL);
     const struct lmq_auth_config *a = &b->cfg.auth;
     char err[512];
+    if (access_guard_init(b) != LMQ_OK) {
+        fprintf(stderr, "ledgermq: out of memory\n");
+        return LMQ_ENOMEM;
+    }
     if (a->password_file[0] != '\0' &&
         crypto_passwd_file_load(a->password_file, &b->passwd, err, sizeof(err)) != LMQ_OK) {
         fprintf(stderr, "ledgermq: password file %s\n", err);
@@ -56,6 +64,7 @@ void access_destroy(struct broker *b)
 {
     LMQ_ASSERT(b != NULL);
     LMQ_ASSERT(b->password_checks == 0); /* the loop ran until every check came back */
+    access_guard_destroy(b);
     crypto_passwd_file_free(b->passwd);
     b->passwd = NULL;
     mqtt_acl_free(b->acl);
@@ -120,11 +129,14 @@ static void access_check_done(uv_work_t *req, int status)
     LMQ_ASSERT(b->password_checks > 0);
     LMQ_ASSERT(c->password_state == CONN_PASSWORD_PENDING);
     b->password_checks--;
-    c->password_state = status == 0 && w->match ? CONN_PASSWORD_PASSED : CONN_PASSWORD_FAILED;
+    bool passed = status == 0 && w->match;
+    c->password_state = passed ? CONN_PASSWORD_PASSED : CONN_PASSWORD_FAILED;
     if (c->state == CONN_AWAIT_CONNECT && !uv_is_closing((uv_handle_t *)&c->tcp))
         conn_resume(c);
+    struct access_guard_entry *guard = w->guard;
     OPENSSL_cleanse(w, sizeof(*w));
     free(w);
+    access_guard_done(b, guard, c, passed); /* may start waiting CONNECTs' checks */
     conn_unref(c);
 }
 
@@ -141,13 +153,19 @@ static int access_password_start(struct conn *c, const struct mqtt_connect *cn)
         identity_security_event(b, c, IDENTITY_EVENT_BAD_PASSWORD, "no usable user or password");
         return MQTT_RC_BAD_USER_NAME_OR_PASSWORD;
     }
-    if (b->password_checks >= ACCESS_PASSWORD_CHECKS_MAX) {
-        conn_log(c, LMQ_LOG_WARN, "password_checks_busy", NULL);
-        return MQTT_RC_SERVER_BUSY;
-    }
+    struct access_guard_entry *guard = NULL;
+    int verdict = access_guard_enter(b, c, &guard);
+    if (verdict == ACCESS_GUARD_WAIT)
+        return PROTO_PAUSED; /* resumed, and handled again, when a slot is free */
+    if (verdict != ACCESS_GUARD_RUN)
+        return verdict; /* logged by the guard */
+    LMQ_ASSERT(guard != NULL && b->password_checks < ACCESS_PASSWORD_CHECKS_MAX);
     struct access_check *w = calloc(1, sizeof(*w));
-    if (w == NULL)
+    if (w == NULL) {
+        access_guard_cancel(b, guard); /* not the client's failure */
         return MQTT_RC_SERVER_UNAVAILABLE;
+    }
+    w->guard = guard;
     const char *hash = crypto_passwd_file_lookup(b->passwd, user, user_len);
     w->known_user = hash != NULL;
     snprintf(w->hash, sizeof(w->hash), "%s", hash != NULL ? hash : access_dummy_hash);
@@ -158,6 +176,7 @@ static int access_password_start(struct conn *c, const struct mqtt_connect *cn)
     if (uv_queue_work(&b->loop, &w->req, access_check_work, access_check_done) != 0) {
         OPENSSL_cleanse(w, sizeof(*w));
         free(w);
+        access_guard_cancel(b, guard);
         return MQTT_RC_SERVER_UNAVAILABLE;
     }
     conn_ref(c);

@@ -303,6 +303,7 @@ static void on_tick(uv_timer_t *t)
         retain_expire(b);
     conn_memory_sweep(b);
     conn_address_sweep(b, false);
+    access_guard_tick(b);
 }
 
 static void broker_close_handle(uv_handle_t *h)
@@ -376,8 +377,10 @@ static void broker_stop(struct broker *b, const char *why)
         return;
     b->stopping = true;
     lmq_log_msg(LMQ_LOG_INFO, "shutdown", why);
-    for (size_t i = 0; i < b->listener_count; i++)
+    for (size_t i = 0; i < b->listener_count; i++) {
+        net_acceptor_close(&b->acceptors[i], NULL); /* before the socket it watches closes */
         broker_close_handle((uv_handle_t *)&b->listeners[i]);
+    }
     if (b->http != NULL)
         http_server_stop_accepting(b->http); /* /healthz says "draining" until the end */
     if (b->https != NULL)
@@ -470,8 +473,11 @@ static int broker_listen(struct broker *b, const struct lmq_listen_addr *list, s
         l->data = b;
         b->listener_count++;
         int rc = uv_tcp_bind(l, (const struct sockaddr *)&ss, 0);
+        bool tls = b->first_tls_listener != NULL;
         if (rc == 0)
-            rc = uv_listen((uv_stream_t *)l, BROKER_LISTEN_BACKLOG, conn_on_accept);
+            rc = net_acceptor_start(&b->acceptors[b->listener_count - 1], &b->loop, l,
+                                    BROKER_LISTEN_BACKLOG, tls ? "mqtts" : "mqtt",
+                                    tls ? conn_on_accept_tls : conn_on_accept_tcp, b);
         if (rc != 0) {
             fprintf(stderr, "ledgermq: cannot listen on %s:%u: %s\n", a->host, a->port,
                     uv_strerror(rc));
@@ -516,7 +522,11 @@ static int broker_start_http(struct broker *b, bool tls, char *json, size_t cap)
                                  .max_body_bytes = l->http_max_body_bytes,
                                  .idle_timeout_ms = l->http_idle_timeout_ms,
                                  .request_timeout_ms = l->http_request_timeout_ms,
-                                 .max_connections = l->http_max_connections};
+                                 .max_connections = l->http_max_connections,
+                                 .header_timeout_ms = l->http_header_timeout_ms,
+                                 .handshake_timeout_ms = l->http_handshake_timeout_ms,
+                                 .max_connections_per_address = l->http_max_connections_per_address,
+                                 .max_handshakes_per_address = l->http_max_handshakes_per_address};
     char bound[80], err[256];
     if (http_server_start(&b->loop, addr->host, addr->port, &limits, broker_http_route, b, server,
                           bound, sizeof(bound), err, sizeof(err)) != LMQ_OK) {
@@ -640,6 +650,8 @@ static void broker_teardown(struct broker *b)
     }
     broker_close_handle((uv_handle_t *)&b->flush_prepare);
     broker_close_handle((uv_handle_t *)&b->flush_check);
+    for (size_t i = 0; i < b->listener_count; i++)
+        net_acceptor_close(&b->acceptors[i], NULL); /* before the walk closes their sockets */
     uv_walk(&b->loop, walk_close, NULL);
     for (int i = 0; i < 100 && uv_run(&b->loop, UV_RUN_NOWAIT) != 0; i++)
         ;
@@ -656,8 +668,7 @@ static void broker_teardown(struct broker *b)
     tokens_destroy(b);
     ledger_quota_destroy(b);
     free(b->checkpoint);
-    if (b->nonces != NULL)
-        identity_destroy(b);
+    identity_destroy(b);
     access_destroy(b);
     if (b->tls != NULL)
         tls_server_free(b->tls); /* sessions still open hold their own reference */
@@ -669,6 +680,10 @@ int broker_run(const struct lmq_config *cfg)
     LMQ_ASSERT(cfg != NULL);
     LMQ_ASSERT(cfg->mqtt_count > 0 && cfg->mqtt_count <= LMQ_LISTENERS_MAX);
     signal(SIGPIPE, SIG_IGN);
+    /* Before anything is opened: a limit the configuration can't live with stops the start. */
+    struct fd_limit_info fds;
+    if (fd_limit_apply(cfg, &fds) != LMQ_OK)
+        return 1;
     struct broker *b = malloc(sizeof(*b));
     if (b == NULL)
         return 1;
@@ -704,6 +719,7 @@ int broker_run(const struct lmq_config *cfg)
         code = 1;
         goto out;
     }
+    fd_limit_log(&fds);
     struct lmq_log_line line;
     if (lmq_log_begin(&line, LMQ_LOG_INFO, "ready")) {
         lmq_log_raw(&line, "mqtt", listeners);

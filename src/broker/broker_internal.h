@@ -26,6 +26,7 @@
 #include "crypto/keyfile.h"
 #include "ledger/merkle.h"
 #include "crypto/passwd.h"
+#include "net/accept.h"
 #include "net/transport.h"
 #include "mqtt/mqtt_acl.h"
 #include "mqtt/mqtt_codec.h"
@@ -294,13 +295,18 @@ struct broker_stats {
     uint64_t ledger_quota_refused; /* envelopes refused over ledger_bytes_per_day */
     uint64_t slow_consumers_closed;  /* closed for holding output over the memory budget */
     uint64_t output_budget_exceeded; /* times the output budget was exceeded */
+    uint64_t login_evicted[3];         /* by enum login_evict */
+    uint64_t password_busy;            /* password CONNECTs refused "server busy" */
+    uint64_t password_backoff_refused; /* refused during an address's back-off */
+    uint64_t password_waited;          /* waited for a slot instead of being refused */
 };
 
 struct broker {
     uv_loop_t loop;
     struct lmq_config cfg;
     struct store *store;
-    uv_tcp_t listeners[2 * LMQ_LISTENERS_MAX]; /* cfg.mqtt, then cfg.mqtts */
+    uv_tcp_t listeners[2 * LMQ_LISTENERS_MAX];            /* cfg.mqtt, then cfg.mqtts */
+    struct net_acceptor acceptors[2 * LMQ_LISTENERS_MAX]; /* accept for listeners[i] */
     size_t listener_count;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_prepare_t flush_prepare;
@@ -340,8 +346,7 @@ struct broker {
     struct tls_server *tls;            /* certificates for mqtts/https; NULL when neither is used */
     struct lmq_buf transport_scratch;  /* lent to net_transport calls (single-threaded) */
     struct crypto_identity server_key; /* signs login tokens; <data>/server.key.json */
-    struct lmq_map *nonces;            /* login nonce -> struct identity_nonce */
-    struct list_node nonce_list;       /* the same, oldest first */
+    struct login_nonces *login_nonces; /* outstanding login challenges (login_nonce.c) */
     struct lmq_map *identities;        /* identity id -> struct ledger_identity */
     struct lmq_map *revocations;       /* identity id -> struct tokens_revocation (tokens.c) */
     struct lmq_map *ledger_quota;      /* identity id -> struct ledger_quota (ledger_quota.c) */
@@ -349,6 +354,7 @@ struct broker {
     struct crypto_passwd_file *passwd; /* [auth] password_file; NULL when none */
     struct mqtt_acl *acl;              /* [auth] acl_file; NULL when none (all allowed) */
     uint32_t password_checks;          /* password hashes queued or running */
+    struct access_guard *access_guard; /* per-address shares and back-off (access_guard.c) */
     uint64_t ledger_size;              /* envelopes accepted: the next ledger index */
     struct ledger_merkle_frontier tree; /* the Merkle tree over them (uncommitted included) */
     char ledger_origin[64];             /* checkpoint origin and key name */
@@ -369,6 +375,51 @@ struct broker {
     int exit_code;
     struct broker_stats stats;
 };
+
+/* Connections accepted past max_connections only to be refused with a reason; beyond, closed
+ * at once. */
+#define CONN_REFUSAL_SLACK 64
+
+/* login_nonce.c: outstanding login challenges, bounded per address, per key and in all. */
+/* Challenges outstanding at once; past it the heaviest address's oldest is evicted. */
+#define LOGIN_NONCES_MAX 10000
+#define LOGIN_NONCE_CHARS 43 /* base64url of 32 random bytes */
+#define LOGIN_NONCE_TTL_MS 30000
+/* Which cap evicted a challenge (metrics label). */
+enum login_evict {
+    LOGIN_EVICT_ADDRESS = 0,
+    LOGIN_EVICT_KEY,
+    LOGIN_EVICT_ALL,
+    LOGIN_EVICT_COUNT,
+};
+/* Sets up the table (limits from b->cfg). 0 or LMQ_ENOMEM (login_nonce_destroy cleans up). */
+int login_nonce_init(struct broker *b) LMQ_WUR;
+/* Frees every challenge and the table; safe when init failed or never ran. */
+void login_nonce_destroy(struct broker *b);
+/* Issues a challenge for pub to the client at remote (NULL: unknown) and writes its nonce
+ * (NUL-terminated). At a cap an older challenge is evicted, never this one refused. 0 or
+ * LMQ_ENOMEM. */
+int login_nonce_issue(struct broker *b, const struct sockaddr *remote,
+                      const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
+                      char nonce[LOGIN_NONCE_CHARS + 1]) LMQ_WUR;
+/* Consumes an outstanding, unexpired challenge: true and the key it was issued to, or false. */
+bool login_nonce_take(struct broker *b, const char *nonce, size_t len,
+                      uint8_t pub[CRYPTO_ED25519_PUB_BYTES]);
+/* Challenges outstanding (expired ones not yet swept included). */
+size_t login_nonce_count(const struct broker *b);
+
+/* fd_limit.c: RLIMIT_NOFILE. */
+/* Descriptors the configuration can hold open at once (connections, refusal slack, listeners
+ * and a margin for the store and the loop). */
+uint64_t fd_limit_needed(const struct lmq_config *cfg);
+struct fd_limit_info {
+    uint64_t soft_at_start, soft, hard, needed; /* RLIM_INFINITY reads as UINT64_MAX */
+};
+/* Raises the soft open-file limit to the hard one; LMQ_ELIMIT (after a one-line message on
+ * stderr) when fd_limit_needed(cfg) is more than the limit. Fills *info either way. */
+int fd_limit_apply(const struct lmq_config *cfg, struct fd_limit_info *info) LMQ_WUR;
+/* Logs the limits ("fd_limit"), once the start went well. */
+void fd_limit_log(const struct fd_limit_info *info);
 
 /* conn_address.c: per-source-address limits. */
 struct conn_address;
@@ -518,7 +569,7 @@ int ledger_http_route(struct broker *b, const struct http_request *req, struct h
                       struct http_buf *out);
 
 /* access.c: the password file and the ACL file. */
-/* Hashes queued or running at once; more CONNECTs with a password get "server busy". */
+/* Hashes queued or running at once; more CONNECTs with a password wait (access_guard.c). */
 #define ACCESS_PASSWORD_CHECKS_MAX 64
 /* Loads [auth] password_file and acl_file. 0 or an error after printing a one-line message. */
 int access_init(struct broker *b) LMQ_WUR;
@@ -536,6 +587,25 @@ bool access_may_publish(struct conn *c, const uint8_t *client_id, size_t client_
 /* False (and an acl_denied security event) when an ACL is loaded and no read rule for c
  * covers filter (not shared). */
 bool access_may_subscribe(struct conn *c, const uint8_t *filter, size_t len);
+
+/* access_guard.c: per-address shares of the password checks and back-off after failures. */
+struct access_guard_entry;
+/* access_guard_enter's verdicts besides a CONNACK reason code (those are 0..0xFF). */
+#define ACCESS_GUARD_RUN (-100)  /* a slot is c's: start the hash */
+#define ACCESS_GUARD_WAIT (-101) /* c waits (input paused); resumed when a slot frees */
+int access_guard_init(struct broker *b) LMQ_WUR;
+/* Releases waiting connections and frees the table; safe when init failed or never ran. */
+void access_guard_destroy(struct broker *b);
+/* Decides for c's password CONNECT. With ACCESS_GUARD_RUN, *entry is to be handed to
+ * access_guard_done when the check is over. */
+int access_guard_enter(struct broker *b, struct conn *c, struct access_guard_entry **entry) LMQ_WUR;
+/* A check that could not be started: gives its share back (no failure counted). */
+void access_guard_cancel(struct broker *b, struct access_guard_entry *entry);
+/* Tick: hands slots freed without a check ending (cancelled ones) to waiting CONNECTs. */
+void access_guard_tick(struct broker *b);
+/* A check is over: frees its share, counts a failure (back-off), resumes waiters fairly. */
+void access_guard_done(struct broker *b, struct access_guard_entry *entry, struct conn *c,
+                       bool passed);
 
 /* ledger.c: the guaranteed-delivery pipeline. */
 /* Publishes an ack payload on id/<sender>/ack (QoS 1, durable with the current batch). */
@@ -581,7 +651,9 @@ static inline void broker_count_out(struct broker *b, uint8_t qos)
 }
 
 /* conn.c */
-void conn_on_accept(uv_stream_t *server, int status);
+/* net_acceptor callbacks of the MQTT and MQTT-over-TLS listeners (ctx: the broker). */
+void conn_on_accept_tcp(void *ctx, int fd);
+void conn_on_accept_tls(void *ctx, int fd);
 /*
  * Takes over a socket upgraded to MQTT over WebSocket by the HTTP server: fd (owned from now
  * on), the TLS session that carried the upgrade (owned; NULL for ws://) and the bytes that

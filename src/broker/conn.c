@@ -12,8 +12,6 @@
 
 /* Smallest read window handed to libuv. */
 #define CONN_READ_CHUNK_BYTES 16384
-/* Connections accepted beyond max_connections only to tell them why they are refused. */
-#define CONN_REFUSAL_SLACK 64
 /* Packets handled per read callback before yielding, so one client can't starve others. */
 #define CONN_PACKETS_PER_READ_MAX 4096
 /* Blocked connections retried per tick. */
@@ -731,16 +729,18 @@ static bool conn_start(struct conn *c)
     return true;
 }
 
-void conn_on_accept(uv_stream_t *server, int status)
+/* A socket from a listener's acceptor (net/accept.c). */
+static void conn_on_accept(struct broker *b, int fd, bool tls)
 {
-    struct broker *b = server->data;
-    if (status != 0 || b->stopping)
+    LMQ_ASSERT(b != NULL && fd >= 0);
+    struct conn *c =
+        b->stopping ? NULL : conn_new(b, tls ? CONN_TRANSPORT_TLS : CONN_TRANSPORT_TCP);
+    if (c == NULL) {
+        close(fd);
         return;
-    bool tls = b->first_tls_listener != NULL && (uv_tcp_t *)server >= b->first_tls_listener;
-    struct conn *c = conn_new(b, tls ? CONN_TRANSPORT_TLS : CONN_TRANSPORT_TCP);
-    if (c == NULL)
-        return;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    }
+    if (uv_tcp_open(&c->tcp, fd) != 0) {
+        close(fd);
         conn_close(c);
         return;
     }
@@ -753,6 +753,16 @@ void conn_on_accept(uv_stream_t *server, int status)
         c->transport.established = false;
     }
     (void)conn_start(c);
+}
+
+void conn_on_accept_tcp(void *ctx, int fd)
+{
+    conn_on_accept(ctx, fd, false);
+}
+
+void conn_on_accept_tls(void *ctx, int fd)
+{
+    conn_on_accept(ctx, fd, true);
 }
 
 int conn_adopt_websocket(struct broker *b, int fd, struct tls_session *tls, const uint8_t *early,

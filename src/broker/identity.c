@@ -2,9 +2,7 @@
  * Identities: the server's own key, login (challenge, token), CONNECT authentication, topic
  * permissions for id/<id>/... and security events.
  *
- * Login nonces live in memory only (a restart invalidates outstanding challenges, which only
- * makes a client ask again): a map nonce -> entry and a list in expiry order, bounded by
- * IDENTITY_NONCES_MAX.
+ * Login challenges are kept by login_nonce.c (bounded per address, per key and in all).
  */
 #include "broker/broker_internal.h"
 
@@ -18,23 +16,11 @@
 #include "ledger/envelope.h"
 #include "net/http.h"
 
-/* Outstanding login challenges; more -> 503 until some expire or are used. */
-#define IDENTITY_NONCES_MAX 10000
-#define IDENTITY_NONCE_RANDOM_BYTES 32
-#define IDENTITY_NONCE_CHARS 43 /* b64url of 32 bytes */
-#define IDENTITY_NONCE_TTL_MS 30000
 #define IDENTITY_AUTH_PREFIX "ledgermq-auth-v1:"
 #define IDENTITY_PUB_CHARS 43
 #define IDENTITY_SIG_CHARS 86
 #define IDENTITY_ISSUER "ledgermq"
 #define IDENTITY_KEY_FILE "server.key.json"
-
-struct identity_nonce {
-    char nonce[IDENTITY_NONCE_CHARS + 1];
-    uint8_t pub[CRYPTO_ED25519_PUB_BYTES];
-    uint64_t expires_ms;
-    struct list_node link; /* b->nonce_list, oldest first */
-};
 
 static const char *const identity_event_names[IDENTITY_EVENT_COUNT] = {
     [IDENTITY_EVENT_BAD_TOKEN] = "bad_token",
@@ -83,9 +69,8 @@ void identity_security_event(struct broker *b, struct conn *c, enum identity_eve
 
 int identity_init(struct broker *b)
 {
-    LMQ_ASSERT(b != NULL && b->nonces == NULL);
-    list_init(&b->nonce_list);
-    if (lmq_map_create(&b->nonces) != LMQ_OK)
+    LMQ_ASSERT(b != NULL && b->login_nonces == NULL);
+    if (login_nonce_init(b) != LMQ_OK)
         return LMQ_ENOMEM;
     char path[LMQ_PATH_MAX_BYTES + 32];
     char err[512];
@@ -114,33 +99,7 @@ int identity_init(struct broker *b)
 
 void identity_destroy(struct broker *b)
 {
-    while (!list_empty(&b->nonce_list)) {
-        struct identity_nonce *e = list_entry(b->nonce_list.next, struct identity_nonce, link);
-        list_unlink(&e->link);
-        free(e);
-    }
-    lmq_map_destroy(b->nonces);
-    b->nonces = NULL;
-}
-
-/* Forgets the entry (map and list) and frees it. */
-static void identity_nonce_drop(struct broker *b, struct identity_nonce *e)
-{
-    void *removed = lmq_map_remove(b->nonces, (const uint8_t *)e->nonce, IDENTITY_NONCE_CHARS);
-    LMQ_ASSERT(removed == e);
-    list_unlink(&e->link);
-    free(e);
-}
-
-static void identity_nonce_expire(struct broker *b)
-{
-    uint64_t now = broker_now_ms(b);
-    for (size_t i = 0; i < IDENTITY_NONCES_MAX && !list_empty(&b->nonce_list); i++) {
-        struct identity_nonce *e = list_entry(b->nonce_list.next, struct identity_nonce, link);
-        if (e->expires_ms > now)
-            break;
-        identity_nonce_drop(b, e);
-    }
+    login_nonce_destroy(b);
 }
 
 /* Reads a string member of a JSON request body; NULL when absent or not a string. */
@@ -176,31 +135,20 @@ static int identity_time_json(struct broker *b, uint64_t delta_ms, char out[40])
     return ledger_envelope_format_time(unix_ms / 1000, (uint32_t)(unix_ms % 1000) * 1000000u, out);
 }
 
-static int identity_challenge(struct broker *b, json_t *body, struct http_response *resp,
-                              struct http_buf *out)
+static int identity_challenge(struct broker *b, const struct http_request *req, json_t *body,
+                              struct http_response *resp, struct http_buf *out)
 {
     uint8_t pub[CRYPTO_ED25519_PUB_BYTES];
     if (!identity_decode_pub(body, pub))
         return identity_error(resp, out, 400, "pub: expected a base64url Ed25519 public key");
-    identity_nonce_expire(b);
-    if (lmq_map_count(b->nonces) >= IDENTITY_NONCES_MAX)
-        return identity_error(resp, out, 503, "too many outstanding challenges");
-    struct identity_nonce *e = calloc(1, sizeof(*e));
-    uint8_t rnd[IDENTITY_NONCE_RANDOM_BYTES];
-    if (e == NULL || uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL) != 0 ||
-        crypto_b64url_encode(rnd, sizeof(rnd), e->nonce, sizeof(e->nonce)) != LMQ_OK ||
-        lmq_map_put(b->nonces, (const uint8_t *)e->nonce, IDENTITY_NONCE_CHARS, e) != LMQ_OK) {
-        free(e);
+    char nonce[LOGIN_NONCE_CHARS + 1];
+    if (login_nonce_issue(b, req->remote, pub, nonce) != LMQ_OK)
         return identity_error(resp, out, 500, "Internal Server Error");
-    }
-    memcpy(e->pub, pub, sizeof(pub));
-    e->expires_ms = broker_now_ms(b) + IDENTITY_NONCE_TTL_MS;
-    list_push_back(&b->nonce_list, &e->link);
     char expires[40];
-    if (identity_time_json(b, IDENTITY_NONCE_TTL_MS, expires) != LMQ_OK)
+    if (identity_time_json(b, LOGIN_NONCE_TTL_MS, expires) != LMQ_OK)
         return LMQ_EINVAL;
     resp->content_type = "application/json";
-    return http_buf_printf(out, "{\"expires\":\"%s\",\"nonce\":\"%s\"}", expires, e->nonce);
+    return http_buf_printf(out, "{\"expires\":\"%s\",\"nonce\":\"%s\"}", expires, nonce);
 }
 
 /* Checks the login signature; consumes the nonce whatever the outcome (one attempt each). */
@@ -211,21 +159,19 @@ static int identity_token(struct broker *b, json_t *body, struct http_response *
     size_t nonce_len = 0, sig_len = 0, n = 0;
     const char *nonce = identity_json_str(body, "nonce", &nonce_len);
     const char *sig_text = identity_json_str(body, "sig", &sig_len);
-    if (!identity_decode_pub(body, pub) || nonce == NULL || nonce_len != IDENTITY_NONCE_CHARS ||
+    if (!identity_decode_pub(body, pub) || nonce == NULL || nonce_len != LOGIN_NONCE_CHARS ||
         sig_text == NULL || sig_len != IDENTITY_SIG_CHARS ||
         crypto_b64url_decode(sig_text, sig_len, sig, sizeof(sig), &n) != LMQ_OK || n != sizeof(sig))
         return identity_error(resp, out, 400, "expected pub, nonce and sig");
-    identity_nonce_expire(b);
-    struct identity_nonce *e = lmq_map_get(b->nonces, (const uint8_t *)nonce, nonce_len);
-    if (e == NULL) {
+    uint8_t issued_to[CRYPTO_ED25519_PUB_BYTES];
+    if (!login_nonce_take(b, nonce, nonce_len, issued_to)) {
         identity_security_event(b, NULL, IDENTITY_EVENT_REUSED_NONCE, "unknown, used or expired");
         return identity_error(resp, out, 401, "unknown, used or expired nonce");
     }
-    bool same_key = memcmp(e->pub, pub, sizeof(pub)) == 0;
-    identity_nonce_drop(b, e);
-    uint8_t msg[sizeof(IDENTITY_AUTH_PREFIX) - 1 + IDENTITY_NONCE_CHARS];
+    bool same_key = memcmp(issued_to, pub, sizeof(pub)) == 0;
+    uint8_t msg[sizeof(IDENTITY_AUTH_PREFIX) - 1 + LOGIN_NONCE_CHARS];
     memcpy(msg, IDENTITY_AUTH_PREFIX, sizeof(IDENTITY_AUTH_PREFIX) - 1);
-    memcpy(msg + sizeof(IDENTITY_AUTH_PREFIX) - 1, nonce, IDENTITY_NONCE_CHARS);
+    memcpy(msg + sizeof(IDENTITY_AUTH_PREFIX) - 1, nonce, LOGIN_NONCE_CHARS);
     if (!same_key || !crypto_ed25519_verify(pub, msg, sizeof(msg), sig)) {
         identity_security_event(b, NULL, IDENTITY_EVENT_BAD_LOGIN,
                                 same_key ? "bad signature" : "nonce issued to another key");
@@ -297,8 +243,8 @@ int identity_http_route(struct broker *b, const struct http_request *req,
         json_decref(body);
         return identity_error(resp, out, 400, "expected a JSON object");
     }
-    int rc =
-        challenge ? identity_challenge(b, body, resp, out) : identity_token(b, body, resp, out);
+    int rc = challenge ? identity_challenge(b, req, body, resp, out)
+                       : identity_token(b, body, resp, out);
     json_decref(body);
     return rc;
 }

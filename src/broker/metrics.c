@@ -147,6 +147,57 @@ static int metrics_broker(struct broker *b, struct http_buf *out)
     return rc;
 }
 
+/* What the per-address limits on logins, password checks, HTTP and descriptors did. */
+static int metrics_guards(struct broker *b, struct http_buf *out)
+{
+    const struct broker_stats *st = &b->stats;
+    struct http_server_stats h = {0};
+    http_server_add_stats(b->http, &h);
+    http_server_add_stats(b->https, &h);
+    int rc = 0;
+    rc |= METRIC(out, "http_refused_total", "counter",
+                 "HTTP(S) connections closed at accept by a per-address limit.");
+    rc |= http_buf_printf(out, "ledgermq_http_refused_total{reason=\"address\"} %" PRIu64 "\n",
+                          h.refused_address);
+    rc |= http_buf_printf(out, "ledgermq_http_refused_total{reason=\"handshakes\"} %" PRIu64 "\n",
+                          h.refused_handshakes);
+    rc |= METRIC(out, "http_timeouts_total", "counter",
+                 "HTTP(S) connections ended by a handshake, header or request deadline.");
+    rc |= http_buf_printf(out, "ledgermq_http_timeouts_total{phase=\"handshake\"} %" PRIu64 "\n",
+                          h.handshake_timeouts);
+    rc |= http_buf_printf(out, "ledgermq_http_timeouts_total{phase=\"header\"} %" PRIu64 "\n",
+                          h.header_timeouts);
+    rc |= http_buf_printf(out, "ledgermq_http_timeouts_total{phase=\"request\"} %" PRIu64 "\n",
+                          h.request_timeouts);
+    rc |= METRIC(out, "login_challenges", "gauge", "Login challenges outstanding.");
+    rc |= http_buf_printf(out, "ledgermq_login_challenges %zu\n", login_nonce_count(b));
+    rc |= METRIC(out, "login_challenges_evicted_total", "counter",
+                 "Login challenges evicted to make room, by the cap that was reached.");
+    static const char *const caps[LOGIN_EVICT_COUNT] = {"address", "key", "all"};
+    for (int i = 0; i < LOGIN_EVICT_COUNT; i++)
+        rc |= http_buf_printf(out,
+                              "ledgermq_login_challenges_evicted_total{cap=\"%s\"} %" PRIu64 "\n",
+                              caps[i], st->login_evicted[i]);
+    rc |= METRIC(out, "password_checks", "gauge", "Password hashes queued or running.");
+    rc |= http_buf_printf(out, "ledgermq_password_checks %u\n", b->password_checks);
+    rc |= METRIC(out, "password_connects_total", "counter",
+                 "Password CONNECTs that waited for a slot or were refused before a check.");
+    rc |= http_buf_printf(out, "ledgermq_password_connects_total{outcome=\"waited\"} %" PRIu64 "\n",
+                          st->password_waited);
+    rc |= http_buf_printf(out, "ledgermq_password_connects_total{outcome=\"busy\"} %" PRIu64 "\n",
+                          st->password_busy);
+    rc |=
+        http_buf_printf(out, "ledgermq_password_connects_total{outcome=\"backoff\"} %" PRIu64 "\n",
+                        st->password_backoff_refused);
+    rc |= METRIC(out, "emfile_total", "counter",
+                 "Accepts that failed for want of a file descriptor (connection closed).");
+    uint64_t emfile = h.emfile;
+    for (size_t i = 0; i < b->listener_count; i++)
+        emfile += b->acceptors[i].emfile_count;
+    rc |= http_buf_printf(out, "ledgermq_emfile_total %" PRIu64 "\n", emfile);
+    return rc;
+}
+
 static int metrics_store(struct broker *b, struct http_buf *out)
 {
     if (b->store == NULL)
@@ -216,6 +267,6 @@ int broker_http_route(void *ctx, const struct http_request *req, struct http_res
         return http_buf_printf(out, "{\"version\":\"%s\"}", LMQ_VERSION);
     resp->content_type = "text/plain; version=0.0.4";
     /* Each printf's error bits are OR-ed together: any failure means the body is incomplete. */
-    int rc = metrics_broker(b, out) | metrics_store(b, out);
+    int rc = metrics_broker(b, out) | metrics_guards(b, out) | metrics_store(b, out);
     return rc != 0 ? LMQ_ETOOBIG : LMQ_OK;
 }

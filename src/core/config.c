@@ -78,6 +78,18 @@ static const struct config_limit config__limits[] = {
                  false),
     CONFIG_LIMIT("ledger_page_max_bytes", ledger_page_max_bytes, LMQ_LEDGER_PAGE_MIN_BYTES,
                  LMQ_LEDGER_PAGE_MAX_BYTES, false),
+    CONFIG_LIMIT("http_header_timeout_ms", http_header_timeout_ms, 1, UINT32_MAX, false),
+    CONFIG_LIMIT("http_handshake_timeout_ms", http_handshake_timeout_ms, 1, UINT32_MAX, false),
+    CONFIG_LIMIT("http_max_connections_per_address", http_max_connections_per_address, 1,
+                 UINT32_MAX, false),
+    CONFIG_LIMIT("http_max_handshakes_per_address", http_max_handshakes_per_address, 1, UINT32_MAX,
+                 false),
+    CONFIG_LIMIT("login_challenges_per_address", login_challenges_per_address, 1, 10000, false),
+    CONFIG_LIMIT("login_challenges_per_key", login_challenges_per_key, 1, 10000, false),
+    CONFIG_LIMIT("password_checks_per_address", password_checks_per_address, 1, 64, false),
+    CONFIG_LIMIT("password_failures_before_backoff", password_failures_before_backoff, 1,
+                 UINT32_MAX, false),
+    CONFIG_LIMIT("password_backoff_max_ms", password_backoff_max_ms, 1000, 86400000, false),
 };
 
 /*
@@ -191,6 +203,15 @@ void lmq_config_defaults(struct lmq_config *cfg)
     l->max_connections_per_address = 1000;
     l->max_connection_rate_per_address = 500;
     l->ledger_page_max_bytes = 1048576;
+    l->http_header_timeout_ms = 10000;
+    l->http_handshake_timeout_ms = 5000;
+    l->http_max_connections_per_address = 128;
+    l->http_max_handshakes_per_address = 64;
+    l->login_challenges_per_address = 32;
+    l->login_challenges_per_key = 4;
+    l->password_checks_per_address = 4;
+    l->password_failures_before_backoff = 5;
+    l->password_backoff_max_ms = 60000;
 }
 
 static int config__parse_port(const char *s, const char *whole, uint16_t *out, char *err,

@@ -55,6 +55,17 @@ struct lmq_limits {
     uint32_t max_connections_per_address;     /* open MQTT connections from one IP address */
     uint32_t max_connection_rate_per_address; /* new MQTT connections per second from one IP */
     uint32_t ledger_page_max_bytes; /* body of one GET /ledger/entries or /ledger/envelopes */
+
+    /* Logins, HTTP(S) and password checks shared out per source address (docs/SECURITY.md). */
+    uint32_t http_header_timeout_ms;           /* HTTP request head not complete -> 408 */
+    uint32_t http_handshake_timeout_ms;        /* HTTPS TLS handshake not done -> closed */
+    uint32_t http_max_connections_per_address; /* open HTTP(S) connections from one IP */
+    uint32_t http_max_handshakes_per_address;  /* HTTPS handshakes in progress from one IP */
+    uint32_t login_challenges_per_address;     /* outstanding /auth/challenge nonces per IP */
+    uint32_t login_challenges_per_key;         /* outstanding nonces per public key */
+    uint32_t password_checks_per_address;      /* password hashes running for one IP */
+    uint32_t password_failures_before_backoff; /* bad passwords from one IP before back-off */
+    uint32_t password_backoff_max_ms;          /* longest back-off after bad passwords */
 };
 
 /* [limits] ledger_page_max_bytes bounds: a page holds at least one envelope (64 KiB at most,

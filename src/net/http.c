@@ -11,6 +11,7 @@
 
 #include <unistd.h>
 
+#include "net/accept.h"
 #include "net/tls.h"
 #include "net/transport.h"
 
@@ -24,6 +25,7 @@
 #include <http_parser.h>
 
 #include "core/log.h"
+#include "core/map.h"
 
 /* Bytes handed to one read; the unparsed input of a connection never exceeds it. */
 #define HTTP_READ_CHUNK_BYTES 16384u
@@ -37,9 +39,9 @@
  * so a client still sending does not get a reset that destroys the response in flight. */
 #define HTTP_LINGER_MS 2000u
 #define HTTP_LINGER_MAX_BYTES (1024u * 1024u)
-/* Connections accepted past max_connections only to answer 503; beyond, closed at once. */
-#define HTTP_REFUSAL_SLACK 64u
 #define HTTP_LISTEN_BACKLOG 128
+/* At most one line per second for each kind of refusal a flood can cause. */
+#define HTTP_REFUSAL_LOG_MS 1000u
 /* {"error":NNN,"reason":"..."} */
 #define HTTP_ERROR_BODY_MAX_BYTES 160u
 
@@ -86,6 +88,8 @@ struct http_session {
     bool draining;     /* every response closes */
     bool closing;      /* no further request is read */
     bool upgraded;     /* an upgrade was accepted: no further request is read */
+    bool has_remote;   /* remote holds the client's address */
+    struct sockaddr_storage remote;
     struct http_buf out;
 };
 
@@ -473,6 +477,7 @@ static void http_session_dispatch(struct http_session *s)
         .query = s->has_query ? (const char *)url + s->query_off : NULL,
         .query_len = s->has_query ? s->query_len : 0,
         .internal = s,
+        .remote = s->has_remote ? (const struct sockaddr *)&s->remote : NULL,
     };
     struct http_response resp = {.status = 200};
     struct http_buf body;
@@ -576,6 +581,12 @@ bool http_session_upgraded(const struct http_session *s)
 {
     LMQ_ASSERT(s != NULL);
     return s->upgraded;
+}
+
+bool http_session_in_head(const struct http_session *s)
+{
+    LMQ_ASSERT(s != NULL);
+    return s->phase == HTTP_PHASE_HEAD;
 }
 
 bool http_session_in_request(const struct http_session *s)
@@ -692,8 +703,17 @@ enum http_conn_state {
     HTTP_CONN_CLOSED,    /* uv_close called; freed once handles and requests are done */
 };
 
+/* Connections open (and TLS handshakes in progress) from one IP address; freed when none. */
+struct http_address {
+    uint8_t key[16];
+    uint8_t key_len;
+    uint32_t open_count;
+    uint32_t handshake_count;
+};
+
 struct http_conn {
     struct http_server *server;
+    struct http_address *address;  /* counted against while open; NULL when not an IP socket */
     struct http_conn *prev, *next; /* server->conns while not closed */
     uv_tcp_t tcp;
     uv_timer_t timer;
@@ -707,7 +727,10 @@ struct http_conn {
     struct lmq_buf wire;            /* HTTPS: encrypted bytes waiting for the write in flight */
     enum http_conn_state state;
     uint64_t id;
-    uint64_t timed_request; /* session.requests_begun when the request timer was armed */
+    uint64_t timed_request;       /* session.requests_begun when the request timer was armed */
+    uint64_t head_deadline_ms;    /* loop time by which the current (or first) head is due */
+    uint64_t request_deadline_ms; /* loop time by which the current request is due */
+    bool handshaking;             /* HTTPS: counted in address->handshake_count */
     size_t linger_bytes;
     uint32_t handles_open; /* tcp + timer until their close callbacks ran */
     uint32_t reqs_active;  /* write + shutdown requests not yet called back */
@@ -726,15 +749,18 @@ struct http_server {
     size_t conn_count;       /* length of conns */
     size_t alloc_count;      /* connections not yet freed */
     uint64_t next_conn_id;
-    uv_tcp_t spare;     /* takes a connection we have no memory for, only to close it */
-    bool spare_busy;    /* until its close callback ran */
-    bool listener_open; /* until its close callback ran */
+    struct net_acceptor acceptor; /* accepts for listener (net/accept.c) */
+    bool listener_open;           /* until its close callback ran */
     bool listener_closing;
     bool draining;
     bool closing;           /* http_server_close called: free when everything is closed */
     struct tls_server *tls; /* HTTPS when set (not owned) */
     uint64_t tls_failures;
-    struct lmq_buf scratch; /* lent to net_transport calls */
+    struct lmq_map *addresses; /* raw IP -> struct http_address */
+    struct http_server_stats stats;
+    uint64_t refusal_logged_ms; /* the last refusal line (rate limit) */
+    uint64_t refusals_unlogged; /* refusals since then, reported with the next line */
+    struct lmq_buf scratch;     /* lent to net_transport calls */
     http_upgrade_fn upgrade;
     void *upgrade_ctx;
 };
@@ -758,11 +784,137 @@ static void http_conn_log(const struct http_conn *c, enum lmq_log_level level, c
     lmq_log_end(&line);
 }
 
+/*
+ * Logs a refusal a flood can cause: the first at once, then at most one line per
+ * HTTP_REFUSAL_LOG_MS with the number not logged since (the counters in http_server_stats
+ * count every one).
+ */
+static void http_server_log_refusal(struct http_server *s, const struct http_conn *c,
+                                    const char *event, const char *why)
+{
+    LMQ_ASSERT(s != NULL && c != NULL && why != NULL);
+    uint64_t now = uv_now(s->loop);
+    if (s->refusal_logged_ms != 0 && now - s->refusal_logged_ms < HTTP_REFUSAL_LOG_MS) {
+        s->refusals_unlogged++;
+        return;
+    }
+    s->refusal_logged_ms = now;
+    struct lmq_log_line line;
+    if (lmq_log_begin(&line, LMQ_LOG_WARN, event)) {
+        lmq_log_uint(&line, "http_conn", c->id);
+        lmq_log_str(&line, "remote", c->remote);
+        lmq_log_str(&line, "detail", why);
+        lmq_log_uint(&line, "unlogged_before", s->refusals_unlogged);
+        lmq_log_end(&line);
+    }
+    s->refusals_unlogged = 0;
+}
+
+/* The raw IP of a socket address; false for other families. */
+static bool http_address_key(const struct sockaddr_storage *ss, uint8_t key[16], uint8_t *len)
+{
+    if (ss->ss_family == AF_INET) {
+        memcpy(key, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+        *len = 4;
+        return true;
+    }
+    if (ss->ss_family == AF_INET6) {
+        memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+        *len = 16;
+        return true;
+    }
+    return false;
+}
+
+/*
+ * Counts c against its address (and, on HTTPS, as a handshake in progress). Returns NULL when
+ * admitted, or the name of the limit that refuses it (c is then not counted).
+ */
+static const char *http_address_admit(struct http_server *s, struct http_conn *c,
+                                      const struct sockaddr_storage *ss)
+{
+    LMQ_ASSERT(c->address == NULL && !c->handshaking);
+    uint8_t key[16];
+    uint8_t len = 0;
+    if (!http_address_key(ss, key, &len)) {
+        return NULL; /* not an IP socket: nothing to count */
+    }
+    struct http_address *a = lmq_map_get(s->addresses, key, len);
+    if (a == NULL) {
+        a = calloc(1, sizeof(*a));
+        if (a == NULL) {
+            return "out of memory";
+        }
+        memcpy(a->key, key, len);
+        a->key_len = len;
+        if (lmq_map_put(s->addresses, a->key, len, a) != LMQ_OK) {
+            free(a);
+            return "out of memory";
+        }
+    }
+    const char *why = NULL;
+    if (a->open_count >= s->limits.max_connections_per_address) {
+        why = "max_connections_per_address";
+        s->stats.refused_address++;
+    } else if (s->tls != NULL && a->handshake_count >= s->limits.max_handshakes_per_address) {
+        why = "max_handshakes_per_address";
+        s->stats.refused_handshakes++;
+    }
+    if (why != NULL) {
+        if (a->open_count == 0) { /* a fresh entry: nothing else holds it */
+            void *removed = lmq_map_remove(s->addresses, a->key, a->key_len);
+            LMQ_ASSERT(removed == a);
+            free(a);
+        }
+        return why;
+    }
+    a->open_count++;
+    c->address = a;
+    if (s->tls != NULL) {
+        a->handshake_count++;
+        c->handshaking = true;
+    }
+    return NULL;
+}
+
+/* The TLS handshake is over (done, failed or the connection closing): uncounts it. */
+static void http_address_handshake_over(struct http_conn *c)
+{
+    if (!c->handshaking) {
+        return;
+    }
+    c->handshaking = false;
+    if (c->address != NULL) {
+        LMQ_ASSERT(c->address->handshake_count > 0);
+        c->address->handshake_count--;
+    }
+}
+
+/* Uncounts a closing connection; frees the entry when it was the address's last. */
+static void http_address_release(struct http_server *s, struct http_conn *c)
+{
+    http_address_handshake_over(c);
+    struct http_address *a = c->address;
+    if (a == NULL) {
+        return;
+    }
+    c->address = NULL;
+    LMQ_ASSERT(a->open_count > 0 && a->handshake_count < a->open_count);
+    if (--a->open_count == 0) {
+        void *removed = lmq_map_remove(s->addresses, a->key, a->key_len);
+        LMQ_ASSERT(removed == a);
+        free(a);
+    }
+}
+
 static void http_server_maybe_free(struct http_server *s)
 {
     LMQ_ASSERT(s != NULL);
-    if (s->closing && !s->listener_open && !s->spare_busy && s->alloc_count == 0) {
+    if (s->closing && !s->listener_open && !net_acceptor_open(&s->acceptor) &&
+        s->alloc_count == 0) {
         LMQ_ASSERT(s->conns == NULL && s->conn_count == 0);
+        LMQ_ASSERT(s->addresses == NULL || lmq_map_count(s->addresses) == 0);
+        lmq_map_destroy(s->addresses);
         lmq_buf_release(&s->scratch);
         free(s);
     }
@@ -814,6 +966,7 @@ static void http_conn_close(struct http_conn *c)
     c->prev = c->next = NULL;
     LMQ_ASSERT(s->conn_count > 0);
     s->conn_count--;
+    http_address_release(s, c);
     http_conn_log(c, LMQ_LOG_DEBUG, "http_conn_closed", NULL);
     uv_close((uv_handle_t *)&c->tcp, http_conn_on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, http_conn_on_handle_closed);
@@ -823,8 +976,26 @@ static void http_conn_on_timer(uv_timer_t *t)
 {
     struct http_conn *c = t->data;
     LMQ_ASSERT(c != NULL && c->state != HTTP_CONN_CLOSED);
-    if (c->state == HTTP_CONN_OPEN && http_session_in_request(&c->session)) {
-        http_conn_log(c, LMQ_LOG_INFO, "http_request_timeout", NULL);
+    struct http_server *s = c->server;
+    bool open = c->state == HTTP_CONN_OPEN;
+    if (open && c->handshaking) { /* nothing can be answered before the handshake */
+        s->stats.handshake_timeouts++;
+        http_conn_log(c, LMQ_LOG_INFO, "tls_handshake_timeout", NULL);
+        http_conn_close(c);
+        return;
+    }
+    if (open && !http_session_in_request(&c->session) && c->session.requests_begun == 0 &&
+        uv_now(s->loop) >= c->head_deadline_ms) {
+        s->stats.header_timeouts++; /* connected and sent nothing: not even worth a 408 */
+        http_conn_log(c, LMQ_LOG_INFO, "http_header_timeout", "no request");
+        http_conn_close(c);
+        return;
+    }
+    if (open && http_session_in_request(&c->session)) {
+        bool head = http_session_in_head(&c->session);
+        s->stats.header_timeouts += head;
+        s->stats.request_timeouts += !head;
+        http_conn_log(c, LMQ_LOG_INFO, head ? "http_header_timeout" : "http_request_timeout", NULL);
         http_session_expire(&c->session);
         LMQ_ASSERT(http_session_closing(&c->session));
         c->state = HTTP_CONN_FINISHING;
@@ -843,21 +1014,39 @@ static void http_conn_timer_start(struct http_conn *c, uint64_t timeout_ms)
 }
 
 /*
- * Arms the timer for the connection's state: a request in progress has a fixed deadline from
- * its start; between requests the idle timeout runs from the last progress.
+ * Arms the timer for the connection's state. A request in progress has fixed deadlines from its
+ * first byte: its head within header_timeout_ms, all of it within request_timeout_ms. Between
+ * requests the idle timeout runs from the last progress; but a new connection's first head is
+ * due header_timeout_ms after accept (or after the TLS handshake), so a client that connects
+ * and sends nothing, or a byte at a time, holds its slot no longer than that. A TLS handshake
+ * keeps the fixed deadline set at accept.
  */
 static void http_conn_arm(struct http_conn *c)
 {
     LMQ_ASSERT(c->state == HTTP_CONN_OPEN);
+    if (c->handshaking) {
+        return;
+    }
     const struct http_limits *l = &c->server->limits;
+    uint64_t now = uv_now(c->server->loop);
+    uint64_t deadline = now + l->idle_timeout_ms;
     if (http_session_in_request(&c->session)) {
         if (c->timed_request != c->session.requests_begun) {
             c->timed_request = c->session.requests_begun;
-            http_conn_timer_start(c, l->request_timeout_ms);
+            c->request_deadline_ms = now + l->request_timeout_ms;
+            if (c->timed_request > 1) { /* the first request's head is due from accept */
+                c->head_deadline_ms = now + l->header_timeout_ms;
+            }
         }
-        return;
+        deadline = c->request_deadline_ms;
+        if (http_session_in_head(&c->session)) {
+            deadline = LMQ_MIN(deadline, c->head_deadline_ms);
+        }
+    } else if (c->session.requests_begun == 0) {
+        deadline = LMQ_MIN(deadline, c->head_deadline_ms);
     }
-    http_conn_timer_start(c, l->idle_timeout_ms);
+    LMQ_ASSERT(c->head_deadline_ms > 0);
+    http_conn_timer_start(c, deadline > now ? deadline - now : 0);
 }
 
 static void http_conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -921,6 +1110,11 @@ static bool http_conn_decrypt(struct http_conn *c)
     c->in.len = in.len;
     c->in.cap = in.cap;
     lmq_buf_release(&c->raw); /* an idle connection holds no read buffer */
+    if (c->handshaking && (rc != LMQ_OK || tls_session_established(c->transport.tls))) {
+        http_address_handshake_over(c);
+        /* The first request's head is due header_timeout_ms after the handshake. */
+        c->head_deadline_ms = uv_now(s->loop) + s->limits.header_timeout_ms;
+    }
     if (rc != LMQ_OK) {
         bool handshake = !tls_session_established(c->transport.tls);
         s->tls_failures += handshake;
@@ -1162,13 +1356,17 @@ static void http_conn_flush(struct http_conn *c)
     c->reqs_active++;
 }
 
-static void http_conn_set_remote(struct http_conn *c)
+/* Names the peer in c->remote and hands its address to the session (and to *ss). */
+static void http_conn_set_remote(struct http_conn *c, struct sockaddr_storage *ss_out)
 {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
     char host[INET6_ADDRSTRLEN] = "?";
     unsigned port = 0;
+    memset(&ss, 0, sizeof(ss));
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        c->session.remote = ss;
+        c->session.has_remote = ss.ss_family == AF_INET || ss.ss_family == AF_INET6;
         if (ss.ss_family == AF_INET6) {
             uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
             port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
@@ -1178,6 +1376,7 @@ static void http_conn_set_remote(struct http_conn *c)
         }
     }
     snprintf(c->remote, sizeof(c->remote), "%s:%u", host, port);
+    *ss_out = ss;
 }
 
 /* A connection in OPEN state with its handles initialised and linked into the server. */
@@ -1211,58 +1410,41 @@ static struct http_conn *http_conn_new(struct http_server *s)
     return c;
 }
 
-static void http_server_on_spare_closed(uv_handle_t *h)
+/* A socket from the acceptor (net/accept.c). */
+static void http_server_on_connection(void *ctx, int fd)
 {
-    struct http_server *s = h->data;
-    LMQ_ASSERT(s != NULL && s->spare_busy);
-    s->spare_busy = false;
-    http_server_maybe_free(s);
-}
-
-/*
- * No memory for a connection: libuv stops accepting until the pending one is taken, so take it
- * into the spare handle and close it. While the spare is closing, further ones wait in the
- * backlog and are taken on the next attempt.
- */
-static void http_server_drop_connection(struct http_server *s)
-{
-    LMQ_ASSERT(s != NULL && s->listener_open);
-    lmq_log_msg(LMQ_LOG_WARN, "http_connection_dropped", "out of memory");
-    if (s->spare_busy) {
-        return;
-    }
-    int rc = uv_tcp_init(s->loop, &s->spare);
-    LMQ_ASSERT(rc == 0); /* no system call for an AF_UNSPEC handle */
-    s->spare.data = s;
-    s->spare_busy = true;
-    (void)uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&s->spare);
-    uv_close((uv_handle_t *)&s->spare, http_server_on_spare_closed);
-}
-
-static void http_server_on_connection(uv_stream_t *listener, int status)
-{
-    struct http_server *s = listener->data;
-    LMQ_ASSERT(s != NULL && s->listener_open);
-    if (status != 0 || s->closing) {
-        return;
-    }
-    struct http_conn *c = http_conn_new(s);
+    struct http_server *s = ctx;
+    LMQ_ASSERT(s != NULL && s->listener_open && fd >= 0);
+    struct http_conn *c = s->closing ? NULL : http_conn_new(s);
     if (c == NULL) {
-        http_server_drop_connection(s);
+        if (!s->closing) {
+            lmq_log_msg(LMQ_LOG_WARN, "http_connection_dropped", "out of memory");
+        }
+        close(fd);
         return;
     }
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+    if (uv_tcp_open(&c->tcp, fd) != 0) {
+        close(fd);
         http_conn_close(c);
         return;
     }
-    http_conn_set_remote(c);
+    struct sockaddr_storage ss;
+    http_conn_set_remote(c, &ss);
+    /* Before the global limit: one address over its share must not use up the refusal slack. */
+    const char *why = http_address_admit(s, c, &ss);
+    if (why != NULL) {
+        http_server_log_refusal(s, c, "http_connection_refused", why);
+        http_conn_close(c);
+        return;
+    }
     uv_tcp_nodelay(&c->tcp, 1);
     if (s->tls != NULL && tls_session_new(s->tls, &c->transport.tls) != LMQ_OK) {
         http_conn_close(c);
         return;
     }
+    c->head_deadline_ms = uv_now(s->loop) + s->limits.header_timeout_ms;
     if (s->conn_count > s->limits.max_connections) {
-        http_conn_log(c, LMQ_LOG_WARN, "http_connection_refused", "max_connections");
+        http_server_log_refusal(s, c, "http_connection_refused", "max_connections");
         /* Over TLS a 503 can only be sent after a handshake: not worth it for a refusal. */
         if (s->conn_count > (size_t)s->limits.max_connections + HTTP_REFUSAL_SLACK || s->tls) {
             http_conn_close(c);
@@ -1275,7 +1457,11 @@ static void http_server_on_connection(uv_stream_t *listener, int status)
         return;
     }
     http_conn_log(c, LMQ_LOG_DEBUG, "http_conn_accepted", NULL);
-    http_conn_arm(c);
+    if (c->handshaking) {
+        http_conn_timer_start(c, s->limits.handshake_timeout_ms);
+    } else {
+        http_conn_arm(c);
+    }
     http_conn_read_start(c);
 }
 
@@ -1302,9 +1488,18 @@ static void http_server_on_listener_closed(uv_handle_t *h)
     http_server_maybe_free(s);
 }
 
+static void http_server_on_acceptor_closed(struct net_acceptor *a)
+{
+    struct http_server *s = a->ctx;
+    LMQ_ASSERT(s != NULL && !net_acceptor_open(a));
+    http_server_maybe_free(s);
+}
+
 static void http_server_close_listener(struct http_server *s)
 {
     LMQ_ASSERT(s != NULL);
+    /* The acceptor first: it must not watch the socket once the listener closes it. */
+    net_acceptor_close(&s->acceptor, http_server_on_acceptor_closed);
     if (s->listener_open && !s->listener_closing) {
         s->listener_closing = true;
         uv_close((uv_handle_t *)&s->listener, http_server_on_listener_closed);
@@ -1337,7 +1532,9 @@ static int http_server_bound_name(struct http_server *s, char *bound, size_t bou
 static bool http_limits_valid(const struct http_limits *l)
 {
     return l->max_header_bytes > 0 && l->max_body_bytes > 0 && l->idle_timeout_ms > 0 &&
-           l->request_timeout_ms > 0 && l->max_connections > 0;
+           l->request_timeout_ms > 0 && l->max_connections > 0 && l->header_timeout_ms > 0 &&
+           l->handshake_timeout_ms > 0 && l->max_connections_per_address > 0 &&
+           l->max_handshakes_per_address > 0;
 }
 
 int http_server_start(uv_loop_t *loop, const char *host, uint16_t port,
@@ -1365,13 +1562,19 @@ int http_server_start(uv_loop_t *loop, const char *host, uint16_t port,
         return LMQ_ENOMEM;
     }
     *s = (struct http_server){.loop = loop, .limits = *limits, .route = route, .route_ctx = ctx};
+    if (lmq_map_create(&s->addresses) != LMQ_OK) {
+        free(s);
+        http_err(err, err_len, "http: out of memory");
+        return LMQ_ENOMEM;
+    }
     int rc = uv_tcp_init(loop, &s->listener);
     LMQ_ASSERT(rc == 0); /* no system call for an AF_UNSPEC handle */
     s->listener.data = s;
     s->listener_open = true;
     rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&ss, 0);
     if (rc == 0) {
-        rc = uv_listen((uv_stream_t *)&s->listener, HTTP_LISTEN_BACKLOG, http_server_on_connection);
+        rc = net_acceptor_start(&s->acceptor, loop, &s->listener, HTTP_LISTEN_BACKLOG, "http",
+                                http_server_on_connection, s);
     }
     if (rc == 0) {
         rc = http_server_bound_name(s, bound, bound_len);
@@ -1417,6 +1620,7 @@ void http_server_set_tls(struct http_server *s, struct tls_server *tls)
 {
     LMQ_ASSERT(s != NULL && tls != NULL && s->conns == NULL);
     s->tls = tls;
+    s->acceptor.name = "https";
 }
 
 void http_server_set_upgrade(struct http_server *s, http_upgrade_fn fn, void *ctx)
@@ -1429,6 +1633,20 @@ void http_server_set_upgrade(struct http_server *s, http_upgrade_fn fn, void *ct
 uint64_t http_server_tls_failures(const struct http_server *s)
 {
     return s == NULL ? 0 : s->tls_failures;
+}
+
+void http_server_add_stats(const struct http_server *s, struct http_server_stats *st)
+{
+    LMQ_ASSERT(st != NULL);
+    if (s == NULL) {
+        return;
+    }
+    st->refused_address += s->stats.refused_address;
+    st->refused_handshakes += s->stats.refused_handshakes;
+    st->handshake_timeouts += s->stats.handshake_timeouts;
+    st->header_timeouts += s->stats.header_timeouts;
+    st->request_timeouts += s->stats.request_timeouts;
+    st->emfile += s->acceptor.emfile_count;
 }
 
 size_t http_server_connection_count(const struct http_server *s)

@@ -3,10 +3,14 @@
  *
  * Keep-alive and pipelining (responses in request order), HTTP/1.0 closes unless it asks for
  * keep-alive. Every buffer is bounded (struct http_limits and the HTTP_*_MAX_BYTES constants
- * below); what happens at each bound: header bytes -> 431, body bytes -> 413, a request not
- * complete within request_timeout_ms -> 408 and close, no request within idle_timeout_ms ->
- * close, max_connections -> 503 and close, a parse error -> 400 and close. Every error response
- * carries a JSON body {"error":404,"reason":"Not Found"}.
+ * below); what happens at each bound: header bytes -> 431, body bytes -> 413, a request whose
+ * head is not complete within header_timeout_ms (the first one counted from accept, or from
+ * the end of the TLS handshake) or that is not complete within request_timeout_ms -> 408 and
+ * close, no request within idle_timeout_ms -> close, a TLS handshake not done within
+ * handshake_timeout_ms -> close, max_connections -> 503 and close, more than
+ * max_connections_per_address open (or max_handshakes_per_address handshaking) from one IP
+ * address -> closed at accept, a parse error -> 400 and close. Every error response carries a
+ * JSON body {"error":404,"reason":"Not Found"}.
  *
  * Single-threaded: every function here is called on the loop thread.
  */
@@ -16,6 +20,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <sys/socket.h>
 
 #include <uv.h>
 
@@ -27,6 +33,9 @@
 #define HTTP_HEADERS_MAX 100
 /* Longest request target; longer -> 414 (http-parser's URL offsets are 16-bit). */
 #define HTTP_URL_MAX_BYTES 8192
+
+/* Connections accepted past max_connections only to answer 503; beyond, closed at once. */
+#define HTTP_REFUSAL_SLACK 64u
 
 /* A bounded byte buffer: grows on demand, never past max_bytes. */
 struct http_buf {
@@ -48,6 +57,9 @@ struct http_request {
     const char *query; /* after '?', without it; NULL when absent */
     size_t query_len;
     const void *internal; /* for http_request_header() */
+    /* The client's address (AF_INET or AF_INET6); NULL when unknown (a session without a
+     * socket). */
+    const struct sockaddr *remote;
 };
 
 struct http_response {
@@ -64,11 +76,15 @@ struct http_response {
 };
 
 struct http_limits {
-    uint32_t max_header_bytes;   /* request line + header fields; more -> 431 */
-    uint32_t max_body_bytes;     /* request body; more -> 413 */
-    uint32_t idle_timeout_ms;    /* no request in progress for this long -> close */
-    uint32_t request_timeout_ms; /* a request (headers + body) must arrive within this -> 408 */
-    uint32_t max_connections;    /* open connections; more -> 503 and close */
+    uint32_t max_header_bytes;     /* request line + header fields; more -> 431 */
+    uint32_t max_body_bytes;       /* request body; more -> 413 */
+    uint32_t idle_timeout_ms;      /* no request in progress for this long -> close */
+    uint32_t request_timeout_ms;   /* a request (headers + body) must arrive within this -> 408 */
+    uint32_t max_connections;      /* open connections; more -> 503 and close */
+    uint32_t header_timeout_ms;    /* request line + headers must arrive within this -> 408 */
+    uint32_t handshake_timeout_ms; /* HTTPS: TLS handshake done within this -> close */
+    uint32_t max_connections_per_address; /* open connections from one IP; more -> closed */
+    uint32_t max_handshakes_per_address;  /* HTTPS: handshakes in progress from one IP */
 };
 
 /*
@@ -112,6 +128,18 @@ void http_server_set_upgrade(struct http_server *s, http_upgrade_fn fn, void *ct
 /* TLS handshakes that failed on this server (0 without TLS). */
 uint64_t http_server_tls_failures(const struct http_server *s);
 
+/* What the server refused or closed to protect itself (counters since start). */
+struct http_server_stats {
+    uint64_t refused_address;    /* closed at accept: max_connections_per_address */
+    uint64_t refused_handshakes; /* closed at accept: max_handshakes_per_address */
+    uint64_t handshake_timeouts; /* TLS handshake not done within handshake_timeout_ms */
+    uint64_t header_timeouts;    /* request head not complete within header_timeout_ms */
+    uint64_t request_timeouts;   /* request not complete within request_timeout_ms */
+    uint64_t emfile;             /* accepts that failed for want of a file descriptor */
+};
+/* Adds this server's counters to *st (s may be NULL). */
+void http_server_add_stats(const struct http_server *s, struct http_server_stats *st);
+
 /* Shutdown step 1: closes the listener; every later response says Connection: close. */
 void http_server_stop_accepting(struct http_server *s);
 
@@ -144,6 +172,8 @@ bool http_request_header(const struct http_request *req, const char *name, const
  */
 struct http_session;
 
+/* True while a request's line and headers are arriving. */
+bool http_session_in_head(const struct http_session *s);
 /* Allocates a session. Returns 0 or LMQ_ENOMEM. */
 int http_session_new(const struct http_limits *limits, http_route_fn route, void *ctx,
                      struct http_session **out) LMQ_WUR;

@@ -164,6 +164,65 @@ static void test_every_key_is_parsed_from_file(void **state)
     assert_string_equal(cfg.auth.auditors[0], AUDITOR_A);
 }
 
+/* Security findings 7 and 8: the per-address limits on logins, HTTP(S) and password checks. */
+static void test_per_address_login_limits_defaults_keys_and_bounds(void **state)
+{
+    (void)state;
+    struct lmq_config cfg;
+    char err[TEST_ERR_BYTES];
+    lmq_config_defaults(&cfg);
+    const struct lmq_limits *l = &cfg.limits;
+    assert_int_equal(l->http_header_timeout_ms, 10000);
+    assert_int_equal(l->http_handshake_timeout_ms, 5000);
+    assert_int_equal(l->http_max_connections_per_address, 128);
+    assert_int_equal(l->http_max_handshakes_per_address, 64);
+    assert_int_equal(l->login_challenges_per_address, 32);
+    assert_int_equal(l->login_challenges_per_key, 4);
+    assert_int_equal(l->password_checks_per_address, 4);
+    assert_int_equal(l->password_failures_before_backoff, 5);
+    assert_int_equal(l->password_backoff_max_ms, 60000);
+    const char *text = "[limits]\n"
+                       "http_header_timeout_ms = 21\n"
+                       "http_handshake_timeout_ms = 22\n"
+                       "http_max_connections_per_address = 23\n"
+                       "http_max_handshakes_per_address = 24\n"
+                       "login_challenges_per_address = 25\n"
+                       "login_challenges_per_key = 26\n"
+                       "password_checks_per_address = 64\n"
+                       "password_failures_before_backoff = 4294967295\n"
+                       "password_backoff_max_ms = 86400000\n";
+    assert_int_equal(load_text(&cfg, text, err, sizeof(err), NULL, 0), 0);
+    assert_int_equal(l->http_header_timeout_ms, 21);
+    assert_int_equal(l->http_handshake_timeout_ms, 22);
+    assert_int_equal(l->http_max_connections_per_address, 23);
+    assert_int_equal(l->http_max_handshakes_per_address, 24);
+    assert_int_equal(l->login_challenges_per_address, 25);
+    assert_int_equal(l->login_challenges_per_key, 26);
+    assert_int_equal(l->password_checks_per_address, 64);
+    assert_int_equal(l->password_failures_before_backoff, UINT32_MAX);
+    assert_int_equal(l->password_backoff_max_ms, 86400000);
+    /* Out of range: a share over the 64 slots, no slot at all, a back-off under the 1 s base,
+     * a per-address challenge cap over the 10,000 in all, zero timeouts and caps. */
+    static const char *const bad[] = {
+        "[limits]\npassword_checks_per_address = 65\n",
+        "[limits]\npassword_checks_per_address = 0\n",
+        "[limits]\npassword_backoff_max_ms = 999\n",
+        "[limits]\nlogin_challenges_per_address = 10001\n",
+        "[limits]\nlogin_challenges_per_key = 0\n",
+        "[limits]\nhttp_header_timeout_ms = 0\n",
+        "[limits]\nhttp_max_connections_per_address = 0\n",
+        "[limits]\nhttp_max_handshakes_per_address = 0\n",
+        "[limits]\nhttp_handshake_timeout_ms = 0\n",
+        "[limits]\npassword_failures_before_backoff = 0\n",
+    };
+    for (size_t i = 0; i < LMQ_ARRAY_LEN(bad); i++) {
+        if (load_text(&cfg, bad[i], err, sizeof(err), NULL, 0) != LMQ_EINVAL) {
+            print_error("case %zu accepted: %s", i, bad[i]);
+            fail();
+        }
+    }
+}
+
 static void test_http_listener_is_one_address_and_port_zero_is_allowed(void **state)
 {
     (void)state;
@@ -621,6 +680,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_match_design),
         cmocka_unit_test(test_every_key_is_parsed_from_file),
+        cmocka_unit_test(test_per_address_login_limits_defaults_keys_and_bounds),
         cmocka_unit_test(test_session_expiry_accepts_never),
         cmocka_unit_test(test_http_listener_is_one_address_and_port_zero_is_allowed),
         cmocka_unit_test(test_set_leaves_neighbouring_fields_alone),

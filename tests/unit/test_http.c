@@ -178,6 +178,10 @@ static struct http_limits default_limits(void)
         .idle_timeout_ms = 10000,
         .request_timeout_ms = 10000,
         .max_connections = 16,
+        .header_timeout_ms = 10000,
+        .handshake_timeout_ms = 10000,
+        .max_connections_per_address = 16,
+        .max_handshakes_per_address = 16,
     };
 }
 
@@ -600,6 +604,58 @@ static void test_idle_connection_is_closed_without_a_response(void **state)
     wait_count(f, 0);
 }
 
+static void test_header_deadline_bounds_slow_heads_and_silent_connections(void **state)
+{
+    struct fixture *f = *state;
+    struct http_limits limits = default_limits(); /* idle and request timeouts: 10 s */
+    limits.header_timeout_ms = 200;
+    start(f, &limits);
+    /* Connected and silent: closed at the header deadline, not the idle timeout. */
+    struct client c = client_open(f);
+    expect_eof(&c);
+    client_close(&c);
+    /* A head that never finishes: 408. */
+    c = client_open(f);
+    client_send_str(&c, "POST /echo HTTP/1.1\r\nContent-Length: 5\r\n");
+    expect_response(&c, error_resp(408, "Request Timeout", true));
+    expect_eof(&c);
+    client_close(&c);
+    /* On keep-alive, a later request's head is due 200 ms after its first byte. */
+    c = client_open(f);
+    client_send_str(&c, "GET /ok HTTP/1.1\r\n\r\n");
+    expect_response(&c, OK_RESP);
+    client_send_str(&c, "GET /ok HTTP/1.1\r\nHo");
+    expect_response(&c, error_resp(408, "Request Timeout", true));
+    expect_eof(&c);
+    client_close(&c);
+    wait_count(f, 0);
+}
+
+static void test_connections_past_the_per_address_cap_are_closed_at_accept(void **state)
+{
+    struct fixture *f = *state;
+    struct http_limits limits = default_limits();
+    limits.max_connections_per_address = 2;
+    start(f, &limits);
+    struct client a = client_open(f);
+    struct client b = client_open(f);
+    wait_count(f, 2);
+    struct client refused = client_open(f);
+    expect_eof(&refused); /* closed at once, before any request: no slot for a 503 */
+    client_close(&refused);
+    client_send_str(&a, "GET /ok HTTP/1.1\r\n\r\n");
+    expect_response(&a, OK_RESP);
+    client_close(&a);
+    wait_count(f, 1);
+    /* Room again for this address. */
+    struct client c = client_open(f);
+    client_send_str(&c, "GET /ok HTTP/1.1\r\n\r\n");
+    expect_response(&c, OK_RESP);
+    client_close(&c);
+    client_close(&b);
+    wait_count(f, 0);
+}
+
 static void test_connections_past_the_maximum_get_503(void **state)
 {
     struct fixture *f = *state;
@@ -912,6 +968,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idle_connection_is_closed_without_a_response, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_connections_past_the_maximum_get_503, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_header_deadline_bounds_slow_heads_and_silent_connections, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_connections_past_the_per_address_cap_are_closed_at_accept, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_connection_close_is_honoured_and_later_requests_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http10_closes_unless_keep_alive, setup, teardown),
