@@ -133,8 +133,12 @@ struct session {
     struct list_node queue;    /* struct delivery, QoS 1/2, state QUEUED, in order */
     struct list_node queue0;   /* struct delivery, QoS 0: not held back by the inflight window */
     struct list_node inflight; /* struct delivery, sent and unacknowledged, in order */
-    uint32_t queued_count;     /* queue + inflight + stored backlog */
+    uint32_t queued_count;     /* queue + queue0 + inflight + stored backlog */
     uint64_t queued_bytes;
+    /* The QoS 0 part of the above (queue0): bounded on its own by max_queued_qos0 and dropped,
+     * oldest first, whenever QoS 1/2 needs the room (session_queue.c). */
+    uint32_t queued0_count;
+    uint64_t queued0_bytes;
     uint32_t memory_queued;  /* deliveries on s->queue */
     uint64_t next_seq;       /* next stored queue position */
     uint64_t paged_seq;      /* stored rows up to here are in memory (or done) */
@@ -268,7 +272,8 @@ struct broker_stats {
     uint64_t bytes_in;
     uint64_t bytes_out;
     uint64_t refused_quota;
-    uint64_t qos0_dropped;
+    uint64_t qos0_dropped;  /* QoS 0 budget (max_queued_qos0) or the session's queue full */
+    uint64_t qos0_gave_way; /* queued QoS 0 dropped to make room for QoS 1/2 */
     uint64_t expired_dropped;
     uint64_t oversize_dropped;
 };
@@ -299,6 +304,7 @@ struct broker {
     int64_t wall_offset_ms; /* wall clock minus loop time, refreshed every tick */
     uint64_t tick_count;
     uint64_t retained_bytes;
+    uint64_t qos0_drop_logged_ms; /* last qos0_dropped log line (one a second at most) */
     struct list_node conns;
     struct list_node dirty;
     struct list_node blocked;        /* conns waiting for queue space, retried on the tick */
@@ -545,7 +551,15 @@ void session_destroy(struct session *s);
 void session_pump(struct session *s);
 void session_resend_inflight(struct session *s);
 int session_ack(struct session *s, uint8_t type, uint16_t packet_id, uint8_t reason_code);
+/* Room for a QoS 1/2 delivery of msg_bytes within max_queued_messages/_bytes; queued QoS 0
+ * deliveries do not count (session_enqueue drops them to make the room). */
 bool session_queue_has_room(const struct session *s, size_t msg_bytes);
+/* Room for a QoS 0 delivery: within max_queued_qos0 and the session's queue limits. */
+bool session_queue_has_room_qos0(const struct session *s, size_t msg_bytes);
+/* Counts (and logs, at most once a second) a QoS 0 delivery dropped for lack of room. */
+void session_qos0_dropped(struct session *s, const char *limit);
+/* Queues m for s. A QoS 0 delivery without room is dropped (counted); a QoS 1/2 one first drops
+ * queued QoS 0 deliveries, oldest first, while the queue is over its limits. */
 void session_enqueue(struct session *s, struct msg *m, uint8_t qos, bool retain,
                      const uint32_t *sub_ids, size_t sub_id_count);
 void session_destroy_all(struct broker *b);

@@ -47,6 +47,7 @@ static const struct config_limit config__limits[] = {
     CONFIG_LIMIT("max_inflight", max_inflight, 1, UINT16_MAX, false),
     CONFIG_LIMIT("max_queued_messages", max_queued_messages, 0, UINT32_MAX, false),
     CONFIG_LIMIT("max_queued_bytes", max_queued_bytes, 0, UINT64_MAX, false),
+    CONFIG_LIMIT("max_queued_qos0", max_queued_qos0, 1, UINT32_MAX, false),
     CONFIG_LIMIT("max_subscriptions", max_subscriptions, 1, UINT32_MAX, false),
     CONFIG_LIMIT("max_topic_alias", max_topic_alias, 0, UINT16_MAX, false),
     CONFIG_LIMIT("max_keepalive", max_keepalive_s, 0, UINT16_MAX, false),
@@ -151,6 +152,7 @@ void lmq_config_defaults(struct lmq_config *cfg)
     l->max_inflight = 64;
     l->max_queued_messages = 10000;
     l->max_queued_bytes = 67108864;
+    l->max_queued_qos0 = 1000;
     l->max_subscriptions = 1000;
     l->max_topic_alias = 64;
     l->max_keepalive_s = 0;

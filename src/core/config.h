@@ -32,6 +32,7 @@ struct lmq_limits {
     uint16_t max_inflight;          /* QoS 1/2 in flight per client, each direction */
     uint32_t max_queued_messages;   /* messages queued per session */
     uint64_t max_queued_bytes;      /* payload bytes queued per session */
+    uint32_t max_queued_qos0;       /* QoS 0 messages queued per session (within the above) */
     uint32_t max_subscriptions;     /* subscriptions per session */
     uint16_t max_topic_alias;       /* topic alias maximum advertised to clients */
     uint16_t max_keepalive_s;       /* server keep alive cap, 0 = accept the client's */

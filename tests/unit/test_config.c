@@ -62,6 +62,7 @@ static void test_defaults_match_design(void **state)
     assert_int_equal(l->max_inflight, 64);
     assert_int_equal(l->max_queued_messages, 10000);
     assert_int_equal(l->max_queued_bytes, 67108864);
+    assert_int_equal(l->max_queued_qos0, 1000);
     assert_int_equal(l->max_subscriptions, 1000);
     assert_int_equal(l->max_topic_alias, 64);
     assert_int_equal(l->max_keepalive_s, 0);
@@ -99,6 +100,7 @@ static void test_every_key_is_parsed_from_file(void **state)
                        "max_inflight = 65535\n"
                        "max_queued_messages = 7\n"
                        "max_queued_bytes = 18446744073709551615\n"
+                       "max_queued_qos0 = 1\n"
                        "max_subscriptions = 8\n"
                        "max_topic_alias = 0\n"
                        "max_keepalive = 65535\n"
@@ -131,6 +133,7 @@ static void test_every_key_is_parsed_from_file(void **state)
     assert_int_equal(l->max_inflight, 65535);
     assert_int_equal(l->max_queued_messages, 7);
     assert_true(l->max_queued_bytes == UINT64_MAX);
+    assert_int_equal(l->max_queued_qos0, 1);
     assert_int_equal(l->max_subscriptions, 8);
     assert_int_equal(l->max_topic_alias, 0);
     assert_int_equal(l->max_keepalive_s, 65535);
@@ -232,6 +235,7 @@ static const struct bad_ini bad_inis[] = {
     {"[limits]\nmax_connections = 4294967296\n", 2, "max_connections"},
     {"[limits]\nmax_queued_bytes = 18446744073709551616\n", 2, "max_queued_bytes"},
     {"[limits]\nmax_queued_bytes = 99999999999999999999999\n", 2, "max_queued_bytes"},
+    {"[limits]\nmax_queued_qos0 = 0\n", 2, "max_queued_qos0"},
     {"[limits]\nmax_topic_alias = 65536\n", 2, "max_topic_alias"},
     {"[limits]\nmax_keepalive = 70000\n", 2, "max_keepalive"},
     {"[limits]\nmax_session_expiry = forever\n", 2, "max_session_expiry"},
