@@ -236,6 +236,19 @@ struct conn {
     enum conn_password_state password_state;
     uint8_t refusal_code;    /* non-zero: CONNECT gets this reason code (per-address limit) */
     const char *refusal_why; /* static text for the log */
+    /* Never "loopback" for [auth] anonymous = loopback, whatever the socket's address: a
+     * browser page from an origin not in [http] allowed_origins, or a client that came through
+     * a trusted proxy from elsewhere (websocket.c). */
+    bool loopback_denied;
+    char via[64]; /* the trusted proxy's "host:port" when remote is the forwarded client */
+};
+
+/* What a WebSocket upgrade request said about its client (websocket.c to conn.c). */
+struct conn_ws_peer {
+    bool forwarded;      /* the TCP peer is in [http] trusted_proxies */
+    bool client_known;   /* ... and X-Forwarded-For named the client: client */
+    bool foreign_origin; /* a browser (Origin sent) from an origin not in allowed_origins */
+    struct sockaddr_storage client;
 };
 
 /* An acknowledgement waiting for the store commit that holds its data. */
@@ -505,11 +518,12 @@ static inline void broker_count_out(struct broker *b, uint8_t qos)
 void conn_on_accept(uv_stream_t *server, int status);
 /*
  * Takes over a socket upgraded to MQTT over WebSocket by the HTTP server: fd (owned from now
- * on), the TLS session that carried the upgrade (owned; NULL for ws://) and the bytes that
- * followed the upgrade request. Returns 0, or an error after closing fd and freeing tls.
+ * on), the TLS session that carried the upgrade (owned; NULL for ws://), the bytes that
+ * followed the upgrade request and what the request said about the client (peer). Returns 0,
+ * or an error after closing fd and freeing tls.
  */
 int conn_adopt_websocket(struct broker *b, int fd, struct tls_session *tls, const uint8_t *early,
-                         size_t early_len);
+                         size_t early_len, const struct conn_ws_peer *peer);
 /* Logs event with the connection's id, remote address, client id and an optional detail. */
 void conn_log(struct conn *c, enum lmq_log_level level, const char *event, const char *detail);
 /* Encodes pkt into c's output; returns 0, or an error after which c is being closed. */
@@ -586,7 +600,7 @@ int broker_ws_route(struct broker *b, const struct http_request *req, struct htt
                     struct http_buf *out);
 /* The HTTP server's upgrade callback: the socket becomes an MQTT-over-WebSocket connection. */
 void broker_http_upgrade(void *ctx, int fd, struct tls_session *tls, const uint8_t *early,
-                         size_t early_len);
+                         size_t early_len, const uint8_t *data, size_t data_len);
 /* TLS handshake failures counted by the HTTP and HTTPS servers. */
 uint64_t broker_http_tls_failures(const struct broker *b);
 

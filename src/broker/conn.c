@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "net/forwarded.h"
 #include "net/tls.h"
 #include "net/ws.h"
 
@@ -58,6 +59,8 @@ void conn_log(struct conn *c, enum lmq_log_level level, const char *event, const
         return;
     lmq_log_uint(&line, "conn", c->id);
     lmq_log_str(&line, "remote", c->remote);
+    if (c->via[0] != '\0')
+        lmq_log_str(&line, "via", c->via);
     if (c->session != NULL)
         lmq_log_strn(&line, "client_id", c->session->client_id, c->session->client_id_len);
     if (detail != NULL)
@@ -629,9 +632,54 @@ static struct conn *conn_new(struct broker *b, enum conn_transport_kind kind)
     return c;
 }
 
-/* Names the peer, applies the connection limits, starts the CONNECT timer and reading.
- * False when the connection was closed instead. */
-static bool conn_start(struct conn *c)
+/* The numeric host of a socket address ("?" for other families) and its port. */
+static void conn_name_address(const struct sockaddr_storage *ss, char *host, size_t host_cap,
+                              uint16_t *port)
+{
+    LMQ_ASSERT(host_cap > 1);
+    snprintf(host, host_cap, "?");
+    *port = 0;
+    if (ss->ss_family == AF_INET6) {
+        uv_ip6_name((const struct sockaddr_in6 *)ss, host, host_cap);
+        *port = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+    } else if (ss->ss_family == AF_INET) {
+        uv_ip4_name((const struct sockaddr_in *)ss, host, host_cap);
+        *port = ntohs(((const struct sockaddr_in *)ss)->sin_port);
+    }
+}
+
+/*
+ * A WebSocket client as its upgrade request described it. Behind a trusted proxy the client is
+ * the forwarded address: it names the connection (the proxy goes to via), counts against the
+ * per-address limits in *ss, and is loopback only if that address is; a proxy that named no
+ * client leaves it unknown, never loopback. A browser from an origin not allowed is never
+ * loopback either.
+ */
+static void conn_apply_ws_peer(struct conn *c, const struct conn_ws_peer *peer,
+                               struct sockaddr_storage *ss)
+{
+    LMQ_ASSERT(c->kind == CONN_TRANSPORT_WS || c->kind == CONN_TRANSPORT_WSS);
+    c->loopback_denied = peer->foreign_origin;
+    if (!peer->forwarded)
+        return;
+    snprintf(c->via, sizeof(c->via), "%s", c->remote);
+    if (!peer->client_known) {
+        snprintf(c->remote, sizeof(c->remote), "unknown");
+        c->loopback_denied = true; /* counted against the proxy's address */
+        return;
+    }
+    *ss = peer->client;
+    char host[48];
+    uint16_t port = 0;
+    conn_name_address(ss, host, sizeof(host), &port);
+    snprintf(c->remote, sizeof(c->remote), "%s", host); /* X-Forwarded-For has no port */
+    if (!net_sockaddr_is_loopback(ss))
+        c->loopback_denied = true;
+}
+
+/* Names the peer (for WebSocket, as peer describes it; NULL otherwise), applies the connection
+ * limits, starts the CONNECT timer and reading. False when the connection was closed instead. */
+static bool conn_start(struct conn *c, const struct conn_ws_peer *peer)
 {
     struct broker *b = c->broker;
     b->stats.connections_accepted++;
@@ -640,16 +688,11 @@ static bool conn_start(struct conn *c)
     char host[48] = "?";
     uint16_t port = 0;
     memset(&ss, 0, sizeof(ss));
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        if (ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
-            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
-            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        }
-    }
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
+        conn_name_address(&ss, host, sizeof(host), &port);
     snprintf(c->remote, sizeof(c->remote), "%s:%u", host, port);
+    if (peer != NULL)
+        conn_apply_ws_peer(c, peer, &ss);
     if (b->conn_count > b->cfg.limits.max_connections + CONN_REFUSAL_SLACK) {
         conn_log(c, LMQ_LOG_WARN, "connection_refused", "max_connections");
         conn_close(c);
@@ -701,13 +744,14 @@ void conn_on_accept(uv_stream_t *server, int status)
         }
         c->transport.established = false;
     }
-    (void)conn_start(c);
+    (void)conn_start(c, NULL);
 }
 
 int conn_adopt_websocket(struct broker *b, int fd, struct tls_session *tls, const uint8_t *early,
-                         size_t early_len)
+                         size_t early_len, const struct conn_ws_peer *peer)
 {
     LMQ_ASSERT(b != NULL && fd >= 0 && (early != NULL || early_len == 0));
+    LMQ_ASSERT(peer != NULL);
     struct conn *c = b->stopping ? NULL : conn_new(b, tls ? CONN_TRANSPORT_WSS : CONN_TRANSPORT_WS);
     if (c == NULL || uv_tcp_open(&c->tcp, fd) != 0) {
         close(fd);
@@ -724,7 +768,7 @@ int conn_adopt_websocket(struct broker *b, int fd, struct tls_session *tls, cons
         conn_close(c);
         return LMQ_ENOMEM;
     }
-    if (!conn_start(c))
+    if (!conn_start(c, peer))
         return LMQ_OK; /* refused and closed: the limits did their job */
     if (early_len == 0)
         return LMQ_OK;
