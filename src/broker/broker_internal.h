@@ -570,7 +570,8 @@ int session_ack(struct session *s, uint8_t type, uint16_t packet_id, uint8_t rea
 bool session_queue_has_room(const struct session *s, size_t msg_bytes);
 /* Room for a QoS 0 delivery: within max_queued_qos0 and the session's queue limits. */
 bool session_queue_has_room_qos0(const struct session *s, size_t msg_bytes);
-/* Counts (and logs, at most once a second) a QoS 0 delivery dropped for lack of room. */
+/* Counts (and logs, at most once a second) a QoS 0 delivery dropped: limit names why (NULL: no
+ * room in the QoS 0 budget or the queue, worked out here). */
 void session_qos0_dropped(struct session *s, const char *limit);
 /* Queues m for s. A QoS 0 delivery without room is dropped (counted); a QoS 1/2 one first drops
  * queued QoS 0 deliveries, oldest first, while the queue is over its limits. */

@@ -289,7 +289,7 @@ uint8_t route_publish(struct broker *b, struct msg *m, struct session *publisher
         if (!route_can_receive(t->session, t->qos))
             continue; /* QoS 0 is not queued for offline sessions, nothing for ending ones */
         if (t->qos == 0 && !session_queue_has_room_qos0(t->session, m->size_bytes)) {
-            session_qos0_dropped(t->session, "max_queued_qos0");
+            session_qos0_dropped(t->session, NULL);
             continue;
         }
         session_enqueue(t->session, m, t->qos, t->retain_as_published && m->retain, t->sub_ids,

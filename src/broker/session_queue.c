@@ -101,7 +101,11 @@ bool session_queue_has_room_qos0(const struct session *s, size_t msg_bytes)
 void session_qos0_dropped(struct session *s, const char *limit)
 {
     struct broker *b = s->broker;
-    LMQ_ASSERT(limit != NULL);
+    const struct lmq_limits *lim = &b->cfg.limits;
+    if (limit == NULL) /* no room: say which bound */
+        limit = s->queued0_count >= lim->max_queued_qos0       ? "max_queued_qos0"
+                : s->queued_count >= lim->max_queued_messages ? "max_queued_messages"
+                                                              : "max_queued_bytes";
     if (strcmp(limit, "qos1_qos2_need_room") == 0)
         b->stats.qos0_gave_way++;
     else
@@ -159,7 +163,7 @@ void session_enqueue(struct session *s, struct msg *m, uint8_t qos, bool retain,
     bool durable = s->persistent || s->stored;
     LMQ_ASSERT(s->conn != NULL || (durable && qos > 0));
     if (qos == 0 && !session_queue_has_room_qos0(s, m->size_bytes)) {
-        session_qos0_dropped(s, "max_queued_qos0");
+        session_qos0_dropped(s, NULL);
         return;
     }
     if (qos > 0)

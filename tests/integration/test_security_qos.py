@@ -74,7 +74,8 @@ def test_qos0_flood_does_not_refuse_qos1_to_slow_subscriber(start_broker, versio
     flood(b, attacker)
     for _ in range(3):  # and the QoS 0 queue is full now, not just once
         attacker.publish("flood/t", FLOOD_PAYLOAD, qos=0)
-    b.wait_event("qos0_dropped", pred=lambda e: e.get("client_id") == "slow-sub")
+    ev = b.wait_event("qos0_dropped", pred=lambda e: e.get("client_id") == "slow-sub")
+    assert ev["limit"] == "max_queued_qos0", ev
 
     # The legitimate QoS 1 publishes to the same subscriber on the same topic: all accepted
     # (v5 PUBACK 0; 3.1.1 acknowledged rather than held back).
