@@ -568,7 +568,11 @@ static bool config__ip_prefix(const char *item, struct lmq_ip_prefix *out)
         return false;
     p.prefix_bits = (uint8_t)bits;
     static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (p.len_bytes == 16 && p.prefix_bits >= 96 && memcmp(p.addr, mapped, 12) == 0) {
+    /* IPv4-mapped addresses are IPv4 wherever they are matched: a prefix that covers them only
+     * in part means nothing, so it is refused. */
+    if (p.len_bytes == 16 && p.prefix_bits < 96 && memcmp(p.addr, mapped, 12) == 0)
+        return false;
+    if (p.len_bytes == 16 && memcmp(p.addr, mapped, 12) == 0) {
         memmove(p.addr, p.addr + 12, 4); /* ::ffff:a.b.c.d is the IPv4 address */
         memset(p.addr + 4, 0, 12);
         p.len_bytes = 4;

@@ -279,6 +279,7 @@ static const struct bad_ini bad_inis[] = {
     {"[http]\ntrusted_proxies = proxy.example\n", 2, "[http] trusted_proxies"},
     {"[http]\ntrusted_proxies = 127.0.0.1/\n", 2, "[http] trusted_proxies"},
     {"[http]\ntrusted_proxies = ::1/129\n", 2, "[http] trusted_proxies"},
+    {"[http]\ntrusted_proxies = ::ffff:10.0.0.0/8\n", 2, "[http] trusted_proxies"},
     {"[http]\ncors = on\n", 2, "[http] cors: unknown key"},
     {"[server]\nsync = off\n[acl]\nfile = x\n", 4, "[acl] file: unknown section"},
     {"[tls]\nclient_cert = maybe\n", 2, "[tls] client_cert: expected none"},
