@@ -103,7 +103,7 @@ void session_qos0_dropped(struct session *s, const char *limit)
     struct broker *b = s->broker;
     const struct lmq_limits *lim = &b->cfg.limits;
     if (limit == NULL) /* no room: say which bound */
-        limit = s->queued0_count >= lim->max_queued_qos0       ? "max_queued_qos0"
+        limit = s->queued0_count >= lim->max_queued_qos0      ? "max_queued_qos0"
                 : s->queued_count >= lim->max_queued_messages ? "max_queued_messages"
                                                               : "max_queued_bytes";
     if (strcmp(limit, "qos1_qos2_need_room") == 0)

@@ -44,8 +44,7 @@ bool net_sockaddr_is_loopback(const struct sockaddr_storage *ss)
     return false;
 }
 
-static bool forwarded_raw_trusted(const struct lmq_http_config *cfg, const uint8_t *raw,
-                                  size_t len)
+static bool forwarded_raw_trusted(const struct lmq_http_config *cfg, const uint8_t *raw, size_t len)
 {
     LMQ_ASSERT(cfg->trusted_proxy_count <= LMQ_HTTP_PROXIES_MAX);
     for (size_t i = 0; i < cfg->trusted_proxy_count; i++) {

@@ -32,8 +32,8 @@
 #define FUZZ_FIELDS_MAX 8
 #define FUZZ_VALUE_MAX_BYTES 4096
 
-static const char *const trusted_sets[] = {"", "127.0.0.1", "10.0.0.0/8, ::1",
-                                           "0.0.0.0/0, ::/0", "192.0.2.0/24, 2001:db8::/32"};
+static const char *const trusted_sets[] = {"", "127.0.0.1", "10.0.0.0/8, ::1", "0.0.0.0/0, ::/0",
+                                           "192.0.2.0/24, 2001:db8::/32"};
 
 static void fuzz_walk(const uint8_t *data, size_t size)
 {

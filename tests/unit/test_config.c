@@ -342,8 +342,8 @@ static void test_http_lists_are_bounded(void **state)
     char value[LMQ_HTTP_PROXIES_MAX * 16 + 16] = "";
     size_t used = 0;
     for (int i = 0; i <= LMQ_HTTP_PROXIES_MAX; i++)
-        used += (size_t)snprintf(value + used, sizeof(value) - used, "%s10.0.0.%d",
-                                 i ? "," : "", i);
+        used +=
+            (size_t)snprintf(value + used, sizeof(value) - used, "%s10.0.0.%d", i ? "," : "", i);
     lmq_config_defaults(&cfg);
     assert_int_equal(lmq_config_set(&cfg, "http", "trusted_proxies", value, err, sizeof(err)),
                      LMQ_EINVAL);
