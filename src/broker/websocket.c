@@ -13,7 +13,7 @@
 #include "net/tls.h"
 #include "net/ws.h"
 
-/* Origin values longer than this are not compared (no allowed origin is that long) or logged. */
+/* Bytes of a refused Origin value written to the log (the rest is cut off). */
 #define WS_ORIGIN_LOG_MAX_BYTES 200
 
 /* The default port of an origin's scheme (0 when it is not a web scheme). */
