@@ -240,7 +240,8 @@ struct conn {
      * browser page from an origin not in [http] allowed_origins, or a client that came through
      * a trusted proxy from elsewhere (websocket.c). */
     bool loopback_denied;
-    char via[64]; /* the trusted proxy's "host:port" when remote is the forwarded client */
+    char via[64];       /* the trusted proxy's "host:port" when remote is the forwarded client */
+    bool proxy_pending; /* from a [server] proxy_protocol peer: its PROXY header comes first */
 };
 
 /* What a WebSocket upgrade request said about its client (websocket.c to conn.c). */

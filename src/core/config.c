@@ -457,6 +457,9 @@ static int config__set_tls(struct lmq_config *cfg, const char *key, const char *
     return LMQ_EINVAL;
 }
 
+static int config__http_list(struct lmq_config *cfg, const char *section, const char *key,
+                             const char *value, bool append, char *err, size_t err_len);
+
 static int config__set_server(struct lmq_config *cfg, const char *key, const char *value, char *err,
                               size_t err_len)
 {
@@ -479,6 +482,9 @@ static int config__set_server(struct lmq_config *cfg, const char *key, const cha
         *(tls ? &cfg->https : &cfg->http) = addr;
         *(tls ? &cfg->https_enabled : &cfg->http_enabled) = true;
         return 0;
+    }
+    if (strcmp(key, "proxy_protocol") == 0) {
+        return config__http_list(cfg, "server", key, value, false, err, err_len);
     }
     if (strcmp(key, "data") == 0) {
         if (value[0] != '\0' && config__copy(cfg->data_dir, sizeof(cfg->data_dir), value)) {
@@ -508,8 +514,8 @@ static int config__set_server(struct lmq_config *cfg, const char *key, const cha
         return LMQ_EINVAL;
     }
     config__err(err, err_len,
-                "[server] %s: unknown key (expected data, mqtt, mqtts, http, https, sync or "
-                "log_level)",
+                "[server] %s: unknown key (expected data, mqtt, mqtts, http, https, sync, "
+                "log_level or proxy_protocol)",
                 key);
     return LMQ_EINVAL;
 }
@@ -605,17 +611,24 @@ bool lmq_ip_prefix_match(const struct lmq_ip_prefix *p, const uint8_t *addr, siz
 
 /* [http] allowed_origins / trusted_proxies: replaces (or appends to) the list; cfg is
  * unchanged on error. An empty value is an empty list. */
-static int config__http_list(struct lmq_config *cfg, const char *key, const char *value,
-                             bool append, char *err, size_t err_len)
+static int config__http_list(struct lmq_config *cfg, const char *section, const char *key,
+                             const char *value, bool append, char *err, size_t err_len)
 {
-    bool origins = strcmp(key, "allowed_origins") == 0;
-    if (!origins && strcmp(key, "trusted_proxies") != 0) {
+    bool server = strcmp(section, "server") == 0;
+    bool origins = !server && strcmp(key, "allowed_origins") == 0;
+    bool proxy_protocol = server && strcmp(key, "proxy_protocol") == 0;
+    LMQ_ASSERT(!server || proxy_protocol); /* the only list under [server] */
+    if (!origins && !proxy_protocol && strcmp(key, "trusted_proxies") != 0) {
         config__err(err, err_len,
                     "[http] %s: unknown key (expected allowed_origins or trusted_proxies)", key);
         return LMQ_EINVAL;
     }
     struct lmq_http_config work = cfg->http_trust;
-    size_t *count = origins ? &work.allowed_origin_count : &work.trusted_proxy_count;
+    size_t *count = origins          ? &work.allowed_origin_count
+                    : proxy_protocol ? &work.proxy_protocol_count
+                                     : &work.trusted_proxy_count;
+    struct lmq_ip_prefix *prefixes =
+        proxy_protocol ? work.proxy_protocol : work.trusted_proxies;
     const size_t max = origins ? LMQ_HTTP_ORIGINS_MAX : LMQ_HTTP_PROXIES_MAX;
     if (!append)
         *count = 0;
@@ -628,13 +641,13 @@ static int config__http_list(struct lmq_config *cfg, const char *key, const char
         bool ok = fits && *count < max &&
                   (origins ? config__origin(item, work.allowed_origins[*count],
                                             sizeof(work.allowed_origins[0]))
-                           : config__ip_prefix(item, &work.trusted_proxies[*count]));
+                           : config__ip_prefix(item, &prefixes[*count]));
         if (!ok) {
             int show_len = config__show_len(value);
             const char *show_more = config__show_more(value);
             if (*count >= max)
-                config__err(err, err_len, "[http] %s: at most %zu entries, got more in \"%.*s%s\"",
-                            key, max, show_len, value, show_more);
+                config__err(err, err_len, "[%s] %s: at most %zu entries, got more in \"%.*s%s\"",
+                            section, key, max, show_len, value, show_more);
             else if (origins)
                 config__err(err, err_len,
                             "[http] %s: expected origins like https://app.example.com "
@@ -643,9 +656,9 @@ static int config__http_list(struct lmq_config *cfg, const char *key, const char
                             key, show_len, value, show_more);
             else
                 config__err(err, err_len,
-                            "[http] %s: expected IP addresses or CIDR prefixes (10.0.0.0/8, ::1) "
+                            "[%s] %s: expected IP addresses or CIDR prefixes (10.0.0.0/8, ::1) "
                             "separated by commas, got \"%.*s%s\"",
-                            key, show_len, value, show_more);
+                            section, key, show_len, value, show_more);
             return LMQ_EINVAL;
         }
         (*count)++;
@@ -659,7 +672,8 @@ int lmq_config_append_http_list(struct lmq_config *cfg, const char *key, const c
                                 char *err, size_t err_len)
 {
     LMQ_ASSERT(cfg != NULL && key != NULL && value != NULL && err != NULL && err_len > 0);
-    return config__http_list(cfg, key, value, true, err, err_len);
+    const char *section = strcmp(key, "proxy_protocol") == 0 ? "server" : "http";
+    return config__http_list(cfg, section, key, value, true, err, err_len);
 }
 
 static void config__store_limit(struct lmq_limits *limits, const struct config_limit *def,
@@ -726,7 +740,7 @@ int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key,
         return config__set_auth(cfg, key, value, err, err_len);
     }
     if (strcmp(section, "http") == 0) {
-        return config__http_list(cfg, key, value, false, err, err_len);
+        return config__http_list(cfg, "http", key, value, false, err, err_len);
     }
     if (section[0] == '\0') {
         config__err(err, err_len,
@@ -749,7 +763,7 @@ struct config_load {
     FILE *file;
     int lineno;     /* line the parser is on: counted by our reader */
     bool mqtt_seen; /* the first mqtt key in a file replaces, later ones append */
-    bool origins_seen, proxies_seen; /* the same for the [http] lists */
+    bool origins_seen, proxies_seen, proxy_protocol_seen; /* the same for the address lists */
     bool failed;    /* err holds the first error; parsing stops */
     int failed_lineno;
     int rc;
@@ -792,7 +806,9 @@ static int config__handler(void *user, const char *section, const char *name, co
     char msg[512];
     int rc = 0;
     bool http = strcmp(section, "http") == 0;
-    bool *list_seen = !http                                  ? NULL
+    bool server_list = strcmp(section, "server") == 0 && strcmp(name, "proxy_protocol") == 0;
+    bool *list_seen = server_list                                    ? &ld->proxy_protocol_seen
+                      : !http                                        ? NULL
                       : strcmp(name, "allowed_origins") == 0 ? &ld->origins_seen
                       : strcmp(name, "trusted_proxies") == 0 ? &ld->proxies_seen
                                                              : NULL;
@@ -800,7 +816,7 @@ static int config__handler(void *user, const char *section, const char *name, co
         rc = lmq_config_append_listeners(ld->cfg, value, msg, sizeof(msg));
     } else if (list_seen != NULL) {
         /* A line holds at most INI_MAX_LINE bytes: a repeated key adds to the list. */
-        rc = config__http_list(ld->cfg, name, value, *list_seen, msg, sizeof(msg));
+        rc = config__http_list(ld->cfg, section, name, value, *list_seen, msg, sizeof(msg));
         *list_seen = true;
     } else {
         rc = lmq_config_set(ld->cfg, section, name, value, msg, sizeof(msg));

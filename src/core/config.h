@@ -93,13 +93,17 @@ struct lmq_ip_prefix {
     uint8_t prefix_bits; /* 0..32 or 0..128 */
 };
 
-/* The HTTP listener's trust settings: browsers (Origin) and reverse proxies. */
+/* Who may speak for a client: browsers (Origin) and reverse proxies ([http]), TCP proxies
+ * ([server] proxy_protocol). */
 struct lmq_http_config {
     /* "scheme://host[:port]", lower-case, without a trailing slash; empty list by default */
     char allowed_origins[LMQ_HTTP_ORIGINS_MAX][LMQ_HTTP_ORIGIN_MAX_BYTES];
     size_t allowed_origin_count;
     struct lmq_ip_prefix trusted_proxies[LMQ_HTTP_PROXIES_MAX];
     size_t trusted_proxy_count;
+    /* [server] proxy_protocol: peers whose MQTT connections start with a PROXY header */
+    struct lmq_ip_prefix proxy_protocol[LMQ_HTTP_PROXIES_MAX];
+    size_t proxy_protocol_count;
 };
 
 struct lmq_config {

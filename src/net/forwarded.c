@@ -54,6 +54,21 @@ static bool forwarded_raw_trusted(const struct lmq_http_config *cfg, const uint8
     return false;
 }
 
+bool net_proxy_peer_listed(const struct lmq_http_config *cfg, const struct sockaddr_storage *ss)
+{
+    LMQ_ASSERT(cfg != NULL && ss != NULL);
+    LMQ_ASSERT(cfg->proxy_protocol_count <= LMQ_HTTP_PROXIES_MAX);
+    uint8_t raw[16];
+    uint8_t len = 0;
+    if (!net_sockaddr_raw(ss, raw, &len))
+        return false;
+    for (size_t i = 0; i < cfg->proxy_protocol_count; i++) {
+        if (lmq_ip_prefix_match(&cfg->proxy_protocol[i], raw, len))
+            return true;
+    }
+    return false;
+}
+
 bool net_forwarded_peer_trusted(const struct lmq_http_config *cfg,
                                 const struct sockaddr_storage *ss)
 {

@@ -25,6 +25,9 @@ bool net_sockaddr_raw(const struct sockaddr_storage *ss, uint8_t out[16], uint8_
 /* True for 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
 bool net_sockaddr_is_loopback(const struct sockaddr_storage *ss);
 
+/* True when ss is in [server] proxy_protocol (its connections start with a PROXY header). */
+bool net_proxy_peer_listed(const struct lmq_http_config *cfg, const struct sockaddr_storage *ss);
+
 /* True when ss is in [http] trusted_proxies. */
 bool net_forwarded_peer_trusted(const struct lmq_http_config *cfg,
                                 const struct sockaddr_storage *ss);

@@ -1,13 +1,16 @@
 /*
  * libFuzzer target for who a request came from behind a proxy: the X-Forwarded-For walk
- * (src/net/forwarded.c) and the [http] allowed_origins / trusted_proxies parsers
- * (src/core/config.c). Input byte 0 picks the mode; the rest is header fields separated by
- * '\n' (walk) or a config value (parsers). Oracles:
+ * (src/net/forwarded.c), the PROXY protocol header (src/net/proxy_protocol.c) and the [http]
+ * allowed_origins / trusted_proxies parsers (src/core/config.c). Input byte 0 picks the mode;
+ * the rest is header fields separated by '\n' (walk), raw bytes (PROXY) or a config value
+ * (parsers). Oracles:
  *   - every result is deterministic;
- *   - a client found is an IPv4 or IPv6 address with port 0;
+ *   - a client found is an IPv4 or IPv6 address with port 0 (X-Forwarded-For);
+ *   - a PROXY header taken is within the input and the bound, and parses the same alone;
+ *     "need more" only below the bound;
  *   - a parsed list stays within its bound; origins are lower-case, carry "://" and nothing
  *     after the host but a port; a failed parse leaves the configuration as it was.
- * fuzz-sources: src/net/forwarded.c src/core/config.c src/core/log.c
+ * fuzz-sources: src/net/forwarded.c src/net/proxy_protocol.c src/core/config.c src/core/log.c
  * fuzz-libs: -linih
  */
 #include <netinet/in.h>
@@ -20,6 +23,7 @@
 
 #include "core/config.h"
 #include "net/forwarded.h"
+#include "net/proxy_protocol.h"
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
@@ -106,11 +110,33 @@ static void fuzz_parse(const uint8_t *data, size_t size, const char *key)
     }
 }
 
+static void fuzz_proxy(const uint8_t *data, size_t size)
+{
+    size_t used = 0, used2 = 0;
+    bool known = false, known2 = false;
+    struct sockaddr_storage a, b;
+    int rc = net_proxy_parse(data, size, &used, &known, &a);
+    CHECK(rc == LMQ_OK || rc == LMQ_EAGAIN || rc == LMQ_EPROTO);
+    if (rc == LMQ_EAGAIN)
+        CHECK(size < NET_PROXY_MAX_BYTES);
+    if (rc != LMQ_OK)
+        return;
+    CHECK(used > 0 && used <= size && used <= NET_PROXY_MAX_BYTES);
+    CHECK(!known || a.ss_family == AF_INET || a.ss_family == AF_INET6);
+    /* The header alone, without what followed it, reads the same. */
+    CHECK(net_proxy_parse(data, used, &used2, &known2, &b) == LMQ_OK);
+    CHECK(used2 == used && known2 == known && (!known || memcmp(&a, &b, sizeof(a)) == 0));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
         return 0;
-    switch (data[0] % 3) {
+    if (data[0] % 4 == 3) {
+        fuzz_proxy(data + 1, size - 1);
+        return 0;
+    }
+    switch (data[0] % 4) {
     case 0:
         fuzz_walk(data + 1, size - 1);
         break;

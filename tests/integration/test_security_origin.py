@@ -8,9 +8,14 @@ reverse proxy on that host may count as loopback.
 - X-Forwarded-For is believed only from [http] trusted_proxies; then the forwarded client is
   the connection's address (logged as remote, the proxy as via, counted per address) and it is
   loopback only if that address is.
+- The same for MQTT over TCP from [server] proxy_protocol peers, whose connections start with a
+  PROXY protocol (v1 or v2) header.
 
 The attacks run from the raw WebSocket client (wsclient.py) and, for the web page, from a real
 headless Chromium loading a page from another origin."""
+
+import socket
+import struct
 
 import pytest
 
@@ -18,6 +23,8 @@ import ledgerclient as lc
 import mqttraw as m
 import wsclient as ws
 from test_browser import page_server, page_url, run_page  # noqa: F401 - fixture re-used
+from test_tls import certs, client_ctx, tls_broker  # noqa: F401 - fixture re-used
+from test_tls import listener as tls_listener
 import jsdeps
 
 pytestmark = pytest.mark.ledgermq_only
@@ -213,3 +220,102 @@ def test_per_address_limit_counts_the_forwarded_client(start_broker):
     other.connect("b1")  # another client: its own count
     again = ws_client(b, 5, headers=[("X-Forwarded-For", "198.51.100.1")])
     assert again.connect("a2", check=False).rc == 0x97  # the same client's second connection
+
+
+# ------------------------------------------------------------------ PROXY protocol (MQTT/TCP)
+PROXY_CONFIG = "[server]\nproxy_protocol = 127.0.0.1\n"
+
+
+def proxied(b, header, version=5, source=None):
+    """An MQTT client over TCP whose first bytes are header (a PROXY protocol header)."""
+    s = socket.create_connection((b.host, b.port), timeout=5,
+                                 source_address=(source, 0) if source else None)
+    s.sendall(header)
+    c = m.RawClient(b.port, version=version, sock=s)
+    b._clients.append(c)
+    return c
+
+
+def v2_header(src, sport, command=0x21, family=0x11):
+    addrs = socket.inet_aton(src) + socket.inet_aton("127.0.0.1") + struct.pack("!HH", sport, 1883)
+    return (b"\r\n\r\n\x00\r\nQUIT\n" + bytes([command, family]) + struct.pack("!H", len(addrs))
+            + addrs)
+
+
+def test_proxy_protocol_v1_client_elsewhere_is_not_loopback(start_broker, version):
+    b = start_broker(PROXY_CONFIG)
+    c = proxied(b, b"PROXY TCP4 %s 127.0.0.1 4711 1883\r\n" % INTERNET.encode(), version)
+    ev = assert_refused_as(b, c, version, INTERNET + ":4711")
+    assert ev["via"].startswith("127.0.0.1:"), ev
+
+
+def test_proxy_protocol_v2_loopback_client_stays_anonymous(start_broker):
+    b = start_broker(PROXY_CONFIG)
+    c = proxied(b, v2_header("127.0.0.5", 5555))
+    c.connect("local-via-tcp-proxy")
+    ev = b.wait_event("client_connected")
+    assert ev["remote"] == "127.0.0.5:5555" and ev["via"].startswith("127.0.0.1:"), ev
+
+
+def test_proxy_protocol_local_command_is_not_loopback(start_broker):
+    """v2 LOCAL (the proxy's own health check) names no client: unknown, not loopback."""
+    b = start_broker(PROXY_CONFIG)
+    c = proxied(b, v2_header("0.0.0.0", 0, command=0x20, family=0x00))
+    assert_refused_as(b, c, 5, "unknown")
+
+
+def test_proxy_protocol_header_is_required_from_a_listed_peer(start_broker):
+    b = start_broker(PROXY_CONFIG)
+    c = proxied(b, b"")
+    c.send_raw(m.encode_connect(5, "no-header"))
+    c.expect_close(timeout=5)
+    b.wait_event("proxy_header_invalid")
+    assert not b.events("client_connected")
+
+
+def test_proxy_protocol_header_from_unlisted_peer_is_not_believed(start_broker):
+    """Only listed peers speak the PROXY protocol: from anyone else the header is just bytes
+    that are not MQTT, and the connection is closed without a CONNECT."""
+    b = start_broker("[server]\nproxy_protocol = 127.0.0.2\n")
+    c = proxied(b, b"PROXY TCP4 127.0.0.9 127.0.0.1 4711 1883\r\n")
+    try:
+        c.send_raw(m.encode_connect(5, "forged"))
+    except m.Closed:
+        pass
+    c.expect_close(timeout=5)
+    assert not b.events("client_connected")
+    # The listed peer (127.0.0.2) is believed.
+    ok = proxied(b, b"PROXY TCP4 127.0.0.9 127.0.0.1 4711 1883\r\n", source="127.0.0.2")
+    ok.connect("via-listed-proxy")
+    ev = b.wait_event("client_connected")
+    assert ev["remote"] == "127.0.0.9:4711", ev
+
+
+def test_proxy_protocol_per_address_limit_counts_the_client(start_broker):
+    b = start_broker(PROXY_CONFIG + "[auth]\nanonymous = always\n"
+                     "[limits]\nmax_connections_per_address = 1\n")
+    proxied(b, v2_header("198.51.100.1", 1)).connect("a1")
+    proxied(b, v2_header("198.51.100.2", 2)).connect("b1")
+    again = proxied(b, v2_header("198.51.100.1", 3))
+    assert again.connect("a2", check=False).rc == 0x97
+
+
+def test_proxy_protocol_before_tls_on_mqtts(start_broker, certs):  # noqa: F811
+    """On the MQTT-over-TLS listener the header comes before the TLS handshake; a client
+    certificate still names its client."""
+    b = tls_broker(start_broker, certs, PROXY_CONFIG, client_cert="optional")
+    host, port = tls_listener(b, "mqtts")
+
+    def over_tls(who=None):
+        s = socket.create_connection((host, port), timeout=5)
+        s.sendall(b"PROXY TCP4 %s 127.0.0.1 4711 %d\r\n" % (INTERNET.encode(), port))
+        c = m.RawClient(None, version=5, sock=client_ctx(certs, who).wrap_socket(
+            s, server_hostname=host))
+        b._clients.append(c)
+        return c
+
+    assert_refused_as(b, over_tls(), 5, INTERNET + ":4711")
+    c = over_tls("client")
+    c.connect("alice-via-proxy")
+    ev = b.wait_event("client_connected")
+    assert ev["remote"] == INTERNET + ":4711", ev

@@ -281,6 +281,8 @@ static const struct bad_ini bad_inis[] = {
     {"[http]\ntrusted_proxies = ::1/129\n", 2, "[http] trusted_proxies"},
     {"[http]\ntrusted_proxies = ::ffff:10.0.0.0/8\n", 2, "[http] trusted_proxies"},
     {"[http]\ncors = on\n", 2, "[http] cors: unknown key"},
+    {"[http]\nproxy_protocol = 127.0.0.1\n", 2, "[http] proxy_protocol: unknown key"},
+    {"[server]\nproxy_protocol = localhost\n", 2, "[server] proxy_protocol: expected IP"},
     {"[server]\nsync = off\n[acl]\nfile = x\n", 4, "[acl] file: unknown section"},
     {"[tls]\nclient_cert = maybe\n", 2, "[tls] client_cert: expected none"},
     {"data = ./x\n", 1, "data: key outside any section"},
@@ -328,10 +330,18 @@ static void test_http_origins_and_trusted_proxies(void **state)
     assert_int_equal(cfg.http_trust.trusted_proxy_count, 4);
     assert_int_equal(lmq_config_set(&cfg, "http", "trusted_proxies", "::1", err, sizeof(err)), 0);
     assert_int_equal(cfg.http_trust.trusted_proxy_count, 1);
-    /* Defaults: both empty. */
+    /* [server] proxy_protocol is a list of its own. */
+    assert_int_equal(lmq_config_set(&cfg, "server", "proxy_protocol", "10.0.0.0/8, 127.0.0.1",
+                                    err, sizeof(err)),
+                     0);
+    assert_int_equal(cfg.http_trust.proxy_protocol_count, 2);
+    assert_int_equal(cfg.http_trust.trusted_proxy_count, 1);
+    assert_true(lmq_ip_prefix_match(&cfg.http_trust.proxy_protocol[1], lo1, 4));
+    /* Defaults: all empty. */
     lmq_config_defaults(&cfg);
     assert_int_equal(cfg.http_trust.allowed_origin_count, 0);
     assert_int_equal(cfg.http_trust.trusted_proxy_count, 0);
+    assert_int_equal(cfg.http_trust.proxy_protocol_count, 0);
 }
 
 static void test_http_lists_are_bounded(void **state)

@@ -12,6 +12,7 @@
 #include "core/config.h"
 #include "core/lmq.h"
 #include "net/forwarded.h"
+#include "net/proxy_protocol.h"
 
 #define TEST_ERR_BYTES 256
 
@@ -145,6 +146,86 @@ static void test_peer_trust_and_loopback(void **state)
     assert_false(net_forwarded_peer_trusted(&cfg.http_trust, &lo));
 }
 
+/* Parses a PROXY header; returns the result code, the bytes used and the client as text. */
+static int proxy(const void *data, size_t len, size_t *used, char *text, size_t cap)
+{
+    bool known = false;
+    struct sockaddr_storage ss;
+    int rc = net_proxy_parse(data, len, used, &known, &ss);
+    text[0] = '\0';
+    if (rc == LMQ_OK && known) {
+        const void *raw = ss.ss_family == AF_INET
+                              ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
+                              : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+        uint16_t port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                                      : ((struct sockaddr_in6 *)&ss)->sin6_port);
+        char ip[64];
+        assert_non_null(inet_ntop(ss.ss_family, raw, ip, sizeof(ip)));
+        snprintf(text, cap, "%s %u", ip, port);
+    }
+    return rc;
+}
+
+static void test_proxy_protocol_v1(void **state)
+{
+    (void)state;
+    char text[80];
+    size_t used = 0;
+    const char v4[] = "PROXY TCP4 203.0.113.7 127.0.0.1 4711 1883\r\nMQTT";
+    assert_int_equal(proxy(v4, sizeof(v4) - 1, &used, text, sizeof(text)), LMQ_OK);
+    assert_string_equal(text, "203.0.113.7 4711");
+    assert_int_equal(used, sizeof(v4) - 1 - 4); /* what follows is the client's */
+    const char v6[] = "PROXY TCP6 2001:db8::1 ::1 443 1883\r\n";
+    assert_int_equal(proxy(v6, sizeof(v6) - 1, &used, text, sizeof(text)), LMQ_OK);
+    assert_string_equal(text, "2001:db8::1 443");
+    const char unknown[] = "PROXY UNKNOWN whatever\r\n";
+    assert_int_equal(proxy(unknown, sizeof(unknown) - 1, &used, text, sizeof(text)), LMQ_OK);
+    assert_string_equal(text, ""); /* no client named */
+    /* Incomplete: wait; wrong: refuse. */
+    assert_int_equal(proxy(v4, 20, &used, text, sizeof(text)), LMQ_EAGAIN);
+    assert_int_equal(proxy("PRO", 3, &used, text, sizeof(text)), LMQ_EAGAIN);
+    static const char *const bad[] = {
+        "PROXY TCP4 203.0.113.7 127.0.0.1 4711\r\n",        /* a field missing */
+        "PROXY TCP4 2001:db8::1 127.0.0.1 1 2\r\n",         /* family mismatch */
+        "PROXY TCP4 203.0.113.7 127.0.0.1 70000 1883\r\n",  /* port out of range */
+        "PROXY TCP4  203.0.113.7 127.0.0.1 1 2\r\n",        /* two spaces */
+        "PROXY TCP4 203.0.113.7 127.0.0.1 1 2\rX",           /* CR without LF */
+        "\x10\x0c\x00\x04MQTT\x05\x02\x00\x3c\x00\x00", /* a CONNECT, no header */
+    };
+    for (size_t i = 0; i < LMQ_ARRAY_LEN(bad); i++)
+        assert_int_equal(proxy(bad[i], strlen(bad[i]), &used, text, sizeof(text)), LMQ_EPROTO);
+    char endless[NET_PROXY_V1_MAX_BYTES + 8];
+    memset(endless, 'A', sizeof(endless));
+    memcpy(endless, "PROXY ", 6);
+    assert_int_equal(proxy(endless, sizeof(endless), &used, text, sizeof(text)), LMQ_EPROTO);
+}
+
+static void test_proxy_protocol_v2(void **state)
+{
+    (void)state;
+    char text[80];
+    size_t used = 0;
+    uint8_t h[64] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A,
+                     0x21, 0x11, 0x00, 12,   198,  51,   100,  1,    127,  0,    0,    1,
+                     0x12, 0x67, 0x07, 0x5B};
+    assert_int_equal(proxy(h, 28, &used, text, sizeof(text)), LMQ_OK);
+    assert_string_equal(text, "198.51.100.1 4711");
+    assert_int_equal(used, 28);
+    assert_int_equal(proxy(h, 27, &used, text, sizeof(text)), LMQ_EAGAIN);
+    h[12] = 0x20; /* LOCAL: no client */
+    assert_int_equal(proxy(h, 28, &used, text, sizeof(text)), LMQ_OK);
+    assert_string_equal(text, "");
+    h[12] = 0x31; /* version 3 */
+    assert_int_equal(proxy(h, 28, &used, text, sizeof(text)), LMQ_EPROTO);
+    h[12] = 0x21;
+    h[15] = 8; /* too short for two IPv4 addresses and ports */
+    assert_int_equal(proxy(h, 28, &used, text, sizeof(text)), LMQ_EPROTO);
+    h[14] = 0xFF; /* longer than we take */
+    assert_int_equal(proxy(h, 28, &used, text, sizeof(text)), LMQ_EPROTO);
+    h[5] = 0x00; /* a broken signature */
+    assert_int_equal(proxy(h, 28, &used, text, sizeof(text)), LMQ_EPROTO);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -152,6 +233,8 @@ int main(void)
         cmocka_unit_test(test_missing_and_bad_entries),
         cmocka_unit_test(test_trusted_hops_are_bounded),
         cmocka_unit_test(test_peer_trust_and_loopback),
+        cmocka_unit_test(test_proxy_protocol_v1),
+        cmocka_unit_test(test_proxy_protocol_v2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
