@@ -627,8 +627,7 @@ static int config__http_list(struct lmq_config *cfg, const char *section, const 
     size_t *count = origins          ? &work.allowed_origin_count
                     : proxy_protocol ? &work.proxy_protocol_count
                                      : &work.trusted_proxy_count;
-    struct lmq_ip_prefix *prefixes =
-        proxy_protocol ? work.proxy_protocol : work.trusted_proxies;
+    struct lmq_ip_prefix *prefixes = proxy_protocol ? work.proxy_protocol : work.trusted_proxies;
     const size_t max = origins ? LMQ_HTTP_ORIGINS_MAX : LMQ_HTTP_PROXIES_MAX;
     if (!append)
         *count = 0;
@@ -807,8 +806,8 @@ static int config__handler(void *user, const char *section, const char *name, co
     int rc = 0;
     bool http = strcmp(section, "http") == 0;
     bool server_list = strcmp(section, "server") == 0 && strcmp(name, "proxy_protocol") == 0;
-    bool *list_seen = server_list                                    ? &ld->proxy_protocol_seen
-                      : !http                                        ? NULL
+    bool *list_seen = server_list                            ? &ld->proxy_protocol_seen
+                      : !http                                ? NULL
                       : strcmp(name, "allowed_origins") == 0 ? &ld->origins_seen
                       : strcmp(name, "trusted_proxies") == 0 ? &ld->proxies_seen
                                                              : NULL;

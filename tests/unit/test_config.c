@@ -331,9 +331,9 @@ static void test_http_origins_and_trusted_proxies(void **state)
     assert_int_equal(lmq_config_set(&cfg, "http", "trusted_proxies", "::1", err, sizeof(err)), 0);
     assert_int_equal(cfg.http_trust.trusted_proxy_count, 1);
     /* [server] proxy_protocol is a list of its own. */
-    assert_int_equal(lmq_config_set(&cfg, "server", "proxy_protocol", "10.0.0.0/8, 127.0.0.1",
-                                    err, sizeof(err)),
-                     0);
+    assert_int_equal(
+        lmq_config_set(&cfg, "server", "proxy_protocol", "10.0.0.0/8, 127.0.0.1", err, sizeof(err)),
+        0);
     assert_int_equal(cfg.http_trust.proxy_protocol_count, 2);
     assert_int_equal(cfg.http_trust.trusted_proxy_count, 1);
     assert_true(lmq_ip_prefix_match(&cfg.http_trust.proxy_protocol[1], lo1, 4));

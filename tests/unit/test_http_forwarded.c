@@ -185,12 +185,12 @@ static void test_proxy_protocol_v1(void **state)
     assert_int_equal(proxy(v4, 20, &used, text, sizeof(text)), LMQ_EAGAIN);
     assert_int_equal(proxy("PRO", 3, &used, text, sizeof(text)), LMQ_EAGAIN);
     static const char *const bad[] = {
-        "PROXY TCP4 203.0.113.7 127.0.0.1 4711\r\n",        /* a field missing */
-        "PROXY TCP4 2001:db8::1 127.0.0.1 1 2\r\n",         /* family mismatch */
-        "PROXY TCP4 203.0.113.7 127.0.0.1 70000 1883\r\n",  /* port out of range */
-        "PROXY TCP4  203.0.113.7 127.0.0.1 1 2\r\n",        /* two spaces */
-        "PROXY TCP4 203.0.113.7 127.0.0.1 1 2\rX",           /* CR without LF */
-        "\x10\x0c\x00\x04MQTT\x05\x02\x00\x3c\x00\x00", /* a CONNECT, no header */
+        "PROXY TCP4 203.0.113.7 127.0.0.1 4711\r\n",       /* a field missing */
+        "PROXY TCP4 2001:db8::1 127.0.0.1 1 2\r\n",        /* family mismatch */
+        "PROXY TCP4 203.0.113.7 127.0.0.1 70000 1883\r\n", /* port out of range */
+        "PROXY TCP4  203.0.113.7 127.0.0.1 1 2\r\n",       /* two spaces */
+        "PROXY TCP4 203.0.113.7 127.0.0.1 1 2\rX",         /* CR without LF */
+        "\x10\x0c\x00\x04MQTT\x05\x02\x00\x3c\x00\x00",    /* a CONNECT, no header */
     };
     for (size_t i = 0; i < LMQ_ARRAY_LEN(bad); i++)
         assert_int_equal(proxy(bad[i], strlen(bad[i]), &used, text, sizeof(text)), LMQ_EPROTO);
@@ -205,9 +205,9 @@ static void test_proxy_protocol_v2(void **state)
     (void)state;
     char text[80];
     size_t used = 0;
-    uint8_t h[64] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A,
-                     0x21, 0x11, 0x00, 12,   198,  51,   100,  1,    127,  0,    0,    1,
-                     0x12, 0x67, 0x07, 0x5B};
+    uint8_t h[64] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49,
+                     0x54, 0x0A, 0x21, 0x11, 0x00, 12,   198,  51,   100,  1,
+                     127,  0,    0,    1,    0x12, 0x67, 0x07, 0x5B};
     assert_int_equal(proxy(h, 28, &used, text, sizeof(text)), LMQ_OK);
     assert_string_equal(text, "198.51.100.1 4711");
     assert_int_equal(used, 28);
