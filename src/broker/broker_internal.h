@@ -139,8 +139,12 @@ struct session {
     struct list_node queue;    /* struct delivery, QoS 1/2, state QUEUED, in order */
     struct list_node queue0;   /* struct delivery, QoS 0: not held back by the inflight window */
     struct list_node inflight; /* struct delivery, sent and unacknowledged, in order */
-    uint32_t queued_count;     /* queue + inflight + stored backlog */
+    uint32_t queued_count;     /* queue + queue0 + inflight + stored backlog */
     uint64_t queued_bytes;
+    /* The QoS 0 part of the above (queue0): bounded on its own by max_queued_qos0 and dropped,
+     * oldest first, whenever QoS 1/2 needs the room (session_queue.c). */
+    uint32_t queued0_count;
+    uint64_t queued0_bytes;
     uint32_t memory_queued;  /* deliveries on s->queue */
     uint64_t next_seq;       /* next stored queue position */
     uint64_t paged_seq;      /* stored rows up to here are in memory (or done) */
@@ -251,6 +255,20 @@ struct conn {
     int64_t token_exp_s;
     size_t output_charged;   /* this conn's share of broker->output_bytes */
     uint64_t slow_since_ms;  /* output over CONN_FAIR_OUTPUT_BYTES while over budget; 0 = not */
+    /* Never "loopback" for [auth] anonymous = loopback, whatever the socket's address: a
+     * browser page from an origin not in [http] allowed_origins, or a client that came through
+     * a trusted proxy from elsewhere (websocket.c). */
+    bool loopback_denied;
+    char via[64];       /* the trusted proxy's "host:port" when remote is the forwarded client */
+    bool proxy_pending; /* from a [server] proxy_protocol peer: its PROXY header comes first */
+};
+
+/* What a WebSocket upgrade request said about its client (websocket.c to conn.c). */
+struct conn_ws_peer {
+    bool forwarded;      /* the TCP peer is in [http] trusted_proxies */
+    bool client_known;   /* ... and X-Forwarded-For named the client: client */
+    bool foreign_origin; /* a browser (Origin sent) from an origin not in allowed_origins */
+    struct sockaddr_storage client;
 };
 
 /* An acknowledgement waiting for the store commit that holds its data. */
@@ -287,7 +305,8 @@ struct broker_stats {
     uint64_t bytes_in;
     uint64_t bytes_out;
     uint64_t refused_quota;
-    uint64_t qos0_dropped;
+    uint64_t qos0_dropped;  /* QoS 0 budget (max_queued_qos0) or the session's queue full */
+    uint64_t qos0_gave_way; /* queued QoS 0 dropped to make room for QoS 1/2 */
     uint64_t expired_dropped;
     uint64_t oversize_dropped;
     uint64_t token_conns_ended; /* connections ended because their token expired or was revoked */
@@ -334,6 +353,7 @@ struct broker {
     uint64_t retained_bytes;       /* charged against max_retained_bytes (retain.c) */
     uint64_t output_bytes;         /* output held by all connections (conn.c) */
     uint64_t output_over_since_ms; /* over max_memory_output_bytes since; 0 = under */
+    uint64_t qos0_drop_logged_ms; /* last qos0_dropped log line (one a second at most) */
     struct list_node conns;
     struct list_node dirty;
     struct list_node blocked;        /* conns waiting for queue space, retried on the tick */
@@ -656,11 +676,12 @@ void conn_on_accept_tcp(void *ctx, int fd);
 void conn_on_accept_tls(void *ctx, int fd);
 /*
  * Takes over a socket upgraded to MQTT over WebSocket by the HTTP server: fd (owned from now
- * on), the TLS session that carried the upgrade (owned; NULL for ws://) and the bytes that
- * followed the upgrade request. Returns 0, or an error after closing fd and freeing tls.
+ * on), the TLS session that carried the upgrade (owned; NULL for ws://), the bytes that
+ * followed the upgrade request and what the request said about the client (peer). Returns 0,
+ * or an error after closing fd and freeing tls.
  */
 int conn_adopt_websocket(struct broker *b, int fd, struct tls_session *tls, const uint8_t *early,
-                         size_t early_len);
+                         size_t early_len, const struct conn_ws_peer *peer);
 /* Logs event with the connection's id, remote address, client id and an optional detail. */
 void conn_log(struct conn *c, enum lmq_log_level level, const char *event, const char *detail);
 /* Encodes pkt into c's output; returns 0, or an error after which c is being closed. */
@@ -709,7 +730,16 @@ void session_destroy(struct session *s);
 void session_pump(struct session *s);
 void session_resend_inflight(struct session *s);
 int session_ack(struct session *s, uint8_t type, uint16_t packet_id, uint8_t reason_code);
+/* Room for a QoS 1/2 delivery of msg_bytes within max_queued_messages/_bytes; queued QoS 0
+ * deliveries do not count (session_enqueue drops them to make the room). */
 bool session_queue_has_room(const struct session *s, size_t msg_bytes);
+/* Room for a QoS 0 delivery: within max_queued_qos0 and the session's queue limits. */
+bool session_queue_has_room_qos0(const struct session *s, size_t msg_bytes);
+/* Counts (and logs, at most once a second) a QoS 0 delivery dropped: limit names why (NULL: no
+ * room in the QoS 0 budget or the queue, worked out here). */
+void session_qos0_dropped(struct session *s, const char *limit);
+/* Queues m for s. A QoS 0 delivery without room is dropped (counted); a QoS 1/2 one first drops
+ * queued QoS 0 deliveries, oldest first, while the queue is over its limits. */
 void session_enqueue(struct session *s, struct msg *m, uint8_t qos, bool retain,
                      const uint32_t *sub_ids, size_t sub_id_count);
 void session_destroy_all(struct broker *b);
@@ -748,7 +778,7 @@ int broker_ws_route(struct broker *b, const struct http_request *req, struct htt
                     struct http_buf *out);
 /* The HTTP server's upgrade callback: the socket becomes an MQTT-over-WebSocket connection. */
 void broker_http_upgrade(void *ctx, int fd, struct tls_session *tls, const uint8_t *early,
-                         size_t early_len);
+                         size_t early_len, const uint8_t *data, size_t data_len);
 /* TLS handshake failures counted by the HTTP and HTTPS servers. */
 uint64_t broker_http_tls_failures(const struct broker *b);
 

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "net/forwarded.h"
+#include "net/proxy_protocol.h"
 #include "net/tls.h"
 #include "net/ws.h"
 
@@ -30,6 +32,9 @@ static void conn_read_stop(struct conn *c);
 static void conn_read_start(struct conn *c);
 static void conn_on_timer(uv_timer_t *t);
 static void conn_process_input(struct conn *c);
+static bool conn_admit(struct conn *c, const struct sockaddr_storage *ss);
+static void conn_name_address(const struct sockaddr_storage *ss, char *host, size_t host_cap,
+                              uint16_t *port);
 
 /* True when TLS or WebSocket sits between the socket and MQTT. */
 static bool conn_filtered(const struct conn *c)
@@ -61,6 +66,8 @@ void conn_log(struct conn *c, enum lmq_log_level level, const char *event, const
         return;
     lmq_log_uint(&line, "conn", c->id);
     lmq_log_str(&line, "remote", c->remote);
+    if (c->via[0] != '\0')
+        lmq_log_str(&line, "via", c->via);
     if (c->session != NULL)
         lmq_log_strn(&line, "client_id", c->session->client_id, c->session->client_id_len);
     if (detail != NULL)
@@ -327,7 +334,7 @@ static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 {
     struct conn *c = h->data;
     LMQ_UNUSED(suggested);
-    if (conn_filtered(c)) {
+    if (conn_filtered(c) && !c->proxy_pending) {
         /* Socket bytes land in raw and are decoded into in right away. */
         LMQ_ASSERT(c->raw.len == 0);
         if (lmq_buf_reserve(&c->raw, CONN_READ_CHUNK_BYTES, CONN_READ_CHUNK_BYTES) != LMQ_OK) {
@@ -422,6 +429,71 @@ static void conn_transport_input(struct conn *c)
     }
 }
 
+/*
+ * The client a PROXY header named: it names the connection (the proxy goes to via) and is
+ * loopback only if its address is; LOCAL or UNKNOWN leaves it unknown, never loopback.
+ * *ss becomes the address the per-address limits count.
+ */
+static void conn_apply_proxy(struct conn *c, bool known, const struct sockaddr_storage *client,
+                             struct sockaddr_storage *ss)
+{
+    snprintf(c->via, sizeof(c->via), "%s", c->remote);
+    c->loopback_denied = !known || !net_sockaddr_is_loopback(client);
+    if (!known) {
+        snprintf(c->remote, sizeof(c->remote), "unknown");
+        return; /* counted against the proxy's address */
+    }
+    *ss = *client;
+    char host[48];
+    uint16_t port = 0;
+    conn_name_address(ss, host, sizeof(host), &port);
+    snprintf(c->remote, sizeof(c->remote), "%s:%u", host, port);
+}
+
+/* Bytes from a [server] proxy_protocol peer before its PROXY header is complete (in c->in):
+ * waits for the rest, refuses a bad header, or applies it and goes on with what follows. */
+static void conn_proxy_input(struct conn *c)
+{
+    LMQ_ASSERT(c->proxy_pending && c->address == NULL);
+    size_t used = 0;
+    bool known = false;
+    struct sockaddr_storage client;
+    int rc = net_proxy_parse(c->in.data, c->in.len, &used, &known, &client);
+    if (rc == LMQ_EAGAIN && c->in.len < NET_PROXY_MAX_BYTES)
+        return; /* the connect timeout bounds the wait */
+    if (rc != LMQ_OK) {
+        conn_log(c, LMQ_LOG_WARN, "proxy_header_invalid", "closing");
+        conn_close(c);
+        return;
+    }
+    LMQ_ASSERT(used > 0 && used <= c->in.len);
+    c->proxy_pending = false;
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    memset(&ss, 0, sizeof(ss));
+    (void)uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len);
+    conn_apply_proxy(c, known, &client, &ss);
+    memmove(c->in.data, c->in.data + used, c->in.len - used);
+    c->in.len -= used;
+    conn_log(c, LMQ_LOG_DEBUG, "proxy_header", NULL);
+    if (!conn_admit(c, &ss) || c->in.len == 0)
+        return;
+    if (!conn_filtered(c)) {
+        conn_process_input(c);
+        return;
+    }
+    /* TLS: what followed the header is the first handshake bytes. */
+    size_t n = c->in.len;
+    if (lmq_buf_reserve(&c->raw, n, n) != LMQ_OK) {
+        conn_close(c);
+        return;
+    }
+    memcpy(c->raw.data, c->in.data, n);
+    c->raw.len = n;
+    c->in.len = 0;
+    conn_transport_input(c);
+}
+
 static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = s->data;
@@ -435,6 +507,11 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     c->broker->stats.bytes_in += (uint64_t)nread;
     c->last_rx_ms = broker_now_ms(c->broker);
+    if (c->proxy_pending) {
+        c->in.len += (size_t)nread;
+        conn_proxy_input(c);
+        return;
+    }
     if (conn_filtered(c)) {
         c->raw.len = (size_t)nread;
         conn_transport_input(c);
@@ -678,9 +755,78 @@ static struct conn *conn_new(struct broker *b, enum conn_transport_kind kind)
     return c;
 }
 
-/* Names the peer, applies the connection limits, starts the CONNECT timer and reading.
- * False when the connection was closed instead. */
-static bool conn_start(struct conn *c)
+/* The numeric host of a socket address ("?" for other families) and its port. */
+static void conn_name_address(const struct sockaddr_storage *ss, char *host, size_t host_cap,
+                              uint16_t *port)
+{
+    LMQ_ASSERT(host_cap > 1);
+    snprintf(host, host_cap, "?");
+    *port = 0;
+    if (ss->ss_family == AF_INET6) {
+        uv_ip6_name((const struct sockaddr_in6 *)ss, host, host_cap);
+        *port = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+    } else if (ss->ss_family == AF_INET) {
+        uv_ip4_name((const struct sockaddr_in *)ss, host, host_cap);
+        *port = ntohs(((const struct sockaddr_in *)ss)->sin_port);
+    }
+}
+
+/*
+ * A WebSocket client as its upgrade request described it. Behind a trusted proxy the client is
+ * the forwarded address: it names the connection (the proxy goes to via), counts against the
+ * per-address limits in *ss, and is loopback only if that address is; a proxy that named no
+ * client leaves it unknown, never loopback. A browser from an origin not allowed is never
+ * loopback either.
+ */
+static void conn_apply_ws_peer(struct conn *c, const struct conn_ws_peer *peer,
+                               struct sockaddr_storage *ss)
+{
+    LMQ_ASSERT(c->kind == CONN_TRANSPORT_WS || c->kind == CONN_TRANSPORT_WSS);
+    c->loopback_denied = peer->foreign_origin;
+    if (!peer->forwarded)
+        return;
+    snprintf(c->via, sizeof(c->via), "%s", c->remote);
+    if (!peer->client_known) {
+        snprintf(c->remote, sizeof(c->remote), "unknown");
+        c->loopback_denied = true; /* counted against the proxy's address */
+        return;
+    }
+    *ss = peer->client;
+    char host[48];
+    uint16_t port = 0;
+    conn_name_address(ss, host, sizeof(host), &port);
+    snprintf(c->remote, sizeof(c->remote), "%s", host); /* X-Forwarded-For has no port */
+    if (!net_sockaddr_is_loopback(ss))
+        c->loopback_denied = true;
+}
+
+/* Counts c against the per-address limits of ss. False when it was closed instead; a few
+ * refused connections are kept to be told why in their CONNACK. */
+static bool conn_admit(struct conn *c, const struct sockaddr_storage *ss)
+{
+    struct broker *b = c->broker;
+    const char *why = NULL;
+    int admit_rc = conn_address_admit(b, c, ss, &why);
+    if (admit_rc == LMQ_OK)
+        return true;
+    b->stats.connections_refused_address++;
+    conn_log(c, LMQ_LOG_WARN, "connection_refused", why);
+    /* A flood is closed at once. */
+    if (admit_rc == LMQ_ENOMEM || b->refusing_count >= CONN_REFUSAL_SLACK) {
+        conn_close(c);
+        return false;
+    }
+    b->refusing_count++;
+    c->refusal_why = why;
+    c->refusal_code = strcmp(why, "max_connection_rate_per_address") == 0
+                          ? MQTT_RC_CONNECTION_RATE_EXCEEDED
+                          : MQTT_RC_QUOTA_EXCEEDED;
+    return true;
+}
+
+/* Names the peer (for WebSocket, as peer describes it; NULL otherwise), applies the connection
+ * limits, starts the CONNECT timer and reading. False when the connection was closed instead. */
+static bool conn_start(struct conn *c, const struct conn_ws_peer *peer)
 {
     struct broker *b = c->broker;
     b->stats.connections_accepted++;
@@ -689,37 +835,21 @@ static bool conn_start(struct conn *c)
     char host[48] = "?";
     uint16_t port = 0;
     memset(&ss, 0, sizeof(ss));
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        if (ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
-            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
-            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        }
-    }
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
+        conn_name_address(&ss, host, sizeof(host), &port);
     snprintf(c->remote, sizeof(c->remote), "%s:%u", host, port);
+    if (peer != NULL)
+        conn_apply_ws_peer(c, peer, &ss);
     if (b->conn_count > b->cfg.limits.max_connections + CONN_REFUSAL_SLACK) {
         conn_log(c, LMQ_LOG_WARN, "connection_refused", "max_connections");
         conn_close(c);
         return false;
     }
-    const char *why = NULL;
-    int admit_rc = conn_address_admit(b, c, &ss, &why);
-    if (admit_rc != LMQ_OK) {
-        b->stats.connections_refused_address++;
-        conn_log(c, LMQ_LOG_WARN, "connection_refused", why);
-        /* A few are kept to be told why in their CONNACK; a flood is closed at once. */
-        if (admit_rc == LMQ_ENOMEM || b->refusing_count >= CONN_REFUSAL_SLACK) {
-            conn_close(c);
-            return false;
-        }
-        b->refusing_count++;
-        c->refusal_why = why;
-        c->refusal_code = strcmp(why, "max_connection_rate_per_address") == 0
-                              ? MQTT_RC_CONNECTION_RATE_EXCEEDED
-                              : MQTT_RC_QUOTA_EXCEEDED;
-    }
+    /* From a [server] proxy_protocol peer the client is known once its header is read: the
+     * per-address limits count that client, then (conn_proxy_input). */
+    c->proxy_pending = peer == NULL && net_proxy_peer_listed(&b->cfg.http_trust, &ss);
+    if (!c->proxy_pending && !conn_admit(c, &ss))
+        return false;
     uv_tcp_nodelay(&c->tcp, 1);
     c->last_rx_ms = broker_now_ms(b);
     /* Bounds the TLS handshake and the WebSocket upgrade too: all must be done by CONNECT. */
@@ -752,7 +882,7 @@ static void conn_on_accept(struct broker *b, int fd, bool tls)
         }
         c->transport.established = false;
     }
-    (void)conn_start(c);
+    (void)conn_start(c, NULL);
 }
 
 void conn_on_accept_tcp(void *ctx, int fd)
@@ -766,9 +896,10 @@ void conn_on_accept_tls(void *ctx, int fd)
 }
 
 int conn_adopt_websocket(struct broker *b, int fd, struct tls_session *tls, const uint8_t *early,
-                         size_t early_len)
+                         size_t early_len, const struct conn_ws_peer *peer)
 {
     LMQ_ASSERT(b != NULL && fd >= 0 && (early != NULL || early_len == 0));
+    LMQ_ASSERT(peer != NULL);
     struct conn *c = b->stopping ? NULL : conn_new(b, tls ? CONN_TRANSPORT_WSS : CONN_TRANSPORT_WS);
     if (c == NULL || uv_tcp_open(&c->tcp, fd) != 0) {
         close(fd);
@@ -785,7 +916,7 @@ int conn_adopt_websocket(struct broker *b, int fd, struct tls_session *tls, cons
         conn_close(c);
         return LMQ_ENOMEM;
     }
-    if (!conn_start(c))
+    if (!conn_start(c, peer))
         return LMQ_OK; /* refused and closed: the limits did their job */
     if (early_len == 0)
         return LMQ_OK;

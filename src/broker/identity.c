@@ -142,7 +142,7 @@ static int identity_challenge(struct broker *b, const struct http_request *req, 
     if (!identity_decode_pub(body, pub))
         return identity_error(resp, out, 400, "pub: expected a base64url Ed25519 public key");
     char nonce[LOGIN_NONCE_CHARS + 1];
-    if (login_nonce_issue(b, req->remote, pub, nonce) != LMQ_OK)
+    if (login_nonce_issue(b, (const struct sockaddr *)req->peer, pub, nonce) != LMQ_OK)
         return identity_error(resp, out, 500, "Internal Server Error");
     char expires[40];
     if (identity_time_json(b, LOGIN_NONCE_TTL_MS, expires) != LMQ_OK)
@@ -249,11 +249,14 @@ int identity_http_route(struct broker *b, const struct http_request *req,
     return rc;
 }
 
-/* True for a connection from 127.0.0.0/8 or ::1 (IPv4-mapped included). */
+/* True for a connection from 127.0.0.0/8 or ::1 (IPv4-mapped included), unless it is a browser
+ * page from an origin not allowed or came through a proxy from elsewhere (loopback_denied). */
 static bool identity_loopback(const struct conn *c)
 {
+    if (c->loopback_denied)
+        return false;
     return strncmp(c->remote, "127.", 4) == 0 || strncmp(c->remote, "::1:", 4) == 0 ||
-           strncmp(c->remote, "::ffff:127.", 11) == 0;
+           strcmp(c->remote, "::1") == 0 || strncmp(c->remote, "::ffff:127.", 11) == 0;
 }
 
 /* The name ACL rules know c by (see struct conn). */

@@ -125,6 +125,8 @@ static int metrics_broker(struct broker *b, struct http_buf *out)
     rc |= METRIC(out, "dropped_total", "counter", "Deliveries discarded as the spec allows.");
     rc |= http_buf_printf(out, "ledgermq_dropped_total{reason=\"qos0_queue_full\"} %" PRIu64 "\n",
                           st->qos0_dropped);
+    rc |= http_buf_printf(out, "ledgermq_dropped_total{reason=\"qos0_gave_way\"} %" PRIu64 "\n",
+                          st->qos0_gave_way);
     rc |= http_buf_printf(out, "ledgermq_dropped_total{reason=\"expired\"} %" PRIu64 "\n",
                           st->expired_dropped);
     rc |= http_buf_printf(out,

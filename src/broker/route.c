@@ -288,8 +288,8 @@ uint8_t route_publish(struct broker *b, struct msg *m, struct session *publisher
         const struct route_target *t = &b->route_targets[i];
         if (!route_can_receive(t->session, t->qos))
             continue; /* QoS 0 is not queued for offline sessions, nothing for ending ones */
-        if (t->qos == 0 && !session_queue_has_room(t->session, m->size_bytes)) {
-            b->stats.qos0_dropped++;
+        if (t->qos == 0 && !session_queue_has_room_qos0(t->session, m->size_bytes)) {
+            session_qos0_dropped(t->session, NULL);
             continue;
         }
         session_enqueue(t->session, m, t->qos, t->retain_as_published && m->retain, t->sub_ids,

@@ -57,17 +57,86 @@ static void delivery_done(struct session *s, struct delivery *d)
     LMQ_ASSERT(s->queued_bytes >= d->msg->size_bytes);
     s->queued_count--;
     s->queued_bytes -= d->msg->size_bytes;
+    if (d->qos == 0) { /* on queue0: its own budget */
+        LMQ_ASSERT(s->queued0_count > 0 && s->queued0_bytes >= d->msg->size_bytes);
+        s->queued0_count--;
+        s->queued0_bytes -= d->msg->size_bytes;
+    }
     if (d->seq != 0)
         queue_record(s, STORE_QUEUE_DELETE, d);
     msg_unref(d->msg);
     free(d);
 }
 
+/*
+ * QoS 0 has a budget of its own (max_queued_qos0) inside the session's queue limits, and gives
+ * way to QoS 1/2: a QoS 1/2 delivery only needs room among the QoS 1/2 deliveries, and takes it
+ * from queued QoS 0 when the whole queue is full. So a QoS 0 flood to a slow subscriber costs
+ * it QoS 0 messages (which MQTT allows to be lost), never a refused QoS 1/2 publish.
+ */
 bool session_queue_has_room(const struct session *s, size_t msg_bytes)
+{
+    const struct lmq_limits *lim = &s->broker->cfg.limits;
+    LMQ_ASSERT(s->queued_count >= s->queued0_count && s->queued_bytes >= s->queued0_bytes);
+    uint32_t count = s->queued_count - s->queued0_count;
+    uint64_t bytes = s->queued_bytes - s->queued0_bytes;
+    return count < lim->max_queued_messages && bytes + msg_bytes <= lim->max_queued_bytes;
+}
+
+/* The whole queue (QoS 0 included) has room for msg_bytes more. */
+static bool session_queue_fits(const struct session *s, size_t msg_bytes)
 {
     const struct lmq_limits *lim = &s->broker->cfg.limits;
     return s->queued_count < lim->max_queued_messages &&
            s->queued_bytes + msg_bytes <= lim->max_queued_bytes;
+}
+
+bool session_queue_has_room_qos0(const struct session *s, size_t msg_bytes)
+{
+    LMQ_ASSERT(s->queued0_count <= s->queued_count);
+    return s->queued0_count < s->broker->cfg.limits.max_queued_qos0 &&
+           session_queue_fits(s, msg_bytes);
+}
+
+void session_qos0_dropped(struct session *s, const char *limit)
+{
+    struct broker *b = s->broker;
+    const struct lmq_limits *lim = &b->cfg.limits;
+    if (limit == NULL) /* no room: say which bound */
+        limit = s->queued0_count >= lim->max_queued_qos0      ? "max_queued_qos0"
+                : s->queued_count >= lim->max_queued_messages ? "max_queued_messages"
+                                                              : "max_queued_bytes";
+    if (strcmp(limit, "qos1_qos2_need_room") == 0)
+        b->stats.qos0_gave_way++;
+    else
+        b->stats.qos0_dropped++;
+    /* A flood drops thousands a second: one line a second says it is happening, and to whom;
+     * /metrics has the counts. */
+    uint64_t now = broker_now_ms(b);
+    if (b->qos0_drop_logged_ms != 0 && now - b->qos0_drop_logged_ms < 1000)
+        return;
+    b->qos0_drop_logged_ms = now;
+    struct lmq_log_line line;
+    if (lmq_log_begin(&line, LMQ_LOG_WARN, "qos0_dropped")) {
+        lmq_log_strn(&line, "client_id", s->client_id, s->client_id_len);
+        lmq_log_str(&line, "limit", limit);
+        lmq_log_uint(&line, "queued_qos0", s->queued0_count);
+        lmq_log_uint(&line, "queued", s->queued_count);
+        lmq_log_end(&line);
+    }
+}
+
+/* Drops queued QoS 0 deliveries, oldest first, until a QoS 1/2 delivery of msg_bytes fits. */
+static void session_qos0_give_way(struct session *s, size_t msg_bytes)
+{
+    size_t guard = (size_t)s->queued0_count + 1;
+    while (!session_queue_fits(s, msg_bytes) && !list_empty(&s->queue0) && guard-- > 0) {
+        struct delivery *d = list_entry(s->queue0.next, struct delivery, link);
+        LMQ_ASSERT(d->qos == 0 && d->seq == 0);
+        list_unlink(&d->link);
+        delivery_done(s, d);
+        session_qos0_dropped(s, "qos1_qos2_need_room");
+    }
 }
 
 static struct delivery *delivery_new(struct msg *m, uint8_t qos, bool retain,
@@ -93,6 +162,12 @@ void session_enqueue(struct session *s, struct msg *m, uint8_t qos, bool retain,
     /* A session with stored state keeps queueing durably until it ends, so order holds. */
     bool durable = s->persistent || s->stored;
     LMQ_ASSERT(s->conn != NULL || (durable && qos > 0));
+    if (qos == 0 && !session_queue_has_room_qos0(s, m->size_bytes)) {
+        session_qos0_dropped(s, NULL);
+        return;
+    }
+    if (qos > 0)
+        session_qos0_give_way(s, m->size_bytes);
     bool stored = durable && qos > 0;
     bool backlog = stored && (s->conn == NULL || s->stored_backlog > 0 ||
                               s->memory_queued >= SESSION_MEMORY_QUEUE_MAX);
@@ -100,11 +175,15 @@ void session_enqueue(struct session *s, struct msg *m, uint8_t qos, bool retain,
     /* Out of memory for a delivery we must not lose: fail stop rather than drop it. */
     LMQ_ASSERT(d != NULL || qos == 0);
     if (d == NULL) {
-        s->broker->stats.qos0_dropped++;
+        session_qos0_dropped(s, "out_of_memory");
         return;
     }
     s->queued_count++;
     s->queued_bytes += m->size_bytes;
+    if (qos == 0) {
+        s->queued0_count++;
+        s->queued0_bytes += m->size_bytes;
+    }
     if (stored) {
         msg_persist(m);
         d->seq = ++s->next_seq;
@@ -588,6 +667,8 @@ void session_free_deliveries(struct session *s)
     }
     s->queued_count = 0;
     s->queued_bytes = 0;
+    s->queued0_count = 0;
+    s->queued0_bytes = 0;
     s->inflight_count = 0;
     s->inflight_unsent = 0;
     s->memory_queued = 0;

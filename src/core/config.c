@@ -53,6 +53,7 @@ static const struct config_limit config__limits[] = {
     CONFIG_LIMIT("max_inflight", max_inflight, 1, UINT16_MAX, false),
     CONFIG_LIMIT("max_queued_messages", max_queued_messages, 0, UINT32_MAX, false),
     CONFIG_LIMIT("max_queued_bytes", max_queued_bytes, 0, UINT64_MAX, false),
+    CONFIG_LIMIT("max_queued_qos0", max_queued_qos0, 1, UINT32_MAX, false),
     CONFIG_LIMIT("max_subscriptions", max_subscriptions, 1, UINT32_MAX, false),
     CONFIG_LIMIT("max_topic_alias", max_topic_alias, 0, UINT16_MAX, false),
     CONFIG_LIMIT("max_keepalive", max_keepalive_s, 0, UINT16_MAX, false),
@@ -176,6 +177,7 @@ void lmq_config_defaults(struct lmq_config *cfg)
     l->max_inflight = 64;
     l->max_queued_messages = 10000;
     l->max_queued_bytes = 67108864;
+    l->max_queued_qos0 = 1000;
     l->max_subscriptions = 1000;
     l->max_topic_alias = 64;
     l->max_keepalive_s = 0;
@@ -568,6 +570,9 @@ static int config__set_tls(struct lmq_config *cfg, const char *key, const char *
     return LMQ_EINVAL;
 }
 
+static int config__http_list(struct lmq_config *cfg, const char *section, const char *key,
+                             const char *value, bool append, char *err, size_t err_len);
+
 static int config__set_server(struct lmq_config *cfg, const char *key, const char *value, char *err,
                               size_t err_len)
 {
@@ -590,6 +595,9 @@ static int config__set_server(struct lmq_config *cfg, const char *key, const cha
         *(tls ? &cfg->https : &cfg->http) = addr;
         *(tls ? &cfg->https_enabled : &cfg->http_enabled) = true;
         return 0;
+    }
+    if (strcmp(key, "proxy_protocol") == 0) {
+        return config__http_list(cfg, "server", key, value, false, err, err_len);
     }
     if (strcmp(key, "data") == 0) {
         if (value[0] != '\0' && config__copy(cfg->data_dir, sizeof(cfg->data_dir), value)) {
@@ -619,10 +627,165 @@ static int config__set_server(struct lmq_config *cfg, const char *key, const cha
         return LMQ_EINVAL;
     }
     config__err(err, err_len,
-                "[server] %s: unknown key (expected data, mqtt, mqtts, http, https, sync or "
-                "log_level)",
+                "[server] %s: unknown key (expected data, mqtt, mqtts, http, https, sync, "
+                "log_level or proxy_protocol)",
                 key);
     return LMQ_EINVAL;
+}
+
+/* [http] allowed_origins item: "scheme://host[:port]" into out, lower-cased, without a
+ * trailing slash (browsers send the origin in that form). False when it is not one. */
+static bool config__origin(const char *item, char *out, size_t cap)
+{
+    LMQ_ASSERT(item != NULL && out != NULL && cap > 0);
+    size_t len = strlen(item);
+    if (len > 0 && item[len - 1] == '/')
+        len--;
+    const char *sep = strstr(item, "://");
+    if (len == 0 || len >= cap || sep == NULL || sep == item)
+        return false;
+    size_t scheme_len = (size_t)(sep - item);
+    if (scheme_len + 3 >= len)
+        return false; /* no host */
+    for (size_t i = 0; i < len; i++) {
+        char ch = item[i];
+        if (ch >= 'A' && ch <= 'Z')
+            ch = (char)(ch - 'A' + 'a');
+        bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+        bool ok = i < scheme_len       ? alnum || ch == '+' || ch == '-' || ch == '.'
+                  : i < scheme_len + 3 ? true /* "://" itself */
+                                       : alnum || strchr("-._:[]", ch) != NULL;
+        if (!ok)
+            return false; /* a path, query, user info, blank or other junk */
+        out[i] = ch;
+    }
+    out[len] = '\0';
+    return true;
+}
+
+/* [http] trusted_proxies item: "ADDRESS" or "ADDRESS/BITS", IPv4 or IPv6. */
+static bool config__ip_prefix(const char *item, struct lmq_ip_prefix *out)
+{
+    LMQ_ASSERT(item != NULL && out != NULL);
+    char host[LMQ_HOST_MAX_BYTES];
+    const char *slash = strchr(item, '/');
+    size_t host_len = slash != NULL ? (size_t)(slash - item) : strlen(item);
+    if (host_len == 0 || host_len >= sizeof(host))
+        return false;
+    memcpy(host, item, host_len);
+    host[host_len] = '\0';
+    struct lmq_ip_prefix p;
+    memset(&p, 0, sizeof(p));
+    if (inet_pton(AF_INET, host, p.addr) == 1)
+        p.len_bytes = 4;
+    else if (inet_pton(AF_INET6, host, p.addr) == 1)
+        p.len_bytes = 16;
+    else
+        return false;
+    uint64_t bits = (uint64_t)p.len_bytes * 8;
+    if (slash != NULL && (!config__parse_u64(slash + 1, &bits) || bits > p.len_bytes * 8u))
+        return false;
+    p.prefix_bits = (uint8_t)bits;
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    /* IPv4-mapped addresses are IPv4 wherever they are matched: a prefix that covers them only
+     * in part means nothing, so it is refused. */
+    if (p.len_bytes == 16 && p.prefix_bits < 96 && memcmp(p.addr, mapped, 12) == 0)
+        return false;
+    if (p.len_bytes == 16 && memcmp(p.addr, mapped, 12) == 0) {
+        memmove(p.addr, p.addr + 12, 4); /* ::ffff:a.b.c.d is the IPv4 address */
+        memset(p.addr + 4, 0, 12);
+        p.len_bytes = 4;
+        p.prefix_bits = (uint8_t)(p.prefix_bits - 96);
+    }
+    *out = p;
+    return true;
+}
+
+bool lmq_ip_prefix_match(const struct lmq_ip_prefix *p, const uint8_t *addr, size_t len_bytes)
+{
+    LMQ_ASSERT(p != NULL && addr != NULL);
+    LMQ_ASSERT(p->prefix_bits <= p->len_bytes * 8u);
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (len_bytes == 16 && memcmp(addr, mapped, 12) == 0) {
+        addr += 12;
+        len_bytes = 4;
+    }
+    if (len_bytes != p->len_bytes)
+        return false;
+    size_t full = p->prefix_bits / 8u;
+    unsigned rest = p->prefix_bits % 8u;
+    if (memcmp(addr, p->addr, full) != 0)
+        return false;
+    if (rest == 0)
+        return true;
+    uint8_t mask = (uint8_t)(0xFFu << (8u - rest));
+    return (addr[full] & mask) == (p->addr[full] & mask);
+}
+
+/* [http] allowed_origins / trusted_proxies: replaces (or appends to) the list; cfg is
+ * unchanged on error. An empty value is an empty list. */
+static int config__http_list(struct lmq_config *cfg, const char *section, const char *key,
+                             const char *value, bool append, char *err, size_t err_len)
+{
+    bool server = strcmp(section, "server") == 0;
+    bool origins = !server && strcmp(key, "allowed_origins") == 0;
+    bool proxy_protocol = server && strcmp(key, "proxy_protocol") == 0;
+    LMQ_ASSERT(!server || proxy_protocol); /* the only list under [server] */
+    if (!origins && !proxy_protocol && strcmp(key, "trusted_proxies") != 0) {
+        config__err(err, err_len,
+                    "[http] %s: unknown key (expected allowed_origins or trusted_proxies)", key);
+        return LMQ_EINVAL;
+    }
+    struct lmq_http_config work = cfg->http_trust;
+    size_t *count = origins          ? &work.allowed_origin_count
+                    : proxy_protocol ? &work.proxy_protocol_count
+                                     : &work.trusted_proxy_count;
+    struct lmq_ip_prefix *prefixes = proxy_protocol ? work.proxy_protocol : work.trusted_proxies;
+    const size_t max = origins ? LMQ_HTTP_ORIGINS_MAX : LMQ_HTTP_PROXIES_MAX;
+    if (!append)
+        *count = 0;
+    char item[LMQ_HTTP_ORIGIN_MAX_BYTES];
+    const char *cursor = value;
+    for (size_t i = 0; cursor != NULL && i <= max; i++) {
+        bool fits = config__next_item(&cursor, item, sizeof(item));
+        if (fits && item[0] == '\0' && i == 0 && cursor == NULL)
+            break; /* "key =": no entries */
+        bool ok = fits && *count < max &&
+                  (origins ? config__origin(item, work.allowed_origins[*count],
+                                            sizeof(work.allowed_origins[0]))
+                           : config__ip_prefix(item, &prefixes[*count]));
+        if (!ok) {
+            int show_len = config__show_len(value);
+            const char *show_more = config__show_more(value);
+            if (*count >= max)
+                config__err(err, err_len, "[%s] %s: at most %zu entries, got more in \"%.*s%s\"",
+                            section, key, max, show_len, value, show_more);
+            else if (origins)
+                config__err(err, err_len,
+                            "[http] %s: expected origins like https://app.example.com "
+                            "(scheme://host[:port], no path; null and * are never allowed) "
+                            "separated by commas, got \"%.*s%s\"",
+                            key, show_len, value, show_more);
+            else
+                config__err(err, err_len,
+                            "[%s] %s: expected IP addresses or CIDR prefixes (10.0.0.0/8, ::1) "
+                            "separated by commas, got \"%.*s%s\"",
+                            section, key, show_len, value, show_more);
+            return LMQ_EINVAL;
+        }
+        (*count)++;
+    }
+    LMQ_ASSERT(*count <= max);
+    cfg->http_trust = work;
+    return 0;
+}
+
+int lmq_config_append_http_list(struct lmq_config *cfg, const char *key, const char *value,
+                                char *err, size_t err_len)
+{
+    LMQ_ASSERT(cfg != NULL && key != NULL && value != NULL && err != NULL && err_len > 0);
+    const char *section = strcmp(key, "proxy_protocol") == 0 ? "server" : "http";
+    return config__http_list(cfg, section, key, value, true, err, err_len);
 }
 
 static void config__store_limit(struct lmq_limits *limits, const struct config_limit *def,
@@ -688,11 +851,18 @@ int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key,
     if (strcmp(section, "auth") == 0) {
         return config__set_auth(cfg, key, value, err, err_len);
     }
+    if (strcmp(section, "http") == 0) {
+        return config__http_list(cfg, "http", key, value, false, err, err_len);
+    }
     if (section[0] == '\0') {
         config__err(err, err_len,
-                    "%s: key outside any section (expected [server], [limits], [tls] or [auth])", key);
+                    "%s: key outside any section (expected [server], [limits], [tls], [auth] or "
+                    "[http])",
+                    key);
     } else {
-        config__err(err, err_len, "[%s] %s: unknown section (expected [server], [limits], [tls] or [auth])",
+        config__err(err, err_len,
+                    "[%s] %s: unknown section (expected [server], [limits], [tls], [auth] or "
+                    "[http])",
                     section, key);
     }
     return LMQ_EINVAL;
@@ -705,6 +875,7 @@ struct config_load {
     FILE *file;
     int lineno;     /* line the parser is on: counted by our reader */
     bool mqtt_seen; /* the first mqtt key in a file replaces, later ones append */
+    bool origins_seen, proxies_seen, proxy_protocol_seen; /* the same for the address lists */
     bool failed;    /* err holds the first error; parsing stops */
     int failed_lineno;
     int rc;
@@ -746,8 +917,19 @@ static int config__handler(void *user, const char *section, const char *name, co
     LMQ_ASSERT(!ld->failed);
     char msg[512];
     int rc = 0;
+    bool http = strcmp(section, "http") == 0;
+    bool server_list = strcmp(section, "server") == 0 && strcmp(name, "proxy_protocol") == 0;
+    bool *list_seen = server_list                            ? &ld->proxy_protocol_seen
+                      : !http                                ? NULL
+                      : strcmp(name, "allowed_origins") == 0 ? &ld->origins_seen
+                      : strcmp(name, "trusted_proxies") == 0 ? &ld->proxies_seen
+                                                             : NULL;
     if (strcmp(section, "server") == 0 && strcmp(name, "mqtt") == 0 && ld->mqtt_seen) {
         rc = lmq_config_append_listeners(ld->cfg, value, msg, sizeof(msg));
+    } else if (list_seen != NULL) {
+        /* A line holds at most INI_MAX_LINE bytes: a repeated key adds to the list. */
+        rc = config__http_list(ld->cfg, section, name, value, *list_seen, msg, sizeof(msg));
+        *list_seen = true;
     } else {
         rc = lmq_config_set(ld->cfg, section, name, value, msg, sizeof(msg));
         ld->mqtt_seen = ld->mqtt_seen ||

@@ -32,6 +32,7 @@ struct lmq_limits {
     uint16_t max_inflight;          /* QoS 1/2 in flight per client, each direction */
     uint32_t max_queued_messages;   /* messages queued per session */
     uint64_t max_queued_bytes;      /* payload bytes queued per session */
+    uint32_t max_queued_qos0;       /* QoS 0 messages queued per session (within the above) */
     uint32_t max_subscriptions;     /* subscriptions per session */
     uint16_t max_topic_alias;       /* topic alias maximum advertised to clients */
     uint16_t max_keepalive_s;       /* server keep alive cap, 0 = accept the client's */
@@ -113,6 +114,32 @@ struct lmq_tls_config {
     enum lmq_client_cert_mode client_cert;
 };
 
+/* [http] allowed_origins: browser origins whose WebSocket connections may count as loopback. */
+#define LMQ_HTTP_ORIGINS_MAX 32
+#define LMQ_HTTP_ORIGIN_MAX_BYTES 256
+/* [http] trusted_proxies: addresses (or CIDR prefixes) whose X-Forwarded-For is believed. */
+#define LMQ_HTTP_PROXIES_MAX 32
+
+/* An IPv4 or IPv6 address prefix (a single address has all its bits). */
+struct lmq_ip_prefix {
+    uint8_t addr[16];
+    uint8_t len_bytes;   /* 4 (IPv4) or 16 (IPv6) */
+    uint8_t prefix_bits; /* 0..32 or 0..128 */
+};
+
+/* Who may speak for a client: browsers (Origin) and reverse proxies ([http]), TCP proxies
+ * ([server] proxy_protocol). */
+struct lmq_http_config {
+    /* "scheme://host[:port]", lower-case, without a trailing slash; empty list by default */
+    char allowed_origins[LMQ_HTTP_ORIGINS_MAX][LMQ_HTTP_ORIGIN_MAX_BYTES];
+    size_t allowed_origin_count;
+    struct lmq_ip_prefix trusted_proxies[LMQ_HTTP_PROXIES_MAX];
+    size_t trusted_proxy_count;
+    /* [server] proxy_protocol: peers whose MQTT connections start with a PROXY header */
+    struct lmq_ip_prefix proxy_protocol[LMQ_HTTP_PROXIES_MAX];
+    size_t proxy_protocol_count;
+};
+
 struct lmq_config {
     char config_path[LMQ_PATH_MAX_BYTES]; /* empty when no --config */
     char data_dir[LMQ_PATH_MAX_BYTES];
@@ -126,6 +153,7 @@ struct lmq_config {
     bool https_enabled;
     struct lmq_tls_config tls;
     struct lmq_auth_config auth;
+    struct lmq_http_config http_trust; /* [http] */
     enum lmq_sync_mode sync;
     enum lmq_log_level log_level;
     struct lmq_limits limits;
@@ -171,6 +199,17 @@ int lmq_config_append_tls_listeners(struct lmq_config *cfg, const char *value, c
  * client certificate needs a CA. Returns 0 or LMQ_EINVAL with a one-line message in err.
  */
 int lmq_config_validate(const struct lmq_config *cfg, char *err, size_t err_len);
+
+/*
+ * Appends a comma-separated list to [http] allowed_origins or trusted_proxies (key names which);
+ * setting the key with lmq_config_set replaces the list instead. Returns 0 or LMQ_EINVAL with a
+ * one-line message in err; cfg is unchanged on error.
+ */
+int lmq_config_append_http_list(struct lmq_config *cfg, const char *key, const char *value,
+                                char *err, size_t err_len);
+
+/* True when the raw address (4 or 16 bytes; IPv4-mapped IPv6 counts as IPv4) is in p. */
+bool lmq_ip_prefix_match(const struct lmq_ip_prefix *p, const uint8_t *addr, size_t len_bytes);
 
 /* Parses "HOST:PORT" or "[V6]:PORT". Returns 0 or LMQ_EINVAL with a message in err. */
 int lmq_config_parse_listen(const char *s, struct lmq_listen_addr *out, char *err, size_t err_len);

@@ -88,9 +88,13 @@ struct http_session {
     bool draining;     /* every response closes */
     bool closing;      /* no further request is read */
     bool upgraded;     /* an upgrade was accepted: no further request is read */
-    bool has_remote;   /* remote holds the client's address */
-    struct sockaddr_storage remote;
     struct http_buf out;
+    struct sockaddr_storage peer; /* the TCP peer, when has_peer (set by the connection) */
+    bool has_peer;
+    struct sockaddr_storage local; /* the address it arrived on, when has_local */
+    bool has_local;
+    uint8_t upgrade_data[HTTP_UPGRADE_DATA_MAX_BYTES]; /* the route's, for the upgrade callback */
+    size_t upgrade_data_len;
 };
 
 /* ---------------------------------------------------------------- bounded buffer */
@@ -269,16 +273,17 @@ static int http_session_on_header_value(http_parser *p, const char *at, size_t l
 }
 
 /* Finds a header of the current request; value trimmed of blanks. */
-static bool http_session_header(const struct http_session *s, const char *name, const char **value,
-                                size_t *value_len)
+static bool http_session_header(const struct http_session *s, const char *name, size_t nth,
+                                const char **value, size_t *value_len)
 {
     LMQ_ASSERT(name != NULL && value != NULL && value_len != NULL);
     LMQ_ASSERT(s->header_count <= HTTP_HEADERS_MAX);
     size_t name_len = strlen(name);
+    size_t seen = 0;
     for (uint32_t i = 0; i < s->header_count; i++) {
         const struct http_header *h = &s->headers[i];
         const char *hname = (const char *)s->head.data + h->name_off;
-        if (h->name_len != name_len || strncasecmp(hname, name, name_len) != 0) {
+        if (h->name_len != name_len || strncasecmp(hname, name, name_len) != 0 || seen++ < nth) {
             continue;
         }
         const char *v = (const char *)s->head.data + h->value_off;
@@ -344,7 +349,7 @@ static int http_session_on_headers_complete(http_parser *p)
     }
     const char *expect = NULL;
     size_t expect_len = 0;
-    s->expect_continue = http_session_header(s, "Expect", &expect, &expect_len) &&
+    s->expect_continue = http_session_header(s, "Expect", 0, &expect, &expect_len) &&
                          expect_len == 12 && strncasecmp(expect, "100-continue", 12) == 0;
     s->event = HTTP_EVENT_HEADERS_DONE;
     http_parser_pause(p, 1);
@@ -477,7 +482,8 @@ static void http_session_dispatch(struct http_session *s)
         .query = s->has_query ? (const char *)url + s->query_off : NULL,
         .query_len = s->has_query ? s->query_len : 0,
         .internal = s,
-        .remote = s->has_remote ? (const struct sockaddr *)&s->remote : NULL,
+        .peer = s->has_peer ? &s->peer : NULL,
+        .local = s->has_local ? &s->local : NULL,
     };
     struct http_response resp = {.status = 200};
     struct http_buf body;
@@ -491,6 +497,9 @@ static void http_session_dispatch(struct http_session *s)
     if (resp.upgraded && resp.status == 101 && s->parser.upgrade && !s->head_request) {
         /* The route wrote the whole 101; what follows the request is the new protocol's. */
         s->upgraded = true;
+        LMQ_ASSERT(resp.upgrade_data_len <= sizeof(s->upgrade_data));
+        memcpy(s->upgrade_data, resp.upgrade_data, resp.upgrade_data_len);
+        s->upgrade_data_len = resp.upgrade_data_len;
         if (http_buf_append(&s->out, body.data, body.len) != LMQ_OK)
             s->closing = true;
         http_buf_free(&body);
@@ -690,7 +699,14 @@ bool http_request_header(const struct http_request *req, const char *name, const
                          size_t *value_len)
 {
     LMQ_ASSERT(req != NULL && req->internal != NULL);
-    return http_session_header(req->internal, name, value, value_len);
+    return http_session_header(req->internal, name, 0, value, value_len);
+}
+
+bool http_request_header_at(const struct http_request *req, const char *name, size_t nth,
+                            const char **value, size_t *value_len)
+{
+    LMQ_ASSERT(req != NULL && req->internal != NULL);
+    return http_session_header(req->internal, name, nth, value, value_len);
 }
 
 /* ---------------------------------------------------------------- connections */
@@ -1297,7 +1313,8 @@ static void http_conn_hand_over(struct http_conn *c)
     struct tls_session *tls = c->transport.tls;
     c->transport.tls = NULL; /* the callee owns it now */
     http_conn_log(c, LMQ_LOG_DEBUG, "http_upgraded", NULL);
-    s->upgrade(s->upgrade_ctx, dup_fd, tls, c->in.data, c->in.len);
+    s->upgrade(s->upgrade_ctx, dup_fd, tls, c->in.data, c->in.len, c->session.upgrade_data,
+               c->session.upgrade_data_len);
     http_conn_close(c);
 }
 
@@ -1365,8 +1382,6 @@ static void http_conn_set_remote(struct http_conn *c, struct sockaddr_storage *s
     unsigned port = 0;
     memset(&ss, 0, sizeof(ss));
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        c->session.remote = ss;
-        c->session.has_remote = ss.ss_family == AF_INET || ss.ss_family == AF_INET6;
         if (ss.ss_family == AF_INET6) {
             uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
             port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
@@ -1374,9 +1389,14 @@ static void http_conn_set_remote(struct http_conn *c, struct sockaddr_storage *s
             uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
             port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
         }
+        c->session.peer = ss; /* routes see it (trusted proxies, per-address decisions) */
+        c->session.has_peer = true;
     }
     snprintf(c->remote, sizeof(c->remote), "%s:%u", host, port);
     *ss_out = ss;
+    len = sizeof(c->session.local);
+    c->session.has_local =
+        uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&c->session.local, &len) == 0;
 }
 
 /* A connection in OPEN state with its handles initialised and linked into the server. */

@@ -57,10 +57,14 @@ struct http_request {
     const char *query; /* after '?', without it; NULL when absent */
     size_t query_len;
     const void *internal; /* for http_request_header() */
-    /* The client's address (AF_INET or AF_INET6); NULL when unknown (a session without a
-     * socket). */
-    const struct sockaddr *remote;
+    /* The TCP peer (not any proxy header's claim); NULL when unknown (no socket, e.g. fuzzing) */
+    const struct sockaddr_storage *peer;
+    /* The local address the connection arrived on; NULL when unknown */
+    const struct sockaddr_storage *local;
 };
+
+/* Bytes a route may attach to an accepted upgrade for the upgrade callback. */
+#define HTTP_UPGRADE_DATA_MAX_BYTES 512
 
 struct http_response {
     int status;                /* 200 when the route leaves it; 200..599, or 101 with upgraded */
@@ -73,6 +77,10 @@ struct http_response {
      * response is written the connection is handed to the server's upgrade callback.
      */
     bool upgraded;
+    /* With upgraded: handed as they are to the upgrade callback (what the route learnt from the
+     * request about the peer, say). */
+    uint8_t upgrade_data[HTTP_UPGRADE_DATA_MAX_BYTES];
+    size_t upgrade_data_len;
 };
 
 struct http_limits {
@@ -117,12 +125,12 @@ void http_server_set_tls(struct http_server *s, struct tls_server *tls);
 
 /*
  * Takes a connection whose upgrade response was written: fd (a duplicate the callee owns), the
- * TLS session that carried it (owned by the callee; NULL over plain HTTP) and the bytes the
- * client sent after the upgrade request (valid during the call). The HTTP server forgets the
- * connection afterwards.
+ * TLS session that carried it (owned by the callee; NULL over plain HTTP), the bytes the
+ * client sent after the upgrade request and the route's upgrade_data (both valid during the
+ * call). The HTTP server forgets the connection afterwards.
  */
 typedef void (*http_upgrade_fn)(void *ctx, int fd, struct tls_session *tls, const uint8_t *early,
-                                size_t early_len);
+                                size_t early_len, const uint8_t *data, size_t data_len);
 void http_server_set_upgrade(struct http_server *s, http_upgrade_fn fn, void *ctx);
 
 /* TLS handshakes that failed on this server (0 without TLS). */
@@ -165,6 +173,9 @@ int http_buf_printf(struct http_buf *b, const char *fmt, ...)
  */
 bool http_request_header(const struct http_request *req, const char *name, const char **value,
                          size_t *value_len);
+/* The same for the nth (from 0) header field of that name, for headers that may repeat. */
+bool http_request_header_at(const struct http_request *req, const char *name, size_t nth,
+                            const char **value, size_t *value_len);
 
 /*
  * The server's request parsing and response framing without sockets: the server drives one

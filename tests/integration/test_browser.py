@@ -104,7 +104,10 @@ def png_size(path):
 
 
 def test_browser_mqttjs_over_websocket_round_trip(start_broker, page_server, tmp_path):
-    broker = start_broker(extra_args=["--http", "127.0.0.1:0"])
+    # The page comes from another origin than the broker: it may use the anonymous loopback
+    # access only because its origin is allowed (test_security_origin.py has the refusal).
+    broker = start_broker("[http]\nallowed_origins = %s\n" % page_server,
+                          extra_args=["--http", "127.0.0.1:0"])
     ws_url = "ws://%s/mqtt" % jsdeps.listener(broker, "http")
     shot = str(tmp_path / "browser-roundtrip.png")
 

@@ -81,9 +81,12 @@ class Response:
 class WsConn:
     """One TCP (or TLS) connection that speaks HTTP, then WebSocket frames."""
 
-    def __init__(self, host, port, tls_context=None, timeout=DEFAULT_TIMEOUT_S):
+    def __init__(self, host, port, tls_context=None, timeout=DEFAULT_TIMEOUT_S, source=None):
+        """source: local address to connect from (e.g. "127.0.0.2", another loopback address
+        standing for another host)."""
         self.timeout = timeout
-        sock = socket.create_connection((host, port), timeout=timeout)
+        sock = socket.create_connection((host, port), timeout=timeout,
+                                        source_address=(source, 0) if source else None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if tls_context is not None:
             sock = tls_context.wrap_socket(sock, server_hostname=host)
@@ -125,10 +128,12 @@ class WsConn:
 
     # ---- HTTP
     def request(self, path="/mqtt", protocol="mqtt", version="13", key=None, upgrade=True,
-                extra=(), timeout=None):
+                extra=(), timeout=None, origin=None, headers=None):
         """Sends a GET (with the upgrade headers unless upgrade=False; protocol=None leaves
         Sec-WebSocket-Protocol out) and reads the response head (and its Content-Length
-        body). Bytes after it stay buffered for the frames."""
+        body). Bytes after it stay buffered for the frames. origin: an Origin header, as a
+        browser sends it ("https://app.example.com"); headers: more fields as (name, value)
+        pairs (a name may repeat); extra: raw header lines."""
         self.key = key or base64.b64encode(os.urandom(16)).decode()
         lines = ["GET %s HTTP/1.1" % path, "Host: 127.0.0.1"]
         if upgrade:
@@ -136,6 +141,9 @@ class WsConn:
                       "Sec-WebSocket-Key: %s" % self.key, "Sec-WebSocket-Version: %s" % version]
             if protocol is not None:
                 lines.append("Sec-WebSocket-Protocol: %s" % protocol)
+        if origin is not None:
+            lines.append("Origin: %s" % origin)
+        lines += ["%s: %s" % (name, value) for name, value in (headers or ())]
         lines += list(extra)
         self.send_raw(("\r\n".join(lines) + "\r\n\r\n").encode())
         return self.read_response(timeout)

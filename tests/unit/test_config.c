@@ -65,6 +65,7 @@ static void test_defaults_match_design(void **state)
     assert_int_equal(l->max_inflight, 64);
     assert_int_equal(l->max_queued_messages, 10000);
     assert_int_equal(l->max_queued_bytes, 67108864);
+    assert_int_equal(l->max_queued_qos0, 1000);
     assert_int_equal(l->max_subscriptions, 1000);
     assert_int_equal(l->max_topic_alias, 64);
     assert_int_equal(l->max_keepalive_s, 0);
@@ -106,6 +107,7 @@ static void test_every_key_is_parsed_from_file(void **state)
                        "max_inflight = 65535\n"
                        "max_queued_messages = 7\n"
                        "max_queued_bytes = 18446744073709551615\n"
+                       "max_queued_qos0 = 1\n"
                        "max_subscriptions = 8\n"
                        "max_topic_alias = 0\n"
                        "max_keepalive = 65535\n"
@@ -143,6 +145,7 @@ static void test_every_key_is_parsed_from_file(void **state)
     assert_int_equal(l->max_inflight, 65535);
     assert_int_equal(l->max_queued_messages, 7);
     assert_true(l->max_queued_bytes == UINT64_MAX);
+    assert_int_equal(l->max_queued_qos0, 1);
     assert_int_equal(l->max_subscriptions, 8);
     assert_int_equal(l->max_topic_alias, 0);
     assert_int_equal(l->max_keepalive_s, 65535);
@@ -308,6 +311,7 @@ static const struct bad_ini bad_inis[] = {
     {"[limits]\nmax_connections = 4294967296\n", 2, "max_connections"},
     {"[limits]\nmax_queued_bytes = 18446744073709551616\n", 2, "max_queued_bytes"},
     {"[limits]\nmax_queued_bytes = 99999999999999999999999\n", 2, "max_queued_bytes"},
+    {"[limits]\nmax_queued_qos0 = 0\n", 2, "max_queued_qos0"},
     {"[limits]\nmax_topic_alias = 65536\n", 2, "max_topic_alias"},
     {"[limits]\nmax_keepalive = 70000\n", 2, "max_keepalive"},
     {"[limits]\nmax_session_expiry = forever\n", 2, "max_session_expiry"},
@@ -342,6 +346,21 @@ static const struct bad_ini bad_inis[] = {
     {"[limits]\nhttp_idle_timeout_ms = 0\n", 2, "http_idle_timeout_ms"},
     {"[limits]\nhttp_request_timeout_ms = 0\n", 2, "http_request_timeout_ms"},
     {"[limits]\nhttp_max_connections = 0\n", 2, "http_max_connections"},
+    {"[http]\nallowed_origins = null\n", 2, "[http] allowed_origins: expected origins"},
+    {"[http]\nallowed_origins = *\n", 2, "[http] allowed_origins"},
+    {"[http]\nallowed_origins = https://a.example/app\n", 2, "[http] allowed_origins"},
+    {"[http]\nallowed_origins = app.example.com\n", 2, "[http] allowed_origins"},
+    {"[http]\nallowed_origins = https://\n", 2, "[http] allowed_origins"},
+    {"[http]\nallowed_origins = https://a.example,,https://b.example\n", 2, "allowed_origins"},
+    {"[http]\nallowed_origins = https://u@a.example\n", 2, "allowed_origins"},
+    {"[http]\ntrusted_proxies = 10.0.0.0/33\n", 2, "[http] trusted_proxies: expected IP"},
+    {"[http]\ntrusted_proxies = proxy.example\n", 2, "[http] trusted_proxies"},
+    {"[http]\ntrusted_proxies = 127.0.0.1/\n", 2, "[http] trusted_proxies"},
+    {"[http]\ntrusted_proxies = ::1/129\n", 2, "[http] trusted_proxies"},
+    {"[http]\ntrusted_proxies = ::ffff:10.0.0.0/8\n", 2, "[http] trusted_proxies"},
+    {"[http]\ncors = on\n", 2, "[http] cors: unknown key"},
+    {"[http]\nproxy_protocol = 127.0.0.1\n", 2, "[http] proxy_protocol: unknown key"},
+    {"[server]\nproxy_protocol = localhost\n", 2, "[server] proxy_protocol: expected IP"},
     {"[server]\nsync = off\n[acl]\nfile = x\n", 4, "[acl] file: unknown section"},
     {"[tls]\nclient_cert = maybe\n", 2, "[tls] client_cert: expected none"},
     {"data = ./x\n", 1, "data: key outside any section"},
@@ -402,6 +421,79 @@ static void test_auditors_are_a_list_of_identity_ids(void **state)
     assert_int_equal(lmq_config_set(&cfg, "auth", "auditors", list, err, sizeof(err)), LMQ_EINVAL);
     assert_non_null(strstr(err, "more than 32"));
     assert_int_equal(cfg.auth.auditor_count, LMQ_AUDITORS_MAX);
+}
+
+
+static void test_http_origins_and_trusted_proxies(void **state)
+{
+    (void)state;
+    struct lmq_config cfg;
+    char err[TEST_ERR_BYTES];
+    const char *text = "[http]\n"
+                       "allowed_origins = HTTPS://App.Example.com/, http://[::1]:8080\n"
+                       "allowed_origins = http://localhost:3000\n" /* a repeated key adds */
+                       "trusted_proxies = 127.0.0.1, 10.0.0.0/8\n"
+                       "trusted_proxies = ::ffff:192.0.2.0/120, 2001:db8::/32\n";
+    assert_int_equal(load_text(&cfg, text, err, sizeof(err), NULL, 0), 0);
+    const struct lmq_http_config *h = &cfg.http_trust;
+    assert_int_equal(h->allowed_origin_count, 3);
+    assert_string_equal(h->allowed_origins[0], "https://app.example.com");
+    assert_string_equal(h->allowed_origins[1], "http://[::1]:8080");
+    assert_string_equal(h->allowed_origins[2], "http://localhost:3000");
+    assert_int_equal(h->trusted_proxy_count, 4);
+    const struct lmq_ip_prefix *p = h->trusted_proxies;
+    const uint8_t lo1[4] = {127, 0, 0, 1}, lo2[4] = {127, 0, 0, 2};
+    const uint8_t ten[4] = {10, 200, 3, 4}, eleven[4] = {11, 0, 0, 1};
+    const uint8_t doc4[4] = {192, 0, 2, 77}, doc4_other[4] = {192, 0, 3, 1};
+    const uint8_t doc4_mapped[16] = {[10] = 0xff, [11] = 0xff, 192, 0, 2, 77};
+    const uint8_t v6_in[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 1};
+    const uint8_t v6_out[16] = {0x20, 0x01, 0x0d, 0xb9, [15] = 1};
+    assert_true(lmq_ip_prefix_match(&p[0], lo1, 4));
+    assert_false(lmq_ip_prefix_match(&p[0], lo2, 4)); /* a single address is /32 */
+    assert_true(lmq_ip_prefix_match(&p[1], ten, 4));
+    assert_false(lmq_ip_prefix_match(&p[1], eleven, 4));
+    assert_true(lmq_ip_prefix_match(&p[2], doc4, 4)); /* ::ffff:a.b.c.d/120 is a.b.c.d/24 */
+    assert_true(lmq_ip_prefix_match(&p[2], doc4_mapped, 16));
+    assert_false(lmq_ip_prefix_match(&p[2], doc4_other, 4));
+    assert_true(lmq_ip_prefix_match(&p[3], v6_in, 16));
+    assert_false(lmq_ip_prefix_match(&p[3], v6_out, 16));
+    assert_false(lmq_ip_prefix_match(&p[3], lo1, 4));
+    /* Setting a key replaces its list; an empty value empties it. */
+    assert_int_equal(lmq_config_set(&cfg, "http", "allowed_origins", "", err, sizeof(err)), 0);
+    assert_int_equal(cfg.http_trust.allowed_origin_count, 0);
+    assert_int_equal(cfg.http_trust.trusted_proxy_count, 4);
+    assert_int_equal(lmq_config_set(&cfg, "http", "trusted_proxies", "::1", err, sizeof(err)), 0);
+    assert_int_equal(cfg.http_trust.trusted_proxy_count, 1);
+    /* [server] proxy_protocol is a list of its own. */
+    assert_int_equal(
+        lmq_config_set(&cfg, "server", "proxy_protocol", "10.0.0.0/8, 127.0.0.1", err, sizeof(err)),
+        0);
+    assert_int_equal(cfg.http_trust.proxy_protocol_count, 2);
+    assert_int_equal(cfg.http_trust.trusted_proxy_count, 1);
+    assert_true(lmq_ip_prefix_match(&cfg.http_trust.proxy_protocol[1], lo1, 4));
+    /* Defaults: all empty. */
+    lmq_config_defaults(&cfg);
+    assert_int_equal(cfg.http_trust.allowed_origin_count, 0);
+    assert_int_equal(cfg.http_trust.trusted_proxy_count, 0);
+    assert_int_equal(cfg.http_trust.proxy_protocol_count, 0);
+}
+
+
+static void test_http_lists_are_bounded(void **state)
+{
+    (void)state;
+    struct lmq_config cfg;
+    char err[TEST_ERR_BYTES];
+    char value[LMQ_HTTP_PROXIES_MAX * 16 + 16] = "";
+    size_t used = 0;
+    for (int i = 0; i <= LMQ_HTTP_PROXIES_MAX; i++)
+        used +=
+            (size_t)snprintf(value + used, sizeof(value) - used, "%s10.0.0.%d", i ? "," : "", i);
+    lmq_config_defaults(&cfg);
+    assert_int_equal(lmq_config_set(&cfg, "http", "trusted_proxies", value, err, sizeof(err)),
+                     LMQ_EINVAL);
+    assert_non_null(strstr(err, "at most 32 entries"));
+    assert_int_equal(cfg.http_trust.trusted_proxy_count, 0); /* unchanged */
 }
 
 static void test_every_bad_value_names_line_and_key(void **state)
@@ -693,6 +785,8 @@ int main(void)
         cmocka_unit_test(test_auth_password_and_acl_files_must_be_readable),
         cmocka_unit_test(test_auth_token_leeway_and_ledger_quota),
         cmocka_unit_test(test_small_error_buffer_is_terminated),
+        cmocka_unit_test(test_http_origins_and_trusted_proxies),
+        cmocka_unit_test(test_http_lists_are_bounded),
         cmocka_unit_test(test_mqtt_first_key_replaces_later_keys_append),
         cmocka_unit_test(test_mqtt_listener_count_is_bounded),
         cmocka_unit_test(test_listen_addresses_ipv4_ipv6_and_bad_ports),
