@@ -142,7 +142,8 @@ static int identity_challenge(struct broker *b, const struct http_request *req, 
     if (!identity_decode_pub(body, pub))
         return identity_error(resp, out, 400, "pub: expected a base64url Ed25519 public key");
     char nonce[LOGIN_NONCE_CHARS + 1];
-    if (login_nonce_issue(b, (const struct sockaddr *)req->peer, pub, nonce) != LMQ_OK)
+    struct sockaddr_storage client;
+    if (login_nonce_issue(b, broker_http_client(b, req, &client), pub, nonce) != LMQ_OK)
         return identity_error(resp, out, 500, "Internal Server Error");
     char expires[40];
     if (identity_time_json(b, LOGIN_NONCE_TTL_MS, expires) != LMQ_OK)

@@ -115,6 +115,20 @@ static bool ws_origin_foreign(const struct broker *b, const struct http_request 
  * X-Forwarded-For says (every field of it, in order). LMQ_EINVAL when a trusted proxy sent an
  * address that is not one.
  */
+/* What X-Forwarded-For (every field, in order) of a request from a trusted proxy names as its
+ * client: see net_forwarded_client(). */
+static int ws_forwarded_client(const struct lmq_http_config *h, const struct http_request *req,
+                               struct sockaddr_storage *client)
+{
+    const char *values[HTTP_HEADERS_MAX];
+    size_t lens[HTTP_HEADERS_MAX];
+    size_t count = 0;
+    while (count < HTTP_HEADERS_MAX &&
+           http_request_header_at(req, "X-Forwarded-For", count, &values[count], &lens[count]))
+        count++;
+    return net_forwarded_client(h, values, lens, count, client);
+}
+
 static int ws_route_peer(const struct broker *b, const struct http_request *req,
                          struct conn_ws_peer *peer)
 {
@@ -124,16 +138,22 @@ static int ws_route_peer(const struct broker *b, const struct http_request *req,
     if (req->peer == NULL || !net_forwarded_peer_trusted(h, req->peer))
         return LMQ_OK; /* X-Forwarded-For from anyone else is ignored */
     peer->forwarded = true;
-    const char *values[HTTP_HEADERS_MAX];
-    size_t lens[HTTP_HEADERS_MAX];
-    size_t count = 0;
-    while (count < HTTP_HEADERS_MAX &&
-           http_request_header_at(req, "X-Forwarded-For", count, &values[count], &lens[count]))
-        count++;
-    int rc = net_forwarded_client(h, values, lens, count, &peer->client);
+    int rc = ws_forwarded_client(h, req, &peer->client);
     if (rc == LMQ_OK)
         peer->client_known = true;
     return rc == LMQ_EINVAL ? LMQ_EINVAL : LMQ_OK;
+}
+
+const struct sockaddr *broker_http_client(const struct broker *b, const struct http_request *req,
+                                          struct sockaddr_storage *storage)
+{
+    LMQ_ASSERT(b != NULL && req != NULL && storage != NULL);
+    if (req->peer == NULL)
+        return NULL;
+    const struct lmq_http_config *h = &b->cfg.http_trust;
+    if (net_forwarded_peer_trusted(h, req->peer) && ws_forwarded_client(h, req, storage) == LMQ_OK)
+        return (const struct sockaddr *)storage;
+    return (const struct sockaddr *)req->peer;
 }
 
 int broker_ws_route(struct broker *b, const struct http_request *req, struct http_response *resp,

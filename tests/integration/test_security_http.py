@@ -154,3 +154,37 @@ def test_half_open_tls_handshakes_from_one_address_leave_https_logins_working(st
     m = ha.metrics(hhost, hport)
     assert m['ledgermq_http_refused_total{reason="handshakes"}'] > 0
     assert m['ledgermq_http_timeouts_total{phase="handshake"}'] > 0
+
+
+def test_behind_a_trusted_proxy_challenge_limits_count_the_forwarded_client(start_broker):
+    """Behind a trusted proxy every request comes from the proxy's address: the per-address
+    challenge cap must count the client X-Forwarded-For names, or one client behind the proxy
+    evicts everyone's challenges."""
+    import json
+    import urllib.request
+    b = start_broker("[limits]\nlogin_challenges_per_address = 2\n"
+                     "[http]\ntrusted_proxies = 127.0.0.1\n",
+                     extra_args=["--http", "127.0.0.1:0"])
+    host, port = ha.listener(b, "http")
+
+    def post(path, body, xff):
+        req = urllib.request.Request("http://%s:%d%s" % (host, port, path),
+                                     data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json",
+                                              "X-Forwarded-For": xff})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    victim = lc.Identity()
+    status, ch = post("/auth/challenge", {"pub": lc.b64url(victim.pub)}, "203.0.113.5")
+    assert status == 200, ch
+    for _ in range(5):  # another client behind the same proxy asks again and again
+        attacker = lc.Identity()
+        assert post("/auth/challenge", {"pub": lc.b64url(attacker.pub)}, "203.0.113.6")[0] == 200
+    sig = victim.key.sign(("ledgermq-auth-v1:" + ch["nonce"]).encode())
+    status, tok = post("/auth/token", {"pub": lc.b64url(victim.pub), "nonce": ch["nonce"],
+                                       "sig": lc.b64url(sig)}, "203.0.113.5")
+    assert status == 200, tok
