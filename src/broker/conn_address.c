@@ -11,6 +11,8 @@
 
 #include <string.h>
 
+#include "net/forwarded.h"
+
 /* The rate window: at most max_connection_rate_per_address accepts per address per window. */
 #define CONN_ADDRESS_WINDOW_MS 1000
 /* Idle entries freed per tick; the rest wait for the next one. */
@@ -25,22 +27,6 @@ struct conn_address {
     uint64_t idle_since_ms;
     struct list_node idle; /* linked while open_count == 0 */
 };
-
-/* The raw IP of a socket address; false for other families. */
-static bool conn_address_key(const struct sockaddr_storage *ss, uint8_t key[16], uint8_t *len)
-{
-    if (ss->ss_family == AF_INET) {
-        memcpy(key, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-        *len = 4;
-        return true;
-    }
-    if (ss->ss_family == AF_INET6) {
-        memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
-        *len = 16;
-        return true;
-    }
-    return false;
-}
 
 static struct conn_address *conn_address_find(struct broker *b, const uint8_t *key, uint8_t len)
 {
@@ -66,7 +52,7 @@ int conn_address_admit(struct broker *b, struct conn *c, const struct sockaddr_s
     uint8_t key[16];
     uint8_t len = 0;
     *why = NULL;
-    if (!conn_address_key(ss, key, &len))
+    if (!net_sockaddr_raw(ss, key, &len))
         return LMQ_OK; /* not an IP socket: nothing to count */
     struct conn_address *a = conn_address_find(b, key, len);
     if (a == NULL) {

@@ -19,6 +19,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "net/forwarded.h"
 #include <strings.h>
 #include <time.h>
 
@@ -826,22 +828,6 @@ static void http_server_log_refusal(struct http_server *s, const struct http_con
     s->refusals_unlogged = 0;
 }
 
-/* The raw IP of a socket address; false for other families. */
-static bool http_address_key(const struct sockaddr_storage *ss, uint8_t key[16], uint8_t *len)
-{
-    if (ss->ss_family == AF_INET) {
-        memcpy(key, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-        *len = 4;
-        return true;
-    }
-    if (ss->ss_family == AF_INET6) {
-        memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
-        *len = 16;
-        return true;
-    }
-    return false;
-}
-
 /*
  * Counts c against its address (and, on HTTPS, as a handshake in progress). Returns NULL when
  * admitted, or the name of the limit that refuses it (c is then not counted).
@@ -852,7 +838,7 @@ static const char *http_address_admit(struct http_server *s, struct http_conn *c
     LMQ_ASSERT(c->address == NULL && !c->handshaking);
     uint8_t key[16];
     uint8_t len = 0;
-    if (!http_address_key(ss, key, &len)) {
+    if (!net_sockaddr_raw(ss, key, &len)) {
         return NULL; /* not an IP socket: nothing to count */
     }
     struct http_address *a = lmq_map_get(s->addresses, key, len);
