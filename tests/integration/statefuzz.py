@@ -166,6 +166,9 @@ class Conn:
         self.held = []  # received QoS 1/2 PUBLISHes not acknowledged yet (noack)
         self.server_closed = False
         self.session_expiry = 0
+        # Input after the CONNACK waits until the model has taken the CONNACK in: what
+        # follows it (re-sent PUBLISHes, PUBRELs) belongs to the session as it is then.
+        self.hold = False
 
     def __repr__(self):
         return "#%d(%s %s v%d%s)" % (self.no, self.client_id, self.principal.key, self.version,
@@ -304,7 +307,7 @@ class Fuzzer:
                 v = until()
                 if v:
                     return v
-            opened = [c for c in self.conns if c.open]
+            opened = [c for c in self.conns if c.open and not c.hold]
             ready = [c for c in opened if c.rc.buf or (c.websocket and c.rc.sock.conn.buf)]
             remaining = deadline - time.monotonic()
             if not ready and opened:
@@ -338,7 +341,7 @@ class Fuzzer:
         self._parse(c)
 
     def _parse(self, c):
-        while c.open:
+        while c.open and not c.hold:
             try:
                 p = c.rc._try_parse()
             except m.ProtocolError as e:
@@ -360,13 +363,16 @@ class Fuzzer:
         if p.type == m.PUBLISH:
             self._publish_in(c, p)
         elif p.type == m.PUBREL:
+            self.log("%r <- PUBREL %d" % (c, p.pid))
             if c.noack:
                 c.held.append(p)
             else:
                 self._ack_in(c, p)
-        elif p.type in (m.PUBACK, m.PUBREC, m.PUBCOMP, m.SUBACK, m.UNSUBACK, m.PINGRESP,
-                        m.CONNACK):
+        elif p.type in (m.PUBACK, m.PUBREC, m.PUBCOMP, m.SUBACK, m.UNSUBACK, m.PINGRESP):
             c.acks[(p.type, p.pid)] = p
+        elif p.type == m.CONNACK:
+            c.acks[(p.type, p.pid)] = p
+            c.hold = True
         elif p.type == m.DISCONNECT:
             self.log("%r got DISCONNECT 0x%02x" % (c, p.rc))
             c.server_closed = True
@@ -699,6 +705,8 @@ class Fuzzer:
         s.dirty_seq = op
         c.session_expiry = expiry
         c.noack = not final and self.rnd.random() < 0.15
+        c.hold = False
+        self._parse(c)
         return c
 
     def check_present(self, c, s, clean, ack, prior):
