@@ -53,6 +53,7 @@ import json
 import os
 import random
 import select
+import shutil
 import time
 
 import ledgerclient as lc
@@ -131,7 +132,9 @@ def broker_config(tmpdir):
 
 
 class Violation(AssertionError):
-    pass
+    def __init__(self, text, invariant=None):
+        super().__init__(text)
+        self.invariant = invariant
 
 
 class Principal:
@@ -212,7 +215,15 @@ class Session:
 
 
 class Fuzzer:
-    def __init__(self, broker, seed, steps, pending=None, log_tail=400):
+    def __init__(self, broker, seed, steps, pending=None, log_tail=400, control=None):
+        """control: None for a real run, or a way to break the broker's promises on purpose
+        so that a test can show the invariants catch it: "wipe" (SIGKILL and an empty data
+        directory half way: sessions and acked messages vanish) or "swallow" (a client
+        acknowledges one owed message without the model seeing it)."""
+        self.control = control
+        self.swallowed = None
+        self.stop = False
+        self.wiping = False
         self.b = broker
         self.seed = seed
         self.steps = steps
@@ -274,7 +285,7 @@ class Fuzzer:
             return
         self.log("VIOLATION " + msg)
         raise Violation(self.report("%s%s" % (
-            msg, "" if finding is None else " (finding %s)" % finding)))
+            msg, "" if finding is None else " (finding %s)" % finding)), invariant)
 
     def report(self, headline):
         tail = self.log_lines[-self.log_tail:]
@@ -384,6 +395,15 @@ class Fuzzer:
     def _publish_in(self, c, p):
         s = self.sessions[c.client_id]
         self.bump("deliveries")
+        if self.control == "swallow" and self.swallowed is None and p.qos > 0 and \
+                s in self.expect_for(p.topic) and p.payload in self.sent and \
+                p.payload not in self.retained_payloads and \
+                p.payload not in self.will_payloads and not c.noack and s.conn is c:
+            self.swallowed = (s, p.payload)
+            self.stop = True  # straight to the final check, which must miss it
+            self.log("CONTROL: %r swallows %r" % (c, p.payload))
+            self._ack_in(c, p)
+            return
         self.check_delivery(c, s, p)
         if p.qos == 0:
             return
@@ -691,6 +711,8 @@ class Fuzzer:
         self.check_present(c, s, clean, ack, prior)
         if clean or not ack.session_present:
             tainted = s.tainted and not clean and ack.session_present
+            if self.swallowed is not None and self.swallowed[0] is s:
+                self.swallowed, self.stop = None, False  # the session is discarded: again
             s.reset()
             s.tainted = tainted
             s.ever_stored = False
@@ -1042,9 +1064,17 @@ class Fuzzer:
         self.log("RESTART %s" % ("SIGKILL" if kill else "SIGTERM"))
         self.bump("restart_kill" if kill else "restart_term")
         self.check_alive()
+        if self.wiping:
+            kill = True
         if kill:
             self.b.kill9()
             self.kill_conn_no = self.conn_no
+            if self.wiping:
+                self.log("CONTROL: data directory wiped")
+                shutil.rmtree(self.b.data_dir)
+                os.makedirs(self.b.data_dir)
+                for p in self.principals:
+                    p.token = None  # a new server key
         else:
             self.b.terminate()
         for c in self.conns:
@@ -1095,14 +1125,27 @@ class Fuzzer:
         weights = [w for _, w in self.ACTIONS]
         self.log("seed %d, %d steps, pending findings %s" % (self.seed, self.steps,
                                                               sorted(self.pending)))
-        for self.step_no in range(1, self.steps + 1):
+        # A control run goes on (up to 4 times as long) until it has broken its promise.
+        limit = self.steps * (4 if self.control else 1)
+        for self.step_no in range(1, limit + 1):
+            if self.step_no > self.steps and not (
+                    self.control == "swallow" and self.swallowed is None or
+                    self.control == "wipe" and not self.wiping):
+                break
             action = self.rnd.choices(names, weights)[0]
+            if self.control == "wipe" and self.step_no >= self.steps // 2 and any(
+                    s.tracked and s.exists == "yes" and s.dirty_seq <= self.committed_seq
+                    for s in self.sessions.values()):
+                action = "restart"
+                self.wiping = self.stop = True
             if action == "pump":
                 self.pump(0.05)
             else:
                 getattr(self, "act_" + action)()
             self.pump(0.0)
             self.check_alive()
+            if self.stop:
+                break
         self.step_no += 1
         self.final_check()
         return self
@@ -1150,20 +1193,22 @@ def start_fuzz_broker(start_broker, tmp_path):
     return start_broker(broker_config(str(tmp_path)), extra_args=["--http", "127.0.0.1:0"])
 
 
-def run_seed(start_broker, tmp_path, seed, steps, pending=None):
+def run_seed(start_broker, tmp_path, seed, steps, pending=None, control=None):
     b = start_fuzz_broker(start_broker, tmp_path)
-    f = Fuzzer(b, seed, steps, pending=pending)
+    f = Fuzzer(b, seed, steps, pending=pending, control=control)
+    failed = True
     try:
         f.run()
-    except BaseException:
-        # The whole step log (the failure message holds its tail).
-        path = os.path.join(os.environ.get("LMQ_FUZZ_LOG_DIR") or str(tmp_path),
-                            "fuzz-seed-%d.log" % seed)
-        with open(path, "w") as out:
-            out.write("\n".join(f.log_lines) + "\n")
-        print("full step log: %s" % path)
-        raise
+        failed = False
     finally:
+        # The whole step log (a failure message holds its tail): kept on failure, or always
+        # in LMQ_FUZZ_LOG_DIR.
+        if failed or os.environ.get("LMQ_FUZZ_LOG_DIR"):
+            path = os.path.join(os.environ.get("LMQ_FUZZ_LOG_DIR") or str(tmp_path),
+                                "fuzz-seed-%d%s.log" % (seed, "-" + control if control else ""))
+            with open(path, "w") as out:
+                out.write("\n".join(f.log_lines) + "\n")
+            print("full step log: %s" % path)
         print(f.summary())
         for finding, msgs in sorted(f.known.items()):
             print("known finding %s (relaxed) seen %d time(s), first: %s" % (

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.ledgermq_only
 # Bounded to ~40 s in all on a loaded machine (RelWithDebInfo): about 150 steps per seed.
 SEEDS = [1, 2, 3]
 STEPS = 150
+CONTROL_SEED = 2
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -21,3 +22,18 @@ def test_stateful_fuzz_keeps_the_invariants(start_broker, tmp_path, seed):
     f = statefuzz.run_seed(start_broker, tmp_path, seed, STEPS)
     # The walk must have done what it is for: otherwise it proves nothing.
     assert f.stats.get("connect", 0) >= 10 and f.stats.get("deliveries", 0) >= 10, f.summary()
+
+
+# A check that cannot fail is worse than none: break the broker's promises on purpose and the
+# walk must say so. "wipe": SIGKILL and an empty data directory half way (persistent sessions,
+# queued messages and the ledger vanish); "swallow": one client acknowledges an owed message
+# without the model seeing it (as if the broker had never sent it).
+@pytest.mark.parametrize("control,caught_by", [
+    ("wipe", {"present", "lost", "forged"}),
+    ("swallow", {"lost"}),
+])
+def test_stateful_fuzz_catches_lost_sessions_and_messages(start_broker, tmp_path, control,
+                                                          caught_by):
+    with pytest.raises(statefuzz.Violation) as e:
+        statefuzz.run_seed(start_broker, tmp_path, CONTROL_SEED, STEPS, control=control)
+    assert e.value.invariant in caught_by, str(e.value)
