@@ -54,6 +54,7 @@ import os
 import random
 import select
 import shutil
+import subprocess
 import time
 
 import ledgerclient as lc
@@ -283,6 +284,12 @@ class Fuzzer:
             self.bump("known_%s_%s" % (finding, invariant))
             self.log("KNOWN finding %s: %s" % (finding, msg))
             return
+        # A broker that is dying shows first as closed connections: say what it is.
+        try:
+            self.b.proc.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            pass
+        self.check_alive()
         self.log("VIOLATION " + msg)
         raise Violation(self.report("%s%s" % (
             msg, "" if finding is None else " (finding %s)" % finding)), invariant)
@@ -297,9 +304,9 @@ class Fuzzer:
                     "\n".join(tail)))
 
     def check_alive(self):
-        if not self.b.alive():
+        if not self.b.alive() and not self.b.killed:
             raise Violation(self.report("alive: the broker died (exit %s)\n%s" % (
-                self.b.proc.returncode, self.b.log_text(120))))
+                self.b.proc.returncode, self.b.log_text(120))), "alive")
 
     def token(self, p):
         if p.token is None or time.monotonic() - p.token_at > 600:
