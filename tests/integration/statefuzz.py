@@ -680,7 +680,8 @@ class Fuzzer:
         # Expected answer: refusal for a will it may not publish, or for another principal's
         # session (identity sessions have been protected all along; the rest is finding 3).
         must_refuse = None if will_ok is True else (2 if will_ok is False else None)
-        sess_refuse = cross and s.exists in ("yes", "maybe")
+        # "maybe": after a SIGKILL an older state of the session (another owner's) may be back.
+        sess_refuse = cross and s.exists == "yes" or s.exists == "maybe"
         if ack is None:
             self.violation("accepted", None, "%r: closed without CONNACK" % c)
         if ack.rc != 0:
@@ -703,7 +704,10 @@ class Fuzzer:
             s.conn = None  # the old connection's end is the takeover, not a session end
         if cross and s.exists == "yes" or (cross and s.exists == "maybe" and
                                            ack.session_present and not clean):
-            identity_owned = s.owner.startswith("id:")
+            # Identity sessions have been protected all along; the rest is finding 3, and so is
+            # anything after an earlier cross-principal takeover (the stored owner and the
+            # one in memory may differ then, and a SIGKILL may bring back either).
+            identity_owned = s.owner.startswith("id:") and not s.tainted
             self.violation("refused", None if identity_owned else 3,
                            "%r (%s) got client id %s of %s" % (c, pr.key, cid, s.owner))
             s.tainted = True
@@ -716,6 +720,9 @@ class Fuzzer:
                 self.violation("accepted", None, "%r still open after takeover by %r" % (
                     old_conn, c))
         self.check_present(c, s, clean, ack, prior)
+        if not clean and ack.session_present and not s.persistent and expiry > 0 and (
+                s.unstored_subs or any(not e[2] for e in s.out_q2.values())):
+            self.bump("n1_upgrade")  # made persistent with state it never stored (N1)
         if clean or not ack.session_present:
             tainted = s.tainted and not clean and ack.session_present
             if self.swallowed is not None and self.swallowed[0] is s:
@@ -1024,6 +1031,18 @@ class Fuzzer:
                                          pid=pid)):
             self.wait_ack(c, m.PUBACK, pid, op)
 
+    def act_upgrade(self):
+        """The same principal takes over a connected session that is not persistent, making it
+        persistent (clean start 0, a long expiry): what it holds must now survive restarts."""
+        c = self.pick_open(lambda c: not self.sessions[c.client_id].persistent and
+                           self.sessions[c.client_id].conn is c)
+        if c is None:
+            return self.act_connect()
+        version = self.rnd.choice([4, 5])
+        expiry = EXPIRY_NEVER if version == 4 else self.rnd.choice([LONG_EXPIRY_S, EXPIRY_NEVER])
+        self.connect(c.principal, c.client_id, version, self.rnd.random() < 0.25, False, expiry,
+                     None, True)
+
     def act_drop(self):
         c = self.pick_open()
         if c is None:
@@ -1124,7 +1143,7 @@ class Fuzzer:
     ACTIONS = [
         ("connect", 16), ("subscribe", 14), ("unsubscribe", 4), ("publish", 30),
         ("envelope", 6), ("resync", 2), ("drop", 6), ("disconnect", 6), ("finish_q2", 4),
-        ("toggle_ack", 3), ("pump", 5), ("restart", 1),
+        ("toggle_ack", 3), ("pump", 5), ("restart", 1), ("upgrade", 2),
     ]
 
     def run(self):
