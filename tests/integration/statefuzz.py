@@ -576,16 +576,17 @@ class Fuzzer:
                                timeout=ACK_TIMEOUT_S)
         return m.RawClient(self.b.port, version=version, host=self.b.host, timeout=ACK_TIMEOUT_S)
 
-    def may_publish(self, pr, topic, retain):
-        """Whether principal pr may publish (or set a will) on topic: None = either answer
-        is acceptable (a pending finding), else True/False."""
+    def may_publish(self, pr, topic, retain, will=False):
+        """Whether principal pr may publish (will: set a will) on topic: True, False, or None
+        when either answer is right (a will on the own outbox or resync topic: it passes the
+        publish checks, but a server may refuse wills under id/ altogether)."""
         if not topic.startswith("id/"):
             return True
         parts = topic.split("/")
         own = pr.kind == "id" and len(parts) == 3 and parts[1] == pr.ident.id and \
             parts[2] in ("outbox", "resync")
         if own and not retain:
-            return True
+            return None if will else True
         return False
 
     def will_topic(self, pr, cid):
@@ -646,7 +647,7 @@ class Fuzzer:
             if version == 5 and rnd.random() < 0.3:
                 props = {"will_delay_interval": rnd.choice([1, 2])}
             will = m.Will(topic, payload, qos=rnd.choice([0, 1, 2]), retain=retain, props=props)
-            will_ok = self.may_publish(pr, topic, retain)
+            will_ok = self.may_publish(pr, topic, retain, will=True)
             self.sent[payload] = topic
             self.will_payloads.add(payload)
         self.connect(pr, cid, version, websocket, clean, expiry, will, will_ok)
@@ -679,7 +680,7 @@ class Fuzzer:
         cross = s.owner is not None and s.owner != pr.key
         # Expected answer: refusal for a will it may not publish, or for another principal's
         # session (identity sessions have been protected all along; the rest is finding 3).
-        must_refuse = None if will_ok is True else (2 if will_ok is False else None)
+        must_refuse = 2 if will_ok is False else None  # the finding whose fix refuses it
         # "maybe": after a SIGKILL an older state of the session (another owner's) may be back.
         sess_refuse = cross and s.exists == "yes" or s.exists == "maybe"
         if ack is None:
@@ -690,7 +691,7 @@ class Fuzzer:
             refused_code = 0x87 if version == 5 else 5
             if ack.rc != refused_code:
                 self.violation("accepted", None, "%r refused with 0x%02x" % (c, ack.rc))
-            if must_refuse is None and not sess_refuse:
+            if will_ok is True and not sess_refuse:
                 self.violation("accepted", None, "%r refused (0x%02x) but nothing forbids it" % (
                     c, ack.rc))
             self.bump("connect_refused")
