@@ -174,6 +174,7 @@ class Conn:
         # Input after the CONNACK waits until the model has taken the CONNACK in: what
         # follows it (re-sent PUBLISHes, PUBRELs) belongs to the session as it is then.
         self.hold = False
+        self.will = None
 
     def __repr__(self):
         return "#%d(%s %s v%d%s)" % (self.no, self.client_id, self.principal.key, self.version,
@@ -405,7 +406,8 @@ class Fuzzer:
         if self.control == "swallow" and self.swallowed is None and p.qos > 0 and \
                 s in self.expect_for(p.topic) and p.payload in self.sent and \
                 p.payload not in self.retained_payloads and \
-                p.payload not in self.will_payloads and not c.noack and s.conn is c:
+                p.payload not in self.will_payloads and p.payload not in s.got and \
+                not c.noack and s.conn is c:
             self.swallowed = (s, p.payload)
             self.stop = True  # straight to the final check, which must miss it
             self.log("CONTROL: %r swallows %r" % (c, p.payload))
@@ -656,6 +658,7 @@ class Fuzzer:
         s = self.sessions[cid]
         self.conn_no += 1
         c = Conn(self.conn_no, pr, cid, version, websocket)
+        c.will = will
         kw = {}
         if pr.kind == "pw":
             kw = {"username": pr.name, "password": ("pw-" + pr.name).encode()}
@@ -805,6 +808,8 @@ class Fuzzer:
             return self.act_connect()
         s = self.sessions[c.client_id]
         pool = self.filters_for(c.principal)
+        if c.will is not None:
+            pool += [c.will.topic] * 3  # its own will comes back to it (finding 1's shape)
         flts = list(dict.fromkeys(self.rnd.choice(pool) for _ in range(self.rnd.randint(1, 3))))
         subs = [(f, self.rnd.choice([0, 1, 1, 2])) for f in flts]
         pid = self.pid_for(c)

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.ledgermq_only
 
 # Bounded to ~40 s in all on a loaded machine: 4 seeds of 250 steps and two control runs take
 # ~14 s (RelWithDebInfo) and ~20 s (ASan + UBSan build, make test-asan) on 2 busy cores.
-SEEDS = [1, 2, 3, 4]
+SEEDS = [1, 2, 3, 8]  # 8 finds finding 1 (step 35) on the code before its fix
 STEPS = 250
 CONTROL_SEED = 2
 
