@@ -1236,8 +1236,10 @@ def run_seed(start_broker, tmp_path, seed, steps, pending=None, control=None):
         # The whole step log (a failure message holds its tail): kept on failure, or always
         # in LMQ_FUZZ_LOG_DIR.
         if failed or os.environ.get("LMQ_FUZZ_LOG_DIR"):
-            path = os.path.join(os.environ.get("LMQ_FUZZ_LOG_DIR") or str(tmp_path),
-                                "fuzz-seed-%d%s.log" % (seed, "-" + control if control else ""))
+            where = os.environ.get("LMQ_FUZZ_LOG_DIR") or str(tmp_path)
+            os.makedirs(where, exist_ok=True)
+            path = os.path.join(where, "fuzz-seed-%d%s.log" % (
+                seed, "-" + control if control else ""))
             with open(path, "w") as out:
                 out.write("\n".join(f.log_lines) + "\n")
             print("full step log: %s" % path)
