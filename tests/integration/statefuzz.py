@@ -503,14 +503,14 @@ class Fuzzer:
                 c, p.topic, p.payload[:80]))
             return
         if leaf == "inbox":
-            self.check_inbox(c, owner, doc)
+            self.check_inbox(c, s, owner, doc)
         elif leaf == "ack":
             if doc.get("link") not in self.envelopes or \
                     self.envelopes[doc["link"]]["from"] != owner:
                 self.violation("forged", None, "%r: ack on %s for an envelope %s did not "
                                "send: %r" % (c, p.topic, owner[:8], doc))
 
-    def check_inbox(self, c, owner, doc):
+    def check_inbox(self, c, s, owner, doc):
         try:
             env, pos = doc["envelope"], doc["position"]
             assert set(doc) == {"envelope", "index", "position"}, sorted(doc)
@@ -527,6 +527,8 @@ class Fuzzer:
             self.violation("forged", None, "%r: inbox position %d of %s names two envelopes" % (
                 c, pos, owner[:8]))
         self.inbox_seen.append(doc)
+        s.expected.pop("link:" + link, None)
+        s.got.add("link:" + link)
 
     # ------------------------------------------------------------------ waiting for answers
     def next_op(self):
@@ -947,6 +949,7 @@ class Fuzzer:
         for s in expect:
             if payload not in s.got:  # it may arrive before the publisher's ack
                 s.expected[payload] = topic
+                self.bump("owed_message")
         if qos == 2:
             s = self.sessions[c.client_id]
             if half:
@@ -998,6 +1001,7 @@ class Fuzzer:
             return self.act_connect()
         ident = c.principal.ident
         env = self.ident_pending.get(ident.id)
+        first = env is None  # a re-sent envelope may have been accepted (and queued) earlier
         if env is None:
             to = self.rnd.choice(self.idents).id
             env = ident.envelope(to, {"n": self.counter, "memo": "fuzz"})
@@ -1021,8 +1025,24 @@ class Fuzzer:
         ident.advance(env)
         del self.ident_pending[ident.id]
         self.bump("envelope")
+        if first:
+            self.expect_envelope(env)
         if qos == 2:
             self.release(c, pid, self.next_op())
+
+    def expect_envelope(self, env):
+        """An accepted envelope is queued on id/<to>/inbox in the commit its ack waited for:
+        the recipient's persistent sessions subscribed to it must get it (by its link)."""
+        topic = "id/%s/inbox" % env["to"]
+        key = "link:" + lc.link(env)
+        for s in self.sessions.values():
+            if not s.tracked or s.exists != "yes" or s.owner != "id:" + env["to"][:8]:
+                continue
+            if key not in s.got and any(
+                    g is None and q >= 1 and topic_matches(f, topic)
+                    for (g, f), q in ((split_shared(k), v) for k, v in s.subs.items())):
+                s.expected[key] = topic
+                self.bump("owed_envelope")
 
     def act_resync(self):
         c = self.pick_open(lambda c: c.principal.kind == "id")
