@@ -31,7 +31,8 @@ against it. The invariants (each violation names one; see INVARIANTS):
                that a persistent session had subscribed to at QoS >= 1 (SUBACK received before
                the PUBLISH) is delivered to that session, across reconnects, SIGTERM and
                SIGKILL, unless the session was discarded (clean start) or taken by another
-               principal since
+               principal since; so is an envelope acknowledged on its first attempt, by its
+               link, to the recipient's persistent sessions subscribed to its inbox
   duplicate    a message reaches a session once at QoS 0 and QoS 2 (a QoS 2 re-send with the
                packet id still awaiting PUBREL is the same delivery), and again at QoS 1 only
                on a later connection: as a DUP re-send, or (after a SIGKILL, when the record
@@ -298,7 +299,8 @@ class Fuzzer:
     def report(self, headline):
         tail = self.log_lines[-self.log_tail:]
         return ("stateful fuzz seed=%d steps=%d failed at step %d: %s\n"
-                "reproduce: LMQ_FUZZ_SEED=%d LMQ_FUZZ_STEPS=%d (pending findings %s)\n"
+                "reproduce: LMQ_FUZZ_SEED=%d LMQ_FUZZ_SEEDS=1 LMQ_FUZZ_STEPS=%d make test-attack "
+                "(pending findings %s)\n"
                 "---- step log (last %d lines) ----\n%s" % (
                     self.seed, self.steps, self.step_no, headline, self.seed, self.steps,
                     ",".join(map(str, sorted(self.pending))) or "none", len(tail),

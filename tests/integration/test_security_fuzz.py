@@ -2,8 +2,8 @@
 connections, sessions, takeovers, wills, subscriptions, retained messages, envelopes and
 restarts against the real binary, every received packet checked against the model's
 invariants (docs/SECURITY.md, "Attacks the tests perform"). A failure prints the seed and the
-step log; `LMQ_FUZZ_SEED=<seed> LMQ_FUZZ_STEPS=<n> make test-attack` (tests/attack/
-test_fuzz_long.py) replays it."""
+step log; `LMQ_FUZZ_SEED=<seed> LMQ_FUZZ_SEEDS=1 LMQ_FUZZ_STEPS=<n> make test-attack`
+(tests/attack/test_fuzz_long.py) replays it."""
 
 import pytest
 
