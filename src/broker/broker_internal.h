@@ -714,6 +714,8 @@ void conn_start_keepalive(struct conn *c);
 /* protocol.c: packet handlers (return 0, or a reason code >= 0x80 to disconnect with). */
 int proto_handle_packet(struct conn *c, struct mqtt_packet *pkt);
 /* subscribe.c */
+/* Writes every subscription of s (which just became persistent) to the store. */
+void subscribe_store_all(struct session *s);
 int proto_subscribe(struct conn *c, struct mqtt_packet *pkt);
 int proto_unsubscribe(struct conn *c, struct mqtt_packet *pkt);
 /* Returned by handlers when a publish must wait for queue space (3.1.1 backpressure). */
@@ -761,6 +763,9 @@ int session_quota_init(struct broker *b) LMQ_WUR;
 void session_quota_destroy(struct broker *b);
 /* session_queue.c: the session went offline / is being freed. */
 void session_queue_offline(struct session *s);
+/* s just became persistent: its in-memory QoS 1/2 deliveries (queued and in flight) get queue
+ * rows, in order, so a restart resumes them like any stored delivery. */
+void session_queue_store_all(struct session *s);
 void session_free_deliveries(struct session *s);
 /* recovery.c: rebuilds sessions, subscriptions, retained and wills from the store. */
 int broker_recover(struct broker *b);

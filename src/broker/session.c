@@ -264,6 +264,30 @@ static int session_set_will(struct session *s, struct conn *c, const struct mqtt
     return LMQ_OK;
 }
 
+/*
+ * A session that lived only in memory (expiry 0) becomes persistent when its owner resumes it
+ * with an expiry: everything a restart must bring back is written now, in the batch of the
+ * session row (subscriptions, inbound QoS 2 ids awaiting PUBREL, QoS 1/2 deliveries), or the
+ * CONNACK's "session present" would be a promise the store can't keep.
+ */
+static void session_store_state(struct session *s)
+{
+    LMQ_ASSERT(s->persistent && s->stored);
+    subscribe_store_all(s);
+    uint32_t found = 0;
+    for (uint32_t id = 0; s->inbound_qos2 != NULL && id <= UINT16_MAX; id++) {
+        if (!(s->inbound_qos2[id >> 3] & (1u << (id & 7))))
+            continue;
+        struct store_record rec = {.type = STORE_INBOUND_QOS2_PUT,
+                                   .client_id = {s->client_id, s->client_id_len},
+                                   .packet_id = (uint16_t)id};
+        broker_store_write(s->broker, &rec);
+        found++;
+    }
+    LMQ_ASSERT(found == s->inbound_qos2_count);
+    session_queue_store_all(s);
+}
+
 int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *session_present,
                    uint8_t *reason_code)
 {
@@ -338,9 +362,12 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
      * (then session_end deletes them): its backlog must still be delivered.
      */
     if (s->persistent) {
+        bool was_stored = s->stored;
         session_write(s, STORE_SESSION_PUT);
         s->stored = true;
         session_quota_count(s, c);
+        if (!was_stored)
+            session_store_state(s);
     }
     *reason_code = MQTT_RC_SUCCESS;
     return LMQ_OK;

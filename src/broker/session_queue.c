@@ -675,3 +675,28 @@ void session_free_deliveries(struct session *s)
     s->stored_backlog = 0;
     s->stored_backlog_bytes = 0;
 }
+
+/* Gives d the next queue position and writes its row (with its flow state and packet id). */
+static void session_queue_store_one(struct session *s, struct delivery *d)
+{
+    LMQ_ASSERT(d->seq == 0 && d->qos > 0);
+    msg_persist(d->msg);
+    d->seq = ++s->next_seq;
+    queue_record(s, STORE_QUEUE_PUT, d);
+    s->paged_seq = d->seq;
+}
+
+void session_queue_store_all(struct session *s)
+{
+    LMQ_ASSERT(s != NULL && s->persistent && s->stored_backlog == 0);
+    /* In flight first: they were taken from the head of the queue before the rest. */
+    struct list_node *lists[] = {&s->inflight, &s->queue};
+    for (size_t i = 0; i < LMQ_ARRAY_LEN(lists); i++) {
+        size_t guard = s->queued_count + 1;
+        for (struct list_node *n = lists[i]->next; n != lists[i] && guard-- > 0; n = n->next) {
+            struct delivery *d = list_entry(n, struct delivery, link);
+            if (d->seq == 0)
+                session_queue_store_one(s, d);
+        }
+    }
+}

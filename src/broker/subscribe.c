@@ -36,6 +36,33 @@ static void subscribe_store(struct session *s, enum store_record_type type, cons
     broker_store_write(s->broker, &rec);
 }
 
+/* Longest filter text a stored subscription can have: "$share/" + group + "/" + filter. */
+#define SUBSCRIBE_STORED_TEXT_MAX_BYTES (7 + 65535 + 1)
+
+void subscribe_store_all(struct session *s)
+{
+    LMQ_ASSERT(s != NULL && s->persistent);
+    uint8_t *text = malloc(SUBSCRIBE_STORED_TEXT_MAX_BYTES);
+    if (text == NULL)
+        broker_fail_stop(s->broker, "store subscriptions (out of memory)", LMQ_ENOMEM);
+    size_t guard = s->sub_count + 1;
+    for (struct list_node *n = s->subs.next; n != &s->subs && guard-- > 0; n = n->next) {
+        const struct session_sub *sub = list_entry(n, struct session_sub, link);
+        size_t len = 0;
+        if (sub->group_len > 0) {
+            memcpy(text, "$share/", 7);
+            memcpy(text + 7, sub->text, sub->group_len);
+            text[7 + sub->group_len] = '/';
+            len = 8 + sub->group_len;
+        }
+        LMQ_ASSERT(len + sub->filter_len <= SUBSCRIBE_STORED_TEXT_MAX_BYTES);
+        memcpy(text + len, sub->text + sub->group_len, sub->filter_len);
+        len += sub->filter_len;
+        subscribe_store(s, STORE_SUBSCRIPTION_PUT, text, len, sub->options, sub->sub_id);
+    }
+    free(text);
+}
+
 /* Subscribes one entry; returns the SUBACK code, or sets *fatal to a disconnect reason. */
 static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uint32_t sub_id,
                              int *fatal)

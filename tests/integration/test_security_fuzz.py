@@ -41,13 +41,10 @@ def test_stateful_fuzz_catches_lost_sessions_and_messages(start_broker, tmp_path
     assert e.value.invariant in caught_by, str(e.value)
 
 
-# N1, found by the walk (not one of issue 12's findings; not fixed here): a session with expiry
-# 0 that its owner takes over with clean start 0 and an expiry becomes persistent, but only its
-# session row is stored; what it got before (subscriptions, inbound QoS 2 packet ids) is lost at
-# the next restart although CONNACK says session present. Remove the xfail with the fix (and
-# "N1" from statefuzz.PENDING_FINDINGS); strict: the test fails once it passes.
-@pytest.mark.xfail(strict=True, reason="N1: a session made persistent by a takeover does not "
-                   "store its subscriptions and QoS 2 packet ids")
+# N1, found by the walk (not one of issue 12's findings): a session with expiry 0 that its owner
+# takes over with clean start 0 and an expiry becomes persistent; what it got before
+# (subscriptions, inbound QoS 2 packet ids, deliveries) must be stored with it, or it is lost
+# at the next restart although CONNACK said session present.
 def test_session_made_persistent_by_takeover_keeps_its_state_over_restart(broker):
     w = broker.connect_persistent("n1-watch", version=5, expiry_s=3600)
     w.subscribe([("n1/q2", 2)])
