@@ -682,11 +682,20 @@ int broker_run(const struct lmq_config *cfg)
     signal(SIGPIPE, SIG_IGN);
     /* Before anything is opened: a limit the configuration can't live with stops the start. */
     struct fd_limit_info fds;
-    if (fd_limit_apply(cfg, &fds) != LMQ_OK)
+    struct lmq_config *fitted = malloc(sizeof(*fitted));
+    if (fitted == NULL)
         return 1;
+    *fitted = *cfg;
+    if (fd_limit_apply(fitted, &fds) != LMQ_OK) {
+        free(fitted);
+        return 1;
+    }
+    cfg = fitted;
     struct broker *b = malloc(sizeof(*b));
-    if (b == NULL)
+    if (b == NULL) {
+        free(fitted);
         return 1;
+    }
     int code = 0;
     int rc = broker_init(b, cfg);
     if (rc != LMQ_OK) {
@@ -719,7 +728,7 @@ int broker_run(const struct lmq_config *cfg)
         code = 1;
         goto out;
     }
-    fd_limit_log(&fds);
+    fd_limit_log(cfg, &fds);
     struct lmq_log_line line;
     if (lmq_log_begin(&line, LMQ_LOG_INFO, "ready")) {
         lmq_log_raw(&line, "mqtt", listeners);
@@ -741,5 +750,6 @@ int broker_run(const struct lmq_config *cfg)
 out:
     broker_teardown(b);
     free(b);
+    free(fitted);
     return code;
 }

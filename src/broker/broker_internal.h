@@ -434,12 +434,14 @@ size_t login_nonce_count(const struct broker *b);
 uint64_t fd_limit_needed(const struct lmq_config *cfg);
 struct fd_limit_info {
     uint64_t soft_at_start, soft, hard, needed; /* RLIM_INFINITY reads as UINT64_MAX */
+    bool fitted; /* the default connection limits were lowered to fit the limit */
 };
-/* Raises the soft open-file limit to the hard one; LMQ_ELIMIT (after a one-line message on
- * stderr) when fd_limit_needed(cfg) is more than the limit. Fills *info either way. */
-int fd_limit_apply(const struct lmq_config *cfg, struct fd_limit_info *info) LMQ_WUR;
-/* Logs the limits ("fd_limit"), once the start went well. */
-void fd_limit_log(const struct fd_limit_info *info);
+/* Raises the soft open-file limit to the hard one. When fd_limit_needed(cfg) is still more than
+ * the limit: the default connection limits are lowered to fit (fitted), limits the operator set
+ * are refused with LMQ_ELIMIT after a one-line message on stderr. Fills *info either way. */
+int fd_limit_apply(struct lmq_config *cfg, struct fd_limit_info *info) LMQ_WUR;
+/* Logs the limits ("fd_limit", and "fd_limit_fitted"), once the start went well. */
+void fd_limit_log(const struct lmq_config *cfg, const struct fd_limit_info *info);
 
 /* conn_address.c: per-source-address limits. */
 struct conn_address;

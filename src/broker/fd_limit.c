@@ -48,7 +48,38 @@ static uint64_t fd_limit_value(rlim_t v)
     return v == RLIM_INFINITY ? UINT64_MAX : (uint64_t)v;
 }
 
-int fd_limit_apply(const struct lmq_config *cfg, struct fd_limit_info *info)
+/* Connections fitted to a low limit are at least this many (below that the limit is refused). */
+#define FD_LIMIT_FIT_MIN_CONNECTIONS 64
+
+/*
+ * A limit too low for the default connection limits (not for limits the operator set: those
+ * are refused) lowers them to fit: the HTTP listeners keep at most an eighth of the room each,
+ * MQTT the rest. True when that leaves at least FD_LIMIT_FIT_MIN_CONNECTIONS MQTT connections.
+ */
+static bool fd_limit_fit_defaults(struct lmq_config *cfg, uint64_t soft)
+{
+    struct lmq_config defaults;
+    lmq_config_defaults(&defaults);
+    struct lmq_limits *l = &cfg->limits;
+    if (l->max_connections != defaults.limits.max_connections ||
+        l->http_max_connections != defaults.limits.http_max_connections)
+        return false;
+    uint64_t http_listeners = (uint64_t)cfg->http_enabled + (uint64_t)cfg->https_enabled;
+    uint64_t fixed =
+        fd_limit_needed(cfg) - l->max_connections - http_listeners * l->http_max_connections;
+    if (soft <= fixed)
+        return false;
+    uint64_t room = soft - fixed;
+    uint64_t http_each = LMQ_MIN((uint64_t)l->http_max_connections, room / 8);
+    uint64_t mqtt = room - http_listeners * http_each;
+    if (mqtt < FD_LIMIT_FIT_MIN_CONNECTIONS || (http_listeners > 0 && http_each == 0))
+        return false;
+    l->max_connections = (uint32_t)LMQ_MIN(mqtt, (uint64_t)l->max_connections);
+    l->http_max_connections = (uint32_t)http_each;
+    return true;
+}
+
+int fd_limit_apply(struct lmq_config *cfg, struct fd_limit_info *info)
 {
     LMQ_ASSERT(cfg != NULL && info != NULL);
     struct rlimit rl;
@@ -67,7 +98,13 @@ int fd_limit_apply(const struct lmq_config *cfg, struct fd_limit_info *info)
     uint64_t hard = fd_limit_value(rl.rlim_max);
     LMQ_ASSERT(soft <= hard && soft >= soft_before);
     uint64_t need = fd_limit_needed(cfg);
-    *info = (struct fd_limit_info){soft_before, soft, hard, need};
+    *info = (struct fd_limit_info){soft_before, soft, hard, need, false};
+    if (need > soft && fd_limit_fit_defaults(cfg, soft)) {
+        info->needed = fd_limit_needed(cfg);
+        info->fitted = true;
+        LMQ_ASSERT(info->needed <= soft);
+        return LMQ_OK;
+    }
     if (need > soft) {
         fprintf(stderr,
                 "ledgermq: the open-file limit is %" PRIu64 " (hard %" PRIu64 ") but "
@@ -80,7 +117,7 @@ int fd_limit_apply(const struct lmq_config *cfg, struct fd_limit_info *info)
     return LMQ_OK;
 }
 
-void fd_limit_log(const struct fd_limit_info *info)
+void fd_limit_log(const struct lmq_config *cfg, const struct fd_limit_info *info)
 {
     LMQ_ASSERT(info != NULL && info->needed <= info->soft);
     struct lmq_log_line line;
@@ -89,6 +126,14 @@ void fd_limit_log(const struct fd_limit_info *info)
         lmq_log_uint(&line, "soft", info->soft);
         lmq_log_uint(&line, "hard", info->hard);
         lmq_log_uint(&line, "needed", info->needed);
+        lmq_log_end(&line);
+    }
+    if (info->fitted && lmq_log_begin(&line, LMQ_LOG_WARN, "fd_limit_fitted")) {
+        lmq_log_uint(&line, "max_connections", cfg->limits.max_connections);
+        lmq_log_uint(&line, "http_max_connections", cfg->limits.http_max_connections);
+        lmq_log_str(&line, "detail",
+                    "the open-file limit is too low for the default connection limits: lowered "
+                    "to fit (raise the limit, or set them to be refused instead)");
         lmq_log_end(&line);
     }
 }

@@ -1,6 +1,7 @@
 """Security finding 11: the open-file limit (docs/SECURITY.md "Memory and descriptors").
-The broker raises its soft RLIMIT_NOFILE to the hard limit at start and logs both, refuses to
-start with a configuration its limit can't serve (one line, exit 1), and when descriptors
+The broker raises its soft RLIMIT_NOFILE to the hard limit at start and logs both, lowers the
+default connection limits to fit a limit too low for them, refuses to start with connection
+limits the operator set that the limit can't serve (one line, exit 1), and when descriptors
 still run out (here: the limit lowered from outside with prlimit while it runs) logs "emfile",
 closes what it can't take instead of spinning, and serves new clients once others close."""
 
@@ -38,6 +39,23 @@ def test_soft_limit_is_raised_to_the_hard_limit_and_logged(start_broker, tmp_pat
     with open("/proc/%d/limits" % b.proc.pid) as f:
         line = [x for x in f if x.startswith("Max open files")][0]
     assert line.split()[3:5] == ["4096", "4096"], line
+
+
+def test_default_limits_are_fitted_to_a_low_limit_and_still_serve(start_broker, tmp_path,
+                                                                    monkeypatch):
+    # The defaults need ~11,000 descriptors; a host whose hard limit is 2048 still runs
+    # `make run`: the default connection limits are lowered to fit, and say so.
+    monkeypatch.setenv("LEDGERMQ_BIN", wrapper(tmp_path, 1024, 2048))
+    b = start_broker(extra_args=["--http", "127.0.0.1:0"])
+    fit = b.wait_event("fd_limit_fitted")
+    assert fit["level"] == "warn", fit
+    assert 64 <= fit["max_connections"] < 2048 and 0 < fit["http_max_connections"] <= 256, fit
+    ev = b.wait_event("fd_limit")
+    assert ev["soft"] == 2048 and ev["needed"] <= 2048, ev
+    c = b.connect("fits", version=5)
+    c.subscribe([("fd/t", 1)])
+    c.publish_acked("fd/t", b"ok", qos=1)
+    assert c.expect_publish().payload == b"ok"
 
 
 def test_a_max_connections_the_limit_cannot_serve_is_refused_at_start(tmp_path):
