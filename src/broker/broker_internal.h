@@ -170,8 +170,8 @@ struct session {
     /* The principal that owns the session (session_principal()); "" in a row written before
      * owners were recorded for every principal: the first principal to resume it claims it. */
     char owner[SESSION_OWNER_MAX_BYTES];
-    bool quota_counted;       /* counted in the per-principal / per-address session quotas */
-    uint8_t quota_addr[16];   /* raw IP it was created from (quota_addr_len 0: unknown) */
+    bool quota_counted;     /* counted in the per-principal / per-address session quotas */
+    uint8_t quota_addr[16]; /* raw IP it was created from (quota_addr_len 0: unknown) */
     uint8_t quota_addr_len;
     struct list_node retain_cursors; /* retained deliveries still to make (retain.c); lazily init */
     struct list_node retain_link;    /* in the retained index's run list while they may advance */
@@ -253,8 +253,8 @@ struct conn {
      * expires or is revoked. 0 when it used no token (password, certificate, anonymous). */
     int64_t token_iat_s;
     int64_t token_exp_s;
-    size_t output_charged;   /* this conn's share of broker->output_bytes */
-    uint64_t slow_since_ms;  /* output over CONN_FAIR_OUTPUT_BYTES while over budget; 0 = not */
+    size_t output_charged;  /* this conn's share of broker->output_bytes */
+    uint64_t slow_since_ms; /* output over CONN_FAIR_OUTPUT_BYTES while over budget; 0 = not */
     /* Never "loopback" for [auth] anonymous = loopback, whatever the socket's address: a
      * browser page from an origin not in [http] allowed_origins, or a client that came through
      * a trusted proxy from elsewhere (websocket.c). */
@@ -311,9 +311,9 @@ struct broker_stats {
     uint64_t oversize_dropped;
     uint64_t token_conns_ended; /* connections ended because their token expired or was revoked */
     uint64_t tokens_revoked;    /* revocations applied (HTTP, offline + SIGHUP) */
-    uint64_t ledger_quota_refused; /* envelopes refused over ledger_bytes_per_day */
-    uint64_t slow_consumers_closed;  /* closed for holding output over the memory budget */
-    uint64_t output_budget_exceeded; /* times the output budget was exceeded */
+    uint64_t ledger_quota_refused;     /* envelopes refused over ledger_bytes_per_day */
+    uint64_t slow_consumers_closed;    /* closed for holding output over the memory budget */
+    uint64_t output_budget_exceeded;   /* times the output budget was exceeded */
     uint64_t login_evicted[3];         /* by enum login_evict */
     uint64_t password_busy;            /* password CONNECTs refused "server busy" */
     uint64_t password_backoff_refused; /* refused during an address's back-off */
@@ -353,7 +353,7 @@ struct broker {
     uint64_t retained_bytes;       /* charged against max_retained_bytes (retain.c) */
     uint64_t output_bytes;         /* output held by all connections (conn.c) */
     uint64_t output_over_since_ms; /* over max_memory_output_bytes since; 0 = under */
-    uint64_t qos0_drop_logged_ms; /* last qos0_dropped log line (one a second at most) */
+    uint64_t qos0_drop_logged_ms;  /* last qos0_dropped log line (one a second at most) */
     struct list_node conns;
     struct list_node dirty;
     struct list_node blocked;        /* conns waiting for queue space, retried on the tick */

@@ -78,8 +78,8 @@ static uint32_t session_quota_get(struct lmq_map *map, const uint8_t *key, size_
 }
 
 /* Adds delta (+1 or -1) to key's count; an entry goes when its count reaches 0. */
-static void session_quota_add(struct broker *b, struct lmq_map *map, const uint8_t *key,
-                              size_t len, int delta)
+static void session_quota_add(struct broker *b, struct lmq_map *map, const uint8_t *key, size_t len,
+                              int delta)
 {
     LMQ_ASSERT(delta == 1 || delta == -1);
     struct session_quota_entry *e = lmq_map_get(map, key, len);
@@ -134,8 +134,7 @@ void session_quota_count(struct session *s, const struct conn *c)
     s->quota_counted = true;
     b->stored_session_count++;
     if (session_quota_per_principal(s->owner))
-        session_quota_add(b, b->session_principals, (const uint8_t *)s->owner, strlen(s->owner),
-                          1);
+        session_quota_add(b, b->session_principals, (const uint8_t *)s->owner, strlen(s->owner), 1);
     s->quota_addr_len = c != NULL ? conn_address_raw(c, s->quota_addr) : 0;
     if (s->quota_addr_len > 0)
         session_quota_add(b, b->session_addresses, s->quota_addr, s->quota_addr_len, 1);

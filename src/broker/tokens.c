@@ -351,6 +351,5 @@ int tokens_http_revoke(struct broker *b, const struct http_request *req, struct 
     int64_t before_s = tokens_now_s(b) + 1;
     tokens_apply(b, id, before_s, TOKENS_SOURCE_HTTP);
     resp->content_type = "application/json";
-    return http_buf_printf(out, "{\"id\":\"%s\",\"revoked_before\":%" PRId64 "}", id,
-                           before_s);
+    return http_buf_printf(out, "{\"id\":\"%s\",\"revoked_before\":%" PRId64 "}", id, before_s);
 }

@@ -444,8 +444,7 @@ static int config__set_auth_limit(struct lmq_config *cfg, const char *key, const
 
 /* [auth] auditors: identity ids separated by commas (blanks around them ignored); empty: none.
  * Replaces the list; cfg changes only on success. */
-static int config__auditors(struct lmq_auth_config *a, const char *value, char *err,
-                            size_t err_len)
+static int config__auditors(struct lmq_auth_config *a, const char *value, char *err, size_t err_len)
 {
     LMQ_ASSERT(a != NULL && value != NULL);
     char ids[LMQ_AUDITORS_MAX][LMQ_IDENTITY_ID_CHARS + 1];
@@ -471,8 +470,7 @@ static int config__auditors(struct lmq_auth_config *a, const char *value, char *
             return LMQ_EINVAL;
         }
         if (count == LMQ_AUDITORS_MAX) {
-            config__err(err, err_len, "[auth] auditors: more than %d identities",
-                        LMQ_AUDITORS_MAX);
+            config__err(err, err_len, "[auth] auditors: more than %d identities", LMQ_AUDITORS_MAX);
             return LMQ_EINVAL;
         }
         memcpy(ids[count], p, LMQ_IDENTITY_ID_CHARS);
@@ -526,8 +524,8 @@ static int config__set_auth(struct lmq_config *cfg, const char *key, const char 
     }
     uint64_t v = 0;
     if (!config__parse_u64(value, &v) || v < 1 || v > 86400 * 365) {
-        config__err(err, err_len, "[auth] %s: expected an integer 1..31536000, got \"%.*s%s\"",
-                    key, config__show_len(value), value, config__show_more(value));
+        config__err(err, err_len, "[auth] %s: expected an integer 1..31536000, got \"%.*s%s\"", key,
+                    config__show_len(value), value, config__show_more(value));
         return LMQ_EINVAL;
     }
     *field = (uint32_t)v;
@@ -876,7 +874,7 @@ struct config_load {
     int lineno;     /* line the parser is on: counted by our reader */
     bool mqtt_seen; /* the first mqtt key in a file replaces, later ones append */
     bool origins_seen, proxies_seen, proxy_protocol_seen; /* the same for the address lists */
-    bool failed;    /* err holds the first error; parsing stops */
+    bool failed; /* err holds the first error; parsing stops */
     int failed_lineno;
     int rc;
     char *err;

@@ -41,10 +41,10 @@ struct lmq_limits {
     uint32_t default_session_expiry_s;
     uint32_t max_sessions_per_principal; /* persistent sessions of one authenticated principal */
     uint32_t max_sessions_per_address;   /* persistent sessions created from one IP address */
-    uint32_t max_retained_messages; /* retained messages held by the broker */
-    uint64_t max_retained_bytes;    /* retained payload bytes held by the broker */
-    uint32_t connect_timeout_ms;    /* CONNECT must arrive this soon after accept */
-    uint64_t max_output_bytes;      /* bytes buffered for one socket before backpressure */
+    uint32_t max_retained_messages;      /* retained messages held by the broker */
+    uint64_t max_retained_bytes;         /* retained payload bytes held by the broker */
+    uint32_t connect_timeout_ms;         /* CONNECT must arrive this soon after accept */
+    uint64_t max_output_bytes;           /* bytes buffered for one socket before backpressure */
     uint64_t max_memory_output_bytes; /* output buffered for all sockets before slow ones pause */
     uint32_t slow_consumer_grace_ms;  /* over that budget this long, unread: closed */
     uint64_t min_free_disk_bytes;   /* below this free space in the data dir, QoS 1/2 is refused */

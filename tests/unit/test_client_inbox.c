@@ -156,7 +156,7 @@ static void test_replayed_envelope_never_reaches_the_app_nor_takes_the_position(
     assert_int_equal(fx_feed(f, CLIENT_TOPIC_INBOX, msg, 5), 0);
     assert_int_equal(f->delivered_count, 2);
     assert_int_equal(fx_last(f, MQTT_PUBACK)->packet_id, 5); /* dropped, acknowledged */
-    assert_int_equal(lmq_client_inbox_position(f->c), 2);  /* position 3 still open */
+    assert_int_equal(lmq_client_inbox_position(f->c), 2);    /* position 3 still open */
     assert_int_equal(fx_count(f, MQTT_PUBLISH, "/resync"), resyncs + 1);
     assert_non_null(strstr(f->last_error, "replay"));
     /* The real envelope for position 3 is then delivered. */

@@ -382,9 +382,9 @@ static void test_auditors_are_a_list_of_identity_ids(void **state)
     struct lmq_config cfg;
     char err[TEST_ERR_BYTES];
     lmq_config_defaults(&cfg);
-    assert_int_equal(lmq_config_set(&cfg, "auth", "auditors", " " AUDITOR_A " ,\t" AUDITOR_B,
-                                    err, sizeof(err)),
-                     0);
+    assert_int_equal(
+        lmq_config_set(&cfg, "auth", "auditors", " " AUDITOR_A " ,\t" AUDITOR_B, err, sizeof(err)),
+        0);
     assert_int_equal(cfg.auth.auditor_count, 2);
     assert_string_equal(cfg.auth.auditors[0], AUDITOR_A);
     assert_string_equal(cfg.auth.auditors[1], AUDITOR_B);
@@ -399,8 +399,7 @@ static void test_auditors_are_a_list_of_identity_ids(void **state)
     char upper[80];
     snprintf(upper, sizeof(upper), "%s", AUDITOR_B);
     upper[0] = 'B';
-    assert_int_equal(lmq_config_set(&cfg, "auth", "auditors", upper, err, sizeof(err)),
-                     LMQ_EINVAL);
+    assert_int_equal(lmq_config_set(&cfg, "auth", "auditors", upper, err, sizeof(err)), LMQ_EINVAL);
     assert_non_null(strstr(err, "64 lowercase hex"));
     assert_int_equal(cfg.auth.auditor_count, 1);
     assert_string_equal(cfg.auth.auditors[0], AUDITOR_A);
@@ -409,8 +408,7 @@ static void test_auditors_are_a_list_of_identity_ids(void **state)
     size_t used = 0;
     for (int i = 0; i <= LMQ_AUDITORS_MAX; i++) {
         if (i == LMQ_AUDITORS_MAX) {
-            assert_int_equal(lmq_config_set(&cfg, "auth", "auditors", list, err, sizeof(err)),
-                             0);
+            assert_int_equal(lmq_config_set(&cfg, "auth", "auditors", list, err, sizeof(err)), 0);
             assert_int_equal(cfg.auth.auditor_count, LMQ_AUDITORS_MAX);
         }
         int n = snprintf(list + used, sizeof(list) - used, "%s%s", i ? "," : "",
@@ -422,7 +420,6 @@ static void test_auditors_are_a_list_of_identity_ids(void **state)
     assert_non_null(strstr(err, "more than 32"));
     assert_int_equal(cfg.auth.auditor_count, LMQ_AUDITORS_MAX);
 }
-
 
 static void test_http_origins_and_trusted_proxies(void **state)
 {
@@ -477,7 +474,6 @@ static void test_http_origins_and_trusted_proxies(void **state)
     assert_int_equal(cfg.http_trust.trusted_proxy_count, 0);
     assert_int_equal(cfg.http_trust.proxy_protocol_count, 0);
 }
-
 
 static void test_http_lists_are_bounded(void **state)
 {

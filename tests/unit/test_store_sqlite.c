@@ -132,8 +132,7 @@ struct loaded {
     char retained_payload[32];
 };
 
-static int ld_session(void *ctx, struct mqtt_bytes id, uint32_t expiry_s,
-                      struct mqtt_bytes owner)
+static int ld_session(void *ctx, struct mqtt_bytes id, uint32_t expiry_s, struct mqtt_bytes owner)
 {
     struct loaded *l = ctx;
     assert_memory_equal(id.data, CLIENT, id.len);
@@ -426,14 +425,12 @@ static void test_ledger_rows_counters_and_reads_survive_reopen(void **state)
     assert_false(found);
     size_t count = 0;
     acc[0] = acc[1] = 0;
-    assert_int_equal(store_inbox_page(f->store, BYTES(ID_B), 0, 10, collect_positions, acc,
-                                      &count),
+    assert_int_equal(store_inbox_page(f->store, BYTES(ID_B), 0, 10, collect_positions, acc, &count),
                      0);
     assert_int_equal(count, 2);
     assert_int_equal(acc[1], 12); /* positions 1 then 2, in order */
     acc[0] = acc[1] = 0;
-    assert_int_equal(store_inbox_page(f->store, BYTES(ID_B), 1, 10, collect_positions, acc,
-                                      &count),
+    assert_int_equal(store_inbox_page(f->store, BYTES(ID_B), 1, 10, collect_positions, acc, &count),
                      0);
     assert_int_equal(count, 1);
     assert_int_equal(acc[1], 2);
@@ -482,8 +479,7 @@ static void test_ledger_party_range_is_what_a_party_sent_or_received_in_index_or
         to[i] = i % 7 == 0 ? from[i] : (int)((x >> 20) % 3); /* some envelopes to oneself */
         char link[65];
         snprintf(link, sizeof(link), "%064d", i);
-        ledger_append(f, (uint64_t)i, ids[from[i]], ids[to[i]], ++seq[from[i]], ++pos[to[i]],
-                      link);
+        ledger_append(f, (uint64_t)i, ids[from[i]], ids[to[i]], ++seq[from[i]], ++pos[to[i]], link);
     }
     assert_int_equal(commit_and_wait(f), 0);
     static const uint64_t starts[] = {0, 1, 7, 150, 299, 300, 1000};
@@ -522,9 +518,9 @@ static void test_ledger_party_range_is_what_a_party_sent_or_received_in_index_or
                      0);
     assert_int_equal(count, 0);
     got.stop_after = 2;
-    assert_int_equal(store_ledger_party_range(f->store, BYTES(ID_A), 0, 1000, 10, collect_index,
-                                              &got, &count),
-                     LMQ_EINVAL);
+    assert_int_equal(
+        store_ledger_party_range(f->store, BYTES(ID_A), 0, 1000, 10, collect_index, &got, &count),
+        LMQ_EINVAL);
     assert_int_equal(got.n, 2);
     /* The leaves: index and link only, from start, in order. */
     struct party_acc leaves = {0};
@@ -714,12 +710,10 @@ static void test_token_revocations_and_ledger_bytes_since(void **state)
     assert_int_equal(acc[1], 0); /* nothing that recent */
     /* The offline writer (ledgermq revoke) next to an open store: max wins, in force returned. */
     int64_t stored = 0;
-    assert_int_equal(store_token_revoke_file(f->path, BYTES(ID_A), 1500, &stored, err,
-                                             sizeof(err)),
+    assert_int_equal(store_token_revoke_file(f->path, BYTES(ID_A), 1500, &stored, err, sizeof(err)),
                      0);
     assert_int_equal(stored, 2000);
-    assert_int_equal(store_token_revoke_file(f->path, BYTES(ID_A), 3000, &stored, err,
-                                             sizeof(err)),
+    assert_int_equal(store_token_revoke_file(f->path, BYTES(ID_A), 3000, &stored, err, sizeof(err)),
                      0);
     assert_int_equal(stored, 3000);
     close_store(f);
