@@ -86,9 +86,13 @@ static void session_quota_add(struct broker *b, struct lmq_map *map, const uint8
     if (e == NULL) {
         LMQ_ASSERT(delta == 1);
         e = calloc(1, sizeof(*e) + len);
-        if (e == NULL || (memcpy(e->key, key, len), lmq_map_put(map, e->key, len, e)) != LMQ_OK)
+        if (e == NULL)
             broker_fail_stop(b, "session quota (out of memory)", LMQ_ENOMEM);
+        memcpy(e->key, key, len);
         e->key_len = len;
+        /* Out of memory for a count we must keep: stop rather than let the quota drift. */
+        if (lmq_map_put(map, e->key, len, e) != LMQ_OK)
+            broker_fail_stop(b, "session quota (out of memory)", LMQ_ENOMEM);
     }
     LMQ_ASSERT(delta == 1 || e->count > 0);
     e->count = (uint32_t)((int64_t)e->count + delta);
