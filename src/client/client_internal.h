@@ -128,6 +128,9 @@ struct lmq_client {
 
     char token[CRYPTO_JWT_MAX_BYTES + 1]; /* "" when none */
     int64_t token_exp_s;
+    /* The server ended the connection because its token expired (DISCONNECT 0xA0): not an
+     * error; log in again and reconnect at once. */
+    bool token_expired;
     struct client_http http;
 
     uv_tcp_t tcp;

@@ -107,6 +107,10 @@ static void net__after_close(struct lmq_client *c)
     }
     uint64_t delay_ms = client_backoff_ms(c->backoff_attempt, (uint32_t)uv_hrtime());
     c->backoff_attempt += c->backoff_attempt < 32 ? 1 : 0;
+    if (c->token_expired) {
+        c->token_expired = false;
+        delay_ms = 0; /* an expected end: no back-off */
+    }
     c->state = CLIENT_BACKOFF;
     int rc = uv_timer_start(&c->backoff_timer, net__on_backoff, delay_ms, 0);
     LMQ_ASSERT(rc == 0); /* an initialized timer always starts */
@@ -118,7 +122,7 @@ void client_net_drop(struct lmq_client *c, int code, const char *why)
     if (c->state == CLIENT_CLOSING || c->state == CLIENT_STOPPED) {
         return;
     }
-    if (!c->stopping) {
+    if (!c->stopping && !c->token_expired) {
         client_report(c, code < 0 ? code : LMQ_EIO, "connection lost: %s", why);
     }
     if (c->state == CLIENT_BACKOFF) {

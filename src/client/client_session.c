@@ -649,6 +649,13 @@ int client_session_on_packet(struct lmq_client *c, const struct mqtt_packet *pkt
     case MQTT_PINGRESP:
         return 0;
     case MQTT_DISCONNECT:
+        if (pkt->u.disconnect.reason_code == MQTT_RC_MAXIMUM_CONNECT_TIME) {
+            /* The connection lived as long as its token: a fresh login continues it. */
+            c->token[0] = '\0';
+            c->token_exp_s = 0;
+            c->token_expired = true;
+            return LMQ_EIO;
+        }
         client_report(c, LMQ_EIO, "server disconnected (reason 0x%02x)",
                       pkt->u.disconnect.reason_code);
         return LMQ_EIO;

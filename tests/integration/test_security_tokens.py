@@ -289,3 +289,41 @@ def test_ledger_byte_quota_refuses_a_flood_and_survives_a_crash(start_broker):
     assert send_envelope(a, alice, env)[:2] == (QUOTA_EXCEEDED, "reject")
     c = identity_client(b, carol)
     assert send_envelope(c, carol, carol.envelope(bob.id, {"ok": 2}))[:2] == (0, "ack")
+
+
+def test_libledgermq_reconnects_quietly_when_its_token_expires(start_broker, tmp_path):
+    """The server ends a connection when its token expires (DISCONNECT 0xA0); the client
+    library logs in again at once and goes on, without reporting an error: a listener started
+    before the expiry gets envelopes sent after it, and says nothing on stderr."""
+    b = start(start_broker, "[auth]\ntoken_ttl_s = 3\n")
+    binary = os.environ["LEDGERMQ_BIN"]
+    mqtt_addr = b.events("ready")[-1]["mqtt"][0]
+
+    def cli(*args, **kw):
+        return subprocess.run([binary] + list(args), cwd=tmp_path, capture_output=True,
+                              text=True, timeout=60, **kw)
+
+    ids = {}
+    for name in ("a", "b"):
+        r = cli("keygen", "--out", name + ".json")
+        assert r.returncode == 0, r.stderr
+        ids[name] = r.stdout.strip()
+    common = ["--server", mqtt_addr, "--http", b.http_addr]
+    listener = subprocess.Popen([binary, "listen", "--key", "b.json", "--state", "b-state",
+                                 "--count", "2", "--timeout-ms", "30000"] + common,
+                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    try:
+        for n in (1, 2):
+            r = cli("send", "--key", "a.json", "--state", "a-state", "--to", ids["b"],
+                    "--type", "t", *common, json.dumps({"n": n}))
+            assert r.returncode == 0, r.stderr
+            if n == 1:  # the listener's connection outlives its token
+                b.wait_event("token_expired", timeout=20)
+        out, err = listener.communicate(timeout=40)
+    finally:
+        if listener.poll() is None:
+            listener.kill()
+    assert listener.returncode == 0, err
+    assert [json.loads(line)["envelope"]["body"]["n"] for line in out.splitlines()] == [1, 2]
+    assert "connection lost" not in err and "disconnected" not in err, err
