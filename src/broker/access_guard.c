@@ -128,9 +128,14 @@ static bool access_guard_stale(const struct access_guard_entry *e, uint64_t now)
            (e->failures == 0 || now - e->last_failure_ms >= ACCESS_GUARD_FORGET_MS);
 }
 
-/* The accounting key of c's peer; false when it is not an IP socket. */
+/* The accounting key of c's client: the address it is counted under (the client a trusted
+ * proxy or PROXY header named, when there is one), else its socket's peer; false when it is
+ * not an IP socket. */
 static bool access_guard_key(struct conn *c, uint8_t key[8], uint8_t *len)
 {
+    *len = conn_address_group(c, key);
+    if (*len > 0)
+        return true;
     struct sockaddr_storage ss;
     int ss_len = sizeof(ss);
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &ss_len) != 0)

@@ -171,7 +171,7 @@ struct session {
      * owners were recorded for every principal: the first principal to resume it claims it. */
     char owner[SESSION_OWNER_MAX_BYTES];
     bool quota_counted;     /* counted in the per-principal / per-address session quotas */
-    uint8_t quota_addr[16]; /* raw IP it was created from (quota_addr_len 0: unknown) */
+    uint8_t quota_addr[8]; /* address group it was created from (conn_address_group; 0: none) */
     uint8_t quota_addr_len;
     struct list_node retain_cursors; /* retained deliveries still to make (retain.c); lazily init */
     struct list_node retain_link;    /* in the retained index's run list while they may advance */
@@ -454,6 +454,9 @@ void conn_address_release(struct broker *b, struct conn *c);
 /* Copies the raw IP (4 or 16 bytes) c is counted against into key; returns its length, 0 when
  * c is not counted against an address. */
 uint8_t conn_address_raw(const struct conn *c, uint8_t key[16]);
+/* The key per-address accounting groups c under: its IPv4 address (IPv4-mapped included), or
+ * the /64 of its IPv6 address; returns the length (4 or 8), 0 when c has no address. */
+uint8_t conn_address_group(const struct conn *c, uint8_t key[8]);
 /* Frees entries idle for a whole rate window (all of them when all is true). */
 void conn_address_sweep(struct broker *b, bool all);
 
@@ -730,6 +733,9 @@ int proto_unsubscribe(struct conn *c, struct mqtt_packet *pkt);
 int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *session_present,
                    uint8_t *reason_code);
 void session_detach(struct conn *c);
+/* The longest session expiry a principal gets (max_session_expiry; for anonymous clients
+ * default_session_expiry too), at CONNECT and at DISCONNECT. */
+uint32_t session_expiry_cap(const struct broker *b, const char *principal);
 void session_destroy(struct session *s);
 void session_pump(struct session *s);
 void session_resend_inflight(struct session *s);

@@ -961,7 +961,9 @@ static size_t conn_find_slow(struct broker *b, uint64_t now_ms, struct conn_slow
         size_t pending = conn_output_pending(c);
         if (pending < CONN_FAIR_OUTPUT_BYTES)
             continue;
-        if (c->slow_since_ms == 0)
+        /* A mark from an earlier episode over the budget does not count: the grace time runs
+         * within this one. */
+        if (c->slow_since_ms == 0 || c->slow_since_ms < b->output_over_since_ms)
             c->slow_since_ms = now_ms;
         else if (now_ms - c->slow_since_ms >= b->cfg.limits.slow_consumer_grace_ms && count < cap)
             slow[count++] = (struct conn_slow){c, pending};

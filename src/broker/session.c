@@ -221,13 +221,19 @@ struct session *session_create(struct broker *b, const uint8_t *id, size_t id_le
  * max_session_expiry; a 3.1.1 persistent session (which can't ask) gets default_session_expiry,
  * and so is the most an anonymous client gets: nobody answers for its sessions.
  */
+uint32_t session_expiry_cap(const struct broker *b, const char *principal)
+{
+    const struct lmq_limits *lim = &b->cfg.limits;
+    if (strcmp(principal, SESSION_OWNER_ANONYMOUS) == 0)
+        return LMQ_MIN(lim->max_session_expiry_s, lim->default_session_expiry_s);
+    return lim->max_session_expiry_s;
+}
+
 static uint32_t session_expiry_for(const struct conn *c, const struct mqtt_connect *connect,
                                    const char *principal)
 {
     const struct lmq_limits *lim = &c->broker->cfg.limits;
-    uint32_t cap = lim->max_session_expiry_s;
-    if (strcmp(principal, SESSION_OWNER_ANONYMOUS) == 0)
-        cap = LMQ_MIN(cap, lim->default_session_expiry_s);
+    uint32_t cap = session_expiry_cap(c->broker, principal);
     if (connect->protocol_version == MQTT_V5) {
         uint32_t v = 0;
         if (connect->props.present & MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY_INTERVAL))
@@ -354,6 +360,10 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
     s->persistent = s->expiry_s > 0;
     c->session_expiry_was_zero = s->expiry_s == 0;
     if (session_set_will(s, c, connect) != LMQ_OK) {
+        /* Undo the attach, as if this connection had ended: the refused connection must not
+         * stay the session's while its CONNACK is flushed (a takeover would find it). */
+        LMQ_ASSERT(!c->will_on_close && !c->takeover);
+        session_detach(c);
         *reason_code = MQTT_RC_SERVER_UNAVAILABLE;
         return LMQ_ENOMEM;
     }

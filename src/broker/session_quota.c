@@ -6,7 +6,7 @@
  * The principal is the session's owner: an identity id, "user:<name>" for a password-file user,
  * "cn:<cn>" for a client certificate that is not an identity, "anonymous" otherwise. Anonymous
  * clients share one principal, so they are held by the per-address quota alone (every
- * authenticated principal is held by both). Per-principal counts are rebuilt by recovery; the
+ * authenticated principal is held by both); an IPv6 address counts by its /64. Per-principal counts are rebuilt by recovery; the
  * per-address counts cover the sessions created since the process started (the store does not
  * record addresses).
  */
@@ -119,8 +119,8 @@ bool session_quota_admit(struct conn *c, const char *principal, uint8_t *reason_
         session_quota_get(b->session_principals, (const uint8_t *)principal, strlen(principal)) >=
             lim->max_sessions_per_principal)
         return session_quota_refuse(c, "max_sessions_per_principal", reason_code);
-    uint8_t addr[16];
-    uint8_t addr_len = conn_address_raw(c, addr);
+    uint8_t addr[8];
+    uint8_t addr_len = conn_address_group(c, addr);
     if (addr_len > 0 &&
         session_quota_get(b->session_addresses, addr, addr_len) >= lim->max_sessions_per_address)
         return session_quota_refuse(c, "max_sessions_per_address", reason_code);
@@ -139,7 +139,7 @@ void session_quota_count(struct session *s, const struct conn *c)
     b->stored_session_count++;
     if (session_quota_per_principal(s->owner))
         session_quota_add(b, b->session_principals, (const uint8_t *)s->owner, strlen(s->owner), 1);
-    s->quota_addr_len = c != NULL ? conn_address_raw(c, s->quota_addr) : 0;
+    s->quota_addr_len = c != NULL ? conn_address_group(c, s->quota_addr) : 0;
     if (s->quota_addr_len > 0)
         session_quota_add(b, b->session_addresses, s->quota_addr, s->quota_addr_len, 1);
 }

@@ -131,6 +131,9 @@ struct lmq_client {
     /* The server ended the connection because its token expired (DISCONNECT 0xA0): not an
      * error; log in again and reconnect at once. */
     bool token_expired;
+    /* The inbox position whose envelope was last refused as a replay (0: none): refused a second
+     * time, the server vouches for it, and the position is consumed. */
+    uint64_t replay_refused_position;
     struct client_http http;
 
     uv_tcp_t tcp;

@@ -318,7 +318,13 @@ static int session__deliver(struct lmq_client *c, const struct session_inbox_msg
                       " of a sender already at %" PRIu64 ")",
                       m->position, env.seq, sender_seq);
         ledger_envelope_release(&env);
-        return SESSION_REPLAY_REFUSED;
+        if (c->replay_refused_position != m->position) {
+            c->replay_refused_position = m->position;
+            return SESSION_REPLAY_REFUSED;
+        }
+        /* The same position again, after the resync the first refusal asked for: that is what
+         * the server's ledger holds there. Never shown; consumed so the inbox moves on. */
+        return client_db_set_position(c, m->position);
     }
     if (rc == 0 && strcmp(env.to, c->ident.id) != 0) {
         reason = "not_for_us";

@@ -195,6 +195,20 @@ def test_anonymous_sessions_get_at_most_the_default_expiry(start_broker, pwfile)
     assert ack.props.get("session_expiry_interval") is None, ack  # granted as asked
 
 
+def test_anonymous_client_cannot_raise_its_expiry_at_disconnect(start_broker, pwfile):
+    # A v5 DISCONNECT may change the session expiry: for an anonymous client it is capped like
+    # at CONNECT, so "never" at DISCONNECT still ends after default_session_expiry.
+    b = start(start_broker, pwfile, "[limits]\ndefault_session_expiry = 1\n")
+    c = b.raw(5)
+    c.connect("anon-raise", clean=True, props={"session_expiry_interval": 1})
+    c.subscribe([("raise/t", 1)])
+    c.disconnect(props={"session_expiry_interval": 0xFFFFFFFF})
+    time.sleep(2.5)
+    c2 = b.raw(5)
+    ack = c2.connect("anon-raise", clean=False, props={"session_expiry_interval": 1})
+    assert ack.session_present is False
+
+
 # ---------------------------------------------------------------- finding 9: $share
 def test_shared_subscription_to_another_identitys_inbox_is_refused(start_broker, pwfile):
     b = start(start_broker, pwfile)

@@ -170,6 +170,14 @@ static void test_replayed_envelope_never_reaches_the_app_nor_takes_the_position(
     fx_inbox_msg_seq(4, 3, f->me.id, f->peer.seed, msg, sizeof(msg));
     assert_int_equal(fx_feed(f, CLIENT_TOPIC_INBOX, msg, 7), 0);
     assert_int_equal(lmq_client_inbox_position(f->c), 3);
+    /* The same refused envelope at the same position again (what a resync returns when the
+     * server's ledger really holds it there): never shown, but consumed, so the inbox moves. */
+    assert_int_equal(fx_feed(f, CLIENT_TOPIC_INBOX, msg, 8), 0);
+    assert_int_equal(lmq_client_inbox_position(f->c), 4);
+    assert_int_equal(f->delivered_count, 3); /* not handed over */
+    assert_int_equal(feed_pos(f, 5, 9), 0);
+    assert_int_equal(f->delivered_count, 4);
+    assert_int_equal(f->delivered[3], 5);
 }
 
 static void test_app_refusal_persists_nothing_and_withholds_puback(void **state)
