@@ -763,6 +763,8 @@ void session_principal(const struct conn *c, char out[SESSION_OWNER_MAX_BYTES]);
 /* Whether c may create one more stored session; else the CONNACK reason code in *reason_code
  * (logged). */
 bool session_quota_admit(struct conn *c, const char *principal, uint8_t *reason_code);
+/* The per-principal part of session_quota_admit alone (a stored session changing owner). */
+bool session_quota_admit_principal(struct conn *c, const char *principal, uint8_t *reason_code);
 /* Counts s (now stored) against its owner and c's address (c may be NULL: recovery). */
 void session_quota_count(struct session *s, const struct conn *c);
 /* Uncounts s (its stored state is deleted or it is freed). */

@@ -317,6 +317,11 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
     if (expiry_s > 0 && (s == NULL || !s->quota_counted) &&
         !session_quota_admit(c, principal, reason_code))
         return LMQ_ELIMIT;
+    /* A stored session of an older build (no owner yet) becomes this principal's: it counts
+     * against its quota like a new one. */
+    if (expiry_s > 0 && s != NULL && s->quota_counted && s->owner[0] == '\0' &&
+        !session_quota_admit_principal(c, principal, reason_code))
+        return LMQ_ELIMIT;
     if (s != NULL && s->conn != NULL) {
         struct conn *old = s->conn;
         old->takeover = true;

@@ -110,15 +110,23 @@ static bool session_quota_refuse(struct conn *c, const char *limit, uint8_t *rea
     return false;
 }
 
+bool session_quota_admit_principal(struct conn *c, const char *principal, uint8_t *reason_code)
+{
+    struct broker *b = c->broker;
+    LMQ_ASSERT(principal != NULL && reason_code != NULL);
+    if (session_quota_per_principal(principal) &&
+        session_quota_get(b->session_principals, (const uint8_t *)principal, strlen(principal)) >=
+            b->cfg.limits.max_sessions_per_principal)
+        return session_quota_refuse(c, "max_sessions_per_principal", reason_code);
+    return true;
+}
+
 bool session_quota_admit(struct conn *c, const char *principal, uint8_t *reason_code)
 {
     struct broker *b = c->broker;
     const struct lmq_limits *lim = &b->cfg.limits;
-    LMQ_ASSERT(principal != NULL && reason_code != NULL);
-    if (session_quota_per_principal(principal) &&
-        session_quota_get(b->session_principals, (const uint8_t *)principal, strlen(principal)) >=
-            lim->max_sessions_per_principal)
-        return session_quota_refuse(c, "max_sessions_per_principal", reason_code);
+    if (!session_quota_admit_principal(c, principal, reason_code))
+        return false;
     uint8_t addr[8];
     uint8_t addr_len = conn_address_group(c, addr);
     if (addr_len > 0 &&

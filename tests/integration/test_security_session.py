@@ -146,6 +146,29 @@ def test_session_quota_per_principal_refuses_only_that_principal(start_broker, p
     b.wait_event("security", pred=lambda e: e.get("kind") == "session_quota")
 
 
+def test_sessions_of_an_older_store_are_claimed_within_the_quota(start_broker, pwfile):
+    # Rows written before owners were recorded for every principal have an empty owner: the
+    # first principal to resume one claims it, and it then counts against its quota.
+    import sqlite3
+    b = start(start_broker, pwfile, "[limits]\nmax_sessions_per_principal = 1\n")
+    b.terminate()
+    db = sqlite3.connect(os.path.join(b.data_dir, "ledgermq.db"))
+    for cid in (b"legacy1", b"legacy2"):
+        db.execute("INSERT INTO sessions(client_id, expiry_s, owner) VALUES(?, 3600, '')", (cid,))
+    db.commit()
+    db.close()
+    b.restart()
+    c, ack = connect(b, "legacy1", 5, "alice")
+    assert ack.rc == 0 and ack.session_present is True
+    c.disconnect()
+    c, ack = connect(b, "legacy2", 5, "alice", check=False)
+    assert ack.rc == 0x97, ack  # alice holds her one session already
+    c, ack = connect(b, "legacy1", 5, "bob", check=False)
+    assert ack.rc == 0x87, ack  # claimed: alice's now
+    c, ack = connect(b, "legacy2", 5, "bob")
+    assert ack.session_present is True
+
+
 def test_session_quota_per_address_holds_anonymous_clients(start_broker, pwfile):
     b = start(start_broker, pwfile, "[limits]\nmax_sessions_per_address = 5\n")
     for i in range(5):
