@@ -3,28 +3,13 @@ attacks of the finding from 127.0.0.2 while 127.0.0.1 logs in (challenge + token
 the logins must succeed during each. The short versions are
 tests/integration/test_security_http.py."""
 
-import os
-import subprocess
 import threading
 import time
 
-import pytest
-
 import httpattack as ha
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-MAKE_CERTS = os.path.join(HERE, "..", "tls", "make-certs.sh")
 LOGINS = 40
 MIN_SUCCESS = 0.95
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    out = tmp_path_factory.mktemp("certs")
-    r = subprocess.run(["bash", MAKE_CERTS, str(out)], capture_output=True, text=True,
-                       timeout=60)
-    assert r.returncode == 0, r.stderr
-    return out
 
 
 def report(what, ok, failures):

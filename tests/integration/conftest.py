@@ -589,6 +589,17 @@ def broker(start_broker):
     return start_broker()
 
 
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    """A directory (pathlib.Path) with ca/server/client/rogue .pem and .key made by
+    tests/tls/make-certs.sh, written once per module."""
+    out = tmp_path_factory.mktemp("certs")
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tls", "make-certs.sh")
+    r = subprocess.run(["bash", script, str(out)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
 @pytest.fixture(params=[4, 5], ids=["v311", "v5"])
 def version(request):
     """MQTT protocol level: 4 (3.1.1) or 5."""

@@ -4,9 +4,7 @@ a legitimate client on 127.0.0.1 does full logins (challenge + token) and assert
 least 95% of them succeed during the attack. Attack sizes are scaled to caps lowered in each
 test's configuration; tests/attack/test_http.py runs them at full size against the defaults."""
 
-import os
 import socket
-import subprocess
 import threading
 import time
 
@@ -17,19 +15,8 @@ import ledgerclient as lc
 
 pytestmark = pytest.mark.ledgermq_only
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-MAKE_CERTS = os.path.join(HERE, "..", "tls", "make-certs.sh")
 LOGINS = 20
 MIN_SUCCESS = 0.95
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    out = tmp_path_factory.mktemp("certs")
-    r = subprocess.run(["bash", MAKE_CERTS, str(out)], capture_output=True, text=True,
-                       timeout=60)
-    assert r.returncode == 0, r.stderr
-    return out
 
 
 def http_broker(start_broker, limits="", tls_certs=None):

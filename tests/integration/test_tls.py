@@ -4,7 +4,6 @@ purpose (plain bytes on the TLS port, half a ClientHello, no bytes at all). Cert
 from tests/tls/make-certs.sh: a CA, server (SAN 127.0.0.1), client alice (CA-signed) and
 mallory (self-signed). All ledgermq_only: the flags, log events and metrics are ledgermq's.
 """
-import os
 import re
 import shutil
 import signal
@@ -19,24 +18,12 @@ import mqttraw
 
 pytestmark = pytest.mark.ledgermq_only
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-MAKE_CERTS = os.path.join(HERE, "..", "tls", "make-certs.sh")
 CURL = "/usr/bin/curl"
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
 TOOL_TIMEOUT_S = 20
 SOCKET_TIMEOUT_S = 10
 CONNECT_TIMEOUT_MS = 500  # [limits] connect_timeout_ms for the stalled-client tests
 PROMPT_CLOSE_S = 2.0  # "promptly": far below the 8 s connect timeout those tests configure
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    """Directory with ca/server/client/rogue .pem and .key, written once per module."""
-    out = tmp_path_factory.mktemp("certs")
-    r = subprocess.run(["bash", MAKE_CERTS, str(out)], capture_output=True, text=True,
-                       timeout=60)
-    assert r.returncode == 0, r.stderr
-    return out
 
 
 def tls_broker(start_broker, certs, config_text=None, client_cert=None, extra=(),

@@ -8,8 +8,6 @@ import json
 import os
 import signal
 import ssl
-import struct
-import subprocess
 import time
 import urllib.request
 
@@ -20,21 +18,10 @@ import wsclient as ws
 
 pytestmark = pytest.mark.ledgermq_only
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-MAKE_CERTS = os.path.join(HERE, "..", "tls", "make-certs.sh")
 CONNECT_TIMEOUT_MS = 500
 BIG_PAYLOAD_BYTES = 1024 * 1024
 BIG_LIMITS = "[limits]\nmax_packet_size = %d\n" % (2 * BIG_PAYLOAD_BYTES)
 HTTP_TIMEOUT_S = 10
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    out = tmp_path_factory.mktemp("certs")
-    r = subprocess.run(["bash", MAKE_CERTS, str(out)], capture_output=True, text=True,
-                       timeout=60)
-    assert r.returncode == 0, r.stderr
-    return out
 
 
 def ws_broker(start_broker, certs=None, config_text=None):
