@@ -23,7 +23,7 @@ import ledgerclient as lc
 import mqttraw as m
 import wsclient as ws
 from test_browser import page_server, page_url, run_page  # noqa: F401 - fixture re-used
-from test_tls import certs, client_ctx, tls_broker  # noqa: F401 - fixture re-used
+from test_tls import client_ctx, tls_broker
 from test_tls import listener as tls_listener
 import jsdeps
 
