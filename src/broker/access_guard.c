@@ -27,6 +27,8 @@
 #include <netinet/in.h>
 #include <string.h>
 
+#include "net/forwarded.h"
+
 /* Addresses remembered; past it the least recently used idle one is forgotten. */
 #define ACCESS_GUARD_ENTRIES_MAX 65536
 /* CONNECTs waiting for a slot, from one address and in all; more -> "server busy". */
@@ -138,20 +140,13 @@ static bool access_guard_key(struct conn *c, uint8_t key[8], uint8_t *len)
         return true;
     struct sockaddr_storage ss;
     int ss_len = sizeof(ss);
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &ss_len) != 0)
+    uint8_t raw[16];
+    uint8_t raw_len = 0;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &ss_len) != 0 ||
+        !net_sockaddr_raw(&ss, raw, &raw_len))
         return false;
-    if (ss.ss_family == AF_INET) {
-        memcpy(key, &((const struct sockaddr_in *)&ss)->sin_addr, 4);
-        *len = 4;
-        return true;
-    }
-    if (ss.ss_family != AF_INET6)
-        return false;
-    const struct in6_addr *a6 = &((const struct sockaddr_in6 *)&ss)->sin6_addr;
-    bool mapped = IN6_IS_ADDR_V4MAPPED(a6);
-    memcpy(key, mapped ? a6->s6_addr + 12 : a6->s6_addr, mapped ? 4 : 8);
-    *len = mapped ? 4 : 8;
-    return true;
+    *len = net_address_group(raw, raw_len, key);
+    return *len > 0;
 }
 
 /* Finds or makes c's entry (most recently used now); NULL when the table is full of entries

@@ -127,17 +127,5 @@ uint8_t conn_address_group(const struct conn *c, uint8_t key[8])
 {
     uint8_t raw[16];
     uint8_t len = conn_address_raw(c, raw);
-    if (len == 4) {
-        memcpy(key, raw, 4);
-        return 4;
-    }
-    if (len != 16)
-        return 0;
-    static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (memcmp(raw, v4_mapped, sizeof(v4_mapped)) == 0) {
-        memcpy(key, raw + 12, 4);
-        return 4;
-    }
-    memcpy(key, raw, 8); /* one IPv6 host usually holds a whole /64 */
-    return 8;
+    return len == 0 ? 0 : net_address_group(raw, len, key);
 }

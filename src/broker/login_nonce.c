@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "crypto/encoding.h"
+#include "net/forwarded.h"
 
 #define LOGIN_NONCE_RANDOM_BYTES 32
 /* Bytes of an owner key: an address (4, or 8 for an IPv6 /64) or a public key. */
@@ -149,20 +150,17 @@ static void login_nonce_expire(struct login_nonces *t, uint64_t now)
     }
 }
 
-/* The accounting key of an address: IPv4 (mapped ones too) whole, IPv6 by its /64, since one
- * host commonly has a whole /64 to pick source addresses from. */
+/* The accounting key of an address (net_address_group: IPv4 whole, IPv6 by its /64). */
 static void login_address_key(const struct sockaddr *sa, uint8_t key[LOGIN_OWNER_KEY_MAX_BYTES],
                               uint8_t *len)
 {
-    if (sa != NULL && sa->sa_family == AF_INET) {
-        memcpy(key, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-        *len = 4;
-    } else if (sa != NULL && sa->sa_family == AF_INET6) {
-        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        bool mapped = IN6_IS_ADDR_V4MAPPED(a6);
-        memcpy(key, mapped ? a6->s6_addr + 12 : a6->s6_addr, mapped ? 4 : 8);
-        *len = mapped ? 4 : 8;
-    } else {
+    uint8_t raw[16];
+    uint8_t raw_len = 0;
+    *len = 0;
+    /* sa points into a sockaddr_storage (the request's peer or forwarded client). */
+    if (sa != NULL && net_sockaddr_raw((const struct sockaddr_storage *)sa, raw, &raw_len))
+        *len = net_address_group(raw, raw_len, key);
+    if (*len == 0) {
         key[0] = 0; /* unknown: all such requests share one entry */
         *len = 1;
     }

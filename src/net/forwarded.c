@@ -27,6 +27,24 @@ bool net_sockaddr_raw(const struct sockaddr_storage *ss, uint8_t out[16], uint8_
     return false;
 }
 
+uint8_t net_address_group(const uint8_t *raw, uint8_t raw_len, uint8_t key[8])
+{
+    LMQ_ASSERT(raw != NULL && key != NULL);
+    static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (raw_len == 16 && memcmp(raw, v4_mapped, sizeof(v4_mapped)) == 0) {
+        memcpy(key, raw + 12, 4);
+        return 4;
+    }
+    if (raw_len == 4) {
+        memcpy(key, raw, 4);
+        return 4;
+    }
+    if (raw_len != 16)
+        return 0;
+    memcpy(key, raw, 8);
+    return 8;
+}
+
 bool net_sockaddr_is_loopback(const struct sockaddr_storage *ss)
 {
     static const struct lmq_ip_prefix loopbacks[] = {

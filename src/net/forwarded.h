@@ -21,6 +21,11 @@
 
 /* The raw IP of a socket address (4 or 16 bytes); false for other families. */
 bool net_sockaddr_raw(const struct sockaddr_storage *ss, uint8_t out[16], uint8_t *len_bytes);
+/* The key per-address accounting groups a raw IP (raw_len 4 or 16) under: an IPv4 address
+ * (IPv4-mapped included) whole, an IPv6 address by its /64, since one host commonly holds a
+ * whole /64 to pick source addresses from. Returns the key's length (4 or 8), 0 for another
+ * raw_len. */
+uint8_t net_address_group(const uint8_t *raw, uint8_t raw_len, uint8_t key[8]);
 
 /* True for 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
 bool net_sockaddr_is_loopback(const struct sockaddr_storage *ss);

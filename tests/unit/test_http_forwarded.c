@@ -166,6 +166,26 @@ static int proxy(const void *data, size_t len, size_t *used, char *text, size_t 
     return rc;
 }
 
+/* Per-address accounting keys: IPv4 (mapped too) whole, IPv6 by its /64. */
+static void test_address_groups(void **state)
+{
+    (void)state;
+    uint8_t key[8];
+    const uint8_t v4[4] = {192, 0, 2, 7};
+    const uint8_t mapped[16] = {[10] = 0xff, [11] = 0xff, 192, 0, 2, 7};
+    const uint8_t v6a[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1, [15] = 1};
+    const uint8_t v6b[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1, [8] = 0xff, [15] = 9};
+    assert_int_equal(net_address_group(v4, 4, key), 4);
+    assert_memory_equal(key, v4, 4);
+    assert_int_equal(net_address_group(mapped, 16, key), 4);
+    assert_memory_equal(key, v4, 4);
+    uint8_t other[8];
+    assert_int_equal(net_address_group(v6a, 16, key), 8);
+    assert_int_equal(net_address_group(v6b, 16, other), 8);
+    assert_memory_equal(key, other, 8); /* one /64 */
+    assert_int_equal(net_address_group(v4, 5, key), 0);
+}
+
 static void test_proxy_protocol_v1(void **state)
 {
     (void)state;
@@ -233,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_missing_and_bad_entries),
         cmocka_unit_test(test_trusted_hops_are_bounded),
         cmocka_unit_test(test_peer_trust_and_loopback),
+        cmocka_unit_test(test_address_groups),
         cmocka_unit_test(test_proxy_protocol_v1),
         cmocka_unit_test(test_proxy_protocol_v2),
     };
