@@ -115,12 +115,6 @@ static void proto_negotiate(struct conn *c, const struct mqtt_connect *cn, struc
     ack->shared_subscription_available = 1;
 }
 
-/* True for topics under id/: fixed identity permissions, never the ACL file's. */
-static bool proto_under_id(const uint8_t *topic, size_t len)
-{
-    return len >= 3 && memcmp(topic, "id/", 3) == 0;
-}
-
 /*
  * A will is published in the client's name after it is gone, so it needs at least the rights a
  * PUBLISH from it would need, checked now (refused at CONNECT rather than dropped later):
@@ -132,7 +126,7 @@ static bool proto_under_id(const uint8_t *topic, size_t len)
 static bool proto_will_allowed(struct conn *c, const struct mqtt_connect *cn)
 {
     LMQ_ASSERT(cn->will_flag);
-    if (proto_under_id(cn->will_topic.data, cn->will_topic.len)) {
+    if (identity_under_id(cn->will_topic.data, cn->will_topic.len)) {
         identity_security_event(c->broker, c, IDENTITY_EVENT_ACL_DENIED, "will under id/");
         return false;
     }

@@ -113,8 +113,7 @@ static int on_inbound_qos2(void *ctx, struct mqtt_bytes client_id, uint16_t pack
 static bool recovery_forbidden_topic(struct recovery *r, struct mqtt_bytes client_id,
                                      const struct store_message *sm, enum store_record_type del)
 {
-    const char *owner = NULL;
-    if (identity_topic_parse(sm->topic.data, sm->topic.len, &owner) == IDENTITY_TOPIC_NONE)
+    if (!identity_under_id(sm->topic.data, sm->topic.len))
         return false;
     struct store_record rec = {.type = del, .client_id = client_id, .topic = sm->topic};
     broker_store_write(r->broker, &rec);

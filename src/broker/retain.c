@@ -109,12 +109,6 @@ struct retain_cursor {
 
 /* ---- the trie ---- */
 
-/* id/... : only the server's pipeline delivers there, never a retained message. */
-static bool retain_under_id(const uint8_t *topic, size_t len)
-{
-    return len >= 3 && memcmp(topic, "id/", 3) == 0;
-}
-
 static size_t retain_edge_key(struct retain_index *ri, const struct retain_node *parent,
                               const uint8_t *level, size_t len)
 {
@@ -307,7 +301,7 @@ int retain_restore(struct broker *b, struct msg *m)
 {
     LMQ_ASSERT(m != NULL && m->refcount > 0);
     /* Recovery deleted rows under id/ (written before they were refused) before this. */
-    LMQ_ASSERT(!retain_under_id(m->topic.data, m->topic.len));
+    LMQ_ASSERT(!identity_under_id(m->topic.data, m->topic.len));
     int rc = retain_store(b, m);
     if (rc != LMQ_OK)
         msg_unref(m);
@@ -450,7 +444,7 @@ static enum retain_step retain_visit(struct session *s, struct retain_cursor *cu
     /* Under id/ not even to its owner: stricter than identity_may_receive(), which live
      * delivery applies, because nothing retained there can be genuine. */
     if (m == NULL || n->seq > cur->seq_max || !retain_matches(cur, n) ||
-        retain_under_id(m->topic.data, m->topic.len) ||
+        identity_under_id(m->topic.data, m->topic.len) ||
         msg_expired(m, broker_unix_ms(b), &remaining_s))
         return RETAIN_STEP_MORE;
     if (!session_queue_has_room(s, m->size_bytes)) {

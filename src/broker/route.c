@@ -270,9 +270,7 @@ uint8_t route_publish(struct broker *b, struct msg *m, struct session *publisher
 {
     LMQ_ASSERT(m != NULL);
     struct route_ctx ctx = {.broker = b, .msg = m, .publisher = publisher};
-    const char *owner = NULL;
-    ctx.identity_topic =
-        identity_topic_parse(m->topic.data, m->topic.len, &owner) != IDENTITY_TOPIC_NONE;
+    ctx.identity_topic = identity_under_id(m->topic.data, m->topic.len);
     b->route_gen++;
     sub_tree_match(b->subs, m->topic.data, m->topic.len, route_on_match, route_eligible, &ctx);
     if (ctx.oom)

@@ -124,8 +124,7 @@ static void session_end(struct session *s)
     session_publish_will(s);
     if (s->stored)
         session_write(s, STORE_SESSION_DELETE);
-    session_quota_release(s);
-    session_destroy(s);
+    session_destroy(s); /* releases its quota count too */
 }
 
 static void session_on_timer(uv_timer_t *t)

@@ -84,7 +84,7 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uin
         return refuse;
     }
     /* Under id/ the identity rules above decide; everything else needs an ACL read rule. */
-    bool under_id = filter_len >= 3 && memcmp(filter, "id/", 3) == 0;
+    bool under_id = identity_under_id(filter, filter_len);
     if (!under_id && !access_may_subscribe(c, filter, filter_len))
         return c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0x80;
     struct session_sub *existing = session_sub_find(s, group, group_len, filter, filter_len);
