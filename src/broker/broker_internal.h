@@ -170,7 +170,7 @@ struct session {
     /* The principal that owns the session (session_principal()); "" in a row written before
      * owners were recorded for every principal: the first principal to resume it claims it. */
     char owner[SESSION_OWNER_MAX_BYTES];
-    bool quota_counted;     /* counted in the per-principal / per-address session quotas */
+    bool quota_counted;    /* counted in the per-principal / per-address session quotas */
     uint8_t quota_addr[8]; /* address group it was created from (conn_address_group; 0: none) */
     uint8_t quota_addr_len;
     struct list_node retain_cursors; /* retained deliveries still to make (retain.c); lazily init */

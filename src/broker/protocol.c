@@ -431,8 +431,8 @@ static int proto_disconnect(struct conn *c, struct mqtt_packet *pkt)
         if (c->session_expiry_was_zero && d->props.session_expiry_interval_s != 0)
             return MQTT_RC_PROTOCOL_ERROR;
         /* The same cap as at CONNECT: an anonymous client can't ask for more here either. */
-        s->expiry_s = LMQ_MIN(d->props.session_expiry_interval_s,
-                              session_expiry_cap(c->broker, s->owner));
+        s->expiry_s =
+            LMQ_MIN(d->props.session_expiry_interval_s, session_expiry_cap(c->broker, s->owner));
         s->persistent = s->expiry_s > 0;
     }
     c->will_on_close = c->version == MQTT_V5 && d->reason_code == MQTT_RC_DISCONNECT_WITH_WILL;

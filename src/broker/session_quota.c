@@ -6,9 +6,9 @@
  * The principal is the session's owner: an identity id, "user:<name>" for a password-file user,
  * "cn:<cn>" for a client certificate that is not an identity, "anonymous" otherwise. Anonymous
  * clients share one principal, so they are held by the per-address quota alone (every
- * authenticated principal is held by both); an IPv6 address counts by its /64. Per-principal counts are rebuilt by recovery; the
- * per-address counts cover the sessions created since the process started (the store does not
- * record addresses).
+ * authenticated principal is held by both); an IPv6 address counts by its /64. Per-principal counts
+ * are rebuilt by recovery; the per-address counts cover the sessions created since the process
+ * started (the store does not record addresses).
  */
 #include "broker/broker_internal.h"
 
