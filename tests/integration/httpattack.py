@@ -158,6 +158,12 @@ def challenge_flood(host, port, pub_b64, requests, connections=4, source=ATTACKE
         batch = b"".join(_challenge_request(p) for p in pubs)
     else:
         batch = _challenge_request(pub_b64) * per
+    return pipeline_flood(host, port, batch, per, connections, source)
+
+
+def pipeline_flood(host, port, batch, per, connections=4, source=ATTACKER):
+    """Sends `batch` (`per` pipelined HTTP requests) on each of `connections` keep-alive
+    connections from `source` and reads every answer; returns {status: count}."""
     statuses = {}
     lock = threading.Lock()
 

@@ -8,11 +8,13 @@ import base64
 import json
 import os
 import signal
+import threading
 import time
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+import httpattack as ha
 import ledgerclient as lc
 
 pytestmark = pytest.mark.ledgermq_only
@@ -275,3 +277,28 @@ def test_the_page_cap_is_configurable(start_broker):
     assert all(len(raw) <= 131072 for raw, _ in pages)
     assert [len(p["envelopes"]) for _, p in pages] == [2, 2, 2]
     assert [i["envelope"] for _, p in pages for i in p["envelopes"]] == envs
+
+
+def test_a_flood_of_bad_tokens_from_one_address_leaves_others_served(ledger):
+    """/ledger/envelopes and /auth/revoke take a bearer token: one address pipelining bad ones
+    gets 401 for each, and an identity on another address still reads its envelopes."""
+    b, ids, sent, order = ledger
+    host, port = ha.listener(b, "http")
+    bogus = b"Authorization: Bearer eyJhbGciOiJFZERTQSJ9.e30.AAAA\r\n"
+    batch = (b"GET /ledger/envelopes?start=0&count=1000 HTTP/1.1\r\nHost: x\r\n" + bogus +
+             b"\r\nPOST /auth/revoke HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n" + bogus +
+             b"\r\n") * 500
+    result = {}
+    flood = threading.Thread(target=lambda: result.update(
+        ha.pipeline_flood(host, port, batch, 1000, connections=4)))
+    flood.start()
+    token = lc.login(b.http_addr, ids["alice"])
+    ok = 0
+    for _ in range(20):
+        try:
+            ok += len(lc.ledger_envelopes(b.http_addr, token)) == 4
+        except (OSError, AssertionError):
+            pass
+    flood.join(timeout=60)
+    assert result.get(401, 0) >= 3900 and set(result) == {401}, result
+    assert ok >= 19, ok
