@@ -29,6 +29,9 @@ Environment:
                                parts left out are "—" in the report, which goes to
                                build/BENCHMARKS-partial.md unless BENCH_OUT
     BENCH_OUT, BENCH_RAW       where the markdown and the raw JSON results go
+    BENCH_BEFORE=PATH          an earlier ledgermq binary (e.g. built from an older commit):
+                               it runs the 3.1.1 in-flight scenarios too (--sync always), as
+                               "LedgerMQ before", so one report shows before and after
 
 Every step has a time limit; every broker this script starts is killed (by pid) on exit.
 Python standard library only (Debian's /usr/bin/python3).
@@ -68,8 +71,11 @@ BENCH_OVERHEAD_S = 75   # bench setup (30 s max) + drain (10 s) + close (3 s) + 
 FILL_LIMIT_S = 600      # 1M QoS 1 messages: seconds at every broker measured so far
 PROBE_TIMEOUT_S = 2.0
 
-BROKERS = ["ledgermq-always", "ledgermq-off", "mosquitto", "nats"]
+BEFORE_BIN = os.environ.get("BENCH_BEFORE", "")
+BROKERS = ["ledgermq-always", "ledgermq-off", "mosquitto", "nats"] + (
+    ["ledgermq-before"] if BEFORE_BIN else [])
 LABEL = {
+    "ledgermq-before": "LedgerMQ before",
     "ledgermq-always": "LedgerMQ always",
     "ledgermq-off": "LedgerMQ off",
     "mosquitto": "mosquitto",
@@ -87,6 +93,7 @@ SCENARIOS = [
         "title": "QoS 1 fan-in 4→1, 64 B, persistent subscriber",
         "args": ["--scenario", "fan-in", "--publishers", "4", "--qos", "1", "--payload", "64",
                  "--clean-start", "0"],
+        "inflight": True,  # also the 64-in-flight reference of the persistent rows below
     },
     {
         "key": "qos0-fan-in",
@@ -103,6 +110,45 @@ SCENARIOS = [
         "title": "QoS 2 pairs 4→4, 64 B, persistent subscribers",
         "args": ["--scenario", "pairs", "--publishers", "4", "--qos", "2", "--payload", "64",
                  "--clean-start", "0"],
+    },
+    # 3.1.1 has no Receive Maximum: publishers (MQTT.js, device SDKs) may keep more QoS 1
+    # messages in flight than the broker's window (max_inflight 64 for LedgerMQ, mosquitto's
+    # max_inflight_messages 64 limits only what it sends). "inflight": True marks the scenarios
+    # BENCH_BEFORE's binary runs too.
+    {
+        "key": "qos1-inflight64-clean",
+        "title": "QoS 1 fan-in 4→1, 64 B, clean subscriber, 64 in flight per publisher",
+        "args": ["--scenario", "fan-in", "--publishers", "4", "--qos", "1", "--payload", "64",
+                 "--inflight", "64"],
+        "inflight": True,
+    },
+    {
+        "key": "qos1-inflight100-clean",
+        "title": "QoS 1 fan-in 4→1, 64 B, clean subscriber, 100 in flight per publisher",
+        "args": ["--scenario", "fan-in", "--publishers", "4", "--qos", "1", "--payload", "64",
+                 "--inflight", "100"],
+        "inflight": True,
+    },
+    {
+        "key": "qos1-inflight1000-clean",
+        "title": "QoS 1 fan-in 4→1, 64 B, clean subscriber, 1,000 in flight per publisher",
+        "args": ["--scenario", "fan-in", "--publishers", "4", "--qos", "1", "--payload", "64",
+                 "--inflight", "1000"],
+        "inflight": True,
+    },
+    {
+        "key": "qos1-inflight100",
+        "title": "QoS 1 fan-in 4→1, 64 B, persistent subscriber, 100 in flight per publisher",
+        "args": ["--scenario", "fan-in", "--publishers", "4", "--qos", "1", "--payload", "64",
+                 "--clean-start", "0", "--inflight", "100"],
+        "inflight": True,
+    },
+    {
+        "key": "qos1-inflight1000",
+        "title": "QoS 1 fan-in 4→1, 64 B, persistent subscriber, 1,000 in flight per publisher",
+        "args": ["--scenario", "fan-in", "--publishers", "4", "--qos", "1", "--payload", "64",
+                 "--clean-start", "0", "--inflight", "1000"],
+        "inflight": True,
     },
     {
         "key": "qos1-latency",
@@ -517,6 +563,10 @@ def pwd_name():
 
 
 def make_broker(name, workdir, tag, binary, fill=False, tls_dir=None):
+    if name == "ledgermq-before":
+        b = LedgerMQ(workdir, tag, os.path.abspath(BEFORE_BIN), "always", "", tls_dir)
+        b.name = name
+        return b
     if name.startswith("ledgermq-"):
         extra = ""
         if fill:  # room for the whole backlog in one session
@@ -1081,6 +1131,41 @@ def tls_report(tls, cols):
     return L
 
 
+def inflight_section(results, cols):
+    """3.1.1 publishers keeping 100 and 1,000 QoS 1 messages in flight, each against the same
+    subscriber kind at 64 in flight (the broker's window): the ratio shows whether going past
+    the window costs throughput."""
+    L = ["## 3.1.1 publishers beyond the window: msg/s delivered (median), ratio to 64 in "
+         "flight", ""]
+    hdr = ["subscriber", "in flight"] + [LABEL[b] for b in cols]
+    L.append("| " + " | ".join(hdr) + " |")
+    L.append("|" + " --- |" * len(hdr))
+    rows = [("clean", "64", "qos1-inflight64-clean", "qos1-inflight64-clean"),
+            ("clean", "100", "qos1-inflight100-clean", "qos1-inflight64-clean"),
+            ("clean", "1,000", "qos1-inflight1000-clean", "qos1-inflight64-clean"),
+            ("persistent", "64", "qos1-fan-in", "qos1-fan-in"),
+            ("persistent", "100", "qos1-inflight100", "qos1-fan-in"),
+            ("persistent", "1,000", "qos1-inflight1000", "qos1-fan-in")]
+    for sub, inflight, key, ref in rows:
+        row = [sub, inflight]
+        for b in cols:
+            v = cell_rate(results.get(key, {}).get(b, []))
+            r = cell_rate(results.get(ref, {}).get(b, []))
+            if v is None:
+                row.append("—")
+            elif key == ref or not r:
+                row.append(fmt_rate(v))
+            else:
+                row.append("%s (%.2f×)" % (fmt_rate(v), v / r))
+        L.append("| " + " | ".join(row) + " |")
+    L.append("")
+    L.append("Target (issue 13): 100 and 1,000 in flight within 10% of 64 in flight. The "
+             "persistent 64 row is the QoS 1 fan-in scenario above. \"LedgerMQ before\" (when "
+             "present) is the binary BENCH_BEFORE named, run in the same rounds.")
+    L.append("")
+    return L
+
+
 def build_report(info, results, idle, restart, brokers, notes, elapsed_s, cmdline,
                  transports=None):
     transports = transports or {}
@@ -1140,6 +1225,9 @@ def build_report(info, results, idle, restart, brokers, notes, elapsed_s, cmdlin
              "the broker reads; a broker that reads faster than it delivers buffers "
              "(latency below is then queueing delay, and QoS 0 may drop).")
     L.append("")
+
+    # ---- 3.1.1 publishers beyond the broker's window
+    L.extend(inflight_section(results, cols))
 
     # ---- latency
     L.append("## Publish → delivery latency, ms: p50 / p99 / p99.9 (median over rounds)")
@@ -1611,10 +1699,14 @@ def main():
                 if sc["key"] not in WANTED_PARTS:
                     continue
                 for b in order:
+                    if b == "ledgermq-before" and not sc.get("inflight"):
+                        continue  # the earlier binary runs only the in-flight scenarios
                     rep = run_scenario(binary, workdir, b, sc, rnd)
                     results[sc["key"]][b].append(rep)
                     log("round %d %-13s %-16s %s" % (rnd + 1, sc["key"], b, brief(rep)))
             for b in (order if IDLE_KEY in WANTED_PARTS else []):
+                if b == "ledgermq-before":
+                    continue
                 rep = run_idle(binary, workdir, b, rnd)
                 idle[b].append(rep)
                 per = rep.get("rss_per_connection_bytes")
@@ -1625,6 +1717,8 @@ def main():
         transports = run_transports(binary, workdir, brokers)
         restart = {}
         for b in brokers:
+            if b == "ledgermq-before":
+                continue
             restart[b] = {}
             for crash in ((False, True) if RESTART_KEY in WANTED_PARTS else ()):
                 res = run_restart(binary, workdir, b, crash)

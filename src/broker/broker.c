@@ -12,7 +12,9 @@
 #include <sys/statvfs.h>
 #include <time.h>
 
-/* How often blocked publishers are retried even without a queue drain. */
+/* How often blocked publishers are retried even without a queue drain (a safety net: they are
+ * resumed when an ack or a drained queue frees what they wait for; an identity over its
+ * message rate waits for the next second). */
 #define BROKER_TICK_MS 250
 /* Backlog of the listening sockets. */
 #define BROKER_LISTEN_BACKLOG 511
@@ -75,6 +77,7 @@ void broker_store_write(struct broker *b, const struct store_record *rec)
     int rc = store_write(b->store, rec);
     if (rc != LMQ_OK)
         broker_fail_stop(b, "write", rc);
+    b->records_written++;
     if (broker_batch(b) == NULL) /* every record written this turn is committed at its end */
         broker_fail_stop(b, "batch", LMQ_ENOMEM);
 }
@@ -92,21 +95,29 @@ static int grow_array(void **arr, size_t *cap, size_t count, size_t elem)
     return LMQ_OK;
 }
 
-int broker_defer_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
-                     uint8_t reason_code, bool releases_quota)
+static void send_ack(struct conn *c, const struct pending_ack *ack);
+
+int broker_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
+               uint8_t reason_code, bool releases_quota, bool needs_commit)
 {
     LMQ_ASSERT(c != NULL);
     LMQ_ASSERT(type == MQTT_PUBACK || type == MQTT_PUBREC || type == MQTT_PUBCOMP);
+    struct pending_ack ack = {.conn = c,
+                              .type = type,
+                              .packet_id = packet_id,
+                              .reason_code = reason_code,
+                              .releases_quota = releases_quota};
+    if (!needs_commit && c->acks_waiting == 0) {
+        send_ack(c, &ack); /* nothing to make durable: no empty round trip to the store */
+        return LMQ_OK;
+    }
     struct commit_batch *batch = broker_batch(b);
     if (batch == NULL || grow_array((void **)&batch->acks, &batch->ack_cap, batch->ack_count,
                                     sizeof(batch->acks[0])) != LMQ_OK)
         return LMQ_ENOMEM;
     conn_ref(c);
-    batch->acks[batch->ack_count++] = (struct pending_ack){.conn = c,
-                                                           .type = type,
-                                                           .packet_id = packet_id,
-                                                           .reason_code = reason_code,
-                                                           .releases_quota = releases_quota};
+    c->acks_waiting++;
+    batch->acks[batch->ack_count++] = ack;
     return LMQ_OK;
 }
 
@@ -118,6 +129,7 @@ int broker_defer_msg(struct broker *b, struct msg *m)
                                     sizeof(batch->msgs[0])) != LMQ_OK)
         return LMQ_ENOMEM;
     msg_ref(m);
+    m->batched = true;
     batch->msgs[batch->msg_count++] = m;
     return LMQ_OK;
 }
@@ -185,8 +197,10 @@ static void send_ack(struct conn *c, const struct pending_ack *ack)
     if (c->state != CONN_CONNECTED)
         return; /* the client will resend; the data is durable either way */
     if (ack->releases_quota) {
-        LMQ_ASSERT(c->inbound_pending > 0);
-        c->inbound_pending--;
+        uint16_t *pending = ack->type == MQTT_PUBACK ? &c->inbound_pending : &c->pubrec_pending;
+        LMQ_ASSERT(ack->type != MQTT_PUBCOMP && *pending > 0);
+        (*pending)--;
+        conn_inbound_window_freed(c);
     }
     (void)conn_send(c, &pkt);
 }
@@ -218,8 +232,13 @@ static void broker_commit_done(void *arg, int status)
         session_pump(list_entry(n, struct session, commit_wait));
     }
     for (size_t i = 0; i < batch->ack_count; i++) {
-        send_ack(batch->acks[i].conn, &batch->acks[i]);
-        conn_unref(batch->acks[i].conn);
+        struct conn *c = batch->acks[i].conn;
+        if (batch->acks[i].type != MQTT_SUBACK && batch->acks[i].type != MQTT_UNSUBACK) {
+            LMQ_ASSERT(c->acks_waiting > 0);
+            c->acks_waiting--;
+        }
+        send_ack(c, &batch->acks[i]);
+        conn_unref(c);
         free(batch->acks[i].codes);
     }
     /* Envelopes of this batch are durable: checkpoint the tree, send acks with receipts. */
@@ -236,6 +255,13 @@ static void broker_check_disk(struct broker *b);
 
 static void broker_turn_end(struct broker *b)
 {
+    /* Publishers held back by a full queue (policy refuse) retry once per turn that freed room
+     * in some queue; the tick retries them too, as a safety net. */
+    if (b->queue_room_freed) {
+        b->queue_room_freed = false;
+        if (!list_empty(&b->blocked))
+            conn_retry_blocked(b, &b->blocked);
+    }
     if (!list_empty(&b->yielded))
         conn_retry_blocked(b, &b->yielded);
     /* Sessions waiting for a commit get one even when nothing else is written. */

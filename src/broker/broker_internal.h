@@ -69,7 +69,8 @@ static inline void list_unlink(struct list_node *node)
 struct msg {
     struct broker *broker;
     uint32_t refcount;
-    bool committed;          /* durable in the store; deliveries wait for this */
+    bool committed;          /* durable, or nothing stores it; deliveries wait for this */
+    bool batched;            /* in a commit batch: committed once the batch is durable */
     bool persisted;          /* a STORE_MESSAGE_PUT was written for it */
     bool indexed;            /* in broker->msgs_by_id (messages paged in from the store) */
     uint8_t qos;             /* QoS it was published with */
@@ -218,7 +219,8 @@ struct conn {
     struct lmq_buf writing; /* handed to uv_write */
     bool write_active;
     bool reading;
-    bool blocked;           /* input paused: on broker->blocked (queue space) or ->yielded */
+    bool blocked;   /* input paused: on broker->blocked (queue space) or ->yielded */
+    bool wait_acks; /* blocked (3.1.1) on its inbound window: resumed when one of its acks goes */
     struct list_node dirty; /* linked while out has bytes to flush */
     struct list_node blocked_link;
     struct list_node all; /* broker->conns */
@@ -227,6 +229,8 @@ struct conn {
     uint16_t send_quota_max;  /* client's receive maximum (capped by config) */
     uint32_t max_packet_out;  /* client's maximum packet size */
     uint16_t inbound_pending; /* QoS 1 received whose PUBACK is not yet sent */
+    uint16_t pubrec_pending;  /* QoS 2 received whose PUBREC is not yet sent */
+    uint32_t acks_waiting;    /* this connection's acks in commit batches, not yet sent */
     uint16_t topic_alias_max;
     struct mqtt_bytes *aliases; /* inbound topic aliases, topic_alias_max + 1 slots */
     bool request_problem_info;
@@ -277,7 +281,7 @@ struct pending_ack {
     uint8_t type;      /* MQTT_PUBACK, MQTT_PUBREC or MQTT_PUBCOMP */
     uint16_t packet_id;
     uint8_t reason_code;
-    bool releases_quota; /* a QoS 1 PUBACK: frees one slot of the client's receive maximum */
+    bool releases_quota; /* first PUBACK/PUBREC of a PUBLISH: frees a slot of the inbound window */
     uint8_t *codes;      /* SUBACK/UNSUBACK reason codes (owned) */
     size_t code_count;
 };
@@ -386,9 +390,11 @@ struct broker {
     uint64_t next_conn_id;
     uint64_t next_msg_id;
     uint64_t route_gen;
-    struct commit_batch *batch;         /* open batch, NULL when nothing to commit */
-    uint64_t next_batch_seq;            /* number of the next batch opened */
-    uint64_t committed_seq;             /* every batch up to this number is durable */
+    struct commit_batch *batch; /* open batch, NULL when nothing to commit */
+    uint64_t next_batch_seq;    /* number of the next batch opened */
+    uint64_t records_written;   /* store records written since start (broker_store_write) */
+    bool queue_room_freed;  /* a delivery left a queue this turn: retry conns blocked on space */
+    uint64_t committed_seq; /* every batch up to this number is durable */
     struct route_target *route_targets; /* routing scratch, grows to the largest fan-out */
     size_t route_target_cap;
     bool stopping;
@@ -657,9 +663,14 @@ uint64_t broker_now_ms(struct broker *b);
 void broker_fail_stop(struct broker *b, const char *what, int err) __attribute__((noreturn));
 /* Called when a connection is freed: finishes a shutdown once the last one is gone. */
 void broker_on_conn_freed(struct broker *b);
-/* Adds an ack to the open commit batch (sent once the batch is durable). */
-int broker_defer_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
-                     uint8_t reason_code, bool releases_quota);
+/*
+ * Acknowledges a PUBLISH or PUBREL. With needs_commit (records were written for it) the ack
+ * joins the open commit batch and is sent once the batch is durable; without, it is sent now,
+ * unless an earlier ack of c still waits for a commit (then it waits too: acks go out in the
+ * order their packets came in [MQTT-4.6.0-2, -3]).
+ */
+int broker_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
+               uint8_t reason_code, bool releases_quota, bool needs_commit);
 /* Parks a SUBACK/UNSUBACK until the commit that holds the subscription change. */
 int broker_defer_suback(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
                         const uint8_t *codes, size_t count);
@@ -705,6 +716,9 @@ void conn_unref(struct conn *c);
 void conn_flush_all(struct broker *b);
 /* Resumes parsing of the connections on list (broker->blocked or broker->yielded). */
 void conn_retry_blocked(struct broker *b, struct list_node *list);
+/* One of c's PUBACK/PUBREC went out: if c waits for room in its inbound window, it is handled
+ * again at the end of this loop turn. */
+void conn_inbound_window_freed(struct conn *c);
 size_t conn_output_pending(const struct conn *c);
 /* False while c's output is full (max_output_bytes), or while the broker is over
  * max_memory_output_bytes and c holds more than its fair share: a session stops pulling

@@ -674,6 +674,17 @@ void conn_retry_blocked(struct broker *b, struct list_node *list)
     }
 }
 
+void conn_inbound_window_freed(struct conn *c)
+{
+    if (!c->wait_acks)
+        return;
+    c->wait_acks = false;
+    if (c->blocked && list_linked(&c->blocked_link)) {
+        list_unlink(&c->blocked_link);
+        list_push_back(&c->broker->yielded, &c->blocked_link);
+    }
+}
+
 void conn_resume(struct conn *c)
 {
     LMQ_ASSERT(c->blocked && !list_linked(&c->blocked_link));

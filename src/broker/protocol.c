@@ -262,7 +262,10 @@ static int inbound_qos2_set(struct session *s, uint16_t id, bool on)
     return LMQ_OK;
 }
 
-static int proto_ack_publish(struct conn *c, const struct mqtt_publish *pub, uint8_t rc)
+/* Acknowledges a PUBLISH; needs_commit: records were written for it (they must be durable
+ * before the ack goes out). */
+static int proto_ack_publish(struct conn *c, const struct mqtt_publish *pub, uint8_t rc,
+                             bool needs_commit)
 {
     if (pub->qos == 0)
         return 0;
@@ -271,15 +274,42 @@ static int proto_ack_publish(struct conn *c, const struct mqtt_publish *pub, uin
         return rc; /* 3.1.1 has no way to refuse a publish but closing */
     if (pub->qos == 1)
         c->inbound_pending++;
-    if (broker_defer_ack(c->broker, c, type, pub->packet_id, rc, pub->qos == 1) != LMQ_OK)
+    else
+        c->pubrec_pending++;
+    if (broker_ack(c->broker, c, type, pub->packet_id, rc, true, needs_commit) != LMQ_OK)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     return 0;
+}
+
+/* A QoS 2 PUBLISH resent before its PUBREL: PUBREC again, after whatever stored its id (that
+ * may be a commit still under way, from this connection or an earlier one). */
+static int proto_ack_resent_qos2(struct conn *c, const struct mqtt_publish *pub)
+{
+    if (broker_ack(c->broker, c, MQTT_PUBREC, pub->packet_id, 0, false, true) != LMQ_OK)
+        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
+    return 0;
+}
+
+/*
+ * Whether c may not take one more QoS 1/2 PUBLISH now. MQTT 5: its Receive Maximum counts
+ * until PUBACK / PUBCOMP [MQTT-3.3.4-9]. 3.1.1 has no receive maximum, so the broker bounds
+ * what it holds for the client: publishes whose PUBACK/PUBREC is not sent yet. (Not the QoS 2
+ * ids awaiting PUBREL: those PUBRELs may sit in the input behind the very PUBLISH that would
+ * wait for them.)
+ */
+static bool proto_inbound_window_full(const struct conn *c, const struct mqtt_publish *pub)
+{
+    uint32_t max = c->broker->cfg.limits.max_inflight;
+    if (pub->qos == 0 || (pub->qos == 2 && inbound_qos2_has(c->session, pub->packet_id)))
+        return false; /* a resent QoS 2 PUBLISH takes no new slot */
+    if (c->version == MQTT_V5)
+        return (uint32_t)c->inbound_pending + c->session->inbound_qos2_count >= max;
+    return (uint32_t)c->inbound_pending + c->pubrec_pending >= max;
 }
 
 /* Validates a publish before anything is routed. Returns 0 or a reason code. */
 static int proto_publish_check(struct conn *c, struct mqtt_publish *pub, uint8_t *ack_rc)
 {
-    struct session *s = c->session;
     *ack_rc = MQTT_RC_SUCCESS;
     if (pub->props.present & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_IDENTIFIER))
         return MQTT_RC_PROTOCOL_ERROR;
@@ -288,11 +318,10 @@ static int proto_publish_check(struct conn *c, struct mqtt_publish *pub, uint8_t
         if (rc != 0)
             return rc;
     }
-    if (pub->qos > 0 &&
-        c->inbound_pending + s->inbound_qos2_count >= c->broker->cfg.limits.max_inflight &&
-        !(pub->qos == 2 && inbound_qos2_has(s, pub->packet_id))) {
+    if (proto_inbound_window_full(c, pub)) {
         if (c->version == MQTT_V5)
             return MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED;
+        c->wait_acks = true; /* resumed as soon as one of its acks goes out */
         return PROTO_BLOCKED;
     }
     if ((pub->props.present & MQTT_PROP_BIT(MQTT_PROP_PAYLOAD_FORMAT_INDICATOR)) &&
@@ -321,12 +350,10 @@ static int proto_publish_identity(struct conn *c, const struct mqtt_publish *pub
                                 pub->retain ? "retained publish under id/" : "publish");
         if (c->version != MQTT_V5)
             return MQTT_RC_NOT_AUTHORIZED; /* 3.1.1 can only close */
-        return proto_ack_publish(c, pub, MQTT_RC_NOT_AUTHORIZED);
+        return proto_ack_publish(c, pub, MQTT_RC_NOT_AUTHORIZED, false);
     }
     if (pub->qos == 2 && inbound_qos2_has(s, pub->packet_id))
-        return broker_defer_ack(c->broker, c, MQTT_PUBREC, pub->packet_id, 0, false) == LMQ_OK
-                   ? 0
-                   : MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR; /* resend: not handled twice */
+        return proto_ack_resent_qos2(c, pub); /* not handled twice */
     int rc = kind == IDENTITY_TOPIC_OUTBOX ? ledger_accept(c, pub) : ledger_resync(c, pub);
     /* Over the identity's rate: 3.1.1 is not read until the next second (PROTO_BLOCKED); an
      * MQTT 5 client is disconnected with 0x96, which PUBACK can't carry. */
@@ -335,7 +362,7 @@ static int proto_publish_identity(struct conn *c, const struct mqtt_publish *pub
     LMQ_ASSERT(rc >= 0 && rc <= 0xFF);
     if (pub->qos == 2 && rc < 0x80 && inbound_qos2_set(s, pub->packet_id, true) != LMQ_OK)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
-    return proto_ack_publish(c, pub, (uint8_t)rc);
+    return proto_ack_publish(c, pub, (uint8_t)rc, true);
 }
 
 static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
@@ -348,7 +375,7 @@ static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
     if (rc != 0)
         return rc;
     if (ack_rc != MQTT_RC_SUCCESS)
-        return proto_ack_publish(c, pub, ack_rc);
+        return proto_ack_publish(c, pub, ack_rc, false);
     const char *owner = NULL;
     enum identity_topic kind = identity_topic_parse(pub->topic.data, pub->topic.len, &owner);
     if (kind != IDENTITY_TOPIC_NONE)
@@ -356,19 +383,14 @@ static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
     if (!access_may_publish(c, s->client_id, s->client_id_len, pub->topic.data, pub->topic.len)) {
         if (c->version != MQTT_V5)
             return MQTT_RC_NOT_AUTHORIZED; /* 3.1.1 can only close */
-        return proto_ack_publish(c, pub, MQTT_RC_NOT_AUTHORIZED);
+        return proto_ack_publish(c, pub, MQTT_RC_NOT_AUTHORIZED, false);
     }
     if (pub->qos == 2 && inbound_qos2_has(s, pub->packet_id))
-        return broker_defer_ack(b, c, MQTT_PUBREC, pub->packet_id, 0, false) == LMQ_OK
-                   ? 0
-                   : MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR; /* resend: not routed twice */
+        return proto_ack_resent_qos2(c, pub); /* not routed twice */
     struct msg *m = msg_create(b, pub);
     if (m == NULL)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
-    if (m->qos > 0 && broker_defer_msg(b, m) != LMQ_OK) {
-        msg_unref(m);
-        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
-    }
+    uint64_t records_before = b->records_written;
     uint8_t route_rc = MQTT_RC_QUOTA_EXCEEDED;
     if (m->qos > 0 && b->disk_low)
         conn_log(c, LMQ_LOG_WARN, "publish_refused", "free disk space below min_free_disk");
@@ -380,7 +402,7 @@ static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
         msg_unref(m);
         if (c->version != MQTT_V5)
             return PROTO_BLOCKED; /* backpressure: retried when queues drain */
-        return proto_ack_publish(c, pub, MQTT_RC_QUOTA_EXCEEDED);
+        return proto_ack_publish(c, pub, MQTT_RC_QUOTA_EXCEEDED, false);
     }
     if (m->retain && retain_update(b, m) != MQTT_RC_SUCCESS)
         route_rc = MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR; /* fit was checked: out of memory */
@@ -388,7 +410,7 @@ static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
     msg_unref(m);
     if (pub->qos == 2 && inbound_qos2_set(s, pub->packet_id, true) != LMQ_OK)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
-    return proto_ack_publish(c, pub, route_rc);
+    return proto_ack_publish(c, pub, route_rc, b->records_written != records_before);
 }
 
 static int proto_pubrel(struct conn *c, struct mqtt_packet *pkt)
@@ -396,13 +418,15 @@ static int proto_pubrel(struct conn *c, struct mqtt_packet *pkt)
     struct session *s = c->session;
     uint16_t id = pkt->u.ack.packet_id;
     uint8_t rc = MQTT_RC_SUCCESS;
+    uint64_t records_before = c->broker->records_written;
     if (inbound_qos2_has(s, id)) {
         if (inbound_qos2_set(s, id, false) != LMQ_OK)
             return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     } else if (c->version == MQTT_V5) {
         rc = MQTT_RC_PACKET_IDENTIFIER_NOT_FOUND;
     }
-    if (broker_defer_ack(c->broker, c, MQTT_PUBCOMP, id, rc, false) != LMQ_OK)
+    if (broker_ack(c->broker, c, MQTT_PUBCOMP, id, rc, false,
+                   c->broker->records_written != records_before) != LMQ_OK)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     return 0;
 }

@@ -266,6 +266,29 @@ static bool route_can_receive(const struct session *s, uint8_t qos)
     return qos > 0 && (s->persistent || s->stored);
 }
 
+/*
+ * A QoS 1/2 message that will be written (queued for a session with stored state, or retained)
+ * joins the open commit batch: its deliveries wait until it is durable, so no subscriber sees a
+ * message its publisher could still be refused. One that nothing stores has nothing to wait
+ * for: its deliveries (and its publisher's ack) go out at once. Messages a caller put in a
+ * batch already (envelopes, wills) keep theirs.
+ */
+static int route_commit_first(struct broker *b, struct msg *m, const struct route_ctx *ctx)
+{
+    if (m->qos == 0 || m->committed || m->batched)
+        return LMQ_OK;
+    bool stored = m->retain && m->payload.len > 0;
+    for (size_t i = 0; i < ctx->count && !stored; i++) {
+        const struct route_target *t = &b->route_targets[i];
+        stored = t->qos > 0 && route_can_receive(t->session, t->qos) &&
+                 (t->session->persistent || t->session->stored);
+    }
+    if (stored)
+        return broker_defer_msg(b, m);
+    m->committed = true;
+    return LMQ_OK;
+}
+
 uint8_t route_publish(struct broker *b, struct msg *m, struct session *publisher)
 {
     LMQ_ASSERT(m != NULL);
@@ -282,6 +305,8 @@ uint8_t route_publish(struct broker *b, struct msg *m, struct session *publisher
             !session_queue_has_room(t->session, m->size_bytes))
             return MQTT_RC_QUOTA_EXCEEDED;
     }
+    if (route_commit_first(b, m, &ctx) != LMQ_OK)
+        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     for (size_t i = 0; i < ctx.count; i++) {
         const struct route_target *t = &b->route_targets[i];
         if (!route_can_receive(t->session, t->qos))

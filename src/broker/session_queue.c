@@ -57,7 +57,8 @@ static void delivery_done(struct session *s, struct delivery *d)
     LMQ_ASSERT(s->queued_bytes >= d->msg->size_bytes);
     s->queued_count--;
     s->queued_bytes -= d->msg->size_bytes;
-    if (d->qos == 0) { /* on queue0: its own budget */
+    s->broker->queue_room_freed = true; /* publishers held back by a full queue may retry */
+    if (d->qos == 0) {                  /* on queue0: its own budget */
         LMQ_ASSERT(s->queued0_count > 0 && s->queued0_bytes >= d->msg->size_bytes);
         s->queued0_count--;
         s->queued0_bytes -= d->msg->size_bytes;
@@ -665,6 +666,8 @@ void session_free_deliveries(struct session *s)
             free(d);
         }
     }
+    if (s->queued_count > 0)
+        s->broker->queue_room_freed = true;
     s->queued_count = 0;
     s->queued_bytes = 0;
     s->queued0_count = 0;

@@ -524,7 +524,11 @@ def test_acks_wait_for_the_commit(start_broker, delay_ms):
 
 
 def test_delivery_waits_for_the_commit(start_broker):
+    """A message a persistent session stores is delivered (to everyone) and acknowledged only
+    once its commit is durable."""
     b = start_broker(env={"LMQ_FAULT_COMMIT_DELAY_MS": 1500})
+    durable = b.connect_persistent("cdd-durable", 5)
+    durable.subscribe([("cdd/t", 1)])
     sub = b.connect("cdd-sub", 5)
     sub.subscribe([("cdd/t", 1)])
     pub = b.connect("cdd-pub", 5)
@@ -533,6 +537,20 @@ def test_delivery_waits_for_the_commit(start_broker):
     p = sub.expect_publish(timeout=4.0)
     assert p.payload == b"y"
     ack = pub.expect(m.PUBACK, timeout=4.0)
+    assert ack.pid == 1 and ack.rc == 0, ack
+    assert durable.expect_publish(timeout=4.0).payload == b"y"
+
+
+def test_message_nothing_stores_needs_no_commit(start_broker):
+    """Only clean subscribers: nothing is written, so neither the delivery nor the PUBACK waits
+    for a (slow) commit."""
+    b = start_broker(env={"LMQ_FAULT_COMMIT_DELAY_MS": 1500})
+    sub = b.connect("cdn-sub", 5)
+    sub.subscribe([("cdn/t", 1)])
+    pub = b.connect("cdn-pub", 5)
+    pub.publish("cdn/t", b"y", qos=1, pid=1)
+    assert sub.expect_publish(timeout=1.0).payload == b"y"
+    ack = pub.expect(m.PUBACK, timeout=1.0)
     assert ack.pid == 1 and ack.rc == 0, ack
 
 
