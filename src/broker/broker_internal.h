@@ -29,6 +29,7 @@
 #include "net/accept.h"
 #include "net/transport.h"
 #include "mqtt/mqtt_acl.h"
+#include "mqtt/mqtt_alias_out.h"
 #include "mqtt/mqtt_codec.h"
 #include "mqtt/sub_tree.h"
 #include "store/store.h"
@@ -233,6 +234,10 @@ struct conn {
     uint32_t acks_waiting;    /* this connection's acks in commit batches, not yet sent */
     uint16_t topic_alias_max;
     struct mqtt_bytes *aliases; /* inbound topic aliases, topic_alias_max + 1 slots */
+    /* Outbound topic aliases (v5): min(client's Topic Alias Maximum, max_topic_alias_out); the
+     * table is made at the first PUBLISH to the client and lives as long as this connection. */
+    uint16_t topic_alias_out_max;
+    struct mqtt_alias_out *alias_out;
     bool request_problem_info;
     bool session_expiry_was_zero;
     bool will_on_close;           /* publish the will when this connection ends */
@@ -313,6 +318,10 @@ struct broker_stats {
     uint64_t qos0_gave_way; /* queued QoS 0 dropped to make room for QoS 1/2 */
     uint64_t expired_dropped;
     uint64_t oversize_dropped;
+    uint64_t alias_out_assigned;    /* PUBLISHes that gave a topic an alias towards a client */
+    uint64_t alias_out_used;        /* alias-only PUBLISHes to clients */
+    uint64_t alias_out_saved_bytes; /* bytes the alias-only ones saved */
+    uint64_t alias_out_spent_bytes; /* bytes the assigning ones added (Topic Alias property) */
     uint64_t token_conns_ended; /* connections ended because their token expired or was revoked */
     uint64_t tokens_revoked;    /* revocations applied (HTTP, offline + SIGHUP) */
     uint64_t ledger_quota_refused;     /* envelopes refused over ledger_bytes_per_day */
@@ -707,6 +716,10 @@ void conn_log(struct conn *c, enum lmq_log_level level, const char *event, const
 int conn_send(struct conn *c, const struct mqtt_packet *pkt);
 /* conn_send() for a caller that already computed mqtt_encoded_size() (size_bytes). */
 int conn_send_sized(struct conn *c, const struct mqtt_packet *pkt, size_t size_bytes);
+/* conn_send_sized() for a PUBLISH to the client (full topic, within its maximum packet size):
+ * applies c's outbound topic aliases first, so pkt may go out alias-only or with a Topic Alias
+ * (pkt is rewritten accordingly). */
+int conn_send_publish(struct conn *c, struct mqtt_packet *pkt, size_t size_bytes);
 /* v5: sends DISCONNECT(reason) first; then closes after the output is flushed. */
 void conn_disconnect(struct conn *c, uint8_t reason_code);
 /* Closes immediately (output not yet written is dropped). */

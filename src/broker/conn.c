@@ -99,6 +99,7 @@ static void conn_free(struct conn *c)
             free((void *)c->aliases[i].data);
         free(c->aliases);
     }
+    mqtt_alias_out_destroy(c->alias_out);
     free(c);
     broker_on_conn_freed(b);
 }
@@ -209,6 +210,48 @@ int conn_send_sized(struct conn *c, const struct mqtt_packet *pkt, size_t size)
     conn_account(c);
     conn_mark_dirty(c);
     return LMQ_OK;
+}
+
+/* Counts an outbound PUBLISH that the alias table rewrote (full_bytes: its size before). */
+static void conn_alias_out_count(struct broker *b, const struct mqtt_packet *pkt, size_t full_bytes,
+                                 size_t size_bytes)
+{
+    const struct mqtt_publish *p = &pkt->u.publish;
+    if (!(p->props.present & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS)))
+        return;
+    if (p->topic.len == 0) {
+        LMQ_ASSERT(size_bytes < full_bytes);
+        b->stats.alias_out_used++;
+        b->stats.alias_out_saved_bytes += full_bytes - size_bytes;
+    } else {
+        LMQ_ASSERT(size_bytes > full_bytes);
+        b->stats.alias_out_assigned++;
+        b->stats.alias_out_spent_bytes += size_bytes - full_bytes;
+    }
+}
+
+/*
+ * Outbound topic aliases live as long as the network connection ([MQTT-3.3.2-7]): a new
+ * connection of the same session (reconnect, takeover) starts with none, so what it resends
+ * carries the full topic. Every PUBLISH is rewritten here, just before it is encoded into the
+ * output in order, so the table always says what the client has been told, DUP resends included.
+ */
+int conn_send_publish(struct conn *c, struct mqtt_packet *pkt, size_t size_bytes)
+{
+    LMQ_ASSERT(pkt->type == MQTT_PUBLISH && size_bytes <= c->max_packet_out);
+    if (c->state == CONN_CLOSING)
+        return LMQ_EINVAL;
+    if (c->topic_alias_out_max > 0 && c->version == MQTT_V5) {
+        if (c->alias_out == NULL &&
+            mqtt_alias_out_create(c->topic_alias_out_max, &c->alias_out) != LMQ_OK)
+            c->topic_alias_out_max = 0; /* out of memory: full topics, as without aliases */
+        if (c->alias_out != NULL) {
+            size_t full_bytes = size_bytes;
+            mqtt_alias_out_apply(c->alias_out, pkt, c->max_packet_out, &size_bytes);
+            conn_alias_out_count(c->broker, pkt, full_bytes, size_bytes);
+        }
+    }
+    return conn_send_sized(c, pkt, size_bytes);
 }
 
 static void conn_flush(struct conn *c);

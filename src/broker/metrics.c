@@ -132,6 +132,19 @@ static int metrics_broker(struct broker *b, struct http_buf *out)
     rc |= http_buf_printf(out,
                           "ledgermq_dropped_total{reason=\"too_large_for_client\"} %" PRIu64 "\n",
                           st->oversize_dropped);
+    rc |= METRIC(out, "topic_alias_out_total", "counter",
+                 "PUBLISHes to clients that assigned a topic alias or used one (alias-only).");
+    rc |= http_buf_printf(out, "ledgermq_topic_alias_out_total{kind=\"assigned\"} %" PRIu64 "\n",
+                          st->alias_out_assigned);
+    rc |= http_buf_printf(out, "ledgermq_topic_alias_out_total{kind=\"used\"} %" PRIu64 "\n",
+                          st->alias_out_used);
+    rc |= METRIC(out, "topic_alias_out_bytes_total", "counter",
+                 "Bytes outbound topic aliases saved (alias-only PUBLISHes) and spent (the Topic "
+                 "Alias property of the PUBLISHes that assigned one).");
+    rc |= http_buf_printf(out, "ledgermq_topic_alias_out_bytes_total{kind=\"saved\"} %" PRIu64 "\n",
+                          st->alias_out_saved_bytes);
+    rc |= http_buf_printf(out, "ledgermq_topic_alias_out_bytes_total{kind=\"spent\"} %" PRIu64 "\n",
+                          st->alias_out_spent_bytes);
     rc |= METRIC(out, "token_connections_ended_total", "counter",
                  "Connections ended because their login token expired or was revoked.");
     rc |= http_buf_printf(out, "ledgermq_token_connections_ended_total %" PRIu64 "\n",

@@ -100,6 +100,9 @@ static void proto_negotiate(struct conn *c, const struct mqtt_connect *cn, struc
     if (cn->protocol_version != MQTT_V5)
         return;
     c->topic_alias_max = lim->max_topic_alias;
+    /* Absent or 0: the client takes no topic aliases [MQTT-3.1.2-26]. */
+    if (p->present & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAXIMUM))
+        c->topic_alias_out_max = LMQ_MIN(p->topic_alias_maximum, lim->max_topic_alias_out);
     ack->present |=
         MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAXIMUM) | MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE) |
         MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAXIMUM) | MQTT_PROP_BIT(MQTT_PROP_RETAIN_AVAILABLE) |

@@ -299,7 +299,7 @@ static int session_send_publish(struct session *s, struct delivery *d, bool dup)
     if (rc != LMQ_OK)
         return rc;
     broker_count_out(s->broker, d->qos);
-    return conn_send_sized(s->conn, &pkt, size);
+    return conn_send_publish(s->conn, &pkt, size);
 }
 
 static void session_send_pubrel(struct session *s, uint16_t packet_id)
@@ -347,7 +347,7 @@ static void session_flush_unsent(struct session *s)
             struct mqtt_packet pkt;
             size_t size = 0;
             if (session_build_publish(s, d, false, &pkt, &size) == LMQ_OK)
-                (void)conn_send_sized(s->conn, &pkt, size);
+                (void)conn_send_publish(s->conn, &pkt, size);
         }
     }
 }
@@ -469,7 +469,7 @@ static bool session_pump_list(struct session *s, struct list_node *list)
         int rc = session_build_publish(s, d, false, &pkt, &size);
         if (rc == LMQ_OK && !defer) {
             broker_count_out(s->broker, d->qos);
-            rc = conn_send_sized(c, &pkt, size);
+            rc = conn_send_publish(c, &pkt, size);
         }
         if (rc == LMQ_ETOOBIG || rc == LMQ_ENOTFOUND) {
             /* Too big for this client, or expired: the spec says discard; we count it. */

@@ -56,6 +56,7 @@ static const struct config_limit config__limits[] = {
     CONFIG_LIMIT("max_queued_qos0", max_queued_qos0, 1, UINT32_MAX, false),
     CONFIG_LIMIT("max_subscriptions", max_subscriptions, 1, UINT32_MAX, false),
     CONFIG_LIMIT("max_topic_alias", max_topic_alias, 0, UINT16_MAX, false),
+    CONFIG_LIMIT("max_topic_alias_out", max_topic_alias_out, 0, UINT16_MAX, false),
     CONFIG_LIMIT("max_keepalive", max_keepalive_s, 0, UINT16_MAX, false),
     CONFIG_LIMIT("max_session_expiry", max_session_expiry_s, 0, UINT32_MAX, true),
     CONFIG_LIMIT("default_session_expiry", default_session_expiry_s, 0, UINT32_MAX, true),
@@ -180,6 +181,9 @@ void lmq_config_defaults(struct lmq_config *cfg)
     l->max_queued_qos0 = 1000;
     l->max_subscriptions = 1000;
     l->max_topic_alias = 64;
+    /* Enough for the topics a typical subscriber hears most; each alias holds a topic copy of at
+     * most 1 KiB (docs/PROTOCOL.md, "Topic aliases towards clients"). */
+    l->max_topic_alias_out = 16;
     l->max_keepalive_s = 0;
     l->max_session_expiry_s = CONFIG_SESSION_EXPIRY_NEVER;
     l->default_session_expiry_s = 604800; /* 7 days */

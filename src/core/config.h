@@ -35,6 +35,7 @@ struct lmq_limits {
     uint32_t max_queued_qos0;       /* QoS 0 messages queued per session (within the above) */
     uint32_t max_subscriptions;     /* subscriptions per session */
     uint16_t max_topic_alias;       /* topic alias maximum advertised to clients */
+    uint16_t max_topic_alias_out;   /* aliases the broker uses towards a client; 0 = none */
     uint16_t max_keepalive_s;       /* server keep alive cap, 0 = accept the client's */
     uint32_t max_session_expiry_s;  /* cap on session expiry; 0xFFFFFFFF = never */
     /* Session expiry of a 3.1.1 persistent session (it can't ask) and cap for anonymous ones. */

@@ -52,6 +52,7 @@ LOG_TAIL_LINES = 400
 LIMIT_KEYS = {
     "max_connections", "max_sessions", "max_packet_size", "max_inflight",
     "max_queued_messages", "max_queued_bytes", "max_subscriptions", "max_topic_alias",
+    "max_topic_alias_out",  # ledgermq only: mosquitto sends no topic aliases to clients
     "max_keepalive", "max_session_expiry", "max_retained_messages", "max_retained_bytes",
     "connect_timeout_ms", "max_output_bytes",
     "min_free_disk",  # ledgermq only: not mapped for mosquitto

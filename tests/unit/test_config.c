@@ -68,6 +68,7 @@ static void test_defaults_match_design(void **state)
     assert_int_equal(l->max_queued_qos0, 1000);
     assert_int_equal(l->max_subscriptions, 1000);
     assert_int_equal(l->max_topic_alias, 64);
+    assert_int_equal(l->max_topic_alias_out, 16);
     assert_int_equal(l->max_keepalive_s, 0);
     assert_int_equal(l->max_session_expiry_s, 0xFFFFFFFFu);
     assert_int_equal(l->max_retained_messages, 100000);
@@ -110,6 +111,7 @@ static void test_every_key_is_parsed_from_file(void **state)
                        "max_queued_qos0 = 1\n"
                        "max_subscriptions = 8\n"
                        "max_topic_alias = 0\n"
+                       "max_topic_alias_out = 0\n"
                        "max_keepalive = 65535\n"
                        "max_session_expiry = 3600\n"
                        "max_retained_messages = 9\n"
@@ -148,6 +150,7 @@ static void test_every_key_is_parsed_from_file(void **state)
     assert_int_equal(l->max_queued_qos0, 1);
     assert_int_equal(l->max_subscriptions, 8);
     assert_int_equal(l->max_topic_alias, 0);
+    assert_int_equal(l->max_topic_alias_out, 0);
     assert_int_equal(l->max_keepalive_s, 65535);
     assert_int_equal(l->max_session_expiry_s, 3600);
     assert_int_equal(l->max_retained_messages, 9);
@@ -313,6 +316,9 @@ static const struct bad_ini bad_inis[] = {
     {"[limits]\nmax_queued_bytes = 99999999999999999999999\n", 2, "max_queued_bytes"},
     {"[limits]\nmax_queued_qos0 = 0\n", 2, "max_queued_qos0"},
     {"[limits]\nmax_topic_alias = 65536\n", 2, "max_topic_alias"},
+    {"[limits]\nmax_topic_alias_out = 65536\n", 2,
+     "[limits] max_topic_alias_out: expected an integer 0..65535"},
+    {"[limits]\nmax_topic_alias_out = -1\n", 2, "max_topic_alias_out"},
     {"[limits]\nmax_keepalive = 70000\n", 2, "max_keepalive"},
     {"[limits]\nmax_session_expiry = forever\n", 2, "max_session_expiry"},
     {"[limits]\nmax_session_expiry = 4294967296\n", 2, "max_session_expiry"},
