@@ -24,7 +24,7 @@ Environment:
     BENCH_BROKERS=ledgermq-always,ledgermq-off,mosquitto,nats   (a subset to run)
     BENCH_SCENARIOS=...        a subset of the parts to run, comma-separated: the scenario keys
                                (qos1-fan-in, qos0-fan-in, qos0-fan-out, qos2-pairs,
-                               qos1-latency), idle, restart, transports; e.g.
+                               qos1-latency), long-topics, idle, restart, transports; e.g.
                                BENCH_SCENARIOS=transports. The
                                parts left out are "—" in the report, which goes to
                                build/BENCHMARKS-partial.md unless BENCH_OUT
@@ -160,7 +160,23 @@ SCENARIOS = [
 IDLE_KEY = "idle"
 RESTART_KEY = "restart"
 TRANSPORTS_KEY = "transports"
-PARTS = [sc["key"] for sc in SCENARIOS] + [IDLE_KEY, RESTART_KEY, TRANSPORTS_KEY]
+# Long topic names (docs/PROTOCOL.md, "Topic aliases towards clients"): MQTT 5, QoS 1 fan-in
+# with 200-byte topics, the subscriber offering topic aliases; LedgerMQ with its outbound
+# aliases on (the default) and off ([limits] max_topic_alias_out = 0), and mosquitto, which
+# sends none. What is compared: the subscriber's bytes per message.
+LONG_TOPICS_KEY = "long-topics"
+LONG_TOPICS_TITLE = "QoS 1 fan-in 4→1, MQTT 5, 200-byte topic, 64 B, persistent subscriber"
+LONG_TOPICS_ARGS = ["--scenario", "fan-in", "--publishers", "4", "--qos", "1", "--payload", "64",
+                    "--clean-start", "0", "--session-expiry", "300", "--topic-length", "200",
+                    "--topic-alias-max", "65535"]
+# (column, broker, INI lines for LedgerMQ, label)
+LONG_TOPICS_RUNS = [
+    ("ledgermq-aliases", "ledgermq-always", "", "LedgerMQ always, aliases on (default)"),
+    ("ledgermq-no-aliases", "ledgermq-always", "max_topic_alias_out = 0\n",
+     "LedgerMQ always, aliases off"),
+    ("mosquitto", "mosquitto", "", "mosquitto (sends no aliases)"),
+]
+PARTS = [sc["key"] for sc in SCENARIOS] + [LONG_TOPICS_KEY, IDLE_KEY, RESTART_KEY, TRANSPORTS_KEY]
 # The transports part: which brokers (both have WebSocket and TLS listeners), which transports.
 TRANSPORT_BROKERS = ["ledgermq-always", "mosquitto"]
 TRANSPORTS = [("tcp", "TCP"), ("ws", "WebSocket"), ("tls", "TLS"), ("wss", "WebSocket over TLS")]
@@ -562,15 +578,15 @@ def pwd_name():
     return pwd.getpwuid(os.getuid()).pw_name
 
 
-def make_broker(name, workdir, tag, binary, fill=False, tls_dir=None):
+def make_broker(name, workdir, tag, binary, fill=False, tls_dir=None, ini_extra=""):
     if name == "ledgermq-before":
-        b = LedgerMQ(workdir, tag, os.path.abspath(BEFORE_BIN), "always", "", tls_dir)
+        b = LedgerMQ(workdir, tag, os.path.abspath(BEFORE_BIN), "always", ini_extra, tls_dir)
         b.name = name
         return b
     if name.startswith("ledgermq-"):
-        extra = ""
+        extra = ini_extra
         if fill:  # room for the whole backlog in one session
-            extra = "max_queued_messages = %d\nmax_queued_bytes = 4000000000\n" % (
+            extra += "max_queued_messages = %d\nmax_queued_bytes = 4000000000\n" % (
                 2 * FILL_MESSAGES)
         return LedgerMQ(workdir, tag, binary, name.split("-", 1)[1], extra, tls_dir)
     if name == "mosquitto":
@@ -587,9 +603,9 @@ def make_broker(name, workdir, tag, binary, fill=False, tls_dir=None):
 # Running `ledgermq bench`
 
 
-def run_bench(binary, broker, args, limit_s):
+def run_bench(binary, broker, args, limit_s, version=MQTT_VERSION):
     """Runs `ledgermq bench --json` against broker; returns its report plus CPU figures."""
-    argv = [binary, "bench", "--port", str(broker.port), "--mqtt-version", MQTT_VERSION,
+    argv = [binary, "bench", "--port", str(broker.port), "--mqtt-version", version,
             "--pid", str(broker.pid), "--json"] + args
     threads0 = proc_threads_cpu_s(broker.pid)
     m0 = machine_cpu()
@@ -651,6 +667,56 @@ def run_scenario(binary, workdir, broker_name, sc, rnd):
                                                           "commit_us_p50", "commit_us_p99")}
     shutil.rmtree(b.dir, ignore_errors=True)
     return rep
+
+
+def run_long_topics(binary, workdir, col, broker_name, ini_extra, rnd):
+    """One long-topics run (LONG_TOPICS_RUNS): the bench report, with the subscriber's bytes."""
+    tag = "r%d-%s-%s" % (rnd, LONG_TOPICS_KEY, col)
+    b = make_broker(broker_name, workdir, tag, binary, ini_extra=ini_extra).start()
+    try:
+        args = LONG_TOPICS_ARGS + ["--duration", str(DURATION_S), "--warmup", str(WARMUP_S)]
+        rep = run_bench(binary, b, args, int(DURATION_S + WARMUP_S + BENCH_OVERHEAD_S),
+                        version="5")
+    finally:
+        b.stop()
+    shutil.rmtree(b.dir, ignore_errors=True)
+    return rep
+
+
+def long_topics_report(long_topics):
+    """The "Long topic names" section ([] when the part did not run)."""
+    cols = [(col, label) for col, _b, _x, label in LONG_TOPICS_RUNS if long_topics.get(col)]
+    if not cols:
+        return []
+    L = ["## Long topic names: bytes per message at the subscriber", ""]
+    L.append("%s: `ledgermq bench %s`. The subscriber connects with Topic Alias Maximum 65535 "
+             "and resolves the aliases it gets (a PUBLISH on another topic, or an alias never "
+             "set, would fail the run). Bytes per message = the PUBLISH packets the subscriber "
+             "received (fixed header included) / their count; a plain PUBLISH here is 272 "
+             "bytes (200-byte topic, packet id, property length, 64 B payload). LedgerMQ "
+             "gives the topic an alias on its second PUBLISH to the subscriber and sends "
+             "alias-only PUBLISHes after that; with `max_topic_alias_out = 0` it sends the "
+             "topic every time, as mosquitto does." % (
+                 LONG_TOPICS_TITLE, " ".join(LONG_TOPICS_ARGS)))
+    L.append("")
+    L.append("| broker | subscriber bytes/msg | alias-only PUBLISHes | messages/s delivered | "
+             "p50 / p99 ms |")
+    L.append("| --- | --- | --- | --- | --- |")
+    for col, label in cols:
+        runs = long_topics[col]
+        good = ok_runs(runs)
+        if not good:
+            L.append("| %s | failed: %s | — | — | — |" % (label, err_of(runs)))
+            continue
+        bpm = med([r.get("sub_bytes_per_msg") for r in good])
+        share = med([100.0 * r["alias_only"] / r["sub_publishes"] for r in good
+                     if r.get("sub_publishes")])
+        L.append("| %s | %s | %s | %s | %s / %s |" % (
+            label, "%.1f" % bpm if bpm is not None else "—",
+            "%.1f%%" % share if share is not None else "—", fmt_rate(cell_rate(runs)),
+            fmt_ms(lat_ms(runs, "p50")), fmt_ms(lat_ms(runs, "p99"))))
+    L.append("")
+    return L
 
 
 def run_idle(binary, workdir, broker_name, rnd):
@@ -1167,7 +1233,7 @@ def inflight_section(results, cols):
 
 
 def build_report(info, results, idle, restart, brokers, notes, elapsed_s, cmdline,
-                 transports=None):
+                 transports=None, long_topics=None):
     transports = transports or {}
     L = []
     have = lambda b: b in brokers  # noqa: E731
@@ -1314,6 +1380,7 @@ def build_report(info, results, idle, restart, brokers, notes, elapsed_s, cmdlin
             fmt_count(k.get("stored_after") if k else None)))
     L.append("")
 
+    L.extend(long_topics_report(long_topics or {}))
     L.extend(transports_report(transports, brokers))
 
     # ---- cpu
@@ -1474,6 +1541,10 @@ def build_report(info, results, idle, restart, brokers, notes, elapsed_s, cmdlin
         L.append("# %s" % sc["title"])
         L.append("%s %s --duration %g --warmup %g" % (base, " ".join(sc["args"]), DURATION_S,
                                                        WARMUP_S))
+    L.append("# %s (LedgerMQ also with [limits] max_topic_alias_out = 0)" % LONG_TOPICS_TITLE)
+    L.append("%s %s --duration %g --warmup %g" % (base.replace(
+        "--mqtt-version %s" % MQTT_VERSION, "--mqtt-version 5"), " ".join(LONG_TOPICS_ARGS),
+        DURATION_S, WARMUP_S))
     L.append("# idle connections")
     L.append("%s --scenario fan-out --subscribers %d --qos 0 --payload 64 --rate 1 --duration 3 "
              "--warmup 1" % (base, IDLE_CONNECTIONS - 1))
@@ -1693,6 +1764,7 @@ def main():
             info["cpus"], ", ".join(brokers), ROUNDS, WARMUP_S, DURATION_S))
         results = {sc["key"]: {b: [] for b in brokers} for sc in SCENARIOS}
         idle = {b: [] for b in brokers}
+        long_topics = {col: [] for col, b, _x, _l in LONG_TOPICS_RUNS if b in brokers}
         for rnd in range(ROUNDS):
             order = brokers[rnd % len(brokers):] + brokers[:rnd % len(brokers)]
             for sc in SCENARIOS:
@@ -1704,6 +1776,13 @@ def main():
                     rep = run_scenario(binary, workdir, b, sc, rnd)
                     results[sc["key"]][b].append(rep)
                     log("round %d %-13s %-16s %s" % (rnd + 1, sc["key"], b, brief(rep)))
+            runs = [r for r in LONG_TOPICS_RUNS if r[0] in long_topics]
+            for col, b, ini_extra, _label in (runs if LONG_TOPICS_KEY in WANTED_PARTS else []):
+                rep = run_long_topics(binary, workdir, col, b, ini_extra, rnd)
+                long_topics[col].append(rep)
+                log("round %d %-13s %-16s %s, %s B/msg at the subscriber (%s alias-only)" % (
+                    rnd + 1, LONG_TOPICS_KEY, col, brief(rep), rep.get("sub_bytes_per_msg"),
+                    fmt_count(rep.get("alias_only"))))
             for b in (order if IDLE_KEY in WANTED_PARTS else []):
                 if b == "ledgermq-before":
                     continue
@@ -1734,7 +1813,7 @@ def main():
         if QUICK:
             cmdline = "BENCH_QUICK=1 " + cmdline
         raw = {"machine": info, "results": results, "idle": idle, "restart": restart,
-               "transports": transports,
+               "transports": transports, "long_topics": long_topics,
                "brokers": brokers, "notes": notes, "elapsed_s": round(finished - started, 1),
                "cmdline": cmdline,
                "settings": {"rounds": ROUNDS, "duration_s": DURATION_S, "warmup_s": WARMUP_S,
@@ -1744,7 +1823,7 @@ def main():
         with open(raw_path, "w") as f:
             json.dump(raw, f, indent=1)
         md = build_report(info, results, idle, restart, brokers, notes, finished - started,
-                          cmdline, transports)
+                          cmdline, transports, long_topics)
         os.makedirs(os.path.dirname(os.path.abspath(opts.out)), exist_ok=True)
         with open(opts.out, "w") as f:
             f.write(md)
@@ -1770,7 +1849,7 @@ def render(raw_path, out):
     brokers = raw.get("brokers") or [b for b in BROKERS if b in raw["idle"]]
     md = build_report(raw["machine"], raw["results"], raw["idle"], raw["restart"], brokers,
                       raw.get("notes") or {}, raw["elapsed_s"], raw["cmdline"],
-                      raw.get("transports"))
+                      raw.get("transports"), raw.get("long_topics"))
     with open(out, "w") as f:
         f.write(md)
     print_summary(raw["results"], raw["idle"], raw["restart"], brokers, raw.get("transports"))

@@ -212,12 +212,47 @@ static int conn__alloc_sub(struct bench *b, struct bench_conn *c)
     if (c->seq_expected == NULL) {
         return LMQ_ENOMEM;
     }
+    if (b->opts.version == MQTT_V5 && b->opts.topic_alias_max > 0) {
+        c->alias_state = calloc((size_t)b->opts.topic_alias_max + 1, 1);
+        if (c->alias_state == NULL) {
+            return LMQ_ENOMEM;
+        }
+        b->buffer_bytes += (size_t)b->opts.topic_alias_max + 1;
+    }
     for (uint32_t i = 0; i < c->seq_expected_count; i++) {
         c->seq_expected[i] = 1;
     }
     c->in_cap = (size_t)b->opts.payload_bytes + c->topic_len + CONN_PACKET_OVERHEAD_BYTES +
                 CONN_OUT_SLACK_BYTES;
     c->out_cap = CONN_SUB_OUT_BYTES;
+    return 0;
+}
+
+/* The connection's topic: lmqbench/RUN/all (pairs: lmqbench/RUN/INDEX), padded with a level of
+ * 'x' to --topic-length bytes when given. */
+static int conn__topic(struct bench *b, struct bench_conn *c, uint32_t index)
+{
+    char named[BENCH_TOPIC_MAX_BYTES];
+    int n;
+    if (b->opts.scenario == BENCH_PAIRS) {
+        n = snprintf(named, sizeof(named), "lmqbench/%08" PRIx32 "/%" PRIu32, b->run_id, index);
+    } else {
+        n = snprintf(named, sizeof(named), "lmqbench/%08" PRIx32 "/all", b->run_id);
+    }
+    LMQ_ASSERT(n > 0 && (size_t)n < BENCH_TOPIC_LENGTH_MIN);
+    size_t len = b->opts.topic_length > 0 ? b->opts.topic_length : (size_t)n;
+    c->topic = malloc(len + 1);
+    if (c->topic == NULL) {
+        return LMQ_ENOMEM;
+    }
+    memcpy(c->topic, named, (size_t)n);
+    if (len > (size_t)n) {
+        c->topic[n] = '/';
+        memset(c->topic + n + 1, 'x', len - (size_t)n - 1);
+    }
+    c->topic[len] = '\0';
+    c->topic_len = len;
+    b->buffer_bytes += len + 1;
     return 0;
 }
 
@@ -234,15 +269,11 @@ int bench_conn_init(struct bench *b, struct bench_conn *c, enum bench_role role,
                      role == BENCH_ROLE_PUB ? 'p' : 's', index);
     LMQ_ASSERT(n > 0 && (size_t)n < sizeof(c->client_id));
     c->client_id_len = (size_t)n;
-    if (b->opts.scenario == BENCH_PAIRS) {
-        n = snprintf(c->topic, sizeof(c->topic), "lmqbench/%08" PRIx32 "/%" PRIu32, b->run_id,
-                     index);
-    } else {
-        n = snprintf(c->topic, sizeof(c->topic), "lmqbench/%08" PRIx32 "/all", b->run_id);
+    int rc = conn__topic(b, c, index);
+    if (rc != 0) {
+        return rc;
     }
-    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(c->topic));
-    c->topic_len = (size_t)n;
-    int rc = role == BENCH_ROLE_PUB ? conn__alloc_pub(b, c) : conn__alloc_sub(b, c);
+    rc = role == BENCH_ROLE_PUB ? conn__alloc_pub(b, c) : conn__alloc_sub(b, c);
     if (rc != 0) {
         return rc;
     }
@@ -270,6 +301,8 @@ void bench_conn_free(struct bench_conn *c)
     free(c->pid_state);
     free(c->pid_sent_ns);
     free(c->seq_expected);
+    free(c->topic);
+    free(c->alias_state);
     memset(c, 0, sizeof(*c));
 }
 
@@ -292,6 +325,10 @@ static void conn__send_connect(struct bench_conn *c)
         if (sub && o->session_expiry_s > 0) {
             k->props.present |= MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY_INTERVAL);
             k->props.session_expiry_interval_s = o->session_expiry_s;
+        }
+        if (sub && o->topic_alias_max > 0) {
+            k->props.present |= MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAXIMUM);
+            k->props.topic_alias_maximum = o->topic_alias_max;
         }
     }
     int rc = conn__send(c, &pkt);
@@ -567,14 +604,62 @@ static bool conn__on_suback(struct bench_conn *c, const struct mqtt_suback *s)
     return true;
 }
 
-/* A PUBLISH to a subscriber: count it, then acknowledge at its QoS. */
-static bool conn__on_publish(struct bench_conn *c, const struct mqtt_publish *p, uint64_t now_ns)
+/*
+ * Whether a PUBLISH is on the subscriber's topic, resolving topic aliases as a client must: a
+ * Topic Alias with a topic (re)sets the alias, an alias-only PUBLISH uses it. False with the
+ * connection failed when the broker broke the rules (an alias out of range or never set).
+ */
+static bool conn__resolve_topic(struct bench_conn *c, const struct mqtt_publish *p, bool *ours)
+{
+    struct bench *b = c->bench;
+    bool same = p->topic.len == c->topic_len && memcmp(p->topic.data, c->topic, c->topic_len) == 0;
+    if (!(p->props.present & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS))) {
+        *ours = same;
+        return true;
+    }
+    uint16_t alias = p->props.topic_alias;
+    char what[96];
+    if (alias == 0 || alias > b->opts.topic_alias_max || c->alias_state == NULL) {
+        snprintf(what, sizeof(what), "PUBLISH with topic alias %u (our maximum is %u)", alias,
+                 b->opts.topic_alias_max);
+        conn__lost(c, what);
+        return false;
+    }
+    if (p->topic.len > 0) {
+        c->alias_state[alias] = same ? BENCH_ALIAS_OURS : BENCH_ALIAS_OTHER;
+        b->total.alias_set++;
+        *ours = same;
+        return true;
+    }
+    if (c->alias_state[alias] == BENCH_ALIAS_UNSET) {
+        snprintf(what, sizeof(what), "alias-only PUBLISH for topic alias %u, never set", alias);
+        conn__lost(c, what);
+        return false;
+    }
+    b->total.alias_only++;
+    *ours = c->alias_state[alias] == BENCH_ALIAS_OURS;
+    return true;
+}
+
+/* A PUBLISH of size_bytes to a subscriber: count it, then acknowledge at its QoS. */
+static bool conn__on_publish(struct bench_conn *c, const struct mqtt_publish *p, size_t size_bytes,
+                             uint64_t now_ns)
 {
     if (c->role != BENCH_ROLE_SUB || c->state != BENCH_CONN_READY) {
         conn__lost(c, "unexpected PUBLISH");
         return false;
     }
-    conn__on_delivery(c, p, now_ns);
+    bool ours = false;
+    if (!conn__resolve_topic(c, p, &ours)) {
+        return false;
+    }
+    c->bench->total.sub_publishes++;
+    c->bench->total.sub_publish_bytes += size_bytes;
+    if (ours) {
+        conn__on_delivery(c, p, now_ns);
+    } else {
+        c->bench->total.foreign++; /* not our topic: counted, acknowledged, not delivered */
+    }
     if (p->qos == 1) {
         conn__send_ack(c, MQTT_PUBACK, p->packet_id);
     } else if (p->qos == 2) {
@@ -584,8 +669,9 @@ static bool conn__on_publish(struct bench_conn *c, const struct mqtt_publish *p,
     return true;
 }
 
-/* Handles one decoded packet. Returns false when the connection failed. */
-static bool conn__handle(struct bench_conn *c, const struct mqtt_packet *pkt, uint64_t now_ns)
+/* Handles one decoded packet of size_bytes. Returns false when the connection failed. */
+static bool conn__handle(struct bench_conn *c, const struct mqtt_packet *pkt, size_t size_bytes,
+                         uint64_t now_ns)
 {
     char what[96];
     bool handshake = c->state == BENCH_CONN_CONNECT_SENT || c->state == BENCH_CONN_SUBSCRIBE_SENT;
@@ -601,7 +687,7 @@ static bool conn__handle(struct bench_conn *c, const struct mqtt_packet *pkt, ui
         }
         break;
     case MQTT_PUBLISH:
-        return conn__on_publish(c, &pkt->u.publish, now_ns);
+        return conn__on_publish(c, &pkt->u.publish, size_bytes, now_ns);
     case MQTT_PUBACK:
     case MQTT_PUBREC:
     case MQTT_PUBCOMP:
@@ -665,7 +751,7 @@ static void conn__process(struct bench_conn *c, uint64_t now_ns)
             conn__lost(c, what);
             return;
         }
-        if (!conn__handle(c, &pkt, now_ns)) {
+        if (!conn__handle(c, &pkt, total, now_ns)) {
             return;
         }
         pos += total;

@@ -51,7 +51,10 @@
 #define BENCH_TAG_SEQ_MASK ((UINT64_C(1) << BENCH_TAG_PUB_SHIFT) - 1)
 
 #define BENCH_HOST_MAX_BYTES 256
-#define BENCH_TOPIC_MAX_BYTES 64
+#define BENCH_TOPIC_MAX_BYTES 64 /* the topic as named, before --topic-length pads it */
+/* --topic-length: 0 (as named) or this range; the named topics are at most 28 bytes. */
+#define BENCH_TOPIC_LENGTH_MIN 32u
+#define BENCH_TOPIC_LENGTH_MAX 65535u
 #define BENCH_CLIENT_ID_MAX_BYTES 48
 #define BENCH_ERROR_MAX_BYTES 256
 
@@ -92,7 +95,9 @@ struct bench_opts {
     int pid; /* broker pid for RSS/CPU sampling; 0 = none */
     bool clean_start;
     uint32_t session_expiry_s;
-    uint64_t messages; /* fill only */
+    uint64_t messages;        /* fill only */
+    uint32_t topic_length;    /* topics padded to this many bytes; 0 = as named */
+    uint16_t topic_alias_max; /* subscribers' Topic Alias Maximum (v5); 0 = none */
     bool json;
     bool help;
 };
@@ -143,7 +148,7 @@ struct bench_conn {
     bool reading;
     char client_id[BENCH_CLIENT_ID_MAX_BYTES];
     size_t client_id_len;
-    char topic[BENCH_TOPIC_MAX_BYTES];
+    char *topic; /* topic_len bytes (+ NUL): the named topic, padded to --topic-length */
     size_t topic_len;
     uint16_t keepalive_s; /* 0 = no PINGREQ */
     uint64_t last_send_ns;
@@ -175,7 +180,12 @@ struct bench_conn {
     uint64_t *seq_expected; /* next expected sequence per publisher it hears */
     uint32_t seq_expected_count;
     uint8_t granted_qos;
+    /* Topic aliases the broker set on this connection ([1..topic_alias_max]): whether each
+     * stands for our topic. The topic itself is all a subscriber needs to know. */
+    uint8_t *alias_state; /* enum bench_alias_state */
 };
+
+enum bench_alias_state { BENCH_ALIAS_UNSET = 0, BENCH_ALIAS_OURS, BENCH_ALIAS_OTHER };
 
 enum bench_phase {
     BENCH_PHASE_SETUP,  /* connecting, subscribing */
@@ -194,6 +204,12 @@ struct bench_counts {
     uint64_t gaps;     /* a sequence number skipped ahead (a gap) */
     uint64_t foreign;  /* PUBLISH without our payload layout */
     uint64_t expected; /* deliveries the publishes accepted so far should produce */
+    /* What subscribers received: PUBLISH packets and their bytes (fixed header included), and
+     * those that set a topic alias or used one (alias-only). */
+    uint64_t sub_publishes;
+    uint64_t sub_publish_bytes;
+    uint64_t alias_set;
+    uint64_t alias_only;
 };
 
 struct bench {

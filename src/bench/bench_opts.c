@@ -44,6 +44,11 @@ static const char bench__usage[] =
     "  --pid PID              broker pid: its CPU use and RSS (/proc) go in the report\n"
     "  --clean-start 0|1      subscribers' clean start (default 1)\n"
     "  --session-expiry S     subscribers' session expiry (MQTT 5, default 0)\n"
+    "  --topic-length N       pad every topic to N bytes (32..65535; default: as named,\n"
+    "                         lmqbench/RUN/all or lmqbench/RUN/I, at most 28 bytes)\n"
+    "  --topic-alias-max N    subscribers' Topic Alias Maximum (MQTT 5, 0..65535, default\n"
+    "                         0): the broker may then send alias-only PUBLISHes, which\n"
+    "                         the subscribers resolve; the report counts the bytes\n"
     "  --json                 print one JSON object instead of the table\n"
     "  --help                 print this help\n"
     "\n"
@@ -66,6 +71,8 @@ enum bench_flag_id {
     FLAG_PID,
     FLAG_CLEAN_START,
     FLAG_SESSION_EXPIRY,
+    FLAG_TOPIC_LENGTH,
+    FLAG_TOPIC_ALIAS_MAX,
     FLAG_JSON,
     FLAG_HELP,
     FLAG_COUNT,
@@ -94,6 +101,8 @@ static const struct bench_flag bench__flags[] = {
     {"pid", FLAG_PID, true},
     {"clean-start", FLAG_CLEAN_START, true},
     {"session-expiry", FLAG_SESSION_EXPIRY, true},
+    {"topic-length", FLAG_TOPIC_LENGTH, true},
+    {"topic-alias-max", FLAG_TOPIC_ALIAS_MAX, true},
     {"json", FLAG_JSON, false},
     {"help", FLAG_HELP, false},
 };
@@ -273,6 +282,19 @@ static int bench__apply_amount(struct bench_opts *o, const struct bench_flag *f,
         }
         o->session_expiry_s = (uint32_t)n;
         return 0;
+    case FLAG_TOPIC_LENGTH:
+        if (!bench__parse_u64(v, BENCH_TOPIC_LENGTH_MIN, BENCH_TOPIC_LENGTH_MAX, &n)) {
+            return bench__usage_error("--topic-length must be %u..%u bytes, got \"%s\"",
+                                      BENCH_TOPIC_LENGTH_MIN, BENCH_TOPIC_LENGTH_MAX, v);
+        }
+        o->topic_length = (uint32_t)n;
+        return 0;
+    case FLAG_TOPIC_ALIAS_MAX:
+        if (!bench__parse_u64(v, 0, UINT16_MAX, &n)) {
+            return bench__usage_error("--topic-alias-max must be 0..65535, got \"%s\"", v);
+        }
+        o->topic_alias_max = (uint16_t)n;
+        return 0;
     default:
         break;
     }
@@ -406,6 +428,9 @@ static int bench__validate(const struct bench_opts *o, const bool *seen)
     }
     if (o->version == MQTT_V311 && seen[FLAG_SESSION_EXPIRY]) {
         return bench__usage_error("--session-expiry needs --mqtt-version 5");
+    }
+    if (o->version == MQTT_V311 && seen[FLAG_TOPIC_ALIAS_MAX]) {
+        return bench__usage_error("--topic-alias-max needs --mqtt-version 5");
     }
     return 0;
 }

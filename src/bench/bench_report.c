@@ -114,6 +114,27 @@ static void report__json_counts(const struct bench *b, const struct report_view 
     }
 }
 
+static double report__bytes_per_msg(const struct bench_counts *t)
+{
+    return t->sub_publishes > 0 ? (double)t->sub_publish_bytes / (double)t->sub_publishes : 0.0;
+}
+
+/* What the subscribers received on the wire: PUBLISH packets, their bytes, topic aliases. */
+static void report__json_received(const struct bench *b)
+{
+    const struct bench_counts *t = &b->total;
+    printf(",\"topic_length\":%zu,\"topic_alias_max\":%u",
+           b->conn_count ? b->conns[0].topic_len : 0, b->opts.topic_alias_max);
+    printf(",\"sub_publishes\":%" PRIu64 ",\"sub_publish_bytes\":%" PRIu64, t->sub_publishes,
+           t->sub_publish_bytes);
+    if (t->sub_publishes > 0) {
+        printf(",\"sub_bytes_per_msg\":%.2f", report__bytes_per_msg(t));
+    } else {
+        fputs(",\"sub_bytes_per_msg\":null", stdout);
+    }
+    printf(",\"alias_set\":%" PRIu64 ",\"alias_only\":%" PRIu64, t->alias_set, t->alias_only);
+}
+
 static void report__json_machine(const struct bench *b, const struct report_view *v)
 {
     if (v->has_cpu) {
@@ -152,6 +173,7 @@ static void report__json(const struct bench *b, const struct report_view *v)
            "/\"",
            b->run_id, b->run_id);
     report__json_counts(b, v);
+    report__json_received(b);
     report__json_hist("latency_us", &b->latency, o->scenario != BENCH_FILL);
     report__json_hist("ack_latency_us", &b->ack_latency, o->qos > 0);
     double drain_ms = b->drain_end_ns > b->drain_start_ns
@@ -214,6 +236,10 @@ static void report__human(const struct bench *b, const struct report_view *v)
         }
         printf("duplicates       %" PRIu64 "  gaps %" PRIu64 "  foreign %" PRIu64 "\n",
                t->duplicates, t->gaps, t->foreign);
+        printf("received         %" PRIu64 " PUBLISH, %" PRIu64
+               " bytes (%.1f B/msg)  alias set %" PRIu64 "  alias-only %" PRIu64 "\n",
+               t->sub_publishes, t->sub_publish_bytes, report__bytes_per_msg(t), t->alias_set,
+               t->alias_only);
         report__human_hist("latency (us)", &b->latency);
     }
     if (b->opts.qos > 0) {

@@ -37,6 +37,8 @@ REPORT_KEYS = {
     "delivered_per_s", "acked_per_s", "latency_us", "ack_latency_us", "drain_complete",
     "drain_ms", "bench_cpu_percent", "broker_cpu_percent", "broker_rss_bytes",
     "broker_rss_hwm_bytes", "interrupted", "exit_code", "error",
+    "topic_length", "topic_alias_max", "sub_publishes", "sub_publish_bytes", "sub_bytes_per_msg",
+    "alias_set", "alias_only",
 }
 HIST_KEYS = {"count", "p50", "p99", "p99_9", "max", "mean"}
 
@@ -191,6 +193,26 @@ def test_bench_help_prints_usage(tmp_path):
     assert "--scenario" in proc.stdout and "--json" in proc.stdout
 
 
+def test_bench_long_topics_with_aliases_count_fewer_bytes(server):
+    """--topic-length pads the topic; with --topic-alias-max the broker sends alias-only
+    PUBLISHes, which the subscriber resolves (none foreign, nothing lost) and counts."""
+    common = ["--scenario", "fan-in", "--qos", "1", "--publishers", "2", "--rate", "2000",
+              "--duration", "1", "--warmup", "0.2", "--topic-length", "200"]
+    proc, on = bench_json(server.port, common + ["--topic-alias-max", "16"])
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    proc, off = bench_json(server.port, common)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    for r in (on, off):
+        assert set(r) == REPORT_KEYS, set(r) ^ REPORT_KEYS
+        assert r["topic_length"] == 200 and r["foreign"] == 0 and r["losses"] == 0, r
+        assert r["sub_publishes"] == r["delivered"] > 0, r
+    assert (on["topic_alias_max"], off["topic_alias_max"]) == (16, 0)
+    # Plain: 1 + 2 (remaining length) + 202 (topic) + 2 (packet id) + 1 (properties) + 64.
+    assert off["sub_bytes_per_msg"] == 272.0 and off["alias_only"] == off["alias_set"] == 0
+    assert on["alias_set"] == 1 and on["alias_only"] == on["sub_publishes"] - 2, on
+    assert on["sub_bytes_per_msg"] < 80, on
+
+
 @pytest.mark.parametrize("args,needle", [
     (["--bogus"], "--bogus"),
     (["stray"], "stray"),
@@ -220,6 +242,10 @@ def test_bench_help_prints_usage(tmp_path):
     (["--scenario", "fill", "--messages", "10", "--qos", "0"], "fill"),
     (["--messages", "10"], "--messages"),
     (["--mqtt-version", "4", "--session-expiry", "10"], "--session-expiry"),
+    (["--topic-length", "31"], "--topic-length"),
+    (["--topic-length", "65536"], "--topic-length"),
+    (["--topic-alias-max", "65536"], "--topic-alias-max"),
+    (["--mqtt-version", "4", "--topic-alias-max", "5"], "--topic-alias-max"),
     (["--pid", "0"], "--pid"),
     (["--host", "no-such-host.invalid"], "--host"),
 ])
@@ -348,6 +374,98 @@ def test_control_losses_are_counted_when_a_broker_drops_messages():
     assert r["losses"] > 0 and r["gaps"] > 0, r
     assert r["delivered"] + r["losses"] == r["expected"]
     assert r["drain_complete"] is False  # waited (bounded) for what never came
+
+
+class FakeAliasBroker(FakeBroker):
+    """A deliberately wrong MQTT 5 broker that forwards with topic aliases: the first PUBLISH
+    sets alias 1 to the topic and the rest are alias-only, except that every `other_every`-th
+    goes alias-only through alias 2, set to another topic (mis-resolved by a client that
+    ignores aliases), or, with `unset`, through alias 3, never set."""
+
+    def __init__(self, other_every=0, unset=False):
+        super().__init__()
+        self.other_every = other_every
+        self.unset = unset
+        self.forwarded = 0
+
+    def _forward_v5(self, topic, payload):
+        with self.lock:
+            self.forwarded += 1
+            n = self.forwarded
+            if self.subscriber is None:
+                return
+            pid = (n % 65535 + 1).to_bytes(2, "big")
+
+            def send(t, alias, body=payload):
+                props = b"\x03\x23" + alias.to_bytes(2, "big")
+                pkt = len(t).to_bytes(2, "big") + t + pid + props + body
+                self.subscriber.sendall(b"\x32" + _varint(len(pkt)) + pkt)
+
+            if n == 1:
+                send(topic, 1)
+                send(b"other/topic", 2, b"")  # an empty payload: foreign, not a delivery
+            elif self.unset and n == 20:
+                send(b"", 3)
+            elif self.other_every and n % self.other_every == 0:
+                send(b"", 2)
+            else:
+                send(b"", 1)
+
+    def _serve(self, conn):
+        f = conn.makefile("rb")
+        try:
+            while True:
+                first, body = self._read_packet(f)
+                if first is None or first >> 4 == 14:
+                    return
+                kind = first >> 4
+                if kind == 1:
+                    conn.sendall(b"\x20\x03\x00\x00\x00")
+                elif kind == 8:
+                    with self.lock:
+                        self.subscriber = conn
+                    conn.sendall(b"\x90\x04" + body[:2] + b"\x00\x01")
+                elif kind == 3:
+                    tlen = int.from_bytes(body[:2], "big")
+                    topic, pid = body[2:2 + tlen], body[2 + tlen:4 + tlen]
+                    plen = body[4 + tlen]  # the bench sends no properties: one length byte
+                    self._forward_v5(topic, body[5 + tlen + plen:])
+                    conn.sendall(b"\x40\x02" + pid)
+                elif kind == 12:
+                    conn.sendall(b"\xd0\x00")
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+
+def test_control_bench_resolves_topic_aliases():
+    """Every 10th message comes through an alias set to another topic: the subscriber must
+    count it foreign (and so lost), not delivered."""
+    fake = FakeAliasBroker(other_every=10)
+    try:
+        proc, r = bench_json(fake.port, ["--qos", "1", "--rate", "1000", "--duration", "1",
+                                         "--warmup", "0", "--publishers", "1",
+                                         "--topic-alias-max", "4"])
+    finally:
+        fake.close()
+    assert proc.returncode == 0, proc.stderr
+    assert r["alias_set"] == 2 and r["alias_only"] == r["published"] - 1, r
+    assert r["foreign"] == 1 + r["published"] // 10, r
+    assert r["delivered"] == r["published"] - r["published"] // 10, r
+    assert r["losses"] == r["published"] // 10, r
+
+
+def test_control_exit_2_on_an_alias_never_set():
+    fake = FakeAliasBroker(unset=True)
+    try:
+        proc, r = bench_json(fake.port, ["--qos", "1", "--rate", "1000", "--duration", "1",
+                                         "--warmup", "0", "--publishers", "1",
+                                         "--topic-alias-max", "4"])
+    finally:
+        fake.close()
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "alias-only PUBLISH for topic alias 3, never set" in r["error"], r
 
 
 def test_control_exit_2_when_the_broker_hangs_up():
