@@ -690,8 +690,8 @@ def long_topics_report(long_topics):
         return []
     L = ["## Long topic names: bytes per message at the subscriber", ""]
     L.append("%s: `ledgermq bench %s`. The subscriber connects with Topic Alias Maximum 65535 "
-             "and resolves the aliases it gets (a PUBLISH on another topic, or an alias never "
-             "set, would fail the run). Bytes per message = the PUBLISH packets the subscriber "
+             "and resolves the aliases it gets (an alias-only PUBLISH for an alias never set "
+             "fails the run; one that resolves to another topic is counted foreign). Bytes per message = the PUBLISH packets the subscriber "
              "received (fixed header included) / their count; a plain PUBLISH here is 272 "
              "bytes (200-byte topic, packet id, property length, 64 B payload). LedgerMQ "
              "gives the topic an alias on its second PUBLISH to the subscriber and sends "

@@ -53,15 +53,25 @@ static uint32_t alias__pow2_at_least(uint32_t n)
     return p;
 }
 
-/* FNV-1a. Not keyed: a crafted collision only lengthens a chain (<= max) or inflates a count. */
+/* 8 bytes at a time (multiply and fold): a long topic costs a few ns per PUBLISH. Not keyed: a
+ * crafted collision only lengthens a chain (<= max) or shares a sketch entry. */
 static uint64_t alias__hash(const uint8_t *s, size_t len)
 {
-    uint64_t h = UINT64_C(1469598103934665603);
-    for (size_t i = 0; i < len; i++) {
-        h ^= s[i];
-        h *= UINT64_C(1099511628211);
+    const uint64_t k = UINT64_C(0x9E3779B97F4A7C15);
+    uint64_t h = (uint64_t)len * k;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, sizeof(w));
+        h = (h ^ w) * k;
+        h ^= h >> 29;
     }
-    return h;
+    uint64_t tail = 0;
+    for (size_t j = 0; i + j < len; j++)
+        tail |= (uint64_t)s[i + j] << (8 * j);
+    h = (h ^ tail) * k;
+    h ^= h >> 32;
+    return h * k;
 }
 
 int mqtt_alias_out_create(uint16_t alias_max, struct mqtt_alias_out **out)
