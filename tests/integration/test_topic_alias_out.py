@@ -320,3 +320,70 @@ def test_websocket_and_tls_clients_get_aliases(start_broker, certs, transport):
     got = receive(s, r, 5)
     assert [(t, pl) for t, pl, _ in got] == [(LONG, b"%d" % i) for i in range(5)]
     assert [kind(p) for _, _, p in got] == ["full", "assign", "alias", "alias", "alias"]
+
+
+# ------------------------------------------------------------------ real clients
+
+def test_paho_v5_sees_the_right_topic_on_every_message(b):
+    """paho-mqtt 1.6 (Debian) passes alias-only PUBLISHes to the application with an empty
+    topic and the Topic Alias in the properties: resolving them is the application's job once
+    it offers a Topic Alias Maximum, and this is what it sees."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+    props = Properties(PacketTypes.CONNECT)
+    props.TopicAliasMaximum = 6
+    sub = b.paho("paho-sub", version=5, props=props)
+    sub.subscribe("alias-out/#", qos=1)
+    pub = b.connect("pub")
+    topics = ["alias-out/paho/%d/%s" % (i, "p" * 50) for i in range(3)]
+    sent = publish_rounds(pub, topics, 8)
+    table, kinds, got = {}, [], []
+    for _ in sent:
+        msg = sub.get()
+        alias = getattr(msg.properties, "TopicAlias", None)
+        topic = msg.topic
+        if alias is not None:
+            assert 1 <= alias <= 6, alias
+            if topic:
+                table[alias] = topic
+                kinds.append("assign")
+            else:
+                assert alias in table, "alias %d never set" % alias
+                topic = table[alias]
+                kinds.append("alias")
+        else:
+            kinds.append("full")
+        got.append((topic, msg.payload))
+    assert got == sent
+    assert kinds.count("assign") == 3 and kinds.count("alias") == len(sent) - 6, kinds
+
+
+MQTTJS_TRANSPORTS = {"tcp": ("mqtt", "mqtt", "", False), "wss": ("https", "wss", "/mqtt", True)}
+
+
+@pytest.mark.parametrize("transport", list(MQTTJS_TRANSPORTS))
+def test_mqttjs_resolves_every_alias_to_the_right_topic(start_broker, certs, transport):
+    import json
+    import os
+    import shutil
+    import subprocess
+
+    import jsdeps
+    jsdeps.node_modules()
+    node = shutil.which("node")
+    assert node is not None, "node is not installed (run scripts/install-deps.sh)"
+    b = start_broker(extra_args=jsdeps.all_listeners_args(str(certs)))
+    kind_, scheme, path, needs_ca = MQTTJS_TRANSPORTS[transport]
+    url = "%s://%s%s" % (scheme, jsdeps.listener(b, kind_), path)
+    argv = [node, os.path.join(jsdeps.JS_DIR, "mqttjs_topic_alias.js"), url, "--alias-max", "8",
+            "--topics", "12", "--rounds", "10"]
+    if needs_ca:
+        argv += ["--ca", str(certs / "ca.pem")]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    lines = r.stdout.strip().splitlines()
+    assert lines, "no output (exit %d): %s" % (r.returncode, r.stderr)
+    result = json.loads(lines[-1])
+    assert r.returncode == 0 and result["ok"] is True, (result, r.stderr)
+    assert result["received"] == 120
+    # 12 topics round robin over 8 aliases: 8 are aliased from their second message on.
+    assert result["alias_set"] >= 8 and result["alias_only"] >= 8 * 8, result
