@@ -86,6 +86,46 @@ def test_alias_on_second_message_then_alias_only(b, qos):
     assert all(p.qos == qos for _, _, p in got)
 
 
+def test_persistent_qos2_subscriber_deliveries_sent_after_the_commit_use_aliases(b):
+    """A stored QoS 2 delivery goes out only once its packet id is durable (sent later, from
+    the commit callback): the alias decision is made then, in sending order."""
+    s = b.connect_persistent("p2", props={"topic_alias_maximum": 3})
+    s.subscribe([("alias-out/#", 2)])
+    r = Resolver(3)
+    pub = b.connect("pub")
+    topics = ["alias-out/q2/%d/%s" % (i, "z" * 30) for i in range(2)]
+    sent = publish_rounds(pub, topics, 4, qos=2)
+    got = receive(s, r, len(sent))
+    assert [(t, pl) for t, pl, _ in got] == sent
+    assert [kind(p) for _, _, p in got] == ["full"] * 2 + ["assign"] * 2 + ["alias"] * 4
+    assert all(p.qos == 2 for _, _, p in got)
+
+
+def test_metrics_count_assigned_and_alias_only_publishes(start_broker):
+    import urllib.request
+    b = start_broker(extra_args=["--http", "127.0.0.1:0"])
+    s, r = subscriber(b, "sub", alias_max=4)
+    pub = b.connect("pub")
+    for i in range(6):
+        pub.publish_acked(LONG, b"%d" % i)
+    assert [kind(p) for _, _, p in receive(s, r, 6)] == ["full", "assign"] + ["alias"] * 4
+    http = b.events("ready")[-1]["http"][0]
+    with urllib.request.urlopen("http://%s/metrics" % http, timeout=10) as resp:
+        text = resp.read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line.startswith("ledgermq_topic_alias_out"):
+            name, value = line.rsplit(" ", 1)
+            values[name] = int(value)
+    assert values == {
+        'ledgermq_topic_alias_out_total{kind="assigned"}': 1,
+        'ledgermq_topic_alias_out_total{kind="used"}': 4,
+        # Each alias-only PUBLISH leaves out the 100-byte topic and adds the 3-byte property.
+        'ledgermq_topic_alias_out_bytes_total{kind="saved"}': 4 * 97,
+        'ledgermq_topic_alias_out_bytes_total{kind="spent"}': 3,
+    }
+
+
 def test_interleaved_topics_map_to_the_right_topic(b):
     s, r = subscriber(b, "sub", alias_max=8)
     pub = b.connect("pub")
@@ -125,11 +165,11 @@ def hot_topics(count):
     return ["alias-out/hot/%02d/%s" % (i, "h" * 30) for i in range(count)]
 
 
-def publish_rounds(pub, topics, rounds):
+def publish_rounds(pub, topics, rounds, qos=1):
     sent = []
     for n in range(rounds):
         for t in topics:
-            pub.publish_acked(t, b"%d" % n)
+            pub.publish_acked(t, b"%d" % n, qos=qos)
             sent.append((t, b"%d" % n))
     return sent
 
