@@ -176,7 +176,8 @@ LONG_TOPICS_RUNS = [
      "LedgerMQ always, aliases off"),
     ("mosquitto", "mosquitto", "", "mosquitto (sends no aliases)"),
 ]
-PARTS = [sc["key"] for sc in SCENARIOS] + [LONG_TOPICS_KEY, IDLE_KEY, RESTART_KEY, TRANSPORTS_KEY]
+PARTS = [sc["key"] for sc in SCENARIOS] + [LONG_TOPICS_KEY, IDLE_KEY, RESTART_KEY,
+                                            TRANSPORTS_KEY]
 # The transports part: which brokers (both have WebSocket and TLS listeners), which transports.
 TRANSPORT_BROKERS = ["ledgermq-always", "mosquitto"]
 TRANSPORTS = [("tcp", "TCP"), ("ws", "WebSocket"), ("tls", "TLS"), ("wss", "WebSocket over TLS")]
@@ -691,8 +692,9 @@ def long_topics_report(long_topics):
     L = ["## Long topic names: bytes per message at the subscriber", ""]
     L.append("%s: `ledgermq bench %s`. The subscriber connects with Topic Alias Maximum 65535 "
              "and resolves the aliases it gets (an alias-only PUBLISH for an alias never set "
-             "fails the run; one that resolves to another topic is counted foreign). Bytes per message = the PUBLISH packets the subscriber "
-             "received (fixed header included) / their count; a plain PUBLISH here is 272 "
+             "fails the run; one that resolves to another topic is counted foreign). Bytes "
+             "per message = the PUBLISH packets the subscriber received (fixed header "
+             "included) / their count; a plain PUBLISH here is 272 "
              "bytes (200-byte topic, packet id, property length, 64 B payload). LedgerMQ "
              "gives the topic an alias on its second PUBLISH to the subscriber and sends "
              "alias-only PUBLISHes after that; with `max_topic_alias_out = 0` it sends the "
