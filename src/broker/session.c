@@ -139,8 +139,7 @@ void session_overflow_end(struct session *s)
     session_log(s, LMQ_LOG_WARN, "session_ended_overflow");
     /* Not here: this runs while a message is routed (maybe one this session's own client
      * published), and ending publishes its will. Next loop turn, like an expiry. */
-    uv_timer_stop(&s->timer);
-    uv_timer_start(&s->timer, session_on_timer, 0, 0);
+    session_arm_timer(s);
 }
 
 /* queue_overflow = end_session, on the loop turn after the overflow: the session ends as if it
@@ -178,6 +177,12 @@ static void session_on_timer(uv_timer_t *t)
 
 void session_arm_timer(struct session *s)
 {
+    if (s->overflow_ending) {
+        /* Ending on the next turn (session_overflow_end): nothing later may push that back. */
+        uv_timer_stop(&s->timer);
+        uv_timer_start(&s->timer, session_on_timer, 0, 0);
+        return;
+    }
     uint64_t due = 0;
     if (s->will_due_ms != 0)
         due = s->will_due_ms;
