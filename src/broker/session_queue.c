@@ -711,7 +711,6 @@ static void session_backlog_missing(struct session *s)
     s->queued_bytes -= LMQ_MIN(s->queued_bytes, s->stored_backlog_bytes);
     s->stored_backlog = 0;
     s->stored_backlog_bytes = 0;
-    s->unsynced_count = 0;
 }
 
 /* Frees the unsynced deliveries the store's reader sees now (their commit is done) or that are
@@ -908,6 +907,7 @@ void session_free_deliveries(struct session *s)
     s->memory_queued = 0;
     s->stored_backlog = 0;
     s->stored_backlog_bytes = 0;
+    s->unsynced_count = 0;
 }
 
 /* Gives d the next queue position and writes its row (with its flow state and packet id). */
