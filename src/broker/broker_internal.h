@@ -152,6 +152,16 @@ struct session {
     uint64_t paged_seq;      /* stored rows up to here are in memory (or done) */
     uint32_t stored_backlog; /* stored rows not in memory: paged in as the window frees */
     uint64_t stored_backlog_bytes;
+    /* Backlog deliveries whose rows are in a commit not yet done (send_after: its batch): the
+     * store's reader can't see them, so queue_overflow finds its oldest rows here. Freed once
+     * committed; in seq order. */
+    struct list_node unsynced;
+    uint32_t unsynced_count;
+    uint64_t dropped_seq;    /* stored rows in (paged_seq, dropped_seq] still QUEUED were dropped
+                                by queue_overflow (their deletes may not be committed yet) */
+    uint32_t dropped_untold; /* dropped by queue_overflow since the client was last told */
+    bool overflow_logged;    /* a queue_overflow line was logged; again once it drained */
+    bool overflow_ending;    /* queue_overflow = end_session: ends on the next loop turn */
     uint32_t inflight_count;
     uint32_t inflight_unsent; /* inflight deliveries whose packet waits for a commit */
     uint16_t next_packet_id;
@@ -314,8 +324,11 @@ struct broker_stats {
     uint64_t bytes_in;
     uint64_t bytes_out;
     uint64_t refused_quota;
-    uint64_t qos0_dropped;  /* QoS 0 budget (max_queued_qos0) or the session's queue full */
-    uint64_t qos0_gave_way; /* queued QoS 0 dropped to make room for QoS 1/2 */
+    uint64_t qos0_dropped;     /* QoS 0 budget (max_queued_qos0) or the session's queue full */
+    uint64_t qos0_gave_way;    /* queued QoS 0 dropped to make room for QoS 1/2 */
+    uint64_t overflow_dropped; /* QoS 1/2 deliveries dropped by queue_overflow drop_oldest */
+    uint64_t overflow_ended;   /* sessions ended by queue_overflow end_session */
+    uint64_t overflow_identity_left; /* id/ deliveries not queued to a full session (resync) */
     uint64_t expired_dropped;
     uint64_t oversize_dropped;
     uint64_t alias_out_assigned;    /* PUBLISHes that gave a topic an alias towards a client */
@@ -778,6 +791,18 @@ bool session_queue_has_room_qos0(const struct session *s, size_t msg_bytes);
 /* Counts (and logs, at most once a second) a QoS 0 delivery dropped: limit names why (NULL: no
  * room in the QoS 0 budget or the queue, worked out here). */
 void session_qos0_dropped(struct session *s, const char *limit);
+/* queue_overflow drop_oldest: drops s's oldest queued, never sent QoS 1/2 deliveries (in memory,
+ * then stored rows, deleted in the open batch) until a QoS 1/2 delivery of msg_bytes has room,
+ * and counts them (metrics, s->dropped_untold). False when even that leaves no room (the
+ * inflight window fills the queue, or msg_bytes alone is over max_queued_bytes): then the new
+ * delivery is counted as dropped too, and the caller does not queue it. */
+bool session_queue_drop_oldest(struct session *s, size_t msg_bytes);
+/* Logs a queue_overflow line for s the first time its queue overflows (again only once it
+ * drained or reconnected): what it does (a policy name, or "resync" under id/) and the rule. */
+void session_queue_overflow_log(struct session *s, const char *action, const char *rule);
+/* queue_overflow end_session: s takes nothing more and ends on the next loop turn as if it
+ * expired (its connection, if any, gets DISCONNECT 0x97 first). Counted and logged. */
+void session_overflow_end(struct session *s);
 /* Queues m for s. A QoS 0 delivery without room is dropped (counted); a QoS 1/2 one first drops
  * queued QoS 0 deliveries, oldest first, while the queue is over its limits. */
 void session_enqueue(struct session *s, struct msg *m, uint8_t qos, bool retain,
@@ -844,9 +869,10 @@ void msg_unref(struct msg *m);
 bool msg_expired(const struct msg *m, int64_t now_unix_ms, uint32_t *remaining_s);
 /*
  * Routes m to every matching subscription. publisher is the sending session
- * (for no-local), or NULL for wills. Returns MQTT_RC_SUCCESS,
- * MQTT_RC_NO_MATCHING_SUBSCRIBERS, or MQTT_RC_QUOTA_EXCEEDED when a QoS>0
- * delivery would overflow a session queue (then nothing was enqueued).
+ * (for no-local), or NULL for wills. A session whose queue is full gets what
+ * its queue_overflow policy says (drop its oldest, end, or refuse). Returns
+ * MQTT_RC_SUCCESS, MQTT_RC_NO_MATCHING_SUBSCRIBERS, or MQTT_RC_QUOTA_EXCEEDED
+ * when a full session's policy is refuse (then nothing was enqueued).
  */
 uint8_t route_publish(struct broker *b, struct msg *m, struct session *publisher);
 

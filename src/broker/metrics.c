@@ -122,7 +122,7 @@ static int metrics_broker(struct broker *b, struct http_buf *out)
     rc |= METRIC(out, "refused_total", "counter", "Publishes refused (0x97 or backpressure).");
     rc |= http_buf_printf(out, "ledgermq_refused_total{reason=\"quota\"} %" PRIu64 "\n",
                           st->refused_quota);
-    rc |= METRIC(out, "dropped_total", "counter", "Deliveries discarded as the spec allows.");
+    rc |= METRIC(out, "dropped_total", "counter", "Deliveries discarded, by reason.");
     rc |= http_buf_printf(out, "ledgermq_dropped_total{reason=\"qos0_queue_full\"} %" PRIu64 "\n",
                           st->qos0_dropped);
     rc |= http_buf_printf(out, "ledgermq_dropped_total{reason=\"qos0_gave_way\"} %" PRIu64 "\n",
@@ -132,6 +132,16 @@ static int metrics_broker(struct broker *b, struct http_buf *out)
     rc |= http_buf_printf(out,
                           "ledgermq_dropped_total{reason=\"too_large_for_client\"} %" PRIu64 "\n",
                           st->oversize_dropped);
+    rc |= http_buf_printf(out, "ledgermq_dropped_total{reason=\"queue_overflow\"} %" PRIu64 "\n",
+                          st->overflow_dropped);
+    rc |= http_buf_printf(out,
+                          "ledgermq_dropped_total{reason=\"queue_full_id_resync\"} %" PRIu64 "\n",
+                          st->overflow_identity_left);
+    rc |= METRIC(out, "sessions_ended_total", "counter",
+                 "Sessions ended by the broker before their expiry, by reason.");
+    rc |= http_buf_printf(out,
+                          "ledgermq_sessions_ended_total{reason=\"queue_overflow\"} %" PRIu64 "\n",
+                          st->overflow_ended);
     rc |= METRIC(out, "topic_alias_out_total", "counter",
                  "PUBLISHes to clients that assigned a topic alias or used one (alias-only).");
     rc |= http_buf_printf(out, "ledgermq_topic_alias_out_total{kind=\"assigned\"} %" PRIu64 "\n",

@@ -14,6 +14,9 @@ struct route_target {
     struct session *session;
     uint8_t qos;
     bool retain_as_published;
+    bool full;                       /* no room for this QoS 1/2 delivery: policy says what */
+    enum lmq_overflow_policy policy; /* queue_overflow for this session and topic */
+    const char *rule;                /* what chose policy (for the log) */
     uint8_t sub_id_count;
     uint32_t sub_ids[MQTT_SUB_IDS_MAX];
 };
@@ -254,12 +257,12 @@ static bool route_eligible(void *arg, void *owner)
 /*
  * Whether s can take a delivery of qos at all. An offline session keeps only QoS>0 deliveries,
  * and only when it is durable; a clean session whose connection is going away (its will being
- * published, possibly on a topic it subscribed to itself) or a session being destroyed takes
- * nothing: the message is not lost to it, the session is ending.
+ * published, possibly on a topic it subscribed to itself), a session being destroyed or one
+ * queue_overflow is ending takes nothing: the message is not lost to it, the session is ending.
  */
 static bool route_can_receive(const struct session *s, uint8_t qos)
 {
-    if (s->closing)
+    if (s->closing || s->overflow_ending)
         return false;
     if (s->conn != NULL)
         return true;
@@ -289,6 +292,53 @@ static int route_commit_first(struct broker *b, struct msg *m, const struct rout
     return LMQ_OK;
 }
 
+/* The queue_overflow policy for message m finding s's queue full: the first [queue_overflow]
+ * rule that matches s's owner (principal rules) or m's topic (topic rules), else [limits]
+ * queue_overflow. *rule names what decided (static or config storage). */
+static enum lmq_overflow_policy route_overflow_policy(const struct broker *b,
+                                                      const struct session *s, const struct msg *m,
+                                                      const char **rule)
+{
+    const struct lmq_config *cfg = &b->cfg;
+    LMQ_ASSERT(cfg->overflow_rule_count <= LMQ_OVERFLOW_RULES_MAX);
+    for (size_t i = 0; i < cfg->overflow_rule_count; i++) {
+        const struct lmq_overflow_rule *r = &cfg->overflow_rules[i];
+        bool hit = r->topic ? mqtt_topic_matches((const uint8_t *)r->pattern, strlen(r->pattern),
+                                                 m->topic.data, m->topic.len)
+                            : strcmp(r->pattern, s->owner) == 0;
+        if (hit) {
+            *rule = r->pattern;
+            return r->policy;
+        }
+    }
+    *rule = "[limits] queue_overflow";
+    return cfg->limits.queue_overflow;
+}
+
+/*
+ * A QoS 1/2 delivery t's session has no room for, under a policy other than refuse: true when m
+ * is to be queued for it after all (drop_oldest made room). Under id/ nothing is dropped or
+ * ended: the envelope is in the ledger and the client's resync brings it, so the delivery is
+ * just not queued for this session.
+ */
+static bool route_overflow(struct broker *b, const struct route_target *t, const struct msg *m,
+                           bool identity_topic)
+{
+    struct session *s = t->session;
+    LMQ_ASSERT(t->full && (identity_topic || t->policy != LMQ_OVERFLOW_REFUSE));
+    if (identity_topic) {
+        b->stats.overflow_identity_left++;
+        session_queue_overflow_log(s, "resync", "id/");
+        return false;
+    }
+    session_queue_overflow_log(s, lmq_overflow_policy_name(t->policy), t->rule);
+    if (t->policy == LMQ_OVERFLOW_END_SESSION) {
+        session_overflow_end(s);
+        return false;
+    }
+    return session_queue_drop_oldest(s, m->size_bytes);
+}
+
 uint8_t route_publish(struct broker *b, struct msg *m, struct session *publisher)
 {
     LMQ_ASSERT(m != NULL);
@@ -298,12 +348,19 @@ uint8_t route_publish(struct broker *b, struct msg *m, struct session *publisher
     sub_tree_match(b->subs, m->topic.data, m->topic.len, route_on_match, route_eligible, &ctx);
     if (ctx.oom)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
-    /* Refuse, never drop: a QoS>0 delivery that does not fit refuses the whole publish. */
+    /* A QoS>0 delivery that does not fit: its session's queue_overflow policy decides. Every
+     * target is decided before anything is queued, so a refusal leaves no copy anywhere. */
     for (size_t i = 0; i < ctx.count; i++) {
-        const struct route_target *t = &b->route_targets[i];
-        if (t->qos > 0 && route_can_receive(t->session, t->qos) &&
-            !session_queue_has_room(t->session, m->size_bytes))
+        struct route_target *t = &b->route_targets[i];
+        t->full = t->qos > 0 && route_can_receive(t->session, t->qos) &&
+                  !session_queue_has_room(t->session, m->size_bytes);
+        if (!t->full || ctx.identity_topic)
+            continue;
+        t->policy = route_overflow_policy(b, t->session, m, &t->rule);
+        if (t->policy == LMQ_OVERFLOW_REFUSE) {
+            session_queue_overflow_log(t->session, "refuse", t->rule);
             return MQTT_RC_QUOTA_EXCEEDED;
+        }
     }
     if (route_commit_first(b, m, &ctx) != LMQ_OK)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
@@ -315,6 +372,8 @@ uint8_t route_publish(struct broker *b, struct msg *m, struct session *publisher
             session_qos0_dropped(t->session, NULL);
             continue;
         }
+        if (t->full && !route_overflow(b, t, m, ctx.identity_topic))
+            continue;
         session_enqueue(t->session, m, t->qos, t->retain_as_published && m->retain, t->sub_ids,
                         t->sub_id_count);
     }

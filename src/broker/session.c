@@ -117,6 +117,8 @@ void session_destroy(struct session *s)
     uv_close((uv_handle_t *)&s->timer, session_free_cb);
 }
 
+static void session_on_timer(uv_timer_t *t);
+
 /* The session ends for good: its delayed will goes out, its stored state is deleted. */
 static void session_end(struct session *s)
 {
@@ -127,9 +129,42 @@ static void session_end(struct session *s)
     session_destroy(s); /* releases its quota count too */
 }
 
+void session_overflow_end(struct session *s)
+{
+    LMQ_ASSERT(s != NULL && !s->closing);
+    if (s->overflow_ending)
+        return;
+    s->overflow_ending = true;
+    s->broker->stats.overflow_ended++;
+    session_log(s, LMQ_LOG_WARN, "session_ended_overflow");
+    /* Not here: this runs while a message is routed (maybe one this session's own client
+     * published), and ending publishes its will. Next loop turn, like an expiry. */
+    session_arm_timer(s);
+}
+
+/* queue_overflow = end_session, on the loop turn after the overflow: the session ends as if it
+ * expired; a client still connected is told why (v5 DISCONNECT 0x97) and closed first. */
+static void session_overflow_finish(struct session *s)
+{
+    LMQ_ASSERT(s->overflow_ending && !s->closing);
+    struct conn *c = s->conn;
+    if (c == NULL) {
+        session_end(s);
+        return;
+    }
+    /* So the detach that closing the connection does ends it (now, or when a connection
+     * already closing is freed). */
+    s->expiry_s = 0;
+    conn_disconnect(c, MQTT_RC_QUOTA_EXCEEDED);
+}
+
 static void session_on_timer(uv_timer_t *t)
 {
     struct session *s = t->data;
+    if (s->overflow_ending) {
+        session_overflow_finish(s);
+        return;
+    }
     uint64_t now = broker_now_ms(s->broker);
     if (s->will_due_ms != 0 && now >= s->will_due_ms)
         session_publish_will(s);
@@ -142,6 +177,12 @@ static void session_on_timer(uv_timer_t *t)
 
 void session_arm_timer(struct session *s)
 {
+    if (s->overflow_ending) {
+        /* Ending on the next turn (session_overflow_end): nothing later may push that back. */
+        uv_timer_stop(&s->timer);
+        uv_timer_start(&s->timer, session_on_timer, 0, 0);
+        return;
+    }
     uint64_t due = 0;
     if (s->will_due_ms != 0)
         due = s->will_due_ms;
@@ -207,6 +248,7 @@ struct session *session_create(struct broker *b, const uint8_t *id, size_t id_le
     list_init(&s->queue);
     list_init(&s->queue0);
     list_init(&s->inflight);
+    list_init(&s->unsynced);
     uv_timer_init(&b->loop, &s->timer);
     s->timer.data = s;
     /* Session timers never keep the loop alive on their own: shutdown must not wait for them. */
@@ -329,7 +371,8 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
         LMQ_ASSERT(s->conn == NULL);
     }
     uint64_t carried_seq = 0;
-    if (s != NULL && connect->clean_start) {
+    /* A session queue_overflow is ending is not resumed: it ends now (session present 0). */
+    if (s != NULL && (connect->clean_start || s->overflow_ending)) {
         /* Sequence numbers continue, so rows of the old session can never be paged in. */
         carried_seq = s->next_seq;
         session_end(s);
@@ -350,6 +393,7 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
     s->expires_ms = 0;
     s->conn = c;
     c->session = s;
+    s->overflow_logged = false; /* a new connection: its first overflow is logged again */
     if (s->owner[0] == '\0') {
         /* New, or written by an older version that recorded only identities: claimed now, and
          * counted against its new owner from here on. */

@@ -11,6 +11,7 @@
  */
 #include "broker/broker_internal.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* Rows read from the store per page. */
@@ -19,6 +20,18 @@
 #define SESSION_MEMORY_QUEUE_MAX 512
 /* Pages read per pump: bounds the work one pump does before yielding. */
 #define SESSION_PAGES_PER_PUMP 4
+
+static void session_wait_commit(struct session *s);
+
+/* An unsynced delivery (a backlog row whose commit was running) is no longer needed. */
+static void session_unsynced_free(struct session *s, struct delivery *d)
+{
+    LMQ_ASSERT(s->unsynced_count > 0);
+    list_unlink(&d->link);
+    s->unsynced_count--;
+    msg_unref(d->msg);
+    free(d);
+}
 
 static void queue_record(struct session *s, enum store_record_type type, const struct delivery *d)
 {
@@ -67,6 +80,8 @@ static void delivery_done(struct session *s, struct delivery *d)
         queue_record(s, STORE_QUEUE_DELETE, d);
     msg_unref(d->msg);
     free(d);
+    if (s->queued_count == 0)
+        s->overflow_logged = false; /* drained: the next overflow is news again */
 }
 
 /*
@@ -140,6 +155,126 @@ static void session_qos0_give_way(struct session *s, size_t msg_bytes)
     }
 }
 
+/* Counts n deliveries s lost to queue_overflow: in /metrics, and for the client's next PUBLISH. */
+static void session_count_dropped(struct session *s, uint32_t n)
+{
+    s->broker->stats.overflow_dropped += n;
+    s->dropped_untold = n > UINT32_MAX - s->dropped_untold ? UINT32_MAX : s->dropped_untold + n;
+}
+
+/*
+ * The oldest row of the stored backlog: the committed one the store's reader finds, or an
+ * unsynced one (its commit still running), whichever comes first. Both are in seq order, and a
+ * row the reader sees may still be listed as unsynced (its completion not run yet): then it is
+ * the same row. False when the backlog has no queued row (only rows in flight before a restart).
+ */
+static bool session_backlog_oldest(struct session *s, struct store_queue_head *out,
+                                   struct delivery **listed)
+{
+    struct broker *b = s->broker;
+    uint64_t cursor = LMQ_MAX(s->paged_seq, s->dropped_seq);
+    struct store_queue_head row;
+    bool found = false;
+    if (store_queue_oldest(b->store, (struct mqtt_bytes){s->client_id, s->client_id_len}, cursor,
+                           &row, &found) != LMQ_OK)
+        broker_fail_stop(b, "queue read", LMQ_EIO);
+    *listed = NULL;
+    size_t guard = (size_t)s->unsynced_count + 1;
+    for (struct list_node *n = s->unsynced.next; n != &s->unsynced && guard-- > 0; n = n->next) {
+        struct delivery *d = list_entry(n, struct delivery, link);
+        if (d->seq > cursor) {
+            *listed = d;
+            break;
+        }
+    }
+    if (found && (*listed == NULL || row.seq <= (*listed)->seq)) {
+        if (*listed != NULL && (*listed)->seq != row.seq)
+            *listed = NULL;
+        *out = row;
+        return true;
+    }
+    if (*listed == NULL)
+        return false;
+    *out = (struct store_queue_head){.seq = (*listed)->seq,
+                                     .msg_id = (*listed)->msg->id,
+                                     .size_bytes = (*listed)->msg->size_bytes};
+    return true;
+}
+
+/* Drops the oldest row of the stored backlog: its delete goes into the open batch, and it is
+ * skipped if paged in before that commits (dropped_seq). False when there is none. */
+static bool session_drop_backlog_row(struct session *s)
+{
+    LMQ_ASSERT(s->stored_backlog > 0 && list_empty(&s->queue));
+    struct store_queue_head row;
+    struct delivery *listed = NULL;
+    if (!session_backlog_oldest(s, &row, &listed))
+        return false;
+    struct store_record rec = {
+        .type = STORE_QUEUE_DELETE,
+        .client_id = {s->client_id, s->client_id_len},
+        .msg_id = row.msg_id,
+        .seq = row.seq,
+        .size_bytes = row.size_bytes,
+    };
+    broker_store_write(s->broker, &rec);
+    if (listed != NULL)
+        session_unsynced_free(s, listed);
+    s->dropped_seq = row.seq;
+    s->stored_backlog--;
+    s->stored_backlog_bytes -= LMQ_MIN(s->stored_backlog_bytes, row.size_bytes);
+    LMQ_ASSERT(s->queued_count > 0);
+    s->queued_count--;
+    s->queued_bytes -= LMQ_MIN(s->queued_bytes, row.size_bytes);
+    return true;
+}
+
+bool session_queue_drop_oldest(struct session *s, size_t msg_bytes)
+{
+    LMQ_ASSERT(s != NULL && !s->closing);
+    uint32_t dropped = 0;
+    /* Each pass drops one delivery or stops: bounded by what is queued. */
+    size_t guard = (size_t)s->queued_count + 1;
+    while (!session_queue_has_room(s, msg_bytes) && guard-- > 0) {
+        if (!list_empty(&s->queue)) {
+            /* In memory: older than every row of the backlog (paged in from its head). */
+            struct delivery *d = list_entry(s->queue.next, struct delivery, link);
+            LMQ_ASSERT(d->state == DELIVERY_QUEUED && d->qos > 0);
+            list_unlink(&d->link);
+            s->memory_queued--;
+            delivery_done(s, d);
+        } else if (s->stored_backlog == 0 || !session_drop_backlog_row(s)) {
+            break; /* only deliveries in flight are left: never dropped */
+        }
+        dropped++;
+    }
+    bool room = session_queue_has_room(s, msg_bytes);
+    session_count_dropped(s, dropped + (room ? 0 : 1));
+    return room;
+}
+
+void session_queue_overflow_log(struct session *s, const char *action, const char *rule)
+{
+    if (s->overflow_logged)
+        return;
+    s->overflow_logged = true;
+    const struct lmq_limits *lim = &s->broker->cfg.limits;
+    struct lmq_log_line line;
+    if (lmq_log_begin(&line, LMQ_LOG_WARN, "queue_overflow")) {
+        lmq_log_strn(&line, "client_id", s->client_id, s->client_id_len);
+        lmq_log_str(&line, "owner", s->owner);
+        lmq_log_str(&line, "policy", action);
+        lmq_log_str(&line, "rule", rule);
+        lmq_log_str(&line, "limit",
+                    s->queued_count - s->queued0_count >= lim->max_queued_messages
+                        ? "max_queued_messages"
+                        : "max_queued_bytes");
+        lmq_log_uint(&line, "queued", s->queued_count - s->queued0_count);
+        lmq_log_bool(&line, "online", s->conn != NULL);
+        lmq_log_end(&line);
+    }
+}
+
 static struct delivery *delivery_new(struct msg *m, uint8_t qos, bool retain,
                                      const uint32_t *sub_ids, size_t sub_id_count)
 {
@@ -191,11 +326,14 @@ void session_enqueue(struct session *s, struct msg *m, uint8_t qos, bool retain,
         queue_record(s, STORE_QUEUE_PUT, d);
     }
     if (backlog) {
-        /* Lives only in the store until it is paged in. */
+        /* Lives only in the store until it is paged in; kept (unsynced) until its row is
+         * committed only so that queue_overflow can find the oldest rows meanwhile. */
         s->stored_backlog++;
         s->stored_backlog_bytes += m->size_bytes;
-        msg_unref(d->msg);
-        free(d);
+        d->send_after = broker_batch_seq(s->broker);
+        list_push_back(&s->unsynced, &d->link);
+        s->unsynced_count++;
+        session_wait_commit(s);
         return;
     }
     if (stored)
@@ -302,6 +440,57 @@ static int session_send_publish(struct session *s, struct delivery *d, bool dup)
     return conn_send_publish(s->conn, &pkt, size);
 }
 
+/* The user property that tells an MQTT 5 client how many messages queue_overflow dropped. */
+#define SESSION_DROPPED_PROP "ledgermq-dropped"
+#define SESSION_DROPPED_PROP_MAX_BYTES (1 + 2 + sizeof(SESSION_DROPPED_PROP) + 2 + 10)
+
+/*
+ * Sends a delivery's first PUBLISH (pkt, size_bytes as built). An MQTT 5 client that lost
+ * messages to queue_overflow since it was last told gets the count with it, as the user
+ * property ledgermq-dropped after the message's own, unless that would make the packet too
+ * big for the client (then the next one carries it).
+ */
+static int session_send_first(struct session *s, struct mqtt_packet *pkt, size_t size_bytes)
+{
+    struct conn *c = s->conn;
+    LMQ_ASSERT(c != NULL && pkt->type == MQTT_PUBLISH);
+    if (s->dropped_untold == 0 || c->version != MQTT_V5)
+        return conn_send_publish(c, pkt, size_bytes);
+    struct mqtt_props *p = &pkt->u.publish.props;
+    size_t cap = p->user_props.len + SESSION_DROPPED_PROP_MAX_BYTES;
+    uint8_t *props = malloc(cap);
+    size_t used = p->user_props.len;
+    char count[16];
+    int n = snprintf(count, sizeof(count), "%u", s->dropped_untold);
+    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(count));
+    struct mqtt_packet told = *pkt;
+    size_t told_size = 0;
+    bool fits = props != NULL;
+    if (fits) {
+        if (used > 0)
+            memcpy(props, p->user_props.data, used);
+        fits = mqtt_user_prop_append(props, cap, &used, SESSION_DROPPED_PROP, count) == LMQ_OK;
+    }
+    if (fits) {
+        struct mqtt_props *tp = &told.u.publish.props;
+        tp->user_props = (struct mqtt_bytes){props, used};
+        tp->user_prop_count++;
+        tp->present |= MQTT_PROP_BIT(MQTT_PROP_USER_PROPERTY);
+        fits = mqtt_encoded_size(&told, c->version, &told_size) == LMQ_OK &&
+               told_size <= c->max_packet_out;
+    }
+    int rc;
+    if (fits) {
+        rc = conn_send_publish(c, &told, told_size);
+        if (rc == LMQ_OK)
+            s->dropped_untold = 0;
+    } else {
+        rc = conn_send_publish(c, pkt, size_bytes);
+    }
+    free(props);
+    return rc;
+}
+
 static void session_send_pubrel(struct session *s, uint16_t packet_id)
 {
     struct mqtt_packet pkt = {.type = MQTT_PUBREL};
@@ -347,7 +536,7 @@ static void session_flush_unsent(struct session *s)
             struct mqtt_packet pkt;
             size_t size = 0;
             if (session_build_publish(s, d, false, &pkt, &size) == LMQ_OK)
-                (void)conn_send_publish(s->conn, &pkt, size);
+                (void)session_send_first(s, &pkt, size);
         }
     }
 }
@@ -363,6 +552,11 @@ static int session_page_row(void *arg, const struct store_queue_row *r)
     struct page_ctx *ctx = arg;
     struct session *s = ctx->session;
     LMQ_ASSERT(r->seq > s->paged_seq);
+    if (r->state == STORE_QUEUE_QUEUED && r->seq <= s->dropped_seq) {
+        /* Dropped by queue_overflow (uncounted then); its delete is not committed yet. */
+        s->paged_seq = r->seq;
+        return 0;
+    }
     uint32_t ids[MQTT_SUB_IDS_MAX];
     size_t id_count = LMQ_MIN(r->sub_ids.len / 4, (size_t)MQTT_SUB_IDS_MAX);
     for (size_t i = 0; i < id_count; i++) {
@@ -469,7 +663,7 @@ static bool session_pump_list(struct session *s, struct list_node *list)
         int rc = session_build_publish(s, d, false, &pkt, &size);
         if (rc == LMQ_OK && !defer) {
             broker_count_out(s->broker, d->qos);
-            rc = conn_send_publish(c, &pkt, size);
+            rc = session_send_first(s, &pkt, size);
         }
         if (rc == LMQ_ETOOBIG || rc == LMQ_ENOTFOUND) {
             /* Too big for this client, or expired: the spec says discard; we count it. */
@@ -519,9 +713,29 @@ static void session_backlog_missing(struct session *s)
     s->stored_backlog_bytes = 0;
 }
 
+/* Frees the unsynced deliveries the store's reader sees now (their commit is done) or that are
+ * no longer backlog rows (paged in or dropped); waits for the next commit while any remain. */
+static void session_unsynced_prune(struct session *s)
+{
+    uint64_t committed = s->broker->committed_seq;
+    uint64_t cursor = LMQ_MAX(s->paged_seq, s->dropped_seq);
+    size_t guard = (size_t)s->unsynced_count + 1;
+    struct list_node *n = s->unsynced.next;
+    while (n != &s->unsynced && guard-- > 0) {
+        struct delivery *d = list_entry(n, struct delivery, link);
+        n = n->next;
+        if (d->send_after <= committed || d->seq <= cursor)
+            session_unsynced_free(s, d);
+    }
+    if (s->unsynced_count > 0)
+        session_wait_commit(s);
+}
+
 /* Sends queued deliveries while the client's window and the socket's output allow. */
 void session_pump(struct session *s)
 {
+    if (s->unsynced_count > 0)
+        session_unsynced_prune(s);
     struct conn *c = s->conn;
     if (c == NULL || c->state != CONN_CONNECTED || s->closing || s->hold_delivery)
         return;
@@ -640,6 +854,11 @@ void session_queue_offline(struct session *s)
      */
     bool first = true;
     guard = s->queued_count + 1;
+    /* Rows possibly still in a commit stay findable by queue_overflow (unsynced), ahead of the
+     * newer unsynced rows already there. */
+    struct broker *b = s->broker;
+    bool all_committed = b->committed_seq >= b->next_batch_seq;
+    struct list_node *newer = s->unsynced.next;
     while (!list_empty(&s->queue) && guard-- > 0) {
         struct delivery *d = list_entry(s->queue.next, struct delivery, link);
         LMQ_ASSERT(d->seq != 0);
@@ -650,14 +869,25 @@ void session_queue_offline(struct session *s)
         s->memory_queued--;
         s->stored_backlog++;
         s->stored_backlog_bytes += d->msg->size_bytes;
-        msg_unref(d->msg);
-        free(d);
+        if (all_committed) {
+            msg_unref(d->msg);
+            free(d);
+            continue;
+        }
+        d->send_after = b->next_batch_seq;
+        d->link.next = newer; /* insert before the newer ones */
+        d->link.prev = newer->prev;
+        newer->prev->next = &d->link;
+        newer->prev = &d->link;
+        s->unsynced_count++;
     }
+    if (s->unsynced_count > 0)
+        session_wait_commit(s);
 }
 
 void session_free_deliveries(struct session *s)
 {
-    struct list_node *lists[] = {&s->queue, &s->queue0, &s->inflight};
+    struct list_node *lists[] = {&s->queue, &s->queue0, &s->inflight, &s->unsynced};
     for (size_t i = 0; i < LMQ_ARRAY_LEN(lists); i++) {
         while (!list_empty(lists[i])) {
             struct delivery *d = list_entry(lists[i]->next, struct delivery, link);
@@ -677,6 +907,7 @@ void session_free_deliveries(struct session *s)
     s->memory_queued = 0;
     s->stored_backlog = 0;
     s->stored_backlog_bytes = 0;
+    s->unsynced_count = 0;
 }
 
 /* Gives d the next queue position and writes its row (with its flow state and packet id). */

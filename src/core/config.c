@@ -179,6 +179,9 @@ void lmq_config_defaults(struct lmq_config *cfg)
     l->max_queued_messages = 10000;
     l->max_queued_bytes = 67108864;
     l->max_queued_qos0 = 1000;
+    /* One offline or slow subscriber must not stop publishers for everyone else
+     * (docs/PROTOCOL.md "Queue overflow"). */
+    l->queue_overflow = LMQ_OVERFLOW_DROP_OLDEST;
     l->max_subscriptions = 1000;
     l->max_topic_alias = 64;
     /* Enough for the topics a typical subscriber hears most; each alias holds a topic copy of at
@@ -807,9 +810,123 @@ static void config__store_limit(struct lmq_limits *limits, const struct config_l
     }
 }
 
+static const char *const config__overflow_names[] = {
+    [LMQ_OVERFLOW_DROP_OLDEST] = "drop_oldest",
+    [LMQ_OVERFLOW_REFUSE] = "refuse",
+    [LMQ_OVERFLOW_END_SESSION] = "end_session",
+};
+
+const char *lmq_overflow_policy_name(enum lmq_overflow_policy p)
+{
+    LMQ_ASSERT((size_t)p < LMQ_ARRAY_LEN(config__overflow_names));
+    return config__overflow_names[p];
+}
+
+static bool config__overflow_policy(const char *s, enum lmq_overflow_policy *out)
+{
+    for (size_t i = 0; i < LMQ_ARRAY_LEN(config__overflow_names); i++) {
+        if (strcmp(s, config__overflow_names[i]) == 0) {
+            *out = (enum lmq_overflow_policy)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A session owner as the broker writes it: "anonymous", "user:<name>", "cn:<name>" or an
+ * identity id (64 lower-case hex digits). */
+static bool config__principal_valid(const char *p)
+{
+    size_t len = strlen(p);
+    if (strcmp(p, "anonymous") == 0)
+        return true;
+    if (strncmp(p, "user:", 5) == 0)
+        return len > 5 && len <= 5 + 128;
+    if (strncmp(p, "cn:", 3) == 0)
+        return len > 3 && len <= 3 + 64;
+    if (len != LMQ_IDENTITY_ID_CHARS)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+/* An MQTT topic filter ('+' and '#' whole levels, '#' last), not shared and not under id/
+ * (identity topics never follow these rules). */
+static bool config__overflow_filter_valid(const char *f)
+{
+    size_t len = strlen(f);
+    if (len == 0 || strncmp(f, "$share/", 7) == 0 || strncmp(f, "id/", 3) == 0 ||
+        strcmp(f, "id") == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        bool level_start = i == 0 || f[i - 1] == '/';
+        bool level_end = i + 1 == len || f[i + 1] == '/';
+        if (f[i] == '+' && !(level_start && level_end))
+            return false;
+        if (f[i] == '#' && !(level_start && i + 1 == len))
+            return false;
+    }
+    return true;
+}
+
+/* [queue_overflow] <policy> = principal <principal> | topic <filter>: appends a rule. */
+static int config__add_overflow_rule(struct lmq_config *cfg, const char *key, const char *value,
+                                     char *err, size_t err_len)
+{
+    struct lmq_overflow_rule rule = {0};
+    if (!config__overflow_policy(key, &rule.policy)) {
+        config__err(err, err_len,
+                    "[queue_overflow] %s: unknown key (expected drop_oldest, refuse or "
+                    "end_session = principal <principal> | topic <filter>)",
+                    key);
+        return LMQ_EINVAL;
+    }
+    const char *pattern = NULL;
+    if (strncmp(value, "principal ", 10) == 0) {
+        pattern = value + 10;
+    } else if (strncmp(value, "topic ", 6) == 0) {
+        pattern = value + 6;
+        rule.topic = true;
+    }
+    while (pattern != NULL && *pattern == ' ')
+        pattern++;
+    bool ok = pattern != NULL && config__copy(rule.pattern, sizeof(rule.pattern), pattern) &&
+              (rule.topic ? config__overflow_filter_valid(rule.pattern)
+                          : config__principal_valid(rule.pattern));
+    if (!ok) {
+        config__err(err, err_len,
+                    "[queue_overflow] %s: expected \"principal <anonymous | user:NAME | cn:NAME | "
+                    "identity id>\" or \"topic <filter, not shared, not under id/, at most %d "
+                    "bytes>\", got \"%.*s%s\"",
+                    key, LMQ_OVERFLOW_PATTERN_MAX_BYTES - 1, config__show_len(value), value,
+                    config__show_more(value));
+        return LMQ_EINVAL;
+    }
+    if (cfg->overflow_rule_count >= LMQ_OVERFLOW_RULES_MAX) {
+        config__err(err, err_len, "[queue_overflow] %s: at most %d rules", key,
+                    LMQ_OVERFLOW_RULES_MAX);
+        return LMQ_EINVAL;
+    }
+    cfg->overflow_rules[cfg->overflow_rule_count++] = rule;
+    return 0;
+}
+
 static int config__set_limit(struct lmq_config *cfg, const char *key, const char *value, char *err,
                              size_t err_len)
 {
+    if (strcmp(key, "queue_overflow") == 0) {
+        if (!config__overflow_policy(value, &cfg->limits.queue_overflow)) {
+            config__err(err, err_len,
+                        "[limits] queue_overflow: expected drop_oldest, refuse or end_session, "
+                        "got \"%.*s%s\"",
+                        config__show_len(value), value, config__show_more(value));
+            return LMQ_EINVAL;
+        }
+        return 0;
+    }
     const struct config_limit *def = NULL;
     for (size_t i = 0; i < LMQ_ARRAY_LEN(config__limits); i++) {
         if (strcmp(key, config__limits[i].key) == 0) {
@@ -856,15 +973,18 @@ int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key,
     if (strcmp(section, "http") == 0) {
         return config__http_list(cfg, "http", key, value, false, err, err_len);
     }
+    if (strcmp(section, "queue_overflow") == 0) {
+        return config__add_overflow_rule(cfg, key, value, err, err_len);
+    }
     if (section[0] == '\0') {
         config__err(err, err_len,
-                    "%s: key outside any section (expected [server], [limits], [tls], [auth] or "
-                    "[http])",
+                    "%s: key outside any section (expected [server], [limits], [tls], [auth], "
+                    "[http] or [queue_overflow])",
                     key);
     } else {
         config__err(err, err_len,
-                    "[%s] %s: unknown section (expected [server], [limits], [tls], [auth] or "
-                    "[http])",
+                    "[%s] %s: unknown section (expected [server], [limits], [tls], [auth], "
+                    "[http] or [queue_overflow])",
                     section, key);
     }
     return LMQ_EINVAL;

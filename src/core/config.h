@@ -25,6 +25,25 @@ struct lmq_listen_addr {
     uint16_t port;                 /* 0 = pick a free port */
 };
 
+/* What a session whose queue is full does with one more QoS 1/2 message ([limits]
+ * queue_overflow and the [queue_overflow] rules; docs/PROTOCOL.md "Queue overflow"). */
+enum lmq_overflow_policy {
+    LMQ_OVERFLOW_DROP_OLDEST = 0, /* the session loses its oldest queued, unsent messages */
+    LMQ_OVERFLOW_REFUSE = 1,      /* the publish is refused (0x97) or held back (3.1.1) */
+    LMQ_OVERFLOW_END_SESSION = 2, /* the session ends as if it expired */
+};
+
+/* [queue_overflow] rules: "<policy> = principal <principal>" or "<policy> = topic <filter>". */
+#define LMQ_OVERFLOW_RULES_MAX 64
+#define LMQ_OVERFLOW_PATTERN_MAX_BYTES 256 /* a principal or topic filter, NUL included */
+
+struct lmq_overflow_rule {
+    enum lmq_overflow_policy policy;
+    bool topic; /* pattern is a topic filter matched against the message's topic; else a
+                   principal compared with the session owner's */
+    char pattern[LMQ_OVERFLOW_PATTERN_MAX_BYTES];
+};
+
 struct lmq_limits {
     uint32_t max_connections;       /* concurrent client connections */
     uint32_t max_sessions;          /* persistent sessions (they outlive their connection) */
@@ -33,11 +52,12 @@ struct lmq_limits {
     uint32_t max_queued_messages;   /* messages queued per session */
     uint64_t max_queued_bytes;      /* payload bytes queued per session */
     uint32_t max_queued_qos0;       /* QoS 0 messages queued per session (within the above) */
-    uint32_t max_subscriptions;     /* subscriptions per session */
-    uint16_t max_topic_alias;       /* topic alias maximum advertised to clients */
-    uint16_t max_topic_alias_out;   /* aliases the broker uses towards a client; 0 = none */
-    uint16_t max_keepalive_s;       /* server keep alive cap, 0 = accept the client's */
-    uint32_t max_session_expiry_s;  /* cap on session expiry; 0xFFFFFFFF = never */
+    enum lmq_overflow_policy queue_overflow; /* a full session without a matching rule */
+    uint32_t max_subscriptions;              /* subscriptions per session */
+    uint16_t max_topic_alias;                /* topic alias maximum advertised to clients */
+    uint16_t max_topic_alias_out;  /* aliases the broker uses towards a client; 0 = none */
+    uint16_t max_keepalive_s;      /* server keep alive cap, 0 = accept the client's */
+    uint32_t max_session_expiry_s; /* cap on session expiry; 0xFFFFFFFF = never */
     /* Session expiry of a 3.1.1 persistent session (it can't ask) and cap for anonymous ones. */
     uint32_t default_session_expiry_s;
     uint32_t max_sessions_per_principal; /* persistent sessions of one authenticated principal */
@@ -158,6 +178,10 @@ struct lmq_config {
     enum lmq_sync_mode sync;
     enum lmq_log_level log_level;
     struct lmq_limits limits;
+    /* [queue_overflow]: tried in file order, the first that matches decides; else
+     * limits.queue_overflow. */
+    struct lmq_overflow_rule overflow_rules[LMQ_OVERFLOW_RULES_MAX];
+    size_t overflow_rule_count;
 };
 
 /*
@@ -208,6 +232,9 @@ int lmq_config_validate(const struct lmq_config *cfg, char *err, size_t err_len)
  */
 int lmq_config_append_http_list(struct lmq_config *cfg, const char *key, const char *value,
                                 char *err, size_t err_len);
+
+/* The policy's name in the configuration and logs ("drop_oldest", "refuse", "end_session"). */
+const char *lmq_overflow_policy_name(enum lmq_overflow_policy p);
 
 /* True when the raw address (4 or 16 bytes; IPv4-mapped IPv6 counts as IPv4) is in p. */
 bool lmq_ip_prefix_match(const struct lmq_ip_prefix *p, const uint8_t *addr, size_t len_bytes);

@@ -232,6 +232,23 @@ int store_queue_page(struct store *store, struct mqtt_bytes client_id, uint64_t 
                      size_t limit, int (*row)(void *ctx, const struct store_queue_row *r),
                      void *ctx, size_t *count) __attribute__((warn_unused_result));
 
+/* A queue row's key and size, without its message. */
+struct store_queue_head {
+    uint64_t seq;
+    uint64_t msg_id;
+    uint64_t size_bytes;
+};
+
+/*
+ * The committed queue row of client_id with the lowest seq > after_seq that is still waiting to
+ * be sent (state STORE_QUEUE_QUEUED): *found says whether there is one. Uses the queue's
+ * primary key: the cost is logarithmic plus the rows in flight it steps over. Loop thread;
+ * synchronous. 0 or LMQ_EIO.
+ */
+int store_queue_oldest(struct store *store, struct mqtt_bytes client_id, uint64_t after_seq,
+                       struct store_queue_head *out, bool *found)
+    __attribute__((warn_unused_result));
+
 /* Adds a record to the current batch (the store copies what it needs). */
 int store_write(struct store *store, const struct store_record *rec)
     __attribute__((warn_unused_result));

@@ -142,7 +142,8 @@ struct store {
     sqlite3 *reader; /* loop thread only */
     sqlite3_stmt *stmts[ST_COUNT];
     sqlite3_stmt *page_stmt;
-    sqlite3_stmt *node_stmt; /* reader: one Merkle node */
+    sqlite3_stmt *oldest_stmt; /* reader: the oldest queued row of a client (queue_overflow) */
+    sqlite3_stmt *node_stmt;   /* reader: one Merkle node */
     pthread_t thread;
     bool thread_started;
     pthread_mutex_t mutex;
@@ -979,6 +980,29 @@ int store_queue_page(struct store *store, struct mqtt_bytes client_id, uint64_t 
     return result;
 }
 
+int store_queue_oldest(struct store *store, struct mqtt_bytes client_id, uint64_t after_seq,
+                       struct store_queue_head *out, bool *found)
+{
+    LMQ_ASSERT(store != NULL && out != NULL && found != NULL);
+    sqlite3_stmt *st = store->oldest_stmt;
+    *found = false;
+    bind_bytes(st, 1, client_id);
+    sqlite3_bind_int64(st, 2, (int64_t)after_seq);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *out = (struct store_queue_head){
+            .seq = (uint64_t)sqlite3_column_int64(st, 0),
+            .msg_id = (uint64_t)sqlite3_column_int64(st, 1),
+            .size_bytes = (uint64_t)sqlite3_column_int64(st, 2),
+        };
+        *found = true;
+        LMQ_ASSERT(out->seq > after_seq);
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? LMQ_OK : LMQ_EIO;
+}
+
 static void column_ledger_row(sqlite3_stmt *st, struct store_ledger_row *r)
 {
     *r = (struct store_ledger_row){
@@ -1435,6 +1459,11 @@ static int store_open_reader(struct store *s, const struct store_options *opts, 
     if (sqlite3_prepare_v3(s->reader, page_sql, -1, SQLITE_PREPARE_PERSISTENT, &s->page_stmt,
                            NULL) != SQLITE_OK)
         return store_fail(err, err_len, "prepare page", s->reader);
+    if (sqlite3_prepare_v3(s->reader,
+                           "SELECT seq, msg_id, size_bytes FROM queue WHERE client_id = ?1 "
+                           "AND seq > ?2 AND state = 0 ORDER BY seq LIMIT 1",
+                           -1, SQLITE_PREPARE_PERSISTENT, &s->oldest_stmt, NULL) != SQLITE_OK)
+        return store_fail(err, err_len, "prepare oldest", s->reader);
     if (sqlite3_prepare_v3(s->reader, "SELECT hash FROM ledger_nodes WHERE level = ?1 AND idx = ?2",
                            -1, SQLITE_PREPARE_PERSISTENT, &s->node_stmt, NULL) != SQLITE_OK)
         return store_fail(err, err_len, "prepare node", s->reader);
@@ -1446,6 +1475,7 @@ static void store_free(struct store *s)
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->stmts[i]);
     sqlite3_finalize(s->page_stmt);
+    sqlite3_finalize(s->oldest_stmt);
     sqlite3_finalize(s->node_stmt);
     sqlite3_close(s->reader);
     sqlite3_close(s->writer);

@@ -32,7 +32,9 @@ def metric(b, line_prefix):
 
 
 def test_sustained_qos0_flood_never_refuses_qos1(start_broker):
-    b = start_broker("[limits]\nmax_queued_qos0 = %d\nmax_output_bytes = 65536\n" % QOS0_BUDGET,
+    # refuse: a QoS 1 publish without room would be refused, not hidden as a drop.
+    b = start_broker("[limits]\nmax_queued_qos0 = %d\nmax_output_bytes = 65536\n"
+                     "queue_overflow = refuse\n" % QOS0_BUDGET,
                      extra_args=["--http", "127.0.0.1:0"])
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

@@ -620,10 +620,10 @@ def test_backlog_of_20000_survives_kill9_complete_and_in_order(start_broker):
     assert until_sentinel(sub, limit=10) == []
 
 
-# ---------------------------------------------------------------- 10. refuse, never drop
+# ---------------------------------------------------------------- 10. queue_overflow = refuse
 @pytest.mark.parametrize("pub_version", [5, 4], ids=["pub-v5", "pub-v311"])
 def test_full_queue_refuses_and_restart_delivers_exactly_the_accepted(start_broker, pub_version):
-    b = start_broker("[limits]\nmax_queued_messages = 5\n")
+    b = start_broker("[limits]\nmax_queued_messages = 5\nqueue_overflow = refuse\n")
     new_persistent(b, "full-sub", 5, [("full/t", 1)])
     pub = b.connect("full-pub", pub_version)
     accepted = [b"a%d" % i for i in range(5)]

@@ -79,7 +79,7 @@ def test_connection_rate_per_address_refuses_with_0x9f_then_recovers(start_broke
 
 
 def test_max_queued_messages_v5_publisher_gets_0x97_and_accepted_ones_survive(start_broker):
-    b = start_broker("[limits]\nmax_queued_messages = 3\n")
+    b = start_broker("[limits]\nmax_queued_messages = 3\nqueue_overflow = refuse\n")
     sub = b.connect_persistent("slow", 5)
     sub.subscribe([("lim/q", 1)])
     sub.disconnect()
@@ -98,7 +98,7 @@ def test_max_queued_messages_v5_publisher_gets_0x97_and_accepted_ones_survive(st
 
 
 def test_max_queued_messages_v311_publisher_held_back_until_subscriber_drains(start_broker):
-    b = start_broker("[limits]\nmax_queued_messages = 3\n")
+    b = start_broker("[limits]\nmax_queued_messages = 3\nqueue_overflow = refuse\n")
     sub = b.connect_persistent("slow", 4)
     sub.subscribe([("lim/bp", 1)])
     sub.disconnect()
@@ -114,7 +114,7 @@ def test_max_queued_messages_v311_publisher_held_back_until_subscriber_drains(st
 
 
 def test_max_queued_bytes_v5_publisher_gets_0x97(start_broker):
-    b = start_broker("[limits]\nmax_queued_bytes = 1000\n")
+    b = start_broker("[limits]\nmax_queued_bytes = 1000\nqueue_overflow = refuse\n")
     sub = b.connect_persistent("slow", 5)
     sub.subscribe([("lim/b", 1)])
     sub.disconnect()

@@ -20,8 +20,10 @@ FLOOD_ROUNDS_MAX = 30  # the socket buffers (up to tcp_wmem's maximum) fill well
 FLOOD_PAYLOAD = b"x" * 1000
 QOS1_COUNT = 150  # more than QUEUE_MAX - QOS0_BUDGET: queued QoS 0 must give way
 
+# refuse: a QoS 1 publish that found no room would be refused (0x97 / held back), which is
+# what the tests assert never happens; drop_oldest would hide it as a drop.
 CONFIG = ("[limits]\nmax_queued_messages = %d\nmax_queued_qos0 = %d\nmax_output_bytes = 8192\n"
-          % (QUEUE_MAX, QOS0_BUDGET))
+          "queue_overflow = refuse\n" % (QUEUE_MAX, QOS0_BUDGET))
 
 
 def metrics(b):

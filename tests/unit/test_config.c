@@ -66,6 +66,8 @@ static void test_defaults_match_design(void **state)
     assert_int_equal(l->max_queued_messages, 10000);
     assert_int_equal(l->max_queued_bytes, 67108864);
     assert_int_equal(l->max_queued_qos0, 1000);
+    assert_int_equal(l->queue_overflow, LMQ_OVERFLOW_DROP_OLDEST);
+    assert_int_equal(cfg.overflow_rule_count, 0);
     assert_int_equal(l->max_subscriptions, 1000);
     assert_int_equal(l->max_topic_alias, 64);
     assert_int_equal(l->max_topic_alias_out, 16);
@@ -368,6 +370,19 @@ static const struct bad_ini bad_inis[] = {
     {"[http]\nproxy_protocol = 127.0.0.1\n", 2, "[http] proxy_protocol: unknown key"},
     {"[server]\nproxy_protocol = localhost\n", 2, "[server] proxy_protocol: expected IP"},
     {"[server]\nsync = off\n[acl]\nfile = x\n", 4, "[acl] file: unknown section"},
+    {"[limits]\nqueue_overflow = drop_newest\n", 2,
+     "[limits] queue_overflow: expected drop_oldest, refuse or end_session"},
+    {"[limits]\nqueue_overflow =\n", 2, "[limits] queue_overflow"},
+    {"[queue_overflow]\ndiscard = topic a/#\n", 2, "[queue_overflow] discard: unknown key"},
+    {"[queue_overflow]\nrefuse = a/#\n", 2, "[queue_overflow] refuse: expected \"principal"},
+    {"[queue_overflow]\nrefuse = topic\n", 2, "[queue_overflow] refuse"},
+    {"[queue_overflow]\nrefuse = topic a/#/b\n", 2, "[queue_overflow] refuse"},
+    {"[queue_overflow]\nrefuse = topic a/b+\n", 2, "[queue_overflow] refuse"},
+    {"[queue_overflow]\nrefuse = topic $share/g/a\n", 2, "[queue_overflow] refuse"},
+    {"[queue_overflow]\nrefuse = topic id/#\n", 2, "not under id/"},
+    {"[queue_overflow]\nrefuse = principal bob\n", 2, "[queue_overflow] refuse"},
+    {"[queue_overflow]\nrefuse = principal user:\n", 2, "[queue_overflow] refuse"},
+    {"[queue_overflow]\nrefuse = principal " AUDITOR_A "0\n", 2, "[queue_overflow] refuse"},
     {"[tls]\nclient_cert = maybe\n", 2, "[tls] client_cert: expected none"},
     {"data = ./x\n", 1, "data: key outside any section"},
     {"[server]\nsync = off\nthis line has no equals sign\n", 3, "syntax error"},
@@ -379,6 +394,61 @@ static const struct bad_ini bad_inis[] = {
     {"[auth]\nauditors = " AUDITOR_A ",\n", 2, "[auth] auditors: expected identity ids"},
     {"[auth]\nauditors = " AUDITOR_A ";" AUDITOR_B "\n", 2, "[auth] auditors"},
 };
+
+/* [limits] queue_overflow and the [queue_overflow] rules: kept in file order, each a principal
+ * or a topic filter (spaces and ':' inside are part of it), bounded in number. */
+static void test_queue_overflow_policy_and_rules(void **state)
+{
+    (void)state;
+    struct lmq_config cfg;
+    char err[TEST_ERR_BYTES];
+    lmq_config_defaults(&cfg);
+    const char *text = "[limits]\n"
+                       "queue_overflow = refuse\n"
+                       "[queue_overflow]\n"
+                       "end_session = topic sensors/+/raw\n"
+                       "drop_oldest = principal cn:Field Device 7\n"
+                       "refuse = principal user:billing\n"
+                       "drop_oldest = principal anonymous\n"
+                       "end_session = principal " AUDITOR_A "\n"
+                       "drop_oldest = topic #\n";
+    assert_int_equal(load_text(&cfg, text, err, sizeof(err), NULL, 0), 0);
+    assert_int_equal(cfg.limits.queue_overflow, LMQ_OVERFLOW_REFUSE);
+    assert_int_equal(cfg.overflow_rule_count, 6);
+    const struct lmq_overflow_rule *r = cfg.overflow_rules;
+    assert_true(r[0].topic && r[0].policy == LMQ_OVERFLOW_END_SESSION);
+    assert_string_equal(r[0].pattern, "sensors/+/raw");
+    assert_true(!r[1].topic && r[1].policy == LMQ_OVERFLOW_DROP_OLDEST);
+    assert_string_equal(r[1].pattern, "cn:Field Device 7");
+    assert_string_equal(r[2].pattern, "user:billing");
+    assert_int_equal(r[2].policy, LMQ_OVERFLOW_REFUSE);
+    assert_string_equal(r[3].pattern, "anonymous");
+    assert_string_equal(r[4].pattern, AUDITOR_A);
+    assert_true(r[5].topic);
+    assert_string_equal(r[5].pattern, "#");
+    assert_string_equal(lmq_overflow_policy_name(LMQ_OVERFLOW_END_SESSION), "end_session");
+    /* The bound: LMQ_OVERFLOW_RULES_MAX rules, then a clear error and nothing added. */
+    lmq_config_defaults(&cfg);
+    for (int i = 0; i < LMQ_OVERFLOW_RULES_MAX; i++)
+        assert_int_equal(
+            lmq_config_set(&cfg, "queue_overflow", "refuse", "topic a/#", err, sizeof(err)), 0);
+    assert_int_equal(
+        lmq_config_set(&cfg, "queue_overflow", "refuse", "topic a/#", err, sizeof(err)),
+        LMQ_EINVAL);
+    assert_non_null(strstr(err, "at most 64 rules"));
+    assert_int_equal(cfg.overflow_rule_count, LMQ_OVERFLOW_RULES_MAX);
+    /* A filter of 255 bytes fits, 256 does not. */
+    char value[6 + LMQ_OVERFLOW_PATTERN_MAX_BYTES + 1] = "topic ";
+    memset(value + 6, 'a', LMQ_OVERFLOW_PATTERN_MAX_BYTES - 1);
+    value[6 + LMQ_OVERFLOW_PATTERN_MAX_BYTES - 1] = '\0';
+    lmq_config_defaults(&cfg);
+    assert_int_equal(lmq_config_set(&cfg, "queue_overflow", "refuse", value, err, sizeof(err)), 0);
+    value[6 + LMQ_OVERFLOW_PATTERN_MAX_BYTES - 1] = 'a';
+    value[6 + LMQ_OVERFLOW_PATTERN_MAX_BYTES] = '\0';
+    assert_int_equal(lmq_config_set(&cfg, "queue_overflow", "refuse", value, err, sizeof(err)),
+                     LMQ_EINVAL);
+    assert_int_equal(cfg.overflow_rule_count, 1);
+}
 
 /* [auth] auditors: a comma-separated list of identity ids, blanks ignored, empty for none;
  * a later setting replaces the list; more than LMQ_AUDITORS_MAX is refused. */
@@ -779,6 +849,7 @@ int main(void)
         cmocka_unit_test(test_http_listener_is_one_address_and_port_zero_is_allowed),
         cmocka_unit_test(test_set_leaves_neighbouring_fields_alone),
         cmocka_unit_test(test_auditors_are_a_list_of_identity_ids),
+        cmocka_unit_test(test_queue_overflow_policy_and_rules),
         cmocka_unit_test(test_every_bad_value_names_line_and_key),
         cmocka_unit_test(test_error_message_quotes_the_bad_value),
         cmocka_unit_test(test_first_error_wins_over_later_ones),

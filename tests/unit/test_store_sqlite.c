@@ -565,6 +565,51 @@ static void test_update_of_a_row_deleted_in_the_same_commit_is_skipped(void **st
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM messages"), 1);
 }
 
+/* store_queue_oldest (queue_overflow drop_oldest): the first committed row after a seq that is
+ * still QUEUED; rows in flight are stepped over, uncommitted rows are not seen, a dropped row
+ * (deleted with its message) is gone after the commit. */
+static void test_queue_oldest_is_the_first_committed_queued_row(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    assert_int_equal(open_store(f, err, sizeof(err)), 0);
+    struct mqtt_bytes id = {CLIENT, sizeof(CLIENT) - 1};
+    struct store_queue_head h;
+    bool found = true;
+    assert_int_equal(store_queue_oldest(f->store, id, 0, &h, &found), 0);
+    assert_false(found);
+    queue_message(f, 1, 1, "in-flight");
+    queue_message(f, 2, 2, "queued-a");
+    queue_message(f, 3, 3, "queued-b");
+    write_rec(f, (struct store_record){.type = STORE_QUEUE_UPDATE,
+                                       .client_id = id,
+                                       .seq = 1,
+                                       .state = STORE_QUEUE_WAIT_PUBACK,
+                                       .packet_id = 9});
+    assert_int_equal(store_queue_oldest(f->store, id, 0, &h, &found), 0);
+    assert_false(found); /* nothing committed yet */
+    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_queue_oldest(f->store, id, 0, &h, &found), 0);
+    assert_true(found);
+    assert_int_equal(h.seq, 2);
+    assert_int_equal(h.msg_id, 2);
+    assert_int_equal(h.size_bytes, strlen("queued-a"));
+    assert_int_equal(store_queue_oldest(f->store, id, 2, &h, &found), 0);
+    assert_true(found && h.seq == 3);
+    assert_int_equal(store_queue_oldest(f->store, (struct mqtt_bytes){CLIENT, 3}, 0, &h, &found),
+                     0);
+    assert_false(found); /* another client's rows are not this one's */
+    write_rec(f, (struct store_record){.type = STORE_QUEUE_DELETE,
+                                       .client_id = id,
+                                       .seq = 2,
+                                       .msg_id = 2,
+                                       .size_bytes = strlen("queued-a")});
+    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_queue_oldest(f->store, id, 0, &h, &found), 0);
+    assert_true(found && h.seq == 3);
+    assert_int_equal(count_rows(f->path, "SELECT count(*) FROM messages WHERE id = 2"), 0);
+}
+
 static void test_group_commit_covers_many_batches_with_few_transactions(void **state)
 {
     struct fixture *f = *state;
@@ -1051,6 +1096,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_covers_many_batches_with_few_transactions,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_oldest_is_the_first_committed_queued_row, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_update_of_a_row_deleted_in_the_same_commit_is_skipped,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_fsync_fails_the_commit_and_nothing_is_stored,
