@@ -62,6 +62,17 @@ def security_events(b, kind):
     return [e for e in b.events("security") if e.get("kind") == kind]
 
 
+def assert_security_events(b, kind, count, timeout=5.0):
+    """Exactly count events of kind: waits for the log reader to catch up, then checks that no
+    more came."""
+    deadline = time.monotonic() + timeout
+    while len(security_events(b, kind)) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.1)
+    got = security_events(b, kind)
+    assert len(got) == count, got
+
+
 def message(server_id, nonce, client_id):
     """The bytes an identity signs (docs/PROTOCOL.md "Login over MQTT")."""
     if isinstance(client_id, str):
@@ -227,7 +238,7 @@ def test_wrong_or_missing_method_and_malformed_key_are_refused(start_broker):
     c.connect("x4", props={"authentication_method": METHOD}, check=False)
     assert c.connack.rc == NOT_AUTHORIZED, c.connack
     c.expect_close()
-    assert len(security_events(b, "bad_login")) == 4
+    assert_security_events(b, "bad_login", 4)
     # A password (token) without the user name it belongs to.
     c = b.raw(5)
     c.connect("x5", props={"authentication_method": METHOD, "authentication_data": alice.pub},
@@ -260,7 +271,7 @@ def test_bad_signatures_are_refused_with_a_security_event(start_broker):
         ack = refused(c, NOT_AUTHORIZED)
         assert ack.props.get("reason_string") in ("bad signature", (
             "Authentication Data must be the 64-byte Ed25519 signature")), (name, ack)
-    assert len(security_events(b, "bad_login")) == len(cases)
+    assert_security_events(b, "bad_login", len(cases))
     # The right signature still works, and every challenge was consumed.
     login(b, alice, "sig").disconnect()
     assert metric(b, "ledgermq_login_challenges") == 0
@@ -335,7 +346,7 @@ def test_replayed_signature_and_reused_nonce_are_refused(start_broker):
         assert status == 401 and err["reason"] == "unknown, used or expired nonce", err
     ack = answer(b, c, alice, nonce, "rp-h")
     assert ack.rc == NOT_AUTHORIZED and "expired" in ack.props.get("reason_string"), ack
-    assert len(security_events(b, "reused_nonce")) == 3
+    assert_security_events(b, "reused_nonce", 3)
     # And an HTTP challenge signed the MQTT way is no token either.
     status, ch = lc.http_json(b.http_addr, "/auth/challenge", {"pub": lc.b64url(alice.pub)})
     n = lc.b64url_decode(ch["nonce"])
@@ -407,7 +418,7 @@ def test_challenge_flood_from_one_address_shares_the_http_caps(start_broker):
     assert answer(b, c, ident, nonce, "wait-0").rc == NOT_AUTHORIZED
     c, nonce, ident = waiting[1]
     assert answer(b, c, ident, nonce, "wait-1").rc == 0
-    assert len(security_events(b, "reused_nonce")) == 2
+    assert_security_events(b, "reused_nonce", 2)
 
 
 # --------------------------------------------------------------------------- revocation
@@ -552,7 +563,7 @@ def test_failed_or_out_of_order_reauthentication_disconnects(start_broker):
         c = login(b, alice, "rf")
         act(c)
         c.expect_disconnect(rc=rc)
-    assert len(security_events(b, "bad_login")) == 2
+    assert_security_events(b, "bad_login", 2)
     time.sleep(0.2)
     assert metric(b, "ledgermq_login_challenges") == 0
 

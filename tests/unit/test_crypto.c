@@ -569,7 +569,8 @@ static void test_mqtt_auth_worked_example(void **state)
         nonce[i] = (uint8_t)i;
     struct crypto_identity ident, server;
     assert_int_equal(crypto_identity_from_seed(seed, &ident), LMQ_OK);
-    assert_string_equal(ident.id, "21fe31dfa154a261626bf854046fd2271b7bed4b6abe45aa58877ef47f9721b9");
+    assert_string_equal(ident.id,
+                        "21fe31dfa154a261626bf854046fd2271b7bed4b6abe45aa58877ef47f9721b9");
     assert_int_equal(crypto_identity_from_seed(server_seed, &server), LMQ_OK);
     assert_string_equal(server.id, EX_SERVER_ID);
     const uint8_t *cid = (const uint8_t *)"sensor-1";
@@ -590,8 +591,8 @@ static void test_mqtt_auth_worked_example(void **state)
     assert_false(crypto_mqtt_auth_verify(ident.pub, server.id, nonce, cid, 8, sig));
     nonce[31] ^= 1;
     assert_false(crypto_mqtt_auth_verify(ident.pub, server.id, nonce, cid, 7, sig));
-    assert_false(crypto_mqtt_auth_verify(ident.pub, server.id, nonce, (const uint8_t *)"sensor-2",
-                                         8, sig));
+    assert_false(
+        crypto_mqtt_auth_verify(ident.pub, server.id, nonce, (const uint8_t *)"sensor-2", 8, sig));
     assert_false(crypto_mqtt_auth_verify(server.pub, server.id, nonce, cid, 8, sig));
     /* The HTTP login's message for the same nonce text is a different message. */
     assert_false(crypto_ed25519_verify(ident.pub, (const uint8_t *)"ledgermq-auth-v1:", 17, sig));
