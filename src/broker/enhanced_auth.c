@@ -222,6 +222,8 @@ static void eauth_log_login(struct conn *c, const char *event)
 /* A CONNECT with the method and a login token: the token logs in, the key must be its. */
 static int eauth_connect_token(struct conn *c, const struct mqtt_connect *cn)
 {
+    LMQ_ASSERT(c->eauth != NULL && c->eauth->phase == EAUTH_IDLE);
+    LMQ_ASSERT(cn->has_username && c->identity[0] == '\0');
     int rc = tokens_authenticate(c, cn); /* logs its security event */
     if (rc != MQTT_RC_SUCCESS)
         return eauth_refuse(c, (uint8_t)rc, "bad, expired or revoked token");
@@ -292,6 +294,7 @@ static uint8_t eauth_answer_check(struct conn *c, const struct mqtt_packet *pkt,
                                   struct mqtt_packet *saved, const char **why)
 {
     struct enhanced_auth *ea = c->eauth;
+    LMQ_ASSERT(ea != NULL && ea->phase == EAUTH_CONNECT_WAIT && ea->nonce[0] != '\0');
     const struct mqtt_disconnect *d = &pkt->u.disconnect;
     *why = NULL;
     if (pkt->type != MQTT_AUTH)
@@ -348,7 +351,9 @@ static int eauth_connect_answer(struct conn *c, struct mqtt_packet *pkt)
 /* AUTH on a connected client: re-authentication (MQTT 5 §4.12.1). */
 static int eauth_reauth(struct conn *c, const struct mqtt_disconnect *d)
 {
+    LMQ_ASSERT(c->state == CONN_CONNECTED && c->session != NULL);
     struct enhanced_auth *ea = c->eauth;
+    LMQ_ASSERT(ea == NULL || ea->phase == EAUTH_IDLE || ea->phase == EAUTH_REAUTH_WAIT);
     if (ea == NULL) {
         conn_log(c, LMQ_LOG_INFO, "protocol_error", "AUTH without an Authentication Method");
         return MQTT_RC_PROTOCOL_ERROR; /* MQTT-4.12.0-7 */
@@ -379,6 +384,7 @@ static int eauth_reauth(struct conn *c, const struct mqtt_disconnect *d)
     struct session *s = c->session;
     struct mqtt_bytes client_id = {s->client_id, s->client_id_len};
     uint8_t rc = eauth_verify(c, d, client_id, &why);
+    LMQ_ASSERT(ea->nonce[0] == '\0'); /* consumed, whatever the outcome */
     ea->phase = EAUTH_IDLE;
     if (rc != MQTT_RC_SUCCESS) {
         conn_log(c, LMQ_LOG_INFO, "reauth_failed", why);
