@@ -9,6 +9,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -201,6 +202,27 @@ def test_in_band_login_has_the_identitys_rights_and_session(start_broker):
     c, nonce = begin(b, bob, "alice-p", clean=False, props={"session_expiry_interval": 300})
     assert answer(b, c, bob, nonce, "alice-p").rc == NOT_AUTHORIZED
     b.wait_event("security", pred=lambda e: e.get("kind") == "session_owner")
+
+
+def test_envelope_rate_is_the_identitys_across_token_and_in_band_logins(start_broker):
+    b = start(start_broker, NO_ANONYMOUS + "envelope_rate_per_s = 5\n")
+    alice, bob = lc.Identity(), lc.Identity()
+    t = m.RawClient(b.port, 5)
+    t.connect("rate-token", username=alice.id, password=lc.login(b.http_addr, alice))
+    c = login(b, alice, "rate-in-band")
+    topic = "id/%s/outbox" % alice.id
+    got = []
+    for i in range(8):  # within the 1 s window: 3 on the token connection, then in band
+        conn = t if i < 3 else c
+        env = alice.envelope(bob.id, {"n": i})
+        conn.publish(topic, lc.canonical(env).encode(), qos=1)
+        p = conn.recv()
+        got.append((p.type, p.rc))
+        if p.type == m.DISCONNECT:
+            break
+        alice.advance(env)
+    assert got == [(m.PUBACK, 0)] * 5 + [(m.DISCONNECT, 0x96)], got
+    b.wait_event("security", pred=lambda e: e.get("kind") == "rate_limited")
 
 
 def test_empty_client_id_is_signed_empty_and_assigned(start_broker):
@@ -461,6 +483,14 @@ def test_revocation_ends_in_band_connections_and_refuses_that_second(start_broke
     again = login(b, alice, "rv-a3")  # from the next second on it works, and lasts
     time.sleep(0.5)
     again.ping()
+    # The operator's `ledgermq revoke` + SIGHUP ends it the same way (its login is before T).
+    time.sleep(max(0.0, before + 1 - time.time()))
+    done = subprocess.run([os.environ["LEDGERMQ_BIN"], "revoke", "--data", b.data_dir,
+                           "--identity", alice.id], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    b.proc.send_signal(signal.SIGHUP)
+    wait_disconnect(again, NOT_AUTHORIZED, timeout=10)
+    b.wait_event("tokens_revoked", pred=lambda e: e.get("source") == "offline")
 
 
 # ---------------------------------------------------------------------- re-authentication
