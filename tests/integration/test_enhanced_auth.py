@@ -24,6 +24,7 @@ from paho.mqtt.properties import Properties
 import jsdeps
 import ledgerclient as lc
 import mqttraw as m
+import wsclient
 
 pytestmark = pytest.mark.ledgermq_only
 
@@ -99,9 +100,10 @@ def raw(b, source=None):
     return c
 
 
-def begin(b, ident, client_id, source=None, pub=None, **kw):
-    """Sends CONNECT with the method and ident's key; returns (client, the server's nonce)."""
-    c = raw(b, source)
+def begin(b, ident, client_id, source=None, pub=None, client=None, **kw):
+    """Sends CONNECT with the method and ident's key (on client, default a new TCP connection);
+    returns (client, the server's nonce)."""
+    c = client if client is not None else raw(b, source)
     props = {"authentication_method": METHOD,
              "authentication_data": ident.pub if pub is None else pub}
     props.update(kw.pop("props", {}))
@@ -125,6 +127,7 @@ def answer(b, c, ident, nonce, client_id, sig=None):
 
 
 def login(b, ident, client_id, **kw):
+    """A whole in-band login (CONNACK 0x00 with the method asserted); returns the client."""
     c, nonce = begin(b, ident, client_id, **kw)
     ack = answer(b, c, ident, nonce, client_id)
     assert ack.rc == 0, ack
@@ -233,6 +236,20 @@ def test_empty_client_id_is_signed_empty_and_assigned(start_broker):
     assert assigned and assigned.startswith("auto-"), c.connack
     # Re-authentication signs the session's client id: the assigned one.
     reauth(b, c, alice, assigned)
+    c.ping()
+
+
+def test_in_band_login_and_reauthentication_over_websocket(start_broker):
+    b = start(start_broker)
+    alice = lc.Identity()
+    host, port = b.http_addr.rsplit(":", 1)
+    ws = wsclient.WsConn(host, int(port))
+    ws.upgrade()
+    c = m.RawClient(None, version=5, sock=ws.as_socket())
+    b._clients.append(c)
+    c = login(b, alice, "ws-1", client=c)
+    assert c.subscribe([("id/%s/inbox" % alice.id, 1)]).rcs == [1]
+    reauth(b, c, alice, "ws-1")
     c.ping()
 
 
