@@ -280,6 +280,9 @@ struct conn {
     bool loopback_denied;
     char via[64];       /* the trusted proxy's "host:port" when remote is the forwarded client */
     bool proxy_pending; /* from a [server] proxy_protocol peer: its PROXY header comes first */
+    /* MQTT 5 enhanced authentication (enhanced_auth.c): set when the CONNECT named the method;
+     * NULL otherwise. */
+    struct enhanced_auth *eauth;
 };
 
 /* What a WebSocket upgrade request said about its client (websocket.c to conn.c). */
@@ -440,6 +443,11 @@ enum login_evict {
     LOGIN_EVICT_ALL,
     LOGIN_EVICT_COUNT,
 };
+/* Which way a challenge was issued: it is taken only the same way. */
+enum login_nonce_use {
+    LOGIN_NONCE_HTTP = 0, /* POST /auth/challenge, taken by POST /auth/token */
+    LOGIN_NONCE_MQTT,     /* an AUTH of "ledgermq-ed25519" (enhanced_auth.c) */
+};
 /* Sets up the table (limits from b->cfg). 0 or LMQ_ENOMEM (login_nonce_destroy cleans up). */
 int login_nonce_init(struct broker *b) LMQ_WUR;
 /* Frees every challenge and the table; safe when init failed or never ran. */
@@ -450,8 +458,13 @@ void login_nonce_destroy(struct broker *b);
 int login_nonce_issue(struct broker *b, const struct sockaddr *remote,
                       const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
                       char nonce[LOGIN_NONCE_CHARS + 1]) LMQ_WUR;
-/* Consumes an outstanding, unexpired challenge: true and the key it was issued to, or false. */
-bool login_nonce_take(struct broker *b, const char *nonce, size_t len,
+/* login_nonce_issue for an in-band challenge on connection c, counted under c's address. */
+int login_nonce_issue_conn(struct broker *b, const struct conn *c,
+                           const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
+                           char nonce[LOGIN_NONCE_CHARS + 1]) LMQ_WUR;
+/* Consumes an outstanding, unexpired challenge: true and the key it was issued to when it was
+ * issued for use; false when unknown, expired or of the other use (consumed all the same). */
+bool login_nonce_take(struct broker *b, const char *nonce, size_t len, enum login_nonce_use use,
                       uint8_t pub[CRYPTO_ED25519_PUB_BYTES]);
 /* Challenges outstanding (expired ones not yet swept included). */
 size_t login_nonce_count(const struct broker *b);
@@ -771,6 +784,28 @@ int proto_unsubscribe(struct conn *c, struct mqtt_packet *pkt);
 /* Returned by the CONNECT handler while the password is checked: input stays paused (and the
  * CONNECT unconsumed) until conn_resume(). */
 #define PROTO_PAUSED 0x2000
+
+/* Returned by the CONNECT handler's authentication when enhanced authentication took the
+ * CONNECT over: it sent AUTH (the CONNECT waits for the client's answer) or refused it. */
+#define PROTO_AUTH_HANDLED 0x3000
+
+/* enhanced_auth.c: MQTT 5 enhanced authentication, method "ledgermq-ed25519" (docs/PROTOCOL.md
+ * "Login over MQTT"): an identity proves its key in band at CONNECT and re-authenticates later
+ * to extend the connection's lifetime. */
+/* The authentication of a CONNECT with an Authentication Method (or Data): MQTT_RC_SUCCESS
+ * (c->identity set: a token with the method, or the CONNECT again after a verified exchange),
+ * PROTO_AUTH_HANDLED (a challenge was sent, or the CONNECT refused with a reason string). */
+int enhanced_auth_connect(struct conn *c, const struct mqtt_packet *pkt);
+/* True while a CONNECT waits for the client's signature: every packet goes to
+ * enhanced_auth_packet. */
+bool enhanced_auth_pending(const struct conn *c);
+/* An AUTH packet, or any packet while a CONNECT waits. Returns 0 or a reason code to
+ * disconnect with (as proto_handle_packet). */
+int enhanced_auth_packet(struct conn *c, struct mqtt_packet *pkt);
+/* Adds the Authentication Method to a successful CONNACK when c uses one. */
+void enhanced_auth_connack(const struct conn *c, struct mqtt_props *ack);
+/* Frees c's enhanced authentication state and drops its outstanding challenge. */
+void enhanced_auth_free(struct conn *c);
 
 /* session.c */
 int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *session_present,

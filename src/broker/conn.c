@@ -94,6 +94,7 @@ static void conn_free(struct conn *c)
     lmq_buf_release(&c->raw);
     lmq_buf_release(&c->wire);
     net_transport_release(&c->transport);
+    enhanced_auth_free(c);
     if (c->aliases != NULL) {
         for (size_t i = 0; i <= c->topic_alias_max; i++)
             free((void *)c->aliases[i].data);
@@ -611,7 +612,8 @@ static void conn_process_input(struct conn *c)
         return;
     size_t pos = 0;
     uint32_t max_packet = c->broker->cfg.limits.max_packet_size_bytes;
-    if (c->state == CONN_AWAIT_CONNECT && c->in.len > 0 && c->in.data[0] >> 4 != MQTT_CONNECT) {
+    if (c->state == CONN_AWAIT_CONNECT && c->in.len > 0 && c->in.data[0] >> 4 != MQTT_CONNECT &&
+        !enhanced_auth_pending(c)) {
         /* Not MQTT (or not starting with CONNECT): don't wait for a length that means nothing. */
         conn_log(c, LMQ_LOG_INFO, "protocol_error", "first packet is not CONNECT");
         conn_close(c);
@@ -636,7 +638,8 @@ static void conn_process_input(struct conn *c)
         }
         if (c->in.len - pos < header + remaining)
             break;
-        if (c->state == CONN_AWAIT_CONNECT && first >> 4 != MQTT_CONNECT) {
+        if (c->state == CONN_AWAIT_CONNECT && first >> 4 != MQTT_CONNECT &&
+            !enhanced_auth_pending(c)) {
             conn_log(c, LMQ_LOG_INFO, "protocol_error", "first packet is not CONNECT");
             conn_close(c);
             return;

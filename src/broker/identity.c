@@ -165,7 +165,7 @@ static int identity_token(struct broker *b, json_t *body, struct http_response *
         crypto_b64url_decode(sig_text, sig_len, sig, sizeof(sig), &n) != LMQ_OK || n != sizeof(sig))
         return identity_error(resp, out, 400, "expected pub, nonce and sig");
     uint8_t issued_to[CRYPTO_ED25519_PUB_BYTES];
-    if (!login_nonce_take(b, nonce, nonce_len, issued_to)) {
+    if (!login_nonce_take(b, nonce, nonce_len, LOGIN_NONCE_HTTP, issued_to)) {
         identity_security_event(b, NULL, IDENTITY_EVENT_REUSED_NONCE, "unknown, used or expired");
         return identity_error(resp, out, 401, "unknown, used or expired nonce");
     }

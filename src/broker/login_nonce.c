@@ -17,6 +17,10 @@
  * own older challenges. Every challenge expires LOGIN_NONCE_TTL_MS after it was issued and is
  * consumed by the one /auth/token that presents it.
  *
+ * MQTT 5 enhanced authentication (enhanced_auth.c) takes its in-band challenges from the same
+ * table, counted under the connection's address, so that they share the caps above with the
+ * HTTP ones; a challenge remembers which way it was issued and is only taken that way.
+ *
  * Each challenge sits on three lists (all, its address's, its key's; each oldest first) and
  * each address in a bucket by how many it holds, so every operation is O(1) except finding the
  * heaviest address (at most login_challenges_per_address buckets) and the per-key eviction (a
@@ -49,6 +53,7 @@ struct login_nonce {
     char nonce[LOGIN_NONCE_CHARS + 1];
     uint8_t pub[CRYPTO_ED25519_PUB_BYTES];
     uint64_t expires_ms;
+    enum login_nonce_use use;
     struct list_node link;         /* all, oldest first */
     struct list_node address_link; /* address->nonces */
     struct list_node key_link;     /* key->nonces */
@@ -246,17 +251,17 @@ static void login_nonce_make_room(struct broker *b, const uint8_t *akey, uint8_t
     LMQ_ASSERT(lmq_map_count(t->by_nonce) < LOGIN_NONCES_MAX);
 }
 
-int login_nonce_issue(struct broker *b, const struct sockaddr *remote,
-                      const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
-                      char nonce[LOGIN_NONCE_CHARS + 1])
+/* Issues a challenge for pub to the address with this key (see login_nonce_issue). */
+static int login_nonce_issue_key(struct broker *b, const uint8_t *akey, uint8_t alen,
+                                 enum login_nonce_use use,
+                                 const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
+                                 char nonce[LOGIN_NONCE_CHARS + 1])
 {
     struct login_nonces *t = b->login_nonces;
     LMQ_ASSERT(t != NULL && pub != NULL && nonce != NULL);
+    LMQ_ASSERT(alen > 0 && alen <= LOGIN_OWNER_KEY_MAX_BYTES);
     uint64_t now = broker_now_ms(b);
     login_nonce_expire(t, now);
-    uint8_t akey[LOGIN_OWNER_KEY_MAX_BYTES];
-    uint8_t alen = 0;
-    login_address_key(remote, akey, &alen);
     /* Owners are made after making room: an eviction may free them. */
     login_nonce_make_room(b, akey, alen, pub);
     struct login_owner *a = NULL;
@@ -278,6 +283,7 @@ int login_nonce_issue(struct broker *b, const struct sockaddr *remote,
     }
     memcpy(e->pub, pub, CRYPTO_ED25519_PUB_BYTES);
     e->expires_ms = now + LOGIN_NONCE_TTL_MS;
+    e->use = use;
     e->address = a;
     e->key = k;
     list_push_back(&t->all, &e->link);
@@ -296,7 +302,34 @@ fail:
     return LMQ_ENOMEM;
 }
 
-bool login_nonce_take(struct broker *b, const char *nonce, size_t len,
+int login_nonce_issue(struct broker *b, const struct sockaddr *remote,
+                      const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
+                      char nonce[LOGIN_NONCE_CHARS + 1])
+{
+    uint8_t akey[LOGIN_OWNER_KEY_MAX_BYTES];
+    uint8_t alen = 0;
+    login_address_key(remote, akey, &alen);
+    return login_nonce_issue_key(b, akey, alen, LOGIN_NONCE_HTTP, pub, nonce);
+}
+
+int login_nonce_issue_conn(struct broker *b, const struct conn *c,
+                           const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
+                           char nonce[LOGIN_NONCE_CHARS + 1])
+{
+    LMQ_ASSERT(c != NULL && c->broker == b);
+    uint8_t akey[LOGIN_OWNER_KEY_MAX_BYTES];
+    /* The same grouping as login_address_key (net_address_group), of the address the
+     * connection is counted under: the client a trusted proxy named, else the socket's peer. */
+    uint8_t alen = conn_address_group(c, akey);
+    LMQ_ASSERT(alen <= 8);
+    if (alen == 0) {
+        akey[0] = 0; /* unknown: shared with the HTTP requests of no known address */
+        alen = 1;
+    }
+    return login_nonce_issue_key(b, akey, alen, LOGIN_NONCE_MQTT, pub, nonce);
+}
+
+bool login_nonce_take(struct broker *b, const char *nonce, size_t len, enum login_nonce_use use,
                       uint8_t pub[CRYPTO_ED25519_PUB_BYTES])
 {
     struct login_nonces *t = b->login_nonces;
@@ -307,9 +340,11 @@ bool login_nonce_take(struct broker *b, const char *nonce, size_t len,
     struct login_nonce *e = lmq_map_get(t->by_nonce, (const uint8_t *)nonce, len);
     if (e == NULL)
         return false;
+    /* Consumed either way: a challenge presented the wrong way is not tried again. */
+    bool same_use = e->use == use;
     memcpy(pub, e->pub, CRYPTO_ED25519_PUB_BYTES);
     login_nonce_drop(t, e);
-    return true;
+    return same_use;
 }
 
 size_t login_nonce_count(const struct broker *b)

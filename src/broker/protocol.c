@@ -144,9 +144,8 @@ static int proto_connect(struct conn *c, struct mqtt_packet *pkt)
     if (c->state != CONN_AWAIT_CONNECT)
         return MQTT_RC_PROTOCOL_ERROR; /* a second CONNECT */
     c->version = cn.protocol_version;
-    if (cn.props.present & MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_METHOD))
-        return proto_refuse_connect(c, MQTT_RC_BAD_AUTHENTICATION_METHOD,
-                                    "enhanced authentication is not supported");
+    bool enhanced = (cn.props.present & (MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_METHOD) |
+                                         MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_DATA))) != 0;
     uint8_t assigned[PROTO_ASSIGNED_ID_BYTES];
     struct mqtt_props ack = {0};
     if (cn.client_id.len == 0) {
@@ -164,15 +163,18 @@ static int proto_connect(struct conn *c, struct mqtt_packet *pkt)
         return proto_refuse_connect(c, MQTT_RC_QUOTA_EXCEEDED, "max_connections");
     if (c->refusal_code != 0)
         return proto_refuse_connect(c, c->refusal_code, c->refusal_why);
-    int auth_rc = identity_authenticate(c, &cn);
+    int auth_rc = enhanced ? enhanced_auth_connect(c, pkt) : identity_authenticate(c, &cn);
     if (auth_rc == PROTO_PAUSED)
         return PROTO_PAUSED; /* the password is being checked; this runs again after */
+    if (auth_rc == PROTO_AUTH_HANDLED)
+        return 0; /* an AUTH exchange runs (this runs again after it) or the CONNECT was refused */
     LMQ_ASSERT(auth_rc >= 0 && auth_rc <= 0xFF);
     if (auth_rc != MQTT_RC_SUCCESS)
         return proto_refuse_connect(c, (uint8_t)auth_rc, "authentication failed");
     if (cn.will_flag && !proto_will_allowed(c, &cn))
         return proto_refuse_connect(c, MQTT_RC_NOT_AUTHORIZED, "will topic not allowed");
     proto_negotiate(c, &cn, &ack);
+    enhanced_auth_connack(c, &ack);
     bool present = false;
     uint8_t reason = MQTT_RC_SUCCESS;
     if (session_attach(c, &cn, &present, &reason) != LMQ_OK)
@@ -471,6 +473,8 @@ static int proto_disconnect(struct conn *c, struct mqtt_packet *pkt)
 int proto_handle_packet(struct conn *c, struct mqtt_packet *pkt)
 {
     LMQ_ASSERT(c != NULL && pkt != NULL);
+    if (pkt->type == MQTT_AUTH || enhanced_auth_pending(c))
+        return enhanced_auth_packet(c, pkt);
     if (pkt->type == MQTT_CONNECT)
         return proto_connect(c, pkt);
     LMQ_ASSERT(c->state == CONN_CONNECTED && c->session != NULL);
@@ -495,7 +499,7 @@ int proto_handle_packet(struct conn *c, struct mqtt_packet *pkt)
     case MQTT_DISCONNECT:
         return proto_disconnect(c, pkt);
     default:
-        /* CONNACK, SUBACK, UNSUBACK, PINGRESP are server packets; AUTH without a method. */
+        /* CONNACK, SUBACK, UNSUBACK, PINGRESP are server packets. */
         conn_log(c, LMQ_LOG_INFO, "protocol_error", mqtt_packet_type_name(pkt->type));
         return MQTT_RC_PROTOCOL_ERROR;
     }

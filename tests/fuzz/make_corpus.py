@@ -110,6 +110,15 @@ def v5():
         "auth": pkt(0xF0, b"\x18" + props(b"\x15" + s("SCRAM"), b"\x16" + s(b"\x00"),
                                           b"\x1F" + s("more"), up)),
         "auth_empty": pkt(0xF0, b""),
+        # Enhanced authentication "ledgermq-ed25519" (docs/PROTOCOL.md "Login over MQTT").
+        "connect_ed25519": pkt(0x10, s("MQTT") + b"\x05\x02" + u16(60)
+                               + props(b"\x15" + s("ledgermq-ed25519"), b"\x16" + s(bytes(32)))
+                               + s("sensor-1")),
+        "auth_ed25519_nonce": pkt(0xF0, b"\x18" + props(b"\x15" + s("ledgermq-ed25519"),
+                                                        b"\x16" + s(bytes(range(32))))),
+        "auth_ed25519_sig": pkt(0xF0, b"\x18" + props(b"\x15" + s("ledgermq-ed25519"),
+                                                      b"\x16" + s(bytes(range(64))))),
+        "auth_reauth": pkt(0xF0, b"\x19" + props(b"\x15" + s("ledgermq-ed25519"))),
     }
 
 

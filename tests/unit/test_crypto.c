@@ -18,6 +18,7 @@
 #include "crypto/encoding.h"
 #include "crypto/jwt.h"
 #include "crypto/keyfile.h"
+#include "crypto/mqtt_auth.h"
 
 #define TEST_ERR_BYTES 512
 #define TEST_MSG_MAX_BYTES 64
@@ -540,6 +541,81 @@ static void test_jwt_signed_bad_claims(void **state)
     }
 }
 
+/* ---- Login over MQTT: the worked example of docs/PROTOCOL.md "Login over MQTT" ---- */
+
+#define EX_IDENTITY_SEED "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"
+#define EX_SERVER_SEED "4242424242424242424242424242424242424242424242424242424242424242"
+#define EX_SERVER_ID "3097e2dee2cb4a34b53840cdb705aed71067c36f68db0e0f559c3f3fa043315f"
+#define EX_MESSAGE                                                                                 \
+    "6c65646765726d712d6d7174742d617574682d76310a"                                                 \
+    "33303937653264656532636234613334623533383430636462373035616564373130363763333666363864623065" \
+    "306635353963336633666130343333313566"                                                         \
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"                             \
+    "73656e736f722d31"
+#define EX_SIGNATURE                                                                               \
+    "2047b25c9782671d4cb66774611fc2a79003fe9deb7293f02d0646b1dcdf81c9"                             \
+    "b61d3d2fa4f77d2958768eae91a55eb18cb8ba7cd2b2318fd9fff4a52337d905"
+
+static void test_mqtt_auth_worked_example(void **state)
+{
+    (void)state;
+    uint8_t seed[32], server_seed[32], nonce[32], want_msg[256], msg[256], want_sig[64], sig[64];
+    size_t n = 0, want_len = 0, len = 0;
+    hex_to(EX_IDENTITY_SEED, seed, sizeof(seed), &n);
+    hex_to(EX_SERVER_SEED, server_seed, sizeof(server_seed), &n);
+    hex_to(EX_MESSAGE, want_msg, sizeof(want_msg), &want_len);
+    hex_to(EX_SIGNATURE, want_sig, sizeof(want_sig), &n);
+    for (size_t i = 0; i < sizeof(nonce); i++)
+        nonce[i] = (uint8_t)i;
+    struct crypto_identity ident, server;
+    assert_int_equal(crypto_identity_from_seed(seed, &ident), LMQ_OK);
+    assert_string_equal(ident.id,
+                        "21fe31dfa154a261626bf854046fd2271b7bed4b6abe45aa58877ef47f9721b9");
+    assert_int_equal(crypto_identity_from_seed(server_seed, &server), LMQ_OK);
+    assert_string_equal(server.id, EX_SERVER_ID);
+    const uint8_t *cid = (const uint8_t *)"sensor-1";
+    assert_int_equal(crypto_mqtt_auth_message(server.id, nonce, cid, 8, msg, sizeof(msg), &len),
+                     LMQ_OK);
+    assert_int_equal(len, 126);
+    assert_int_equal(len, want_len);
+    assert_memory_equal(msg, want_msg, len);
+    assert_int_equal(crypto_ed25519_sign(seed, msg, len, sig), LMQ_OK);
+    assert_memory_equal(sig, want_sig, 64);
+    assert_true(crypto_mqtt_auth_verify(ident.pub, server.id, nonce, cid, 8, sig));
+    /* Any other server, nonce, client id or key: refused. */
+    char other_server[CRYPTO_IDENTITY_ID_BYTES];
+    memcpy(other_server, server.id, sizeof(other_server));
+    other_server[0] = other_server[0] == '0' ? '1' : '0';
+    assert_false(crypto_mqtt_auth_verify(ident.pub, other_server, nonce, cid, 8, sig));
+    nonce[31] ^= 1;
+    assert_false(crypto_mqtt_auth_verify(ident.pub, server.id, nonce, cid, 8, sig));
+    nonce[31] ^= 1;
+    assert_false(crypto_mqtt_auth_verify(ident.pub, server.id, nonce, cid, 7, sig));
+    assert_false(
+        crypto_mqtt_auth_verify(ident.pub, server.id, nonce, (const uint8_t *)"sensor-2", 8, sig));
+    assert_false(crypto_mqtt_auth_verify(server.pub, server.id, nonce, cid, 8, sig));
+    /* The HTTP login's message for the same nonce text is a different message. */
+    assert_false(crypto_ed25519_verify(ident.pub, (const uint8_t *)"ledgermq-auth-v1:", 17, sig));
+    /* Bounds: a server id that is not an id, a small buffer, a long (heap) client id. */
+    assert_int_equal(crypto_mqtt_auth_message("ABC", nonce, cid, 8, msg, sizeof(msg), &len),
+                     LMQ_EINVAL);
+    assert_int_equal(crypto_mqtt_auth_message(server.id, nonce, cid, 8, msg, 125, &len),
+                     LMQ_ETOOBIG);
+    size_t long_len = 1000;
+    uint8_t *long_id = malloc(long_len);
+    uint8_t *long_msg = malloc(CRYPTO_MQTT_AUTH_FIXED_BYTES + long_len);
+    assert_non_null(long_id);
+    assert_non_null(long_msg);
+    memset(long_id, 'x', long_len);
+    assert_int_equal(crypto_mqtt_auth_message(server.id, nonce, long_id, long_len, long_msg,
+                                              CRYPTO_MQTT_AUTH_FIXED_BYTES + long_len, &len),
+                     LMQ_OK);
+    assert_int_equal(crypto_ed25519_sign(seed, long_msg, len, sig), LMQ_OK);
+    assert_true(crypto_mqtt_auth_verify(ident.pub, server.id, nonce, long_id, long_len, sig));
+    free(long_id);
+    free(long_msg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -556,6 +632,7 @@ int main(void)
         cmocka_unit_test(test_jwt_tampering_and_wrong_alg),
         cmocka_unit_test(test_jwt_malformed_segments),
         cmocka_unit_test(test_jwt_signed_bad_claims),
+        cmocka_unit_test(test_mqtt_auth_worked_example),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

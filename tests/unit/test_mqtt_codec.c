@@ -580,6 +580,73 @@ static void expect_bytes(const struct mqtt_packet *pkt, uint8_t v, const uint8_t
     assert_memory_equal(buf, want, n);
 }
 
+/* The AUTH packets of docs/PROTOCOL.md "Login over MQTT", worked example: the server's
+ * challenge (nonce 00..1f), the client's answer (its signature) and re-authentication. */
+static void test_auth_ledgermq_ed25519_example_bytes(void **state)
+{
+    (void)state;
+    static const uint8_t method_prop[] = {0x15, 0x00, 0x10, 'l', 'e', 'd', 'g', 'e', 'r', 'm',
+                                          'q',  '-',  'e',  'd', '2', '5', '5', '1', '9'};
+    uint8_t want[128];
+    uint8_t nonce[32];
+    for (size_t i = 0; i < sizeof(nonce); i++)
+        nonce[i] = (uint8_t)i;
+    struct mqtt_packet pkt;
+    memset(&pkt, 0, sizeof(pkt));
+    pkt.type = MQTT_AUTH;
+    pkt.u.disconnect.reason_code = MQTT_RC_CONTINUE_AUTHENTICATION;
+    struct mqtt_props *p = &pkt.u.disconnect.props;
+    p->present = MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_METHOD) |
+                 MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_DATA);
+    p->authentication_method = str("ledgermq-ed25519");
+    p->authentication_data = (struct mqtt_bytes){nonce, sizeof(nonce)};
+    /* f0 38 18 36 | 15 0010 "ledgermq-ed25519" | 16 0020 00..1f */
+    size_t n = 0;
+    want[n++] = 0xF0, want[n++] = 0x38, want[n++] = 0x18, want[n++] = 0x36;
+    memcpy(want + n, method_prop, sizeof(method_prop));
+    n += sizeof(method_prop);
+    want[n++] = 0x16, want[n++] = 0x00, want[n++] = 0x20;
+    memcpy(want + n, nonce, sizeof(nonce));
+    n += sizeof(nonce);
+    assert_int_equal(n, 58);
+    expect_bytes(&pkt, MQTT_V5, want, n);
+    struct mqtt_packet out;
+    decode_ok(want, n, MQTT_V5, &out);
+    assert_int_equal(out.type, MQTT_AUTH);
+    assert_int_equal(out.u.disconnect.reason_code, MQTT_RC_CONTINUE_AUTHENTICATION);
+    assert_bytes_eq(out.u.disconnect.props.authentication_method, str("ledgermq-ed25519"));
+    assert_bytes_eq(out.u.disconnect.props.authentication_data, p->authentication_data);
+
+    /* The client's AUTH 0x18: f0 58 18 56 | method | 16 0040 <64-byte signature>. */
+    uint8_t sig[64];
+    for (size_t i = 0; i < sizeof(sig); i++)
+        sig[i] = (uint8_t)(0xA0 ^ i);
+    p->authentication_data = (struct mqtt_bytes){sig, sizeof(sig)};
+    n = 0;
+    want[n++] = 0xF0, want[n++] = 0x58, want[n++] = 0x18, want[n++] = 0x56;
+    memcpy(want + n, method_prop, sizeof(method_prop));
+    n += sizeof(method_prop);
+    want[n++] = 0x16, want[n++] = 0x00, want[n++] = 0x40;
+    memcpy(want + n, sig, sizeof(sig));
+    n += sizeof(sig);
+    assert_int_equal(n, 90);
+    expect_bytes(&pkt, MQTT_V5, want, n);
+
+    /* Re-authenticate (0x19) and Success (0x00) with the method only: f0 15 rc 13 | method. */
+    static const uint8_t rcs[] = {MQTT_RC_REAUTHENTICATE, MQTT_RC_SUCCESS};
+    for (size_t i = 0; i < sizeof(rcs); i++) {
+        pkt.u.disconnect.reason_code = rcs[i];
+        p->present = MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_METHOD);
+        n = 0;
+        want[n++] = 0xF0, want[n++] = 0x15, want[n++] = rcs[i], want[n++] = 0x13;
+        memcpy(want + n, method_prop, sizeof(method_prop));
+        n += sizeof(method_prop);
+        expect_bytes(&pkt, MQTT_V5, want, n);
+        decode_ok(want, n, MQTT_V5, &out);
+        assert_int_equal(out.u.disconnect.reason_code, rcs[i]);
+    }
+}
+
 static void test_connect_v5_matches_spec_example_bytes(void **state)
 {
     (void)state;
@@ -1453,6 +1520,7 @@ int main(void)
         cmocka_unit_test(test_unsubscribe_round_trip_both_versions),
         cmocka_unit_test(test_suback_unsuback_round_trip_both_versions),
         cmocka_unit_test(test_ping_disconnect_auth_round_trip),
+        cmocka_unit_test(test_auth_ledgermq_ed25519_example_bytes),
         cmocka_unit_test(test_connect_v5_matches_spec_example_bytes),
         cmocka_unit_test(test_v311_packets_match_hand_checked_bytes),
         cmocka_unit_test(test_v5_short_forms_and_property_order_bytes),
