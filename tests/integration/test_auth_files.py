@@ -336,6 +336,52 @@ def test_sighup_reloads_the_acl_and_keeps_it_when_the_new_one_is_broken(broker_f
     assert alice.expect_publish().payload == b"5"
 
 
+def test_acl_checks_deliveries_to_an_offline_session_across_a_restart(broker_files):
+    """Deliveries queued for an offline session are checked with the session's owner and
+    client id, also for a session restored from the store."""
+    b, _, acl = broker_files
+    acl.write_text(FEED_ACL + "user alice\ntopic deny feed/hidden\n")
+    b.proc.send_signal(signal.SIGHUP)
+    b.wait_event("acl_reloaded")
+    c = b.raw(5)
+    props = mqttraw.Props([("session_expiry_interval", 300)])
+    c.connect("c-alice", clean=True, props=props, username="alice", password=b"alice-pw")
+    assert c.subscribe([("#", 1)]).rcs == [1]
+    c.disconnect()
+    bob, _ = login(b, "bob", "bob-pw", client_id="c-bob")
+    bob.publish_acked("feed/hidden", b"1")
+    bob.publish_acked("feed/open", b"2")
+    b.terminate()
+    b.restart()
+    bob, _ = login(b, "bob", "bob-pw", client_id="c-bob")
+    bob.publish_acked("feed/hidden", b"3")
+    bob.publish_acked("feed/open", b"4")
+    c = b.raw(5)
+    ack = c.connect("c-alice", clean=False, props=mqttraw.Props([("session_expiry_interval", 300)]),
+                    username="alice", password=b"alice-pw")
+    assert ack.session_present, ack
+    got = [(p.topic, p.payload) for p in c.publishes(2)]
+    assert got == [("feed/open", b"2"), ("feed/open", b"4")], got
+    c.expect_nothing(0.3)
+
+
+def test_acl_shared_group_delivers_to_a_member_that_may_read(broker_files):
+    """A shared group's message goes to a member that may read it when there is one (mosquitto
+    would hand every other one to bob, who may not read it, and drop it)."""
+    b, _, acl = broker_files
+    acl.write_text(FEED_ACL)
+    b.proc.send_signal(signal.SIGHUP)
+    b.wait_event("acl_reloaded")
+    alice, _ = login(b, "alice", "alice-pw", client_id="c-alice")
+    bob, _ = login(b, "bob", "bob-pw", client_id="c-bob")
+    assert alice.subscribe([("$share/g/feed/#", 1)]).rcs == [1]
+    assert bob.subscribe([("$share/g/feed/#", 1)]).rcs == [1]
+    for i in range(6):
+        bob.publish_acked("feed/%d" % i, b"x")
+    assert sorted(p.topic for p in alice.publishes(6)) == ["feed/%d" % i for i in range(6)]
+    bob.expect_nothing(0.3)
+
+
 def test_sighup_reloads_the_password_file(broker_files):
     b, pw, _ = broker_files
     _, ack = login(b, "carol", "carol-pw", check=False)
