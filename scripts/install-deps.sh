@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages LedgerMQ's build and tests need.
 # Idempotent: runs apt-get only when a package is missing.
+#
+# Debian's mosquitto (the reference broker of tests/integration/test_acl_mosquitto.py, which
+# starts its own on a free port) enables and starts a system service on port 1883, where
+# `make run` listens: it is installed with no service started (a policy-rc.d that says no, for
+# the length of the apt-get only, when there is none already) and its service is left disabled
+# and stopped, on every run.
 set -euo pipefail
 
 PACKAGES=(
@@ -8,7 +14,7 @@ PACKAGES=(
     libuv1-dev libinih-dev libcmocka-dev libssl-dev libsqlite3-dev libjansson-dev libhttp-parser-dev libwslay-dev
     clang libclang-rt-14-dev
     python3 python3-paho-mqtt python3-pytest python3-cryptography
-    mosquitto-clients curl openssl
+    mosquitto mosquitto-clients curl openssl
     chromium
 )
 
@@ -26,15 +32,49 @@ for pkg in "${PACKAGES[@]}"; do
     fi
 done
 
-if [ "${#missing[@]}" -eq 0 ]; then
-    exit 0
-fi
-
-echo "install-deps: installing ${missing[*]}"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
     SUDO="sudo"
 fi
+
+# Debian's mosquitto service: disabled (systemctl works without a running systemd) and, when
+# it runs, stopped through its own init system (which stops that instance only).
+mosquitto_service_off() {
+    if ! dpkg-query -W -f='${Status}' mosquitto 2>/dev/null | grep -q "install ok installed"; then
+        return 0
+    fi
+    if command -v systemctl >/dev/null 2>&1; then
+        if [ "$(systemctl is-enabled mosquitto 2>/dev/null || true)" = "enabled" ]; then
+            echo "install-deps: disabling Debian's mosquitto service (port 1883)"
+            $SUDO systemctl disable --quiet mosquitto
+        fi
+        if [ -d /run/systemd/system ] && systemctl is-active --quiet mosquitto; then
+            $SUDO systemctl stop mosquitto
+        fi
+    elif ls /etc/rc[2-5].d/S*mosquitto >/dev/null 2>&1; then
+        $SUDO update-rc.d mosquitto disable >/dev/null
+    fi
+    if [ ! -d /run/systemd/system ] && [ -s /run/mosquitto/mosquitto.pid ] &&
+        [ -x /etc/init.d/mosquitto ]; then
+        $SUDO /etc/init.d/mosquitto stop >/dev/null || true
+    fi
+}
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    mosquitto_service_off
+    exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+policy=/usr/sbin/policy-rc.d
+if [[ " ${missing[*]} " == *" mosquitto "* ]] && [ ! -e "$policy" ]; then
+    # 101: "action forbidden by policy", so the package's scripts start no service.
+    printf '#!/bin/sh\n# LedgerMQ install-deps.sh, during apt-get install only\nexit 101\n' |
+        $SUDO tee "$policy" >/dev/null
+    $SUDO chmod 0755 "$policy"
+    trap '$SUDO rm -f "$policy"' EXIT
+fi
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+mosquitto_service_off

@@ -12,6 +12,12 @@
  *
  * Which CONNECT gets a check when, and which address is backing off after bad passwords, is
  * access_guard.c's: one address can hold only its share of the slots.
+ *
+ * The ACL follows mosquitto (mqtt_acl.h): every SUBSCRIBE is granted and each delivery outside
+ * id/ is checked as a read of its topic. So that a session whose subscriptions can only
+ * deliver what it may read pays nothing per message, each session keeps whether one of its
+ * subscriptions may deliver an unreadable topic (acl_partial, for the ACL of generation
+ * acl_gen): only such a session's deliveries are checked one by one.
  */
 #include "broker/broker_internal.h"
 
@@ -56,6 +62,7 @@ int access_init(struct broker *b)
         fprintf(stderr, "ledgermq: ACL file %s\n", err);
         return LMQ_EINVAL;
     }
+    b->acl_gen = 1; /* sessions start at 0: their first delivery looks at their subscriptions */
     LMQ_ASSERT((b->passwd != NULL) == (a->password_file[0] != '\0'));
     return LMQ_OK;
 }
@@ -105,6 +112,7 @@ void access_reload(struct broker *b)
         } else {
             mqtt_acl_free(b->acl);
             b->acl = fresh;
+            b->acl_gen++; /* every session's subscriptions are looked at again */
             access_log_reload("acl_reloaded", a->acl_file, "rules", mqtt_acl_rule_count(fresh));
         }
     }
@@ -233,17 +241,67 @@ bool access_may_publish(struct conn *c, const uint8_t *client_id, size_t client_
     return false;
 }
 
-bool access_may_subscribe(struct conn *c, const uint8_t *filter, size_t len)
+/*
+ * Who the ACL knows s's deliveries are for: its owner (session_principal) names the user, and
+ * the session stays with that principal. False for an owner not yet recorded (a row of an
+ * older build, until its principal resumes it): nothing is known to be readable for it.
+ */
+static bool access_session_who(const struct session *s, struct mqtt_acl_client *who)
 {
-    LMQ_ASSERT(c != NULL && c->session != NULL);
-    const struct mqtt_acl *acl = c->broker->acl;
-    if (acl == NULL)
-        return true;
-    const struct session *s = c->session;
-    struct mqtt_acl_client who = {(const uint8_t *)c->user, c->user_len, s->client_id,
-                                  s->client_id_len};
-    if (mqtt_acl_may_subscribe(acl, &who, filter, len))
-        return true;
-    access_denied(c, "subscribe", filter, len);
+    const char *o = s->owner, *user = NULL;
+    if (strncmp(o, "user:", 5) == 0)
+        user = o + 5;
+    else if (strncmp(o, "cn:", 3) == 0)
+        user = o + 3;
+    else if (strcmp(o, SESSION_OWNER_ANONYMOUS) == 0)
+        user = "";
+    else if (strlen(o) == CRYPTO_IDENTITY_ID_CHARS)
+        user = o; /* an identity: its id */
+    if (user == NULL)
+        return false;
+    *who = (struct mqtt_acl_client){(const uint8_t *)user, strlen(user), s->client_id,
+                                    s->client_id_len};
+    return true;
+}
+
+/* Whether s has a subscription (outside id/) that may deliver a topic it may not read. */
+static bool access_session_partial(const struct session *s, const struct mqtt_acl_client *who)
+{
+    const struct mqtt_acl *acl = s->broker->acl;
+    size_t guard = s->sub_count + 1;
+    for (const struct list_node *n = s->subs.next; n != &s->subs && guard-- > 0; n = n->next) {
+        const struct session_sub *sub = list_entry(n, struct session_sub, link);
+        const uint8_t *filter = sub->text + sub->group_len;
+        if (!identity_under_id(filter, sub->filter_len) &&
+            !mqtt_acl_reads_all(acl, who, filter, sub->filter_len))
+            return true;
+    }
     return false;
+}
+
+void access_subscribed(struct session *s, const uint8_t *filter, size_t len)
+{
+    LMQ_ASSERT(s != NULL && filter != NULL && len > 0);
+    struct broker *b = s->broker;
+    struct mqtt_acl_client who;
+    if (b->acl == NULL || s->acl_gen != b->acl_gen || s->acl_partial)
+        return; /* no ACL, or the next delivery looks at every subscription anyway */
+    if (!access_session_who(s, &who) || !mqtt_acl_reads_all(b->acl, &who, filter, len))
+        s->acl_partial = true;
+}
+
+bool access_may_deliver(struct session *s, const uint8_t *topic, size_t len)
+{
+    LMQ_ASSERT(s != NULL && (topic != NULL || len == 0));
+    struct broker *b = s->broker;
+    if (b->acl == NULL || identity_under_id(topic, len))
+        return true; /* under id/ the identity rules decide (route.c, retain.c) */
+    struct mqtt_acl_client who;
+    if (!access_session_who(s, &who))
+        return false;
+    if (s->acl_gen != b->acl_gen) {
+        s->acl_partial = access_session_partial(s, &who);
+        s->acl_gen = b->acl_gen;
+    }
+    return !s->acl_partial || mqtt_acl_may_read(b->acl, &who, topic, len);
 }

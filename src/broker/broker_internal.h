@@ -186,7 +186,11 @@ struct session {
     uint8_t quota_addr[8]; /* address group it was created from (conn_address_group; 0: none) */
     uint8_t quota_addr_len;
     struct list_node retain_cursors; /* retained deliveries still to make (retain.c); lazily init */
-    struct list_node retain_link;    /* in the retained index's run list while they may advance */
+    /* A subscription may deliver a topic the ACL of generation acl_gen (broker->acl_gen) does
+     * not let the session read: its deliveries are checked one by one (access.c). */
+    bool acl_partial;
+    uint64_t acl_gen;
+    struct list_node retain_link; /* in the retained index's run list while they may advance */
 };
 
 /* Where a CONNECT's password-file check stands (access.c). */
@@ -402,6 +406,7 @@ struct broker {
     int64_t ledger_quota_day;          /* UTC day the ledger_quota entries are of (older pruned) */
     struct crypto_passwd_file *passwd; /* [auth] password_file; NULL when none */
     struct mqtt_acl *acl;              /* [auth] acl_file; NULL when none (all allowed) */
+    uint64_t acl_gen;                  /* bumped by every ACL (re)load (session->acl_gen) */
     uint32_t password_checks;          /* password hashes queued or running */
     struct access_guard *access_guard; /* per-address shares and back-off (access_guard.c) */
     uint64_t ledger_size;              /* envelopes accepted: the next ledger index */
@@ -649,13 +654,17 @@ void access_destroy(struct broker *b);
  * be loaded): returns PROTO_PAUSED, or the result of a check that is done (MQTT_RC_SUCCESS
  * with c->user set, or a CONNACK reason code after logging a security event). */
 int access_password(struct conn *c, const struct mqtt_connect *cn);
-/* False (and an acl_denied security event) when an ACL is loaded and no write rule for c
- * matches topic. client_id: the connection's (its session's once connected). */
+/* False (and an acl_denied security event) when an ACL is loaded and does not let c publish to
+ * topic (mqtt_acl.h). client_id: the connection's (its session's once connected). */
 bool access_may_publish(struct conn *c, const uint8_t *client_id, size_t client_id_len,
                         const uint8_t *topic, size_t len);
-/* False (and an acl_denied security event) when an ACL is loaded and no read rule for c
- * covers filter (not shared). */
-bool access_may_subscribe(struct conn *c, const uint8_t *filter, size_t len);
+/* Notes s's new subscription to filter (outside id/, non-shared part): whether it may deliver
+ * a topic s may not read, so that its deliveries are checked (access_may_deliver). */
+void access_subscribed(struct session *s, const uint8_t *filter, size_t len);
+/* True when s may receive a message on topic: always under id/ (the identity rules decide) and
+ * without an ACL; else the ACL's read check, skipped for a session whose subscriptions all
+ * deliver readable topics only. */
+bool access_may_deliver(struct session *s, const uint8_t *topic, size_t len);
 
 /* access_guard.c: per-address shares of the password checks and back-off after failures. */
 struct access_guard_entry;

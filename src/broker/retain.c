@@ -445,7 +445,8 @@ static enum retain_step retain_visit(struct session *s, struct retain_cursor *cu
      * delivery applies, because nothing retained there can be genuine. */
     if (m == NULL || n->seq > cur->seq_max || !retain_matches(cur, n) ||
         identity_under_id(m->topic.data, m->topic.len) ||
-        msg_expired(m, broker_unix_ms(b), &remaining_s))
+        msg_expired(m, broker_unix_ms(b), &remaining_s) ||
+        !access_may_deliver(s, m->topic.data, m->topic.len))
         return RETAIN_STEP_MORE;
     if (!session_queue_has_room(s, m->size_bytes)) {
         if (s->queued_count > 0) {

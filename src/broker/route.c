@@ -12,6 +12,7 @@
 
 struct route_target {
     struct session *session;
+    bool denied; /* the ACL does not let the session read the topic: nothing queued */
     uint8_t qos;
     bool retain_as_published;
     bool full;                       /* no room for this QoS 1/2 delivery: policy says what */
@@ -238,7 +239,12 @@ static void route_on_match(void *arg, const struct sub_tree_entry *e)
             ctx->oom = true;
             return;
         }
+        /* Checked once per session and message, whichever of its subscriptions matched; still
+         * a match for the publisher's reason code (as mosquitto's). */
+        t->denied = !access_may_deliver(s, ctx->msg->topic.data, ctx->msg->topic.len);
     }
+    if (t->denied)
+        return;
     uint8_t qos = LMQ_MIN(ctx->msg->qos, (uint8_t)(e->options & MQTT_SUBOPT_QOS_MASK));
     t->qos = LMQ_MAX(t->qos, qos);
     if (e->options & MQTT_SUBOPT_RETAIN_AS_PUBLISHED)
@@ -247,11 +253,12 @@ static void route_on_match(void *arg, const struct sub_tree_entry *e)
         t->sub_ids[t->sub_id_count++] = e->sub_id;
 }
 
+/* A shared group's message goes to an online member that may read it, when there is one. */
 static bool route_eligible(void *arg, void *owner)
 {
-    LMQ_UNUSED(arg);
-    const struct session *s = owner;
-    return s->conn != NULL;
+    const struct route_ctx *ctx = arg;
+    struct session *s = owner;
+    return s->conn != NULL && access_may_deliver(s, ctx->msg->topic.data, ctx->msg->topic.len);
 }
 
 /*
@@ -283,7 +290,7 @@ static int route_commit_first(struct broker *b, struct msg *m, const struct rout
     bool stored = m->retain && m->payload.len > 0;
     for (size_t i = 0; i < ctx->count && !stored; i++) {
         const struct route_target *t = &b->route_targets[i];
-        stored = t->qos > 0 && route_can_receive(t->session, t->qos) &&
+        stored = !t->denied && t->qos > 0 && route_can_receive(t->session, t->qos) &&
                  (t->session->persistent || t->session->stored);
     }
     if (stored)
@@ -352,7 +359,7 @@ uint8_t route_publish(struct broker *b, struct msg *m, struct session *publisher
      * target is decided before anything is queued, so a refusal leaves no copy anywhere. */
     for (size_t i = 0; i < ctx.count; i++) {
         struct route_target *t = &b->route_targets[i];
-        t->full = t->qos > 0 && route_can_receive(t->session, t->qos) &&
+        t->full = !t->denied && t->qos > 0 && route_can_receive(t->session, t->qos) &&
                   !session_queue_has_room(t->session, m->size_bytes);
         if (!t->full || ctx.identity_topic)
             continue;
@@ -366,7 +373,7 @@ uint8_t route_publish(struct broker *b, struct msg *m, struct session *publisher
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     for (size_t i = 0; i < ctx.count; i++) {
         const struct route_target *t = &b->route_targets[i];
-        if (!route_can_receive(t->session, t->qos))
+        if (t->denied || !route_can_receive(t->session, t->qos))
             continue; /* QoS 0 is not queued for offline sessions, nothing for ending ones */
         if (t->qos == 0 && !session_queue_has_room_qos0(t->session, m->size_bytes)) {
             session_qos0_dropped(t->session, NULL);

@@ -83,10 +83,10 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uin
         *fatal = MQTT_RC_PROTOCOL_ERROR; /* [MQTT-3.8.3-4] */
         return refuse;
     }
-    /* Under id/ the identity rules above decide; everything else needs an ACL read rule. */
-    bool under_id = identity_under_id(filter, filter_len);
-    if (!under_id && !access_may_subscribe(c, filter, filter_len))
-        return c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0x80;
+    /* Under id/ the identity rules above decide. Elsewhere the ACL, like mosquitto's, grants
+     * the subscription and checks each delivery as a read of its topic (access.c). */
+    if (!identity_under_id(filter, filter_len))
+        access_subscribed(s, filter, filter_len);
     struct session_sub *existing = session_sub_find(s, group, group_len, filter, filter_len);
     if (existing == NULL && s->sub_count >= s->broker->cfg.limits.max_subscriptions)
         return c->version == MQTT_V5 ? MQTT_RC_QUOTA_EXCEEDED : 0x80;
