@@ -440,9 +440,12 @@ class LedgerMQ(Broker):
         http_max = max(64, min(20000, (hard - mqtt_max - 400) // 2))
         with open(self.ini, "w") as f:
             # max_connections: the default (10000) leaves no room for the idle test's extra
-            # connections, all from 127.0.0.1 (hence the per-address limits). Everything else
-            # is the default, except what the fill test adds.
+            # connections, all from 127.0.0.1 (hence the per-address limits). queue_overflow
+            # = refuse: a subscriber slower than its publishers holds them back instead of
+            # losing messages (the default drop_oldest would count as losses). Everything
+            # else is the default, except what the fill test adds.
             f.write("[limits]\nmax_connections = %d\nmax_connections_per_address = %d\n"
+                    "queue_overflow = refuse\n"
                     "max_connection_rate_per_address = 100000\n"
                     # WebSocket upgrades arrive on the HTTP listeners, all from 127.0.0.1
                     "http_max_connections = %d\nhttp_max_connections_per_address = %d\n"
@@ -1478,7 +1481,9 @@ def build_report(info, results, idle, restart, brokers, notes, elapsed_s, cmdlin
     L.append("- **LedgerMQ** `%s` (git %s). `ledgermq serve --config INI --mqtt 127.0.0.1:0 "
              "--data DIR --sync always|off --log-level info`, INI `[limits] max_connections` "
              "and `max_connections_per_address` = the idle connections + 1,000, "
-             "`max_connection_rate_per_address = 100000`, the HTTP(S) connection and handshake "
+             "`max_connection_rate_per_address = 100000`, `queue_overflow = refuse` (a "
+             "subscriber slower than its publishers holds them back rather than drop the "
+             "oldest, the default), the HTTP(S) connection and handshake "
              "limits to what the open-file limit leaves (the restart test adds `max_queued_messages = %d`, `max_queued_bytes = "
              "4000000000`), every other limit at its default (inflight 64, 10,000 queued per "
              "session: beyond it a 3.1.1 publisher is not read until the queue drains). "

@@ -149,6 +149,7 @@ int broker_defer_suback(struct broker *b, struct conn *c, uint8_t type, uint16_t
     if (count > 0)
         memcpy(copy, codes, count);
     conn_ref(c);
+    c->acks_waiting++;
     batch->acks[batch->ack_count++] = (struct pending_ack){
         .conn = c, .type = type, .packet_id = packet_id, .codes = copy, .code_count = count};
     return LMQ_OK;
@@ -233,10 +234,8 @@ static void broker_commit_done(void *arg, int status)
     }
     for (size_t i = 0; i < batch->ack_count; i++) {
         struct conn *c = batch->acks[i].conn;
-        if (batch->acks[i].type != MQTT_SUBACK && batch->acks[i].type != MQTT_UNSUBACK) {
-            LMQ_ASSERT(c->acks_waiting > 0);
-            c->acks_waiting--;
-        }
+        LMQ_ASSERT(c->acks_waiting > 0);
+        c->acks_waiting--;
         send_ack(c, &batch->acks[i]);
         conn_unref(c);
         free(batch->acks[i].codes);

@@ -245,7 +245,7 @@ struct conn {
     uint32_t max_packet_out;  /* client's maximum packet size */
     uint16_t inbound_pending; /* QoS 1 received whose PUBACK is not yet sent */
     uint16_t pubrec_pending;  /* QoS 2 received whose PUBREC is not yet sent */
-    uint32_t acks_waiting;    /* this connection's acks in commit batches, not yet sent */
+    uint32_t acks_waiting;    /* its acks (SUBACK too) in commit batches, not yet sent */
     uint16_t topic_alias_max;
     struct mqtt_bytes *aliases; /* inbound topic aliases, topic_alias_max + 1 slots */
     /* Outbound topic aliases (v5): min(client's Topic Alias Maximum, max_topic_alias_out); the
@@ -710,8 +710,8 @@ void broker_on_conn_freed(struct broker *b);
 /*
  * Acknowledges a PUBLISH or PUBREL. With needs_commit (records were written for it) the ack
  * joins the open commit batch and is sent once the batch is durable; without, it is sent now,
- * unless an earlier ack of c still waits for a commit (then it waits too: acks go out in the
- * order their packets came in [MQTT-4.6.0-2, -3]).
+ * unless an earlier ack of c (a SUBACK/UNSUBACK too) still waits for a commit: then it waits
+ * as well, so acks go out in the order their packets came in [MQTT-4.6.0-2, -3].
  */
 int broker_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
                uint8_t reason_code, bool releases_quota, bool needs_commit);

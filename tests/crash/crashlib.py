@@ -120,8 +120,14 @@ class Server:
 
     def start(self, label, env_extra=None):
         self.log_path = os.path.join(self.workdir, "server-%s.log" % label)
-        cmd = [self.opts.bin, "serve", "--mqtt", "127.0.0.1:0", "--data", self.datadir,
-               "--log-level", self.opts.log_level]
+        # "Nothing acknowledged is lost" holds under queue_overflow = refuse: the default
+        # (drop_oldest) drops the oldest messages of a subscriber offline for long enough,
+        # by design (docs/PROTOCOL.md "Queue overflow").
+        ini = os.path.join(self.workdir, "ledgermq.ini")
+        with open(ini, "w") as f:
+            f.write("[limits]\nqueue_overflow = refuse\n")
+        cmd = [self.opts.bin, "serve", "--config", ini, "--mqtt", "127.0.0.1:0",
+               "--data", self.datadir, "--log-level", self.opts.log_level]
         if self.opts.sync == "off":
             cmd += ["--sync", "off"]
         env = dict(os.environ)

@@ -51,8 +51,14 @@ class Server:
         self.cond = threading.Condition()
         data = os.path.join(workdir, "data")
         os.makedirs(data, exist_ok=True)
+        # Subscribers slower than their publishers must hold the publishers back, not lose
+        # messages: the bench counts anything not delivered as a loss.
+        ini = os.path.join(workdir, "ledgermq.ini")
+        with open(ini, "w") as f:
+            f.write("[limits]\nqueue_overflow = refuse\n")
         self.proc = subprocess.Popen(
-            [BIN, "serve", "--mqtt", "127.0.0.1:0", "--data", data, "--log-level", "info"],
+            [BIN, "serve", "--config", ini, "--mqtt", "127.0.0.1:0", "--data", data,
+             "--log-level", "info"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.reader = threading.Thread(target=self._drain, daemon=True)
         self.reader.start()
