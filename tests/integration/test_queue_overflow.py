@@ -149,8 +149,8 @@ def test_drop_oldest_backlog_drops_survive_kill9(start_broker):
         assert pub.publish_pipelined("bench/k", chunk, window=10) == [0] * len(chunk)
         got += [p.payload for p in live.publishes(len(chunk))]
     assert got == sent
-    live.ping()  # its PUBACKs are read, and the next PUBACK means they are committed
-    pub.publish_acked("flush/k", b"")
+    live.ping()  # its PUBACKs are read; a retained publish is stored, so its PUBACK follows
+    pub.publish_acked("flush/k", b"x", retain=True)  # a commit of everything before it
     b.kill9()
     b.restart()
     live = b.connect_persistent("livesub", 5)
