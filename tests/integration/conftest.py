@@ -30,6 +30,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.request
 
 import queue
 
@@ -250,6 +251,19 @@ class Broker:
                     lines.append("----- run %d -----" % (i + 1))
                 lines.extend(run)
         return "\n".join(lines[-tail:])
+
+    def metric(self, name, labels=""):
+        """One sample of /metrics from the HTTP listener in the latest ready line (start the
+        broker with --http): name as printed (ledgermq_...), labels exactly as printed
+        ('{reason="quota"}'), or no labels."""
+        addr = self.events("ready")[-1]["http"][0]
+        with urllib.request.urlopen("http://%s/metrics" % addr, timeout=10) as r:
+            text = r.read().decode()
+        prefix = name + labels + " "
+        for line in text.splitlines():
+            if line.startswith(prefix):
+                return float(line.split()[-1])
+        raise AssertionError("no %s in /metrics" % (name + labels))
 
     def events(self, name=None):
         """Parsed JSON log lines (ledgermq), optionally only those with event == name."""

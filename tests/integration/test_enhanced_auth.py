@@ -52,14 +52,6 @@ def start(start_broker, config_text=NO_ANONYMOUS):
     return b
 
 
-def metric(b, name):
-    with urllib.request.urlopen("http://%s/metrics" % b.http_addr, timeout=10) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[-1])
-    raise AssertionError("no metric " + name)
-
-
 def security_events(b, kind):
     return [e for e in b.events("security") if e.get("kind") == kind]
 
@@ -313,7 +305,7 @@ def test_bad_signatures_are_refused_with_a_security_event(start_broker):
     assert_security_events(b, "bad_login", len(cases))
     # The right signature still works, and every challenge was consumed.
     login(b, alice, "sig").disconnect()
-    assert metric(b, "ledgermq_login_challenges") == 0
+    assert b.metric("ledgermq_login_challenges") == 0
 
 
 def test_out_of_order_packets_during_the_exchange_are_protocol_errors(start_broker):
@@ -340,7 +332,7 @@ def test_out_of_order_packets_during_the_exchange_are_protocol_errors(start_brok
     c.send_raw(m.encode_disconnect(5))
     assert c.expect_close() == []
     time.sleep(0.2)
-    assert metric(b, "ledgermq_login_challenges") == 0
+    assert b.metric("ledgermq_login_challenges") == 0
     # AUTH where no method was named: MQTT-4.12.0-7 (v5: DISCONNECT 0x82; 3.1.1 has no AUTH).
     b2 = start(start_broker, None)
     c = b2.connect("plain", version=5)
@@ -400,13 +392,13 @@ def test_exchange_must_end_within_connect_timeout(start_broker):
     alice = lc.Identity()
     t0 = time.monotonic()
     c, nonce = begin(b, alice, "slow")
-    assert metric(b, "ledgermq_login_challenges") == 1
+    assert b.metric("ledgermq_login_challenges") == 1
     got = c.expect_close(timeout=10)
     elapsed = time.monotonic() - t0
     assert got == [], got  # no CONNACK: closed like any CONNECT that does not finish in time
     assert 1.0 < elapsed < 5.0, elapsed
     b.wait_event("connect_timeout")
-    assert metric(b, "ledgermq_login_challenges") == 0
+    assert b.metric("ledgermq_login_challenges") == 0
     # An exchange finished in time works.
     login(b, alice, "quick").ping()
 
@@ -425,10 +417,10 @@ def test_challenge_flood_from_one_address_shares_the_http_caps(start_broker):
     for i in range(120):
         ident = victim if i % 2 else lc.Identity()
         flood.append(begin(b, ident, "flood-%d" % i, source=ATTACKER) + (ident,))
-    outstanding = metric(b, "ledgermq_login_challenges")
+    outstanding = b.metric("ledgermq_login_challenges")
     assert outstanding <= per_address + 1, outstanding
-    evicted = (metric(b, 'ledgermq_login_challenges_evicted_total{cap="address"}') +
-               metric(b, 'ledgermq_login_challenges_evicted_total{cap="key"}'))
+    evicted = (b.metric('ledgermq_login_challenges_evicted_total{cap="address"}') +
+               b.metric('ledgermq_login_challenges_evicted_total{cap="key"}'))
     assert evicted >= 120 - per_address, evicted
     # The victim's challenge survived the flood on her key, and more logins of hers work.
     assert answer(b, v, victim, v_nonce, "victim-0").rc == 0
@@ -612,7 +604,7 @@ def test_failed_or_out_of_order_reauthentication_disconnects(start_broker):
         c.expect_disconnect(rc=rc)
     assert_security_events(b, "bad_login", 2)
     time.sleep(0.2)
-    assert metric(b, "ledgermq_login_challenges") == 0
+    assert b.metric("ledgermq_login_challenges") == 0
 
 
 # ------------------------------------------------------------------- paho-mqtt 1.6, MQTT.js

@@ -5,7 +5,6 @@ resync, security events, restart."""
 import base64
 import json
 import time
-import urllib.request
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -29,14 +28,6 @@ def session(b, ident, **kw):
     s = lc.Session(b.mqtt_port, ident, lc.login(b.http_addr, ident), **kw)
     assert s.rc == 0, s.rc
     return s
-
-
-def metric(b, name):
-    with urllib.request.urlopen("http://%s/metrics" % b.http_addr, timeout=10) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[-1])
-    raise AssertionError("no metric " + name)
 
 
 def security_events(b, kind):
@@ -70,7 +61,7 @@ def test_envelope_is_acked_delivered_once_and_verifiable(pair):
         assert got["position"] == i + 1 and got["index"] == i
         assert got["envelope"] == env
         lc.verify(got["envelope"])
-    assert metric(b, "ledgermq_ledger_envelopes") == 3
+    assert b.metric("ledgermq_ledger_envelopes") == 3
 
 
 def test_resend_is_acked_again_and_not_delivered_twice(pair):
@@ -125,7 +116,7 @@ def test_forged_signature_and_foreign_sender_are_refused_and_logged(pair):
     a.send(bad)
     rej = a.expect("reject")
     assert rej["reason"] == "bad_envelope" and rej["detail"] == "bad_time", rej
-    assert metric(b, 'ledgermq_security_events_total{kind="bad_signature"}') == 1
+    assert b.metric('ledgermq_security_events_total{kind="bad_signature"}') == 1
 
 
 def test_one_identity_cannot_publish_or_subscribe_as_another(pair):
@@ -194,7 +185,7 @@ def test_bad_and_expired_tokens_and_reused_challenges_are_refused(start_broker):
                                {"pub": lc.b64url(alice.pub), "nonce": ch["nonce"], "sig": sig})
     assert status == 401
     assert lc.http_json(b.http_addr, "/auth/challenge", {"pub": "nope"})[0] == 400
-    assert metric(b, "ledgermq_auth_failures_total") == 3
+    assert b.metric("ledgermq_auth_failures_total") == 3
 
 
 def test_anonymous_clients_are_refused_when_configured(start_broker):

@@ -8,7 +8,6 @@ ends the full session. All ledgermq_only: the keys, reason codes and metrics are
 import subprocess
 import os
 import time
-import urllib.request
 
 import pytest
 
@@ -31,13 +30,7 @@ def config(policy=None, rules=""):
 
 
 def metric(b, name, label=None):
-    addr = b.events("ready")[-1]["http"][0]
-    with urllib.request.urlopen("http://%s/metrics" % addr, timeout=10) as resp:
-        text = resp.read().decode()
-    prefix = "ledgermq_%s%s " % (name, '{reason="%s"}' % label if label else "")
-    lines = [l for l in text.splitlines() if l.startswith(prefix)]
-    assert lines, "no %s in /metrics" % prefix
-    return int(lines[0].split()[-1])
+    return int(b.metric("ledgermq_" + name, '{reason="%s"}' % label if label else ""))
 
 
 def dead_subscriber(b, client_id="deadsub", topic="bench/#", version=5, **kw):

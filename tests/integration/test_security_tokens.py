@@ -39,14 +39,6 @@ def restart(b):
     b.mqtt_port = int(ready["mqtt"][0].rsplit(":", 1)[1])
 
 
-def metric(b, name):
-    with urllib.request.urlopen("http://%s/metrics" % b.http_addr, timeout=10) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[-1])
-    raise AssertionError("no metric " + name)
-
-
 def claims(token):
     return json.loads(lc.b64url_decode(token.split(".")[1]))
 
@@ -129,7 +121,7 @@ def test_connections_end_when_their_token_expires(start_broker):
     assert time.time() >= exp - 1, "ended before the token expired"
     c4.expect_disconnect(timeout=5)
     assert time.time() <= exp + 10
-    assert metric(b, "ledgermq_token_connections_ended_total") == 2
+    assert b.metric("ledgermq_token_connections_ended_total") == 2
     assert len(b.events("token_expired")) == 2
     # The broker goes on serving: a fresh token connects.
     still_serves(b, bob, lc.login(b.http_addr, bob))
@@ -170,7 +162,7 @@ def test_revoked_token_is_refused_and_its_connections_end_also_after_a_crash(sta
     # A new login works (after the revocation's second) and its token connects.
     fresh = login_after_revocation(b, alice)
     still_serves(b, alice, fresh)
-    assert metric(b, "ledgermq_token_revocations_total") == 1
+    assert b.metric("ledgermq_token_revocations_total") == 1
     # Durable: after kill -9 the old token stays refused, the new one and Bob's work.
     cb.close()
     time.sleep(0.5)
@@ -263,7 +255,7 @@ def test_ledger_byte_quota_refuses_a_flood_and_survives_a_crash(start_broker):
     rc, leaf, body = send_envelope(a4, alice, env)
     assert (rc, leaf, body["reason"]) == (0, "reject", "quota_exceeded")
     b.wait_event("security", pred=lambda e: e.get("kind") == "ledger_quota")
-    assert metric(b, "ledgermq_ledger_quota_refused_total") == 42
+    assert b.metric("ledgermq_ledger_quota_refused_total") == 42
     # Another identity is unaffected; Alice's earlier envelopes are intact in the ledger.
     c = identity_client(b, carol)
     env_c = carol.envelope(bob.id, {"ok": 1})
