@@ -166,6 +166,29 @@ static bool proto_will_allowed(struct conn *c, const struct mqtt_connect *cn)
                               cn->will_topic.len);
 }
 
+/* The connection limits and max_keepalive (3.1.1); false when the CONNECT was refused. */
+static bool proto_connect_admitted(struct conn *c, const struct mqtt_connect *cn)
+{
+    const struct broker *b = c->broker;
+    LMQ_ASSERT(c->state == CONN_AWAIT_CONNECT);
+    if (b->connected_count >= b->cfg.limits.max_connections) {
+        (void)proto_refuse_connect_why(c, MQTT_RC_QUOTA_EXCEEDED, "max_connections",
+                                       "the server has as many connections as it takes");
+        return false;
+    }
+    if (c->refusal_code != 0) {
+        (void)proto_refuse_connect_why(c, c->refusal_code, c->refusal_why,
+                                       "too many connections from this address");
+        return false;
+    }
+    if (!proto_keepalive_fits(c, cn)) {
+        (void)proto_refuse_connect(c, MQTT_RC_CLIENT_IDENTIFIER_NOT_VALID,
+                                   "keepalive 0 or above max_keepalive (3.1.1)");
+        return false;
+    }
+    return true;
+}
+
 static int proto_connect(struct conn *c, struct mqtt_packet *pkt)
 {
     struct mqtt_connect cn = pkt->u.connect;
@@ -192,15 +215,8 @@ static int proto_connect(struct conn *c, struct mqtt_packet *pkt)
             ack.assigned_client_identifier = cn.client_id;
         }
     }
-    if (b->connected_count >= b->cfg.limits.max_connections)
-        return proto_refuse_connect_why(c, MQTT_RC_QUOTA_EXCEEDED, "max_connections",
-                                        "the server has as many connections as it takes");
-    if (c->refusal_code != 0)
-        return proto_refuse_connect_why(c, c->refusal_code, c->refusal_why,
-                                        "too many connections from this address");
-    if (!proto_keepalive_fits(c, &cn))
-        return proto_refuse_connect(c, MQTT_RC_CLIENT_IDENTIFIER_NOT_VALID,
-                                    "keepalive 0 or above max_keepalive (3.1.1)");
+    if (!proto_connect_admitted(c, &cn))
+        return 0; /* refused */
     int auth_rc = identity_authenticate(c, &cn);
     if (auth_rc == PROTO_PAUSED)
         return PROTO_PAUSED; /* the password is being checked; this runs again after */
