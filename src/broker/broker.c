@@ -98,7 +98,7 @@ static int grow_array(void **arr, size_t *cap, size_t count, size_t elem)
 static void send_ack(struct conn *c, const struct pending_ack *ack);
 
 int broker_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
-               uint8_t reason_code, bool releases_quota, bool needs_commit)
+               uint8_t reason_code, bool releases_quota, bool needs_commit, const char *why)
 {
     LMQ_ASSERT(c != NULL);
     LMQ_ASSERT(type == MQTT_PUBACK || type == MQTT_PUBREC || type == MQTT_PUBCOMP);
@@ -106,7 +106,8 @@ int broker_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_i
                               .type = type,
                               .packet_id = packet_id,
                               .reason_code = reason_code,
-                              .releases_quota = releases_quota};
+                              .releases_quota = releases_quota,
+                              .why = why};
     if (!needs_commit && c->acks_waiting == 0) {
         send_ack(c, &ack); /* nothing to make durable: no empty round trip to the store */
         return LMQ_OK;
@@ -195,6 +196,11 @@ static void send_ack(struct conn *c, const struct pending_ack *ack)
     struct mqtt_packet pkt = {.type = ack->type};
     pkt.u.ack.packet_id = ack->packet_id;
     pkt.u.ack.reason_code = ack->reason_code;
+    if (ack->why != NULL) { /* conn_send drops it where the client does not want it */
+        pkt.u.ack.props.present = MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
+        pkt.u.ack.props.reason_string =
+            (struct mqtt_bytes){(const uint8_t *)ack->why, strlen(ack->why)};
+    }
     if (c->state != CONN_CONNECTED)
         return; /* the client will resend; the data is durable either way */
     if (ack->releases_quota) {

@@ -205,7 +205,7 @@ enum conn_password_state {
 enum conn_state {
     CONN_AWAIT_CONNECT = 0,
     CONN_CONNECTED,
-    CONN_CLOSING, /* flushing a final packet; input ignored */
+    CONN_CLOSING, /* flushing a final packet, then lingering (conn_end); input discarded */
 };
 
 /* How a connection reaches us; the metrics count connected clients by it. */
@@ -222,8 +222,9 @@ struct conn {
     uv_tcp_t tcp;
     uv_timer_t timer; /* connect timeout, then keepalive */
     uv_write_t write_req;
-    uint32_t refcount;     /* the conn itself + pending acks that reference it */
-    uint32_t handles_open; /* tcp + timer; freed once both closed and refcount == 0 */
+    uv_shutdown_t shutdown_req; /* the half-close of a lingering connection */
+    uint32_t refcount;          /* the conn itself + pending acks that reference it */
+    uint32_t handles_open;      /* tcp + timer; freed once both closed and refcount == 0 */
     uint64_t id;
     enum conn_state state;
     uint8_t version;
@@ -254,9 +255,15 @@ struct conn {
     struct mqtt_alias_out *alias_out;
     bool request_problem_info;
     bool session_expiry_was_zero;
-    bool will_on_close;           /* publish the will when this connection ends */
-    bool counted;                 /* counted in broker->connected_count */
-    bool takeover;                /* closed because another connection took the session */
+    bool will_on_close;  /* publish the will when this connection ends */
+    bool counted;        /* counted in broker->connected_count */
+    bool takeover;       /* closed because another connection took the session */
+    bool lingering;      /* conn_end: half-close once flushed, then discard input until the end */
+    bool half_closed;    /* shutdown(SHUT_WR) requested: nothing more is written */
+    size_t linger_bytes; /* read and discarded while lingering (CONN_LINGER_MAX_BYTES) */
+    /* Why the next DISCONNECT (or CONNACK refusal) is sent: a static English sentence for its
+     * Reason String, set by the handler that decided it; NULL for the reason code's default. */
+    const char *why;
     struct conn_address *address; /* counted against its source address; NULL if not */
     enum conn_transport_kind kind;
     /* TLS and/or WebSocket between the socket and MQTT; unused (no copies) for plain TCP. */
@@ -304,6 +311,7 @@ struct pending_ack {
     uint16_t packet_id;
     uint8_t reason_code;
     bool releases_quota; /* first PUBACK/PUBREC of a PUBLISH: frees a slot of the inbound window */
+    const char *why;     /* Reason String (static text), NULL for the code's default */
     uint8_t *codes;      /* SUBACK/UNSUBACK reason codes (owned) */
     size_t code_count;
 };
@@ -711,10 +719,11 @@ void broker_on_conn_freed(struct broker *b);
  * Acknowledges a PUBLISH or PUBREL. With needs_commit (records were written for it) the ack
  * joins the open commit batch and is sent once the batch is durable; without, it is sent now,
  * unless an earlier ack of c (a SUBACK/UNSUBACK too) still waits for a commit: then it waits
- * as well, so acks go out in the order their packets came in [MQTT-4.6.0-2, -3].
+ * as well, so acks go out in the order their packets came in [MQTT-4.6.0-2, -3]. why: the
+ * ack's Reason String (a static sentence), NULL for the code's default.
  */
 int broker_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
-               uint8_t reason_code, bool releases_quota, bool needs_commit);
+               uint8_t reason_code, bool releases_quota, bool needs_commit, const char *why);
 /* Parks a SUBACK/UNSUBACK until the commit that holds the subscription change. */
 int broker_defer_suback(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
                         const uint8_t *codes, size_t count);
@@ -755,8 +764,31 @@ int conn_send_sized(struct conn *c, const struct mqtt_packet *pkt, size_t size_b
  * applies c's outbound topic aliases first, so pkt may go out alias-only or with a Topic Alias
  * (pkt is rewritten accordingly). */
 int conn_send_publish(struct conn *c, struct mqtt_packet *pkt, size_t size_bytes);
-/* v5: sends DISCONNECT(reason) first; then closes after the output is flushed. */
+/* v5: sends DISCONNECT(reason) first (Reason String c->why or the code's default); then ends c
+ * with conn_end (lingering, except for 0x8B at shutdown). */
 void conn_disconnect(struct conn *c, uint8_t reason_code);
+/* How long, and how many bytes, a connection the broker ended keeps reading (and discarding)
+ * after it is half-closed, so that a client still writing reads the final packet instead of
+ * a reset. The time also bounds the flush of that packet. */
+#define CONN_LINGER_MS 2000u
+#define CONN_LINGER_MAX_BYTES (64u * 1024u)
+/*
+ * The broker ends c after its final packet (DISCONNECT, a refusing CONNACK, or nothing for a
+ * 3.1.1 protocol violation): the session is detached, input is no longer handled, the output
+ * goes out with the transport's goodbye (WebSocket close frame, TLS close_notify). Lingering
+ * (not shutting_down): the socket is then half-closed (shutdown(SHUT_WR)) and read and
+ * discarded until the peer closes, CONN_LINGER_MAX_BYTES arrive or CONN_LINGER_MS after this
+ * call; until then c still counts against the connection limits. Shutting down: closed once
+ * the output is written (CONN_LINGER_MS at most).
+ */
+void conn_end(struct conn *c, bool shutting_down);
+/* The Reason String the broker sends with reason_code in a packet of type (a static
+ * sentence), or NULL for codes below 0x80. */
+const char *conn_reason_text(uint8_t type, uint8_t reason_code);
+/* v5, any packet but PUBLISH: applies the Reason String rules to pkt (adds the code's text to a
+ * refusal without one; strips Reason String and User Properties where the client's Request
+ * Problem Information or Maximum Packet Size forbid them) and sets *size_bytes. */
+int conn_reason_fit(const struct conn *c, struct mqtt_packet *pkt, size_t *size_bytes) LMQ_WUR;
 /* Closes immediately (output not yet written is dropped). */
 void conn_close(struct conn *c);
 void conn_ref(struct conn *c);

@@ -31,6 +31,8 @@
 static void conn_read_stop(struct conn *c);
 static void conn_read_start(struct conn *c);
 static void conn_on_timer(uv_timer_t *t);
+static void conn_arm_timer(struct conn *c, uint64_t timeout_ms);
+static void conn_half_close(struct conn *c);
 static void conn_process_input(struct conn *c);
 static bool conn_admit(struct conn *c, const struct sockaddr_storage *ss);
 static void conn_name_address(const struct sockaddr_storage *ss, char *host, size_t host_cap,
@@ -183,6 +185,14 @@ int conn_send(struct conn *c, const struct mqtt_packet *pkt)
 {
     LMQ_ASSERT(pkt != NULL);
     size_t size = 0;
+    if (c->version == MQTT_V5 && pkt->type != MQTT_PUBLISH) {
+        /* Reason String and User Properties as the client allows them (conn_reason.c). */
+        struct mqtt_packet copy = *pkt;
+        int rc = conn_reason_fit(c, &copy, &size);
+        if (rc != LMQ_OK)
+            return rc;
+        return conn_send_sized(c, &copy, size);
+    }
     int rc = mqtt_encoded_size(pkt, c->version, &size);
     if (rc != LMQ_OK)
         return rc;
@@ -257,6 +267,31 @@ int conn_send_publish(struct conn *c, struct mqtt_packet *pkt, size_t size_bytes
 
 static void conn_flush(struct conn *c);
 
+static void conn_on_shutdown(uv_shutdown_t *req, int status)
+{
+    struct conn *c = req->data;
+    LMQ_ASSERT(c->half_closed);
+    if (status != 0) /* the peer is gone (or the handle was closed: nothing to do) */
+        conn_close(c);
+    conn_unref(c);
+}
+
+/* Lingering, the output written: shutdown(SHUT_WR) (the peer reads the end of the stream after
+ * the final packet); reading goes on until the peer closes or a linger bound is hit. */
+static void conn_half_close(struct conn *c)
+{
+    LMQ_ASSERT(c->lingering && c->state == CONN_CLOSING && conn_output_pending(c) == 0);
+    if (c->half_closed || uv_is_closing((uv_handle_t *)&c->tcp))
+        return;
+    c->half_closed = true;
+    c->shutdown_req.data = c;
+    conn_ref(c);
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, conn_on_shutdown) != 0) {
+        conn_close(c);
+        conn_unref(c);
+    }
+}
+
 static void conn_on_write(uv_write_t *req, int status)
 {
     struct conn *c = req->data;
@@ -271,6 +306,8 @@ static void conn_on_write(uv_write_t *req, int status)
     }
     if (c->out.len > 0 || c->wire.len > 0)
         conn_flush(c);
+    else if (c->state == CONN_CLOSING && c->lingering)
+        conn_half_close(c);
     else if (c->state == CONN_CLOSING)
         conn_close(c);
     else if (c->session != NULL)
@@ -298,7 +335,7 @@ static bool conn_encode_output(struct conn *c)
 
 static void conn_flush(struct conn *c)
 {
-    if (uv_is_closing((uv_handle_t *)&c->tcp))
+    if (uv_is_closing((uv_handle_t *)&c->tcp) || c->half_closed)
         return;
     struct lmq_buf *pending = &c->out;
     if (conn_filtered(c)) {
@@ -346,38 +383,77 @@ void conn_disconnect(struct conn *c, uint8_t reason_code)
         if (c->session != NULL)
             lmq_log_strn(&line, "client_id", c->session->client_id, c->session->client_id_len);
         lmq_log_uint(&line, "reason_code", reason_code);
+        if (c->why != NULL)
+            lmq_log_str(&line, "detail", c->why);
         lmq_log_end(&line);
     }
-    conn_read_stop(c);
     bool send = c->version == MQTT_V5 && c->state == CONN_CONNECTED;
-    c->state = CONN_CLOSING;
     if (c->session != NULL)
         session_detach(c); /* wills and session expiry start now */
     if (send) {
         struct mqtt_packet pkt = {.type = MQTT_DISCONNECT};
         pkt.u.disconnect.reason_code = reason_code;
+        const char *why = c->why != NULL ? c->why : conn_reason_text(MQTT_DISCONNECT, reason_code);
+        if (why != NULL) {
+            pkt.u.disconnect.props.present = MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
+            pkt.u.disconnect.props.reason_string =
+                (struct mqtt_bytes){(const uint8_t *)why, strlen(why)};
+        }
         (void)conn_send(c, &pkt);
     }
+    if (!uv_is_closing((uv_handle_t *)&c->tcp))
+        conn_end(c, reason_code == MQTT_RC_SERVER_SHUTTING_DOWN);
+}
+
+void conn_end(struct conn *c, bool shutting_down)
+{
+    LMQ_ASSERT(c != NULL && c->state != CONN_CLOSING);
+    if (uv_is_closing((uv_handle_t *)&c->tcp))
+        return;
+    conn_read_stop(c);
+    c->state = CONN_CLOSING;
+    c->lingering = !shutting_down;
+    if (c->session != NULL)
+        session_detach(c);
+    /* Input waiting (blocked, yielded, a password being checked) is never handled now. */
+    if (list_linked(&c->blocked_link))
+        list_unlink(&c->blocked_link);
+    c->blocked = false;
     if (conn_filtered(c)) {
-        /* After the DISCONNECT: a WebSocket close frame, then TLS close_notify. */
+        /* After the final packet: a WebSocket close frame, then TLS close_notify. */
         if (!conn_encode_output(c))
             return;
-        uint16_t ws_code =
-            reason_code == MQTT_RC_SERVER_SHUTTING_DOWN ? WS_CLOSE_GOING_AWAY : WS_CLOSE_NORMAL;
-        net_transport_finish(&c->transport, ws_code, &c->wire, conn_wire_max(c),
-                             &c->broker->transport_scratch);
+        net_transport_finish(&c->transport, shutting_down ? WS_CLOSE_GOING_AWAY : WS_CLOSE_NORMAL,
+                             &c->wire, conn_wire_max(c), &c->broker->transport_scratch);
         conn_account(c);
-        conn_mark_dirty(c);
     }
-    if (conn_output_pending(c) == 0)
+    /* One deadline for the flush and the linger: a peer that reads nothing can't hold it. */
+    conn_arm_timer(c, CONN_LINGER_MS);
+    if (c->lingering)
+        conn_read_start(c); /* read and discarded (conn_alloc, conn_on_read) */
+    if (conn_output_pending(c) == 0 && c->lingering)
+        conn_half_close(c);
+    else if (conn_output_pending(c) == 0)
         conn_close(c);
-    /* else conn_on_write closes once the output is flushed */
+    else
+        conn_mark_dirty(c); /* conn_on_write half-closes (or closes) once it is written */
 }
 
 static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 {
     struct conn *c = h->data;
     LMQ_UNUSED(suggested);
+    if (c->state == CONN_CLOSING) {
+        /* Lingering: every read lands at the start of in and is dropped (conn_on_read). */
+        LMQ_ASSERT(c->lingering);
+        c->in.len = 0;
+        if (lmq_buf_reserve(&c->in, CONN_READ_CHUNK_BYTES, conn_input_max(c)) != LMQ_OK) {
+            *out = uv_buf_init(NULL, 0);
+            return;
+        }
+        *out = uv_buf_init((char *)c->in.data, (unsigned int)c->in.cap);
+        return;
+    }
     if (conn_filtered(c) && !c->proxy_pending) {
         /* Socket bytes land in raw and are decoded into in right away. */
         LMQ_ASSERT(c->raw.len == 0);
@@ -403,10 +479,12 @@ static void conn_close_after_output(struct conn *c)
     c->state = CONN_CLOSING;
     if (c->session != NULL)
         session_detach(c);
-    if (conn_output_pending(c) == 0)
+    if (conn_output_pending(c) == 0) {
         conn_close(c);
-    else
-        conn_mark_dirty(c);
+        return;
+    }
+    conn_mark_dirty(c);
+    conn_arm_timer(c, CONN_LINGER_MS); /* bounds the flush: the peer may not read it */
 }
 
 static void conn_transport_failed(struct conn *c, int rc)
@@ -538,6 +616,18 @@ static void conn_proxy_input(struct conn *c)
     conn_transport_input(c);
 }
 
+/* Lingering: input is counted and dropped, never handled; too much of it ends the linger. */
+static void conn_linger_input(struct conn *c, size_t nread)
+{
+    LMQ_ASSERT(c->lingering && nread <= c->in.cap);
+    c->in.len = 0;
+    c->linger_bytes += nread;
+    if (c->linger_bytes >= CONN_LINGER_MAX_BYTES) {
+        conn_log(c, LMQ_LOG_DEBUG, "linger_end", "input limit");
+        conn_close(c);
+    }
+}
+
 static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = s->data;
@@ -550,6 +640,10 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     c->broker->stats.bytes_in += (uint64_t)nread;
+    if (c->state == CONN_CLOSING) {
+        conn_linger_input(c, (size_t)nread);
+        return;
+    }
     c->last_rx_ms = broker_now_ms(c->broker);
     if (c->proxy_pending) {
         c->in.len += (size_t)nread;
@@ -567,7 +661,8 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static void conn_read_start(struct conn *c)
 {
-    if (c->reading || c->state == CONN_CLOSING)
+    if (c->reading || (c->state == CONN_CLOSING && !c->lingering) ||
+        uv_is_closing((uv_handle_t *)&c->tcp))
         return;
     if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc, conn_on_read) == 0)
         c->reading = true;
@@ -586,6 +681,7 @@ static int conn_handle_one(struct conn *c, const uint8_t *data, size_t len)
 {
     struct mqtt_packet pkt;
     uint8_t reason = MQTT_RC_MALFORMED_PACKET;
+    c->why = NULL; /* a handler that refuses this packet may say why */
     if (mqtt_decode(data, len, c->version, &pkt, &reason) != LMQ_OK) {
         if (c->state == CONN_AWAIT_CONNECT && reason == MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION &&
             data[0] >> 4 == MQTT_CONNECT) {
@@ -603,7 +699,10 @@ static int conn_handle_one(struct conn *c, const uint8_t *data, size_t len)
         c->broker->stats.messages_in++;
         c->broker->stats.messages_in_qos[pkt.u.publish.qos]++;
     }
-    return proto_handle_packet(c, &pkt);
+    int rc = proto_handle_packet(c, &pkt);
+    if (rc == 0 || rc == PROTO_BLOCKED || rc == PROTO_PAUSED)
+        c->why = NULL; /* only the DISCONNECT this packet causes says it */
+    return rc;
 }
 
 static void conn_process_input(struct conn *c)
@@ -766,6 +865,12 @@ static void conn_on_timer(uv_timer_t *t)
         conn_close(c);
         return;
     }
+    if (c->state == CONN_CLOSING) {
+        /* conn_end's deadline: the final packet was not read or the peer kept the socket. */
+        conn_log(c, LMQ_LOG_DEBUG, "linger_end", c->half_closed ? "timeout" : "flush timeout");
+        conn_close(c);
+        return;
+    }
     if (c->state != CONN_CONNECTED || tokens_conn_end_if_expired(c))
         return;
     uint64_t deadline = 0;
@@ -800,6 +905,8 @@ static struct conn *conn_new(struct broker *b, enum conn_transport_kind kind)
     c->refcount = 1;
     c->id = b->next_conn_id++;
     c->version = MQTT_V311;
+    c->max_packet_out = UINT32_MAX; /* until a v5 CONNECT says otherwise */
+    c->request_problem_info = true;
     c->kind = kind;
     c->transport.established = true; /* until a TLS session says otherwise */
     uv_tcp_init(&b->loop, &c->tcp);

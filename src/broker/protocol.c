@@ -46,15 +46,29 @@ static void proto_connack(struct conn *c, uint8_t reason_code, bool session_pres
     (void)conn_send(c, &pkt);
 }
 
-/* Refuses a CONNECT: CONNACK with the reason, then close once it is written. */
+/* Refuses a CONNECT: CONNACK with the reason (v5: and a Reason String, client_why or the
+ * code's default), then the connection ends, lingering so that the client reads it. why is
+ * for the log. */
+static int proto_refuse_connect_why(struct conn *c, uint8_t reason_code, const char *why,
+                                    const char *client_why)
+{
+    LMQ_ASSERT(c->state == CONN_AWAIT_CONNECT);
+    conn_log(c, LMQ_LOG_INFO, "connect_refused", why);
+    struct mqtt_props props = {0};
+    if (client_why == NULL)
+        client_why = conn_reason_text(MQTT_CONNACK, reason_code);
+    if (client_why != NULL) {
+        props.present = MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
+        props.reason_string = (struct mqtt_bytes){(const uint8_t *)client_why, strlen(client_why)};
+    }
+    proto_connack(c, reason_code, false, &props);
+    conn_end(c, false);
+    return 0;
+}
+
 static int proto_refuse_connect(struct conn *c, uint8_t reason_code, const char *why)
 {
-    conn_log(c, LMQ_LOG_INFO, "connect_refused", why);
-    proto_connack(c, reason_code, false, NULL);
-    c->state = CONN_CLOSING;
-    if (conn_output_pending(c) == 0)
-        conn_close(c);
-    return 0;
+    return proto_refuse_connect_why(c, reason_code, why, NULL);
 }
 
 static void proto_assign_client_id(uint8_t *out)
@@ -74,6 +88,30 @@ static void proto_assign_client_id(uint8_t *out)
     }
 }
 
+/* What the client said about the packets it takes (v5), before anything is sent to it: its
+ * Maximum Packet Size and whether it wants Reason Strings (Request Problem Information). */
+static void proto_client_limits(struct conn *c, const struct mqtt_connect *cn)
+{
+    const struct mqtt_props *p = &cn->props;
+    c->max_packet_out = UINT32_MAX;
+    if (p->present & MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE))
+        c->max_packet_out = p->maximum_packet_size;
+    c->request_problem_info = true;
+    if (p->present & MQTT_PROP_BIT(MQTT_PROP_REQUEST_PROBLEM_INFORMATION))
+        c->request_problem_info = p->request_problem_information != 0;
+}
+
+/* max_keepalive and a 3.1.1 client: it can't be told a shorter keepalive (v5 gets Server Keep
+ * Alive), and one it does not know would disconnect it while it does everything right, so a
+ * request for none (0) or for more is refused, as mosquitto does. */
+static bool proto_keepalive_fits(const struct conn *c, const struct mqtt_connect *cn)
+{
+    uint16_t max_s = c->broker->cfg.limits.max_keepalive_s;
+    if (cn->protocol_version == MQTT_V5 || max_s == 0)
+        return true;
+    return cn->keep_alive_s != 0 && cn->keep_alive_s <= max_s;
+}
+
 /* Negotiates keepalive, windows and aliases; fills the v5 CONNACK properties. */
 static void proto_negotiate(struct conn *c, const struct mqtt_connect *cn, struct mqtt_props *ack)
 {
@@ -81,22 +119,16 @@ static void proto_negotiate(struct conn *c, const struct mqtt_connect *cn, struc
     c->keepalive_s = cn->keep_alive_s;
     if (lim->max_keepalive_s > 0 &&
         (cn->keep_alive_s == 0 || cn->keep_alive_s > lim->max_keepalive_s)) {
+        /* The keepalive enforced is the one the CONNACK returns. */
+        LMQ_ASSERT(cn->protocol_version == MQTT_V5); /* 3.1.1: refused (proto_keepalive_fits) */
         c->keepalive_s = lim->max_keepalive_s;
         ack->present |= MQTT_PROP_BIT(MQTT_PROP_SERVER_KEEP_ALIVE);
         ack->server_keep_alive_s = lim->max_keepalive_s;
-        if (cn->protocol_version != MQTT_V5)
-            c->keepalive_s = cn->keep_alive_s == 0 ? 0 : lim->max_keepalive_s;
     }
     const struct mqtt_props *p = &cn->props;
     c->send_quota_max = lim->max_inflight;
     if (p->present & MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAXIMUM))
         c->send_quota_max = LMQ_MIN(p->receive_maximum, lim->max_inflight);
-    c->max_packet_out = UINT32_MAX;
-    if (p->present & MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE))
-        c->max_packet_out = p->maximum_packet_size;
-    c->request_problem_info = true;
-    if (p->present & MQTT_PROP_BIT(MQTT_PROP_REQUEST_PROBLEM_INFORMATION))
-        c->request_problem_info = p->request_problem_information != 0;
     if (cn->protocol_version != MQTT_V5)
         return;
     c->topic_alias_max = lim->max_topic_alias;
@@ -137,13 +169,39 @@ static bool proto_will_allowed(struct conn *c, const struct mqtt_connect *cn)
                               cn->will_topic.len);
 }
 
+/* The connection limits and max_keepalive (3.1.1); false when the CONNECT was refused. */
+static bool proto_connect_admitted(struct conn *c, const struct mqtt_connect *cn)
+{
+    const struct broker *b = c->broker;
+    LMQ_ASSERT(c->state == CONN_AWAIT_CONNECT);
+    if (b->connected_count >= b->cfg.limits.max_connections) {
+        (void)proto_refuse_connect_why(c, MQTT_RC_QUOTA_EXCEEDED, "max_connections",
+                                       "the server has as many connections as it takes");
+        return false;
+    }
+    if (c->refusal_code != 0) {
+        (void)proto_refuse_connect_why(c, c->refusal_code, c->refusal_why,
+                                       "too many connections from this address");
+        return false;
+    }
+    if (!proto_keepalive_fits(c, cn)) {
+        (void)proto_refuse_connect(c, MQTT_RC_CLIENT_IDENTIFIER_NOT_VALID,
+                                   "keepalive 0 or above max_keepalive (3.1.1)");
+        return false;
+    }
+    return true;
+}
+
 static int proto_connect(struct conn *c, struct mqtt_packet *pkt)
 {
     struct mqtt_connect cn = pkt->u.connect;
     struct broker *b = c->broker;
-    if (c->state != CONN_AWAIT_CONNECT)
-        return MQTT_RC_PROTOCOL_ERROR; /* a second CONNECT */
+    if (c->state != CONN_AWAIT_CONNECT) {
+        c->why = "a second CONNECT";
+        return MQTT_RC_PROTOCOL_ERROR;
+    }
     c->version = cn.protocol_version;
+    proto_client_limits(c, &cn);
     bool enhanced = (cn.props.present & (MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_METHOD) |
                                          MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_DATA))) != 0;
     uint8_t assigned[PROTO_ASSIGNED_ID_BYTES];
@@ -159,10 +217,8 @@ static int proto_connect(struct conn *c, struct mqtt_packet *pkt)
             ack.assigned_client_identifier = cn.client_id;
         }
     }
-    if (b->connected_count >= b->cfg.limits.max_connections)
-        return proto_refuse_connect(c, MQTT_RC_QUOTA_EXCEEDED, "max_connections");
-    if (c->refusal_code != 0)
-        return proto_refuse_connect(c, c->refusal_code, c->refusal_why);
+    if (!proto_connect_admitted(c, &cn))
+        return 0; /* refused */
     int auth_rc = enhanced ? enhanced_auth_connect(c, pkt) : identity_authenticate(c, &cn);
     if (auth_rc == PROTO_PAUSED)
         return PROTO_PAUSED; /* the password is being checked; this runs again after */
@@ -172,13 +228,16 @@ static int proto_connect(struct conn *c, struct mqtt_packet *pkt)
     if (auth_rc != MQTT_RC_SUCCESS)
         return proto_refuse_connect(c, (uint8_t)auth_rc, "authentication failed");
     if (cn.will_flag && !proto_will_allowed(c, &cn))
-        return proto_refuse_connect(c, MQTT_RC_NOT_AUTHORIZED, "will topic not allowed");
+        return proto_refuse_connect_why(c, MQTT_RC_NOT_AUTHORIZED, "will topic not allowed",
+                                        "not authorized to publish the will on its topic");
     proto_negotiate(c, &cn, &ack);
     enhanced_auth_connack(c, &ack);
     bool present = false;
     uint8_t reason = MQTT_RC_SUCCESS;
     if (session_attach(c, &cn, &present, &reason) != LMQ_OK)
-        return proto_refuse_connect(c, reason, "session refused");
+        return proto_refuse_connect_why(
+            c, reason, "session refused",
+            reason == MQTT_RC_QUOTA_EXCEEDED ? "too many persistent sessions (quota)" : NULL);
     struct session *s = c->session;
     if (cn.protocol_version == MQTT_V5 &&
         (cn.props.present & MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY_INTERVAL)) &&
@@ -211,8 +270,12 @@ static int proto_connect(struct conn *c, struct mqtt_packet *pkt)
 /* Resolves a v5 topic alias in place. Returns 0 or a reason code. */
 static int proto_topic_alias(struct conn *c, struct mqtt_publish *pub)
 {
-    if (!(pub->props.present & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS)))
-        return pub->topic.len == 0 ? MQTT_RC_PROTOCOL_ERROR : 0;
+    if (!(pub->props.present & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS))) {
+        if (pub->topic.len > 0)
+            return 0;
+        c->why = "a PUBLISH with an empty topic needs a Topic Alias";
+        return MQTT_RC_PROTOCOL_ERROR;
+    }
     uint16_t alias = pub->props.topic_alias;
     if (alias == 0 || alias > c->topic_alias_max)
         return MQTT_RC_TOPIC_ALIAS_INVALID;
@@ -223,8 +286,10 @@ static int proto_topic_alias(struct conn *c, struct mqtt_publish *pub)
     }
     struct mqtt_bytes *slot = &c->aliases[alias];
     if (pub->topic.len == 0) {
-        if (slot->data == NULL)
+        if (slot->data == NULL) {
+            c->why = "Topic Alias not set on this connection";
             return MQTT_RC_PROTOCOL_ERROR;
+        }
         pub->topic = *slot;
         return 0;
     }
@@ -267,10 +332,11 @@ static int inbound_qos2_set(struct session *s, uint16_t id, bool on)
     return LMQ_OK;
 }
 
-/* Acknowledges a PUBLISH; needs_commit: records were written for it (they must be durable
- * before the ack goes out). */
+/* Acknowledges a PUBLISH with rc. needs_commit: records were written for it (they must be
+ * durable before the ack goes out). why: a refusal's Reason String (a static sentence; NULL:
+ * the code's default). */
 static int proto_ack_publish(struct conn *c, const struct mqtt_publish *pub, uint8_t rc,
-                             bool needs_commit)
+                             bool needs_commit, const char *why)
 {
     if (pub->qos == 0)
         return 0;
@@ -281,7 +347,7 @@ static int proto_ack_publish(struct conn *c, const struct mqtt_publish *pub, uin
         c->inbound_pending++;
     else
         c->pubrec_pending++;
-    if (broker_ack(c->broker, c, type, pub->packet_id, rc, true, needs_commit) != LMQ_OK)
+    if (broker_ack(c->broker, c, type, pub->packet_id, rc, true, needs_commit, why) != LMQ_OK)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     return 0;
 }
@@ -290,7 +356,7 @@ static int proto_ack_publish(struct conn *c, const struct mqtt_publish *pub, uin
  * may be a commit still under way, from this connection or an earlier one). */
 static int proto_ack_resent_qos2(struct conn *c, const struct mqtt_publish *pub)
 {
-    if (broker_ack(c->broker, c, MQTT_PUBREC, pub->packet_id, 0, false, true) != LMQ_OK)
+    if (broker_ack(c->broker, c, MQTT_PUBREC, pub->packet_id, 0, false, true, NULL) != LMQ_OK)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     return 0;
 }
@@ -316,8 +382,10 @@ static bool proto_inbound_window_full(const struct conn *c, const struct mqtt_pu
 static int proto_publish_check(struct conn *c, struct mqtt_publish *pub, uint8_t *ack_rc)
 {
     *ack_rc = MQTT_RC_SUCCESS;
-    if (pub->props.present & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_IDENTIFIER))
+    if (pub->props.present & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_IDENTIFIER)) {
+        c->why = "a PUBLISH from a client may not carry a Subscription Identifier";
         return MQTT_RC_PROTOCOL_ERROR;
+    }
     if (c->version == MQTT_V5) {
         int rc = proto_topic_alias(c, pub);
         if (rc != 0)
@@ -355,7 +423,9 @@ static int proto_publish_identity(struct conn *c, const struct mqtt_publish *pub
                                 pub->retain ? "retained publish under id/" : "publish");
         if (c->version != MQTT_V5)
             return MQTT_RC_NOT_AUTHORIZED; /* 3.1.1 can only close */
-        return proto_ack_publish(c, pub, MQTT_RC_NOT_AUTHORIZED, false);
+        return proto_ack_publish(
+            c, pub, MQTT_RC_NOT_AUTHORIZED, false,
+            "not authorized: under id/ a client may publish to its own outbox and resync only");
     }
     if (pub->qos == 2 && inbound_qos2_has(s, pub->packet_id))
         return proto_ack_resent_qos2(c, pub); /* not handled twice */
@@ -367,7 +437,7 @@ static int proto_publish_identity(struct conn *c, const struct mqtt_publish *pub
     LMQ_ASSERT(rc >= 0 && rc <= 0xFF);
     if (pub->qos == 2 && rc < 0x80 && inbound_qos2_set(s, pub->packet_id, true) != LMQ_OK)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
-    return proto_ack_publish(c, pub, (uint8_t)rc, true);
+    return proto_ack_publish(c, pub, (uint8_t)rc, true, NULL);
 }
 
 static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
@@ -380,7 +450,7 @@ static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
     if (rc != 0)
         return rc;
     if (ack_rc != MQTT_RC_SUCCESS)
-        return proto_ack_publish(c, pub, ack_rc, false);
+        return proto_ack_publish(c, pub, ack_rc, false, NULL);
     const char *owner = NULL;
     enum identity_topic kind = identity_topic_parse(pub->topic.data, pub->topic.len, &owner);
     if (kind != IDENTITY_TOPIC_NONE)
@@ -388,7 +458,7 @@ static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
     if (!access_may_publish(c, s->client_id, s->client_id_len, pub->topic.data, pub->topic.len)) {
         if (c->version != MQTT_V5)
             return MQTT_RC_NOT_AUTHORIZED; /* 3.1.1 can only close */
-        return proto_ack_publish(c, pub, MQTT_RC_NOT_AUTHORIZED, false);
+        return proto_ack_publish(c, pub, MQTT_RC_NOT_AUTHORIZED, false, NULL);
     }
     if (pub->qos == 2 && inbound_qos2_has(s, pub->packet_id))
         return proto_ack_resent_qos2(c, pub); /* not routed twice */
@@ -397,17 +467,20 @@ static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     uint64_t records_before = b->records_written;
     uint8_t route_rc = MQTT_RC_QUOTA_EXCEEDED;
+    const char *why = "a subscriber's queue is full";
     if (m->qos > 0 && b->disk_low)
-        conn_log(c, LMQ_LOG_WARN, "publish_refused", "free disk space below min_free_disk");
+        why = "free disk space below min_free_disk";
     else if (!m->retain || retain_fits(b, m))
         route_rc = route_publish(b, m, s);
+    else
+        why = "the retained message store is full";
     if (route_rc == MQTT_RC_QUOTA_EXCEEDED) {
         b->stats.refused_quota++;
-        conn_log(c, LMQ_LOG_WARN, "publish_refused", "a subscriber's queue is full");
+        conn_log(c, LMQ_LOG_WARN, "publish_refused", why);
         msg_unref(m);
         if (c->version != MQTT_V5)
             return PROTO_BLOCKED; /* backpressure: retried when queues drain */
-        return proto_ack_publish(c, pub, MQTT_RC_QUOTA_EXCEEDED, false);
+        return proto_ack_publish(c, pub, MQTT_RC_QUOTA_EXCEEDED, false, why);
     }
     if (m->retain && retain_update(b, m) != MQTT_RC_SUCCESS)
         route_rc = MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR; /* fit was checked: out of memory */
@@ -415,7 +488,7 @@ static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
     msg_unref(m);
     if (pub->qos == 2 && inbound_qos2_set(s, pub->packet_id, true) != LMQ_OK)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
-    return proto_ack_publish(c, pub, route_rc, b->records_written != records_before);
+    return proto_ack_publish(c, pub, route_rc, b->records_written != records_before, NULL);
 }
 
 static int proto_pubrel(struct conn *c, struct mqtt_packet *pkt)
@@ -431,7 +504,7 @@ static int proto_pubrel(struct conn *c, struct mqtt_packet *pkt)
         rc = MQTT_RC_PACKET_IDENTIFIER_NOT_FOUND;
     }
     if (broker_ack(c->broker, c, MQTT_PUBCOMP, id, rc, false,
-                   c->broker->records_written != records_before) != LMQ_OK)
+                   c->broker->records_written != records_before, NULL) != LMQ_OK)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     return 0;
 }
@@ -457,8 +530,10 @@ static int proto_disconnect(struct conn *c, struct mqtt_packet *pkt)
     struct session *s = c->session;
     if (c->version == MQTT_V5 &&
         (d->props.present & MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY_INTERVAL))) {
-        if (c->session_expiry_was_zero && d->props.session_expiry_interval_s != 0)
+        if (c->session_expiry_was_zero && d->props.session_expiry_interval_s != 0) {
+            c->why = "Session Expiry Interval set at DISCONNECT after 0 at CONNECT";
             return MQTT_RC_PROTOCOL_ERROR;
+        }
         /* The same cap as at CONNECT: an anonymous client can't ask for more here either. */
         s->expiry_s =
             LMQ_MIN(d->props.session_expiry_interval_s, session_expiry_cap(c->broker, s->owner));
@@ -501,6 +576,7 @@ int proto_handle_packet(struct conn *c, struct mqtt_packet *pkt)
     default:
         /* CONNACK, SUBACK, UNSUBACK, PINGRESP are server packets. */
         conn_log(c, LMQ_LOG_INFO, "protocol_error", mqtt_packet_type_name(pkt->type));
+        c->why = "packet type not accepted from a client";
         return MQTT_RC_PROTOCOL_ERROR;
     }
 }

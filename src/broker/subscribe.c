@@ -81,6 +81,7 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uin
         return c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0x80;
     if (shared && (e->options & MQTT_SUBOPT_NO_LOCAL)) {
         *fatal = MQTT_RC_PROTOCOL_ERROR; /* [MQTT-3.8.3-4] */
+        c->why = "No Local on a shared subscription";
         return refuse;
     }
     /* Under id/ the identity rules above decide. Elsewhere the ACL, like mosquitto's, grants

@@ -74,3 +74,27 @@ def test_server_keep_alive_is_enforced(start_broker):
     ack = c.connect("capped", keepalive=60)
     assert ack.props.get("server_keep_alive") == 1
     c.expect_disconnect(timeout=CLOSE_TIMEOUT_S)
+
+
+@pytest.mark.ledgermq_only  # the keepalive enforced must be the one the CONNACK returned
+def test_v5_keepalive_zero_is_held_to_the_server_keep_alive(start_broker):
+    b = start_broker("[limits]\nmax_keepalive = 1\n")
+    c = b.raw(5)
+    ack = c.connect("zero-capped", keepalive=0)
+    assert ack.props.get("server_keep_alive") == 1, ack
+    d = c.expect_disconnect(rc=0x8D, timeout=CLOSE_TIMEOUT_S)
+    assert d.props.get("reason_string"), d
+
+
+@pytest.mark.ledgermq_only  # mosquitto 2.0.11 accepts them (later versions refuse, as we do)
+@pytest.mark.parametrize("keepalive", [0, 11, 60])
+def test_v311_keepalive_beyond_max_keepalive_is_refused(start_broker, keepalive):
+    """3.1.1 has no Server Keep Alive: a client asking for none or for more than max_keepalive
+    would be disconnected while doing everything right, so it is refused (identifier
+    rejected, as mosquitto does) instead."""
+    b = start_broker("[limits]\nmax_keepalive = 10\n")
+    c = b.raw(4)
+    ack = c.connect("ka311", keepalive=keepalive, check=False)
+    assert ack.rc == 0x02, ack
+    c.expect_close()
+    assert b.connect("ka311-ok", version=4, keepalive=10).ping().type == m.PINGRESP
