@@ -306,13 +306,13 @@ void mqtt_alias_out_apply(struct mqtt_alias_out *t, struct mqtt_packet *pkt,
         return;
     }
     uint8_t count = alias__sketch_bump(t, hash);
-    if (count < 2)
-        return; /* first send: a topic sent once may never come again */
-    if (t->used < t->max) {
+    if (t->used < t->max) { /* a free alias would go unused: the first send takes it */
         (void)alias__assign(t, (uint16_t)(t->used + 1), false, count, hash, pkt, max_packet_bytes,
                             size_bytes);
         return;
     }
+    if (count < 2)
+        return; /* sent once: it may never come again, so it takes no alias from another */
     uint16_t lru = t->lru_tail;
     LMQ_ASSERT(lru != 0);
     if (count <= t->slots[lru].count)

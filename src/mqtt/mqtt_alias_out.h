@@ -3,14 +3,16 @@
  * connection and the policy that chooses which topics get an alias.
  *
  * Policy (docs/PROTOCOL.md, "Topic aliases towards clients"):
- * - A topic gets an alias on its second send within the connection (a frequency sketch of the
- *   topics seen remembers the first), while the table has a free alias.
+ * - While the table has a free alias, a topic gets one on its first send within the
+ *   connection (as clients such as the Paho interoperability suite expect).
  * - With the table full, the least recently used alias is reassigned to a topic only when the
- *   topic was sent more often than that alias was used (both counts halve every
- *   8 x sketch-size sends, so the counts follow what is sent now), and only while the bytes
- *   the aliases saved on this connection pay for the reassignment.
+ *   topic was sent more often than that alias was used (a frequency sketch counts the topics
+ *   without an alias; both counts halve every 8 x sketch-size sends, so the counts follow what
+ *   is sent now), and only while the bytes the aliases saved on this connection pay for the
+ *   reassignment.
  * So aliases never cost a connection more than MQTT_ALIAS_OUT_ASSIGN_COST_MAX bytes per alias
- * of its table, whatever it is sent: a different topic every time never gets one.
+ * of its table, whatever it is sent: with a different topic every time, only the first ones
+ * (one per alias) pay the Topic Alias property, once.
  *
  * Memory: about 40 bytes per alias plus the topic copies (topics longer than
  * MQTT_ALIAS_OUT_TOPIC_MAX_BYTES are always sent in full), and a sketch of 16 bytes per alias
