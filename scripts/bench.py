@@ -699,7 +699,7 @@ def long_topics_report(long_topics):
              "per message = the PUBLISH packets the subscriber received (fixed header "
              "included) / their count; a plain PUBLISH here is 272 "
              "bytes (200-byte topic, packet id, property length, 64 B payload). LedgerMQ "
-             "gives the topic an alias on its second PUBLISH to the subscriber and sends "
+             "gives the topic a free alias on its first PUBLISH to the subscriber and sends "
              "alias-only PUBLISHes after that; with `max_topic_alias_out = 0` it sends the "
              "topic every time, as mosquitto does." % (
                  LONG_TOPICS_TITLE, " ".join(LONG_TOPICS_ARGS)))

@@ -95,38 +95,59 @@ static struct mqtt_alias_out *table(uint16_t max, struct rx *r)
     return t;
 }
 
-static void test_alias_on_second_send_then_alias_only(void **state)
+/* While the table has a free alias, a topic takes it on its first send (Paho's
+ * test_server_topic_alias expects the first PUBLISH to set the alias). */
+static void test_alias_on_first_send_then_alias_only(void **state)
 {
     (void)state;
     static struct rx r;
     struct mqtt_alias_out *t = table(4, &r);
     const char *topic = "sensors/building-7/floor-3/room-12/temperature";
-    assert_int_equal(send_topic(t, &r, topic, UINT32_MAX), SENT_PLAIN);
     assert_int_equal(send_topic(t, &r, topic, UINT32_MAX), SENT_ASSIGN);
-    for (int i = 0; i < 10; i++)
+    for (int i = 0; i < 11; i++)
         assert_int_equal(send_topic(t, &r, topic, UINT32_MAX), SENT_USE);
-    /* 12 sends: each alias-only one saves the topic (46 bytes) minus the property (3). */
-    assert_int_equal(r.plain_bytes - r.sent_bytes, 10 * (strlen(topic) - 3) - 3);
+    assert_string_equal(r.topics[1], topic);
+    /* 12 sends: the first costs the property (3 bytes), each alias-only one saves the topic
+     * (46 bytes) minus the property. */
+    assert_int_equal(r.plain_bytes - r.sent_bytes, 11 * (strlen(topic) - 3) - 3);
+    /* A second topic takes the next free alias on its first send too. */
+    assert_int_equal(send_topic(t, &r, "sensors/building-7/door", UINT32_MAX), SENT_ASSIGN);
+    assert_string_equal(r.topics[2], "sensors/building-7/door");
+    assert_int_equal(send_topic(t, &r, topic, UINT32_MAX), SENT_USE);
     struct mqtt_alias_out_stats st;
     mqtt_alias_out_get_stats(t, &st);
-    assert_int_equal(st.assigned, 1);
-    assert_int_equal(st.used, 10);
+    assert_int_equal(st.assigned, 2);
+    assert_int_equal(st.used, 12);
     assert_int_equal(st.reassigned, 0);
     assert_int_equal(st.saved_bytes, (int64_t)(r.plain_bytes - r.sent_bytes));
     mqtt_alias_out_destroy(t);
 }
 
-static void test_a_new_topic_every_time_gets_no_alias(void **state)
+/* A different topic every time: the first N sends (N = the table's size) take the free
+ * aliases, once each; after that nothing is assigned or reassigned, so the connection pays
+ * the Topic Alias property N times in all, within the bound of
+ * MQTT_ALIAS_OUT_ASSIGN_COST_MAX bytes per alias. */
+static void test_a_new_topic_every_time_assigns_only_the_free_aliases(void **state)
 {
     (void)state;
     static struct rx r;
-    struct mqtt_alias_out *t = table(16, &r);
+    const uint16_t n = 16;
+    struct mqtt_alias_out *t = table(n, &r);
     char topic[64];
     for (int i = 0; i < 20000; i++) {
         snprintf(topic, sizeof(topic), "telemetry/device-%06d/state", i);
-        assert_int_equal(send_topic(t, &r, topic, UINT32_MAX), SENT_PLAIN);
+        assert_int_equal(send_topic(t, &r, topic, UINT32_MAX), i < n ? SENT_ASSIGN : SENT_PLAIN);
+        if (i < n)
+            assert_string_equal(r.topics[i + 1], topic); /* aliases 1..N, in order */
     }
-    assert_int_equal(r.sent_bytes, r.plain_bytes);
+    assert_true(r.sent_bytes <= r.plain_bytes + (uint64_t)n * MQTT_ALIAS_OUT_ASSIGN_COST_MAX);
+    assert_int_equal(r.sent_bytes - r.plain_bytes, n * 3u); /* the property, no longer lengths */
+    struct mqtt_alias_out_stats st;
+    mqtt_alias_out_get_stats(t, &st);
+    assert_int_equal(st.assigned, n);
+    assert_int_equal(st.reassigned, 0);
+    assert_int_equal(st.used, 0);
+    assert_int_equal(st.saved_bytes, -(int64_t)n * 3);
     mqtt_alias_out_destroy(t);
 }
 
@@ -149,20 +170,24 @@ static void test_table_never_exceeds_its_maximum(void **state)
     mqtt_alias_out_destroy(t);
 }
 
-/* Full table: the least recently used alias goes to a topic sent more often than it is used. */
+/* Full table: the least recently used alias goes to a topic sent more often than it is used,
+ * never to one merely sent after it. */
 static void test_lru_alias_is_reassigned_to_a_more_frequent_topic(void **state)
 {
     (void)state;
     static struct rx r;
     struct mqtt_alias_out *t = table(2, &r);
     const char *a = "topic/aaaa", *b = "topic/bbbb", *c = "topic/cccc";
-    assert_int_equal(send_topic(t, &r, a, UINT32_MAX), SENT_PLAIN);
-    assert_int_equal(send_topic(t, &r, a, UINT32_MAX), SENT_ASSIGN); /* alias 1, count 2 */
-    assert_int_equal(send_topic(t, &r, b, UINT32_MAX), SENT_PLAIN);
-    assert_int_equal(send_topic(t, &r, b, UINT32_MAX), SENT_ASSIGN); /* alias 2, count 2 */
+    assert_int_equal(send_topic(t, &r, a, UINT32_MAX), SENT_ASSIGN); /* alias 1, count 1 */
+    assert_int_equal(send_topic(t, &r, a, UINT32_MAX), SENT_USE);    /* a: 2 */
     assert_int_equal(send_topic(t, &r, a, UINT32_MAX), SENT_USE);    /* a: 3 */
+    assert_int_equal(send_topic(t, &r, b, UINT32_MAX), SENT_ASSIGN); /* alias 2, count 1 */
+    assert_int_equal(send_topic(t, &r, b, UINT32_MAX), SENT_USE);    /* b: 2 */
     assert_int_equal(send_topic(t, &r, b, UINT32_MAX), SENT_USE);    /* b: 3, a is LRU */
-    /* c must be sent more often than a (3) was: its 4th send takes a's alias. */
+    assert_string_equal(r.topics[1], a);
+    assert_string_equal(r.topics[2], b);
+    /* The table is full: c must be sent more often than a (3) was: its 4th send takes a's
+     * alias (the 4 alias-only PUBLISHes saved 4 x 7 bytes, which pays for it). */
     assert_int_equal(send_topic(t, &r, c, UINT32_MAX), SENT_PLAIN);
     assert_int_equal(send_topic(t, &r, c, UINT32_MAX), SENT_PLAIN);
     assert_int_equal(send_topic(t, &r, c, UINT32_MAX), SENT_PLAIN);
@@ -293,12 +318,17 @@ static void test_too_short_and_too_long_topics_are_sent_in_full(void **state)
         assert_int_equal(send_topic(t, &r, "a/bc", UINT32_MAX), SENT_PLAIN);
         assert_int_equal(send_topic(t, &r, longest, UINT32_MAX), SENT_PLAIN);
     }
+    /* Sent in full, they took none of the free aliases: the next topics get 1 and 2. */
     longest[MQTT_ALIAS_OUT_TOPIC_MAX_BYTES] = '\0'; /* exactly the maximum: aliased */
-    assert_int_equal(send_topic(t, &r, longest, UINT32_MAX), SENT_PLAIN);
     assert_int_equal(send_topic(t, &r, longest, UINT32_MAX), SENT_ASSIGN);
     assert_int_equal(send_topic(t, &r, longest, UINT32_MAX), SENT_USE);
-    assert_int_equal(send_topic(t, &r, "a/bcd", UINT32_MAX), SENT_PLAIN);
     assert_int_equal(send_topic(t, &r, "a/bcd", UINT32_MAX), SENT_ASSIGN);
+    assert_int_equal(send_topic(t, &r, "a/bcd", UINT32_MAX), SENT_USE);
+    assert_string_equal(r.topics[1], longest);
+    assert_string_equal(r.topics[2], "a/bcd");
+    struct mqtt_alias_out_stats st;
+    mqtt_alias_out_get_stats(t, &st);
+    assert_int_equal(st.assigned, 2);
     mqtt_alias_out_destroy(t);
 }
 
@@ -326,8 +356,8 @@ int main(void)
 {
     memset(payload, 'p', sizeof(payload));
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_alias_on_second_send_then_alias_only),
-        cmocka_unit_test(test_a_new_topic_every_time_gets_no_alias),
+        cmocka_unit_test(test_alias_on_first_send_then_alias_only),
+        cmocka_unit_test(test_a_new_topic_every_time_assigns_only_the_free_aliases),
         cmocka_unit_test(test_table_never_exceeds_its_maximum),
         cmocka_unit_test(test_lru_alias_is_reassigned_to_a_more_frequent_topic),
         cmocka_unit_test(test_round_robin_over_more_topics_than_aliases_does_not_churn),
