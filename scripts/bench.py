@@ -424,7 +424,7 @@ class Broker:
 
 
 class LedgerMQ(Broker):
-    def __init__(self, workdir, tag, binary, sync, ini_extra="", tls_dir=None):
+    def __init__(self, workdir, tag, binary, sync, ini_extra="", tls_dir=None, before=False):
         super().__init__(workdir, tag)
         self.tls_dir = tls_dir
         self.binary = binary
@@ -443,9 +443,10 @@ class LedgerMQ(Broker):
             # connections, all from 127.0.0.1 (hence the per-address limits). queue_overflow
             # = refuse: a subscriber slower than its publishers holds them back instead of
             # losing messages (the default drop_oldest would count as losses). Everything
-            # else is the default, except what the fill test adds.
-            f.write("[limits]\nmax_connections = %d\nmax_connections_per_address = %d\n"
-                    "queue_overflow = refuse\n"
+            # else is the default, except what the fill test adds. (BENCH_BEFORE's binary
+            # predates queue_overflow: it always refused.)
+            f.write("[limits]\n" + ("" if before else "queue_overflow = refuse\n") +
+                    "max_connections = %d\nmax_connections_per_address = %d\n"
                     "max_connection_rate_per_address = 100000\n"
                     # WebSocket upgrades arrive on the HTTP listeners, all from 127.0.0.1
                     "http_max_connections = %d\nhttp_max_connections_per_address = %d\n"
@@ -584,7 +585,8 @@ def pwd_name():
 
 def make_broker(name, workdir, tag, binary, fill=False, tls_dir=None, ini_extra=""):
     if name == "ledgermq-before":
-        b = LedgerMQ(workdir, tag, os.path.abspath(BEFORE_BIN), "always", ini_extra, tls_dir)
+        b = LedgerMQ(workdir, tag, os.path.abspath(BEFORE_BIN), "always", ini_extra, tls_dir,
+                     before=True)
         b.name = name
         return b
     if name.startswith("ledgermq-"):
