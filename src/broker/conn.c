@@ -415,6 +415,7 @@ void conn_end(struct conn *c, bool shutting_down)
     c->lingering = !shutting_down;
     if (c->session != NULL)
         session_detach(c);
+    enhanced_auth_free(c); /* an outstanding challenge ends now, not after the linger */
     /* Input waiting (blocked, yielded, a password being checked) is never handled now. */
     if (list_linked(&c->blocked_link))
         list_unlink(&c->blocked_link);

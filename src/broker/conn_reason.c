@@ -22,7 +22,7 @@ static const char *conn_reason_text_for(uint8_t type, uint8_t reason_code)
     if (reason_code == MQTT_RC_NOT_AUTHORIZED && publish_ack)
         return "not authorized by the ACL";
     if (reason_code == MQTT_RC_NOT_AUTHORIZED && type == MQTT_SUBACK)
-        return "not authorized to subscribe to that filter (ACL or id/ topic rules)";
+        return "not authorized to subscribe to that filter (id/ topic rules)";
     if (reason_code == MQTT_RC_QUOTA_EXCEEDED && publish_ack)
         return "a subscriber's queue is full";
     if (reason_code == MQTT_RC_QUOTA_EXCEEDED && type == MQTT_SUBACK)
