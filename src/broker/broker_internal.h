@@ -160,6 +160,7 @@ struct session {
     uint64_t dropped_seq;    /* stored rows in (paged_seq, dropped_seq] still QUEUED were dropped
                                 by queue_overflow (their deletes may not be committed yet) */
     uint32_t dropped_untold; /* dropped by queue_overflow since the client was last told */
+    uint64_t progress_ms;    /* loop time it last completed a delivery, or connected */
     bool overflow_logged;    /* a queue_overflow line was logged; again once it drained */
     bool overflow_ending;    /* queue_overflow = end_session: ends on the next loop turn */
     uint32_t inflight_count;

@@ -299,6 +299,14 @@ static int route_commit_first(struct broker *b, struct msg *m, const struct rout
     return LMQ_OK;
 }
 
+/* Whether s is connected and completed a delivery (or connected) within slow_consumer_grace_ms:
+ * a full queue then means a consumer slower than its publishers, not an absent or stuck one. */
+static bool route_consuming(struct broker *b, const struct session *s)
+{
+    return s->conn != NULL &&
+           broker_now_ms(b) - s->progress_ms < b->cfg.limits.slow_consumer_grace_ms;
+}
+
 /* The queue_overflow policy for message m finding s's queue full: the first [queue_overflow]
  * rule that matches s's owner (principal rules) or m's topic (topic rules), else [limits]
  * queue_overflow. *rule names what decided (static or config storage). */
@@ -364,6 +372,12 @@ uint8_t route_publish(struct broker *b, struct msg *m, struct session *publisher
         if (!t->full || ctx.identity_topic)
             continue;
         t->policy = route_overflow_policy(b, t->session, m, &t->rule);
+        if (t->policy != LMQ_OVERFLOW_REFUSE && route_consuming(b, t->session)) {
+            /* Connected and taking deliveries, only slower than its publishers: they are held
+             * to its pace rather than have it lose what they were told was accepted. */
+            t->policy = LMQ_OVERFLOW_REFUSE;
+            t->rule = "connected and consuming (slow_consumer_grace_ms)";
+        }
         if (t->policy == LMQ_OVERFLOW_REFUSE) {
             session_queue_overflow_log(t->session, "refuse", t->rule);
             return MQTT_RC_QUOTA_EXCEEDED;

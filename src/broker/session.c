@@ -392,6 +392,7 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
     uv_timer_stop(&s->timer);
     s->expires_ms = 0;
     s->conn = c;
+    s->progress_ms = broker_now_ms(b); /* a returning consumer gets the grace to catch up */
     c->session = s;
     s->overflow_logged = false; /* a new connection: its first overflow is logged again */
     if (s->owner[0] == '\0') {

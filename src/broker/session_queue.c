@@ -801,6 +801,7 @@ int session_ack(struct session *s, uint8_t type, uint16_t packet_id, uint8_t rea
     struct delivery *d = session_find_inflight(s, packet_id);
     if (d == NULL)
         return LMQ_ENOTFOUND;
+    s->progress_ms = broker_now_ms(s->broker); /* it consumes (queue_overflow, route.c) */
     switch (type) {
     case MQTT_PUBACK:
         if (d->state != DELIVERY_WAIT_PUBACK)

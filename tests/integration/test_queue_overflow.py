@@ -20,8 +20,16 @@ HTTP = ["--http", "127.0.0.1:0"]
 PROMPT_S = 3.0  # an acknowledgement that is not held back comes well within this
 
 
+# A connected session counts as consuming (a full queue then holds its publishers back) until
+# it has completed no delivery for slow_consumer_grace_ms; the tests of stuck subscribers wait
+# this long (GRACE_S) after their last progress.
+GRACE_MS = 300
+GRACE_S = GRACE_MS / 1000 + 0.2
+
+
 def config(policy=None, rules=""):
-    text = "[limits]\nmax_queued_messages = %d\n" % QUEUE_MAX
+    text = "[limits]\nmax_queued_messages = %d\nslow_consumer_grace_ms = %d\n" % (
+        QUEUE_MAX, GRACE_MS)
     if policy is not None:
         text += "queue_overflow = %s\n" % policy
     if rules:
@@ -104,6 +112,7 @@ def test_drop_oldest_slow_online_then_offline_keeps_inflight_and_newest(start_br
     slow = b.connect_persistent("slow", 5, props=[("receive_maximum", 5)])
     slow.subscribe([("bench/#", 1)])
     pub = b.connect("pub", 5)
+    time.sleep(GRACE_S)  # connected, but it has taken nothing: stuck, not consuming
     sent = [b"s%03d" % i for i in range(30)]
     for p in sent:
         assert pub.publish_acked("bench/s", p).rc == 0
@@ -124,6 +133,33 @@ def test_drop_oldest_slow_online_then_offline_keeps_inflight_and_newest(start_br
     pub.publish_acked("bench/s", b"sentinel")
     assert again.expect_publish().payload == b"sentinel"
     assert metric(b, "dropped_total", "queue_overflow") == len(sent) + len(more) - QUEUE_MAX
+
+
+def test_a_connected_consuming_subscriber_holds_publishers_back_and_loses_nothing(start_broker):
+    """Default policy, a live subscriber slower than its publishers (it acknowledges, late):
+    its full queue holds the publishers to its pace (v5 0x97, 3.1.1 not read) instead of
+    dropping what they were told was accepted; nothing is dropped, everything arrives."""
+    b = start_broker("[limits]\nmax_queued_messages = %d\n" % QUEUE_MAX, extra_args=HTTP)
+    reader = b.connect_persistent("reader", 5, props=[("receive_maximum", 5)])
+    reader.subscribe([("bench/#", 1)])
+    pub5 = b.connect("pub5", 5)
+    sent = [b"r%02d" % i for i in range(QUEUE_MAX)]
+    for p in sent:  # 5 in flight + 15 queued: full
+        assert pub5.publish_acked("bench/r", p).rc == 0
+    first = reader.expect_publish()  # it consumes: one delivery completed
+    assert first.payload == sent[0]
+    assert pub5.publish_acked("bench/r", b"one more").rc == 0  # the room it made
+    pid = pub5.publish("bench/r", b"refused", qos=1)
+    ack = pub5.expect(m.PUBACK)
+    assert (ack.pid, ack.rc) == (pid, 0x97), ack  # held to its pace, not dropped from it
+    pub311 = b.connect("pub311", 4)
+    pub311.publish("bench/r", b"held", qos=1, pid=7)
+    with pytest.raises(m.Timeout):
+        pub311.expect(m.PUBACK, timeout=0.5)
+    got = [first.payload] + [p.payload for p in reader.publishes(QUEUE_MAX + 1, timeout=10)]
+    assert got == sent + [b"one more", b"held"]
+    assert pub311.expect(m.PUBACK, timeout=5).pid == 7
+    assert metric(b, "dropped_total", "queue_overflow") == 0
 
 
 def test_drop_oldest_backlog_drops_survive_kill9(start_broker):
@@ -204,6 +240,7 @@ def test_end_session_disconnects_a_connected_v5_session_with_0x97(start_broker):
     stuck = b.connect_persistent("stuck", 5, props=[("receive_maximum", 5)])
     stuck.subscribe([("bench/#", 1)])
     pub = b.connect("pub", 5)
+    time.sleep(GRACE_S)  # connected, but it has taken nothing: stuck, not consuming
     for i in range(QUEUE_MAX + 1):
         assert pub.publish_acked("bench/t", b"x%02d" % i).rc in (0, 0x10)
     stuck.expect_disconnect(rc=0x97)
