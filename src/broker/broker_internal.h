@@ -433,6 +433,7 @@ struct broker {
     uint64_t next_batch_seq;    /* number of the next batch opened */
     uint64_t records_written;   /* store records written since start (broker_store_write) */
     bool queue_room_freed;  /* a delivery left a queue this turn: retry conns blocked on space */
+    bool route_held;        /* route_publish's 0x97 means: hold the publisher, don't refuse it */
     uint64_t committed_seq; /* every batch up to this number is durable */
     struct route_target *route_targets; /* routing scratch, grows to the largest fan-out */
     size_t route_target_cap;
@@ -863,6 +864,9 @@ int session_ack(struct session *s, uint8_t type, uint16_t packet_id, uint8_t rea
 /* Room for a QoS 1/2 delivery of msg_bytes within max_queued_messages/_bytes; queued QoS 0
  * deliveries do not count (session_enqueue drops them to make the room). */
 bool session_queue_has_room(const struct session *s, size_t msg_bytes);
+/* s holds more undelivered QoS 1/2 messages than it keeps in memory (or has a stored backlog):
+ * a connected consumer this far behind holds its publishers back (route.c). */
+bool session_queue_behind(const struct session *s);
 /* Room for a QoS 0 delivery: within max_queued_qos0 and the session's queue limits. */
 bool session_queue_has_room_qos0(const struct session *s, size_t msg_bytes);
 /* Counts (and logs, at most once a second) a QoS 0 delivery dropped: limit names why (NULL: no

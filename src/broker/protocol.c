@@ -474,6 +474,10 @@ static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
         route_rc = route_publish(b, m, s);
     else
         why = "the retained message store is full";
+    if (route_rc == MQTT_RC_QUOTA_EXCEEDED && b->route_held) {
+        msg_unref(m); /* a subscriber that is there is behind: wait for it, any version */
+        return PROTO_BLOCKED;
+    }
     if (route_rc == MQTT_RC_QUOTA_EXCEEDED) {
         b->stats.refused_quota++;
         conn_log(c, LMQ_LOG_WARN, "publish_refused", why);

@@ -307,6 +307,21 @@ static bool route_consuming(struct broker *b, const struct session *s)
            broker_now_ms(b) - s->progress_ms < b->cfg.limits.slow_consumer_grace_ms;
 }
 
+/*
+ * Live flow control: a connected, consuming session further behind than its in-memory queue
+ * holds the publisher (its input is not read until a delivery leaves some queue) instead of
+ * queueing on: a deeper queue would only add latency (and store reads) to a consumer that is
+ * there. Not for the publisher's own session (its acks may sit behind the held PUBLISH), nor
+ * for what the server publishes itself (wills, envelopes).
+ */
+static bool route_hold_publisher(struct broker *b, const struct route_target *t,
+                                 const struct session *publisher)
+{
+    const struct session *s = t->session;
+    return publisher != NULL && publisher->conn != NULL && s != publisher && !t->denied &&
+           t->qos > 0 && !s->closing && session_queue_behind(s) && route_consuming(b, s);
+}
+
 /* The queue_overflow policy for message m finding s's queue full: the first [queue_overflow]
  * rule that matches s's owner (principal rules) or m's topic (topic rules), else [limits]
  * queue_overflow. *rule names what decided (static or config storage). */
@@ -365,8 +380,13 @@ uint8_t route_publish(struct broker *b, struct msg *m, struct session *publisher
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     /* A QoS>0 delivery that does not fit: its session's queue_overflow policy decides. Every
      * target is decided before anything is queued, so a refusal leaves no copy anywhere. */
+    b->route_held = false;
     for (size_t i = 0; i < ctx.count; i++) {
         struct route_target *t = &b->route_targets[i];
+        if (route_hold_publisher(b, t, publisher)) {
+            b->route_held = true;
+            return MQTT_RC_QUOTA_EXCEEDED;
+        }
         t->full = !t->denied && t->qos > 0 && route_can_receive(t->session, t->qos) &&
                   !session_queue_has_room(t->session, m->size_bytes);
         if (!t->full || ctx.identity_topic)

@@ -18,6 +18,10 @@
 #define SESSION_PAGE_ROWS 256
 /* In-memory queued deliveries of a persistent session beyond its inflight window. */
 #define SESSION_MEMORY_QUEUE_MAX 512
+/* Queued (not yet sent) deliveries of a connected, consuming session beyond which its
+ * publishers wait for it (route.c): what a session keeps in memory; holding earlier costs the
+ * durable path throughput (smaller group commits). */
+#define SESSION_BEHIND_QUEUED SESSION_MEMORY_QUEUE_MAX
 /* Pages read per pump: bounds the work one pump does before yielding. */
 #define SESSION_PAGES_PER_PUMP 4
 
@@ -97,6 +101,11 @@ bool session_queue_has_room(const struct session *s, size_t msg_bytes)
     uint32_t count = s->queued_count - s->queued0_count;
     uint64_t bytes = s->queued_bytes - s->queued0_bytes;
     return count < lim->max_queued_messages && bytes + msg_bytes <= lim->max_queued_bytes;
+}
+
+bool session_queue_behind(const struct session *s)
+{
+    return s->memory_queued >= SESSION_BEHIND_QUEUED || s->stored_backlog > 0;
 }
 
 /* The whole queue (QoS 0 included) has room for msg_bytes more. */

@@ -130,3 +130,35 @@ def test_acks_keep_publish_order_when_stored_and_unstored_mix(start_broker):
     pub.send_raw(b"".join(msgs))
     acked = [pub.expect(m.PUBACK, timeout=10).pid for _ in range(200)]
     assert acked == list(range(1, 201))
+
+
+def test_a_live_subscriber_far_behind_holds_its_publishers(start_broker):
+    """Live flow control: a connected subscriber that consumes, but more than its in-memory
+    queue (512) behind, holds its publishers (3.1.1 and MQTT 5 alike: not read, not refused)
+    until it catches up; nothing is dropped or refused, everything arrives in order."""
+    b = start(start_broker)
+    sub = b.connect("lf-sub", version=5, props=[("receive_maximum", 10)])
+    sub.subscribe([("lf/t", 1)])
+    p311 = b.connect("lf-pub311", version=4)
+    n = 1000
+    send_all(p311, "lf/t", n, 1)
+    acked = []
+    with pytest.raises(m.Timeout):
+        while True:
+            acked.append(p311.expect(m.PUBACK, timeout=1.0).pid)
+    assert 512 <= len(acked) < 600, len(acked)  # held once 512 wait behind its window
+    p5 = b.connect("lf-pub5", version=5)
+    window = p5.server_receive_maximum()
+    p5.send_raw(b"".join(m.encode_publish(5, "lf/t", b"v5-%d" % i, qos=1, pid=i)
+                         for i in range(1, window + 1)))
+    with pytest.raises(m.Timeout):
+        p5.expect(m.PUBACK, timeout=0.5)  # held too: no 0x97
+    got = [p.payload for p in sub.publishes(n + window, timeout=30)]
+    assert [x for x in got if x.startswith(b"m")] == [b"m%d" % i for i in range(1, n + 1)]
+    assert [x for x in got if x.startswith(b"v5-")] == [b"v5-%d" % i for i in range(1, window + 1)]
+    acked += [p311.expect(m.PUBACK, timeout=10).pid for _ in range(n - len(acked))]
+    assert acked == list(range(1, n + 1))
+    rcs = [p5.expect(m.PUBACK, timeout=10).rc for _ in range(window)]
+    assert rcs == [0] * window
+    assert b.metric("ledgermq_refused_total", '{reason="quota"}') == 0
+    assert b.metric("ledgermq_dropped_total", '{reason="queue_overflow"}') == 0
