@@ -7,6 +7,7 @@ plain, TLS and WebSocket listeners on free ports; listener() reads one from the 
 """
 
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -32,6 +33,16 @@ def node_modules():
     path = os.path.join(JS_DIR, "node_modules")
     assert os.path.isdir(os.path.join(path, "mqtt")), "npm-deps.sh left no %s/mqtt" % path
     return path
+
+
+def node():
+    """The node executable, with tests/js/node_modules installed; fails the test (not skips)
+    when either is missing."""
+    node_modules()
+    exe = shutil.which("node")
+    if exe is None:
+        pytest.fail("node is not installed (run scripts/install-deps.sh)")
+    return exe
 
 
 def tls_certs(outdir):

@@ -8,7 +8,6 @@ import hashlib
 import http.client
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -665,11 +664,7 @@ def test_paho_sends_the_method_but_cannot_answer_auth(start_broker):
 
 @pytest.fixture(scope="module")
 def node():
-    jsdeps.node_modules()
-    exe = shutil.which("node")
-    if exe is None:
-        pytest.fail("node is not installed (run scripts/install-deps.sh)")
-    return exe
+    return jsdeps.node()
 
 
 def test_mqttjs_logs_in_and_reauthenticates_with_handle_auth(start_broker, node):

@@ -5,7 +5,6 @@ intact, plus a retained round trip and (v5) a user property; it prints one JSON 
 
 import json
 import os
-import shutil
 import subprocess
 
 import pytest
@@ -37,11 +36,7 @@ def certs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def node():
-    jsdeps.node_modules()
-    exe = shutil.which("node")
-    if exe is None:
-        pytest.fail("node is not installed (run scripts/install-deps.sh)")
-    return exe
+    return jsdeps.node()
 
 
 def run_roundtrip(node, url, protocol, ca=None):

@@ -447,13 +447,10 @@ MQTTJS_TRANSPORTS = {"tcp": ("mqtt", "mqtt", "", False), "wss": ("https", "wss",
 def test_mqttjs_resolves_every_alias_to_the_right_topic(start_broker, certs, transport):
     import json
     import os
-    import shutil
     import subprocess
 
     import jsdeps
-    jsdeps.node_modules()
-    node = shutil.which("node")
-    assert node is not None, "node is not installed (run scripts/install-deps.sh)"
+    node = jsdeps.node()
     b = start_broker(extra_args=jsdeps.all_listeners_args(str(certs)))
     kind_, scheme, path, needs_ca = MQTTJS_TRANSPORTS[transport]
     url = "%s://%s%s" % (scheme, jsdeps.listener(b, kind_), path)
