@@ -1232,6 +1232,19 @@ def inflight_section(results, cols):
                 row.append("%s (%.2f×)" % (fmt_rate(v), v / r))
         L.append("| " + " | ".join(row) + " |")
     L.append("")
+    if "ledgermq-before" in cols and "ledgermq-always" in cols:
+        gains = []
+        for sub, inflight, key, _ref in rows:
+            now = cell_rate(results.get(key, {}).get("ledgermq-always", []))
+            then = cell_rate(results.get(key, {}).get("ledgermq-before", []))
+            if now and then:
+                gains.append("%s subscriber, %s in flight: %s → %s msg/s (%s)" % (
+                    sub, inflight, fmt_rate(then), fmt_rate(now),
+                    "%.2f×" % (now / then) if now / then < 10 else "%.0f×" % (now / then)))
+        if gains:
+            L.append("Before → after (LedgerMQ before → LedgerMQ always, same rounds): " +
+                     "; ".join(gains) + ".")
+            L.append("")
     L.append("Target (issue 13): 100 and 1,000 in flight within 10% of 64 in flight. The "
              "persistent 64 row is the QoS 1 fan-in scenario above. \"LedgerMQ before\" (when "
              "present) is the binary BENCH_BEFORE named, run in the same rounds.")
