@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/lmq.h"
@@ -634,57 +633,6 @@ static void test_load_reports_missing_file_and_reads_a_real_one(void **state)
     unlink(path);
 }
 
-/*
- * Not a check: what one read check costs (SECURITY.md, "The ACL file"). Skipped unless
- * LMQ_ACL_BENCH=1: `LMQ_ACL_BENCH=1 ./build/tests/test_mqtt_acl`. A file of `users` sections
- * of 10 topic rules each (2 of them denies) and 20 patterns (4 denies); the user asks about a
- * topic no rule matches, so every rule of its section and every pattern is tried.
- */
-static void bench_one(size_t users)
-{
-    size_t cap = users * 512 + 4096; /* 10 lines of < 48 bytes a user, then 20 patterns */
-    char *text = malloc(cap);
-    assert_non_null(text);
-    size_t len = 0;
-    for (size_t u = 0; u < users; u++) {
-        len += (size_t)snprintf(text + len, cap - len, "user u%zu\n", u);
-        for (int r = 0; r < 10; r++)
-            len += (size_t)snprintf(text + len, cap - len, "topic %s site/%zu/dev%d/#\n",
-                                    r < 2 ? "deny" : "readwrite", u, r);
-    }
-    for (int r = 0; r < 20; r++)
-        len += (size_t)snprintf(text + len, cap - len, "pattern %s p%d/%%u/+/%%c/#\n",
-                                r < 4 ? "deny" : "read", r);
-    struct mqtt_acl *acl = parse_ok(text);
-    free(text);
-    char user[32];
-    snprintf(user, sizeof(user), "u%zu", users / 2);
-    struct mqtt_acl_client w = who(user, "client-17");
-    const char *topic = "site/unrelated/dev3/temperature";
-    enum { CALLS = 1000000 };
-    struct timespec t0, t1;
-    size_t allowed = 0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (int i = 0; i < CALLS; i++)
-        allowed += mqtt_acl_may_read(acl, &w, u8(topic), strlen(topic));
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double ns = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec));
-    printf("ACL of %zu rules (%zu sections): %d read checks in %.0f ms, %.0f ns each\n",
-           mqtt_acl_rule_count(acl), users, CALLS, ns / 1e6, ns / CALLS);
-    assert_int_equal(allowed, 0);
-    mqtt_acl_free(acl);
-}
-
-static void bench_read_check_cost(void **state)
-{
-    (void)state;
-    const char *on = getenv("LMQ_ACL_BENCH");
-    if (on == NULL || strcmp(on, "1") != 0)
-        skip();
-    bench_one(10);
-    bench_one(9000); /* 90,020 rules: near MQTT_ACL_RULES_MAX */
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -702,7 +650,6 @@ int main(void)
         cmocka_unit_test(test_checks_equal_a_model_of_mosquittos_on_random_files),
         cmocka_unit_test(test_overlap_never_misses_a_common_topic),
         cmocka_unit_test(test_load_reports_missing_file_and_reads_a_real_one),
-        cmocka_unit_test(bench_read_check_cost),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
