@@ -21,6 +21,7 @@
 
 const crypto = require('crypto');
 const path = require('path');
+const { usage, parseArgs: parseCommandLine } = require(path.join(__dirname, 'cli_args.js'));
 
 const mqtt = require(path.join(__dirname, 'node_modules', 'mqtt'));
 
@@ -29,36 +30,13 @@ const PREFIX = Buffer.from('ledgermq-mqtt-auth-v1\n', 'ascii');
 const CONTINUE = 0x18;
 const REAUTHENTICATE = 0x19;
 
-function usage(msg) {
-    process.stdout.write(JSON.stringify({ ok: false, error: 'usage: ' + msg }) + '\n');
-    process.exit(2);
-}
-
 function parseArgs(argv) {
-    const opts = { url: null, seed: null, serverId: null, clientId: 'mqttjs-ea', reauthMs: 2500,
-                   holdMs: 5500, timeoutMs: 20000 };
-    const ints = { '--reauth-ms': 'reauthMs', '--hold-ms': 'holdMs', '--timeout-ms': 'timeoutMs' };
-    const strs = { '--seed': 'seed', '--server-id': 'serverId', '--client-id': 'clientId' };
-    for (let i = 0; i < argv.length; i++) {
-        const a = argv[i];
-        if (a in ints || a in strs) {
-            if (i + 1 >= argv.length) usage(a + ' needs a value');
-            const v = argv[++i];
-            if (a in ints) {
-                if (!/^[0-9]+$/.test(v)) usage(a + ' needs a non-negative integer, not ' + v);
-                opts[ints[a]] = Number(v);
-            } else {
-                opts[strs[a]] = v;
-            }
-        } else if (a.startsWith('--')) {
-            usage('unknown option ' + a);
-        } else if (opts.url === null) {
-            opts.url = a;
-        } else {
-            usage('more than one URL');
-        }
-    }
-    if (opts.url === null || !/^mqtt:\/\//.test(opts.url)) usage('URL mqtt://HOST:PORT missing');
+    const opts = parseCommandLine(argv,
+        { seed: null, serverId: null, clientId: 'mqttjs-ea', reauthMs: 2500, holdMs: 5500,
+          timeoutMs: 20000 },
+        { '--reauth-ms': 'reauthMs', '--hold-ms': 'holdMs', '--timeout-ms': 'timeoutMs' },
+        { '--seed': 'seed', '--server-id': 'serverId', '--client-id': 'clientId' });
+    if (!/^mqtt:\/\//.test(opts.url)) usage('URL mqtt://HOST:PORT missing');
     if (!/^[0-9a-f]{64}$/.test(opts.seed || '')) usage('--seed must be 64 hex digits');
     if (!/^[0-9a-f]{64}$/.test(opts.serverId || '')) usage('--server-id must be 64 hex digits');
     if (opts.holdMs <= opts.reauthMs) usage('--hold-ms must be after --reauth-ms');

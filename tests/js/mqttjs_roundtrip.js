@@ -19,6 +19,7 @@
 const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
+const { usage, parseArgs: parseCommandLine } = require(path.join(__dirname, 'cli_args.js'));
 
 const mqtt = require(path.join(__dirname, 'node_modules', 'mqtt'));
 
@@ -28,36 +29,12 @@ const BIG_BYTES_MAX = 16 * 1024 * 1024;
 const DUPLICATE_GRACE_MS = 300;
 const QOS_LEVELS = [0, 1, 2];
 
-function usage(msg) {
-    process.stdout.write(JSON.stringify({ ok: false, error: 'usage: ' + msg }) + '\n');
-    process.exit(2);
-}
-
 function parseArgs(argv) {
-    const opts = { url: null, protocol: 5, ca: null, count: 20, bigBytes: 256 * 1024,
-                   timeoutMs: 30000 };
-    const ints = { '--protocol': 'protocol', '--count': 'count', '--big-bytes': 'bigBytes',
-                   '--timeout-ms': 'timeoutMs' };
-    for (let i = 0; i < argv.length; i++) {
-        const a = argv[i];
-        if (a in ints || a === '--ca') {
-            if (i + 1 >= argv.length) usage(a + ' needs a value');
-            const v = argv[++i];
-            if (a === '--ca') {
-                opts.ca = v;
-            } else {
-                if (!/^[0-9]+$/.test(v)) usage(a + ' needs a non-negative integer, not ' + v);
-                opts[ints[a]] = Number(v);
-            }
-        } else if (a.startsWith('--')) {
-            usage('unknown option ' + a);
-        } else if (opts.url === null) {
-            opts.url = a;
-        } else {
-            usage('more than one URL');
-        }
-    }
-    if (opts.url === null) usage('URL missing');
+    const opts = parseCommandLine(argv,
+        { protocol: 5, ca: null, count: 20, bigBytes: 256 * 1024, timeoutMs: 30000 },
+        { '--protocol': 'protocol', '--count': 'count', '--big-bytes': 'bigBytes',
+          '--timeout-ms': 'timeoutMs' },
+        { '--ca': 'ca' });
     if (!/^(mqtts?|wss?):\/\//.test(opts.url)) {
         usage('URL must be mqtt://, mqtts://, ws:// or wss://');
     }

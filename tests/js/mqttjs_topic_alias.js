@@ -15,38 +15,16 @@
 const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
+const { usage, parseArgs: parseCommandLine } = require(path.join(__dirname, 'cli_args.js'));
 
 const mqtt = require(path.join(__dirname, 'node_modules', 'mqtt'));
 
-function usage(msg) {
-    process.stdout.write(JSON.stringify({ ok: false, error: 'usage: ' + msg }) + '\n');
-    process.exit(2);
-}
-
 function parseArgs(argv) {
-    const opts = { url: null, ca: null, aliasMax: 8, topics: 4, rounds: 10, timeoutMs: 30000 };
-    const ints = { '--alias-max': 'aliasMax', '--topics': 'topics', '--rounds': 'rounds',
-                   '--timeout-ms': 'timeoutMs' };
-    for (let i = 0; i < argv.length; i++) {
-        const a = argv[i];
-        if (a in ints || a === '--ca') {
-            if (i + 1 >= argv.length) usage(a + ' needs a value');
-            const v = argv[++i];
-            if (a === '--ca') {
-                opts.ca = v;
-            } else {
-                if (!/^[0-9]+$/.test(v)) usage(a + ' needs a non-negative integer, not ' + v);
-                opts[ints[a]] = Number(v);
-            }
-        } else if (a.startsWith('--')) {
-            usage('unknown option ' + a);
-        } else if (opts.url === null) {
-            opts.url = a;
-        } else {
-            usage('more than one URL');
-        }
-    }
-    if (opts.url === null) usage('URL missing');
+    const opts = parseCommandLine(argv,
+        { ca: null, aliasMax: 8, topics: 4, rounds: 10, timeoutMs: 30000 },
+        { '--alias-max': 'aliasMax', '--topics': 'topics', '--rounds': 'rounds',
+          '--timeout-ms': 'timeoutMs' },
+        { '--ca': 'ca' });
     if (opts.topics < 1 || opts.topics > 1000 || opts.rounds < 1 || opts.rounds > 1000) {
         usage('--topics and --rounds must be 1..1000');
     }
