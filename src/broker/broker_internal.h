@@ -433,7 +433,6 @@ struct broker {
     uint64_t next_batch_seq;    /* number of the next batch opened */
     uint64_t records_written;   /* store records written since start (broker_store_write) */
     bool queue_room_freed;  /* a delivery left a queue this turn: retry conns blocked on space */
-    bool route_held;        /* route_publish's 0x97 means: hold the publisher, don't refuse it */
     uint64_t committed_seq; /* every batch up to this number is durable */
     struct route_target *route_targets; /* routing scratch, grows to the largest fan-out */
     size_t route_target_cap;
@@ -952,10 +951,13 @@ bool msg_expired(const struct msg *m, int64_t now_unix_ms, uint32_t *remaining_s
  * Routes m to every matching subscription. publisher is the sending session
  * (for no-local), or NULL for wills. A session whose queue is full gets what
  * its queue_overflow policy says (drop its oldest, end, or refuse). Returns
- * MQTT_RC_SUCCESS, MQTT_RC_NO_MATCHING_SUBSCRIBERS, or MQTT_RC_QUOTA_EXCEEDED
- * when a full session's policy is refuse (then nothing was enqueued).
+ * MQTT_RC_SUCCESS, MQTT_RC_NO_MATCHING_SUBSCRIBERS, MQTT_RC_QUOTA_EXCEEDED
+ * when a full session's policy is refuse, or ROUTE_HELD when a connected,
+ * consuming subscriber is too far behind and the publisher (never NULL then)
+ * must wait for it; in the last two cases nothing was enqueued.
  */
-uint8_t route_publish(struct broker *b, struct msg *m, struct session *publisher);
+#define ROUTE_HELD 0x100
+int route_publish(struct broker *b, struct msg *m, struct session *publisher);
 
 /* retain.c: retained messages, indexed by topic level, delivered incrementally. */
 struct retain_index;

@@ -466,7 +466,7 @@ static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
     if (m == NULL)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     uint64_t records_before = b->records_written;
-    uint8_t route_rc = MQTT_RC_QUOTA_EXCEEDED;
+    int route_rc = MQTT_RC_QUOTA_EXCEEDED;
     const char *why = "a subscriber's queue is full";
     if (m->qos > 0 && b->disk_low)
         why = "free disk space below min_free_disk";
@@ -474,7 +474,7 @@ static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
         route_rc = route_publish(b, m, s);
     else
         why = "the retained message store is full";
-    if (route_rc == MQTT_RC_QUOTA_EXCEEDED && b->route_held) {
+    if (route_rc == ROUTE_HELD) {
         msg_unref(m); /* a subscriber that is there is behind: wait for it, any version */
         return PROTO_BLOCKED;
     }
@@ -492,7 +492,8 @@ static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
     msg_unref(m);
     if (pub->qos == 2 && inbound_qos2_set(s, pub->packet_id, true) != LMQ_OK)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
-    return proto_ack_publish(c, pub, route_rc, b->records_written != records_before, NULL);
+    LMQ_ASSERT(route_rc >= 0 && route_rc <= 0xFF);
+    return proto_ack_publish(c, pub, (uint8_t)route_rc, b->records_written != records_before, NULL);
 }
 
 static int proto_pubrel(struct conn *c, struct mqtt_packet *pkt)

@@ -369,7 +369,7 @@ static bool route_overflow(struct broker *b, const struct route_target *t, const
     return session_queue_drop_oldest(s, m->size_bytes);
 }
 
-uint8_t route_publish(struct broker *b, struct msg *m, struct session *publisher)
+int route_publish(struct broker *b, struct msg *m, struct session *publisher)
 {
     LMQ_ASSERT(m != NULL);
     struct route_ctx ctx = {.broker = b, .msg = m, .publisher = publisher};
@@ -380,13 +380,10 @@ uint8_t route_publish(struct broker *b, struct msg *m, struct session *publisher
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     /* A QoS>0 delivery that does not fit: its session's queue_overflow policy decides. Every
      * target is decided before anything is queued, so a refusal leaves no copy anywhere. */
-    b->route_held = false;
     for (size_t i = 0; i < ctx.count; i++) {
         struct route_target *t = &b->route_targets[i];
-        if (route_hold_publisher(b, t, publisher)) {
-            b->route_held = true;
-            return MQTT_RC_QUOTA_EXCEEDED;
-        }
+        if (route_hold_publisher(b, t, publisher))
+            return ROUTE_HELD;
         t->full = !t->denied && t->qos > 0 && route_can_receive(t->session, t->qos) &&
                   !session_queue_has_room(t->session, m->size_bytes);
         if (!t->full || ctx.identity_topic)
