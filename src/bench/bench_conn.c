@@ -176,9 +176,9 @@ static int conn__template(struct bench *b, struct bench_conn *c)
     struct mqtt_publish *p = &c->pub_pkt.u.publish;
     c->pub_pkt.type = MQTT_PUBLISH;
     p->qos = b->opts.qos;
-    p->topic = (struct mqtt_bytes){(const uint8_t *)c->topic, c->topic_len};
+    p->topic = (struct lmq_bytes){(const uint8_t *)c->topic, c->topic_len};
     p->packet_id = b->opts.qos > 0 ? 1 : 0;
-    p->payload = (struct mqtt_bytes){c->payload, b->opts.payload_bytes};
+    p->payload = (struct lmq_bytes){c->payload, b->opts.payload_bytes};
     int rc = mqtt_encoded_size(&c->pub_pkt, b->opts.version, &c->publish_bytes);
     LMQ_ASSERT(rc == 0 && c->publish_bytes > b->opts.payload_bytes);
     return 0;
@@ -315,7 +315,7 @@ static void conn__send_connect(struct bench_conn *c)
     k->protocol_version = o->version;
     k->clean_start = sub ? o->clean_start : true;
     k->keep_alive_s = c->keepalive_s;
-    k->client_id = (struct mqtt_bytes){(const uint8_t *)c->client_id, c->client_id_len};
+    k->client_id = (struct lmq_bytes){(const uint8_t *)c->client_id, c->client_id_len};
     if (o->version == MQTT_V5) {
         k->props.present =
             MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAXIMUM) | MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE);

@@ -178,7 +178,7 @@ static void send_suback(struct conn *c, const struct pending_ack *ack)
         return;
     struct mqtt_packet pkt = {.type = ack->type};
     pkt.u.suback.packet_id = ack->packet_id;
-    pkt.u.suback.reason_codes = (struct mqtt_bytes){ack->codes, ack->code_count};
+    pkt.u.suback.reason_codes = (struct lmq_bytes){ack->codes, ack->code_count};
     (void)conn_send(c, &pkt);
     if (ack->type == MQTT_SUBACK) {
         LMQ_ASSERT(s->hold_delivery > 0);
@@ -199,7 +199,7 @@ static void send_ack(struct conn *c, const struct pending_ack *ack)
     if (ack->why != NULL) { /* conn_send drops it where the client does not want it */
         pkt.u.ack.props.present = MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
         pkt.u.ack.props.reason_string =
-            (struct mqtt_bytes){(const uint8_t *)ack->why, strlen(ack->why)};
+            (struct lmq_bytes){(const uint8_t *)ack->why, strlen(ack->why)};
     }
     if (c->state != CONN_CONNECTED)
         return; /* the client will resend; the data is durable either way */

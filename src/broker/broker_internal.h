@@ -82,12 +82,12 @@ struct msg {
     uint32_t expiry_s;
     bool has_payload_format;
     uint8_t payload_format;
-    struct mqtt_bytes topic;
-    struct mqtt_bytes payload;
-    struct mqtt_bytes content_type; /* data == NULL when absent */
-    struct mqtt_bytes response_topic;
-    struct mqtt_bytes correlation_data;
-    struct mqtt_bytes user_props; /* encoded, may be empty */
+    struct lmq_bytes topic;
+    struct lmq_bytes payload;
+    struct lmq_bytes content_type; /* data == NULL when absent */
+    struct lmq_bytes response_topic;
+    struct lmq_bytes correlation_data;
+    struct lmq_bytes user_props; /* encoded, may be empty */
     uint32_t user_prop_count;
     size_t size_bytes; /* topic + payload + properties, for queue byte limits */
     /* the bytes the slices point into follow the struct */
@@ -249,7 +249,7 @@ struct conn {
     uint16_t pubrec_pending;  /* QoS 2 received whose PUBREC is not yet sent */
     uint32_t acks_waiting;    /* its acks (SUBACK too) in commit batches, not yet sent */
     uint16_t topic_alias_max;
-    struct mqtt_bytes *aliases; /* inbound topic aliases, topic_alias_max + 1 slots */
+    struct lmq_bytes *aliases; /* inbound topic aliases, topic_alias_max + 1 slots */
     /* Outbound topic aliases (v5): min(client's Topic Alias Maximum, max_topic_alias_out); the
      * table is made at the first PUBLISH to the client and lives as long as this connection. */
     uint16_t topic_alias_out_max;
@@ -704,8 +704,8 @@ int ledger_accept(struct conn *c, const struct mqtt_publish *pub);
 /* {"after":N} on the connection's own resync topic: inbox envelopes after N, then a sync. */
 int ledger_resync(struct conn *c, const struct mqtt_publish *pub);
 /* Recovery: an identity's chain head and inbox counter. */
-int ledger_identity_restore(struct broker *b, struct mqtt_bytes id, uint64_t last_seq,
-                            struct mqtt_bytes last_link, uint64_t inbox_last) LMQ_WUR;
+int ledger_identity_restore(struct broker *b, struct lmq_bytes id, uint64_t last_seq,
+                            struct lmq_bytes last_link, uint64_t inbox_last) LMQ_WUR;
 void ledger_destroy(struct broker *b);
 
 /* broker.c */

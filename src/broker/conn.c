@@ -397,7 +397,7 @@ void conn_disconnect(struct conn *c, uint8_t reason_code)
         if (why != NULL) {
             pkt.u.disconnect.props.present = MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
             pkt.u.disconnect.props.reason_string =
-                (struct mqtt_bytes){(const uint8_t *)why, strlen(why)};
+                (struct lmq_bytes){(const uint8_t *)why, strlen(why)};
         }
         (void)conn_send(c, &pkt);
     }

@@ -132,8 +132,8 @@ static struct mqtt_props *conn_reason_props(struct mqtt_packet *pkt, uint8_t *re
 static void conn_reason_strip(struct mqtt_props *props)
 {
     props->present &= ~MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
-    props->reason_string = (struct mqtt_bytes){0};
-    props->user_props = (struct mqtt_bytes){0};
+    props->reason_string = (struct lmq_bytes){0};
+    props->user_props = (struct lmq_bytes){0};
     props->user_prop_count = 0;
 }
 
@@ -152,7 +152,7 @@ int conn_reason_fit(const struct conn *c, struct mqtt_packet *pkt, size_t *size_
             const char *text = conn_reason_text(pkt->type, reason_code);
             if (text != NULL && reason_code >= 0x80) {
                 props->present |= MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
-                props->reason_string = (struct mqtt_bytes){(const uint8_t *)text, strlen(text)};
+                props->reason_string = (struct lmq_bytes){(const uint8_t *)text, strlen(text)};
             }
         }
     }

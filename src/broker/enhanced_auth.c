@@ -91,7 +91,7 @@ void enhanced_auth_connack(const struct conn *c, struct mqtt_props *ack)
     LMQ_ASSERT(c->eauth->phase == EAUTH_IDLE && c->identity[0] != '\0');
     ack->present |= MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_METHOD);
     ack->authentication_method =
-        (struct mqtt_bytes){(const uint8_t *)CRYPTO_MQTT_AUTH_METHOD, EAUTH_METHOD_BYTES};
+        (struct lmq_bytes){(const uint8_t *)CRYPTO_MQTT_AUTH_METHOD, EAUTH_METHOD_BYTES};
 }
 
 /* Refuses the CONNECT: CONNACK reason_code with why as its Reason String, then close. */
@@ -107,7 +107,7 @@ static int eauth_refuse(struct conn *c, uint8_t reason_code, const char *why)
     struct mqtt_packet pkt = {.type = MQTT_CONNACK};
     pkt.u.connack.reason_code = reason_code;
     pkt.u.connack.props.present = MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
-    pkt.u.connack.props.reason_string = (struct mqtt_bytes){(const uint8_t *)why, strlen(why)};
+    pkt.u.connack.props.reason_string = (struct lmq_bytes){(const uint8_t *)why, strlen(why)};
     (void)conn_send(c, &pkt);
     c->state = CONN_CLOSING;
     if (conn_output_pending(c) == 0)
@@ -123,10 +123,10 @@ static void eauth_send(struct conn *c, uint8_t reason_code, const uint8_t *data,
     pkt.u.disconnect.reason_code = reason_code;
     p->present = MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_METHOD);
     p->authentication_method =
-        (struct mqtt_bytes){(const uint8_t *)CRYPTO_MQTT_AUTH_METHOD, EAUTH_METHOD_BYTES};
+        (struct lmq_bytes){(const uint8_t *)CRYPTO_MQTT_AUTH_METHOD, EAUTH_METHOD_BYTES};
     if (data != NULL) {
         p->present |= MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_DATA);
-        p->authentication_data = (struct mqtt_bytes){data, len};
+        p->authentication_data = (struct lmq_bytes){data, len};
     }
     (void)conn_send(c, &pkt);
 }
@@ -155,7 +155,7 @@ static int eauth_challenge(struct conn *c)
  * for a token issued now). Otherwise the reason code, *why for the peer, a security event.
  */
 static uint8_t eauth_verify(struct conn *c, const struct mqtt_disconnect *d,
-                            struct mqtt_bytes client_id, const char **why)
+                            struct lmq_bytes client_id, const char **why)
 {
     struct broker *b = c->broker;
     struct enhanced_auth *ea = c->eauth;
@@ -382,7 +382,7 @@ static int eauth_reauth(struct conn *c, const struct mqtt_disconnect *d)
     }
     const char *why = NULL;
     struct session *s = c->session;
-    struct mqtt_bytes client_id = {s->client_id, s->client_id_len};
+    struct lmq_bytes client_id = {s->client_id, s->client_id_len};
     uint8_t rc = eauth_verify(c, d, client_id, &why);
     LMQ_ASSERT(ea->nonce[0] == '\0'); /* consumed, whatever the outcome */
     ea->phase = EAUTH_IDLE;

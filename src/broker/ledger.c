@@ -57,8 +57,8 @@ static struct ledger_identity *ledger_identity_get(struct broker *b, const char 
     return li;
 }
 
-int ledger_identity_restore(struct broker *b, struct mqtt_bytes id, uint64_t last_seq,
-                            struct mqtt_bytes last_link, uint64_t inbox_last)
+int ledger_identity_restore(struct broker *b, struct lmq_bytes id, uint64_t last_seq,
+                            struct lmq_bytes last_link, uint64_t inbox_last)
 {
     if (id.len != CRYPTO_IDENTITY_ID_CHARS ||
         (last_link.len != 0 && last_link.len != CRYPTO_IDENTITY_ID_CHARS))
@@ -107,7 +107,7 @@ static int ledger_publish(struct broker *b, const char *owner, const char *leaf,
     pub.props.present =
         MQTT_PROP_BIT(MQTT_PROP_PAYLOAD_FORMAT_INDICATOR) | MQTT_PROP_BIT(MQTT_PROP_CONTENT_TYPE);
     pub.props.payload_format_indicator = 1;
-    pub.props.content_type = (struct mqtt_bytes){(const uint8_t *)"application/json", 16};
+    pub.props.content_type = (struct lmq_bytes){(const uint8_t *)"application/json", 16};
     struct msg *m = msg_create(b, &pub);
     if (m == NULL)
         return LMQ_ENOMEM;
@@ -205,7 +205,7 @@ static bool ledger_find_accepted(struct broker *b, struct ledger_identity *li, u
     }
     struct ledger_found f = {0};
     bool found = false;
-    struct mqtt_bytes sender = {(const uint8_t *)li->id, CRYPTO_IDENTITY_ID_CHARS};
+    struct lmq_bytes sender = {(const uint8_t *)li->id, CRYPTO_IDENTITY_ID_CHARS};
     if (store_ledger_find(b->store, sender, seq, ledger_found_row, &f, &found) != LMQ_OK)
         broker_fail_stop(b, "ledger read", LMQ_EIO);
     if (found)
@@ -376,7 +376,7 @@ int ledger_resync(struct conn *c, const struct mqtt_publish *pub)
     json_decref(req);
     struct ledger_resync rs = {.broker = b, .session = c->session, .last = after};
     size_t count = 0;
-    struct mqtt_bytes me = {(const uint8_t *)c->identity, CRYPTO_IDENTITY_ID_CHARS};
+    struct lmq_bytes me = {(const uint8_t *)c->identity, CRYPTO_IDENTITY_ID_CHARS};
     int rc = store_inbox_page(b->store, me, after, LEDGER_RESYNC_PAGE_MAX, ledger_resync_row, &rs,
                               &count);
     if (rc == LMQ_EIO)

@@ -157,8 +157,8 @@ struct ledger_page {
 
 /* Appends {"envelope":...,"index":i,"link":"..."} (or without envelope when envelope is NULL),
  * unless it would pass the byte cap. Returns non-zero to stop the store read. */
-static int ledger_page_item(struct ledger_page *p, uint64_t index, struct mqtt_bytes link,
-                            const struct mqtt_bytes *envelope)
+static int ledger_page_item(struct ledger_page *p, uint64_t index, struct lmq_bytes link,
+                            const struct lmq_bytes *envelope)
 {
     if (index >= p->end) {
         p->stop = LEDGER_PAGE_END;
@@ -193,7 +193,7 @@ static int ledger_page_item(struct ledger_page *p, uint64_t index, struct mqtt_b
     return p->rc;
 }
 
-static int ledger_page_leaf(void *ctx, uint64_t index, struct mqtt_bytes link)
+static int ledger_page_leaf(void *ctx, uint64_t index, struct lmq_bytes link)
 {
     return ledger_page_item(ctx, index, link, NULL);
 }
@@ -295,7 +295,7 @@ static int ledger_http_envelopes(struct broker *b, const struct http_request *re
                                                         : (size_t)count;
     int rc = http_buf_printf(out, "{\"envelopes\":[");
     if (rc == LMQ_OK && start < page.end) {
-        struct mqtt_bytes party = {(const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS};
+        struct lmq_bytes party = {(const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS};
         rc = auditor ? store_ledger_range(b->store, start, limit, ledger_page_envelope, &page, &got)
                      : store_ledger_party_range(b->store, party, start, page.end, limit,
                                                 ledger_page_envelope, &page, &got);

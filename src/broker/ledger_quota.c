@@ -91,7 +91,7 @@ struct ledger_quota_load {
     size_t identities;
 };
 
-static int ledger_quota_row(void *ctx, struct mqtt_bytes sender, uint64_t bytes)
+static int ledger_quota_row(void *ctx, struct lmq_bytes sender, uint64_t bytes)
 {
     struct ledger_quota_load *load = ctx;
     LMQ_ASSERT(load != NULL && load->broker != NULL);

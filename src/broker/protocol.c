@@ -59,7 +59,7 @@ static int proto_refuse_connect_why(struct conn *c, uint8_t reason_code, const c
         client_why = conn_reason_text(MQTT_CONNACK, reason_code);
     if (client_why != NULL) {
         props.present = MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
-        props.reason_string = (struct mqtt_bytes){(const uint8_t *)client_why, strlen(client_why)};
+        props.reason_string = (struct lmq_bytes){(const uint8_t *)client_why, strlen(client_why)};
     }
     proto_connack(c, reason_code, false, &props);
     conn_end(c, false);
@@ -211,7 +211,7 @@ static int proto_connect(struct conn *c, struct mqtt_packet *pkt)
             return proto_refuse_connect(c, MQTT_RC_CLIENT_IDENTIFIER_NOT_VALID,
                                         "empty client id needs clean session");
         proto_assign_client_id(assigned);
-        cn.client_id = (struct mqtt_bytes){assigned, sizeof(assigned)};
+        cn.client_id = (struct lmq_bytes){assigned, sizeof(assigned)};
         if (cn.protocol_version == MQTT_V5) {
             ack.present |= MQTT_PROP_BIT(MQTT_PROP_ASSIGNED_CLIENT_IDENTIFIER);
             ack.assigned_client_identifier = cn.client_id;
@@ -251,7 +251,7 @@ static int proto_connect(struct conn *c, struct mqtt_packet *pkt)
                          (int)LMQ_MIN(s->client_id_len, 64), (const char *)s->client_id);
         ack.present |= MQTT_PROP_BIT(MQTT_PROP_RESPONSE_INFORMATION);
         ack.response_information =
-            (struct mqtt_bytes){(const uint8_t *)response_info, (size_t)LMQ_MAX(n, 0)};
+            (struct lmq_bytes){(const uint8_t *)response_info, (size_t)LMQ_MAX(n, 0)};
     }
     c->state = CONN_CONNECTED;
     c->counted = true;
@@ -284,7 +284,7 @@ static int proto_topic_alias(struct conn *c, struct mqtt_publish *pub)
         if (c->aliases == NULL)
             return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     }
-    struct mqtt_bytes *slot = &c->aliases[alias];
+    struct lmq_bytes *slot = &c->aliases[alias];
     if (pub->topic.len == 0) {
         if (slot->data == NULL) {
             c->why = "Topic Alias not set on this connection";
@@ -298,7 +298,7 @@ static int proto_topic_alias(struct conn *c, struct mqtt_publish *pub)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     memcpy(copy, pub->topic.data, pub->topic.len);
     free((void *)slot->data);
-    *slot = (struct mqtt_bytes){copy, pub->topic.len};
+    *slot = (struct lmq_bytes){copy, pub->topic.len};
     return 0;
 }
 

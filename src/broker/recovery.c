@@ -18,13 +18,13 @@ struct recovery {
     uint64_t dropped; /* retained messages and wills under id/ removed */
 };
 
-static struct session *recovery_session(struct recovery *r, struct mqtt_bytes id)
+static struct session *recovery_session(struct recovery *r, struct lmq_bytes id)
 {
     return lmq_map_get(r->broker->sessions, id.data, id.len);
 }
 
-static int on_session(void *ctx, struct mqtt_bytes client_id, uint32_t expiry_s,
-                      struct mqtt_bytes owner)
+static int on_session(void *ctx, struct lmq_bytes client_id, uint32_t expiry_s,
+                      struct lmq_bytes owner)
 {
     struct recovery *r = ctx;
     struct broker *b = r->broker;
@@ -48,8 +48,8 @@ static int on_session(void *ctx, struct mqtt_bytes client_id, uint32_t expiry_s,
     return 0;
 }
 
-static int on_identity(void *ctx, struct mqtt_bytes id, uint64_t last_seq,
-                       struct mqtt_bytes last_link, uint64_t inbox_last)
+static int on_identity(void *ctx, struct lmq_bytes id, uint64_t last_seq,
+                       struct lmq_bytes last_link, uint64_t inbox_last)
 {
     struct recovery *r = ctx;
     r->identities++;
@@ -57,7 +57,7 @@ static int on_identity(void *ctx, struct mqtt_bytes id, uint64_t last_seq,
                                                                                              : -1;
 }
 
-static int on_subscription(void *ctx, struct mqtt_bytes client_id, struct mqtt_bytes filter,
+static int on_subscription(void *ctx, struct lmq_bytes client_id, struct lmq_bytes filter,
                            uint8_t options, uint32_t sub_id)
 {
     struct recovery *r = ctx;
@@ -89,7 +89,7 @@ static int on_subscription(void *ctx, struct mqtt_bytes client_id, struct mqtt_b
     return 0;
 }
 
-static int on_inbound_qos2(void *ctx, struct mqtt_bytes client_id, uint16_t packet_id)
+static int on_inbound_qos2(void *ctx, struct lmq_bytes client_id, uint16_t packet_id)
 {
     struct recovery *r = ctx;
     struct session *s = recovery_session(r, client_id);
@@ -110,7 +110,7 @@ static int on_inbound_qos2(void *ctx, struct mqtt_bytes client_id, uint16_t pack
 
 /* True for a retained message or will under id/, which this server no longer accepts: one a
  * database written by an older version may hold, a forgery waiting for its victim. */
-static bool recovery_forbidden_topic(struct recovery *r, struct mqtt_bytes client_id,
+static bool recovery_forbidden_topic(struct recovery *r, struct lmq_bytes client_id,
                                      const struct store_message *sm, enum store_record_type del)
 {
     if (!identity_under_id(sm->topic.data, sm->topic.len))
@@ -128,7 +128,7 @@ static int on_retained(void *ctx, const struct store_message *sm)
 {
     struct recovery *r = ctx;
     struct broker *b = r->broker;
-    if (recovery_forbidden_topic(r, (struct mqtt_bytes){NULL, 0}, sm, STORE_RETAINED_DELETE))
+    if (recovery_forbidden_topic(r, (struct lmq_bytes){NULL, 0}, sm, STORE_RETAINED_DELETE))
         return 0;
     struct msg *m = msg_from_store(b, sm);
     if (m == NULL)
@@ -139,7 +139,7 @@ static int on_retained(void *ctx, const struct store_message *sm)
     return 0;
 }
 
-static int on_queue_summary(void *ctx, struct mqtt_bytes client_id, uint64_t count,
+static int on_queue_summary(void *ctx, struct lmq_bytes client_id, uint64_t count,
                             uint64_t size_bytes, uint64_t max_seq)
 {
     struct recovery *r = ctx;
@@ -156,7 +156,7 @@ static int on_queue_summary(void *ctx, struct mqtt_bytes client_id, uint64_t cou
     return 0;
 }
 
-static int on_will(void *ctx, struct mqtt_bytes client_id, const struct store_message *sm,
+static int on_will(void *ctx, struct lmq_bytes client_id, const struct store_message *sm,
                    uint32_t delay_s)
 {
     struct recovery *r = ctx;

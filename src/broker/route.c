@@ -31,10 +31,10 @@ struct route_ctx {
     bool identity_topic; /* id/<X>/...: delivered to X's sessions only */
 };
 
-static void copy_slice(uint8_t **cursor, struct mqtt_bytes *dst, struct mqtt_bytes src)
+static void copy_slice(uint8_t **cursor, struct lmq_bytes *dst, struct lmq_bytes src)
 {
     if (src.data == NULL) {
-        *dst = (struct mqtt_bytes){NULL, 0};
+        *dst = (struct lmq_bytes){NULL, 0};
         return;
     }
     if (src.len > 0)
@@ -64,7 +64,7 @@ static struct msg *msg_alloc(struct broker *b, const struct store_message *sm)
     uint8_t *cursor = (uint8_t *)(m + 1);
     copy_slice(&cursor, &m->topic, sm->topic);
     copy_slice(&cursor, &m->payload,
-               sm->payload.data ? sm->payload : (struct mqtt_bytes){cursor, 0});
+               sm->payload.data ? sm->payload : (struct lmq_bytes){cursor, 0});
     copy_slice(&cursor, &m->content_type, sm->content_type);
     copy_slice(&cursor, &m->response_topic, sm->response_topic);
     copy_slice(&cursor, &m->correlation_data, sm->correlation_data);

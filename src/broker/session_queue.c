@@ -184,7 +184,7 @@ static bool session_backlog_oldest(struct session *s, struct store_queue_head *o
     uint64_t cursor = LMQ_MAX(s->paged_seq, s->dropped_seq);
     struct store_queue_head row;
     bool found = false;
-    if (store_queue_oldest(b->store, (struct mqtt_bytes){s->client_id, s->client_id_len}, cursor,
+    if (store_queue_oldest(b->store, (struct lmq_bytes){s->client_id, s->client_id_len}, cursor,
                            &row, &found) != LMQ_OK)
         broker_fail_stop(b, "queue read", LMQ_EIO);
     *listed = NULL;
@@ -482,7 +482,7 @@ static int session_send_first(struct session *s, struct mqtt_packet *pkt, size_t
     }
     if (fits) {
         struct mqtt_props *tp = &told.u.publish.props;
-        tp->user_props = (struct mqtt_bytes){props, used};
+        tp->user_props = (struct lmq_bytes){props, used};
         tp->user_prop_count++;
         tp->present |= MQTT_PROP_BIT(MQTT_PROP_USER_PROPERTY);
         fits = mqtt_encoded_size(&told, c->version, &told_size) == LMQ_OK &&
@@ -620,7 +620,7 @@ static size_t session_page_in(struct session *s, bool send)
     /* A page covers the whole inflight window, so every row in flight before a restart is
      * back in the window (and its packet id in use) before a new packet id is chosen. */
     size_t limit = LMQ_MAX((size_t)SESSION_PAGE_ROWS, (size_t)s->broker->cfg.limits.max_inflight);
-    int rc = store_queue_page(s->broker->store, (struct mqtt_bytes){s->client_id, s->client_id_len},
+    int rc = store_queue_page(s->broker->store, (struct lmq_bytes){s->client_id, s->client_id_len},
                               s->paged_seq, limit, session_page_row, &ctx, &count);
     if (rc != LMQ_OK)
         broker_fail_stop(s->broker, ctx.failed ? "page (out of memory)" : "page", rc);

@@ -133,7 +133,7 @@ int proto_subscribe(struct conn *c, struct mqtt_packet *pkt)
         sub_id = sub->props.subscription_ids[0];
     uint8_t codes[SUBSCRIBE_ENTRIES_MAX];
     size_t count = 0;
-    struct mqtt_bytes cursor = sub->payload;
+    struct lmq_bytes cursor = sub->payload;
     struct mqtt_sub_entry e;
     int fatal = 0;
     /* The SUBACK goes out before any retained message the subscription triggers. */
@@ -166,8 +166,8 @@ int proto_unsubscribe(struct conn *c, struct mqtt_packet *pkt)
     struct session *s = c->session;
     uint8_t codes[SUBSCRIBE_ENTRIES_MAX];
     size_t count = 0;
-    struct mqtt_bytes cursor = unsub->payload;
-    struct mqtt_bytes f;
+    struct lmq_bytes cursor = unsub->payload;
+    struct lmq_bytes f;
     while (count < SUBSCRIBE_ENTRIES_MAX && mqtt_unsubscribe_next(&cursor, &f)) {
         const uint8_t *filter = f.data, *group = NULL;
         size_t filter_len = f.len, group_len = 0;

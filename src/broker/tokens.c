@@ -147,7 +147,7 @@ struct tokens_load {
     enum tokens_source source;
 };
 
-static int tokens_load_row(void *ctx, struct mqtt_bytes id, int64_t before_s)
+static int tokens_load_row(void *ctx, struct lmq_bytes id, int64_t before_s)
 {
     struct tokens_load *load = ctx;
     struct broker *b = load->broker;

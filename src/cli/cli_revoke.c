@@ -77,8 +77,8 @@ int cli_revoke(int argc, char **argv)
         return cli_revoke__usage("--data: path too long");
     char err[512];
     int64_t stored_s = 0;
-    if (store_token_revoke_file(path, (struct mqtt_bytes){(const uint8_t *)id, strlen(id)},
-                                before_s, &stored_s, err, sizeof(err)) != LMQ_OK) {
+    if (store_token_revoke_file(path, (struct lmq_bytes){(const uint8_t *)id, strlen(id)}, before_s,
+                                &stored_s, err, sizeof(err)) != LMQ_OK) {
         fprintf(stderr, "ledgermq: revoke: %s\n", err);
         return CLI_EXIT_USAGE;
     }

@@ -214,7 +214,7 @@ static void net__send_connect(struct lmq_client *c)
     k->protocol_version = MQTT_V5;
     k->clean_start = false; /* acks and inbox messages wait for us in the session */
     k->keep_alive_s = CLIENT_KEEPALIVE_S;
-    k->client_id = (struct mqtt_bytes){(const uint8_t *)c->client_id, strlen(c->client_id)};
+    k->client_id = (struct lmq_bytes){(const uint8_t *)c->client_id, strlen(c->client_id)};
     k->props.present = MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY_INTERVAL) |
                        MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAXIMUM) |
                        MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE);
@@ -222,9 +222,9 @@ static void net__send_connect(struct lmq_client *c)
     k->props.receive_maximum = NET_RECEIVE_MAX;
     k->props.maximum_packet_size = CLIENT_PACKET_MAX_BYTES;
     k->has_username = true;
-    k->username = (struct mqtt_bytes){(const uint8_t *)c->ident.id, CRYPTO_IDENTITY_ID_CHARS};
+    k->username = (struct lmq_bytes){(const uint8_t *)c->ident.id, CRYPTO_IDENTITY_ID_CHARS};
     k->has_password = true;
-    k->password = (struct mqtt_bytes){(const uint8_t *)c->token, strlen(c->token)};
+    k->password = (struct lmq_bytes){(const uint8_t *)c->token, strlen(c->token)};
     c->state = CLIENT_CONNACK;
     if (net__tx(c, &pkt) != 0) {
         client_net_drop(c, LMQ_EIO, "cannot send CONNECT");

@@ -127,8 +127,8 @@ static int session__publish(struct lmq_client *c, enum client_topic topic, const
     pkt.u.publish.qos = 1;
     pkt.u.publish.packet_id = packet_id;
     pkt.u.publish.topic =
-        (struct mqtt_bytes){(const uint8_t *)c->topics[topic], strlen(c->topics[topic])};
-    pkt.u.publish.payload = (struct mqtt_bytes){payload, len};
+        (struct lmq_bytes){(const uint8_t *)c->topics[topic], strlen(c->topics[topic])};
+    pkt.u.publish.payload = (struct lmq_bytes){payload, len};
     return c->tx(c, &pkt);
 }
 
@@ -164,7 +164,7 @@ int client_session_on_connack(struct lmq_client *c, const struct mqtt_connack *a
     size_t count = c->cb.on_envelope != NULL ? LMQ_ARRAY_LEN(subs) : 2;
     for (size_t i = 0; i < count; i++) {
         entries[i].filter =
-            (struct mqtt_bytes){(const uint8_t *)c->topics[subs[i]], strlen(c->topics[subs[i]])};
+            (struct lmq_bytes){(const uint8_t *)c->topics[subs[i]], strlen(c->topics[subs[i]])};
         entries[i].options = 1; /* QoS 1 */
     }
     struct mqtt_packet pkt = {.type = MQTT_SUBSCRIBE};

@@ -21,6 +21,13 @@ enum lmq_err {
     LMQ_EEXIST = -9,    /* item already exists */
 };
 
+/* A byte slice: what the codec decodes into, the store reads and writes, the broker keeps.
+ * data == NULL with len == 0 means "absent". */
+struct lmq_bytes {
+    const uint8_t *data;
+    size_t len;
+};
+
 /* Returns a static description of an lmq_err code. */
 const char *lmq_strerror(int err);
 

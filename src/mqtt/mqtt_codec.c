@@ -158,7 +158,7 @@ static bool codec__rc_allowed(uint8_t type, uint8_t version, uint8_t rc)
 
 /* Checks a property's value constraints; returns 0 or the reason code that refuses it. */
 static uint8_t codec__prop_value_check(const struct codec_prop_def *def, uint32_t number,
-                                       struct mqtt_bytes str)
+                                       struct lmq_bytes str)
 {
     if ((def->flags & PF_BOOL) && number > 1) {
         return MQTT_RC_PROTOCOL_ERROR;
@@ -217,7 +217,7 @@ static bool rd__u32(struct codec_rd *r, uint32_t *v)
     return true;
 }
 
-static bool rd__take(struct codec_rd *r, size_t n, struct mqtt_bytes *b)
+static bool rd__take(struct codec_rd *r, size_t n, struct lmq_bytes *b)
 {
     if (rd__left(r) < n) {
         return false;
@@ -229,14 +229,14 @@ static bool rd__take(struct codec_rd *r, size_t n, struct mqtt_bytes *b)
 }
 
 /* Two-byte length then that many bytes (Binary Data / UTF-8 String without the UTF-8 check). */
-static bool rd__bin(struct codec_rd *r, struct mqtt_bytes *b)
+static bool rd__bin(struct codec_rd *r, struct lmq_bytes *b)
 {
     uint16_t n = 0;
     return rd__u16(r, &n) && rd__take(r, n, b);
 }
 
 /* UTF-8 Encoded String: a Binary Data field whose bytes must be valid MQTT UTF-8. */
-static bool rd__str(struct codec_rd *r, struct mqtt_bytes *b)
+static bool rd__str(struct codec_rd *r, struct lmq_bytes *b)
 {
     return rd__bin(r, b) && mqtt_utf8_valid(b->data, b->len);
 }
@@ -296,11 +296,11 @@ static int dec__fail(struct codec_dec *d, uint8_t reason)
 
 /* Reads one property value of def's type; returns false when the bytes are malformed. */
 static bool dec__prop_value(struct codec_rd *r, const struct codec_prop_def *def, uint32_t *num,
-                            struct mqtt_bytes *str)
+                            struct lmq_bytes *str)
 {
     uint8_t u8 = 0;
     uint16_t u16 = 0;
-    struct mqtt_bytes value = {0};
+    struct lmq_bytes value = {0};
 
     switch (def->type) {
     case PT_BYTE:
@@ -333,7 +333,7 @@ static bool dec__prop_value(struct codec_rd *r, const struct codec_prop_def *def
 
 /* Stores a decoded value in its struct mqtt_props field. */
 static void props__store(struct mqtt_props *props, const struct codec_prop_def *def, uint32_t num,
-                         struct mqtt_bytes str)
+                         struct lmq_bytes str)
 {
     uint8_t *field = (uint8_t *)props + def->offset;
 
@@ -350,7 +350,7 @@ static void props__store(struct mqtt_props *props, const struct codec_prop_def *
         *(uint32_t *)(void *)field = num;
         break;
     default:
-        *(struct mqtt_bytes *)(void *)field = str;
+        *(struct lmq_bytes *)(void *)field = str;
         break;
     }
 }
@@ -364,7 +364,7 @@ static int dec__prop_one(struct codec_dec *d, struct codec_rd *r, unsigned ctx,
                          struct mqtt_props *props)
 {
     uint32_t id = 0, num = 0;
-    struct mqtt_bytes str = {0};
+    struct lmq_bytes str = {0};
     size_t start = r->pos;
 
     if (!rd__vbi(r, &id)) {
@@ -409,7 +409,7 @@ static int dec__prop_one(struct codec_dec *d, struct codec_rd *r, unsigned ctx,
 static int dec__props(struct codec_dec *d, unsigned ctx, struct mqtt_props *props)
 {
     uint32_t props_len = 0;
-    struct mqtt_bytes block = {0};
+    struct lmq_bytes block = {0};
 
     LMQ_ASSERT(d->version == MQTT_V5);
     LMQ_ASSERT(props->present == 0);
@@ -453,7 +453,7 @@ static const uint8_t codec__protocol_name[] = {'M', 'Q', 'T', 'T'};
 /* Protocol name, level, flags and keep alive. */
 static int dec__connect_header(struct codec_dec *d, struct mqtt_connect *c)
 {
-    struct mqtt_bytes name = {0};
+    struct lmq_bytes name = {0};
     uint8_t flags = 0;
 
     if (!rd__bin(&d->r, &name) || !rd__u8(&d->r, &c->protocol_version)) {
@@ -636,7 +636,7 @@ static int dec__sub_entry(struct codec_rd *r, uint8_t version, struct mqtt_sub_e
  * Filter syntax is not judged here: the broker answers a bad filter per entry.
  */
 static int dec__subscribe_like(struct codec_dec *d, uint8_t type, uint16_t *packet_id,
-                               struct mqtt_props *props, struct mqtt_bytes *payload, size_t *count)
+                               struct mqtt_props *props, struct lmq_bytes *payload, size_t *count)
 {
     if (!rd__u16(&d->r, packet_id)) {
         return dec__fail(d, MQTT_RC_MALFORMED_PACKET);
@@ -842,7 +842,7 @@ int mqtt_decode(const uint8_t *buf, size_t len, uint8_t version, struct mqtt_pac
  * the walk, and the cursor is left empty so a further call also returns false.
  */
 /* Empties a cursor (no pointer arithmetic on NULL, which is undefined). */
-static void codec__cursor_finish(struct mqtt_bytes *cursor)
+static void codec__cursor_finish(struct lmq_bytes *cursor)
 {
     if (cursor->data != NULL) {
         cursor->data += cursor->len;
@@ -850,7 +850,7 @@ static void codec__cursor_finish(struct mqtt_bytes *cursor)
     cursor->len = 0;
 }
 
-bool mqtt_subscribe_next(struct mqtt_bytes *cursor, uint8_t version, struct mqtt_sub_entry *entry)
+bool mqtt_subscribe_next(struct lmq_bytes *cursor, uint8_t version, struct mqtt_sub_entry *entry)
 {
     uint8_t reason = 0;
 
@@ -865,7 +865,7 @@ bool mqtt_subscribe_next(struct mqtt_bytes *cursor, uint8_t version, struct mqtt
     return true;
 }
 
-bool mqtt_unsubscribe_next(struct mqtt_bytes *cursor, struct mqtt_bytes *filter)
+bool mqtt_unsubscribe_next(struct lmq_bytes *cursor, struct lmq_bytes *filter)
 {
     LMQ_ASSERT(cursor != NULL && filter != NULL);
     struct codec_rd r = {.buf = cursor->data, .len = cursor->data ? cursor->len : 0};
@@ -883,14 +883,14 @@ bool mqtt_unsubscribe_next(struct mqtt_bytes *cursor, struct mqtt_bytes *filter)
  * Returns 1 with key/value set, 0 at the end, LMQ_EPROTO when the span is malformed.
  * *raw is set to the property's own bytes (id included) so encoders can copy it.
  */
-static int codec__user_prop_next(struct codec_rd *r, struct mqtt_bytes *key,
-                                 struct mqtt_bytes *value, struct mqtt_bytes *raw)
+static int codec__user_prop_next(struct codec_rd *r, struct lmq_bytes *key, struct lmq_bytes *value,
+                                 struct lmq_bytes *raw)
 {
     /* Each property is at least 2 bytes: the span's length bounds the loop. */
     for (size_t i = 0; i <= r->len && rd__left(r) > 0; i++) {
         size_t start = r->pos;
         uint32_t id = 0, num = 0;
-        struct mqtt_bytes str = {0};
+        struct lmq_bytes str = {0};
         if (!rd__vbi(r, &id)) {
             return LMQ_EPROTO;
         }
@@ -914,10 +914,9 @@ static int codec__user_prop_next(struct codec_rd *r, struct mqtt_bytes *key,
     return 0;
 }
 
-bool mqtt_user_prop_next(struct mqtt_bytes *cursor, struct mqtt_bytes *key,
-                         struct mqtt_bytes *value)
+bool mqtt_user_prop_next(struct lmq_bytes *cursor, struct lmq_bytes *key, struct lmq_bytes *value)
 {
-    struct mqtt_bytes raw = {0};
+    struct lmq_bytes raw = {0};
 
     LMQ_ASSERT(cursor != NULL && key != NULL && value != NULL);
     struct codec_rd r = {.buf = cursor->data, .len = cursor->data ? cursor->len : 0};
@@ -987,7 +986,7 @@ static void wr__vbi(struct codec_wr *w, size_t v)
 }
 
 /* Two-byte length then the bytes; LMQ_EINVAL when longer than 65535. */
-static int wr__bin(struct codec_wr *w, struct mqtt_bytes b)
+static int wr__bin(struct codec_wr *w, struct lmq_bytes b)
 {
     if (b.len > CODEC_STR_LEN_MAX) {
         return LMQ_EINVAL;
@@ -1006,7 +1005,7 @@ static int enc__prop_one(struct codec_wr *w, const struct codec_prop_def *def,
 {
     const uint8_t *field = (const uint8_t *)props + def->offset;
     uint32_t num = 0;
-    struct mqtt_bytes str = {0};
+    struct lmq_bytes str = {0};
 
     switch (def->type) {
     case PT_BYTE:
@@ -1020,7 +1019,7 @@ static int enc__prop_one(struct codec_wr *w, const struct codec_prop_def *def,
         break;
     case PT_STR:
     case PT_BIN:
-        str = *(const struct mqtt_bytes *)(const void *)field;
+        str = *(const struct lmq_bytes *)(const void *)field;
         break;
     default:
         LMQ_UNREACHABLE("0x0B and 0x26 are written by their own loops");
@@ -1066,7 +1065,7 @@ static int enc__user_props(struct codec_wr *w, const struct mqtt_props *props)
 {
     struct codec_rd r = {.buf = props->user_props.data,
                          .len = props->user_props.data ? props->user_props.len : 0};
-    struct mqtt_bytes key = {0}, value = {0}, raw = {0};
+    struct lmq_bytes key = {0}, value = {0}, raw = {0};
 
     /* Each entry is at least 5 bytes: the span's length bounds the loop. */
     for (size_t i = 0; i <= r.len; i++) {
@@ -1149,7 +1148,7 @@ static int enc__props(struct codec_wr *w, unsigned ctx, const struct mqtt_props 
  */
 static int enc__connect(struct codec_wr *w, uint8_t version, const struct mqtt_connect *c)
 {
-    const struct mqtt_bytes name = {codec__protocol_name, sizeof(codec__protocol_name)};
+    const struct lmq_bytes name = {codec__protocol_name, sizeof(codec__protocol_name)};
     int rc = 0;
 
     if ((c->protocol_version != 0 && c->protocol_version != version) || c->will_qos > 2 ||
@@ -1317,7 +1316,7 @@ static int enc__unsubscribe(struct codec_wr *w, uint8_t version, const struct mq
 static int enc__suback(struct codec_wr *w, uint8_t version, uint8_t type,
                        const struct mqtt_suback *s)
 {
-    const struct mqtt_bytes *codes = &s->reason_codes;
+    const struct lmq_bytes *codes = &s->reason_codes;
 
     if (s->packet_id == 0) {
         return LMQ_EINVAL;
@@ -1476,8 +1475,8 @@ int mqtt_user_prop_append(uint8_t *out, size_t cap, size_t *used, const char *ke
 {
     LMQ_ASSERT(used != NULL && key != NULL && value != NULL);
     LMQ_ASSERT(out != NULL || cap == 0);
-    struct mqtt_bytes k = {(const uint8_t *)key, strlen(key)};
-    struct mqtt_bytes v = {(const uint8_t *)value, strlen(value)};
+    struct lmq_bytes k = {(const uint8_t *)key, strlen(key)};
+    struct lmq_bytes v = {(const uint8_t *)value, strlen(value)};
 
     if (k.len > CODEC_STR_LEN_MAX || v.len > CODEC_STR_LEN_MAX || !mqtt_utf8_valid(k.data, k.len) ||
         !mqtt_utf8_valid(v.data, v.len)) {

@@ -1,7 +1,7 @@
 /*
  * MQTT 3.1.1 and 5.0 packet codec: pure functions over bounded buffers.
  * No I/O, no global state, no allocation. Decoded packets hold slices
- * (struct mqtt_bytes) that point into the caller's input buffer, so the
+ * (struct lmq_bytes) that point into the caller's input buffer, so the
  * input must outlive the decoded packet.
  */
 #ifndef MQTT_CODEC_H
@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "core/lmq.h"
 
 /* Protocol levels as carried in CONNECT. */
 #define MQTT_V311 4
@@ -131,12 +133,6 @@ enum mqtt_property_id {
 /* Bit for property id in struct mqtt_props.present. */
 #define MQTT_PROP_BIT(id) (UINT64_C(1) << (id))
 
-/* A byte slice. data == NULL with len == 0 means "absent". */
-struct mqtt_bytes {
-    const uint8_t *data;
-    size_t len;
-};
-
 /*
  * Every MQTT 5 property. A property is present when its bit is set in
  * `present` (MQTT_PROP_BIT(id)). User properties stay in their encoded form
@@ -147,28 +143,28 @@ struct mqtt_props {
     uint64_t present;
     uint8_t payload_format_indicator;
     uint32_t message_expiry_interval_s;
-    struct mqtt_bytes content_type;
-    struct mqtt_bytes response_topic;
-    struct mqtt_bytes correlation_data;
+    struct lmq_bytes content_type;
+    struct lmq_bytes response_topic;
+    struct lmq_bytes correlation_data;
     uint32_t subscription_ids[MQTT_SUB_IDS_MAX];
     size_t subscription_id_count;
     uint32_t session_expiry_interval_s;
-    struct mqtt_bytes assigned_client_identifier;
+    struct lmq_bytes assigned_client_identifier;
     uint16_t server_keep_alive_s;
-    struct mqtt_bytes authentication_method;
-    struct mqtt_bytes authentication_data;
+    struct lmq_bytes authentication_method;
+    struct lmq_bytes authentication_data;
     uint8_t request_problem_information;
     uint32_t will_delay_interval_s;
     uint8_t request_response_information;
-    struct mqtt_bytes response_information;
-    struct mqtt_bytes server_reference;
-    struct mqtt_bytes reason_string;
+    struct lmq_bytes response_information;
+    struct lmq_bytes server_reference;
+    struct lmq_bytes reason_string;
     uint16_t receive_maximum;
     uint16_t topic_alias_maximum;
     uint16_t topic_alias;
     uint8_t maximum_qos;
     uint8_t retain_available;
-    struct mqtt_bytes user_props; /* encoded 0x26 entries, may be empty */
+    struct lmq_bytes user_props; /* encoded 0x26 entries, may be empty */
     uint32_t user_prop_count;
     uint32_t maximum_packet_size;
     uint8_t wildcard_subscription_available;
@@ -181,17 +177,17 @@ struct mqtt_connect {
     bool clean_start;
     uint16_t keep_alive_s;
     struct mqtt_props props;
-    struct mqtt_bytes client_id;
+    struct lmq_bytes client_id;
     bool will_flag;
     uint8_t will_qos;
     bool will_retain;
     struct mqtt_props will_props;
-    struct mqtt_bytes will_topic;
-    struct mqtt_bytes will_payload;
+    struct lmq_bytes will_topic;
+    struct lmq_bytes will_payload;
     bool has_username;
-    struct mqtt_bytes username;
+    struct lmq_bytes username;
     bool has_password;
-    struct mqtt_bytes password;
+    struct lmq_bytes password;
 };
 
 struct mqtt_connack {
@@ -204,10 +200,10 @@ struct mqtt_publish {
     bool dup;
     uint8_t qos;
     bool retain;
-    struct mqtt_bytes topic; /* may be empty in v5 when a topic alias is present */
-    uint16_t packet_id;      /* 0 for QoS 0 */
+    struct lmq_bytes topic; /* may be empty in v5 when a topic alias is present */
+    uint16_t packet_id;     /* 0 for QoS 0 */
     struct mqtt_props props;
-    struct mqtt_bytes payload;
+    struct lmq_bytes payload;
 };
 
 /* PUBACK, PUBREC, PUBREL, PUBCOMP. */
@@ -225,7 +221,7 @@ struct mqtt_ack {
 #define MQTT_SUBOPT_RETAIN_HANDLING_MASK 0x30
 
 struct mqtt_sub_entry {
-    struct mqtt_bytes filter;
+    struct lmq_bytes filter;
     uint8_t options; /* for v3.1.1 only the QoS bits are used */
 };
 
@@ -239,23 +235,23 @@ struct mqtt_subscribe {
     struct mqtt_props props;
     const struct mqtt_sub_entry *entries;
     size_t entry_count;
-    struct mqtt_bytes payload;
+    struct lmq_bytes payload;
 };
 
 /* UNSUBSCRIBE: same scheme as SUBSCRIBE, with filters only. */
 struct mqtt_unsubscribe {
     uint16_t packet_id;
     struct mqtt_props props;
-    const struct mqtt_bytes *filters;
+    const struct lmq_bytes *filters;
     size_t filter_count;
-    struct mqtt_bytes payload;
+    struct lmq_bytes payload;
 };
 
 /* SUBACK and UNSUBACK: one reason code per entry (v3.1.1 UNSUBACK has none). */
 struct mqtt_suback {
     uint16_t packet_id;
     struct mqtt_props props;
-    struct mqtt_bytes reason_codes;
+    struct lmq_bytes reason_codes;
 };
 
 /* DISCONNECT and AUTH. */
@@ -311,14 +307,13 @@ int mqtt_encode(const struct mqtt_packet *pkt, uint8_t version, uint8_t *out, si
                 size_t *written);
 
 /* Walks a decoded SUBSCRIBE payload; returns true and fills *entry, false at the end. */
-bool mqtt_subscribe_next(struct mqtt_bytes *cursor, uint8_t version, struct mqtt_sub_entry *entry);
+bool mqtt_subscribe_next(struct lmq_bytes *cursor, uint8_t version, struct mqtt_sub_entry *entry);
 
 /* Walks a decoded UNSUBSCRIBE payload; returns true and fills *filter, false at the end. */
-bool mqtt_unsubscribe_next(struct mqtt_bytes *cursor, struct mqtt_bytes *filter);
+bool mqtt_unsubscribe_next(struct lmq_bytes *cursor, struct lmq_bytes *filter);
 
 /* Walks encoded user properties; returns true and fills key/value, false at the end. */
-bool mqtt_user_prop_next(struct mqtt_bytes *cursor, struct mqtt_bytes *key,
-                         struct mqtt_bytes *value);
+bool mqtt_user_prop_next(struct lmq_bytes *cursor, struct lmq_bytes *key, struct lmq_bytes *value);
 
 /* Appends one encoded user property (0x26 key value) to out; LMQ_ETOOBIG when it does not fit. */
 int mqtt_user_prop_append(uint8_t *out, size_t cap, size_t *used, const char *key,

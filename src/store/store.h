@@ -22,7 +22,7 @@
 
 #include <uv.h>
 
-#include "mqtt/mqtt_codec.h"
+#include "core/lmq.h"
 
 struct store;
 
@@ -36,12 +36,12 @@ struct store_message {
     uint32_t expiry_s;
     bool has_payload_format;
     uint8_t payload_format;
-    struct mqtt_bytes topic;
-    struct mqtt_bytes payload;
-    struct mqtt_bytes content_type; /* data == NULL when absent */
-    struct mqtt_bytes response_topic;
-    struct mqtt_bytes correlation_data;
-    struct mqtt_bytes user_props; /* encoded MQTT 5 user properties */
+    struct lmq_bytes topic;
+    struct lmq_bytes payload;
+    struct lmq_bytes content_type; /* data == NULL when absent */
+    struct lmq_bytes response_topic;
+    struct lmq_bytes correlation_data;
+    struct lmq_bytes user_props; /* encoded MQTT 5 user properties */
     uint32_t user_prop_count;
 };
 
@@ -77,10 +77,10 @@ enum store_queue_state {
 
 struct store_record {
     enum store_record_type type;
-    struct mqtt_bytes client_id;
-    struct mqtt_bytes topic;
+    struct lmq_bytes client_id;
+    struct lmq_bytes topic;
     const struct store_message *message;
-    struct mqtt_bytes sub_ids; /* little-endian uint32 array */
+    struct lmq_bytes sub_ids; /* little-endian uint32 array */
     uint64_t msg_id;
     uint64_t seq;
     uint64_t size_bytes;
@@ -93,9 +93,9 @@ struct store_record {
     uint8_t state;
     bool retain;
     /* STORE_LEDGER_APPEND only */
-    struct mqtt_bytes recipient;
-    struct mqtt_bytes link;
-    struct mqtt_bytes envelope;
+    struct lmq_bytes recipient;
+    struct lmq_bytes link;
+    struct lmq_bytes envelope;
     uint64_t position;
     int64_t created_unix_ms;
     uint32_t level; /* STORE_LEDGER_NODE */
@@ -107,10 +107,10 @@ struct store_ledger_row {
     uint64_t seq;
     uint64_t position;
     int64_t created_unix_ms;
-    struct mqtt_bytes sender;
-    struct mqtt_bytes recipient;
-    struct mqtt_bytes link;
-    struct mqtt_bytes envelope; /* canonical JSON */
+    struct lmq_bytes sender;
+    struct lmq_bytes recipient;
+    struct lmq_bytes link;
+    struct lmq_bytes envelope; /* canonical JSON */
 };
 
 enum store_sync_mode {
@@ -136,19 +136,19 @@ int store_open(uv_loop_t *loop, const struct store_options *opts, struct store *
 /* What recovery hands back, one call per stored item. Returning non-zero stops the load. */
 struct store_loader {
     void *ctx;
-    int (*session)(void *ctx, struct mqtt_bytes client_id, uint32_t expiry_s,
-                   struct mqtt_bytes owner);
+    int (*session)(void *ctx, struct lmq_bytes client_id, uint32_t expiry_s,
+                   struct lmq_bytes owner);
     /* An identity's chain head (last_seq 0: it never sent) and last inbox position. */
-    int (*identity)(void *ctx, struct mqtt_bytes id, uint64_t last_seq, struct mqtt_bytes last_link,
+    int (*identity)(void *ctx, struct lmq_bytes id, uint64_t last_seq, struct lmq_bytes last_link,
                     uint64_t inbox_last);
-    int (*will)(void *ctx, struct mqtt_bytes client_id, const struct store_message *m,
+    int (*will)(void *ctx, struct lmq_bytes client_id, const struct store_message *m,
                 uint32_t delay_s);
-    int (*subscription)(void *ctx, struct mqtt_bytes client_id, struct mqtt_bytes filter,
+    int (*subscription)(void *ctx, struct lmq_bytes client_id, struct lmq_bytes filter,
                         uint8_t options, uint32_t sub_id);
-    int (*inbound_qos2)(void *ctx, struct mqtt_bytes client_id, uint16_t packet_id);
+    int (*inbound_qos2)(void *ctx, struct lmq_bytes client_id, uint16_t packet_id);
     int (*retained)(void *ctx, const struct store_message *m);
-    int (*queue_summary)(void *ctx, struct mqtt_bytes client_id, uint64_t count,
-                         uint64_t size_bytes, uint64_t max_seq);
+    int (*queue_summary)(void *ctx, struct lmq_bytes client_id, uint64_t count, uint64_t size_bytes,
+                         uint64_t max_seq);
 };
 
 /* Loads everything but queued messages (those are paged). Sets *max_msg_id. Loop thread. */
@@ -158,7 +158,7 @@ int store_load(struct store *store, const struct store_loader *loader, uint64_t 
 int store_ledger_size(struct store *store, uint64_t *size) __attribute__((warn_unused_result));
 /* Finds the committed envelope sender sent with seq. Calls row() once when found (pointers
  * valid during the call); *found says whether it was. Loop thread; synchronous. */
-int store_ledger_find(struct store *store, struct mqtt_bytes sender, uint64_t seq,
+int store_ledger_find(struct store *store, struct lmq_bytes sender, uint64_t seq,
                       int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
                       bool *found) __attribute__((warn_unused_result));
 /* Reads the committed Merkle node (level, index) into hash. Returns 0, LMQ_ENOTFOUND or
@@ -173,33 +173,33 @@ int store_ledger_range(struct store *store, uint64_t start, size_t limit,
  * envelope is read). leaf() gets each (link valid during the call); a non-zero return stops
  * the read with LMQ_EINVAL. Sets *count. Loop thread; synchronous. */
 int store_ledger_links(struct store *store, uint64_t start, size_t limit,
-                       int (*leaf)(void *ctx, uint64_t index, struct mqtt_bytes link), void *ctx,
+                       int (*leaf)(void *ctx, uint64_t index, struct lmq_bytes link), void *ctx,
                        size_t *count) __attribute__((warn_unused_result));
 /* Reads up to limit committed envelopes with index in [start, end) that party sent or
  * received, in index order, each once. Uses the (sender, seq) and (recipient, position)
  * indexes (both grow with the index): the cost is logarithmic in the ledger plus what is
  * returned, never a scan of other identities' envelopes. A non-zero return from row() stops
  * the read with LMQ_EINVAL. Sets *count. Loop thread; synchronous. */
-int store_ledger_party_range(struct store *store, struct mqtt_bytes party, uint64_t start,
+int store_ledger_party_range(struct store *store, struct lmq_bytes party, uint64_t start,
                              uint64_t end, size_t limit,
                              int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
                              size_t *count) __attribute__((warn_unused_result));
 /* Reads up to limit committed envelopes for recipient with position > after, in position
  * order. Sets *count. Loop thread; synchronous. */
-int store_inbox_page(struct store *store, struct mqtt_bytes recipient, uint64_t after, size_t limit,
+int store_inbox_page(struct store *store, struct lmq_bytes recipient, uint64_t after, size_t limit,
                      int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
                      size_t *count) __attribute__((warn_unused_result));
 
 /* Calls row(ctx, id, revoked_before_s) for every identity with revoked tokens (committed
  * data). Returns 0, LMQ_EIO, or LMQ_EINVAL when row() returned non-zero. Loop thread. */
 int store_token_revocations(struct store *store,
-                            int (*row)(void *ctx, struct mqtt_bytes id, int64_t before_s),
-                            void *ctx) __attribute__((warn_unused_result));
+                            int (*row)(void *ctx, struct lmq_bytes id, int64_t before_s), void *ctx)
+    __attribute__((warn_unused_result));
 /* Calls row(ctx, sender, bytes) with the envelope bytes each sender appended to the ledger at
  * or after since_unix_ms (committed rows; the ledger_by_time index bounds the work to them).
  * Returns 0, LMQ_EIO, or LMQ_EINVAL when row() returned non-zero. Loop thread. */
 int store_ledger_bytes_since(struct store *store, int64_t since_unix_ms,
-                             int (*row)(void *ctx, struct mqtt_bytes sender, uint64_t bytes),
+                             int (*row)(void *ctx, struct lmq_bytes sender, uint64_t bytes),
                              void *ctx) __attribute__((warn_unused_result));
 /*
  * Offline (no store open): revokes the tokens of identity id issued before before_s in the
@@ -208,7 +208,7 @@ int store_ledger_bytes_since(struct store *store, int64_t since_unix_ms,
  * open (SQLite locking), which applies it on SIGHUP or restart. 0 or LMQ_EIO with a one-line
  * message in err.
  */
-int store_token_revoke_file(const char *path, struct mqtt_bytes id, int64_t before_s,
+int store_token_revoke_file(const char *path, struct lmq_bytes id, int64_t before_s,
                             int64_t *stored_s, char *err, size_t err_len)
     __attribute__((warn_unused_result));
 
@@ -219,7 +219,7 @@ struct store_queue_row {
     bool retain;
     uint8_t state;
     uint16_t packet_id;
-    struct mqtt_bytes sub_ids;
+    struct lmq_bytes sub_ids;
     const struct store_message *message;
 };
 
@@ -228,7 +228,7 @@ struct store_queue_row {
  * in seq order, calling row() for each (pointers valid during the call).
  * Sets *count. Loop thread; synchronous.
  */
-int store_queue_page(struct store *store, struct mqtt_bytes client_id, uint64_t after_seq,
+int store_queue_page(struct store *store, struct lmq_bytes client_id, uint64_t after_seq,
                      size_t limit, int (*row)(void *ctx, const struct store_queue_row *r),
                      void *ctx, size_t *count) __attribute__((warn_unused_result));
 
@@ -245,7 +245,7 @@ struct store_queue_head {
  * primary key: the cost is logarithmic plus the rows in flight it steps over. Loop thread;
  * synchronous. 0 or LMQ_EIO.
  */
-int store_queue_oldest(struct store *store, struct mqtt_bytes client_id, uint64_t after_seq,
+int store_queue_oldest(struct store *store, struct lmq_bytes client_id, uint64_t after_seq,
                        struct store_queue_head *out, bool *found)
     __attribute__((warn_unused_result));
 

@@ -179,7 +179,7 @@ static size_t bytes_total(const struct store_record *r)
     return n;
 }
 
-static void copy_into(uint8_t **cursor, struct mqtt_bytes *b)
+static void copy_into(uint8_t **cursor, struct lmq_bytes *b)
 {
     if (b->data == NULL)
         return;
@@ -293,7 +293,7 @@ static void store_on_async(uv_async_t *async)
 
 /* ---- storage thread: applying batches ---- */
 
-static int bind_bytes(sqlite3_stmt *st, int idx, struct mqtt_bytes b)
+static int bind_bytes(sqlite3_stmt *st, int idx, struct lmq_bytes b)
 {
     if (b.data == NULL)
         return sqlite3_bind_null(st, idx);
@@ -330,7 +330,7 @@ struct summary_delta {
     bool touched; /* a queue row of this client was written since its last session delete */
 };
 
-static int summary_write(struct store *s, struct mqtt_bytes client_id, int64_t count,
+static int summary_write(struct store *s, struct lmq_bytes client_id, int64_t count,
                          int64_t size_bytes, uint64_t seq_max)
 {
     LMQ_ASSERT(client_id.data != NULL);
@@ -344,7 +344,7 @@ static int summary_write(struct store *s, struct mqtt_bytes client_id, int64_t c
 }
 
 /* Adds count rows of size_bytes (negative: removed) and a seq to client_id's summary. */
-static int summary_change(struct store *s, struct mqtt_bytes client_id, int64_t count,
+static int summary_change(struct store *s, struct lmq_bytes client_id, int64_t count,
                           int64_t size_bytes, uint64_t seq)
 {
     LMQ_ASSERT(count == 1 || count == -1);
@@ -369,7 +369,7 @@ static int summary_change(struct store *s, struct mqtt_bytes client_id, int64_t 
 }
 
 /* The session's queue is gone: so are its summary and the changes not yet written. */
-static int summary_forget(struct store *s, struct mqtt_bytes client_id)
+static int summary_forget(struct store *s, struct lmq_bytes client_id)
 {
     LMQ_ASSERT(client_id.data != NULL);
     LMQ_ASSERT(client_id.len <= 65535);
@@ -394,7 +394,7 @@ static bool summary_flush_one(void *arg, const uint8_t *key, size_t key_len, voi
     LMQ_ASSERT(d != NULL && ctx->rc == SQLITE_OK);
     /* Written even when count and bytes net to zero: seq_max may have moved. */
     if (d->touched)
-        ctx->rc = summary_write(ctx->store, (struct mqtt_bytes){key, key_len}, d->count,
+        ctx->rc = summary_write(ctx->store, (struct lmq_bytes){key, key_len}, d->count,
                                 d->size_bytes, d->seq_max);
     return ctx->rc == SQLITE_OK;
 }
@@ -433,7 +433,7 @@ static int gc_message(struct store *s, int64_t msg_id)
 }
 
 /* Runs a "... RETURNING msg_id" statement bound to client_id and collects the ids for GC. */
-static int delete_returning_gc(struct store *s, sqlite3_stmt *st, struct mqtt_bytes client_id)
+static int delete_returning_gc(struct store *s, sqlite3_stmt *st, struct lmq_bytes client_id)
 {
     int64_t *ids = NULL;
     size_t count = 0, cap = 0;
@@ -462,7 +462,7 @@ static int delete_returning_gc(struct store *s, sqlite3_stmt *st, struct mqtt_by
 }
 
 /* Reads the msg_id a single-key lookup returns, or 0. */
-static int64_t lookup_msg_id(sqlite3_stmt *st, struct mqtt_bytes key)
+static int64_t lookup_msg_id(sqlite3_stmt *st, struct lmq_bytes key)
 {
     bind_bytes(st, 1, key);
     int64_t id = 0;
@@ -485,7 +485,7 @@ static int apply_message(struct store *s, const struct store_message *m)
     if (m->has_payload_format)
         sqlite3_bind_int(st, 6, m->payload_format);
     bind_bytes(st, 7, m->topic);
-    bind_bytes(st, 8, m->payload.data ? m->payload : (struct mqtt_bytes){(const uint8_t *)"", 0});
+    bind_bytes(st, 8, m->payload.data ? m->payload : (struct lmq_bytes){(const uint8_t *)"", 0});
     bind_bytes(st, 9, m->content_type);
     bind_bytes(st, 10, m->response_topic);
     bind_bytes(st, 11, m->correlation_data);
@@ -558,7 +558,7 @@ static int apply_queue(struct store *s, const struct store_record *r)
 static int apply_keyed_replace(struct store *s, const struct store_record *r)
 {
     bool retained = r->type == STORE_RETAINED_PUT || r->type == STORE_RETAINED_DELETE;
-    struct mqtt_bytes key = retained ? r->topic : r->client_id;
+    struct lmq_bytes key = retained ? r->topic : r->client_id;
     int64_t old = lookup_msg_id(s->stmts[retained ? ST_RETAINED_GET : ST_WILL_GET], key);
     int rc = SQLITE_OK;
     if (r->type == STORE_WILL_PUT) {
@@ -634,7 +634,7 @@ static int apply_record(struct store *s, const struct store_record *r)
         bind_bytes(st, 1, r->client_id);
         sqlite3_bind_int64(st, 2, r->expiry_s);
         bind_bytes(st, 3,
-                   r->topic.data != NULL ? r->topic : (struct mqtt_bytes){(const uint8_t *)"", 0});
+                   r->topic.data != NULL ? r->topic : (struct lmq_bytes){(const uint8_t *)"", 0});
         return run(st);
     case STORE_LEDGER_APPEND:
         return apply_ledger_append(s, r);
@@ -822,13 +822,13 @@ static void *store_thread_main(void *arg)
 
 /* ---- loop thread: reading (recovery and paging) ---- */
 
-static struct mqtt_bytes column_bytes(sqlite3_stmt *st, int col)
+static struct lmq_bytes column_bytes(sqlite3_stmt *st, int col)
 {
     if (sqlite3_column_type(st, col) == SQLITE_NULL)
-        return (struct mqtt_bytes){NULL, 0};
+        return (struct lmq_bytes){NULL, 0};
     const uint8_t *p = sqlite3_column_blob(st, col);
     size_t n = (size_t)sqlite3_column_bytes(st, col);
-    return (struct mqtt_bytes){p ? p : (const uint8_t *)"", n};
+    return (struct lmq_bytes){p ? p : (const uint8_t *)"", n};
 }
 
 /* Reads a message from columns first..first+12 (the messages table's column order). */
@@ -942,7 +942,7 @@ int store_load(struct store *store, const struct store_loader *loader, uint64_t 
     return result;
 }
 
-int store_queue_page(struct store *store, struct mqtt_bytes client_id, uint64_t after_seq,
+int store_queue_page(struct store *store, struct lmq_bytes client_id, uint64_t after_seq,
                      size_t limit, int (*row)(void *ctx, const struct store_queue_row *r),
                      void *ctx, size_t *count)
 {
@@ -980,7 +980,7 @@ int store_queue_page(struct store *store, struct mqtt_bytes client_id, uint64_t 
     return result;
 }
 
-int store_queue_oldest(struct store *store, struct mqtt_bytes client_id, uint64_t after_seq,
+int store_queue_oldest(struct store *store, struct lmq_bytes client_id, uint64_t after_seq,
                        struct store_queue_head *out, bool *found)
 {
     LMQ_ASSERT(store != NULL && out != NULL && found != NULL);
@@ -1056,7 +1056,7 @@ static int ledger_query(sqlite3_stmt *st, size_t limit,
     return result;
 }
 
-int store_ledger_find(struct store *store, struct mqtt_bytes sender, uint64_t seq,
+int store_ledger_find(struct store *store, struct lmq_bytes sender, uint64_t seq,
                       int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
                       bool *found)
 {
@@ -1085,7 +1085,7 @@ int store_ledger_node(struct store *store, uint32_t level, uint64_t index, uint8
     int rc = sqlite3_step(st);
     int result = LMQ_ENOTFOUND;
     if (rc == SQLITE_ROW) {
-        struct mqtt_bytes h = column_bytes(st, 0);
+        struct lmq_bytes h = column_bytes(st, 0);
         result = h.len == 32 ? LMQ_OK : LMQ_EIO;
         if (result == LMQ_OK)
             memcpy(hash, h.data, 32);
@@ -1116,7 +1116,7 @@ int store_ledger_range(struct store *store, uint64_t start, size_t limit,
 }
 
 int store_ledger_links(struct store *store, uint64_t start, size_t limit,
-                       int (*leaf)(void *ctx, uint64_t index, struct mqtt_bytes link), void *ctx,
+                       int (*leaf)(void *ctx, uint64_t index, struct lmq_bytes link), void *ctx,
                        size_t *count)
 {
     LMQ_ASSERT(store != NULL && leaf != NULL && count != NULL);
@@ -1169,7 +1169,7 @@ struct ledger_stream {
 };
 
 /* Runs a one-integer query (bindings: party, then value when has_value). Row absent: *found. */
-static int ledger_stream_int(sqlite3_stmt *st, struct mqtt_bytes party, bool has_value,
+static int ledger_stream_int(sqlite3_stmt *st, struct lmq_bytes party, bool has_value,
                              uint64_t value, bool *found, uint64_t *out)
 {
     bind_bytes(st, 1, party);
@@ -1185,7 +1185,7 @@ static int ledger_stream_int(sqlite3_stmt *st, struct mqtt_bytes party, bool has
 
 /* The smallest key of the stream whose envelope has index >= start, or one past its largest:
  * a binary search, since keys and indexes grow together. */
-static int ledger_stream_seek(struct store *store, int which, struct mqtt_bytes party,
+static int ledger_stream_seek(struct store *store, int which, struct lmq_bytes party,
                               uint64_t start, uint64_t *key)
 {
     sqlite3_stmt *max_st = NULL, *probe = NULL;
@@ -1231,7 +1231,7 @@ static int ledger_stream_next(struct ledger_stream *s)
     return s->has_row && had && s->row.index <= prev ? LMQ_EIO : LMQ_OK;
 }
 
-static int ledger_stream_open(struct store *store, int which, struct mqtt_bytes party,
+static int ledger_stream_open(struct store *store, int which, struct lmq_bytes party,
                               uint64_t start, size_t limit, struct ledger_stream *s)
 {
     uint64_t key = 0;
@@ -1247,7 +1247,7 @@ static int ledger_stream_open(struct store *store, int which, struct mqtt_bytes 
     return ledger_stream_next(s);
 }
 
-int store_ledger_party_range(struct store *store, struct mqtt_bytes party, uint64_t start,
+int store_ledger_party_range(struct store *store, struct lmq_bytes party, uint64_t start,
                              uint64_t end, size_t limit,
                              int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
                              size_t *count)
@@ -1289,7 +1289,7 @@ int store_ledger_party_range(struct store *store, struct mqtt_bytes party, uint6
     return rc;
 }
 
-int store_inbox_page(struct store *store, struct mqtt_bytes recipient, uint64_t after, size_t limit,
+int store_inbox_page(struct store *store, struct lmq_bytes recipient, uint64_t after, size_t limit,
                      int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
                      size_t *count)
 {
@@ -1311,8 +1311,7 @@ int store_inbox_page(struct store *store, struct mqtt_bytes recipient, uint64_t 
 static int store_fail(char *err, size_t err_len, const char *what, sqlite3 *db);
 
 int store_token_revocations(struct store *store,
-                            int (*row)(void *ctx, struct mqtt_bytes id, int64_t before_s),
-                            void *ctx)
+                            int (*row)(void *ctx, struct lmq_bytes id, int64_t before_s), void *ctx)
 {
     LMQ_ASSERT(store != NULL && row != NULL);
     sqlite3_stmt *st = NULL;
@@ -1333,7 +1332,7 @@ int store_token_revocations(struct store *store,
 }
 
 int store_ledger_bytes_since(struct store *store, int64_t since_unix_ms,
-                             int (*row)(void *ctx, struct mqtt_bytes sender, uint64_t bytes),
+                             int (*row)(void *ctx, struct lmq_bytes sender, uint64_t bytes),
                              void *ctx)
 {
     LMQ_ASSERT(store != NULL && row != NULL);
@@ -1359,7 +1358,7 @@ int store_ledger_bytes_since(struct store *store, int64_t since_unix_ms,
     return result;
 }
 
-int store_token_revoke_file(const char *path, struct mqtt_bytes id, int64_t before_s,
+int store_token_revoke_file(const char *path, struct lmq_bytes id, int64_t before_s,
                             int64_t *stored_s, char *err, size_t err_len)
 {
     LMQ_ASSERT(path != NULL && id.data != NULL && id.len > 0 && stored_s != NULL);

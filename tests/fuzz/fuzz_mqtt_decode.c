@@ -26,15 +26,15 @@
         }                                                                                          \
     } while (0)
 
-static bool bytes_eq(struct mqtt_bytes a, struct mqtt_bytes b)
+static bool bytes_eq(struct lmq_bytes a, struct lmq_bytes b)
 {
     return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
 }
 
 /* Counts user properties by walking them; also checks each lies inside the span. */
-static size_t user_props_count(struct mqtt_bytes span)
+static size_t user_props_count(struct lmq_bytes span)
 {
-    struct mqtt_bytes cursor = span, k, v;
+    struct lmq_bytes cursor = span, k, v;
     size_t n = 0;
     while (mqtt_user_prop_next(&cursor, &k, &v)) {
         CHECK(k.data >= span.data && k.data + k.len <= span.data + span.len);
@@ -46,9 +46,9 @@ static size_t user_props_count(struct mqtt_bytes span)
     return n;
 }
 
-static void check_user_props_eq(struct mqtt_bytes a, struct mqtt_bytes b)
+static void check_user_props_eq(struct lmq_bytes a, struct lmq_bytes b)
 {
-    struct mqtt_bytes ka, va, kb, vb;
+    struct lmq_bytes ka, va, kb, vb;
     for (;;) {
         bool more_a = mqtt_user_prop_next(&a, &ka, &va);
         bool more_b = mqtt_user_prop_next(&b, &kb, &vb);
@@ -105,7 +105,7 @@ static void check_props_sane(const struct mqtt_props *p)
 static void check_subscribe_eq(const struct mqtt_subscribe *a, const struct mqtt_subscribe *b,
                                uint8_t version)
 {
-    struct mqtt_bytes ca = a->payload, cb = b->payload;
+    struct lmq_bytes ca = a->payload, cb = b->payload;
     struct mqtt_sub_entry ea, eb;
     CHECK(a->packet_id == b->packet_id && a->entry_count == b->entry_count);
     check_props_eq(&a->props, &b->props);
@@ -122,7 +122,7 @@ static void check_subscribe_eq(const struct mqtt_subscribe *a, const struct mqtt
 
 static void check_unsubscribe_eq(const struct mqtt_unsubscribe *a, const struct mqtt_unsubscribe *b)
 {
-    struct mqtt_bytes ca = a->payload, cb = b->payload, fa, fb;
+    struct lmq_bytes ca = a->payload, cb = b->payload, fa, fb;
     CHECK(a->packet_id == b->packet_id && a->filter_count == b->filter_count);
     check_props_eq(&a->props, &b->props);
     for (;;) {
@@ -203,7 +203,7 @@ static void check_packet_eq(const struct mqtt_packet *a, const struct mqtt_packe
 
 /* Walks every iterator of a decoded packet; fills the entry arrays the encoder reads. */
 static void walk_and_fill(struct mqtt_packet *pkt, uint8_t version, struct mqtt_sub_entry **entries,
-                          struct mqtt_bytes **filters)
+                          struct lmq_bytes **filters)
 {
     switch (pkt->type) {
     case MQTT_CONNECT:
@@ -224,7 +224,7 @@ static void walk_and_fill(struct mqtt_packet *pkt, uint8_t version, struct mqtt_
         break;
     case MQTT_SUBSCRIBE: {
         struct mqtt_subscribe *s = &pkt->u.subscribe;
-        struct mqtt_bytes cursor = s->payload;
+        struct lmq_bytes cursor = s->payload;
         check_props_sane(&s->props);
         CHECK(s->entries == NULL && s->entry_count > 0);
         *entries = calloc(s->entry_count, sizeof(**entries));
@@ -239,7 +239,7 @@ static void walk_and_fill(struct mqtt_packet *pkt, uint8_t version, struct mqtt_
     }
     case MQTT_UNSUBSCRIBE: {
         struct mqtt_unsubscribe *u = &pkt->u.unsubscribe;
-        struct mqtt_bytes cursor = u->payload;
+        struct lmq_bytes cursor = u->payload;
         check_props_sane(&u->props);
         CHECK(u->filters == NULL && u->filter_count > 0);
         *filters = calloc(u->filter_count, sizeof(**filters));
@@ -284,7 +284,7 @@ static void round_trip(const uint8_t *data, size_t size, uint8_t version)
 {
     struct mqtt_packet pkt, again, third;
     struct mqtt_sub_entry *entries = NULL, *entries2 = NULL;
-    struct mqtt_bytes *filters = NULL, *filters2 = NULL;
+    struct lmq_bytes *filters = NULL, *filters2 = NULL;
     uint8_t reason = 0;
 
     int rc = mqtt_decode(data, size, version, &pkt, &reason);

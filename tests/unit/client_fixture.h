@@ -367,7 +367,7 @@ static inline void fx_connect(struct fx *f, uint16_t rmax)
     static const uint8_t granted[4] = {1, 1, 1, 1};
     struct mqtt_packet pkt = {.type = MQTT_SUBACK};
     pkt.u.suback.packet_id = CLIENT_SUBSCRIBE_PID;
-    pkt.u.suback.reason_codes = (struct mqtt_bytes){granted, sizeof(granted)};
+    pkt.u.suback.reason_codes = (struct lmq_bytes){granted, sizeof(granted)};
     assert_int_equal(client_session_on_packet(f->c, &pkt), 0);
     assert_int_equal(f->c->state, CLIENT_READY);
 }
@@ -379,8 +379,8 @@ static inline int fx_feed(struct fx *f, enum client_topic topic, const char *pay
     pkt.u.publish.qos = 1;
     pkt.u.publish.packet_id = pid;
     pkt.u.publish.topic =
-        (struct mqtt_bytes){(const uint8_t *)f->c->topics[topic], strlen(f->c->topics[topic])};
-    pkt.u.publish.payload = (struct mqtt_bytes){(const uint8_t *)payload, strlen(payload)};
+        (struct lmq_bytes){(const uint8_t *)f->c->topics[topic], strlen(f->c->topics[topic])};
+    pkt.u.publish.payload = (struct lmq_bytes){(const uint8_t *)payload, strlen(payload)};
     return client_session_on_packet(f->c, &pkt);
 }
 

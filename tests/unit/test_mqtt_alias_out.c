@@ -41,8 +41,8 @@ static enum sent_kind send_topic(struct mqtt_alias_out *t, struct rx *r, const c
     struct mqtt_publish *p = &pkt.u.publish;
     p->qos = 1;
     p->packet_id = 7;
-    p->topic = (struct mqtt_bytes){(const uint8_t *)topic, strlen(topic)};
-    p->payload = (struct mqtt_bytes){payload, sizeof(payload)};
+    p->topic = (struct lmq_bytes){(const uint8_t *)topic, strlen(topic)};
+    p->payload = (struct lmq_bytes){payload, sizeof(payload)};
     size_t plain = 0, size = 0;
     assert_int_equal(mqtt_encoded_size(&pkt, MQTT_V5, &plain), 0);
     size = plain;
@@ -296,8 +296,8 @@ static void test_assignment_respects_the_maximum_packet_size(void **state)
     struct mqtt_packet pkt = {.type = MQTT_PUBLISH};
     pkt.u.publish.qos = 1;
     pkt.u.publish.packet_id = 7;
-    pkt.u.publish.topic = (struct mqtt_bytes){(const uint8_t *)topic, strlen(topic)};
-    pkt.u.publish.payload = (struct mqtt_bytes){payload, sizeof(payload)};
+    pkt.u.publish.topic = (struct lmq_bytes){(const uint8_t *)topic, strlen(topic)};
+    pkt.u.publish.payload = (struct lmq_bytes){payload, sizeof(payload)};
     size_t plain = 0;
     assert_int_equal(mqtt_encoded_size(&pkt, MQTT_V5, &plain), 0);
     for (int i = 0; i < 5; i++)

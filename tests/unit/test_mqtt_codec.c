@@ -19,16 +19,16 @@
 
 #define BUF_CAP 4096
 
-static struct mqtt_bytes str(const char *s)
+static struct lmq_bytes str(const char *s)
 {
-    struct mqtt_bytes b = {(const uint8_t *)s, strlen(s)};
+    struct lmq_bytes b = {(const uint8_t *)s, strlen(s)};
     return b;
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Helpers                                                                                    */
 
-static void assert_bytes_eq(struct mqtt_bytes a, struct mqtt_bytes b)
+static void assert_bytes_eq(struct lmq_bytes a, struct lmq_bytes b)
 {
     assert_int_equal(a.len, b.len);
     if (a.len > 0) {
@@ -78,9 +78,9 @@ static uint8_t decode_refused(const uint8_t *buf, size_t len, uint8_t version)
         decode_ok(bytes_, sizeof(bytes_), version, pkt);                                           \
     } while (0)
 
-static void assert_user_props_eq(struct mqtt_bytes a, struct mqtt_bytes b)
+static void assert_user_props_eq(struct lmq_bytes a, struct lmq_bytes b)
 {
-    struct mqtt_bytes ka, va, kb, vb;
+    struct lmq_bytes ka, va, kb, vb;
     for (int i = 0; i < 1000; i++) {
         bool more_a = mqtt_user_prop_next(&a, &ka, &va);
         bool more_b = mqtt_user_prop_next(&b, &kb, &vb);
@@ -464,7 +464,7 @@ static void test_subscribe_round_trip_every_option_both_versions(void **state)
         assert_int_equal(out.u.subscribe.entry_count, LMQ_ARRAY_LEN(entries));
         assert_null(out.u.subscribe.entries);
         check_props(&in.u.subscribe.props, &out.u.subscribe.props, v);
-        struct mqtt_bytes cursor = out.u.subscribe.payload;
+        struct lmq_bytes cursor = out.u.subscribe.payload;
         struct mqtt_sub_entry e;
         for (size_t i = 0; i < LMQ_ARRAY_LEN(entries); i++) {
             assert_true(mqtt_subscribe_next(&cursor, v, &e));
@@ -483,7 +483,7 @@ static void test_unsubscribe_round_trip_both_versions(void **state)
     (void)state;
     static uint8_t buf[BUF_CAP];
     struct user_buf ub;
-    const struct mqtt_bytes filters[] = {str("a/b"), str("$share/g/+"), str("#")};
+    const struct lmq_bytes filters[] = {str("a/b"), str("$share/g/+"), str("#")};
     for (size_t vi = 0; vi < LMQ_ARRAY_LEN(versions); vi++) {
         uint8_t v = versions[vi];
         struct mqtt_packet in = {.type = MQTT_UNSUBSCRIBE}, out;
@@ -495,7 +495,7 @@ static void test_unsubscribe_round_trip_both_versions(void **state)
         assert_int_equal(out.u.unsubscribe.packet_id, 65535);
         assert_int_equal(out.u.unsubscribe.filter_count, LMQ_ARRAY_LEN(filters));
         check_props(&in.u.unsubscribe.props, &out.u.unsubscribe.props, v);
-        struct mqtt_bytes cursor = out.u.unsubscribe.payload, f;
+        struct lmq_bytes cursor = out.u.unsubscribe.payload, f;
         for (size_t i = 0; i < LMQ_ARRAY_LEN(filters); i++) {
             assert_true(mqtt_unsubscribe_next(&cursor, &f));
             assert_bytes_eq(f, filters[i]);
@@ -599,7 +599,7 @@ static void test_auth_ledgermq_ed25519_example_bytes(void **state)
     p->present = MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_METHOD) |
                  MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_DATA);
     p->authentication_method = str("ledgermq-ed25519");
-    p->authentication_data = (struct mqtt_bytes){nonce, sizeof(nonce)};
+    p->authentication_data = (struct lmq_bytes){nonce, sizeof(nonce)};
     /* f0 38 18 36 | 15 0010 "ledgermq-ed25519" | 16 0020 00..1f */
     size_t n = 0;
     want[n++] = 0xF0, want[n++] = 0x38, want[n++] = 0x18, want[n++] = 0x36;
@@ -621,7 +621,7 @@ static void test_auth_ledgermq_ed25519_example_bytes(void **state)
     uint8_t sig[64];
     for (size_t i = 0; i < sizeof(sig); i++)
         sig[i] = (uint8_t)(0xA0 ^ i);
-    p->authentication_data = (struct mqtt_bytes){sig, sizeof(sig)};
+    p->authentication_data = (struct lmq_bytes){sig, sizeof(sig)};
     n = 0;
     want[n++] = 0xF0, want[n++] = 0x58, want[n++] = 0x18, want[n++] = 0x56;
     memcpy(want + n, method_prop, sizeof(method_prop));
@@ -1236,7 +1236,7 @@ static void test_subscribe_refusals(void **state)
     ACCEPTED(MQTT_V5, &pkt, 0x82, 0x0E, 0x00, 0x01, 0x00, 0x00, 0x05, 'a', '/', '#', '/', 'b', 0x2E,
              0x00, 0x00, 0x00);
     assert_int_equal(pkt.u.subscribe.entry_count, 2);
-    struct mqtt_bytes cursor = pkt.u.subscribe.payload;
+    struct lmq_bytes cursor = pkt.u.subscribe.payload;
     struct mqtt_sub_entry e;
     assert_true(mqtt_subscribe_next(&cursor, MQTT_V5, &e));
     assert_bytes_eq(e.filter, str("a/#/b"));
@@ -1436,15 +1436,15 @@ static void test_user_prop_append_bounds_and_iteration(void **state)
     }
     assert_int_equal(mqtt_user_prop_append(buf, sizeof(buf), &used, "\xC0\x80", ""), LMQ_EINVAL);
 
-    struct mqtt_bytes cursor = {buf, used}, k, v;
+    struct lmq_bytes cursor = {buf, used}, k, v;
     assert_true(mqtt_user_prop_next(&cursor, &k, &v));
     assert_bytes_eq(k, str("key"));
     assert_bytes_eq(v, str("value"));
     assert_false(mqtt_user_prop_next(&cursor, &k, &v));
-    struct mqtt_bytes none = {NULL, 0};
+    struct lmq_bytes none = {NULL, 0};
     assert_false(mqtt_user_prop_next(&none, &k, &v));
     /* a truncated span stops the walk instead of reading past it */
-    struct mqtt_bytes cut = {buf, used - 1};
+    struct lmq_bytes cut = {buf, used - 1};
     assert_false(mqtt_user_prop_next(&cut, &k, &v));
     assert_int_equal(cut.len, 0);
 }
@@ -1460,7 +1460,7 @@ static void test_interleaved_user_props_iterate_and_reencode_without_duplicates(
     decode_ok(in, sizeof(in), MQTT_V5, &pkt);
     assert_int_equal(pkt.u.publish.props.user_prop_count, 2);
     assert_bytes_eq(pkt.u.publish.props.content_type, str("c"));
-    struct mqtt_bytes cursor = pkt.u.publish.props.user_props, k, v;
+    struct lmq_bytes cursor = pkt.u.publish.props.user_props, k, v;
     assert_true(mqtt_user_prop_next(&cursor, &k, &v));
     assert_bytes_eq(k, str("a"));
     assert_true(mqtt_user_prop_next(&cursor, &k, &v));
@@ -1483,14 +1483,14 @@ static void test_iterators_stop_on_malformed_cursor(void **state)
 {
     (void)state;
     static const uint8_t bad[] = {0x00, 0x05, 'a'};
-    struct mqtt_bytes cursor = {bad, sizeof(bad)}, f;
+    struct lmq_bytes cursor = {bad, sizeof(bad)}, f;
     struct mqtt_sub_entry e;
     assert_false(mqtt_unsubscribe_next(&cursor, &f));
     assert_int_equal(cursor.len, 0);
     cursor.data = bad;
     cursor.len = sizeof(bad);
     assert_false(mqtt_subscribe_next(&cursor, MQTT_V5, &e));
-    struct mqtt_bytes none = {NULL, 0};
+    struct lmq_bytes none = {NULL, 0};
     assert_false(mqtt_subscribe_next(&none, MQTT_V311, &e));
     assert_false(mqtt_unsubscribe_next(&none, &f));
 }

@@ -84,7 +84,7 @@ static int commit_and_wait(struct fixture *f)
 }
 
 static const uint8_t CLIENT[] = "client-1";
-#define BYTES(s) ((struct mqtt_bytes){(const uint8_t *)(s), sizeof(s) - 1})
+#define BYTES(s) ((struct lmq_bytes){(const uint8_t *)(s), sizeof(s) - 1})
 
 static struct store_message sample_message(uint64_t id, const char *payload)
 {
@@ -132,7 +132,7 @@ struct loaded {
     char retained_payload[32];
 };
 
-static int ld_session(void *ctx, struct mqtt_bytes id, uint32_t expiry_s, struct mqtt_bytes owner)
+static int ld_session(void *ctx, struct lmq_bytes id, uint32_t expiry_s, struct lmq_bytes owner)
 {
     struct loaded *l = ctx;
     assert_memory_equal(id.data, CLIENT, id.len);
@@ -144,7 +144,7 @@ static int ld_session(void *ctx, struct mqtt_bytes id, uint32_t expiry_s, struct
 #define ID_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define ID_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 
-static int ld_identity(void *ctx, struct mqtt_bytes id, uint64_t last_seq, struct mqtt_bytes link,
+static int ld_identity(void *ctx, struct lmq_bytes id, uint64_t last_seq, struct lmq_bytes link,
                        uint64_t inbox_last)
 {
     struct loaded *l = ctx;
@@ -157,7 +157,7 @@ static int ld_identity(void *ctx, struct mqtt_bytes id, uint64_t last_seq, struc
     return 0;
 }
 
-static int ld_will(void *ctx, struct mqtt_bytes id, const struct store_message *m, uint32_t d)
+static int ld_will(void *ctx, struct lmq_bytes id, const struct store_message *m, uint32_t d)
 {
     struct loaded *l = ctx;
     LMQ_UNUSED(id);
@@ -166,7 +166,7 @@ static int ld_will(void *ctx, struct mqtt_bytes id, const struct store_message *
     l->wills++;
     return 0;
 }
-static int ld_sub(void *ctx, struct mqtt_bytes id, struct mqtt_bytes filter, uint8_t options,
+static int ld_sub(void *ctx, struct lmq_bytes id, struct lmq_bytes filter, uint8_t options,
                   uint32_t sub_id)
 {
     struct loaded *l = ctx;
@@ -177,7 +177,7 @@ static int ld_sub(void *ctx, struct mqtt_bytes id, struct mqtt_bytes filter, uin
     l->options = options;
     return 0;
 }
-static int ld_qos2(void *ctx, struct mqtt_bytes id, uint16_t packet_id)
+static int ld_qos2(void *ctx, struct lmq_bytes id, uint16_t packet_id)
 {
     struct loaded *l = ctx;
     LMQ_UNUSED(id);
@@ -193,7 +193,7 @@ static int ld_retained(void *ctx, const struct store_message *m)
              (const char *)m->payload.data);
     return 0;
 }
-static int ld_queue(void *ctx, struct mqtt_bytes id, uint64_t count, uint64_t bytes,
+static int ld_queue(void *ctx, struct lmq_bytes id, uint64_t count, uint64_t bytes,
                     uint64_t max_seq)
 {
     struct loaded *l = ctx;
@@ -248,7 +248,7 @@ static struct page read_page(struct fixture *f, uint64_t after)
 {
     struct page p = {0};
     size_t count = 0;
-    assert_int_equal(store_queue_page(f->store, (struct mqtt_bytes){CLIENT, sizeof(CLIENT) - 1},
+    assert_int_equal(store_queue_page(f->store, (struct lmq_bytes){CLIENT, sizeof(CLIENT) - 1},
                                       after, 16, page_row, &p, &count),
                      0);
     assert_int_equal(count, p.n);
@@ -260,7 +260,7 @@ static void test_everything_written_is_loaded_after_reopen(void **state)
     struct fixture *f = *state;
     char err[256];
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
-    struct mqtt_bytes id = {CLIENT, sizeof(CLIENT) - 1};
+    struct lmq_bytes id = {CLIENT, sizeof(CLIENT) - 1};
     write_rec(f, (struct store_record){.type = STORE_SESSION_PUT, .client_id = id, .expiry_s = 77});
     write_rec(f, (struct store_record){.type = STORE_SUBSCRIPTION_PUT,
                                        .client_id = id,
@@ -339,8 +339,8 @@ static void test_message_row_freed_with_its_last_reference(void **state)
     struct fixture *f = *state;
     char err[256];
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
-    struct mqtt_bytes id = {CLIENT, sizeof(CLIENT) - 1};
-    struct mqtt_bytes other = BYTES("client-2");
+    struct lmq_bytes id = {CLIENT, sizeof(CLIENT) - 1};
+    struct lmq_bytes other = BYTES("client-2");
     queue_message(f, 1, 1, "shared");
     /* The same message queued for a second session: stored once, referenced twice. */
     write_rec(f, (struct store_record){
@@ -453,7 +453,7 @@ static int collect_index(void *ctx, const struct store_ledger_row *r)
     return acc->stop_after != 0 && acc->n == acc->stop_after;
 }
 
-static int collect_link(void *ctx, uint64_t index, struct mqtt_bytes link)
+static int collect_link(void *ctx, uint64_t index, struct lmq_bytes link)
 {
     struct party_acc *acc = ctx;
     assert_int_equal(link.len, 64);
@@ -496,7 +496,7 @@ static void test_ledger_party_range_is_what_a_party_sent_or_received_in_index_or
                     }
                     size_t count = 0;
                     assert_int_equal(store_ledger_party_range(
-                                         f->store, (struct mqtt_bytes){(const uint8_t *)ids[p], 64},
+                                         f->store, (struct lmq_bytes){(const uint8_t *)ids[p], 64},
                                          starts[si], ends[ei], limits[li], collect_index, &got,
                                          &count),
                                      0);
@@ -513,7 +513,7 @@ static void test_ledger_party_range_is_what_a_party_sent_or_received_in_index_or
     char nobody[65];
     memset(nobody, 'd', 64);
     assert_int_equal(store_ledger_party_range(f->store,
-                                              (struct mqtt_bytes){(const uint8_t *)nobody, 64}, 0,
+                                              (struct lmq_bytes){(const uint8_t *)nobody, 64}, 0,
                                               1000, 10, collect_index, &got, &count),
                      0);
     assert_int_equal(count, 0);
@@ -535,7 +535,7 @@ static void test_update_of_a_row_deleted_in_the_same_commit_is_skipped(void **st
     struct fixture *f = *state;
     char err[256];
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
-    struct mqtt_bytes id = {CLIENT, sizeof(CLIENT) - 1};
+    struct lmq_bytes id = {CLIENT, sizeof(CLIENT) - 1};
     queue_message(f, 1, 1, "sent-and-acked");
     queue_message(f, 2, 2, "sent-only");
     assert_int_equal(commit_and_wait(f), 0);
@@ -573,7 +573,7 @@ static void test_queue_oldest_is_the_first_committed_queued_row(void **state)
     struct fixture *f = *state;
     char err[256];
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
-    struct mqtt_bytes id = {CLIENT, sizeof(CLIENT) - 1};
+    struct lmq_bytes id = {CLIENT, sizeof(CLIENT) - 1};
     struct store_queue_head h;
     bool found = true;
     assert_int_equal(store_queue_oldest(f->store, id, 0, &h, &found), 0);
@@ -596,8 +596,7 @@ static void test_queue_oldest_is_the_first_committed_queued_row(void **state)
     assert_int_equal(h.size_bytes, strlen("queued-a"));
     assert_int_equal(store_queue_oldest(f->store, id, 2, &h, &found), 0);
     assert_true(found && h.seq == 3);
-    assert_int_equal(store_queue_oldest(f->store, (struct mqtt_bytes){CLIENT, 3}, 0, &h, &found),
-                     0);
+    assert_int_equal(store_queue_oldest(f->store, (struct lmq_bytes){CLIENT, 3}, 0, &h, &found), 0);
     assert_false(found); /* another client's rows are not this one's */
     write_rec(f, (struct store_record){.type = STORE_QUEUE_DELETE,
                                        .client_id = id,
@@ -701,7 +700,7 @@ struct revocations_seen {
     int64_t before_a;
 };
 
-static int collect_revocation(void *ctx, struct mqtt_bytes id, int64_t before_s)
+static int collect_revocation(void *ctx, struct lmq_bytes id, int64_t before_s)
 {
     struct revocations_seen *seen = ctx;
     seen->count++;
@@ -710,7 +709,7 @@ static int collect_revocation(void *ctx, struct mqtt_bytes id, int64_t before_s)
     return 0;
 }
 
-static int sum_bytes_of_a(void *ctx, struct mqtt_bytes sender, uint64_t bytes)
+static int sum_bytes_of_a(void *ctx, struct lmq_bytes sender, uint64_t bytes)
 {
     uint64_t *acc = ctx;
     if (sender.len == 64 && memcmp(sender.data, ID_A, 64) == 0)
@@ -874,7 +873,7 @@ static void test_sequence_high_water_survives_deleting_the_last_row(void **state
     struct fixture *f = *state;
     char err[256];
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
-    struct mqtt_bytes id = {CLIENT, sizeof(CLIENT) - 1};
+    struct lmq_bytes id = {CLIENT, sizeof(CLIENT) - 1};
     write_rec(f, (struct store_record){.type = STORE_SESSION_PUT, .client_id = id, .expiry_s = 9});
     queue_message(f, 1, 1, "first");
     queue_message(f, 2, 2, "second");
@@ -924,10 +923,10 @@ static uint32_t rnd_next(struct rnd_model *m)
     return m->state >> 8;
 }
 
-static struct mqtt_bytes rnd_client(size_t c)
+static struct lmq_bytes rnd_client(size_t c)
 {
     static const char *const names[RND_CLIENTS] = {"c-0", "c-1", "client-two", "c-3"};
-    return (struct mqtt_bytes){(const uint8_t *)names[c], strlen(names[c])};
+    return (struct lmq_bytes){(const uint8_t *)names[c], strlen(names[c])};
 }
 
 /* Picks an existing row of client c (or any seq when there is none); 0 when none at all. */
@@ -947,7 +946,7 @@ static uint64_t rnd_row(struct rnd_model *m, size_t c)
 static void rnd_op(struct fixture *f, struct rnd_model *m)
 {
     size_t c = rnd_next(m) % RND_CLIENTS;
-    struct mqtt_bytes id = rnd_client(c);
+    struct lmq_bytes id = rnd_client(c);
     uint32_t op = rnd_next(m) % 100;
     if (op < 50 && m->next_seq[c] < RND_SEQ_MAX) {
         uint64_t seq = ++m->next_seq[c];
