@@ -869,9 +869,10 @@ enum proto_result proto_handle_packet(struct conn *c, struct mqtt_packet *pkt,
 void subscribe_store_all(struct session *s);
 /* SUBSCRIBE / UNSUBSCRIBE: PROTO_OK (the SUBACK / UNSUBACK waits for the commit) or
  * PROTO_DISCONNECT (*reason). */
-enum proto_result proto_subscribe(struct conn *c, struct mqtt_packet *pkt, uint8_t *reason) LMQ_WUR;
-enum proto_result proto_unsubscribe(struct conn *c, struct mqtt_packet *pkt,
-                                    uint8_t *reason) LMQ_WUR;
+enum proto_result subscribe_packet(struct conn *c, struct mqtt_packet *pkt,
+                                   uint8_t *reason) LMQ_WUR;
+enum proto_result subscribe_unsubscribe_packet(struct conn *c, struct mqtt_packet *pkt,
+                                               uint8_t *reason) LMQ_WUR;
 
 /* enhanced_auth.c: MQTT 5 enhanced authentication, method "ledgermq-ed25519" (docs/PROTOCOL.md
  * "Login over MQTT"): an identity proves its key in band at CONNECT and re-authenticates later

@@ -588,9 +588,9 @@ enum proto_result proto_handle_packet(struct conn *c, struct mqtt_packet *pkt, u
     case MQTT_PUBREL:
         return proto_pubrel(c, pkt, reason);
     case MQTT_SUBSCRIBE:
-        return proto_subscribe(c, pkt, reason);
+        return subscribe_packet(c, pkt, reason);
     case MQTT_UNSUBSCRIBE:
-        return proto_unsubscribe(c, pkt, reason);
+        return subscribe_unsubscribe_packet(c, pkt, reason);
     case MQTT_PINGREQ: {
         struct mqtt_packet resp = {.type = MQTT_PINGRESP};
         (void)conn_send(c, &resp);

@@ -125,7 +125,7 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uin
     return qos;
 }
 
-enum proto_result proto_subscribe(struct conn *c, struct mqtt_packet *pkt, uint8_t *reason)
+enum proto_result subscribe_packet(struct conn *c, struct mqtt_packet *pkt, uint8_t *reason)
 {
     const struct mqtt_subscribe *sub = &pkt->u.subscribe;
     uint32_t sub_id = 0;
@@ -160,7 +160,8 @@ enum proto_result proto_subscribe(struct conn *c, struct mqtt_packet *pkt, uint8
     return PROTO_OK;
 }
 
-enum proto_result proto_unsubscribe(struct conn *c, struct mqtt_packet *pkt, uint8_t *reason)
+enum proto_result subscribe_unsubscribe_packet(struct conn *c, struct mqtt_packet *pkt,
+                                               uint8_t *reason)
 {
     const struct mqtt_unsubscribe *unsub = &pkt->u.unsubscribe;
     struct session *s = c->session;
