@@ -735,7 +735,7 @@ int broker_run(const struct lmq_config *cfg)
         code = rc == LMQ_EIO ? 2 : 1;
         goto out;
     }
-    if (broker_recover(b) != LMQ_OK) {
+    if (recovery_run(b) != LMQ_OK) {
         fprintf(stderr, "ledgermq: cannot recover from the store in %s\n", cfg->data_dir);
         code = 2;
         goto out;

@@ -959,7 +959,7 @@ void session_queue_offline(struct session *s);
 void session_queue_store_all(struct session *s);
 void session_free_deliveries(struct session *s);
 /* recovery.c: rebuilds sessions, subscriptions, retained and wills from the store. */
-int broker_recover(struct broker *b);
+int recovery_run(struct broker *b);
 
 /* metrics.c: the HTTP routes (http_route_fn). */
 struct http_request;
