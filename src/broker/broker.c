@@ -564,7 +564,7 @@ static int broker_start_http(struct broker *b, bool tls, char *json, size_t cap)
         fprintf(stderr, "ledgermq: cannot listen for HTTP%s: %s\n", tls ? "S" : "", err);
         return LMQ_EIO;
     }
-    http_server_set_upgrade(*server, broker_http_upgrade, b);
+    http_server_set_upgrade(*server, websocket_upgrade, b);
     if (tls)
         http_server_set_tls(*server, b->tls);
     int n = snprintf(json, cap, "[\"%s\"]", bound);

@@ -970,7 +970,7 @@ int broker_http_route(void *ctx, const struct http_request *req, struct http_res
 
 /* websocket.c */
 /* GET /mqtt: accepts a WebSocket upgrade with the mqtt subprotocol (101), or refuses it. */
-int broker_ws_route(struct broker *b, const struct http_request *req, struct http_response *resp,
+int websocket_route(struct broker *b, const struct http_request *req, struct http_response *resp,
                     struct http_buf *out);
 /* The address an HTTP request's client is known by for per-address limits: the client a
  * trusted proxy ([http] trusted_proxies) names in X-Forwarded-For, else the TCP peer (the proxy
@@ -978,8 +978,8 @@ int broker_ws_route(struct broker *b, const struct http_request *req, struct htt
 const struct sockaddr *broker_http_client(const struct broker *b, const struct http_request *req,
                                           struct sockaddr_storage *storage);
 /* The HTTP server's upgrade callback: the socket becomes an MQTT-over-WebSocket connection. */
-void broker_http_upgrade(void *ctx, int fd, struct tls_session *tls, const uint8_t *early,
-                         size_t early_len, const uint8_t *data, size_t data_len);
+void websocket_upgrade(void *ctx, int fd, struct tls_session *tls, const uint8_t *early,
+                       size_t early_len, const uint8_t *data, size_t data_len);
 /* TLS handshake failures counted by the HTTP and HTTPS servers. */
 uint64_t broker_http_tls_failures(const struct broker *b);
 

@@ -156,7 +156,7 @@ const struct sockaddr *broker_http_client(const struct broker *b, const struct h
     return (const struct sockaddr *)req->peer;
 }
 
-int broker_ws_route(struct broker *b, const struct http_request *req, struct http_response *resp,
+int websocket_route(struct broker *b, const struct http_request *req, struct http_response *resp,
                     struct http_buf *out)
 {
     LMQ_ASSERT(b != NULL && req != NULL && resp != NULL);
@@ -203,12 +203,12 @@ int broker_ws_route(struct broker *b, const struct http_request *req, struct htt
     return http_buf_append(out, response, response_len);
 }
 
-void broker_http_upgrade(void *ctx, int fd, struct tls_session *tls, const uint8_t *early,
-                         size_t early_len, const uint8_t *data, size_t data_len)
+void websocket_upgrade(void *ctx, int fd, struct tls_session *tls, const uint8_t *early,
+                       size_t early_len, const uint8_t *data, size_t data_len)
 {
     struct broker *b = ctx;
     LMQ_ASSERT(b != NULL && fd >= 0);
-    /* Only broker_ws_route accepts upgrades, and it always attaches the peer. */
+    /* Only websocket_route accepts upgrades, and it always attaches the peer. */
     LMQ_ASSERT(data != NULL && data_len == sizeof(struct conn_ws_peer));
     struct conn_ws_peer peer;
     memcpy(&peer, data, sizeof(peer));
