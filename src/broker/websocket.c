@@ -14,10 +14,10 @@
 #include "net/ws.h"
 
 /* Bytes of a refused Origin value written to the log (the rest is cut off). */
-#define WS_ORIGIN_LOG_MAX_BYTES 200
+#define WEBSOCKET_ORIGIN_LOG_MAX_BYTES 200
 
 /* The default port of an origin's scheme (0 when it is not a web scheme). */
-static unsigned ws_scheme_port(const char *scheme, size_t len)
+static unsigned websocket_scheme_port(const char *scheme, size_t len)
 {
     static const struct {
         const char *name;
@@ -37,12 +37,12 @@ static unsigned ws_scheme_port(const char *scheme, size_t len)
  * its origin, so this is a program naming the server it connects to (paho-mqtt sends
  * "https://HOST:PORT" this way), not a page from somewhere else.
  */
-static bool ws_origin_is_self(const struct http_request *req, const char *origin, size_t len)
+static bool websocket_origin_is_self(const struct http_request *req, const char *origin, size_t len)
 {
     if (req->local == NULL)
         return false;
     const char *sep = memmem(origin, len, "://", 3);
-    unsigned port = sep != NULL ? ws_scheme_port(origin, (size_t)(sep - origin)) : 0;
+    unsigned port = sep != NULL ? websocket_scheme_port(origin, (size_t)(sep - origin)) : 0;
     if (port == 0)
         return false;
     const char *host = sep + 3;
@@ -81,7 +81,7 @@ static bool ws_origin_is_self(const struct http_request *req, const char *origin
  * user opens on the broker's host could otherwise use the anonymous access meant for local
  * programs. Several Origin fields are not a browser's doing and allow nothing either.
  */
-static bool ws_origin_foreign(const struct broker *b, const struct http_request *req)
+static bool websocket_origin_foreign(const struct broker *b, const struct http_request *req)
 {
     const struct lmq_http_config *h = &b->cfg.http_trust;
     const char *origin = NULL;
@@ -91,7 +91,7 @@ static bool ws_origin_foreign(const struct broker *b, const struct http_request 
     const char *again = NULL;
     size_t again_len = 0;
     if (!http_request_header_at(req, "Origin", 1, &again, &again_len)) {
-        if (ws_origin_is_self(req, origin, len))
+        if (websocket_origin_is_self(req, origin, len))
             return false;
         LMQ_ASSERT(h->allowed_origin_count <= LMQ_HTTP_ORIGINS_MAX);
         for (size_t i = 0; i < h->allowed_origin_count; i++) {
@@ -103,7 +103,7 @@ static bool ws_origin_foreign(const struct broker *b, const struct http_request 
     struct lmq_log_line line;
     if (lmq_log_begin(&line, LMQ_LOG_INFO, "ws_origin_not_allowed")) {
         lmq_log_strn(&line, "origin", (const uint8_t *)origin,
-                     LMQ_MIN(len, (size_t)WS_ORIGIN_LOG_MAX_BYTES));
+                     LMQ_MIN(len, (size_t)WEBSOCKET_ORIGIN_LOG_MAX_BYTES));
         lmq_log_str(&line, "detail", "not loopback: credentials required");
         lmq_log_end(&line);
     }
@@ -129,12 +129,12 @@ static int ws_forwarded_client(const struct lmq_http_config *h, const struct htt
     return net_forwarded_client(h, values, lens, count, client);
 }
 
-static int ws_route_peer(const struct broker *b, const struct http_request *req,
-                         struct conn_ws_peer *peer)
+static int websocket_route_peer(const struct broker *b, const struct http_request *req,
+                                struct conn_ws_peer *peer)
 {
     const struct lmq_http_config *h = &b->cfg.http_trust;
     memset(peer, 0, sizeof(*peer));
-    peer->foreign_origin = ws_origin_foreign(b, req);
+    peer->foreign_origin = websocket_origin_foreign(b, req);
     if (req->peer == NULL || !net_forwarded_peer_trusted(h, req->peer))
         return LMQ_OK; /* X-Forwarded-For from anyone else is ignored */
     peer->forwarded = true;
@@ -189,7 +189,7 @@ int websocket_route(struct broker *b, const struct http_request *req, struct htt
                                reason != NULL ? reason : "Bad Request");
     }
     struct conn_ws_peer peer;
-    if (ws_route_peer(b, req, &peer) != LMQ_OK) {
+    if (websocket_route_peer(b, req, &peer) != LMQ_OK) {
         lmq_log_msg(LMQ_LOG_WARN, "ws_upgrade_refused", "bad X-Forwarded-For from a trusted proxy");
         resp->status = 400;
         resp->content_type = "application/json";
