@@ -117,8 +117,9 @@ static bool websocket_origin_foreign(const struct broker *b, const struct http_r
  */
 /* What X-Forwarded-For (every field, in order) of a request from a trusted proxy names as its
  * client: see net_forwarded_client(). */
-static int ws_forwarded_client(const struct lmq_http_config *h, const struct http_request *req,
-                               struct sockaddr_storage *client)
+static int broker_http_forwarded_client(const struct lmq_http_config *h,
+                                        const struct http_request *req,
+                                        struct sockaddr_storage *client)
 {
     const char *values[HTTP_HEADERS_MAX];
     size_t lens[HTTP_HEADERS_MAX];
@@ -138,7 +139,7 @@ static int websocket_route_peer(const struct broker *b, const struct http_reques
     if (req->peer == NULL || !net_forwarded_peer_trusted(h, req->peer))
         return LMQ_OK; /* X-Forwarded-For from anyone else is ignored */
     peer->forwarded = true;
-    int rc = ws_forwarded_client(h, req, &peer->client);
+    int rc = broker_http_forwarded_client(h, req, &peer->client);
     if (rc == LMQ_OK)
         peer->client_known = true;
     return rc == LMQ_EINVAL ? LMQ_EINVAL : LMQ_OK;
@@ -151,7 +152,8 @@ const struct sockaddr *broker_http_client(const struct broker *b, const struct h
     if (req->peer == NULL)
         return NULL;
     const struct lmq_http_config *h = &b->cfg.http_trust;
-    if (net_forwarded_peer_trusted(h, req->peer) && ws_forwarded_client(h, req, storage) == LMQ_OK)
+    if (net_forwarded_peer_trusted(h, req->peer) &&
+        broker_http_forwarded_client(h, req, storage) == LMQ_OK)
         return (const struct sockaddr *)storage;
     return (const struct sockaddr *)req->peer;
 }
