@@ -115,21 +115,6 @@ static bool websocket_origin_foreign(const struct broker *b, const struct http_r
  * X-Forwarded-For says (every field of it, in order). LMQ_EINVAL when a trusted proxy sent an
  * address that is not one.
  */
-/* What X-Forwarded-For (every field, in order) of a request from a trusted proxy names as its
- * client: see net_forwarded_client(). */
-static int broker_http_forwarded_client(const struct lmq_http_config *h,
-                                        const struct http_request *req,
-                                        struct sockaddr_storage *client)
-{
-    const char *values[HTTP_HEADERS_MAX];
-    size_t lens[HTTP_HEADERS_MAX];
-    size_t count = 0;
-    while (count < HTTP_HEADERS_MAX &&
-           http_request_header_at(req, "X-Forwarded-For", count, &values[count], &lens[count]))
-        count++;
-    return net_forwarded_client(h, values, lens, count, client);
-}
-
 static int websocket_route_peer(const struct broker *b, const struct http_request *req,
                                 struct conn_ws_peer *peer)
 {
@@ -143,19 +128,6 @@ static int websocket_route_peer(const struct broker *b, const struct http_reques
     if (rc == LMQ_OK)
         peer->client_known = true;
     return rc == LMQ_EINVAL ? LMQ_EINVAL : LMQ_OK;
-}
-
-const struct sockaddr *broker_http_client(const struct broker *b, const struct http_request *req,
-                                          struct sockaddr_storage *storage)
-{
-    LMQ_ASSERT(b != NULL && req != NULL && storage != NULL);
-    if (req->peer == NULL)
-        return NULL;
-    const struct lmq_http_config *h = &b->cfg.http_trust;
-    if (net_forwarded_peer_trusted(h, req->peer) &&
-        broker_http_forwarded_client(h, req, storage) == LMQ_OK)
-        return (const struct sockaddr *)storage;
-    return (const struct sockaddr *)req->peer;
 }
 
 int websocket_route(struct broker *b, const struct http_request *req, struct http_response *resp,
@@ -216,9 +188,4 @@ void websocket_upgrade(void *ctx, int fd, struct tls_session *tls, const uint8_t
     memcpy(&peer, data, sizeof(peer));
     /* On failure the connection is already closed and logged: nothing else to undo. */
     (void)conn_adopt_websocket(b, fd, tls, early, early_len, &peer);
-}
-
-uint64_t broker_http_tls_failures(const struct broker *b)
-{
-    return http_server_tls_failures(b->http) + http_server_tls_failures(b->https);
 }
