@@ -992,7 +992,7 @@ int websocket_route(struct broker *b, const struct http_request *req, struct htt
 void websocket_upgrade(void *ctx, int fd, struct tls_session *tls, const uint8_t *early,
                        size_t early_len, const uint8_t *data, size_t data_len);
 
-/* route.c */
+/* msg.c */
 struct msg *msg_create(struct broker *b, const struct mqtt_publish *pub);
 /* A message read from the store: shared with any copy already in memory. */
 struct msg *msg_from_store(struct broker *b, const struct store_message *sm);
@@ -1002,6 +1002,8 @@ void msg_to_store(const struct msg *m, struct store_message *out);
 void msg_ref(struct msg *m);
 void msg_unref(struct msg *m);
 bool msg_expired(const struct msg *m, int64_t now_unix_ms, uint32_t *remaining_s);
+
+/* route.c */
 /*
  * Routes m to every matching subscription. publisher is the sending session
  * (for no-local), or NULL for wills. A session whose queue is full gets what
