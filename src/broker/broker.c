@@ -183,7 +183,7 @@ static void send_suback(struct conn *c, const struct pending_ack *ack)
     if (ack->type == MQTT_SUBACK) {
         LMQ_ASSERT(s->hold_delivery > 0);
         s->hold_delivery--; /* retained messages follow their SUBACK */
-        session_pump(s);
+        session_queue_pump(s);
     }
 }
 
@@ -236,7 +236,7 @@ static void broker_commit_done(void *arg, int status)
     while (!list_empty(&waiters)) {
         struct list_node *n = waiters.next;
         list_unlink(n);
-        session_pump(list_entry(n, struct session, commit_wait));
+        session_queue_pump(list_entry(n, struct session, commit_wait));
     }
     for (size_t i = 0; i < batch->ack_count; i++) {
         struct conn *c = batch->acks[i].conn;

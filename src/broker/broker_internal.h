@@ -903,11 +903,11 @@ void session_detach(struct conn *c);
  * default_session_expiry too), at CONNECT and at DISCONNECT. */
 uint32_t session_expiry_cap(const struct broker *b, const char *principal);
 void session_destroy(struct session *s);
-void session_pump(struct session *s);
-void session_resend_inflight(struct session *s);
-int session_ack(struct session *s, uint8_t type, uint16_t packet_id, uint8_t reason_code);
+void session_queue_pump(struct session *s);
+void session_queue_resend_inflight(struct session *s);
+int session_queue_ack(struct session *s, uint8_t type, uint16_t packet_id, uint8_t reason_code);
 /* Room for a QoS 1/2 delivery of msg_bytes within max_queued_messages/_bytes; queued QoS 0
- * deliveries do not count (session_enqueue drops them to make the room). */
+ * deliveries do not count (session_queue_add drops them to make the room). */
 bool session_queue_has_room(const struct session *s, size_t msg_bytes);
 /* s holds more undelivered QoS 1/2 messages than it keeps in memory (or has a stored backlog):
  * a connected consumer this far behind holds its publishers back (route.c). */
@@ -916,7 +916,7 @@ bool session_queue_behind(const struct session *s);
 bool session_queue_has_room_qos0(const struct session *s, size_t msg_bytes);
 /* Counts (and logs, at most once a second) a QoS 0 delivery dropped: limit names why (NULL: no
  * room in the QoS 0 budget or the queue, worked out here). */
-void session_qos0_dropped(struct session *s, const char *limit);
+void session_queue_qos0_dropped(struct session *s, const char *limit);
 /* queue_overflow drop_oldest: drops s's oldest queued, never sent QoS 1/2 deliveries (in memory,
  * then stored rows, deleted in the open batch) until a QoS 1/2 delivery of msg_bytes has room,
  * and counts them (metrics, s->dropped_untold). False when even that leaves no room (the
@@ -931,8 +931,8 @@ void session_queue_overflow_log(struct session *s, const char *action, const cha
 void session_overflow_end(struct session *s);
 /* Queues m for s. A QoS 0 delivery without room is dropped (counted); a QoS 1/2 one first drops
  * queued QoS 0 deliveries, oldest first, while the queue is over its limits. */
-void session_enqueue(struct session *s, struct msg *m, uint8_t qos, bool retain,
-                     const uint32_t *sub_ids, size_t sub_id_count);
+void session_queue_add(struct session *s, struct msg *m, uint8_t qos, bool retain,
+                       const uint32_t *sub_ids, size_t sub_id_count);
 void session_destroy_all(struct broker *b);
 struct session *session_create(struct broker *b, const uint8_t *id, size_t id_len);
 /* (Re)arms the session timer for the earliest of its delayed will and its expiry. */
@@ -957,7 +957,7 @@ void session_queue_offline(struct session *s);
 /* s just became persistent: its in-memory QoS 1/2 deliveries (queued and in flight) get queue
  * rows, in order, so a restart resumes them like any stored delivery. */
 void session_queue_store_all(struct session *s);
-void session_free_deliveries(struct session *s);
+void session_queue_free_deliveries(struct session *s);
 /* recovery.c: rebuilds sessions, subscriptions, retained and wills from the store. */
 int recovery_run(struct broker *b);
 

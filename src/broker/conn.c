@@ -311,7 +311,7 @@ static void conn_on_write(uv_write_t *req, int status)
     else if (c->state == CONN_CLOSING)
         conn_close(c);
     else if (c->session != NULL)
-        session_pump(c->session); /* room in the output again */
+        session_queue_pump(c->session); /* room in the output again */
     conn_unref(c);
 }
 

@@ -114,7 +114,7 @@ static int ledger_publish(struct broker *b, const char *owner, const char *leaf,
     int rc = broker_defer_msg(b, m);
     if (rc == LMQ_OK) {
         if (only != NULL)
-            session_enqueue(only, m, 1, false, NULL, 0);
+            session_queue_add(only, m, 1, false, NULL, 0);
         else if (route_publish(b, m, NULL) == MQTT_RC_QUOTA_EXCEEDED)
             /* The envelope is in the ledger: the recipient gets it by resync. */
             lmq_log_msg(LMQ_LOG_WARN, "ledger_delivery_deferred", topic);

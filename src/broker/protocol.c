@@ -265,8 +265,8 @@ static enum proto_result proto_connect(struct conn *c, struct mqtt_packet *pkt, 
     conn_log(c, LMQ_LOG_INFO, "client_connected",
              cn.protocol_version == MQTT_V5 ? "mqtt5" : "mqtt311");
     if (present)
-        session_resend_inflight(s);
-    session_pump(s);
+        session_queue_resend_inflight(s);
+    session_queue_pump(s);
     return PROTO_OK;
 }
 
@@ -537,7 +537,7 @@ static enum proto_result proto_pubrel(struct conn *c, struct mqtt_packet *pkt, u
 static enum proto_result proto_flow_ack(struct conn *c, struct mqtt_packet *pkt)
 {
     uint16_t id = pkt->u.ack.packet_id;
-    if (session_ack(c->session, pkt->type, id, pkt->u.ack.reason_code) == LMQ_OK)
+    if (session_queue_ack(c->session, pkt->type, id, pkt->u.ack.reason_code) == LMQ_OK)
         return PROTO_OK;
     conn_log(c, LMQ_LOG_DEBUG, "unknown_packet_id", mqtt_packet_type_name(pkt->type));
     if (pkt->type == MQTT_PUBREC && c->version == MQTT_V5) {

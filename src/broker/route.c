@@ -238,13 +238,13 @@ int route_publish(struct broker *b, struct msg *m, struct session *publisher)
         if (t->denied || !route_can_receive(t->session, t->qos))
             continue; /* QoS 0 is not queued for offline sessions, nothing for ending ones */
         if (t->qos == 0 && !session_queue_has_room_qos0(t->session, m->size_bytes)) {
-            session_qos0_dropped(t->session, NULL);
+            session_queue_qos0_dropped(t->session, NULL);
             continue;
         }
         if (t->full && !route_overflow(b, t, m, ctx.identity_topic))
             continue;
-        session_enqueue(t->session, m, t->qos, t->retain_as_published && m->retain, t->sub_ids,
-                        t->sub_id_count);
+        session_queue_add(t->session, m, t->qos, t->retain_as_published && m->retain, t->sub_ids,
+                          t->sub_id_count);
     }
     return ctx.count > 0 ? MQTT_RC_SUCCESS : MQTT_RC_NO_MATCHING_SUBSCRIBERS;
 }

@@ -110,7 +110,7 @@ void session_destroy(struct session *s)
     session_quota_release(s);
     retain_session_end(s);
     session_unsubscribe_all(s);
-    session_free_deliveries(s);
+    session_queue_free_deliveries(s);
     msg_unref(s->will);
     s->will = NULL;
     free(s->inbound_qos2);
