@@ -893,6 +893,8 @@ void enhanced_auth_connack(const struct conn *c, struct mqtt_props *ack);
 void enhanced_auth_free(struct conn *c);
 
 /* session.c */
+/* Writes c's principal (see SESSION_OWNER_MAX_BYTES) into out. */
+void session_principal(const struct conn *c, char out[SESSION_OWNER_MAX_BYTES]);
 /* Gives c its session for connect (created, resumed or taken over). PROTO_OK with
  * *session_present, or PROTO_REFUSE_CONNECT with the CONNACK reason code in *reason_code (c has
  * no session then). */
@@ -939,8 +941,6 @@ struct session *session_create(struct broker *b, const uint8_t *id, size_t id_le
 void session_arm_timer(struct session *s);
 void session_publish_will(struct session *s);
 /* session_quota.c: persistent sessions per principal and per source address. */
-/* Writes c's principal (see SESSION_OWNER_MAX_BYTES) into out. */
-void session_principal(const struct conn *c, char out[SESSION_OWNER_MAX_BYTES]);
 /* Whether c may create one more stored session; else the CONNACK reason code in *reason_code
  * (logged). */
 bool session_quota_admit(struct conn *c, const char *principal, uint8_t *reason_code);

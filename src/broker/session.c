@@ -262,6 +262,21 @@ struct session *session_create(struct broker *b, const uint8_t *id, size_t id_le
  * max_session_expiry; a 3.1.1 persistent session (which can't ask) gets default_session_expiry,
  * and so is the most an anonymous client gets: nobody answers for its sessions.
  */
+void session_principal(const struct conn *c, char out[SESSION_OWNER_MAX_BYTES])
+{
+    LMQ_ASSERT(c != NULL && out != NULL);
+    int n;
+    if (c->identity[0] != '\0')
+        n = snprintf(out, SESSION_OWNER_MAX_BYTES, "%s", c->identity);
+    else if (c->password_state == CONN_PASSWORD_PASSED)
+        n = snprintf(out, SESSION_OWNER_MAX_BYTES, "user:%s", c->user);
+    else if (c->tls_cn[0] != '\0')
+        n = snprintf(out, SESSION_OWNER_MAX_BYTES, "cn:%s", c->tls_cn);
+    else
+        n = snprintf(out, SESSION_OWNER_MAX_BYTES, "%s", SESSION_OWNER_ANONYMOUS);
+    LMQ_ASSERT(n > 0 && n < SESSION_OWNER_MAX_BYTES);
+}
+
 uint32_t session_expiry_cap(const struct broker *b, const char *principal)
 {
     const struct lmq_limits *lim = &b->cfg.limits;
