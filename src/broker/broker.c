@@ -23,7 +23,7 @@
 /* Grace period for clients to receive their DISCONNECT at shutdown. */
 #define BROKER_SHUTDOWN_GRACE_MS 2000
 
-uint64_t broker_now_ms(struct broker *b)
+uint64_t clock_now_ms(struct broker *b)
 {
     return uv_now(&b->loop);
 }
@@ -281,7 +281,7 @@ static void broker_turn_end(struct broker *b)
     }
     if (b->batch != NULL) {
         /* Free space is checked as often as the disk is written, at most every 10 ms. */
-        uint64_t now = broker_now_ms(b);
+        uint64_t now = clock_now_ms(b);
         if (now >= b->disk_checked_ms + BROKER_DISK_CHECK_MS) {
             b->disk_checked_ms = now;
             broker_check_disk(b);

@@ -42,7 +42,7 @@ static int on_session(void *ctx, struct lmq_bytes client_id, uint32_t expiry_s,
     session_quota_count(s, NULL);
     /* The connection ended with the previous process: the expiry runs from now. */
     if (s->expiry_s != UINT32_MAX)
-        s->expires_ms = broker_now_ms(b) + (uint64_t)s->expiry_s * 1000;
+        s->expires_ms = clock_now_ms(b) + (uint64_t)s->expiry_s * 1000;
     session_arm_timer(s);
     r->sessions++;
     return 0;
@@ -183,7 +183,7 @@ static int on_will(void *ctx, struct lmq_bytes client_id, const struct store_mes
             session_destroy(s);
         return 0;
     }
-    s->will_due_ms = broker_now_ms(b) + (uint64_t)delay_s * 1000;
+    s->will_due_ms = clock_now_ms(b) + (uint64_t)delay_s * 1000;
     session_arm_timer(s);
     return 0;
 }

@@ -304,7 +304,7 @@ static int route_commit_first(struct broker *b, struct msg *m, const struct rout
 static bool route_consuming(struct broker *b, const struct session *s)
 {
     return s->conn != NULL &&
-           broker_now_ms(b) - s->progress_ms < b->cfg.limits.slow_consumer_grace_ms;
+           clock_now_ms(b) - s->progress_ms < b->cfg.limits.slow_consumer_grace_ms;
 }
 
 /*

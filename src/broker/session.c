@@ -165,7 +165,7 @@ static void session_on_timer(uv_timer_t *t)
         session_overflow_finish(s);
         return;
     }
-    uint64_t now = broker_now_ms(s->broker);
+    uint64_t now = clock_now_ms(s->broker);
     if (s->will_due_ms != 0 && now >= s->will_due_ms)
         session_publish_will(s);
     if (s->conn == NULL && s->expires_ms != 0 && now >= s->expires_ms) {
@@ -191,7 +191,7 @@ void session_arm_timer(struct session *s)
     uv_timer_stop(&s->timer);
     if (due == 0)
         return;
-    uint64_t now = broker_now_ms(s->broker);
+    uint64_t now = clock_now_ms(s->broker);
     uv_timer_start(&s->timer, session_on_timer, due > now ? due - now : 0, 0);
 }
 
@@ -205,7 +205,7 @@ void session_detach(struct conn *c)
     s->conn = NULL;
     if (list_linked(&s->commit_wait))
         list_unlink(&s->commit_wait);
-    uint64_t now = broker_now_ms(s->broker);
+    uint64_t now = clock_now_ms(s->broker);
     s->hold_delivery = 0;
     if (s->will != NULL) {
         if (!c->will_on_close) {
@@ -392,7 +392,7 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
     uv_timer_stop(&s->timer);
     s->expires_ms = 0;
     s->conn = c;
-    s->progress_ms = broker_now_ms(b); /* a returning consumer gets the grace to catch up */
+    s->progress_ms = clock_now_ms(b); /* a returning consumer gets the grace to catch up */
     c->session = s;
     s->overflow_logged = false; /* a new connection: its first overflow is logged again */
     if (s->owner[0] == '\0') {

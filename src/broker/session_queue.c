@@ -137,7 +137,7 @@ void session_qos0_dropped(struct session *s, const char *limit)
         b->stats.qos0_dropped++;
     /* A flood drops thousands a second: one line a second says it is happening, and to whom;
      * /metrics has the counts. */
-    uint64_t now = broker_now_ms(b);
+    uint64_t now = clock_now_ms(b);
     if (b->qos0_drop_logged_ms != 0 && now - b->qos0_drop_logged_ms < 1000)
         return;
     b->qos0_drop_logged_ms = now;
@@ -810,7 +810,7 @@ int session_ack(struct session *s, uint8_t type, uint16_t packet_id, uint8_t rea
     struct delivery *d = session_find_inflight(s, packet_id);
     if (d == NULL)
         return LMQ_ENOTFOUND;
-    s->progress_ms = broker_now_ms(s->broker); /* it consumes (queue_overflow, route.c) */
+    s->progress_ms = clock_now_ms(s->broker); /* it consumes (queue_overflow, route.c) */
     switch (type) {
     case MQTT_PUBACK:
         if (d->state != DELIVERY_WAIT_PUBACK)

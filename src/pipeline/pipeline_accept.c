@@ -159,7 +159,7 @@ static void ledger_reject(struct broker *b, struct conn *c, uint64_t seq, const 
 /* Per-identity rate: false (and a security event) when over envelope_rate_per_s. */
 static bool ledger_rate_ok(struct broker *b, struct conn *c, struct ledger_identity *li)
 {
-    uint64_t now = broker_now_ms(b);
+    uint64_t now = clock_now_ms(b);
     if (now - li->rate_window_start_ms >= LEDGER_RATE_WINDOW_MS) {
         li->rate_window_start_ms = now;
         li->rate_count = 0;

@@ -198,7 +198,7 @@ static void login_nonce_evict(struct broker *b, struct login_nonce *e, enum logi
     LMQ_ASSERT(why < LOGIN_EVICT_COUNT);
     b->stats.login_evicted[why]++;
     login_nonce_drop(t, e);
-    uint64_t now = broker_now_ms(b);
+    uint64_t now = clock_now_ms(b);
     if (t->logged_ms != 0 && now - t->logged_ms < LOGIN_NONCE_LOG_MS)
         return;
     t->logged_ms = now;
@@ -260,7 +260,7 @@ static int login_nonce_issue_key(struct broker *b, const uint8_t *akey, uint8_t 
     struct login_nonces *t = b->login_nonces;
     LMQ_ASSERT(t != NULL && pub != NULL && nonce != NULL);
     LMQ_ASSERT(alen > 0 && alen <= LOGIN_OWNER_KEY_MAX_BYTES);
-    uint64_t now = broker_now_ms(b);
+    uint64_t now = clock_now_ms(b);
     login_nonce_expire(t, now);
     /* Owners are made after making room: an eviction may free them. */
     login_nonce_make_room(b, akey, alen, pub);
@@ -334,7 +334,7 @@ bool login_nonce_take(struct broker *b, const char *nonce, size_t len, enum logi
 {
     struct login_nonces *t = b->login_nonces;
     LMQ_ASSERT(t != NULL && nonce != NULL && pub != NULL);
-    login_nonce_expire(t, broker_now_ms(b));
+    login_nonce_expire(t, clock_now_ms(b));
     if (len != LOGIN_NONCE_CHARS)
         return false;
     struct login_nonce *e = lmq_map_get(t->by_nonce, (const uint8_t *)nonce, len);

@@ -266,7 +266,7 @@ uint64_t tokens_conn_deadline_ms(struct conn *c)
     LMQ_ASSERT(c->token_exp_s > c->token_iat_s && c->identity[0] != '\0');
     int64_t end_unix_ms = (c->token_exp_s + (int64_t)b->cfg.auth.token_leeway_s) * 1000;
     int64_t left_ms = end_unix_ms - broker_unix_ms(b);
-    return broker_now_ms(b) + (uint64_t)LMQ_MAX(left_ms, 0);
+    return clock_now_ms(b) + (uint64_t)LMQ_MAX(left_ms, 0);
 }
 
 bool tokens_conn_end_if_expired(struct conn *c)
