@@ -156,7 +156,7 @@ int broker_defer_suback(struct broker *b, struct conn *c, uint8_t type, uint16_t
     return LMQ_OK;
 }
 
-/* Re-reads the wall clock; broker_unix_ms() derives from the loop's cached time in between. */
+/* Re-reads the wall clock; clock_unix_ms() derives from the loop's cached time in between. */
 static void broker_sync_wall_clock(struct broker *b)
 {
     struct timespec ts;
@@ -165,7 +165,7 @@ static void broker_sync_wall_clock(struct broker *b)
     b->wall_offset_ms = wall_ms - (int64_t)uv_now(&b->loop);
 }
 
-int64_t broker_unix_ms(struct broker *b)
+int64_t clock_unix_ms(struct broker *b)
 {
     /* No syscall per message: the loop's time of this turn plus an offset refreshed per tick. */
     return (int64_t)uv_now(&b->loop) + b->wall_offset_ms;

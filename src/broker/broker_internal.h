@@ -729,7 +729,7 @@ int broker_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_i
 int broker_defer_suback(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
                         const uint8_t *codes, size_t count);
 /* Wall-clock time in ms (for message expiry), as of this loop turn. */
-int64_t broker_unix_ms(struct broker *b);
+int64_t clock_unix_ms(struct broker *b);
 /* Adds a message to the open batch: deliveries of it wait until the batch is durable. */
 int broker_defer_msg(struct broker *b, struct msg *m);
 /* Number of the open batch (opening one): durable once committed_seq reaches it. */

@@ -191,7 +191,7 @@ static uint8_t eauth_verify(struct conn *c, const struct mqtt_disconnect *d,
         *why = "out of memory";
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     }
-    int64_t now_s = broker_unix_ms(b) / 1000;
+    int64_t now_s = clock_unix_ms(b) / 1000;
     if (now_s < tokens_revoked_before(b, id)) {
         /* As POST /auth/token answers 503 then: a login now would count as revoked. */
         *why = "tokens revoked this second: retry in 1 s";

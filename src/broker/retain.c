@@ -321,7 +321,7 @@ size_t retain_cursor_count(const struct broker *b)
 void retain_expire(struct broker *b)
 {
     struct retain_index *ri = b->retained;
-    int64_t now_unix_ms = broker_unix_ms(b);
+    int64_t now_unix_ms = clock_unix_ms(b);
     /* Looked-at messages that live on go to the back: the next sweep sees the others. */
     size_t scan = LMQ_MIN((size_t)RETAIN_EXPIRE_SCAN_MAX, ri->expiring_count);
     for (size_t i = 0; i < scan && !list_empty(&ri->expiring); i++) {
@@ -445,7 +445,7 @@ static enum retain_step retain_visit(struct session *s, struct retain_cursor *cu
      * delivery applies, because nothing retained there can be genuine. */
     if (m == NULL || n->seq > cur->seq_max || !retain_matches(cur, n) ||
         identity_under_id(m->topic.data, m->topic.len) ||
-        msg_expired(m, broker_unix_ms(b), &remaining_s) ||
+        msg_expired(m, clock_unix_ms(b), &remaining_s) ||
         !access_may_deliver(s, m->topic.data, m->topic.len))
         return RETAIN_STEP_MORE;
     if (!session_queue_has_room(s, m->size_bytes)) {

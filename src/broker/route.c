@@ -83,7 +83,7 @@ struct msg *msg_create(struct broker *b, const struct mqtt_publish *pub)
     struct store_message sm = {
         .qos = pub->qos,
         .retain = pub->retain,
-        .created_unix_ms = broker_unix_ms(b),
+        .created_unix_ms = clock_unix_ms(b),
         .has_expiry = (present & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL)) != 0,
         .expiry_s = p->message_expiry_interval_s,
         .has_payload_format = (present & MQTT_PROP_BIT(MQTT_PROP_PAYLOAD_FORMAT_INDICATOR)) != 0,

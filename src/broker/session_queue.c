@@ -430,7 +430,7 @@ static int session_build_publish(struct session *s, struct delivery *d, bool dup
     p->packet_id = d->packet_id;
     p->payload = m->payload;
     uint32_t remaining_s = 0;
-    if (m->has_expiry && msg_expired(m, broker_unix_ms(s->broker), &remaining_s) && !dup)
+    if (m->has_expiry && msg_expired(m, clock_unix_ms(s->broker), &remaining_s) && !dup)
         return LMQ_ENOTFOUND;
     publish_props(m, d, remaining_s, &p->props);
     if (mqtt_encoded_size(pkt, s->conn->version, size) != LMQ_OK || *size > s->conn->max_packet_out)

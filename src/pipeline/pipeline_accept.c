@@ -268,7 +268,7 @@ static int ledger_append(struct broker *b, struct ledger_identity *sender,
         .position = a.position,
         .link = {(const uint8_t *)link, CRYPTO_IDENTITY_ID_CHARS},
         .envelope = {env->canonical.data, env->canonical.len},
-        .created_unix_ms = broker_unix_ms(b),
+        .created_unix_ms = clock_unix_ms(b),
     };
     broker_store_write(b, &rec);
     int rc = ledger_tree_append(b, link);

@@ -131,7 +131,7 @@ static int identity_error(struct http_response *resp, struct http_buf *out, int 
 
 static int identity_time_json(struct broker *b, uint64_t delta_ms, char out[40])
 {
-    int64_t unix_ms = broker_unix_ms(b) + (int64_t)delta_ms;
+    int64_t unix_ms = clock_unix_ms(b) + (int64_t)delta_ms;
     return ledger_envelope_format_time(unix_ms / 1000, (uint32_t)(unix_ms % 1000) * 1000000u, out);
 }
 
@@ -181,7 +181,7 @@ static int identity_token(struct broker *b, json_t *body, struct http_response *
     char id[CRYPTO_IDENTITY_ID_BYTES];
     char token[CRYPTO_JWT_MAX_BYTES], expires[40];
     size_t token_len = 0;
-    int64_t now_s = broker_unix_ms(b) / 1000;
+    int64_t now_s = clock_unix_ms(b) / 1000;
     uint32_t ttl_s = b->cfg.auth.token_ttl_s;
     if (crypto_identity_id(pub, id) != LMQ_OK)
         return identity_error(resp, out, 500, "Internal Server Error");

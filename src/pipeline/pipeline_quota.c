@@ -27,7 +27,7 @@ struct ledger_quota {
 
 static int64_t ledger_quota_today(struct broker *b)
 {
-    int64_t now = broker_unix_ms(b);
+    int64_t now = clock_unix_ms(b);
     return now >= 0 ? now / LEDGER_QUOTA_DAY_MS : 0;
 }
 

@@ -31,7 +31,7 @@ struct tokens_revocation {
 
 static int64_t tokens_now_s(struct broker *b)
 {
-    return broker_unix_ms(b) / 1000;
+    return clock_unix_ms(b) / 1000;
 }
 
 int64_t tokens_revoked_before(struct broker *b, const char *id)
@@ -265,7 +265,7 @@ uint64_t tokens_conn_deadline_ms(struct conn *c)
     struct broker *b = c->broker;
     LMQ_ASSERT(c->token_exp_s > c->token_iat_s && c->identity[0] != '\0');
     int64_t end_unix_ms = (c->token_exp_s + (int64_t)b->cfg.auth.token_leeway_s) * 1000;
-    int64_t left_ms = end_unix_ms - broker_unix_ms(b);
+    int64_t left_ms = end_unix_ms - clock_unix_ms(b);
     return clock_now_ms(b) + (uint64_t)LMQ_MAX(left_ms, 0);
 }
 
