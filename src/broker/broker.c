@@ -54,7 +54,7 @@ static struct commit_batch *broker_batch(struct broker *b)
     return b->batch;
 }
 
-struct commit_batch *broker_current_batch(struct broker *b)
+struct commit_batch *commit_current_batch(struct broker *b)
 {
     struct commit_batch *batch = broker_batch(b);
     if (batch == NULL)

@@ -710,7 +710,7 @@ void ledger_destroy(struct broker *b);
 
 /* broker.c */
 /* The open commit batch (opened if needed; fail stop without memory). */
-struct commit_batch *broker_current_batch(struct broker *b);
+struct commit_batch *commit_current_batch(struct broker *b);
 uint64_t clock_now_ms(struct broker *b);
 /* Logs a storage failure and exits with status 2 (fail stop). */
 void broker_fail_stop(struct broker *b, const char *what, int err) __attribute__((noreturn));

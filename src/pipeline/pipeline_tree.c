@@ -74,7 +74,7 @@ static int ledger_tree_get(void *ctx, uint32_t level, uint64_t index,
 
 static struct ledger_batch *ledger_tree_batch(struct broker *b)
 {
-    struct commit_batch *batch = broker_current_batch(b);
+    struct commit_batch *batch = commit_current_batch(b);
     if (batch->ledger == NULL) {
         batch->ledger = calloc(1, sizeof(*batch->ledger));
         if (batch->ledger == NULL)
