@@ -62,7 +62,7 @@ struct commit_batch *commit_current_batch(struct broker *b)
     return batch;
 }
 
-uint64_t broker_batch_seq(struct broker *b)
+uint64_t commit_batch_seq(struct broker *b)
 {
     struct commit_batch *batch = broker_batch(b);
     if (batch == NULL)

@@ -733,7 +733,7 @@ int64_t clock_unix_ms(struct broker *b);
 /* Adds a message to the open batch: deliveries of it wait until the batch is durable. */
 int broker_defer_msg(struct broker *b, struct msg *m);
 /* Number of the open batch (opening one): durable once committed_seq reaches it. */
-uint64_t broker_batch_seq(struct broker *b);
+uint64_t commit_batch_seq(struct broker *b);
 /* Writes a record to the store; a failure stops the broker (fail stop). */
 void broker_store_write(struct broker *b, const struct store_record *rec);
 

@@ -339,7 +339,7 @@ void session_enqueue(struct session *s, struct msg *m, uint8_t qos, bool retain,
          * committed only so that queue_overflow can find the oldest rows meanwhile. */
         s->stored_backlog++;
         s->stored_backlog_bytes += m->size_bytes;
-        d->send_after = broker_batch_seq(s->broker);
+        d->send_after = commit_batch_seq(s->broker);
         list_push_back(&s->unsynced, &d->link);
         s->unsynced_count++;
         session_wait_commit(s);
@@ -518,7 +518,7 @@ static void session_defer_send(struct session *s, struct delivery *d)
 {
     if (d->send_after == 0)
         s->inflight_unsent++;
-    d->send_after = broker_batch_seq(s->broker);
+    d->send_after = commit_batch_seq(s->broker);
     session_wait_commit(s);
 }
 
