@@ -70,7 +70,7 @@ uint64_t commit_batch_seq(struct broker *b)
     return batch->seq;
 }
 
-void broker_store_write(struct broker *b, const struct store_record *rec)
+void commit_store_write(struct broker *b, const struct store_record *rec)
 {
     if (b->store == NULL)
         return; /* shutting down: sessions are dropped from memory, not from the store */

@@ -431,7 +431,7 @@ struct broker {
     uint64_t route_gen;
     struct commit_batch *batch; /* open batch, NULL when nothing to commit */
     uint64_t next_batch_seq;    /* number of the next batch opened */
-    uint64_t records_written;   /* store records written since start (broker_store_write) */
+    uint64_t records_written;   /* store records written since start (commit_store_write) */
     bool queue_room_freed;  /* a delivery left a queue this turn: retry conns blocked on space */
     uint64_t committed_seq; /* every batch up to this number is durable */
     struct route_target *route_targets; /* routing scratch, grows to the largest fan-out */
@@ -735,7 +735,7 @@ int broker_defer_msg(struct broker *b, struct msg *m);
 /* Number of the open batch (opening one): durable once committed_seq reaches it. */
 uint64_t commit_batch_seq(struct broker *b);
 /* Writes a record to the store; a failure stops the broker (fail stop). */
-void broker_store_write(struct broker *b, const struct store_record *rec);
+void commit_store_write(struct broker *b, const struct store_record *rec);
 
 static inline void broker_count_out(struct broker *b, uint8_t qos)
 {

@@ -328,7 +328,7 @@ static int inbound_qos2_set(struct session *s, uint16_t id, bool on)
                                .client_id = {s->client_id, s->client_id_len},
                                .packet_id = id};
     if (s->persistent)
-        broker_store_write(s->broker, &rec);
+        commit_store_write(s->broker, &rec);
     return LMQ_OK;
 }
 

@@ -116,7 +116,7 @@ static bool recovery_forbidden_topic(struct recovery *r, struct lmq_bytes client
     if (!identity_under_id(sm->topic.data, sm->topic.len))
         return false;
     struct store_record rec = {.type = del, .client_id = client_id, .topic = sm->topic};
-    broker_store_write(r->broker, &rec);
+    commit_store_write(r->broker, &rec);
     r->dropped++;
     identity_security_event(r->broker, NULL, IDENTITY_EVENT_ACL_DENIED,
                             del == STORE_WILL_DELETE ? "stored will under id/ dropped"

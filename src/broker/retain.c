@@ -279,7 +279,7 @@ uint8_t retain_update(struct broker *b, struct msg *m)
         if (n != NULL && n->msg != NULL) {
             retain_clear_node(b, n);
             rec.type = STORE_RETAINED_DELETE;
-            broker_store_write(b, &rec);
+            commit_store_write(b, &rec);
         }
         return MQTT_RC_SUCCESS;
     }
@@ -293,7 +293,7 @@ uint8_t retain_update(struct broker *b, struct msg *m)
     }
     rec.type = STORE_RETAINED_PUT;
     rec.msg_id = m->id;
-    broker_store_write(b, &rec);
+    commit_store_write(b, &rec);
     return MQTT_RC_SUCCESS;
 }
 
@@ -334,7 +334,7 @@ void retain_expire(struct broker *b)
             continue;
         }
         struct store_record rec = {.type = STORE_RETAINED_DELETE, .topic = n->msg->topic};
-        broker_store_write(b, &rec);
+        commit_store_write(b, &rec);
         retain_clear_node(b, n);
     }
 }

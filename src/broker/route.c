@@ -157,7 +157,7 @@ void msg_persist(struct msg *m)
     struct store_message sm;
     msg_to_store(m, &sm);
     struct store_record rec = {.type = STORE_MESSAGE_PUT, .message = &sm, .msg_id = m->id};
-    broker_store_write(m->broker, &rec);
+    commit_store_write(m->broker, &rec);
     m->persisted = true;
 }
 

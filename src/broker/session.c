@@ -26,7 +26,7 @@ static void session_write(struct session *s, enum store_record_type type)
                                .client_id = {s->client_id, s->client_id_len},
                                .expiry_s = s->expiry_s,
                                .topic = {(const uint8_t *)s->owner, strlen(s->owner)}};
-    broker_store_write(s->broker, &rec);
+    commit_store_write(s->broker, &rec);
 }
 
 /* Records the will (so a crash still publishes it) or forgets it. */
@@ -43,7 +43,7 @@ static void session_store_will(struct session *s, bool put)
         rec.message = &sm;
         s->will->persisted = true;
     }
-    broker_store_write(s->broker, &rec);
+    commit_store_write(s->broker, &rec);
     s->will_stored = put;
 }
 
@@ -328,7 +328,7 @@ static void session_store_state(struct session *s)
         struct store_record rec = {.type = STORE_INBOUND_QOS2_PUT,
                                    .client_id = {s->client_id, s->client_id_len},
                                    .packet_id = (uint16_t)id};
-        broker_store_write(s->broker, &rec);
+        commit_store_write(s->broker, &rec);
         found++;
     }
     LMQ_ASSERT(found == s->inbound_qos2_count);

@@ -64,7 +64,7 @@ static void queue_record(struct session *s, enum store_record_type type, const s
         .state = state,
         .retain = d->retain,
     };
-    broker_store_write(s->broker, &rec);
+    commit_store_write(s->broker, &rec);
 }
 
 /* The delivery is finished (acknowledged, expired or undeliverable): forget it everywhere. */
@@ -226,7 +226,7 @@ static bool session_drop_backlog_row(struct session *s)
         .seq = row.seq,
         .size_bytes = row.size_bytes,
     };
-    broker_store_write(s->broker, &rec);
+    commit_store_write(s->broker, &rec);
     if (listed != NULL)
         session_unsynced_free(s, listed);
     s->dropped_seq = row.seq;

@@ -33,7 +33,7 @@ static void subscribe_store(struct session *s, enum store_record_type type, cons
                                .topic = {full, full_len},
                                .options = options,
                                .sub_id = sub_id};
-    broker_store_write(s->broker, &rec);
+    commit_store_write(s->broker, &rec);
 }
 
 /* Longest filter text a stored subscription can have: "$share/" + group + "/" + filter. */

@@ -270,7 +270,7 @@ static int ledger_append(struct broker *b, struct ledger_identity *sender,
         .envelope = {env->canonical.data, env->canonical.len},
         .created_unix_ms = clock_unix_ms(b),
     };
-    broker_store_write(b, &rec);
+    commit_store_write(b, &rec);
     int rc = ledger_tree_append(b, link);
     if (rc != LMQ_OK)
         return rc;

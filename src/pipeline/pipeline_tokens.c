@@ -137,7 +137,7 @@ static void tokens_apply(struct broker *b, const char *id, int64_t before_s,
             .client_id = {(const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS},
             .created_unix_ms = before_s,
         };
-        broker_store_write(b, &rec); /* committed at the end of this loop turn */
+        commit_store_write(b, &rec); /* committed at the end of this loop turn */
     }
     tokens_end_revoked(b, id, before_s);
 }

@@ -111,7 +111,7 @@ static int ledger_tree_emit(void *ctx, uint32_t level, uint64_t index,
                                .level = level,
                                .msg_id = index,
                                .link = {hash, LEDGER_MERKLE_HASH_BYTES}};
-    broker_store_write(e->broker, &rec);
+    commit_store_write(e->broker, &rec);
     return LMQ_OK;
 }
 
