@@ -97,7 +97,7 @@ static int grow_array(void **arr, size_t *cap, size_t count, size_t elem)
 
 static void send_ack(struct conn *c, const struct pending_ack *ack);
 
-int broker_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
+int commit_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
                uint8_t reason_code, bool releases_quota, bool needs_commit, const char *why)
 {
     LMQ_ASSERT(c != NULL);

@@ -723,7 +723,7 @@ void broker_on_conn_freed(struct broker *b);
  * as well, so acks go out in the order their packets came in [MQTT-4.6.0-2, -3]. why: the
  * ack's Reason String (a static sentence), NULL for the code's default.
  */
-int broker_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
+int commit_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
                uint8_t reason_code, bool releases_quota, bool needs_commit, const char *why);
 /* Parks a SUBACK/UNSUBACK until the commit that holds the subscription change. */
 int broker_defer_suback(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,

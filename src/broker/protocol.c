@@ -347,7 +347,7 @@ static int proto_ack_publish(struct conn *c, const struct mqtt_publish *pub, uin
         c->inbound_pending++;
     else
         c->pubrec_pending++;
-    if (broker_ack(c->broker, c, type, pub->packet_id, rc, true, needs_commit, why) != LMQ_OK)
+    if (commit_ack(c->broker, c, type, pub->packet_id, rc, true, needs_commit, why) != LMQ_OK)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     return 0;
 }
@@ -356,7 +356,7 @@ static int proto_ack_publish(struct conn *c, const struct mqtt_publish *pub, uin
  * may be a commit still under way, from this connection or an earlier one). */
 static int proto_ack_resent_qos2(struct conn *c, const struct mqtt_publish *pub)
 {
-    if (broker_ack(c->broker, c, MQTT_PUBREC, pub->packet_id, 0, false, true, NULL) != LMQ_OK)
+    if (commit_ack(c->broker, c, MQTT_PUBREC, pub->packet_id, 0, false, true, NULL) != LMQ_OK)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     return 0;
 }
@@ -508,7 +508,7 @@ static int proto_pubrel(struct conn *c, struct mqtt_packet *pkt)
     } else if (c->version == MQTT_V5) {
         rc = MQTT_RC_PACKET_IDENTIFIER_NOT_FOUND;
     }
-    if (broker_ack(c->broker, c, MQTT_PUBCOMP, id, rc, false,
+    if (commit_ack(c->broker, c, MQTT_PUBCOMP, id, rc, false,
                    c->broker->records_written != records_before, NULL) != LMQ_OK)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     return 0;
