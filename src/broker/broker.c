@@ -122,7 +122,7 @@ int commit_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_i
     return LMQ_OK;
 }
 
-int broker_defer_msg(struct broker *b, struct msg *m)
+int commit_defer_msg(struct broker *b, struct msg *m)
 {
     LMQ_ASSERT(m != NULL && !m->committed);
     struct commit_batch *batch = broker_batch(b);

@@ -731,7 +731,7 @@ int broker_defer_suback(struct broker *b, struct conn *c, uint8_t type, uint16_t
 /* Wall-clock time in ms (for message expiry), as of this loop turn. */
 int64_t clock_unix_ms(struct broker *b);
 /* Adds a message to the open batch: deliveries of it wait until the batch is durable. */
-int broker_defer_msg(struct broker *b, struct msg *m);
+int commit_defer_msg(struct broker *b, struct msg *m);
 /* Number of the open batch (opening one): durable once committed_seq reaches it. */
 uint64_t commit_batch_seq(struct broker *b);
 /* Writes a record to the store; a failure stops the broker (fail stop). */

@@ -294,7 +294,7 @@ static int route_commit_first(struct broker *b, struct msg *m, const struct rout
                  (t->session->persistent || t->session->stored);
     }
     if (stored)
-        return broker_defer_msg(b, m);
+        return commit_defer_msg(b, m);
     m->committed = true;
     return LMQ_OK;
 }

@@ -60,7 +60,7 @@ void session_publish_will(struct session *s)
     if (will->qos > 0) {
         /* Deliveries of a QoS>0 will wait for the commit that records them. */
         will->committed = false;
-        if (broker_defer_msg(b, will) != LMQ_OK)
+        if (commit_defer_msg(b, will) != LMQ_OK)
             will->committed = true;
     }
     if (route_publish(b, will, NULL) == MQTT_RC_QUOTA_EXCEEDED) {

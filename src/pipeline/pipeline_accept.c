@@ -111,7 +111,7 @@ static int ledger_publish(struct broker *b, const char *owner, const char *leaf,
     struct msg *m = msg_create(b, &pub);
     if (m == NULL)
         return LMQ_ENOMEM;
-    int rc = broker_defer_msg(b, m);
+    int rc = commit_defer_msg(b, m);
     if (rc == LMQ_OK) {
         if (only != NULL)
             session_enqueue(only, m, 1, false, NULL, 0);
