@@ -135,7 +135,7 @@ int commit_defer_msg(struct broker *b, struct msg *m)
     return LMQ_OK;
 }
 
-int broker_defer_suback(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
+int commit_defer_suback(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
                         const uint8_t *codes, size_t count)
 {
     LMQ_ASSERT(type == MQTT_SUBACK || type == MQTT_UNSUBACK);

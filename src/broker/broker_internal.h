@@ -726,7 +726,7 @@ void broker_on_conn_freed(struct broker *b);
 int commit_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
                uint8_t reason_code, bool releases_quota, bool needs_commit, const char *why);
 /* Parks a SUBACK/UNSUBACK until the commit that holds the subscription change. */
-int broker_defer_suback(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
+int commit_defer_suback(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
                         const uint8_t *codes, size_t count);
 /* Wall-clock time in ms (for message expiry), as of this loop turn. */
 int64_t clock_unix_ms(struct broker *b);

@@ -153,7 +153,7 @@ int proto_subscribe(struct conn *c, struct mqtt_packet *pkt)
         return MQTT_RC_QUOTA_EXCEEDED; /* more entries than we answer in one packet */
     }
     /* Sent once the subscriptions are durable; deliveries stay held until then. */
-    if (broker_defer_suback(s->broker, c, MQTT_SUBACK, sub->packet_id, codes, count) != LMQ_OK) {
+    if (commit_defer_suback(s->broker, c, MQTT_SUBACK, sub->packet_id, codes, count) != LMQ_OK) {
         s->hold_delivery--;
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     }
@@ -189,7 +189,7 @@ int proto_unsubscribe(struct conn *c, struct mqtt_packet *pkt)
     }
     if (count < unsub->filter_count)
         return MQTT_RC_QUOTA_EXCEEDED;
-    if (broker_defer_suback(s->broker, c, MQTT_UNSUBACK, unsub->packet_id, codes, count) != LMQ_OK)
+    if (commit_defer_suback(s->broker, c, MQTT_UNSUBACK, unsub->packet_id, codes, count) != LMQ_OK)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     return 0;
 }
