@@ -248,8 +248,8 @@ static void broker_commit_done(void *arg, int status)
     }
     /* Envelopes of this batch are durable: checkpoint the tree, send acks with receipts. */
     if (b->store != NULL)
-        ledger_tree_committed(b, batch);
-    ledger_tree_batch_free(batch);
+        pipeline_tree_committed(b, batch);
+    pipeline_tree_batch_free(batch);
     free(batch->acks);
     free(batch->msgs);
     free(batch);
@@ -288,7 +288,7 @@ static void broker_turn_end(struct broker *b)
         }
         struct commit_batch *batch = b->batch;
         b->batch = NULL;
-        ledger_tree_close(b, batch);
+        pipeline_tree_close(b, batch);
         int rc = store_commit(b->store, broker_commit_done, batch);
         if (rc != LMQ_OK)
             broker_fail_stop(b, "commit", rc);

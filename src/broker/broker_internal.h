@@ -625,26 +625,26 @@ struct ledger_accepted {
 /* ledger_tree.c: the Merkle tree, checkpoints and receipts. */
 struct ledger_batch;
 /* Appends the envelope with this link (hex) as the next leaf; its nodes go into the batch. */
-int ledger_tree_append(struct broker *b, const char *link_hex) LMQ_WUR;
+int pipeline_tree_append(struct broker *b, const char *link_hex) LMQ_WUR;
 /* Queues the ack of a (new or resent) envelope: sent with its receipt once the batch is
  * durable and a checkpoint covers it. */
-void ledger_tree_queue_ack(struct broker *b, const char *sender, const struct ledger_accepted *a);
+void pipeline_tree_queue_ack(struct broker *b, const char *sender, const struct ledger_accepted *a);
 /* Batch lifecycle: close (snapshot of the tree), committed (checkpoint, acks), free. */
-void ledger_tree_close(struct broker *b, struct commit_batch *batch);
-void ledger_tree_committed(struct broker *b, struct commit_batch *batch);
-void ledger_tree_batch_free(struct commit_batch *batch);
+void pipeline_tree_close(struct broker *b, struct commit_batch *batch);
+void pipeline_tree_committed(struct broker *b, struct commit_batch *batch);
+void pipeline_tree_batch_free(struct commit_batch *batch);
 /* Recovery: rebuilds the frontier from stored nodes and signs the current checkpoint. */
-int ledger_tree_recover(struct broker *b) LMQ_WUR;
+int pipeline_tree_recover(struct broker *b) LMQ_WUR;
 /* Appends the JSON array of base64 proof hashes for index in the tree of size (lb may be NULL). */
-int ledger_tree_proof_json(struct broker *b, const struct ledger_batch *lb, uint64_t index,
+int pipeline_tree_proof_json(struct broker *b, const struct ledger_batch *lb, uint64_t index,
                            uint64_t size, char *out, size_t cap, size_t *used) LMQ_WUR;
 /* Appends the JSON array of base64 consistency-proof hashes between the trees of old and size
  * leaves (old <= size <= the checkpoint's size), from the store. */
-int ledger_tree_consistency_json(struct broker *b, uint64_t old, uint64_t size, char *out,
+int pipeline_tree_consistency_json(struct broker *b, uint64_t old, uint64_t size, char *out,
                                  size_t cap, size_t *used) LMQ_WUR;
 /* Appends s (len bytes: a checkpoint note: printable ASCII, UTF-8, newlines) as a JSON string at
  * out + *used. 0 or LMQ_ETOOBIG. */
-int ledger_tree_json_string(char *out, size_t cap, size_t *used, const char *s, size_t len) LMQ_WUR;
+int pipeline_tree_json_string(char *out, size_t cap, size_t *used, const char *s, size_t len) LMQ_WUR;
 
 /* ledger_http.c: GET /ledger/...: the public checkpoint, key, proofs and leaves (index and link
  * only), and the envelopes a bearer token's identity may read (its own; all for auditors). */

@@ -209,7 +209,7 @@ int broker_recover(struct broker *b)
     b->next_msg_id = max_msg_id + 1;
     rc = store_ledger_size(b->store, &b->ledger_size);
     if (rc == LMQ_OK)
-        rc = ledger_tree_recover(b);
+        rc = pipeline_tree_recover(b);
     if (rc == LMQ_OK)
         rc = tokens_recover(b);
     if (rc == LMQ_OK)

@@ -224,7 +224,7 @@ static void ledger_not_next(struct broker *b, struct conn *c, struct ledger_iden
     if (v == LEDGER_CHAIN_RESEND) {
         if (env->seq != li->last_seq)
             identity_security_event(b, c, IDENTITY_EVENT_REPLAY, "resend of an older envelope");
-        ledger_tree_queue_ack(b, c->identity, &prior);
+        pipeline_tree_queue_ack(b, c->identity, &prior);
         return;
     }
     LMQ_ASSERT(v == LEDGER_CHAIN_GAP || v == LEDGER_CHAIN_FORK);
@@ -271,7 +271,7 @@ static int ledger_append(struct broker *b, struct ledger_identity *sender,
         .created_unix_ms = clock_unix_ms(b),
     };
     commit_store_write(b, &rec);
-    int rc = ledger_tree_append(b, link);
+    int rc = pipeline_tree_append(b, link);
     if (rc != LMQ_OK)
         return rc;
     b->ledger_size++;
@@ -286,7 +286,7 @@ static int ledger_append(struct broker *b, struct ledger_identity *sender,
         ledger_inbox_json(env->canonical.data, env->canonical.len, a.index, a.position, &n);
     rc = ledger_publish(b, env->to, "inbox", inbox, n, NULL);
     if (rc == LMQ_OK)
-        ledger_tree_queue_ack(b, sender->id, &a);
+        pipeline_tree_queue_ack(b, sender->id, &a);
     return rc;
 }
 

@@ -90,7 +90,7 @@ static int ledger_http_checkpoint(struct broker *b, struct http_buf *out)
     if (crypto_b64_encode(b->checkpoint_root, LEDGER_MERKLE_HASH_BYTES, root, sizeof(root)) !=
             LMQ_OK ||
         http_buf_printf(out, "{\"checkpoint\":") != LMQ_OK ||
-        ledger_tree_json_string(json, sizeof(json), &used, b->checkpoint, b->checkpoint_len) !=
+        pipeline_tree_json_string(json, sizeof(json), &used, b->checkpoint, b->checkpoint_len) !=
             LMQ_OK)
         return LMQ_ETOOBIG;
     if (http_buf_append(out, json, used) != LMQ_OK)
@@ -126,8 +126,8 @@ static int ledger_http_proof(struct broker *b, const struct http_request *req,
                                            : "need old <= new <= the checkpoint's size");
     static char json[8192]; /* 64 base64 hashes at most */
     size_t used = 0;
-    int rc = inclusion ? ledger_tree_proof_json(b, NULL, a, size, json, sizeof(json), &used)
-                       : ledger_tree_consistency_json(b, a, size, json, sizeof(json), &used);
+    int rc = inclusion ? pipeline_tree_proof_json(b, NULL, a, size, json, sizeof(json), &used)
+                       : pipeline_tree_consistency_json(b, a, size, json, sizeof(json), &used);
     if (rc != LMQ_OK)
         return rc;
     if (inclusion)

@@ -27,13 +27,13 @@
 /* An ack with its receipt: the proof (64 hashes at most) and the checkpoint note. */
 #define LEDGER_TREE_ACK_MAX_BYTES 8192
 
-struct ledger_tree_level {
+struct pipeline_tree_level {
     uint64_t first; /* index of nodes[0] */
     size_t count, cap;
     uint8_t (*hashes)[LEDGER_MERKLE_HASH_BYTES];
 };
 
-struct ledger_tree_ack {
+struct pipeline_tree_ack {
     char sender[CRYPTO_IDENTITY_ID_BYTES];
     struct ledger_accepted accepted;
 };
@@ -41,24 +41,24 @@ struct ledger_tree_ack {
 struct ledger_batch {
     struct ledger_merkle_frontier start; /* the tree when the batch's first append happened */
     struct ledger_merkle_frontier end;   /* the tree when the batch was closed */
-    struct ledger_tree_level levels[LEDGER_MERKLE_LEVELS_MAX];
-    struct ledger_tree_ack *acks;
+    struct pipeline_tree_level levels[LEDGER_MERKLE_LEVELS_MAX];
+    struct pipeline_tree_ack *acks;
     size_t ack_count, ack_cap;
 };
 
-struct ledger_tree_source {
+struct pipeline_tree_source {
     struct broker *broker;
     const struct ledger_batch *batch; /* NULL: store only */
 };
 
-static int ledger_tree_get(void *ctx, uint32_t level, uint64_t index,
+static int pipeline_tree_get(void *ctx, uint32_t level, uint64_t index,
                            uint8_t out[LEDGER_MERKLE_HASH_BYTES])
 {
-    const struct ledger_tree_source *src = ctx;
+    const struct pipeline_tree_source *src = ctx;
     LMQ_ASSERT(level < LEDGER_MERKLE_LEVELS_MAX);
     const struct ledger_batch *lb = src->batch;
     if (lb != NULL) {
-        const struct ledger_tree_level *lv = &lb->levels[level];
+        const struct pipeline_tree_level *lv = &lb->levels[level];
         if (index >= lv->first && index - lv->first < lv->count) {
             memcpy(out, lv->hashes[index - lv->first], LEDGER_MERKLE_HASH_BYTES);
             return LMQ_OK;
@@ -72,7 +72,7 @@ static int ledger_tree_get(void *ctx, uint32_t level, uint64_t index,
     return store_ledger_node(src->broker->store, level, index, out);
 }
 
-static struct ledger_batch *ledger_tree_batch(struct broker *b)
+static struct ledger_batch *pipeline_tree_batch(struct broker *b)
 {
     struct commit_batch *batch = commit_current_batch(b);
     if (batch->ledger == NULL) {
@@ -84,17 +84,17 @@ static struct ledger_batch *ledger_tree_batch(struct broker *b)
     return batch->ledger;
 }
 
-struct ledger_tree_emit {
+struct pipeline_tree_emit {
     struct broker *broker;
     struct ledger_batch *batch;
 };
 
 /* A perfect node completed by the append: into the store batch and the batch's own index. */
-static int ledger_tree_emit(void *ctx, uint32_t level, uint64_t index,
+static int pipeline_tree_emit(void *ctx, uint32_t level, uint64_t index,
                             const uint8_t hash[LEDGER_MERKLE_HASH_BYTES])
 {
-    struct ledger_tree_emit *e = ctx;
-    struct ledger_tree_level *lv = &e->batch->levels[level];
+    struct pipeline_tree_emit *e = ctx;
+    struct pipeline_tree_level *lv = &e->batch->levels[level];
     if (lv->count == 0)
         lv->first = index;
     LMQ_ASSERT(index == lv->first + lv->count); /* per level, a batch completes a run */
@@ -115,9 +115,9 @@ static int ledger_tree_emit(void *ctx, uint32_t level, uint64_t index,
     return LMQ_OK;
 }
 
-void ledger_tree_queue_ack(struct broker *b, const char *sender, const struct ledger_accepted *a)
+void pipeline_tree_queue_ack(struct broker *b, const char *sender, const struct ledger_accepted *a)
 {
-    struct ledger_batch *lb = ledger_tree_batch(b);
+    struct ledger_batch *lb = pipeline_tree_batch(b);
     if (lb->ack_count == lb->ack_cap) {
         size_t cap = lb->ack_cap == 0 ? 16 : lb->ack_cap * 2;
         void *p = cap <= LEDGER_TREE_ACKS_MAX ? realloc(lb->acks, cap * sizeof(lb->acks[0])) : NULL;
@@ -126,12 +126,12 @@ void ledger_tree_queue_ack(struct broker *b, const char *sender, const struct le
         lb->acks = p;
         lb->ack_cap = cap;
     }
-    struct ledger_tree_ack *ack = &lb->acks[lb->ack_count++];
+    struct pipeline_tree_ack *ack = &lb->acks[lb->ack_count++];
     memcpy(ack->sender, sender, CRYPTO_IDENTITY_ID_BYTES);
     ack->accepted = *a;
 }
 
-int ledger_tree_append(struct broker *b, const char *link_hex)
+int pipeline_tree_append(struct broker *b, const char *link_hex)
 {
     uint8_t link[LEDGER_MERKLE_HASH_BYTES], leaf[LEDGER_MERKLE_HASH_BYTES];
     size_t n = 0;
@@ -141,20 +141,20 @@ int ledger_tree_append(struct broker *b, const char *link_hex)
     rc = ledger_merkle_leaf_hash(link, sizeof(link), leaf);
     if (rc != LMQ_OK)
         return rc;
-    struct ledger_tree_emit e = {.broker = b, .batch = ledger_tree_batch(b)};
-    rc = ledger_merkle_append(&b->tree, leaf, ledger_tree_emit, &e);
+    struct pipeline_tree_emit e = {.broker = b, .batch = pipeline_tree_batch(b)};
+    rc = ledger_merkle_append(&b->tree, leaf, pipeline_tree_emit, &e);
     LMQ_ASSERT(rc != LMQ_OK || b->tree.size == b->ledger_size + 1);
     return rc;
 }
 
-void ledger_tree_close(struct broker *b, struct commit_batch *batch)
+void pipeline_tree_close(struct broker *b, struct commit_batch *batch)
 {
     if (batch->ledger != NULL)
         batch->ledger->end = b->tree;
 }
 
 /* Signs the checkpoint of the tree at size (root given). Keeps the latest only. */
-static void ledger_tree_sign(struct broker *b, uint64_t size,
+static void pipeline_tree_sign(struct broker *b, uint64_t size,
                              const uint8_t root[LEDGER_MERKLE_HASH_BYTES])
 {
     char note[1024];
@@ -174,7 +174,7 @@ static void ledger_tree_sign(struct broker *b, uint64_t size,
     memcpy(b->checkpoint_root, root, LEDGER_MERKLE_HASH_BYTES);
 }
 
-int ledger_tree_json_string(char *out, size_t cap, size_t *used, const char *s, size_t len)
+int pipeline_tree_json_string(char *out, size_t cap, size_t *used, const char *s, size_t len)
 {
     if (*used + 2 > cap)
         return LMQ_ETOOBIG;
@@ -192,13 +192,13 @@ int ledger_tree_json_string(char *out, size_t cap, size_t *used, const char *s, 
     return LMQ_OK;
 }
 
-int ledger_tree_proof_json(struct broker *b, const struct ledger_batch *lb, uint64_t index,
+int pipeline_tree_proof_json(struct broker *b, const struct ledger_batch *lb, uint64_t index,
                            uint64_t size, char *out, size_t cap, size_t *used)
 {
     uint8_t hashes[LEDGER_MERKLE_PROOF_MAX][LEDGER_MERKLE_HASH_BYTES];
     size_t count = 0;
-    struct ledger_tree_source src = {.broker = b, .batch = lb};
-    struct ledger_merkle_source source = {.get = ledger_tree_get, .ctx = &src};
+    struct pipeline_tree_source src = {.broker = b, .batch = lb};
+    struct ledger_merkle_source source = {.get = pipeline_tree_get, .ctx = &src};
     int rc = ledger_merkle_inclusion_proof(&source, index, size, hashes, &count);
     if (rc != LMQ_OK)
         return rc;
@@ -207,7 +207,7 @@ int ledger_tree_proof_json(struct broker *b, const struct ledger_batch *lb, uint
 }
 
 /* The ack with its receipt, canonical JSON (members in code-point order). */
-static int ledger_tree_ack_json(struct broker *b, const struct ledger_batch *lb,
+static int pipeline_tree_ack_json(struct broker *b, const struct ledger_batch *lb,
                                 const struct ledger_accepted *a, char *out, size_t cap, size_t *len)
 {
     size_t used = 0;
@@ -218,11 +218,11 @@ static int ledger_tree_ack_json(struct broker *b, const struct ledger_batch *lb,
     if (n < 0 || (size_t)n >= cap)
         return LMQ_ETOOBIG;
     used = (size_t)n;
-    int rc = ledger_tree_json_string(out, cap, &used, b->checkpoint, b->checkpoint_len);
+    int rc = pipeline_tree_json_string(out, cap, &used, b->checkpoint, b->checkpoint_len);
     if (rc == LMQ_OK && used + 10 < cap) {
         memcpy(out + used, ",\"proof\":", 9);
         used += 9;
-        rc = ledger_tree_proof_json(b, lb, a->index, b->checkpoint_size, out, cap, &used);
+        rc = pipeline_tree_proof_json(b, lb, a->index, b->checkpoint_size, out, cap, &used);
     }
     if (rc != LMQ_OK)
         return rc;
@@ -235,7 +235,7 @@ static int ledger_tree_ack_json(struct broker *b, const struct ledger_batch *lb,
     return LMQ_OK;
 }
 
-void ledger_tree_committed(struct broker *b, struct commit_batch *batch)
+void pipeline_tree_committed(struct broker *b, struct commit_batch *batch)
 {
     struct ledger_batch *lb = batch->ledger;
     if (lb == NULL)
@@ -245,12 +245,12 @@ void ledger_tree_committed(struct broker *b, struct commit_batch *batch)
         uint8_t root[LEDGER_MERKLE_HASH_BYTES];
         if (ledger_merkle_frontier_root(&lb->end, root) != LMQ_OK)
             broker_fail_stop(b, "tree root", LMQ_ENOMEM);
-        ledger_tree_sign(b, lb->end.size, root);
+        pipeline_tree_sign(b, lb->end.size, root);
     }
     static char json[LEDGER_TREE_ACK_MAX_BYTES];
     for (size_t i = 0; i < lb->ack_count; i++) {
         size_t len = 0;
-        int rc = ledger_tree_ack_json(b, lb, &lb->acks[i].accepted, json, sizeof(json), &len);
+        int rc = pipeline_tree_ack_json(b, lb, &lb->acks[i].accepted, json, sizeof(json), &len);
         if (rc == LMQ_EIO)
             broker_fail_stop(b, "ledger proof", rc);
         if (rc != LMQ_OK || ledger_publish_ack(b, lb->acks[i].sender, json, len) != LMQ_OK)
@@ -262,7 +262,7 @@ void ledger_tree_committed(struct broker *b, struct commit_batch *batch)
     free(lb);
 }
 
-void ledger_tree_batch_free(struct commit_batch *batch)
+void pipeline_tree_batch_free(struct commit_batch *batch)
 {
     struct ledger_batch *lb = batch->ledger;
     if (lb == NULL)
@@ -274,10 +274,10 @@ void ledger_tree_batch_free(struct commit_batch *batch)
     batch->ledger = NULL;
 }
 
-int ledger_tree_recover(struct broker *b)
+int pipeline_tree_recover(struct broker *b)
 {
-    struct ledger_tree_source src = {.broker = b, .batch = NULL};
-    struct ledger_merkle_source source = {.get = ledger_tree_get, .ctx = &src};
+    struct pipeline_tree_source src = {.broker = b, .batch = NULL};
+    struct ledger_merkle_source source = {.get = pipeline_tree_get, .ctx = &src};
     int rc = ledger_merkle_frontier_load(&source, b->ledger_size, &b->tree);
     if (rc != LMQ_OK)
         return rc;
@@ -287,18 +287,18 @@ int ledger_tree_recover(struct broker *b)
     uint8_t root[LEDGER_MERKLE_HASH_BYTES];
     rc = ledger_merkle_frontier_root(&b->tree, root);
     if (rc == LMQ_OK)
-        ledger_tree_sign(b, b->tree.size, root);
+        pipeline_tree_sign(b, b->tree.size, root);
     return rc;
 }
 
-int ledger_tree_consistency_json(struct broker *b, uint64_t old, uint64_t size, char *out,
+int pipeline_tree_consistency_json(struct broker *b, uint64_t old, uint64_t size, char *out,
                                  size_t cap, size_t *used)
 {
     LMQ_ASSERT(old <= size && size <= b->checkpoint_size);
     uint8_t hashes[LEDGER_MERKLE_PROOF_MAX][LEDGER_MERKLE_HASH_BYTES];
     size_t count = 0;
-    struct ledger_tree_source src = {.broker = b, .batch = NULL};
-    struct ledger_merkle_source source = {.get = ledger_tree_get, .ctx = &src};
+    struct pipeline_tree_source src = {.broker = b, .batch = NULL};
+    struct ledger_merkle_source source = {.get = pipeline_tree_get, .ctx = &src};
     int rc = ledger_merkle_consistency_proof(&source, old, size, hashes, &count);
     if (rc != LMQ_OK)
         return rc;
