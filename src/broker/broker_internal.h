@@ -700,7 +700,7 @@ int ledger_publish_ack(struct broker *b, const char *sender, const char *json, s
 /* An envelope published to the connection's own outbox: accepted (appended, inbox and ack
  * queued in the current batch), resent (ack again) or rejected (reject message). Returns the
  * PUBACK/PUBREC reason code, or PROTO_BLOCKED (3.1.1 over the identity's rate). */
-int ledger_accept(struct conn *c, const struct mqtt_publish *pub);
+int pipeline_accept(struct conn *c, const struct mqtt_publish *pub);
 /* {"after":N} on the connection's own resync topic: inbox envelopes after N, then a sync. */
 int ledger_resync(struct conn *c, const struct mqtt_publish *pub);
 /* Recovery: an identity's chain head and inbox counter. */

@@ -290,7 +290,7 @@ static int ledger_append(struct broker *b, struct ledger_identity *sender,
     return rc;
 }
 
-int ledger_accept(struct conn *c, const struct mqtt_publish *pub)
+int pipeline_accept(struct conn *c, const struct mqtt_publish *pub)
 {
     struct broker *b = c->broker;
     LMQ_ASSERT(c->identity[0] != '\0');
