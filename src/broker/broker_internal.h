@@ -702,7 +702,7 @@ int ledger_publish_ack(struct broker *b, const char *sender, const char *json, s
  * PUBACK/PUBREC reason code, or PROTO_BLOCKED (3.1.1 over the identity's rate). */
 int pipeline_accept(struct conn *c, const struct mqtt_publish *pub);
 /* {"after":N} on the connection's own resync topic: inbox envelopes after N, then a sync. */
-int ledger_resync(struct conn *c, const struct mqtt_publish *pub);
+int pipeline_resync(struct conn *c, const struct mqtt_publish *pub);
 /* Recovery: an identity's chain head and inbox counter. */
 int ledger_identity_restore(struct broker *b, struct lmq_bytes id, uint64_t last_seq,
                             struct lmq_bytes last_link, uint64_t inbox_last) LMQ_WUR;

@@ -429,7 +429,7 @@ static int proto_publish_identity(struct conn *c, const struct mqtt_publish *pub
     }
     if (pub->qos == 2 && inbound_qos2_has(s, pub->packet_id))
         return proto_ack_resent_qos2(c, pub); /* not handled twice */
-    int rc = kind == IDENTITY_TOPIC_OUTBOX ? pipeline_accept(c, pub) : ledger_resync(c, pub);
+    int rc = kind == IDENTITY_TOPIC_OUTBOX ? pipeline_accept(c, pub) : pipeline_resync(c, pub);
     /* Over the identity's rate: 3.1.1 is not read until the next second (PROTO_BLOCKED); an
      * MQTT 5 client is disconnected with 0x96, which PUBACK can't carry. */
     if (rc == PROTO_BLOCKED || rc == MQTT_RC_MESSAGE_RATE_TOO_HIGH)

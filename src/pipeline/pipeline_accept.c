@@ -332,7 +332,7 @@ int pipeline_accept(struct conn *c, const struct mqtt_publish *pub)
     return rc;
 }
 
-struct ledger_resync {
+struct pipeline_resync {
     struct broker *broker;
     struct session *session;
     uint64_t last;
@@ -342,7 +342,7 @@ struct ledger_resync {
 
 static int ledger_resync_row(void *ctx, const struct store_ledger_row *r)
 {
-    struct ledger_resync *rs = ctx;
+    struct pipeline_resync *rs = ctx;
     if (r->envelope.len > LEDGER_ENVELOPE_MAX_BYTES)
         return -1;
     size_t n = 0;
@@ -359,7 +359,7 @@ static int ledger_resync_row(void *ctx, const struct store_ledger_row *r)
     return 0;
 }
 
-int ledger_resync(struct conn *c, const struct mqtt_publish *pub)
+int pipeline_resync(struct conn *c, const struct mqtt_publish *pub)
 {
     struct broker *b = c->broker;
     LMQ_ASSERT(c->identity[0] != '\0' && c->session != NULL);
@@ -374,7 +374,7 @@ int ledger_resync(struct conn *c, const struct mqtt_publish *pub)
     }
     uint64_t after = (uint64_t)json_integer_value(after_v);
     json_decref(req);
-    struct ledger_resync rs = {.broker = b, .session = c->session, .last = after};
+    struct pipeline_resync rs = {.broker = b, .session = c->session, .last = after};
     size_t count = 0;
     struct lmq_bytes me = {(const uint8_t *)c->identity, CRYPTO_IDENTITY_ID_CHARS};
     int rc = store_inbox_page(b->store, me, after, LEDGER_RESYNC_PAGE_MAX, ledger_resync_row, &rs,
