@@ -696,7 +696,7 @@ void access_guard_done(struct broker *b, struct access_guard_entry *entry, struc
 
 /* ledger.c: the guaranteed-delivery pipeline. */
 /* Publishes an ack payload on id/<sender>/ack (QoS 1, durable with the current batch). */
-int ledger_publish_ack(struct broker *b, const char *sender, const char *json, size_t len) LMQ_WUR;
+int pipeline_publish_ack(struct broker *b, const char *sender, const char *json, size_t len) LMQ_WUR;
 /* An envelope published to the connection's own outbox: accepted (appended, inbox and ack
  * queued in the current batch), resent (ack again) or rejected (reject message). Returns the
  * PUBACK/PUBREC reason code, or PROTO_BLOCKED (3.1.1 over the identity's rate). */

@@ -123,7 +123,7 @@ static int ledger_publish(struct broker *b, const char *owner, const char *leaf,
     return rc;
 }
 
-int ledger_publish_ack(struct broker *b, const char *sender, const char *json, size_t len)
+int pipeline_publish_ack(struct broker *b, const char *sender, const char *json, size_t len)
 {
     return ledger_publish(b, sender, "ack", (const uint8_t *)json, len, NULL);
 }

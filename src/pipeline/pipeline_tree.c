@@ -253,7 +253,7 @@ void pipeline_tree_committed(struct broker *b, struct commit_batch *batch)
         int rc = pipeline_tree_ack_json(b, lb, &lb->acks[i].accepted, json, sizeof(json), &len);
         if (rc == LMQ_EIO)
             broker_fail_stop(b, "ledger proof", rc);
-        if (rc != LMQ_OK || ledger_publish_ack(b, lb->acks[i].sender, json, len) != LMQ_OK)
+        if (rc != LMQ_OK || pipeline_publish_ack(b, lb->acks[i].sender, json, len) != LMQ_OK)
             lmq_log_msg(LMQ_LOG_WARN, "ack_not_sent", lb->acks[i].sender);
     }
     for (size_t l = 0; l < LEDGER_MERKLE_LEVELS_MAX; l++)
