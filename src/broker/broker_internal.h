@@ -704,7 +704,7 @@ int pipeline_accept(struct conn *c, const struct mqtt_publish *pub);
 /* {"after":N} on the connection's own resync topic: inbox envelopes after N, then a sync. */
 int pipeline_resync(struct conn *c, const struct mqtt_publish *pub);
 /* Recovery: an identity's chain head and inbox counter. */
-int ledger_identity_restore(struct broker *b, struct lmq_bytes id, uint64_t last_seq,
+int pipeline_identity_restore(struct broker *b, struct lmq_bytes id, uint64_t last_seq,
                             struct lmq_bytes last_link, uint64_t inbox_last) LMQ_WUR;
 void ledger_destroy(struct broker *b);
 

@@ -53,7 +53,7 @@ static int on_identity(void *ctx, struct lmq_bytes id, uint64_t last_seq,
 {
     struct recovery *r = ctx;
     r->identities++;
-    return ledger_identity_restore(r->broker, id, last_seq, last_link, inbox_last) == LMQ_OK ? 0
+    return pipeline_identity_restore(r->broker, id, last_seq, last_link, inbox_last) == LMQ_OK ? 0
                                                                                              : -1;
 }
 

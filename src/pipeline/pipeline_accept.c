@@ -57,7 +57,7 @@ static struct ledger_identity *ledger_identity_get(struct broker *b, const char 
     return li;
 }
 
-int ledger_identity_restore(struct broker *b, struct lmq_bytes id, uint64_t last_seq,
+int pipeline_identity_restore(struct broker *b, struct lmq_bytes id, uint64_t last_seq,
                             struct lmq_bytes last_link, uint64_t inbox_last)
 {
     if (id.len != CRYPTO_IDENTITY_ID_CHARS ||
