@@ -695,7 +695,7 @@ static void broker_teardown(struct broker *b)
     lmq_map_destroy(b->msgs_by_id);
     conn_address_sweep(b, true);
     lmq_map_destroy(b->addresses);
-    ledger_destroy(b);
+    pipeline_accept_destroy(b);
     tokens_destroy(b);
     ledger_quota_destroy(b);
     free(b->checkpoint);

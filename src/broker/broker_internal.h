@@ -706,7 +706,7 @@ int pipeline_resync(struct conn *c, const struct mqtt_publish *pub);
 /* Recovery: an identity's chain head and inbox counter. */
 int pipeline_identity_restore(struct broker *b, struct lmq_bytes id, uint64_t last_seq,
                             struct lmq_bytes last_link, uint64_t inbox_last) LMQ_WUR;
-void ledger_destroy(struct broker *b);
+void pipeline_accept_destroy(struct broker *b);
 
 /* broker.c */
 /* The open commit batch (opened if needed; fail stop without memory). */

@@ -85,7 +85,7 @@ static bool ledger_identity_free_one(void *arg, const uint8_t *key, size_t key_l
     return true;
 }
 
-void ledger_destroy(struct broker *b)
+void pipeline_accept_destroy(struct broker *b)
 {
     if (b->identities == NULL)
         return;
