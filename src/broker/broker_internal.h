@@ -648,7 +648,7 @@ int pipeline_tree_json_string(char *out, size_t cap, size_t *used, const char *s
 
 /* ledger_http.c: GET /ledger/...: the public checkpoint, key, proofs and leaves (index and link
  * only), and the envelopes a bearer token's identity may read (its own; all for auditors). */
-int ledger_http_route(struct broker *b, const struct http_request *req, struct http_response *resp,
+int pipeline_http_route(struct broker *b, const struct http_request *req, struct http_response *resp,
                       struct http_buf *out);
 
 /* access.c: the password file and the ACL file. */

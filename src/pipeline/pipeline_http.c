@@ -305,7 +305,7 @@ static int ledger_http_envelopes(struct broker *b, const struct http_request *re
     return ledger_page_finish(&page, rc, start, got, limit);
 }
 
-int ledger_http_route(struct broker *b, const struct http_request *req, struct http_response *resp,
+int pipeline_http_route(struct broker *b, const struct http_request *req, struct http_response *resp,
                       struct http_buf *out)
 {
     LMQ_ASSERT(b != NULL && req != NULL);
