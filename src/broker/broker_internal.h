@@ -614,7 +614,7 @@ void ledger_quota_destroy(struct broker *b);
 bool ledger_quota_take(struct conn *c, uint64_t bytes);
 
 /* An accepted envelope, as its ack describes it. */
-struct ledger_accepted {
+struct pipeline_accepted {
     uint64_t seq;
     uint64_t index;
     uint64_t position;
@@ -628,7 +628,7 @@ struct ledger_batch;
 int pipeline_tree_append(struct broker *b, const char *link_hex) LMQ_WUR;
 /* Queues the ack of a (new or resent) envelope: sent with its receipt once the batch is
  * durable and a checkpoint covers it. */
-void pipeline_tree_queue_ack(struct broker *b, const char *sender, const struct ledger_accepted *a);
+void pipeline_tree_queue_ack(struct broker *b, const char *sender, const struct pipeline_accepted *a);
 /* Batch lifecycle: close (snapshot of the tree), committed (checkpoint, acks), free. */
 void pipeline_tree_close(struct broker *b, struct commit_batch *batch);
 void pipeline_tree_committed(struct broker *b, struct commit_batch *batch);

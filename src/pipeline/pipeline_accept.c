@@ -35,7 +35,7 @@ struct ledger_identity {
     uint64_t rate_window_start_ms;
     uint32_t rate_count;
     uint64_t rate_logged_window;    /* rate_window_start_ms + 1 of the last logged refusal */
-    struct ledger_accepted *recent; /* ring of LEDGER_RECENT_MAX, allocated when it sends */
+    struct pipeline_accepted *recent; /* ring of LEDGER_RECENT_MAX, allocated when it sends */
     uint32_t recent_next;
 };
 
@@ -177,7 +177,7 @@ static bool ledger_rate_ok(struct broker *b, struct conn *c, struct ledger_ident
 }
 
 struct ledger_found {
-    struct ledger_accepted a;
+    struct pipeline_accepted a;
 };
 
 static int ledger_found_row(void *ctx, const struct store_ledger_row *r)
@@ -195,7 +195,7 @@ static int ledger_found_row(void *ctx, const struct store_ledger_row *r)
 
 /* Finds the sender's accepted envelope with seq: in the recent ring, else in the store. */
 static bool ledger_find_accepted(struct broker *b, struct ledger_identity *li, uint64_t seq,
-                                 struct ledger_accepted *out)
+                                 struct pipeline_accepted *out)
 {
     for (uint32_t i = 0; li->recent != NULL && i < LEDGER_RECENT_MAX; i++) {
         if (li->recent[i].seq == seq && seq != 0) {
@@ -217,7 +217,7 @@ static bool ledger_find_accepted(struct broker *b, struct ledger_identity *li, u
 static void ledger_not_next(struct broker *b, struct conn *c, struct ledger_identity *li,
                             const struct ledger_envelope *env, const char *link)
 {
-    struct ledger_accepted prior;
+    struct pipeline_accepted prior;
     bool found = env->seq <= li->last_seq && ledger_find_accepted(b, li, env->seq, &prior);
     enum ledger_chain_verdict v = ledger_chain_check(li->last_seq, li->last_link, env->seq,
                                                      env->prev, link, found ? prior.link : NULL);
@@ -255,7 +255,7 @@ static int ledger_append(struct broker *b, struct ledger_identity *sender,
         (sender->recent == NULL &&
          (sender->recent = calloc(LEDGER_RECENT_MAX, sizeof(*sender->recent))) == NULL))
         return LMQ_ENOMEM;
-    struct ledger_accepted a = {
+    struct pipeline_accepted a = {
         .seq = env->seq, .index = b->ledger_size, .position = recipient->inbox_last + 1};
     memcpy(a.link, link, sizeof(a.link));
     memcpy(a.to, env->to, sizeof(a.to));

@@ -35,7 +35,7 @@ struct pipeline_tree_level {
 
 struct pipeline_tree_ack {
     char sender[CRYPTO_IDENTITY_ID_BYTES];
-    struct ledger_accepted accepted;
+    struct pipeline_accepted accepted;
 };
 
 struct ledger_batch {
@@ -115,7 +115,7 @@ static int pipeline_tree_emit(void *ctx, uint32_t level, uint64_t index,
     return LMQ_OK;
 }
 
-void pipeline_tree_queue_ack(struct broker *b, const char *sender, const struct ledger_accepted *a)
+void pipeline_tree_queue_ack(struct broker *b, const char *sender, const struct pipeline_accepted *a)
 {
     struct ledger_batch *lb = pipeline_tree_batch(b);
     if (lb->ack_count == lb->ack_cap) {
@@ -208,7 +208,7 @@ int pipeline_tree_proof_json(struct broker *b, const struct ledger_batch *lb, ui
 
 /* The ack with its receipt, canonical JSON (members in code-point order). */
 static int pipeline_tree_ack_json(struct broker *b, const struct ledger_batch *lb,
-                                const struct ledger_accepted *a, char *out, size_t cap, size_t *len)
+                                const struct pipeline_accepted *a, char *out, size_t cap, size_t *len)
 {
     size_t used = 0;
     int n = snprintf(out, cap,
