@@ -325,7 +325,7 @@ struct commit_batch {
     size_t ack_count, ack_cap;
     struct msg **msgs; /* referenced; marked committed on completion */
     size_t msg_count, msg_cap;
-    struct ledger_batch *ledger; /* envelopes appended / acks to send with receipts; or NULL */
+    struct pipeline_tree_batch *ledger; /* envelopes appended / acks to send with receipts; or NULL */
 };
 
 struct broker_stats {
@@ -623,7 +623,7 @@ struct pipeline_accepted {
 };
 
 /* ledger_tree.c: the Merkle tree, checkpoints and receipts. */
-struct ledger_batch;
+struct pipeline_tree_batch;
 /* Appends the envelope with this link (hex) as the next leaf; its nodes go into the batch. */
 int pipeline_tree_append(struct broker *b, const char *link_hex) LMQ_WUR;
 /* Queues the ack of a (new or resent) envelope: sent with its receipt once the batch is
@@ -636,7 +636,7 @@ void pipeline_tree_batch_free(struct commit_batch *batch);
 /* Recovery: rebuilds the frontier from stored nodes and signs the current checkpoint. */
 int pipeline_tree_recover(struct broker *b) LMQ_WUR;
 /* Appends the JSON array of base64 proof hashes for index in the tree of size (lb may be NULL). */
-int pipeline_tree_proof_json(struct broker *b, const struct ledger_batch *lb, uint64_t index,
+int pipeline_tree_proof_json(struct broker *b, const struct pipeline_tree_batch *lb, uint64_t index,
                            uint64_t size, char *out, size_t cap, size_t *used) LMQ_WUR;
 /* Appends the JSON array of base64 consistency-proof hashes between the trees of old and size
  * leaves (old <= size <= the checkpoint's size), from the store. */

@@ -38,7 +38,7 @@ struct pipeline_tree_ack {
     struct pipeline_accepted accepted;
 };
 
-struct ledger_batch {
+struct pipeline_tree_batch {
     struct ledger_merkle_frontier start; /* the tree when the batch's first append happened */
     struct ledger_merkle_frontier end;   /* the tree when the batch was closed */
     struct pipeline_tree_level levels[LEDGER_MERKLE_LEVELS_MAX];
@@ -48,7 +48,7 @@ struct ledger_batch {
 
 struct pipeline_tree_source {
     struct broker *broker;
-    const struct ledger_batch *batch; /* NULL: store only */
+    const struct pipeline_tree_batch *batch; /* NULL: store only */
 };
 
 static int pipeline_tree_get(void *ctx, uint32_t level, uint64_t index,
@@ -56,7 +56,7 @@ static int pipeline_tree_get(void *ctx, uint32_t level, uint64_t index,
 {
     const struct pipeline_tree_source *src = ctx;
     LMQ_ASSERT(level < LEDGER_MERKLE_LEVELS_MAX);
-    const struct ledger_batch *lb = src->batch;
+    const struct pipeline_tree_batch *lb = src->batch;
     if (lb != NULL) {
         const struct pipeline_tree_level *lv = &lb->levels[level];
         if (index >= lv->first && index - lv->first < lv->count) {
@@ -72,7 +72,7 @@ static int pipeline_tree_get(void *ctx, uint32_t level, uint64_t index,
     return store_ledger_node(src->broker->store, level, index, out);
 }
 
-static struct ledger_batch *pipeline_tree_batch(struct broker *b)
+static struct pipeline_tree_batch *pipeline_tree_batch(struct broker *b)
 {
     struct commit_batch *batch = commit_current_batch(b);
     if (batch->ledger == NULL) {
@@ -86,7 +86,7 @@ static struct ledger_batch *pipeline_tree_batch(struct broker *b)
 
 struct pipeline_tree_emit {
     struct broker *broker;
-    struct ledger_batch *batch;
+    struct pipeline_tree_batch *batch;
 };
 
 /* A perfect node completed by the append: into the store batch and the batch's own index. */
@@ -117,7 +117,7 @@ static int pipeline_tree_emit(void *ctx, uint32_t level, uint64_t index,
 
 void pipeline_tree_queue_ack(struct broker *b, const char *sender, const struct pipeline_accepted *a)
 {
-    struct ledger_batch *lb = pipeline_tree_batch(b);
+    struct pipeline_tree_batch *lb = pipeline_tree_batch(b);
     if (lb->ack_count == lb->ack_cap) {
         size_t cap = lb->ack_cap == 0 ? 16 : lb->ack_cap * 2;
         void *p = cap <= LEDGER_TREE_ACKS_MAX ? realloc(lb->acks, cap * sizeof(lb->acks[0])) : NULL;
@@ -192,7 +192,7 @@ int pipeline_tree_json_string(char *out, size_t cap, size_t *used, const char *s
     return LMQ_OK;
 }
 
-int pipeline_tree_proof_json(struct broker *b, const struct ledger_batch *lb, uint64_t index,
+int pipeline_tree_proof_json(struct broker *b, const struct pipeline_tree_batch *lb, uint64_t index,
                            uint64_t size, char *out, size_t cap, size_t *used)
 {
     uint8_t hashes[LEDGER_MERKLE_PROOF_MAX][LEDGER_MERKLE_HASH_BYTES];
@@ -207,7 +207,7 @@ int pipeline_tree_proof_json(struct broker *b, const struct ledger_batch *lb, ui
 }
 
 /* The ack with its receipt, canonical JSON (members in code-point order). */
-static int pipeline_tree_ack_json(struct broker *b, const struct ledger_batch *lb,
+static int pipeline_tree_ack_json(struct broker *b, const struct pipeline_tree_batch *lb,
                                 const struct pipeline_accepted *a, char *out, size_t cap, size_t *len)
 {
     size_t used = 0;
@@ -237,7 +237,7 @@ static int pipeline_tree_ack_json(struct broker *b, const struct ledger_batch *l
 
 void pipeline_tree_committed(struct broker *b, struct commit_batch *batch)
 {
-    struct ledger_batch *lb = batch->ledger;
+    struct pipeline_tree_batch *lb = batch->ledger;
     if (lb == NULL)
         return;
     batch->ledger = NULL;
@@ -264,7 +264,7 @@ void pipeline_tree_committed(struct broker *b, struct commit_batch *batch)
 
 void pipeline_tree_batch_free(struct commit_batch *batch)
 {
-    struct ledger_batch *lb = batch->ledger;
+    struct pipeline_tree_batch *lb = batch->ledger;
     if (lb == NULL)
         return;
     for (size_t l = 0; l < LEDGER_MERKLE_LEVELS_MAX; l++)
