@@ -408,7 +408,7 @@ struct broker {
     struct tls_server *tls;            /* certificates for mqtts/https; NULL when neither is used */
     struct lmq_buf transport_scratch;  /* lent to net_transport calls (single-threaded) */
     struct crypto_identity server_key; /* signs login tokens; <data>/server.key.json */
-    struct login_nonces *login_nonces; /* outstanding login challenges (login_nonce.c) */
+    struct pipeline_nonces *pipeline_nonces; /* outstanding login challenges (pipeline_nonce.c) */
     struct lmq_map *identities;        /* identity id -> struct ledger_identity */
     struct lmq_map *revocations;       /* identity id -> struct tokens_revocation (tokens.c) */
     struct lmq_map *ledger_quota;      /* identity id -> struct ledger_quota (ledger_quota.c) */
@@ -445,7 +445,7 @@ struct broker {
  * at once. */
 #define CONN_REFUSAL_SLACK 64
 
-/* login_nonce.c: outstanding login challenges, bounded per address, per key and in all. */
+/* pipeline_nonce.c: outstanding login challenges, bounded per address, per key and in all. */
 /* Challenges outstanding at once; past it the heaviest address's oldest is evicted. */
 #define LOGIN_NONCES_MAX 10000
 #define LOGIN_NONCE_CHARS 43 /* base64url of 32 random bytes */
@@ -458,30 +458,30 @@ enum login_evict {
     LOGIN_EVICT_COUNT,
 };
 /* Which way a challenge was issued: it is taken only the same way. */
-enum login_nonce_use {
+enum pipeline_nonce_use {
     LOGIN_NONCE_HTTP = 0, /* POST /auth/challenge, taken by POST /auth/token */
     LOGIN_NONCE_MQTT,     /* an AUTH of "ledgermq-ed25519" (enhanced_auth.c) */
 };
-/* Sets up the table (limits from b->cfg). 0 or LMQ_ENOMEM (login_nonce_destroy cleans up). */
-int login_nonce_init(struct broker *b) LMQ_WUR;
+/* Sets up the table (limits from b->cfg). 0 or LMQ_ENOMEM (pipeline_nonce_destroy cleans up). */
+int pipeline_nonce_init(struct broker *b) LMQ_WUR;
 /* Frees every challenge and the table; safe when init failed or never ran. */
-void login_nonce_destroy(struct broker *b);
+void pipeline_nonce_destroy(struct broker *b);
 /* Issues a challenge for pub to the client at remote (NULL: unknown) and writes its nonce
  * (NUL-terminated). At a cap an older challenge is evicted, never this one refused. 0 or
  * LMQ_ENOMEM. */
-int login_nonce_issue(struct broker *b, const struct sockaddr *remote,
+int pipeline_nonce_issue(struct broker *b, const struct sockaddr *remote,
                       const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
                       char nonce[LOGIN_NONCE_CHARS + 1]) LMQ_WUR;
-/* login_nonce_issue for an in-band challenge on connection c, counted under c's address. */
-int login_nonce_issue_conn(struct broker *b, const struct conn *c,
+/* pipeline_nonce_issue for an in-band challenge on connection c, counted under c's address. */
+int pipeline_nonce_issue_conn(struct broker *b, const struct conn *c,
                            const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
                            char nonce[LOGIN_NONCE_CHARS + 1]) LMQ_WUR;
 /* Consumes an outstanding, unexpired challenge: true and the key it was issued to when it was
  * issued for use; false when unknown, expired or of the other use (consumed all the same). */
-bool login_nonce_take(struct broker *b, const char *nonce, size_t len, enum login_nonce_use use,
+bool pipeline_nonce_take(struct broker *b, const char *nonce, size_t len, enum pipeline_nonce_use use,
                       uint8_t pub[CRYPTO_ED25519_PUB_BYTES]);
 /* Challenges outstanding (expired ones not yet swept included). */
-size_t login_nonce_count(const struct broker *b);
+size_t pipeline_nonce_count(const struct broker *b);
 
 /* fd_limit.c: RLIMIT_NOFILE. */
 /* Descriptors the configuration can hold open at once (connections, refusal slack, listeners

@@ -14,7 +14,7 @@
  * token would. A CONNECT may also carry a login token (user name = id, password = token) with
  * the method and key: it connects at once, and may re-authenticate in band later.
  *
- * The nonces are login challenges (login_nonce.c), counted under the connection's address with
+ * The nonces are login challenges (pipeline_nonce.c), counted under the connection's address with
  * the HTTP ones: the same per-address, per-key and overall caps, evictions and expiry. While a
  * CONNECT waits for its signature it is kept re-encoded (at most max_packet_size bytes, as a
  * half-received CONNECT would be) and connect_timeout_ms bounds the whole exchange.
@@ -63,8 +63,8 @@ static void eauth_drop_nonce(struct conn *c)
     if (ea->nonce[0] == '\0')
         return;
     uint8_t pub[CRYPTO_ED25519_PUB_BYTES];
-    if (c->broker->login_nonces != NULL)
-        (void)login_nonce_take(c->broker, ea->nonce, LOGIN_NONCE_CHARS, LOGIN_NONCE_MQTT, pub);
+    if (c->broker->pipeline_nonces != NULL)
+        (void)pipeline_nonce_take(c->broker, ea->nonce, LOGIN_NONCE_CHARS, LOGIN_NONCE_MQTT, pub);
     ea->nonce[0] = '\0';
 }
 
@@ -138,7 +138,7 @@ static int eauth_challenge(struct conn *c)
     LMQ_ASSERT(ea != NULL && ea->nonce[0] == '\0');
     uint8_t nonce[CRYPTO_MQTT_AUTH_NONCE_BYTES];
     size_t n = 0;
-    if (login_nonce_issue_conn(c->broker, c, ea->pub, ea->nonce) != LMQ_OK)
+    if (pipeline_nonce_issue_conn(c->broker, c, ea->pub, ea->nonce) != LMQ_OK)
         return LMQ_ENOMEM;
     LMQ_ASSERT(strlen(ea->nonce) == LOGIN_NONCE_CHARS);
     int rc = crypto_b64url_decode(ea->nonce, LOGIN_NONCE_CHARS, nonce, sizeof(nonce), &n);
@@ -164,7 +164,7 @@ static uint8_t eauth_verify(struct conn *c, const struct mqtt_disconnect *d,
     char text[LOGIN_NONCE_CHARS + 1];
     memcpy(text, ea->nonce, sizeof(text));
     ea->nonce[0] = '\0';
-    if (!login_nonce_take(b, text, LOGIN_NONCE_CHARS, LOGIN_NONCE_MQTT, issued_to)) {
+    if (!pipeline_nonce_take(b, text, LOGIN_NONCE_CHARS, LOGIN_NONCE_MQTT, issued_to)) {
         /* Expired (LOGIN_NONCE_TTL_MS) or evicted by newer challenges from the same address. */
         identity_security_event(b, c, IDENTITY_EVENT_REUSED_NONCE, "mqtt: challenge expired");
         *why = "challenge expired or evicted: authenticate again";

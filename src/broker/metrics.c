@@ -195,7 +195,7 @@ static int metrics_guards(struct broker *b, struct http_buf *out)
     rc |= http_buf_printf(out, "ledgermq_http_timeouts_total{phase=\"request\"} %" PRIu64 "\n",
                           h.request_timeouts);
     rc |= METRIC(out, "login_challenges", "gauge", "Login challenges outstanding.");
-    rc |= http_buf_printf(out, "ledgermq_login_challenges %zu\n", login_nonce_count(b));
+    rc |= http_buf_printf(out, "ledgermq_login_challenges %zu\n", pipeline_nonce_count(b));
     rc |= METRIC(out, "login_challenges_evicted_total", "counter",
                  "Login challenges evicted to make room, by the cap that was reached.");
     static const char *const caps[LOGIN_EVICT_COUNT] = {"address", "key", "all"};

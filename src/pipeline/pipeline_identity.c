@@ -2,7 +2,7 @@
  * Identities: the server's own key, login (challenge, token), CONNECT authentication, topic
  * permissions for id/<id>/... and security events.
  *
- * Login challenges are kept by login_nonce.c (bounded per address, per key and in all).
+ * Login challenges are kept by pipeline_nonce.c (bounded per address, per key and in all).
  */
 #include "broker/broker_internal.h"
 
@@ -69,8 +69,8 @@ void identity_security_event(struct broker *b, struct conn *c, enum identity_eve
 
 int identity_init(struct broker *b)
 {
-    LMQ_ASSERT(b != NULL && b->login_nonces == NULL);
-    if (login_nonce_init(b) != LMQ_OK)
+    LMQ_ASSERT(b != NULL && b->pipeline_nonces == NULL);
+    if (pipeline_nonce_init(b) != LMQ_OK)
         return LMQ_ENOMEM;
     char path[LMQ_PATH_MAX_BYTES + 32];
     char err[512];
@@ -99,7 +99,7 @@ int identity_init(struct broker *b)
 
 void identity_destroy(struct broker *b)
 {
-    login_nonce_destroy(b);
+    pipeline_nonce_destroy(b);
 }
 
 /* Reads a string member of a JSON request body; NULL when absent or not a string. */
@@ -143,7 +143,7 @@ static int identity_challenge(struct broker *b, const struct http_request *req, 
         return identity_error(resp, out, 400, "pub: expected a base64url Ed25519 public key");
     char nonce[LOGIN_NONCE_CHARS + 1];
     struct sockaddr_storage client;
-    if (login_nonce_issue(b, broker_http_client(b, req, &client), pub, nonce) != LMQ_OK)
+    if (pipeline_nonce_issue(b, broker_http_client(b, req, &client), pub, nonce) != LMQ_OK)
         return identity_error(resp, out, 500, "Internal Server Error");
     char expires[40];
     if (identity_time_json(b, LOGIN_NONCE_TTL_MS, expires) != LMQ_OK)
@@ -165,7 +165,7 @@ static int identity_token(struct broker *b, json_t *body, struct http_response *
         crypto_b64url_decode(sig_text, sig_len, sig, sizeof(sig), &n) != LMQ_OK || n != sizeof(sig))
         return identity_error(resp, out, 400, "expected pub, nonce and sig");
     uint8_t issued_to[CRYPTO_ED25519_PUB_BYTES];
-    if (!login_nonce_take(b, nonce, nonce_len, LOGIN_NONCE_HTTP, issued_to)) {
+    if (!pipeline_nonce_take(b, nonce, nonce_len, LOGIN_NONCE_HTTP, issued_to)) {
         identity_security_event(b, NULL, IDENTITY_EVENT_REUSED_NONCE, "unknown, used or expired");
         return identity_error(resp, out, 401, "unknown, used or expired nonce");
     }
