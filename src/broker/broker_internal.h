@@ -447,9 +447,9 @@ struct broker {
 
 /* pipeline_nonce.c: outstanding login challenges, bounded per address, per key and in all. */
 /* Challenges outstanding at once; past it the heaviest address's oldest is evicted. */
-#define LOGIN_NONCES_MAX 10000
-#define LOGIN_NONCE_CHARS 43 /* base64url of 32 random bytes */
-#define LOGIN_NONCE_TTL_MS 30000
+#define PIPELINE_NONCES_MAX 10000
+#define PIPELINE_NONCE_CHARS 43 /* base64url of 32 random bytes */
+#define PIPELINE_NONCE_TTL_MS 30000
 /* Which cap evicted a challenge (metrics label). */
 enum login_evict {
     LOGIN_EVICT_ADDRESS = 0,
@@ -459,8 +459,8 @@ enum login_evict {
 };
 /* Which way a challenge was issued: it is taken only the same way. */
 enum pipeline_nonce_use {
-    LOGIN_NONCE_HTTP = 0, /* POST /auth/challenge, taken by POST /auth/token */
-    LOGIN_NONCE_MQTT,     /* an AUTH of "ledgermq-ed25519" (enhanced_auth.c) */
+    PIPELINE_NONCE_HTTP = 0, /* POST /auth/challenge, taken by POST /auth/token */
+    PIPELINE_NONCE_MQTT,     /* an AUTH of "ledgermq-ed25519" (enhanced_auth.c) */
 };
 /* Sets up the table (limits from b->cfg). 0 or LMQ_ENOMEM (pipeline_nonce_destroy cleans up). */
 int pipeline_nonce_init(struct broker *b) LMQ_WUR;
@@ -471,11 +471,11 @@ void pipeline_nonce_destroy(struct broker *b);
  * LMQ_ENOMEM. */
 int pipeline_nonce_issue(struct broker *b, const struct sockaddr *remote,
                       const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
-                      char nonce[LOGIN_NONCE_CHARS + 1]) LMQ_WUR;
+                      char nonce[PIPELINE_NONCE_CHARS + 1]) LMQ_WUR;
 /* pipeline_nonce_issue for an in-band challenge on connection c, counted under c's address. */
 int pipeline_nonce_issue_conn(struct broker *b, const struct conn *c,
                            const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
-                           char nonce[LOGIN_NONCE_CHARS + 1]) LMQ_WUR;
+                           char nonce[PIPELINE_NONCE_CHARS + 1]) LMQ_WUR;
 /* Consumes an outstanding, unexpired challenge: true and the key it was issued to when it was
  * issued for use; false when unknown, expired or of the other use (consumed all the same). */
 bool pipeline_nonce_take(struct broker *b, const char *nonce, size_t len, enum pipeline_nonce_use use,

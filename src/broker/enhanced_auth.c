@@ -36,7 +36,7 @@ enum enhanced_auth_phase {
 struct enhanced_auth {
     enum enhanced_auth_phase phase;
     uint8_t pub[CRYPTO_ED25519_PUB_BYTES]; /* the key the connection proves (its identity's) */
-    char nonce[LOGIN_NONCE_CHARS + 1];     /* the challenge outstanding; "" when none */
+    char nonce[PIPELINE_NONCE_CHARS + 1];     /* the challenge outstanding; "" when none */
     uint8_t *connect;                      /* CONNECT_WAIT: the CONNECT, encoded again */
     size_t connect_len;
 };
@@ -64,7 +64,7 @@ static void eauth_drop_nonce(struct conn *c)
         return;
     uint8_t pub[CRYPTO_ED25519_PUB_BYTES];
     if (c->broker->pipeline_nonces != NULL)
-        (void)pipeline_nonce_take(c->broker, ea->nonce, LOGIN_NONCE_CHARS, LOGIN_NONCE_MQTT, pub);
+        (void)pipeline_nonce_take(c->broker, ea->nonce, PIPELINE_NONCE_CHARS, PIPELINE_NONCE_MQTT, pub);
     ea->nonce[0] = '\0';
 }
 
@@ -140,8 +140,8 @@ static int eauth_challenge(struct conn *c)
     size_t n = 0;
     if (pipeline_nonce_issue_conn(c->broker, c, ea->pub, ea->nonce) != LMQ_OK)
         return LMQ_ENOMEM;
-    LMQ_ASSERT(strlen(ea->nonce) == LOGIN_NONCE_CHARS);
-    int rc = crypto_b64url_decode(ea->nonce, LOGIN_NONCE_CHARS, nonce, sizeof(nonce), &n);
+    LMQ_ASSERT(strlen(ea->nonce) == PIPELINE_NONCE_CHARS);
+    int rc = crypto_b64url_decode(ea->nonce, PIPELINE_NONCE_CHARS, nonce, sizeof(nonce), &n);
     LMQ_ASSERT(rc == LMQ_OK && n == sizeof(nonce));
     eauth_send(c, MQTT_RC_CONTINUE_AUTHENTICATION, nonce, sizeof(nonce));
     conn_log(c, LMQ_LOG_DEBUG, "auth_challenge", ea->phase == EAUTH_REAUTH_WAIT ? "reauth" : NULL);
@@ -161,11 +161,11 @@ static uint8_t eauth_verify(struct conn *c, const struct mqtt_disconnect *d,
     struct enhanced_auth *ea = c->eauth;
     LMQ_ASSERT(ea != NULL && ea->nonce[0] != '\0');
     uint8_t issued_to[CRYPTO_ED25519_PUB_BYTES];
-    char text[LOGIN_NONCE_CHARS + 1];
+    char text[PIPELINE_NONCE_CHARS + 1];
     memcpy(text, ea->nonce, sizeof(text));
     ea->nonce[0] = '\0';
-    if (!pipeline_nonce_take(b, text, LOGIN_NONCE_CHARS, LOGIN_NONCE_MQTT, issued_to)) {
-        /* Expired (LOGIN_NONCE_TTL_MS) or evicted by newer challenges from the same address. */
+    if (!pipeline_nonce_take(b, text, PIPELINE_NONCE_CHARS, PIPELINE_NONCE_MQTT, issued_to)) {
+        /* Expired (PIPELINE_NONCE_TTL_MS) or evicted by newer challenges from the same address. */
         identity_security_event(b, c, IDENTITY_EVENT_REUSED_NONCE, "mqtt: challenge expired");
         *why = "challenge expired or evicted: authenticate again";
         return MQTT_RC_NOT_AUTHORIZED;
@@ -178,7 +178,7 @@ static uint8_t eauth_verify(struct conn *c, const struct mqtt_disconnect *d,
     }
     uint8_t nonce[CRYPTO_MQTT_AUTH_NONCE_BYTES];
     size_t n = 0;
-    int rc = crypto_b64url_decode(text, LOGIN_NONCE_CHARS, nonce, sizeof(nonce), &n);
+    int rc = crypto_b64url_decode(text, PIPELINE_NONCE_CHARS, nonce, sizeof(nonce), &n);
     LMQ_ASSERT(rc == LMQ_OK && n == sizeof(nonce));
     if (!crypto_mqtt_auth_verify(ea->pub, b->server_key.id, nonce, client_id.data, client_id.len,
                                  d->props.authentication_data.data)) {

@@ -141,12 +141,12 @@ static int identity_challenge(struct broker *b, const struct http_request *req, 
     uint8_t pub[CRYPTO_ED25519_PUB_BYTES];
     if (!identity_decode_pub(body, pub))
         return identity_error(resp, out, 400, "pub: expected a base64url Ed25519 public key");
-    char nonce[LOGIN_NONCE_CHARS + 1];
+    char nonce[PIPELINE_NONCE_CHARS + 1];
     struct sockaddr_storage client;
     if (pipeline_nonce_issue(b, broker_http_client(b, req, &client), pub, nonce) != LMQ_OK)
         return identity_error(resp, out, 500, "Internal Server Error");
     char expires[40];
-    if (identity_time_json(b, LOGIN_NONCE_TTL_MS, expires) != LMQ_OK)
+    if (identity_time_json(b, PIPELINE_NONCE_TTL_MS, expires) != LMQ_OK)
         return LMQ_EINVAL;
     resp->content_type = "application/json";
     return http_buf_printf(out, "{\"expires\":\"%s\",\"nonce\":\"%s\"}", expires, nonce);
@@ -160,19 +160,19 @@ static int identity_token(struct broker *b, json_t *body, struct http_response *
     size_t nonce_len = 0, sig_len = 0, n = 0;
     const char *nonce = identity_json_str(body, "nonce", &nonce_len);
     const char *sig_text = identity_json_str(body, "sig", &sig_len);
-    if (!identity_decode_pub(body, pub) || nonce == NULL || nonce_len != LOGIN_NONCE_CHARS ||
+    if (!identity_decode_pub(body, pub) || nonce == NULL || nonce_len != PIPELINE_NONCE_CHARS ||
         sig_text == NULL || sig_len != IDENTITY_SIG_CHARS ||
         crypto_b64url_decode(sig_text, sig_len, sig, sizeof(sig), &n) != LMQ_OK || n != sizeof(sig))
         return identity_error(resp, out, 400, "expected pub, nonce and sig");
     uint8_t issued_to[CRYPTO_ED25519_PUB_BYTES];
-    if (!pipeline_nonce_take(b, nonce, nonce_len, LOGIN_NONCE_HTTP, issued_to)) {
+    if (!pipeline_nonce_take(b, nonce, nonce_len, PIPELINE_NONCE_HTTP, issued_to)) {
         identity_security_event(b, NULL, IDENTITY_EVENT_REUSED_NONCE, "unknown, used or expired");
         return identity_error(resp, out, 401, "unknown, used or expired nonce");
     }
     bool same_key = memcmp(issued_to, pub, sizeof(pub)) == 0;
-    uint8_t msg[sizeof(IDENTITY_AUTH_PREFIX) - 1 + LOGIN_NONCE_CHARS];
+    uint8_t msg[sizeof(IDENTITY_AUTH_PREFIX) - 1 + PIPELINE_NONCE_CHARS];
     memcpy(msg, IDENTITY_AUTH_PREFIX, sizeof(IDENTITY_AUTH_PREFIX) - 1);
-    memcpy(msg + sizeof(IDENTITY_AUTH_PREFIX) - 1, nonce, LOGIN_NONCE_CHARS);
+    memcpy(msg + sizeof(IDENTITY_AUTH_PREFIX) - 1, nonce, PIPELINE_NONCE_CHARS);
     if (!same_key || !crypto_ed25519_verify(pub, msg, sizeof(msg), sig)) {
         identity_security_event(b, NULL, IDENTITY_EVENT_BAD_LOGIN,
                                 same_key ? "bad signature" : "nonce issued to another key");

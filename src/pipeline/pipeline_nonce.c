@@ -9,12 +9,12 @@
  * - per key (login_challenges_per_key, the "pub" of the request): at the cap the requesting
  *   address's oldest challenge for that key goes; only when it holds none, the key's oldest.
  *   So an attacker asking for a victim's key churns its own challenges, not the victim's.
- * - in all (LOGIN_NONCES_MAX): when full, the oldest challenge of the address holding the most
+ * - in all (PIPELINE_NONCES_MAX): when full, the oldest challenge of the address holding the most
  *   goes (ties: any of them). A client holding one or two is never the one evicted while
  *   anyone holds more.
  *
  * A challenge is never refused for want of room: the price of a flood is paid by the flooder's
- * own older challenges. Every challenge expires LOGIN_NONCE_TTL_MS after it was issued and is
+ * own older challenges. Every challenge expires PIPELINE_NONCE_TTL_MS after it was issued and is
  * consumed by the one /auth/token that presents it.
  *
  * MQTT 5 enhanced authentication (enhanced_auth.c) takes its in-band challenges from the same
@@ -34,11 +34,11 @@
 #include "crypto/encoding.h"
 #include "net/forwarded.h"
 
-#define LOGIN_NONCE_RANDOM_BYTES 32
+#define PIPELINE_NONCE_RANDOM_BYTES 32
 /* Bytes of an owner key: an address (4, or 8 for an IPv6 /64) or a public key. */
 #define LOGIN_OWNER_KEY_MAX_BYTES 32
 /* At most one "login_challenge_evicted" line per second. */
-#define LOGIN_NONCE_LOG_MS 1000
+#define PIPELINE_NONCE_LOG_MS 1000
 
 /* An address or a public key that holds challenges. */
 struct login_owner {
@@ -50,7 +50,7 @@ struct login_owner {
 };
 
 struct pipeline_nonce {
-    char nonce[LOGIN_NONCE_CHARS + 1];
+    char nonce[PIPELINE_NONCE_CHARS + 1];
     uint8_t pub[CRYPTO_ED25519_PUB_BYTES];
     uint64_t expires_ms;
     enum pipeline_nonce_use use;
@@ -107,7 +107,7 @@ static void login_owner_forget(struct lmq_map *map, struct login_owner *o)
 /* Unlinks e everywhere and frees it (and owners left with nothing). */
 static void pipeline_nonce_drop(struct pipeline_nonces *t, struct pipeline_nonce *e)
 {
-    void *removed = lmq_map_remove(t->by_nonce, (const uint8_t *)e->nonce, LOGIN_NONCE_CHARS);
+    void *removed = lmq_map_remove(t->by_nonce, (const uint8_t *)e->nonce, PIPELINE_NONCE_CHARS);
     LMQ_ASSERT(removed == e);
     list_unlink(&e->link);
     list_unlink(&e->address_link);
@@ -147,7 +147,7 @@ void pipeline_nonce_destroy(struct broker *b)
 
 static void pipeline_nonce_expire(struct pipeline_nonces *t, uint64_t now)
 {
-    for (size_t i = 0; i < LOGIN_NONCES_MAX && !list_empty(&t->all); i++) {
+    for (size_t i = 0; i < PIPELINE_NONCES_MAX && !list_empty(&t->all); i++) {
         struct pipeline_nonce *e = list_entry(t->all.next, struct pipeline_nonce, link);
         if (e->expires_ms > now)
             break;
@@ -199,7 +199,7 @@ static void pipeline_nonce_evict(struct broker *b, struct pipeline_nonce *e, enu
     b->stats.login_evicted[why]++;
     pipeline_nonce_drop(t, e);
     uint64_t now = clock_now_ms(b);
-    if (t->logged_ms != 0 && now - t->logged_ms < LOGIN_NONCE_LOG_MS)
+    if (t->logged_ms != 0 && now - t->logged_ms < PIPELINE_NONCE_LOG_MS)
         return;
     t->logged_ms = now;
     struct lmq_log_line line;
@@ -238,7 +238,7 @@ static void pipeline_nonce_make_room(struct broker *b, const uint8_t *akey, uint
         }
         pipeline_nonce_evict(b, victim, LOGIN_EVICT_KEY);
     }
-    if (lmq_map_count(t->by_nonce) >= LOGIN_NONCES_MAX) {
+    if (lmq_map_count(t->by_nonce) >= PIPELINE_NONCES_MAX) {
         struct list_node *heaviest = NULL;
         for (uint32_t c = t->per_address; c > 0 && heaviest == NULL; c--)
             if (!list_empty(&t->buckets[c]))
@@ -248,14 +248,14 @@ static void pipeline_nonce_make_room(struct broker *b, const uint8_t *akey, uint
         pipeline_nonce_evict(b, list_entry(h->nonces.next, struct pipeline_nonce, address_link),
                           LOGIN_EVICT_ALL);
     }
-    LMQ_ASSERT(lmq_map_count(t->by_nonce) < LOGIN_NONCES_MAX);
+    LMQ_ASSERT(lmq_map_count(t->by_nonce) < PIPELINE_NONCES_MAX);
 }
 
 /* Issues a challenge for pub to the address with this key (see pipeline_nonce_issue). */
 static int pipeline_nonce_issue_key(struct broker *b, const uint8_t *akey, uint8_t alen,
                                  enum pipeline_nonce_use use,
                                  const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
-                                 char nonce[LOGIN_NONCE_CHARS + 1])
+                                 char nonce[PIPELINE_NONCE_CHARS + 1])
 {
     struct pipeline_nonces *t = b->pipeline_nonces;
     LMQ_ASSERT(t != NULL && pub != NULL && nonce != NULL);
@@ -266,14 +266,14 @@ static int pipeline_nonce_issue_key(struct broker *b, const uint8_t *akey, uint8
     pipeline_nonce_make_room(b, akey, alen, pub);
     struct login_owner *a = NULL;
     struct pipeline_nonce *e = calloc(1, sizeof(*e));
-    uint8_t rnd[LOGIN_NONCE_RANDOM_BYTES];
+    uint8_t rnd[PIPELINE_NONCE_RANDOM_BYTES];
     if (e == NULL || uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL) != 0 ||
         crypto_b64url_encode(rnd, sizeof(rnd), e->nonce, sizeof(e->nonce)) != LMQ_OK)
         goto fail;
     a = login_owner_get(t->addresses, akey, alen);
     struct login_owner *k = login_owner_get(t->keys, pub, CRYPTO_ED25519_PUB_BYTES);
     if (a == NULL || k == NULL ||
-        lmq_map_put(t->by_nonce, (const uint8_t *)e->nonce, LOGIN_NONCE_CHARS, e) != LMQ_OK) {
+        lmq_map_put(t->by_nonce, (const uint8_t *)e->nonce, PIPELINE_NONCE_CHARS, e) != LMQ_OK) {
         /* Owners made for this request and left empty are freed. */
         if (a != NULL && a->count == 0)
             login_owner_forget(t->addresses, a);
@@ -282,7 +282,7 @@ static int pipeline_nonce_issue_key(struct broker *b, const uint8_t *akey, uint8
         goto fail;
     }
     memcpy(e->pub, pub, CRYPTO_ED25519_PUB_BYTES);
-    e->expires_ms = now + LOGIN_NONCE_TTL_MS;
+    e->expires_ms = now + PIPELINE_NONCE_TTL_MS;
     e->use = use;
     e->address = a;
     e->key = k;
@@ -304,17 +304,17 @@ fail:
 
 int pipeline_nonce_issue(struct broker *b, const struct sockaddr *remote,
                       const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
-                      char nonce[LOGIN_NONCE_CHARS + 1])
+                      char nonce[PIPELINE_NONCE_CHARS + 1])
 {
     uint8_t akey[LOGIN_OWNER_KEY_MAX_BYTES];
     uint8_t alen = 0;
     login_address_key(remote, akey, &alen);
-    return pipeline_nonce_issue_key(b, akey, alen, LOGIN_NONCE_HTTP, pub, nonce);
+    return pipeline_nonce_issue_key(b, akey, alen, PIPELINE_NONCE_HTTP, pub, nonce);
 }
 
 int pipeline_nonce_issue_conn(struct broker *b, const struct conn *c,
                            const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
-                           char nonce[LOGIN_NONCE_CHARS + 1])
+                           char nonce[PIPELINE_NONCE_CHARS + 1])
 {
     LMQ_ASSERT(c != NULL && c->broker == b);
     uint8_t akey[LOGIN_OWNER_KEY_MAX_BYTES];
@@ -326,7 +326,7 @@ int pipeline_nonce_issue_conn(struct broker *b, const struct conn *c,
         akey[0] = 0; /* unknown: shared with the HTTP requests of no known address */
         alen = 1;
     }
-    return pipeline_nonce_issue_key(b, akey, alen, LOGIN_NONCE_MQTT, pub, nonce);
+    return pipeline_nonce_issue_key(b, akey, alen, PIPELINE_NONCE_MQTT, pub, nonce);
 }
 
 bool pipeline_nonce_take(struct broker *b, const char *nonce, size_t len, enum pipeline_nonce_use use,
@@ -335,7 +335,7 @@ bool pipeline_nonce_take(struct broker *b, const char *nonce, size_t len, enum p
     struct pipeline_nonces *t = b->pipeline_nonces;
     LMQ_ASSERT(t != NULL && nonce != NULL && pub != NULL);
     pipeline_nonce_expire(t, clock_now_ms(b));
-    if (len != LOGIN_NONCE_CHARS)
+    if (len != PIPELINE_NONCE_CHARS)
         return false;
     struct pipeline_nonce *e = lmq_map_get(t->by_nonce, (const uint8_t *)nonce, len);
     if (e == NULL)
