@@ -356,7 +356,7 @@ struct broker_stats {
     uint64_t ledger_quota_refused;     /* envelopes refused over ledger_bytes_per_day */
     uint64_t slow_consumers_closed;    /* closed for holding output over the memory budget */
     uint64_t output_budget_exceeded;   /* times the output budget was exceeded */
-    uint64_t login_evicted[3];         /* by enum login_evict */
+    uint64_t login_evicted[3];         /* by enum pipeline_nonce_evict */
     uint64_t password_busy;            /* password CONNECTs refused "server busy" */
     uint64_t password_backoff_refused; /* refused during an address's back-off */
     uint64_t password_waited;          /* waited for a slot instead of being refused */
@@ -451,7 +451,7 @@ struct broker {
 #define PIPELINE_NONCE_CHARS 43 /* base64url of 32 random bytes */
 #define PIPELINE_NONCE_TTL_MS 30000
 /* Which cap evicted a challenge (metrics label). */
-enum login_evict {
+enum pipeline_nonce_evict {
     LOGIN_EVICT_ADDRESS = 0,
     LOGIN_EVICT_KEY,
     LOGIN_EVICT_ALL,

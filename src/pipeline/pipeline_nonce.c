@@ -191,7 +191,7 @@ static struct login_owner *login_owner_get(struct lmq_map *map, const uint8_t *k
 }
 
 /* Counts and logs (at most once a second) a challenge evicted to make room. */
-static void pipeline_nonce_evict(struct broker *b, struct pipeline_nonce *e, enum login_evict why)
+static void pipeline_nonce_evict(struct broker *b, struct pipeline_nonce *e, enum pipeline_nonce_evict why)
 {
     static const char *const names[LOGIN_EVICT_COUNT] = {"address", "key", "all"};
     struct pipeline_nonces *t = b->pipeline_nonces;
