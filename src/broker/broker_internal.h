@@ -452,10 +452,10 @@ struct broker {
 #define PIPELINE_NONCE_TTL_MS 30000
 /* Which cap evicted a challenge (metrics label). */
 enum pipeline_nonce_evict {
-    LOGIN_EVICT_ADDRESS = 0,
-    LOGIN_EVICT_KEY,
-    LOGIN_EVICT_ALL,
-    LOGIN_EVICT_COUNT,
+    PIPELINE_NONCE_EVICT_ADDRESS = 0,
+    PIPELINE_NONCE_EVICT_KEY,
+    PIPELINE_NONCE_EVICT_ALL,
+    PIPELINE_NONCE_EVICT_COUNT,
 };
 /* Which way a challenge was issued: it is taken only the same way. */
 enum pipeline_nonce_use {

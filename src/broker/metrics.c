@@ -198,8 +198,8 @@ static int metrics_guards(struct broker *b, struct http_buf *out)
     rc |= http_buf_printf(out, "ledgermq_login_challenges %zu\n", pipeline_nonce_count(b));
     rc |= METRIC(out, "login_challenges_evicted_total", "counter",
                  "Login challenges evicted to make room, by the cap that was reached.");
-    static const char *const caps[LOGIN_EVICT_COUNT] = {"address", "key", "all"};
-    for (int i = 0; i < LOGIN_EVICT_COUNT; i++)
+    static const char *const caps[PIPELINE_NONCE_EVICT_COUNT] = {"address", "key", "all"};
+    for (int i = 0; i < PIPELINE_NONCE_EVICT_COUNT; i++)
         rc |= http_buf_printf(out,
                               "ledgermq_login_challenges_evicted_total{cap=\"%s\"} %" PRIu64 "\n",
                               caps[i], st->login_evicted[i]);

@@ -193,9 +193,9 @@ static struct login_owner *login_owner_get(struct lmq_map *map, const uint8_t *k
 /* Counts and logs (at most once a second) a challenge evicted to make room. */
 static void pipeline_nonce_evict(struct broker *b, struct pipeline_nonce *e, enum pipeline_nonce_evict why)
 {
-    static const char *const names[LOGIN_EVICT_COUNT] = {"address", "key", "all"};
+    static const char *const names[PIPELINE_NONCE_EVICT_COUNT] = {"address", "key", "all"};
     struct pipeline_nonces *t = b->pipeline_nonces;
-    LMQ_ASSERT(why < LOGIN_EVICT_COUNT);
+    LMQ_ASSERT(why < PIPELINE_NONCE_EVICT_COUNT);
     b->stats.login_evicted[why]++;
     pipeline_nonce_drop(t, e);
     uint64_t now = clock_now_ms(b);
@@ -222,7 +222,7 @@ static void pipeline_nonce_make_room(struct broker *b, const uint8_t *akey, uint
     if (a != NULL && a->count >= t->per_address) {
         LMQ_ASSERT(!list_empty(&a->nonces));
         pipeline_nonce_evict(b, list_entry(a->nonces.next, struct pipeline_nonce, address_link),
-                          LOGIN_EVICT_ADDRESS);
+                          PIPELINE_NONCE_EVICT_ADDRESS);
         a = lmq_map_get(t->addresses, akey, alen);
     }
     struct login_owner *k = lmq_map_get(t->keys, pub, CRYPTO_ED25519_PUB_BYTES);
@@ -236,7 +236,7 @@ static void pipeline_nonce_make_room(struct broker *b, const uint8_t *akey, uint
                 break;
             }
         }
-        pipeline_nonce_evict(b, victim, LOGIN_EVICT_KEY);
+        pipeline_nonce_evict(b, victim, PIPELINE_NONCE_EVICT_KEY);
     }
     if (lmq_map_count(t->by_nonce) >= PIPELINE_NONCES_MAX) {
         struct list_node *heaviest = NULL;
@@ -246,7 +246,7 @@ static void pipeline_nonce_make_room(struct broker *b, const uint8_t *akey, uint
         LMQ_ASSERT(heaviest != NULL);
         struct login_owner *h = list_entry(heaviest, struct login_owner, bucket);
         pipeline_nonce_evict(b, list_entry(h->nonces.next, struct pipeline_nonce, address_link),
-                          LOGIN_EVICT_ALL);
+                          PIPELINE_NONCE_EVICT_ALL);
     }
     LMQ_ASSERT(lmq_map_count(t->by_nonce) < PIPELINE_NONCES_MAX);
 }
