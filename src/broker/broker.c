@@ -455,7 +455,7 @@ static void on_signal(uv_signal_t *s, int signum)
             lmq_log_msg(LMQ_LOG_INFO, "reload", "no config file to re-read");
             broker_reload_tls(b);
             access_reload(b);
-            tokens_reload(b);
+            pipeline_tokens_reload(b);
             return;
         }
         struct lmq_config fresh;
@@ -469,7 +469,7 @@ static void on_signal(uv_signal_t *s, int signum)
         b->cfg.log_level = fresh.log_level;
         broker_reload_tls(b);
         access_reload(b);
-        tokens_reload(b);
+        pipeline_tokens_reload(b);
         /* Auditors take effect with the next request (GET /ledger/envelopes checks each). */
         memcpy(b->cfg.auth.auditors, fresh.auth.auditors, sizeof(b->cfg.auth.auditors));
         b->cfg.auth.auditor_count = fresh.auth.auditor_count;
@@ -696,7 +696,7 @@ static void broker_teardown(struct broker *b)
     conn_address_sweep(b, true);
     lmq_map_destroy(b->addresses);
     pipeline_accept_destroy(b);
-    tokens_destroy(b);
+    pipeline_tokens_destroy(b);
     ledger_quota_destroy(b);
     free(b->checkpoint);
     identity_destroy(b);

@@ -410,7 +410,7 @@ struct broker {
     struct crypto_identity server_key; /* signs login tokens; <data>/server.key.json */
     struct pipeline_nonces *pipeline_nonces; /* outstanding login challenges (pipeline_nonce.c) */
     struct lmq_map *identities;        /* identity id -> struct ledger_identity */
-    struct lmq_map *revocations;       /* identity id -> struct tokens_revocation (tokens.c) */
+    struct lmq_map *revocations;       /* identity id -> struct pipeline_tokens_revocation (tokens.c) */
     struct lmq_map *ledger_quota;      /* identity id -> struct ledger_quota (ledger_quota.c) */
     int64_t ledger_quota_day;          /* UTC day the ledger_quota entries are of (older pruned) */
     struct crypto_passwd_file *passwd; /* [auth] password_file; NULL when none */
@@ -578,32 +578,32 @@ const char *identity_event_name(enum identity_event kind);
 
 /* tokens.c: login tokens at CONNECT, revocation, connections ended with their token. */
 /* Loads the stored revocations (recovery). 0 or an error. */
-int tokens_recover(struct broker *b) LMQ_WUR;
-void tokens_destroy(struct broker *b);
+int pipeline_tokens_recover(struct broker *b) LMQ_WUR;
+void pipeline_tokens_destroy(struct broker *b);
 /* The token part of identity_authenticate: checks the CONNECT's user name (an identity id) and
  * password (its token: signature, expiry with [auth] token_leeway_s, revocation), sets
  * c->identity, c->user and the token times. MQTT_RC_SUCCESS or a CONNACK reason code (the
  * security event is logged). */
-int tokens_authenticate(struct conn *c, const struct mqtt_connect *cn);
+int pipeline_tokens_authenticate(struct conn *c, const struct mqtt_connect *cn);
 /* Unix time before which id's tokens are revoked (tokens with iat < it refused); 0: none. */
-int64_t tokens_revoked_before(struct broker *b, const char *id);
+int64_t pipeline_tokens_revoked_before(struct broker *b, const char *id);
 /* POST /auth/revoke with "Authorization: Bearer <token>": revokes every token of that identity
  * issued up to now, the one used included, and ends its connections that use one. */
 /* Checks an HTTP request's "Authorization: Bearer <token>" as CONNECT checks a token (the
  * server's signature, expiry with the leeway, sub an identity id, not revoked). Returns 0 with
  * the identity in id, or LMQ_EPROTO with a static reason for the 401 (a presented token that
  * fails is a security event; no header at all is not). */
-int tokens_http_bearer(struct broker *b, const struct http_request *req,
+int pipeline_tokens_http_bearer(struct broker *b, const struct http_request *req,
                        char id[CRYPTO_IDENTITY_ID_BYTES], const char **reason) LMQ_WUR;
-int tokens_http_revoke(struct broker *b, const struct http_request *req, struct http_response *resp,
+int pipeline_tokens_http_revoke(struct broker *b, const struct http_request *req, struct http_response *resp,
                        struct http_buf *out);
 /* SIGHUP: applies revocations written to the store by `ledgermq revoke` meanwhile. */
-void tokens_reload(struct broker *b);
+void pipeline_tokens_reload(struct broker *b);
 /* Loop time (ms) at which c's token stops being valid; 0 when c has no token. */
-uint64_t tokens_conn_deadline_ms(struct conn *c);
+uint64_t pipeline_tokens_conn_deadline_ms(struct conn *c);
 /* Ends c (MQTT 5: DISCONNECT 0xA0 Maximum connect time) when its token has expired. True when
  * it did. */
-bool tokens_conn_end_if_expired(struct conn *c);
+bool pipeline_tokens_conn_end_if_expired(struct conn *c);
 
 /* ledger_quota.c: [auth] ledger_bytes_per_day, per identity and UTC day. */
 /* Recomputes today's bytes per identity from the ledger's rows (recovery). 0 or an error. */

@@ -872,7 +872,7 @@ static void conn_on_timer(uv_timer_t *t)
         conn_close(c);
         return;
     }
-    if (c->state != CONN_CONNECTED || tokens_conn_end_if_expired(c))
+    if (c->state != CONN_CONNECTED || pipeline_tokens_conn_end_if_expired(c))
         return;
     uint64_t deadline = 0;
     if (c->keepalive_s != 0) {
@@ -883,7 +883,7 @@ static void conn_on_timer(uv_timer_t *t)
             return;
         }
     }
-    conn_arm_earliest(c, deadline, tokens_conn_deadline_ms(c));
+    conn_arm_earliest(c, deadline, pipeline_tokens_conn_deadline_ms(c));
 }
 
 /* Called by the CONNECT handler once the keepalive is known (and the token checked). */
@@ -893,7 +893,7 @@ void conn_start_keepalive(struct conn *c)
     uint64_t keepalive = 0;
     if (c->keepalive_s > 0)
         keepalive = clock_now_ms(c->broker) + (uint64_t)c->keepalive_s * 1500;
-    conn_arm_earliest(c, keepalive, tokens_conn_deadline_ms(c));
+    conn_arm_earliest(c, keepalive, pipeline_tokens_conn_deadline_ms(c));
 }
 
 /* A connection with its handles initialised and linked; the socket is not attached yet. */

@@ -192,7 +192,7 @@ static uint8_t eauth_verify(struct conn *c, const struct mqtt_disconnect *d,
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     }
     int64_t now_s = clock_unix_ms(b) / 1000;
-    if (now_s < tokens_revoked_before(b, id)) {
+    if (now_s < pipeline_tokens_revoked_before(b, id)) {
         /* As POST /auth/token answers 503 then: a login now would count as revoked. */
         *why = "tokens revoked this second: retry in 1 s";
         return MQTT_RC_SERVER_BUSY;
@@ -224,7 +224,7 @@ static int eauth_connect_token(struct conn *c, const struct mqtt_connect *cn)
 {
     LMQ_ASSERT(c->eauth != NULL && c->eauth->phase == EAUTH_IDLE);
     LMQ_ASSERT(cn->has_username && c->identity[0] == '\0');
-    int rc = tokens_authenticate(c, cn); /* logs its security event */
+    int rc = pipeline_tokens_authenticate(c, cn); /* logs its security event */
     if (rc != MQTT_RC_SUCCESS)
         return eauth_refuse(c, (uint8_t)rc, "bad, expired or revoked token");
     char id[CRYPTO_IDENTITY_ID_BYTES];

@@ -211,7 +211,7 @@ int broker_recover(struct broker *b)
     if (rc == LMQ_OK)
         rc = pipeline_tree_recover(b);
     if (rc == LMQ_OK)
-        rc = tokens_recover(b);
+        rc = pipeline_tokens_recover(b);
     if (rc == LMQ_OK)
         rc = ledger_quota_recover(b);
     if (rc != LMQ_OK)

@@ -278,7 +278,7 @@ static int ledger_http_envelopes(struct broker *b, const struct http_request *re
 {
     char id[CRYPTO_IDENTITY_ID_BYTES];
     const char *reason = NULL;
-    if (tokens_http_bearer(b, req, id, &reason) != LMQ_OK) {
+    if (pipeline_tokens_http_bearer(b, req, id, &reason) != LMQ_OK) {
         resp->extra_headers = LEDGER_HTTP_CHALLENGE;
         return ledger_http_error(resp, out, 401, reason);
     }

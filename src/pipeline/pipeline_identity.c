@@ -185,7 +185,7 @@ static int identity_token(struct broker *b, json_t *body, struct http_response *
     uint32_t ttl_s = b->cfg.auth.token_ttl_s;
     if (crypto_identity_id(pub, id) != LMQ_OK)
         return identity_error(resp, out, 500, "Internal Server Error");
-    if (now_s < tokens_revoked_before(b, id)) {
+    if (now_s < pipeline_tokens_revoked_before(b, id)) {
         /* Its tokens were revoked this very second: one issued now would be refused. */
         resp->extra_headers = "Retry-After: 1\r\n";
         return identity_error(resp, out, 503, "tokens revoked this second: retry in 1 s");
@@ -212,7 +212,7 @@ int identity_http_route(struct broker *b, const struct http_request *req,
     bool token = req->path_len == 11 && memcmp(req->path, "/auth/token", 11) == 0;
     bool key = req->path_len == 9 && memcmp(req->path, "/auth/key", 9) == 0;
     if (req->path_len == 12 && memcmp(req->path, "/auth/revoke", 12) == 0)
-        return tokens_http_revoke(b, req, resp, out);
+        return pipeline_tokens_http_revoke(b, req, resp, out);
     if (!challenge && !token && !key) {
         resp->status = 404;
         return 0;
@@ -278,7 +278,7 @@ int identity_authenticate(struct conn *c, const struct mqtt_connect *cn)
         !crypto_identity_id_valid((const char *)cn->username.data, cn->username.len))
         return access_password(c, cn);
     if (cn->has_username)
-        return tokens_authenticate(c, cn); /* an identity: its login token (tokens.c) */
+        return pipeline_tokens_authenticate(c, cn); /* an identity: its login token (tokens.c) */
     if (c->tls_cn[0] != '\0') {
         /* A verified client certificate: its CN names the client (an identity when it is one). */
         if (crypto_identity_id_valid(c->tls_cn, strlen(c->tls_cn)))

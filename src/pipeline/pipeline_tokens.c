@@ -8,7 +8,7 @@
  * same second is answered 503 (Retry-After: 1) rather than with a token that would be refused.
  * T is only ever raised, in memory at once (b->revocations) and in the store (token_revocations)
  * with the current batch, so it survives a restart. `ledgermq revoke` writes the same table
- * offline; a running broker applies such rows on SIGHUP (tokens_reload).
+ * offline; a running broker applies such rows on SIGHUP (pipeline_tokens_reload).
  *
  * A connection that authenticated with a token remembers its iat and exp; the connection's
  * timer (conn.c) also fires at exp (+ [auth] token_leeway_s) and the connection is ended.
@@ -24,33 +24,33 @@
 
 #define TOKENS_BEARER_PREFIX "Bearer "
 
-struct tokens_revocation {
+struct pipeline_tokens_revocation {
     char id[CRYPTO_IDENTITY_ID_BYTES];
     int64_t before_s; /* tokens with iat < before_s are refused */
 };
 
-static int64_t tokens_now_s(struct broker *b)
+static int64_t pipeline_tokens_now_s(struct broker *b)
 {
     return clock_unix_ms(b) / 1000;
 }
 
-int64_t tokens_revoked_before(struct broker *b, const char *id)
+int64_t pipeline_tokens_revoked_before(struct broker *b, const char *id)
 {
     if (b->revocations == NULL)
         return 0;
-    struct tokens_revocation *r =
+    struct pipeline_tokens_revocation *r =
         lmq_map_get(b->revocations, (const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS);
     return r != NULL ? r->before_s : 0;
 }
 
 /* Raises id's revocation time in memory; true when it moved (false: not newer, or no memory,
  * which fails closed below through the caller's fail stop). */
-static bool tokens_raise(struct broker *b, const char *id, int64_t before_s, bool *nomem)
+static bool pipeline_tokens_raise(struct broker *b, const char *id, int64_t before_s, bool *nomem)
 {
     LMQ_ASSERT(b->revocations != NULL && before_s >= 0);
     LMQ_ASSERT(crypto_identity_id_valid(id, CRYPTO_IDENTITY_ID_CHARS));
     *nomem = false;
-    struct tokens_revocation *r =
+    struct pipeline_tokens_revocation *r =
         lmq_map_get(b->revocations, (const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS);
     if (r == NULL) {
         r = calloc(1, sizeof(*r));
@@ -74,7 +74,7 @@ static bool tokens_raise(struct broker *b, const char *id, int64_t before_s, boo
 
 /* Ends id's open connections whose token was issued before before_s (MQTT 5: DISCONNECT 0x87
  * Not authorized; 3.1.1: closed). */
-static void tokens_end_revoked(struct broker *b, const char *id, int64_t before_s)
+static void pipeline_tokens_end_revoked(struct broker *b, const char *id, int64_t before_s)
 {
     LMQ_ASSERT(id != NULL && before_s > 0);
     size_t cap = b->conn_count, n = 0;
@@ -116,7 +116,7 @@ static void tokens_apply(struct broker *b, const char *id, int64_t before_s,
                          enum tokens_source source)
 {
     bool nomem = false;
-    if (!tokens_raise(b, id, before_s, &nomem)) {
+    if (!pipeline_tokens_raise(b, id, before_s, &nomem)) {
         if (nomem)
             broker_fail_stop(b, "revocation (out of memory)", LMQ_ENOMEM);
         return;
@@ -139,7 +139,7 @@ static void tokens_apply(struct broker *b, const char *id, int64_t before_s,
         };
         commit_store_write(b, &rec); /* committed at the end of this loop turn */
     }
-    tokens_end_revoked(b, id, before_s);
+    pipeline_tokens_end_revoked(b, id, before_s);
 }
 
 struct tokens_load {
@@ -156,12 +156,12 @@ static int tokens_load_row(void *ctx, struct lmq_bytes id, int64_t before_s)
         return 0; /* not an identity: nothing could match it */
     memcpy(key, id.data, id.len);
     key[id.len] = '\0';
-    if (tokens_revoked_before(b, key) < before_s)
+    if (pipeline_tokens_revoked_before(b, key) < before_s)
         tokens_apply(b, key, before_s, load->source);
     return 0;
 }
 
-int tokens_recover(struct broker *b)
+int pipeline_tokens_recover(struct broker *b)
 {
     LMQ_ASSERT(b->revocations == NULL);
     if (lmq_map_create(&b->revocations) != LMQ_OK)
@@ -170,7 +170,7 @@ int tokens_recover(struct broker *b)
     return store_token_revocations(b->store, tokens_load_row, &load);
 }
 
-void tokens_reload(struct broker *b)
+void pipeline_tokens_reload(struct broker *b)
 {
     if (b->revocations == NULL || b->store == NULL)
         return;
@@ -186,7 +186,7 @@ static bool tokens_free_one(void *arg, const uint8_t *key, size_t key_len, void 
     return true;
 }
 
-void tokens_destroy(struct broker *b)
+void pipeline_tokens_destroy(struct broker *b)
 {
     if (b->revocations == NULL)
         return;
@@ -206,7 +206,7 @@ static int tokens_verify(struct broker *b, const char *token, size_t len,
 {
     enum crypto_jwt_verdict verdict;
     int64_t leeway_s = (int64_t)b->cfg.auth.token_leeway_s;
-    if (crypto_jwt_verify(b->server_key.pub, token, len, tokens_now_s(b), leeway_s, claims,
+    if (crypto_jwt_verify(b->server_key.pub, token, len, pipeline_tokens_now_s(b), leeway_s, claims,
                           &verdict) != LMQ_OK) {
         *kind =
             verdict == CRYPTO_JWT_EXPIRED ? IDENTITY_EVENT_EXPIRED_TOKEN : IDENTITY_EVENT_BAD_TOKEN;
@@ -218,7 +218,7 @@ static int tokens_verify(struct broker *b, const char *token, size_t len,
         *detail = "sub is not an identity id";
         return LMQ_EPROTO;
     }
-    if (claims->iat_s < tokens_revoked_before(b, claims->sub)) {
+    if (claims->iat_s < pipeline_tokens_revoked_before(b, claims->sub)) {
         *kind = IDENTITY_EVENT_REVOKED_TOKEN;
         *detail = "issued before the identity's revocation";
         return LMQ_EPROTO;
@@ -226,7 +226,7 @@ static int tokens_verify(struct broker *b, const char *token, size_t len,
     return LMQ_OK;
 }
 
-int tokens_authenticate(struct conn *c, const struct mqtt_connect *cn)
+int pipeline_tokens_authenticate(struct conn *c, const struct mqtt_connect *cn)
 {
     struct broker *b = c->broker;
     LMQ_ASSERT(cn->has_username && c->identity[0] == '\0');
@@ -258,7 +258,7 @@ int tokens_authenticate(struct conn *c, const struct mqtt_connect *cn)
     return MQTT_RC_SUCCESS;
 }
 
-uint64_t tokens_conn_deadline_ms(struct conn *c)
+uint64_t pipeline_tokens_conn_deadline_ms(struct conn *c)
 {
     if (c->token_exp_s == 0)
         return 0;
@@ -269,11 +269,11 @@ uint64_t tokens_conn_deadline_ms(struct conn *c)
     return clock_now_ms(b) + (uint64_t)LMQ_MAX(left_ms, 0);
 }
 
-bool tokens_conn_end_if_expired(struct conn *c)
+bool pipeline_tokens_conn_end_if_expired(struct conn *c)
 {
     struct broker *b = c->broker;
     if (c->token_exp_s == 0 || c->state != CONN_CONNECTED ||
-        tokens_now_s(b) < c->token_exp_s + (int64_t)b->cfg.auth.token_leeway_s)
+        pipeline_tokens_now_s(b) < c->token_exp_s + (int64_t)b->cfg.auth.token_leeway_s)
         return false;
     conn_log(c, LMQ_LOG_INFO, "token_expired", "disconnecting");
     b->stats.token_conns_ended++;
@@ -291,7 +291,7 @@ static int tokens_http_error(struct http_response *resp, struct http_buf *out, i
     return http_buf_printf(out, "{\"error\":%d,\"reason\":\"%s\"}", status, reason);
 }
 
-int tokens_http_bearer(struct broker *b, const struct http_request *req,
+int pipeline_tokens_http_bearer(struct broker *b, const struct http_request *req,
                        char id[CRYPTO_IDENTITY_ID_BYTES], const char **reason)
 {
     LMQ_ASSERT(b != NULL && req != NULL && id != NULL && reason != NULL);
@@ -335,7 +335,7 @@ int tokens_http_bearer(struct broker *b, const struct http_request *req,
     return LMQ_OK;
 }
 
-int tokens_http_revoke(struct broker *b, const struct http_request *req, struct http_response *resp,
+int pipeline_tokens_http_revoke(struct broker *b, const struct http_request *req, struct http_response *resp,
                        struct http_buf *out)
 {
     LMQ_ASSERT(b != NULL && req != NULL && resp != NULL && out != NULL);
@@ -346,9 +346,9 @@ int tokens_http_revoke(struct broker *b, const struct http_request *req, struct 
     }
     char id[CRYPTO_IDENTITY_ID_BYTES];
     const char *reason = NULL;
-    if (tokens_http_bearer(b, req, id, &reason) != LMQ_OK)
+    if (pipeline_tokens_http_bearer(b, req, id, &reason) != LMQ_OK)
         return tokens_http_error(resp, out, 401, reason);
-    int64_t before_s = tokens_now_s(b) + 1;
+    int64_t before_s = pipeline_tokens_now_s(b) + 1;
     tokens_apply(b, id, before_s, TOKENS_SOURCE_HTTP);
     resp->content_type = "application/json";
     return http_buf_printf(out, "{\"id\":\"%s\",\"revoked_before\":%" PRId64 "}", id, before_s);
