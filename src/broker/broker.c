@@ -697,7 +697,7 @@ static void broker_teardown(struct broker *b)
     lmq_map_destroy(b->addresses);
     pipeline_accept_destroy(b);
     pipeline_tokens_destroy(b);
-    ledger_quota_destroy(b);
+    pipeline_quota_destroy(b);
     free(b->checkpoint);
     identity_destroy(b);
     access_destroy(b);

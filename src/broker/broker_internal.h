@@ -607,11 +607,11 @@ bool pipeline_tokens_conn_end_if_expired(struct conn *c);
 
 /* ledger_quota.c: [auth] ledger_bytes_per_day, per identity and UTC day. */
 /* Recomputes today's bytes per identity from the ledger's rows (recovery). 0 or an error. */
-int ledger_quota_recover(struct broker *b) LMQ_WUR;
-void ledger_quota_destroy(struct broker *b);
+int pipeline_quota_recover(struct broker *b) LMQ_WUR;
+void pipeline_quota_destroy(struct broker *b);
 /* Counts bytes of an envelope about to be appended by c's identity: false (nothing counted;
  * a security event, logged at most once a minute per identity) when over the day's quota. */
-bool ledger_quota_take(struct conn *c, uint64_t bytes);
+bool pipeline_quota_take(struct conn *c, uint64_t bytes);
 
 /* An accepted envelope, as its ack describes it. */
 struct pipeline_accepted {

@@ -213,7 +213,7 @@ int broker_recover(struct broker *b)
     if (rc == LMQ_OK)
         rc = pipeline_tokens_recover(b);
     if (rc == LMQ_OK)
-        rc = ledger_quota_recover(b);
+        rc = pipeline_quota_recover(b);
     if (rc != LMQ_OK)
         return rc;
     struct lmq_log_line line;

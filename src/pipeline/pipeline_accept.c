@@ -317,7 +317,7 @@ int pipeline_accept(struct conn *c, const struct mqtt_publish *pub)
         ledger_reject(b, c, env.seq, link, "not_sender", NULL);
     } else if (ledger_chain_check(sender->last_seq, sender->last_link, env.seq, env.prev, link,
                                   NULL) == LEDGER_CHAIN_NEXT) {
-        if (!ledger_quota_take(c, env.canonical.len)) {
+        if (!pipeline_quota_take(c, env.canonical.len)) {
             /* Over [auth] ledger_bytes_per_day: nothing appended; the same envelope may be sent
              * again once the UTC day turns. MQTT 5 also gets PUBACK/PUBREC 0x97. */
             ledger_reject(b, c, env.seq, link, "quota_exceeded", "ledger_bytes_per_day");

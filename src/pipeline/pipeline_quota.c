@@ -109,7 +109,7 @@ static int ledger_quota_row(void *ctx, struct lmq_bytes sender, uint64_t bytes)
     return 0;
 }
 
-int ledger_quota_recover(struct broker *b)
+int pipeline_quota_recover(struct broker *b)
 {
     LMQ_ASSERT(b->ledger_quota == NULL);
     if (lmq_map_create(&b->ledger_quota) != LMQ_OK)
@@ -135,7 +135,7 @@ static bool ledger_quota_free_one(void *arg, const uint8_t *key, size_t key_len,
     return true;
 }
 
-void ledger_quota_destroy(struct broker *b)
+void pipeline_quota_destroy(struct broker *b)
 {
     if (b->ledger_quota == NULL)
         return;
@@ -144,7 +144,7 @@ void ledger_quota_destroy(struct broker *b)
     b->ledger_quota = NULL;
 }
 
-bool ledger_quota_take(struct conn *c, uint64_t bytes)
+bool pipeline_quota_take(struct conn *c, uint64_t bytes)
 {
     struct broker *b = c->broker;
     uint64_t limit = b->cfg.auth.ledger_bytes_per_day;
