@@ -411,7 +411,7 @@ struct broker {
     struct pipeline_nonces *pipeline_nonces; /* outstanding login challenges (pipeline_nonce.c) */
     struct lmq_map *identities;        /* identity id -> struct ledger_identity */
     struct lmq_map *revocations;       /* identity id -> struct pipeline_tokens_revocation (tokens.c) */
-    struct lmq_map *ledger_quota;      /* identity id -> struct ledger_quota (ledger_quota.c) */
+    struct lmq_map *ledger_quota;      /* identity id -> struct pipeline_quota (ledger_quota.c) */
     int64_t ledger_quota_day;          /* UTC day the ledger_quota entries are of (older pruned) */
     struct crypto_passwd_file *passwd; /* [auth] password_file; NULL when none */
     struct mqtt_acl *acl;              /* [auth] acl_file; NULL when none (all allowed) */

@@ -18,7 +18,7 @@
 /* A refused identity is logged (security event) at most this often; each refusal counts. */
 #define LEDGER_QUOTA_LOG_INTERVAL_MS 60000
 
-struct ledger_quota {
+struct pipeline_quota {
     char id[CRYPTO_IDENTITY_ID_BYTES];
     int64_t day;        /* unix ms / LEDGER_QUOTA_DAY_MS of bytes */
     uint64_t bytes;     /* appended that day (uncommitted appends included) */
@@ -33,7 +33,7 @@ static int64_t ledger_quota_today(struct broker *b)
 
 struct ledger_quota_prune {
     int64_t today;
-    struct ledger_quota **stale;
+    struct pipeline_quota **stale;
     size_t count, cap;
 };
 
@@ -41,7 +41,7 @@ static bool ledger_quota_collect_stale(void *arg, const uint8_t *key, size_t key
 {
     LMQ_UNUSED(key), LMQ_UNUSED(key_len);
     struct ledger_quota_prune *p = arg;
-    struct ledger_quota *q = value;
+    struct pipeline_quota *q = value;
     if (q->day != p->today && p->count < p->cap)
         p->stale[p->count++] = q;
     return true;
@@ -67,9 +67,9 @@ static void ledger_quota_new_day(struct broker *b, int64_t today)
     b->ledger_quota_day = today;
 }
 
-static struct ledger_quota *ledger_quota_get(struct broker *b, const char *id)
+static struct pipeline_quota *ledger_quota_get(struct broker *b, const char *id)
 {
-    struct ledger_quota *q =
+    struct pipeline_quota *q =
         lmq_map_get(b->ledger_quota, (const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS);
     if (q != NULL)
         return q;
@@ -100,7 +100,7 @@ static int ledger_quota_row(void *ctx, struct lmq_bytes sender, uint64_t bytes)
         return -1;
     memcpy(id, sender.data, sender.len);
     id[sender.len] = '\0';
-    struct ledger_quota *q = ledger_quota_get(load->broker, id);
+    struct pipeline_quota *q = ledger_quota_get(load->broker, id);
     if (q == NULL)
         return -1;
     q->day = load->day;
@@ -154,7 +154,7 @@ bool pipeline_quota_take(struct conn *c, uint64_t bytes)
     int64_t today = ledger_quota_today(b);
     if (today != b->ledger_quota_day)
         ledger_quota_new_day(b, today);
-    struct ledger_quota *q = ledger_quota_get(b, c->identity);
+    struct pipeline_quota *q = ledger_quota_get(b, c->identity);
     if (q == NULL)
         return false; /* no memory: refuse rather than append uncounted */
     LMQ_ASSERT(memcmp(q->id, c->identity, CRYPTO_IDENTITY_ID_CHARS) == 0);
