@@ -559,7 +559,7 @@ int identity_http_route(struct broker *b, const struct http_request *req,
 /* Checks a CONNECT's credentials and sets c->identity and c->user. Returns MQTT_RC_SUCCESS, the
  * CONNACK reason code (the security event is logged), or PROTO_PAUSED while a password is
  * checked off the loop (the CONNECT is handled again once it is done). */
-int identity_authenticate(struct conn *c, const struct mqtt_connect *cn);
+int pipeline_authenticate(struct conn *c, const struct mqtt_connect *cn);
 /* True for a topic or filter under id/: identity rules, never the ACL file's; only the server's
  * pipeline delivers there, and nothing there is retained. */
 bool identity_under_id(const uint8_t *topic, size_t len);
@@ -580,7 +580,7 @@ const char *identity_event_name(enum identity_event kind);
 /* Loads the stored revocations (recovery). 0 or an error. */
 int pipeline_tokens_recover(struct broker *b) LMQ_WUR;
 void pipeline_tokens_destroy(struct broker *b);
-/* The token part of identity_authenticate: checks the CONNECT's user name (an identity id) and
+/* The token part of pipeline_authenticate: checks the CONNECT's user name (an identity id) and
  * password (its token: signature, expiry with [auth] token_leeway_s, revocation), sets
  * c->identity, c->user and the token times. MQTT_RC_SUCCESS or a CONNACK reason code (the
  * security event is logged). */

@@ -219,7 +219,7 @@ static int proto_connect(struct conn *c, struct mqtt_packet *pkt)
     }
     if (!proto_connect_admitted(c, &cn))
         return 0; /* refused */
-    int auth_rc = enhanced ? enhanced_auth_connect(c, pkt) : identity_authenticate(c, &cn);
+    int auth_rc = enhanced ? enhanced_auth_connect(c, pkt) : pipeline_authenticate(c, &cn);
     if (auth_rc == PROTO_PAUSED)
         return PROTO_PAUSED; /* the password is being checked; this runs again after */
     if (auth_rc == PROTO_AUTH_HANDLED)

@@ -269,7 +269,7 @@ static void identity_set_user(struct conn *c, const char *name)
     c->user_len = len;
 }
 
-int identity_authenticate(struct conn *c, const struct mqtt_connect *cn)
+int pipeline_authenticate(struct conn *c, const struct mqtt_connect *cn)
 {
     struct broker *b = c->broker;
     LMQ_ASSERT(c->identity[0] == '\0');
