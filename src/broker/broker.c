@@ -642,7 +642,7 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
         return LMQ_EIO;
     }
     /* After the store: a database that can't be opened is the one error reported. */
-    int id_rc = identity_init(b);
+    int id_rc = pipeline_identity_init(b);
     if (id_rc != LMQ_OK)
         return id_rc == LMQ_ENOMEM ? LMQ_ENOMEM : LMQ_EINVAL;
     return LMQ_OK;
@@ -699,7 +699,7 @@ static void broker_teardown(struct broker *b)
     pipeline_tokens_destroy(b);
     pipeline_quota_destroy(b);
     free(b->checkpoint);
-    identity_destroy(b);
+    pipeline_identity_destroy(b);
     access_destroy(b);
     if (b->tls != NULL)
         tls_server_free(b->tls); /* sessions still open hold their own reference */

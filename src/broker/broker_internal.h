@@ -551,10 +551,10 @@ enum identity_topic {
 };
 /* Loads (or creates on first start) the server key; sets up login state. 0 or an error after
  * printing a one-line message. */
-int identity_init(struct broker *b) LMQ_WUR;
-void identity_destroy(struct broker *b);
+int pipeline_identity_init(struct broker *b) LMQ_WUR;
+void pipeline_identity_destroy(struct broker *b);
 /* POST /auth/challenge, POST /auth/token, GET /auth/key. */
-int identity_http_route(struct broker *b, const struct http_request *req,
+int pipeline_identity_http_route(struct broker *b, const struct http_request *req,
                         struct http_response *resp, struct http_buf *out);
 /* Checks a CONNECT's credentials and sets c->identity and c->user. Returns MQTT_RC_SUCCESS, the
  * CONNACK reason code (the security event is logged), or PROTO_PAUSED while a password is

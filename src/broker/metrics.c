@@ -269,7 +269,7 @@ int broker_http_route(void *ctx, const struct http_request *req, struct http_res
     if (len == 5 && memcmp(path, "/mqtt", 5) == 0)
         return broker_ws_route(b, req, resp, out);
     if (len > 6 && memcmp(path, "/auth/", 6) == 0)
-        return identity_http_route(b, req, resp, out);
+        return pipeline_identity_http_route(b, req, resp, out);
     if (len > 8 && memcmp(path, "/ledger/", 8) == 0)
         return pipeline_http_route(b, req, resp, out);
     if (!healthz && !metrics && !version) {

@@ -67,7 +67,7 @@ void identity_security_event(struct broker *b, struct conn *c, enum identity_eve
     lmq_log_end(&line);
 }
 
-int identity_init(struct broker *b)
+int pipeline_identity_init(struct broker *b)
 {
     LMQ_ASSERT(b != NULL && b->pipeline_nonces == NULL);
     if (pipeline_nonce_init(b) != LMQ_OK)
@@ -97,7 +97,7 @@ int identity_init(struct broker *b)
     return LMQ_OK;
 }
 
-void identity_destroy(struct broker *b)
+void pipeline_identity_destroy(struct broker *b)
 {
     pipeline_nonce_destroy(b);
 }
@@ -204,7 +204,7 @@ static int identity_token(struct broker *b, json_t *body, struct http_response *
                            token);
 }
 
-int identity_http_route(struct broker *b, const struct http_request *req,
+int pipeline_identity_http_route(struct broker *b, const struct http_request *req,
                         struct http_response *resp, struct http_buf *out)
 {
     LMQ_ASSERT(b != NULL && req != NULL);
