@@ -272,7 +272,7 @@ static bool access_session_partial(const struct session *s, const struct mqtt_ac
     for (const struct list_node *n = s->subs.next; n != &s->subs && guard-- > 0; n = n->next) {
         const struct session_sub *sub = list_entry(n, struct session_sub, link);
         const uint8_t *filter = sub->text + sub->group_len;
-        if (!identity_under_id(filter, sub->filter_len) &&
+        if (!pipeline_under_id(filter, sub->filter_len) &&
             !mqtt_acl_reads_all(acl, who, filter, sub->filter_len))
             return true;
     }
@@ -294,7 +294,7 @@ bool access_may_deliver(struct session *s, const uint8_t *topic, size_t len)
 {
     LMQ_ASSERT(s != NULL && (topic != NULL || len == 0));
     struct broker *b = s->broker;
-    if (b->acl == NULL || identity_under_id(topic, len))
+    if (b->acl == NULL || pipeline_under_id(topic, len))
         return true; /* under id/ the identity rules decide (route.c, retain.c) */
     struct mqtt_acl_client who;
     if (!access_session_who(s, &who))

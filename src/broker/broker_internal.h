@@ -562,7 +562,7 @@ int pipeline_identity_http_route(struct broker *b, const struct http_request *re
 int pipeline_authenticate(struct conn *c, const struct mqtt_connect *cn);
 /* True for a topic or filter under id/: identity rules, never the ACL file's; only the server's
  * pipeline delivers there, and nothing there is retained. */
-bool identity_under_id(const uint8_t *topic, size_t len);
+bool pipeline_under_id(const uint8_t *topic, size_t len);
 /* Classifies topic; *owner points at the 64-character owner id inside it (or NULL). */
 enum identity_topic identity_topic_parse(const uint8_t *topic, size_t len, const char **owner);
 /* True when c is authenticated as owner (64 characters). */

@@ -161,7 +161,7 @@ static void proto_negotiate(struct conn *c, const struct mqtt_connect *cn, struc
 static bool proto_will_allowed(struct conn *c, const struct mqtt_connect *cn)
 {
     LMQ_ASSERT(cn->will_flag);
-    if (identity_under_id(cn->will_topic.data, cn->will_topic.len)) {
+    if (pipeline_under_id(cn->will_topic.data, cn->will_topic.len)) {
         identity_security_event(c->broker, c, IDENTITY_EVENT_ACL_DENIED, "will under id/");
         return false;
     }

@@ -113,7 +113,7 @@ static int on_inbound_qos2(void *ctx, struct lmq_bytes client_id, uint16_t packe
 static bool recovery_forbidden_topic(struct recovery *r, struct lmq_bytes client_id,
                                      const struct store_message *sm, enum store_record_type del)
 {
-    if (!identity_under_id(sm->topic.data, sm->topic.len))
+    if (!pipeline_under_id(sm->topic.data, sm->topic.len))
         return false;
     struct store_record rec = {.type = del, .client_id = client_id, .topic = sm->topic};
     commit_store_write(r->broker, &rec);

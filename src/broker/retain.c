@@ -301,7 +301,7 @@ int retain_restore(struct broker *b, struct msg *m)
 {
     LMQ_ASSERT(m != NULL && m->refcount > 0);
     /* Recovery deleted rows under id/ (written before they were refused) before this. */
-    LMQ_ASSERT(!identity_under_id(m->topic.data, m->topic.len));
+    LMQ_ASSERT(!pipeline_under_id(m->topic.data, m->topic.len));
     int rc = retain_store(b, m);
     if (rc != LMQ_OK)
         msg_unref(m);
@@ -444,7 +444,7 @@ static enum retain_step retain_visit(struct session *s, struct retain_cursor *cu
     /* Under id/ not even to its owner: stricter than identity_may_receive(), which live
      * delivery applies, because nothing retained there can be genuine. */
     if (m == NULL || n->seq > cur->seq_max || !retain_matches(cur, n) ||
-        identity_under_id(m->topic.data, m->topic.len) ||
+        pipeline_under_id(m->topic.data, m->topic.len) ||
         msg_expired(m, clock_unix_ms(b), &remaining_s) ||
         !access_may_deliver(s, m->topic.data, m->topic.len))
         return RETAIN_STEP_MORE;

@@ -373,7 +373,7 @@ int route_publish(struct broker *b, struct msg *m, struct session *publisher)
 {
     LMQ_ASSERT(m != NULL);
     struct route_ctx ctx = {.broker = b, .msg = m, .publisher = publisher};
-    ctx.identity_topic = identity_under_id(m->topic.data, m->topic.len);
+    ctx.identity_topic = pipeline_under_id(m->topic.data, m->topic.len);
     b->route_gen++;
     sub_tree_match(b->subs, m->topic.data, m->topic.len, route_on_match, route_eligible, &ctx);
     if (ctx.oom)

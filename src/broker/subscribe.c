@@ -86,7 +86,7 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uin
     }
     /* Under id/ the identity rules above decide. Elsewhere the ACL, like mosquitto's, grants
      * the subscription and checks each delivery as a read of its topic (access.c). */
-    if (!identity_under_id(filter, filter_len))
+    if (!pipeline_under_id(filter, filter_len))
         access_subscribed(s, filter, filter_len);
     struct session_sub *existing = session_sub_find(s, group, group_len, filter, filter_len);
     if (existing == NULL && s->sub_count >= s->broker->cfg.limits.max_subscriptions)

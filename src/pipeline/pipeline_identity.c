@@ -293,7 +293,7 @@ int pipeline_authenticate(struct conn *c, const struct mqtt_connect *cn)
     return MQTT_RC_NOT_AUTHORIZED;
 }
 
-bool identity_under_id(const uint8_t *topic, size_t len)
+bool pipeline_under_id(const uint8_t *topic, size_t len)
 {
     LMQ_ASSERT(topic != NULL || len == 0);
     return len >= 3 && memcmp(topic, "id/", 3) == 0;
@@ -302,7 +302,7 @@ bool identity_under_id(const uint8_t *topic, size_t len)
 enum identity_topic identity_topic_parse(const uint8_t *topic, size_t len, const char **owner)
 {
     *owner = NULL;
-    if (!identity_under_id(topic, len))
+    if (!pipeline_under_id(topic, len))
         return IDENTITY_TOPIC_NONE;
     if (len < 3 + CRYPTO_IDENTITY_ID_CHARS + 1 || topic[3 + CRYPTO_IDENTITY_ID_CHARS] != '/')
         return IDENTITY_TOPIC_OTHER;
@@ -332,7 +332,7 @@ bool identity_may_subscribe(struct conn *c, const uint8_t *filter, size_t len)
 {
     /* Wildcards over identities are allowed: routing never delivers one identity's topics to
      * another (route.c); a filter naming another identity is refused outright. */
-    if (!identity_under_id(filter, len))
+    if (!pipeline_under_id(filter, len))
         return true;
     size_t rest = len - 3;
     const uint8_t *second = filter + 3;
