@@ -564,7 +564,7 @@ int pipeline_authenticate(struct conn *c, const struct mqtt_connect *cn);
  * pipeline delivers there, and nothing there is retained. */
 bool pipeline_under_id(const uint8_t *topic, size_t len);
 /* Classifies topic; *owner points at the 64-character owner id inside it (or NULL). */
-enum identity_topic identity_topic_parse(const uint8_t *topic, size_t len, const char **owner);
+enum identity_topic pipeline_topic_parse(const uint8_t *topic, size_t len, const char **owner);
 /* True when c is authenticated as owner (64 characters). */
 bool identity_owns(const struct conn *c, const char *owner);
 /* False (and a security event) for a filter naming another identity's topics. */

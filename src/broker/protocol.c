@@ -452,7 +452,7 @@ static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
     if (ack_rc != MQTT_RC_SUCCESS)
         return proto_ack_publish(c, pub, ack_rc, false, NULL);
     const char *owner = NULL;
-    enum identity_topic kind = identity_topic_parse(pub->topic.data, pub->topic.len, &owner);
+    enum identity_topic kind = pipeline_topic_parse(pub->topic.data, pub->topic.len, &owner);
     if (kind != IDENTITY_TOPIC_NONE)
         return proto_publish_identity(c, pub, kind, owner);
     if (!access_may_publish(c, s->client_id, s->client_id_len, pub->topic.data, pub->topic.len)) {

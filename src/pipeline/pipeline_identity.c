@@ -299,7 +299,7 @@ bool pipeline_under_id(const uint8_t *topic, size_t len)
     return len >= 3 && memcmp(topic, "id/", 3) == 0;
 }
 
-enum identity_topic identity_topic_parse(const uint8_t *topic, size_t len, const char **owner)
+enum identity_topic pipeline_topic_parse(const uint8_t *topic, size_t len, const char **owner)
 {
     *owner = NULL;
     if (!pipeline_under_id(topic, len))
@@ -348,7 +348,7 @@ bool identity_may_subscribe(struct conn *c, const uint8_t *filter, size_t len)
 bool identity_may_receive(const struct session *s, const uint8_t *topic, size_t len)
 {
     const char *owner = NULL;
-    if (identity_topic_parse(topic, len, &owner) == IDENTITY_TOPIC_NONE)
+    if (pipeline_topic_parse(topic, len, &owner) == IDENTITY_TOPIC_NONE)
         return true;
     /* Only a session owned by an identity has an id as its owner (see session_principal). */
     return owner != NULL && strlen(s->owner) == CRYPTO_IDENTITY_ID_CHARS &&
