@@ -539,7 +539,7 @@ enum identity_event {
     IDENTITY_EVENT_COUNT,
 };
 /* What an id/<owner>/<leaf> topic is. */
-enum identity_topic {
+enum pipeline_topic {
     IDENTITY_TOPIC_NONE = 0, /* not under id/ */
     IDENTITY_TOPIC_OTHER,    /* under id/ but no known leaf (or a malformed owner) */
     IDENTITY_TOPIC_OUTBOX,
@@ -564,7 +564,7 @@ int pipeline_authenticate(struct conn *c, const struct mqtt_connect *cn);
  * pipeline delivers there, and nothing there is retained. */
 bool pipeline_under_id(const uint8_t *topic, size_t len);
 /* Classifies topic; *owner points at the 64-character owner id inside it (or NULL). */
-enum identity_topic pipeline_topic_parse(const uint8_t *topic, size_t len, const char **owner);
+enum pipeline_topic pipeline_topic_parse(const uint8_t *topic, size_t len, const char **owner);
 /* True when c is authenticated as owner (64 characters). */
 bool identity_owns(const struct conn *c, const char *owner);
 /* False (and a security event) for a filter naming another identity's topics. */

@@ -412,7 +412,7 @@ static int proto_publish_check(struct conn *c, struct mqtt_publish *pub, uint8_t
  * server alone publishes the rest. Nothing under id/ is routed as published.
  */
 static int proto_publish_identity(struct conn *c, const struct mqtt_publish *pub,
-                                  enum identity_topic kind, const char *owner)
+                                  enum pipeline_topic kind, const char *owner)
 {
     struct session *s = c->session;
     /* Nothing under id/ is ever retained: a retained copy would reach later subscribers
@@ -452,7 +452,7 @@ static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
     if (ack_rc != MQTT_RC_SUCCESS)
         return proto_ack_publish(c, pub, ack_rc, false, NULL);
     const char *owner = NULL;
-    enum identity_topic kind = pipeline_topic_parse(pub->topic.data, pub->topic.len, &owner);
+    enum pipeline_topic kind = pipeline_topic_parse(pub->topic.data, pub->topic.len, &owner);
     if (kind != IDENTITY_TOPIC_NONE)
         return proto_publish_identity(c, pub, kind, owner);
     if (!access_may_publish(c, s->client_id, s->client_id_len, pub->topic.data, pub->topic.len)) {

@@ -299,7 +299,7 @@ bool pipeline_under_id(const uint8_t *topic, size_t len)
     return len >= 3 && memcmp(topic, "id/", 3) == 0;
 }
 
-enum identity_topic pipeline_topic_parse(const uint8_t *topic, size_t len, const char **owner)
+enum pipeline_topic pipeline_topic_parse(const uint8_t *topic, size_t len, const char **owner)
 {
     *owner = NULL;
     if (!pipeline_under_id(topic, len))
@@ -311,7 +311,7 @@ enum identity_topic pipeline_topic_parse(const uint8_t *topic, size_t len, const
     size_t leaf_len = len - (3 + CRYPTO_IDENTITY_ID_CHARS + 1);
     static const struct {
         const char *name;
-        enum identity_topic kind;
+        enum pipeline_topic kind;
     } leaves[] = {{"outbox", IDENTITY_TOPIC_OUTBOX}, {"inbox", IDENTITY_TOPIC_INBOX},
                   {"ack", IDENTITY_TOPIC_ACK},       {"reject", IDENTITY_TOPIC_REJECT},
                   {"resync", IDENTITY_TOPIC_RESYNC}, {"sync", IDENTITY_TOPIC_SYNC}};
