@@ -540,14 +540,14 @@ enum identity_event {
 };
 /* What an id/<owner>/<leaf> topic is. */
 enum pipeline_topic {
-    IDENTITY_TOPIC_NONE = 0, /* not under id/ */
-    IDENTITY_TOPIC_OTHER,    /* under id/ but no known leaf (or a malformed owner) */
-    IDENTITY_TOPIC_OUTBOX,
-    IDENTITY_TOPIC_INBOX,
-    IDENTITY_TOPIC_ACK,
-    IDENTITY_TOPIC_REJECT,
-    IDENTITY_TOPIC_RESYNC,
-    IDENTITY_TOPIC_SYNC,
+    PIPELINE_TOPIC_NONE = 0, /* not under id/ */
+    PIPELINE_TOPIC_OTHER,    /* under id/ but no known leaf (or a malformed owner) */
+    PIPELINE_TOPIC_OUTBOX,
+    PIPELINE_TOPIC_INBOX,
+    PIPELINE_TOPIC_ACK,
+    PIPELINE_TOPIC_REJECT,
+    PIPELINE_TOPIC_RESYNC,
+    PIPELINE_TOPIC_SYNC,
 };
 /* Loads (or creates on first start) the server key; sets up login state. 0 or an error after
  * printing a one-line message. */

@@ -418,7 +418,7 @@ static int proto_publish_identity(struct conn *c, const struct mqtt_publish *pub
     /* Nothing under id/ is ever retained: a retained copy would reach later subscribers
      * outside the pipeline's order and survive restarts. */
     if (!identity_owns(c, owner) || pub->retain ||
-        (kind != IDENTITY_TOPIC_OUTBOX && kind != IDENTITY_TOPIC_RESYNC)) {
+        (kind != PIPELINE_TOPIC_OUTBOX && kind != PIPELINE_TOPIC_RESYNC)) {
         identity_security_event(c->broker, c, IDENTITY_EVENT_ACL_DENIED,
                                 pub->retain ? "retained publish under id/" : "publish");
         if (c->version != MQTT_V5)
@@ -429,7 +429,7 @@ static int proto_publish_identity(struct conn *c, const struct mqtt_publish *pub
     }
     if (pub->qos == 2 && inbound_qos2_has(s, pub->packet_id))
         return proto_ack_resent_qos2(c, pub); /* not handled twice */
-    int rc = kind == IDENTITY_TOPIC_OUTBOX ? pipeline_accept(c, pub) : pipeline_resync(c, pub);
+    int rc = kind == PIPELINE_TOPIC_OUTBOX ? pipeline_accept(c, pub) : pipeline_resync(c, pub);
     /* Over the identity's rate: 3.1.1 is not read until the next second (PROTO_BLOCKED); an
      * MQTT 5 client is disconnected with 0x96, which PUBACK can't carry. */
     if (rc == PROTO_BLOCKED || rc == MQTT_RC_MESSAGE_RATE_TOO_HIGH)
@@ -453,7 +453,7 @@ static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
         return proto_ack_publish(c, pub, ack_rc, false, NULL);
     const char *owner = NULL;
     enum pipeline_topic kind = pipeline_topic_parse(pub->topic.data, pub->topic.len, &owner);
-    if (kind != IDENTITY_TOPIC_NONE)
+    if (kind != PIPELINE_TOPIC_NONE)
         return proto_publish_identity(c, pub, kind, owner);
     if (!access_may_publish(c, s->client_id, s->client_id_len, pub->topic.data, pub->topic.len)) {
         if (c->version != MQTT_V5)

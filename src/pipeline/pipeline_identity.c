@@ -303,23 +303,23 @@ enum pipeline_topic pipeline_topic_parse(const uint8_t *topic, size_t len, const
 {
     *owner = NULL;
     if (!pipeline_under_id(topic, len))
-        return IDENTITY_TOPIC_NONE;
+        return PIPELINE_TOPIC_NONE;
     if (len < 3 + CRYPTO_IDENTITY_ID_CHARS + 1 || topic[3 + CRYPTO_IDENTITY_ID_CHARS] != '/')
-        return IDENTITY_TOPIC_OTHER;
+        return PIPELINE_TOPIC_OTHER;
     *owner = (const char *)topic + 3;
     const uint8_t *leaf = topic + 3 + CRYPTO_IDENTITY_ID_CHARS + 1;
     size_t leaf_len = len - (3 + CRYPTO_IDENTITY_ID_CHARS + 1);
     static const struct {
         const char *name;
         enum pipeline_topic kind;
-    } leaves[] = {{"outbox", IDENTITY_TOPIC_OUTBOX}, {"inbox", IDENTITY_TOPIC_INBOX},
-                  {"ack", IDENTITY_TOPIC_ACK},       {"reject", IDENTITY_TOPIC_REJECT},
-                  {"resync", IDENTITY_TOPIC_RESYNC}, {"sync", IDENTITY_TOPIC_SYNC}};
+    } leaves[] = {{"outbox", PIPELINE_TOPIC_OUTBOX}, {"inbox", PIPELINE_TOPIC_INBOX},
+                  {"ack", PIPELINE_TOPIC_ACK},       {"reject", PIPELINE_TOPIC_REJECT},
+                  {"resync", PIPELINE_TOPIC_RESYNC}, {"sync", PIPELINE_TOPIC_SYNC}};
     for (size_t i = 0; i < LMQ_ARRAY_LEN(leaves); i++) {
         if (strlen(leaves[i].name) == leaf_len && memcmp(leaves[i].name, leaf, leaf_len) == 0)
             return leaves[i].kind;
     }
-    return IDENTITY_TOPIC_OTHER;
+    return PIPELINE_TOPIC_OTHER;
 }
 
 bool identity_owns(const struct conn *c, const char *owner)
@@ -348,7 +348,7 @@ bool identity_may_subscribe(struct conn *c, const uint8_t *filter, size_t len)
 bool identity_may_receive(const struct session *s, const uint8_t *topic, size_t len)
 {
     const char *owner = NULL;
-    if (pipeline_topic_parse(topic, len, &owner) == IDENTITY_TOPIC_NONE)
+    if (pipeline_topic_parse(topic, len, &owner) == PIPELINE_TOPIC_NONE)
         return true;
     /* Only a session owned by an identity has an id as its owner (see session_principal). */
     return owner != NULL && strlen(s->owner) == CRYPTO_IDENTITY_ID_CHARS &&
