@@ -566,7 +566,7 @@ bool pipeline_under_id(const uint8_t *topic, size_t len);
 /* Classifies topic; *owner points at the 64-character owner id inside it (or NULL). */
 enum pipeline_topic pipeline_topic_parse(const uint8_t *topic, size_t len, const char **owner);
 /* True when c is authenticated as owner (64 characters). */
-bool identity_owns(const struct conn *c, const char *owner);
+bool pipeline_owns(const struct conn *c, const char *owner);
 /* False (and a security event) for a filter naming another identity's topics. */
 bool identity_may_subscribe(struct conn *c, const uint8_t *filter, size_t len);
 /* False when topic belongs to an identity other than the session's owner. */

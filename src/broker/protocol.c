@@ -417,7 +417,7 @@ static int proto_publish_identity(struct conn *c, const struct mqtt_publish *pub
     struct session *s = c->session;
     /* Nothing under id/ is ever retained: a retained copy would reach later subscribers
      * outside the pipeline's order and survive restarts. */
-    if (!identity_owns(c, owner) || pub->retain ||
+    if (!pipeline_owns(c, owner) || pub->retain ||
         (kind != PIPELINE_TOPIC_OUTBOX && kind != PIPELINE_TOPIC_RESYNC)) {
         identity_security_event(c->broker, c, IDENTITY_EVENT_ACL_DENIED,
                                 pub->retain ? "retained publish under id/" : "publish");

@@ -322,7 +322,7 @@ enum pipeline_topic pipeline_topic_parse(const uint8_t *topic, size_t len, const
     return PIPELINE_TOPIC_OTHER;
 }
 
-bool identity_owns(const struct conn *c, const char *owner)
+bool pipeline_owns(const struct conn *c, const char *owner)
 {
     return owner != NULL && c->identity[0] != '\0' &&
            memcmp(c->identity, owner, CRYPTO_IDENTITY_ID_CHARS) == 0;
@@ -338,7 +338,7 @@ bool identity_may_subscribe(struct conn *c, const uint8_t *filter, size_t len)
     const uint8_t *second = filter + 3;
     if (rest == 0 || second[0] == '+' || second[0] == '#')
         return true;
-    if (rest >= CRYPTO_IDENTITY_ID_CHARS && identity_owns(c, (const char *)second) &&
+    if (rest >= CRYPTO_IDENTITY_ID_CHARS && pipeline_owns(c, (const char *)second) &&
         (rest == CRYPTO_IDENTITY_ID_CHARS || second[CRYPTO_IDENTITY_ID_CHARS] == '/'))
         return true;
     identity_security_event(c->broker, c, IDENTITY_EVENT_ACL_DENIED, "subscribe");
