@@ -568,9 +568,9 @@ enum pipeline_topic pipeline_topic_parse(const uint8_t *topic, size_t len, const
 /* True when c is authenticated as owner (64 characters). */
 bool pipeline_owns(const struct conn *c, const char *owner);
 /* False (and a security event) for a filter naming another identity's topics. */
-bool identity_may_subscribe(struct conn *c, const uint8_t *filter, size_t len);
+bool pipeline_may_subscribe(struct conn *c, const uint8_t *filter, size_t len);
 /* False when topic belongs to an identity other than the session's owner. */
-bool identity_may_receive(const struct session *s, const uint8_t *topic, size_t len);
+bool pipeline_may_receive(const struct session *s, const uint8_t *topic, size_t len);
 /* Counts and logs one security event (c may be NULL). */
 void identity_security_event(struct broker *b, struct conn *c, enum identity_event kind,
                              const char *detail);

@@ -441,7 +441,7 @@ static enum retain_step retain_visit(struct session *s, struct retain_cursor *cu
     struct broker *b = s->broker;
     struct msg *m = n->msg;
     uint32_t remaining_s;
-    /* Under id/ not even to its owner: stricter than identity_may_receive(), which live
+    /* Under id/ not even to its owner: stricter than pipeline_may_receive(), which live
      * delivery applies, because nothing retained there can be genuine. */
     if (m == NULL || n->seq > cur->seq_max || !retain_matches(cur, n) ||
         pipeline_under_id(m->topic.data, m->topic.len) ||

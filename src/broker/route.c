@@ -227,7 +227,7 @@ static void route_on_match(void *arg, const struct sub_tree_entry *e)
     if ((e->options & MQTT_SUBOPT_NO_LOCAL) && e->share_group == NULL && s == ctx->publisher)
         return;
     /* id/<X>/... reaches X's sessions only, whatever wildcard another subscribed with. */
-    if (ctx->identity_topic && !identity_may_receive(s, ctx->msg->topic.data, ctx->msg->topic.len))
+    if (ctx->identity_topic && !pipeline_may_receive(s, ctx->msg->topic.data, ctx->msg->topic.len))
         return;
     struct route_target *t;
     if (s->route_gen == ctx->broker->route_gen) {

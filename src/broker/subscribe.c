@@ -77,7 +77,7 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uin
                                           &filter, &filter_len);
     /* The identity rules apply to the filter a shared subscription names, after its group:
      * $share/<g>/id/<victim>/inbox is id/<victim>/inbox. */
-    if (!identity_may_subscribe(c, filter, filter_len))
+    if (!pipeline_may_subscribe(c, filter, filter_len))
         return c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0x80;
     if (shared && (e->options & MQTT_SUBOPT_NO_LOCAL)) {
         *fatal = MQTT_RC_PROTOCOL_ERROR; /* [MQTT-3.8.3-4] */

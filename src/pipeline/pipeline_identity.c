@@ -328,7 +328,7 @@ bool pipeline_owns(const struct conn *c, const char *owner)
            memcmp(c->identity, owner, CRYPTO_IDENTITY_ID_CHARS) == 0;
 }
 
-bool identity_may_subscribe(struct conn *c, const uint8_t *filter, size_t len)
+bool pipeline_may_subscribe(struct conn *c, const uint8_t *filter, size_t len)
 {
     /* Wildcards over identities are allowed: routing never delivers one identity's topics to
      * another (route.c); a filter naming another identity is refused outright. */
@@ -345,7 +345,7 @@ bool identity_may_subscribe(struct conn *c, const uint8_t *filter, size_t len)
     return false;
 }
 
-bool identity_may_receive(const struct session *s, const uint8_t *topic, size_t len)
+bool pipeline_may_receive(const struct session *s, const uint8_t *topic, size_t len)
 {
     const char *owner = NULL;
     if (pipeline_topic_parse(topic, len, &owner) == PIPELINE_TOPIC_NONE)
