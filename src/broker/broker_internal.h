@@ -572,7 +572,7 @@ bool pipeline_may_subscribe(struct conn *c, const uint8_t *filter, size_t len);
 /* False when topic belongs to an identity other than the session's owner. */
 bool pipeline_may_receive(const struct session *s, const uint8_t *topic, size_t len);
 /* Counts and logs one security event (c may be NULL). */
-void identity_security_event(struct broker *b, struct conn *c, enum identity_event kind,
+void security_event(struct broker *b, struct conn *c, enum identity_event kind,
                              const char *detail);
 const char *identity_event_name(enum identity_event kind);
 

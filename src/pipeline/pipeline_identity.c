@@ -47,7 +47,7 @@ const char *identity_event_name(enum identity_event kind)
     return identity_event_names[kind];
 }
 
-void identity_security_event(struct broker *b, struct conn *c, enum identity_event kind,
+void security_event(struct broker *b, struct conn *c, enum identity_event kind,
                              const char *detail)
 {
     LMQ_ASSERT(b != NULL && kind < IDENTITY_EVENT_COUNT);
@@ -166,7 +166,7 @@ static int identity_token(struct broker *b, json_t *body, struct http_response *
         return identity_error(resp, out, 400, "expected pub, nonce and sig");
     uint8_t issued_to[CRYPTO_ED25519_PUB_BYTES];
     if (!pipeline_nonce_take(b, nonce, nonce_len, PIPELINE_NONCE_HTTP, issued_to)) {
-        identity_security_event(b, NULL, IDENTITY_EVENT_REUSED_NONCE, "unknown, used or expired");
+        security_event(b, NULL, IDENTITY_EVENT_REUSED_NONCE, "unknown, used or expired");
         return identity_error(resp, out, 401, "unknown, used or expired nonce");
     }
     bool same_key = memcmp(issued_to, pub, sizeof(pub)) == 0;
@@ -174,7 +174,7 @@ static int identity_token(struct broker *b, json_t *body, struct http_response *
     memcpy(msg, IDENTITY_AUTH_PREFIX, sizeof(IDENTITY_AUTH_PREFIX) - 1);
     memcpy(msg + sizeof(IDENTITY_AUTH_PREFIX) - 1, nonce, PIPELINE_NONCE_CHARS);
     if (!same_key || !crypto_ed25519_verify(pub, msg, sizeof(msg), sig)) {
-        identity_security_event(b, NULL, IDENTITY_EVENT_BAD_LOGIN,
+        security_event(b, NULL, IDENTITY_EVENT_BAD_LOGIN,
                                 same_key ? "bad signature" : "nonce issued to another key");
         return identity_error(resp, out, 401, "bad signature");
     }
@@ -289,7 +289,7 @@ int pipeline_authenticate(struct conn *c, const struct mqtt_connect *cn)
     enum lmq_anonymous_mode mode = b->cfg.auth.anonymous;
     if (mode == LMQ_ANONYMOUS_ALWAYS || (mode == LMQ_ANONYMOUS_LOOPBACK && identity_loopback(c)))
         return MQTT_RC_SUCCESS;
-    identity_security_event(b, c, IDENTITY_EVENT_ANONYMOUS_REFUSED, NULL);
+    security_event(b, c, IDENTITY_EVENT_ANONYMOUS_REFUSED, NULL);
     return MQTT_RC_NOT_AUTHORIZED;
 }
 
@@ -341,7 +341,7 @@ bool pipeline_may_subscribe(struct conn *c, const uint8_t *filter, size_t len)
     if (rest >= CRYPTO_IDENTITY_ID_CHARS && pipeline_owns(c, (const char *)second) &&
         (rest == CRYPTO_IDENTITY_ID_CHARS || second[CRYPTO_IDENTITY_ID_CHARS] == '/'))
         return true;
-    identity_security_event(c->broker, c, IDENTITY_EVENT_ACL_DENIED, "subscribe");
+    security_event(c->broker, c, IDENTITY_EVENT_ACL_DENIED, "subscribe");
     return false;
 }
 

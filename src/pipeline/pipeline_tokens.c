@@ -232,7 +232,7 @@ int pipeline_tokens_authenticate(struct conn *c, const struct mqtt_connect *cn)
     LMQ_ASSERT(cn->has_username && c->identity[0] == '\0');
     char token[CRYPTO_JWT_MAX_BYTES + 1];
     if (!cn->has_password || cn->password.len > CRYPTO_JWT_MAX_BYTES) {
-        identity_security_event(b, c, IDENTITY_EVENT_BAD_TOKEN, "no usable password");
+        security_event(b, c, IDENTITY_EVENT_BAD_TOKEN, "no usable password");
         return MQTT_RC_BAD_USER_NAME_OR_PASSWORD;
     }
     memcpy(token, cn->password.data, cn->password.len);
@@ -241,12 +241,12 @@ int pipeline_tokens_authenticate(struct conn *c, const struct mqtt_connect *cn)
     enum identity_event kind = IDENTITY_EVENT_BAD_TOKEN;
     const char *detail = NULL;
     if (tokens_verify(b, token, cn->password.len, &claims, &kind, &detail) != LMQ_OK) {
-        identity_security_event(b, c, kind, detail);
+        security_event(b, c, kind, detail);
         return MQTT_RC_BAD_USER_NAME_OR_PASSWORD;
     }
     if (cn->username.len != CRYPTO_IDENTITY_ID_CHARS ||
         memcmp(cn->username.data, claims.sub, CRYPTO_IDENTITY_ID_CHARS) != 0) {
-        identity_security_event(b, c, IDENTITY_EVENT_BAD_TOKEN, "username is not the token's");
+        security_event(b, c, IDENTITY_EVENT_BAD_TOKEN, "username is not the token's");
         return MQTT_RC_BAD_USER_NAME_OR_PASSWORD;
     }
     memcpy(c->identity, claims.sub, CRYPTO_IDENTITY_ID_BYTES);
@@ -324,7 +324,7 @@ int pipeline_tokens_http_bearer(struct broker *b, const struct http_request *req
     if (rc != LMQ_OK) {
         char text[96];
         snprintf(text, sizeof(text), "http bearer: %s", detail);
-        identity_security_event(b, NULL, kind, text);
+        security_event(b, NULL, kind, text);
         *reason = kind == IDENTITY_EVENT_REVOKED_TOKEN   ? "token revoked"
                   : kind == IDENTITY_EVENT_EXPIRED_TOKEN ? "token expired"
                                                          : "invalid token";
