@@ -574,7 +574,7 @@ bool pipeline_may_receive(const struct session *s, const uint8_t *topic, size_t 
 /* Counts and logs one security event (c may be NULL). */
 void security_event(struct broker *b, struct conn *c, enum identity_event kind,
                              const char *detail);
-const char *identity_event_name(enum identity_event kind);
+const char *security_event_name(enum identity_event kind);
 
 /* tokens.c: login tokens at CONNECT, revocation, connections ended with their token. */
 /* Loads the stored revocations (recovery). 0 or an error. */

@@ -22,7 +22,7 @@
 #define IDENTITY_ISSUER "ledgermq"
 #define IDENTITY_KEY_FILE "server.key.json"
 
-static const char *const identity_event_names[IDENTITY_EVENT_COUNT] = {
+static const char *const security_event_names[IDENTITY_EVENT_COUNT] = {
     [IDENTITY_EVENT_BAD_TOKEN] = "bad_token",
     [IDENTITY_EVENT_EXPIRED_TOKEN] = "expired_token",
     [IDENTITY_EVENT_BAD_LOGIN] = "bad_login",
@@ -41,10 +41,10 @@ static const char *const identity_event_names[IDENTITY_EVENT_COUNT] = {
 };
 _Static_assert(IDENTITY_EVENT_COUNT <= 32, "struct broker counts at most 32 security events");
 
-const char *identity_event_name(enum identity_event kind)
+const char *security_event_name(enum identity_event kind)
 {
     LMQ_ASSERT(kind < IDENTITY_EVENT_COUNT);
-    return identity_event_names[kind];
+    return security_event_names[kind];
 }
 
 void security_event(struct broker *b, struct conn *c, enum identity_event kind,
@@ -55,7 +55,7 @@ void security_event(struct broker *b, struct conn *c, enum identity_event kind,
     struct lmq_log_line line;
     if (!lmq_log_begin(&line, LMQ_LOG_WARN, "security"))
         return;
-    lmq_log_str(&line, "kind", identity_event_names[kind]);
+    lmq_log_str(&line, "kind", security_event_names[kind]);
     if (c != NULL) {
         lmq_log_uint(&line, "conn", c->id);
         lmq_log_str(&line, "remote", c->remote);
