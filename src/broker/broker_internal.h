@@ -425,7 +425,7 @@ struct broker {
     size_t checkpoint_len;
     uint64_t checkpoint_size;
     uint8_t checkpoint_root[LEDGER_MERKLE_HASH_BYTES];
-    uint64_t security_events[32]; /* by enum identity_event (IDENTITY_EVENT_COUNT <= 32) */
+    uint64_t security_events[32]; /* by enum security_event (IDENTITY_EVENT_COUNT <= 32) */
     uint64_t next_conn_id;
     uint64_t next_msg_id;
     uint64_t route_gen;
@@ -520,7 +520,7 @@ struct http_response;
 struct http_buf;
 
 /* identity.c: login, CONNECT authentication, identity topics, security events. */
-enum identity_event {
+enum security_event {
     IDENTITY_EVENT_BAD_TOKEN = 0,
     IDENTITY_EVENT_EXPIRED_TOKEN,
     IDENTITY_EVENT_BAD_LOGIN,
@@ -572,9 +572,9 @@ bool pipeline_may_subscribe(struct conn *c, const uint8_t *filter, size_t len);
 /* False when topic belongs to an identity other than the session's owner. */
 bool pipeline_may_receive(const struct session *s, const uint8_t *topic, size_t len);
 /* Counts and logs one security event (c may be NULL). */
-void security_event(struct broker *b, struct conn *c, enum identity_event kind,
+void security_event(struct broker *b, struct conn *c, enum security_event kind,
                              const char *detail);
-const char *security_event_name(enum identity_event kind);
+const char *security_event_name(enum security_event kind);
 
 /* tokens.c: login tokens at CONNECT, revocation, connections ended with their token. */
 /* Loads the stored revocations (recovery). 0 or an error. */

@@ -64,7 +64,7 @@ static int metrics_broker(struct broker *b, struct http_buf *out)
                  "Refused logins, tokens, permissions, signatures, replays, rate limits.");
     for (int k = 0; k < IDENTITY_EVENT_COUNT; k++)
         rc |= http_buf_printf(out, "ledgermq_security_events_total{kind=\"%s\"} %" PRIu64 "\n",
-                              security_event_name((enum identity_event)k), b->security_events[k]);
+                              security_event_name((enum security_event)k), b->security_events[k]);
     rc |= METRIC(out, "auth_failures_total", "counter", "CONNECTs refused for their credentials.");
     rc |= http_buf_printf(out, "ledgermq_auth_failures_total %" PRIu64 "\n",
                           b->security_events[IDENTITY_EVENT_BAD_TOKEN] +

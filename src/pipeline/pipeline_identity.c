@@ -41,13 +41,13 @@ static const char *const security_event_names[IDENTITY_EVENT_COUNT] = {
 };
 _Static_assert(IDENTITY_EVENT_COUNT <= 32, "struct broker counts at most 32 security events");
 
-const char *security_event_name(enum identity_event kind)
+const char *security_event_name(enum security_event kind)
 {
     LMQ_ASSERT(kind < IDENTITY_EVENT_COUNT);
     return security_event_names[kind];
 }
 
-void security_event(struct broker *b, struct conn *c, enum identity_event kind,
+void security_event(struct broker *b, struct conn *c, enum security_event kind,
                              const char *detail)
 {
     LMQ_ASSERT(b != NULL && kind < IDENTITY_EVENT_COUNT);

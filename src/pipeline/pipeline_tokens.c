@@ -201,7 +201,7 @@ void pipeline_tokens_destroy(struct broker *b)
  * security event's kind in *kind and its detail in *detail.
  */
 static int tokens_verify(struct broker *b, const char *token, size_t len,
-                         struct crypto_jwt_claims *claims, enum identity_event *kind,
+                         struct crypto_jwt_claims *claims, enum security_event *kind,
                          const char **detail)
 {
     enum crypto_jwt_verdict verdict;
@@ -238,7 +238,7 @@ int pipeline_tokens_authenticate(struct conn *c, const struct mqtt_connect *cn)
     memcpy(token, cn->password.data, cn->password.len);
     token[cn->password.len] = '\0';
     struct crypto_jwt_claims claims;
-    enum identity_event kind = IDENTITY_EVENT_BAD_TOKEN;
+    enum security_event kind = IDENTITY_EVENT_BAD_TOKEN;
     const char *detail = NULL;
     if (tokens_verify(b, token, cn->password.len, &claims, &kind, &detail) != LMQ_OK) {
         security_event(b, c, kind, detail);
@@ -312,7 +312,7 @@ int pipeline_tokens_http_bearer(struct broker *b, const struct http_request *req
         token_len--;
     }
     struct crypto_jwt_claims claims;
-    enum identity_event kind = IDENTITY_EVENT_BAD_TOKEN;
+    enum security_event kind = IDENTITY_EVENT_BAD_TOKEN;
     const char *detail = "malformed";
     char copy[CRYPTO_JWT_MAX_BYTES + 1];
     int rc = LMQ_EPROTO;
