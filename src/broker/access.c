@@ -158,7 +158,7 @@ static int access_password_start(struct conn *c, const struct mqtt_connect *cn)
     if (!cn->has_password || cn->password.len > CRYPTO_PASSWD_PASSWORD_MAX_BYTES ||
         user_len > CRYPTO_PASSWD_USER_MAX_BYTES) {
         /* Nothing to hash, or no such user can exist: refused without the wait. */
-        security_event(b, c, IDENTITY_EVENT_BAD_PASSWORD, "no usable user or password");
+        security_event(b, c, SECURITY_EVENT_BAD_PASSWORD, "no usable user or password");
         return MQTT_RC_BAD_USER_NAME_OR_PASSWORD;
     }
     struct access_guard_entry *guard = NULL;
@@ -208,7 +208,7 @@ int access_password(struct conn *c, const struct mqtt_connect *cn)
                    memcmp(c->user, cn->username.data, c->user_len) == 0);
         return MQTT_RC_SUCCESS;
     case CONN_PASSWORD_FAILED:
-        security_event(c->broker, c, IDENTITY_EVENT_BAD_PASSWORD, c->user);
+        security_event(c->broker, c, SECURITY_EVENT_BAD_PASSWORD, c->user);
         c->user[0] = '\0';
         c->user_len = 0;
         return MQTT_RC_BAD_USER_NAME_OR_PASSWORD;
@@ -224,7 +224,7 @@ static void access_denied(struct conn *c, const char *what, const uint8_t *topic
     char detail[ACCESS_DETAIL_TOPIC_MAX_BYTES + 16];
     int shown = (int)LMQ_MIN(len, ACCESS_DETAIL_TOPIC_MAX_BYTES);
     snprintf(detail, sizeof(detail), "%s %.*s", what, shown, (const char *)topic);
-    security_event(c->broker, c, IDENTITY_EVENT_ACL_DENIED, detail);
+    security_event(c->broker, c, SECURITY_EVENT_ACL_DENIED, detail);
 }
 
 bool access_may_publish(struct conn *c, const uint8_t *client_id, size_t client_id_len,

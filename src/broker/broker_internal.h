@@ -425,7 +425,7 @@ struct broker {
     size_t checkpoint_len;
     uint64_t checkpoint_size;
     uint8_t checkpoint_root[LEDGER_MERKLE_HASH_BYTES];
-    uint64_t security_events[32]; /* by enum security_event (IDENTITY_EVENT_COUNT <= 32) */
+    uint64_t security_events[32]; /* by enum security_event (SECURITY_EVENT_COUNT <= 32) */
     uint64_t next_conn_id;
     uint64_t next_msg_id;
     uint64_t route_gen;
@@ -521,22 +521,22 @@ struct http_buf;
 
 /* identity.c: login, CONNECT authentication, identity topics, security events. */
 enum security_event {
-    IDENTITY_EVENT_BAD_TOKEN = 0,
-    IDENTITY_EVENT_EXPIRED_TOKEN,
-    IDENTITY_EVENT_BAD_LOGIN,
-    IDENTITY_EVENT_REUSED_NONCE,
-    IDENTITY_EVENT_ACL_DENIED,
-    IDENTITY_EVENT_BAD_SIGNATURE,
-    IDENTITY_EVENT_NOT_SENDER,
-    IDENTITY_EVENT_REPLAY,
-    IDENTITY_EVENT_RATE_LIMITED,
-    IDENTITY_EVENT_ANONYMOUS_REFUSED,
-    IDENTITY_EVENT_BAD_PASSWORD,
-    IDENTITY_EVENT_SESSION_QUOTA,
-    IDENTITY_EVENT_SESSION_OWNER,
-    IDENTITY_EVENT_REVOKED_TOKEN, /* a revoked token at CONNECT or on /auth/revoke */
-    IDENTITY_EVENT_LEDGER_QUOTA,  /* an envelope over [auth] ledger_bytes_per_day */
-    IDENTITY_EVENT_COUNT,
+    SECURITY_EVENT_BAD_TOKEN = 0,
+    SECURITY_EVENT_EXPIRED_TOKEN,
+    SECURITY_EVENT_BAD_LOGIN,
+    SECURITY_EVENT_REUSED_NONCE,
+    SECURITY_EVENT_ACL_DENIED,
+    SECURITY_EVENT_BAD_SIGNATURE,
+    SECURITY_EVENT_NOT_SENDER,
+    SECURITY_EVENT_REPLAY,
+    SECURITY_EVENT_RATE_LIMITED,
+    SECURITY_EVENT_ANONYMOUS_REFUSED,
+    SECURITY_EVENT_BAD_PASSWORD,
+    SECURITY_EVENT_SESSION_QUOTA,
+    SECURITY_EVENT_SESSION_OWNER,
+    SECURITY_EVENT_REVOKED_TOKEN, /* a revoked token at CONNECT or on /auth/revoke */
+    SECURITY_EVENT_LEDGER_QUOTA,  /* an envelope over [auth] ledger_bytes_per_day */
+    SECURITY_EVENT_COUNT,
 };
 /* What an id/<owner>/<leaf> topic is. */
 enum pipeline_topic {

@@ -166,13 +166,13 @@ static uint8_t eauth_verify(struct conn *c, const struct mqtt_disconnect *d,
     ea->nonce[0] = '\0';
     if (!pipeline_nonce_take(b, text, PIPELINE_NONCE_CHARS, PIPELINE_NONCE_MQTT, issued_to)) {
         /* Expired (PIPELINE_NONCE_TTL_MS) or evicted by newer challenges from the same address. */
-        security_event(b, c, IDENTITY_EVENT_REUSED_NONCE, "mqtt: challenge expired");
+        security_event(b, c, SECURITY_EVENT_REUSED_NONCE, "mqtt: challenge expired");
         *why = "challenge expired or evicted: authenticate again";
         return MQTT_RC_NOT_AUTHORIZED;
     }
     LMQ_ASSERT(memcmp(issued_to, ea->pub, sizeof(issued_to)) == 0);
     if (!eauth_data(&d->props, CRYPTO_ED25519_SIG_BYTES)) {
-        security_event(b, c, IDENTITY_EVENT_BAD_LOGIN, "mqtt: no 64-byte signature");
+        security_event(b, c, SECURITY_EVENT_BAD_LOGIN, "mqtt: no 64-byte signature");
         *why = "Authentication Data must be the 64-byte Ed25519 signature";
         return MQTT_RC_NOT_AUTHORIZED;
     }
@@ -182,7 +182,7 @@ static uint8_t eauth_verify(struct conn *c, const struct mqtt_disconnect *d,
     LMQ_ASSERT(rc == LMQ_OK && n == sizeof(nonce));
     if (!crypto_mqtt_auth_verify(ea->pub, b->server_key.id, nonce, client_id.data, client_id.len,
                                  d->props.authentication_data.data)) {
-        security_event(b, c, IDENTITY_EVENT_BAD_LOGIN, "mqtt: bad signature");
+        security_event(b, c, SECURITY_EVENT_BAD_LOGIN, "mqtt: bad signature");
         *why = "bad signature";
         return MQTT_RC_NOT_AUTHORIZED;
     }
@@ -231,7 +231,7 @@ static int eauth_connect_token(struct conn *c, const struct mqtt_connect *cn)
     if (crypto_identity_id(c->eauth->pub, id) != LMQ_OK)
         return eauth_refuse(c, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR, "out of memory");
     if (memcmp(id, c->identity, CRYPTO_IDENTITY_ID_BYTES) != 0) {
-        security_event(c->broker, c, IDENTITY_EVENT_BAD_TOKEN,
+        security_event(c->broker, c, SECURITY_EVENT_BAD_TOKEN,
                                 "mqtt: Authentication Data is not the token's key");
         return eauth_refuse(c, MQTT_RC_BAD_USER_NAME_OR_PASSWORD,
                             "Authentication Data is not the key of the token's identity");
@@ -260,7 +260,7 @@ int enhanced_auth_connect(struct conn *c, const struct mqtt_packet *pkt)
                             "unsupported Authentication Method (supported: " CRYPTO_MQTT_AUTH_METHOD
                             ")");
     if (!eauth_data(p, CRYPTO_ED25519_PUB_BYTES)) {
-        security_event(c->broker, c, IDENTITY_EVENT_BAD_LOGIN,
+        security_event(c->broker, c, SECURITY_EVENT_BAD_LOGIN,
                                 "mqtt: no 32-byte public key");
         return eauth_refuse(c, MQTT_RC_NOT_AUTHORIZED,
                             "Authentication Data must be the 32-byte Ed25519 public key");
@@ -367,7 +367,7 @@ static int eauth_reauth(struct conn *c, const struct mqtt_disconnect *d)
         if ((d->props.present & MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_DATA)) &&
             (d->props.authentication_data.len != CRYPTO_ED25519_PUB_BYTES ||
              memcmp(d->props.authentication_data.data, ea->pub, CRYPTO_ED25519_PUB_BYTES) != 0)) {
-            security_event(c->broker, c, IDENTITY_EVENT_BAD_LOGIN,
+            security_event(c->broker, c, SECURITY_EVENT_BAD_LOGIN,
                                     "mqtt: re-authentication with another key");
             return MQTT_RC_NOT_AUTHORIZED;
         }

@@ -62,16 +62,16 @@ static int metrics_broker(struct broker *b, struct http_buf *out)
                           st->ws_protocol_errors);
     rc |= METRIC(out, "security_events_total", "counter",
                  "Refused logins, tokens, permissions, signatures, replays, rate limits.");
-    for (int k = 0; k < IDENTITY_EVENT_COUNT; k++)
+    for (int k = 0; k < SECURITY_EVENT_COUNT; k++)
         rc |= http_buf_printf(out, "ledgermq_security_events_total{kind=\"%s\"} %" PRIu64 "\n",
                               security_event_name((enum security_event)k), b->security_events[k]);
     rc |= METRIC(out, "auth_failures_total", "counter", "CONNECTs refused for their credentials.");
     rc |= http_buf_printf(out, "ledgermq_auth_failures_total %" PRIu64 "\n",
-                          b->security_events[IDENTITY_EVENT_BAD_TOKEN] +
-                              b->security_events[IDENTITY_EVENT_EXPIRED_TOKEN] +
-                              b->security_events[IDENTITY_EVENT_REVOKED_TOKEN] +
-                              b->security_events[IDENTITY_EVENT_ANONYMOUS_REFUSED] +
-                              b->security_events[IDENTITY_EVENT_BAD_PASSWORD]);
+                          b->security_events[SECURITY_EVENT_BAD_TOKEN] +
+                              b->security_events[SECURITY_EVENT_EXPIRED_TOKEN] +
+                              b->security_events[SECURITY_EVENT_REVOKED_TOKEN] +
+                              b->security_events[SECURITY_EVENT_ANONYMOUS_REFUSED] +
+                              b->security_events[SECURITY_EVENT_BAD_PASSWORD]);
     rc |= METRIC(out, "ledger_envelopes", "gauge", "Envelopes in the ledger.");
     rc |= http_buf_printf(out, "ledgermq_ledger_envelopes %" PRIu64 "\n", b->ledger_size);
     rc |= METRIC(out, "sessions", "gauge", "Sessions, online and offline.");

@@ -162,7 +162,7 @@ static bool proto_will_allowed(struct conn *c, const struct mqtt_connect *cn)
 {
     LMQ_ASSERT(cn->will_flag);
     if (pipeline_under_id(cn->will_topic.data, cn->will_topic.len)) {
-        security_event(c->broker, c, IDENTITY_EVENT_ACL_DENIED, "will under id/");
+        security_event(c->broker, c, SECURITY_EVENT_ACL_DENIED, "will under id/");
         return false;
     }
     return access_may_publish(c, cn->client_id.data, cn->client_id.len, cn->will_topic.data,
@@ -419,7 +419,7 @@ static int proto_publish_identity(struct conn *c, const struct mqtt_publish *pub
      * outside the pipeline's order and survive restarts. */
     if (!pipeline_owns(c, owner) || pub->retain ||
         (kind != PIPELINE_TOPIC_OUTBOX && kind != PIPELINE_TOPIC_RESYNC)) {
-        security_event(c->broker, c, IDENTITY_EVENT_ACL_DENIED,
+        security_event(c->broker, c, SECURITY_EVENT_ACL_DENIED,
                                 pub->retain ? "retained publish under id/" : "publish");
         if (c->version != MQTT_V5)
             return MQTT_RC_NOT_AUTHORIZED; /* 3.1.1 can only close */

@@ -118,7 +118,7 @@ static bool recovery_forbidden_topic(struct recovery *r, struct lmq_bytes client
     struct store_record rec = {.type = del, .client_id = client_id, .topic = sm->topic};
     commit_store_write(r->broker, &rec);
     r->dropped++;
-    security_event(r->broker, NULL, IDENTITY_EVENT_ACL_DENIED,
+    security_event(r->broker, NULL, SECURITY_EVENT_ACL_DENIED,
                             del == STORE_WILL_DELETE ? "stored will under id/ dropped"
                                                      : "stored retained message under id/ dropped");
     return true;

@@ -347,7 +347,7 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
     if (s != NULL && s->owner[0] != '\0' && strcmp(s->owner, principal) != 0) {
         /* A session belongs to the principal that created it: neither a takeover nor a clean
          * start may cross principals (its queue and subscriptions would change hands). */
-        security_event(b, c, IDENTITY_EVENT_SESSION_OWNER,
+        security_event(b, c, SECURITY_EVENT_SESSION_OWNER,
                                 "client id belongs to a session of another principal");
         *reason_code = MQTT_RC_NOT_AUTHORIZED;
         return LMQ_EINVAL;

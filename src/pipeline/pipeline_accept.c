@@ -168,7 +168,7 @@ static bool ledger_rate_ok(struct broker *b, struct conn *c, struct ledger_ident
         /* Once per window: a 3.1.1 publisher held back is retried every tick. */
         if (li->rate_logged_window != li->rate_window_start_ms + 1) {
             li->rate_logged_window = li->rate_window_start_ms + 1;
-            security_event(b, c, IDENTITY_EVENT_RATE_LIMITED, "envelope_rate_per_s");
+            security_event(b, c, SECURITY_EVENT_RATE_LIMITED, "envelope_rate_per_s");
         }
         return false;
     }
@@ -223,7 +223,7 @@ static void ledger_not_next(struct broker *b, struct conn *c, struct ledger_iden
                                                      env->prev, link, found ? prior.link : NULL);
     if (v == LEDGER_CHAIN_RESEND) {
         if (env->seq != li->last_seq)
-            security_event(b, c, IDENTITY_EVENT_REPLAY, "resend of an older envelope");
+            security_event(b, c, SECURITY_EVENT_REPLAY, "resend of an older envelope");
         pipeline_tree_queue_ack(b, c->identity, &prior);
         return;
     }
@@ -310,10 +310,10 @@ int pipeline_accept(struct conn *c, const struct mqtt_publish *pub)
     if (ledger_envelope_link(&env, link) != LMQ_OK) {
         rc = MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     } else if (ledger_envelope_verify(&env, &reason) != LMQ_OK) {
-        security_event(b, c, IDENTITY_EVENT_BAD_SIGNATURE, reason);
+        security_event(b, c, SECURITY_EVENT_BAD_SIGNATURE, reason);
         ledger_reject(b, c, env.seq, link, "bad_signature", NULL);
     } else if (strcmp(env.from, c->identity) != 0) {
-        security_event(b, c, IDENTITY_EVENT_NOT_SENDER, env.from);
+        security_event(b, c, SECURITY_EVENT_NOT_SENDER, env.from);
         ledger_reject(b, c, env.seq, link, "not_sender", NULL);
     } else if (ledger_chain_check(sender->last_seq, sender->last_link, env.seq, env.prev, link,
                                   NULL) == LEDGER_CHAIN_NEXT) {

@@ -22,35 +22,35 @@
 #define IDENTITY_ISSUER "ledgermq"
 #define IDENTITY_KEY_FILE "server.key.json"
 
-static const char *const security_event_names[IDENTITY_EVENT_COUNT] = {
-    [IDENTITY_EVENT_BAD_TOKEN] = "bad_token",
-    [IDENTITY_EVENT_EXPIRED_TOKEN] = "expired_token",
-    [IDENTITY_EVENT_BAD_LOGIN] = "bad_login",
-    [IDENTITY_EVENT_REUSED_NONCE] = "reused_nonce",
-    [IDENTITY_EVENT_ACL_DENIED] = "acl_denied",
-    [IDENTITY_EVENT_BAD_SIGNATURE] = "bad_signature",
-    [IDENTITY_EVENT_NOT_SENDER] = "not_sender",
-    [IDENTITY_EVENT_REPLAY] = "replay",
-    [IDENTITY_EVENT_RATE_LIMITED] = "rate_limited",
-    [IDENTITY_EVENT_ANONYMOUS_REFUSED] = "anonymous_refused",
-    [IDENTITY_EVENT_BAD_PASSWORD] = "bad_password",
-    [IDENTITY_EVENT_SESSION_QUOTA] = "session_quota",
-    [IDENTITY_EVENT_SESSION_OWNER] = "session_owner",
-    [IDENTITY_EVENT_REVOKED_TOKEN] = "revoked_token",
-    [IDENTITY_EVENT_LEDGER_QUOTA] = "ledger_quota",
+static const char *const security_event_names[SECURITY_EVENT_COUNT] = {
+    [SECURITY_EVENT_BAD_TOKEN] = "bad_token",
+    [SECURITY_EVENT_EXPIRED_TOKEN] = "expired_token",
+    [SECURITY_EVENT_BAD_LOGIN] = "bad_login",
+    [SECURITY_EVENT_REUSED_NONCE] = "reused_nonce",
+    [SECURITY_EVENT_ACL_DENIED] = "acl_denied",
+    [SECURITY_EVENT_BAD_SIGNATURE] = "bad_signature",
+    [SECURITY_EVENT_NOT_SENDER] = "not_sender",
+    [SECURITY_EVENT_REPLAY] = "replay",
+    [SECURITY_EVENT_RATE_LIMITED] = "rate_limited",
+    [SECURITY_EVENT_ANONYMOUS_REFUSED] = "anonymous_refused",
+    [SECURITY_EVENT_BAD_PASSWORD] = "bad_password",
+    [SECURITY_EVENT_SESSION_QUOTA] = "session_quota",
+    [SECURITY_EVENT_SESSION_OWNER] = "session_owner",
+    [SECURITY_EVENT_REVOKED_TOKEN] = "revoked_token",
+    [SECURITY_EVENT_LEDGER_QUOTA] = "ledger_quota",
 };
-_Static_assert(IDENTITY_EVENT_COUNT <= 32, "struct broker counts at most 32 security events");
+_Static_assert(SECURITY_EVENT_COUNT <= 32, "struct broker counts at most 32 security events");
 
 const char *security_event_name(enum security_event kind)
 {
-    LMQ_ASSERT(kind < IDENTITY_EVENT_COUNT);
+    LMQ_ASSERT(kind < SECURITY_EVENT_COUNT);
     return security_event_names[kind];
 }
 
 void security_event(struct broker *b, struct conn *c, enum security_event kind,
                              const char *detail)
 {
-    LMQ_ASSERT(b != NULL && kind < IDENTITY_EVENT_COUNT);
+    LMQ_ASSERT(b != NULL && kind < SECURITY_EVENT_COUNT);
     b->security_events[kind]++;
     struct lmq_log_line line;
     if (!lmq_log_begin(&line, LMQ_LOG_WARN, "security"))
@@ -166,7 +166,7 @@ static int identity_token(struct broker *b, json_t *body, struct http_response *
         return identity_error(resp, out, 400, "expected pub, nonce and sig");
     uint8_t issued_to[CRYPTO_ED25519_PUB_BYTES];
     if (!pipeline_nonce_take(b, nonce, nonce_len, PIPELINE_NONCE_HTTP, issued_to)) {
-        security_event(b, NULL, IDENTITY_EVENT_REUSED_NONCE, "unknown, used or expired");
+        security_event(b, NULL, SECURITY_EVENT_REUSED_NONCE, "unknown, used or expired");
         return identity_error(resp, out, 401, "unknown, used or expired nonce");
     }
     bool same_key = memcmp(issued_to, pub, sizeof(pub)) == 0;
@@ -174,7 +174,7 @@ static int identity_token(struct broker *b, json_t *body, struct http_response *
     memcpy(msg, IDENTITY_AUTH_PREFIX, sizeof(IDENTITY_AUTH_PREFIX) - 1);
     memcpy(msg + sizeof(IDENTITY_AUTH_PREFIX) - 1, nonce, PIPELINE_NONCE_CHARS);
     if (!same_key || !crypto_ed25519_verify(pub, msg, sizeof(msg), sig)) {
-        security_event(b, NULL, IDENTITY_EVENT_BAD_LOGIN,
+        security_event(b, NULL, SECURITY_EVENT_BAD_LOGIN,
                                 same_key ? "bad signature" : "nonce issued to another key");
         return identity_error(resp, out, 401, "bad signature");
     }
@@ -289,7 +289,7 @@ int pipeline_authenticate(struct conn *c, const struct mqtt_connect *cn)
     enum lmq_anonymous_mode mode = b->cfg.auth.anonymous;
     if (mode == LMQ_ANONYMOUS_ALWAYS || (mode == LMQ_ANONYMOUS_LOOPBACK && identity_loopback(c)))
         return MQTT_RC_SUCCESS;
-    security_event(b, c, IDENTITY_EVENT_ANONYMOUS_REFUSED, NULL);
+    security_event(b, c, SECURITY_EVENT_ANONYMOUS_REFUSED, NULL);
     return MQTT_RC_NOT_AUTHORIZED;
 }
 
@@ -341,7 +341,7 @@ bool pipeline_may_subscribe(struct conn *c, const uint8_t *filter, size_t len)
     if (rest >= CRYPTO_IDENTITY_ID_CHARS && pipeline_owns(c, (const char *)second) &&
         (rest == CRYPTO_IDENTITY_ID_CHARS || second[CRYPTO_IDENTITY_ID_CHARS] == '/'))
         return true;
-    security_event(c->broker, c, IDENTITY_EVENT_ACL_DENIED, "subscribe");
+    security_event(c->broker, c, SECURITY_EVENT_ACL_DENIED, "subscribe");
     return false;
 }
 

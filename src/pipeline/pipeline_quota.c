@@ -171,7 +171,7 @@ bool pipeline_quota_take(struct conn *c, uint64_t bytes)
     uint64_t now = clock_now_ms(b);
     if (q->logged_ms == 0 || now - q->logged_ms >= LEDGER_QUOTA_LOG_INTERVAL_MS) {
         q->logged_ms = now;
-        security_event(b, c, IDENTITY_EVENT_LEDGER_QUOTA, "ledger_bytes_per_day");
+        security_event(b, c, SECURITY_EVENT_LEDGER_QUOTA, "ledger_bytes_per_day");
     }
     return false;
 }

@@ -209,17 +209,17 @@ static int tokens_verify(struct broker *b, const char *token, size_t len,
     if (crypto_jwt_verify(b->server_key.pub, token, len, pipeline_tokens_now_s(b), leeway_s, claims,
                           &verdict) != LMQ_OK) {
         *kind =
-            verdict == CRYPTO_JWT_EXPIRED ? IDENTITY_EVENT_EXPIRED_TOKEN : IDENTITY_EVENT_BAD_TOKEN;
+            verdict == CRYPTO_JWT_EXPIRED ? SECURITY_EVENT_EXPIRED_TOKEN : SECURITY_EVENT_BAD_TOKEN;
         *detail = crypto_jwt_verdict_name(verdict);
         return LMQ_EPROTO;
     }
     if (!crypto_identity_id_valid(claims->sub, strlen(claims->sub))) {
-        *kind = IDENTITY_EVENT_BAD_TOKEN;
+        *kind = SECURITY_EVENT_BAD_TOKEN;
         *detail = "sub is not an identity id";
         return LMQ_EPROTO;
     }
     if (claims->iat_s < pipeline_tokens_revoked_before(b, claims->sub)) {
-        *kind = IDENTITY_EVENT_REVOKED_TOKEN;
+        *kind = SECURITY_EVENT_REVOKED_TOKEN;
         *detail = "issued before the identity's revocation";
         return LMQ_EPROTO;
     }
@@ -232,13 +232,13 @@ int pipeline_tokens_authenticate(struct conn *c, const struct mqtt_connect *cn)
     LMQ_ASSERT(cn->has_username && c->identity[0] == '\0');
     char token[CRYPTO_JWT_MAX_BYTES + 1];
     if (!cn->has_password || cn->password.len > CRYPTO_JWT_MAX_BYTES) {
-        security_event(b, c, IDENTITY_EVENT_BAD_TOKEN, "no usable password");
+        security_event(b, c, SECURITY_EVENT_BAD_TOKEN, "no usable password");
         return MQTT_RC_BAD_USER_NAME_OR_PASSWORD;
     }
     memcpy(token, cn->password.data, cn->password.len);
     token[cn->password.len] = '\0';
     struct crypto_jwt_claims claims;
-    enum security_event kind = IDENTITY_EVENT_BAD_TOKEN;
+    enum security_event kind = SECURITY_EVENT_BAD_TOKEN;
     const char *detail = NULL;
     if (tokens_verify(b, token, cn->password.len, &claims, &kind, &detail) != LMQ_OK) {
         security_event(b, c, kind, detail);
@@ -246,7 +246,7 @@ int pipeline_tokens_authenticate(struct conn *c, const struct mqtt_connect *cn)
     }
     if (cn->username.len != CRYPTO_IDENTITY_ID_CHARS ||
         memcmp(cn->username.data, claims.sub, CRYPTO_IDENTITY_ID_CHARS) != 0) {
-        security_event(b, c, IDENTITY_EVENT_BAD_TOKEN, "username is not the token's");
+        security_event(b, c, SECURITY_EVENT_BAD_TOKEN, "username is not the token's");
         return MQTT_RC_BAD_USER_NAME_OR_PASSWORD;
     }
     memcpy(c->identity, claims.sub, CRYPTO_IDENTITY_ID_BYTES);
@@ -312,7 +312,7 @@ int pipeline_tokens_http_bearer(struct broker *b, const struct http_request *req
         token_len--;
     }
     struct crypto_jwt_claims claims;
-    enum security_event kind = IDENTITY_EVENT_BAD_TOKEN;
+    enum security_event kind = SECURITY_EVENT_BAD_TOKEN;
     const char *detail = "malformed";
     char copy[CRYPTO_JWT_MAX_BYTES + 1];
     int rc = LMQ_EPROTO;
@@ -325,8 +325,8 @@ int pipeline_tokens_http_bearer(struct broker *b, const struct http_request *req
         char text[96];
         snprintf(text, sizeof(text), "http bearer: %s", detail);
         security_event(b, NULL, kind, text);
-        *reason = kind == IDENTITY_EVENT_REVOKED_TOKEN   ? "token revoked"
-                  : kind == IDENTITY_EVENT_EXPIRED_TOKEN ? "token expired"
+        *reason = kind == SECURITY_EVENT_REVOKED_TOKEN   ? "token revoked"
+                  : kind == SECURITY_EVENT_EXPIRED_TOKEN ? "token expired"
                                                          : "invalid token";
         return LMQ_EPROTO;
     }
