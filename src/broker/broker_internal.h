@@ -24,7 +24,6 @@
 #include "core/log.h"
 #include "core/map.h"
 #include "crypto/keyfile.h"
-#include "ledger/merkle.h"
 #include "crypto/passwd.h"
 #include "net/accept.h"
 #include "net/transport.h"
@@ -32,6 +31,7 @@
 #include "mqtt/mqtt_alias_out.h"
 #include "mqtt/mqtt_codec.h"
 #include "mqtt/sub_tree.h"
+#include "pipeline/pipeline.h"
 #include "store/store.h"
 
 /* Intrusive doubly linked list. */
@@ -305,28 +305,24 @@ struct conn_ws_peer {
     struct sockaddr_storage client;
 };
 
-/* An acknowledgement waiting for the store commit that holds its data. */
-struct pending_ack {
-    struct conn *conn; /* holds a reference */
-    uint8_t type;      /* MQTT_PUBACK, MQTT_PUBREC or MQTT_PUBCOMP */
-    uint16_t packet_id;
-    uint8_t reason_code;
-    bool releases_quota; /* first PUBACK/PUBREC of a PUBLISH: frees a slot of the inbound window */
-    const char *why;     /* Reason String (static text), NULL for the code's default */
-    uint8_t *codes;      /* SUBACK/UNSUBACK reason codes (owned) */
-    size_t code_count;
+/* commit.c: the commit seam. A commit hook is told of every commit batch: before_commit once
+ * every record of the loop turn is written (it may still write records and defer messages into
+ * the batch), on_durable once the batch is durable (its messages committed and its MQTT acks
+ * sent), batch_free after. Each gets the batch's number and the hook's own slot of per-batch
+ * state (NULL until the hook sets it; batch_free leaves it NULL). Order guarantees: see "The
+ * commit seam" in docs/ARCHITECTURE.md. */
+#define COMMIT_HOOKS_MAX 8
+struct commit_hook {
+    const char *name; /* for the start-up error */
+    void (*before_commit)(void *ctx, uint64_t batch_seq, void **data);
+    void (*on_durable)(void *ctx, uint64_t batch_seq, void **data);
+    void (*batch_free)(void *ctx, uint64_t batch_seq, void **data);
 };
-
-/* One open commit batch: the acks and messages that become final when it is durable. */
-struct commit_batch {
-    struct broker *broker;
-    uint64_t seq; /* batches are numbered in commit order */
-    struct pending_ack *acks;
-    size_t ack_count, ack_cap;
-    struct msg **msgs; /* referenced; marked committed on completion */
-    size_t msg_count, msg_cap;
-    struct pipeline_tree_batch *ledger; /* envelopes appended / acks to send with receipts; or NULL */
+struct commit_hook_entry {
+    const struct commit_hook *hook; /* static, outlives the broker */
+    void *ctx;
 };
+struct commit_batch;
 
 struct broker_stats {
     uint64_t connections_accepted;
@@ -407,25 +403,13 @@ struct broker {
     uv_tcp_t *first_tls_listener;      /* listeners[] from here on are MQTT over TLS */
     struct tls_server *tls;            /* certificates for mqtts/https; NULL when neither is used */
     struct lmq_buf transport_scratch;  /* lent to net_transport calls (single-threaded) */
-    struct crypto_identity server_key; /* signs login tokens; <data>/server.key.json */
-    struct pipeline_nonces *pipeline_nonces; /* outstanding login challenges (pipeline_nonce.c) */
-    struct lmq_map *identities;        /* identity id -> struct ledger_identity */
-    struct lmq_map *revocations;       /* identity id -> struct pipeline_tokens_revocation (tokens.c) */
-    struct lmq_map *ledger_quota;      /* identity id -> struct pipeline_quota (ledger_quota.c) */
-    int64_t ledger_quota_day;          /* UTC day the ledger_quota entries are of (older pruned) */
     struct crypto_passwd_file *passwd; /* [auth] password_file; NULL when none */
     struct mqtt_acl *acl;              /* [auth] acl_file; NULL when none (all allowed) */
     uint64_t acl_gen;                  /* bumped by every ACL (re)load (session->acl_gen) */
     uint32_t password_checks;          /* password hashes queued or running */
     struct access_guard *access_guard; /* per-address shares and back-off (access_guard.c) */
-    uint64_t ledger_size;              /* envelopes accepted: the next ledger index */
-    struct ledger_merkle_frontier tree; /* the Merkle tree over them (uncommitted included) */
-    char ledger_origin[64];             /* checkpoint origin and key name */
-    char *checkpoint;                   /* latest signed checkpoint note (committed tree) */
-    size_t checkpoint_len;
-    uint64_t checkpoint_size;
-    uint8_t checkpoint_root[LEDGER_MERKLE_HASH_BYTES];
-    uint64_t security_events[32]; /* by enum security_event (SECURITY_EVENT_COUNT <= 32) */
+    struct pipeline *pipeline;         /* the identity/ledger pipeline (src/pipeline) */
+    uint64_t security_events[32];      /* by enum security_event (SECURITY_EVENT_COUNT <= 32) */
     uint64_t next_conn_id;
     uint64_t next_msg_id;
     uint64_t route_gen;
@@ -434,6 +418,8 @@ struct broker {
     uint64_t records_written;   /* store records written since start (commit_store_write) */
     bool queue_room_freed;  /* a delivery left a queue this turn: retry conns blocked on space */
     uint64_t committed_seq; /* every batch up to this number is durable */
+    struct commit_hook_entry commit_hooks[COMMIT_HOOKS_MAX]; /* in registration order */
+    size_t commit_hook_count;
     struct route_target *route_targets; /* routing scratch, grows to the largest fan-out */
     size_t route_target_cap;
     bool stopping;
@@ -444,44 +430,6 @@ struct broker {
 /* Connections accepted past max_connections only to be refused with a reason; beyond, closed
  * at once. */
 #define CONN_REFUSAL_SLACK 64
-
-/* pipeline_nonce.c: outstanding login challenges, bounded per address, per key and in all. */
-/* Challenges outstanding at once; past it the heaviest address's oldest is evicted. */
-#define PIPELINE_NONCES_MAX 10000
-#define PIPELINE_NONCE_CHARS 43 /* base64url of 32 random bytes */
-#define PIPELINE_NONCE_TTL_MS 30000
-/* Which cap evicted a challenge (metrics label). */
-enum pipeline_nonce_evict {
-    PIPELINE_NONCE_EVICT_ADDRESS = 0,
-    PIPELINE_NONCE_EVICT_KEY,
-    PIPELINE_NONCE_EVICT_ALL,
-    PIPELINE_NONCE_EVICT_COUNT,
-};
-/* Which way a challenge was issued: it is taken only the same way. */
-enum pipeline_nonce_use {
-    PIPELINE_NONCE_HTTP = 0, /* POST /auth/challenge, taken by POST /auth/token */
-    PIPELINE_NONCE_MQTT,     /* an AUTH of "ledgermq-ed25519" (enhanced_auth.c) */
-};
-/* Sets up the table (limits from b->cfg). 0 or LMQ_ENOMEM (pipeline_nonce_destroy cleans up). */
-int pipeline_nonce_init(struct broker *b) LMQ_WUR;
-/* Frees every challenge and the table; safe when init failed or never ran. */
-void pipeline_nonce_destroy(struct broker *b);
-/* Issues a challenge for pub to the client at remote (NULL: unknown) and writes its nonce
- * (NUL-terminated). At a cap an older challenge is evicted, never this one refused. 0 or
- * LMQ_ENOMEM. */
-int pipeline_nonce_issue(struct broker *b, const struct sockaddr *remote,
-                      const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
-                      char nonce[PIPELINE_NONCE_CHARS + 1]) LMQ_WUR;
-/* pipeline_nonce_issue for an in-band challenge on connection c, counted under c's address. */
-int pipeline_nonce_issue_conn(struct broker *b, const struct conn *c,
-                           const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
-                           char nonce[PIPELINE_NONCE_CHARS + 1]) LMQ_WUR;
-/* Consumes an outstanding, unexpired challenge: true and the key it was issued to when it was
- * issued for use; false when unknown, expired or of the other use (consumed all the same). */
-bool pipeline_nonce_take(struct broker *b, const char *nonce, size_t len, enum pipeline_nonce_use use,
-                      uint8_t pub[CRYPTO_ED25519_PUB_BYTES]);
-/* Challenges outstanding (expired ones not yet swept included). */
-size_t pipeline_nonce_count(const struct broker *b);
 
 /* fd_limit.c: RLIMIT_NOFILE. */
 /* Descriptors the configuration can hold open at once (connections, refusal slack, listeners
@@ -519,7 +467,8 @@ struct http_request;
 struct http_response;
 struct http_buf;
 
-/* identity.c: login, CONNECT authentication, identity topics, security events. */
+/* security.c: security events, broker-wide (bad credentials, ACL denials, session quotas, the
+ * pipeline's refusals): counted by kind (metrics) and logged. */
 enum security_event {
     SECURITY_EVENT_BAD_TOKEN = 0,
     SECURITY_EVENT_EXPIRED_TOKEN,
@@ -538,118 +487,9 @@ enum security_event {
     SECURITY_EVENT_LEDGER_QUOTA,  /* an envelope over [auth] ledger_bytes_per_day */
     SECURITY_EVENT_COUNT,
 };
-/* What an id/<owner>/<leaf> topic is. */
-enum pipeline_topic {
-    PIPELINE_TOPIC_NONE = 0, /* not under id/ */
-    PIPELINE_TOPIC_OTHER,    /* under id/ but no known leaf (or a malformed owner) */
-    PIPELINE_TOPIC_OUTBOX,
-    PIPELINE_TOPIC_INBOX,
-    PIPELINE_TOPIC_ACK,
-    PIPELINE_TOPIC_REJECT,
-    PIPELINE_TOPIC_RESYNC,
-    PIPELINE_TOPIC_SYNC,
-};
-/* Loads (or creates on first start) the server key; sets up login state. 0 or an error after
- * printing a one-line message. */
-int pipeline_identity_init(struct broker *b) LMQ_WUR;
-void pipeline_identity_destroy(struct broker *b);
-/* POST /auth/challenge, POST /auth/token, GET /auth/key. */
-int pipeline_identity_http_route(struct broker *b, const struct http_request *req,
-                        struct http_response *resp, struct http_buf *out);
-/* Checks a CONNECT's credentials and sets c->identity and c->user. Returns MQTT_RC_SUCCESS, the
- * CONNACK reason code (the security event is logged), or PROTO_PAUSED while a password is
- * checked off the loop (the CONNECT is handled again once it is done). */
-int pipeline_authenticate(struct conn *c, const struct mqtt_connect *cn);
-/* True for a topic or filter under id/: identity rules, never the ACL file's; only the server's
- * pipeline delivers there, and nothing there is retained. */
-bool pipeline_under_id(const uint8_t *topic, size_t len);
-/* Classifies topic; *owner points at the 64-character owner id inside it (or NULL). */
-enum pipeline_topic pipeline_topic_parse(const uint8_t *topic, size_t len, const char **owner);
-/* True when c is authenticated as owner (64 characters). */
-bool pipeline_owns(const struct conn *c, const char *owner);
-/* False (and a security event) for a filter naming another identity's topics. */
-bool pipeline_may_subscribe(struct conn *c, const uint8_t *filter, size_t len);
-/* False when topic belongs to an identity other than the session's owner. */
-bool pipeline_may_receive(const struct session *s, const uint8_t *topic, size_t len);
 /* Counts and logs one security event (c may be NULL). */
-void security_event(struct broker *b, struct conn *c, enum security_event kind,
-                             const char *detail);
+void security_event(struct broker *b, struct conn *c, enum security_event kind, const char *detail);
 const char *security_event_name(enum security_event kind);
-
-/* tokens.c: login tokens at CONNECT, revocation, connections ended with their token. */
-/* Loads the stored revocations (recovery). 0 or an error. */
-int pipeline_tokens_recover(struct broker *b) LMQ_WUR;
-void pipeline_tokens_destroy(struct broker *b);
-/* The token part of pipeline_authenticate: checks the CONNECT's user name (an identity id) and
- * password (its token: signature, expiry with [auth] token_leeway_s, revocation), sets
- * c->identity, c->user and the token times. MQTT_RC_SUCCESS or a CONNACK reason code (the
- * security event is logged). */
-int pipeline_tokens_authenticate(struct conn *c, const struct mqtt_connect *cn);
-/* Unix time before which id's tokens are revoked (tokens with iat < it refused); 0: none. */
-int64_t pipeline_tokens_revoked_before(struct broker *b, const char *id);
-/* POST /auth/revoke with "Authorization: Bearer <token>": revokes every token of that identity
- * issued up to now, the one used included, and ends its connections that use one. */
-/* Checks an HTTP request's "Authorization: Bearer <token>" as CONNECT checks a token (the
- * server's signature, expiry with the leeway, sub an identity id, not revoked). Returns 0 with
- * the identity in id, or LMQ_EPROTO with a static reason for the 401 (a presented token that
- * fails is a security event; no header at all is not). */
-int pipeline_tokens_http_bearer(struct broker *b, const struct http_request *req,
-                       char id[CRYPTO_IDENTITY_ID_BYTES], const char **reason) LMQ_WUR;
-int pipeline_tokens_http_revoke(struct broker *b, const struct http_request *req, struct http_response *resp,
-                       struct http_buf *out);
-/* SIGHUP: applies revocations written to the store by `ledgermq revoke` meanwhile. */
-void pipeline_tokens_reload(struct broker *b);
-/* Loop time (ms) at which c's token stops being valid; 0 when c has no token. */
-uint64_t pipeline_tokens_conn_deadline_ms(struct conn *c);
-/* Ends c (MQTT 5: DISCONNECT 0xA0 Maximum connect time) when its token has expired. True when
- * it did. */
-bool pipeline_tokens_conn_end_if_expired(struct conn *c);
-
-/* ledger_quota.c: [auth] ledger_bytes_per_day, per identity and UTC day. */
-/* Recomputes today's bytes per identity from the ledger's rows (recovery). 0 or an error. */
-int pipeline_quota_recover(struct broker *b) LMQ_WUR;
-void pipeline_quota_destroy(struct broker *b);
-/* Counts bytes of an envelope about to be appended by c's identity: false (nothing counted;
- * a security event, logged at most once a minute per identity) when over the day's quota. */
-bool pipeline_quota_take(struct conn *c, uint64_t bytes);
-
-/* An accepted envelope, as its ack describes it. */
-struct pipeline_accepted {
-    uint64_t seq;
-    uint64_t index;
-    uint64_t position;
-    char link[CRYPTO_IDENTITY_ID_BYTES];
-    char to[CRYPTO_IDENTITY_ID_BYTES];
-};
-
-/* ledger_tree.c: the Merkle tree, checkpoints and receipts. */
-struct pipeline_tree_batch;
-/* Appends the envelope with this link (hex) as the next leaf; its nodes go into the batch. */
-int pipeline_tree_append(struct broker *b, const char *link_hex) LMQ_WUR;
-/* Queues the ack of a (new or resent) envelope: sent with its receipt once the batch is
- * durable and a checkpoint covers it. */
-void pipeline_tree_queue_ack(struct broker *b, const char *sender, const struct pipeline_accepted *a);
-/* Batch lifecycle: close (snapshot of the tree), committed (checkpoint, acks), free. */
-void pipeline_tree_close(struct broker *b, struct commit_batch *batch);
-void pipeline_tree_committed(struct broker *b, struct commit_batch *batch);
-void pipeline_tree_batch_free(struct commit_batch *batch);
-/* Recovery: rebuilds the frontier from stored nodes and signs the current checkpoint. */
-int pipeline_tree_recover(struct broker *b) LMQ_WUR;
-/* Appends the JSON array of base64 proof hashes for index in the tree of size (lb may be NULL). */
-int pipeline_tree_proof_json(struct broker *b, const struct pipeline_tree_batch *lb, uint64_t index,
-                           uint64_t size, char *out, size_t cap, size_t *used) LMQ_WUR;
-/* Appends the JSON array of base64 consistency-proof hashes between the trees of old and size
- * leaves (old <= size <= the checkpoint's size), from the store. */
-int pipeline_tree_consistency_json(struct broker *b, uint64_t old, uint64_t size, char *out,
-                                 size_t cap, size_t *used) LMQ_WUR;
-/* Appends s (len bytes: a checkpoint note: printable ASCII, UTF-8, newlines) as a JSON string at
- * out + *used. 0 or LMQ_ETOOBIG. */
-int pipeline_tree_json_string(char *out, size_t cap, size_t *used, const char *s, size_t len) LMQ_WUR;
-
-/* ledger_http.c: GET /ledger/...: the public checkpoint, key, proofs and leaves (index and link
- * only), and the envelopes a bearer token's identity may read (its own; all for auditors). */
-int pipeline_http_route(struct broker *b, const struct http_request *req, struct http_response *resp,
-                      struct http_buf *out);
 
 /* access.c: the password file and the ACL file. */
 /* Hashes queued or running at once; more CONNECTs with a password wait (access_guard.c). */
@@ -694,28 +534,28 @@ void access_guard_tick(struct broker *b);
 void access_guard_done(struct broker *b, struct access_guard_entry *entry, struct conn *c,
                        bool passed);
 
-/* ledger.c: the guaranteed-delivery pipeline. */
-/* Publishes an ack payload on id/<sender>/ack (QoS 1, durable with the current batch). */
-int pipeline_publish_ack(struct broker *b, const char *sender, const char *json, size_t len) LMQ_WUR;
-/* An envelope published to the connection's own outbox: accepted (appended, inbox and ack
- * queued in the current batch), resent (ack again) or rejected (reject message). Returns the
- * PUBACK/PUBREC reason code, or PROTO_BLOCKED (3.1.1 over the identity's rate). */
-int pipeline_accept(struct conn *c, const struct mqtt_publish *pub);
-/* {"after":N} on the connection's own resync topic: inbox envelopes after N, then a sync. */
-int pipeline_resync(struct conn *c, const struct mqtt_publish *pub);
-/* Recovery: an identity's chain head and inbox counter. */
-int pipeline_identity_restore(struct broker *b, struct lmq_bytes id, uint64_t last_seq,
-                            struct lmq_bytes last_link, uint64_t inbox_last) LMQ_WUR;
-void pipeline_accept_destroy(struct broker *b);
-
 /* broker.c */
-/* The open commit batch (opened if needed; fail stop without memory). */
-struct commit_batch *commit_current_batch(struct broker *b);
-uint64_t clock_now_ms(struct broker *b);
 /* Logs a storage failure and exits with status 2 (fail stop). */
 void broker_fail_stop(struct broker *b, const char *what, int err) __attribute__((noreturn));
 /* Called when a connection is freed: finishes a shutdown once the last one is gone. */
 void broker_on_conn_freed(struct broker *b);
+
+/* clock.c */
+/* Loop time in ms (monotonic), as of this loop turn. */
+uint64_t clock_now_ms(struct broker *b);
+/* Wall-clock time in ms (for message expiry), as of this loop turn. */
+int64_t clock_unix_ms(struct broker *b);
+/* Re-reads the wall clock (at start and on every tick). */
+void clock_sync(struct broker *b);
+
+/* commit.c: commit batches (one store commit per loop turn) and the commit seam. */
+/* Registers a commit hook (at start, before the first batch; hooks run in registration order)
+ * and writes its slot, the index of its per-batch state. 0, or LMQ_ELIMIT past
+ * COMMIT_HOOKS_MAX (a start-up error, printed). */
+int commit_hook_register(struct broker *b, const struct commit_hook *hook, void *ctx,
+                         size_t *slot) LMQ_WUR;
+/* The hook's per-batch state in the open batch (opening one; fail stop without memory). */
+void **commit_hook_data(struct broker *b, size_t slot);
 /*
  * Acknowledges a PUBLISH or PUBREL. With needs_commit (records were written for it) the ack
  * joins the open commit batch and is sent once the batch is durable; without, it is sent now,
@@ -728,14 +568,19 @@ int commit_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_i
 /* Parks a SUBACK/UNSUBACK until the commit that holds the subscription change. */
 int commit_defer_suback(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
                         const uint8_t *codes, size_t count);
-/* Wall-clock time in ms (for message expiry), as of this loop turn. */
-int64_t clock_unix_ms(struct broker *b);
 /* Adds a message to the open batch: deliveries of it wait until the batch is durable. */
 int commit_defer_msg(struct broker *b, struct msg *m);
 /* Number of the open batch (opening one): durable once committed_seq reaches it. */
 uint64_t commit_batch_seq(struct broker *b);
 /* Writes a record to the store; a failure stops the broker (fail stop). */
 void commit_store_write(struct broker *b, const struct store_record *rec);
+/* Once per loop turn (and at shutdown): commits the open batch (the hooks' before_commit, then
+ * store_commit; a commit waited for gets a batch even when nothing was written); with the store
+ * detached, releases it instead (no on_durable). */
+void commit_turn_end(struct broker *b);
+/* Checks the data directory's free space against min_free_disk (b->disk_low; logged when it
+ * changes). Also done by commit_turn_end, at most every 10 ms while writing. */
+void commit_check_disk(struct broker *b);
 
 static inline void broker_count_out(struct broker *b, uint8_t qos)
 {

@@ -36,7 +36,7 @@ enum enhanced_auth_phase {
 struct enhanced_auth {
     enum enhanced_auth_phase phase;
     uint8_t pub[CRYPTO_ED25519_PUB_BYTES]; /* the key the connection proves (its identity's) */
-    char nonce[PIPELINE_NONCE_CHARS + 1];     /* the challenge outstanding; "" when none */
+    char nonce[PIPELINE_NONCE_CHARS + 1];  /* the challenge outstanding; "" when none */
     uint8_t *connect;                      /* CONNECT_WAIT: the CONNECT, encoded again */
     size_t connect_len;
 };
@@ -63,8 +63,7 @@ static void eauth_drop_nonce(struct conn *c)
     if (ea->nonce[0] == '\0')
         return;
     uint8_t pub[CRYPTO_ED25519_PUB_BYTES];
-    if (c->broker->pipeline_nonces != NULL)
-        (void)pipeline_nonce_take(c->broker, ea->nonce, PIPELINE_NONCE_CHARS, PIPELINE_NONCE_MQTT, pub);
+    (void)pipeline_nonce_take(c->broker, ea->nonce, PIPELINE_NONCE_CHARS, PIPELINE_NONCE_MQTT, pub);
     ea->nonce[0] = '\0';
 }
 
@@ -180,8 +179,8 @@ static uint8_t eauth_verify(struct conn *c, const struct mqtt_disconnect *d,
     size_t n = 0;
     int rc = crypto_b64url_decode(text, PIPELINE_NONCE_CHARS, nonce, sizeof(nonce), &n);
     LMQ_ASSERT(rc == LMQ_OK && n == sizeof(nonce));
-    if (!crypto_mqtt_auth_verify(ea->pub, b->server_key.id, nonce, client_id.data, client_id.len,
-                                 d->props.authentication_data.data)) {
+    if (!crypto_mqtt_auth_verify(ea->pub, pipeline_server_id(b), nonce, client_id.data,
+                                 client_id.len, d->props.authentication_data.data)) {
         security_event(b, c, SECURITY_EVENT_BAD_LOGIN, "mqtt: bad signature");
         *why = "bad signature";
         return MQTT_RC_NOT_AUTHORIZED;
@@ -232,7 +231,7 @@ static int eauth_connect_token(struct conn *c, const struct mqtt_connect *cn)
         return eauth_refuse(c, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR, "out of memory");
     if (memcmp(id, c->identity, CRYPTO_IDENTITY_ID_BYTES) != 0) {
         security_event(c->broker, c, SECURITY_EVENT_BAD_TOKEN,
-                                "mqtt: Authentication Data is not the token's key");
+                       "mqtt: Authentication Data is not the token's key");
         return eauth_refuse(c, MQTT_RC_BAD_USER_NAME_OR_PASSWORD,
                             "Authentication Data is not the key of the token's identity");
     }
@@ -260,8 +259,7 @@ int enhanced_auth_connect(struct conn *c, const struct mqtt_packet *pkt)
                             "unsupported Authentication Method (supported: " CRYPTO_MQTT_AUTH_METHOD
                             ")");
     if (!eauth_data(p, CRYPTO_ED25519_PUB_BYTES)) {
-        security_event(c->broker, c, SECURITY_EVENT_BAD_LOGIN,
-                                "mqtt: no 32-byte public key");
+        security_event(c->broker, c, SECURITY_EVENT_BAD_LOGIN, "mqtt: no 32-byte public key");
         return eauth_refuse(c, MQTT_RC_NOT_AUTHORIZED,
                             "Authentication Data must be the 32-byte Ed25519 public key");
     }
@@ -368,7 +366,7 @@ static int eauth_reauth(struct conn *c, const struct mqtt_disconnect *d)
             (d->props.authentication_data.len != CRYPTO_ED25519_PUB_BYTES ||
              memcmp(d->props.authentication_data.data, ea->pub, CRYPTO_ED25519_PUB_BYTES) != 0)) {
             security_event(c->broker, c, SECURITY_EVENT_BAD_LOGIN,
-                                    "mqtt: re-authentication with another key");
+                           "mqtt: re-authentication with another key");
             return MQTT_RC_NOT_AUTHORIZED;
         }
         ea->phase = EAUTH_REAUTH_WAIT;

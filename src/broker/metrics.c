@@ -73,7 +73,7 @@ static int metrics_broker(struct broker *b, struct http_buf *out)
                               b->security_events[SECURITY_EVENT_ANONYMOUS_REFUSED] +
                               b->security_events[SECURITY_EVENT_BAD_PASSWORD]);
     rc |= METRIC(out, "ledger_envelopes", "gauge", "Envelopes in the ledger.");
-    rc |= http_buf_printf(out, "ledgermq_ledger_envelopes %" PRIu64 "\n", b->ledger_size);
+    rc |= http_buf_printf(out, "ledgermq_ledger_envelopes %" PRIu64 "\n", pipeline_ledger_size(b));
     rc |= METRIC(out, "sessions", "gauge", "Sessions, online and offline.");
     rc |= http_buf_printf(out, "ledgermq_sessions{state=\"online\"} %" PRIu64 "\n", q.online);
     rc |= http_buf_printf(out, "ledgermq_sessions{state=\"offline\"} %" PRIu64 "\n",
@@ -268,9 +268,8 @@ int broker_http_route(void *ctx, const struct http_request *req, struct http_res
     bool version = len == 8 && memcmp(path, "/version", 8) == 0;
     if (len == 5 && memcmp(path, "/mqtt", 5) == 0)
         return broker_ws_route(b, req, resp, out);
-    if (len > 6 && memcmp(path, "/auth/", 6) == 0)
-        return pipeline_identity_http_route(b, req, resp, out);
-    if (len > 8 && memcmp(path, "/ledger/", 8) == 0)
+    if ((len > 6 && memcmp(path, "/auth/", 6) == 0) ||
+        (len > 8 && memcmp(path, "/ledger/", 8) == 0))
         return pipeline_http_route(b, req, resp, out);
     if (!healthz && !metrics && !version) {
         resp->status = 404;

@@ -54,7 +54,7 @@ static int on_identity(void *ctx, struct lmq_bytes id, uint64_t last_seq,
     struct recovery *r = ctx;
     r->identities++;
     return pipeline_identity_restore(r->broker, id, last_seq, last_link, inbox_last) == LMQ_OK ? 0
-                                                                                             : -1;
+                                                                                               : -1;
 }
 
 static int on_subscription(void *ctx, struct lmq_bytes client_id, struct lmq_bytes filter,
@@ -119,8 +119,8 @@ static bool recovery_forbidden_topic(struct recovery *r, struct lmq_bytes client
     commit_store_write(r->broker, &rec);
     r->dropped++;
     security_event(r->broker, NULL, SECURITY_EVENT_ACL_DENIED,
-                            del == STORE_WILL_DELETE ? "stored will under id/ dropped"
-                                                     : "stored retained message under id/ dropped");
+                   del == STORE_WILL_DELETE ? "stored will under id/ dropped"
+                                            : "stored retained message under id/ dropped");
     return true;
 }
 
@@ -207,13 +207,7 @@ int broker_recover(struct broker *b)
     if (rc != LMQ_OK)
         return rc;
     b->next_msg_id = max_msg_id + 1;
-    rc = store_ledger_size(b->store, &b->ledger_size);
-    if (rc == LMQ_OK)
-        rc = pipeline_tree_recover(b);
-    if (rc == LMQ_OK)
-        rc = pipeline_tokens_recover(b);
-    if (rc == LMQ_OK)
-        rc = pipeline_quota_recover(b);
+    rc = pipeline_recover(b);
     if (rc != LMQ_OK)
         return rc;
     struct lmq_log_line line;
@@ -225,7 +219,7 @@ int broker_recover(struct broker *b)
         lmq_log_uint(&line, "wills", r.wills);
         lmq_log_uint(&line, "dropped_under_id", r.dropped);
         lmq_log_uint(&line, "identities", r.identities);
-        lmq_log_uint(&line, "ledger_size", b->ledger_size);
+        lmq_log_uint(&line, "ledger_size", pipeline_ledger_size(b));
         lmq_log_uint(&line, "recovery_ms", (uv_hrtime() / 1000 - start_us) / 1000);
         lmq_log_end(&line);
     }

@@ -1,5 +1,6 @@
 /*
- * The ledger's HTTP API, GET /ledger/...
+ * The pipeline's HTTP routes: /auth/... (login, revocation and the server key:
+ * pipeline_identity.c and pipeline_tokens.c) and the ledger's API, GET /ledger/...
  *
  * Public, because verification needs it and it reveals nothing of a payment: the latest
  * checkpoint, the server's key, inclusion and consistency proofs, and the leaves (index and
@@ -13,7 +14,7 @@
  * Pages are bounded by count and by bytes ([limits] ledger_page_max_bytes): a page stops before
  * the entry that would pass the cap and says where to continue ("next").
  */
-#include "broker/broker_internal.h"
+#include "pipeline/pipeline_internal.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -87,40 +88,42 @@ static int ledger_http_checkpoint(struct broker *b, struct http_buf *out)
 {
     char json[2048], root[48];
     size_t used = 0;
-    if (crypto_b64_encode(b->checkpoint_root, LEDGER_MERKLE_HASH_BYTES, root, sizeof(root)) !=
-            LMQ_OK ||
+    if (crypto_b64_encode(b->pipeline->checkpoint_root, LEDGER_MERKLE_HASH_BYTES, root,
+                          sizeof(root)) != LMQ_OK ||
         http_buf_printf(out, "{\"checkpoint\":") != LMQ_OK ||
-        pipeline_tree_json_string(json, sizeof(json), &used, b->checkpoint, b->checkpoint_len) !=
-            LMQ_OK)
+        pipeline_tree_json_string(json, sizeof(json), &used, b->pipeline->checkpoint,
+                                  b->pipeline->checkpoint_len) != LMQ_OK)
         return LMQ_ETOOBIG;
     if (http_buf_append(out, json, used) != LMQ_OK)
         return LMQ_ETOOBIG;
-    return http_buf_printf(out, ",\"root\":\"%s\",\"size\":%" PRIu64 "}", root, b->checkpoint_size);
+    return http_buf_printf(out, ",\"root\":\"%s\",\"size\":%" PRIu64 "}", root,
+                           b->pipeline->checkpoint_size);
 }
 
 static int ledger_http_key(struct broker *b, struct http_buf *out)
 {
     char vkey[LEDGER_CHECKPOINT_VKEY_MAX_BYTES + 1], pub[48];
     size_t len = 0;
-    if (ledger_checkpoint_vkey_format(b->ledger_origin, b->server_key.pub, vkey, sizeof(vkey),
-                                      &len) != LMQ_OK ||
-        crypto_b64url_encode(b->server_key.pub, sizeof(b->server_key.pub), pub, sizeof(pub)) !=
-            LMQ_OK)
+    if (ledger_checkpoint_vkey_format(b->pipeline->ledger_origin, b->pipeline->server_key.pub, vkey,
+                                      sizeof(vkey), &len) != LMQ_OK ||
+        crypto_b64url_encode(b->pipeline->server_key.pub, sizeof(b->pipeline->server_key.pub), pub,
+                             sizeof(pub)) != LMQ_OK)
         return LMQ_EINVAL;
     return http_buf_printf(out,
                            "{\"alg\":\"Ed25519\",\"id\":\"%s\",\"name\":\"%s\",\"pub\":\"%s\","
                            "\"vkey\":\"%s\"}",
-                           b->server_key.id, b->ledger_origin, pub, vkey);
+                           b->pipeline->server_key.id, b->pipeline->ledger_origin, pub, vkey);
 }
 
 static int ledger_http_proof(struct broker *b, const struct http_request *req,
                              struct http_response *resp, struct http_buf *out, bool inclusion)
 {
-    uint64_t a = 0, size = b->checkpoint_size;
+    uint64_t a = 0, size = b->pipeline->checkpoint_size;
     bool have_a = ledger_query_u64(req, inclusion ? "index" : "old", &a) == LEDGER_QUERY_OK;
     bool bad_size =
         ledger_query_u64(req, inclusion ? "size" : "new", &size) == LEDGER_QUERY_MALFORMED;
-    if (!have_a || bad_size || size > b->checkpoint_size || (inclusion ? a >= size : a > size))
+    if (!have_a || bad_size || size > b->pipeline->checkpoint_size ||
+        (inclusion ? a >= size : a > size))
         return ledger_http_error(resp, out, 400,
                                  inclusion ? "need index < size <= the checkpoint's size"
                                            : "need old <= new <= the checkpoint's size");
@@ -242,7 +245,7 @@ static int ledger_http_entries(struct broker *b, const struct http_request *req,
     struct ledger_page page = {.out = out,
                                .cap_bytes = b->cfg.limits.ledger_page_max_bytes -
                                             LEDGER_HTTP_PAGE_TAIL_MAX_BYTES,
-                               .end = b->checkpoint_size};
+                               .end = b->pipeline->checkpoint_size};
     size_t got = 0, limit = start < page.end ? (size_t)LMQ_MIN(count, page.end - start) : 0;
     int rc = http_buf_printf(out, "{\"entries\":[");
     if (rc == LMQ_OK && limit > 0)
@@ -290,7 +293,7 @@ static int ledger_http_envelopes(struct broker *b, const struct http_request *re
     struct ledger_page page = {.out = out,
                                .cap_bytes = b->cfg.limits.ledger_page_max_bytes -
                                             LEDGER_HTTP_PAGE_TAIL_MAX_BYTES,
-                               .end = b->checkpoint_size};
+                               .end = b->pipeline->checkpoint_size};
     size_t got = 0, limit = auditor && start < page.end ? (size_t)LMQ_MIN(count, page.end - start)
                                                         : (size_t)count;
     int rc = http_buf_printf(out, "{\"envelopes\":[");
@@ -305,10 +308,12 @@ static int ledger_http_envelopes(struct broker *b, const struct http_request *re
     return ledger_page_finish(&page, rc, start, got, limit);
 }
 
-int pipeline_http_route(struct broker *b, const struct http_request *req, struct http_response *resp,
-                      struct http_buf *out)
+int pipeline_http_route(struct broker *b, const struct http_request *req,
+                        struct http_response *resp, struct http_buf *out)
 {
     LMQ_ASSERT(b != NULL && req != NULL);
+    if (req->path_len > 6 && memcmp(req->path, "/auth/", 6) == 0)
+        return pipeline_identity_http_route(b, req, resp, out); /* login, revocation, key */
     static const char *const paths[] = {"/ledger/checkpoint",      "/ledger/key",
                                         "/ledger/proof/inclusion", "/ledger/proof/consistency",
                                         "/ledger/entries",         "/ledger/envelopes"};
@@ -326,7 +331,7 @@ int pipeline_http_route(struct broker *b, const struct http_request *req, struct
         resp->allow = "GET, HEAD";
         return 0;
     }
-    if (b->store == NULL || b->checkpoint == NULL)
+    if (b->store == NULL || b->pipeline->checkpoint == NULL)
         return ledger_http_error(resp, out, 503, "Service Unavailable");
     resp->content_type = "application/json";
     switch (which) {

@@ -1,10 +1,10 @@
 /*
  * Identities: the server's own key, login (challenge, token), CONNECT authentication, topic
- * permissions for id/<id>/... and security events.
+ * permissions for id/<id>/... (security events: src/broker/security.c).
  *
  * Login challenges are kept by pipeline_nonce.c (bounded per address, per key and in all).
  */
-#include "broker/broker_internal.h"
+#include "pipeline/pipeline_internal.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -22,84 +22,32 @@
 #define IDENTITY_ISSUER "ledgermq"
 #define IDENTITY_KEY_FILE "server.key.json"
 
-static const char *const security_event_names[SECURITY_EVENT_COUNT] = {
-    [SECURITY_EVENT_BAD_TOKEN] = "bad_token",
-    [SECURITY_EVENT_EXPIRED_TOKEN] = "expired_token",
-    [SECURITY_EVENT_BAD_LOGIN] = "bad_login",
-    [SECURITY_EVENT_REUSED_NONCE] = "reused_nonce",
-    [SECURITY_EVENT_ACL_DENIED] = "acl_denied",
-    [SECURITY_EVENT_BAD_SIGNATURE] = "bad_signature",
-    [SECURITY_EVENT_NOT_SENDER] = "not_sender",
-    [SECURITY_EVENT_REPLAY] = "replay",
-    [SECURITY_EVENT_RATE_LIMITED] = "rate_limited",
-    [SECURITY_EVENT_ANONYMOUS_REFUSED] = "anonymous_refused",
-    [SECURITY_EVENT_BAD_PASSWORD] = "bad_password",
-    [SECURITY_EVENT_SESSION_QUOTA] = "session_quota",
-    [SECURITY_EVENT_SESSION_OWNER] = "session_owner",
-    [SECURITY_EVENT_REVOKED_TOKEN] = "revoked_token",
-    [SECURITY_EVENT_LEDGER_QUOTA] = "ledger_quota",
-};
-_Static_assert(SECURITY_EVENT_COUNT <= 32, "struct broker counts at most 32 security events");
-
-const char *security_event_name(enum security_event kind)
-{
-    LMQ_ASSERT(kind < SECURITY_EVENT_COUNT);
-    return security_event_names[kind];
-}
-
-void security_event(struct broker *b, struct conn *c, enum security_event kind,
-                             const char *detail)
-{
-    LMQ_ASSERT(b != NULL && kind < SECURITY_EVENT_COUNT);
-    b->security_events[kind]++;
-    struct lmq_log_line line;
-    if (!lmq_log_begin(&line, LMQ_LOG_WARN, "security"))
-        return;
-    lmq_log_str(&line, "kind", security_event_names[kind]);
-    if (c != NULL) {
-        lmq_log_uint(&line, "conn", c->id);
-        lmq_log_str(&line, "remote", c->remote);
-        if (c->identity[0] != '\0')
-            lmq_log_str(&line, "identity", c->identity);
-    }
-    if (detail != NULL)
-        lmq_log_str(&line, "detail", detail);
-    lmq_log_end(&line);
-}
-
 int pipeline_identity_init(struct broker *b)
 {
-    LMQ_ASSERT(b != NULL && b->pipeline_nonces == NULL);
-    if (pipeline_nonce_init(b) != LMQ_OK)
-        return LMQ_ENOMEM;
+    LMQ_ASSERT(b != NULL && b->pipeline != NULL);
     char path[LMQ_PATH_MAX_BYTES + 32];
     char err[512];
     int n = snprintf(path, sizeof(path), "%s/%s", b->cfg.data_dir, IDENTITY_KEY_FILE);
     if (n < 0 || (size_t)n >= sizeof(path))
         return LMQ_EINVAL;
-    int rc = crypto_keyfile_load(path, &b->server_key, err, sizeof(err));
+    int rc = crypto_keyfile_load(path, &b->pipeline->server_key, err, sizeof(err));
     if (rc == LMQ_ENOTFOUND) {
         /* First start: the server's identity signs tokens (and later checkpoints). */
         uint8_t seed[CRYPTO_ED25519_SEED_BYTES];
         uint8_t pub[CRYPTO_ED25519_PUB_BYTES];
         rc = crypto_ed25519_generate(seed, pub);
         if (rc == LMQ_OK)
-            rc = crypto_identity_from_seed(seed, &b->server_key);
+            rc = crypto_identity_from_seed(seed, &b->pipeline->server_key);
         if (rc == LMQ_OK)
-            rc = crypto_keyfile_save(path, &b->server_key, false, err, sizeof(err));
+            rc = crypto_keyfile_save(path, &b->pipeline->server_key, false, err, sizeof(err));
         if (rc == LMQ_OK)
-            lmq_log_msg(LMQ_LOG_INFO, "server_key_created", b->server_key.id);
+            lmq_log_msg(LMQ_LOG_INFO, "server_key_created", b->pipeline->server_key.id);
     }
     if (rc != LMQ_OK) {
         fprintf(stderr, "ledgermq: server key %s: %s\n", path, err);
         return LMQ_EINVAL;
     }
     return LMQ_OK;
-}
-
-void pipeline_identity_destroy(struct broker *b)
-{
-    pipeline_nonce_destroy(b);
 }
 
 /* Reads a string member of a JSON request body; NULL when absent or not a string. */
@@ -175,7 +123,7 @@ static int identity_token(struct broker *b, json_t *body, struct http_response *
     memcpy(msg + sizeof(IDENTITY_AUTH_PREFIX) - 1, nonce, PIPELINE_NONCE_CHARS);
     if (!same_key || !crypto_ed25519_verify(pub, msg, sizeof(msg), sig)) {
         security_event(b, NULL, SECURITY_EVENT_BAD_LOGIN,
-                                same_key ? "bad signature" : "nonce issued to another key");
+                       same_key ? "bad signature" : "nonce issued to another key");
         return identity_error(resp, out, 401, "bad signature");
     }
     char id[CRYPTO_IDENTITY_ID_BYTES];
@@ -190,7 +138,7 @@ static int identity_token(struct broker *b, json_t *body, struct http_response *
         resp->extra_headers = "Retry-After: 1\r\n";
         return identity_error(resp, out, 503, "tokens revoked this second: retry in 1 s");
     }
-    if (crypto_jwt_create(b->server_key.seed, id, IDENTITY_ISSUER, now_s, ttl_s, token,
+    if (crypto_jwt_create(b->pipeline->server_key.seed, id, IDENTITY_ISSUER, now_s, ttl_s, token,
                           sizeof(token), &token_len) != LMQ_OK ||
         identity_time_json(b, (uint64_t)ttl_s * 1000, expires) != LMQ_OK)
         return identity_error(resp, out, 500, "Internal Server Error");
@@ -205,7 +153,7 @@ static int identity_token(struct broker *b, json_t *body, struct http_response *
 }
 
 int pipeline_identity_http_route(struct broker *b, const struct http_request *req,
-                        struct http_response *resp, struct http_buf *out)
+                                 struct http_response *resp, struct http_buf *out)
 {
     LMQ_ASSERT(b != NULL && req != NULL);
     bool challenge = req->path_len == 15 && memcmp(req->path, "/auth/challenge", 15) == 0;
@@ -224,12 +172,12 @@ int pipeline_identity_http_route(struct broker *b, const struct http_request *re
             return 0;
         }
         char pub[IDENTITY_PUB_CHARS + 1];
-        if (crypto_b64url_encode(b->server_key.pub, sizeof(b->server_key.pub), pub, sizeof(pub)) !=
-            LMQ_OK)
+        if (crypto_b64url_encode(b->pipeline->server_key.pub, sizeof(b->pipeline->server_key.pub),
+                                 pub, sizeof(pub)) != LMQ_OK)
             return LMQ_EINVAL;
         resp->content_type = "application/json";
         return http_buf_printf(out, "{\"alg\":\"EdDSA\",\"id\":\"%s\",\"pub\":\"%s\"}",
-                               b->server_key.id, pub);
+                               b->pipeline->server_key.id, pub);
     }
     if (strcmp(req->method, "POST") != 0) {
         resp->status = 405;

@@ -26,7 +26,7 @@
  * heaviest address (at most login_challenges_per_address buckets) and the per-key eviction (a
  * scan of at most login_challenges_per_key entries).
  */
-#include "broker/broker_internal.h"
+#include "pipeline/pipeline_internal.h"
 
 #include <netinet/in.h>
 #include <string.h>
@@ -74,13 +74,13 @@ struct pipeline_nonces {
 
 int pipeline_nonce_init(struct broker *b)
 {
-    LMQ_ASSERT(b != NULL && b->pipeline_nonces == NULL);
+    LMQ_ASSERT(b != NULL && b->pipeline->nonces == NULL);
     const struct lmq_limits *l = &b->cfg.limits;
     LMQ_ASSERT(l->login_challenges_per_address > 0 && l->login_challenges_per_key > 0);
     struct pipeline_nonces *t = calloc(1, sizeof(*t));
     if (t == NULL)
         return LMQ_ENOMEM;
-    b->pipeline_nonces = t; /* pipeline_nonce_destroy frees what was made on failure */
+    b->pipeline->nonces = t; /* pipeline_nonce_destroy frees what was made on failure */
     list_init(&t->all);
     t->per_address = l->login_challenges_per_address;
     t->per_key = l->login_challenges_per_key;
@@ -128,7 +128,7 @@ static void pipeline_nonce_drop(struct pipeline_nonces *t, struct pipeline_nonce
 
 void pipeline_nonce_destroy(struct broker *b)
 {
-    struct pipeline_nonces *t = b->pipeline_nonces;
+    struct pipeline_nonces *t = b->pipeline->nonces;
     if (t == NULL)
         return;
     for (size_t guard = t->by_nonce ? lmq_map_count(t->by_nonce) : 0; !list_empty(&t->all);
@@ -142,7 +142,7 @@ void pipeline_nonce_destroy(struct broker *b)
     lmq_map_destroy(t->keys);
     free(t->buckets);
     free(t);
-    b->pipeline_nonces = NULL;
+    b->pipeline->nonces = NULL;
 }
 
 static void pipeline_nonce_expire(struct pipeline_nonces *t, uint64_t now)
@@ -191,10 +191,11 @@ static struct login_owner *login_owner_get(struct lmq_map *map, const uint8_t *k
 }
 
 /* Counts and logs (at most once a second) a challenge evicted to make room. */
-static void pipeline_nonce_evict(struct broker *b, struct pipeline_nonce *e, enum pipeline_nonce_evict why)
+static void pipeline_nonce_evict(struct broker *b, struct pipeline_nonce *e,
+                                 enum pipeline_nonce_evict why)
 {
     static const char *const names[PIPELINE_NONCE_EVICT_COUNT] = {"address", "key", "all"};
-    struct pipeline_nonces *t = b->pipeline_nonces;
+    struct pipeline_nonces *t = b->pipeline->nonces;
     LMQ_ASSERT(why < PIPELINE_NONCE_EVICT_COUNT);
     b->stats.login_evicted[why]++;
     pipeline_nonce_drop(t, e);
@@ -215,14 +216,14 @@ static void pipeline_nonce_evict(struct broker *b, struct pipeline_nonce *e, enu
  * up again after each eviction: an eviction frees an owner left with nothing.
  */
 static void pipeline_nonce_make_room(struct broker *b, const uint8_t *akey, uint8_t alen,
-                                  const uint8_t *pub)
+                                     const uint8_t *pub)
 {
-    struct pipeline_nonces *t = b->pipeline_nonces;
+    struct pipeline_nonces *t = b->pipeline->nonces;
     struct login_owner *a = lmq_map_get(t->addresses, akey, alen);
     if (a != NULL && a->count >= t->per_address) {
         LMQ_ASSERT(!list_empty(&a->nonces));
         pipeline_nonce_evict(b, list_entry(a->nonces.next, struct pipeline_nonce, address_link),
-                          PIPELINE_NONCE_EVICT_ADDRESS);
+                             PIPELINE_NONCE_EVICT_ADDRESS);
         a = lmq_map_get(t->addresses, akey, alen);
     }
     struct login_owner *k = lmq_map_get(t->keys, pub, CRYPTO_ED25519_PUB_BYTES);
@@ -246,18 +247,18 @@ static void pipeline_nonce_make_room(struct broker *b, const uint8_t *akey, uint
         LMQ_ASSERT(heaviest != NULL);
         struct login_owner *h = list_entry(heaviest, struct login_owner, bucket);
         pipeline_nonce_evict(b, list_entry(h->nonces.next, struct pipeline_nonce, address_link),
-                          PIPELINE_NONCE_EVICT_ALL);
+                             PIPELINE_NONCE_EVICT_ALL);
     }
     LMQ_ASSERT(lmq_map_count(t->by_nonce) < PIPELINE_NONCES_MAX);
 }
 
 /* Issues a challenge for pub to the address with this key (see pipeline_nonce_issue). */
 static int pipeline_nonce_issue_key(struct broker *b, const uint8_t *akey, uint8_t alen,
-                                 enum pipeline_nonce_use use,
-                                 const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
-                                 char nonce[PIPELINE_NONCE_CHARS + 1])
+                                    enum pipeline_nonce_use use,
+                                    const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
+                                    char nonce[PIPELINE_NONCE_CHARS + 1])
 {
-    struct pipeline_nonces *t = b->pipeline_nonces;
+    struct pipeline_nonces *t = b->pipeline->nonces;
     LMQ_ASSERT(t != NULL && pub != NULL && nonce != NULL);
     LMQ_ASSERT(alen > 0 && alen <= LOGIN_OWNER_KEY_MAX_BYTES);
     uint64_t now = clock_now_ms(b);
@@ -303,8 +304,8 @@ fail:
 }
 
 int pipeline_nonce_issue(struct broker *b, const struct sockaddr *remote,
-                      const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
-                      char nonce[PIPELINE_NONCE_CHARS + 1])
+                         const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
+                         char nonce[PIPELINE_NONCE_CHARS + 1])
 {
     uint8_t akey[LOGIN_OWNER_KEY_MAX_BYTES];
     uint8_t alen = 0;
@@ -313,8 +314,8 @@ int pipeline_nonce_issue(struct broker *b, const struct sockaddr *remote,
 }
 
 int pipeline_nonce_issue_conn(struct broker *b, const struct conn *c,
-                           const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
-                           char nonce[PIPELINE_NONCE_CHARS + 1])
+                              const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
+                              char nonce[PIPELINE_NONCE_CHARS + 1])
 {
     LMQ_ASSERT(c != NULL && c->broker == b);
     uint8_t akey[LOGIN_OWNER_KEY_MAX_BYTES];
@@ -329,11 +330,13 @@ int pipeline_nonce_issue_conn(struct broker *b, const struct conn *c,
     return pipeline_nonce_issue_key(b, akey, alen, PIPELINE_NONCE_MQTT, pub, nonce);
 }
 
-bool pipeline_nonce_take(struct broker *b, const char *nonce, size_t len, enum pipeline_nonce_use use,
-                      uint8_t pub[CRYPTO_ED25519_PUB_BYTES])
+bool pipeline_nonce_take(struct broker *b, const char *nonce, size_t len,
+                         enum pipeline_nonce_use use, uint8_t pub[CRYPTO_ED25519_PUB_BYTES])
 {
-    struct pipeline_nonces *t = b->pipeline_nonces;
-    LMQ_ASSERT(t != NULL && nonce != NULL && pub != NULL);
+    LMQ_ASSERT(nonce != NULL && pub != NULL);
+    if (b->pipeline == NULL || b->pipeline->nonces == NULL)
+        return false; /* torn down (a connection freed late) or never made */
+    struct pipeline_nonces *t = b->pipeline->nonces;
     pipeline_nonce_expire(t, clock_now_ms(b));
     if (len != PIPELINE_NONCE_CHARS)
         return false;
@@ -350,5 +353,5 @@ bool pipeline_nonce_take(struct broker *b, const char *nonce, size_t len, enum p
 size_t pipeline_nonce_count(const struct broker *b)
 {
     LMQ_ASSERT(b != NULL);
-    return b->pipeline_nonces == NULL ? 0 : lmq_map_count(b->pipeline_nonces->by_nonce);
+    return b->pipeline->nonces == NULL ? 0 : lmq_map_count(b->pipeline->nonces->by_nonce);
 }

@@ -6,14 +6,14 @@
  * seconds, compared with the token's iat). Revoking at second S sets T = S + 1, so the token
  * used to revoke and every other token issued up to that second are refused; a login in that
  * same second is answered 503 (Retry-After: 1) rather than with a token that would be refused.
- * T is only ever raised, in memory at once (b->revocations) and in the store (token_revocations)
- * with the current batch, so it survives a restart. `ledgermq revoke` writes the same table
- * offline; a running broker applies such rows on SIGHUP (pipeline_tokens_reload).
+ * T is only ever raised, in memory at once (b->pipeline->revocations) and in the store
+ * (token_revocations) with the current batch, so it survives a restart. `ledgermq revoke` writes
+ * the same table offline; a running broker applies such rows on SIGHUP (pipeline_tokens_reload).
  *
  * A connection that authenticated with a token remembers its iat and exp; the connection's
  * timer (conn.c) also fires at exp (+ [auth] token_leeway_s) and the connection is ended.
  */
-#include "broker/broker_internal.h"
+#include "pipeline/pipeline_internal.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -36,10 +36,10 @@ static int64_t pipeline_tokens_now_s(struct broker *b)
 
 int64_t pipeline_tokens_revoked_before(struct broker *b, const char *id)
 {
-    if (b->revocations == NULL)
+    if (b->pipeline->revocations == NULL)
         return 0;
     struct pipeline_tokens_revocation *r =
-        lmq_map_get(b->revocations, (const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS);
+        lmq_map_get(b->pipeline->revocations, (const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS);
     return r != NULL ? r->before_s : 0;
 }
 
@@ -47,11 +47,11 @@ int64_t pipeline_tokens_revoked_before(struct broker *b, const char *id)
  * which fails closed below through the caller's fail stop). */
 static bool pipeline_tokens_raise(struct broker *b, const char *id, int64_t before_s, bool *nomem)
 {
-    LMQ_ASSERT(b->revocations != NULL && before_s >= 0);
+    LMQ_ASSERT(b->pipeline->revocations != NULL && before_s >= 0);
     LMQ_ASSERT(crypto_identity_id_valid(id, CRYPTO_IDENTITY_ID_CHARS));
     *nomem = false;
     struct pipeline_tokens_revocation *r =
-        lmq_map_get(b->revocations, (const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS);
+        lmq_map_get(b->pipeline->revocations, (const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS);
     if (r == NULL) {
         r = calloc(1, sizeof(*r));
         if (r == NULL) {
@@ -59,8 +59,8 @@ static bool pipeline_tokens_raise(struct broker *b, const char *id, int64_t befo
             return false;
         }
         memcpy(r->id, id, CRYPTO_IDENTITY_ID_CHARS);
-        if (lmq_map_put(b->revocations, (const uint8_t *)r->id, CRYPTO_IDENTITY_ID_CHARS, r) !=
-            LMQ_OK) {
+        if (lmq_map_put(b->pipeline->revocations, (const uint8_t *)r->id, CRYPTO_IDENTITY_ID_CHARS,
+                        r) != LMQ_OK) {
             free(r);
             *nomem = true;
             return false;
@@ -163,8 +163,8 @@ static int tokens_load_row(void *ctx, struct lmq_bytes id, int64_t before_s)
 
 int pipeline_tokens_recover(struct broker *b)
 {
-    LMQ_ASSERT(b->revocations == NULL);
-    if (lmq_map_create(&b->revocations) != LMQ_OK)
+    LMQ_ASSERT(b->pipeline->revocations == NULL);
+    if (lmq_map_create(&b->pipeline->revocations) != LMQ_OK)
         return LMQ_ENOMEM;
     struct tokens_load load = {b, TOKENS_SOURCE_RECOVERY};
     return store_token_revocations(b->store, tokens_load_row, &load);
@@ -172,7 +172,7 @@ int pipeline_tokens_recover(struct broker *b)
 
 void pipeline_tokens_reload(struct broker *b)
 {
-    if (b->revocations == NULL || b->store == NULL)
+    if (b->pipeline->revocations == NULL || b->store == NULL)
         return;
     struct tokens_load load = {b, TOKENS_SOURCE_RELOAD};
     if (store_token_revocations(b->store, tokens_load_row, &load) != LMQ_OK)
@@ -188,11 +188,11 @@ static bool tokens_free_one(void *arg, const uint8_t *key, size_t key_len, void 
 
 void pipeline_tokens_destroy(struct broker *b)
 {
-    if (b->revocations == NULL)
+    if (b->pipeline->revocations == NULL)
         return;
-    lmq_map_visit(b->revocations, tokens_free_one, NULL);
-    lmq_map_destroy(b->revocations);
-    b->revocations = NULL;
+    lmq_map_visit(b->pipeline->revocations, tokens_free_one, NULL);
+    lmq_map_destroy(b->pipeline->revocations);
+    b->pipeline->revocations = NULL;
 }
 
 /*
@@ -206,8 +206,8 @@ static int tokens_verify(struct broker *b, const char *token, size_t len,
 {
     enum crypto_jwt_verdict verdict;
     int64_t leeway_s = (int64_t)b->cfg.auth.token_leeway_s;
-    if (crypto_jwt_verify(b->server_key.pub, token, len, pipeline_tokens_now_s(b), leeway_s, claims,
-                          &verdict) != LMQ_OK) {
+    if (crypto_jwt_verify(b->pipeline->server_key.pub, token, len, pipeline_tokens_now_s(b),
+                          leeway_s, claims, &verdict) != LMQ_OK) {
         *kind =
             verdict == CRYPTO_JWT_EXPIRED ? SECURITY_EVENT_EXPIRED_TOKEN : SECURITY_EVENT_BAD_TOKEN;
         *detail = crypto_jwt_verdict_name(verdict);
@@ -292,7 +292,7 @@ static int tokens_http_error(struct http_response *resp, struct http_buf *out, i
 }
 
 int pipeline_tokens_http_bearer(struct broker *b, const struct http_request *req,
-                       char id[CRYPTO_IDENTITY_ID_BYTES], const char **reason)
+                                char id[CRYPTO_IDENTITY_ID_BYTES], const char **reason)
 {
     LMQ_ASSERT(b != NULL && req != NULL && id != NULL && reason != NULL);
     const char *auth = NULL;
@@ -335,8 +335,8 @@ int pipeline_tokens_http_bearer(struct broker *b, const struct http_request *req
     return LMQ_OK;
 }
 
-int pipeline_tokens_http_revoke(struct broker *b, const struct http_request *req, struct http_response *resp,
-                       struct http_buf *out)
+int pipeline_tokens_http_revoke(struct broker *b, const struct http_request *req,
+                                struct http_response *resp, struct http_buf *out)
 {
     LMQ_ASSERT(b != NULL && req != NULL && resp != NULL && out != NULL);
     if (strcmp(req->method, "POST") != 0) {

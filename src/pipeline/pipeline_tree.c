@@ -10,7 +10,7 @@
  * before the batch that its leaves' paths touch are the frontier at the batch's start. Anything
  * else (a resend of an older envelope, a proof over HTTP) is read from the store.
  */
-#include "broker/broker_internal.h"
+#include "pipeline/pipeline_internal.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -52,7 +52,7 @@ struct pipeline_tree_source {
 };
 
 static int pipeline_tree_get(void *ctx, uint32_t level, uint64_t index,
-                           uint8_t out[LEDGER_MERKLE_HASH_BYTES])
+                             uint8_t out[LEDGER_MERKLE_HASH_BYTES])
 {
     const struct pipeline_tree_source *src = ctx;
     LMQ_ASSERT(level < LEDGER_MERKLE_LEVELS_MAX);
@@ -72,16 +72,21 @@ static int pipeline_tree_get(void *ctx, uint32_t level, uint64_t index,
     return store_ledger_node(src->broker->store, level, index, out);
 }
 
-static struct pipeline_tree_batch *pipeline_tree_batch(struct broker *b)
+/* The open commit batch's tree state (the pipeline's commit hook slot), made at its first
+ * append or ack. */
+static struct pipeline_tree_batch *pipeline_tree_open_batch(struct broker *b)
 {
-    struct commit_batch *batch = commit_current_batch(b);
-    if (batch->ledger == NULL) {
-        batch->ledger = calloc(1, sizeof(*batch->ledger));
-        if (batch->ledger == NULL)
+    struct pipeline *p = b->pipeline;
+    void **slot = commit_hook_data(b, p->commit_slot);
+    struct pipeline_tree_batch *lb = *slot;
+    if (lb == NULL) {
+        lb = calloc(1, sizeof(*lb));
+        if (lb == NULL)
             broker_fail_stop(b, "ledger batch", LMQ_ENOMEM);
-        batch->ledger->start = b->tree;
+        lb->start = p->tree;
+        *slot = lb;
     }
-    return batch->ledger;
+    return lb;
 }
 
 struct pipeline_tree_emit {
@@ -91,7 +96,7 @@ struct pipeline_tree_emit {
 
 /* A perfect node completed by the append: into the store batch and the batch's own index. */
 static int pipeline_tree_emit(void *ctx, uint32_t level, uint64_t index,
-                            const uint8_t hash[LEDGER_MERKLE_HASH_BYTES])
+                              const uint8_t hash[LEDGER_MERKLE_HASH_BYTES])
 {
     struct pipeline_tree_emit *e = ctx;
     struct pipeline_tree_level *lv = &e->batch->levels[level];
@@ -115,9 +120,10 @@ static int pipeline_tree_emit(void *ctx, uint32_t level, uint64_t index,
     return LMQ_OK;
 }
 
-void pipeline_tree_queue_ack(struct broker *b, const char *sender, const struct pipeline_accepted *a)
+void pipeline_tree_queue_ack(struct broker *b, const char *sender,
+                             const struct pipeline_accepted *a)
 {
-    struct pipeline_tree_batch *lb = pipeline_tree_batch(b);
+    struct pipeline_tree_batch *lb = pipeline_tree_open_batch(b);
     if (lb->ack_count == lb->ack_cap) {
         size_t cap = lb->ack_cap == 0 ? 16 : lb->ack_cap * 2;
         void *p = cap <= LEDGER_TREE_ACKS_MAX ? realloc(lb->acks, cap * sizeof(lb->acks[0])) : NULL;
@@ -141,37 +147,38 @@ int pipeline_tree_append(struct broker *b, const char *link_hex)
     rc = ledger_merkle_leaf_hash(link, sizeof(link), leaf);
     if (rc != LMQ_OK)
         return rc;
-    struct pipeline_tree_emit e = {.broker = b, .batch = pipeline_tree_batch(b)};
-    rc = ledger_merkle_append(&b->tree, leaf, pipeline_tree_emit, &e);
-    LMQ_ASSERT(rc != LMQ_OK || b->tree.size == b->ledger_size + 1);
+    struct pipeline_tree_emit e = {.broker = b, .batch = pipeline_tree_open_batch(b)};
+    rc = ledger_merkle_append(&b->pipeline->tree, leaf, pipeline_tree_emit, &e);
+    LMQ_ASSERT(rc != LMQ_OK || b->pipeline->tree.size == b->pipeline->ledger_size + 1);
     return rc;
 }
 
-void pipeline_tree_close(struct broker *b, struct commit_batch *batch)
+void pipeline_tree_close(struct broker *b, struct pipeline_tree_batch *lb)
 {
-    if (batch->ledger != NULL)
-        batch->ledger->end = b->tree;
+    if (lb != NULL)
+        lb->end = b->pipeline->tree;
 }
 
 /* Signs the checkpoint of the tree at size (root given). Keeps the latest only. */
 static void pipeline_tree_sign(struct broker *b, uint64_t size,
-                             const uint8_t root[LEDGER_MERKLE_HASH_BYTES])
+                               const uint8_t root[LEDGER_MERKLE_HASH_BYTES])
 {
     char note[1024];
     size_t len = 0;
-    int rc = ledger_checkpoint_sign(b->ledger_origin, size, root, b->ledger_origin,
-                                    b->server_key.seed, note, sizeof(note), &len);
+    int rc =
+        ledger_checkpoint_sign(b->pipeline->ledger_origin, size, root, b->pipeline->ledger_origin,
+                               b->pipeline->server_key.seed, note, sizeof(note), &len);
     if (rc != LMQ_OK)
         broker_fail_stop(b, "checkpoint", rc);
     char *copy = malloc(len + 1);
     if (copy == NULL)
         broker_fail_stop(b, "checkpoint", LMQ_ENOMEM);
     memcpy(copy, note, len + 1);
-    free(b->checkpoint);
-    b->checkpoint = copy;
-    b->checkpoint_len = len;
-    b->checkpoint_size = size;
-    memcpy(b->checkpoint_root, root, LEDGER_MERKLE_HASH_BYTES);
+    free(b->pipeline->checkpoint);
+    b->pipeline->checkpoint = copy;
+    b->pipeline->checkpoint_len = len;
+    b->pipeline->checkpoint_size = size;
+    memcpy(b->pipeline->checkpoint_root, root, LEDGER_MERKLE_HASH_BYTES);
 }
 
 int pipeline_tree_json_string(char *out, size_t cap, size_t *used, const char *s, size_t len)
@@ -193,7 +200,7 @@ int pipeline_tree_json_string(char *out, size_t cap, size_t *used, const char *s
 }
 
 int pipeline_tree_proof_json(struct broker *b, const struct pipeline_tree_batch *lb, uint64_t index,
-                           uint64_t size, char *out, size_t cap, size_t *used)
+                             uint64_t size, char *out, size_t cap, size_t *used)
 {
     uint8_t hashes[LEDGER_MERKLE_PROOF_MAX][LEDGER_MERKLE_HASH_BYTES];
     size_t count = 0;
@@ -208,7 +215,8 @@ int pipeline_tree_proof_json(struct broker *b, const struct pipeline_tree_batch 
 
 /* The ack with its receipt, canonical JSON (members in code-point order). */
 static int pipeline_tree_ack_json(struct broker *b, const struct pipeline_tree_batch *lb,
-                                const struct pipeline_accepted *a, char *out, size_t cap, size_t *len)
+                                  const struct pipeline_accepted *a, char *out, size_t cap,
+                                  size_t *len)
 {
     size_t used = 0;
     int n = snprintf(out, cap,
@@ -218,30 +226,30 @@ static int pipeline_tree_ack_json(struct broker *b, const struct pipeline_tree_b
     if (n < 0 || (size_t)n >= cap)
         return LMQ_ETOOBIG;
     used = (size_t)n;
-    int rc = pipeline_tree_json_string(out, cap, &used, b->checkpoint, b->checkpoint_len);
+    int rc = pipeline_tree_json_string(out, cap, &used, b->pipeline->checkpoint,
+                                       b->pipeline->checkpoint_len);
     if (rc == LMQ_OK && used + 10 < cap) {
         memcpy(out + used, ",\"proof\":", 9);
         used += 9;
-        rc = pipeline_tree_proof_json(b, lb, a->index, b->checkpoint_size, out, cap, &used);
+        rc = pipeline_tree_proof_json(b, lb, a->index, b->pipeline->checkpoint_size, out, cap,
+                                      &used);
     }
     if (rc != LMQ_OK)
         return rc;
     n = snprintf(out + used, cap - used,
                  ",\"tree_size\":%" PRIu64 "},\"seq\":%" PRIu64 ",\"to\":\"%s\"}",
-                 b->checkpoint_size, a->seq, a->to);
+                 b->pipeline->checkpoint_size, a->seq, a->to);
     if (n < 0 || (size_t)n >= cap - used)
         return LMQ_ETOOBIG;
     *len = used + (size_t)n;
     return LMQ_OK;
 }
 
-void pipeline_tree_committed(struct broker *b, struct commit_batch *batch)
+void pipeline_tree_committed(struct broker *b, struct pipeline_tree_batch *lb)
 {
-    struct pipeline_tree_batch *lb = batch->ledger;
     if (lb == NULL)
         return;
-    batch->ledger = NULL;
-    if (lb->end.size > b->checkpoint_size || b->checkpoint == NULL) {
+    if (lb->end.size > b->pipeline->checkpoint_size || b->pipeline->checkpoint == NULL) {
         uint8_t root[LEDGER_MERKLE_HASH_BYTES];
         if (ledger_merkle_frontier_root(&lb->end, root) != LMQ_OK)
             broker_fail_stop(b, "tree root", LMQ_ENOMEM);
@@ -256,45 +264,39 @@ void pipeline_tree_committed(struct broker *b, struct commit_batch *batch)
         if (rc != LMQ_OK || pipeline_publish_ack(b, lb->acks[i].sender, json, len) != LMQ_OK)
             lmq_log_msg(LMQ_LOG_WARN, "ack_not_sent", lb->acks[i].sender);
     }
-    for (size_t l = 0; l < LEDGER_MERKLE_LEVELS_MAX; l++)
-        free(lb->levels[l].hashes);
-    free(lb->acks);
-    free(lb);
 }
 
-void pipeline_tree_batch_free(struct commit_batch *batch)
+void pipeline_tree_batch_free(struct pipeline_tree_batch *lb)
 {
-    struct pipeline_tree_batch *lb = batch->ledger;
     if (lb == NULL)
         return;
     for (size_t l = 0; l < LEDGER_MERKLE_LEVELS_MAX; l++)
         free(lb->levels[l].hashes);
     free(lb->acks);
     free(lb);
-    batch->ledger = NULL;
 }
 
 int pipeline_tree_recover(struct broker *b)
 {
     struct pipeline_tree_source src = {.broker = b, .batch = NULL};
     struct ledger_merkle_source source = {.get = pipeline_tree_get, .ctx = &src};
-    int rc = ledger_merkle_frontier_load(&source, b->ledger_size, &b->tree);
+    int rc = ledger_merkle_frontier_load(&source, b->pipeline->ledger_size, &b->pipeline->tree);
     if (rc != LMQ_OK)
         return rc;
-    int n =
-        snprintf(b->ledger_origin, sizeof(b->ledger_origin), "ledgermq/%.16s", b->server_key.id);
-    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(b->ledger_origin));
+    int n = snprintf(b->pipeline->ledger_origin, sizeof(b->pipeline->ledger_origin),
+                     "ledgermq/%.16s", b->pipeline->server_key.id);
+    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(b->pipeline->ledger_origin));
     uint8_t root[LEDGER_MERKLE_HASH_BYTES];
-    rc = ledger_merkle_frontier_root(&b->tree, root);
+    rc = ledger_merkle_frontier_root(&b->pipeline->tree, root);
     if (rc == LMQ_OK)
-        pipeline_tree_sign(b, b->tree.size, root);
+        pipeline_tree_sign(b, b->pipeline->tree.size, root);
     return rc;
 }
 
 int pipeline_tree_consistency_json(struct broker *b, uint64_t old, uint64_t size, char *out,
-                                 size_t cap, size_t *used)
+                                   size_t cap, size_t *used)
 {
-    LMQ_ASSERT(old <= size && size <= b->checkpoint_size);
+    LMQ_ASSERT(old <= size && size <= b->pipeline->checkpoint_size);
     uint8_t hashes[LEDGER_MERKLE_PROOF_MAX][LEDGER_MERKLE_HASH_BYTES];
     size_t count = 0;
     struct pipeline_tree_source src = {.broker = b, .batch = NULL};
