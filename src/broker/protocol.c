@@ -420,7 +420,7 @@ static int proto_publish_identity(struct conn *c, const struct mqtt_publish *pub
     if (!pipeline_owns(c, owner) || pub->retain ||
         (kind != PIPELINE_TOPIC_OUTBOX && kind != PIPELINE_TOPIC_RESYNC)) {
         security_event(c->broker, c, SECURITY_EVENT_ACL_DENIED,
-                                pub->retain ? "retained publish under id/" : "publish");
+                       pub->retain ? "retained publish under id/" : "publish");
         if (c->version != MQTT_V5)
             return MQTT_RC_NOT_AUTHORIZED; /* 3.1.1 can only close */
         return proto_ack_publish(

@@ -348,7 +348,7 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
         /* A session belongs to the principal that created it: neither a takeover nor a clean
          * start may cross principals (its queue and subscriptions would change hands). */
         security_event(b, c, SECURITY_EVENT_SESSION_OWNER,
-                                "client id belongs to a session of another principal");
+                       "client id belongs to a session of another principal");
         *reason_code = MQTT_RC_NOT_AUTHORIZED;
         return LMQ_EINVAL;
     }
