@@ -280,8 +280,8 @@ struct conn {
     enum conn_password_state password_state;
     uint8_t refusal_code;    /* non-zero: CONNECT gets this reason code (per-address limit) */
     const char *refusal_why; /* static text for the log */
-    /* The login token this connection authenticated with (tokens.c): it is ended when the token
-     * expires or is revoked. 0 when it used no token (password, certificate, anonymous). */
+    /* The login token this connection authenticated with (pipeline_tokens.c): it is ended when the
+     * token expires or is revoked. 0 when it used no token (password, certificate, anonymous). */
     int64_t token_iat_s;
     int64_t token_exp_s;
     size_t output_charged;  /* this conn's share of broker->output_bytes */

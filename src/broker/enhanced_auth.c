@@ -150,8 +150,8 @@ static int eauth_challenge(struct conn *c)
 /*
  * Checks the client's AUTH 0x18 (d) against the outstanding challenge, which is consumed
  * whatever the outcome (one attempt each). On success the connection is the key's identity for
- * [auth] token_ttl_s from now (c->identity, c->user and the token times, as tokens.c sets them
- * for a token issued now). Otherwise the reason code, *why for the peer, a security event.
+ * [auth] token_ttl_s from now (c->identity, c->user and the token times, as pipeline_tokens.c sets
+ * them for a token issued now). Otherwise the reason code, *why for the peer, a security event.
  */
 static uint8_t eauth_verify(struct conn *c, const struct mqtt_disconnect *d,
                             struct lmq_bytes client_id, const char **why)

@@ -226,7 +226,8 @@ int pipeline_authenticate(struct conn *c, const struct mqtt_connect *cn)
         !crypto_identity_id_valid((const char *)cn->username.data, cn->username.len))
         return access_password(c, cn);
     if (cn->has_username)
-        return pipeline_tokens_authenticate(c, cn); /* an identity: its login token (tokens.c) */
+        return pipeline_tokens_authenticate(
+            c, cn); /* an identity: its login token (pipeline_tokens.c) */
     if (c->tls_cn[0] != '\0') {
         /* A verified client certificate: its CN names the client (an identity when it is one). */
         if (crypto_identity_id_valid(c->tls_cn, strlen(c->tls_cn)))

@@ -1,7 +1,7 @@
 /*
  * [auth] ledger_bytes_per_day: what one identity may append to the permanent ledger per UTC
  * day, counted in bytes of its canonical envelopes as stored. An envelope that would go over is
- * refused before anything is appended (ledger.c: reject "quota_exceeded"); nothing else
+ * refused before anything is appended (pipeline_accept.c: reject "quota_exceeded"); nothing else
  * (resends, rejected envelopes) counts.
  *
  * The counters are not stored: a restart recomputes each identity's bytes of the current UTC
