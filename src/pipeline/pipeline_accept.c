@@ -87,11 +87,12 @@ static bool accept_identity_free_one(void *arg, const uint8_t *key, size_t key_l
 
 void pipeline_accept_destroy(struct broker *b)
 {
-    if (b->pipeline->identities == NULL)
+    struct pipeline *p = b->pipeline;
+    if (p->identities == NULL)
         return;
-    lmq_map_visit(b->pipeline->identities, accept_identity_free_one, NULL);
-    lmq_map_destroy(b->pipeline->identities);
-    b->pipeline->identities = NULL;
+    lmq_map_visit(p->identities, accept_identity_free_one, NULL);
+    lmq_map_destroy(p->identities);
+    p->identities = NULL;
 }
 
 /* Queues a server message (QoS 1) on id/<owner>/<leaf> for the owner's subscribed sessions,

@@ -24,24 +24,25 @@
 
 int pipeline_identity_init(struct broker *b)
 {
+    struct pipeline *p = b->pipeline;
     LMQ_ASSERT(b != NULL && b->pipeline != NULL);
     char path[LMQ_PATH_MAX_BYTES + 32];
     char err[512];
     int n = snprintf(path, sizeof(path), "%s/%s", b->cfg.data_dir, IDENTITY_KEY_FILE);
     if (n < 0 || (size_t)n >= sizeof(path))
         return LMQ_EINVAL;
-    int rc = crypto_keyfile_load(path, &b->pipeline->server_key, err, sizeof(err));
+    int rc = crypto_keyfile_load(path, &p->server_key, err, sizeof(err));
     if (rc == LMQ_ENOTFOUND) {
         /* First start: the server's identity signs tokens (and later checkpoints). */
         uint8_t seed[CRYPTO_ED25519_SEED_BYTES];
         uint8_t pub[CRYPTO_ED25519_PUB_BYTES];
         rc = crypto_ed25519_generate(seed, pub);
         if (rc == LMQ_OK)
-            rc = crypto_identity_from_seed(seed, &b->pipeline->server_key);
+            rc = crypto_identity_from_seed(seed, &p->server_key);
         if (rc == LMQ_OK)
-            rc = crypto_keyfile_save(path, &b->pipeline->server_key, false, err, sizeof(err));
+            rc = crypto_keyfile_save(path, &p->server_key, false, err, sizeof(err));
         if (rc == LMQ_OK)
-            lmq_log_msg(LMQ_LOG_INFO, "server_key_created", b->pipeline->server_key.id);
+            lmq_log_msg(LMQ_LOG_INFO, "server_key_created", p->server_key.id);
     }
     if (rc != LMQ_OK) {
         fprintf(stderr, "ledgermq: server key %s: %s\n", path, err);
@@ -155,6 +156,7 @@ static int identity_token(struct broker *b, json_t *body, struct http_response *
 int pipeline_identity_http_route(struct broker *b, const struct http_request *req,
                                  struct http_response *resp, struct http_buf *out)
 {
+    struct pipeline *p = b->pipeline;
     LMQ_ASSERT(b != NULL && req != NULL);
     bool challenge = req->path_len == 15 && memcmp(req->path, "/auth/challenge", 15) == 0;
     bool token = req->path_len == 11 && memcmp(req->path, "/auth/token", 11) == 0;
@@ -172,12 +174,12 @@ int pipeline_identity_http_route(struct broker *b, const struct http_request *re
             return 0;
         }
         char pub[IDENTITY_PUB_CHARS + 1];
-        if (crypto_b64url_encode(b->pipeline->server_key.pub, sizeof(b->pipeline->server_key.pub),
-                                 pub, sizeof(pub)) != LMQ_OK)
+        if (crypto_b64url_encode(p->server_key.pub, sizeof(p->server_key.pub), pub, sizeof(pub)) !=
+            LMQ_OK)
             return LMQ_EINVAL;
         resp->content_type = "application/json";
         return http_buf_printf(out, "{\"alg\":\"EdDSA\",\"id\":\"%s\",\"pub\":\"%s\"}",
-                               b->pipeline->server_key.id, pub);
+                               p->server_key.id, pub);
     }
     if (strcmp(req->method, "POST") != 0) {
         resp->status = 405;

@@ -111,11 +111,12 @@ static int pipeline_quota_row(void *ctx, struct lmq_bytes sender, uint64_t bytes
 
 int pipeline_quota_recover(struct broker *b)
 {
-    LMQ_ASSERT(b->pipeline->ledger_quota == NULL);
-    if (lmq_map_create(&b->pipeline->ledger_quota) != LMQ_OK)
+    struct pipeline *p = b->pipeline;
+    LMQ_ASSERT(p->ledger_quota == NULL);
+    if (lmq_map_create(&p->ledger_quota) != LMQ_OK)
         return LMQ_ENOMEM;
     struct pipeline_quota_load load = {.broker = b, .day = pipeline_quota_today(b)};
-    b->pipeline->ledger_quota_day = load.day;
+    p->ledger_quota_day = load.day;
     int rc = store_ledger_bytes_since(b->store, load.day * PIPELINE_QUOTA_DAY_MS,
                                       pipeline_quota_row, &load);
     if (rc != LMQ_OK)
@@ -137,11 +138,12 @@ static bool pipeline_quota_free_one(void *arg, const uint8_t *key, size_t key_le
 
 void pipeline_quota_destroy(struct broker *b)
 {
-    if (b->pipeline->ledger_quota == NULL)
+    struct pipeline *p = b->pipeline;
+    if (p->ledger_quota == NULL)
         return;
-    lmq_map_visit(b->pipeline->ledger_quota, pipeline_quota_free_one, NULL);
-    lmq_map_destroy(b->pipeline->ledger_quota);
-    b->pipeline->ledger_quota = NULL;
+    lmq_map_visit(p->ledger_quota, pipeline_quota_free_one, NULL);
+    lmq_map_destroy(p->ledger_quota);
+    p->ledger_quota = NULL;
 }
 
 bool pipeline_quota_take(struct conn *c, uint64_t bytes)

@@ -47,11 +47,12 @@ int64_t pipeline_tokens_revoked_before(struct broker *b, const char *id)
  * which fails closed below through the caller's fail stop). */
 static bool pipeline_tokens_raise(struct broker *b, const char *id, int64_t before_s, bool *nomem)
 {
-    LMQ_ASSERT(b->pipeline->revocations != NULL && before_s >= 0);
+    struct pipeline *p = b->pipeline;
+    LMQ_ASSERT(p->revocations != NULL && before_s >= 0);
     LMQ_ASSERT(crypto_identity_id_valid(id, CRYPTO_IDENTITY_ID_CHARS));
     *nomem = false;
     struct pipeline_tokens_revocation *r =
-        lmq_map_get(b->pipeline->revocations, (const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS);
+        lmq_map_get(p->revocations, (const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS);
     if (r == NULL) {
         r = calloc(1, sizeof(*r));
         if (r == NULL) {
@@ -59,8 +60,8 @@ static bool pipeline_tokens_raise(struct broker *b, const char *id, int64_t befo
             return false;
         }
         memcpy(r->id, id, CRYPTO_IDENTITY_ID_CHARS);
-        if (lmq_map_put(b->pipeline->revocations, (const uint8_t *)r->id, CRYPTO_IDENTITY_ID_CHARS,
-                        r) != LMQ_OK) {
+        if (lmq_map_put(p->revocations, (const uint8_t *)r->id, CRYPTO_IDENTITY_ID_CHARS, r) !=
+            LMQ_OK) {
             free(r);
             *nomem = true;
             return false;
@@ -188,11 +189,12 @@ static bool tokens_free_one(void *arg, const uint8_t *key, size_t key_len, void 
 
 void pipeline_tokens_destroy(struct broker *b)
 {
-    if (b->pipeline->revocations == NULL)
+    struct pipeline *p = b->pipeline;
+    if (p->revocations == NULL)
         return;
-    lmq_map_visit(b->pipeline->revocations, tokens_free_one, NULL);
-    lmq_map_destroy(b->pipeline->revocations);
-    b->pipeline->revocations = NULL;
+    lmq_map_visit(p->revocations, tokens_free_one, NULL);
+    lmq_map_destroy(p->revocations);
+    p->revocations = NULL;
 }
 
 /*

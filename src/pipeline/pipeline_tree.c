@@ -139,6 +139,7 @@ void pipeline_tree_queue_ack(struct broker *b, const char *sender,
 
 int pipeline_tree_append(struct broker *b, const char *link_hex)
 {
+    struct pipeline *p = b->pipeline;
     uint8_t link[LEDGER_MERKLE_HASH_BYTES], leaf[LEDGER_MERKLE_HASH_BYTES];
     size_t n = 0;
     int rc = crypto_hex_decode(link_hex, CRYPTO_IDENTITY_ID_CHARS, link, sizeof(link), &n);
@@ -148,8 +149,8 @@ int pipeline_tree_append(struct broker *b, const char *link_hex)
     if (rc != LMQ_OK)
         return rc;
     struct pipeline_tree_emit e = {.broker = b, .batch = pipeline_tree_open_batch(b)};
-    rc = ledger_merkle_append(&b->pipeline->tree, leaf, pipeline_tree_emit, &e);
-    LMQ_ASSERT(rc != LMQ_OK || b->pipeline->tree.size == b->pipeline->ledger_size + 1);
+    rc = ledger_merkle_append(&p->tree, leaf, pipeline_tree_emit, &e);
+    LMQ_ASSERT(rc != LMQ_OK || p->tree.size == p->ledger_size + 1);
     return rc;
 }
 
@@ -163,22 +164,22 @@ void pipeline_tree_close(struct broker *b, struct pipeline_tree_batch *lb)
 static void pipeline_tree_sign(struct broker *b, uint64_t size,
                                const uint8_t root[LEDGER_MERKLE_HASH_BYTES])
 {
+    struct pipeline *p = b->pipeline;
     char note[1024];
     size_t len = 0;
-    int rc =
-        ledger_checkpoint_sign(b->pipeline->ledger_origin, size, root, b->pipeline->ledger_origin,
-                               b->pipeline->server_key.seed, note, sizeof(note), &len);
+    int rc = ledger_checkpoint_sign(p->ledger_origin, size, root, p->ledger_origin,
+                                    p->server_key.seed, note, sizeof(note), &len);
     if (rc != LMQ_OK)
         broker_fail_stop(b, "checkpoint", rc);
     char *copy = malloc(len + 1);
     if (copy == NULL)
         broker_fail_stop(b, "checkpoint", LMQ_ENOMEM);
     memcpy(copy, note, len + 1);
-    free(b->pipeline->checkpoint);
-    b->pipeline->checkpoint = copy;
-    b->pipeline->checkpoint_len = len;
-    b->pipeline->checkpoint_size = size;
-    memcpy(b->pipeline->checkpoint_root, root, LEDGER_MERKLE_HASH_BYTES);
+    free(p->checkpoint);
+    p->checkpoint = copy;
+    p->checkpoint_len = len;
+    p->checkpoint_size = size;
+    memcpy(p->checkpoint_root, root, LEDGER_MERKLE_HASH_BYTES);
 }
 
 int pipeline_tree_json_string(char *out, size_t cap, size_t *used, const char *s, size_t len)
@@ -218,6 +219,7 @@ static int pipeline_tree_ack_json(struct broker *b, const struct pipeline_tree_b
                                   const struct pipeline_accepted *a, char *out, size_t cap,
                                   size_t *len)
 {
+    struct pipeline *p = b->pipeline;
     size_t used = 0;
     int n = snprintf(out, cap,
                      "{\"index\":%" PRIu64 ",\"link\":\"%s\",\"position\":%" PRIu64
@@ -226,19 +228,17 @@ static int pipeline_tree_ack_json(struct broker *b, const struct pipeline_tree_b
     if (n < 0 || (size_t)n >= cap)
         return LMQ_ETOOBIG;
     used = (size_t)n;
-    int rc = pipeline_tree_json_string(out, cap, &used, b->pipeline->checkpoint,
-                                       b->pipeline->checkpoint_len);
+    int rc = pipeline_tree_json_string(out, cap, &used, p->checkpoint, p->checkpoint_len);
     if (rc == LMQ_OK && used + 10 < cap) {
         memcpy(out + used, ",\"proof\":", 9);
         used += 9;
-        rc = pipeline_tree_proof_json(b, lb, a->index, b->pipeline->checkpoint_size, out, cap,
-                                      &used);
+        rc = pipeline_tree_proof_json(b, lb, a->index, p->checkpoint_size, out, cap, &used);
     }
     if (rc != LMQ_OK)
         return rc;
     n = snprintf(out + used, cap - used,
                  ",\"tree_size\":%" PRIu64 "},\"seq\":%" PRIu64 ",\"to\":\"%s\"}",
-                 b->pipeline->checkpoint_size, a->seq, a->to);
+                 p->checkpoint_size, a->seq, a->to);
     if (n < 0 || (size_t)n >= cap - used)
         return LMQ_ETOOBIG;
     *len = used + (size_t)n;
@@ -278,18 +278,19 @@ void pipeline_tree_batch_free(struct pipeline_tree_batch *lb)
 
 int pipeline_tree_recover(struct broker *b)
 {
+    struct pipeline *p = b->pipeline;
     struct pipeline_tree_source src = {.broker = b, .batch = NULL};
     struct ledger_merkle_source source = {.get = pipeline_tree_get, .ctx = &src};
-    int rc = ledger_merkle_frontier_load(&source, b->pipeline->ledger_size, &b->pipeline->tree);
+    int rc = ledger_merkle_frontier_load(&source, p->ledger_size, &p->tree);
     if (rc != LMQ_OK)
         return rc;
-    int n = snprintf(b->pipeline->ledger_origin, sizeof(b->pipeline->ledger_origin),
-                     "ledgermq/%.16s", b->pipeline->server_key.id);
-    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(b->pipeline->ledger_origin));
+    int n =
+        snprintf(p->ledger_origin, sizeof(p->ledger_origin), "ledgermq/%.16s", p->server_key.id);
+    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(p->ledger_origin));
     uint8_t root[LEDGER_MERKLE_HASH_BYTES];
-    rc = ledger_merkle_frontier_root(&b->pipeline->tree, root);
+    rc = ledger_merkle_frontier_root(&p->tree, root);
     if (rc == LMQ_OK)
-        pipeline_tree_sign(b, b->pipeline->tree.size, root);
+        pipeline_tree_sign(b, p->tree.size, root);
     return rc;
 }
 
