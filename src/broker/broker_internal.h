@@ -71,25 +71,15 @@ static inline void list_unlink(struct list_node *node)
 struct msg {
     struct broker *broker;
     uint32_t refcount;
-    bool committed;          /* durable, or nothing stores it; deliveries wait for this */
-    bool batched;            /* in a commit batch: committed once the batch is durable */
-    bool persisted;          /* a STORE_MESSAGE_PUT was written for it */
-    bool indexed;            /* in broker->msgs_by_id (messages paged in from the store) */
-    uint8_t qos;             /* QoS it was published with */
-    bool retain;             /* retain flag it was published with */
-    uint64_t id;             /* broker-wide message id (store key) */
-    int64_t created_unix_ms; /* wall clock at arrival, for message expiry across restarts */
-    bool has_expiry;
-    uint32_t expiry_s;
-    bool has_payload_format;
-    uint8_t payload_format;
-    struct lmq_bytes topic;
-    struct lmq_bytes payload;
-    struct lmq_bytes content_type; /* data == NULL when absent */
-    struct lmq_bytes response_topic;
-    struct lmq_bytes correlation_data;
-    struct lmq_bytes user_props; /* encoded, may be empty */
-    uint32_t user_prop_count;
+    bool committed; /* durable, or nothing stores it; deliveries wait for this */
+    bool batched;   /* in a commit batch: committed once the batch is durable */
+    bool persisted; /* a STORE_MESSAGE_PUT was written for it */
+    bool indexed;   /* in broker->msgs_by_id (messages paged in from the store) */
+    /* id (broker-wide, the store key), QoS and retain flag it was published with,
+     * created_unix_ms (wall clock at arrival, for message expiry across restarts), expiry,
+     * payload format, topic, payload and properties: what STORE_MESSAGE_PUT and
+     * STORE_WILL_PUT records point at (content_type etc.: data == NULL when absent). */
+    struct store_message stored;
     size_t size_bytes; /* topic + payload + properties, for queue byte limits */
     /* the bytes the slices point into follow the struct */
 };
@@ -805,7 +795,6 @@ struct msg *msg_create(struct broker *b, const struct mqtt_publish *pub);
 struct msg *msg_from_store(struct broker *b, const struct store_message *sm);
 /* Writes m to the store once (STORE_MESSAGE_PUT), the first time something durable needs it. */
 void msg_persist(struct msg *m);
-void msg_to_store(const struct msg *m, struct store_message *out);
 void msg_ref(struct msg *m);
 void msg_unref(struct msg *m);
 bool msg_expired(const struct msg *m, int64_t now_unix_ms, uint32_t *remaining_s);

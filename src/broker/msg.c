@@ -30,22 +30,15 @@ static struct msg *msg_alloc(struct broker *b, const struct store_message *sm)
         return NULL;
     m->broker = b;
     m->refcount = 1;
-    m->qos = sm->qos;
-    m->retain = sm->retain;
-    m->created_unix_ms = sm->created_unix_ms;
-    m->has_expiry = sm->has_expiry;
-    m->expiry_s = sm->expiry_s;
-    m->has_payload_format = sm->has_payload_format;
-    m->payload_format = sm->payload_format;
+    m->stored = *sm; /* the slices are re-pointed at the msg's own bytes below */
     uint8_t *cursor = (uint8_t *)(m + 1);
-    copy_slice(&cursor, &m->topic, sm->topic);
-    copy_slice(&cursor, &m->payload,
+    copy_slice(&cursor, &m->stored.topic, sm->topic);
+    copy_slice(&cursor, &m->stored.payload,
                sm->payload.data ? sm->payload : (struct lmq_bytes){cursor, 0});
-    copy_slice(&cursor, &m->content_type, sm->content_type);
-    copy_slice(&cursor, &m->response_topic, sm->response_topic);
-    copy_slice(&cursor, &m->correlation_data, sm->correlation_data);
-    copy_slice(&cursor, &m->user_props, sm->user_props);
-    m->user_prop_count = sm->user_prop_count;
+    copy_slice(&cursor, &m->stored.content_type, sm->content_type);
+    copy_slice(&cursor, &m->stored.response_topic, sm->response_topic);
+    copy_slice(&cursor, &m->stored.correlation_data, sm->correlation_data);
+    copy_slice(&cursor, &m->stored.user_props, sm->user_props);
     m->size_bytes = extra;
     LMQ_ASSERT((size_t)(cursor - (uint8_t *)(m + 1)) == extra);
     return m;
@@ -79,7 +72,7 @@ struct msg *msg_create(struct broker *b, const struct mqtt_publish *pub)
     if (m == NULL)
         return NULL;
     m->committed = pub->qos == 0;
-    m->id = b->next_msg_id++;
+    m->stored.id = b->next_msg_id++;
     return m;
 }
 
@@ -96,7 +89,7 @@ struct msg *msg_from_store(struct broker *b, const struct store_message *sm)
     m = msg_alloc(b, sm);
     if (m == NULL)
         return NULL;
-    m->id = sm->id;
+    m->stored.id = sm->id;
     m->committed = true;
     m->persisted = true;
     if (lmq_map_put(b->msgs_by_id, key, sizeof(key), m) == LMQ_OK)
@@ -104,35 +97,13 @@ struct msg *msg_from_store(struct broker *b, const struct store_message *sm)
     return m;
 }
 
-void msg_to_store(const struct msg *m, struct store_message *out)
-{
-    *out = (struct store_message){
-        .id = m->id,
-        .qos = m->qos,
-        .retain = m->retain,
-        .created_unix_ms = m->created_unix_ms,
-        .has_expiry = m->has_expiry,
-        .expiry_s = m->expiry_s,
-        .has_payload_format = m->has_payload_format,
-        .payload_format = m->payload_format,
-        .topic = m->topic,
-        .payload = m->payload,
-        .content_type = m->content_type,
-        .response_topic = m->response_topic,
-        .correlation_data = m->correlation_data,
-        .user_props = m->user_props,
-        .user_prop_count = m->user_prop_count,
-    };
-}
-
 void msg_persist(struct msg *m)
 {
-    LMQ_ASSERT(m != NULL && m->id != 0);
+    LMQ_ASSERT(m != NULL && m->stored.id != 0);
     if (m->persisted)
         return;
-    struct store_message sm;
-    msg_to_store(m, &sm);
-    struct store_record rec = {.type = STORE_MESSAGE_PUT, .message = &sm, .msg_id = m->id};
+    struct store_record rec = {
+        .type = STORE_MESSAGE_PUT, .message = &m->stored, .msg_id = m->stored.id};
     commit_store_write(m->broker, &rec);
     m->persisted = true;
 }
@@ -151,8 +122,8 @@ void msg_unref(struct msg *m)
     if (--m->refcount > 0)
         return;
     if (m->indexed) {
-        uint8_t key[sizeof(m->id)];
-        memcpy(key, &m->id, sizeof(key));
+        uint8_t key[sizeof(m->stored.id)];
+        memcpy(key, &m->stored.id, sizeof(key));
         void *was = lmq_map_remove(m->broker->msgs_by_id, key, sizeof(key));
         LMQ_ASSERT(was == m);
     }
@@ -162,16 +133,17 @@ void msg_unref(struct msg *m)
 bool msg_expired(const struct msg *m, int64_t now_unix_ms, uint32_t *remaining_s)
 {
     LMQ_ASSERT(m != NULL);
-    if (!m->has_expiry) {
+    if (!m->stored.has_expiry) {
         *remaining_s = 0;
         return false;
     }
-    int64_t age_ms = now_unix_ms > m->created_unix_ms ? now_unix_ms - m->created_unix_ms : 0;
+    int64_t age_ms =
+        now_unix_ms > m->stored.created_unix_ms ? now_unix_ms - m->stored.created_unix_ms : 0;
     uint64_t age_s = (uint64_t)age_ms / 1000;
-    if (age_s >= m->expiry_s) {
+    if (age_s >= m->stored.expiry_s) {
         *remaining_s = 0;
         return true;
     }
-    *remaining_s = m->expiry_s - (uint32_t)age_s;
+    *remaining_s = m->stored.expiry_s - (uint32_t)age_s;
     return false;
 }

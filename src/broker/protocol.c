@@ -487,9 +487,9 @@ static enum proto_result proto_publish(struct conn *c, struct mqtt_packet *pkt, 
     uint64_t records_before = b->records_written;
     int route_rc = MQTT_RC_QUOTA_EXCEEDED;
     const char *why = "a subscriber's queue is full";
-    if (m->qos > 0 && b->disk_low)
+    if (m->stored.qos > 0 && b->disk_low)
         why = "free disk space below min_free_disk";
-    else if (!m->retain || retain_fits(b, m))
+    else if (!m->stored.retain || retain_fits(b, m))
         route_rc = route_publish(b, m, s);
     else
         why = "the retained message store is full";
@@ -505,7 +505,7 @@ static enum proto_result proto_publish(struct conn *c, struct mqtt_packet *pkt, 
             return PROTO_BLOCKED; /* backpressure: retried when queues drain */
         return proto_ack_publish(c, pub, MQTT_RC_QUOTA_EXCEEDED, false, why, reason);
     }
-    if (m->retain && retain_update(b, m) != MQTT_RC_SUCCESS)
+    if (m->stored.retain && retain_update(b, m) != MQTT_RC_SUCCESS)
         route_rc = MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR; /* fit was checked: out of memory */
     /* The message itself was written (once) by whatever queued or retained it durably. */
     msg_unref(m);

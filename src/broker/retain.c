@@ -206,8 +206,8 @@ static struct retain_node *retain_find(struct retain_index *ri, const uint8_t *t
 static uint64_t retain_cost_bytes(const struct msg *m)
 {
     uint64_t levels = 1;
-    for (size_t i = 0; i < m->topic.len; i++)
-        levels += m->topic.data[i] == '/';
+    for (size_t i = 0; i < m->stored.topic.len; i++)
+        levels += m->stored.topic.data[i] == '/';
     return m->size_bytes + levels * RETAIN_LEVEL_COST_BYTES;
 }
 
@@ -215,7 +215,7 @@ static uint64_t retain_cost_bytes(const struct msg *m)
 static int retain_store(struct broker *b, struct msg *m)
 {
     struct retain_index *ri = b->retained;
-    struct retain_node *n = retain_find(ri, m->topic.data, m->topic.len, true);
+    struct retain_node *n = retain_find(ri, m->stored.topic.data, m->stored.topic.len, true);
     if (n == NULL)
         return LMQ_ENOMEM;
     struct msg *old = n->msg;
@@ -232,7 +232,7 @@ static int retain_store(struct broker *b, struct msg *m)
     n->msg = m;
     n->seq = ++ri->next_seq;
     b->retained_bytes += retain_cost_bytes(m);
-    if (m->has_expiry) {
+    if (m->stored.has_expiry) {
         list_push_back(&ri->expiring, &n->expiring);
         ri->expiring_count++;
     }
@@ -259,9 +259,10 @@ static void retain_clear_node(struct broker *b, struct retain_node *n)
 bool retain_fits(struct broker *b, const struct msg *m)
 {
     LMQ_ASSERT(m != NULL);
-    if (m->payload.len == 0)
+    if (m->stored.payload.len == 0)
         return true;
-    struct retain_node *n = retain_find(b->retained, m->topic.data, m->topic.len, false);
+    struct retain_node *n =
+        retain_find(b->retained, m->stored.topic.data, m->stored.topic.len, false);
     const struct msg *old = n != NULL ? n->msg : NULL;
     const struct lmq_limits *lim = &b->cfg.limits;
     uint64_t bytes = b->retained_bytes - (old ? retain_cost_bytes(old) : 0) + retain_cost_bytes(m);
@@ -272,10 +273,11 @@ bool retain_fits(struct broker *b, const struct msg *m)
 
 uint8_t retain_update(struct broker *b, struct msg *m)
 {
-    LMQ_ASSERT(m != NULL && m->retain);
-    struct store_record rec = {.topic = m->topic};
-    if (m->payload.len == 0) {
-        struct retain_node *n = retain_find(b->retained, m->topic.data, m->topic.len, false);
+    LMQ_ASSERT(m != NULL && m->stored.retain);
+    struct store_record rec = {.topic = m->stored.topic};
+    if (m->stored.payload.len == 0) {
+        struct retain_node *n =
+            retain_find(b->retained, m->stored.topic.data, m->stored.topic.len, false);
         if (n != NULL && n->msg != NULL) {
             retain_clear_node(b, n);
             rec.type = STORE_RETAINED_DELETE;
@@ -292,7 +294,7 @@ uint8_t retain_update(struct broker *b, struct msg *m)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     }
     rec.type = STORE_RETAINED_PUT;
-    rec.msg_id = m->id;
+    rec.msg_id = m->stored.id;
     commit_store_write(b, &rec);
     return MQTT_RC_SUCCESS;
 }
@@ -301,7 +303,7 @@ int retain_restore(struct broker *b, struct msg *m)
 {
     LMQ_ASSERT(m != NULL && m->refcount > 0);
     /* Recovery deleted rows under id/ (written before they were refused) before this. */
-    LMQ_ASSERT(!pipeline_under_id(m->topic.data, m->topic.len));
+    LMQ_ASSERT(!pipeline_under_id(m->stored.topic.data, m->stored.topic.len));
     int rc = retain_store(b, m);
     if (rc != LMQ_OK)
         msg_unref(m);
@@ -326,14 +328,14 @@ void retain_expire(struct broker *b)
     size_t scan = LMQ_MIN((size_t)RETAIN_EXPIRE_SCAN_MAX, ri->expiring_count);
     for (size_t i = 0; i < scan && !list_empty(&ri->expiring); i++) {
         struct retain_node *n = list_entry(ri->expiring.next, struct retain_node, expiring);
-        LMQ_ASSERT(n->msg != NULL && n->msg->has_expiry);
+        LMQ_ASSERT(n->msg != NULL && n->msg->stored.has_expiry);
         uint32_t remaining_s;
         if (!msg_expired(n->msg, now_unix_ms, &remaining_s)) {
             list_unlink(&n->expiring);
             list_push_back(&ri->expiring, &n->expiring);
             continue;
         }
-        struct store_record rec = {.type = STORE_RETAINED_DELETE, .topic = n->msg->topic};
+        struct store_record rec = {.type = STORE_RETAINED_DELETE, .topic = n->msg->stored.topic};
         commit_store_write(b, &rec);
         retain_clear_node(b, n);
     }
@@ -444,9 +446,9 @@ static enum retain_step retain_visit(struct session *s, struct retain_cursor *cu
     /* Under id/ not even to its owner: stricter than pipeline_may_receive(), which live
      * delivery applies, because nothing retained there can be genuine. */
     if (m == NULL || n->seq > cur->seq_max || !retain_matches(cur, n) ||
-        pipeline_under_id(m->topic.data, m->topic.len) ||
+        pipeline_under_id(m->stored.topic.data, m->stored.topic.len) ||
         msg_expired(m, clock_unix_ms(b), &remaining_s) ||
-        !access_may_deliver(s, m->topic.data, m->topic.len))
+        !access_may_deliver(s, m->stored.topic.data, m->stored.topic.len))
         return RETAIN_STEP_MORE;
     if (!session_queue_has_room(s, m->size_bytes)) {
         if (s->queued_count > 0) {
@@ -460,7 +462,7 @@ static enum retain_step retain_visit(struct session *s, struct retain_cursor *cu
         return RETAIN_STEP_MORE;
     }
     cur->waiting = false;
-    uint8_t qos = LMQ_MIN(m->qos, cur->qos);
+    uint8_t qos = LMQ_MIN(m->stored.qos, cur->qos);
     uint32_t sub_id = cur->sub_id;
     session_queue_add(s, m, qos, true, sub_id ? &sub_id : NULL, sub_id ? 1 : 0); /* last use */
     return RETAIN_STEP_MORE;

@@ -58,7 +58,8 @@ static void route_on_match(void *arg, const struct sub_tree_entry *e)
     if ((e->options & MQTT_SUBOPT_NO_LOCAL) && e->share_group == NULL && s == ctx->publisher)
         return;
     /* id/<X>/... reaches X's sessions only, whatever wildcard another subscribed with. */
-    if (ctx->identity_topic && !pipeline_may_receive(s, ctx->msg->topic.data, ctx->msg->topic.len))
+    if (ctx->identity_topic &&
+        !pipeline_may_receive(s, ctx->msg->stored.topic.data, ctx->msg->stored.topic.len))
         return;
     struct route_target *t;
     if (s->route_gen == ctx->broker->route_gen) {
@@ -72,11 +73,11 @@ static void route_on_match(void *arg, const struct sub_tree_entry *e)
         }
         /* Checked once per session and message, whichever of its subscriptions matched; still
          * a match for the publisher's reason code (as mosquitto's). */
-        t->denied = !access_may_deliver(s, ctx->msg->topic.data, ctx->msg->topic.len);
+        t->denied = !access_may_deliver(s, ctx->msg->stored.topic.data, ctx->msg->stored.topic.len);
     }
     if (t->denied)
         return;
-    uint8_t qos = LMQ_MIN(ctx->msg->qos, (uint8_t)(e->options & MQTT_SUBOPT_QOS_MASK));
+    uint8_t qos = LMQ_MIN(ctx->msg->stored.qos, (uint8_t)(e->options & MQTT_SUBOPT_QOS_MASK));
     t->qos = LMQ_MAX(t->qos, qos);
     if (e->options & MQTT_SUBOPT_RETAIN_AS_PUBLISHED)
         t->retain_as_published = true;
@@ -89,7 +90,8 @@ static bool route_eligible(void *arg, void *owner)
 {
     const struct route_ctx *ctx = arg;
     struct session *s = owner;
-    return s->conn != NULL && access_may_deliver(s, ctx->msg->topic.data, ctx->msg->topic.len);
+    return s->conn != NULL &&
+           access_may_deliver(s, ctx->msg->stored.topic.data, ctx->msg->stored.topic.len);
 }
 
 /*
@@ -116,9 +118,9 @@ static bool route_can_receive(const struct session *s, uint8_t qos)
  */
 static int route_commit_first(struct broker *b, struct msg *m, const struct route_ctx *ctx)
 {
-    if (m->qos == 0 || m->committed || m->batched)
+    if (m->stored.qos == 0 || m->committed || m->batched)
         return LMQ_OK;
-    bool stored = m->retain && m->payload.len > 0;
+    bool stored = m->stored.retain && m->stored.payload.len > 0;
     for (size_t i = 0; i < ctx->count && !stored; i++) {
         const struct route_target *t = &b->route_targets[i];
         stored = !t->denied && t->qos > 0 && route_can_receive(t->session, t->qos) &&
@@ -165,7 +167,7 @@ static enum lmq_overflow_policy route_overflow_policy(const struct broker *b,
     for (size_t i = 0; i < cfg->overflow_rule_count; i++) {
         const struct lmq_overflow_rule *r = &cfg->overflow_rules[i];
         bool hit = r->topic ? mqtt_topic_matches((const uint8_t *)r->pattern, strlen(r->pattern),
-                                                 m->topic.data, m->topic.len)
+                                                 m->stored.topic.data, m->stored.topic.len)
                             : strcmp(r->pattern, s->owner) == 0;
         if (hit) {
             *rule = r->pattern;
@@ -204,9 +206,10 @@ int route_publish(struct broker *b, struct msg *m, struct session *publisher)
 {
     LMQ_ASSERT(m != NULL);
     struct route_ctx ctx = {.broker = b, .msg = m, .publisher = publisher};
-    ctx.identity_topic = pipeline_under_id(m->topic.data, m->topic.len);
+    ctx.identity_topic = pipeline_under_id(m->stored.topic.data, m->stored.topic.len);
     b->route_gen++;
-    sub_tree_match(b->subs, m->topic.data, m->topic.len, route_on_match, route_eligible, &ctx);
+    sub_tree_match(b->subs, m->stored.topic.data, m->stored.topic.len, route_on_match,
+                   route_eligible, &ctx);
     if (ctx.oom)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     /* A QoS>0 delivery that does not fit: its session's queue_overflow policy decides. Every
@@ -243,8 +246,8 @@ int route_publish(struct broker *b, struct msg *m, struct session *publisher)
         }
         if (t->full && !route_overflow(b, t, m, ctx.identity_topic))
             continue;
-        session_queue_add(t->session, m, t->qos, t->retain_as_published && m->retain, t->sub_ids,
-                          t->sub_id_count);
+        session_queue_add(t->session, m, t->qos, t->retain_as_published && m->stored.retain,
+                          t->sub_ids, t->sub_id_count);
     }
     return ctx.count > 0 ? MQTT_RC_SUCCESS : MQTT_RC_NO_MATCHING_SUBSCRIBERS;
 }

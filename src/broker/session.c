@@ -34,13 +34,11 @@ static void session_store_will(struct session *s, bool put)
 {
     if (!put && !s->will_stored)
         return;
-    struct store_message sm;
     struct store_record rec = {.type = put ? STORE_WILL_PUT : STORE_WILL_DELETE,
                                .client_id = {s->client_id, s->client_id_len},
                                .delay_s = s->will_delay_s};
     if (put) {
-        msg_to_store(s->will, &sm);
-        rec.message = &sm;
+        rec.message = &s->will->stored;
         s->will->persisted = true;
     }
     commit_store_write(s->broker, &rec);
@@ -57,7 +55,7 @@ void session_publish_will(struct session *s)
     session_log(s, LMQ_LOG_DEBUG, "will_published");
     struct broker *b = s->broker;
     /* A will is routed like a publish from nobody (no-local does not apply). */
-    if (will->qos > 0) {
+    if (will->stored.qos > 0) {
         /* Deliveries of a QoS>0 will wait for the commit that records them. */
         will->committed = false;
         if (commit_defer_msg(b, will) != LMQ_OK)
@@ -67,7 +65,7 @@ void session_publish_will(struct session *s)
         b->stats.refused_quota++;
         session_log(s, LMQ_LOG_WARN, "will_refused_quota");
     }
-    if (will->retain && retain_fits(b, will))
+    if (will->stored.retain && retain_fits(b, will))
         (void)retain_update(b, will);
     /* After routing: the stored will row goes once the queue rows referring to it exist. */
     session_store_will(s, false);

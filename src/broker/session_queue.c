@@ -56,7 +56,7 @@ static void queue_record(struct session *s, enum store_record_type type, const s
         .type = type,
         .client_id = {s->client_id, s->client_id_len},
         .sub_ids = {ids, (size_t)d->sub_id_count * 4},
-        .msg_id = d->msg->id,
+        .msg_id = d->msg->stored.id,
         .seq = d->seq,
         .size_bytes = d->msg->size_bytes,
         .packet_id = d->packet_id,
@@ -205,7 +205,7 @@ static bool session_backlog_oldest(struct session *s, struct store_queue_head *o
     if (*listed == NULL)
         return false;
     *out = (struct store_queue_head){.seq = (*listed)->seq,
-                                     .msg_id = (*listed)->msg->id,
+                                     .msg_id = (*listed)->msg->stored.id,
                                      .size_bytes = (*listed)->msg->size_bytes};
     return true;
 }
@@ -380,30 +380,30 @@ static uint16_t session_next_packet_id(struct session *s)
 static void publish_props(const struct msg *m, const struct delivery *d, uint32_t remaining_s,
                           struct mqtt_props *p)
 {
-    if (m->has_expiry) {
+    if (m->stored.has_expiry) {
         p->present |= MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL);
         p->message_expiry_interval_s = remaining_s > 0 ? remaining_s : 1;
     }
-    if (m->has_payload_format) {
+    if (m->stored.has_payload_format) {
         p->present |= MQTT_PROP_BIT(MQTT_PROP_PAYLOAD_FORMAT_INDICATOR);
-        p->payload_format_indicator = m->payload_format;
+        p->payload_format_indicator = m->stored.payload_format;
     }
-    if (m->content_type.data != NULL) {
+    if (m->stored.content_type.data != NULL) {
         p->present |= MQTT_PROP_BIT(MQTT_PROP_CONTENT_TYPE);
-        p->content_type = m->content_type;
+        p->content_type = m->stored.content_type;
     }
-    if (m->response_topic.data != NULL) {
+    if (m->stored.response_topic.data != NULL) {
         p->present |= MQTT_PROP_BIT(MQTT_PROP_RESPONSE_TOPIC);
-        p->response_topic = m->response_topic;
+        p->response_topic = m->stored.response_topic;
     }
-    if (m->correlation_data.data != NULL) {
+    if (m->stored.correlation_data.data != NULL) {
         p->present |= MQTT_PROP_BIT(MQTT_PROP_CORRELATION_DATA);
-        p->correlation_data = m->correlation_data;
+        p->correlation_data = m->stored.correlation_data;
     }
-    if (m->user_props.len > 0) {
+    if (m->stored.user_props.len > 0) {
         p->present |= MQTT_PROP_BIT(MQTT_PROP_USER_PROPERTY);
-        p->user_props = m->user_props;
-        p->user_prop_count = m->user_prop_count;
+        p->user_props = m->stored.user_props;
+        p->user_prop_count = m->stored.user_prop_count;
     }
     for (size_t i = 0; i < d->sub_id_count; i++)
         p->subscription_ids[i] = d->sub_ids[i];
@@ -426,11 +426,11 @@ static int session_build_publish(struct session *s, struct delivery *d, bool dup
     p->dup = dup;
     p->qos = d->qos;
     p->retain = d->retain;
-    p->topic = m->topic;
+    p->topic = m->stored.topic;
     p->packet_id = d->packet_id;
-    p->payload = m->payload;
+    p->payload = m->stored.payload;
     uint32_t remaining_s = 0;
-    if (m->has_expiry && msg_expired(m, clock_unix_ms(s->broker), &remaining_s) && !dup)
+    if (m->stored.has_expiry && msg_expired(m, clock_unix_ms(s->broker), &remaining_s) && !dup)
         return LMQ_ENOTFOUND;
     publish_props(m, d, remaining_s, &p->props);
     if (mqtt_encoded_size(pkt, s->conn->version, size) != LMQ_OK || *size > s->conn->max_packet_out)
