@@ -102,8 +102,7 @@ void msg_persist(struct msg *m)
     LMQ_ASSERT(m != NULL && m->stored.id != 0);
     if (m->persisted)
         return;
-    struct store_record rec = {
-        .type = STORE_MESSAGE_PUT, .message = &m->stored, .msg_id = m->stored.id};
+    struct store_record rec = {.type = STORE_MESSAGE_PUT, .u.message_put.message = &m->stored};
     commit_store_write(m->broker, &rec);
     m->persisted = true;
 }

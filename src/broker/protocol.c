@@ -328,9 +328,13 @@ static int inbound_qos2_set(struct session *s, uint16_t id, bool on)
         s->inbound_qos2[id >> 3] &= (uint8_t)~bit;
         s->inbound_qos2_count--;
     }
-    struct store_record rec = {.type = on ? STORE_INBOUND_QOS2_PUT : STORE_INBOUND_QOS2_DELETE,
-                               .client_id = {s->client_id, s->client_id_len},
-                               .packet_id = id};
+    struct lmq_bytes client_id = {s->client_id, s->client_id_len};
+    struct store_record rec = {.type = STORE_INBOUND_QOS2_DELETE,
+                               .u.inbound_qos2_delete = {.client_id = client_id, .packet_id = id}};
+    if (on)
+        rec =
+            (struct store_record){.type = STORE_INBOUND_QOS2_PUT,
+                                  .u.inbound_qos2_put = {.client_id = client_id, .packet_id = id}};
     if (s->persistent)
         commit_store_write(s->broker, &rec);
     return LMQ_OK;

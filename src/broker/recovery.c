@@ -115,7 +115,10 @@ static bool recovery_forbidden_topic(struct recovery *r, struct lmq_bytes client
 {
     if (!pipeline_under_id(sm->topic.data, sm->topic.len))
         return false;
-    struct store_record rec = {.type = del, .client_id = client_id, .topic = sm->topic};
+    struct store_record rec = {.type = STORE_RETAINED_DELETE, .u.retained_delete.topic = sm->topic};
+    if (del == STORE_WILL_DELETE)
+        rec =
+            (struct store_record){.type = STORE_WILL_DELETE, .u.will_delete.client_id = client_id};
     commit_store_write(r->broker, &rec);
     r->dropped++;
     security_event(r->broker, NULL, SECURITY_EVENT_ACL_DENIED,

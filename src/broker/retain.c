@@ -274,13 +274,13 @@ bool retain_fits(struct broker *b, const struct msg *m)
 uint8_t retain_update(struct broker *b, struct msg *m)
 {
     LMQ_ASSERT(m != NULL && m->stored.retain);
-    struct store_record rec = {.topic = m->stored.topic};
     if (m->stored.payload.len == 0) {
         struct retain_node *n =
             retain_find(b->retained, m->stored.topic.data, m->stored.topic.len, false);
         if (n != NULL && n->msg != NULL) {
             retain_clear_node(b, n);
-            rec.type = STORE_RETAINED_DELETE;
+            struct store_record rec = {.type = STORE_RETAINED_DELETE,
+                                       .u.retained_delete.topic = m->stored.topic};
             commit_store_write(b, &rec);
         }
         return MQTT_RC_SUCCESS;
@@ -293,8 +293,9 @@ uint8_t retain_update(struct broker *b, struct msg *m)
         msg_unref(m);
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     }
-    rec.type = STORE_RETAINED_PUT;
-    rec.msg_id = m->stored.id;
+    struct store_record rec = {
+        .type = STORE_RETAINED_PUT,
+        .u.retained_put = {.topic = m->stored.topic, .msg_id = m->stored.id}};
     commit_store_write(b, &rec);
     return MQTT_RC_SUCCESS;
 }
@@ -335,7 +336,8 @@ void retain_expire(struct broker *b)
             list_push_back(&ri->expiring, &n->expiring);
             continue;
         }
-        struct store_record rec = {.type = STORE_RETAINED_DELETE, .topic = n->msg->stored.topic};
+        struct store_record rec = {.type = STORE_RETAINED_DELETE,
+                                   .u.retained_delete.topic = n->msg->stored.topic};
         commit_store_write(b, &rec);
         retain_clear_node(b, n);
     }

@@ -22,10 +22,17 @@ static void session_log(struct session *s, enum lmq_log_level level, const char 
 
 static void session_write(struct session *s, enum store_record_type type)
 {
-    struct store_record rec = {.type = type,
-                               .client_id = {s->client_id, s->client_id_len},
-                               .expiry_s = s->expiry_s,
-                               .topic = {(const uint8_t *)s->owner, strlen(s->owner)}};
+    struct lmq_bytes client_id = {s->client_id, s->client_id_len};
+    struct store_record rec = {.type = type};
+    if (type == STORE_SESSION_PUT)
+        rec.u.session_put = (struct store_rec_session_put){
+            .client_id = client_id,
+            .owner = {(const uint8_t *)s->owner, strlen(s->owner)},
+            .expiry_s = s->expiry_s,
+        };
+    else
+        rec.u.session_delete.client_id = client_id;
+    LMQ_ASSERT(type == STORE_SESSION_PUT || type == STORE_SESSION_DELETE);
     commit_store_write(s->broker, &rec);
 }
 
@@ -34,11 +41,13 @@ static void session_store_will(struct session *s, bool put)
 {
     if (!put && !s->will_stored)
         return;
-    struct store_record rec = {.type = put ? STORE_WILL_PUT : STORE_WILL_DELETE,
-                               .client_id = {s->client_id, s->client_id_len},
-                               .delay_s = s->will_delay_s};
+    struct lmq_bytes client_id = {s->client_id, s->client_id_len};
+    struct store_record rec = {.type = STORE_WILL_DELETE, .u.will_delete.client_id = client_id};
     if (put) {
-        rec.message = &s->will->stored;
+        rec = (struct store_record){.type = STORE_WILL_PUT,
+                                    .u.will_put = {.client_id = client_id,
+                                                   .message = &s->will->stored,
+                                                   .delay_s = s->will_delay_s}};
         s->will->persisted = true;
     }
     commit_store_write(s->broker, &rec);
@@ -338,9 +347,10 @@ static void session_store_state(struct session *s)
     for (uint32_t id = 0; s->inbound_qos2 != NULL && id <= UINT16_MAX; id++) {
         if (!(s->inbound_qos2[id >> 3] & (1u << (id & 7))))
             continue;
-        struct store_record rec = {.type = STORE_INBOUND_QOS2_PUT,
-                                   .client_id = {s->client_id, s->client_id_len},
-                                   .packet_id = (uint16_t)id};
+        struct store_record rec = {
+            .type = STORE_INBOUND_QOS2_PUT,
+            .u.inbound_qos2_put = {.client_id = {s->client_id, s->client_id_len},
+                                   .packet_id = (uint16_t)id}};
         commit_store_write(s->broker, &rec);
         found++;
     }

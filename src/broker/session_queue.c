@@ -40,30 +40,45 @@ static void session_unsynced_free(struct session *s, struct delivery *d)
 static void queue_record(struct session *s, enum store_record_type type, const struct delivery *d)
 {
     LMQ_ASSERT(d->seq != 0);
-    uint8_t state = STORE_QUEUE_QUEUED;
-    if (d->state == DELIVERY_WAIT_PUBACK)
-        state = STORE_QUEUE_WAIT_PUBACK;
-    else if (d->state == DELIVERY_WAIT_PUBREC)
-        state = STORE_QUEUE_WAIT_PUBREC;
-    else if (d->state == DELIVERY_WAIT_PUBCOMP)
-        state = STORE_QUEUE_WAIT_PUBCOMP;
+    struct lmq_bytes client_id = {s->client_id, s->client_id_len};
+    struct store_record rec = {.type = type};
     uint8_t ids[MQTT_SUB_IDS_MAX * 4];
-    for (size_t i = 0; i < d->sub_id_count; i++) {
-        for (size_t k = 0; k < 4; k++)
-            ids[i * 4 + k] = (uint8_t)(d->sub_ids[i] >> (8 * k));
+    switch (type) {
+    case STORE_QUEUE_PUT:
+        for (size_t i = 0; i < d->sub_id_count; i++) {
+            for (size_t k = 0; k < 4; k++)
+                ids[i * 4 + k] = (uint8_t)(d->sub_ids[i] >> (8 * k));
+        }
+        rec.u.queue_put = (struct store_rec_queue_put){
+            .client_id = client_id,
+            .sub_ids = {ids, (size_t)d->sub_id_count * 4},
+            .seq = d->seq,
+            .msg_id = d->msg->stored.id,
+            .size_bytes = d->msg->size_bytes,
+            .qos = d->qos,
+            .retain = d->retain,
+        };
+        break;
+    case STORE_QUEUE_UPDATE: {
+        uint8_t state = STORE_QUEUE_QUEUED;
+        if (d->state == DELIVERY_WAIT_PUBACK)
+            state = STORE_QUEUE_WAIT_PUBACK;
+        else if (d->state == DELIVERY_WAIT_PUBREC)
+            state = STORE_QUEUE_WAIT_PUBREC;
+        else if (d->state == DELIVERY_WAIT_PUBCOMP)
+            state = STORE_QUEUE_WAIT_PUBCOMP;
+        rec.u.queue_update = (struct store_rec_queue_update){
+            .client_id = client_id, .seq = d->seq, .packet_id = d->packet_id, .state = state};
+        break;
     }
-    struct store_record rec = {
-        .type = type,
-        .client_id = {s->client_id, s->client_id_len},
-        .sub_ids = {ids, (size_t)d->sub_id_count * 4},
-        .msg_id = d->msg->stored.id,
-        .seq = d->seq,
-        .size_bytes = d->msg->size_bytes,
-        .packet_id = d->packet_id,
-        .qos = d->qos,
-        .state = state,
-        .retain = d->retain,
-    };
+    default:
+        LMQ_ASSERT(type == STORE_QUEUE_DELETE);
+        rec.u.queue_delete = (struct store_rec_queue_delete){.client_id = client_id,
+                                                             .seq = d->seq,
+                                                             .msg_id = d->msg->stored.id,
+                                                             .size_bytes = d->msg->size_bytes};
+        break;
+    }
     commit_store_write(s->broker, &rec);
 }
 
@@ -221,10 +236,10 @@ static bool session_drop_backlog_row(struct session *s)
         return false;
     struct store_record rec = {
         .type = STORE_QUEUE_DELETE,
-        .client_id = {s->client_id, s->client_id_len},
-        .msg_id = row.msg_id,
-        .seq = row.seq,
-        .size_bytes = row.size_bytes,
+        .u.queue_delete = {.client_id = {s->client_id, s->client_id_len},
+                           .seq = row.seq,
+                           .msg_id = row.msg_id,
+                           .size_bytes = row.size_bytes},
     };
     commit_store_write(s->broker, &rec);
     if (listed != NULL)

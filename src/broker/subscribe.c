@@ -28,11 +28,17 @@ static void subscribe_store(struct session *s, enum store_record_type type, cons
 {
     if (!s->persistent)
         return;
-    struct store_record rec = {.type = type,
-                               .client_id = {s->client_id, s->client_id_len},
-                               .topic = {full, full_len},
-                               .options = options,
-                               .sub_id = sub_id};
+    struct lmq_bytes client_id = {s->client_id, s->client_id_len};
+    struct store_record rec = {.type = type};
+    if (type == STORE_SUBSCRIPTION_PUT)
+        rec.u.subscription_put = (struct store_rec_subscription_put){.client_id = client_id,
+                                                                     .filter = {full, full_len},
+                                                                     .sub_id = sub_id,
+                                                                     .options = options};
+    else
+        rec.u.subscription_delete = (struct store_rec_subscription_delete){
+            .client_id = client_id, .filter = {full, full_len}};
+    LMQ_ASSERT(type == STORE_SUBSCRIPTION_PUT || type == STORE_SUBSCRIPTION_DELETE);
     commit_store_write(s->broker, &rec);
 }
 

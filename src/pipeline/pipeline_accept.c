@@ -262,15 +262,16 @@ static int accept_append(struct broker *b, struct accept_identity *sender,
     memcpy(a.to, env->to, sizeof(a.to));
     struct store_record rec = {
         .type = STORE_LEDGER_APPEND,
-        .msg_id = a.index,
-        .client_id = {(const uint8_t *)sender->id, CRYPTO_IDENTITY_ID_CHARS},
-        .seq = a.seq,
-        .recipient = {(const uint8_t *)env->to, CRYPTO_IDENTITY_ID_CHARS},
-        .position = a.position,
-        .link = {(const uint8_t *)link, CRYPTO_IDENTITY_ID_CHARS},
-        .envelope = {env->canonical.data, env->canonical.len},
-        .created_unix_ms = clock_unix_ms(b),
-    };
+        .u.ledger_append = {
+            .index = a.index,
+            .sender = {(const uint8_t *)sender->id, CRYPTO_IDENTITY_ID_CHARS},
+            .recipient = {(const uint8_t *)env->to, CRYPTO_IDENTITY_ID_CHARS},
+            .link = {(const uint8_t *)link, CRYPTO_IDENTITY_ID_CHARS},
+            .envelope = {env->canonical.data, env->canonical.len},
+            .seq = a.seq,
+            .position = a.position,
+            .created_unix_ms = clock_unix_ms(b),
+        }};
     commit_store_write(b, &rec);
     int rc = pipeline_tree_append(b, link);
     if (rc != LMQ_OK)

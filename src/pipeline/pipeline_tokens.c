@@ -135,8 +135,8 @@ static void tokens_apply(struct broker *b, const char *id, int64_t before_s,
     if (source == TOKENS_SOURCE_HTTP) {
         struct store_record rec = {
             .type = STORE_TOKEN_REVOKE,
-            .client_id = {(const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS},
-            .created_unix_ms = before_s,
+            .u.token_revoke = {.identity = {(const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS},
+                               .revoked_before_s = before_s},
         };
         commit_store_write(b, &rec); /* committed at the end of this loop turn */
     }

@@ -113,9 +113,9 @@ static int pipeline_tree_emit(void *ctx, uint32_t level, uint64_t index,
     }
     memcpy(lv->hashes[lv->count++], hash, LEDGER_MERKLE_HASH_BYTES);
     struct store_record rec = {.type = STORE_LEDGER_NODE,
-                               .level = level,
-                               .msg_id = index,
-                               .link = {hash, LEDGER_MERKLE_HASH_BYTES}};
+                               .u.ledger_node = {.level = level,
+                                                 .index = index,
+                                                 .hash = {hash, LEDGER_MERKLE_HASH_BYTES}}};
     commit_store_write(e->broker, &rec);
     return LMQ_OK;
 }

@@ -45,26 +45,25 @@ struct store_message {
     uint32_t user_prop_count;
 };
 
+/* What a record does; which member of store_record.u it fills is named alike. */
 enum store_record_type {
-    STORE_SESSION_PUT = 1,     /* client_id, expiry_s, topic = owner identity ("" if none) */
-    STORE_SESSION_DELETE,      /* client_id: the session and all it owns */
-    STORE_SUBSCRIPTION_PUT,    /* client_id, topic (the full filter), options, sub_id */
-    STORE_SUBSCRIPTION_DELETE, /* client_id, topic */
-    STORE_MESSAGE_PUT,         /* message */
-    STORE_QUEUE_PUT,           /* client_id, seq, msg_id, qos, retain, sub_ids, size_bytes */
-    STORE_QUEUE_UPDATE,        /* client_id, seq, state, packet_id: sent / PUBREC received */
-    STORE_QUEUE_DELETE,        /* client_id, seq, msg_id, size_bytes (as queued): acked/dropped */
-    STORE_INBOUND_QOS2_PUT,    /* client_id, packet_id: PUBREC sent, awaiting PUBREL */
-    STORE_INBOUND_QOS2_DELETE, /* client_id, packet_id */
-    STORE_RETAINED_PUT,        /* topic, msg_id (the message is written separately) */
-    STORE_RETAINED_DELETE,     /* topic */
-    STORE_WILL_PUT,            /* client_id, message, delay_s: the session's will */
-    STORE_WILL_DELETE,         /* client_id */
-    STORE_LEDGER_APPEND,       /* ledger: msg_id = index, client_id = sender, seq, recipient,
-                                  position, link, envelope; moves both identities' counters */
-    STORE_LEDGER_NODE,         /* Merkle tree: level, msg_id = index, link = 32-byte hash */
-    STORE_TOKEN_REVOKE,        /* client_id = identity id, created_unix_ms = revoked_before_s:
-                                  its tokens with iat < that are refused (never lowered) */
+    STORE_SESSION_PUT = 1,     /* u.session_put */
+    STORE_SESSION_DELETE,      /* u.session_delete: the session and all it owns */
+    STORE_SUBSCRIPTION_PUT,    /* u.subscription_put */
+    STORE_SUBSCRIPTION_DELETE, /* u.subscription_delete */
+    STORE_MESSAGE_PUT,         /* u.message_put */
+    STORE_QUEUE_PUT,           /* u.queue_put */
+    STORE_QUEUE_UPDATE,        /* u.queue_update: sent / PUBREC received */
+    STORE_QUEUE_DELETE,        /* u.queue_delete: acknowledged or dropped */
+    STORE_INBOUND_QOS2_PUT,    /* u.inbound_qos2_put: PUBREC sent, awaiting PUBREL */
+    STORE_INBOUND_QOS2_DELETE, /* u.inbound_qos2_delete */
+    STORE_RETAINED_PUT,        /* u.retained_put */
+    STORE_RETAINED_DELETE,     /* u.retained_delete */
+    STORE_WILL_PUT,            /* u.will_put: the session's will */
+    STORE_WILL_DELETE,         /* u.will_delete */
+    STORE_LEDGER_APPEND,       /* u.ledger_append */
+    STORE_LEDGER_NODE,         /* u.ledger_node */
+    STORE_TOKEN_REVOKE,        /* u.token_revoke */
 };
 
 /* Delivery states kept with a queued message. */
@@ -75,30 +74,140 @@ enum store_queue_state {
     STORE_QUEUE_WAIT_PUBCOMP = 3,
 };
 
-struct store_record {
-    enum store_record_type type;
+/* A session (clean start 0 or expiry > 0): upserted by client id. */
+struct store_rec_session_put {
     struct lmq_bytes client_id;
-    struct lmq_bytes topic;
-    const struct store_message *message;
-    struct lmq_bytes sub_ids; /* little-endian uint32 array */
-    uint64_t msg_id;
-    uint64_t seq;
-    uint64_t size_bytes;
+    struct lmq_bytes owner; /* identity id owning the session; empty or data NULL: none */
     uint32_t expiry_s;
-    uint32_t delay_s;
-    uint32_t sub_id;
+};
+
+/* The session of client_id, with its subscriptions, queue, inbound QoS 2 ids and will. */
+struct store_rec_session_delete {
+    struct lmq_bytes client_id;
+};
+
+struct store_rec_subscription_put {
+    struct lmq_bytes client_id;
+    struct lmq_bytes filter; /* the full filter ($share/... included) */
+    uint32_t sub_id;         /* 0: none */
+    uint8_t options;         /* the SUBSCRIBE options byte */
+};
+
+struct store_rec_subscription_delete {
+    struct lmq_bytes client_id;
+    struct lmq_bytes filter;
+};
+
+/* Written once per message, before the first record that refers to its id. */
+struct store_rec_message_put {
+    const struct store_message *message;
+};
+
+/* A delivery of msg_id queued for client_id at seq (state STORE_QUEUE_QUEUED). */
+struct store_rec_queue_put {
+    struct lmq_bytes client_id;
+    struct lmq_bytes sub_ids; /* little-endian uint32 array */
+    uint64_t seq;
+    uint64_t msg_id;
+    uint64_t size_bytes; /* counted in the session's queue summary */
+    uint8_t qos;         /* delivery QoS */
+    bool retain;         /* retain flag to send */
+};
+
+struct store_rec_queue_update {
+    struct lmq_bytes client_id;
+    uint64_t seq;
     uint16_t packet_id;
-    uint8_t qos;
-    uint8_t options;
-    uint8_t state;
-    bool retain;
-    /* STORE_LEDGER_APPEND only */
+    uint8_t state; /* enum store_queue_state */
+};
+
+/* msg_id and size_bytes as queued: the message is collected when nothing refers to it. */
+struct store_rec_queue_delete {
+    struct lmq_bytes client_id;
+    uint64_t seq;
+    uint64_t msg_id;
+    uint64_t size_bytes;
+};
+
+struct store_rec_inbound_qos2_put {
+    struct lmq_bytes client_id;
+    uint16_t packet_id;
+};
+
+struct store_rec_inbound_qos2_delete {
+    struct lmq_bytes client_id;
+    uint16_t packet_id;
+};
+
+/* The retained message of topic (the message is written separately, by STORE_MESSAGE_PUT). */
+struct store_rec_retained_put {
+    struct lmq_bytes topic;
+    uint64_t msg_id;
+};
+
+struct store_rec_retained_delete {
+    struct lmq_bytes topic;
+};
+
+/* The session's will, message included (published delay_s after the session ends). */
+struct store_rec_will_put {
+    struct lmq_bytes client_id;
+    const struct store_message *message;
+    uint32_t delay_s;
+};
+
+struct store_rec_will_delete {
+    struct lmq_bytes client_id;
+};
+
+/* One accepted envelope at ledger index; moves the sender's chain head (seq, link) and the
+ * recipient's inbox counter (position). */
+struct store_rec_ledger_append {
+    uint64_t index;
+    struct lmq_bytes sender;
     struct lmq_bytes recipient;
     struct lmq_bytes link;
-    struct lmq_bytes envelope;
+    struct lmq_bytes envelope; /* canonical JSON */
+    uint64_t seq;
     uint64_t position;
     int64_t created_unix_ms;
-    uint32_t level; /* STORE_LEDGER_NODE */
+};
+
+/* A Merkle tree node: the hash of the perfect subtree (level, index); never rewritten. */
+struct store_rec_ledger_node {
+    uint32_t level;
+    uint64_t index;
+    struct lmq_bytes hash; /* 32 bytes */
+};
+
+/* The identity's tokens with iat < revoked_before_s are refused (the time is never lowered). */
+struct store_rec_token_revoke {
+    struct lmq_bytes identity;
+    int64_t revoked_before_s;
+};
+
+/* One change that must survive a crash: type says which member of u is filled. */
+struct store_record {
+    enum store_record_type type;
+    union {
+        struct store_rec_session_put session_put;
+        struct store_rec_session_delete session_delete;
+        struct store_rec_subscription_put subscription_put;
+        struct store_rec_subscription_delete subscription_delete;
+        struct store_rec_message_put message_put;
+        struct store_rec_queue_put queue_put;
+        struct store_rec_queue_update queue_update;
+        struct store_rec_queue_delete queue_delete;
+        struct store_rec_inbound_qos2_put inbound_qos2_put;
+        struct store_rec_inbound_qos2_delete inbound_qos2_delete;
+        struct store_rec_retained_put retained_put;
+        struct store_rec_retained_delete retained_delete;
+        struct store_rec_will_put will_put;
+        struct store_rec_will_delete will_delete;
+        struct store_rec_ledger_append ledger_append;
+        struct store_rec_ledger_node ledger_node;
+        struct store_rec_token_revoke token_revoke;
+    } u;
 };
 
 /* One accepted envelope as stored in the ledger. */

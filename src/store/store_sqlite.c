@@ -168,15 +168,87 @@ static void batch_free(struct store_batch *b)
 
 /* ---- loop thread: building batches ---- */
 
-static size_t bytes_total(const struct store_record *r)
+/* The most byte slices one record points to (STORE_LEDGER_APPEND's four). */
+#define STORE_RECORD_SLICES_MAX 4
+
+/* Points slices[] at the byte slices of r; *message at its message pointer (or NULL). */
+static size_t record_slices(struct store_record *r, struct lmq_bytes *slices[],
+                            const struct store_message ***message)
 {
-    size_t n = r->client_id.len + r->topic.len + r->sub_ids.len + r->recipient.len + r->link.len +
-               r->envelope.len;
-    const struct store_message *m = r->message;
-    if (m != NULL)
-        n += m->topic.len + m->payload.len + m->content_type.len + m->response_topic.len +
-             m->correlation_data.len + m->user_props.len;
+    size_t n = 0;
+    *message = NULL;
+    switch (r->type) {
+    case STORE_SESSION_PUT:
+        slices[n++] = &r->u.session_put.client_id;
+        slices[n++] = &r->u.session_put.owner;
+        break;
+    case STORE_SESSION_DELETE:
+        slices[n++] = &r->u.session_delete.client_id;
+        break;
+    case STORE_SUBSCRIPTION_PUT:
+        slices[n++] = &r->u.subscription_put.client_id;
+        slices[n++] = &r->u.subscription_put.filter;
+        break;
+    case STORE_SUBSCRIPTION_DELETE:
+        slices[n++] = &r->u.subscription_delete.client_id;
+        slices[n++] = &r->u.subscription_delete.filter;
+        break;
+    case STORE_MESSAGE_PUT:
+        *message = &r->u.message_put.message;
+        break;
+    case STORE_QUEUE_PUT:
+        slices[n++] = &r->u.queue_put.client_id;
+        slices[n++] = &r->u.queue_put.sub_ids;
+        break;
+    case STORE_QUEUE_UPDATE:
+        slices[n++] = &r->u.queue_update.client_id;
+        break;
+    case STORE_QUEUE_DELETE:
+        slices[n++] = &r->u.queue_delete.client_id;
+        break;
+    case STORE_INBOUND_QOS2_PUT:
+        slices[n++] = &r->u.inbound_qos2_put.client_id;
+        break;
+    case STORE_INBOUND_QOS2_DELETE:
+        slices[n++] = &r->u.inbound_qos2_delete.client_id;
+        break;
+    case STORE_RETAINED_PUT:
+        slices[n++] = &r->u.retained_put.topic;
+        break;
+    case STORE_RETAINED_DELETE:
+        slices[n++] = &r->u.retained_delete.topic;
+        break;
+    case STORE_WILL_PUT:
+        slices[n++] = &r->u.will_put.client_id;
+        *message = &r->u.will_put.message;
+        break;
+    case STORE_WILL_DELETE:
+        slices[n++] = &r->u.will_delete.client_id;
+        break;
+    case STORE_LEDGER_APPEND:
+        slices[n++] = &r->u.ledger_append.sender;
+        slices[n++] = &r->u.ledger_append.recipient;
+        slices[n++] = &r->u.ledger_append.link;
+        slices[n++] = &r->u.ledger_append.envelope;
+        break;
+    case STORE_LEDGER_NODE:
+        slices[n++] = &r->u.ledger_node.hash;
+        break;
+    case STORE_TOKEN_REVOKE:
+        slices[n++] = &r->u.token_revoke.identity;
+        break;
+    default:
+        LMQ_UNREACHABLE("unknown store record type");
+    }
+    LMQ_ASSERT(n <= STORE_RECORD_SLICES_MAX);
+    LMQ_ASSERT(*message == NULL || **message != NULL);
     return n;
+}
+
+static size_t message_bytes(const struct store_message *m)
+{
+    return m->topic.len + m->payload.len + m->content_type.len + m->response_topic.len +
+           m->correlation_data.len + m->user_props.len;
 }
 
 static void copy_into(uint8_t **cursor, struct lmq_bytes *b)
@@ -192,26 +264,27 @@ static void copy_into(uint8_t **cursor, struct lmq_bytes *b)
 static int owned_record_init(struct owned_record *o, const struct store_record *rec)
 {
     o->rec = *rec;
-    size_t total = bytes_total(rec);
+    struct lmq_bytes *slices[STORE_RECORD_SLICES_MAX];
+    const struct store_message **message;
+    size_t n = record_slices(&o->rec, slices, &message);
+    size_t total = message != NULL ? message_bytes(*message) : 0;
+    for (size_t i = 0; i < n; i++)
+        total += slices[i]->len;
     o->bytes = malloc(total > 0 ? total : 1);
     if (o->bytes == NULL)
         return LMQ_ENOMEM;
     uint8_t *cursor = o->bytes;
-    copy_into(&cursor, &o->rec.client_id);
-    copy_into(&cursor, &o->rec.topic);
-    copy_into(&cursor, &o->rec.sub_ids);
-    copy_into(&cursor, &o->rec.recipient);
-    copy_into(&cursor, &o->rec.link);
-    copy_into(&cursor, &o->rec.envelope);
-    if (rec->message != NULL) {
-        o->msg = *rec->message;
+    for (size_t i = 0; i < n; i++)
+        copy_into(&cursor, slices[i]);
+    if (message != NULL) {
+        o->msg = **message;
         copy_into(&cursor, &o->msg.topic);
         copy_into(&cursor, &o->msg.payload);
         copy_into(&cursor, &o->msg.content_type);
         copy_into(&cursor, &o->msg.response_topic);
         copy_into(&cursor, &o->msg.correlation_data);
         copy_into(&cursor, &o->msg.user_props);
-        o->rec.message = &o->msg; /* re-pointed again after the array moves */
+        *message = &o->msg; /* re-pointed again after the array moves */
     }
     LMQ_ASSERT((size_t)(cursor - o->bytes) == total);
     return LMQ_OK;
@@ -258,8 +331,11 @@ int store_commit(struct store *store, store_commit_cb cb, void *arg)
     b->arg = arg;
     /* The records' message pointers point into the (possibly moved) array: fix them. */
     for (size_t i = 0; i < b->count; i++) {
-        if (b->recs[i].rec.message != NULL)
-            b->recs[i].rec.message = &b->recs[i].msg;
+        struct store_record *r = &b->recs[i].rec;
+        if (r->type == STORE_MESSAGE_PUT)
+            r->u.message_put.message = &b->recs[i].msg;
+        else if (r->type == STORE_WILL_PUT)
+            r->u.will_put.message = &b->recs[i].msg;
     }
     pthread_mutex_lock(&store->mutex);
     LMQ_ASSERT(!store->stop);
@@ -494,7 +570,7 @@ static int apply_message(struct store *s, const struct store_message *m)
     return run(st);
 }
 
-static int apply_session_delete(struct store *s, const struct store_record *r)
+static int apply_session_delete(struct store *s, const struct store_rec_session_delete *r)
 {
     sqlite3_stmt *plain[] = {s->stmts[ST_SESSION_DELETE], s->stmts[ST_SESSION_DELETE_SUBS],
                              s->stmts[ST_SESSION_DELETE_QOS2]};
@@ -512,75 +588,90 @@ static int apply_session_delete(struct store *s, const struct store_record *r)
     return rc;
 }
 
-static int apply_queue(struct store *s, const struct store_record *r)
+static int apply_queue_put(struct store *s, const struct store_rec_queue_put *r)
 {
-    sqlite3_stmt *st;
-    int rc;
-    switch (r->type) {
-    case STORE_QUEUE_PUT:
-        st = s->stmts[ST_QUEUE_PUT];
-        bind_bytes(st, 1, r->client_id);
-        sqlite3_bind_int64(st, 2, (int64_t)r->seq);
-        sqlite3_bind_int64(st, 3, (int64_t)r->msg_id);
-        sqlite3_bind_int(st, 4, r->qos);
-        sqlite3_bind_int(st, 5, r->retain);
-        bind_bytes(st, 6, r->sub_ids);
-        sqlite3_bind_int64(st, 7, (int64_t)r->size_bytes);
-        rc = run(st);
-        /* A failed insert (duplicate key) fails the whole transaction: no summary to undo. */
-        return rc == SQLITE_OK ? summary_change(s, r->client_id, 1, (int64_t)r->size_bytes, r->seq)
-                               : rc;
-    case STORE_QUEUE_UPDATE:
-        st = s->stmts[ST_QUEUE_UPDATE];
-        bind_bytes(st, 1, r->client_id);
-        sqlite3_bind_int64(st, 2, (int64_t)r->seq);
-        sqlite3_bind_int(st, 3, r->state);
-        sqlite3_bind_int(st, 4, r->packet_id);
-        return run(st);
-    default: {
-        LMQ_ASSERT(r->type == STORE_QUEUE_DELETE);
-        st = s->stmts[ST_QUEUE_DELETE];
-        bind_bytes(st, 1, r->client_id);
-        sqlite3_bind_int64(st, 2, (int64_t)r->seq);
-        rc = run(st);
-        /*
-         * The record's size is the one its QUEUE_PUT had (both are the message's size), and
-         * sqlite3_changes() says whether the row was there. Reading the size back with
-         * DELETE ... RETURNING instead costs an ephemeral table per delete: measurably slower.
-         */
-        if (rc == SQLITE_OK && sqlite3_changes(s->writer) == 1)
-            rc = summary_change(s, r->client_id, -1, -(int64_t)r->size_bytes, 0);
-        return rc == SQLITE_OK ? gc_message(s, (int64_t)r->msg_id) : rc;
-    }
-    }
+    sqlite3_stmt *st = s->stmts[ST_QUEUE_PUT];
+    bind_bytes(st, 1, r->client_id);
+    sqlite3_bind_int64(st, 2, (int64_t)r->seq);
+    sqlite3_bind_int64(st, 3, (int64_t)r->msg_id);
+    sqlite3_bind_int(st, 4, r->qos);
+    sqlite3_bind_int(st, 5, r->retain);
+    bind_bytes(st, 6, r->sub_ids);
+    sqlite3_bind_int64(st, 7, (int64_t)r->size_bytes);
+    int rc = run(st);
+    /* A failed insert (duplicate key) fails the whole transaction: no summary to undo. */
+    return rc == SQLITE_OK ? summary_change(s, r->client_id, 1, (int64_t)r->size_bytes, r->seq)
+                           : rc;
 }
 
+static int apply_queue_update(struct store *s, const struct store_rec_queue_update *r)
+{
+    sqlite3_stmt *st = s->stmts[ST_QUEUE_UPDATE];
+    bind_bytes(st, 1, r->client_id);
+    sqlite3_bind_int64(st, 2, (int64_t)r->seq);
+    sqlite3_bind_int(st, 3, r->state);
+    sqlite3_bind_int(st, 4, r->packet_id);
+    return run(st);
+}
+
+static int apply_queue_delete(struct store *s, const struct store_rec_queue_delete *r)
+{
+    sqlite3_stmt *st = s->stmts[ST_QUEUE_DELETE];
+    bind_bytes(st, 1, r->client_id);
+    sqlite3_bind_int64(st, 2, (int64_t)r->seq);
+    int rc = run(st);
+    /*
+     * The record's size is the one its QUEUE_PUT had (both are the message's size), and
+     * sqlite3_changes() says whether the row was there. Reading the size back with
+     * DELETE ... RETURNING instead costs an ephemeral table per delete: measurably slower.
+     */
+    if (rc == SQLITE_OK && sqlite3_changes(s->writer) == 1)
+        rc = summary_change(s, r->client_id, -1, -(int64_t)r->size_bytes, 0);
+    return rc == SQLITE_OK ? gc_message(s, (int64_t)r->msg_id) : rc;
+}
+
+/* A retained message or will replaces (or removes) the one stored under its key: the message
+ * the old row referred to is collected once nothing else refers to it. */
 static int apply_keyed_replace(struct store *s, const struct store_record *r)
 {
     bool retained = r->type == STORE_RETAINED_PUT || r->type == STORE_RETAINED_DELETE;
-    struct lmq_bytes key = retained ? r->topic : r->client_id;
+    struct lmq_bytes key;
+    switch (r->type) {
+    case STORE_RETAINED_PUT:
+        key = r->u.retained_put.topic;
+        break;
+    case STORE_RETAINED_DELETE:
+        key = r->u.retained_delete.topic;
+        break;
+    case STORE_WILL_PUT:
+        key = r->u.will_put.client_id;
+        break;
+    default:
+        LMQ_ASSERT(r->type == STORE_WILL_DELETE);
+        key = r->u.will_delete.client_id;
+        break;
+    }
     int64_t old = lookup_msg_id(s->stmts[retained ? ST_RETAINED_GET : ST_WILL_GET], key);
     int rc = SQLITE_OK;
     if (r->type == STORE_WILL_PUT) {
-        LMQ_ASSERT(r->message != NULL);
-        rc = apply_message(s, r->message);
+        LMQ_ASSERT(r->u.will_put.message != NULL);
+        rc = apply_message(s, r->u.will_put.message);
     }
     sqlite3_stmt *st;
     switch (r->type) {
     case STORE_RETAINED_PUT:
         st = s->stmts[ST_RETAINED_PUT];
-        sqlite3_bind_int64(st, 2, (int64_t)r->msg_id);
+        sqlite3_bind_int64(st, 2, (int64_t)r->u.retained_put.msg_id);
         break;
     case STORE_RETAINED_DELETE:
         st = s->stmts[ST_RETAINED_DELETE];
         break;
     case STORE_WILL_PUT:
         st = s->stmts[ST_WILL_PUT];
-        sqlite3_bind_int64(st, 2, (int64_t)r->message->id);
-        sqlite3_bind_int64(st, 3, r->delay_s);
+        sqlite3_bind_int64(st, 2, (int64_t)r->u.will_put.message->id);
+        sqlite3_bind_int64(st, 3, r->u.will_put.delay_s);
         break;
     default:
-        LMQ_ASSERT(r->type == STORE_WILL_DELETE);
         st = s->stmts[ST_WILL_DELETE];
         break;
     }
@@ -597,13 +688,13 @@ static int apply_keyed_replace(struct store *s, const struct store_record *r)
 /* The envelope row, then the sender's chain head and the recipient's inbox counter: the
  * unique indexes (link, sender+seq, recipient+position) refuse a duplicate, failing the
  * transaction (fail stop) rather than storing a fork. */
-static int apply_ledger_append(struct store *s, const struct store_record *r)
+static int apply_ledger_append(struct store *s, const struct store_rec_ledger_append *r)
 {
-    LMQ_ASSERT(r->type == STORE_LEDGER_APPEND && r->envelope.len > 0);
+    LMQ_ASSERT(r->envelope.len > 0);
     sqlite3_stmt *st = s->stmts[ST_LEDGER_PUT];
-    sqlite3_bind_int64(st, 1, (int64_t)r->msg_id);
+    sqlite3_bind_int64(st, 1, (int64_t)r->index);
     bind_bytes(st, 2, r->link);
-    bind_bytes(st, 3, r->client_id);
+    bind_bytes(st, 3, r->sender);
     bind_bytes(st, 4, r->recipient);
     sqlite3_bind_int64(st, 5, (int64_t)r->seq);
     sqlite3_bind_int64(st, 6, (int64_t)r->position);
@@ -613,7 +704,7 @@ static int apply_ledger_append(struct store *s, const struct store_record *r)
     if (rc != SQLITE_OK)
         return rc;
     st = s->stmts[ST_IDENTITY_SENT];
-    bind_bytes(st, 1, r->client_id);
+    bind_bytes(st, 1, r->sender);
     sqlite3_bind_int64(st, 2, (int64_t)r->seq);
     bind_bytes(st, 3, r->link);
     rc = run(st);
@@ -631,49 +722,59 @@ static int apply_record(struct store *s, const struct store_record *r)
     switch (r->type) {
     case STORE_SESSION_PUT:
         st = s->stmts[ST_SESSION_PUT];
-        bind_bytes(st, 1, r->client_id);
-        sqlite3_bind_int64(st, 2, r->expiry_s);
+        bind_bytes(st, 1, r->u.session_put.client_id);
+        sqlite3_bind_int64(st, 2, r->u.session_put.expiry_s);
         bind_bytes(st, 3,
-                   r->topic.data != NULL ? r->topic : (struct lmq_bytes){(const uint8_t *)"", 0});
+                   r->u.session_put.owner.data != NULL
+                       ? r->u.session_put.owner
+                       : (struct lmq_bytes){(const uint8_t *)"", 0});
         return run(st);
     case STORE_LEDGER_APPEND:
-        return apply_ledger_append(s, r);
+        return apply_ledger_append(s, &r->u.ledger_append);
     case STORE_TOKEN_REVOKE:
         st = s->stmts[ST_REVOKE_PUT];
-        LMQ_ASSERT(r->client_id.len > 0);
-        bind_bytes(st, 1, r->client_id);
-        sqlite3_bind_int64(st, 2, r->created_unix_ms);
+        LMQ_ASSERT(r->u.token_revoke.identity.len > 0);
+        bind_bytes(st, 1, r->u.token_revoke.identity);
+        sqlite3_bind_int64(st, 2, r->u.token_revoke.revoked_before_s);
         return run(st);
     case STORE_LEDGER_NODE:
         st = s->stmts[ST_NODE_PUT];
-        LMQ_ASSERT(r->link.len == 32);
-        sqlite3_bind_int64(st, 1, r->level);
-        sqlite3_bind_int64(st, 2, (int64_t)r->msg_id);
-        bind_bytes(st, 3, r->link);
+        LMQ_ASSERT(r->u.ledger_node.hash.len == 32);
+        sqlite3_bind_int64(st, 1, r->u.ledger_node.level);
+        sqlite3_bind_int64(st, 2, (int64_t)r->u.ledger_node.index);
+        bind_bytes(st, 3, r->u.ledger_node.hash);
         return run(st); /* a second node at the same place fails the commit: no rewrites */
     case STORE_SESSION_DELETE:
-        return apply_session_delete(s, r);
+        return apply_session_delete(s, &r->u.session_delete);
     case STORE_SUBSCRIPTION_PUT:
+        st = s->stmts[ST_SUB_PUT];
+        bind_bytes(st, 1, r->u.subscription_put.client_id);
+        bind_bytes(st, 2, r->u.subscription_put.filter);
+        sqlite3_bind_int(st, 3, r->u.subscription_put.options);
+        sqlite3_bind_int64(st, 4, r->u.subscription_put.sub_id);
+        return run(st);
     case STORE_SUBSCRIPTION_DELETE:
-        st = s->stmts[r->type == STORE_SUBSCRIPTION_PUT ? ST_SUB_PUT : ST_SUB_DELETE];
-        bind_bytes(st, 1, r->client_id);
-        bind_bytes(st, 2, r->topic);
-        if (r->type == STORE_SUBSCRIPTION_PUT) {
-            sqlite3_bind_int(st, 3, r->options);
-            sqlite3_bind_int64(st, 4, r->sub_id);
-        }
+        st = s->stmts[ST_SUB_DELETE];
+        bind_bytes(st, 1, r->u.subscription_delete.client_id);
+        bind_bytes(st, 2, r->u.subscription_delete.filter);
         return run(st);
     case STORE_MESSAGE_PUT:
-        return apply_message(s, r->message);
+        return apply_message(s, r->u.message_put.message);
     case STORE_QUEUE_PUT:
+        return apply_queue_put(s, &r->u.queue_put);
     case STORE_QUEUE_UPDATE:
+        return apply_queue_update(s, &r->u.queue_update);
     case STORE_QUEUE_DELETE:
-        return apply_queue(s, r);
+        return apply_queue_delete(s, &r->u.queue_delete);
     case STORE_INBOUND_QOS2_PUT:
+        st = s->stmts[ST_QOS2_PUT];
+        bind_bytes(st, 1, r->u.inbound_qos2_put.client_id);
+        sqlite3_bind_int(st, 2, r->u.inbound_qos2_put.packet_id);
+        return run(st);
     case STORE_INBOUND_QOS2_DELETE:
-        st = s->stmts[r->type == STORE_INBOUND_QOS2_PUT ? ST_QOS2_PUT : ST_QOS2_DELETE];
-        bind_bytes(st, 1, r->client_id);
-        sqlite3_bind_int(st, 2, r->packet_id);
+        st = s->stmts[ST_QOS2_DELETE];
+        bind_bytes(st, 1, r->u.inbound_qos2_delete.client_id);
+        sqlite3_bind_int(st, 2, r->u.inbound_qos2_delete.packet_id);
         return run(st);
     case STORE_RETAINED_PUT:
     case STORE_RETAINED_DELETE:
@@ -706,13 +807,14 @@ static void stats_add_commit(struct store_stats *st, uint64_t us, size_t batches
     st->commit_us_hist[bucket]++;
 }
 
-static size_t queue_key(struct store *s, const struct store_record *r)
+/* The key of a queue row (client id + seq) in s->queue_key; returns its length. */
+static size_t queue_key(struct store *s, struct lmq_bytes client_id, uint64_t seq)
 {
-    LMQ_ASSERT(r->client_id.len <= 65535);
-    if (r->client_id.len > 0)
-        memcpy(s->queue_key, r->client_id.data, r->client_id.len);
-    memcpy(s->queue_key + r->client_id.len, &r->seq, sizeof(r->seq));
-    return r->client_id.len + sizeof(r->seq);
+    LMQ_ASSERT(client_id.len <= 65535);
+    if (client_id.len > 0)
+        memcpy(s->queue_key, client_id.data, client_id.len);
+    memcpy(s->queue_key + client_id.len, &seq, sizeof(seq));
+    return client_id.len + sizeof(seq);
 }
 
 /*
@@ -732,7 +834,8 @@ static struct lmq_map *store_collect_deletes(struct store *s, struct store_batch
                 continue;
             if (deletes == NULL && lmq_map_create(&deletes) != LMQ_OK)
                 return NULL;
-            if (lmq_map_put(deletes, s->queue_key, queue_key(s, r), deletes) != LMQ_OK) {
+            size_t key_len = queue_key(s, r->u.queue_delete.client_id, r->u.queue_delete.seq);
+            if (lmq_map_put(deletes, s->queue_key, key_len, deletes) != LMQ_OK) {
                 lmq_map_destroy(deletes);
                 return NULL;
             }
@@ -756,7 +859,9 @@ static int store_apply_chain(struct store *s, struct store_batch *chain, size_t 
         for (size_t i = 0; i < b->count && rc == SQLITE_OK; i++) {
             const struct store_record *r = &b->recs[i].rec;
             if (r->type == STORE_QUEUE_UPDATE && deletes != NULL &&
-                lmq_map_get(deletes, s->queue_key, queue_key(s, r)) != NULL) {
+                lmq_map_get(deletes, s->queue_key,
+                            queue_key(s, r->u.queue_update.client_id, r->u.queue_update.seq)) !=
+                    NULL) {
                 (*skipped)++;
                 continue;
             }

@@ -111,14 +111,15 @@ static void write_rec(struct fixture *f, struct store_record rec)
 static void queue_message(struct fixture *f, uint64_t msg_id, uint64_t seq, const char *payload)
 {
     struct store_message m = sample_message(msg_id, payload);
-    write_rec(f, (struct store_record){.type = STORE_MESSAGE_PUT, .message = &m});
+    write_rec(f,
+              (struct store_record){.type = STORE_MESSAGE_PUT, .u.message_put = {.message = &m}});
     write_rec(f, (struct store_record){.type = STORE_QUEUE_PUT,
-                                       .client_id = {CLIENT, sizeof(CLIENT) - 1},
-                                       .msg_id = msg_id,
-                                       .seq = seq,
-                                       .qos = 1,
-                                       .size_bytes = strlen(payload),
-                                       .sub_ids = BYTES("\x07\x00\x00\x00")});
+                                       .u.queue_put = {.client_id = {CLIENT, sizeof(CLIENT) - 1},
+                                                       .msg_id = msg_id,
+                                                       .seq = seq,
+                                                       .qos = 1,
+                                                       .size_bytes = strlen(payload),
+                                                       .sub_ids = BYTES("\x07\x00\x00\x00")}});
 }
 
 struct loaded {
@@ -261,35 +262,36 @@ static void test_everything_written_is_loaded_after_reopen(void **state)
     char err[256];
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
     struct lmq_bytes id = {CLIENT, sizeof(CLIENT) - 1};
-    write_rec(f, (struct store_record){.type = STORE_SESSION_PUT, .client_id = id, .expiry_s = 77});
-    write_rec(f, (struct store_record){.type = STORE_SUBSCRIPTION_PUT,
-                                       .client_id = id,
-                                       .topic = BYTES("a/#"),
-                                       .options = 0x21,
-                                       .sub_id = 9});
+    write_rec(f, (struct store_record){.type = STORE_SESSION_PUT,
+                                       .u.session_put = {.client_id = id, .expiry_s = 77}});
     write_rec(f, (struct store_record){
-                     .type = STORE_INBOUND_QOS2_PUT, .client_id = id, .packet_id = 4242});
+                     .type = STORE_SUBSCRIPTION_PUT,
+                     .u.subscription_put = {
+                         .client_id = id, .filter = BYTES("a/#"), .options = 0x21, .sub_id = 9}});
+    write_rec(f, (struct store_record){.type = STORE_INBOUND_QOS2_PUT,
+                                       .u.inbound_qos2_put = {.client_id = id, .packet_id = 4242}});
     queue_message(f, 1, 1, "one");
     queue_message(f, 2, 2, "two");
     queue_message(f, 3, 3, "three");
     struct store_message r = sample_message(10, "kept");
-    write_rec(f, (struct store_record){.type = STORE_MESSAGE_PUT, .message = &r});
-    write_rec(
-        f, (struct store_record){.type = STORE_RETAINED_PUT, .topic = BYTES("a/b"), .msg_id = 10});
+    write_rec(f,
+              (struct store_record){.type = STORE_MESSAGE_PUT, .u.message_put = {.message = &r}});
+    write_rec(f, (struct store_record){.type = STORE_RETAINED_PUT,
+                                       .u.retained_put = {.topic = BYTES("a/b"), .msg_id = 10}});
     struct store_message w = sample_message(11, "will");
-    write_rec(f, (struct store_record){
-                     .type = STORE_WILL_PUT, .client_id = id, .message = &w, .delay_s = 5});
+    write_rec(f,
+              (struct store_record){.type = STORE_WILL_PUT,
+                                    .u.will_put = {.client_id = id, .message = &w, .delay_s = 5}});
     assert_int_equal(commit_and_wait(f), 0);
     /* A second batch: one queued message acknowledged, one in flight. */
-    write_rec(
-        f,
-        (struct store_record){
-            .type = STORE_QUEUE_DELETE, .client_id = id, .seq = 1, .msg_id = 1, .size_bytes = 3});
+    write_rec(f, (struct store_record){
+                     .type = STORE_QUEUE_DELETE,
+                     .u.queue_delete = {.client_id = id, .seq = 1, .msg_id = 1, .size_bytes = 3}});
     write_rec(f, (struct store_record){.type = STORE_QUEUE_UPDATE,
-                                       .client_id = id,
-                                       .seq = 2,
-                                       .state = STORE_QUEUE_WAIT_PUBACK,
-                                       .packet_id = 5});
+                                       .u.queue_update = {.client_id = id,
+                                                          .seq = 2,
+                                                          .state = STORE_QUEUE_WAIT_PUBACK,
+                                                          .packet_id = 5}});
     assert_int_equal(commit_and_wait(f), 0);
     close_store(f);
 
@@ -344,17 +346,18 @@ static void test_message_row_freed_with_its_last_reference(void **state)
     queue_message(f, 1, 1, "shared");
     /* The same message queued for a second session: stored once, referenced twice. */
     write_rec(f, (struct store_record){
-                     .type = STORE_QUEUE_PUT, .client_id = other, .msg_id = 1, .seq = 1, .qos = 1});
+                     .type = STORE_QUEUE_PUT,
+                     .u.queue_put = {.client_id = other, .msg_id = 1, .seq = 1, .qos = 1}});
     assert_int_equal(commit_and_wait(f), 0);
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM messages"), 1);
-    write_rec(
-        f,
-        (struct store_record){
-            .type = STORE_QUEUE_DELETE, .client_id = id, .seq = 1, .msg_id = 1, .size_bytes = 6});
+    write_rec(f, (struct store_record){
+                     .type = STORE_QUEUE_DELETE,
+                     .u.queue_delete = {.client_id = id, .seq = 1, .msg_id = 1, .size_bytes = 6}});
     assert_int_equal(commit_and_wait(f), 0);
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM messages"), 1);
     /* Deleting the other session removes its queue and, with it, the last reference. */
-    write_rec(f, (struct store_record){.type = STORE_SESSION_DELETE, .client_id = other});
+    write_rec(f, (struct store_record){.type = STORE_SESSION_DELETE,
+                                       .u.session_delete = {.client_id = other}});
     assert_int_equal(commit_and_wait(f), 0);
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM messages"), 0);
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM queue"), 0);
@@ -365,15 +368,16 @@ static void ledger_append(struct fixture *f, uint64_t index, const char *from, c
 {
     char env[64];
     snprintf(env, sizeof(env), "{\"seq\":%llu}", (unsigned long long)seq);
-    write_rec(f, (struct store_record){.type = STORE_LEDGER_APPEND,
-                                       .msg_id = index,
-                                       .client_id = {(const uint8_t *)from, 64},
-                                       .recipient = {(const uint8_t *)to, 64},
-                                       .seq = seq,
-                                       .position = position,
-                                       .link = {(const uint8_t *)link, 64},
-                                       .envelope = {(const uint8_t *)env, strlen(env)},
-                                       .created_unix_ms = 1700000000000});
+    write_rec(f, (struct store_record){
+                     .type = STORE_LEDGER_APPEND,
+                     .u.ledger_append = {.index = index,
+                                         .sender = {(const uint8_t *)from, 64},
+                                         .recipient = {(const uint8_t *)to, 64},
+                                         .seq = seq,
+                                         .position = position,
+                                         .link = {(const uint8_t *)link, 64},
+                                         .envelope = {(const uint8_t *)env, strlen(env)},
+                                         .created_unix_ms = 1700000000000}});
 }
 
 static int collect_positions(void *ctx, const struct store_ledger_row *r)
@@ -541,19 +545,18 @@ static void test_update_of_a_row_deleted_in_the_same_commit_is_skipped(void **st
     assert_int_equal(commit_and_wait(f), 0);
     /* Both sent; only the first acknowledged before the next commit. */
     write_rec(f, (struct store_record){.type = STORE_QUEUE_UPDATE,
-                                       .client_id = id,
-                                       .seq = 1,
-                                       .state = STORE_QUEUE_WAIT_PUBACK,
-                                       .packet_id = 1});
+                                       .u.queue_update = {.client_id = id,
+                                                          .seq = 1,
+                                                          .state = STORE_QUEUE_WAIT_PUBACK,
+                                                          .packet_id = 1}});
     write_rec(f, (struct store_record){.type = STORE_QUEUE_UPDATE,
-                                       .client_id = id,
-                                       .seq = 2,
-                                       .state = STORE_QUEUE_WAIT_PUBACK,
-                                       .packet_id = 2});
-    write_rec(
-        f,
-        (struct store_record){
-            .type = STORE_QUEUE_DELETE, .client_id = id, .seq = 1, .msg_id = 1, .size_bytes = 14});
+                                       .u.queue_update = {.client_id = id,
+                                                          .seq = 2,
+                                                          .state = STORE_QUEUE_WAIT_PUBACK,
+                                                          .packet_id = 2}});
+    write_rec(f, (struct store_record){
+                     .type = STORE_QUEUE_DELETE,
+                     .u.queue_delete = {.client_id = id, .seq = 1, .msg_id = 1, .size_bytes = 14}});
     assert_int_equal(commit_and_wait(f), 0);
     struct store_stats st;
     store_get_stats(f->store, &st);
@@ -582,10 +585,10 @@ static void test_queue_oldest_is_the_first_committed_queued_row(void **state)
     queue_message(f, 2, 2, "queued-a");
     queue_message(f, 3, 3, "queued-b");
     write_rec(f, (struct store_record){.type = STORE_QUEUE_UPDATE,
-                                       .client_id = id,
-                                       .seq = 1,
-                                       .state = STORE_QUEUE_WAIT_PUBACK,
-                                       .packet_id = 9});
+                                       .u.queue_update = {.client_id = id,
+                                                          .seq = 1,
+                                                          .state = STORE_QUEUE_WAIT_PUBACK,
+                                                          .packet_id = 9}});
     assert_int_equal(store_queue_oldest(f->store, id, 0, &h, &found), 0);
     assert_false(found); /* nothing committed yet */
     assert_int_equal(commit_and_wait(f), 0);
@@ -599,10 +602,10 @@ static void test_queue_oldest_is_the_first_committed_queued_row(void **state)
     assert_int_equal(store_queue_oldest(f->store, (struct lmq_bytes){CLIENT, 3}, 0, &h, &found), 0);
     assert_false(found); /* another client's rows are not this one's */
     write_rec(f, (struct store_record){.type = STORE_QUEUE_DELETE,
-                                       .client_id = id,
-                                       .seq = 2,
-                                       .msg_id = 2,
-                                       .size_bytes = strlen("queued-a")});
+                                       .u.queue_delete = {.client_id = id,
+                                                          .seq = 2,
+                                                          .msg_id = 2,
+                                                          .size_bytes = strlen("queued-a")}});
     assert_int_equal(commit_and_wait(f), 0);
     assert_int_equal(store_queue_oldest(f->store, id, 0, &h, &found), 0);
     assert_true(found && h.seq == 3);
@@ -721,8 +724,8 @@ static int sum_bytes_of_a(void *ctx, struct lmq_bytes sender, uint64_t bytes)
 static void store_revoke_rec(struct fixture *f, const char *id, int64_t before_s)
 {
     write_rec(f, (struct store_record){.type = STORE_TOKEN_REVOKE,
-                                       .client_id = {(const uint8_t *)id, 64},
-                                       .created_unix_ms = before_s});
+                                       .u.token_revoke = {.identity = {(const uint8_t *)id, 64},
+                                                          .revoked_before_s = before_s}});
 }
 
 /* Schema 5: revocations are only ever raised (broker and offline writer alike) and survive
@@ -874,20 +877,20 @@ static void test_sequence_high_water_survives_deleting_the_last_row(void **state
     char err[256];
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
     struct lmq_bytes id = {CLIENT, sizeof(CLIENT) - 1};
-    write_rec(f, (struct store_record){.type = STORE_SESSION_PUT, .client_id = id, .expiry_s = 9});
+    write_rec(f, (struct store_record){.type = STORE_SESSION_PUT,
+                                       .u.session_put = {.client_id = id, .expiry_s = 9}});
     queue_message(f, 1, 1, "first");
     queue_message(f, 2, 2, "second");
     assert_int_equal(commit_and_wait(f), 0);
     /* The newest row goes first (expired, or acknowledged out of order). */
-    write_rec(
-        f,
-        (struct store_record){
-            .type = STORE_QUEUE_DELETE, .client_id = id, .seq = 2, .msg_id = 2, .size_bytes = 6});
+    write_rec(f, (struct store_record){
+                     .type = STORE_QUEUE_DELETE,
+                     .u.queue_delete = {.client_id = id, .seq = 2, .msg_id = 2, .size_bytes = 6}});
     /* A delete of a row that does not exist changes nothing. */
-    write_rec(
-        f,
-        (struct store_record){
-            .type = STORE_QUEUE_DELETE, .client_id = id, .seq = 40, .msg_id = 2, .size_bytes = 99});
+    write_rec(f,
+              (struct store_record){
+                  .type = STORE_QUEUE_DELETE,
+                  .u.queue_delete = {.client_id = id, .seq = 40, .msg_id = 2, .size_bytes = 99}});
     assert_int_equal(commit_and_wait(f), 0);
     close_store(f);
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
@@ -897,10 +900,9 @@ static void test_sequence_high_water_survives_deleting_the_last_row(void **state
     assert_int_equal(l.queued_bytes, 5);
     assert_true(l.max_seq >= 2); /* a new row never reuses a seq */
     /* Emptied: no summary is reported, as before there was one. */
-    write_rec(
-        f,
-        (struct store_record){
-            .type = STORE_QUEUE_DELETE, .client_id = id, .seq = 1, .msg_id = 1, .size_bytes = 5});
+    write_rec(f, (struct store_record){
+                     .type = STORE_QUEUE_DELETE,
+                     .u.queue_delete = {.client_id = id, .seq = 1, .msg_id = 1, .size_bytes = 5}});
     assert_int_equal(commit_and_wait(f), 0);
     l = load_all(f, &max_msg_id);
     assert_int_equal(l.summaries, 0);
@@ -952,13 +954,14 @@ static void rnd_op(struct fixture *f, struct rnd_model *m)
         uint64_t seq = ++m->next_seq[c];
         uint32_t size = 1 + rnd_next(m) % 500;
         struct store_message msg = sample_message(++m->next_msg_id, "p");
-        write_rec(f, (struct store_record){.type = STORE_MESSAGE_PUT, .message = &msg});
-        write_rec(f, (struct store_record){.type = STORE_QUEUE_PUT,
-                                           .client_id = id,
-                                           .msg_id = msg.id,
-                                           .seq = seq,
-                                           .qos = 1,
-                                           .size_bytes = size});
+        write_rec(f, (struct store_record){.type = STORE_MESSAGE_PUT,
+                                           .u.message_put = {.message = &msg}});
+        write_rec(
+            f,
+            (struct store_record){
+                .type = STORE_QUEUE_PUT,
+                .u.queue_put = {
+                    .client_id = id, .msg_id = msg.id, .seq = seq, .qos = 1, .size_bytes = size}});
         m->size[c][seq] = size;
     } else if (op < 85) {
         uint64_t seq = rnd_row(m, c);
@@ -966,28 +969,31 @@ static void rnd_op(struct fixture *f, struct rnd_model *m)
             return;
         if (op < 65) /* sent, then acknowledged in the same commit: the update is skipped */
             write_rec(f, (struct store_record){.type = STORE_QUEUE_UPDATE,
-                                               .client_id = id,
-                                               .seq = seq,
-                                               .state = STORE_QUEUE_WAIT_PUBACK,
-                                               .packet_id = 3});
-        write_rec(f, (struct store_record){.type = STORE_QUEUE_DELETE,
-                                           .client_id = id,
-                                           .seq = seq,
-                                           .msg_id = m->next_msg_id,
-                                           /* a row that is not there: a size that must not count */
-                                           .size_bytes = m->size[c][seq] ? m->size[c][seq] : 77});
+                                               .u.queue_update = {.client_id = id,
+                                                                  .seq = seq,
+                                                                  .state = STORE_QUEUE_WAIT_PUBACK,
+                                                                  .packet_id = 3}});
+        write_rec(f,
+                  (struct store_record){
+                      .type = STORE_QUEUE_DELETE,
+                      .u.queue_delete = {.client_id = id,
+                                         .seq = seq,
+                                         .msg_id = m->next_msg_id,
+                                         /* a row that is not there: a size that must not count */
+                                         .size_bytes = m->size[c][seq] ? m->size[c][seq] : 77}});
         m->size[c][seq] = 0;
     } else if (op < 97) {
         uint64_t seq = rnd_row(m, c);
         if (seq != 0)
             write_rec(f, (struct store_record){.type = STORE_QUEUE_UPDATE,
-                                               .client_id = id,
-                                               .seq = seq,
-                                               .state = STORE_QUEUE_WAIT_PUBACK,
-                                               .packet_id = 4});
+                                               .u.queue_update = {.client_id = id,
+                                                                  .seq = seq,
+                                                                  .state = STORE_QUEUE_WAIT_PUBACK,
+                                                                  .packet_id = 4}});
     } else {
         /* The session ends: its queue goes. Its seqs restart, as a new session's do. */
-        write_rec(f, (struct store_record){.type = STORE_SESSION_DELETE, .client_id = id});
+        write_rec(f, (struct store_record){.type = STORE_SESSION_DELETE,
+                                           .u.session_delete = {.client_id = id}});
         memset(m->size[c], 0, sizeof(m->size[c]));
         m->next_seq[c] = 0;
     }
