@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "core/lmq.h"
+#include "core/log.h"
 
 #define FAULT_VFS_NAME "lmq-fault"
 
@@ -50,6 +51,16 @@ static int env_u64(const char *name, uint64_t *out, char *err, size_t err_len)
 
 #define REAL(f) (((struct fault_file *)(f))->real)
 
+/* Storage thread: the logger builds the line on this stack and writes it with one write(2). */
+static void fault_log(const char *op)
+{
+    struct lmq_log_line line;
+    if (!lmq_log_begin(&line, LMQ_LOG_WARN, "fault_injected"))
+        return;
+    lmq_log_str(&line, "op", op);
+    lmq_log_end(&line);
+}
+
 static int fault_close(sqlite3_file *f)
 {
     int rc = REAL(f)->pMethods->xClose(REAL(f));
@@ -63,7 +74,7 @@ static int fault_write(sqlite3_file *f, const void *buf, int amt, sqlite3_int64 
 {
     if (((struct fault_file *)f)->counted && fault.fail_write_at > 0 &&
         atomic_fetch_add(&fault.writes, 1) + 1 == fault.fail_write_at) {
-        fprintf(stderr, "{\"level\":\"warn\",\"event\":\"fault_injected\",\"op\":\"write\"}\n");
+        fault_log("write");
         return SQLITE_IOERR_WRITE;
     }
     return REAL(f)->pMethods->xWrite(REAL(f), buf, amt, off);
@@ -76,7 +87,7 @@ static int fault_sync(sqlite3_file *f, int flags)
 {
     if (((struct fault_file *)f)->counted && fault.fail_sync_at > 0 &&
         atomic_fetch_add(&fault.syncs, 1) + 1 == fault.fail_sync_at) {
-        fprintf(stderr, "{\"level\":\"warn\",\"event\":\"fault_injected\",\"op\":\"fsync\"}\n");
+        fault_log("fsync");
         return SQLITE_IOERR_FSYNC;
     }
     return REAL(f)->pMethods->xSync(REAL(f), flags);

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "core/lmq.h"
+#include "core/log.h"
 #include "core/map.h"
 #include "store/store_fault.h"
 #include "store/store_schema.h"
@@ -40,6 +41,7 @@ struct store_batch {
     store_commit_cb cb;
     void *arg;
     int status;
+    uint64_t seq; /* 1, 2, ...: the order of store_commit() calls */
 };
 
 /* Raises (never lowers) an identity's token revocation time: writers (the broker and the
@@ -144,6 +146,8 @@ struct store {
     sqlite3_stmt *page_stmt;
     sqlite3_stmt *oldest_stmt; /* reader: the oldest queued row of a client (queue_overflow) */
     sqlite3_stmt *node_stmt;   /* reader: one Merkle node */
+    sqlite3_stmt *range_stmt;  /* reader: envelopes by ledger index (auditors' pages) */
+    sqlite3_stmt *inbox_stmt;  /* reader: a recipient's envelopes by position (resync) */
     pthread_t thread;
     bool thread_started;
     pthread_mutex_t mutex;
@@ -153,6 +157,10 @@ struct store {
     bool stop;
     struct store_batch *open;     /* loop thread: batch being filled */
     size_t pending;               /* loop thread: commits not yet completed */
+    uint64_t batches_committed;   /* loop thread: store_commit() calls = the last batch's seq */
+    uint64_t batches_completed;   /* loop thread: the seq of the last batch whose callback ran */
+    uint64_t batches_applied;     /* storage thread: the seq of the last batch applied */
+    bool closed;                  /* loop thread: store_close() ran: no more writes or commits */
     struct store_stats stats;     /* under mutex */
     struct lmq_map *summary;      /* storage thread: this transaction's summary_delta by client */
     uint8_t queue_key[65535 + 8]; /* storage thread: client id + seq of a queue row */
@@ -293,6 +301,7 @@ static int owned_record_init(struct owned_record *o, const struct store_record *
 int store_write(struct store *store, const struct store_record *rec)
 {
     LMQ_ASSERT(store != NULL && rec != NULL);
+    LMQ_ASSERT(!store->closed);
     LMQ_ASSERT(rec->type >= STORE_SESSION_PUT && rec->type <= STORE_TOKEN_REVOKE);
     if (store->open == NULL) {
         store->open = calloc(1, sizeof(*store->open));
@@ -320,6 +329,7 @@ int store_write(struct store *store, const struct store_record *rec)
 int store_commit(struct store *store, store_commit_cb cb, void *arg)
 {
     LMQ_ASSERT(store != NULL && cb != NULL);
+    LMQ_ASSERT(!store->closed);
     struct store_batch *b = store->open;
     if (b == NULL) {
         b = calloc(1, sizeof(*b));
@@ -344,9 +354,11 @@ int store_commit(struct store *store, store_commit_cb cb, void *arg)
     else
         store->todo_head = b;
     store->todo_tail = b;
+    b->seq = ++store->batches_committed; /* under the mutex: the thread reads it */
     pthread_cond_signal(&store->cond);
     pthread_mutex_unlock(&store->mutex);
     store->pending++;
+    LMQ_ASSERT(store->pending == store->batches_committed - store->batches_completed);
     return LMQ_OK;
 }
 
@@ -359,8 +371,13 @@ static void store_on_async(uv_async_t *async)
     pthread_mutex_unlock(&store->mutex);
     while (done != NULL) {
         struct store_batch *next = done->next;
+        /* Completions in commit order, each once: the contract the broker's acks rely on. */
+        LMQ_ASSERT(done->seq == store->batches_completed + 1);
+        LMQ_ASSERT(done->status == LMQ_OK || done->status == LMQ_EIO);
         LMQ_ASSERT(store->pending > 0);
         store->pending--;
+        store->batches_completed = done->seq;
+        LMQ_ASSERT(store->pending == store->batches_committed - store->batches_completed);
         done->cb(done->arg, done->status);
         batch_free(done);
         done = next;
@@ -877,9 +894,11 @@ static int store_apply_chain(struct store *s, struct store_batch *chain, size_t 
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(s->writer, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
-        fprintf(stderr,
-                "{\"level\":\"error\",\"event\":\"store_commit_failed\",\"sqlite\":\"%s\"}\n",
-                sqlite3_errmsg(s->writer));
+        struct lmq_log_line line;
+        if (lmq_log_begin(&line, LMQ_LOG_ERROR, "store_commit_failed")) {
+            lmq_log_str(&line, "sqlite", sqlite3_errmsg(s->writer));
+            lmq_log_end(&line);
+        }
         sqlite3_exec(s->writer, "ROLLBACK", NULL, NULL, NULL);
         return LMQ_EIO;
     }
@@ -906,10 +925,14 @@ static void *store_thread_main(void *arg)
         uint64_t took = now_us() - start;
         struct store_batch *last = chain;
         for (struct store_batch *b = chain; b != NULL; b = b->next) {
+            /* Batches applied in commit order, none skipped or repeated. */
+            LMQ_ASSERT(b->seq == s->batches_applied + 1);
+            s->batches_applied = b->seq;
             b->status = status;
             batches++;
             last = b;
         }
+        LMQ_ASSERT(batches > 0 && skipped <= records);
 
         pthread_mutex_lock(&s->mutex);
         stats_add_commit(&s->stats, took, batches, records);
@@ -1139,7 +1162,8 @@ int store_ledger_size(struct store *store, uint64_t *size)
     return rc == SQLITE_OK ? LMQ_OK : LMQ_EIO;
 }
 
-/* Runs a prepared ledger query (bindings done), calling row() per result. */
+/* Runs a prepared ledger query (bindings done), calling row() per result. The caller resets
+ * (cached statement) or finalizes it. */
 static int ledger_query(sqlite3_stmt *st, size_t limit,
                         int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
                         size_t *count)
@@ -1157,8 +1181,18 @@ static int ledger_query(sqlite3_stmt *st, size_t limit,
     }
     if (result == LMQ_OK && *count < limit && rc != SQLITE_DONE)
         result = LMQ_EIO;
-    sqlite3_finalize(st);
     return result;
+}
+
+/* Runs a cached ledger query and leaves it reset: no read transaction stays open. */
+static int ledger_query_cached(sqlite3_stmt *st, size_t limit,
+                               int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
+                               size_t *count)
+{
+    int rc = ledger_query(st, limit, row, ctx, count);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
 }
 
 int store_ledger_find(struct store *store, struct lmq_bytes sender, uint64_t seq,
@@ -1177,6 +1211,7 @@ int store_ledger_find(struct store *store, struct lmq_bytes sender, uint64_t seq
     sqlite3_bind_int64(st, 2, (int64_t)seq);
     size_t count = 0;
     int rc = ledger_query(st, 1, row, ctx, &count);
+    sqlite3_finalize(st);
     *found = count == 1;
     return rc;
 }
@@ -1208,16 +1243,12 @@ int store_ledger_range(struct store *store, uint64_t start, size_t limit,
 {
     LMQ_ASSERT(store != NULL && row != NULL && count != NULL);
     LMQ_ASSERT(limit > 0 && limit <= INT32_MAX);
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st = store->range_stmt;
+    LMQ_ASSERT(!sqlite3_stmt_busy(st)); /* row() must not read the store again */
     *count = 0;
-    if (sqlite3_prepare_v2(store->reader,
-                           "SELECT " STORE_LEDGER_COLUMNS " FROM ledger WHERE idx >= ?1 "
-                           "ORDER BY idx LIMIT ?2",
-                           -1, &st, NULL) != SQLITE_OK)
-        return LMQ_EIO;
     sqlite3_bind_int64(st, 1, (int64_t)start);
     sqlite3_bind_int64(st, 2, (int64_t)limit);
-    return ledger_query(st, limit, row, ctx, count);
+    return ledger_query_cached(st, limit, row, ctx, count);
 }
 
 int store_ledger_links(struct store *store, uint64_t start, size_t limit,
@@ -1400,17 +1431,13 @@ int store_inbox_page(struct store *store, struct lmq_bytes recipient, uint64_t a
 {
     LMQ_ASSERT(store != NULL && row != NULL && count != NULL);
     LMQ_ASSERT(limit > 0 && limit <= INT32_MAX);
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st = store->inbox_stmt;
+    LMQ_ASSERT(!sqlite3_stmt_busy(st)); /* row() must not read the store again */
     *count = 0;
-    if (sqlite3_prepare_v2(store->reader,
-                           "SELECT " STORE_LEDGER_COLUMNS " FROM ledger WHERE recipient = ?1 "
-                           "AND position > ?2 ORDER BY position LIMIT ?3",
-                           -1, &st, NULL) != SQLITE_OK)
-        return LMQ_EIO;
     bind_bytes(st, 1, recipient);
     sqlite3_bind_int64(st, 2, (int64_t)after);
     sqlite3_bind_int64(st, 3, (int64_t)limit);
-    return ledger_query(st, limit, row, ctx, count);
+    return ledger_query_cached(st, limit, row, ctx, count);
 }
 
 static int store_fail(char *err, size_t err_len, const char *what, sqlite3 *db);
@@ -1571,6 +1598,16 @@ static int store_open_reader(struct store *s, const struct store_options *opts, 
     if (sqlite3_prepare_v3(s->reader, "SELECT hash FROM ledger_nodes WHERE level = ?1 AND idx = ?2",
                            -1, SQLITE_PREPARE_PERSISTENT, &s->node_stmt, NULL) != SQLITE_OK)
         return store_fail(err, err_len, "prepare node", s->reader);
+    if (sqlite3_prepare_v3(s->reader,
+                           "SELECT " STORE_LEDGER_COLUMNS " FROM ledger WHERE idx >= ?1 "
+                           "ORDER BY idx LIMIT ?2",
+                           -1, SQLITE_PREPARE_PERSISTENT, &s->range_stmt, NULL) != SQLITE_OK)
+        return store_fail(err, err_len, "prepare ledger range", s->reader);
+    if (sqlite3_prepare_v3(s->reader,
+                           "SELECT " STORE_LEDGER_COLUMNS " FROM ledger WHERE recipient = ?1 "
+                           "AND position > ?2 ORDER BY position LIMIT ?3",
+                           -1, SQLITE_PREPARE_PERSISTENT, &s->inbox_stmt, NULL) != SQLITE_OK)
+        return store_fail(err, err_len, "prepare inbox page", s->reader);
     return LMQ_OK;
 }
 
@@ -1581,6 +1618,8 @@ static void store_free(struct store *s)
     sqlite3_finalize(s->page_stmt);
     sqlite3_finalize(s->oldest_stmt);
     sqlite3_finalize(s->node_stmt);
+    sqlite3_finalize(s->range_stmt);
+    sqlite3_finalize(s->inbox_stmt);
     sqlite3_close(s->reader);
     sqlite3_close(s->writer);
     pthread_mutex_destroy(&s->mutex);
@@ -1671,9 +1710,12 @@ void store_close(struct store *store)
         pthread_join(store->thread, NULL);
     store_on_async(&store->async); /* run the callbacks of the last commits */
     LMQ_ASSERT(store->pending == 0);
+    LMQ_ASSERT(store->batches_completed == store->batches_committed);
+    LMQ_ASSERT(store->batches_applied == store->batches_committed); /* the thread has joined */
     if (store->open != NULL) {
         batch_free(store->open);
         store->open = NULL;
     }
+    store->closed = true;
     uv_close((uv_handle_t *)&store->async, store_on_closed);
 }

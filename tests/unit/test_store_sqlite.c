@@ -465,6 +465,50 @@ static int collect_link(void *ctx, uint64_t index, struct lmq_bytes link)
     return 0;
 }
 
+/* The ledger range and inbox page reads reuse one prepared statement each: a read that stopped
+ * early (limit reached, or row() said stop) must leave it reset, so the next read runs from the
+ * start and sees what was committed since, not the snapshot of the read before. */
+static void test_cached_ledger_reads_see_later_commits(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    assert_int_equal(open_store(f, err, sizeof(err)), 0);
+    char link[4][65];
+    for (int i = 0; i < 4; i++)
+        snprintf(link[i], sizeof(link[i]), "%064d", i + 1);
+    ledger_append(f, 0, ID_A, ID_B, 1, 1, link[0]);
+    ledger_append(f, 1, ID_A, ID_B, 2, 2, link[1]);
+    assert_int_equal(commit_and_wait(f), 0);
+    struct party_acc got = {.stop_after = 1};
+    size_t count = 0;
+    assert_int_equal(store_ledger_range(f->store, 0, 10, collect_index, &got, &count), LMQ_EINVAL);
+    assert_int_equal(count, 1);
+    uint64_t acc[2] = {0, 0};
+    assert_int_equal(store_inbox_page(f->store, BYTES(ID_B), 0, 1, collect_positions, acc, &count),
+                     0);
+    assert_int_equal(count, 1);
+    ledger_append(f, 2, ID_A, ID_B, 3, 3, link[2]);
+    ledger_append(f, 3, ID_B, ID_B, 1, 4, link[3]);
+    assert_int_equal(commit_and_wait(f), 0);
+    for (int round = 0; round < 2; round++) {
+        got = (struct party_acc){0};
+        assert_int_equal(store_ledger_range(f->store, 0, 10, collect_index, &got, &count), 0);
+        assert_int_equal(count, 4);
+        assert_int_equal(got.n, 4);
+        assert_int_equal(got.index[0], 0);
+        assert_int_equal(got.index[3], 3);
+        acc[0] = acc[1] = 0;
+        assert_int_equal(
+            store_inbox_page(f->store, BYTES(ID_B), 0, 10, collect_positions, acc, &count), 0);
+        assert_int_equal(count, 4);
+        assert_int_equal(acc[1], 1234); /* positions 1, 2, 3, 4 in order */
+    }
+    got = (struct party_acc){0};
+    assert_int_equal(store_ledger_range(f->store, 2, 1, collect_index, &got, &count), 0);
+    assert_int_equal(count, 1);
+    assert_int_equal(got.index[0], 2);
+}
+
 /* store_ledger_party_range against a brute-force filter over a ledger where three identities
  * send to each other and to themselves in an irregular pattern: every start, end and limit
  * gives the party's envelopes in index order, each once. */
@@ -1095,6 +1139,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_ledger_party_range_is_what_a_party_sent_or_received_in_index_order, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(test_cached_ledger_reads_see_later_commits, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_ledger_rows_counters_and_reads_survive_reopen, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_message_row_freed_with_its_last_reference, setup,
