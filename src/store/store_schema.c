@@ -1,5 +1,6 @@
 #include "store/store_schema.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "core/lmq.h"
@@ -87,6 +88,34 @@ int store_schema_version(sqlite3 *db, int *version)
         *version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     return LMQ_OK;
+}
+
+int store_schema_version_read(sqlite3 *db, int *version)
+{
+    LMQ_ASSERT(db != NULL && version != NULL);
+    *version = 0;
+    sqlite3_stmt *st = NULL;
+    int step = SQLITE_ERROR;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+                           "AND name = 'schema_version'",
+                           -1, &st, NULL) == SQLITE_OK)
+        step = sqlite3_step(st);
+    bool has_table = step == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;
+    sqlite3_finalize(st);
+    st = NULL;
+    if (step != SQLITE_ROW)
+        return LMQ_EIO;
+    if (!has_table)
+        return LMQ_OK;
+    step = SQLITE_ERROR;
+    if (sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_version", -1, &st, NULL) ==
+        SQLITE_OK)
+        step = sqlite3_step(st);
+    if (step == SQLITE_ROW)
+        *version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return step == SQLITE_ROW ? LMQ_OK : LMQ_EIO;
 }
 
 static int schema_step(sqlite3 *db, int from, char *err, size_t err_len)

@@ -21,4 +21,8 @@ int store_schema_migrate(sqlite3 *db, char *err, size_t err_len);
 /* Reads the schema version (0 for an empty database). Returns 0 or LMQ_EIO. */
 int store_schema_version(sqlite3 *db, int *version);
 
+/* Like store_schema_version() on a read-only connection: creates nothing (no schema_version
+ * table: 0). Returns 0 or LMQ_EIO (not a database, I/O error: sqlite3_errmsg(db) says). */
+int store_schema_version_read(sqlite3 *db, int *version);
+
 #endif

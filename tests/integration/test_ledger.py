@@ -211,6 +211,44 @@ def test_tampering_with_the_database_is_detected(start_broker, tmp_path):
     assert bad.returncode == 3 and "gap" in bad.stderr, bad.stderr
 
 
+def test_verify_data_refuses_a_schema_version_it_does_not_know(start_broker, tmp_path):
+    """`verify --data` reads the schema version before anything else and refuses a database of
+    another version (newer: written by a later ledgermq; older: not migrated yet) with one line
+    and exit 1, rather than auditing tables that may mean something else."""
+    b = start(start_broker)
+    alice, bob = lc.Identity(), lc.Identity()
+    send_many(b, alice, bob, 2)
+    data = b.data_dir
+    b.terminate()
+    ok = run_verify("--data", data)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["entries"] == 2
+    src = sqlite3.connect(os.path.join(data, "ledgermq.db"))
+    version = src.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+    assert version >= 2
+    for other, word in ((version + 1, "newer"), (version - 1, "older")):
+        copy_dir = tmp_path / ("schema%d" % other)
+        copy_dir.mkdir()
+        dst = sqlite3.connect(str(copy_dir / "ledgermq.db"))
+        src.backup(dst)
+        dst.execute("UPDATE schema_version SET version = ?", (other,))
+        if word == "newer":
+            # Not read at all: a ledger this binary cannot audit does not even have to exist.
+            dst.execute("DROP TABLE ledger")
+        dst.commit()
+        dst.close()
+        bad = run_verify("--data", str(copy_dir))
+        assert bad.returncode == 1, (bad.returncode, bad.stdout, bad.stderr)
+        assert bad.stdout == "", bad.stdout
+        lines = bad.stderr.strip().splitlines()
+        assert len(lines) == 1, bad.stderr
+        assert ("schema version %d is %s than this binary's %d" % (other, word, version)
+                in lines[0]), bad.stderr
+    src.close()
+    again = run_verify("--data", data)
+    assert again.returncode == 0 and json.loads(again.stdout)["entries"] == 2, again.stderr
+
+
 def test_a_rewritten_history_fails_the_consistency_check(start_broker, tmp_path):
     data = str(tmp_path / "data")
     b = start(start_broker, data_dir=data)
