@@ -1,17 +1,50 @@
 /*
- * The storage seam. The broker describes every change that must survive a
- * crash as a store_record, adds it to the current batch with store_write(),
- * and asks for the batch to be made durable with store_commit(). The commit
- * callback runs on the broker's loop thread after the batch is durable (or
- * failed); only then does the broker send the acknowledgements that depend
- * on it.
+ * The storage seam: everything the broker must not lose goes through here. Nothing in it knows
+ * MQTT: records are plain data, byte slices are struct lmq_bytes. store_sqlite.c implements it;
+ * a second back end (PostgreSQL) implements every function below with the same contract.
  *
- * The SQLite back end (store_sqlite.c) applies batches on its own storage
- * thread: every batch queued while the previous transaction was being
- * fsynced goes into the next transaction (group commit), so one fsync covers
- * all of them. Reads (recovery at start-up, paging a session's queue) use a
- * second, read-only connection on the caller's thread and see only committed
- * data.
+ * Writing. The broker describes each change as a store_record (a tagged union: type says which
+ * member of u is filled; what each does is beside its struct), adds it to the open batch with
+ * store_write() and closes the batch with store_commit(cb, arg).
+ * - store_write() copies every byte the record points to before it returns and does no I/O.
+ * - Durability: cb(arg, 0) means every record of the batch, and of every batch committed before
+ *   it, is durable (with STORE_SYNC_FULL: on stable storage, surviving a power loss) and visible
+ *   to reads. The broker sends the acknowledgements that depend on a batch only then, so a back
+ *   end must NEVER report 0 before that is true.
+ * - Atomicity: a batch is applied whole or not at all. A back end may apply several batches in
+ *   one transaction (group commit); they then succeed or fail together.
+ * - Ordering: records of a batch are applied in write order, batches in commit order, and the
+ *   callbacks run in commit order, each exactly once. A back end may skip a record whose effect
+ *   a later record of the same transaction removes (SQLite skips a STORE_QUEUE_UPDATE of a row
+ *   the transaction deletes).
+ * - Failure: cb(arg, LMQ_EIO) means the batch is not known to be durable: nothing of it may be
+ *   acknowledged. It is final: the broker stops (fail stop, exit status 2) and a restart
+ *   recovers from what was durable; a back end may fail every later batch as well, but never
+ *   retry behind the caller's back nor report a later batch durable while an earlier one is not.
+ *
+ * Reading. Every read is synchronous, on the loop thread, and sees committed data only: every
+ * batch whose callback ran with 0 (and perhaps batches durable but not yet reported), never a
+ * record of a batch that is not. Row callbacks get pointers valid during the call only; they may
+ * store_write() but must not start another read (a back end reuses one statement per read).
+ * LMQ_EIO from a read: the database could not be read or holds what cannot be (a corrupt row).
+ *
+ * Threading. Every function is called on the loop thread given to store_open(), except
+ * store_token_revoke_file() (offline, no store open) and store_stats_percentile_us() (pure).
+ * Commit and read callbacks run on the loop thread. A back end's own threads never touch the
+ * caller's memory: a batch crosses over as a copy, a completion comes back through the loop
+ * (uv_async_t).
+ *
+ * What is SQLite's own: the schema and its migrations (store_schema.c), the fault-injecting VFS
+ * (store_fault.c), the sync mode's meaning and the offline revocation on a database path. A
+ * PostgreSQL back end brings its own schema and migrations, keeps the record semantics below
+ * (upserts, no-op deletes, duplicates that fail the commit, message collection, the queue
+ * summary), applies batches on its own connection and thread (STORE_SYNC_FULL: a commit
+ * returns once durable) and reads on a second connection that sees committed data only.
+ *
+ * The SQLite back end applies batches on its storage thread: every batch queued while the
+ * previous transaction was being fsynced goes into the next transaction (group commit), so one
+ * fsync covers all of them. Reads use a second, read-only connection on the loop thread (WAL:
+ * it sees exactly the committed data).
  */
 #ifndef STORE_H
 #define STORE_H
@@ -45,7 +78,12 @@ struct store_message {
     uint32_t user_prop_count;
 };
 
-/* What a record does; which member of store_record.u it fills is named alike. */
+/*
+ * What a record does; the member of store_record.u it fills is named alike. Semantics every back
+ * end keeps: a put of an existing key replaces it (upsert) unless said otherwise, an update or
+ * delete of an absent key changes nothing, and a message row goes in the transaction that
+ * removes its last reference (queue row, retained entry or will).
+ */
 enum store_record_type {
     STORE_SESSION_PUT = 1,     /* u.session_put */
     STORE_SESSION_DELETE,      /* u.session_delete: the session and all it owns */
@@ -74,14 +112,15 @@ enum store_queue_state {
     STORE_QUEUE_WAIT_PUBCOMP = 3,
 };
 
-/* A session (clean start 0 or expiry > 0): upserted by client id. */
+/* A session that outlives its connection (expiry > 0, or 3.1.1 clean session 0). */
 struct store_rec_session_put {
     struct lmq_bytes client_id;
     struct lmq_bytes owner; /* identity id owning the session; empty or data NULL: none */
     uint32_t expiry_s;
 };
 
-/* The session of client_id, with its subscriptions, queue, inbound QoS 2 ids and will. */
+/* The session of client_id with all it owns: subscriptions, queue rows (and the queue summary),
+ * inbound QoS 2 ids and will. */
 struct store_rec_session_delete {
     struct lmq_bytes client_id;
 };
@@ -98,12 +137,15 @@ struct store_rec_subscription_delete {
     struct lmq_bytes filter;
 };
 
-/* Written once per message, before the first record that refers to its id. */
+/* Written before the first record that refers to message->id; an id already stored is kept
+ * as it is (a message is immutable). */
 struct store_rec_message_put {
     const struct store_message *message;
 };
 
-/* A delivery of msg_id queued for client_id at seq (state STORE_QUEUE_QUEUED). */
+/* A delivery of msg_id queued for client_id at seq (state STORE_QUEUE_QUEUED). A (client_id,
+ * seq) already stored fails the commit. Adds one row and size_bytes to the client's queue
+ * summary and raises its seq high-water mark (store_loader.queue_summary). */
 struct store_rec_queue_put {
     struct lmq_bytes client_id;
     struct lmq_bytes sub_ids; /* little-endian uint32 array */
@@ -114,6 +156,7 @@ struct store_rec_queue_put {
     bool retain;         /* retain flag to send */
 };
 
+/* The delivery was sent (packet id, state) or its PUBREC received. */
 struct store_rec_queue_update {
     struct lmq_bytes client_id;
     uint64_t seq;
@@ -121,7 +164,8 @@ struct store_rec_queue_update {
     uint8_t state; /* enum store_queue_state */
 };
 
-/* msg_id and size_bytes as queued: the message is collected when nothing refers to it. */
+/* Acknowledged, expired or dropped. msg_id and size_bytes as queued: the summary loses the row
+ * (only if it was there; the high-water mark stays) and the message may be collected. */
 struct store_rec_queue_delete {
     struct lmq_bytes client_id;
     uint64_t seq;
@@ -129,6 +173,7 @@ struct store_rec_queue_delete {
     uint64_t size_bytes;
 };
 
+/* A QoS 2 PUBLISH received and PUBREC'd, awaiting PUBREL (a put of a stored one is a no-op). */
 struct store_rec_inbound_qos2_put {
     struct lmq_bytes client_id;
     uint16_t packet_id;
@@ -139,7 +184,8 @@ struct store_rec_inbound_qos2_delete {
     uint16_t packet_id;
 };
 
-/* The retained message of topic (the message is written separately, by STORE_MESSAGE_PUT). */
+/* The retained message of topic (written before, by STORE_MESSAGE_PUT); the one it replaces may
+ * be collected. */
 struct store_rec_retained_put {
     struct lmq_bytes topic;
     uint64_t msg_id;
@@ -149,7 +195,8 @@ struct store_rec_retained_delete {
     struct lmq_bytes topic;
 };
 
-/* The session's will, message included (published delay_s after the session ends). */
+/* The session's will, message included (published delay_s after the session ends); the will it
+ * replaces may be collected. */
 struct store_rec_will_put {
     struct lmq_bytes client_id;
     const struct store_message *message;
@@ -160,8 +207,9 @@ struct store_rec_will_delete {
     struct lmq_bytes client_id;
 };
 
-/* One accepted envelope at ledger index; moves the sender's chain head (seq, link) and the
- * recipient's inbox counter (position). */
+/* One accepted envelope at ledger index; sets the sender's chain head (seq, link) and the
+ * recipient's inbox counter (position). Never replaces: an index, link, (sender, seq) or
+ * (recipient, position) already stored fails the commit rather than store a fork. */
 struct store_rec_ledger_append {
     uint64_t index;
     struct lmq_bytes sender;
@@ -173,20 +221,23 @@ struct store_rec_ledger_append {
     int64_t created_unix_ms;
 };
 
-/* A Merkle tree node: the hash of the perfect subtree (level, index); never rewritten. */
+/* A Merkle tree node: the hash of the perfect subtree (level, index). Never replaces: a node
+ * already stored fails the commit. */
 struct store_rec_ledger_node {
     uint32_t level;
     uint64_t index;
     struct lmq_bytes hash; /* 32 bytes */
 };
 
-/* The identity's tokens with iat < revoked_before_s are refused (the time is never lowered). */
+/* The identity's tokens with iat < revoked_before_s are refused. The stored time is only ever
+ * raised: the larger of the stored and the new one wins. */
 struct store_rec_token_revoke {
     struct lmq_bytes identity;
     int64_t revoked_before_s;
 };
 
-/* One change that must survive a crash: type says which member of u is filled. */
+/* One change that must survive a crash: type says which member of u is filled; the others
+ * are not read. */
 struct store_record {
     enum store_record_type type;
     union {
@@ -232,17 +283,23 @@ struct store_options {
     enum store_sync_mode sync;
 };
 
-/* Called on the loop thread when a commit is durable (status 0) or failed (negative). */
+/* Called on the loop thread, once, when a commit is durable (status 0) or failed (LMQ_EIO:
+ * final, see the top of this file). It may write records, and commit them unless it runs
+ * inside store_close(). */
 typedef void (*store_commit_cb)(void *arg, int status);
 
 /*
- * Opens (creating or migrating) the database and starts the storage thread.
- * On error returns LMQ_EIO with a one-line message in err.
+ * Opens (creating or migrating: a newer schema is refused) the database and starts the storage
+ * thread. On return reads see everything durable. On error returns LMQ_EIO with a one-line
+ * message in err, and nothing is left open.
  */
 int store_open(uv_loop_t *loop, const struct store_options *opts, struct store **out, char *err,
                size_t err_len) __attribute__((warn_unused_result));
 
-/* What recovery hands back, one call per stored item. Returning non-zero stops the load. */
+/* What recovery hands back, one call per stored item, in this order of kinds: sessions, then
+ * subscriptions, inbound QoS 2 ids, retained messages, queue summaries (count > 0 only),
+ * identities, and wills last (publishing one routes to the rest). Returning non-zero stops the
+ * load. */
 struct store_loader {
     void *ctx;
     int (*session)(void *ctx, struct lmq_bytes client_id, uint32_t expiry_s,
@@ -260,7 +317,8 @@ struct store_loader {
                          uint64_t max_seq);
 };
 
-/* Loads everything but queued messages (those are paged). Sets *max_msg_id. Loop thread. */
+/* Loads everything but queued messages (those are paged). Sets *max_msg_id (0: none stored).
+ * 0, LMQ_EIO, or LMQ_EINVAL when a loader call returned non-zero. Loop thread. */
 int store_load(struct store *store, const struct store_loader *loader, uint64_t *max_msg_id)
     __attribute__((warn_unused_result));
 /* The number of envelopes in the ledger (= the next index). Loop thread. */
@@ -274,7 +332,8 @@ int store_ledger_find(struct store *store, struct lmq_bytes sender, uint64_t seq
  * LMQ_EIO. Loop thread; synchronous. */
 int store_ledger_node(struct store *store, uint32_t level, uint64_t index, uint8_t hash[32])
     __attribute__((warn_unused_result));
-/* Reads up to limit committed envelopes by ledger index from start, in order. Loop thread. */
+/* Reads up to limit committed envelopes by ledger index from start, in order. A non-zero return
+ * from row() stops the read with LMQ_EINVAL. Sets *count. Loop thread; synchronous. */
 int store_ledger_range(struct store *store, uint64_t start, size_t limit,
                        int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
                        size_t *count) __attribute__((warn_unused_result));
@@ -294,7 +353,8 @@ int store_ledger_party_range(struct store *store, struct lmq_bytes party, uint64
                              int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
                              size_t *count) __attribute__((warn_unused_result));
 /* Reads up to limit committed envelopes for recipient with position > after, in position
- * order. Sets *count. Loop thread; synchronous. */
+ * order. A non-zero return from row() stops the read with LMQ_EINVAL. Sets *count. Loop
+ * thread; synchronous. */
 int store_inbox_page(struct store *store, struct lmq_bytes recipient, uint64_t after, size_t limit,
                      int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
                      size_t *count) __attribute__((warn_unused_result));
@@ -358,13 +418,17 @@ int store_queue_oldest(struct store *store, struct lmq_bytes client_id, uint64_t
                        struct store_queue_head *out, bool *found)
     __attribute__((warn_unused_result));
 
-/* Adds a record to the current batch (the store copies what it needs). */
+/* Adds a record to the open batch (opening one if none is), copying every byte it points to.
+ * No I/O. 0, LMQ_ENOMEM, or LMQ_ELIMIT (the batch holds 2^24 records): the broker stops on
+ * either. Loop thread; never after store_close(). */
 int store_write(struct store *store, const struct store_record *rec)
     __attribute__((warn_unused_result));
 
 /*
- * Ends the current batch: cb(arg, status) runs on the loop thread once every
- * record written before this call is durable. Completions run in order.
+ * Ends the open batch (an empty one is fine: its callback still runs in order) and hands it to
+ * the back end: cb(arg, status) runs on the loop thread once every record written before this
+ * call is durable, or failed. Completions run in commit order. 0 or LMQ_ENOMEM (then cb never
+ * runs). Loop thread; never after store_close().
  */
 int store_commit(struct store *store, store_commit_cb cb, void *arg)
     __attribute__((warn_unused_result));
@@ -382,15 +446,17 @@ struct store_stats {
     uint64_t commit_us_max;
     uint64_t commit_us_hist[32]; /* commits by floor(log2(latency in us)) */
 };
+/* A consistent copy of the counters (taken under the back end's lock). Loop thread. */
 void store_get_stats(struct store *store, struct store_stats *out);
 
 /* Latency in microseconds below which the given fraction (0..1) of commits completed. */
 uint64_t store_stats_percentile_us(const struct store_stats *stats, double fraction);
 
 /*
- * Finishes every queued commit (their callbacks run), stops the storage
- * thread and closes the database; *store is freed once the loop has run the
- * close of its async handle.
+ * Finishes every committed batch (their callbacks run, in order, inside this call), discards
+ * records written after the last commit (nothing was acknowledged on them), stops the storage
+ * thread and closes the database; the store is freed once the loop has run the close of its
+ * async handle. No store call after this one. Loop thread.
  */
 void store_close(struct store *store);
 
