@@ -7,7 +7,8 @@
  * takes every batch that is waiting, applies them all in one transaction
  * (group commit: one fsync for all), and reports completions back through a
  * uv_async_t. A failed statement or commit fails the whole transaction and
- * every batch in it; the broker then stops without acknowledging them.
+ * every batch in it, and every batch after it; the broker then stops without
+ * acknowledging them.
  */
 #include "store/store.h"
 
@@ -160,6 +161,7 @@ struct store {
     uint64_t batches_committed;   /* loop thread: store_commit() calls = the last batch's seq */
     uint64_t batches_completed;   /* loop thread: the seq of the last batch whose callback ran */
     uint64_t batches_applied;     /* storage thread: the seq of the last batch applied */
+    bool failed;                  /* storage thread: a transaction failed: so do all later ones */
     bool closed;                  /* loop thread: store_close() ran: no more writes or commits */
     struct store_stats stats;     /* under mutex */
     struct lmq_map *summary;      /* storage thread: this transaction's summary_delta by client */
@@ -921,7 +923,10 @@ static void *store_thread_main(void *arg)
 
         uint64_t start = now_us();
         size_t records = 0, batches = 0, skipped = 0;
-        int status = store_apply_chain(s, chain, &records, &skipped);
+        /* After a failure nothing more is applied: a later batch reported durable would imply
+         * the failed one is (completions promise everything committed before them). */
+        int status = s->failed ? LMQ_EIO : store_apply_chain(s, chain, &records, &skipped);
+        s->failed = status != LMQ_OK;
         uint64_t took = now_us() - start;
         struct store_batch *last = chain;
         for (struct store_batch *b = chain; b != NULL; b = b->next) {

@@ -707,6 +707,29 @@ static void test_failed_fsync_fails_the_commit_and_nothing_is_stored(void **stat
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM messages WHERE id = 2"), 0);
 }
 
+/* A completion with status 0 promises every batch committed before it is durable: once one
+ * failed, no later one may report success, even if its own transaction could succeed. */
+static void test_no_commit_succeeds_after_a_failed_one(void **state)
+{
+    struct fixture *f = *state;
+    char err[256];
+    char link[65];
+    snprintf(link, sizeof(link), "%064d", 1);
+    assert_int_equal(open_store(f, err, sizeof(err)), 0);
+    ledger_append(f, 0, ID_A, ID_B, 1, 1, link);
+    assert_int_equal(commit_and_wait(f), 0);
+    /* The same link again: the unique index fails this transaction. */
+    ledger_append(f, 1, ID_A, ID_B, 2, 2, link);
+    assert_int_not_equal(commit_and_wait(f), 0);
+    queue_message(f, 1, 1, "after"); /* fine on its own */
+    assert_int_not_equal(commit_and_wait(f), 0);
+    assert_int_not_equal(commit_and_wait(f), 0); /* an empty batch too */
+    close_store(f);
+    assert_int_equal(count_rows(f->path, "SELECT count(*) FROM ledger"), 1);
+    assert_int_equal(count_rows(f->path, "SELECT count(*) FROM queue"), 0);
+    assert_int_equal(count_rows(f->path, "SELECT count(*) FROM messages"), 0);
+}
+
 static void test_database_of_schema_1_is_migrated_with_its_data(void **state)
 {
     struct fixture *f = *state;
@@ -1153,6 +1176,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_fsync_fails_the_commit_and_nothing_is_stored,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_commit_succeeds_after_a_failed_one, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_database_of_schema_1_is_migrated_with_its_data, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(
