@@ -83,8 +83,7 @@ static int verify_row(struct verify_audit *au, sqlite3_stmt *st, uint64_t expect
     const char *reason = NULL;
     char computed[LEDGER_ENVELOPE_LINK_BYTES] = "";
     if (ledger_envelope_open(envelope, envelope_len, &env, &reason) != LMQ_OK)
-        return snprintf(f, fl, "ledger index %" PRIu64 ": envelope %s", index, reason),
-               LMQ_EPROTO;
+        return snprintf(f, fl, "ledger index %" PRIu64 ": envelope %s", index, reason), LMQ_EPROTO;
     int rc = ledger_envelope_link(&env, computed);
     struct verify_party *from = verify_party(au, env.from), *to = verify_party(au, env.to);
     if (rc != LMQ_OK || link == NULL || strcmp(computed, link) != 0)
@@ -93,8 +92,10 @@ static int verify_row(struct verify_audit *au, sqlite3_stmt *st, uint64_t expect
     else if (from == NULL || to == NULL)
         snprintf(f, fl, "out of memory");
     else if (env.seq != from->last_seq + 1 || strcmp(env.prev, from->last_link) != 0)
-        snprintf(f, fl, "ledger index %" PRIu64 ": seq %" PRIu64 " does not continue its "
-                 "sender's chain (last seq %" PRIu64 ")", index, env.seq, from->last_seq);
+        snprintf(f, fl,
+                 "ledger index %" PRIu64 ": seq %" PRIu64 " does not continue its "
+                 "sender's chain (last seq %" PRIu64 ")",
+                 index, env.seq, from->last_seq);
     else if (position != to->last_position + 1)
         snprintf(f, fl, "ledger index %" PRIu64 ": inbox position %" PRIu64 " after %" PRIu64,
                  index, position, to->last_position);
@@ -135,8 +136,8 @@ int verify_data_dir(const char *dir)
         lmq_map_create(&au.parties) != LMQ_OK ||
         sqlite3_prepare_v2(au.db, "SELECT idx, link, envelope, position FROM ledger ORDER BY idx",
                            -1, &rows, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(au.db, "SELECT hash FROM ledger_nodes WHERE level = ?1 AND idx = ?2",
-                           -1, &au.node, NULL) != SQLITE_OK) {
+        sqlite3_prepare_v2(au.db, "SELECT hash FROM ledger_nodes WHERE level = ?1 AND idx = ?2", -1,
+                           &au.node, NULL) != SQLITE_OK) {
         fprintf(stderr, "ledgermq: verify: %s: %s\n", path,
                 au.db ? sqlite3_errmsg(au.db) : "cannot open");
         goto out;
@@ -145,8 +146,7 @@ int verify_data_dir(const char *dir)
     uint64_t expected = 0;
     while ((rc = sqlite3_step(rows)) == SQLITE_ROW) {
         if (verify_row(&au, rows, expected++) != LMQ_OK) {
-            fprintf(stderr, "ledgermq: verify: %s\n",
-                    au.failure[0] ? au.failure : "out of memory");
+            fprintf(stderr, "ledgermq: verify: %s\n", au.failure[0] ? au.failure : "out of memory");
             code = VERIFY_EXIT_FAILED;
             goto out;
         }
@@ -163,8 +163,8 @@ int verify_data_dir(const char *dir)
         stored_nodes = sqlite3_column_int64(extra, 0);
     sqlite3_finalize(extra);
     if (stored_nodes != (int64_t)au.nodes_checked) {
-        fprintf(stderr, "ledgermq: verify: %lld Merkle nodes stored, %" PRIu64
-                        " rebuilt from the ledger\n",
+        fprintf(stderr,
+                "ledgermq: verify: %lld Merkle nodes stored, %" PRIu64 " rebuilt from the ledger\n",
                 (long long)stored_nodes, au.nodes_checked);
         code = VERIFY_EXIT_FAILED;
         goto out;
