@@ -1473,19 +1473,6 @@ static void http_server_on_connection(void *ctx, int fd)
 
 /* ---------------------------------------------------------------- server */
 
-__attribute__((format(printf, 3, 4))) static void http_err(char *err, size_t err_len,
-                                                           const char *fmt, ...)
-{
-    LMQ_ASSERT(err != NULL && err_len > 0);
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-    if (n < 0) { /* a message cut at err_len is still a message; a failed one is not */
-        err[0] = '\0';
-    }
-}
-
 static void http_server_on_listener_closed(uv_handle_t *h)
 {
     struct http_server *s = h->data;
@@ -1554,23 +1541,23 @@ int http_server_start(uv_loop_t *loop, const char *host, uint16_t port,
     err[0] = '\0';
     bound[0] = '\0';
     if (!http_limits_valid(limits)) {
-        http_err(err, err_len, "http: every limit must be greater than 0");
+        lmq_errf(err, err_len, "http: every limit must be greater than 0");
         return LMQ_EINVAL;
     }
     if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
         uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0) {
-        http_err(err, err_len, "http: bad listen address \"%s\"", host);
+        lmq_errf(err, err_len, "http: bad listen address \"%s\"", host);
         return LMQ_EINVAL;
     }
     struct http_server *s = calloc(1, sizeof(*s));
     if (s == NULL) {
-        http_err(err, err_len, "http: out of memory");
+        lmq_errf(err, err_len, "http: out of memory");
         return LMQ_ENOMEM;
     }
     *s = (struct http_server){.loop = loop, .limits = *limits, .route = route, .route_ctx = ctx};
     if (lmq_map_create(&s->addresses) != LMQ_OK) {
         free(s);
-        http_err(err, err_len, "http: out of memory");
+        lmq_errf(err, err_len, "http: out of memory");
         return LMQ_ENOMEM;
     }
     int rc = uv_tcp_init(loop, &s->listener);
@@ -1586,7 +1573,7 @@ int http_server_start(uv_loop_t *loop, const char *host, uint16_t port,
         rc = http_server_bound_name(s, bound, bound_len);
     }
     if (rc != 0) {
-        http_err(err, err_len, "http: cannot listen on %s:%u: %s", host, port, uv_strerror(rc));
+        lmq_errf(err, err_len, "http: cannot listen on %s:%u: %s", host, port, uv_strerror(rc));
         s->closing = true;
         http_server_close_listener(s); /* frees s from its close callback */
         return LMQ_EIO;
