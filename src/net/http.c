@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "net/accept.h"
+#include "net/address.h"
 #include "net/tls.h"
 #include "net/transport.h"
 
@@ -1364,21 +1365,12 @@ static void http_conn_set_remote(struct http_conn *c, struct sockaddr_storage *s
 {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
-    char host[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-    memset(&ss, 0, sizeof(ss));
+    memset(&ss, 0, sizeof(ss)); /* unknown ("?:0") when the peer cannot be had */
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        if (ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
-            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
-            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        }
         c->session.peer = ss; /* routes see it (trusted proxies, per-address decisions) */
         c->session.has_peer = true;
     }
-    snprintf(c->remote, sizeof(c->remote), "%s:%u", host, port);
+    (void)net_address_format(&ss, NET_ADDRESS_BARE, c->remote, sizeof(c->remote));
     *ss_out = ss;
     len = sizeof(c->session.local);
     c->session.has_local =
@@ -1504,22 +1496,12 @@ static int http_server_bound_name(struct http_server *s, char *bound, size_t bou
 {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
-    char host[INET6_ADDRSTRLEN] = "";
-    unsigned port = 0;
     int rc = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len);
     if (rc != 0) {
         return rc;
     }
-    bool v6 = ss.ss_family == AF_INET6;
-    if (v6) {
-        uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
-        port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    } else {
-        uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
-        port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    }
-    int n = snprintf(bound, bound_len, "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "", port);
-    return (n < 0 || (size_t)n >= bound_len) ? UV_ENOBUFS : 0;
+    return net_address_format(&ss, NET_ADDRESS_BRACKETED, bound, bound_len) == LMQ_OK ? 0
+                                                                                      : UV_ENOBUFS;
 }
 
 static bool http_limits_valid(const struct http_limits *l)
