@@ -517,7 +517,7 @@ void conn_address_sweep(struct broker *b, bool all);
 
 struct http_request;
 struct http_response;
-struct http_buf;
+struct lmq_buf;
 
 /* identity.c: login, CONNECT authentication, identity topics, security events. */
 enum identity_event {
@@ -555,7 +555,7 @@ int identity_init(struct broker *b) LMQ_WUR;
 void identity_destroy(struct broker *b);
 /* POST /auth/challenge, POST /auth/token, GET /auth/key. */
 int identity_http_route(struct broker *b, const struct http_request *req,
-                        struct http_response *resp, struct http_buf *out);
+                        struct http_response *resp, struct lmq_buf *out);
 /* Checks a CONNECT's credentials and sets c->identity and c->user. Returns MQTT_RC_SUCCESS, the
  * CONNACK reason code (the security event is logged), or PROTO_PAUSED while a password is
  * checked off the loop (the CONNECT is handled again once it is done). */
@@ -596,7 +596,7 @@ int64_t tokens_revoked_before(struct broker *b, const char *id);
 int tokens_http_bearer(struct broker *b, const struct http_request *req,
                        char id[CRYPTO_IDENTITY_ID_BYTES], const char **reason) LMQ_WUR;
 int tokens_http_revoke(struct broker *b, const struct http_request *req, struct http_response *resp,
-                       struct http_buf *out);
+                       struct lmq_buf *out);
 /* SIGHUP: applies revocations written to the store by `ledgermq revoke` meanwhile. */
 void tokens_reload(struct broker *b);
 /* Loop time (ms) at which c's token stops being valid; 0 when c has no token. */
@@ -649,7 +649,7 @@ int ledger_tree_json_string(char *out, size_t cap, size_t *used, const char *s, 
 /* ledger_http.c: GET /ledger/...: the public checkpoint, key, proofs and leaves (index and link
  * only), and the envelopes a bearer token's identity may read (its own; all for auditors). */
 int ledger_http_route(struct broker *b, const struct http_request *req, struct http_response *resp,
-                      struct http_buf *out);
+                      struct lmq_buf *out);
 
 /* access.c: the password file and the ACL file. */
 /* Hashes queued or running at once; more CONNECTs with a password wait (access_guard.c). */
@@ -918,14 +918,14 @@ int broker_recover(struct broker *b);
 /* metrics.c: the HTTP routes (http_route_fn). */
 struct http_request;
 struct http_response;
-struct http_buf;
+struct lmq_buf;
 int broker_http_route(void *ctx, const struct http_request *req, struct http_response *resp,
-                      struct http_buf *out);
+                      struct lmq_buf *out);
 
 /* websocket.c */
 /* GET /mqtt: accepts a WebSocket upgrade with the mqtt subprotocol (101), or refuses it. */
 int broker_ws_route(struct broker *b, const struct http_request *req, struct http_response *resp,
-                    struct http_buf *out);
+                    struct lmq_buf *out);
 /* The address an HTTP request's client is known by for per-address limits: the client a
  * trusted proxy ([http] trusted_proxies) names in X-Forwarded-For, else the TCP peer (the proxy
  * itself when it names none). NULL when unknown. May point into storage. */
