@@ -184,7 +184,7 @@ static void send_suback(struct conn *c, const struct pending_ack *ack)
     if (ack->type == MQTT_SUBACK) {
         LMQ_ASSERT(s->hold_delivery > 0);
         s->hold_delivery--; /* retained messages follow their SUBACK */
-        session_pump(s);
+        session_queue_pump(s);
     }
 }
 
@@ -237,7 +237,7 @@ static void broker_commit_done(void *arg, int status)
     while (!list_empty(&waiters)) {
         struct list_node *n = waiters.next;
         list_unlink(n);
-        session_pump(list_entry(n, struct session, commit_wait));
+        session_queue_pump(list_entry(n, struct session, commit_wait));
     }
     for (size_t i = 0; i < batch->ack_count; i++) {
         struct conn *c = batch->acks[i].conn;
@@ -556,7 +556,7 @@ static int broker_start_http(struct broker *b, bool tls, char *json, size_t cap)
         fprintf(stderr, "ledgermq: cannot listen for HTTP%s: %s\n", tls ? "S" : "", err);
         return LMQ_EIO;
     }
-    http_server_set_upgrade(*server, broker_http_upgrade, b);
+    http_server_set_upgrade(*server, websocket_upgrade, b);
     if (tls)
         http_server_set_tls(*server, b->tls);
     int n = snprintf(json, cap, "[\"%s\"]", bound);
@@ -727,7 +727,7 @@ int broker_run(const struct lmq_config *cfg)
         code = rc == LMQ_EIO ? 2 : 1;
         goto out;
     }
-    if (broker_recover(b) != LMQ_OK) {
+    if (recovery_run(b) != LMQ_OK) {
         fprintf(stderr, "ledgermq: cannot recover from the store in %s\n", cfg->data_dir);
         code = 2;
         goto out;

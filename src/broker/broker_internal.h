@@ -556,10 +556,12 @@ void identity_destroy(struct broker *b);
 /* POST /auth/challenge, POST /auth/token, GET /auth/key. */
 int identity_http_route(struct broker *b, const struct http_request *req,
                         struct http_response *resp, struct lmq_buf *out);
-/* Checks a CONNECT's credentials and sets c->identity and c->user. Returns MQTT_RC_SUCCESS, the
- * CONNACK reason code (the security event is logged), or PROTO_PAUSED while a password is
- * checked off the loop (the CONNECT is handled again once it is done). */
-int identity_authenticate(struct conn *c, const struct mqtt_connect *cn);
+/* Checks a CONNECT's credentials and sets c->identity and c->user. Returns PROTO_OK,
+ * PROTO_REFUSE_CONNECT with the CONNACK reason code in *reason (the security event is logged),
+ * or PROTO_PAUSED while a password is checked off the loop (the CONNECT is handled again once
+ * it is done). */
+enum proto_result identity_authenticate(struct conn *c, const struct mqtt_connect *cn,
+                                        uint8_t *reason) LMQ_WUR;
 /* True for a topic or filter under id/: identity rules, never the ACL file's; only the server's
  * pipeline delivers there, and nothing there is retained. */
 bool identity_under_id(const uint8_t *topic, size_t len);
@@ -584,7 +586,7 @@ void tokens_destroy(struct broker *b);
  * password (its token: signature, expiry with [auth] token_leeway_s, revocation), sets
  * c->identity, c->user and the token times. MQTT_RC_SUCCESS or a CONNACK reason code (the
  * security event is logged). */
-int tokens_authenticate(struct conn *c, const struct mqtt_connect *cn);
+uint8_t tokens_authenticate(struct conn *c, const struct mqtt_connect *cn) LMQ_WUR;
 /* Unix time before which id's tokens are revoked (tokens with iat < it refused); 0: none. */
 int64_t tokens_revoked_before(struct broker *b, const char *id);
 /* POST /auth/revoke with "Authorization: Bearer <token>": revokes every token of that identity
@@ -660,9 +662,11 @@ int access_init(struct broker *b) LMQ_WUR;
 void access_reload(struct broker *b);
 void access_destroy(struct broker *b);
 /* Starts checking a CONNECT's user name and password against the password file (which must
- * be loaded): returns PROTO_PAUSED, or the result of a check that is done (MQTT_RC_SUCCESS
- * with c->user set, or a CONNACK reason code after logging a security event). */
-int access_password(struct conn *c, const struct mqtt_connect *cn);
+ * be loaded): returns PROTO_PAUSED, or the result of a check that is done (PROTO_OK with
+ * c->user set, or PROTO_REFUSE_CONNECT with the CONNACK reason code in *reason after logging a
+ * security event). */
+enum proto_result access_password(struct conn *c, const struct mqtt_connect *cn,
+                                  uint8_t *reason) LMQ_WUR;
 /* False (and an acl_denied security event) when an ACL is loaded and does not let c publish to
  * topic (mqtt_acl.h). client_id: the connection's (its session's once connected). */
 bool access_may_publish(struct conn *c, const uint8_t *client_id, size_t client_id_len,
@@ -677,15 +681,20 @@ bool access_may_deliver(struct session *s, const uint8_t *topic, size_t len);
 
 /* access_guard.c: per-address shares of the password checks and back-off after failures. */
 struct access_guard_entry;
-/* access_guard_enter's verdicts besides a CONNACK reason code (those are 0..0xFF). */
-#define ACCESS_GUARD_RUN (-100)  /* a slot is c's: start the hash */
-#define ACCESS_GUARD_WAIT (-101) /* c waits (input paused); resumed when a slot frees */
+/* access_guard_enter's verdicts. */
+enum access_guard_verdict {
+    ACCESS_GUARD_RUN = 0, /* a slot is c's: start the hash */
+    ACCESS_GUARD_WAIT,    /* c waits (input paused); resumed when a slot frees */
+    ACCESS_GUARD_REFUSE,  /* refuse the CONNECT with the CONNACK reason code in *reason (logged) */
+};
 int access_guard_init(struct broker *b) LMQ_WUR;
 /* Releases waiting connections and frees the table; safe when init failed or never ran. */
 void access_guard_destroy(struct broker *b);
 /* Decides for c's password CONNECT. With ACCESS_GUARD_RUN, *entry is to be handed to
  * access_guard_done when the check is over. */
-int access_guard_enter(struct broker *b, struct conn *c, struct access_guard_entry **entry) LMQ_WUR;
+enum access_guard_verdict access_guard_enter(struct broker *b, struct conn *c,
+                                             struct access_guard_entry **entry,
+                                             uint8_t *reason) LMQ_WUR;
 /* A check that could not be started: gives its share back (no failure counted). */
 void access_guard_cancel(struct broker *b, struct access_guard_entry *entry);
 /* Tick: hands slots freed without a check ending (cancelled ones) to waiting CONNECTs. */
@@ -698,11 +707,15 @@ void access_guard_done(struct broker *b, struct access_guard_entry *entry, struc
 /* Publishes an ack payload on id/<sender>/ack (QoS 1, durable with the current batch). */
 int ledger_publish_ack(struct broker *b, const char *sender, const char *json, size_t len) LMQ_WUR;
 /* An envelope published to the connection's own outbox: accepted (appended, inbox and ack
- * queued in the current batch), resent (ack again) or rejected (reject message). Returns the
- * PUBACK/PUBREC reason code, or PROTO_BLOCKED (3.1.1 over the identity's rate). */
-int ledger_accept(struct conn *c, const struct mqtt_publish *pub);
-/* {"after":N} on the connection's own resync topic: inbox envelopes after N, then a sync. */
-int ledger_resync(struct conn *c, const struct mqtt_publish *pub);
+ * queued in the current batch), resent (ack again) or rejected (reject message). Returns
+ * PROTO_OK with the PUBACK/PUBREC reason code in *reason_code, or, over the identity's rate,
+ * PROTO_BLOCKED (3.1.1) or PROTO_DISCONNECT with 0x96 in *reason_code (MQTT 5: PUBACK can't
+ * carry it). */
+enum proto_result ledger_accept(struct conn *c, const struct mqtt_publish *pub,
+                                uint8_t *reason_code) LMQ_WUR;
+/* {"after":N} on the connection's own resync topic: inbox envelopes after N, then a sync.
+ * Returns the PUBACK/PUBREC reason code. */
+uint8_t ledger_resync(struct conn *c, const struct mqtt_publish *pub);
 /* Recovery: an identity's chain head and inbox counter. */
 int ledger_identity_restore(struct broker *b, struct lmq_bytes id, uint64_t last_seq,
                             struct lmq_bytes last_link, uint64_t inbox_last) LMQ_WUR;
@@ -814,54 +827,89 @@ void conn_resume(struct conn *c);
 /* (Re)starts the keepalive timer from c->keepalive_s (0 = none). */
 void conn_start_keepalive(struct conn *c);
 
-/* protocol.c: packet handlers (return 0, or a reason code >= 0x80 to disconnect with). */
-int proto_handle_packet(struct conn *c, struct mqtt_packet *pkt);
+/*
+ * What a packet handler (and each step of the CONNECT path) tells its caller to do next. A
+ * reason code, where one travels, comes back through a uint8_t *reason out-parameter; the
+ * result alone says what to do with it.
+ */
+enum proto_result {
+    /* Handled: go on with the next packet. For an authentication step: authenticated. A
+     * handler that already ended the connection itself (a refused CONNECT) returns this too. */
+    PROTO_OK = 0,
+    /* End the connection with *reason (>= 0x80): DISCONNECT for MQTT 5, then close. */
+    PROTO_DISCONNECT,
+    /* CONNECT path (authentication, session_attach): refuse the CONNECT with CONNACK *reason
+     * (>= 0x80); the caller sends it. Never returned by proto_handle_packet. */
+    PROTO_REFUSE_CONNECT,
+    /* A publish must wait for queue space (3.1.1 backpressure): input stops, the same packet is
+     * handled again when conn_retry_blocked() resumes the connection. */
+    PROTO_BLOCKED,
+    /* The CONNECT waits for its password check: input stays paused (and the CONNECT
+     * unconsumed) until conn_resume() hands it in again. */
+    PROTO_PAUSED,
+    /* Enhanced authentication took the CONNECT over: it sent AUTH (the CONNECT waits for the
+     * client's answer) or refused it. Never returned by proto_handle_packet. */
+    PROTO_AUTH_HANDLED,
+};
+
+/* Sets *reason to reason_code (>= 0x80) and returns PROTO_DISCONNECT. */
+static inline enum proto_result proto_disconnect_with(uint8_t *reason, uint8_t reason_code)
+{
+    LMQ_ASSERT(reason != NULL && reason_code >= 0x80);
+    *reason = reason_code;
+    return PROTO_DISCONNECT;
+}
+
+/* protocol.c: packet handlers. PROTO_OK, PROTO_DISCONNECT (*reason), PROTO_BLOCKED or
+ * PROTO_PAUSED. */
+enum proto_result proto_handle_packet(struct conn *c, struct mqtt_packet *pkt,
+                                      uint8_t *reason) LMQ_WUR;
 /* subscribe.c */
 /* Writes every subscription of s (which just became persistent) to the store. */
 void subscribe_store_all(struct session *s);
-int proto_subscribe(struct conn *c, struct mqtt_packet *pkt);
-int proto_unsubscribe(struct conn *c, struct mqtt_packet *pkt);
-/* Returned by handlers when a publish must wait for queue space (3.1.1 backpressure). */
-#define PROTO_BLOCKED 0x1000
-/* Returned by the CONNECT handler while the password is checked: input stays paused (and the
- * CONNECT unconsumed) until conn_resume(). */
-#define PROTO_PAUSED 0x2000
-
-/* Returned by the CONNECT handler's authentication when enhanced authentication took the
- * CONNECT over: it sent AUTH (the CONNECT waits for the client's answer) or refused it. */
-#define PROTO_AUTH_HANDLED 0x3000
+/* SUBSCRIBE / UNSUBSCRIBE: PROTO_OK (the SUBACK / UNSUBACK waits for the commit) or
+ * PROTO_DISCONNECT (*reason). */
+enum proto_result subscribe_packet(struct conn *c, struct mqtt_packet *pkt,
+                                   uint8_t *reason) LMQ_WUR;
+enum proto_result subscribe_unsubscribe_packet(struct conn *c, struct mqtt_packet *pkt,
+                                               uint8_t *reason) LMQ_WUR;
 
 /* enhanced_auth.c: MQTT 5 enhanced authentication, method "ledgermq-ed25519" (docs/PROTOCOL.md
  * "Login over MQTT"): an identity proves its key in band at CONNECT and re-authenticates later
  * to extend the connection's lifetime. */
-/* The authentication of a CONNECT with an Authentication Method (or Data): MQTT_RC_SUCCESS
+/* The authentication of a CONNECT with an Authentication Method (or Data): PROTO_OK
  * (c->identity set: a token with the method, or the CONNECT again after a verified exchange),
  * PROTO_AUTH_HANDLED (a challenge was sent, or the CONNECT refused with a reason string). */
-int enhanced_auth_connect(struct conn *c, const struct mqtt_packet *pkt);
+enum proto_result enhanced_auth_connect(struct conn *c, const struct mqtt_packet *pkt) LMQ_WUR;
 /* True while a CONNECT waits for the client's signature: every packet goes to
  * enhanced_auth_packet. */
 bool enhanced_auth_pending(const struct conn *c);
-/* An AUTH packet, or any packet while a CONNECT waits. Returns 0 or a reason code to
- * disconnect with (as proto_handle_packet). */
-int enhanced_auth_packet(struct conn *c, struct mqtt_packet *pkt);
+/* An AUTH packet, or any packet while a CONNECT waits. Returns as proto_handle_packet. */
+enum proto_result enhanced_auth_packet(struct conn *c, struct mqtt_packet *pkt,
+                                       uint8_t *reason) LMQ_WUR;
 /* Adds the Authentication Method to a successful CONNACK when c uses one. */
 void enhanced_auth_connack(const struct conn *c, struct mqtt_props *ack);
 /* Frees c's enhanced authentication state and drops its outstanding challenge. */
 void enhanced_auth_free(struct conn *c);
 
 /* session.c */
-int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *session_present,
-                   uint8_t *reason_code);
+/* Writes c's principal (see SESSION_OWNER_MAX_BYTES) into out. */
+void session_principal(const struct conn *c, char out[SESSION_OWNER_MAX_BYTES]);
+/* Gives c its session for connect (created, resumed or taken over). PROTO_OK with
+ * *session_present, or PROTO_REFUSE_CONNECT with the CONNACK reason code in *reason_code (c has
+ * no session then). */
+enum proto_result session_attach(struct conn *c, const struct mqtt_connect *connect,
+                                 bool *session_present, uint8_t *reason_code) LMQ_WUR;
 void session_detach(struct conn *c);
 /* The longest session expiry a principal gets (max_session_expiry; for anonymous clients
  * default_session_expiry too), at CONNECT and at DISCONNECT. */
 uint32_t session_expiry_cap(const struct broker *b, const char *principal);
 void session_destroy(struct session *s);
-void session_pump(struct session *s);
-void session_resend_inflight(struct session *s);
-int session_ack(struct session *s, uint8_t type, uint16_t packet_id, uint8_t reason_code);
+void session_queue_pump(struct session *s);
+void session_queue_resend_inflight(struct session *s);
+int session_queue_ack(struct session *s, uint8_t type, uint16_t packet_id, uint8_t reason_code);
 /* Room for a QoS 1/2 delivery of msg_bytes within max_queued_messages/_bytes; queued QoS 0
- * deliveries do not count (session_enqueue drops them to make the room). */
+ * deliveries do not count (session_queue_add drops them to make the room). */
 bool session_queue_has_room(const struct session *s, size_t msg_bytes);
 /* s holds more undelivered QoS 1/2 messages than it keeps in memory (or has a stored backlog):
  * a connected consumer this far behind holds its publishers back (route.c). */
@@ -870,7 +918,7 @@ bool session_queue_behind(const struct session *s);
 bool session_queue_has_room_qos0(const struct session *s, size_t msg_bytes);
 /* Counts (and logs, at most once a second) a QoS 0 delivery dropped: limit names why (NULL: no
  * room in the QoS 0 budget or the queue, worked out here). */
-void session_qos0_dropped(struct session *s, const char *limit);
+void session_queue_qos0_dropped(struct session *s, const char *limit);
 /* queue_overflow drop_oldest: drops s's oldest queued, never sent QoS 1/2 deliveries (in memory,
  * then stored rows, deleted in the open batch) until a QoS 1/2 delivery of msg_bytes has room,
  * and counts them (metrics, s->dropped_untold). False when even that leaves no room (the
@@ -885,16 +933,14 @@ void session_queue_overflow_log(struct session *s, const char *action, const cha
 void session_overflow_end(struct session *s);
 /* Queues m for s. A QoS 0 delivery without room is dropped (counted); a QoS 1/2 one first drops
  * queued QoS 0 deliveries, oldest first, while the queue is over its limits. */
-void session_enqueue(struct session *s, struct msg *m, uint8_t qos, bool retain,
-                     const uint32_t *sub_ids, size_t sub_id_count);
+void session_queue_add(struct session *s, struct msg *m, uint8_t qos, bool retain,
+                       const uint32_t *sub_ids, size_t sub_id_count);
 void session_destroy_all(struct broker *b);
 struct session *session_create(struct broker *b, const uint8_t *id, size_t id_len);
 /* (Re)arms the session timer for the earliest of its delayed will and its expiry. */
 void session_arm_timer(struct session *s);
 void session_publish_will(struct session *s);
 /* session_quota.c: persistent sessions per principal and per source address. */
-/* Writes c's principal (see SESSION_OWNER_MAX_BYTES) into out. */
-void session_principal(const struct conn *c, char out[SESSION_OWNER_MAX_BYTES]);
 /* Whether c may create one more stored session; else the CONNACK reason code in *reason_code
  * (logged). */
 bool session_quota_admit(struct conn *c, const char *principal, uint8_t *reason_code);
@@ -911,33 +957,42 @@ void session_queue_offline(struct session *s);
 /* s just became persistent: its in-memory QoS 1/2 deliveries (queued and in flight) get queue
  * rows, in order, so a restart resumes them like any stored delivery. */
 void session_queue_store_all(struct session *s);
-void session_free_deliveries(struct session *s);
+void session_queue_free_deliveries(struct session *s);
 /* recovery.c: rebuilds sessions, subscriptions, retained and wills from the store. */
-int broker_recover(struct broker *b);
+int recovery_run(struct broker *b);
 
-/* metrics.c: the HTTP routes (http_route_fn). */
+/* broker_http.c: the HTTP server's routes and what they share. */
 struct http_request;
 struct http_response;
 struct lmq_buf;
+/* The HTTP routes (http_route_fn; ctx: the broker). */
 int broker_http_route(void *ctx, const struct http_request *req, struct http_response *resp,
                       struct lmq_buf *out);
-
-/* websocket.c */
-/* GET /mqtt: accepts a WebSocket upgrade with the mqtt subprotocol (101), or refuses it. */
-int broker_ws_route(struct broker *b, const struct http_request *req, struct http_response *resp,
-                    struct lmq_buf *out);
 /* The address an HTTP request's client is known by for per-address limits: the client a
  * trusted proxy ([http] trusted_proxies) names in X-Forwarded-For, else the TCP peer (the proxy
  * itself when it names none). NULL when unknown. May point into storage. */
 const struct sockaddr *broker_http_client(const struct broker *b, const struct http_request *req,
                                           struct sockaddr_storage *storage);
-/* The HTTP server's upgrade callback: the socket becomes an MQTT-over-WebSocket connection. */
-void broker_http_upgrade(void *ctx, int fd, struct tls_session *tls, const uint8_t *early,
-                         size_t early_len, const uint8_t *data, size_t data_len);
+/* What X-Forwarded-For (every field, in order) of a request from a trusted proxy names as its
+ * client: see net_forwarded_client(). */
+int broker_http_forwarded_client(const struct lmq_http_config *h, const struct http_request *req,
+                                 struct sockaddr_storage *client);
 /* TLS handshake failures counted by the HTTP and HTTPS servers. */
 uint64_t broker_http_tls_failures(const struct broker *b);
 
-/* route.c */
+/* metrics.c: GET /metrics. Appends the Prometheus text to out: 0, or LMQ_ETOOBIG when it did
+ * not fit (the body is incomplete). */
+int metrics_render(struct broker *b, struct lmq_buf *out);
+
+/* websocket.c */
+/* GET /mqtt: accepts a WebSocket upgrade with the mqtt subprotocol (101), or refuses it. */
+int websocket_route(struct broker *b, const struct http_request *req, struct http_response *resp,
+                    struct lmq_buf *out);
+/* The HTTP server's upgrade callback: the socket becomes an MQTT-over-WebSocket connection. */
+void websocket_upgrade(void *ctx, int fd, struct tls_session *tls, const uint8_t *early,
+                       size_t early_len, const uint8_t *data, size_t data_len);
+
+/* msg.c */
 struct msg *msg_create(struct broker *b, const struct mqtt_publish *pub);
 /* A message read from the store: shared with any copy already in memory. */
 struct msg *msg_from_store(struct broker *b, const struct store_message *sm);
@@ -947,6 +1002,8 @@ void msg_to_store(const struct msg *m, struct store_message *out);
 void msg_ref(struct msg *m);
 void msg_unref(struct msg *m);
 bool msg_expired(const struct msg *m, int64_t now_unix_ms, uint32_t *remaining_s);
+
+/* route.c */
 /*
  * Routes m to every matching subscription. publisher is the sending session
  * (for no-local), or NULL for wills. A session whose queue is full gets what

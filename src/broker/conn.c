@@ -310,7 +310,7 @@ static void conn_on_write(uv_write_t *req, int status)
     else if (c->state == CONN_CLOSING)
         conn_close(c);
     else if (c->session != NULL)
-        session_pump(c->session); /* room in the output again */
+        session_queue_pump(c->session); /* room in the output again */
     conn_unref(c);
 }
 
@@ -673,8 +673,10 @@ static void conn_read_stop(struct conn *c)
     c->reading = false;
 }
 
-/* Decodes and handles one complete packet; returns 0, PROTO_BLOCKED, or a reason code. */
-static int conn_handle_one(struct conn *c, const uint8_t *data, size_t len)
+/* Decodes and handles one complete packet; returns as proto_handle_packet (a packet that does
+ * not decode: PROTO_DISCONNECT). */
+static enum proto_result conn_handle_one(struct conn *c, const uint8_t *data, size_t len,
+                                         uint8_t *disconnect_reason)
 {
     struct mqtt_packet pkt;
     uint8_t reason = MQTT_RC_MALFORMED_PACKET;
@@ -690,14 +692,17 @@ static int conn_handle_one(struct conn *c, const uint8_t *data, size_t len)
             c->version = v5 ? MQTT_V5 : MQTT_V311;
             (void)conn_send(c, &ack);
         }
-        return reason < 0x80 ? MQTT_RC_MALFORMED_PACKET : reason;
+        return proto_disconnect_with(disconnect_reason,
+                                     reason < 0x80 ? MQTT_RC_MALFORMED_PACKET : reason);
     }
     if (pkt.type == MQTT_PUBLISH) {
         c->broker->stats.messages_in++;
         c->broker->stats.messages_in_qos[pkt.u.publish.qos]++;
     }
-    int rc = proto_handle_packet(c, &pkt);
-    if (rc == 0 || rc == PROTO_BLOCKED || rc == PROTO_PAUSED)
+    enum proto_result rc = proto_handle_packet(c, &pkt, disconnect_reason);
+    LMQ_ASSERT(rc == PROTO_OK || rc == PROTO_DISCONNECT || rc == PROTO_BLOCKED ||
+               rc == PROTO_PAUSED);
+    if (rc != PROTO_DISCONNECT)
         c->why = NULL; /* only the DISCONNECT this packet causes says it */
     return rc;
 }
@@ -740,25 +745,29 @@ static void conn_process_input(struct conn *c)
             conn_close(c);
             return;
         }
-        rc = conn_handle_one(c, c->in.data + pos, header + remaining);
-        if (rc == PROTO_PAUSED) {
+        uint8_t reason = 0;
+        enum proto_result result =
+            conn_handle_one(c, c->in.data + pos, header + remaining, &reason);
+        if (result == PROTO_PAUSED) {
             /* The CONNECT stays unconsumed; conn_resume() hands it in again. */
             LMQ_ASSERT(c->state == CONN_AWAIT_CONNECT && pos == 0);
             conn_read_stop(c);
             c->blocked = true;
             break;
         }
-        if (rc == PROTO_BLOCKED) {
+        if (result == PROTO_BLOCKED) {
             conn_read_stop(c);
             c->blocked = true;
             if (!list_linked(&c->blocked_link))
                 list_push_back(&c->broker->blocked, &c->blocked_link);
             break;
         }
-        if (rc != 0) {
-            conn_disconnect(c, (uint8_t)rc);
+        if (result == PROTO_DISCONNECT) {
+            LMQ_ASSERT(reason >= 0x80);
+            conn_disconnect(c, reason);
             return;
         }
+        LMQ_ASSERT(result == PROTO_OK);
         pos += header + remaining;
     }
     if (c->state == CONN_CLOSING || uv_is_closing((uv_handle_t *)&c->tcp))

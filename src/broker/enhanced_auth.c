@@ -94,8 +94,9 @@ void enhanced_auth_connack(const struct conn *c, struct mqtt_props *ack)
         (struct lmq_bytes){(const uint8_t *)CRYPTO_MQTT_AUTH_METHOD, EAUTH_METHOD_BYTES};
 }
 
-/* Refuses the CONNECT: CONNACK reason_code with why as its Reason String, then close. */
-static int eauth_refuse(struct conn *c, uint8_t reason_code, const char *why)
+/* Refuses the CONNECT: CONNACK reason_code with why as its Reason String, then close. Returns
+ * PROTO_AUTH_HANDLED. */
+static enum proto_result eauth_refuse(struct conn *c, uint8_t reason_code, const char *why)
 {
     LMQ_ASSERT(c->state == CONN_AWAIT_CONNECT && c->version == MQTT_V5);
     LMQ_ASSERT(reason_code >= 0x80 && why != NULL);
@@ -219,14 +220,15 @@ static void eauth_log_login(struct conn *c, const char *event)
     }
 }
 
-/* A CONNECT with the method and a login token: the token logs in, the key must be its. */
-static int eauth_connect_token(struct conn *c, const struct mqtt_connect *cn)
+/* A CONNECT with the method and a login token: the token logs in, the key must be its.
+ * PROTO_OK or PROTO_AUTH_HANDLED (refused). */
+static enum proto_result eauth_connect_token(struct conn *c, const struct mqtt_connect *cn)
 {
     LMQ_ASSERT(c->eauth != NULL && c->eauth->phase == EAUTH_IDLE);
     LMQ_ASSERT(cn->has_username && c->identity[0] == '\0');
-    int rc = tokens_authenticate(c, cn); /* logs its security event */
+    uint8_t rc = tokens_authenticate(c, cn); /* logs its security event */
     if (rc != MQTT_RC_SUCCESS)
-        return eauth_refuse(c, (uint8_t)rc, "bad, expired or revoked token");
+        return eauth_refuse(c, rc, "bad, expired or revoked token");
     char id[CRYPTO_IDENTITY_ID_BYTES];
     if (crypto_identity_id(c->eauth->pub, id) != LMQ_OK)
         return eauth_refuse(c, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR, "out of memory");
@@ -236,10 +238,10 @@ static int eauth_connect_token(struct conn *c, const struct mqtt_connect *cn)
         return eauth_refuse(c, MQTT_RC_BAD_USER_NAME_OR_PASSWORD,
                             "Authentication Data is not the key of the token's identity");
     }
-    return MQTT_RC_SUCCESS;
+    return PROTO_OK;
 }
 
-int enhanced_auth_connect(struct conn *c, const struct mqtt_packet *pkt)
+enum proto_result enhanced_auth_connect(struct conn *c, const struct mqtt_packet *pkt)
 {
     LMQ_ASSERT(pkt->type == MQTT_CONNECT && c->state == CONN_AWAIT_CONNECT);
     const struct mqtt_connect *cn = &pkt->u.connect;
@@ -248,7 +250,7 @@ int enhanced_auth_connect(struct conn *c, const struct mqtt_packet *pkt)
         /* The CONNECT again, after its signature was verified (eauth_connect_answer). */
         LMQ_ASSERT(ea->phase == EAUTH_CONNECT_DONE && c->identity[0] != '\0');
         ea->phase = EAUTH_IDLE;
-        return MQTT_RC_SUCCESS;
+        return PROTO_OK;
     }
     LMQ_ASSERT(cn->protocol_version == MQTT_V5); /* only MQTT 5 has properties */
     const struct mqtt_props *p = &cn->props;
@@ -318,22 +320,24 @@ static uint8_t eauth_answer_check(struct conn *c, const struct mqtt_packet *pkt,
 }
 
 /* A packet while the CONNECT waits for its signature: a good one runs the saved CONNECT
- * again; anything else refuses it (DISCONNECT just ends the connection). */
-static int eauth_connect_answer(struct conn *c, struct mqtt_packet *pkt)
+ * again (its result is returned); anything else refuses it (DISCONNECT just ends the
+ * connection). */
+static enum proto_result eauth_connect_answer(struct conn *c, struct mqtt_packet *pkt,
+                                              uint8_t *reason)
 {
     struct enhanced_auth *ea = c->eauth;
     LMQ_ASSERT(ea->phase == EAUTH_CONNECT_WAIT && ea->connect != NULL);
     if (pkt->type == MQTT_DISCONNECT) {
         conn_log(c, LMQ_LOG_DEBUG, "client_disconnect", "during authentication");
         conn_close(c);
-        return 0;
+        return PROTO_OK;
     }
     struct mqtt_packet saved;
     const char *why = NULL;
     uint8_t rc = eauth_answer_check(c, pkt, &saved, &why);
     if (rc != MQTT_RC_SUCCESS) {
         (void)eauth_refuse(c, rc, why);
-        return 0;
+        return PROTO_OK;
     }
     ea->phase = EAUTH_CONNECT_DONE;
     eauth_log_login(c, "login");
@@ -342,25 +346,27 @@ static int eauth_connect_answer(struct conn *c, struct mqtt_packet *pkt)
     ea->connect = NULL;
     ea->connect_len = 0;
     conn_ref(c);
-    int result = proto_handle_packet(c, &saved);
+    enum proto_result result = proto_handle_packet(c, &saved, reason);
     conn_unref(c);
     free(bytes);
     return result;
 }
 
-/* AUTH on a connected client: re-authentication (MQTT 5 §4.12.1). */
-static int eauth_reauth(struct conn *c, const struct mqtt_disconnect *d)
+/* AUTH on a connected client: re-authentication (MQTT 5 §4.12.1). PROTO_OK or
+ * PROTO_DISCONNECT (*reason). */
+static enum proto_result eauth_reauth(struct conn *c, const struct mqtt_disconnect *d,
+                                      uint8_t *reason)
 {
     LMQ_ASSERT(c->state == CONN_CONNECTED && c->session != NULL);
     struct enhanced_auth *ea = c->eauth;
     LMQ_ASSERT(ea == NULL || ea->phase == EAUTH_IDLE || ea->phase == EAUTH_REAUTH_WAIT);
     if (ea == NULL) {
         conn_log(c, LMQ_LOG_INFO, "protocol_error", "AUTH without an Authentication Method");
-        return MQTT_RC_PROTOCOL_ERROR; /* MQTT-4.12.0-7 */
+        return proto_disconnect_with(reason, MQTT_RC_PROTOCOL_ERROR); /* MQTT-4.12.0-7 */
     }
     if (!eauth_method_ours(&d->props)) {
         conn_log(c, LMQ_LOG_INFO, "protocol_error", "AUTH with another Authentication Method");
-        return MQTT_RC_PROTOCOL_ERROR; /* MQTT-4.12.1-1 */
+        return proto_disconnect_with(reason, MQTT_RC_PROTOCOL_ERROR); /* MQTT-4.12.1-1 */
     }
     if (d->reason_code == MQTT_RC_REAUTHENTICATE && ea->phase == EAUTH_IDLE) {
         /* The key may be named again; it can't change: the session belongs to its identity. */
@@ -369,16 +375,16 @@ static int eauth_reauth(struct conn *c, const struct mqtt_disconnect *d)
              memcmp(d->props.authentication_data.data, ea->pub, CRYPTO_ED25519_PUB_BYTES) != 0)) {
             identity_security_event(c->broker, c, IDENTITY_EVENT_BAD_LOGIN,
                                     "mqtt: re-authentication with another key");
-            return MQTT_RC_NOT_AUTHORIZED;
+            return proto_disconnect_with(reason, MQTT_RC_NOT_AUTHORIZED);
         }
         ea->phase = EAUTH_REAUTH_WAIT;
         if (eauth_challenge(c) != LMQ_OK)
-            return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
-        return 0;
+            return proto_disconnect_with(reason, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR);
+        return PROTO_OK;
     }
     if (d->reason_code != MQTT_RC_CONTINUE_AUTHENTICATION || ea->phase != EAUTH_REAUTH_WAIT) {
         conn_log(c, LMQ_LOG_INFO, "protocol_error", "AUTH out of order");
-        return MQTT_RC_PROTOCOL_ERROR;
+        return proto_disconnect_with(reason, MQTT_RC_PROTOCOL_ERROR);
     }
     const char *why = NULL;
     struct session *s = c->session;
@@ -388,19 +394,19 @@ static int eauth_reauth(struct conn *c, const struct mqtt_disconnect *d)
     ea->phase = EAUTH_IDLE;
     if (rc != MQTT_RC_SUCCESS) {
         conn_log(c, LMQ_LOG_INFO, "reauth_failed", why);
-        return rc; /* MQTT-4.12.1-2: disconnect */
+        return proto_disconnect_with(reason, rc); /* MQTT-4.12.1-2: disconnect */
     }
     eauth_send(c, MQTT_RC_SUCCESS, NULL, 0);
     conn_start_keepalive(c); /* re-arms the timer for the new end of the connection's life */
     eauth_log_login(c, "reauthenticated");
-    return 0;
+    return PROTO_OK;
 }
 
-int enhanced_auth_packet(struct conn *c, struct mqtt_packet *pkt)
+enum proto_result enhanced_auth_packet(struct conn *c, struct mqtt_packet *pkt, uint8_t *reason)
 {
-    LMQ_ASSERT(c != NULL && pkt != NULL);
+    LMQ_ASSERT(c != NULL && pkt != NULL && reason != NULL);
     if (enhanced_auth_pending(c))
-        return eauth_connect_answer(c, pkt);
+        return eauth_connect_answer(c, pkt, reason);
     LMQ_ASSERT(pkt->type == MQTT_AUTH && c->state == CONN_CONNECTED);
-    return eauth_reauth(c, &pkt->u.disconnect);
+    return eauth_reauth(c, &pkt->u.disconnect, reason);
 }

@@ -273,28 +273,32 @@ static void identity_set_user(struct conn *c, const char *name)
     c->user_len = len;
 }
 
-int identity_authenticate(struct conn *c, const struct mqtt_connect *cn)
+enum proto_result identity_authenticate(struct conn *c, const struct mqtt_connect *cn,
+                                        uint8_t *reason)
 {
     struct broker *b = c->broker;
     LMQ_ASSERT(c->identity[0] == '\0');
     /* A user name that is not an identity id is a password-file user, when there is a file. */
     if (cn->has_username && b->passwd != NULL &&
         !crypto_identity_id_valid((const char *)cn->username.data, cn->username.len))
-        return access_password(c, cn);
-    if (cn->has_username)
-        return tokens_authenticate(c, cn); /* an identity: its login token (tokens.c) */
+        return access_password(c, cn, reason);
+    if (cn->has_username) {
+        *reason = tokens_authenticate(c, cn); /* an identity: its login token (tokens.c) */
+        return *reason == MQTT_RC_SUCCESS ? PROTO_OK : PROTO_REFUSE_CONNECT;
+    }
     if (c->tls_cn[0] != '\0') {
         /* A verified client certificate: its CN names the client (an identity when it is one). */
         if (crypto_identity_id_valid(c->tls_cn, strlen(c->tls_cn)))
             memcpy(c->identity, c->tls_cn, CRYPTO_IDENTITY_ID_BYTES);
         identity_set_user(c, c->tls_cn);
-        return MQTT_RC_SUCCESS;
+        return PROTO_OK;
     }
     enum lmq_anonymous_mode mode = b->cfg.auth.anonymous;
     if (mode == LMQ_ANONYMOUS_ALWAYS || (mode == LMQ_ANONYMOUS_LOOPBACK && identity_loopback(c)))
-        return MQTT_RC_SUCCESS;
+        return PROTO_OK;
     identity_security_event(b, c, IDENTITY_EVENT_ANONYMOUS_REFUSED, NULL);
-    return MQTT_RC_NOT_AUTHORIZED;
+    *reason = MQTT_RC_NOT_AUTHORIZED;
+    return PROTO_REFUSE_CONNECT;
 }
 
 bool identity_under_id(const uint8_t *topic, size_t len)

@@ -114,7 +114,7 @@ static int ledger_publish(struct broker *b, const char *owner, const char *leaf,
     int rc = broker_defer_msg(b, m);
     if (rc == LMQ_OK) {
         if (only != NULL)
-            session_enqueue(only, m, 1, false, NULL, 0);
+            session_queue_add(only, m, 1, false, NULL, 0);
         else if (route_publish(b, m, NULL) == MQTT_RC_QUOTA_EXCEEDED)
             /* The envelope is in the ledger: the recipient gets it by resync. */
             lmq_log_msg(LMQ_LOG_WARN, "ledger_delivery_deferred", topic);
@@ -290,20 +290,26 @@ static int ledger_append(struct broker *b, struct ledger_identity *sender,
     return rc;
 }
 
-int ledger_accept(struct conn *c, const struct mqtt_publish *pub)
+enum proto_result ledger_accept(struct conn *c, const struct mqtt_publish *pub,
+                                uint8_t *reason_code)
 {
     struct broker *b = c->broker;
     LMQ_ASSERT(c->identity[0] != '\0');
     struct ledger_identity *sender = ledger_identity_get(b, c->identity);
-    if (sender == NULL)
-        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
-    if (!ledger_rate_ok(b, c, sender))
-        return c->version == MQTT_V5 ? MQTT_RC_MESSAGE_RATE_TOO_HIGH : PROTO_BLOCKED;
+    if (sender == NULL) {
+        *reason_code = MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
+        return PROTO_OK;
+    }
+    if (!ledger_rate_ok(b, c, sender)) {
+        *reason_code = MQTT_RC_MESSAGE_RATE_TOO_HIGH;
+        return c->version == MQTT_V5 ? PROTO_DISCONNECT : PROTO_BLOCKED;
+    }
     struct ledger_envelope env;
     const char *reason = NULL;
     if (ledger_envelope_parse(pub->payload.data, pub->payload.len, &env, &reason) != LMQ_OK) {
         ledger_reject(b, c, 0, "", "bad_envelope", reason);
-        return MQTT_RC_SUCCESS;
+        *reason_code = MQTT_RC_SUCCESS;
+        return PROTO_OK;
     }
     char link[LEDGER_ENVELOPE_LINK_BYTES] = "";
     uint8_t rc = MQTT_RC_SUCCESS;
@@ -329,7 +335,8 @@ int ledger_accept(struct conn *c, const struct mqtt_publish *pub)
         ledger_not_next(b, c, sender, &env, link);
     }
     ledger_envelope_release(&env);
-    return rc;
+    *reason_code = rc;
+    return PROTO_OK;
 }
 
 struct ledger_resync {
@@ -359,7 +366,7 @@ static int ledger_resync_row(void *ctx, const struct store_ledger_row *r)
     return 0;
 }
 
-int ledger_resync(struct conn *c, const struct mqtt_publish *pub)
+uint8_t ledger_resync(struct conn *c, const struct mqtt_publish *pub)
 {
     struct broker *b = c->broker;
     LMQ_ASSERT(c->identity[0] != '\0' && c->session != NULL);

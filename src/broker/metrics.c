@@ -1,7 +1,7 @@
 /*
- * The broker's HTTP routes: /healthz, /metrics (Prometheus text format) and
- * /version. Everything is read from the loop thread's own counters, so a
- * scrape needs no locking; it walks the sessions once for the queue depth.
+ * GET /metrics: the Prometheus text format (broker_http.c routes the request here).
+ * Everything is read from the loop thread's own counters, so a scrape needs no locking; it
+ * walks the sessions once for the queue depth.
  */
 #include "broker/broker_internal.h"
 
@@ -302,44 +302,9 @@ static int metrics_store(struct broker *b, struct lmq_buf *out)
     return rc;
 }
 
-int broker_http_route(void *ctx, const struct http_request *req, struct http_response *resp,
-                      struct lmq_buf *out)
+int metrics_render(struct broker *b, struct lmq_buf *out)
 {
-    struct broker *b = ctx;
-    LMQ_ASSERT(b != NULL && req != NULL);
-    bool get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
-    const char *path = req->path;
-    size_t len = req->path_len;
-    bool healthz = len == 8 && memcmp(path, "/healthz", 8) == 0;
-    bool metrics = len == 8 && memcmp(path, "/metrics", 8) == 0;
-    bool version = len == 8 && memcmp(path, "/version", 8) == 0;
-    if (len == 5 && memcmp(path, "/mqtt", 5) == 0)
-        return broker_ws_route(b, req, resp, out);
-    if (len > 6 && memcmp(path, "/auth/", 6) == 0)
-        return identity_http_route(b, req, resp, out);
-    if (len > 8 && memcmp(path, "/ledger/", 8) == 0)
-        return ledger_http_route(b, req, resp, out);
-    if (!healthz && !metrics && !version) {
-        resp->status = 404;
-        return 0;
-    }
-    if (!get) {
-        resp->status = 405;
-        resp->allow = "GET, HEAD";
-        return 0;
-    }
-    resp->status = 200;
-    resp->content_type = "application/json";
-    if (healthz) {
-        if (b->stopping)
-            resp->status = 503;
-        return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "{\"status\":\"%s\"}",
-                              b->stopping ? "draining" : "ready");
-    }
-    if (version)
-        return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "{\"version\":\"%s\"}",
-                              LMQ_VERSION);
-    resp->content_type = "text/plain; version=0.0.4";
+    LMQ_ASSERT(b != NULL && out != NULL);
     /* Each printf's error bits are OR-ed together: any failure means the body is incomplete. */
     int rc = metrics_broker(b, out) | metrics_guards(b, out) | metrics_store(b, out);
     return rc != 0 ? LMQ_ETOOBIG : LMQ_OK;

@@ -188,7 +188,7 @@ static int on_will(void *ctx, struct lmq_bytes client_id, const struct store_mes
     return 0;
 }
 
-int broker_recover(struct broker *b)
+int recovery_run(struct broker *b)
 {
     struct recovery r = {.broker = b};
     struct store_loader loader = {

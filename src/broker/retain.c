@@ -15,7 +15,7 @@
  *   sessions, and only while the session can take more: connected, its
  *   SUBACK sent, few deliveries waiting and room in its socket's output. A
  *   subscriber that does not read stops pulling retained messages; it is
- *   woken by session_pump() when its output drains. So one SUBSCRIBE of
+ *   woken by session_queue_pump() when its output drains. So one SUBSCRIBE of
  *   "#" over 100,000 retained messages, or 1,000 filters at once, never
  *   holds the loop, and a non-reading subscriber pins at most its output.
  * - A cursor pins the node it stands on; pinned nodes are never freed
@@ -462,7 +462,7 @@ static enum retain_step retain_visit(struct session *s, struct retain_cursor *cu
     cur->waiting = false;
     uint8_t qos = LMQ_MIN(m->qos, cur->qos);
     uint32_t sub_id = cur->sub_id;
-    session_enqueue(s, m, qos, true, sub_id ? &sub_id : NULL, sub_id ? 1 : 0); /* last use */
+    session_queue_add(s, m, qos, true, sub_id ? &sub_id : NULL, sub_id ? 1 : 0); /* last use */
     return RETAIN_STEP_MORE;
 }
 
@@ -519,7 +519,7 @@ static enum retain_step retain_cursor_step(struct session *s, struct retain_curs
     return RETAIN_STEP_DONE;
 }
 
-/* True when s can take more retained messages now (else it waits for session_pump()). */
+/* True when s can take more retained messages now (else it waits for session_queue_pump()). */
 static bool retain_has_cursors(const struct session *s)
 {
     return list_linked(&s->retain_cursors) && !list_empty(&s->retain_cursors);
@@ -562,7 +562,7 @@ static void retain_on_idle(uv_idle_t *h)
     struct retain_index *ri = h->data;
     size_t budget = RETAIN_VISITS_PER_TURN;
     /* Each session gets a slice in turn; one that can't take more leaves the run list until
-     * session_pump() wakes it (its output drained, an ack came, its SUBACK went out). */
+     * session_queue_pump() wakes it (its output drained, an ack came, its SUBACK went out). */
     while (!list_empty(&ri->run) && budget > 0) {
         struct session *s = list_entry(ri->run.next, struct session, retain_link);
         list_unlink(&s->retain_link);
@@ -571,7 +571,7 @@ static void retain_on_idle(uv_idle_t *h)
         size_t used = retain_session_run(s, LMQ_MIN(budget, (size_t)RETAIN_VISITS_PER_SLICE));
         LMQ_ASSERT(used <= budget);
         budget -= used;
-        /* (session_enqueue() sent what it queued.) Waiting or not, it goes round again: one
+        /* (session_queue_add() sent what it queued.) Waiting or not, it goes round again: one
          * that can't take more is dropped from the list at its next turn. */
         retain_wake(s);
     }

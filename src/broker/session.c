@@ -110,7 +110,7 @@ void session_destroy(struct session *s)
     session_quota_release(s);
     retain_session_end(s);
     session_unsubscribe_all(s);
-    session_free_deliveries(s);
+    session_queue_free_deliveries(s);
     msg_unref(s->will);
     s->will = NULL;
     free(s->inbound_qos2);
@@ -262,6 +262,21 @@ struct session *session_create(struct broker *b, const uint8_t *id, size_t id_le
  * max_session_expiry; a 3.1.1 persistent session (which can't ask) gets default_session_expiry,
  * and so is the most an anonymous client gets: nobody answers for its sessions.
  */
+void session_principal(const struct conn *c, char out[SESSION_OWNER_MAX_BYTES])
+{
+    LMQ_ASSERT(c != NULL && out != NULL);
+    int n;
+    if (c->identity[0] != '\0')
+        n = snprintf(out, SESSION_OWNER_MAX_BYTES, "%s", c->identity);
+    else if (c->password_state == CONN_PASSWORD_PASSED)
+        n = snprintf(out, SESSION_OWNER_MAX_BYTES, "user:%s", c->user);
+    else if (c->tls_cn[0] != '\0')
+        n = snprintf(out, SESSION_OWNER_MAX_BYTES, "cn:%s", c->tls_cn);
+    else
+        n = snprintf(out, SESSION_OWNER_MAX_BYTES, "%s", SESSION_OWNER_ANONYMOUS);
+    LMQ_ASSERT(n > 0 && n < SESSION_OWNER_MAX_BYTES);
+}
+
 uint32_t session_expiry_cap(const struct broker *b, const char *principal)
 {
     const struct lmq_limits *lim = &b->cfg.limits;
@@ -335,8 +350,8 @@ static void session_store_state(struct session *s)
     session_queue_store_all(s);
 }
 
-int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *session_present,
-                   uint8_t *reason_code)
+enum proto_result session_attach(struct conn *c, const struct mqtt_connect *connect,
+                                 bool *session_present, uint8_t *reason_code)
 {
     struct broker *b = c->broker;
     const uint8_t *id = connect->client_id.data;
@@ -350,19 +365,19 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
         identity_security_event(b, c, IDENTITY_EVENT_SESSION_OWNER,
                                 "client id belongs to a session of another principal");
         *reason_code = MQTT_RC_NOT_AUTHORIZED;
-        return LMQ_EINVAL;
+        return PROTO_REFUSE_CONNECT;
     }
     uint32_t expiry_s = session_expiry_for(c, connect, principal);
     /* A new stored session counts against the quotas; resuming or replacing one it already
      * holds does not. */
     if (expiry_s > 0 && (s == NULL || !s->quota_counted) &&
         !session_quota_admit(c, principal, reason_code))
-        return LMQ_ELIMIT;
+        return PROTO_REFUSE_CONNECT;
     /* A stored session of an older build (no owner yet) becomes this principal's: it counts
      * against its quota like a new one. */
     if (expiry_s > 0 && s != NULL && s->quota_counted && s->owner[0] == '\0' &&
         !session_quota_admit_principal(c, principal, reason_code))
-        return LMQ_ELIMIT;
+        return PROTO_REFUSE_CONNECT;
     if (s != NULL && s->conn != NULL) {
         struct conn *old = s->conn;
         old->takeover = true;
@@ -383,7 +398,7 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
         s = session_create(b, id, id_len);
         if (s == NULL) {
             *reason_code = MQTT_RC_SERVER_UNAVAILABLE;
-            return LMQ_ENOMEM;
+            return PROTO_REFUSE_CONNECT;
         }
         s->next_seq = carried_seq;
         s->paged_seq = carried_seq;
@@ -414,7 +429,7 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
         LMQ_ASSERT(!c->will_on_close && !c->takeover);
         session_detach(c);
         *reason_code = MQTT_RC_SERVER_UNAVAILABLE;
-        return LMQ_ENOMEM;
+        return PROTO_REFUSE_CONNECT;
     }
     /*
      * A stored session resumed with expiry 0 keeps its rows until it ends
@@ -429,7 +444,7 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
             session_store_state(s);
     }
     *reason_code = MQTT_RC_SUCCESS;
-    return LMQ_OK;
+    return PROTO_OK;
 }
 
 static bool session_collect_visit(void *ctx, const uint8_t *key, size_t key_len, void *value)

@@ -123,7 +123,7 @@ bool session_queue_has_room_qos0(const struct session *s, size_t msg_bytes)
            session_queue_fits(s, msg_bytes);
 }
 
-void session_qos0_dropped(struct session *s, const char *limit)
+void session_queue_qos0_dropped(struct session *s, const char *limit)
 {
     struct broker *b = s->broker;
     const struct lmq_limits *lim = &b->cfg.limits;
@@ -160,7 +160,7 @@ static void session_qos0_give_way(struct session *s, size_t msg_bytes)
         LMQ_ASSERT(d->qos == 0 && d->seq == 0);
         list_unlink(&d->link);
         delivery_done(s, d);
-        session_qos0_dropped(s, "qos1_qos2_need_room");
+        session_queue_qos0_dropped(s, "qos1_qos2_need_room");
     }
 }
 
@@ -300,15 +300,15 @@ static struct delivery *delivery_new(struct msg *m, uint8_t qos, bool retain,
     return d;
 }
 
-void session_enqueue(struct session *s, struct msg *m, uint8_t qos, bool retain,
-                     const uint32_t *sub_ids, size_t sub_id_count)
+void session_queue_add(struct session *s, struct msg *m, uint8_t qos, bool retain,
+                       const uint32_t *sub_ids, size_t sub_id_count)
 {
     LMQ_ASSERT(qos <= 2 && sub_id_count <= MQTT_SUB_IDS_MAX);
     /* A session with stored state keeps queueing durably until it ends, so order holds. */
     bool durable = s->persistent || s->stored;
     LMQ_ASSERT(s->conn != NULL || (durable && qos > 0));
     if (qos == 0 && !session_queue_has_room_qos0(s, m->size_bytes)) {
-        session_qos0_dropped(s, NULL);
+        session_queue_qos0_dropped(s, NULL);
         return;
     }
     if (qos > 0)
@@ -320,7 +320,7 @@ void session_enqueue(struct session *s, struct msg *m, uint8_t qos, bool retain,
     /* Out of memory for a delivery we must not lose: fail stop rather than drop it. */
     LMQ_ASSERT(d != NULL || qos == 0);
     if (d == NULL) {
-        session_qos0_dropped(s, "out_of_memory");
+        session_queue_qos0_dropped(s, "out_of_memory");
         return;
     }
     s->queued_count++;
@@ -351,7 +351,7 @@ void session_enqueue(struct session *s, struct msg *m, uint8_t qos, bool retain,
         s->memory_queued++;
     list_push_back(qos == 0 ? &s->queue0 : &s->queue, &d->link);
     if (s->conn != NULL)
-        session_pump(s);
+        session_queue_pump(s);
 }
 
 static bool packet_id_in_use(const struct session *s, uint16_t id)
@@ -741,7 +741,7 @@ static void session_unsynced_prune(struct session *s)
 }
 
 /* Sends queued deliveries while the client's window and the socket's output allow. */
-void session_pump(struct session *s)
+void session_queue_pump(struct session *s)
 {
     if (s->unsynced_count > 0)
         session_unsynced_prune(s);
@@ -769,7 +769,7 @@ void session_pump(struct session *s)
     }
 }
 
-void session_resend_inflight(struct session *s)
+void session_queue_resend_inflight(struct session *s)
 {
     LMQ_ASSERT(s->conn != NULL);
     size_t guard = s->inflight_count + 1;
@@ -805,7 +805,7 @@ static void session_complete(struct session *s, struct delivery *d)
     delivery_done(s, d);
 }
 
-int session_ack(struct session *s, uint8_t type, uint16_t packet_id, uint8_t reason_code)
+int session_queue_ack(struct session *s, uint8_t type, uint16_t packet_id, uint8_t reason_code)
 {
     struct delivery *d = session_find_inflight(s, packet_id);
     if (d == NULL)
@@ -844,7 +844,7 @@ int session_ack(struct session *s, uint8_t type, uint16_t packet_id, uint8_t rea
     default:
         LMQ_UNREACHABLE("not an outbound flow acknowledgement");
     }
-    session_pump(s);
+    session_queue_pump(s);
     return LMQ_OK;
 }
 
@@ -895,7 +895,7 @@ void session_queue_offline(struct session *s)
         session_wait_commit(s);
 }
 
-void session_free_deliveries(struct session *s)
+void session_queue_free_deliveries(struct session *s)
 {
     struct list_node *lists[] = {&s->queue, &s->queue0, &s->inflight, &s->unsynced};
     for (size_t i = 0; i < LMQ_ARRAY_LEN(lists); i++) {

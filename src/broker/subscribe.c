@@ -65,7 +65,7 @@ void subscribe_store_all(struct session *s)
 
 /* Subscribes one entry; returns the SUBACK code, or sets *fatal to a disconnect reason. */
 static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uint32_t sub_id,
-                             int *fatal)
+                             uint8_t *fatal)
 {
     struct session *s = c->session;
     const uint8_t *filter = e->filter.data, *group = NULL;
@@ -125,7 +125,7 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uin
     return qos;
 }
 
-int proto_subscribe(struct conn *c, struct mqtt_packet *pkt)
+enum proto_result subscribe_packet(struct conn *c, struct mqtt_packet *pkt, uint8_t *reason)
 {
     const struct mqtt_subscribe *sub = &pkt->u.subscribe;
     uint32_t sub_id = 0;
@@ -135,7 +135,7 @@ int proto_subscribe(struct conn *c, struct mqtt_packet *pkt)
     size_t count = 0;
     struct lmq_bytes cursor = sub->payload;
     struct mqtt_sub_entry e;
-    int fatal = 0;
+    uint8_t fatal = 0;
     /* The SUBACK goes out before any retained message the subscription triggers. */
     struct session *s = c->session;
     s->hold_delivery++; /* retained messages go out after the SUBACK */
@@ -146,21 +146,22 @@ int proto_subscribe(struct conn *c, struct mqtt_packet *pkt)
     }
     if (fatal != 0) {
         s->hold_delivery--;
-        return fatal;
+        return proto_disconnect_with(reason, fatal);
     }
     if (count < sub->entry_count) {
-        s->hold_delivery--;
-        return MQTT_RC_QUOTA_EXCEEDED; /* more entries than we answer in one packet */
+        s->hold_delivery--; /* more entries than we answer in one packet */
+        return proto_disconnect_with(reason, MQTT_RC_QUOTA_EXCEEDED);
     }
     /* Sent once the subscriptions are durable; deliveries stay held until then. */
     if (broker_defer_suback(s->broker, c, MQTT_SUBACK, sub->packet_id, codes, count) != LMQ_OK) {
         s->hold_delivery--;
-        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
+        return proto_disconnect_with(reason, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR);
     }
-    return 0;
+    return PROTO_OK;
 }
 
-int proto_unsubscribe(struct conn *c, struct mqtt_packet *pkt)
+enum proto_result subscribe_unsubscribe_packet(struct conn *c, struct mqtt_packet *pkt,
+                                               uint8_t *reason)
 {
     const struct mqtt_unsubscribe *unsub = &pkt->u.unsubscribe;
     struct session *s = c->session;
@@ -188,8 +189,8 @@ int proto_unsubscribe(struct conn *c, struct mqtt_packet *pkt)
         codes[count++] = MQTT_RC_SUCCESS;
     }
     if (count < unsub->filter_count)
-        return MQTT_RC_QUOTA_EXCEEDED;
+        return proto_disconnect_with(reason, MQTT_RC_QUOTA_EXCEEDED);
     if (broker_defer_suback(s->broker, c, MQTT_UNSUBACK, unsub->packet_id, codes, count) != LMQ_OK)
-        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
-    return 0;
+        return proto_disconnect_with(reason, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR);
+    return PROTO_OK;
 }

@@ -226,7 +226,7 @@ static int tokens_verify(struct broker *b, const char *token, size_t len,
     return LMQ_OK;
 }
 
-int tokens_authenticate(struct conn *c, const struct mqtt_connect *cn)
+uint8_t tokens_authenticate(struct conn *c, const struct mqtt_connect *cn)
 {
     struct broker *b = c->broker;
     LMQ_ASSERT(cn->has_username && c->identity[0] == '\0');
