@@ -167,7 +167,7 @@ static enum proto_result access_password_start(struct conn *c, const struct mqtt
     if (!cn->has_password || cn->password.len > CRYPTO_PASSWD_PASSWORD_MAX_BYTES ||
         user_len > CRYPTO_PASSWD_USER_MAX_BYTES) {
         /* Nothing to hash, or no such user can exist: refused without the wait. */
-        identity_security_event(b, c, IDENTITY_EVENT_BAD_PASSWORD, "no usable user or password");
+        security_event(b, c, SECURITY_EVENT_BAD_PASSWORD, "no usable user or password");
         return access_refuse(reason, MQTT_RC_BAD_USER_NAME_OR_PASSWORD);
     }
     struct access_guard_entry *guard = NULL;
@@ -218,7 +218,7 @@ enum proto_result access_password(struct conn *c, const struct mqtt_connect *cn,
                    memcmp(c->user, cn->username.data, c->user_len) == 0);
         return PROTO_OK;
     case CONN_PASSWORD_FAILED:
-        identity_security_event(c->broker, c, IDENTITY_EVENT_BAD_PASSWORD, c->user);
+        security_event(c->broker, c, SECURITY_EVENT_BAD_PASSWORD, c->user);
         c->user[0] = '\0';
         c->user_len = 0;
         return access_refuse(reason, MQTT_RC_BAD_USER_NAME_OR_PASSWORD);
@@ -234,7 +234,7 @@ static void access_denied(struct conn *c, const char *what, const uint8_t *topic
     char detail[ACCESS_DETAIL_TOPIC_MAX_BYTES + 16];
     int shown = (int)LMQ_MIN(len, ACCESS_DETAIL_TOPIC_MAX_BYTES);
     snprintf(detail, sizeof(detail), "%s %.*s", what, shown, (const char *)topic);
-    identity_security_event(c->broker, c, IDENTITY_EVENT_ACL_DENIED, detail);
+    security_event(c->broker, c, SECURITY_EVENT_ACL_DENIED, detail);
 }
 
 bool access_may_publish(struct conn *c, const uint8_t *client_id, size_t client_id_len,
@@ -282,7 +282,7 @@ static bool access_session_partial(const struct session *s, const struct mqtt_ac
     for (const struct list_node *n = s->subs.next; n != &s->subs && guard-- > 0; n = n->next) {
         const struct session_sub *sub = list_entry(n, struct session_sub, link);
         const uint8_t *filter = sub->text + sub->group_len;
-        if (!identity_under_id(filter, sub->filter_len) &&
+        if (!pipeline_under_id(filter, sub->filter_len) &&
             !mqtt_acl_reads_all(acl, who, filter, sub->filter_len))
             return true;
     }
@@ -304,7 +304,7 @@ bool access_may_deliver(struct session *s, const uint8_t *topic, size_t len)
 {
     LMQ_ASSERT(s != NULL && (topic != NULL || len == 0));
     struct broker *b = s->broker;
-    if (b->acl == NULL || identity_under_id(topic, len))
+    if (b->acl == NULL || pipeline_under_id(topic, len))
         return true; /* under id/ the identity rules decide (route.c, retain.c) */
     struct mqtt_acl_client who;
     if (!access_session_who(s, &who))

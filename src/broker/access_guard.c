@@ -154,7 +154,7 @@ static bool access_guard_key(struct conn *c, uint8_t key[8], uint8_t *len)
 static struct access_guard_entry *access_guard_get(struct broker *b, struct conn *c)
 {
     struct access_guard *g = b->access_guard;
-    uint64_t now = broker_now_ms(b);
+    uint64_t now = clock_now_ms(b);
     for (int i = 0; i < ACCESS_GUARD_SWEEP_PER_CALL && !list_empty(&g->lru); i++) {
         struct access_guard_entry *old = list_entry(g->lru.next, struct access_guard_entry, lru);
         if (!access_guard_stale(old, now) && lmq_map_count(g->entries) < ACCESS_GUARD_ENTRIES_MAX)
@@ -195,7 +195,7 @@ static struct access_guard_entry *access_guard_get(struct broker *b, struct conn
 static void access_guard_log(struct broker *b, struct conn *c, const char *event, const char *why)
 {
     struct access_guard *g = b->access_guard;
-    uint64_t now = broker_now_ms(b);
+    uint64_t now = clock_now_ms(b);
     if (g->logged_ms != 0 && now - g->logged_ms < ACCESS_GUARD_LOG_MS) {
         g->unlogged++;
         return;
@@ -232,7 +232,7 @@ enum access_guard_verdict access_guard_enter(struct broker *b, struct conn *c,
         access_guard_log(b, c, "password_checks_busy", "address table full");
         return access_guard_refuse(reason, MQTT_RC_SERVER_BUSY);
     }
-    if (broker_now_ms(b) < e->backoff_until_ms) {
+    if (clock_now_ms(b) < e->backoff_until_ms) {
         b->stats.password_backoff_refused++;
         access_guard_log(b, c, "password_backoff", "refused during back-off");
         return access_guard_refuse(reason, MQTT_RC_CONNECTION_RATE_EXCEEDED);
@@ -324,7 +324,7 @@ static void access_guard_dispatch(struct broker *b)
 /* Counts a failure; from the threshold on, starts (or lengthens) the address's back-off. */
 static void access_guard_failed(struct broker *b, struct access_guard_entry *e, struct conn *c)
 {
-    uint64_t now = broker_now_ms(b);
+    uint64_t now = clock_now_ms(b);
     if (now - e->last_failure_ms >= ACCESS_GUARD_FORGET_MS)
         e->failures = 0;
     e->failures += e->failures < UINT32_MAX;

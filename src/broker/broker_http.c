@@ -55,10 +55,9 @@ int broker_http_route(void *ctx, const struct http_request *req, struct http_res
     bool version = len == 8 && memcmp(path, "/version", 8) == 0;
     if (len == 5 && memcmp(path, "/mqtt", 5) == 0)
         return websocket_route(b, req, resp, out);
-    if (len > 6 && memcmp(path, "/auth/", 6) == 0)
-        return identity_http_route(b, req, resp, out);
-    if (len > 8 && memcmp(path, "/ledger/", 8) == 0)
-        return ledger_http_route(b, req, resp, out);
+    if ((len > 6 && memcmp(path, "/auth/", 6) == 0) ||
+        (len > 8 && memcmp(path, "/ledger/", 8) == 0))
+        return pipeline_http_route(b, req, resp, out);
     if (!healthz && !metrics && !version) {
         resp->status = 404;
         return 0;

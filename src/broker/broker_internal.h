@@ -24,7 +24,6 @@
 #include "core/log.h"
 #include "core/map.h"
 #include "crypto/keyfile.h"
-#include "ledger/merkle.h"
 #include "crypto/passwd.h"
 #include "net/accept.h"
 #include "net/transport.h"
@@ -32,6 +31,8 @@
 #include "mqtt/mqtt_alias_out.h"
 #include "mqtt/mqtt_codec.h"
 #include "mqtt/sub_tree.h"
+#include "broker/proto_result.h"
+#include "pipeline/pipeline.h"
 #include "store/store.h"
 
 /* Intrusive doubly linked list. */
@@ -280,8 +281,8 @@ struct conn {
     enum conn_password_state password_state;
     uint8_t refusal_code;    /* non-zero: CONNECT gets this reason code (per-address limit) */
     const char *refusal_why; /* static text for the log */
-    /* The login token this connection authenticated with (tokens.c): it is ended when the token
-     * expires or is revoked. 0 when it used no token (password, certificate, anonymous). */
+    /* The login token this connection authenticated with (pipeline_tokens.c): it is ended when the
+     * token expires or is revoked. 0 when it used no token (password, certificate, anonymous). */
     int64_t token_iat_s;
     int64_t token_exp_s;
     size_t output_charged;  /* this conn's share of broker->output_bytes */
@@ -305,28 +306,24 @@ struct conn_ws_peer {
     struct sockaddr_storage client;
 };
 
-/* An acknowledgement waiting for the store commit that holds its data. */
-struct pending_ack {
-    struct conn *conn; /* holds a reference */
-    uint8_t type;      /* MQTT_PUBACK, MQTT_PUBREC or MQTT_PUBCOMP */
-    uint16_t packet_id;
-    uint8_t reason_code;
-    bool releases_quota; /* first PUBACK/PUBREC of a PUBLISH: frees a slot of the inbound window */
-    const char *why;     /* Reason String (static text), NULL for the code's default */
-    uint8_t *codes;      /* SUBACK/UNSUBACK reason codes (owned) */
-    size_t code_count;
+/* commit.c: the commit seam. A commit hook is told of every commit batch: before_commit once
+ * every record of the loop turn is written (it may still write records and defer messages into
+ * the batch), on_durable once the batch is durable (its messages committed and its MQTT acks
+ * sent), batch_free after. Each gets the batch's number and the hook's own slot of per-batch
+ * state (NULL until the hook sets it; batch_free leaves it NULL). Order guarantees: see "The
+ * commit seam" in docs/ARCHITECTURE.md. */
+#define COMMIT_HOOKS_MAX 8
+struct commit_hook {
+    const char *name; /* for the start-up error */
+    void (*before_commit)(void *ctx, uint64_t batch_seq, void **data);
+    void (*on_durable)(void *ctx, uint64_t batch_seq, void **data);
+    void (*batch_free)(void *ctx, uint64_t batch_seq, void **data);
 };
-
-/* One open commit batch: the acks and messages that become final when it is durable. */
-struct commit_batch {
-    struct broker *broker;
-    uint64_t seq; /* batches are numbered in commit order */
-    struct pending_ack *acks;
-    size_t ack_count, ack_cap;
-    struct msg **msgs; /* referenced; marked committed on completion */
-    size_t msg_count, msg_cap;
-    struct ledger_batch *ledger; /* envelopes appended / acks to send with receipts; or NULL */
+struct commit_hook_entry {
+    const struct commit_hook *hook; /* static, outlives the broker */
+    void *ctx;
 };
+struct commit_batch;
 
 struct broker_stats {
     uint64_t connections_accepted;
@@ -356,7 +353,7 @@ struct broker_stats {
     uint64_t ledger_quota_refused;     /* envelopes refused over ledger_bytes_per_day */
     uint64_t slow_consumers_closed;    /* closed for holding output over the memory budget */
     uint64_t output_budget_exceeded;   /* times the output budget was exceeded */
-    uint64_t login_evicted[3];         /* by enum login_evict */
+    uint64_t login_evicted[3];         /* by enum pipeline_nonce_evict */
     uint64_t password_busy;            /* password CONNECTs refused "server busy" */
     uint64_t password_backoff_refused; /* refused during an address's back-off */
     uint64_t password_waited;          /* waited for a slot instead of being refused */
@@ -407,33 +404,23 @@ struct broker {
     uv_tcp_t *first_tls_listener;      /* listeners[] from here on are MQTT over TLS */
     struct tls_server *tls;            /* certificates for mqtts/https; NULL when neither is used */
     struct lmq_buf transport_scratch;  /* lent to net_transport calls (single-threaded) */
-    struct crypto_identity server_key; /* signs login tokens; <data>/server.key.json */
-    struct login_nonces *login_nonces; /* outstanding login challenges (login_nonce.c) */
-    struct lmq_map *identities;        /* identity id -> struct ledger_identity */
-    struct lmq_map *revocations;       /* identity id -> struct tokens_revocation (tokens.c) */
-    struct lmq_map *ledger_quota;      /* identity id -> struct ledger_quota (ledger_quota.c) */
-    int64_t ledger_quota_day;          /* UTC day the ledger_quota entries are of (older pruned) */
     struct crypto_passwd_file *passwd; /* [auth] password_file; NULL when none */
     struct mqtt_acl *acl;              /* [auth] acl_file; NULL when none (all allowed) */
     uint64_t acl_gen;                  /* bumped by every ACL (re)load (session->acl_gen) */
     uint32_t password_checks;          /* password hashes queued or running */
     struct access_guard *access_guard; /* per-address shares and back-off (access_guard.c) */
-    uint64_t ledger_size;              /* envelopes accepted: the next ledger index */
-    struct ledger_merkle_frontier tree; /* the Merkle tree over them (uncommitted included) */
-    char ledger_origin[64];             /* checkpoint origin and key name */
-    char *checkpoint;                   /* latest signed checkpoint note (committed tree) */
-    size_t checkpoint_len;
-    uint64_t checkpoint_size;
-    uint8_t checkpoint_root[LEDGER_MERKLE_HASH_BYTES];
-    uint64_t security_events[32]; /* by enum identity_event (IDENTITY_EVENT_COUNT <= 32) */
+    struct pipeline *pipeline;         /* the identity/ledger pipeline (src/pipeline) */
+    uint64_t security_events[32];      /* by enum security_event (SECURITY_EVENT_COUNT <= 32) */
     uint64_t next_conn_id;
     uint64_t next_msg_id;
     uint64_t route_gen;
     struct commit_batch *batch; /* open batch, NULL when nothing to commit */
     uint64_t next_batch_seq;    /* number of the next batch opened */
-    uint64_t records_written;   /* store records written since start (broker_store_write) */
+    uint64_t records_written;   /* store records written since start (commit_store_write) */
     bool queue_room_freed;  /* a delivery left a queue this turn: retry conns blocked on space */
     uint64_t committed_seq; /* every batch up to this number is durable */
+    struct commit_hook_entry commit_hooks[COMMIT_HOOKS_MAX]; /* in registration order */
+    size_t commit_hook_count;
     struct route_target *route_targets; /* routing scratch, grows to the largest fan-out */
     size_t route_target_cap;
     bool stopping;
@@ -444,44 +431,6 @@ struct broker {
 /* Connections accepted past max_connections only to be refused with a reason; beyond, closed
  * at once. */
 #define CONN_REFUSAL_SLACK 64
-
-/* login_nonce.c: outstanding login challenges, bounded per address, per key and in all. */
-/* Challenges outstanding at once; past it the heaviest address's oldest is evicted. */
-#define LOGIN_NONCES_MAX 10000
-#define LOGIN_NONCE_CHARS 43 /* base64url of 32 random bytes */
-#define LOGIN_NONCE_TTL_MS 30000
-/* Which cap evicted a challenge (metrics label). */
-enum login_evict {
-    LOGIN_EVICT_ADDRESS = 0,
-    LOGIN_EVICT_KEY,
-    LOGIN_EVICT_ALL,
-    LOGIN_EVICT_COUNT,
-};
-/* Which way a challenge was issued: it is taken only the same way. */
-enum login_nonce_use {
-    LOGIN_NONCE_HTTP = 0, /* POST /auth/challenge, taken by POST /auth/token */
-    LOGIN_NONCE_MQTT,     /* an AUTH of "ledgermq-ed25519" (enhanced_auth.c) */
-};
-/* Sets up the table (limits from b->cfg). 0 or LMQ_ENOMEM (login_nonce_destroy cleans up). */
-int login_nonce_init(struct broker *b) LMQ_WUR;
-/* Frees every challenge and the table; safe when init failed or never ran. */
-void login_nonce_destroy(struct broker *b);
-/* Issues a challenge for pub to the client at remote (NULL: unknown) and writes its nonce
- * (NUL-terminated). At a cap an older challenge is evicted, never this one refused. 0 or
- * LMQ_ENOMEM. */
-int login_nonce_issue(struct broker *b, const struct sockaddr *remote,
-                      const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
-                      char nonce[LOGIN_NONCE_CHARS + 1]) LMQ_WUR;
-/* login_nonce_issue for an in-band challenge on connection c, counted under c's address. */
-int login_nonce_issue_conn(struct broker *b, const struct conn *c,
-                           const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
-                           char nonce[LOGIN_NONCE_CHARS + 1]) LMQ_WUR;
-/* Consumes an outstanding, unexpired challenge: true and the key it was issued to when it was
- * issued for use; false when unknown, expired or of the other use (consumed all the same). */
-bool login_nonce_take(struct broker *b, const char *nonce, size_t len, enum login_nonce_use use,
-                      uint8_t pub[CRYPTO_ED25519_PUB_BYTES]);
-/* Challenges outstanding (expired ones not yet swept included). */
-size_t login_nonce_count(const struct broker *b);
 
 /* fd_limit.c: RLIMIT_NOFILE. */
 /* Descriptors the configuration can hold open at once (connections, refusal slack, listeners
@@ -519,139 +468,29 @@ struct http_request;
 struct http_response;
 struct lmq_buf;
 
-/* identity.c: login, CONNECT authentication, identity topics, security events. */
-enum identity_event {
-    IDENTITY_EVENT_BAD_TOKEN = 0,
-    IDENTITY_EVENT_EXPIRED_TOKEN,
-    IDENTITY_EVENT_BAD_LOGIN,
-    IDENTITY_EVENT_REUSED_NONCE,
-    IDENTITY_EVENT_ACL_DENIED,
-    IDENTITY_EVENT_BAD_SIGNATURE,
-    IDENTITY_EVENT_NOT_SENDER,
-    IDENTITY_EVENT_REPLAY,
-    IDENTITY_EVENT_RATE_LIMITED,
-    IDENTITY_EVENT_ANONYMOUS_REFUSED,
-    IDENTITY_EVENT_BAD_PASSWORD,
-    IDENTITY_EVENT_SESSION_QUOTA,
-    IDENTITY_EVENT_SESSION_OWNER,
-    IDENTITY_EVENT_REVOKED_TOKEN, /* a revoked token at CONNECT or on /auth/revoke */
-    IDENTITY_EVENT_LEDGER_QUOTA,  /* an envelope over [auth] ledger_bytes_per_day */
-    IDENTITY_EVENT_COUNT,
+/* security.c: security events, broker-wide (bad credentials, ACL denials, session quotas, the
+ * pipeline's refusals): counted by kind (metrics) and logged. */
+enum security_event {
+    SECURITY_EVENT_BAD_TOKEN = 0,
+    SECURITY_EVENT_EXPIRED_TOKEN,
+    SECURITY_EVENT_BAD_LOGIN,
+    SECURITY_EVENT_REUSED_NONCE,
+    SECURITY_EVENT_ACL_DENIED,
+    SECURITY_EVENT_BAD_SIGNATURE,
+    SECURITY_EVENT_NOT_SENDER,
+    SECURITY_EVENT_REPLAY,
+    SECURITY_EVENT_RATE_LIMITED,
+    SECURITY_EVENT_ANONYMOUS_REFUSED,
+    SECURITY_EVENT_BAD_PASSWORD,
+    SECURITY_EVENT_SESSION_QUOTA,
+    SECURITY_EVENT_SESSION_OWNER,
+    SECURITY_EVENT_REVOKED_TOKEN, /* a revoked token at CONNECT or on /auth/revoke */
+    SECURITY_EVENT_LEDGER_QUOTA,  /* an envelope over [auth] ledger_bytes_per_day */
+    SECURITY_EVENT_COUNT,
 };
-/* What an id/<owner>/<leaf> topic is. */
-enum identity_topic {
-    IDENTITY_TOPIC_NONE = 0, /* not under id/ */
-    IDENTITY_TOPIC_OTHER,    /* under id/ but no known leaf (or a malformed owner) */
-    IDENTITY_TOPIC_OUTBOX,
-    IDENTITY_TOPIC_INBOX,
-    IDENTITY_TOPIC_ACK,
-    IDENTITY_TOPIC_REJECT,
-    IDENTITY_TOPIC_RESYNC,
-    IDENTITY_TOPIC_SYNC,
-};
-/* Loads (or creates on first start) the server key; sets up login state. 0 or an error after
- * printing a one-line message. */
-int identity_init(struct broker *b) LMQ_WUR;
-void identity_destroy(struct broker *b);
-/* POST /auth/challenge, POST /auth/token, GET /auth/key. */
-int identity_http_route(struct broker *b, const struct http_request *req,
-                        struct http_response *resp, struct lmq_buf *out);
-/* Checks a CONNECT's credentials and sets c->identity and c->user. Returns PROTO_OK,
- * PROTO_REFUSE_CONNECT with the CONNACK reason code in *reason (the security event is logged),
- * or PROTO_PAUSED while a password is checked off the loop (the CONNECT is handled again once
- * it is done). */
-enum proto_result identity_authenticate(struct conn *c, const struct mqtt_connect *cn,
-                                        uint8_t *reason) LMQ_WUR;
-/* True for a topic or filter under id/: identity rules, never the ACL file's; only the server's
- * pipeline delivers there, and nothing there is retained. */
-bool identity_under_id(const uint8_t *topic, size_t len);
-/* Classifies topic; *owner points at the 64-character owner id inside it (or NULL). */
-enum identity_topic identity_topic_parse(const uint8_t *topic, size_t len, const char **owner);
-/* True when c is authenticated as owner (64 characters). */
-bool identity_owns(const struct conn *c, const char *owner);
-/* False (and a security event) for a filter naming another identity's topics. */
-bool identity_may_subscribe(struct conn *c, const uint8_t *filter, size_t len);
-/* False when topic belongs to an identity other than the session's owner. */
-bool identity_may_receive(const struct session *s, const uint8_t *topic, size_t len);
 /* Counts and logs one security event (c may be NULL). */
-void identity_security_event(struct broker *b, struct conn *c, enum identity_event kind,
-                             const char *detail);
-const char *identity_event_name(enum identity_event kind);
-
-/* tokens.c: login tokens at CONNECT, revocation, connections ended with their token. */
-/* Loads the stored revocations (recovery). 0 or an error. */
-int tokens_recover(struct broker *b) LMQ_WUR;
-void tokens_destroy(struct broker *b);
-/* The token part of identity_authenticate: checks the CONNECT's user name (an identity id) and
- * password (its token: signature, expiry with [auth] token_leeway_s, revocation), sets
- * c->identity, c->user and the token times. MQTT_RC_SUCCESS or a CONNACK reason code (the
- * security event is logged). */
-uint8_t tokens_authenticate(struct conn *c, const struct mqtt_connect *cn) LMQ_WUR;
-/* Unix time before which id's tokens are revoked (tokens with iat < it refused); 0: none. */
-int64_t tokens_revoked_before(struct broker *b, const char *id);
-/* POST /auth/revoke with "Authorization: Bearer <token>": revokes every token of that identity
- * issued up to now, the one used included, and ends its connections that use one. */
-/* Checks an HTTP request's "Authorization: Bearer <token>" as CONNECT checks a token (the
- * server's signature, expiry with the leeway, sub an identity id, not revoked). Returns 0 with
- * the identity in id, or LMQ_EPROTO with a static reason for the 401 (a presented token that
- * fails is a security event; no header at all is not). */
-int tokens_http_bearer(struct broker *b, const struct http_request *req,
-                       char id[CRYPTO_IDENTITY_ID_BYTES], const char **reason) LMQ_WUR;
-int tokens_http_revoke(struct broker *b, const struct http_request *req, struct http_response *resp,
-                       struct lmq_buf *out);
-/* SIGHUP: applies revocations written to the store by `ledgermq revoke` meanwhile. */
-void tokens_reload(struct broker *b);
-/* Loop time (ms) at which c's token stops being valid; 0 when c has no token. */
-uint64_t tokens_conn_deadline_ms(struct conn *c);
-/* Ends c (MQTT 5: DISCONNECT 0xA0 Maximum connect time) when its token has expired. True when
- * it did. */
-bool tokens_conn_end_if_expired(struct conn *c);
-
-/* ledger_quota.c: [auth] ledger_bytes_per_day, per identity and UTC day. */
-/* Recomputes today's bytes per identity from the ledger's rows (recovery). 0 or an error. */
-int ledger_quota_recover(struct broker *b) LMQ_WUR;
-void ledger_quota_destroy(struct broker *b);
-/* Counts bytes of an envelope about to be appended by c's identity: false (nothing counted;
- * a security event, logged at most once a minute per identity) when over the day's quota. */
-bool ledger_quota_take(struct conn *c, uint64_t bytes);
-
-/* An accepted envelope, as its ack describes it. */
-struct ledger_accepted {
-    uint64_t seq;
-    uint64_t index;
-    uint64_t position;
-    char link[CRYPTO_IDENTITY_ID_BYTES];
-    char to[CRYPTO_IDENTITY_ID_BYTES];
-};
-
-/* ledger_tree.c: the Merkle tree, checkpoints and receipts. */
-struct ledger_batch;
-/* Appends the envelope with this link (hex) as the next leaf; its nodes go into the batch. */
-int ledger_tree_append(struct broker *b, const char *link_hex) LMQ_WUR;
-/* Queues the ack of a (new or resent) envelope: sent with its receipt once the batch is
- * durable and a checkpoint covers it. */
-void ledger_tree_queue_ack(struct broker *b, const char *sender, const struct ledger_accepted *a);
-/* Batch lifecycle: close (snapshot of the tree), committed (checkpoint, acks), free. */
-void ledger_tree_close(struct broker *b, struct commit_batch *batch);
-void ledger_tree_committed(struct broker *b, struct commit_batch *batch);
-void ledger_tree_batch_free(struct commit_batch *batch);
-/* Recovery: rebuilds the frontier from stored nodes and signs the current checkpoint. */
-int ledger_tree_recover(struct broker *b) LMQ_WUR;
-/* Appends the JSON array of base64 proof hashes for index in the tree of size (lb may be NULL). */
-int ledger_tree_proof_json(struct broker *b, const struct ledger_batch *lb, uint64_t index,
-                           uint64_t size, char *out, size_t cap, size_t *used) LMQ_WUR;
-/* Appends the JSON array of base64 consistency-proof hashes between the trees of old and size
- * leaves (old <= size <= the checkpoint's size), from the store. */
-int ledger_tree_consistency_json(struct broker *b, uint64_t old, uint64_t size, char *out,
-                                 size_t cap, size_t *used) LMQ_WUR;
-/* Appends s (len bytes: a checkpoint note: printable ASCII, UTF-8, newlines) as a JSON string at
- * out + *used. 0 or LMQ_ETOOBIG. */
-int ledger_tree_json_string(char *out, size_t cap, size_t *used, const char *s, size_t len) LMQ_WUR;
-
-/* ledger_http.c: GET /ledger/...: the public checkpoint, key, proofs and leaves (index and link
- * only), and the envelopes a bearer token's identity may read (its own; all for auditors). */
-int ledger_http_route(struct broker *b, const struct http_request *req, struct http_response *resp,
-                      struct lmq_buf *out);
+void security_event(struct broker *b, struct conn *c, enum security_event kind, const char *detail);
+const char *security_event_name(enum security_event kind);
 
 /* access.c: the password file and the ACL file. */
 /* Hashes queued or running at once; more CONNECTs with a password wait (access_guard.c). */
@@ -703,32 +542,28 @@ void access_guard_tick(struct broker *b);
 void access_guard_done(struct broker *b, struct access_guard_entry *entry, struct conn *c,
                        bool passed);
 
-/* ledger.c: the guaranteed-delivery pipeline. */
-/* Publishes an ack payload on id/<sender>/ack (QoS 1, durable with the current batch). */
-int ledger_publish_ack(struct broker *b, const char *sender, const char *json, size_t len) LMQ_WUR;
-/* An envelope published to the connection's own outbox: accepted (appended, inbox and ack
- * queued in the current batch), resent (ack again) or rejected (reject message). Returns
- * PROTO_OK with the PUBACK/PUBREC reason code in *reason_code, or, over the identity's rate,
- * PROTO_BLOCKED (3.1.1) or PROTO_DISCONNECT with 0x96 in *reason_code (MQTT 5: PUBACK can't
- * carry it). */
-enum proto_result ledger_accept(struct conn *c, const struct mqtt_publish *pub,
-                                uint8_t *reason_code) LMQ_WUR;
-/* {"after":N} on the connection's own resync topic: inbox envelopes after N, then a sync.
- * Returns the PUBACK/PUBREC reason code. */
-uint8_t ledger_resync(struct conn *c, const struct mqtt_publish *pub);
-/* Recovery: an identity's chain head and inbox counter. */
-int ledger_identity_restore(struct broker *b, struct lmq_bytes id, uint64_t last_seq,
-                            struct lmq_bytes last_link, uint64_t inbox_last) LMQ_WUR;
-void ledger_destroy(struct broker *b);
-
 /* broker.c */
-/* The open commit batch (opened if needed; fail stop without memory). */
-struct commit_batch *broker_current_batch(struct broker *b);
-uint64_t broker_now_ms(struct broker *b);
 /* Logs a storage failure and exits with status 2 (fail stop). */
 void broker_fail_stop(struct broker *b, const char *what, int err) __attribute__((noreturn));
 /* Called when a connection is freed: finishes a shutdown once the last one is gone. */
 void broker_on_conn_freed(struct broker *b);
+
+/* clock.c */
+/* Loop time in ms (monotonic), as of this loop turn. */
+uint64_t clock_now_ms(struct broker *b);
+/* Wall-clock time in ms (for message expiry), as of this loop turn. */
+int64_t clock_unix_ms(struct broker *b);
+/* Re-reads the wall clock (at start and on every tick). */
+void clock_sync(struct broker *b);
+
+/* commit.c: commit batches (one store commit per loop turn) and the commit seam. */
+/* Registers a commit hook (at start, before the first batch; hooks run in registration order)
+ * and writes its slot, the index of its per-batch state. 0, or LMQ_ELIMIT past
+ * COMMIT_HOOKS_MAX (a start-up error, printed). */
+int commit_hook_register(struct broker *b, const struct commit_hook *hook, void *ctx,
+                         size_t *slot) LMQ_WUR;
+/* The hook's per-batch state in the open batch (opening one; fail stop without memory). */
+void **commit_hook_data(struct broker *b, size_t slot);
 /*
  * Acknowledges a PUBLISH or PUBREL. With needs_commit (records were written for it) the ack
  * joins the open commit batch and is sent once the batch is durable; without, it is sent now,
@@ -736,19 +571,24 @@ void broker_on_conn_freed(struct broker *b);
  * as well, so acks go out in the order their packets came in [MQTT-4.6.0-2, -3]. why: the
  * ack's Reason String (a static sentence), NULL for the code's default.
  */
-int broker_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
+int commit_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
                uint8_t reason_code, bool releases_quota, bool needs_commit, const char *why);
 /* Parks a SUBACK/UNSUBACK until the commit that holds the subscription change. */
-int broker_defer_suback(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
+int commit_defer_suback(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
                         const uint8_t *codes, size_t count);
-/* Wall-clock time in ms (for message expiry), as of this loop turn. */
-int64_t broker_unix_ms(struct broker *b);
 /* Adds a message to the open batch: deliveries of it wait until the batch is durable. */
-int broker_defer_msg(struct broker *b, struct msg *m);
+int commit_defer_msg(struct broker *b, struct msg *m);
 /* Number of the open batch (opening one): durable once committed_seq reaches it. */
-uint64_t broker_batch_seq(struct broker *b);
+uint64_t commit_batch_seq(struct broker *b);
 /* Writes a record to the store; a failure stops the broker (fail stop). */
-void broker_store_write(struct broker *b, const struct store_record *rec);
+void commit_store_write(struct broker *b, const struct store_record *rec);
+/* Once per loop turn (and at shutdown): commits the open batch (the hooks' before_commit, then
+ * store_commit; a commit waited for gets a batch even when nothing was written); with the store
+ * detached, releases it instead (no on_durable). */
+void commit_turn_end(struct broker *b);
+/* Checks the data directory's free space against min_free_disk (b->disk_low; logged when it
+ * changes). Also done by commit_turn_end, at most every 10 ms while writing. */
+void commit_check_disk(struct broker *b);
 
 static inline void broker_count_out(struct broker *b, uint8_t qos)
 {
@@ -826,39 +666,6 @@ void conn_memory_sweep(struct broker *b);
 void conn_resume(struct conn *c);
 /* (Re)starts the keepalive timer from c->keepalive_s (0 = none). */
 void conn_start_keepalive(struct conn *c);
-
-/*
- * What a packet handler (and each step of the CONNECT path) tells its caller to do next. A
- * reason code, where one travels, comes back through a uint8_t *reason out-parameter; the
- * result alone says what to do with it.
- */
-enum proto_result {
-    /* Handled: go on with the next packet. For an authentication step: authenticated. A
-     * handler that already ended the connection itself (a refused CONNECT) returns this too. */
-    PROTO_OK = 0,
-    /* End the connection with *reason (>= 0x80): DISCONNECT for MQTT 5, then close. */
-    PROTO_DISCONNECT,
-    /* CONNECT path (authentication, session_attach): refuse the CONNECT with CONNACK *reason
-     * (>= 0x80); the caller sends it. Never returned by proto_handle_packet. */
-    PROTO_REFUSE_CONNECT,
-    /* A publish must wait for queue space (3.1.1 backpressure): input stops, the same packet is
-     * handled again when conn_retry_blocked() resumes the connection. */
-    PROTO_BLOCKED,
-    /* The CONNECT waits for its password check: input stays paused (and the CONNECT
-     * unconsumed) until conn_resume() hands it in again. */
-    PROTO_PAUSED,
-    /* Enhanced authentication took the CONNECT over: it sent AUTH (the CONNECT waits for the
-     * client's answer) or refused it. Never returned by proto_handle_packet. */
-    PROTO_AUTH_HANDLED,
-};
-
-/* Sets *reason to reason_code (>= 0x80) and returns PROTO_DISCONNECT. */
-static inline enum proto_result proto_disconnect_with(uint8_t *reason, uint8_t reason_code)
-{
-    LMQ_ASSERT(reason != NULL && reason_code >= 0x80);
-    *reason = reason_code;
-    return PROTO_DISCONNECT;
-}
 
 /* protocol.c: packet handlers. PROTO_OK, PROTO_DISCONNECT (*reason), PROTO_BLOCKED or
  * PROTO_PAUSED. */

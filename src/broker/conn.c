@@ -641,7 +641,7 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         conn_linger_input(c, (size_t)nread);
         return;
     }
-    c->last_rx_ms = broker_now_ms(c->broker);
+    c->last_rx_ms = clock_now_ms(c->broker);
     if (c->proxy_pending) {
         c->in.len += (size_t)nread;
         conn_proxy_input(c);
@@ -856,7 +856,7 @@ static void conn_arm_earliest(struct conn *c, uint64_t deadline_a, uint64_t dead
                                       : LMQ_MIN(deadline_a, deadline_b);
     if (next == 0)
         return;
-    uint64_t now = broker_now_ms(c->broker);
+    uint64_t now = clock_now_ms(c->broker);
     conn_arm_timer(c, next > now ? next - now : 1);
 }
 
@@ -865,7 +865,7 @@ static void conn_arm_earliest(struct conn *c, uint64_t deadline_a, uint64_t dead
 static void conn_on_timer(uv_timer_t *t)
 {
     struct conn *c = t->data;
-    uint64_t now = broker_now_ms(c->broker);
+    uint64_t now = clock_now_ms(c->broker);
     if (c->state == CONN_AWAIT_CONNECT) {
         conn_log(c, LMQ_LOG_INFO, "connect_timeout", NULL);
         conn_close(c);
@@ -877,7 +877,7 @@ static void conn_on_timer(uv_timer_t *t)
         conn_close(c);
         return;
     }
-    if (c->state != CONN_CONNECTED || tokens_conn_end_if_expired(c))
+    if (c->state != CONN_CONNECTED || pipeline_tokens_conn_end_if_expired(c))
         return;
     uint64_t deadline = 0;
     if (c->keepalive_s != 0) {
@@ -888,7 +888,7 @@ static void conn_on_timer(uv_timer_t *t)
             return;
         }
     }
-    conn_arm_earliest(c, deadline, tokens_conn_deadline_ms(c));
+    conn_arm_earliest(c, deadline, pipeline_tokens_conn_deadline_ms(c));
 }
 
 /* Called by the CONNECT handler once the keepalive is known (and the token checked). */
@@ -897,8 +897,8 @@ void conn_start_keepalive(struct conn *c)
     uv_timer_stop(&c->timer);
     uint64_t keepalive = 0;
     if (c->keepalive_s > 0)
-        keepalive = broker_now_ms(c->broker) + (uint64_t)c->keepalive_s * 1500;
-    conn_arm_earliest(c, keepalive, tokens_conn_deadline_ms(c));
+        keepalive = clock_now_ms(c->broker) + (uint64_t)c->keepalive_s * 1500;
+    conn_arm_earliest(c, keepalive, pipeline_tokens_conn_deadline_ms(c));
 }
 
 /* A connection with its handles initialised and linked; the socket is not attached yet. */
@@ -1000,7 +1000,7 @@ static bool conn_start(struct conn *c, const struct conn_ws_peer *peer)
     if (!c->proxy_pending && !conn_admit(c, &ss))
         return false;
     uv_tcp_nodelay(&c->tcp, 1);
-    c->last_rx_ms = broker_now_ms(b);
+    c->last_rx_ms = clock_now_ms(b);
     /* Bounds the TLS handshake and the WebSocket upgrade too: all must be done by CONNECT. */
     conn_arm_timer(c, b->cfg.limits.connect_timeout_ms);
     conn_log(c, LMQ_LOG_DEBUG, "conn_accepted", NULL);
@@ -1133,7 +1133,7 @@ static void conn_budget_log(struct broker *b, const char *event)
 void conn_memory_sweep(struct broker *b)
 {
     const uint64_t budget = b->cfg.limits.max_memory_output_bytes;
-    uint64_t now_ms = broker_now_ms(b);
+    uint64_t now_ms = clock_now_ms(b);
     if (b->output_bytes < budget) {
         if (b->output_over_since_ms != 0)
             conn_budget_log(b, "output_budget_ok");

@@ -14,7 +14,7 @@
  * token would. A CONNECT may also carry a login token (user name = id, password = token) with
  * the method and key: it connects at once, and may re-authenticate in band later.
  *
- * The nonces are login challenges (login_nonce.c), counted under the connection's address with
+ * The nonces are login challenges (pipeline_nonce.c), counted under the connection's address with
  * the HTTP ones: the same per-address, per-key and overall caps, evictions and expiry. While a
  * CONNECT waits for its signature it is kept re-encoded (at most max_packet_size bytes, as a
  * half-received CONNECT would be) and connect_timeout_ms bounds the whole exchange.
@@ -36,7 +36,7 @@ enum enhanced_auth_phase {
 struct enhanced_auth {
     enum enhanced_auth_phase phase;
     uint8_t pub[CRYPTO_ED25519_PUB_BYTES]; /* the key the connection proves (its identity's) */
-    char nonce[LOGIN_NONCE_CHARS + 1];     /* the challenge outstanding; "" when none */
+    char nonce[PIPELINE_NONCE_CHARS + 1];  /* the challenge outstanding; "" when none */
     uint8_t *connect;                      /* CONNECT_WAIT: the CONNECT, encoded again */
     size_t connect_len;
 };
@@ -63,8 +63,7 @@ static void eauth_drop_nonce(struct conn *c)
     if (ea->nonce[0] == '\0')
         return;
     uint8_t pub[CRYPTO_ED25519_PUB_BYTES];
-    if (c->broker->login_nonces != NULL)
-        (void)login_nonce_take(c->broker, ea->nonce, LOGIN_NONCE_CHARS, LOGIN_NONCE_MQTT, pub);
+    (void)pipeline_nonce_take(c->broker, ea->nonce, PIPELINE_NONCE_CHARS, PIPELINE_NONCE_MQTT, pub);
     ea->nonce[0] = '\0';
 }
 
@@ -139,10 +138,10 @@ static int eauth_challenge(struct conn *c)
     LMQ_ASSERT(ea != NULL && ea->nonce[0] == '\0');
     uint8_t nonce[CRYPTO_MQTT_AUTH_NONCE_BYTES];
     size_t n = 0;
-    if (login_nonce_issue_conn(c->broker, c, ea->pub, ea->nonce) != LMQ_OK)
+    if (pipeline_nonce_issue_conn(c->broker, c, ea->pub, ea->nonce) != LMQ_OK)
         return LMQ_ENOMEM;
-    LMQ_ASSERT(strlen(ea->nonce) == LOGIN_NONCE_CHARS);
-    int rc = crypto_b64url_decode(ea->nonce, LOGIN_NONCE_CHARS, nonce, sizeof(nonce), &n);
+    LMQ_ASSERT(strlen(ea->nonce) == PIPELINE_NONCE_CHARS);
+    int rc = crypto_b64url_decode(ea->nonce, PIPELINE_NONCE_CHARS, nonce, sizeof(nonce), &n);
     LMQ_ASSERT(rc == LMQ_OK && n == sizeof(nonce));
     eauth_send(c, MQTT_RC_CONTINUE_AUTHENTICATION, nonce, sizeof(nonce));
     conn_log(c, LMQ_LOG_DEBUG, "auth_challenge", ea->phase == EAUTH_REAUTH_WAIT ? "reauth" : NULL);
@@ -152,8 +151,8 @@ static int eauth_challenge(struct conn *c)
 /*
  * Checks the client's AUTH 0x18 (d) against the outstanding challenge, which is consumed
  * whatever the outcome (one attempt each). On success the connection is the key's identity for
- * [auth] token_ttl_s from now (c->identity, c->user and the token times, as tokens.c sets them
- * for a token issued now). Otherwise the reason code, *why for the peer, a security event.
+ * [auth] token_ttl_s from now (c->identity, c->user and the token times, as pipeline_tokens.c sets
+ * them for a token issued now). Otherwise the reason code, *why for the peer, a security event.
  */
 static uint8_t eauth_verify(struct conn *c, const struct mqtt_disconnect *d,
                             struct lmq_bytes client_id, const char **why)
@@ -162,28 +161,28 @@ static uint8_t eauth_verify(struct conn *c, const struct mqtt_disconnect *d,
     struct enhanced_auth *ea = c->eauth;
     LMQ_ASSERT(ea != NULL && ea->nonce[0] != '\0');
     uint8_t issued_to[CRYPTO_ED25519_PUB_BYTES];
-    char text[LOGIN_NONCE_CHARS + 1];
+    char text[PIPELINE_NONCE_CHARS + 1];
     memcpy(text, ea->nonce, sizeof(text));
     ea->nonce[0] = '\0';
-    if (!login_nonce_take(b, text, LOGIN_NONCE_CHARS, LOGIN_NONCE_MQTT, issued_to)) {
-        /* Expired (LOGIN_NONCE_TTL_MS) or evicted by newer challenges from the same address. */
-        identity_security_event(b, c, IDENTITY_EVENT_REUSED_NONCE, "mqtt: challenge expired");
+    if (!pipeline_nonce_take(b, text, PIPELINE_NONCE_CHARS, PIPELINE_NONCE_MQTT, issued_to)) {
+        /* Expired (PIPELINE_NONCE_TTL_MS) or evicted by newer challenges from the same address. */
+        security_event(b, c, SECURITY_EVENT_REUSED_NONCE, "mqtt: challenge expired");
         *why = "challenge expired or evicted: authenticate again";
         return MQTT_RC_NOT_AUTHORIZED;
     }
     LMQ_ASSERT(memcmp(issued_to, ea->pub, sizeof(issued_to)) == 0);
     if (!eauth_data(&d->props, CRYPTO_ED25519_SIG_BYTES)) {
-        identity_security_event(b, c, IDENTITY_EVENT_BAD_LOGIN, "mqtt: no 64-byte signature");
+        security_event(b, c, SECURITY_EVENT_BAD_LOGIN, "mqtt: no 64-byte signature");
         *why = "Authentication Data must be the 64-byte Ed25519 signature";
         return MQTT_RC_NOT_AUTHORIZED;
     }
     uint8_t nonce[CRYPTO_MQTT_AUTH_NONCE_BYTES];
     size_t n = 0;
-    int rc = crypto_b64url_decode(text, LOGIN_NONCE_CHARS, nonce, sizeof(nonce), &n);
+    int rc = crypto_b64url_decode(text, PIPELINE_NONCE_CHARS, nonce, sizeof(nonce), &n);
     LMQ_ASSERT(rc == LMQ_OK && n == sizeof(nonce));
-    if (!crypto_mqtt_auth_verify(ea->pub, b->server_key.id, nonce, client_id.data, client_id.len,
-                                 d->props.authentication_data.data)) {
-        identity_security_event(b, c, IDENTITY_EVENT_BAD_LOGIN, "mqtt: bad signature");
+    if (!crypto_mqtt_auth_verify(ea->pub, pipeline_server_id(b), nonce, client_id.data,
+                                 client_id.len, d->props.authentication_data.data)) {
+        security_event(b, c, SECURITY_EVENT_BAD_LOGIN, "mqtt: bad signature");
         *why = "bad signature";
         return MQTT_RC_NOT_AUTHORIZED;
     }
@@ -192,8 +191,8 @@ static uint8_t eauth_verify(struct conn *c, const struct mqtt_disconnect *d,
         *why = "out of memory";
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     }
-    int64_t now_s = broker_unix_ms(b) / 1000;
-    if (now_s < tokens_revoked_before(b, id)) {
+    int64_t now_s = clock_unix_ms(b) / 1000;
+    if (now_s < pipeline_tokens_revoked_before(b, id)) {
         /* As POST /auth/token answers 503 then: a login now would count as revoked. */
         *why = "tokens revoked this second: retry in 1 s";
         return MQTT_RC_SERVER_BUSY;
@@ -226,15 +225,15 @@ static enum proto_result eauth_connect_token(struct conn *c, const struct mqtt_c
 {
     LMQ_ASSERT(c->eauth != NULL && c->eauth->phase == EAUTH_IDLE);
     LMQ_ASSERT(cn->has_username && c->identity[0] == '\0');
-    uint8_t rc = tokens_authenticate(c, cn); /* logs its security event */
+    uint8_t rc = pipeline_tokens_authenticate(c, cn); /* logs its security event */
     if (rc != MQTT_RC_SUCCESS)
         return eauth_refuse(c, rc, "bad, expired or revoked token");
     char id[CRYPTO_IDENTITY_ID_BYTES];
     if (crypto_identity_id(c->eauth->pub, id) != LMQ_OK)
         return eauth_refuse(c, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR, "out of memory");
     if (memcmp(id, c->identity, CRYPTO_IDENTITY_ID_BYTES) != 0) {
-        identity_security_event(c->broker, c, IDENTITY_EVENT_BAD_TOKEN,
-                                "mqtt: Authentication Data is not the token's key");
+        security_event(c->broker, c, SECURITY_EVENT_BAD_TOKEN,
+                       "mqtt: Authentication Data is not the token's key");
         return eauth_refuse(c, MQTT_RC_BAD_USER_NAME_OR_PASSWORD,
                             "Authentication Data is not the key of the token's identity");
     }
@@ -262,8 +261,7 @@ enum proto_result enhanced_auth_connect(struct conn *c, const struct mqtt_packet
                             "unsupported Authentication Method (supported: " CRYPTO_MQTT_AUTH_METHOD
                             ")");
     if (!eauth_data(p, CRYPTO_ED25519_PUB_BYTES)) {
-        identity_security_event(c->broker, c, IDENTITY_EVENT_BAD_LOGIN,
-                                "mqtt: no 32-byte public key");
+        security_event(c->broker, c, SECURITY_EVENT_BAD_LOGIN, "mqtt: no 32-byte public key");
         return eauth_refuse(c, MQTT_RC_NOT_AUTHORIZED,
                             "Authentication Data must be the 32-byte Ed25519 public key");
     }
@@ -373,8 +371,8 @@ static enum proto_result eauth_reauth(struct conn *c, const struct mqtt_disconne
         if ((d->props.present & MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_DATA)) &&
             (d->props.authentication_data.len != CRYPTO_ED25519_PUB_BYTES ||
              memcmp(d->props.authentication_data.data, ea->pub, CRYPTO_ED25519_PUB_BYTES) != 0)) {
-            identity_security_event(c->broker, c, IDENTITY_EVENT_BAD_LOGIN,
-                                    "mqtt: re-authentication with another key");
+            security_event(c->broker, c, SECURITY_EVENT_BAD_LOGIN,
+                           "mqtt: re-authentication with another key");
             return proto_disconnect_with(reason, MQTT_RC_NOT_AUTHORIZED);
         }
         ea->phase = EAUTH_REAUTH_WAIT;

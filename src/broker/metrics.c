@@ -67,21 +67,21 @@ static int metrics_broker(struct broker *b, struct lmq_buf *out)
                          st->ws_protocol_errors);
     rc |= METRIC(out, "security_events_total", "counter",
                  "Refused logins, tokens, permissions, signatures, replays, rate limits.");
-    for (int k = 0; k < IDENTITY_EVENT_COUNT; k++)
+    for (int k = 0; k < SECURITY_EVENT_COUNT; k++)
         rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
                              "ledgermq_security_events_total{kind=\"%s\"} %" PRIu64 "\n",
-                             identity_event_name((enum identity_event)k), b->security_events[k]);
+                             security_event_name((enum security_event)k), b->security_events[k]);
     rc |= METRIC(out, "auth_failures_total", "counter", "CONNECTs refused for their credentials.");
     rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
                          "ledgermq_auth_failures_total %" PRIu64 "\n",
-                         b->security_events[IDENTITY_EVENT_BAD_TOKEN] +
-                             b->security_events[IDENTITY_EVENT_EXPIRED_TOKEN] +
-                             b->security_events[IDENTITY_EVENT_REVOKED_TOKEN] +
-                             b->security_events[IDENTITY_EVENT_ANONYMOUS_REFUSED] +
-                             b->security_events[IDENTITY_EVENT_BAD_PASSWORD]);
+                         b->security_events[SECURITY_EVENT_BAD_TOKEN] +
+                             b->security_events[SECURITY_EVENT_EXPIRED_TOKEN] +
+                             b->security_events[SECURITY_EVENT_REVOKED_TOKEN] +
+                             b->security_events[SECURITY_EVENT_ANONYMOUS_REFUSED] +
+                             b->security_events[SECURITY_EVENT_BAD_PASSWORD]);
     rc |= METRIC(out, "ledger_envelopes", "gauge", "Envelopes in the ledger.");
     rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_ledger_envelopes %" PRIu64 "\n", b->ledger_size);
+                         "ledgermq_ledger_envelopes %" PRIu64 "\n", pipeline_ledger_size(b));
     rc |= METRIC(out, "sessions", "gauge", "Sessions, online and offline.");
     rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
                          "ledgermq_sessions{state=\"online\"} %" PRIu64 "\n", q.online);
@@ -230,11 +230,11 @@ static int metrics_guards(struct broker *b, struct lmq_buf *out)
                          h.request_timeouts);
     rc |= METRIC(out, "login_challenges", "gauge", "Login challenges outstanding.");
     rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "ledgermq_login_challenges %zu\n",
-                         login_nonce_count(b));
+                         pipeline_nonce_count(b));
     rc |= METRIC(out, "login_challenges_evicted_total", "counter",
                  "Login challenges evicted to make room, by the cap that was reached.");
-    static const char *const caps[LOGIN_EVICT_COUNT] = {"address", "key", "all"};
-    for (int i = 0; i < LOGIN_EVICT_COUNT; i++)
+    static const char *const caps[PIPELINE_NONCE_EVICT_COUNT] = {"address", "key", "all"};
+    for (int i = 0; i < PIPELINE_NONCE_EVICT_COUNT; i++)
         rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
                              "ledgermq_login_challenges_evicted_total{cap=\"%s\"} %" PRIu64 "\n",
                              caps[i], st->login_evicted[i]);

@@ -59,7 +59,7 @@ struct msg *msg_create(struct broker *b, const struct mqtt_publish *pub)
     struct store_message sm = {
         .qos = pub->qos,
         .retain = pub->retain,
-        .created_unix_ms = broker_unix_ms(b),
+        .created_unix_ms = clock_unix_ms(b),
         .has_expiry = (present & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL)) != 0,
         .expiry_s = p->message_expiry_interval_s,
         .has_payload_format = (present & MQTT_PROP_BIT(MQTT_PROP_PAYLOAD_FORMAT_INDICATOR)) != 0,
@@ -133,7 +133,7 @@ void msg_persist(struct msg *m)
     struct store_message sm;
     msg_to_store(m, &sm);
     struct store_record rec = {.type = STORE_MESSAGE_PUT, .message = &sm, .msg_id = m->id};
-    broker_store_write(m->broker, &rec);
+    commit_store_write(m->broker, &rec);
     m->persisted = true;
 }
 

@@ -163,8 +163,8 @@ static void proto_negotiate(struct conn *c, const struct mqtt_connect *cn, struc
 static bool proto_will_allowed(struct conn *c, const struct mqtt_connect *cn)
 {
     LMQ_ASSERT(cn->will_flag);
-    if (identity_under_id(cn->will_topic.data, cn->will_topic.len)) {
-        identity_security_event(c->broker, c, IDENTITY_EVENT_ACL_DENIED, "will under id/");
+    if (pipeline_under_id(cn->will_topic.data, cn->will_topic.len)) {
+        security_event(c->broker, c, SECURITY_EVENT_ACL_DENIED, "will under id/");
         return false;
     }
     return access_may_publish(c, cn->client_id.data, cn->client_id.len, cn->will_topic.data,
@@ -223,7 +223,7 @@ static enum proto_result proto_connect(struct conn *c, struct mqtt_packet *pkt, 
         return PROTO_OK; /* refused */
     uint8_t refusal = MQTT_RC_SUCCESS;
     enum proto_result auth =
-        enhanced ? enhanced_auth_connect(c, pkt) : identity_authenticate(c, &cn, &refusal);
+        enhanced ? enhanced_auth_connect(c, pkt) : pipeline_authenticate(c, &cn, &refusal);
     if (auth == PROTO_PAUSED)
         return PROTO_PAUSED; /* the password is being checked; this runs again after */
     if (auth == PROTO_AUTH_HANDLED)
@@ -332,7 +332,7 @@ static int inbound_qos2_set(struct session *s, uint16_t id, bool on)
                                .client_id = {s->client_id, s->client_id_len},
                                .packet_id = id};
     if (s->persistent)
-        broker_store_write(s->broker, &rec);
+        commit_store_write(s->broker, &rec);
     return LMQ_OK;
 }
 
@@ -352,7 +352,7 @@ static enum proto_result proto_ack_publish(struct conn *c, const struct mqtt_pub
         c->inbound_pending++;
     else
         c->pubrec_pending++;
-    if (broker_ack(c->broker, c, type, pub->packet_id, rc, true, needs_commit, why) != LMQ_OK)
+    if (commit_ack(c->broker, c, type, pub->packet_id, rc, true, needs_commit, why) != LMQ_OK)
         return proto_disconnect_with(reason, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR);
     return PROTO_OK;
 }
@@ -362,7 +362,7 @@ static enum proto_result proto_ack_publish(struct conn *c, const struct mqtt_pub
 static enum proto_result proto_ack_resent_qos2(struct conn *c, const struct mqtt_publish *pub,
                                                uint8_t *reason)
 {
-    if (broker_ack(c->broker, c, MQTT_PUBREC, pub->packet_id, 0, false, true, NULL) != LMQ_OK)
+    if (commit_ack(c->broker, c, MQTT_PUBREC, pub->packet_id, 0, false, true, NULL) != LMQ_OK)
         return proto_disconnect_with(reason, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR);
     return PROTO_OK;
 }
@@ -421,16 +421,16 @@ static enum proto_result proto_publish_check(struct conn *c, struct mqtt_publish
  * server alone publishes the rest. Nothing under id/ is routed as published.
  */
 static enum proto_result proto_publish_identity(struct conn *c, const struct mqtt_publish *pub,
-                                                enum identity_topic kind, const char *owner,
+                                                enum pipeline_topic kind, const char *owner,
                                                 uint8_t *reason)
 {
     struct session *s = c->session;
     /* Nothing under id/ is ever retained: a retained copy would reach later subscribers
      * outside the pipeline's order and survive restarts. */
-    if (!identity_owns(c, owner) || pub->retain ||
-        (kind != IDENTITY_TOPIC_OUTBOX && kind != IDENTITY_TOPIC_RESYNC)) {
-        identity_security_event(c->broker, c, IDENTITY_EVENT_ACL_DENIED,
-                                pub->retain ? "retained publish under id/" : "publish");
+    if (!pipeline_owns(c, owner) || pub->retain ||
+        (kind != PIPELINE_TOPIC_OUTBOX && kind != PIPELINE_TOPIC_RESYNC)) {
+        security_event(c->broker, c, SECURITY_EVENT_ACL_DENIED,
+                       pub->retain ? "retained publish under id/" : "publish");
         if (c->version != MQTT_V5) /* 3.1.1 can only close */
             return proto_disconnect_with(reason, MQTT_RC_NOT_AUTHORIZED);
         return proto_ack_publish(
@@ -441,10 +441,10 @@ static enum proto_result proto_publish_identity(struct conn *c, const struct mqt
     if (pub->qos == 2 && inbound_qos2_has(s, pub->packet_id))
         return proto_ack_resent_qos2(c, pub, reason); /* not handled twice */
     uint8_t ack_rc = MQTT_RC_SUCCESS;
-    if (kind == IDENTITY_TOPIC_OUTBOX) {
+    if (kind == PIPELINE_TOPIC_OUTBOX) {
         /* Over the identity's rate: 3.1.1 is not read until the next second (PROTO_BLOCKED); an
          * MQTT 5 client is disconnected with 0x96, which PUBACK can't carry. */
-        enum proto_result rc = ledger_accept(c, pub, &ack_rc);
+        enum proto_result rc = pipeline_accept(c, pub, &ack_rc);
         if (rc != PROTO_OK) {
             LMQ_ASSERT(rc == PROTO_BLOCKED || rc == PROTO_DISCONNECT);
             if (rc == PROTO_DISCONNECT)
@@ -452,7 +452,7 @@ static enum proto_result proto_publish_identity(struct conn *c, const struct mqt
             return rc;
         }
     } else {
-        ack_rc = ledger_resync(c, pub);
+        ack_rc = pipeline_resync(c, pub);
     }
     if (pub->qos == 2 && ack_rc < 0x80 && inbound_qos2_set(s, pub->packet_id, true) != LMQ_OK)
         return proto_disconnect_with(reason, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR);
@@ -471,8 +471,8 @@ static enum proto_result proto_publish(struct conn *c, struct mqtt_packet *pkt, 
     if (ack_rc != MQTT_RC_SUCCESS)
         return proto_ack_publish(c, pub, ack_rc, false, NULL, reason);
     const char *owner = NULL;
-    enum identity_topic kind = identity_topic_parse(pub->topic.data, pub->topic.len, &owner);
-    if (kind != IDENTITY_TOPIC_NONE)
+    enum pipeline_topic kind = pipeline_topic_parse(pub->topic.data, pub->topic.len, &owner);
+    if (kind != PIPELINE_TOPIC_NONE)
         return proto_publish_identity(c, pub, kind, owner, reason);
     if (!access_may_publish(c, s->client_id, s->client_id_len, pub->topic.data, pub->topic.len)) {
         if (c->version != MQTT_V5) /* 3.1.1 can only close */
@@ -528,7 +528,7 @@ static enum proto_result proto_pubrel(struct conn *c, struct mqtt_packet *pkt, u
     } else if (c->version == MQTT_V5) {
         rc = MQTT_RC_PACKET_IDENTIFIER_NOT_FOUND;
     }
-    if (broker_ack(c->broker, c, MQTT_PUBCOMP, id, rc, false,
+    if (commit_ack(c->broker, c, MQTT_PUBCOMP, id, rc, false,
                    c->broker->records_written != records_before, NULL) != LMQ_OK)
         return proto_disconnect_with(reason, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR);
     return PROTO_OK;

@@ -279,7 +279,7 @@ uint8_t retain_update(struct broker *b, struct msg *m)
         if (n != NULL && n->msg != NULL) {
             retain_clear_node(b, n);
             rec.type = STORE_RETAINED_DELETE;
-            broker_store_write(b, &rec);
+            commit_store_write(b, &rec);
         }
         return MQTT_RC_SUCCESS;
     }
@@ -293,7 +293,7 @@ uint8_t retain_update(struct broker *b, struct msg *m)
     }
     rec.type = STORE_RETAINED_PUT;
     rec.msg_id = m->id;
-    broker_store_write(b, &rec);
+    commit_store_write(b, &rec);
     return MQTT_RC_SUCCESS;
 }
 
@@ -301,7 +301,7 @@ int retain_restore(struct broker *b, struct msg *m)
 {
     LMQ_ASSERT(m != NULL && m->refcount > 0);
     /* Recovery deleted rows under id/ (written before they were refused) before this. */
-    LMQ_ASSERT(!identity_under_id(m->topic.data, m->topic.len));
+    LMQ_ASSERT(!pipeline_under_id(m->topic.data, m->topic.len));
     int rc = retain_store(b, m);
     if (rc != LMQ_OK)
         msg_unref(m);
@@ -321,7 +321,7 @@ size_t retain_cursor_count(const struct broker *b)
 void retain_expire(struct broker *b)
 {
     struct retain_index *ri = b->retained;
-    int64_t now_unix_ms = broker_unix_ms(b);
+    int64_t now_unix_ms = clock_unix_ms(b);
     /* Looked-at messages that live on go to the back: the next sweep sees the others. */
     size_t scan = LMQ_MIN((size_t)RETAIN_EXPIRE_SCAN_MAX, ri->expiring_count);
     for (size_t i = 0; i < scan && !list_empty(&ri->expiring); i++) {
@@ -334,7 +334,7 @@ void retain_expire(struct broker *b)
             continue;
         }
         struct store_record rec = {.type = STORE_RETAINED_DELETE, .topic = n->msg->topic};
-        broker_store_write(b, &rec);
+        commit_store_write(b, &rec);
         retain_clear_node(b, n);
     }
 }
@@ -441,11 +441,11 @@ static enum retain_step retain_visit(struct session *s, struct retain_cursor *cu
     struct broker *b = s->broker;
     struct msg *m = n->msg;
     uint32_t remaining_s;
-    /* Under id/ not even to its owner: stricter than identity_may_receive(), which live
+    /* Under id/ not even to its owner: stricter than pipeline_may_receive(), which live
      * delivery applies, because nothing retained there can be genuine. */
     if (m == NULL || n->seq > cur->seq_max || !retain_matches(cur, n) ||
-        identity_under_id(m->topic.data, m->topic.len) ||
-        msg_expired(m, broker_unix_ms(b), &remaining_s) ||
+        pipeline_under_id(m->topic.data, m->topic.len) ||
+        msg_expired(m, clock_unix_ms(b), &remaining_s) ||
         !access_may_deliver(s, m->topic.data, m->topic.len))
         return RETAIN_STEP_MORE;
     if (!session_queue_has_room(s, m->size_bytes)) {

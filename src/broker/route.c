@@ -58,7 +58,7 @@ static void route_on_match(void *arg, const struct sub_tree_entry *e)
     if ((e->options & MQTT_SUBOPT_NO_LOCAL) && e->share_group == NULL && s == ctx->publisher)
         return;
     /* id/<X>/... reaches X's sessions only, whatever wildcard another subscribed with. */
-    if (ctx->identity_topic && !identity_may_receive(s, ctx->msg->topic.data, ctx->msg->topic.len))
+    if (ctx->identity_topic && !pipeline_may_receive(s, ctx->msg->topic.data, ctx->msg->topic.len))
         return;
     struct route_target *t;
     if (s->route_gen == ctx->broker->route_gen) {
@@ -125,7 +125,7 @@ static int route_commit_first(struct broker *b, struct msg *m, const struct rout
                  (t->session->persistent || t->session->stored);
     }
     if (stored)
-        return broker_defer_msg(b, m);
+        return commit_defer_msg(b, m);
     m->committed = true;
     return LMQ_OK;
 }
@@ -135,7 +135,7 @@ static int route_commit_first(struct broker *b, struct msg *m, const struct rout
 static bool route_consuming(struct broker *b, const struct session *s)
 {
     return s->conn != NULL &&
-           broker_now_ms(b) - s->progress_ms < b->cfg.limits.slow_consumer_grace_ms;
+           clock_now_ms(b) - s->progress_ms < b->cfg.limits.slow_consumer_grace_ms;
 }
 
 /*
@@ -204,7 +204,7 @@ int route_publish(struct broker *b, struct msg *m, struct session *publisher)
 {
     LMQ_ASSERT(m != NULL);
     struct route_ctx ctx = {.broker = b, .msg = m, .publisher = publisher};
-    ctx.identity_topic = identity_under_id(m->topic.data, m->topic.len);
+    ctx.identity_topic = pipeline_under_id(m->topic.data, m->topic.len);
     b->route_gen++;
     sub_tree_match(b->subs, m->topic.data, m->topic.len, route_on_match, route_eligible, &ctx);
     if (ctx.oom)

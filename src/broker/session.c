@@ -26,7 +26,7 @@ static void session_write(struct session *s, enum store_record_type type)
                                .client_id = {s->client_id, s->client_id_len},
                                .expiry_s = s->expiry_s,
                                .topic = {(const uint8_t *)s->owner, strlen(s->owner)}};
-    broker_store_write(s->broker, &rec);
+    commit_store_write(s->broker, &rec);
 }
 
 /* Records the will (so a crash still publishes it) or forgets it. */
@@ -43,7 +43,7 @@ static void session_store_will(struct session *s, bool put)
         rec.message = &sm;
         s->will->persisted = true;
     }
-    broker_store_write(s->broker, &rec);
+    commit_store_write(s->broker, &rec);
     s->will_stored = put;
 }
 
@@ -60,7 +60,7 @@ void session_publish_will(struct session *s)
     if (will->qos > 0) {
         /* Deliveries of a QoS>0 will wait for the commit that records them. */
         will->committed = false;
-        if (broker_defer_msg(b, will) != LMQ_OK)
+        if (commit_defer_msg(b, will) != LMQ_OK)
             will->committed = true;
     }
     if (route_publish(b, will, NULL) == MQTT_RC_QUOTA_EXCEEDED) {
@@ -165,7 +165,7 @@ static void session_on_timer(uv_timer_t *t)
         session_overflow_finish(s);
         return;
     }
-    uint64_t now = broker_now_ms(s->broker);
+    uint64_t now = clock_now_ms(s->broker);
     if (s->will_due_ms != 0 && now >= s->will_due_ms)
         session_publish_will(s);
     if (s->conn == NULL && s->expires_ms != 0 && now >= s->expires_ms) {
@@ -191,7 +191,7 @@ void session_arm_timer(struct session *s)
     uv_timer_stop(&s->timer);
     if (due == 0)
         return;
-    uint64_t now = broker_now_ms(s->broker);
+    uint64_t now = clock_now_ms(s->broker);
     uv_timer_start(&s->timer, session_on_timer, due > now ? due - now : 0, 0);
 }
 
@@ -205,7 +205,7 @@ void session_detach(struct conn *c)
     s->conn = NULL;
     if (list_linked(&s->commit_wait))
         list_unlink(&s->commit_wait);
-    uint64_t now = broker_now_ms(s->broker);
+    uint64_t now = clock_now_ms(s->broker);
     s->hold_delivery = 0;
     if (s->will != NULL) {
         if (!c->will_on_close) {
@@ -343,7 +343,7 @@ static void session_store_state(struct session *s)
         struct store_record rec = {.type = STORE_INBOUND_QOS2_PUT,
                                    .client_id = {s->client_id, s->client_id_len},
                                    .packet_id = (uint16_t)id};
-        broker_store_write(s->broker, &rec);
+        commit_store_write(s->broker, &rec);
         found++;
     }
     LMQ_ASSERT(found == s->inbound_qos2_count);
@@ -362,8 +362,8 @@ enum proto_result session_attach(struct conn *c, const struct mqtt_connect *conn
     if (s != NULL && s->owner[0] != '\0' && strcmp(s->owner, principal) != 0) {
         /* A session belongs to the principal that created it: neither a takeover nor a clean
          * start may cross principals (its queue and subscriptions would change hands). */
-        identity_security_event(b, c, IDENTITY_EVENT_SESSION_OWNER,
-                                "client id belongs to a session of another principal");
+        security_event(b, c, SECURITY_EVENT_SESSION_OWNER,
+                       "client id belongs to a session of another principal");
         *reason_code = MQTT_RC_NOT_AUTHORIZED;
         return PROTO_REFUSE_CONNECT;
     }
@@ -407,7 +407,7 @@ enum proto_result session_attach(struct conn *c, const struct mqtt_connect *conn
     uv_timer_stop(&s->timer);
     s->expires_ms = 0;
     s->conn = c;
-    s->progress_ms = broker_now_ms(b); /* a returning consumer gets the grace to catch up */
+    s->progress_ms = clock_now_ms(b); /* a returning consumer gets the grace to catch up */
     c->session = s;
     s->overflow_logged = false; /* a new connection: its first overflow is logged again */
     if (s->owner[0] == '\0') {

@@ -64,7 +64,7 @@ static void queue_record(struct session *s, enum store_record_type type, const s
         .state = state,
         .retain = d->retain,
     };
-    broker_store_write(s->broker, &rec);
+    commit_store_write(s->broker, &rec);
 }
 
 /* The delivery is finished (acknowledged, expired or undeliverable): forget it everywhere. */
@@ -137,7 +137,7 @@ void session_queue_qos0_dropped(struct session *s, const char *limit)
         b->stats.qos0_dropped++;
     /* A flood drops thousands a second: one line a second says it is happening, and to whom;
      * /metrics has the counts. */
-    uint64_t now = broker_now_ms(b);
+    uint64_t now = clock_now_ms(b);
     if (b->qos0_drop_logged_ms != 0 && now - b->qos0_drop_logged_ms < 1000)
         return;
     b->qos0_drop_logged_ms = now;
@@ -226,7 +226,7 @@ static bool session_drop_backlog_row(struct session *s)
         .seq = row.seq,
         .size_bytes = row.size_bytes,
     };
-    broker_store_write(s->broker, &rec);
+    commit_store_write(s->broker, &rec);
     if (listed != NULL)
         session_unsynced_free(s, listed);
     s->dropped_seq = row.seq;
@@ -339,7 +339,7 @@ void session_queue_add(struct session *s, struct msg *m, uint8_t qos, bool retai
          * committed only so that queue_overflow can find the oldest rows meanwhile. */
         s->stored_backlog++;
         s->stored_backlog_bytes += m->size_bytes;
-        d->send_after = broker_batch_seq(s->broker);
+        d->send_after = commit_batch_seq(s->broker);
         list_push_back(&s->unsynced, &d->link);
         s->unsynced_count++;
         session_wait_commit(s);
@@ -430,7 +430,7 @@ static int session_build_publish(struct session *s, struct delivery *d, bool dup
     p->packet_id = d->packet_id;
     p->payload = m->payload;
     uint32_t remaining_s = 0;
-    if (m->has_expiry && msg_expired(m, broker_unix_ms(s->broker), &remaining_s) && !dup)
+    if (m->has_expiry && msg_expired(m, clock_unix_ms(s->broker), &remaining_s) && !dup)
         return LMQ_ENOTFOUND;
     publish_props(m, d, remaining_s, &p->props);
     if (mqtt_encoded_size(pkt, s->conn->version, size) != LMQ_OK || *size > s->conn->max_packet_out)
@@ -518,7 +518,7 @@ static void session_defer_send(struct session *s, struct delivery *d)
 {
     if (d->send_after == 0)
         s->inflight_unsent++;
-    d->send_after = broker_batch_seq(s->broker);
+    d->send_after = commit_batch_seq(s->broker);
     session_wait_commit(s);
 }
 
@@ -810,7 +810,7 @@ int session_queue_ack(struct session *s, uint8_t type, uint16_t packet_id, uint8
     struct delivery *d = session_find_inflight(s, packet_id);
     if (d == NULL)
         return LMQ_ENOTFOUND;
-    s->progress_ms = broker_now_ms(s->broker); /* it consumes (queue_overflow, route.c) */
+    s->progress_ms = clock_now_ms(s->broker); /* it consumes (queue_overflow, route.c) */
     switch (type) {
     case MQTT_PUBACK:
         if (d->state != DELIVERY_WAIT_PUBACK)

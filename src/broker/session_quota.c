@@ -90,7 +90,7 @@ static void session_quota_add(struct broker *b, struct lmq_map *map, const uint8
 
 static bool session_quota_refuse(struct conn *c, const char *limit, uint8_t *reason_code)
 {
-    identity_security_event(c->broker, c, IDENTITY_EVENT_SESSION_QUOTA, limit);
+    security_event(c->broker, c, SECURITY_EVENT_SESSION_QUOTA, limit);
     *reason_code = MQTT_RC_QUOTA_EXCEEDED;
     return false;
 }

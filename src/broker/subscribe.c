@@ -33,7 +33,7 @@ static void subscribe_store(struct session *s, enum store_record_type type, cons
                                .topic = {full, full_len},
                                .options = options,
                                .sub_id = sub_id};
-    broker_store_write(s->broker, &rec);
+    commit_store_write(s->broker, &rec);
 }
 
 /* Longest filter text a stored subscription can have: "$share/" + group + "/" + filter. */
@@ -77,7 +77,7 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uin
                                           &filter, &filter_len);
     /* The identity rules apply to the filter a shared subscription names, after its group:
      * $share/<g>/id/<victim>/inbox is id/<victim>/inbox. */
-    if (!identity_may_subscribe(c, filter, filter_len))
+    if (!pipeline_may_subscribe(c, filter, filter_len))
         return c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0x80;
     if (shared && (e->options & MQTT_SUBOPT_NO_LOCAL)) {
         *fatal = MQTT_RC_PROTOCOL_ERROR; /* [MQTT-3.8.3-4] */
@@ -86,7 +86,7 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uin
     }
     /* Under id/ the identity rules above decide. Elsewhere the ACL, like mosquitto's, grants
      * the subscription and checks each delivery as a read of its topic (access.c). */
-    if (!identity_under_id(filter, filter_len))
+    if (!pipeline_under_id(filter, filter_len))
         access_subscribed(s, filter, filter_len);
     struct session_sub *existing = session_sub_find(s, group, group_len, filter, filter_len);
     if (existing == NULL && s->sub_count >= s->broker->cfg.limits.max_subscriptions)
@@ -153,7 +153,7 @@ enum proto_result subscribe_packet(struct conn *c, struct mqtt_packet *pkt, uint
         return proto_disconnect_with(reason, MQTT_RC_QUOTA_EXCEEDED);
     }
     /* Sent once the subscriptions are durable; deliveries stay held until then. */
-    if (broker_defer_suback(s->broker, c, MQTT_SUBACK, sub->packet_id, codes, count) != LMQ_OK) {
+    if (commit_defer_suback(s->broker, c, MQTT_SUBACK, sub->packet_id, codes, count) != LMQ_OK) {
         s->hold_delivery--;
         return proto_disconnect_with(reason, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR);
     }
@@ -190,7 +190,7 @@ enum proto_result subscribe_unsubscribe_packet(struct conn *c, struct mqtt_packe
     }
     if (count < unsub->filter_count)
         return proto_disconnect_with(reason, MQTT_RC_QUOTA_EXCEEDED);
-    if (broker_defer_suback(s->broker, c, MQTT_UNSUBACK, unsub->packet_id, codes, count) != LMQ_OK)
+    if (commit_defer_suback(s->broker, c, MQTT_UNSUBACK, unsub->packet_id, codes, count) != LMQ_OK)
         return proto_disconnect_with(reason, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR);
     return PROTO_OK;
 }
