@@ -12,7 +12,7 @@ set -euo pipefail
 PACKAGES=(
     build-essential cmake pkg-config
     libuv1-dev libinih-dev libcmocka-dev libssl-dev libsqlite3-dev libjansson-dev libhttp-parser-dev libwslay-dev
-    clang libclang-rt-14-dev
+    clang libclang-rt-14-dev clang-format
     python3 python3-paho-mqtt python3-pytest python3-cryptography
     mosquitto mosquitto-clients curl openssl
     chromium

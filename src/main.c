@@ -113,7 +113,7 @@ __attribute__((format(printf, 1, 2))) static int main__fail(const char *fmt, ...
     char msg[MAIN_ERR_MAX_BYTES];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    int n = lmq_verrf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     /* A message cut at the buffer size is still worth printing. */
     fprintf(stderr, "ledgermq: %s\n", n < 0 ? "error" : msg);

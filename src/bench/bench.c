@@ -195,7 +195,7 @@ void bench_fail(struct bench *b, const char *fmt, ...)
     if (b->error[0] == '\0') {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(b->error, sizeof(b->error), fmt, ap);
+        lmq_verrf(b->error, sizeof(b->error), fmt, ap);
         va_end(ap);
         b->exit_code = BENCH_EXIT_BROKER;
     }

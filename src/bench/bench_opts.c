@@ -125,7 +125,7 @@ __attribute__((format(printf, 1, 2))) static int bench__usage_error(const char *
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    int n = lmq_verrf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     fprintf(stderr, "ledgermq: bench: %s\n", n < 0 ? "error" : msg);
     return BENCH_EXIT_USAGE;

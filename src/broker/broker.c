@@ -4,6 +4,7 @@
  */
 #include "broker/broker_internal.h"
 
+#include "net/address.h"
 #include "net/http.h"
 #include "net/tls.h"
 
@@ -251,20 +252,11 @@ static int broker_listen(struct broker *b, const struct lmq_listen_addr *list, s
         }
         struct sockaddr_storage bound;
         int len = sizeof(bound);
-        char host[64] = "";
-        uint16_t port = 0;
-        if (uv_tcp_getsockname(l, (struct sockaddr *)&bound, &len) == 0) {
-            if (bound.ss_family == AF_INET6) {
-                uv_ip6_name((struct sockaddr_in6 *)&bound, host, sizeof(host));
-                port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
-            } else {
-                uv_ip4_name((struct sockaddr_in *)&bound, host, sizeof(host));
-                port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
-            }
-        }
-        int n = snprintf(ready_json + used, cap - used, "%s\"%s%s%s:%u\"", i ? "," : "",
-                         bound.ss_family == AF_INET6 ? "[" : "", host,
-                         bound.ss_family == AF_INET6 ? "]" : "", port);
+        char name[NET_ADDRESS_TEXT_MAX_BYTES];
+        memset(&bound, 0, sizeof(bound));
+        (void)uv_tcp_getsockname(l, (struct sockaddr *)&bound, &len);
+        (void)net_address_format(&bound, NET_ADDRESS_BRACKETED, name, sizeof(name));
+        int n = snprintf(ready_json + used, cap - used, "%s\"%s\"", i ? "," : "", name);
         if (n < 0 || (size_t)n >= cap - used)
             return LMQ_ETOOBIG;
         used += (size_t)n;

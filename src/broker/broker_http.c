@@ -43,7 +43,7 @@ uint64_t broker_http_tls_failures(const struct broker *b)
 }
 
 int broker_http_route(void *ctx, const struct http_request *req, struct http_response *resp,
-                      struct http_buf *out)
+                      struct lmq_buf *out)
 {
     struct broker *b = ctx;
     LMQ_ASSERT(b != NULL && req != NULL);
@@ -72,10 +72,12 @@ int broker_http_route(void *ctx, const struct http_request *req, struct http_res
     if (healthz) {
         if (b->stopping)
             resp->status = 503;
-        return http_buf_printf(out, "{\"status\":\"%s\"}", b->stopping ? "draining" : "ready");
+        return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "{\"status\":\"%s\"}",
+                              b->stopping ? "draining" : "ready");
     }
     if (version)
-        return http_buf_printf(out, "{\"version\":\"%s\"}", LMQ_VERSION);
+        return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "{\"version\":\"%s\"}",
+                              LMQ_VERSION);
     resp->content_type = "text/plain; version=0.0.4";
     return metrics_render(b, out);
 }

@@ -456,7 +456,7 @@ void conn_address_sweep(struct broker *b, bool all);
 
 struct http_request;
 struct http_response;
-struct http_buf;
+struct lmq_buf;
 
 /* security.c: security events, broker-wide (bad credentials, ACL denials, session quotas, the
  * pipeline's refusals): counted by kind (metrics) and logged. */
@@ -761,10 +761,10 @@ int recovery_run(struct broker *b);
 /* broker_http.c: the HTTP server's routes and what they share. */
 struct http_request;
 struct http_response;
-struct http_buf;
+struct lmq_buf;
 /* The HTTP routes (http_route_fn; ctx: the broker). */
 int broker_http_route(void *ctx, const struct http_request *req, struct http_response *resp,
-                      struct http_buf *out);
+                      struct lmq_buf *out);
 /* The address an HTTP request's client is known by for per-address limits: the client a
  * trusted proxy ([http] trusted_proxies) names in X-Forwarded-For, else the TCP peer (the proxy
  * itself when it names none). NULL when unknown. May point into storage. */
@@ -779,12 +779,12 @@ uint64_t broker_http_tls_failures(const struct broker *b);
 
 /* metrics.c: GET /metrics. Appends the Prometheus text to out: 0, or LMQ_ETOOBIG when it did
  * not fit (the body is incomplete). */
-int metrics_render(struct broker *b, struct http_buf *out);
+int metrics_render(struct broker *b, struct lmq_buf *out);
 
 /* websocket.c */
 /* GET /mqtt: accepts a WebSocket upgrade with the mqtt subprotocol (101), or refuses it. */
 int websocket_route(struct broker *b, const struct http_request *req, struct http_response *resp,
-                    struct http_buf *out);
+                    struct lmq_buf *out);
 /* The HTTP server's upgrade callback: the socket becomes an MQTT-over-WebSocket connection. */
 void websocket_upgrade(void *ctx, int fd, struct tls_session *tls, const uint8_t *early,
                        size_t early_len, const uint8_t *data, size_t data_len);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "net/address.h"
 #include "net/forwarded.h"
 #include "net/proxy_protocol.h"
 #include "net/tls.h"
@@ -35,8 +36,6 @@ static void conn_arm_timer(struct conn *c, uint64_t timeout_ms);
 static void conn_half_close(struct conn *c);
 static void conn_process_input(struct conn *c);
 static bool conn_admit(struct conn *c, const struct sockaddr_storage *ss);
-static void conn_name_address(const struct sockaddr_storage *ss, char *host, size_t host_cap,
-                              uint16_t *port);
 
 /* True when TLS or WebSocket sits between the socket and MQTT. */
 static bool conn_filtered(const struct conn *c)
@@ -567,10 +566,7 @@ static void conn_apply_proxy(struct conn *c, bool known, const struct sockaddr_s
         return; /* counted against the proxy's address */
     }
     *ss = *client;
-    char host[48];
-    uint16_t port = 0;
-    conn_name_address(ss, host, sizeof(host), &port);
-    snprintf(c->remote, sizeof(c->remote), "%s:%u", host, port);
+    (void)net_address_format(ss, NET_ADDRESS_BARE, c->remote, sizeof(c->remote));
 }
 
 /* Bytes from a [server] proxy_protocol peer before its PROXY header is complete (in c->in):
@@ -929,22 +925,6 @@ static struct conn *conn_new(struct broker *b, enum conn_transport_kind kind)
     return c;
 }
 
-/* The numeric host of a socket address ("?" for other families) and its port. */
-static void conn_name_address(const struct sockaddr_storage *ss, char *host, size_t host_cap,
-                              uint16_t *port)
-{
-    LMQ_ASSERT(host_cap > 1);
-    snprintf(host, host_cap, "?");
-    *port = 0;
-    if (ss->ss_family == AF_INET6) {
-        uv_ip6_name((const struct sockaddr_in6 *)ss, host, host_cap);
-        *port = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-    } else if (ss->ss_family == AF_INET) {
-        uv_ip4_name((const struct sockaddr_in *)ss, host, host_cap);
-        *port = ntohs(((const struct sockaddr_in *)ss)->sin_port);
-    }
-}
-
 /*
  * A WebSocket client as its upgrade request described it. Behind a trusted proxy the client is
  * the forwarded address: it names the connection (the proxy goes to via), counts against the
@@ -966,10 +946,8 @@ static void conn_apply_ws_peer(struct conn *c, const struct conn_ws_peer *peer,
         return;
     }
     *ss = peer->client;
-    char host[48];
-    uint16_t port = 0;
-    conn_name_address(ss, host, sizeof(host), &port);
-    snprintf(c->remote, sizeof(c->remote), "%s", host); /* X-Forwarded-For has no port */
+    uint16_t port = 0; /* X-Forwarded-For has no port: the host alone names the client */
+    net_address_host(ss, c->remote, sizeof(c->remote), &port);
     if (!net_sockaddr_is_loopback(ss))
         c->loopback_denied = true;
 }
@@ -1006,12 +984,9 @@ static bool conn_start(struct conn *c, const struct conn_ws_peer *peer)
     b->stats.connections_accepted++;
     struct sockaddr_storage ss;
     int len = sizeof(ss);
-    char host[48] = "?";
-    uint16_t port = 0;
-    memset(&ss, 0, sizeof(ss));
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
-        conn_name_address(&ss, host, sizeof(host), &port);
-    snprintf(c->remote, sizeof(c->remote), "%s:%u", host, port);
+    memset(&ss, 0, sizeof(ss)); /* unknown ("?:0") when the peer cannot be had */
+    (void)uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len);
+    (void)net_address_format(&ss, NET_ADDRESS_BARE, c->remote, sizeof(c->remote));
     if (peer != NULL)
         conn_apply_ws_peer(c, peer, &ss);
     if (b->conn_count > b->cfg.limits.max_connections + CONN_REFUSAL_SLACK) {

@@ -34,7 +34,7 @@ __attribute__((format(printf, 1, 2))) static int cli__fail(const char *fmt, ...)
     char msg[CLI_ERR_MAX_BYTES];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    int n = lmq_verrf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     fprintf(stderr, "ledgermq: %s\n", n < 0 ? "error" : msg);
     return CLI_EXIT_USAGE;

@@ -22,7 +22,7 @@ void client_session_report(struct lmq_client *c, int code, const char *fmt, ...)
     va_list ap;
     LMQ_ASSERT(c != NULL && code < 0);
     va_start(ap, fmt);
-    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    int n = lmq_verrf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (n < 0) {
         snprintf(msg, sizeof(msg), "error");

@@ -94,23 +94,6 @@ static const struct config_limit config__limits[] = {
     CONFIG_LIMIT("password_backoff_max_ms", password_backoff_max_ms, 1000, 86400000, false),
 };
 
-/*
- * Formats a message into err. A message cut short by a small err buffer is
- * still a useful message, so truncation is accepted here on purpose.
- */
-__attribute__((format(printf, 3, 4))) static void config__err(char *err, size_t err_len,
-                                                              const char *fmt, ...)
-{
-    LMQ_ASSERT(err != NULL && err_len > 0);
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        err[0] = '\0';
-    }
-}
-
 /* How much of a value to show and whether to add "..." after it. */
 static int config__show_len(const char *value)
 {
@@ -228,9 +211,9 @@ static int config__parse_port(const char *s, const char *whole, uint16_t *out, c
 {
     uint64_t port = 0;
     if (!config__parse_u64(s, &port) || port > UINT16_MAX) {
-        config__err(err, err_len, "expected a port 0..65535 in \"%.*s%s\", got \"%.*s%s\"",
-                    config__show_len(whole), whole, config__show_more(whole), config__show_len(s),
-                    s, config__show_more(s));
+        lmq_errf(err, err_len, "expected a port 0..65535 in \"%.*s%s\", got \"%.*s%s\"",
+                 config__show_len(whole), whole, config__show_more(whole), config__show_len(s), s,
+                 config__show_more(s));
         return LMQ_EINVAL;
     }
     *out = (uint16_t)port;
@@ -284,10 +267,10 @@ int lmq_config_parse_listen(const char *s, struct lmq_listen_addr *out, char *er
         rc = LMQ_EINVAL;
     }
     if (rc != 0) {
-        config__err(err, err_len,
-                    "expected HOST:PORT with a numeric IPv4 address, [IPv6] or localhost, "
-                    "got \"%.*s%s\"",
-                    config__show_len(s), s, config__show_more(s));
+        lmq_errf(err, err_len,
+                 "expected HOST:PORT with a numeric IPv4 address, [IPv6] or localhost, "
+                 "got \"%.*s%s\"",
+                 config__show_len(s), s, config__show_more(s));
         goto out;
     }
     rc = config__parse_port(port_text, s, &addr.port, err, err_len);
@@ -348,21 +331,20 @@ static int config__listeners(struct lmq_config *cfg, const char *value, bool rep
     /* Each pass consumes one item; a list can't name more than the maximum. */
     for (size_t i = 0; cursor != NULL && i <= LMQ_LISTENERS_MAX; i++) {
         if (count == LMQ_LISTENERS_MAX) {
-            config__err(err, err_len, "[server] %s: at most %d listeners, got more in \"%.*s%s\"",
-                        key, LMQ_LISTENERS_MAX, config__show_len(value), value,
-                        config__show_more(value));
+            lmq_errf(err, err_len, "[server] %s: at most %d listeners, got more in \"%.*s%s\"", key,
+                     LMQ_LISTENERS_MAX, config__show_len(value), value, config__show_more(value));
             rc = LMQ_EINVAL;
             goto out;
         }
         if (!config__next_item(&cursor, item, sizeof(item))) {
-            config__err(err, err_len, "[server] %s: listener address too long in \"%.*s%s\"", key,
-                        config__show_len(value), value, config__show_more(value));
+            lmq_errf(err, err_len, "[server] %s: listener address too long in \"%.*s%s\"", key,
+                     config__show_len(value), value, config__show_more(value));
             rc = LMQ_EINVAL;
             goto out;
         }
         rc = lmq_config_parse_listen(item, &addrs[count], msg, sizeof(msg));
         if (rc != 0) {
-            config__err(err, err_len, "[server] %s: %s", key, msg);
+            lmq_errf(err, err_len, "[server] %s: %s", key, msg);
             goto out;
         }
         count++;
@@ -394,12 +376,12 @@ int lmq_config_validate(const struct lmq_config *cfg, char *err, size_t err_len)
     const struct lmq_tls_config *tls = &cfg->tls;
     bool tls_used = cfg->mqtts_count > 0 || cfg->https_enabled;
     if (tls_used && (tls->cert_file[0] == '\0' || tls->key_file[0] == '\0')) {
-        config__err(err, err_len,
-                    "TLS listeners (mqtts, https) need [tls] cert and key (--tls-cert, --tls-key)");
+        lmq_errf(err, err_len,
+                 "TLS listeners (mqtts, https) need [tls] cert and key (--tls-cert, --tls-key)");
         return LMQ_EINVAL;
     }
     if (tls->client_cert == LMQ_CLIENT_CERT_REQUIRED && tls->client_ca_file[0] == '\0') {
-        config__err(err, err_len, "[tls] client_cert = required needs [tls] client_ca");
+        lmq_errf(err, err_len, "[tls] client_cert = required needs [tls] client_ca");
         return LMQ_EINVAL;
     }
     return 0;
@@ -413,13 +395,13 @@ static int config__auth_file(char *path, const char *key, const char *value, cha
     LMQ_ASSERT(path != NULL && key != NULL && value != NULL);
     char fresh[LMQ_PATH_MAX_BYTES];
     if (value[0] == '\0' || !config__copy(fresh, sizeof(fresh), value)) {
-        config__err(err, err_len, "[auth] %s: expected a file path of 1..%d bytes", key,
-                    LMQ_PATH_MAX_BYTES - 1);
+        lmq_errf(err, err_len, "[auth] %s: expected a file path of 1..%d bytes", key,
+                 LMQ_PATH_MAX_BYTES - 1);
         return LMQ_EINVAL;
     }
     FILE *f = fopen(fresh, "r");
     if (f == NULL) {
-        config__err(err, err_len, "[auth] %s: cannot read \"%s\": %s", key, fresh, strerror(errno));
+        lmq_errf(err, err_len, "[auth] %s: cannot read \"%s\": %s", key, fresh, strerror(errno));
         return LMQ_EINVAL;
     }
     fclose(f);
@@ -437,9 +419,8 @@ static int config__set_auth_limit(struct lmq_config *cfg, const char *key, const
     uint64_t max = leeway ? CONFIG_TOKEN_LEEWAY_MAX_S : CONFIG_LEDGER_BYTES_PER_DAY_MAX;
     uint64_t v = 0;
     if (!config__parse_u64(value, &v) || v > max) {
-        config__err(err, err_len, "[auth] %s: expected an integer 0..%llu, got \"%.*s%s\"", key,
-                    (unsigned long long)max, config__show_len(value), value,
-                    config__show_more(value));
+        lmq_errf(err, err_len, "[auth] %s: expected an integer 0..%llu, got \"%.*s%s\"", key,
+                 (unsigned long long)max, config__show_len(value), value, config__show_more(value));
         return LMQ_EINVAL;
     }
     if (leeway)
@@ -470,14 +451,14 @@ static int config__auditors(struct lmq_auth_config *a, const char *value, char *
         for (size_t i = 0; hex && i < trimmed; i++)
             hex = (p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f');
         if (!hex) {
-            config__err(err, err_len,
-                        "[auth] auditors: expected identity ids (64 lowercase hex characters) "
-                        "separated by commas, got \"%.*s%s\"",
-                        config__show_len(p), p, config__show_more(p));
+            lmq_errf(err, err_len,
+                     "[auth] auditors: expected identity ids (64 lowercase hex characters) "
+                     "separated by commas, got \"%.*s%s\"",
+                     config__show_len(p), p, config__show_more(p));
             return LMQ_EINVAL;
         }
         if (count == LMQ_AUDITORS_MAX) {
-            config__err(err, err_len, "[auth] auditors: more than %d identities", LMQ_AUDITORS_MAX);
+            lmq_errf(err, err_len, "[auth] auditors: more than %d identities", LMQ_AUDITORS_MAX);
             return LMQ_EINVAL;
         }
         memcpy(ids[count], p, LMQ_IDENTITY_ID_CHARS);
@@ -506,9 +487,9 @@ static int config__set_auth(struct lmq_config *cfg, const char *key, const char 
                 return 0;
             }
         }
-        config__err(err, err_len,
-                    "[auth] anonymous: expected loopback, always or never, got \"%.*s%s\"",
-                    config__show_len(value), value, config__show_more(value));
+        lmq_errf(err, err_len,
+                 "[auth] anonymous: expected loopback, always or never, got \"%.*s%s\"",
+                 config__show_len(value), value, config__show_more(value));
         return LMQ_EINVAL;
     }
     char *path = strcmp(key, "password_file") == 0 ? a->password_file
@@ -522,17 +503,17 @@ static int config__set_auth(struct lmq_config *cfg, const char *key, const char 
                       : strcmp(key, "envelope_rate_per_s") == 0 ? &a->envelope_rate_per_s
                                                                 : NULL;
     if (field == NULL) {
-        config__err(err, err_len,
-                    "[auth] %s: unknown key (expected anonymous, token_ttl_s, token_leeway_s, "
-                    "envelope_rate_per_s, ledger_bytes_per_day, auditors, password_file or "
-                    "acl_file)",
-                    key);
+        lmq_errf(err, err_len,
+                 "[auth] %s: unknown key (expected anonymous, token_ttl_s, token_leeway_s, "
+                 "envelope_rate_per_s, ledger_bytes_per_day, auditors, password_file or "
+                 "acl_file)",
+                 key);
         return LMQ_EINVAL;
     }
     uint64_t v = 0;
     if (!config__parse_u64(value, &v) || v < 1 || v > 86400 * 365) {
-        config__err(err, err_len, "[auth] %s: expected an integer 1..31536000, got \"%.*s%s\"", key,
-                    config__show_len(value), value, config__show_more(value));
+        lmq_errf(err, err_len, "[auth] %s: expected an integer 1..31536000, got \"%.*s%s\"", key,
+                 config__show_len(value), value, config__show_more(value));
         return LMQ_EINVAL;
     }
     *field = (uint32_t)v;
@@ -553,8 +534,8 @@ static int config__set_tls(struct lmq_config *cfg, const char *key, const char *
                 tls->client_cert = LMQ_CLIENT_CERT_OPTIONAL;
             return 0;
         }
-        config__err(err, err_len, "[tls] %s: expected a file path of 1..%d bytes", key,
-                    LMQ_PATH_MAX_BYTES - 1);
+        lmq_errf(err, err_len, "[tls] %s: expected a file path of 1..%d bytes", key,
+                 LMQ_PATH_MAX_BYTES - 1);
         return LMQ_EINVAL;
     }
     if (strcmp(key, "client_cert") == 0) {
@@ -565,13 +546,13 @@ static int config__set_tls(struct lmq_config *cfg, const char *key, const char *
                 return 0;
             }
         }
-        config__err(err, err_len,
-                    "[tls] client_cert: expected none, optional or required, got \"%.*s%s\"",
-                    config__show_len(value), value, config__show_more(value));
+        lmq_errf(err, err_len,
+                 "[tls] client_cert: expected none, optional or required, got \"%.*s%s\"",
+                 config__show_len(value), value, config__show_more(value));
         return LMQ_EINVAL;
     }
-    config__err(err, err_len,
-                "[tls] %s: unknown key (expected cert, key, client_ca or client_cert)", key);
+    lmq_errf(err, err_len, "[tls] %s: unknown key (expected cert, key, client_ca or client_cert)",
+             key);
     return LMQ_EINVAL;
 }
 
@@ -593,7 +574,7 @@ static int config__set_server(struct lmq_config *cfg, const char *key, const cha
         char msg[256];
         struct lmq_listen_addr addr;
         if (lmq_config_parse_listen(value, &addr, msg, sizeof(msg)) != 0) {
-            config__err(err, err_len, "[server] %s: %s", key, msg);
+            lmq_errf(err, err_len, "[server] %s: %s", key, msg);
             return LMQ_EINVAL;
         }
         bool tls = key[4] == 's';
@@ -608,9 +589,9 @@ static int config__set_server(struct lmq_config *cfg, const char *key, const cha
         if (value[0] != '\0' && config__copy(cfg->data_dir, sizeof(cfg->data_dir), value)) {
             return 0;
         }
-        config__err(err, err_len,
-                    "[server] data: expected a directory path of 1..%d bytes, got \"%.*s%s\"",
-                    LMQ_PATH_MAX_BYTES - 1, show_len, value, show_more);
+        lmq_errf(err, err_len,
+                 "[server] data: expected a directory path of 1..%d bytes, got \"%.*s%s\"",
+                 LMQ_PATH_MAX_BYTES - 1, show_len, value, show_more);
         return LMQ_EINVAL;
     }
     if (strcmp(key, "sync") == 0) {
@@ -618,23 +599,23 @@ static int config__set_server(struct lmq_config *cfg, const char *key, const cha
             cfg->sync = (value[0] == 'a') ? LMQ_SYNC_ALWAYS : LMQ_SYNC_OFF;
             return 0;
         }
-        config__err(err, err_len, "[server] sync: expected always or off, got \"%.*s%s\"", show_len,
-                    value, show_more);
+        lmq_errf(err, err_len, "[server] sync: expected always or off, got \"%.*s%s\"", show_len,
+                 value, show_more);
         return LMQ_EINVAL;
     }
     if (strcmp(key, "log_level") == 0) {
         if (lmq_log_level_parse(value, &cfg->log_level) == 0) {
             return 0;
         }
-        config__err(err, err_len,
-                    "[server] log_level: expected debug, info, warn or error, got \"%.*s%s\"",
-                    show_len, value, show_more);
+        lmq_errf(err, err_len,
+                 "[server] log_level: expected debug, info, warn or error, got \"%.*s%s\"",
+                 show_len, value, show_more);
         return LMQ_EINVAL;
     }
-    config__err(err, err_len,
-                "[server] %s: unknown key (expected data, mqtt, mqtts, http, https, sync, "
-                "log_level or proxy_protocol)",
-                key);
+    lmq_errf(err, err_len,
+             "[server] %s: unknown key (expected data, mqtt, mqtts, http, https, sync, "
+             "log_level or proxy_protocol)",
+             key);
     return LMQ_EINVAL;
 }
 
@@ -737,8 +718,8 @@ static int config__http_list(struct lmq_config *cfg, const char *section, const 
     bool proxy_protocol = server && strcmp(key, "proxy_protocol") == 0;
     LMQ_ASSERT(!server || proxy_protocol); /* the only list under [server] */
     if (!origins && !proxy_protocol && strcmp(key, "trusted_proxies") != 0) {
-        config__err(err, err_len,
-                    "[http] %s: unknown key (expected allowed_origins or trusted_proxies)", key);
+        lmq_errf(err, err_len,
+                 "[http] %s: unknown key (expected allowed_origins or trusted_proxies)", key);
         return LMQ_EINVAL;
     }
     struct lmq_http_config work = cfg->http_trust;
@@ -763,19 +744,19 @@ static int config__http_list(struct lmq_config *cfg, const char *section, const 
             int show_len = config__show_len(value);
             const char *show_more = config__show_more(value);
             if (*count >= max)
-                config__err(err, err_len, "[%s] %s: at most %zu entries, got more in \"%.*s%s\"",
-                            section, key, max, show_len, value, show_more);
+                lmq_errf(err, err_len, "[%s] %s: at most %zu entries, got more in \"%.*s%s\"",
+                         section, key, max, show_len, value, show_more);
             else if (origins)
-                config__err(err, err_len,
-                            "[http] %s: expected origins like https://app.example.com "
-                            "(scheme://host[:port], no path; null and * are never allowed) "
-                            "separated by commas, got \"%.*s%s\"",
-                            key, show_len, value, show_more);
+                lmq_errf(err, err_len,
+                         "[http] %s: expected origins like https://app.example.com "
+                         "(scheme://host[:port], no path; null and * are never allowed) "
+                         "separated by commas, got \"%.*s%s\"",
+                         key, show_len, value, show_more);
             else
-                config__err(err, err_len,
-                            "[%s] %s: expected IP addresses or CIDR prefixes (10.0.0.0/8, ::1) "
-                            "separated by commas, got \"%.*s%s\"",
-                            section, key, show_len, value, show_more);
+                lmq_errf(err, err_len,
+                         "[%s] %s: expected IP addresses or CIDR prefixes (10.0.0.0/8, ::1) "
+                         "separated by commas, got \"%.*s%s\"",
+                         section, key, show_len, value, show_more);
             return LMQ_EINVAL;
         }
         (*count)++;
@@ -878,10 +859,10 @@ static int config__add_overflow_rule(struct lmq_config *cfg, const char *key, co
 {
     struct lmq_overflow_rule rule = {0};
     if (!config__overflow_policy(key, &rule.policy)) {
-        config__err(err, err_len,
-                    "[queue_overflow] %s: unknown key (expected drop_oldest, refuse or "
-                    "end_session = principal <principal> | topic <filter>)",
-                    key);
+        lmq_errf(err, err_len,
+                 "[queue_overflow] %s: unknown key (expected drop_oldest, refuse or "
+                 "end_session = principal <principal> | topic <filter>)",
+                 key);
         return LMQ_EINVAL;
     }
     const char *pattern = NULL;
@@ -897,17 +878,17 @@ static int config__add_overflow_rule(struct lmq_config *cfg, const char *key, co
               (rule.topic ? config__overflow_filter_valid(rule.pattern)
                           : config__principal_valid(rule.pattern));
     if (!ok) {
-        config__err(err, err_len,
-                    "[queue_overflow] %s: expected \"principal <anonymous | user:NAME | cn:NAME | "
-                    "identity id>\" or \"topic <filter, not shared, not under id/, at most %d "
-                    "bytes>\", got \"%.*s%s\"",
-                    key, LMQ_OVERFLOW_PATTERN_MAX_BYTES - 1, config__show_len(value), value,
-                    config__show_more(value));
+        lmq_errf(err, err_len,
+                 "[queue_overflow] %s: expected \"principal <anonymous | user:NAME | cn:NAME | "
+                 "identity id>\" or \"topic <filter, not shared, not under id/, at most %d "
+                 "bytes>\", got \"%.*s%s\"",
+                 key, LMQ_OVERFLOW_PATTERN_MAX_BYTES - 1, config__show_len(value), value,
+                 config__show_more(value));
         return LMQ_EINVAL;
     }
     if (cfg->overflow_rule_count >= LMQ_OVERFLOW_RULES_MAX) {
-        config__err(err, err_len, "[queue_overflow] %s: at most %d rules", key,
-                    LMQ_OVERFLOW_RULES_MAX);
+        lmq_errf(err, err_len, "[queue_overflow] %s: at most %d rules", key,
+                 LMQ_OVERFLOW_RULES_MAX);
         return LMQ_EINVAL;
     }
     cfg->overflow_rules[cfg->overflow_rule_count++] = rule;
@@ -919,10 +900,10 @@ static int config__set_limit(struct lmq_config *cfg, const char *key, const char
 {
     if (strcmp(key, "queue_overflow") == 0) {
         if (!config__overflow_policy(value, &cfg->limits.queue_overflow)) {
-            config__err(err, err_len,
-                        "[limits] queue_overflow: expected drop_oldest, refuse or end_session, "
-                        "got \"%.*s%s\"",
-                        config__show_len(value), value, config__show_more(value));
+            lmq_errf(err, err_len,
+                     "[limits] queue_overflow: expected drop_oldest, refuse or end_session, "
+                     "got \"%.*s%s\"",
+                     config__show_len(value), value, config__show_more(value));
             return LMQ_EINVAL;
         }
         return 0;
@@ -935,17 +916,17 @@ static int config__set_limit(struct lmq_config *cfg, const char *key, const char
         }
     }
     if (def == NULL) {
-        config__err(err, err_len, "[limits] %s: unknown key", key);
+        lmq_errf(err, err_len, "[limits] %s: unknown key", key);
         return LMQ_EINVAL;
     }
     uint64_t v = 0;
     if (def->never_ok && strcmp(value, "never") == 0) {
         v = def->max;
     } else if (!config__parse_u64(value, &v) || v < def->min || v > def->max) {
-        config__err(err, err_len, "[limits] %s: expected an integer %llu..%llu%s, got \"%.*s%s\"",
-                    key, (unsigned long long)def->min, (unsigned long long)def->max,
-                    def->never_ok ? " or never" : "", config__show_len(value), value,
-                    config__show_more(value));
+        lmq_errf(err, err_len, "[limits] %s: expected an integer %llu..%llu%s, got \"%.*s%s\"", key,
+                 (unsigned long long)def->min, (unsigned long long)def->max,
+                 def->never_ok ? " or never" : "", config__show_len(value), value,
+                 config__show_more(value));
         return LMQ_EINVAL;
     }
     config__store_limit(&cfg->limits, def, v);
@@ -977,15 +958,15 @@ int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key,
         return config__add_overflow_rule(cfg, key, value, err, err_len);
     }
     if (section[0] == '\0') {
-        config__err(err, err_len,
-                    "%s: key outside any section (expected [server], [limits], [tls], [auth], "
-                    "[http] or [queue_overflow])",
-                    key);
+        lmq_errf(err, err_len,
+                 "%s: key outside any section (expected [server], [limits], [tls], [auth], "
+                 "[http] or [queue_overflow])",
+                 key);
     } else {
-        config__err(err, err_len,
-                    "[%s] %s: unknown section (expected [server], [limits], [tls], [auth], "
-                    "[http] or [queue_overflow])",
-                    section, key);
+        lmq_errf(err, err_len,
+                 "[%s] %s: unknown section (expected [server], [limits], [tls], [auth], "
+                 "[http] or [queue_overflow])",
+                 section, key);
     }
     return LMQ_EINVAL;
 }
@@ -1021,8 +1002,8 @@ static char *config__read_line(char *str, int num, void *stream)
     if (len > 0 && str[len - 1] != '\n') {
         int c = fgetc(ld->file);
         if (c != EOF && c != '\n') {
-            config__err(ld->err, ld->err_len, "%s:%d: line longer than %d bytes", ld->path,
-                        ld->lineno, num - 2);
+            lmq_errf(ld->err, ld->err_len, "%s:%d: line longer than %d bytes", ld->path, ld->lineno,
+                     num - 2);
             ld->failed = true;
             ld->failed_lineno = ld->lineno;
             ld->rc = LMQ_EINVAL;
@@ -1058,7 +1039,7 @@ static int config__handler(void *user, const char *section, const char *name, co
                         (rc == 0 && strcmp(section, "server") == 0 && strcmp(name, "mqtt") == 0);
     }
     if (rc != 0) {
-        config__err(ld->err, ld->err_len, "%s:%d: %s", ld->path, ld->lineno, msg);
+        lmq_errf(ld->err, ld->err_len, "%s:%d: %s", ld->path, ld->lineno, msg);
         ld->failed = true;
         ld->failed_lineno = ld->lineno;
         ld->rc = rc;
@@ -1077,30 +1058,30 @@ int lmq_config_load_file(struct lmq_config *cfg, const char *path, char *err, si
     err[0] = '\0';
 
     if (!config__copy(work.config_path, sizeof(work.config_path), path)) {
-        config__err(err, err_len, "%.*s...: config file path longer than %d bytes",
-                    CONFIG_SHOW_VALUE_MAX_BYTES, path, LMQ_PATH_MAX_BYTES - 1);
+        lmq_errf(err, err_len, "%.*s...: config file path longer than %d bytes",
+                 CONFIG_SHOW_VALUE_MAX_BYTES, path, LMQ_PATH_MAX_BYTES - 1);
         rc = LMQ_EINVAL;
         goto out;
     }
     ld.file = fopen(path, "r");
     if (ld.file == NULL) {
-        config__err(err, err_len, "%s: cannot open config file: %s", path, strerror(errno));
+        lmq_errf(err, err_len, "%s: cannot open config file: %s", path, strerror(errno));
         rc = LMQ_EIO;
         goto out;
     }
     int parse_rc = ini_parse_stream(config__read_line, &ld, config__handler, &ld);
     if (ferror(ld.file)) {
-        config__err(err, err_len, "%s: cannot read config file: %s", path, strerror(errno));
+        lmq_errf(err, err_len, "%s: cannot read config file: %s", path, strerror(errno));
         rc = LMQ_EIO;
     } else if (parse_rc > 0 && (!ld.failed || parse_rc < ld.failed_lineno)) {
         /* libinih keeps going after a syntax error; report the first problem. */
-        config__err(err, err_len, "%s:%d: syntax error: expected [section] or key = value", path,
-                    parse_rc);
+        lmq_errf(err, err_len, "%s:%d: syntax error: expected [section] or key = value", path,
+                 parse_rc);
         rc = LMQ_EINVAL;
     } else if (ld.failed) {
         rc = ld.rc;
     } else if (parse_rc < 0) {
-        config__err(err, err_len, "%s: out of memory while parsing", path);
+        lmq_errf(err, err_len, "%s: out of memory while parsing", path);
         rc = LMQ_ENOMEM;
     }
     if (rc == 0) {

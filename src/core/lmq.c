@@ -31,18 +31,36 @@ const char *lmq_strerror(int err)
     }
 }
 
-/* "<path>: <why>" into err (when given); a message cut at err_len is still a message. */
+int lmq_verrf(char *err, size_t err_len, const char *fmt, va_list ap)
+{
+    LMQ_ASSERT(fmt != NULL);
+    if (err == NULL || err_len == 0)
+        return 0;
+    int n = vsnprintf(err, err_len, fmt, ap);
+    if (n < 0)
+        err[0] = '\0';
+    return n;
+}
+
+int lmq_errf(char *err, size_t err_len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = lmq_verrf(err, err_len, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
+/* "<path>: <why>" into err (when given). */
 static void lmq_file_say(char *err, size_t err_len, const char *path, int rc, int sys_err,
                          size_t max_bytes)
 {
-    if (err == NULL || err_len == 0)
-        return;
-    int n = rc == LMQ_EIO ? snprintf(err, err_len, "%s: cannot read: %s", path, strerror(sys_err))
-            : rc == LMQ_ETOOBIG
-                ? snprintf(err, err_len, "%s: larger than %zu bytes", path, max_bytes)
-                : snprintf(err, err_len, "%s: %s", path, lmq_strerror(rc));
-    if (n < 0)
-        err[0] = '\0';
+    if (rc == LMQ_EIO)
+        lmq_errf(err, err_len, "%s: cannot read: %s", path, strerror(sys_err));
+    else if (rc == LMQ_ETOOBIG)
+        lmq_errf(err, err_len, "%s: larger than %zu bytes", path, max_bytes);
+    else
+        lmq_errf(err, err_len, "%s: %s", path, lmq_strerror(rc));
 }
 
 int lmq_file_read(const char *path, size_t max_bytes, char **out, size_t *out_len, char *err,

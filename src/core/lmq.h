@@ -2,6 +2,7 @@
 #ifndef LMQ_H
 #define LMQ_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,6 +31,18 @@ struct lmq_bytes {
 
 /* Returns a static description of an lmq_err code. */
 const char *lmq_strerror(int err);
+
+/*
+ * Formats a one-line message into err[0..err_len), the "char *err, size_t err_len" out-parameter
+ * of fallible functions. A message cut at err_len is still a useful message, so truncation is
+ * accepted on purpose; a format that fails leaves "". err may be NULL (or err_len 0): nothing is
+ * written then and 0 returned. Otherwise returns what vsnprintf returned: the length of the
+ * whole message, or a negative number when the format failed.
+ */
+int lmq_errf(char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The same with a va_list (for functions that take a format themselves); ap is consumed. */
+int lmq_verrf(char *err, size_t err_len, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /*
  * Reads a whole file of at most max_bytes into a new NUL-terminated buffer (*out, freed by the

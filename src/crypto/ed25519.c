@@ -68,8 +68,8 @@ bool crypto_ed25519_verify(const uint8_t pub[CRYPTO_ED25519_PUB_BYTES], const ui
     if (ctx == NULL || EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, key) != 1)
         goto out;
     static const uint8_t empty[1] = {0};
-    ok = EVP_DigestVerify(ctx, sig, CRYPTO_ED25519_SIG_BYTES, msg_len > 0 ? msg : empty,
-                          msg_len) == 1;
+    ok = EVP_DigestVerify(ctx, sig, CRYPTO_ED25519_SIG_BYTES, msg_len > 0 ? msg : empty, msg_len) ==
+         1;
 out:
     EVP_MD_CTX_free(ctx);
     EVP_PKEY_free(key);

@@ -201,19 +201,6 @@ bool crypto_passwd_user_valid(const uint8_t *user, size_t len)
     return user[0] != '#' && !crypto_identity_id_valid((const char *)user, len);
 }
 
-__attribute__((format(printf, 3, 4))) static void passwd_err(char *err, size_t err_len,
-                                                             const char *fmt, ...)
-{
-    if (err == NULL || err_len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        err[0] = '\0';
-}
-
 static bool passwd_free_value(void *ctx, const uint8_t *key, size_t key_len, void *value)
 {
     LMQ_UNUSED(ctx);
@@ -241,29 +228,29 @@ static int passwd_file_line(struct crypto_passwd_file *f, const char *line, size
     LMQ_ASSERT(f != NULL && line != NULL && len > 0);
     const char *colon = memchr(line, ':', len);
     if (colon == NULL) {
-        passwd_err(err, err_len, "line %zu: expected user:hash", lineno);
+        lmq_errf(err, err_len, "line %zu: expected user:hash", lineno);
         return LMQ_EINVAL;
     }
     size_t user_len = (size_t)(colon - line), hash_len = len - user_len - 1;
     if (!crypto_passwd_user_valid((const uint8_t *)line, user_len)) {
-        passwd_err(err, err_len,
-                   "line %zu: bad user name (1..%d bytes, no ':', spaces or control characters, "
-                   "not an identity id)",
-                   lineno, CRYPTO_PASSWD_USER_MAX_BYTES);
+        lmq_errf(err, err_len,
+                 "line %zu: bad user name (1..%d bytes, no ':', spaces or control characters, "
+                 "not an identity id)",
+                 lineno, CRYPTO_PASSWD_USER_MAX_BYTES);
         return LMQ_EINVAL;
     }
     if (crypto_passwd_hash_valid(colon + 1, hash_len) != LMQ_OK) {
-        passwd_err(err, err_len, "line %zu: expected $scrypt$N=<n>,r=<r>,p=<p>$<salt>$<hash>",
-                   lineno);
+        lmq_errf(err, err_len, "line %zu: expected $scrypt$N=<n>,r=<r>,p=<p>$<salt>$<hash>",
+                 lineno);
         return LMQ_EINVAL;
     }
     if (lmq_map_get(f->users, (const uint8_t *)line, user_len) != NULL) {
-        passwd_err(err, err_len, "line %zu: user %.*s appears twice", lineno, (int)user_len, line);
+        lmq_errf(err, err_len, "line %zu: user %.*s appears twice", lineno, (int)user_len, line);
         return LMQ_EINVAL;
     }
     if (lmq_map_count(f->users) >= CRYPTO_PASSWD_FILE_USERS_MAX) {
-        passwd_err(err, err_len, "line %zu: more than %d users", lineno,
-                   CRYPTO_PASSWD_FILE_USERS_MAX);
+        lmq_errf(err, err_len, "line %zu: more than %d users", lineno,
+                 CRYPTO_PASSWD_FILE_USERS_MAX);
         return LMQ_ELIMIT;
     }
     char *hash = malloc(hash_len + 1);
@@ -300,7 +287,7 @@ int crypto_passwd_file_parse(const char *text, size_t len, struct crypto_passwd_
         if (line_len > 0 && line[line_len - 1] == '\r')
             line_len--;
         if (memchr(line, '\0', line_len) != NULL) {
-            passwd_err(err, err_len, "line %zu: NUL byte", lineno);
+            lmq_errf(err, err_len, "line %zu: NUL byte", lineno);
             rc = LMQ_EINVAL;
         } else if (line_len > 0 && line[0] != '#') {
             rc = passwd_file_line(f, line, line_len, lineno, err, err_len);
@@ -327,7 +314,7 @@ int crypto_passwd_file_load(const char *path, struct crypto_passwd_file **out, c
         return rc;
     rc = crypto_passwd_file_parse(text, len, out, msg, sizeof(msg));
     if (rc != LMQ_OK)
-        passwd_err(err, err_len, "%s: %s", path, msg[0] != '\0' ? msg : lmq_strerror(rc));
+        lmq_errf(err, err_len, "%s: %s", path, msg[0] != '\0' ? msg : lmq_strerror(rc));
     free(text);
     return rc;
 }

@@ -19,8 +19,8 @@ enum ledger_chain_verdict {
  * seq <= last_seq, accepted_link is the link accepted at that seq (NULL when the caller could
  * not find it, which makes it a fork). Links are NUL-terminated hex. seq must be >= 1.
  */
-enum ledger_chain_verdict ledger_chain_check(uint64_t last_seq, const char *last_link,
-                                             uint64_t seq, const char *prev, const char *link,
+enum ledger_chain_verdict ledger_chain_check(uint64_t last_seq, const char *last_link, uint64_t seq,
+                                             const char *prev, const char *link,
                                              const char *accepted_link);
 
 /* "next", "resend", "gap" or "fork". */

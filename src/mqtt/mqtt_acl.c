@@ -45,19 +45,6 @@ struct mqtt_acl {
     size_t pattern_start; /* patterns are rules[pattern_start, count) */
 };
 
-__attribute__((format(printf, 3, 4))) static void acl_err(char *err, size_t err_len,
-                                                          const char *fmt, ...)
-{
-    if (err == NULL || err_len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        err[0] = '\0';
-}
-
 void mqtt_acl_free(struct mqtt_acl *acl)
 {
     if (acl == NULL)
@@ -206,8 +193,8 @@ static int acl_rule_line(struct mqtt_acl *acl, struct acl_rule *proto, const cha
     bool access_word = acl_access_word(rest, word_len, &proto->access);
     if (filter_len == 0 && access_word) {
         /* mosquitto would take the word for a topic name: almost certainly not what was meant. */
-        acl_err(err, err_len, "line %zu: expected a topic filter after \"%.*s\"", lineno,
-                (int)word_len, rest);
+        lmq_errf(err, err_len, "line %zu: expected a topic filter after \"%.*s\"", lineno,
+                 (int)word_len, rest);
         return LMQ_EINVAL;
     }
     if (filter_len == 0) { /* mosquitto: "topic <filter>" means readwrite */
@@ -215,8 +202,8 @@ static int acl_rule_line(struct mqtt_acl *acl, struct acl_rule *proto, const cha
         filter = rest;
         filter_len = word_len;
     } else if (!access_word) {
-        acl_err(err, err_len, "line %zu: expected read, write, readwrite or deny, got \"%.*s\"",
-                lineno, (int)LMQ_MIN(word_len, 32), rest);
+        lmq_errf(err, err_len, "line %zu: expected read, write, readwrite or deny, got \"%.*s\"",
+                 lineno, (int)LMQ_MIN(word_len, 32), rest);
         return LMQ_EINVAL;
     }
     const uint8_t *f = (const uint8_t *)filter;
@@ -224,21 +211,22 @@ static int acl_rule_line(struct mqtt_acl *acl, struct acl_rule *proto, const cha
     size_t group_len = 0, inner_len = 0;
     if (filter_len == 0 || !mqtt_topic_filter_valid(f, filter_len) ||
         mqtt_topic_shared_split(f, filter_len, &group, &group_len, &inner, &inner_len)) {
-        acl_err(err, err_len, "line %zu: expected a topic filter (not shared)", lineno);
+        lmq_errf(err, err_len, "line %zu: expected a topic filter (not shared)", lineno);
         return LMQ_EINVAL;
     }
     if ((filter_len >= 3 && memcmp(filter, "id/", 3) == 0) ||
         acl_word_is(filter, filter_len, "id")) {
-        acl_err(err, err_len, "line %zu: id/ topics have fixed permissions, not ACL rules", lineno);
+        lmq_errf(err, err_len, "line %zu: id/ topics have fixed permissions, not ACL rules",
+                 lineno);
         return LMQ_EINVAL;
     }
     if (proto->pattern && !acl_pattern_levels_valid(filter, filter_len)) {
-        acl_err(err, err_len, "line %zu: %%u and %%c must each be a whole topic level", lineno);
+        lmq_errf(err, err_len, "line %zu: %%u and %%c must each be a whole topic level", lineno);
         return LMQ_EINVAL;
     }
     int rc = acl_add(acl, proto, filter, filter_len);
     if (rc == LMQ_ELIMIT)
-        acl_err(err, err_len, "line %zu: more than %d rules", lineno, MQTT_ACL_RULES_MAX);
+        lmq_errf(err, err_len, "line %zu: more than %d rules", lineno, MQTT_ACL_RULES_MAX);
     return rc;
 }
 
@@ -253,8 +241,8 @@ static int acl_line(struct mqtt_acl *acl, const char *line, size_t len, size_t l
     acl_split(line, len, &word_len, &rest, &rest_len);
     if (acl_word_is(line, word_len, "user")) {
         if (rest_len == 0 || rest_len > ACL_USER_MAX_BYTES || memchr(rest, '\0', rest_len)) {
-            acl_err(err, err_len, "line %zu: expected user <name> (1..%d bytes)", lineno,
-                    ACL_USER_MAX_BYTES);
+            lmq_errf(err, err_len, "line %zu: expected user <name> (1..%d bytes)", lineno,
+                     ACL_USER_MAX_BYTES);
             return LMQ_EINVAL;
         }
         char *name = malloc(rest_len + 1);
@@ -269,14 +257,14 @@ static int acl_line(struct mqtt_acl *acl, const char *line, size_t len, size_t l
     }
     bool topic = acl_word_is(line, word_len, "topic");
     if (!topic && !acl_word_is(line, word_len, "pattern")) {
-        acl_err(err, err_len,
-                "line %zu: unknown keyword \"%.*s\" (expected user, topic or pattern)", lineno,
-                (int)LMQ_MIN(word_len, 32), line);
+        lmq_errf(err, err_len,
+                 "line %zu: unknown keyword \"%.*s\" (expected user, topic or pattern)", lineno,
+                 (int)LMQ_MIN(word_len, 32), line);
         return LMQ_EINVAL;
     }
     if (rest_len == 0) {
-        acl_err(err, err_len, "line %zu: expected %s <access> <filter>", lineno,
-                topic ? "topic" : "pattern");
+        lmq_errf(err, err_len, "line %zu: expected %s <access> <filter>", lineno,
+                 topic ? "topic" : "pattern");
         return LMQ_EINVAL;
     }
     struct acl_rule proto = *section;
@@ -371,8 +359,8 @@ int mqtt_acl_parse(const char *text, size_t len, struct mqtt_acl **out, char *er
         pos += line_len + 1;
         lineno++;
         if (line_len > MQTT_ACL_LINE_MAX_BYTES) {
-            acl_err(err, err_len, "line %zu: longer than %d bytes", lineno,
-                    MQTT_ACL_LINE_MAX_BYTES);
+            lmq_errf(err, err_len, "line %zu: longer than %d bytes", lineno,
+                     MQTT_ACL_LINE_MAX_BYTES);
             rc = LMQ_EINVAL;
             break;
         }
@@ -380,7 +368,7 @@ int mqtt_acl_parse(const char *text, size_t len, struct mqtt_acl **out, char *er
             line_len--;
         acl_trim(&line, &line_len);
         if (memchr(line, '\0', line_len) != NULL) {
-            acl_err(err, err_len, "line %zu: NUL byte", lineno);
+            lmq_errf(err, err_len, "line %zu: NUL byte", lineno);
             rc = LMQ_EINVAL;
         } else if (line_len > 0 && line[0] != '#') {
             rc = acl_line(acl, line, line_len, lineno, &section, err, err_len);
@@ -408,7 +396,7 @@ int mqtt_acl_load(const char *path, struct mqtt_acl **out, char *err, size_t err
         return rc;
     rc = mqtt_acl_parse(text, len, out, msg, sizeof(msg));
     if (rc != LMQ_OK)
-        acl_err(err, err_len, "%s: %s", path, msg[0] != '\0' ? msg : lmq_strerror(rc));
+        lmq_errf(err, err_len, "%s: %s", path, msg[0] != '\0' ? msg : lmq_strerror(rc));
     free(text);
     return rc;
 }

@@ -15,8 +15,8 @@ struct sub_tree;
 /* What the tree hands to a match callback. Pointers are valid during the callback only. */
 struct sub_tree_entry {
     void *owner;
-    uint8_t options;   /* MQTT subscription options byte (QoS, no-local, RAP, retain handling) */
-    uint32_t sub_id;   /* subscription identifier, 0 = none */
+    uint8_t options; /* MQTT subscription options byte (QoS, no-local, RAP, retain handling) */
+    uint32_t sub_id; /* subscription identifier, 0 = none */
     const uint8_t *share_group; /* NULL for a non-shared subscription */
     size_t share_group_len;
 };
@@ -43,7 +43,8 @@ int sub_tree_add(struct sub_tree *tree, const uint8_t *filter, size_t filter_len
                  const uint8_t *group, size_t group_len, void *owner, uint8_t options,
                  uint32_t sub_id, bool *existed);
 
-/* Removes owner's subscription on (group, filter). Returns 0 or LMQ_ENOTFOUND. Frees empty nodes. */
+/* Removes owner's subscription on (group, filter). Returns 0 or LMQ_ENOTFOUND. Frees empty nodes.
+ */
 int sub_tree_remove(struct sub_tree *tree, const uint8_t *filter, size_t filter_len,
                     const uint8_t *group, size_t group_len, void *owner);
 

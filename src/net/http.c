@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "net/accept.h"
+#include "net/address.h"
 #include "net/tls.h"
 #include "net/transport.h"
 
@@ -75,12 +76,12 @@ struct http_session {
     uint64_t requests_begun;
     uint32_t head_raw_bytes; /* raw bytes of the current request's head */
     uint32_t trailer_bytes;  /* header bytes after a chunked body: counted, not kept */
-    struct http_buf head;    /* request target, then header names and values */
+    struct lmq_buf head;     /* request target, then header names and values */
     uint32_t url_len;
     struct http_header headers[HTTP_HEADERS_MAX];
     uint32_t header_count;
     bool in_value; /* the last header callback was a value */
-    struct http_buf body;
+    struct lmq_buf body;
     uint32_t path_off, path_len, query_off, query_len;
     bool has_query;
     int reject_status; /* set by a callback that refused the request: 400, 413, 414, 431, 505 */
@@ -90,7 +91,7 @@ struct http_session {
     bool draining;     /* every response closes */
     bool closing;      /* no further request is read */
     bool upgraded;     /* an upgrade was accepted: no further request is read */
-    struct http_buf out;
+    struct lmq_buf out;
     struct sockaddr_storage peer; /* the TCP peer, when has_peer (set by the connection) */
     bool has_peer;
     struct sockaddr_storage local; /* the address it arrived on, when has_local */
@@ -98,86 +99,6 @@ struct http_session {
     uint8_t upgrade_data[HTTP_UPGRADE_DATA_MAX_BYTES]; /* the route's, for the upgrade callback */
     size_t upgrade_data_len;
 };
-
-/* ---------------------------------------------------------------- bounded buffer */
-
-void http_buf_init(struct http_buf *b, size_t max_bytes)
-{
-    LMQ_ASSERT(b != NULL);
-    LMQ_ASSERT(max_bytes > 0);
-    *b = (struct http_buf){NULL, 0, 0, max_bytes};
-}
-
-void http_buf_free(struct http_buf *b)
-{
-    LMQ_ASSERT(b != NULL);
-    free(b->data);
-    *b = (struct http_buf){NULL, 0, 0, b->max_bytes};
-}
-
-/* Makes room for extra more bytes (plus one spare for vsnprintf's NUL). */
-static int http_buf_reserve(struct http_buf *b, size_t extra)
-{
-    LMQ_ASSERT(b->len <= b->max_bytes && b->len <= b->cap);
-    if (extra > b->max_bytes - b->len) {
-        return LMQ_ETOOBIG;
-    }
-    size_t need = b->len + extra + 1;
-    if (need <= b->cap) {
-        return LMQ_OK;
-    }
-    size_t cap = b->cap < 256 ? 256 : b->cap;
-    while (cap < need) { /* doubling from 256: at most ~64 rounds for any size_t */
-        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    }
-    cap = LMQ_MIN(cap, b->max_bytes + 1);
-    LMQ_ASSERT(cap >= need);
-    uint8_t *p = realloc(b->data, cap);
-    if (p == NULL) {
-        return LMQ_ENOMEM;
-    }
-    b->data = p;
-    b->cap = cap;
-    return LMQ_OK;
-}
-
-int http_buf_append(struct http_buf *b, const void *data, size_t len)
-{
-    LMQ_ASSERT(b != NULL);
-    LMQ_ASSERT(data != NULL || len == 0);
-    if (len == 0) {
-        return LMQ_OK;
-    }
-    int rc = http_buf_reserve(b, len);
-    if (rc != LMQ_OK) {
-        return rc;
-    }
-    memcpy(b->data + b->len, data, len);
-    b->len += len;
-    return LMQ_OK;
-}
-
-int http_buf_printf(struct http_buf *b, const char *fmt, ...)
-{
-    LMQ_ASSERT(b != NULL && fmt != NULL);
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        return LMQ_EINVAL;
-    }
-    int rc = http_buf_reserve(b, (size_t)n);
-    if (rc != LMQ_OK) {
-        return rc;
-    }
-    va_start(ap, fmt);
-    int written = vsnprintf((char *)b->data + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    LMQ_ASSERT(written == n);
-    b->len += (size_t)n;
-    return LMQ_OK;
-}
 
 /* ---------------------------------------------------------------- session: parser callbacks */
 
@@ -204,7 +125,7 @@ static int http_session_on_message_begin(http_parser *p)
 static int http_session_store(struct http_session *s, const char *at, size_t len)
 {
     LMQ_ASSERT(s->phase == HTTP_PHASE_HEAD);
-    if (http_buf_append(&s->head, at, len) != LMQ_OK) {
+    if (lmq_buf_append(&s->head, at, len, s->limits.max_header_bytes) != LMQ_OK) {
         s->reject_status = 431; /* LMQ_ENOMEM included: the only safe answer is to refuse */
         return -1;
     }
@@ -362,7 +283,7 @@ static int http_session_on_body(http_parser *p, const char *at, size_t len)
 {
     struct http_session *s = p->data;
     LMQ_ASSERT(s != NULL && s->phase == HTTP_PHASE_BODY);
-    if (http_buf_append(&s->body, at, len) != LMQ_OK) {
+    if (lmq_buf_append(&s->body, at, len, s->limits.max_body_bytes) != LMQ_OK) {
         s->reject_status = 413; /* a chunked body past the limit (or no memory for it) */
         return -1;
     }
@@ -414,7 +335,7 @@ static void http_date(char *out, size_t cap)
  * the error that left the output unusable (the caller closes).
  */
 static int http_session_respond(struct http_session *s, const struct http_response *resp,
-                                const struct http_buf *body, bool head_only, bool close)
+                                const struct lmq_buf *body, bool head_only, bool close)
 {
     LMQ_ASSERT(resp->status >= 200 && resp->status <= 599);
     LMQ_ASSERT(body->len <= HTTP_RESPONSE_BODY_MAX_BYTES);
@@ -436,8 +357,8 @@ static int http_session_respond(struct http_session *s, const struct http_respon
     char date[40];
     http_date(date, sizeof(date));
     size_t mark = s->out.len;
-    int rc = http_buf_printf(
-        &s->out,
+    int rc = lmq_buf_printf(
+        &s->out, HTTP_OUTPUT_MAX_BYTES,
         "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n"
         "Content-Length: %zu\r\n%s%s%s%s%s\r\n",
         resp->status, reason, date, content_type, len, resp->allow ? "Allow: " : "",
@@ -447,7 +368,7 @@ static int http_session_respond(struct http_session *s, const struct http_respon
         : (s->parser.http_major == 1 && s->parser.http_minor == 0) ? "Connection: keep-alive\r\n"
                                                                    : "");
     if (rc == LMQ_OK && !head_only) {
-        rc = http_buf_append(&s->out, data, len);
+        rc = lmq_buf_append(&s->out, data, len, HTTP_OUTPUT_MAX_BYTES);
     }
     if (rc != LMQ_OK) {
         s->out.len = mark;
@@ -461,8 +382,7 @@ static void http_session_reject(struct http_session *s, int status)
     LMQ_ASSERT(status >= 400 && status <= 599);
     LMQ_ASSERT(!s->closing);
     struct http_response resp = {.status = status};
-    struct http_buf empty;
-    http_buf_init(&empty, 1);
+    struct lmq_buf empty = {NULL, 0, 0};
     s->closing = true;
     s->phase = HTTP_PHASE_IDLE;
     /* A failure leaves the output as it was; the connection closes either way. */
@@ -488,8 +408,7 @@ static void http_session_dispatch(struct http_session *s)
         .local = s->has_local ? &s->local : NULL,
     };
     struct http_response resp = {.status = 200};
-    struct http_buf body;
-    http_buf_init(&body, HTTP_RESPONSE_BODY_MAX_BYTES);
+    struct lmq_buf body = {NULL, 0, 0}; /* the route writes at most HTTP_RESPONSE_BODY_MAX_BYTES */
     int rc = s->route(s->route_ctx, &req, &resp, &body);
     if (rc < 0) {
         body.len = 0;
@@ -502,9 +421,9 @@ static void http_session_dispatch(struct http_session *s)
         LMQ_ASSERT(resp.upgrade_data_len <= sizeof(s->upgrade_data));
         memcpy(s->upgrade_data, resp.upgrade_data, resp.upgrade_data_len);
         s->upgrade_data_len = resp.upgrade_data_len;
-        if (http_buf_append(&s->out, body.data, body.len) != LMQ_OK)
+        if (lmq_buf_append(&s->out, body.data, body.len, HTTP_OUTPUT_MAX_BYTES) != LMQ_OK)
             s->closing = true;
-        http_buf_free(&body);
+        lmq_buf_release(&body);
         return;
     }
     if (resp.upgraded || resp.status == 101) {
@@ -518,7 +437,7 @@ static void http_session_dispatch(struct http_session *s)
     if (http_session_respond(s, &resp, &body, s->head_request, close) != LMQ_OK) {
         s->closing = true; /* no memory for the response: nothing better than closing */
     }
-    http_buf_free(&body);
+    lmq_buf_release(&body);
 }
 
 /* ---------------------------------------------------------------- session: public */
@@ -534,18 +453,18 @@ static void http_session_init(struct http_session *s, const struct http_limits *
     s->limits = *limits;
     s->route = route;
     s->route_ctx = ctx;
-    http_buf_init(&s->head, limits->max_header_bytes);
-    http_buf_init(&s->body, limits->max_body_bytes);
-    http_buf_init(&s->out, HTTP_OUTPUT_MAX_BYTES);
+    s->head = (struct lmq_buf){NULL, 0, 0}; /* bounded by limits.max_header_bytes */
+    s->body = (struct lmq_buf){NULL, 0, 0}; /* by limits.max_body_bytes */
+    s->out = (struct lmq_buf){NULL, 0, 0};  /* by HTTP_OUTPUT_MAX_BYTES */
 }
 
 /* Frees what a session holds, not the session itself. */
 static void http_session_release(struct http_session *s)
 {
     LMQ_ASSERT(s != NULL);
-    http_buf_free(&s->head);
-    http_buf_free(&s->body);
-    http_buf_free(&s->out);
+    lmq_buf_release(&s->head);
+    lmq_buf_release(&s->body);
+    lmq_buf_release(&s->out);
 }
 
 int http_session_new(const struct http_limits *limits, http_route_fn route, void *ctx,
@@ -570,7 +489,7 @@ void http_session_free(struct http_session *s)
     free(s);
 }
 
-const struct http_buf *http_session_output(const struct http_session *s)
+const struct lmq_buf *http_session_output(const struct http_session *s)
 {
     LMQ_ASSERT(s != NULL);
     return &s->out;
@@ -579,7 +498,7 @@ const struct http_buf *http_session_output(const struct http_session *s)
 void http_session_output_clear(struct http_session *s)
 {
     LMQ_ASSERT(s != NULL);
-    http_buf_free(&s->out);
+    lmq_buf_release(&s->out);
 }
 
 bool http_session_closing(const struct http_session *s)
@@ -626,7 +545,7 @@ static void http_session_headers_done(struct http_session *s)
     bool has_body = (s->parser.flags & F_CHUNKED) || s->parser.content_length > 0;
     if (s->expect_continue && has_body && s->parser.http_minor >= 1) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        if (http_buf_append(&s->out, cont, sizeof(cont) - 1) != LMQ_OK) {
+        if (lmq_buf_append(&s->out, cont, sizeof(cont) - 1, HTTP_OUTPUT_MAX_BYTES) != LMQ_OK) {
             s->closing = true;
         }
     }
@@ -738,8 +657,8 @@ struct http_conn {
     uv_write_t write_req;
     uv_shutdown_t shutdown_req;
     struct http_session session;
-    struct http_buf in;             /* unparsed input, at most HTTP_READ_CHUNK_BYTES */
-    struct http_buf writing;        /* the bytes of the write in flight */
+    struct lmq_buf in;              /* unparsed input, at most HTTP_READ_CHUNK_BYTES */
+    struct lmq_buf writing;         /* the bytes of the write in flight */
     struct net_transport transport; /* TLS on an HTTPS server; plain otherwise */
     struct lmq_buf raw;             /* HTTPS: socket bytes not yet decrypted */
     struct lmq_buf wire;            /* HTTPS: encrypted bytes waiting for the write in flight */
@@ -930,8 +849,8 @@ static void http_conn_maybe_free(struct http_conn *c)
     }
     struct http_server *s = c->server;
     http_session_release(&c->session);
-    http_buf_free(&c->in);
-    http_buf_free(&c->writing);
+    lmq_buf_release(&c->in);
+    lmq_buf_release(&c->writing);
     net_transport_release(&c->transport);
     lmq_buf_release(&c->raw);
     lmq_buf_release(&c->wire);
@@ -1064,7 +983,8 @@ static void http_conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         }
         return;
     }
-    if (http_buf_reserve(&c->in, HTTP_READ_CHUNK_BYTES - c->in.len) != LMQ_OK) {
+    if (lmq_buf_reserve(&c->in, HTTP_READ_CHUNK_BYTES - c->in.len, HTTP_READ_CHUNK_BYTES) !=
+        LMQ_OK) {
         return;
     }
     /* Lingering reads land at the start and are dropped: in.len stays 0 then. */
@@ -1096,21 +1016,16 @@ static void http_conn_read_start(struct http_conn *c)
 }
 
 /*
- * HTTPS: decrypts raw into in (the parser's input). in is an http_buf and the transport works on
- * lmq_buf: both own malloc'd memory, so in is lent to the transport as an lmq_buf and taken back.
- * Returns false when the connection failed (it is then closing after sending any alert).
+ * HTTPS: decrypts raw into in (the parser's input). Returns false when the connection failed (it is
+ * then closing after sending any alert).
  */
 static bool http_conn_decrypt(struct http_conn *c)
 {
     struct http_server *s = c->server;
-    struct lmq_buf in = {c->in.data, c->in.len, c->in.cap};
     struct net_transport_events ev;
     int rc =
-        net_transport_decode(&c->transport, c->raw.data, c->raw.len, &in, HTTP_READ_CHUNK_BYTES,
+        net_transport_decode(&c->transport, c->raw.data, c->raw.len, &c->in, HTTP_READ_CHUNK_BYTES,
                              &c->wire, HTTP_OUTPUT_MAX_BYTES, &s->scratch, &ev);
-    c->in.data = in.data;
-    c->in.len = in.len;
-    c->in.cap = in.cap;
     lmq_buf_release(&c->raw); /* an idle connection holds no read buffer */
     if (c->handshaking && (rc != LMQ_OK || tls_session_established(c->transport.tls))) {
         http_address_handshake_over(c);
@@ -1149,7 +1064,7 @@ static void http_conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t
         if (c->state == HTTP_CONN_OPEN && nread == UV_EOF &&
             (c->session.out.len > 0 || c->reqs_active > 0)) {
             c->state = HTTP_CONN_FINISHING;
-            http_buf_free(&c->in);
+            lmq_buf_release(&c->in);
             http_conn_timer_start(c, c->server->limits.idle_timeout_ms);
             return;
         }
@@ -1213,14 +1128,14 @@ static void http_conn_process(struct http_conn *c)
     } else if (http_session_closing(&c->session)) {
         c->state = HTTP_CONN_FINISHING;
         http_conn_read_stop(c);
-        http_buf_free(&c->in);
+        lmq_buf_release(&c->in);
         http_conn_timer_start(c, c->server->limits.idle_timeout_ms);
     } else if (c->in.len > 0) {
         c->blocked = true; /* output over the high-water mark: resume when it drains */
         http_conn_read_stop(c);
         http_conn_arm(c);
     } else {
-        http_buf_free(&c->in); /* an idle connection holds no input buffer */
+        lmq_buf_release(&c->in); /* an idle connection holds no input buffer */
         http_conn_arm(c);
         http_conn_read_start(c);
     }
@@ -1260,7 +1175,7 @@ static void http_conn_on_write(uv_write_t *req, int status)
     struct http_conn *c = req->data;
     LMQ_ASSERT(c != NULL && c->reqs_active > 0);
     c->reqs_active--;
-    http_buf_free(&c->writing); /* an idle connection holds no output buffer either */
+    lmq_buf_release(&c->writing); /* an idle connection holds no output buffer either */
     if (c->state == HTTP_CONN_CLOSED) {
         http_conn_maybe_free(c);
         return;
@@ -1307,7 +1222,7 @@ static void http_conn_hand_over(struct http_conn *c)
 /* HTTPS: moves the queued response into wire as TLS records. False when it had to close. */
 static bool http_conn_encrypt(struct http_conn *c)
 {
-    struct http_buf *out = &c->session.out;
+    struct lmq_buf *out = &c->session.out;
     if (out->len == 0 || !tls_session_established(c->transport.tls)) {
         return true;
     }
@@ -1328,7 +1243,7 @@ static void http_conn_flush(struct http_conn *c)
     if (c->reqs_active > 0) {
         return; /* the write callback flushes again */
     }
-    struct http_buf *out = &c->session.out;
+    struct lmq_buf *out = &c->session.out;
     bool tls = c->transport.tls != NULL;
     if (tls && !http_conn_encrypt(c)) {
         return;
@@ -1342,13 +1257,12 @@ static void http_conn_flush(struct http_conn *c)
         return;
     }
     LMQ_ASSERT(c->writing.data == NULL);
-    if (tls) { /* the wire bytes change owner: both buffers are plain malloc'd memory */
-        c->writing =
-            (struct http_buf){c->wire.data, c->wire.len, c->wire.cap, 2 * HTTP_OUTPUT_MAX_BYTES};
+    if (tls) { /* the wire bytes change owner */
+        c->writing = c->wire;
         c->wire = (struct lmq_buf){NULL, 0, 0};
     } else {
         c->writing = *out;
-        http_buf_init(out, HTTP_OUTPUT_MAX_BYTES);
+        *out = (struct lmq_buf){NULL, 0, 0};
     }
     uv_buf_t buf = uv_buf_init((char *)c->writing.data, (unsigned int)c->writing.len);
     c->write_req.data = c;
@@ -1364,21 +1278,12 @@ static void http_conn_set_remote(struct http_conn *c, struct sockaddr_storage *s
 {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
-    char host[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-    memset(&ss, 0, sizeof(ss));
+    memset(&ss, 0, sizeof(ss)); /* unknown ("?:0") when the peer cannot be had */
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        if (ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
-            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
-            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        }
         c->session.peer = ss; /* routes see it (trusted proxies, per-address decisions) */
         c->session.has_peer = true;
     }
-    snprintf(c->remote, sizeof(c->remote), "%s:%u", host, port);
+    (void)net_address_format(&ss, NET_ADDRESS_BARE, c->remote, sizeof(c->remote));
     *ss_out = ss;
     len = sizeof(c->session.local);
     c->session.has_local =
@@ -1397,8 +1302,8 @@ static struct http_conn *http_conn_new(struct http_server *s)
     c->id = ++s->next_conn_id;
     http_session_init(&c->session, &s->limits, s->route, s->route_ctx);
     c->session.draining = s->draining;
-    http_buf_init(&c->in, HTTP_READ_CHUNK_BYTES);
-    http_buf_init(&c->writing, HTTP_OUTPUT_MAX_BYTES);
+    c->in = (struct lmq_buf){NULL, 0, 0};      /* bounded by HTTP_READ_CHUNK_BYTES */
+    c->writing = (struct lmq_buf){NULL, 0, 0}; /* a whole out (or wire) handed over */
     int rc = uv_tcp_init(s->loop, &c->tcp);
     LMQ_ASSERT(rc == 0); /* no system call for an AF_UNSPEC handle */
     rc = uv_timer_init(s->loop, &c->timer);
@@ -1473,19 +1378,6 @@ static void http_server_on_connection(void *ctx, int fd)
 
 /* ---------------------------------------------------------------- server */
 
-__attribute__((format(printf, 3, 4))) static void http_err(char *err, size_t err_len,
-                                                           const char *fmt, ...)
-{
-    LMQ_ASSERT(err != NULL && err_len > 0);
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-    if (n < 0) { /* a message cut at err_len is still a message; a failed one is not */
-        err[0] = '\0';
-    }
-}
-
 static void http_server_on_listener_closed(uv_handle_t *h)
 {
     struct http_server *s = h->data;
@@ -1517,22 +1409,12 @@ static int http_server_bound_name(struct http_server *s, char *bound, size_t bou
 {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
-    char host[INET6_ADDRSTRLEN] = "";
-    unsigned port = 0;
     int rc = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len);
     if (rc != 0) {
         return rc;
     }
-    bool v6 = ss.ss_family == AF_INET6;
-    if (v6) {
-        uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
-        port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    } else {
-        uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
-        port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    }
-    int n = snprintf(bound, bound_len, "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "", port);
-    return (n < 0 || (size_t)n >= bound_len) ? UV_ENOBUFS : 0;
+    return net_address_format(&ss, NET_ADDRESS_BRACKETED, bound, bound_len) == LMQ_OK ? 0
+                                                                                      : UV_ENOBUFS;
 }
 
 static bool http_limits_valid(const struct http_limits *l)
@@ -1554,23 +1436,23 @@ int http_server_start(uv_loop_t *loop, const char *host, uint16_t port,
     err[0] = '\0';
     bound[0] = '\0';
     if (!http_limits_valid(limits)) {
-        http_err(err, err_len, "http: every limit must be greater than 0");
+        lmq_errf(err, err_len, "http: every limit must be greater than 0");
         return LMQ_EINVAL;
     }
     if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
         uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0) {
-        http_err(err, err_len, "http: bad listen address \"%s\"", host);
+        lmq_errf(err, err_len, "http: bad listen address \"%s\"", host);
         return LMQ_EINVAL;
     }
     struct http_server *s = calloc(1, sizeof(*s));
     if (s == NULL) {
-        http_err(err, err_len, "http: out of memory");
+        lmq_errf(err, err_len, "http: out of memory");
         return LMQ_ENOMEM;
     }
     *s = (struct http_server){.loop = loop, .limits = *limits, .route = route, .route_ctx = ctx};
     if (lmq_map_create(&s->addresses) != LMQ_OK) {
         free(s);
-        http_err(err, err_len, "http: out of memory");
+        lmq_errf(err, err_len, "http: out of memory");
         return LMQ_ENOMEM;
     }
     int rc = uv_tcp_init(loop, &s->listener);
@@ -1586,7 +1468,7 @@ int http_server_start(uv_loop_t *loop, const char *host, uint16_t port,
         rc = http_server_bound_name(s, bound, bound_len);
     }
     if (rc != 0) {
-        http_err(err, err_len, "http: cannot listen on %s:%u: %s", host, port, uv_strerror(rc));
+        lmq_errf(err, err_len, "http: cannot listen on %s:%u: %s", host, port, uv_strerror(rc));
         s->closing = true;
         http_server_close_listener(s); /* frees s from its close callback */
         return LMQ_EIO;

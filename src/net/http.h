@@ -25,9 +25,11 @@
 
 #include <uv.h>
 
+#include "core/buf.h"
 #include "core/lmq.h"
 
-/* Largest response body a route may write (http_buf_append fails with LMQ_ETOOBIG past it). */
+/* Largest response body a route may write: the bound it passes to lmq_buf_append and
+ * lmq_buf_printf, which fail with LMQ_ELIMIT past it. */
 #define HTTP_RESPONSE_BODY_MAX_BYTES (4u * 1024u * 1024u)
 /* Most header fields in one request; more -> 431. */
 #define HTTP_HEADERS_MAX 100
@@ -36,14 +38,6 @@
 
 /* Connections accepted past max_connections only to answer 503; beyond, closed at once. */
 #define HTTP_REFUSAL_SLACK 64u
-
-/* A bounded byte buffer: grows on demand, never past max_bytes. */
-struct http_buf {
-    uint8_t *data;
-    size_t len;
-    size_t cap;
-    size_t max_bytes;
-};
 
 struct http_server;
 
@@ -96,12 +90,13 @@ struct http_limits {
 };
 
 /*
- * Writes the response body into out (bounded by HTTP_RESPONSE_BODY_MAX_BYTES) and sets status
+ * Writes the response body into out (an empty lmq_buf; every append to it names
+ * HTTP_RESPONSE_BODY_MAX_BYTES as its bound) and sets status
  * and content type. Returns 0, or a negative error -> 500. For status >= 400 with an empty body
  * the module writes the JSON error body. The route runs on the loop thread and must not block.
  */
 typedef int (*http_route_fn)(void *ctx, const struct http_request *req, struct http_response *resp,
-                             struct http_buf *out);
+                             struct lmq_buf *out);
 
 /*
  * Listens on host:port (numeric IPv4 or IPv6; port 0 picks a free one) and serves requests
@@ -157,16 +152,6 @@ void http_server_close(struct http_server *s);
 /* Open connections, including those being refused or finishing their last response. */
 size_t http_server_connection_count(const struct http_server *s);
 
-/* Starts an empty buffer that will never hold more than max_bytes. No allocation. */
-void http_buf_init(struct http_buf *b, size_t max_bytes);
-/* Frees the bytes; b is empty again (same max_bytes). */
-void http_buf_free(struct http_buf *b);
-/* Appends len bytes. Returns 0, LMQ_ETOOBIG past max_bytes or LMQ_ENOMEM; b unchanged then. */
-int http_buf_append(struct http_buf *b, const void *data, size_t len) LMQ_WUR;
-/* Appends formatted text (no NUL). Same results as http_buf_append. */
-int http_buf_printf(struct http_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3))) LMQ_WUR;
-
 /*
  * Finds a request header by name (case-insensitive). Returns true and the value (not
  * NUL-terminated, leading/trailing blanks removed) or false when absent. Valid during the route.
@@ -196,7 +181,7 @@ void http_session_free(struct http_session *s);
  */
 void http_session_feed(struct http_session *s, const uint8_t *data, size_t len, size_t *consumed);
 /* Output queued and not yet taken. */
-const struct http_buf *http_session_output(const struct http_session *s);
+const struct lmq_buf *http_session_output(const struct http_session *s);
 /* Drops all queued output (the caller has taken it). */
 void http_session_output_clear(struct http_session *s);
 /* True once no further request will be read: close after the queued output. */

@@ -29,7 +29,7 @@ struct mqtt_connect;
 struct mqtt_publish;
 struct http_request;
 struct http_response;
-struct http_buf;
+struct lmq_buf;
 
 /* pipeline.c: lifecycle. */
 /* Creates the pipeline (b->pipeline) once the store is open: loads (or creates on first start)
@@ -96,7 +96,7 @@ uint8_t pipeline_resync(struct conn *c, const struct mqtt_publish *pub);
  * /ledger/ (the public checkpoint, key, proofs and leaves; the envelopes a bearer token's
  * identity may read: its own, all for auditors). */
 int pipeline_http_route(struct broker *b, const struct http_request *req,
-                        struct http_response *resp, struct http_buf *out);
+                        struct http_response *resp, struct lmq_buf *out);
 
 /* pipeline_tokens.c: login tokens at CONNECT, revocation, connections ended with their token. */
 /* The token part of pipeline_authenticate: checks the CONNECT's user name (an identity id) and

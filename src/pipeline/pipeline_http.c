@@ -81,31 +81,33 @@ static enum pipeline_http_query_result pipeline_http_query_u64(const struct http
     return PIPELINE_HTTP_QUERY_ABSENT;
 }
 
-static int pipeline_http_error(struct http_response *resp, struct http_buf *out, int status,
+static int pipeline_http_error(struct http_response *resp, struct lmq_buf *out, int status,
                                const char *reason)
 {
     resp->status = status;
     resp->content_type = "application/json";
-    return http_buf_printf(out, "{\"error\":%d,\"reason\":\"%s\"}", status, reason);
+    return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "{\"error\":%d,\"reason\":\"%s\"}",
+                          status, reason);
 }
 
-static int pipeline_http_checkpoint(struct broker *b, struct http_buf *out)
+static int pipeline_http_checkpoint(struct broker *b, struct lmq_buf *out)
 {
     struct pipeline *p = b->pipeline;
     char json[2048], root[48];
     size_t used = 0;
     if (crypto_b64_encode(p->checkpoint_root, LEDGER_MERKLE_HASH_BYTES, root, sizeof(root)) !=
             LMQ_OK ||
-        http_buf_printf(out, "{\"checkpoint\":") != LMQ_OK ||
+        lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "{\"checkpoint\":") != LMQ_OK ||
         pipeline_tree_json_string(json, sizeof(json), &used, p->checkpoint, p->checkpoint_len) !=
             LMQ_OK)
         return LMQ_ETOOBIG;
-    if (http_buf_append(out, json, used) != LMQ_OK)
+    if (lmq_buf_append(out, json, used, HTTP_RESPONSE_BODY_MAX_BYTES) != LMQ_OK)
         return LMQ_ETOOBIG;
-    return http_buf_printf(out, ",\"root\":\"%s\",\"size\":%" PRIu64 "}", root, p->checkpoint_size);
+    return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
+                          ",\"root\":\"%s\",\"size\":%" PRIu64 "}", root, p->checkpoint_size);
 }
 
-static int pipeline_http_key(struct broker *b, struct http_buf *out)
+static int pipeline_http_key(struct broker *b, struct lmq_buf *out)
 {
     struct pipeline *p = b->pipeline;
     char vkey[LEDGER_CHECKPOINT_VKEY_MAX_BYTES + 1], pub[48];
@@ -115,14 +117,14 @@ static int pipeline_http_key(struct broker *b, struct http_buf *out)
         crypto_b64url_encode(p->server_key.pub, sizeof(p->server_key.pub), pub, sizeof(pub)) !=
             LMQ_OK)
         return LMQ_EINVAL;
-    return http_buf_printf(out,
-                           "{\"alg\":\"Ed25519\",\"id\":\"%s\",\"name\":\"%s\",\"pub\":\"%s\","
-                           "\"vkey\":\"%s\"}",
-                           p->server_key.id, p->ledger_origin, pub, vkey);
+    return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
+                          "{\"alg\":\"Ed25519\",\"id\":\"%s\",\"name\":\"%s\",\"pub\":\"%s\","
+                          "\"vkey\":\"%s\"}",
+                          p->server_key.id, p->ledger_origin, pub, vkey);
 }
 
 static int pipeline_http_proof(struct broker *b, const struct http_request *req,
-                               struct http_response *resp, struct http_buf *out, bool inclusion)
+                               struct http_response *resp, struct lmq_buf *out, bool inclusion)
 {
     uint64_t a = 0, size = b->pipeline->checkpoint_size;
     bool have_a =
@@ -141,10 +143,12 @@ static int pipeline_http_proof(struct broker *b, const struct http_request *req,
     if (rc != LMQ_OK)
         return rc;
     if (inclusion)
-        return http_buf_printf(out, "{\"index\":%" PRIu64 ",\"proof\":%.*s,\"size\":%" PRIu64 "}",
-                               a, (int)used, json, size);
-    return http_buf_printf(out, "{\"new\":%" PRIu64 ",\"old\":%" PRIu64 ",\"proof\":%.*s}", size, a,
-                           (int)used, json);
+        return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
+                              "{\"index\":%" PRIu64 ",\"proof\":%.*s,\"size\":%" PRIu64 "}", a,
+                              (int)used, json, size);
+    return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
+                          "{\"new\":%" PRIu64 ",\"old\":%" PRIu64 ",\"proof\":%.*s}", size, a,
+                          (int)used, json);
 }
 
 /* ---- pages: /ledger/entries (leaves) and /ledger/envelopes ---- */
@@ -156,7 +160,7 @@ enum pipeline_http_page_stop {
 };
 
 struct pipeline_http_page {
-    struct http_buf *out;
+    struct lmq_buf *out;
     size_t cap_bytes; /* the body may reach this before its tail */
     uint64_t end;     /* the checkpoint's size: entries below it only */
     size_t n;         /* entries written */
@@ -193,11 +197,11 @@ static int pipeline_http_page_item(struct pipeline_http_page *p, uint64_t index,
         p->stop = LEDGER_PAGE_FULL; /* next stays after the last entry written */
         return 1;
     }
-    p->rc = http_buf_printf(p->out, "%s%s", head, name);
+    p->rc = lmq_buf_printf(p->out, HTTP_RESPONSE_BODY_MAX_BYTES, "%s%s", head, name);
     if (p->rc == LMQ_OK && envelope != NULL)
-        p->rc = http_buf_append(p->out, envelope->data, envelope->len);
+        p->rc = lmq_buf_append(p->out, envelope->data, envelope->len, HTTP_RESPONSE_BODY_MAX_BYTES);
     if (p->rc == LMQ_OK)
-        p->rc = http_buf_append(p->out, tail, (size_t)n);
+        p->rc = lmq_buf_append(p->out, tail, (size_t)n, HTTP_RESPONSE_BODY_MAX_BYTES);
     p->n++;
     p->next = index + 1;
     return p->rc;
@@ -241,11 +245,12 @@ static int pipeline_http_page_finish(struct pipeline_http_page *p, int rc, uint6
     if (p->stop == LEDGER_PAGE_FULL || (p->stop == LEDGER_PAGE_OPEN && got == limit && got > 0))
         next = p->next;
     LMQ_ASSERT(next >= start && p->out->len <= p->cap_bytes);
-    return http_buf_printf(p->out, "],\"next\":%" PRIu64 ",\"size\":%" PRIu64 "}", next, p->end);
+    return lmq_buf_printf(p->out, HTTP_RESPONSE_BODY_MAX_BYTES,
+                          "],\"next\":%" PRIu64 ",\"size\":%" PRIu64 "}", next, p->end);
 }
 
 static int pipeline_http_entries(struct broker *b, const struct http_request *req,
-                                 struct http_response *resp, struct http_buf *out)
+                                 struct http_response *resp, struct lmq_buf *out)
 {
     uint64_t start = 0, count = 0;
     if (!pipeline_http_page_params(req, &start, &count))
@@ -255,7 +260,7 @@ static int pipeline_http_entries(struct broker *b, const struct http_request *re
                                                    PIPELINE_HTTP_PAGE_TAIL_MAX_BYTES,
                                       .end = b->pipeline->checkpoint_size};
     size_t got = 0, limit = start < page.end ? (size_t)LMQ_MIN(count, page.end - start) : 0;
-    int rc = http_buf_printf(out, "{\"entries\":[");
+    int rc = lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "{\"entries\":[");
     if (rc == LMQ_OK && limit > 0)
         rc = store_ledger_links(b->store, start, limit, pipeline_http_page_leaf, &page, &got);
     return pipeline_http_page_finish(&page, rc, start, got, limit);
@@ -285,7 +290,7 @@ static void pipeline_http_log_audit(const char *id, uint64_t start, size_t n)
 }
 
 static int pipeline_http_envelopes(struct broker *b, const struct http_request *req,
-                                   struct http_response *resp, struct http_buf *out)
+                                   struct http_response *resp, struct lmq_buf *out)
 {
     char id[CRYPTO_IDENTITY_ID_BYTES];
     const char *reason = NULL;
@@ -304,7 +309,7 @@ static int pipeline_http_envelopes(struct broker *b, const struct http_request *
                                       .end = b->pipeline->checkpoint_size};
     size_t got = 0, limit = auditor && start < page.end ? (size_t)LMQ_MIN(count, page.end - start)
                                                         : (size_t)count;
-    int rc = http_buf_printf(out, "{\"envelopes\":[");
+    int rc = lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "{\"envelopes\":[");
     if (rc == LMQ_OK && start < page.end) {
         struct lmq_bytes party = {(const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS};
         rc = auditor ? store_ledger_range(b->store, start, limit, pipeline_http_page_envelope,
@@ -318,7 +323,7 @@ static int pipeline_http_envelopes(struct broker *b, const struct http_request *
 }
 
 int pipeline_http_route(struct broker *b, const struct http_request *req,
-                        struct http_response *resp, struct http_buf *out)
+                        struct http_response *resp, struct lmq_buf *out)
 {
     LMQ_ASSERT(b != NULL && req != NULL);
     if (req->path_len > 6 && memcmp(req->path, "/auth/", 6) == 0)

@@ -70,12 +70,13 @@ static bool identity_decode_pub(json_t *body, uint8_t pub[CRYPTO_ED25519_PUB_BYT
            n == CRYPTO_ED25519_PUB_BYTES;
 }
 
-static int identity_error(struct http_response *resp, struct http_buf *out, int status,
+static int identity_error(struct http_response *resp, struct lmq_buf *out, int status,
                           const char *reason)
 {
     resp->status = status;
     resp->content_type = "application/json";
-    return http_buf_printf(out, "{\"error\":%d,\"reason\":\"%s\"}", status, reason);
+    return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "{\"error\":%d,\"reason\":\"%s\"}",
+                          status, reason);
 }
 
 static int identity_time_json(struct broker *b, uint64_t delta_ms, char out[40])
@@ -85,7 +86,7 @@ static int identity_time_json(struct broker *b, uint64_t delta_ms, char out[40])
 }
 
 static int identity_challenge(struct broker *b, const struct http_request *req, json_t *body,
-                              struct http_response *resp, struct http_buf *out)
+                              struct http_response *resp, struct lmq_buf *out)
 {
     uint8_t pub[CRYPTO_ED25519_PUB_BYTES];
     if (!identity_decode_pub(body, pub))
@@ -98,12 +99,13 @@ static int identity_challenge(struct broker *b, const struct http_request *req, 
     if (identity_time_json(b, PIPELINE_NONCE_TTL_MS, expires) != LMQ_OK)
         return LMQ_EINVAL;
     resp->content_type = "application/json";
-    return http_buf_printf(out, "{\"expires\":\"%s\",\"nonce\":\"%s\"}", expires, nonce);
+    return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
+                          "{\"expires\":\"%s\",\"nonce\":\"%s\"}", expires, nonce);
 }
 
 /* Checks the login signature; consumes the nonce whatever the outcome (one attempt each). */
 static int identity_token(struct broker *b, json_t *body, struct http_response *resp,
-                          struct http_buf *out)
+                          struct lmq_buf *out)
 {
     uint8_t pub[CRYPTO_ED25519_PUB_BYTES], sig[CRYPTO_ED25519_SIG_BYTES];
     size_t nonce_len = 0, sig_len = 0, n = 0;
@@ -149,12 +151,13 @@ static int identity_token(struct broker *b, json_t *body, struct http_response *
         lmq_log_end(&line);
     }
     resp->content_type = "application/json";
-    return http_buf_printf(out, "{\"expires\":\"%s\",\"id\":\"%s\",\"token\":\"%s\"}", expires, id,
-                           token);
+    return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
+                          "{\"expires\":\"%s\",\"id\":\"%s\",\"token\":\"%s\"}", expires, id,
+                          token);
 }
 
 int pipeline_identity_http_route(struct broker *b, const struct http_request *req,
-                                 struct http_response *resp, struct http_buf *out)
+                                 struct http_response *resp, struct lmq_buf *out)
 {
     struct pipeline *p = b->pipeline;
     LMQ_ASSERT(b != NULL && req != NULL);
@@ -178,8 +181,9 @@ int pipeline_identity_http_route(struct broker *b, const struct http_request *re
             LMQ_OK)
             return LMQ_EINVAL;
         resp->content_type = "application/json";
-        return http_buf_printf(out, "{\"alg\":\"EdDSA\",\"id\":\"%s\",\"pub\":\"%s\"}",
-                               p->server_key.id, pub);
+        return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
+                              "{\"alg\":\"EdDSA\",\"id\":\"%s\",\"pub\":\"%s\"}", p->server_key.id,
+                              pub);
     }
     if (strcmp(req->method, "POST") != 0) {
         resp->status = 405;

@@ -38,7 +38,7 @@ struct pipeline {
 int pipeline_identity_init(struct broker *b) LMQ_WUR;
 /* POST /auth/challenge, POST /auth/token, GET /auth/key (and POST /auth/revoke, tokens). */
 int pipeline_identity_http_route(struct broker *b, const struct http_request *req,
-                                 struct http_response *resp, struct http_buf *out);
+                                 struct http_response *resp, struct lmq_buf *out);
 
 /* pipeline_nonce.c */
 /* Challenges outstanding at once; past it the heaviest address's oldest is evicted. */
@@ -67,7 +67,7 @@ int pipeline_tokens_http_bearer(struct broker *b, const struct http_request *req
 /* POST /auth/revoke with "Authorization: Bearer <token>": revokes every token of that identity
  * issued up to now, the one used included, and ends its connections that use one. */
 int pipeline_tokens_http_revoke(struct broker *b, const struct http_request *req,
-                                struct http_response *resp, struct http_buf *out);
+                                struct http_response *resp, struct lmq_buf *out);
 
 /* pipeline_quota.c: [auth] ledger_bytes_per_day, per identity and UTC day. */
 /* Recomputes today's bytes per identity from the ledger's rows (recovery). 0 or an error. */

@@ -283,14 +283,15 @@ bool pipeline_tokens_conn_end_if_expired(struct conn *c)
     return true;
 }
 
-static int tokens_http_error(struct http_response *resp, struct http_buf *out, int status,
+static int tokens_http_error(struct http_response *resp, struct lmq_buf *out, int status,
                              const char *reason)
 {
     resp->status = status;
     resp->content_type = "application/json";
     if (status == 401)
         resp->extra_headers = "WWW-Authenticate: Bearer\r\n";
-    return http_buf_printf(out, "{\"error\":%d,\"reason\":\"%s\"}", status, reason);
+    return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "{\"error\":%d,\"reason\":\"%s\"}",
+                          status, reason);
 }
 
 int pipeline_tokens_http_bearer(struct broker *b, const struct http_request *req,
@@ -338,7 +339,7 @@ int pipeline_tokens_http_bearer(struct broker *b, const struct http_request *req
 }
 
 int pipeline_tokens_http_revoke(struct broker *b, const struct http_request *req,
-                                struct http_response *resp, struct http_buf *out)
+                                struct http_response *resp, struct lmq_buf *out)
 {
     LMQ_ASSERT(b != NULL && req != NULL && resp != NULL && out != NULL);
     if (strcmp(req->method, "POST") != 0) {
@@ -353,5 +354,6 @@ int pipeline_tokens_http_revoke(struct broker *b, const struct http_request *req
     int64_t before_s = pipeline_tokens_now_s(b) + 1;
     tokens_apply(b, id, before_s, TOKENS_SOURCE_HTTP);
     resp->content_type = "application/json";
-    return http_buf_printf(out, "{\"id\":\"%s\",\"revoked_before\":%" PRId64 "}", id, before_s);
+    return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
+                          "{\"id\":\"%s\",\"revoked_before\":%" PRId64 "}", id, before_s);
 }

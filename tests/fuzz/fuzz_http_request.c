@@ -14,7 +14,7 @@
  *
  * fuzz-sources: src/net/http.c src/core/log.c src/core/buf.c src/net/transport.c src/net/tls.c
  * fuzz-sources: src/net/ws.c src/crypto/encoding.c src/core/map.c src/net/accept.c
- * fuzz-sources: src/net/forwarded.c src/core/config.c
+ * fuzz-sources: src/net/forwarded.c src/core/config.c src/net/address.c
  * fuzz-libs: -lhttp_parser -luv -lssl -lcrypto -lwslay -linih -lpthread
  */
 #include <stdbool.h>
@@ -50,7 +50,7 @@ struct run {
 
 /* Answers by the path's first letter, so the fuzzer can reach every kind of response. */
 static int fuzz_route(void *ctx, const struct http_request *req, struct http_response *resp,
-                      struct http_buf *out)
+                      struct lmq_buf *out)
 {
     struct run *r = ctx;
     CHECK(req->method != NULL && req->path != NULL);
@@ -76,9 +76,10 @@ static int fuzz_route(void *ctx, const struct http_request *req, struct http_res
         return 0;
     case 'b':
         resp->content_type = "application/octet-stream";
-        return http_buf_append(out, req->body, req->body_len);
+        return lmq_buf_append(out, req->body, req->body_len, HTTP_RESPONSE_BODY_MAX_BYTES);
     default:
-        return http_buf_printf(out, "%s %.*s", req->method, (int)req->path_len, req->path);
+        return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "%s %.*s", req->method,
+                              (int)req->path_len, req->path);
     }
 }
 
@@ -115,7 +116,7 @@ static void feed(const uint8_t *data, size_t len, size_t step, struct run *r)
         http_session_feed(s, data + off, n, &consumed);
         CHECK(consumed <= n);
         CHECK(consumed == n || http_session_closing(s));
-        const struct http_buf *o = http_session_output(s);
+        const struct lmq_buf *o = http_session_output(s);
         CHECK(!was_closing || o->len == 0);
         CHECK(r->len + o->len <= FUZZ_OUT_MAX_BYTES);
         if (o->len > 0) {

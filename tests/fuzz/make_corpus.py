@@ -1,9 +1,15 @@
 #!/usr/bin/env python3
 """Writes the seed corpora for tests/fuzz: one valid packet of every MQTT packet type for
-3.1.1 and 5.0 (built here from the spec, independently of the C encoder), plus topic seeds.
+3.1.1 and 5.0 (built here from the spec, independently of the C encoder), topic seeds, Merkle
+proofs in JSON (fuzz_proof_json) and JWTs signed with fuzz_jwt.c's fixed key (fuzz_jwt; needs
+the cryptography module: Debian's python3-cryptography, which scripts/install-deps.sh installs).
 
-Run from anywhere: python3 tests/fuzz/make_corpus.py  (rewrites the corpus directories).
+Run from anywhere: /usr/bin/python3 tests/fuzz/make_corpus.py  (rewrites those directories; the
+output is the same on every run: Ed25519 signatures are deterministic).
 """
+import base64
+import hashlib
+import json
 import os
 import struct
 
@@ -129,6 +135,105 @@ TOPIC_SEEDS = [
 ]
 
 
+def proof_json_seeds():
+    """Proofs as GET /ledger/proof/... and receipts carry them, and near misses."""
+    hashes = [hashlib.sha256(b"leaf %d" % i).digest() for i in range(65)]
+    b64 = [base64.b64encode(h).decode() for h in hashes]
+
+    def arr(items):
+        return json.dumps(items, separators=(",", ":")).encode()
+
+    unpadded = b64[0].rstrip("=")
+    # The last character before '=' carries 2 unused bits: one set (strict base64 refuses it).
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    last = alphabet[alphabet.index(b64[0][42]) | 1]  # the low 2 bits are unused for 32 bytes
+    unused_bits = b64[0][:42] + (last if last != b64[0][42] else alphabet[alphabet.index(last) | 2]) + "="
+    return {
+        "empty": b"[]",
+        "one": arr(b64[:1]),
+        "two": arr(b64[:2]),
+        "max": arr(b64[:64]),
+        "over_max": arr(b64[:65]),
+        "receipt": json.dumps({"index": 5, "proof": b64[:3], "size": 8,
+                               "checkpoint": "example.org/ledger\n8\n..."},
+                              separators=(",", ":")).encode(),
+        "unpadded": arr([unpadded]),
+        "unused_bits": arr([unused_bits]),
+        "short_31": arr([base64.b64encode(hashes[0][:31]).decode()]),
+        "long_33": arr([base64.b64encode(hashes[0] + b"x").decode()]),
+        "urlsafe": arr([base64.urlsafe_b64encode(bytes([0xfb] * 32)).decode()]),
+        "number": b"[5]",
+        "nested": b"[[" + arr(b64[:1]) + b"]]",
+        "nul": b'["' + b64[0][:20].encode() + b'\\u0000' + b64[0][26:].encode() + b'"]',
+    }
+
+
+# fuzz_jwt.c's key (seed bytes 1..32) and clock (2026-01-01T00:00:00Z).
+JWT_SEED = bytes(range(1, 33))
+JWT_NOW_S = 1767225600
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def jcs(obj):
+    """RFC 8785 for the plain objects here (ASCII strings, integers): sorted keys, no blanks."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def jwt_seeds():
+    """Tokens for mode 0 (first byte 3 * leeway_step + mode), claims for 1 and headers for 2."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.from_private_bytes(JWT_SEED)
+    header = {"alg": "EdDSA", "typ": "JWT"}
+    sub = hashlib.sha256(b"fuzz identity").hexdigest()
+    jti = b64url(bytes(range(16))).decode()
+
+    def claims(**kw):
+        c = {"sub": sub, "iat": JWT_NOW_S - 60, "exp": JWT_NOW_S + 3600, "jti": jti}
+        c.update(kw)
+        return {k: v for k, v in c.items() if v is not None}
+
+    def token(hdr, cl, sign=True):
+        signing = b64url(jcs(hdr)) + b"." + b64url(jcs(cl))
+        sig = key.sign(signing) if sign else bytes(64)
+        return signing + b"." + b64url(sig)
+
+    def mode(m, leeway_step=0):
+        return bytes([3 * leeway_step + m])
+
+    bad_sig = bytearray(token(header, claims()))
+    bad_sig[-5] = ord("A") if bad_sig[-5] != ord("A") else ord("B")
+    return {
+        "token_valid": mode(0) + token(header, claims()),
+        "token_valid_iss": mode(0) + token(header, claims(iss="ledgermq")),
+        "token_expired": mode(0) + token(header, claims(exp=JWT_NOW_S - 10)),
+        "token_expired_within_leeway": mode(0, 10) + token(header, claims(exp=JWT_NOW_S - 10)),
+        "token_not_yet_valid": mode(0) + token(header, claims(iat=JWT_NOW_S + 100)),
+        "token_bad_signature": mode(0) + bytes(bad_sig),
+        "token_unsigned": mode(0) + token(header, claims(), sign=False),
+        "token_alg_none": mode(0) + token({"alg": "none", "typ": "JWT"}, claims()),
+        "token_crit": mode(0) + token({"alg": "EdDSA", "crit": ["exp"]}, claims()),
+        "token_two_dots": mode(0) + b"a.b",
+        "claims_valid": mode(1) + jcs(claims()),
+        "claims_iss": mode(1, 5) + jcs(claims(iss="ledgermq")),
+        "claims_no_jti": mode(1) + jcs(claims(jti=None)),
+        "claims_short_jti": mode(1) + jcs(claims(jti="abc")),
+        "claims_exp_string": mode(1) + jcs(claims(exp="never")),
+        "claims_exp_before_iat": mode(1) + jcs(claims(exp=JWT_NOW_S - 120)),
+        "claims_duplicate_sub": mode(1) + b'{"sub":"a","sub":"b","iat":1,"exp":2,"jti":"'
+        + jti.encode() + b'"}',
+        "claims_array": mode(1) + b"[1,2]",
+        "header_valid": mode(2) + jcs(header),
+        "header_no_typ": mode(2) + jcs({"alg": "EdDSA"}),
+        "header_typ_jwt_lower": mode(2) + jcs({"alg": "EdDSA", "typ": "jwt"}),
+        "header_alg_hs256": mode(2) + jcs({"alg": "HS256", "typ": "JWT"}),
+        "header_crit": mode(2) + jcs({"alg": "EdDSA", "crit": []}),
+    }
+
+
 def write_dir(name, files):
     path = os.path.join(HERE, "corpus", name)
     os.makedirs(path, exist_ok=True)
@@ -150,7 +255,12 @@ def main():
     for i, (flt, top) in enumerate(TOPIC_SEEDS):
         topic["seed_%02d" % i] = bytes([len(flt)]) + flt + top
     write_dir("mqtt_topic", topic)
-    print("wrote %d decode seeds, %d topic seeds" % (len(decode), len(topic)))
+    proofs = proof_json_seeds()
+    write_dir("proof_json", proofs)
+    jwts = jwt_seeds()
+    write_dir("jwt", jwts)
+    print("wrote %d decode seeds, %d topic seeds, %d proof seeds, %d jwt seeds"
+          % (len(decode), len(topic), len(proofs), len(jwts)))
 
 
 if __name__ == "__main__":

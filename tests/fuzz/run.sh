@@ -4,13 +4,21 @@
 # new corpus entries never land in the repository. Prints one PASS/FAIL line per target and
 # exits non-zero when any target fails to build or finds a crash.
 #
-# Usage (from anywhere): bash tests/fuzz/run.sh SECONDS
+# Usage (from anywhere): bash tests/fuzz/run.sh SECONDS          (each target SECONDS)
+#                        bash tests/fuzz/run.sh --total SECONDS  (SECONDS split evenly, at
+#                        least 1 each: the smoke in `make test`, whose length then does not
+#                        grow with the number of targets)
 set -u
 
+total=0
+if [ "${1:-}" = "--total" ]; then
+    total=1
+    shift
+fi
 secs="${1:-30}"
 case "$secs" in
 '' | *[!0-9]*)
-    echo "usage: $0 SECONDS" >&2
+    echo "usage: $0 [--total] SECONDS" >&2
     exit 2
     ;;
 esac
@@ -27,6 +35,14 @@ mkdir -p "$out"
 base_sources=(src/core/lmq.c src/mqtt/*.c)
 cflags=(-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -g -O1 -Isrc
     -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wconversion -Wno-sign-conversion)
+
+if [ "$total" -eq 1 ]; then
+    targets=(tests/fuzz/fuzz_*.c)
+    count="${#targets[@]}"
+    secs=$((secs / (count > 0 ? count : 1)))
+    [ "$secs" -ge 1 ] || secs=1
+    echo "fuzz: ${1}s in all for $count targets: ${secs}s each"
+fi
 
 scratch_root="$(mktemp -d "${TMPDIR:-/tmp}/lmq-fuzz.XXXXXX")"
 trap 'rm -rf "$scratch_root"' EXIT

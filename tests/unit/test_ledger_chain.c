@@ -49,8 +49,7 @@ static void test_gap_is_any_seq_beyond_the_next(void **state)
 {
     (void)state;
     assert_int_equal(ledger_chain_check(2, L2, 4, L3, L1, NULL), LEDGER_CHAIN_GAP);
-    assert_int_equal(ledger_chain_check(2, L2, UINT64_C(1) << 53, L3, L1, NULL),
-                     LEDGER_CHAIN_GAP);
+    assert_int_equal(ledger_chain_check(2, L2, UINT64_C(1) << 53, L3, L1, NULL), LEDGER_CHAIN_GAP);
     assert_string_equal(ledger_chain_verdict_name(LEDGER_CHAIN_GAP), "gap");
 }
 
