@@ -79,13 +79,16 @@ void conn_log(struct conn *c, enum lmq_log_level level, const char *event, const
 
 void conn_ref(struct conn *c)
 {
-    LMQ_ASSERT(c->refcount > 0);
+    LMQ_ASSERT(c->refcount > 0 && c->refcount < UINT32_MAX);
     c->refcount++;
 }
 
 static void conn_free(struct conn *c)
 {
     LMQ_ASSERT(c->refcount == 0 && c->handles_open == 0);
+    /* Only conn_close closes the handles, and pending acks hold references. */
+    LMQ_ASSERT(c->state == CONN_CLOSING && c->session == NULL && c->acks_waiting == 0);
+    LMQ_ASSERT(!c->counted && !list_linked(&c->all));
     struct broker *b = c->broker;
     LMQ_ASSERT(b->output_bytes >= c->output_charged);
     b->output_bytes -= c->output_charged;
@@ -153,7 +156,9 @@ void conn_close(struct conn *c)
     struct broker *b = c->broker;
     if (uv_is_closing((uv_handle_t *)&c->tcp))
         return;
-    c->state = CONN_CLOSING;
+    /* Both handles open (only this closes them), and the conn's own reference still held. */
+    LMQ_ASSERT(c->handles_open == 2 && c->refcount > 0);
+    conn_state_set(c, CONN_CLOSING);
     if (c->counted) {
         LMQ_ASSERT(b->connected_count > 0 && b->connected_by_kind[c->kind] > 0);
         b->connected_count--;
@@ -175,6 +180,7 @@ void conn_close(struct conn *c)
     }
     if (c->session != NULL)
         session_detach(c);
+    LMQ_ASSERT(c->session == NULL && !c->counted);
     conn_log(c, LMQ_LOG_DEBUG, "conn_closed", NULL);
     uv_close((uv_handle_t *)&c->tcp, conn_on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, conn_on_handle_closed);
@@ -390,6 +396,7 @@ void conn_disconnect(struct conn *c, uint8_t reason_code)
     bool send = c->version == MQTT_V5 && c->state == CONN_CONNECTED;
     if (c->session != NULL)
         session_detach(c); /* wills and session expiry start now */
+    LMQ_ASSERT(c->session == NULL);
     if (send) {
         struct mqtt_packet pkt = {.type = MQTT_DISCONNECT};
         pkt.u.disconnect.reason_code = reason_code;
@@ -411,10 +418,11 @@ void conn_end(struct conn *c, bool shutting_down)
     if (uv_is_closing((uv_handle_t *)&c->tcp))
         return;
     conn_read_stop(c);
-    c->state = CONN_CLOSING;
+    conn_state_set(c, CONN_CLOSING);
     c->lingering = !shutting_down;
     if (c->session != NULL)
         session_detach(c);
+    LMQ_ASSERT(c->session == NULL && c->state == CONN_CLOSING);
     enhanced_auth_free(c); /* an outstanding challenge ends now, not after the linger */
     /* Input waiting (blocked, yielded, a password being checked) is never handled now. */
     if (list_linked(&c->blocked_link))
@@ -477,9 +485,10 @@ static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 static void conn_close_after_output(struct conn *c)
 {
     conn_read_stop(c);
-    c->state = CONN_CLOSING;
+    conn_state_set(c, CONN_CLOSING);
     if (c->session != NULL)
         session_detach(c);
+    LMQ_ASSERT(c->session == NULL);
     if (conn_output_pending(c) == 0) {
         conn_close(c);
         return;

@@ -253,7 +253,7 @@ static int proto_connect(struct conn *c, struct mqtt_packet *pkt)
         ack.response_information =
             (struct lmq_bytes){(const uint8_t *)response_info, (size_t)LMQ_MAX(n, 0)};
     }
-    c->state = CONN_CONNECTED;
+    conn_state_set(c, CONN_CONNECTED);
     c->counted = true;
     b->connected_count++;
     b->connected_by_kind[c->kind]++;

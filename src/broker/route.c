@@ -104,6 +104,7 @@ struct msg *msg_create(struct broker *b, const struct mqtt_publish *pub)
         return NULL;
     m->committed = pub->qos == 0;
     m->id = b->next_msg_id++;
+    LMQ_ASSERT(m->id != 0 && m->refcount == 1 && !m->indexed); /* the caller's reference */
     return m;
 }
 
@@ -114,6 +115,8 @@ struct msg *msg_from_store(struct broker *b, const struct store_message *sm)
     memcpy(key, &sm->id, sizeof(key));
     struct msg *m = lmq_map_get(b->msgs_by_id, key, sizeof(key));
     if (m != NULL) {
+        /* The copy in memory: the same message, so the same size its queue rows counted. */
+        LMQ_ASSERT(m->indexed && m->id == sm->id && m->committed);
         msg_ref(m);
         return m;
     }
@@ -125,6 +128,7 @@ struct msg *msg_from_store(struct broker *b, const struct store_message *sm)
     m->persisted = true;
     if (lmq_map_put(b->msgs_by_id, key, sizeof(key), m) == LMQ_OK)
         m->indexed = true;
+    LMQ_ASSERT(m->refcount == 1);
     return m;
 }
 
@@ -163,7 +167,7 @@ void msg_persist(struct msg *m)
 
 void msg_ref(struct msg *m)
 {
-    LMQ_ASSERT(m != NULL && m->refcount > 0);
+    LMQ_ASSERT(m != NULL && m->refcount > 0 && m->refcount < UINT32_MAX);
     m->refcount++;
 }
 
@@ -171,7 +175,7 @@ void msg_unref(struct msg *m)
 {
     if (m == NULL)
         return;
-    LMQ_ASSERT(m->refcount > 0);
+    LMQ_ASSERT(m->refcount > 0 && m->broker != NULL);
     if (--m->refcount > 0)
         return;
     if (m->indexed) {
@@ -211,6 +215,7 @@ static struct route_target *route_target_add(struct route_ctx *ctx, struct sessi
         b->route_targets = t;
         b->route_target_cap = cap;
     }
+    LMQ_ASSERT(ctx->count < b->route_target_cap);
     struct route_target *t = &b->route_targets[ctx->count];
     memset(t, 0, offsetof(struct route_target, sub_ids));
     t->session = s;
@@ -247,6 +252,7 @@ static void route_on_match(void *arg, const struct sub_tree_entry *e)
         return;
     uint8_t qos = LMQ_MIN(ctx->msg->qos, (uint8_t)(e->options & MQTT_SUBOPT_QOS_MASK));
     t->qos = LMQ_MAX(t->qos, qos);
+    LMQ_ASSERT(t->qos <= ctx->msg->qos && t->sub_id_count <= MQTT_SUB_IDS_MAX);
     if (e->options & MQTT_SUBOPT_RETAIN_AS_PUBLISHED)
         t->retain_as_published = true;
     if (e->sub_id != 0 && t->sub_id_count < MQTT_SUB_IDS_MAX)
@@ -293,6 +299,7 @@ static int route_commit_first(struct broker *b, struct msg *m, const struct rout
         stored = !t->denied && t->qos > 0 && route_can_receive(t->session, t->qos) &&
                  (t->session->persistent || t->session->stored);
     }
+    LMQ_ASSERT(m->qos > 0 && m->refcount > 0);
     if (stored)
         return broker_defer_msg(b, m);
     m->committed = true;
@@ -371,7 +378,9 @@ static bool route_overflow(struct broker *b, const struct route_target *t, const
 
 int route_publish(struct broker *b, struct msg *m, struct session *publisher)
 {
-    LMQ_ASSERT(m != NULL);
+    /* The caller holds a reference over the routing (deliveries take their own). */
+    LMQ_ASSERT(m != NULL && m->refcount > 0 && m->broker == b);
+    LMQ_ASSERT(publisher == NULL || (publisher->broker == b && !publisher->closing));
     struct route_ctx ctx = {.broker = b, .msg = m, .publisher = publisher};
     ctx.identity_topic = identity_under_id(m->topic.data, m->topic.len);
     b->route_gen++;
@@ -412,6 +421,8 @@ int route_publish(struct broker *b, struct msg *m, struct session *publisher)
         }
         if (t->full && !route_overflow(b, t, m, ctx.identity_topic))
             continue;
+        /* Deliveries wait for a commit the message is in, or for nothing (route_commit_first). */
+        LMQ_ASSERT(t->qos <= m->qos && (m->committed || m->batched));
         session_enqueue(t->session, m, t->qos, t->retain_as_published && m->retain, t->sub_ids,
                         t->sub_id_count);
     }

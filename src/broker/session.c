@@ -52,6 +52,9 @@ void session_publish_will(struct session *s)
     struct msg *will = s->will;
     if (will == NULL)
         return;
+    /* The session's reference: kept over routing, dropped at the end. */
+    LMQ_ASSERT(will->refcount > 0 && will->broker == s->broker);
+    LMQ_ASSERT(s->conn == NULL || s->overflow_ending); /* a will goes out once its conn is gone */
     s->will = NULL;
     s->will_due_ms = 0;
     session_log(s, LMQ_LOG_DEBUG, "will_published");
@@ -111,6 +114,7 @@ void session_destroy(struct session *s)
     retain_session_end(s);
     session_unsubscribe_all(s);
     session_free_deliveries(s);
+    LMQ_ASSERT(s->sub_count == 0 && list_empty(&s->subs) && !list_linked(&s->commit_wait));
     msg_unref(s->will);
     s->will = NULL;
     free(s->inbound_qos2);
@@ -122,6 +126,7 @@ static void session_on_timer(uv_timer_t *t);
 /* The session ends for good: its delayed will goes out, its stored state is deleted. */
 static void session_end(struct session *s)
 {
+    LMQ_ASSERT(s->conn == NULL && !s->closing);
     session_log(s, LMQ_LOG_DEBUG, "session_ended");
     session_publish_will(s);
     if (s->stored)
@@ -188,6 +193,9 @@ void session_arm_timer(struct session *s)
         due = s->will_due_ms;
     if (s->conn == NULL && s->expires_ms != 0 && (due == 0 || s->expires_ms < due))
         due = s->expires_ms;
+    /* The earliest of the two that are pending. */
+    LMQ_ASSERT(s->will_due_ms == 0 || due <= s->will_due_ms);
+    LMQ_ASSERT(s->conn != NULL || s->expires_ms == 0 || (due != 0 && due <= s->expires_ms));
     uv_timer_stop(&s->timer);
     if (due == 0)
         return;
@@ -218,6 +226,7 @@ void session_detach(struct conn *c)
             s->will_due_ms = now + (uint64_t)s->will_delay_s * 1000;
         }
     }
+    LMQ_ASSERT(s->will == NULL || s->will_due_ms > now); /* delayed, or published above */
     if (c->takeover)
         return; /* the new connection attaches right away */
     if (!s->persistent || s->expiry_s == 0) {
@@ -226,6 +235,7 @@ void session_detach(struct conn *c)
     }
     session_queue_offline(s);
     s->expires_ms = s->expiry_s == SESSION_EXPIRY_NEVER ? 0 : now + (uint64_t)s->expiry_s * 1000;
+    LMQ_ASSERT(s->conn == NULL && c->session == NULL && s->inflight_unsent <= s->inflight_count);
     session_arm_timer(s);
 }
 
@@ -254,6 +264,8 @@ struct session *session_create(struct broker *b, const uint8_t *id, size_t id_le
     /* Session timers never keep the loop alive on their own: shutdown must not wait for them. */
     uv_unref((uv_handle_t *)&s->timer);
     b->session_count++;
+    LMQ_ASSERT(b->session_count == lmq_map_count(b->sessions));
+    session_queue_check(s);
     return s;
 }
 
@@ -302,7 +314,8 @@ static int session_set_will(struct session *s, struct conn *c, const struct mqtt
     s->will = msg_create(s->broker, &pub);
     if (s->will == NULL)
         return LMQ_ENOMEM;
-    s->will->committed = true; /* re-set to false when it is published with QoS > 0 */
+    LMQ_ASSERT(s->will->refcount == 1); /* the session's own */
+    s->will->committed = true;          /* re-set to false when it is published with QoS > 0 */
     s->will_delay_s = 0;
     if (cn->will_props.present & MQTT_PROP_BIT(MQTT_PROP_WILL_DELAY_INTERVAL))
         s->will_delay_s = cn->will_props.will_delay_interval_s;
@@ -428,6 +441,8 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
         if (!was_stored)
             session_store_state(s);
     }
+    LMQ_ASSERT(s->conn == c && c->session == s && s->expires_ms == 0 && !s->closing);
+    LMQ_ASSERT(s->persistent == (s->expiry_s > 0) && (!s->persistent || s->stored));
     *reason_code = MQTT_RC_SUCCESS;
     return LMQ_OK;
 }
@@ -461,4 +476,5 @@ void session_destroy_all(struct broker *b)
         session_destroy(s);
     }
     free(all);
+    LMQ_ASSERT(b->session_count == 0 && lmq_map_count(b->sessions) == 0);
 }
