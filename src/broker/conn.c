@@ -301,6 +301,8 @@ static void conn_half_close(struct conn *c)
 static void conn_on_write(uv_write_t *req, int status)
 {
     struct conn *c = req->data;
+    /* The write holds a reference (conn_flush) until here. */
+    LMQ_ASSERT(c->write_active && c->refcount > 0);
     c->write_active = false;
     lmq_buf_release(&c->writing); /* an idle connection holds no output buffer either */
     conn_account(c);
@@ -380,6 +382,7 @@ void conn_flush_all(struct broker *b)
 
 void conn_disconnect(struct conn *c, uint8_t reason_code)
 {
+    LMQ_ASSERT(c != NULL && c->refcount > 0);
     if (uv_is_closing((uv_handle_t *)&c->tcp) || c->state == CONN_CLOSING)
         return;
     struct lmq_log_line line;
@@ -869,6 +872,7 @@ static void conn_arm_earliest(struct conn *c, uint64_t deadline_a, uint64_t dead
 static void conn_on_timer(uv_timer_t *t)
 {
     struct conn *c = t->data;
+    LMQ_ASSERT(c != NULL && &c->timer == t && c->refcount > 0);
     uint64_t now = broker_now_ms(c->broker);
     if (c->state == CONN_AWAIT_CONNECT) {
         conn_log(c, LMQ_LOG_INFO, "connect_timeout", NULL);
@@ -926,6 +930,7 @@ static struct conn *conn_new(struct broker *b, enum conn_transport_kind kind)
     c->handles_open = 2;
     list_push_back(&b->conns, &c->all);
     b->conn_count++;
+    LMQ_ASSERT(c->state == CONN_AWAIT_CONNECT && c->session == NULL && b->conn_count > 0);
     return c;
 }
 

@@ -47,6 +47,7 @@ static void copy_slice(uint8_t **cursor, struct lmq_bytes *dst, struct lmq_bytes
 /* Allocates a msg with room for the bytes of every slice and copies them in. */
 static struct msg *msg_alloc(struct broker *b, const struct store_message *sm)
 {
+    LMQ_ASSERT(b != NULL && sm->qos <= 2);
     size_t extra = sm->topic.len + sm->payload.len + sm->content_type.len + sm->response_topic.len +
                    sm->correlation_data.len + sm->user_props.len;
     struct msg *m = calloc(1, sizeof(*m) + extra);
@@ -221,6 +222,7 @@ static struct route_target *route_target_add(struct route_ctx *ctx, struct sessi
     t->session = s;
     s->route_gen = b->route_gen;
     s->route_idx = ctx->count++;
+    LMQ_ASSERT(ctx->count <= b->route_target_cap);
     return t;
 }
 

@@ -34,6 +34,7 @@ static void session_store_will(struct session *s, bool put)
 {
     if (!put && !s->will_stored)
         return;
+    LMQ_ASSERT(!put || (s->will != NULL && s->will->refcount > 0));
     struct store_message sm;
     struct store_record rec = {.type = put ? STORE_WILL_PUT : STORE_WILL_DELETE,
                                .client_id = {s->client_id, s->client_id_len},
@@ -88,8 +89,10 @@ static void session_unsubscribe_all(struct session *s)
         LMQ_ASSERT(rc == LMQ_OK);
         list_unlink(&sub->link);
         free(sub);
+        LMQ_ASSERT(s->sub_count > 0);
         s->sub_count--;
     }
+    LMQ_ASSERT(s->sub_count == 0 && list_empty(&s->subs));
 }
 
 static void session_free_cb(uv_handle_t *h)
@@ -166,6 +169,8 @@ static void session_overflow_finish(struct session *s)
 static void session_on_timer(uv_timer_t *t)
 {
     struct session *s = t->data;
+    LMQ_ASSERT(s != NULL && &s->timer == t && !s->closing); /* closing stops it */
+    LMQ_ASSERT(s->will_due_ms == 0 || s->conn == NULL);     /* a delayed will: offline only */
     if (s->overflow_ending) {
         session_overflow_finish(s);
         return;
@@ -241,6 +246,7 @@ void session_detach(struct conn *c)
 
 struct session *session_create(struct broker *b, const uint8_t *id, size_t id_len)
 {
+    LMQ_ASSERT(lmq_map_get(b->sessions, id, id_len) == NULL); /* one session per client id */
     struct session *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
@@ -321,6 +327,7 @@ static int session_set_will(struct session *s, struct conn *c, const struct mqtt
         s->will_delay_s = cn->will_props.will_delay_interval_s;
     c->will_on_close = true;
     session_store_will(s, true);
+    LMQ_ASSERT(c->session == s && s->will_due_ms == 0);
     return LMQ_OK;
 }
 

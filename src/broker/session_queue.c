@@ -110,7 +110,8 @@ static void session_unsynced_free(struct session *s, struct delivery *d)
 
 static void queue_record(struct session *s, enum store_record_type type, const struct delivery *d)
 {
-    LMQ_ASSERT(d->seq != 0);
+    LMQ_ASSERT(d->seq != 0 && d->seq <= s->next_seq);
+    LMQ_ASSERT(d->qos > 0 && d->sub_id_count <= MQTT_SUB_IDS_MAX && (s->persistent || s->stored));
     uint8_t state = STORE_QUEUE_QUEUED;
     if (d->state == DELIVERY_WAIT_PUBACK)
         state = STORE_QUEUE_WAIT_PUBACK;
@@ -616,11 +617,16 @@ static void session_defer_send(struct session *s, struct delivery *d)
 /* Sends the deferred packets whose state is durable now. */
 static void session_flush_unsent(struct session *s)
 {
+    LMQ_ASSERT(s->conn != NULL && s->inflight_unsent <= s->inflight_count);
     uint64_t committed = s->broker->committed_seq;
     size_t guard = s->inflight_count + 1;
+    /* (A send that closes the connection takes the session offline: the rest wait for the
+     * next connection, which resends them.) */
     for (struct list_node *n = s->inflight.next;
-         n != &s->inflight && guard-- > 0 && s->inflight_unsent > 0; n = n->next) {
+         n != &s->inflight && guard-- > 0 && s->inflight_unsent > 0 && s->conn != NULL;
+         n = n->next) {
         struct delivery *d = list_entry(n, struct delivery, link);
+        LMQ_ASSERT(d->qos > 0 && d->state != DELIVERY_QUEUED && d->packet_id != 0);
         if (d->send_after == 0)
             continue;
         if (d->send_after > committed) {
@@ -846,9 +852,11 @@ static void session_unsynced_prune(struct session *s)
     while (n != &s->unsynced && guard-- > 0) {
         struct delivery *d = list_entry(n, struct delivery, link);
         n = n->next;
+        LMQ_ASSERT(d->seq != 0 && d->send_after != 0 && d->state == DELIVERY_QUEUED);
         if (d->send_after <= committed || d->seq <= cursor)
             session_unsynced_free(s, d);
     }
+    LMQ_ASSERT(s->unsynced_count == 0 || !list_empty(&s->unsynced));
     if (s->unsynced_count > 0)
         session_wait_commit(s);
 }
@@ -861,6 +869,7 @@ void session_pump(struct session *s)
     struct conn *c = s->conn;
     if (c == NULL || c->state != CONN_CONNECTED || s->closing || s->hold_delivery)
         return;
+    LMQ_ASSERT(c->session == s && c->send_quota_max > 0);
     retain_wake(s); /* retained deliveries still running continue (once there is room) */
     if (s->inflight_unsent > 0)
         session_flush_unsent(s);

@@ -138,6 +138,7 @@ int proto_subscribe(struct conn *c, struct mqtt_packet *pkt)
     int fatal = 0;
     /* The SUBACK goes out before any retained message the subscription triggers. */
     struct session *s = c->session;
+    LMQ_ASSERT(s != NULL && s->conn == c && s->hold_delivery < UINT32_MAX);
     s->hold_delivery++; /* retained messages go out after the SUBACK */
     while (count < SUBSCRIBE_ENTRIES_MAX && mqtt_subscribe_next(&cursor, c->version, &e)) {
         codes[count++] = subscribe_one(c, &e, sub_id, &fatal);
@@ -157,6 +158,7 @@ int proto_subscribe(struct conn *c, struct mqtt_packet *pkt)
         s->hold_delivery--;
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     }
+    LMQ_ASSERT(s->hold_delivery > 0 && c->acks_waiting > 0); /* released with the SUBACK */
     return 0;
 }
 
