@@ -927,6 +927,9 @@ void session_queue_check(const struct session *s);
 /* Asserts what session_queue_check does and that the counters match what the lists hold:
  * walks every in-memory delivery, so only for tests and debug builds (never per message). */
 void session_queue_verify(const struct session *s);
+/* Test-only fault injection: the nth delivery allocation from now on fails (1 = the next one),
+ * once; 0 turns it off. */
+void session_queue_test_fail_alloc(uint32_t nth);
 /* broker_test.c, for tests/unit/test_broker.c only: a broker with its loop, maps, subscription
  * tree and retained index, but no store, listeners, signals or timers of its own. 0 or an
  * error (then nothing is left to free). */

@@ -366,9 +366,20 @@ void session_queue_overflow_log(struct session *s, const char *action, const cha
     }
 }
 
+/* Test-only fault injection (session_queue_test_fail_alloc): the nth delivery allocation from
+ * now on fails, once; 0 = off. The network thread is the only one that allocates deliveries. */
+static uint32_t delivery_fail_nth;
+
+void session_queue_test_fail_alloc(uint32_t nth)
+{
+    delivery_fail_nth = nth;
+}
+
 static struct delivery *delivery_new(struct msg *m, uint8_t qos, bool retain,
                                      const uint32_t *sub_ids, size_t sub_id_count)
 {
+    if (__builtin_expect(delivery_fail_nth > 0, 0) && --delivery_fail_nth == 0)
+        return NULL;
     struct delivery *d = calloc(1, sizeof(*d) + sub_id_count * sizeof(uint32_t));
     if (d == NULL)
         return NULL;

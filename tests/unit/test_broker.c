@@ -104,8 +104,9 @@ static size_t sent_publishes(const struct conn *c, uint8_t *qos, uint16_t *ids, 
             assert_true(n < cap);
             const uint8_t *p = c->out.data + pos;
             size_t topic_len = (size_t)p[0] << 8 | p[1];
-            qos[n] = (first >> 1) & 3;
-            ids[n] = qos[n] > 0 ? (uint16_t)(p[2 + topic_len] << 8 | p[3 + topic_len]) : 0;
+            qos[n] = (uint8_t)((first >> 1) & 3);
+            uint16_t id = (uint16_t)((unsigned)p[2 + topic_len] << 8 | p[3 + topic_len]);
+            ids[n] = qos[n] > 0 ? id : 0;
             n++;
         }
         pos += len;
@@ -439,6 +440,60 @@ static void test_queue_check_catches_a_wrong_count(void **state)
     broker_destroy_for_test(&b);
 }
 
+/* Out of memory for a delivery: a QoS 0 one is dropped and counted; a QoS 1 one (its publisher
+ * is told it was accepted) stops the broker with exit status 2 and a store_failure line. */
+static void test_delivery_out_of_memory_qos0_dropped_qos1_fail_stop(void **state)
+{
+    LMQ_UNUSED(state);
+    struct lmq_config cfg;
+    config(&cfg);
+    struct broker b;
+    assert_int_equal(broker_init_for_test(&b, &cfg), LMQ_OK);
+    struct session *s = session(&b, "sub");
+    struct conn *c = fake_conn(&b, s, CONN_AWAIT_CONNECT, 10);
+    struct msg *m0 = message(&b, TOPIC, 1, 0);
+    session_queue_test_fail_alloc(1);
+    session_enqueue(s, m0, 0, false, NULL, 0);
+    assert_int_equal(b.stats.qos0_dropped, 1);
+    assert_int_equal(s->queued_count, 0);
+    assert_int_equal(m0->refcount, 1);
+    session_enqueue(s, m0, 0, false, NULL, 0); /* the fault was once */
+    assert_int_equal(s->queued_count, 1);
+
+    struct msg *m1 = message(&b, TOPIC, 1, 1);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        lmq_log_set_fd(fds[1]);
+        session_queue_test_fail_alloc(1);
+        session_enqueue(s, m1, 1, false, NULL, 0);
+        _exit(0); /* not reached: the delivery would have been lost */
+    }
+    close(fds[1]);
+    char out[4096];
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof(out) - 1 && (n = read(fds[0], out + len, sizeof(out) - 1 - len)) > 0)
+        len += (size_t)n;
+    out[len] = '\0';
+    close(fds[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 2);
+    assert_non_null(strstr(out, "\"store_failure\""));
+    assert_non_null(strstr(out, "delivery (out of memory)"));
+
+    fake_conn_free(c);
+    msg_unref(m0);
+    msg_unref(m1);
+    broker_destroy_for_test(&b);
+}
+
 int main(void)
 {
     lmq_log_set_level(LMQ_LOG_ERROR); /* qos0_dropped warnings are expected here */
@@ -450,6 +505,7 @@ int main(void)
         cmocka_unit_test(test_will_delay_before_expiry_fires_first),
         cmocka_unit_test(test_expiry_before_will_delay_publishes_will_at_end),
         cmocka_unit_test(test_queue_check_catches_a_wrong_count),
+        cmocka_unit_test(test_delivery_out_of_memory_qos0_dropped_qos1_fail_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
