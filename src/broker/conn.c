@@ -353,7 +353,8 @@ static void conn_flush(struct conn *c)
     }
     if (c->write_active || pending->len == 0)
         return;
-    LMQ_ASSERT(c->writing.len == 0);
+    LMQ_ASSERT(c->writing.len == 0 && c->refcount > 0);
+    LMQ_ASSERT(c->output_charged == conn_output_pending(c)); /* accounted where it changed */
     struct lmq_buf tmp = c->writing;
     c->writing = *pending;
     *pending = tmp;
@@ -645,6 +646,8 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = s->data;
     LMQ_UNUSED(buf);
+    /* Reading stops when the handle closes: only an open conn reads. */
+    LMQ_ASSERT(c != NULL && c->refcount > 0 && !uv_is_closing((uv_handle_t *)&c->tcp));
     if (nread < 0) {
         conn_log(c, LMQ_LOG_DEBUG, "conn_eof", uv_err_name((int)nread));
         conn_close(c); /* without DISCONNECT: the will is published */
@@ -1183,6 +1186,7 @@ void conn_memory_sweep(struct broker *b)
     /* Largest first, until what is left fits: a client that has not read its output for the
      * whole grace time can't be told (a DISCONNECT would queue behind it), so it is closed. */
     uint64_t left = b->output_bytes;
+    LMQ_ASSERT(count <= CONN_SLOW_SWEEP_MAX && b->output_over_since_ms != 0);
     for (size_t i = 0; i < count && left >= budget; i++) {
         struct conn *c = slow[i].conn;
         left -= LMQ_MIN(left, (uint64_t)slow[i].pending_bytes);
