@@ -1245,7 +1245,7 @@ def inflight_section(results, cols):
             L.append("Before → after (LedgerMQ before → LedgerMQ always, same rounds): " +
                      "; ".join(gains) + ".")
             L.append("")
-    L.append("Target (issue 13): 100 and 1,000 in flight within 10% of 64 in flight. The "
+    L.append("Target: 100 and 1,000 in flight within 10% of 64 in flight. The "
              "persistent 64 row is the QoS 1 fan-in scenario above. \"LedgerMQ before\" (when "
              "present) is the binary BENCH_BEFORE named, run in the same rounds.")
     L.append("")

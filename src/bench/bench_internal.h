@@ -107,7 +107,7 @@ int bench_opts_parse(int argc, char **argv, struct bench_opts *o);
 /* Prints the usage of `ledgermq bench` to f. */
 void bench_opts_usage(FILE *f);
 /* Static name of a scenario ("fan-in"). */
-const char *bench_scenario_name(enum bench_scenario s);
+const char *bench_opts_scenario_name(enum bench_scenario s);
 
 void bench_hist_init(struct bench_hist *h);
 /* Records one value in ns; values beyond the range are counted in the last bucket. */

@@ -109,7 +109,7 @@ static const struct bench_flag bench__flags[] = {
 
 static const char *const bench__scenario_names[] = {"fan-in", "fan-out", "pairs", "fill"};
 
-const char *bench_scenario_name(enum bench_scenario s)
+const char *bench_opts_scenario_name(enum bench_scenario s)
 {
     LMQ_ASSERT((size_t)s < LMQ_ARRAY_LEN(bench__scenario_names));
     return bench__scenario_names[s];

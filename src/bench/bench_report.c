@@ -158,7 +158,7 @@ static void report__json_machine(const struct bench *b, const struct report_view
 static void report__json(const struct bench *b, const struct report_view *v)
 {
     const struct bench_opts *o = &b->opts;
-    printf("{\"scenario\":\"%s\",\"host\":", bench_scenario_name(o->scenario));
+    printf("{\"scenario\":\"%s\",\"host\":", bench_opts_scenario_name(o->scenario));
     report__json_str(o->host);
     printf(",\"port\":%u,\"mqtt_version\":%u,\"qos\":%u,\"publishers\":%" PRIu32
            ",\"subscribers\":%" PRIu32 ",\"payload_bytes\":%" PRIu32
@@ -205,7 +205,7 @@ static void report__human_head(const struct bench *b)
     const struct bench_opts *o = &b->opts;
     printf("ledgermq bench: %s against %s:%u, MQTT %s, QoS %u, %" PRIu32 " publisher(s), %" PRIu32
            " subscriber(s), %" PRIu32 " B payload\n",
-           bench_scenario_name(o->scenario), o->host, o->port,
+           bench_opts_scenario_name(o->scenario), o->host, o->port,
            o->version == MQTT_V5 ? "5" : "3.1.1", o->qos, o->publishers, o->subscribers,
            o->payload_bytes);
     if (o->scenario == BENCH_FILL) {

@@ -148,8 +148,17 @@ static void access_check_done(uv_work_t *req, int status)
     conn_unref(c);
 }
 
-/* Queues the hash for c's CONNECT. Returns PROTO_PAUSED or a CONNACK reason code. */
-static int access_password_start(struct conn *c, const struct mqtt_connect *cn)
+/* Sets *reason to reason_code and returns PROTO_REFUSE_CONNECT. */
+static enum proto_result access_refuse(uint8_t *reason, uint8_t reason_code)
+{
+    LMQ_ASSERT(reason_code >= 0x80);
+    *reason = reason_code;
+    return PROTO_REFUSE_CONNECT;
+}
+
+/* Queues the hash for c's CONNECT. Returns PROTO_PAUSED or PROTO_REFUSE_CONNECT (*reason). */
+static enum proto_result access_password_start(struct conn *c, const struct mqtt_connect *cn,
+                                               uint8_t *reason)
 {
     struct broker *b = c->broker;
     LMQ_ASSERT(b->passwd != NULL && c->password_state == CONN_PASSWORD_NONE);
@@ -158,20 +167,21 @@ static int access_password_start(struct conn *c, const struct mqtt_connect *cn)
     if (!cn->has_password || cn->password.len > CRYPTO_PASSWD_PASSWORD_MAX_BYTES ||
         user_len > CRYPTO_PASSWD_USER_MAX_BYTES) {
         /* Nothing to hash, or no such user can exist: refused without the wait. */
-        identity_security_event(b, c, IDENTITY_EVENT_BAD_PASSWORD, "no usable user or password");
-        return MQTT_RC_BAD_USER_NAME_OR_PASSWORD;
+        security_event(b, c, SECURITY_EVENT_BAD_PASSWORD, "no usable user or password");
+        return access_refuse(reason, MQTT_RC_BAD_USER_NAME_OR_PASSWORD);
     }
     struct access_guard_entry *guard = NULL;
-    int verdict = access_guard_enter(b, c, &guard);
+    enum access_guard_verdict verdict = access_guard_enter(b, c, &guard, reason);
     if (verdict == ACCESS_GUARD_WAIT)
         return PROTO_PAUSED; /* resumed, and handled again, when a slot is free */
-    if (verdict != ACCESS_GUARD_RUN)
-        return verdict; /* logged by the guard */
+    if (verdict == ACCESS_GUARD_REFUSE)
+        return PROTO_REFUSE_CONNECT; /* *reason set and logged by the guard */
+    LMQ_ASSERT(verdict == ACCESS_GUARD_RUN);
     LMQ_ASSERT(guard != NULL && b->password_checks < ACCESS_PASSWORD_CHECKS_MAX);
     struct access_check *w = calloc(1, sizeof(*w));
     if (w == NULL) {
         access_guard_cancel(b, guard); /* not the client's failure */
-        return MQTT_RC_SERVER_UNAVAILABLE;
+        return access_refuse(reason, MQTT_RC_SERVER_UNAVAILABLE);
     }
     w->guard = guard;
     const char *hash = crypto_passwd_file_lookup(b->passwd, user, user_len);
@@ -185,7 +195,7 @@ static int access_password_start(struct conn *c, const struct mqtt_connect *cn)
         OPENSSL_cleanse(w, sizeof(*w));
         free(w);
         access_guard_cancel(b, guard);
-        return MQTT_RC_SERVER_UNAVAILABLE;
+        return access_refuse(reason, MQTT_RC_SERVER_UNAVAILABLE);
     }
     conn_ref(c);
     b->password_checks++;
@@ -196,22 +206,22 @@ static int access_password_start(struct conn *c, const struct mqtt_connect *cn)
     return PROTO_PAUSED;
 }
 
-int access_password(struct conn *c, const struct mqtt_connect *cn)
+enum proto_result access_password(struct conn *c, const struct mqtt_connect *cn, uint8_t *reason)
 {
-    LMQ_ASSERT(c != NULL && cn != NULL && cn->has_username);
+    LMQ_ASSERT(c != NULL && cn != NULL && cn->has_username && reason != NULL);
     switch (c->password_state) {
     case CONN_PASSWORD_NONE:
-        return access_password_start(c, cn);
+        return access_password_start(c, cn, reason);
     case CONN_PASSWORD_PASSED:
         /* The same CONNECT bytes again: the user name checked is this one. */
         LMQ_ASSERT(c->user_len == cn->username.len &&
                    memcmp(c->user, cn->username.data, c->user_len) == 0);
-        return MQTT_RC_SUCCESS;
+        return PROTO_OK;
     case CONN_PASSWORD_FAILED:
-        identity_security_event(c->broker, c, IDENTITY_EVENT_BAD_PASSWORD, c->user);
+        security_event(c->broker, c, SECURITY_EVENT_BAD_PASSWORD, c->user);
         c->user[0] = '\0';
         c->user_len = 0;
-        return MQTT_RC_BAD_USER_NAME_OR_PASSWORD;
+        return access_refuse(reason, MQTT_RC_BAD_USER_NAME_OR_PASSWORD);
     case CONN_PASSWORD_PENDING:
         break;
     }
@@ -224,7 +234,7 @@ static void access_denied(struct conn *c, const char *what, const uint8_t *topic
     char detail[ACCESS_DETAIL_TOPIC_MAX_BYTES + 16];
     int shown = (int)LMQ_MIN(len, ACCESS_DETAIL_TOPIC_MAX_BYTES);
     snprintf(detail, sizeof(detail), "%s %.*s", what, shown, (const char *)topic);
-    identity_security_event(c->broker, c, IDENTITY_EVENT_ACL_DENIED, detail);
+    security_event(c->broker, c, SECURITY_EVENT_ACL_DENIED, detail);
 }
 
 bool access_may_publish(struct conn *c, const uint8_t *client_id, size_t client_id_len,
@@ -272,7 +282,7 @@ static bool access_session_partial(const struct session *s, const struct mqtt_ac
     for (const struct list_node *n = s->subs.next; n != &s->subs && guard-- > 0; n = n->next) {
         const struct session_sub *sub = list_entry(n, struct session_sub, link);
         const uint8_t *filter = sub->text + sub->group_len;
-        if (!identity_under_id(filter, sub->filter_len) &&
+        if (!pipeline_under_id(filter, sub->filter_len) &&
             !mqtt_acl_reads_all(acl, who, filter, sub->filter_len))
             return true;
     }
@@ -294,7 +304,7 @@ bool access_may_deliver(struct session *s, const uint8_t *topic, size_t len)
 {
     LMQ_ASSERT(s != NULL && (topic != NULL || len == 0));
     struct broker *b = s->broker;
-    if (b->acl == NULL || identity_under_id(topic, len))
+    if (b->acl == NULL || pipeline_under_id(topic, len))
         return true; /* under id/ the identity rules decide (route.c, retain.c) */
     struct mqtt_acl_client who;
     if (!access_session_who(s, &who))

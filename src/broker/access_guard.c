@@ -154,7 +154,7 @@ static bool access_guard_key(struct conn *c, uint8_t key[8], uint8_t *len)
 static struct access_guard_entry *access_guard_get(struct broker *b, struct conn *c)
 {
     struct access_guard *g = b->access_guard;
-    uint64_t now = broker_now_ms(b);
+    uint64_t now = clock_now_ms(b);
     for (int i = 0; i < ACCESS_GUARD_SWEEP_PER_CALL && !list_empty(&g->lru); i++) {
         struct access_guard_entry *old = list_entry(g->lru.next, struct access_guard_entry, lru);
         if (!access_guard_stale(old, now) && lmq_map_count(g->entries) < ACCESS_GUARD_ENTRIES_MAX)
@@ -195,7 +195,7 @@ static struct access_guard_entry *access_guard_get(struct broker *b, struct conn
 static void access_guard_log(struct broker *b, struct conn *c, const char *event, const char *why)
 {
     struct access_guard *g = b->access_guard;
-    uint64_t now = broker_now_ms(b);
+    uint64_t now = clock_now_ms(b);
     if (g->logged_ms != 0 && now - g->logged_ms < ACCESS_GUARD_LOG_MS) {
         g->unlogged++;
         return;
@@ -212,21 +212,30 @@ static void access_guard_log(struct broker *b, struct conn *c, const char *event
     g->unlogged = 0;
 }
 
-int access_guard_enter(struct broker *b, struct conn *c, struct access_guard_entry **out)
+/* Sets *reason to reason_code and returns ACCESS_GUARD_REFUSE. */
+static enum access_guard_verdict access_guard_refuse(uint8_t *reason, uint8_t reason_code)
 {
-    LMQ_ASSERT(b != NULL && c != NULL && out != NULL);
+    LMQ_ASSERT(reason_code >= 0x80);
+    *reason = reason_code;
+    return ACCESS_GUARD_REFUSE;
+}
+
+enum access_guard_verdict access_guard_enter(struct broker *b, struct conn *c,
+                                             struct access_guard_entry **out, uint8_t *reason)
+{
+    LMQ_ASSERT(b != NULL && c != NULL && out != NULL && reason != NULL);
     struct access_guard *g = b->access_guard;
     *out = NULL;
     struct access_guard_entry *e = access_guard_get(b, c);
     if (e == NULL) {
         b->stats.password_busy++;
         access_guard_log(b, c, "password_checks_busy", "address table full");
-        return MQTT_RC_SERVER_BUSY;
+        return access_guard_refuse(reason, MQTT_RC_SERVER_BUSY);
     }
-    if (broker_now_ms(b) < e->backoff_until_ms) {
+    if (clock_now_ms(b) < e->backoff_until_ms) {
         b->stats.password_backoff_refused++;
         access_guard_log(b, c, "password_backoff", "refused during back-off");
-        return MQTT_RC_CONNECTION_RATE_EXCEEDED;
+        return access_guard_refuse(reason, MQTT_RC_CONNECTION_RATE_EXCEEDED);
     }
     uint32_t share = b->cfg.limits.password_checks_per_address;
     /* Newcomers queue behind their address's waiters; the one dispatch resumes goes first. */
@@ -245,11 +254,11 @@ int access_guard_enter(struct broker *b, struct conn *c, struct access_guard_ent
                          e->waiting_count >= ACCESS_GUARD_WAITING_PER_ADDRESS_MAX
                              ? "too many waiting from this address"
                              : "too many waiting");
-        return MQTT_RC_SERVER_BUSY;
+        return access_guard_refuse(reason, MQTT_RC_SERVER_BUSY);
     }
     struct access_waiter *w = calloc(1, sizeof(*w));
     if (w == NULL)
-        return MQTT_RC_SERVER_UNAVAILABLE;
+        return access_guard_refuse(reason, MQTT_RC_SERVER_UNAVAILABLE);
     conn_ref(c);
     w->conn = c;
     list_push_back(&e->waiting, &w->link);
@@ -315,7 +324,7 @@ static void access_guard_dispatch(struct broker *b)
 /* Counts a failure; from the threshold on, starts (or lengthens) the address's back-off. */
 static void access_guard_failed(struct broker *b, struct access_guard_entry *e, struct conn *c)
 {
-    uint64_t now = broker_now_ms(b);
+    uint64_t now = clock_now_ms(b);
     if (now - e->last_failure_ms >= ACCESS_GUARD_FORGET_MS)
         e->failures = 0;
     e->failures += e->failures < UINT32_MAX;

@@ -1,6 +1,6 @@
 /*
- * Broker lifecycle: the loop, listeners, signals, the per-turn flush of
- * socket output and store commits, and the shutdown sequence.
+ * Broker lifecycle: the loop, listeners, signals, the tick, the per-turn flush of socket
+ * output (after the turn's commit, commit.c) and the shutdown sequence.
  */
 #include "broker/broker_internal.h"
 
@@ -9,8 +9,6 @@
 
 #include <signal.h>
 #include <string.h>
-#include <sys/statvfs.h>
-#include <time.h>
 
 /* How often blocked publishers are retried even without a queue drain (a safety net: they are
  * resumed when an ack or a drained queue frees what they wait for; an identity over its
@@ -18,15 +16,8 @@
 #define BROKER_TICK_MS 250
 /* Backlog of the listening sockets. */
 #define BROKER_LISTEN_BACKLOG 511
-/* Shortest interval between two checks of the data directory's free space. */
-#define BROKER_DISK_CHECK_MS 10
 /* Grace period for clients to receive their DISCONNECT at shutdown. */
 #define BROKER_SHUTDOWN_GRACE_MS 2000
-
-uint64_t broker_now_ms(struct broker *b)
-{
-    return uv_now(&b->loop);
-}
 
 void broker_fail_stop(struct broker *b, const char *what, int err)
 {
@@ -42,222 +33,8 @@ void broker_fail_stop(struct broker *b, const char *what, int err)
     _exit(2);
 }
 
-static struct commit_batch *broker_batch(struct broker *b)
-{
-    if (b->batch == NULL) {
-        b->batch = calloc(1, sizeof(*b->batch));
-        if (b->batch != NULL) {
-            b->batch->broker = b;
-            b->batch->seq = ++b->next_batch_seq;
-        }
-    }
-    return b->batch;
-}
-
-struct commit_batch *broker_current_batch(struct broker *b)
-{
-    struct commit_batch *batch = broker_batch(b);
-    if (batch == NULL)
-        broker_fail_stop(b, "batch", LMQ_ENOMEM);
-    return batch;
-}
-
-uint64_t broker_batch_seq(struct broker *b)
-{
-    struct commit_batch *batch = broker_batch(b);
-    if (batch == NULL)
-        broker_fail_stop(b, "batch", LMQ_ENOMEM);
-    return batch->seq;
-}
-
-void broker_store_write(struct broker *b, const struct store_record *rec)
-{
-    if (b->store == NULL)
-        return; /* shutting down: sessions are dropped from memory, not from the store */
-    int rc = store_write(b->store, rec);
-    if (rc != LMQ_OK)
-        broker_fail_stop(b, "write", rc);
-    b->records_written++;
-    if (broker_batch(b) == NULL) /* every record written this turn is committed at its end */
-        broker_fail_stop(b, "batch", LMQ_ENOMEM);
-}
-
-static int grow_array(void **arr, size_t *cap, size_t count, size_t elem)
-{
-    if (count < *cap)
-        return LMQ_OK;
-    size_t new_cap = *cap == 0 ? 8 : *cap * 2;
-    void *p = realloc(*arr, new_cap * elem);
-    if (p == NULL)
-        return LMQ_ENOMEM;
-    *arr = p;
-    *cap = new_cap;
-    return LMQ_OK;
-}
-
-static void send_ack(struct conn *c, const struct pending_ack *ack);
-
-int broker_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
-               uint8_t reason_code, bool releases_quota, bool needs_commit, const char *why)
-{
-    LMQ_ASSERT(c != NULL);
-    LMQ_ASSERT(type == MQTT_PUBACK || type == MQTT_PUBREC || type == MQTT_PUBCOMP);
-    struct pending_ack ack = {.conn = c,
-                              .type = type,
-                              .packet_id = packet_id,
-                              .reason_code = reason_code,
-                              .releases_quota = releases_quota,
-                              .why = why};
-    if (!needs_commit && c->acks_waiting == 0) {
-        send_ack(c, &ack); /* nothing to make durable: no empty round trip to the store */
-        return LMQ_OK;
-    }
-    struct commit_batch *batch = broker_batch(b);
-    if (batch == NULL || grow_array((void **)&batch->acks, &batch->ack_cap, batch->ack_count,
-                                    sizeof(batch->acks[0])) != LMQ_OK)
-        return LMQ_ENOMEM;
-    conn_ref(c);
-    c->acks_waiting++;
-    batch->acks[batch->ack_count++] = ack;
-    return LMQ_OK;
-}
-
-int broker_defer_msg(struct broker *b, struct msg *m)
-{
-    LMQ_ASSERT(m != NULL && !m->committed);
-    struct commit_batch *batch = broker_batch(b);
-    if (batch == NULL || grow_array((void **)&batch->msgs, &batch->msg_cap, batch->msg_count,
-                                    sizeof(batch->msgs[0])) != LMQ_OK)
-        return LMQ_ENOMEM;
-    msg_ref(m);
-    m->batched = true;
-    batch->msgs[batch->msg_count++] = m;
-    return LMQ_OK;
-}
-
-int broker_defer_suback(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
-                        const uint8_t *codes, size_t count)
-{
-    LMQ_ASSERT(type == MQTT_SUBACK || type == MQTT_UNSUBACK);
-    struct commit_batch *batch = broker_batch(b);
-    uint8_t *copy = malloc(count > 0 ? count : 1);
-    if (batch == NULL || copy == NULL ||
-        grow_array((void **)&batch->acks, &batch->ack_cap, batch->ack_count,
-                   sizeof(batch->acks[0])) != LMQ_OK) {
-        free(copy);
-        return LMQ_ENOMEM;
-    }
-    if (count > 0)
-        memcpy(copy, codes, count);
-    conn_ref(c);
-    c->acks_waiting++;
-    batch->acks[batch->ack_count++] = (struct pending_ack){
-        .conn = c, .type = type, .packet_id = packet_id, .codes = copy, .code_count = count};
-    return LMQ_OK;
-}
-
-/* Re-reads the wall clock; broker_unix_ms() derives from the loop's cached time in between. */
-static void broker_sync_wall_clock(struct broker *b)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    b->wall_offset_ms = wall_ms - (int64_t)uv_now(&b->loop);
-}
-
-int64_t broker_unix_ms(struct broker *b)
-{
-    /* No syscall per message: the loop's time of this turn plus an offset refreshed per tick. */
-    return (int64_t)uv_now(&b->loop) + b->wall_offset_ms;
-}
-
-static void send_suback(struct conn *c, const struct pending_ack *ack)
-{
-    struct session *s = c->session;
-    if (c->state != CONN_CONNECTED || s == NULL)
-        return;
-    struct mqtt_packet pkt = {.type = ack->type};
-    pkt.u.suback.packet_id = ack->packet_id;
-    pkt.u.suback.reason_codes = (struct lmq_bytes){ack->codes, ack->code_count};
-    (void)conn_send(c, &pkt);
-    if (ack->type == MQTT_SUBACK) {
-        LMQ_ASSERT(s->hold_delivery > 0);
-        s->hold_delivery--; /* retained messages follow their SUBACK */
-        session_pump(s);
-    }
-}
-
-static void send_ack(struct conn *c, const struct pending_ack *ack)
-{
-    if (ack->type == MQTT_SUBACK || ack->type == MQTT_UNSUBACK) {
-        send_suback(c, ack);
-        return;
-    }
-    struct mqtt_packet pkt = {.type = ack->type};
-    pkt.u.ack.packet_id = ack->packet_id;
-    pkt.u.ack.reason_code = ack->reason_code;
-    if (ack->why != NULL) { /* conn_send drops it where the client does not want it */
-        pkt.u.ack.props.present = MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
-        pkt.u.ack.props.reason_string =
-            (struct lmq_bytes){(const uint8_t *)ack->why, strlen(ack->why)};
-    }
-    if (c->state != CONN_CONNECTED)
-        return; /* the client will resend; the data is durable either way */
-    if (ack->releases_quota) {
-        uint16_t *pending = ack->type == MQTT_PUBACK ? &c->inbound_pending : &c->pubrec_pending;
-        LMQ_ASSERT(ack->type != MQTT_PUBCOMP && *pending > 0);
-        (*pending)--;
-        conn_inbound_window_freed(c);
-    }
-    (void)conn_send(c, &pkt);
-}
-
-/* The batch is durable: release its messages to delivery, then send its acks. */
-static void broker_commit_done(void *arg, int status)
-{
-    struct commit_batch *batch = arg;
-    struct broker *b = batch->broker;
-    if (status != LMQ_OK)
-        broker_fail_stop(b, "commit", status);
-    LMQ_ASSERT(batch->seq > b->committed_seq); /* completions run in commit order */
-    b->committed_seq = batch->seq;
-    for (size_t i = 0; i < batch->msg_count; i++) {
-        batch->msgs[i]->committed = true;
-        msg_unref(batch->msgs[i]);
-    }
-    /* Wake the sessions whose queue head waited for this commit. */
-    struct list_node waiters;
-    list_init(&waiters);
-    while (!list_empty(&b->commit_waiters)) {
-        struct list_node *n = b->commit_waiters.next;
-        list_unlink(n);
-        list_push_back(&waiters, n);
-    }
-    while (!list_empty(&waiters)) {
-        struct list_node *n = waiters.next;
-        list_unlink(n);
-        session_pump(list_entry(n, struct session, commit_wait));
-    }
-    for (size_t i = 0; i < batch->ack_count; i++) {
-        struct conn *c = batch->acks[i].conn;
-        LMQ_ASSERT(c->acks_waiting > 0);
-        c->acks_waiting--;
-        send_ack(c, &batch->acks[i]);
-        conn_unref(c);
-        free(batch->acks[i].codes);
-    }
-    /* Envelopes of this batch are durable: checkpoint the tree, send acks with receipts. */
-    if (b->store != NULL)
-        ledger_tree_committed(b, batch);
-    ledger_tree_batch_free(batch);
-    free(batch->acks);
-    free(batch->msgs);
-    free(batch);
-}
-
-/* Once per loop turn: close the open batch with one commit, then flush sockets. */
-static void broker_check_disk(struct broker *b);
-
+/* Once per loop turn: retry held-back publishers, close the open batch with one commit (the
+ * commit seam, commit.c), then flush sockets. */
 static void broker_turn_end(struct broker *b)
 {
     /* Publishers held back by a full queue (policy refuse) retry once per turn that freed room
@@ -269,30 +46,7 @@ static void broker_turn_end(struct broker *b)
     }
     if (!list_empty(&b->yielded))
         conn_retry_blocked(b, &b->yielded);
-    /* Sessions waiting for a commit get one even when nothing else is written. */
-    if (b->batch == NULL && b->store != NULL && !list_empty(&b->commit_waiters) &&
-        store_pending(b->store) == 0)
-        (void)broker_batch(b);
-    if (b->batch != NULL && b->store == NULL) {
-        /* Shutdown: no connection is left to acknowledge; just release the batch. */
-        struct commit_batch *batch = b->batch;
-        b->batch = NULL;
-        broker_commit_done(batch, LMQ_OK);
-    }
-    if (b->batch != NULL) {
-        /* Free space is checked as often as the disk is written, at most every 10 ms. */
-        uint64_t now = broker_now_ms(b);
-        if (now >= b->disk_checked_ms + BROKER_DISK_CHECK_MS) {
-            b->disk_checked_ms = now;
-            broker_check_disk(b);
-        }
-        struct commit_batch *batch = b->batch;
-        b->batch = NULL;
-        ledger_tree_close(b, batch);
-        int rc = store_commit(b->store, broker_commit_done, batch);
-        if (rc != LMQ_OK)
-            broker_fail_stop(b, "commit", rc);
-    }
+    commit_turn_end(b);
     conn_flush_all(b);
 }
 
@@ -306,29 +60,10 @@ static void on_check(uv_check_t *h)
     broker_turn_end(h->data);
 }
 
-/* Free space under min_free_disk: QoS 1/2 publishes are refused until it comes back. */
-static void broker_check_disk(struct broker *b)
-{
-    struct statvfs vfs;
-    if (statvfs(b->cfg.data_dir, &vfs) != 0)
-        return;
-    uint64_t free_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize;
-    bool low = free_bytes < b->cfg.limits.min_free_disk_bytes;
-    if (low != b->disk_low) {
-        struct lmq_log_line line;
-        if (lmq_log_begin(&line, low ? LMQ_LOG_WARN : LMQ_LOG_INFO, low ? "disk_low" : "disk_ok")) {
-            lmq_log_uint(&line, "free_bytes", free_bytes);
-            lmq_log_uint(&line, "min_free_disk", b->cfg.limits.min_free_disk_bytes);
-            lmq_log_end(&line);
-        }
-    }
-    b->disk_low = low;
-}
-
 static void on_tick(uv_timer_t *t)
 {
     struct broker *b = t->data;
-    broker_sync_wall_clock(b);
+    clock_sync(b);
     conn_retry_blocked(b, &b->blocked);
     if (b->tick_count++ % 40 == 0)
         retain_expire(b);
@@ -455,7 +190,7 @@ static void on_signal(uv_signal_t *s, int signum)
             lmq_log_msg(LMQ_LOG_INFO, "reload", "no config file to re-read");
             broker_reload_tls(b);
             access_reload(b);
-            tokens_reload(b);
+            pipeline_tokens_reload(b);
             return;
         }
         struct lmq_config fresh;
@@ -469,7 +204,7 @@ static void on_signal(uv_signal_t *s, int signum)
         b->cfg.log_level = fresh.log_level;
         broker_reload_tls(b);
         access_reload(b);
-        tokens_reload(b);
+        pipeline_tokens_reload(b);
         /* Auditors take effect with the next request (GET /ledger/envelopes checks each). */
         memcpy(b->cfg.auth.auditors, fresh.auth.auditors, sizeof(b->cfg.auth.auditors));
         b->cfg.auth.auditor_count = fresh.auth.auditor_count;
@@ -564,7 +299,7 @@ static int broker_start_http(struct broker *b, bool tls, char *json, size_t cap)
         fprintf(stderr, "ledgermq: cannot listen for HTTP%s: %s\n", tls ? "S" : "", err);
         return LMQ_EIO;
     }
-    http_server_set_upgrade(*server, broker_http_upgrade, b);
+    http_server_set_upgrade(*server, websocket_upgrade, b);
     if (tls)
         http_server_set_tls(*server, b->tls);
     int n = snprintf(json, cap, "[\"%s\"]", bound);
@@ -586,11 +321,10 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
     if (uv_loop_init(&b->loop) != 0)
         return LMQ_EIO;
     b->loop.data = b;
-    broker_sync_wall_clock(b);
+    clock_sync(b);
     if (lmq_map_create(&b->sessions) != LMQ_OK || retain_init(b) != LMQ_OK ||
         lmq_map_create(&b->msgs_by_id) != LMQ_OK || lmq_map_create(&b->addresses) != LMQ_OK ||
-        lmq_map_create(&b->identities) != LMQ_OK || sub_tree_create(&b->subs) != LMQ_OK ||
-        session_quota_init(b) != LMQ_OK)
+        sub_tree_create(&b->subs) != LMQ_OK || session_quota_init(b) != LMQ_OK)
         return LMQ_ENOMEM;
     uv_prepare_init(&b->loop, &b->flush_prepare);
     b->flush_prepare.data = b;
@@ -610,7 +344,7 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
         sigs[i]->data = b;
         uv_signal_start(sigs[i], on_signal, nums[i]);
     }
-    broker_check_disk(b);
+    commit_check_disk(b);
     /* Before the server key: a bad password or ACL file stops the start with no side effect. */
     if (access_init(b) != LMQ_OK)
         return LMQ_EINVAL;
@@ -642,7 +376,7 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
         return LMQ_EIO;
     }
     /* After the store: a database that can't be opened is the one error reported. */
-    int id_rc = identity_init(b);
+    int id_rc = pipeline_init(b);
     if (id_rc != LMQ_OK)
         return id_rc == LMQ_ENOMEM ? LMQ_ENOMEM : LMQ_EINVAL;
     return LMQ_OK;
@@ -695,11 +429,7 @@ static void broker_teardown(struct broker *b)
     lmq_map_destroy(b->msgs_by_id);
     conn_address_sweep(b, true);
     lmq_map_destroy(b->addresses);
-    ledger_destroy(b);
-    tokens_destroy(b);
-    ledger_quota_destroy(b);
-    free(b->checkpoint);
-    identity_destroy(b);
+    pipeline_destroy(b);
     access_destroy(b);
     if (b->tls != NULL)
         tls_server_free(b->tls); /* sessions still open hold their own reference */
@@ -735,7 +465,7 @@ int broker_run(const struct lmq_config *cfg)
         code = rc == LMQ_EIO ? 2 : 1;
         goto out;
     }
-    if (broker_recover(b) != LMQ_OK) {
+    if (recovery_run(b) != LMQ_OK) {
         fprintf(stderr, "ledgermq: cannot recover from the store in %s\n", cfg->data_dir);
         code = 2;
         goto out;

@@ -24,7 +24,6 @@
 #include "core/log.h"
 #include "core/map.h"
 #include "crypto/keyfile.h"
-#include "ledger/merkle.h"
 #include "crypto/passwd.h"
 #include "net/accept.h"
 #include "net/transport.h"
@@ -32,6 +31,8 @@
 #include "mqtt/mqtt_alias_out.h"
 #include "mqtt/mqtt_codec.h"
 #include "mqtt/sub_tree.h"
+#include "broker/proto_result.h"
+#include "pipeline/pipeline.h"
 #include "store/store.h"
 
 /* Intrusive doubly linked list. */
@@ -280,8 +281,8 @@ struct conn {
     enum conn_password_state password_state;
     uint8_t refusal_code;    /* non-zero: CONNECT gets this reason code (per-address limit) */
     const char *refusal_why; /* static text for the log */
-    /* The login token this connection authenticated with (tokens.c): it is ended when the token
-     * expires or is revoked. 0 when it used no token (password, certificate, anonymous). */
+    /* The login token this connection authenticated with (pipeline_tokens.c): it is ended when the
+     * token expires or is revoked. 0 when it used no token (password, certificate, anonymous). */
     int64_t token_iat_s;
     int64_t token_exp_s;
     size_t output_charged;  /* this conn's share of broker->output_bytes */
@@ -315,28 +316,24 @@ struct conn_ws_peer {
     struct sockaddr_storage client;
 };
 
-/* An acknowledgement waiting for the store commit that holds its data. */
-struct pending_ack {
-    struct conn *conn; /* holds a reference */
-    uint8_t type;      /* MQTT_PUBACK, MQTT_PUBREC or MQTT_PUBCOMP */
-    uint16_t packet_id;
-    uint8_t reason_code;
-    bool releases_quota; /* first PUBACK/PUBREC of a PUBLISH: frees a slot of the inbound window */
-    const char *why;     /* Reason String (static text), NULL for the code's default */
-    uint8_t *codes;      /* SUBACK/UNSUBACK reason codes (owned) */
-    size_t code_count;
+/* commit.c: the commit seam. A commit hook is told of every commit batch: before_commit once
+ * every record of the loop turn is written (it may still write records and defer messages into
+ * the batch), on_durable once the batch is durable (its messages committed and its MQTT acks
+ * sent), batch_free after. Each gets the batch's number and the hook's own slot of per-batch
+ * state (NULL until the hook sets it; batch_free leaves it NULL). Order guarantees: see "The
+ * commit seam" in docs/ARCHITECTURE.md. */
+#define COMMIT_HOOKS_MAX 8
+struct commit_hook {
+    const char *name; /* for the start-up error */
+    void (*before_commit)(void *ctx, uint64_t batch_seq, void **data);
+    void (*on_durable)(void *ctx, uint64_t batch_seq, void **data);
+    void (*batch_free)(void *ctx, uint64_t batch_seq, void **data);
 };
-
-/* One open commit batch: the acks and messages that become final when it is durable. */
-struct commit_batch {
-    struct broker *broker;
-    uint64_t seq; /* batches are numbered in commit order */
-    struct pending_ack *acks;
-    size_t ack_count, ack_cap;
-    struct msg **msgs; /* referenced; marked committed on completion */
-    size_t msg_count, msg_cap;
-    struct ledger_batch *ledger; /* envelopes appended / acks to send with receipts; or NULL */
+struct commit_hook_entry {
+    const struct commit_hook *hook; /* static, outlives the broker */
+    void *ctx;
 };
+struct commit_batch;
 
 struct broker_stats {
     uint64_t connections_accepted;
@@ -366,7 +363,7 @@ struct broker_stats {
     uint64_t ledger_quota_refused;     /* envelopes refused over ledger_bytes_per_day */
     uint64_t slow_consumers_closed;    /* closed for holding output over the memory budget */
     uint64_t output_budget_exceeded;   /* times the output budget was exceeded */
-    uint64_t login_evicted[3];         /* by enum login_evict */
+    uint64_t login_evicted[3];         /* by enum pipeline_nonce_evict */
     uint64_t password_busy;            /* password CONNECTs refused "server busy" */
     uint64_t password_backoff_refused; /* refused during an address's back-off */
     uint64_t password_waited;          /* waited for a slot instead of being refused */
@@ -417,33 +414,23 @@ struct broker {
     uv_tcp_t *first_tls_listener;      /* listeners[] from here on are MQTT over TLS */
     struct tls_server *tls;            /* certificates for mqtts/https; NULL when neither is used */
     struct lmq_buf transport_scratch;  /* lent to net_transport calls (single-threaded) */
-    struct crypto_identity server_key; /* signs login tokens; <data>/server.key.json */
-    struct login_nonces *login_nonces; /* outstanding login challenges (login_nonce.c) */
-    struct lmq_map *identities;        /* identity id -> struct ledger_identity */
-    struct lmq_map *revocations;       /* identity id -> struct tokens_revocation (tokens.c) */
-    struct lmq_map *ledger_quota;      /* identity id -> struct ledger_quota (ledger_quota.c) */
-    int64_t ledger_quota_day;          /* UTC day the ledger_quota entries are of (older pruned) */
     struct crypto_passwd_file *passwd; /* [auth] password_file; NULL when none */
     struct mqtt_acl *acl;              /* [auth] acl_file; NULL when none (all allowed) */
     uint64_t acl_gen;                  /* bumped by every ACL (re)load (session->acl_gen) */
     uint32_t password_checks;          /* password hashes queued or running */
     struct access_guard *access_guard; /* per-address shares and back-off (access_guard.c) */
-    uint64_t ledger_size;              /* envelopes accepted: the next ledger index */
-    struct ledger_merkle_frontier tree; /* the Merkle tree over them (uncommitted included) */
-    char ledger_origin[64];             /* checkpoint origin and key name */
-    char *checkpoint;                   /* latest signed checkpoint note (committed tree) */
-    size_t checkpoint_len;
-    uint64_t checkpoint_size;
-    uint8_t checkpoint_root[LEDGER_MERKLE_HASH_BYTES];
-    uint64_t security_events[32]; /* by enum identity_event (IDENTITY_EVENT_COUNT <= 32) */
+    struct pipeline *pipeline;         /* the identity/ledger pipeline (src/pipeline) */
+    uint64_t security_events[32];      /* by enum security_event (SECURITY_EVENT_COUNT <= 32) */
     uint64_t next_conn_id;
     uint64_t next_msg_id;
     uint64_t route_gen;
     struct commit_batch *batch; /* open batch, NULL when nothing to commit */
     uint64_t next_batch_seq;    /* number of the next batch opened */
-    uint64_t records_written;   /* store records written since start (broker_store_write) */
+    uint64_t records_written;   /* store records written since start (commit_store_write) */
     bool queue_room_freed;  /* a delivery left a queue this turn: retry conns blocked on space */
     uint64_t committed_seq; /* every batch up to this number is durable */
+    struct commit_hook_entry commit_hooks[COMMIT_HOOKS_MAX]; /* in registration order */
+    size_t commit_hook_count;
     struct route_target *route_targets; /* routing scratch, grows to the largest fan-out */
     size_t route_target_cap;
     bool stopping;
@@ -454,44 +441,6 @@ struct broker {
 /* Connections accepted past max_connections only to be refused with a reason; beyond, closed
  * at once. */
 #define CONN_REFUSAL_SLACK 64
-
-/* login_nonce.c: outstanding login challenges, bounded per address, per key and in all. */
-/* Challenges outstanding at once; past it the heaviest address's oldest is evicted. */
-#define LOGIN_NONCES_MAX 10000
-#define LOGIN_NONCE_CHARS 43 /* base64url of 32 random bytes */
-#define LOGIN_NONCE_TTL_MS 30000
-/* Which cap evicted a challenge (metrics label). */
-enum login_evict {
-    LOGIN_EVICT_ADDRESS = 0,
-    LOGIN_EVICT_KEY,
-    LOGIN_EVICT_ALL,
-    LOGIN_EVICT_COUNT,
-};
-/* Which way a challenge was issued: it is taken only the same way. */
-enum login_nonce_use {
-    LOGIN_NONCE_HTTP = 0, /* POST /auth/challenge, taken by POST /auth/token */
-    LOGIN_NONCE_MQTT,     /* an AUTH of "ledgermq-ed25519" (enhanced_auth.c) */
-};
-/* Sets up the table (limits from b->cfg). 0 or LMQ_ENOMEM (login_nonce_destroy cleans up). */
-int login_nonce_init(struct broker *b) LMQ_WUR;
-/* Frees every challenge and the table; safe when init failed or never ran. */
-void login_nonce_destroy(struct broker *b);
-/* Issues a challenge for pub to the client at remote (NULL: unknown) and writes its nonce
- * (NUL-terminated). At a cap an older challenge is evicted, never this one refused. 0 or
- * LMQ_ENOMEM. */
-int login_nonce_issue(struct broker *b, const struct sockaddr *remote,
-                      const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
-                      char nonce[LOGIN_NONCE_CHARS + 1]) LMQ_WUR;
-/* login_nonce_issue for an in-band challenge on connection c, counted under c's address. */
-int login_nonce_issue_conn(struct broker *b, const struct conn *c,
-                           const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
-                           char nonce[LOGIN_NONCE_CHARS + 1]) LMQ_WUR;
-/* Consumes an outstanding, unexpired challenge: true and the key it was issued to when it was
- * issued for use; false when unknown, expired or of the other use (consumed all the same). */
-bool login_nonce_take(struct broker *b, const char *nonce, size_t len, enum login_nonce_use use,
-                      uint8_t pub[CRYPTO_ED25519_PUB_BYTES]);
-/* Challenges outstanding (expired ones not yet swept included). */
-size_t login_nonce_count(const struct broker *b);
 
 /* fd_limit.c: RLIMIT_NOFILE. */
 /* Descriptors the configuration can hold open at once (connections, refusal slack, listeners
@@ -529,137 +478,29 @@ struct http_request;
 struct http_response;
 struct http_buf;
 
-/* identity.c: login, CONNECT authentication, identity topics, security events. */
-enum identity_event {
-    IDENTITY_EVENT_BAD_TOKEN = 0,
-    IDENTITY_EVENT_EXPIRED_TOKEN,
-    IDENTITY_EVENT_BAD_LOGIN,
-    IDENTITY_EVENT_REUSED_NONCE,
-    IDENTITY_EVENT_ACL_DENIED,
-    IDENTITY_EVENT_BAD_SIGNATURE,
-    IDENTITY_EVENT_NOT_SENDER,
-    IDENTITY_EVENT_REPLAY,
-    IDENTITY_EVENT_RATE_LIMITED,
-    IDENTITY_EVENT_ANONYMOUS_REFUSED,
-    IDENTITY_EVENT_BAD_PASSWORD,
-    IDENTITY_EVENT_SESSION_QUOTA,
-    IDENTITY_EVENT_SESSION_OWNER,
-    IDENTITY_EVENT_REVOKED_TOKEN, /* a revoked token at CONNECT or on /auth/revoke */
-    IDENTITY_EVENT_LEDGER_QUOTA,  /* an envelope over [auth] ledger_bytes_per_day */
-    IDENTITY_EVENT_COUNT,
+/* security.c: security events, broker-wide (bad credentials, ACL denials, session quotas, the
+ * pipeline's refusals): counted by kind (metrics) and logged. */
+enum security_event {
+    SECURITY_EVENT_BAD_TOKEN = 0,
+    SECURITY_EVENT_EXPIRED_TOKEN,
+    SECURITY_EVENT_BAD_LOGIN,
+    SECURITY_EVENT_REUSED_NONCE,
+    SECURITY_EVENT_ACL_DENIED,
+    SECURITY_EVENT_BAD_SIGNATURE,
+    SECURITY_EVENT_NOT_SENDER,
+    SECURITY_EVENT_REPLAY,
+    SECURITY_EVENT_RATE_LIMITED,
+    SECURITY_EVENT_ANONYMOUS_REFUSED,
+    SECURITY_EVENT_BAD_PASSWORD,
+    SECURITY_EVENT_SESSION_QUOTA,
+    SECURITY_EVENT_SESSION_OWNER,
+    SECURITY_EVENT_REVOKED_TOKEN, /* a revoked token at CONNECT or on /auth/revoke */
+    SECURITY_EVENT_LEDGER_QUOTA,  /* an envelope over [auth] ledger_bytes_per_day */
+    SECURITY_EVENT_COUNT,
 };
-/* What an id/<owner>/<leaf> topic is. */
-enum identity_topic {
-    IDENTITY_TOPIC_NONE = 0, /* not under id/ */
-    IDENTITY_TOPIC_OTHER,    /* under id/ but no known leaf (or a malformed owner) */
-    IDENTITY_TOPIC_OUTBOX,
-    IDENTITY_TOPIC_INBOX,
-    IDENTITY_TOPIC_ACK,
-    IDENTITY_TOPIC_REJECT,
-    IDENTITY_TOPIC_RESYNC,
-    IDENTITY_TOPIC_SYNC,
-};
-/* Loads (or creates on first start) the server key; sets up login state. 0 or an error after
- * printing a one-line message. */
-int identity_init(struct broker *b) LMQ_WUR;
-void identity_destroy(struct broker *b);
-/* POST /auth/challenge, POST /auth/token, GET /auth/key. */
-int identity_http_route(struct broker *b, const struct http_request *req,
-                        struct http_response *resp, struct http_buf *out);
-/* Checks a CONNECT's credentials and sets c->identity and c->user. Returns MQTT_RC_SUCCESS, the
- * CONNACK reason code (the security event is logged), or PROTO_PAUSED while a password is
- * checked off the loop (the CONNECT is handled again once it is done). */
-int identity_authenticate(struct conn *c, const struct mqtt_connect *cn);
-/* True for a topic or filter under id/: identity rules, never the ACL file's; only the server's
- * pipeline delivers there, and nothing there is retained. */
-bool identity_under_id(const uint8_t *topic, size_t len);
-/* Classifies topic; *owner points at the 64-character owner id inside it (or NULL). */
-enum identity_topic identity_topic_parse(const uint8_t *topic, size_t len, const char **owner);
-/* True when c is authenticated as owner (64 characters). */
-bool identity_owns(const struct conn *c, const char *owner);
-/* False (and a security event) for a filter naming another identity's topics. */
-bool identity_may_subscribe(struct conn *c, const uint8_t *filter, size_t len);
-/* False when topic belongs to an identity other than the session's owner. */
-bool identity_may_receive(const struct session *s, const uint8_t *topic, size_t len);
 /* Counts and logs one security event (c may be NULL). */
-void identity_security_event(struct broker *b, struct conn *c, enum identity_event kind,
-                             const char *detail);
-const char *identity_event_name(enum identity_event kind);
-
-/* tokens.c: login tokens at CONNECT, revocation, connections ended with their token. */
-/* Loads the stored revocations (recovery). 0 or an error. */
-int tokens_recover(struct broker *b) LMQ_WUR;
-void tokens_destroy(struct broker *b);
-/* The token part of identity_authenticate: checks the CONNECT's user name (an identity id) and
- * password (its token: signature, expiry with [auth] token_leeway_s, revocation), sets
- * c->identity, c->user and the token times. MQTT_RC_SUCCESS or a CONNACK reason code (the
- * security event is logged). */
-int tokens_authenticate(struct conn *c, const struct mqtt_connect *cn);
-/* Unix time before which id's tokens are revoked (tokens with iat < it refused); 0: none. */
-int64_t tokens_revoked_before(struct broker *b, const char *id);
-/* POST /auth/revoke with "Authorization: Bearer <token>": revokes every token of that identity
- * issued up to now, the one used included, and ends its connections that use one. */
-/* Checks an HTTP request's "Authorization: Bearer <token>" as CONNECT checks a token (the
- * server's signature, expiry with the leeway, sub an identity id, not revoked). Returns 0 with
- * the identity in id, or LMQ_EPROTO with a static reason for the 401 (a presented token that
- * fails is a security event; no header at all is not). */
-int tokens_http_bearer(struct broker *b, const struct http_request *req,
-                       char id[CRYPTO_IDENTITY_ID_BYTES], const char **reason) LMQ_WUR;
-int tokens_http_revoke(struct broker *b, const struct http_request *req, struct http_response *resp,
-                       struct http_buf *out);
-/* SIGHUP: applies revocations written to the store by `ledgermq revoke` meanwhile. */
-void tokens_reload(struct broker *b);
-/* Loop time (ms) at which c's token stops being valid; 0 when c has no token. */
-uint64_t tokens_conn_deadline_ms(struct conn *c);
-/* Ends c (MQTT 5: DISCONNECT 0xA0 Maximum connect time) when its token has expired. True when
- * it did. */
-bool tokens_conn_end_if_expired(struct conn *c);
-
-/* ledger_quota.c: [auth] ledger_bytes_per_day, per identity and UTC day. */
-/* Recomputes today's bytes per identity from the ledger's rows (recovery). 0 or an error. */
-int ledger_quota_recover(struct broker *b) LMQ_WUR;
-void ledger_quota_destroy(struct broker *b);
-/* Counts bytes of an envelope about to be appended by c's identity: false (nothing counted;
- * a security event, logged at most once a minute per identity) when over the day's quota. */
-bool ledger_quota_take(struct conn *c, uint64_t bytes);
-
-/* An accepted envelope, as its ack describes it. */
-struct ledger_accepted {
-    uint64_t seq;
-    uint64_t index;
-    uint64_t position;
-    char link[CRYPTO_IDENTITY_ID_BYTES];
-    char to[CRYPTO_IDENTITY_ID_BYTES];
-};
-
-/* ledger_tree.c: the Merkle tree, checkpoints and receipts. */
-struct ledger_batch;
-/* Appends the envelope with this link (hex) as the next leaf; its nodes go into the batch. */
-int ledger_tree_append(struct broker *b, const char *link_hex) LMQ_WUR;
-/* Queues the ack of a (new or resent) envelope: sent with its receipt once the batch is
- * durable and a checkpoint covers it. */
-void ledger_tree_queue_ack(struct broker *b, const char *sender, const struct ledger_accepted *a);
-/* Batch lifecycle: close (snapshot of the tree), committed (checkpoint, acks), free. */
-void ledger_tree_close(struct broker *b, struct commit_batch *batch);
-void ledger_tree_committed(struct broker *b, struct commit_batch *batch);
-void ledger_tree_batch_free(struct commit_batch *batch);
-/* Recovery: rebuilds the frontier from stored nodes and signs the current checkpoint. */
-int ledger_tree_recover(struct broker *b) LMQ_WUR;
-/* Appends the JSON array of base64 proof hashes for index in the tree of size (lb may be NULL). */
-int ledger_tree_proof_json(struct broker *b, const struct ledger_batch *lb, uint64_t index,
-                           uint64_t size, char *out, size_t cap, size_t *used) LMQ_WUR;
-/* Appends the JSON array of base64 consistency-proof hashes between the trees of old and size
- * leaves (old <= size <= the checkpoint's size), from the store. */
-int ledger_tree_consistency_json(struct broker *b, uint64_t old, uint64_t size, char *out,
-                                 size_t cap, size_t *used) LMQ_WUR;
-/* Appends s (len bytes: a checkpoint note: printable ASCII, UTF-8, newlines) as a JSON string at
- * out + *used. 0 or LMQ_ETOOBIG. */
-int ledger_tree_json_string(char *out, size_t cap, size_t *used, const char *s, size_t len) LMQ_WUR;
-
-/* ledger_http.c: GET /ledger/...: the public checkpoint, key, proofs and leaves (index and link
- * only), and the envelopes a bearer token's identity may read (its own; all for auditors). */
-int ledger_http_route(struct broker *b, const struct http_request *req, struct http_response *resp,
-                      struct http_buf *out);
+void security_event(struct broker *b, struct conn *c, enum security_event kind, const char *detail);
+const char *security_event_name(enum security_event kind);
 
 /* access.c: the password file and the ACL file. */
 /* Hashes queued or running at once; more CONNECTs with a password wait (access_guard.c). */
@@ -670,9 +511,11 @@ int access_init(struct broker *b) LMQ_WUR;
 void access_reload(struct broker *b);
 void access_destroy(struct broker *b);
 /* Starts checking a CONNECT's user name and password against the password file (which must
- * be loaded): returns PROTO_PAUSED, or the result of a check that is done (MQTT_RC_SUCCESS
- * with c->user set, or a CONNACK reason code after logging a security event). */
-int access_password(struct conn *c, const struct mqtt_connect *cn);
+ * be loaded): returns PROTO_PAUSED, or the result of a check that is done (PROTO_OK with
+ * c->user set, or PROTO_REFUSE_CONNECT with the CONNACK reason code in *reason after logging a
+ * security event). */
+enum proto_result access_password(struct conn *c, const struct mqtt_connect *cn,
+                                  uint8_t *reason) LMQ_WUR;
 /* False (and an acl_denied security event) when an ACL is loaded and does not let c publish to
  * topic (mqtt_acl.h). client_id: the connection's (its session's once connected). */
 bool access_may_publish(struct conn *c, const uint8_t *client_id, size_t client_id_len,
@@ -687,15 +530,20 @@ bool access_may_deliver(struct session *s, const uint8_t *topic, size_t len);
 
 /* access_guard.c: per-address shares of the password checks and back-off after failures. */
 struct access_guard_entry;
-/* access_guard_enter's verdicts besides a CONNACK reason code (those are 0..0xFF). */
-#define ACCESS_GUARD_RUN (-100)  /* a slot is c's: start the hash */
-#define ACCESS_GUARD_WAIT (-101) /* c waits (input paused); resumed when a slot frees */
+/* access_guard_enter's verdicts. */
+enum access_guard_verdict {
+    ACCESS_GUARD_RUN = 0, /* a slot is c's: start the hash */
+    ACCESS_GUARD_WAIT,    /* c waits (input paused); resumed when a slot frees */
+    ACCESS_GUARD_REFUSE,  /* refuse the CONNECT with the CONNACK reason code in *reason (logged) */
+};
 int access_guard_init(struct broker *b) LMQ_WUR;
 /* Releases waiting connections and frees the table; safe when init failed or never ran. */
 void access_guard_destroy(struct broker *b);
 /* Decides for c's password CONNECT. With ACCESS_GUARD_RUN, *entry is to be handed to
  * access_guard_done when the check is over. */
-int access_guard_enter(struct broker *b, struct conn *c, struct access_guard_entry **entry) LMQ_WUR;
+enum access_guard_verdict access_guard_enter(struct broker *b, struct conn *c,
+                                             struct access_guard_entry **entry,
+                                             uint8_t *reason) LMQ_WUR;
 /* A check that could not be started: gives its share back (no failure counted). */
 void access_guard_cancel(struct broker *b, struct access_guard_entry *entry);
 /* Tick: hands slots freed without a check ending (cancelled ones) to waiting CONNECTs. */
@@ -704,28 +552,28 @@ void access_guard_tick(struct broker *b);
 void access_guard_done(struct broker *b, struct access_guard_entry *entry, struct conn *c,
                        bool passed);
 
-/* ledger.c: the guaranteed-delivery pipeline. */
-/* Publishes an ack payload on id/<sender>/ack (QoS 1, durable with the current batch). */
-int ledger_publish_ack(struct broker *b, const char *sender, const char *json, size_t len) LMQ_WUR;
-/* An envelope published to the connection's own outbox: accepted (appended, inbox and ack
- * queued in the current batch), resent (ack again) or rejected (reject message). Returns the
- * PUBACK/PUBREC reason code, or PROTO_BLOCKED (3.1.1 over the identity's rate). */
-int ledger_accept(struct conn *c, const struct mqtt_publish *pub);
-/* {"after":N} on the connection's own resync topic: inbox envelopes after N, then a sync. */
-int ledger_resync(struct conn *c, const struct mqtt_publish *pub);
-/* Recovery: an identity's chain head and inbox counter. */
-int ledger_identity_restore(struct broker *b, struct lmq_bytes id, uint64_t last_seq,
-                            struct lmq_bytes last_link, uint64_t inbox_last) LMQ_WUR;
-void ledger_destroy(struct broker *b);
-
 /* broker.c */
-/* The open commit batch (opened if needed; fail stop without memory). */
-struct commit_batch *broker_current_batch(struct broker *b);
-uint64_t broker_now_ms(struct broker *b);
 /* Logs a storage failure and exits with status 2 (fail stop). */
 void broker_fail_stop(struct broker *b, const char *what, int err) __attribute__((noreturn));
 /* Called when a connection is freed: finishes a shutdown once the last one is gone. */
 void broker_on_conn_freed(struct broker *b);
+
+/* clock.c */
+/* Loop time in ms (monotonic), as of this loop turn. */
+uint64_t clock_now_ms(struct broker *b);
+/* Wall-clock time in ms (for message expiry), as of this loop turn. */
+int64_t clock_unix_ms(struct broker *b);
+/* Re-reads the wall clock (at start and on every tick). */
+void clock_sync(struct broker *b);
+
+/* commit.c: commit batches (one store commit per loop turn) and the commit seam. */
+/* Registers a commit hook (at start, before the first batch; hooks run in registration order)
+ * and writes its slot, the index of its per-batch state. 0, or LMQ_ELIMIT past
+ * COMMIT_HOOKS_MAX (a start-up error, printed). */
+int commit_hook_register(struct broker *b, const struct commit_hook *hook, void *ctx,
+                         size_t *slot) LMQ_WUR;
+/* The hook's per-batch state in the open batch (opening one; fail stop without memory). */
+void **commit_hook_data(struct broker *b, size_t slot);
 /*
  * Acknowledges a PUBLISH or PUBREL. With needs_commit (records were written for it) the ack
  * joins the open commit batch and is sent once the batch is durable; without, it is sent now,
@@ -733,19 +581,24 @@ void broker_on_conn_freed(struct broker *b);
  * as well, so acks go out in the order their packets came in [MQTT-4.6.0-2, -3]. why: the
  * ack's Reason String (a static sentence), NULL for the code's default.
  */
-int broker_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
+int commit_ack(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
                uint8_t reason_code, bool releases_quota, bool needs_commit, const char *why);
 /* Parks a SUBACK/UNSUBACK until the commit that holds the subscription change. */
-int broker_defer_suback(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
+int commit_defer_suback(struct broker *b, struct conn *c, uint8_t type, uint16_t packet_id,
                         const uint8_t *codes, size_t count);
-/* Wall-clock time in ms (for message expiry), as of this loop turn. */
-int64_t broker_unix_ms(struct broker *b);
 /* Adds a message to the open batch: deliveries of it wait until the batch is durable. */
-int broker_defer_msg(struct broker *b, struct msg *m);
+int commit_defer_msg(struct broker *b, struct msg *m);
 /* Number of the open batch (opening one): durable once committed_seq reaches it. */
-uint64_t broker_batch_seq(struct broker *b);
+uint64_t commit_batch_seq(struct broker *b);
 /* Writes a record to the store; a failure stops the broker (fail stop). */
-void broker_store_write(struct broker *b, const struct store_record *rec);
+void commit_store_write(struct broker *b, const struct store_record *rec);
+/* Once per loop turn (and at shutdown): commits the open batch (the hooks' before_commit, then
+ * store_commit; a commit waited for gets a batch even when nothing was written); with the store
+ * detached, releases it instead (no on_durable). */
+void commit_turn_end(struct broker *b);
+/* Checks the data directory's free space against min_free_disk (b->disk_low; logged when it
+ * changes). Also done by commit_turn_end, at most every 10 ms while writing. */
+void commit_check_disk(struct broker *b);
 
 static inline void broker_count_out(struct broker *b, uint8_t qos)
 {
@@ -824,54 +677,56 @@ void conn_resume(struct conn *c);
 /* (Re)starts the keepalive timer from c->keepalive_s (0 = none). */
 void conn_start_keepalive(struct conn *c);
 
-/* protocol.c: packet handlers (return 0, or a reason code >= 0x80 to disconnect with). */
-int proto_handle_packet(struct conn *c, struct mqtt_packet *pkt);
+/* protocol.c: packet handlers. PROTO_OK, PROTO_DISCONNECT (*reason), PROTO_BLOCKED or
+ * PROTO_PAUSED. */
+enum proto_result proto_handle_packet(struct conn *c, struct mqtt_packet *pkt,
+                                      uint8_t *reason) LMQ_WUR;
 /* subscribe.c */
 /* Writes every subscription of s (which just became persistent) to the store. */
 void subscribe_store_all(struct session *s);
-int proto_subscribe(struct conn *c, struct mqtt_packet *pkt);
-int proto_unsubscribe(struct conn *c, struct mqtt_packet *pkt);
-/* Returned by handlers when a publish must wait for queue space (3.1.1 backpressure). */
-#define PROTO_BLOCKED 0x1000
-/* Returned by the CONNECT handler while the password is checked: input stays paused (and the
- * CONNECT unconsumed) until conn_resume(). */
-#define PROTO_PAUSED 0x2000
-
-/* Returned by the CONNECT handler's authentication when enhanced authentication took the
- * CONNECT over: it sent AUTH (the CONNECT waits for the client's answer) or refused it. */
-#define PROTO_AUTH_HANDLED 0x3000
+/* SUBSCRIBE / UNSUBSCRIBE: PROTO_OK (the SUBACK / UNSUBACK waits for the commit) or
+ * PROTO_DISCONNECT (*reason). */
+enum proto_result subscribe_packet(struct conn *c, struct mqtt_packet *pkt,
+                                   uint8_t *reason) LMQ_WUR;
+enum proto_result subscribe_unsubscribe_packet(struct conn *c, struct mqtt_packet *pkt,
+                                               uint8_t *reason) LMQ_WUR;
 
 /* enhanced_auth.c: MQTT 5 enhanced authentication, method "ledgermq-ed25519" (docs/PROTOCOL.md
  * "Login over MQTT"): an identity proves its key in band at CONNECT and re-authenticates later
  * to extend the connection's lifetime. */
-/* The authentication of a CONNECT with an Authentication Method (or Data): MQTT_RC_SUCCESS
+/* The authentication of a CONNECT with an Authentication Method (or Data): PROTO_OK
  * (c->identity set: a token with the method, or the CONNECT again after a verified exchange),
  * PROTO_AUTH_HANDLED (a challenge was sent, or the CONNECT refused with a reason string). */
-int enhanced_auth_connect(struct conn *c, const struct mqtt_packet *pkt);
+enum proto_result enhanced_auth_connect(struct conn *c, const struct mqtt_packet *pkt) LMQ_WUR;
 /* True while a CONNECT waits for the client's signature: every packet goes to
  * enhanced_auth_packet. */
 bool enhanced_auth_pending(const struct conn *c);
-/* An AUTH packet, or any packet while a CONNECT waits. Returns 0 or a reason code to
- * disconnect with (as proto_handle_packet). */
-int enhanced_auth_packet(struct conn *c, struct mqtt_packet *pkt);
+/* An AUTH packet, or any packet while a CONNECT waits. Returns as proto_handle_packet. */
+enum proto_result enhanced_auth_packet(struct conn *c, struct mqtt_packet *pkt,
+                                       uint8_t *reason) LMQ_WUR;
 /* Adds the Authentication Method to a successful CONNACK when c uses one. */
 void enhanced_auth_connack(const struct conn *c, struct mqtt_props *ack);
 /* Frees c's enhanced authentication state and drops its outstanding challenge. */
 void enhanced_auth_free(struct conn *c);
 
 /* session.c */
-int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *session_present,
-                   uint8_t *reason_code);
+/* Writes c's principal (see SESSION_OWNER_MAX_BYTES) into out. */
+void session_principal(const struct conn *c, char out[SESSION_OWNER_MAX_BYTES]);
+/* Gives c its session for connect (created, resumed or taken over). PROTO_OK with
+ * *session_present, or PROTO_REFUSE_CONNECT with the CONNACK reason code in *reason_code (c has
+ * no session then). */
+enum proto_result session_attach(struct conn *c, const struct mqtt_connect *connect,
+                                 bool *session_present, uint8_t *reason_code) LMQ_WUR;
 void session_detach(struct conn *c);
 /* The longest session expiry a principal gets (max_session_expiry; for anonymous clients
  * default_session_expiry too), at CONNECT and at DISCONNECT. */
 uint32_t session_expiry_cap(const struct broker *b, const char *principal);
 void session_destroy(struct session *s);
-void session_pump(struct session *s);
-void session_resend_inflight(struct session *s);
-int session_ack(struct session *s, uint8_t type, uint16_t packet_id, uint8_t reason_code);
+void session_queue_pump(struct session *s);
+void session_queue_resend_inflight(struct session *s);
+int session_queue_ack(struct session *s, uint8_t type, uint16_t packet_id, uint8_t reason_code);
 /* Room for a QoS 1/2 delivery of msg_bytes within max_queued_messages/_bytes; queued QoS 0
- * deliveries do not count (session_enqueue drops them to make the room). */
+ * deliveries do not count (session_queue_add drops them to make the room). */
 bool session_queue_has_room(const struct session *s, size_t msg_bytes);
 /* s holds more undelivered QoS 1/2 messages than it keeps in memory (or has a stored backlog):
  * a connected consumer this far behind holds its publishers back (route.c). */
@@ -880,7 +735,7 @@ bool session_queue_behind(const struct session *s);
 bool session_queue_has_room_qos0(const struct session *s, size_t msg_bytes);
 /* Counts (and logs, at most once a second) a QoS 0 delivery dropped: limit names why (NULL: no
  * room in the QoS 0 budget or the queue, worked out here). */
-void session_qos0_dropped(struct session *s, const char *limit);
+void session_queue_qos0_dropped(struct session *s, const char *limit);
 /* queue_overflow drop_oldest: drops s's oldest queued, never sent QoS 1/2 deliveries (in memory,
  * then stored rows, deleted in the open batch) until a QoS 1/2 delivery of msg_bytes has room,
  * and counts them (metrics, s->dropped_untold). False when even that leaves no room (the
@@ -895,16 +750,14 @@ void session_queue_overflow_log(struct session *s, const char *action, const cha
 void session_overflow_end(struct session *s);
 /* Queues m for s. A QoS 0 delivery without room is dropped (counted); a QoS 1/2 one first drops
  * queued QoS 0 deliveries, oldest first, while the queue is over its limits. */
-void session_enqueue(struct session *s, struct msg *m, uint8_t qos, bool retain,
-                     const uint32_t *sub_ids, size_t sub_id_count);
+void session_queue_add(struct session *s, struct msg *m, uint8_t qos, bool retain,
+                       const uint32_t *sub_ids, size_t sub_id_count);
 void session_destroy_all(struct broker *b);
 struct session *session_create(struct broker *b, const uint8_t *id, size_t id_len);
 /* (Re)arms the session timer for the earliest of its delayed will and its expiry. */
 void session_arm_timer(struct session *s);
 void session_publish_will(struct session *s);
 /* session_quota.c: persistent sessions per principal and per source address. */
-/* Writes c's principal (see SESSION_OWNER_MAX_BYTES) into out. */
-void session_principal(const struct conn *c, char out[SESSION_OWNER_MAX_BYTES]);
 /* Whether c may create one more stored session; else the CONNACK reason code in *reason_code
  * (logged). */
 bool session_quota_admit(struct conn *c, const char *principal, uint8_t *reason_code);
@@ -921,7 +774,7 @@ void session_queue_offline(struct session *s);
 /* s just became persistent: its in-memory QoS 1/2 deliveries (queued and in flight) get queue
  * rows, in order, so a restart resumes them like any stored delivery. */
 void session_queue_store_all(struct session *s);
-void session_free_deliveries(struct session *s);
+void session_queue_free_deliveries(struct session *s);
 /* Asserts the queue counters of s agree with each other (O(1): run wherever they change). */
 void session_queue_check(const struct session *s);
 /* Asserts what session_queue_check does and that the counters match what the lists hold:
@@ -931,40 +784,47 @@ void session_queue_verify(const struct session *s);
  * once; 0 turns it off. */
 void session_queue_test_fail_alloc(uint32_t nth);
 /* broker_test.c, for tests/unit/test_broker.c only: a broker with its loop, maps, subscription
- * tree and retained index, but no store, listeners, signals or timers of its own. 0 or an
+ * tree and retained index, but no store, listeners, signals, timers of its own, pipeline or
+ * commit hooks (commit_turn_end then releases the open batch as if it had committed). 0 or an
  * error (then nothing is left to free). */
 int broker_init_for_test(struct broker *b, const struct lmq_config *cfg) LMQ_WUR;
-/* Releases the open batch as if it had committed (no store: nothing is written) and pumps the
- * sessions that waited for it. */
-void broker_commit_for_test(struct broker *b);
 /* Destroys the sessions, the batch, the retained index and the loop. */
 void broker_destroy_for_test(struct broker *b);
 /* recovery.c: rebuilds sessions, subscriptions, retained and wills from the store. */
-int broker_recover(struct broker *b);
+int recovery_run(struct broker *b);
 
-/* metrics.c: the HTTP routes (http_route_fn). */
+/* broker_http.c: the HTTP server's routes and what they share. */
 struct http_request;
 struct http_response;
 struct http_buf;
+/* The HTTP routes (http_route_fn; ctx: the broker). */
 int broker_http_route(void *ctx, const struct http_request *req, struct http_response *resp,
                       struct http_buf *out);
-
-/* websocket.c */
-/* GET /mqtt: accepts a WebSocket upgrade with the mqtt subprotocol (101), or refuses it. */
-int broker_ws_route(struct broker *b, const struct http_request *req, struct http_response *resp,
-                    struct http_buf *out);
 /* The address an HTTP request's client is known by for per-address limits: the client a
  * trusted proxy ([http] trusted_proxies) names in X-Forwarded-For, else the TCP peer (the proxy
  * itself when it names none). NULL when unknown. May point into storage. */
 const struct sockaddr *broker_http_client(const struct broker *b, const struct http_request *req,
                                           struct sockaddr_storage *storage);
-/* The HTTP server's upgrade callback: the socket becomes an MQTT-over-WebSocket connection. */
-void broker_http_upgrade(void *ctx, int fd, struct tls_session *tls, const uint8_t *early,
-                         size_t early_len, const uint8_t *data, size_t data_len);
+/* What X-Forwarded-For (every field, in order) of a request from a trusted proxy names as its
+ * client: see net_forwarded_client(). */
+int broker_http_forwarded_client(const struct lmq_http_config *h, const struct http_request *req,
+                                 struct sockaddr_storage *client);
 /* TLS handshake failures counted by the HTTP and HTTPS servers. */
 uint64_t broker_http_tls_failures(const struct broker *b);
 
-/* route.c */
+/* metrics.c: GET /metrics. Appends the Prometheus text to out: 0, or LMQ_ETOOBIG when it did
+ * not fit (the body is incomplete). */
+int metrics_render(struct broker *b, struct http_buf *out);
+
+/* websocket.c */
+/* GET /mqtt: accepts a WebSocket upgrade with the mqtt subprotocol (101), or refuses it. */
+int websocket_route(struct broker *b, const struct http_request *req, struct http_response *resp,
+                    struct http_buf *out);
+/* The HTTP server's upgrade callback: the socket becomes an MQTT-over-WebSocket connection. */
+void websocket_upgrade(void *ctx, int fd, struct tls_session *tls, const uint8_t *early,
+                       size_t early_len, const uint8_t *data, size_t data_len);
+
+/* msg.c */
 struct msg *msg_create(struct broker *b, const struct mqtt_publish *pub);
 /* A message read from the store: shared with any copy already in memory. */
 struct msg *msg_from_store(struct broker *b, const struct store_message *sm);
@@ -974,6 +834,8 @@ void msg_to_store(const struct msg *m, struct store_message *out);
 void msg_ref(struct msg *m);
 void msg_unref(struct msg *m);
 bool msg_expired(const struct msg *m, int64_t now_unix_ms, uint32_t *remaining_s);
+
+/* route.c */
 /*
  * Routes m to every matching subscription. publisher is the sending session
  * (for no-local), or NULL for wills. A session whose queue is full gets what

@@ -1,9 +1,10 @@
 /*
  * A broker for unit tests (tests/unit/test_broker.c), not used by the server: the loop, the
  * maps, the subscription tree and the retained index of a real broker, and nothing that reaches
- * outside the process: no listeners, signals, tick or server key, and no store (b->store NULL:
- * records are skipped, as during shutdown). Sessions, messages and queues then behave as in the
- * server up to the point where they would touch a socket or the disk.
+ * outside the process: no listeners, signals, tick, pipeline or commit hooks, and no store
+ * (b->store NULL: records are skipped and commit_turn_end releases the open batch as if it had
+ * committed, as during shutdown). Sessions, messages and queues then behave as in the server up
+ * to the point where they would touch a socket or the disk.
  */
 #include "broker/broker_internal.h"
 
@@ -25,39 +26,14 @@ int broker_init_for_test(struct broker *b, const struct lmq_config *cfg)
     if (uv_loop_init(&b->loop) != 0)
         return LMQ_EIO;
     b->loop.data = b;
+    clock_sync(b);
     if (lmq_map_create(&b->sessions) != LMQ_OK || retain_init(b) != LMQ_OK ||
-        lmq_map_create(&b->msgs_by_id) != LMQ_OK || lmq_map_create(&b->identities) != LMQ_OK ||
-        sub_tree_create(&b->subs) != LMQ_OK || session_quota_init(b) != LMQ_OK) {
+        lmq_map_create(&b->msgs_by_id) != LMQ_OK || sub_tree_create(&b->subs) != LMQ_OK ||
+        session_quota_init(b) != LMQ_OK) {
         broker_destroy_for_test(b);
         return LMQ_ENOMEM;
     }
     return LMQ_OK;
-}
-
-/* The open batch as if it had committed: its messages are released to delivery (nothing is
- * written: there is no store). A test holds no acks in it. */
-void broker_commit_for_test(struct broker *b)
-{
-    struct commit_batch *batch = b->batch;
-    if (batch == NULL)
-        return;
-    LMQ_ASSERT(batch->ack_count == 0 && batch->seq > b->committed_seq);
-    b->batch = NULL;
-    b->committed_seq = batch->seq;
-    for (size_t i = 0; i < batch->msg_count; i++) {
-        batch->msgs[i]->committed = true;
-        msg_unref(batch->msgs[i]);
-    }
-    size_t guard = b->session_count + 1;
-    while (!list_empty(&b->commit_waiters) && guard-- > 0) {
-        struct list_node *n = b->commit_waiters.next;
-        list_unlink(n);
-        session_pump(list_entry(n, struct session, commit_wait));
-    }
-    ledger_tree_batch_free(batch);
-    free(batch->acks);
-    free(batch->msgs);
-    free(batch);
 }
 
 static void broker_test_close(uv_handle_t *h, void *arg)
@@ -69,9 +45,10 @@ static void broker_test_close(uv_handle_t *h, void *arg)
 
 void broker_destroy_for_test(struct broker *b)
 {
+    LMQ_ASSERT(b->store == NULL && b->pipeline == NULL && b->commit_hook_count == 0);
     if (b->sessions != NULL)
         session_destroy_all(b);
-    broker_commit_for_test(b);
+    commit_turn_end(b); /* no store: the open batch is released */
     if (b->retained != NULL)
         retain_destroy_all(b);
     LMQ_ASSERT(b->batch == NULL && list_empty(&b->conns));
@@ -85,6 +62,5 @@ void broker_destroy_for_test(struct broker *b)
     session_quota_destroy(b);
     LMQ_ASSERT(b->msgs_by_id == NULL || lmq_map_count(b->msgs_by_id) == 0);
     lmq_map_destroy(b->msgs_by_id);
-    lmq_map_destroy(b->identities);
     memset(b, 0, sizeof(*b));
 }

@@ -319,7 +319,7 @@ static void conn_on_write(uv_write_t *req, int status)
     else if (c->state == CONN_CLOSING)
         conn_close(c);
     else if (c->session != NULL)
-        session_pump(c->session); /* room in the output again */
+        session_queue_pump(c->session); /* room in the output again */
     conn_unref(c);
 }
 
@@ -660,7 +660,7 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         conn_linger_input(c, (size_t)nread);
         return;
     }
-    c->last_rx_ms = broker_now_ms(c->broker);
+    c->last_rx_ms = clock_now_ms(c->broker);
     if (c->proxy_pending) {
         c->in.len += (size_t)nread;
         conn_proxy_input(c);
@@ -692,8 +692,10 @@ static void conn_read_stop(struct conn *c)
     c->reading = false;
 }
 
-/* Decodes and handles one complete packet; returns 0, PROTO_BLOCKED, or a reason code. */
-static int conn_handle_one(struct conn *c, const uint8_t *data, size_t len)
+/* Decodes and handles one complete packet; returns as proto_handle_packet (a packet that does
+ * not decode: PROTO_DISCONNECT). */
+static enum proto_result conn_handle_one(struct conn *c, const uint8_t *data, size_t len,
+                                         uint8_t *disconnect_reason)
 {
     struct mqtt_packet pkt;
     uint8_t reason = MQTT_RC_MALFORMED_PACKET;
@@ -709,14 +711,17 @@ static int conn_handle_one(struct conn *c, const uint8_t *data, size_t len)
             c->version = v5 ? MQTT_V5 : MQTT_V311;
             (void)conn_send(c, &ack);
         }
-        return reason < 0x80 ? MQTT_RC_MALFORMED_PACKET : reason;
+        return proto_disconnect_with(disconnect_reason,
+                                     reason < 0x80 ? MQTT_RC_MALFORMED_PACKET : reason);
     }
     if (pkt.type == MQTT_PUBLISH) {
         c->broker->stats.messages_in++;
         c->broker->stats.messages_in_qos[pkt.u.publish.qos]++;
     }
-    int rc = proto_handle_packet(c, &pkt);
-    if (rc == 0 || rc == PROTO_BLOCKED || rc == PROTO_PAUSED)
+    enum proto_result rc = proto_handle_packet(c, &pkt, disconnect_reason);
+    LMQ_ASSERT(rc == PROTO_OK || rc == PROTO_DISCONNECT || rc == PROTO_BLOCKED ||
+               rc == PROTO_PAUSED);
+    if (rc != PROTO_DISCONNECT)
         c->why = NULL; /* only the DISCONNECT this packet causes says it */
     return rc;
 }
@@ -759,25 +764,29 @@ static void conn_process_input(struct conn *c)
             conn_close(c);
             return;
         }
-        rc = conn_handle_one(c, c->in.data + pos, header + remaining);
-        if (rc == PROTO_PAUSED) {
+        uint8_t reason = 0;
+        enum proto_result result =
+            conn_handle_one(c, c->in.data + pos, header + remaining, &reason);
+        if (result == PROTO_PAUSED) {
             /* The CONNECT stays unconsumed; conn_resume() hands it in again. */
             LMQ_ASSERT(c->state == CONN_AWAIT_CONNECT && pos == 0);
             conn_read_stop(c);
             c->blocked = true;
             break;
         }
-        if (rc == PROTO_BLOCKED) {
+        if (result == PROTO_BLOCKED) {
             conn_read_stop(c);
             c->blocked = true;
             if (!list_linked(&c->blocked_link))
                 list_push_back(&c->broker->blocked, &c->blocked_link);
             break;
         }
-        if (rc != 0) {
-            conn_disconnect(c, (uint8_t)rc);
+        if (result == PROTO_DISCONNECT) {
+            LMQ_ASSERT(reason >= 0x80);
+            conn_disconnect(c, reason);
             return;
         }
+        LMQ_ASSERT(result == PROTO_OK);
         pos += header + remaining;
     }
     if (c->state == CONN_CLOSING || uv_is_closing((uv_handle_t *)&c->tcp))
@@ -866,7 +875,7 @@ static void conn_arm_earliest(struct conn *c, uint64_t deadline_a, uint64_t dead
                                       : LMQ_MIN(deadline_a, deadline_b);
     if (next == 0)
         return;
-    uint64_t now = broker_now_ms(c->broker);
+    uint64_t now = clock_now_ms(c->broker);
     conn_arm_timer(c, next > now ? next - now : 1);
 }
 
@@ -876,7 +885,7 @@ static void conn_on_timer(uv_timer_t *t)
 {
     struct conn *c = t->data;
     LMQ_ASSERT(c != NULL && &c->timer == t && c->refcount > 0);
-    uint64_t now = broker_now_ms(c->broker);
+    uint64_t now = clock_now_ms(c->broker);
     if (c->state == CONN_AWAIT_CONNECT) {
         conn_log(c, LMQ_LOG_INFO, "connect_timeout", NULL);
         conn_close(c);
@@ -888,7 +897,7 @@ static void conn_on_timer(uv_timer_t *t)
         conn_close(c);
         return;
     }
-    if (c->state != CONN_CONNECTED || tokens_conn_end_if_expired(c))
+    if (c->state != CONN_CONNECTED || pipeline_tokens_conn_end_if_expired(c))
         return;
     uint64_t deadline = 0;
     if (c->keepalive_s != 0) {
@@ -899,7 +908,7 @@ static void conn_on_timer(uv_timer_t *t)
             return;
         }
     }
-    conn_arm_earliest(c, deadline, tokens_conn_deadline_ms(c));
+    conn_arm_earliest(c, deadline, pipeline_tokens_conn_deadline_ms(c));
 }
 
 /* Called by the CONNECT handler once the keepalive is known (and the token checked). */
@@ -908,8 +917,8 @@ void conn_start_keepalive(struct conn *c)
     uv_timer_stop(&c->timer);
     uint64_t keepalive = 0;
     if (c->keepalive_s > 0)
-        keepalive = broker_now_ms(c->broker) + (uint64_t)c->keepalive_s * 1500;
-    conn_arm_earliest(c, keepalive, tokens_conn_deadline_ms(c));
+        keepalive = clock_now_ms(c->broker) + (uint64_t)c->keepalive_s * 1500;
+    conn_arm_earliest(c, keepalive, pipeline_tokens_conn_deadline_ms(c));
 }
 
 /* A connection with its handles initialised and linked; the socket is not attached yet. */
@@ -1033,7 +1042,7 @@ static bool conn_start(struct conn *c, const struct conn_ws_peer *peer)
     if (!c->proxy_pending && !conn_admit(c, &ss))
         return false;
     uv_tcp_nodelay(&c->tcp, 1);
-    c->last_rx_ms = broker_now_ms(b);
+    c->last_rx_ms = clock_now_ms(b);
     /* Bounds the TLS handshake and the WebSocket upgrade too: all must be done by CONNECT. */
     conn_arm_timer(c, b->cfg.limits.connect_timeout_ms);
     conn_log(c, LMQ_LOG_DEBUG, "conn_accepted", NULL);
@@ -1166,7 +1175,7 @@ static void conn_budget_log(struct broker *b, const char *event)
 void conn_memory_sweep(struct broker *b)
 {
     const uint64_t budget = b->cfg.limits.max_memory_output_bytes;
-    uint64_t now_ms = broker_now_ms(b);
+    uint64_t now_ms = clock_now_ms(b);
     if (b->output_bytes < budget) {
         if (b->output_over_since_ms != 0)
             conn_budget_log(b, "output_budget_ok");

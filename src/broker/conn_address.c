@@ -59,7 +59,7 @@ int conn_address_admit(struct broker *b, struct conn *c, const struct sockaddr_s
         *why = "out of memory";
         return LMQ_ENOMEM;
     }
-    uint64_t now = broker_now_ms(b);
+    uint64_t now = clock_now_ms(b);
     if (now - a->window_start_ms >= CONN_ADDRESS_WINDOW_MS) {
         a->window_start_ms = now;
         a->window_accepts = 0;
@@ -91,14 +91,14 @@ void conn_address_release(struct broker *b, struct conn *c)
     LMQ_ASSERT(a->open_count > 0 && !list_linked(&a->idle));
     c->address = NULL;
     if (--a->open_count == 0) {
-        a->idle_since_ms = broker_now_ms(b);
+        a->idle_since_ms = clock_now_ms(b);
         list_push_back(&b->idle_addresses, &a->idle);
     }
 }
 
 void conn_address_sweep(struct broker *b, bool all)
 {
-    uint64_t now = broker_now_ms(b);
+    uint64_t now = clock_now_ms(b);
     size_t max = all ? lmq_map_count(b->addresses) : CONN_ADDRESS_SWEEP_MAX;
     for (size_t i = 0; i < max && !list_empty(&b->idle_addresses); i++) {
         struct conn_address *a = list_entry(b->idle_addresses.next, struct conn_address, idle);

@@ -14,7 +14,7 @@
  * token would. A CONNECT may also carry a login token (user name = id, password = token) with
  * the method and key: it connects at once, and may re-authenticate in band later.
  *
- * The nonces are login challenges (login_nonce.c), counted under the connection's address with
+ * The nonces are login challenges (pipeline_nonce.c), counted under the connection's address with
  * the HTTP ones: the same per-address, per-key and overall caps, evictions and expiry. While a
  * CONNECT waits for its signature it is kept re-encoded (at most max_packet_size bytes, as a
  * half-received CONNECT would be) and connect_timeout_ms bounds the whole exchange.
@@ -36,7 +36,7 @@ enum enhanced_auth_phase {
 struct enhanced_auth {
     enum enhanced_auth_phase phase;
     uint8_t pub[CRYPTO_ED25519_PUB_BYTES]; /* the key the connection proves (its identity's) */
-    char nonce[LOGIN_NONCE_CHARS + 1];     /* the challenge outstanding; "" when none */
+    char nonce[PIPELINE_NONCE_CHARS + 1];  /* the challenge outstanding; "" when none */
     uint8_t *connect;                      /* CONNECT_WAIT: the CONNECT, encoded again */
     size_t connect_len;
 };
@@ -63,8 +63,7 @@ static void eauth_drop_nonce(struct conn *c)
     if (ea->nonce[0] == '\0')
         return;
     uint8_t pub[CRYPTO_ED25519_PUB_BYTES];
-    if (c->broker->login_nonces != NULL)
-        (void)login_nonce_take(c->broker, ea->nonce, LOGIN_NONCE_CHARS, LOGIN_NONCE_MQTT, pub);
+    (void)pipeline_nonce_take(c->broker, ea->nonce, PIPELINE_NONCE_CHARS, PIPELINE_NONCE_MQTT, pub);
     ea->nonce[0] = '\0';
 }
 
@@ -94,8 +93,9 @@ void enhanced_auth_connack(const struct conn *c, struct mqtt_props *ack)
         (struct lmq_bytes){(const uint8_t *)CRYPTO_MQTT_AUTH_METHOD, EAUTH_METHOD_BYTES};
 }
 
-/* Refuses the CONNECT: CONNACK reason_code with why as its Reason String, then close. */
-static int eauth_refuse(struct conn *c, uint8_t reason_code, const char *why)
+/* Refuses the CONNECT: CONNACK reason_code with why as its Reason String, then close. Returns
+ * PROTO_AUTH_HANDLED. */
+static enum proto_result eauth_refuse(struct conn *c, uint8_t reason_code, const char *why)
 {
     LMQ_ASSERT(c->state == CONN_AWAIT_CONNECT && c->version == MQTT_V5);
     LMQ_ASSERT(reason_code >= 0x80 && why != NULL);
@@ -138,10 +138,10 @@ static int eauth_challenge(struct conn *c)
     LMQ_ASSERT(ea != NULL && ea->nonce[0] == '\0');
     uint8_t nonce[CRYPTO_MQTT_AUTH_NONCE_BYTES];
     size_t n = 0;
-    if (login_nonce_issue_conn(c->broker, c, ea->pub, ea->nonce) != LMQ_OK)
+    if (pipeline_nonce_issue_conn(c->broker, c, ea->pub, ea->nonce) != LMQ_OK)
         return LMQ_ENOMEM;
-    LMQ_ASSERT(strlen(ea->nonce) == LOGIN_NONCE_CHARS);
-    int rc = crypto_b64url_decode(ea->nonce, LOGIN_NONCE_CHARS, nonce, sizeof(nonce), &n);
+    LMQ_ASSERT(strlen(ea->nonce) == PIPELINE_NONCE_CHARS);
+    int rc = crypto_b64url_decode(ea->nonce, PIPELINE_NONCE_CHARS, nonce, sizeof(nonce), &n);
     LMQ_ASSERT(rc == LMQ_OK && n == sizeof(nonce));
     eauth_send(c, MQTT_RC_CONTINUE_AUTHENTICATION, nonce, sizeof(nonce));
     conn_log(c, LMQ_LOG_DEBUG, "auth_challenge", ea->phase == EAUTH_REAUTH_WAIT ? "reauth" : NULL);
@@ -151,8 +151,8 @@ static int eauth_challenge(struct conn *c)
 /*
  * Checks the client's AUTH 0x18 (d) against the outstanding challenge, which is consumed
  * whatever the outcome (one attempt each). On success the connection is the key's identity for
- * [auth] token_ttl_s from now (c->identity, c->user and the token times, as tokens.c sets them
- * for a token issued now). Otherwise the reason code, *why for the peer, a security event.
+ * [auth] token_ttl_s from now (c->identity, c->user and the token times, as pipeline_tokens.c sets
+ * them for a token issued now). Otherwise the reason code, *why for the peer, a security event.
  */
 static uint8_t eauth_verify(struct conn *c, const struct mqtt_disconnect *d,
                             struct lmq_bytes client_id, const char **why)
@@ -161,28 +161,28 @@ static uint8_t eauth_verify(struct conn *c, const struct mqtt_disconnect *d,
     struct enhanced_auth *ea = c->eauth;
     LMQ_ASSERT(ea != NULL && ea->nonce[0] != '\0');
     uint8_t issued_to[CRYPTO_ED25519_PUB_BYTES];
-    char text[LOGIN_NONCE_CHARS + 1];
+    char text[PIPELINE_NONCE_CHARS + 1];
     memcpy(text, ea->nonce, sizeof(text));
     ea->nonce[0] = '\0';
-    if (!login_nonce_take(b, text, LOGIN_NONCE_CHARS, LOGIN_NONCE_MQTT, issued_to)) {
-        /* Expired (LOGIN_NONCE_TTL_MS) or evicted by newer challenges from the same address. */
-        identity_security_event(b, c, IDENTITY_EVENT_REUSED_NONCE, "mqtt: challenge expired");
+    if (!pipeline_nonce_take(b, text, PIPELINE_NONCE_CHARS, PIPELINE_NONCE_MQTT, issued_to)) {
+        /* Expired (PIPELINE_NONCE_TTL_MS) or evicted by newer challenges from the same address. */
+        security_event(b, c, SECURITY_EVENT_REUSED_NONCE, "mqtt: challenge expired");
         *why = "challenge expired or evicted: authenticate again";
         return MQTT_RC_NOT_AUTHORIZED;
     }
     LMQ_ASSERT(memcmp(issued_to, ea->pub, sizeof(issued_to)) == 0);
     if (!eauth_data(&d->props, CRYPTO_ED25519_SIG_BYTES)) {
-        identity_security_event(b, c, IDENTITY_EVENT_BAD_LOGIN, "mqtt: no 64-byte signature");
+        security_event(b, c, SECURITY_EVENT_BAD_LOGIN, "mqtt: no 64-byte signature");
         *why = "Authentication Data must be the 64-byte Ed25519 signature";
         return MQTT_RC_NOT_AUTHORIZED;
     }
     uint8_t nonce[CRYPTO_MQTT_AUTH_NONCE_BYTES];
     size_t n = 0;
-    int rc = crypto_b64url_decode(text, LOGIN_NONCE_CHARS, nonce, sizeof(nonce), &n);
+    int rc = crypto_b64url_decode(text, PIPELINE_NONCE_CHARS, nonce, sizeof(nonce), &n);
     LMQ_ASSERT(rc == LMQ_OK && n == sizeof(nonce));
-    if (!crypto_mqtt_auth_verify(ea->pub, b->server_key.id, nonce, client_id.data, client_id.len,
-                                 d->props.authentication_data.data)) {
-        identity_security_event(b, c, IDENTITY_EVENT_BAD_LOGIN, "mqtt: bad signature");
+    if (!crypto_mqtt_auth_verify(ea->pub, pipeline_server_id(b), nonce, client_id.data,
+                                 client_id.len, d->props.authentication_data.data)) {
+        security_event(b, c, SECURITY_EVENT_BAD_LOGIN, "mqtt: bad signature");
         *why = "bad signature";
         return MQTT_RC_NOT_AUTHORIZED;
     }
@@ -191,8 +191,8 @@ static uint8_t eauth_verify(struct conn *c, const struct mqtt_disconnect *d,
         *why = "out of memory";
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     }
-    int64_t now_s = broker_unix_ms(b) / 1000;
-    if (now_s < tokens_revoked_before(b, id)) {
+    int64_t now_s = clock_unix_ms(b) / 1000;
+    if (now_s < pipeline_tokens_revoked_before(b, id)) {
         /* As POST /auth/token answers 503 then: a login now would count as revoked. */
         *why = "tokens revoked this second: retry in 1 s";
         return MQTT_RC_SERVER_BUSY;
@@ -219,27 +219,28 @@ static void eauth_log_login(struct conn *c, const char *event)
     }
 }
 
-/* A CONNECT with the method and a login token: the token logs in, the key must be its. */
-static int eauth_connect_token(struct conn *c, const struct mqtt_connect *cn)
+/* A CONNECT with the method and a login token: the token logs in, the key must be its.
+ * PROTO_OK or PROTO_AUTH_HANDLED (refused). */
+static enum proto_result eauth_connect_token(struct conn *c, const struct mqtt_connect *cn)
 {
     LMQ_ASSERT(c->eauth != NULL && c->eauth->phase == EAUTH_IDLE);
     LMQ_ASSERT(cn->has_username && c->identity[0] == '\0');
-    int rc = tokens_authenticate(c, cn); /* logs its security event */
+    uint8_t rc = pipeline_tokens_authenticate(c, cn); /* logs its security event */
     if (rc != MQTT_RC_SUCCESS)
-        return eauth_refuse(c, (uint8_t)rc, "bad, expired or revoked token");
+        return eauth_refuse(c, rc, "bad, expired or revoked token");
     char id[CRYPTO_IDENTITY_ID_BYTES];
     if (crypto_identity_id(c->eauth->pub, id) != LMQ_OK)
         return eauth_refuse(c, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR, "out of memory");
     if (memcmp(id, c->identity, CRYPTO_IDENTITY_ID_BYTES) != 0) {
-        identity_security_event(c->broker, c, IDENTITY_EVENT_BAD_TOKEN,
-                                "mqtt: Authentication Data is not the token's key");
+        security_event(c->broker, c, SECURITY_EVENT_BAD_TOKEN,
+                       "mqtt: Authentication Data is not the token's key");
         return eauth_refuse(c, MQTT_RC_BAD_USER_NAME_OR_PASSWORD,
                             "Authentication Data is not the key of the token's identity");
     }
-    return MQTT_RC_SUCCESS;
+    return PROTO_OK;
 }
 
-int enhanced_auth_connect(struct conn *c, const struct mqtt_packet *pkt)
+enum proto_result enhanced_auth_connect(struct conn *c, const struct mqtt_packet *pkt)
 {
     LMQ_ASSERT(pkt->type == MQTT_CONNECT && c->state == CONN_AWAIT_CONNECT);
     const struct mqtt_connect *cn = &pkt->u.connect;
@@ -248,7 +249,7 @@ int enhanced_auth_connect(struct conn *c, const struct mqtt_packet *pkt)
         /* The CONNECT again, after its signature was verified (eauth_connect_answer). */
         LMQ_ASSERT(ea->phase == EAUTH_CONNECT_DONE && c->identity[0] != '\0');
         ea->phase = EAUTH_IDLE;
-        return MQTT_RC_SUCCESS;
+        return PROTO_OK;
     }
     LMQ_ASSERT(cn->protocol_version == MQTT_V5); /* only MQTT 5 has properties */
     const struct mqtt_props *p = &cn->props;
@@ -260,8 +261,7 @@ int enhanced_auth_connect(struct conn *c, const struct mqtt_packet *pkt)
                             "unsupported Authentication Method (supported: " CRYPTO_MQTT_AUTH_METHOD
                             ")");
     if (!eauth_data(p, CRYPTO_ED25519_PUB_BYTES)) {
-        identity_security_event(c->broker, c, IDENTITY_EVENT_BAD_LOGIN,
-                                "mqtt: no 32-byte public key");
+        security_event(c->broker, c, SECURITY_EVENT_BAD_LOGIN, "mqtt: no 32-byte public key");
         return eauth_refuse(c, MQTT_RC_NOT_AUTHORIZED,
                             "Authentication Data must be the 32-byte Ed25519 public key");
     }
@@ -318,22 +318,24 @@ static uint8_t eauth_answer_check(struct conn *c, const struct mqtt_packet *pkt,
 }
 
 /* A packet while the CONNECT waits for its signature: a good one runs the saved CONNECT
- * again; anything else refuses it (DISCONNECT just ends the connection). */
-static int eauth_connect_answer(struct conn *c, struct mqtt_packet *pkt)
+ * again (its result is returned); anything else refuses it (DISCONNECT just ends the
+ * connection). */
+static enum proto_result eauth_connect_answer(struct conn *c, struct mqtt_packet *pkt,
+                                              uint8_t *reason)
 {
     struct enhanced_auth *ea = c->eauth;
     LMQ_ASSERT(ea->phase == EAUTH_CONNECT_WAIT && ea->connect != NULL);
     if (pkt->type == MQTT_DISCONNECT) {
         conn_log(c, LMQ_LOG_DEBUG, "client_disconnect", "during authentication");
         conn_close(c);
-        return 0;
+        return PROTO_OK;
     }
     struct mqtt_packet saved;
     const char *why = NULL;
     uint8_t rc = eauth_answer_check(c, pkt, &saved, &why);
     if (rc != MQTT_RC_SUCCESS) {
         (void)eauth_refuse(c, rc, why);
-        return 0;
+        return PROTO_OK;
     }
     ea->phase = EAUTH_CONNECT_DONE;
     eauth_log_login(c, "login");
@@ -342,43 +344,45 @@ static int eauth_connect_answer(struct conn *c, struct mqtt_packet *pkt)
     ea->connect = NULL;
     ea->connect_len = 0;
     conn_ref(c);
-    int result = proto_handle_packet(c, &saved);
+    enum proto_result result = proto_handle_packet(c, &saved, reason);
     conn_unref(c);
     free(bytes);
     return result;
 }
 
-/* AUTH on a connected client: re-authentication (MQTT 5 §4.12.1). */
-static int eauth_reauth(struct conn *c, const struct mqtt_disconnect *d)
+/* AUTH on a connected client: re-authentication (MQTT 5 §4.12.1). PROTO_OK or
+ * PROTO_DISCONNECT (*reason). */
+static enum proto_result eauth_reauth(struct conn *c, const struct mqtt_disconnect *d,
+                                      uint8_t *reason)
 {
     LMQ_ASSERT(c->state == CONN_CONNECTED && c->session != NULL);
     struct enhanced_auth *ea = c->eauth;
     LMQ_ASSERT(ea == NULL || ea->phase == EAUTH_IDLE || ea->phase == EAUTH_REAUTH_WAIT);
     if (ea == NULL) {
         conn_log(c, LMQ_LOG_INFO, "protocol_error", "AUTH without an Authentication Method");
-        return MQTT_RC_PROTOCOL_ERROR; /* MQTT-4.12.0-7 */
+        return proto_disconnect_with(reason, MQTT_RC_PROTOCOL_ERROR); /* MQTT-4.12.0-7 */
     }
     if (!eauth_method_ours(&d->props)) {
         conn_log(c, LMQ_LOG_INFO, "protocol_error", "AUTH with another Authentication Method");
-        return MQTT_RC_PROTOCOL_ERROR; /* MQTT-4.12.1-1 */
+        return proto_disconnect_with(reason, MQTT_RC_PROTOCOL_ERROR); /* MQTT-4.12.1-1 */
     }
     if (d->reason_code == MQTT_RC_REAUTHENTICATE && ea->phase == EAUTH_IDLE) {
         /* The key may be named again; it can't change: the session belongs to its identity. */
         if ((d->props.present & MQTT_PROP_BIT(MQTT_PROP_AUTHENTICATION_DATA)) &&
             (d->props.authentication_data.len != CRYPTO_ED25519_PUB_BYTES ||
              memcmp(d->props.authentication_data.data, ea->pub, CRYPTO_ED25519_PUB_BYTES) != 0)) {
-            identity_security_event(c->broker, c, IDENTITY_EVENT_BAD_LOGIN,
-                                    "mqtt: re-authentication with another key");
-            return MQTT_RC_NOT_AUTHORIZED;
+            security_event(c->broker, c, SECURITY_EVENT_BAD_LOGIN,
+                           "mqtt: re-authentication with another key");
+            return proto_disconnect_with(reason, MQTT_RC_NOT_AUTHORIZED);
         }
         ea->phase = EAUTH_REAUTH_WAIT;
         if (eauth_challenge(c) != LMQ_OK)
-            return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
-        return 0;
+            return proto_disconnect_with(reason, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR);
+        return PROTO_OK;
     }
     if (d->reason_code != MQTT_RC_CONTINUE_AUTHENTICATION || ea->phase != EAUTH_REAUTH_WAIT) {
         conn_log(c, LMQ_LOG_INFO, "protocol_error", "AUTH out of order");
-        return MQTT_RC_PROTOCOL_ERROR;
+        return proto_disconnect_with(reason, MQTT_RC_PROTOCOL_ERROR);
     }
     const char *why = NULL;
     struct session *s = c->session;
@@ -388,19 +392,19 @@ static int eauth_reauth(struct conn *c, const struct mqtt_disconnect *d)
     ea->phase = EAUTH_IDLE;
     if (rc != MQTT_RC_SUCCESS) {
         conn_log(c, LMQ_LOG_INFO, "reauth_failed", why);
-        return rc; /* MQTT-4.12.1-2: disconnect */
+        return proto_disconnect_with(reason, rc); /* MQTT-4.12.1-2: disconnect */
     }
     eauth_send(c, MQTT_RC_SUCCESS, NULL, 0);
     conn_start_keepalive(c); /* re-arms the timer for the new end of the connection's life */
     eauth_log_login(c, "reauthenticated");
-    return 0;
+    return PROTO_OK;
 }
 
-int enhanced_auth_packet(struct conn *c, struct mqtt_packet *pkt)
+enum proto_result enhanced_auth_packet(struct conn *c, struct mqtt_packet *pkt, uint8_t *reason)
 {
-    LMQ_ASSERT(c != NULL && pkt != NULL);
+    LMQ_ASSERT(c != NULL && pkt != NULL && reason != NULL);
     if (enhanced_auth_pending(c))
-        return eauth_connect_answer(c, pkt);
+        return eauth_connect_answer(c, pkt, reason);
     LMQ_ASSERT(pkt->type == MQTT_AUTH && c->state == CONN_CONNECTED);
-    return eauth_reauth(c, &pkt->u.disconnect);
+    return eauth_reauth(c, &pkt->u.disconnect, reason);
 }

@@ -1,7 +1,7 @@
 /*
- * The broker's HTTP routes: /healthz, /metrics (Prometheus text format) and
- * /version. Everything is read from the loop thread's own counters, so a
- * scrape needs no locking; it walks the sessions once for the queue depth.
+ * GET /metrics: the Prometheus text format (broker_http.c routes the request here).
+ * Everything is read from the loop thread's own counters, so a scrape needs no locking; it
+ * walks the sessions once for the queue depth.
  */
 #include "broker/broker_internal.h"
 
@@ -62,18 +62,18 @@ static int metrics_broker(struct broker *b, struct http_buf *out)
                           st->ws_protocol_errors);
     rc |= METRIC(out, "security_events_total", "counter",
                  "Refused logins, tokens, permissions, signatures, replays, rate limits.");
-    for (int k = 0; k < IDENTITY_EVENT_COUNT; k++)
+    for (int k = 0; k < SECURITY_EVENT_COUNT; k++)
         rc |= http_buf_printf(out, "ledgermq_security_events_total{kind=\"%s\"} %" PRIu64 "\n",
-                              identity_event_name((enum identity_event)k), b->security_events[k]);
+                              security_event_name((enum security_event)k), b->security_events[k]);
     rc |= METRIC(out, "auth_failures_total", "counter", "CONNECTs refused for their credentials.");
     rc |= http_buf_printf(out, "ledgermq_auth_failures_total %" PRIu64 "\n",
-                          b->security_events[IDENTITY_EVENT_BAD_TOKEN] +
-                              b->security_events[IDENTITY_EVENT_EXPIRED_TOKEN] +
-                              b->security_events[IDENTITY_EVENT_REVOKED_TOKEN] +
-                              b->security_events[IDENTITY_EVENT_ANONYMOUS_REFUSED] +
-                              b->security_events[IDENTITY_EVENT_BAD_PASSWORD]);
+                          b->security_events[SECURITY_EVENT_BAD_TOKEN] +
+                              b->security_events[SECURITY_EVENT_EXPIRED_TOKEN] +
+                              b->security_events[SECURITY_EVENT_REVOKED_TOKEN] +
+                              b->security_events[SECURITY_EVENT_ANONYMOUS_REFUSED] +
+                              b->security_events[SECURITY_EVENT_BAD_PASSWORD]);
     rc |= METRIC(out, "ledger_envelopes", "gauge", "Envelopes in the ledger.");
-    rc |= http_buf_printf(out, "ledgermq_ledger_envelopes %" PRIu64 "\n", b->ledger_size);
+    rc |= http_buf_printf(out, "ledgermq_ledger_envelopes %" PRIu64 "\n", pipeline_ledger_size(b));
     rc |= METRIC(out, "sessions", "gauge", "Sessions, online and offline.");
     rc |= http_buf_printf(out, "ledgermq_sessions{state=\"online\"} %" PRIu64 "\n", q.online);
     rc |= http_buf_printf(out, "ledgermq_sessions{state=\"offline\"} %" PRIu64 "\n",
@@ -195,11 +195,11 @@ static int metrics_guards(struct broker *b, struct http_buf *out)
     rc |= http_buf_printf(out, "ledgermq_http_timeouts_total{phase=\"request\"} %" PRIu64 "\n",
                           h.request_timeouts);
     rc |= METRIC(out, "login_challenges", "gauge", "Login challenges outstanding.");
-    rc |= http_buf_printf(out, "ledgermq_login_challenges %zu\n", login_nonce_count(b));
+    rc |= http_buf_printf(out, "ledgermq_login_challenges %zu\n", pipeline_nonce_count(b));
     rc |= METRIC(out, "login_challenges_evicted_total", "counter",
                  "Login challenges evicted to make room, by the cap that was reached.");
-    static const char *const caps[LOGIN_EVICT_COUNT] = {"address", "key", "all"};
-    for (int i = 0; i < LOGIN_EVICT_COUNT; i++)
+    static const char *const caps[PIPELINE_NONCE_EVICT_COUNT] = {"address", "key", "all"};
+    for (int i = 0; i < PIPELINE_NONCE_EVICT_COUNT; i++)
         rc |= http_buf_printf(out,
                               "ledgermq_login_challenges_evicted_total{cap=\"%s\"} %" PRIu64 "\n",
                               caps[i], st->login_evicted[i]);
@@ -255,42 +255,9 @@ static int metrics_store(struct broker *b, struct http_buf *out)
     return rc;
 }
 
-int broker_http_route(void *ctx, const struct http_request *req, struct http_response *resp,
-                      struct http_buf *out)
+int metrics_render(struct broker *b, struct http_buf *out)
 {
-    struct broker *b = ctx;
-    LMQ_ASSERT(b != NULL && req != NULL);
-    bool get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
-    const char *path = req->path;
-    size_t len = req->path_len;
-    bool healthz = len == 8 && memcmp(path, "/healthz", 8) == 0;
-    bool metrics = len == 8 && memcmp(path, "/metrics", 8) == 0;
-    bool version = len == 8 && memcmp(path, "/version", 8) == 0;
-    if (len == 5 && memcmp(path, "/mqtt", 5) == 0)
-        return broker_ws_route(b, req, resp, out);
-    if (len > 6 && memcmp(path, "/auth/", 6) == 0)
-        return identity_http_route(b, req, resp, out);
-    if (len > 8 && memcmp(path, "/ledger/", 8) == 0)
-        return ledger_http_route(b, req, resp, out);
-    if (!healthz && !metrics && !version) {
-        resp->status = 404;
-        return 0;
-    }
-    if (!get) {
-        resp->status = 405;
-        resp->allow = "GET, HEAD";
-        return 0;
-    }
-    resp->status = 200;
-    resp->content_type = "application/json";
-    if (healthz) {
-        if (b->stopping)
-            resp->status = 503;
-        return http_buf_printf(out, "{\"status\":\"%s\"}", b->stopping ? "draining" : "ready");
-    }
-    if (version)
-        return http_buf_printf(out, "{\"version\":\"%s\"}", LMQ_VERSION);
-    resp->content_type = "text/plain; version=0.0.4";
+    LMQ_ASSERT(b != NULL && out != NULL);
     /* Each printf's error bits are OR-ed together: any failure means the body is incomplete. */
     int rc = metrics_broker(b, out) | metrics_guards(b, out) | metrics_store(b, out);
     return rc != 0 ? LMQ_ETOOBIG : LMQ_OK;

@@ -1,8 +1,10 @@
 /*
  * MQTT packet handlers: what the broker does with each packet a client
- * sends. A handler returns 0, PROTO_BLOCKED (3.1.1 backpressure: retry the
- * same packet later), or an MQTT 5 reason code >= 0x80 with which the
- * connection is closed (DISCONNECT for v5 clients).
+ * sends. A handler returns an enum proto_result: PROTO_OK, PROTO_BLOCKED
+ * (3.1.1 backpressure: retry the same packet later), PROTO_PAUSED (a CONNECT
+ * waiting for its password check) or PROTO_DISCONNECT with an MQTT 5 reason
+ * code >= 0x80 in *reason, with which the connection is closed (DISCONNECT
+ * for v5 clients).
  */
 #include "broker/broker_internal.h"
 
@@ -49,8 +51,8 @@ static void proto_connack(struct conn *c, uint8_t reason_code, bool session_pres
 /* Refuses a CONNECT: CONNACK with the reason (v5: and a Reason String, client_why or the
  * code's default), then the connection ends, lingering so that the client reads it. why is
  * for the log. */
-static int proto_refuse_connect_why(struct conn *c, uint8_t reason_code, const char *why,
-                                    const char *client_why)
+static enum proto_result proto_refuse_connect_why(struct conn *c, uint8_t reason_code,
+                                                  const char *why, const char *client_why)
 {
     LMQ_ASSERT(c->state == CONN_AWAIT_CONNECT);
     conn_log(c, LMQ_LOG_INFO, "connect_refused", why);
@@ -63,10 +65,10 @@ static int proto_refuse_connect_why(struct conn *c, uint8_t reason_code, const c
     }
     proto_connack(c, reason_code, false, &props);
     conn_end(c, false);
-    return 0;
+    return PROTO_OK;
 }
 
-static int proto_refuse_connect(struct conn *c, uint8_t reason_code, const char *why)
+static enum proto_result proto_refuse_connect(struct conn *c, uint8_t reason_code, const char *why)
 {
     return proto_refuse_connect_why(c, reason_code, why, NULL);
 }
@@ -161,8 +163,8 @@ static void proto_negotiate(struct conn *c, const struct mqtt_connect *cn, struc
 static bool proto_will_allowed(struct conn *c, const struct mqtt_connect *cn)
 {
     LMQ_ASSERT(cn->will_flag);
-    if (identity_under_id(cn->will_topic.data, cn->will_topic.len)) {
-        identity_security_event(c->broker, c, IDENTITY_EVENT_ACL_DENIED, "will under id/");
+    if (pipeline_under_id(cn->will_topic.data, cn->will_topic.len)) {
+        security_event(c->broker, c, SECURITY_EVENT_ACL_DENIED, "will under id/");
         return false;
     }
     return access_may_publish(c, cn->client_id.data, cn->client_id.len, cn->will_topic.data,
@@ -192,13 +194,13 @@ static bool proto_connect_admitted(struct conn *c, const struct mqtt_connect *cn
     return true;
 }
 
-static int proto_connect(struct conn *c, struct mqtt_packet *pkt)
+static enum proto_result proto_connect(struct conn *c, struct mqtt_packet *pkt, uint8_t *reason)
 {
     struct mqtt_connect cn = pkt->u.connect;
     struct broker *b = c->broker;
     if (c->state != CONN_AWAIT_CONNECT) {
         c->why = "a second CONNECT";
-        return MQTT_RC_PROTOCOL_ERROR;
+        return proto_disconnect_with(reason, MQTT_RC_PROTOCOL_ERROR);
     }
     c->version = cn.protocol_version;
     proto_client_limits(c, &cn);
@@ -218,26 +220,27 @@ static int proto_connect(struct conn *c, struct mqtt_packet *pkt)
         }
     }
     if (!proto_connect_admitted(c, &cn))
-        return 0; /* refused */
-    int auth_rc = enhanced ? enhanced_auth_connect(c, pkt) : identity_authenticate(c, &cn);
-    if (auth_rc == PROTO_PAUSED)
+        return PROTO_OK; /* refused */
+    uint8_t refusal = MQTT_RC_SUCCESS;
+    enum proto_result auth =
+        enhanced ? enhanced_auth_connect(c, pkt) : pipeline_authenticate(c, &cn, &refusal);
+    if (auth == PROTO_PAUSED)
         return PROTO_PAUSED; /* the password is being checked; this runs again after */
-    if (auth_rc == PROTO_AUTH_HANDLED)
-        return 0; /* an AUTH exchange runs (this runs again after it) or the CONNECT was refused */
-    LMQ_ASSERT(auth_rc >= 0 && auth_rc <= 0xFF);
-    if (auth_rc != MQTT_RC_SUCCESS)
-        return proto_refuse_connect(c, (uint8_t)auth_rc, "authentication failed");
+    if (auth == PROTO_AUTH_HANDLED)
+        return PROTO_OK; /* an AUTH exchange runs (this runs again after it) or it was refused */
+    if (auth == PROTO_REFUSE_CONNECT)
+        return proto_refuse_connect(c, refusal, "authentication failed");
+    LMQ_ASSERT(auth == PROTO_OK);
     if (cn.will_flag && !proto_will_allowed(c, &cn))
         return proto_refuse_connect_why(c, MQTT_RC_NOT_AUTHORIZED, "will topic not allowed",
                                         "not authorized to publish the will on its topic");
     proto_negotiate(c, &cn, &ack);
     enhanced_auth_connack(c, &ack);
     bool present = false;
-    uint8_t reason = MQTT_RC_SUCCESS;
-    if (session_attach(c, &cn, &present, &reason) != LMQ_OK)
+    if (session_attach(c, &cn, &present, &refusal) != PROTO_OK)
         return proto_refuse_connect_why(
-            c, reason, "session refused",
-            reason == MQTT_RC_QUOTA_EXCEEDED ? "too many persistent sessions (quota)" : NULL);
+            c, refusal, "session refused",
+            refusal == MQTT_RC_QUOTA_EXCEEDED ? "too many persistent sessions (quota)" : NULL);
     struct session *s = c->session;
     if (cn.protocol_version == MQTT_V5 &&
         (cn.props.present & MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY_INTERVAL)) &&
@@ -262,44 +265,45 @@ static int proto_connect(struct conn *c, struct mqtt_packet *pkt)
     conn_log(c, LMQ_LOG_INFO, "client_connected",
              cn.protocol_version == MQTT_V5 ? "mqtt5" : "mqtt311");
     if (present)
-        session_resend_inflight(s);
-    session_pump(s);
-    return 0;
+        session_queue_resend_inflight(s);
+    session_queue_pump(s);
+    return PROTO_OK;
 }
 
-/* Resolves a v5 topic alias in place. Returns 0 or a reason code. */
-static int proto_topic_alias(struct conn *c, struct mqtt_publish *pub)
+/* Resolves a v5 topic alias in place. Returns PROTO_OK or PROTO_DISCONNECT (*reason). */
+static enum proto_result proto_topic_alias(struct conn *c, struct mqtt_publish *pub,
+                                           uint8_t *reason)
 {
     if (!(pub->props.present & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS))) {
         if (pub->topic.len > 0)
-            return 0;
+            return PROTO_OK;
         c->why = "a PUBLISH with an empty topic needs a Topic Alias";
-        return MQTT_RC_PROTOCOL_ERROR;
+        return proto_disconnect_with(reason, MQTT_RC_PROTOCOL_ERROR);
     }
     uint16_t alias = pub->props.topic_alias;
     if (alias == 0 || alias > c->topic_alias_max)
-        return MQTT_RC_TOPIC_ALIAS_INVALID;
+        return proto_disconnect_with(reason, MQTT_RC_TOPIC_ALIAS_INVALID);
     if (c->aliases == NULL) {
         c->aliases = calloc((size_t)c->topic_alias_max + 1, sizeof(*c->aliases));
         if (c->aliases == NULL)
-            return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
+            return proto_disconnect_with(reason, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR);
     }
     struct lmq_bytes *slot = &c->aliases[alias];
     if (pub->topic.len == 0) {
         if (slot->data == NULL) {
             c->why = "Topic Alias not set on this connection";
-            return MQTT_RC_PROTOCOL_ERROR;
+            return proto_disconnect_with(reason, MQTT_RC_PROTOCOL_ERROR);
         }
         pub->topic = *slot;
-        return 0;
+        return PROTO_OK;
     }
     uint8_t *copy = malloc(pub->topic.len);
     if (copy == NULL)
-        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
+        return proto_disconnect_with(reason, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR);
     memcpy(copy, pub->topic.data, pub->topic.len);
     free((void *)slot->data);
     *slot = (struct lmq_bytes){copy, pub->topic.len};
-    return 0;
+    return PROTO_OK;
 }
 
 static bool inbound_qos2_has(const struct session *s, uint16_t id)
@@ -328,37 +332,39 @@ static int inbound_qos2_set(struct session *s, uint16_t id, bool on)
                                .client_id = {s->client_id, s->client_id_len},
                                .packet_id = id};
     if (s->persistent)
-        broker_store_write(s->broker, &rec);
+        commit_store_write(s->broker, &rec);
     return LMQ_OK;
 }
 
 /* Acknowledges a PUBLISH with rc. needs_commit: records were written for it (they must be
  * durable before the ack goes out). why: a refusal's Reason String (a static sentence; NULL:
- * the code's default). */
-static int proto_ack_publish(struct conn *c, const struct mqtt_publish *pub, uint8_t rc,
-                             bool needs_commit, const char *why)
+ * the code's default). PROTO_OK or PROTO_DISCONNECT (*reason). */
+static enum proto_result proto_ack_publish(struct conn *c, const struct mqtt_publish *pub,
+                                           uint8_t rc, bool needs_commit, const char *why,
+                                           uint8_t *reason)
 {
     if (pub->qos == 0)
-        return 0;
+        return PROTO_OK;
     uint8_t type = pub->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC;
     if (c->version != MQTT_V5 && rc >= 0x80)
-        return rc; /* 3.1.1 has no way to refuse a publish but closing */
+        return proto_disconnect_with(reason, rc); /* 3.1.1 can refuse a publish only by closing */
     if (pub->qos == 1)
         c->inbound_pending++;
     else
         c->pubrec_pending++;
-    if (broker_ack(c->broker, c, type, pub->packet_id, rc, true, needs_commit, why) != LMQ_OK)
-        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
-    return 0;
+    if (commit_ack(c->broker, c, type, pub->packet_id, rc, true, needs_commit, why) != LMQ_OK)
+        return proto_disconnect_with(reason, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR);
+    return PROTO_OK;
 }
 
 /* A QoS 2 PUBLISH resent before its PUBREL: PUBREC again, after whatever stored its id (that
  * may be a commit still under way, from this connection or an earlier one). */
-static int proto_ack_resent_qos2(struct conn *c, const struct mqtt_publish *pub)
+static enum proto_result proto_ack_resent_qos2(struct conn *c, const struct mqtt_publish *pub,
+                                               uint8_t *reason)
 {
-    if (broker_ack(c->broker, c, MQTT_PUBREC, pub->packet_id, 0, false, true, NULL) != LMQ_OK)
-        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
-    return 0;
+    if (commit_ack(c->broker, c, MQTT_PUBREC, pub->packet_id, 0, false, true, NULL) != LMQ_OK)
+        return proto_disconnect_with(reason, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR);
+    return PROTO_OK;
 }
 
 /*
@@ -378,22 +384,25 @@ static bool proto_inbound_window_full(const struct conn *c, const struct mqtt_pu
     return (uint32_t)c->inbound_pending + c->pubrec_pending >= max;
 }
 
-/* Validates a publish before anything is routed. Returns 0 or a reason code. */
-static int proto_publish_check(struct conn *c, struct mqtt_publish *pub, uint8_t *ack_rc)
+/* Validates a publish before anything is routed: PROTO_OK (the PUBLISH is to be acknowledged
+ * with *ack_rc right away when that is not MQTT_RC_SUCCESS), PROTO_BLOCKED, or PROTO_DISCONNECT
+ * (*reason). */
+static enum proto_result proto_publish_check(struct conn *c, struct mqtt_publish *pub,
+                                             uint8_t *ack_rc, uint8_t *reason)
 {
     *ack_rc = MQTT_RC_SUCCESS;
     if (pub->props.present & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_IDENTIFIER)) {
         c->why = "a PUBLISH from a client may not carry a Subscription Identifier";
-        return MQTT_RC_PROTOCOL_ERROR;
+        return proto_disconnect_with(reason, MQTT_RC_PROTOCOL_ERROR);
     }
     if (c->version == MQTT_V5) {
-        int rc = proto_topic_alias(c, pub);
-        if (rc != 0)
+        enum proto_result rc = proto_topic_alias(c, pub, reason);
+        if (rc != PROTO_OK)
             return rc;
     }
     if (proto_inbound_window_full(c, pub)) {
         if (c->version == MQTT_V5)
-            return MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED;
+            return proto_disconnect_with(reason, MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED);
         c->wait_acks = true; /* resumed as soon as one of its acks goes out */
         return PROTO_BLOCKED;
     }
@@ -401,71 +410,81 @@ static int proto_publish_check(struct conn *c, struct mqtt_publish *pub, uint8_t
         pub->props.payload_format_indicator == 1 &&
         !mqtt_utf8_valid(pub->payload.data, pub->payload.len)) {
         if (pub->qos == 0)
-            return MQTT_RC_PAYLOAD_FORMAT_INVALID;
+            return proto_disconnect_with(reason, MQTT_RC_PAYLOAD_FORMAT_INVALID);
         *ack_rc = MQTT_RC_PAYLOAD_FORMAT_INVALID;
     }
-    return 0;
+    return PROTO_OK;
 }
 
 /*
  * A publish under id/: only to the connection's own outbox (envelopes) or resync topic; the
  * server alone publishes the rest. Nothing under id/ is routed as published.
  */
-static int proto_publish_identity(struct conn *c, const struct mqtt_publish *pub,
-                                  enum identity_topic kind, const char *owner)
+static enum proto_result proto_publish_identity(struct conn *c, const struct mqtt_publish *pub,
+                                                enum pipeline_topic kind, const char *owner,
+                                                uint8_t *reason)
 {
     struct session *s = c->session;
     /* Nothing under id/ is ever retained: a retained copy would reach later subscribers
      * outside the pipeline's order and survive restarts. */
-    if (!identity_owns(c, owner) || pub->retain ||
-        (kind != IDENTITY_TOPIC_OUTBOX && kind != IDENTITY_TOPIC_RESYNC)) {
-        identity_security_event(c->broker, c, IDENTITY_EVENT_ACL_DENIED,
-                                pub->retain ? "retained publish under id/" : "publish");
-        if (c->version != MQTT_V5)
-            return MQTT_RC_NOT_AUTHORIZED; /* 3.1.1 can only close */
+    if (!pipeline_owns(c, owner) || pub->retain ||
+        (kind != PIPELINE_TOPIC_OUTBOX && kind != PIPELINE_TOPIC_RESYNC)) {
+        security_event(c->broker, c, SECURITY_EVENT_ACL_DENIED,
+                       pub->retain ? "retained publish under id/" : "publish");
+        if (c->version != MQTT_V5) /* 3.1.1 can only close */
+            return proto_disconnect_with(reason, MQTT_RC_NOT_AUTHORIZED);
         return proto_ack_publish(
             c, pub, MQTT_RC_NOT_AUTHORIZED, false,
-            "not authorized: under id/ a client may publish to its own outbox and resync only");
+            "not authorized: under id/ a client may publish to its own outbox and resync only",
+            reason);
     }
     if (pub->qos == 2 && inbound_qos2_has(s, pub->packet_id))
-        return proto_ack_resent_qos2(c, pub); /* not handled twice */
-    int rc = kind == IDENTITY_TOPIC_OUTBOX ? ledger_accept(c, pub) : ledger_resync(c, pub);
-    /* Over the identity's rate: 3.1.1 is not read until the next second (PROTO_BLOCKED); an
-     * MQTT 5 client is disconnected with 0x96, which PUBACK can't carry. */
-    if (rc == PROTO_BLOCKED || rc == MQTT_RC_MESSAGE_RATE_TOO_HIGH)
-        return rc;
-    LMQ_ASSERT(rc >= 0 && rc <= 0xFF);
-    if (pub->qos == 2 && rc < 0x80 && inbound_qos2_set(s, pub->packet_id, true) != LMQ_OK)
-        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
-    return proto_ack_publish(c, pub, (uint8_t)rc, true, NULL);
+        return proto_ack_resent_qos2(c, pub, reason); /* not handled twice */
+    uint8_t ack_rc = MQTT_RC_SUCCESS;
+    if (kind == PIPELINE_TOPIC_OUTBOX) {
+        /* Over the identity's rate: 3.1.1 is not read until the next second (PROTO_BLOCKED); an
+         * MQTT 5 client is disconnected with 0x96, which PUBACK can't carry. */
+        enum proto_result rc = pipeline_accept(c, pub, &ack_rc);
+        if (rc != PROTO_OK) {
+            LMQ_ASSERT(rc == PROTO_BLOCKED || rc == PROTO_DISCONNECT);
+            if (rc == PROTO_DISCONNECT)
+                *reason = ack_rc;
+            return rc;
+        }
+    } else {
+        ack_rc = pipeline_resync(c, pub);
+    }
+    if (pub->qos == 2 && ack_rc < 0x80 && inbound_qos2_set(s, pub->packet_id, true) != LMQ_OK)
+        return proto_disconnect_with(reason, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR);
+    return proto_ack_publish(c, pub, ack_rc, true, NULL, reason);
 }
 
-static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
+static enum proto_result proto_publish(struct conn *c, struct mqtt_packet *pkt, uint8_t *reason)
 {
     struct mqtt_publish *pub = &pkt->u.publish;
     struct session *s = c->session;
     struct broker *b = c->broker;
     LMQ_ASSERT(c->state == CONN_CONNECTED && s != NULL && s->conn == c);
     uint8_t ack_rc;
-    int rc = proto_publish_check(c, pub, &ack_rc);
-    if (rc != 0)
+    enum proto_result rc = proto_publish_check(c, pub, &ack_rc, reason);
+    if (rc != PROTO_OK)
         return rc;
     if (ack_rc != MQTT_RC_SUCCESS)
-        return proto_ack_publish(c, pub, ack_rc, false, NULL);
+        return proto_ack_publish(c, pub, ack_rc, false, NULL, reason);
     const char *owner = NULL;
-    enum identity_topic kind = identity_topic_parse(pub->topic.data, pub->topic.len, &owner);
-    if (kind != IDENTITY_TOPIC_NONE)
-        return proto_publish_identity(c, pub, kind, owner);
+    enum pipeline_topic kind = pipeline_topic_parse(pub->topic.data, pub->topic.len, &owner);
+    if (kind != PIPELINE_TOPIC_NONE)
+        return proto_publish_identity(c, pub, kind, owner, reason);
     if (!access_may_publish(c, s->client_id, s->client_id_len, pub->topic.data, pub->topic.len)) {
-        if (c->version != MQTT_V5)
-            return MQTT_RC_NOT_AUTHORIZED; /* 3.1.1 can only close */
-        return proto_ack_publish(c, pub, MQTT_RC_NOT_AUTHORIZED, false, NULL);
+        if (c->version != MQTT_V5) /* 3.1.1 can only close */
+            return proto_disconnect_with(reason, MQTT_RC_NOT_AUTHORIZED);
+        return proto_ack_publish(c, pub, MQTT_RC_NOT_AUTHORIZED, false, NULL, reason);
     }
     if (pub->qos == 2 && inbound_qos2_has(s, pub->packet_id))
-        return proto_ack_resent_qos2(c, pub); /* not routed twice */
+        return proto_ack_resent_qos2(c, pub, reason); /* not routed twice */
     struct msg *m = msg_create(b, pub);
     if (m == NULL)
-        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
+        return proto_disconnect_with(reason, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR);
     uint64_t records_before = b->records_written;
     int route_rc = MQTT_RC_QUOTA_EXCEEDED;
     const char *why = "a subscriber's queue is full";
@@ -485,7 +504,7 @@ static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
         msg_unref(m);
         if (c->version != MQTT_V5)
             return PROTO_BLOCKED; /* backpressure: retried when queues drain */
-        return proto_ack_publish(c, pub, MQTT_RC_QUOTA_EXCEEDED, false, why);
+        return proto_ack_publish(c, pub, MQTT_RC_QUOTA_EXCEEDED, false, why, reason);
     }
     if (m->retain && retain_update(b, m) != MQTT_RC_SUCCESS)
         route_rc = MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR; /* fit was checked: out of memory */
@@ -494,12 +513,13 @@ static int proto_publish(struct conn *c, struct mqtt_packet *pkt)
     LMQ_ASSERT(m->committed || m->batched || route_rc == MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR);
     msg_unref(m);
     if (pub->qos == 2 && inbound_qos2_set(s, pub->packet_id, true) != LMQ_OK)
-        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
+        return proto_disconnect_with(reason, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR);
     LMQ_ASSERT(route_rc >= 0 && route_rc <= 0xFF);
-    return proto_ack_publish(c, pub, (uint8_t)route_rc, b->records_written != records_before, NULL);
+    return proto_ack_publish(c, pub, (uint8_t)route_rc, b->records_written != records_before, NULL,
+                             reason);
 }
 
-static int proto_pubrel(struct conn *c, struct mqtt_packet *pkt)
+static enum proto_result proto_pubrel(struct conn *c, struct mqtt_packet *pkt, uint8_t *reason)
 {
     struct session *s = c->session;
     uint16_t id = pkt->u.ack.packet_id;
@@ -508,24 +528,24 @@ static int proto_pubrel(struct conn *c, struct mqtt_packet *pkt)
     LMQ_ASSERT(s != NULL && s->conn == c);
     if (inbound_qos2_has(s, id)) {
         if (inbound_qos2_set(s, id, false) != LMQ_OK)
-            return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
+            return proto_disconnect_with(reason, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR);
         LMQ_ASSERT(!inbound_qos2_has(s, id));
     } else if (c->version == MQTT_V5) {
         rc = MQTT_RC_PACKET_IDENTIFIER_NOT_FOUND;
     }
-    if (broker_ack(c->broker, c, MQTT_PUBCOMP, id, rc, false,
+    if (commit_ack(c->broker, c, MQTT_PUBCOMP, id, rc, false,
                    c->broker->records_written != records_before, NULL) != LMQ_OK)
-        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
-    return 0;
+        return proto_disconnect_with(reason, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR);
+    return PROTO_OK;
 }
 
-static int proto_flow_ack(struct conn *c, struct mqtt_packet *pkt)
+static enum proto_result proto_flow_ack(struct conn *c, struct mqtt_packet *pkt)
 {
     uint16_t id = pkt->u.ack.packet_id;
     LMQ_ASSERT(c->session != NULL && c->session->conn == c);
     LMQ_ASSERT(pkt->type == MQTT_PUBACK || pkt->type == MQTT_PUBREC || pkt->type == MQTT_PUBCOMP);
-    if (session_ack(c->session, pkt->type, id, pkt->u.ack.reason_code) == LMQ_OK)
-        return 0;
+    if (session_queue_ack(c->session, pkt->type, id, pkt->u.ack.reason_code) == LMQ_OK)
+        return PROTO_OK;
     conn_log(c, LMQ_LOG_DEBUG, "unknown_packet_id", mqtt_packet_type_name(pkt->type));
     if (pkt->type == MQTT_PUBREC && c->version == MQTT_V5) {
         struct mqtt_packet rel = {.type = MQTT_PUBREL};
@@ -533,10 +553,10 @@ static int proto_flow_ack(struct conn *c, struct mqtt_packet *pkt)
         rel.u.ack.reason_code = MQTT_RC_PACKET_IDENTIFIER_NOT_FOUND;
         (void)conn_send(c, &rel);
     }
-    return 0;
+    return PROTO_OK;
 }
 
-static int proto_disconnect(struct conn *c, struct mqtt_packet *pkt)
+static enum proto_result proto_disconnect(struct conn *c, struct mqtt_packet *pkt, uint8_t *reason)
 {
     const struct mqtt_disconnect *d = &pkt->u.disconnect;
     struct session *s = c->session;
@@ -545,7 +565,7 @@ static int proto_disconnect(struct conn *c, struct mqtt_packet *pkt)
         (d->props.present & MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY_INTERVAL))) {
         if (c->session_expiry_was_zero && d->props.session_expiry_interval_s != 0) {
             c->why = "Session Expiry Interval set at DISCONNECT after 0 at CONNECT";
-            return MQTT_RC_PROTOCOL_ERROR;
+            return proto_disconnect_with(reason, MQTT_RC_PROTOCOL_ERROR);
         }
         /* The same cap as at CONNECT: an anonymous client can't ask for more here either. */
         s->expiry_s =
@@ -555,41 +575,41 @@ static int proto_disconnect(struct conn *c, struct mqtt_packet *pkt)
     c->will_on_close = c->version == MQTT_V5 && d->reason_code == MQTT_RC_DISCONNECT_WITH_WILL;
     conn_log(c, LMQ_LOG_DEBUG, "client_disconnect", NULL);
     conn_close(c);
-    return 0;
+    return PROTO_OK;
 }
 
-int proto_handle_packet(struct conn *c, struct mqtt_packet *pkt)
+enum proto_result proto_handle_packet(struct conn *c, struct mqtt_packet *pkt, uint8_t *reason)
 {
-    LMQ_ASSERT(c != NULL && pkt != NULL);
+    LMQ_ASSERT(c != NULL && pkt != NULL && reason != NULL);
     if (pkt->type == MQTT_AUTH || enhanced_auth_pending(c))
-        return enhanced_auth_packet(c, pkt);
+        return enhanced_auth_packet(c, pkt, reason);
     if (pkt->type == MQTT_CONNECT)
-        return proto_connect(c, pkt);
+        return proto_connect(c, pkt, reason);
     LMQ_ASSERT(c->state == CONN_CONNECTED && c->session != NULL);
     switch (pkt->type) {
     case MQTT_PUBLISH:
-        return proto_publish(c, pkt);
+        return proto_publish(c, pkt, reason);
     case MQTT_PUBACK:
     case MQTT_PUBREC:
     case MQTT_PUBCOMP:
         return proto_flow_ack(c, pkt);
     case MQTT_PUBREL:
-        return proto_pubrel(c, pkt);
+        return proto_pubrel(c, pkt, reason);
     case MQTT_SUBSCRIBE:
-        return proto_subscribe(c, pkt);
+        return subscribe_packet(c, pkt, reason);
     case MQTT_UNSUBSCRIBE:
-        return proto_unsubscribe(c, pkt);
+        return subscribe_unsubscribe_packet(c, pkt, reason);
     case MQTT_PINGREQ: {
         struct mqtt_packet resp = {.type = MQTT_PINGRESP};
         (void)conn_send(c, &resp);
-        return 0;
+        return PROTO_OK;
     }
     case MQTT_DISCONNECT:
-        return proto_disconnect(c, pkt);
+        return proto_disconnect(c, pkt, reason);
     default:
         /* CONNACK, SUBACK, UNSUBACK, PINGRESP are server packets. */
         conn_log(c, LMQ_LOG_INFO, "protocol_error", mqtt_packet_type_name(pkt->type));
         c->why = "packet type not accepted from a client";
-        return MQTT_RC_PROTOCOL_ERROR;
+        return proto_disconnect_with(reason, MQTT_RC_PROTOCOL_ERROR);
     }
 }

@@ -42,7 +42,7 @@ static int on_session(void *ctx, struct lmq_bytes client_id, uint32_t expiry_s,
     session_quota_count(s, NULL);
     /* The connection ended with the previous process: the expiry runs from now. */
     if (s->expiry_s != UINT32_MAX)
-        s->expires_ms = broker_now_ms(b) + (uint64_t)s->expiry_s * 1000;
+        s->expires_ms = clock_now_ms(b) + (uint64_t)s->expiry_s * 1000;
     session_arm_timer(s);
     r->sessions++;
     return 0;
@@ -53,8 +53,8 @@ static int on_identity(void *ctx, struct lmq_bytes id, uint64_t last_seq,
 {
     struct recovery *r = ctx;
     r->identities++;
-    return ledger_identity_restore(r->broker, id, last_seq, last_link, inbox_last) == LMQ_OK ? 0
-                                                                                             : -1;
+    return pipeline_identity_restore(r->broker, id, last_seq, last_link, inbox_last) == LMQ_OK ? 0
+                                                                                               : -1;
 }
 
 static int on_subscription(void *ctx, struct lmq_bytes client_id, struct lmq_bytes filter,
@@ -113,14 +113,14 @@ static int on_inbound_qos2(void *ctx, struct lmq_bytes client_id, uint16_t packe
 static bool recovery_forbidden_topic(struct recovery *r, struct lmq_bytes client_id,
                                      const struct store_message *sm, enum store_record_type del)
 {
-    if (!identity_under_id(sm->topic.data, sm->topic.len))
+    if (!pipeline_under_id(sm->topic.data, sm->topic.len))
         return false;
     struct store_record rec = {.type = del, .client_id = client_id, .topic = sm->topic};
-    broker_store_write(r->broker, &rec);
+    commit_store_write(r->broker, &rec);
     r->dropped++;
-    identity_security_event(r->broker, NULL, IDENTITY_EVENT_ACL_DENIED,
-                            del == STORE_WILL_DELETE ? "stored will under id/ dropped"
-                                                     : "stored retained message under id/ dropped");
+    security_event(r->broker, NULL, SECURITY_EVENT_ACL_DENIED,
+                   del == STORE_WILL_DELETE ? "stored will under id/ dropped"
+                                            : "stored retained message under id/ dropped");
     return true;
 }
 
@@ -184,12 +184,12 @@ static int on_will(void *ctx, struct lmq_bytes client_id, const struct store_mes
             session_destroy(s);
         return 0;
     }
-    s->will_due_ms = broker_now_ms(b) + (uint64_t)delay_s * 1000;
+    s->will_due_ms = clock_now_ms(b) + (uint64_t)delay_s * 1000;
     session_arm_timer(s);
     return 0;
 }
 
-int broker_recover(struct broker *b)
+int recovery_run(struct broker *b)
 {
     struct recovery r = {.broker = b};
     struct store_loader loader = {
@@ -208,13 +208,7 @@ int broker_recover(struct broker *b)
     if (rc != LMQ_OK)
         return rc;
     b->next_msg_id = max_msg_id + 1;
-    rc = store_ledger_size(b->store, &b->ledger_size);
-    if (rc == LMQ_OK)
-        rc = ledger_tree_recover(b);
-    if (rc == LMQ_OK)
-        rc = tokens_recover(b);
-    if (rc == LMQ_OK)
-        rc = ledger_quota_recover(b);
+    rc = pipeline_recover(b);
     if (rc != LMQ_OK)
         return rc;
     struct lmq_log_line line;
@@ -226,7 +220,7 @@ int broker_recover(struct broker *b)
         lmq_log_uint(&line, "wills", r.wills);
         lmq_log_uint(&line, "dropped_under_id", r.dropped);
         lmq_log_uint(&line, "identities", r.identities);
-        lmq_log_uint(&line, "ledger_size", b->ledger_size);
+        lmq_log_uint(&line, "ledger_size", pipeline_ledger_size(b));
         lmq_log_uint(&line, "recovery_ms", (uv_hrtime() / 1000 - start_us) / 1000);
         lmq_log_end(&line);
     }

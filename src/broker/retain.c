@@ -15,7 +15,7 @@
  *   sessions, and only while the session can take more: connected, its
  *   SUBACK sent, few deliveries waiting and room in its socket's output. A
  *   subscriber that does not read stops pulling retained messages; it is
- *   woken by session_pump() when its output drains. So one SUBSCRIBE of
+ *   woken by session_queue_pump() when its output drains. So one SUBSCRIBE of
  *   "#" over 100,000 retained messages, or 1,000 filters at once, never
  *   holds the loop, and a non-reading subscriber pins at most its output.
  * - A cursor pins the node it stands on; pinned nodes are never freed
@@ -286,7 +286,7 @@ uint8_t retain_update(struct broker *b, struct msg *m)
         if (n != NULL && n->msg != NULL) {
             retain_clear_node(b, n);
             rec.type = STORE_RETAINED_DELETE;
-            broker_store_write(b, &rec);
+            commit_store_write(b, &rec);
         }
         return MQTT_RC_SUCCESS;
     }
@@ -300,7 +300,7 @@ uint8_t retain_update(struct broker *b, struct msg *m)
     }
     rec.type = STORE_RETAINED_PUT;
     rec.msg_id = m->id;
-    broker_store_write(b, &rec);
+    commit_store_write(b, &rec);
     return MQTT_RC_SUCCESS;
 }
 
@@ -308,7 +308,7 @@ int retain_restore(struct broker *b, struct msg *m)
 {
     LMQ_ASSERT(m != NULL && m->refcount > 0);
     /* Recovery deleted rows under id/ (written before they were refused) before this. */
-    LMQ_ASSERT(!identity_under_id(m->topic.data, m->topic.len));
+    LMQ_ASSERT(!pipeline_under_id(m->topic.data, m->topic.len));
     int rc = retain_store(b, m);
     if (rc != LMQ_OK)
         msg_unref(m);
@@ -328,7 +328,7 @@ size_t retain_cursor_count(const struct broker *b)
 void retain_expire(struct broker *b)
 {
     struct retain_index *ri = b->retained;
-    int64_t now_unix_ms = broker_unix_ms(b);
+    int64_t now_unix_ms = clock_unix_ms(b);
     /* Looked-at messages that live on go to the back: the next sweep sees the others. */
     size_t scan = LMQ_MIN((size_t)RETAIN_EXPIRE_SCAN_MAX, ri->expiring_count);
     for (size_t i = 0; i < scan && !list_empty(&ri->expiring); i++) {
@@ -341,7 +341,7 @@ void retain_expire(struct broker *b)
             continue;
         }
         struct store_record rec = {.type = STORE_RETAINED_DELETE, .topic = n->msg->topic};
-        broker_store_write(b, &rec);
+        commit_store_write(b, &rec);
         retain_clear_node(b, n);
     }
 }
@@ -448,11 +448,11 @@ static enum retain_step retain_visit(struct session *s, struct retain_cursor *cu
     struct broker *b = s->broker;
     struct msg *m = n->msg;
     uint32_t remaining_s;
-    /* Under id/ not even to its owner: stricter than identity_may_receive(), which live
+    /* Under id/ not even to its owner: stricter than pipeline_may_receive(), which live
      * delivery applies, because nothing retained there can be genuine. */
     if (m == NULL || n->seq > cur->seq_max || !retain_matches(cur, n) ||
-        identity_under_id(m->topic.data, m->topic.len) ||
-        msg_expired(m, broker_unix_ms(b), &remaining_s) ||
+        pipeline_under_id(m->topic.data, m->topic.len) ||
+        msg_expired(m, clock_unix_ms(b), &remaining_s) ||
         !access_may_deliver(s, m->topic.data, m->topic.len))
         return RETAIN_STEP_MORE;
     if (!session_queue_has_room(s, m->size_bytes)) {
@@ -469,7 +469,7 @@ static enum retain_step retain_visit(struct session *s, struct retain_cursor *cu
     cur->waiting = false;
     uint8_t qos = LMQ_MIN(m->qos, cur->qos);
     uint32_t sub_id = cur->sub_id;
-    session_enqueue(s, m, qos, true, sub_id ? &sub_id : NULL, sub_id ? 1 : 0); /* last use */
+    session_queue_add(s, m, qos, true, sub_id ? &sub_id : NULL, sub_id ? 1 : 0); /* last use */
     return RETAIN_STEP_MORE;
 }
 
@@ -526,7 +526,7 @@ static enum retain_step retain_cursor_step(struct session *s, struct retain_curs
     return RETAIN_STEP_DONE;
 }
 
-/* True when s can take more retained messages now (else it waits for session_pump()). */
+/* True when s can take more retained messages now (else it waits for session_queue_pump()). */
 static bool retain_has_cursors(const struct session *s)
 {
     return list_linked(&s->retain_cursors) && !list_empty(&s->retain_cursors);
@@ -569,7 +569,7 @@ static void retain_on_idle(uv_idle_t *h)
     struct retain_index *ri = h->data;
     size_t budget = RETAIN_VISITS_PER_TURN;
     /* Each session gets a slice in turn; one that can't take more leaves the run list until
-     * session_pump() wakes it (its output drained, an ack came, its SUBACK went out). */
+     * session_queue_pump() wakes it (its output drained, an ack came, its SUBACK went out). */
     while (!list_empty(&ri->run) && budget > 0) {
         struct session *s = list_entry(ri->run.next, struct session, retain_link);
         list_unlink(&s->retain_link);
@@ -578,7 +578,7 @@ static void retain_on_idle(uv_idle_t *h)
         size_t used = retain_session_run(s, LMQ_MIN(budget, (size_t)RETAIN_VISITS_PER_SLICE));
         LMQ_ASSERT(used <= budget);
         budget -= used;
-        /* (session_enqueue() sent what it queued.) Waiting or not, it goes round again: one
+        /* (session_queue_add() sent what it queued.) Waiting or not, it goes round again: one
          * that can't take more is dropped from the list at its next turn. */
         retain_wake(s);
     }

@@ -1,5 +1,5 @@
 /*
- * Messages and routing: a PUBLISH becomes one reference-counted msg, matched
+ * Routing: a PUBLISH, made one reference-counted msg (msg.c), is matched
  * once against the subscription tree, merged per session (one copy per
  * session with the highest QoS and every subscription identifier), and
  * queued. Retained messages are in retain.c.
@@ -31,180 +31,6 @@ struct route_ctx {
     bool identity_topic; /* id/<X>/...: delivered to X's sessions only */
 };
 
-static void copy_slice(uint8_t **cursor, struct lmq_bytes *dst, struct lmq_bytes src)
-{
-    if (src.data == NULL) {
-        *dst = (struct lmq_bytes){NULL, 0};
-        return;
-    }
-    if (src.len > 0)
-        memcpy(*cursor, src.data, src.len);
-    dst->data = *cursor;
-    dst->len = src.len;
-    *cursor += src.len;
-}
-
-/* Allocates a msg with room for the bytes of every slice and copies them in. */
-static struct msg *msg_alloc(struct broker *b, const struct store_message *sm)
-{
-    LMQ_ASSERT(b != NULL && sm->qos <= 2);
-    size_t extra = sm->topic.len + sm->payload.len + sm->content_type.len + sm->response_topic.len +
-                   sm->correlation_data.len + sm->user_props.len;
-    struct msg *m = calloc(1, sizeof(*m) + extra);
-    if (m == NULL)
-        return NULL;
-    m->broker = b;
-    m->refcount = 1;
-    m->qos = sm->qos;
-    m->retain = sm->retain;
-    m->created_unix_ms = sm->created_unix_ms;
-    m->has_expiry = sm->has_expiry;
-    m->expiry_s = sm->expiry_s;
-    m->has_payload_format = sm->has_payload_format;
-    m->payload_format = sm->payload_format;
-    uint8_t *cursor = (uint8_t *)(m + 1);
-    copy_slice(&cursor, &m->topic, sm->topic);
-    copy_slice(&cursor, &m->payload,
-               sm->payload.data ? sm->payload : (struct lmq_bytes){cursor, 0});
-    copy_slice(&cursor, &m->content_type, sm->content_type);
-    copy_slice(&cursor, &m->response_topic, sm->response_topic);
-    copy_slice(&cursor, &m->correlation_data, sm->correlation_data);
-    copy_slice(&cursor, &m->user_props, sm->user_props);
-    m->user_prop_count = sm->user_prop_count;
-    m->size_bytes = extra;
-    LMQ_ASSERT((size_t)(cursor - (uint8_t *)(m + 1)) == extra);
-    return m;
-}
-
-struct msg *msg_create(struct broker *b, const struct mqtt_publish *pub)
-{
-    LMQ_ASSERT(pub != NULL && pub->qos <= 2);
-    const struct mqtt_props *p = &pub->props;
-    uint64_t present = p->present;
-    struct store_message sm = {
-        .qos = pub->qos,
-        .retain = pub->retain,
-        .created_unix_ms = broker_unix_ms(b),
-        .has_expiry = (present & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL)) != 0,
-        .expiry_s = p->message_expiry_interval_s,
-        .has_payload_format = (present & MQTT_PROP_BIT(MQTT_PROP_PAYLOAD_FORMAT_INDICATOR)) != 0,
-        .payload_format = p->payload_format_indicator,
-        .topic = pub->topic,
-        .payload = pub->payload,
-        .user_props = p->user_props,
-        .user_prop_count = p->user_prop_count,
-    };
-    if (present & MQTT_PROP_BIT(MQTT_PROP_CONTENT_TYPE))
-        sm.content_type = p->content_type;
-    if (present & MQTT_PROP_BIT(MQTT_PROP_RESPONSE_TOPIC))
-        sm.response_topic = p->response_topic;
-    if (present & MQTT_PROP_BIT(MQTT_PROP_CORRELATION_DATA))
-        sm.correlation_data = p->correlation_data;
-    struct msg *m = msg_alloc(b, &sm);
-    if (m == NULL)
-        return NULL;
-    m->committed = pub->qos == 0;
-    m->id = b->next_msg_id++;
-    LMQ_ASSERT(m->id != 0 && m->refcount == 1 && !m->indexed); /* the caller's reference */
-    return m;
-}
-
-struct msg *msg_from_store(struct broker *b, const struct store_message *sm)
-{
-    LMQ_ASSERT(sm != NULL && sm->id != 0);
-    uint8_t key[sizeof(sm->id)];
-    memcpy(key, &sm->id, sizeof(key));
-    struct msg *m = lmq_map_get(b->msgs_by_id, key, sizeof(key));
-    if (m != NULL) {
-        /* The copy in memory: the same message, so the same size its queue rows counted. */
-        LMQ_ASSERT(m->indexed && m->id == sm->id && m->committed);
-        msg_ref(m);
-        return m;
-    }
-    m = msg_alloc(b, sm);
-    if (m == NULL)
-        return NULL;
-    m->id = sm->id;
-    m->committed = true;
-    m->persisted = true;
-    if (lmq_map_put(b->msgs_by_id, key, sizeof(key), m) == LMQ_OK)
-        m->indexed = true;
-    LMQ_ASSERT(m->refcount == 1);
-    return m;
-}
-
-void msg_to_store(const struct msg *m, struct store_message *out)
-{
-    *out = (struct store_message){
-        .id = m->id,
-        .qos = m->qos,
-        .retain = m->retain,
-        .created_unix_ms = m->created_unix_ms,
-        .has_expiry = m->has_expiry,
-        .expiry_s = m->expiry_s,
-        .has_payload_format = m->has_payload_format,
-        .payload_format = m->payload_format,
-        .topic = m->topic,
-        .payload = m->payload,
-        .content_type = m->content_type,
-        .response_topic = m->response_topic,
-        .correlation_data = m->correlation_data,
-        .user_props = m->user_props,
-        .user_prop_count = m->user_prop_count,
-    };
-}
-
-void msg_persist(struct msg *m)
-{
-    LMQ_ASSERT(m != NULL && m->id != 0);
-    if (m->persisted)
-        return;
-    struct store_message sm;
-    msg_to_store(m, &sm);
-    struct store_record rec = {.type = STORE_MESSAGE_PUT, .message = &sm, .msg_id = m->id};
-    broker_store_write(m->broker, &rec);
-    m->persisted = true;
-}
-
-void msg_ref(struct msg *m)
-{
-    LMQ_ASSERT(m != NULL && m->refcount > 0 && m->refcount < UINT32_MAX);
-    m->refcount++;
-}
-
-void msg_unref(struct msg *m)
-{
-    if (m == NULL)
-        return;
-    LMQ_ASSERT(m->refcount > 0 && m->broker != NULL);
-    if (--m->refcount > 0)
-        return;
-    if (m->indexed) {
-        uint8_t key[sizeof(m->id)];
-        memcpy(key, &m->id, sizeof(key));
-        void *was = lmq_map_remove(m->broker->msgs_by_id, key, sizeof(key));
-        LMQ_ASSERT(was == m);
-    }
-    free(m);
-}
-
-bool msg_expired(const struct msg *m, int64_t now_unix_ms, uint32_t *remaining_s)
-{
-    LMQ_ASSERT(m != NULL);
-    if (!m->has_expiry) {
-        *remaining_s = 0;
-        return false;
-    }
-    int64_t age_ms = now_unix_ms > m->created_unix_ms ? now_unix_ms - m->created_unix_ms : 0;
-    uint64_t age_s = (uint64_t)age_ms / 1000;
-    if (age_s >= m->expiry_s) {
-        *remaining_s = 0;
-        return true;
-    }
-    *remaining_s = m->expiry_s - (uint32_t)age_s;
-    return false;
-}
-
 static struct route_target *route_target_add(struct route_ctx *ctx, struct session *s)
 {
     struct broker *b = ctx->broker;
@@ -234,7 +60,7 @@ static void route_on_match(void *arg, const struct sub_tree_entry *e)
     if ((e->options & MQTT_SUBOPT_NO_LOCAL) && e->share_group == NULL && s == ctx->publisher)
         return;
     /* id/<X>/... reaches X's sessions only, whatever wildcard another subscribed with. */
-    if (ctx->identity_topic && !identity_may_receive(s, ctx->msg->topic.data, ctx->msg->topic.len))
+    if (ctx->identity_topic && !pipeline_may_receive(s, ctx->msg->topic.data, ctx->msg->topic.len))
         return;
     struct route_target *t;
     if (s->route_gen == ctx->broker->route_gen) {
@@ -303,7 +129,7 @@ static int route_commit_first(struct broker *b, struct msg *m, const struct rout
     }
     LMQ_ASSERT(m->qos > 0 && m->refcount > 0);
     if (stored)
-        return broker_defer_msg(b, m);
+        return commit_defer_msg(b, m);
     m->committed = true;
     return LMQ_OK;
 }
@@ -313,7 +139,7 @@ static int route_commit_first(struct broker *b, struct msg *m, const struct rout
 static bool route_consuming(struct broker *b, const struct session *s)
 {
     return s->conn != NULL &&
-           broker_now_ms(b) - s->progress_ms < b->cfg.limits.slow_consumer_grace_ms;
+           clock_now_ms(b) - s->progress_ms < b->cfg.limits.slow_consumer_grace_ms;
 }
 
 /*
@@ -384,7 +210,7 @@ int route_publish(struct broker *b, struct msg *m, struct session *publisher)
     LMQ_ASSERT(m != NULL && m->refcount > 0 && m->broker == b);
     LMQ_ASSERT(publisher == NULL || (publisher->broker == b && !publisher->closing));
     struct route_ctx ctx = {.broker = b, .msg = m, .publisher = publisher};
-    ctx.identity_topic = identity_under_id(m->topic.data, m->topic.len);
+    ctx.identity_topic = pipeline_under_id(m->topic.data, m->topic.len);
     b->route_gen++;
     sub_tree_match(b->subs, m->topic.data, m->topic.len, route_on_match, route_eligible, &ctx);
     if (ctx.oom)
@@ -418,15 +244,15 @@ int route_publish(struct broker *b, struct msg *m, struct session *publisher)
         if (t->denied || !route_can_receive(t->session, t->qos))
             continue; /* QoS 0 is not queued for offline sessions, nothing for ending ones */
         if (t->qos == 0 && !session_queue_has_room_qos0(t->session, m->size_bytes)) {
-            session_qos0_dropped(t->session, NULL);
+            session_queue_qos0_dropped(t->session, NULL);
             continue;
         }
         if (t->full && !route_overflow(b, t, m, ctx.identity_topic))
             continue;
         /* Deliveries wait for a commit the message is in, or for nothing (route_commit_first). */
         LMQ_ASSERT(t->qos <= m->qos && (m->committed || m->batched));
-        session_enqueue(t->session, m, t->qos, t->retain_as_published && m->retain, t->sub_ids,
-                        t->sub_id_count);
+        session_queue_add(t->session, m, t->qos, t->retain_as_published && m->retain, t->sub_ids,
+                          t->sub_id_count);
     }
     return ctx.count > 0 ? MQTT_RC_SUCCESS : MQTT_RC_NO_MATCHING_SUBSCRIBERS;
 }

@@ -26,7 +26,7 @@ static void session_write(struct session *s, enum store_record_type type)
                                .client_id = {s->client_id, s->client_id_len},
                                .expiry_s = s->expiry_s,
                                .topic = {(const uint8_t *)s->owner, strlen(s->owner)}};
-    broker_store_write(s->broker, &rec);
+    commit_store_write(s->broker, &rec);
 }
 
 /* Records the will (so a crash still publishes it) or forgets it. */
@@ -44,7 +44,7 @@ static void session_store_will(struct session *s, bool put)
         rec.message = &sm;
         s->will->persisted = true;
     }
-    broker_store_write(s->broker, &rec);
+    commit_store_write(s->broker, &rec);
     s->will_stored = put;
 }
 
@@ -64,7 +64,7 @@ void session_publish_will(struct session *s)
     if (will->qos > 0) {
         /* Deliveries of a QoS>0 will wait for the commit that records them. */
         will->committed = false;
-        if (broker_defer_msg(b, will) != LMQ_OK)
+        if (commit_defer_msg(b, will) != LMQ_OK)
             will->committed = true;
     }
     if (route_publish(b, will, NULL) == MQTT_RC_QUOTA_EXCEEDED) {
@@ -116,7 +116,7 @@ void session_destroy(struct session *s)
     session_quota_release(s);
     retain_session_end(s);
     session_unsubscribe_all(s);
-    session_free_deliveries(s);
+    session_queue_free_deliveries(s);
     LMQ_ASSERT(s->sub_count == 0 && list_empty(&s->subs) && !list_linked(&s->commit_wait));
     msg_unref(s->will);
     s->will = NULL;
@@ -175,7 +175,7 @@ static void session_on_timer(uv_timer_t *t)
         session_overflow_finish(s);
         return;
     }
-    uint64_t now = broker_now_ms(s->broker);
+    uint64_t now = clock_now_ms(s->broker);
     if (s->will_due_ms != 0 && now >= s->will_due_ms)
         session_publish_will(s);
     if (s->conn == NULL && s->expires_ms != 0 && now >= s->expires_ms) {
@@ -204,7 +204,7 @@ void session_arm_timer(struct session *s)
     uv_timer_stop(&s->timer);
     if (due == 0)
         return;
-    uint64_t now = broker_now_ms(s->broker);
+    uint64_t now = clock_now_ms(s->broker);
     uv_timer_start(&s->timer, session_on_timer, due > now ? due - now : 0, 0);
 }
 
@@ -218,7 +218,7 @@ void session_detach(struct conn *c)
     s->conn = NULL;
     if (list_linked(&s->commit_wait))
         list_unlink(&s->commit_wait);
-    uint64_t now = broker_now_ms(s->broker);
+    uint64_t now = clock_now_ms(s->broker);
     s->hold_delivery = 0;
     if (s->will != NULL) {
         if (!c->will_on_close) {
@@ -280,6 +280,21 @@ struct session *session_create(struct broker *b, const uint8_t *id, size_t id_le
  * max_session_expiry; a 3.1.1 persistent session (which can't ask) gets default_session_expiry,
  * and so is the most an anonymous client gets: nobody answers for its sessions.
  */
+void session_principal(const struct conn *c, char out[SESSION_OWNER_MAX_BYTES])
+{
+    LMQ_ASSERT(c != NULL && out != NULL);
+    int n;
+    if (c->identity[0] != '\0')
+        n = snprintf(out, SESSION_OWNER_MAX_BYTES, "%s", c->identity);
+    else if (c->password_state == CONN_PASSWORD_PASSED)
+        n = snprintf(out, SESSION_OWNER_MAX_BYTES, "user:%s", c->user);
+    else if (c->tls_cn[0] != '\0')
+        n = snprintf(out, SESSION_OWNER_MAX_BYTES, "cn:%s", c->tls_cn);
+    else
+        n = snprintf(out, SESSION_OWNER_MAX_BYTES, "%s", SESSION_OWNER_ANONYMOUS);
+    LMQ_ASSERT(n > 0 && n < SESSION_OWNER_MAX_BYTES);
+}
+
 uint32_t session_expiry_cap(const struct broker *b, const char *principal)
 {
     const struct lmq_limits *lim = &b->cfg.limits;
@@ -348,15 +363,15 @@ static void session_store_state(struct session *s)
         struct store_record rec = {.type = STORE_INBOUND_QOS2_PUT,
                                    .client_id = {s->client_id, s->client_id_len},
                                    .packet_id = (uint16_t)id};
-        broker_store_write(s->broker, &rec);
+        commit_store_write(s->broker, &rec);
         found++;
     }
     LMQ_ASSERT(found == s->inbound_qos2_count);
     session_queue_store_all(s);
 }
 
-int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *session_present,
-                   uint8_t *reason_code)
+enum proto_result session_attach(struct conn *c, const struct mqtt_connect *connect,
+                                 bool *session_present, uint8_t *reason_code)
 {
     struct broker *b = c->broker;
     const uint8_t *id = connect->client_id.data;
@@ -367,22 +382,22 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
     if (s != NULL && s->owner[0] != '\0' && strcmp(s->owner, principal) != 0) {
         /* A session belongs to the principal that created it: neither a takeover nor a clean
          * start may cross principals (its queue and subscriptions would change hands). */
-        identity_security_event(b, c, IDENTITY_EVENT_SESSION_OWNER,
-                                "client id belongs to a session of another principal");
+        security_event(b, c, SECURITY_EVENT_SESSION_OWNER,
+                       "client id belongs to a session of another principal");
         *reason_code = MQTT_RC_NOT_AUTHORIZED;
-        return LMQ_EINVAL;
+        return PROTO_REFUSE_CONNECT;
     }
     uint32_t expiry_s = session_expiry_for(c, connect, principal);
     /* A new stored session counts against the quotas; resuming or replacing one it already
      * holds does not. */
     if (expiry_s > 0 && (s == NULL || !s->quota_counted) &&
         !session_quota_admit(c, principal, reason_code))
-        return LMQ_ELIMIT;
+        return PROTO_REFUSE_CONNECT;
     /* A stored session of an older build (no owner yet) becomes this principal's: it counts
      * against its quota like a new one. */
     if (expiry_s > 0 && s != NULL && s->quota_counted && s->owner[0] == '\0' &&
         !session_quota_admit_principal(c, principal, reason_code))
-        return LMQ_ELIMIT;
+        return PROTO_REFUSE_CONNECT;
     if (s != NULL && s->conn != NULL) {
         struct conn *old = s->conn;
         old->takeover = true;
@@ -403,7 +418,7 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
         s = session_create(b, id, id_len);
         if (s == NULL) {
             *reason_code = MQTT_RC_SERVER_UNAVAILABLE;
-            return LMQ_ENOMEM;
+            return PROTO_REFUSE_CONNECT;
         }
         s->next_seq = carried_seq;
         s->paged_seq = carried_seq;
@@ -412,7 +427,7 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
     uv_timer_stop(&s->timer);
     s->expires_ms = 0;
     s->conn = c;
-    s->progress_ms = broker_now_ms(b); /* a returning consumer gets the grace to catch up */
+    s->progress_ms = clock_now_ms(b); /* a returning consumer gets the grace to catch up */
     c->session = s;
     s->overflow_logged = false; /* a new connection: its first overflow is logged again */
     if (s->owner[0] == '\0') {
@@ -434,7 +449,7 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
         LMQ_ASSERT(!c->will_on_close && !c->takeover);
         session_detach(c);
         *reason_code = MQTT_RC_SERVER_UNAVAILABLE;
-        return LMQ_ENOMEM;
+        return PROTO_REFUSE_CONNECT;
     }
     /*
      * A stored session resumed with expiry 0 keeps its rows until it ends
@@ -451,7 +466,7 @@ int session_attach(struct conn *c, const struct mqtt_connect *connect, bool *ses
     LMQ_ASSERT(s->conn == c && c->session == s && s->expires_ms == 0 && !s->closing);
     LMQ_ASSERT(s->persistent == (s->expiry_s > 0) && (!s->persistent || s->stored));
     *reason_code = MQTT_RC_SUCCESS;
-    return LMQ_OK;
+    return PROTO_OK;
 }
 
 static bool session_collect_visit(void *ctx, const uint8_t *key, size_t key_len, void *value)

@@ -136,7 +136,7 @@ static void queue_record(struct session *s, enum store_record_type type, const s
         .state = state,
         .retain = d->retain,
     };
-    broker_store_write(s->broker, &rec);
+    commit_store_write(s->broker, &rec);
 }
 
 /* The delivery is finished (acknowledged, expired or undeliverable): forget it everywhere. */
@@ -196,7 +196,7 @@ bool session_queue_has_room_qos0(const struct session *s, size_t msg_bytes)
            session_queue_fits(s, msg_bytes);
 }
 
-void session_qos0_dropped(struct session *s, const char *limit)
+void session_queue_qos0_dropped(struct session *s, const char *limit)
 {
     struct broker *b = s->broker;
     const struct lmq_limits *lim = &b->cfg.limits;
@@ -210,7 +210,7 @@ void session_qos0_dropped(struct session *s, const char *limit)
         b->stats.qos0_dropped++;
     /* A flood drops thousands a second: one line a second says it is happening, and to whom;
      * /metrics has the counts. */
-    uint64_t now = broker_now_ms(b);
+    uint64_t now = clock_now_ms(b);
     if (b->qos0_drop_logged_ms != 0 && now - b->qos0_drop_logged_ms < 1000)
         return;
     b->qos0_drop_logged_ms = now;
@@ -233,7 +233,7 @@ static void session_qos0_give_way(struct session *s, size_t msg_bytes)
         LMQ_ASSERT(d->qos == 0 && d->seq == 0);
         list_unlink(&d->link);
         delivery_done(s, d);
-        session_qos0_dropped(s, "qos1_qos2_need_room");
+        session_queue_qos0_dropped(s, "qos1_qos2_need_room");
     }
     /* Each pass drops one of the queued0_count: the guard never ends it early. */
     LMQ_ASSERT(session_queue_fits(s, msg_bytes) || list_empty(&s->queue0));
@@ -301,7 +301,7 @@ static bool session_drop_backlog_row(struct session *s)
         .seq = row.seq,
         .size_bytes = row.size_bytes,
     };
-    broker_store_write(s->broker, &rec);
+    commit_store_write(s->broker, &rec);
     if (listed != NULL)
         session_unsynced_free(s, listed);
     /* The row is one of the counted backlog, with the size its QUEUE_PUT counted. */
@@ -393,15 +393,15 @@ static struct delivery *delivery_new(struct msg *m, uint8_t qos, bool retain,
     return d;
 }
 
-void session_enqueue(struct session *s, struct msg *m, uint8_t qos, bool retain,
-                     const uint32_t *sub_ids, size_t sub_id_count)
+void session_queue_add(struct session *s, struct msg *m, uint8_t qos, bool retain,
+                       const uint32_t *sub_ids, size_t sub_id_count)
 {
     LMQ_ASSERT(qos <= 2 && sub_id_count <= MQTT_SUB_IDS_MAX);
     /* A session with stored state keeps queueing durably until it ends, so order holds. */
     bool durable = s->persistent || s->stored;
     LMQ_ASSERT(s->conn != NULL || (durable && qos > 0));
     if (qos == 0 && !session_queue_has_room_qos0(s, m->size_bytes)) {
-        session_qos0_dropped(s, NULL);
+        session_queue_qos0_dropped(s, NULL);
         return;
     }
     if (qos > 0)
@@ -416,7 +416,7 @@ void session_enqueue(struct session *s, struct msg *m, uint8_t qos, bool retain,
     if (d == NULL && qos > 0)
         broker_fail_stop(s->broker, "delivery (out of memory)", LMQ_ENOMEM);
     if (d == NULL) {
-        session_qos0_dropped(s, "out_of_memory");
+        session_queue_qos0_dropped(s, "out_of_memory");
         return;
     }
     LMQ_ASSERT(s->queued_count < UINT32_MAX && (qos > 0 || s->queued0_count < UINT32_MAX));
@@ -436,7 +436,7 @@ void session_enqueue(struct session *s, struct msg *m, uint8_t qos, bool retain,
          * committed only so that queue_overflow can find the oldest rows meanwhile. */
         s->stored_backlog++;
         s->stored_backlog_bytes += m->size_bytes;
-        d->send_after = broker_batch_seq(s->broker);
+        d->send_after = commit_batch_seq(s->broker);
         list_push_back(&s->unsynced, &d->link);
         s->unsynced_count++;
         session_wait_commit(s);
@@ -453,7 +453,7 @@ void session_enqueue(struct session *s, struct msg *m, uint8_t qos, bool retain,
     list_push_back(qos == 0 ? &s->queue0 : &s->queue, &d->link);
     session_queue_check(s);
     if (s->conn != NULL)
-        session_pump(s);
+        session_queue_pump(s);
 }
 
 static bool packet_id_in_use(const struct session *s, uint16_t id)
@@ -532,7 +532,7 @@ static int session_build_publish(struct session *s, struct delivery *d, bool dup
     p->packet_id = d->packet_id;
     p->payload = m->payload;
     uint32_t remaining_s = 0;
-    if (m->has_expiry && msg_expired(m, broker_unix_ms(s->broker), &remaining_s) && !dup)
+    if (m->has_expiry && msg_expired(m, clock_unix_ms(s->broker), &remaining_s) && !dup)
         return LMQ_ENOTFOUND;
     publish_props(m, d, remaining_s, &p->props);
     if (mqtt_encoded_size(pkt, s->conn->version, size) != LMQ_OK || *size > s->conn->max_packet_out)
@@ -621,7 +621,7 @@ static void session_defer_send(struct session *s, struct delivery *d)
     LMQ_ASSERT(d->qos > 0 && d->state != DELIVERY_QUEUED);
     if (d->send_after == 0)
         s->inflight_unsent++;
-    d->send_after = broker_batch_seq(s->broker);
+    d->send_after = commit_batch_seq(s->broker);
     session_wait_commit(s);
 }
 
@@ -873,7 +873,7 @@ static void session_unsynced_prune(struct session *s)
 }
 
 /* Sends queued deliveries while the client's window and the socket's output allow. */
-void session_pump(struct session *s)
+void session_queue_pump(struct session *s)
 {
     if (s->unsynced_count > 0)
         session_unsynced_prune(s);
@@ -902,7 +902,7 @@ void session_pump(struct session *s)
     }
 }
 
-void session_resend_inflight(struct session *s)
+void session_queue_resend_inflight(struct session *s)
 {
     LMQ_ASSERT(s->conn != NULL);
     size_t guard = s->inflight_count + 1;
@@ -939,14 +939,14 @@ static void session_complete(struct session *s, struct delivery *d)
     delivery_done(s, d);
 }
 
-int session_ack(struct session *s, uint8_t type, uint16_t packet_id, uint8_t reason_code)
+int session_queue_ack(struct session *s, uint8_t type, uint16_t packet_id, uint8_t reason_code)
 {
     struct delivery *d = session_find_inflight(s, packet_id);
     if (d == NULL)
         return LMQ_ENOTFOUND;
     LMQ_ASSERT(packet_id != 0 && d->qos > 0 && d->state != DELIVERY_QUEUED);
     LMQ_ASSERT(d->state != DELIVERY_WAIT_PUBREC || d->qos == 2);
-    s->progress_ms = broker_now_ms(s->broker); /* it consumes (queue_overflow, route.c) */
+    s->progress_ms = clock_now_ms(s->broker); /* it consumes (queue_overflow, route.c) */
     switch (type) {
     case MQTT_PUBACK:
         if (d->state != DELIVERY_WAIT_PUBACK)
@@ -980,7 +980,7 @@ int session_ack(struct session *s, uint8_t type, uint16_t packet_id, uint8_t rea
     default:
         LMQ_UNREACHABLE("not an outbound flow acknowledgement");
     }
-    session_pump(s);
+    session_queue_pump(s);
     return LMQ_OK;
 }
 
@@ -1037,7 +1037,7 @@ void session_queue_offline(struct session *s)
 #endif
 }
 
-void session_free_deliveries(struct session *s)
+void session_queue_free_deliveries(struct session *s)
 {
     LMQ_ASSERT(s->closing && s->conn == NULL);
     struct list_node *lists[] = {&s->queue, &s->queue0, &s->inflight, &s->unsynced};

@@ -49,21 +49,6 @@ void session_quota_destroy(struct broker *b)
     }
 }
 
-void session_principal(const struct conn *c, char out[SESSION_OWNER_MAX_BYTES])
-{
-    LMQ_ASSERT(c != NULL && out != NULL);
-    int n;
-    if (c->identity[0] != '\0')
-        n = snprintf(out, SESSION_OWNER_MAX_BYTES, "%s", c->identity);
-    else if (c->password_state == CONN_PASSWORD_PASSED)
-        n = snprintf(out, SESSION_OWNER_MAX_BYTES, "user:%s", c->user);
-    else if (c->tls_cn[0] != '\0')
-        n = snprintf(out, SESSION_OWNER_MAX_BYTES, "cn:%s", c->tls_cn);
-    else
-        n = snprintf(out, SESSION_OWNER_MAX_BYTES, "%s", SESSION_OWNER_ANONYMOUS);
-    LMQ_ASSERT(n > 0 && n < SESSION_OWNER_MAX_BYTES);
-}
-
 /* Principals held by the per-principal quota: all but the shared anonymous one (and the
  * unrecorded owner of rows from older versions). */
 static bool session_quota_per_principal(const char *owner)
@@ -105,7 +90,7 @@ static void session_quota_add(struct broker *b, struct lmq_map *map, const uint8
 
 static bool session_quota_refuse(struct conn *c, const char *limit, uint8_t *reason_code)
 {
-    identity_security_event(c->broker, c, IDENTITY_EVENT_SESSION_QUOTA, limit);
+    security_event(c->broker, c, SECURITY_EVENT_SESSION_QUOTA, limit);
     *reason_code = MQTT_RC_QUOTA_EXCEEDED;
     return false;
 }

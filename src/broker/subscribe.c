@@ -33,7 +33,7 @@ static void subscribe_store(struct session *s, enum store_record_type type, cons
                                .topic = {full, full_len},
                                .options = options,
                                .sub_id = sub_id};
-    broker_store_write(s->broker, &rec);
+    commit_store_write(s->broker, &rec);
 }
 
 /* Longest filter text a stored subscription can have: "$share/" + group + "/" + filter. */
@@ -65,7 +65,7 @@ void subscribe_store_all(struct session *s)
 
 /* Subscribes one entry; returns the SUBACK code, or sets *fatal to a disconnect reason. */
 static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uint32_t sub_id,
-                             int *fatal)
+                             uint8_t *fatal)
 {
     struct session *s = c->session;
     const uint8_t *filter = e->filter.data, *group = NULL;
@@ -77,7 +77,7 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uin
                                           &filter, &filter_len);
     /* The identity rules apply to the filter a shared subscription names, after its group:
      * $share/<g>/id/<victim>/inbox is id/<victim>/inbox. */
-    if (!identity_may_subscribe(c, filter, filter_len))
+    if (!pipeline_may_subscribe(c, filter, filter_len))
         return c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0x80;
     if (shared && (e->options & MQTT_SUBOPT_NO_LOCAL)) {
         *fatal = MQTT_RC_PROTOCOL_ERROR; /* [MQTT-3.8.3-4] */
@@ -86,7 +86,7 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uin
     }
     /* Under id/ the identity rules above decide. Elsewhere the ACL, like mosquitto's, grants
      * the subscription and checks each delivery as a read of its topic (access.c). */
-    if (!identity_under_id(filter, filter_len))
+    if (!pipeline_under_id(filter, filter_len))
         access_subscribed(s, filter, filter_len);
     struct session_sub *existing = session_sub_find(s, group, group_len, filter, filter_len);
     if (existing == NULL && s->sub_count >= s->broker->cfg.limits.max_subscriptions)
@@ -125,7 +125,7 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uin
     return qos;
 }
 
-int proto_subscribe(struct conn *c, struct mqtt_packet *pkt)
+enum proto_result subscribe_packet(struct conn *c, struct mqtt_packet *pkt, uint8_t *reason)
 {
     const struct mqtt_subscribe *sub = &pkt->u.subscribe;
     uint32_t sub_id = 0;
@@ -135,7 +135,7 @@ int proto_subscribe(struct conn *c, struct mqtt_packet *pkt)
     size_t count = 0;
     struct lmq_bytes cursor = sub->payload;
     struct mqtt_sub_entry e;
-    int fatal = 0;
+    uint8_t fatal = 0;
     /* The SUBACK goes out before any retained message the subscription triggers. */
     struct session *s = c->session;
     LMQ_ASSERT(s != NULL && s->conn == c && s->hold_delivery < UINT32_MAX);
@@ -147,22 +147,23 @@ int proto_subscribe(struct conn *c, struct mqtt_packet *pkt)
     }
     if (fatal != 0) {
         s->hold_delivery--;
-        return fatal;
+        return proto_disconnect_with(reason, fatal);
     }
     if (count < sub->entry_count) {
-        s->hold_delivery--;
-        return MQTT_RC_QUOTA_EXCEEDED; /* more entries than we answer in one packet */
+        s->hold_delivery--; /* more entries than we answer in one packet */
+        return proto_disconnect_with(reason, MQTT_RC_QUOTA_EXCEEDED);
     }
     /* Sent once the subscriptions are durable; deliveries stay held until then. */
-    if (broker_defer_suback(s->broker, c, MQTT_SUBACK, sub->packet_id, codes, count) != LMQ_OK) {
+    if (commit_defer_suback(s->broker, c, MQTT_SUBACK, sub->packet_id, codes, count) != LMQ_OK) {
         s->hold_delivery--;
-        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
+        return proto_disconnect_with(reason, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR);
     }
     LMQ_ASSERT(s->hold_delivery > 0 && c->acks_waiting > 0); /* released with the SUBACK */
-    return 0;
+    return PROTO_OK;
 }
 
-int proto_unsubscribe(struct conn *c, struct mqtt_packet *pkt)
+enum proto_result subscribe_unsubscribe_packet(struct conn *c, struct mqtt_packet *pkt,
+                                               uint8_t *reason)
 {
     const struct mqtt_unsubscribe *unsub = &pkt->u.unsubscribe;
     struct session *s = c->session;
@@ -190,8 +191,8 @@ int proto_unsubscribe(struct conn *c, struct mqtt_packet *pkt)
         codes[count++] = MQTT_RC_SUCCESS;
     }
     if (count < unsub->filter_count)
-        return MQTT_RC_QUOTA_EXCEEDED;
-    if (broker_defer_suback(s->broker, c, MQTT_UNSUBACK, unsub->packet_id, codes, count) != LMQ_OK)
-        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
-    return 0;
+        return proto_disconnect_with(reason, MQTT_RC_QUOTA_EXCEEDED);
+    if (commit_defer_suback(s->broker, c, MQTT_UNSUBACK, unsub->packet_id, codes, count) != LMQ_OK)
+        return proto_disconnect_with(reason, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR);
+    return PROTO_OK;
 }

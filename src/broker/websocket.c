@@ -14,10 +14,10 @@
 #include "net/ws.h"
 
 /* Bytes of a refused Origin value written to the log (the rest is cut off). */
-#define WS_ORIGIN_LOG_MAX_BYTES 200
+#define WEBSOCKET_ORIGIN_LOG_MAX_BYTES 200
 
 /* The default port of an origin's scheme (0 when it is not a web scheme). */
-static unsigned ws_scheme_port(const char *scheme, size_t len)
+static unsigned websocket_scheme_port(const char *scheme, size_t len)
 {
     static const struct {
         const char *name;
@@ -37,12 +37,12 @@ static unsigned ws_scheme_port(const char *scheme, size_t len)
  * its origin, so this is a program naming the server it connects to (paho-mqtt sends
  * "https://HOST:PORT" this way), not a page from somewhere else.
  */
-static bool ws_origin_is_self(const struct http_request *req, const char *origin, size_t len)
+static bool websocket_origin_is_self(const struct http_request *req, const char *origin, size_t len)
 {
     if (req->local == NULL)
         return false;
     const char *sep = memmem(origin, len, "://", 3);
-    unsigned port = sep != NULL ? ws_scheme_port(origin, (size_t)(sep - origin)) : 0;
+    unsigned port = sep != NULL ? websocket_scheme_port(origin, (size_t)(sep - origin)) : 0;
     if (port == 0)
         return false;
     const char *host = sep + 3;
@@ -81,7 +81,7 @@ static bool ws_origin_is_self(const struct http_request *req, const char *origin
  * user opens on the broker's host could otherwise use the anonymous access meant for local
  * programs. Several Origin fields are not a browser's doing and allow nothing either.
  */
-static bool ws_origin_foreign(const struct broker *b, const struct http_request *req)
+static bool websocket_origin_foreign(const struct broker *b, const struct http_request *req)
 {
     const struct lmq_http_config *h = &b->cfg.http_trust;
     const char *origin = NULL;
@@ -91,7 +91,7 @@ static bool ws_origin_foreign(const struct broker *b, const struct http_request 
     const char *again = NULL;
     size_t again_len = 0;
     if (!http_request_header_at(req, "Origin", 1, &again, &again_len)) {
-        if (ws_origin_is_self(req, origin, len))
+        if (websocket_origin_is_self(req, origin, len))
             return false;
         LMQ_ASSERT(h->allowed_origin_count <= LMQ_HTTP_ORIGINS_MAX);
         for (size_t i = 0; i < h->allowed_origin_count; i++) {
@@ -103,7 +103,7 @@ static bool ws_origin_foreign(const struct broker *b, const struct http_request 
     struct lmq_log_line line;
     if (lmq_log_begin(&line, LMQ_LOG_INFO, "ws_origin_not_allowed")) {
         lmq_log_strn(&line, "origin", (const uint8_t *)origin,
-                     LMQ_MIN(len, (size_t)WS_ORIGIN_LOG_MAX_BYTES));
+                     LMQ_MIN(len, (size_t)WEBSOCKET_ORIGIN_LOG_MAX_BYTES));
         lmq_log_str(&line, "detail", "not loopback: credentials required");
         lmq_log_end(&line);
     }
@@ -115,48 +115,22 @@ static bool ws_origin_foreign(const struct broker *b, const struct http_request 
  * X-Forwarded-For says (every field of it, in order). LMQ_EINVAL when a trusted proxy sent an
  * address that is not one.
  */
-/* What X-Forwarded-For (every field, in order) of a request from a trusted proxy names as its
- * client: see net_forwarded_client(). */
-static int ws_forwarded_client(const struct lmq_http_config *h, const struct http_request *req,
-                               struct sockaddr_storage *client)
-{
-    const char *values[HTTP_HEADERS_MAX];
-    size_t lens[HTTP_HEADERS_MAX];
-    size_t count = 0;
-    while (count < HTTP_HEADERS_MAX &&
-           http_request_header_at(req, "X-Forwarded-For", count, &values[count], &lens[count]))
-        count++;
-    return net_forwarded_client(h, values, lens, count, client);
-}
-
-static int ws_route_peer(const struct broker *b, const struct http_request *req,
-                         struct conn_ws_peer *peer)
+static int websocket_route_peer(const struct broker *b, const struct http_request *req,
+                                struct conn_ws_peer *peer)
 {
     const struct lmq_http_config *h = &b->cfg.http_trust;
     memset(peer, 0, sizeof(*peer));
-    peer->foreign_origin = ws_origin_foreign(b, req);
+    peer->foreign_origin = websocket_origin_foreign(b, req);
     if (req->peer == NULL || !net_forwarded_peer_trusted(h, req->peer))
         return LMQ_OK; /* X-Forwarded-For from anyone else is ignored */
     peer->forwarded = true;
-    int rc = ws_forwarded_client(h, req, &peer->client);
+    int rc = broker_http_forwarded_client(h, req, &peer->client);
     if (rc == LMQ_OK)
         peer->client_known = true;
     return rc == LMQ_EINVAL ? LMQ_EINVAL : LMQ_OK;
 }
 
-const struct sockaddr *broker_http_client(const struct broker *b, const struct http_request *req,
-                                          struct sockaddr_storage *storage)
-{
-    LMQ_ASSERT(b != NULL && req != NULL && storage != NULL);
-    if (req->peer == NULL)
-        return NULL;
-    const struct lmq_http_config *h = &b->cfg.http_trust;
-    if (net_forwarded_peer_trusted(h, req->peer) && ws_forwarded_client(h, req, storage) == LMQ_OK)
-        return (const struct sockaddr *)storage;
-    return (const struct sockaddr *)req->peer;
-}
-
-int broker_ws_route(struct broker *b, const struct http_request *req, struct http_response *resp,
+int websocket_route(struct broker *b, const struct http_request *req, struct http_response *resp,
                     struct http_buf *out)
 {
     LMQ_ASSERT(b != NULL && req != NULL && resp != NULL);
@@ -189,7 +163,7 @@ int broker_ws_route(struct broker *b, const struct http_request *req, struct htt
                                reason != NULL ? reason : "Bad Request");
     }
     struct conn_ws_peer peer;
-    if (ws_route_peer(b, req, &peer) != LMQ_OK) {
+    if (websocket_route_peer(b, req, &peer) != LMQ_OK) {
         lmq_log_msg(LMQ_LOG_WARN, "ws_upgrade_refused", "bad X-Forwarded-For from a trusted proxy");
         resp->status = 400;
         resp->content_type = "application/json";
@@ -203,20 +177,15 @@ int broker_ws_route(struct broker *b, const struct http_request *req, struct htt
     return http_buf_append(out, response, response_len);
 }
 
-void broker_http_upgrade(void *ctx, int fd, struct tls_session *tls, const uint8_t *early,
-                         size_t early_len, const uint8_t *data, size_t data_len)
+void websocket_upgrade(void *ctx, int fd, struct tls_session *tls, const uint8_t *early,
+                       size_t early_len, const uint8_t *data, size_t data_len)
 {
     struct broker *b = ctx;
     LMQ_ASSERT(b != NULL && fd >= 0);
-    /* Only broker_ws_route accepts upgrades, and it always attaches the peer. */
+    /* Only websocket_route accepts upgrades, and it always attaches the peer. */
     LMQ_ASSERT(data != NULL && data_len == sizeof(struct conn_ws_peer));
     struct conn_ws_peer peer;
     memcpy(&peer, data, sizeof(peer));
     /* On failure the connection is already closed and logged: nothing else to undo. */
     (void)conn_adopt_websocket(b, fd, tls, early, early_len, &peer);
-}
-
-uint64_t broker_http_tls_failures(const struct broker *b)
-{
-    return http_server_tls_failures(b->http) + http_server_tls_failures(b->https);
 }

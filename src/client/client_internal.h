@@ -233,7 +233,7 @@ int client_db_checkpoint_put(struct lmq_client *c, uint64_t size,
 
 /* Delay before reconnect attempt number attempt (0-based), jittered by rand_u32. Always within
  * [CLIENT_BACKOFF_FIRST_MS / 2, CLIENT_BACKOFF_MAX_MS]. */
-uint64_t client_backoff_ms(unsigned attempt, uint32_t rand_u32);
+uint64_t client_session_backoff_ms(unsigned attempt, uint32_t rand_u32);
 /* Fills the topics and client id from our id. */
 void client_session_init(struct lmq_client *c);
 /* The connection is up (CONNACK accepted): resets per-connection state, subscribes. */
@@ -246,7 +246,7 @@ int client_session_pump(struct lmq_client *c) LMQ_WUR;
 /* Drops per-connection state (held messages, in-flight ids) after a disconnect. */
 void client_session_reset(struct lmq_client *c);
 /* Reports an error through on_error (formatting the message). */
-void client_report(struct lmq_client *c, int code, const char *fmt, ...)
+void client_session_report(struct lmq_client *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* --- client_receipt.c: the server's ledger key, receipts and checkpoint history. --- */

@@ -105,7 +105,7 @@ static void net__after_close(struct lmq_client *c)
         }
         return;
     }
-    uint64_t delay_ms = client_backoff_ms(c->backoff_attempt, (uint32_t)uv_hrtime());
+    uint64_t delay_ms = client_session_backoff_ms(c->backoff_attempt, (uint32_t)uv_hrtime());
     c->backoff_attempt += c->backoff_attempt < 32 ? 1 : 0;
     if (c->token_expired) {
         c->token_expired = false;
@@ -123,7 +123,7 @@ void client_net_drop(struct lmq_client *c, int code, const char *why)
         return;
     }
     if (!c->stopping && !c->token_expired) {
-        client_report(c, code < 0 ? code : LMQ_EIO, "connection lost: %s", why);
+        client_session_report(c, code < 0 ? code : LMQ_EIO, "connection lost: %s", why);
     }
     if (c->state == CLIENT_BACKOFF) {
         uv_timer_stop(&c->backoff_timer);
@@ -238,14 +238,16 @@ static int net__on_connack(struct lmq_client *c, const struct mqtt_connack *ack)
         c->token[0] = '\0'; /* refused: log in again */
     }
     if (ack->reason_code != MQTT_RC_SUCCESS) {
-        client_report(c, LMQ_EPROTO, "server refused CONNECT (reason 0x%02x)", ack->reason_code);
+        client_session_report(c, LMQ_EPROTO, "server refused CONNECT (reason 0x%02x)",
+                              ack->reason_code);
         return LMQ_EPROTO;
     }
     /* Every connect: pin the server's ledger key on first use, notice a changed one (reported
      * by the check). Not fatal when unreachable: the first receipt asks again. */
     int rc = client_receipt_key_load(c);
     if (rc == LMQ_EIO) {
-        client_report(c, LMQ_EIO, "cannot fetch the server's ledger key (asked again later)");
+        client_session_report(c, LMQ_EIO,
+                              "cannot fetch the server's ledger key (asked again later)");
     }
     /* A server that lost or rewrote history is noticed on connect, before any ack. */
     rc = client_receipt_checkpoint_check(c);

@@ -81,7 +81,8 @@ int client_receipt_key_load(struct lmq_client *c)
     int rc = c->fetch(c, "/ledger/key", &body, &status);
     rc = rc == 0 ? receipt__key_parse(&body, vkey, sizeof(vkey), name, pub) : rc;
     if (rc == LMQ_EPROTO) {
-        client_report(c, LMQ_EPROTO, "cannot read the server's ledger key (HTTP %u)", status);
+        client_session_report(c, LMQ_EPROTO, "cannot read the server's ledger key (HTTP %u)",
+                              status);
     }
     rc = rc == 0 ? client_db_vkey_pin(c, vkey, pinned, sizeof(pinned)) : rc;
     if (rc == 0) {
@@ -93,8 +94,8 @@ int client_receipt_key_load(struct lmq_client *c)
         c->ledger_key_known = rc == 0;
     }
     if (rc == 0 && strcmp(vkey, pinned) != 0) {
-        client_report(c, LMQ_CLIENT_E_KEY, "server ledger key %s is not the pinned %s", vkey,
-                      pinned);
+        client_session_report(c, LMQ_CLIENT_E_KEY, "server ledger key %s is not the pinned %s",
+                              vkey, pinned);
         rc = LMQ_CLIENT_E_KEY;
     }
     lmq_buf_release(&body);
@@ -237,8 +238,9 @@ int client_receipt_checkpoint_check(struct lmq_client *c)
     } else if (rc == 0 && ledger_checkpoint_verify(json_string_value(note),
                                                    json_string_length(note), c->ledger_key_name,
                                                    c->ledger_key_pub, &cp, &verdict) != 0) {
-        client_report(c, LMQ_CLIENT_E_RECEIPT, "the server's checkpoint does not verify: %s",
-                      ledger_checkpoint_verdict_str(verdict));
+        client_session_report(c, LMQ_CLIENT_E_RECEIPT,
+                              "the server's checkpoint does not verify: %s",
+                              ledger_checkpoint_verdict_str(verdict));
         rc = LMQ_CLIENT_E_RECEIPT;
     } else if (rc == 0) {
         r.note = json_string_value(note);
@@ -246,10 +248,10 @@ int client_receipt_checkpoint_check(struct lmq_client *c)
         r.tree_size = cp.size;
         rc = receipt__history(c, &cp, &r);
         if (rc == LMQ_CLIENT_E_HISTORY)
-            client_report(c, rc,
-                          "ledger history rewritten: the server's checkpoint of %" PRIu64
-                          " entries is not consistent with the one verified before",
-                          cp.size);
+            client_session_report(c, rc,
+                                  "ledger history rewritten: the server's checkpoint of %" PRIu64
+                                  " entries is not consistent with the one verified before",
+                                  cp.size);
     }
     json_decref(root);
     lmq_buf_release(&body);
@@ -277,9 +279,10 @@ int client_receipt_verify(struct lmq_client *c, const json_t *root, struct lmq_a
         why = "checkpoint inconsistent with the one verified before";
     }
     if (rc == LMQ_CLIENT_E_RECEIPT || rc == LMQ_CLIENT_E_HISTORY) {
-        client_report(c, rc, "%s for %s (index %" PRIu64 ", tree size %" PRIu64 "): %s",
-                      rc == LMQ_CLIENT_E_RECEIPT ? "bad receipt" : "ledger history rewritten",
-                      ack->link, ack->index, r.tree_size, why);
+        client_session_report(c, rc, "%s for %s (index %" PRIu64 ", tree size %" PRIu64 "): %s",
+                              rc == LMQ_CLIENT_E_RECEIPT ? "bad receipt"
+                                                         : "ledger history rewritten",
+                              ack->link, ack->index, r.tree_size, why);
     }
     ack->receipt_verified = rc == 0;
     ack->receipt_error = rc == LMQ_CLIENT_E_RECEIPT || rc == LMQ_CLIENT_E_HISTORY ? rc : 0;

@@ -16,7 +16,7 @@
 #define SESSION_REASON_MAX_BYTES 64
 #define SESSION_RESYNC_MAX_BYTES 48
 
-void client_report(struct lmq_client *c, int code, const char *fmt, ...)
+void client_session_report(struct lmq_client *c, int code, const char *fmt, ...)
 {
     char msg[CLIENT_ERR_MAX_BYTES];
     va_list ap;
@@ -32,7 +32,7 @@ void client_report(struct lmq_client *c, int code, const char *fmt, ...)
     }
 }
 
-uint64_t client_backoff_ms(unsigned attempt, uint32_t rand_u32)
+uint64_t client_session_backoff_ms(unsigned attempt, uint32_t rand_u32)
 {
     uint64_t d = CLIENT_BACKOFF_FIRST_MS;
     /* Doubling is bounded: after enough steps the cap holds whatever attempt is. */
@@ -313,10 +313,10 @@ static int session__deliver(struct lmq_client *c, const struct session_inbox_msg
         return rc;
     }
     if (rc == 0 && env.seq <= sender_seq) {
-        client_report(c, LMQ_EPROTO,
-                      "inbox position %" PRIu64 " refused: replay (seq %" PRIu64
-                      " of a sender already at %" PRIu64 ")",
-                      m->position, env.seq, sender_seq);
+        client_session_report(c, LMQ_EPROTO,
+                              "inbox position %" PRIu64 " refused: replay (seq %" PRIu64
+                              " of a sender already at %" PRIu64 ")",
+                              m->position, env.seq, sender_seq);
         ledger_envelope_release(&env);
         if (c->replay_refused_position != m->position) {
             c->replay_refused_position = m->position;
@@ -333,7 +333,8 @@ static int session__deliver(struct lmq_client *c, const struct session_inbox_msg
     if (rc != 0) {
         /* A forged or foreign envelope is never shown; its position is consumed so that the
          * inbox keeps moving (the server vouched for the order, not for the content). */
-        client_report(c, LMQ_EPROTO, "inbox position %" PRIu64 " refused: %s", m->position, reason);
+        client_session_report(c, LMQ_EPROTO, "inbox position %" PRIu64 " refused: %s", m->position,
+                              reason);
         ledger_envelope_release(&env); /* a no-op when open failed: it released already */
         return client_db_set_position(c, m->position);
     }
@@ -419,7 +420,7 @@ static int session__on_inbox(struct lmq_client *c, const struct mqtt_publish *p)
         return rc;
     }
     if (rc != 0) {
-        client_report(c, LMQ_EPROTO, "malformed inbox message dropped");
+        client_session_report(c, LMQ_EPROTO, "malformed inbox message dropped");
         return session__puback(c, p->packet_id);
     }
     if (m.position > c->inbox_position + 1) {
@@ -455,7 +456,7 @@ static int session__on_sync(struct lmq_client *c, const struct mqtt_publish *p)
     int rc = 0;
     bool more = json_is_true(json_object_get(root, "more"));
     if (session__u64(root, "after", &after) != 0 || session__u64(root, "last", &last) != 0) {
-        client_report(c, LMQ_EPROTO, "malformed sync message ignored");
+        client_session_report(c, LMQ_EPROTO, "malformed sync message ignored");
         goto out;
     }
     if (!c->resync_inflight) {
@@ -473,9 +474,9 @@ static int session__on_sync(struct lmq_client *c, const struct mqtt_publish *p)
     /* A gap is still open. Ask again while resyncs make progress, then give up loudly. */
     c->resync_idle_count = c->inbox_position > c->resync_progress_at ? 0 : c->resync_idle_count + 1;
     if (c->resync_idle_count >= CLIENT_RESYNC_IDLE_MAX) {
-        client_report(c, LMQ_EPROTO,
-                      "inbox gap after position %" PRIu64 " not filled by the server",
-                      c->inbox_position);
+        client_session_report(c, LMQ_EPROTO,
+                              "inbox gap after position %" PRIu64 " not filled by the server",
+                              c->inbox_position);
         c->resync_idle_count = 0;
         goto out;
     }
@@ -503,7 +504,7 @@ static int session__on_ack(struct lmq_client *c, const struct mqtt_publish *p)
     if (session__str(root, "link", link, sizeof(link)) != 0 ||
         session__str(root, "to", to, sizeof(to)) != 0 || session__u64(root, "seq", &ack.seq) ||
         session__u64(root, "index", &ack.index) || session__u64(root, "position", &ack.position)) {
-        client_report(c, LMQ_EPROTO, "malformed ack ignored");
+        client_session_report(c, LMQ_EPROTO, "malformed ack ignored");
         goto out;
     }
     rc = client_receipt_verify(c, root, &ack);
@@ -518,11 +519,11 @@ static int session__on_ack(struct lmq_client *c, const struct mqtt_publish *p)
     }
     rc = rc == 0 ? client_db_outbox_ack(c, link, ack.index, ack.position, &seq, &changed) : rc;
     if (rc == LMQ_ENOTFOUND) {
-        client_report(c, LMQ_ENOTFOUND, "ack for an envelope not in our outbox: %s", link);
+        client_session_report(c, LMQ_ENOTFOUND, "ack for an envelope not in our outbox: %s", link);
         rc = 0;
     } else if (rc == 0 && seq != ack.seq) {
-        client_report(c, LMQ_EPROTO, "ack for %s says seq %" PRIu64 ", outbox has %" PRIu64, link,
-                      ack.seq, seq);
+        client_session_report(c, LMQ_EPROTO, "ack for %s says seq %" PRIu64 ", outbox has %" PRIu64,
+                              link, ack.seq, seq);
     }
     if (rc == 0 && changed && c->cb.on_ack != NULL) {
         c->cb.on_ack(c->cb.ctx, &ack);
@@ -547,7 +548,7 @@ static int session__on_reject(struct lmq_client *c, const struct mqtt_publish *p
         session__str(root, "reason", reason, sizeof(reason)) != 0 ||
         session__u64(root, "seq", &rej.seq) != 0 ||
         session__u64(root, "expected_seq", &rej.expected_seq) != 0) {
-        client_report(c, LMQ_EPROTO, "malformed reject ignored");
+        client_session_report(c, LMQ_EPROTO, "malformed reject ignored");
         goto out;
     }
     rc = client_db_outbox_reject(c, link, rej.seq, reason, rej.expected_seq);
@@ -557,10 +558,11 @@ static int session__on_reject(struct lmq_client *c, const struct mqtt_publish *p
     }
     if (rc == 0 && (strcmp(reason, "gap") == 0 || strcmp(reason, "fork") == 0) &&
         rej.expected_seq <= c->acked_seq_max) {
-        client_report(c, LMQ_EPROTO,
-                      "server expects seq %" PRIu64 " but acknowledged our chain up to %" PRIu64
-                      ": it lost acknowledged envelopes",
-                      rej.expected_seq, c->acked_seq_max);
+        client_session_report(c, LMQ_EPROTO,
+                              "server expects seq %" PRIu64
+                              " but acknowledged our chain up to %" PRIu64
+                              ": it lost acknowledged envelopes",
+                              rej.expected_seq, c->acked_seq_max);
     }
     if (rc == 0 && c->cb.on_reject != NULL) {
         c->cb.on_reject(c->cb.ctx, &rej);
@@ -606,8 +608,8 @@ static int session__on_suback(struct lmq_client *c, const struct mqtt_suback *s)
     }
     for (size_t i = 0; i < s->reason_codes.len; i++) {
         if (s->reason_codes.data[i] >= 0x80) {
-            client_report(c, LMQ_EPROTO, "subscription refused (reason 0x%02x)",
-                          s->reason_codes.data[i]);
+            client_session_report(c, LMQ_EPROTO, "subscription refused (reason 0x%02x)",
+                                  s->reason_codes.data[i]);
             return LMQ_EPROTO;
         }
     }
@@ -634,8 +636,9 @@ static int session__on_puback(struct lmq_client *c, const struct mqtt_ack *a)
     c->inflight_count--;
     if (a->reason_code >= 0x80) {
         /* Stays pending: sent again on the next connection. */
-        client_report(c, LMQ_EPROTO, "server refused envelope seq %" PRIu64 " (reason 0x%02x)", seq,
-                      a->reason_code);
+        client_session_report(c, LMQ_EPROTO,
+                              "server refused envelope seq %" PRIu64 " (reason 0x%02x)", seq,
+                              a->reason_code);
     }
     return client_session_pump(c);
 }
@@ -662,8 +665,8 @@ int client_session_on_packet(struct lmq_client *c, const struct mqtt_packet *pkt
             c->token_expired = true;
             return LMQ_EIO;
         }
-        client_report(c, LMQ_EIO, "server disconnected (reason 0x%02x)",
-                      pkt->u.disconnect.reason_code);
+        client_session_report(c, LMQ_EIO, "server disconnected (reason 0x%02x)",
+                              pkt->u.disconnect.reason_code);
         return LMQ_EIO;
     default:
         return LMQ_EPROTO;

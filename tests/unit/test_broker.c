@@ -129,7 +129,7 @@ static void test_qos0_budget_gives_way_to_qos1(void **state)
     struct msg *m0 = message(&b, TOPIC, 10, 0);
     const uint64_t size = TOPIC_LEN + 10;
     for (int i = 0; i < 6; i++)
-        session_enqueue(s, m0, 0, false, NULL, 0);
+        session_queue_add(s, m0, 0, false, NULL, 0);
     assert_int_equal(s->queued0_count, 4); /* the QoS 0 budget */
     assert_int_equal(s->queued_count, 4);
     assert_int_equal(s->queued_bytes, 4 * size);
@@ -142,7 +142,7 @@ static void test_qos0_budget_gives_way_to_qos1(void **state)
     for (int i = 0; i < 10; i++) {
         m1[i] = message(&b, TOPIC, 10, 1);
         assert_true(session_queue_has_room(s, size)); /* QoS 0 does not count against it */
-        session_enqueue(s, m1[i], 1, false, NULL, 0);
+        session_queue_add(s, m1[i], 1, false, NULL, 0);
         session_queue_verify(s);
     }
     /* 4 QoS 0 + 6 QoS 1 filled the queue; the last 4 QoS 1 each took a QoS 0 one's place. */
@@ -179,7 +179,7 @@ static void test_drop_oldest_drops_oldest_and_counts(void **state)
     struct msg *m[3];
     for (int i = 0; i < 3; i++) {
         m[i] = message(&b, TOPIC, 30, 1);
-        session_enqueue(s, m[i], 1, false, NULL, 0);
+        session_queue_add(s, m[i], 1, false, NULL, 0);
     }
     struct msg *big = message(&b, TOPIC, 60, 1); /* needs the room of two */
     assert_false(session_queue_has_room(s, big->size_bytes));
@@ -193,7 +193,7 @@ static void test_drop_oldest_drops_oldest_and_counts(void **state)
     assert_int_equal(m[1]->refcount, 1);
     assert_int_equal(m[2]->refcount, 2);
     assert_ptr_equal(list_entry(s->queue.next, struct delivery, link)->msg, m[2]);
-    session_enqueue(s, big, 1, false, NULL, 0);
+    session_queue_add(s, big, 1, false, NULL, 0);
     assert_int_equal(s->queued_bytes, 2 * TOPIC_LEN + 30 + 60);
     session_queue_verify(s);
 
@@ -220,7 +220,7 @@ static void test_offline_session_queues_a_backlog(void **state)
     struct msg *m[3];
     for (int i = 0; i < 3; i++) {
         m[i] = message(&b, TOPIC, 5, 1);
-        session_enqueue(s, m[i], 1, false, NULL, 0);
+        session_queue_add(s, m[i], 1, false, NULL, 0);
         assert_true(m[i]->persisted);
     }
     assert_int_equal(s->queued_count, 3);
@@ -235,7 +235,7 @@ static void test_offline_session_queues_a_backlog(void **state)
     assert_true(list_linked(&s->commit_wait));
     session_queue_verify(s);
 
-    broker_commit_for_test(&b);
+    commit_turn_end(&b);
     assert_int_equal(s->unsynced_count, 0);
     assert_int_equal(s->stored_backlog, 3); /* still counted: the rows are in the store */
     assert_int_equal(s->queued_count, 3);
@@ -262,7 +262,7 @@ static void test_inflight_window_holds_back_qos1(void **state)
     struct msg *m[5];
     for (int i = 0; i < 5; i++) {
         m[i] = message(&b, TOPIC, 4, 1);
-        session_enqueue(s, m[i], 1, false, NULL, 0);
+        session_queue_add(s, m[i], 1, false, NULL, 0);
     }
     uint8_t qos[8];
     uint16_t ids[8];
@@ -277,17 +277,17 @@ static void test_inflight_window_holds_back_qos1(void **state)
 
     /* QoS 0 goes out past a full window. */
     struct msg *m0 = message(&b, TOPIC, 4, 0);
-    session_enqueue(s, m0, 0, false, NULL, 0);
+    session_queue_add(s, m0, 0, false, NULL, 0);
     assert_int_equal(sent_publishes(c, qos, ids, 8), 3);
     assert_int_equal(qos[2], 0);
     assert_int_equal(s->queued0_count, 0);
     assert_int_equal(m0->refcount, 1);
 
     /* Acknowledgements: unknown id, wrong flow; then the right one frees a slot. */
-    assert_int_equal(session_ack(s, MQTT_PUBACK, 999, 0), LMQ_ENOTFOUND);
-    assert_int_equal(session_ack(s, MQTT_PUBCOMP, ids[1], 0), LMQ_ENOTFOUND);
+    assert_int_equal(session_queue_ack(s, MQTT_PUBACK, 999, 0), LMQ_ENOTFOUND);
+    assert_int_equal(session_queue_ack(s, MQTT_PUBCOMP, ids[1], 0), LMQ_ENOTFOUND);
     assert_int_equal(s->inflight_count, 2);
-    assert_int_equal(session_ack(s, MQTT_PUBACK, ids[0], 0), LMQ_OK);
+    assert_int_equal(session_queue_ack(s, MQTT_PUBACK, ids[0], 0), LMQ_OK);
     assert_int_equal(m[0]->refcount, 1);
     assert_int_equal(sent_publishes(c, qos, ids, 8), 4);
     assert_int_equal(qos[3], 1);
@@ -330,7 +330,7 @@ static void will_case_start(struct will_case *w, uint32_t expiry_s, uint32_t wil
     w->s->will_delay_s = will_delay_s;
     struct conn *c = fake_conn(&w->b, w->s, CONN_CONNECTED, 10);
     c->will_on_close = true;
-    w->now = broker_now_ms(&w->b);
+    w->now = clock_now_ms(&w->b);
     session_detach(c);
     assert_null(w->s->conn);
     fake_conn_free(c);
@@ -421,7 +421,7 @@ static void test_queue_check_catches_a_wrong_count(void **state)
     struct session *s = session(&b, "sub");
     struct conn *c = fake_conn(&b, s, CONN_AWAIT_CONNECT, 10);
     struct msg *m = message(&b, TOPIC, 1, 1);
-    session_enqueue(s, m, 1, false, NULL, 0);
+    session_queue_add(s, m, 1, false, NULL, 0);
     session_queue_check(s); /* consistent: returns */
     fflush(NULL);
     pid_t pid = fork();
@@ -453,11 +453,11 @@ static void test_delivery_out_of_memory_qos0_dropped_qos1_fail_stop(void **state
     struct conn *c = fake_conn(&b, s, CONN_AWAIT_CONNECT, 10);
     struct msg *m0 = message(&b, TOPIC, 1, 0);
     session_queue_test_fail_alloc(1);
-    session_enqueue(s, m0, 0, false, NULL, 0);
+    session_queue_add(s, m0, 0, false, NULL, 0);
     assert_int_equal(b.stats.qos0_dropped, 1);
     assert_int_equal(s->queued_count, 0);
     assert_int_equal(m0->refcount, 1);
-    session_enqueue(s, m0, 0, false, NULL, 0); /* the fault was once */
+    session_queue_add(s, m0, 0, false, NULL, 0); /* the fault was once */
     assert_int_equal(s->queued_count, 1);
 
     struct msg *m1 = message(&b, TOPIC, 1, 1);
@@ -470,7 +470,7 @@ static void test_delivery_out_of_memory_qos0_dropped_qos1_fail_stop(void **state
         close(fds[0]);
         lmq_log_set_fd(fds[1]);
         session_queue_test_fail_alloc(1);
-        session_enqueue(s, m1, 1, false, NULL, 0);
+        session_queue_add(s, m1, 1, false, NULL, 0);
         _exit(0); /* not reached: the delivery would have been lost */
     }
     close(fds[1]);

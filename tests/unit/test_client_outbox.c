@@ -266,7 +266,7 @@ static void test_backoff_doubles_within_bounds(void **state)
     for (unsigned attempt = 0; attempt < 40; attempt++) {
         uint64_t lo = UINT64_MAX, hi = 0;
         for (size_t i = 0; i < LMQ_ARRAY_LEN(rands); i++) {
-            uint64_t d = client_backoff_ms(attempt, rands[i]);
+            uint64_t d = client_session_backoff_ms(attempt, rands[i]);
             assert_true(d >= CLIENT_BACKOFF_FIRST_MS / 2);
             assert_true(d <= CLIENT_BACKOFF_MAX_MS);
             lo = LMQ_MIN(lo, d);
@@ -276,12 +276,12 @@ static void test_backoff_doubles_within_bounds(void **state)
         prev_max = hi;
         assert_true(lo < hi); /* jitter present */
     }
-    assert_true(client_backoff_ms(0, UINT32_MAX) <= CLIENT_BACKOFF_FIRST_MS);
-    assert_int_equal(client_backoff_ms(1, 0), CLIENT_BACKOFF_FIRST_MS); /* 200/2 */
-    assert_true(client_backoff_ms(30, 0) >= CLIENT_BACKOFF_MAX_MS / 2);
-    assert_int_equal(client_backoff_ms(30, (uint32_t)(CLIENT_BACKOFF_MAX_MS / 2)),
+    assert_true(client_session_backoff_ms(0, UINT32_MAX) <= CLIENT_BACKOFF_FIRST_MS);
+    assert_int_equal(client_session_backoff_ms(1, 0), CLIENT_BACKOFF_FIRST_MS); /* 200/2 */
+    assert_true(client_session_backoff_ms(30, 0) >= CLIENT_BACKOFF_MAX_MS / 2);
+    assert_int_equal(client_session_backoff_ms(30, (uint32_t)(CLIENT_BACKOFF_MAX_MS / 2)),
                      CLIENT_BACKOFF_MAX_MS);
-    assert_true(client_backoff_ms(0, 0) != client_backoff_ms(0, 37));
+    assert_true(client_session_backoff_ms(0, 0) != client_session_backoff_ms(0, 37));
 }
 
 int main(void)

@@ -1,5 +1,6 @@
 /*
- * The ledger's HTTP API, GET /ledger/...
+ * The pipeline's HTTP routes: /auth/... (login, revocation and the server key:
+ * pipeline_identity.c and pipeline_tokens.c) and the ledger's API, GET /ledger/...
  *
  * Public, because verification needs it and it reveals nothing of a payment: the latest
  * checkpoint, the server's key, inclusion and consistency proofs, and the leaves (index and
@@ -13,7 +14,7 @@
  * Pages are bounded by count and by bytes ([limits] ledger_page_max_bytes): a page stops before
  * the entry that would pass the cap and says where to continue ("next").
  */
-#include "broker/broker_internal.h"
+#include "pipeline/pipeline_internal.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -26,29 +27,34 @@
 #include "net/http.h"
 
 /* Entries one page returns at most, and when the request does not say. */
-#define LEDGER_HTTP_COUNT_MAX 1000
-#define LEDGER_HTTP_COUNT_DEFAULT 100
+#define PIPELINE_HTTP_COUNT_MAX 1000
+#define PIPELINE_HTTP_COUNT_DEFAULT 100
 /* A page's closing bytes: ],"next":<20 digits>,"size":<20 digits>} with room to spare. */
-#define LEDGER_HTTP_PAGE_TAIL_MAX_BYTES 64
+#define PIPELINE_HTTP_PAGE_TAIL_MAX_BYTES 64
 /* One entry's bytes besides its envelope: separator, names, index, 64-character link. */
-#define LEDGER_HTTP_ITEM_MAX_BYTES 160
+#define PIPELINE_HTTP_ITEM_MAX_BYTES 160
 /* An identity id is the same 64 characters in the configuration and in tokens. */
 _Static_assert(LMQ_IDENTITY_ID_CHARS == CRYPTO_IDENTITY_ID_CHARS, "identity id length");
 /* Every page can hold one entry with the largest envelope: pages always advance. */
-_Static_assert(LMQ_LEDGER_PAGE_MIN_BYTES >= LEDGER_ENVELOPE_MAX_BYTES + LEDGER_HTTP_ITEM_MAX_BYTES +
-                                                LEDGER_HTTP_PAGE_TAIL_MAX_BYTES + 64,
+_Static_assert(LMQ_LEDGER_PAGE_MIN_BYTES >= LEDGER_ENVELOPE_MAX_BYTES +
+                                                PIPELINE_HTTP_ITEM_MAX_BYTES +
+                                                PIPELINE_HTTP_PAGE_TAIL_MAX_BYTES + 64,
                "a page fits one envelope");
 _Static_assert(LMQ_LEDGER_PAGE_MAX_BYTES <= HTTP_RESPONSE_BODY_MAX_BYTES, "a page fits a response");
 
-#define LEDGER_HTTP_NO_STORE "Cache-Control: no-store\r\n"
-#define LEDGER_HTTP_CHALLENGE                                                                      \
+#define PIPELINE_HTTP_NO_STORE "Cache-Control: no-store\r\n"
+#define PIPELINE_HTTP_CHALLENGE                                                                    \
     "WWW-Authenticate: Bearer realm=\"ledgermq\"\r\nCache-Control: no-store\r\n"
 
-enum ledger_query_result { LEDGER_QUERY_ABSENT, LEDGER_QUERY_OK, LEDGER_QUERY_MALFORMED };
+enum pipeline_http_query_result {
+    PIPELINE_HTTP_QUERY_ABSENT,
+    PIPELINE_HTTP_QUERY_OK,
+    PIPELINE_HTTP_QUERY_MALFORMED
+};
 
 /* Reads the decimal value of name in the query string (at most 19 digits). */
-static enum ledger_query_result ledger_query_u64(const struct http_request *req, const char *name,
-                                                 uint64_t *out)
+static enum pipeline_http_query_result pipeline_http_query_u64(const struct http_request *req,
+                                                               const char *name, uint64_t *out)
 {
     size_t name_len = strlen(name);
     const char *q = req->query;
@@ -61,73 +67,77 @@ static enum ledger_query_result ledger_query_u64(const struct http_request *req,
             uint64_t v = 0;
             size_t digits = end - (i + name_len + 1);
             if (digits == 0 || digits > 19)
-                return LEDGER_QUERY_MALFORMED;
+                return PIPELINE_HTTP_QUERY_MALFORMED;
             for (size_t k = i + name_len + 1; k < end; k++) {
                 if (q[k] < '0' || q[k] > '9')
-                    return LEDGER_QUERY_MALFORMED;
+                    return PIPELINE_HTTP_QUERY_MALFORMED;
                 v = v * 10 + (uint64_t)(q[k] - '0');
             }
             *out = v;
-            return LEDGER_QUERY_OK;
+            return PIPELINE_HTTP_QUERY_OK;
         }
         i = end + 1;
     }
-    return LEDGER_QUERY_ABSENT;
+    return PIPELINE_HTTP_QUERY_ABSENT;
 }
 
-static int ledger_http_error(struct http_response *resp, struct http_buf *out, int status,
-                             const char *reason)
+static int pipeline_http_error(struct http_response *resp, struct http_buf *out, int status,
+                               const char *reason)
 {
     resp->status = status;
     resp->content_type = "application/json";
     return http_buf_printf(out, "{\"error\":%d,\"reason\":\"%s\"}", status, reason);
 }
 
-static int ledger_http_checkpoint(struct broker *b, struct http_buf *out)
+static int pipeline_http_checkpoint(struct broker *b, struct http_buf *out)
 {
+    struct pipeline *p = b->pipeline;
     char json[2048], root[48];
     size_t used = 0;
-    if (crypto_b64_encode(b->checkpoint_root, LEDGER_MERKLE_HASH_BYTES, root, sizeof(root)) !=
+    if (crypto_b64_encode(p->checkpoint_root, LEDGER_MERKLE_HASH_BYTES, root, sizeof(root)) !=
             LMQ_OK ||
         http_buf_printf(out, "{\"checkpoint\":") != LMQ_OK ||
-        ledger_tree_json_string(json, sizeof(json), &used, b->checkpoint, b->checkpoint_len) !=
+        pipeline_tree_json_string(json, sizeof(json), &used, p->checkpoint, p->checkpoint_len) !=
             LMQ_OK)
         return LMQ_ETOOBIG;
     if (http_buf_append(out, json, used) != LMQ_OK)
         return LMQ_ETOOBIG;
-    return http_buf_printf(out, ",\"root\":\"%s\",\"size\":%" PRIu64 "}", root, b->checkpoint_size);
+    return http_buf_printf(out, ",\"root\":\"%s\",\"size\":%" PRIu64 "}", root, p->checkpoint_size);
 }
 
-static int ledger_http_key(struct broker *b, struct http_buf *out)
+static int pipeline_http_key(struct broker *b, struct http_buf *out)
 {
+    struct pipeline *p = b->pipeline;
     char vkey[LEDGER_CHECKPOINT_VKEY_MAX_BYTES + 1], pub[48];
     size_t len = 0;
-    if (ledger_checkpoint_vkey_format(b->ledger_origin, b->server_key.pub, vkey, sizeof(vkey),
+    if (ledger_checkpoint_vkey_format(p->ledger_origin, p->server_key.pub, vkey, sizeof(vkey),
                                       &len) != LMQ_OK ||
-        crypto_b64url_encode(b->server_key.pub, sizeof(b->server_key.pub), pub, sizeof(pub)) !=
+        crypto_b64url_encode(p->server_key.pub, sizeof(p->server_key.pub), pub, sizeof(pub)) !=
             LMQ_OK)
         return LMQ_EINVAL;
     return http_buf_printf(out,
                            "{\"alg\":\"Ed25519\",\"id\":\"%s\",\"name\":\"%s\",\"pub\":\"%s\","
                            "\"vkey\":\"%s\"}",
-                           b->server_key.id, b->ledger_origin, pub, vkey);
+                           p->server_key.id, p->ledger_origin, pub, vkey);
 }
 
-static int ledger_http_proof(struct broker *b, const struct http_request *req,
-                             struct http_response *resp, struct http_buf *out, bool inclusion)
+static int pipeline_http_proof(struct broker *b, const struct http_request *req,
+                               struct http_response *resp, struct http_buf *out, bool inclusion)
 {
-    uint64_t a = 0, size = b->checkpoint_size;
-    bool have_a = ledger_query_u64(req, inclusion ? "index" : "old", &a) == LEDGER_QUERY_OK;
-    bool bad_size =
-        ledger_query_u64(req, inclusion ? "size" : "new", &size) == LEDGER_QUERY_MALFORMED;
-    if (!have_a || bad_size || size > b->checkpoint_size || (inclusion ? a >= size : a > size))
-        return ledger_http_error(resp, out, 400,
-                                 inclusion ? "need index < size <= the checkpoint's size"
-                                           : "need old <= new <= the checkpoint's size");
+    uint64_t a = 0, size = b->pipeline->checkpoint_size;
+    bool have_a =
+        pipeline_http_query_u64(req, inclusion ? "index" : "old", &a) == PIPELINE_HTTP_QUERY_OK;
+    bool bad_size = pipeline_http_query_u64(req, inclusion ? "size" : "new", &size) ==
+                    PIPELINE_HTTP_QUERY_MALFORMED;
+    if (!have_a || bad_size || size > b->pipeline->checkpoint_size ||
+        (inclusion ? a >= size : a > size))
+        return pipeline_http_error(resp, out, 400,
+                                   inclusion ? "need index < size <= the checkpoint's size"
+                                             : "need old <= new <= the checkpoint's size");
     static char json[8192]; /* 64 base64 hashes at most */
     size_t used = 0;
-    int rc = inclusion ? ledger_tree_proof_json(b, NULL, a, size, json, sizeof(json), &used)
-                       : ledger_tree_consistency_json(b, a, size, json, sizeof(json), &used);
+    int rc = inclusion ? pipeline_tree_proof_json(b, NULL, a, size, json, sizeof(json), &used)
+                       : pipeline_tree_consistency_json(b, a, size, json, sizeof(json), &used);
     if (rc != LMQ_OK)
         return rc;
     if (inclusion)
@@ -139,32 +149,32 @@ static int ledger_http_proof(struct broker *b, const struct http_request *req,
 
 /* ---- pages: /ledger/entries (leaves) and /ledger/envelopes ---- */
 
-enum ledger_page_stop {
+enum pipeline_http_page_stop {
     LEDGER_PAGE_OPEN = 0, /* the read ended by itself (count or end of the ledger) */
     LEDGER_PAGE_FULL,     /* the next entry would pass the byte cap */
     LEDGER_PAGE_END,      /* the next entry is past the checkpoint */
 };
 
-struct ledger_page {
+struct pipeline_http_page {
     struct http_buf *out;
     size_t cap_bytes; /* the body may reach this before its tail */
     uint64_t end;     /* the checkpoint's size: entries below it only */
     size_t n;         /* entries written */
     uint64_t next;    /* the index after the last entry written */
-    enum ledger_page_stop stop;
+    enum pipeline_http_page_stop stop;
     int rc;
 };
 
 /* Appends {"envelope":...,"index":i,"link":"..."} (or without envelope when envelope is NULL),
  * unless it would pass the byte cap. Returns non-zero to stop the store read. */
-static int ledger_page_item(struct ledger_page *p, uint64_t index, struct lmq_bytes link,
-                            const struct lmq_bytes *envelope)
+static int pipeline_http_page_item(struct pipeline_http_page *p, uint64_t index,
+                                   struct lmq_bytes link, const struct lmq_bytes *envelope)
 {
     if (index >= p->end) {
         p->stop = LEDGER_PAGE_END;
         return 1;
     }
-    char tail[LEDGER_HTTP_ITEM_MAX_BYTES];
+    char tail[PIPELINE_HTTP_ITEM_MAX_BYTES];
     int n = snprintf(tail, sizeof(tail), "%s\"index\":%" PRIu64 ",\"link\":\"%.*s\"}",
                      envelope != NULL ? "," : "", index, (int)link.len, (const char *)link.data);
     if (n < 0 || (size_t)n >= sizeof(tail) || link.len != CRYPTO_IDENTITY_ID_CHARS) {
@@ -193,31 +203,32 @@ static int ledger_page_item(struct ledger_page *p, uint64_t index, struct lmq_by
     return p->rc;
 }
 
-static int ledger_page_leaf(void *ctx, uint64_t index, struct lmq_bytes link)
+static int pipeline_http_page_leaf(void *ctx, uint64_t index, struct lmq_bytes link)
 {
-    return ledger_page_item(ctx, index, link, NULL);
+    return pipeline_http_page_item(ctx, index, link, NULL);
 }
 
-static int ledger_page_envelope(void *ctx, const struct store_ledger_row *r)
+static int pipeline_http_page_envelope(void *ctx, const struct store_ledger_row *r)
 {
-    return ledger_page_item(ctx, r->index, r->link, &r->envelope);
+    return pipeline_http_page_item(ctx, r->index, r->link, &r->envelope);
 }
 
 /* Reads start and count (400 when malformed or out of range). */
-static bool ledger_page_params(const struct http_request *req, uint64_t *start, uint64_t *count)
+static bool pipeline_http_page_params(const struct http_request *req, uint64_t *start,
+                                      uint64_t *count)
 {
     *start = 0;
-    *count = LEDGER_HTTP_COUNT_DEFAULT;
-    return ledger_query_u64(req, "start", start) != LEDGER_QUERY_MALFORMED &&
-           ledger_query_u64(req, "count", count) != LEDGER_QUERY_MALFORMED && *count >= 1 &&
-           *count <= LEDGER_HTTP_COUNT_MAX;
+    *count = PIPELINE_HTTP_COUNT_DEFAULT;
+    return pipeline_http_query_u64(req, "start", start) != PIPELINE_HTTP_QUERY_MALFORMED &&
+           pipeline_http_query_u64(req, "count", count) != PIPELINE_HTTP_QUERY_MALFORMED &&
+           *count >= 1 && *count <= PIPELINE_HTTP_COUNT_MAX;
 }
 
 /* Closes the page: the store read's result (a stop we asked for is no error) and "next": after
  * the last entry when count or the byte cap ended the page, else the checkpoint's size (nothing
  * more below it; start when start is beyond it). */
-static int ledger_page_finish(struct ledger_page *p, int rc, uint64_t start, size_t got,
-                              size_t limit)
+static int pipeline_http_page_finish(struct pipeline_http_page *p, int rc, uint64_t start,
+                                     size_t got, size_t limit)
 {
     if (rc == LMQ_EINVAL && p->rc == LMQ_OK && p->stop != LEDGER_PAGE_OPEN)
         rc = LMQ_OK;
@@ -233,24 +244,24 @@ static int ledger_page_finish(struct ledger_page *p, int rc, uint64_t start, siz
     return http_buf_printf(p->out, "],\"next\":%" PRIu64 ",\"size\":%" PRIu64 "}", next, p->end);
 }
 
-static int ledger_http_entries(struct broker *b, const struct http_request *req,
-                               struct http_response *resp, struct http_buf *out)
+static int pipeline_http_entries(struct broker *b, const struct http_request *req,
+                                 struct http_response *resp, struct http_buf *out)
 {
     uint64_t start = 0, count = 0;
-    if (!ledger_page_params(req, &start, &count))
-        return ledger_http_error(resp, out, 400, "start: an index; count: 1..1000");
-    struct ledger_page page = {.out = out,
-                               .cap_bytes = b->cfg.limits.ledger_page_max_bytes -
-                                            LEDGER_HTTP_PAGE_TAIL_MAX_BYTES,
-                               .end = b->checkpoint_size};
+    if (!pipeline_http_page_params(req, &start, &count))
+        return pipeline_http_error(resp, out, 400, "start: an index; count: 1..1000");
+    struct pipeline_http_page page = {.out = out,
+                                      .cap_bytes = b->cfg.limits.ledger_page_max_bytes -
+                                                   PIPELINE_HTTP_PAGE_TAIL_MAX_BYTES,
+                                      .end = b->pipeline->checkpoint_size};
     size_t got = 0, limit = start < page.end ? (size_t)LMQ_MIN(count, page.end - start) : 0;
     int rc = http_buf_printf(out, "{\"entries\":[");
     if (rc == LMQ_OK && limit > 0)
-        rc = store_ledger_links(b->store, start, limit, ledger_page_leaf, &page, &got);
-    return ledger_page_finish(&page, rc, start, got, limit);
+        rc = store_ledger_links(b->store, start, limit, pipeline_http_page_leaf, &page, &got);
+    return pipeline_http_page_finish(&page, rc, start, got, limit);
 }
 
-static bool ledger_http_auditor(const struct broker *b, const char *id)
+static bool pipeline_http_auditor(const struct broker *b, const char *id)
 {
     const struct lmq_auth_config *a = &b->cfg.auth;
     LMQ_ASSERT(a->auditor_count <= LMQ_AUDITORS_MAX);
@@ -262,7 +273,7 @@ static bool ledger_http_auditor(const struct broker *b, const char *id)
 }
 
 /* An auditor's read of everyone's envelopes is logged: who read which range. */
-static void ledger_http_log_audit(const char *id, uint64_t start, size_t n)
+static void pipeline_http_log_audit(const char *id, uint64_t start, size_t n)
 {
     struct lmq_log_line line;
     if (!lmq_log_begin(&line, LMQ_LOG_INFO, "auditor_read"))
@@ -273,42 +284,45 @@ static void ledger_http_log_audit(const char *id, uint64_t start, size_t n)
     lmq_log_end(&line);
 }
 
-static int ledger_http_envelopes(struct broker *b, const struct http_request *req,
-                                 struct http_response *resp, struct http_buf *out)
+static int pipeline_http_envelopes(struct broker *b, const struct http_request *req,
+                                   struct http_response *resp, struct http_buf *out)
 {
     char id[CRYPTO_IDENTITY_ID_BYTES];
     const char *reason = NULL;
-    if (tokens_http_bearer(b, req, id, &reason) != LMQ_OK) {
-        resp->extra_headers = LEDGER_HTTP_CHALLENGE;
-        return ledger_http_error(resp, out, 401, reason);
+    if (pipeline_tokens_http_bearer(b, req, id, &reason) != LMQ_OK) {
+        resp->extra_headers = PIPELINE_HTTP_CHALLENGE;
+        return pipeline_http_error(resp, out, 401, reason);
     }
-    resp->extra_headers = LEDGER_HTTP_NO_STORE;
+    resp->extra_headers = PIPELINE_HTTP_NO_STORE;
     uint64_t start = 0, count = 0;
-    if (!ledger_page_params(req, &start, &count))
-        return ledger_http_error(resp, out, 400, "start: an index; count: 1..1000");
-    bool auditor = ledger_http_auditor(b, id);
-    struct ledger_page page = {.out = out,
-                               .cap_bytes = b->cfg.limits.ledger_page_max_bytes -
-                                            LEDGER_HTTP_PAGE_TAIL_MAX_BYTES,
-                               .end = b->checkpoint_size};
+    if (!pipeline_http_page_params(req, &start, &count))
+        return pipeline_http_error(resp, out, 400, "start: an index; count: 1..1000");
+    bool auditor = pipeline_http_auditor(b, id);
+    struct pipeline_http_page page = {.out = out,
+                                      .cap_bytes = b->cfg.limits.ledger_page_max_bytes -
+                                                   PIPELINE_HTTP_PAGE_TAIL_MAX_BYTES,
+                                      .end = b->pipeline->checkpoint_size};
     size_t got = 0, limit = auditor && start < page.end ? (size_t)LMQ_MIN(count, page.end - start)
                                                         : (size_t)count;
     int rc = http_buf_printf(out, "{\"envelopes\":[");
     if (rc == LMQ_OK && start < page.end) {
         struct lmq_bytes party = {(const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS};
-        rc = auditor ? store_ledger_range(b->store, start, limit, ledger_page_envelope, &page, &got)
+        rc = auditor ? store_ledger_range(b->store, start, limit, pipeline_http_page_envelope,
+                                          &page, &got)
                      : store_ledger_party_range(b->store, party, start, page.end, limit,
-                                                ledger_page_envelope, &page, &got);
+                                                pipeline_http_page_envelope, &page, &got);
     }
     if (auditor)
-        ledger_http_log_audit(id, start, page.n);
-    return ledger_page_finish(&page, rc, start, got, limit);
+        pipeline_http_log_audit(id, start, page.n);
+    return pipeline_http_page_finish(&page, rc, start, got, limit);
 }
 
-int ledger_http_route(struct broker *b, const struct http_request *req, struct http_response *resp,
-                      struct http_buf *out)
+int pipeline_http_route(struct broker *b, const struct http_request *req,
+                        struct http_response *resp, struct http_buf *out)
 {
     LMQ_ASSERT(b != NULL && req != NULL);
+    if (req->path_len > 6 && memcmp(req->path, "/auth/", 6) == 0)
+        return pipeline_identity_http_route(b, req, resp, out); /* login, revocation, key */
     static const char *const paths[] = {"/ledger/checkpoint",      "/ledger/key",
                                         "/ledger/proof/inclusion", "/ledger/proof/consistency",
                                         "/ledger/entries",         "/ledger/envelopes"};
@@ -326,20 +340,20 @@ int ledger_http_route(struct broker *b, const struct http_request *req, struct h
         resp->allow = "GET, HEAD";
         return 0;
     }
-    if (b->store == NULL || b->checkpoint == NULL)
-        return ledger_http_error(resp, out, 503, "Service Unavailable");
+    if (b->store == NULL || b->pipeline->checkpoint == NULL)
+        return pipeline_http_error(resp, out, 503, "Service Unavailable");
     resp->content_type = "application/json";
     switch (which) {
     case 0:
-        return ledger_http_checkpoint(b, out);
+        return pipeline_http_checkpoint(b, out);
     case 1:
-        return ledger_http_key(b, out);
+        return pipeline_http_key(b, out);
     case 2:
     case 3:
-        return ledger_http_proof(b, req, resp, out, which == 2);
+        return pipeline_http_proof(b, req, resp, out, which == 2);
     case 4:
-        return ledger_http_entries(b, req, resp, out);
+        return pipeline_http_entries(b, req, resp, out);
     default:
-        return ledger_http_envelopes(b, req, resp, out);
+        return pipeline_http_envelopes(b, req, resp, out);
     }
 }

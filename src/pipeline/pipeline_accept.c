@@ -8,7 +8,7 @@
  * and a ring of its most recent acceptances, so a resend of an envelope whose commit is still
  * in flight is recognised without a store read (older ones are looked up in the store).
  */
-#include "broker/broker_internal.h"
+#include "pipeline/pipeline_internal.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -19,46 +19,46 @@
 #include "ledger/envelope.h"
 
 /* Recent acceptances remembered per sender (resends within them need no store read). */
-#define LEDGER_RECENT_MAX 32
+#define ACCEPT_RECENT_MAX 32
 /* Inbox envelopes sent per resync request; the client asks again while "more". */
-#define LEDGER_RESYNC_PAGE_MAX 1000
+#define ACCEPT_RESYNC_PAGE_MAX 1000
 /* Rate window for envelope_rate_per_s. */
-#define LEDGER_RATE_WINDOW_MS 1000
+#define ACCEPT_RATE_WINDOW_MS 1000
 /* The longest payload the server writes: an inbox message around the largest envelope. */
-#define LEDGER_INBOX_MAX_BYTES (LEDGER_ENVELOPE_MAX_BYTES + 128)
+#define ACCEPT_INBOX_MAX_BYTES (LEDGER_ENVELOPE_MAX_BYTES + 128)
 
-struct ledger_identity {
+struct accept_identity {
     char id[CRYPTO_IDENTITY_ID_BYTES];
     uint64_t last_seq; /* 0: has sent nothing */
     char last_link[LEDGER_ENVELOPE_LINK_BYTES];
     uint64_t inbox_last; /* last position given to an envelope for this identity */
     uint64_t rate_window_start_ms;
     uint32_t rate_count;
-    uint64_t rate_logged_window;    /* rate_window_start_ms + 1 of the last logged refusal */
-    struct ledger_accepted *recent; /* ring of LEDGER_RECENT_MAX, allocated when it sends */
+    uint64_t rate_logged_window;      /* rate_window_start_ms + 1 of the last logged refusal */
+    struct pipeline_accepted *recent; /* ring of ACCEPT_RECENT_MAX, allocated when it sends */
     uint32_t recent_next;
 };
 
-static struct ledger_identity *ledger_identity_get(struct broker *b, const char *id)
+static struct accept_identity *accept_identity_get(struct broker *b, const char *id)
 {
-    struct ledger_identity *li =
-        lmq_map_get(b->identities, (const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS);
+    struct accept_identity *li =
+        lmq_map_get(b->pipeline->identities, (const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS);
     if (li != NULL)
         return li;
     li = calloc(1, sizeof(*li));
     if (li == NULL)
         return NULL;
     memcpy(li->id, id, CRYPTO_IDENTITY_ID_CHARS);
-    if (lmq_map_put(b->identities, (const uint8_t *)li->id, CRYPTO_IDENTITY_ID_CHARS, li) !=
-        LMQ_OK) {
+    if (lmq_map_put(b->pipeline->identities, (const uint8_t *)li->id, CRYPTO_IDENTITY_ID_CHARS,
+                    li) != LMQ_OK) {
         free(li);
         return NULL;
     }
     return li;
 }
 
-int ledger_identity_restore(struct broker *b, struct lmq_bytes id, uint64_t last_seq,
-                            struct lmq_bytes last_link, uint64_t inbox_last)
+int pipeline_identity_restore(struct broker *b, struct lmq_bytes id, uint64_t last_seq,
+                              struct lmq_bytes last_link, uint64_t inbox_last)
 {
     if (id.len != CRYPTO_IDENTITY_ID_CHARS ||
         (last_link.len != 0 && last_link.len != CRYPTO_IDENTITY_ID_CHARS))
@@ -66,7 +66,7 @@ int ledger_identity_restore(struct broker *b, struct lmq_bytes id, uint64_t last
     char key[CRYPTO_IDENTITY_ID_BYTES];
     memcpy(key, id.data, id.len);
     key[id.len] = '\0';
-    struct ledger_identity *li = ledger_identity_get(b, key);
+    struct accept_identity *li = accept_identity_get(b, key);
     if (li == NULL)
         return LMQ_ENOMEM;
     li->last_seq = last_seq;
@@ -76,27 +76,28 @@ int ledger_identity_restore(struct broker *b, struct lmq_bytes id, uint64_t last
     return LMQ_OK;
 }
 
-static bool ledger_identity_free_one(void *arg, const uint8_t *key, size_t key_len, void *value)
+static bool accept_identity_free_one(void *arg, const uint8_t *key, size_t key_len, void *value)
 {
     LMQ_UNUSED(arg), LMQ_UNUSED(key), LMQ_UNUSED(key_len);
-    struct ledger_identity *li = value;
+    struct accept_identity *li = value;
     free(li->recent);
     free(li);
     return true;
 }
 
-void ledger_destroy(struct broker *b)
+void pipeline_accept_destroy(struct broker *b)
 {
-    if (b->identities == NULL)
+    struct pipeline *p = b->pipeline;
+    if (p->identities == NULL)
         return;
-    lmq_map_visit(b->identities, ledger_identity_free_one, NULL);
-    lmq_map_destroy(b->identities);
-    b->identities = NULL;
+    lmq_map_visit(p->identities, accept_identity_free_one, NULL);
+    lmq_map_destroy(p->identities);
+    p->identities = NULL;
 }
 
 /* Queues a server message (QoS 1) on id/<owner>/<leaf> for the owner's subscribed sessions,
  * or for one session only. Durable with the current batch like any routed message. */
-static int ledger_publish(struct broker *b, const char *owner, const char *leaf,
+static int accept_publish(struct broker *b, const char *owner, const char *leaf,
                           const uint8_t *payload, size_t len, struct session *only)
 {
     char topic[3 + CRYPTO_IDENTITY_ID_CHARS + 16];
@@ -111,10 +112,10 @@ static int ledger_publish(struct broker *b, const char *owner, const char *leaf,
     struct msg *m = msg_create(b, &pub);
     if (m == NULL)
         return LMQ_ENOMEM;
-    int rc = broker_defer_msg(b, m);
+    int rc = commit_defer_msg(b, m);
     if (rc == LMQ_OK) {
         if (only != NULL)
-            session_enqueue(only, m, 1, false, NULL, 0);
+            session_queue_add(only, m, 1, false, NULL, 0);
         else if (route_publish(b, m, NULL) == MQTT_RC_QUOTA_EXCEEDED)
             /* The envelope is in the ledger: the recipient gets it by resync. */
             lmq_log_msg(LMQ_LOG_WARN, "ledger_delivery_deferred", topic);
@@ -123,15 +124,15 @@ static int ledger_publish(struct broker *b, const char *owner, const char *leaf,
     return rc;
 }
 
-int ledger_publish_ack(struct broker *b, const char *sender, const char *json, size_t len)
+int pipeline_publish_ack(struct broker *b, const char *sender, const char *json, size_t len)
 {
-    return ledger_publish(b, sender, "ack", (const uint8_t *)json, len, NULL);
+    return accept_publish(b, sender, "ack", (const uint8_t *)json, len, NULL);
 }
 
-static void ledger_reject(struct broker *b, struct conn *c, uint64_t seq, const char *link,
+static void accept_reject(struct broker *b, struct conn *c, uint64_t seq, const char *link,
                           const char *reason, const char *detail)
 {
-    struct ledger_identity *li = ledger_identity_get(b, c->identity);
+    struct accept_identity *li = accept_identity_get(b, c->identity);
     uint64_t expected = li != NULL ? li->last_seq + 1 : 0;
     char json[512];
     /* Canonical: members in code-point order; detail is one of the parser's static names. */
@@ -152,15 +153,15 @@ static void ledger_reject(struct broker *b, struct conn *c, uint64_t seq, const 
         lmq_log_uint(&line, "expected_seq", expected);
         lmq_log_end(&line);
     }
-    if (ledger_publish(b, c->identity, "reject", (const uint8_t *)json, (size_t)n, NULL) != LMQ_OK)
+    if (accept_publish(b, c->identity, "reject", (const uint8_t *)json, (size_t)n, NULL) != LMQ_OK)
         conn_log(c, LMQ_LOG_WARN, "reject_not_sent", "out of memory");
 }
 
 /* Per-identity rate: false (and a security event) when over envelope_rate_per_s. */
-static bool ledger_rate_ok(struct broker *b, struct conn *c, struct ledger_identity *li)
+static bool accept_rate_ok(struct broker *b, struct conn *c, struct accept_identity *li)
 {
-    uint64_t now = broker_now_ms(b);
-    if (now - li->rate_window_start_ms >= LEDGER_RATE_WINDOW_MS) {
+    uint64_t now = clock_now_ms(b);
+    if (now - li->rate_window_start_ms >= ACCEPT_RATE_WINDOW_MS) {
         li->rate_window_start_ms = now;
         li->rate_count = 0;
     }
@@ -168,7 +169,7 @@ static bool ledger_rate_ok(struct broker *b, struct conn *c, struct ledger_ident
         /* Once per window: a 3.1.1 publisher held back is retried every tick. */
         if (li->rate_logged_window != li->rate_window_start_ms + 1) {
             li->rate_logged_window = li->rate_window_start_ms + 1;
-            identity_security_event(b, c, IDENTITY_EVENT_RATE_LIMITED, "envelope_rate_per_s");
+            security_event(b, c, SECURITY_EVENT_RATE_LIMITED, "envelope_rate_per_s");
         }
         return false;
     }
@@ -176,13 +177,13 @@ static bool ledger_rate_ok(struct broker *b, struct conn *c, struct ledger_ident
     return true;
 }
 
-struct ledger_found {
-    struct ledger_accepted a;
+struct accept_found {
+    struct pipeline_accepted a;
 };
 
-static int ledger_found_row(void *ctx, const struct store_ledger_row *r)
+static int accept_found_row(void *ctx, const struct store_ledger_row *r)
 {
-    struct ledger_found *f = ctx;
+    struct accept_found *f = ctx;
     if (r->link.len != CRYPTO_IDENTITY_ID_CHARS || r->recipient.len != CRYPTO_IDENTITY_ID_CHARS)
         return -1;
     f->a.seq = r->seq;
@@ -194,19 +195,19 @@ static int ledger_found_row(void *ctx, const struct store_ledger_row *r)
 }
 
 /* Finds the sender's accepted envelope with seq: in the recent ring, else in the store. */
-static bool ledger_find_accepted(struct broker *b, struct ledger_identity *li, uint64_t seq,
-                                 struct ledger_accepted *out)
+static bool accept_find_accepted(struct broker *b, struct accept_identity *li, uint64_t seq,
+                                 struct pipeline_accepted *out)
 {
-    for (uint32_t i = 0; li->recent != NULL && i < LEDGER_RECENT_MAX; i++) {
+    for (uint32_t i = 0; li->recent != NULL && i < ACCEPT_RECENT_MAX; i++) {
         if (li->recent[i].seq == seq && seq != 0) {
             *out = li->recent[i];
             return true;
         }
     }
-    struct ledger_found f = {0};
+    struct accept_found f = {0};
     bool found = false;
     struct lmq_bytes sender = {(const uint8_t *)li->id, CRYPTO_IDENTITY_ID_CHARS};
-    if (store_ledger_find(b->store, sender, seq, ledger_found_row, &f, &found) != LMQ_OK)
+    if (store_ledger_find(b->store, sender, seq, accept_found_row, &f, &found) != LMQ_OK)
         broker_fail_stop(b, "ledger read", LMQ_EIO);
     if (found)
         *out = f.a;
@@ -214,29 +215,29 @@ static bool ledger_find_accepted(struct broker *b, struct ledger_identity *li, u
 }
 
 /* An envelope that does not continue the chain: a resend (ack again) or a gap/fork. */
-static void ledger_not_next(struct broker *b, struct conn *c, struct ledger_identity *li,
+static void accept_not_next(struct broker *b, struct conn *c, struct accept_identity *li,
                             const struct ledger_envelope *env, const char *link)
 {
-    struct ledger_accepted prior;
-    bool found = env->seq <= li->last_seq && ledger_find_accepted(b, li, env->seq, &prior);
+    struct pipeline_accepted prior;
+    bool found = env->seq <= li->last_seq && accept_find_accepted(b, li, env->seq, &prior);
     enum ledger_chain_verdict v = ledger_chain_check(li->last_seq, li->last_link, env->seq,
                                                      env->prev, link, found ? prior.link : NULL);
     if (v == LEDGER_CHAIN_RESEND) {
         if (env->seq != li->last_seq)
-            identity_security_event(b, c, IDENTITY_EVENT_REPLAY, "resend of an older envelope");
-        ledger_tree_queue_ack(b, c->identity, &prior);
+            security_event(b, c, SECURITY_EVENT_REPLAY, "resend of an older envelope");
+        pipeline_tree_queue_ack(b, c->identity, &prior);
         return;
     }
     LMQ_ASSERT(v == LEDGER_CHAIN_GAP || v == LEDGER_CHAIN_FORK);
-    ledger_reject(b, c, env->seq, link, ledger_chain_verdict_name(v), NULL);
+    accept_reject(b, c, env->seq, link, ledger_chain_verdict_name(v), NULL);
 }
 
 /* The inbox message of an envelope, canonical JSON, in a buffer reused by the next call (the
  * loop's thread only). */
-static const uint8_t *ledger_inbox_json(const uint8_t *envelope, size_t len, uint64_t index,
+static const uint8_t *accept_inbox_json(const uint8_t *envelope, size_t len, uint64_t index,
                                         uint64_t position, size_t *out_len)
 {
-    static uint8_t inbox[LEDGER_INBOX_MAX_BYTES];
+    static uint8_t inbox[ACCEPT_INBOX_MAX_BYTES];
     LMQ_ASSERT(len <= LEDGER_ENVELOPE_MAX_BYTES);
     int n = snprintf((char *)inbox, sizeof(inbox),
                      "{\"envelope\":%.*s,\"index\":%" PRIu64 ",\"position\":%" PRIu64 "}", (int)len,
@@ -247,16 +248,16 @@ static const uint8_t *ledger_inbox_json(const uint8_t *envelope, size_t len, uin
 }
 
 /* Appends an envelope that continues its sender's chain: ledger row, inbox, ack. */
-static int ledger_append(struct broker *b, struct ledger_identity *sender,
+static int accept_append(struct broker *b, struct accept_identity *sender,
                          const struct ledger_envelope *env, const char *link)
 {
-    struct ledger_identity *recipient = ledger_identity_get(b, env->to);
+    struct accept_identity *recipient = accept_identity_get(b, env->to);
     if (recipient == NULL ||
         (sender->recent == NULL &&
-         (sender->recent = calloc(LEDGER_RECENT_MAX, sizeof(*sender->recent))) == NULL))
+         (sender->recent = calloc(ACCEPT_RECENT_MAX, sizeof(*sender->recent))) == NULL))
         return LMQ_ENOMEM;
-    struct ledger_accepted a = {
-        .seq = env->seq, .index = b->ledger_size, .position = recipient->inbox_last + 1};
+    struct pipeline_accepted a = {
+        .seq = env->seq, .index = b->pipeline->ledger_size, .position = recipient->inbox_last + 1};
     memcpy(a.link, link, sizeof(a.link));
     memcpy(a.to, env->to, sizeof(a.to));
     struct store_record rec = {
@@ -268,71 +269,78 @@ static int ledger_append(struct broker *b, struct ledger_identity *sender,
         .position = a.position,
         .link = {(const uint8_t *)link, CRYPTO_IDENTITY_ID_CHARS},
         .envelope = {env->canonical.data, env->canonical.len},
-        .created_unix_ms = broker_unix_ms(b),
+        .created_unix_ms = clock_unix_ms(b),
     };
-    broker_store_write(b, &rec);
-    int rc = ledger_tree_append(b, link);
+    commit_store_write(b, &rec);
+    int rc = pipeline_tree_append(b, link);
     if (rc != LMQ_OK)
         return rc;
-    b->ledger_size++;
+    b->pipeline->ledger_size++;
     recipient->inbox_last = a.position;
     sender->last_seq = a.seq;
     memcpy(sender->last_link, link, sizeof(sender->last_link));
-    sender->recent[sender->recent_next++ % LEDGER_RECENT_MAX] = a;
+    sender->recent[sender->recent_next++ % ACCEPT_RECENT_MAX] = a;
     /* The inbox message: canonical JSON with the envelope as stored. */
     LMQ_ASSERT(env->canonical.len <= LEDGER_ENVELOPE_MAX_BYTES);
     size_t n = 0;
     const uint8_t *inbox =
-        ledger_inbox_json(env->canonical.data, env->canonical.len, a.index, a.position, &n);
-    rc = ledger_publish(b, env->to, "inbox", inbox, n, NULL);
+        accept_inbox_json(env->canonical.data, env->canonical.len, a.index, a.position, &n);
+    rc = accept_publish(b, env->to, "inbox", inbox, n, NULL);
     if (rc == LMQ_OK)
-        ledger_tree_queue_ack(b, sender->id, &a);
+        pipeline_tree_queue_ack(b, sender->id, &a);
     return rc;
 }
 
-int ledger_accept(struct conn *c, const struct mqtt_publish *pub)
+enum proto_result pipeline_accept(struct conn *c, const struct mqtt_publish *pub,
+                                  uint8_t *reason_code)
 {
     struct broker *b = c->broker;
     LMQ_ASSERT(c->identity[0] != '\0');
-    struct ledger_identity *sender = ledger_identity_get(b, c->identity);
-    if (sender == NULL)
-        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
-    if (!ledger_rate_ok(b, c, sender))
-        return c->version == MQTT_V5 ? MQTT_RC_MESSAGE_RATE_TOO_HIGH : PROTO_BLOCKED;
+    struct accept_identity *sender = accept_identity_get(b, c->identity);
+    if (sender == NULL) {
+        *reason_code = MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
+        return PROTO_OK;
+    }
+    if (!accept_rate_ok(b, c, sender)) {
+        *reason_code = MQTT_RC_MESSAGE_RATE_TOO_HIGH;
+        return c->version == MQTT_V5 ? PROTO_DISCONNECT : PROTO_BLOCKED;
+    }
     struct ledger_envelope env;
     const char *reason = NULL;
     if (ledger_envelope_parse(pub->payload.data, pub->payload.len, &env, &reason) != LMQ_OK) {
-        ledger_reject(b, c, 0, "", "bad_envelope", reason);
-        return MQTT_RC_SUCCESS;
+        accept_reject(b, c, 0, "", "bad_envelope", reason);
+        *reason_code = MQTT_RC_SUCCESS;
+        return PROTO_OK;
     }
     char link[LEDGER_ENVELOPE_LINK_BYTES] = "";
     uint8_t rc = MQTT_RC_SUCCESS;
     if (ledger_envelope_link(&env, link) != LMQ_OK) {
         rc = MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     } else if (ledger_envelope_verify(&env, &reason) != LMQ_OK) {
-        identity_security_event(b, c, IDENTITY_EVENT_BAD_SIGNATURE, reason);
-        ledger_reject(b, c, env.seq, link, "bad_signature", NULL);
+        security_event(b, c, SECURITY_EVENT_BAD_SIGNATURE, reason);
+        accept_reject(b, c, env.seq, link, "bad_signature", NULL);
     } else if (strcmp(env.from, c->identity) != 0) {
-        identity_security_event(b, c, IDENTITY_EVENT_NOT_SENDER, env.from);
-        ledger_reject(b, c, env.seq, link, "not_sender", NULL);
+        security_event(b, c, SECURITY_EVENT_NOT_SENDER, env.from);
+        accept_reject(b, c, env.seq, link, "not_sender", NULL);
     } else if (ledger_chain_check(sender->last_seq, sender->last_link, env.seq, env.prev, link,
                                   NULL) == LEDGER_CHAIN_NEXT) {
-        if (!ledger_quota_take(c, env.canonical.len)) {
+        if (!pipeline_quota_take(c, env.canonical.len)) {
             /* Over [auth] ledger_bytes_per_day: nothing appended; the same envelope may be sent
              * again once the UTC day turns. MQTT 5 also gets PUBACK/PUBREC 0x97. */
-            ledger_reject(b, c, env.seq, link, "quota_exceeded", "ledger_bytes_per_day");
+            accept_reject(b, c, env.seq, link, "quota_exceeded", "ledger_bytes_per_day");
             rc = c->version == MQTT_V5 ? MQTT_RC_QUOTA_EXCEEDED : MQTT_RC_SUCCESS;
-        } else if (ledger_append(b, sender, &env, link) != LMQ_OK) {
+        } else if (accept_append(b, sender, &env, link) != LMQ_OK) {
             rc = MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
         }
     } else {
-        ledger_not_next(b, c, sender, &env, link);
+        accept_not_next(b, c, sender, &env, link);
     }
     ledger_envelope_release(&env);
-    return rc;
+    *reason_code = rc;
+    return PROTO_OK;
 }
 
-struct ledger_resync {
+struct accept_resync {
     struct broker *broker;
     struct session *session;
     uint64_t last;
@@ -340,26 +348,26 @@ struct ledger_resync {
     bool full;
 };
 
-static int ledger_resync_row(void *ctx, const struct store_ledger_row *r)
+static int accept_resync_row(void *ctx, const struct store_ledger_row *r)
 {
-    struct ledger_resync *rs = ctx;
+    struct accept_resync *rs = ctx;
     if (r->envelope.len > LEDGER_ENVELOPE_MAX_BYTES)
         return -1;
     size_t n = 0;
     const uint8_t *inbox =
-        ledger_inbox_json(r->envelope.data, r->envelope.len, r->index, r->position, &n);
+        accept_inbox_json(r->envelope.data, r->envelope.len, r->index, r->position, &n);
     if (!session_queue_has_room(rs->session, n + 128)) {
         rs->full = true;
         return -1; /* stop: the client asks again after the last one it got */
     }
-    if (ledger_publish(rs->broker, rs->session->owner, "inbox", inbox, n, rs->session) != LMQ_OK)
+    if (accept_publish(rs->broker, rs->session->owner, "inbox", inbox, n, rs->session) != LMQ_OK)
         return -1;
     rs->last = r->position;
     rs->sent++;
     return 0;
 }
 
-int ledger_resync(struct conn *c, const struct mqtt_publish *pub)
+uint8_t pipeline_resync(struct conn *c, const struct mqtt_publish *pub)
 {
     struct broker *b = c->broker;
     LMQ_ASSERT(c->identity[0] != '\0' && c->session != NULL);
@@ -374,23 +382,23 @@ int ledger_resync(struct conn *c, const struct mqtt_publish *pub)
     }
     uint64_t after = (uint64_t)json_integer_value(after_v);
     json_decref(req);
-    struct ledger_resync rs = {.broker = b, .session = c->session, .last = after};
+    struct accept_resync rs = {.broker = b, .session = c->session, .last = after};
     size_t count = 0;
     struct lmq_bytes me = {(const uint8_t *)c->identity, CRYPTO_IDENTITY_ID_CHARS};
-    int rc = store_inbox_page(b->store, me, after, LEDGER_RESYNC_PAGE_MAX, ledger_resync_row, &rs,
+    int rc = store_inbox_page(b->store, me, after, ACCEPT_RESYNC_PAGE_MAX, accept_resync_row, &rs,
                               &count);
     if (rc == LMQ_EIO)
         broker_fail_stop(b, "inbox read", rc);
     /* More when a page was cut short, or when newer envelopes are not committed yet. */
-    struct ledger_identity *li = ledger_identity_get(b, c->identity);
+    struct accept_identity *li = accept_identity_get(b, c->identity);
     bool more =
-        rs.full || rs.sent == LEDGER_RESYNC_PAGE_MAX || (li != NULL && li->inbox_last > rs.last);
+        rs.full || rs.sent == ACCEPT_RESYNC_PAGE_MAX || (li != NULL && li->inbox_last > rs.last);
     char json[160];
     int n = snprintf(json, sizeof(json),
                      "{\"after\":%" PRIu64 ",\"count\":%zu,\"last\":%" PRIu64 ",\"more\":%s}",
                      after, rs.sent, rs.last, more ? "true" : "false");
     LMQ_ASSERT(n > 0 && (size_t)n < sizeof(json));
-    if (ledger_publish(b, c->identity, "sync", (const uint8_t *)json, (size_t)n, c->session) !=
+    if (accept_publish(b, c->identity, "sync", (const uint8_t *)json, (size_t)n, c->session) !=
         LMQ_OK)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     return MQTT_RC_SUCCESS;

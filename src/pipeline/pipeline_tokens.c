@@ -6,14 +6,14 @@
  * seconds, compared with the token's iat). Revoking at second S sets T = S + 1, so the token
  * used to revoke and every other token issued up to that second are refused; a login in that
  * same second is answered 503 (Retry-After: 1) rather than with a token that would be refused.
- * T is only ever raised, in memory at once (b->revocations) and in the store (token_revocations)
- * with the current batch, so it survives a restart. `ledgermq revoke` writes the same table
- * offline; a running broker applies such rows on SIGHUP (tokens_reload).
+ * T is only ever raised, in memory at once (b->pipeline->revocations) and in the store
+ * (token_revocations) with the current batch, so it survives a restart. `ledgermq revoke` writes
+ * the same table offline; a running broker applies such rows on SIGHUP (pipeline_tokens_reload).
  *
  * A connection that authenticated with a token remembers its iat and exp; the connection's
  * timer (conn.c) also fires at exp (+ [auth] token_leeway_s) and the connection is ended.
  */
-#include "broker/broker_internal.h"
+#include "pipeline/pipeline_internal.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -24,34 +24,35 @@
 
 #define TOKENS_BEARER_PREFIX "Bearer "
 
-struct tokens_revocation {
+struct pipeline_tokens_revocation {
     char id[CRYPTO_IDENTITY_ID_BYTES];
     int64_t before_s; /* tokens with iat < before_s are refused */
 };
 
-static int64_t tokens_now_s(struct broker *b)
+static int64_t pipeline_tokens_now_s(struct broker *b)
 {
-    return broker_unix_ms(b) / 1000;
+    return clock_unix_ms(b) / 1000;
 }
 
-int64_t tokens_revoked_before(struct broker *b, const char *id)
+int64_t pipeline_tokens_revoked_before(struct broker *b, const char *id)
 {
-    if (b->revocations == NULL)
+    if (b->pipeline->revocations == NULL)
         return 0;
-    struct tokens_revocation *r =
-        lmq_map_get(b->revocations, (const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS);
+    struct pipeline_tokens_revocation *r =
+        lmq_map_get(b->pipeline->revocations, (const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS);
     return r != NULL ? r->before_s : 0;
 }
 
 /* Raises id's revocation time in memory; true when it moved (false: not newer, or no memory,
  * which fails closed below through the caller's fail stop). */
-static bool tokens_raise(struct broker *b, const char *id, int64_t before_s, bool *nomem)
+static bool pipeline_tokens_raise(struct broker *b, const char *id, int64_t before_s, bool *nomem)
 {
-    LMQ_ASSERT(b->revocations != NULL && before_s >= 0);
+    struct pipeline *p = b->pipeline;
+    LMQ_ASSERT(p->revocations != NULL && before_s >= 0);
     LMQ_ASSERT(crypto_identity_id_valid(id, CRYPTO_IDENTITY_ID_CHARS));
     *nomem = false;
-    struct tokens_revocation *r =
-        lmq_map_get(b->revocations, (const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS);
+    struct pipeline_tokens_revocation *r =
+        lmq_map_get(p->revocations, (const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS);
     if (r == NULL) {
         r = calloc(1, sizeof(*r));
         if (r == NULL) {
@@ -59,7 +60,7 @@ static bool tokens_raise(struct broker *b, const char *id, int64_t before_s, boo
             return false;
         }
         memcpy(r->id, id, CRYPTO_IDENTITY_ID_CHARS);
-        if (lmq_map_put(b->revocations, (const uint8_t *)r->id, CRYPTO_IDENTITY_ID_CHARS, r) !=
+        if (lmq_map_put(p->revocations, (const uint8_t *)r->id, CRYPTO_IDENTITY_ID_CHARS, r) !=
             LMQ_OK) {
             free(r);
             *nomem = true;
@@ -74,7 +75,7 @@ static bool tokens_raise(struct broker *b, const char *id, int64_t before_s, boo
 
 /* Ends id's open connections whose token was issued before before_s (MQTT 5: DISCONNECT 0x87
  * Not authorized; 3.1.1: closed). */
-static void tokens_end_revoked(struct broker *b, const char *id, int64_t before_s)
+static void pipeline_tokens_end_revoked(struct broker *b, const char *id, int64_t before_s)
 {
     LMQ_ASSERT(id != NULL && before_s > 0);
     size_t cap = b->conn_count, n = 0;
@@ -116,7 +117,7 @@ static void tokens_apply(struct broker *b, const char *id, int64_t before_s,
                          enum tokens_source source)
 {
     bool nomem = false;
-    if (!tokens_raise(b, id, before_s, &nomem)) {
+    if (!pipeline_tokens_raise(b, id, before_s, &nomem)) {
         if (nomem)
             broker_fail_stop(b, "revocation (out of memory)", LMQ_ENOMEM);
         return;
@@ -137,9 +138,9 @@ static void tokens_apply(struct broker *b, const char *id, int64_t before_s,
             .client_id = {(const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS},
             .created_unix_ms = before_s,
         };
-        broker_store_write(b, &rec); /* committed at the end of this loop turn */
+        commit_store_write(b, &rec); /* committed at the end of this loop turn */
     }
-    tokens_end_revoked(b, id, before_s);
+    pipeline_tokens_end_revoked(b, id, before_s);
 }
 
 struct tokens_load {
@@ -156,23 +157,23 @@ static int tokens_load_row(void *ctx, struct lmq_bytes id, int64_t before_s)
         return 0; /* not an identity: nothing could match it */
     memcpy(key, id.data, id.len);
     key[id.len] = '\0';
-    if (tokens_revoked_before(b, key) < before_s)
+    if (pipeline_tokens_revoked_before(b, key) < before_s)
         tokens_apply(b, key, before_s, load->source);
     return 0;
 }
 
-int tokens_recover(struct broker *b)
+int pipeline_tokens_recover(struct broker *b)
 {
-    LMQ_ASSERT(b->revocations == NULL);
-    if (lmq_map_create(&b->revocations) != LMQ_OK)
+    LMQ_ASSERT(b->pipeline->revocations == NULL);
+    if (lmq_map_create(&b->pipeline->revocations) != LMQ_OK)
         return LMQ_ENOMEM;
     struct tokens_load load = {b, TOKENS_SOURCE_RECOVERY};
     return store_token_revocations(b->store, tokens_load_row, &load);
 }
 
-void tokens_reload(struct broker *b)
+void pipeline_tokens_reload(struct broker *b)
 {
-    if (b->revocations == NULL || b->store == NULL)
+    if (b->pipeline->revocations == NULL || b->store == NULL)
         return;
     struct tokens_load load = {b, TOKENS_SOURCE_RELOAD};
     if (store_token_revocations(b->store, tokens_load_row, &load) != LMQ_OK)
@@ -186,13 +187,14 @@ static bool tokens_free_one(void *arg, const uint8_t *key, size_t key_len, void 
     return true;
 }
 
-void tokens_destroy(struct broker *b)
+void pipeline_tokens_destroy(struct broker *b)
 {
-    if (b->revocations == NULL)
+    struct pipeline *p = b->pipeline;
+    if (p->revocations == NULL)
         return;
-    lmq_map_visit(b->revocations, tokens_free_one, NULL);
-    lmq_map_destroy(b->revocations);
-    b->revocations = NULL;
+    lmq_map_visit(p->revocations, tokens_free_one, NULL);
+    lmq_map_destroy(p->revocations);
+    p->revocations = NULL;
 }
 
 /*
@@ -201,52 +203,52 @@ void tokens_destroy(struct broker *b)
  * security event's kind in *kind and its detail in *detail.
  */
 static int tokens_verify(struct broker *b, const char *token, size_t len,
-                         struct crypto_jwt_claims *claims, enum identity_event *kind,
+                         struct crypto_jwt_claims *claims, enum security_event *kind,
                          const char **detail)
 {
     enum crypto_jwt_verdict verdict;
     int64_t leeway_s = (int64_t)b->cfg.auth.token_leeway_s;
-    if (crypto_jwt_verify(b->server_key.pub, token, len, tokens_now_s(b), leeway_s, claims,
-                          &verdict) != LMQ_OK) {
+    if (crypto_jwt_verify(b->pipeline->server_key.pub, token, len, pipeline_tokens_now_s(b),
+                          leeway_s, claims, &verdict) != LMQ_OK) {
         *kind =
-            verdict == CRYPTO_JWT_EXPIRED ? IDENTITY_EVENT_EXPIRED_TOKEN : IDENTITY_EVENT_BAD_TOKEN;
+            verdict == CRYPTO_JWT_EXPIRED ? SECURITY_EVENT_EXPIRED_TOKEN : SECURITY_EVENT_BAD_TOKEN;
         *detail = crypto_jwt_verdict_name(verdict);
         return LMQ_EPROTO;
     }
     if (!crypto_identity_id_valid(claims->sub, strlen(claims->sub))) {
-        *kind = IDENTITY_EVENT_BAD_TOKEN;
+        *kind = SECURITY_EVENT_BAD_TOKEN;
         *detail = "sub is not an identity id";
         return LMQ_EPROTO;
     }
-    if (claims->iat_s < tokens_revoked_before(b, claims->sub)) {
-        *kind = IDENTITY_EVENT_REVOKED_TOKEN;
+    if (claims->iat_s < pipeline_tokens_revoked_before(b, claims->sub)) {
+        *kind = SECURITY_EVENT_REVOKED_TOKEN;
         *detail = "issued before the identity's revocation";
         return LMQ_EPROTO;
     }
     return LMQ_OK;
 }
 
-int tokens_authenticate(struct conn *c, const struct mqtt_connect *cn)
+uint8_t pipeline_tokens_authenticate(struct conn *c, const struct mqtt_connect *cn)
 {
     struct broker *b = c->broker;
     LMQ_ASSERT(cn->has_username && c->identity[0] == '\0');
     char token[CRYPTO_JWT_MAX_BYTES + 1];
     if (!cn->has_password || cn->password.len > CRYPTO_JWT_MAX_BYTES) {
-        identity_security_event(b, c, IDENTITY_EVENT_BAD_TOKEN, "no usable password");
+        security_event(b, c, SECURITY_EVENT_BAD_TOKEN, "no usable password");
         return MQTT_RC_BAD_USER_NAME_OR_PASSWORD;
     }
     memcpy(token, cn->password.data, cn->password.len);
     token[cn->password.len] = '\0';
     struct crypto_jwt_claims claims;
-    enum identity_event kind = IDENTITY_EVENT_BAD_TOKEN;
+    enum security_event kind = SECURITY_EVENT_BAD_TOKEN;
     const char *detail = NULL;
     if (tokens_verify(b, token, cn->password.len, &claims, &kind, &detail) != LMQ_OK) {
-        identity_security_event(b, c, kind, detail);
+        security_event(b, c, kind, detail);
         return MQTT_RC_BAD_USER_NAME_OR_PASSWORD;
     }
     if (cn->username.len != CRYPTO_IDENTITY_ID_CHARS ||
         memcmp(cn->username.data, claims.sub, CRYPTO_IDENTITY_ID_CHARS) != 0) {
-        identity_security_event(b, c, IDENTITY_EVENT_BAD_TOKEN, "username is not the token's");
+        security_event(b, c, SECURITY_EVENT_BAD_TOKEN, "username is not the token's");
         return MQTT_RC_BAD_USER_NAME_OR_PASSWORD;
     }
     memcpy(c->identity, claims.sub, CRYPTO_IDENTITY_ID_BYTES);
@@ -258,22 +260,22 @@ int tokens_authenticate(struct conn *c, const struct mqtt_connect *cn)
     return MQTT_RC_SUCCESS;
 }
 
-uint64_t tokens_conn_deadline_ms(struct conn *c)
+uint64_t pipeline_tokens_conn_deadline_ms(struct conn *c)
 {
     if (c->token_exp_s == 0)
         return 0;
     struct broker *b = c->broker;
     LMQ_ASSERT(c->token_exp_s > c->token_iat_s && c->identity[0] != '\0');
     int64_t end_unix_ms = (c->token_exp_s + (int64_t)b->cfg.auth.token_leeway_s) * 1000;
-    int64_t left_ms = end_unix_ms - broker_unix_ms(b);
-    return broker_now_ms(b) + (uint64_t)LMQ_MAX(left_ms, 0);
+    int64_t left_ms = end_unix_ms - clock_unix_ms(b);
+    return clock_now_ms(b) + (uint64_t)LMQ_MAX(left_ms, 0);
 }
 
-bool tokens_conn_end_if_expired(struct conn *c)
+bool pipeline_tokens_conn_end_if_expired(struct conn *c)
 {
     struct broker *b = c->broker;
     if (c->token_exp_s == 0 || c->state != CONN_CONNECTED ||
-        tokens_now_s(b) < c->token_exp_s + (int64_t)b->cfg.auth.token_leeway_s)
+        pipeline_tokens_now_s(b) < c->token_exp_s + (int64_t)b->cfg.auth.token_leeway_s)
         return false;
     conn_log(c, LMQ_LOG_INFO, "token_expired", "disconnecting");
     b->stats.token_conns_ended++;
@@ -291,8 +293,8 @@ static int tokens_http_error(struct http_response *resp, struct http_buf *out, i
     return http_buf_printf(out, "{\"error\":%d,\"reason\":\"%s\"}", status, reason);
 }
 
-int tokens_http_bearer(struct broker *b, const struct http_request *req,
-                       char id[CRYPTO_IDENTITY_ID_BYTES], const char **reason)
+int pipeline_tokens_http_bearer(struct broker *b, const struct http_request *req,
+                                char id[CRYPTO_IDENTITY_ID_BYTES], const char **reason)
 {
     LMQ_ASSERT(b != NULL && req != NULL && id != NULL && reason != NULL);
     const char *auth = NULL;
@@ -312,7 +314,7 @@ int tokens_http_bearer(struct broker *b, const struct http_request *req,
         token_len--;
     }
     struct crypto_jwt_claims claims;
-    enum identity_event kind = IDENTITY_EVENT_BAD_TOKEN;
+    enum security_event kind = SECURITY_EVENT_BAD_TOKEN;
     const char *detail = "malformed";
     char copy[CRYPTO_JWT_MAX_BYTES + 1];
     int rc = LMQ_EPROTO;
@@ -324,9 +326,9 @@ int tokens_http_bearer(struct broker *b, const struct http_request *req,
     if (rc != LMQ_OK) {
         char text[96];
         snprintf(text, sizeof(text), "http bearer: %s", detail);
-        identity_security_event(b, NULL, kind, text);
-        *reason = kind == IDENTITY_EVENT_REVOKED_TOKEN   ? "token revoked"
-                  : kind == IDENTITY_EVENT_EXPIRED_TOKEN ? "token expired"
+        security_event(b, NULL, kind, text);
+        *reason = kind == SECURITY_EVENT_REVOKED_TOKEN   ? "token revoked"
+                  : kind == SECURITY_EVENT_EXPIRED_TOKEN ? "token expired"
                                                          : "invalid token";
         return LMQ_EPROTO;
     }
@@ -335,8 +337,8 @@ int tokens_http_bearer(struct broker *b, const struct http_request *req,
     return LMQ_OK;
 }
 
-int tokens_http_revoke(struct broker *b, const struct http_request *req, struct http_response *resp,
-                       struct http_buf *out)
+int pipeline_tokens_http_revoke(struct broker *b, const struct http_request *req,
+                                struct http_response *resp, struct http_buf *out)
 {
     LMQ_ASSERT(b != NULL && req != NULL && resp != NULL && out != NULL);
     if (strcmp(req->method, "POST") != 0) {
@@ -346,9 +348,9 @@ int tokens_http_revoke(struct broker *b, const struct http_request *req, struct 
     }
     char id[CRYPTO_IDENTITY_ID_BYTES];
     const char *reason = NULL;
-    if (tokens_http_bearer(b, req, id, &reason) != LMQ_OK)
+    if (pipeline_tokens_http_bearer(b, req, id, &reason) != LMQ_OK)
         return tokens_http_error(resp, out, 401, reason);
-    int64_t before_s = tokens_now_s(b) + 1;
+    int64_t before_s = pipeline_tokens_now_s(b) + 1;
     tokens_apply(b, id, before_s, TOKENS_SOURCE_HTTP);
     resp->content_type = "application/json";
     return http_buf_printf(out, "{\"id\":\"%s\",\"revoked_before\":%" PRId64 "}", id, before_s);

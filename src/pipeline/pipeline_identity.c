@@ -1,10 +1,10 @@
 /*
  * Identities: the server's own key, login (challenge, token), CONNECT authentication, topic
- * permissions for id/<id>/... and security events.
+ * permissions for id/<id>/... (security events: src/broker/security.c).
  *
- * Login challenges are kept by login_nonce.c (bounded per address, per key and in all).
+ * Login challenges are kept by pipeline_nonce.c (bounded per address, per key and in all).
  */
-#include "broker/broker_internal.h"
+#include "pipeline/pipeline_internal.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -22,84 +22,33 @@
 #define IDENTITY_ISSUER "ledgermq"
 #define IDENTITY_KEY_FILE "server.key.json"
 
-static const char *const identity_event_names[IDENTITY_EVENT_COUNT] = {
-    [IDENTITY_EVENT_BAD_TOKEN] = "bad_token",
-    [IDENTITY_EVENT_EXPIRED_TOKEN] = "expired_token",
-    [IDENTITY_EVENT_BAD_LOGIN] = "bad_login",
-    [IDENTITY_EVENT_REUSED_NONCE] = "reused_nonce",
-    [IDENTITY_EVENT_ACL_DENIED] = "acl_denied",
-    [IDENTITY_EVENT_BAD_SIGNATURE] = "bad_signature",
-    [IDENTITY_EVENT_NOT_SENDER] = "not_sender",
-    [IDENTITY_EVENT_REPLAY] = "replay",
-    [IDENTITY_EVENT_RATE_LIMITED] = "rate_limited",
-    [IDENTITY_EVENT_ANONYMOUS_REFUSED] = "anonymous_refused",
-    [IDENTITY_EVENT_BAD_PASSWORD] = "bad_password",
-    [IDENTITY_EVENT_SESSION_QUOTA] = "session_quota",
-    [IDENTITY_EVENT_SESSION_OWNER] = "session_owner",
-    [IDENTITY_EVENT_REVOKED_TOKEN] = "revoked_token",
-    [IDENTITY_EVENT_LEDGER_QUOTA] = "ledger_quota",
-};
-_Static_assert(IDENTITY_EVENT_COUNT <= 32, "struct broker counts at most 32 security events");
-
-const char *identity_event_name(enum identity_event kind)
+int pipeline_identity_init(struct broker *b)
 {
-    LMQ_ASSERT(kind < IDENTITY_EVENT_COUNT);
-    return identity_event_names[kind];
-}
-
-void identity_security_event(struct broker *b, struct conn *c, enum identity_event kind,
-                             const char *detail)
-{
-    LMQ_ASSERT(b != NULL && kind < IDENTITY_EVENT_COUNT);
-    b->security_events[kind]++;
-    struct lmq_log_line line;
-    if (!lmq_log_begin(&line, LMQ_LOG_WARN, "security"))
-        return;
-    lmq_log_str(&line, "kind", identity_event_names[kind]);
-    if (c != NULL) {
-        lmq_log_uint(&line, "conn", c->id);
-        lmq_log_str(&line, "remote", c->remote);
-        if (c->identity[0] != '\0')
-            lmq_log_str(&line, "identity", c->identity);
-    }
-    if (detail != NULL)
-        lmq_log_str(&line, "detail", detail);
-    lmq_log_end(&line);
-}
-
-int identity_init(struct broker *b)
-{
-    LMQ_ASSERT(b != NULL && b->login_nonces == NULL);
-    if (login_nonce_init(b) != LMQ_OK)
-        return LMQ_ENOMEM;
+    struct pipeline *p = b->pipeline;
+    LMQ_ASSERT(b != NULL && b->pipeline != NULL);
     char path[LMQ_PATH_MAX_BYTES + 32];
     char err[512];
     int n = snprintf(path, sizeof(path), "%s/%s", b->cfg.data_dir, IDENTITY_KEY_FILE);
     if (n < 0 || (size_t)n >= sizeof(path))
         return LMQ_EINVAL;
-    int rc = crypto_keyfile_load(path, &b->server_key, err, sizeof(err));
+    int rc = crypto_keyfile_load(path, &p->server_key, err, sizeof(err));
     if (rc == LMQ_ENOTFOUND) {
         /* First start: the server's identity signs tokens (and later checkpoints). */
         uint8_t seed[CRYPTO_ED25519_SEED_BYTES];
         uint8_t pub[CRYPTO_ED25519_PUB_BYTES];
         rc = crypto_ed25519_generate(seed, pub);
         if (rc == LMQ_OK)
-            rc = crypto_identity_from_seed(seed, &b->server_key);
+            rc = crypto_identity_from_seed(seed, &p->server_key);
         if (rc == LMQ_OK)
-            rc = crypto_keyfile_save(path, &b->server_key, false, err, sizeof(err));
+            rc = crypto_keyfile_save(path, &p->server_key, false, err, sizeof(err));
         if (rc == LMQ_OK)
-            lmq_log_msg(LMQ_LOG_INFO, "server_key_created", b->server_key.id);
+            lmq_log_msg(LMQ_LOG_INFO, "server_key_created", p->server_key.id);
     }
     if (rc != LMQ_OK) {
         fprintf(stderr, "ledgermq: server key %s: %s\n", path, err);
         return LMQ_EINVAL;
     }
     return LMQ_OK;
-}
-
-void identity_destroy(struct broker *b)
-{
-    login_nonce_destroy(b);
 }
 
 /* Reads a string member of a JSON request body; NULL when absent or not a string. */
@@ -131,7 +80,7 @@ static int identity_error(struct http_response *resp, struct http_buf *out, int 
 
 static int identity_time_json(struct broker *b, uint64_t delta_ms, char out[40])
 {
-    int64_t unix_ms = broker_unix_ms(b) + (int64_t)delta_ms;
+    int64_t unix_ms = clock_unix_ms(b) + (int64_t)delta_ms;
     return ledger_envelope_format_time(unix_ms / 1000, (uint32_t)(unix_ms % 1000) * 1000000u, out);
 }
 
@@ -141,12 +90,12 @@ static int identity_challenge(struct broker *b, const struct http_request *req, 
     uint8_t pub[CRYPTO_ED25519_PUB_BYTES];
     if (!identity_decode_pub(body, pub))
         return identity_error(resp, out, 400, "pub: expected a base64url Ed25519 public key");
-    char nonce[LOGIN_NONCE_CHARS + 1];
+    char nonce[PIPELINE_NONCE_CHARS + 1];
     struct sockaddr_storage client;
-    if (login_nonce_issue(b, broker_http_client(b, req, &client), pub, nonce) != LMQ_OK)
+    if (pipeline_nonce_issue(b, broker_http_client(b, req, &client), pub, nonce) != LMQ_OK)
         return identity_error(resp, out, 500, "Internal Server Error");
     char expires[40];
-    if (identity_time_json(b, LOGIN_NONCE_TTL_MS, expires) != LMQ_OK)
+    if (identity_time_json(b, PIPELINE_NONCE_TTL_MS, expires) != LMQ_OK)
         return LMQ_EINVAL;
     resp->content_type = "application/json";
     return http_buf_printf(out, "{\"expires\":\"%s\",\"nonce\":\"%s\"}", expires, nonce);
@@ -160,37 +109,37 @@ static int identity_token(struct broker *b, json_t *body, struct http_response *
     size_t nonce_len = 0, sig_len = 0, n = 0;
     const char *nonce = identity_json_str(body, "nonce", &nonce_len);
     const char *sig_text = identity_json_str(body, "sig", &sig_len);
-    if (!identity_decode_pub(body, pub) || nonce == NULL || nonce_len != LOGIN_NONCE_CHARS ||
+    if (!identity_decode_pub(body, pub) || nonce == NULL || nonce_len != PIPELINE_NONCE_CHARS ||
         sig_text == NULL || sig_len != IDENTITY_SIG_CHARS ||
         crypto_b64url_decode(sig_text, sig_len, sig, sizeof(sig), &n) != LMQ_OK || n != sizeof(sig))
         return identity_error(resp, out, 400, "expected pub, nonce and sig");
     uint8_t issued_to[CRYPTO_ED25519_PUB_BYTES];
-    if (!login_nonce_take(b, nonce, nonce_len, LOGIN_NONCE_HTTP, issued_to)) {
-        identity_security_event(b, NULL, IDENTITY_EVENT_REUSED_NONCE, "unknown, used or expired");
+    if (!pipeline_nonce_take(b, nonce, nonce_len, PIPELINE_NONCE_HTTP, issued_to)) {
+        security_event(b, NULL, SECURITY_EVENT_REUSED_NONCE, "unknown, used or expired");
         return identity_error(resp, out, 401, "unknown, used or expired nonce");
     }
     bool same_key = memcmp(issued_to, pub, sizeof(pub)) == 0;
-    uint8_t msg[sizeof(IDENTITY_AUTH_PREFIX) - 1 + LOGIN_NONCE_CHARS];
+    uint8_t msg[sizeof(IDENTITY_AUTH_PREFIX) - 1 + PIPELINE_NONCE_CHARS];
     memcpy(msg, IDENTITY_AUTH_PREFIX, sizeof(IDENTITY_AUTH_PREFIX) - 1);
-    memcpy(msg + sizeof(IDENTITY_AUTH_PREFIX) - 1, nonce, LOGIN_NONCE_CHARS);
+    memcpy(msg + sizeof(IDENTITY_AUTH_PREFIX) - 1, nonce, PIPELINE_NONCE_CHARS);
     if (!same_key || !crypto_ed25519_verify(pub, msg, sizeof(msg), sig)) {
-        identity_security_event(b, NULL, IDENTITY_EVENT_BAD_LOGIN,
-                                same_key ? "bad signature" : "nonce issued to another key");
+        security_event(b, NULL, SECURITY_EVENT_BAD_LOGIN,
+                       same_key ? "bad signature" : "nonce issued to another key");
         return identity_error(resp, out, 401, "bad signature");
     }
     char id[CRYPTO_IDENTITY_ID_BYTES];
     char token[CRYPTO_JWT_MAX_BYTES], expires[40];
     size_t token_len = 0;
-    int64_t now_s = broker_unix_ms(b) / 1000;
+    int64_t now_s = clock_unix_ms(b) / 1000;
     uint32_t ttl_s = b->cfg.auth.token_ttl_s;
     if (crypto_identity_id(pub, id) != LMQ_OK)
         return identity_error(resp, out, 500, "Internal Server Error");
-    if (now_s < tokens_revoked_before(b, id)) {
+    if (now_s < pipeline_tokens_revoked_before(b, id)) {
         /* Its tokens were revoked this very second: one issued now would be refused. */
         resp->extra_headers = "Retry-After: 1\r\n";
         return identity_error(resp, out, 503, "tokens revoked this second: retry in 1 s");
     }
-    if (crypto_jwt_create(b->server_key.seed, id, IDENTITY_ISSUER, now_s, ttl_s, token,
+    if (crypto_jwt_create(b->pipeline->server_key.seed, id, IDENTITY_ISSUER, now_s, ttl_s, token,
                           sizeof(token), &token_len) != LMQ_OK ||
         identity_time_json(b, (uint64_t)ttl_s * 1000, expires) != LMQ_OK)
         return identity_error(resp, out, 500, "Internal Server Error");
@@ -204,15 +153,16 @@ static int identity_token(struct broker *b, json_t *body, struct http_response *
                            token);
 }
 
-int identity_http_route(struct broker *b, const struct http_request *req,
-                        struct http_response *resp, struct http_buf *out)
+int pipeline_identity_http_route(struct broker *b, const struct http_request *req,
+                                 struct http_response *resp, struct http_buf *out)
 {
+    struct pipeline *p = b->pipeline;
     LMQ_ASSERT(b != NULL && req != NULL);
     bool challenge = req->path_len == 15 && memcmp(req->path, "/auth/challenge", 15) == 0;
     bool token = req->path_len == 11 && memcmp(req->path, "/auth/token", 11) == 0;
     bool key = req->path_len == 9 && memcmp(req->path, "/auth/key", 9) == 0;
     if (req->path_len == 12 && memcmp(req->path, "/auth/revoke", 12) == 0)
-        return tokens_http_revoke(b, req, resp, out);
+        return pipeline_tokens_http_revoke(b, req, resp, out);
     if (!challenge && !token && !key) {
         resp->status = 404;
         return 0;
@@ -224,12 +174,12 @@ int identity_http_route(struct broker *b, const struct http_request *req,
             return 0;
         }
         char pub[IDENTITY_PUB_CHARS + 1];
-        if (crypto_b64url_encode(b->server_key.pub, sizeof(b->server_key.pub), pub, sizeof(pub)) !=
+        if (crypto_b64url_encode(p->server_key.pub, sizeof(p->server_key.pub), pub, sizeof(pub)) !=
             LMQ_OK)
             return LMQ_EINVAL;
         resp->content_type = "application/json";
         return http_buf_printf(out, "{\"alg\":\"EdDSA\",\"id\":\"%s\",\"pub\":\"%s\"}",
-                               b->server_key.id, pub);
+                               p->server_key.id, pub);
     }
     if (strcmp(req->method, "POST") != 0) {
         resp->status = 405;
@@ -269,86 +219,90 @@ static void identity_set_user(struct conn *c, const char *name)
     c->user_len = len;
 }
 
-int identity_authenticate(struct conn *c, const struct mqtt_connect *cn)
+enum proto_result pipeline_authenticate(struct conn *c, const struct mqtt_connect *cn,
+                                        uint8_t *reason)
 {
     struct broker *b = c->broker;
     LMQ_ASSERT(c->identity[0] == '\0');
     /* A user name that is not an identity id is a password-file user, when there is a file. */
     if (cn->has_username && b->passwd != NULL &&
         !crypto_identity_id_valid((const char *)cn->username.data, cn->username.len))
-        return access_password(c, cn);
-    if (cn->has_username)
-        return tokens_authenticate(c, cn); /* an identity: its login token (tokens.c) */
+        return access_password(c, cn, reason);
+    if (cn->has_username) {
+        *reason = pipeline_tokens_authenticate(c, cn); /* an identity: its login token */
+        return *reason == MQTT_RC_SUCCESS ? PROTO_OK : PROTO_REFUSE_CONNECT;
+    }
     if (c->tls_cn[0] != '\0') {
         /* A verified client certificate: its CN names the client (an identity when it is one). */
         if (crypto_identity_id_valid(c->tls_cn, strlen(c->tls_cn)))
             memcpy(c->identity, c->tls_cn, CRYPTO_IDENTITY_ID_BYTES);
         identity_set_user(c, c->tls_cn);
-        return MQTT_RC_SUCCESS;
+        return PROTO_OK;
     }
     enum lmq_anonymous_mode mode = b->cfg.auth.anonymous;
     if (mode == LMQ_ANONYMOUS_ALWAYS || (mode == LMQ_ANONYMOUS_LOOPBACK && identity_loopback(c)))
-        return MQTT_RC_SUCCESS;
-    identity_security_event(b, c, IDENTITY_EVENT_ANONYMOUS_REFUSED, NULL);
-    return MQTT_RC_NOT_AUTHORIZED;
+        return PROTO_OK;
+    security_event(b, c, SECURITY_EVENT_ANONYMOUS_REFUSED, NULL);
+    *reason = MQTT_RC_NOT_AUTHORIZED;
+    return PROTO_REFUSE_CONNECT;
 }
 
-bool identity_under_id(const uint8_t *topic, size_t len)
+bool pipeline_under_id(const uint8_t *topic, size_t len)
 {
     LMQ_ASSERT(topic != NULL || len == 0);
     return len >= 3 && memcmp(topic, "id/", 3) == 0;
 }
 
-enum identity_topic identity_topic_parse(const uint8_t *topic, size_t len, const char **owner)
+enum pipeline_topic pipeline_topic_parse(const uint8_t *topic, size_t len, const char **owner)
 {
     *owner = NULL;
-    if (!identity_under_id(topic, len))
-        return IDENTITY_TOPIC_NONE;
+    if (!pipeline_under_id(topic, len))
+        return PIPELINE_TOPIC_NONE;
     if (len < 3 + CRYPTO_IDENTITY_ID_CHARS + 1 || topic[3 + CRYPTO_IDENTITY_ID_CHARS] != '/')
-        return IDENTITY_TOPIC_OTHER;
+        return PIPELINE_TOPIC_OTHER;
     *owner = (const char *)topic + 3;
     const uint8_t *leaf = topic + 3 + CRYPTO_IDENTITY_ID_CHARS + 1;
     size_t leaf_len = len - (3 + CRYPTO_IDENTITY_ID_CHARS + 1);
     static const struct {
         const char *name;
-        enum identity_topic kind;
-    } leaves[] = {{"outbox", IDENTITY_TOPIC_OUTBOX}, {"inbox", IDENTITY_TOPIC_INBOX},
-                  {"ack", IDENTITY_TOPIC_ACK},       {"reject", IDENTITY_TOPIC_REJECT},
-                  {"resync", IDENTITY_TOPIC_RESYNC}, {"sync", IDENTITY_TOPIC_SYNC}};
+        enum pipeline_topic kind;
+    } leaves[] = {{"outbox", PIPELINE_TOPIC_OUTBOX}, {"inbox", PIPELINE_TOPIC_INBOX},
+                  {"ack", PIPELINE_TOPIC_ACK},       {"reject", PIPELINE_TOPIC_REJECT},
+                  {"resync", PIPELINE_TOPIC_RESYNC}, {"sync", PIPELINE_TOPIC_SYNC}};
     for (size_t i = 0; i < LMQ_ARRAY_LEN(leaves); i++) {
         if (strlen(leaves[i].name) == leaf_len && memcmp(leaves[i].name, leaf, leaf_len) == 0)
             return leaves[i].kind;
     }
-    return IDENTITY_TOPIC_OTHER;
+    return PIPELINE_TOPIC_OTHER;
 }
 
-bool identity_owns(const struct conn *c, const char *owner)
+bool pipeline_owns(const struct conn *c, const char *owner)
 {
     return owner != NULL && c->identity[0] != '\0' &&
            memcmp(c->identity, owner, CRYPTO_IDENTITY_ID_CHARS) == 0;
 }
 
-bool identity_may_subscribe(struct conn *c, const uint8_t *filter, size_t len)
+bool pipeline_may_subscribe(struct conn *c, const uint8_t *filter, size_t len)
 {
     /* Wildcards over identities are allowed: routing never delivers one identity's topics to
      * another (route.c); a filter naming another identity is refused outright. */
-    if (!identity_under_id(filter, len))
+    if (!pipeline_under_id(filter, len))
         return true;
     size_t rest = len - 3;
     const uint8_t *second = filter + 3;
     if (rest == 0 || second[0] == '+' || second[0] == '#')
         return true;
-    if (rest >= CRYPTO_IDENTITY_ID_CHARS && identity_owns(c, (const char *)second) &&
+    if (rest >= CRYPTO_IDENTITY_ID_CHARS && pipeline_owns(c, (const char *)second) &&
         (rest == CRYPTO_IDENTITY_ID_CHARS || second[CRYPTO_IDENTITY_ID_CHARS] == '/'))
         return true;
-    identity_security_event(c->broker, c, IDENTITY_EVENT_ACL_DENIED, "subscribe");
+    security_event(c->broker, c, SECURITY_EVENT_ACL_DENIED, "subscribe");
     return false;
 }
 
-bool identity_may_receive(const struct session *s, const uint8_t *topic, size_t len)
+bool pipeline_may_receive(const struct session *s, const uint8_t *topic, size_t len)
 {
     const char *owner = NULL;
-    if (identity_topic_parse(topic, len, &owner) == IDENTITY_TOPIC_NONE)
+    if (pipeline_topic_parse(topic, len, &owner) == PIPELINE_TOPIC_NONE)
         return true;
     /* Only a session owned by an identity has an id as its owner (see session_principal). */
     return owner != NULL && strlen(s->owner) == CRYPTO_IDENTITY_ID_CHARS &&

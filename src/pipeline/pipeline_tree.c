@@ -10,7 +10,7 @@
  * before the batch that its leaves' paths touch are the frontier at the batch's start. Anything
  * else (a resend of an older envelope, a proof over HTTP) is read from the store.
  */
-#include "broker/broker_internal.h"
+#include "pipeline/pipeline_internal.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -27,38 +27,38 @@
 /* An ack with its receipt: the proof (64 hashes at most) and the checkpoint note. */
 #define LEDGER_TREE_ACK_MAX_BYTES 8192
 
-struct ledger_tree_level {
+struct pipeline_tree_level {
     uint64_t first; /* index of nodes[0] */
     size_t count, cap;
     uint8_t (*hashes)[LEDGER_MERKLE_HASH_BYTES];
 };
 
-struct ledger_tree_ack {
+struct pipeline_tree_ack {
     char sender[CRYPTO_IDENTITY_ID_BYTES];
-    struct ledger_accepted accepted;
+    struct pipeline_accepted accepted;
 };
 
-struct ledger_batch {
+struct pipeline_tree_batch {
     struct ledger_merkle_frontier start; /* the tree when the batch's first append happened */
     struct ledger_merkle_frontier end;   /* the tree when the batch was closed */
-    struct ledger_tree_level levels[LEDGER_MERKLE_LEVELS_MAX];
-    struct ledger_tree_ack *acks;
+    struct pipeline_tree_level levels[LEDGER_MERKLE_LEVELS_MAX];
+    struct pipeline_tree_ack *acks;
     size_t ack_count, ack_cap;
 };
 
-struct ledger_tree_source {
+struct pipeline_tree_source {
     struct broker *broker;
-    const struct ledger_batch *batch; /* NULL: store only */
+    const struct pipeline_tree_batch *batch; /* NULL: store only */
 };
 
-static int ledger_tree_get(void *ctx, uint32_t level, uint64_t index,
-                           uint8_t out[LEDGER_MERKLE_HASH_BYTES])
+static int pipeline_tree_get(void *ctx, uint32_t level, uint64_t index,
+                             uint8_t out[LEDGER_MERKLE_HASH_BYTES])
 {
-    const struct ledger_tree_source *src = ctx;
+    const struct pipeline_tree_source *src = ctx;
     LMQ_ASSERT(level < LEDGER_MERKLE_LEVELS_MAX);
-    const struct ledger_batch *lb = src->batch;
+    const struct pipeline_tree_batch *lb = src->batch;
     if (lb != NULL) {
-        const struct ledger_tree_level *lv = &lb->levels[level];
+        const struct pipeline_tree_level *lv = &lb->levels[level];
         if (index >= lv->first && index - lv->first < lv->count) {
             memcpy(out, lv->hashes[index - lv->first], LEDGER_MERKLE_HASH_BYTES);
             return LMQ_OK;
@@ -72,29 +72,34 @@ static int ledger_tree_get(void *ctx, uint32_t level, uint64_t index,
     return store_ledger_node(src->broker->store, level, index, out);
 }
 
-static struct ledger_batch *ledger_tree_batch(struct broker *b)
+/* The open commit batch's tree state (the pipeline's commit hook slot), made at its first
+ * append or ack. */
+static struct pipeline_tree_batch *pipeline_tree_open_batch(struct broker *b)
 {
-    struct commit_batch *batch = broker_current_batch(b);
-    if (batch->ledger == NULL) {
-        batch->ledger = calloc(1, sizeof(*batch->ledger));
-        if (batch->ledger == NULL)
+    struct pipeline *p = b->pipeline;
+    void **slot = commit_hook_data(b, p->commit_slot);
+    struct pipeline_tree_batch *lb = *slot;
+    if (lb == NULL) {
+        lb = calloc(1, sizeof(*lb));
+        if (lb == NULL)
             broker_fail_stop(b, "ledger batch", LMQ_ENOMEM);
-        batch->ledger->start = b->tree;
+        lb->start = p->tree;
+        *slot = lb;
     }
-    return batch->ledger;
+    return lb;
 }
 
-struct ledger_tree_emit {
+struct pipeline_tree_emit {
     struct broker *broker;
-    struct ledger_batch *batch;
+    struct pipeline_tree_batch *batch;
 };
 
 /* A perfect node completed by the append: into the store batch and the batch's own index. */
-static int ledger_tree_emit(void *ctx, uint32_t level, uint64_t index,
-                            const uint8_t hash[LEDGER_MERKLE_HASH_BYTES])
+static int pipeline_tree_emit(void *ctx, uint32_t level, uint64_t index,
+                              const uint8_t hash[LEDGER_MERKLE_HASH_BYTES])
 {
-    struct ledger_tree_emit *e = ctx;
-    struct ledger_tree_level *lv = &e->batch->levels[level];
+    struct pipeline_tree_emit *e = ctx;
+    struct pipeline_tree_level *lv = &e->batch->levels[level];
     if (lv->count == 0)
         lv->first = index;
     LMQ_ASSERT(index == lv->first + lv->count); /* per level, a batch completes a run */
@@ -111,13 +116,14 @@ static int ledger_tree_emit(void *ctx, uint32_t level, uint64_t index,
                                .level = level,
                                .msg_id = index,
                                .link = {hash, LEDGER_MERKLE_HASH_BYTES}};
-    broker_store_write(e->broker, &rec);
+    commit_store_write(e->broker, &rec);
     return LMQ_OK;
 }
 
-void ledger_tree_queue_ack(struct broker *b, const char *sender, const struct ledger_accepted *a)
+void pipeline_tree_queue_ack(struct broker *b, const char *sender,
+                             const struct pipeline_accepted *a)
 {
-    struct ledger_batch *lb = ledger_tree_batch(b);
+    struct pipeline_tree_batch *lb = pipeline_tree_open_batch(b);
     if (lb->ack_count == lb->ack_cap) {
         size_t cap = lb->ack_cap == 0 ? 16 : lb->ack_cap * 2;
         void *p = cap <= LEDGER_TREE_ACKS_MAX ? realloc(lb->acks, cap * sizeof(lb->acks[0])) : NULL;
@@ -126,13 +132,14 @@ void ledger_tree_queue_ack(struct broker *b, const char *sender, const struct le
         lb->acks = p;
         lb->ack_cap = cap;
     }
-    struct ledger_tree_ack *ack = &lb->acks[lb->ack_count++];
+    struct pipeline_tree_ack *ack = &lb->acks[lb->ack_count++];
     memcpy(ack->sender, sender, CRYPTO_IDENTITY_ID_BYTES);
     ack->accepted = *a;
 }
 
-int ledger_tree_append(struct broker *b, const char *link_hex)
+int pipeline_tree_append(struct broker *b, const char *link_hex)
 {
+    struct pipeline *p = b->pipeline;
     uint8_t link[LEDGER_MERKLE_HASH_BYTES], leaf[LEDGER_MERKLE_HASH_BYTES];
     size_t n = 0;
     int rc = crypto_hex_decode(link_hex, CRYPTO_IDENTITY_ID_CHARS, link, sizeof(link), &n);
@@ -141,40 +148,41 @@ int ledger_tree_append(struct broker *b, const char *link_hex)
     rc = ledger_merkle_leaf_hash(link, sizeof(link), leaf);
     if (rc != LMQ_OK)
         return rc;
-    struct ledger_tree_emit e = {.broker = b, .batch = ledger_tree_batch(b)};
-    rc = ledger_merkle_append(&b->tree, leaf, ledger_tree_emit, &e);
-    LMQ_ASSERT(rc != LMQ_OK || b->tree.size == b->ledger_size + 1);
+    struct pipeline_tree_emit e = {.broker = b, .batch = pipeline_tree_open_batch(b)};
+    rc = ledger_merkle_append(&p->tree, leaf, pipeline_tree_emit, &e);
+    LMQ_ASSERT(rc != LMQ_OK || p->tree.size == p->ledger_size + 1);
     return rc;
 }
 
-void ledger_tree_close(struct broker *b, struct commit_batch *batch)
+void pipeline_tree_close(struct broker *b, struct pipeline_tree_batch *lb)
 {
-    if (batch->ledger != NULL)
-        batch->ledger->end = b->tree;
+    if (lb != NULL)
+        lb->end = b->pipeline->tree;
 }
 
 /* Signs the checkpoint of the tree at size (root given). Keeps the latest only. */
-static void ledger_tree_sign(struct broker *b, uint64_t size,
-                             const uint8_t root[LEDGER_MERKLE_HASH_BYTES])
+static void pipeline_tree_sign(struct broker *b, uint64_t size,
+                               const uint8_t root[LEDGER_MERKLE_HASH_BYTES])
 {
+    struct pipeline *p = b->pipeline;
     char note[1024];
     size_t len = 0;
-    int rc = ledger_checkpoint_sign(b->ledger_origin, size, root, b->ledger_origin,
-                                    b->server_key.seed, note, sizeof(note), &len);
+    int rc = ledger_checkpoint_sign(p->ledger_origin, size, root, p->ledger_origin,
+                                    p->server_key.seed, note, sizeof(note), &len);
     if (rc != LMQ_OK)
         broker_fail_stop(b, "checkpoint", rc);
     char *copy = malloc(len + 1);
     if (copy == NULL)
         broker_fail_stop(b, "checkpoint", LMQ_ENOMEM);
     memcpy(copy, note, len + 1);
-    free(b->checkpoint);
-    b->checkpoint = copy;
-    b->checkpoint_len = len;
-    b->checkpoint_size = size;
-    memcpy(b->checkpoint_root, root, LEDGER_MERKLE_HASH_BYTES);
+    free(p->checkpoint);
+    p->checkpoint = copy;
+    p->checkpoint_len = len;
+    p->checkpoint_size = size;
+    memcpy(p->checkpoint_root, root, LEDGER_MERKLE_HASH_BYTES);
 }
 
-int ledger_tree_json_string(char *out, size_t cap, size_t *used, const char *s, size_t len)
+int pipeline_tree_json_string(char *out, size_t cap, size_t *used, const char *s, size_t len)
 {
     if (*used + 2 > cap)
         return LMQ_ETOOBIG;
@@ -192,13 +200,13 @@ int ledger_tree_json_string(char *out, size_t cap, size_t *used, const char *s, 
     return LMQ_OK;
 }
 
-int ledger_tree_proof_json(struct broker *b, const struct ledger_batch *lb, uint64_t index,
-                           uint64_t size, char *out, size_t cap, size_t *used)
+int pipeline_tree_proof_json(struct broker *b, const struct pipeline_tree_batch *lb, uint64_t index,
+                             uint64_t size, char *out, size_t cap, size_t *used)
 {
     uint8_t hashes[LEDGER_MERKLE_PROOF_MAX][LEDGER_MERKLE_HASH_BYTES];
     size_t count = 0;
-    struct ledger_tree_source src = {.broker = b, .batch = lb};
-    struct ledger_merkle_source source = {.get = ledger_tree_get, .ctx = &src};
+    struct pipeline_tree_source src = {.broker = b, .batch = lb};
+    struct ledger_merkle_source source = {.get = pipeline_tree_get, .ctx = &src};
     int rc = ledger_merkle_inclusion_proof(&source, index, size, hashes, &count);
     if (rc != LMQ_OK)
         return rc;
@@ -207,9 +215,11 @@ int ledger_tree_proof_json(struct broker *b, const struct ledger_batch *lb, uint
 }
 
 /* The ack with its receipt, canonical JSON (members in code-point order). */
-static int ledger_tree_ack_json(struct broker *b, const struct ledger_batch *lb,
-                                const struct ledger_accepted *a, char *out, size_t cap, size_t *len)
+static int pipeline_tree_ack_json(struct broker *b, const struct pipeline_tree_batch *lb,
+                                  const struct pipeline_accepted *a, char *out, size_t cap,
+                                  size_t *len)
 {
+    struct pipeline *p = b->pipeline;
     size_t used = 0;
     int n = snprintf(out, cap,
                      "{\"index\":%" PRIu64 ",\"link\":\"%s\",\"position\":%" PRIu64
@@ -218,87 +228,80 @@ static int ledger_tree_ack_json(struct broker *b, const struct ledger_batch *lb,
     if (n < 0 || (size_t)n >= cap)
         return LMQ_ETOOBIG;
     used = (size_t)n;
-    int rc = ledger_tree_json_string(out, cap, &used, b->checkpoint, b->checkpoint_len);
+    int rc = pipeline_tree_json_string(out, cap, &used, p->checkpoint, p->checkpoint_len);
     if (rc == LMQ_OK && used + 10 < cap) {
         memcpy(out + used, ",\"proof\":", 9);
         used += 9;
-        rc = ledger_tree_proof_json(b, lb, a->index, b->checkpoint_size, out, cap, &used);
+        rc = pipeline_tree_proof_json(b, lb, a->index, p->checkpoint_size, out, cap, &used);
     }
     if (rc != LMQ_OK)
         return rc;
     n = snprintf(out + used, cap - used,
                  ",\"tree_size\":%" PRIu64 "},\"seq\":%" PRIu64 ",\"to\":\"%s\"}",
-                 b->checkpoint_size, a->seq, a->to);
+                 p->checkpoint_size, a->seq, a->to);
     if (n < 0 || (size_t)n >= cap - used)
         return LMQ_ETOOBIG;
     *len = used + (size_t)n;
     return LMQ_OK;
 }
 
-void ledger_tree_committed(struct broker *b, struct commit_batch *batch)
+void pipeline_tree_committed(struct broker *b, struct pipeline_tree_batch *lb)
 {
-    struct ledger_batch *lb = batch->ledger;
     if (lb == NULL)
         return;
-    batch->ledger = NULL;
-    if (lb->end.size > b->checkpoint_size || b->checkpoint == NULL) {
+    if (lb->end.size > b->pipeline->checkpoint_size || b->pipeline->checkpoint == NULL) {
         uint8_t root[LEDGER_MERKLE_HASH_BYTES];
         if (ledger_merkle_frontier_root(&lb->end, root) != LMQ_OK)
             broker_fail_stop(b, "tree root", LMQ_ENOMEM);
-        ledger_tree_sign(b, lb->end.size, root);
+        pipeline_tree_sign(b, lb->end.size, root);
     }
     static char json[LEDGER_TREE_ACK_MAX_BYTES];
     for (size_t i = 0; i < lb->ack_count; i++) {
         size_t len = 0;
-        int rc = ledger_tree_ack_json(b, lb, &lb->acks[i].accepted, json, sizeof(json), &len);
+        int rc = pipeline_tree_ack_json(b, lb, &lb->acks[i].accepted, json, sizeof(json), &len);
         if (rc == LMQ_EIO)
             broker_fail_stop(b, "ledger proof", rc);
-        if (rc != LMQ_OK || ledger_publish_ack(b, lb->acks[i].sender, json, len) != LMQ_OK)
+        if (rc != LMQ_OK || pipeline_publish_ack(b, lb->acks[i].sender, json, len) != LMQ_OK)
             lmq_log_msg(LMQ_LOG_WARN, "ack_not_sent", lb->acks[i].sender);
     }
-    for (size_t l = 0; l < LEDGER_MERKLE_LEVELS_MAX; l++)
-        free(lb->levels[l].hashes);
-    free(lb->acks);
-    free(lb);
 }
 
-void ledger_tree_batch_free(struct commit_batch *batch)
+void pipeline_tree_batch_free(struct pipeline_tree_batch *lb)
 {
-    struct ledger_batch *lb = batch->ledger;
     if (lb == NULL)
         return;
     for (size_t l = 0; l < LEDGER_MERKLE_LEVELS_MAX; l++)
         free(lb->levels[l].hashes);
     free(lb->acks);
     free(lb);
-    batch->ledger = NULL;
 }
 
-int ledger_tree_recover(struct broker *b)
+int pipeline_tree_recover(struct broker *b)
 {
-    struct ledger_tree_source src = {.broker = b, .batch = NULL};
-    struct ledger_merkle_source source = {.get = ledger_tree_get, .ctx = &src};
-    int rc = ledger_merkle_frontier_load(&source, b->ledger_size, &b->tree);
+    struct pipeline *p = b->pipeline;
+    struct pipeline_tree_source src = {.broker = b, .batch = NULL};
+    struct ledger_merkle_source source = {.get = pipeline_tree_get, .ctx = &src};
+    int rc = ledger_merkle_frontier_load(&source, p->ledger_size, &p->tree);
     if (rc != LMQ_OK)
         return rc;
     int n =
-        snprintf(b->ledger_origin, sizeof(b->ledger_origin), "ledgermq/%.16s", b->server_key.id);
-    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(b->ledger_origin));
+        snprintf(p->ledger_origin, sizeof(p->ledger_origin), "ledgermq/%.16s", p->server_key.id);
+    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(p->ledger_origin));
     uint8_t root[LEDGER_MERKLE_HASH_BYTES];
-    rc = ledger_merkle_frontier_root(&b->tree, root);
+    rc = ledger_merkle_frontier_root(&p->tree, root);
     if (rc == LMQ_OK)
-        ledger_tree_sign(b, b->tree.size, root);
+        pipeline_tree_sign(b, p->tree.size, root);
     return rc;
 }
 
-int ledger_tree_consistency_json(struct broker *b, uint64_t old, uint64_t size, char *out,
-                                 size_t cap, size_t *used)
+int pipeline_tree_consistency_json(struct broker *b, uint64_t old, uint64_t size, char *out,
+                                   size_t cap, size_t *used)
 {
-    LMQ_ASSERT(old <= size && size <= b->checkpoint_size);
+    LMQ_ASSERT(old <= size && size <= b->pipeline->checkpoint_size);
     uint8_t hashes[LEDGER_MERKLE_PROOF_MAX][LEDGER_MERKLE_HASH_BYTES];
     size_t count = 0;
-    struct ledger_tree_source src = {.broker = b, .batch = NULL};
-    struct ledger_merkle_source source = {.get = ledger_tree_get, .ctx = &src};
+    struct pipeline_tree_source src = {.broker = b, .batch = NULL};
+    struct ledger_merkle_source source = {.get = pipeline_tree_get, .ctx = &src};
     int rc = ledger_merkle_consistency_proof(&source, old, size, hashes, &count);
     if (rc != LMQ_OK)
         return rc;

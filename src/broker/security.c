@@ -1,0 +1,50 @@
+/*
+ * Security events: what a client tried and was refused (bad credentials, ACL denials, session
+ * quotas, the pipeline's refusals). Broker-wide: counted by kind in the broker's stats
+ * (metrics.c exports them) and logged as one "security" line each.
+ */
+#include "broker/broker_internal.h"
+
+static const char *const security_event_names[SECURITY_EVENT_COUNT] = {
+    [SECURITY_EVENT_BAD_TOKEN] = "bad_token",
+    [SECURITY_EVENT_EXPIRED_TOKEN] = "expired_token",
+    [SECURITY_EVENT_BAD_LOGIN] = "bad_login",
+    [SECURITY_EVENT_REUSED_NONCE] = "reused_nonce",
+    [SECURITY_EVENT_ACL_DENIED] = "acl_denied",
+    [SECURITY_EVENT_BAD_SIGNATURE] = "bad_signature",
+    [SECURITY_EVENT_NOT_SENDER] = "not_sender",
+    [SECURITY_EVENT_REPLAY] = "replay",
+    [SECURITY_EVENT_RATE_LIMITED] = "rate_limited",
+    [SECURITY_EVENT_ANONYMOUS_REFUSED] = "anonymous_refused",
+    [SECURITY_EVENT_BAD_PASSWORD] = "bad_password",
+    [SECURITY_EVENT_SESSION_QUOTA] = "session_quota",
+    [SECURITY_EVENT_SESSION_OWNER] = "session_owner",
+    [SECURITY_EVENT_REVOKED_TOKEN] = "revoked_token",
+    [SECURITY_EVENT_LEDGER_QUOTA] = "ledger_quota",
+};
+_Static_assert(SECURITY_EVENT_COUNT <= 32, "struct broker counts at most 32 security events");
+
+const char *security_event_name(enum security_event kind)
+{
+    LMQ_ASSERT(kind < SECURITY_EVENT_COUNT);
+    return security_event_names[kind];
+}
+
+void security_event(struct broker *b, struct conn *c, enum security_event kind, const char *detail)
+{
+    LMQ_ASSERT(b != NULL && kind < SECURITY_EVENT_COUNT);
+    b->security_events[kind]++;
+    struct lmq_log_line line;
+    if (!lmq_log_begin(&line, LMQ_LOG_WARN, "security"))
+        return;
+    lmq_log_str(&line, "kind", security_event_names[kind]);
+    if (c != NULL) {
+        lmq_log_uint(&line, "conn", c->id);
+        lmq_log_str(&line, "remote", c->remote);
+        if (c->identity[0] != '\0')
+            lmq_log_str(&line, "identity", c->identity);
+    }
+    if (detail != NULL)
+        lmq_log_str(&line, "detail", detail);
+    lmq_log_end(&line);
+}

@@ -1,0 +1,144 @@
+/*
+ * The identity/ledger pipeline, as the broker sees it: login (challenge, token), CONNECT
+ * authentication by token, the id/<identity>/... topic rules, the envelope pipeline (verify,
+ * chain, append, inbox, ack, resync), the Merkle tree with its checkpoints and receipts, and
+ * the HTTP routes under /auth/ and /ledger/.
+ *
+ * The broker owns it through one pointer (struct broker's pipeline) and calls only what this
+ * header declares; the state (server key, login challenges, chains, revocations, quotas, tree,
+ * checkpoint) is the pipeline's own (pipeline_internal.h). The pipeline acts on durability
+ * through a commit hook it registers at pipeline_init (commit.c), never by name from the
+ * broker's commit path.
+ */
+#ifndef PIPELINE_H
+#define PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/proto_result.h"
+#include "core/lmq.h"
+#include "crypto/ed25519.h"
+
+struct broker;
+struct conn;
+struct session;
+struct sockaddr;
+struct mqtt_connect;
+struct mqtt_publish;
+struct http_request;
+struct http_response;
+struct http_buf;
+
+/* pipeline.c: lifecycle. */
+/* Creates the pipeline (b->pipeline) once the store is open: loads (or creates on first start)
+ * the server key, sets up login state and registers the pipeline's commit hook. 0 or an error
+ * after printing a one-line message (LMQ_ENOMEM: nothing printed). */
+int pipeline_init(struct broker *b) LMQ_WUR;
+/* Frees the pipeline and everything it holds; safe when init failed or never ran. */
+void pipeline_destroy(struct broker *b);
+/* Recovery, after the store was loaded: the ledger's size, the Merkle frontier and the signed
+ * checkpoint, the revocations, today's ledger quotas. 0 or an error. */
+int pipeline_recover(struct broker *b) LMQ_WUR;
+/* Recovery (store_load's identity callback): an identity's chain head and inbox counter. */
+int pipeline_identity_restore(struct broker *b, struct lmq_bytes id, uint64_t last_seq,
+                              struct lmq_bytes last_link, uint64_t inbox_last) LMQ_WUR;
+/* Envelopes accepted: the ledger's size (uncommitted ones included). */
+uint64_t pipeline_ledger_size(const struct broker *b);
+/* The server's identity id (64 hex characters, NUL-terminated): the key that signs tokens,
+ * checkpoints and in-band challenges. */
+const char *pipeline_server_id(const struct broker *b);
+
+/* pipeline_identity.c: CONNECT authentication and the id/ topic rules. */
+/* What an id/<owner>/<leaf> topic is. */
+enum pipeline_topic {
+    PIPELINE_TOPIC_NONE = 0, /* not under id/ */
+    PIPELINE_TOPIC_OTHER,    /* under id/ but no known leaf (or a malformed owner) */
+    PIPELINE_TOPIC_OUTBOX,
+    PIPELINE_TOPIC_INBOX,
+    PIPELINE_TOPIC_ACK,
+    PIPELINE_TOPIC_REJECT,
+    PIPELINE_TOPIC_RESYNC,
+    PIPELINE_TOPIC_SYNC,
+};
+/* Checks a CONNECT's credentials and sets c->identity and c->user. Returns PROTO_OK,
+ * PROTO_REFUSE_CONNECT with the CONNACK reason code in *reason (the security event is logged),
+ * or PROTO_PAUSED while a password is checked off the loop (the CONNECT is handled again once
+ * it is done). */
+enum proto_result pipeline_authenticate(struct conn *c, const struct mqtt_connect *cn,
+                                        uint8_t *reason) LMQ_WUR;
+/* True for a topic or filter under id/: identity rules, never the ACL file's; only the server's
+ * pipeline delivers there, and nothing there is retained. */
+bool pipeline_under_id(const uint8_t *topic, size_t len);
+/* Classifies topic; *owner points at the 64-character owner id inside it (or NULL). */
+enum pipeline_topic pipeline_topic_parse(const uint8_t *topic, size_t len, const char **owner);
+/* True when c is authenticated as owner (64 characters). */
+bool pipeline_owns(const struct conn *c, const char *owner);
+/* False (and a security event) for a filter naming another identity's topics. */
+bool pipeline_may_subscribe(struct conn *c, const uint8_t *filter, size_t len);
+/* False when topic belongs to an identity other than the session's owner. */
+bool pipeline_may_receive(const struct session *s, const uint8_t *topic, size_t len);
+
+/* pipeline_accept.c: the guaranteed-delivery pipeline. */
+/* An envelope published to the connection's own outbox: accepted (appended, inbox and ack
+ * queued in the current batch), resent (ack again) or rejected (reject message). Returns
+ * PROTO_OK with the PUBACK/PUBREC reason code in *reason_code, or, over the identity's rate,
+ * PROTO_BLOCKED (3.1.1) or PROTO_DISCONNECT with 0x96 in *reason_code (MQTT 5: PUBACK can't
+ * carry it). */
+enum proto_result pipeline_accept(struct conn *c, const struct mqtt_publish *pub,
+                                  uint8_t *reason_code) LMQ_WUR;
+/* {"after":N} on the connection's own resync topic: inbox envelopes after N, then a sync.
+ * Returns the PUBACK/PUBREC reason code. */
+uint8_t pipeline_resync(struct conn *c, const struct mqtt_publish *pub);
+
+/* pipeline_http.c: the HTTP routes under /auth/ (login, revocation, the server key) and
+ * /ledger/ (the public checkpoint, key, proofs and leaves; the envelopes a bearer token's
+ * identity may read: its own, all for auditors). */
+int pipeline_http_route(struct broker *b, const struct http_request *req,
+                        struct http_response *resp, struct http_buf *out);
+
+/* pipeline_tokens.c: login tokens at CONNECT, revocation, connections ended with their token. */
+/* The token part of pipeline_authenticate: checks the CONNECT's user name (an identity id) and
+ * password (its token: signature, expiry with [auth] token_leeway_s, revocation), sets
+ * c->identity, c->user and the token times. MQTT_RC_SUCCESS or a CONNACK reason code (the
+ * security event is logged). */
+uint8_t pipeline_tokens_authenticate(struct conn *c, const struct mqtt_connect *cn) LMQ_WUR;
+/* Unix time before which id's tokens are revoked (tokens with iat < it refused); 0: none. */
+int64_t pipeline_tokens_revoked_before(struct broker *b, const char *id);
+/* SIGHUP: applies revocations written to the store by `ledgermq revoke` meanwhile. */
+void pipeline_tokens_reload(struct broker *b);
+/* Loop time (ms) at which c's token stops being valid; 0 when c has no token. */
+uint64_t pipeline_tokens_conn_deadline_ms(struct conn *c);
+/* Ends c (MQTT 5: DISCONNECT 0xA0 Maximum connect time) when its token has expired. True when
+ * it did. */
+bool pipeline_tokens_conn_end_if_expired(struct conn *c);
+
+/* pipeline_nonce.c: outstanding login challenges, bounded per address, per key and in all. */
+#define PIPELINE_NONCE_CHARS 43 /* base64url of 32 random bytes */
+#define PIPELINE_NONCE_TTL_MS 30000
+/* Which cap evicted a challenge (metrics label). */
+enum pipeline_nonce_evict {
+    PIPELINE_NONCE_EVICT_ADDRESS = 0,
+    PIPELINE_NONCE_EVICT_KEY,
+    PIPELINE_NONCE_EVICT_ALL,
+    PIPELINE_NONCE_EVICT_COUNT,
+};
+/* Which way a challenge was issued: it is taken only the same way. */
+enum pipeline_nonce_use {
+    PIPELINE_NONCE_HTTP = 0, /* POST /auth/challenge, taken by POST /auth/token */
+    PIPELINE_NONCE_MQTT,     /* an AUTH of "ledgermq-ed25519" (enhanced_auth.c) */
+};
+/* pipeline_nonce_issue for an in-band challenge on connection c, counted under c's address. */
+int pipeline_nonce_issue_conn(struct broker *b, const struct conn *c,
+                              const uint8_t pub[CRYPTO_ED25519_PUB_BYTES],
+                              char nonce[PIPELINE_NONCE_CHARS + 1]) LMQ_WUR;
+/* Consumes an outstanding, unexpired challenge: true and the key it was issued to when it was
+ * issued for use; false when unknown, expired or of the other use (consumed all the same), or
+ * when there is no pipeline (any more). */
+bool pipeline_nonce_take(struct broker *b, const char *nonce, size_t len,
+                         enum pipeline_nonce_use use, uint8_t pub[CRYPTO_ED25519_PUB_BYTES]);
+/* Challenges outstanding (expired ones not yet swept included). */
+size_t pipeline_nonce_count(const struct broker *b);
+
+#endif
