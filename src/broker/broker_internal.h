@@ -288,6 +288,16 @@ struct conn {
     struct enhanced_auth *eauth;
 };
 
+/* Moves c's state forward: AWAIT_CONNECT -> CONNECTED -> CLOSING, never back (CLOSING may be
+ * set again); CONNECTED only from AWAIT_CONNECT, with the session attached. */
+static inline void conn_state_set(struct conn *c, enum conn_state to)
+{
+    LMQ_ASSERT(to >= c->state);
+    LMQ_ASSERT(to != CONN_CONNECTED ||
+               (c->state == CONN_AWAIT_CONNECT && c->session != NULL && c->session->conn == c));
+    c->state = to;
+}
+
 /* What a WebSocket upgrade request said about its client (websocket.c to conn.c). */
 struct conn_ws_peer {
     bool forwarded;      /* the TCP peer is in [http] trusted_proxies */
@@ -755,6 +765,21 @@ void session_queue_offline(struct session *s);
  * rows, in order, so a restart resumes them like any stored delivery. */
 void session_queue_store_all(struct session *s);
 void session_queue_free_deliveries(struct session *s);
+/* Asserts the queue counters of s agree with each other (O(1): run wherever they change). */
+void session_queue_check(const struct session *s);
+/* Asserts what session_queue_check does and that the counters match what the lists hold:
+ * walks every in-memory delivery, so only for tests and debug builds (never per message). */
+void session_queue_verify(const struct session *s);
+/* Test-only fault injection: the nth delivery allocation from now on fails (1 = the next one),
+ * once; 0 turns it off. */
+void session_queue_test_fail_alloc(uint32_t nth);
+/* broker_test.c, for tests/unit/test_broker.c only: a broker with its loop, maps, subscription
+ * tree and retained index, but no store, listeners, signals, timers of its own, pipeline or
+ * commit hooks (commit_turn_end then releases the open batch as if it had committed). 0 or an
+ * error (then nothing is left to free). */
+int broker_init_for_test(struct broker *b, const struct lmq_config *cfg) LMQ_WUR;
+/* Destroys the sessions, the batch, the retained index and the loop. */
+void broker_destroy_for_test(struct broker *b);
 /* recovery.c: rebuilds sessions, subscriptions, retained and wills from the store. */
 int recovery_run(struct broker *b);
 

@@ -78,13 +78,16 @@ void conn_log(struct conn *c, enum lmq_log_level level, const char *event, const
 
 void conn_ref(struct conn *c)
 {
-    LMQ_ASSERT(c->refcount > 0);
+    LMQ_ASSERT(c->refcount > 0 && c->refcount < UINT32_MAX);
     c->refcount++;
 }
 
 static void conn_free(struct conn *c)
 {
     LMQ_ASSERT(c->refcount == 0 && c->handles_open == 0);
+    /* Only conn_close closes the handles, and pending acks hold references. */
+    LMQ_ASSERT(c->state == CONN_CLOSING && c->session == NULL && c->acks_waiting == 0);
+    LMQ_ASSERT(!c->counted && !list_linked(&c->all));
     struct broker *b = c->broker;
     LMQ_ASSERT(b->output_bytes >= c->output_charged);
     b->output_bytes -= c->output_charged;
@@ -152,7 +155,9 @@ void conn_close(struct conn *c)
     struct broker *b = c->broker;
     if (uv_is_closing((uv_handle_t *)&c->tcp))
         return;
-    c->state = CONN_CLOSING;
+    /* Both handles open (only this closes them), and the conn's own reference still held. */
+    LMQ_ASSERT(c->handles_open == 2 && c->refcount > 0);
+    conn_state_set(c, CONN_CLOSING);
     if (c->counted) {
         LMQ_ASSERT(b->connected_count > 0 && b->connected_by_kind[c->kind] > 0);
         b->connected_count--;
@@ -174,6 +179,7 @@ void conn_close(struct conn *c)
     }
     if (c->session != NULL)
         session_detach(c);
+    LMQ_ASSERT(c->session == NULL && !c->counted);
     conn_log(c, LMQ_LOG_DEBUG, "conn_closed", NULL);
     uv_close((uv_handle_t *)&c->tcp, conn_on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, conn_on_handle_closed);
@@ -294,6 +300,8 @@ static void conn_half_close(struct conn *c)
 static void conn_on_write(uv_write_t *req, int status)
 {
     struct conn *c = req->data;
+    /* The write holds a reference (conn_flush) until here. */
+    LMQ_ASSERT(c->write_active && c->refcount > 0);
     c->write_active = false;
     lmq_buf_release(&c->writing); /* an idle connection holds no output buffer either */
     conn_account(c);
@@ -344,7 +352,8 @@ static void conn_flush(struct conn *c)
     }
     if (c->write_active || pending->len == 0)
         return;
-    LMQ_ASSERT(c->writing.len == 0);
+    LMQ_ASSERT(c->writing.len == 0 && c->refcount > 0);
+    LMQ_ASSERT(c->output_charged == conn_output_pending(c)); /* accounted where it changed */
     struct lmq_buf tmp = c->writing;
     c->writing = *pending;
     *pending = tmp;
@@ -373,6 +382,7 @@ void conn_flush_all(struct broker *b)
 
 void conn_disconnect(struct conn *c, uint8_t reason_code)
 {
+    LMQ_ASSERT(c != NULL && c->refcount > 0);
     if (uv_is_closing((uv_handle_t *)&c->tcp) || c->state == CONN_CLOSING)
         return;
     struct lmq_log_line line;
@@ -389,6 +399,7 @@ void conn_disconnect(struct conn *c, uint8_t reason_code)
     bool send = c->version == MQTT_V5 && c->state == CONN_CONNECTED;
     if (c->session != NULL)
         session_detach(c); /* wills and session expiry start now */
+    LMQ_ASSERT(c->session == NULL);
     if (send) {
         struct mqtt_packet pkt = {.type = MQTT_DISCONNECT};
         pkt.u.disconnect.reason_code = reason_code;
@@ -410,10 +421,11 @@ void conn_end(struct conn *c, bool shutting_down)
     if (uv_is_closing((uv_handle_t *)&c->tcp))
         return;
     conn_read_stop(c);
-    c->state = CONN_CLOSING;
+    conn_state_set(c, CONN_CLOSING);
     c->lingering = !shutting_down;
     if (c->session != NULL)
         session_detach(c);
+    LMQ_ASSERT(c->session == NULL && c->state == CONN_CLOSING);
     enhanced_auth_free(c); /* an outstanding challenge ends now, not after the linger */
     /* Input waiting (blocked, yielded, a password being checked) is never handled now. */
     if (list_linked(&c->blocked_link))
@@ -476,9 +488,10 @@ static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 static void conn_close_after_output(struct conn *c)
 {
     conn_read_stop(c);
-    c->state = CONN_CLOSING;
+    conn_state_set(c, CONN_CLOSING);
     if (c->session != NULL)
         session_detach(c);
+    LMQ_ASSERT(c->session == NULL);
     if (conn_output_pending(c) == 0) {
         conn_close(c);
         return;
@@ -629,6 +642,8 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = s->data;
     LMQ_UNUSED(buf);
+    /* Reading stops when the handle closes: only an open conn reads. */
+    LMQ_ASSERT(c != NULL && c->refcount > 0 && !uv_is_closing((uv_handle_t *)&c->tcp));
     if (nread < 0) {
         conn_log(c, LMQ_LOG_DEBUG, "conn_eof", uv_err_name((int)nread));
         conn_close(c); /* without DISCONNECT: the will is published */
@@ -865,6 +880,7 @@ static void conn_arm_earliest(struct conn *c, uint64_t deadline_a, uint64_t dead
 static void conn_on_timer(uv_timer_t *t)
 {
     struct conn *c = t->data;
+    LMQ_ASSERT(c != NULL && &c->timer == t && c->refcount > 0);
     uint64_t now = clock_now_ms(c->broker);
     if (c->state == CONN_AWAIT_CONNECT) {
         conn_log(c, LMQ_LOG_INFO, "connect_timeout", NULL);
@@ -922,6 +938,7 @@ static struct conn *conn_new(struct broker *b, enum conn_transport_kind kind)
     c->handles_open = 2;
     list_push_back(&b->conns, &c->all);
     b->conn_count++;
+    LMQ_ASSERT(c->state == CONN_AWAIT_CONNECT && c->session == NULL && b->conn_count > 0);
     return c;
 }
 
@@ -1153,6 +1170,7 @@ void conn_memory_sweep(struct broker *b)
     /* Largest first, until what is left fits: a client that has not read its output for the
      * whole grace time can't be told (a DISCONNECT would queue behind it), so it is closed. */
     uint64_t left = b->output_bytes;
+    LMQ_ASSERT(count <= CONN_SLOW_SWEEP_MAX && b->output_over_since_ms != 0);
     for (size_t i = 0; i < count && left >= budget; i++) {
         struct conn *c = slow[i].conn;
         left -= LMQ_MIN(left, (uint64_t)slow[i].pending_bytes);

@@ -109,7 +109,7 @@ static enum proto_result eauth_refuse(struct conn *c, uint8_t reason_code, const
     pkt.u.connack.props.present = MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
     pkt.u.connack.props.reason_string = (struct lmq_bytes){(const uint8_t *)why, strlen(why)};
     (void)conn_send(c, &pkt);
-    c->state = CONN_CLOSING;
+    conn_state_set(c, CONN_CLOSING);
     if (conn_output_pending(c) == 0)
         conn_close(c);
     return PROTO_AUTH_HANDLED;

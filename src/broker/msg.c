@@ -23,6 +23,7 @@ static void copy_slice(uint8_t **cursor, struct lmq_bytes *dst, struct lmq_bytes
 /* Allocates a msg with room for the bytes of every slice and copies them in. */
 static struct msg *msg_alloc(struct broker *b, const struct store_message *sm)
 {
+    LMQ_ASSERT(b != NULL && sm->qos <= 2);
     size_t extra = sm->topic.len + sm->payload.len + sm->content_type.len + sm->response_topic.len +
                    sm->correlation_data.len + sm->user_props.len;
     struct msg *m = calloc(1, sizeof(*m) + extra);
@@ -73,6 +74,7 @@ struct msg *msg_create(struct broker *b, const struct mqtt_publish *pub)
         return NULL;
     m->committed = pub->qos == 0;
     m->stored.id = b->next_msg_id++;
+    LMQ_ASSERT(m->stored.id != 0 && m->refcount == 1 && !m->indexed); /* the caller's reference */
     return m;
 }
 
@@ -83,6 +85,8 @@ struct msg *msg_from_store(struct broker *b, const struct store_message *sm)
     memcpy(key, &sm->id, sizeof(key));
     struct msg *m = lmq_map_get(b->msgs_by_id, key, sizeof(key));
     if (m != NULL) {
+        /* The copy in memory: the same message, so the same size its queue rows counted. */
+        LMQ_ASSERT(m->indexed && m->stored.id == sm->id && m->committed);
         msg_ref(m);
         return m;
     }
@@ -94,6 +98,7 @@ struct msg *msg_from_store(struct broker *b, const struct store_message *sm)
     m->persisted = true;
     if (lmq_map_put(b->msgs_by_id, key, sizeof(key), m) == LMQ_OK)
         m->indexed = true;
+    LMQ_ASSERT(m->refcount == 1);
     return m;
 }
 
@@ -109,7 +114,7 @@ void msg_persist(struct msg *m)
 
 void msg_ref(struct msg *m)
 {
-    LMQ_ASSERT(m != NULL && m->refcount > 0);
+    LMQ_ASSERT(m != NULL && m->refcount > 0 && m->refcount < UINT32_MAX);
     m->refcount++;
 }
 
@@ -117,7 +122,7 @@ void msg_unref(struct msg *m)
 {
     if (m == NULL)
         return;
-    LMQ_ASSERT(m->refcount > 0);
+    LMQ_ASSERT(m->refcount > 0 && m->broker != NULL);
     if (--m->refcount > 0)
         return;
     if (m->indexed) {

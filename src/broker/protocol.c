@@ -256,7 +256,7 @@ static enum proto_result proto_connect(struct conn *c, struct mqtt_packet *pkt, 
         ack.response_information =
             (struct lmq_bytes){(const uint8_t *)response_info, (size_t)LMQ_MAX(n, 0)};
     }
-    c->state = CONN_CONNECTED;
+    conn_state_set(c, CONN_CONNECTED);
     c->counted = true;
     b->connected_count++;
     b->connected_by_kind[c->kind]++;
@@ -324,7 +324,7 @@ static int inbound_qos2_set(struct session *s, uint16_t id, bool on)
         s->inbound_qos2[id >> 3] |= bit;
         s->inbound_qos2_count++;
     } else {
-        LMQ_ASSERT(s->inbound_qos2[id >> 3] & bit);
+        LMQ_ASSERT((s->inbound_qos2[id >> 3] & bit) && s->inbound_qos2_count > 0);
         s->inbound_qos2[id >> 3] &= (uint8_t)~bit;
         s->inbound_qos2_count--;
     }
@@ -468,6 +468,7 @@ static enum proto_result proto_publish(struct conn *c, struct mqtt_packet *pkt, 
     struct mqtt_publish *pub = &pkt->u.publish;
     struct session *s = c->session;
     struct broker *b = c->broker;
+    LMQ_ASSERT(c->state == CONN_CONNECTED && s != NULL && s->conn == c);
     uint8_t ack_rc;
     enum proto_result rc = proto_publish_check(c, pub, &ack_rc, reason);
     if (rc != PROTO_OK)
@@ -512,6 +513,8 @@ static enum proto_result proto_publish(struct conn *c, struct mqtt_packet *pkt, 
     if (m->stored.retain && retain_update(b, m) != MQTT_RC_SUCCESS)
         route_rc = MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR; /* fit was checked: out of memory */
     /* The message itself was written (once) by whatever queued or retained it durably. */
+    /* Routed: its deliveries and ack wait for the batch it is in, or for nothing. */
+    LMQ_ASSERT(m->committed || m->batched || route_rc == MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR);
     msg_unref(m);
     if (pub->qos == 2 && inbound_qos2_set(s, pub->packet_id, true) != LMQ_OK)
         return proto_disconnect_with(reason, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR);
@@ -526,9 +529,11 @@ static enum proto_result proto_pubrel(struct conn *c, struct mqtt_packet *pkt, u
     uint16_t id = pkt->u.ack.packet_id;
     uint8_t rc = MQTT_RC_SUCCESS;
     uint64_t records_before = c->broker->records_written;
+    LMQ_ASSERT(s != NULL && s->conn == c);
     if (inbound_qos2_has(s, id)) {
         if (inbound_qos2_set(s, id, false) != LMQ_OK)
             return proto_disconnect_with(reason, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR);
+        LMQ_ASSERT(!inbound_qos2_has(s, id));
     } else if (c->version == MQTT_V5) {
         rc = MQTT_RC_PACKET_IDENTIFIER_NOT_FOUND;
     }
@@ -541,6 +546,8 @@ static enum proto_result proto_pubrel(struct conn *c, struct mqtt_packet *pkt, u
 static enum proto_result proto_flow_ack(struct conn *c, struct mqtt_packet *pkt)
 {
     uint16_t id = pkt->u.ack.packet_id;
+    LMQ_ASSERT(c->session != NULL && c->session->conn == c);
+    LMQ_ASSERT(pkt->type == MQTT_PUBACK || pkt->type == MQTT_PUBREC || pkt->type == MQTT_PUBCOMP);
     if (session_queue_ack(c->session, pkt->type, id, pkt->u.ack.reason_code) == LMQ_OK)
         return PROTO_OK;
     conn_log(c, LMQ_LOG_DEBUG, "unknown_packet_id", mqtt_packet_type_name(pkt->type));
@@ -557,6 +564,7 @@ static enum proto_result proto_disconnect(struct conn *c, struct mqtt_packet *pk
 {
     const struct mqtt_disconnect *d = &pkt->u.disconnect;
     struct session *s = c->session;
+    LMQ_ASSERT(c->state == CONN_CONNECTED && s != NULL && s->conn == c);
     if (c->version == MQTT_V5 &&
         (d->props.present & MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY_INTERVAL))) {
         if (c->session_expiry_was_zero && d->props.session_expiry_interval_s != 0) {

@@ -155,6 +155,7 @@ static int on_queue_summary(void *ctx, struct lmq_bytes client_id, uint64_t coun
     s->stored_backlog_bytes = size_bytes;
     s->next_seq = max_seq;
     s->paged_seq = 0;
+    session_queue_check(s); /* a recovered session holds nothing in memory yet */
     r->queued += count;
     return 0;
 }

@@ -219,9 +219,13 @@ static int retain_store(struct broker *b, struct msg *m)
     if (n == NULL)
         return LMQ_ENOMEM;
     struct msg *old = n->msg;
+    LMQ_ASSERT(m->refcount > 0 && m != old);
     if (old != NULL) {
-        b->retained_bytes -= retain_cost_bytes(old);
+        uint64_t old_cost = retain_cost_bytes(old);
+        LMQ_ASSERT(ri->count > 0 && b->retained_bytes >= old_cost);
+        b->retained_bytes -= old_cost;
         if (list_linked(&n->expiring)) {
+            LMQ_ASSERT(ri->expiring_count > 0);
             list_unlink(&n->expiring);
             ri->expiring_count--;
         }
@@ -243,8 +247,11 @@ static void retain_clear_node(struct broker *b, struct retain_node *n)
 {
     struct retain_index *ri = b->retained;
     LMQ_ASSERT(n->msg != NULL && ri->count > 0);
-    b->retained_bytes -= retain_cost_bytes(n->msg);
+    uint64_t cost = retain_cost_bytes(n->msg);
+    LMQ_ASSERT(b->retained_bytes >= cost);
+    b->retained_bytes -= cost;
     if (list_linked(&n->expiring)) {
+        LMQ_ASSERT(ri->expiring_count > 0);
         list_unlink(&n->expiring);
         ri->expiring_count--;
     }

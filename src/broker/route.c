@@ -42,11 +42,13 @@ static struct route_target *route_target_add(struct route_ctx *ctx, struct sessi
         b->route_targets = t;
         b->route_target_cap = cap;
     }
+    LMQ_ASSERT(ctx->count < b->route_target_cap);
     struct route_target *t = &b->route_targets[ctx->count];
     memset(t, 0, offsetof(struct route_target, sub_ids));
     t->session = s;
     s->route_gen = b->route_gen;
     s->route_idx = ctx->count++;
+    LMQ_ASSERT(ctx->count <= b->route_target_cap);
     return t;
 }
 
@@ -79,6 +81,7 @@ static void route_on_match(void *arg, const struct sub_tree_entry *e)
         return;
     uint8_t qos = LMQ_MIN(ctx->msg->stored.qos, (uint8_t)(e->options & MQTT_SUBOPT_QOS_MASK));
     t->qos = LMQ_MAX(t->qos, qos);
+    LMQ_ASSERT(t->qos <= ctx->msg->stored.qos && t->sub_id_count <= MQTT_SUB_IDS_MAX);
     if (e->options & MQTT_SUBOPT_RETAIN_AS_PUBLISHED)
         t->retain_as_published = true;
     if (e->sub_id != 0 && t->sub_id_count < MQTT_SUB_IDS_MAX)
@@ -126,6 +129,7 @@ static int route_commit_first(struct broker *b, struct msg *m, const struct rout
         stored = !t->denied && t->qos > 0 && route_can_receive(t->session, t->qos) &&
                  (t->session->persistent || t->session->stored);
     }
+    LMQ_ASSERT(m->stored.qos > 0 && m->refcount > 0);
     if (stored)
         return commit_defer_msg(b, m);
     m->committed = true;
@@ -204,7 +208,9 @@ static bool route_overflow(struct broker *b, const struct route_target *t, const
 
 int route_publish(struct broker *b, struct msg *m, struct session *publisher)
 {
-    LMQ_ASSERT(m != NULL);
+    /* The caller holds a reference over the routing (deliveries take their own). */
+    LMQ_ASSERT(m != NULL && m->refcount > 0 && m->broker == b);
+    LMQ_ASSERT(publisher == NULL || (publisher->broker == b && !publisher->closing));
     struct route_ctx ctx = {.broker = b, .msg = m, .publisher = publisher};
     ctx.identity_topic = pipeline_under_id(m->stored.topic.data, m->stored.topic.len);
     b->route_gen++;
@@ -246,6 +252,8 @@ int route_publish(struct broker *b, struct msg *m, struct session *publisher)
         }
         if (t->full && !route_overflow(b, t, m, ctx.identity_topic))
             continue;
+        /* Deliveries wait for a commit the message is in, or for nothing (route_commit_first). */
+        LMQ_ASSERT(t->qos <= m->stored.qos && (m->committed || m->batched));
         session_queue_add(t->session, m, t->qos, t->retain_as_published && m->stored.retain,
                           t->sub_ids, t->sub_id_count);
     }

@@ -41,6 +41,7 @@ static void session_store_will(struct session *s, bool put)
 {
     if (!put && !s->will_stored)
         return;
+    LMQ_ASSERT(!put || (s->will != NULL && s->will->refcount > 0));
     struct lmq_bytes client_id = {s->client_id, s->client_id_len};
     struct store_record rec = {.type = STORE_WILL_DELETE, .u.will_delete.client_id = client_id};
     if (put) {
@@ -59,6 +60,9 @@ void session_publish_will(struct session *s)
     struct msg *will = s->will;
     if (will == NULL)
         return;
+    /* The session's reference: kept over routing, dropped at the end. */
+    LMQ_ASSERT(will->refcount > 0 && will->broker == s->broker);
+    LMQ_ASSERT(s->conn == NULL || s->overflow_ending); /* a will goes out once its conn is gone */
     s->will = NULL;
     s->will_due_ms = 0;
     session_log(s, LMQ_LOG_DEBUG, "will_published");
@@ -92,8 +96,10 @@ static void session_unsubscribe_all(struct session *s)
         LMQ_ASSERT(rc == LMQ_OK);
         list_unlink(&sub->link);
         free(sub);
+        LMQ_ASSERT(s->sub_count > 0);
         s->sub_count--;
     }
+    LMQ_ASSERT(s->sub_count == 0 && list_empty(&s->subs));
 }
 
 static void session_free_cb(uv_handle_t *h)
@@ -118,6 +124,7 @@ void session_destroy(struct session *s)
     retain_session_end(s);
     session_unsubscribe_all(s);
     session_queue_free_deliveries(s);
+    LMQ_ASSERT(s->sub_count == 0 && list_empty(&s->subs) && !list_linked(&s->commit_wait));
     msg_unref(s->will);
     s->will = NULL;
     free(s->inbound_qos2);
@@ -129,6 +136,7 @@ static void session_on_timer(uv_timer_t *t);
 /* The session ends for good: its delayed will goes out, its stored state is deleted. */
 static void session_end(struct session *s)
 {
+    LMQ_ASSERT(s->conn == NULL && !s->closing);
     session_log(s, LMQ_LOG_DEBUG, "session_ended");
     session_publish_will(s);
     if (s->stored)
@@ -168,6 +176,8 @@ static void session_overflow_finish(struct session *s)
 static void session_on_timer(uv_timer_t *t)
 {
     struct session *s = t->data;
+    LMQ_ASSERT(s != NULL && &s->timer == t && !s->closing); /* closing stops it */
+    LMQ_ASSERT(s->will_due_ms == 0 || s->conn == NULL);     /* a delayed will: offline only */
     if (s->overflow_ending) {
         session_overflow_finish(s);
         return;
@@ -195,6 +205,9 @@ void session_arm_timer(struct session *s)
         due = s->will_due_ms;
     if (s->conn == NULL && s->expires_ms != 0 && (due == 0 || s->expires_ms < due))
         due = s->expires_ms;
+    /* The earliest of the two that are pending. */
+    LMQ_ASSERT(s->will_due_ms == 0 || due <= s->will_due_ms);
+    LMQ_ASSERT(s->conn != NULL || s->expires_ms == 0 || (due != 0 && due <= s->expires_ms));
     uv_timer_stop(&s->timer);
     if (due == 0)
         return;
@@ -225,6 +238,7 @@ void session_detach(struct conn *c)
             s->will_due_ms = now + (uint64_t)s->will_delay_s * 1000;
         }
     }
+    LMQ_ASSERT(s->will == NULL || s->will_due_ms > now); /* delayed, or published above */
     if (c->takeover)
         return; /* the new connection attaches right away */
     if (!s->persistent || s->expiry_s == 0) {
@@ -233,11 +247,13 @@ void session_detach(struct conn *c)
     }
     session_queue_offline(s);
     s->expires_ms = s->expiry_s == SESSION_EXPIRY_NEVER ? 0 : now + (uint64_t)s->expiry_s * 1000;
+    LMQ_ASSERT(s->conn == NULL && c->session == NULL && s->inflight_unsent <= s->inflight_count);
     session_arm_timer(s);
 }
 
 struct session *session_create(struct broker *b, const uint8_t *id, size_t id_len)
 {
+    LMQ_ASSERT(lmq_map_get(b->sessions, id, id_len) == NULL); /* one session per client id */
     struct session *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
@@ -261,6 +277,8 @@ struct session *session_create(struct broker *b, const uint8_t *id, size_t id_le
     /* Session timers never keep the loop alive on their own: shutdown must not wait for them. */
     uv_unref((uv_handle_t *)&s->timer);
     b->session_count++;
+    LMQ_ASSERT(b->session_count == lmq_map_count(b->sessions));
+    session_queue_check(s);
     return s;
 }
 
@@ -324,12 +342,14 @@ static int session_set_will(struct session *s, struct conn *c, const struct mqtt
     s->will = msg_create(s->broker, &pub);
     if (s->will == NULL)
         return LMQ_ENOMEM;
-    s->will->committed = true; /* re-set to false when it is published with QoS > 0 */
+    LMQ_ASSERT(s->will->refcount == 1); /* the session's own */
+    s->will->committed = true;          /* re-set to false when it is published with QoS > 0 */
     s->will_delay_s = 0;
     if (cn->will_props.present & MQTT_PROP_BIT(MQTT_PROP_WILL_DELAY_INTERVAL))
         s->will_delay_s = cn->will_props.will_delay_interval_s;
     c->will_on_close = true;
     session_store_will(s, true);
+    LMQ_ASSERT(c->session == s && s->will_due_ms == 0);
     return LMQ_OK;
 }
 
@@ -451,6 +471,8 @@ enum proto_result session_attach(struct conn *c, const struct mqtt_connect *conn
         if (!was_stored)
             session_store_state(s);
     }
+    LMQ_ASSERT(s->conn == c && c->session == s && s->expires_ms == 0 && !s->closing);
+    LMQ_ASSERT(s->persistent == (s->expiry_s > 0) && (!s->persistent || s->stored));
     *reason_code = MQTT_RC_SUCCESS;
     return PROTO_OK;
 }
@@ -484,4 +506,5 @@ void session_destroy_all(struct broker *b)
         session_destroy(s);
     }
     free(all);
+    LMQ_ASSERT(b->session_count == 0 && lmq_map_count(b->sessions) == 0);
 }

@@ -27,6 +27,77 @@
 
 static void session_wait_commit(struct session *s);
 
+/*
+ * The counters partition the queue: queued_count = memory_queued (s->queue) + queued0_count
+ * (s->queue0) + inflight_count (s->inflight) + stored_backlog (rows not in memory), and the same
+ * for the bytes, of which only the QoS 0 and backlog parts are kept on their own. O(1): called
+ * wherever they change; session_queue_verify walks the lists too.
+ */
+void session_queue_check(const struct session *s)
+{
+    LMQ_ASSERT(s->queued0_count <= s->queued_count);
+    LMQ_ASSERT((uint64_t)s->memory_queued + s->queued0_count + s->inflight_count +
+                   s->stored_backlog ==
+               s->queued_count);
+    LMQ_ASSERT(s->queued0_bytes + s->stored_backlog_bytes <= s->queued_bytes);
+    LMQ_ASSERT(s->memory_queued > 0 || s->inflight_count > 0 ||
+               s->queued0_bytes + s->stored_backlog_bytes == s->queued_bytes);
+    LMQ_ASSERT(s->inflight_unsent <= s->inflight_count && s->inflight_count <= UINT16_MAX);
+    /* (One way only: session_pump_list counts the delivery it is sending until it is in flight
+     * or done, and a send that closes the connection takes the session offline meanwhile.) */
+    LMQ_ASSERT(list_empty(&s->queue) || s->memory_queued > 0);
+    LMQ_ASSERT(list_empty(&s->queue0) || s->queued0_count > 0);
+    LMQ_ASSERT(list_empty(&s->inflight) == (s->inflight_count == 0));
+    LMQ_ASSERT(list_empty(&s->unsynced) == (s->unsynced_count == 0));
+    LMQ_ASSERT(s->paged_seq <= s->next_seq && s->dropped_seq <= s->next_seq);
+}
+
+/* Counts the deliveries on list and adds up their bytes; asserts each is in a state its list
+ * allows (which: 0 queue, 1 queue0, 2 inflight, 3 unsynced). Bounded by limit entries. */
+static uint32_t session_queue_walk(const struct list_node *list, int which, uint32_t limit,
+                                   uint64_t *bytes, uint32_t *unsent)
+{
+    uint32_t count = 0;
+    uint64_t last_seq = 0;
+    for (const struct list_node *n = list->next; n != list; n = n->next) {
+        LMQ_ASSERT(count < limit); /* a longer list than its counter says */
+        const struct delivery *d = list_entry(n, struct delivery, link);
+        LMQ_ASSERT(d->msg != NULL && d->msg->refcount > 0 && d->qos <= 2);
+        LMQ_ASSERT((which == 1) == (d->qos == 0));
+        if (which == 1)
+            LMQ_ASSERT(d->seq == 0 && d->state == DELIVERY_QUEUED);
+        if (which == 0 || which == 3)
+            LMQ_ASSERT(d->state == DELIVERY_QUEUED && d->packet_id == 0);
+        if (which == 2)
+            LMQ_ASSERT(d->state != DELIVERY_QUEUED && d->packet_id != 0);
+        if (which == 3)
+            LMQ_ASSERT(d->seq > last_seq); /* unsynced rows are in seq order */
+        if (d->seq != 0 && which != 2)
+            last_seq = d->seq;
+        if (which == 2 && d->send_after != 0)
+            (*unsent)++;
+        *bytes += d->msg->size_bytes;
+        count++;
+    }
+    return count;
+}
+
+void session_queue_verify(const struct session *s)
+{
+    session_queue_check(s);
+    uint64_t mem_bytes = 0, q0_bytes = 0, inflight_bytes = 0, unsynced_bytes = 0;
+    uint32_t unsent = 0, none = 0;
+    uint32_t limit = s->queued_count + 1;
+    LMQ_ASSERT(session_queue_walk(&s->queue, 0, limit, &mem_bytes, &none) == s->memory_queued);
+    LMQ_ASSERT(session_queue_walk(&s->queue0, 1, limit, &q0_bytes, &none) == s->queued0_count);
+    LMQ_ASSERT(session_queue_walk(&s->inflight, 2, limit, &inflight_bytes, &unsent) ==
+               s->inflight_count);
+    LMQ_ASSERT(session_queue_walk(&s->unsynced, 3, s->unsynced_count + 1, &unsynced_bytes, &none) ==
+               s->unsynced_count);
+    LMQ_ASSERT(q0_bytes == s->queued0_bytes && unsent == s->inflight_unsent);
+    LMQ_ASSERT(mem_bytes + q0_bytes + inflight_bytes + s->stored_backlog_bytes == s->queued_bytes);
+}
+
 /* An unsynced delivery (a backlog row whose commit was running) is no longer needed. */
 static void session_unsynced_free(struct session *s, struct delivery *d)
 {
@@ -39,7 +110,8 @@ static void session_unsynced_free(struct session *s, struct delivery *d)
 
 static void queue_record(struct session *s, enum store_record_type type, const struct delivery *d)
 {
-    LMQ_ASSERT(d->seq != 0);
+    LMQ_ASSERT(d->seq != 0 && d->seq <= s->next_seq);
+    LMQ_ASSERT(d->qos > 0 && d->sub_id_count <= MQTT_SUB_IDS_MAX && (s->persistent || s->stored));
     struct lmq_bytes client_id = {s->client_id, s->client_id_len};
     struct store_record rec = {.type = type};
     uint8_t ids[MQTT_SUB_IDS_MAX * 4];
@@ -101,6 +173,7 @@ static void delivery_done(struct session *s, struct delivery *d)
     free(d);
     if (s->queued_count == 0)
         s->overflow_logged = false; /* drained: the next overflow is news again */
+    session_queue_check(s);
 }
 
 /*
@@ -177,6 +250,8 @@ static void session_qos0_give_way(struct session *s, size_t msg_bytes)
         delivery_done(s, d);
         session_queue_qos0_dropped(s, "qos1_qos2_need_room");
     }
+    /* Each pass drops one of the queued0_count: the guard never ends it early. */
+    LMQ_ASSERT(session_queue_fits(s, msg_bytes) || list_empty(&s->queue0));
 }
 
 /* Counts n deliveries s lost to queue_overflow: in /metrics, and for the client's next PUBLISH. */
@@ -244,12 +319,16 @@ static bool session_drop_backlog_row(struct session *s)
     commit_store_write(s->broker, &rec);
     if (listed != NULL)
         session_unsynced_free(s, listed);
+    /* The row is one of the counted backlog, with the size its QUEUE_PUT counted. */
+    LMQ_ASSERT(row.seq > LMQ_MAX(s->paged_seq, s->dropped_seq) && row.seq <= s->next_seq);
+    LMQ_ASSERT(s->stored_backlog_bytes >= row.size_bytes && s->queued_bytes >= row.size_bytes);
     s->dropped_seq = row.seq;
     s->stored_backlog--;
-    s->stored_backlog_bytes -= LMQ_MIN(s->stored_backlog_bytes, row.size_bytes);
+    s->stored_backlog_bytes -= row.size_bytes;
     LMQ_ASSERT(s->queued_count > 0);
     s->queued_count--;
-    s->queued_bytes -= LMQ_MIN(s->queued_bytes, row.size_bytes);
+    s->queued_bytes -= row.size_bytes;
+    session_queue_check(s);
     return true;
 }
 
@@ -273,7 +352,10 @@ bool session_queue_drop_oldest(struct session *s, size_t msg_bytes)
         dropped++;
     }
     bool room = session_queue_has_room(s, msg_bytes);
+    /* Without room, every queued delivery in memory was dropped first (the guard counts them). */
+    LMQ_ASSERT(room || s->memory_queued == 0);
     session_count_dropped(s, dropped + (room ? 0 : 1));
+    session_queue_check(s);
     return room;
 }
 
@@ -299,9 +381,20 @@ void session_queue_overflow_log(struct session *s, const char *action, const cha
     }
 }
 
+/* Test-only fault injection (session_queue_test_fail_alloc): the nth delivery allocation from
+ * now on fails, once; 0 = off. The network thread is the only one that allocates deliveries. */
+static uint32_t delivery_fail_nth;
+
+void session_queue_test_fail_alloc(uint32_t nth)
+{
+    delivery_fail_nth = nth;
+}
+
 static struct delivery *delivery_new(struct msg *m, uint8_t qos, bool retain,
                                      const uint32_t *sub_ids, size_t sub_id_count)
 {
+    if (__builtin_expect(delivery_fail_nth > 0, 0) && --delivery_fail_nth == 0)
+        return NULL;
     struct delivery *d = calloc(1, sizeof(*d) + sub_id_count * sizeof(uint32_t));
     if (d == NULL)
         return NULL;
@@ -332,12 +425,16 @@ void session_queue_add(struct session *s, struct msg *m, uint8_t qos, bool retai
     bool backlog = stored && (s->conn == NULL || s->stored_backlog > 0 ||
                               s->memory_queued >= SESSION_MEMORY_QUEUE_MAX);
     struct delivery *d = delivery_new(m, qos, retain, sub_ids, sub_id_count);
-    /* Out of memory for a delivery we must not lose: fail stop rather than drop it. */
-    LMQ_ASSERT(d != NULL || qos == 0);
+    /* Out of memory for a QoS 1/2 delivery: its publisher is (or will be) told it was accepted,
+     * so dropping it would lose an acknowledged message. Fail stop: a restart recovers what is
+     * durable. A QoS 0 one may be lost: counted as dropped. */
+    if (d == NULL && qos > 0)
+        broker_fail_stop(s->broker, "delivery (out of memory)", LMQ_ENOMEM);
     if (d == NULL) {
         session_queue_qos0_dropped(s, "out_of_memory");
         return;
     }
+    LMQ_ASSERT(s->queued_count < UINT32_MAX && (qos > 0 || s->queued0_count < UINT32_MAX));
     s->queued_count++;
     s->queued_bytes += m->size_bytes;
     if (qos == 0) {
@@ -358,13 +455,18 @@ void session_queue_add(struct session *s, struct msg *m, uint8_t qos, bool retai
         list_push_back(&s->unsynced, &d->link);
         s->unsynced_count++;
         session_wait_commit(s);
+        session_queue_check(s);
         return;
     }
+    /* A stored one in memory: an older row still in the store would be overtaken, so none is
+     * (QoS 0 is never stored: it does not wait behind the backlog). */
+    LMQ_ASSERT(!stored || s->stored_backlog == 0);
     if (stored)
         s->paged_seq = d->seq;
     if (qos > 0)
         s->memory_queued++;
     list_push_back(qos == 0 ? &s->queue0 : &s->queue, &d->link);
+    session_queue_check(s);
     if (s->conn != NULL)
         session_queue_pump(s);
 }
@@ -531,6 +633,7 @@ static void session_wait_commit(struct session *s)
 /* d's next packet (first PUBLISH, or PUBREL) waits for the open batch to be durable. */
 static void session_defer_send(struct session *s, struct delivery *d)
 {
+    LMQ_ASSERT(d->qos > 0 && d->state != DELIVERY_QUEUED);
     if (d->send_after == 0)
         s->inflight_unsent++;
     d->send_after = commit_batch_seq(s->broker);
@@ -540,11 +643,16 @@ static void session_defer_send(struct session *s, struct delivery *d)
 /* Sends the deferred packets whose state is durable now. */
 static void session_flush_unsent(struct session *s)
 {
+    LMQ_ASSERT(s->conn != NULL && s->inflight_unsent <= s->inflight_count);
     uint64_t committed = s->broker->committed_seq;
     size_t guard = s->inflight_count + 1;
+    /* (A send that closes the connection takes the session offline: the rest wait for the
+     * next connection, which resends them.) */
     for (struct list_node *n = s->inflight.next;
-         n != &s->inflight && guard-- > 0 && s->inflight_unsent > 0; n = n->next) {
+         n != &s->inflight && guard-- > 0 && s->inflight_unsent > 0 && s->conn != NULL;
+         n = n->next) {
         struct delivery *d = list_entry(n, struct delivery, link);
+        LMQ_ASSERT(d->qos > 0 && d->state != DELIVERY_QUEUED && d->packet_id != 0);
         if (d->send_after == 0)
             continue;
         if (d->send_after > committed) {
@@ -596,9 +704,11 @@ static int session_page_row(void *arg, const struct store_queue_row *r)
     }
     d->seq = r->seq;
     s->paged_seq = r->seq;
-    LMQ_ASSERT(s->stored_backlog > 0);
+    /* A row of the counted backlog, of the size its QUEUE_PUT counted. */
+    LMQ_ASSERT(s->stored_backlog > 0 && s->stored_backlog_bytes >= m->size_bytes);
+    LMQ_ASSERT(r->seq <= s->next_seq);
     s->stored_backlog--;
-    s->stored_backlog_bytes -= LMQ_MIN(s->stored_backlog_bytes, m->size_bytes);
+    s->stored_backlog_bytes -= m->size_bytes;
     if (r->state == STORE_QUEUE_QUEUED) {
         list_push_back(&s->queue, &d->link);
         s->memory_queued++;
@@ -648,6 +758,8 @@ static size_t session_page_in(struct session *s, bool send)
         if (send && s->conn != NULL && s->conn->state == CONN_CONNECTED)
             session_resend_one(s, d);
     }
+    LMQ_ASSERT(list_empty(&ctx.loaded_inflight)); /* guard: at most count rows were loaded */
+    session_queue_check(s);
     return count;
 }
 
@@ -669,9 +781,12 @@ static bool session_pump_list(struct session *s, struct list_node *list)
         }
         if (d->qos > 0 && s->inflight_count >= c->send_quota_max)
             return false; /* resumed by an acknowledgement */
+        LMQ_ASSERT(d->state == DELIVERY_QUEUED && d->packet_id == 0 && c->send_quota_max > 0);
+        LMQ_ASSERT((d->qos == 0) == (list == &s->queue0));
         list_unlink(&d->link);
+        /* Still counted (memory_queued, queued0_count) until in flight or done: a send that
+         * closes the connection takes the session offline in between. */
         if (d->qos > 0) {
-            s->memory_queued--;
             d->packet_id = session_next_packet_id(s);
             d->state = d->qos == 1 ? DELIVERY_WAIT_PUBACK : DELIVERY_WAIT_PUBREC;
         }
@@ -689,12 +804,21 @@ static bool session_pump_list(struct session *s, struct list_node *list)
             broker_count_out(s->broker, d->qos);
             rc = session_send_first(s, &pkt, size);
         }
+        if (s->closing) {
+            /* The send closed the connection (out of memory) and that ended the session: its
+             * deliveries are freed, and this one, on no list, goes with them. */
+            msg_unref(d->msg);
+            free(d);
+            return false;
+        }
         if (rc == LMQ_ETOOBIG || rc == LMQ_ENOTFOUND) {
             /* Too big for this client, or expired: the spec says discard; we count it. */
             if (rc == LMQ_ETOOBIG)
                 s->broker->stats.oversize_dropped++;
             else
                 s->broker->stats.expired_dropped++;
+            if (d->qos > 0)
+                s->memory_queued--;
             delivery_done(s, d);
             continue;
         }
@@ -706,8 +830,14 @@ static bool session_pump_list(struct session *s, struct list_node *list)
             queue_record(s, STORE_QUEUE_UPDATE, d); /* a restart resumes with this packet id */
         if (defer)
             session_defer_send(s, d);
+        LMQ_ASSERT(s->memory_queued > 0);
+        s->memory_queued--;
         list_push_back(&s->inflight, &d->link);
         s->inflight_count++;
+        /* The window: only restored rows (sent before a restart or a reconnect with a smaller
+         * Receive Maximum) may exceed it, never a new send. */
+        LMQ_ASSERT(s->inflight_count <= c->send_quota_max);
+        session_queue_check(s);
     }
     return true;
 }
@@ -715,7 +845,8 @@ static bool session_pump_list(struct session *s, struct list_node *list)
 /*
  * The backlog says rows exist that a page did not return. Normally they are in
  * a commit still running: wait for it. With nothing left to commit, the count
- * is wrong (a bug): say so and correct it rather than spin.
+ * is wrong: a bug in the queue accounting, so it says what it found and asserts
+ * (correcting the count would hide the bug and whatever else it broke).
  */
 static void session_backlog_missing(struct session *s)
 {
@@ -728,13 +859,12 @@ static void session_backlog_missing(struct session *s)
     if (lmq_log_begin(&line, LMQ_LOG_ERROR, "queue_backlog_mismatch")) {
         lmq_log_strn(&line, "client_id", s->client_id, s->client_id_len);
         lmq_log_uint(&line, "backlog", s->stored_backlog);
+        lmq_log_uint(&line, "paged_seq", s->paged_seq);
+        lmq_log_uint(&line, "dropped_seq", s->dropped_seq);
+        lmq_log_uint(&line, "next_seq", s->next_seq);
         lmq_log_end(&line);
     }
-    LMQ_ASSERT(s->queued_count >= s->stored_backlog);
-    s->queued_count -= s->stored_backlog;
-    s->queued_bytes -= LMQ_MIN(s->queued_bytes, s->stored_backlog_bytes);
-    s->stored_backlog = 0;
-    s->stored_backlog_bytes = 0;
+    LMQ_UNREACHABLE("stored backlog counts rows the store does not hold");
 }
 
 /* Frees the unsynced deliveries the store's reader sees now (their commit is done) or that are
@@ -748,9 +878,11 @@ static void session_unsynced_prune(struct session *s)
     while (n != &s->unsynced && guard-- > 0) {
         struct delivery *d = list_entry(n, struct delivery, link);
         n = n->next;
+        LMQ_ASSERT(d->seq != 0 && d->send_after != 0 && d->state == DELIVERY_QUEUED);
         if (d->send_after <= committed || d->seq <= cursor)
             session_unsynced_free(s, d);
     }
+    LMQ_ASSERT(s->unsynced_count == 0 || !list_empty(&s->unsynced));
     if (s->unsynced_count > 0)
         session_wait_commit(s);
 }
@@ -763,6 +895,7 @@ void session_queue_pump(struct session *s)
     struct conn *c = s->conn;
     if (c == NULL || c->state != CONN_CONNECTED || s->closing || s->hold_delivery)
         return;
+    LMQ_ASSERT(c->session == s && c->send_quota_max > 0);
     retain_wake(s); /* retained deliveries still running continue (once there is room) */
     if (s->inflight_unsent > 0)
         session_flush_unsent(s);
@@ -810,6 +943,7 @@ static struct delivery *session_find_inflight(struct session *s, uint16_t packet
 
 static void session_complete(struct session *s, struct delivery *d)
 {
+    LMQ_ASSERT(d->qos > 0 && d->state != DELIVERY_QUEUED && d->packet_id != 0);
     if (d->send_after != 0) {
         LMQ_ASSERT(s->inflight_unsent > 0);
         s->inflight_unsent--;
@@ -825,6 +959,8 @@ int session_queue_ack(struct session *s, uint8_t type, uint16_t packet_id, uint8
     struct delivery *d = session_find_inflight(s, packet_id);
     if (d == NULL)
         return LMQ_ENOTFOUND;
+    LMQ_ASSERT(packet_id != 0 && d->qos > 0 && d->state != DELIVERY_QUEUED);
+    LMQ_ASSERT(d->state != DELIVERY_WAIT_PUBREC || d->qos == 2);
     s->progress_ms = clock_now_ms(s->broker); /* it consumes (queue_overflow, route.c) */
     switch (type) {
     case MQTT_PUBACK:
@@ -865,6 +1001,7 @@ int session_queue_ack(struct session *s, uint8_t type, uint16_t packet_id, uint8
 
 void session_queue_offline(struct session *s)
 {
+    LMQ_ASSERT(s->conn == NULL && s->persistent && !s->closing);
     /* QoS 0 messages are not kept for an offline session. */
     size_t guard = s->queued_count + 1;
     while (!list_empty(&s->queue0) && guard-- > 0) {
@@ -906,12 +1043,18 @@ void session_queue_offline(struct session *s)
         newer->prev = &d->link;
         s->unsynced_count++;
     }
+    LMQ_ASSERT(list_empty(&s->queue) && list_empty(&s->queue0));
     if (s->unsynced_count > 0)
         session_wait_commit(s);
+    session_queue_check(s);
+#ifndef NDEBUG
+    session_queue_verify(s); /* debug builds: once per disconnect, bounded by the window */
+#endif
 }
 
 void session_queue_free_deliveries(struct session *s)
 {
+    LMQ_ASSERT(s->closing && s->conn == NULL);
     struct list_node *lists[] = {&s->queue, &s->queue0, &s->inflight, &s->unsynced};
     for (size_t i = 0; i < LMQ_ARRAY_LEN(lists); i++) {
         while (!list_empty(lists[i])) {
@@ -933,6 +1076,7 @@ void session_queue_free_deliveries(struct session *s)
     s->stored_backlog = 0;
     s->stored_backlog_bytes = 0;
     s->unsynced_count = 0;
+    session_queue_check(s);
 }
 
 /* Gives d the next queue position and writes its row (with its flow state and packet id). */
@@ -958,4 +1102,6 @@ void session_queue_store_all(struct session *s)
                 session_queue_store_one(s, d);
         }
     }
+    LMQ_ASSERT(s->paged_seq == s->next_seq); /* every delivery in memory has its row */
+    session_queue_check(s);
 }

@@ -144,6 +144,7 @@ enum proto_result subscribe_packet(struct conn *c, struct mqtt_packet *pkt, uint
     uint8_t fatal = 0;
     /* The SUBACK goes out before any retained message the subscription triggers. */
     struct session *s = c->session;
+    LMQ_ASSERT(s != NULL && s->conn == c && s->hold_delivery < UINT32_MAX);
     s->hold_delivery++; /* retained messages go out after the SUBACK */
     while (count < SUBSCRIBE_ENTRIES_MAX && mqtt_subscribe_next(&cursor, c->version, &e)) {
         codes[count++] = subscribe_one(c, &e, sub_id, &fatal);
@@ -163,6 +164,7 @@ enum proto_result subscribe_packet(struct conn *c, struct mqtt_packet *pkt, uint
         s->hold_delivery--;
         return proto_disconnect_with(reason, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR);
     }
+    LMQ_ASSERT(s->hold_delivery > 0 && c->acks_waiting > 0); /* released with the SUBACK */
     return PROTO_OK;
 }
 

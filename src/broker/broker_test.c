@@ -1,0 +1,66 @@
+/*
+ * A broker for unit tests (tests/unit/test_broker.c), not used by the server: the loop, the
+ * maps, the subscription tree and the retained index of a real broker, and nothing that reaches
+ * outside the process: no listeners, signals, tick, pipeline or commit hooks, and no store
+ * (b->store NULL: records are skipped and commit_turn_end releases the open batch as if it had
+ * committed, as during shutdown). Sessions, messages and queues then behave as in the server up
+ * to the point where they would touch a socket or the disk.
+ */
+#include "broker/broker_internal.h"
+
+#include <string.h>
+
+int broker_init_for_test(struct broker *b, const struct lmq_config *cfg)
+{
+    LMQ_ASSERT(b != NULL && cfg != NULL);
+    memset(b, 0, sizeof(*b));
+    b->cfg = *cfg;
+    b->next_conn_id = 1;
+    b->next_msg_id = 1;
+    list_init(&b->conns);
+    list_init(&b->idle_addresses);
+    list_init(&b->dirty);
+    list_init(&b->blocked);
+    list_init(&b->yielded);
+    list_init(&b->commit_waiters);
+    if (uv_loop_init(&b->loop) != 0)
+        return LMQ_EIO;
+    b->loop.data = b;
+    clock_sync(b);
+    if (lmq_map_create(&b->sessions) != LMQ_OK || retain_init(b) != LMQ_OK ||
+        lmq_map_create(&b->msgs_by_id) != LMQ_OK || sub_tree_create(&b->subs) != LMQ_OK ||
+        session_quota_init(b) != LMQ_OK) {
+        broker_destroy_for_test(b);
+        return LMQ_ENOMEM;
+    }
+    return LMQ_OK;
+}
+
+static void broker_test_close(uv_handle_t *h, void *arg)
+{
+    LMQ_UNUSED(arg);
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+void broker_destroy_for_test(struct broker *b)
+{
+    LMQ_ASSERT(b->store == NULL && b->pipeline == NULL && b->commit_hook_count == 0);
+    if (b->sessions != NULL)
+        session_destroy_all(b);
+    commit_turn_end(b); /* no store: the open batch is released */
+    if (b->retained != NULL)
+        retain_destroy_all(b);
+    LMQ_ASSERT(b->batch == NULL && list_empty(&b->conns));
+    uv_walk(&b->loop, broker_test_close, NULL); /* the retained index's idle handle */
+    for (int i = 0; i < 100 && uv_run(&b->loop, UV_RUN_NOWAIT) != 0; i++)
+        ;
+    LMQ_ASSERT(uv_loop_close(&b->loop) == 0);
+    free(b->route_targets);
+    sub_tree_destroy(b->subs);
+    lmq_map_destroy(b->sessions);
+    session_quota_destroy(b);
+    LMQ_ASSERT(b->msgs_by_id == NULL || lmq_map_count(b->msgs_by_id) == 0);
+    lmq_map_destroy(b->msgs_by_id);
+    memset(b, 0, sizeof(*b));
+}
