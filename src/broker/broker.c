@@ -298,7 +298,7 @@ static int broker_start_http(struct broker *b, bool tls, char *json, size_t cap)
     return n > 0 && (size_t)n < cap ? LMQ_OK : LMQ_ETOOBIG;
 }
 
-static int broker_init(struct broker *b, const struct lmq_config *cfg)
+int broker_init_state(struct broker *b, const struct lmq_config *cfg)
 {
     memset(b, 0, sizeof(*b));
     b->cfg = *cfg;
@@ -318,6 +318,14 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
         lmq_map_create(&b->msgs_by_id) != LMQ_OK || lmq_map_create(&b->addresses) != LMQ_OK ||
         sub_tree_create(&b->subs) != LMQ_OK || session_quota_init(b) != LMQ_OK)
         return LMQ_ENOMEM;
+    return LMQ_OK;
+}
+
+static int broker_init(struct broker *b, const struct lmq_config *cfg)
+{
+    int rc = broker_init_state(b, cfg);
+    if (rc != LMQ_OK)
+        return rc;
     uv_prepare_init(&b->loop, &b->flush_prepare);
     b->flush_prepare.data = b;
     uv_prepare_start(&b->flush_prepare, on_prepare);

@@ -72,12 +72,10 @@ int broker_http_route(void *ctx, const struct http_request *req, struct http_res
     if (healthz) {
         if (b->stopping)
             resp->status = 503;
-        return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "{\"status\":\"%s\"}",
-                              b->stopping ? "draining" : "ready");
+        return http_body_printf(out, "{\"status\":\"%s\"}", b->stopping ? "draining" : "ready");
     }
     if (version)
-        return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "{\"version\":\"%s\"}",
-                              LMQ_VERSION);
+        return http_body_printf(out, "{\"version\":\"%s\"}", LMQ_VERSION);
     resp->content_type = "text/plain; version=0.0.4";
     return metrics_render(b, out);
 }

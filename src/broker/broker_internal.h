@@ -773,6 +773,10 @@ void session_queue_verify(const struct session *s);
 /* Test-only fault injection: the nth delivery allocation from now on fails (1 = the next one),
  * once; 0 turns it off. */
 void session_queue_test_fail_alloc(uint32_t nth);
+/* broker.c: the state every broker starts with (loop, lists, maps, subscription tree, retained
+ * index, session quotas), nothing that reaches outside the process; shared by the server's
+ * start and broker_init_for_test. 0, LMQ_EIO (no loop: nothing to free) or LMQ_ENOMEM. */
+int broker_init_state(struct broker *b, const struct lmq_config *cfg) LMQ_WUR;
 /* broker_test.c, for tests/unit/test_broker.c only: a broker with its loop, maps, subscription
  * tree and retained index, but no store, listeners, signals, timers of its own, pipeline or
  * commit hooks (commit_turn_end then releases the open batch as if it had committed). 0 or an

@@ -13,27 +13,10 @@
 int broker_init_for_test(struct broker *b, const struct lmq_config *cfg)
 {
     LMQ_ASSERT(b != NULL && cfg != NULL);
-    memset(b, 0, sizeof(*b));
-    b->cfg = *cfg;
-    b->next_conn_id = 1;
-    b->next_msg_id = 1;
-    list_init(&b->conns);
-    list_init(&b->idle_addresses);
-    list_init(&b->dirty);
-    list_init(&b->blocked);
-    list_init(&b->yielded);
-    list_init(&b->commit_waiters);
-    if (uv_loop_init(&b->loop) != 0)
-        return LMQ_EIO;
-    b->loop.data = b;
-    clock_sync(b);
-    if (lmq_map_create(&b->sessions) != LMQ_OK || retain_init(b) != LMQ_OK ||
-        lmq_map_create(&b->msgs_by_id) != LMQ_OK || sub_tree_create(&b->subs) != LMQ_OK ||
-        session_quota_init(b) != LMQ_OK) {
+    int rc = broker_init_state(b, cfg);
+    if (rc == LMQ_ENOMEM)
         broker_destroy_for_test(b);
-        return LMQ_ENOMEM;
-    }
-    return LMQ_OK;
+    return rc;
 }
 
 static void broker_test_close(uv_handle_t *h, void *arg)
@@ -62,5 +45,6 @@ void broker_destroy_for_test(struct broker *b)
     session_quota_destroy(b);
     LMQ_ASSERT(b->msgs_by_id == NULL || lmq_map_count(b->msgs_by_id) == 0);
     lmq_map_destroy(b->msgs_by_id);
+    lmq_map_destroy(b->addresses); /* empty: no connection was ever counted */
     memset(b, 0, sizeof(*b));
 }

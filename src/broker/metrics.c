@@ -31,8 +31,7 @@ static bool sum_session(void *ctx, const uint8_t *key, size_t key_len, void *val
 }
 
 #define METRIC(out, name, type, help)                                                              \
-    lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,                                              \
-                   "# HELP ledgermq_" name " " help "\n# TYPE ledgermq_" name " " type "\n")
+    http_body_printf(out, "# HELP ledgermq_" name " " help "\n# TYPE ledgermq_" name " " type "\n")
 
 static int metrics_broker(struct broker *b, struct lmq_buf *out)
 {
@@ -43,161 +42,135 @@ static int metrics_broker(struct broker *b, struct lmq_buf *out)
     rc |= METRIC(out, "connections", "gauge", "Connected MQTT clients by transport.");
     static const char *const kinds[CONN_TRANSPORT_KIND_COUNT] = {"tcp", "tls", "ws", "wss"};
     for (size_t k = 0; k < CONN_TRANSPORT_KIND_COUNT; k++)
-        rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                             "ledgermq_connections{transport=\"%s\"} %u\n", kinds[k],
-                             b->connected_by_kind[k]);
+        rc |= http_body_printf(out, "ledgermq_connections{transport=\"%s\"} %u\n", kinds[k],
+                               b->connected_by_kind[k]);
     rc |= METRIC(out, "connections_accepted_total", "counter", "Sockets accepted.");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_connections_accepted_total %" PRIu64 "\n",
-                         st->connections_accepted);
+    rc |= http_body_printf(out, "ledgermq_connections_accepted_total %" PRIu64 "\n",
+                           st->connections_accepted);
     rc |= METRIC(out, "connections_refused_total", "counter",
                  "Connections refused by a per-address count or rate limit.");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_connections_refused_total{reason=\"address\"} %" PRIu64 "\n",
-                         st->connections_refused_address);
+    rc |= http_body_printf(out,
+                           "ledgermq_connections_refused_total{reason=\"address\"} %" PRIu64 "\n",
+                           st->connections_refused_address);
     rc |= METRIC(out, "tls_handshake_failures_total", "counter",
                  "TLS handshakes that failed (MQTT over TLS, WebSocket over TLS).");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_tls_handshake_failures_total %" PRIu64 "\n",
-                         st->tls_handshake_failures + broker_http_tls_failures(b));
+    rc |= http_body_printf(out, "ledgermq_tls_handshake_failures_total %" PRIu64 "\n",
+                           st->tls_handshake_failures + broker_http_tls_failures(b));
     rc |= METRIC(out, "websocket_protocol_errors_total", "counter",
                  "WebSocket connections closed for a framing violation.");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_websocket_protocol_errors_total %" PRIu64 "\n",
-                         st->ws_protocol_errors);
+    rc |= http_body_printf(out, "ledgermq_websocket_protocol_errors_total %" PRIu64 "\n",
+                           st->ws_protocol_errors);
     rc |= METRIC(out, "security_events_total", "counter",
                  "Refused logins, tokens, permissions, signatures, replays, rate limits.");
     for (int k = 0; k < SECURITY_EVENT_COUNT; k++)
-        rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                             "ledgermq_security_events_total{kind=\"%s\"} %" PRIu64 "\n",
-                             security_event_name((enum security_event)k), b->security_events[k]);
+        rc |= http_body_printf(out, "ledgermq_security_events_total{kind=\"%s\"} %" PRIu64 "\n",
+                               security_event_name((enum security_event)k), b->security_events[k]);
     rc |= METRIC(out, "auth_failures_total", "counter", "CONNECTs refused for their credentials.");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_auth_failures_total %" PRIu64 "\n",
-                         b->security_events[SECURITY_EVENT_BAD_TOKEN] +
-                             b->security_events[SECURITY_EVENT_EXPIRED_TOKEN] +
-                             b->security_events[SECURITY_EVENT_REVOKED_TOKEN] +
-                             b->security_events[SECURITY_EVENT_ANONYMOUS_REFUSED] +
-                             b->security_events[SECURITY_EVENT_BAD_PASSWORD]);
+    rc |= http_body_printf(out, "ledgermq_auth_failures_total %" PRIu64 "\n",
+                           b->security_events[SECURITY_EVENT_BAD_TOKEN] +
+                               b->security_events[SECURITY_EVENT_EXPIRED_TOKEN] +
+                               b->security_events[SECURITY_EVENT_REVOKED_TOKEN] +
+                               b->security_events[SECURITY_EVENT_ANONYMOUS_REFUSED] +
+                               b->security_events[SECURITY_EVENT_BAD_PASSWORD]);
     rc |= METRIC(out, "ledger_envelopes", "gauge", "Envelopes in the ledger.");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_ledger_envelopes %" PRIu64 "\n", pipeline_ledger_size(b));
+    rc |= http_body_printf(out, "ledgermq_ledger_envelopes %" PRIu64 "\n", pipeline_ledger_size(b));
     rc |= METRIC(out, "sessions", "gauge", "Sessions, online and offline.");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_sessions{state=\"online\"} %" PRIu64 "\n", q.online);
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_sessions{state=\"offline\"} %" PRIu64 "\n",
-                         (uint64_t)b->session_count - q.online);
+    rc |= http_body_printf(out, "ledgermq_sessions{state=\"online\"} %" PRIu64 "\n", q.online);
+    rc |= http_body_printf(out, "ledgermq_sessions{state=\"offline\"} %" PRIu64 "\n",
+                           (uint64_t)b->session_count - q.online);
     rc |= METRIC(out, "subscriptions", "gauge", "Subscriptions in the topic tree.");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "ledgermq_subscriptions %zu\n",
-                         sub_tree_count(b->subs));
+    rc |= http_body_printf(out, "ledgermq_subscriptions %zu\n", sub_tree_count(b->subs));
     rc |= METRIC(out, "retained_messages", "gauge", "Retained messages held.");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "ledgermq_retained_messages %zu\n",
-                         retain_count(b));
+    rc |= http_body_printf(out, "ledgermq_retained_messages %zu\n", retain_count(b));
     rc |= METRIC(out, "retained_deliveries_running", "gauge",
                  "Subscriptions whose retained messages are still being delivered.");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_retained_deliveries_running %zu\n", retain_cursor_count(b));
+    rc |=
+        http_body_printf(out, "ledgermq_retained_deliveries_running %zu\n", retain_cursor_count(b));
     rc |= METRIC(out, "output_bytes", "gauge",
                  "Output buffered for all connections (max_memory_output_bytes bounds it).");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "ledgermq_output_bytes %" PRIu64 "\n",
-                         b->output_bytes);
+    rc |= http_body_printf(out, "ledgermq_output_bytes %" PRIu64 "\n", b->output_bytes);
     rc |= METRIC(out, "output_budget_exceeded_total", "counter",
                  "Times the output held for all connections went over max_memory_output_bytes.");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_output_budget_exceeded_total %" PRIu64 "\n",
-                         st->output_budget_exceeded);
+    rc |= http_body_printf(out, "ledgermq_output_budget_exceeded_total %" PRIu64 "\n",
+                           st->output_budget_exceeded);
     rc |= METRIC(out, "slow_consumers_closed_total", "counter",
                  "Connections closed for holding unread output over the memory budget.");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_slow_consumers_closed_total %" PRIu64 "\n",
-                         st->slow_consumers_closed);
+    rc |= http_body_printf(out, "ledgermq_slow_consumers_closed_total %" PRIu64 "\n",
+                           st->slow_consumers_closed);
     rc |= METRIC(out, "queued_messages", "gauge", "Messages queued for sessions (all states).");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_queued_messages %" PRIu64 "\n", q.queued);
+    rc |= http_body_printf(out, "ledgermq_queued_messages %" PRIu64 "\n", q.queued);
     rc |= METRIC(out, "queued_messages_stored_only", "gauge",
                  "Queued messages only in the store (paged in later).");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_queued_messages_stored_only %" PRIu64 "\n", q.stored_backlog);
+    rc |= http_body_printf(out, "ledgermq_queued_messages_stored_only %" PRIu64 "\n",
+                           q.stored_backlog);
     rc |= METRIC(out, "inflight_messages", "gauge", "QoS 1/2 sent and not yet acknowledged.");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_inflight_messages %" PRIu64 "\n", q.inflight);
+    rc |= http_body_printf(out, "ledgermq_inflight_messages %" PRIu64 "\n", q.inflight);
     rc |= METRIC(out, "messages_total", "counter", "PUBLISH packets by direction and QoS.");
     for (int qos = 0; qos < 3; qos++) {
-        rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                             "ledgermq_messages_total{direction=\"in\",qos=\"%d\"} %" PRIu64 "\n",
-                             qos, st->messages_in_qos[qos]);
-        rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                             "ledgermq_messages_total{direction=\"out\",qos=\"%d\"} %" PRIu64 "\n",
-                             qos, st->messages_out_qos[qos]);
+        rc |= http_body_printf(out,
+                               "ledgermq_messages_total{direction=\"in\",qos=\"%d\"} %" PRIu64 "\n",
+                               qos, st->messages_in_qos[qos]);
+        rc |= http_body_printf(
+            out, "ledgermq_messages_total{direction=\"out\",qos=\"%d\"} %" PRIu64 "\n", qos,
+            st->messages_out_qos[qos]);
     }
     rc |= METRIC(out, "bytes_total", "counter", "MQTT bytes by direction.");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_bytes_total{direction=\"in\"} %" PRIu64 "\n", st->bytes_in);
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_bytes_total{direction=\"out\"} %" PRIu64 "\n", st->bytes_out);
-    rc |= METRIC(out, "refused_total", "counter", "Publishes refused (0x97 or backpressure).");
     rc |=
-        lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                       "ledgermq_refused_total{reason=\"quota\"} %" PRIu64 "\n", st->refused_quota);
+        http_body_printf(out, "ledgermq_bytes_total{direction=\"in\"} %" PRIu64 "\n", st->bytes_in);
+    rc |= http_body_printf(out, "ledgermq_bytes_total{direction=\"out\"} %" PRIu64 "\n",
+                           st->bytes_out);
+    rc |= METRIC(out, "refused_total", "counter", "Publishes refused (0x97 or backpressure).");
+    rc |= http_body_printf(out, "ledgermq_refused_total{reason=\"quota\"} %" PRIu64 "\n",
+                           st->refused_quota);
     rc |= METRIC(out, "dropped_total", "counter", "Deliveries discarded, by reason.");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_dropped_total{reason=\"qos0_queue_full\"} %" PRIu64 "\n",
-                         st->qos0_dropped);
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_dropped_total{reason=\"qos0_gave_way\"} %" PRIu64 "\n",
-                         st->qos0_gave_way);
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_dropped_total{reason=\"expired\"} %" PRIu64 "\n",
-                         st->expired_dropped);
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_dropped_total{reason=\"too_large_for_client\"} %" PRIu64 "\n",
-                         st->oversize_dropped);
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_dropped_total{reason=\"queue_overflow\"} %" PRIu64 "\n",
-                         st->overflow_dropped);
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_dropped_total{reason=\"queue_full_id_resync\"} %" PRIu64 "\n",
-                         st->overflow_identity_left);
+    rc |= http_body_printf(out, "ledgermq_dropped_total{reason=\"qos0_queue_full\"} %" PRIu64 "\n",
+                           st->qos0_dropped);
+    rc |= http_body_printf(out, "ledgermq_dropped_total{reason=\"qos0_gave_way\"} %" PRIu64 "\n",
+                           st->qos0_gave_way);
+    rc |= http_body_printf(out, "ledgermq_dropped_total{reason=\"expired\"} %" PRIu64 "\n",
+                           st->expired_dropped);
+    rc |= http_body_printf(out,
+                           "ledgermq_dropped_total{reason=\"too_large_for_client\"} %" PRIu64 "\n",
+                           st->oversize_dropped);
+    rc |= http_body_printf(out, "ledgermq_dropped_total{reason=\"queue_overflow\"} %" PRIu64 "\n",
+                           st->overflow_dropped);
+    rc |= http_body_printf(out,
+                           "ledgermq_dropped_total{reason=\"queue_full_id_resync\"} %" PRIu64 "\n",
+                           st->overflow_identity_left);
     rc |= METRIC(out, "sessions_ended_total", "counter",
                  "Sessions ended by the broker before their expiry, by reason.");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_sessions_ended_total{reason=\"queue_overflow\"} %" PRIu64 "\n",
-                         st->overflow_ended);
+    rc |= http_body_printf(out,
+                           "ledgermq_sessions_ended_total{reason=\"queue_overflow\"} %" PRIu64 "\n",
+                           st->overflow_ended);
     rc |= METRIC(out, "topic_alias_out_total", "counter",
                  "PUBLISHes to clients that assigned a topic alias or used one (alias-only).");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_topic_alias_out_total{kind=\"assigned\"} %" PRIu64 "\n",
-                         st->alias_out_assigned);
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_topic_alias_out_total{kind=\"used\"} %" PRIu64 "\n",
-                         st->alias_out_used);
+    rc |= http_body_printf(out, "ledgermq_topic_alias_out_total{kind=\"assigned\"} %" PRIu64 "\n",
+                           st->alias_out_assigned);
+    rc |= http_body_printf(out, "ledgermq_topic_alias_out_total{kind=\"used\"} %" PRIu64 "\n",
+                           st->alias_out_used);
     rc |= METRIC(out, "topic_alias_out_bytes_total", "counter",
                  "Bytes outbound topic aliases saved (alias-only PUBLISHes) and spent (the Topic "
                  "Alias property of the PUBLISHes that assigned one).");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_topic_alias_out_bytes_total{kind=\"saved\"} %" PRIu64 "\n",
+    rc |=
+        http_body_printf(out, "ledgermq_topic_alias_out_bytes_total{kind=\"saved\"} %" PRIu64 "\n",
                          st->alias_out_saved_bytes);
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_topic_alias_out_bytes_total{kind=\"spent\"} %" PRIu64 "\n",
+    rc |=
+        http_body_printf(out, "ledgermq_topic_alias_out_bytes_total{kind=\"spent\"} %" PRIu64 "\n",
                          st->alias_out_spent_bytes);
     rc |= METRIC(out, "token_connections_ended_total", "counter",
                  "Connections ended because their login token expired or was revoked.");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_token_connections_ended_total %" PRIu64 "\n",
-                         st->token_conns_ended);
+    rc |= http_body_printf(out, "ledgermq_token_connections_ended_total %" PRIu64 "\n",
+                           st->token_conns_ended);
     rc |= METRIC(out, "token_revocations_total", "counter",
                  "Token revocations applied since start (POST /auth/revoke, ledgermq revoke).");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_token_revocations_total %" PRIu64 "\n", st->tokens_revoked);
+    rc |=
+        http_body_printf(out, "ledgermq_token_revocations_total %" PRIu64 "\n", st->tokens_revoked);
     rc |= METRIC(out, "ledger_quota_refused_total", "counter",
                  "Envelopes refused over [auth] ledger_bytes_per_day.");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_ledger_quota_refused_total %" PRIu64 "\n",
-                         st->ledger_quota_refused);
+    rc |= http_body_printf(out, "ledgermq_ledger_quota_refused_total %" PRIu64 "\n",
+                           st->ledger_quota_refused);
     rc |= METRIC(out, "disk_low", "gauge", "1 while free space is under min_free_disk.");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "ledgermq_disk_low %d\n",
-                         b->disk_low ? 1 : 0);
+    rc |= http_body_printf(out, "ledgermq_disk_low %d\n", b->disk_low ? 1 : 0);
     return rc;
 }
 
@@ -211,54 +184,45 @@ static int metrics_guards(struct broker *b, struct lmq_buf *out)
     int rc = 0;
     rc |= METRIC(out, "http_refused_total", "counter",
                  "HTTP(S) connections closed at accept by a per-address limit.");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_http_refused_total{reason=\"address\"} %" PRIu64 "\n",
-                         h.refused_address);
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_http_refused_total{reason=\"handshakes\"} %" PRIu64 "\n",
-                         h.refused_handshakes);
+    rc |= http_body_printf(out, "ledgermq_http_refused_total{reason=\"address\"} %" PRIu64 "\n",
+                           h.refused_address);
+    rc |= http_body_printf(out, "ledgermq_http_refused_total{reason=\"handshakes\"} %" PRIu64 "\n",
+                           h.refused_handshakes);
     rc |= METRIC(out, "http_timeouts_total", "counter",
                  "HTTP(S) connections ended by a handshake, header or request deadline.");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_http_timeouts_total{phase=\"handshake\"} %" PRIu64 "\n",
-                         h.handshake_timeouts);
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_http_timeouts_total{phase=\"header\"} %" PRIu64 "\n",
-                         h.header_timeouts);
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_http_timeouts_total{phase=\"request\"} %" PRIu64 "\n",
-                         h.request_timeouts);
+    rc |= http_body_printf(out, "ledgermq_http_timeouts_total{phase=\"handshake\"} %" PRIu64 "\n",
+                           h.handshake_timeouts);
+    rc |= http_body_printf(out, "ledgermq_http_timeouts_total{phase=\"header\"} %" PRIu64 "\n",
+                           h.header_timeouts);
+    rc |= http_body_printf(out, "ledgermq_http_timeouts_total{phase=\"request\"} %" PRIu64 "\n",
+                           h.request_timeouts);
     rc |= METRIC(out, "login_challenges", "gauge", "Login challenges outstanding.");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "ledgermq_login_challenges %zu\n",
-                         pipeline_nonce_count(b));
+    rc |= http_body_printf(out, "ledgermq_login_challenges %zu\n", pipeline_nonce_count(b));
     rc |= METRIC(out, "login_challenges_evicted_total", "counter",
                  "Login challenges evicted to make room, by the cap that was reached.");
     static const char *const caps[PIPELINE_NONCE_EVICT_COUNT] = {"address", "key", "all"};
     for (int i = 0; i < PIPELINE_NONCE_EVICT_COUNT; i++)
-        rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                             "ledgermq_login_challenges_evicted_total{cap=\"%s\"} %" PRIu64 "\n",
-                             caps[i], st->login_evicted[i]);
+        rc |= http_body_printf(out,
+                               "ledgermq_login_challenges_evicted_total{cap=\"%s\"} %" PRIu64 "\n",
+                               caps[i], st->login_evicted[i]);
     rc |= METRIC(out, "password_checks", "gauge", "Password hashes queued or running.");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "ledgermq_password_checks %u\n",
-                         b->password_checks);
+    rc |= http_body_printf(out, "ledgermq_password_checks %u\n", b->password_checks);
     rc |= METRIC(out, "password_connects_total", "counter",
                  "Password CONNECTs that waited for a slot or were refused before a check.");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_password_connects_total{outcome=\"waited\"} %" PRIu64 "\n",
+    rc |=
+        http_body_printf(out, "ledgermq_password_connects_total{outcome=\"waited\"} %" PRIu64 "\n",
                          st->password_waited);
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_password_connects_total{outcome=\"busy\"} %" PRIu64 "\n",
-                         st->password_busy);
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_password_connects_total{outcome=\"backoff\"} %" PRIu64 "\n",
+    rc |= http_body_printf(out, "ledgermq_password_connects_total{outcome=\"busy\"} %" PRIu64 "\n",
+                           st->password_busy);
+    rc |=
+        http_body_printf(out, "ledgermq_password_connects_total{outcome=\"backoff\"} %" PRIu64 "\n",
                          st->password_backoff_refused);
     rc |= METRIC(out, "emfile_total", "counter",
                  "Accepts that failed for want of a file descriptor (connection closed).");
     uint64_t emfile = h.emfile;
     for (size_t i = 0; i < b->listener_count; i++)
         emfile += b->acceptors[i].emfile_count;
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "ledgermq_emfile_total %" PRIu64 "\n",
-                         emfile);
+    rc |= http_body_printf(out, "ledgermq_emfile_total %" PRIu64 "\n", emfile);
     return rc;
 }
 
@@ -270,35 +234,27 @@ static int metrics_store(struct broker *b, struct lmq_buf *out)
     store_get_stats(b->store, &st);
     int rc = 0;
     rc |= METRIC(out, "store_commits_total", "counter", "Store transactions committed.");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_store_commits_total %" PRIu64 "\n", st.commits);
+    rc |= http_body_printf(out, "ledgermq_store_commits_total %" PRIu64 "\n", st.commits);
     rc |= METRIC(out, "store_fsyncs_total", "counter", "Commits made durable with fsync.");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_store_fsyncs_total %" PRIu64 "\n",
-                         b->cfg.sync == LMQ_SYNC_OFF ? 0 : st.commits);
+    rc |= http_body_printf(out, "ledgermq_store_fsyncs_total %" PRIu64 "\n",
+                           b->cfg.sync == LMQ_SYNC_OFF ? 0 : st.commits);
     rc |= METRIC(out, "store_batches_total", "counter", "Loop-turn batches (several per commit).");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_store_batches_total %" PRIu64 "\n", st.batches);
+    rc |= http_body_printf(out, "ledgermq_store_batches_total %" PRIu64 "\n", st.batches);
     rc |= METRIC(out, "store_records_total", "counter", "Records written to the store.");
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_store_records_total %" PRIu64 "\n", st.records_written);
+    rc |= http_body_printf(out, "ledgermq_store_records_total %" PRIu64 "\n", st.records_written);
     rc |= METRIC(out, "store_commit_seconds", "histogram", "Store commit latency.");
     uint64_t cumulative = 0;
     for (unsigned i = 0; i < LMQ_ARRAY_LEN(st.commit_us_hist); i++) {
         cumulative += st.commit_us_hist[i];
         double le_s = (double)(UINT64_C(1) << (i + 1)) / 1e6;
-        rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                             "ledgermq_store_commit_seconds_bucket{le=\"%g\"} %" PRIu64 "\n", le_s,
-                             cumulative);
+        rc |= http_body_printf(out, "ledgermq_store_commit_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                               le_s, cumulative);
     }
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_store_commit_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
-                         st.commits);
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_store_commit_seconds_sum %.6f\n",
-                         (double)st.commit_us_total / 1e6);
-    rc |= lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                         "ledgermq_store_commit_seconds_count %" PRIu64 "\n", st.commits);
+    rc |= http_body_printf(out, "ledgermq_store_commit_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
+                           st.commits);
+    rc |= http_body_printf(out, "ledgermq_store_commit_seconds_sum %.6f\n",
+                           (double)st.commit_us_total / 1e6);
+    rc |= http_body_printf(out, "ledgermq_store_commit_seconds_count %" PRIu64 "\n", st.commits);
     return rc;
 }
 

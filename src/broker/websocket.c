@@ -159,16 +159,15 @@ int websocket_route(struct broker *b, const struct http_request *req, struct htt
         if (status == 426)
             resp->extra_headers = "Sec-WebSocket-Version: 13\r\n";
         resp->content_type = "application/json";
-        return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "{\"error\":%d,\"reason\":\"%s\"}",
-                              status, reason != NULL ? reason : "Bad Request");
+        return http_body_printf(out, "{\"error\":%d,\"reason\":\"%s\"}", status,
+                                reason != NULL ? reason : "Bad Request");
     }
     struct conn_ws_peer peer;
     if (websocket_route_peer(b, req, &peer) != LMQ_OK) {
         lmq_log_msg(LMQ_LOG_WARN, "ws_upgrade_refused", "bad X-Forwarded-For from a trusted proxy");
         resp->status = 400;
         resp->content_type = "application/json";
-        return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                              "{\"error\":400,\"reason\":\"bad X-Forwarded-For\"}");
+        return http_body_printf(out, "{\"error\":400,\"reason\":\"bad X-Forwarded-For\"}");
     }
     _Static_assert(sizeof(peer) <= HTTP_UPGRADE_DATA_MAX_BYTES, "conn_ws_peer fits");
     memcpy(resp->upgrade_data, &peer, sizeof(peer));

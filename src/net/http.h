@@ -31,6 +31,8 @@
 /* Largest response body a route may write: the bound it passes to lmq_buf_append and
  * lmq_buf_printf, which fail with LMQ_ELIMIT past it. */
 #define HTTP_RESPONSE_BODY_MAX_BYTES (4u * 1024u * 1024u)
+/* Appends formatted text to a route's response body, under HTTP_RESPONSE_BODY_MAX_BYTES. */
+#define http_body_printf(out, ...) lmq_buf_printf((out), HTTP_RESPONSE_BODY_MAX_BYTES, __VA_ARGS__)
 /* Most header fields in one request; more -> 431. */
 #define HTTP_HEADERS_MAX 100
 /* Longest request target; longer -> 414 (http-parser's URL offsets are 16-bit). */

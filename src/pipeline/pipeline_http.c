@@ -86,8 +86,7 @@ static int pipeline_http_error(struct http_response *resp, struct lmq_buf *out, 
 {
     resp->status = status;
     resp->content_type = "application/json";
-    return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "{\"error\":%d,\"reason\":\"%s\"}",
-                          status, reason);
+    return http_body_printf(out, "{\"error\":%d,\"reason\":\"%s\"}", status, reason);
 }
 
 static int pipeline_http_checkpoint(struct broker *b, struct lmq_buf *out)
@@ -97,14 +96,14 @@ static int pipeline_http_checkpoint(struct broker *b, struct lmq_buf *out)
     size_t used = 0;
     if (crypto_b64_encode(p->checkpoint_root, LEDGER_MERKLE_HASH_BYTES, root, sizeof(root)) !=
             LMQ_OK ||
-        lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "{\"checkpoint\":") != LMQ_OK ||
+        http_body_printf(out, "{\"checkpoint\":") != LMQ_OK ||
         pipeline_tree_json_string(json, sizeof(json), &used, p->checkpoint, p->checkpoint_len) !=
             LMQ_OK)
         return LMQ_ETOOBIG;
     if (lmq_buf_append(out, json, used, HTTP_RESPONSE_BODY_MAX_BYTES) != LMQ_OK)
         return LMQ_ETOOBIG;
-    return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                          ",\"root\":\"%s\",\"size\":%" PRIu64 "}", root, p->checkpoint_size);
+    return http_body_printf(out, ",\"root\":\"%s\",\"size\":%" PRIu64 "}", root,
+                            p->checkpoint_size);
 }
 
 static int pipeline_http_key(struct broker *b, struct lmq_buf *out)
@@ -117,10 +116,10 @@ static int pipeline_http_key(struct broker *b, struct lmq_buf *out)
         crypto_b64url_encode(p->server_key.pub, sizeof(p->server_key.pub), pub, sizeof(pub)) !=
             LMQ_OK)
         return LMQ_EINVAL;
-    return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                          "{\"alg\":\"Ed25519\",\"id\":\"%s\",\"name\":\"%s\",\"pub\":\"%s\","
-                          "\"vkey\":\"%s\"}",
-                          p->server_key.id, p->ledger_origin, pub, vkey);
+    return http_body_printf(out,
+                            "{\"alg\":\"Ed25519\",\"id\":\"%s\",\"name\":\"%s\",\"pub\":\"%s\","
+                            "\"vkey\":\"%s\"}",
+                            p->server_key.id, p->ledger_origin, pub, vkey);
 }
 
 static int pipeline_http_proof(struct broker *b, const struct http_request *req,
@@ -143,12 +142,10 @@ static int pipeline_http_proof(struct broker *b, const struct http_request *req,
     if (rc != LMQ_OK)
         return rc;
     if (inclusion)
-        return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                              "{\"index\":%" PRIu64 ",\"proof\":%.*s,\"size\":%" PRIu64 "}", a,
-                              (int)used, json, size);
-    return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                          "{\"new\":%" PRIu64 ",\"old\":%" PRIu64 ",\"proof\":%.*s}", size, a,
-                          (int)used, json);
+        return http_body_printf(out, "{\"index\":%" PRIu64 ",\"proof\":%.*s,\"size\":%" PRIu64 "}",
+                                a, (int)used, json, size);
+    return http_body_printf(out, "{\"new\":%" PRIu64 ",\"old\":%" PRIu64 ",\"proof\":%.*s}", size,
+                            a, (int)used, json);
 }
 
 /* ---- pages: /ledger/entries (leaves) and /ledger/envelopes ---- */
@@ -260,7 +257,7 @@ static int pipeline_http_entries(struct broker *b, const struct http_request *re
                                                    PIPELINE_HTTP_PAGE_TAIL_MAX_BYTES,
                                       .end = b->pipeline->checkpoint_size};
     size_t got = 0, limit = start < page.end ? (size_t)LMQ_MIN(count, page.end - start) : 0;
-    int rc = lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "{\"entries\":[");
+    int rc = http_body_printf(out, "{\"entries\":[");
     if (rc == LMQ_OK && limit > 0)
         rc = store_ledger_links(b->store, start, limit, pipeline_http_page_leaf, &page, &got);
     return pipeline_http_page_finish(&page, rc, start, got, limit);
@@ -309,7 +306,7 @@ static int pipeline_http_envelopes(struct broker *b, const struct http_request *
                                       .end = b->pipeline->checkpoint_size};
     size_t got = 0, limit = auditor && start < page.end ? (size_t)LMQ_MIN(count, page.end - start)
                                                         : (size_t)count;
-    int rc = lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "{\"envelopes\":[");
+    int rc = http_body_printf(out, "{\"envelopes\":[");
     if (rc == LMQ_OK && start < page.end) {
         struct lmq_bytes party = {(const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS};
         rc = auditor ? store_ledger_range(b->store, start, limit, pipeline_http_page_envelope,

@@ -75,8 +75,7 @@ static int identity_error(struct http_response *resp, struct lmq_buf *out, int s
 {
     resp->status = status;
     resp->content_type = "application/json";
-    return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "{\"error\":%d,\"reason\":\"%s\"}",
-                          status, reason);
+    return http_body_printf(out, "{\"error\":%d,\"reason\":\"%s\"}", status, reason);
 }
 
 static int identity_time_json(struct broker *b, uint64_t delta_ms, char out[40])
@@ -99,8 +98,7 @@ static int identity_challenge(struct broker *b, const struct http_request *req, 
     if (identity_time_json(b, PIPELINE_NONCE_TTL_MS, expires) != LMQ_OK)
         return LMQ_EINVAL;
     resp->content_type = "application/json";
-    return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                          "{\"expires\":\"%s\",\"nonce\":\"%s\"}", expires, nonce);
+    return http_body_printf(out, "{\"expires\":\"%s\",\"nonce\":\"%s\"}", expires, nonce);
 }
 
 /* Checks the login signature; consumes the nonce whatever the outcome (one attempt each). */
@@ -151,9 +149,8 @@ static int identity_token(struct broker *b, json_t *body, struct http_response *
         lmq_log_end(&line);
     }
     resp->content_type = "application/json";
-    return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                          "{\"expires\":\"%s\",\"id\":\"%s\",\"token\":\"%s\"}", expires, id,
-                          token);
+    return http_body_printf(out, "{\"expires\":\"%s\",\"id\":\"%s\",\"token\":\"%s\"}", expires, id,
+                            token);
 }
 
 int pipeline_identity_http_route(struct broker *b, const struct http_request *req,
@@ -181,9 +178,8 @@ int pipeline_identity_http_route(struct broker *b, const struct http_request *re
             LMQ_OK)
             return LMQ_EINVAL;
         resp->content_type = "application/json";
-        return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                              "{\"alg\":\"EdDSA\",\"id\":\"%s\",\"pub\":\"%s\"}", p->server_key.id,
-                              pub);
+        return http_body_printf(out, "{\"alg\":\"EdDSA\",\"id\":\"%s\",\"pub\":\"%s\"}",
+                                p->server_key.id, pub);
     }
     if (strcmp(req->method, "POST") != 0) {
         resp->status = 405;

@@ -290,8 +290,7 @@ static int tokens_http_error(struct http_response *resp, struct lmq_buf *out, in
     resp->content_type = "application/json";
     if (status == 401)
         resp->extra_headers = "WWW-Authenticate: Bearer\r\n";
-    return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES, "{\"error\":%d,\"reason\":\"%s\"}",
-                          status, reason);
+    return http_body_printf(out, "{\"error\":%d,\"reason\":\"%s\"}", status, reason);
 }
 
 int pipeline_tokens_http_bearer(struct broker *b, const struct http_request *req,
@@ -354,6 +353,5 @@ int pipeline_tokens_http_revoke(struct broker *b, const struct http_request *req
     int64_t before_s = pipeline_tokens_now_s(b) + 1;
     tokens_apply(b, id, before_s, TOKENS_SOURCE_HTTP);
     resp->content_type = "application/json";
-    return lmq_buf_printf(out, HTTP_RESPONSE_BODY_MAX_BYTES,
-                          "{\"id\":\"%s\",\"revoked_before\":%" PRId64 "}", id, before_s);
+    return http_body_printf(out, "{\"id\":\"%s\",\"revoked_before\":%" PRId64 "}", id, before_s);
 }
