@@ -298,6 +298,13 @@ static int broker_start_http(struct broker *b, bool tls, char *json, size_t cap)
     return n > 0 && (size_t)n < cap ? LMQ_OK : LMQ_ETOOBIG;
 }
 
+static void walk_close(uv_handle_t *h, void *arg)
+{
+    LMQ_UNUSED(arg);
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
 int broker_init_state(struct broker *b, const struct lmq_config *cfg)
 {
     memset(b, 0, sizeof(*b));
@@ -319,6 +326,22 @@ int broker_init_state(struct broker *b, const struct lmq_config *cfg)
         sub_tree_create(&b->subs) != LMQ_OK || session_quota_init(b) != LMQ_OK)
         return LMQ_ENOMEM;
     return LMQ_OK;
+}
+
+void broker_destroy_state(struct broker *b)
+{
+    uv_walk(&b->loop, walk_close, NULL);
+    for (int i = 0; i < 100 && uv_run(&b->loop, UV_RUN_NOWAIT) != 0; i++)
+        ;
+    LMQ_ASSERT(uv_loop_close(&b->loop) == 0);
+    free(b->route_targets);
+    sub_tree_destroy(b->subs);
+    lmq_map_destroy(b->sessions);
+    session_quota_destroy(b);
+    LMQ_ASSERT(b->msgs_by_id == NULL || lmq_map_count(b->msgs_by_id) == 0);
+    lmq_map_destroy(b->msgs_by_id);
+    conn_address_sweep(b, true);
+    lmq_map_destroy(b->addresses);
 }
 
 static int broker_init(struct broker *b, const struct lmq_config *cfg)
@@ -382,13 +405,6 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
     return LMQ_OK;
 }
 
-static void walk_close(uv_handle_t *h, void *arg)
-{
-    LMQ_UNUSED(arg);
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
-}
-
 static void broker_teardown(struct broker *b)
 {
     if (b->http != NULL) { /* an error path after the HTTP listener started */
@@ -417,18 +433,7 @@ static void broker_teardown(struct broker *b)
     broker_close_handle((uv_handle_t *)&b->flush_check);
     for (size_t i = 0; i < b->listener_count; i++)
         net_acceptor_close(&b->acceptors[i], NULL); /* before the walk closes their sockets */
-    uv_walk(&b->loop, walk_close, NULL);
-    for (int i = 0; i < 100 && uv_run(&b->loop, UV_RUN_NOWAIT) != 0; i++)
-        ;
-    LMQ_ASSERT(uv_loop_close(&b->loop) == 0);
-    free(b->route_targets);
-    sub_tree_destroy(b->subs);
-    lmq_map_destroy(b->sessions);
-    session_quota_destroy(b);
-    LMQ_ASSERT(b->msgs_by_id == NULL || lmq_map_count(b->msgs_by_id) == 0);
-    lmq_map_destroy(b->msgs_by_id);
-    conn_address_sweep(b, true);
-    lmq_map_destroy(b->addresses);
+    broker_destroy_state(b);
     pipeline_destroy(b);
     access_destroy(b);
     if (b->tls != NULL)

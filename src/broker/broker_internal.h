@@ -777,6 +777,9 @@ void session_queue_test_fail_alloc(uint32_t nth);
  * index, session quotas), nothing that reaches outside the process; shared by the server's
  * start and broker_init_for_test. 0, LMQ_EIO (no loop: nothing to free) or LMQ_ENOMEM. */
 int broker_init_state(struct broker *b, const struct lmq_config *cfg) LMQ_WUR;
+/* Closes every handle left on the loop, closes the loop and frees what broker_init_state made
+ * (the sessions, retained messages and the batch must be gone). */
+void broker_destroy_state(struct broker *b);
 /* broker_test.c, for tests/unit/test_broker.c only: a broker with its loop, maps, subscription
  * tree and retained index, but no store, listeners, signals, timers of its own, pipeline or
  * commit hooks (commit_turn_end then releases the open batch as if it had committed). 0 or an

@@ -19,13 +19,6 @@ int broker_init_for_test(struct broker *b, const struct lmq_config *cfg)
     return rc;
 }
 
-static void broker_test_close(uv_handle_t *h, void *arg)
-{
-    LMQ_UNUSED(arg);
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
-}
-
 void broker_destroy_for_test(struct broker *b)
 {
     LMQ_ASSERT(b->store == NULL && b->pipeline == NULL && b->commit_hook_count == 0);
@@ -35,16 +28,6 @@ void broker_destroy_for_test(struct broker *b)
     if (b->retained != NULL)
         retain_destroy_all(b);
     LMQ_ASSERT(b->batch == NULL && list_empty(&b->conns));
-    uv_walk(&b->loop, broker_test_close, NULL); /* the retained index's idle handle */
-    for (int i = 0; i < 100 && uv_run(&b->loop, UV_RUN_NOWAIT) != 0; i++)
-        ;
-    LMQ_ASSERT(uv_loop_close(&b->loop) == 0);
-    free(b->route_targets);
-    sub_tree_destroy(b->subs);
-    lmq_map_destroy(b->sessions);
-    session_quota_destroy(b);
-    LMQ_ASSERT(b->msgs_by_id == NULL || lmq_map_count(b->msgs_by_id) == 0);
-    lmq_map_destroy(b->msgs_by_id);
-    lmq_map_destroy(b->addresses); /* empty: no connection was ever counted */
+    broker_destroy_state(b); /* closes the retained index's idle handle too */
     memset(b, 0, sizeof(*b));
 }

@@ -25,13 +25,7 @@
 #include "net/forwarded.h"
 #include "net/proxy_protocol.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz oracle failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);       \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 #define FUZZ_FIELDS_MAX 8
 #define FUZZ_VALUE_MAX_BYTES 4096

@@ -28,13 +28,7 @@
 #include "core/log.h"
 #include "net/http.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz oracle failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);       \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 #define FUZZ_OUT_MAX_BYTES (4u * 1024u * 1024u)
 /* Route calls remembered; a request is at least 16 bytes, so inputs never get near. */

@@ -19,13 +19,7 @@
 #include "core/buf.h"
 #include "crypto/jcs.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz oracle failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);       \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 /* Output bound for the fuzzer: small enough that the ETOOBIG path is reached too. */
 #define FUZZ_JCS_OUT_MAX_BYTES 4096

@@ -36,13 +36,7 @@
 #include "crypto/encoding.h"
 #include "crypto/jwt.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz oracle failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);       \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 /* The clock of every verification: 2026-01-01T00:00:00Z (make_corpus.py uses the same). */
 #define FUZZ_NOW_S INT64_C(1767225600)

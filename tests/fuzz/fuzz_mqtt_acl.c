@@ -17,13 +17,7 @@
 #include "mqtt/mqtt_acl.h"
 #include "mqtt/mqtt_topic.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz oracle failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);       \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 static const char *const probes[] = {"a",      "a/b", "users/alice/x",    "#", "+/+",
                                      "$SYS/x", "",    "clients/c1/status"};

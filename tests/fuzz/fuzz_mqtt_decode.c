@@ -18,13 +18,7 @@
 #include "core/lmq.h"
 #include "mqtt/mqtt_codec.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz oracle failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);       \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 static bool bytes_eq(struct lmq_bytes a, struct lmq_bytes b)
 {

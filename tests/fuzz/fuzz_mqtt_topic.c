@@ -16,13 +16,7 @@
 
 #include "mqtt/mqtt_topic.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz oracle failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);       \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 /* Reference UTF-8 check: decode each code point, then judge its value. */
 static bool ref_utf8_valid(const uint8_t *s, size_t len)

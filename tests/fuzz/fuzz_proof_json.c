@@ -29,13 +29,7 @@
 #include "core/lmq.h"
 #include "ledger/proof_json.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz oracle failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);       \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 /* A hash's standard base64 (44), two quotes and a comma each; the brackets and the NUL. */
 #define FUZZ_JSON_MAX_BYTES (LEDGER_MERKLE_PROOF_MAX * 47 + 3)

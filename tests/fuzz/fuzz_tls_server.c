@@ -30,13 +30,7 @@
 #include "core/lmq.h"
 #include "net/tls.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "oracle failed at line %d: %s\n", __LINE__, #cond);                    \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 #define PATH_MAX_BYTES 256
 #define PARAM_BYTES 3

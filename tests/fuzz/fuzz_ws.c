@@ -24,13 +24,7 @@
 #include "core/lmq.h"
 #include "net/ws.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz oracle failed at %s:%d: %s\n", __FILE__, __LINE__, #cond);       \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 /* Small enough that 1009 is reachable within libFuzzer's default 4096-byte inputs. */
 #define FUZZ_MAX_MESSAGE_BYTES 1024u
