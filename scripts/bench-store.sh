@@ -52,7 +52,7 @@ start_server() {
     local name="$1"
     shift
     SERVER_LOG="$WORK/$name.log"
-    "$BIN" serve --mqtt 127.0.0.1:0 --log-level info "$@" 2>"$SERVER_LOG" >/dev/null &
+    "$BIN" serve --mqtt 127.0.0.1:0 --http none --log-level info "$@" 2>"$SERVER_LOG" >/dev/null &
     SERVER_PID=$!
     local waited=0 line=""
     while [ "$waited" -lt $((READY_TIMEOUT_S * 10)) ]; do

@@ -475,6 +475,8 @@ class LedgerMQ(Broker):
             argv += ["--mqtts", "127.0.0.1:0", "--http", "127.0.0.1:0", "--https", "127.0.0.1:0",
                      "--tls-cert", os.path.join(self.tls_dir, "server.pem"),
                      "--tls-key", os.path.join(self.tls_dir, "server.key")]
+        else:
+            argv += ["--http", "none"]  # serve's default HTTP listener is not measured
         self.spawn(argv)
         while time.monotonic() < deadline:
             ready = self._events("ready")
@@ -1494,7 +1496,7 @@ def build_report(info, results, idle, restart, brokers, notes, elapsed_s, cmdlin
     L.append("")
     v = info["versions"]
     L.append("- **LedgerMQ** `%s` (git %s). `ledgermq serve --config INI --mqtt 127.0.0.1:0 "
-             "--data DIR --sync always|off --log-level info`, INI `[limits] max_connections` "
+             "--data DIR --sync always|off --log-level info --http none`, INI `[limits] max_connections` "
              "and `max_connections_per_address` = the idle connections + 1,000, "
              "`max_connection_rate_per_address = 100000`, `queue_overflow = refuse` (a "
              "subscriber slower than its publishers holds them back rather than drop the "

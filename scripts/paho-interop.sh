@@ -40,7 +40,7 @@ start_broker() {
     printf '%b' "$2" >"$WORK/$1/broker.conf"
     PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     timeout $((2 * SUITE_TIMEOUT_S)) "$BIN" serve --config "$WORK/$1/broker.conf" \
-        --data "$WORK/$1/data" --mqtt "127.0.0.1:$PORT" --log-level info 2>"$WORK/$1/broker.log" &
+        --data "$WORK/$1/data" --mqtt "127.0.0.1:$PORT" --http none --log-level info 2>"$WORK/$1/broker.log" &
     BROKER=$!
     for _ in $(seq 50); do
         grep -q '"event":"ready"' "$WORK/$1/broker.log" && return 0

@@ -150,6 +150,12 @@ void lmq_config_defaults(struct lmq_config *cfg)
     LMQ_ASSERT(ok);
     cfg->mqtt[0].port = 1883;
     cfg->mqtt_count = 1;
+    /* What the clients (ledgermq send/listen) log in to by default: a plain `ledgermq serve`
+     * must serve them. `http = none` turns it off. */
+    ok = config__copy(cfg->http.host, sizeof(cfg->http.host), "127.0.0.1");
+    LMQ_ASSERT(ok);
+    cfg->http.port = 8080;
+    cfg->http_enabled = true;
     cfg->sync = LMQ_SYNC_ALWAYS;
     cfg->log_level = LMQ_LOG_INFO;
     /* Field by field: assigning a compound literal may leave padding bytes undefined, and
@@ -573,11 +579,15 @@ static int config__set_server(struct lmq_config *cfg, const char *key, const cha
     if (strcmp(key, "http") == 0 || strcmp(key, "https") == 0) {
         char msg[256];
         struct lmq_listen_addr addr;
+        bool tls = key[4] == 's';
+        if (strcmp(value, "none") == 0) { /* no listener (http is on by default) */
+            *(tls ? &cfg->https_enabled : &cfg->http_enabled) = false;
+            return 0;
+        }
         if (lmq_config_parse_listen(value, &addr, msg, sizeof(msg)) != 0) {
-            lmq_errf(err, err_len, "[server] %s: %s", key, msg);
+            lmq_errf(err, err_len, "[server] %s: %s; or none (no listener)", key, msg);
             return LMQ_EINVAL;
         }
-        bool tls = key[4] == 's';
         *(tls ? &cfg->https : &cfg->http) = addr;
         *(tls ? &cfg->https_enabled : &cfg->http_enabled) = true;
         return 0;

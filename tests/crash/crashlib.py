@@ -127,7 +127,7 @@ class Server:
         with open(ini, "w") as f:
             f.write("[limits]\nqueue_overflow = refuse\n")
         cmd = [self.opts.bin, "serve", "--config", ini, "--mqtt", "127.0.0.1:0",
-               "--data", self.datadir, "--log-level", self.opts.log_level]
+               "--data", self.datadir, "--log-level", self.opts.log_level, "--http", "none"]
         if self.opts.sync == "off":
             cmd += ["--sync", "off"]
         env = dict(os.environ)

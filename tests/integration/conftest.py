@@ -83,6 +83,21 @@ def pytest_runtest_makereport(item, call):
     setattr(item, "rep_" + rep.when, rep)
 
 
+def _sets_http(config_text, extra_args):
+    """True when the test chose the HTTP listener itself: --http in its arguments or
+    [server] http in its config."""
+    if any(a == "--http" or a.startswith("--http=") for a in extra_args):
+        return True
+    section = None
+    for line in (config_text or "").splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            section = line.strip("[] ")
+        elif section == "server" and line.split("=", 1)[0].strip() == "http":
+            return True
+    return False
+
+
 def _free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -179,6 +194,10 @@ class Broker:
                 f.write(self.config_text)
             argv += ["--config", path]
         argv += self.extra_args
+        if not _sets_http(self.config_text, self.extra_args):
+            # serve listens on HTTP 127.0.0.1:8080 by default: parallel tests would collide
+            # there, and a test that asked for no HTTP listener gets none.
+            argv += ["--http", "none"]
         self._spawn(argv)
         if not self.wait_ready:
             return

@@ -58,7 +58,7 @@ class Server:
             f.write("[limits]\nqueue_overflow = refuse\n")
         self.proc = subprocess.Popen(
             [BIN, "serve", "--config", ini, "--mqtt", "127.0.0.1:0", "--data", data,
-             "--log-level", "info"],
+             "--http", "none", "--log-level", "info"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.reader = threading.Thread(target=self._drain, daemon=True)
         self.reader.start()

@@ -187,7 +187,7 @@ def test_unknown_limits_key_refused_at_startup(tmp_path):
     import subprocess
     cfg = tmp_path / "bad.ini"
     cfg.write_text("[limits]\nmax_bananas = 3\n")
-    r = subprocess.run([os.environ["LEDGERMQ_BIN"], "serve", "--mqtt", "127.0.0.1:0",
+    r = subprocess.run([os.environ["LEDGERMQ_BIN"], "serve", "--mqtt", "127.0.0.1:0", "--http", "none",
                         "--data", str(tmp_path / "d"), "--config", str(cfg)],
                        capture_output=True, timeout=10)
     assert r.returncode != 0

@@ -55,7 +55,11 @@ static void test_defaults_match_design(void **state)
     assert_int_equal(cfg.mqtt_count, 1);
     assert_string_equal(cfg.mqtt[0].host, "127.0.0.1");
     assert_int_equal(cfg.mqtt[0].port, 1883);
-    assert_false(cfg.http_enabled); /* no HTTP listener unless asked for */
+    /* What send and listen log in to by default (127.0.0.1:8080); none turns it off. */
+    assert_true(cfg.http_enabled);
+    assert_string_equal(cfg.http.host, "127.0.0.1");
+    assert_int_equal(cfg.http.port, 8080);
+    assert_false(cfg.https_enabled);
     assert_int_equal(cfg.sync, LMQ_SYNC_ALWAYS);
     assert_int_equal(cfg.log_level, LMQ_LOG_INFO);
     const struct lmq_limits *l = &cfg.limits;
@@ -255,6 +259,15 @@ static void test_http_listener_is_one_address_and_port_zero_is_allowed(void **st
     assert_non_null(strstr(err, "[server] http: "));
     assert_string_equal(cfg.http.host, "0.0.0.0");
     assert_int_equal(cfg.http.port, 8080);
+    /* none turns a listener off (http is on by default), and an address turns it on again. */
+    assert_int_equal(lmq_config_set(&cfg, "server", "http", "none", err, sizeof(err)), 0);
+    assert_false(cfg.http_enabled);
+    assert_int_equal(lmq_config_set(&cfg, "server", "https", "none", err, sizeof(err)), 0);
+    assert_false(cfg.https_enabled);
+    assert_int_equal(lmq_config_set(&cfg, "server", "http", "127.0.0.1:0", err, sizeof(err)), 0);
+    assert_true(cfg.http_enabled);
+    assert_int_equal(lmq_config_set(&cfg, "server", "http", "None", err, sizeof(err)), LMQ_EINVAL);
+    assert_non_null(strstr(err, "or none"));
 }
 
 static void test_session_expiry_accepts_never(void **state)
