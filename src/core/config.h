@@ -168,8 +168,8 @@ struct lmq_config {
     size_t mqtt_count;
     struct lmq_listen_addr mqtts[LMQ_LISTENERS_MAX]; /* MQTT over TLS; none by default */
     size_t mqtts_count;
-    struct lmq_listen_addr http; /* the HTTP listener, when http_enabled */
-    bool http_enabled;           /* default 127.0.0.1:8080; [server] http = none turns it off */
+    struct lmq_listen_addr http;  /* the HTTP listener, when http_enabled */
+    bool http_enabled;            /* default 127.0.0.1:8080; [server] http = none turns it off */
     struct lmq_listen_addr https; /* HTTP over TLS, when https_enabled; none by default */
     bool https_enabled;
     struct lmq_tls_config tls;
