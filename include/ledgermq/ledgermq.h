@@ -68,6 +68,11 @@ struct lmq_inbox_envelope {
 #define LMQ_CLIENT_E_RECEIPT (-100) /* an ack's receipt does not verify (signature, proof) */
 #define LMQ_CLIENT_E_HISTORY (-101) /* a checkpoint contradicts one seen before: rewritten */
 #define LMQ_CLIENT_E_KEY (-102)     /* the server's ledger key is not the one pinned */
+/* The first connection since lmq_client_start() failed: the HTTP login server (or the MQTT
+ * server) at the address in the message refused it or could not be reached. The library retries
+ * with backoff (reporting it once); an interactive application may rather stop. */
+#define LMQ_CLIENT_E_HTTP_UNREACHABLE (-110)
+#define LMQ_CLIENT_E_MQTT_UNREACHABLE (-111)
 
 /* The server accepted one of our envelopes. Pointers valid only during the callback.
  * The ack carries a receipt: a checkpoint (C2SP signed note) of the server's Merkle ledger and

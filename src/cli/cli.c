@@ -15,7 +15,9 @@
 
 #include "cli/cli.h"
 #include "core/lmq.h"
+#include "crypto/jcs.h"
 #include "crypto/keyfile.h"
+#include "ledger/envelope.h"
 #include "ledgermq/ledgermq.h"
 
 #define CLI_ERR_MAX_BYTES 1024
@@ -29,14 +31,31 @@
 /* Longest --timeout-ms: a bit over 24 days, what a uv timer takes without surprise. */
 #define CLI_TIMEOUT_MAX_MS ((uint64_t)INT32_MAX)
 
-__attribute__((format(printf, 1, 2))) static int cli__fail(const char *fmt, ...)
+/* The running command, for the error prefix "ledgermq: <command>: " (README, "Command line"). */
+static const char *cli__name = "?";
+
+__attribute__((format(printf, 1, 0))) static void cli__vsay(const char *fmt, va_list ap)
 {
     char msg[CLI_ERR_MAX_BYTES];
+    int n = lmq_verrf(msg, sizeof(msg), fmt, ap);
+    fprintf(stderr, "ledgermq: %s: %s\n", cli__name, n < 0 ? "error" : msg);
+}
+
+/* One line on stderr with the command's prefix. */
+__attribute__((format(printf, 1, 2))) static void cli__say(const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    int n = lmq_verrf(msg, sizeof(msg), fmt, ap);
+    cli__vsay(fmt, ap);
     va_end(ap);
-    fprintf(stderr, "ledgermq: %s\n", n < 0 ? "error" : msg);
+}
+
+__attribute__((format(printf, 1, 2))) static int cli__fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cli__vsay(fmt, ap);
+    va_end(ap);
     return CLI_EXIT_USAGE;
 }
 
@@ -140,7 +159,7 @@ static int cli__flag(struct cli_opts *o, int argc, char **argv, int *i, const ch
         return k == 6 ? cli__u64(names[k], v, CLI_TIMEOUT_MAX_MS, &o->timeout_ms)
                       : cli__u64(names[k], v, UINT32_MAX, &o->count);
     }
-    return cli__fail("unexpected argument \"%s\" (see ledgermq help)", argv[*i]);
+    return cli__fail("unexpected argument \"%s\" (see ledgermq %s --help)", argv[*i], cli__name);
 }
 
 /* Parses send/listen arguments; the one positional argument (send's JSON) lands in o->json. */
@@ -187,12 +206,13 @@ static int cli__state_dir(struct cli_opts *o)
 
 int cli_keygen(int argc, char **argv)
 {
+    cli__name = "keygen";
     const char *out = CLI_DEFAULT_KEYFILE;
     struct crypto_identity ident;
     char err[CLI_ERR_MAX_BYTES];
     for (int i = 0; i < argc; i++) {
         if (!cli__is_flag(argv[i], "out")) {
-            return cli__fail("keygen: unexpected argument \"%s\"", argv[i]);
+            return cli__fail("unexpected argument \"%s\" (see ledgermq keygen --help)", argv[i]);
         }
         if (cli__value(argc, argv, &i, "out", &out) != 0) {
             return CLI_EXIT_USAGE;
@@ -200,15 +220,15 @@ int cli_keygen(int argc, char **argv)
     }
     if (crypto_ed25519_generate(ident.seed, ident.pub) != 0 ||
         crypto_identity_from_seed(ident.seed, &ident) != 0) {
-        return cli__fail("keygen: cannot generate a key");
+        return cli__fail("cannot generate a key");
     }
     int rc = crypto_keyfile_save(out, &ident, false, err, sizeof(err));
     memset(ident.seed, 0, sizeof(ident.seed));
     if (rc == LMQ_EEXIST) {
-        return cli__fail("keygen: %s already exists (not overwritten)", out);
+        return cli__fail("%s already exists (not overwritten)", out);
     }
     if (rc != 0) {
-        return cli__fail("keygen: %s", err);
+        return cli__fail("%s", err);
     }
     printf("%s\n", ident.id);
     return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
@@ -249,10 +269,10 @@ static void cli__on_timeout(uv_timer_t *t)
         cli__finish(r, CLI_EXIT_OK); /* listen without --count: listened long enough */
         return;
     }
-    fprintf(stderr, "ledgermq: timed out after %" PRIu64 " ms%s\n", r->o->timeout_ms,
-            r->o->to != NULL ? " (the envelope stays in the outbox and is sent again by the "
-                               "next send or listen with this state directory)"
-                             : "");
+    cli__say("timed out after %" PRIu64 " ms%s", r->o->timeout_ms,
+             r->o->to != NULL ? " (the envelope stays in the outbox and is sent again by the "
+                                "next send or listen with this state directory)"
+                              : "");
     cli__finish(r, CLI_EXIT_TIMEOUT);
 }
 
@@ -265,7 +285,16 @@ static void cli__on_signal(uv_signal_t *s, int signum)
 static void cli__on_error(void *ctx, int code, const char *message)
 {
     struct cli_run *r = ctx;
-    fprintf(stderr, "ledgermq: %s\n", message);
+    if (code == LMQ_CLIENT_E_HTTP_UNREACHABLE || code == LMQ_CLIENT_E_MQTT_UNREACHABLE) {
+        /* Never reached in this run: most likely a wrong address or no broker. Say which and
+         * stop; the library would only retry the same address. */
+        cli__say("%s (set with --%s HOST:PORT)%s", message,
+                 code == LMQ_CLIENT_E_HTTP_UNREACHABLE ? "http" : "server",
+                 r->o->to != NULL ? "; the envelope stays in the outbox" : "");
+        cli__finish(r, CLI_EXIT_TIMEOUT);
+        return;
+    }
+    cli__say("%s", message);
     /* The server's ledger can't be trusted any more: stop with the ledger exit code. */
     if (code == LMQ_CLIENT_E_HISTORY || code == LMQ_CLIENT_E_KEY)
         cli__finish(r, CLI_EXIT_LEDGER);
@@ -287,7 +316,7 @@ static void cli__on_reject(void *ctx, const struct lmq_reject *rej)
 {
     struct cli_run *r = ctx;
     if (r->o->to == NULL || strcmp(rej->link, r->link) != 0) {
-        fprintf(stderr, "ledgermq: envelope seq %" PRIu64 " rejected: %s\n", rej->seq, rej->reason);
+        cli__say("envelope seq %" PRIu64 " rejected: %s", rej->seq, rej->reason);
         return;
     }
     printf("%.*s\n", (int)rej->reject_len, (const char *)rej->reject_json);
@@ -305,7 +334,7 @@ static int cli__on_envelope(void *ctx, const struct lmq_inbox_envelope *env)
     fputc('\n', stdout);
     /* Printed before acknowledged: a failed write must not consume the position. */
     if (fflush(stdout) != 0 || ferror(stdout)) {
-        fprintf(stderr, "ledgermq: cannot write to stdout\n");
+        cli__say("cannot write to stdout");
         cli__finish(r, CLI_EXIT_USAGE);
         return -1;
     }
@@ -368,7 +397,7 @@ static int cli__run(struct cli_run *r)
     LMQ_UNUSED(uv_signal_start(&r->sigterm, cli__on_signal, SIGTERM));
     rc = lmq_client_start(r->client);
     if (rc != 0) {
-        fprintf(stderr, "ledgermq: cannot start: %s\n", lmq_client_strerror(rc));
+        cli__say("cannot start: %s", lmq_client_strerror(rc));
         cli__finish(r, CLI_EXIT_USAGE);
     }
     uv_run(&r->loop, UV_RUN_DEFAULT);
@@ -379,18 +408,46 @@ static int cli__run(struct cli_run *r)
     return r->exit_code;
 }
 
+/* send's --type and body, checked before the state is opened: each fault named on its own. */
+static int cli__check_send(const struct cli_opts *o)
+{
+    json_t *body = NULL;
+    const char *more = strlen(o->json) > 40 ? "..." : ""; /* the body is shown cut */
+    if (!ledger_envelope_type_valid(o->type, strlen(o->type))) {
+        return cli__fail("--type: expected 1..64 characters of A-Za-z0-9._:-, got \"%s\"", o->type);
+    }
+    int rc = crypto_jcs_parse((const uint8_t *)o->json, strlen(o->json), &body);
+    bool object = rc == 0 && json_is_object(body);
+    json_decref(body);
+    if (rc == LMQ_ENOMEM) {
+        return cli__fail("out of memory");
+    }
+    if (rc != 0) {
+        return cli__fail("the body is not valid JSON (%s): %.40s%s",
+                         rc == LMQ_EPROTO ? "syntax, duplicate name or bad UTF-8"
+                                          : "too deep or too long",
+                         o->json, more);
+    }
+    return object ? 0
+                  : cli__fail("the body must be a JSON object ({...}), got %.40s%s", o->json, more);
+}
+
 int cli_send(int argc, char **argv)
 {
     struct cli_opts o = {.timeout_ms = CLI_SEND_TIMEOUT_MS};
     struct cli_run r = {.o = &o};
+    cli__name = "send";
     if (cli__parse(&o, argc, argv, "key to type server http state timeout-ms", true) != 0) {
         return CLI_EXIT_USAGE;
     }
     if (o.to == NULL || o.json == NULL) {
-        return cli__fail("send: --to ID and a JSON object are required");
+        return cli__fail("--to ID and a JSON object are required");
     }
     if (!crypto_identity_id_valid(o.to, strlen(o.to))) {
-        return cli__fail("send: --to must be an identity id (64 lowercase hex characters)");
+        return cli__fail("--to must be an identity id (64 lowercase hex characters)");
+    }
+    if (cli__check_send(&o) != 0) {
+        return CLI_EXIT_USAGE;
     }
     if (cli__open(&r, false) != 0) {
         return CLI_EXIT_USAGE;
@@ -400,9 +457,7 @@ int cli_send(int argc, char **argv)
         lmq_client_close(r.client);
         int closed = uv_loop_close(&r.loop);
         LMQ_ASSERT(closed == 0);
-        return cli__fail("send: %s", rc == LMQ_EINVAL ? "the body must be a JSON object and "
-                                                        "--type 1..64 of A-Za-z0-9._:-"
-                                                      : lmq_client_strerror(rc));
+        return cli__fail("cannot store the envelope: %s", lmq_client_strerror(rc));
     }
     return cli__run(&r);
 }
@@ -411,6 +466,7 @@ int cli_listen(int argc, char **argv)
 {
     struct cli_opts o = {0};
     struct cli_run r = {.o = &o};
+    cli__name = "listen";
     if (cli__parse(&o, argc, argv, "key server http state timeout-ms count", false) != 0) {
         return CLI_EXIT_USAGE;
     }

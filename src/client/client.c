@@ -186,6 +186,8 @@ int lmq_client_start(struct lmq_client *c)
     }
     c->stopping = false;
     c->backoff_attempt = 0;
+    c->reached = false;
+    c->unreachable_said = false;
     client_net_connect(c);
     return 0;
 }
@@ -274,6 +276,10 @@ const char *lmq_client_strerror(int code)
         return "server ledger history rewritten";
     case LMQ_CLIENT_E_KEY:
         return "server ledger key changed";
+    case LMQ_CLIENT_E_HTTP_UNREACHABLE:
+        return "cannot reach the HTTP login server";
+    case LMQ_CLIENT_E_MQTT_UNREACHABLE:
+        return "cannot reach the MQTT server";
     default:
         return lmq_strerror(code);
     }

@@ -120,6 +120,10 @@ struct lmq_client {
     bool timers_open;
     unsigned closing_count; /* handles whose close callback is pending */
     unsigned backoff_attempt;
+    /* Reached READY since lmq_client_start(): a failed connect is then an outage
+     * (LMQ_EIO), before it the address may be wrong (LMQ_CLIENT_E_*_UNREACHABLE). */
+    bool reached;
+    bool unreachable_said; /* this outage's failed connects were reported (once) */
     uv_timer_t backoff_timer;
     uv_timer_t tick_timer; /* keepalive and connect deadline */
     uint64_t attempt_started_ms;

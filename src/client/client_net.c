@@ -116,13 +116,14 @@ static void net__after_close(struct lmq_client *c)
     LMQ_ASSERT(rc == 0); /* an initialized timer always starts */
 }
 
-void client_net_drop(struct lmq_client *c, int code, const char *why)
+/* Drops the connection; reports why unless report is false (said already). */
+static void net__drop(struct lmq_client *c, int code, const char *why, bool report)
 {
     LMQ_ASSERT(c != NULL && why != NULL);
     if (c->state == CLIENT_CLOSING || c->state == CLIENT_STOPPED) {
         return;
     }
-    if (!c->stopping && !c->token_expired) {
+    if (report && !c->stopping && !c->token_expired) {
         client_session_report(c, code < 0 ? code : LMQ_EIO, "connection lost: %s", why);
     }
     if (c->state == CLIENT_BACKOFF) {
@@ -139,6 +140,37 @@ void client_net_drop(struct lmq_client *c, int code, const char *why)
     if (c->closing_count == 0) {
         net__after_close(c);
     }
+}
+
+void client_net_drop(struct lmq_client *c, int code, const char *why)
+{
+    net__drop(c, code, why, true);
+}
+
+/*
+ * A connect to the HTTP login server (http) or the MQTT server failed: said once per outage,
+ * naming the address; before the first success since start with its own code (the address may
+ * be wrong), after it as a lost connection. Then dropped, to retry after the backoff.
+ */
+static void net__unreachable(struct lmq_client *c, bool http, int status)
+{
+    const struct sockaddr_storage *sa = http ? &c->http_addr : &c->mqtt_addr;
+    char host[INET6_ADDRSTRLEN] = "?", why[CLIENT_ERR_MAX_BYTES];
+    bool v6 = sa->ss_family == AF_INET6;
+    uint16_t port = ntohs(v6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
+                             : ((const struct sockaddr_in *)sa)->sin_port);
+    LMQ_UNUSED(uv_ip_name((const struct sockaddr *)sa, host, sizeof(host)));
+    snprintf(why, sizeof(why), "cannot reach the %s at %s%s%s:%u: %s",
+             http ? "HTTP login server" : "MQTT server", v6 ? "[" : "", host, v6 ? "]" : "",
+             (unsigned)port, uv_strerror(status));
+    bool report = !c->unreachable_said && !c->stopping;
+    c->unreachable_said = true;
+    if (report && !c->reached) {
+        client_session_report(
+            c, http ? LMQ_CLIENT_E_HTTP_UNREACHABLE : LMQ_CLIENT_E_MQTT_UNREACHABLE, "%s", why);
+        report = false;
+    }
+    net__drop(c, LMQ_EIO, why, report);
 }
 
 void client_net_shutdown(struct lmq_client *c)
@@ -272,6 +304,8 @@ static int net__on_packet(struct lmq_client *c, const uint8_t *data, size_t len)
     int rc = client_session_on_packet(c, &pkt);
     if (rc == 0 && c->state == CLIENT_READY) {
         c->backoff_attempt = 0;
+        c->reached = true;
+        c->unreachable_said = false;
     }
     return rc;
 }
@@ -337,9 +371,7 @@ static void net__on_tcp_connect(uv_connect_t *req, int status)
         return; /* dropped meanwhile; the close callback does the rest */
     }
     if (status < 0) {
-        char why[CLIENT_ERR_MAX_BYTES];
-        snprintf(why, sizeof(why), "cannot reach the MQTT server: %s", uv_strerror(status));
-        client_net_drop(c, LMQ_EIO, why);
+        net__unreachable(c, false, status);
         return;
     }
     if (uv_read_start((uv_stream_t *)&c->tcp, net__on_alloc, net__on_read) != 0) {
@@ -509,9 +541,7 @@ static void net__http_on_connect(uv_connect_t *req, int status)
         return;
     }
     if (status < 0) {
-        char why[CLIENT_ERR_MAX_BYTES];
-        snprintf(why, sizeof(why), "login: cannot reach the HTTP server: %s", uv_strerror(status));
-        client_net_drop(c, LMQ_EIO, why);
+        net__unreachable(c, true, status);
         return;
     }
     uv_buf_t buf = uv_buf_init((char *)c->http.request.data, (unsigned)c->http.request.len);

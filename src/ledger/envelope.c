@@ -106,7 +106,7 @@ int ledger_envelope_format_time(int64_t time_s, uint32_t time_ns,
     return LMQ_OK;
 }
 
-static bool envelope__type_valid(const char *s, size_t len)
+bool ledger_envelope_type_valid(const char *s, size_t len)
 {
     if (len == 0 || len > LEDGER_ENVELOPE_TYPE_MAX_CHARS)
         return false;
@@ -139,7 +139,7 @@ static const char *envelope__check_fields(const char *to, size_t to_len, uint64_
         return "bad_prev";
     if (time == NULL || !envelope__parse_time(time, time_len, time_s, time_ns))
         return "bad_time";
-    if (type == NULL || !envelope__type_valid(type, type_len))
+    if (type == NULL || !ledger_envelope_type_valid(type, type_len))
         return "bad_type";
     return NULL;
 }

@@ -64,6 +64,9 @@ struct ledger_envelope_draft {
     const json_t *body; /* a JSON object */
 };
 
+/* True when type (len bytes) is an envelope type: 1..64 characters of [A-Za-z0-9._:-]. */
+bool ledger_envelope_type_valid(const char *type, size_t len);
+
 /* Parses and validates json (len bytes) into env (structure only: see ledger_envelope_verify).
  * Returns 0, LMQ_EPROTO or LMQ_ETOOBIG with *reason set, or LMQ_ENOMEM. env needs
  * ledger_envelope_release() on success only. */
