@@ -109,10 +109,18 @@ static int identity_token(struct broker *b, json_t *body, struct http_response *
     size_t nonce_len = 0, sig_len = 0, n = 0;
     const char *nonce = identity_json_str(body, "nonce", &nonce_len);
     const char *sig_text = identity_json_str(body, "sig", &sig_len);
-    if (!identity_decode_pub(body, pub) || nonce == NULL || nonce_len != PIPELINE_NONCE_CHARS ||
-        sig_text == NULL || sig_len != IDENTITY_SIG_CHARS ||
+    /* Each field's fault named on its own: a client author fixes the one that is wrong. */
+    if (!identity_decode_pub(body, pub))
+        return identity_error(resp, out, 400, "pub: expected a base64url Ed25519 public key");
+    if (nonce == NULL || nonce_len != PIPELINE_NONCE_CHARS)
+        return identity_error(resp, out, 400, "nonce: expected the nonce of /auth/challenge");
+    if (sig_text == NULL)
+        return identity_error(resp, out, 400, "sig: missing");
+    if (sig_len != IDENTITY_SIG_CHARS ||
         crypto_b64url_decode(sig_text, sig_len, sig, sizeof(sig), &n) != LMQ_OK || n != sizeof(sig))
-        return identity_error(resp, out, 400, "expected pub, nonce and sig");
+        return identity_error(resp, out, 400,
+                              "sig: malformed (expected a base64url Ed25519 signature, 86 "
+                              "characters)");
     uint8_t issued_to[CRYPTO_ED25519_PUB_BYTES];
     if (!pipeline_nonce_take(b, nonce, nonce_len, PIPELINE_NONCE_HTTP, issued_to)) {
         security_event(b, NULL, SECURITY_EVENT_REUSED_NONCE, "unknown, used or expired");

@@ -188,6 +188,31 @@ def test_bad_and_expired_tokens_and_reused_challenges_are_refused(start_broker):
     assert b.metric("ledgermq_auth_failures_total") == 3
 
 
+def test_auth_token_names_the_faulty_field(start_broker):
+    """A 400 from /auth/token says which of pub, nonce and sig is wrong; a malformed signature
+    does not consume the nonce, so the corrected request still logs in."""
+    b = start(start_broker)
+    alice = lc.Identity()
+    pub = lc.b64url(alice.pub)
+    status, ch = lc.http_json(b.http_addr, "/auth/challenge", {"pub": pub})
+    assert status == 200, ch
+    good = lc.b64url(alice.key.sign(("ledgermq-auth-v1:" + ch["nonce"]).encode()))
+    cases = [
+        ({"pub": pub, "nonce": ch["nonce"], "sig": good[:-3] + "!!!"}, "sig: malformed"),
+        ({"pub": pub, "nonce": ch["nonce"], "sig": good[:40]}, "sig: malformed"),
+        ({"pub": pub, "nonce": ch["nonce"]}, "sig: missing"),
+        ({"pub": pub, "nonce": "short", "sig": good}, "nonce: "),
+        ({"pub": "nope", "nonce": ch["nonce"], "sig": good}, "pub: "),
+    ]
+    for body, reason in cases:
+        status, err = lc.http_json(b.http_addr, "/auth/token", body)
+        assert status == 400 and err["reason"].startswith(reason), (body, err)
+        assert "expected pub, nonce and sig" not in err["reason"]
+    status, tok = lc.http_json(b.http_addr, "/auth/token",
+                               {"pub": pub, "nonce": ch["nonce"], "sig": good})
+    assert status == 200 and tok["id"] == alice.id, tok
+
+
 def test_anonymous_clients_are_refused_when_configured(start_broker):
     b = start(start_broker, "[auth]\nanonymous = never\n")
     c = mqtt.Client(client_id="anon", protocol=mqtt.MQTTv5)
