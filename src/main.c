@@ -2,7 +2,8 @@
  * ledgermq: subcommand dispatch. `serve` builds the configuration from the
  * defaults, then the config file, then the flags (flags win), creates the
  * data directory and runs the broker. Usage and config errors are one line
- * on stderr, "ledgermq: <message>", and exit code 1.
+ * on stderr, "ledgermq: <command>: <message>", and exit code 1. Every
+ * command's usage text is in src/cli/usage.c; `CMD --help` and `-h` print it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 
 #include "bench/bench.h"
 #include "cli/cli.h"
+#include "cli/usage.h"
 #include "broker/broker.h"
 #include "core/config.h"
 #include "core/lmq.h"
@@ -26,55 +28,6 @@
 #define MAIN_EXIT_IO 2 /* passwd: the password file could not be read or written */
 /* Room for a message naming a file, a line, a key and a quoted value. */
 #define MAIN_ERR_MAX_BYTES 2048
-
-static const char main__usage[] =
-    "usage: ledgermq <command> [options]\n"
-    "\n"
-    "commands:\n"
-    "  serve   [--config FILE] [--data DIR] [--mqtt HOST:PORT]... [--mqtts HOST:PORT]...\n"
-    "          [--http HOST:PORT] [--https HOST:PORT] [--tls-cert FILE --tls-key FILE]\n"
-    "          [--tls-client-ca FILE] [--tls-client-cert none|optional|required]\n"
-    "          [--password-file FILE] [--acl-file FILE]\n"
-    "          [--sync always|off] [--log-level debug|info|warn|error]\n"
-    "          run the broker (flags override the config file; the first --mqtt\n"
-    "          replaces the listener list, repeats add listeners; --http/--https\n"
-    "          serve MQTT over WebSocket at /mqtt, /healthz, /metrics and /version;\n"
-    "          no HTTP listener without them; SIGHUP re-reads the TLS, password\n"
-    "          and ACL files)\n"
-    "  passwd  [--file FILE] USER    read a password from stdin, print (or append to\n"
-    "                                FILE, created 0600) the password file line for\n"
-    "                                USER; exit 1 on bad input, 2 on a file error\n"
-    "  keygen  [--out FILE]          new Ed25519 identity key file (default ./identity.json,\n"
-    "          never overwritten); prints its id\n"
-    "  send    --key FILE --to ID [--type T] [--server HOST:PORT] [--http HOST:PORT]\n"
-    "          [--state DIR] [--timeout-ms MS] JSON\n"
-    "          guaranteed delivery of one envelope with body JSON (an object): stored in\n"
-    "          the outbox of DIR (default ./client-<first 16 of id>) before it is sent,\n"
-    "          prints the server's ack line; exit 0 acked, 3 rejected (prints the reject),\n"
-    "          4 timed out (default 30000 ms; the envelope stays in the outbox and the next\n"
-    "          send or listen with DIR sends it again), 5 the server's ledger key, its\n"
-    "          history or the ack's receipt failed verification (the envelope stays\n"
-    "          pending), 1 usage or setup error. The server's ledger key is pinned in\n"
-    "          DIR on first use\n"
-    "  listen  --key FILE [--server HOST:PORT] [--http HOST:PORT] [--state DIR]\n"
-    "          [--count N] [--timeout-ms MS]\n"
-    "          prints each inbox envelope as one JSON line {envelope,index,position},\n"
-    "          exactly once per state DIR; exit 0 after N envelopes (or at the timeout\n"
-    "          without --count, or on SIGINT/SIGTERM), 4 timed out before N, 1 errors\n"
-    "          (--server is MQTT, default 127.0.0.1:1883; --http is the login server,\n"
-    "          default 127.0.0.1:8080)\n"
-    "  verify  --key VKEY --checkpoint F | --receipt F [--envelope F] |\n"
-    "          --old-checkpoint F --checkpoint F --proof F | --data DIR\n"
-    "                                check checkpoints, receipts, consistency, a database\n"
-    "  revoke  --data DIR --identity ID [--before UNIX_SECONDS]\n"
-    "          revoke the identity's login tokens issued before the time (default: up to\n"
-    "          now) in DIR's database; a running broker applies it on SIGHUP, a stopped one\n"
-    "          when it starts; prints {\"id\":ID,\"revoked_before\":T}\n"
-    "  bench   [--scenario S] ...    load generator for any MQTT broker (bench --help)\n"
-    "  version                       print the version\n"
-    "  help                          print this help\n"
-    "\n"
-    "HOST:PORT is a numeric IPv4 address, [IPv6] or localhost; port 0 picks a free port.\n";
 
 enum main_flag_kind {
     MAIN_FLAG_CONFIG,
@@ -108,6 +61,9 @@ static const struct main_flag main__serve_flags[] = {
     {"acl-file", MAIN_FLAG_AUTH_KEY, "acl_file"},
 };
 
+/* The command running, for the error prefix; NULL before one is known. */
+static const char *main__cmd;
+
 __attribute__((format(printf, 1, 2))) static int main__fail(const char *fmt, ...)
 {
     char msg[MAIN_ERR_MAX_BYTES];
@@ -116,7 +72,8 @@ __attribute__((format(printf, 1, 2))) static int main__fail(const char *fmt, ...
     int n = lmq_verrf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     /* A message cut at the buffer size is still worth printing. */
-    fprintf(stderr, "ledgermq: %s\n", n < 0 ? "error" : msg);
+    fprintf(stderr, "ledgermq: %s%s%s\n", main__cmd != NULL ? main__cmd : "",
+            main__cmd != NULL ? ": " : "", n < 0 ? "error" : msg);
     return MAIN_EXIT_USAGE;
 }
 
@@ -141,7 +98,7 @@ static int main__next_flag(int argc, char **argv, int *i, const struct main_flag
     LMQ_ASSERT(*i < argc);
     const char *arg = argv[*i];
     if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
-        return main__fail("serve: unexpected argument \"%s\"", arg);
+        return main__fail("unexpected argument \"%s\" (see ledgermq serve --help)", arg);
     }
     const char *name = arg + 2;
     const char *eq = strchr(name, '=');
@@ -149,7 +106,7 @@ static int main__next_flag(int argc, char **argv, int *i, const struct main_flag
     size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
     *flag = main__find_flag(name, name_len);
     if (*flag == NULL) {
-        return main__fail("serve: unknown flag --%.*s (see ledgermq help)", (int)name_len, name);
+        return main__fail("unknown flag --%.*s (see ledgermq serve --help)", (int)name_len, name);
     }
     if (eq != NULL) {
         *value = eq + 1;
@@ -268,12 +225,6 @@ static int main__serve(int argc, char **argv)
     char err[MAIN_ERR_MAX_BYTES];
     bool mqtt_seen = false;
 
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0) {
-            fputs(main__usage, stdout);
-            return MAIN_EXIT_OK;
-        }
-    }
     if (main__find_config(argc, argv, &config_path) != 0) {
         return MAIN_EXIT_USAGE;
     }
@@ -306,19 +257,17 @@ static int main__read_password(char *pw, size_t cap, size_t *len)
 {
     LMQ_ASSERT(pw != NULL && cap > CRYPTO_PASSWD_PASSWORD_MAX_BYTES + 2);
     if (fgets(pw, (int)cap, stdin) == NULL)
-        return main__fail("passwd: expected the password on stdin (one line)");
+        return main__fail("expected the password on stdin (one line)");
     *len = strlen(pw);
     bool newline = *len > 0 && pw[*len - 1] == '\n';
     if (!newline && !feof(stdin))
-        return main__fail("passwd: password longer than %d bytes",
-                          CRYPTO_PASSWD_PASSWORD_MAX_BYTES);
+        return main__fail("password longer than %d bytes", CRYPTO_PASSWD_PASSWORD_MAX_BYTES);
     while (*len > 0 && (pw[*len - 1] == '\n' || pw[*len - 1] == '\r'))
         pw[--*len] = '\0';
     if (*len == 0)
-        return main__fail("passwd: empty password");
+        return main__fail("empty password");
     if (*len > CRYPTO_PASSWD_PASSWORD_MAX_BYTES)
-        return main__fail("passwd: password longer than %d bytes",
-                          CRYPTO_PASSWD_PASSWORD_MAX_BYTES);
+        return main__fail("password longer than %d bytes", CRYPTO_PASSWD_PASSWORD_MAX_BYTES);
     return 0;
 }
 
@@ -329,13 +278,13 @@ static int main__passwd_append(const char *path, const char *user, const char *l
     char err[MAIN_ERR_MAX_BYTES];
     bool exists = access(path, F_OK) == 0;
     if (exists && crypto_passwd_file_load(path, &f, err, sizeof(err)) != LMQ_OK) {
-        main__fail("passwd: %s", err);
+        main__fail("%s", err);
         return MAIN_EXIT_IO;
     }
     bool dup = f != NULL && crypto_passwd_file_lookup(f, (const uint8_t *)user, strlen(user));
     crypto_passwd_file_free(f);
     if (dup)
-        return main__fail("passwd: %s is already in %s (remove its line first)", user, path);
+        return main__fail("%s is already in %s (remove its line first)", user, path);
     int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600); /* read: the last byte */
     struct stat st;
     bool needs_newline = false;
@@ -346,13 +295,13 @@ static int main__passwd_append(const char *path, const char *user, const char *l
     size_t len = strlen(line);
     if (fd < 0 || (needs_newline && write(fd, "\n", 1) != 1) ||
         write(fd, line, len) != (ssize_t)len || fsync(fd) != 0) {
-        main__fail("passwd: cannot write %s: %s", path, strerror(errno));
+        main__fail("cannot write %s: %s", path, strerror(errno));
         if (fd >= 0)
             close(fd);
         return MAIN_EXIT_IO;
     }
     if (close(fd) != 0) {
-        main__fail("passwd: cannot write %s: %s", path, strerror(errno));
+        main__fail("cannot write %s: %s", path, strerror(errno));
         return MAIN_EXIT_IO;
     }
     return MAIN_EXIT_OK;
@@ -368,14 +317,14 @@ static int main__passwd(int argc, char **argv)
         else if (strncmp(argv[i], "--file=", 7) == 0 && argv[i][7] != '\0')
             file = argv[i] + 7;
         else if (strncmp(argv[i], "--", 2) == 0 || user != NULL)
-            return main__fail("usage: ledgermq passwd [--file FILE] USER");
+            return main__fail("expected [--file FILE] USER (see ledgermq passwd --help)");
         else
             user = argv[i];
     }
     if (user == NULL)
-        return main__fail("usage: ledgermq passwd [--file FILE] USER");
+        return main__fail("expected [--file FILE] USER (see ledgermq passwd --help)");
     if (!crypto_passwd_user_valid((const uint8_t *)user, strlen(user)))
-        return main__fail("passwd: bad user name \"%s\" (1..%d bytes, no ':', spaces or control "
+        return main__fail("bad user name \"%s\" (1..%d bytes, no ':', spaces or control "
                           "characters, not an identity id)",
                           user, CRYPTO_PASSWD_USER_MAX_BYTES);
     char pw[CRYPTO_PASSWD_PASSWORD_MAX_BYTES + 3];
@@ -388,7 +337,7 @@ static int main__passwd(int argc, char **argv)
     int rc = crypto_passwd_hash((const uint8_t *)pw, pw_len, &params, hash, sizeof(hash));
     explicit_bzero(pw, sizeof(pw));
     if (rc != LMQ_OK)
-        return main__fail("passwd: cannot hash the password: %s", lmq_strerror(rc));
+        return main__fail("cannot hash the password: %s", lmq_strerror(rc));
     char line[CRYPTO_PASSWD_USER_MAX_BYTES + CRYPTO_PASSWD_HASH_MAX_CHARS + 3];
     int n = snprintf(line, sizeof(line), "%s:%s\n", user, hash);
     LMQ_ASSERT(n > 0 && (size_t)n < sizeof(line));
@@ -399,49 +348,65 @@ static int main__passwd(int argc, char **argv)
     return main__passwd_append(file, user, line);
 }
 
+/* help [COMMAND]: the overview, or one command's usage. */
+static int main__help(int argc, char **argv)
+{
+    if (argc == 0) {
+        cli_usage_print_all(stdout);
+        return MAIN_EXIT_OK;
+    }
+    if (argc > 1)
+        return main__fail("expected at most one COMMAND (see ledgermq help --help)");
+    if (cli_usage_find(argv[0]) == NULL)
+        return main__fail("unknown command \"%s\" (see ledgermq help)", argv[0]);
+    cli_usage_print(stdout, argv[0]);
+    return MAIN_EXIT_OK;
+}
+
+static int main__version(int argc, char **argv)
+{
+    LMQ_UNUSED(argv);
+    if (argc > 0)
+        return main__fail("takes no arguments");
+    printf("ledgermq %s\n", LMQ_VERSION);
+    return MAIN_EXIT_OK;
+}
+
+struct main_command {
+    const char *name;
+    int (*run)(int argc, char **argv); /* the arguments after the command's name */
+};
+
+static const struct main_command main__commands[] = {
+    {"serve", main__serve}, {"passwd", main__passwd}, {"keygen", cli_keygen},
+    {"send", cli_send},     {"listen", cli_listen},   {"verify", verify_main},
+    {"revoke", cli_revoke}, {"bench", bench_main},    {"version", main__version},
+    {"help", main__help},
+};
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fputs(main__usage, stderr);
+        cli_usage_print_all(stderr);
         return MAIN_EXIT_USAGE;
     }
     const char *cmd = argv[1];
-    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-        fputs(main__usage, stdout);
-        return MAIN_EXIT_OK;
-    }
-    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        if (argc > 2) {
-            return main__fail("version takes no arguments");
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)
+        cmd = "help";
+    else if (strcmp(cmd, "--version") == 0)
+        cmd = "version";
+    for (size_t i = 0; i < LMQ_ARRAY_LEN(main__commands); i++) {
+        if (strcmp(cmd, main__commands[i].name) != 0)
+            continue;
+        LMQ_ASSERT(cli_usage_find(cmd) != NULL); /* every command has its usage text */
+        if (cli_usage_asks_help(argc - 2, argv + 2)) {
+            cli_usage_print(stdout, cmd);
+            return MAIN_EXIT_OK;
         }
-        printf("ledgermq %s\n", LMQ_VERSION);
-        return MAIN_EXIT_OK;
-    }
-    if (strcmp(cmd, "serve") == 0) {
-        return main__serve(argc - 2, argv + 2);
-    }
-    if (strcmp(cmd, "passwd") == 0) {
-        return main__passwd(argc - 2, argv + 2);
-    }
-    if (strcmp(cmd, "bench") == 0) {
-        return bench_main(argc - 2, argv + 2);
-    }
-    if (strcmp(cmd, "verify") == 0) {
-        return verify_main(argc - 2, argv + 2);
-    }
-    if (strcmp(cmd, "keygen") == 0) {
-        return cli_keygen(argc - 2, argv + 2);
-    }
-    if (strcmp(cmd, "send") == 0) {
-        return cli_send(argc - 2, argv + 2);
-    }
-    if (strcmp(cmd, "listen") == 0) {
-        return cli_listen(argc - 2, argv + 2);
-    }
-    if (strcmp(cmd, "revoke") == 0) {
-        return cli_revoke(argc - 2, argv + 2);
+        main__cmd = cmd;
+        return main__commands[i].run(argc - 2, argv + 2);
     }
     main__fail("unknown command \"%s\"", cmd);
-    fputs(main__usage, stderr);
+    cli_usage_print_all(stderr);
     return MAIN_EXIT_USAGE;
 }

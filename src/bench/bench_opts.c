@@ -13,46 +13,8 @@
 #include <sys/stat.h>
 
 #include "bench/bench_internal.h"
+#include "cli/usage.h"
 #include "core/lmq.h"
-
-static const char bench__usage[] =
-    "usage: ledgermq bench [options]\n"
-    "\n"
-    "Load generator for any MQTT 3.1.1/5.0 broker. Connects everything, subscribes, then\n"
-    "publishes for --warmup + --duration seconds, stops, waits (bounded) for what is in\n"
-    "flight and reports rates, publish->delivery latency and losses.\n"
-    "\n"
-    "  --host ADDR            broker address (default 127.0.0.1)\n"
-    "  --port N               broker port (default 1883)\n"
-    "  --scenario S           fan-in (N publishers -> 1 subscriber, default),\n"
-    "                         fan-out (1 publisher -> N subscribers),\n"
-    "                         pairs (publisher i -> subscriber i), or\n"
-    "                         fill (N persistent subscribers leave, then --messages M\n"
-    "                         QoS 1 messages queue up for them; reports acked/s)\n"
-    "  --publishers N         default 4 (fan-in, pairs) or 1 (fan-out, fill)\n"
-    "  --subscribers N        default 1 (fan-in, fill), 4 (fan-out), = publishers (pairs)\n"
-    "  --qos 0|1|2            publish and subscription QoS (default 0; fill: 1)\n"
-    "  --payload BYTES        payload size, 16..1048576 (default 64); carries the send\n"
-    "                         time (CLOCK_MONOTONIC ns) and a sequence number\n"
-    "  --mqtt-version 4|5     protocol level (default 5)\n"
-    "  --duration S           measured seconds after the warm-up (default 10; fill: time\n"
-    "                         limit, default 600)\n"
-    "  --warmup S             seconds before measuring (default 1)\n"
-    "  --rate MSG_PER_S       total target publish rate, 0 = as fast as possible (default)\n"
-    "  --inflight N           unacknowledged QoS 1/2 publishes per publisher (default 64)\n"
-    "  --messages M           fill: messages to publish\n"
-    "  --pid PID              broker pid: its CPU use and RSS (/proc) go in the report\n"
-    "  --clean-start 0|1      subscribers' clean start (default 1)\n"
-    "  --session-expiry S     subscribers' session expiry (MQTT 5, default 0)\n"
-    "  --topic-length N       pad every topic to N bytes (32..65535; default: as named,\n"
-    "                         lmqbench/RUN/all or lmqbench/RUN/I, at most 28 bytes)\n"
-    "  --topic-alias-max N    subscribers' Topic Alias Maximum (MQTT 5, 0..65535, default\n"
-    "                         0): the broker may then send alias-only PUBLISHes, which\n"
-    "                         the subscribers resolve; the report counts the bytes\n"
-    "  --json                 print one JSON object instead of the table\n"
-    "  --help                 print this help\n"
-    "\n"
-    "Exit codes: 0 done, 1 usage error, 2 the broker refused or disconnected unexpectedly.\n";
 
 enum bench_flag_id {
     FLAG_HOST,
@@ -117,7 +79,7 @@ const char *bench_opts_scenario_name(enum bench_scenario s)
 
 void bench_opts_usage(FILE *f)
 {
-    fputs(bench__usage, f);
+    cli_usage_print(f, "bench"); /* the text is in the table of src/cli/usage.c */
 }
 
 __attribute__((format(printf, 1, 2))) static int bench__usage_error(const char *fmt, ...)

@@ -23,10 +23,7 @@
 
 static int cli_revoke__usage(const char *why)
 {
-    fprintf(stderr,
-            "ledgermq: revoke: %s\n"
-            "usage: ledgermq revoke --data DIR --identity ID [--before UNIX_SECONDS]\n",
-            why);
+    fprintf(stderr, "ledgermq: revoke: %s (see ledgermq revoke --help)\n", why);
     return CLI_EXIT_USAGE;
 }
 

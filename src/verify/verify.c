@@ -23,7 +23,7 @@
 /* Largest file read (a checkpoint, a receipt, an envelope, a proof). */
 #define VERIFY_FILE_MAX_BYTES (256u * 1024u)
 
-static const char verify_usage[] =
+const char verify_usage[] =
     "usage: ledgermq verify --key VKEY --checkpoint FILE\n"
     "       ledgermq verify --key VKEY --receipt FILE [--envelope FILE]\n"
     "       ledgermq verify --key VKEY --old-checkpoint FILE --checkpoint FILE --proof FILE\n"

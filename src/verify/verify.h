@@ -10,6 +10,9 @@
 #define VERIFY_EXIT_USAGE 1
 #define VERIFY_EXIT_FAILED 3
 
+/* The usage text (listed in the table of src/cli/usage.c). */
+extern const char verify_usage[];
+
 /* argv holds the arguments after "verify". */
 int verify_main(int argc, char **argv);
 

@@ -88,12 +88,15 @@ def test_verify_without_arguments_prints_its_usage_and_exits_1(tmp_path):
     (["serve", "--http=127.0.0.1:65536"], "--http"),
     (["serve", "--http", "example.com:80"], "--http"),
     (["serve", "--http", "127.0.0.1:1,127.0.0.1:2"], "--http"),
-    (["version", "extra"], "version"),
+    (["version", "extra"], "ledgermq: version: takes no arguments"),
+    (["help", "frobnicate"], 'ledgermq: help: unknown command "frobnicate"'),
+    (["serve", "--http", "nowhere"], "or none"),
 ])
 def test_bad_flag_is_one_line_error(tmp_path, args, needle):
     proc = run(args, tmp_path)
     assert_one_line_error(proc)
     assert needle in proc.stderr
+    assert proc.stderr.startswith("ledgermq: %s: " % args[0]), proc.stderr
     assert not (tmp_path / "data").exists()
 
 
@@ -127,7 +130,7 @@ def test_bad_config_file_names_the_line(tmp_path, text, line, needle):
     path.write_text(text)
     proc = run(["serve", "--config", str(path)], tmp_path)
     assert_one_line_error(proc)
-    assert proc.stderr.startswith(f"ledgermq: {path}:{line}: "), proc.stderr
+    assert proc.stderr.startswith(f"ledgermq: serve: {path}:{line}: "), proc.stderr
     assert needle in proc.stderr
     assert not (tmp_path / "data").exists()
 
