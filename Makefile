@@ -20,7 +20,7 @@ build: deps
 
 run: build
 	@mkdir -p data
-	./$(BUILD)/ledgermq serve --data ./data --http 127.0.0.1:8080 $(ARGS)
+	./$(BUILD)/ledgermq serve --data ./data $(ARGS)
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
