@@ -317,12 +317,12 @@ static int main__passwd(int argc, char **argv)
         else if (strncmp(argv[i], "--file=", 7) == 0 && argv[i][7] != '\0')
             file = argv[i] + 7;
         else if (strncmp(argv[i], "--", 2) == 0 || user != NULL)
-            return main__fail("expected [--file FILE] USER (see ledgermq passwd --help)");
+            return main__fail("unexpected argument \"%s\" (see ledgermq passwd --help)", argv[i]);
         else
             user = argv[i];
     }
     if (user == NULL)
-        return main__fail("expected [--file FILE] USER (see ledgermq passwd --help)");
+        return main__fail("USER is required (see ledgermq passwd --help)");
     if (!crypto_passwd_user_valid((const uint8_t *)user, strlen(user)))
         return main__fail("bad user name \"%s\" (1..%d bytes, no ':', spaces or control "
                           "characters, not an identity id)",
@@ -365,9 +365,8 @@ static int main__help(int argc, char **argv)
 
 static int main__version(int argc, char **argv)
 {
-    LMQ_UNUSED(argv);
     if (argc > 0)
-        return main__fail("takes no arguments");
+        return main__fail("takes no arguments, got \"%s\"", argv[0]);
     printf("ledgermq %s\n", LMQ_VERSION);
     return MAIN_EXIT_OK;
 }

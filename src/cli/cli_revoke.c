@@ -51,8 +51,13 @@ int cli_revoke(int argc, char **argv)
             id = v;
         else if ((v = cli_revoke__flag(argc, argv, &i, "--before")) != NULL)
             before = v;
-        else
-            return cli_revoke__usage("unexpected argument");
+        else {
+            fprintf(stderr,
+                    "ledgermq: revoke: unexpected argument \"%s\" (see ledgermq revoke "
+                    "--help)\n",
+                    argv[i]);
+            return CLI_EXIT_USAGE;
+        }
     }
     if (data == NULL || data[0] == '\0' || id == NULL)
         return cli_revoke__usage("--data and --identity are required");

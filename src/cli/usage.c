@@ -160,6 +160,7 @@ static const char usage__bench[] =
     "publishes for --warmup + --duration seconds, stops, waits (bounded) for what is in\n"
     "flight and reports rates, publish->delivery latency and losses.\n"
     "\n"
+    "options:\n"
     "  --host ADDR            broker address (default 127.0.0.1)\n"
     "  --port N               broker port (default 1883)\n"
     "  --scenario S           fan-in (N publishers -> 1 subscriber, default),\n"
