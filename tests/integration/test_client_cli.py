@@ -8,6 +8,7 @@ pipeline, resync); ledgermq-only, like test_identity.py."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -100,8 +101,13 @@ def test_killed_send_is_delivered_by_the_next_send(start_broker, tmp_path):
     b = start(start_broker)
     keygen(tmp_path, "a.json")
     b_id = keygen(tmp_path, "b.json")
-    # No server at this address: the envelope is stored, then the sender dies before any ack.
-    dead = ["--server", "127.0.0.1:9", "--http", "127.0.0.1:9", "--state", "a-state"]
+    # A server that accepts connections and never answers (a refused address ends send at
+    # once, exit 4): the envelope is stored, then the sender dies before any ack.
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(16)
+    addr = "127.0.0.1:%d" % hole.getsockname()[1]
+    dead = ["--server", addr, "--http", addr, "--state", "a-state"]
     p = subprocess.Popen([os.environ["LEDGERMQ_BIN"], "send", "--key", "a.json", "--to", b_id]
                          + dead + ['{"n":"first"}'], cwd=tmp_path, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
@@ -114,6 +120,7 @@ def test_killed_send_is_delivered_by_the_next_send(start_broker, tmp_path):
                + ['{"n":"second"}'], tmp_path)
     assert proc.returncode == 4, proc.stderr
     assert "timed out" in proc.stderr
+    hole.close()
     # The next send against the real server delivers both, then its own, in chain order.
     proc = send(b, tmp_path, b_id, {"n": "third"})
     assert proc.returncode == 0, proc.stderr
