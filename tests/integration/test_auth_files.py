@@ -113,10 +113,10 @@ def test_passwd_prints_a_line_that_scrypt_verifies():
 
 
 @pytest.mark.parametrize("args,stdin,code,needle", [
-    ([], b"pw\n", 1, "usage"),
+    ([], b"pw\n", 1, "USER is required"),
     (["a:b"], b"pw\n", 1, "bad user name"),
     (["has space"], b"pw\n", 1, "bad user name"),
-    (["alice", "bob"], b"pw\n", 1, "usage"),
+    (["alice", "bob"], b"pw\n", 1, 'unexpected argument "bob"'),
     (["alice"], b"", 1, "expected the password on stdin"),
     (["alice"], b"\n", 1, "empty password"),
     (["alice"], b"x" * 2000 + b"\n", 1, "longer than"),
@@ -126,7 +126,7 @@ def test_passwd_errors_are_one_line_with_an_exit_code(args, stdin, code, needle)
     r = passwd(args, stdin)
     assert r.returncode == code, (r.returncode, r.stderr)
     err = r.stderr.decode().strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("ledgermq: ") and needle in err[0], err
+    assert len(err) == 1 and err[0].startswith("ledgermq: passwd: ") and needle in err[0], err
     assert r.stdout == b""
 
 
