@@ -187,7 +187,7 @@ int lmq_client_start(struct lmq_client *c)
     c->stopping = false;
     c->backoff_attempt = 0;
     c->reached = false;
-    c->unreachable_said = false;
+    c->unreachable_said = 0;
     client_net_connect(c);
     return 0;
 }

@@ -123,7 +123,9 @@ struct lmq_client {
     /* Reached READY since lmq_client_start(): a failed connect is then an outage
      * (LMQ_EIO), before it the address may be wrong (LMQ_CLIENT_E_*_UNREACHABLE). */
     bool reached;
-    bool unreachable_said; /* this outage's failed connects were reported (once) */
+    /* This outage's failed connects to the HTTP (1) or MQTT (2) server were reported: once each
+     * (0: none yet). */
+    int unreachable_said;
     uv_timer_t backoff_timer;
     uv_timer_t tick_timer; /* keepalive and connect deadline */
     uint64_t attempt_started_ms;

@@ -154,6 +154,8 @@ void client_net_drop(struct lmq_client *c, int code, const char *why)
  */
 static void net__unreachable(struct lmq_client *c, bool http, int status)
 {
+    LMQ_ASSERT(c != NULL && status < 0);
+    LMQ_ASSERT(c->state == (http ? CLIENT_LOGIN : CLIENT_TCP));
     const struct sockaddr_storage *sa = http ? &c->http_addr : &c->mqtt_addr;
     char host[INET6_ADDRSTRLEN] = "?", why[CLIENT_ERR_MAX_BYTES];
     bool v6 = sa->ss_family == AF_INET6;
@@ -163,8 +165,9 @@ static void net__unreachable(struct lmq_client *c, bool http, int status)
     snprintf(why, sizeof(why), "cannot reach the %s at %s%s%s:%u: %s",
              http ? "HTTP login server" : "MQTT server", v6 ? "[" : "", host, v6 ? "]" : "",
              (unsigned)port, uv_strerror(status));
-    bool report = !c->unreachable_said && !c->stopping;
-    c->unreachable_said = true;
+    int which = http ? 1 : 2;
+    bool report = c->unreachable_said != which && !c->stopping;
+    c->unreachable_said = which;
     if (report && !c->reached) {
         client_session_report(
             c, http ? LMQ_CLIENT_E_HTTP_UNREACHABLE : LMQ_CLIENT_E_MQTT_UNREACHABLE, "%s", why);
@@ -305,7 +308,7 @@ static int net__on_packet(struct lmq_client *c, const uint8_t *data, size_t len)
     if (rc == 0 && c->state == CLIENT_READY) {
         c->backoff_attempt = 0;
         c->reached = true;
-        c->unreachable_said = false;
+        c->unreachable_said = 0;
     }
     return rc;
 }

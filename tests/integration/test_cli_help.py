@@ -210,6 +210,36 @@ def test_send_to_a_closed_mqtt_port_names_the_server_flag(start_broker, tmp_path
     assert bodies == [{"a": 1}, {"a": 2}], bodies
 
 
+@pytest.mark.ledgermq_only
+def test_listen_says_a_lost_server_once_and_keeps_waiting(start_broker, tmp_path):
+    """After a first connection, the server going away is an outage, not a wrong address:
+    listen keeps retrying (and exits 0 at --timeout-ms without --count), saying that it can't
+    reach the server once, not once per retry."""
+    b = start_broker(None, extra_args=["--http", "127.0.0.1:0"])
+    http = b.events("ready")[-1]["http"][0]
+    keygen(tmp_path, "a.json")
+    bob = keygen(tmp_path, "b.json")
+    server = "%s:%d" % (b.host, b.port)
+    p = run(["send", "--key", "a.json", "--to", bob, "--http", http, "--server", server,
+             "--state", "ast", '{"a":1}'], tmp_path)
+    assert p.returncode == 0, p.stderr
+    listener = subprocess.Popen(
+        [BIN, "listen", "--key", "b.json", "--http", http, "--server", server, "--state", "bst",
+         "--timeout-ms", "8000"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    first = listener.stdout.readline()  # connected: the envelope came
+    assert json.loads(first)["envelope"]["body"] == {"a": 1}, first
+    b.kill9()
+    out, err = listener.communicate(timeout=60)
+    assert listener.returncode == 0, (listener.returncode, err)
+    said = [line for line in err.splitlines() if "cannot reach" in line]
+    assert len(said) == 1, err
+    # A token still valid: straight to MQTT; else the login first.
+    assert re.match(r"ledgermq: listen: connection lost: cannot reach the (MQTT server at %s|"
+                    r"HTTP login server at %s): " % (re.escape(server), re.escape(http)),
+                    said[0]), said
+
+
 # ---- serve's default HTTP listener -------------------------------------------------------
 
 class Serve:
