@@ -210,8 +210,8 @@ static int cli__state_xdg(struct cli_opts *o, const char *id)
                          o->key);
     }
     if (cli__mkdirs(o->state_buf) != 0) {
-        return cli__fail("cannot create the state directory %s: %s (use --state DIR)",
-                         o->state_buf, strerror(errno));
+        return cli__fail("cannot create the state directory %s: %s (use --state DIR)", o->state_buf,
+                         strerror(errno));
     }
     return 0;
 }
@@ -308,7 +308,7 @@ struct cli_run {
     char link[LMQ_CLIENT_ID_BYTES]; /* send: the envelope we wait for */
     uint8_t *envelope;              /* send: its JSON, printed before its ack or reject */
     size_t envelope_len;
-    bool resent; /* send: sent again once after the chain was resynced */
+    bool resent;       /* send: sent again once after the chain was resynced */
     uint64_t received; /* listen: envelopes printed */
 };
 

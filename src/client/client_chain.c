@@ -16,30 +16,37 @@
 #define CHAIN_PATH_MAX_BYTES 96
 #define CHAIN_PAGE_COUNT 1000u
 
+/* A number member holding an integer 0..2^53 (JCS parses every number as a double). */
+static bool chain__u64(const json_t *obj, const char *key, uint64_t *out)
+{
+    const json_t *v = json_object_get(obj, key);
+    double d = json_is_number(v) ? json_number_value(v) : -1;
+    if (!(d >= 0 && d <= (double)CRYPTO_JCS_EXACT_INT_MAX) || d != (double)(uint64_t)d) {
+        return false;
+    }
+    *out = (uint64_t)d;
+    return true;
+}
+
 /* Looks for our envelope at seq in one page; 0 with *found set, or LMQ_EPROTO (malformed). */
 static int chain__page(struct lmq_client *c, const json_t *page, uint64_t seq, bool *found,
                        uint64_t *next, uint64_t *size)
 {
     const json_t *list = json_object_get(page, "envelopes");
-    json_t *next_j = json_object_get(page, "next"), *size_j = json_object_get(page, "size");
-    if (!json_is_array(list) || !json_is_integer(next_j) || !json_is_integer(size_j) ||
-        json_integer_value(next_j) < 0 || json_integer_value(size_j) < 0) {
+    if (!json_is_array(list) || !chain__u64(page, "next", next) ||
+        !chain__u64(page, "size", size)) {
         return LMQ_EPROTO;
     }
-    *next = (uint64_t)json_integer_value(next_j);
-    *size = (uint64_t)json_integer_value(size_j);
     for (size_t i = 0; i < json_array_size(list) && !*found; i++) {
         const json_t *item = json_array_get(list, i);
         const json_t *env = json_object_get(item, "envelope");
-        const json_t *index = json_object_get(item, "index");
+        const char *from = json_string_value(json_object_get(env, "from"));
+        uint64_t env_seq = 0, index = 0;
         struct lmq_buf canonical = {0};
         struct ledger_envelope e = {0};
         const char *reason = NULL;
-        const json_t *seq_j = json_object_get(env, "seq");
-        if (!json_is_number(seq_j) || json_number_value(seq_j) != (double)seq ||
-            !json_is_string(json_object_get(env, "from")) ||
-            strcmp(json_string_value(json_object_get(env, "from")), c->ident.id) != 0 ||
-            !json_is_integer(index) || json_integer_value(index) < 0) {
+        if (!chain__u64(env, "seq", &env_seq) || env_seq != seq || from == NULL ||
+            strcmp(from, c->ident.id) != 0 || !chain__u64(item, "index", &index)) {
             continue;
         }
         int rc = crypto_jcs_canonicalize_json(env, &canonical, LEDGER_ENVELOPE_MAX_BYTES);
@@ -48,8 +55,8 @@ static int chain__page(struct lmq_client *c, const json_t *page, uint64_t seq, b
             /* Our key signed it: the server cannot make one up. */
             if (strcmp(e.from, c->ident.id) == 0 && e.seq == seq &&
                 ledger_envelope_link(&e, link) == 0) {
-                rc = client_db_chain_adopt(c, seq, link, e.to, canonical.data, canonical.len,
-                                           (uint64_t)json_integer_value(index));
+                rc =
+                    client_db_chain_adopt(c, seq, link, e.to, canonical.data, canonical.len, index);
                 *found = rc == 0;
             }
             ledger_envelope_release(&e);
@@ -77,8 +84,8 @@ int client_chain_resync(struct lmq_client *c, uint64_t seq)
         char path[CHAIN_PATH_MAX_BYTES];
         unsigned status = 0;
         json_t *page = NULL;
-        int n = snprintf(path, sizeof(path), "/ledger/envelopes?start=%" PRIu64 "&count=%u",
-                         start, CHAIN_PAGE_COUNT);
+        int n = snprintf(path, sizeof(path), "/ledger/envelopes?start=%" PRIu64 "&count=%u", start,
+                         CHAIN_PAGE_COUNT);
         LMQ_ASSERT(n > 0 && (size_t)n < sizeof(path));
         rc = c->fetch(c, path, &body, &status);
         if (rc == 0 && crypto_jcs_parse(body.data, body.len, &page) != 0) {

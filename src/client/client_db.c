@@ -524,9 +524,8 @@ int client_db_outbox_envelope(struct lmq_client *c, const char *link, struct lmq
     const void *blob = sqlite3_column_blob(st, 0);
     int len = sqlite3_column_bytes(st, 0);
     env->len = 0;
-    rc = blob != NULL && len > 0
-             ? lmq_buf_append(env, blob, (size_t)len, LEDGER_ENVELOPE_MAX_BYTES)
-             : LMQ_EIO;
+    rc = blob != NULL && len > 0 ? lmq_buf_append(env, blob, (size_t)len, LEDGER_ENVELOPE_MAX_BYTES)
+                                 : LMQ_EIO;
     rc = rc == LMQ_ELIMIT ? LMQ_EIO : rc;
 out:
     sqlite3_finalize(st);

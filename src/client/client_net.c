@@ -662,9 +662,8 @@ int client_net_fetch(struct lmq_client *c, const char *path, struct lmq_buf *bod
     LMQ_ASSERT(c != NULL && path != NULL && body != NULL && status_out != NULL);
     uint64_t deadline_ms = uv_hrtime() / 1000000u + CLIENT_FETCH_TIMEOUT_MS;
     int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.1\r\nHost: ledgermq\r\nConnection: close\r\n%s%s%s\r\n",
-                     path, own ? "Authorization: Bearer " : "", own ? c->token : "",
-                     own ? "\r\n" : "");
+                     "GET %s HTTP/1.1\r\nHost: ledgermq\r\nConnection: close\r\n%s%s%s\r\n", path,
+                     own ? "Authorization: Bearer " : "", own ? c->token : "", own ? "\r\n" : "");
     LMQ_ASSERT(n > 0 && (size_t)n < sizeof(req));
     body->len = 0;
     *status_out = 0;
