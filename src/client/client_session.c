@@ -545,6 +545,9 @@ out:
 static int session__chain_resync(struct lmq_client *c, struct lmq_reject *rej)
 {
     LMQ_ASSERT(c->acked_seq_max == 0 && rej->expected_seq > 1);
+    if (c->token[0] == '\0') {
+        return 0; /* no login token (the connection did not log in over HTTP): nothing to ask */
+    }
     int rc = client_chain_resync(c, rej->expected_seq - 1);
     if (rc == 0) {
         rej->chain_resynced = true;
