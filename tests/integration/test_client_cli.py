@@ -7,8 +7,11 @@ pipeline, resync); ledgermq-only, like test_identity.py."""
 
 import json
 import os
+import pwd
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import urllib.request
 
@@ -264,25 +267,42 @@ def test_old_state_directory_in_the_current_directory_is_still_used(start_broker
 
 
 def test_read_only_key_directory_falls_back_to_xdg_state_home(start_broker, tmp_path):
+    """A key in a directory the user can't write to: the state goes to
+    $XDG_STATE_HOME/ledgermq/<id>/. As root every directory is writable, so then the CLI runs as
+    `nobody` (setpriv) on copies of the keys in a directory of its own."""
     b = start(start_broker)
-    keys = tmp_path / "keys"
-    keys.mkdir()
-    a_id = keygen(keys, "a.json")
-    b_id = keygen(keys, "b.json")
-    keys.chmod(0o500)
+    made = tmp_path / "made"
+    made.mkdir()
+    a_id = keygen(made, "a.json")
+    b_id = keygen(made, "b.json")
+    base = tempfile.mkdtemp(prefix="lmq-ro-")  # outside pytest's 0700 root directory
     try:
-        if os.access(keys, os.W_OK):
-            pytest.skip("running as root: a read-only directory is writable")
-        env_state = tmp_path / "xdg"
-        proc = subprocess.run([os.environ["LEDGERMQ_BIN"], "send", "--key", str(keys / "a.json"),
-                               "--to", b_id, "--server", b.mqtt_addr, "--http", b.http_addr,
-                               "{}"], cwd=tmp_path, capture_output=True, text=True,
-                              timeout=CLI_TIMEOUT_S,
-                              env=dict(os.environ, XDG_STATE_HOME=str(env_state)))
+        keys = os.path.join(base, "keys")
+        os.mkdir(keys)
+        shutil.copy(made / "a.json", keys)
+        env_state = os.path.join(base, "xdg")
+        os.mkdir(env_state)
+        prefix = []
+        if os.geteuid() == 0:
+            nobody = pwd.getpwnam("nobody")
+            for path in (os.path.join(keys, "a.json"), env_state):
+                os.chown(path, nobody.pw_uid, nobody.pw_gid)
+            os.chmod(base, 0o755)
+            prefix = ["setpriv", "--reuid=%d" % nobody.pw_uid, "--regid=%d" % nobody.pw_gid,
+                      "--clear-groups"]
+        os.chmod(keys, 0o555)
+        proc = subprocess.run(prefix + [os.environ["LEDGERMQ_BIN"], "send", "--key",
+                                        os.path.join(keys, "a.json"), "--to", b_id, "--server",
+                                        b.mqtt_addr, "--http", b.http_addr, "{}"],
+                              cwd=base, capture_output=True, text=True, timeout=CLI_TIMEOUT_S,
+                              env=dict(os.environ, XDG_STATE_HOME=env_state))
         assert proc.returncode == 0, proc.stderr
-        assert (env_state / "ledgermq" / a_id / "client.db").exists()
+        assert os.path.exists(os.path.join(env_state, "ledgermq", a_id, "client.db"))
+        assert not os.path.exists(os.path.join(keys, "a.state"))
     finally:
-        keys.chmod(0o700)
+        if os.path.isdir(os.path.join(base, "keys")):
+            os.chmod(os.path.join(base, "keys"), 0o700)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_fork_from_a_fresh_state_directory_adopts_the_server_chain(start_broker, tmp_path):
