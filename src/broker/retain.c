@@ -285,6 +285,8 @@ bool retain_fits(struct broker *b, const struct msg *m)
     LMQ_ASSERT(m != NULL);
     if (m->stored.payload.len == 0)
         return true;
+    if (sys_tree_topic(m->stored.topic.data, m->stored.topic.len))
+        return false; /* the broker's own (refused before this: protocol.c) */
     struct retain_node *n =
         retain_find(b->retained, m->stored.topic.data, m->stored.topic.len, false);
     const struct msg *old = n != NULL ? n->msg : NULL;
