@@ -4,10 +4,10 @@
  * while recovery rebuilds the broker's memory on the loop thread (it is synchronous: the store is
  * read row by row into the broker's structures, which only that thread may touch), a second
  * thread with a loop of its own serves the same listening sockets (http_server_share) and answers
- * every request 503 {"status":"starting"} (/healthz) or {"error":"starting"} (any other route).
- * It touches nothing of the broker's. Once recovery is done it stops, its connections close (each
- * response already said Connection: close), and the broker's own loop answers from then on:
- * connections waiting in the listen backlog at the switch are served by the broker's loop.
+ * every request 503: {"status":"starting"} on /healthz, {"error":503,"reason":"starting"}
+ * elsewhere. It touches nothing of the broker's. Once recovery is done it stops, its connections
+ * close (each response already said Connection: close), and the broker's own loop answers from then
+ * on: connections waiting in the listen backlog at the switch are served by the broker's loop.
  */
 #include "broker/broker_internal.h"
 
@@ -31,8 +31,8 @@ static int lifecycle_starting_route(void *ctx, const struct http_request *req,
     bool healthz = req->path_len == 8 && memcmp(req->path, "/healthz", 8) == 0;
     resp->status = 503;
     resp->content_type = "application/json";
-    return http_body_printf(out,
-                            healthz ? "{\"status\":\"starting\"}" : "{\"error\":\"starting\"}");
+    return http_body_printf(out, healthz ? "{\"status\":\"starting\"}"
+                                         : "{\"error\":503,\"reason\":\"starting\"}");
 }
 
 static void lifecycle_on_stop(uv_async_t *h)

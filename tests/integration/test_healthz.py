@@ -60,7 +60,7 @@ def test_healthz_says_starting_while_recovery_runs_then_ready(start_broker):
     # Every other route answers 503 with a JSON error while starting.
     for path in ("/metrics", "/version", "/ledger/checkpoint"):
         code, body = get(port, path)
-        assert (code, body) == (503, {"error": "starting"}), (path, code, body)
+        assert (code, body) == (503, {"error": 503, "reason": "starting"}), (path, code, body)
     code, seen = poll(port, "ready")
     assert code == 200 and seen[-2:] == ["starting", "ready"], seen
     b.wait_event("ready", timeout=5)
