@@ -165,6 +165,8 @@ static void broker_stop(struct broker *b, const char *why)
     broker_close_handle((uv_handle_t *)&b->sig_int);
     broker_close_handle((uv_handle_t *)&b->sig_hup);
     broker_close_handle((uv_handle_t *)&b->tick);
+    broker_close_handle((uv_handle_t *)&b->drain_timer);
+    sys_tree_stop(b);
     uv_timer_start(&b->shutdown_timer, on_shutdown_timeout, BROKER_SHUTDOWN_GRACE_MS, 0);
     broker_on_conn_freed(b);
 }
@@ -181,6 +183,12 @@ static void broker_reload_tls(struct broker *b)
         return;
     }
     lmq_log_msg(LMQ_LOG_INFO, "tls_reloaded", b->cfg.tls.cert_file);
+}
+
+/* The drain grace period after SIGTERM is over: the shutdown proceeds. */
+static void on_drain_timeout(uv_timer_t *t)
+{
+    broker_stop(t->data, "SIGTERM");
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -215,6 +223,18 @@ static void on_signal(uv_signal_t *s, int signum)
             lmq_log_uint(&line, "auditors", fresh.auth.auditor_count);
             lmq_log_end(&line);
         }
+        return;
+    }
+    /* SIGTERM: first drain (/healthz 503 "draining", every listener still serving) for
+     * drain_grace_ms; SIGINT, or a second SIGTERM, stops at once. */
+    if (signum == SIGTERM && b->cfg.drain_grace_ms > 0 && !b->draining && !b->stopping) {
+        b->draining = true;
+        struct lmq_log_line line;
+        if (lmq_log_begin(&line, LMQ_LOG_INFO, "draining")) {
+            lmq_log_uint(&line, "drain_grace_ms", b->cfg.drain_grace_ms);
+            lmq_log_end(&line);
+        }
+        uv_timer_start(&b->drain_timer, on_drain_timeout, b->cfg.drain_grace_ms, 0);
         return;
     }
     broker_stop(b, signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -360,6 +380,8 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
     uv_timer_start(&b->tick, on_tick, BROKER_TICK_MS, BROKER_TICK_MS);
     uv_timer_init(&b->loop, &b->shutdown_timer);
     b->shutdown_timer.data = b;
+    uv_timer_init(&b->loop, &b->drain_timer);
+    b->drain_timer.data = b;
     uv_signal_t *sigs[] = {&b->sig_term, &b->sig_int, &b->sig_hup};
     int nums[] = {SIGTERM, SIGINT, SIGHUP};
     for (size_t i = 0; i < 3; i++) {
@@ -434,6 +456,7 @@ static void broker_teardown(struct broker *b)
     for (size_t i = 0; i < b->listener_count; i++)
         net_acceptor_close(&b->acceptors[i], NULL); /* before the walk closes their sockets */
     broker_destroy_state(b);
+    sys_tree_free(b); /* its timer closed with the loop */
     pipeline_destroy(b);
     access_destroy(b);
     if (b->tls != NULL)
@@ -470,7 +493,22 @@ int broker_run(const struct lmq_config *cfg)
         code = rc == LMQ_EIO ? 2 : 1;
         goto out;
     }
-    if (recovery_run(b) != LMQ_OK) {
+    /* HTTP first, answering "starting" from a thread of its own while recovery runs. */
+    char http_json[96] = "", https_json[96] = "";
+    if (broker_start_http(b, false, http_json, sizeof(http_json)) != LMQ_OK ||
+        broker_start_http(b, true, https_json, sizeof(https_json)) != LMQ_OK) {
+        code = 1;
+        goto out;
+    }
+    struct lifecycle_starting *starting = NULL;
+    if (lifecycle_starting_begin(b, &starting) != LMQ_OK) {
+        code = 1;
+        goto out;
+    }
+    lifecycle_test_recovery_delay();
+    rc = recovery_run(b);
+    lifecycle_starting_end(starting);
+    if (rc != LMQ_OK) {
         fprintf(stderr, "ledgermq: cannot recover from the store in %s\n", cfg->data_dir);
         code = 2;
         goto out;
@@ -488,9 +526,8 @@ int broker_run(const struct lmq_config *cfg)
             goto out;
         }
     }
-    char http_json[96] = "", https_json[96] = "";
-    if (broker_start_http(b, false, http_json, sizeof(http_json)) != LMQ_OK ||
-        broker_start_http(b, true, https_json, sizeof(https_json)) != LMQ_OK) {
+    if (sys_tree_start(b) != LMQ_OK) {
+        fprintf(stderr, "ledgermq: cannot initialise the broker: out of memory\n");
         code = 1;
         goto out;
     }

@@ -1,6 +1,6 @@
 /*
  * One usage text per command (see usage.h). verify's text lives beside its parser in
- * src/verify/verify.c (verify_usage), which prints it with its errors; the table points to it.
+ * src/verify/verify.c (verify_usage), which prints it with some errors; the table points to it.
  */
 #include "cli/usage.h"
 
@@ -88,8 +88,10 @@ static const char usage__send[] =
     "                     [--state DIR] [--timeout-ms MS] JSON\n"
     "\n"
     "Guaranteed delivery of one envelope with body JSON (an object): stored in the outbox of\n"
-    "the state directory before it is sent, then the server's ack line is printed. The server's\n"
-    "ledger key is pinned in the state directory on first use.\n"
+    "the state directory before it is sent, then printed with the server's ack (or reject) as\n"
+    "{\"envelope\":<as sent>,<the ack's fields>}. The server's ledger key is pinned in the state\n"
+    "directory on first use. A state directory that never had an envelope accepted, refused as\n"
+    "fork (the key sent with another one), adopts the server's chain head and sends again.\n"
     "\n"
     "options:\n"
     "  --key FILE          identity key file (ledgermq keygen)\n"
@@ -98,14 +100,15 @@ static const char usage__send[] =
     "  --server HOST:PORT  the broker's MQTT listener (default 127.0.0.1:1883)\n"
     "  --http HOST:PORT    the broker's HTTP listener, where identities log in\n"
     "                      (default 127.0.0.1:8080)\n"
-    "  --state DIR         client state directory (default ./client-<first 16 of the id>)\n"
+    "  --state DIR         client state directory (default: FILE without .json plus .state,\n"
+    "                      see README \"State directory\")\n"
     "  --timeout-ms MS     give up after MS milliseconds (default 30000)\n"
     "  -h, --help          print this help\n"
     "\n"
     "exit codes:\n"
     "  0  acknowledged\n"
     "  1  usage or setup error\n"
-    "  3  rejected (the reject is printed)\n"
+    "  3  rejected (the reject is printed with the envelope)\n"
     "  4  timed out, or the server could not be reached (the error names the address and\n"
     "     its flag); the envelope stays in the outbox and the next send or listen with the\n"
     "     same state directory sends it again\n"
@@ -124,7 +127,8 @@ static const char usage__listen[] =
     "  --server HOST:PORT  the broker's MQTT listener (default 127.0.0.1:1883)\n"
     "  --http HOST:PORT    the broker's HTTP listener, where identities log in\n"
     "                      (default 127.0.0.1:8080)\n"
-    "  --state DIR         client state directory (default ./client-<first 16 of the id>)\n"
+    "  --state DIR         client state directory (default: as for send, FILE without .json\n"
+    "                      plus .state)\n"
     "  --count N           stop after N envelopes\n"
     "  --timeout-ms MS     stop after MS milliseconds (default: no limit)\n"
     "  -h, --help          print this help\n"
