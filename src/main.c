@@ -6,7 +6,6 @@
  * command's usage text is in src/cli/usage.c; `CMD --help` and `-h` print it.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -25,7 +24,6 @@
 
 #define MAIN_EXIT_OK 0
 #define MAIN_EXIT_USAGE 1
-#define MAIN_EXIT_IO 2 /* passwd: the password file could not be read or written */
 /* Room for a message naming a file, a line, a key and a quoted value. */
 #define MAIN_ERR_MAX_BYTES 2048
 
@@ -252,102 +250,6 @@ static int main__serve(int argc, char **argv)
     return broker_run(&cfg);
 }
 
-/* Reads the password: one line of stdin without its line end. 0 or MAIN_EXIT_USAGE. */
-static int main__read_password(char *pw, size_t cap, size_t *len)
-{
-    LMQ_ASSERT(pw != NULL && cap > CRYPTO_PASSWD_PASSWORD_MAX_BYTES + 2);
-    if (fgets(pw, (int)cap, stdin) == NULL)
-        return main__fail("expected the password on stdin (one line)");
-    *len = strlen(pw);
-    bool newline = *len > 0 && pw[*len - 1] == '\n';
-    if (!newline && !feof(stdin))
-        return main__fail("password longer than %d bytes", CRYPTO_PASSWD_PASSWORD_MAX_BYTES);
-    while (*len > 0 && (pw[*len - 1] == '\n' || pw[*len - 1] == '\r'))
-        pw[--*len] = '\0';
-    if (*len == 0)
-        return main__fail("empty password");
-    if (*len > CRYPTO_PASSWD_PASSWORD_MAX_BYTES)
-        return main__fail("password longer than %d bytes", CRYPTO_PASSWD_PASSWORD_MAX_BYTES);
-    return 0;
-}
-
-/* Appends line to the password file at path (created 0600), refusing a user already in it. */
-static int main__passwd_append(const char *path, const char *user, const char *line)
-{
-    struct crypto_passwd_file *f = NULL;
-    char err[MAIN_ERR_MAX_BYTES];
-    bool exists = access(path, F_OK) == 0;
-    if (exists && crypto_passwd_file_load(path, &f, err, sizeof(err)) != LMQ_OK) {
-        main__fail("%s", err);
-        return MAIN_EXIT_IO;
-    }
-    bool dup = f != NULL && crypto_passwd_file_lookup(f, (const uint8_t *)user, strlen(user));
-    crypto_passwd_file_free(f);
-    if (dup)
-        return main__fail("%s is already in %s (remove its line first)", user, path);
-    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600); /* read: the last byte */
-    struct stat st;
-    bool needs_newline = false;
-    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0) {
-        char last = '\n';
-        needs_newline = pread(fd, &last, 1, st.st_size - 1) == 1 && last != '\n';
-    }
-    size_t len = strlen(line);
-    if (fd < 0 || (needs_newline && write(fd, "\n", 1) != 1) ||
-        write(fd, line, len) != (ssize_t)len || fsync(fd) != 0) {
-        main__fail("cannot write %s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return MAIN_EXIT_IO;
-    }
-    if (close(fd) != 0) {
-        main__fail("cannot write %s: %s", path, strerror(errno));
-        return MAIN_EXIT_IO;
-    }
-    return MAIN_EXIT_OK;
-}
-
-/* ledgermq passwd [--file FILE] USER */
-static int main__passwd(int argc, char **argv)
-{
-    const char *file = NULL, *user = NULL;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--file") == 0 && i + 1 < argc)
-            file = argv[++i];
-        else if (strncmp(argv[i], "--file=", 7) == 0 && argv[i][7] != '\0')
-            file = argv[i] + 7;
-        else if (strncmp(argv[i], "--", 2) == 0 || user != NULL)
-            return main__fail("unexpected argument \"%s\" (see ledgermq passwd --help)", argv[i]);
-        else
-            user = argv[i];
-    }
-    if (user == NULL)
-        return main__fail("USER is required (see ledgermq passwd --help)");
-    if (!crypto_passwd_user_valid((const uint8_t *)user, strlen(user)))
-        return main__fail("bad user name \"%s\" (1..%d bytes, no ':', spaces or control "
-                          "characters, not an identity id)",
-                          user, CRYPTO_PASSWD_USER_MAX_BYTES);
-    char pw[CRYPTO_PASSWD_PASSWORD_MAX_BYTES + 3];
-    size_t pw_len = 0;
-    if (main__read_password(pw, sizeof(pw), &pw_len) != 0)
-        return MAIN_EXIT_USAGE;
-    const struct crypto_scrypt_params params = {
-        .n = CRYPTO_PASSWD_DEFAULT_N, .r = CRYPTO_PASSWD_DEFAULT_R, .p = CRYPTO_PASSWD_DEFAULT_P};
-    char hash[CRYPTO_PASSWD_HASH_MAX_CHARS + 1];
-    int rc = crypto_passwd_hash((const uint8_t *)pw, pw_len, &params, hash, sizeof(hash));
-    explicit_bzero(pw, sizeof(pw));
-    if (rc != LMQ_OK)
-        return main__fail("cannot hash the password: %s", lmq_strerror(rc));
-    char line[CRYPTO_PASSWD_USER_MAX_BYTES + CRYPTO_PASSWD_HASH_MAX_CHARS + 3];
-    int n = snprintf(line, sizeof(line), "%s:%s\n", user, hash);
-    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(line));
-    if (file == NULL) {
-        fputs(line, stdout);
-        return fflush(stdout) == 0 ? MAIN_EXIT_OK : MAIN_EXIT_IO;
-    }
-    return main__passwd_append(file, user, line);
-}
-
 /* help [COMMAND]: the overview, or one command's usage. */
 static int main__help(int argc, char **argv)
 {
@@ -377,9 +279,9 @@ struct main_command {
 };
 
 static const struct main_command main__commands[] = {
-    {"serve", main__serve}, {"passwd", main__passwd}, {"keygen", cli_keygen},
-    {"send", cli_send},     {"listen", cli_listen},   {"verify", verify_main},
-    {"revoke", cli_revoke}, {"bench", bench_main},    {"version", main__version},
+    {"serve", main__serve}, {"passwd", cli_passwd}, {"keygen", cli_keygen},
+    {"send", cli_send},     {"listen", cli_listen}, {"verify", verify_main},
+    {"revoke", cli_revoke}, {"bench", bench_main},  {"version", main__version},
     {"help", main__help},
 };
 

@@ -23,5 +23,8 @@ int cli_listen(int argc, char **argv);
 /* ledgermq revoke --data DIR --identity ID [--before UNIX_S]: revokes the identity's login
  * tokens issued before the time (default: up to now) in the broker's database (cli_revoke.c). */
 int cli_revoke(int argc, char **argv);
+/* ledgermq passwd: the password file, at parity with mosquitto_passwd (cli_passwd.c). Exit 0,
+ * 1 usage or bad input, 2 the file could not be read or written. */
+int cli_passwd(int argc, char **argv);
 
 #endif

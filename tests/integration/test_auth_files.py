@@ -113,10 +113,13 @@ def test_passwd_prints_a_line_that_scrypt_verifies():
 
 
 @pytest.mark.parametrize("args,stdin,code,needle", [
-    ([], b"pw\n", 1, "USER is required"),
+    ([], b"pw\n", 1, "expected USER"),
     (["a:b"], b"pw\n", 1, "bad user name"),
     (["has space"], b"pw\n", 1, "bad user name"),
-    (["alice", "bob"], b"pw\n", 1, 'unexpected argument "bob"'),
+    (["alice", "bob", "carol"], b"pw\n", 1, "expected USER"),
+    (["-D", "alice"], b"", 1, "expected FILE USER"),
+    (["-b", "f", "alice"], b"", 1, "expected FILE USER PASSWORD"),
+    (["--file", "f", "-D", "alice"], b"", 1, "do not go together"),
     (["alice"], b"", 1, "expected the password on stdin"),
     (["alice"], b"\n", 1, "empty password"),
     (["alice"], b"x" * 2000 + b"\n", 1, "longer than"),
@@ -128,6 +131,85 @@ def test_passwd_errors_are_one_line_with_an_exit_code(args, stdin, code, needle)
     err = r.stderr.decode().strip().splitlines()
     assert len(err) == 1 and err[0].startswith("ledgermq: passwd: ") and needle in err[0], err
     assert r.stdout == b""
+
+
+def test_passwd_manages_a_file_as_mosquitto_passwd_does(tmp_path):
+    """-c, FILE USER (set: replace or add), -b, -D and -U on a file that mosquitto_passwd made,
+    comments and other users' lines kept; the result logs in (scrypt_line_verifies)."""
+    f = tmp_path / "pw"
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(f), "carol", "carol-pw"], check=True)
+    carol = f.read_text()
+    with open(f, "a") as out:
+        out.write("# kept\ndave:dave-plain\n")
+    r = passwd(["-b", str(f), "alice", "alice-1"], b"")
+    assert r.returncode == 0 and r.stdout == b"", r.stderr
+    r = passwd([str(f), "alice"], b"alice-2\n")  # not a terminal: one line of stdin
+    assert r.returncode == 0, r.stderr
+    lines = f.read_text().splitlines()
+    assert lines[0] == carol.strip() and lines[1] == "# kept" and lines[2] == "dave:dave-plain"
+    assert len(lines) == 4 and scrypt_line_verifies(lines[3], "alice", "alice-2"), lines
+    assert os.stat(f).st_mode & 0o777 == 0o600
+    # -U hashes the plain-text line only.
+    assert passwd(["-U", str(f)], b"").returncode == 0
+    lines = f.read_text().splitlines()
+    assert lines[0] == carol.strip() and scrypt_line_verifies(lines[2], "dave", "dave-plain")
+    assert scrypt_line_verifies(lines[3], "alice", "alice-2")
+    # -D deletes; a user not in the file is an error and changes nothing.
+    assert passwd(["-D", str(f), "carol"], b"").returncode == 0
+    before = f.read_text()
+    assert "carol:" not in before and "# kept" in before
+    r = passwd(["--delete", str(f), "carol"], b"")
+    assert r.returncode == 1 and b"carol is not in" in r.stderr
+    assert f.read_text() == before
+    # -c starts the file again with one user.
+    assert passwd(["-c", "-b", str(f), "erin", "erin-pw"], b"").returncode == 0
+    lines = f.read_text().splitlines()
+    assert len(lines) == 1 and scrypt_line_verifies(lines[0], "erin", "erin-pw")
+    # A file that can't be read: exit 2.
+    r = passwd(["-D", str(tmp_path / "missing"), "erin"], b"")
+    assert r.returncode == 2, r.stderr
+
+
+def test_passwd_asks_twice_without_echo_on_a_terminal(tmp_path):
+    """On a terminal: "Password: " and "Reenter password: ", nothing echoed; two different
+    answers are refused and leave no file."""
+    import pty
+
+    def run_on_pty(args, answers):
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execv(binary(), [binary(), "passwd"] + args)
+        seen = b""
+        for answer in answers:
+            deadline = time.monotonic() + 30
+            while b"assword: " not in seen.split(b"\n")[-1] and time.monotonic() < deadline:
+                try:
+                    seen += os.read(fd, 1024)
+                except OSError:
+                    break
+            os.write(fd, answer + b"\n")
+            seen += b"\n"  # the next prompt comes on a line of its own (ECHONL)
+        while True:
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status), seen
+
+    f = tmp_path / "pw"
+    code, seen = run_on_pty([str(f), "alice"], [b"s3cret-one", b"s3cret-one"])
+    assert code == 0, seen
+    assert b"Password: " in seen and b"Reenter password: " in seen, seen
+    assert b"s3cret-one" not in seen, "the password was echoed: %r" % seen
+    assert scrypt_line_verifies(f.read_text().strip(), "alice", "s3cret-one")
+    g = tmp_path / "pw2"
+    code, seen = run_on_pty([str(g), "bob"], [b"first", b"second"])
+    assert code == 1 and b"do not match" in seen, seen
+    assert not g.exists()
 
 
 def test_passwd_file_appends_and_refuses_a_second_line_for_a_user(tmp_path):
