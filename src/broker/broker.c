@@ -8,8 +8,10 @@
 #include "net/http.h"
 #include "net/tls.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* How often blocked publishers are retried even without a queue drain (a safety net: they are
  * resumed when an ack or a drained queue frees what they wait for; an identity over its
@@ -232,7 +234,7 @@ static int broker_listen(struct broker *b, const struct lmq_listen_addr *list, s
         struct sockaddr_storage ss;
         if (uv_ip4_addr(a->host, a->port, (struct sockaddr_in *)&ss) != 0 &&
             uv_ip6_addr(a->host, a->port, (struct sockaddr_in6 *)&ss) != 0) {
-            fprintf(stderr, "ledgermq: bad listen address %s\n", a->host);
+            lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "bad listen address %s", a->host);
             return LMQ_EINVAL;
         }
         uv_tcp_t *l = &b->listeners[b->listener_count];
@@ -246,8 +248,8 @@ static int broker_listen(struct broker *b, const struct lmq_listen_addr *list, s
                                     BROKER_LISTEN_BACKLOG, tls ? "mqtts" : "mqtt",
                                     tls ? conn_on_accept_tls : conn_on_accept_tcp, b);
         if (rc != 0) {
-            fprintf(stderr, "ledgermq: cannot listen on %s:%u: %s\n", a->host, a->port,
-                    uv_strerror(rc));
+            lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "cannot listen on %s:%u: %s", a->host,
+                         a->port, uv_strerror(rc));
             return LMQ_EIO;
         }
         struct sockaddr_storage bound;
@@ -288,7 +290,8 @@ static int broker_start_http(struct broker *b, bool tls, char *json, size_t cap)
     char bound[80], err[256];
     if (http_server_start(&b->loop, addr->host, addr->port, &limits, broker_http_route, b, server,
                           bound, sizeof(bound), err, sizeof(err)) != LMQ_OK) {
-        fprintf(stderr, "ledgermq: cannot listen for HTTP%s: %s\n", tls ? "S" : "", err);
+        lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "cannot listen for HTTP%s: %s", tls ? "S" : "",
+                     err);
         return LMQ_EIO;
     }
     http_server_set_upgrade(*server, websocket_upgrade, b);
@@ -380,22 +383,65 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
                                 .client_cert_required = t->client_cert == LMQ_CLIENT_CERT_REQUIRED};
         char tls_err[512];
         if (tls_server_new(&tc, &b->tls, tls_err, sizeof(tls_err)) != LMQ_OK) {
-            fprintf(stderr, "ledgermq: TLS: %s\n", tls_err);
+            lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "TLS: %s", tls_err);
             return LMQ_EINVAL;
         }
     }
-    /* Last: every handle above exists, so teardown can close them whatever happens here. */
+    return LMQ_OK;
+}
+
+/* mkdir -p: creates dir and its missing parents; an existing directory is fine. */
+static int broker_mkdir_p(const char *dir)
+{
+    char path[LMQ_PATH_MAX_BYTES];
+    size_t len = strnlen(dir, sizeof(path));
+    if (len == 0 || len >= sizeof(path)) {
+        lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "data directory path must be 1..%zu bytes",
+                     sizeof(path) - 1);
+        return LMQ_EINVAL;
+    }
+    memcpy(path, dir, len + 1);
+    /* One mkdir per '/' and one for the whole path: bounded by the length. */
+    for (size_t i = 1; i <= len; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        char saved = path[i];
+        path[i] = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+            lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "cannot create data directory \"%s\": %s",
+                         path, strerror(errno));
+            return LMQ_EINVAL;
+        }
+        path[i] = saved;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "data directory \"%s\" is not a directory",
+                     dir);
+        return LMQ_EINVAL;
+    }
+    return LMQ_OK;
+}
+
+/*
+ * The data directory, the store and the server key: after the listeners, so a start that can't
+ * listen leaves nothing on disk. LMQ_EIO when the store can't be opened (exit 2).
+ */
+static int broker_open_data(struct broker *b, const struct lmq_config *cfg)
+{
+    if (broker_mkdir_p(cfg->data_dir) != LMQ_OK)
+        return LMQ_EINVAL;
     char path[LMQ_PATH_MAX_BYTES + 32];
     char err[256];
     int n = snprintf(path, sizeof(path), "%s/ledgermq.db", cfg->data_dir);
     if (n < 0 || (size_t)n >= sizeof(path)) {
-        fprintf(stderr, "ledgermq: data directory path too long\n");
+        lmq_log_msg(LMQ_LOG_ERROR, "start_failed", "data directory path too long");
         return LMQ_EINVAL;
     }
     struct store_options opts = {
         .path = path, .sync = cfg->sync == LMQ_SYNC_OFF ? STORE_SYNC_OFF : STORE_SYNC_FULL};
     if (store_open(&b->loop, &opts, &b->store, err, sizeof(err)) != LMQ_OK) {
-        fprintf(stderr, "ledgermq: cannot open the store: %s\n", err);
+        lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "cannot open the store: %s", err);
         return LMQ_EIO;
     }
     /* After the store: a database that can't be opened is the one error reported. */
@@ -407,6 +453,9 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
 
 static void broker_teardown(struct broker *b)
 {
+    /* First: the listeners are up before the store, so nothing may be accepted from here on. */
+    for (size_t i = 0; i < b->listener_count; i++)
+        net_acceptor_close(&b->acceptors[i], NULL); /* before the walk closes their sockets */
     if (b->http != NULL) { /* an error path after the HTTP listener started */
         http_server_close(b->http);
         b->http = NULL;
@@ -431,8 +480,6 @@ static void broker_teardown(struct broker *b)
     }
     broker_close_handle((uv_handle_t *)&b->flush_prepare);
     broker_close_handle((uv_handle_t *)&b->flush_check);
-    for (size_t i = 0; i < b->listener_count; i++)
-        net_acceptor_close(&b->acceptors[i], NULL); /* before the walk closes their sockets */
     broker_destroy_state(b);
     pipeline_destroy(b);
     access_destroy(b);
@@ -466,13 +513,8 @@ int broker_run(const struct lmq_config *cfg)
     int rc = broker_init(b, cfg);
     if (rc != LMQ_OK) {
         if (rc == LMQ_ENOMEM) /* the other failures have said what failed */
-            fprintf(stderr, "ledgermq: cannot initialise the broker: out of memory\n");
+            lmq_log_msg(LMQ_LOG_ERROR, "start_failed", "cannot initialise the broker: out of memory");
         code = rc == LMQ_EIO ? 2 : 1;
-        goto out;
-    }
-    if (recovery_run(b) != LMQ_OK) {
-        fprintf(stderr, "ledgermq: cannot recover from the store in %s\n", cfg->data_dir);
-        code = 2;
         goto out;
     }
     char listeners[LMQ_LISTENERS_MAX * 80], tls_listeners[LMQ_LISTENERS_MAX * 80];
@@ -492,6 +534,18 @@ int broker_run(const struct lmq_config *cfg)
     if (broker_start_http(b, false, http_json, sizeof(http_json)) != LMQ_OK ||
         broker_start_http(b, true, https_json, sizeof(https_json)) != LMQ_OK) {
         code = 1;
+        goto out;
+    }
+    /* After the listeners: a port in use leaves no data directory and no server key behind. */
+    rc = broker_open_data(b, cfg);
+    if (rc != LMQ_OK) {
+        code = rc == LMQ_EIO ? 2 : 1;
+        goto out;
+    }
+    if (recovery_run(b) != LMQ_OK) {
+        lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "cannot recover from the store in %s",
+                     cfg->data_dir);
+        code = 2;
         goto out;
     }
     fd_limit_log(cfg, &fds);
