@@ -513,7 +513,8 @@ int broker_run(const struct lmq_config *cfg)
     int rc = broker_init(b, cfg);
     if (rc != LMQ_OK) {
         if (rc == LMQ_ENOMEM) /* the other failures have said what failed */
-            lmq_log_msg(LMQ_LOG_ERROR, "start_failed", "cannot initialise the broker: out of memory");
+            lmq_log_msg(LMQ_LOG_ERROR, "start_failed",
+                        "cannot initialise the broker: out of memory");
         code = rc == LMQ_EIO ? 2 : 1;
         goto out;
     }

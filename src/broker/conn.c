@@ -476,8 +476,7 @@ void conn_disconnect(struct conn *c, uint8_t reason_code)
             lmq_log_uint(&line, "conn", c->id);
             lmq_log_str(&line, "remote", c->remote);
             if (c->session != NULL)
-                lmq_log_strn(&line, "client_id", c->session->client_id,
-                             c->session->client_id_len);
+                lmq_log_strn(&line, "client_id", c->session->client_id, c->session->client_id_len);
             lmq_log_reason_code(&line, "reason_code", reason_code);
             if (c->why != NULL)
                 lmq_log_str(&line, "detail", c->why);

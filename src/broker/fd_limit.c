@@ -111,8 +111,8 @@ int fd_limit_apply(struct lmq_config *cfg, struct fd_limit_info *info)
                      "the open-file limit is %" PRIu64 " (hard %" PRIu64 ") but "
                      "max_connections %u + http_max_connections %u%s need %" PRIu64
                      " descriptors: lower them or raise the limit (ulimit -n, LimitNOFILE=)",
-                soft, hard, cfg->limits.max_connections, cfg->limits.http_max_connections,
-                cfg->https_enabled && cfg->http_enabled ? " (x2: http and https)" : "", need);
+                     soft, hard, cfg->limits.max_connections, cfg->limits.http_max_connections,
+                     cfg->https_enabled && cfg->http_enabled ? " (x2: http and https)" : "", need);
         return LMQ_ELIMIT;
     }
     return LMQ_OK;
