@@ -222,6 +222,33 @@ static void on_signal(uv_signal_t *s, int signum)
     broker_stop(b, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
+/*
+ * libuv keeps a bind()'s EADDRINUSE for uv_listen(), which net_acceptor_start does not call:
+ * the socket is left unbound and listen() would pick a random port. Bound means a port (even
+ * for port 0, the kernel picks one at bind); an unbound socket binds again to report the error.
+ */
+static int broker_bind_error(uv_tcp_t *l, const struct sockaddr *addr)
+{
+    uv_os_fd_t fd = -1;
+    int rc = uv_fileno((const uv_handle_t *)l, &fd);
+    if (rc != 0)
+        return rc;
+    struct sockaddr_storage got;
+    socklen_t len = sizeof(got);
+    memset(&got, 0, sizeof(got));
+    if (getsockname(fd, (struct sockaddr *)&got, &len) != 0)
+        return uv_translate_sys_error(errno);
+    uint16_t port = got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
+                                              : ((struct sockaddr_in *)&got)->sin_port;
+    if (port != 0)
+        return 0;
+    socklen_t addr_len = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                     : sizeof(struct sockaddr_in);
+    if (bind(fd, addr, addr_len) != 0)
+        return uv_translate_sys_error(errno);
+    return 0;
+}
+
 /* Listens on every address of list (appending to b->listeners); writes ["HOST:PORT",...]. */
 static int broker_listen(struct broker *b, const struct lmq_listen_addr *list, size_t count,
                          char *ready_json, size_t cap)
@@ -242,6 +269,8 @@ static int broker_listen(struct broker *b, const struct lmq_listen_addr *list, s
         l->data = b;
         b->listener_count++;
         int rc = uv_tcp_bind(l, (const struct sockaddr *)&ss, 0);
+        if (rc == 0)
+            rc = broker_bind_error(l, (const struct sockaddr *)&ss);
         bool tls = b->first_tls_listener != NULL;
         if (rc == 0)
             rc = net_acceptor_start(&b->acceptors[b->listener_count - 1], &b->loop, l,
