@@ -242,8 +242,8 @@ static int broker_bind_error(uv_tcp_t *l, const struct sockaddr *addr)
                                               : ((struct sockaddr_in *)&got)->sin_port;
     if (port != 0)
         return 0;
-    socklen_t addr_len = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                     : sizeof(struct sockaddr_in);
+    socklen_t addr_len =
+        addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     if (bind(fd, addr, addr_len) != 0)
         return uv_translate_sys_error(errno);
     return 0;
