@@ -612,6 +612,8 @@ int conn_adopt_websocket(struct broker *b, int fd, struct tls_session *tls, cons
                          size_t early_len, const struct conn_ws_peer *peer);
 /* Logs event with the connection's id, remote address, client id and an optional detail. */
 void conn_log(struct conn *c, enum lmq_log_level level, const char *event, const char *detail);
+/* Logs connect_refused (info) with the CONNECT's reason code in hex and why (for the log). */
+void conn_log_refused(struct conn *c, uint8_t reason_code, const char *why);
 /* Logs client_connected (info): client id, user, transport, protocol version. Once, at CONNACK. */
 void conn_log_connected(struct conn *c);
 /*

@@ -98,6 +98,22 @@ static void conn_log_client(struct conn *c, struct lmq_log_line *line)
     lmq_log_str(line, "protocol", c->version == MQTT_V5 ? "5.0" : "3.1.1");
 }
 
+void conn_log_refused(struct conn *c, uint8_t reason_code, const char *why)
+{
+    LMQ_ASSERT(c != NULL && !c->connect_logged);
+    struct lmq_log_line line;
+    if (!lmq_log_begin(&line, LMQ_LOG_INFO, "connect_refused"))
+        return;
+    lmq_log_uint(&line, "conn", c->id);
+    lmq_log_str(&line, "remote", c->remote);
+    if (c->via[0] != '\0')
+        lmq_log_str(&line, "via", c->via);
+    lmq_log_reason_code(&line, "reason_code", reason_code); /* the v5 code, as the docs write it */
+    if (why != NULL)
+        lmq_log_str(&line, "detail", why);
+    lmq_log_end(&line);
+}
+
 void conn_log_connected(struct conn *c)
 {
     LMQ_ASSERT(c != NULL && c->state == CONN_CONNECTED);

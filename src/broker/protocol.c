@@ -55,17 +55,7 @@ static enum proto_result proto_refuse_connect_why(struct conn *c, uint8_t reason
                                                   const char *why, const char *client_why)
 {
     LMQ_ASSERT(c->state == CONN_AWAIT_CONNECT);
-    struct lmq_log_line line;
-    if (lmq_log_begin(&line, LMQ_LOG_INFO, "connect_refused")) {
-        lmq_log_uint(&line, "conn", c->id);
-        lmq_log_str(&line, "remote", c->remote);
-        if (c->via[0] != '\0')
-            lmq_log_str(&line, "via", c->via);
-        lmq_log_reason_code(&line, "reason_code", reason_code); /* the v5 code, as docs write it */
-        if (why != NULL)
-            lmq_log_str(&line, "detail", why);
-        lmq_log_end(&line);
-    }
+    conn_log_refused(c, reason_code, why);
     struct mqtt_props props = {0};
     if (client_why == NULL)
         client_why = conn_reason_text(MQTT_CONNACK, reason_code);
