@@ -18,7 +18,18 @@ build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-run: build
+# `make run` checks the build's packages and configures CMake only when that can have changed
+# (install-deps.sh or CMakeLists.txt newer than the stamp / the cache): a second `make run`
+# goes straight to the (incremental) build. It needs none of the tests' packages.
+$(BUILD)/.deps-build: scripts/install-deps.sh
+	@bash scripts/install-deps.sh --build
+	@mkdir -p $(BUILD) && touch $@
+
+$(BUILD)/CMakeCache.txt: CMakeLists.txt $(BUILD)/.deps-build
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+
+run: $(BUILD)/CMakeCache.txt
+	@cmake --build $(BUILD) -j $(JOBS) --target ledgermq
 	@mkdir -p data
 	./$(BUILD)/ledgermq serve --data ./data --http 127.0.0.1:8080 $(ARGS)
 

@@ -2,6 +2,9 @@
 # Installs the Debian packages LedgerMQ's build and tests need.
 # Idempotent: runs apt-get only when a package is missing.
 #
+#   install-deps.sh           everything: the build, the tests, the benchmarks' peers
+#   install-deps.sh --build   only what building and running the server needs (`make run`)
+#
 # Debian's mosquitto (the reference broker of tests/integration/test_acl_mosquitto.py, which
 # starts its own on a free port) enables and starts a system service on port 1883, where
 # `make run` listens: it is installed with no service started (a policy-rc.d that says no, for
@@ -9,20 +12,36 @@
 # and stopped, on every run.
 set -euo pipefail
 
+BUILD_ONLY=0
+case "${1:-}" in
+--build) BUILD_ONLY=1 ;;
+"") ;;
+*)
+    echo "install-deps: unknown option $1 (use --build or nothing)" >&2
+    exit 1
+    ;;
+esac
+
+# The build (CMake also builds the unit tests, hence cmocka).
 PACKAGES=(
     build-essential cmake pkg-config
     libuv1-dev libinih-dev libcmocka-dev libssl-dev libsqlite3-dev libjansson-dev libhttp-parser-dev libwslay-dev
-    clang libclang-rt-14-dev clang-format
-    python3 python3-paho-mqtt python3-pytest python3-cryptography
-    mosquitto mosquitto-clients curl openssl
-    chromium
 )
-
-# Node and npm run the MQTT.js tests (tests/js). A Node from elsewhere (e.g. nodesource, which
-# bundles npm) is used as it is: Debian's npm would conflict with it, so Debian's nodejs and
-# npm are added only when there is no npm at all.
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    PACKAGES+=(nodejs npm)
+if [ "$BUILD_ONLY" -eq 0 ]; then
+    # The tests: fuzzing (clang), the format check, the integration tests' clients and peers,
+    # the browser test.
+    PACKAGES+=(
+        clang libclang-rt-14-dev clang-format
+        python3 python3-paho-mqtt python3-pytest python3-cryptography
+        mosquitto mosquitto-clients curl openssl
+        chromium
+    )
+    # Node and npm run the MQTT.js tests (tests/js). A Node from elsewhere (e.g. nodesource,
+    # which bundles npm) is used as it is: Debian's npm would conflict with it, so Debian's
+    # nodejs and npm are added only when there is no npm at all.
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        PACKAGES+=(nodejs npm)
+    fi
 fi
 
 missing=()

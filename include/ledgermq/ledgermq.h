@@ -99,6 +99,12 @@ struct lmq_reject {
     const char *reason;    /* bad_envelope, bad_signature, not_sender, gap, fork */
     const uint8_t *reject_json;
     size_t reject_len;
+    /* A `fork` for a state directory none of whose envelopes the server accepted (another
+     * state directory of this key sent seq 1..expected_seq-1), and no envelope of ours is
+     * pending: the library read the server's head of our chain (GET /ledger/envelopes, checked
+     * to be signed by our key) and adopted it, replacing the rejected envelopes, so the next
+     * lmq_client_send() continues the server's chain. Send the refused body again. */
+    bool chain_resynced;
 };
 
 struct lmq_client_callbacks {
@@ -172,6 +178,16 @@ int lmq_client_sent_count(struct lmq_client *c, uint64_t *count_out);
 
 /* Counts envelopes in the outbox not yet acknowledged or rejected. Returns 0 or LMQ_EIO. */
 int lmq_client_pending_count(struct lmq_client *c, uint64_t *count_out);
+
+/* The largest envelope (its canonical JSON), for lmq_client_outbox_envelope's buffer. */
+#define LMQ_CLIENT_ENVELOPE_MAX_BYTES 65536u
+
+/* Copies the envelope with this link (one this identity signed, as stored in the outbox: its
+ * canonical JSON, what was published) into buf; *len_out receives its length. Returns 0,
+ * LMQ_ENOTFOUND (no such envelope in this state directory), LMQ_ETOOBIG (cap too small;
+ * LMQ_CLIENT_ENVELOPE_MAX_BYTES always suffices) or LMQ_EIO. */
+int lmq_client_outbox_envelope(struct lmq_client *c, const char *link, uint8_t *buf, size_t cap,
+                               size_t *len_out);
 
 /* The position of the last inbox envelope handed to the application (0: none yet). */
 uint64_t lmq_client_inbox_position(const struct lmq_client *c);

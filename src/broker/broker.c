@@ -167,6 +167,8 @@ static void broker_stop(struct broker *b, const char *why)
     broker_close_handle((uv_handle_t *)&b->sig_int);
     broker_close_handle((uv_handle_t *)&b->sig_hup);
     broker_close_handle((uv_handle_t *)&b->tick);
+    broker_close_handle((uv_handle_t *)&b->drain_timer);
+    sys_tree_stop(b);
     uv_timer_start(&b->shutdown_timer, on_shutdown_timeout, BROKER_SHUTDOWN_GRACE_MS, 0);
     broker_on_conn_freed(b);
 }
@@ -183,6 +185,12 @@ static void broker_reload_tls(struct broker *b)
         return;
     }
     lmq_log_msg(LMQ_LOG_INFO, "tls_reloaded", b->cfg.tls.cert_file);
+}
+
+/* The drain grace period after SIGTERM is over: the shutdown proceeds. */
+static void on_drain_timeout(uv_timer_t *t)
+{
+    broker_stop(t->data, "SIGTERM");
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -219,6 +227,18 @@ static void on_signal(uv_signal_t *s, int signum)
         }
         return;
     }
+    /* SIGTERM: first drain (/healthz 503 "draining", every listener still serving) for
+     * drain_grace_ms; SIGINT, or a second SIGTERM, stops at once. */
+    if (signum == SIGTERM && b->cfg.drain_grace_ms > 0 && !b->draining && !b->stopping) {
+        b->draining = true;
+        struct lmq_log_line line;
+        if (lmq_log_begin(&line, LMQ_LOG_INFO, "draining")) {
+            lmq_log_uint(&line, "drain_grace_ms", b->cfg.drain_grace_ms);
+            lmq_log_end(&line);
+        }
+        uv_timer_start(&b->drain_timer, on_drain_timeout, b->cfg.drain_grace_ms, 0);
+        return;
+    }
     broker_stop(b, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
@@ -249,9 +269,23 @@ static int broker_bind_error(uv_tcp_t *l, const struct sockaddr *addr)
     return 0;
 }
 
-/* Listens on every address of list (appending to b->listeners); writes ["HOST:PORT",...]. */
-static int broker_listen(struct broker *b, const struct lmq_listen_addr *list, size_t count,
-                         char *ready_json, size_t cap)
+/* The bound address of listener l as text ("HOST:PORT", IPv6 bracketed) into name. */
+static void broker_listener_name(uv_tcp_t *l, char *name, size_t cap)
+{
+    struct sockaddr_storage bound;
+    int len = sizeof(bound);
+    memset(&bound, 0, sizeof(bound));
+    (void)uv_tcp_getsockname(l, (struct sockaddr *)&bound, &len);
+    (void)net_address_format(&bound, NET_ADDRESS_BRACKETED, name, cap);
+}
+
+/*
+ * Binds every address of list (appending to b->listeners) without listening yet: a port in use
+ * stops the start here, before the data directory exists; connections are taken only once
+ * broker_listen_all() runs after recovery. Writes ["HOST:PORT",...] for the ready line.
+ */
+static int broker_bind(struct broker *b, const struct lmq_listen_addr *list, size_t count,
+                       char *ready_json, size_t cap)
 {
     LMQ_ASSERT(b->listener_count + count <= LMQ_ARRAY_LEN(b->listeners));
     size_t used = 0;
@@ -271,22 +305,13 @@ static int broker_listen(struct broker *b, const struct lmq_listen_addr *list, s
         int rc = uv_tcp_bind(l, (const struct sockaddr *)&ss, 0);
         if (rc == 0)
             rc = broker_bind_error(l, (const struct sockaddr *)&ss);
-        bool tls = b->first_tls_listener != NULL;
-        if (rc == 0)
-            rc = net_acceptor_start(&b->acceptors[b->listener_count - 1], &b->loop, l,
-                                    BROKER_LISTEN_BACKLOG, tls ? "mqtts" : "mqtt",
-                                    tls ? conn_on_accept_tls : conn_on_accept_tcp, b);
         if (rc != 0) {
             lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "cannot listen on %s:%u: %s", a->host,
                          a->port, uv_strerror(rc));
             return LMQ_EIO;
         }
-        struct sockaddr_storage bound;
-        int len = sizeof(bound);
         char name[NET_ADDRESS_TEXT_MAX_BYTES];
-        memset(&bound, 0, sizeof(bound));
-        (void)uv_tcp_getsockname(l, (struct sockaddr *)&bound, &len);
-        (void)net_address_format(&bound, NET_ADDRESS_BRACKETED, name, sizeof(name));
+        broker_listener_name(l, name, sizeof(name));
         int n = snprintf(ready_json + used, cap - used, "%s\"%s\"", i ? "," : "", name);
         if (n < 0 || (size_t)n >= cap - used)
             return LMQ_ETOOBIG;
@@ -296,6 +321,26 @@ static int broker_listen(struct broker *b, const struct lmq_listen_addr *list, s
         return LMQ_ETOOBIG;
     ready_json[used++] = ']';
     ready_json[used] = '\0';
+    return LMQ_OK;
+}
+
+/* Starts accepting on every bound MQTT(S) listener. */
+static int broker_listen_all(struct broker *b)
+{
+    for (size_t i = 0; i < b->listener_count; i++) {
+        uv_tcp_t *l = &b->listeners[i];
+        bool tls = b->first_tls_listener != NULL && l >= b->first_tls_listener;
+        int rc = net_acceptor_start(&b->acceptors[i], &b->loop, l, BROKER_LISTEN_BACKLOG,
+                                    tls ? "mqtts" : "mqtt",
+                                    tls ? conn_on_accept_tls : conn_on_accept_tcp, b);
+        if (rc != 0) {
+            char name[NET_ADDRESS_TEXT_MAX_BYTES];
+            broker_listener_name(l, name, sizeof(name));
+            lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "cannot listen on %s: %s", name,
+                         uv_strerror(rc));
+            return LMQ_EIO;
+        }
+    }
     return LMQ_OK;
 }
 
@@ -392,6 +437,8 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
     uv_timer_start(&b->tick, on_tick, BROKER_TICK_MS, BROKER_TICK_MS);
     uv_timer_init(&b->loop, &b->shutdown_timer);
     b->shutdown_timer.data = b;
+    uv_timer_init(&b->loop, &b->drain_timer);
+    b->drain_timer.data = b;
     uv_signal_t *sigs[] = {&b->sig_term, &b->sig_int, &b->sig_hup};
     int nums[] = {SIGTERM, SIGINT, SIGHUP};
     for (size_t i = 0; i < 3; i++) {
@@ -482,7 +529,7 @@ static int broker_open_data(struct broker *b, const struct lmq_config *cfg)
 
 static void broker_teardown(struct broker *b)
 {
-    /* First: the listeners are up before the store, so nothing may be accepted from here on. */
+    /* First: nothing may be accepted while the rest is torn down. */
     for (size_t i = 0; i < b->listener_count; i++)
         net_acceptor_close(&b->acceptors[i], NULL); /* before the walk closes their sockets */
     if (b->http != NULL) { /* an error path after the HTTP listener started */
@@ -510,6 +557,7 @@ static void broker_teardown(struct broker *b)
     broker_close_handle((uv_handle_t *)&b->flush_prepare);
     broker_close_handle((uv_handle_t *)&b->flush_check);
     broker_destroy_state(b);
+    sys_tree_free(b); /* its timer closed with the loop */
     pipeline_destroy(b);
     access_destroy(b);
     if (b->tls != NULL)
@@ -547,35 +595,54 @@ int broker_run(const struct lmq_config *cfg)
         code = rc == LMQ_EIO ? 2 : 1;
         goto out;
     }
+    /* Bound first (not accepting yet): a port in use leaves no data directory and no key. */
     char listeners[LMQ_LISTENERS_MAX * 80], tls_listeners[LMQ_LISTENERS_MAX * 80];
-    if (broker_listen(b, cfg->mqtt, cfg->mqtt_count, listeners, sizeof(listeners)) != LMQ_OK) {
+    if (broker_bind(b, cfg->mqtt, cfg->mqtt_count, listeners, sizeof(listeners)) != LMQ_OK) {
         code = 1;
         goto out;
     }
     if (cfg->mqtts_count > 0) {
         b->first_tls_listener = &b->listeners[b->listener_count];
-        if (broker_listen(b, cfg->mqtts, cfg->mqtts_count, tls_listeners, sizeof(tls_listeners)) !=
+        if (broker_bind(b, cfg->mqtts, cfg->mqtts_count, tls_listeners, sizeof(tls_listeners)) !=
             LMQ_OK) {
             code = 1;
             goto out;
         }
     }
+    /* HTTP first, answering "starting" from a thread of its own while recovery runs. */
     char http_json[96] = "", https_json[96] = "";
     if (broker_start_http(b, false, http_json, sizeof(http_json)) != LMQ_OK ||
         broker_start_http(b, true, https_json, sizeof(https_json)) != LMQ_OK) {
         code = 1;
         goto out;
     }
-    /* After the listeners: a port in use leaves no data directory and no server key behind. */
+    /* After every listener is bound: the data directory, the store and the server key. */
     rc = broker_open_data(b, cfg);
     if (rc != LMQ_OK) {
         code = rc == LMQ_EIO ? 2 : 1;
         goto out;
     }
-    if (recovery_run(b) != LMQ_OK) {
+    struct lifecycle_starting *starting = NULL;
+    if (lifecycle_starting_begin(b, &starting) != LMQ_OK) {
+        code = 1;
+        goto out;
+    }
+    lifecycle_test_recovery_delay();
+    rc = recovery_run(b);
+    lifecycle_starting_end(starting);
+    if (rc != LMQ_OK) {
         lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "cannot recover from the store in %s",
                      cfg->data_dir);
         code = 2;
+        goto out;
+    }
+    if (broker_listen_all(b) != LMQ_OK) {
+        code = 1;
+        goto out;
+    }
+    if (sys_tree_start(b) != LMQ_OK) {
+        lmq_log_msg(LMQ_LOG_ERROR, "start_failed", "cannot initialise the broker: out of memory");
+        code = 1;
         goto out;
     }
     fd_limit_log(cfg, &fds);

@@ -69,10 +69,11 @@ int broker_http_route(void *ctx, const struct http_request *req, struct http_res
     }
     resp->status = 200;
     resp->content_type = "application/json";
-    if (healthz) {
-        if (b->stopping)
+    if (healthz) { /* "starting" is answered by lifecycle.c while recovery runs */
+        bool draining = b->stopping || b->draining;
+        if (draining)
             resp->status = 503;
-        return http_body_printf(out, "{\"status\":\"%s\"}", b->stopping ? "draining" : "ready");
+        return http_body_printf(out, "{\"status\":\"%s\"}", draining ? "draining" : "ready");
     }
     if (version)
         return http_body_printf(out, "{\"version\":\"%s\"}", LMQ_VERSION);

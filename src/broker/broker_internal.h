@@ -338,6 +338,8 @@ struct broker_stats {
     uint64_t messages_out_qos[3];
     uint64_t bytes_in;
     uint64_t bytes_out;
+    uint64_t packets_in;  /* MQTT packets of every type ($SYS/broker/messages/received) */
+    uint64_t packets_out; /* ... sent ($SYS/broker/messages/sent) */
     uint64_t refused_quota;
     uint64_t qos0_dropped;     /* QoS 0 budget (max_queued_qos0) or the session's queue full */
     uint64_t qos0_gave_way;    /* queued QoS 0 dropped to make room for QoS 1/2 */
@@ -426,6 +428,9 @@ struct broker {
     struct route_target *route_targets; /* routing scratch, grows to the largest fan-out */
     size_t route_target_cap;
     bool stopping;
+    bool draining;          /* SIGTERM: /healthz says draining for [server] drain_grace_ms */
+    uv_timer_t drain_timer; /* ends the drain grace period */
+    struct sys_tree *sys;   /* the $SYS/broker/... updates (sys_tree.c); NULL when off */
     int exit_code;
     struct broker_stats stats;
 };
@@ -804,6 +809,29 @@ void broker_destroy_for_test(struct broker *b);
 /* recovery.c: rebuilds sessions, subscriptions, retained and wills from the store. */
 int recovery_run(struct broker *b);
 
+/* lifecycle.c: /healthz says "starting" (503) while recovery runs: a thread of its own serves the
+ * HTTP listeners (already bound) with that answer from begin to end. *out is NULL when no HTTP
+ * listener is configured. LMQ_OK, LMQ_ENOMEM or LMQ_EIO (logged). */
+struct lifecycle_starting;
+int lifecycle_starting_begin(struct broker *b, struct lifecycle_starting **out) LMQ_WUR;
+/* Stops that thread and closes its connections; the broker's loop answers from now on. */
+void lifecycle_starting_end(struct lifecycle_starting *ls);
+/* Test only: sleeps LMQ_TEST_RECOVERY_DELAY_MS (at most 60 s) when that variable is set. */
+void lifecycle_test_recovery_delay(void);
+
+/* sys_tree.c: the $SYS/broker/... topics mosquitto publishes (docs/PROTOCOL.md, "$SYS topics"),
+ * retained QoS 0 messages updated every [server] sys_interval seconds; clients only read them. */
+struct sys_tree;
+/* True for "$SYS" and every topic under "$SYS/": the broker's own, no client publishes there. */
+bool sys_tree_topic(const uint8_t *topic, size_t len);
+/* Publishes $SYS/broker/version and the first values, then updates them on a timer (nothing
+ * when sys_interval is 0). LMQ_OK or LMQ_ENOMEM. */
+int sys_tree_start(struct broker *b) LMQ_WUR;
+/* Stops the updates (shutdown); the retained values stay until the broker's state goes. */
+void sys_tree_stop(struct broker *b);
+/* Frees what sys_tree_start made, once the loop has closed its timer (teardown). */
+void sys_tree_free(struct broker *b);
+
 /* broker_http.c: the HTTP server's routes and what they share. */
 struct http_request;
 struct http_response;
@@ -866,6 +894,9 @@ int retain_init(struct broker *b) LMQ_WUR;
 bool retain_fits(struct broker *b, const struct msg *m);
 /* Stores, replaces or clears the retained message for m's topic. */
 uint8_t retain_update(struct broker *b, struct msg *m);
+/* sys_tree.c: m (QoS 0, a $SYS/ topic; the caller keeps its reference) is the retained message
+ * of its topic, outside the max_retained_* limits and retain_count(), never stored. */
+void retain_system_set(struct broker *b, struct msg *m);
 /* Recovery: m (the caller's reference, taken over) is the retained message of its topic. */
 int retain_restore(struct broker *b, struct msg *m) LMQ_WUR;
 /* Starts delivering the retained messages matching filter (valid, not shared) to s: they are

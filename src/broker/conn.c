@@ -299,6 +299,7 @@ int conn_send_sized(struct conn *c, const struct mqtt_packet *pkt, size_t size)
     LMQ_ASSERT(rc == LMQ_OK && written == size);
     c->out.len += written;
     c->broker->stats.bytes_out += written;
+    c->broker->stats.packets_out++;
     conn_account(c);
     conn_mark_dirty(c);
     return LMQ_OK;
@@ -819,6 +820,7 @@ static enum proto_result conn_handle_one(struct conn *c, const uint8_t *data, si
         return proto_disconnect_with(disconnect_reason,
                                      reason < 0x80 ? MQTT_RC_MALFORMED_PACKET : reason);
     }
+    c->broker->stats.packets_in++;
     if (pkt.type == MQTT_PUBLISH) {
         c->broker->stats.messages_in++;
         c->broker->stats.messages_in_qos[pkt.u.publish.qos]++;

@@ -167,6 +167,10 @@ static bool proto_will_allowed(struct conn *c, const struct mqtt_connect *cn)
         security_event(c->broker, c, SECURITY_EVENT_ACL_DENIED, "will under id/");
         return false;
     }
+    if (sys_tree_topic(cn->will_topic.data, cn->will_topic.len)) {
+        security_event(c->broker, c, SECURITY_EVENT_ACL_DENIED, "will under $SYS");
+        return false; /* as mosquitto: $SYS is written by the broker only */
+    }
     return access_may_publish(c, cn->client_id.data, cn->client_id.len, cn->will_topic.data,
                               cn->will_topic.len);
 }
@@ -474,6 +478,14 @@ static enum proto_result proto_publish(struct conn *c, struct mqtt_packet *pkt, 
         return rc;
     if (ack_rc != MQTT_RC_SUCCESS)
         return proto_ack_publish(c, pub, ack_rc, false, NULL, reason);
+    if (sys_tree_topic(pub->topic.data, pub->topic.len)) {
+        /* As mosquitto: the broker's own topics; dropped, and MQTT 5 hears 0x87. A 3.1.1 client
+         * (which could be told only by closing) gets its ack, as mosquitto sends it. */
+        security_event(b, c, SECURITY_EVENT_ACL_DENIED, "publish under $SYS");
+        return proto_ack_publish(c, pub,
+                                 c->version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : MQTT_RC_SUCCESS,
+                                 false, "not authorized: $SYS topics are the broker's", reason);
+    }
     const char *owner = NULL;
     enum pipeline_topic kind = pipeline_topic_parse(pub->topic.data, pub->topic.len, &owner);
     if (kind != PIPELINE_TOPIC_NONE)

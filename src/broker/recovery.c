@@ -15,7 +15,8 @@
 struct recovery {
     struct broker *broker;
     uint64_t sessions, subscriptions, retained, queued, wills, identities;
-    uint64_t dropped; /* retained messages and wills under id/ removed */
+    uint64_t dropped;     /* retained messages and wills under id/ removed */
+    uint64_t dropped_sys; /* ... and under $SYS */
 };
 
 static struct session *recovery_session(struct recovery *r, struct lmq_bytes id)
@@ -108,18 +109,23 @@ static int on_inbound_qos2(void *ctx, struct lmq_bytes client_id, uint16_t packe
     return 0;
 }
 
-/* True for a retained message or will under id/, which this server no longer accepts: one a
+/* True for a retained message or will under id/ or $SYS, which this server no longer accepts: one a
  * database written by an older version may hold, a forgery waiting for its victim. */
 static bool recovery_forbidden_topic(struct recovery *r, struct lmq_bytes client_id,
                                      const struct store_message *sm, enum store_record_type del)
 {
-    if (!pipeline_under_id(sm->topic.data, sm->topic.len))
+    bool sys = sys_tree_topic(sm->topic.data, sm->topic.len);
+    if (!sys && !pipeline_under_id(sm->topic.data, sm->topic.len))
         return false;
     struct store_record rec = {.type = STORE_RETAINED_DELETE, .u.retained_delete.topic = sm->topic};
     if (del == STORE_WILL_DELETE)
         rec =
             (struct store_record){.type = STORE_WILL_DELETE, .u.will_delete.client_id = client_id};
     commit_store_write(r->broker, &rec);
+    if (sys) { /* written by a client before $SYS was the broker's own (sys_tree.c) */
+        r->dropped_sys++;
+        return true;
+    }
     r->dropped++;
     security_event(r->broker, NULL, SECURITY_EVENT_ACL_DENIED,
                    del == STORE_WILL_DELETE ? "stored will under id/ dropped"
@@ -222,6 +228,7 @@ int recovery_run(struct broker *b)
         lmq_log_uint(&line, "retained", r.retained);
         lmq_log_uint(&line, "wills", r.wills);
         lmq_log_uint(&line, "dropped_under_id", r.dropped);
+        lmq_log_uint(&line, "dropped_sys", r.dropped_sys);
         lmq_log_uint(&line, "identities", r.identities);
         lmq_log_uint(&line, "ledger_size", pipeline_ledger_size(b));
         lmq_log_uint(&line, "recovery_ms", (uv_hrtime() / 1000 - start_us) / 1000);

@@ -65,7 +65,11 @@ struct retain_index {
     struct retain_node *root;
     struct lmq_map *edges; /* parent id + level -> child */
     uint8_t *key;          /* scratch for edge keys, RETAIN_EDGE_KEY_MAX_BYTES */
-    size_t count;          /* retained messages */
+    size_t count;          /* retained messages the clients published */
+    /* The broker's own $SYS/ messages (sys_tree.c): counted apart, never against the
+     * max_retained_* limits (they can't take a client's room), never stored. */
+    size_t system_count;
+    uint64_t system_bytes;
     size_t node_count;
     size_t cursor_count;
     uint64_t next_id;
@@ -211,6 +215,15 @@ static uint64_t retain_cost_bytes(const struct msg *m)
     return m->size_bytes + levels * RETAIN_LEVEL_COST_BYTES;
 }
 
+/* The count and byte total m is charged to: the clients' (limited) or the broker's ($SYS). */
+static size_t *retain_counters(struct broker *b, const struct msg *m, uint64_t **bytes)
+{
+    struct retain_index *ri = b->retained;
+    bool sys = sys_tree_topic(m->stored.topic.data, m->stored.topic.len);
+    *bytes = sys ? &ri->system_bytes : &b->retained_bytes;
+    return sys ? &ri->system_count : &ri->count;
+}
+
 /* Takes over the caller's reference to m as the retained message of its topic. */
 static int retain_store(struct broker *b, struct msg *m)
 {
@@ -220,10 +233,12 @@ static int retain_store(struct broker *b, struct msg *m)
         return LMQ_ENOMEM;
     struct msg *old = n->msg;
     LMQ_ASSERT(m->refcount > 0 && m != old);
+    uint64_t *bytes;
+    size_t *count = retain_counters(b, m, &bytes); /* the same topic: old's counters too */
     if (old != NULL) {
         uint64_t old_cost = retain_cost_bytes(old);
-        LMQ_ASSERT(ri->count > 0 && b->retained_bytes >= old_cost);
-        b->retained_bytes -= old_cost;
+        LMQ_ASSERT(*count > 0 && *bytes >= old_cost);
+        *bytes -= old_cost;
         if (list_linked(&n->expiring)) {
             LMQ_ASSERT(ri->expiring_count > 0);
             list_unlink(&n->expiring);
@@ -231,11 +246,11 @@ static int retain_store(struct broker *b, struct msg *m)
         }
         msg_unref(old);
     } else {
-        ri->count++;
+        (*count)++;
     }
     n->msg = m;
     n->seq = ++ri->next_seq;
-    b->retained_bytes += retain_cost_bytes(m);
+    *bytes += retain_cost_bytes(m);
     if (m->stored.has_expiry) {
         list_push_back(&ri->expiring, &n->expiring);
         ri->expiring_count++;
@@ -246,10 +261,12 @@ static int retain_store(struct broker *b, struct msg *m)
 static void retain_clear_node(struct broker *b, struct retain_node *n)
 {
     struct retain_index *ri = b->retained;
-    LMQ_ASSERT(n->msg != NULL && ri->count > 0);
+    uint64_t *bytes;
+    size_t *count = retain_counters(b, n->msg, &bytes);
+    LMQ_ASSERT(n->msg != NULL && *count > 0);
     uint64_t cost = retain_cost_bytes(n->msg);
-    LMQ_ASSERT(b->retained_bytes >= cost);
-    b->retained_bytes -= cost;
+    LMQ_ASSERT(*bytes >= cost);
+    *bytes -= cost;
     if (list_linked(&n->expiring)) {
         LMQ_ASSERT(ri->expiring_count > 0);
         list_unlink(&n->expiring);
@@ -257,7 +274,7 @@ static void retain_clear_node(struct broker *b, struct retain_node *n)
     }
     msg_unref(n->msg);
     n->msg = NULL;
-    ri->count--;
+    (*count)--;
     retain_prune(ri, n);
 }
 
@@ -268,6 +285,8 @@ bool retain_fits(struct broker *b, const struct msg *m)
     LMQ_ASSERT(m != NULL);
     if (m->stored.payload.len == 0)
         return true;
+    if (sys_tree_topic(m->stored.topic.data, m->stored.topic.len))
+        return false; /* the broker's own (refused before this: protocol.c) */
     struct retain_node *n =
         retain_find(b->retained, m->stored.topic.data, m->stored.topic.len, false);
     const struct msg *old = n != NULL ? n->msg : NULL;
@@ -305,6 +324,16 @@ uint8_t retain_update(struct broker *b, struct msg *m)
         .u.retained_put = {.topic = m->stored.topic, .msg_id = m->stored.id}};
     commit_store_write(b, &rec);
     return MQTT_RC_SUCCESS;
+}
+
+void retain_system_set(struct broker *b, struct msg *m)
+{
+    LMQ_ASSERT(m != NULL && m->refcount > 0 && m->stored.retain && m->stored.qos == 0);
+    LMQ_ASSERT(sys_tree_topic(m->stored.topic.data, m->stored.topic.len) &&
+               m->stored.payload.len > 0 && !m->persisted);
+    msg_ref(m);
+    if (retain_store(b, m) != LMQ_OK)
+        msg_unref(m); /* out of memory: the topic keeps its previous value */
 }
 
 int retain_restore(struct broker *b, struct msg *m)

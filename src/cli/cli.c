@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "core/lmq.h"
@@ -167,22 +169,100 @@ static int cli__parse(struct cli_opts *o, int argc, char **argv, const char *all
     return 0;
 }
 
-/* Default state directory: ./client-<first 16 of the id>. */
+/* Creates dir and its missing parents (mode 0700). Returns 0 or LMQ_EIO. */
+static int cli__mkdirs(char *dir)
+{
+    /* Each round handles one '/' of the path: bounded by its length. */
+    for (char *p = dir + 1; *p != '\0'; p++) {
+        if (*p != '/') {
+            continue;
+        }
+        *p = '\0';
+        int rc = mkdir(dir, 0700);
+        *p = '/';
+        if (rc != 0 && errno != EEXIST) {
+            return LMQ_EIO;
+        }
+    }
+    return mkdir(dir, 0700) == 0 || errno == EEXIST ? 0 : LMQ_EIO;
+}
+
+static bool cli__is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* $XDG_STATE_HOME/ledgermq/<id> (or ~/.local/state/ledgermq/<id>), created. */
+static int cli__state_xdg(struct cli_opts *o, const char *id)
+{
+    const char *xdg = getenv("XDG_STATE_HOME");
+    const char *home = getenv("HOME");
+    int n = -1;
+    if (xdg != NULL && xdg[0] == '/') {
+        n = snprintf(o->state_buf, sizeof(o->state_buf), "%s/ledgermq/%s", xdg, id);
+    } else if (home != NULL && home[0] == '/') {
+        n = snprintf(o->state_buf, sizeof(o->state_buf), "%s/.local/state/ledgermq/%s", home, id);
+    }
+    if (n < 0 || (size_t)n >= sizeof(o->state_buf)) {
+        return cli__fail("no state directory: %s is read-only and neither XDG_STATE_HOME nor "
+                         "HOME is set (use --state DIR)",
+                         o->key);
+    }
+    if (cli__mkdirs(o->state_buf) != 0) {
+        return cli__fail("cannot create the state directory %s: %s (use --state DIR)", o->state_buf,
+                         strerror(errno));
+    }
+    return 0;
+}
+
+/*
+ * The state directory follows the identity, not the shell (README "State directory"):
+ * --state DIR; else <key file without .json>.state next to the key file when it exists or the
+ * key's directory is writable; else the old default ./client-<first 16 of id> when it exists
+ * in the current directory (with a note); else $XDG_STATE_HOME/ledgermq/<id>
+ * (~/.local/state/ledgermq/<id> without XDG_STATE_HOME).
+ */
 static int cli__state_dir(struct cli_opts *o)
 {
     struct crypto_identity ident;
-    char err[CLI_ERR_MAX_BYTES];
+    char err[CLI_ERR_MAX_BYTES], legacy[64], key_dir[CLI_PATH_MAX_BYTES];
     if (o->state != NULL) {
         return 0;
     }
     if (crypto_keyfile_load(o->key, &ident, err, sizeof(err)) != 0) {
         return cli__fail("%s", err);
     }
-    int n = snprintf(o->state_buf, sizeof(o->state_buf), "./client-%.16s", ident.id);
-    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(o->state_buf));
     memset(ident.seed, 0, sizeof(ident.seed));
+    size_t key_len = strlen(o->key);
+    size_t stem = key_len > 5 && strcmp(o->key + key_len - 5, ".json") == 0 ? key_len - 5 : key_len;
+    int n = snprintf(o->state_buf, sizeof(o->state_buf), "%.*s.state", (int)stem, o->key);
+    if (n < 0 || (size_t)n >= sizeof(o->state_buf)) {
+        return cli__fail("--key: path too long");
+    }
+    n = snprintf(legacy, sizeof(legacy), "./client-%.16s", ident.id);
+    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(legacy));
     o->state = o->state_buf;
-    return 0;
+    if (cli__is_dir(o->state_buf)) {
+        return 0;
+    }
+    if (cli__is_dir(legacy)) {
+        fprintf(stderr,
+                "ledgermq: note: using the old state directory %s (the default is now %s next "
+                "to the key file: move it there to use it from any directory)\n",
+                legacy, o->state_buf);
+        n = snprintf(o->state_buf, sizeof(o->state_buf), "%s", legacy);
+        LMQ_ASSERT(n > 0 && (size_t)n < sizeof(o->state_buf));
+        return 0;
+    }
+    const char *slash = strrchr(o->key, '/');
+    n = snprintf(key_dir, sizeof(key_dir), "%.*s", slash == NULL ? 1 : (int)(slash - o->key + 1),
+                 slash == NULL ? "." : o->key);
+    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(key_dir));
+    if (access(key_dir, W_OK) == 0) {
+        return 0;
+    }
+    return cli__state_xdg(o, ident.id);
 }
 
 int cli_keygen(int argc, char **argv)
@@ -226,7 +306,10 @@ struct cli_run {
     int exit_code;
     bool finished;
     char link[LMQ_CLIENT_ID_BYTES]; /* send: the envelope we wait for */
-    uint64_t received;              /* listen: envelopes printed */
+    uint8_t *envelope;              /* send: its JSON, printed before its ack or reject */
+    size_t envelope_len;
+    bool resent;       /* send: sent again once after the chain was resynced */
+    uint64_t received; /* listen: envelopes printed */
 };
 
 static void cli__finish(struct cli_run *r, int exit_code)
@@ -271,13 +354,39 @@ static void cli__on_error(void *ctx, int code, const char *message)
         cli__finish(r, CLI_EXIT_LEDGER);
 }
 
+/* send: signs and stores the envelope (r->link), keeps its JSON for the output. */
+static int cli__send_one(struct cli_run *r)
+{
+    int rc = lmq_client_send(r->client, r->o->to, r->o->type, r->o->json, r->link);
+    if (rc == 0) {
+        rc = lmq_client_outbox_envelope(r->client, r->link, r->envelope,
+                                        LMQ_CLIENT_ENVELOPE_MAX_BYTES, &r->envelope_len);
+    }
+    LMQ_ASSERT(rc != 0 || r->envelope_len > 0);
+    return rc;
+}
+
+/* Prints the server's ack or reject (a JSON object) as one line with the envelope it answers
+ * added as its first member: {"envelope":{...},<the server's members>}. */
+static void cli__print_with_envelope(struct cli_run *r, const uint8_t *json, size_t len)
+{
+    LMQ_ASSERT(r->envelope_len > 0);
+    if (len < 2 || json[0] != '{') {
+        printf("%.*s\n", (int)len, (const char *)json); /* not an object: as received */
+        return;
+    }
+    bool empty = len == 2 || json[1] == '}';
+    printf("{\"envelope\":%.*s%s%.*s\n", (int)r->envelope_len, (const char *)r->envelope,
+           empty ? "" : ",", (int)(len - 1), (const char *)json + 1);
+}
+
 static void cli__on_ack(void *ctx, const struct lmq_ack *ack)
 {
     struct cli_run *r = ctx;
     if (r->o->to == NULL || strcmp(ack->link, r->link) != 0) {
         return; /* an envelope of an earlier run */
     }
-    printf("%.*s\n", (int)ack->ack_len, (const char *)ack->ack_json);
+    cli__print_with_envelope(r, ack->ack_json, ack->ack_len);
     /* The reason is on stderr already (on_error). */
     int code = ack->receipt_verified ? CLI_EXIT_OK : CLI_EXIT_LEDGER;
     cli__finish(r, fflush(stdout) == 0 ? code : CLI_EXIT_USAGE);
@@ -290,7 +399,28 @@ static void cli__on_reject(void *ctx, const struct lmq_reject *rej)
         fprintf(stderr, "ledgermq: envelope seq %" PRIu64 " rejected: %s\n", rej->seq, rej->reason);
         return;
     }
-    printf("%.*s\n", (int)rej->reject_len, (const char *)rej->reject_json);
+    if (rej->chain_resynced && !r->resent) {
+        fprintf(stderr,
+                "ledgermq: note: this state directory (%s) had no record of the identity's "
+                "chain (seq 1..%" PRIu64 " were sent with another one): adopted the server's "
+                "head, sending again as seq %" PRIu64 "\n",
+                r->o->state, rej->expected_seq - 1, rej->expected_seq);
+        r->resent = true;
+        int rc = cli__send_one(r);
+        if (rc == 0) {
+            return;
+        }
+        fprintf(stderr, "ledgermq: send: %s\n", lmq_client_strerror(rc));
+    } else if (strcmp(rej->reason, "fork") == 0) {
+        fprintf(stderr,
+                "ledgermq: the server's chain of this identity is at seq %" PRIu64
+                " and this state directory (%s) does not continue it: envelopes of this key "
+                "were sent with another state directory. Send with that one (--state DIR), or "
+                "with a state directory that has no accepted envelope (--state NEW_DIR): its "
+                "first send adopts the server's chain head (README, \"State directory\")\n",
+                rej->expected_seq - 1, r->o->state);
+    }
+    cli__print_with_envelope(r, rej->reject_json, rej->reject_len);
     fflush(stdout);
     cli__finish(r, CLI_EXIT_REJECTED);
 }
@@ -392,19 +522,27 @@ int cli_send(int argc, char **argv)
     if (!crypto_identity_id_valid(o.to, strlen(o.to))) {
         return cli__fail("send: --to must be an identity id (64 lowercase hex characters)");
     }
+    r.envelope = malloc(LMQ_CLIENT_ENVELOPE_MAX_BYTES);
+    if (r.envelope == NULL) {
+        return cli__fail("send: out of memory");
+    }
     if (cli__open(&r, false) != 0) {
+        free(r.envelope);
         return CLI_EXIT_USAGE;
     }
-    int rc = lmq_client_send(r.client, o.to, o.type, o.json, r.link);
+    int rc = cli__send_one(&r);
     if (rc != 0) {
         lmq_client_close(r.client);
         int closed = uv_loop_close(&r.loop);
         LMQ_ASSERT(closed == 0);
+        free(r.envelope);
         return cli__fail("send: %s", rc == LMQ_EINVAL ? "the body must be a JSON object and "
                                                         "--type 1..64 of A-Za-z0-9._:-"
                                                       : lmq_client_strerror(rc));
     }
-    return cli__run(&r);
+    rc = cli__run(&r);
+    free(r.envelope);
+    return rc;
 }
 
 int cli_listen(int argc, char **argv)

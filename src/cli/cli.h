@@ -15,7 +15,8 @@
 /* ledgermq keygen [--out FILE]: writes a new identity (never over an existing file), prints
  * its id. */
 int cli_keygen(int argc, char **argv);
-/* ledgermq send ... JSON: stores, publishes and waits for the server's ack of one envelope. */
+/* ledgermq send ... JSON: stores, publishes and waits for the server's ack of one envelope;
+ * prints the ack (or reject) with the envelope added as "envelope". */
 int cli_send(int argc, char **argv);
 /* ledgermq listen ...: prints inbox messages, one JSON line each, exactly once per state dir. */
 int cli_listen(int argc, char **argv);

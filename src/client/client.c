@@ -254,6 +254,25 @@ int lmq_client_pending_count(struct lmq_client *c, uint64_t *count_out)
     return client_db_pending_count(c, count_out);
 }
 
+int lmq_client_outbox_envelope(struct lmq_client *c, const char *link, uint8_t *buf, size_t cap,
+                               size_t *len_out)
+{
+    struct lmq_buf env = {0};
+    LMQ_ASSERT(c != NULL && link != NULL && buf != NULL && len_out != NULL);
+    *len_out = 0;
+    int rc = client_db_outbox_envelope(c, link, &env);
+    if (rc == 0 && env.len > cap) {
+        rc = LMQ_ETOOBIG;
+    }
+    if (rc == 0) {
+        memcpy(buf, env.data, env.len);
+        *len_out = env.len;
+    }
+    lmq_buf_release(&env);
+    LMQ_ASSERT(*len_out <= cap);
+    return rc;
+}
+
 uint64_t lmq_client_inbox_position(const struct lmq_client *c)
 {
     return c->inbox_position;

@@ -506,3 +506,67 @@ int client_db_checkpoint_put(struct lmq_client *c, uint64_t size,
     sqlite3_finalize(st);
     return rc;
 }
+
+int client_db_outbox_envelope(struct lmq_client *c, const char *link, struct lmq_buf *env)
+{
+    sqlite3_stmt *st = NULL;
+    LMQ_ASSERT(c != NULL && link != NULL && env != NULL);
+    int rc = db__prepare(c, "SELECT envelope FROM outbox WHERE link = ?1", &st);
+    if (rc != 0) {
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, link, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    if (step != SQLITE_ROW) {
+        rc = step == SQLITE_DONE ? LMQ_ENOTFOUND : LMQ_EIO;
+        goto out;
+    }
+    const void *blob = sqlite3_column_blob(st, 0);
+    int len = sqlite3_column_bytes(st, 0);
+    env->len = 0;
+    rc = blob != NULL && len > 0 ? lmq_buf_append(env, blob, (size_t)len, LEDGER_ENVELOPE_MAX_BYTES)
+                                 : LMQ_EIO;
+    rc = rc == LMQ_ELIMIT ? LMQ_EIO : rc;
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int client_db_chain_adopt(struct lmq_client *c, uint64_t seq, const char *link, const char *to_id,
+                          const uint8_t *env, size_t env_len, uint64_t index)
+{
+    sqlite3_stmt *st = NULL;
+    LMQ_ASSERT(seq >= 1 && seq <= LEDGER_ENVELOPE_SEQ_MAX);
+    LMQ_ASSERT(strlen(link) == CRYPTO_IDENTITY_ID_CHARS && env_len <= LEDGER_ENVELOPE_MAX_BYTES);
+    int rc = client_db_begin(c);
+    if (rc != 0) {
+        return rc;
+    }
+    /* Only a chain none of whose envelopes was accepted or is still on its way is replaced. */
+    rc = db__prepare(c, "SELECT COUNT(*) FROM outbox WHERE state <> 2", &st);
+    if (rc == 0) {
+        rc = sqlite3_step(st) == SQLITE_ROW ? 0 : LMQ_EIO;
+        rc = rc == 0 && sqlite3_column_int64(st, 0) != 0 ? LMQ_EINVAL : rc;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    rc = rc == 0 ? db__exec(c, "DELETE FROM outbox") : rc;
+    rc = rc == 0 ? client_db_outbox_insert(c, seq, link, to_id, env, env_len) : rc;
+    rc = rc == LMQ_EEXIST ? LMQ_EIO : rc;
+    if (rc == 0 && (rc = db__prepare(c,
+                                     "UPDATE outbox SET state = 1, ledger_index = ?2 WHERE "
+                                     "seq = ?1",
+                                     &st)) == 0) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)index);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : LMQ_EIO;
+    }
+    sqlite3_finalize(st);
+    rc = rc == 0 ? client_db_commit(c) : rc;
+    if (rc != 0) {
+        client_db_rollback(c);
+        return rc;
+    }
+    c->acked_seq_max = seq;
+    return 0;
+}

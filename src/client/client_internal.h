@@ -44,6 +44,11 @@
 /* A token is used again only while it has at least this long left. */
 #define CLIENT_TOKEN_MARGIN_S 60
 #define CLIENT_HTTP_BODY_MAX_BYTES (16u * 1024u)
+/* A page of GET /ledger/envelopes: the server caps it at its ledger_page_max_bytes, at most
+ * 4 MiB. */
+#define CLIENT_PAGE_BODY_MAX_BYTES (4u * 1024u * 1024u + 4096u)
+/* Pages read while looking for the head of our chain (1,000 envelopes each). */
+#define CLIENT_CHAIN_PAGES_MAX 10000u
 #define CLIENT_HTTP_REQUEST_MAX_BYTES 4096u
 /* One ledger GET (key, consistency proof), connect to last byte. It blocks the loop: the ack
  * it settles cannot be settled without it, and it goes to the server the client is already
@@ -199,6 +204,15 @@ int client_db_outbox_ack(struct lmq_client *c, const char *link, uint64_t index,
  * LMQ_ENOTFOUND (no such pending envelope) or LMQ_EIO. */
 int client_db_outbox_reject(struct lmq_client *c, const char *link, uint64_t seq,
                             const char *reason, uint64_t expected_seq) LMQ_WUR;
+/* The stored envelope with this link into env (replaced). Returns 0, LMQ_ENOTFOUND or
+ * LMQ_EIO. */
+int client_db_outbox_envelope(struct lmq_client *c, const char *link, struct lmq_buf *env) LMQ_WUR;
+/* Adopts the server's head of our chain (seq, link, the envelope at ledger index): in one
+ * transaction, when every outbox row is rejected (none acked, none pending), deletes them and
+ * stores the head as acked, so the next envelope continues it. Returns 0, LMQ_EINVAL (a row is
+ * acked or pending: nothing changed) or LMQ_EIO. */
+int client_db_chain_adopt(struct lmq_client *c, uint64_t seq, const char *link, const char *to_id,
+                          const uint8_t *env, size_t env_len, uint64_t index) LMQ_WUR;
 /* Counts pending envelopes. Returns 0 or LMQ_EIO. */
 int client_db_pending_count(struct lmq_client *c, uint64_t *count_out) LMQ_WUR;
 /* Stores the inbox position: outside a transaction durably at once and in c; inside one (see
@@ -266,6 +280,15 @@ int client_receipt_verify(struct lmq_client *c, const json_t *root, struct lmq_a
  * with the one verified before (then it is kept). 0, LMQ_CLIENT_E_RECEIPT, LMQ_CLIENT_E_HISTORY
  * (both reported through on_error), LMQ_EIO (unreachable: not a verdict) or LMQ_ENOMEM. */
 int client_receipt_checkpoint_check(struct lmq_client *c) LMQ_WUR;
+
+/* --- client_chain.c: adopting the server's head of our chain. --- */
+
+/* Finds our envelope at seq on the server (GET /ledger/envelopes with our token, at most
+ * CLIENT_CHAIN_PAGES_MAX pages) and, when every outbox row is rejected, makes it our chain's
+ * head (client_db_chain_adopt). Returns 0, LMQ_ENOTFOUND (the server holds none),
+ * LMQ_EINVAL (an outbox row is acked or pending: not adopted), LMQ_EIO / LMQ_EPROTO (the
+ * server could not be read) or LMQ_ENOMEM. */
+int client_chain_resync(struct lmq_client *c, uint64_t seq) LMQ_WUR;
 
 /* --- client_net.c: sockets, login, timers. --- */
 

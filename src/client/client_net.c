@@ -589,13 +589,14 @@ static void net__login(struct lmq_client *c)
 
 struct net_fetch {
     struct lmq_buf *body;
+    size_t body_max_bytes;
     bool complete;
 };
 
 static int net__fetch_on_body(http_parser *p, const char *at, size_t len)
 {
     struct net_fetch *f = p->data;
-    return lmq_buf_append(f->body, at, len, CLIENT_HTTP_BODY_MAX_BYTES) == 0 ? 0 : 1;
+    return lmq_buf_append(f->body, at, len, f->body_max_bytes) == 0 ? 0 : 1;
 }
 
 static int net__fetch_on_complete(http_parser *p)
@@ -651,13 +652,18 @@ int client_net_fetch(struct lmq_client *c, const char *path, struct lmq_buf *bod
                      unsigned *status_out)
 {
     char req[CLIENT_HTTP_REQUEST_MAX_BYTES], chunk[4096];
-    struct net_fetch f = {.body = body};
+    /* Our own envelopes need the login token and come in pages of up to 4 MiB. */
+    bool own = strncmp(path, "/ledger/envelopes", 17) == 0;
+    struct net_fetch f = {.body = body,
+                          .body_max_bytes =
+                              own ? CLIENT_PAGE_BODY_MAX_BYTES : CLIENT_HTTP_BODY_MAX_BYTES};
     http_parser parser;
     http_parser_settings settings;
     LMQ_ASSERT(c != NULL && path != NULL && body != NULL && status_out != NULL);
     uint64_t deadline_ms = uv_hrtime() / 1000000u + CLIENT_FETCH_TIMEOUT_MS;
     int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.1\r\nHost: ledgermq\r\nConnection: close\r\n\r\n", path);
+                     "GET %s HTTP/1.1\r\nHost: ledgermq\r\nConnection: close\r\n%s%s%s\r\n", path,
+                     own ? "Authorization: Bearer " : "", own ? c->token : "", own ? "\r\n" : "");
     LMQ_ASSERT(n > 0 && (size_t)n < sizeof(req));
     body->len = 0;
     *status_out = 0;

@@ -535,6 +535,34 @@ out:
     return rc == 0 ? session__puback(c, p->packet_id) : rc;
 }
 
+/*
+ * A fork while this state directory has no accepted envelope: the server holds envelopes of
+ * ours up to expected_seq - 1 that this directory never signed (another state directory of the
+ * same key). Once no envelope of ours is pending, the server's head is adopted and the next
+ * envelope continues it (client_chain.c). Returns 0 or LMQ_ENOMEM / LMQ_EIO (a database error:
+ * the reject comes again).
+ */
+static int session__chain_resync(struct lmq_client *c, struct lmq_reject *rej)
+{
+    LMQ_ASSERT(c->acked_seq_max == 0 && rej->expected_seq > 1);
+    if (c->token[0] == '\0') {
+        return 0; /* no login token (the connection did not log in over HTTP): nothing to ask */
+    }
+    int rc = client_chain_resync(c, rej->expected_seq - 1);
+    if (rc == 0) {
+        rej->chain_resynced = true;
+        return 0;
+    }
+    if (rc == LMQ_EINVAL) {
+        return 0; /* envelopes still pending: resynced with the reject of the last one */
+    }
+    client_session_report(c, rc == LMQ_ENOMEM ? rc : LMQ_EPROTO,
+                          "chain resync: cannot read envelope seq %" PRIu64
+                          " of this identity from the server (%s)",
+                          rej->expected_seq - 1, lmq_client_strerror(rc));
+    return rc == LMQ_ENOMEM ? rc : 0;
+}
+
 static int session__on_reject(struct lmq_client *c, const struct mqtt_publish *p)
 {
     json_t *root = json_loadb((const char *)p->payload.data, p->payload.len, 0, NULL);
@@ -563,6 +591,9 @@ static int session__on_reject(struct lmq_client *c, const struct mqtt_publish *p
                               " but acknowledged our chain up to %" PRIu64
                               ": it lost acknowledged envelopes",
                               rej.expected_seq, c->acked_seq_max);
+    }
+    if (rc == 0 && strcmp(reason, "fork") == 0 && c->acked_seq_max == 0 && rej.expected_seq > 1) {
+        rc = session__chain_resync(c, &rej);
     }
     if (rc == 0 && c->cb.on_reject != NULL) {
         c->cb.on_reject(c->cb.ctx, &rej);

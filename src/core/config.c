@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -25,6 +26,11 @@
 #define CONFIG_SESSION_EXPIRY_NEVER 0xFFFFFFFFu
 /* [auth] token_leeway_s: at most 5 minutes (crypto/jwt.h CRYPTO_JWT_LEEWAY_MAX_S). */
 #define CONFIG_TOKEN_LEEWAY_MAX_S 300
+/* [server] sys_interval: mosquitto's default (10 s); at most a day apart. */
+#define CONFIG_SYS_INTERVAL_DEFAULT_S 10
+#define CONFIG_SYS_INTERVAL_MAX_S 86400
+/* [server] drain_grace_ms: at most 10 minutes (longer than any orchestrator's stop timeout). */
+#define CONFIG_DRAIN_GRACE_MAX_MS 600000
 /* [auth] ledger_bytes_per_day: 64 MiB by default (about 100,000 typical envelopes), 1 TiB at
  * most. */
 #define CONFIG_LEDGER_BYTES_PER_DAY_DEFAULT (64ull * 1024 * 1024)
@@ -152,6 +158,8 @@ void lmq_config_defaults(struct lmq_config *cfg)
     cfg->mqtt_count = 1;
     cfg->sync = LMQ_SYNC_ALWAYS;
     cfg->log_level = LMQ_LOG_INFO;
+    cfg->sys_interval_s = CONFIG_SYS_INTERVAL_DEFAULT_S;
+    cfg->drain_grace_ms = 0; /* a stop is as quick as before; set it behind a load balancer */
     /* Field by field: assigning a compound literal may leave padding bytes undefined, and
      * callers compare whole configurations with memcmp. */
     struct lmq_limits *l = &cfg->limits;
@@ -603,6 +611,18 @@ static int config__set_server(struct lmq_config *cfg, const char *key, const cha
                  value, show_more);
         return LMQ_EINVAL;
     }
+    if (strcmp(key, "sys_interval") == 0 || strcmp(key, "drain_grace_ms") == 0) {
+        bool sys = key[0] == 's';
+        uint64_t max = sys ? CONFIG_SYS_INTERVAL_MAX_S : CONFIG_DRAIN_GRACE_MAX_MS;
+        uint64_t v = 0;
+        if (config__parse_u64(value, &v) && v <= max) {
+            *(sys ? &cfg->sys_interval_s : &cfg->drain_grace_ms) = (uint32_t)v;
+            return 0;
+        }
+        lmq_errf(err, err_len, "[server] %s: expected 0..%" PRIu64 "%s, got \"%.*s%s\"", key, max,
+                 sys ? " seconds" : " ms", show_len, value, show_more);
+        return LMQ_EINVAL;
+    }
     if (strcmp(key, "log_level") == 0) {
         if (lmq_log_level_parse(value, &cfg->log_level) == 0) {
             return 0;
@@ -614,7 +634,7 @@ static int config__set_server(struct lmq_config *cfg, const char *key, const cha
     }
     lmq_errf(err, err_len,
              "[server] %s: unknown key (expected data, mqtt, mqtts, http, https, sync, "
-             "log_level or proxy_protocol)",
+             "log_level, proxy_protocol, sys_interval or drain_grace_ms)",
              key);
     return LMQ_EINVAL;
 }

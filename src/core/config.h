@@ -177,6 +177,11 @@ struct lmq_config {
     struct lmq_http_config http_trust; /* [http] */
     enum lmq_sync_mode sync;
     enum lmq_log_level log_level;
+    /* [server] sys_interval: seconds between $SYS/broker/... updates (sys_tree.c); 0 = none. */
+    uint32_t sys_interval_s;
+    /* [server] drain_grace_ms: after SIGTERM, /healthz says "draining" (503) this long while
+     * every listener keeps serving; then the shutdown proceeds. 0 = at once. */
+    uint32_t drain_grace_ms;
     struct lmq_limits limits;
     /* [queue_overflow]: tried in file order, the first that matches decides; else
      * limits.queue_overflow. */

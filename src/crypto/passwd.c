@@ -31,7 +31,23 @@
 /* Decimal digits of the largest parameter we accept (N_MAX has 7). */
 #define PASSWD_NUMBER_DIGITS_MAX 8
 
+/* mosquitto's own hashes, read so that a mosquitto password file moves over as it is. */
+#define PASSWD_MOSQ_PBKDF2_PREFIX "$7$"
+#define PASSWD_MOSQ_SHA512_PREFIX "$6$"
+#define PASSWD_MOSQ_KEY_BYTES 64 /* SHA-512 */
+/* PBKDF2 iterations accepted: mosquitto_passwd writes 101 (its -I sets others); more than
+ * this would let one login cost seconds of CPU. */
+#define PASSWD_PBKDF2_ITERATIONS_MAX 1000000u
+
+enum passwd_kind {
+    PASSWD_SCRYPT = 0,  /* $scrypt$: what `ledgermq passwd` writes */
+    PASSWD_MOSQ_PBKDF2, /* $7$<iterations>$<salt>$<hash>: PBKDF2-HMAC-SHA512 (mosquitto 2) */
+    PASSWD_MOSQ_SHA512, /* $6$<salt>$<hash>: SHA-512(password || salt) (mosquitto 1.x) */
+};
+
 struct passwd_parsed {
+    enum passwd_kind kind;
+    uint32_t iterations; /* PASSWD_MOSQ_PBKDF2 */
     struct crypto_scrypt_params params;
     uint8_t salt[PASSWD_BLOB_MAX_BYTES];
     size_t salt_len;
@@ -90,10 +106,58 @@ static bool passwd_blob(const char *s, const char *end, size_t min, uint8_t *out
            *len >= min;
 }
 
+/* The salt and hash fields of [p, end): "<salt>$<hash>", the hash exactly key_len bytes when
+ * key_len is not 0. */
+static bool passwd_salt_and_key(const char *p, const char *end, size_t key_len,
+                                struct passwd_parsed *out)
+{
+    const char *dollar = memchr(p, '$', (size_t)(end - p));
+    if (dollar == NULL ||
+        !passwd_blob(p, dollar, PASSWD_SALT_MIN_BYTES, out->salt, &out->salt_len) ||
+        !passwd_blob(dollar + 1, end, PASSWD_KEY_MIN_BYTES, out->key, &out->key_len))
+        return false;
+    return key_len == 0 || out->key_len == key_len;
+}
+
+/* mosquitto's "$7$<iterations>$<salt>$<hash>" and "$6$<salt>$<hash>". */
+static int passwd_parse_mosquitto(const char *hash, size_t len, struct passwd_parsed *out)
+{
+    const char *end = hash + len;
+    const size_t prefix_len = 3;
+    if (len > prefix_len && memcmp(hash, PASSWD_MOSQ_SHA512_PREFIX, prefix_len) == 0) {
+        out->kind = PASSWD_MOSQ_SHA512;
+        return passwd_salt_and_key(hash + prefix_len, end, PASSWD_MOSQ_KEY_BYTES, out) ? LMQ_OK
+                                                                                       : LMQ_EINVAL;
+    }
+    if (len <= prefix_len || memcmp(hash, PASSWD_MOSQ_PBKDF2_PREFIX, prefix_len) != 0)
+        return LMQ_EINVAL;
+    out->kind = PASSWD_MOSQ_PBKDF2;
+    const char *p = hash + prefix_len;
+    uint64_t iterations = 0;
+    size_t digits = 0;
+    if (p == end || *p < '1' || *p > '9')
+        return LMQ_EINVAL; /* no leading zero, no sign */
+    while (p < end && *p >= '0' && *p <= '9') {
+        if (++digits > PASSWD_NUMBER_DIGITS_MAX)
+            return LMQ_EINVAL;
+        iterations = iterations * 10 + (uint64_t)(*p++ - '0');
+    }
+    if (iterations > PASSWD_PBKDF2_ITERATIONS_MAX || p == end || *p++ != '$')
+        return LMQ_EINVAL;
+    out->iterations = (uint32_t)iterations;
+    return passwd_salt_and_key(p, end, PASSWD_MOSQ_KEY_BYTES, out) ? LMQ_OK : LMQ_EINVAL;
+}
+
 static int passwd_parse(const char *hash, size_t len, struct passwd_parsed *out)
 {
     LMQ_ASSERT(hash != NULL || len == 0);
     LMQ_ASSERT(out != NULL);
+    memset(out, 0, sizeof(*out));
+    if (len > CRYPTO_PASSWD_HASH_MAX_CHARS)
+        return LMQ_EINVAL;
+    if (len >= 3 && hash[0] == '$' && (hash[1] == '6' || hash[1] == '7') && hash[2] == '$')
+        return passwd_parse_mosquitto(hash, len, out);
+    out->kind = PASSWD_SCRYPT;
     const size_t prefix_len = sizeof(PASSWD_PREFIX) - 1;
     if (len > CRYPTO_PASSWD_HASH_MAX_CHARS || len < prefix_len ||
         memcmp(hash, PASSWD_PREFIX, prefix_len) != 0)
@@ -107,12 +171,33 @@ static int passwd_parse(const char *hash, size_t len, struct passwd_parsed *out)
     out->params = (struct crypto_scrypt_params){.n = n, .r = (uint32_t)r, .p = (uint32_t)par};
     if (!passwd_params_usable(&out->params))
         return LMQ_EINVAL;
-    const char *dollar = memchr(p, '$', (size_t)(end - p));
-    if (dollar == NULL ||
-        !passwd_blob(p, dollar, PASSWD_SALT_MIN_BYTES, out->salt, &out->salt_len) ||
-        !passwd_blob(dollar + 1, end, PASSWD_KEY_MIN_BYTES, out->key, &out->key_len))
+    return passwd_salt_and_key(p, end, 0, out) ? LMQ_OK : LMQ_EINVAL;
+}
+
+/* The key of a mosquitto hash for password (key_len = PASSWD_MOSQ_KEY_BYTES). */
+static int passwd_derive_mosquitto(const uint8_t *password, size_t password_len,
+                                   const struct passwd_parsed *pp, uint8_t *key)
+{
+    LMQ_ASSERT(pp->kind == PASSWD_MOSQ_PBKDF2 || pp->kind == PASSWD_MOSQ_SHA512);
+    if (password_len > CRYPTO_PASSWD_PASSWORD_MAX_BYTES)
         return LMQ_EINVAL;
-    return LMQ_OK;
+    static const char empty[1] = {0};
+    const char *pass = password_len > 0 ? (const char *)password : empty;
+    if (pp->kind == PASSWD_MOSQ_PBKDF2) {
+        LMQ_ASSERT(pp->iterations >= 1 && pp->iterations <= PASSWD_PBKDF2_ITERATIONS_MAX);
+        return PKCS5_PBKDF2_HMAC(pass, (int)password_len, pp->salt, (int)pp->salt_len,
+                                 (int)pp->iterations, EVP_sha512(), PASSWD_MOSQ_KEY_BYTES, key) == 1
+                   ? LMQ_OK
+                   : LMQ_EIO;
+    }
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned int out_len = 0;
+    bool ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha512(), NULL) == 1 &&
+              EVP_DigestUpdate(ctx, pass, password_len) == 1 &&
+              EVP_DigestUpdate(ctx, pp->salt, pp->salt_len) == 1 &&
+              EVP_DigestFinal_ex(ctx, key, &out_len) == 1 && out_len == PASSWD_MOSQ_KEY_BYTES;
+    EVP_MD_CTX_free(ctx);
+    return ok ? LMQ_OK : LMQ_EIO;
 }
 
 static int passwd_derive(const uint8_t *password, size_t password_len,
@@ -181,8 +266,11 @@ int crypto_passwd_verify(const char *hash, size_t hash_len, const uint8_t *passw
     int rc = passwd_parse(hash, hash_len, &parsed);
     if (rc != LMQ_OK)
         return rc;
-    rc = passwd_derive(password, password_len, &parsed.params, parsed.salt, parsed.salt_len, key,
-                       parsed.key_len);
+    if (parsed.kind == PASSWD_SCRYPT)
+        rc = passwd_derive(password, password_len, &parsed.params, parsed.salt, parsed.salt_len,
+                           key, parsed.key_len);
+    else
+        rc = passwd_derive_mosquitto(password, password_len, &parsed, key);
     if (rc == LMQ_OK)
         *match = CRYPTO_memcmp(key, parsed.key, parsed.key_len) == 0;
     OPENSSL_cleanse(key, sizeof(key));
@@ -240,7 +328,9 @@ static int passwd_file_line(struct crypto_passwd_file *f, const char *line, size
         return LMQ_EINVAL;
     }
     if (crypto_passwd_hash_valid(colon + 1, hash_len) != LMQ_OK) {
-        lmq_errf(err, err_len, "line %zu: expected $scrypt$N=<n>,r=<r>,p=<p>$<salt>$<hash>",
+        lmq_errf(err, err_len,
+                 "line %zu: expected $scrypt$N=<n>,r=<r>,p=<p>$<salt>$<hash> (or mosquitto's "
+                 "$7$<iterations>$<salt>$<hash> or $6$<salt>$<hash>)",
                  lineno);
         return LMQ_EINVAL;
     }

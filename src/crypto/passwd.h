@@ -9,6 +9,16 @@
  * scrypt(password, salt, n, r, p) of the decoded hash's length. Written with a 16-byte random
  * salt and a 32-byte hash; read with a salt of 8..64 bytes and a hash of 16..64 bytes.
  *
+ * mosquitto's hashes are read too, so that a mosquitto password file works as it is (new hashes
+ * are always scrypt):
+ *
+ *     $7$<iterations>$<salt>$<hash>   PBKDF2-HMAC-SHA512 (mosquitto 2's mosquitto_passwd),
+ *                                     1..1,000,000 iterations, a 64-byte hash
+ *     $6$<salt>$<hash>                SHA-512(password || salt) (mosquitto 1.x), a 64-byte hash
+ *
+ * with standard padded base64 salt (8..64 bytes) and hash. $6$ is one SHA-512: fast to
+ * brute-force if the file leaks; re-hash those users with `ledgermq passwd`.
+ *
  * A password file has one "user:hash" line per user; blank lines and lines starting with '#'
  * are ignored. A user name is 1..CRYPTO_PASSWD_USER_MAX_BYTES bytes of printable ASCII or
  * UTF-8 without ':', spaces or control characters, and is not a 64-hex identity id (those log

@@ -17,6 +17,8 @@
 #include "net/transport.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -1474,6 +1476,54 @@ int http_server_start(uv_loop_t *loop, const char *host, uint16_t port,
         return LMQ_EIO;
     }
     *out = s;
+    return LMQ_OK;
+}
+
+int http_server_share(struct http_server *s, uv_loop_t *loop, http_route_fn route, void *ctx,
+                      struct http_server **out, char *err, size_t err_len)
+{
+    LMQ_ASSERT(s != NULL && loop != NULL && loop != s->loop && route != NULL && out != NULL);
+    LMQ_ASSERT(s->listener_open && !s->closing && err != NULL && err_len > 0);
+    uv_os_fd_t fd = -1;
+    int rc = uv_fileno((const uv_handle_t *)&s->listener, &fd);
+    LMQ_ASSERT(rc == 0); /* a bound, listening socket */
+    int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dup_fd < 0) {
+        lmq_errf(err, err_len, "http: cannot share the listener: %s", strerror(errno));
+        return LMQ_EIO;
+    }
+    struct http_server *t = calloc(1, sizeof(*t));
+    if (t == NULL || lmq_map_create(&t->addresses) != LMQ_OK) {
+        free(t);
+        close(dup_fd);
+        lmq_errf(err, err_len, "http: out of memory");
+        return LMQ_ENOMEM;
+    }
+    /* Every response closes its connection: the server is short-lived. */
+    *t = (struct http_server){.loop = loop,
+                              .limits = s->limits,
+                              .route = route,
+                              .route_ctx = ctx,
+                              .tls = s->tls,
+                              .draining = true,
+                              .addresses = t->addresses};
+    rc = uv_tcp_init(loop, &t->listener);
+    LMQ_ASSERT(rc == 0);
+    t->listener.data = t;
+    t->listener_open = true;
+    rc = uv_tcp_open(&t->listener, dup_fd);
+    if (rc != 0)
+        close(dup_fd); /* not the handle's: uv_close won't close it */
+    if (rc == 0)
+        rc = net_acceptor_start(&t->acceptor, loop, &t->listener, HTTP_LISTEN_BACKLOG,
+                                s->tls != NULL ? "https" : "http", http_server_on_connection, t);
+    if (rc != 0) {
+        lmq_errf(err, err_len, "http: cannot share the listener: %s", uv_strerror(rc));
+        t->closing = true;
+        http_server_close_listener(t); /* frees t from its close callback */
+        return LMQ_EIO;
+    }
+    *out = t;
     return LMQ_OK;
 }
 

@@ -145,6 +145,16 @@ struct http_server_stats {
 /* Adds this server's counters to *st (s may be NULL). */
 void http_server_add_stats(const struct http_server *s, struct http_server_stats *st);
 
+/*
+ * A second server, on another loop (run by another thread), for s's listening socket (a
+ * duplicate descriptor) with s's limits and TLS, answering through route and closing every
+ * connection after its response: what answers while s's loop can't (the broker's start-up).
+ * Only one of the two loops may run at a time; close the second with http_server_close (from
+ * its loop's thread, or once that loop has stopped) and run its loop until the closes are done.
+ */
+int http_server_share(struct http_server *s, uv_loop_t *loop, http_route_fn route, void *ctx,
+                      struct http_server **out, char *err, size_t err_len) LMQ_WUR;
+
 /* Shutdown step 1: closes the listener; every later response says Connection: close. */
 void http_server_stop_accepting(struct http_server *s);
 

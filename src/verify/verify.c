@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "crypto/encoding.h"
+#include "crypto/jcs.h"
 #include "crypto/hash.h"
 #include "ledger/checkpoint.h"
 #include "ledger/envelope.h"
@@ -29,8 +30,11 @@ static const char verify_usage[] =
     "       ledgermq verify --key VKEY --old-checkpoint FILE --checkpoint FILE --proof FILE\n"
     "       ledgermq verify --data DIR\n"
     "VKEY is the server's verifier key (GET /ledger/key \"vkey\") or @FILE holding it.\n"
-    "A receipt is an ack as received on id/<id>/ack; a proof is the JSON of\n"
-    "GET /ledger/proof/consistency. Exit 0: verified; 3: not verified; 1: usage or I/O.\n";
+    "A checkpoint is the bare note or JSON holding it (GET /ledger/checkpoint, an ack);\n"
+    "a receipt is send's output line or an ack as received on id/<id>/ack (with its\n"
+    "\"envelope\", checked too); an envelope is the bare envelope or a line of send or\n"
+    "listen; a proof is the JSON of GET /ledger/proof/consistency.\n"
+    "Exit 0: verified; 3: well-formed but not verified; 1: usage, I/O or unusable input.\n";
 
 struct verify_args {
     const char *key, *checkpoint, *old_checkpoint, *receipt, *envelope, *proof, *data;
@@ -68,6 +72,80 @@ static char *verify_read(const char *path, size_t *len)
     return buf;
 }
 
+/* JSON values an input file holds: one document (an object, pretty-printed or not) or JSON
+ * lines (what `send` and `listen` print). */
+#define VERIFY_VALUES_MAX 64u
+
+/* Parses text as one JSON document or as JSON lines into a new array; NULL when it is neither
+ * (or holds more than VERIFY_VALUES_MAX lines). */
+static json_t *verify_values(const char *text, size_t len)
+{
+    json_t *one = NULL, *all = json_array();
+    if (all == NULL)
+        return NULL;
+    if (crypto_jcs_parse((const uint8_t *)text, len, &one) == LMQ_OK) {
+        json_array_append_new(all, one);
+        return all;
+    }
+    /* Each round consumes one line: bounded by the text and by VERIFY_VALUES_MAX. */
+    for (size_t at = 0; at < len;) {
+        const char *nl = memchr(text + at, '\n', len - at);
+        size_t end = nl != NULL ? (size_t)(nl - text) : len;
+        size_t n = end - at;
+        while (n > 0 && (text[at + n - 1] == '\r' || text[at + n - 1] == ' '))
+            n--;
+        if (n > 0 && (json_array_size(all) >= VERIFY_VALUES_MAX ||
+                      crypto_jcs_parse((const uint8_t *)text + at, n, &one) != LMQ_OK ||
+                      json_array_append_new(all, one) != 0)) {
+            json_decref(all);
+            return NULL;
+        }
+        at = end + 1;
+    }
+    if (json_array_size(all) == 0) {
+        json_decref(all);
+        return NULL;
+    }
+    return all;
+}
+
+/* The first object among values that has member (an object or a string as wanted); NULL. */
+static json_t *verify_find(json_t *values, const char *member, bool want_object)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(values, i, v)
+    {
+        json_t *m = json_object_get(v, member);
+        if (want_object ? json_is_object(m) : json_is_string(m))
+            return v;
+    }
+    return NULL;
+}
+
+/* Reads a file and, when it starts with '{', its JSON values (*values; NULL for plain text).
+ * Returns VERIFY_EXIT_OK, or VERIFY_EXIT_USAGE (said) when unreadable or not JSON. */
+static int verify_input(const char *path, char **text, size_t *len, json_t **values)
+{
+    *values = NULL;
+    *text = verify_read(path, len);
+    if (*text == NULL)
+        return verify_say(VERIFY_EXIT_USAGE, "%s: %s", path, strerror(errno));
+    size_t skip = strspn(*text, " \t\r\n");
+    if ((*text)[skip] != '{')
+        return VERIFY_EXIT_OK;
+    *values = verify_values(*text, *len);
+    if (*values == NULL) {
+        free(*text);
+        *text = NULL;
+        return verify_say(VERIFY_EXIT_USAGE,
+                          "%s: unusable input: not JSON (one object, or JSON "
+                          "lines)",
+                          path);
+    }
+    return VERIFY_EXIT_OK;
+}
+
 struct verify_key {
     char name[LEDGER_CHECKPOINT_KEY_NAME_MAX_BYTES + 1];
     uint8_t pub[CRYPTO_ED25519_PUB_BYTES];
@@ -99,8 +177,12 @@ static int verify_note(const struct verify_key *key, const char *note, size_t le
 {
     enum ledger_checkpoint_verdict verdict = LEDGER_CHECKPOINT_OK;
     if (ledger_checkpoint_verify(note, len, key->name, key->pub, cp, &verdict) != LMQ_OK)
-        return verify_say(VERIFY_EXIT_FAILED, "%s: %s", what,
-                          ledger_checkpoint_verdict_str(verdict));
+        return verify_say(
+            verdict == LEDGER_CHECKPOINT_MALFORMED ? VERIFY_EXIT_USAGE : VERIFY_EXIT_FAILED,
+            "%s: %s%s", what, verdict == LEDGER_CHECKPOINT_MALFORMED ? "unusable input: " : "",
+            verdict == LEDGER_CHECKPOINT_MALFORMED
+                ? "not a checkpoint (a signed note, or JSON with \"checkpoint\")"
+                : ledger_checkpoint_verdict_str(verdict));
     return VERIFY_EXIT_OK;
 }
 
@@ -108,11 +190,30 @@ static int verify_checkpoint_file(const struct verify_key *key, const char *path
                                   struct ledger_checkpoint *cp)
 {
     size_t len = 0;
-    char *note = verify_read(path, &len);
-    if (note == NULL)
-        return verify_say(VERIFY_EXIT_USAGE, "%s: %s", path, strerror(errno));
-    int rc = verify_note(key, note, len, what, cp);
-    free(note);
+    char *text = NULL;
+    json_t *values = NULL;
+    int rc = verify_input(path, &text, &len, &values);
+    if (rc != VERIFY_EXIT_OK)
+        return rc;
+    if (values == NULL) {
+        rc = verify_note(key, text, len, what, cp); /* the bare note */
+    } else {
+        /* GET /ledger/checkpoint {"checkpoint":...}, a receipt, or an ack line {"receipt":...} */
+        json_t *obj = verify_find(values, "checkpoint", false);
+        json_t *ack = obj == NULL ? verify_find(values, "receipt", true) : NULL;
+        json_t *note = obj != NULL ? json_object_get(obj, "checkpoint")
+                       : ack != NULL
+                           ? json_object_get(json_object_get(ack, "receipt"), "checkpoint")
+                           : NULL;
+        rc = json_is_string(note)
+                 ? verify_note(key, json_string_value(note), json_string_length(note), what, cp)
+                 : verify_say(VERIFY_EXIT_USAGE,
+                              "%s: unusable input: no \"checkpoint\" (GET /ledger/checkpoint, "
+                              "an ack with its receipt, or the bare note)",
+                              path);
+    }
+    json_decref(values);
+    free(text);
     return rc;
 }
 
@@ -125,64 +226,118 @@ static json_t *verify_json_file(const char *path, int *code)
     return j;
 }
 
-/* The envelope the receipt is for: signature, then link. */
-static int verify_envelope_file(const char *path, const char *link)
+/* The envelope the receipt is for, as JSON: signature, then link. */
+static int verify_envelope_json(const json_t *envelope, const char *link)
 {
-    size_t len = 0;
-    char *text = verify_read(path, &len);
-    if (text == NULL)
-        return verify_say(VERIFY_EXIT_USAGE, "%s: %s", path, strerror(errno));
+    struct lmq_buf canonical = {0};
     struct ledger_envelope env;
     const char *reason = NULL;
     char computed[LEDGER_ENVELOPE_LINK_BYTES] = "";
-    int rc = ledger_envelope_open((const uint8_t *)text, len, &env, &reason);
-    free(text);
+    int rc = crypto_jcs_canonicalize_json(envelope, &canonical, LEDGER_ENVELOPE_MAX_BYTES);
+    if (rc != LMQ_OK)
+        return verify_say(VERIFY_EXIT_USAGE, "envelope: unusable input: too large");
+    rc = ledger_envelope_parse(canonical.data, canonical.len, &env, &reason);
+    lmq_buf_release(&canonical);
+    if (rc != LMQ_OK) {
+        /* Well-formed but from another key than it names: does not verify. */
+        bool mismatch = reason != NULL && strcmp(reason, "key_mismatch") == 0;
+        return verify_say(mismatch ? VERIFY_EXIT_FAILED : VERIFY_EXIT_USAGE, "envelope: %s%s",
+                          mismatch ? "" : "unusable input: ", reason ? reason : "invalid");
+    }
+    rc = ledger_envelope_verify(&env, &reason);
+    if (rc == LMQ_OK)
+        rc = ledger_envelope_link(&env, computed);
+    ledger_envelope_release(&env);
     if (rc != LMQ_OK)
         return verify_say(VERIFY_EXIT_FAILED, "envelope: %s", reason ? reason : "invalid");
-    rc = ledger_envelope_link(&env, computed);
-    ledger_envelope_release(&env);
-    if (rc != LMQ_OK || strcmp(computed, link) != 0)
+    if (strcmp(computed, link) != 0)
         return verify_say(VERIFY_EXIT_FAILED, "envelope: its link %s is not the receipt's %s",
                           computed, link);
     return VERIFY_EXIT_OK;
 }
 
+/* --envelope FILE: the bare envelope, or any object wrapping it in "envelope" (a listen line
+ * {envelope,index,position}, send's output line, a GET /ledger/envelopes entry). */
+static int verify_envelope_file(const char *path, const char *link)
+{
+    size_t len = 0;
+    char *text = NULL;
+    json_t *values = NULL;
+    int rc = verify_input(path, &text, &len, &values);
+    if (rc != VERIFY_EXIT_OK)
+        return rc;
+    json_t *wrap = values != NULL ? verify_find(values, "envelope", true) : NULL;
+    json_t *bare = values != NULL && wrap == NULL ? verify_find(values, "sig", false) : NULL;
+    if (wrap != NULL)
+        rc = verify_envelope_json(json_object_get(wrap, "envelope"), link);
+    else if (bare != NULL)
+        rc = verify_envelope_json(bare, link);
+    else
+        rc = verify_say(VERIFY_EXIT_USAGE,
+                        "%s: unusable input: no envelope (an envelope, or a line of send or "
+                        "listen)",
+                        path);
+    json_decref(values);
+    free(text);
+    return rc;
+}
+
 static int verify_receipt(const struct verify_args *a, const struct verify_key *key)
 {
-    int code = VERIFY_EXIT_OK;
-    json_t *ack = verify_json_file(a->receipt, &code);
-    if (ack == NULL)
+    size_t text_len = 0;
+    char *text = NULL;
+    json_t *values = NULL;
+    int code = verify_input(a->receipt, &text, &text_len, &values);
+    free(text);
+    if (code != VERIFY_EXIT_OK)
         return code;
+    /* An ack as received on id/<id>/ack, or send's output line (the ack with "envelope"). */
+    json_t *ack = values != NULL ? verify_find(values, "receipt", true) : NULL;
+    if (ack == NULL) {
+        json_decref(values);
+        return verify_say(VERIFY_EXIT_USAGE,
+                          "%s: unusable input: no ack with a \"receipt\" (send's output line, or "
+                          "an ack from id/<id>/ack)",
+                          a->receipt);
+    }
     json_t *r = json_object_get(ack, "receipt");
     const char *link = json_string_value(json_object_get(ack, "link"));
-    json_t *index = json_object_get(ack, "index");
+    json_t *index_j = json_object_get(ack, "index");
+    /* JCS parses every number as a double: an index is one holding an integer 0..2^53. */
+    double index_d = json_is_number(index_j) ? json_number_value(index_j) : -1;
+    bool index_ok = index_d >= 0 && index_d <= 9007199254740992.0 &&
+                    index_d == (double)(unsigned long long)index_d;
+    unsigned long long index = index_ok ? (unsigned long long)index_d : 0;
     json_t *note = json_object_get(r, "checkpoint");
     uint8_t proof[LEDGER_MERKLE_PROOF_MAX][32], link_raw[32], leaf[32];
     size_t count = 0, n = 0;
     struct ledger_checkpoint cp;
-    if (link == NULL || !json_is_integer(index) || !json_is_string(note) ||
+    if (link == NULL || !index_ok || !json_is_string(note) ||
         ledger_proof_json_decode(json_object_get(r, "proof"), proof, &count) != LMQ_OK ||
         crypto_hex_decode(link, strlen(link), link_raw, sizeof(link_raw), &n) != LMQ_OK ||
         n != 32) {
-        code = verify_say(VERIFY_EXIT_FAILED, "receipt: malformed (need link, index, receipt)");
+        code = verify_say(VERIFY_EXIT_USAGE, "receipt: unusable input: need link, index and "
+                                             "receipt {checkpoint, proof}");
     } else if ((code = verify_note(key, json_string_value(note), json_string_length(note),
                                    "receipt checkpoint", &cp)) != VERIFY_EXIT_OK) {
     } else if (ledger_merkle_leaf_hash(link_raw, 32, leaf) != LMQ_OK ||
-               ledger_merkle_verify_inclusion(leaf, (uint64_t)json_integer_value(index), cp.size,
+               ledger_merkle_verify_inclusion(leaf, (uint64_t)index, cp.size,
                                               (const uint8_t(*)[32])proof, count,
                                               cp.root) != LMQ_OK) {
         code = verify_say(VERIFY_EXIT_FAILED,
-                          "receipt: the inclusion proof of index %lld does not lead to the "
+                          "receipt: the inclusion proof of index %llu does not lead to the "
                           "checkpoint's root (tree size %llu)",
-                          (long long)json_integer_value(index), (unsigned long long)cp.size);
+                          index, (unsigned long long)cp.size);
     } else if (a->envelope != NULL) {
         code = verify_envelope_file(a->envelope, link);
+    } else if (json_is_object(json_object_get(ack, "envelope"))) {
+        code = verify_envelope_json(json_object_get(ack, "envelope"), link); /* send's line */
     }
     if (code == VERIFY_EXIT_OK)
         code = verify_say(VERIFY_EXIT_OK,
-                          "{\"ok\":true,\"index\":%lld,\"link\":\"%s\",\"tree_size\":%llu}",
-                          (long long)json_integer_value(index), link, (unsigned long long)cp.size);
-    json_decref(ack);
+                          "{\"ok\":true,\"index\":%llu,\"link\":\"%s\",\"tree_size\":%llu}", index,
+                          link, (unsigned long long)cp.size);
+    json_decref(values);
     return code;
 }
 
@@ -200,7 +355,8 @@ static int verify_consistency(const struct verify_args *a, const struct verify_k
     uint8_t proof[LEDGER_MERKLE_PROOF_MAX][32];
     size_t count = 0;
     if (ledger_proof_json_decode(json_object_get(p, "proof"), proof, &count) != LMQ_OK)
-        code = verify_say(VERIFY_EXIT_FAILED, "proof: malformed (need {\"proof\":[...]})");
+        code = verify_say(VERIFY_EXIT_USAGE, "proof: unusable input: need {\"proof\":[...]} (GET "
+                                             "/ledger/proof/consistency)");
     else if (old_cp.size > new_cp.size ||
              ledger_merkle_verify_consistency(old_cp.size, new_cp.size, old_cp.root, new_cp.root,
                                               (const uint8_t(*)[32])proof, count) != LMQ_OK)

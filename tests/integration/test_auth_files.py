@@ -172,6 +172,31 @@ def test_password_user_connects_and_bad_passwords_are_refused(start_broker, file
     wait_security(b, "bad_password", 4)
 
 
+def test_a_password_file_from_mosquitto_passwd_works_as_it_is(start_broker, tmp_path):
+    """A mosquitto deployment moves over with its users: Debian's mosquitto_passwd writes $7$
+    (PBKDF2-SHA512) by default and $6$ (SHA-512) with -H sha512; both log in, wrong passwords
+    are refused, and a scrypt line from `ledgermq passwd` can sit next to them."""
+    pw = tmp_path / "mosquitto.passwd"
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(pw), "alice", "alice-pw"], check=True)
+    subprocess.run(["mosquitto_passwd", "-H", "sha512", "-b", str(pw), "bob", "bob-pw"],
+                   check=True)
+    lines = pw.read_text().splitlines()
+    assert lines[0].startswith("alice:$7$") and lines[1].startswith("bob:$6$"), lines
+    with open(pw, "a") as f:
+        f.write(passwd(["carol"], b"carol-pw\n").stdout.decode())
+    b = start_broker(extra_args=["--password-file", str(pw)])
+    for user, password in (("alice", "alice-pw"), ("bob", "bob-pw"), ("carol", "carol-pw")):
+        for version in (4, 5):
+            c, ack = login(b, user, password, version=version)
+            assert ack.rc == 0, (user, version, ack)
+            c.close()
+    _, ack = login(b, "alice", "bob-pw", check=False)
+    assert ack.rc == 0x86, ack
+    _, ack = login(b, "bob", "alice-pw", version=4, check=False)
+    assert ack.rc == 4, ack
+    wait_security(b, "bad_password", 2)
+
+
 def test_packets_sent_right_after_connect_wait_for_the_password_check(start_broker, files):
     """The CONNECT is paused while the hash runs; what the client pipelined after it is
     handled once the CONNACK is out, in order."""

@@ -58,6 +58,8 @@ static void test_defaults_match_design(void **state)
     assert_false(cfg.http_enabled); /* no HTTP listener unless asked for */
     assert_int_equal(cfg.sync, LMQ_SYNC_ALWAYS);
     assert_int_equal(cfg.log_level, LMQ_LOG_INFO);
+    assert_int_equal(cfg.sys_interval_s, 10); /* mosquitto's default */
+    assert_int_equal(cfg.drain_grace_ms, 0);  /* a stop as quick as before */
     const struct lmq_limits *l = &cfg.limits;
     assert_int_equal(l->max_connections, 10000);
     assert_int_equal(l->max_sessions, 100000);
@@ -102,6 +104,8 @@ static void test_every_key_is_parsed_from_file(void **state)
                        "http = [::1]:8080\n"
                        "sync = off\n"
                        "log_level = debug\n"
+                       "sys_interval = 86400\n"
+                       "drain_grace_ms = 5000\n"
                        "\n"
                        "[limits]\n"
                        "max_connections = 5\n"
@@ -148,6 +152,8 @@ static void test_every_key_is_parsed_from_file(void **state)
     assert_int_equal(l->max_packet_size_bytes, 268435460);
     assert_int_equal(l->max_inflight, 65535);
     assert_int_equal(l->max_queued_messages, 7);
+    assert_int_equal(cfg.sys_interval_s, 86400);
+    assert_int_equal(cfg.drain_grace_ms, 5000);
     assert_true(l->max_queued_bytes == UINT64_MAX);
     assert_int_equal(l->max_queued_qos0, 1);
     assert_int_equal(l->max_subscriptions, 8);
@@ -342,6 +348,10 @@ static const struct bad_ini bad_inis[] = {
     {"[server]\nmqtt = 127.0.0.1:1883,\n", 2, "[server] mqtt"},
     {"[server]\nmqtt = 1:2:3:4\n", 2, "[server] mqtt"},
     {"[server]\ncolour = blue\n", 2, "[server] colour: unknown key"},
+    {"[server]\nsys_interval = 86401\n", 2, "[server] sys_interval: expected 0..86400 seconds"},
+    {"[server]\nsys_interval = -1\n", 2, "[server] sys_interval"},
+    {"[server]\ndrain_grace_ms = 600001\n", 2, "[server] drain_grace_ms: expected 0..600000 ms"},
+    {"[server]\ndrain_grace_ms = 5s\n", 2, "[server] drain_grace_ms"},
     {"[server]\nhttp = 1.2.3.4\n", 2, "[server] http: expected HOST:PORT"},
     {"[server]\nhttp = 127.0.0.1:65536\n", 2, "[server] http"},
     {"[server]\nhttp = example.com:80\n", 2, "[server] http"},

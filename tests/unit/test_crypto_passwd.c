@@ -185,6 +185,71 @@ static void test_file_errors_name_the_line(void **state)
     assert_non_null(strstr(err, "/nonexistent/pw: cannot read"));
 }
 
+/* Written by Debian 12's mosquitto_passwd 2.0.11: `mosquitto_passwd -c -b f alice secret1`
+ * ($7$, its default) and `mosquitto_passwd -H sha512 -b f bob secret2` ($6$). */
+static const char mosq_pbkdf2[] = "$7$101$/KlNVUBq3YwIAs6g$BOTwhF4gx5EeBuqWOEjaarfzI40Pyld5HM1yWZE"
+                                  "P4hbGwPkqG8ac/MXYqnc5kFSqb+CddEJjHT/x4auGAetBSg==";
+static const char mosq_sha512[] = "$6$t/pEQAvq1NJsn2bu$AbOX8gwpL4wPOHhcxgpsBUCSrzY9Vs0+pyIL/kgfLnO"
+                                  "BoqYF7hXOcN6aV1OYr/LN+5EZSSNIwHrwPkYieG9hpg==";
+
+static void test_mosquitto_hashes_verify(void **state)
+{
+    (void)state;
+    assert_int_equal(crypto_passwd_hash_valid(mosq_pbkdf2, strlen(mosq_pbkdf2)), LMQ_OK);
+    assert_int_equal(crypto_passwd_hash_valid(mosq_sha512, strlen(mosq_sha512)), LMQ_OK);
+    assert_true(verify(mosq_pbkdf2, "secret1"));
+    assert_false(verify(mosq_pbkdf2, "secret2"));
+    assert_false(verify(mosq_pbkdf2, ""));
+    assert_true(verify(mosq_sha512, "secret2"));
+    assert_false(verify(mosq_sha512, "secret1"));
+    assert_false(verify(mosq_sha512, "secret2 "));
+}
+
+static void test_malformed_mosquitto_hashes_are_refused(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "$7$",
+        "$7$101$",
+        "$7$0$/KlNVUBq3YwIAs6g$BOTwhF4gx5EeBuqWOEjaarfzI40Pyld5HM1yWZEP4hbGwPkqG8ac/MXYqnc5kFSqb+"
+        "CddEJjHT/x4auGAetBSg==", /* zero iterations */
+        "$7$0101$/KlNVUBq3YwIAs6g$BOTwhF4gx5EeBuqWOEjaarfzI40Pyld5HM1yWZEP4hbGwPkqG8ac/"
+        "MXYqnc5kFSqb+CddEJjHT/x4auGAetBSg==", /* leading zero */
+        "$7$1000001$/KlNVUBq3YwIAs6g$BOTwhF4gx5EeBuqWOEjaarfzI40Pyld5HM1yWZEP4hbGwPkqG8ac/"
+        "MXYqnc5kFSqb+CddEJjHT/x4auGAetBSg==", /* over the iteration cap */
+        "$7$101$/KlNVUBq3YwIAs6g$BOTwhF4gx5EeBuqWOEjaarfzI40Pyld5HM1yWZE=", /* short hash */
+        "$7$101$/KlNVUBq3YwIAs6g",                                          /* no hash */
+        "$6$t/pEQAvq1NJsn2bu$AbOX8gwpL4wPOHhcxgpsBUCSrzY9Vs0+pyIL/kg=",     /* short hash */
+        "$6$$AbOX8gwpL4wPOHhcxgpsBUCSrzY9Vs0+pyIL/kgfLnOBoqYF7hXOcN6aV1OYr/LN+5EZSSNIwHrwPkYieG9hpg"
+        "==", /* no salt */
+        "$6$t/pEQAvq1NJsn2bu$!bOX8gwpL4wPOHhcxgpsBUCSrzY9Vs0+pyIL/kgfLnOBoqYF7hXOcN6aV1OYr/"
+        "LN+5EZSSNIwHrwPkYieG9hpg==", /* not base64 */
+        "$5$t/pEQAvq1NJsn2bu$AbOX8gwpL4wPOHhcxgpsBUCSrzY9Vs0+pyIL/kgfLnOBoqYF7hXOcN6aV1OYr/"
+        "LN+5EZSSNIwHrwPkYieG9hpg==", /* a crypt(3) kind nobody writes here */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(crypto_passwd_hash_valid(bad[i], strlen(bad[i])), LMQ_EINVAL);
+        bool match = true;
+        assert_int_equal(crypto_passwd_verify(bad[i], strlen(bad[i]), u8("x"), 1, &match),
+                         LMQ_EINVAL);
+        assert_false(match);
+    }
+}
+
+static void test_file_reads_a_mosquitto_password_file(void **state)
+{
+    (void)state;
+    char text[512];
+    snprintf(text, sizeof(text), "alice:%s\nbob:%s\n", mosq_pbkdf2, mosq_sha512);
+    struct crypto_passwd_file *f = NULL;
+    char err[256] = "";
+    assert_int_equal(crypto_passwd_file_parse(text, strlen(text), &f, err, sizeof(err)), LMQ_OK);
+    assert_int_equal(crypto_passwd_file_count(f), 2);
+    assert_string_equal(crypto_passwd_file_lookup(f, u8("alice"), 5), mosq_pbkdf2);
+    assert_true(verify(crypto_passwd_file_lookup(f, u8("bob"), 3), "secret2"));
+    crypto_passwd_file_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -196,6 +261,9 @@ int main(void)
         cmocka_unit_test(test_user_names),
         cmocka_unit_test(test_file_parses_users_comments_and_crlf),
         cmocka_unit_test(test_file_errors_name_the_line),
+        cmocka_unit_test(test_mosquitto_hashes_verify),
+        cmocka_unit_test(test_malformed_mosquitto_hashes_are_refused),
+        cmocka_unit_test(test_file_reads_a_mosquitto_password_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
