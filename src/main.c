@@ -164,34 +164,6 @@ static int main__apply_flag(struct lmq_config *cfg, const struct main_flag *flag
     return 0;
 }
 
-/* mkdir -p: creates dir and its missing parents; an existing directory is fine. */
-static int main__mkdir_p(const char *dir)
-{
-    char path[LMQ_PATH_MAX_BYTES];
-    size_t len = strnlen(dir, sizeof(path));
-    struct stat st;
-    if (len == 0 || len >= sizeof(path)) {
-        return main__fail("data directory path must be 1..%zu bytes", sizeof(path) - 1);
-    }
-    memcpy(path, dir, len + 1);
-    /* One mkdir per '/' and one for the whole path: bounded by the length. */
-    for (size_t i = 1; i <= len; i++) {
-        if (path[i] != '/' && path[i] != '\0') {
-            continue;
-        }
-        char saved = path[i];
-        path[i] = '\0';
-        if (mkdir(path, 0755) != 0 && errno != EEXIST) {
-            return main__fail("cannot create data directory \"%s\": %s", path, strerror(errno));
-        }
-        path[i] = saved;
-    }
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        return main__fail("data directory \"%s\" is not a directory", dir);
-    }
-    return 0;
-}
-
 /*
  * Validates the flags and finds --config (first pass), so the file is loaded
  * before any flag is applied whatever the order on the command line.
@@ -242,9 +214,6 @@ static int main__serve(int argc, char **argv)
     LMQ_ASSERT(cfg.mqtt_count >= 1 && cfg.mqtt_count <= LMQ_LISTENERS_MAX);
     if (lmq_config_validate(&cfg, err, sizeof(err)) != 0) {
         return main__fail("%s", err);
-    }
-    if (main__mkdir_p(cfg.data_dir) != 0) {
-        return MAIN_EXIT_USAGE;
     }
     lmq_log_set_level(cfg.log_level);
     return broker_run(&cfg);

@@ -50,16 +50,16 @@ int access_init(struct broker *b)
     const struct lmq_auth_config *a = &b->cfg.auth;
     char err[512];
     if (access_guard_init(b) != LMQ_OK) {
-        fprintf(stderr, "ledgermq: out of memory\n");
+        lmq_log_msg(LMQ_LOG_ERROR, "start_failed", "out of memory");
         return LMQ_ENOMEM;
     }
     if (a->password_file[0] != '\0' &&
         crypto_passwd_file_load(a->password_file, &b->passwd, err, sizeof(err)) != LMQ_OK) {
-        fprintf(stderr, "ledgermq: password file %s\n", err);
+        lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "password file %s", err);
         return LMQ_EINVAL;
     }
     if (a->acl_file[0] != '\0' && mqtt_acl_load(a->acl_file, &b->acl, err, sizeof(err)) != LMQ_OK) {
-        fprintf(stderr, "ledgermq: ACL file %s\n", err);
+        lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "ACL file %s", err);
         return LMQ_EINVAL;
     }
     b->acl_gen = 1; /* sessions start at 0: their first delivery looks at their subscriptions */

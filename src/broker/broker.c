@@ -8,8 +8,10 @@
 #include "net/http.h"
 #include "net/tls.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* How often blocked publishers are retried even without a queue drain (a safety net: they are
  * resumed when an ack or a drained queue frees what they wait for; an identity over its
@@ -240,9 +242,50 @@ static void on_signal(uv_signal_t *s, int signum)
     broker_stop(b, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
-/* Listens on every address of list (appending to b->listeners); writes ["HOST:PORT",...]. */
-static int broker_listen(struct broker *b, const struct lmq_listen_addr *list, size_t count,
-                         char *ready_json, size_t cap)
+/*
+ * libuv keeps a bind()'s EADDRINUSE for uv_listen(), which net_acceptor_start does not call:
+ * the socket is left unbound and listen() would pick a random port. Bound means a port (even
+ * for port 0, the kernel picks one at bind); an unbound socket binds again to report the error.
+ */
+static int broker_bind_error(uv_tcp_t *l, const struct sockaddr *addr)
+{
+    uv_os_fd_t fd = -1;
+    int rc = uv_fileno((const uv_handle_t *)l, &fd);
+    if (rc != 0)
+        return rc;
+    struct sockaddr_storage got;
+    socklen_t len = sizeof(got);
+    memset(&got, 0, sizeof(got));
+    if (getsockname(fd, (struct sockaddr *)&got, &len) != 0)
+        return uv_translate_sys_error(errno);
+    uint16_t port = got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
+                                              : ((struct sockaddr_in *)&got)->sin_port;
+    if (port != 0)
+        return 0;
+    socklen_t addr_len =
+        addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (bind(fd, addr, addr_len) != 0)
+        return uv_translate_sys_error(errno);
+    return 0;
+}
+
+/* The bound address of listener l as text ("HOST:PORT", IPv6 bracketed) into name. */
+static void broker_listener_name(uv_tcp_t *l, char *name, size_t cap)
+{
+    struct sockaddr_storage bound;
+    int len = sizeof(bound);
+    memset(&bound, 0, sizeof(bound));
+    (void)uv_tcp_getsockname(l, (struct sockaddr *)&bound, &len);
+    (void)net_address_format(&bound, NET_ADDRESS_BRACKETED, name, cap);
+}
+
+/*
+ * Binds every address of list (appending to b->listeners) without listening yet: a port in use
+ * stops the start here, before the data directory exists; connections are taken only once
+ * broker_listen_all() runs after recovery. Writes ["HOST:PORT",...] for the ready line.
+ */
+static int broker_bind(struct broker *b, const struct lmq_listen_addr *list, size_t count,
+                       char *ready_json, size_t cap)
 {
     LMQ_ASSERT(b->listener_count + count <= LMQ_ARRAY_LEN(b->listeners));
     size_t used = 0;
@@ -252,7 +295,7 @@ static int broker_listen(struct broker *b, const struct lmq_listen_addr *list, s
         struct sockaddr_storage ss;
         if (uv_ip4_addr(a->host, a->port, (struct sockaddr_in *)&ss) != 0 &&
             uv_ip6_addr(a->host, a->port, (struct sockaddr_in6 *)&ss) != 0) {
-            fprintf(stderr, "ledgermq: bad listen address %s\n", a->host);
+            lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "bad listen address %s", a->host);
             return LMQ_EINVAL;
         }
         uv_tcp_t *l = &b->listeners[b->listener_count];
@@ -260,22 +303,15 @@ static int broker_listen(struct broker *b, const struct lmq_listen_addr *list, s
         l->data = b;
         b->listener_count++;
         int rc = uv_tcp_bind(l, (const struct sockaddr *)&ss, 0);
-        bool tls = b->first_tls_listener != NULL;
         if (rc == 0)
-            rc = net_acceptor_start(&b->acceptors[b->listener_count - 1], &b->loop, l,
-                                    BROKER_LISTEN_BACKLOG, tls ? "mqtts" : "mqtt",
-                                    tls ? conn_on_accept_tls : conn_on_accept_tcp, b);
+            rc = broker_bind_error(l, (const struct sockaddr *)&ss);
         if (rc != 0) {
-            fprintf(stderr, "ledgermq: cannot listen on %s:%u: %s\n", a->host, a->port,
-                    uv_strerror(rc));
+            lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "cannot listen on %s:%u: %s", a->host,
+                         a->port, uv_strerror(rc));
             return LMQ_EIO;
         }
-        struct sockaddr_storage bound;
-        int len = sizeof(bound);
         char name[NET_ADDRESS_TEXT_MAX_BYTES];
-        memset(&bound, 0, sizeof(bound));
-        (void)uv_tcp_getsockname(l, (struct sockaddr *)&bound, &len);
-        (void)net_address_format(&bound, NET_ADDRESS_BRACKETED, name, sizeof(name));
+        broker_listener_name(l, name, sizeof(name));
         int n = snprintf(ready_json + used, cap - used, "%s\"%s\"", i ? "," : "", name);
         if (n < 0 || (size_t)n >= cap - used)
             return LMQ_ETOOBIG;
@@ -285,6 +321,26 @@ static int broker_listen(struct broker *b, const struct lmq_listen_addr *list, s
         return LMQ_ETOOBIG;
     ready_json[used++] = ']';
     ready_json[used] = '\0';
+    return LMQ_OK;
+}
+
+/* Starts accepting on every bound MQTT(S) listener. */
+static int broker_listen_all(struct broker *b)
+{
+    for (size_t i = 0; i < b->listener_count; i++) {
+        uv_tcp_t *l = &b->listeners[i];
+        bool tls = b->first_tls_listener != NULL && l >= b->first_tls_listener;
+        int rc = net_acceptor_start(&b->acceptors[i], &b->loop, l, BROKER_LISTEN_BACKLOG,
+                                    tls ? "mqtts" : "mqtt",
+                                    tls ? conn_on_accept_tls : conn_on_accept_tcp, b);
+        if (rc != 0) {
+            char name[NET_ADDRESS_TEXT_MAX_BYTES];
+            broker_listener_name(l, name, sizeof(name));
+            lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "cannot listen on %s: %s", name,
+                         uv_strerror(rc));
+            return LMQ_EIO;
+        }
+    }
     return LMQ_OK;
 }
 
@@ -308,7 +364,8 @@ static int broker_start_http(struct broker *b, bool tls, char *json, size_t cap)
     char bound[80], err[256];
     if (http_server_start(&b->loop, addr->host, addr->port, &limits, broker_http_route, b, server,
                           bound, sizeof(bound), err, sizeof(err)) != LMQ_OK) {
-        fprintf(stderr, "ledgermq: cannot listen for HTTP%s: %s\n", tls ? "S" : "", err);
+        lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "cannot listen for HTTP%s: %s", tls ? "S" : "",
+                     err);
         return LMQ_EIO;
     }
     http_server_set_upgrade(*server, websocket_upgrade, b);
@@ -402,22 +459,65 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
                                 .client_cert_required = t->client_cert == LMQ_CLIENT_CERT_REQUIRED};
         char tls_err[512];
         if (tls_server_new(&tc, &b->tls, tls_err, sizeof(tls_err)) != LMQ_OK) {
-            fprintf(stderr, "ledgermq: TLS: %s\n", tls_err);
+            lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "TLS: %s", tls_err);
             return LMQ_EINVAL;
         }
     }
-    /* Last: every handle above exists, so teardown can close them whatever happens here. */
+    return LMQ_OK;
+}
+
+/* mkdir -p: creates dir and its missing parents; an existing directory is fine. */
+static int broker_mkdir_p(const char *dir)
+{
+    char path[LMQ_PATH_MAX_BYTES];
+    size_t len = strnlen(dir, sizeof(path));
+    if (len == 0 || len >= sizeof(path)) {
+        lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "data directory path must be 1..%zu bytes",
+                     sizeof(path) - 1);
+        return LMQ_EINVAL;
+    }
+    memcpy(path, dir, len + 1);
+    /* One mkdir per '/' and one for the whole path: bounded by the length. */
+    for (size_t i = 1; i <= len; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        char saved = path[i];
+        path[i] = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+            lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "cannot create data directory \"%s\": %s",
+                         path, strerror(errno));
+            return LMQ_EINVAL;
+        }
+        path[i] = saved;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "data directory \"%s\" is not a directory",
+                     dir);
+        return LMQ_EINVAL;
+    }
+    return LMQ_OK;
+}
+
+/*
+ * The data directory, the store and the server key: after the listeners, so a start that can't
+ * listen leaves nothing on disk. LMQ_EIO when the store can't be opened (exit 2).
+ */
+static int broker_open_data(struct broker *b, const struct lmq_config *cfg)
+{
+    if (broker_mkdir_p(cfg->data_dir) != LMQ_OK)
+        return LMQ_EINVAL;
     char path[LMQ_PATH_MAX_BYTES + 32];
     char err[256];
     int n = snprintf(path, sizeof(path), "%s/ledgermq.db", cfg->data_dir);
     if (n < 0 || (size_t)n >= sizeof(path)) {
-        fprintf(stderr, "ledgermq: data directory path too long\n");
+        lmq_log_msg(LMQ_LOG_ERROR, "start_failed", "data directory path too long");
         return LMQ_EINVAL;
     }
     struct store_options opts = {
         .path = path, .sync = cfg->sync == LMQ_SYNC_OFF ? STORE_SYNC_OFF : STORE_SYNC_FULL};
     if (store_open(&b->loop, &opts, &b->store, err, sizeof(err)) != LMQ_OK) {
-        fprintf(stderr, "ledgermq: cannot open the store: %s\n", err);
+        lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "cannot open the store: %s", err);
         return LMQ_EIO;
     }
     /* After the store: a database that can't be opened is the one error reported. */
@@ -429,6 +529,9 @@ static int broker_init(struct broker *b, const struct lmq_config *cfg)
 
 static void broker_teardown(struct broker *b)
 {
+    /* First: nothing may be accepted while the rest is torn down. */
+    for (size_t i = 0; i < b->listener_count; i++)
+        net_acceptor_close(&b->acceptors[i], NULL); /* before the walk closes their sockets */
     if (b->http != NULL) { /* an error path after the HTTP listener started */
         http_server_close(b->http);
         b->http = NULL;
@@ -453,8 +556,6 @@ static void broker_teardown(struct broker *b)
     }
     broker_close_handle((uv_handle_t *)&b->flush_prepare);
     broker_close_handle((uv_handle_t *)&b->flush_check);
-    for (size_t i = 0; i < b->listener_count; i++)
-        net_acceptor_close(&b->acceptors[i], NULL); /* before the walk closes their sockets */
     broker_destroy_state(b);
     sys_tree_free(b); /* its timer closed with the loop */
     pipeline_destroy(b);
@@ -489,15 +590,36 @@ int broker_run(const struct lmq_config *cfg)
     int rc = broker_init(b, cfg);
     if (rc != LMQ_OK) {
         if (rc == LMQ_ENOMEM) /* the other failures have said what failed */
-            fprintf(stderr, "ledgermq: cannot initialise the broker: out of memory\n");
+            lmq_log_msg(LMQ_LOG_ERROR, "start_failed",
+                        "cannot initialise the broker: out of memory");
         code = rc == LMQ_EIO ? 2 : 1;
         goto out;
+    }
+    /* Bound first (not accepting yet): a port in use leaves no data directory and no key. */
+    char listeners[LMQ_LISTENERS_MAX * 80], tls_listeners[LMQ_LISTENERS_MAX * 80];
+    if (broker_bind(b, cfg->mqtt, cfg->mqtt_count, listeners, sizeof(listeners)) != LMQ_OK) {
+        code = 1;
+        goto out;
+    }
+    if (cfg->mqtts_count > 0) {
+        b->first_tls_listener = &b->listeners[b->listener_count];
+        if (broker_bind(b, cfg->mqtts, cfg->mqtts_count, tls_listeners, sizeof(tls_listeners)) !=
+            LMQ_OK) {
+            code = 1;
+            goto out;
+        }
     }
     /* HTTP first, answering "starting" from a thread of its own while recovery runs. */
     char http_json[96] = "", https_json[96] = "";
     if (broker_start_http(b, false, http_json, sizeof(http_json)) != LMQ_OK ||
         broker_start_http(b, true, https_json, sizeof(https_json)) != LMQ_OK) {
         code = 1;
+        goto out;
+    }
+    /* After every listener is bound: the data directory, the store and the server key. */
+    rc = broker_open_data(b, cfg);
+    if (rc != LMQ_OK) {
+        code = rc == LMQ_EIO ? 2 : 1;
         goto out;
     }
     struct lifecycle_starting *starting = NULL;
@@ -509,25 +631,17 @@ int broker_run(const struct lmq_config *cfg)
     rc = recovery_run(b);
     lifecycle_starting_end(starting);
     if (rc != LMQ_OK) {
-        fprintf(stderr, "ledgermq: cannot recover from the store in %s\n", cfg->data_dir);
+        lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "cannot recover from the store in %s",
+                     cfg->data_dir);
         code = 2;
         goto out;
     }
-    char listeners[LMQ_LISTENERS_MAX * 80], tls_listeners[LMQ_LISTENERS_MAX * 80];
-    if (broker_listen(b, cfg->mqtt, cfg->mqtt_count, listeners, sizeof(listeners)) != LMQ_OK) {
+    if (broker_listen_all(b) != LMQ_OK) {
         code = 1;
         goto out;
     }
-    if (cfg->mqtts_count > 0) {
-        b->first_tls_listener = &b->listeners[b->listener_count];
-        if (broker_listen(b, cfg->mqtts, cfg->mqtts_count, tls_listeners, sizeof(tls_listeners)) !=
-            LMQ_OK) {
-            code = 1;
-            goto out;
-        }
-    }
     if (sys_tree_start(b) != LMQ_OK) {
-        fprintf(stderr, "ledgermq: cannot initialise the broker: out of memory\n");
+        lmq_log_msg(LMQ_LOG_ERROR, "start_failed", "cannot initialise the broker: out of memory");
         code = 1;
         goto out;
     }

@@ -77,6 +77,6 @@ int broker_http_route(void *ctx, const struct http_request *req, struct http_res
     }
     if (version)
         return http_body_printf(out, "{\"version\":\"%s\"}", LMQ_VERSION);
-    resp->content_type = "text/plain; version=0.0.4";
+    resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
     return metrics_render(b, out);
 }

@@ -252,6 +252,8 @@ struct conn {
     bool takeover;       /* closed because another connection took the session */
     bool lingering;      /* conn_end: half-close once flushed, then discard input until the end */
     bool half_closed;    /* shutdown(SHUT_WR) requested: nothing more is written */
+    bool connect_logged; /* client_connected was logged: one client_disconnected will be */
+    bool end_logged;     /* client_disconnected was logged */
     size_t linger_bytes; /* read and discarded while lingering (CONN_LINGER_MAX_BYTES) */
     /* Why the next DISCONNECT (or CONNACK refusal) is sent: a static English sentence for its
      * Reason String, set by the handler that decided it; NULL for the reason code's default. */
@@ -615,6 +617,18 @@ int conn_adopt_websocket(struct broker *b, int fd, struct tls_session *tls, cons
                          size_t early_len, const struct conn_ws_peer *peer);
 /* Logs event with the connection's id, remote address, client id and an optional detail. */
 void conn_log(struct conn *c, enum lmq_log_level level, const char *event, const char *detail);
+/* Logs connect_refused (info) with the CONNECT's reason code in hex and why (for the log). */
+void conn_log_refused(struct conn *c, uint8_t reason_code, const char *why);
+/* Logs client_connected (info): client id, user, transport, protocol version. Once, at CONNACK. */
+void conn_log_connected(struct conn *c);
+/*
+ * Logs the end of a connection that logged client_connected, once (later calls do nothing):
+ * "client_disconnected" at info with who ended it (by: "client", "server" or "network"), a
+ * reason word, the MQTT reason code when there was one (code < 0: none) and a detail (or NULL).
+ * Called before the session is detached, so the line has the client id.
+ */
+void conn_log_disconnected(struct conn *c, const char *by, const char *reason, int code,
+                           const char *detail);
 /* Encodes pkt into c's output; returns 0, or an error after which c is being closed. */
 int conn_send(struct conn *c, const struct mqtt_packet *pkt);
 /* conn_send() for a caller that already computed mqtt_encoded_size() (size_bytes). */

@@ -47,8 +47,8 @@ int commit_hook_register(struct broker *b, const struct commit_hook *hook, void 
     /* At start only: every batch sees every hook, from the first batch on. */
     LMQ_ASSERT(b->batch == NULL && b->next_batch_seq == 0);
     if (b->commit_hook_count >= COMMIT_HOOKS_MAX) {
-        fprintf(stderr, "ledgermq: commit hook %s: more than %d commit hooks\n", hook->name,
-                COMMIT_HOOKS_MAX);
+        lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "commit hook %s: more than %d commit hooks",
+                     hook->name, COMMIT_HOOKS_MAX);
         return LMQ_ELIMIT;
     }
     *slot = b->commit_hook_count;

@@ -76,6 +76,79 @@ void conn_log(struct conn *c, enum lmq_log_level level, const char *event, const
     lmq_log_end(&line);
 }
 
+static const char *conn_transport_name(enum conn_transport_kind kind)
+{
+    static const char *const names[CONN_TRANSPORT_KIND_COUNT] = {"tcp", "tls", "ws", "wss"};
+    LMQ_ASSERT(kind < CONN_TRANSPORT_KIND_COUNT);
+    return names[kind];
+}
+
+/* The fields connect and disconnect lines share: who the client is and how it came. */
+static void conn_log_client(struct conn *c, struct lmq_log_line *line)
+{
+    lmq_log_uint(line, "conn", c->id);
+    lmq_log_str(line, "remote", c->remote);
+    if (c->via[0] != '\0')
+        lmq_log_str(line, "via", c->via);
+    if (c->session != NULL)
+        lmq_log_strn(line, "client_id", c->session->client_id, c->session->client_id_len);
+    /* "" for an anonymous client: the field is always there, so a query can select on it. */
+    lmq_log_strn(line, "user", (const uint8_t *)c->user, c->user_len);
+    lmq_log_str(line, "transport", conn_transport_name(c->kind));
+    lmq_log_str(line, "protocol", c->version == MQTT_V5 ? "5.0" : "3.1.1");
+}
+
+void conn_log_refused(struct conn *c, uint8_t reason_code, const char *why)
+{
+    LMQ_ASSERT(c != NULL && !c->connect_logged);
+    struct lmq_log_line line;
+    if (!lmq_log_begin(&line, LMQ_LOG_INFO, "connect_refused"))
+        return;
+    lmq_log_uint(&line, "conn", c->id);
+    lmq_log_str(&line, "remote", c->remote);
+    if (c->via[0] != '\0')
+        lmq_log_str(&line, "via", c->via);
+    lmq_log_reason_code(&line, "reason_code", reason_code); /* the v5 code, as the docs write it */
+    if (why != NULL)
+        lmq_log_str(&line, "detail", why);
+    lmq_log_end(&line);
+}
+
+void conn_log_connected(struct conn *c)
+{
+    LMQ_ASSERT(c != NULL && c->state == CONN_CONNECTED);
+    LMQ_ASSERT(!c->connect_logged && !c->end_logged);
+    c->connect_logged = true;
+    struct lmq_log_line line;
+    if (!lmq_log_begin(&line, LMQ_LOG_INFO, "client_connected"))
+        return;
+    conn_log_client(c, &line);
+    /* Kept for readers of the earlier format ("mqtt5" / "mqtt311"). */
+    lmq_log_str(&line, "detail", c->version == MQTT_V5 ? "mqtt5" : "mqtt311");
+    lmq_log_end(&line);
+}
+
+void conn_log_disconnected(struct conn *c, const char *by, const char *reason, int code,
+                           const char *detail)
+{
+    LMQ_ASSERT(c != NULL && by != NULL && reason != NULL);
+    LMQ_ASSERT(code >= -1 && code <= 0xFF);
+    if (!c->connect_logged || c->end_logged)
+        return;
+    c->end_logged = true;
+    struct lmq_log_line line;
+    if (!lmq_log_begin(&line, LMQ_LOG_INFO, "client_disconnected"))
+        return;
+    conn_log_client(c, &line);
+    lmq_log_str(&line, "by", by);
+    lmq_log_str(&line, "reason", reason);
+    if (code >= 0)
+        lmq_log_reason_code(&line, "reason_code", (uint8_t)code);
+    if (detail != NULL)
+        lmq_log_str(&line, "detail", detail);
+    lmq_log_end(&line);
+}
+
 void conn_ref(struct conn *c)
 {
     LMQ_ASSERT(c->refcount > 0 && c->refcount < UINT32_MAX);
@@ -177,6 +250,8 @@ void conn_close(struct conn *c)
         b->refusing_count--;
         c->refusal_code = 0;
     }
+    /* Every path that knows why has logged it already; this is the catch-all. */
+    conn_log_disconnected(c, "server", "closed", -1, NULL);
     if (c->session != NULL)
         session_detach(c);
     LMQ_ASSERT(c->session == NULL && !c->counted);
@@ -215,6 +290,7 @@ int conn_send_sized(struct conn *c, const struct mqtt_packet *pkt, size_t size)
     int rc = lmq_buf_reserve(&c->out, size, hard_max);
     if (rc != LMQ_OK) {
         conn_log(c, LMQ_LOG_WARN, "output_overflow", "closing");
+        conn_log_disconnected(c, "server", "output_overflow", -1, NULL);
         conn_close(c);
         return rc;
     }
@@ -333,6 +409,7 @@ static bool conn_encode_output(struct conn *c)
                                   conn_wire_max(c), &c->broker->transport_scratch);
     if (rc != LMQ_OK) {
         conn_log(c, LMQ_LOG_WARN, "output_overflow", "closing");
+        conn_log_disconnected(c, "server", "output_overflow", -1, NULL);
         conn_close(c);
         return false;
     }
@@ -381,21 +458,47 @@ void conn_flush_all(struct broker *b)
     }
 }
 
+/* The reason word of a disconnect the server decided, from its reason code. */
+static const char *conn_disconnect_reason(uint8_t reason_code)
+{
+    switch (reason_code) {
+    case MQTT_RC_SERVER_SHUTTING_DOWN:
+        return "server_shutdown";
+    case MQTT_RC_KEEP_ALIVE_TIMEOUT:
+        return "keepalive_timeout";
+    case MQTT_RC_SESSION_TAKEN_OVER:
+        return "session_taken_over";
+    case MQTT_RC_MALFORMED_PACKET:
+    case MQTT_RC_PROTOCOL_ERROR:
+        return "protocol_error";
+    default:
+        return "server_disconnect";
+    }
+}
+
 void conn_disconnect(struct conn *c, uint8_t reason_code)
 {
     LMQ_ASSERT(c != NULL && c->refcount > 0);
     if (uv_is_closing((uv_handle_t *)&c->tcp) || c->state == CONN_CLOSING)
         return;
-    struct lmq_log_line line;
-    if (lmq_log_begin(&line, reason_code >= 0x80 ? LMQ_LOG_INFO : LMQ_LOG_DEBUG, "disconnect")) {
-        lmq_log_uint(&line, "conn", c->id);
-        lmq_log_str(&line, "remote", c->remote);
-        if (c->session != NULL)
-            lmq_log_strn(&line, "client_id", c->session->client_id, c->session->client_id_len);
-        lmq_log_uint(&line, "reason_code", reason_code);
-        if (c->why != NULL)
-            lmq_log_str(&line, "detail", c->why);
-        lmq_log_end(&line);
+    if (c->connect_logged) {
+        conn_log_disconnected(c, "server", conn_disconnect_reason(reason_code), reason_code,
+                              c->why != NULL ? c->why
+                                             : conn_reason_text(MQTT_DISCONNECT, reason_code));
+    } else {
+        /* Not connected yet (authentication under way): no client_connected to pair with. */
+        struct lmq_log_line line;
+        if (lmq_log_begin(&line, reason_code >= 0x80 ? LMQ_LOG_INFO : LMQ_LOG_DEBUG,
+                          "disconnect")) {
+            lmq_log_uint(&line, "conn", c->id);
+            lmq_log_str(&line, "remote", c->remote);
+            if (c->session != NULL)
+                lmq_log_strn(&line, "client_id", c->session->client_id, c->session->client_id_len);
+            lmq_log_reason_code(&line, "reason_code", reason_code);
+            if (c->why != NULL)
+                lmq_log_str(&line, "detail", c->why);
+            lmq_log_end(&line);
+        }
     }
     bool send = c->version == MQTT_V5 && c->state == CONN_CONNECTED;
     if (c->session != NULL)
@@ -488,6 +591,7 @@ static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
  * queued (a close reply, an alert), then close. The will is published: no DISCONNECT came. */
 static void conn_close_after_output(struct conn *c)
 {
+    conn_log_disconnected(c, "network", "transport_closed", -1, NULL); /* if not said yet */
     conn_read_stop(c);
     conn_state_set(c, CONN_CLOSING);
     if (c->session != NULL)
@@ -518,6 +622,7 @@ static void conn_transport_failed(struct conn *c, int rc)
         event = "ws_protocol_error";
     }
     conn_log(c, LMQ_LOG_INFO, event, detail);
+    conn_log_disconnected(c, "network", event, -1, detail);
     conn_close_after_output(c);
 }
 
@@ -555,6 +660,8 @@ static void conn_transport_input(struct conn *c)
         return;
     if (ev.peer_closed) {
         conn_log(c, LMQ_LOG_DEBUG, "transport_closed_by_peer", NULL);
+        conn_log_disconnected(c, "client", "transport_closed_by_peer", -1,
+                              c->transport.ws != NULL ? "WebSocket close" : "TLS close_notify");
         conn_close_after_output(c);
         return;
     }
@@ -647,6 +754,8 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     LMQ_ASSERT(c != NULL && c->refcount > 0 && !uv_is_closing((uv_handle_t *)&c->tcp));
     if (nread < 0) {
         conn_log(c, LMQ_LOG_DEBUG, "conn_eof", uv_err_name((int)nread));
+        conn_log_disconnected(c, "network", nread == UV_EOF ? "socket_closed" : "socket_error", -1,
+                              uv_err_name((int)nread));
         conn_close(c); /* without DISCONNECT: the will is published */
         return;
     }
@@ -1181,6 +1290,7 @@ void conn_memory_sweep(struct broker *b)
         snprintf(detail, sizeof(detail), "output_bytes=%zu unread for %llu ms",
                  slow[i].pending_bytes, (unsigned long long)(now_ms - c->slow_since_ms));
         conn_log(c, LMQ_LOG_WARN, "slow_consumer_closed", detail);
+        conn_log_disconnected(c, "server", "slow_consumer", -1, detail);
         conn_close(c);
     }
     free(slow);

@@ -103,7 +103,7 @@ static enum proto_result eauth_refuse(struct conn *c, uint8_t reason_code, const
         eauth_drop_nonce(c);
         c->eauth->phase = EAUTH_IDLE;
     }
-    conn_log(c, LMQ_LOG_INFO, "connect_refused", why);
+    conn_log_refused(c, reason_code, why);
     struct mqtt_packet pkt = {.type = MQTT_CONNACK};
     pkt.u.connack.reason_code = reason_code;
     pkt.u.connack.props.present = MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);

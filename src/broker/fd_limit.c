@@ -84,7 +84,8 @@ int fd_limit_apply(struct lmq_config *cfg, struct fd_limit_info *info)
     LMQ_ASSERT(cfg != NULL && info != NULL);
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
-        fprintf(stderr, "ledgermq: cannot read the open-file limit: %s\n", strerror(errno));
+        lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "cannot read the open-file limit: %s",
+                     strerror(errno));
         return LMQ_EIO;
     }
     uint64_t soft_before = fd_limit_value(rl.rlim_cur);
@@ -106,12 +107,12 @@ int fd_limit_apply(struct lmq_config *cfg, struct fd_limit_info *info)
         return LMQ_OK;
     }
     if (need > soft) {
-        fprintf(stderr,
-                "ledgermq: the open-file limit is %" PRIu64 " (hard %" PRIu64 ") but "
-                "max_connections %u + http_max_connections %u%s need %" PRIu64
-                " descriptors: lower them or raise the limit (ulimit -n, LimitNOFILE=)\n",
-                soft, hard, cfg->limits.max_connections, cfg->limits.http_max_connections,
-                cfg->https_enabled && cfg->http_enabled ? " (x2: http and https)" : "", need);
+        lmq_log_msgf(LMQ_LOG_ERROR, "start_failed",
+                     "the open-file limit is %" PRIu64 " (hard %" PRIu64 ") but "
+                     "max_connections %u + http_max_connections %u%s need %" PRIu64
+                     " descriptors: lower them or raise the limit (ulimit -n, LimitNOFILE=)",
+                     soft, hard, cfg->limits.max_connections, cfg->limits.http_max_connections,
+                     cfg->https_enabled && cfg->http_enabled ? " (x2: http and https)" : "", need);
         return LMQ_ELIMIT;
     }
     return LMQ_OK;

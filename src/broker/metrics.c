@@ -5,8 +5,13 @@
  */
 #include "broker/broker_internal.h"
 
+#include <dirent.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "net/http.h"
 
@@ -44,7 +49,8 @@ static int metrics_broker(struct broker *b, struct lmq_buf *out)
     for (size_t k = 0; k < CONN_TRANSPORT_KIND_COUNT; k++)
         rc |= http_body_printf(out, "ledgermq_connections{transport=\"%s\"} %u\n", kinds[k],
                                b->connected_by_kind[k]);
-    rc |= METRIC(out, "connections_accepted_total", "counter", "Sockets accepted.");
+    rc |= METRIC(out, "connections_accepted_total", "counter",
+                 "MQTT connections started: TCP and TLS sockets accepted, WebSocket upgrades.");
     rc |= http_body_printf(out, "ledgermq_connections_accepted_total %" PRIu64 "\n",
                            st->connections_accepted);
     rc |= METRIC(out, "connections_refused_total", "counter",
@@ -53,7 +59,7 @@ static int metrics_broker(struct broker *b, struct lmq_buf *out)
                            "ledgermq_connections_refused_total{reason=\"address\"} %" PRIu64 "\n",
                            st->connections_refused_address);
     rc |= METRIC(out, "tls_handshake_failures_total", "counter",
-                 "TLS handshakes that failed (MQTT over TLS, WebSocket over TLS).");
+                 "TLS handshakes that failed on the MQTT TLS listeners and the HTTPS listener.");
     rc |= http_body_printf(out, "ledgermq_tls_handshake_failures_total %" PRIu64 "\n",
                            st->tls_handshake_failures + broker_http_tls_failures(b));
     rc |= METRIC(out, "websocket_protocol_errors_total", "counter",
@@ -65,13 +71,17 @@ static int metrics_broker(struct broker *b, struct lmq_buf *out)
     for (int k = 0; k < SECURITY_EVENT_COUNT; k++)
         rc |= http_body_printf(out, "ledgermq_security_events_total{kind=\"%s\"} %" PRIu64 "\n",
                                security_event_name((enum security_event)k), b->security_events[k]);
-    rc |= METRIC(out, "auth_failures_total", "counter", "CONNECTs refused for their credentials.");
-    rc |= http_body_printf(out, "ledgermq_auth_failures_total %" PRIu64 "\n",
-                           b->security_events[SECURITY_EVENT_BAD_TOKEN] +
-                               b->security_events[SECURITY_EVENT_EXPIRED_TOKEN] +
-                               b->security_events[SECURITY_EVENT_REVOKED_TOKEN] +
-                               b->security_events[SECURITY_EVENT_ANONYMOUS_REFUSED] +
-                               b->security_events[SECURITY_EVENT_BAD_PASSWORD]);
+    rc |= METRIC(out, "auth_failures_total", "counter",
+                 "Refused authentications by reason: MQTT CONNECT credentials (token, password, "
+                 "anonymous) and POST /auth/token logins (bad_login, reused_nonce).");
+    static const enum security_event auth_kinds[] = {
+        SECURITY_EVENT_BAD_TOKEN,        SECURITY_EVENT_EXPIRED_TOKEN, SECURITY_EVENT_REVOKED_TOKEN,
+        SECURITY_EVENT_BAD_LOGIN,        SECURITY_EVENT_REUSED_NONCE,  SECURITY_EVENT_BAD_PASSWORD,
+        SECURITY_EVENT_ANONYMOUS_REFUSED};
+    for (size_t k = 0; k < LMQ_ARRAY_LEN(auth_kinds); k++)
+        rc |=
+            http_body_printf(out, "ledgermq_auth_failures_total{reason=\"%s\"} %" PRIu64 "\n",
+                             security_event_name(auth_kinds[k]), b->security_events[auth_kinds[k]]);
     rc |= METRIC(out, "ledger_envelopes", "gauge", "Envelopes in the ledger.");
     rc |= http_body_printf(out, "ledgermq_ledger_envelopes %" PRIu64 "\n", pipeline_ledger_size(b));
     rc |= METRIC(out, "sessions", "gauge", "Sessions, online and offline.");
@@ -114,12 +124,15 @@ static int metrics_broker(struct broker *b, struct lmq_buf *out)
             out, "ledgermq_messages_total{direction=\"out\",qos=\"%d\"} %" PRIu64 "\n", qos,
             st->messages_out_qos[qos]);
     }
-    rc |= METRIC(out, "bytes_total", "counter", "MQTT bytes by direction.");
+    rc |= METRIC(out, "bytes_total", "counter",
+                 "Bytes of MQTT clients: in = read from their sockets (TLS and WebSocket framing "
+                 "included), out = MQTT packets written for them (before TLS/WebSocket framing).");
     rc |=
         http_body_printf(out, "ledgermq_bytes_total{direction=\"in\"} %" PRIu64 "\n", st->bytes_in);
     rc |= http_body_printf(out, "ledgermq_bytes_total{direction=\"out\"} %" PRIu64 "\n",
                            st->bytes_out);
-    rc |= METRIC(out, "refused_total", "counter", "Publishes refused (0x97 or backpressure).");
+    rc |= METRIC(out, "refused_total", "counter",
+                 "Publishes and wills refused for a full queue (0x97 or 3.1.1 backpressure).");
     rc |= http_body_printf(out, "ledgermq_refused_total{reason=\"quota\"} %" PRIu64 "\n",
                            st->refused_quota);
     rc |= METRIC(out, "dropped_total", "counter", "Deliveries discarded, by reason.");
@@ -238,15 +251,18 @@ static int metrics_store(struct broker *b, struct lmq_buf *out)
     rc |= METRIC(out, "store_fsyncs_total", "counter", "Commits made durable with fsync.");
     rc |= http_body_printf(out, "ledgermq_store_fsyncs_total %" PRIu64 "\n",
                            b->cfg.sync == LMQ_SYNC_OFF ? 0 : st.commits);
-    rc |= METRIC(out, "store_batches_total", "counter", "Loop-turn batches (several per commit).");
+    rc |=
+        METRIC(out, "store_batches_total", "counter",
+               "Write batches handed to the store, one per loop turn that wrote; a commit applies "
+               "one or more (several only while a slow fsync holds the next ones back).");
     rc |= http_body_printf(out, "ledgermq_store_batches_total %" PRIu64 "\n", st.batches);
     rc |= METRIC(out, "store_records_total", "counter", "Records written to the store.");
     rc |= http_body_printf(out, "ledgermq_store_records_total %" PRIu64 "\n", st.records_written);
     rc |= METRIC(out, "store_commit_seconds", "histogram", "Store commit latency.");
     uint64_t cumulative = 0;
-    for (unsigned i = 0; i < LMQ_ARRAY_LEN(st.commit_us_hist); i++) {
-        cumulative += st.commit_us_hist[i];
-        double le_s = (double)(UINT64_C(1) << (i + 1)) / 1e6;
+    for (unsigned i = 0; i < STORE_COMMIT_BUCKETS; i++) {
+        cumulative += st.commit_le_hist[i];
+        double le_s = (double)store_commit_bucket_le_us[i] / 1e6;
         rc |= http_body_printf(out, "ledgermq_store_commit_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
                                le_s, cumulative);
     }
@@ -258,10 +274,136 @@ static int metrics_store(struct broker *b, struct lmq_buf *out)
     return rc;
 }
 
+/* What /proc/self/stat says about this process (Linux); false when it can't be read. */
+struct proc_stat {
+    double cpu_s;
+    double start_time_s; /* Unix time */
+    uint64_t virtual_bytes;
+    uint64_t resident_bytes;
+};
+
+/* The system's boot time (Unix seconds) from /proc/stat's btime line; 0 when unknown. */
+static uint64_t metrics_boot_time_s(void)
+{
+    FILE *f = fopen("/proc/stat", "re");
+    if (f == NULL)
+        return 0;
+    char line[256];
+    uint64_t btime = 0;
+    /* A few hundred lines at most (one per CPU, then the totals): bounded by the file. */
+    for (int i = 0; i < 100000 && fgets(line, sizeof(line), f) != NULL; i++) {
+        unsigned long long v;
+        if (sscanf(line, "btime %llu", &v) == 1) {
+            btime = v;
+            break;
+        }
+    }
+    fclose(f);
+    return btime;
+}
+
+static bool metrics_proc_stat(struct proc_stat *ps)
+{
+    FILE *f = fopen("/proc/self/stat", "re");
+    if (f == NULL)
+        return false;
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* The command name (field 2) is in parentheses and may hold anything: start after the last. */
+    const char *p = strrchr(buf, ')');
+    if (p == NULL)
+        return false;
+    unsigned long long utime, stime, start, vsize;
+    long long rss;
+    /* Fields 3..24: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime
+     * stime cutime cstime priority nice threads itrealvalue starttime vsize rss. */
+    if (sscanf(
+            p + 1,
+            " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %llu "
+            "%llu %lld",
+            &utime, &stime, &start, &vsize, &rss) != 5)
+        return false;
+    long ticks = sysconf(_SC_CLK_TCK);
+    long page = sysconf(_SC_PAGESIZE);
+    uint64_t boot = metrics_boot_time_s();
+    if (ticks <= 0 || page <= 0 || boot == 0)
+        return false;
+    ps->cpu_s = (double)(utime + stime) / (double)ticks;
+    ps->start_time_s = (double)boot + (double)start / (double)ticks;
+    ps->virtual_bytes = vsize;
+    ps->resident_bytes = rss > 0 ? (uint64_t)rss * (uint64_t)page : 0;
+    return true;
+}
+
+/* Descriptors open now (the scan's own excluded); -1 when /proc/self/fd can't be read. */
+static int64_t metrics_open_fds(uint64_t max_fds)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return -1;
+    int64_t count = 0;
+    /* Bounded by the descriptor limit (plus ".", ".." and the scan's own). */
+    for (uint64_t i = 0; i < max_fds + 3 && readdir(d) != NULL; i++)
+        count++;
+    closedir(d);
+    return count >= 3 ? count - 3 : 0;
+}
+
+#define PMETRIC(out, name, type, help)                                                             \
+    http_body_printf(out, "# HELP " name " " help "\n# TYPE " name " " type "\n")
+
+/* The standard process_* metrics every Prometheus client library exports, and build/uptime. */
+static int metrics_process(struct lmq_buf *out)
+{
+    int rc = 0;
+    rc |= METRIC(out, "build_info", "gauge", "Always 1; the version label names the build.");
+    rc |= http_body_printf(out, "ledgermq_build_info{version=\"%s\"} 1\n", LMQ_VERSION);
+    struct rlimit rl;
+    uint64_t max_fds = 0;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        max_fds = rl.rlim_cur == RLIM_INFINITY ? UINT64_C(1) << 20 : (uint64_t)rl.rlim_cur;
+    struct proc_stat ps;
+    if (metrics_proc_stat(&ps)) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        double now_s = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+        rc |= METRIC(out, "uptime_seconds", "gauge", "Seconds since the broker process started.");
+        rc |= http_body_printf(out, "ledgermq_uptime_seconds %.3f\n",
+                               now_s > ps.start_time_s ? now_s - ps.start_time_s : 0.0);
+        rc |= PMETRIC(out, "process_cpu_seconds_total", "counter",
+                      "Total user and system CPU time spent in seconds.");
+        rc |= http_body_printf(out, "process_cpu_seconds_total %.2f\n", ps.cpu_s);
+        rc |= PMETRIC(out, "process_start_time_seconds", "gauge",
+                      "Start time of the process since unix epoch in seconds.");
+        rc |= http_body_printf(out, "process_start_time_seconds %.2f\n", ps.start_time_s);
+        rc |=
+            PMETRIC(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+        rc |= http_body_printf(out, "process_virtual_memory_bytes %" PRIu64 "\n", ps.virtual_bytes);
+        rc |= PMETRIC(out, "process_resident_memory_bytes", "gauge",
+                      "Resident memory size in bytes.");
+        rc |=
+            http_body_printf(out, "process_resident_memory_bytes %" PRIu64 "\n", ps.resident_bytes);
+    }
+    int64_t open_fds = metrics_open_fds(max_fds);
+    if (open_fds >= 0) {
+        rc |= PMETRIC(out, "process_open_fds", "gauge", "Number of open file descriptors.");
+        rc |= http_body_printf(out, "process_open_fds %" PRId64 "\n", open_fds);
+    }
+    if (max_fds > 0) {
+        rc |= PMETRIC(out, "process_max_fds", "gauge",
+                      "Maximum number of open file descriptors (the soft limit).");
+        rc |= http_body_printf(out, "process_max_fds %" PRIu64 "\n", max_fds);
+    }
+    return rc;
+}
+
 int metrics_render(struct broker *b, struct lmq_buf *out)
 {
     LMQ_ASSERT(b != NULL && out != NULL);
     /* Each printf's error bits are OR-ed together: any failure means the body is incomplete. */
-    int rc = metrics_broker(b, out) | metrics_guards(b, out) | metrics_store(b, out);
+    int rc = metrics_broker(b, out) | metrics_guards(b, out) | metrics_store(b, out) |
+             metrics_process(out);
     return rc != 0 ? LMQ_ETOOBIG : LMQ_OK;
 }

@@ -55,7 +55,7 @@ static enum proto_result proto_refuse_connect_why(struct conn *c, uint8_t reason
                                                   const char *why, const char *client_why)
 {
     LMQ_ASSERT(c->state == CONN_AWAIT_CONNECT);
-    conn_log(c, LMQ_LOG_INFO, "connect_refused", why);
+    conn_log_refused(c, reason_code, why);
     struct mqtt_props props = {0};
     if (client_why == NULL)
         client_why = conn_reason_text(MQTT_CONNACK, reason_code);
@@ -266,8 +266,7 @@ static enum proto_result proto_connect(struct conn *c, struct mqtt_packet *pkt, 
     b->connected_by_kind[c->kind]++;
     proto_connack(c, MQTT_RC_SUCCESS, present, &ack);
     conn_start_keepalive(c);
-    conn_log(c, LMQ_LOG_INFO, "client_connected",
-             cn.protocol_version == MQTT_V5 ? "mqtt5" : "mqtt311");
+    conn_log_connected(c);
     if (present)
         session_queue_resend_inflight(s);
     session_queue_pump(s);
@@ -590,6 +589,9 @@ static enum proto_result proto_disconnect(struct conn *c, struct mqtt_packet *pk
     }
     c->will_on_close = c->version == MQTT_V5 && d->reason_code == MQTT_RC_DISCONNECT_WITH_WILL;
     conn_log(c, LMQ_LOG_DEBUG, "client_disconnect", NULL);
+    /* 3.1.1's DISCONNECT has no reason code. */
+    conn_log_disconnected(c, "client", "client_disconnect",
+                          c->version == MQTT_V5 ? (int)d->reason_code : -1, NULL);
     conn_close(c);
     return PROTO_OK;
 }

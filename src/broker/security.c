@@ -43,6 +43,10 @@ void security_event(struct broker *b, struct conn *c, enum security_event kind, 
         lmq_log_str(&line, "remote", c->remote);
         if (c->identity[0] != '\0')
             lmq_log_str(&line, "identity", c->identity);
+        /* The name ACL rules and the password file know the client by; "" when anonymous. */
+        lmq_log_strn(&line, "user", (const uint8_t *)c->user, c->user_len);
+        if (c->session != NULL)
+            lmq_log_strn(&line, "client_id", c->session->client_id, c->session->client_id_len);
     }
     if (detail != NULL)
         lmq_log_str(&line, "detail", detail);

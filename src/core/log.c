@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -373,6 +374,14 @@ void lmq_log_bool(struct lmq_log_line *line, const char *key, bool value)
     lmq_log_raw(line, key, value ? "true" : "false");
 }
 
+void lmq_log_reason_code(struct lmq_log_line *line, const char *key, uint8_t code)
+{
+    char hex[8];
+    int n = snprintf(hex, sizeof(hex), "0x%02X", (unsigned)code);
+    LMQ_ASSERT(n == 4);
+    lmq_log_strn(line, key, (const uint8_t *)hex, (size_t)n);
+}
+
 void lmq_log_raw(struct lmq_log_line *line, const char *key, const char *raw_json)
 {
     LMQ_ASSERT(line != NULL);
@@ -409,4 +418,15 @@ void lmq_log_msg(enum lmq_log_level level, const char *event, const char *msg)
     }
     lmq_log_str(&line, "msg", msg);
     lmq_log_end(&line);
+}
+
+void lmq_log_msgf(enum lmq_log_level level, const char *event, const char *fmt, ...)
+{
+    LMQ_ASSERT(fmt != NULL);
+    char msg[LMQ_LOG_LINE_MAX_BYTES / 2];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    lmq_log_msg(level, event, n < 0 ? fmt : msg); /* a cut message is still worth logging */
 }

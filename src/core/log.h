@@ -50,6 +50,8 @@ void lmq_log_strn(struct lmq_log_line *line, const char *key, const uint8_t *val
 void lmq_log_int(struct lmq_log_line *line, const char *key, int64_t value);
 void lmq_log_uint(struct lmq_log_line *line, const char *key, uint64_t value);
 void lmq_log_bool(struct lmq_log_line *line, const char *key, bool value);
+/* Adds "key":"0x8E": an MQTT reason code written as the specification and our docs write it. */
+void lmq_log_reason_code(struct lmq_log_line *line, const char *key, uint8_t code);
 /* Adds "key":<raw>, raw must already be valid JSON (e.g. an array). */
 void lmq_log_raw(struct lmq_log_line *line, const char *key, const char *raw_json);
 /* Closes the object, appends '\n' and writes the line (a truncated line stays valid JSON). */
@@ -57,6 +59,9 @@ void lmq_log_end(struct lmq_log_line *line);
 
 /* One-call form for a line with just a message: {"...","event":E,"msg":M}. */
 void lmq_log_msg(enum lmq_log_level level, const char *event, const char *msg);
+/* The same with a printf-style message (cut at the line's size, never an error). */
+void lmq_log_msgf(enum lmq_log_level level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Formats the current UTC time as RFC 3339 with nanoseconds into out (>= 31 bytes). */
 void lmq_time_rfc3339(char *out, size_t cap);

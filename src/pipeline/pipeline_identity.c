@@ -22,6 +22,23 @@
 #define IDENTITY_ISSUER "ledgermq"
 #define IDENTITY_KEY_FILE "server.key.json"
 
+/* What the new key is for, where it is, and how a verifier will know it. */
+static void pipeline_identity_log_created(const struct crypto_identity *key, const char *path)
+{
+    char pub[64];
+    struct lmq_log_line line;
+    if (!lmq_log_begin(&line, LMQ_LOG_INFO, "server_key_created"))
+        return;
+    lmq_log_str(&line, "msg",
+                "new Ed25519 server key: it signs login tokens and ledger checkpoints; keep the "
+                "file: another key makes issued tokens invalid and changes the checkpoint key");
+    lmq_log_str(&line, "id", key->id);
+    if (crypto_b64url_encode(key->pub, sizeof(key->pub), pub, sizeof(pub)) == LMQ_OK)
+        lmq_log_str(&line, "pub", pub);
+    lmq_log_str(&line, "path", path);
+    lmq_log_end(&line);
+}
+
 int pipeline_identity_init(struct broker *b)
 {
     struct pipeline *p = b->pipeline;
@@ -42,10 +59,10 @@ int pipeline_identity_init(struct broker *b)
         if (rc == LMQ_OK)
             rc = crypto_keyfile_save(path, &p->server_key, false, err, sizeof(err));
         if (rc == LMQ_OK)
-            lmq_log_msg(LMQ_LOG_INFO, "server_key_created", p->server_key.id);
+            pipeline_identity_log_created(&p->server_key, path);
     }
     if (rc != LMQ_OK) {
-        fprintf(stderr, "ledgermq: server key %s: %s\n", path, err);
+        lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "server key %s: %s", path, err);
         return LMQ_EINVAL;
     }
     return LMQ_OK;

@@ -436,6 +436,11 @@ int store_commit(struct store *store, store_commit_cb cb, void *arg)
 /* Commits handed to the storage thread whose callback has not run yet. Loop thread. */
 size_t store_pending(const struct store *store);
 
+/* The commit latency histogram's bounds for /metrics, in microseconds: 0.1 ms .. 10 s, the
+ * usual Prometheus latency buckets (a handful, so a dashboard's quantiles stay cheap). */
+#define STORE_COMMIT_BUCKETS 16
+extern const uint64_t store_commit_bucket_le_us[STORE_COMMIT_BUCKETS];
+
 /* Counters for logs, metrics and benchmarks. */
 struct store_stats {
     uint64_t records_written;
@@ -445,11 +450,15 @@ struct store_stats {
     uint64_t commit_us_total;
     uint64_t commit_us_max;
     uint64_t commit_us_hist[32]; /* commits by floor(log2(latency in us)) */
+    /* Commits by store_commit_bucket_le_us: [i] counts latencies in (le[i-1], le[i]]; those over
+     * the last bound are in commits only (the Prometheus +Inf bucket). */
+    uint64_t commit_le_hist[STORE_COMMIT_BUCKETS];
 };
 /* A consistent copy of the counters (taken under the back end's lock). Loop thread. */
 void store_get_stats(struct store *store, struct store_stats *out);
 
-/* Latency in microseconds below which the given fraction (0..1) of commits completed. */
+/* Latency in microseconds below which the given fraction (0..1) of commits completed: estimated
+ * within its power-of-two bucket (linear), never above commit_us_max; monotonic in fraction. */
 uint64_t store_stats_percentile_us(const struct store_stats *stats, double fraction);
 
 /*

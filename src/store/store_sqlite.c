@@ -812,6 +812,10 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+const uint64_t store_commit_bucket_le_us[STORE_COMMIT_BUCKETS] = {
+    100,   250,    500,    1000,   2500,    5000,    10000,   25000,
+    50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
+
 static void stats_add_commit(struct store_stats *st, uint64_t us, size_t batches, size_t records)
 {
     st->commits++;
@@ -824,6 +828,12 @@ static void stats_add_commit(struct store_stats *st, uint64_t us, size_t batches
     while (bucket < 31 && (UINT64_C(1) << (bucket + 1)) <= us)
         bucket++;
     st->commit_us_hist[bucket]++;
+    for (unsigned i = 0; i < STORE_COMMIT_BUCKETS; i++) {
+        if (us <= store_commit_bucket_le_us[i]) {
+            st->commit_le_hist[i]++;
+            break;
+        }
+    }
 }
 
 /* The key of a queue row (client id + seq) in s->queue_key; returns its length. */
@@ -1683,14 +1693,28 @@ void store_get_stats(struct store *store, struct store_stats *out)
 uint64_t store_stats_percentile_us(const struct store_stats *stats, double fraction)
 {
     LMQ_ASSERT(stats != NULL && fraction >= 0.0 && fraction <= 1.0);
-    uint64_t want = (uint64_t)((double)stats->commits * fraction + 0.5);
+    if (stats->commits == 0)
+        return 0;
+    /* The rank of the wanted commit (1-based), then where it falls inside its bucket. */
+    double want = (double)stats->commits * fraction;
+    if (want < 1.0)
+        want = 1.0;
     uint64_t seen = 0;
     for (unsigned i = 0; i < 32; i++) {
-        seen += stats->commit_us_hist[i];
-        if (seen >= want && seen > 0)
-            return UINT64_C(1) << (i + 1); /* upper bound of the bucket */
+        uint64_t n = stats->commit_us_hist[i];
+        if (n == 0 || (double)(seen + n) < want) {
+            seen += n;
+            continue;
+        }
+        /* Bucket i holds [2^i, 2^(i+1)) microseconds (bucket 0: [0, 2)). */
+        double lo = i == 0 ? 0.0 : (double)(UINT64_C(1) << i);
+        double hi = (double)(UINT64_C(1) << (i + 1));
+        double at = lo + (hi - lo) * ((want - (double)seen) / (double)n);
+        uint64_t us = (uint64_t)at;
+        /* The histogram's bound is an estimate; the largest latency seen is a fact. */
+        return us < stats->commit_us_max ? us : stats->commit_us_max;
     }
-    return stats->commit_us_max;
+    return stats->commit_us_max; /* the counts and commits disagree: a copy taken mid-update */
 }
 
 static void store_on_closed(uv_handle_t *h)

@@ -4,6 +4,7 @@ with %u/%c patterns, SIGHUP reloads, 3.1.1 denials and startup errors."""
 
 import base64
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -533,5 +534,6 @@ def test_missing_or_broken_files_stop_the_start_with_one_line(start_broker, tmp_
     b = start_broker(config_text="[auth]\n%s_file = %s\n" % (which, broken), expect_exit=1,
                      wait_ready=False)
     b.wait_exit(1)
-    lines = [l for l in b.stderr_lines() if l.strip()]
-    assert len(lines) == 1 and lines[0].startswith("ledgermq: ") and "line 1" in lines[0], lines
+    lines = [json.loads(l) for l in b.stderr_lines() if l.strip()]
+    assert len(lines) == 1 and lines[0]["event"] == "start_failed", lines
+    assert "line 1" in lines[0]["msg"], lines

@@ -4,6 +4,7 @@ Every case here fails (or finishes) before the broker would start, so no
 ports are opened. Runs the binary named by LEDGERMQ_BIN in a temporary
 directory so a default ./data is never created in the source tree.
 """
+import json
 import os
 import re
 import subprocess
@@ -154,5 +155,8 @@ def test_data_directory_that_cannot_be_created_is_an_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     proc = run(["serve", "--data", str(blocker / "sub"), "--mqtt", "127.0.0.1:0"], tmp_path)
-    assert_one_line_error(proc)
-    assert "data directory" in proc.stderr
+    # Made after the listeners are up (docs/OBSERVABILITY.md): one JSON start_failed line.
+    assert proc.returncode == 1 and proc.stdout == "", proc
+    lines = [json.loads(line) for line in proc.stderr.splitlines()]
+    assert len(lines) == 1 and lines[0]["event"] == "start_failed", lines
+    assert "data directory" in lines[0]["msg"], lines

@@ -22,6 +22,7 @@ commit" check has a run without the delay, and the crash fixtures are checked
 by the test_harness_* tests below.
 """
 
+import json
 import os
 import signal
 import time
@@ -652,8 +653,9 @@ def one_line_error(b):
     lines = [line for line in b.stderr_lines() if line.strip()]
     assert len(lines) == 1, "expected one line on stderr, got %d:\n%s" % (
         len(lines), "\n".join(lines))
-    assert lines[0].startswith("ledgermq: "), lines[0]
-    return lines[0]
+    ev = json.loads(lines[0])  # a JSON log line like every other
+    assert ev["event"] == "start_failed" and ev["level"] == "error", ev
+    return ev["msg"]
 
 
 @pytest.mark.parametrize("kind", ["garbage", "corrupt-pages", "directory"])
@@ -699,5 +701,5 @@ def test_fsync_failure_while_creating_the_store_exits_2(start_broker):
     b = start_broker(env={"LMQ_FAULT_FAIL_SYNC": 1}, expect_exit=2, wait_ready=False)
     b.wait_exit(2)
     assert b.events("fault_injected"), b.log_text(20)
-    errors = [line for line in b.stderr_lines() if line.startswith("ledgermq: ")]
+    errors = [line for line in b.stderr_lines() if '"event":"start_failed"' in line]
     assert len(errors) == 1, "expected one error line, got:\n%s" % "\n".join(errors)

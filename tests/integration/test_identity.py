@@ -185,7 +185,10 @@ def test_bad_and_expired_tokens_and_reused_challenges_are_refused(start_broker):
                                {"pub": lc.b64url(alice.pub), "nonce": ch["nonce"], "sig": sig})
     assert status == 401
     assert lc.http_json(b.http_addr, "/auth/challenge", {"pub": "nope"})[0] == 400
-    assert b.metric("ledgermq_auth_failures_total") == 3
+    # By reason: the two bad tokens, the expired one, the reused nonce, the wrong signature.
+    for reason, n in (("bad_token", 2), ("expired_token", 1), ("reused_nonce", 1),
+                      ("bad_login", 1), ("bad_password", 0), ("anonymous_refused", 0)):
+        assert b.metric("ledgermq_auth_failures_total", '{reason="%s"}' % reason) == n, reason
 
 
 def test_auth_token_names_the_faulty_field(start_broker):

@@ -5,6 +5,7 @@ limits the operator set that the limit can't serve (one line, exit 1), and when 
 still run out (here: the limit lowered from outside with prlimit while it runs) logs "emfile",
 closes what it can't take instead of spinning, and serves new clients once others close."""
 
+import json
 import os
 import socket
 import stat
@@ -66,11 +67,12 @@ def test_a_max_connections_the_limit_cannot_serve_is_refused_at_start(tmp_path):
                         "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", str(tmp_path / "data"),
                         "--config", str(ini)], capture_output=True, text=True, timeout=30)
     assert r.returncode == 1, (r.returncode, r.stderr)
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("ledgermq: the open-file limit is 256 (hard 256)"), lines
-    assert "max_connections 1000" in lines[0] and "http_max_connections 100" in lines[0], lines
-    assert not (tmp_path / "data" / "ledgermq.db").exists(), "refused before opening anything"
+    lines = [json.loads(line) for line in r.stderr.splitlines()]  # one JSON log line
+    assert len(lines) == 1 and lines[0]["event"] == "start_failed", lines
+    msg = lines[0]["msg"]
+    assert msg.startswith("the open-file limit is 256 (hard 256)"), lines
+    assert "max_connections 1000" in msg and "http_max_connections 100" in msg, lines
+    assert not (tmp_path / "data").exists(), "refused before opening anything"
 
 
 def open_fds(pid):

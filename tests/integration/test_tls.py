@@ -4,6 +4,7 @@ purpose (plain bytes on the TLS port, half a ClientHello, no bytes at all). Cert
 from tests/tls/make-certs.sh: a CA, server (SAN 127.0.0.1), client alice (CA-signed) and
 mallory (self-signed). All ledgermq_only: the flags, log events and metrics are ledgermq's.
 """
+import json
 import re
 import shutil
 import signal
@@ -394,9 +395,10 @@ def test_plain_http_on_the_https_port_is_closed(start_broker, certs):
 def assert_tls_startup_error(start_broker, args):
     b = start_broker(extra_args=args, expect_exit=1, wait_ready=False)
     b.wait_exit(1)
-    lines = [l for l in b.stderr_lines() if l.strip()]
-    assert len(lines) == 1 and lines[0].startswith("ledgermq: TLS: "), lines
-    return lines[0]
+    lines = [json.loads(l) for l in b.stderr_lines() if l.strip()]  # a JSON log line
+    assert len(lines) == 1 and lines[0]["event"] == "start_failed", lines
+    assert lines[0]["msg"].startswith("TLS: "), lines
+    return lines[0]["msg"]
 
 
 def test_missing_certificate_file_exits_1(start_broker, certs, tmp_path):

@@ -295,6 +295,27 @@ static void test_msg_is_one_line(void **state)
         "\",\"level\":\"error\",\"event\":\"store_failed\",\"msg\":\"disk \\\"full\\\"\"}\n");
 }
 
+static void test_reason_codes_are_hex_and_msgf_formats(void **state)
+{
+    (void)state;
+    char got[8192];
+    struct lmq_log_line line;
+    assert_true(lmq_log_begin(&line, LMQ_LOG_INFO, "client_disconnected"));
+    lmq_log_reason_code(&line, "reason_code", 0x8E);
+    lmq_log_reason_code(&line, "ok", 0x00);
+    lmq_log_end(&line);
+    size_t len = read_log(got, sizeof(got));
+    assert_line(got, len,
+                "\",\"level\":\"info\",\"event\":\"client_disconnected\",\"reason_code\":\"0x8E\","
+                "\"ok\":\"0x00\"}\n");
+    lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "cannot listen on %s:%u: %s", "127.0.0.1", 1883u,
+                 "address already in use");
+    len = read_log(got, sizeof(got));
+    assert_line(got, len,
+                "\",\"level\":\"error\",\"event\":\"start_failed\",\"msg\":\"cannot listen on "
+                "127.0.0.1:1883: address already in use\"}\n");
+}
+
 static void test_quotes_and_control_chars_are_escaped(void **state)
 {
     (void)state;
@@ -478,6 +499,7 @@ int main(void)
         cmocka_unit_test(test_time_is_rfc3339_utc_nanoseconds),
         cmocka_unit_test(test_line_has_exact_fields_in_order),
         cmocka_unit_test(test_msg_is_one_line),
+        cmocka_unit_test(test_reason_codes_are_hex_and_msgf_formats),
         cmocka_unit_test(test_quotes_and_control_chars_are_escaped),
         cmocka_unit_test(test_invalid_utf8_bytes_are_escaped_valid_kept),
         cmocka_unit_test(test_levels_below_the_minimum_are_not_written),

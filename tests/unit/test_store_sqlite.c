@@ -685,6 +685,45 @@ static void test_group_commit_covers_many_batches_with_few_transactions(void **s
     assert_int_equal(st.batches, BATCHES);
     assert_true(st.commits < BATCHES); /* at least two batches shared one fsync */
     assert_int_equal(st.records_written, 2 * BATCHES);
+    /* Every commit took >= 30 ms: the /metrics buckets have them all at or above le=0.05 s. */
+    uint64_t bucketed = 0;
+    for (unsigned i = 0; i < STORE_COMMIT_BUCKETS; i++) {
+        if (store_commit_bucket_le_us[i] < 30000)
+            assert_int_equal(st.commit_le_hist[i], 0);
+        bucketed += st.commit_le_hist[i];
+    }
+    assert_int_equal(bucketed, st.commits);
+    assert_true(store_stats_percentile_us(&st, 0.5) >= 30000);
+}
+
+/* The store_stats log line once showed p50 = 256 us above max = 199 us: the bucket's upper bound
+ * was reported. Estimates stay within [0, max] and in order. */
+static void test_commit_percentiles_never_exceed_the_max(void **state)
+{
+    (void)state;
+    struct store_stats st = {0};
+    assert_int_equal(store_stats_percentile_us(&st, 0.5), 0); /* no commits */
+    /* Ten commits between 128 and 199 us: all in the [128, 256) bucket. */
+    st.commits = 10;
+    st.commit_us_hist[7] = 10;
+    st.commit_us_max = 199;
+    uint64_t p50 = store_stats_percentile_us(&st, 0.50);
+    uint64_t p99 = store_stats_percentile_us(&st, 0.99);
+    assert_true(p50 >= 128 && p50 <= p99 && p99 <= 199);
+    /* Spread over buckets: 90 fast (2..3 us), 10 slow (1000..1500 us). */
+    st = (struct store_stats){.commits = 100, .commit_us_max = 1500};
+    st.commit_us_hist[1] = 90;
+    st.commit_us_hist[9] = 10;
+    p50 = store_stats_percentile_us(&st, 0.50);
+    p99 = store_stats_percentile_us(&st, 0.99);
+    assert_true(p50 >= 2 && p50 < 4);
+    assert_true(p99 >= 512 && p99 <= 1500);
+    uint64_t last = 0;
+    for (int i = 0; i <= 100; i++) {
+        uint64_t q = store_stats_percentile_us(&st, i / 100.0);
+        assert_true(q >= last && q <= st.commit_us_max);
+        last = q;
+    }
 }
 
 static void test_failed_fsync_fails_the_commit_and_nothing_is_stored(void **state)
@@ -1190,6 +1229,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_database_of_schema_4_gets_revocations_and_ledger_time_index, setup, teardown),
+        cmocka_unit_test(test_commit_percentiles_never_exceed_the_max),
         cmocka_unit_test_setup_teardown(test_newer_schema_is_refused_with_a_message, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_garbage_file_is_refused_with_a_message, setup,
