@@ -7,7 +7,7 @@ BUILD_ASAN ?= build-asan
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 600
 
-.PHONY: bench-ledger all deps build run test test-asan test-crash test-attack fuzz format clean bench
+.PHONY: bench-ledger all deps build install run test test-asan test-crash test-attack fuzz format clean bench
 
 all: build
 
@@ -27,6 +27,14 @@ $(BUILD)/.deps-build: scripts/install-deps.sh
 
 $(BUILD)/CMakeCache.txt: CMakeLists.txt $(BUILD)/.deps-build
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+
+# Installs into $(DESTDIR)$(PREFIX): bin/ledgermq, lib/libledgermq.a, include/ledgermq/ledgermq.h,
+# lib/pkgconfig/ledgermq.pc, share/man/man1/ledgermq*.1 and share/doc/ledgermq/ (README,
+# LICENSE, the example ledgermq.conf, the systemd unit). README "Install".
+PREFIX ?= /usr/local
+install: $(BUILD)/CMakeCache.txt
+	@cmake --build $(BUILD) -j $(JOBS) --target ledgermq ledgermq_dist man
+	@DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 run: $(BUILD)/CMakeCache.txt
 	@cmake --build $(BUILD) -j $(JOBS) --target ledgermq

@@ -34,6 +34,7 @@ if [ "$BUILD_ONLY" -eq 0 ]; then
         clang libclang-rt-14-dev clang-format
         python3 python3-paho-mqtt python3-pytest python3-cryptography
         mosquitto mosquitto-clients curl openssl
+        systemd man-db groff-base   # test_install.py: systemd-analyze verify, man -l
         chromium
     )
     # Node and npm run the MQTT.js tests (tests/js). A Node from elsewhere (e.g. nodesource,
