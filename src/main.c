@@ -212,7 +212,8 @@ static int main__serve(int argc, char **argv)
         }
     }
     LMQ_ASSERT(cfg.mqtt_count >= 1 && cfg.mqtt_count <= LMQ_LISTENERS_MAX);
-    if (lmq_config_validate(&cfg, err, sizeof(err)) != 0) {
+    if (lmq_config_validate(&cfg, err, sizeof(err)) != 0 ||
+        lmq_config_resolve_listeners(&cfg, err, sizeof(err)) != 0) {
         return main__fail("%s", err);
     }
     lmq_log_set_level(cfg.log_level);

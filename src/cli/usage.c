@@ -42,7 +42,8 @@ static const char usage__serve[] =
     "  --log-level LEVEL       debug, info (default), warn or error\n"
     "  -h, --help              print this help\n"
     "\n"
-    "HOST:PORT is a numeric IPv4 address, [IPv6] or localhost; port 0 picks a free port (the\n"
+    "HOST:PORT is a numeric IPv4 address, [IPv6], localhost (127.0.0.1) or a host name,\n"
+    "resolved once at start (the first address it resolves to); port 0 picks a free port (the\n"
     "\"ready\" log line names it). SIGTERM and SIGINT shut down gracefully; SIGHUP re-reads the\n"
     "log level, the TLS, password and ACL files, [auth] auditors and token revocations.\n"
     "\n"
@@ -301,8 +302,8 @@ void cli_usage_print_all(FILE *f)
     }
     fputs("\n"
           "ledgermq help COMMAND (or ledgermq COMMAND --help) prints a command's flags and exit\n"
-          "codes. HOST:PORT is a numeric IPv4 address, [IPv6] or localhost; port 0 picks a free\n"
-          "port. Errors are one line on stderr: \"ledgermq: <command>: <message>\".\n",
+          "codes. HOST:PORT is a numeric IPv4 address, [IPv6], localhost or a host name; port 0\n"
+          "picks a free port. Errors are one line on stderr: \"ledgermq: <command>: <message>\".\n",
           f);
 }
 

@@ -312,7 +312,5 @@ void client_net_shutdown(struct lmq_client *c);
  * CLIENT_FETCH_TIMEOUT_MS and CLIENT_HTTP_BODY_MAX_BYTES. */
 int client_net_fetch(struct lmq_client *c, const char *path, struct lmq_buf *body,
                      unsigned *status_out) LMQ_WUR;
-/* Parses "host" (numeric or localhost) and port into addr. Returns 0 or LMQ_EINVAL. */
-int client_net_addr(const char *host, uint16_t port, struct sockaddr_storage *addr) LMQ_WUR;
 
 #endif

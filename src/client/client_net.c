@@ -35,22 +35,6 @@ static void net__on_backoff(uv_timer_t *t);
 static void net__mqtt_start(struct lmq_client *c);
 static void net__http_request(struct lmq_client *c, const char *path);
 
-int client_net_addr(const char *host, uint16_t port, struct sockaddr_storage *addr)
-{
-    LMQ_ASSERT(host != NULL && addr != NULL);
-    memset(addr, 0, sizeof(*addr));
-    if (strcmp(host, "localhost") == 0) {
-        host = "127.0.0.1";
-    }
-    if (port == 0) {
-        return LMQ_EINVAL;
-    }
-    if (uv_ip4_addr(host, port, (struct sockaddr_in *)addr) == 0) {
-        return 0;
-    }
-    return uv_ip6_addr(host, port, (struct sockaddr_in6 *)addr) == 0 ? 0 : LMQ_EINVAL;
-}
-
 static void net__close_one(struct lmq_client *c, uv_handle_t *h);
 
 static void net__on_close(uv_handle_t *h)

@@ -14,8 +14,10 @@
 #include <string.h>
 
 #include <ini.h>
+#include <netinet/in.h>
 
 #include "core/lmq.h"
+#include "core/resolve.h"
 
 /* A bad value is quoted in messages up to this many bytes, then "...". */
 #define CONFIG_SHOW_VALUE_MAX_BYTES 64
@@ -277,12 +279,12 @@ int lmq_config_parse_listen(const char *s, struct lmq_listen_addr *out, char *er
         bool ok = config__copy(host, sizeof(host), "127.0.0.1");
         LMQ_ASSERT(ok);
     }
-    if (rc == 0 && inet_pton(family, host, bin) != 1) {
+    bool numeric = rc == 0 && inet_pton(family, host, bin) == 1;
+    bool name = rc == 0 && !numeric && family == AF_INET && lmq_host_name_valid(host);
+    if (rc != 0 || (!numeric && !name)) {
         rc = LMQ_EINVAL;
-    }
-    if (rc != 0) {
         lmq_errf(err, err_len,
-                 "expected HOST:PORT with a numeric IPv4 address, [IPv6] or localhost, "
+                 "expected HOST:PORT with an IPv4 address, [IPv6], localhost or a host name, "
                  "got \"%.*s%s\"",
                  config__show_len(s), s, config__show_more(s));
         goto out;
@@ -291,12 +293,59 @@ int lmq_config_parse_listen(const char *s, struct lmq_listen_addr *out, char *er
     if (rc != 0) {
         goto out;
     }
-    /* Canonical text form, so logs and the broker see one spelling per address. */
-    if (inet_ntop(family, bin, addr.host, sizeof(addr.host)) == NULL) {
+    /* Canonical text form, so logs and the broker see one spelling per address; a host name is
+     * kept as written until lmq_config_resolve_listeners(). */
+    if (numeric && inet_ntop(family, bin, addr.host, sizeof(addr.host)) == NULL) {
         LMQ_UNREACHABLE("inet_ntop failed on an address inet_pton accepted");
+    }
+    if (name) {
+        bool ok = config__copy(addr.host, sizeof(addr.host), host);
+        LMQ_ASSERT(ok);
     }
     *out = addr;
 out:
+    return rc;
+}
+
+/* Replaces a listener's host name by the numeric address it resolves to (resolve.h). */
+static int config__resolve_one(struct lmq_listen_addr *a, const char *key, char *err,
+                               size_t err_len)
+{
+    uint8_t bin[16];
+    if (inet_pton(AF_INET, a->host, bin) == 1 || inet_pton(AF_INET6, a->host, bin) == 1) {
+        return 0;
+    }
+    struct sockaddr_storage ss;
+    char reason[128];
+    if (lmq_resolve(a->host, a->port, &ss, reason, sizeof(reason)) != 0) {
+        lmq_errf(err, err_len, "%s listener %s: cannot resolve: %s", key, a->host, reason);
+        return LMQ_EINVAL;
+    }
+    const void *raw = ss.ss_family == AF_INET
+                          ? (const void *)&((const struct sockaddr_in *)&ss)->sin_addr
+                          : (const void *)&((const struct sockaddr_in6 *)&ss)->sin6_addr;
+    if (inet_ntop(ss.ss_family, raw, a->host, sizeof(a->host)) == NULL) {
+        LMQ_UNREACHABLE("inet_ntop failed on an address getaddrinfo returned");
+    }
+    return 0;
+}
+
+int lmq_config_resolve_listeners(struct lmq_config *cfg, char *err, size_t err_len)
+{
+    LMQ_ASSERT(cfg != NULL && err != NULL && err_len > 0);
+    int rc = 0;
+    for (size_t i = 0; i < cfg->mqtt_count && rc == 0; i++) {
+        rc = config__resolve_one(&cfg->mqtt[i], "mqtt", err, err_len);
+    }
+    for (size_t i = 0; i < cfg->mqtts_count && rc == 0; i++) {
+        rc = config__resolve_one(&cfg->mqtts[i], "mqtts", err, err_len);
+    }
+    if (rc == 0 && cfg->http_enabled) {
+        rc = config__resolve_one(&cfg->http, "http", err, err_len);
+    }
+    if (rc == 0 && cfg->https_enabled) {
+        rc = config__resolve_one(&cfg->https, "https", err, err_len);
+    }
     return rc;
 }
 
