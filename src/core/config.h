@@ -129,6 +129,18 @@ struct lmq_auth_config {
     uint32_t auditor_count;
 };
 
+/* Identities [data] readers_all may name. */
+#define LMQ_DATA_READERS_MAX 32
+
+/* [data]: typed objects (docs/PROTOCOL.md "Objects"). */
+struct lmq_data_config {
+    char models_dir[LMQ_PATH_MAX_BYTES]; /* *.json models; empty: no data layer */
+    bool assert_formats;                 /* "format" asserted (else an annotation) */
+    /* Identities that read every resource (auditors, the house bot); re-read on SIGHUP. */
+    char readers_all[LMQ_DATA_READERS_MAX][LMQ_IDENTITY_ID_CHARS + 1];
+    uint32_t readers_all_count;
+};
+
 /* TLS for --mqtts and --https: certificate files, re-read on SIGHUP. */
 struct lmq_tls_config {
     char cert_file[LMQ_PATH_MAX_BYTES]; /* PEM, may hold the chain */
@@ -177,6 +189,7 @@ struct lmq_config {
     struct lmq_tls_config tls;
     struct lmq_auth_config auth;
     struct lmq_http_config http_trust; /* [http] */
+    struct lmq_data_config data;       /* [data] */
     enum lmq_sync_mode sync;
     enum lmq_log_level log_level;
     /* [server] sys_interval: seconds between $SYS/broker/... updates (sys_tree.c); 0 = none. */

@@ -30,6 +30,8 @@ struct pipeline {
     uint64_t checkpoint_size;
     uint8_t checkpoint_root[LEDGER_MERKLE_HASH_BYTES];
     size_t commit_slot; /* the tree's per-batch state: commit_hook_data(b, commit_slot) */
+    struct pipeline_envelope_hook envelope_hooks[PIPELINE_ENVELOPE_HOOKS_MAX];
+    size_t envelope_hook_count;
 };
 
 /* pipeline_identity.c */

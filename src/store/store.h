@@ -520,6 +520,7 @@ struct store_data_row {
     struct lmq_bytes time;
     struct lmq_bytes body;
     bool deleted;
+    struct lmq_bytes owner; /* the author of the resource's first version */
 };
 
 typedef int (*store_data_row_fn)(void *ctx, const struct store_data_row *r);

@@ -22,7 +22,12 @@
 #define DATA_SQL_MAX_BYTES 65536
 
 #define DATA_ROW_COLUMNS                                                                           \
-    "ledger_idx, created_idx, link, permalink, prevlink, model, author, time, body, deleted"
+    "r.ledger_idx, r.created_idx, r.link, r.permalink, r.prevlink, r.model, r.author, r.time, "    \
+    "r.body, r.deleted, r.owner"
+/* A version with its resource's creation index and owner. */
+#define DATA_VERSION_COLUMNS                                                                       \
+    "v.ledger_idx, r.created_idx, v.link, v.permalink, v.prevlink, v.model, v.author, v.time, "    \
+    "v.body, v.deleted, r.owner"
 
 static bool data__name_start(uint8_t c)
 {
@@ -64,11 +69,11 @@ int store_data_writer_prepare(sqlite3 *db, struct store_data_writer *w)
     static const char version_sql[] =
         "INSERT INTO data_versions(link, ledger_idx, permalink, prevlink, model, author, "
         "recipient, time, deleted, body) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
-    /* A first version creates the row; a later one replaces everything but where the resource
-     * began (created_idx). */
+    /* A first version creates the row (its author is the owner); a later one replaces everything
+     * but where the resource began (created_idx) and its owner. */
     static const char resource_sql[] =
-        "INSERT INTO data_resources(permalink, created_idx, model, link, prevlink, author, "
-        "ledger_idx, time, deleted, body) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?2, ?7, ?8, ?9) "
+        "INSERT INTO data_resources(permalink, created_idx, model, link, prevlink, author, owner, "
+        "ledger_idx, time, deleted, body) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6, ?2, ?7, ?8, ?9) "
         "ON CONFLICT(permalink) DO UPDATE SET link = excluded.link, prevlink = excluded.prevlink, "
         "author = excluded.author, ledger_idx = excluded.ledger_idx, time = excluded.time, "
         "deleted = excluded.deleted, body = excluded.body";
@@ -191,6 +196,7 @@ static void data__column_row(sqlite3_stmt *st, struct store_data_row *r)
         .time = store_sqlite_column_bytes(st, 7),
         .body = store_sqlite_column_bytes(st, 8),
         .deleted = sqlite3_column_int(st, 9) != 0,
+        .owner = store_sqlite_column_bytes(st, 10),
     };
 }
 
@@ -240,7 +246,7 @@ int store_data_resource(struct store *store, struct lmq_bytes permalink, struct 
                         store_data_row_fn row, void *ctx, bool *found)
 {
     return data__one(store,
-                     "SELECT " DATA_ROW_COLUMNS " FROM data_resources r WHERE permalink = ?1 "
+                     "SELECT " DATA_ROW_COLUMNS " FROM data_resources r WHERE r.permalink = ?1 "
                      "AND " DATA_READER_CHECK("r.permalink", "?2"),
                      permalink, reader, row, ctx, found);
 }
@@ -249,10 +255,9 @@ int store_data_version(struct store *store, struct lmq_bytes link, struct lmq_by
                        store_data_row_fn row, void *ctx, bool *found)
 {
     return data__one(store,
-                     "SELECT v.ledger_idx, f.ledger_idx, v.link, v.permalink, v.prevlink, "
-                     "v.model, v.author, v.time, v.body, v.deleted FROM data_versions v "
-                     "JOIN data_versions f ON f.link = v.permalink WHERE v.link = ?1 AND " //
-                     DATA_READER_CHECK("v.permalink", "?2"),
+                     "SELECT " DATA_VERSION_COLUMNS " FROM data_versions v "
+                     "JOIN data_resources r ON r.permalink = v.permalink WHERE v.link = ?1 "
+                     "AND " DATA_READER_CHECK("v.permalink", "?2"),
                      link, reader, row, ctx, found);
 }
 
@@ -264,9 +269,9 @@ int store_data_versions(struct store *store, struct lmq_bytes permalink, struct 
     *count = 0;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(store_sqlite_reader(store),
-                           "SELECT v.ledger_idx, f.ledger_idx, v.link, v.permalink, v.prevlink, "
-                           "v.model, v.author, v.time, v.body, v.deleted FROM data_versions v "
-                           "JOIN data_versions f ON f.link = v.permalink WHERE v.permalink = ?1 "
+                           "SELECT " DATA_VERSION_COLUMNS " FROM data_versions v "
+                           "JOIN data_resources r ON r.permalink = v.permalink "
+                           "WHERE v.permalink = ?1 "
                            "AND v.ledger_idx > ?3 AND " DATA_READER_CHECK(
                                "v.permalink", "?2") " ORDER BY v.ledger_idx LIMIT ?4",
                            -1, &st, NULL) != SQLITE_OK)

@@ -76,7 +76,8 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
      * whose body names a model), one row per resource holding its latest version (created_idx:
      * the first version's ledger index, the stable order of pages), and who may read each
      * resource (its authors and recipients). The partial unique index on prevlink refuses a
-     * second version of the same predecessor: a history never forks. Property indexes are
+     * second version of the same predecessor: a history never forks. owner: the first version's
+     * author. Property indexes are
      * added at run time (STORE_DATA_INDEX) as models ask for them.
      */
     "CREATE TABLE data_versions(link BLOB PRIMARY KEY, ledger_idx INTEGER NOT NULL UNIQUE,"
@@ -87,7 +88,8 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE UNIQUE INDEX data_versions_by_prev ON data_versions(prevlink) WHERE prevlink <> x'';"
     "CREATE TABLE data_resources(permalink BLOB PRIMARY KEY, created_idx INTEGER NOT NULL UNIQUE,"
     " model TEXT NOT NULL, link BLOB NOT NULL, prevlink BLOB NOT NULL, author BLOB NOT NULL,"
-    " ledger_idx INTEGER NOT NULL, time TEXT NOT NULL, deleted INTEGER NOT NULL,"
+    " owner BLOB NOT NULL, ledger_idx INTEGER NOT NULL, time TEXT NOT NULL, deleted INTEGER NOT "
+    "NULL,"
     " body TEXT NOT NULL);"
     "CREATE INDEX data_resources_by_model ON data_resources(model, created_idx);"
     "CREATE TABLE data_readers(identity BLOB NOT NULL, permalink BLOB NOT NULL,"

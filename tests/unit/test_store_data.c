@@ -125,6 +125,7 @@ struct rows {
     uint64_t created[ROWS_MAX];
     uint64_t index[ROWS_MAX];
     bool deleted[ROWS_MAX];
+    char owner[ROWS_MAX][65];
 };
 
 static int collect(void *ctx, const struct store_data_row *r)
@@ -138,6 +139,8 @@ static int collect(void *ctx, const struct store_data_row *r)
     rows->created[rows->count] = r->created_ledger_index;
     rows->index[rows->count] = r->ledger_index;
     rows->deleted[rows->count] = r->deleted;
+    snprintf(rows->owner[rows->count], sizeof(rows->owner[0]), "%.*s", (int)r->owner.len,
+             (const char *)r->owner.data);
     rows->count++;
     return 0;
 }
@@ -207,6 +210,8 @@ static void test_only_authors_and_recipients_read_a_resource(void **state)
                                              collect, &rows, &found),
                          0);
         assert_true(found);
+        assert_string_equal(rows.owner[0], ALICE); /* Bob wrote the latest version */
+        rows.count = 0;
     }
     struct rows rows = {0};
     bool found = true;
