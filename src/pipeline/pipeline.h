@@ -136,6 +136,12 @@ int pipeline_http_route(struct broker *b, const struct http_request *req,
                         struct http_response *resp, struct lmq_buf *out);
 
 /* pipeline_tokens.c: login tokens at CONNECT, revocation, connections ended with their token. */
+/* Checks an HTTP request's "Authorization: Bearer <token>" as CONNECT checks a token (the
+ * server's signature, expiry with the leeway, sub an identity id, not revoked). Returns 0 with
+ * the identity in id, or LMQ_EPROTO with a static reason for the 401 (a presented token that
+ * fails is a security event; no header at all is not). */
+int pipeline_tokens_http_bearer(struct broker *b, const struct http_request *req,
+                                char id[CRYPTO_IDENTITY_ID_BYTES], const char **reason) LMQ_WUR;
 /* The token part of pipeline_authenticate: checks the CONNECT's user name (an identity id) and
  * password (its token: signature, expiry with [auth] token_leeway_s, revocation), sets
  * c->identity, c->user and the token times. MQTT_RC_SUCCESS or a CONNACK reason code (the

@@ -533,10 +533,10 @@ int store_data_resource(struct store *store, struct lmq_bytes permalink, struct 
 /* One version by its link, with the same reader rule. */
 int store_data_version(struct store *store, struct lmq_bytes link, struct lmq_bytes reader,
                        store_data_row_fn row, void *ctx, bool *found) LMQ_WUR;
-/* Up to limit versions of permalink with ledger index > after, oldest first, with the same
+/* Up to limit versions of permalink with ledger index >= from, oldest first, with the same
  * reader rule (a reader sees every version of a resource it may read). Sets *count. */
 int store_data_versions(struct store *store, struct lmq_bytes permalink, struct lmq_bytes reader,
-                        uint64_t after, size_t limit, store_data_row_fn row, void *ctx,
+                        uint64_t from, size_t limit, store_data_row_fn row, void *ctx,
                         size_t *count) LMQ_WUR;
 
 /* A scalar in a filter: what json_extract() yields for a JSON value. */

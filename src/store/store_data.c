@@ -262,7 +262,7 @@ int store_data_version(struct store *store, struct lmq_bytes link, struct lmq_by
 }
 
 int store_data_versions(struct store *store, struct lmq_bytes permalink, struct lmq_bytes reader,
-                        uint64_t after, size_t limit, store_data_row_fn row, void *ctx,
+                        uint64_t from, size_t limit, store_data_row_fn row, void *ctx,
                         size_t *count)
 {
     LMQ_ASSERT(store != NULL && row != NULL && count != NULL);
@@ -272,13 +272,13 @@ int store_data_versions(struct store *store, struct lmq_bytes permalink, struct 
                            "SELECT " DATA_VERSION_COLUMNS " FROM data_versions v "
                            "JOIN data_resources r ON r.permalink = v.permalink "
                            "WHERE v.permalink = ?1 "
-                           "AND v.ledger_idx > ?3 AND " DATA_READER_CHECK(
+                           "AND v.ledger_idx >= ?3 AND " DATA_READER_CHECK(
                                "v.permalink", "?2") " ORDER BY v.ledger_idx LIMIT ?4",
                            -1, &st, NULL) != SQLITE_OK)
         return LMQ_EIO;
     store_sqlite_bind_bytes(st, 1, permalink);
     store_sqlite_bind_bytes(st, 2, reader);
-    sqlite3_bind_int64(st, 3, after > INT64_MAX ? INT64_MAX : (int64_t)after);
+    sqlite3_bind_int64(st, 3, from > INT64_MAX ? INT64_MAX : (int64_t)from);
     sqlite3_bind_int64(st, 4, (int64_t)limit);
     return data__rows(st, limit, row, ctx, count);
 }
