@@ -1123,8 +1123,10 @@ static int cc__check_cycles(struct cc *cc)
                 top--;
             } else if (color[kid] == 1) {
                 lmq_errf(cc->err, cc->err_len,
-                         "a $ref cycle that makes no progress in the instance (through %.200s)",
-                         s->resources[s->nodes[kid].resource].uri);
+                         "a $ref cycle that makes no progress in the instance (in %.200s)",
+                         s->resources[s->nodes[kid].resource].uri[0] != '\0'
+                             ? s->resources[s->nodes[kid].resource].uri
+                             : "the schema document");
                 rc = LMQ_EINVAL;
                 break;
             } else if (color[kid] == 0) {
