@@ -151,15 +151,16 @@ int data_init(struct broker *b)
             return rc;
         }
         data_log_models("data_models_loaded", c->models_dir, d->models);
-        data_models_write_indexes(b, d->models);
     }
-    struct pipeline_envelope_hook hook = {.name = "data",
-                                          .check = data_accept_check,
-                                          .appended = data_accept_appended,
-                                          .ctx = d};
+    struct pipeline_envelope_hook hook = {
+        .name = "data", .check = data_accept_check, .appended = data_accept_appended, .ctx = d};
     int rc = pipeline_envelope_hook_register(b, &hook);
     if (rc == LMQ_OK)
         rc = commit_hook_register(b, &data_commit_hook, d, &d->commit_slot);
+    /* After the hooks: the index records open the first batch, and no commit hook registers
+     * once a batch is open (data_init is the last module to start). */
+    if (rc == LMQ_OK)
+        data_models_write_indexes(b, d->models);
     return rc;
 }
 
@@ -197,7 +198,7 @@ void data_reload(struct broker *b, const char *models_dir)
     struct data_models *fresh = NULL;
     char err[512] = "";
     int rc = models_dir[0] != '\0' ? data_models_load(models_dir, b->cfg.data.assert_formats,
-                                                       &fresh, err, sizeof(err))
+                                                      &fresh, err, sizeof(err))
                                    : LMQ_OK;
     if (rc != LMQ_OK) {
         lmq_log_msg(LMQ_LOG_ERROR, "data_models_reload_failed",

@@ -129,9 +129,9 @@ static bool accept__head_of(struct data *d, const char *prevlink, struct data_he
     struct accept_row version = {0};
     bool found = false;
     struct lmq_bytes none = {NULL, 0};
-    if (store_data_version(b->store, (struct lmq_bytes){(const uint8_t *)prevlink,
-                                                        DATA_HEX64_CHARS},
-                           none, accept__row, &version, &found) != LMQ_OK)
+    if (store_data_version(b->store,
+                           (struct lmq_bytes){(const uint8_t *)prevlink, DATA_HEX64_CHARS}, none,
+                           accept__row, &version, &found) != LMQ_OK)
         broker_fail_stop(b, "data read", LMQ_EIO);
     if (!found)
         return false;
@@ -142,10 +142,9 @@ static bool accept__head_of(struct data *d, const char *prevlink, struct data_he
         return true;
     }
     struct accept_row resource = {0};
-    if (store_data_resource(b->store,
-                            (struct lmq_bytes){(const uint8_t *)version.head.permalink,
-                                               DATA_HEX64_CHARS},
-                            none, accept__row, &resource, &found) != LMQ_OK)
+    if (store_data_resource(
+            b->store, (struct lmq_bytes){(const uint8_t *)version.head.permalink, DATA_HEX64_CHARS},
+            none, accept__row, &resource, &found) != LMQ_OK)
         broker_fail_stop(b, "data read", LMQ_EIO);
     LMQ_ASSERT(found); /* a version's resource row is written with it */
     *out = resource.head;
@@ -168,13 +167,13 @@ static bool accept__may_write(const struct data_model *m, const char *sender,
 static json_t *accept__errors(const struct schema_result *res)
 {
     json_t *errors = json_array();
-    size_t n = res->error_count < DATA_REJECT_ERRORS_MAX ? res->error_count
-                                                          : DATA_REJECT_ERRORS_MAX;
+    size_t n =
+        res->error_count < DATA_REJECT_ERRORS_MAX ? res->error_count : DATA_REJECT_ERRORS_MAX;
     for (size_t i = 0; errors != NULL && i < n; i++) {
         const struct schema_error *e = &res->errors[i];
-        json_array_append_new(errors, json_pack("{ssssssss}", "instance", e->instance, "keyword",
-                                                e->keyword, "message", e->message, "schema",
-                                                e->schema));
+        json_array_append_new(errors,
+                              json_pack("{ssssssss}", "instance", e->instance, "keyword",
+                                        e->keyword, "message", e->message, "schema", e->schema));
     }
     return json_pack("{so}", "errors", errors != NULL ? errors : json_array());
 }

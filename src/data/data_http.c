@@ -117,9 +117,9 @@ static bool data_http_params(const struct http_request *req,
         while (eq < end && q[eq] != '=')
             eq++;
         struct data_http_param p;
-        if (end > i && (eq == end || !data_http_decode(q + i, eq - i, p.name, sizeof(p.name)) ||
-                        !data_http_decode(q + eq + 1, end - eq - 1, p.value, sizeof(p.value)) ||
-                        !fn(ctx, &p)))
+        if (end > i &&
+            (eq == end || !data_http_decode(q + i, eq - i, p.name, sizeof(p.name)) ||
+             !data_http_decode(q + eq + 1, end - eq - 1, p.value, sizeof(p.value)) || !fn(ctx, &p)))
             return false;
         i = end + 1;
     }
@@ -215,8 +215,8 @@ static int data_http_list_row(void *ctx, const struct store_data_row *r)
 /* The type a property's schema gives it ("integer", "number", "boolean", else a string). */
 static const char *data_http_property_type(const struct data_model *m, const char *name)
 {
-    json_t *type = json_object_get(json_object_get(json_object_get(m->doc, "properties"), name),
-                                   "type");
+    json_t *type =
+        json_object_get(json_object_get(json_object_get(m->doc, "properties"), name), "type");
     if (json_is_array(type))
         type = json_array_get(type, 0);
     const char *t = json_string_value(type);
@@ -261,9 +261,8 @@ static bool data_http_list_param(void *ctx, const struct data_http_param *p)
         *v = (struct store_data_value){.type = STORE_DATA_INT, .i = t ? 1 : 0};
     } else {
         memcpy(l->texts[k], p->value, strlen(p->value) + 1);
-        *v = (struct store_data_value){
-            .type = STORE_DATA_TEXT,
-            .text = {(const uint8_t *)l->texts[k], strlen(l->texts[k])}};
+        *v = (struct store_data_value){.type = STORE_DATA_TEXT,
+                                       .text = {(const uint8_t *)l->texts[k], strlen(l->texts[k])}};
         end = (char *)"";
     }
     if (end == NULL || *end != '\0' || p->value[0] == '\0') {
@@ -453,12 +452,12 @@ static int data_http_types(struct broker *b, struct http_response *resp, struct 
         json_t *indexed = json_array();
         for (size_t k = 0; indexed != NULL && k < m->indexed_count; k++)
             json_array_append_new(indexed, json_string(m->indexed[k]));
-        json_array_append_new(types, json_pack("{sssssosO}", "name", m->name, "graphql",
-                                               m->graphql, "indexed",
-                                               indexed != NULL ? indexed : json_array(), "schema",
-                                               m->doc));
+        json_array_append_new(types, json_pack("{sssssosO}", "name", m->name, "graphql", m->graphql,
+                                               "indexed", indexed != NULL ? indexed : json_array(),
+                                               "schema", m->doc));
     }
-    return data_http_json(resp, out, json_pack("{so}", "types", types != NULL ? types : json_array()));
+    return data_http_json(resp, out,
+                          json_pack("{so}", "types", types != NULL ? types : json_array()));
 }
 
 int data_http_route(struct broker *b, const struct http_request *req, struct http_response *resp,
@@ -468,9 +467,8 @@ int data_http_route(struct broker *b, const struct http_request *req, struct htt
     size_t prefix = strlen(DATA_HTTP_PREFIX);
     if (req->path_len < prefix || memcmp(req->path, DATA_HTTP_PREFIX, prefix) != 0 ||
         b->data == NULL || b->data->models == NULL) {
-        return data_http_error(resp, out, 404, b->data == NULL || b->data->models == NULL
-                                                   ? "no_models"
-                                                   : "not_found");
+        return data_http_error(
+            resp, out, 404, b->data == NULL || b->data->models == NULL ? "no_models" : "not_found");
     }
     if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
         resp->allow = "GET, HEAD";

@@ -72,8 +72,7 @@ void data_models_free(struct data_models *m)
     free(m);
 }
 
-const struct data_model *data_models_find(const struct data_models *m, const char *name,
-                                          size_t len)
+const struct data_model *data_models_find(const struct data_models *m, const char *name, size_t len)
 {
     /* A linear scan: at most DATA_MODELS_MAX entries of short names. */
     for (size_t i = 0; m != NULL && i < m->count; i++) {
@@ -147,8 +146,7 @@ static int models__read(const char *dir, const char *file, struct data_model *m,
         return LMQ_ENOMEM;
     if (read_error || len > DATA_MODEL_FILE_MAX_BYTES) {
         free(text);
-        lmq_errf(err, err_len, "%s: %s", m->file,
-                 read_error ? "read error" : "larger than 1 MiB");
+        lmq_errf(err, err_len, "%s: %s", m->file, read_error ? "read error" : "larger than 1 MiB");
         return LMQ_EINVAL;
     }
     json_error_t jerr;
@@ -185,7 +183,8 @@ static int models__extensions(struct data_model *m, char *err, size_t err_len)
         if (!json_is_true(json_object_get(prop, "x-index")))
             continue;
         if (!models__graphql_name(key, strlen(key))) {
-            lmq_errf(err, err_len, "%s: x-index on \"%s\": only a property named like "
+            lmq_errf(err, err_len,
+                     "%s: x-index on \"%s\": only a property named like "
                      "[_A-Za-z][_0-9A-Za-z]* (64 characters at most) can be indexed",
                      m->file, key);
             return LMQ_EINVAL;
@@ -212,8 +211,8 @@ static int models__extensions(struct data_model *m, char *err, size_t err_len)
             ok = (id[k] >= '0' && id[k] <= '9') || (id[k] >= 'a' && id[k] <= 'f');
         if (!ok || m->writer_count == DATA_WRITERS_MAX) {
             lmq_errf(err, err_len,
-                     "%s: x-writers: expected at most %d identity ids (64 lowercase hex)",
-                     m->file, DATA_WRITERS_MAX);
+                     "%s: x-writers: expected at most %d identity ids (64 lowercase hex)", m->file,
+                     DATA_WRITERS_MAX);
             return LMQ_EINVAL;
         }
         strcpy(m->writers[m->writer_count++], id);
@@ -241,8 +240,8 @@ static int models__compile(struct schema_registry *reg, struct data_model *m, bo
 {
     struct schema_options opt = {.draft = SCHEMA_DRAFT_2020_12, .assert_formats = assert_formats};
     char reason[256];
-    int rc = schema_compile(reg, m->doc, DATA_MODEL_BASE_URI, &opt, &m->schema, reason,
-                            sizeof(reason));
+    int rc =
+        schema_compile(reg, m->doc, DATA_MODEL_BASE_URI, &opt, &m->schema, reason, sizeof(reason));
     if (rc != LMQ_OK) {
         lmq_errf(err, err_len, "%s: %s", m->file, reason);
         return rc == LMQ_ENOMEM ? LMQ_ENOMEM : LMQ_EINVAL;
