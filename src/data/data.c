@@ -211,3 +211,11 @@ void data_reload(struct broker *b, const char *models_dir)
     data_log_models("data_models_reloaded", models_dir, fresh);
     data_models_write_indexes(b, fresh);
 }
+
+void data_counts(const struct broker *b, uint64_t *accepted, uint64_t *refused, size_t *models)
+{
+    const struct data *d = b->data;
+    *accepted = d != NULL ? d->objects_accepted : 0;
+    *refused = d != NULL ? d->objects_refused : 0;
+    *models = d != NULL && d->models != NULL ? d->models->count : 0;
+}

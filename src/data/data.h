@@ -14,6 +14,8 @@
 #define DATA_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "core/lmq.h"
 
@@ -35,6 +37,8 @@ void data_reload(struct broker *b, const char *models_dir);
  * resource, its versions. 404 (status only) for other paths. */
 int data_http_route(struct broker *b, const struct http_request *req, struct http_response *resp,
                     struct lmq_buf *out);
+/* For /metrics: object versions stored and objects refused since start, models loaded. */
+void data_counts(const struct broker *b, uint64_t *accepted, uint64_t *refused, size_t *models);
 /* True for a path under /api/ (data_http_route answers it). */
 bool data_http_path(const struct http_request *req);
 

@@ -112,6 +112,8 @@ def test_an_object_is_validated_stored_and_read_back(start_broker, tmp_path):
     assert status == 200 and page["results"] == []
     status, page = api(b, tok_b, "/api/v1/com.example.Payment?memo=x")
     assert status == 400, page
+    assert b.metric("ledgermq_objects_total", '{result="accepted"}') == 1
+    assert b.metric("ledgermq_models") == 2
     sa.close()
     sb.close()
 
