@@ -1023,6 +1023,9 @@ static int config__set_data(struct lmq_config *cfg, const char *key, const char 
     if (strcmp(key, "readers_all") == 0)
         return config__id_list("[data] readers_all", value, d->readers_all, LMQ_DATA_READERS_MAX,
                                &d->readers_all_count, err, err_len);
+    if (strcmp(key, "admins") == 0)
+        return config__id_list("[data] admins", value, d->admins, LMQ_DATA_READERS_MAX,
+                               &d->admin_count, err, err_len);
     if (strcmp(key, "assert_formats") == 0) {
         if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0) {
             lmq_errf(err, err_len, "[data] assert_formats: expected true or false, got \"%.*s%s\"",
@@ -1041,7 +1044,8 @@ static int config__set_data(struct lmq_config *cfg, const char *key, const char 
         return 0;
     }
     lmq_errf(err, err_len,
-             "[data] %s: unknown key (expected models, assert_formats or readers_all)", key);
+             "[data] %s: unknown key (expected models, assert_formats, readers_all or admins)",
+             key);
     return LMQ_EINVAL;
 }
 

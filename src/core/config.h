@@ -139,6 +139,10 @@ struct lmq_data_config {
     /* Identities that read every resource (auditors, the house bot); re-read on SIGHUP. */
     char readers_all[LMQ_DATA_READERS_MAX][LMQ_IDENTITY_ID_CHARS + 1];
     uint32_t readers_all_count;
+    /* Identities that may add, change and delete models by envelope (ledgermq.Model objects);
+     * re-read on SIGHUP. */
+    char admins[LMQ_DATA_READERS_MAX][LMQ_IDENTITY_ID_CHARS + 1];
+    uint32_t admin_count;
 };
 
 /* TLS for --mqtts and --https: certificate files, re-read on SIGHUP. */

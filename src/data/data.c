@@ -142,9 +142,11 @@ int data_init(struct broker *b)
     if (lmq_map_create(&d->heads) != LMQ_OK || lmq_map_create(&d->links) != LMQ_OK)
         return LMQ_ENOMEM;
     const struct lmq_data_config *c = &b->cfg.data;
-    if (c->models_dir[0] != '\0') {
+    if (c->models_dir[0] != '\0' || c->admin_count > 0) {
         char err[512];
         int rc = data_models_load(c->models_dir, c->assert_formats, &d->models, err, sizeof(err));
+        if (rc == LMQ_OK && (rc = data_models_from_store(d)) != LMQ_OK)
+            snprintf(err, sizeof(err), "cannot read the models added by envelope");
         if (rc != LMQ_OK) {
             if (rc != LMQ_ENOMEM)
                 lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "[data] models: %s", err);
@@ -186,6 +188,7 @@ void data_destroy(struct broker *b)
         lmq_map_destroy(d->links);
     }
     lmq_buf_release(&d->pending.body);
+    data_model_free(d->pending.model);
     free(d);
     b->data = NULL;
 }
@@ -197,19 +200,113 @@ void data_reload(struct broker *b, const char *models_dir)
         return;
     struct data_models *fresh = NULL;
     char err[512] = "";
-    int rc = models_dir[0] != '\0' ? data_models_load(models_dir, b->cfg.data.assert_formats,
-                                                      &fresh, err, sizeof(err))
-                                   : LMQ_OK;
+    bool on = models_dir[0] != '\0' || b->cfg.data.admin_count > 0;
+    int rc = on ? data_models_load(models_dir, b->cfg.data.assert_formats, &fresh, err, sizeof(err))
+                : LMQ_OK;
+    /* The models added by envelope come back from the store (those of a batch still in
+     * flight are durable within milliseconds: the next reload picks them up). */
+    struct data_models *old = d->models;
+    d->models = fresh;
+    if (rc == LMQ_OK && fresh != NULL)
+        rc = data_models_from_store(d);
     if (rc != LMQ_OK) {
+        d->models = old;
+        data_models_free(fresh);
         lmq_log_msg(LMQ_LOG_ERROR, "data_models_reload_failed",
                     rc == LMQ_ENOMEM ? "out of memory" : err);
         return;
     }
-    data_models_free(d->models);
-    d->models = fresh;
+    data_models_free(old);
     memcpy(b->cfg.data.models_dir, models_dir, strlen(models_dir) + 1);
     data_log_models("data_models_reloaded", models_dir, fresh);
     data_models_write_indexes(b, fresh);
+}
+
+void data_log_model_change(const char *event, const char *name, const char *permalink)
+{
+    struct lmq_log_line line;
+    if (lmq_log_begin(&line, LMQ_LOG_INFO, event)) {
+        lmq_log_str(&line, "model", name);
+        lmq_log_str(&line, "permalink", permalink);
+        lmq_log_end(&line);
+    }
+}
+
+/* One ledgermq.Model resource read back: compiled against the models so far, or skipped. */
+struct data_store_models {
+    struct data *d;
+    uint64_t last_created;
+    size_t rows;
+    int rc;
+};
+
+static int data_store_model_row(void *ctx, const struct store_data_row *r)
+{
+    struct data_store_models *sm = ctx;
+    struct data *d = sm->d;
+    sm->rows++;
+    sm->last_created = r->created_ledger_index;
+    char permalink[DATA_HEX64_CHARS + 1], err[512] = "";
+    snprintf(permalink, sizeof(permalink), "%.*s", (int)r->permalink.len,
+             (const char *)r->permalink.data);
+    json_error_t jerr;
+    json_t *body = schema_json_loadb((const char *)r->body.data, r->body.len, &jerr);
+    const char *detail = NULL;
+    json_t *schema = data_accept_model_schema(body, &detail);
+    const char *name = json_string_value(json_object_get(schema, "$id"));
+    struct data_model *m = NULL;
+    int rc = LMQ_EINVAL;
+    if (schema == NULL)
+        snprintf(err, sizeof(err), "%s", detail);
+    else if (data_models_find(d->models, name, strlen(name)) != NULL)
+        snprintf(err, sizeof(err), "type %s is also a model file's", name);
+    else
+        rc = data_model_compile(d->models, schema, "model", d->broker->cfg.data.assert_formats, &m,
+                                err, sizeof(err));
+    json_decref(body);
+    if (rc == LMQ_OK) {
+        memcpy(m->permalink, permalink, sizeof(permalink));
+        rc = data_models_put(d->models, m);
+        if (rc != LMQ_OK) {
+            data_model_free(m);
+            sm->rc = rc;
+            return -1;
+        }
+        return 0;
+    }
+    if (rc == LMQ_ENOMEM) {
+        sm->rc = rc;
+        return -1;
+    }
+    struct lmq_log_line line;
+    if (lmq_log_begin(&line, LMQ_LOG_ERROR, "data_model_skipped")) {
+        lmq_log_str(&line, "permalink", permalink);
+        lmq_log_str(&line, "reason", err);
+        lmq_log_end(&line);
+    }
+    return 0;
+}
+
+int data_models_from_store(struct data *d)
+{
+    /* Oldest first, so a model that names an older one finds it; pages of 100. */
+    struct data_store_models sm = {.d = d};
+    struct store_data_query q = {
+        .model = {(const uint8_t *)DATA_MODEL_TYPE, sizeof(DATA_MODEL_TYPE) - 1}, .limit = 100};
+    /* Each page reads up to 100 resources past the last one: bounded by the models stored. */
+    for (;;) {
+        size_t count = 0;
+        sm.rows = 0;
+        int rc = store_data_query(d->broker->store, &q, data_store_model_row, &sm, &count);
+        if (sm.rc != LMQ_OK)
+            return sm.rc;
+        if (rc != LMQ_OK)
+            return rc == LMQ_EIO ? LMQ_EIO : LMQ_EINVAL;
+        if (count < q.limit)
+            return LMQ_OK;
+        q.has_cursor = true;
+        q.cursor_created = sm.last_created;
+    }
 }
 
 void data_counts(const struct broker *b, uint64_t *accepted, uint64_t *refused, size_t *models)

@@ -193,11 +193,96 @@ static bool accept__validate(const struct data_model *m, json_t *body,
 }
 
 /* Decides on an object; on success fills d->pending for appended(). */
+json_t *data_accept_model_schema(json_t *body, const char **detail)
+{
+    json_t *schema = json_object_get(body, "schema");
+    const char *id = json_string_value(json_object_get(schema, "$id"));
+    if (!json_is_object(schema) || json_object_size(body) != 1 || id == NULL) {
+        *detail = "bad_model"; /* {"schema": {"$id": ..., ...}} and nothing else */
+        return NULL;
+    }
+    if (strncmp(id, "ledgermq.", 9) == 0) {
+        *detail = "reserved_type";
+        return NULL;
+    }
+    return schema;
+}
+
+static bool accept__admin(const struct broker *b, const char *id)
+{
+    const struct lmq_data_config *c = &b->cfg.data;
+    for (uint32_t i = 0; i < c->admin_count; i++) {
+        if (strcmp(c->admins[i], id) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The model a ledgermq.Model resource defines (by its permalink), or NULL. */
+static const struct data_model *accept__model_of(const struct data *d, const char *permalink)
+{
+    for (size_t i = 0; i < d->models->count; i++) {
+        if (strcmp(d->models->models[i]->permalink, permalink) == 0)
+            return d->models->models[i];
+    }
+    return NULL;
+}
+
+/* A ledgermq.Model version (body without its _-members): an admin's, whose schema compiles
+ * against the other models and keeps the resource's type name. Fills the pending model. */
+static bool accept__model(struct data *d, const struct ledger_envelope *env,
+                          const struct data_head *head, bool update, bool deleted, json_t *body,
+                          struct pipeline_refusal *refusal)
+{
+    struct data_pending *p = &d->pending;
+    if (!accept__admin(d->broker, env->from))
+        return accept__refuse(refusal, "not_author", "not_admin", NULL);
+    const struct data_model *old = update ? accept__model_of(d, head->permalink) : NULL;
+    if (deleted) {
+        snprintf(p->remove, sizeof(p->remove), "%s", old != NULL ? old->name : "");
+        return true;
+    }
+    const char *detail = NULL;
+    json_t *schema = data_accept_model_schema(body, &detail);
+    if (schema == NULL)
+        return accept__refuse(refusal, "invalid_object", detail, NULL);
+    const char *name = json_string_value(json_object_get(schema, "$id"));
+    const struct data_model *same = data_models_find(d->models, name, strlen(name));
+    if (!update && same != NULL)
+        return accept__refuse(refusal, "invalid_object", "model_exists", NULL);
+    if (update && (old == NULL || strcmp(old->name, name) != 0))
+        return accept__refuse(refusal, "invalid_object", "model_mismatch", NULL);
+    char origin[32 + DATA_HEX64_CHARS], err[512];
+    snprintf(origin, sizeof(origin), "model %s", head->permalink);
+    struct data_model *m = NULL;
+    int rc = data_model_compile(d->models, schema, origin, d->broker->cfg.data.assert_formats, &m,
+                                err, sizeof(err));
+    if (rc != LMQ_OK)
+        return accept__refuse(refusal, "invalid_object",
+                              rc == LMQ_ENOMEM ? "out_of_memory" : "bad_model",
+                              rc == LMQ_ENOMEM ? NULL : json_pack("{ss}", "error", err));
+    memcpy(m->permalink, head->permalink, DATA_HEX64_CHARS + 1);
+    p->model = m;
+    return true;
+}
+
+/* Clears what an earlier check left for an envelope that was not appended after all. */
+static void accept__pending_reset(struct data_pending *p)
+{
+    p->set = false;
+    p->prevlink[0] = '\0';
+    p->remove[0] = '\0';
+    data_model_free(p->model);
+    p->model = NULL;
+}
+
+/* Decides on an object; on success fills d->pending for appended(). */
 static bool accept__object(struct data *d, const struct ledger_envelope *env, const char *link,
                            json_t *body, const char *type, struct pipeline_refusal *refusal)
 {
-    const struct data_model *m = data_models_find(d->models, type, strlen(type));
-    if (m == NULL)
+    bool is_model = strcmp(type, DATA_MODEL_TYPE) == 0;
+    const struct data_model *m = is_model ? NULL : data_models_find(d->models, type, strlen(type));
+    if (m == NULL && !is_model)
         return accept__refuse(refusal, "invalid_object", "unknown_model", NULL);
     struct accept_reserved rv;
     const char *detail = NULL;
@@ -205,21 +290,20 @@ static bool accept__object(struct data *d, const struct ledger_envelope *env, co
     if (!accept__reserved(body, &rv, &detail, &members))
         return accept__refuse(refusal, "invalid_object", detail, members);
     struct data_pending *p = &d->pending;
-    p->set = false;
-    p->prevlink[0] = '\0';
     struct data_head head = {0};
     if (rv.prevlink == NULL) {
         memcpy(head.permalink, link, DATA_HEX64_CHARS + 1);
         memcpy(head.owner, env->from, DATA_HEX64_CHARS + 1);
-        strcpy(head.model, m->name);
+        strcpy(head.model, type);
     } else {
         if (!accept__head_of(d, rv.prevlink, &head))
             return accept__refuse(refusal, "invalid_object", "unknown_prevlink", NULL);
-        if (strcmp(head.model, m->name) != 0)
+        if (strcmp(head.model, type) != 0)
             return accept__refuse(refusal, "invalid_object", "model_mismatch", NULL);
         if (rv.permalink != NULL && strcmp(rv.permalink, head.permalink) != 0)
             return accept__refuse(refusal, "invalid_object", "bad_permalink", NULL);
-        if (!accept__may_write(m, env->from, &head))
+        /* Models: any admin may change any model; objects: the owner and x-writers. */
+        if (!is_model && !accept__may_write(m, env->from, &head))
             return accept__refuse(refusal, "not_author", NULL, NULL);
         if (strcmp(head.latest, rv.prevlink) != 0 || head.deleted)
             return accept__refuse(refusal, "stale_version", head.deleted ? "deleted" : NULL,
@@ -231,7 +315,8 @@ static bool accept__object(struct data *d, const struct ledger_envelope *env, co
     json_object_del(body, "_prevlink");
     json_object_del(body, "_permalink");
     json_object_del(body, "_deleted");
-    if (!rv.deleted && !accept__validate(m, body, refusal))
+    if (is_model ? !accept__model(d, env, &head, rv.prevlink != NULL, rv.deleted, body, refusal)
+                 : (!rv.deleted && !accept__validate(m, body, refusal)))
         return false;
     p->body.len = 0;
     int rc = crypto_jcs_canonicalize_json(body, &p->body, DATA_BODY_MAX_BYTES);
@@ -250,7 +335,7 @@ bool data_accept_check(void *ctx, const struct ledger_envelope *env, const char 
                        struct pipeline_refusal *refusal)
 {
     struct data *d = ctx;
-    d->pending.set = false;
+    accept__pending_reset(&d->pending);
     if (d->models == NULL || env->body.len == 0)
         return true;
     json_error_t jerr;
@@ -265,8 +350,10 @@ bool data_accept_check(void *ctx, const struct ledger_envelope *env, const char 
         snprintf(type, sizeof(type), "%s", json_string_value(t));
         ok = accept__object(d, env, link, body, type, refusal);
     }
-    if (!ok)
+    if (!ok) {
         d->objects_refused++;
+        accept__pending_reset(&d->pending);
+    }
     json_decref(body);
     return ok;
 }
@@ -295,5 +382,19 @@ int data_accept_appended(void *ctx, const struct ledger_envelope *env, const cha
     };
     commit_store_write(d->broker, &rec);
     d->objects_accepted++;
+    /* A model version takes effect with the next envelope (it is durable with this one). */
+    if (p->model != NULL) {
+        struct data_model *m = p->model;
+        p->model = NULL;
+        if (data_models_put(d->models, m) != LMQ_OK) {
+            data_model_free(m);
+            return LMQ_ENOMEM;
+        }
+        data_model_write_indexes(d->broker, m);
+        data_log_model_change("data_model_put", m->name, h->permalink);
+    } else if (p->remove[0] != '\0') {
+        data_models_remove(d->models, p->remove);
+        data_log_model_change("data_model_removed", p->remove, h->permalink);
+    }
     return data_inflight_add(d, link, h);
 }

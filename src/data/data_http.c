@@ -448,7 +448,7 @@ static int data_http_types(struct broker *b, struct http_response *resp, struct 
     const struct data_models *set = b->data->models;
     json_t *types = json_array();
     for (size_t i = 0; types != NULL && set != NULL && i < set->count; i++) {
-        const struct data_model *m = &set->models[i];
+        const struct data_model *m = set->models[i];
         json_t *indexed = json_array();
         for (size_t k = 0; indexed != NULL && k < m->indexed_count; k++)
             json_array_append_new(indexed, json_string(m->indexed[k]));

@@ -59,25 +59,66 @@ bool data_type_name_valid(const char *name, size_t len)
     return true;
 }
 
+void data_model_free(struct data_model *m)
+{
+    if (m == NULL)
+        return;
+    schema_validator_free(m->validator);
+    schema_free(m->schema);
+    json_decref(m->doc);
+    free(m);
+}
+
 void data_models_free(struct data_models *m)
 {
     if (m == NULL)
         return;
-    for (size_t i = 0; i < m->count; i++) {
-        schema_validator_free(m->models[i].validator);
-        schema_free(m->models[i].schema);
-        json_decref(m->models[i].doc);
-    }
+    for (size_t i = 0; i < m->count; i++)
+        data_model_free(m->models[i]);
     free(m->models);
     free(m);
+}
+
+int data_models_put(struct data_models *set, struct data_model *m)
+{
+    for (size_t i = 0; i < set->count; i++) {
+        if (strcmp(set->models[i]->name, m->name) == 0) {
+            data_model_free(set->models[i]);
+            set->models[i] = m;
+            return LMQ_OK;
+        }
+    }
+    if (set->count == set->cap) {
+        size_t cap = set->cap == 0 ? 16 : set->cap * 2;
+        struct data_model **models = realloc(set->models, cap * sizeof(*models));
+        if (models == NULL)
+            return LMQ_ENOMEM;
+        set->models = models;
+        set->cap = cap;
+    }
+    set->models[set->count++] = m;
+    return LMQ_OK;
+}
+
+void data_models_remove(struct data_models *set, const char *name)
+{
+    for (size_t i = 0; i < set->count; i++) {
+        if (strcmp(set->models[i]->name, name) == 0) {
+            data_model_free(set->models[i]);
+            memmove(&set->models[i], &set->models[i + 1],
+                    (set->count - i - 1) * sizeof(set->models[0]));
+            set->count--;
+            return;
+        }
+    }
 }
 
 const struct data_model *data_models_find(const struct data_models *m, const char *name, size_t len)
 {
     /* A linear scan: at most DATA_MODELS_MAX entries of short names. */
     for (size_t i = 0; m != NULL && i < m->count; i++) {
-        if (strlen(m->models[i].name) == len && memcmp(m->models[i].name, name, len) == 0)
-            return &m->models[i];
+        if (strlen(m->models[i]->name) == len && memcmp(m->models[i]->name, name, len) == 0)
+            return m->models[i];
     }
     return NULL;
 }
@@ -225,7 +266,7 @@ static int models__unique(const struct data_models *set, const struct data_model
                           size_t err_len)
 {
     for (size_t i = 0; i < set->count; i++) {
-        const struct data_model *o = &set->models[i];
+        const struct data_model *o = set->models[i];
         if (o != m && (strcmp(o->name, m->name) == 0 || strcmp(o->graphql, m->graphql) == 0)) {
             lmq_errf(err, err_len, "%s: type %s clashes with %s in %s", m->file, m->name, o->name,
                      o->file);
@@ -250,36 +291,52 @@ static int models__compile(struct schema_registry *reg, struct data_model *m, bo
     return rc == LMQ_OK ? models__extensions(m, err, err_len) : rc;
 }
 
+/* Registers the document of every model of set but skip under its URI. */
+static int models__register(struct schema_registry *reg, const struct data_models *set,
+                            const char *skip, char *err, size_t err_len)
+{
+    for (size_t i = 0; i < set->count; i++) {
+        const struct data_model *m = set->models[i];
+        char uri[sizeof(DATA_MODEL_BASE_URI) + DATA_TYPE_NAME_MAX_CHARS];
+        snprintf(uri, sizeof(uri), "%s%s", DATA_MODEL_BASE_URI, m->name);
+        if ((skip == NULL || strcmp(m->name, skip) != 0) &&
+            schema_registry_add(reg, uri, m->doc) != LMQ_OK) {
+            lmq_errf(err, err_len, "%s: cannot register %s", m->file, uri);
+            return LMQ_EINVAL;
+        }
+    }
+    return LMQ_OK;
+}
+
 int data_models_load(const char *dir, bool assert_formats, struct data_models **out, char *err,
                      size_t err_len)
 {
     LMQ_ASSERT(dir != NULL && out != NULL && err != NULL);
     char **names = NULL;
     size_t count = 0;
-    int rc = models__list(dir, &names, &count, err, err_len);
-    if (rc != LMQ_OK)
-        return rc;
     struct data_models *set = calloc(1, sizeof(*set));
-    struct schema_registry *reg = NULL;
-    if (set == NULL || (count > 0 && (set->models = calloc(count, sizeof(*set->models))) == NULL) ||
-        schema_registry_new(&reg) != LMQ_OK)
-        rc = LMQ_ENOMEM;
+    if (set == NULL)
+        return LMQ_ENOMEM;
+    int rc = dir[0] != '\0' ? models__list(dir, &names, &count, err, err_len) : LMQ_OK;
     /* Every document first, so each may name the others; then each is compiled. */
     for (size_t i = 0; rc == LMQ_OK && i < count; i++) {
-        struct data_model *m = &set->models[i];
+        struct data_model *m = calloc(1, sizeof(*m));
+        if (m == NULL || data_models_put(set, m) != LMQ_OK) {
+            free(m);
+            rc = LMQ_ENOMEM;
+            break;
+        }
         rc = models__read(dir, names[i], m, err, err_len);
-        set->count = m->doc != NULL ? i + 1 : i;
         if (rc == LMQ_OK)
             rc = models__unique(set, m, err, err_len);
-        char uri[sizeof(DATA_MODEL_BASE_URI) + DATA_TYPE_NAME_MAX_CHARS];
-        snprintf(uri, sizeof(uri), "%s%s", DATA_MODEL_BASE_URI, m->name);
-        if (rc == LMQ_OK && schema_registry_add(reg, uri, m->doc) != LMQ_OK) {
-            lmq_errf(err, err_len, "%s: cannot register %s", m->file, uri);
-            rc = LMQ_EINVAL;
-        }
     }
+    struct schema_registry *reg = NULL;
+    if (rc == LMQ_OK && schema_registry_new(&reg) != LMQ_OK)
+        rc = LMQ_ENOMEM;
+    if (rc == LMQ_OK)
+        rc = models__register(reg, set, NULL, err, err_len);
     for (size_t i = 0; rc == LMQ_OK && i < set->count; i++)
-        rc = models__compile(reg, &set->models[i], assert_formats, err, err_len);
+        rc = models__compile(reg, set->models[i], assert_formats, err, err_len);
     schema_registry_free(reg);
     for (size_t i = 0; i < count; i++)
         free(names[i]);
@@ -292,17 +349,65 @@ int data_models_load(const char *dir, bool assert_formats, struct data_models **
     return LMQ_OK;
 }
 
-void data_models_write_indexes(struct broker *b, const struct data_models *m)
+int data_model_compile(const struct data_models *set, json_t *doc, const char *origin,
+                       bool assert_formats, struct data_model **out, char *err, size_t err_len)
 {
-    for (size_t i = 0; m != NULL && i < m->count; i++) {
-        for (size_t k = 0; k < m->models[i].indexed_count; k++) {
-            char path[80];
-            int n = snprintf(path, sizeof(path), "$.%s", m->models[i].indexed[k]);
-            LMQ_ASSERT(n > 0 && (size_t)n < sizeof(path));
-            struct store_record rec = {.type = STORE_DATA_INDEX,
-                                       .u.data_index.path = {(const uint8_t *)path, (size_t)n}};
-            LMQ_ASSERT(store_data_path_valid(rec.u.data_index.path));
-            commit_store_write(b, &rec);
+    struct data_model *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return LMQ_ENOMEM;
+    snprintf(m->file, sizeof(m->file), "%s", origin);
+    m->doc = json_incref(doc);
+    const char *id = json_string_value(json_object_get(doc, "$id"));
+    int rc = LMQ_OK;
+    if (!json_is_object(doc) || id == NULL || !data_type_name_valid(id, strlen(id))) {
+        lmq_errf(err, err_len, "%s: a model needs \"$id\": its type name", origin);
+        rc = LMQ_EINVAL;
+    } else {
+        strcpy(m->name, id);
+        strcpy(m->graphql, id);
+        for (char *p = m->graphql; *p != '\0'; p++)
+            *p = *p == '.' ? '_' : *p;
+    }
+    /* Another model may hold the GraphQL name; the one of the same name is being replaced. */
+    for (size_t i = 0; rc == LMQ_OK && i < set->count; i++) {
+        const struct data_model *o = set->models[i];
+        if (strcmp(o->name, m->name) != 0 && strcmp(o->graphql, m->graphql) == 0) {
+            lmq_errf(err, err_len, "%s: type %s clashes with %s in %s", origin, m->name, o->name,
+                     o->file);
+            rc = LMQ_EINVAL;
         }
     }
+    struct schema_registry *reg = NULL;
+    if (rc == LMQ_OK && schema_registry_new(&reg) != LMQ_OK)
+        rc = LMQ_ENOMEM;
+    if (rc == LMQ_OK)
+        rc = models__register(reg, set, m->name, err, err_len);
+    if (rc == LMQ_OK)
+        rc = models__compile(reg, m, assert_formats, err, err_len);
+    schema_registry_free(reg);
+    if (rc != LMQ_OK) {
+        data_model_free(m);
+        return rc;
+    }
+    *out = m;
+    return LMQ_OK;
+}
+
+void data_model_write_indexes(struct broker *b, const struct data_model *m)
+{
+    for (size_t k = 0; k < m->indexed_count; k++) {
+        char path[80];
+        int n = snprintf(path, sizeof(path), "$.%s", m->indexed[k]);
+        LMQ_ASSERT(n > 0 && (size_t)n < sizeof(path));
+        struct store_record rec = {.type = STORE_DATA_INDEX,
+                                   .u.data_index.path = {(const uint8_t *)path, (size_t)n}};
+        LMQ_ASSERT(store_data_path_valid(rec.u.data_index.path));
+        commit_store_write(b, &rec);
+    }
+}
+
+void data_models_write_indexes(struct broker *b, const struct data_models *m)
+{
+    for (size_t i = 0; m != NULL && i < m->count; i++)
+        data_model_write_indexes(b, m->models[i]);
 }

@@ -318,3 +318,67 @@ def test_sighup_reloads_models_and_keeps_them_when_broken(start_broker, tmp_path
                                      "currency": "EUR"})
     assert leaf == "ack", ack
     sa.close()
+
+
+def test_admins_add_change_and_delete_models_by_envelope(start_broker, tmp_path):
+    admin = lc.Identity()
+    d = write_models(tmp_path, {"account.json": ACCOUNT})
+    b = start_broker("[data]\nmodels = %s\nadmins = %s\n" % (d, admin.id),
+                     extra_args=["--http", "127.0.0.1:0"])
+    ready = b.events("ready")[-1]
+    b.http_addr, b.mqtt_port = ready["http"][0], int(ready["mqtt"][0].rsplit(":", 1)[1])
+    alice, bob = lc.Identity(), lc.Identity()
+    sadm, sa = session(b, admin), session(b, alice)
+    note = {"$id": "com.example.Note", "type": "object",
+            "properties": {"text": {"type": "string", "maxLength": 5, "x-index": True},
+                           "to": {"$ref": "com.example.Account"}},
+            "required": ["text"]}
+    # Only an admin adds models; a schema must compile; a type is added once.
+    leaf, rej, _ = send(sa, bob.id, {"_t": "ledgermq.Model", "schema": note})
+    assert leaf == "reject" and rej["reason"] == "not_author" and rej["detail"] == "not_admin"
+    leaf, rej, _ = send(sadm, admin.id, {"_t": "ledgermq.Model",
+                                         "schema": {"$id": "com.example.Bad", "type": 5}})
+    assert leaf == "reject" and rej["detail"] == "bad_model" and rej["error"], rej
+    leaf, rej, _ = send(sadm, admin.id, {"_t": "ledgermq.Model", "schema": ACCOUNT})
+    assert leaf == "reject" and rej["detail"] == "model_exists", rej
+    leaf, rej, _ = send(sadm, admin.id, {"_t": "ledgermq.Model",
+                                         "schema": {"$id": "ledgermq.Mine"}})
+    assert leaf == "reject" and rej["detail"] == "reserved_type", rej
+    leaf, ack, model_link = send(sadm, admin.id, {"_t": "ledgermq.Model", "schema": note})
+    assert leaf == "ack", ack
+    b.wait_event("data_model_put", pred=lambda e: e["model"] == "com.example.Note")
+    # Objects of it, with a $ref to a file model.
+    leaf, ack, _ = send(sa, bob.id, {"_t": "com.example.Note", "text": "hi",
+                                     "to": {"iban": "DE99"}})
+    assert leaf == "ack", ack
+    leaf, rej, _ = send(sa, bob.id, {"_t": "com.example.Note", "text": "too long"})
+    assert leaf == "reject" and rej["detail"] == "schema", rej
+    # A new version of the model (text up to 50) applies to the next object.
+    note2 = dict(note, properties=dict(note["properties"], text={"type": "string",
+                                                                  "maxLength": 50}))
+    leaf, ack, model_v2 = send(sadm, admin.id, {"_t": "ledgermq.Model", "schema": note2,
+                                                "_prevlink": model_link})
+    assert leaf == "ack", ack
+    leaf, ack, _ = send(sa, bob.id, {"_t": "com.example.Note", "text": "now long enough"})
+    assert leaf == "ack", ack
+    # It survives kill -9: the models added by envelope are read back at start.
+    sadm.close()
+    sa.close()
+    b.kill9()
+    b.restart()
+    ready = b.events("ready")[-1]
+    b.http_addr, b.mqtt_port = ready["http"][0], int(ready["mqtt"][0].rsplit(":", 1)[1])
+    sadm, sa = session(b, admin), session(b, alice)
+    leaf, ack, _ = send(sa, bob.id, {"_t": "com.example.Note", "text": "after a restart"})
+    assert leaf == "ack", ack
+    status, types = api(b, lc.login(b.http_addr, alice), "/api/v1/")
+    assert sorted(t["name"] for t in types["types"]) == ["com.example.Account",
+                                                          "com.example.Note"]
+    # A tombstone removes the model.
+    leaf, ack, _ = send(sadm, admin.id, {"_t": "ledgermq.Model", "_prevlink": model_v2,
+                                         "_deleted": True})
+    assert leaf == "ack", ack
+    leaf, rej, _ = send(sa, bob.id, {"_t": "com.example.Note", "text": "x"})
+    assert leaf == "reject" and rej["detail"] == "unknown_model", rej
+    sadm.close()
+    sa.close()
