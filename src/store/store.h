@@ -603,5 +603,9 @@ struct store_data_query {
  * outside the bounds above (nothing read). Loop thread; synchronous. */
 int store_data_query(struct store *store, const struct store_data_query *q, store_data_row_fn row,
                      void *ctx, size_t *count) LMQ_WUR;
+/* How the back end runs q (SQLite: the EXPLAIN QUERY PLAN details, one per line) into out, for
+ * tests and benchmarks that check an index is used. 0, LMQ_EINVAL (as above) or LMQ_ETOOBIG. */
+int store_data_query_plan(struct store *store, const struct store_data_query *q, char *out,
+                          size_t cap) LMQ_WUR;
 
 #endif

@@ -77,8 +77,10 @@ int store_data_writer_prepare(sqlite3 *db, struct store_data_writer *w)
         "ON CONFLICT(permalink) DO UPDATE SET link = excluded.link, prevlink = excluded.prevlink, "
         "author = excluded.author, ledger_idx = excluded.ledger_idx, time = excluded.time, "
         "deleted = excluded.deleted, body = excluded.body";
+    /* After the resource row: its model and creation index key the reader's row. */
     static const char reader_sql[] =
-        "INSERT OR IGNORE INTO data_readers(identity, permalink) VALUES(?1, ?2)";
+        "INSERT OR IGNORE INTO data_readers(identity, model, created_idx, permalink) "
+        "SELECT ?1, model, created_idx, permalink FROM data_resources WHERE permalink = ?2";
     int rc =
         sqlite3_prepare_v3(db, version_sql, -1, SQLITE_PREPARE_PERSISTENT, &w->version_put, NULL);
     if (rc == SQLITE_OK)
@@ -223,8 +225,8 @@ static int data__rows(sqlite3_stmt *st, size_t limit, store_data_row_fn row, voi
 
 /* "reader may read the resource whose permalink is column col": ?N is the reader or NULL. */
 #define DATA_READER_CHECK(col, param)                                                              \
-    "(" param " IS NULL OR EXISTS (SELECT 1 FROM data_readers d WHERE d.identity = " param         \
-    " AND d.permalink = " col "))"
+    "(" param " IS NULL OR EXISTS (SELECT 1 FROM data_readers d WHERE d.permalink = " col          \
+    " AND d.identity = " param "))"
 
 static int data__one(struct store *store, const char *sql, struct lmq_bytes key,
                      struct lmq_bytes reader, store_data_row_fn row, void *ctx, bool *found)
@@ -287,7 +289,8 @@ int store_data_versions(struct store *store, struct lmq_bytes permalink, struct 
 
 struct data_sql {
     struct lmq_buf text;
-    int next_param; /* the next ?N */
+    int next_param;      /* the next ?N */
+    const char *created; /* the creation index column that drives the loop */
 };
 
 static bool data__sql_add(struct data_sql *q, const char *fmt, ...)
@@ -417,7 +420,7 @@ static bool data__cursor_sql(struct data_sql *q, const struct store_data_query *
 {
     const char *after = plan->descending ? "<" : ">";
     if (plan->order_path.len == 0)
-        return data__sql_add(q, " AND r.created_idx %s ?%d", after, q->next_param++);
+        return data__sql_add(q, " AND %s %s ?%d", q->created, after, q->next_param++);
     int v = q->next_param++;
     int c = q->next_param++;
     /* SQLite orders NULL first: ascending, a NULL cursor is followed by the rest of the NULLs,
@@ -439,12 +442,21 @@ static bool data__cursor_sql(struct data_sql *q, const struct store_data_query *
     return ok && data__sql_add(q, ")");
 }
 
-/* Builds the statement's text for plan. */
+/*
+ * Builds the statement's text for plan. Everything: the model's rows in creation order (or a
+ * property index's range). One reader: its rows of data_readers for the model, in creation
+ * order, each joined to its resource (CROSS JOIN keeps that order of the loops), so a page costs
+ * a range over the reader's own resources of the model, never a scan of everyone's.
+ */
 static bool data__query_sql(struct data_sql *q, const struct store_data_query *plan)
 {
-    bool ok =
-        data__sql_add(q, "SELECT " DATA_ROW_COLUMNS " FROM data_resources r WHERE r.model = ?1 "
-                         "AND r.deleted = 0 AND " DATA_READER_CHECK("r.permalink", "?2"));
+    bool ok = plan->reader.data == NULL
+                  ? data__sql_add(q, "SELECT " DATA_ROW_COLUMNS " FROM data_resources r "
+                                     "WHERE r.model = ?1 AND r.deleted = 0 AND ?2 IS NULL")
+                  : data__sql_add(q, "SELECT " DATA_ROW_COLUMNS " FROM data_readers d "
+                                     "CROSS JOIN data_resources r ON r.permalink = d.permalink "
+                                     "WHERE d.identity = ?2 AND d.model = ?1 AND r.deleted = 0");
+    q->created = plan->reader.data == NULL ? "r.created_idx" : "d.created_idx";
     q->next_param = 3;
     for (size_t i = 0; ok && i < plan->filter_count; i++)
         ok = data__filter_sql(q, &plan->filters[i]);
@@ -455,20 +467,19 @@ static bool data__query_sql(struct data_sql *q, const struct store_data_query *p
         ok = data__sql_add(q, " ORDER BY " DATA_EXPR_FMT "%s, r.created_idx%s",
                            DATA_EXPR_ARGS(plan->order_path), dir, dir);
     else if (ok)
-        ok = data__sql_add(q, " ORDER BY r.created_idx%s", dir);
+        ok = data__sql_add(q, " ORDER BY %s%s", q->created, dir);
     ok = ok && data__sql_add(q, " LIMIT ?%d", q->next_param++);
     return ok && lmq_buf_append(&q->text, "", 1, DATA_SQL_MAX_BYTES) == LMQ_OK; /* NUL */
 }
 
-int store_data_query(struct store *store, const struct store_data_query *plan,
-                     store_data_row_fn row, void *ctx, size_t *count)
+/* Compiles and prepares plan (explain: as EXPLAIN QUERY PLAN), binding every parameter. */
+static int data__prepare(struct store *store, const struct store_data_query *plan, bool explain,
+                         sqlite3_stmt **out)
 {
-    LMQ_ASSERT(store != NULL && plan != NULL && row != NULL && count != NULL);
-    *count = 0;
     if (!data__query_valid(plan))
         return LMQ_EINVAL;
     struct data_sql q = {.next_param = 1};
-    if (!data__query_sql(&q, plan)) {
+    if ((explain && !data__sql_add(&q, "EXPLAIN QUERY PLAN ")) || !data__query_sql(&q, plan)) {
         lmq_buf_release(&q.text);
         return LMQ_ENOMEM;
     }
@@ -493,5 +504,42 @@ int store_data_query(struct store *store, const struct store_data_query *plan,
         sqlite3_bind_int64(st, p++, (int64_t)plan->cursor_created);
     }
     sqlite3_bind_int64(st, p, (int64_t)plan->limit);
-    return data__rows(st, plan->limit, row, ctx, count);
+    *out = st;
+    return LMQ_OK;
+}
+
+int store_data_query(struct store *store, const struct store_data_query *plan,
+                     store_data_row_fn row, void *ctx, size_t *count)
+{
+    LMQ_ASSERT(store != NULL && plan != NULL && row != NULL && count != NULL);
+    *count = 0;
+    sqlite3_stmt *st = NULL;
+    int rc = data__prepare(store, plan, false, &st);
+    return rc == LMQ_OK ? data__rows(st, plan->limit, row, ctx, count) : rc;
+}
+
+int store_data_query_plan(struct store *store, const struct store_data_query *plan, char *out,
+                          size_t cap)
+{
+    LMQ_ASSERT(store != NULL && plan != NULL && out != NULL && cap > 0);
+    out[0] = '\0';
+    /* EXPLAIN runs on the schema the connection last read: one read refreshes it, so the plan
+     * is the one a query would get now (an index created since included). */
+    if (sqlite3_exec(store_sqlite_reader(store), "SELECT count(*) FROM sqlite_schema", NULL, NULL,
+                     NULL) != SQLITE_OK)
+        return LMQ_EIO;
+    sqlite3_stmt *st = NULL;
+    int rc = data__prepare(store, plan, true, &st);
+    size_t used = 0;
+    /* One row per step of the plan: a handful. */
+    while (rc == LMQ_OK && sqlite3_step(st) == SQLITE_ROW) {
+        const char *detail = (const char *)sqlite3_column_text(st, 3);
+        int n = snprintf(out + used, cap - used, "%s\n", detail != NULL ? detail : "");
+        if (n < 0 || (size_t)n >= cap - used)
+            rc = LMQ_ETOOBIG;
+        else
+            used += (size_t)n;
+    }
+    sqlite3_finalize(st);
+    return rc;
 }

@@ -75,7 +75,8 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
      * 5 -> 6: typed objects (docs/PROTOCOL.md "Objects"). Every version (an accepted envelope
      * whose body names a model), one row per resource holding its latest version (created_idx:
      * the first version's ledger index, the stable order of pages), and who may read each
-     * resource (its authors and recipients). The partial unique index on prevlink refuses a
+     * resource (its authors and recipients), keyed so that an identity's pages of one model are an
+     * index range in creation order. The partial unique index on prevlink refuses a
      * second version of the same predecessor: a history never forks. owner: the first version's
      * author. Property indexes are
      * added at run time (STORE_DATA_INDEX) as models ask for them.
@@ -92,8 +93,10 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "NULL,"
     " body TEXT NOT NULL);"
     "CREATE INDEX data_resources_by_model ON data_resources(model, created_idx);"
-    "CREATE TABLE data_readers(identity BLOB NOT NULL, permalink BLOB NOT NULL,"
-    " PRIMARY KEY(identity, permalink)) WITHOUT ROWID;",
+    "CREATE TABLE data_readers(identity BLOB NOT NULL, model TEXT NOT NULL,"
+    " created_idx INTEGER NOT NULL, permalink BLOB NOT NULL,"
+    " PRIMARY KEY(identity, model, created_idx)) WITHOUT ROWID;"
+    "CREATE UNIQUE INDEX data_readers_by_resource ON data_readers(permalink, identity);",
 };
 
 int store_schema_version(sqlite3 *db, int *version)

@@ -399,28 +399,30 @@ static void test_a_property_index_is_what_the_planner_uses(void **state)
     assert_int_equal(store_write(f->store, &rec), 0);
     assert_int_equal(store_write(f->store, &rec), 0); /* twice: no error */
     assert_int_equal(commit_and_wait(f), 0);
-    /* The expression store_data_query compiles for an EQ filter on $.amount. */
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "EXPLAIN QUERY PLAN SELECT 1 FROM data_resources r WHERE "
-                                        "r.model = ?1 AND r.deleted = 0 AND "
-                                        "json_extract(r.body, '$.amount') = ?2",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
-    bool uses_index = false;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *detail = (const char *)sqlite3_column_text(st, 3);
-        if (detail != NULL && strstr(detail, "USING INDEX data_by_") != NULL)
-            uses_index = true;
-    }
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    assert_true(uses_index);
-    struct rows rows;
     struct store_data_value v = INT_VALUE(50);
+    struct store_data_filter filter = {
+        .path = BYTES("$.amount"), .op = STORE_DATA_EQ, .values = &v, .value_count = 1};
+    struct store_data_query q = {
+        .model = BYTES("com.example.Payment"), .filters = &filter, .filter_count = 1, .limit = 10};
+    char plan[2048];
+    /* Everything (readers_all): the property index (just created: the plan sees it). */
+    assert_int_equal(store_data_query_plan(f->store, &q, plan, sizeof(plan)), 0);
+    if (strstr(plan, "USING INDEX data_by_") == NULL)
+        fail_msg("no property index in the plan:\n%s", plan);
+    struct rows rows;
     assert_int_equal(query_one_filter(f, "$.amount", STORE_DATA_EQ, &v, 1, &rows), 1);
+    /* One reader, creation order: a range of its own rows, no sort, no scan. */
+    q.reader = BYTES(BOB);
+    q.filter_count = 0;
+    assert_int_equal(store_data_query_plan(f->store, &q, plan, sizeof(plan)), 0);
+    if (strstr(plan, "SEARCH d USING PRIMARY KEY") == NULL || strstr(plan, "TEMP B-TREE") != NULL ||
+        strstr(plan, "SCAN") != NULL)
+        fail_msg("a reader's page is not an index range:\n%s", plan);
+    /* Everything, creation order: the model index, no sort. */
+    q.reader = NO_READER;
+    assert_int_equal(store_data_query_plan(f->store, &q, plan, sizeof(plan)), 0);
+    if (strstr(plan, "data_resources_by_model") == NULL || strstr(plan, "TEMP B-TREE") != NULL)
+        fail_msg("the model's page is not an index range:\n%s", plan);
 }
 
 static void test_bad_plans_are_refused_before_any_sql(void **state)
