@@ -104,6 +104,26 @@ static const char usage__keygen[] =
     "  0  written\n"
     "  1  usage error, FILE exists or cannot be written\n";
 
+static const char usage__token[] =
+    "usage: ledgermq token --key FILE [--http HOST:PORT] [--timeout-ms MS]\n"
+    "\n"
+    "Logs in as the identity of FILE (POST /auth/challenge, then /auth/token with the signed\n"
+    "nonce) and prints the login token: a bearer token for the HTTP API, such as\n"
+    "curl -H \"Authorization: Bearer $(ledgermq token --key alice.json)\" .../api/v1/\n"
+    "It expires after the server's [auth] token_ttl_s (15 minutes by default).\n"
+    "\n"
+    "options:\n"
+    "  --key FILE          the identity's key file (ledgermq keygen)\n"
+    "  --http HOST:PORT    the broker's HTTP listener (default 127.0.0.1:8080)\n"
+    "  --timeout-ms MS     give up after MS milliseconds (default 10000)\n"
+    "  -h, --help          print this help\n"
+    "\n"
+    "exit codes:\n"
+    "  0  printed\n"
+    "  1  usage error, unreadable key file, an address that does not resolve\n"
+    "  3  the server refused the login (its reason on stderr)\n"
+    "  4  the server could not be reached, or answered badly\n";
+
 static const char usage__send[] =
     "usage: ledgermq send --key FILE --to ID [--type T] [--server HOST:PORT] [--http HOST:PORT]\n"
     "                     [--state DIR] [--timeout-ms MS] JSON\n"
@@ -280,6 +300,7 @@ static const struct cli_usage usage__table[] = {
     {"keygen", "create an Ed25519 identity key file", usage__keygen},
     {"send", "deliver one signed envelope to an identity, with its ack and receipt", usage__send},
     {"listen", "print an identity's inbox envelopes, exactly once", usage__listen},
+    {"token", "print a login token (a bearer token for the HTTP API)", usage__token},
     {"verify", "check checkpoints, receipts, consistency proofs or a database offline",
      verify_usage},
     {"revoke", "revoke an identity's login tokens", usage__revoke},

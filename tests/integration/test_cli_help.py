@@ -26,8 +26,8 @@ BIN = os.environ.get("LEDGERMQ_BIN", "ledgermq")
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 TIMEOUT_S = 60
 READY_TIMEOUT_S = 20
-COMMANDS = ["serve", "passwd", "keygen", "send", "listen", "verify", "revoke", "bench",
-            "version", "help"]
+COMMANDS = ["serve", "passwd", "keygen", "send", "listen", "token", "verify", "revoke",
+            "validate", "bench", "version", "help"]
 
 
 def run(args, cwd, timeout=TIMEOUT_S, stdin=None):
@@ -114,7 +114,7 @@ def test_help_lists_every_command(tmp_path):
 
 @pytest.mark.parametrize("args", [
     ["serve", "--bogus"], ["passwd", "--bogus", "u"], ["keygen", "--bogus"],
-    ["send", "--bogus"], ["listen", "--bogus"], ["verify", "--bogus", "x"],
+    ["send", "--bogus"], ["listen", "--bogus"], ["token", "--bogus"], ["verify", "--bogus", "x"],
     ["revoke", "--bogus"], ["bench", "--bogus"], ["version", "--bogus"], ["help", "--bogus"],
 ])
 def test_every_command_errors_with_one_prefix_and_exit_1(tmp_path, args):

@@ -6,6 +6,7 @@ Driven by the Python identity client (ledgerclient.py) against the real binary."
 import json
 import os
 import signal
+import subprocess
 
 import pytest
 
@@ -382,3 +383,34 @@ def test_admins_add_change_and_delete_models_by_envelope(start_broker, tmp_path)
     assert leaf == "reject" and rej["detail"] == "unknown_model", rej
     sadm.close()
     sa.close()
+
+
+def test_the_token_command_reads_the_api_as_its_identity(start_broker, tmp_path):
+    """ledgermq send an object, ledgermq token, then GET /api/v1 with that token: the README's
+    walk-through of typed objects."""
+    b = start(start_broker, tmp_path)
+    binary = os.environ["LEDGERMQ_BIN"]
+
+    def cli(*args):
+        return subprocess.run([binary, *args], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=60)
+
+    ids = [cli("keygen", "--out", name).stdout.strip() for name in ("alice.json", "bob.json")]
+    addr = ["--server", "127.0.0.1:%d" % b.mqtt_port, "--http", b.http_addr]
+    p = cli("send", "--key", "alice.json", "--to", ids[1], *addr,
+            json.dumps({"_t": "com.example.Payment", "amount": 12, "currency": "EUR"}))
+    assert p.returncode == 0, p.stderr
+    link = json.loads(p.stdout)["link"]
+    p = cli("token", "--key", "bob.json", "--http", b.http_addr)
+    assert p.returncode == 0 and p.stdout.count("\n") == 1, p.stderr
+    status, res = api(b, p.stdout.strip(), "/api/v1/com.example.Payment/" + link)
+    assert status == 200 and res["amount"] == 12 and res["_author"] == ids[0], res
+    # A rejected object: send prints the reject and exits 3.
+    p = cli("send", "--key", "alice.json", "--to", ids[1], *addr,
+            json.dumps({"_t": "com.example.Payment", "amount": -1, "currency": "EUR"}))
+    assert p.returncode == 3, (p.returncode, p.stdout, p.stderr)
+    assert json.loads(p.stdout)["reason"] == "invalid_object"
+    # Errors: no key, no server.
+    assert cli("token").returncode == 1
+    p = cli("token", "--key", "bob.json", "--http", "127.0.0.1:1", "--timeout-ms", "2000")
+    assert p.returncode == 4 and "127.0.0.1:1" in p.stderr, p.stderr
