@@ -32,6 +32,7 @@ enum main_flag_kind {
     MAIN_FLAG_SERVER_KEY, /* applied with lmq_config_set("server", key) */
     MAIN_FLAG_TLS_KEY,    /* applied with lmq_config_set("tls", key) */
     MAIN_FLAG_AUTH_KEY,   /* applied with lmq_config_set("auth", key) */
+    MAIN_FLAG_DATA_KEY,   /* applied with lmq_config_set("data", key) */
     MAIN_FLAG_MQTT,       /* first replaces the listeners, repeats append */
     MAIN_FLAG_MQTTS,      /* each appends TLS listeners */
 };
@@ -57,6 +58,7 @@ static const struct main_flag main__serve_flags[] = {
     {"tls-client-cert", MAIN_FLAG_TLS_KEY, "client_cert"},
     {"password-file", MAIN_FLAG_AUTH_KEY, "password_file"},
     {"acl-file", MAIN_FLAG_AUTH_KEY, "acl_file"},
+    {"models", MAIN_FLAG_DATA_KEY, "models"},
 };
 
 /* The command running, for the error prefix; NULL before one is known. */
@@ -154,6 +156,8 @@ static int main__apply_flag(struct lmq_config *cfg, const struct main_flag *flag
         rc = lmq_config_set(cfg, "tls", flag->key, value, err, sizeof(err));
     } else if (flag->kind == MAIN_FLAG_AUTH_KEY) {
         rc = lmq_config_set(cfg, "auth", flag->key, value, err, sizeof(err));
+    } else if (flag->kind == MAIN_FLAG_DATA_KEY) {
+        rc = lmq_config_set(cfg, "data", flag->key, value, err, sizeof(err));
     } else {
         rc = lmq_config_set(cfg, "server", flag->key, value, err, sizeof(err));
         *mqtt_seen = *mqtt_seen || flag->kind == MAIN_FLAG_MQTT;

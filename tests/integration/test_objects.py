@@ -5,6 +5,7 @@ Driven by the Python identity client (ledgerclient.py) against the real binary."
 
 import json
 import os
+import re
 import signal
 import subprocess
 
@@ -414,3 +415,30 @@ def test_the_token_command_reads_the_api_as_its_identity(start_broker, tmp_path)
     assert cli("token").returncode == 1
     p = cli("token", "--key", "bob.json", "--http", "127.0.0.1:1", "--timeout-ms", "2000")
     assert p.returncode == 4 and "127.0.0.1:1" in p.stderr, p.stderr
+
+
+def test_the_readme_objects_walkthrough_with_the_example_models(start_broker, tmp_path):
+    """make run's models (examples/models) load, and the bodies the README sends give what it
+    says: the first is accepted and listed by the curl line's filter, the second rejected."""
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    with open(os.path.join(root, "README.md")) as f:
+        readme = f.read()
+    block = readme[readme.index("Typed objects: `make run`"):]
+    block = block[block.index("```sh\n") + 6:block.index("```", block.index("```sh\n") + 6)]
+    bodies = [json.loads(m) for m in re.findall(r"'(\{\"_t\".*?\})'", block)]
+    assert len(bodies) == 2, block
+    query = re.search(r"/api/v1/([\w.?=&]+)'", block).group(1)
+    b = start_broker(None, extra_args=["--http", "127.0.0.1:0", "--models",
+                                       os.path.join(root, "examples", "models")])
+    ready = b.events("ready")[-1]
+    b.http_addr, b.mqtt_port = ready["http"][0], int(ready["mqtt"][0].rsplit(":", 1)[1])
+    assert b.events("data_models_loaded")[-1]["models"] == 3
+    alice, bob = lc.Identity(), lc.Identity()
+    sa = session(b, alice)
+    leaf, ack, link = send(sa, bob.id, bodies[0])
+    assert leaf == "ack", ack
+    leaf, rej, _ = send(sa, bob.id, bodies[1])
+    assert leaf == "reject" and rej["reason"] == "invalid_object" and rej["errors"], rej
+    status, page = api(b, lc.login(b.http_addr, bob), "/api/v1/" + query)
+    assert status == 200 and [r["_permalink"] for r in page["results"]] == [link], page
+    sa.close()
