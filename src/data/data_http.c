@@ -40,9 +40,7 @@ bool data_http_path(const struct http_request *req)
 static int data_http_error(struct http_response *resp, struct lmq_buf *out, int status,
                            const char *reason)
 {
-    resp->status = status;
-    resp->content_type = "application/json";
-    return http_body_printf(out, "{\"error\":%d,\"reason\":\"%s\"}", status, reason);
+    return http_error_json(resp, out, status, reason);
 }
 
 static int data_http_json(struct http_response *resp, struct lmq_buf *out, json_t *value)

@@ -202,25 +202,27 @@ static void data__column_row(sqlite3_stmt *st, struct store_data_row *r)
     };
 }
 
+struct data_rows {
+    store_data_row_fn row;
+    void *ctx;
+};
+
+static int data__row(void *ctx, sqlite3_stmt *st)
+{
+    struct data_rows *dr = ctx;
+    struct store_data_row r;
+    data__column_row(st, &r);
+    return dr->row(dr->ctx, &r);
+}
+
 /* Steps st (bound) for up to limit rows, calling row() for each; finalizes st. */
 static int data__rows(sqlite3_stmt *st, size_t limit, store_data_row_fn row, void *ctx,
                       size_t *count)
 {
-    int rc = SQLITE_DONE, result = LMQ_OK;
-    *count = 0;
-    while (*count < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct store_data_row r;
-        data__column_row(st, &r);
-        (*count)++;
-        if (row(ctx, &r) != 0) {
-            result = LMQ_EINVAL;
-            break;
-        }
-    }
-    if (result == LMQ_OK && *count < limit && rc != SQLITE_DONE)
-        result = LMQ_EIO;
+    struct data_rows dr = {.row = row, .ctx = ctx};
+    int rc = store_sqlite_rows(st, limit, data__row, &dr, count);
     sqlite3_finalize(st);
-    return result;
+    return rc;
 }
 
 /* "reader may read the resource whose permalink is column col": ?N is the reader or NULL. */

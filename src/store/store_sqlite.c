@@ -1202,24 +1202,38 @@ int store_ledger_size(struct store *store, uint64_t *size)
 
 /* Runs a prepared ledger query (bindings done), calling row() per result. The caller resets
  * (cached statement) or finalizes it. */
+int store_sqlite_rows(sqlite3_stmt *st, size_t limit, int (*each)(void *ctx, sqlite3_stmt *st),
+                      void *ctx, size_t *count)
+{
+    int rc = SQLITE_DONE;
+    *count = 0;
+    while (*count < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        (*count)++;
+        if (each(ctx, st) != 0)
+            return LMQ_EINVAL;
+    }
+    return *count < limit && rc != SQLITE_DONE ? LMQ_EIO : LMQ_OK;
+}
+
+struct ledger_rows {
+    int (*row)(void *ctx, const struct store_ledger_row *r);
+    void *ctx;
+};
+
+static int ledger_row(void *ctx, sqlite3_stmt *st)
+{
+    struct ledger_rows *lr = ctx;
+    struct store_ledger_row r;
+    column_ledger_row(st, &r);
+    return lr->row(lr->ctx, &r);
+}
+
 static int ledger_query(sqlite3_stmt *st, size_t limit,
                         int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
                         size_t *count)
 {
-    int rc, result = LMQ_OK;
-    *count = 0;
-    while (*count < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct store_ledger_row r;
-        column_ledger_row(st, &r);
-        (*count)++;
-        if (row(ctx, &r) != 0) {
-            result = LMQ_EINVAL;
-            break;
-        }
-    }
-    if (result == LMQ_OK && *count < limit && rc != SQLITE_DONE)
-        result = LMQ_EIO;
-    return result;
+    struct ledger_rows lr = {.row = row, .ctx = ctx};
+    return store_sqlite_rows(st, limit, ledger_row, &lr, count);
 }
 
 /* Runs a cached ledger query and leaves it reset: no read transaction stays open. */

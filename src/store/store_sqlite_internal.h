@@ -16,6 +16,11 @@ int store_sqlite_bind_bytes(sqlite3_stmt *st, int idx, struct lmq_bytes b);
 int store_sqlite_run(sqlite3_stmt *st);
 /* The byte slice of column col (data NULL for SQL NULL); valid until the next step. */
 struct lmq_bytes store_sqlite_column_bytes(sqlite3_stmt *st, int col);
+/* Steps st (bound) for up to limit rows, calling each(ctx, st) on every one; a non-zero return
+ * stops with LMQ_EINVAL. Sets *count (rows seen). LMQ_EIO when a step fails. The caller resets
+ * or finalizes st. */
+int store_sqlite_rows(sqlite3_stmt *st, size_t limit, int (*each)(void *ctx, sqlite3_stmt *st),
+                      void *ctx, size_t *count);
 /* The loop thread's read-only connection. */
 sqlite3 *store_sqlite_reader(struct store *store);
 
