@@ -61,6 +61,8 @@ int broker_http_route(void *ctx, const struct http_request *req, struct http_res
         return pipeline_http_route(b, req, resp, out);
     if (data_http_path(req))
         return data_http_route(b, req, resp, out);
+    if (len == 13 && memcmp(path, "/openapi.json", 13) == 0)
+        return data_openapi_route(b, req, resp, out);
     if (!healthz && !metrics && !version) {
         resp->status = 404;
         return 0;

@@ -37,6 +37,10 @@ void data_reload(struct broker *b, const char *models_dir);
  * resource, its versions. 404 (status only) for other paths. */
 int data_http_route(struct broker *b, const struct http_request *req, struct http_response *resp,
                     struct lmq_buf *out);
+/* GET /openapi.json: the HTTP API as an OpenAPI 3.1 document, with a schema and paths per model
+ * (data_openapi.c). Public: it describes the API, not any object. */
+int data_openapi_route(struct broker *b, const struct http_request *req, struct http_response *resp,
+                       struct lmq_buf *out);
 /* For /metrics: object versions stored and objects refused since start, models loaded. */
 void data_counts(const struct broker *b, uint64_t *accepted, uint64_t *refused, size_t *models);
 /* True for a path under /api/ (data_http_route answers it). */

@@ -11,6 +11,7 @@ import subprocess
 
 import pytest
 
+import jsdeps
 import ledgerclient as lc
 
 pytestmark = pytest.mark.ledgermq_only
@@ -442,3 +443,34 @@ def test_the_readme_objects_walkthrough_with_the_example_models(start_broker, tm
     status, page = api(b, lc.login(b.http_addr, bob), "/api/v1/" + query)
     assert status == 200 and [r["_permalink"] for r in page["results"]] == [link], page
     sa.close()
+
+
+def test_openapi_document_validates_and_has_each_models_paths(start_broker, tmp_path):
+    """GET /openapi.json with the example models: OpenAPI 3.1 that swagger-parser accepts (every
+    $ref resolves inside the document), with the paths of each model and its filters."""
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    b = start_broker(None, extra_args=["--http", "127.0.0.1:0", "--models",
+                                       os.path.join(root, "examples", "models")])
+    http = b.events("ready")[-1]["http"][0]
+    status, raw, headers = lc.http_get(http, "/openapi.json")
+    assert status == 200 and headers["Content-Type"].startswith("application/json")
+    doc = json.loads(raw)
+    assert doc["openapi"] == "3.1.0"
+    for t in ("com.example.Payment", "com.example.Account", "com.example.Onboarding"):
+        assert "/api/v1/%s/{permalink}/versions" % t in doc["paths"]
+    params = [p["name"] for p in doc["paths"]["/api/v1/com.example.Payment"]["get"]["parameters"]]
+    assert params == ["limit", "cursor", "amount", "currency"], params
+    payment = doc["components"]["schemas"]["com_example_Payment"]
+    assert payment["properties"]["to"]["$ref"] == "#/components/schemas/com_example_Account"
+    assert "$id" not in payment
+    (tmp_path / "openapi.json").write_bytes(raw)
+    p = subprocess.run([jsdeps.node(), os.path.join(jsdeps.JS_DIR, "openapi_validate.mjs"),
+                        str(tmp_path / "openapi.json")], capture_output=True, text=True,
+                       timeout=120, cwd=jsdeps.JS_DIR)
+    verdict = json.loads(p.stdout)
+    assert p.returncode == 0 and verdict["ok"], verdict
+    assert "/ledger/envelopes" in verdict["paths"] and "/auth/token" in verdict["paths"]
+    # Without models: the fixed endpoints alone, still valid.
+    b2 = start_broker(None, extra_args=["--http", "127.0.0.1:0"])
+    status, raw, _ = lc.http_get(b2.events("ready")[-1]["http"][0], "/openapi.json")
+    assert status == 200 and not [k for k in json.loads(raw)["paths"] if "com.example" in k]
