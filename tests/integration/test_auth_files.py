@@ -246,6 +246,9 @@ def test_password_user_connects_and_bad_passwords_are_refused(start_broker, file
     raw.send_raw(mqttraw.encode_connect(5, "", username="alice"))
     assert raw.expect(CONNACK).rc == 0x86
     wait_security(b, "bad_password", 3)
+    # Each names the user it tried (an operator greps for the account under attack).
+    assert [e["user"] for e in security_events(b, "bad_password")] == ["alice", "mallory",
+                                                                       "alice"]
     # 3.1.1: return code 4.
     _, ack = login(b, "bob", "alice-pw", version=4, check=False)
     assert ack.rc == 4, ack
