@@ -166,8 +166,16 @@ static enum proto_result access_password_start(struct conn *c, const struct mqtt
     size_t user_len = cn->username.len;
     if (!cn->has_password || cn->password.len > CRYPTO_PASSWD_PASSWORD_MAX_BYTES ||
         user_len > CRYPTO_PASSWD_USER_MAX_BYTES) {
-        /* Nothing to hash, or no such user can exist: refused without the wait. */
+        /* Nothing to hash, or no such user can exist: refused without the wait. The event names
+         * the user tried when it fits (a longer one is named by its first bytes). */
+        size_t shown = LMQ_MIN(user_len, (size_t)CRYPTO_PASSWD_USER_MAX_BYTES);
+        if (shown > 0)
+            memcpy(c->user, user, shown);
+        c->user[shown] = '\0';
+        c->user_len = shown;
         security_event(b, c, SECURITY_EVENT_BAD_PASSWORD, "no usable user or password");
+        c->user[0] = '\0';
+        c->user_len = 0;
         return access_refuse(reason, MQTT_RC_BAD_USER_NAME_OR_PASSWORD);
     }
     struct access_guard_entry *guard = NULL;
