@@ -372,6 +372,15 @@ static void test_error_names_instance_and_keyword_paths(void **state)
     assert_string_equal(r.errors[0].instance, "/a~1b~0c");
     assert_string_equal(r.errors[0].schema, "/properties/a~1b~0c/$ref/minimum");
     assert_string_equal(r.errors[0].keyword, "minimum");
+    /* then/else: their own location beside "if". */
+    const char *cond = "{\"if\":{\"minimum\":0},\"then\":{\"multipleOf\":2},"
+                       "\"else\":{\"type\":\"string\"}}";
+    assert_int_equal(t_check_opt(cond, "3", NULL, &r), 0);
+    assert_false(r.valid);
+    assert_string_equal(r.errors[0].schema, "/then/multipleOf");
+    assert_int_equal(t_check_opt(cond, "-1", NULL, &r), 0);
+    assert_false(r.valid);
+    assert_string_equal(r.errors[0].schema, "/else/type");
     /* A failed anyOf keeps its branches' errors, then its own. */
     assert_int_equal(
         t_check_opt("{\"anyOf\":[{\"type\":\"string\"},{\"minimum\":5}]}", "1", NULL, &r), 0);
