@@ -75,7 +75,8 @@ struct schema_options {
     bool skip_meta_check; /* do not validate the schema against its meta-schema first */
 };
 
-/* Documents that $ref may name by URI (besides the built-in meta-schemas). */
+/* Documents that $ref may name by URI (besides the built-in meta-schemas). A registry also
+ * caches the parsed and compiled meta-schemas, so it is used by one thread at a time. */
 struct schema_registry;
 
 /* One failed keyword, as the 2020-12 "basic" output names it. */

@@ -115,26 +115,33 @@ static uint64_t *v__bits(struct schema_validator *v, size_t bits)
 {
     size_t words = (bits + 63) / 64;
     words = words == 0 ? 1 : words;
-    /* At most one step past the blocks already there: bounded by V_BLOCKS_MAX. */
-    while (v->cur >= v->block_count || v->top + words > v->blocks[v->cur].cap) {
-        if (v->cur < v->block_count && v->top + words > v->blocks[v->cur].cap) {
+    /* Each round either fits, moves past a partly used block, or (re)allocates the empty
+     * block at cur (nothing live in it: the arena is a stack); bounded by V_BLOCKS_MAX. */
+    for (;;) {
+        if (v->cur < v->block_count && v->top + words <= v->blocks[v->cur].cap) {
+            break;
+        }
+        if (v->cur < v->block_count && v->top > 0) {
             v->cur++;
             v->top = 0;
             continue;
         }
-        if (v->block_count >= V_BLOCKS_MAX) {
-            v->fatal = LMQ_ENOMEM;
-            return NULL;
+        if (v->cur == v->block_count) {
+            if (v->block_count >= V_BLOCKS_MAX) {
+                v->fatal = LMQ_ENOMEM;
+                return NULL;
+            }
+            v->blocks[v->block_count++] = (struct v_block){0};
         }
         size_t cap = LMQ_MAX(words, (size_t)V_BLOCK_WORDS);
-        v->blocks[v->block_count].words = malloc(cap * sizeof(uint64_t));
-        if (v->blocks[v->block_count].words == NULL) {
+        free(v->blocks[v->cur].words);
+        v->blocks[v->cur].words = malloc(cap * sizeof(uint64_t));
+        v->blocks[v->cur].cap = v->blocks[v->cur].words != NULL ? cap : 0;
+        v->alloc_count++;
+        if (v->blocks[v->cur].words == NULL) {
             v->fatal = LMQ_ENOMEM;
             return NULL;
         }
-        v->blocks[v->block_count].cap = cap;
-        v->block_count++;
-        v->alloc_count++;
     }
     uint64_t *p = v->blocks[v->cur].words + v->top;
     v->top += words;
