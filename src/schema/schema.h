@@ -60,6 +60,8 @@
 /* Bytes of an error's JSON Pointers and message (longer ones are cut, marked with "..."). */
 #define SCHEMA_POINTER_MAX_BYTES 512u
 #define SCHEMA_MESSAGE_MAX_BYTES 256u
+/* Bytes of an $anchor/$dynamicAnchor name (lookups build "resource + name" keys on the stack). */
+#define SCHEMA_ANCHOR_MAX_BYTES 256u
 /* Documents in one registry. */
 #define SCHEMA_REGISTRY_MAX 1024u
 

@@ -410,13 +410,14 @@ static uint32_t v__dynamic_target(struct schema_validator *v, const struct schem
         return kw->a;
     }
     const char *name = v->s->items[kw->item_start].key;
-    const struct schema *s = v->s;
-    /* The outermost resource of the dynamic scope with this dynamic anchor wins. */
+    uint8_t key[4 + SCHEMA_ANCHOR_MAX_BYTES];
+    /* The outermost resource of the dynamic scope with this dynamic anchor wins: one hash
+     * lookup per scope entry (bounded by SCHEMA_EVAL_DEPTH_MAX). */
     for (size_t i = 0; i < v->scope_depth; i++) {
-        for (size_t d = 0; d < s->dyn_count; d++) {
-            if (s->dyns[d].resource == v->scope[i] && strcmp(s->dyns[d].name, name) == 0) {
-                return s->dyns[d].node;
-            }
+        size_t key_len = schema__anchor_key(v->scope[i], name, key);
+        uintptr_t node = (uintptr_t)lmq_map_get(v->s->dyn_map, key, key_len);
+        if (node != 0) {
+            return (uint32_t)(node - 1);
         }
     }
     return kw->a;

@@ -610,6 +610,59 @@ static void test_limits_deep_instance_and_catastrophic_regex(void **state)
     assert_true(t_valid("{\"pattern\":\"^(a+)+$\"}", "\"aaaa\""));
 }
 
+static void test_many_anchors_and_resources_resolve(void **state)
+{
+    (void)state;
+    /* 20,000 $defs, each with an $anchor and an $id, each referenced by a property: compile
+     * looks them up by hash (a linear scan would be 4e8 comparisons). */
+    enum { N = 20000 };
+    json_t *defs = json_object();
+    json_t *props = json_object();
+    char name[64], ref[96];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "d%d", i);
+        json_t *def = json_pack("{s:s,s:s,s:i}", "$anchor", name, "$id", name, "minimum", i);
+        json_object_set_new(defs, name, def);
+        if (i % 2) {
+            snprintf(ref, sizeof(ref), "d%d#d%d", i, i); /* the anchor inside resource d<i> */
+        } else {
+            snprintf(ref, sizeof(ref), "http://x.test/d%d", i);
+        }
+        json_object_set_new(props, name, json_pack("{s:s}", "$ref", ref));
+    }
+    json_t *doc =
+        json_pack("{s:s,s:o,s:o}", "$id", "http://x.test/root", "$defs", defs, "properties", props);
+    struct schema *s = NULL;
+    char err[T_ERR_MAX];
+    int rc = schema_compile(NULL, doc, NULL, NULL, &s, err, sizeof(err));
+    if (rc != 0) {
+        fail_msg("compile: %s", err);
+    }
+    struct schema_validator *v = NULL;
+    assert_int_equal(schema_validator_new(s, &v), 0);
+    struct schema_result r;
+    json_t *inst = json_pack("{s:i,s:i}", "d19999", 19999, "d7", 7);
+    assert_int_equal(schema_validate(v, inst, &r), 0);
+    assert_true(r.valid);
+    json_decref(inst);
+    inst = json_pack("{s:i}", "d19998", 5);
+    assert_int_equal(schema_validate(v, inst, &r), 0);
+    assert_false(r.valid);
+    assert_string_equal(r.errors[0].schema, "/properties/d19998/$ref/minimum");
+    json_decref(inst);
+    schema_validator_free(v);
+    schema_free(s);
+    json_decref(doc);
+    /* An anchor name over SCHEMA_ANCHOR_MAX_BYTES is refused. */
+    char *longname = calloc(SCHEMA_ANCHOR_MAX_BYTES + 2, 1);
+    memset(longname, 'a', SCHEMA_ANCHOR_MAX_BYTES + 1);
+    doc = json_pack("{s:s}", "$anchor", longname);
+    assert_int_equal(schema_compile(NULL, doc, NULL, NULL, &s, err, sizeof(err)), LMQ_ELIMIT);
+    assert_non_null(strstr(err, "anchor name"));
+    json_decref(doc);
+    free(longname);
+}
+
 static void test_revalidation_allocates_nothing(void **state)
 {
     (void)state;
@@ -679,6 +732,7 @@ int main(void)
         cmocka_unit_test(test_ref_cycle_without_progress_refused),
         cmocka_unit_test(test_limits_deep_schema_huge_enum_long_pattern),
         cmocka_unit_test(test_limits_deep_instance_and_catastrophic_regex),
+        cmocka_unit_test(test_many_anchors_and_resources_resolve),
         cmocka_unit_test(test_revalidation_allocates_nothing),
         cmocka_unit_test(test_official_suite_2020_12),
         cmocka_unit_test(test_debian_suite_draft7),
