@@ -629,11 +629,8 @@ static bool v__props(struct schema_validator *v, const struct schema__kw *kw, co
                 v__set(eval, i);
             }
         } else if (kw->kind == SK_PROPERTY_NAMES) {
-            if (!v__ipush(v, key, key_len, 0)) {
-                return false;
-            }
+            /* A name has no JSON Pointer of its own: its errors name the object. */
             ok &= v__node(v, kw->a, (struct v_inst){.str = key, .len = key_len}, NULL);
-            v->idepth--;
         }
         i++;
     }

@@ -379,6 +379,13 @@ static void test_error_names_instance_and_keyword_paths(void **state)
     assert_string_equal(r.errors[0].instance, "/a~1b~0c");
     assert_string_equal(r.errors[0].schema, "/properties/a~1b~0c/$ref/minimum");
     assert_string_equal(r.errors[0].keyword, "minimum");
+    /* propertyNames: the error names the object (a name has no pointer of its own). */
+    assert_int_equal(t_check_opt("{\"properties\":{\"o\":{\"propertyNames\":{\"maxLength\":3}}}}",
+                                 "{\"o\":{\"abcd\":1}}", NULL, &r),
+                     0);
+    assert_false(r.valid);
+    assert_string_equal(r.errors[0].instance, "/o");
+    assert_string_equal(r.errors[0].schema, "/properties/o/propertyNames/maxLength");
     /* then/else: their own location beside "if". */
     const char *cond = "{\"if\":{\"minimum\":0},\"then\":{\"multipleOf\":2},"
                        "\"else\":{\"type\":\"string\"}}";
