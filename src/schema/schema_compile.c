@@ -717,6 +717,9 @@ static int cc__map(struct cc *cc, struct schema__kw *kw, const json_t *v, uint32
         if (only_arrays >= 0 && (json_is_array(m) != (only_arrays == 1))) {
             continue; /* draft-7 "dependencies": arrays and schemas go to two keywords */
         }
+        if (json_is_array(m) && only_arrays != 1) {
+            return cc__bad(cc, kw->name, "values must be schemas");
+        }
         if (json_is_array(m)) {
             for (size_t i = 0; i < json_array_size(m); i++) {
                 if (!json_is_string(json_array_get(m, i))) {

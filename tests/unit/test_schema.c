@@ -534,6 +534,16 @@ static void test_bad_schemas_refused_with_reason(void **state)
     assert_int_equal(t_compile("{\"pattern\":\"(\"}", NULL, &s, err, sizeof(err)), LMQ_EINVAL);
     assert_non_null(strstr(err, "bad pattern"));
     assert_int_equal(t_compile("[]", NULL, &s, err, sizeof(err)), LMQ_EINVAL);
+    /* Without the meta-schema check, the compiler still refuses what is not a schema (found
+     * by fuzzing: an array under "properties" was taken for a list of names). */
+    struct schema_options raw = {.skip_meta_check = true};
+    assert_int_equal(t_compile("{\"properties\":{\"a\":[\"x\"]}}", &raw, &s, err, sizeof(err)),
+                     LMQ_EINVAL);
+    assert_int_equal(
+        t_compile("{\"dependentSchemas\":{\"a\":[\"x\"]}}", &raw, &s, err, sizeof(err)),
+        LMQ_EINVAL);
+    assert_int_equal(t_compile("{\"items\":5}", &raw, &s, err, sizeof(err)), LMQ_EINVAL);
+    assert_int_equal(t_compile("{\"minLength\":-1}", &raw, &s, err, sizeof(err)), LMQ_EINVAL);
     assert_null(s);
 }
 
