@@ -156,11 +156,10 @@ static int cc__add_resource(struct cc *cc, const char *uri, size_t uri_len, cons
     if (s->resource_count >= SCHEMA_NODES_MAX) {
         return LMQ_ELIMIT;
     }
-    size_t cap = s->resource_count;
-    void *p = s->resources;
-    if ((s->resource_count & (s->resource_count - 1)) == 0 || s->resource_count == 0) {
+    /* Capacity: the next power of two above the count (grown when the count is one). */
+    if ((s->resource_count & (s->resource_count - 1)) == 0) {
         size_t n = s->resource_count == 0 ? 8 : s->resource_count * 2;
-        p = realloc(s->resources, n * sizeof(*s->resources));
+        void *p = realloc(s->resources, n * sizeof(*s->resources));
         void *q = p != NULL ? realloc(cc->res_flags, n) : NULL;
         if (p == NULL || q == NULL) {
             if (p != NULL) {
@@ -171,7 +170,6 @@ static int cc__add_resource(struct cc *cc, const char *uri, size_t uri_len, cons
         s->resources = p;
         cc->res_flags = q;
     }
-    LMQ_UNUSED(cap);
     char *copy = strndup(uri, uri_len);
     if (copy == NULL) {
         return LMQ_ENOMEM;

@@ -180,8 +180,7 @@ static bool fmt__ipv6(const char *s, size_t len)
                 return false;
             }
             groups += 2;
-            i = len;
-            break;
+            break; /* the IPv4 part ends the address */
         }
         size_t n = i - start;
         if (n == 0 || n > 4) {
