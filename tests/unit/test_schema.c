@@ -559,6 +559,17 @@ static void test_ref_cycle_without_progress_refused(void **state)
                                "\"$ref\":\"#/$defs/a\"}",
                                NULL, &s, err, sizeof(err)),
                      LMQ_EINVAL);
+    /* A $dynamicRef loop the static graph cannot see (its static target is a leaf; at run time
+     * the outer resource's anchor wins): stopped by the evaluation depth bound with an error. */
+    struct schema_result r;
+    assert_int_equal(t_check_opt("{\"$id\":\"http://x.test/r1\",\"$dynamicAnchor\":\"a\","
+                                 "\"$ref\":\"r2\",\"$defs\":{\"r2\":{\"$id\":\"r2\","
+                                 "\"$ref\":\"#/$defs/d\",\"$defs\":{\"d\":{\"$dynamicRef\":"
+                                 "\"#a\"},\"a\":{\"$dynamicAnchor\":\"a\"}}}}}",
+                                 "1", NULL, &r),
+                     LMQ_ELIMIT);
+    assert_false(r.valid);
+    assert_non_null(strstr(r.errors[r.error_count - 1].message, "nested too deeply"));
     /* Recursion that moves into the instance is fine. */
     assert_true(t_valid("{\"items\":{\"$ref\":\"#\"},\"type\":\"array\"}", "[[[]],[]]"));
     assert_false(t_valid("{\"items\":{\"$ref\":\"#\"},\"type\":\"array\"}", "[[[1]],[]]"));
