@@ -4,7 +4,8 @@
  * quoted local part, domain or address literal), hostname (RFC 1123 labels; IDNA2008 rules for
  * "xn--" labels are not checked), ipv4, ipv6 (RFC 4291), uri and uri-reference (RFC 3986 syntax),
  * uuid (RFC 4122 text form), json-pointer, relative-json-pointer, regex (compiles as our ECMA
- * mapping does), duration (RFC 3339 appendix A). Other formats are annotations.
+ * mapping does), duration (RFC 3339 appendix A), iri and iri-reference (RFC 3987: the URI syntax
+ * with non-ASCII characters allowed). Other formats are annotations.
  */
 #include <string.h>
 
@@ -28,6 +29,8 @@ static const struct {
     {"relative-json-pointer", SF_RELATIVE_JSON_POINTER},
     {"regex", SF_REGEX},
     {"duration", SF_DURATION},
+    {"iri", SF_IRI},
+    {"iri-reference", SF_IRI_REFERENCE},
 };
 
 int schema__format_lookup(const char *name)
@@ -310,8 +313,14 @@ static bool fmt__uuid(const char *s, size_t len)
 }
 
 /* RFC 3986 characters allowed in a component (besides pct-encoded). */
+/* extra may hold FMT_IRI_CHARS: any non-ASCII byte (UTF-8 of an IRI's ucschar) is allowed. */
+#define FMT_IRI_CHARS "\x80"
+
 static bool fmt__uri_char(char c, const char *extra)
 {
+    if ((uint8_t)c >= 0x80) {
+        return strchr(extra, FMT_IRI_CHARS[0]) != NULL;
+    }
     return fmt__alpha(c) || fmt__digit(c) || (c != '\0' && strchr("-._~!$&'()*+,;=", c)) ||
            (c != '\0' && strchr(extra, c));
 }
@@ -335,11 +344,32 @@ static bool fmt__uri_part(const char *s, size_t len, const char *extra)
     return true;
 }
 
-static bool fmt__authority(const char *a, size_t n)
+/* RFC 3986 IPvFuture: "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ). */
+static bool fmt__ipvfuture(const char *s, size_t len)
+{
+    size_t i = 1;
+    if (len < 4 || (s[0] != 'v' && s[0] != 'V')) {
+        return false;
+    }
+    while (i < len && fmt__hex(s[i])) {
+        i++;
+    }
+    if (i == 1 || i + 1 >= len || s[i] != '.') {
+        return false;
+    }
+    for (i++; i < len; i++) {
+        if (!fmt__uri_char(s[i], ":")) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool fmt__authority(const char *a, size_t n, bool iri)
 {
     const char *at = memchr(a, '@', n);
     if (at != NULL) {
-        if (!fmt__uri_part(a, (size_t)(at - a), ":")) {
+        if (!fmt__uri_part(a, (size_t)(at - a), iri ? ":" FMT_IRI_CHARS : ":")) {
             return false;
         }
         n -= (size_t)(at - a) + 1;
@@ -348,14 +378,15 @@ static bool fmt__authority(const char *a, size_t n)
     size_t host_len = n;
     if (n > 0 && a[0] == '[') {
         const char *close = memchr(a, ']', n);
-        if (close == NULL || !fmt__ipv6(a + 1, (size_t)(close - a) - 1)) {
+        if (close == NULL || !(fmt__ipv6(a + 1, (size_t)(close - a) - 1) ||
+                               fmt__ipvfuture(a + 1, (size_t)(close - a) - 1))) {
             return false;
         }
         host_len = (size_t)(close - a) + 1;
     } else {
         const char *colon = memchr(a, ':', n);
         host_len = colon != NULL ? (size_t)(colon - a) : n;
-        if (!fmt__uri_part(a, host_len, "")) {
+        if (!fmt__uri_part(a, host_len, iri ? FMT_IRI_CHARS : "")) {
             return false;
         }
     }
@@ -372,8 +403,10 @@ static bool fmt__authority(const char *a, size_t n)
     return true;
 }
 
-static bool fmt__uri_ref(const char *s, size_t len, bool need_scheme)
+static bool fmt__uri_ref(const char *s, size_t len, bool need_scheme, bool iri)
 {
+    const char *path_chars = iri ? ":@/" FMT_IRI_CHARS : ":@/";
+    const char *query_chars = iri ? ":@/?" FMT_IRI_CHARS : ":@/?";
     size_t i = 0;
     while (i < len && (fmt__alpha(s[i]) || (i > 0 && (fmt__digit(s[i]) || s[i] == '+' ||
                                                       s[i] == '-' || s[i] == '.')))) {
@@ -397,7 +430,7 @@ static bool fmt__uri_ref(const char *s, size_t len, bool need_scheme)
         while (a + n < len && s[a + n] != '/' && s[a + n] != '?' && s[a + n] != '#') {
             n++;
         }
-        if (!fmt__authority(s + a, n)) {
+        if (!fmt__authority(s + a, n, iri)) {
             return false;
         }
         p = a + n;
@@ -406,7 +439,7 @@ static bool fmt__uri_ref(const char *s, size_t len, bool need_scheme)
     while (p < len && s[p] != '?' && s[p] != '#') {
         p++;
     }
-    if (!fmt__uri_part(s + path, p - path, ":@/")) {
+    if (!fmt__uri_part(s + path, p - path, path_chars)) {
         return false;
     }
     if (p < len && s[p] == '?') {
@@ -414,13 +447,13 @@ static bool fmt__uri_ref(const char *s, size_t len, bool need_scheme)
         while (p < len && s[p] != '#') {
             p++;
         }
-        if (!fmt__uri_part(s + q, p - q, ":@/?")) {
+        if (!fmt__uri_part(s + q, p - q, query_chars)) {
             return false;
         }
     }
     if (p < len && s[p] == '#') {
         p++;
-        return fmt__uri_part(s + p, len - p, ":@/?");
+        return fmt__uri_part(s + p, len - p, query_chars);
     }
     return true;
 }
@@ -548,9 +581,13 @@ bool schema__format_check(int format, const char *s, size_t len)
     case SF_IPV6:
         return fmt__ipv6(s, len);
     case SF_URI:
-        return fmt__uri_ref(s, len, true);
+        return fmt__uri_ref(s, len, true, false);
     case SF_URI_REFERENCE:
-        return fmt__uri_ref(s, len, false);
+        return fmt__uri_ref(s, len, false, false);
+    case SF_IRI:
+        return fmt__uri_ref(s, len, true, true);
+    case SF_IRI_REFERENCE:
+        return fmt__uri_ref(s, len, false, true);
     case SF_UUID:
         return fmt__uuid(s, len);
     case SF_JSON_POINTER:

@@ -142,6 +142,8 @@ enum schema__format {
     SF_RELATIVE_JSON_POINTER,
     SF_REGEX,
     SF_DURATION,
+    SF_IRI,
+    SF_IRI_REFERENCE,
 };
 
 /* The key of (resource, anchor name) in dyn_map and the compiler's anchor map: the resource's
