@@ -5,7 +5,8 @@
  * "xn--" labels are not checked), ipv4, ipv6 (RFC 4291), uri and uri-reference (RFC 3986 syntax),
  * uuid (RFC 4122 text form), json-pointer, relative-json-pointer, regex (compiles as our ECMA
  * mapping does), duration (RFC 3339 appendix A), iri and iri-reference (RFC 3987: the URI syntax
- * with non-ASCII characters allowed). Other formats are annotations.
+ * with non-ASCII characters allowed), uri-template (RFC 6570 level 4 syntax). Other formats are
+ * annotations.
  */
 #include <string.h>
 
@@ -30,6 +31,7 @@ static const struct {
     {"regex", SF_REGEX},
     {"duration", SF_DURATION},
     {"iri", SF_IRI},
+    {"uri-template", SF_URI_TEMPLATE},
     {"iri-reference", SF_IRI_REFERENCE},
 };
 
@@ -538,6 +540,88 @@ static bool fmt__duration(const char *s, size_t len)
     return any && (!in_time || time_any) && !(weeks && in_time);
 }
 
+/* RFC 6570 varname: varchar *( ["."] varchar ), varchar = ALPHA / DIGIT / "_" / pct-encoded.
+ * Returns the bytes consumed (0: none). */
+static size_t fmt__varname(const char *s, size_t len)
+{
+    size_t i = 0;
+    bool need = true; /* a varchar is due (at the start and after a '.') */
+    while (i < len) {
+        if (s[i] == '%' && i + 2 < len && fmt__hex(s[i + 1]) && fmt__hex(s[i + 2])) {
+            i += 3;
+        } else if (fmt__alpha(s[i]) || fmt__digit(s[i]) || s[i] == '_') {
+            i++;
+        } else if (s[i] == '.' && !need) {
+            i++;
+            need = true;
+            continue;
+        } else {
+            break;
+        }
+        need = false;
+    }
+    return need ? 0 : i;
+}
+
+/* One expression's inside (between the braces): [operator] varspec *( "," varspec ). */
+static bool fmt__uri_expr(const char *s, size_t len)
+{
+    size_t i = 0;
+    if (len > 0 && strchr("+#./;?&=,!@|", s[0]) != NULL) {
+        i = 1;
+    }
+    /* One varspec per round: each consumes at least one byte. */
+    for (;;) {
+        size_t n = fmt__varname(s + i, len - i);
+        if (n == 0) {
+            return false;
+        }
+        i += n;
+        if (i < len && s[i] == '*') {
+            i++;
+        } else if (i < len && s[i] == ':') {
+            size_t start = ++i;
+            while (i < len && fmt__digit(s[i])) {
+                i++;
+            }
+            if (i == start || i - start > 4 || s[start] == '0') {
+                return false;
+            }
+        }
+        if (i == len) {
+            return true;
+        }
+        if (s[i] != ',') {
+            return false;
+        }
+        i++;
+    }
+}
+
+static bool fmt__uri_template(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = (uint8_t)s[i];
+        if (c == '{') {
+            const char *close = memchr(s + i, '}', len - i);
+            if (close == NULL || !fmt__uri_expr(s + i + 1, (size_t)(close - s) - i - 1)) {
+                return false;
+            }
+            i = (size_t)(close - s);
+        } else if (c == '%') {
+            if (i + 2 >= len || !fmt__hex(s[i + 1]) || !fmt__hex(s[i + 2])) {
+                return false;
+            }
+            i += 2;
+        } else if (c <= 0x20 || c == 0x7f || strchr("\"<>\\^`|}", (char)c) != NULL) {
+            /* Literals: no CTL, SP, DQUOTE, '<', '>', '\\', '^', '`', '|', '}' (RFC 6570 2.1).
+             * The apostrophe is allowed, as the test suite expects. */
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool fmt__regex(const char *s, size_t len)
 {
     char err[64];
@@ -584,6 +668,8 @@ bool schema__format_check(int format, const char *s, size_t len)
         return fmt__uri_ref(s, len, true, false);
     case SF_URI_REFERENCE:
         return fmt__uri_ref(s, len, false, false);
+    case SF_URI_TEMPLATE:
+        return fmt__uri_template(s, len);
     case SF_IRI:
         return fmt__uri_ref(s, len, true, true);
     case SF_IRI_REFERENCE:

@@ -144,6 +144,7 @@ enum schema__format {
     SF_DURATION,
     SF_IRI,
     SF_IRI_REFERENCE,
+    SF_URI_TEMPLATE,
 };
 
 /* The key of (resource, anchor name) in dyn_map and the compiler's anchor map: the resource's
