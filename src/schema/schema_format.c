@@ -5,8 +5,8 @@
  * "xn--" labels are not checked), ipv4, ipv6 (RFC 4291), uri and uri-reference (RFC 3986 syntax),
  * uuid (RFC 4122 text form), json-pointer, relative-json-pointer, regex (compiles as our ECMA
  * mapping does), duration (RFC 3339 appendix A), iri and iri-reference (RFC 3987: the URI syntax
- * with non-ASCII characters allowed), uri-template (RFC 6570 level 4 syntax). Other formats are
- * annotations.
+ * with non-ASCII characters allowed), idn-email (email with UTF-8), uri-template (RFC 6570 level 4
+ * syntax). Other formats are annotations.
  */
 #include <string.h>
 
@@ -31,6 +31,7 @@ static const struct {
     {"regex", SF_REGEX},
     {"duration", SF_DURATION},
     {"iri", SF_IRI},
+    {"idn-email", SF_IDN_EMAIL},
     {"uri-template", SF_URI_TEMPLATE},
     {"iri-reference", SF_IRI_REFERENCE},
 };
@@ -218,7 +219,8 @@ static bool fmt__ipv6(const char *s, size_t len)
     return gap ? groups <= 7 : groups == 8;
 }
 
-static bool fmt__hostname(const char *s, size_t len)
+/* idn: labels may hold UTF-8 (idn-email's domain; the IDNA2008 rules are not checked). */
+static bool fmt__hostname(const char *s, size_t len, bool idn)
 {
     if (len == 0 || len > 253) {
         return false;
@@ -237,7 +239,8 @@ static bool fmt__hostname(const char *s, size_t len)
             label = 0;
             continue;
         }
-        if (!fmt__alpha(s[i]) && !fmt__digit(s[i]) && s[i] != '-') {
+        if (!fmt__alpha(s[i]) && !fmt__digit(s[i]) && s[i] != '-' &&
+            !(idn && (uint8_t)s[i] >= 0x80)) {
             return false;
         }
         label++;
@@ -245,12 +248,14 @@ static bool fmt__hostname(const char *s, size_t len)
     return true;
 }
 
-static bool fmt__atext(char c)
+static bool fmt__atext(char c, bool idn)
 {
-    return fmt__alpha(c) || fmt__digit(c) || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c));
+    return (idn && (uint8_t)c >= 0x80) || fmt__alpha(c) || fmt__digit(c) ||
+           (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c));
 }
 
-static bool fmt__email(const char *s, size_t len)
+/* idn: RFC 6531's UTF-8 in the local part and the domain (idn-email). */
+static bool fmt__email(const char *s, size_t len, bool idn)
 {
     size_t i = 0;
     if (len > 0 && s[0] == '"') {
@@ -275,7 +280,7 @@ static bool fmt__email(const char *s, size_t len)
                     return false;
                 }
                 dot_ok = false;
-            } else if (fmt__atext(s[i])) {
+            } else if (fmt__atext(s[i], idn)) {
                 dot_ok = true;
             } else {
                 return false;
@@ -297,7 +302,7 @@ static bool fmt__email(const char *s, size_t len)
         }
         return fmt__ipv4(d + 1, dlen - 2);
     }
-    return fmt__hostname(d, dlen);
+    return fmt__hostname(d, dlen, idn);
 }
 
 static bool fmt__uuid(const char *s, size_t len)
@@ -657,9 +662,11 @@ bool schema__format_check(int format, const char *s, size_t len)
     case SF_TIME:
         return fmt__time(s, len);
     case SF_EMAIL:
-        return fmt__email(s, len);
+        return fmt__email(s, len, false);
+    case SF_IDN_EMAIL:
+        return fmt__email(s, len, true);
     case SF_HOSTNAME:
-        return fmt__hostname(s, len);
+        return fmt__hostname(s, len, false);
     case SF_IPV4:
         return fmt__ipv4(s, len);
     case SF_IPV6:

@@ -145,6 +145,7 @@ enum schema__format {
     SF_IRI,
     SF_IRI_REFERENCE,
     SF_URI_TEMPLATE,
+    SF_IDN_EMAIL,
 };
 
 /* The key of (resource, anchor name) in dyn_map and the compiler's anchor map: the resource's
