@@ -267,6 +267,18 @@ static int cc__find_resource(struct cc *cc, const char *uri, size_t len)
     return v == 0 ? -1 : (int)(v - 1);
 }
 
+static int cc__draft_of_meta(const char *uri, int fallback)
+{
+    size_t n = schema__uri_nofrag_len(uri);
+    if (n == strlen(cc__uri_2020) && strncmp(uri, cc__uri_2020, n) == 0) {
+        return SCHEMA_DRAFT_2020_12;
+    }
+    if (n == strlen(cc__uri_7) && strncmp(uri, cc__uri_7, n) == 0) {
+        return SCHEMA_DRAFT_7;
+    }
+    return fallback;
+}
+
 /* $id of j (a schema object of resource res): a new resource, or (draft 7) an anchor. */
 static int cc__walk_id(struct cc *cc, const json_t *j, uint32_t *res)
 {
@@ -295,7 +307,12 @@ static int cc__walk_id(struct cc *cc, const json_t *j, uint32_t *res)
         uint32_t parent = *res;
         rc = cc__add_resource(cc, abs, n, j, draft, res);
         if (rc == 0) {
+            /* An embedded resource may name its own dialect. */
+            const json_t *sch = json_object_get(j, "$schema");
             cc->res_flags[*res] = cc->res_flags[parent];
+            if (json_is_string(sch)) {
+                cc->s->resources[*res].draft = cc__draft_of_meta(json_string_value(sch), draft);
+            }
         }
     }
     if (rc == 0 && frag[0] != '\0') {
@@ -342,18 +359,6 @@ static int cc__walk(struct cc *cc, const json_t *j, uint32_t res, unsigned depth
     struct cc_slot *slot = NULL;
     rc = cc__slot_put(cc, j, res, &slot);
     return rc != 0 ? rc : cc__walk_kids(cc, j, res, depth);
-}
-
-static int cc__draft_of_meta(const char *uri, int fallback)
-{
-    size_t n = schema__uri_nofrag_len(uri);
-    if (n == strlen(cc__uri_2020) && strncmp(uri, cc__uri_2020, n) == 0) {
-        return SCHEMA_DRAFT_2020_12;
-    }
-    if (n == strlen(cc__uri_7) && strncmp(uri, cc__uri_7, n) == 0) {
-        return SCHEMA_DRAFT_7;
-    }
-    return fallback;
 }
 
 static const json_t *cc__lookup_doc(struct cc *cc, const char *uri, size_t len);
