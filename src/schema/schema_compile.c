@@ -760,6 +760,7 @@ static int cc__keyword(struct cc *cc, const json_t *j, uint32_t res, const struc
     int draft = cc->s->resources[res].draft;
     kw->kind = d->kind;
     kw->name = d->name;
+    kw->name_len = strlen(d->name);
     kw->value = v;
     kw->a = kw->b = kw->c = SCHEMA__NONE;
     switch (d->kind) {
@@ -977,6 +978,7 @@ static int cc__compile_node(struct cc *cc, uint32_t idx)
                 memset(&kws[n], 0, sizeof(kws[n]));
                 kws[n].kind = SK_DEPENDENT_REQUIRED;
                 kws[n].name = def->name;
+                kws[n].name_len = strlen(def->name);
                 kws[n].value = v;
                 rc = cc__map(cc, &kws[n], v, res, 1);
                 if (rc != 0) {
@@ -1022,6 +1024,9 @@ static int cc__compile_node(struct cc *cc, uint32_t idx)
     for (size_t i = 0; i < n; i++) {
         if (kws[i].kind == SK_UNEVALUATED_ITEMS || kws[i].kind == SK_UNEVALUATED_PROPERTIES) {
             s->nodes[idx].has_unevaluated = true;
+        }
+        if (kws[i].kind == SK_ADDITIONAL_PROPERTIES) {
+            s->nodes[idx].has_additional = true;
         }
     }
     return 0;
