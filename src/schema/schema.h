@@ -129,8 +129,8 @@ void schema_validator_free(struct schema_validator *v);
 
 /*
  * Validates instance. Returns 0 with out->valid and the first errors, or LMQ_ELIMIT when a
- * bound was hit (instance depth, evaluation depth, a regex's match limit): out->valid is false
- * then and the last error says which bound. LMQ_ENOMEM when the scratch area could not grow.
+ * bound was hit (instance depth, evaluation depth or budget, a regex's match limit): out->valid is
+ * false then and the last error says which bound. LMQ_ENOMEM when the scratch area could not grow.
  */
 int schema_validate(struct schema_validator *v, const json_t *instance,
                     struct schema_result *out) LMQ_WUR;
