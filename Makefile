@@ -39,7 +39,7 @@ install: $(BUILD)/CMakeCache.txt
 run: $(BUILD)/CMakeCache.txt
 	@cmake --build $(BUILD) -j $(JOBS) --target ledgermq
 	@mkdir -p data
-	./$(BUILD)/ledgermq serve --data ./data $(ARGS)
+	./$(BUILD)/ledgermq serve --data ./data --models examples/models $(ARGS)
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600

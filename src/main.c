@@ -32,6 +32,7 @@ enum main_flag_kind {
     MAIN_FLAG_SERVER_KEY, /* applied with lmq_config_set("server", key) */
     MAIN_FLAG_TLS_KEY,    /* applied with lmq_config_set("tls", key) */
     MAIN_FLAG_AUTH_KEY,   /* applied with lmq_config_set("auth", key) */
+    MAIN_FLAG_DATA_KEY,   /* applied with lmq_config_set("data", key) */
     MAIN_FLAG_MQTT,       /* first replaces the listeners, repeats append */
     MAIN_FLAG_MQTTS,      /* each appends TLS listeners */
 };
@@ -57,6 +58,7 @@ static const struct main_flag main__serve_flags[] = {
     {"tls-client-cert", MAIN_FLAG_TLS_KEY, "client_cert"},
     {"password-file", MAIN_FLAG_AUTH_KEY, "password_file"},
     {"acl-file", MAIN_FLAG_AUTH_KEY, "acl_file"},
+    {"models", MAIN_FLAG_DATA_KEY, "models"},
 };
 
 /* The command running, for the error prefix; NULL before one is known. */
@@ -154,6 +156,8 @@ static int main__apply_flag(struct lmq_config *cfg, const struct main_flag *flag
         rc = lmq_config_set(cfg, "tls", flag->key, value, err, sizeof(err));
     } else if (flag->kind == MAIN_FLAG_AUTH_KEY) {
         rc = lmq_config_set(cfg, "auth", flag->key, value, err, sizeof(err));
+    } else if (flag->kind == MAIN_FLAG_DATA_KEY) {
+        rc = lmq_config_set(cfg, "data", flag->key, value, err, sizeof(err));
     } else {
         rc = lmq_config_set(cfg, "server", flag->key, value, err, sizeof(err));
         *mqtt_seen = *mqtt_seen || flag->kind == MAIN_FLAG_MQTT;
@@ -212,7 +216,8 @@ static int main__serve(int argc, char **argv)
         }
     }
     LMQ_ASSERT(cfg.mqtt_count >= 1 && cfg.mqtt_count <= LMQ_LISTENERS_MAX);
-    if (lmq_config_validate(&cfg, err, sizeof(err)) != 0) {
+    if (lmq_config_validate(&cfg, err, sizeof(err)) != 0 ||
+        lmq_config_resolve_listeners(&cfg, err, sizeof(err)) != 0) {
         return main__fail("%s", err);
     }
     lmq_log_set_level(cfg.log_level);
@@ -248,10 +253,10 @@ struct main_command {
 };
 
 static const struct main_command main__commands[] = {
-    {"serve", main__serve},     {"passwd", cli_passwd},     {"keygen", cli_keygen},
-    {"send", cli_send},         {"listen", cli_listen},     {"verify", verify_main},
-    {"revoke", cli_revoke},     {"validate", cli_validate}, {"bench", bench_main},
-    {"version", main__version}, {"help", main__help},
+    {"serve", main__serve},  {"passwd", cli_passwd},     {"keygen", cli_keygen},
+    {"send", cli_send},      {"listen", cli_listen},     {"token", cli_token},
+    {"verify", verify_main}, {"revoke", cli_revoke},     {"validate", cli_validate},
+    {"bench", bench_main},   {"version", main__version}, {"help", main__help},
 };
 
 int main(int argc, char **argv)

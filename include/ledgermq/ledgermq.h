@@ -174,6 +174,17 @@ void lmq_client_stop(struct lmq_client *c);
  * NULL is fine. */
 void lmq_client_close(struct lmq_client *c);
 
+/* The most bytes of a login token, its NUL included. */
+#define LMQ_TOKEN_MAX_BYTES 2049
+/* Logs in as the identity of key_file on the server's HTTP listener (POST /auth/challenge,
+ * then POST /auth/token with the signed nonce) without a client or its state, and writes the
+ * login token (a bearer token for the HTTP API) into token. Blocking, bounded by timeout_ms.
+ * Returns 0; LMQ_EINVAL (the key file or the address), LMQ_CLIENT_E_HTTP_UNREACHABLE (no
+ * answer), LMQ_EPROTO (the server refused: its reason in err) or LMQ_EIO (a malformed answer);
+ * err gets a one-line reason. */
+int lmq_login(const char *key_file, const char *http_host, uint16_t http_port, uint32_t timeout_ms,
+              char token[LMQ_TOKEN_MAX_BYTES], char *err, size_t err_len);
+
 /* Our identity id (64 hex characters). */
 const char *lmq_client_id(const struct lmq_client *c);
 

@@ -3,6 +3,7 @@
  * output (after the turn's commit, commit.c) and the shutdown sequence.
  */
 #include "broker/broker_internal.h"
+#include "data/data.h"
 
 #include "net/address.h"
 #include "net/http.h"
@@ -218,6 +219,10 @@ static void on_signal(uv_signal_t *s, int signum)
         pipeline_tokens_reload(b);
         /* Auditors take effect with the next request (GET /ledger/envelopes checks each). */
         memcpy(b->cfg.auth.auditors, fresh.auth.auditors, sizeof(b->cfg.auth.auditors));
+        memcpy(b->cfg.data.readers_all, fresh.data.readers_all, sizeof(b->cfg.data.readers_all));
+        b->cfg.data.readers_all_count = fresh.data.readers_all_count;
+        b->cfg.data.assert_formats = fresh.data.assert_formats;
+        data_reload(b, fresh.data.models_dir);
         b->cfg.auth.auditor_count = fresh.auth.auditor_count;
         struct lmq_log_line line;
         if (lmq_log_begin(&line, LMQ_LOG_INFO, "reload")) {
@@ -522,6 +527,8 @@ static int broker_open_data(struct broker *b, const struct lmq_config *cfg)
     }
     /* After the store: a database that can't be opened is the one error reported. */
     int id_rc = pipeline_init(b);
+    if (id_rc == LMQ_OK)
+        id_rc = data_init(b); /* after the pipeline: it registers an envelope hook */
     if (id_rc != LMQ_OK)
         return id_rc == LMQ_ENOMEM ? LMQ_ENOMEM : LMQ_EINVAL;
     return LMQ_OK;
@@ -558,6 +565,7 @@ static void broker_teardown(struct broker *b)
     broker_close_handle((uv_handle_t *)&b->flush_check);
     broker_destroy_state(b);
     sys_tree_free(b); /* its timer closed with the loop */
+    data_destroy(b);
     pipeline_destroy(b);
     access_destroy(b);
     if (b->tls != NULL)

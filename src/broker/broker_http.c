@@ -4,6 +4,7 @@
  * HTTP request's client is, for per-address limits; the HTTP servers' TLS failures.
  */
 #include "broker/broker_internal.h"
+#include "data/data.h"
 
 #include <string.h>
 
@@ -58,6 +59,10 @@ int broker_http_route(void *ctx, const struct http_request *req, struct http_res
     if ((len > 6 && memcmp(path, "/auth/", 6) == 0) ||
         (len > 8 && memcmp(path, "/ledger/", 8) == 0))
         return pipeline_http_route(b, req, resp, out);
+    if (data_http_path(req))
+        return data_http_route(b, req, resp, out);
+    if (len == 13 && memcmp(path, "/openapi.json", 13) == 0)
+        return data_openapi_route(b, req, resp, out);
     if (!healthz && !metrics && !version) {
         resp->status = 404;
         return 0;

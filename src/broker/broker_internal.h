@@ -414,6 +414,7 @@ struct broker {
     uint32_t password_checks;          /* password hashes queued or running */
     struct access_guard *access_guard; /* per-address shares and back-off (access_guard.c) */
     struct pipeline *pipeline;         /* the identity/ledger pipeline (src/pipeline) */
+    struct data *data;                 /* typed objects (src/data) */
     uint64_t security_events[32];      /* by enum security_event (SECURITY_EVENT_COUNT <= 32) */
     uint64_t next_conn_id;
     uint64_t next_msg_id;

@@ -4,6 +4,7 @@
  * walks the sessions once for the queue depth.
  */
 #include "broker/broker_internal.h"
+#include "data/data.h"
 
 #include <dirent.h>
 #include <inttypes.h>
@@ -182,6 +183,17 @@ static int metrics_broker(struct broker *b, struct lmq_buf *out)
                  "Envelopes refused over [auth] ledger_bytes_per_day.");
     rc |= http_body_printf(out, "ledgermq_ledger_quota_refused_total %" PRIu64 "\n",
                            st->ledger_quota_refused);
+    uint64_t objects_accepted = 0, objects_refused = 0;
+    size_t models = 0;
+    data_counts(b, &objects_accepted, &objects_refused, &models);
+    rc |= METRIC(out, "objects_total", "counter",
+                 "Typed objects since start: versions stored, objects refused (any reason).");
+    rc |= http_body_printf(out,
+                           "ledgermq_objects_total{result=\"accepted\"} %" PRIu64 "\n"
+                           "ledgermq_objects_total{result=\"refused\"} %" PRIu64 "\n",
+                           objects_accepted, objects_refused);
+    rc |= METRIC(out, "models", "gauge", "Models loaded from [data] models.");
+    rc |= http_body_printf(out, "ledgermq_models %zu\n", models);
     rc |= METRIC(out, "disk_low", "gauge", "1 while free space is under min_free_disk.");
     rc |= http_body_printf(out, "ledgermq_disk_low %d\n", b->disk_low ? 1 : 0);
     return rc;

@@ -155,12 +155,9 @@ int websocket_route(struct broker *b, const struct http_request *req, struct htt
             lmq_log_str(&line, "detail", reason != NULL ? reason : "");
             lmq_log_end(&line);
         }
-        resp->status = status;
         if (status == 426)
             resp->extra_headers = "Sec-WebSocket-Version: 13\r\n";
-        resp->content_type = "application/json";
-        return http_body_printf(out, "{\"error\":%d,\"reason\":\"%s\"}", status,
-                                reason != NULL ? reason : "Bad Request");
+        return http_error_json(resp, out, status, reason != NULL ? reason : "Bad Request");
     }
     struct conn_ws_peer peer;
     if (websocket_route_peer(b, req, &peer) != LMQ_OK) {

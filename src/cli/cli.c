@@ -32,6 +32,8 @@
 #define CLI_SEND_TIMEOUT_MS 30000u
 /* Longest --timeout-ms: a bit over 24 days, what a uv timer takes without surprise. */
 #define CLI_TIMEOUT_MAX_MS ((uint64_t)INT32_MAX)
+/* ledgermq token: the whole login (two requests) by default. */
+#define CLI_TOKEN_TIMEOUT_MS 10000u
 
 /* The running command, for the error prefix "ledgermq: <command>: " (README, "Command line"). */
 static const char *cli__name = "?";
@@ -281,6 +283,25 @@ static int cli__state_dir(struct cli_opts *o)
         return 0;
     }
     return cli__state_xdg(o, ident.id);
+}
+
+int cli_token(int argc, char **argv)
+{
+    cli__name = "token";
+    struct cli_opts o = {0};
+    int rc = cli__parse(&o, argc, argv, "key http timeout-ms", false);
+    if (rc != 0) {
+        return rc;
+    }
+    char token[LMQ_TOKEN_MAX_BYTES], err[512];
+    uint32_t timeout_ms = o.timeout_ms != 0 ? (uint32_t)o.timeout_ms : CLI_TOKEN_TIMEOUT_MS;
+    rc = lmq_login(o.key, o.http_host, o.http_port, timeout_ms, token, err, sizeof(err));
+    if (rc == 0) {
+        printf("%s\n", token);
+        return fflush(stdout) == 0 ? 0 : CLI_EXIT_USAGE;
+    }
+    cli__fail("%s", err);
+    return rc == LMQ_EINVAL ? CLI_EXIT_USAGE : rc == LMQ_EPROTO ? 3 : 4;
 }
 
 int cli_keygen(int argc, char **argv)

@@ -20,6 +20,8 @@ int cli_keygen(int argc, char **argv);
 int cli_send(int argc, char **argv);
 /* ledgermq listen ...: prints inbox messages, one JSON line each, exactly once per state dir. */
 int cli_listen(int argc, char **argv);
+/* ledgermq token: logs in and prints a login token (bearer token for the HTTP API). */
+int cli_token(int argc, char **argv);
 /* ledgermq revoke --data DIR --identity ID [--before UNIX_S]: revokes the identity's login
  * tokens issued before the time (default: up to now) in the broker's database (cli_revoke.c). */
 int cli_revoke(int argc, char **argv);

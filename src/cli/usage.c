@@ -16,6 +16,7 @@ static const char usage__serve[] =
     "                      [--tls-cert FILE --tls-key FILE] [--tls-client-ca FILE]\n"
     "                      [--tls-client-cert none|optional|required]\n"
     "                      [--password-file FILE] [--acl-file FILE]\n"
+    "                      [--models DIR]\n"
     "                      [--sync always|off] [--log-level debug|info|warn|error]\n"
     "\n"
     "Runs the broker: MQTT 3.1.1/5.0 over TCP, TLS and WebSocket, the login server and the\n"
@@ -38,11 +39,14 @@ static const char usage__serve[] =
     "  --tls-client-cert MODE  none (default), optional or required (needs --tls-client-ca)\n"
     "  --password-file FILE    user:hash lines (ledgermq passwd); none by default\n"
     "  --acl-file FILE         topic ACL, as mosquitto's acl_file; none: all allowed\n"
+    "  --models DIR            JSON Schema models of typed objects ([data] models); none by\n"
+    "                          default\n"
     "  --sync always|off       fsync before every acknowledgement (always, the default) or never\n"
     "  --log-level LEVEL       debug, info (default), warn or error\n"
     "  -h, --help              print this help\n"
     "\n"
-    "HOST:PORT is a numeric IPv4 address, [IPv6] or localhost; port 0 picks a free port (the\n"
+    "HOST:PORT is a numeric IPv4 address, [IPv6], localhost (127.0.0.1) or a host name,\n"
+    "resolved once at start (the first address it resolves to); port 0 picks a free port (the\n"
     "\"ready\" log line names it). SIGTERM and SIGINT shut down gracefully; SIGHUP re-reads the\n"
     "log level, the TLS, password and ACL files, [auth] auditors and token revocations.\n"
     "\n"
@@ -102,6 +106,26 @@ static const char usage__keygen[] =
     "exit codes:\n"
     "  0  written\n"
     "  1  usage error, FILE exists or cannot be written\n";
+
+static const char usage__token[] =
+    "usage: ledgermq token --key FILE [--http HOST:PORT] [--timeout-ms MS]\n"
+    "\n"
+    "Logs in as the identity of FILE (POST /auth/challenge, then /auth/token with the signed\n"
+    "nonce) and prints the login token: a bearer token for the HTTP API, such as\n"
+    "curl -H \"Authorization: Bearer $(ledgermq token --key alice.json)\" .../api/v1/\n"
+    "It expires after the server's [auth] token_ttl_s (15 minutes by default).\n"
+    "\n"
+    "options:\n"
+    "  --key FILE          the identity's key file (ledgermq keygen)\n"
+    "  --http HOST:PORT    the broker's HTTP listener (default 127.0.0.1:8080)\n"
+    "  --timeout-ms MS     give up after MS milliseconds (default 10000)\n"
+    "  -h, --help          print this help\n"
+    "\n"
+    "exit codes:\n"
+    "  0  printed\n"
+    "  1  usage error, unreadable key file, an address that does not resolve\n"
+    "  3  the server refused the login (its reason on stderr)\n"
+    "  4  the server could not be reached, or answered badly\n";
 
 static const char usage__send[] =
     "usage: ledgermq send --key FILE --to ID [--type T] [--server HOST:PORT] [--http HOST:PORT]\n"
@@ -281,6 +305,7 @@ static const struct cli_usage usage__table[] = {
     {"keygen", "create an Ed25519 identity key file", usage__keygen},
     {"send", "deliver one signed envelope to an identity, with its ack and receipt", usage__send},
     {"listen", "print an identity's inbox envelopes, exactly once", usage__listen},
+    {"token", "print a login token (a bearer token for the HTTP API)", usage__token},
     {"verify", "check checkpoints, receipts, consistency proofs or a database offline",
      verify_usage},
     {"revoke", "revoke an identity's login tokens", usage__revoke},
@@ -334,8 +359,8 @@ void cli_usage_print_all(FILE *f)
     }
     fputs("\n"
           "ledgermq help COMMAND (or ledgermq COMMAND --help) prints a command's flags and exit\n"
-          "codes. HOST:PORT is a numeric IPv4 address, [IPv6] or localhost; port 0 picks a free\n"
-          "port. Errors are one line on stderr: \"ledgermq: <command>: <message>\".\n",
+          "codes. HOST:PORT is a numeric IPv4 address, [IPv6], localhost or a host name; port 0\n"
+          "picks a free port. Errors are one line on stderr: \"ledgermq: <command>: <message>\".\n",
           f);
 }
 

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "client/client_internal.h"
+#include "core/resolve.h"
 #include "crypto/jcs.h"
 
 /* Loop turns lmq_client_close() may run on a caller's loop to let its handles close. */
@@ -19,6 +20,10 @@ static int client__open_checks(const struct lmq_client_options *opts, char *err,
     if (opts == NULL || opts->key_file == NULL || opts->state_dir == NULL ||
         opts->mqtt_host == NULL || opts->http_host == NULL) {
         snprintf(err, err_len, "key file, state directory and server addresses are required");
+        return LMQ_EINVAL;
+    }
+    if (opts->mqtt_port == 0 || opts->http_port == 0) {
+        snprintf(err, err_len, "server ports must be 1..65535");
         return LMQ_EINVAL;
     }
     return 0;
@@ -48,12 +53,15 @@ static int client__setup(struct lmq_client *c, const struct lmq_client_options *
     }
     rc = crypto_b64url_encode(c->ident.pub, sizeof(c->ident.pub), c->pub_b64, sizeof(c->pub_b64));
     LMQ_ASSERT(rc == 0); /* sized for a public key */
-    if (client_net_addr(opts->mqtt_host, opts->mqtt_port, &c->mqtt_addr) != 0) {
-        snprintf(err, err_len, "bad MQTT address %.200s:%u", opts->mqtt_host, opts->mqtt_port);
+    char reason[128];
+    if (lmq_resolve(opts->mqtt_host, opts->mqtt_port, &c->mqtt_addr, reason, sizeof(reason)) != 0) {
+        snprintf(err, err_len, "cannot resolve MQTT address %.200s:%u: %s", opts->mqtt_host,
+                 opts->mqtt_port, reason);
         return LMQ_EINVAL;
     }
-    if (client_net_addr(opts->http_host, opts->http_port, &c->http_addr) != 0) {
-        snprintf(err, err_len, "bad HTTP address %.200s:%u", opts->http_host, opts->http_port);
+    if (lmq_resolve(opts->http_host, opts->http_port, &c->http_addr, reason, sizeof(reason)) != 0) {
+        snprintf(err, err_len, "cannot resolve HTTP address %.200s:%u: %s", opts->http_host,
+                 opts->http_port, reason);
         return LMQ_EINVAL;
     }
     client_session_init(c);

@@ -308,11 +308,22 @@ int client_net_init(struct lmq_client *c) LMQ_WUR;
 bool client_net_idle(const struct lmq_client *c);
 /* Closes everything (for stop/close). */
 void client_net_shutdown(struct lmq_client *c);
+/* client_login.c: the body of POST /auth/token for a challenge's nonce, signed with ident's
+ * key: {"nonce","pub","sig"} as malloc'd JSON text, or NULL (out of memory, nonce too long). */
+char *client_login_token_json(const struct crypto_identity *ident, const char *pub_b64,
+                              const char *nonce);
+
+/* One blocking HTTP/1.1 request ("Connection: close") to addr: method and path, with
+ * "Authorization: Bearer <bearer>" unless bearer is NULL, and a JSON body unless json_body is
+ * NULL. The response body goes into body (reset first; at most body_max_bytes), its status into
+ * *status (0 when there is none). Bounded by timeout_ms. 0 (whatever the status), LMQ_EIO
+ * (connect or I/O error, timeout, a malformed or too large response). */
+int client_http_request(const struct sockaddr_storage *addr, const char *method, const char *path,
+                        const char *bearer, const char *json_body, struct lmq_buf *body,
+                        size_t body_max_bytes, uint32_t timeout_ms, unsigned *status) LMQ_WUR;
 /* c->fetch for a real server: one blocking HTTP GET on the HTTP address, bounded by
  * CLIENT_FETCH_TIMEOUT_MS and CLIENT_HTTP_BODY_MAX_BYTES. */
 int client_net_fetch(struct lmq_client *c, const char *path, struct lmq_buf *body,
                      unsigned *status_out) LMQ_WUR;
-/* Parses "host" (numeric or localhost) and port into addr. Returns 0 or LMQ_EINVAL. */
-int client_net_addr(const char *host, uint16_t port, struct sockaddr_storage *addr) LMQ_WUR;
 
 #endif

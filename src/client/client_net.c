@@ -23,9 +23,6 @@
 
 #define NET_TICK_MS 1000u
 #define NET_RECEIVE_MAX 64u
-#define NET_AUTH_PREFIX "ledgermq-auth-v1:"
-/* "ledgermq-auth-v1:" plus a nonce (43 characters for 32 bytes; room for longer ones). */
-#define NET_AUTH_MSG_MAX_BYTES 256u
 #define NET_NONCE_MAX_BYTES 200u
 
 enum net_http_step { NET_HTTP_CHALLENGE, NET_HTTP_TOKEN };
@@ -34,22 +31,6 @@ static void net__after_close(struct lmq_client *c);
 static void net__on_backoff(uv_timer_t *t);
 static void net__mqtt_start(struct lmq_client *c);
 static void net__http_request(struct lmq_client *c, const char *path);
-
-int client_net_addr(const char *host, uint16_t port, struct sockaddr_storage *addr)
-{
-    LMQ_ASSERT(host != NULL && addr != NULL);
-    memset(addr, 0, sizeof(*addr));
-    if (strcmp(host, "localhost") == 0) {
-        host = "127.0.0.1";
-    }
-    if (port == 0) {
-        return LMQ_EINVAL;
-    }
-    if (uv_ip4_addr(host, port, (struct sockaddr_in *)addr) == 0) {
-        return 0;
-    }
-    return uv_ip6_addr(host, port, (struct sockaddr_in6 *)addr) == 0 ? 0 : LMQ_EINVAL;
-}
 
 static void net__close_one(struct lmq_client *c, uv_handle_t *h);
 
@@ -443,25 +424,13 @@ static int64_t net__token_exp(const char *token)
 /* Builds {"pub","nonce","sig"} for /auth/token from the challenge's nonce. */
 static int net__token_body(struct lmq_client *c, const char *nonce)
 {
-    char msg[NET_AUTH_MSG_MAX_BYTES];
-    uint8_t sig[CRYPTO_ED25519_SIG_BYTES];
-    char sig_b64[CRYPTO_B64URL_CHARS(CRYPTO_ED25519_SIG_BYTES) + 1];
     LMQ_ASSERT(strlen(nonce) < NET_NONCE_MAX_BYTES);
-    int n = snprintf(msg, sizeof(msg), NET_AUTH_PREFIX "%s", nonce);
-    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(msg));
-    int rc = crypto_ed25519_sign(c->ident.seed, (const uint8_t *)msg, (size_t)n, sig);
-    rc = rc == 0 ? crypto_b64url_encode(sig, sizeof(sig), sig_b64, sizeof(sig_b64)) : rc;
-    if (rc != 0) {
-        return rc;
-    }
-    json_t *body = json_pack("{s:s, s:s, s:s}", "pub", c->pub_b64, "nonce", nonce, "sig", sig_b64);
-    char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *text = client_login_token_json(&c->ident, c->pub_b64, nonce);
     c->http.next_body.len = 0;
-    rc = text == NULL ? LMQ_ENOMEM
-                      : lmq_buf_append(&c->http.next_body, text, strlen(text) + 1,
-                                       CLIENT_HTTP_REQUEST_MAX_BYTES);
+    int rc = text == NULL ? LMQ_ENOMEM
+                          : lmq_buf_append(&c->http.next_body, text, strlen(text) + 1,
+                                           CLIENT_HTTP_REQUEST_MAX_BYTES);
     free(text);
-    json_decref(body);
     return rc;
 }
 
@@ -620,115 +589,18 @@ static void net__login(struct lmq_client *c)
 
 /* --- ledger GETs (blocking; see CLIENT_FETCH_TIMEOUT_MS) ------------------------------------ */
 
-struct net_fetch {
-    struct lmq_buf *body;
-    size_t body_max_bytes;
-    bool complete;
-};
-
-static int net__fetch_on_body(http_parser *p, const char *at, size_t len)
-{
-    struct net_fetch *f = p->data;
-    return lmq_buf_append(f->body, at, len, f->body_max_bytes) == 0 ? 0 : 1;
-}
-
-static int net__fetch_on_complete(http_parser *p)
-{
-    ((struct net_fetch *)p->data)->complete = true;
-    return 0;
-}
-
-/* Waits for events on fd until the deadline. 0 when ready, LMQ_EIO on timeout or error. */
-static int net__fetch_wait(int fd, short events, uint64_t deadline_ms)
-{
-    uint64_t now_ms = uv_hrtime() / 1000000u;
-    struct pollfd pfd = {.fd = fd, .events = events};
-    if (now_ms >= deadline_ms) {
-        return LMQ_EIO;
-    }
-    int n = poll(&pfd, 1, (int)(deadline_ms - now_ms));
-    return n == 1 && (pfd.revents & (events | POLLHUP)) != 0 ? 0 : LMQ_EIO;
-}
-
-/* Connects to the HTTP address and writes the whole request. Returns the socket or -1. */
-static int net__fetch_send(struct lmq_client *c, const char *req, size_t req_len,
-                           uint64_t deadline_ms)
-{
-    socklen_t alen = c->http_addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                        : sizeof(struct sockaddr_in);
-    int fd = socket(c->http_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        return -1;
-    }
-    int err = 0;
-    socklen_t err_len = sizeof(err);
-    if ((connect(fd, (const struct sockaddr *)&c->http_addr, alen) != 0 && errno != EINPROGRESS) ||
-        net__fetch_wait(fd, POLLOUT, deadline_ms) != 0 ||
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len) != 0 || err != 0) {
-        close(fd);
-        return -1;
-    }
-    size_t sent = 0;
-    /* Each round sends at least one byte or fails: bounded by the request length. */
-    while (sent < req_len) {
-        ssize_t n = send(fd, req + sent, req_len - sent, MSG_NOSIGNAL);
-        if (n < 0 && (errno != EAGAIN || net__fetch_wait(fd, POLLOUT, deadline_ms) != 0)) {
-            close(fd);
-            return -1;
-        }
-        sent += n > 0 ? (size_t)n : 0;
-    }
-    return fd;
-}
-
 int client_net_fetch(struct lmq_client *c, const char *path, struct lmq_buf *body,
                      unsigned *status_out)
 {
-    char req[CLIENT_HTTP_REQUEST_MAX_BYTES], chunk[4096];
+    LMQ_ASSERT(c != NULL && path != NULL && body != NULL && status_out != NULL);
     /* Our own envelopes need the login token and come in pages of up to 4 MiB. */
     bool own = strncmp(path, "/ledger/envelopes", 17) == 0;
-    struct net_fetch f = {.body = body,
-                          .body_max_bytes =
-                              own ? CLIENT_PAGE_BODY_MAX_BYTES : CLIENT_HTTP_BODY_MAX_BYTES};
-    http_parser parser;
-    http_parser_settings settings;
-    LMQ_ASSERT(c != NULL && path != NULL && body != NULL && status_out != NULL);
-    uint64_t deadline_ms = uv_hrtime() / 1000000u + CLIENT_FETCH_TIMEOUT_MS;
-    int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.1\r\nHost: ledgermq\r\nConnection: close\r\n%s%s%s\r\n", path,
-                     own ? "Authorization: Bearer " : "", own ? c->token : "", own ? "\r\n" : "");
-    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(req));
-    body->len = 0;
-    *status_out = 0;
-    int fd = net__fetch_send(c, req, (size_t)n, deadline_ms);
-    if (fd < 0) {
-        return LMQ_EIO;
-    }
-    http_parser_init(&parser, HTTP_RESPONSE);
-    parser.data = &f;
-    http_parser_settings_init(&settings);
-    settings.on_body = net__fetch_on_body;
-    settings.on_message_complete = net__fetch_on_complete;
-    int rc = 0;
-    /* Each round reads at least a byte, or waits until the deadline: bounded by both. */
-    while (!f.complete && rc == 0) {
-        ssize_t got = recv(fd, chunk, sizeof(chunk), 0);
-        if (got < 0) {
-            rc = errno == EAGAIN ? net__fetch_wait(fd, POLLIN, deadline_ms) : LMQ_EIO;
-            continue;
-        }
-        size_t used = http_parser_execute(&parser, &settings, chunk, (size_t)got);
-        if (used != (size_t)got || HTTP_PARSER_ERRNO(&parser) != HPE_OK ||
-            (got == 0 && !f.complete)) {
-            rc = LMQ_EIO;
-        }
-    }
-    close(fd);
-    *status_out = f.complete ? parser.status_code : 0;
+    int rc = client_http_request(&c->http_addr, "GET", path, own ? c->token : NULL, NULL, body,
+                                 own ? CLIENT_PAGE_BODY_MAX_BYTES : CLIENT_HTTP_BODY_MAX_BYTES,
+                                 CLIENT_FETCH_TIMEOUT_MS, status_out);
     if (rc == 0 && *status_out != 200) {
         rc = *status_out >= 500 ? LMQ_EIO : LMQ_EPROTO;
     }
-    LMQ_ASSERT(rc != 0 || f.complete);
     return rc;
 }
 

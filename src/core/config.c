@@ -14,8 +14,10 @@
 #include <string.h>
 
 #include <ini.h>
+#include <netinet/in.h>
 
 #include "core/lmq.h"
+#include "core/resolve.h"
 
 /* A bad value is quoted in messages up to this many bytes, then "...". */
 #define CONFIG_SHOW_VALUE_MAX_BYTES 64
@@ -277,12 +279,12 @@ int lmq_config_parse_listen(const char *s, struct lmq_listen_addr *out, char *er
         bool ok = config__copy(host, sizeof(host), "127.0.0.1");
         LMQ_ASSERT(ok);
     }
-    if (rc == 0 && inet_pton(family, host, bin) != 1) {
+    bool numeric = rc == 0 && inet_pton(family, host, bin) == 1;
+    bool name = rc == 0 && !numeric && family == AF_INET && lmq_host_name_valid(host);
+    if (rc != 0 || (!numeric && !name)) {
         rc = LMQ_EINVAL;
-    }
-    if (rc != 0) {
         lmq_errf(err, err_len,
-                 "expected HOST:PORT with a numeric IPv4 address, [IPv6] or localhost, "
+                 "expected HOST:PORT with an IPv4 address, [IPv6], localhost or a host name, "
                  "got \"%.*s%s\"",
                  config__show_len(s), s, config__show_more(s));
         goto out;
@@ -291,12 +293,59 @@ int lmq_config_parse_listen(const char *s, struct lmq_listen_addr *out, char *er
     if (rc != 0) {
         goto out;
     }
-    /* Canonical text form, so logs and the broker see one spelling per address. */
-    if (inet_ntop(family, bin, addr.host, sizeof(addr.host)) == NULL) {
+    /* Canonical text form, so logs and the broker see one spelling per address; a host name is
+     * kept as written until lmq_config_resolve_listeners(). */
+    if (numeric && inet_ntop(family, bin, addr.host, sizeof(addr.host)) == NULL) {
         LMQ_UNREACHABLE("inet_ntop failed on an address inet_pton accepted");
+    }
+    if (name) {
+        bool ok = config__copy(addr.host, sizeof(addr.host), host);
+        LMQ_ASSERT(ok);
     }
     *out = addr;
 out:
+    return rc;
+}
+
+/* Replaces a listener's host name by the numeric address it resolves to (resolve.h). */
+static int config__resolve_one(struct lmq_listen_addr *a, const char *key, char *err,
+                               size_t err_len)
+{
+    uint8_t bin[16];
+    if (inet_pton(AF_INET, a->host, bin) == 1 || inet_pton(AF_INET6, a->host, bin) == 1) {
+        return 0;
+    }
+    struct sockaddr_storage ss;
+    char reason[128];
+    if (lmq_resolve(a->host, a->port, &ss, reason, sizeof(reason)) != 0) {
+        lmq_errf(err, err_len, "%s listener %s: cannot resolve: %s", key, a->host, reason);
+        return LMQ_EINVAL;
+    }
+    const void *raw = ss.ss_family == AF_INET
+                          ? (const void *)&((const struct sockaddr_in *)&ss)->sin_addr
+                          : (const void *)&((const struct sockaddr_in6 *)&ss)->sin6_addr;
+    if (inet_ntop(ss.ss_family, raw, a->host, sizeof(a->host)) == NULL) {
+        LMQ_UNREACHABLE("inet_ntop failed on an address getaddrinfo returned");
+    }
+    return 0;
+}
+
+int lmq_config_resolve_listeners(struct lmq_config *cfg, char *err, size_t err_len)
+{
+    LMQ_ASSERT(cfg != NULL && err != NULL && err_len > 0);
+    int rc = 0;
+    for (size_t i = 0; i < cfg->mqtt_count && rc == 0; i++) {
+        rc = config__resolve_one(&cfg->mqtt[i], "mqtt", err, err_len);
+    }
+    for (size_t i = 0; i < cfg->mqtts_count && rc == 0; i++) {
+        rc = config__resolve_one(&cfg->mqtts[i], "mqtts", err, err_len);
+    }
+    if (rc == 0 && cfg->http_enabled) {
+        rc = config__resolve_one(&cfg->http, "http", err, err_len);
+    }
+    if (rc == 0 && cfg->https_enabled) {
+        rc = config__resolve_one(&cfg->https, "https", err, err_len);
+    }
     return rc;
 }
 
@@ -444,15 +493,18 @@ static int config__set_auth_limit(struct lmq_config *cfg, const char *key, const
     return LMQ_OK;
 }
 
-/* [auth] auditors: identity ids separated by commas (blanks around them ignored); empty: none.
- * Replaces the list; cfg changes only on success. */
-static int config__auditors(struct lmq_auth_config *a, const char *value, char *err, size_t err_len)
+/* An identity list ([auth] auditors, [data] readers_all): ids separated by commas (blanks
+ * around them ignored); empty: none. Replaces the list (max entries); it changes only on
+ * success. */
+static int config__id_list(const char *key, const char *value,
+                           char (*list)[LMQ_IDENTITY_ID_CHARS + 1], uint32_t max,
+                           uint32_t *list_count, char *err, size_t err_len)
 {
-    LMQ_ASSERT(a != NULL && value != NULL);
+    LMQ_ASSERT(list != NULL && value != NULL && max <= LMQ_AUDITORS_MAX);
     char ids[LMQ_AUDITORS_MAX][LMQ_IDENTITY_ID_CHARS + 1];
     uint32_t count = 0;
     const char *p = value;
-    for (size_t item = 0; item <= LMQ_AUDITORS_MAX; item++) {
+    for (size_t item = 0; item <= max; item++) {
         while (*p == ' ' || *p == '\t')
             p++;
         size_t len = strcspn(p, ",");
@@ -460,19 +512,19 @@ static int config__auditors(struct lmq_auth_config *a, const char *value, char *
         while (trimmed > 0 && (p[trimmed - 1] == ' ' || p[trimmed - 1] == '\t'))
             trimmed--;
         if (trimmed == 0 && p[len] == '\0' && item == 0)
-            break; /* an empty value: no auditors */
+            break; /* an empty value: nobody */
         bool hex = trimmed == LMQ_IDENTITY_ID_CHARS;
         for (size_t i = 0; hex && i < trimmed; i++)
             hex = (p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f');
         if (!hex) {
             lmq_errf(err, err_len,
-                     "[auth] auditors: expected identity ids (64 lowercase hex characters) "
+                     "%s: expected identity ids (64 lowercase hex characters) "
                      "separated by commas, got \"%.*s%s\"",
-                     config__show_len(p), p, config__show_more(p));
+                     key, config__show_len(p), p, config__show_more(p));
             return LMQ_EINVAL;
         }
-        if (count == LMQ_AUDITORS_MAX) {
-            lmq_errf(err, err_len, "[auth] auditors: more than %d identities", LMQ_AUDITORS_MAX);
+        if (count == max) {
+            lmq_errf(err, err_len, "%s: more than %u identities", key, max);
             return LMQ_EINVAL;
         }
         memcpy(ids[count], p, LMQ_IDENTITY_ID_CHARS);
@@ -481,9 +533,9 @@ static int config__auditors(struct lmq_auth_config *a, const char *value, char *
             break;
         p += len + 1;
     }
-    memset(a->auditors, 0, sizeof(a->auditors));
-    memcpy(a->auditors, ids, count * sizeof(ids[0]));
-    a->auditor_count = count;
+    memset(list, 0, max * sizeof(list[0]));
+    memcpy(list, ids, count * sizeof(ids[0]));
+    *list_count = count;
     return 0;
 }
 
@@ -492,7 +544,8 @@ static int config__set_auth(struct lmq_config *cfg, const char *key, const char 
 {
     struct lmq_auth_config *a = &cfg->auth;
     if (strcmp(key, "auditors") == 0)
-        return config__auditors(a, value, err, err_len);
+        return config__id_list("[auth] auditors", value, a->auditors, LMQ_AUDITORS_MAX,
+                               &a->auditor_count, err, err_len);
     if (strcmp(key, "anonymous") == 0) {
         static const char *const names[] = {"loopback", "always", "never"};
         for (size_t i = 0; i < LMQ_ARRAY_LEN(names); i++) {
@@ -963,6 +1016,39 @@ static int config__set_limit(struct lmq_config *cfg, const char *key, const char
     return 0;
 }
 
+static int config__set_data(struct lmq_config *cfg, const char *key, const char *value, char *err,
+                            size_t err_len)
+{
+    struct lmq_data_config *d = &cfg->data;
+    if (strcmp(key, "readers_all") == 0)
+        return config__id_list("[data] readers_all", value, d->readers_all, LMQ_DATA_READERS_MAX,
+                               &d->readers_all_count, err, err_len);
+    if (strcmp(key, "admins") == 0)
+        return config__id_list("[data] admins", value, d->admins, LMQ_DATA_READERS_MAX,
+                               &d->admin_count, err, err_len);
+    if (strcmp(key, "assert_formats") == 0) {
+        if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0) {
+            lmq_errf(err, err_len, "[data] assert_formats: expected true or false, got \"%.*s%s\"",
+                     config__show_len(value), value, config__show_more(value));
+            return LMQ_EINVAL;
+        }
+        d->assert_formats = strcmp(value, "true") == 0;
+        return 0;
+    }
+    if (strcmp(key, "models") == 0) {
+        if (!config__copy(d->models_dir, sizeof(d->models_dir), value)) {
+            lmq_errf(err, err_len, "[data] models: expected a directory path of 0..%d bytes",
+                     LMQ_PATH_MAX_BYTES - 1);
+            return LMQ_EINVAL;
+        }
+        return 0;
+    }
+    lmq_errf(err, err_len,
+             "[data] %s: unknown key (expected models, assert_formats, readers_all or admins)",
+             key);
+    return LMQ_EINVAL;
+}
+
 int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key, const char *value,
                    char *err, size_t err_len)
 {
@@ -987,15 +1073,18 @@ int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key,
     if (strcmp(section, "queue_overflow") == 0) {
         return config__add_overflow_rule(cfg, key, value, err, err_len);
     }
+    if (strcmp(section, "data") == 0) {
+        return config__set_data(cfg, key, value, err, err_len);
+    }
     if (section[0] == '\0') {
         lmq_errf(err, err_len,
                  "%s: key outside any section (expected [server], [limits], [tls], [auth], "
-                 "[http] or [queue_overflow])",
+                 "[http], [queue_overflow] or [data])",
                  key);
     } else {
         lmq_errf(err, err_len,
                  "[%s] %s: unknown section (expected [server], [limits], [tls], [auth], "
-                 "[http] or [queue_overflow])",
+                 "[http], [queue_overflow] or [data])",
                  section, key);
     }
     return LMQ_EINVAL;

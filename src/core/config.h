@@ -12,7 +12,8 @@
 #include "core/log.h"
 
 #define LMQ_LISTENERS_MAX 8
-#define LMQ_HOST_MAX_BYTES 64
+/* A listener host: a numeric address or a host name (253 characters, resolve.h). */
+#define LMQ_HOST_MAX_BYTES 256
 #define LMQ_PATH_MAX_BYTES 1024
 
 enum lmq_sync_mode {
@@ -21,7 +22,8 @@ enum lmq_sync_mode {
 };
 
 struct lmq_listen_addr {
-    char host[LMQ_HOST_MAX_BYTES]; /* numeric IPv4 or IPv6 address */
+    char host[LMQ_HOST_MAX_BYTES]; /* numeric IPv4 or IPv6 address, or a host name until
+                                     lmq_config_resolve_listeners() */
     uint16_t port;                 /* 0 = pick a free port */
 };
 
@@ -127,6 +129,22 @@ struct lmq_auth_config {
     uint32_t auditor_count;
 };
 
+/* Identities [data] readers_all may name. */
+#define LMQ_DATA_READERS_MAX 32
+
+/* [data]: typed objects (docs/PROTOCOL.md "Objects"). */
+struct lmq_data_config {
+    char models_dir[LMQ_PATH_MAX_BYTES]; /* *.json models; empty: no data layer */
+    bool assert_formats;                 /* "format" asserted (else an annotation) */
+    /* Identities that read every resource (auditors, the house bot); re-read on SIGHUP. */
+    char readers_all[LMQ_DATA_READERS_MAX][LMQ_IDENTITY_ID_CHARS + 1];
+    uint32_t readers_all_count;
+    /* Identities that may add, change and delete models by envelope (ledgermq.Model objects);
+     * re-read on SIGHUP. */
+    char admins[LMQ_DATA_READERS_MAX][LMQ_IDENTITY_ID_CHARS + 1];
+    uint32_t admin_count;
+};
+
 /* TLS for --mqtts and --https: certificate files, re-read on SIGHUP. */
 struct lmq_tls_config {
     char cert_file[LMQ_PATH_MAX_BYTES]; /* PEM, may hold the chain */
@@ -175,6 +193,7 @@ struct lmq_config {
     struct lmq_tls_config tls;
     struct lmq_auth_config auth;
     struct lmq_http_config http_trust; /* [http] */
+    struct lmq_data_config data;       /* [data] */
     enum lmq_sync_mode sync;
     enum lmq_log_level log_level;
     /* [server] sys_interval: seconds between $SYS/broker/... updates (sys_tree.c); 0 = none. */
@@ -244,7 +263,15 @@ const char *lmq_overflow_policy_name(enum lmq_overflow_policy p);
 /* True when the raw address (4 or 16 bytes; IPv4-mapped IPv6 counts as IPv4) is in p. */
 bool lmq_ip_prefix_match(const struct lmq_ip_prefix *p, const uint8_t *addr, size_t len_bytes);
 
-/* Parses "HOST:PORT" or "[V6]:PORT". Returns 0 or LMQ_EINVAL with a message in err. */
+/* Parses "HOST:PORT" or "[V6]:PORT" (HOST: IPv4 address, localhost or a host name). Returns 0
+ * or LMQ_EINVAL with a message in err. */
 int lmq_config_parse_listen(const char *s, struct lmq_listen_addr *out, char *err, size_t err_len);
+
+/*
+ * Resolves every listener named by a host name to the address it resolves to (the first one
+ * getaddrinfo gives), once, before the server starts: SIGHUP does not re-resolve. Returns 0 or
+ * LMQ_EINVAL with "KEY listener NAME: cannot resolve: reason" in err.
+ */
+int lmq_config_resolve_listeners(struct lmq_config *cfg, char *err, size_t err_len);
 
 #endif

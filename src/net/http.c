@@ -1592,3 +1592,12 @@ size_t http_server_connection_count(const struct http_server *s)
     LMQ_ASSERT(s != NULL);
     return s->conn_count;
 }
+
+int http_error_json(struct http_response *resp, struct lmq_buf *out, int status, const char *reason)
+{
+    LMQ_ASSERT(resp != NULL && out != NULL && reason != NULL);
+    LMQ_ASSERT(strpbrk(reason, "\"\\") == NULL);
+    resp->status = status;
+    resp->content_type = "application/json";
+    return http_body_printf(out, "{\"error\":%d,\"reason\":\"%s\"}", status, reason);
+}

@@ -33,6 +33,13 @@
 #define HTTP_RESPONSE_BODY_MAX_BYTES (4u * 1024u * 1024u)
 /* Appends formatted text to a route's response body, under HTTP_RESPONSE_BODY_MAX_BYTES. */
 #define http_body_printf(out, ...) lmq_buf_printf((out), HTTP_RESPONSE_BODY_MAX_BYTES, __VA_ARGS__)
+
+struct http_response;
+/* The project's JSON error answer: status, Content-Type application/json and the body
+ * {"error":<status>,"reason":"<reason>"} (reason: a static name or message without quotes or
+ * backslashes). Returns what http_body_printf returns. */
+int http_error_json(struct http_response *resp, struct lmq_buf *out, int status,
+                    const char *reason);
 /* Most header fields in one request; more -> 431. */
 #define HTTP_HEADERS_MAX 100
 /* Longest request target; longer -> 414 (http-parser's URL offsets are 16-bit). */

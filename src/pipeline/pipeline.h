@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "broker/proto_result.h"
 #include "core/lmq.h"
 #include "crypto/ed25519.h"
@@ -88,6 +90,41 @@ bool pipeline_may_receive(const struct session *s, const uint8_t *topic, size_t 
  * carry it). */
 enum proto_result pipeline_accept(struct conn *c, const struct mqtt_publish *pub,
                                   uint8_t *reason_code) LMQ_WUR;
+/*
+ * The envelope seam: modules that act on accepted envelopes (the data layer's typed objects,
+ * src/data) register hooks at start, before recovery. For an envelope that continues its
+ * sender's chain the pipeline calls every check() in registration order; the first refusal
+ * rejects it (nothing appended, no quota taken). Once it is appended (ledger row, inbox, ack)
+ * every appended() runs in the same open batch, so the records it writes commit with the
+ * envelope, or not at all. Both run on the loop thread; check() must not block (a store read is
+ * fine).
+ */
+#define PIPELINE_ENVELOPE_HOOKS_MAX 4
+
+struct ledger_envelope;
+
+/* Why a check refused an envelope: the reject message's reason, detail and more members. */
+struct pipeline_refusal {
+    const char *reason; /* static: "invalid_object", "stale_version", ... */
+    const char *detail; /* static or NULL */
+    json_t *members;    /* more members of the reject (an object the pipeline frees) or NULL */
+};
+
+struct pipeline_envelope_hook {
+    const char *name;
+    /* True to let env through; false with *refusal filled to reject it. */
+    bool (*check)(void *ctx, const struct ledger_envelope *env, const char *link,
+                  struct pipeline_refusal *refusal);
+    /* After env was appended at ledger index: 0, or an error that stops the broker (the batch
+     * can't be committed without what this hook owes it). */
+    int (*appended)(void *ctx, const struct ledger_envelope *env, const char *link, uint64_t index);
+    void *ctx;
+};
+
+/* Registers hook (copied). 0, or LMQ_ELIMIT past PIPELINE_ENVELOPE_HOOKS_MAX. */
+int pipeline_envelope_hook_register(struct broker *b,
+                                    const struct pipeline_envelope_hook *hook) LMQ_WUR;
+
 /* {"after":N} on the connection's own resync topic: inbox envelopes after N, then a sync.
  * Returns the PUBACK/PUBREC reason code. */
 uint8_t pipeline_resync(struct conn *c, const struct mqtt_publish *pub);
@@ -99,6 +136,12 @@ int pipeline_http_route(struct broker *b, const struct http_request *req,
                         struct http_response *resp, struct lmq_buf *out);
 
 /* pipeline_tokens.c: login tokens at CONNECT, revocation, connections ended with their token. */
+/* Checks an HTTP request's "Authorization: Bearer <token>" as CONNECT checks a token (the
+ * server's signature, expiry with the leeway, sub an identity id, not revoked). Returns 0 with
+ * the identity in id, or LMQ_EPROTO with a static reason for the 401 (a presented token that
+ * fails is a security event; no header at all is not). */
+int pipeline_tokens_http_bearer(struct broker *b, const struct http_request *req,
+                                char id[CRYPTO_IDENTITY_ID_BYTES], const char **reason) LMQ_WUR;
 /* The token part of pipeline_authenticate: checks the CONNECT's user name (an identity id) and
  * password (its token: signature, expiry with [auth] token_leeway_s, revocation), sets
  * c->identity, c->user and the token times. MQTT_RC_SUCCESS or a CONNACK reason code (the

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "crypto/jcs.h"
 #include "ledger/chain.h"
 #include "ledger/envelope.h"
 
@@ -24,6 +25,8 @@
 #define ACCEPT_RESYNC_PAGE_MAX 1000
 /* Rate window for envelope_rate_per_s. */
 #define ACCEPT_RATE_WINDOW_MS 1000
+/* The largest reject message: the standard members and a hook's (a few schema errors). */
+#define ACCEPT_REJECT_MAX_BYTES 16384
 /* The longest payload the server writes: an inbox message around the largest envelope. */
 #define ACCEPT_INBOX_MAX_BYTES (LEDGER_ENVELOPE_MAX_BYTES + 128)
 
@@ -129,32 +132,80 @@ int pipeline_publish_ack(struct broker *b, const char *sender, const char *json,
     return accept_publish(b, sender, "ack", (const uint8_t *)json, len, NULL);
 }
 
-static void accept_reject(struct broker *b, struct conn *c, uint64_t seq, const char *link,
-                          const char *reason, const char *detail)
+/* The reject's bytes: canonical JSON of the standard members plus a hook's (members may be
+ * NULL). 0 or LMQ_ENOMEM. */
+static int accept_reject_json(uint64_t expected, uint64_t seq, const char *link, const char *reason,
+                              const char *detail, const json_t *members, struct lmq_buf *out)
+{
+    json_t *o = members != NULL ? json_deep_copy(members) : json_object();
+    int rc = o != NULL ? 0 : LMQ_ENOMEM;
+    if (rc == 0 && (json_object_set_new(o, "expected_seq", json_integer((json_int_t)expected)) ||
+                    json_object_set_new(o, "link", json_string(link)) ||
+                    json_object_set_new(o, "reason", json_string(reason)) ||
+                    json_object_set_new(o, "seq", json_integer((json_int_t)seq)) ||
+                    (detail != NULL && json_object_set_new(o, "detail", json_string(detail)))))
+        rc = LMQ_ENOMEM;
+    if (rc == 0)
+        rc = crypto_jcs_canonicalize_json(o, out, ACCEPT_REJECT_MAX_BYTES);
+    json_decref(o);
+    return rc;
+}
+
+static void accept_reject_with(struct broker *b, struct conn *c, uint64_t seq, const char *link,
+                               const char *reason, const char *detail, const json_t *members)
 {
     struct accept_identity *li = accept_identity_get(b, c->identity);
     uint64_t expected = li != NULL ? li->last_seq + 1 : 0;
-    char json[512];
-    /* Canonical: members in code-point order; detail is one of the parser's static names. */
-    int n = detail != NULL ? snprintf(json, sizeof(json),
-                                      "{\"detail\":\"%s\",\"expected_seq\":%" PRIu64
-                                      ",\"link\":\"%s\",\"reason\":\"%s\",\"seq\":%" PRIu64 "}",
-                                      detail, expected, link, reason, seq)
-                           : snprintf(json, sizeof(json),
-                                      "{\"expected_seq\":%" PRIu64
-                                      ",\"link\":\"%s\",\"reason\":\"%s\",\"seq\":%" PRIu64 "}",
-                                      expected, link, reason, seq);
-    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(json));
+    struct lmq_buf json = {0};
+    int rc = accept_reject_json(expected, seq, link, reason, detail, members, &json);
     struct lmq_log_line line;
     if (lmq_log_begin(&line, LMQ_LOG_INFO, "envelope_rejected")) {
         lmq_log_str(&line, "identity", c->identity);
         lmq_log_str(&line, "reason", reason);
+        if (detail != NULL)
+            lmq_log_str(&line, "detail", detail);
         lmq_log_uint(&line, "seq", seq);
         lmq_log_uint(&line, "expected_seq", expected);
         lmq_log_end(&line);
     }
-    if (accept_publish(b, c->identity, "reject", (const uint8_t *)json, (size_t)n, NULL) != LMQ_OK)
+    if (rc != LMQ_OK ||
+        accept_publish(b, c->identity, "reject", json.data, json.len, NULL) != LMQ_OK)
         conn_log(c, LMQ_LOG_WARN, "reject_not_sent", "out of memory");
+    lmq_buf_release(&json);
+}
+
+static void accept_reject(struct broker *b, struct conn *c, uint64_t seq, const char *link,
+                          const char *reason, const char *detail)
+{
+    accept_reject_with(b, c, seq, link, reason, detail, NULL);
+}
+
+int pipeline_envelope_hook_register(struct broker *b, const struct pipeline_envelope_hook *hook)
+{
+    struct pipeline *p = b->pipeline;
+    LMQ_ASSERT(hook != NULL && hook->name != NULL);
+    if (p->envelope_hook_count == PIPELINE_ENVELOPE_HOOKS_MAX)
+        return LMQ_ELIMIT;
+    p->envelope_hooks[p->envelope_hook_count++] = *hook;
+    return LMQ_OK;
+}
+
+/* Every hook's check, in order: false (and the envelope rejected) at the first refusal. */
+static bool accept_hooks_check(struct broker *b, struct conn *c, const struct ledger_envelope *env,
+                               const char *link)
+{
+    struct pipeline *p = b->pipeline;
+    for (size_t i = 0; i < p->envelope_hook_count; i++) {
+        const struct pipeline_envelope_hook *h = &p->envelope_hooks[i];
+        struct pipeline_refusal refusal = {0};
+        if (h->check == NULL || h->check(h->ctx, env, link, &refusal))
+            continue;
+        LMQ_ASSERT(refusal.reason != NULL);
+        accept_reject_with(b, c, env->seq, link, refusal.reason, refusal.detail, refusal.members);
+        json_decref(refusal.members);
+        return false;
+    }
+    return true;
 }
 
 /* Per-identity rate: false (and a security event) when over envelope_rate_per_s. */
@@ -289,6 +340,12 @@ static int accept_append(struct broker *b, struct accept_identity *sender,
     rc = accept_publish(b, env->to, "inbox", inbox, n, NULL);
     if (rc == LMQ_OK)
         pipeline_tree_queue_ack(b, sender->id, &a);
+    struct pipeline *p = b->pipeline;
+    for (size_t i = 0; rc == LMQ_OK && i < p->envelope_hook_count; i++) {
+        const struct pipeline_envelope_hook *h = &p->envelope_hooks[i];
+        if (h->appended != NULL && (rc = h->appended(h->ctx, env, link, a.index)) != LMQ_OK)
+            broker_fail_stop(b, h->name, rc); /* its records can't join the batch */
+    }
     return rc;
 }
 
@@ -325,7 +382,9 @@ enum proto_result pipeline_accept(struct conn *c, const struct mqtt_publish *pub
         accept_reject(b, c, env.seq, link, "not_sender", NULL);
     } else if (ledger_chain_check(sender->last_seq, sender->last_link, env.seq, env.prev, link,
                                   NULL) == LEDGER_CHAIN_NEXT) {
-        if (!pipeline_quota_take(c, env.canonical.len)) {
+        if (!accept_hooks_check(b, c, &env, link)) {
+            rc = MQTT_RC_SUCCESS; /* the reject message is the answer */
+        } else if (!pipeline_quota_take(c, env.canonical.len)) {
             /* Over [auth] ledger_bytes_per_day: nothing appended; the same envelope may be sent
              * again once the UTC day turns. MQTT 5 also gets PUBACK/PUBREC 0x97. */
             accept_reject(b, c, env.seq, link, "quota_exceeded", "ledger_bytes_per_day");

@@ -84,9 +84,7 @@ static enum pipeline_http_query_result pipeline_http_query_u64(const struct http
 static int pipeline_http_error(struct http_response *resp, struct lmq_buf *out, int status,
                                const char *reason)
 {
-    resp->status = status;
-    resp->content_type = "application/json";
-    return http_body_printf(out, "{\"error\":%d,\"reason\":\"%s\"}", status, reason);
+    return http_error_json(resp, out, status, reason);
 }
 
 static int pipeline_http_checkpoint(struct broker *b, struct lmq_buf *out)

@@ -90,9 +90,7 @@ static bool identity_decode_pub(json_t *body, uint8_t pub[CRYPTO_ED25519_PUB_BYT
 static int identity_error(struct http_response *resp, struct lmq_buf *out, int status,
                           const char *reason)
 {
-    resp->status = status;
-    resp->content_type = "application/json";
-    return http_body_printf(out, "{\"error\":%d,\"reason\":\"%s\"}", status, reason);
+    return http_error_json(resp, out, status, reason);
 }
 
 static int identity_time_json(struct broker *b, uint64_t delta_ms, char out[40])

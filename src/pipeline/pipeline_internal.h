@@ -30,6 +30,8 @@ struct pipeline {
     uint64_t checkpoint_size;
     uint8_t checkpoint_root[LEDGER_MERKLE_HASH_BYTES];
     size_t commit_slot; /* the tree's per-batch state: commit_hook_data(b, commit_slot) */
+    struct pipeline_envelope_hook envelope_hooks[PIPELINE_ENVELOPE_HOOKS_MAX];
+    size_t envelope_hook_count;
 };
 
 /* pipeline_identity.c */
@@ -58,12 +60,6 @@ int pipeline_nonce_issue(struct broker *b, const struct sockaddr *remote,
 /* Loads the stored revocations (recovery). 0 or an error. */
 int pipeline_tokens_recover(struct broker *b) LMQ_WUR;
 void pipeline_tokens_destroy(struct broker *b);
-/* Checks an HTTP request's "Authorization: Bearer <token>" as CONNECT checks a token (the
- * server's signature, expiry with the leeway, sub an identity id, not revoked). Returns 0 with
- * the identity in id, or LMQ_EPROTO with a static reason for the 401 (a presented token that
- * fails is a security event; no header at all is not). */
-int pipeline_tokens_http_bearer(struct broker *b, const struct http_request *req,
-                                char id[CRYPTO_IDENTITY_ID_BYTES], const char **reason) LMQ_WUR;
 /* POST /auth/revoke with "Authorization: Bearer <token>": revokes every token of that identity
  * issued up to now, the one used included, and ends its connections that use one. */
 int pipeline_tokens_http_revoke(struct broker *b, const struct http_request *req,

@@ -286,11 +286,9 @@ bool pipeline_tokens_conn_end_if_expired(struct conn *c)
 static int tokens_http_error(struct http_response *resp, struct lmq_buf *out, int status,
                              const char *reason)
 {
-    resp->status = status;
-    resp->content_type = "application/json";
     if (status == 401)
         resp->extra_headers = "WWW-Authenticate: Bearer\r\n";
-    return http_body_printf(out, "{\"error\":%d,\"reason\":\"%s\"}", status, reason);
+    return http_error_json(resp, out, status, reason);
 }
 
 int pipeline_tokens_http_bearer(struct broker *b, const struct http_request *req,

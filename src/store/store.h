@@ -102,6 +102,8 @@ enum store_record_type {
     STORE_LEDGER_APPEND,       /* u.ledger_append */
     STORE_LEDGER_NODE,         /* u.ledger_node */
     STORE_TOKEN_REVOKE,        /* u.token_revoke */
+    STORE_DATA_VERSION,        /* u.data_version */
+    STORE_DATA_INDEX,          /* u.data_index */
 };
 
 /* Delivery states kept with a queued message. */
@@ -236,6 +238,32 @@ struct store_rec_token_revoke {
     int64_t revoked_before_s;
 };
 
+/*
+ * One version of a typed object (docs/PROTOCOL.md "Objects"): the accepted envelope at
+ * ledger_index whose body names a model. Stores the version; makes it its resource's latest
+ * (a first version, prevlink empty, creates the resource: permalink = link); records author and
+ * recipient as readers of the resource. A link already stored, or a second version naming the
+ * same prevlink, fails the commit rather than store a forked history.
+ */
+struct store_rec_data_version {
+    uint64_t ledger_index;
+    struct lmq_bytes link;      /* hex, the envelope's link */
+    struct lmq_bytes permalink; /* hex, the link of the resource's first version */
+    struct lmq_bytes prevlink;  /* hex, the version it replaces; empty for a first version */
+    struct lmq_bytes model;     /* the model's type name (the body's _t) */
+    struct lmq_bytes author;    /* the sender's id */
+    struct lmq_bytes recipient; /* the envelope's to */
+    struct lmq_bytes time;      /* the envelope's time, RFC 3339 */
+    struct lmq_bytes body;      /* canonical JSON object: the body without its _-members */
+    bool deleted;               /* a tombstone: the resource is deleted from this version on */
+};
+
+/* An index on one property of the resources' latest bodies, for filters and ordering: path is a
+ * STORE_DATA_PATH (store_data_path_valid). Creating one that exists changes nothing. */
+struct store_rec_data_index {
+    struct lmq_bytes path;
+};
+
 /* One change that must survive a crash: type says which member of u is filled; the others
  * are not read. */
 struct store_record {
@@ -258,6 +286,8 @@ struct store_record {
         struct store_rec_ledger_append ledger_append;
         struct store_rec_ledger_node ledger_node;
         struct store_rec_token_revoke token_revoke;
+        struct store_rec_data_version data_version;
+        struct store_rec_data_index data_index;
     } u;
 };
 
@@ -468,5 +498,114 @@ uint64_t store_stats_percentile_us(const struct store_stats *stats, double fract
  * async handle. No store call after this one. Loop thread.
  */
 void store_close(struct store *store);
+
+/* ---- Typed objects (docs/PROTOCOL.md "Objects") ---- */
+
+/* A property path: "$" then 1..STORE_DATA_PATH_DEPTH_MAX ".name" steps, each name a GraphQL
+ * name ([_A-Za-z][_0-9A-Za-z]*, at most 64 characters). Only such paths reach SQL text (an
+ * index's expression must appear literally in a query for the planner to use it). */
+#define STORE_DATA_PATH_DEPTH_MAX 8
+#define STORE_DATA_PATH_MAX_BYTES 600
+bool store_data_path_valid(struct lmq_bytes path);
+
+/* A resource's latest version, or one version (ledger_index and link are the version's). */
+struct store_data_row {
+    uint64_t ledger_index;         /* of this version */
+    uint64_t created_ledger_index; /* of the resource's first version */
+    struct lmq_bytes link;
+    struct lmq_bytes permalink;
+    struct lmq_bytes prevlink; /* empty for a first version */
+    struct lmq_bytes model;
+    struct lmq_bytes author;
+    struct lmq_bytes time;
+    struct lmq_bytes body;
+    bool deleted;
+    struct lmq_bytes owner; /* the author of the resource's first version */
+};
+
+typedef int (*store_data_row_fn)(void *ctx, const struct store_data_row *r);
+
+/* The latest version of the resource permalink (deleted ones too): row() once when found;
+ * *found says whether. When reader.data != NULL, a resource reader may not read counts as not
+ * found. Loop thread; synchronous. 0 or LMQ_EIO. */
+int store_data_resource(struct store *store, struct lmq_bytes permalink, struct lmq_bytes reader,
+                        store_data_row_fn row, void *ctx, bool *found) LMQ_WUR;
+/* One version by its link, with the same reader rule. */
+int store_data_version(struct store *store, struct lmq_bytes link, struct lmq_bytes reader,
+                       store_data_row_fn row, void *ctx, bool *found) LMQ_WUR;
+/* Up to limit versions of permalink with ledger index >= from, oldest first, with the same
+ * reader rule (a reader sees every version of a resource it may read). Sets *count. */
+int store_data_versions(struct store *store, struct lmq_bytes permalink, struct lmq_bytes reader,
+                        uint64_t from, size_t limit, store_data_row_fn row, void *ctx,
+                        size_t *count) LMQ_WUR;
+
+/* A scalar in a filter: what json_extract() yields for a JSON value. */
+enum store_data_value_type {
+    STORE_DATA_NULL,
+    STORE_DATA_INT, /* also booleans: false 0, true 1 */
+    STORE_DATA_REAL,
+    STORE_DATA_TEXT,
+};
+
+struct store_data_value {
+    enum store_data_value_type type;
+    int64_t i;
+    double d;
+    struct lmq_bytes text;
+};
+
+enum store_data_op {
+    STORE_DATA_EQ,
+    STORE_DATA_NEQ,
+    STORE_DATA_IN, /* values[0..value_count) */
+    STORE_DATA_NOT_IN,
+    STORE_DATA_LT,
+    STORE_DATA_LTE,
+    STORE_DATA_GT,
+    STORE_DATA_GTE,
+    STORE_DATA_STARTS_WITH, /* text prefix, byte-wise (no LIKE wildcards) */
+    STORE_DATA_CONTAINS,    /* text contains, byte-wise */
+    STORE_DATA_IS_NULL,     /* absent or null; no value */
+    STORE_DATA_NOT_NULL,
+};
+
+#define STORE_DATA_FILTERS_MAX 16
+#define STORE_DATA_IN_VALUES_MAX 100
+
+struct store_data_filter {
+    struct lmq_bytes path; /* store_data_path_valid */
+    enum store_data_op op;
+    const struct store_data_value *values;
+    size_t value_count; /* 1 for comparisons, 1..STORE_DATA_IN_VALUES_MAX for IN / NOT_IN */
+};
+
+/*
+ * A query over one model's resources (latest versions, deleted ones left out), compiled by the
+ * back end to one parameterised statement. Order: by order_path (then creation), or by creation
+ * (the first version's ledger index) when order_path is empty; a page continues after the
+ * cursor the previous page's last row gave (store_data_cursor). reader.data == NULL reads
+ * everything ([data] readers_all); otherwise only resources reader may read.
+ */
+struct store_data_query {
+    struct lmq_bytes model;
+    struct lmq_bytes reader;
+    const struct store_data_filter *filters;
+    size_t filter_count;
+    struct lmq_bytes order_path; /* empty: creation order */
+    bool descending;
+    bool has_cursor;
+    struct store_data_value cursor_value; /* the last row's order_path value */
+    uint64_t cursor_created;              /* the last row's created_ledger_index */
+    size_t limit;
+};
+
+/* Runs q, calling row() for each resource in order. Sets *count. LMQ_EINVAL for a query
+ * outside the bounds above (nothing read). Loop thread; synchronous. */
+int store_data_query(struct store *store, const struct store_data_query *q, store_data_row_fn row,
+                     void *ctx, size_t *count) LMQ_WUR;
+/* How the back end runs q (SQLite: the EXPLAIN QUERY PLAN details, one per line) into out, for
+ * tests and benchmarks that check an index is used. 0, LMQ_EINVAL (as above) or LMQ_ETOOBIG. */
+int store_data_query_plan(struct store *store, const struct store_data_query *q, char *out,
+                          size_t cap) LMQ_WUR;
 
 #endif

@@ -71,6 +71,32 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE TABLE token_revocations(id BLOB PRIMARY KEY, revoked_before_s INTEGER NOT NULL)"
     " WITHOUT ROWID;"
     "CREATE INDEX ledger_by_time ON ledger(created_ms);",
+    /*
+     * 5 -> 6: typed objects (docs/PROTOCOL.md "Objects"). Every version (an accepted envelope
+     * whose body names a model), one row per resource holding its latest version (created_idx:
+     * the first version's ledger index, the stable order of pages), and who may read each
+     * resource (its authors and recipients), keyed so that an identity's pages of one model are an
+     * index range in creation order. The partial unique index on prevlink refuses a
+     * second version of the same predecessor: a history never forks. owner: the first version's
+     * author. Property indexes are
+     * added at run time (STORE_DATA_INDEX) as models ask for them.
+     */
+    "CREATE TABLE data_versions(link BLOB PRIMARY KEY, ledger_idx INTEGER NOT NULL UNIQUE,"
+    " permalink BLOB NOT NULL, prevlink BLOB NOT NULL, model TEXT NOT NULL,"
+    " author BLOB NOT NULL, recipient BLOB NOT NULL, time TEXT NOT NULL,"
+    " deleted INTEGER NOT NULL, body TEXT NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX data_versions_by_resource ON data_versions(permalink, ledger_idx);"
+    "CREATE UNIQUE INDEX data_versions_by_prev ON data_versions(prevlink) WHERE prevlink <> x'';"
+    "CREATE TABLE data_resources(permalink BLOB PRIMARY KEY, created_idx INTEGER NOT NULL UNIQUE,"
+    " model TEXT NOT NULL, link BLOB NOT NULL, prevlink BLOB NOT NULL, author BLOB NOT NULL,"
+    " owner BLOB NOT NULL, ledger_idx INTEGER NOT NULL, time TEXT NOT NULL, deleted INTEGER NOT "
+    "NULL,"
+    " body TEXT NOT NULL);"
+    "CREATE INDEX data_resources_by_model ON data_resources(model, created_idx);"
+    "CREATE TABLE data_readers(identity BLOB NOT NULL, model TEXT NOT NULL,"
+    " created_idx INTEGER NOT NULL, permalink BLOB NOT NULL,"
+    " PRIMARY KEY(identity, model, created_idx)) WITHOUT ROWID;"
+    "CREATE UNIQUE INDEX data_readers_by_resource ON data_readers(permalink, identity);",
 };
 
 int store_schema_version(sqlite3 *db, int *version)

@@ -22,6 +22,7 @@
 #include "core/map.h"
 #include "store/store_fault.h"
 #include "store/store_schema.h"
+#include "store/store_sqlite_internal.h"
 
 /* Busy timeout for the reader while the writer checkpoints. */
 #define STORE_BUSY_TIMEOUT_MS 5000
@@ -144,6 +145,7 @@ struct store {
     sqlite3 *writer; /* storage thread only (after open) */
     sqlite3 *reader; /* loop thread only */
     sqlite3_stmt *stmts[ST_COUNT];
+    struct store_data_writer data; /* writer: typed objects (store_data.c) */
     sqlite3_stmt *page_stmt;
     sqlite3_stmt *oldest_stmt; /* reader: the oldest queued row of a client (queue_overflow) */
     sqlite3_stmt *node_stmt;   /* reader: one Merkle node */
@@ -178,8 +180,8 @@ static void batch_free(struct store_batch *b)
 
 /* ---- loop thread: building batches ---- */
 
-/* The most byte slices one record points to (STORE_LEDGER_APPEND's four). */
-#define STORE_RECORD_SLICES_MAX 4
+/* The most byte slices one record points to (STORE_DATA_VERSION's eight). */
+#define STORE_RECORD_SLICES_MAX 8
 
 /* Points slices[] at the byte slices of r; *message at its message pointer (or NULL). */
 static size_t record_slices(struct store_record *r, struct lmq_bytes *slices[],
@@ -247,6 +249,19 @@ static size_t record_slices(struct store_record *r, struct lmq_bytes *slices[],
     case STORE_TOKEN_REVOKE:
         slices[n++] = &r->u.token_revoke.identity;
         break;
+    case STORE_DATA_VERSION:
+        slices[n++] = &r->u.data_version.link;
+        slices[n++] = &r->u.data_version.permalink;
+        slices[n++] = &r->u.data_version.prevlink;
+        slices[n++] = &r->u.data_version.model;
+        slices[n++] = &r->u.data_version.author;
+        slices[n++] = &r->u.data_version.recipient;
+        slices[n++] = &r->u.data_version.time;
+        slices[n++] = &r->u.data_version.body;
+        break;
+    case STORE_DATA_INDEX:
+        slices[n++] = &r->u.data_index.path;
+        break;
     default:
         LMQ_UNREACHABLE("unknown store record type");
     }
@@ -304,7 +319,7 @@ int store_write(struct store *store, const struct store_record *rec)
 {
     LMQ_ASSERT(store != NULL && rec != NULL);
     LMQ_ASSERT(!store->closed);
-    LMQ_ASSERT(rec->type >= STORE_SESSION_PUT && rec->type <= STORE_TOKEN_REVOKE);
+    LMQ_ASSERT(rec->type >= STORE_SESSION_PUT && rec->type <= STORE_DATA_INDEX);
     if (store->open == NULL) {
         store->open = calloc(1, sizeof(*store->open));
         if (store->open == NULL)
@@ -388,15 +403,14 @@ static void store_on_async(uv_async_t *async)
 
 /* ---- storage thread: applying batches ---- */
 
-static int bind_bytes(sqlite3_stmt *st, int idx, struct lmq_bytes b)
+int store_sqlite_bind_bytes(sqlite3_stmt *st, int idx, struct lmq_bytes b)
 {
     if (b.data == NULL)
         return sqlite3_bind_null(st, idx);
     return sqlite3_bind_blob64(st, idx, b.len ? b.data : (const void *)"", b.len, SQLITE_STATIC);
 }
 
-/* Steps a statement that returns no rows (or ignores them) and resets it. */
-static int run(sqlite3_stmt *st)
+int store_sqlite_run(sqlite3_stmt *st)
 {
     int rc;
     do {
@@ -431,11 +445,11 @@ static int summary_write(struct store *s, struct lmq_bytes client_id, int64_t co
     LMQ_ASSERT(client_id.data != NULL);
     LMQ_ASSERT(seq_max <= INT64_MAX);
     sqlite3_stmt *st = s->stmts[ST_SUMMARY_ADD];
-    bind_bytes(st, 1, client_id);
+    store_sqlite_bind_bytes(st, 1, client_id);
     sqlite3_bind_int64(st, 2, count);
     sqlite3_bind_int64(st, 3, size_bytes);
     sqlite3_bind_int64(st, 4, (int64_t)seq_max);
-    return run(st);
+    return store_sqlite_run(st);
 }
 
 /* Adds count rows of size_bytes (negative: removed) and a seq to client_id's summary. */
@@ -469,12 +483,12 @@ static int summary_forget(struct store *s, struct lmq_bytes client_id)
     LMQ_ASSERT(client_id.data != NULL);
     LMQ_ASSERT(client_id.len <= 65535);
     sqlite3_stmt *st = s->stmts[ST_SUMMARY_DELETE];
-    bind_bytes(st, 1, client_id);
+    store_sqlite_bind_bytes(st, 1, client_id);
     struct summary_delta *d =
         s->summary ? lmq_map_get(s->summary, client_id.data, client_id.len) : NULL;
     if (d != NULL)
         *d = (struct summary_delta){0};
-    return run(st);
+    return store_sqlite_run(st);
 }
 
 struct summary_flush_ctx {
@@ -524,7 +538,7 @@ static int gc_message(struct store *s, int64_t msg_id)
 {
     sqlite3_stmt *st = s->stmts[ST_MSG_GC];
     sqlite3_bind_int64(st, 1, msg_id);
-    return run(st);
+    return store_sqlite_run(st);
 }
 
 /* Runs a "... RETURNING msg_id" statement bound to client_id and collects the ids for GC. */
@@ -533,7 +547,7 @@ static int delete_returning_gc(struct store *s, sqlite3_stmt *st, struct lmq_byt
     int64_t *ids = NULL;
     size_t count = 0, cap = 0;
     int rc = SQLITE_OK;
-    bind_bytes(st, 1, client_id);
+    store_sqlite_bind_bytes(st, 1, client_id);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (count == cap) {
             size_t ncap = cap == 0 ? 64 : cap * 2;
@@ -559,7 +573,7 @@ static int delete_returning_gc(struct store *s, sqlite3_stmt *st, struct lmq_byt
 /* Reads the msg_id a single-key lookup returns, or 0. */
 static int64_t lookup_msg_id(sqlite3_stmt *st, struct lmq_bytes key)
 {
-    bind_bytes(st, 1, key);
+    store_sqlite_bind_bytes(st, 1, key);
     int64_t id = 0;
     if (sqlite3_step(st) == SQLITE_ROW)
         id = sqlite3_column_int64(st, 0);
@@ -579,14 +593,15 @@ static int apply_message(struct store *s, const struct store_message *m)
         sqlite3_bind_int64(st, 5, m->expiry_s);
     if (m->has_payload_format)
         sqlite3_bind_int(st, 6, m->payload_format);
-    bind_bytes(st, 7, m->topic);
-    bind_bytes(st, 8, m->payload.data ? m->payload : (struct lmq_bytes){(const uint8_t *)"", 0});
-    bind_bytes(st, 9, m->content_type);
-    bind_bytes(st, 10, m->response_topic);
-    bind_bytes(st, 11, m->correlation_data);
-    bind_bytes(st, 12, m->user_props);
+    store_sqlite_bind_bytes(st, 7, m->topic);
+    store_sqlite_bind_bytes(
+        st, 8, m->payload.data ? m->payload : (struct lmq_bytes){(const uint8_t *)"", 0});
+    store_sqlite_bind_bytes(st, 9, m->content_type);
+    store_sqlite_bind_bytes(st, 10, m->response_topic);
+    store_sqlite_bind_bytes(st, 11, m->correlation_data);
+    store_sqlite_bind_bytes(st, 12, m->user_props);
     sqlite3_bind_int64(st, 13, m->user_prop_count);
-    return run(st);
+    return store_sqlite_run(st);
 }
 
 static int apply_session_delete(struct store *s, const struct store_rec_session_delete *r)
@@ -594,8 +609,8 @@ static int apply_session_delete(struct store *s, const struct store_rec_session_
     sqlite3_stmt *plain[] = {s->stmts[ST_SESSION_DELETE], s->stmts[ST_SESSION_DELETE_SUBS],
                              s->stmts[ST_SESSION_DELETE_QOS2]};
     for (size_t i = 0; i < LMQ_ARRAY_LEN(plain); i++) {
-        bind_bytes(plain[i], 1, r->client_id);
-        int rc = run(plain[i]);
+        store_sqlite_bind_bytes(plain[i], 1, r->client_id);
+        int rc = store_sqlite_run(plain[i]);
         if (rc != SQLITE_OK)
             return rc;
     }
@@ -610,14 +625,14 @@ static int apply_session_delete(struct store *s, const struct store_rec_session_
 static int apply_queue_put(struct store *s, const struct store_rec_queue_put *r)
 {
     sqlite3_stmt *st = s->stmts[ST_QUEUE_PUT];
-    bind_bytes(st, 1, r->client_id);
+    store_sqlite_bind_bytes(st, 1, r->client_id);
     sqlite3_bind_int64(st, 2, (int64_t)r->seq);
     sqlite3_bind_int64(st, 3, (int64_t)r->msg_id);
     sqlite3_bind_int(st, 4, r->qos);
     sqlite3_bind_int(st, 5, r->retain);
-    bind_bytes(st, 6, r->sub_ids);
+    store_sqlite_bind_bytes(st, 6, r->sub_ids);
     sqlite3_bind_int64(st, 7, (int64_t)r->size_bytes);
-    int rc = run(st);
+    int rc = store_sqlite_run(st);
     /* A failed insert (duplicate key) fails the whole transaction: no summary to undo. */
     return rc == SQLITE_OK ? summary_change(s, r->client_id, 1, (int64_t)r->size_bytes, r->seq)
                            : rc;
@@ -626,19 +641,19 @@ static int apply_queue_put(struct store *s, const struct store_rec_queue_put *r)
 static int apply_queue_update(struct store *s, const struct store_rec_queue_update *r)
 {
     sqlite3_stmt *st = s->stmts[ST_QUEUE_UPDATE];
-    bind_bytes(st, 1, r->client_id);
+    store_sqlite_bind_bytes(st, 1, r->client_id);
     sqlite3_bind_int64(st, 2, (int64_t)r->seq);
     sqlite3_bind_int(st, 3, r->state);
     sqlite3_bind_int(st, 4, r->packet_id);
-    return run(st);
+    return store_sqlite_run(st);
 }
 
 static int apply_queue_delete(struct store *s, const struct store_rec_queue_delete *r)
 {
     sqlite3_stmt *st = s->stmts[ST_QUEUE_DELETE];
-    bind_bytes(st, 1, r->client_id);
+    store_sqlite_bind_bytes(st, 1, r->client_id);
     sqlite3_bind_int64(st, 2, (int64_t)r->seq);
-    int rc = run(st);
+    int rc = store_sqlite_run(st);
     /*
      * The record's size is the one its QUEUE_PUT had (both are the message's size), and
      * sqlite3_changes() says whether the row was there. Reading the size back with
@@ -694,9 +709,9 @@ static int apply_keyed_replace(struct store *s, const struct store_record *r)
         st = s->stmts[ST_WILL_DELETE];
         break;
     }
-    bind_bytes(st, 1, key);
+    store_sqlite_bind_bytes(st, 1, key);
     if (rc == SQLITE_OK)
-        rc = run(st);
+        rc = store_sqlite_run(st);
     else
         sqlite3_reset(st), sqlite3_clear_bindings(st);
     if (rc == SQLITE_OK && old != 0)
@@ -712,27 +727,27 @@ static int apply_ledger_append(struct store *s, const struct store_rec_ledger_ap
     LMQ_ASSERT(r->envelope.len > 0);
     sqlite3_stmt *st = s->stmts[ST_LEDGER_PUT];
     sqlite3_bind_int64(st, 1, (int64_t)r->index);
-    bind_bytes(st, 2, r->link);
-    bind_bytes(st, 3, r->sender);
-    bind_bytes(st, 4, r->recipient);
+    store_sqlite_bind_bytes(st, 2, r->link);
+    store_sqlite_bind_bytes(st, 3, r->sender);
+    store_sqlite_bind_bytes(st, 4, r->recipient);
     sqlite3_bind_int64(st, 5, (int64_t)r->seq);
     sqlite3_bind_int64(st, 6, (int64_t)r->position);
-    bind_bytes(st, 7, r->envelope);
+    store_sqlite_bind_bytes(st, 7, r->envelope);
     sqlite3_bind_int64(st, 8, r->created_unix_ms);
-    int rc = run(st);
+    int rc = store_sqlite_run(st);
     if (rc != SQLITE_OK)
         return rc;
     st = s->stmts[ST_IDENTITY_SENT];
-    bind_bytes(st, 1, r->sender);
+    store_sqlite_bind_bytes(st, 1, r->sender);
     sqlite3_bind_int64(st, 2, (int64_t)r->seq);
-    bind_bytes(st, 3, r->link);
-    rc = run(st);
+    store_sqlite_bind_bytes(st, 3, r->link);
+    rc = store_sqlite_run(st);
     if (rc != SQLITE_OK)
         return rc;
     st = s->stmts[ST_IDENTITY_RECEIVED];
-    bind_bytes(st, 1, r->recipient);
+    store_sqlite_bind_bytes(st, 1, r->recipient);
     sqlite3_bind_int64(st, 2, (int64_t)r->position);
-    return run(st);
+    return store_sqlite_run(st);
 }
 
 static int apply_record(struct store *s, const struct store_record *r)
@@ -741,42 +756,47 @@ static int apply_record(struct store *s, const struct store_record *r)
     switch (r->type) {
     case STORE_SESSION_PUT:
         st = s->stmts[ST_SESSION_PUT];
-        bind_bytes(st, 1, r->u.session_put.client_id);
+        store_sqlite_bind_bytes(st, 1, r->u.session_put.client_id);
         sqlite3_bind_int64(st, 2, r->u.session_put.expiry_s);
-        bind_bytes(st, 3,
-                   r->u.session_put.owner.data != NULL
-                       ? r->u.session_put.owner
-                       : (struct lmq_bytes){(const uint8_t *)"", 0});
-        return run(st);
+        store_sqlite_bind_bytes(st, 3,
+                                r->u.session_put.owner.data != NULL
+                                    ? r->u.session_put.owner
+                                    : (struct lmq_bytes){(const uint8_t *)"", 0});
+        return store_sqlite_run(st);
     case STORE_LEDGER_APPEND:
         return apply_ledger_append(s, &r->u.ledger_append);
+    case STORE_DATA_VERSION:
+        return store_data_apply_version(&s->data, &r->u.data_version);
+    case STORE_DATA_INDEX:
+        return store_data_apply_index(s->writer, &r->u.data_index);
     case STORE_TOKEN_REVOKE:
         st = s->stmts[ST_REVOKE_PUT];
         LMQ_ASSERT(r->u.token_revoke.identity.len > 0);
-        bind_bytes(st, 1, r->u.token_revoke.identity);
+        store_sqlite_bind_bytes(st, 1, r->u.token_revoke.identity);
         sqlite3_bind_int64(st, 2, r->u.token_revoke.revoked_before_s);
-        return run(st);
+        return store_sqlite_run(st);
     case STORE_LEDGER_NODE:
         st = s->stmts[ST_NODE_PUT];
         LMQ_ASSERT(r->u.ledger_node.hash.len == 32);
         sqlite3_bind_int64(st, 1, r->u.ledger_node.level);
         sqlite3_bind_int64(st, 2, (int64_t)r->u.ledger_node.index);
-        bind_bytes(st, 3, r->u.ledger_node.hash);
-        return run(st); /* a second node at the same place fails the commit: no rewrites */
+        store_sqlite_bind_bytes(st, 3, r->u.ledger_node.hash);
+        return store_sqlite_run(
+            st); /* a second node at the same place fails the commit: no rewrites */
     case STORE_SESSION_DELETE:
         return apply_session_delete(s, &r->u.session_delete);
     case STORE_SUBSCRIPTION_PUT:
         st = s->stmts[ST_SUB_PUT];
-        bind_bytes(st, 1, r->u.subscription_put.client_id);
-        bind_bytes(st, 2, r->u.subscription_put.filter);
+        store_sqlite_bind_bytes(st, 1, r->u.subscription_put.client_id);
+        store_sqlite_bind_bytes(st, 2, r->u.subscription_put.filter);
         sqlite3_bind_int(st, 3, r->u.subscription_put.options);
         sqlite3_bind_int64(st, 4, r->u.subscription_put.sub_id);
-        return run(st);
+        return store_sqlite_run(st);
     case STORE_SUBSCRIPTION_DELETE:
         st = s->stmts[ST_SUB_DELETE];
-        bind_bytes(st, 1, r->u.subscription_delete.client_id);
-        bind_bytes(st, 2, r->u.subscription_delete.filter);
-        return run(st);
+        store_sqlite_bind_bytes(st, 1, r->u.subscription_delete.client_id);
+        store_sqlite_bind_bytes(st, 2, r->u.subscription_delete.filter);
+        return store_sqlite_run(st);
     case STORE_MESSAGE_PUT:
         return apply_message(s, r->u.message_put.message);
     case STORE_QUEUE_PUT:
@@ -787,14 +807,14 @@ static int apply_record(struct store *s, const struct store_record *r)
         return apply_queue_delete(s, &r->u.queue_delete);
     case STORE_INBOUND_QOS2_PUT:
         st = s->stmts[ST_QOS2_PUT];
-        bind_bytes(st, 1, r->u.inbound_qos2_put.client_id);
+        store_sqlite_bind_bytes(st, 1, r->u.inbound_qos2_put.client_id);
         sqlite3_bind_int(st, 2, r->u.inbound_qos2_put.packet_id);
-        return run(st);
+        return store_sqlite_run(st);
     case STORE_INBOUND_QOS2_DELETE:
         st = s->stmts[ST_QOS2_DELETE];
-        bind_bytes(st, 1, r->u.inbound_qos2_delete.client_id);
+        store_sqlite_bind_bytes(st, 1, r->u.inbound_qos2_delete.client_id);
         sqlite3_bind_int(st, 2, r->u.inbound_qos2_delete.packet_id);
-        return run(st);
+        return store_sqlite_run(st);
     case STORE_RETAINED_PUT:
     case STORE_RETAINED_DELETE:
     case STORE_WILL_PUT:
@@ -965,7 +985,7 @@ static void *store_thread_main(void *arg)
 
 /* ---- loop thread: reading (recovery and paging) ---- */
 
-static struct lmq_bytes column_bytes(sqlite3_stmt *st, int col)
+struct lmq_bytes store_sqlite_column_bytes(sqlite3_stmt *st, int col)
 {
     if (sqlite3_column_type(st, col) == SQLITE_NULL)
         return (struct lmq_bytes){NULL, 0};
@@ -986,12 +1006,12 @@ static void column_message(sqlite3_stmt *st, int first, struct store_message *m)
     m->expiry_s = (uint32_t)sqlite3_column_int64(st, first + 4);
     m->has_payload_format = sqlite3_column_type(st, first + 5) != SQLITE_NULL;
     m->payload_format = (uint8_t)sqlite3_column_int(st, first + 5);
-    m->topic = column_bytes(st, first + 6);
-    m->payload = column_bytes(st, first + 7);
-    m->content_type = column_bytes(st, first + 8);
-    m->response_topic = column_bytes(st, first + 9);
-    m->correlation_data = column_bytes(st, first + 10);
-    m->user_props = column_bytes(st, first + 11);
+    m->topic = store_sqlite_column_bytes(st, first + 6);
+    m->payload = store_sqlite_column_bytes(st, first + 7);
+    m->content_type = store_sqlite_column_bytes(st, first + 8);
+    m->response_topic = store_sqlite_column_bytes(st, first + 9);
+    m->correlation_data = store_sqlite_column_bytes(st, first + 10);
+    m->user_props = store_sqlite_column_bytes(st, first + 11);
     m->user_prop_count = (uint32_t)sqlite3_column_int64(st, first + 12);
 }
 
@@ -1029,27 +1049,30 @@ static int load_row(const struct store_loader *l, enum load_kind kind, sqlite3_s
     struct store_message m;
     switch (kind) {
     case LOAD_SESSION:
-        return l->session(l->ctx, column_bytes(st, 0), (uint32_t)sqlite3_column_int64(st, 1),
-                          column_bytes(st, 2));
+        return l->session(l->ctx, store_sqlite_column_bytes(st, 0),
+                          (uint32_t)sqlite3_column_int64(st, 1), store_sqlite_column_bytes(st, 2));
     case LOAD_IDENTITY:
-        return l->identity(l->ctx, column_bytes(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
-                           column_bytes(st, 2), (uint64_t)sqlite3_column_int64(st, 3));
+        return l->identity(l->ctx, store_sqlite_column_bytes(st, 0),
+                           (uint64_t)sqlite3_column_int64(st, 1), store_sqlite_column_bytes(st, 2),
+                           (uint64_t)sqlite3_column_int64(st, 3));
     case LOAD_WILL:
         column_message(st, 2, &m);
-        return l->will(l->ctx, column_bytes(st, 0), &m, (uint32_t)sqlite3_column_int64(st, 1));
+        return l->will(l->ctx, store_sqlite_column_bytes(st, 0), &m,
+                       (uint32_t)sqlite3_column_int64(st, 1));
     case LOAD_SUB:
-        return l->subscription(l->ctx, column_bytes(st, 0), column_bytes(st, 1),
-                               (uint8_t)sqlite3_column_int(st, 2),
+        return l->subscription(l->ctx, store_sqlite_column_bytes(st, 0),
+                               store_sqlite_column_bytes(st, 1), (uint8_t)sqlite3_column_int(st, 2),
                                (uint32_t)sqlite3_column_int64(st, 3));
     case LOAD_QOS2:
-        return l->inbound_qos2(l->ctx, column_bytes(st, 0), (uint16_t)sqlite3_column_int(st, 1));
+        return l->inbound_qos2(l->ctx, store_sqlite_column_bytes(st, 0),
+                               (uint16_t)sqlite3_column_int(st, 1));
     case LOAD_RETAINED:
         column_message(st, 1, &m);
         return l->retained(l->ctx, &m);
     case LOAD_QUEUE:
-        return l->queue_summary(l->ctx, column_bytes(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
-                                (uint64_t)sqlite3_column_int64(st, 2),
-                                (uint64_t)sqlite3_column_int64(st, 3));
+        return l->queue_summary(
+            l->ctx, store_sqlite_column_bytes(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
+            (uint64_t)sqlite3_column_int64(st, 2), (uint64_t)sqlite3_column_int64(st, 3));
     }
     return -1;
 }
@@ -1093,7 +1116,7 @@ int store_queue_page(struct store *store, struct lmq_bytes client_id, uint64_t a
     LMQ_ASSERT(limit > 0 && limit <= INT32_MAX);
     sqlite3_stmt *st = store->page_stmt;
     *count = 0;
-    bind_bytes(st, 1, client_id);
+    store_sqlite_bind_bytes(st, 1, client_id);
     sqlite3_bind_int64(st, 2, (int64_t)after_seq);
     sqlite3_bind_int64(st, 3, (int64_t)limit);
     int rc, result = LMQ_OK;
@@ -1105,7 +1128,7 @@ int store_queue_page(struct store *store, struct lmq_bytes client_id, uint64_t a
             .retain = sqlite3_column_int(st, 2) != 0,
             .state = (uint8_t)sqlite3_column_int(st, 3),
             .packet_id = (uint16_t)sqlite3_column_int(st, 4),
-            .sub_ids = column_bytes(st, 5),
+            .sub_ids = store_sqlite_column_bytes(st, 5),
             .size_bytes = (uint64_t)sqlite3_column_int64(st, 6),
             .message = &m,
         };
@@ -1129,7 +1152,7 @@ int store_queue_oldest(struct store *store, struct lmq_bytes client_id, uint64_t
     LMQ_ASSERT(store != NULL && out != NULL && found != NULL);
     sqlite3_stmt *st = store->oldest_stmt;
     *found = false;
-    bind_bytes(st, 1, client_id);
+    store_sqlite_bind_bytes(st, 1, client_id);
     sqlite3_bind_int64(st, 2, (int64_t)after_seq);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
@@ -1150,12 +1173,12 @@ static void column_ledger_row(sqlite3_stmt *st, struct store_ledger_row *r)
 {
     *r = (struct store_ledger_row){
         .index = (uint64_t)sqlite3_column_int64(st, 0),
-        .link = column_bytes(st, 1),
-        .sender = column_bytes(st, 2),
-        .recipient = column_bytes(st, 3),
+        .link = store_sqlite_column_bytes(st, 1),
+        .sender = store_sqlite_column_bytes(st, 2),
+        .recipient = store_sqlite_column_bytes(st, 3),
         .seq = (uint64_t)sqlite3_column_int64(st, 4),
         .position = (uint64_t)sqlite3_column_int64(st, 5),
-        .envelope = column_bytes(st, 6),
+        .envelope = store_sqlite_column_bytes(st, 6),
         .created_unix_ms = sqlite3_column_int64(st, 7),
     };
 }
@@ -1179,24 +1202,38 @@ int store_ledger_size(struct store *store, uint64_t *size)
 
 /* Runs a prepared ledger query (bindings done), calling row() per result. The caller resets
  * (cached statement) or finalizes it. */
+int store_sqlite_rows(sqlite3_stmt *st, size_t limit, int (*each)(void *ctx, sqlite3_stmt *st),
+                      void *ctx, size_t *count)
+{
+    int rc = SQLITE_DONE;
+    *count = 0;
+    while (*count < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        (*count)++;
+        if (each(ctx, st) != 0)
+            return LMQ_EINVAL;
+    }
+    return *count < limit && rc != SQLITE_DONE ? LMQ_EIO : LMQ_OK;
+}
+
+struct ledger_rows {
+    int (*row)(void *ctx, const struct store_ledger_row *r);
+    void *ctx;
+};
+
+static int ledger_row(void *ctx, sqlite3_stmt *st)
+{
+    struct ledger_rows *lr = ctx;
+    struct store_ledger_row r;
+    column_ledger_row(st, &r);
+    return lr->row(lr->ctx, &r);
+}
+
 static int ledger_query(sqlite3_stmt *st, size_t limit,
                         int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
                         size_t *count)
 {
-    int rc, result = LMQ_OK;
-    *count = 0;
-    while (*count < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct store_ledger_row r;
-        column_ledger_row(st, &r);
-        (*count)++;
-        if (row(ctx, &r) != 0) {
-            result = LMQ_EINVAL;
-            break;
-        }
-    }
-    if (result == LMQ_OK && *count < limit && rc != SQLITE_DONE)
-        result = LMQ_EIO;
-    return result;
+    struct ledger_rows lr = {.row = row, .ctx = ctx};
+    return store_sqlite_rows(st, limit, ledger_row, &lr, count);
 }
 
 /* Runs a cached ledger query and leaves it reset: no read transaction stays open. */
@@ -1222,7 +1259,7 @@ int store_ledger_find(struct store *store, struct lmq_bytes sender, uint64_t seq
                            " FROM ledger WHERE sender = ?1 AND seq = ?2",
                            -1, &st, NULL) != SQLITE_OK)
         return LMQ_EIO;
-    bind_bytes(st, 1, sender);
+    store_sqlite_bind_bytes(st, 1, sender);
     sqlite3_bind_int64(st, 2, (int64_t)seq);
     size_t count = 0;
     int rc = ledger_query(st, 1, row, ctx, &count);
@@ -1240,7 +1277,7 @@ int store_ledger_node(struct store *store, uint32_t level, uint64_t index, uint8
     int rc = sqlite3_step(st);
     int result = LMQ_ENOTFOUND;
     if (rc == SQLITE_ROW) {
-        struct lmq_bytes h = column_bytes(st, 0);
+        struct lmq_bytes h = store_sqlite_column_bytes(st, 0);
         result = h.len == 32 ? LMQ_OK : LMQ_EIO;
         if (result == LMQ_OK)
             memcpy(hash, h.data, 32);
@@ -1283,7 +1320,8 @@ int store_ledger_links(struct store *store, uint64_t start, size_t limit,
     int rc = SQLITE_DONE, result = LMQ_OK;
     while (*count < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         (*count)++;
-        if (leaf(ctx, (uint64_t)sqlite3_column_int64(st, 0), column_bytes(st, 1)) != 0) {
+        if (leaf(ctx, (uint64_t)sqlite3_column_int64(st, 0), store_sqlite_column_bytes(st, 1)) !=
+            0) {
             result = LMQ_EINVAL;
             break;
         }
@@ -1323,7 +1361,7 @@ struct ledger_stream {
 static int ledger_stream_int(sqlite3_stmt *st, struct lmq_bytes party, bool has_value,
                              uint64_t value, bool *found, uint64_t *out)
 {
-    bind_bytes(st, 1, party);
+    store_sqlite_bind_bytes(st, 1, party);
     if (has_value)
         sqlite3_bind_int64(st, 2, (int64_t)value);
     int rc = sqlite3_step(st);
@@ -1392,7 +1430,7 @@ static int ledger_stream_open(struct store *store, int which, struct lmq_bytes p
     if (sqlite3_prepare_v2(store->reader, ledger_stream_sql[which][2], -1, &s->st, NULL) !=
         SQLITE_OK)
         return LMQ_EIO;
-    bind_bytes(s->st, 1, party);
+    store_sqlite_bind_bytes(s->st, 1, party);
     sqlite3_bind_int64(s->st, 2, (int64_t)key);
     sqlite3_bind_int64(s->st, 3, (int64_t)limit);
     return ledger_stream_next(s);
@@ -1449,7 +1487,7 @@ int store_inbox_page(struct store *store, struct lmq_bytes recipient, uint64_t a
     sqlite3_stmt *st = store->inbox_stmt;
     LMQ_ASSERT(!sqlite3_stmt_busy(st)); /* row() must not read the store again */
     *count = 0;
-    bind_bytes(st, 1, recipient);
+    store_sqlite_bind_bytes(st, 1, recipient);
     sqlite3_bind_int64(st, 2, (int64_t)after);
     sqlite3_bind_int64(st, 3, (int64_t)limit);
     return ledger_query_cached(st, limit, row, ctx, count);
@@ -1467,7 +1505,7 @@ int store_token_revocations(struct store *store,
         return LMQ_EIO;
     int rc, result = LMQ_OK;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (row(ctx, column_bytes(st, 0), sqlite3_column_int64(st, 1)) != 0) {
+        if (row(ctx, store_sqlite_column_bytes(st, 0), sqlite3_column_int64(st, 1)) != 0) {
             result = LMQ_EINVAL;
             break;
         }
@@ -1494,7 +1532,7 @@ int store_ledger_bytes_since(struct store *store, int64_t since_unix_ms,
     int rc, result = LMQ_OK;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t bytes = sqlite3_column_int64(st, 1);
-        if (row(ctx, column_bytes(st, 0), bytes > 0 ? (uint64_t)bytes : 0) != 0) {
+        if (row(ctx, store_sqlite_column_bytes(st, 0), bytes > 0 ? (uint64_t)bytes : 0) != 0) {
             result = LMQ_EINVAL;
             break;
         }
@@ -1528,7 +1566,7 @@ int store_token_revoke_file(const char *path, struct lmq_bytes id, int64_t befor
         store_fail(err, err_len, "revoke", db);
         goto out;
     }
-    bind_bytes(st, 1, id);
+    store_sqlite_bind_bytes(st, 1, id);
     sqlite3_bind_int64(st, 2, before_s);
     if (sqlite3_step(st) != SQLITE_DONE) {
         store_fail(err, err_len, "revoke", db);
@@ -1541,7 +1579,7 @@ int store_token_revoke_file(const char *path, struct lmq_bytes id, int64_t befor
         store_fail(err, err_len, "revoke", db);
         goto out;
     }
-    bind_bytes(st, 1, id);
+    store_sqlite_bind_bytes(st, 1, id);
     if (sqlite3_step(st) != SQLITE_ROW) {
         store_fail(err, err_len, "revoke", db);
         goto out;
@@ -1587,7 +1625,15 @@ static int store_open_writer(struct store *s, const struct store_options *opts, 
                                &s->stmts[i], NULL) != SQLITE_OK)
             return store_fail(err, err_len, "prepare", s->writer);
     }
+    if (store_data_writer_prepare(s->writer, &s->data) != SQLITE_OK)
+        return store_fail(err, err_len, "prepare", s->writer);
     return LMQ_OK;
+}
+
+sqlite3 *store_sqlite_reader(struct store *store)
+{
+    LMQ_ASSERT(store != NULL && store->reader != NULL);
+    return store->reader;
 }
 
 static int store_open_reader(struct store *s, const struct store_options *opts, char *err,
@@ -1630,6 +1676,7 @@ static void store_free(struct store *s)
 {
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->stmts[i]);
+    store_data_writer_finalize(&s->data);
     sqlite3_finalize(s->page_stmt);
     sqlite3_finalize(s->oldest_stmt);
     sqlite3_finalize(s->node_stmt);

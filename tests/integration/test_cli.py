@@ -80,14 +80,14 @@ def test_verify_without_arguments_prints_its_usage_and_exits_1(tmp_path):
     (["serve", "--mqtt", "1.2.3.4"], "--mqtt"),
     (["serve", "--mqtt=127.0.0.1:65536"], "--mqtt"),
     (["serve", "--mqtt", "::1:1883"], "--mqtt"),
-    (["serve", "--mqtt", "example.com:1883"], "--mqtt"),
+    (["serve", "--mqtt", "bad_host:1883"], "--mqtt"),
     (["serve", "--mqtt", "127.0.0.1:1", "--mqtt", "127.0.0.1:x"], "--mqtt"),
     (["serve", "--sync", "sometimes"], "--sync"),
     (["serve", "--log-level=loud"], "--log-level"),
     (["serve", "--http"], "--http needs a value"),
     (["serve", "--http", "127.0.0.1"], "--http: expected HOST:PORT"),
     (["serve", "--http=127.0.0.1:65536"], "--http"),
-    (["serve", "--http", "example.com:80"], "--http"),
+    (["serve", "--http", "bad_host:80"], "--http"),
     (["serve", "--http", "127.0.0.1:1,127.0.0.1:2"], "--http"),
     (["version", "extra"], "ledgermq: version: takes no arguments"),
     (["help", "frobnicate"], 'ledgermq: help: unknown command "frobnicate"'),
@@ -106,7 +106,7 @@ def test_bad_flag_is_one_line_error(tmp_path, args, needle):
     (["--https=127.0.0.1:0", "--tls-cert", "/nonexistent.pem"], "need [tls] cert and key"),
     (["--tls-client-cert", "required"], "client_cert = required needs [tls] client_ca"),
     (["--tls-client-cert", "sometimes"], "--tls-client-cert: expected none, optional or required"),
-    (["--mqtts", "example.com:8883"], "--mqtts"),
+    (["--mqtts", "bad_host:8883"], "--mqtts"),
 ])
 def test_tls_settings_are_checked_before_starting(tmp_path, args, needle):
     proc = run(["serve", *args], tmp_path)

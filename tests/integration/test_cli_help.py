@@ -20,12 +20,14 @@ import urllib.request
 
 import pytest
 
+import configkeys
+
 BIN = os.environ.get("LEDGERMQ_BIN", "ledgermq")
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 TIMEOUT_S = 60
 READY_TIMEOUT_S = 20
-COMMANDS = ["serve", "passwd", "keygen", "send", "listen", "verify", "revoke", "validate", "bench",
-            "version", "help"]
+COMMANDS = ["serve", "passwd", "keygen", "send", "listen", "token", "verify", "revoke",
+            "validate", "bench", "version", "help"]
 
 
 def run(args, cwd, timeout=TIMEOUT_S, stdin=None):
@@ -112,7 +114,7 @@ def test_help_lists_every_command(tmp_path):
 
 @pytest.mark.parametrize("args", [
     ["serve", "--bogus"], ["passwd", "--bogus", "u"], ["keygen", "--bogus"],
-    ["send", "--bogus"], ["listen", "--bogus"], ["verify", "--bogus", "x"],
+    ["send", "--bogus"], ["listen", "--bogus"], ["token", "--bogus"], ["verify", "--bogus", "x"],
     ["revoke", "--bogus"], ["bench", "--bogus"], ["version", "--bogus"], ["help", "--bogus"],
 ])
 def test_every_command_errors_with_one_prefix_and_exit_1(tmp_path, args):
@@ -349,19 +351,7 @@ def readme_ini():
 
 
 def config_keys(tmp_path):
-    """Every key serve's config parser knows, per section, from its own error messages and
-    (for [limits]) its table."""
-    with open(os.path.join(ROOT, "src", "core", "config.c")) as f:
-        keys = {"limits": set(re.findall(r'CONFIG_LIMIT\("(\w+)"', f.read()))}
-    assert len(keys["limits"]) > 30, keys
-    for section in ("server", "tls", "auth", "http"):
-        path = tmp_path / ("%s.ini" % section)
-        path.write_text("[%s]\nno_such_key = 1\n" % section)
-        p = run(["serve", "--config", str(path)], tmp_path)
-        m = re.search(r"unknown key \(expected (.*)\)", p.stderr)
-        assert m, p.stderr
-        keys[section] = set(re.split(r", | or ", m.group(1)))
-    return keys
+    return configkeys.config_keys(BIN, tmp_path)
 
 
 def test_readme_ini_example_has_every_key(tmp_path):
@@ -397,6 +387,7 @@ def test_readme_ini_example_starts_a_broker_when_pasted(tmp_path, certs):
     p = run(["passwd", "--file", "passwd", "alice"], tmp_path, stdin="secret\n")
     assert p.returncode == 0, p.stderr
     (tmp_path / "acl").write_text("user alice\ntopic readwrite #\n")
+    (tmp_path / "models").mkdir()
     s = Serve(["--config", "ledgermq.ini"], tmp_path)
     try:
         assert s.ready is not None, "".join(s.lines)

@@ -18,12 +18,14 @@ import urllib.request
 
 import pytest
 
+import configkeys
+
 BIN = os.path.abspath(os.environ.get("LEDGERMQ_BIN", "../../build/ledgermq"))
 BUILD = os.path.dirname(BIN)
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 PREFIX = "/usr/local"
-COMMANDS = ["serve", "passwd", "keygen", "send", "listen", "verify", "revoke", "validate", "bench",
-            "version", "help"]
+COMMANDS = ["serve", "passwd", "keygen", "send", "listen", "token", "verify", "revoke",
+            "validate", "bench", "version", "help"]
 TIMEOUT_S = 60
 
 
@@ -64,19 +66,7 @@ def test_installed_binary_runs(root, tmp_path):
 
 
 def config_keys(tmp_path):
-    """Every key serve's config parser knows, per section (as test_cli_help.py finds them)."""
-    with open(os.path.join(ROOT, "src", "core", "config.c")) as f:
-        keys = {"limits": set(re.findall(r'CONFIG_LIMIT\("(\w+)"', f.read()))}
-    assert len(keys["limits"]) > 30, keys
-    for section in ("server", "tls", "auth", "http"):
-        path = tmp_path / ("%s.ini" % section)
-        path.write_text("[%s]\nno_such_key = 1\n" % section)
-        p = subprocess.run([BIN, "serve", "--config", str(path)], cwd=tmp_path,
-                           capture_output=True, text=True, timeout=TIMEOUT_S)
-        m = re.search(r"unknown key \(expected (.*)\)", p.stderr)
-        assert m, p.stderr
-        keys[section] = set(re.split(r", | or ", m.group(1)))
-    return keys
+    return configkeys.config_keys(BIN, tmp_path)
 
 
 def test_example_config_names_every_key(root, tmp_path):

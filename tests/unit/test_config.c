@@ -8,9 +8,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include "core/config.h"
 #include "core/lmq.h"
+#include "core/resolve.h"
 
 #define AUDITOR_A "aa5b8e5bd40a7a4f3e0ddc1df2e0e9f00c93f0ea1e2b2d7c4f1e3b6f7a8c9d01"
 #define AUDITOR_B "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -367,7 +370,7 @@ static const struct bad_ini bad_inis[] = {
     {"[server]\ndrain_grace_ms = 5s\n", 2, "[server] drain_grace_ms"},
     {"[server]\nhttp = 1.2.3.4\n", 2, "[server] http: expected HOST:PORT"},
     {"[server]\nhttp = 127.0.0.1:65536\n", 2, "[server] http"},
-    {"[server]\nhttp = example.com:80\n", 2, "[server] http"},
+    {"[server]\nhttp = bad_host:80\n", 2, "[server] http"},
     {"[server]\nhttp =\n", 2, "[server] http"},
     {"[limits]\nhttp_max_header_bytes = 255\n", 2,
      "http_max_header_bytes: expected an integer 256..81920"},
@@ -827,7 +830,17 @@ static const struct listen_case listen_cases[] = {
     {"127.0.0.1:99999999999999999999999", NULL, 0},
     {"127.0.0.1", NULL, 0},
     {":1883", NULL, 0},
-    {"example.com:1883", NULL, 0},
+    {"example.com:1883", "example.com", 1883},
+    {"broker-1.example.COM.:8883", "broker-1.example.COM.", 8883},
+    {"mqtt:1", "mqtt", 1},
+    {"-bad.example:1883", NULL, 0},
+    {"bad-.example:1883", NULL, 0},
+    {"a..b:1883", NULL, 0},
+    {"bad_host:1883", NULL, 0},
+    {"[example.com]:1883", NULL, 0},
+    {"1.2.3.4.5:1883", NULL, 0},
+    {"1234:1883", NULL, 0},
+    {"x.0123456789012345678901234567890123456789012345678901234567890123:1", NULL, 0},
     {"1.2.3:1883", NULL, 0},
     {"256.1.1.1:1883", NULL, 0},
     {"::1:1883", NULL, 0},
@@ -862,10 +875,74 @@ static void test_listen_addresses_ipv4_ipv6_and_bad_ports(void **state)
     }
 }
 
+static void test_host_name_syntax(void **state)
+{
+    (void)state;
+    char longest[LMQ_HOST_NAME_MAX_CHARS + 2];
+    /* 63-character labels and dots up to exactly 253 characters. */
+    memset(longest, 'a', LMQ_HOST_NAME_MAX_CHARS);
+    for (size_t i = 63; i < LMQ_HOST_NAME_MAX_CHARS; i += 64) {
+        longest[i] = '.';
+    }
+    longest[LMQ_HOST_NAME_MAX_CHARS] = '\0';
+    assert_true(lmq_host_name_valid(longest));
+    longest[LMQ_HOST_NAME_MAX_CHARS] = 'a';
+    longest[LMQ_HOST_NAME_MAX_CHARS + 1] = '\0';
+    assert_false(lmq_host_name_valid(longest));
+    assert_true(lmq_host_name_valid("a"));
+    assert_true(lmq_host_name_valid("x1.example."));
+    assert_true(lmq_host_name_valid("1a.example"));
+    assert_false(lmq_host_name_valid(""));
+    assert_false(lmq_host_name_valid("."));
+    assert_false(lmq_host_name_valid("example..com"));
+    assert_false(lmq_host_name_valid("ex ample"));
+    assert_false(lmq_host_name_valid("10.0.0.1"));
+    assert_false(lmq_host_name_valid("caf\xc3\xa9.example"));
+}
+
+static void test_resolve_numeric_localhost_and_names(void **state)
+{
+    (void)state;
+    struct sockaddr_storage ss;
+    char err[TEST_ERR_BYTES] = "";
+    assert_int_equal(lmq_resolve("127.0.0.1", 1883, &ss, err, sizeof(err)), 0);
+    assert_int_equal(ss.ss_family, AF_INET);
+    assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), 1883);
+    assert_int_equal(lmq_resolve("::1", 8, &ss, err, sizeof(err)), 0);
+    assert_int_equal(ss.ss_family, AF_INET6);
+    assert_int_equal(ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), 8);
+    assert_int_equal(lmq_resolve("localhost", 2, &ss, err, sizeof(err)), 0);
+    assert_int_equal(ss.ss_family, AF_INET);
+    assert_int_equal(ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr), INADDR_LOOPBACK);
+    /* Through getaddrinfo: /etc/hosts names localhost, and its look-up ignores case. */
+    assert_int_equal(lmq_resolve("LOCALHOST", 3, &ss, err, sizeof(err)), 0);
+    assert_true(ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
+    assert_int_equal(lmq_resolve("bad_host", 1, &ss, err, sizeof(err)), LMQ_EINVAL);
+    assert_string_equal(err, "not an address or host name");
+}
+
+static void test_listener_names_resolve_once_to_addresses(void **state)
+{
+    (void)state;
+    struct lmq_config cfg;
+    char err[TEST_ERR_BYTES] = "";
+    lmq_config_defaults(&cfg);
+    assert_int_equal(
+        lmq_config_set(&cfg, "server", "mqtt", "LOCALHOST:1, 10.0.0.1:2", err, sizeof(err)), 0);
+    assert_string_equal(cfg.mqtt[0].host, "LOCALHOST");
+    assert_int_equal(lmq_config_resolve_listeners(&cfg, err, sizeof(err)), 0);
+    assert_true(strcmp(cfg.mqtt[0].host, "127.0.0.1") == 0 || strcmp(cfg.mqtt[0].host, "::1") == 0);
+    assert_int_equal(cfg.mqtt[0].port, 1);
+    assert_string_equal(cfg.mqtt[1].host, "10.0.0.1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_match_design),
+        cmocka_unit_test(test_host_name_syntax),
+        cmocka_unit_test(test_resolve_numeric_localhost_and_names),
+        cmocka_unit_test(test_listener_names_resolve_once_to_addresses),
         cmocka_unit_test(test_every_key_is_parsed_from_file),
         cmocka_unit_test(test_per_address_login_limits_defaults_keys_and_bounds),
         cmocka_unit_test(test_session_expiry_accepts_never),

@@ -1,0 +1,49 @@
+/*
+ * The data layer: typed objects with JSON Schema models (docs/PROTOCOL.md "Objects").
+ *
+ * A model is a JSON Schema 2020-12 document in the [data] models directory whose $id is its type
+ * name. An envelope whose body names a model in "_t" is an object: the data layer checks it
+ * before the pipeline appends it (through the pipeline's envelope seam: validation, versions,
+ * who may write) and stores it as a version of a resource in the same commit. Reads go through
+ * GET /api/v1/... (data_http.c) with the pipeline's bearer tokens.
+ *
+ * The broker owns it through one pointer (struct broker's data) and calls only what this header
+ * declares. Without [data] models the layer is off: bodies with "_t" are plain envelopes.
+ */
+#ifndef DATA_H
+#define DATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/lmq.h"
+
+struct broker;
+struct http_request;
+struct http_response;
+struct lmq_buf;
+
+/* After pipeline_init: loads and compiles the models (a broken model stops the start with a
+ * start_failed line naming the file and the reason), asks the store for their property indexes
+ * and registers the envelope and commit hooks. 0 or an error (LMQ_EINVAL: models; LMQ_ENOMEM). */
+int data_init(struct broker *b) LMQ_WUR;
+/* Frees the layer; safe when init failed or never ran. */
+void data_destroy(struct broker *b);
+/* SIGHUP: re-reads the models directory and [data] readers_all from the fresh configuration;
+ * broken models are logged (data_models_reload_failed) and the old ones kept. */
+void data_reload(struct broker *b, const char *models_dir);
+/* GET /api/v1/...: the types, a type's resources (filters on indexed properties, pages), one
+ * resource, its versions. 404 (status only) for other paths. */
+int data_http_route(struct broker *b, const struct http_request *req, struct http_response *resp,
+                    struct lmq_buf *out);
+/* GET /openapi.json: the HTTP API as an OpenAPI 3.1 document, with a schema and paths per model
+ * (data_openapi.c). Public: it describes the API, not any object. */
+int data_openapi_route(struct broker *b, const struct http_request *req, struct http_response *resp,
+                       struct lmq_buf *out);
+/* For /metrics: object versions stored and objects refused since start, models loaded. */
+void data_counts(const struct broker *b, uint64_t *accepted, uint64_t *refused, size_t *models);
+/* True for a path under /api/ (data_http_route answers it). */
+bool data_http_path(const struct http_request *req);
+
+#endif

@@ -1,0 +1,547 @@
+/*
+ * Typed objects on SQLite (store.h "Typed objects"; docs/PROTOCOL.md "Objects").
+ *
+ * Tables (schema 6, store_schema.c): data_versions (every version), data_resources (each
+ * resource's latest version) and data_readers (who may read a resource). A property index is an
+ * expression index on (model, json_extract(body, PATH)); a query filtering or ordering on that
+ * path spells the same expression, so the planner uses it. Paths are the only text a query puts
+ * into SQL, and store_data_path_valid() admits nothing but "$.name.name..." with GraphQL names;
+ * every value is a bound parameter.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/lmq.h"
+#include "store/store_sqlite_internal.h"
+
+/* The longest name in a path: GraphQL names are short, and the SQL text stays bounded. */
+#define DATA_NAME_MAX_CHARS 64
+/* SQL text of the largest query: every filter at its largest, with room to spare. */
+#define DATA_SQL_MAX_BYTES 65536
+
+#define DATA_ROW_COLUMNS                                                                           \
+    "r.ledger_idx, r.created_idx, r.link, r.permalink, r.prevlink, r.model, r.author, r.time, "    \
+    "r.body, r.deleted, r.owner"
+/* A version with its resource's creation index and owner. */
+#define DATA_VERSION_COLUMNS                                                                       \
+    "v.ledger_idx, r.created_idx, v.link, v.permalink, v.prevlink, v.model, v.author, v.time, "    \
+    "v.body, v.deleted, r.owner"
+
+static bool data__name_start(uint8_t c)
+{
+    return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static bool data__name_char(uint8_t c)
+{
+    return data__name_start(c) || (c >= '0' && c <= '9');
+}
+
+bool store_data_path_valid(struct lmq_bytes path)
+{
+    if (path.data == NULL || path.len < 3 || path.len > STORE_DATA_PATH_MAX_BYTES ||
+        path.data[0] != '$')
+        return false;
+    size_t depth = 0;
+    size_t i = 1;
+    /* Each pass reads one ".name" step: bounded by the path's length. */
+    while (i < path.len) {
+        if (path.data[i] != '.' || ++depth > STORE_DATA_PATH_DEPTH_MAX)
+            return false;
+        i++;
+        size_t start = i;
+        if (i >= path.len || !data__name_start(path.data[i]))
+            return false;
+        while (i < path.len && data__name_char(path.data[i]))
+            i++;
+        if (i - start > DATA_NAME_MAX_CHARS)
+            return false;
+    }
+    return depth >= 1;
+}
+
+/* ---- writing (storage thread) ---- */
+
+int store_data_writer_prepare(sqlite3 *db, struct store_data_writer *w)
+{
+    static const char version_sql[] =
+        "INSERT INTO data_versions(link, ledger_idx, permalink, prevlink, model, author, "
+        "recipient, time, deleted, body) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+    /* A first version creates the row (its author is the owner); a later one replaces everything
+     * but where the resource began (created_idx) and its owner. */
+    static const char resource_sql[] =
+        "INSERT INTO data_resources(permalink, created_idx, model, link, prevlink, author, owner, "
+        "ledger_idx, time, deleted, body) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6, ?2, ?7, ?8, ?9) "
+        "ON CONFLICT(permalink) DO UPDATE SET link = excluded.link, prevlink = excluded.prevlink, "
+        "author = excluded.author, ledger_idx = excluded.ledger_idx, time = excluded.time, "
+        "deleted = excluded.deleted, body = excluded.body";
+    /* After the resource row: its model and creation index key the reader's row. */
+    static const char reader_sql[] =
+        "INSERT OR IGNORE INTO data_readers(identity, model, created_idx, permalink) "
+        "SELECT ?1, model, created_idx, permalink FROM data_resources WHERE permalink = ?2";
+    int rc =
+        sqlite3_prepare_v3(db, version_sql, -1, SQLITE_PREPARE_PERSISTENT, &w->version_put, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v3(db, resource_sql, -1, SQLITE_PREPARE_PERSISTENT, &w->resource_put,
+                                NULL);
+    if (rc == SQLITE_OK)
+        rc =
+            sqlite3_prepare_v3(db, reader_sql, -1, SQLITE_PREPARE_PERSISTENT, &w->reader_put, NULL);
+    return rc;
+}
+
+void store_data_writer_finalize(struct store_data_writer *w)
+{
+    sqlite3_finalize(w->version_put);
+    sqlite3_finalize(w->resource_put);
+    sqlite3_finalize(w->reader_put);
+    *w = (struct store_data_writer){0};
+}
+
+/* Binds b as text (json_extract reads text, not blobs). */
+static int data__bind_text(sqlite3_stmt *st, int idx, struct lmq_bytes b)
+{
+    return sqlite3_bind_text64(st, idx, b.len ? (const char *)b.data : "", b.len, SQLITE_STATIC,
+                               SQLITE_UTF8);
+}
+
+static int data__add_reader(struct store_data_writer *w, struct lmq_bytes identity,
+                            struct lmq_bytes permalink)
+{
+    store_sqlite_bind_bytes(w->reader_put, 1, identity);
+    store_sqlite_bind_bytes(w->reader_put, 2, permalink);
+    return store_sqlite_run(w->reader_put);
+}
+
+int store_data_apply_version(struct store_data_writer *w, const struct store_rec_data_version *r)
+{
+    LMQ_ASSERT(r->link.len > 0 && r->permalink.len > 0 && r->model.len > 0);
+    LMQ_ASSERT(r->body.len > 0 && r->body.data[0] == '{');
+    sqlite3_stmt *st = w->version_put;
+    store_sqlite_bind_bytes(st, 1, r->link);
+    sqlite3_bind_int64(st, 2, (int64_t)r->ledger_index);
+    store_sqlite_bind_bytes(st, 3, r->permalink);
+    store_sqlite_bind_bytes(
+        st, 4,
+        (struct lmq_bytes){r->prevlink.data ? r->prevlink.data : (const uint8_t *)"",
+                           r->prevlink.len});
+    data__bind_text(st, 5, r->model);
+    store_sqlite_bind_bytes(st, 6, r->author);
+    store_sqlite_bind_bytes(st, 7, r->recipient);
+    data__bind_text(st, 8, r->time);
+    sqlite3_bind_int(st, 9, r->deleted ? 1 : 0);
+    data__bind_text(st, 10, r->body);
+    int rc = store_sqlite_run(st);
+    if (rc != SQLITE_OK)
+        return rc;
+    st = w->resource_put;
+    store_sqlite_bind_bytes(st, 1, r->permalink);
+    sqlite3_bind_int64(st, 2, (int64_t)r->ledger_index);
+    data__bind_text(st, 3, r->model);
+    store_sqlite_bind_bytes(st, 4, r->link);
+    store_sqlite_bind_bytes(
+        st, 5,
+        (struct lmq_bytes){r->prevlink.data ? r->prevlink.data : (const uint8_t *)"",
+                           r->prevlink.len});
+    store_sqlite_bind_bytes(st, 6, r->author);
+    data__bind_text(st, 7, r->time);
+    sqlite3_bind_int(st, 8, r->deleted ? 1 : 0);
+    data__bind_text(st, 9, r->body);
+    rc = store_sqlite_run(st);
+    if (rc == SQLITE_OK)
+        rc = data__add_reader(w, r->author, r->permalink);
+    if (rc == SQLITE_OK)
+        rc = data__add_reader(w, r->recipient, r->permalink);
+    return rc;
+}
+
+/* The index's name: "data_by_" and the path with '.' as '_' and '$' left out, plus a hash so
+ * "$.a_b" and "$.a.b" differ. */
+static void data__index_name(struct lmq_bytes path, char *out, size_t cap)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < path.len; i++)
+        h = (h ^ path.data[i]) * 16777619u;
+    int n = snprintf(out, cap, "data_by_%08x", (unsigned)h);
+    LMQ_ASSERT(n > 0 && (size_t)n < cap);
+}
+
+int store_data_apply_index(sqlite3 *db, const struct store_rec_data_index *r)
+{
+    if (!store_data_path_valid(r->path))
+        return SQLITE_MISUSE; /* the caller checked: a wrong path fails the commit */
+    char name[32];
+    data__index_name(r->path, name, sizeof(name));
+    char sql[STORE_DATA_PATH_MAX_BYTES + 160];
+    int n = snprintf(sql, sizeof(sql),
+                     "CREATE INDEX IF NOT EXISTS %s ON data_resources(model, "
+                     "json_extract(body, '%.*s'), created_idx)",
+                     name, (int)r->path.len, (const char *)r->path.data);
+    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(sql));
+    return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
+/* ---- reading (loop thread) ---- */
+
+static void data__column_row(sqlite3_stmt *st, struct store_data_row *r)
+{
+    *r = (struct store_data_row){
+        .ledger_index = (uint64_t)sqlite3_column_int64(st, 0),
+        .created_ledger_index = (uint64_t)sqlite3_column_int64(st, 1),
+        .link = store_sqlite_column_bytes(st, 2),
+        .permalink = store_sqlite_column_bytes(st, 3),
+        .prevlink = store_sqlite_column_bytes(st, 4),
+        .model = store_sqlite_column_bytes(st, 5),
+        .author = store_sqlite_column_bytes(st, 6),
+        .time = store_sqlite_column_bytes(st, 7),
+        .body = store_sqlite_column_bytes(st, 8),
+        .deleted = sqlite3_column_int(st, 9) != 0,
+        .owner = store_sqlite_column_bytes(st, 10),
+    };
+}
+
+struct data_rows {
+    store_data_row_fn row;
+    void *ctx;
+};
+
+static int data__row(void *ctx, sqlite3_stmt *st)
+{
+    struct data_rows *dr = ctx;
+    struct store_data_row r;
+    data__column_row(st, &r);
+    return dr->row(dr->ctx, &r);
+}
+
+/* Steps st (bound) for up to limit rows, calling row() for each; finalizes st. */
+static int data__rows(sqlite3_stmt *st, size_t limit, store_data_row_fn row, void *ctx,
+                      size_t *count)
+{
+    struct data_rows dr = {.row = row, .ctx = ctx};
+    int rc = store_sqlite_rows(st, limit, data__row, &dr, count);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* "reader may read the resource whose permalink is column col": ?N is the reader or NULL. */
+#define DATA_READER_CHECK(col, param)                                                              \
+    "(" param " IS NULL OR EXISTS (SELECT 1 FROM data_readers d WHERE d.permalink = " col          \
+    " AND d.identity = " param "))"
+
+static int data__one(struct store *store, const char *sql, struct lmq_bytes key,
+                     struct lmq_bytes reader, store_data_row_fn row, void *ctx, bool *found)
+{
+    LMQ_ASSERT(store != NULL && row != NULL && found != NULL);
+    *found = false;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(store_sqlite_reader(store), sql, -1, &st, NULL) != SQLITE_OK)
+        return LMQ_EIO;
+    store_sqlite_bind_bytes(st, 1, key);
+    store_sqlite_bind_bytes(st, 2, reader);
+    size_t count = 0;
+    int rc = data__rows(st, 1, row, ctx, &count);
+    *found = count == 1;
+    return rc;
+}
+
+int store_data_resource(struct store *store, struct lmq_bytes permalink, struct lmq_bytes reader,
+                        store_data_row_fn row, void *ctx, bool *found)
+{
+    return data__one(store,
+                     "SELECT " DATA_ROW_COLUMNS " FROM data_resources r WHERE r.permalink = ?1 "
+                     "AND " DATA_READER_CHECK("r.permalink", "?2"),
+                     permalink, reader, row, ctx, found);
+}
+
+int store_data_version(struct store *store, struct lmq_bytes link, struct lmq_bytes reader,
+                       store_data_row_fn row, void *ctx, bool *found)
+{
+    return data__one(store,
+                     "SELECT " DATA_VERSION_COLUMNS " FROM data_versions v "
+                     "JOIN data_resources r ON r.permalink = v.permalink WHERE v.link = ?1 "
+                     "AND " DATA_READER_CHECK("v.permalink", "?2"),
+                     link, reader, row, ctx, found);
+}
+
+int store_data_versions(struct store *store, struct lmq_bytes permalink, struct lmq_bytes reader,
+                        uint64_t from, size_t limit, store_data_row_fn row, void *ctx,
+                        size_t *count)
+{
+    LMQ_ASSERT(store != NULL && row != NULL && count != NULL);
+    *count = 0;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(store_sqlite_reader(store),
+                           "SELECT " DATA_VERSION_COLUMNS " FROM data_versions v "
+                           "JOIN data_resources r ON r.permalink = v.permalink "
+                           "WHERE v.permalink = ?1 "
+                           "AND v.ledger_idx >= ?3 AND " DATA_READER_CHECK(
+                               "v.permalink", "?2") " ORDER BY v.ledger_idx LIMIT ?4",
+                           -1, &st, NULL) != SQLITE_OK)
+        return LMQ_EIO;
+    store_sqlite_bind_bytes(st, 1, permalink);
+    store_sqlite_bind_bytes(st, 2, reader);
+    sqlite3_bind_int64(st, 3, from > INT64_MAX ? INT64_MAX : (int64_t)from);
+    sqlite3_bind_int64(st, 4, (int64_t)limit);
+    return data__rows(st, limit, row, ctx, count);
+}
+
+/* ---- queries: a plan compiled to one parameterised statement ---- */
+
+struct data_sql {
+    struct lmq_buf text;
+    int next_param;      /* the next ?N */
+    const char *created; /* the creation index column that drives the loop */
+};
+
+static bool data__sql_add(struct data_sql *q, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static bool data__sql_add(struct data_sql *q, const char *fmt, ...)
+{
+    char piece[STORE_DATA_PATH_MAX_BYTES * 2 + 128];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(piece, sizeof(piece), fmt, ap);
+    va_end(ap);
+    LMQ_ASSERT(n >= 0 && (size_t)n < sizeof(piece));
+    return lmq_buf_append(&q->text, piece, (size_t)n, DATA_SQL_MAX_BYTES) == LMQ_OK;
+}
+
+/* The expression of a property: spelled exactly as the index spells it. */
+#define DATA_EXPR_FMT "json_extract(r.body, '%.*s')"
+#define DATA_EXPR_ARGS(p) (int)(p).len, (const char *)(p).data
+
+static const char *data__op_sql(enum store_data_op op)
+{
+    switch (op) {
+    case STORE_DATA_EQ:
+        return "=";
+    case STORE_DATA_NEQ:
+        return "IS NOT";
+    case STORE_DATA_LT:
+        return "<";
+    case STORE_DATA_LTE:
+        return "<=";
+    case STORE_DATA_GT:
+        return ">";
+    case STORE_DATA_GTE:
+        return ">=";
+    default:
+        return NULL;
+    }
+}
+
+static bool data__filter_valid(const struct store_data_filter *f)
+{
+    if (!store_data_path_valid(f->path))
+        return false;
+    switch (f->op) {
+    case STORE_DATA_IN:
+    case STORE_DATA_NOT_IN:
+        return f->values != NULL && f->value_count >= 1 &&
+               f->value_count <= STORE_DATA_IN_VALUES_MAX;
+    case STORE_DATA_IS_NULL:
+    case STORE_DATA_NOT_NULL:
+        return f->value_count == 0;
+    case STORE_DATA_STARTS_WITH:
+    case STORE_DATA_CONTAINS:
+        return f->values != NULL && f->value_count == 1 && f->values[0].type == STORE_DATA_TEXT;
+    default:
+        return f->values != NULL && f->value_count == 1 && data__op_sql(f->op) != NULL;
+    }
+}
+
+static bool data__query_valid(const struct store_data_query *q)
+{
+    if (q->model.data == NULL || q->model.len == 0 || q->filter_count > STORE_DATA_FILTERS_MAX ||
+        (q->filter_count > 0 && q->filters == NULL) || q->limit == 0)
+        return false;
+    if (q->order_path.len > 0 && !store_data_path_valid(q->order_path))
+        return false;
+    for (size_t i = 0; i < q->filter_count; i++) {
+        if (!data__filter_valid(&q->filters[i]))
+            return false;
+    }
+    return true;
+}
+
+/* Appends the SQL of filter f, numbering its parameters. */
+static bool data__filter_sql(struct data_sql *q, const struct store_data_filter *f)
+{
+    bool ok = data__sql_add(q, " AND ");
+    switch (f->op) {
+    case STORE_DATA_IN:
+    case STORE_DATA_NOT_IN:
+        ok = ok && data__sql_add(q, DATA_EXPR_FMT " %sIN (", DATA_EXPR_ARGS(f->path),
+                                 f->op == STORE_DATA_NOT_IN ? "NOT " : "");
+        for (size_t i = 0; i < f->value_count; i++)
+            ok = ok && data__sql_add(q, "%s?%d", i ? ", " : "", q->next_param++);
+        return ok && data__sql_add(q, ")");
+    case STORE_DATA_IS_NULL:
+        return ok && data__sql_add(q, DATA_EXPR_FMT " IS NULL", DATA_EXPR_ARGS(f->path));
+    case STORE_DATA_NOT_NULL:
+        return ok && data__sql_add(q, DATA_EXPR_FMT " IS NOT NULL", DATA_EXPR_ARGS(f->path));
+    case STORE_DATA_STARTS_WITH:
+        /* Byte-wise: substr() of the same length, no LIKE and its wildcards. */
+        ok = ok && data__sql_add(q, "substr(" DATA_EXPR_FMT ", 1, length(?%d)) = ?%d",
+                                 DATA_EXPR_ARGS(f->path), q->next_param, q->next_param);
+        q->next_param++;
+        return ok;
+    case STORE_DATA_CONTAINS:
+        ok = ok && data__sql_add(q, "instr(" DATA_EXPR_FMT ", ?%d) > 0", DATA_EXPR_ARGS(f->path),
+                                 q->next_param++);
+        return ok;
+    default:
+        return ok && data__sql_add(q, DATA_EXPR_FMT " %s ?%d", DATA_EXPR_ARGS(f->path),
+                                   data__op_sql(f->op), q->next_param++);
+    }
+}
+
+static void data__bind_value(sqlite3_stmt *st, int idx, const struct store_data_value *v)
+{
+    switch (v->type) {
+    case STORE_DATA_NULL:
+        sqlite3_bind_null(st, idx);
+        break;
+    case STORE_DATA_INT:
+        sqlite3_bind_int64(st, idx, v->i);
+        break;
+    case STORE_DATA_REAL:
+        sqlite3_bind_double(st, idx, v->d);
+        break;
+    case STORE_DATA_TEXT:
+        data__bind_text(st, idx, v->text);
+        break;
+    }
+}
+
+/* The keyset condition "after the cursor" in the query's order. */
+static bool data__cursor_sql(struct data_sql *q, const struct store_data_query *plan)
+{
+    const char *after = plan->descending ? "<" : ">";
+    if (plan->order_path.len == 0)
+        return data__sql_add(q, " AND %s %s ?%d", q->created, after, q->next_param++);
+    int v = q->next_param++;
+    int c = q->next_param++;
+    /* SQLite orders NULL first: ascending, a NULL cursor is followed by the rest of the NULLs,
+     * then every non-NULL value; descending the reverse. */
+    if (plan->cursor_value.type == STORE_DATA_NULL) {
+        return data__sql_add(q,
+                             plan->descending
+                                 ? " AND (" DATA_EXPR_FMT " IS NULL AND r.created_idx < ?%d)"
+                                 : " AND ((" DATA_EXPR_FMT " IS NULL AND r.created_idx > ?%d)"
+                                   " OR " DATA_EXPR_FMT " IS NOT NULL)",
+                             DATA_EXPR_ARGS(plan->order_path), c, DATA_EXPR_ARGS(plan->order_path));
+    }
+    /* Descending, the NULLs come after every value. */
+    bool ok = data__sql_add(
+        q, " AND (" DATA_EXPR_FMT " %s ?%d OR (" DATA_EXPR_FMT " = ?%d AND r.created_idx %s ?%d)",
+        DATA_EXPR_ARGS(plan->order_path), after, v, DATA_EXPR_ARGS(plan->order_path), v, after, c);
+    if (ok && plan->descending)
+        ok = data__sql_add(q, " OR " DATA_EXPR_FMT " IS NULL", DATA_EXPR_ARGS(plan->order_path));
+    return ok && data__sql_add(q, ")");
+}
+
+/*
+ * Builds the statement's text for plan. Everything: the model's rows in creation order (or a
+ * property index's range). One reader: its rows of data_readers for the model, in creation
+ * order, each joined to its resource (CROSS JOIN keeps that order of the loops), so a page costs
+ * a range over the reader's own resources of the model, never a scan of everyone's.
+ */
+static bool data__query_sql(struct data_sql *q, const struct store_data_query *plan)
+{
+    bool ok = plan->reader.data == NULL
+                  ? data__sql_add(q, "SELECT " DATA_ROW_COLUMNS " FROM data_resources r "
+                                     "WHERE r.model = ?1 AND r.deleted = 0 AND ?2 IS NULL")
+                  : data__sql_add(q, "SELECT " DATA_ROW_COLUMNS " FROM data_readers d "
+                                     "CROSS JOIN data_resources r ON r.permalink = d.permalink "
+                                     "WHERE d.identity = ?2 AND d.model = ?1 AND r.deleted = 0");
+    q->created = plan->reader.data == NULL ? "r.created_idx" : "d.created_idx";
+    q->next_param = 3;
+    for (size_t i = 0; ok && i < plan->filter_count; i++)
+        ok = data__filter_sql(q, &plan->filters[i]);
+    if (ok && plan->has_cursor)
+        ok = data__cursor_sql(q, plan);
+    const char *dir = plan->descending ? " DESC" : "";
+    if (ok && plan->order_path.len > 0)
+        ok = data__sql_add(q, " ORDER BY " DATA_EXPR_FMT "%s, r.created_idx%s",
+                           DATA_EXPR_ARGS(plan->order_path), dir, dir);
+    else if (ok)
+        ok = data__sql_add(q, " ORDER BY %s%s", q->created, dir);
+    ok = ok && data__sql_add(q, " LIMIT ?%d", q->next_param++);
+    return ok && lmq_buf_append(&q->text, "", 1, DATA_SQL_MAX_BYTES) == LMQ_OK; /* NUL */
+}
+
+/* Compiles and prepares plan (explain: as EXPLAIN QUERY PLAN), binding every parameter. */
+static int data__prepare(struct store *store, const struct store_data_query *plan, bool explain,
+                         sqlite3_stmt **out)
+{
+    if (!data__query_valid(plan))
+        return LMQ_EINVAL;
+    struct data_sql q = {.next_param = 1};
+    if ((explain && !data__sql_add(&q, "EXPLAIN QUERY PLAN ")) || !data__query_sql(&q, plan)) {
+        lmq_buf_release(&q.text);
+        return LMQ_ENOMEM;
+    }
+    sqlite3_stmt *st = NULL;
+    int rc =
+        sqlite3_prepare_v2(store_sqlite_reader(store), (const char *)q.text.data, -1, &st, NULL);
+    lmq_buf_release(&q.text);
+    if (rc != SQLITE_OK)
+        return LMQ_EIO;
+    data__bind_text(st, 1, plan->model);
+    store_sqlite_bind_bytes(st, 2, plan->reader);
+    int p = 3;
+    for (size_t i = 0; i < plan->filter_count; i++) {
+        const struct store_data_filter *f = &plan->filters[i];
+        for (size_t j = 0; j < f->value_count; j++)
+            data__bind_value(st, p++, &f->values[j]);
+    }
+    if (plan->has_cursor && plan->order_path.len == 0) {
+        sqlite3_bind_int64(st, p++, (int64_t)plan->cursor_created);
+    } else if (plan->has_cursor) {
+        data__bind_value(st, p++, &plan->cursor_value);
+        sqlite3_bind_int64(st, p++, (int64_t)plan->cursor_created);
+    }
+    sqlite3_bind_int64(st, p, (int64_t)plan->limit);
+    *out = st;
+    return LMQ_OK;
+}
+
+int store_data_query(struct store *store, const struct store_data_query *plan,
+                     store_data_row_fn row, void *ctx, size_t *count)
+{
+    LMQ_ASSERT(store != NULL && plan != NULL && row != NULL && count != NULL);
+    *count = 0;
+    sqlite3_stmt *st = NULL;
+    int rc = data__prepare(store, plan, false, &st);
+    return rc == LMQ_OK ? data__rows(st, plan->limit, row, ctx, count) : rc;
+}
+
+int store_data_query_plan(struct store *store, const struct store_data_query *plan, char *out,
+                          size_t cap)
+{
+    LMQ_ASSERT(store != NULL && plan != NULL && out != NULL && cap > 0);
+    out[0] = '\0';
+    /* EXPLAIN runs on the schema the connection last read: one read refreshes it, so the plan
+     * is the one a query would get now (an index created since included). */
+    if (sqlite3_exec(store_sqlite_reader(store), "SELECT count(*) FROM sqlite_schema", NULL, NULL,
+                     NULL) != SQLITE_OK)
+        return LMQ_EIO;
+    sqlite3_stmt *st = NULL;
+    int rc = data__prepare(store, plan, true, &st);
+    size_t used = 0;
+    /* One row per step of the plan: a handful. */
+    while (rc == LMQ_OK && sqlite3_step(st) == SQLITE_ROW) {
+        const char *detail = (const char *)sqlite3_column_text(st, 3);
+        int n = snprintf(out + used, cap - used, "%s\n", detail != NULL ? detail : "");
+        if (n < 0 || (size_t)n >= cap - used)
+            rc = LMQ_ETOOBIG;
+        else
+            used += (size_t)n;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
