@@ -218,8 +218,10 @@ static const char usage__validate[] =
     "  --schema FILE      the schema (required); $refs to other files are not followed\n"
     "  --draft D          2020-12 or 7 (default: the schema's $schema, else 2020-12)\n"
     "  --assert-formats   \"format\" fails invalid date-time, date, time, email, hostname,\n"
-    "                     ipv4, ipv6, uri, uri-reference, uuid, json-pointer, regex, duration\n"
-    "                     (default: format is only an annotation)\n"
+    "                     idn-email, ipv4, ipv6, uri, uri-reference, iri, iri-reference,\n"
+    "                     uri-template, uuid, json-pointer, relative-json-pointer, regex,\n"
+    "                     duration\n"
+    "                     (default: format is only an annotation; other formats never fail)\n"
     "  --jsonl            one instance per line (of stdin or of each FILE)\n"
     "  -h, --help         print this help\n"
     "\n"
@@ -227,8 +229,8 @@ static const char usage__validate[] =
     "  0  every instance valid\n"
     "  1  usage error, bad schema (invalid, unresolvable $ref, over a limit), unreadable file,\n"
     "     or an instance that is not JSON (1 wins over 3)\n"
-    "  3  at least one instance invalid (or over a validation limit: instance depth, regex\n"
-    "     match limit)\n";
+    "  3  at least one instance invalid (or over a validation limit: instance depth,\n"
+    "     evaluation budget, regex match limit)\n";
 
 static const char usage__bench[] =
     "usage: ledgermq bench [options]\n"

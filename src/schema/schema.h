@@ -55,11 +55,18 @@
 /* Nested schema evaluations (including $ref hops) for one instance: stops a $ref cycle that
  * makes no progress in the instance with an error. */
 #define SCHEMA_EVAL_DEPTH_MAX 1024u
+/* Subschema evaluations per validation: a small schema can still ask for exponential work
+ * (a chain of $defs each referencing the next twice from a failing anyOf: 2^depth), so the
+ * walk stops with an error after this many. 20 million covers a legitimate instance of a
+ * million values under a twenty-node schema (about a second of work). */
+#define SCHEMA_EVAL_STEPS_MAX 20000000u
 /* Errors kept per validation (the CLI contract: at most 10). */
 #define SCHEMA_ERRORS_MAX 10u
 /* Bytes of an error's JSON Pointers and message (longer ones are cut, marked with "..."). */
 #define SCHEMA_POINTER_MAX_BYTES 512u
 #define SCHEMA_MESSAGE_MAX_BYTES 256u
+/* Bytes of an $anchor/$dynamicAnchor name (lookups build "resource + name" keys on the stack). */
+#define SCHEMA_ANCHOR_MAX_BYTES 256u
 /* Documents in one registry. */
 #define SCHEMA_REGISTRY_MAX 1024u
 
@@ -75,7 +82,8 @@ struct schema_options {
     bool skip_meta_check; /* do not validate the schema against its meta-schema first */
 };
 
-/* Documents that $ref may name by URI (besides the built-in meta-schemas). */
+/* Documents that $ref may name by URI (besides the built-in meta-schemas). A registry also
+ * caches the parsed and compiled meta-schemas, so it is used by one thread at a time. */
 struct schema_registry;
 
 /* One failed keyword, as the 2020-12 "basic" output names it. */
@@ -121,8 +129,8 @@ void schema_validator_free(struct schema_validator *v);
 
 /*
  * Validates instance. Returns 0 with out->valid and the first errors, or LMQ_ELIMIT when a
- * bound was hit (instance depth, evaluation depth, a regex's match limit): out->valid is false
- * then and the last error says which bound. LMQ_ENOMEM when the scratch area could not grow.
+ * bound was hit (instance depth, evaluation depth or budget, a regex's match limit): out->valid is
+ * false then and the last error says which bound. LMQ_ENOMEM when the scratch area could not grow.
  */
 int schema_validate(struct schema_validator *v, const json_t *instance,
                     struct schema_result *out) LMQ_WUR;

@@ -5,7 +5,9 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <stdint.h>
+#include <string.h>
 
+#include "core/map.h"
 #include "schema/schema.h"
 
 #define SCHEMA__NONE UINT32_MAX
@@ -61,6 +63,7 @@ struct schema__item {
 struct schema__kw {
     enum schema__kind kind;
     const char *name; /* the keyword as written: the keyword location's last segment */
+    size_t name_len;
     const json_t *value;
     uint32_t a, b, c; /* child nodes or counts, by kind */
     uint32_t item_start, item_count;
@@ -80,12 +83,7 @@ struct schema__node {
     int8_t boolean;    /* -1: an object schema; 0/1: false/true */
     bool compiled;
     bool has_unevaluated; /* needs annotations of in-place children */
-};
-
-struct schema__dyn {
-    const char *name;
-    uint32_t node;
-    uint32_t resource;
+    bool has_additional;  /* additionalProperties: needs the properties it does not cover */
 };
 
 struct schema__resource {
@@ -105,12 +103,10 @@ struct schema {
     size_t item_count;
     struct schema__resource *resources;
     size_t resource_count;
-    struct schema__dyn *dyns;
-    size_t dyn_count;
+    struct lmq_map *dyn_map; /* schema__anchor_key(resource, name) -> node + 1 */
     uint32_t root;
     int draft;
     bool assert_formats;
-    size_t max_object_bits; /* unused hint */
 };
 
 enum schema__type {
@@ -139,7 +135,21 @@ enum schema__format {
     SF_RELATIVE_JSON_POINTER,
     SF_REGEX,
     SF_DURATION,
+    SF_IRI,
+    SF_IRI_REFERENCE,
+    SF_URI_TEMPLATE,
+    SF_IDN_EMAIL,
 };
+
+/* The key of (resource, anchor name) in dyn_map and the compiler's anchor map: the resource's
+ * 4 bytes then the name, into key (4 + SCHEMA_ANCHOR_MAX_BYTES); returns its length. */
+static inline size_t schema__anchor_key(uint32_t resource, const char *name, uint8_t *key)
+{
+    size_t n = strnlen(name, SCHEMA_ANCHOR_MAX_BYTES);
+    memcpy(key, &resource, 4);
+    memcpy(key + 4, name, n);
+    return 4 + n;
+}
 
 /* schema_uri.c */
 /* Resolves ref against base (RFC 3986 section 5.2) into a new string. NULL on ENOMEM. */

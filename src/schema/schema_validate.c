@@ -14,6 +14,9 @@
 /* Arena blocks, in 64-bit words. A request larger than a block gets a block of its own size. */
 #define V_BLOCK_WORDS 8192u
 #define V_BLOCKS_MAX 64u
+/* Blocks larger than this (a huge array's uniqueItems table) are freed after the validation
+ * that needed them, so one big instance does not pin its memory in a long-lived validator. */
+#define V_BLOCK_KEEP_WORDS (1024u * 1024u)
 /* Keyword-location segments: a node evaluation pushes at most two (keyword, index or key). */
 #define V_KPATH_MAX (SCHEMA_EVAL_DEPTH_MAX * 2u + 8u)
 #define V_IPATH_MAX (SCHEMA_INSTANCE_DEPTH_MAX + 2u)
@@ -46,15 +49,23 @@ struct schema_validator {
     uint32_t scope[SCHEMA_EVAL_DEPTH_MAX + 1];
     size_t scope_depth;
     size_t eval_depth;
+    size_t steps; /* subschema evaluations so far, bounded by SCHEMA_EVAL_STEPS_MAX */
     int quiet;
     int fatal; /* 0, LMQ_ELIMIT or LMQ_ENOMEM: stop everything */
 };
 
-/* A value under validation: a jansson value, or (j == NULL) a property name as a string. */
+/* A property name validated as a string (propertyNames). */
+struct v_name {
+    const char *s;
+    size_t len;
+};
+
+/* A value under validation: a jansson value, or (j == NULL) a property name. Two pointers, so it
+ * travels in registers (a 24-byte struct went through memory with a store-forwarding stall per
+ * keyword: perf). */
 struct v_inst {
     const json_t *j;
-    const char *str;
-    size_t len;
+    const struct v_name *name;
 };
 
 struct v_mark {
@@ -115,26 +126,33 @@ static uint64_t *v__bits(struct schema_validator *v, size_t bits)
 {
     size_t words = (bits + 63) / 64;
     words = words == 0 ? 1 : words;
-    /* At most one step past the blocks already there: bounded by V_BLOCKS_MAX. */
-    while (v->cur >= v->block_count || v->top + words > v->blocks[v->cur].cap) {
-        if (v->cur < v->block_count && v->top + words > v->blocks[v->cur].cap) {
+    /* Each round either fits, moves past a partly used block, or (re)allocates the empty
+     * block at cur (nothing live in it: the arena is a stack); bounded by V_BLOCKS_MAX. */
+    for (;;) {
+        if (v->cur < v->block_count && v->top + words <= v->blocks[v->cur].cap) {
+            break;
+        }
+        if (v->cur < v->block_count && v->top > 0) {
             v->cur++;
             v->top = 0;
             continue;
         }
-        if (v->block_count >= V_BLOCKS_MAX) {
-            v->fatal = LMQ_ENOMEM;
-            return NULL;
+        if (v->cur == v->block_count) {
+            if (v->block_count >= V_BLOCKS_MAX) {
+                v->fatal = LMQ_ENOMEM;
+                return NULL;
+            }
+            v->blocks[v->block_count++] = (struct v_block){0};
         }
         size_t cap = LMQ_MAX(words, (size_t)V_BLOCK_WORDS);
-        v->blocks[v->block_count].words = malloc(cap * sizeof(uint64_t));
-        if (v->blocks[v->block_count].words == NULL) {
+        free(v->blocks[v->cur].words);
+        v->blocks[v->cur].words = malloc(cap * sizeof(uint64_t));
+        v->blocks[v->cur].cap = v->blocks[v->cur].words != NULL ? cap : 0;
+        v->alloc_count++;
+        if (v->blocks[v->cur].words == NULL) {
             v->fatal = LMQ_ENOMEM;
             return NULL;
         }
-        v->blocks[v->block_count].cap = cap;
-        v->block_count++;
-        v->alloc_count++;
     }
     uint64_t *p = v->blocks[v->cur].words + v->top;
     v->top += words;
@@ -211,7 +229,8 @@ __attribute__((format(printf, 3, 4))) static void v__error(struct schema_validat
                                                            const char *kw, const char *fmt, ...)
 {
     struct schema_result *r = v->out;
-    if (v->quiet > 0 || r->error_count >= SCHEMA_ERRORS_MAX) {
+    /* After a bound was hit, the last error stays the one that says which. */
+    if (v->quiet > 0 || r->error_count >= SCHEMA_ERRORS_MAX || v->fatal != 0) {
         return;
     }
     struct schema_error *e = &r->errors[r->error_count++];
@@ -284,8 +303,8 @@ static uint32_t v__type(struct v_inst in)
 static bool v__str(struct v_inst in, const char **s, size_t *len)
 {
     if (in.j == NULL) {
-        *s = in.str;
-        *len = in.len;
+        *s = in.name->s;
+        *len = in.name->len;
         return true;
     }
     if (!json_is_string(in.j)) {
@@ -301,8 +320,8 @@ static bool v__equal(struct v_inst in, const json_t *b)
     if (in.j != NULL) {
         return schema_json_equal(in.j, b);
     }
-    return json_is_string(b) && json_string_length(b) == in.len &&
-           memcmp(json_string_value(b), in.str, in.len) == 0;
+    return json_is_string(b) && json_string_length(b) == in.name->len &&
+           memcmp(json_string_value(b), in.name->s, in.name->len) == 0;
 }
 
 static const char *v__type_name(struct v_inst in)
@@ -403,13 +422,14 @@ static uint32_t v__dynamic_target(struct schema_validator *v, const struct schem
         return kw->a;
     }
     const char *name = v->s->items[kw->item_start].key;
-    const struct schema *s = v->s;
-    /* The outermost resource of the dynamic scope with this dynamic anchor wins. */
+    uint8_t key[4 + SCHEMA_ANCHOR_MAX_BYTES];
+    /* The outermost resource of the dynamic scope with this dynamic anchor wins: one hash
+     * lookup per scope entry (bounded by SCHEMA_EVAL_DEPTH_MAX). */
     for (size_t i = 0; i < v->scope_depth; i++) {
-        for (size_t d = 0; d < s->dyn_count; d++) {
-            if (s->dyns[d].resource == v->scope[i] && strcmp(s->dyns[d].name, name) == 0) {
-                return s->dyns[d].node;
-            }
+        size_t key_len = schema__anchor_key(v->scope[i], name, key);
+        uintptr_t node = (uintptr_t)lmq_map_get(v->s->dyn_map, key, key_len);
+        if (node != 0) {
+            return (uint32_t)(node - 1);
         }
     }
     return kw->a;
@@ -621,11 +641,9 @@ static bool v__props(struct schema_validator *v, const struct schema__kw *kw, co
                 v__set(eval, i);
             }
         } else if (kw->kind == SK_PROPERTY_NAMES) {
-            if (!v__ipush(v, key, key_len, 0)) {
-                return false;
-            }
-            ok &= v__node(v, kw->a, (struct v_inst){.str = key, .len = key_len}, NULL);
-            v->idepth--;
+            /* A name has no JSON Pointer of its own: its errors name the object. */
+            struct v_name name = {.s = key, .len = key_len};
+            ok &= v__node(v, kw->a, (struct v_inst){.name = &name}, NULL);
         }
         i++;
     }
@@ -845,6 +863,11 @@ static bool v__node(struct schema_validator *v, uint32_t node, struct v_inst in,
         }
         return n->boolean == 1;
     }
+    if (++v->steps > SCHEMA_EVAL_STEPS_MAX) {
+        v__fatal(v, LMQ_ELIMIT, NULL,
+                 "evaluation budget exceeded (too many subschema evaluations)");
+        return false;
+    }
     if (v->eval_depth >= SCHEMA_EVAL_DEPTH_MAX) {
         v__fatal(v, LMQ_ELIMIT, NULL, "schema evaluation nested too deeply ($ref recursion)");
         return false;
@@ -859,12 +882,13 @@ static bool v__node(struct schema_validator *v, uint32_t node, struct v_inst in,
     if (eval == NULL && n->has_unevaluated && members > 0) {
         eval = v__bits(v, members);
     }
-    uint64_t *local = in.j != NULL && json_is_object(in.j) ? v__bits(v, members) : NULL;
+    uint64_t *local =
+        n->has_additional && in.j != NULL && json_is_object(in.j) ? v__bits(v, members) : NULL;
     bool ok = v->fatal == 0;
     size_t kd = v->kdepth;
     for (uint32_t i = 0; i < n->kw_count && v->fatal == 0 && (ok || v->quiet == 0); i++) {
         const struct schema__kw *kw = &s->kws[n->kw_start + i];
-        v__kpush(v, kw->name, strlen(kw->name), 0);
+        v__kpush(v, kw->name, kw->name_len, 0);
         ok &= v__kw(v, kw, in, eval, local);
         v->kdepth = kd;
     }
@@ -884,6 +908,7 @@ int schema_validate(struct schema_validator *v, const json_t *instance, struct s
     v->kdepth = 0;
     v->scope_depth = 0;
     v->eval_depth = 0;
+    v->steps = 0;
     v->quiet = 0;
     v->fatal = 0;
     v->cur = 0;
@@ -895,5 +920,11 @@ int schema_validate(struct schema_validator *v, const json_t *instance, struct s
         v__error(v, NULL, "invalid");
     }
     v->out = NULL;
+    for (size_t i = 0; i < v->block_count; i++) {
+        if (v->blocks[i].cap > V_BLOCK_KEEP_WORDS) {
+            free(v->blocks[i].words);
+            v->blocks[i] = (struct v_block){0};
+        }
+    }
     return v->fatal;
 }

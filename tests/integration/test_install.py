@@ -24,8 +24,8 @@ BIN = os.path.abspath(os.environ.get("LEDGERMQ_BIN", "../../build/ledgermq"))
 BUILD = os.path.dirname(BIN)
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 PREFIX = "/usr/local"
-COMMANDS = ["serve", "passwd", "keygen", "send", "listen", "verify", "revoke", "bench",
-            "version", "help"]
+COMMANDS = ["serve", "passwd", "keygen", "send", "listen", "token", "verify", "revoke",
+            "validate", "bench", "version", "help"]
 TIMEOUT_S = 60
 
 
