@@ -1,0 +1,331 @@
+"""Differential test of `ledgermq validate` (JSON Schema 2020-12) against ajv (npm, Node).
+
+1. Random: tests/js/schema_gen.mjs writes, for each seed of SEEDS, SCHEMAS_PER_SEED random
+   schemas with INSTANCES_PER_SCHEMA instances each (about half invalid) and ajv's verdict
+   (Ajv2020, strict:false, allErrors, multipleOfPrecision 9: see the script's header). Each
+   schema's instances go through one `ledgermq validate --schema S --jsonl` run; every verdict
+   must equal ajv's, and every output line must keep the CLI contract (line numbers in order,
+   errors only on invalid instances, at most 10 of them, each naming an instance pointer that
+   exists in the instance and a keyword that ends its schema path). A mismatch prints the
+   schema, the instance and both verdicts.
+2. Hand-picked: cases where engines commonly differ (1 vs 1.0, decimal multipleOf, code points,
+   ECMA-262 regex classes, unevaluated* through failed branches, $ref escapes, big integers).
+   The expected verdict is the spec's; ajv's own verdict is computed too, and a case where ajv
+   is wrong must be listed in AJV_WRONG with the reason (and the test fails if ajv starts agreeing
+   with the spec there, so the list cannot rot).
+"""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+import jsdeps
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SEEDS = [1, 2, 3, 4]
+SCHEMAS_PER_SEED = 100
+INSTANCES_PER_SCHEMA = 12
+GEN_TIMEOUT_S = 120
+CLI_TIMEOUT_S = 30
+MAX_ERRORS_PER_INSTANCE = 10
+MAX_REPORTED_MISMATCHES = 20
+SCHEMA_2020 = "https://json-schema.org/draft/2020-12/schema"
+
+
+def ledgermq_bin():
+    path = os.environ.get("LEDGERMQ_BIN", os.path.join(ROOT, "build", "ledgermq"))
+    assert os.path.exists(path), "no ledgermq binary at %s (build first)" % path
+    return path
+
+
+def run_validate_jsonl(tmp_path, schema_text, instance_texts, name="schema.json"):
+    """Runs `ledgermq validate --schema S --jsonl` with one instance per line on stdin;
+    returns (exit code, [parsed stdout lines], stderr)."""
+    schema_path = tmp_path / name
+    schema_path.write_text(schema_text, encoding="utf-8")
+    stdin = "".join(t + "\n" for t in instance_texts)
+    r = subprocess.run([ledgermq_bin(), "validate", "--schema", str(schema_path), "--jsonl"],
+                       input=stdin.encode("utf-8"), capture_output=True, timeout=CLI_TIMEOUT_S)
+    out = r.stdout.decode("utf-8")
+    # Only "\n" ends a line: U+2028 inside an instance's string is not a line break.
+    lines = [json.loads(line) for line in out.split("\n") if line != ""]
+    return r.returncode, lines, r.stderr.decode("utf-8", "replace")
+
+
+def pointer_exists(doc, pointer):
+    """Whether the RFC 6901 JSON Pointer names a value inside doc."""
+    if pointer == "":
+        return True
+    if not pointer.startswith("/"):
+        return False
+    for raw in pointer[1:].split("/"):
+        token = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(doc, dict):
+            if token not in doc:
+                return False
+            doc = doc[token]
+        elif isinstance(doc, list):
+            if not token.isdigit() or (len(token) > 1 and token[0] == "0"):
+                return False
+            if int(token) >= len(doc):
+                return False
+            doc = doc[int(token)]
+        else:
+            return False
+    return True
+
+
+def contract_problems(line_no, result, instance_text):
+    """What is wrong with one --jsonl output line against the CLI contract ([] if nothing)."""
+    problems = []
+    if result.get("line") != line_no:
+        problems.append("line is %r, expected %d" % (result.get("line"), line_no))
+    if not isinstance(result.get("valid"), bool):
+        return problems + ["no boolean 'valid'"]
+    errors = result.get("errors")
+    if result["valid"]:
+        if errors:
+            problems.append("valid instance with errors %r" % errors)
+        return problems
+    if not isinstance(errors, list) or not 1 <= len(errors) <= MAX_ERRORS_PER_INSTANCE:
+        return problems + ["invalid instance needs 1..%d errors, got %r" % (
+            MAX_ERRORS_PER_INSTANCE, errors)]
+    instance = json.loads(instance_text)
+    for e in errors:
+        if not all(isinstance(e.get(k), str) for k in ("instance", "schema", "keyword",
+                                                         "message")):
+            problems.append("error without instance/schema/keyword/message strings: %r" % e)
+            continue
+        if not pointer_exists(instance, e["instance"]):
+            problems.append("error instance path %r is not in the instance" % e["instance"])
+        last = e["schema"].rsplit("/", 1)[-1].replace("~1", "/").replace("~0", "~")
+        if e["schema"] != "" and not e["schema"].startswith("/"):
+            problems.append("error schema path %r is not a JSON Pointer" % e["schema"])
+        elif e["keyword"] != last and e["schema"] != "":
+            problems.append("error keyword %r does not end its schema path %r" % (
+                e["keyword"], e["schema"]))
+    return problems
+
+
+@pytest.fixture(scope="module")
+def node():
+    return jsdeps.node()
+
+
+@pytest.fixture(scope="module")
+def generated(node):
+    """[(seed, index, schema text, [{"text", "valid"}], [ajv errors])] for every seed."""
+    cases = []
+    for seed in SEEDS:
+        r = subprocess.run([node, os.path.join(jsdeps.JS_DIR, "schema_gen.mjs"), "--seed",
+                            str(seed), "--schemas", str(SCHEMAS_PER_SEED), "--instances",
+                            str(INSTANCES_PER_SCHEMA)],
+                           capture_output=True, timeout=GEN_TIMEOUT_S)
+        assert r.returncode == 0, "schema_gen.mjs --seed %d failed: %s" % (
+            seed, r.stderr.decode("utf-8", "replace"))
+        for line in r.stdout.decode("utf-8").split("\n"):
+            if line:
+                d = json.loads(line)
+                cases.append((d["seed"], d["index"], d["schema"], d["instances"],
+                              d.get("ajv_errors", [])))
+    assert len(cases) == len(SEEDS) * SCHEMAS_PER_SEED
+    return cases
+
+
+def test_generator_gives_enough_pairs_about_half_invalid(generated):
+    pairs = [i for (_, _, _, insts, _) in generated for i in insts]
+    invalid = sum(1 for i in pairs if not i["valid"])
+    assert len(pairs) >= 3000, len(pairs)
+    assert 0.35 <= invalid / len(pairs) <= 0.65, "%d of %d invalid" % (invalid, len(pairs))
+    keywords = ["prefixItems", "unevaluatedProperties", "unevaluatedItems", "minContains",
+                "maxContains", "dependentRequired", "dependentSchemas", "propertyNames",
+                "patternProperties", "uniqueItems", "oneOf", "anyOf", "allOf", '"not"', '"if"',
+                '"$ref"', '"const"', '"enum"', "multipleOf", '"pattern"', "exclusiveMinimum"]
+    texts = "\n".join(s for (_, _, s, _, _) in generated)
+    missing = [k for k in keywords if k not in texts]
+    assert not missing, "the generator no longer covers %s" % missing
+
+
+def test_ledgermq_agrees_with_ajv_on_random_schemas(generated, tmp_path):
+    mismatches = []
+    contract = []
+    checked = 0
+    for seed, index, schema_text, instances, _ in generated:
+        texts = [i["text"] for i in instances]
+        rc, results, stderr = run_validate_jsonl(tmp_path, schema_text, texts)
+        where = "seed %d schema #%d" % (seed, index)
+        assert rc in (0, 3), "%s: exit %d, stderr %s\nschema: %s" % (where, rc, stderr,
+                                                                     schema_text)
+        assert len(results) == len(texts), "%s: %d output lines for %d instances: %s" % (
+            where, len(results), len(texts), stderr)
+        expect_rc = 0 if all(i["valid"] for i in instances) else 3
+        for n, (inst, res) in enumerate(zip(instances, results), start=1):
+            checked += 1
+            if res.get("valid") != inst["valid"]:
+                mismatches.append("%s, instance %d\n  schema:   %s\n  instance: %s\n"
+                                  "  ajv: %s  ledgermq: %s (%s)" % (
+                                      where, n, schema_text, inst["text"], inst["valid"],
+                                      res.get("valid"), json.dumps(res.get("errors",
+                                                                            res.get("error")))))
+            for p in contract_problems(n, res, inst["text"]):
+                contract.append("%s, instance %d (%s): %s" % (where, n, inst["text"], p))
+        if not mismatches:
+            assert rc == expect_rc, "%s: exit %d, expected %d" % (where, rc, expect_rc)
+    report = "\n".join(mismatches[:MAX_REPORTED_MISMATCHES])
+    assert not mismatches, "%d of %d verdicts differ from ajv's:\n%s" % (
+        len(mismatches), checked, report)
+    assert not contract, "%d output lines break the CLI contract:\n%s" % (
+        len(contract), "\n".join(contract[:MAX_REPORTED_MISMATCHES]))
+
+
+# (id, schema, instance JSON text, the spec's verdict)
+HAND_PICKED = [
+    ("integer-1.0", {"type": "integer"}, "1.0", True),
+    ("integer-1E2", {"type": "integer"}, "1E2", True),
+    ("integer-1.5", {"type": "integer"}, "1.5", False),
+    ("const-1-vs-1.0", {"const": 1}, "1.0", True),
+    ("const-0-vs-minus-0.0", {"const": 0}, "-0.0", True),
+    ("enum-1.0-vs-1", {"enum": [1.0, "x"]}, "1", True),
+    ("enum-nested-1.0", {"enum": [{"a": [1, 2]}]}, '{"a":[1.0,2]}', True),
+    ("enum-key-order", {"enum": [{"a": 1, "b": 2}]}, '{"b":2,"a":1}', True),
+    ("const-array-order-matters", {"const": [1, 2]}, "[2,1]", False),
+    ("unique-1-and-1.0", {"uniqueItems": True}, "[1,1.0]", False),
+    ("unique-objects-key-order", {"uniqueItems": True}, '[{"a":1,"b":2},{"b":2,"a":1}]', False),
+    ("unique-0-false", {"uniqueItems": True}, "[0,false,null,\"0\",[0],[false]]", True),
+    ("exclusiveMinimum-1.0", {"exclusiveMinimum": 1.0}, "1", False),
+    ("maximum-equal-real", {"maximum": 3}, "3.0", True),
+    ("multipleOf-0.1-of-0.3", {"multipleOf": 0.1}, "0.3", True),
+    ("multipleOf-0.01-of-1.13", {"multipleOf": 0.01}, "1.13", True),
+    ("multipleOf-0.1-of-0.35", {"multipleOf": 0.1}, "0.35", False),
+    ("multipleOf-1.5-of-4.5", {"multipleOf": 1.5}, "4.5", True),
+    ("multipleOf-int-of-real", {"multipleOf": 2}, "4.0", True),
+    ("big-int-beyond-2^53", {"const": 9007199254740993}, "9007199254740992", False),
+    ("big-int-beyond-int64", {"type": "integer"}, "18446744073709551616", True),
+    ("maxLength-astral", {"maxLength": 1}, '"\U0001F600"', True),
+    ("minLength-astral", {"minLength": 2}, '"\U0001F600"', False),
+    ("minLength-combining", {"minLength": 2}, '"a\u0301"', True),
+    ("maxLength-escaped-surrogates", {"maxLength": 1}, '"\\ud83d\\ude00"', True),
+    ("pattern-digit-is-ascii", {"pattern": "^\\d$"}, '"\u0663"', False),
+    ("pattern-word-is-ascii", {"pattern": "^\\w$"}, '"\u00e9"', False),
+    ("pattern-dot-astral", {"pattern": "^.$"}, '"\U0001F600"', True),
+    ("pattern-unicode-property", {"pattern": "^\\p{Lu}$"}, '"\u00c9"', True),
+    ("pattern-not-anchored", {"pattern": "a"}, '"bab"', True),
+    ("pattern-ignores-numbers", {"pattern": "^a$"}, "12", True),
+    ("propertyNames-digit", {"propertyNames": {"pattern": "^\\d+$"}}, '{"\u0663":1}', False),
+    ("propertyNames-false-empty", {"propertyNames": False}, "{}", True),
+    ("unevaluated-both-anyOf-branches",
+     {"properties": {"a": True}, "unevaluatedProperties": False,
+      "anyOf": [{"properties": {"b": True}}, {"properties": {"c": True}}]},
+     '{"a":1,"b":1,"c":1}', True),
+    ("unevaluated-failed-anyOf-branch-dropped",
+     {"anyOf": [{"properties": {"a": {"type": "string"}}}, {"properties": {"b": True}}],
+      "unevaluatedProperties": False},
+     '{"a":1,"b":1}', False),
+    ("unevaluated-not-drops",
+     {"not": {"not": {"properties": {"a": True}}}, "unevaluatedProperties": False},
+     '{"a":1}', False),
+    ("unevaluated-if-then",
+     {"if": {"properties": {"a": {"const": 1}}, "required": ["a"]},
+      "then": {"properties": {"b": True}}, "else": {"properties": {"c": True}},
+      "unevaluatedProperties": False}, '{"a":1,"b":1}', True),
+    ("unevaluated-failed-if-dropped",
+     {"if": {"properties": {"a": {"const": 1}}, "required": ["a"]},
+      "then": {"properties": {"b": True}}, "else": {"properties": {"c": True}},
+      "unevaluatedProperties": False}, '{"a":2,"c":1}', False),
+    ("unevaluated-through-ref",
+     {"$defs": {"base": {"properties": {"a": True}}}, "$ref": "#/$defs/base",
+      "unevaluatedProperties": False}, '{"a":1}', True),
+    ("unevaluated-nested-does-not-see-parent",
+     {"properties": {"o": {"unevaluatedProperties": False}},
+      "patternProperties": {"^o$": {"properties": {"x": True}}}}, '{"o":{"x":1}}', False),
+    ("unevaluated-pattern-after-failed-anyOf",
+     {"anyOf": [{"properties": {"a": True}, "required": ["a"]}, {"type": "string"}],
+      "patternProperties": {"^x": True}, "unevaluatedProperties": False}, '{"x":1}', False),
+    ("unevaluatedItems-prefix", {"prefixItems": [True], "unevaluatedItems": False}, "[1,2]",
+     False),
+    ("unevaluatedItems-contains",
+     {"prefixItems": [True], "contains": {"type": "string"}, "unevaluatedItems": False},
+     '[1,"a","b"]', True),
+    ("unevaluatedItems-allOf-longer-prefix",
+     {"prefixItems": [True], "allOf": [{"prefixItems": [True, True]}],
+      "unevaluatedItems": False}, "[1,2]", True),
+    ("contains-minContains-0", {"contains": False, "minContains": 0}, "[1]", True),
+    ("contains-maxContains", {"contains": {"const": 1}, "maxContains": 1}, "[1,1.0]", False),
+    ("maxContains-without-contains", {"maxContains": 0}, "[1]", True),
+    ("contains-non-array", {"contains": False}, '"x"', True),
+    ("items-false-after-prefix", {"prefixItems": [{}], "items": False}, "[1,2]", False),
+    ("ref-with-sibling", {"$defs": {"a": {"type": "integer"}}, "$ref": "#/$defs/a",
+                          "minimum": 5}, "3", False),
+    ("ref-pointer-escapes",
+     {"$defs": {"a/b": {"type": "integer"}, "c%d": {"type": "string"}},
+      "properties": {"x": {"$ref": "#/$defs/a~1b"}, "y": {"$ref": "#/$defs/c%25d"}}},
+     '{"x":1,"y":2}', False),
+    ("ref-anchor", {"$defs": {"n": {"$anchor": "node", "type": "object"}}, "$ref": "#node"},
+     "[]", False),
+    ("ref-embedded-id",
+     {"$id": "https://example.com/root", "$defs": {"b": {"$id": "b", "type": "integer"}},
+      "$ref": "b"}, '"x"', False),
+    ("dynamicRef-to-own-anchor",
+     {"$dynamicAnchor": "meta", "type": "object",
+      "properties": {"x": {"$dynamicRef": "#meta"}}}, '{"x":{"x":1}}', False),
+    ("oneOf-both-match", {"oneOf": [{"type": "integer"}, {"minimum": 0}]}, "1.0", False),
+    ("dependentRequired", {"dependentRequired": {"a": ["b"]}}, '{"a":1}', False),
+    ("dependentSchemas", {"dependentSchemas": {"a": {"required": ["c"]}}}, '{"a":1,"c":0}',
+     True),
+    ("format-is-annotation", {"format": "email"}, '"not an email"', True),
+    ("false-root", False, "1", False),
+    ("true-root", True, '{"anything":[1]}', True),
+    ("type-array-integer-string", {"type": ["integer", "string"]}, "1.5", False),
+    ("string-number-is-not-number", {"type": "number"}, '"1"', False),
+]
+
+# Hand-picked cases where ajv (Ajv2020, strict:false, allErrors, its defaults otherwise) does not
+# give the spec's verdict: id -> why ajv is wrong. ajv's verdict here is checked to still be wrong.
+AJV_WRONG = {
+    "multipleOf-0.1-of-0.3": "ajv divides in binary floating point (0.3 / 0.1 = "
+                             "2.9999999999999996) unless multipleOfPrecision is set; JSON "
+                             "numbers are decimals and 0.3 = 3 x 0.1",
+    "multipleOf-0.01-of-1.13": "the same: 1.13 / 0.01 = 112.99999999999999 in doubles",
+    "big-int-beyond-2^53": "ajv reads numbers as doubles: 9007199254740993 becomes "
+                           "9007199254740992, so the const matches; the spec compares the "
+                           "mathematical values, which differ",
+    "unevaluated-pattern-after-failed-anyOf": "ajv's generated code throws (\"Cannot set "
+                                              "properties of undefined\") when a failed anyOf "
+                                              "leaves its evaluated-properties set undefined "
+                                              "and patternProperties then writes to it",
+}
+
+
+def test_hand_picked_cases_give_the_spec_verdict(node, tmp_path):
+    pairs = [json.dumps({"schema": json.dumps(s if isinstance(s, bool) else
+                                              dict(s, **{"$schema": SCHEMA_2020})),
+                         "instance": inst}) for (_, s, inst, _) in HAND_PICKED]
+    r = subprocess.run([node, os.path.join(jsdeps.JS_DIR, "ajv_verdicts.mjs")],
+                       input="\n".join(pairs) + "\n", capture_output=True, text=True,
+                       timeout=GEN_TIMEOUT_S)
+    assert r.returncode == 0, r.stderr
+    ajv = [json.loads(line) for line in r.stdout.split("\n") if line]
+    assert len(ajv) == len(HAND_PICKED)
+    failures = []
+    for (case_id, schema, inst, spec), ajv_out in zip(HAND_PICKED, ajv):
+        schema_text = json.dumps(schema if isinstance(schema, bool) else
+                                 dict(schema, **{"$schema": SCHEMA_2020}), ensure_ascii=False)
+        rc, results, stderr = run_validate_jsonl(tmp_path, schema_text, [inst])
+        ours = results[0].get("valid") if len(results) == 1 else None
+        if ours != spec:
+            failures.append("%s: ledgermq says %r (exit %d, %s %s), the spec %r\n  schema: %s\n"
+                            "  instance: %s" % (case_id, ours, rc, results, stderr.strip(),
+                                                spec, schema_text, inst))
+        elif rc != (0 if spec else 3):
+            failures.append("%s: exit %d for a %s instance" % (
+                case_id, rc, "valid" if spec else "invalid"))
+        ajv_right = ajv_out.get("valid") == spec
+        if not ajv_right and case_id not in AJV_WRONG:
+            failures.append("%s: ajv says %r, the spec %r: unlisted ajv disagreement (judge it "
+                            "and add it to AJV_WRONG with the reason)" % (case_id, ajv_out, spec))
+        if ajv_right and case_id in AJV_WRONG:
+            failures.append("%s: listed in AJV_WRONG but ajv now gives the spec's verdict %r: "
+                            "remove it from the list" % (case_id, spec))
+    assert not failures, "\n".join(failures)
