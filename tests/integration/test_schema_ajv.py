@@ -40,13 +40,14 @@ def ledgermq_bin():
     return path
 
 
-def run_validate_jsonl(tmp_path, schema_text, instance_texts, name="schema.json"):
-    """Runs `ledgermq validate --schema S --jsonl` with one instance per line on stdin;
-    returns (exit code, [parsed stdout lines], stderr)."""
+def run_validate_jsonl(tmp_path, schema_text, instance_texts, name="schema.json", extra=()):
+    """Runs `ledgermq validate --schema S --jsonl [extra]` with one instance per line on
+    stdin; returns (exit code, [parsed stdout lines], stderr)."""
     schema_path = tmp_path / name
     schema_path.write_text(schema_text, encoding="utf-8")
     stdin = "".join(t + "\n" for t in instance_texts)
-    r = subprocess.run([ledgermq_bin(), "validate", "--schema", str(schema_path), "--jsonl"],
+    r = subprocess.run([ledgermq_bin(), "validate", "--schema", str(schema_path), "--jsonl"]
+                       + list(extra),
                        input=stdin.encode("utf-8"), capture_output=True, timeout=CLI_TIMEOUT_S)
     out = r.stdout.decode("utf-8")
     # Only "\n" ends a line: U+2028 inside an instance's string is not a line break.
@@ -298,21 +299,77 @@ AJV_WRONG = {
 }
 
 
-def test_hand_picked_cases_give_the_spec_verdict(node, tmp_path):
-    pairs = [json.dumps({"schema": json.dumps(s if isinstance(s, bool) else
-                                              dict(s, **{"$schema": SCHEMA_2020})),
-                         "instance": inst}) for (_, s, inst, _) in HAND_PICKED]
+# Formats asserted (--assert-formats; ajv-formats in "full" mode): (id, format, string, the
+# spec's verdict). The verdicts follow the RFCs the 2020-12 validation spec names (RFC 3339
+# date-time ABNF, RFC 5321 Mailbox, RFC 1123 hostnames, RFC 2673/4291 addresses, RFC 3986 URI,
+# RFC 4122 UUID) and the JSON Schema Test Suite's optional/format cases where it has one.
+FORMAT_CASES = [
+    ("date-time-leap-second", "date-time", "1998-12-31T23:59:60Z", True),
+    ("date-time-leap-second-offset", "date-time", "1998-12-31T15:59:60.123-08:00", True),
+    ("date-time-leap-wrong-minute", "date-time", "1998-12-31T23:58:60Z", False),
+    ("date-time-lowercase-t-z", "date-time", "1963-06-19t08:30:06.283185z", True),
+    ("date-time-space-separator", "date-time", "1963-06-19 08:30:06Z", False),
+    ("date-time-no-offset", "date-time", "1963-06-19T08:30:06", False),
+    ("date-time-feb-29-non-leap", "date-time", "2021-02-29T00:00:00Z", False),
+    ("date-leap-year", "date", "2020-02-29", True),
+    ("date-non-leap-year", "date", "2021-02-29", False),
+    ("date-one-digit-month", "date", "2020-1-01", False),
+    ("time-no-offset", "time", "08:30:06", False),
+    ("time-leap-second-offset", "time", "22:59:60-01:00", True),
+    ("time-offset-hour-25", "time", "08:30:06+25:00", False),
+    ("email-plain", "email", "joe.bloggs@example.com", True),
+    ("email-quoted-local-part", "email", '"joe bloggs"@example.com', True),
+    ("email-ipv4-literal", "email", "joe.bloggs@[127.0.0.1]", True),
+    ("email-single-label-domain", "email", "a@b", True),
+    ("email-double-dot", "email", "a..b@c.com", False),
+    ("email-non-ascii", "email", "\u00e9@x.com", False),
+    ("hostname-trailing-hyphen", "hostname", "a-.com", False),
+    ("hostname-label-64", "hostname", "a" * 64 + ".com", False),
+    ("hostname-underscore", "hostname", "ex_ample.com", False),
+    ("hostname-punycode", "hostname", "xn--4gbwdl.xn--wgbh1c", True),
+    ("ipv4-leading-zero", "ipv4", "127.0.0.01", False),
+    ("ipv4-octet-256", "ipv4", "256.1.1.1", False),
+    ("ipv6-mapped-ipv4", "ipv6", "::ffff:1.2.3.4", True),
+    ("ipv6-two-double-colons", "ipv6", "1::2::3", False),
+    ("ipv6-zone-id", "ipv6", "fe80::1%eth0", False),
+    ("uri-bad-percent", "uri", "http://x/%zz", False),
+    ("uri-relative", "uri", "//x", False),
+    ("uri-ipv6-host", "uri", "http://[::1]/", True),
+    ("uri-space", "uri", "http://x.com/a b", False),
+    ("uuid-upper", "uuid", "2EB8AA08-AA98-11EA-B4AA-73B441D16380", True),
+    ("uuid-no-hyphens", "uuid", "2eb8aa08aa9811eab4aa73b441d16380", False),
+    ("uuid-short", "uuid", "2eb8aa08-aa98-11ea-b4aa-73b441d1638", False),
+]
+
+AJV_FORMATS_WRONG = {
+    "date-time-space-separator": "RFC 3339 section 5.6 allows a space only as an application's "
+                                 "choice outside the ABNF; the 2020-12 spec asks for the "
+                                 "date-time ABNF rule, which has T/t",
+    "email-quoted-local-part": "RFC 5321 Local-part = Dot-string / Quoted-string; the suite's "
+                               "optional/format/email.json says valid",
+    "email-ipv4-literal": "RFC 5321 Mailbox allows an address-literal; the suite says valid",
+    "email-single-label-domain": "RFC 5321 Domain = sub-domain *(\".\" sub-domain): one label "
+                                 "is a Domain (no suite case)",
+}
+
+
+def check_against_spec_and_ajv(node, tmp_path, cases, wrong, assert_formats):
+    """cases: [(id, schema, instance text, spec verdict)]. Runs ajv and ledgermq on each; returns
+    the list of failures (ledgermq against the spec, ajv against the spec and `wrong`)."""
+    schemas = [json.dumps(s if isinstance(s, bool) else dict(s, **{"$schema": SCHEMA_2020}),
+                          ensure_ascii=False) for (_, s, _, _) in cases]
+    pairs = [json.dumps({"schema": st, "instance": inst, "assert_formats": assert_formats})
+             for st, (_, _, inst, _) in zip(schemas, cases)]
     r = subprocess.run([node, os.path.join(jsdeps.JS_DIR, "ajv_verdicts.mjs")],
                        input="\n".join(pairs) + "\n", capture_output=True, text=True,
                        timeout=GEN_TIMEOUT_S)
     assert r.returncode == 0, r.stderr
     ajv = [json.loads(line) for line in r.stdout.split("\n") if line]
-    assert len(ajv) == len(HAND_PICKED)
+    assert len(ajv) == len(cases)
+    extra = ["--assert-formats"] if assert_formats else []
     failures = []
-    for (case_id, schema, inst, spec), ajv_out in zip(HAND_PICKED, ajv):
-        schema_text = json.dumps(schema if isinstance(schema, bool) else
-                                 dict(schema, **{"$schema": SCHEMA_2020}), ensure_ascii=False)
-        rc, results, stderr = run_validate_jsonl(tmp_path, schema_text, [inst])
+    for (case_id, _, inst, spec), schema_text, ajv_out in zip(cases, schemas, ajv):
+        rc, results, stderr = run_validate_jsonl(tmp_path, schema_text, [inst], extra=extra)
         ours = results[0].get("valid") if len(results) == 1 else None
         if ours != spec:
             failures.append("%s: ledgermq says %r (exit %d, %s %s), the spec %r\n  schema: %s\n"
@@ -322,10 +379,22 @@ def test_hand_picked_cases_give_the_spec_verdict(node, tmp_path):
             failures.append("%s: exit %d for a %s instance" % (
                 case_id, rc, "valid" if spec else "invalid"))
         ajv_right = ajv_out.get("valid") == spec
-        if not ajv_right and case_id not in AJV_WRONG:
+        if not ajv_right and case_id not in wrong:
             failures.append("%s: ajv says %r, the spec %r: unlisted ajv disagreement (judge it "
-                            "and add it to AJV_WRONG with the reason)" % (case_id, ajv_out, spec))
-        if ajv_right and case_id in AJV_WRONG:
-            failures.append("%s: listed in AJV_WRONG but ajv now gives the spec's verdict %r: "
+                            "and list it with the reason)" % (case_id, ajv_out, spec))
+        if ajv_right and case_id in wrong:
+            failures.append("%s: listed as an ajv error but ajv now gives the spec's verdict %r: "
                             "remove it from the list" % (case_id, spec))
+    return failures
+
+
+def test_hand_picked_cases_give_the_spec_verdict(node, tmp_path):
+    failures = check_against_spec_and_ajv(node, tmp_path, HAND_PICKED, AJV_WRONG, False)
+    assert not failures, "\n".join(failures)
+
+
+def test_formats_asserted_give_the_spec_verdict(node, tmp_path):
+    cases = [(case_id, {"format": fmt}, json.dumps(text), spec)
+             for (case_id, fmt, text, spec) in FORMAT_CASES]
+    failures = check_against_spec_and_ajv(node, tmp_path, cases, AJV_FORMATS_WRONG, True)
     assert not failures, "\n".join(failures)
