@@ -177,6 +177,35 @@ static const char usage__revoke[] =
     "  0  revoked (or already revoked up to a later time)\n"
     "  1  usage error, or the database could not be opened or written\n";
 
+static const char usage__validate[] =
+    "usage: ledgermq validate --schema FILE [--draft 2020-12|7] [--assert-formats] [--jsonl]\n"
+    "                         [FILE...]\n"
+    "\n"
+    "Checks JSON documents against a JSON Schema (2020-12, or draft 7) offline. The schema is\n"
+    "checked against its meta-schema and compiled once. Each FILE is one JSON document (none or\n"
+    "\"-\": stdin); with --jsonl every non-empty line is one. One JSON line per instance, in\n"
+    "order: {\"file\":F,\"valid\":true}, or with \"valid\":false an \"errors\" list (at most 10) "
+    "of\n"
+    "{\"instance\":PTR,\"schema\":PTR,\"keyword\":K,\"message\":M} (JSON Pointers: the value, and\n"
+    "the failing keyword through $refs as 2020-12's basic output has it); --jsonl adds \"line\";\n"
+    "an instance that is not JSON gets {\"file\":F,\"error\":\"not JSON: ...\"}.\n"
+    "\n"
+    "options:\n"
+    "  --schema FILE      the schema (required); $refs to other files are not followed\n"
+    "  --draft D          2020-12 or 7 (default: the schema's $schema, else 2020-12)\n"
+    "  --assert-formats   \"format\" fails invalid date-time, date, time, email, hostname,\n"
+    "                     ipv4, ipv6, uri, uri-reference, uuid, json-pointer, regex, duration\n"
+    "                     (default: format is only an annotation)\n"
+    "  --jsonl            one instance per line (of stdin or of each FILE)\n"
+    "  -h, --help         print this help\n"
+    "\n"
+    "exit codes:\n"
+    "  0  every instance valid\n"
+    "  1  usage error, bad schema (invalid, unresolvable $ref, over a limit), unreadable file,\n"
+    "     or an instance that is not JSON (1 wins over 3)\n"
+    "  3  at least one instance invalid (or over a validation limit: instance depth, regex\n"
+    "     match limit)\n";
+
 static const char usage__bench[] =
     "usage: ledgermq bench [options]\n"
     "\n"
@@ -253,6 +282,8 @@ static const struct cli_usage usage__table[] = {
     {"verify", "check checkpoints, receipts, consistency proofs or a database offline",
      verify_usage},
     {"revoke", "revoke an identity's login tokens", usage__revoke},
+    {"validate", "check JSON documents against a JSON Schema (2020-12 or draft 7)",
+     usage__validate},
     {"bench", "load generator for any MQTT broker", usage__bench},
     {"version", "print the version", usage__version},
     {"help", "print the commands, or one command's usage", usage__help},

@@ -1,0 +1,179 @@
+/* Internal structures of the schema module (compile and validate share them). */
+#ifndef LMQ_SCHEMA_INTERNAL_H
+#define LMQ_SCHEMA_INTERNAL_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stdint.h>
+
+#include "schema/schema.h"
+
+#define SCHEMA__NONE UINT32_MAX
+
+enum schema__kind {
+    SK_TYPE,
+    SK_ENUM,
+    SK_CONST,
+    SK_MULTIPLE_OF,
+    SK_MAXIMUM,
+    SK_EXCL_MAXIMUM,
+    SK_MINIMUM,
+    SK_EXCL_MINIMUM,
+    SK_MAX_LENGTH,
+    SK_MIN_LENGTH,
+    SK_PATTERN,
+    SK_MAX_ITEMS,
+    SK_MIN_ITEMS,
+    SK_UNIQUE_ITEMS,
+    SK_MAX_PROPERTIES,
+    SK_MIN_PROPERTIES,
+    SK_REQUIRED,
+    SK_DEPENDENT_REQUIRED, /* items: key + list (value: array of names) */
+    SK_FORMAT,
+    SK_REF,
+    SK_DYNAMIC_REF,
+    SK_ALL_OF,
+    SK_ANY_OF,
+    SK_ONE_OF,
+    SK_NOT,
+    SK_IF, /* a = if, b = then, c = else (SCHEMA__NONE when absent) */
+    SK_DEPENDENT_SCHEMAS,
+    SK_PREFIX_ITEMS, /* also draft-7 array "items" */
+    SK_ITEMS,        /* also draft-7 "additionalItems" (b = number of prefix items) */
+    SK_CONTAINS,     /* a = node, min/max contains in n1/n2 */
+    SK_PROPERTIES,
+    SK_PATTERN_PROPERTIES,
+    SK_ADDITIONAL_PROPERTIES,
+    SK_PROPERTY_NAMES,
+    SK_UNEVALUATED_ITEMS,
+    SK_UNEVALUATED_PROPERTIES,
+};
+
+/* One entry of a keyword's list: a property name, a regex or just a node. */
+struct schema__item {
+    const char *key; /* property name or regex source (in the schema document) */
+    size_t key_len;
+    uint32_t node;
+    pcre2_code *re;      /* patternProperties */
+    const json_t *value; /* dependentRequired: the array of names */
+};
+
+struct schema__kw {
+    enum schema__kind kind;
+    const char *name; /* the keyword as written: the keyword location's last segment */
+    const json_t *value;
+    uint32_t a, b, c; /* child nodes or counts, by kind */
+    uint32_t item_start, item_count;
+    double n;     /* numeric bound */
+    json_int_t i; /* integer bound (lengths, counts) */
+    json_int_t i2;
+    uint32_t types; /* SK_TYPE: bit set of schema__type */
+    pcre2_code *re; /* SK_PATTERN */
+    int format;     /* SK_FORMAT: schema__format */
+    json_t *index;  /* SK_PROPERTIES: name -> item offset (owned) */
+};
+
+struct schema__node {
+    const json_t *json;
+    uint32_t kw_start, kw_count;
+    uint32_t resource; /* index into resources: the dynamic scope */
+    int8_t boolean;    /* -1: an object schema; 0/1: false/true */
+    bool compiled;
+    bool has_unevaluated; /* needs annotations of in-place children */
+};
+
+struct schema__dyn {
+    const char *name;
+    uint32_t node;
+    uint32_t resource;
+};
+
+struct schema__resource {
+    char *uri; /* absolute, no fragment */
+    const json_t *root;
+    int draft; /* enum schema_draft */
+};
+
+struct schema {
+    json_t **docs; /* references held */
+    size_t doc_count;
+    struct schema__node *nodes;
+    size_t node_count;
+    struct schema__kw *kws;
+    size_t kw_count;
+    struct schema__item *items;
+    size_t item_count;
+    struct schema__resource *resources;
+    size_t resource_count;
+    struct schema__dyn *dyns;
+    size_t dyn_count;
+    uint32_t root;
+    int draft;
+    bool assert_formats;
+    size_t max_object_bits; /* unused hint */
+};
+
+enum schema__type {
+    ST_NULL = 1u << 0,
+    ST_BOOLEAN = 1u << 1,
+    ST_OBJECT = 1u << 2,
+    ST_ARRAY = 1u << 3,
+    ST_NUMBER = 1u << 4,
+    ST_STRING = 1u << 5,
+    ST_INTEGER = 1u << 6,
+};
+
+enum schema__format {
+    SF_NONE = 0,
+    SF_DATE_TIME,
+    SF_DATE,
+    SF_TIME,
+    SF_EMAIL,
+    SF_HOSTNAME,
+    SF_IPV4,
+    SF_IPV6,
+    SF_URI,
+    SF_URI_REFERENCE,
+    SF_UUID,
+    SF_JSON_POINTER,
+    SF_RELATIVE_JSON_POINTER,
+    SF_REGEX,
+    SF_DURATION,
+};
+
+/* schema_uri.c */
+/* Resolves ref against base (RFC 3986 section 5.2) into a new string. NULL on ENOMEM. */
+char *schema__uri_resolve(const char *base, const char *ref);
+/* Length of uri without its fragment. */
+size_t schema__uri_nofrag_len(const char *uri);
+/* Percent-decodes [s, s+len) into out (cap bytes, NUL-terminated). -1 when invalid/too long. */
+int schema__pct_decode(const char *s, size_t len, char *out, size_t cap);
+/* Follows a JSON Pointer (already percent-decoded) from root; NULL when it does not resolve. */
+const json_t *schema__pointer_get(const json_t *root, const char *ptr);
+
+/* schema_json.c */
+bool schema__is_integer(const json_t *v);
+double schema__number(const json_t *v);
+uint64_t schema__hash(const json_t *v);
+size_t schema__utf8_len(const char *s, size_t len);
+
+/* schema_regex.c */
+/* Compiles an ECMA-262 pattern; NULL with err filled when PCRE2 refuses it. */
+pcre2_code *schema__regex_compile(const char *src, size_t len, char *err, size_t err_len);
+/* 1 match, 0 no match, LMQ_ELIMIT the match/depth limit, LMQ_EINVAL other errors. */
+int schema__regex_match(const pcre2_code *re, pcre2_match_data *md, pcre2_match_context *mc,
+                        const char *s, size_t len);
+
+/* schema_format.c */
+int schema__format_lookup(const char *name);
+bool schema__format_check(int format, const char *s, size_t len);
+
+/* schema_meta.c (generated): the built-in meta-schemas. */
+struct schema__builtin {
+    const char *uri;
+    const char *text;
+};
+extern const struct schema__builtin schema__builtins[];
+extern const size_t schema__builtin_count;
+
+#endif
