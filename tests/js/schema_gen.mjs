@@ -444,7 +444,9 @@ function mutate(rng, v, depth) {
     }
     if (typeof v === "string") {
         if (r < 0.3) return v + rng.pick(["a", "😀", "1", "é"]);
-        if (r < 0.6) return v.slice(0, -1);
+        // By code points: cutting a UTF-16 pair would leave a lone surrogate, which is not
+        // Unicode text (RFC 8259 8.2; jansson refuses it, ajv accepts it).
+        if (r < 0.6) return Array.from(v).slice(0, -1).join("");
         if (r < 0.7) return v.length;
         return rng.pick(STRINGS);
     }
