@@ -262,6 +262,10 @@ HAND_PICKED = [
     ("multipleOf-0.1-of-0.35", {"multipleOf": 0.1}, "0.35", False),
     ("multipleOf-1.5-of-4.5", {"multipleOf": 1.5}, "4.5", True),
     ("multipleOf-int-of-real", {"multipleOf": 2}, "4.0", True),
+    # Found by the random test (LMQ_AJV_SEEDS=62): a tolerance relative to the quotient
+    # accepted any large number.
+    ("multipleOf-large-non-multiple", {"multipleOf": 2}, "10000000000.1", False),
+    ("multipleOf-0.0001-of-0.0075", {"multipleOf": 0.0001}, "0.0075", True),
     ("big-int-beyond-2^53", {"const": 9007199254740993}, "9007199254740992", False),
     ("big-int-beyond-int64", {"type": "integer"}, "18446744073709551616", True),
     ("maxLength-astral", {"maxLength": 1}, '"\U0001F600"', True),
