@@ -26,6 +26,7 @@ esac
 PACKAGES=(
     build-essential cmake pkg-config
     libuv1-dev libinih-dev libcmocka-dev libssl-dev libsqlite3-dev libjansson-dev libhttp-parser-dev libwslay-dev
+    libpcre2-dev   # src/schema: JSON Schema "pattern"/"patternProperties" (ECMA-262 via PCRE2)
 )
 if [ "$BUILD_ONLY" -eq 0 ]; then
     # The tests: fuzzing (clang), the format check, the integration tests' clients and peers,
@@ -36,6 +37,7 @@ if [ "$BUILD_ONLY" -eq 0 ]; then
         mosquitto mosquitto-clients curl openssl
         systemd man-db groff-base   # test_install.py: systemd-analyze verify, man -l
         chromium
+        json-schema-test-suite   # test_schema.c runs its draft 7 suite (2020-12 is in tests/vectors)
     )
     # Node and npm run the MQTT.js tests (tests/js). A Node from elsewhere (e.g. nodesource,
     # which bundles npm) is used as it is: Debian's npm would conflict with it, so Debian's

@@ -60,6 +60,8 @@
 /* Bytes of an error's JSON Pointers and message (longer ones are cut, marked with "..."). */
 #define SCHEMA_POINTER_MAX_BYTES 512u
 #define SCHEMA_MESSAGE_MAX_BYTES 256u
+/* Bytes of an $anchor/$dynamicAnchor name (lookups build "resource + name" keys on the stack). */
+#define SCHEMA_ANCHOR_MAX_BYTES 256u
 /* Documents in one registry. */
 #define SCHEMA_REGISTRY_MAX 1024u
 
@@ -75,7 +77,8 @@ struct schema_options {
     bool skip_meta_check; /* do not validate the schema against its meta-schema first */
 };
 
-/* Documents that $ref may name by URI (besides the built-in meta-schemas). */
+/* Documents that $ref may name by URI (besides the built-in meta-schemas). A registry also
+ * caches the parsed and compiled meta-schemas, so it is used by one thread at a time. */
 struct schema_registry;
 
 /* One failed keyword, as the 2020-12 "basic" output names it. */

@@ -51,6 +51,8 @@ struct cc {
     size_t slot_cap, slot_count;
     struct cc_anchor *anchors;
     size_t anchor_count, anchor_cap;
+    struct lmq_map *res_map;    /* resource URI -> index + 1 (the first one wins) */
+    struct lmq_map *anchor_map; /* schema__anchor_key -> anchors index + 1 (the first wins) */
     uint32_t *work;
     size_t work_count, work_cap;
     uint8_t *res_flags; /* per resource: CC_NO_VALIDATION, CC_ASSERT_FORMATS (its meta-schema's
@@ -174,6 +176,12 @@ static int cc__add_resource(struct cc *cc, const char *uri, size_t uri_len, cons
     if (copy == NULL) {
         return LMQ_ENOMEM;
     }
+    if (lmq_map_get(cc->res_map, (const uint8_t *)uri, uri_len) == NULL &&
+        lmq_map_put(cc->res_map, (const uint8_t *)uri, uri_len,
+                    (void *)(uintptr_t)(s->resource_count + 1)) != 0) {
+        free(copy);
+        return LMQ_ENOMEM;
+    }
     s->resources[s->resource_count] =
         (struct schema__resource){.uri = copy, .root = root, .draft = draft};
     cc->res_flags[s->resource_count] = 0;
@@ -184,8 +192,19 @@ static int cc__add_resource(struct cc *cc, const char *uri, size_t uri_len, cons
 static int cc__add_anchor(struct cc *cc, uint32_t res, const char *name, const json_t *j,
                           bool dynamic)
 {
+    if (strlen(name) > SCHEMA_ANCHOR_MAX_BYTES) {
+        lmq_errf(cc->err, cc->err_len, "anchor name of %zu bytes (at most %u)", strlen(name),
+                 SCHEMA_ANCHOR_MAX_BYTES);
+        return LMQ_ELIMIT;
+    }
     if (cc__grow((void **)&cc->anchors, &cc->anchor_cap, cc->anchor_count + 1,
                  sizeof(*cc->anchors)) != 0) {
+        return LMQ_ENOMEM;
+    }
+    uint8_t key[4 + SCHEMA_ANCHOR_MAX_BYTES];
+    size_t key_len = schema__anchor_key(res, name, key);
+    if (lmq_map_get(cc->anchor_map, key, key_len) == NULL &&
+        lmq_map_put(cc->anchor_map, key, key_len, (void *)(uintptr_t)(cc->anchor_count + 1)) != 0) {
         return LMQ_ENOMEM;
     }
     cc->anchors[cc->anchor_count++] =
@@ -246,13 +265,8 @@ static int cc__walk_kids(struct cc *cc, const json_t *j, uint32_t res, unsigned 
 
 static int cc__find_resource(struct cc *cc, const char *uri, size_t len)
 {
-    for (size_t i = 0; i < cc->s->resource_count; i++) {
-        const char *r = cc->s->resources[i].uri;
-        if (strlen(r) == len && memcmp(r, uri, len) == 0) {
-            return (int)i;
-        }
-    }
-    return -1;
+    uintptr_t v = (uintptr_t)lmq_map_get(cc->res_map, (const uint8_t *)uri, len);
+    return v == 0 ? -1 : (int)(v - 1);
 }
 
 /* $id of j (a schema object of resource res): a new resource, or (draft 7) an anchor. */
@@ -534,12 +548,15 @@ static int cc__ref(struct cc *cc, uint32_t res, const char *ref, uint32_t *out,
     } else if (r >= 0 && frag[0] == '/') {
         target = schema__pointer_get(cc->s->resources[r].root, frag);
     } else if (r >= 0) {
-        for (size_t i = 0; i < cc->anchor_count && target == NULL; i++) {
-            if (cc->anchors[i].resource == (uint32_t)r && strcmp(cc->anchors[i].name, frag) == 0) {
-                target = cc->anchors[i].json;
-                if (dyn_name != NULL && cc->anchors[i].dynamic) {
-                    *dyn_name = cc->anchors[i].name;
-                }
+        uint8_t key[4 + SCHEMA_ANCHOR_MAX_BYTES];
+        size_t key_len = schema__anchor_key((uint32_t)r, frag, key);
+        uintptr_t a = strlen(frag) > SCHEMA_ANCHOR_MAX_BYTES
+                          ? 0
+                          : (uintptr_t)lmq_map_get(cc->anchor_map, key, key_len);
+        if (a != 0) {
+            target = cc->anchors[a - 1].json;
+            if (dyn_name != NULL && cc->anchors[a - 1].dynamic) {
+                *dyn_name = cc->anchors[a - 1].name;
             }
         }
     }
@@ -699,6 +716,9 @@ static int cc__map(struct cc *cc, struct schema__kw *kw, const json_t *v, uint32
         struct schema__item it = {.key = key, .key_len = key_len, .node = SCHEMA__NONE};
         if (only_arrays >= 0 && (json_is_array(m) != (only_arrays == 1))) {
             continue; /* draft-7 "dependencies": arrays and schemas go to two keywords */
+        }
+        if (json_is_array(m) && only_arrays != 1) {
+            return cc__bad(cc, kw->name, "values must be schemas");
         }
         if (json_is_array(m)) {
             for (size_t i = 0; i < json_array_size(m); i++) {
@@ -1024,7 +1044,7 @@ static int cc__dynamic_table(struct cc *cc)
 {
     struct schema *s = cc->s;
     s->dyns = calloc(cc->anchor_count + 1, sizeof(*s->dyns));
-    if (s->dyns == NULL) {
+    if (s->dyns == NULL || lmq_map_create(&s->dyn_map) != 0) {
         return LMQ_ENOMEM;
     }
     for (size_t i = 0; i < cc->anchor_count; i++) {
@@ -1034,6 +1054,12 @@ static int cc__dynamic_table(struct cc *cc)
             s->dyns[s->dyn_count++] = (struct schema__dyn){.name = cc->anchors[i].name,
                                                            .node = slot->node,
                                                            .resource = cc->anchors[i].resource};
+            uint8_t key[4 + SCHEMA_ANCHOR_MAX_BYTES];
+            size_t key_len = schema__anchor_key(cc->anchors[i].resource, cc->anchors[i].name, key);
+            if (lmq_map_get(s->dyn_map, key, key_len) == NULL &&
+                lmq_map_put(s->dyn_map, key, key_len, (void *)(uintptr_t)(slot->node + 1)) != 0) {
+                return LMQ_ENOMEM;
+            }
         }
     }
     return 0;
@@ -1214,6 +1240,7 @@ void schema_free(struct schema *s)
     free(s->items);
     free(s->resources);
     free(s->dyns);
+    lmq_map_destroy(s->dyn_map);
     free(s);
 }
 
@@ -1292,12 +1319,17 @@ int schema_compile(struct schema_registry *reg, json_t *doc, const char *base_ur
     }
     cc.s->assert_formats = opt->assert_formats;
     cc.s->draft = draft;
-    rc =
-        cc__run(&cc, doc, base_uri != NULL ? base_uri : "", draft, opt->draft != SCHEMA_DRAFT_AUTO);
+    rc = lmq_map_create(&cc.res_map);
+    rc = rc ? rc : lmq_map_create(&cc.anchor_map);
+    rc = rc ? rc
+            : cc__run(&cc, doc, base_uri != NULL ? base_uri : "", draft,
+                      opt->draft != SCHEMA_DRAFT_AUTO);
     free(cc.slots);
     free(cc.anchors);
     free(cc.work);
     free(cc.res_flags);
+    lmq_map_destroy(cc.res_map);
+    lmq_map_destroy(cc.anchor_map);
     if (rc != 0) {
         schema_free(cc.s);
         goto out;
@@ -1314,7 +1346,7 @@ static int cc__meta_schema(struct schema_registry *reg, const char *uri, int dra
                            struct schema **meta, bool *owned, char *err, size_t err_len)
 {
     size_t n = schema__uri_nofrag_len(uri);
-    struct cc probe = {.reg = reg};
+    struct cc probe = {.reg = reg}; /* only cc__lookup_doc's registry part is used */
     const json_t *doc = cc__lookup_doc(&probe, uri, n);
     if (doc == NULL) {
         lmq_errf(err, err_len, "$schema \"%.200s\" is not a known meta-schema", uri);

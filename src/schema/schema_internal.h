@@ -5,7 +5,9 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <stdint.h>
+#include <string.h>
 
+#include "core/map.h"
 #include "schema/schema.h"
 
 #define SCHEMA__NONE UINT32_MAX
@@ -107,6 +109,7 @@ struct schema {
     size_t resource_count;
     struct schema__dyn *dyns;
     size_t dyn_count;
+    struct lmq_map *dyn_map; /* schema__anchor_key(resource, name) -> node + 1 */
     uint32_t root;
     int draft;
     bool assert_formats;
@@ -140,6 +143,16 @@ enum schema__format {
     SF_REGEX,
     SF_DURATION,
 };
+
+/* The key of (resource, anchor name) in dyn_map and the compiler's anchor map: the resource's
+ * 4 bytes then the name, into key (4 + SCHEMA_ANCHOR_MAX_BYTES); returns its length. */
+static inline size_t schema__anchor_key(uint32_t resource, const char *name, uint8_t *key)
+{
+    size_t n = strnlen(name, SCHEMA_ANCHOR_MAX_BYTES);
+    memcpy(key, &resource, 4);
+    memcpy(key + 4, name, n);
+    return 4 + n;
+}
 
 /* schema_uri.c */
 /* Resolves ref against base (RFC 3986 section 5.2) into a new string. NULL on ENOMEM. */

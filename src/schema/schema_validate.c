@@ -116,26 +116,33 @@ static uint64_t *v__bits(struct schema_validator *v, size_t bits)
 {
     size_t words = (bits + 63) / 64;
     words = words == 0 ? 1 : words;
-    /* At most one step past the blocks already there: bounded by V_BLOCKS_MAX. */
-    while (v->cur >= v->block_count || v->top + words > v->blocks[v->cur].cap) {
-        if (v->cur < v->block_count && v->top + words > v->blocks[v->cur].cap) {
+    /* Each round either fits, moves past a partly used block, or (re)allocates the empty
+     * block at cur (nothing live in it: the arena is a stack); bounded by V_BLOCKS_MAX. */
+    for (;;) {
+        if (v->cur < v->block_count && v->top + words <= v->blocks[v->cur].cap) {
+            break;
+        }
+        if (v->cur < v->block_count && v->top > 0) {
             v->cur++;
             v->top = 0;
             continue;
         }
-        if (v->block_count >= V_BLOCKS_MAX) {
-            v->fatal = LMQ_ENOMEM;
-            return NULL;
+        if (v->cur == v->block_count) {
+            if (v->block_count >= V_BLOCKS_MAX) {
+                v->fatal = LMQ_ENOMEM;
+                return NULL;
+            }
+            v->blocks[v->block_count++] = (struct v_block){0};
         }
         size_t cap = LMQ_MAX(words, (size_t)V_BLOCK_WORDS);
-        v->blocks[v->block_count].words = malloc(cap * sizeof(uint64_t));
-        if (v->blocks[v->block_count].words == NULL) {
+        free(v->blocks[v->cur].words);
+        v->blocks[v->cur].words = malloc(cap * sizeof(uint64_t));
+        v->blocks[v->cur].cap = v->blocks[v->cur].words != NULL ? cap : 0;
+        v->alloc_count++;
+        if (v->blocks[v->cur].words == NULL) {
             v->fatal = LMQ_ENOMEM;
             return NULL;
         }
-        v->blocks[v->block_count].cap = cap;
-        v->block_count++;
-        v->alloc_count++;
     }
     uint64_t *p = v->blocks[v->cur].words + v->top;
     v->top += words;
@@ -404,13 +411,14 @@ static uint32_t v__dynamic_target(struct schema_validator *v, const struct schem
         return kw->a;
     }
     const char *name = v->s->items[kw->item_start].key;
-    const struct schema *s = v->s;
-    /* The outermost resource of the dynamic scope with this dynamic anchor wins. */
+    uint8_t key[4 + SCHEMA_ANCHOR_MAX_BYTES];
+    /* The outermost resource of the dynamic scope with this dynamic anchor wins: one hash
+     * lookup per scope entry (bounded by SCHEMA_EVAL_DEPTH_MAX). */
     for (size_t i = 0; i < v->scope_depth; i++) {
-        for (size_t d = 0; d < s->dyn_count; d++) {
-            if (s->dyns[d].resource == v->scope[i] && strcmp(s->dyns[d].name, name) == 0) {
-                return s->dyns[d].node;
-            }
+        size_t key_len = schema__anchor_key(v->scope[i], name, key);
+        uintptr_t node = (uintptr_t)lmq_map_get(v->s->dyn_map, key, key_len);
+        if (node != 0) {
+            return (uint32_t)(node - 1);
         }
     }
     return kw->a;
@@ -622,11 +630,8 @@ static bool v__props(struct schema_validator *v, const struct schema__kw *kw, co
                 v__set(eval, i);
             }
         } else if (kw->kind == SK_PROPERTY_NAMES) {
-            if (!v__ipush(v, key, key_len, 0)) {
-                return false;
-            }
+            /* A name has no JSON Pointer of its own: its errors name the object. */
             ok &= v__node(v, kw->a, (struct v_inst){.str = key, .len = key_len}, NULL);
-            v->idepth--;
         }
         i++;
     }

@@ -24,7 +24,7 @@ BIN = os.environ.get("LEDGERMQ_BIN", "ledgermq")
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 TIMEOUT_S = 60
 READY_TIMEOUT_S = 20
-COMMANDS = ["serve", "passwd", "keygen", "send", "listen", "verify", "revoke", "bench",
+COMMANDS = ["serve", "passwd", "keygen", "send", "listen", "verify", "revoke", "validate", "bench",
             "version", "help"]
 
 

@@ -22,7 +22,7 @@ BIN = os.path.abspath(os.environ.get("LEDGERMQ_BIN", "../../build/ledgermq"))
 BUILD = os.path.dirname(BIN)
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 PREFIX = "/usr/local"
-COMMANDS = ["serve", "passwd", "keygen", "send", "listen", "verify", "revoke", "bench",
+COMMANDS = ["serve", "passwd", "keygen", "send", "listen", "verify", "revoke", "validate", "bench",
             "version", "help"]
 TIMEOUT_S = 60
 
