@@ -12,9 +12,10 @@
  *   - nothing leaks (libFuzzer's LeakSanitizer) and nothing hangs (-timeout in run.sh: the
  *     regex match limits and the evaluation depth bound must stop every catastrophic case).
  *
- * fuzz-sources: src/schema/schema_compile.c src/schema/schema_validate.c src/schema/schema_format.c
- * src/schema/schema_json.c src/schema/schema_regex.c src/schema/schema_uri.c src/core/buf.c
- * build-fuzz/schema_meta.c fuzz-libs: -ljansson -lpcre2-8 -lm
+ * fuzz-sources: src/schema/schema_compile.c src/schema/schema_validate.c
+ * fuzz-sources: src/schema/schema_format.c src/schema/schema_json.c src/schema/schema_regex.c
+ * fuzz-sources: src/schema/schema_uri.c src/core/buf.c src/core/map.c build-fuzz/schema_meta.c
+ * fuzz-libs: -ljansson -lpcre2-8 -lm
  */
 #include <stdbool.h>
 #include <stddef.h>
