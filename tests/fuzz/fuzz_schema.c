@@ -122,8 +122,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         schema_free(s);
     } else {
         CHECK(rc == LMQ_EINVAL || rc == LMQ_ELIMIT || rc == LMQ_ENOMEM);
-        CHECK(fuzz_terminated(err, sizeof(err)) && err[0] != '\0');
-        CHECK(strchr(err, '\n') == NULL);
+        if (rc != LMQ_ENOMEM) { /* a reason, on one line (the CLI prints it as one) */
+            CHECK(fuzz_terminated(err, sizeof(err)) && err[0] != '\0');
+            CHECK(strchr(err, '\n') == NULL && strchr(err, '\r') == NULL);
+        }
     }
     json_decref(doc);
     json_decref(instance);

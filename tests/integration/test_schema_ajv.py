@@ -543,3 +543,29 @@ def test_formats_asserted_give_the_spec_verdict(node, tmp_path):
              for (case_id, fmt, text, spec) in FORMAT_CASES]
     failures = check_against_spec_and_ajv(node, tmp_path, cases, AJV_FORMATS_WRONG, True)
     assert not failures, "\n".join(failures)
+
+
+# Schemas whose refused strings carry line breaks (found by fuzz_schema: the reason quoted a
+# $ref with its newline, so the "one line on stderr" contract broke).
+HOSTILE_SCHEMA_STRINGS = [
+    {"$ref": "a\nb"},
+    {"$ref": "#/$defs/x\r\ny"},
+    {"$id": "http://example.com/\n#frag"},
+    {"$schema": "http://example.com/\nmeta"},
+    {"pattern": "(\n"},
+    {"properties": {"a\nb": {"type": 12}}},
+]
+
+
+@pytest.mark.parametrize("schema", HOSTILE_SCHEMA_STRINGS, ids=range(len(HOSTILE_SCHEMA_STRINGS)))
+def test_refused_schema_is_one_stderr_line_even_with_newlines_in_it(tmp_path, schema):
+    path = tmp_path / "hostile.json"
+    path.write_text(json.dumps(schema), encoding="utf-8")
+    r = subprocess.run([ledgermq_bin(), "validate", "--schema", str(path)], input=b"1\n",
+                       capture_output=True, timeout=CLI_TIMEOUT_S)
+    stderr = r.stderr.decode("utf-8", "replace")
+    assert r.returncode == 1, (r.returncode, r.stdout, stderr)
+    assert r.stdout == b""
+    assert stderr.count("\n") == 1 and stderr.endswith("\n"), repr(stderr)
+    assert "\r" not in stderr
+    assert stderr.startswith("ledgermq: validate: %s: " % path), repr(stderr)
