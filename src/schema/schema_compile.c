@@ -156,11 +156,10 @@ static int cc__add_resource(struct cc *cc, const char *uri, size_t uri_len, cons
     if (s->resource_count >= SCHEMA_NODES_MAX) {
         return LMQ_ELIMIT;
     }
-    size_t cap = s->resource_count;
-    void *p = s->resources;
-    if ((s->resource_count & (s->resource_count - 1)) == 0 || s->resource_count == 0) {
+    /* Capacity: the next power of two above the count (grown when the count is one). */
+    if ((s->resource_count & (s->resource_count - 1)) == 0) {
         size_t n = s->resource_count == 0 ? 8 : s->resource_count * 2;
-        p = realloc(s->resources, n * sizeof(*s->resources));
+        void *p = realloc(s->resources, n * sizeof(*s->resources));
         void *q = p != NULL ? realloc(cc->res_flags, n) : NULL;
         if (p == NULL || q == NULL) {
             if (p != NULL) {
@@ -171,7 +170,6 @@ static int cc__add_resource(struct cc *cc, const char *uri, size_t uri_len, cons
         s->resources = p;
         cc->res_flags = q;
     }
-    LMQ_UNUSED(cap);
     char *copy = strndup(uri, uri_len);
     if (copy == NULL) {
         return LMQ_ENOMEM;
@@ -269,6 +267,18 @@ static int cc__find_resource(struct cc *cc, const char *uri, size_t len)
     return v == 0 ? -1 : (int)(v - 1);
 }
 
+static int cc__draft_of_meta(const char *uri, int fallback)
+{
+    size_t n = schema__uri_nofrag_len(uri);
+    if (n == strlen(cc__uri_2020) && strncmp(uri, cc__uri_2020, n) == 0) {
+        return SCHEMA_DRAFT_2020_12;
+    }
+    if (n == strlen(cc__uri_7) && strncmp(uri, cc__uri_7, n) == 0) {
+        return SCHEMA_DRAFT_7;
+    }
+    return fallback;
+}
+
 /* $id of j (a schema object of resource res): a new resource, or (draft 7) an anchor. */
 static int cc__walk_id(struct cc *cc, const json_t *j, uint32_t *res)
 {
@@ -297,7 +307,12 @@ static int cc__walk_id(struct cc *cc, const json_t *j, uint32_t *res)
         uint32_t parent = *res;
         rc = cc__add_resource(cc, abs, n, j, draft, res);
         if (rc == 0) {
+            /* An embedded resource may name its own dialect. */
+            const json_t *sch = json_object_get(j, "$schema");
             cc->res_flags[*res] = cc->res_flags[parent];
+            if (json_is_string(sch)) {
+                cc->s->resources[*res].draft = cc__draft_of_meta(json_string_value(sch), draft);
+            }
         }
     }
     if (rc == 0 && frag[0] != '\0') {
@@ -344,18 +359,6 @@ static int cc__walk(struct cc *cc, const json_t *j, uint32_t res, unsigned depth
     struct cc_slot *slot = NULL;
     rc = cc__slot_put(cc, j, res, &slot);
     return rc != 0 ? rc : cc__walk_kids(cc, j, res, depth);
-}
-
-static int cc__draft_of_meta(const char *uri, int fallback)
-{
-    size_t n = schema__uri_nofrag_len(uri);
-    if (n == strlen(cc__uri_2020) && strncmp(uri, cc__uri_2020, n) == 0) {
-        return SCHEMA_DRAFT_2020_12;
-    }
-    if (n == strlen(cc__uri_7) && strncmp(uri, cc__uri_7, n) == 0) {
-        return SCHEMA_DRAFT_7;
-    }
-    return fallback;
 }
 
 static const json_t *cc__lookup_doc(struct cc *cc, const char *uri, size_t len);
@@ -757,6 +760,7 @@ static int cc__keyword(struct cc *cc, const json_t *j, uint32_t res, const struc
     int draft = cc->s->resources[res].draft;
     kw->kind = d->kind;
     kw->name = d->name;
+    kw->name_len = strlen(d->name);
     kw->value = v;
     kw->a = kw->b = kw->c = SCHEMA__NONE;
     switch (d->kind) {
@@ -974,6 +978,7 @@ static int cc__compile_node(struct cc *cc, uint32_t idx)
                 memset(&kws[n], 0, sizeof(kws[n]));
                 kws[n].kind = SK_DEPENDENT_REQUIRED;
                 kws[n].name = def->name;
+                kws[n].name_len = strlen(def->name);
                 kws[n].value = v;
                 rc = cc__map(cc, &kws[n], v, res, 1);
                 if (rc != 0) {
@@ -1019,6 +1024,9 @@ static int cc__compile_node(struct cc *cc, uint32_t idx)
     for (size_t i = 0; i < n; i++) {
         if (kws[i].kind == SK_UNEVALUATED_ITEMS || kws[i].kind == SK_UNEVALUATED_PROPERTIES) {
             s->nodes[idx].has_unevaluated = true;
+        }
+        if (kws[i].kind == SK_ADDITIONAL_PROPERTIES) {
+            s->nodes[idx].has_additional = true;
         }
     }
     return 0;

@@ -4,7 +4,9 @@
  * quoted local part, domain or address literal), hostname (RFC 1123 labels; IDNA2008 rules for
  * "xn--" labels are not checked), ipv4, ipv6 (RFC 4291), uri and uri-reference (RFC 3986 syntax),
  * uuid (RFC 4122 text form), json-pointer, relative-json-pointer, regex (compiles as our ECMA
- * mapping does), duration (RFC 3339 appendix A). Other formats are annotations.
+ * mapping does), duration (RFC 3339 appendix A), iri and iri-reference (RFC 3987: the URI syntax
+ * with non-ASCII characters allowed), idn-email (email with UTF-8), uri-template (RFC 6570 level 4
+ * syntax). Other formats are annotations.
  */
 #include <string.h>
 
@@ -28,6 +30,10 @@ static const struct {
     {"relative-json-pointer", SF_RELATIVE_JSON_POINTER},
     {"regex", SF_REGEX},
     {"duration", SF_DURATION},
+    {"iri", SF_IRI},
+    {"idn-email", SF_IDN_EMAIL},
+    {"uri-template", SF_URI_TEMPLATE},
+    {"iri-reference", SF_IRI_REFERENCE},
 };
 
 int schema__format_lookup(const char *name)
@@ -180,8 +186,7 @@ static bool fmt__ipv6(const char *s, size_t len)
                 return false;
             }
             groups += 2;
-            i = len;
-            break;
+            break; /* the IPv4 part ends the address */
         }
         size_t n = i - start;
         if (n == 0 || n > 4) {
@@ -214,7 +219,8 @@ static bool fmt__ipv6(const char *s, size_t len)
     return gap ? groups <= 7 : groups == 8;
 }
 
-static bool fmt__hostname(const char *s, size_t len)
+/* idn: labels may hold UTF-8 (idn-email's domain; the IDNA2008 rules are not checked). */
+static bool fmt__hostname(const char *s, size_t len, bool idn)
 {
     if (len == 0 || len > 253) {
         return false;
@@ -233,7 +239,8 @@ static bool fmt__hostname(const char *s, size_t len)
             label = 0;
             continue;
         }
-        if (!fmt__alpha(s[i]) && !fmt__digit(s[i]) && s[i] != '-') {
+        if (!fmt__alpha(s[i]) && !fmt__digit(s[i]) && s[i] != '-' &&
+            !(idn && (uint8_t)s[i] >= 0x80)) {
             return false;
         }
         label++;
@@ -241,12 +248,14 @@ static bool fmt__hostname(const char *s, size_t len)
     return true;
 }
 
-static bool fmt__atext(char c)
+static bool fmt__atext(char c, bool idn)
 {
-    return fmt__alpha(c) || fmt__digit(c) || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c));
+    return (idn && (uint8_t)c >= 0x80) || fmt__alpha(c) || fmt__digit(c) ||
+           (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c));
 }
 
-static bool fmt__email(const char *s, size_t len)
+/* idn: RFC 6531's UTF-8 in the local part and the domain (idn-email). */
+static bool fmt__email(const char *s, size_t len, bool idn)
 {
     size_t i = 0;
     if (len > 0 && s[0] == '"') {
@@ -271,7 +280,7 @@ static bool fmt__email(const char *s, size_t len)
                     return false;
                 }
                 dot_ok = false;
-            } else if (fmt__atext(s[i])) {
+            } else if (fmt__atext(s[i], idn)) {
                 dot_ok = true;
             } else {
                 return false;
@@ -293,7 +302,7 @@ static bool fmt__email(const char *s, size_t len)
         }
         return fmt__ipv4(d + 1, dlen - 2);
     }
-    return fmt__hostname(d, dlen);
+    return fmt__hostname(d, dlen, idn);
 }
 
 static bool fmt__uuid(const char *s, size_t len)
@@ -311,8 +320,14 @@ static bool fmt__uuid(const char *s, size_t len)
 }
 
 /* RFC 3986 characters allowed in a component (besides pct-encoded). */
+/* extra may hold FMT_IRI_CHARS: any non-ASCII byte (UTF-8 of an IRI's ucschar) is allowed. */
+#define FMT_IRI_CHARS "\x80"
+
 static bool fmt__uri_char(char c, const char *extra)
 {
+    if ((uint8_t)c >= 0x80) {
+        return strchr(extra, FMT_IRI_CHARS[0]) != NULL;
+    }
     return fmt__alpha(c) || fmt__digit(c) || (c != '\0' && strchr("-._~!$&'()*+,;=", c)) ||
            (c != '\0' && strchr(extra, c));
 }
@@ -336,11 +351,32 @@ static bool fmt__uri_part(const char *s, size_t len, const char *extra)
     return true;
 }
 
-static bool fmt__authority(const char *a, size_t n)
+/* RFC 3986 IPvFuture: "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ). */
+static bool fmt__ipvfuture(const char *s, size_t len)
+{
+    size_t i = 1;
+    if (len < 4 || (s[0] != 'v' && s[0] != 'V')) {
+        return false;
+    }
+    while (i < len && fmt__hex(s[i])) {
+        i++;
+    }
+    if (i == 1 || i + 1 >= len || s[i] != '.') {
+        return false;
+    }
+    for (i++; i < len; i++) {
+        if (!fmt__uri_char(s[i], ":")) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool fmt__authority(const char *a, size_t n, bool iri)
 {
     const char *at = memchr(a, '@', n);
     if (at != NULL) {
-        if (!fmt__uri_part(a, (size_t)(at - a), ":")) {
+        if (!fmt__uri_part(a, (size_t)(at - a), iri ? ":" FMT_IRI_CHARS : ":")) {
             return false;
         }
         n -= (size_t)(at - a) + 1;
@@ -349,14 +385,15 @@ static bool fmt__authority(const char *a, size_t n)
     size_t host_len = n;
     if (n > 0 && a[0] == '[') {
         const char *close = memchr(a, ']', n);
-        if (close == NULL || !fmt__ipv6(a + 1, (size_t)(close - a) - 1)) {
+        if (close == NULL || !(fmt__ipv6(a + 1, (size_t)(close - a) - 1) ||
+                               fmt__ipvfuture(a + 1, (size_t)(close - a) - 1))) {
             return false;
         }
         host_len = (size_t)(close - a) + 1;
     } else {
         const char *colon = memchr(a, ':', n);
         host_len = colon != NULL ? (size_t)(colon - a) : n;
-        if (!fmt__uri_part(a, host_len, "")) {
+        if (!fmt__uri_part(a, host_len, iri ? FMT_IRI_CHARS : "")) {
             return false;
         }
     }
@@ -373,8 +410,10 @@ static bool fmt__authority(const char *a, size_t n)
     return true;
 }
 
-static bool fmt__uri_ref(const char *s, size_t len, bool need_scheme)
+static bool fmt__uri_ref(const char *s, size_t len, bool need_scheme, bool iri)
 {
+    const char *path_chars = iri ? ":@/" FMT_IRI_CHARS : ":@/";
+    const char *query_chars = iri ? ":@/?" FMT_IRI_CHARS : ":@/?";
     size_t i = 0;
     while (i < len && (fmt__alpha(s[i]) || (i > 0 && (fmt__digit(s[i]) || s[i] == '+' ||
                                                       s[i] == '-' || s[i] == '.')))) {
@@ -398,7 +437,7 @@ static bool fmt__uri_ref(const char *s, size_t len, bool need_scheme)
         while (a + n < len && s[a + n] != '/' && s[a + n] != '?' && s[a + n] != '#') {
             n++;
         }
-        if (!fmt__authority(s + a, n)) {
+        if (!fmt__authority(s + a, n, iri)) {
             return false;
         }
         p = a + n;
@@ -407,7 +446,7 @@ static bool fmt__uri_ref(const char *s, size_t len, bool need_scheme)
     while (p < len && s[p] != '?' && s[p] != '#') {
         p++;
     }
-    if (!fmt__uri_part(s + path, p - path, ":@/")) {
+    if (!fmt__uri_part(s + path, p - path, path_chars)) {
         return false;
     }
     if (p < len && s[p] == '?') {
@@ -415,13 +454,13 @@ static bool fmt__uri_ref(const char *s, size_t len, bool need_scheme)
         while (p < len && s[p] != '#') {
             p++;
         }
-        if (!fmt__uri_part(s + q, p - q, ":@/?")) {
+        if (!fmt__uri_part(s + q, p - q, query_chars)) {
             return false;
         }
     }
     if (p < len && s[p] == '#') {
         p++;
-        return fmt__uri_part(s + p, len - p, ":@/?");
+        return fmt__uri_part(s + p, len - p, query_chars);
     }
     return true;
 }
@@ -506,6 +545,88 @@ static bool fmt__duration(const char *s, size_t len)
     return any && (!in_time || time_any) && !(weeks && in_time);
 }
 
+/* RFC 6570 varname: varchar *( ["."] varchar ), varchar = ALPHA / DIGIT / "_" / pct-encoded.
+ * Returns the bytes consumed (0: none). */
+static size_t fmt__varname(const char *s, size_t len)
+{
+    size_t i = 0;
+    bool need = true; /* a varchar is due (at the start and after a '.') */
+    while (i < len) {
+        if (s[i] == '%' && i + 2 < len && fmt__hex(s[i + 1]) && fmt__hex(s[i + 2])) {
+            i += 3;
+        } else if (fmt__alpha(s[i]) || fmt__digit(s[i]) || s[i] == '_') {
+            i++;
+        } else if (s[i] == '.' && !need) {
+            i++;
+            need = true;
+            continue;
+        } else {
+            break;
+        }
+        need = false;
+    }
+    return need ? 0 : i;
+}
+
+/* One expression's inside (between the braces): [operator] varspec *( "," varspec ). */
+static bool fmt__uri_expr(const char *s, size_t len)
+{
+    size_t i = 0;
+    if (len > 0 && strchr("+#./;?&=,!@|", s[0]) != NULL) {
+        i = 1;
+    }
+    /* One varspec per round: each consumes at least one byte. */
+    for (;;) {
+        size_t n = fmt__varname(s + i, len - i);
+        if (n == 0) {
+            return false;
+        }
+        i += n;
+        if (i < len && s[i] == '*') {
+            i++;
+        } else if (i < len && s[i] == ':') {
+            size_t start = ++i;
+            while (i < len && fmt__digit(s[i])) {
+                i++;
+            }
+            if (i == start || i - start > 4 || s[start] == '0') {
+                return false;
+            }
+        }
+        if (i == len) {
+            return true;
+        }
+        if (s[i] != ',') {
+            return false;
+        }
+        i++;
+    }
+}
+
+static bool fmt__uri_template(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = (uint8_t)s[i];
+        if (c == '{') {
+            const char *close = memchr(s + i, '}', len - i);
+            if (close == NULL || !fmt__uri_expr(s + i + 1, (size_t)(close - s) - i - 1)) {
+                return false;
+            }
+            i = (size_t)(close - s);
+        } else if (c == '%') {
+            if (i + 2 >= len || !fmt__hex(s[i + 1]) || !fmt__hex(s[i + 2])) {
+                return false;
+            }
+            i += 2;
+        } else if (c <= 0x20 || c == 0x7f || strchr("\"<>\\^`|}", (char)c) != NULL) {
+            /* Literals: no CTL, SP, DQUOTE, '<', '>', '\\', '^', '`', '|', '}' (RFC 6570 2.1).
+             * The apostrophe is allowed, as the test suite expects. */
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool fmt__regex(const char *s, size_t len)
 {
     char err[64];
@@ -541,17 +662,25 @@ bool schema__format_check(int format, const char *s, size_t len)
     case SF_TIME:
         return fmt__time(s, len);
     case SF_EMAIL:
-        return fmt__email(s, len);
+        return fmt__email(s, len, false);
+    case SF_IDN_EMAIL:
+        return fmt__email(s, len, true);
     case SF_HOSTNAME:
-        return fmt__hostname(s, len);
+        return fmt__hostname(s, len, false);
     case SF_IPV4:
         return fmt__ipv4(s, len);
     case SF_IPV6:
         return fmt__ipv6(s, len);
     case SF_URI:
-        return fmt__uri_ref(s, len, true);
+        return fmt__uri_ref(s, len, true, false);
     case SF_URI_REFERENCE:
-        return fmt__uri_ref(s, len, false);
+        return fmt__uri_ref(s, len, false, false);
+    case SF_URI_TEMPLATE:
+        return fmt__uri_template(s, len);
+    case SF_IRI:
+        return fmt__uri_ref(s, len, true, true);
+    case SF_IRI_REFERENCE:
+        return fmt__uri_ref(s, len, false, true);
     case SF_UUID:
         return fmt__uuid(s, len);
     case SF_JSON_POINTER:

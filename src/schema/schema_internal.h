@@ -63,6 +63,7 @@ struct schema__item {
 struct schema__kw {
     enum schema__kind kind;
     const char *name; /* the keyword as written: the keyword location's last segment */
+    size_t name_len;
     const json_t *value;
     uint32_t a, b, c; /* child nodes or counts, by kind */
     uint32_t item_start, item_count;
@@ -82,6 +83,7 @@ struct schema__node {
     int8_t boolean;    /* -1: an object schema; 0/1: false/true */
     bool compiled;
     bool has_unevaluated; /* needs annotations of in-place children */
+    bool has_additional;  /* additionalProperties: needs the properties it does not cover */
 };
 
 struct schema__dyn {
@@ -142,6 +144,10 @@ enum schema__format {
     SF_RELATIVE_JSON_POINTER,
     SF_REGEX,
     SF_DURATION,
+    SF_IRI,
+    SF_IRI_REFERENCE,
+    SF_URI_TEMPLATE,
+    SF_IDN_EMAIL,
 };
 
 /* The key of (resource, anchor name) in dyn_map and the compiler's anchor map: the resource's

@@ -865,12 +865,13 @@ static bool v__node(struct schema_validator *v, uint32_t node, struct v_inst in,
     if (eval == NULL && n->has_unevaluated && members > 0) {
         eval = v__bits(v, members);
     }
-    uint64_t *local = in.j != NULL && json_is_object(in.j) ? v__bits(v, members) : NULL;
+    uint64_t *local =
+        n->has_additional && in.j != NULL && json_is_object(in.j) ? v__bits(v, members) : NULL;
     bool ok = v->fatal == 0;
     size_t kd = v->kdepth;
     for (uint32_t i = 0; i < n->kw_count && v->fatal == 0 && (ok || v->quiet == 0); i++) {
         const struct schema__kw *kw = &s->kws[n->kw_start + i];
-        v__kpush(v, kw->name, strlen(kw->name), 0);
+        v__kpush(v, kw->name, kw->name_len, 0);
         ok &= v__kw(v, kw, in, eval, local);
         v->kdepth = kd;
     }

@@ -518,6 +518,25 @@ static void test_draft7_ref_overrides_siblings(void **state)
     assert_false(r.valid);
 }
 
+static void test_embedded_resource_names_its_own_draft(void **state)
+{
+    (void)state;
+    /* A 2020-12 document embedding a draft-07 resource: that resource's array "items" and
+     * "additionalItems" keep their draft-7 meaning (the meta-schema check is skipped: the
+     * 2020-12 meta-schema would refuse the array). */
+    struct schema_options raw = {.skip_meta_check = true};
+    const char *schema =
+        "{\"$defs\":{\"old\":{\"$id\":\"http://x.test/old\",\"$schema\":"
+        "\"http://json-schema.org/draft-07/schema#\",\"items\":[{\"type\":"
+        "\"integer\"}],\"additionalItems\":false}},\"$ref\":\"http://x.test/old\"}";
+    struct schema_result r;
+    assert_int_equal(t_check_opt(schema, "[1]", &raw, &r), 0);
+    assert_true(r.valid);
+    assert_int_equal(t_check_opt(schema, "[1,2]", &raw, &r), 0);
+    assert_false(r.valid);
+    assert_string_equal(r.errors[0].schema, "/$ref/additionalItems");
+}
+
 static void test_bad_schemas_refused_with_reason(void **state)
 {
     (void)state;
@@ -559,6 +578,17 @@ static void test_ref_cycle_without_progress_refused(void **state)
                                "\"$ref\":\"#/$defs/a\"}",
                                NULL, &s, err, sizeof(err)),
                      LMQ_EINVAL);
+    /* A $dynamicRef loop the static graph cannot see (its static target is a leaf; at run time
+     * the outer resource's anchor wins): stopped by the evaluation depth bound with an error. */
+    struct schema_result r;
+    assert_int_equal(t_check_opt("{\"$id\":\"http://x.test/r1\",\"$dynamicAnchor\":\"a\","
+                                 "\"$ref\":\"r2\",\"$defs\":{\"r2\":{\"$id\":\"r2\","
+                                 "\"$ref\":\"#/$defs/d\",\"$defs\":{\"d\":{\"$dynamicRef\":"
+                                 "\"#a\"},\"a\":{\"$dynamicAnchor\":\"a\"}}}}}",
+                                 "1", NULL, &r),
+                     LMQ_ELIMIT);
+    assert_false(r.valid);
+    assert_non_null(strstr(r.errors[r.error_count - 1].message, "nested too deeply"));
     /* Recursion that moves into the instance is fine. */
     assert_true(t_valid("{\"items\":{\"$ref\":\"#\"},\"type\":\"array\"}", "[[[]],[]]"));
     assert_false(t_valid("{\"items\":{\"$ref\":\"#\"},\"type\":\"array\"}", "[[[1]],[]]"));
@@ -745,6 +775,7 @@ int main(void)
         cmocka_unit_test(test_unevaluated_drops_failed_branches),
         cmocka_unit_test(test_formats_assert_only_when_asked),
         cmocka_unit_test(test_draft7_ref_overrides_siblings),
+        cmocka_unit_test(test_embedded_resource_names_its_own_draft),
         cmocka_unit_test(test_bad_schemas_refused_with_reason),
         cmocka_unit_test(test_ref_cycle_without_progress_refused),
         cmocka_unit_test(test_limits_deep_schema_huge_enum_long_pattern),
