@@ -282,6 +282,16 @@ def test_ledgermq_agrees_with_ajv_on_random_schemas(generated, tmp_path):
         len(contract), "\n".join(contract[:MAX_REPORTED_MISMATCHES]))
 
 
+# The suite's "strict-tree" $dynamicRef case with both resources embedded: the strict root's
+# $dynamicAnchor wins over the tree's, so unevaluatedProperties reaches every child.
+STRICT_TREE = {
+    "$id": "https://example.com/strict-tree", "$dynamicAnchor": "node", "$ref": "tree",
+    "unevaluatedProperties": False,
+    "$defs": {"tree": {"$id": "tree", "$dynamicAnchor": "node", "type": "object",
+                       "properties": {"data": True, "children": {
+                           "type": "array", "items": {"$dynamicRef": "#node"}}}}},
+}
+
 # (id, schema, instance JSON text, the spec's verdict)
 HAND_PICKED = [
     ("integer-1.0", {"type": "integer"}, "1.0", True),
@@ -392,6 +402,8 @@ HAND_PICKED = [
     ("dynamicRef-to-own-anchor",
      {"$dynamicAnchor": "meta", "type": "object",
       "properties": {"x": {"$dynamicRef": "#meta"}}}, '{"x":{"x":1}}', False),
+    ("dynamicRef-extends-tree-strict", STRICT_TREE, '{"children":[{"daat":1}]}', False),
+    ("dynamicRef-extends-tree-ok", STRICT_TREE, '{"children":[{"data":1}]}', True),
     ("oneOf-both-match", {"oneOf": [{"type": "integer"}, {"minimum": 0}]}, "1.0", False),
     ("dependentRequired", {"dependentRequired": {"a": ["b"]}}, '{"a":1}', False),
     ("dependentSchemas", {"dependentSchemas": {"a": {"required": ["c"]}}}, '{"a":1,"c":0}',
