@@ -6,7 +6,9 @@
    schema's instances go through one `ledgermq validate --schema S --jsonl` run; every verdict
    must equal ajv's, and every output line must keep the CLI contract (line numbers in order,
    errors only on invalid instances, at most 10 of them, each naming an instance pointer that
-   exists in the instance and a keyword that ends its schema path). A mismatch prints the
+   exists in the instance, and a keyword location that exists in the schema when $ref is
+   followed into its target and ends with the keyword, or names a false schema when the
+   keyword is "false"). A mismatch prints the
    schema, the instance and both verdicts. Mismatches of the shape of a known ajv bug
    (KNOWN_AJV_BUGS) are settled by a third engine, Debian's python3-jsonschema: excused only
    when it sides with ledgermq.
@@ -22,6 +24,7 @@
 import json
 import os
 import subprocess
+import urllib.parse
 
 import pytest
 
@@ -95,7 +98,56 @@ def pointer_exists(doc, pointer):
     return True
 
 
-def contract_problems(line_no, result, instance_text):
+def _unescape(token):
+    return urllib.parse.unquote(token).replace("~1", "/").replace("~0", "~")
+
+
+def _resolve_local_ref(root, ref):
+    """The subschema a generated schema's $ref names ("#/..." pointers and "#<anchor>"), or
+    None."""
+    if ref.startswith("#/"):
+        node = root
+        for token in ref[2:].split("/"):
+            token = _unescape(token)
+            if isinstance(node, dict) and token in node:
+                node = node[token]
+            elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+                node = node[int(token)]
+            else:
+                return None
+        return node
+    if ref.startswith("#") and len(ref) > 1:
+        for sub in (root.get("$defs") or {}).values():
+            if isinstance(sub, dict) and sub.get("$anchor") == ref[1:]:
+                return sub
+    return None
+
+
+def schema_path_problem(root, path, keyword):
+    """What is wrong with an error's keyword location in the schema document root ($ref
+    followed into its target, as the 2020-12 basic output does), or None."""
+    if path == "":
+        return None if keyword == "false" and root is False else (
+            "empty schema path for keyword %r" % keyword)
+    node = root
+    for raw in path[1:].split("/"):
+        token = raw.replace("~1", "/").replace("~0", "~")
+        if token == "$ref" and isinstance(node, dict) and isinstance(node.get("$ref"), str):
+            node = _resolve_local_ref(root, node["$ref"])
+            if node is None:
+                return "schema path %r: cannot follow $ref" % path
+        elif isinstance(node, dict) and token in node:
+            node = node[token]
+        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            node = node[int(token)]
+        else:
+            return "schema path %r does not exist in the schema (at %r)" % (path, token)
+    if keyword == "false" and node is not False:
+        return "schema path %r of a \"false\" error names %r, not a false schema" % (path, node)
+    return None
+
+
+def contract_problems(line_no, result, instance_text, schema_text):
     """What is wrong with one --jsonl output line against the CLI contract ([] if nothing)."""
     problems = []
     if result.get("line") != line_no:
@@ -125,6 +177,10 @@ def contract_problems(line_no, result, instance_text):
             # A false subschema fails as a whole: keyword "false", its own location.
             problems.append("error keyword %r does not end its schema path %r" % (
                 e["keyword"], e["schema"]))
+        else:
+            problem = schema_path_problem(json.loads(schema_text), e["schema"], e["keyword"])
+            if problem is not None:
+                problems.append(problem)
     return problems
 
 
@@ -264,7 +320,7 @@ def test_ledgermq_agrees_with_ajv_on_random_schemas(generated, tmp_path):
                                       "" if not known_ajv_bug(schema_text, inst["text"]) else
                                       "\n  (a known ajv bug's shape, but python3-jsonschema "
                                       "says %r)" % (third_opinion(schema_text, inst["text"]),)))
-            for p in contract_problems(n, res, inst["text"]):
+            for p in contract_problems(n, res, inst["text"], schema_text):
                 contract.append("%s, instance %d (%s): %s" % (where, n, inst["text"], p))
         if not mismatches and not excused:
             assert rc == expect_rc, "%s: exit %d, expected %d" % (where, rc, expect_rc)
