@@ -112,7 +112,9 @@ function respell(rng, n) {
 }
 
 // ---- values ----
-const NAMES = ["a", "b", "c", "id", "name", "x-1", "x-2", "foo", "bar", "n", "é", "😀", "k9"];
+// "a/b" and "m~n" need ~1 and ~0 in the error pointers.
+const NAMES = ["a", "b", "c", "id", "name", "x-1", "x-2", "foo", "bar", "n", "é", "😀", "k9", "a/b",
+    "m~n"];
 const STRINGS = ["", "a", "ab", "abc", "abcd", "hello", "x-", "x-y", "12", "123", "1234", "A1",
     "😀", "😀😀", "é", "ée", "a\u0301", "٣", "٣4", "foo bar", "\u2028", "a\nb", "ABC", "_", "-"];
 
