@@ -299,8 +299,10 @@ def test_ledgermq_agrees_with_ajv_on_random_schemas(generated, tmp_path):
         texts = [i["text"] for i in instances]
         rc, results, stderr = run_validate_jsonl(tmp_path, schema_text, texts)
         where = "seed %d schema #%d" % (seed, index)
-        assert rc in (0, 3), "%s: exit %d, stderr %s\nschema: %s" % (where, rc, stderr,
-                                                                     schema_text)
+        assert rc in (0, 3), "%s: exit %d, stderr %s\nschema: %s\nrefused lines: %s" % (
+            where, rc, stderr, schema_text,
+            [(texts[r["line"] - 1] if isinstance(r.get("line"), int) else None, r)
+             for r in results if "error" in r])
         assert len(results) == len(texts), "%s: %d output lines for %d instances: %s" % (
             where, len(results), len(texts), stderr)
         expect_rc = 0 if all(i["valid"] for i in instances) else 3
