@@ -238,6 +238,9 @@ KNOWN_AJV_BUGS = [
     ("unevaluated-failed-if-with-then-dropped",
      lambda schema, inst: '"if"' in schema and '"then"' in schema and (
          '"unevaluatedProperties"' in schema or '"unevaluatedItems"' in schema)),
+    ("uniqueItems-prefixItems-typed-items",
+     lambda schema, inst: '"uniqueItems"' in schema and '"prefixItems"' in schema
+     and '"items"' in schema),
     ("unevaluatedItems-through-anyOf-items",
      lambda schema, inst: '"unevaluatedItems"' in schema and (
          '"anyOf"' in schema or '"oneOf"' in schema)),
@@ -363,6 +366,9 @@ HAND_PICKED = [
     ("const-array-order-matters", {"const": [1, 2]}, "[2,1]", False),
     ("unique-1-and-1.0", {"uniqueItems": True}, "[1,1.0]", False),
     ("unique-objects-key-order", {"uniqueItems": True}, '[{"a":1,"b":2},{"b":2,"a":1}]', False),
+    ("uniqueItems-prefixItems-typed-items",
+     {"prefixItems": [True, True], "items": {"type": "string"}, "uniqueItems": True}, "[1,1]",
+     False),
     ("unique-0-false", {"uniqueItems": True}, "[0,false,null,\"0\",[0],[false]]", True),
     ("exclusiveMinimum-1.0", {"exclusiveMinimum": 1.0}, "1", False),
     ("maximum-equal-real", {"maximum": 3}, "3.0", True),
@@ -504,6 +510,10 @@ AJV_WRONG = {
     "unevaluatedItems-through-anyOf-items": "ajv does not carry the items evaluated by "
                                             "\"items\" out of a passing anyOf branch (it does "
                                             "for allOf); the passing branch's annotations count",
+    "uniqueItems-prefixItems-typed-items": "ajv takes the type of \"items\" for every item "
+                                           "and checks uniqueness on that type only, so the "
+                                           "prefixItems' duplicates (1, 1) pass; uniqueItems "
+                                           "covers the whole array",
     "contains-in-items-empty-array": "ajv's generated loop says an empty array contains a "
                                      "boolean when an earlier array (same subschema) did; an "
                                      "empty array contains nothing",
