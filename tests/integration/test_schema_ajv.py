@@ -539,6 +539,7 @@ FORMAT_CASES = [
     ("date-leap-year", "date", "2020-02-29", True),
     ("date-non-leap-year", "date", "2021-02-29", False),
     ("date-one-digit-month", "date", "2020-1-01", False),
+    ("date-time-offset-no-colon", "date-time", "2021-03-04T05:06:07.89+0130", False),
     ("time-no-offset", "time", "08:30:06", False),
     ("time-leap-second-offset", "time", "22:59:60-01:00", True),
     ("time-offset-hour-25", "time", "08:30:06+25:00", False),
@@ -552,6 +553,7 @@ FORMAT_CASES = [
     ("hostname-label-64", "hostname", "a" * 64 + ".com", False),
     ("hostname-underscore", "hostname", "ex_ample.com", False),
     ("hostname-punycode", "hostname", "xn--4gbwdl.xn--wgbh1c", True),
+    ("hostname-trailing-dot", "hostname", "example.", False),
     ("ipv4-leading-zero", "ipv4", "127.0.0.01", False),
     ("ipv4-octet-256", "ipv4", "256.1.1.1", False),
     ("ipv6-mapped-ipv4", "ipv6", "::ffff:1.2.3.4", True),
@@ -561,6 +563,8 @@ FORMAT_CASES = [
     ("uri-relative", "uri", "//x", False),
     ("uri-ipv6-host", "uri", "http://[::1]/", True),
     ("uri-space", "uri", "http://x.com/a b", False),
+    ("uri-bracket-in-path", "uri", "http:/[::1]:80/", False),
+    ("uri-port-not-digits", "uri", "ftp://u:ph/x%20y", False),
     ("uuid-upper", "uuid", "2EB8AA08-AA98-11EA-B4AA-73B441D16380", True),
     ("uuid-no-hyphens", "uuid", "2eb8aa08aa9811eab4aa73b441d16380", False),
     ("uuid-short", "uuid", "2eb8aa08-aa98-11ea-b4aa-73b441d1638", False),
@@ -570,6 +574,13 @@ AJV_FORMATS_WRONG = {
     "date-time-space-separator": "RFC 3339 section 5.6 allows a space only as an application's "
                                  "choice outside the ABNF; the 2020-12 spec asks for the "
                                  "date-time ABNF rule, which has T/t",
+    "date-time-offset-no-colon": "RFC 3339 time-numoffset is (\"+\" / \"-\") time-hour "
+                                 "\":\" time-minute: the colon is required",
+    "hostname-trailing-dot": "the suite's optional/format/hostname.json: \"trailing dot\" is "
+                             "invalid",
+    "uri-bracket-in-path": "RFC 3986: without \"//\" there is no authority, and \"[\" \"]\" "
+                           "are not pchar, so \"/[::1]:80/\" is no path-absolute",
+    "uri-port-not-digits": "RFC 3986 port = *DIGIT: \"u:ph\" is no authority",
     "email-quoted-local-part": "RFC 5321 Local-part = Dot-string / Quoted-string; the suite's "
                                "optional/format/email.json says valid",
     "email-ipv4-literal": "RFC 5321 Mailbox allows an address-literal; the suite says valid",
