@@ -45,6 +45,8 @@ def parse_seeds(text):
 
 # LMQ_AJV_SEEDS=5-40 runs more seeds: a longer hunt (about 1.2 s a seed) than the default.
 SEEDS = parse_seeds(os.environ.get("LMQ_AJV_SEEDS", DEFAULT_SEEDS))
+# LMQ_AJV_DEPTH=4 makes deeper schemas (the generator's --depth; slower, fewer valid instances).
+SCHEMA_DEPTH = int(os.environ.get("LMQ_AJV_DEPTH", "3"))
 SCHEMAS_PER_SEED = 100
 INSTANCES_PER_SCHEMA = 12
 GEN_TIMEOUT_S = 120
@@ -196,7 +198,7 @@ def generated(node):
     for seed in SEEDS:
         r = subprocess.run([node, os.path.join(jsdeps.JS_DIR, "schema_gen.mjs"), "--seed",
                             str(seed), "--schemas", str(SCHEMAS_PER_SEED), "--instances",
-                            str(INSTANCES_PER_SCHEMA)],
+                            str(INSTANCES_PER_SCHEMA), "--depth", str(SCHEMA_DEPTH)],
                            capture_output=True, timeout=GEN_TIMEOUT_S)
         assert r.returncode == 0, "schema_gen.mjs --seed %d failed: %s" % (
             seed, r.stderr.decode("utf-8", "replace"))

@@ -1,7 +1,7 @@
 // Random JSON Schema 2020-12 schemas and instances with ajv's verdict, for the differential test
 // tests/integration/test_schema_ajv.py (LedgerMQ's validator against ajv).
 //
-// Usage: node schema_gen.mjs --seed N [--schemas 40] [--instances 12]
+// Usage: node schema_gen.mjs --seed N [--schemas 40] [--instances 12] [--depth 3]
 //
 // Deterministic from the seed (a xorshift PRNG, no Math.random). Prints one JSON line per schema:
 //   {"seed":N,"index":I,"schema":"<schema JSON text>","instances":[{"text":"<JSON>","valid":b}],
@@ -26,7 +26,8 @@
 //                             vocabulary); the CLI asserts formats only with --assert-formats.
 import Ajv2020 from "ajv/dist/2020.js";
 
-const MAX_DEPTH = 3;
+// Schema nesting below the root (--depth; 3 by default, which the test's seeds were tuned on).
+let MAX_DEPTH = 3;
 const CANDIDATES_PER_SCHEMA = 120;
 const MAX_ATTEMPTS = 6;
 
@@ -457,11 +458,11 @@ function mutate(rng, v, depth) {
 
 // ---- main ----
 function parseArgs(argv) {
-    const args = { seed: 1, schemas: 40, instances: 12 };
+    const args = { seed: 1, schemas: 40, instances: 12, depth: 3 };
     for (let i = 2; i < argv.length; i += 2) {
         const key = argv[i].replace(/^--/, "");
         if (!(key in args) || i + 1 >= argv.length) {
-            process.stderr.write("usage: node schema_gen.mjs --seed N [--schemas K] [--instances M]\n");
+            process.stderr.write("usage: node schema_gen.mjs --seed N [--schemas K] [--instances M] [--depth D]\n");
             process.exit(2);
         }
         args[key] = Number(argv[i + 1]);
@@ -471,6 +472,7 @@ function parseArgs(argv) {
 
 function main() {
     const args = parseArgs(process.argv);
+    MAX_DEPTH = args.depth;
     const rng = new Rng(args.seed);
     const ajv = new Ajv2020({ strict: false, allErrors: true, multipleOfPrecision: 9,
         validateFormats: false });
