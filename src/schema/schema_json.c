@@ -81,10 +81,14 @@ bool schema_json_equal(const json_t *a, const json_t *b)
     }
 }
 
+/* Combines h with x and avalanches (splitmix64's finalizer): doubles that hold integers have
+ * all-zero low bits, and a table indexed by low bits must still spread them. */
 static uint64_t json__mix(uint64_t h, uint64_t x)
 {
-    h ^= x + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
-    return h;
+    uint64_t z = h ^ (x + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2));
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
 }
 
 static uint64_t json__bytes(const char *s, size_t n)

@@ -15,6 +15,9 @@
 /* Arena blocks, in 64-bit words. A request larger than a block gets a block of its own size. */
 #define V_BLOCK_WORDS 8192u
 #define V_BLOCKS_MAX 64u
+/* Blocks larger than this (a huge array's uniqueItems table) are freed after the validation
+ * that needed them, so one big instance does not pin its memory in a long-lived validator. */
+#define V_BLOCK_KEEP_WORDS (1024u * 1024u)
 /* Keyword-location segments: a node evaluation pushes at most two (keyword, index or key). */
 #define V_KPATH_MAX (SCHEMA_EVAL_DEPTH_MAX * 2u + 8u)
 #define V_IPATH_MAX (SCHEMA_INSTANCE_DEPTH_MAX + 2u)
@@ -910,5 +913,11 @@ int schema_validate(struct schema_validator *v, const json_t *instance, struct s
         v__error(v, NULL, "invalid");
     }
     v->out = NULL;
+    for (size_t i = 0; i < v->block_count; i++) {
+        if (v->blocks[i].cap > V_BLOCK_KEEP_WORDS) {
+            free(v->blocks[i].words);
+            v->blocks[i] = (struct v_block){0};
+        }
+    }
     return v->fatal;
 }

@@ -710,6 +710,33 @@ static void test_many_anchors_and_resources_resolve(void **state)
     free(longname);
 }
 
+static void test_unique_items_large_arrays_linear(void **state)
+{
+    (void)state;
+    /* 200,000 distinct integers (doubles with all-zero low bits: a weak hash put them all in one
+     * bucket, 2e10 comparisons), then the same with one duplicate at the end. */
+    enum { N = 200000 };
+    json_t *a = json_array();
+    for (json_int_t i = 0; i < N; i++) {
+        json_array_append_new(a, json_integer(i * 1024));
+    }
+    struct schema *s = NULL;
+    char err[T_ERR_MAX];
+    assert_int_equal(t_compile("{\"uniqueItems\":true}", NULL, &s, err, sizeof(err)), 0);
+    struct schema_validator *v = NULL;
+    assert_int_equal(schema_validator_new(s, &v), 0);
+    struct schema_result r;
+    assert_int_equal(schema_validate(v, a, &r), 0);
+    assert_true(r.valid);
+    json_array_append_new(a, json_real(1024.0 * 777));
+    assert_int_equal(schema_validate(v, a, &r), 0);
+    assert_false(r.valid);
+    assert_string_equal(r.errors[0].keyword, "uniqueItems");
+    schema_validator_free(v);
+    schema_free(s);
+    json_decref(a);
+}
+
 static void test_revalidation_allocates_nothing(void **state)
 {
     (void)state;
@@ -781,6 +808,7 @@ int main(void)
         cmocka_unit_test(test_limits_deep_schema_huge_enum_long_pattern),
         cmocka_unit_test(test_limits_deep_instance_and_catastrophic_regex),
         cmocka_unit_test(test_many_anchors_and_resources_resolve),
+        cmocka_unit_test(test_unique_items_large_arrays_linear),
         cmocka_unit_test(test_revalidation_allocates_nothing),
         cmocka_unit_test(test_official_suite_2020_12),
         cmocka_unit_test(test_debian_suite_draft7),
