@@ -376,7 +376,8 @@ function sampleInstance(rng, schema, root, depth) {
         for (const p of schema.prefixItems ?? []) {
             if (rng.chance(0.9)) a.push(sampleInstance(rng, p, root, depth - 1));
         }
-        const extra = rng.int(0, 3);
+        // Now and then past 16 items, where uniqueItems switches to a hash table in ledgermq.
+        const extra = rng.chance(0.08) ? rng.int(17, 24) : rng.int(0, 3);
         for (let i = 0; i < extra; i++) {
             const sub = rng.chance(0.5) && schema.contains !== undefined ? schema.contains : schema.items;
             a.push(sampleInstance(rng, sub, root, depth - 1));
