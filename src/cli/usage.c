@@ -205,8 +205,8 @@ static const char usage__validate[] =
     "  0  every instance valid\n"
     "  1  usage error, bad schema (invalid, unresolvable $ref, over a limit), unreadable file,\n"
     "     or an instance that is not JSON (1 wins over 3)\n"
-    "  3  at least one instance invalid (or over a validation limit: instance depth, regex\n"
-    "     match limit)\n";
+    "  3  at least one instance invalid (or over a validation limit: instance depth,\n"
+    "     evaluation budget, regex match limit)\n";
 
 static const char usage__bench[] =
     "usage: ledgermq bench [options]\n"

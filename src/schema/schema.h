@@ -55,6 +55,11 @@
 /* Nested schema evaluations (including $ref hops) for one instance: stops a $ref cycle that
  * makes no progress in the instance with an error. */
 #define SCHEMA_EVAL_DEPTH_MAX 1024u
+/* Subschema evaluations per validation: a small schema can still ask for exponential work
+ * (a chain of $defs each referencing the next twice from a failing anyOf: 2^depth), so the
+ * walk stops with an error after this many. 20 million covers a legitimate instance of a
+ * million values under a twenty-node schema (about a second of work). */
+#define SCHEMA_EVAL_STEPS_MAX 20000000u
 /* Errors kept per validation (the CLI contract: at most 10). */
 #define SCHEMA_ERRORS_MAX 10u
 /* Bytes of an error's JSON Pointers and message (longer ones are cut, marked with "..."). */
@@ -124,8 +129,8 @@ void schema_validator_free(struct schema_validator *v);
 
 /*
  * Validates instance. Returns 0 with out->valid and the first errors, or LMQ_ELIMIT when a
- * bound was hit (instance depth, evaluation depth, a regex's match limit): out->valid is false
- * then and the last error says which bound. LMQ_ENOMEM when the scratch area could not grow.
+ * bound was hit (instance depth, evaluation depth or budget, a regex's match limit): out->valid is
+ * false then and the last error says which bound. LMQ_ENOMEM when the scratch area could not grow.
  */
 int schema_validate(struct schema_validator *v, const json_t *instance,
                     struct schema_result *out) LMQ_WUR;

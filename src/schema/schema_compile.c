@@ -1051,17 +1051,13 @@ static int cc__dynamic_nodes(struct cc *cc)
 static int cc__dynamic_table(struct cc *cc)
 {
     struct schema *s = cc->s;
-    s->dyns = calloc(cc->anchor_count + 1, sizeof(*s->dyns));
-    if (s->dyns == NULL || lmq_map_create(&s->dyn_map) != 0) {
+    if (lmq_map_create(&s->dyn_map) != 0) {
         return LMQ_ENOMEM;
     }
     for (size_t i = 0; i < cc->anchor_count; i++) {
         if (cc->anchors[i].dynamic) {
             const struct cc_slot *slot = cc__slot_find(cc, cc->anchors[i].json);
             LMQ_ASSERT(slot != NULL && slot->node != SCHEMA__NONE);
-            s->dyns[s->dyn_count++] = (struct schema__dyn){.name = cc->anchors[i].name,
-                                                           .node = slot->node,
-                                                           .resource = cc->anchors[i].resource};
             uint8_t key[4 + SCHEMA_ANCHOR_MAX_BYTES];
             size_t key_len = schema__anchor_key(cc->anchors[i].resource, cc->anchors[i].name, key);
             if (lmq_map_get(s->dyn_map, key, key_len) == NULL &&
@@ -1247,7 +1243,6 @@ void schema_free(struct schema *s)
     free(s->kws);
     free(s->items);
     free(s->resources);
-    free(s->dyns);
     lmq_map_destroy(s->dyn_map);
     free(s);
 }

@@ -86,12 +86,6 @@ struct schema__node {
     bool has_additional;  /* additionalProperties: needs the properties it does not cover */
 };
 
-struct schema__dyn {
-    const char *name;
-    uint32_t node;
-    uint32_t resource;
-};
-
 struct schema__resource {
     char *uri; /* absolute, no fragment */
     const json_t *root;
@@ -109,13 +103,10 @@ struct schema {
     size_t item_count;
     struct schema__resource *resources;
     size_t resource_count;
-    struct schema__dyn *dyns;
-    size_t dyn_count;
     struct lmq_map *dyn_map; /* schema__anchor_key(resource, name) -> node + 1 */
     uint32_t root;
     int draft;
     bool assert_formats;
-    size_t max_object_bits; /* unused hint */
 };
 
 enum schema__type {

@@ -50,6 +50,7 @@ struct schema_validator {
     uint32_t scope[SCHEMA_EVAL_DEPTH_MAX + 1];
     size_t scope_depth;
     size_t eval_depth;
+    size_t steps; /* subschema evaluations so far, bounded by SCHEMA_EVAL_STEPS_MAX */
     int quiet;
     int fatal; /* 0, LMQ_ELIMIT or LMQ_ENOMEM: stop everything */
 };
@@ -229,7 +230,8 @@ __attribute__((format(printf, 3, 4))) static void v__error(struct schema_validat
                                                            const char *kw, const char *fmt, ...)
 {
     struct schema_result *r = v->out;
-    if (v->quiet > 0 || r->error_count >= SCHEMA_ERRORS_MAX) {
+    /* After a bound was hit, the last error stays the one that says which. */
+    if (v->quiet > 0 || r->error_count >= SCHEMA_ERRORS_MAX || v->fatal != 0) {
         return;
     }
     struct schema_error *e = &r->errors[r->error_count++];
@@ -862,6 +864,11 @@ static bool v__node(struct schema_validator *v, uint32_t node, struct v_inst in,
         }
         return n->boolean == 1;
     }
+    if (++v->steps > SCHEMA_EVAL_STEPS_MAX) {
+        v__fatal(v, LMQ_ELIMIT, NULL,
+                 "evaluation budget exceeded (too many subschema evaluations)");
+        return false;
+    }
     if (v->eval_depth >= SCHEMA_EVAL_DEPTH_MAX) {
         v__fatal(v, LMQ_ELIMIT, NULL, "schema evaluation nested too deeply ($ref recursion)");
         return false;
@@ -902,6 +909,7 @@ int schema_validate(struct schema_validator *v, const json_t *instance, struct s
     v->kdepth = 0;
     v->scope_depth = 0;
     v->eval_depth = 0;
+    v->steps = 0;
     v->quiet = 0;
     v->fatal = 0;
     v->cur = 0;

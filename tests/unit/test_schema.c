@@ -589,6 +589,30 @@ static void test_ref_cycle_without_progress_refused(void **state)
                      LMQ_ELIMIT);
     assert_false(r.valid);
     assert_non_null(strstr(r.errors[r.error_count - 1].message, "nested too deeply"));
+    /* Exponential work from a small schema: d<k> = anyOf of d<k-1> twice, and d0 fails, so
+     * 2^40 evaluations would be asked for; the evaluation budget stops it with an error. */
+    json_t *defs = json_object();
+    json_object_set_new(defs, "d0", json_pack("{s:s}", "type", "string"));
+    for (int k = 1; k <= 40; k++) {
+        char name[16], ref[32];
+        snprintf(name, sizeof(name), "d%d", k);
+        snprintf(ref, sizeof(ref), "#/$defs/d%d", k - 1);
+        json_object_set_new(defs, name,
+                            json_pack("{s:[{s:s},{s:s}]}", "anyOf", "$ref", ref, "$ref", ref));
+    }
+    json_t *doc = json_pack("{s:o,s:s}", "$defs", defs, "$ref", "#/$defs/d40");
+    s = NULL;
+    assert_int_equal(schema_compile(NULL, doc, NULL, NULL, &s, err, sizeof(err)), 0);
+    struct schema_validator *v = NULL;
+    assert_int_equal(schema_validator_new(s, &v), 0);
+    json_t *one = json_integer(1);
+    assert_int_equal(schema_validate(v, one, &r), LMQ_ELIMIT);
+    assert_false(r.valid);
+    assert_non_null(strstr(r.errors[r.error_count - 1].message, "budget"));
+    json_decref(one);
+    schema_validator_free(v);
+    schema_free(s);
+    json_decref(doc);
     /* Recursion that moves into the instance is fine. */
     assert_true(t_valid("{\"items\":{\"$ref\":\"#\"},\"type\":\"array\"}", "[[[]],[]]"));
     assert_false(t_valid("{\"items\":{\"$ref\":\"#\"},\"type\":\"array\"}", "[[[1]],[]]"));
