@@ -7,7 +7,7 @@ BUILD_ASAN ?= build-asan
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 600
 
-.PHONY: bench-ledger all deps build install run test test-asan test-crash test-attack fuzz format clean bench
+.PHONY: bench-data bench-ledger all deps build install run test test-asan test-crash test-attack fuzz format clean bench
 
 all: build
 
@@ -72,6 +72,14 @@ bench: build
 # The ledger's costs: envelope append rate and proof latency at 1,000,000 leaves.
 bench-ledger: build
 	@/usr/bin/python3 scripts/bench-ledger.py --ledgermq ./$(BUILD)/ledgermq
+
+# JSON Schema validation objects/s for three model sizes, LedgerMQ's engine beside ajv (node).
+# BENCH_DATA_SECONDS per model and engine (3).
+BENCH_DATA_SECONDS ?= 3
+bench-data: build
+	@cmake --build $(BUILD) -j $(JOBS) --target schema_bench
+	@/usr/bin/python3 scripts/bench-data.py --bench ./$(BUILD)/tests/schema_bench \
+		--seconds $(BENCH_DATA_SECONDS)
 
 # Longer fuzzing than the smoke run in `make test`.
 fuzz: deps

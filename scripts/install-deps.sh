@@ -34,6 +34,7 @@ if [ "$BUILD_ONLY" -eq 0 ]; then
     PACKAGES+=(
         clang libclang-rt-14-dev clang-format
         python3 python3-paho-mqtt python3-pytest python3-cryptography
+        python3-jsonschema   # test_schema_ajv.py: the third engine where ajv is known wrong
         mosquitto mosquitto-clients curl openssl
         systemd man-db groff-base   # test_install.py: systemd-analyze verify, man -l
         chromium

@@ -1280,6 +1280,18 @@ static int cc__run(struct cc *cc, json_t *doc, const char *base, int draft, bool
 static int cc__meta_check(struct schema_registry *reg, json_t *doc, int draft, char *err,
                           size_t err_len);
 
+/* The reason quotes the schema's own strings ($ref, $id, patterns, keys): their control
+ * characters become '?' so the reason stays one line (a CLI prints it as one stderr line). */
+static void cc__one_line(char *err, size_t err_len)
+{
+    LMQ_ASSERT(err != NULL || err_len == 0);
+    for (size_t i = 0; i < err_len && err[i] != '\0'; i++) {
+        if ((unsigned char)err[i] < 0x20 || err[i] == 0x7f) {
+            err[i] = '?';
+        }
+    }
+}
+
 int schema_compile(struct schema_registry *reg, json_t *doc, const char *base_uri,
                    const struct schema_options *opt, struct schema **out, char *err, size_t err_len)
 {
@@ -1339,6 +1351,9 @@ int schema_compile(struct schema_registry *reg, json_t *doc, const char *base_ur
     }
     *out = cc.s;
 out:
+    if (rc != 0) {
+        cc__one_line(err, err_len);
+    }
     schema_registry_free(tmp);
     return rc;
 }

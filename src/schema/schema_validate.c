@@ -5,6 +5,7 @@
  * released by mark/reset in stack order, so a validation allocates nothing once the arena has
  * grown to the largest instance it has seen.
  */
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
@@ -361,7 +362,7 @@ static bool v__multiple(const json_t *a, const struct schema__kw *kw)
         double r = 1.0 / kw->n;
         return schema__is_integer(a) && isfinite(r) && floor(r) == r;
     }
-    return fabs(q - nearbyint(q)) <= 1e-9 * fmax(1.0, fabs(q));
+    return fabs(q - nearbyint(q)) <= 4.0 * DBL_EPSILON * fmax(1.0, fabs(q));
 }
 
 static bool v__node(struct schema_validator *v, uint32_t node, struct v_inst in, uint64_t *eval);

@@ -44,6 +44,14 @@ if [ "$total" -eq 1 ]; then
     echo "fuzz: ${1}s in all for $count targets: ${secs}s each"
 fi
 
+# Generated sources a target may name in its fuzz-sources line (from build-fuzz/): the built-in
+# JSON Schema meta-schemas, written the way the CMake build writes them.
+if ! cmake -DOUT="$out/schema_meta.c" -DDIR=src/schema/meta -P src/schema/meta/embed.cmake \
+    >"$out/schema_meta.log" 2>&1; then
+    echo "FAIL: could not generate $out/schema_meta.c (see $out/schema_meta.log)"
+    exit 1
+fi
+
 scratch_root="$(mktemp -d "${TMPDIR:-/tmp}/lmq-fuzz.XXXXXX")"
 trap 'rm -rf "$scratch_root"' EXIT
 

@@ -1,0 +1,284 @@
+#!/usr/bin/python3
+"""Validation throughput of LedgerMQ's JSON Schema engine (src/schema) beside ajv, in one run:
+
+  small   5 properties (integer, string, boolean, number, array of strings), closed object
+  medium  a payment: nested objects (payer, payee, amount), an array of line items, formats
+          (uuid, date-time, email) asserted on both sides, patterns, an enum, a $ref
+  large   60 properties spread over $defs reached through $ref and allOf, closed with
+          unevaluatedProperties: false
+
+For each model INSTANCES objects are generated from a fixed seed (about 1 in 10 made invalid)
+and written as JSON lines; then tests/tools/schema_bench (C, linked to lmq_schema) and
+tests/js/schema_bench.mjs (node + ajv 8, compiled once, allErrors) each validate them round after
+round for --seconds. Only validation is timed on both sides: JSON parsing and process start-up
+are not. The two must give the same verdicts (valid/invalid counts), or the run fails.
+
+    scripts/bench-data.py [--bench build/tests/schema_bench] [--seconds 3] [--instances 500]
+
+Prints a table (and --json: one JSON line per model). Python standard library only.
+"""
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, ".."))
+JS_DIR = os.path.join(ROOT, "tests", "js")
+SEED = 2020
+SCHEMA_2020 = "https://json-schema.org/draft/2020-12/schema"
+LARGE_PROPERTY_COUNT = 60
+
+
+def small_schema():
+    return {
+        "$schema": SCHEMA_2020,
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer", "minimum": 1},
+            "name": {"type": "string", "minLength": 1, "maxLength": 64},
+            "active": {"type": "boolean"},
+            "score": {"type": "number", "minimum": 0, "maximum": 100},
+            "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 8},
+        },
+        "required": ["id", "name"],
+        "additionalProperties": False,
+    }
+
+
+def small_instance(rng):
+    return {"id": rng.randint(1, 10 ** 6), "name": "sensor-%d" % rng.randint(0, 999),
+            "active": rng.random() < 0.5, "score": round(rng.uniform(0, 100), 2),
+            "tags": ["t%d" % i for i in range(rng.randint(0, 5))]}
+
+
+def medium_schema():
+    party = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 100},
+            "email": {"type": "string", "format": "email"},
+            "account": {"type": "string", "pattern": "^[A-Z]{2}[0-9]{2}[A-Z0-9]{10,30}$"},
+            "address": {
+                "type": "object",
+                "properties": {
+                    "street": {"type": "string"}, "city": {"type": "string"},
+                    "postcode": {"type": "string", "maxLength": 10},
+                    "country": {"type": "string", "pattern": "^[A-Z]{2}$"},
+                },
+                "required": ["city", "country"],
+                "additionalProperties": False,
+            },
+        },
+        "required": ["name", "account"],
+    }
+    return {
+        "$schema": SCHEMA_2020,
+        "$defs": {"party": party},
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "created": {"type": "string", "format": "date-time"},
+            "status": {"enum": ["pending", "settled", "failed", "refunded"]},
+            "amount": {
+                "type": "object",
+                "properties": {
+                    "value": {"type": "number", "exclusiveMinimum": 0, "multipleOf": 0.01},
+                    "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                },
+                "required": ["value", "currency"],
+                "additionalProperties": False,
+            },
+            "payer": {"$ref": "#/$defs/party"},
+            "payee": {"$ref": "#/$defs/party"},
+            "items": {
+                "type": "array", "minItems": 1, "maxItems": 50,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "sku": {"type": "string", "pattern": "^[A-Z]{3}-[0-9]{4,8}$"},
+                        "qty": {"type": "integer", "minimum": 1},
+                        "price": {"type": "number", "minimum": 0},
+                    },
+                    "required": ["sku", "qty", "price"],
+                },
+            },
+            "note": {"type": "string", "maxLength": 280},
+        },
+        "required": ["id", "created", "status", "amount", "payer", "payee", "items"],
+    }
+
+
+def _party(rng):
+    return {"name": "Person %d" % rng.randint(1, 9999),
+            "email": "user%d@example.com" % rng.randint(1, 9999),
+            "account": "DE%02d%s" % (rng.randint(0, 99), "".join(
+                rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") for _ in range(18))),
+            "address": {"street": "%d Main St" % rng.randint(1, 999), "city": "Berlin",
+                        "postcode": "%05d" % rng.randint(0, 99999), "country": "DE"}}
+
+
+def medium_instance(rng):
+    return {
+        "id": "%08x-%04x-4%03x-a%03x-%012x" % (rng.getrandbits(32), rng.getrandbits(16),
+                                               rng.getrandbits(12), rng.getrandbits(12),
+                                               rng.getrandbits(48)),
+        "created": "2026-%02d-%02dT%02d:%02d:%02dZ" % (rng.randint(1, 12), rng.randint(1, 28),
+                                                      rng.randint(0, 23), rng.randint(0, 59),
+                                                      rng.randint(0, 59)),
+        "status": rng.choice(["pending", "settled", "failed", "refunded"]),
+        "amount": {"value": rng.randint(1, 10 ** 6) / 100, "currency": "EUR"},
+        "payer": _party(rng), "payee": _party(rng),
+        "items": [{"sku": "ABC-%06d" % rng.randint(0, 999999), "qty": rng.randint(1, 9),
+                   "price": rng.randint(0, 10 ** 5) / 100} for _ in range(rng.randint(1, 6))],
+        "note": "order %d" % rng.randint(0, 10 ** 6),
+    }
+
+
+def _large_kind(i):
+    return ["money", "contact", "int", "str", "flag", "tags"][i % 6]
+
+
+def large_schema():
+    defs = {
+        "money": {"type": "object", "properties": {
+            "value": {"type": "number", "minimum": 0},
+            "currency": {"type": "string", "pattern": "^[A-Z]{3}$"}},
+            "required": ["value", "currency"], "additionalProperties": False},
+        "contact": {"type": "object", "properties": {
+            "name": {"type": "string", "maxLength": 64},
+            "phone": {"type": "string", "pattern": "^\\+?[0-9 ]{6,20}$"}},
+            "required": ["name"]},
+        "int": {"type": "integer", "minimum": 0, "maximum": 1000000},
+        "str": {"type": "string", "maxLength": 128},
+        "flag": {"type": "boolean"},
+        "tags": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+    }
+    half = LARGE_PROPERTY_COUNT // 2
+    first = {"f%02d" % i: {"$ref": "#/$defs/" + _large_kind(i)} for i in range(half)}
+    second = {"f%02d" % i: {"$ref": "#/$defs/" + _large_kind(i)}
+              for i in range(half, LARGE_PROPERTY_COUNT)}
+    defs["base"] = {"type": "object", "properties": first, "required": ["f00", "f01"]}
+    return {
+        "$schema": SCHEMA_2020,
+        "$defs": defs,
+        "allOf": [{"$ref": "#/$defs/base"}],
+        "properties": second,
+        "unevaluatedProperties": False,
+    }
+
+
+def large_instance(rng):
+    out = {}
+    for i in range(LARGE_PROPERTY_COUNT):
+        kind = _large_kind(i)
+        if i > 1 and rng.random() < 0.1:
+            continue
+        out["f%02d" % i] = {
+            "money": lambda: {"value": rng.randint(0, 10 ** 6) / 100, "currency": "USD"},
+            "contact": lambda: {"name": "n%d" % rng.randint(0, 99), "phone": "+49 30 1234567"},
+            "int": lambda: rng.randint(0, 10 ** 6),
+            "str": lambda: "s" * rng.randint(0, 40),
+            "flag": lambda: rng.random() < 0.5,
+            "tags": lambda: ["a%d" % k for k in range(rng.randint(0, 4))],
+        }[kind]()
+    return out
+
+
+def break_instance(rng, inst):
+    """One invalid variant: a member of the wrong type, an unknown member or a missing one."""
+    inst = json.loads(json.dumps(inst))
+    key = rng.choice(sorted(inst))
+    pick = rng.random()
+    if pick < 0.4:
+        inst[key] = [] if not isinstance(inst[key], list) else "x"
+    elif pick < 0.7:
+        inst["unexpected_member"] = 1
+    else:
+        for k in ("id", "f00"):  # required in small, medium and large
+            inst.pop(k, None)
+    return inst
+
+
+MODELS = [("small", small_schema, small_instance, False),
+          ("medium", medium_schema, medium_instance, True),
+          ("large", large_schema, large_instance, False)]
+
+
+def run_json(argv, timeout_s):
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
+    if r.returncode != 0:
+        raise SystemExit("bench-data: %s failed (exit %d): %s" % (argv[0], r.returncode,
+                                                                  r.stderr.strip()))
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bench", default=os.path.join(ROOT, "build", "tests", "schema_bench"))
+    ap.add_argument("--seconds", type=float, default=3.0, help="per model and engine")
+    ap.add_argument("--instances", type=int, default=500)
+    ap.add_argument("--json", action="store_true", help="also print one JSON line per model")
+    args = ap.parse_args()
+    node = shutil.which("node")
+    if node is None:
+        raise SystemExit("bench-data: node is not installed (scripts/install-deps.sh)")
+    subprocess.run(["bash", os.path.join(ROOT, "scripts", "npm-deps.sh")], check=True)
+    if not os.path.exists(args.bench):
+        raise SystemExit("bench-data: no %s (build first: make build)" % args.bench)
+    min_ms = str(int(args.seconds * 1000))
+    timeout_s = args.seconds * 3 + 60
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="lmq-bench-data.") as tmp:
+        for name, schema_fn, instance_fn, formats in MODELS:
+            rng = random.Random("%d-%s" % (SEED, name))
+            schema_path = os.path.join(tmp, name + ".schema.json")
+            inst_path = os.path.join(tmp, name + ".jsonl")
+            with open(schema_path, "w") as f:
+                json.dump(schema_fn(), f)
+            with open(inst_path, "w") as f:
+                for _ in range(args.instances):
+                    inst = instance_fn(rng)
+                    if rng.random() < 0.1:
+                        inst = break_instance(rng, inst)
+                    f.write(json.dumps(inst) + "\n")
+            flag = ["--assert-formats"] if formats else []
+            ours = run_json([args.bench, schema_path, inst_path, min_ms] + flag, timeout_s)
+            ajv = run_json([node, os.path.join(JS_DIR, "schema_bench.mjs"), schema_path,
+                            inst_path, min_ms] + flag, timeout_s)
+            if (ours["valid"], ours["invalid"]) != (ajv["valid"], ajv["invalid"]):
+                raise SystemExit("bench-data: %s: verdicts differ: ledgermq %d valid / %d "
+                                 "invalid, ajv %d / %d" % (name, ours["valid"], ours["invalid"],
+                                                          ajv["valid"], ajv["invalid"]))
+            size = os.path.getsize(inst_path) / args.instances
+            rows.append((name, args.instances, ours["invalid"], size, ours, ajv))
+    with open(os.path.join(JS_DIR, "node_modules", "ajv", "package.json")) as f:
+        ajv_version = json.load(f)["version"]
+    print("JSON Schema validation, objects/s (validation only; parsing and start-up not timed)")
+    print("ajv %s in node %s: Ajv2020, allErrors, compiled once; medium asserts formats on both "
+          "sides (ajv-formats full)" % (ajv_version, subprocess.run(
+              [node, "--version"], capture_output=True, text=True).stdout.strip()))
+    print("%s, %d cores, %s, %s" % (platform.machine(), os.cpu_count() or 0,
+                                    platform.processor() or platform.platform(),
+                                    time.strftime("%Y-%m-%d")))
+    print("%-7s %9s %8s %10s %14s %14s %8s" % ("model", "instances", "invalid", "bytes/obj",
+                                               "ledgermq", "ajv", "ratio"))
+    for name, count, invalid, size, ours, ajv in rows:
+        print("%-7s %9d %8d %10.0f %14.0f %14.0f %7.2fx" % (
+            name, count, invalid, size, ours["objects_per_s"], ajv["objects_per_s"],
+            ours["objects_per_s"] / ajv["objects_per_s"]))
+    if args.json:
+        for name, count, invalid, size, ours, ajv in rows:
+            print(json.dumps({"model": name, "instances": count, "ledgermq": ours, "ajv": ajv}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
