@@ -1,0 +1,697 @@
+/*
+ * Execution (spec section 6), breadth-first: every object of one level of the response is
+ * filled before the next level starts, so a field of the same definition and arguments is
+ * resolved for every parent of a level in one resolver batch (no N+1). Non-null violations
+ * null the nearest nullable position above them; everything queued below it is dropped.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "graphql/graphql_introspect.h"
+
+#define GQ_COLLECT_MAX 4096 /* fields one object may collect (limits->max_fields bounds it too) */
+
+/* A position in the response: member key of an object or index of a list. */
+struct gq_pos {
+    json_t *container;
+    const char *key; /* NULL: index */
+    size_t index;
+    bool nonnull;
+    bool nulled;
+    struct gq_pos *up; /* the position containing container (NULL: data) */
+};
+
+/* One object of the response waiting for its fields. */
+struct gq_res {
+    json_t *obj;
+    json_t *value; /* the resolved value (reference held) */
+    const struct graphql_object *type;
+    struct gq_pos *pos; /* NULL: the root object */
+    json_t *path;       /* path to obj (reference held) */
+    struct gq_node **sels; /* selection-set owners to collect from */
+    size_t sels_count;
+    struct gq_res *next;
+};
+
+/* One field of one object. */
+struct gq_slot {
+    struct gq_res *res;
+    const char *key;
+    const struct graphql_field *def;
+    struct gq_node *nodes[64]; /* the merged field nodes (same response key) */
+    size_t nodes_count;
+    json_t *args;
+    json_t *result;
+    char *error;
+    bool done;
+};
+
+struct gq_exec {
+    struct gq_ctx *c;
+    const struct graphql_resolvers *r;
+    json_t *vars;
+    json_t *data;
+    bool data_null;
+    struct gq_res *next_head, **next_tail;
+    uint64_t result_items;
+    struct timespec start;
+    bool timed_out;
+};
+
+static bool gq_dead(const struct gq_pos *p)
+{
+    for (; p != NULL; p = p->up) {
+        if (p->nulled) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A null (error) at p: nulls p or the nearest nullable position above it. */
+static void gq_null_at(struct gq_exec *x, struct gq_pos *p)
+{
+    while (p != NULL && p->nonnull) {
+        p = p->up;
+    }
+    if (p == NULL) {
+        x->data_null = true;
+        return;
+    }
+    p->nulled = true;
+    if (p->key != NULL) {
+        (void)json_object_set_new(p->container, p->key, json_null());
+    } else {
+        (void)json_array_set_new(p->container, p->index, json_null());
+    }
+}
+
+static json_t *gq_path_with(const json_t *path, json_t *item)
+{
+    json_t *p = json_copy((json_t *)path);
+    if (p == NULL || item == NULL || json_array_append_new(p, item) != 0) {
+        json_decref(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void gq_field_error(struct gq_exec *x, const struct gq_node *at, json_t *path,
+                           const char *msg)
+{
+    if (json_array_size(x->c->errors) >= GRAPHQL_ERRORS_MAX) {
+        return;
+    }
+    json_t *e = json_pack("{s:s,s:[{s:I,s:I}],s:O}", "message", msg, "locations", "line",
+                          (json_int_t)at->line, "column", (json_int_t)at->col, "path", path);
+    if (e == NULL || json_array_append_new(x->c->errors, e) != 0) {
+        x->c->oom = true;
+    }
+}
+
+/* @skip / @include on a selection: true when it is to be left out. */
+static bool gq_skipped(struct gq_exec *x, const struct gq_node *sel)
+{
+    for (const struct gq_node *d = sel->dirs; d != NULL; d = d->next) {
+        bool skip = strcmp(d->name, "skip") == 0, include = strcmp(d->name, "include") == 0;
+        if ((!skip && !include) || d->args == NULL) {
+            continue;
+        }
+        const struct gq_node *v = d->args->value;
+        bool val = v->kind == GQ_N_BOOL ? v->op != 0
+                                        : json_is_true(json_object_get(x->vars, v->name));
+        if ((skip && val) || (include && !val)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* CollectFields (spec 6.3.2) into slots (response keys in order). */
+static int gq_collect(struct gq_exec *x, struct gq_res *res, const struct gq_node *owner,
+                      struct gq_slot **slots, size_t *count, size_t cap, int depth)
+{
+    if (depth > (int)x->c->limits->max_depth + GRAPHQL_VALUE_DEPTH_MAX) {
+        return 0;
+    }
+    for (struct gq_node *s = owner->sel; s != NULL; s = s->next) {
+        if (gq_skipped(x, s)) {
+            continue;
+        }
+        if (s->kind == GQ_N_FIELD) {
+            const char *key = s->alias != NULL ? s->alias : s->name;
+            struct gq_slot *slot = NULL;
+            for (size_t i = 0; i < *count; i++) {
+                if ((*slots)[i].res == res && strcmp((*slots)[i].key, key) == 0) {
+                    slot = &(*slots)[i];
+                }
+            }
+            if (slot == NULL) {
+                if (*count >= cap) {
+                    return LMQ_ELIMIT;
+                }
+                slot = &(*slots)[(*count)++];
+                memset(slot, 0, sizeof(*slot));
+                slot->res = res;
+                slot->key = key;
+                slot->def = s->def;
+            }
+            if (slot->nodes_count < LMQ_ARRAY_LEN(slot->nodes)) {
+                slot->nodes[slot->nodes_count++] = s;
+            }
+        } else {
+            const struct gq_node *body = s->kind == GQ_N_SPREAD ? s->frag : s;
+            if (body == NULL || (body->type != NULL && body->type->t != res->type)) {
+                continue; /* no abstract types: a condition holds only on its own type */
+            }
+            int rc = gq_collect(x, res, body, slots, count, cap, depth + 1);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Coerced arguments of a field (or NULL with *msg on a bad value). */
+static json_t *gq_args(struct gq_exec *x, const struct graphql_field *f, const struct gq_node *node,
+                       char **msg)
+{
+    json_t *out = json_object();
+    for (size_t i = 0; out != NULL && i < f->args_count; i++) {
+        const struct gq_arg *a = &f->args[i];
+        const struct gq_node *an = NULL;
+        for (const struct gq_node *n = node->args; n != NULL; n = n->next) {
+            if (strcmp(n->name, a->name) == 0) {
+                an = n;
+            }
+        }
+        bool absent = an == NULL || (an->value->kind == GQ_N_VAR &&
+                                     json_object_get(x->vars, an->value->name) == NULL);
+        json_t *v = NULL;
+        if (absent) {
+            if (a->def != NULL) {
+                v = json_deep_copy(a->def);
+            } else if (a->type->kind == GQ_TR_NONNULL) {
+                char *tn = gq_tref_str(&x->c->arena, a->type);
+                char buf[512];
+                snprintf(buf, sizeof(buf), "Argument \"%s\" of required type \"%s\" was not provided.", a->name, tn != NULL ? tn : "?");
+                *msg = strdup(buf);
+                json_decref(out);
+                return NULL;
+            } else {
+                continue;
+            }
+        } else {
+            const struct gq_node *at = NULL;
+            v = gq_coerce_literal(a->type, an->value, x->vars, msg, &at);
+            if (v == NULL) {
+                json_decref(out);
+                return NULL;
+            }
+        }
+        if (json_object_set_new(out, a->name, v) != 0) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+static bool gq_out_of_time(struct gq_exec *x)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t ms = (int64_t)(now.tv_sec - x->start.tv_sec) * 1000 +
+                 (now.tv_nsec - x->start.tv_nsec) / 1000000;
+    if (x->c->limits->max_ms != 0 && ms > (int64_t)x->c->limits->max_ms) {
+        x->timed_out = true;
+    }
+    return x->timed_out;
+}
+
+/* Runs one batch: slots[idx[0..n)] share the field definition and arguments. */
+static void gq_run_batch(struct gq_exec *x, struct gq_slot *slots, const size_t *idx, size_t n)
+{
+    const struct graphql_field *f = slots[idx[0]].def;
+    const char *ptype = slots[idx[0]].res->type->name;
+    if (f->tag <= 0 || x->r == NULL || x->r->resolve == NULL) {
+        for (size_t i = 0; i < n; i++) {
+            struct gq_slot *s = &slots[idx[i]];
+            if (f->tag < 0) {
+                s->result = gq_introspect_resolve(x->c->schema, f, ptype, s->args, s->res->value);
+                if (s->result == NULL) {
+                    x->c->oom = true;
+                }
+            } else {
+                json_t *v = json_is_object(s->res->value) ? json_object_get(s->res->value, f->name) : NULL;
+                s->result = v != NULL ? json_incref(v) : NULL;
+            }
+        }
+        return;
+    }
+    const json_t **parents = calloc(n, sizeof(*parents));
+    json_t **results = calloc(n, sizeof(*results));
+    char **errors = calloc(n, sizeof(*errors));
+    if (parents == NULL || results == NULL || errors == NULL) {
+        x->c->oom = true;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        parents[i] = slots[idx[i]].res->value;
+    }
+    struct graphql_batch b = {.resolver_tag = f->tag, .parent_type = ptype, .field = f->name,
+                              .args = slots[idx[0]].args, .parents = (const json_t *const *)parents,
+                              .count = n, .results = results, .errors = errors};
+    int rc = x->r->resolve(x->r->ctx, &b);
+    for (size_t i = 0; i < n; i++) {
+        struct gq_slot *s = &slots[idx[i]];
+        if (rc != 0) {
+            json_decref(results[i]);
+            free(errors[i]);
+            s->error = strdup(lmq_strerror(rc));
+        } else {
+            s->result = results[i];
+            s->error = errors[i];
+        }
+    }
+out:
+    free(parents);
+    free(results);
+    free(errors);
+}
+
+static int gq_complete(struct gq_exec *x, struct gq_slot *s, const struct gq_tref *t, json_t *v,
+                       struct gq_pos *pos, json_t *path, int depth);
+
+static char *gq_serialize_error(const char *fmt, const json_t *v)
+{
+    char *shown = gq_inspect(v), buf[2048];
+    snprintf(buf, sizeof(buf), fmt, shown);
+    free(shown);
+    return strdup(buf);
+}
+
+/* Serializes a leaf value; NULL with *msg when it cannot be. */
+static json_t *gq_serialize(const struct graphql_object *t, json_t *v, char **msg)
+{
+    const char *n = t->name;
+    if (t->kind == GQ_K_ENUM) {
+        for (size_t i = 0; json_is_string(v) && i < t->values_count; i++) {
+            if (strcmp(t->values[i], json_string_value(v)) == 0) {
+                return json_incref(v);
+            }
+        }
+        char fmt[300];
+        snprintf(fmt, sizeof(fmt), "Enum \"%s\" cannot represent value: %%s", n);
+        *msg = gq_serialize_error(fmt, v);
+        return NULL;
+    }
+    if (!t->builtin) {
+        return json_incref(v);
+    }
+    double d = json_is_number(v) ? json_number_value(v) : NAN;
+    if (json_is_boolean(v)) {
+        d = json_is_true(v) ? 1 : 0;
+    }
+    if (strcmp(n, "Int") == 0) {
+        if (!isnan(d) && d == floor(d) && d >= -2147483648.0 && d <= 2147483647.0) {
+            return json_integer((json_int_t)d);
+        }
+        *msg = gq_serialize_error(!isnan(d) && d == floor(d) ? "Int cannot represent non 32-bit signed integer value: %s"
+                                                             : "Int cannot represent non-integer value: %s", v);
+    } else if (strcmp(n, "Float") == 0) {
+        if (isfinite(d)) {
+            return json_is_boolean(v) ? json_integer((json_int_t)d) : json_incref(v);
+        }
+        *msg = gq_serialize_error("Float cannot represent non numeric value: %s", v);
+    } else if (strcmp(n, "Boolean") == 0) {
+        if (json_is_boolean(v)) {
+            return json_incref(v);
+        }
+        if (isfinite(d)) {
+            return json_boolean(d != 0);
+        }
+        *msg = gq_serialize_error("Boolean cannot represent a non boolean value: %s", v);
+    } else if (json_is_string(v)) {
+        return json_incref(v);
+    } else if (json_is_integer(v) || (strcmp(n, "String") == 0 && (json_is_number(v) || json_is_boolean(v)))) {
+        char num[64];
+        if (json_is_boolean(v)) {
+            snprintf(num, sizeof(num), "%s", json_is_true(v) ? "true" : "false");
+        } else if (json_is_integer(v)) {
+            snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
+        } else {
+            gq_print_number(num, sizeof(num), d);
+        }
+        return json_string(num);
+    } else {
+        *msg = gq_serialize_error(strcmp(n, "String") == 0 ? "String cannot represent value: %s"
+                                                           : "ID cannot represent value: %s", v);
+    }
+    return NULL;
+}
+
+static int gq_complete_list(struct gq_exec *x, struct gq_slot *s, const struct gq_tref *t,
+                            json_t *v, struct gq_pos *pos, json_t *path, int depth)
+{
+    char buf[256];
+    if (!json_is_array(v)) {
+        snprintf(buf, sizeof(buf), "Expected Iterable, but did not find one for field \"%s.%s\".",
+                 s->res->type->name, s->def->name);
+        gq_field_error(x, s->nodes[0], path, buf);
+        gq_null_at(x, pos);
+        return 0;
+    }
+    if (x->c->limits->max_list_items != 0 && json_array_size(v) > x->c->limits->max_list_items) {
+        snprintf(buf, sizeof(buf), "The list has more than the limit of %u items.", x->c->limits->max_list_items);
+        gq_field_error(x, s->nodes[0], path, buf);
+        gq_null_at(x, pos);
+        return 0;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; arr != NULL && i < json_array_size(v); i++) {
+        if (json_array_append_new(arr, json_null()) != 0) {
+            json_decref(arr);
+            return LMQ_ENOMEM;
+        }
+    }
+    if (arr == NULL || (pos->key != NULL ? json_object_set_new(pos->container, pos->key, arr)
+                                         : json_array_set_new(pos->container, pos->index, arr)) != 0) {
+        return LMQ_ENOMEM;
+    }
+    for (size_t i = 0; i < json_array_size(v) && !gq_dead(pos); i++) {
+        struct gq_pos *ip = gq_alloc(&x->c->arena, sizeof(*ip));
+        json_t *ipath = gq_path_with(path, json_integer((json_int_t)i));
+        if (ip == NULL || ipath == NULL) {
+            json_decref(ipath);
+            return LMQ_ENOMEM;
+        }
+        ip->container = arr;
+        ip->index = i;
+        ip->nonnull = t->of->kind == GQ_TR_NONNULL;
+        ip->up = pos;
+        int rc = gq_complete(x, s, t->of, json_array_get(v, i), ip, ipath, depth + 1);
+        json_decref(ipath);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* CompleteValue (spec 6.4.3) of v at pos. */
+static int gq_complete(struct gq_exec *x, struct gq_slot *s, const struct gq_tref *t, json_t *v,
+                       struct gq_pos *pos, json_t *path, int depth)
+{
+    char buf[512];
+    if (depth > GRAPHQL_VALUE_DEPTH_MAX) {
+        return 0;
+    }
+    if (t->kind == GQ_TR_NONNULL) {
+        if (v == NULL || json_is_null(v)) {
+            snprintf(buf, sizeof(buf), "Cannot return null for non-nullable field %s.%s.",
+                     s->res->type->name, s->def->name);
+            gq_field_error(x, s->nodes[0], path, buf);
+            gq_null_at(x, pos);
+            return 0;
+        }
+        return gq_complete(x, s, t->of, v, pos, path, depth);
+    }
+    if (v == NULL || json_is_null(v)) {
+        return 0; /* the position already holds null */
+    }
+    if (t->kind == GQ_TR_LIST) {
+        return gq_complete_list(x, s, t, v, pos, path, depth);
+    }
+    const struct graphql_object *n = t->t;
+    json_t *out = NULL;
+    if (n->kind != GQ_K_OBJECT) {
+        char *msg = NULL;
+        out = gq_serialize(n, v, &msg);
+        if (out == NULL) {
+            gq_field_error(x, s->nodes[0], path, msg != NULL ? msg : "Out of memory.");
+            free(msg);
+            gq_null_at(x, pos);
+            return 0;
+        }
+    } else {
+        if (x->c->limits->max_result_items != 0 && ++x->result_items > x->c->limits->max_result_items) {
+            snprintf(buf, sizeof(buf), "The response has more than the limit of %u objects.", x->c->limits->max_result_items);
+            gq_field_error(x, s->nodes[0], path, buf);
+            gq_null_at(x, pos);
+            return 0;
+        }
+        out = json_object();
+        struct gq_res *r = gq_alloc(&x->c->arena, sizeof(*r));
+        struct gq_node **sels = gq_alloc(&x->c->arena, s->nodes_count * sizeof(*sels));
+        if (out == NULL || r == NULL || sels == NULL) {
+            json_decref(out);
+            return LMQ_ENOMEM;
+        }
+        memcpy(sels, s->nodes, s->nodes_count * sizeof(*sels));
+        r->obj = out;
+        r->value = json_incref(v);
+        r->type = n;
+        r->pos = pos;
+        r->path = json_incref(path);
+        r->sels = sels;
+        r->sels_count = s->nodes_count;
+        *x->next_tail = r;
+        x->next_tail = &r->next;
+    }
+    if ((pos->key != NULL ? json_object_set_new(pos->container, pos->key, out)
+                          : json_array_set_new(pos->container, pos->index, out)) != 0) {
+        return LMQ_ENOMEM;
+    }
+    return 0;
+}
+
+static void gq_res_free(struct gq_res *r)
+{
+    while (r != NULL) {
+        json_decref(r->value);
+        json_decref(r->path);
+        r = r->next;
+    }
+}
+
+/* Collects the fields of every object of the level into slots. */
+static int gq_level_collect(struct gq_exec *x, struct gq_res *level, struct gq_slot **slots,
+                            size_t *count, size_t *cap)
+{
+    for (struct gq_res *r = level; r != NULL; r = r->next) {
+        if (gq_dead(r->pos)) {
+            continue;
+        }
+        size_t room = GQ_COLLECT_MAX;
+        if (*cap - *count < room) {
+            size_t ncap = *cap + room * 2;
+            struct gq_slot *ns = realloc(*slots, ncap * sizeof(*ns));
+            if (ns == NULL) {
+                return LMQ_ENOMEM;
+            }
+            *slots = ns;
+            *cap = ncap;
+        }
+        size_t before = *count;
+        for (size_t i = 0; i < r->sels_count; i++) {
+            int rc = gq_collect(x, r, r->sels[i], slots, count, before + room, 0);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+        for (size_t i = before; i < *count; i++) {
+            /* keep the response's key order: placeholders now, values later */
+            if (json_object_set_new(r->obj, (*slots)[i].key, json_null()) != 0) {
+                return LMQ_ENOMEM;
+            }
+        }
+    }
+    return 0;
+}
+
+static int gq_level(struct gq_exec *x, struct gq_res *level)
+{
+    struct gq_slot *slots = NULL;
+    size_t count = 0, cap = 0, *idx = NULL;
+    int rc = gq_level_collect(x, level, &slots, &count, &cap);
+    if (rc != 0 || count == 0) {
+        goto out;
+    }
+    idx = malloc(count * sizeof(*idx));
+    if (idx == NULL) {
+        rc = LMQ_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < count; i++) {
+        char *msg = NULL;
+        slots[i].args = gq_args(x, slots[i].def, slots[i].nodes[0], &msg);
+        if (slots[i].args == NULL) {
+            slots[i].error = msg != NULL ? msg : strdup("Out of memory.");
+            slots[i].done = true;
+        }
+    }
+    for (size_t i = 0; i < count && !gq_out_of_time(x); i++) {
+        if (slots[i].done) {
+            continue;
+        }
+        size_t n = 0;
+        for (size_t j = i; j < count; j++) {
+            if (!slots[j].done && slots[j].def == slots[i].def &&
+                slots[j].res->type == slots[i].res->type && json_equal(slots[j].args, slots[i].args)) {
+                idx[n++] = j;
+                slots[j].done = true;
+            }
+        }
+        gq_run_batch(x, slots, idx, n);
+    }
+    for (size_t i = 0; i < count && rc == 0 && !x->timed_out; i++) {
+        struct gq_slot *s = &slots[i];
+        if (gq_dead(s->res->pos)) {
+            continue;
+        }
+        struct gq_pos *p = gq_alloc(&x->c->arena, sizeof(*p));
+        json_t *path = gq_path_with(s->res->path, json_string(s->key));
+        if (p == NULL || path == NULL) {
+            json_decref(path);
+            rc = LMQ_ENOMEM;
+            break;
+        }
+        p->container = s->res->obj;
+        p->key = s->key;
+        p->nonnull = s->def->type->kind == GQ_TR_NONNULL;
+        p->up = s->res->pos;
+        if (s->error != NULL) {
+            gq_field_error(x, s->nodes[0], path, s->error);
+            gq_null_at(x, p);
+        } else {
+            rc = gq_complete(x, s, s->def->type, s->result, p, path, 0);
+        }
+        json_decref(path);
+    }
+out:
+    for (size_t i = 0; i < count; i++) {
+        json_decref(slots[i].args);
+        json_decref(slots[i].result);
+        free(slots[i].error);
+    }
+    free(slots);
+    free(idx);
+    return rc;
+}
+
+/* CoerceVariableValues (spec 6.1.2): NULL with the errors appended when one is bad. */
+static json_t *gq_vars(struct gq_ctx *c, const struct gq_node *op, const json_t *given)
+{
+    json_t *out = json_object();
+    for (const struct gq_node *v = op->vars; out != NULL && v != NULL; v = v->next) {
+        json_t *val = given != NULL ? json_object_get(given, v->name) : NULL;
+        char *msg = NULL, *path = NULL;
+        if (val == NULL) {
+            if (v->value != NULL) {
+                const struct gq_node *at = NULL;
+                json_t *d = gq_coerce_literal(v->type, v->value, NULL, &msg, &at);
+                if (d == NULL) {
+                    gq_error_at(c, v->line, v->col, "Variable \"$%s\" has invalid default value: %s", v->name, msg);
+                    free(msg);
+                    json_decref(out);
+                    return NULL;
+                }
+                (void)json_object_set_new(out, v->name, d);
+            } else if (v->type->kind == GQ_TR_NONNULL) {
+                char *tn = gq_tref_str(&c->arena, v->type);
+                gq_error_at(c, v->line, v->col, "Variable \"$%s\" has invalid value: Expected a value of non-null type \"%s\" to be provided.", v->name, tn != NULL ? tn : "?");
+                json_decref(out);
+                return NULL;
+            }
+            continue;
+        }
+        json_t *cv = gq_coerce_input(v->type, val, &msg, &path);
+        if (cv == NULL) {
+            gq_error_at(c, v->line, v->col, "Variable \"$%s\" has invalid value%s: %s", v->name, path != NULL ? path : "", msg != NULL ? msg : "");
+            free(msg);
+            free(path);
+            json_decref(out);
+            return NULL;
+        }
+        (void)json_object_set_new(out, v->name, cv);
+    }
+    return out;
+}
+
+int gq_exec(struct gq_ctx *c, struct gq_doc *doc, const char *operation_name,
+            const json_t *variables, const struct graphql_resolvers *r, json_t **data)
+{
+    struct gq_node *op = NULL;
+    size_t ops = 0;
+    LMQ_ASSERT(c != NULL && doc != NULL && data != NULL);
+    *data = NULL;
+    for (struct gq_node *d = doc->defs; d != NULL; d = d->next) {
+        if (d->kind == GQ_N_OPERATION) {
+            ops++;
+            if (operation_name == NULL ? op == NULL
+                                       : (d->name != NULL && strcmp(d->name, operation_name) == 0)) {
+                op = d;
+            }
+        }
+    }
+    if (operation_name == NULL && ops > 1) {
+        gq_error_at(c, 0, 0, "Must provide operation name if query contains multiple operations.");
+        return 0;
+    }
+    if (op == NULL) {
+        gq_error_at(c, 0, 0, operation_name != NULL ? "Unknown operation named \"%s\"." : "Must provide an operation.", operation_name);
+        return 0;
+    }
+    struct gq_exec x = {.c = c, .r = r};
+    x.next_tail = &x.next_head;
+    clock_gettime(CLOCK_MONOTONIC, &x.start);
+    x.vars = gq_vars(c, op, variables);
+    if (x.vars == NULL) {
+        return c->oom ? LMQ_ENOMEM : 0;
+    }
+    struct gq_res *root = gq_alloc(&c->arena, sizeof(*root));
+    struct gq_node **sels = gq_alloc(&c->arena, sizeof(*sels));
+    x.data = json_object();
+    int rc = 0;
+    if (root == NULL || sels == NULL || x.data == NULL) {
+        rc = LMQ_ENOMEM;
+        goto out;
+    }
+    sels[0] = op;
+    root->obj = x.data;
+    root->value = json_object();
+    root->type = c->schema->query;
+    root->path = json_array();
+    root->sels = sels;
+    root->sels_count = 1;
+    struct gq_res *level = root;
+    /* one level per loop; the response's depth bounds it */
+    for (uint32_t depth = 0; level != NULL && rc == 0 && !x.data_null; depth++) {
+        x.next_head = NULL;
+        x.next_tail = &x.next_head;
+        rc = gq_level(&x, level);
+        if (level != root) {
+            gq_res_free(level);
+        }
+        level = x.next_head;
+        if (x.timed_out) {
+            gq_error_at(c, 0, 0, "The request took longer than the limit of %u ms.", c->limits->max_ms);
+            x.data_null = true;
+        }
+        LMQ_ASSERT(depth <= c->limits->max_depth * (GRAPHQL_VALUE_DEPTH_MAX + 1) + 8);
+    }
+    gq_res_free(level);
+    gq_res_free(root);
+out:
+    json_decref(x.vars);
+    if (rc != 0 || x.data_null) {
+        json_decref(x.data);
+        x.data = rc == 0 ? json_null() : NULL;
+    }
+    *data = x.data;
+    return rc;
+}

@@ -1,0 +1,467 @@
+/*
+ * Validation (spec section 5) of an executable document against a query-only schema without
+ * interfaces or unions, with graphql-js 17's messages. Also binds what execution needs: each
+ * field node's definition, each spread's fragment. Afterwards the expanded depth and field
+ * count are checked against the limits (only when the fragments have no cycle).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "graphql/graphql_internal.h"
+
+#define GQ_NODES(...) ((const struct gq_node *const[]){__VA_ARGS__, NULL})
+
+struct gq_val {
+    struct gq_ctx *c;
+    struct gq_doc *doc;
+    struct gq_node *op; /* operation being checked (NULL: a fragment's body) */
+};
+
+static struct gq_node *gq_find_fragment(struct gq_doc *doc, const char *name)
+{
+    for (struct gq_node *d = doc->defs; d != NULL; d = d->next) {
+        if (d->kind == GQ_N_FRAGMENT && strcmp(d->name, name) == 0) {
+            return d;
+        }
+    }
+    return NULL;
+}
+
+static void gq_v_directives(struct gq_val *v, struct gq_node *dirs, uint32_t loc);
+static void gq_v_value(struct gq_val *v, const struct gq_tref *t, struct gq_node *value);
+
+static void gq_v_args(struct gq_val *v, struct gq_node *node, const struct graphql_field *f,
+                      const char *what)
+{
+    for (struct gq_node *a = node->args; a != NULL; a = a->next) {
+        for (struct gq_node *b = node->args; b != a; b = b->next) {
+            if (strcmp(a->name, b->name) == 0) {
+                gq_error(v->c, GQ_NODES(b, a), "There can be only one argument named \"%s\".", a->name);
+            }
+        }
+        const struct gq_arg *def = gq_field_arg(f, a->name);
+        if (def == NULL) {
+            char buf[1024];
+            const char *names[GRAPHQL_ARGS_MAX];
+            for (size_t i = 0; i < f->args_count; i++) {
+                names[i] = f->args[i].name;
+            }
+            if (f->owner == NULL && strcmp(what, "directive") == 0) {
+                snprintf(buf, sizeof(buf), "Unknown argument \"%s\" on directive \"@%s\".", a->name, f->name);
+            } else {
+                snprintf(buf, sizeof(buf), "Unknown argument \"%s\" on field \"%s.%s\".", a->name,
+                         node->ptype != NULL ? node->ptype->name : "?", f->name);
+            }
+            gq_did_you_mean(buf, sizeof(buf), a->name, names, f->args_count, "");
+            gq_error(v->c, GQ_NODES(a), "%s", buf);
+            continue;
+        }
+        gq_v_value(v, def->type, a->value);
+    }
+    for (size_t i = 0; i < f->args_count; i++) {
+        const struct gq_arg *def = &f->args[i];
+        if (def->type->kind != GQ_TR_NONNULL || def->def != NULL) {
+            continue;
+        }
+        bool given = false;
+        for (struct gq_node *a = node->args; a != NULL; a = a->next) {
+            given = given || strcmp(a->name, def->name) == 0;
+        }
+        if (!given) {
+            char *tn = gq_tref_str(&v->c->arena, def->type);
+            if (strcmp(what, "directive") == 0) {
+                gq_error(v->c, GQ_NODES(node), "Argument \"@%s(%s:)\" of type \"%s\" is required, but it was not provided.", f->name, def->name, tn);
+            } else {
+                gq_error(v->c, GQ_NODES(node), "Argument \"%s.%s(%s:)\" of type \"%s\" is required, but it was not provided.", node->ptype->name, f->name, def->name, tn);
+            }
+        }
+    }
+}
+
+/* ValuesOfCorrectType on one literal (variables inside are checked by their own rules). */
+static void gq_v_value(struct gq_val *v, const struct gq_tref *t, struct gq_node *value)
+{
+    char *msg = NULL;
+    const struct gq_node *at = NULL;
+    json_t *r = gq_coerce_literal(t, value, NULL, &msg, &at);
+    if (r == NULL) {
+        gq_error(v->c, GQ_NODES(at != NULL ? at : value), "%s", msg != NULL ? msg : "Out of memory.");
+    }
+    json_decref(r);
+    free(msg);
+}
+
+static void gq_v_directives(struct gq_val *v, struct gq_node *dirs, uint32_t loc)
+{
+    for (struct gq_node *d = dirs; d != NULL; d = d->next) {
+        struct graphql_field *def = gq_schema_directive(v->c->schema, d->name);
+        if (def == NULL) {
+            gq_error(v->c, GQ_NODES(d), "Unknown directive \"@%s\".", d->name);
+            continue;
+        }
+        if ((def->locations & loc) == 0) {
+            const char *ln = "?";
+            for (int i = 0; i < GQ_LOC_COUNT; i++) {
+                if (loc == (1u << i)) {
+                    ln = gq_dirloc_names[i];
+                }
+            }
+            gq_error(v->c, GQ_NODES(d), "Directive \"@%s\" may not be used on %s.", d->name, ln);
+        }
+        for (struct gq_node *e = dirs; e != d; e = e->next) {
+            if (strcmp(e->name, d->name) == 0) {
+                gq_error(v->c, GQ_NODES(e, d), "The directive \"@%s\" can only be used once at this location.", d->name);
+                break;
+            }
+        }
+        gq_v_args(v, d, def, "directive");
+    }
+}
+
+static void gq_v_selections(struct gq_val *v, struct gq_node *owner, struct graphql_object *t);
+
+static void gq_v_field(struct gq_val *v, struct gq_node *f, struct graphql_object *t)
+{
+    const struct graphql_schema *s = v->c->schema;
+    struct graphql_field *def = NULL;
+    if (strcmp(f->name, "__typename") == 0) {
+        def = s->f_typename;
+    } else if (t == s->query && strcmp(f->name, "__schema") == 0) {
+        def = s->f_schema;
+    } else if (t == s->query && strcmp(f->name, "__type") == 0) {
+        def = s->f_type;
+    } else {
+        def = gq_type_field(t, f->name);
+    }
+    f->ptype = t;
+    gq_v_directives(v, f->dirs, GQ_LOC_FIELD);
+    if (def == NULL) {
+        char buf[1024];
+        const char *names[GRAPHQL_FIELDS_MAX];
+        for (size_t i = 0; i < t->fields_count; i++) {
+            names[i] = t->fields[i]->name;
+        }
+        snprintf(buf, sizeof(buf), "Cannot query field \"%s\" on type \"%s\".", f->name, t->name);
+        gq_did_you_mean(buf, sizeof(buf), f->name, names, t->fields_count, "");
+        gq_error(v->c, GQ_NODES(f), "%s", buf);
+        return;
+    }
+    f->def = def;
+    gq_v_args(v, f, def, "field");
+    struct graphql_object *ft = gq_tref_named(def->type);
+    char *tn = gq_tref_str(&v->c->arena, def->type);
+    if (gq_is_leaf(ft) && f->has_sel) {
+        gq_error(v->c, GQ_NODES(f->sel), "Field \"%s\" must not have a selection since type \"%s\" has no subfields.", f->name, tn);
+    } else if (!gq_is_leaf(ft) && !f->has_sel) {
+        gq_error(v->c, GQ_NODES(f), "Field \"%s\" of type \"%s\" must have a selection of subfields. Did you mean \"%s { ... }\"?", f->name, tn, f->name);
+    } else if (f->has_sel) {
+        gq_v_selections(v, f, ft);
+    }
+}
+
+static void gq_v_selections(struct gq_val *v, struct gq_node *owner, struct graphql_object *t)
+{
+    for (struct gq_node *s = owner->sel; s != NULL; s = s->next) {
+        if (s->kind == GQ_N_FIELD) {
+            gq_v_field(v, s, t);
+            /* overlapping fields, the direct siblings' case */
+            const char *key = s->alias != NULL ? s->alias : s->name;
+            for (struct gq_node *o = owner->sel; o != s; o = o->next) {
+                if (o->kind != GQ_N_FIELD || strcmp(o->alias != NULL ? o->alias : o->name, key) != 0) {
+                    continue;
+                }
+                if (strcmp(o->name, s->name) != 0) {
+                    gq_error(v->c, GQ_NODES(o, s), "Fields \"%s\" conflict because \"%s\" and \"%s\" are different fields. Use different aliases on the fields to fetch both if this was intentional.", key, o->name, s->name);
+                    break;
+                }
+                char *a = NULL, *b = NULL;
+                size_t na = 0, nb = 0;
+                for (struct gq_node *x = o->args; x != NULL; x = x->next) {
+                    na++;
+                }
+                for (struct gq_node *x = s->args; x != NULL; x = x->next) {
+                    nb++;
+                }
+                bool differ = na != nb;
+                for (struct gq_node *x = o->args; x != NULL && !differ; x = x->next) {
+                    struct gq_node *y = s->args;
+                    while (y != NULL && strcmp(y->name, x->name) != 0) {
+                        y = y->next;
+                    }
+                    a = gq_print_value(x->value);
+                    b = y != NULL ? gq_print_value(y->value) : NULL;
+                    differ = b == NULL || strcmp(a, b) != 0;
+                    free(a);
+                    free(b);
+                }
+                if (differ) {
+                    gq_error(v->c, GQ_NODES(o, s), "Fields \"%s\" conflict because they have differing arguments. Use different aliases on the fields to fetch both if this was intentional.", key);
+                    break;
+                }
+            }
+        } else if (s->kind == GQ_N_SPREAD) {
+            gq_v_directives(v, s->dirs, GQ_LOC_FRAGMENT_SPREAD);
+            s->frag = gq_find_fragment(v->doc, s->name);
+            if (s->frag == NULL) {
+                gq_error(v->c, GQ_NODES(s), "Unknown fragment \"%s\".", s->name);
+            } else if (s->frag->type->t != NULL && gq_is_leaf(s->frag->type->t) == false &&
+                       s->frag->type->t->kind == GQ_K_OBJECT && s->frag->type->t != t) {
+                gq_error(v->c, GQ_NODES(s), "Fragment \"%s\" cannot be spread here as objects of type \"%s\" can never be of type \"%s\".", s->name, t->name, s->frag->type->t->name);
+            }
+        } else {
+            gq_v_directives(v, s->dirs, GQ_LOC_INLINE_FRAGMENT);
+            struct graphql_object *ct = t;
+            if (s->type != NULL) {
+                ct = s->type->t = gq_schema_type(v->c->schema, s->type->name);
+                if (ct == NULL) {
+                    gq_error_at(v->c, s->type_line, s->type_col, "Unknown type \"%s\".", s->type->name);
+                    continue;
+                }
+                if (ct->kind != GQ_K_OBJECT) {
+                    gq_error_at(v->c, s->type_line, s->type_col, "Fragment cannot condition on non composite type \"%s\".", ct->name);
+                    continue;
+                }
+                if (ct != t) {
+                    gq_error(v->c, GQ_NODES(s), "Fragment cannot be spread here as objects of type \"%s\" can never be of type \"%s\".", t->name, ct->name);
+                    continue;
+                }
+            }
+            gq_v_selections(v, s, ct);
+        }
+    }
+}
+
+/* Variables used under owner, through fragments (visited marks by generation). */
+static void gq_v_var_uses(struct gq_val *v, struct gq_node *n, int gen, int depth)
+{
+    if (n == NULL || depth > GRAPHQL_VALUE_DEPTH_MAX * 4) {
+        return;
+    }
+    if (n->kind == GQ_N_VAR) {
+        struct gq_node *def = v->op->vars;
+        while (def != NULL && strcmp(def->name, n->name) != 0) {
+            def = def->next;
+        }
+        if (def == NULL) {
+            if (v->op->name != NULL) {
+                gq_error(v->c, GQ_NODES(n, v->op), "Variable \"$%s\" is not defined by operation \"%s\".", n->name, v->op->name);
+            } else {
+                gq_error(v->c, GQ_NODES(n, v->op), "Variable \"$%s\" is not defined.", n->name);
+            }
+        } else {
+            def->mark = gen;
+        }
+        return;
+    }
+    for (struct gq_node *d = n->dirs; d != NULL; d = d->next) {
+        gq_v_var_uses(v, d, gen, depth + 1);
+    }
+    for (struct gq_node *a = n->args; a != NULL; a = a->next) {
+        gq_v_var_uses(v, a->kind == GQ_N_ARG || a->kind == GQ_N_OBJFIELD ? a->value : a, gen, depth + 1);
+    }
+    if (n->kind == GQ_N_SPREAD && n->frag != NULL && n->frag->mark != gen) {
+        n->frag->mark = gen;
+        gq_v_var_uses(v, n->frag, gen, depth + 1);
+    }
+    for (struct gq_node *s = n->sel; s != NULL; s = s->next) {
+        gq_v_var_uses(v, s, gen, depth + 1);
+    }
+}
+
+static void gq_v_operation(struct gq_val *v, struct gq_node *op, int gen)
+{
+    const struct graphql_schema *s = v->c->schema;
+    static const char *const opn[] = {"query", "mutation", "subscription"};
+    static const uint32_t locs[] = {GQ_LOC_QUERY, GQ_LOC_MUTATION, GQ_LOC_SUBSCRIPTION};
+    v->op = op;
+    gq_v_directives(v, op->dirs, locs[op->op]);
+    for (struct gq_node *var = op->vars; var != NULL; var = var->next) {
+        for (struct gq_node *o = op->vars; o != var; o = o->next) {
+            if (strcmp(o->name, var->name) == 0) {
+                gq_error(v->c, GQ_NODES(o, var), "There can be only one variable named \"$%s\".", var->name);
+            }
+        }
+        gq_v_directives(v, var->dirs, GQ_LOC_VARIABLE_DEFINITION);
+        struct gq_tref *n = var->type;
+        while (n->kind != GQ_TR_NAMED) {
+            n = n->of;
+        }
+        n->t = gq_schema_type(s, n->name);
+        if (n->t == NULL) {
+            gq_error_at(v->c, var->type_line, var->type_col, "Unknown type \"%s\".", n->name);
+        } else if (n->t->kind == GQ_K_OBJECT) {
+            char *tn = gq_tref_str(&v->c->arena, var->type);
+            gq_error_at(v->c, var->type_line, var->type_col, "Variable \"$%s\" cannot be non-input type \"%s\".", var->name, tn);
+            n->t = NULL;
+        } else if (var->value != NULL) {
+            gq_v_value(v, var->type, var->value);
+        }
+    }
+    if (op->op != GQ_OP_QUERY) {
+        gq_error(v->c, GQ_NODES(op), "The %s operation is not supported by the schema.", opn[op->op]);
+        return;
+    }
+    gq_v_selections(v, op, s->query);
+    for (struct gq_node *var = op->vars; var != NULL; var = var->next) {
+        var->mark = 0;
+    }
+    gq_v_var_uses(v, op, gen, 0);
+    for (struct gq_node *var = op->vars; var != NULL; var = var->next) {
+        if (var->mark != gen) {
+            if (op->name != NULL) {
+                gq_error(v->c, GQ_NODES(var), "Variable \"$%s\" is never used in operation \"%s\".", var->name, op->name);
+            } else {
+                gq_error(v->c, GQ_NODES(var), "Variable \"$%s\" is never used.", var->name);
+            }
+        }
+    }
+}
+
+/* Cycle check from fragment f (marks: 1 in progress, 2 done). */
+static bool gq_v_cycle(struct gq_val *v, struct gq_node *n, struct gq_node *start, int depth)
+{
+    if (depth > GRAPHQL_VALUE_DEPTH_MAX * 4) {
+        return true;
+    }
+    for (struct gq_node *s = n->sel; s != NULL; s = s->next) {
+        if (s->kind == GQ_N_SPREAD) {
+            struct gq_node *f = gq_find_fragment(v->doc, s->name);
+            if (f == start) {
+                gq_error(v->c, GQ_NODES(s), "Cannot spread fragment \"%s\" within itself.", start->name);
+                return true;
+            }
+            if (f != NULL && f->mark == 0) {
+                f->mark = 1;
+                bool c = gq_v_cycle(v, f, start, depth + 1);
+                if (c) {
+                    return true;
+                }
+            }
+        } else if (gq_v_cycle(v, s, start, depth + 1)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Expanded depth and field count (fragments have no cycle). */
+static void gq_v_measure(struct gq_val *v, const struct gq_node *n, uint32_t depth, uint64_t *fields,
+                         uint32_t *max_depth)
+{
+    for (const struct gq_node *s = n->sel; s != NULL && *fields <= v->c->limits->max_fields; s = s->next) {
+        if (s->kind == GQ_N_FIELD) {
+            (*fields)++;
+            *max_depth = LMQ_MAX(*max_depth, depth + 1);
+            if (*max_depth > v->c->limits->max_depth) {
+                return;
+            }
+            gq_v_measure(v, s, depth + 1, fields, max_depth);
+        } else {
+            (*fields)++; /* spreads cost too: bounds the walk of fragments without fields */
+            const struct gq_node *body = s->kind == GQ_N_SPREAD ? gq_find_fragment(v->doc, s->name) : s;
+            if (body != NULL) {
+                gq_v_measure(v, body, depth, fields, max_depth);
+            }
+        }
+    }
+}
+
+static void gq_v_fragments(struct gq_val *v, bool *cycles)
+{
+    for (struct gq_node *d = v->doc->defs; d != NULL; d = d->next) {
+        if (d->kind != GQ_N_FRAGMENT) {
+            continue;
+        }
+        for (struct gq_node *o = v->doc->defs; o != d; o = o->next) {
+            if (o->kind == GQ_N_FRAGMENT && strcmp(o->name, d->name) == 0) {
+                gq_error(v->c, GQ_NODES(o, d), "There can be only one fragment named \"%s\".", d->name);
+            }
+        }
+        v->op = NULL;
+        gq_v_directives(v, d->dirs, GQ_LOC_FRAGMENT_DEFINITION);
+        d->type->t = gq_schema_type(v->c->schema, d->type->name);
+        if (d->type->t == NULL) {
+            gq_error_at(v->c, d->type_line, d->type_col, "Unknown type \"%s\".", d->type->name);
+        } else if (d->type->t->kind != GQ_K_OBJECT) {
+            gq_error_at(v->c, d->type_line, d->type_col, "Fragment \"%s\" cannot condition on non composite type \"%s\".", d->name, d->type->name);
+            d->type->t = NULL;
+        } else {
+            gq_v_selections(v, d, d->type->t);
+        }
+    }
+    for (struct gq_node *d = v->doc->defs; d != NULL; d = d->next) {
+        if (d->kind == GQ_N_FRAGMENT) {
+            for (struct gq_node *o = v->doc->defs; o != NULL; o = o->next) {
+                o->mark = 0;
+            }
+            *cycles = gq_v_cycle(v, d, d, 0) || *cycles;
+        }
+    }
+}
+
+int gq_validate(struct gq_ctx *c, struct gq_doc *doc)
+{
+    struct gq_val v = {.c = c, .doc = doc};
+    size_t before = json_array_size(c->errors), anon = 0, ops = 0;
+    bool cycles = false;
+    LMQ_ASSERT(c != NULL && doc != NULL);
+    for (struct gq_node *d = doc->defs; d != NULL; d = d->next) {
+        if (d->kind == GQ_N_TYPESYSTEM) {
+            if (d->name != NULL) {
+                gq_error(c, GQ_NODES(d), "The \"%s\" definition is not executable.", d->name);
+            } else {
+                gq_error(c, GQ_NODES(d), "The schema definition is not executable.");
+            }
+        } else if (d->kind == GQ_N_OPERATION) {
+            ops++;
+            anon += d->name == NULL;
+            for (struct gq_node *o = doc->defs; o != d && d->name != NULL; o = o->next) {
+                if (o->kind == GQ_N_OPERATION && o->name != NULL && strcmp(o->name, d->name) == 0) {
+                    gq_error(c, GQ_NODES(o, d), "There can be only one operation named \"%s\".", d->name);
+                }
+            }
+        }
+    }
+    for (struct gq_node *d = doc->defs; d != NULL && anon > 0 && ops > 1; d = d->next) {
+        if (d->kind == GQ_N_OPERATION && d->name == NULL) {
+            gq_error(c, GQ_NODES(d), "This anonymous operation must be the only defined operation.");
+        }
+    }
+    gq_v_fragments(&v, &cycles);
+    int gen = 100;
+    for (struct gq_node *d = doc->defs; d != NULL; d = d->next) {
+        if (d->kind == GQ_N_OPERATION) {
+            for (struct gq_node *o = doc->defs; o != NULL; o = o->next) {
+                o->mark = 0;
+            }
+            gq_v_operation(&v, d, ++gen);
+            /* fragments reached by this operation: marked gen by gq_v_var_uses */
+            for (struct gq_node *f = doc->defs; f != NULL; f = f->next) {
+                if (f->kind == GQ_N_FRAGMENT && f->mark == gen) {
+                    f->op = 1; /* used */
+                }
+            }
+        }
+    }
+    for (struct gq_node *d = doc->defs; d != NULL; d = d->next) {
+        if (d->kind == GQ_N_FRAGMENT && d->op == 0) {
+            gq_error(c, GQ_NODES(d), "Fragment \"%s\" is never used.", d->name);
+        }
+    }
+    if (json_array_size(c->errors) == before && !cycles) {
+        for (struct gq_node *d = doc->defs; d != NULL; d = d->next) {
+            uint64_t fields = 0;
+            uint32_t depth = 0;
+            if (d->kind != GQ_N_OPERATION) {
+                continue;
+            }
+            gq_v_measure(&v, d, 0, &fields, &depth);
+            if (depth > c->limits->max_depth) {
+                gq_error(c, GQ_NODES(d), "The query is nested deeper than the limit of %u.", c->limits->max_depth);
+            } else if (fields > c->limits->max_fields) {
+                gq_error(c, GQ_NODES(d), "The query selects more than the limit of %u fields.", c->limits->max_fields);
+            }
+        }
+    }
+    return json_array_size(c->errors) == before && !cycles ? 0 : LMQ_EINVAL;
+}
