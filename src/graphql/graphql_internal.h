@@ -195,6 +195,8 @@ struct gq_node {
     int op;            /* operation kind; bool value; block string */
     struct gq_tref *type; /* variable type; type condition (NULL: none) */
     uint32_t type_line, type_col;
+    uint32_t name_line, name_col; /* where the name is (operations, fragments, spreads, vars) */
+    uint32_t sel_line, sel_col;   /* where the selection set's "{" is */
     struct gq_node *value;  /* argument/object field value; variable default */
     struct gq_node *args;   /* arguments; list items; object fields */
     struct gq_node *vars;   /* variable definitions */
@@ -207,6 +209,7 @@ struct gq_node {
     struct graphql_object *ptype; /* a field's parent type */
     struct gq_node *frag;        /* a spread's fragment */
     int mark;
+    size_t path_index;           /* NoFragmentCycles: index + 1 on the spread path, or 0 */
 };
 
 struct gq_doc {
@@ -224,6 +227,9 @@ struct gq_ctx {
 /* Appends {"message", "locations": [nodes...]} ; nodes: up to 4 (NULL-terminated list). */
 void gq_error(struct gq_ctx *c, const struct gq_node *const *nodes, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Appends an error at n {line, column} positions. */
+void gq_error_pos(struct gq_ctx *c, const uint32_t (*pos)[2], size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* Appends an error at one line/column (line 0: no locations). */
 void gq_error_at(struct gq_ctx *c, uint32_t line, uint32_t col, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -288,7 +288,7 @@ static long gq_lex_escape(struct gq_lexer *l, size_t pos, char *out, size_t *out
                 break;
             }
             cp = (cp << 4) | h;
-            if (cp > 0x10ffff) {
+            if (cp > 0x7fffffff) { /* graphql-js's 32-bit arithmetic turns negative here */
                 break;
             }
         }

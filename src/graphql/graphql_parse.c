@@ -109,6 +109,14 @@ static int gq_p_name(struct gq_parser *p, const char **out)
     return gq_p_advance(p);
 }
 
+/* A node's name, remembering where it is. */
+static int gq_p_node_name(struct gq_parser *p, struct gq_node *n)
+{
+    n->name_line = p->lex.tline;
+    n->name_col = p->lex.tcol;
+    return gq_p_name(p, &n->name);
+}
+
 static int gq_p_value(struct gq_parser *p, bool is_const, struct gq_node **out);
 
 static int gq_p_list_or_object(struct gq_parser *p, bool is_const, struct gq_node *n)
@@ -284,7 +292,7 @@ static int gq_p_selection(struct gq_parser *p, struct gq_node **out)
         }
         if (!has_cond && gq_p_peek(p, GQ_T_NAME)) {
             n->kind = GQ_N_SPREAD;
-            GQ_TRY(gq_p_name(p, &n->name));
+            GQ_TRY(gq_p_node_name(p, n));
             GQ_TRY(gq_p_directives(p, false, &n->dirs));
             *out = n;
             return 0;
@@ -333,6 +341,8 @@ static int gq_p_selection_set(struct gq_parser *p, struct gq_node *owner)
                          "Document nesting exceeds the limit of %u.", p->sel_depth_max);
     }
     owner->has_sel = true;
+    owner->sel_line = p->lex.tline;
+    owner->sel_col = p->lex.tcol;
     GQ_TRY(gq_p_advance(p));
     do {
         struct gq_node *s = NULL;
@@ -357,7 +367,7 @@ static int gq_p_vardefs(struct gq_parser *p, struct gq_node *op)
             return -1;
         }
         GQ_TRY(gq_p_expect_tok(p, GQ_T_DOLLAR));
-        GQ_TRY(gq_p_name(p, &v->name));
+        GQ_TRY(gq_p_node_name(p, v));
         GQ_TRY(gq_p_expect_tok(p, GQ_T_COLON));
         v->type_line = p->lex.tline;
         v->type_col = p->lex.tcol;
@@ -396,7 +406,7 @@ static int gq_p_operation(struct gq_parser *p, struct gq_node **out)
     }
     GQ_TRY(gq_p_advance(p));
     if (gq_p_peek(p, GQ_T_NAME)) {
-        GQ_TRY(gq_p_name(p, &n->name));
+        GQ_TRY(gq_p_node_name(p, n));
     }
     GQ_TRY(gq_p_vardefs(p, n));
     GQ_TRY(gq_p_directives(p, false, &n->dirs));
@@ -414,7 +424,7 @@ static int gq_p_fragment(struct gq_parser *p, struct gq_node **out)
     if (gq_p_keyword(p, "on")) {
         return gq_p_unexpected(p);
     }
-    GQ_TRY(gq_p_name(p, &n->name));
+    GQ_TRY(gq_p_node_name(p, n));
     GQ_TRY(gq_p_expect_keyword(p, "on"));
     n->type_line = p->lex.tline;
     n->type_col = p->lex.tcol;
@@ -508,14 +518,25 @@ static int gq_p_definition(struct gq_parser *p, struct gq_node **out)
         if (ts) {
             return gq_p_typesystem(p, out);
         }
+        /* graphql-js 17 takes descriptions on operations and fragments too */
         GQ_TRY(gq_p_advance(p));
+        struct gq_node *d = NULL;
         if (gq_p_keyword(p, "query") || gq_p_keyword(p, "mutation") ||
-            gq_p_keyword(p, "subscription") || gq_p_keyword(p, "fragment")) {
+            gq_p_keyword(p, "subscription")) {
+            GQ_TRY(gq_p_operation(p, &d));
+        } else if (gq_p_keyword(p, "fragment")) {
+            GQ_TRY(gq_p_fragment(p, &d));
+        } else if (gq_p_peek(p, GQ_T_BRACE_L)) {
             return gq_p_fail(p, save.tline, save.tcol,
-                             "Unexpected description, descriptions are supported only on type "
-                             "definitions.");
+                             "Unexpected description, descriptions are not supported on "
+                             "shorthand queries.");
+        } else {
+            return gq_p_unexpected(p);
         }
-        return gq_p_unexpected(p);
+        d->line = save.tline;
+        d->col = save.tcol;
+        *out = d;
+        return 0;
     }
     if (gq_p_typesystem_keyword(p)) {
         return gq_p_typesystem(p, out);

@@ -105,6 +105,21 @@ void gq_error(struct gq_ctx *c, const struct gq_node *const *nodes, const char *
     va_end(ap);
 }
 
+void gq_error_pos(struct gq_ctx *c, const uint32_t (*pos)[2], size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    json_t *locs = json_array();
+    LMQ_ASSERT(c != NULL && fmt != NULL);
+    for (size_t i = 0; i < n && locs != NULL; i++) {
+        if (json_array_append_new(locs, gq_loc(pos[i][0], pos[i][1])) != 0) {
+            c->oom = true;
+        }
+    }
+    va_start(ap, fmt);
+    gq_error_push(c, locs, fmt, ap);
+    va_end(ap);
+}
+
 void gq_error_at(struct gq_ctx *c, uint32_t line, uint32_t col, const char *fmt, ...)
 {
     va_list ap;

@@ -17,6 +17,22 @@ struct gq_val {
     struct gq_node *op; /* operation being checked (NULL: a fragment's body) */
 };
 
+static void gq_v_unknown_type(struct gq_val *v, const char *name, uint32_t line, uint32_t col)
+{
+    const struct graphql_schema *s = v->c->schema;
+    const char **names = calloc(s->order_visible + 1, sizeof(*names));
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "Unknown type \"%s\".", name);
+    for (size_t i = 0; names != NULL && i < s->order_visible; i++) {
+        names[i] = s->order[i]->name;
+    }
+    if (names != NULL) {
+        gq_did_you_mean(buf, sizeof(buf), name, names, s->order_visible, "");
+    }
+    free(names);
+    gq_error_at(v->c, line, col, "%s", buf);
+}
+
 static struct gq_node *gq_find_fragment(struct gq_doc *doc, const char *name)
 {
     for (struct gq_node *d = doc->defs; d != NULL; d = d->next) {
@@ -50,7 +66,7 @@ static void gq_v_args(struct gq_val *v, struct gq_node *node, const struct graph
                 snprintf(buf, sizeof(buf), "Unknown argument \"%s\" on directive \"@%s\".", a->name, f->name);
             } else {
                 snprintf(buf, sizeof(buf), "Unknown argument \"%s\" on field \"%s.%s\".", a->name,
-                         node->ptype != NULL ? node->ptype->name : "?", f->name);
+                         f->owner != NULL && node->ptype != NULL ? node->ptype->name : "<meta>", f->name);
             }
             gq_did_you_mean(buf, sizeof(buf), a->name, names, f->args_count, "");
             gq_error(v->c, GQ_NODES(a), "%s", buf);
@@ -72,8 +88,29 @@ static void gq_v_args(struct gq_val *v, struct gq_node *node, const struct graph
             if (strcmp(what, "directive") == 0) {
                 gq_error(v->c, GQ_NODES(node), "Argument \"@%s(%s:)\" of type \"%s\" is required, but it was not provided.", f->name, def->name, tn);
             } else {
-                gq_error(v->c, GQ_NODES(node), "Argument \"%s.%s(%s:)\" of type \"%s\" is required, but it was not provided.", node->ptype->name, f->name, def->name, tn);
+                gq_error(v->c, GQ_NODES(node), "Argument \"%s.%s(%s:)\" of type \"%s\" is required, but it was not provided.", f->owner != NULL ? node->ptype->name : "<meta>", f->name, def->name, tn);
             }
+        }
+    }
+}
+
+/* UniqueInputFieldNames in a literal. */
+static void gq_v_unique_fields(struct gq_val *v, const struct gq_node *value, int depth)
+{
+    if (depth > GRAPHQL_VALUE_DEPTH_MAX) {
+        return;
+    }
+    for (const struct gq_node *i = value->args; i != NULL; i = i->next) {
+        if (value->kind == GQ_N_OBJECT) {
+            for (const struct gq_node *o = value->args; o != i; o = o->next) {
+                if (strcmp(o->name, i->name) == 0) {
+                    gq_error(v->c, GQ_NODES(o, i), "There can be only one input field named \"%s\".", i->name);
+                    break;
+                }
+            }
+            gq_v_unique_fields(v, i->value, depth + 1);
+        } else if (value->kind == GQ_N_LIST) {
+            gq_v_unique_fields(v, i, depth + 1);
         }
     }
 }
@@ -81,6 +118,11 @@ static void gq_v_args(struct gq_val *v, struct gq_node *node, const struct graph
 /* ValuesOfCorrectType on one literal (variables inside are checked by their own rules). */
 static void gq_v_value(struct gq_val *v, const struct gq_tref *t, struct gq_node *value)
 {
+    size_t before = json_array_size(v->c->errors);
+    gq_v_unique_fields(v, value, 0);
+    if (json_array_size(v->c->errors) != before) {
+        return;
+    }
     char *msg = NULL;
     const struct gq_node *at = NULL;
     json_t *r = gq_coerce_literal(t, value, NULL, &msg, &at);
@@ -151,7 +193,7 @@ static void gq_v_field(struct gq_val *v, struct gq_node *f, struct graphql_objec
     struct graphql_object *ft = gq_tref_named(def->type);
     char *tn = gq_tref_str(&v->c->arena, def->type);
     if (gq_is_leaf(ft) && f->has_sel) {
-        gq_error(v->c, GQ_NODES(f->sel), "Field \"%s\" must not have a selection since type \"%s\" has no subfields.", f->name, tn);
+        gq_error_at(v->c, f->sel_line, f->sel_col, "Field \"%s\" must not have a selection since type \"%s\" has no subfields.", f->name, tn);
     } else if (!gq_is_leaf(ft) && !f->has_sel) {
         gq_error(v->c, GQ_NODES(f), "Field \"%s\" of type \"%s\" must have a selection of subfields. Did you mean \"%s { ... }\"?", f->name, tn, f->name);
     } else if (f->has_sel) {
@@ -203,7 +245,7 @@ static void gq_v_selections(struct gq_val *v, struct gq_node *owner, struct grap
             gq_v_directives(v, s->dirs, GQ_LOC_FRAGMENT_SPREAD);
             s->frag = gq_find_fragment(v->doc, s->name);
             if (s->frag == NULL) {
-                gq_error(v->c, GQ_NODES(s), "Unknown fragment \"%s\".", s->name);
+                gq_error_at(v->c, s->name_line, s->name_col, "Unknown fragment \"%s\".", s->name);
             } else if (s->frag->type->t != NULL && gq_is_leaf(s->frag->type->t) == false &&
                        s->frag->type->t->kind == GQ_K_OBJECT && s->frag->type->t != t) {
                 gq_error(v->c, GQ_NODES(s), "Fragment \"%s\" cannot be spread here as objects of type \"%s\" can never be of type \"%s\".", s->name, t->name, s->frag->type->t->name);
@@ -214,7 +256,7 @@ static void gq_v_selections(struct gq_val *v, struct gq_node *owner, struct grap
             if (s->type != NULL) {
                 ct = s->type->t = gq_schema_type(v->c->schema, s->type->name);
                 if (ct == NULL) {
-                    gq_error_at(v->c, s->type_line, s->type_col, "Unknown type \"%s\".", s->type->name);
+                    gq_v_unknown_type(v, s->type->name, s->type_line, s->type_col);
                     continue;
                 }
                 if (ct->kind != GQ_K_OBJECT) {
@@ -231,33 +273,99 @@ static void gq_v_selections(struct gq_val *v, struct gq_node *owner, struct grap
     }
 }
 
-/* Variables used under owner, through fragments (visited marks by generation). */
+/* isTypeSubTypeOf for input types without abstract types. */
+static bool gq_subtype(const struct gq_tref *a, const struct gq_tref *b)
+{
+    if (b->kind == GQ_TR_NONNULL) {
+        return a->kind == GQ_TR_NONNULL && gq_subtype(a->of, b->of);
+    }
+    if (a->kind == GQ_TR_NONNULL) {
+        return gq_subtype(a->of, b);
+    }
+    if (b->kind == GQ_TR_LIST) {
+        return a->kind == GQ_TR_LIST && gq_subtype(a->of, b->of);
+    }
+    return a->kind == GQ_TR_NAMED && strcmp(a->name, b->name) == 0;
+}
+
+/* A variable used where a value of type loc (NULL: unknown) goes. */
+static void gq_v_var_at(struct gq_val *v, const struct gq_node *var, const struct gq_tref *loc,
+                        bool loc_default, int gen)
+{
+    struct gq_node *def = NULL;
+    for (struct gq_node *d = v->op->vars; d != NULL; d = d->next) {
+        if (strcmp(d->name, var->name) == 0) {
+            d->mark = gen;
+            def = def != NULL ? def : d;
+        }
+    }
+    if (def == NULL) {
+        if (v->op->name != NULL) {
+            gq_error(v->c, GQ_NODES(var, v->op), "Variable \"$%s\" is not defined by operation \"%s\".", var->name, v->op->name);
+        } else {
+            gq_error(v->c, GQ_NODES(var, v->op), "Variable \"$%s\" is not defined.", var->name);
+        }
+        return;
+    }
+    if (loc == NULL || gq_tref_named(def->type) == NULL) {
+        return;
+    }
+    bool ok;
+    if (loc->kind == GQ_TR_NONNULL && def->type->kind != GQ_TR_NONNULL) {
+        bool has_default = (def->value != NULL && def->value->kind != GQ_N_NULL) || loc_default;
+        ok = has_default && gq_subtype(def->type, loc->of);
+    } else {
+        ok = gq_subtype(def->type, loc);
+    }
+    if (!ok) {
+        char *vt = gq_tref_str(&v->c->arena, def->type), *lt = gq_tref_str(&v->c->arena, loc);
+        gq_error(v->c, GQ_NODES(def, var), "Variable \"$%s\" of type \"%s\" used in position expecting type \"%s\".", var->name, vt, lt);
+    }
+}
+
+static void gq_v_value_uses(struct gq_val *v, const struct gq_node *value, const struct gq_tref *loc,
+                            bool loc_default, int gen, int depth)
+{
+    if (value == NULL || depth > GRAPHQL_VALUE_DEPTH_MAX) {
+        return;
+    }
+    const struct gq_tref *bare = loc != NULL && loc->kind == GQ_TR_NONNULL ? loc->of : loc;
+    if (value->kind == GQ_N_VAR) {
+        gq_v_var_at(v, value, loc, loc_default, gen);
+    } else if (value->kind == GQ_N_LIST) {
+        const struct gq_tref *item = bare != NULL && bare->kind == GQ_TR_LIST ? bare->of : NULL;
+        for (const struct gq_node *i = value->args; i != NULL; i = i->next) {
+            gq_v_value_uses(v, i, item, false, gen, depth + 1);
+        }
+    } else if (value->kind == GQ_N_OBJECT) {
+        const struct graphql_object *t = bare != NULL && bare->kind == GQ_TR_NAMED ? bare->t : NULL;
+        for (const struct gq_node *i = value->args; i != NULL; i = i->next) {
+            const struct graphql_field *f = t != NULL && t->kind == GQ_K_INPUT ? gq_type_field(t, i->name) : NULL;
+            gq_v_value_uses(v, i->value, f != NULL ? f->type : NULL, false, gen, depth + 1);
+        }
+    }
+}
+
+static void gq_v_arg_uses(struct gq_val *v, const struct gq_node *n, const struct graphql_field *def,
+                          int gen)
+{
+    for (const struct gq_node *a = n->args; a != NULL; a = a->next) {
+        const struct gq_arg *ad = def != NULL ? gq_field_arg(def, a->name) : NULL;
+        gq_v_value_uses(v, a->value, ad != NULL ? ad->type : NULL, ad != NULL && ad->def != NULL, gen, 0);
+    }
+}
+
+/* Variables used under n, through fragments (each fragment once per operation: mark gen). */
 static void gq_v_var_uses(struct gq_val *v, struct gq_node *n, int gen, int depth)
 {
     if (n == NULL || depth > GRAPHQL_VALUE_DEPTH_MAX * 4) {
         return;
     }
-    if (n->kind == GQ_N_VAR) {
-        struct gq_node *def = v->op->vars;
-        while (def != NULL && strcmp(def->name, n->name) != 0) {
-            def = def->next;
-        }
-        if (def == NULL) {
-            if (v->op->name != NULL) {
-                gq_error(v->c, GQ_NODES(n, v->op), "Variable \"$%s\" is not defined by operation \"%s\".", n->name, v->op->name);
-            } else {
-                gq_error(v->c, GQ_NODES(n, v->op), "Variable \"$%s\" is not defined.", n->name);
-            }
-        } else {
-            def->mark = gen;
-        }
-        return;
-    }
     for (struct gq_node *d = n->dirs; d != NULL; d = d->next) {
-        gq_v_var_uses(v, d, gen, depth + 1);
+        gq_v_arg_uses(v, d, gq_schema_directive(v->c->schema, d->name), gen);
     }
-    for (struct gq_node *a = n->args; a != NULL; a = a->next) {
-        gq_v_var_uses(v, a->kind == GQ_N_ARG || a->kind == GQ_N_OBJFIELD ? a->value : a, gen, depth + 1);
+    if (n->kind == GQ_N_FIELD) {
+        gq_v_arg_uses(v, n, n->def, gen);
     }
     if (n->kind == GQ_N_SPREAD && n->frag != NULL && n->frag->mark != gen) {
         n->frag->mark = gen;
@@ -278,7 +386,8 @@ static void gq_v_operation(struct gq_val *v, struct gq_node *op, int gen)
     for (struct gq_node *var = op->vars; var != NULL; var = var->next) {
         for (struct gq_node *o = op->vars; o != var; o = o->next) {
             if (strcmp(o->name, var->name) == 0) {
-                gq_error(v->c, GQ_NODES(o, var), "There can be only one variable named \"$%s\".", var->name);
+                const uint32_t pos[2][2] = {{o->name_line, o->name_col}, {var->name_line, var->name_col}};
+                gq_error_pos(v->c, pos, 2, "There can be only one variable named \"$%s\".", var->name);
             }
         }
         gq_v_directives(v, var->dirs, GQ_LOC_VARIABLE_DEFINITION);
@@ -288,7 +397,7 @@ static void gq_v_operation(struct gq_val *v, struct gq_node *op, int gen)
         }
         n->t = gq_schema_type(s, n->name);
         if (n->t == NULL) {
-            gq_error_at(v->c, var->type_line, var->type_col, "Unknown type \"%s\".", n->name);
+            gq_v_unknown_type(v, n->name, var->type_line, var->type_col);
         } else if (n->t->kind == GQ_K_OBJECT) {
             char *tn = gq_tref_str(&v->c->arena, var->type);
             gq_error_at(v->c, var->type_line, var->type_col, "Variable \"$%s\" cannot be non-input type \"%s\".", var->name, tn);
@@ -305,7 +414,12 @@ static void gq_v_operation(struct gq_val *v, struct gq_node *op, int gen)
     for (struct gq_node *var = op->vars; var != NULL; var = var->next) {
         var->mark = 0;
     }
-    gq_v_var_uses(v, op, gen, 0);
+    for (struct gq_node *d = op->dirs; d != NULL; d = d->next) {
+        gq_v_arg_uses(v, d, gq_schema_directive(s, d->name), gen);
+    }
+    for (struct gq_node *sel = op->sel; sel != NULL; sel = sel->next) {
+        gq_v_var_uses(v, sel, gen, 0);
+    }
     for (struct gq_node *var = op->vars; var != NULL; var = var->next) {
         if (var->mark != gen) {
             if (op->name != NULL) {
@@ -317,31 +431,80 @@ static void gq_v_operation(struct gq_val *v, struct gq_node *op, int gen)
     }
 }
 
-/* Cycle check from fragment f (marks: 1 in progress, 2 done). */
-static bool gq_v_cycle(struct gq_val *v, struct gq_node *n, struct gq_node *start, int depth)
+#define GQ_SPREADS_MAX 1024
+
+/* A fragment's spreads in graphql-js's getFragmentSpreads order (selection sets visited from a
+ * stack); at most cap. */
+static size_t gq_v_spreads(struct gq_node *frag, struct gq_node **out, size_t cap)
 {
-    if (depth > GRAPHQL_VALUE_DEPTH_MAX * 4) {
-        return true;
-    }
-    for (struct gq_node *s = n->sel; s != NULL; s = s->next) {
-        if (s->kind == GQ_N_SPREAD) {
-            struct gq_node *f = gq_find_fragment(v->doc, s->name);
-            if (f == start) {
-                gq_error(v->c, GQ_NODES(s), "Cannot spread fragment \"%s\" within itself.", start->name);
-                return true;
-            }
-            if (f != NULL && f->mark == 0) {
-                f->mark = 1;
-                bool c = gq_v_cycle(v, f, start, depth + 1);
-                if (c) {
-                    return true;
+    struct gq_node *stack[GQ_SPREADS_MAX];
+    size_t top = 0, n = 0;
+    stack[top++] = frag;
+    while (top > 0) {
+        struct gq_node *set = stack[--top];
+        for (struct gq_node *s = set->sel; s != NULL; s = s->next) {
+            if (s->kind == GQ_N_SPREAD) {
+                if (n < cap) {
+                    out[n++] = s;
                 }
+            } else if (s->has_sel && top < GQ_SPREADS_MAX) {
+                stack[top++] = s;
             }
-        } else if (gq_v_cycle(v, s, start, depth + 1)) {
-            return true;
         }
     }
-    return false;
+    return n;
+}
+
+struct gq_cycles {
+    struct gq_node *path[GQ_SPREADS_MAX]; /* the spreads being followed */
+    size_t path_len;
+    bool found;
+};
+
+/* NoFragmentCycles as graphql-js walks it: mark 1 = visited; path_index while on the path. */
+static void gq_v_cycle(struct gq_val *v, struct gq_node *frag, struct gq_cycles *cy, int depth)
+{
+    struct gq_node *spreads[GQ_SPREADS_MAX];
+    frag->mark = 1;
+    if (depth > GRAPHQL_VALUE_DEPTH_MAX * 4) {
+        return;
+    }
+    size_t n = gq_v_spreads(frag, spreads, GQ_SPREADS_MAX);
+    size_t on_path = cy->path_len + 1;
+    frag->path_index = on_path;
+    for (size_t i = 0; i < n && cy->path_len < GQ_SPREADS_MAX; i++) {
+        struct gq_node *target = gq_find_fragment(v->doc, spreads[i]->name);
+        cy->path[cy->path_len++] = spreads[i];
+        size_t idx = target != NULL ? target->path_index : 0;
+        if (idx == 0) {
+            if (target != NULL && target->mark == 0) {
+                gq_v_cycle(v, target, cy, depth + 1);
+            }
+        } else {
+            char via[1024] = "";
+            uint32_t pos[32][2];
+            size_t np = 0;
+            for (size_t k = idx - 1; k < cy->path_len; k++) {
+                if (k + 1 < cy->path_len) {
+                    size_t len = strlen(via);
+                    snprintf(via + len, sizeof(via) - len, "%s\"%s\"", len > 0 ? ", " : "", cy->path[k]->name);
+                }
+                if (np < 32) {
+                    pos[np][0] = cy->path[k]->line;
+                    pos[np][1] = cy->path[k]->col;
+                    np++;
+                }
+            }
+            if (via[0] != '\0') {
+                gq_error_pos(v->c, (const uint32_t(*)[2])pos, np, "Cannot spread fragment \"%s\" within itself via %s.", spreads[i]->name, via);
+            } else {
+                gq_error_pos(v->c, (const uint32_t(*)[2])pos, np, "Cannot spread fragment \"%s\" within itself.", spreads[i]->name);
+            }
+            cy->found = true;
+        }
+        cy->path_len--;
+    }
+    frag->path_index = 0;
 }
 
 /* Expanded depth and field count (fragments have no cycle). */
@@ -374,14 +537,15 @@ static void gq_v_fragments(struct gq_val *v, bool *cycles)
         }
         for (struct gq_node *o = v->doc->defs; o != d; o = o->next) {
             if (o->kind == GQ_N_FRAGMENT && strcmp(o->name, d->name) == 0) {
-                gq_error(v->c, GQ_NODES(o, d), "There can be only one fragment named \"%s\".", d->name);
+                const uint32_t pos[2][2] = {{o->name_line, o->name_col}, {d->name_line, d->name_col}};
+                gq_error_pos(v->c, pos, 2, "There can be only one fragment named \"%s\".", d->name);
             }
         }
         v->op = NULL;
         gq_v_directives(v, d->dirs, GQ_LOC_FRAGMENT_DEFINITION);
         d->type->t = gq_schema_type(v->c->schema, d->type->name);
         if (d->type->t == NULL) {
-            gq_error_at(v->c, d->type_line, d->type_col, "Unknown type \"%s\".", d->type->name);
+            gq_v_unknown_type(v, d->type->name, d->type_line, d->type_col);
         } else if (d->type->t->kind != GQ_K_OBJECT) {
             gq_error_at(v->c, d->type_line, d->type_col, "Fragment \"%s\" cannot condition on non composite type \"%s\".", d->name, d->type->name);
             d->type->t = NULL;
@@ -389,14 +553,22 @@ static void gq_v_fragments(struct gq_val *v, bool *cycles)
             gq_v_selections(v, d, d->type->t);
         }
     }
+    struct gq_cycles *cy = calloc(1, sizeof(*cy));
+    if (cy == NULL) {
+        v->c->oom = true;
+        *cycles = true;
+        return;
+    }
+    for (struct gq_node *o = v->doc->defs; o != NULL; o = o->next) {
+        o->mark = 0;
+    }
     for (struct gq_node *d = v->doc->defs; d != NULL; d = d->next) {
-        if (d->kind == GQ_N_FRAGMENT) {
-            for (struct gq_node *o = v->doc->defs; o != NULL; o = o->next) {
-                o->mark = 0;
-            }
-            *cycles = gq_v_cycle(v, d, d, 0) || *cycles;
+        if (d->kind == GQ_N_FRAGMENT && d->mark == 0) {
+            gq_v_cycle(v, d, cy, 0);
         }
     }
+    *cycles = cy->found;
+    free(cy);
 }
 
 int gq_validate(struct gq_ctx *c, struct gq_doc *doc)
@@ -417,7 +589,8 @@ int gq_validate(struct gq_ctx *c, struct gq_doc *doc)
             anon += d->name == NULL;
             for (struct gq_node *o = doc->defs; o != d && d->name != NULL; o = o->next) {
                 if (o->kind == GQ_N_OPERATION && o->name != NULL && strcmp(o->name, d->name) == 0) {
-                    gq_error(c, GQ_NODES(o, d), "There can be only one operation named \"%s\".", d->name);
+                    const uint32_t pos[2][2] = {{o->name_line, o->name_col}, {d->name_line, d->name_col}};
+                gq_error_pos(c, pos, 2, "There can be only one operation named \"%s\".", d->name);
                 }
             }
         }
@@ -444,7 +617,11 @@ int gq_validate(struct gq_ctx *c, struct gq_doc *doc)
         }
     }
     for (struct gq_node *d = doc->defs; d != NULL; d = d->next) {
-        if (d->kind == GQ_N_FRAGMENT && d->op == 0) {
+        bool used = false;
+        for (struct gq_node *o = doc->defs; o != NULL && d->kind == GQ_N_FRAGMENT; o = o->next) {
+            used = used || (o->kind == GQ_N_FRAGMENT && o->op != 0 && strcmp(o->name, d->name) == 0);
+        }
+        if (d->kind == GQ_N_FRAGMENT && !used) {
             gq_error(c, GQ_NODES(d), "Fragment \"%s\" is never used.", d->name);
         }
     }

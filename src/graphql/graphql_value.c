@@ -107,7 +107,7 @@ static void gq_print_value_into(struct gq_out *b, const struct gq_node *v, int d
         break;
     case GQ_N_OBJECT:
         if (v->args == NULL) {
-            gq_outf(b, "{}");
+            gq_outf(b, "{  }");
             break;
         }
         gq_outf(b, "{ ");
@@ -254,7 +254,8 @@ static json_t *gq_coerce_object(const struct graphql_object *n, const json_t *v,
             size_t before = strlen(buf);
             gq_did_you_mean(buf, sizeof(buf), k, names, n->fields_count, "");
             char *shown = gq_inspect(v);
-            *msg = gq_msgf("%s%s %s.", buf, strlen(buf) > before ? " Found:" : ", found:", shown);
+            *msg = strlen(buf) > before ? gq_msgf("%.*s.%s Found: %s.", (int)before, buf, buf + before, shown)
+                                         : gq_msgf("%s, found: %s.", buf, shown);
             free(shown);
             return NULL;
         }
@@ -428,7 +429,8 @@ static json_t *gq_lit_object(const struct graphql_object *n, const struct gq_nod
             size_t before = strlen(buf);
             gq_did_you_mean(buf, sizeof(buf), i->name, names, n->fields_count, "");
             char *shown = gq_print_value(v);
-            *msg = gq_msgf("%s%s %s.", buf, strlen(buf) > before ? " Found:" : ", found:", shown);
+            *msg = strlen(buf) > before ? gq_msgf("%.*s.%s Found: %s.", (int)before, buf, buf + before, shown)
+                                         : gq_msgf("%s, found: %s.", buf, shown);
             free(shown);
             *at = i;
             return NULL;

@@ -1,0 +1,327 @@
+"""Documents for the GraphQL differential test (test_graphql_js.py): hand-written cases for
+each area (tokens, grammar, validation rules, execution, variables, introspection) and a
+seeded generator of valid documents over the test schema and of broken variants of them."""
+
+import json
+import random
+
+HAND = [
+    # tokens and grammar
+    "{ hero { name } }",
+    "query { hero { name } }",
+    "query Q { hero { id } }",
+    "{ hero { name } ",
+    "{",
+    "",
+    "   # only a comment\n",
+    "{ hero { name }}}",
+    "{ hero { name } } extra",
+    "{ echo(s: \"a\\u00e9\\uD83D\\uDE00b\") }",
+    "{ echo(s: \"\\u{1F600}\\u{41}\") }",
+    "{ echo(s: \"\\uD83D\") }",
+    "{ echo(s: \"\\uDE00\") }",
+    "{ echo(s: \"\\u{110000}\") }",
+    "{ echo(s: \"\\u{}\") }",
+    "{ echo(s: \"\\q\") }",
+    "{ echo(s: \"unterminated) }",
+    "{ echo(s: \"line\nbreak\") }",
+    "{ echo(s: \"\"\"\n    block\n      indented\n    \"\"\") }",
+    "{ echo(s: \"\"\"  first\n\n   second\n  third\n\n\"\"\") }",
+    "{ echo(s: \"\"\"esc \\\"\"\" quote\"\"\") }",
+    "{ echo(s: \"\"\"unterminated }",
+    "{ echo(i: 007) }",
+    "{ echo(i: 1.) }",
+    "{ echo(i: .5) }",
+    "{ echo(i: 1e) }",
+    "{ echo(i: 1x) }",
+    "{ echo(f: 1.5e3) }",
+    "{ echo(f: -0.0) }",
+    "{ echo(f: 1E-2) }",
+    "{ echo(i: -) }",
+    "{ echo(i: 12.3.4) }",
+    "{ hero { .. } }",
+    "{ hero ? }",
+    "{ hero { name } } 'x'",
+    "{ echo(s: 'x') }",
+    "\u00e9",
+    "{ h\u00e9ro }",
+    "query ($a: Int = $b) { echo(i: $a) }",
+    "query Q($a: [[Int!]!]!) { echo(l: $a) }",
+    "fragment on on Person { name }",
+    "fragment F on Person { name } { hero { ...F } }",
+    "{ hero { ... on Person { name } ... { id } } }",
+    "{ hero { ...  } }",
+    "query Q($v: Int) @skip(if: true) { hero { name } }",
+    "{ alias: hero { n: name } }",
+    "{ a: }",
+    "subscription S { hero { name } }",
+    "mutation M { hero { name } }",
+    "type Foo { a: Int }",
+    "\"desc\" type Foo { a: Int } { hero { name } }",
+    "schema { query: Query }",
+    "extend type Query { x: Int }",
+    "\"desc\" query { hero { name } }",
+    "{ hero { name } } { people { id } }",
+    "query A { hero { name } } query A { hero { id } }",
+    "query A { hero { name } } { people { id } }",
+    "query A { hero { name } } query B { people { id } }",
+    # fields and leafs
+    "{ hero { nme } }",
+    "{ hero { Name } }",
+    "{ heroes { name } }",
+    "{ hero }",
+    "{ hero { name { first } } }",
+    "{ people { friends } }",
+    "{ echo { x } }",
+    "{ __typename hero { __typename } }",
+    # arguments
+    "{ person { name } }",
+    "{ person(id: \"p2\") { name } }",
+    "{ person(id: 3) { name } }",
+    "{ person(id: 3.5) { name } }",
+    "{ person(id: \"p1\", id: \"p2\") { name } }",
+    "{ person(idd: \"p1\") { name } }",
+    "{ person(id: null) { name } }",
+    "{ people(first: 2, role: USER) { name } }",
+    "{ people(role: \"USER\") { name } }",
+    "{ people(role: MANAGER) { name } }",
+    "{ people(role: user) { name } }",
+    "{ people(first: 2147483648) { name } }",
+    "{ people(first: -2147483648) { name } }",
+    "{ people(first: 1.0) { name } }",
+    "{ people(first: true) { name } }",
+    "{ need }",
+    "{ need(req: 1) }",
+    "{ need(req: 1, opt: null) }",
+    "{ echo(b: 1) }",
+    "{ echo(b: true, s: \"x\", i: 1, f: 2, id: 7, r: GUEST) }",
+    "{ echo(id: 1.5) }",
+    "{ echo(id: true) }",
+    "{ echo(f: \"1\") }",
+    "{ echo(s: 1) }",
+    "{ echo(l: 1) }",
+    "{ echo(l: [1, 2, 3]) }",
+    "{ echo(l: [1, null]) }",
+    "{ echo(l: [1, \"2\"]) }",
+    "{ echo(ll: \"a\") }",
+    "{ echo(ll: [[\"a\"], \"b\", null]) }",
+    "{ echo(o: {minAmount: 1, roles: [ADMIN]}) }",
+    "{ echo(o: {minAmount: 1, rolez: [ADMIN]}) }",
+    "{ echo(o: {minAmount: 1, minAmount: 2}) }",
+    "{ echo(o: {inner: {}}) }",
+    "{ echo(o: {inner: {deep: 1, list: [{deep: 2}, {deep: null}]}}) }",
+    "{ echo(o: {roles: ADMIN}) }",
+    "{ echo(o: 3) }",
+    "{ echo(o: [{minAmount: 1}]) }",
+    "{ echo(j: {a: [1, 2.5, \"x\", null, true, ENUMISH]}) }",
+    "{ echo(r: ADMIN) }",
+    "{ echo(r: true) }",
+    "{ echo(r: null) }",
+    "{ payments(filter: {currency: \"EUR\"}) { id amount } }",
+    "{ payments(filter: {minAmount: 50}, limit: 10) { id amount payer { name } } }",
+    "{ payments(limit: 10) { id amount } }",
+    "{ payments(limit: 10) { id status } }",
+    "{ payments(limit: 10) { id payer { name } } }",
+    # directives
+    "{ hero @skip(if: true) { name } people(first: 1) @include(if: false) { id } }",
+    "{ hero @skip(if: false) { name @include(if: true) } }",
+    "{ hero @skip { name } }",
+    "{ hero @skip(if: \"yes\") { name } }",
+    "{ hero @unknown { name } }",
+    "{ hero @skip(if: true) @skip(if: false) { name } }",
+    "{ hero @deprecated { name } }",
+    "query @include(if: true) { hero { name } }",
+    "{ hero @skip(if: true, unless: false) { name } }",
+    "query Q($s: Boolean!) { hero @skip(if: $s) { name } }",
+    # fragments
+    "{ hero { ...Unknown } }",
+    "fragment F on Person { name } fragment F on Person { id } { hero { ...F } }",
+    "fragment F on Person { name } { hero { name } }",
+    "fragment F on Nope { name } { hero { ...F } }",
+    "fragment F on Role { name } { hero { ...F } }",
+    "fragment F on Int { name } { hero { ...F } }",
+    "fragment F on Person { ...G } fragment G on Person { ...F } { hero { ...F } }",
+    "fragment F on Person { ...F } { hero { ...F } }",
+    "fragment F on Payment { id } { hero { ...F } }",
+    "{ hero { ... on Payment { id } } }",
+    "{ hero { ... on Role { id } } }",
+    "{ hero { ... on Nope { id } } }",
+    "fragment F on Person { name friends { ...G } } fragment G on Person { id } { hero { ...F } people(first: 2) { ...G } }",
+    "{ hero { ... @include(if: false) { name } id } }",
+    "{ hero { ...F @skip(if: true) id } } fragment F on Person { name }",
+    # variables
+    "query ($id: ID!) { person(id: $id) { name } }",
+    "query ($id: ID) { person(id: $id) { name } }",
+    "query ($id: String!) { person(id: $id) { name } }",
+    "query ($id: ID!, $id: ID!) { person(id: $id) { name } }",
+    "query ($p: Person) { hero { name } }",
+    "query ($p: Nope) { hero { name } }",
+    "query { person(id: $id) { name } }",
+    "query Named { person(id: $id) { name } }",
+    "query ($unused: Int) { hero { name } }",
+    "query Named($unused: Int) { hero { name } }",
+    "query ($i: Int = \"x\") { echo(i: $i) }",
+    "query ($i: Int = 5) { echo(i: $i) }",
+    "query ($i: Int! = 5) { echo(i: $i) }",
+    "query ($l: [Int]) { echo(l: $l) }",
+    "query ($l: [Int!]) { echo(l: $l) }",
+    "query ($o: PaymentFilter) { echo(o: $o) }",
+    "query ($r: Role = ADMIN) { echo(r: $r) }",
+    "query ($d: Int) { echo(o: {inner: {deep: $d}}) }",
+    "query ($f: Float) { echo(i: $f) }",
+    "query ($first: Int) { people(first: $first) { id } }",
+    "fragment F on Query { echo(i: $x) } query A($x: Int) { ...F } query B { ...F }",
+]
+
+# Requests with variables: (query, variables)
+WITH_VARS = [
+    ("query ($id: ID!) { person(id: $id) { name } }", {"id": "p3"}),
+    ("query ($id: ID!) { person(id: $id) { name } }", {"id": 4}),
+    ("query ($id: ID!) { person(id: $id) { name } }", {"id": True}),
+    ("query ($id: ID!) { person(id: $id) { name } }", {}),
+    ("query ($id: ID!) { person(id: $id) { name } }", {"id": None}),
+    ("query ($i: Int) { echo(i: $i) }", {"i": "a"}),
+    ("query ($i: Int) { echo(i: $i) }", {"i": 1.5}),
+    ("query ($i: Int) { echo(i: $i) }", {"i": 3.0}),
+    ("query ($i: Int) { echo(i: $i) }", {"i": 10000000000}),
+    ("query ($i: Int) { echo(i: $i) }", {"i": None}),
+    ("query ($i: Int) { echo(i: $i) }", {}),
+    ("query ($i: Int = 7) { echo(i: $i) }", {}),
+    ("query ($i: Int = 7) { echo(i: $i) }", {"i": None}),
+    ("query ($l: [Int!]) { echo(l: $l) }", {"l": [1, 2]}),
+    ("query ($l: [Int!]) { echo(l: $l) }", {"l": 5}),
+    ("query ($l: [Int!]) { echo(l: $l) }", {"l": [1, None]}),
+    ("query ($l: [Int!]) { echo(l: $l) }", {"l": [1, "x"]}),
+    ("query ($o: PaymentFilter) { echo(o: $o) }", {"o": {"minAmount": 2, "roles": ["USER"]}}),
+    ("query ($o: PaymentFilter) { echo(o: $o) }", {"o": {"minAmount": 2, "rolez": 1}}),
+    ("query ($o: PaymentFilter) { echo(o: $o) }", {"o": 3}),
+    ("query ($o: PaymentFilter) { echo(o: $o) }", {"o": {"inner": {"list": []}}}),
+    ("query ($o: PaymentFilter) { echo(o: $o) }", {"o": {"inner": {"deep": 1, "list": [{"deep": "x"}]}}}),
+    ("query ($r: Role) { echo(r: $r) }", {"r": "GUEST"}),
+    ("query ($r: Role) { echo(r: $r) }", {"r": "guest"}),
+    ("query ($r: Role) { echo(r: $r) }", {"r": 2}),
+    ("query ($s: Boolean!) { hero @skip(if: $s) { name } }", {"s": True}),
+    ("query ($s: Boolean!) { hero @include(if: $s) { name } }", {"s": False}),
+    ("query ($j: JSON) { echo(j: $j) }", {"j": {"deep": [1, {"x": None}]}}),
+    ("query ($d: Int) { echo(o: {inner: {deep: $d}}) }", {"d": 5}),
+    ("query ($f: Float) { echo(f: $f) }", {"f": 5}),
+    ("query ($s: String) { echo(s: $s) }", {"s": 5}),
+    ("query ($b: Boolean) { echo(b: $b) }", {"b": "true"}),
+    ("query ($first: Int) { people(first: $first) { id } }", {}),
+    ("query ($first: Int) { people(first: $first) { id } }", {"first": 1}),
+]
+
+# Execution-level behaviour: null propagation, errors with paths, lists, serialization.
+EXEC = [
+    "{ nonNullNull }",
+    "{ nonNullNull hero { name } }",
+    "{ failing hero { name } }",
+    "{ hero { mustFail } }",
+    "{ hero { name friends { mustFail } } }",
+    "{ people(first: 5) { name bestFriend { name } } }",
+    "{ numbers }",
+    "{ badInt }",
+    "{ payments(limit: 10) { id amount } }",
+    "{ payments(limit: 10) { status } }",
+    "{ hero { friends(first: 1) { name } } people(first: 2) { friends { name } } }",
+    "{ a: hero { name } b: hero { id } }",
+    "{ hero { name } hero { id } }",
+    "{ hero { name } ... on Query { hero { id } } }",
+    "{ person(id: \"nobody\") { name } }",
+    "{ people(first: 5) { age score tags } }",
+    "{ people(first: 0) { id } }",
+    "{ __typename }",
+    "{ __type(name: \"Person\") { name kind fields { name type { name kind ofType { name kind } } } } }",
+    "{ __type(name: \"Nope\") { name } }",
+    "{ __type(name: \"Role\") { enumValues { name isDeprecated } } }",
+    "{ __type(name: \"PaymentFilter\") { inputFields { name defaultValue type { name } } } }",
+    "{ __type(name: \"Query\") { fields { name args { name defaultValue } } } }",
+    "{ __type(name: \"ID\") { name } }",
+    "{ __schema { queryType { name } mutationType { name } subscriptionType { name } } }",
+    "{ __schema { directives { name locations args { name } isRepeatable } } }",
+    "{ __schema { types { name } } }",
+    "{ __type { name } }",
+    "{ hero { __type(name: \"Person\") { name } } }",
+    "{ __schema }",
+]
+
+NAMES = {
+    "Query": None,
+}
+
+
+def _gen_person(rng, depth):
+    picks = ["id", "name", "role", "age", "score", "tags"]
+    out = []
+    for _ in range(rng.randint(1, 4)):
+        f = rng.choice(picks + ["friends", "bestFriend", "__typename"] if depth < 3 else picks)
+        if f == "friends":
+            arg = "(first: %d)" % rng.randint(0, 3) if rng.random() < 0.5 else ""
+            out.append("friends%s { %s }" % (arg, _gen_person(rng, depth + 1)))
+        elif f == "bestFriend":
+            out.append("bestFriend { %s }" % _gen_person(rng, depth + 1))
+        else:
+            alias = rng.choice(["", "", "", "x%d: " % rng.randint(0, 9)])
+            out.append(alias + f)
+    if rng.random() < 0.2:
+        out.append("... on Person { %s }" % rng.choice(["id", "name", "role"]))
+    return " ".join(out)
+
+
+def _gen_query(rng):
+    roots = []
+    for _ in range(rng.randint(1, 3)):
+        r = rng.choice(["hero", "people", "person", "payments", "echo", "numbers"])
+        if r == "hero":
+            roots.append("hero { %s }" % _gen_person(rng, 0))
+        elif r == "people":
+            role = rng.choice(["", ", role: USER", ", role: ADMIN"])
+            roots.append("people(first: %d%s) { %s }" % (rng.randint(0, 5), role, _gen_person(rng, 1)))
+        elif r == "person":
+            roots.append("person(id: \"p%d\") { %s }" % (rng.randint(1, 6), _gen_person(rng, 1)))
+        elif r == "payments":
+            cur = rng.choice(["", "currency: \"EUR\"", "minAmount: %d" % rng.randint(0, 100)])
+            fields = " ".join(rng.sample(["id", "currency", "payer { name }", "status"], 2))
+            roots.append("payments(limit: %d, filter: {%s}) { %s }" % (rng.randint(0, 6), cur, fields))
+        elif r == "echo":
+            roots.append("echo(i: %d, s: \"s%d\", l: [%d, %d])" % tuple(rng.randint(-9, 99) for _ in range(4)))
+        else:
+            roots.append("numbers")
+    # distinct response keys at the root (repeat-free)
+    seen, uniq = set(), []
+    for i, r in enumerate(roots):
+        key = r.split("(")[0].split(" ")[0]
+        uniq.append(r if key not in seen else "k%d: %s" % (i, r))
+        seen.add(key)
+    return "{ %s }" % " ".join(uniq)
+
+
+def _mutate(rng, doc):
+    how = rng.randrange(4)
+    if how == 0:
+        return doc[:rng.randrange(len(doc))]
+    if how == 1:
+        i = rng.randrange(len(doc))
+        return doc[:i] + rng.choice("{}()[]:$@!.\"#=,x1") + doc[i:]
+    if how == 2:
+        i = rng.randrange(len(doc))
+        return doc[:i] + doc[i + 1:]
+    words = ["nme", "frends", "idd", "Nope", "bestfriend", "first: \"x\""]
+    return doc.replace(rng.choice(["name", "friends", "id", "Person", "bestFriend", "first: 1"]),
+                       rng.choice(words), 1)
+
+
+def requests(generated=200, mutated=150, seed=16):
+    """Every request of the differential test: dicts {"query", "variables"?}."""
+    out = [{"query": q} for q in HAND + EXEC]
+    out += [{"query": q, "variables": v} for q, v in WITH_VARS]
+    rng = random.Random(seed)
+    valid = [_gen_query(rng) for _ in range(generated)]
+    out += [{"query": q} for q in valid]
+    out += [{"query": _mutate(rng, rng.choice(valid))} for _ in range(mutated)]
+    return out
+
+
+if __name__ == "__main__":
+    for r in requests():
+        print(json.dumps(r))
