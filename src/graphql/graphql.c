@@ -6,9 +6,12 @@
 
 #define GQ_SDL_MAX_BYTES (16u * 1024u * 1024u)
 
-static const struct graphql_limits gq_default_limits = {
-    .max_depth = 15, .max_fields = 1000, .max_list_items = 1000,
-    .max_result_items = 100000, .max_ms = 5000, .max_query_bytes = 65536};
+static const struct graphql_limits gq_default_limits = {.max_depth = 15,
+                                                        .max_fields = 1000,
+                                                        .max_list_items = 1000,
+                                                        .max_result_items = 100000,
+                                                        .max_ms = 5000,
+                                                        .max_query_bytes = 65536};
 
 int graphql_execute(const struct graphql_schema *s, const char *query, size_t len,
                     const char *operation_name, const json_t *variables,
@@ -26,16 +29,20 @@ int graphql_execute(const struct graphql_schema *s, const char *query, size_t le
         return LMQ_ENOMEM;
     }
     if (query == NULL || (c.limits->max_query_bytes != 0 && len > c.limits->max_query_bytes)) {
-        gq_error_at(&c, 0, 0, "The query is larger than the limit of %u bytes.", c.limits->max_query_bytes);
+        gq_error_at(&c, 0, 0, "The query is larger than the limit of %u bytes.",
+                    c.limits->max_query_bytes);
     } else if (variables != NULL && !json_is_object(variables)) {
-        gq_error_at(&c, 0, 0, "Variables must be provided as an Object where each property is a variable value.");
+        gq_error_at(
+            &c, 0, 0,
+            "Variables must be provided as an Object where each property is a variable value.");
     } else if (gq_parse(&c, query, len, &doc) == 0 && gq_validate(&c, &doc) == 0) {
         rc = gq_exec(&c, &doc, operation_name, variables, r, &data);
     }
     if (rc == 0 && !c.oom) {
         *response = json_object();
         if (*response == NULL ||
-            (json_array_size(c.errors) > 0 && json_object_set(*response, "errors", c.errors) != 0) ||
+            (json_array_size(c.errors) > 0 &&
+             json_object_set(*response, "errors", c.errors) != 0) ||
             (data != NULL && json_object_set(*response, "data", data) != 0)) {
             rc = LMQ_ENOMEM;
         }
@@ -104,7 +111,8 @@ static void gq_sdl_desc(struct gq_out *b, const char *desc, const char *indent, 
             }
         }
         bool tq = len >= 3 && strcmp(desc + len - 3, "\"\"\"") == 0;
-        bool tquote = len > 0 && desc[len - 1] == '"' && !tq, tslash = len > 0 && desc[len - 1] == '\\';
+        bool tquote = len > 0 && desc[len - 1] == '"' && !tq,
+             tslash = len > 0 && desc[len - 1] == '\\';
         bool multi = !single || len > 70 || tquote || tslash || lead || tq;
         gq_outf(&t, "\"\"\"%s", (multi && !(single && gq_ws(desc[0]))) || lead ? "\n" : "");
         for (const char *p = desc; *p != '\0'; p++) {

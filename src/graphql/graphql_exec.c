@@ -13,6 +13,13 @@
 
 #define GQ_COLLECT_MAX 4096 /* fields one object may collect (limits->max_fields bounds it too) */
 
+/* Where a position comes in graphql-js's depth-first execution: field ordinals and list
+ * indexes from the root, compared lexicographically (a prefix first). */
+struct gq_key {
+    const uint32_t *v;
+    uint32_t n;
+};
+
 /* A position in the response: member key of an object or index of a list. */
 struct gq_pos {
     json_t *container;
@@ -20,7 +27,16 @@ struct gq_pos {
     size_t index;
     bool nonnull;
     bool nulled;
-    struct gq_pos *up; /* the position containing container (NULL: data) */
+    struct gq_key k;      /* this position's place in depth-first order */
+    struct gq_key null_k; /* when nulled: the earliest error that nulled it */
+    struct gq_pos *up;    /* the position containing container (NULL: data) */
+};
+
+/* A field error, kept until the end: graphql-js never executes what comes after an error
+ * that nulled a common ancestor, so such later errors are dropped then. */
+struct gq_pending {
+    json_t *error;
+    struct gq_pos *pos;
 };
 
 /* One object of the response waiting for its fields. */
@@ -29,7 +45,8 @@ struct gq_res {
     json_t *value; /* the resolved value (reference held) */
     const struct graphql_object *type;
     struct gq_pos *pos; /* NULL: the root object */
-    json_t *path;       /* path to obj (reference held) */
+    struct gq_key k;
+    json_t *path;          /* path to obj (reference held) */
     struct gq_node **sels; /* selection-set owners to collect from */
     size_t sels_count;
     struct gq_res *next;
@@ -46,6 +63,7 @@ struct gq_slot {
     json_t *result;
     char *error;
     bool done;
+    uint32_t ordinal; /* among its object's fields */
 };
 
 struct gq_exec {
@@ -54,16 +72,53 @@ struct gq_exec {
     json_t *vars;
     json_t *data;
     bool data_null;
+    struct gq_key data_null_k;
+    json_t *keep; /* every object and list of the response, alive until the end */
+    struct gq_pending *pending;
+    size_t pending_count;
+    size_t pending_cap;
     struct gq_res *next_head, **next_tail;
     uint64_t result_items;
     struct timespec start;
     bool timed_out;
 };
 
-static bool gq_dead(const struct gq_pos *p)
+static bool gq_key_less(struct gq_key a, struct gq_key b)
 {
+    for (uint32_t i = 0; i < a.n && i < b.n; i++) {
+        if (a.v[i] != b.v[i]) {
+            return a.v[i] < b.v[i];
+        }
+    }
+    return a.n < b.n;
+}
+
+static struct gq_key gq_key_child(struct gq_exec *x, struct gq_key parent, uint32_t i)
+{
+    struct gq_key k = {0};
+    uint32_t *v = gq_alloc(&x->c->arena, (parent.n + 1) * sizeof(*v));
+    if (v == NULL) {
+        x->c->oom = true;
+        return parent;
+    }
+    if (parent.n > 0) {
+        memcpy(v, parent.v, parent.n * sizeof(*v));
+    }
+    v[parent.n] = i;
+    k.v = v;
+    k.n = parent.n + 1;
+    return k;
+}
+
+/* Whether graphql-js would never reach what is at key k under p: an earlier error nulled a
+ * position above it. */
+static bool gq_dead(const struct gq_exec *x, const struct gq_pos *p, struct gq_key k)
+{
+    if (x->data_null && gq_key_less(x->data_null_k, k)) {
+        return true;
+    }
     for (; p != NULL; p = p->up) {
-        if (p->nulled) {
+        if (p->nulled && gq_key_less(p->null_k, k)) {
             return true;
         }
     }
@@ -71,14 +126,20 @@ static bool gq_dead(const struct gq_pos *p)
 }
 
 /* A null (error) at p: nulls p or the nearest nullable position above it. */
-static void gq_null_at(struct gq_exec *x, struct gq_pos *p)
+static void gq_null_at(struct gq_exec *x, struct gq_pos *p, struct gq_key k)
 {
     while (p != NULL && p->nonnull) {
         p = p->up;
     }
     if (p == NULL) {
+        if (!x->data_null || gq_key_less(k, x->data_null_k)) {
+            x->data_null_k = k;
+        }
         x->data_null = true;
         return;
+    }
+    if (!p->nulled || gq_key_less(k, p->null_k)) {
+        p->null_k = k;
     }
     p->nulled = true;
     if (p->key != NULL) {
@@ -98,17 +159,60 @@ static json_t *gq_path_with(const json_t *path, json_t *item)
     return p;
 }
 
-static void gq_field_error(struct gq_exec *x, const struct gq_node *at, json_t *path,
-                           const char *msg)
+/* A field error at pos: kept (see gq_pending) and the null propagated. */
+static void gq_fail(struct gq_exec *x, const struct gq_slot *s, struct gq_pos *pos, json_t *path,
+                    const char *msg)
 {
-    if (json_array_size(x->c->errors) >= GRAPHQL_ERRORS_MAX) {
+    const struct gq_node *at = s->nodes[0];
+    gq_null_at(x, pos, pos->k);
+    if (x->pending_count >= GRAPHQL_ERRORS_MAX * 4) {
         return;
+    }
+    if (x->pending_count == x->pending_cap) {
+        size_t cap = x->pending_cap == 0 ? 16 : x->pending_cap * 2;
+        struct gq_pending *p = realloc(x->pending, cap * sizeof(*p));
+        if (p == NULL) {
+            x->c->oom = true;
+            return;
+        }
+        x->pending = p;
+        x->pending_cap = cap;
     }
     json_t *e = json_pack("{s:s,s:[{s:I,s:I}],s:O}", "message", msg, "locations", "line",
                           (json_int_t)at->line, "column", (json_int_t)at->col, "path", path);
-    if (e == NULL || json_array_append_new(x->c->errors, e) != 0) {
+    if (e == NULL) {
         x->c->oom = true;
+        return;
     }
+    x->pending[x->pending_count].error = e;
+    x->pending[x->pending_count].pos = pos;
+    x->pending_count++;
+}
+
+static int gq_pending_cmp(const void *a, const void *b)
+{
+    const struct gq_pending *pa = a, *pb = b;
+    return gq_key_less(pa->pos->k, pb->pos->k) ? -1 : gq_key_less(pb->pos->k, pa->pos->k) ? 1 : 0;
+}
+
+/* The errors graphql-js would have met, in its depth-first order. */
+static void gq_pending_flush(struct gq_exec *x)
+{
+    if (x->pending_count > 1) {
+        qsort(x->pending, x->pending_count, sizeof(*x->pending), gq_pending_cmp);
+    }
+    for (size_t i = 0; i < x->pending_count; i++) {
+        struct gq_pending *p = &x->pending[i];
+        if (!gq_dead(x, p->pos, p->pos->k) && json_array_size(x->c->errors) < GRAPHQL_ERRORS_MAX) {
+            if (json_array_append(x->c->errors, p->error) != 0) {
+                x->c->oom = true;
+            }
+        }
+        json_decref(p->error);
+    }
+    free(x->pending);
+    x->pending = NULL;
+    x->pending_count = x->pending_cap = 0;
 }
 
 /* @skip / @include on a selection: true when it is to be left out. */
@@ -120,8 +224,8 @@ static bool gq_skipped(struct gq_exec *x, const struct gq_node *sel)
             continue;
         }
         const struct gq_node *v = d->args->value;
-        bool val = v->kind == GQ_N_BOOL ? v->op != 0
-                                        : json_is_true(json_object_get(x->vars, v->name));
+        bool val =
+            v->kind == GQ_N_BOOL ? v->op != 0 : json_is_true(json_object_get(x->vars, v->name));
         if ((skip && val) || (include && !val)) {
             return true;
         }
@@ -197,7 +301,9 @@ static json_t *gq_args(struct gq_exec *x, const struct graphql_field *f, const s
             } else if (a->type->kind == GQ_TR_NONNULL) {
                 char *tn = gq_tref_str(&x->c->arena, a->type);
                 char buf[512];
-                snprintf(buf, sizeof(buf), "Argument \"%s\" of required type \"%s\" was not provided.", a->name, tn != NULL ? tn : "?");
+                snprintf(buf, sizeof(buf),
+                         "Argument \"%s\" of required type \"%s\" was not provided.", a->name,
+                         tn != NULL ? tn : "?");
                 *msg = strdup(buf);
                 json_decref(out);
                 return NULL;
@@ -224,8 +330,8 @@ static bool gq_out_of_time(struct gq_exec *x)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    int64_t ms = (int64_t)(now.tv_sec - x->start.tv_sec) * 1000 +
-                 (now.tv_nsec - x->start.tv_nsec) / 1000000;
+    int64_t ms =
+        (int64_t)(now.tv_sec - x->start.tv_sec) * 1000 + (now.tv_nsec - x->start.tv_nsec) / 1000000;
     if (x->c->limits->max_ms != 0 && ms > (int64_t)x->c->limits->max_ms) {
         x->timed_out = true;
     }
@@ -246,7 +352,8 @@ static void gq_run_batch(struct gq_exec *x, struct gq_slot *slots, const size_t 
                     x->c->oom = true;
                 }
             } else {
-                json_t *v = json_is_object(s->res->value) ? json_object_get(s->res->value, f->name) : NULL;
+                json_t *v =
+                    json_is_object(s->res->value) ? json_object_get(s->res->value, f->name) : NULL;
                 s->result = v != NULL ? json_incref(v) : NULL;
             }
         }
@@ -262,9 +369,14 @@ static void gq_run_batch(struct gq_exec *x, struct gq_slot *slots, const size_t 
     for (size_t i = 0; i < n; i++) {
         parents[i] = slots[idx[i]].res->value;
     }
-    struct graphql_batch b = {.resolver_tag = f->tag, .parent_type = ptype, .field = f->name,
-                              .args = slots[idx[0]].args, .parents = (const json_t *const *)parents,
-                              .count = n, .results = results, .errors = errors};
+    struct graphql_batch b = {.resolver_tag = f->tag,
+                              .parent_type = ptype,
+                              .field = f->name,
+                              .args = slots[idx[0]].args,
+                              .parents = (const json_t *const *)parents,
+                              .count = n,
+                              .results = results,
+                              .errors = errors};
     int rc = x->r->resolve(x->r->ctx, &b);
     for (size_t i = 0; i < n; i++) {
         struct gq_slot *s = &slots[idx[i]];
@@ -320,8 +432,10 @@ static json_t *gq_serialize(const struct graphql_object *t, json_t *v, char **ms
         if (!isnan(d) && d == floor(d) && d >= -2147483648.0 && d <= 2147483647.0) {
             return json_integer((json_int_t)d);
         }
-        *msg = gq_serialize_error(!isnan(d) && d == floor(d) ? "Int cannot represent non 32-bit signed integer value: %s"
-                                                             : "Int cannot represent non-integer value: %s", v);
+        *msg = gq_serialize_error(!isnan(d) && d == floor(d)
+                                      ? "Int cannot represent non 32-bit signed integer value: %s"
+                                      : "Int cannot represent non-integer value: %s",
+                                  v);
     } else if (strcmp(n, "Float") == 0) {
         if (isfinite(d)) {
             return json_is_boolean(v) ? json_integer((json_int_t)d) : json_incref(v);
@@ -337,7 +451,8 @@ static json_t *gq_serialize(const struct graphql_object *t, json_t *v, char **ms
         *msg = gq_serialize_error("Boolean cannot represent a non boolean value: %s", v);
     } else if (json_is_string(v)) {
         return json_incref(v);
-    } else if (json_is_integer(v) || (strcmp(n, "String") == 0 && (json_is_number(v) || json_is_boolean(v)))) {
+    } else if (json_is_integer(v) ||
+               (strcmp(n, "String") == 0 && (json_is_number(v) || json_is_boolean(v)))) {
         char num[64];
         if (json_is_boolean(v)) {
             snprintf(num, sizeof(num), "%s", json_is_true(v) ? "true" : "false");
@@ -349,7 +464,8 @@ static json_t *gq_serialize(const struct graphql_object *t, json_t *v, char **ms
         return json_string(num);
     } else {
         *msg = gq_serialize_error(strcmp(n, "String") == 0 ? "String cannot represent value: %s"
-                                                           : "ID cannot represent value: %s", v);
+                                                           : "ID cannot represent value: %s",
+                                  v);
     }
     return NULL;
 }
@@ -361,14 +477,13 @@ static int gq_complete_list(struct gq_exec *x, struct gq_slot *s, const struct g
     if (!json_is_array(v)) {
         snprintf(buf, sizeof(buf), "Expected Iterable, but did not find one for field \"%s.%s\".",
                  s->res->type->name, s->def->name);
-        gq_field_error(x, s->nodes[0], path, buf);
-        gq_null_at(x, pos);
+        gq_fail(x, s, pos, path, buf);
         return 0;
     }
     if (x->c->limits->max_list_items != 0 && json_array_size(v) > x->c->limits->max_list_items) {
-        snprintf(buf, sizeof(buf), "The list has more than the limit of %u items.", x->c->limits->max_list_items);
-        gq_field_error(x, s->nodes[0], path, buf);
-        gq_null_at(x, pos);
+        snprintf(buf, sizeof(buf), "The list has more than the limit of %u items.",
+                 x->c->limits->max_list_items);
+        gq_fail(x, s, pos, path, buf);
         return 0;
     }
     json_t *arr = json_array();
@@ -378,11 +493,15 @@ static int gq_complete_list(struct gq_exec *x, struct gq_slot *s, const struct g
             return LMQ_ENOMEM;
         }
     }
-    if (arr == NULL || (pos->key != NULL ? json_object_set_new(pos->container, pos->key, arr)
-                                         : json_array_set_new(pos->container, pos->index, arr)) != 0) {
+    if (arr == NULL ||
+        (pos->key != NULL ? json_object_set_new(pos->container, pos->key, arr)
+                          : json_array_set_new(pos->container, pos->index, arr)) != 0) {
         return LMQ_ENOMEM;
     }
-    for (size_t i = 0; i < json_array_size(v) && !gq_dead(pos); i++) {
+    if (json_array_append(x->keep, arr) != 0) {
+        return LMQ_ENOMEM;
+    }
+    for (size_t i = 0; i < json_array_size(v); i++) {
         struct gq_pos *ip = gq_alloc(&x->c->arena, sizeof(*ip));
         json_t *ipath = gq_path_with(path, json_integer((json_int_t)i));
         if (ip == NULL || ipath == NULL) {
@@ -393,6 +512,11 @@ static int gq_complete_list(struct gq_exec *x, struct gq_slot *s, const struct g
         ip->index = i;
         ip->nonnull = t->of->kind == GQ_TR_NONNULL;
         ip->up = pos;
+        ip->k = gq_key_child(x, pos->k, (uint32_t)i);
+        if (gq_dead(x, pos, ip->k)) {
+            json_decref(ipath);
+            break;
+        }
         int rc = gq_complete(x, s, t->of, json_array_get(v, i), ip, ipath, depth + 1);
         json_decref(ipath);
         if (rc != 0) {
@@ -414,8 +538,7 @@ static int gq_complete(struct gq_exec *x, struct gq_slot *s, const struct gq_tre
         if (v == NULL || json_is_null(v)) {
             snprintf(buf, sizeof(buf), "Cannot return null for non-nullable field %s.%s.",
                      s->res->type->name, s->def->name);
-            gq_field_error(x, s->nodes[0], path, buf);
-            gq_null_at(x, pos);
+            gq_fail(x, s, pos, path, buf);
             return 0;
         }
         return gq_complete(x, s, t->of, v, pos, path, depth);
@@ -432,25 +555,26 @@ static int gq_complete(struct gq_exec *x, struct gq_slot *s, const struct gq_tre
         char *msg = NULL;
         out = gq_serialize(n, v, &msg);
         if (out == NULL) {
-            gq_field_error(x, s->nodes[0], path, msg != NULL ? msg : "Out of memory.");
+            gq_fail(x, s, pos, path, msg != NULL ? msg : "Out of memory.");
             free(msg);
-            gq_null_at(x, pos);
             return 0;
         }
     } else {
-        if (x->c->limits->max_result_items != 0 && ++x->result_items > x->c->limits->max_result_items) {
-            snprintf(buf, sizeof(buf), "The response has more than the limit of %u objects.", x->c->limits->max_result_items);
-            gq_field_error(x, s->nodes[0], path, buf);
-            gq_null_at(x, pos);
+        if (x->c->limits->max_result_items != 0 &&
+            ++x->result_items > x->c->limits->max_result_items) {
+            snprintf(buf, sizeof(buf), "The response has more than the limit of %u objects.",
+                     x->c->limits->max_result_items);
+            gq_fail(x, s, pos, path, buf);
             return 0;
         }
         out = json_object();
         struct gq_res *r = gq_alloc(&x->c->arena, sizeof(*r));
         struct gq_node **sels = gq_alloc(&x->c->arena, s->nodes_count * sizeof(*sels));
-        if (out == NULL || r == NULL || sels == NULL) {
+        if (out == NULL || r == NULL || sels == NULL || json_array_append(x->keep, out) != 0) {
             json_decref(out);
             return LMQ_ENOMEM;
         }
+        r->k = pos->k;
         memcpy(sels, s->nodes, s->nodes_count * sizeof(*sels));
         r->obj = out;
         r->value = json_incref(v);
@@ -483,7 +607,7 @@ static int gq_level_collect(struct gq_exec *x, struct gq_res *level, struct gq_s
                             size_t *count, size_t *cap)
 {
     for (struct gq_res *r = level; r != NULL; r = r->next) {
-        if (gq_dead(r->pos)) {
+        if (gq_dead(x, r->pos, r->k)) {
             continue;
         }
         size_t room = GQ_COLLECT_MAX;
@@ -504,6 +628,7 @@ static int gq_level_collect(struct gq_exec *x, struct gq_res *level, struct gq_s
             }
         }
         for (size_t i = before; i < *count; i++) {
+            (*slots)[i].ordinal = (uint32_t)(i - before);
             /* keep the response's key order: placeholders now, values later */
             if (json_object_set_new(r->obj, (*slots)[i].key, json_null()) != 0) {
                 return LMQ_ENOMEM;
@@ -541,7 +666,8 @@ static int gq_level(struct gq_exec *x, struct gq_res *level)
         size_t n = 0;
         for (size_t j = i; j < count; j++) {
             if (!slots[j].done && slots[j].def == slots[i].def &&
-                slots[j].res->type == slots[i].res->type && json_equal(slots[j].args, slots[i].args)) {
+                slots[j].res->type == slots[i].res->type &&
+                json_equal(slots[j].args, slots[i].args)) {
                 idx[n++] = j;
                 slots[j].done = true;
             }
@@ -550,7 +676,8 @@ static int gq_level(struct gq_exec *x, struct gq_res *level)
     }
     for (size_t i = 0; i < count && rc == 0 && !x->timed_out; i++) {
         struct gq_slot *s = &slots[i];
-        if (gq_dead(s->res->pos)) {
+        struct gq_key k = gq_key_child(x, s->res->k, s->ordinal);
+        if (gq_dead(x, s->res->pos, k)) {
             continue;
         }
         struct gq_pos *p = gq_alloc(&x->c->arena, sizeof(*p));
@@ -564,9 +691,9 @@ static int gq_level(struct gq_exec *x, struct gq_res *level)
         p->key = s->key;
         p->nonnull = s->def->type->kind == GQ_TR_NONNULL;
         p->up = s->res->pos;
+        p->k = k;
         if (s->error != NULL) {
-            gq_field_error(x, s->nodes[0], path, s->error);
-            gq_null_at(x, p);
+            gq_fail(x, s, p, path, s->error);
         } else {
             rc = gq_complete(x, s, s->def->type, s->result, p, path, 0);
         }
@@ -595,7 +722,8 @@ static json_t *gq_vars(struct gq_ctx *c, const struct gq_node *op, const json_t 
                 const struct gq_node *at = NULL;
                 json_t *d = gq_coerce_literal(v->type, v->value, NULL, &msg, &at);
                 if (d == NULL) {
-                    gq_error_at(c, v->line, v->col, "Variable \"$%s\" has invalid default value: %s", v->name, msg);
+                    gq_error_at(c, v->line, v->col,
+                                "Variable \"$%s\" has invalid default value: %s", v->name, msg);
                     free(msg);
                     json_decref(out);
                     return NULL;
@@ -603,7 +731,10 @@ static json_t *gq_vars(struct gq_ctx *c, const struct gq_node *op, const json_t 
                 (void)json_object_set_new(out, v->name, d);
             } else if (v->type->kind == GQ_TR_NONNULL) {
                 char *tn = gq_tref_str(&c->arena, v->type);
-                gq_error_at(c, v->line, v->col, "Variable \"$%s\" has invalid value: Expected a value of non-null type \"%s\" to be provided.", v->name, tn != NULL ? tn : "?");
+                gq_error_at(c, v->line, v->col,
+                            "Variable \"$%s\" has invalid value: Expected a value of non-null type "
+                            "\"%s\" to be provided.",
+                            v->name, tn != NULL ? tn : "?");
                 json_decref(out);
                 return NULL;
             }
@@ -611,7 +742,8 @@ static json_t *gq_vars(struct gq_ctx *c, const struct gq_node *op, const json_t 
         }
         json_t *cv = gq_coerce_input(v->type, val, &msg, &path);
         if (cv == NULL) {
-            gq_error_at(c, v->line, v->col, "Variable \"$%s\" has invalid value%s: %s", v->name, path != NULL ? path : "", msg != NULL ? msg : "");
+            gq_error_at(c, v->line, v->col, "Variable \"$%s\" has invalid value%s: %s", v->name,
+                        path != NULL ? path : "", msg != NULL ? msg : "");
             free(msg);
             free(path);
             json_decref(out);
@@ -632,8 +764,9 @@ int gq_exec(struct gq_ctx *c, struct gq_doc *doc, const char *operation_name,
     for (struct gq_node *d = doc->defs; d != NULL; d = d->next) {
         if (d->kind == GQ_N_OPERATION) {
             ops++;
-            if (operation_name == NULL ? op == NULL
-                                       : (d->name != NULL && strcmp(d->name, operation_name) == 0)) {
+            if (operation_name == NULL
+                    ? op == NULL
+                    : (d->name != NULL && strcmp(d->name, operation_name) == 0)) {
                 op = d;
             }
         }
@@ -643,7 +776,10 @@ int gq_exec(struct gq_ctx *c, struct gq_doc *doc, const char *operation_name,
         return 0;
     }
     if (op == NULL) {
-        gq_error_at(c, 0, 0, operation_name != NULL ? "Unknown operation named \"%s\"." : "Must provide an operation.", operation_name);
+        gq_error_at(c, 0, 0,
+                    operation_name != NULL ? "Unknown operation named \"%s\"."
+                                           : "Must provide an operation.",
+                    operation_name);
         return 0;
     }
     struct gq_exec x = {.c = c, .r = r};
@@ -653,11 +789,12 @@ int gq_exec(struct gq_ctx *c, struct gq_doc *doc, const char *operation_name,
     if (x.vars == NULL) {
         return c->oom ? LMQ_ENOMEM : 0;
     }
+    x.keep = json_array();
     struct gq_res *root = gq_alloc(&c->arena, sizeof(*root));
     struct gq_node **sels = gq_alloc(&c->arena, sizeof(*sels));
     x.data = json_object();
     int rc = 0;
-    if (root == NULL || sels == NULL || x.data == NULL) {
+    if (root == NULL || sels == NULL || x.data == NULL || x.keep == NULL) {
         rc = LMQ_ENOMEM;
         goto out;
     }
@@ -670,7 +807,7 @@ int gq_exec(struct gq_ctx *c, struct gq_doc *doc, const char *operation_name,
     root->sels_count = 1;
     struct gq_res *level = root;
     /* one level per loop; the response's depth bounds it */
-    for (uint32_t depth = 0; level != NULL && rc == 0 && !x.data_null; depth++) {
+    for (uint32_t depth = 0; level != NULL && rc == 0 && !x.timed_out; depth++) {
         x.next_head = NULL;
         x.next_tail = &x.next_head;
         rc = gq_level(&x, level);
@@ -679,16 +816,18 @@ int gq_exec(struct gq_ctx *c, struct gq_doc *doc, const char *operation_name,
         }
         level = x.next_head;
         if (x.timed_out) {
-            gq_error_at(c, 0, 0, "The request took longer than the limit of %u ms.", c->limits->max_ms);
-            x.data_null = true;
+            gq_error_at(c, 0, 0, "The request took longer than the limit of %u ms.",
+                        c->limits->max_ms);
         }
         LMQ_ASSERT(depth <= c->limits->max_depth * (GRAPHQL_VALUE_DEPTH_MAX + 1) + 8);
     }
     gq_res_free(level);
     gq_res_free(root);
 out:
+    gq_pending_flush(&x);
     json_decref(x.vars);
-    if (rc != 0 || x.data_null) {
+    json_decref(x.keep);
+    if (rc != 0 || x.data_null || x.timed_out) {
         json_decref(x.data);
         x.data = rc == 0 ? json_null() : NULL;
     }

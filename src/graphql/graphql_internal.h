@@ -60,9 +60,9 @@ enum gq_tref_kind { GQ_TR_NAMED, GQ_TR_LIST, GQ_TR_NONNULL };
 
 struct gq_tref {
     int kind;
-    const char *name;        /* GQ_TR_NAMED */
+    const char *name;         /* GQ_TR_NAMED */
     struct graphql_object *t; /* GQ_TR_NAMED, once resolved (NULL: unknown) */
-    struct gq_tref *of;      /* GQ_TR_LIST, GQ_TR_NONNULL */
+    struct gq_tref *of;       /* GQ_TR_LIST, GQ_TR_NONNULL */
 };
 
 struct gq_arg {
@@ -189,27 +189,27 @@ struct gq_node {
     int kind;
     uint32_t line;
     uint32_t col;
-    const char *name;  /* names; a type-system definition: its name or NULL (schema) */
-    const char *alias; /* fields */
-    const char *str;   /* scalar values' text (strings decoded) */
-    int op;            /* operation kind; bool value; block string */
+    const char *name;     /* names; a type-system definition: its name or NULL (schema) */
+    const char *alias;    /* fields */
+    const char *str;      /* scalar values' text (strings decoded) */
+    int op;               /* operation kind; bool value; block string */
     struct gq_tref *type; /* variable type; type condition (NULL: none) */
     uint32_t type_line, type_col;
     uint32_t name_line, name_col; /* where the name is (operations, fragments, spreads, vars) */
     uint32_t sel_line, sel_col;   /* where the selection set's "{" is */
-    struct gq_node *value;  /* argument/object field value; variable default */
-    struct gq_node *args;   /* arguments; list items; object fields */
-    struct gq_node *vars;   /* variable definitions */
-    struct gq_node *dirs;   /* directives */
-    struct gq_node *sel;    /* selections */
+    struct gq_node *value;        /* argument/object field value; variable default */
+    struct gq_node *args;         /* arguments; list items; object fields */
+    struct gq_node *vars;         /* variable definitions */
+    struct gq_node *dirs;         /* directives */
+    struct gq_node *sel;          /* selections */
     bool has_sel;
     struct gq_node *next;
     /* filled in by validation */
-    struct graphql_field *def;   /* a field's definition */
+    struct graphql_field *def;    /* a field's definition */
     struct graphql_object *ptype; /* a field's parent type */
-    struct gq_node *frag;        /* a spread's fragment */
+    struct gq_node *frag;         /* a spread's fragment */
     int mark;
-    size_t path_index;           /* NoFragmentCycles: index + 1 on the spread path, or 0 */
+    size_t path_index; /* NoFragmentCycles: index + 1 on the spread path, or 0 */
 };
 
 struct gq_doc {
@@ -238,6 +238,8 @@ void gq_error_at(struct gq_ctx *c, uint32_t line, uint32_t col, const char *fmt,
 int gq_parse(struct gq_ctx *c, const char *src, size_t len, struct gq_doc *out) LMQ_WUR;
 /* Validates; errors appended. 0 when valid. */
 int gq_validate(struct gq_ctx *c, struct gq_doc *doc) LMQ_WUR;
+/* OverlappingFieldsCanBeMerged (graphql_overlap.c), after the fields are bound. */
+void gq_validate_overlaps(struct gq_ctx *c, struct gq_doc *doc);
 /* Executes a valid document. */
 int gq_exec(struct gq_ctx *c, struct gq_doc *doc, const char *operation_name,
             const json_t *variables, const struct graphql_resolvers *r, json_t **data) LMQ_WUR;

@@ -35,24 +35,32 @@ static int gq_intro_fields(struct graphql_object *o, const char *const (*fields)
 int gq_introspection_add(struct graphql_schema *s)
 {
     static const char *const schema_f[][2] = {
-        {"description", "String"}, {"types", "[__Type!]!"}, {"queryType", "__Type!"},
-        {"mutationType", "__Type"}, {"subscriptionType", "__Type"},
-        {"directives", "[__Directive!]!"}};
-    static const char *const type_f[][2] = {
-        {"kind", "__TypeKind!"}, {"name", "String"}, {"description", "String"},
-        {"specifiedByURL", "String"}, {"fields", "[__Field!]"}, {"interfaces", "[__Type!]"},
-        {"possibleTypes", "[__Type!]"}, {"enumValues", "[__EnumValue!]"},
-        {"inputFields", "[__InputValue!]"}, {"ofType", "__Type"}, {"isOneOf", "Boolean"}};
+        {"description", "String"},      {"types", "[__Type!]!"},
+        {"queryType", "__Type!"},       {"mutationType", "__Type"},
+        {"subscriptionType", "__Type"}, {"directives", "[__Directive!]!"}};
+    static const char *const type_f[][2] = {{"kind", "__TypeKind!"},
+                                            {"name", "String"},
+                                            {"description", "String"},
+                                            {"specifiedByURL", "String"},
+                                            {"fields", "[__Field!]"},
+                                            {"interfaces", "[__Type!]"},
+                                            {"possibleTypes", "[__Type!]"},
+                                            {"enumValues", "[__EnumValue!]"},
+                                            {"inputFields", "[__InputValue!]"},
+                                            {"ofType", "__Type"},
+                                            {"isOneOf", "Boolean"}};
     static const char *const field_f[][2] = {
-        {"name", "String!"}, {"description", "String"}, {"args", "[__InputValue!]!"},
+        {"name", "String!"}, {"description", "String"},    {"args", "[__InputValue!]!"},
         {"type", "__Type!"}, {"isDeprecated", "Boolean!"}, {"deprecationReason", "String"}};
     static const char *const input_f[][2] = {
-        {"name", "String!"}, {"description", "String"}, {"type", "__Type!"},
+        {"name", "String!"},        {"description", "String"},    {"type", "__Type!"},
         {"defaultValue", "String"}, {"isDeprecated", "Boolean!"}, {"deprecationReason", "String"}};
-    static const char *const enum_f[][2] = {{"name", "String!"}, {"description", "String"},
+    static const char *const enum_f[][2] = {{"name", "String!"},
+                                            {"description", "String"},
                                             {"isDeprecated", "Boolean!"},
                                             {"deprecationReason", "String"}};
-    static const char *const dir_f[][2] = {{"name", "String!"}, {"description", "String"},
+    static const char *const dir_f[][2] = {{"name", "String!"},
+                                           {"description", "String"},
                                            {"isRepeatable", "Boolean!"},
                                            {"locations", "[__DirectiveLocation!]!"},
                                            {"args", "[__InputValue!]!"},
@@ -77,10 +85,16 @@ int gq_introspection_add(struct graphql_schema *s)
     GQ_TRY_ADD(graphql_schema_enum(s, "__DirectiveLocation", NULL, gq_dirloc_names, GQ_LOC_COUNT));
     /* the meta fields, owned by a hidden holder object */
     struct graphql_object holder = {.kind = GQ_K_OBJECT, .schema = s};
-    GQ_TRY_ADD(graphql_object_field(&holder, "__schema", "__Schema!", "Access the current type schema of this server.", GQ_TAG_SCHEMA, &s->f_schema));
-    GQ_TRY_ADD(graphql_object_field(&holder, "__type", "__Type", "Request the type information of a single type.", GQ_TAG_TYPE, &s->f_type));
+    GQ_TRY_ADD(graphql_object_field(&holder, "__schema", "__Schema!",
+                                    "Access the current type schema of this server.", GQ_TAG_SCHEMA,
+                                    &s->f_schema));
+    GQ_TRY_ADD(graphql_object_field(&holder, "__type", "__Type",
+                                    "Request the type information of a single type.", GQ_TAG_TYPE,
+                                    &s->f_type));
     GQ_TRY_ADD(graphql_field_arg(s->f_type, "name", "String!", NULL, NULL));
-    GQ_TRY_ADD(graphql_object_field(&holder, "__typename", "String!", "The name of the current Object type at runtime.", GQ_TAG_TYPENAME, &s->f_typename));
+    GQ_TRY_ADD(graphql_object_field(&holder, "__typename", "String!",
+                                    "The name of the current Object type at runtime.",
+                                    GQ_TAG_TYPENAME, &s->f_typename));
     s->f_schema->owner = s->f_type->owner = s->f_typename->owner = NULL;
     return 0;
 }
@@ -227,7 +241,8 @@ static json_t *gq_i_args(const struct graphql_field *f, const char *owner_key, c
 {
     json_t *arr = json_array();
     for (size_t i = 0; arr != NULL && f != NULL && i < f->args_count; i++) {
-        json_t *o = json_pack("{s:s,s:s,s:s}", owner_key, owner, "f", f->name, "a", f->args[i].name);
+        json_t *o =
+            json_pack("{s:s,s:s,s:s}", owner_key, owner, "f", f->name, "a", f->args[i].name);
         if (json_array_append_new(arr, o) != 0) {
             json_decref(arr);
             return NULL;
@@ -276,7 +291,8 @@ static json_t *gq_i_type(const struct graphql_schema *s, const char *field, cons
         }
         return json_null();
     }
-    const struct graphql_object *t = gq_schema_type(s, json_string_value(json_object_get(p, "name")));
+    const struct graphql_object *t =
+        gq_schema_type(s, json_string_value(json_object_get(p, "name")));
     LMQ_ASSERT(t != NULL);
     if (strcmp(field, "kind") == 0) {
         return json_string(gq_kind_name(t->kind));
@@ -300,7 +316,8 @@ static json_t *gq_i_type(const struct graphql_schema *s, const char *field, cons
     if ((fields && t->kind == GQ_K_OBJECT) || (inputs && t->kind == GQ_K_INPUT)) {
         json_t *arr = json_array();
         for (size_t i = 0; arr != NULL && i < t->fields_count; i++) {
-            json_t *o = json_pack("{s:s,s:s}", "t", t->name, fields ? "f" : "i", t->fields[i]->name);
+            json_t *o =
+                json_pack("{s:s,s:s}", "t", t->name, fields ? "f" : "i", t->fields[i]->name);
             if (json_array_append_new(arr, o) != 0) {
                 json_decref(arr);
                 return NULL;
@@ -311,7 +328,8 @@ static json_t *gq_i_type(const struct graphql_schema *s, const char *field, cons
     if (strcmp(field, "enumValues") == 0 && t->kind == GQ_K_ENUM) {
         json_t *arr = json_array();
         for (size_t i = 0; arr != NULL && i < t->values_count; i++) {
-            if (json_array_append_new(arr, json_pack("{s:s,s:s}", "t", t->name, "v", t->values[i])) != 0) {
+            if (json_array_append_new(
+                    arr, json_pack("{s:s,s:s}", "t", t->name, "v", t->values[i])) != 0) {
                 json_decref(arr);
                 return NULL;
             }
@@ -343,9 +361,10 @@ static json_t *gq_i_value(const struct graphql_schema *s, const char *ptype, con
     const char *in = json_string_value(json_object_get(p, "i"));
     const char *vn = json_string_value(json_object_get(p, "v"));
     const struct graphql_object *t = tn != NULL ? gq_schema_type(s, tn) : NULL;
-    const struct graphql_field *f = dn != NULL ? gq_schema_directive(s, dn)
-                                   : fn != NULL ? gq_type_field(t, fn)
-                                   : in != NULL ? gq_type_field(t, in) : NULL;
+    const struct graphql_field *f = dn != NULL   ? gq_schema_directive(s, dn)
+                                    : fn != NULL ? gq_type_field(t, fn)
+                                    : in != NULL ? gq_type_field(t, in)
+                                                 : NULL;
     if (strcmp(field, "isDeprecated") == 0 || strcmp(field, "isRepeatable") == 0) {
         return json_false();
     }
@@ -360,7 +379,8 @@ static json_t *gq_i_value(const struct graphql_schema *s, const char *ptype, con
         if (strcmp(field, "locations") == 0) {
             json_t *arr = json_array();
             for (size_t i = 0; arr != NULL && i < f->loc_count; i++) {
-                if (json_array_append_new(arr, json_string(gq_dirloc_names[f->loc_order[i]])) != 0) {
+                if (json_array_append_new(arr, json_string(gq_dirloc_names[f->loc_order[i]])) !=
+                    0) {
                     json_decref(arr);
                     return NULL;
                 }

@@ -10,8 +10,8 @@
 #include "graphql/graphql_lex.h"
 
 static const char *const gq_lex_kind_names[] = {
-    "<EOF>", "!", "$", "&",    "(",   ")",   "...",    ":",      "=",          "@",
-    "[",     "]", "{", "|",    "}",   "Name", "Int",   "Float",  "String",     "BlockString",
+    "<EOF>", "!", "$", "&", "(", ")",    "...", ":",     "=",      "@",
+    "[",     "]", "{", "|", "}", "Name", "Int", "Float", "String", "BlockString",
 };
 
 const char *gq_tok_kind_desc(int kind)
@@ -52,7 +52,10 @@ static size_t gq_utf8(const char *s, size_t len, size_t pos, uint32_t *cp)
         *cp = u[0];
         return 1;
     }
-    size_t n = (u[0] & 0xe0) == 0xc0 ? 2 : (u[0] & 0xf0) == 0xe0 ? 3 : (u[0] & 0xf8) == 0xf0 ? 4 : 0;
+    size_t n = (u[0] & 0xe0) == 0xc0   ? 2
+               : (u[0] & 0xf0) == 0xe0 ? 3
+               : (u[0] & 0xf8) == 0xf0 ? 4
+                                       : 0;
     if (n == 0 || left < n) {
         return 0;
     }
@@ -210,8 +213,10 @@ static int gq_lex_number(struct gq_lexer *l, size_t start)
 
 static int gq_hex(int c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                        : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                  : -1;
 }
 
 static long gq_hex4(const struct gq_lexer *l, size_t pos)
@@ -465,9 +470,9 @@ static int gq_lex_block_string(struct gq_lexer *l, size_t start)
 static int gq_lex_punct(struct gq_lexer *l, size_t pos, int c)
 {
     static const char punct[] = "!$&():=@[]{|}";
-    static const int kinds[] = {GQ_T_BANG,      GQ_T_DOLLAR,    GQ_T_AMP,       GQ_T_PAREN_L,
-                                GQ_T_PAREN_R,   GQ_T_COLON,     GQ_T_EQUALS,    GQ_T_AT,
-                                GQ_T_BRACKET_L, GQ_T_BRACKET_R, GQ_T_BRACE_L,   GQ_T_PIPE,
+    static const int kinds[] = {GQ_T_BANG,      GQ_T_DOLLAR,    GQ_T_AMP,     GQ_T_PAREN_L,
+                                GQ_T_PAREN_R,   GQ_T_COLON,     GQ_T_EQUALS,  GQ_T_AT,
+                                GQ_T_BRACKET_L, GQ_T_BRACKET_R, GQ_T_BRACE_L, GQ_T_PIPE,
                                 GQ_T_BRACE_R};
     const char *hit = strchr(punct, c);
     LMQ_ASSERT(hit != NULL && c != 0);
@@ -512,8 +517,9 @@ static int gq_lex_other(struct gq_lexer *l, size_t pos, int c)
         return gq_tok(l, GQ_T_NAME, pos, e, v);
     }
     if (c == '\'') {
-        return gq_lex_fail(l, pos, "Unexpected single quote character ('), did you mean to use "
-                                   "a double quote (\")?");
+        return gq_lex_fail(l, pos,
+                           "Unexpected single quote character ('), did you mean to use "
+                           "a double quote (\")?");
     }
     uint32_t cp;
     if (gq_utf8(l->src, l->len, pos, &cp) == 0) {

@@ -150,8 +150,10 @@ static int gq_p_list_or_object(struct gq_parser *p, bool is_const, struct gq_nod
 
 static int gq_p_value(struct gq_parser *p, bool is_const, struct gq_node **out)
 {
-    static const int kinds[] = {[GQ_T_INT] = GQ_N_INT, [GQ_T_FLOAT] = GQ_N_FLOAT,
-                                [GQ_T_STRING] = GQ_N_STRING, [GQ_T_BLOCK_STRING] = GQ_N_STRING};
+    static const int kinds[] = {[GQ_T_INT] = GQ_N_INT,
+                                [GQ_T_FLOAT] = GQ_N_FLOAT,
+                                [GQ_T_STRING] = GQ_N_STRING,
+                                [GQ_T_BLOCK_STRING] = GQ_N_STRING};
     int k = p->lex.kind;
     struct gq_node *n = NULL;
     if (k == GQ_T_BRACKET_L || k == GQ_T_BRACE_L) {
@@ -189,8 +191,8 @@ static int gq_p_value(struct gq_parser *p, bool is_const, struct gq_node **out)
         if (is_const) {
             GQ_TRY(gq_p_advance(p));
             if (gq_p_peek(p, GQ_T_NAME)) {
-                return gq_p_fail(p, n->line, n->col, "Unexpected variable \"$%s\" in constant value.",
-                                 p->lex.value);
+                return gq_p_fail(p, n->line, n->col,
+                                 "Unexpected variable \"$%s\" in constant value.", p->lex.value);
             }
             return gq_p_unexpected(p);
         }
@@ -337,8 +339,8 @@ static int gq_p_selection_set(struct gq_parser *p, struct gq_node *owner)
         return gq_p_expect_tok(p, GQ_T_BRACE_L);
     }
     if (++p->sel_depth > p->sel_depth_max) {
-        return gq_p_fail(p, p->lex.tline, p->lex.tcol,
-                         "Document nesting exceeds the limit of %u.", p->sel_depth_max);
+        return gq_p_fail(p, p->lex.tline, p->lex.tcol, "Document nesting exceeds the limit of %u.",
+                         p->sel_depth_max);
     }
     owner->has_sel = true;
     owner->sel_line = p->lex.tline;

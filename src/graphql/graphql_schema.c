@@ -49,12 +49,14 @@ static char *gq_sdup(struct graphql_schema *s, const char *str)
 
 static bool gq_valid_name(const char *n)
 {
-    if (n == NULL || !((n[0] >= 'a' && n[0] <= 'z') || (n[0] >= 'A' && n[0] <= 'Z') || n[0] == '_')) {
+    if (n == NULL ||
+        !((n[0] >= 'a' && n[0] <= 'z') || (n[0] >= 'A' && n[0] <= 'Z') || n[0] == '_')) {
         return false;
     }
     for (size_t i = 1; n[i] != '\0'; i++) {
         char c = n[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (c >= '0' && c <= '9'))) {
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+              (c >= '0' && c <= '9'))) {
             return false;
         }
         if (i > 128) {
@@ -72,7 +74,8 @@ static int gq_add_type(struct graphql_schema *s, int kind, const char *name, con
         return LMQ_EINVAL;
     }
     if (!gq_valid_name(name)) {
-        return gq_build_fail(s, LMQ_EINVAL, "Names must match /^[_a-zA-Z][_a-zA-Z0-9]*$/ but \"%s\" does not.",
+        return gq_build_fail(s, LMQ_EINVAL,
+                             "Names must match /^[_a-zA-Z][_a-zA-Z0-9]*$/ but \"%s\" does not.",
                              name != NULL ? name : "(null)");
     }
     if (s->types_count == s->types_cap) {
@@ -136,7 +139,8 @@ int graphql_schema_enum(struct graphql_schema *s, const char *name, const char *
     }
     for (size_t i = 0; i < count; i++) {
         if (!gq_valid_name(values[i])) {
-            return gq_build_fail(s, LMQ_EINVAL, "Enum \"%s\" has a value that is not a name.", name);
+            return gq_build_fail(s, LMQ_EINVAL, "Enum \"%s\" has a value that is not a name.",
+                                 name);
         }
         if ((o->values[i] = gq_sdup(s, values[i])) == NULL) {
             return LMQ_ENOMEM;
@@ -155,7 +159,8 @@ int graphql_object_field(struct graphql_object *o, const char *name, const char 
         return LMQ_EINVAL;
     }
     if (!gq_valid_name(name) || type == NULL) {
-        return gq_build_fail(s, LMQ_EINVAL, "Type \"%s\" has a field with a bad name or no type.", o->name);
+        return gq_build_fail(s, LMQ_EINVAL, "Type \"%s\" has a field with a bad name or no type.",
+                             o->name);
     }
     if (o->fields_count == o->fields_cap) {
         if (o->fields_cap >= GRAPHQL_FIELDS_MAX) {
@@ -195,7 +200,8 @@ static int gq_field_arg_add(struct graphql_schema *s, struct graphql_field *f, c
         return LMQ_EINVAL;
     }
     if (!gq_valid_name(name) || type == NULL) {
-        return gq_build_fail(s, LMQ_EINVAL, "Field \"%s\" has an argument with a bad name or no type.", f->name);
+        return gq_build_fail(s, LMQ_EINVAL,
+                             "Field \"%s\" has an argument with a bad name or no type.", f->name);
     }
     if (f->args_count >= GRAPHQL_ARGS_MAX) {
         return gq_build_fail(s, LMQ_ELIMIT, "Field \"%s\" has too many arguments.", f->name);
@@ -214,7 +220,8 @@ static int gq_field_arg_add(struct graphql_schema *s, struct graphql_field *f, c
     if (default_json != NULL) {
         a->def = json_loads(default_json, JSON_DECODE_ANY, NULL);
         if (a->def == NULL) {
-            return gq_build_fail(s, LMQ_EINVAL, "Argument \"%s\" has a default that is not JSON.", name);
+            return gq_build_fail(s, LMQ_EINVAL, "Argument \"%s\" has a default that is not JSON.",
+                                 name);
         }
     }
     f->args_count++;
@@ -226,7 +233,8 @@ int graphql_field_arg(struct graphql_field *f, const char *name, const char *typ
 {
     LMQ_ASSERT(f != NULL && f->owner != NULL);
     if (f->owner->kind != GQ_K_OBJECT) {
-        return gq_build_fail(f->owner->schema, LMQ_EINVAL, "Input field \"%s\" cannot take arguments.", f->name);
+        return gq_build_fail(f->owner->schema, LMQ_EINVAL,
+                             "Input field \"%s\" cannot take arguments.", f->name);
     }
     return gq_field_arg_add(f->owner->schema, f, name, type, default_json, description);
 }
@@ -270,11 +278,19 @@ static int gq_directive_add(struct graphql_schema *s, size_t i, const char *name
 static int gq_builtins(struct graphql_schema *s)
 {
     static const char *const scalars[][2] = {
-        {"Int", "The `Int` scalar type represents non-fractional signed whole numeric values. Int can represent values between -(2^31) and 2^31 - 1."},
-        {"Float", "The `Float` scalar type represents signed double-precision fractional values as specified by [IEEE 754](https://en.wikipedia.org/wiki/IEEE_floating_point)."},
-        {"String", "The `String` scalar type represents textual data, represented as UTF-8 character sequences. The String type is most often used by GraphQL to represent free-form human-readable text."},
+        {"Int", "The `Int` scalar type represents non-fractional signed whole numeric values. Int "
+                "can represent values between -(2^31) and 2^31 - 1."},
+        {"Float", "The `Float` scalar type represents signed double-precision fractional values as "
+                  "specified by [IEEE 754](https://en.wikipedia.org/wiki/IEEE_floating_point)."},
+        {"String", "The `String` scalar type represents textual data, represented as UTF-8 "
+                   "character sequences. The String type is most often used by GraphQL to "
+                   "represent free-form human-readable text."},
         {"Boolean", "The `Boolean` scalar type represents `true` or `false`."},
-        {"ID", "The `ID` scalar type represents a unique identifier, often used to refetch an object or as key for a cache. The ID type appears in a JSON response as a String; however, it is not intended to be human-readable. When expected as an input type, any string (such as `\"4\"`) or integer (such as `4`) input value will be accepted as an ID."},
+        {"ID",
+         "The `ID` scalar type represents a unique identifier, often used to refetch an object or "
+         "as key for a cache. The ID type appears in a JSON response as a String; however, it is "
+         "not intended to be human-readable. When expected as an input type, any string (such as "
+         "`\"4\"`) or integer (such as `4`) input value will be accepted as an ID."},
     };
     struct graphql_object *t[5];
     for (size_t i = 0; i < LMQ_ARRAY_LEN(scalars); i++) {
@@ -289,25 +305,39 @@ static int gq_builtins(struct graphql_schema *s)
     s->t_string = t[2];
     s->t_boolean = t[3];
     s->t_id = t[4];
-    int rc = gq_directive_add(s, 0, "include", "Directs the executor to include this field or fragment only when the `if` argument is true.",
-                              GQ_LOC_FIELD | GQ_LOC_FRAGMENT_SPREAD | GQ_LOC_INLINE_FRAGMENT, "if", "Boolean!", NULL, "Included when true.");
+    int rc = gq_directive_add(s, 0, "include",
+                              "Directs the executor to include this field or fragment only when "
+                              "the `if` argument is true.",
+                              GQ_LOC_FIELD | GQ_LOC_FRAGMENT_SPREAD | GQ_LOC_INLINE_FRAGMENT, "if",
+                              "Boolean!", NULL, "Included when true.");
     if (rc == 0) {
-        rc = gq_directive_add(s, 1, "skip", "Directs the executor to skip this field or fragment when the `if` argument is true.",
-                              GQ_LOC_FIELD | GQ_LOC_FRAGMENT_SPREAD | GQ_LOC_INLINE_FRAGMENT, "if", "Boolean!", NULL, "Skipped when true.");
+        rc = gq_directive_add(
+            s, 1, "skip",
+            "Directs the executor to skip this field or fragment when the `if` argument is true.",
+            GQ_LOC_FIELD | GQ_LOC_FRAGMENT_SPREAD | GQ_LOC_INLINE_FRAGMENT, "if", "Boolean!", NULL,
+            "Skipped when true.");
     }
     if (rc == 0) {
-        rc = gq_directive_add(s, 2, "deprecated", "Marks an element of a GraphQL schema as no longer supported.",
-                              GQ_LOC_FIELD_DEFINITION | GQ_LOC_ARGUMENT_DEFINITION | GQ_LOC_INPUT_FIELD_DEFINITION | GQ_LOC_ENUM_VALUE | GQ_LOC_DIRECTIVE_DEFINITION,
-                              "reason", "String!", "\"No longer supported\"",
-                              "Explains why this element was deprecated, usually also including a suggestion for how to access supported similar data. Formatted using the Markdown syntax, as specified by [CommonMark](https://commonmark.org/).");
+        rc = gq_directive_add(
+            s, 2, "deprecated", "Marks an element of a GraphQL schema as no longer supported.",
+            GQ_LOC_FIELD_DEFINITION | GQ_LOC_ARGUMENT_DEFINITION | GQ_LOC_INPUT_FIELD_DEFINITION |
+                GQ_LOC_ENUM_VALUE | GQ_LOC_DIRECTIVE_DEFINITION,
+            "reason", "String!", "\"No longer supported\"",
+            "Explains why this element was deprecated, usually also including a suggestion for how "
+            "to access supported similar data. Formatted using the Markdown syntax, as specified "
+            "by [CommonMark](https://commonmark.org/).");
     }
     if (rc == 0) {
-        rc = gq_directive_add(s, 3, "specifiedBy", "Exposes a URL that specifies the behavior of this scalar.",
-                              GQ_LOC_SCALAR, "url", "String!", NULL, "The URL that specifies the behavior of this scalar.");
+        rc = gq_directive_add(s, 3, "specifiedBy",
+                              "Exposes a URL that specifies the behavior of this scalar.",
+                              GQ_LOC_SCALAR, "url", "String!", NULL,
+                              "The URL that specifies the behavior of this scalar.");
     }
     if (rc == 0) {
-        rc = gq_directive_add(s, 4, "oneOf", "Indicates exactly one field must be supplied and this field must not be `null`.",
-                              GQ_LOC_INPUT_OBJECT, NULL, NULL, NULL, NULL);
+        rc = gq_directive_add(
+            s, 4, "oneOf",
+            "Indicates exactly one field must be supplied and this field must not be `null`.",
+            GQ_LOC_INPUT_OBJECT, NULL, NULL, NULL, NULL);
     }
     return rc;
 }
@@ -536,7 +566,8 @@ static int gq_resolve(struct graphql_schema *s, const char *src, struct gq_tref 
                LMQ_EINVAL;
     }
     if (!input && n->t->kind == GQ_K_INPUT) {
-        return lmq_errf(err, err_len, "The type of %s must be Output Type but got: %s.", where, src),
+        return lmq_errf(err, err_len, "The type of %s must be Output Type but got: %s.", where,
+                        src),
                LMQ_EINVAL;
     }
     return 0;
@@ -555,7 +586,8 @@ static int gq_finish_args(struct graphql_schema *s, struct graphql_field *f, con
         }
         for (size_t j = 0; j < k; j++) {
             if (strcmp(f->args[j].name, a->name) == 0) {
-                return lmq_errf(err, err_len, "Argument %s can only be defined once.", where), LMQ_EINVAL;
+                return lmq_errf(err, err_len, "Argument %s can only be defined once.", where),
+                       LMQ_EINVAL;
             }
         }
     }
@@ -563,7 +595,8 @@ static int gq_finish_args(struct graphql_schema *s, struct graphql_field *f, con
 }
 
 /* Default values are checked once every type reference is resolved. */
-static int gq_check_defaults(const struct graphql_field *f, const char *owner, char *err, size_t err_len)
+static int gq_check_defaults(const struct graphql_field *f, const char *owner, char *err,
+                             size_t err_len)
 {
     for (size_t k = 0; f != NULL && k < f->args_count; k++) {
         const struct gq_arg *a = &f->args[k];
@@ -585,26 +618,36 @@ static int gq_check_defaults(const struct graphql_field *f, const char *owner, c
     return 0;
 }
 
-static int gq_finish_type(struct graphql_schema *s, struct graphql_object *t, char *err, size_t err_len)
+static int gq_finish_type(struct graphql_schema *s, struct graphql_object *t, char *err,
+                          size_t err_len)
 {
     char where[300];
     if (!t->builtin && t->name[0] == '_' && t->name[1] == '_') {
-        return lmq_errf(err, err_len, "Name \"%s\" must not begin with \"__\", which is reserved by GraphQL introspection.", t->name), LMQ_EINVAL;
+        return lmq_errf(err, err_len,
+                        "Name \"%s\" must not begin with \"__\", which is reserved by GraphQL "
+                        "introspection.",
+                        t->name),
+               LMQ_EINVAL;
     }
     if ((t->kind == GQ_K_OBJECT || t->kind == GQ_K_INPUT) && t->fields_count == 0) {
-        return lmq_errf(err, err_len, "Type %s must define one or more fields.", t->name), LMQ_EINVAL;
+        return lmq_errf(err, err_len, "Type %s must define one or more fields.", t->name),
+               LMQ_EINVAL;
     }
     if (t->kind == GQ_K_ENUM && t->values_count == 0) {
-        return lmq_errf(err, err_len, "Enum type %s must define one or more values.", t->name), LMQ_EINVAL;
+        return lmq_errf(err, err_len, "Enum type %s must define one or more values.", t->name),
+               LMQ_EINVAL;
     }
     for (size_t i = 0; i < t->values_count; i++) {
         const char *v = t->values[i];
         if (strcmp(v, "true") == 0 || strcmp(v, "false") == 0 || strcmp(v, "null") == 0) {
-            return lmq_errf(err, err_len, "Enum type %s cannot include value: %s.", t->name, v), LMQ_EINVAL;
+            return lmq_errf(err, err_len, "Enum type %s cannot include value: %s.", t->name, v),
+                   LMQ_EINVAL;
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(t->values[j], v) == 0) {
-                return lmq_errf(err, err_len, "Enum value \"%s.%s\" can only be defined once.", t->name, v), LMQ_EINVAL;
+                return lmq_errf(err, err_len, "Enum value \"%s.%s\" can only be defined once.",
+                                t->name, v),
+                       LMQ_EINVAL;
             }
         }
     }
@@ -612,11 +655,16 @@ static int gq_finish_type(struct graphql_schema *s, struct graphql_object *t, ch
         struct graphql_field *f = t->fields[i];
         snprintf(where, sizeof(where), "%s.%s", t->name, f->name);
         if (!t->builtin && f->name[0] == '_' && f->name[1] == '_') {
-            return lmq_errf(err, err_len, "Name \"%s\" must not begin with \"__\", which is reserved by GraphQL introspection.", f->name), LMQ_EINVAL;
+            return lmq_errf(err, err_len,
+                            "Name \"%s\" must not begin with \"__\", which is reserved by GraphQL "
+                            "introspection.",
+                            f->name),
+                   LMQ_EINVAL;
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(t->fields[j]->name, f->name) == 0) {
-                return lmq_errf(err, err_len, "Field \"%s\" can only be defined once.", where), LMQ_EINVAL;
+                return lmq_errf(err, err_len, "Field \"%s\" can only be defined once.", where),
+                       LMQ_EINVAL;
             }
         }
         int rc = gq_resolve(s, f->type_src, &f->type, t->kind == GQ_K_INPUT, where, err, err_len);
@@ -639,7 +687,8 @@ static bool gq_input_cycle(struct graphql_object *t, struct graphql_object *star
     }
     for (size_t i = 0; i < t->fields_count; i++) {
         const struct gq_tref *r = t->fields[i]->type;
-        if (r->kind == GQ_TR_NONNULL && r->of->kind == GQ_TR_NAMED && r->of->t->kind == GQ_K_INPUT) {
+        if (r->kind == GQ_TR_NONNULL && r->of->kind == GQ_TR_NAMED &&
+            r->of->t->kind == GQ_K_INPUT) {
             if (r->of->t == start || gq_input_cycle(r->of->t, start, depth + 1)) {
                 return true;
             }
@@ -720,7 +769,11 @@ int graphql_schema_finish(struct graphql_schema *s, char *err, size_t err_len)
     for (size_t i = 0; i < s->types_count; i++) {
         for (size_t j = 0; j < i; j++) {
             if (strcmp(s->types[i]->name, s->types[j]->name) == 0) {
-                return lmq_errf(err, err_len, "Schema must contain uniquely named types but contains multiple types named \"%s\".", s->types[i]->name), LMQ_EINVAL;
+                return lmq_errf(err, err_len,
+                                "Schema must contain uniquely named types but contains multiple "
+                                "types named \"%s\".",
+                                s->types[i]->name),
+                       LMQ_EINVAL;
             }
         }
         int rc = gq_finish_type(s, s->types[i], err, err_len);
@@ -740,7 +793,11 @@ int graphql_schema_finish(struct graphql_schema *s, char *err, size_t err_len)
     }
     for (size_t i = 0; i < s->types_count; i++) {
         if (s->types[i]->kind == GQ_K_INPUT && gq_input_cycle(s->types[i], s->types[i], 0)) {
-            return lmq_errf(err, err_len, "Cannot reference Input Object \"%s\" within itself through a series of non-null fields.", s->types[i]->name), LMQ_EINVAL;
+            return lmq_errf(err, err_len,
+                            "Cannot reference Input Object \"%s\" within itself through a series "
+                            "of non-null fields.",
+                            s->types[i]->name),
+                   LMQ_EINVAL;
         }
     }
     for (size_t i = 0; i < s->types_count; i++) {
@@ -764,7 +821,9 @@ int graphql_schema_finish(struct graphql_schema *s, char *err, size_t err_len)
         return lmq_errf(err, err_len, "Query root type must be provided."), LMQ_EINVAL;
     }
     if (s->query->kind != GQ_K_OBJECT) {
-        return lmq_errf(err, err_len, "Query root type must be Object type, it cannot be %s.", s->query->name), LMQ_EINVAL;
+        return lmq_errf(err, err_len, "Query root type must be Object type, it cannot be %s.",
+                        s->query->name),
+               LMQ_EINVAL;
     }
     rc = gq_resolve(s, "__Schema!", &s->f_schema->type, false, "__schema", err, err_len);
     if (rc == 0) {

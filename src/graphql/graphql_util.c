@@ -189,7 +189,8 @@ void gq_did_you_mean(char *buf, size_t cap, const char *input, const char *const
         }
         /* insertion sort by (distance, name) keeping at most MAX */
         size_t k = n < MAX + 1 ? n : MAX;
-        while (k > 0 && (dist[k - 1] > dd || (dist[k - 1] == dd && strcmp(best[k - 1], options[i]) > 0))) {
+        while (k > 0 &&
+               (dist[k - 1] > dd || (dist[k - 1] == dd && strcmp(best[k - 1], options[i]) > 0))) {
             if (k < MAX + 1) {
                 best[k] = best[k - 1];
                 dist[k] = dist[k - 1];

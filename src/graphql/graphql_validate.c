@@ -52,7 +52,8 @@ static void gq_v_args(struct gq_val *v, struct gq_node *node, const struct graph
     for (struct gq_node *a = node->args; a != NULL; a = a->next) {
         for (struct gq_node *b = node->args; b != a; b = b->next) {
             if (strcmp(a->name, b->name) == 0) {
-                gq_error(v->c, GQ_NODES(b, a), "There can be only one argument named \"%s\".", a->name);
+                gq_error(v->c, GQ_NODES(b, a), "There can be only one argument named \"%s\".",
+                         a->name);
             }
         }
         const struct gq_arg *def = gq_field_arg(f, a->name);
@@ -63,10 +64,12 @@ static void gq_v_args(struct gq_val *v, struct gq_node *node, const struct graph
                 names[i] = f->args[i].name;
             }
             if (f->owner == NULL && strcmp(what, "directive") == 0) {
-                snprintf(buf, sizeof(buf), "Unknown argument \"%s\" on directive \"@%s\".", a->name, f->name);
+                snprintf(buf, sizeof(buf), "Unknown argument \"%s\" on directive \"@%s\".", a->name,
+                         f->name);
             } else {
                 snprintf(buf, sizeof(buf), "Unknown argument \"%s\" on field \"%s.%s\".", a->name,
-                         f->owner != NULL && node->ptype != NULL ? node->ptype->name : "<meta>", f->name);
+                         f->owner != NULL && node->ptype != NULL ? node->ptype->name : "<meta>",
+                         f->name);
             }
             gq_did_you_mean(buf, sizeof(buf), a->name, names, f->args_count, "");
             gq_error(v->c, GQ_NODES(a), "%s", buf);
@@ -86,9 +89,15 @@ static void gq_v_args(struct gq_val *v, struct gq_node *node, const struct graph
         if (!given) {
             char *tn = gq_tref_str(&v->c->arena, def->type);
             if (strcmp(what, "directive") == 0) {
-                gq_error(v->c, GQ_NODES(node), "Argument \"@%s(%s:)\" of type \"%s\" is required, but it was not provided.", f->name, def->name, tn);
+                gq_error(
+                    v->c, GQ_NODES(node),
+                    "Argument \"@%s(%s:)\" of type \"%s\" is required, but it was not provided.",
+                    f->name, def->name, tn);
             } else {
-                gq_error(v->c, GQ_NODES(node), "Argument \"%s.%s(%s:)\" of type \"%s\" is required, but it was not provided.", f->owner != NULL ? node->ptype->name : "<meta>", f->name, def->name, tn);
+                gq_error(
+                    v->c, GQ_NODES(node),
+                    "Argument \"%s.%s(%s:)\" of type \"%s\" is required, but it was not provided.",
+                    f->owner != NULL ? node->ptype->name : "<meta>", f->name, def->name, tn);
             }
         }
     }
@@ -104,7 +113,8 @@ static void gq_v_unique_fields(struct gq_val *v, const struct gq_node *value, in
         if (value->kind == GQ_N_OBJECT) {
             for (const struct gq_node *o = value->args; o != i; o = o->next) {
                 if (strcmp(o->name, i->name) == 0) {
-                    gq_error(v->c, GQ_NODES(o, i), "There can be only one input field named \"%s\".", i->name);
+                    gq_error(v->c, GQ_NODES(o, i),
+                             "There can be only one input field named \"%s\".", i->name);
                     break;
                 }
             }
@@ -127,7 +137,8 @@ static void gq_v_value(struct gq_val *v, const struct gq_tref *t, struct gq_node
     const struct gq_node *at = NULL;
     json_t *r = gq_coerce_literal(t, value, NULL, &msg, &at);
     if (r == NULL) {
-        gq_error(v->c, GQ_NODES(at != NULL ? at : value), "%s", msg != NULL ? msg : "Out of memory.");
+        gq_error(v->c, GQ_NODES(at != NULL ? at : value), "%s",
+                 msg != NULL ? msg : "Out of memory.");
     }
     json_decref(r);
     free(msg);
@@ -152,7 +163,8 @@ static void gq_v_directives(struct gq_val *v, struct gq_node *dirs, uint32_t loc
         }
         for (struct gq_node *e = dirs; e != d; e = e->next) {
             if (strcmp(e->name, d->name) == 0) {
-                gq_error(v->c, GQ_NODES(e, d), "The directive \"@%s\" can only be used once at this location.", d->name);
+                gq_error(v->c, GQ_NODES(e, d),
+                         "The directive \"@%s\" can only be used once at this location.", d->name);
                 break;
             }
         }
@@ -193,9 +205,14 @@ static void gq_v_field(struct gq_val *v, struct gq_node *f, struct graphql_objec
     struct graphql_object *ft = gq_tref_named(def->type);
     char *tn = gq_tref_str(&v->c->arena, def->type);
     if (gq_is_leaf(ft) && f->has_sel) {
-        gq_error_at(v->c, f->sel_line, f->sel_col, "Field \"%s\" must not have a selection since type \"%s\" has no subfields.", f->name, tn);
+        gq_error_at(v->c, f->sel_line, f->sel_col,
+                    "Field \"%s\" must not have a selection since type \"%s\" has no subfields.",
+                    f->name, tn);
     } else if (!gq_is_leaf(ft) && !f->has_sel) {
-        gq_error(v->c, GQ_NODES(f), "Field \"%s\" of type \"%s\" must have a selection of subfields. Did you mean \"%s { ... }\"?", f->name, tn, f->name);
+        gq_error(v->c, GQ_NODES(f),
+                 "Field \"%s\" of type \"%s\" must have a selection of subfields. Did you mean "
+                 "\"%s { ... }\"?",
+                 f->name, tn, f->name);
     } else if (f->has_sel) {
         gq_v_selections(v, f, ft);
     }
@@ -206,41 +223,6 @@ static void gq_v_selections(struct gq_val *v, struct gq_node *owner, struct grap
     for (struct gq_node *s = owner->sel; s != NULL; s = s->next) {
         if (s->kind == GQ_N_FIELD) {
             gq_v_field(v, s, t);
-            /* overlapping fields, the direct siblings' case */
-            const char *key = s->alias != NULL ? s->alias : s->name;
-            for (struct gq_node *o = owner->sel; o != s; o = o->next) {
-                if (o->kind != GQ_N_FIELD || strcmp(o->alias != NULL ? o->alias : o->name, key) != 0) {
-                    continue;
-                }
-                if (strcmp(o->name, s->name) != 0) {
-                    gq_error(v->c, GQ_NODES(o, s), "Fields \"%s\" conflict because \"%s\" and \"%s\" are different fields. Use different aliases on the fields to fetch both if this was intentional.", key, o->name, s->name);
-                    break;
-                }
-                char *a = NULL, *b = NULL;
-                size_t na = 0, nb = 0;
-                for (struct gq_node *x = o->args; x != NULL; x = x->next) {
-                    na++;
-                }
-                for (struct gq_node *x = s->args; x != NULL; x = x->next) {
-                    nb++;
-                }
-                bool differ = na != nb;
-                for (struct gq_node *x = o->args; x != NULL && !differ; x = x->next) {
-                    struct gq_node *y = s->args;
-                    while (y != NULL && strcmp(y->name, x->name) != 0) {
-                        y = y->next;
-                    }
-                    a = gq_print_value(x->value);
-                    b = y != NULL ? gq_print_value(y->value) : NULL;
-                    differ = b == NULL || strcmp(a, b) != 0;
-                    free(a);
-                    free(b);
-                }
-                if (differ) {
-                    gq_error(v->c, GQ_NODES(o, s), "Fields \"%s\" conflict because they have differing arguments. Use different aliases on the fields to fetch both if this was intentional.", key);
-                    break;
-                }
-            }
         } else if (s->kind == GQ_N_SPREAD) {
             gq_v_directives(v, s->dirs, GQ_LOC_FRAGMENT_SPREAD);
             s->frag = gq_find_fragment(v->doc, s->name);
@@ -248,7 +230,10 @@ static void gq_v_selections(struct gq_val *v, struct gq_node *owner, struct grap
                 gq_error_at(v->c, s->name_line, s->name_col, "Unknown fragment \"%s\".", s->name);
             } else if (s->frag->type->t != NULL && gq_is_leaf(s->frag->type->t) == false &&
                        s->frag->type->t->kind == GQ_K_OBJECT && s->frag->type->t != t) {
-                gq_error(v->c, GQ_NODES(s), "Fragment \"%s\" cannot be spread here as objects of type \"%s\" can never be of type \"%s\".", s->name, t->name, s->frag->type->t->name);
+                gq_error(v->c, GQ_NODES(s),
+                         "Fragment \"%s\" cannot be spread here as objects of type \"%s\" can "
+                         "never be of type \"%s\".",
+                         s->name, t->name, s->frag->type->t->name);
             }
         } else {
             gq_v_directives(v, s->dirs, GQ_LOC_INLINE_FRAGMENT);
@@ -260,11 +245,16 @@ static void gq_v_selections(struct gq_val *v, struct gq_node *owner, struct grap
                     continue;
                 }
                 if (ct->kind != GQ_K_OBJECT) {
-                    gq_error_at(v->c, s->type_line, s->type_col, "Fragment cannot condition on non composite type \"%s\".", ct->name);
+                    gq_error_at(v->c, s->type_line, s->type_col,
+                                "Fragment cannot condition on non composite type \"%s\".",
+                                ct->name);
                     continue;
                 }
                 if (ct != t) {
-                    gq_error(v->c, GQ_NODES(s), "Fragment cannot be spread here as objects of type \"%s\" can never be of type \"%s\".", t->name, ct->name);
+                    gq_error(v->c, GQ_NODES(s),
+                             "Fragment cannot be spread here as objects of type \"%s\" can never "
+                             "be of type \"%s\".",
+                             t->name, ct->name);
                     continue;
                 }
             }
@@ -301,7 +291,9 @@ static void gq_v_var_at(struct gq_val *v, const struct gq_node *var, const struc
     }
     if (def == NULL) {
         if (v->op->name != NULL) {
-            gq_error(v->c, GQ_NODES(var, v->op), "Variable \"$%s\" is not defined by operation \"%s\".", var->name, v->op->name);
+            gq_error(v->c, GQ_NODES(var, v->op),
+                     "Variable \"$%s\" is not defined by operation \"%s\".", var->name,
+                     v->op->name);
         } else {
             gq_error(v->c, GQ_NODES(var, v->op), "Variable \"$%s\" is not defined.", var->name);
         }
@@ -319,12 +311,14 @@ static void gq_v_var_at(struct gq_val *v, const struct gq_node *var, const struc
     }
     if (!ok) {
         char *vt = gq_tref_str(&v->c->arena, def->type), *lt = gq_tref_str(&v->c->arena, loc);
-        gq_error(v->c, GQ_NODES(def, var), "Variable \"$%s\" of type \"%s\" used in position expecting type \"%s\".", var->name, vt, lt);
+        gq_error(v->c, GQ_NODES(def, var),
+                 "Variable \"$%s\" of type \"%s\" used in position expecting type \"%s\".",
+                 var->name, vt, lt);
     }
 }
 
-static void gq_v_value_uses(struct gq_val *v, const struct gq_node *value, const struct gq_tref *loc,
-                            bool loc_default, int gen, int depth)
+static void gq_v_value_uses(struct gq_val *v, const struct gq_node *value,
+                            const struct gq_tref *loc, bool loc_default, int gen, int depth)
 {
     if (value == NULL || depth > GRAPHQL_VALUE_DEPTH_MAX) {
         return;
@@ -340,18 +334,20 @@ static void gq_v_value_uses(struct gq_val *v, const struct gq_node *value, const
     } else if (value->kind == GQ_N_OBJECT) {
         const struct graphql_object *t = bare != NULL && bare->kind == GQ_TR_NAMED ? bare->t : NULL;
         for (const struct gq_node *i = value->args; i != NULL; i = i->next) {
-            const struct graphql_field *f = t != NULL && t->kind == GQ_K_INPUT ? gq_type_field(t, i->name) : NULL;
+            const struct graphql_field *f =
+                t != NULL && t->kind == GQ_K_INPUT ? gq_type_field(t, i->name) : NULL;
             gq_v_value_uses(v, i->value, f != NULL ? f->type : NULL, false, gen, depth + 1);
         }
     }
 }
 
-static void gq_v_arg_uses(struct gq_val *v, const struct gq_node *n, const struct graphql_field *def,
-                          int gen)
+static void gq_v_arg_uses(struct gq_val *v, const struct gq_node *n,
+                          const struct graphql_field *def, int gen)
 {
     for (const struct gq_node *a = n->args; a != NULL; a = a->next) {
         const struct gq_arg *ad = def != NULL ? gq_field_arg(def, a->name) : NULL;
-        gq_v_value_uses(v, a->value, ad != NULL ? ad->type : NULL, ad != NULL && ad->def != NULL, gen, 0);
+        gq_v_value_uses(v, a->value, ad != NULL ? ad->type : NULL, ad != NULL && ad->def != NULL,
+                        gen, 0);
     }
 }
 
@@ -386,8 +382,10 @@ static void gq_v_operation(struct gq_val *v, struct gq_node *op, int gen)
     for (struct gq_node *var = op->vars; var != NULL; var = var->next) {
         for (struct gq_node *o = op->vars; o != var; o = o->next) {
             if (strcmp(o->name, var->name) == 0) {
-                const uint32_t pos[2][2] = {{o->name_line, o->name_col}, {var->name_line, var->name_col}};
-                gq_error_pos(v->c, pos, 2, "There can be only one variable named \"$%s\".", var->name);
+                const uint32_t pos[2][2] = {{o->name_line, o->name_col},
+                                            {var->name_line, var->name_col}};
+                gq_error_pos(v->c, pos, 2, "There can be only one variable named \"$%s\".",
+                             var->name);
             }
         }
         gq_v_directives(v, var->dirs, GQ_LOC_VARIABLE_DEFINITION);
@@ -400,14 +398,16 @@ static void gq_v_operation(struct gq_val *v, struct gq_node *op, int gen)
             gq_v_unknown_type(v, n->name, var->type_line, var->type_col);
         } else if (n->t->kind == GQ_K_OBJECT) {
             char *tn = gq_tref_str(&v->c->arena, var->type);
-            gq_error_at(v->c, var->type_line, var->type_col, "Variable \"$%s\" cannot be non-input type \"%s\".", var->name, tn);
+            gq_error_at(v->c, var->type_line, var->type_col,
+                        "Variable \"$%s\" cannot be non-input type \"%s\".", var->name, tn);
             n->t = NULL;
         } else if (var->value != NULL) {
             gq_v_value(v, var->type, var->value);
         }
     }
     if (op->op != GQ_OP_QUERY) {
-        gq_error(v->c, GQ_NODES(op), "The %s operation is not supported by the schema.", opn[op->op]);
+        gq_error(v->c, GQ_NODES(op), "The %s operation is not supported by the schema.",
+                 opn[op->op]);
         return;
     }
     gq_v_selections(v, op, s->query);
@@ -423,7 +423,8 @@ static void gq_v_operation(struct gq_val *v, struct gq_node *op, int gen)
     for (struct gq_node *var = op->vars; var != NULL; var = var->next) {
         if (var->mark != gen) {
             if (op->name != NULL) {
-                gq_error(v->c, GQ_NODES(var), "Variable \"$%s\" is never used in operation \"%s\".", var->name, op->name);
+                gq_error(v->c, GQ_NODES(var), "Variable \"$%s\" is never used in operation \"%s\".",
+                         var->name, op->name);
             } else {
                 gq_error(v->c, GQ_NODES(var), "Variable \"$%s\" is never used.", var->name);
             }
@@ -487,7 +488,8 @@ static void gq_v_cycle(struct gq_val *v, struct gq_node *frag, struct gq_cycles 
             for (size_t k = idx - 1; k < cy->path_len; k++) {
                 if (k + 1 < cy->path_len) {
                     size_t len = strlen(via);
-                    snprintf(via + len, sizeof(via) - len, "%s\"%s\"", len > 0 ? ", " : "", cy->path[k]->name);
+                    snprintf(via + len, sizeof(via) - len, "%s\"%s\"", len > 0 ? ", " : "",
+                             cy->path[k]->name);
                 }
                 if (np < 32) {
                     pos[np][0] = cy->path[k]->line;
@@ -496,9 +498,12 @@ static void gq_v_cycle(struct gq_val *v, struct gq_node *frag, struct gq_cycles 
                 }
             }
             if (via[0] != '\0') {
-                gq_error_pos(v->c, (const uint32_t(*)[2])pos, np, "Cannot spread fragment \"%s\" within itself via %s.", spreads[i]->name, via);
+                gq_error_pos(v->c, (const uint32_t(*)[2])pos, np,
+                             "Cannot spread fragment \"%s\" within itself via %s.",
+                             spreads[i]->name, via);
             } else {
-                gq_error_pos(v->c, (const uint32_t(*)[2])pos, np, "Cannot spread fragment \"%s\" within itself.", spreads[i]->name);
+                gq_error_pos(v->c, (const uint32_t(*)[2])pos, np,
+                             "Cannot spread fragment \"%s\" within itself.", spreads[i]->name);
             }
             cy->found = true;
         }
@@ -508,10 +513,11 @@ static void gq_v_cycle(struct gq_val *v, struct gq_node *frag, struct gq_cycles 
 }
 
 /* Expanded depth and field count (fragments have no cycle). */
-static void gq_v_measure(struct gq_val *v, const struct gq_node *n, uint32_t depth, uint64_t *fields,
-                         uint32_t *max_depth)
+static void gq_v_measure(struct gq_val *v, const struct gq_node *n, uint32_t depth,
+                         uint64_t *fields, uint32_t *max_depth)
 {
-    for (const struct gq_node *s = n->sel; s != NULL && *fields <= v->c->limits->max_fields; s = s->next) {
+    for (const struct gq_node *s = n->sel; s != NULL && *fields <= v->c->limits->max_fields;
+         s = s->next) {
         if (s->kind == GQ_N_FIELD) {
             (*fields)++;
             *max_depth = LMQ_MAX(*max_depth, depth + 1);
@@ -521,7 +527,8 @@ static void gq_v_measure(struct gq_val *v, const struct gq_node *n, uint32_t dep
             gq_v_measure(v, s, depth + 1, fields, max_depth);
         } else {
             (*fields)++; /* spreads cost too: bounds the walk of fragments without fields */
-            const struct gq_node *body = s->kind == GQ_N_SPREAD ? gq_find_fragment(v->doc, s->name) : s;
+            const struct gq_node *body =
+                s->kind == GQ_N_SPREAD ? gq_find_fragment(v->doc, s->name) : s;
             if (body != NULL) {
                 gq_v_measure(v, body, depth, fields, max_depth);
             }
@@ -537,7 +544,8 @@ static void gq_v_fragments(struct gq_val *v, bool *cycles)
         }
         for (struct gq_node *o = v->doc->defs; o != d; o = o->next) {
             if (o->kind == GQ_N_FRAGMENT && strcmp(o->name, d->name) == 0) {
-                const uint32_t pos[2][2] = {{o->name_line, o->name_col}, {d->name_line, d->name_col}};
+                const uint32_t pos[2][2] = {{o->name_line, o->name_col},
+                                            {d->name_line, d->name_col}};
                 gq_error_pos(v->c, pos, 2, "There can be only one fragment named \"%s\".", d->name);
             }
         }
@@ -547,7 +555,9 @@ static void gq_v_fragments(struct gq_val *v, bool *cycles)
         if (d->type->t == NULL) {
             gq_v_unknown_type(v, d->type->name, d->type_line, d->type_col);
         } else if (d->type->t->kind != GQ_K_OBJECT) {
-            gq_error_at(v->c, d->type_line, d->type_col, "Fragment \"%s\" cannot condition on non composite type \"%s\".", d->name, d->type->name);
+            gq_error_at(v->c, d->type_line, d->type_col,
+                        "Fragment \"%s\" cannot condition on non composite type \"%s\".", d->name,
+                        d->type->name);
             d->type->t = NULL;
         } else {
             gq_v_selections(v, d, d->type->t);
@@ -589,15 +599,18 @@ int gq_validate(struct gq_ctx *c, struct gq_doc *doc)
             anon += d->name == NULL;
             for (struct gq_node *o = doc->defs; o != d && d->name != NULL; o = o->next) {
                 if (o->kind == GQ_N_OPERATION && o->name != NULL && strcmp(o->name, d->name) == 0) {
-                    const uint32_t pos[2][2] = {{o->name_line, o->name_col}, {d->name_line, d->name_col}};
-                gq_error_pos(c, pos, 2, "There can be only one operation named \"%s\".", d->name);
+                    const uint32_t pos[2][2] = {{o->name_line, o->name_col},
+                                                {d->name_line, d->name_col}};
+                    gq_error_pos(c, pos, 2, "There can be only one operation named \"%s\".",
+                                 d->name);
                 }
             }
         }
     }
     for (struct gq_node *d = doc->defs; d != NULL && anon > 0 && ops > 1; d = d->next) {
         if (d->kind == GQ_N_OPERATION && d->name == NULL) {
-            gq_error(c, GQ_NODES(d), "This anonymous operation must be the only defined operation.");
+            gq_error(c, GQ_NODES(d),
+                     "This anonymous operation must be the only defined operation.");
         }
     }
     gq_v_fragments(&v, &cycles);
@@ -619,12 +632,14 @@ int gq_validate(struct gq_ctx *c, struct gq_doc *doc)
     for (struct gq_node *d = doc->defs; d != NULL; d = d->next) {
         bool used = false;
         for (struct gq_node *o = doc->defs; o != NULL && d->kind == GQ_N_FRAGMENT; o = o->next) {
-            used = used || (o->kind == GQ_N_FRAGMENT && o->op != 0 && strcmp(o->name, d->name) == 0);
+            used =
+                used || (o->kind == GQ_N_FRAGMENT && o->op != 0 && strcmp(o->name, d->name) == 0);
         }
         if (d->kind == GQ_N_FRAGMENT && !used) {
             gq_error(c, GQ_NODES(d), "Fragment \"%s\" is never used.", d->name);
         }
     }
+    gq_validate_overlaps(c, doc);
     if (json_array_size(c->errors) == before && !cycles) {
         for (struct gq_node *d = doc->defs; d != NULL; d = d->next) {
             uint64_t fields = 0;
@@ -634,9 +649,11 @@ int gq_validate(struct gq_ctx *c, struct gq_doc *doc)
             }
             gq_v_measure(&v, d, 0, &fields, &depth);
             if (depth > c->limits->max_depth) {
-                gq_error(c, GQ_NODES(d), "The query is nested deeper than the limit of %u.", c->limits->max_depth);
+                gq_error(c, GQ_NODES(d), "The query is nested deeper than the limit of %u.",
+                         c->limits->max_depth);
             } else if (fields > c->limits->max_fields) {
-                gq_error(c, GQ_NODES(d), "The query selects more than the limit of %u fields.", c->limits->max_fields);
+                gq_error(c, GQ_NODES(d), "The query selects more than the limit of %u fields.",
+                         c->limits->max_fields);
             }
         }
     }

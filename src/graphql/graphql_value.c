@@ -99,7 +99,8 @@ static void gq_print_value_into(struct gq_out *b, const struct gq_node *v, int d
         break;
     case GQ_N_LIST:
         gq_outf(b, "[");
-        for (const struct gq_node *i = v->args; i != NULL && depth < GRAPHQL_VALUE_DEPTH_MAX; i = i->next) {
+        for (const struct gq_node *i = v->args; i != NULL && depth < GRAPHQL_VALUE_DEPTH_MAX;
+             i = i->next) {
             gq_outf(b, "%s", i != v->args ? ", " : "");
             gq_print_value_into(b, i, depth + 1);
         }
@@ -111,7 +112,8 @@ static void gq_print_value_into(struct gq_out *b, const struct gq_node *v, int d
             break;
         }
         gq_outf(b, "{ ");
-        for (const struct gq_node *i = v->args; i != NULL && depth < GRAPHQL_VALUE_DEPTH_MAX; i = i->next) {
+        for (const struct gq_node *i = v->args; i != NULL && depth < GRAPHQL_VALUE_DEPTH_MAX;
+             i = i->next) {
             gq_outf(b, "%s%s: ", i != v->args ? ", " : "", i->name);
             gq_print_value_into(b, i->value, depth + 1);
         }
@@ -167,8 +169,9 @@ static json_t *gq_coerce_scalar(const struct graphql_object *t, const json_t *v,
         }
         char buf[GQ_MSG_MAX_BYTES];
         shown = gq_inspect(v);
-        snprintf(buf, sizeof(buf), json_is_string(v) ? "Value %s does not exist in \"%s\" enum."
-                                                     : "Enum \"%s\" cannot represent non-string value: %s.",
+        snprintf(buf, sizeof(buf),
+                 json_is_string(v) ? "Value %s does not exist in \"%s\" enum."
+                                   : "Enum \"%s\" cannot represent non-string value: %s.",
                  json_is_string(v) ? shown : n, json_is_string(v) ? n : shown);
         gq_did_you_mean(buf, sizeof(buf), json_is_string(v) ? json_string_value(v) : shown,
                         (const char *const *)t->values, t->values_count, "the enum value ");
@@ -250,12 +253,15 @@ static json_t *gq_coerce_object(const struct graphql_object *n, const json_t *v,
             for (size_t i = 0; i < n->fields_count; i++) {
                 names[i] = n->fields[i]->name;
             }
-            snprintf(buf, sizeof(buf), "Expected value of type \"%s\" not to include unknown field \"%s\"", n->name, k);
+            snprintf(buf, sizeof(buf),
+                     "Expected value of type \"%s\" not to include unknown field \"%s\"", n->name,
+                     k);
             size_t before = strlen(buf);
             gq_did_you_mean(buf, sizeof(buf), k, names, n->fields_count, "");
             char *shown = gq_inspect(v);
-            *msg = strlen(buf) > before ? gq_msgf("%.*s.%s Found: %s.", (int)before, buf, buf + before, shown)
-                                         : gq_msgf("%s, found: %s.", buf, shown);
+            *msg = strlen(buf) > before
+                       ? gq_msgf("%.*s.%s Found: %s.", (int)before, buf, buf + before, shown)
+                       : gq_msgf("%s, found: %s.", buf, shown);
             free(shown);
             return NULL;
         }
@@ -267,7 +273,9 @@ static json_t *gq_coerce_object(const struct graphql_object *n, const json_t *v,
         if (item == NULL) {
             if (f->type->kind == GQ_TR_NONNULL) {
                 char *shown = gq_inspect(v);
-                *msg = gq_msgf("Expected value of type \"%s\" to include required field \"%s\", found: %s.", n->name, f->name, shown);
+                *msg = gq_msgf(
+                    "Expected value of type \"%s\" to include required field \"%s\", found: %s.",
+                    n->name, f->name, shown);
                 free(shown);
                 json_decref(out);
                 return NULL;
@@ -425,12 +433,15 @@ static json_t *gq_lit_object(const struct graphql_object *n, const struct gq_nod
             for (size_t k = 0; k < n->fields_count; k++) {
                 names[k] = n->fields[k]->name;
             }
-            snprintf(buf, sizeof(buf), "Expected value of type \"%s\" not to include unknown field \"%s\"", n->name, i->name);
+            snprintf(buf, sizeof(buf),
+                     "Expected value of type \"%s\" not to include unknown field \"%s\"", n->name,
+                     i->name);
             size_t before = strlen(buf);
             gq_did_you_mean(buf, sizeof(buf), i->name, names, n->fields_count, "");
             char *shown = gq_print_value(v);
-            *msg = strlen(buf) > before ? gq_msgf("%.*s.%s Found: %s.", (int)before, buf, buf + before, shown)
-                                         : gq_msgf("%s, found: %s.", buf, shown);
+            *msg = strlen(buf) > before
+                       ? gq_msgf("%.*s.%s Found: %s.", (int)before, buf, buf + before, shown)
+                       : gq_msgf("%s, found: %s.", buf, shown);
             free(shown);
             *at = i;
             return NULL;
@@ -445,12 +456,15 @@ static json_t *gq_lit_object(const struct graphql_object *n, const struct gq_nod
                 item = i;
             }
         }
-        bool missing = item == NULL || (item->value->kind == GQ_N_VAR &&
-                                         (vars == NULL || json_object_get(vars, item->value->name) == NULL));
+        bool missing =
+            item == NULL || (item->value->kind == GQ_N_VAR &&
+                             (vars == NULL || json_object_get(vars, item->value->name) == NULL));
         if (missing) {
             if (f->type->kind == GQ_TR_NONNULL && item == NULL) {
                 char *shown = gq_print_value(v);
-                *msg = gq_msgf("Expected value of type \"%s\" to include required field \"%s\", found: %s.", n->name, f->name, shown);
+                *msg = gq_msgf(
+                    "Expected value of type \"%s\" to include required field \"%s\", found: %s.",
+                    n->name, f->name, shown);
                 free(shown);
                 *at = v;
                 json_decref(out);
@@ -480,8 +494,10 @@ static json_t *gq_lit_scalar(const struct graphql_object *n, const struct gq_nod
         }
         char buf[GQ_MSG_MAX_BYTES];
         char *shown = gq_print_value(v);
-        snprintf(buf, sizeof(buf), "Enum \"%s\" cannot represent non-enum value: %s.", n->name, shown);
-        gq_did_you_mean(buf, sizeof(buf), shown, (const char *const *)n->values, n->values_count, "the enum value ");
+        snprintf(buf, sizeof(buf), "Enum \"%s\" cannot represent non-enum value: %s.", n->name,
+                 shown);
+        gq_did_you_mean(buf, sizeof(buf), shown, (const char *const *)n->values, n->values_count,
+                        "the enum value ");
         free(shown);
         *msg = strdup(buf);
         return NULL;
@@ -504,7 +520,8 @@ static json_t *gq_lit_scalar(const struct graphql_object *n, const struct gq_nod
     if (strcmp(tn, "Float") == 0 && (v->kind == GQ_N_INT || v->kind == GQ_N_FLOAT)) {
         double d = strtod(v->str, NULL);
         if (isfinite(d)) {
-            return v->kind == GQ_N_INT && fabs(d) < 9007199254740992.0 ? json_integer((json_int_t)d) : json_real(d);
+            return v->kind == GQ_N_INT && fabs(d) < 9007199254740992.0 ? json_integer((json_int_t)d)
+                                                                       : json_real(d);
         }
     } else if (strcmp(tn, "String") == 0 && v->kind == GQ_N_STRING) {
         return json_string(v->str);
@@ -547,7 +564,9 @@ static json_t *gq_lit(const struct gq_tref *t, const struct gq_node *v, const js
             x = json_null();
             if (t->kind == GQ_TR_NONNULL && vars != NULL) {
                 char *tn = gq_type_name(t);
-                *msg = gq_msgf("Argument of required type \"%s\" was provided the variable \"$%s\" which was not provided a runtime value.", tn, v->name);
+                *msg = gq_msgf("Argument of required type \"%s\" was provided the variable \"$%s\" "
+                               "which was not provided a runtime value.",
+                               tn, v->name);
                 free(tn);
                 *at = v;
                 return NULL;

@@ -173,6 +173,32 @@ HAND = [
     "fragment F on Query { echo(i: $x) } query A($x: Int) { ...F } query B { ...F }",
 ]
 
+# OverlappingFieldsCanBeMerged
+HAND += [
+    "{ hero { name: id name } }",
+    "{ hero { x: name x: id x: age } }",
+    "{ hero { name } ...F } fragment F on Query { hero { name: id } }",
+    "{ ...F ...G } fragment F on Query { hero { name } } fragment G on Query { hero { name: tags } }",
+    "{ a: people(first: 1) { id } a: people(first: 2) { id } }",
+    "{ a: people(first: 1) { id } a: people(first: 1) { id } }",
+    "{ people(role: USER) { id } people(role: ADMIN) { id } }",
+    "query ($r: Role) { people(role: $r) { id } people(role: $r) { id } }",
+    "query ($r: Role, $s: Role) { people(role: $r) { id } people(role: $s) { id } }",
+    "{ x: hero { name } x: person(id: \"p1\") { name } }",
+    "{ hero { x: age } hero { x: score } }",
+    "{ hero { x: tags } hero { x: name } }",
+    "{ hero { x: friends { id } } hero { x: bestFriend { id } } }",
+    "{ hero { friends { a: id } } hero { friends { a: name } } }",
+    "{ hero { friends { a: id b: age } } hero { friends { a: name b: score } } }",
+    "{ echo(o: {minAmount: 1, roles: [ADMIN]}) echo(o: {roles: [ADMIN], minAmount: 1}) }",
+    "{ echo(o: {minAmount: 1}) echo(o: {minAmount: 2}) }",
+    "{ hero { ... on Person { name: id } name } }",
+    "fragment F on Person { x: name } fragment G on Person { x: id } { hero { ...F ...G } people { ...F } }",
+    "fragment F on Person { x: name ...G } fragment G on Person { x: id } { hero { ...F } }",
+    "{ hero { __typename: name } }",
+    "{ __typename: hero { name } }",
+]
+
 # Requests with variables: (query, variables)
 WITH_VARS = [
     ("query ($id: ID!) { person(id: $id) { name } }", {"id": "p3"}),
@@ -243,6 +269,17 @@ EXEC = [
     "{ __type { name } }",
     "{ hero { __type(name: \"Person\") { name } } }",
     "{ __schema }",
+    "{ people(first: 1) { mustFail } failing }",
+    "{ failing people(first: 1) { mustFail } }",
+    "{ a: hero { mustFail } nonNullNull }",
+    "{ nonNullNull a: hero { mustFail } }",
+    "{ people(first: 3) { friends { mustFail } } }",
+    "{ people(first: 3) { name bestFriend { mustFail } } }",
+    "{ payments(limit: 10) { amount } }",
+    "{ payments(limit: 10) { id payer { mustFail } } }",
+    "{ x: payments(limit: 2) { id } y: payments(limit: 3) { id } }",
+    "{ badInt failing numbers }",
+    "{ hero { friends { friends { friends { name mustFail } } } } }",
 ]
 
 NAMES = {
@@ -252,6 +289,8 @@ NAMES = {
 
 def _gen_person(rng, depth):
     picks = ["id", "name", "role", "age", "score", "tags"]
+    if rng.random() < 0.15:
+        picks.append("mustFail")
     out = []
     for _ in range(rng.randint(1, 4)):
         f = rng.choice(picks + ["friends", "bestFriend", "__typename"] if depth < 3 else picks)
@@ -271,7 +310,8 @@ def _gen_person(rng, depth):
 def _gen_query(rng):
     roots = []
     for _ in range(rng.randint(1, 3)):
-        r = rng.choice(["hero", "people", "person", "payments", "echo", "numbers"])
+        r = rng.choice(["hero", "people", "person", "payments", "echo", "numbers", "hero",
+                        "people", "payments", "failing", "badInt", "nonNullNull"])
         if r == "hero":
             roots.append("hero { %s }" % _gen_person(rng, 0))
         elif r == "people":
@@ -281,12 +321,13 @@ def _gen_query(rng):
             roots.append("person(id: \"p%d\") { %s }" % (rng.randint(1, 6), _gen_person(rng, 1)))
         elif r == "payments":
             cur = rng.choice(["", "currency: \"EUR\"", "minAmount: %d" % rng.randint(0, 100)])
-            fields = " ".join(rng.sample(["id", "currency", "payer { name }", "status"], 2))
+            fields = " ".join(rng.sample(["id", "currency", "payer { name }", "status",
+                                          "amount"], 2))
             roots.append("payments(limit: %d, filter: {%s}) { %s }" % (rng.randint(0, 6), cur, fields))
         elif r == "echo":
             roots.append("echo(i: %d, s: \"s%d\", l: [%d, %d])" % tuple(rng.randint(-9, 99) for _ in range(4)))
         else:
-            roots.append("numbers")
+            roots.append(r)
     # distinct response keys at the root (repeat-free)
     seen, uniq = set(), []
     for i, r in enumerate(roots):

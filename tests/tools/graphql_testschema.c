@@ -21,16 +21,23 @@ enum {
 
 static const char *const data_json =
     "{\"people\":["
-    "{\"id\":\"p1\",\"name\":\"Ada\",\"role\":\"ADMIN\",\"age\":36,\"score\":9.5,\"tags\":[\"math\",\"engines\"],\"friends\":[\"p2\",\"p3\"],\"best\":\"p2\"},"
-    "{\"id\":\"p2\",\"name\":\"Grace\",\"role\":\"USER\",\"age\":85,\"score\":7.25,\"tags\":[],\"friends\":[\"p1\"],\"best\":\"p1\"},"
-    "{\"id\":\"p3\",\"name\":\"Linus\",\"role\":\"GUEST\",\"age\":null,\"score\":1e3,\"tags\":[\"kernel\"],\"friends\":[],\"best\":null},"
-    "{\"id\":\"p4\",\"name\":\"Barbara\",\"role\":\"USER\",\"age\":80,\"score\":0.1,\"tags\":[\"clu\"],\"friends\":[\"p1\",\"p2\",\"p3\"],\"best\":\"p3\"},"
-    "{\"id\":\"p5\",\"name\":\"Ken\",\"role\":null,\"age\":79,\"score\":-2,\"tags\":[\"unix\",\"go\"],\"friends\":[\"p4\"],\"best\":\"p9\"}],"
+    "{\"id\":\"p1\",\"name\":\"Ada\",\"role\":\"ADMIN\",\"age\":36,\"score\":9.5,\"tags\":["
+    "\"math\",\"engines\"],\"friends\":[\"p2\",\"p3\"],\"best\":\"p2\"},"
+    "{\"id\":\"p2\",\"name\":\"Grace\",\"role\":\"USER\",\"age\":85,\"score\":7.25,\"tags\":[],"
+    "\"friends\":[\"p1\"],\"best\":\"p1\"},"
+    "{\"id\":\"p3\",\"name\":\"Linus\",\"role\":\"GUEST\",\"age\":null,\"score\":1e3,\"tags\":["
+    "\"kernel\"],\"friends\":[],\"best\":null},"
+    "{\"id\":\"p4\",\"name\":\"Barbara\",\"role\":\"USER\",\"age\":80,\"score\":0.1,\"tags\":["
+    "\"clu\"],\"friends\":[\"p1\",\"p2\",\"p3\"],\"best\":\"p3\"},"
+    "{\"id\":\"p5\",\"name\":\"Ken\",\"role\":null,\"age\":79,\"score\":-2,\"tags\":[\"unix\","
+    "\"go\"],\"friends\":[\"p4\"],\"best\":\"p9\"}],"
     "\"payments\":["
-    "{\"id\":\"pay1\",\"amount\":10.5,\"currency\":\"EUR\",\"payerId\":\"p1\",\"status\":\"ADMIN\"},"
+    "{\"id\":\"pay1\",\"amount\":10.5,\"currency\":\"EUR\",\"payerId\":\"p1\",\"status\":\"ADMIN\"}"
+    ","
     "{\"id\":\"pay2\",\"amount\":99,\"currency\":\"USD\",\"payerId\":\"p2\",\"status\":\"USER\"},"
     "{\"id\":\"pay3\",\"amount\":0.01,\"currency\":null,\"payerId\":\"p1\",\"status\":null},"
-    "{\"id\":\"pay4\",\"amount\":1234567.875,\"currency\":\"EUR\",\"payerId\":\"p4\",\"status\":\"GUEST\"},"
+    "{\"id\":\"pay4\",\"amount\":1234567.875,\"currency\":\"EUR\",\"payerId\":\"p4\",\"status\":"
+    "\"GUEST\"},"
     "{\"id\":\"pay5\",\"amount\":null,\"currency\":\"GBP\",\"payerId\":\"p5\",\"status\":\"USER\"},"
     "{\"id\":\"pay6\",\"amount\":3,\"currency\":\"EUR\",\"payerId\":\"p9\",\"status\":\"BOGUS\"}]}";
 
@@ -77,7 +84,8 @@ int graphql_test_schema(struct graphql_schema **out)
     TRY(graphql_field_arg(f, "j", "JSON", NULL, NULL));
     TRY(graphql_field_arg(f, "d", "String", "\"x\\\"y\"", NULL));
     TRY(graphql_field_arg(f, "dl", "[Role]", "[\"ADMIN\", \"GUEST\"]", NULL));
-    TRY(graphql_field_arg(f, "do", "PaymentFilter", "{\"minAmount\": 1.5, \"roles\": [\"USER\"]}", NULL));
+    TRY(graphql_field_arg(f, "do", "PaymentFilter", "{\"minAmount\": 1.5, \"roles\": [\"USER\"]}",
+                          NULL));
     TRY(graphql_object_field(q, "nonNullNull", "String!", NULL, T_NULL, NULL));
     TRY(graphql_object_field(q, "failing", "String", NULL, T_FAIL, NULL));
     TRY(graphql_object_field(q, "numbers", "[Int]", NULL, T_NUMBERS, NULL));
@@ -174,7 +182,8 @@ static json_t *resolve_one(struct graphql_test_ctx *c, const struct graphql_batc
         json_array_foreach(people, i, v)
         {
             const char *r = json_string_value(json_object_get(v, "role"));
-            if ((json_int_t)json_array_size(out) < first && (role == NULL || (r != NULL && strcmp(r, role) == 0))) {
+            if ((json_int_t)json_array_size(out) < first &&
+                (role == NULL || (r != NULL && strcmp(r, role) == 0))) {
                 json_array_append(out, v);
             }
         }
@@ -191,13 +200,15 @@ static json_t *resolve_one(struct graphql_test_ctx *c, const struct graphql_batc
         {
             json_t *amount = json_object_get(v, "amount");
             const char *vc = json_string_value(json_object_get(v, "currency"));
-            if (json_is_integer(lim) && (json_int_t)json_array_size(out) >= json_integer_value(lim)) {
+            if (json_is_integer(lim) &&
+                (json_int_t)json_array_size(out) >= json_integer_value(lim)) {
                 break;
             }
             if (cur != NULL && (vc == NULL || strcmp(cur, vc) != 0)) {
                 continue;
             }
-            if (json_is_number(min) && !(json_is_number(amount) && json_number_value(amount) >= json_number_value(min))) {
+            if (json_is_number(min) &&
+                !(json_is_number(amount) && json_number_value(amount) >= json_number_value(min))) {
                 continue;
             }
             json_array_append(out, v);

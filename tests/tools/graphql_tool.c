@@ -28,8 +28,11 @@ int main(int argc, char **argv)
         graphql_test_ctx_free(&ctx);
         return 0;
     }
-    struct graphql_limits limits = {.max_depth = 64, .max_fields = 100000, .max_list_items = 10000,
-                                    .max_result_items = 1000000, .max_ms = 60000,
+    struct graphql_limits limits = {.max_depth = 64,
+                                    .max_fields = 100000,
+                                    .max_list_items = 10000,
+                                    .max_result_items = 1000000,
+                                    .max_ms = 60000,
                                     .max_query_bytes = LINE_MAX_BYTES};
     struct graphql_resolvers r = {.ctx = &ctx, .resolve = graphql_test_resolve};
     char *line = malloc(LINE_MAX_BYTES);
@@ -45,7 +48,8 @@ int main(int argc, char **argv)
             break;
         }
         json_t *vars = json_object_get(req, "variables");
-        if (graphql_execute(s, q, strlen(q), json_string_value(json_object_get(req, "operationName")),
+        if (graphql_execute(s, q, strlen(q),
+                            json_string_value(json_object_get(req, "operationName")),
                             json_is_null(vars) ? NULL : vars, &limits, &r, &resp) != 0) {
             fprintf(stderr, "graphql_tool: out of memory\n");
             status = 1;
