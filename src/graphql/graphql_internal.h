@@ -111,7 +111,8 @@ struct graphql_schema {
     struct graphql_object **order; /* every type in graphql-js's type map order */
     size_t order_visible;          /* order[0..order_visible): the types introspection lists */
     bool finished;
-    char *build_err; /* the first error of a builder call, reported by finish */
+    bool building_builtins; /* graphql_schema_new adding the built-in types */
+    char *build_err;        /* the first error of a builder call, reported by finish */
     struct gq_arena arena;
     struct graphql_object *t_int, *t_float, *t_string, *t_boolean, *t_id;
     struct graphql_field *directives[GRAPHQL_DIRECTIVES_COUNT];

@@ -97,7 +97,7 @@ static int gq_add_type(struct graphql_schema *s, int kind, const char *name, con
     }
     o->kind = kind;
     o->schema = s;
-    o->builtin = name[0] == '_' && name[1] == '_';
+    o->builtin = s->building_builtins;
     s->types[s->types_count++] = o;
     if (out != NULL) {
         *out = o;
@@ -349,10 +349,12 @@ int graphql_schema_new(struct graphql_schema **out)
     if (s == NULL) {
         return LMQ_ENOMEM;
     }
+    s->building_builtins = true;
     int rc = gq_builtins(s);
     if (rc == 0) {
         rc = gq_introspection_add(s);
     }
+    s->building_builtins = false;
     if (rc != 0) {
         graphql_schema_free(s);
         *out = NULL;
