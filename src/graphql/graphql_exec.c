@@ -178,8 +178,17 @@ static void gq_fail(struct gq_exec *x, const struct gq_slot *s, struct gq_pos *p
         x->pending = p;
         x->pending_cap = cap;
     }
-    json_t *e = json_pack("{s:s,s:[{s:I,s:I}],s:O}", "message", msg, "locations", "line",
+    /* a resolver's message or a serialized value need not be UTF-8 */
+    size_t cap = 3 * strlen(msg) + 1;
+    char *clean = malloc(cap);
+    if (clean == NULL) {
+        x->c->oom = true;
+        return;
+    }
+    gq_utf8_clean(msg, clean, cap);
+    json_t *e = json_pack("{s:s,s:[{s:I,s:I}],s:O}", "message", clean, "locations", "line",
                           (json_int_t)at->line, "column", (json_int_t)at->col, "path", path);
+    free(clean);
     if (e == NULL) {
         x->c->oom = true;
         return;

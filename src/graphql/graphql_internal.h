@@ -228,6 +228,8 @@ struct gq_ctx {
 /* Appends {"message", "locations": [nodes...]} ; nodes: up to 4 (NULL-terminated list). */
 void gq_error(struct gq_ctx *c, const struct gq_node *const *nodes, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Copies in to out (cap >= 3 * strlen(in) + 1), invalid UTF-8 bytes replaced by U+FFFD. */
+void gq_utf8_clean(const char *in, char *out, size_t cap);
 /* Appends an error at n {line, column} positions. */
 void gq_error_pos(struct gq_ctx *c, const uint32_t (*pos)[2], size_t n, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

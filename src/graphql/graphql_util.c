@@ -70,10 +70,46 @@ void gq_arena_free(struct gq_arena *a)
     a->used_bytes = 0;
 }
 
+/* Copies in to out (cap >= 3 * strlen(in) + 1) with every byte that is not part of a valid
+ * UTF-8 sequence replaced by U+FFFD: messages quote the document, which may not be UTF-8, and
+ * a JSON string must be. */
+void gq_utf8_clean(const char *in, char *out, size_t cap)
+{
+    const unsigned char *p = (const unsigned char *)in;
+    size_t o = 0;
+    LMQ_ASSERT(cap >= 3 * strlen(in) + 1);
+    while (*p != '\0') {
+        size_t n = p[0] < 0x80             ? 1
+                   : (p[0] & 0xe0) == 0xc0 ? 2
+                   : (p[0] & 0xf0) == 0xe0 ? 3
+                   : (p[0] & 0xf8) == 0xf0 ? 4
+                                           : 0;
+        bool ok = n > 0;
+        uint32_t cp = n == 1 ? p[0] : (uint32_t)(p[0] & (0x7fu >> n));
+        for (size_t i = 1; ok && i < n; i++) {
+            ok = (p[i] & 0xc0) == 0x80;
+            cp = (cp << 6) | (p[i] & 0x3fu);
+        }
+        static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+        ok = ok && cp >= min_cp[n] && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
+        if (ok) {
+            memcpy(out + o, p, n);
+            o += n;
+            p += n;
+        } else {
+            memcpy(out + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            p++;
+        }
+    }
+    out[o] = '\0';
+}
+
 static void gq_error_push(struct gq_ctx *c, json_t *locs, const char *fmt, va_list ap)
 {
-    char msg[1024];
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    char raw[1024], msg[3 * sizeof(raw) + 1];
+    vsnprintf(raw, sizeof(raw), fmt, ap);
+    gq_utf8_clean(raw, msg, sizeof(msg));
     if (json_array_size(c->errors) >= GRAPHQL_ERRORS_MAX) {
         json_decref(locs);
         return;

@@ -159,6 +159,10 @@ static void test_lexer_and_parser_edge_cases(void **state)
     expect_data("{ echo(f: -1.5e3, i: -0) }", NULL,
                 "{\"echo\":{\"i\":0,\"f\":-1500.0,\"d\":\"x\\\"y\",\"dl\":[\"ADMIN\",\"GUEST\"],"
                 "\"do\":{\"minAmount\":1.5,\"roles\":[\"USER\"]}}}");
+    /* a message quoting bytes that are not UTF-8 is still a JSON string (found by the fuzzer) */
+    expect_error("{ echo(s: \"\\u\x80(83D\") }", NULL,
+                 "Syntax Error: Invalid Unicode escape sequence: \"\\u\xef\xbf\xbd(83\".", 1, 12,
+                 false);
     /* type-system definitions parse and are refused by validation */
     expect_error("type Foo { a: Int }", NULL, "The \"Foo\" definition is not executable.", 1, 1,
                  false);
