@@ -320,9 +320,12 @@ static json_t *gq_args(struct gq_exec *x, const struct graphql_field *f, const s
                 continue;
             }
         } else {
-            const struct gq_node *at = NULL;
-            v = gq_coerce_literal(a->type, an->value, x->vars, msg, &at);
+            struct gq_cerr e;
+            v = gq_coerce_literal(a->type, an->value, x->vars, &e);
             if (v == NULL) {
+                *msg = e.msg[0];
+                e.msg[0] = NULL;
+                gq_cerr_free(&e);
                 json_decref(out);
                 return NULL;
             }
@@ -719,46 +722,40 @@ out:
     return rc;
 }
 
-/* CoerceVariableValues (spec 6.1.2): NULL with the errors appended when one is bad. */
+/* CoerceVariableValues (spec 6.1.2): NULL with every error appended when a value is bad. */
 static json_t *gq_vars(struct gq_ctx *c, const struct gq_node *op, const json_t *given)
 {
     json_t *out = json_object();
+    bool bad = out == NULL;
     for (const struct gq_node *v = op->vars; out != NULL && v != NULL; v = v->next) {
-        json_t *val = given != NULL ? json_object_get(given, v->name) : NULL;
-        char *msg = NULL, *path = NULL;
-        if (val == NULL) {
-            if (v->value != NULL) {
-                const struct gq_node *at = NULL;
-                json_t *d = gq_coerce_literal(v->type, v->value, NULL, &msg, &at);
-                if (d == NULL) {
-                    gq_error_at(c, v->line, v->col,
-                                "Variable \"$%s\" has invalid default value: %s", v->name, msg);
-                    free(msg);
-                    json_decref(out);
-                    return NULL;
-                }
-                (void)json_object_set_new(out, v->name, d);
-            } else if (v->type->kind == GQ_TR_NONNULL) {
+        json_t *val = given != NULL ? json_object_get(given, v->name) : NULL, *cv = NULL;
+        struct gq_cerr e = {0};
+        if (val == NULL && v->value == NULL) {
+            if (v->type->kind == GQ_TR_NONNULL) {
                 char *tn = gq_tref_str(&c->arena, v->type);
                 gq_error_at(c, v->line, v->col,
                             "Variable \"$%s\" has invalid value: Expected a value of non-null type "
                             "\"%s\" to be provided.",
                             v->name, tn != NULL ? tn : "?");
-                json_decref(out);
-                return NULL;
+                bad = true;
             }
             continue;
         }
-        json_t *cv = gq_coerce_input(v->type, val, &msg, &path);
-        if (cv == NULL) {
-            gq_error_at(c, v->line, v->col, "Variable \"$%s\" has invalid value%s: %s", v->name,
-                        path != NULL ? path : "", msg != NULL ? msg : "");
-            free(msg);
-            free(path);
-            json_decref(out);
-            return NULL;
+        cv = val == NULL ? gq_coerce_literal(v->type, v->value, NULL, &e)
+                         : gq_coerce_input(v->type, val, &e);
+        for (size_t i = 0; i < e.n; i++) {
+            gq_error_at(c, v->line, v->col, "Variable \"$%s\" has invalid %s%s: %s", v->name,
+                        val == NULL ? "default value" : "value", e.path[i], e.msg[i]);
         }
-        (void)json_object_set_new(out, v->name, cv);
+        bad = bad || cv == NULL;
+        gq_cerr_free(&e);
+        if (cv != NULL && json_object_set_new(out, v->name, cv) != 0) {
+            c->oom = true;
+        }
+    }
+    if (bad) {
+        json_decref(out);
+        return NULL;
     }
     return out;
 }

@@ -193,6 +193,7 @@ struct gq_node {
     const char *name;     /* names; a type-system definition: its name or NULL (schema) */
     const char *alias;    /* fields */
     const char *str;      /* scalar values' text (strings decoded) */
+    size_t str_len;       /* its length (a decoded string may hold NUL) */
     int op;               /* operation kind; bool value; block string */
     struct gq_tref *type; /* variable type; type condition (NULL: none) */
     uint32_t type_line, type_col;
@@ -256,13 +257,21 @@ void gq_did_you_mean(char *buf, size_t cap, const char *input, const char *const
 char *gq_print_value(const struct gq_node *v);
 /* Prints a JSON value as graphql-js inspect() does, malloc'd. */
 char *gq_inspect(const json_t *v);
-/* Coerces a literal (variables from vars, may be NULL) to type t: a new reference, or NULL with
- * a malloc'd message in *msg and the node at fault in *at (validation's ValuesOfCorrectType);
- * *absent set when a variable without value was used (the caller omits the entry). */
+/* Coercion errors, graphql-js's way: all of them (up to GQ_CERR_MAX), each with its path in
+ * an input value (" at .a[0]" or "") or the literal node at fault. */
+#define GQ_CERR_MAX 16
+struct gq_cerr {
+    size_t n;
+    char *msg[GQ_CERR_MAX];
+    char *path[GQ_CERR_MAX];
+    const struct gq_node *at[GQ_CERR_MAX];
+};
+void gq_cerr_free(struct gq_cerr *e);
+/* Coerces a literal to type t (variables from vars; NULL in validation, where variables are
+ * checked by their own rules): a new reference, or NULL with e->n > 0. */
 json_t *gq_coerce_literal(const struct gq_tref *t, const struct gq_node *v, const json_t *vars,
-                          char **msg, const struct gq_node **at);
-/* Coerces an input JSON value (a variable's value) to t; NULL with *msg ("Int cannot ...")
- * and *path (a malloc'd path like "[0].a", may be "") on failure. */
-json_t *gq_coerce_input(const struct gq_tref *t, const json_t *v, char **msg, char **path);
+                          struct gq_cerr *e);
+/* Coerces an input JSON value (a variable's value, a default) to t: NULL with e->n > 0. */
+json_t *gq_coerce_input(const struct gq_tref *t, const json_t *v, struct gq_cerr *e);
 
 #endif

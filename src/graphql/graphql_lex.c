@@ -149,6 +149,7 @@ static int gq_tok(struct gq_lexer *l, int kind, size_t start, size_t end, const 
     l->tline = l->line;
     l->tcol = gq_lex_col(l, start);
     l->value = value;
+    l->value_len = value != NULL ? strlen(value) : 0;
     l->pos = end;
     return 0;
 }
@@ -331,7 +332,9 @@ static int gq_lex_string(struct gq_lexer *l, size_t start)
         uint32_t cp;
         if (c == '"') {
             out[out_len] = '\0';
-            return gq_tok(l, GQ_T_STRING, start, pos + 1, out);
+            gq_tok(l, GQ_T_STRING, start, pos + 1, out);
+            l->value_len = out_len;
+            return 0;
         }
         if (c == '\\') {
             long n = gq_lex_escape(l, pos, out, &out_len);

@@ -43,7 +43,8 @@ struct gq_lexer {
     size_t start;
     uint32_t tline;
     uint32_t tcol;
-    const char *value; /* names, numbers, decoded strings (arena) */
+    const char *value; /* names, numbers, decoded strings (arena, NUL-terminated) */
+    size_t value_len;  /* its length (a decoded string may hold NUL) */
     /* a syntax error: message (no "Syntax Error: " prefix) and where */
     char err[512];
     uint32_t err_line;

@@ -171,6 +171,7 @@ static int gq_p_value(struct gq_parser *p, bool is_const, struct gq_node **out)
             return -1;
         }
         n->str = p->lex.value;
+        n->str_len = p->lex.value_len;
         n->op = k == GQ_T_BLOCK_STRING;
         if (k == GQ_T_NAME) {
             if (strcmp(n->str, "true") == 0 || strcmp(n->str, "false") == 0) {

@@ -605,13 +605,12 @@ static int gq_check_defaults(const struct graphql_field *f, const char *owner, c
         char where[300];
         snprintf(where, sizeof(where), "%s%s(%s:)", owner, f->name, a->name);
         if (a->def != NULL) {
-            char *msg = NULL, *path = NULL;
-            json_t *v = gq_coerce_input(a->type, a->def, &msg, &path);
+            struct gq_cerr e;
+            json_t *v = gq_coerce_input(a->type, a->def, &e);
             if (v == NULL) {
-                lmq_errf(err, err_len, "%s has invalid default value%s: %s", where,
-                         path != NULL ? path : "", msg != NULL ? msg : "out of memory");
-                free(msg);
-                free(path);
+                lmq_errf(err, err_len, "%s has invalid default value%s: %s", where, e.path[0],
+                         e.msg[0]);
+                gq_cerr_free(&e);
                 return LMQ_EINVAL;
             }
             json_decref(v);

@@ -133,15 +133,13 @@ static void gq_v_value(struct gq_val *v, const struct gq_tref *t, struct gq_node
     if (json_array_size(v->c->errors) != before) {
         return;
     }
-    char *msg = NULL;
-    const struct gq_node *at = NULL;
-    json_t *r = gq_coerce_literal(t, value, NULL, &msg, &at);
-    if (r == NULL) {
-        gq_error(v->c, GQ_NODES(at != NULL ? at : value), "%s",
-                 msg != NULL ? msg : "Out of memory.");
+    struct gq_cerr e;
+    json_t *r = gq_coerce_literal(t, value, NULL, &e);
+    for (size_t i = 0; i < e.n; i++) {
+        gq_error(v->c, GQ_NODES(e.at[i] != NULL ? e.at[i] : value), "%s", e.msg[i]);
     }
     json_decref(r);
-    free(msg);
+    gq_cerr_free(&e);
 }
 
 static void gq_v_directives(struct gq_val *v, struct gq_node *dirs, uint32_t loc)

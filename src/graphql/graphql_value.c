@@ -217,9 +217,10 @@ static json_t *gq_coerce_scalar(const struct graphql_object *t, const json_t *v,
         if (json_is_string(v)) {
             return json_incref((json_t *)v);
         }
-        if (json_is_integer(v)) {
+        double d = json_is_number(v) ? json_number_value(v) : 0.5;
+        if (json_is_number(v) && d == floor(d) && fabs(d) < 9007199254740992.0) {
             char num[32];
-            snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
+            snprintf(num, sizeof(num), "%lld", (long long)d); /* JSON has one number type */
             return json_string(num);
         }
         shown = gq_inspect(v);
@@ -229,138 +230,174 @@ static json_t *gq_coerce_scalar(const struct graphql_object *t, const json_t *v,
     return r;
 }
 
+void gq_cerr_free(struct gq_cerr *e)
+{
+    for (size_t i = 0; i < e->n; i++) {
+        free(e->msg[i]);
+        free(e->path[i]);
+    }
+    memset(e, 0, sizeof(*e));
+}
+
+/* Records an error (msg is taken; NULL means out of memory). */
+static void gq_cerr_add(struct gq_cerr *e, char *msg, const struct gq_out *path,
+                        const struct gq_node *at)
+{
+    if (e->n >= GQ_CERR_MAX) {
+        free(msg);
+        return;
+    }
+    e->msg[e->n] = msg != NULL ? msg : strdup("Out of memory.");
+    e->path[e->n] = path != NULL && path->len > 0 ? gq_msgf(" at %.*s", (int)path->len, path->data)
+                                                  : strdup("");
+    e->at[e->n] = at;
+    e->n++;
+}
+
 /* ---- input values (variables) ---- */
 
-static json_t *gq_coerce_in(const struct gq_tref *t, const json_t *v, char **msg,
+static json_t *gq_coerce_in(const struct gq_tref *t, const json_t *v, struct gq_cerr *e,
                             struct gq_out *path, int depth);
 
-static json_t *gq_coerce_object(const struct graphql_object *n, const json_t *v, char **msg,
+static void gq_unknown_field_msg(char *buf, size_t cap, const struct graphql_object *n,
+                                 const char *field, const char *shown)
+{
+    const char *names[GRAPHQL_FIELDS_MAX];
+    char dym[1024] = "";
+    for (size_t i = 0; i < n->fields_count; i++) {
+        names[i] = n->fields[i]->name;
+    }
+    gq_did_you_mean(dym, sizeof(dym), field, names, n->fields_count, "");
+    if (dym[0] != '\0') {
+        snprintf(buf, cap,
+                 "Expected value of type \"%s\" not to include unknown field \"%s\".%s Found: %s.",
+                 n->name, field, dym, shown);
+    } else {
+        snprintf(buf, cap,
+                 "Expected value of type \"%s\" not to include unknown field \"%s\", found: %s.",
+                 n->name, field, shown);
+    }
+}
+
+static json_t *gq_coerce_object(const struct graphql_object *n, const json_t *v, struct gq_cerr *e,
                                 struct gq_out *path, int depth)
 {
     char buf[GQ_MSG_MAX_BYTES];
+    size_t before = e->n;
     if (!json_is_object(v)) {
         char *shown = gq_inspect(v);
-        *msg = gq_msgf("Expected value of type \"%s\" to be an object, found: %s.", n->name, shown);
+        gq_cerr_add(
+            e, gq_msgf("Expected value of type \"%s\" to be an object, found: %s.", n->name, shown),
+            path, NULL);
         free(shown);
         return NULL;
+    }
+    json_t *out = json_object();
+    for (size_t i = 0; i < n->fields_count; i++) {
+        const struct graphql_field *f = n->fields[i];
+        json_t *item = json_object_get(v, f->name);
+        if (item == NULL) {
+            if (f->type->kind == GQ_TR_NONNULL) {
+                char *shown = gq_inspect(v);
+                gq_cerr_add(e,
+                            gq_msgf("Expected value of type \"%s\" to include required field "
+                                    "\"%s\", found: %s.",
+                                    n->name, f->name, shown),
+                            path, NULL);
+                free(shown);
+            }
+            continue;
+        }
+        size_t plen = path->len;
+        gq_outf(path, ".%s", f->name);
+        json_t *c = gq_coerce_in(f->type, item, e, path, depth + 1);
+        path->len = plen;
+        if (c != NULL && (out == NULL || json_object_set_new(out, f->name, c) != 0)) {
+            gq_cerr_add(e, NULL, path, NULL);
+        }
     }
     const char *k;
     json_t *fv;
     json_object_foreach((json_t *)v, k, fv)
     {
         if (gq_type_field(n, k) == NULL) {
-            const char *names[GRAPHQL_FIELDS_MAX];
-            for (size_t i = 0; i < n->fields_count; i++) {
-                names[i] = n->fields[i]->name;
-            }
-            snprintf(buf, sizeof(buf),
-                     "Expected value of type \"%s\" not to include unknown field \"%s\"", n->name,
-                     k);
-            size_t before = strlen(buf);
-            gq_did_you_mean(buf, sizeof(buf), k, names, n->fields_count, "");
             char *shown = gq_inspect(v);
-            *msg = strlen(buf) > before
-                       ? gq_msgf("%.*s.%s Found: %s.", (int)before, buf, buf + before, shown)
-                       : gq_msgf("%s, found: %s.", buf, shown);
+            gq_unknown_field_msg(buf, sizeof(buf), n, k, shown);
             free(shown);
-            return NULL;
+            gq_cerr_add(e, strdup(buf), path, NULL);
         }
     }
-    json_t *out = json_object();
-    for (size_t i = 0; out != NULL && i < n->fields_count; i++) {
-        const struct graphql_field *f = n->fields[i];
-        json_t *item = json_object_get(v, f->name);
-        if (item == NULL) {
-            if (f->type->kind == GQ_TR_NONNULL) {
-                char *shown = gq_inspect(v);
-                *msg = gq_msgf(
-                    "Expected value of type \"%s\" to include required field \"%s\", found: %s.",
-                    n->name, f->name, shown);
-                free(shown);
-                json_decref(out);
-                return NULL;
-            }
-            continue;
-        }
-        size_t plen = path->len;
-        gq_outf(path, ".%s", f->name);
-        json_t *c = gq_coerce_in(f->type, item, msg, path, depth + 1);
-        if (c == NULL) {
-            json_decref(out);
-            return NULL;
-        }
-        path->len = plen;
-        if (json_object_set_new(out, f->name, c) != 0) {
-            json_decref(out);
-            return NULL;
-        }
+    if (e->n != before || out == NULL) {
+        json_decref(out);
+        return NULL;
     }
     return out;
 }
 
-static json_t *gq_coerce_in(const struct gq_tref *t, const json_t *v, char **msg,
+static json_t *gq_coerce_in(const struct gq_tref *t, const json_t *v, struct gq_cerr *e,
                             struct gq_out *path, int depth)
 {
     if (depth > GRAPHQL_VALUE_DEPTH_MAX) {
-        *msg = strdup("Value nesting exceeds the limit.");
+        gq_cerr_add(e, strdup("Value nesting exceeds the limit."), path, NULL);
         return NULL;
     }
     if (t->kind == GQ_TR_NONNULL) {
         if (json_is_null(v)) {
             char *tn = gq_type_name(t);
-            *msg = gq_msgf("Expected value of non-null type \"%s\" not to be null.", tn);
+            gq_cerr_add(e, gq_msgf("Expected value of non-null type \"%s\" not to be null.", tn),
+                        path, NULL);
             free(tn);
             return NULL;
         }
-        return gq_coerce_in(t->of, v, msg, path, depth);
+        return gq_coerce_in(t->of, v, e, path, depth);
     }
     if (json_is_null(v)) {
         return json_null();
     }
     if (t->kind == GQ_TR_LIST) {
         json_t *out = json_array();
+        size_t before = e->n;
         if (!json_is_array(v)) {
-            json_t *c = gq_coerce_in(t->of, v, msg, path, depth + 1);
-            if (c == NULL || json_array_append_new(out, c) != 0) {
-                json_decref(out);
-                return NULL;
+            json_t *c = gq_coerce_in(t->of, v, e, path, depth + 1);
+            if (c != NULL && json_array_append_new(out, c) != 0) {
+                gq_cerr_add(e, NULL, path, NULL);
             }
-            return out;
         }
-        for (size_t i = 0; out != NULL && i < json_array_size(v); i++) {
+        for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++) {
             size_t plen = path->len;
             gq_outf(path, "[%zu]", i);
-            json_t *c = gq_coerce_in(t->of, json_array_get(v, i), msg, path, depth + 1);
-            if (c == NULL || json_array_append_new(out, c) != 0) {
-                json_decref(out);
-                return NULL;
-            }
+            json_t *c = gq_coerce_in(t->of, json_array_get(v, i), e, path, depth + 1);
             path->len = plen;
+            if (c != NULL && (out == NULL || json_array_append_new(out, c) != 0)) {
+                gq_cerr_add(e, NULL, path, NULL);
+            }
+        }
+        if (e->n != before || out == NULL) {
+            json_decref(out);
+            return NULL;
         }
         return out;
     }
     LMQ_ASSERT(t->t != NULL);
     if (t->t->kind == GQ_K_INPUT) {
-        return gq_coerce_object(t->t, v, msg, path, depth);
+        return gq_coerce_object(t->t, v, e, path, depth);
     }
-    return gq_coerce_scalar(t->t, v, msg);
+    char *msg = NULL;
+    json_t *r = gq_coerce_scalar(t->t, v, &msg);
+    if (r == NULL) {
+        gq_cerr_add(e, msg, path, NULL);
+    }
+    return r;
 }
 
-json_t *gq_coerce_input(const struct gq_tref *t, const json_t *v, char **msg, char **path)
+json_t *gq_coerce_input(const struct gq_tref *t, const json_t *v, struct gq_cerr *e)
 {
     struct gq_out p = {0};
-    LMQ_ASSERT(t != NULL && v != NULL);
-    *msg = NULL;
-    json_t *r = gq_coerce_in(t, v, msg, &p, 0);
-    if (r == NULL) {
-        if (*msg == NULL) {
-            *msg = strdup("Out of memory.");
-        }
-        if (p.len > 0) {
-            *path = gq_msgf(" at %.*s", (int)p.len, (const char *)p.data);
-        } else {
-            *path = strdup("");
-        }
+    LMQ_ASSERT(t != NULL && v != NULL && e != NULL);
+    memset(e, 0, sizeof(*e));
+    json_t *r = gq_coerce_in(t, v, e, &p, 0);
+    if (r == NULL && e->n == 0) {
+        gq_cerr_add(e, NULL, NULL, NULL);
     }
     gq_out_free(&p);
     return r;
@@ -368,7 +405,13 @@ json_t *gq_coerce_input(const struct gq_tref *t, const json_t *v, char **msg, ch
 
 /* ---- literals ---- */
 
-/* A literal without a type (custom scalars): JSON as graphql-js valueFromASTUntyped. */
+static bool gq_missing_var(const struct gq_node *v, const json_t *vars)
+{
+    return v->kind == GQ_N_VAR && (vars == NULL || json_object_get(vars, v->name) == NULL);
+}
+
+/* A literal without a type (custom scalars): JSON as graphql-js valueFromASTUntyped (a variable
+ * without a value is left out of an object and null in a list). */
 static json_t *gq_untyped(const struct gq_node *v, const json_t *vars, int depth)
 {
     if (depth > GRAPHQL_VALUE_DEPTH_MAX) {
@@ -380,10 +423,15 @@ static json_t *gq_untyped(const struct gq_node *v, const json_t *vars, int depth
     case GQ_N_BOOL:
         return json_boolean(v->op);
     case GQ_N_INT:
-        return json_integer(strtoll(v->str, NULL, 10));
-    case GQ_N_FLOAT:
-        return json_real(strtod(v->str, NULL));
+    case GQ_N_FLOAT: {
+        double d = strtod(v->str, NULL);
+        if (v->kind == GQ_N_INT && fabs(d) < 9007199254740992.0) {
+            return json_integer(strtoll(v->str, NULL, 10));
+        }
+        return isfinite(d) ? json_real(d) : json_null(); /* JSON has no Infinity */
+    }
     case GQ_N_STRING:
+        return json_stringn(v->str, v->str_len);
     case GQ_N_ENUM:
         return json_string(v->str);
     case GQ_N_VAR: {
@@ -403,6 +451,9 @@ static json_t *gq_untyped(const struct gq_node *v, const json_t *vars, int depth
     default: {
         json_t *o = json_object();
         for (const struct gq_node *i = v->args; o != NULL && i != NULL; i = i->next) {
+            if (gq_missing_var(i->value, vars)) {
+                continue;
+            }
             if (json_object_set_new(o, i->name, gq_untyped(i->value, vars, depth + 1)) != 0) {
                 json_decref(o);
                 return NULL;
@@ -414,215 +465,213 @@ static json_t *gq_untyped(const struct gq_node *v, const json_t *vars, int depth
 }
 
 static json_t *gq_lit(const struct gq_tref *t, const struct gq_node *v, const json_t *vars,
-                      char **msg, const struct gq_node **at, int depth);
+                      struct gq_cerr *e, int depth);
 
 static json_t *gq_lit_object(const struct graphql_object *n, const struct gq_node *v,
-                             const json_t *vars, char **msg, const struct gq_node **at, int depth)
+                             const json_t *vars, struct gq_cerr *e, int depth)
 {
+    char buf[GQ_MSG_MAX_BYTES];
+    size_t before = e->n;
     if (v->kind != GQ_N_OBJECT) {
         char *shown = gq_print_value(v);
-        *msg = gq_msgf("Expected value of type \"%s\" to be an object, found: %s.", n->name, shown);
+        gq_cerr_add(
+            e, gq_msgf("Expected value of type \"%s\" to be an object, found: %s.", n->name, shown),
+            NULL, v);
         free(shown);
-        *at = v;
         return NULL;
     }
-    for (const struct gq_node *i = v->args; i != NULL; i = i->next) {
-        if (gq_type_field(n, i->name) == NULL) {
-            const char *names[GRAPHQL_FIELDS_MAX];
-            char buf[GQ_MSG_MAX_BYTES];
-            for (size_t k = 0; k < n->fields_count; k++) {
-                names[k] = n->fields[k]->name;
-            }
-            snprintf(buf, sizeof(buf),
-                     "Expected value of type \"%s\" not to include unknown field \"%s\"", n->name,
-                     i->name);
-            size_t before = strlen(buf);
-            gq_did_you_mean(buf, sizeof(buf), i->name, names, n->fields_count, "");
-            char *shown = gq_print_value(v);
-            *msg = strlen(buf) > before
-                       ? gq_msgf("%.*s.%s Found: %s.", (int)before, buf, buf + before, shown)
-                       : gq_msgf("%s, found: %s.", buf, shown);
-            free(shown);
-            *at = i;
-            return NULL;
-        }
-    }
     json_t *out = json_object();
-    for (size_t k = 0; out != NULL && k < n->fields_count; k++) {
+    for (size_t k = 0; k < n->fields_count; k++) {
         const struct graphql_field *f = n->fields[k];
         const struct gq_node *item = NULL;
         for (const struct gq_node *i = v->args; i != NULL; i = i->next) {
-            if (strcmp(i->name, f->name) == 0) {
+            if (item == NULL && strcmp(i->name, f->name) == 0) {
                 item = i;
             }
         }
-        bool missing =
-            item == NULL || (item->value->kind == GQ_N_VAR &&
-                             (vars == NULL || json_object_get(vars, item->value->name) == NULL));
-        if (missing) {
+        if (item == NULL || gq_missing_var(item->value, vars)) {
             if (f->type->kind == GQ_TR_NONNULL && item == NULL) {
                 char *shown = gq_print_value(v);
-                *msg = gq_msgf(
-                    "Expected value of type \"%s\" to include required field \"%s\", found: %s.",
-                    n->name, f->name, shown);
+                gq_cerr_add(e,
+                            gq_msgf("Expected value of type \"%s\" to include required field "
+                                    "\"%s\", found: %s.",
+                                    n->name, f->name, shown),
+                            NULL, v);
                 free(shown);
-                *at = v;
-                json_decref(out);
-                return NULL;
             }
             continue;
         }
-        json_t *c = gq_lit(f->type, item->value, vars, msg, at, depth + 1);
-        if (c == NULL || json_object_set_new(out, f->name, c) != 0) {
-            json_decref(out);
-            return NULL;
+        json_t *c = gq_lit(f->type, item->value, vars, e, depth + 1);
+        if (c != NULL && (out == NULL || json_object_set_new(out, f->name, c) != 0)) {
+            gq_cerr_add(e, NULL, NULL, v);
         }
+    }
+    for (const struct gq_node *i = v->args; i != NULL; i = i->next) {
+        if (gq_type_field(n, i->name) == NULL) {
+            char *shown = gq_print_value(v);
+            gq_unknown_field_msg(buf, sizeof(buf), n, i->name, shown);
+            free(shown);
+            gq_cerr_add(e, strdup(buf), NULL, i);
+        }
+    }
+    if (e->n != before || out == NULL) {
+        json_decref(out);
+        return NULL;
     }
     return out;
 }
 
-static json_t *gq_lit_scalar(const struct graphql_object *n, const struct gq_node *v, char **msg,
-                             const struct gq_node **at)
+static json_t *gq_lit_scalar(const struct graphql_object *n, const struct gq_node *v,
+                             const json_t *vars, struct gq_cerr *e)
 {
-    *at = v;
+    char buf[GQ_MSG_MAX_BYTES];
+    char *msg = NULL;
     if (n->kind == GQ_K_ENUM) {
         if (v->kind == GQ_N_ENUM) {
             json_t *s = json_string(v->str);
-            json_t *r = gq_coerce_scalar(n, s, msg);
+            json_t *r = gq_coerce_scalar(n, s, &msg);
             json_decref(s);
+            if (r == NULL) {
+                gq_cerr_add(e, msg, NULL, v);
+            }
             return r;
         }
-        char buf[GQ_MSG_MAX_BYTES];
         char *shown = gq_print_value(v);
         snprintf(buf, sizeof(buf), "Enum \"%s\" cannot represent non-enum value: %s.", n->name,
                  shown);
         gq_did_you_mean(buf, sizeof(buf), shown, (const char *const *)n->values, n->values_count,
                         "the enum value ");
         free(shown);
-        *msg = strdup(buf);
+        gq_cerr_add(e, strdup(buf), NULL, v);
         return NULL;
     }
     if (!n->builtin || strncmp(n->name, "__", 2) == 0) {
-        return gq_untyped(v, NULL, 0);
+        json_t *r = gq_untyped(v, vars, 0);
+        if (r == NULL) {
+            gq_cerr_add(e, NULL, NULL, v);
+        }
+        return r;
     }
     const char *tn = n->name;
-    bool ok = false;
-    json_t *r = NULL;
     if (strcmp(tn, "Int") == 0 && v->kind == GQ_N_INT) {
         errno = 0;
         long long x = strtoll(v->str, NULL, 10);
         if (errno == 0 && x >= INT32_MIN && x <= INT32_MAX) {
             return json_integer(x);
         }
-        *msg = gq_msgf("Int cannot represent non 32-bit signed integer value: %s", v->str);
+        gq_cerr_add(e, gq_msgf("Int cannot represent non 32-bit signed integer value: %s", v->str),
+                    NULL, v);
         return NULL;
     }
     if (strcmp(tn, "Float") == 0 && (v->kind == GQ_N_INT || v->kind == GQ_N_FLOAT)) {
         double d = strtod(v->str, NULL);
-        if (isfinite(d)) {
-            return v->kind == GQ_N_INT && fabs(d) < 9007199254740992.0 ? json_integer((json_int_t)d)
-                                                                       : json_real(d);
+        if (!isfinite(d)) {
+            return json_null(); /* graphql-js takes it as Infinity, which JSON writes as null */
         }
-    } else if (strcmp(tn, "String") == 0 && v->kind == GQ_N_STRING) {
-        return json_string(v->str);
-    } else if (strcmp(tn, "Boolean") == 0 && v->kind == GQ_N_BOOL) {
-        return json_boolean(v->op);
-    } else if (strcmp(tn, "ID") == 0 && (v->kind == GQ_N_STRING || v->kind == GQ_N_INT)) {
-        return json_string(v->str);
+        return v->kind == GQ_N_INT && fabs(d) < 9007199254740992.0 ? json_integer((json_int_t)d)
+                                                                   : json_real(d);
     }
-    char *shown = gq_print_value(v);
+    if (strcmp(tn, "String") == 0 && v->kind == GQ_N_STRING) {
+        return json_stringn(v->str, v->str_len);
+    }
+    if (strcmp(tn, "Boolean") == 0 && v->kind == GQ_N_BOOL) {
+        return json_boolean(v->op);
+    }
+    if (strcmp(tn, "ID") == 0 && (v->kind == GQ_N_STRING || v->kind == GQ_N_INT)) {
+        return json_stringn(v->str, v->kind == GQ_N_STRING ? v->str_len : strlen(v->str));
+    }
     static const char *const fmts[][2] = {
         {"Int", "Int cannot represent non-integer value: %s"},
         {"Float", "Float cannot represent non numeric value: %s"},
         {"String", "String cannot represent a non string value: %s"},
         {"Boolean", "Boolean cannot represent a non boolean value: %s"},
         {"ID", "ID cannot represent a non-string and non-integer value: %s"}};
-    for (size_t i = 0; i < LMQ_ARRAY_LEN(fmts) && !ok; i++) {
+    char *shown = gq_print_value(v);
+    for (size_t i = 0; i < LMQ_ARRAY_LEN(fmts); i++) {
         if (strcmp(fmts[i][0], tn) == 0) {
-            char buf[GQ_MSG_MAX_BYTES];
             snprintf(buf, sizeof(buf), fmts[i][1], shown);
-            *msg = strdup(buf);
-            ok = true;
+            gq_cerr_add(e, strdup(buf), NULL, v);
         }
     }
     free(shown);
-    return r;
+    return NULL;
 }
 
 static json_t *gq_lit(const struct gq_tref *t, const struct gq_node *v, const json_t *vars,
-                      char **msg, const struct gq_node **at, int depth)
+                      struct gq_cerr *e, int depth)
 {
     if (depth > GRAPHQL_VALUE_DEPTH_MAX) {
-        *msg = strdup("Value nesting exceeds the limit.");
-        *at = v;
+        gq_cerr_add(e, strdup("Value nesting exceeds the limit."), NULL, v);
         return NULL;
     }
     if (v->kind == GQ_N_VAR) {
-        /* validated elsewhere (VariablesInAllowedPosition); execution: the coerced value */
+        /* validation checks variables by their own rules (vars NULL); execution takes the
+         * coerced value */
         json_t *x = vars != NULL ? json_object_get(vars, v->name) : NULL;
-        if (x == NULL) {
-            x = json_null();
-            if (t->kind == GQ_TR_NONNULL && vars != NULL) {
-                char *tn = gq_type_name(t);
-                *msg = gq_msgf("Argument of required type \"%s\" was provided the variable \"$%s\" "
-                               "which was not provided a runtime value.",
-                               tn, v->name);
-                free(tn);
-                *at = v;
-                return NULL;
-            }
-            return x;
+        if (x == NULL && t->kind == GQ_TR_NONNULL && vars != NULL) {
+            char *tn = gq_type_name(t);
+            gq_cerr_add(e,
+                        gq_msgf("Argument of required type \"%s\" was provided the variable "
+                                "\"$%s\" which was not provided a runtime value.",
+                                tn, v->name),
+                        NULL, v);
+            free(tn);
+            return NULL;
         }
-        return json_incref(x);
+        return x != NULL ? json_incref(x) : json_null();
     }
     if (t->kind == GQ_TR_NONNULL) {
         if (v->kind == GQ_N_NULL) {
             char *tn = gq_type_name(t);
-            *msg = gq_msgf("Expected value of non-null type \"%s\" not to be null.", tn);
+            gq_cerr_add(e, gq_msgf("Expected value of non-null type \"%s\" not to be null.", tn),
+                        NULL, v);
             free(tn);
-            *at = v;
             return NULL;
         }
-        return gq_lit(t->of, v, vars, msg, at, depth);
+        return gq_lit(t->of, v, vars, e, depth);
     }
     if (v->kind == GQ_N_NULL) {
         return json_null();
     }
     if (t->kind == GQ_TR_LIST) {
         json_t *out = json_array();
+        size_t before = e->n;
         if (v->kind != GQ_N_LIST) {
-            json_t *c = gq_lit(t->of, v, vars, msg, at, depth + 1);
-            if (c == NULL || json_array_append_new(out, c) != 0) {
-                json_decref(out);
-                return NULL;
+            json_t *c = gq_lit(t->of, v, vars, e, depth + 1);
+            if (c != NULL && json_array_append_new(out, c) != 0) {
+                gq_cerr_add(e, NULL, NULL, v);
             }
-            return out;
         }
-        for (const struct gq_node *i = v->args; out != NULL && i != NULL; i = i->next) {
-            json_t *c = gq_lit(t->of, i, vars, msg, at, depth + 1);
-            if (c == NULL || json_array_append_new(out, c) != 0) {
-                json_decref(out);
-                return NULL;
+        for (const struct gq_node *i = v->kind == GQ_N_LIST ? v->args : NULL; i != NULL;
+             i = i->next) {
+            json_t *c = gq_missing_var(i, vars) && vars != NULL
+                            ? json_null()
+                            : gq_lit(t->of, i, vars, e, depth + 1);
+            if (c != NULL && (out == NULL || json_array_append_new(out, c) != 0)) {
+                gq_cerr_add(e, NULL, NULL, v);
             }
+        }
+        if (e->n != before || out == NULL) {
+            json_decref(out);
+            return NULL;
         }
         return out;
     }
     LMQ_ASSERT(t->t != NULL);
     if (t->t->kind == GQ_K_INPUT) {
-        return gq_lit_object(t->t, v, vars, msg, at, depth);
+        return gq_lit_object(t->t, v, vars, e, depth);
     }
-    return gq_lit_scalar(t->t, v, msg, at);
+    return gq_lit_scalar(t->t, v, vars, e);
 }
 
 json_t *gq_coerce_literal(const struct gq_tref *t, const struct gq_node *v, const json_t *vars,
-                          char **msg, const struct gq_node **at)
+                          struct gq_cerr *e)
 {
-    LMQ_ASSERT(t != NULL && v != NULL);
-    *msg = NULL;
-    *at = v;
-    json_t *r = gq_lit(t, v, vars, msg, at, 0);
-    if (r == NULL && *msg == NULL) {
-        *msg = strdup("Out of memory.");
+    LMQ_ASSERT(t != NULL && v != NULL && e != NULL);
+    memset(e, 0, sizeof(*e));
+    json_t *r = gq_lit(t, v, vars, e, 0);
+    if (r == NULL && e->n == 0) {
+        gq_cerr_add(e, NULL, NULL, v);
     }
     return r;
 }
