@@ -63,7 +63,8 @@ struct gq_slot {
     json_t *result;
     char *error;
     bool done;
-    uint32_t ordinal; /* among its object's fields */
+    uint32_t ordinal;      /* among its object's fields */
+    struct gq_node **sels; /* the selections of the objects it completes (shared) */
 };
 
 struct gq_exec {
@@ -244,7 +245,7 @@ static bool gq_skipped(struct gq_exec *x, const struct gq_node *sel)
 
 /* CollectFields (spec 6.3.2) into slots (response keys in order). */
 static int gq_collect(struct gq_exec *x, struct gq_res *res, const struct gq_node *owner,
-                      struct gq_slot **slots, size_t *count, size_t cap, int depth)
+                      struct gq_slot **slots, size_t *count, size_t first, size_t cap, int depth)
 {
     if (depth > (int)x->c->limits->max_depth + GRAPHQL_VALUE_DEPTH_MAX) {
         return 0;
@@ -256,8 +257,8 @@ static int gq_collect(struct gq_exec *x, struct gq_res *res, const struct gq_nod
         if (s->kind == GQ_N_FIELD) {
             const char *key = s->alias != NULL ? s->alias : s->name;
             struct gq_slot *slot = NULL;
-            for (size_t i = 0; i < *count; i++) {
-                if ((*slots)[i].res == res && strcmp((*slots)[i].key, key) == 0) {
+            for (size_t i = first; i < *count && slot == NULL; i++) {
+                if (strcmp((*slots)[i].key, key) == 0) {
                     slot = &(*slots)[i];
                 }
             }
@@ -279,7 +280,7 @@ static int gq_collect(struct gq_exec *x, struct gq_res *res, const struct gq_nod
             if (body == NULL || (body->type != NULL && body->type->t != res->type)) {
                 continue; /* no abstract types: a condition holds only on its own type */
             }
-            int rc = gq_collect(x, res, body, slots, count, cap, depth + 1);
+            int rc = gq_collect(x, res, body, slots, count, first, cap, depth + 1);
             if (rc != 0) {
                 return rc;
             }
@@ -581,13 +582,16 @@ static int gq_complete(struct gq_exec *x, struct gq_slot *s, const struct gq_tre
         }
         out = json_object();
         struct gq_res *r = gq_alloc(&x->c->arena, sizeof(*r));
-        struct gq_node **sels = gq_alloc(&x->c->arena, s->nodes_count * sizeof(*sels));
+        if (s->sels == NULL &&
+            (s->sels = gq_alloc(&x->c->arena, s->nodes_count * sizeof(*s->sels))) != NULL) {
+            memcpy(s->sels, s->nodes, s->nodes_count * sizeof(*s->sels));
+        }
+        struct gq_node **sels = s->sels;
         if (out == NULL || r == NULL || sels == NULL || json_array_append(x->keep, out) != 0) {
             json_decref(out);
             return LMQ_ENOMEM;
         }
         r->k = pos->k;
-        memcpy(sels, s->nodes, s->nodes_count * sizeof(*sels));
         r->obj = out;
         r->value = json_incref(v);
         r->type = n;
@@ -618,6 +622,8 @@ static void gq_res_free(struct gq_res *r)
 static int gq_level_collect(struct gq_exec *x, struct gq_res *level, struct gq_slot **slots,
                             size_t *count, size_t *cap)
 {
+    const struct gq_res *prev = NULL;
+    size_t prev_first = 0, prev_n = 0;
     for (struct gq_res *r = level; r != NULL; r = r->next) {
         if (gq_dead(x, r->pos, r->k)) {
             continue;
@@ -633,11 +639,23 @@ static int gq_level_collect(struct gq_exec *x, struct gq_res *level, struct gq_s
             *cap = ncap;
         }
         size_t before = *count;
-        for (size_t i = 0; i < r->sels_count; i++) {
-            int rc = gq_collect(x, r, r->sels[i], slots, count, before + room, 0);
-            if (rc != 0) {
-                return rc;
+        if (prev != NULL && prev->sels == r->sels && prev->type == r->type) {
+            /* objects completed from one field share its selections: collected once */
+            for (size_t i = 0; i < prev_n; i++) {
+                struct gq_slot *sl = &(*slots)[(*count)++];
+                *sl = (*slots)[prev_first + i];
+                sl->res = r;
             }
+        } else {
+            for (size_t i = 0; i < r->sels_count; i++) {
+                int rc = gq_collect(x, r, r->sels[i], slots, count, before, before + room, 0);
+                if (rc != 0) {
+                    return rc;
+                }
+            }
+            prev = r;
+            prev_first = before;
+            prev_n = *count - before;
         }
         for (size_t i = before; i < *count; i++) {
             (*slots)[i].ordinal = (uint32_t)(i - before);
@@ -647,6 +665,75 @@ static int gq_level_collect(struct gq_exec *x, struct gq_res *level, struct gq_s
             }
         }
     }
+    return 0;
+}
+
+/* Orders slots by field definition, parent type and first field node: the slots one batch
+ * may hold are then next to each other. */
+static int gq_slot_cmp(const void *a, const void *b, void *arg)
+{
+    const struct gq_slot *slots = arg;
+    const struct gq_slot *x = &slots[*(const size_t *)a], *y = &slots[*(const size_t *)b];
+    uintptr_t kx[3] = {(uintptr_t)x->def, (uintptr_t)x->res->type, (uintptr_t)x->nodes[0]};
+    uintptr_t ky[3] = {(uintptr_t)y->def, (uintptr_t)y->res->type, (uintptr_t)y->nodes[0]};
+    for (size_t i = 0; i < 3; i++) {
+        if (kx[i] != ky[i]) {
+            return kx[i] < ky[i] ? -1 : 1;
+        }
+    }
+    return *(const size_t *)a < *(const size_t *)b ? -1 : 1;
+}
+
+static int gq_index_cmp(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* One resolver call per (field definition, parent type, arguments) of the level. Slots of one
+ * field node have equal arguments, so arguments are compared once per node, not per parent:
+ * O(slots log slots + nodes^2) for a level. */
+static int gq_level_batches(struct gq_exec *x, struct gq_slot *slots, size_t count, size_t *idx)
+{
+    size_t *order = malloc(count * sizeof(*order)), n_order = 0;
+    if (order == NULL) {
+        return LMQ_ENOMEM;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (!slots[i].done) {
+            order[n_order++] = i;
+        }
+    }
+    qsort_r(order, n_order, sizeof(*order), gq_slot_cmp, slots);
+    for (size_t i = 0; i < n_order && !gq_out_of_time(x); i++) {
+        struct gq_slot *first = &slots[order[i]];
+        if (first->done) {
+            continue;
+        }
+        size_t n = 0;
+        for (size_t j = i; j < n_order;) {
+            struct gq_slot *s = &slots[order[j]];
+            if (s->def != first->def || s->res->type != first->res->type) {
+                break;
+            }
+            /* a run of one field node: equal arguments by construction, compared once */
+            size_t end = j + 1;
+            while (end < n_order && slots[order[end]].nodes[0] == s->nodes[0] &&
+                   slots[order[end]].def == s->def && slots[order[end]].res->type == s->res->type) {
+                end++;
+            }
+            bool match = !s->done && json_equal(s->args, first->args);
+            for (; j < end; j++) {
+                if (match && !slots[order[j]].done) {
+                    idx[n++] = order[j];
+                    slots[order[j]].done = true;
+                }
+            }
+        }
+        qsort(idx, n, sizeof(*idx), gq_index_cmp); /* parents in response order */
+        gq_run_batch(x, slots, idx, n);
+    }
+    free(order);
     return 0;
 }
 
@@ -671,21 +758,7 @@ static int gq_level(struct gq_exec *x, struct gq_res *level)
             slots[i].done = true;
         }
     }
-    for (size_t i = 0; i < count && !gq_out_of_time(x); i++) {
-        if (slots[i].done) {
-            continue;
-        }
-        size_t n = 0;
-        for (size_t j = i; j < count; j++) {
-            if (!slots[j].done && slots[j].def == slots[i].def &&
-                slots[j].res->type == slots[i].res->type &&
-                json_equal(slots[j].args, slots[i].args)) {
-                idx[n++] = j;
-                slots[j].done = true;
-            }
-        }
-        gq_run_batch(x, slots, idx, n);
-    }
+    rc = gq_level_batches(x, slots, count, idx);
     for (size_t i = 0; i < count && rc == 0 && !x->timed_out; i++) {
         struct gq_slot *s = &slots[i];
         struct gq_key k = gq_key_child(x, s->res->k, s->ordinal);

@@ -24,9 +24,11 @@ struct gq_ofield {
 
 struct gq_fmap {
     struct gq_ofield *f;
-    size_t n;
+    size_t n, cap;
+    size_t *by_key;     /* indexes of f sorted by (response name, index) */
     const char **frags; /* fragment names spread, first occurrence order */
-    size_t frags_n;
+    size_t frags_n, frags_cap;
+    bool failed;
 };
 
 struct gq_conflict {
@@ -69,8 +71,28 @@ static struct gq_node *gq_ov_frag(struct gq_ov *o, const char *name)
 static void gq_fmap_free(struct gq_fmap *m)
 {
     free(m->f);
+    free(m->by_key);
     free(m->frags);
     memset(m, 0, sizeof(*m));
+}
+
+/* Makes room for one more entry in an array of *cap (bounded by GQ_OVERLAP_FIELDS_MAX). */
+static bool gq_grow(void **arr, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap) {
+        return true;
+    }
+    if (*cap >= GQ_OVERLAP_FIELDS_MAX) {
+        return false;
+    }
+    size_t ncap = *cap == 0 ? 16 : *cap * 2;
+    void *p = realloc(*arr, ncap * size);
+    if (p == NULL) {
+        return false;
+    }
+    *arr = p;
+    *cap = ncap;
+    return true;
 }
 
 static void gq_fmap_collect(struct gq_ov *o, struct gq_node *set, struct graphql_object *ptype,
@@ -81,7 +103,7 @@ static void gq_fmap_collect(struct gq_ov *o, struct gq_node *set, struct graphql
     }
     for (struct gq_node *s = set->sel; s != NULL; s = s->next) {
         if (s->kind == GQ_N_FIELD) {
-            if (m->n < GQ_OVERLAP_FIELDS_MAX) {
+            if (gq_grow((void **)&m->f, &m->cap, m->n, sizeof(*m->f))) {
                 m->f[m->n].key = s->alias != NULL ? s->alias : s->name;
                 m->f[m->n].node = s;
                 m->f[m->n].ptype = ptype;
@@ -92,7 +114,8 @@ static void gq_fmap_collect(struct gq_ov *o, struct gq_node *set, struct graphql
             for (size_t i = 0; i < m->frags_n; i++) {
                 seen = seen || strcmp(m->frags[i], s->name) == 0;
             }
-            if (!seen && m->frags_n < GQ_OVERLAP_FIELDS_MAX) {
+            if (!seen &&
+                gq_grow((void **)&m->frags, &m->frags_cap, m->frags_n, sizeof(*m->frags))) {
                 m->frags[m->frags_n++] = s->name;
             }
         } else {
@@ -105,19 +128,50 @@ static void gq_fmap_collect(struct gq_ov *o, struct gq_node *set, struct graphql
     }
 }
 
+static int gq_by_key_cmp(const void *a, const void *b, void *arg)
+{
+    const struct gq_ofield *f = arg;
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    int c = strcmp(f[x].key, f[y].key);
+    return c != 0 ? c : (x < y ? -1 : x > y ? 1 : 0);
+}
+
+/* The fields with response name key: [*lo, *hi) of m->by_key (binary search). */
+static void gq_fmap_range(const struct gq_fmap *m, const char *key, size_t *lo, size_t *hi)
+{
+    size_t a = 0, b = m->n;
+    while (a < b) {
+        size_t mid = a + (b - a) / 2;
+        if (strcmp(m->f[m->by_key[mid]].key, key) < 0) {
+            a = mid + 1;
+        } else {
+            b = mid;
+        }
+    }
+    *lo = a;
+    while (a < m->n && strcmp(m->f[m->by_key[a]].key, key) == 0) {
+        a++;
+    }
+    *hi = a;
+}
+
 /* The fields (by response name, in order) and fragment names of a selection set. */
 static int gq_fmap_get(struct gq_ov *o, struct gq_node *set, struct graphql_object *ptype,
                        struct gq_fmap *m)
 {
     memset(m, 0, sizeof(*m));
-    m->f = calloc(GQ_OVERLAP_FIELDS_MAX, sizeof(*m->f));
-    m->frags = calloc(GQ_OVERLAP_FIELDS_MAX, sizeof(*m->frags));
-    if (m->f == NULL || m->frags == NULL) {
+    gq_fmap_collect(o, set, ptype, m, 0);
+    o->work += m->n + m->frags_n; /* building a map is work too */
+    m->by_key = malloc((m->n + 1) * sizeof(*m->by_key));
+    if (m->by_key == NULL) {
         gq_fmap_free(m);
         o->c->oom = true;
         return LMQ_ENOMEM;
     }
-    gq_fmap_collect(o, set, ptype, m, 0);
+    for (size_t i = 0; i < m->n; i++) {
+        m->by_key[i] = i;
+    }
+    qsort_r(m->by_key, m->n, sizeof(*m->by_key), gq_by_key_cmp, m->f);
     return 0;
 }
 
@@ -358,27 +412,27 @@ static void gq_ov_pair(struct gq_ov *o, struct gq_clist *out, bool parent_mutex,
     gq_fmap_free(&m2);
 }
 
+/* Whether f[i] is the first field of its response name (graphql-js iterates names in order
+ * of first occurrence). */
+static bool gq_fmap_first(const struct gq_fmap *m, size_t i, size_t *lo, size_t *hi)
+{
+    gq_fmap_range(m, m->f[i].key, lo, hi);
+    return m->by_key[*lo] == i;
+}
+
 /* collectConflictsBetween: every pair of same-named fields across the two maps. */
 static void gq_ov_between(struct gq_ov *o, struct gq_clist *out, bool mutex,
                           const struct gq_fmap *m1, const struct gq_fmap *m2)
 {
-    /* response names in m1's first-occurrence order, then m1's fields of that name */
     for (size_t i = 0; i < m1->n && o->work <= GQ_OVERLAP_WORK_MAX; i++) {
-        bool first = true;
-        for (size_t k = 0; k < i && first; k++) {
-            first = strcmp(m1->f[k].key, m1->f[i].key) != 0;
-        }
-        if (!first) {
+        size_t lo1, hi1, lo2, hi2;
+        if (!gq_fmap_first(m1, i, &lo1, &hi1)) {
             continue;
         }
-        for (size_t a = i; a < m1->n; a++) {
-            if (strcmp(m1->f[a].key, m1->f[i].key) != 0) {
-                continue;
-            }
-            for (size_t b = 0; b < m2->n; b++) {
-                if (strcmp(m2->f[b].key, m1->f[i].key) == 0) {
-                    gq_ov_pair(o, out, mutex, &m1->f[a], &m2->f[b]);
-                }
+        gq_fmap_range(m2, m1->f[i].key, &lo2, &hi2);
+        for (size_t a = lo1; a < hi1; a++) {
+            for (size_t b = lo2; b < hi2; b++) {
+                gq_ov_pair(o, out, mutex, &m1->f[m1->by_key[a]], &m2->f[m2->by_key[b]]);
             }
         }
     }
@@ -388,19 +442,13 @@ static void gq_ov_between(struct gq_ov *o, struct gq_clist *out, bool mutex,
 static void gq_ov_within(struct gq_ov *o, struct gq_clist *out, const struct gq_fmap *m)
 {
     for (size_t i = 0; i < m->n && o->work <= GQ_OVERLAP_WORK_MAX; i++) {
-        bool first = true;
-        for (size_t k = 0; k < i && first; k++) {
-            first = strcmp(m->f[k].key, m->f[i].key) != 0;
-        }
-        if (!first) {
+        size_t lo, hi;
+        if (!gq_fmap_first(m, i, &lo, &hi)) {
             continue;
         }
-        for (size_t a = i; a < m->n; a++) {
-            for (size_t b = a + 1; b < m->n; b++) {
-                if (strcmp(m->f[a].key, m->f[i].key) == 0 &&
-                    strcmp(m->f[b].key, m->f[i].key) == 0) {
-                    gq_ov_pair(o, out, false, &m->f[a], &m->f[b]);
-                }
+        for (size_t a = lo; a < hi; a++) {
+            for (size_t b = a + 1; b < hi; b++) {
+                gq_ov_pair(o, out, false, &m->f[m->by_key[a]], &m->f[m->by_key[b]]);
             }
         }
     }
