@@ -247,7 +247,9 @@ static bool gq_skipped(struct gq_exec *x, const struct gq_node *sel)
 static int gq_collect(struct gq_exec *x, struct gq_res *res, const struct gq_node *owner,
                       struct gq_slot **slots, size_t *count, size_t first, size_t cap, int depth)
 {
-    if (depth > (int)x->c->limits->max_depth + GRAPHQL_VALUE_DEPTH_MAX) {
+    /* fragments within fragments and inline fragments within inline fragments (both bounded
+     * by validation and the parser) */
+    if (depth > GRAPHQL_FRAGMENT_DEPTH_MAX + GRAPHQL_VALUE_DEPTH_MAX + 8) {
         return 0;
     }
     for (struct gq_node *s = owner->sel; s != NULL; s = s->next) {

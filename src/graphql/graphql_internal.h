@@ -20,6 +20,9 @@
 #define GRAPHQL_ARENA_MAX_BYTES (64u * 1024u * 1024u)
 #define GRAPHQL_ERRORS_MAX 100
 #define GRAPHQL_DIRECTIVES_COUNT 5
+/* Fragments spread within fragments, at most this deep (graphql-js has no such bound; a real
+ * query is nowhere near it): bounds every walk through fragments. */
+#define GRAPHQL_FRAGMENT_DEPTH_MAX 64
 
 /* Internal resolver tags (negative): introspection, answered by the engine itself. */
 enum {
@@ -216,7 +219,11 @@ struct gq_node {
 
 struct gq_doc {
     struct gq_node *defs;
+    struct gq_node **frags; /* fragment definitions sorted by (name, document order) */
+    size_t frags_count;
 };
+/* The first fragment definition named name, or NULL (a binary search). */
+struct gq_node *gq_doc_fragment(const struct gq_doc *doc, const char *name);
 
 /* Request errors and field errors, in the response's order. */
 struct gq_ctx {

@@ -60,12 +60,7 @@ struct gq_ov {
 
 static struct gq_node *gq_ov_frag(struct gq_ov *o, const char *name)
 {
-    for (struct gq_node *d = o->doc->defs; d != NULL; d = d->next) {
-        if (d->kind == GQ_N_FRAGMENT && strcmp(d->name, name) == 0) {
-            return d;
-        }
-    }
-    return NULL;
+    return gq_doc_fragment(o->doc, name);
 }
 
 static void gq_fmap_free(struct gq_fmap *m)

@@ -554,6 +554,54 @@ static int gq_p_definition(struct gq_parser *p, struct gq_node **out)
     return gq_p_unexpected(p);
 }
 
+static int gq_frag_cmp(const void *a, const void *b)
+{
+    const struct gq_node *x = *(const struct gq_node *const *)a,
+                         *y = *(const struct gq_node *const *)b;
+    int cmp = strcmp(x->name, y->name);
+    if (cmp != 0) {
+        return cmp;
+    }
+    return x->line != y->line ? (x->line < y->line ? -1 : 1)
+                              : (x->col < y->col ? -1 : x->col > y->col);
+}
+
+/* The fragment index: sorted by name, ties in document order (line, column). */
+static int gq_index_fragments(struct gq_ctx *c, struct gq_doc *doc)
+{
+    size_t n = 0;
+    for (struct gq_node *d = doc->defs; d != NULL; d = d->next) {
+        n += d->kind == GQ_N_FRAGMENT;
+    }
+    doc->frags = gq_alloc(&c->arena, (n + 1) * sizeof(*doc->frags));
+    if (doc->frags == NULL) {
+        c->oom = true;
+        return LMQ_ENOMEM;
+    }
+    for (struct gq_node *d = doc->defs; d != NULL; d = d->next) {
+        if (d->kind == GQ_N_FRAGMENT) {
+            doc->frags[doc->frags_count++] = d;
+        }
+    }
+    qsort(doc->frags, doc->frags_count, sizeof(*doc->frags), gq_frag_cmp);
+    return 0;
+}
+
+struct gq_node *gq_doc_fragment(const struct gq_doc *doc, const char *name)
+{
+    size_t a = 0, b = doc->frags_count;
+    LMQ_ASSERT(name != NULL);
+    while (a < b) {
+        size_t mid = a + (b - a) / 2;
+        if (strcmp(doc->frags[mid]->name, name) < 0) {
+            a = mid + 1;
+        } else {
+            b = mid;
+        }
+    }
+    return a < doc->frags_count && strcmp(doc->frags[a]->name, name) == 0 ? doc->frags[a] : NULL;
+}
+
 int gq_parse(struct gq_ctx *c, const char *src, size_t len, struct gq_doc *out)
 {
     struct gq_parser p;
@@ -581,5 +629,5 @@ int gq_parse(struct gq_ctx *c, const char *src, size_t len, struct gq_doc *out)
         gq_error_at(c, p.lex.err_line, p.lex.err_col, "Syntax Error: %s", p.lex.err);
         return LMQ_EPROTO;
     }
-    return 0;
+    return gq_index_fragments(c, out);
 }

@@ -35,12 +35,7 @@ static void gq_v_unknown_type(struct gq_val *v, const char *name, uint32_t line,
 
 static struct gq_node *gq_find_fragment(struct gq_doc *doc, const char *name)
 {
-    for (struct gq_node *d = doc->defs; d != NULL; d = d->next) {
-        if (d->kind == GQ_N_FRAGMENT && strcmp(d->name, name) == 0) {
-            return d;
-        }
-    }
-    return NULL;
+    return gq_doc_fragment(doc, name);
 }
 
 static void gq_v_directives(struct gq_val *v, struct gq_node *dirs, uint32_t loc);
@@ -352,7 +347,10 @@ static void gq_v_arg_uses(struct gq_val *v, const struct gq_node *n,
 /* Variables used under n, through fragments (each fragment once per operation: mark gen). */
 static void gq_v_var_uses(struct gq_val *v, struct gq_node *n, int gen, int depth)
 {
-    if (n == NULL || depth > GRAPHQL_VALUE_DEPTH_MAX * 4) {
+    /* selections nest at most max_depth + GRAPHQL_VALUE_DEPTH_MAX deep in one definition and
+     * fragments GRAPHQL_FRAGMENT_DEPTH_MAX deep (or validation fails anyway) */
+    if (n == NULL || depth > (int)((v->c->limits->max_depth + GRAPHQL_VALUE_DEPTH_MAX + 1) *
+                                   (GRAPHQL_FRAGMENT_DEPTH_MAX + 1))) {
         return;
     }
     for (struct gq_node *d = n->dirs; d != NULL; d = d->next) {
@@ -465,7 +463,11 @@ static void gq_v_cycle(struct gq_val *v, struct gq_node *frag, struct gq_cycles 
 {
     struct gq_node *spreads[GQ_SPREADS_MAX];
     frag->mark = 1;
-    if (depth > GRAPHQL_VALUE_DEPTH_MAX * 4) {
+    if (depth >= GRAPHQL_FRAGMENT_DEPTH_MAX) {
+        gq_error(v->c, GQ_NODES(frag),
+                 "Fragment \"%s\" is spread within fragments nested deeper than the limit of %d.",
+                 frag->name, GRAPHQL_FRAGMENT_DEPTH_MAX);
+        cy->found = true;
         return;
     }
     size_t n = gq_v_spreads(frag, spreads, GQ_SPREADS_MAX);

@@ -447,6 +447,21 @@ static void test_limits(void **state)
                                json_array_get(json_object_get(r, "errors"), 0), "message")),
                            "nesting exceeds the limit"));
     json_decref(r);
+    /* fragments spread within fragments: a chain longer than the limit is refused */
+    char *chain = malloc(64 * 1024);
+    size_t len = (size_t)snprintf(chain, 64, "{ hero { ...F0 } }\n");
+    for (int i = 0; i < 100; i++) {
+        len += (size_t)snprintf(chain + len, 64, "fragment F%d on Person { ...F%d }\n", i, i + 1);
+    }
+    snprintf(chain + len, 64, "fragment F100 on Person { name }");
+    r = run_lim(chain, NULL, &lim);
+    assert_string_equal(
+        json_string_value(
+            json_object_get(json_array_get(json_object_get(r, "errors"), 0), "message")),
+        "Fragment \"F64\" is spread within fragments nested deeper than the limit of 64.");
+    assert_null(json_object_get(r, "data"));
+    json_decref(r);
+    free(chain);
     memset(q, '[', n);
     memcpy(q, "{echo(l:", 8);
     q[n] = '\0';
