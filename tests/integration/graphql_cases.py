@@ -45,6 +45,8 @@ HAND = [
     "{ echo(s: 'x') }",
     "\u00e9",
     "{ h\u00e9ro }",
+    "{ echo(s: \"\U0001F600\u00e9\") ? }",
+    "{ echo(s: \"\U0001F600\") nme }",
     "query ($a: Int = $b) { echo(i: $a) }",
     "query Q($a: [[Int!]!]!) { echo(l: $a) }",
     "fragment on on Person { name }",

@@ -142,6 +142,8 @@ static void test_lexer_and_parser_edge_cases(void **state)
     /* a non-ASCII character counts as one column, an astral one as two (UTF-16) */
     expect_error("# \xc3\xa9\n  \xf0\x9f\x98\x80 ?", NULL,
                  "Syntax Error: Unexpected character: U+1F600.", 2, 3, false);
+    expect_error("{ echo(s: \"\xf0\x9f\x98\x80\xc3\xa9\") ? }", NULL,
+                 "Syntax Error: Unexpected character: \"?\".", 1, 18, false);
     expect_error("{ \"\xc3\xa9\" ?", NULL,
                  "Syntax Error: Expected Name, found String \"\xc3\xa9\".", 1, 3, false);
     expect_error("query ($a: Int = $b) { echo(i: $a) }", NULL,
@@ -324,6 +326,17 @@ static void test_execution(void **state)
                            "\"message\":\"Cannot return null for non-nullable field "
                            "Query.nonNullNull.\",\"path\":[\"nonNullNull\"]}]}");
     free(d);
+    json_decref(r);
+    /* graphql-js executes depth first: an error that nulls the response stops what comes after
+     * it (failing is never reached), not what came before it */
+    r = run("{ people(first: 1) { mustFail } failing }", NULL);
+    d = dump(r);
+    assert_string_equal(d, "{\"data\":null,\"errors\":[{\"locations\":[{\"column\":22,\"line\":1}],"
+                           "\"message\":\"boom\",\"path\":[\"people\",0,\"mustFail\"]}]}");
+    free(d);
+    json_decref(r);
+    r = run("{ failing people(first: 1) { mustFail } }", NULL);
+    assert_int_equal(json_array_size(json_object_get(r, "errors")), 2);
     json_decref(r);
     /* serialization: Int beyond 32 bits and an unknown enum value are field errors */
     expect_error("{ badInt }", NULL,
