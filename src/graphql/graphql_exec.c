@@ -143,17 +143,22 @@ static void gq_null_at(struct gq_exec *x, struct gq_pos *p, struct gq_key k)
         p->null_k = k;
     }
     p->nulled = true;
-    if (p->key != NULL) {
-        (void)json_object_set_new(p->container, p->key, json_null());
-    } else {
-        (void)json_array_set_new(p->container, p->index, json_null());
+    int rc = p->key != NULL ? json_object_set_new(p->container, p->key, json_null())
+                            : json_array_set_new(p->container, p->index, json_null());
+    if (rc != 0) {
+        x->c->oom = true; /* the response would be wrong: out of memory instead */
     }
 }
 
 static json_t *gq_path_with(const json_t *path, json_t *item)
 {
     json_t *p = json_copy((json_t *)path);
-    if (p == NULL || item == NULL || json_array_append_new(p, item) != 0) {
+    if (p == NULL || item == NULL) {
+        json_decref(p);
+        json_decref(item);
+        return NULL;
+    }
+    if (json_array_append_new(p, item) != 0) { /* item is released either way */
         json_decref(p);
         return NULL;
     }

@@ -364,12 +364,12 @@ static void gq_ov_pair(struct gq_ov *o, struct gq_clist *out, bool parent_mutex,
     }
     gq_ov_between(o, &sub, mutex, &m1, &m2);
     for (size_t i = 0; i < m2.frags_n; i++) {
-        const char *visited[GRAPHQL_VALUE_DEPTH_MAX * 4];
+        const char *visited[GRAPHQL_VALUE_DEPTH_MAX * 4] = {0};
         size_t vn = 0;
         gq_ov_fields_fragment(o, &sub, mutex, &m1, m2.frags[i], visited, &vn);
     }
     for (size_t i = 0; i < m1.frags_n; i++) {
-        const char *visited[GRAPHQL_VALUE_DEPTH_MAX * 4];
+        const char *visited[GRAPHQL_VALUE_DEPTH_MAX * 4] = {0};
         size_t vn = 0;
         gq_ov_fields_fragment(o, &sub, mutex, &m2, m1.frags[i], visited, &vn);
     }
@@ -571,7 +571,7 @@ static void gq_ov_set(struct gq_ov *o, struct gq_node *set, struct graphql_objec
     }
     gq_ov_within(o, &out, &m);
     for (size_t i = 0; i < m.frags_n; i++) {
-        const char *visited[GRAPHQL_VALUE_DEPTH_MAX * 4];
+        const char *visited[GRAPHQL_VALUE_DEPTH_MAX * 4] = {0};
         size_t vn = 0;
         gq_ov_fields_fragment(o, &out, false, &m, m.frags[i], visited, &vn);
         for (size_t j = i + 1; j < m.frags_n; j++) {

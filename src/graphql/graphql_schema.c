@@ -292,7 +292,7 @@ static int gq_builtins(struct graphql_schema *s)
          "not intended to be human-readable. When expected as an input type, any string (such as "
          "`\"4\"`) or integer (such as `4`) input value will be accepted as an ID."},
     };
-    struct graphql_object *t[5];
+    struct graphql_object *t[5] = {0};
     for (size_t i = 0; i < LMQ_ARRAY_LEN(scalars); i++) {
         int rc = gq_add_type(s, GQ_K_SCALAR, scalars[i][0], scalars[i][1], &t[i]);
         if (rc != 0) {

@@ -115,8 +115,18 @@ static void gq_error_push(struct gq_ctx *c, json_t *locs, const char *fmt, va_li
         return;
     }
     json_t *e = json_pack("{s:s}", "message", msg);
-    if (e == NULL || (locs != NULL && json_object_set_new(e, "locations", locs) != 0) ||
-        json_array_append_new(c->errors, e) != 0) {
+    if (e == NULL) {
+        json_decref(locs);
+        c->oom = true;
+        return;
+    }
+    /* the _new calls release what they are given, also when they fail */
+    if (locs != NULL && json_object_set_new(e, "locations", locs) != 0) {
+        json_decref(e);
+        c->oom = true;
+        return;
+    }
+    if (json_array_append_new(c->errors, e) != 0) {
         c->oom = true;
     }
 }

@@ -617,6 +617,54 @@ static void test_sdl_and_schema_checks(void **state)
     graphql_schema_free(s);
 }
 
+/* jansson's allocations fail from the Nth on (0: never); counted either way */
+static size_t alloc_fail_at, alloc_count;
+
+static void *counting_malloc(size_t size)
+{
+    alloc_count++;
+    if (alloc_fail_at != 0 && alloc_count >= alloc_fail_at) {
+        return NULL;
+    }
+    return malloc(size);
+}
+
+static void test_every_jansson_allocation_failure_is_handled(void **state)
+{
+    (void)state;
+    static const char *const docs[] = {
+        "query ($id: ID!) { person(id: $id) { name friends { name mustFail } } "
+        "__type(name: \"Role\") { enumValues { name } fields { name } } people(first: 2) { ...F } "
+        "nonNull: echo(o: {minAmount: 1}) } fragment F on Person { id tags }",
+        "{ hero { nme } people(role: MANAGER) { id } }",
+        "query ($id: ID!) { person(id: $id) { name } }",
+        "{ hero { name ",
+    };
+    struct graphql_resolvers r = {.ctx = &tctx, .resolve = graphql_test_resolve};
+    for (size_t d = 0; d < sizeof(docs) / sizeof(docs[0]); d++) {
+        json_t *vars = json_loads(d == 2 ? "{\"id\": 5}" : "{\"id\": \"p1\"}", 0, NULL);
+        size_t total = 0;
+        for (size_t n = 0; n == 0 || n <= total; n++) {
+            json_t *resp = NULL;
+            alloc_count = 0;
+            alloc_fail_at = n;
+            json_set_alloc_funcs(counting_malloc, free);
+            int rc =
+                graphql_execute(schema, docs[d], strlen(docs[d]), NULL, vars, &wide, &r, &resp);
+            json_set_alloc_funcs(malloc, free);
+            if (n == 0) {
+                total = alloc_count; /* the run without failures: how many there are */
+                assert_int_equal(rc, 0);
+            }
+            /* a response, or out of memory and none: never a crash */
+            assert_true((rc == 0 && json_is_object(resp)) || (rc == LMQ_ENOMEM && resp == NULL));
+            json_decref(resp);
+        }
+        assert_true(total > 10);
+        json_decref(vars);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -627,6 +675,7 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_introspection_basics),
         cmocka_unit_test(test_sdl_and_schema_checks),
+        cmocka_unit_test(test_every_jansson_allocation_failure_is_handled),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
