@@ -368,6 +368,19 @@ NAMES = {
 }
 
 
+# Requests naming the operation: (query, operationName)
+WITH_NAME = [
+    ("query A { hero { id } } query B { hero { name } }", "B"),
+    ("query A { hero { id } } query B { hero { name } }", "C"),
+    ("query A { hero { id } } query B { hero { name } }", None),
+    ("{ hero { id } }", "A"),
+    ("query A { hero { id } }", "A"),
+    ("query A($v: Int) { echo(i: $v) } query B { hero { name } }", "B"),
+    ("mutation M { hero { name } } query Q { hero { name } }", "Q"),
+    ("fragment F on Query { hero { id } } query A { ...F } query B { ...F hero { name } }", "B"),
+]
+
+
 def _gen_person(rng, depth):
     picks = ["id", "name", "role", "age", "score", "tags"]
     if rng.random() < 0.15:
@@ -433,14 +446,37 @@ def _mutate(rng, doc):
                        rng.choice(words), 1)
 
 
-def requests(generated=200, mutated=150, seed=16):
+_VAR_USES = [
+    ("Int", "echo(i: $v)"), ("Int!", "echo(i: $v)"), ("Float", "echo(f: $v)"),
+    ("String", "echo(s: $v)"), ("Boolean!", "echo(b: $v)"), ("ID", "echo(id: $v)"),
+    ("Role", "echo(r: $v)"), ("[Int!]", "echo(l: $v)"), ("[[String]]", "echo(ll: $v)"),
+    ("PaymentFilter", "echo(o: $v)"), ("Inner", "echo(o: {inner: $v})"), ("JSON", "echo(j: $v)"),
+    ("[Role!]!", "echo(o: {roles: $v})"), ("Int", "people(first: $v) { id }"),
+    ("Boolean!", "hero @include(if: $v) { name }"),
+]
+_VALUES = [1, -5, 2 ** 31, 1.5, 2.0, "x", "ADMIN", "USER", True, None, [], [1, "a"], [1, 2],
+           [["a"], None], {"minAmount": 1}, {"deep": 1}, {"deep": "1"}, {"x": 1},
+           {"roles": ["ADMIN", "bad"], "inner": {"list": [{}]}}, {"deep": 1, "list": [{"deep": 2}]}]
+
+
+def _gen_vars(rng):
+    t, use = rng.choice(_VAR_USES)
+    q = "query ($v: %s) { %s }" % (t, use)
+    if rng.random() < 0.1:
+        return {"query": q}
+    return {"query": q, "variables": {"v": rng.choice(_VALUES)}}
+
+
+def requests(generated=300, mutated=300, seed=16):
     """Every request of the differential test: dicts {"query", "variables"?}."""
     out = [{"query": q} for q in HAND + EXEC]
     out += [{"query": q, "variables": v} for q, v in WITH_VARS]
+    out += [{"query": q, "operationName": n} for q, n in WITH_NAME]
     rng = random.Random(seed)
     valid = [_gen_query(rng) for _ in range(generated)]
     out += [{"query": q} for q in valid]
     out += [{"query": _mutate(rng, rng.choice(valid))} for _ in range(mutated)]
+    out += [_gen_vars(rng) for _ in range(150)]
     return out
 
 

@@ -106,11 +106,17 @@ int graphql_test_schema(struct graphql_schema **out)
     TRY(graphql_object_field(p, "bestFriend", "Person", NULL, T_BEST, NULL));
     TRY(graphql_object_field(p, "mustFail", "String!", NULL, T_FAIL, NULL));
 
-    TRY(graphql_schema_object(s, "Payment", NULL, &pay));
-    TRY(graphql_object_field(pay, "id", "ID!", NULL, 0, NULL));
-    TRY(graphql_object_field(pay, "amount", "Float!", NULL, 0, NULL));
-    TRY(graphql_object_field(pay, "currency", "String", NULL, 0, NULL));
-    TRY(graphql_object_field(pay, "status", "Role", NULL, 0, NULL));
+    /* descriptions that printSchema prints each its own way */
+    TRY(graphql_schema_object(s, "Payment", " starts with a space", &pay));
+    TRY(graphql_object_field(pay, "id", "ID!", "ends with a quote\"", 0, NULL));
+    TRY(graphql_object_field(pay, "amount", "Float!",
+                             "A description longer than seventy characters is printed on lines "
+                             "of its own.",
+                             0, NULL));
+    TRY(graphql_object_field(pay, "currency", "String", "has \"\"\" inside and ends with \\", 0,
+                             NULL));
+    TRY(graphql_object_field(pay, "status", "Role", "a control \x01 character\tand a tab", 0,
+                             NULL));
     TRY(graphql_object_field(pay, "payer", "Person", NULL, T_PAYER, NULL));
 
     TRY(graphql_schema_enum(s, "Role", "What a person may do.", roles, 3));
