@@ -840,13 +840,13 @@ static json_t *gq_vars(struct gq_ctx *c, const struct gq_node *op, const json_t 
     return out;
 }
 
-int gq_exec(struct gq_ctx *c, struct gq_doc *doc, const char *operation_name,
-            const json_t *variables, const struct graphql_resolvers *r, json_t **data)
+/* GetOperation (spec 6.1): the operation to run, or NULL with the request error appended. */
+static struct gq_node *gq_operation(struct gq_ctx *c, struct gq_doc *doc,
+                                    const char *operation_name)
 {
     struct gq_node *op = NULL;
     size_t ops = 0;
-    LMQ_ASSERT(c != NULL && doc != NULL && data != NULL);
-    *data = NULL;
+    LMQ_ASSERT(c != NULL && doc != NULL);
     for (struct gq_node *d = doc->defs; d != NULL; d = d->next) {
         if (d->kind == GQ_N_OPERATION) {
             ops++;
@@ -859,13 +859,25 @@ int gq_exec(struct gq_ctx *c, struct gq_doc *doc, const char *operation_name,
     }
     if (operation_name == NULL && ops > 1) {
         gq_error_at(c, 0, 0, "Must provide operation name if query contains multiple operations.");
-        return 0;
+        return NULL;
     }
     if (op == NULL) {
         gq_error_at(c, 0, 0,
                     operation_name != NULL ? "Unknown operation named \"%s\"."
                                            : "Must provide an operation.",
                     operation_name);
+    }
+    LMQ_ASSERT(op == NULL || op->kind == GQ_N_OPERATION);
+    return op;
+}
+
+int gq_exec(struct gq_ctx *c, struct gq_doc *doc, const char *operation_name,
+            const json_t *variables, const struct graphql_resolvers *r, json_t **data)
+{
+    LMQ_ASSERT(c != NULL && doc != NULL && data != NULL);
+    *data = NULL;
+    struct gq_node *op = gq_operation(c, doc, operation_name);
+    if (op == NULL) {
         return 0;
     }
     struct gq_exec x = {.c = c, .r = r};

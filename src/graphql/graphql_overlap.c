@@ -318,6 +318,36 @@ static struct graphql_field *gq_ov_def(const struct gq_ofield *f)
     return f->node->def;
 }
 
+/* subfieldConflicts: the pair's conflict made of its sub-selections' conflicts. */
+static void gq_ov_subfields(struct gq_ov *o, struct gq_clist *out, const struct gq_ofield *a,
+                            const struct gq_ofield *b, const struct gq_clist *sub)
+{
+    struct gq_out r = {0};
+    LMQ_ASSERT(sub->n > 0 && a != NULL && b != NULL);
+    for (size_t i = 0; i < sub->n; i++) {
+        gq_outf(&r, "%ssubfields \"%s\" conflict because %s", i > 0 ? " and " : "", sub->c[i].key,
+                sub->c[i].reason != NULL ? sub->c[i].reason : "");
+    }
+    struct gq_conflict *c = gq_clist_add(o, out);
+    if (c == NULL) {
+        gq_out_free(&r);
+        return;
+    }
+    c->key = a->key;
+    c->reason = gq_out_take(&r);
+    gq_ov_loc(c->l1, &c->n1, a->node);
+    gq_ov_loc(c->l2, &c->n2, b->node);
+    for (size_t i = 0; i < sub->n; i++) {
+        for (size_t k = 0; k < sub->c[i].n1 && c->n1 < GQ_OVERLAP_LOCS_MAX; k++) {
+            memcpy(c->l1[c->n1++], sub->c[i].l1[k], sizeof(c->l1[0]));
+        }
+        for (size_t k = 0; k < sub->c[i].n2 && c->n2 < GQ_OVERLAP_LOCS_MAX; k++) {
+            memcpy(c->l2[c->n2++], sub->c[i].l2[k], sizeof(c->l2[0]));
+        }
+    }
+    LMQ_ASSERT(c->n1 >= 1 && c->n2 >= 1);
+}
+
 /* findConflict: appends at most one conflict for the pair. */
 static void gq_ov_pair(struct gq_ov *o, struct gq_clist *out, bool parent_mutex,
                        const struct gq_ofield *a, const struct gq_ofield *b)
@@ -379,28 +409,7 @@ static void gq_ov_pair(struct gq_ov *o, struct gq_clist *out, bool parent_mutex,
         }
     }
     if (sub.n > 0) {
-        struct gq_out r = {0};
-        for (size_t i = 0; i < sub.n; i++) {
-            gq_outf(&r, "%ssubfields \"%s\" conflict because %s", i > 0 ? " and " : "",
-                    sub.c[i].key, sub.c[i].reason != NULL ? sub.c[i].reason : "");
-        }
-        struct gq_conflict *c = gq_clist_add(o, out);
-        if (c != NULL) {
-            c->key = a->key;
-            c->reason = gq_out_take(&r);
-            gq_ov_loc(c->l1, &c->n1, a->node);
-            gq_ov_loc(c->l2, &c->n2, b->node);
-            for (size_t i = 0; i < sub.n; i++) {
-                for (size_t k = 0; k < sub.c[i].n1 && c->n1 < GQ_OVERLAP_LOCS_MAX; k++) {
-                    memcpy(c->l1[c->n1++], sub.c[i].l1[k], sizeof(c->l1[0]));
-                }
-                for (size_t k = 0; k < sub.c[i].n2 && c->n2 < GQ_OVERLAP_LOCS_MAX; k++) {
-                    memcpy(c->l2[c->n2++], sub.c[i].l2[k], sizeof(c->l2[0]));
-                }
-            }
-        } else {
-            gq_out_free(&r);
-        }
+        gq_ov_subfields(o, out, a, b, &sub);
     }
     gq_clist_free(&sub);
     gq_fmap_free(&m1);

@@ -758,15 +758,10 @@ static int gq_order(struct graphql_schema *s)
     return 0;
 }
 
-int graphql_schema_finish(struct graphql_schema *s, char *err, size_t err_len)
+/* Names, type references and arguments of every type and directive. */
+static int gq_finish_types(struct graphql_schema *s, char *err, size_t err_len)
 {
-    LMQ_ASSERT(s != NULL);
-    if (s->finished) {
-        return lmq_errf(err, err_len, "The schema is already finished."), LMQ_EINVAL;
-    }
-    if (s->build_err != NULL) {
-        return lmq_errf(err, err_len, "%s", s->build_err), LMQ_EINVAL;
-    }
+    LMQ_ASSERT(s != NULL && !s->finished);
     for (size_t i = 0; i < s->types_count; i++) {
         for (size_t j = 0; j < i; j++) {
             if (strcmp(s->types[i]->name, s->types[j]->name) == 0) {
@@ -788,10 +783,13 @@ int graphql_schema_finish(struct graphql_schema *s, char *err, size_t err_len)
             return rc;
         }
     }
-    int rc = gq_finish_args(s, s->f_type, "Query.", err, err_len);
-    if (rc != 0) {
-        return rc;
-    }
+    return gq_finish_args(s, s->f_type, "Query.", err, err_len);
+}
+
+/* Input objects that can be built and default values that coerce (references resolved). */
+static int gq_finish_values(struct graphql_schema *s, char *err, size_t err_len)
+{
+    LMQ_ASSERT(s != NULL && !s->finished);
     for (size_t i = 0; i < s->types_count; i++) {
         if (s->types[i]->kind == GQ_K_INPUT && gq_input_cycle(s->types[i], s->types[i], 0)) {
             return lmq_errf(err, err_len,
@@ -805,18 +803,25 @@ int graphql_schema_finish(struct graphql_schema *s, char *err, size_t err_len)
         char owner[300];
         snprintf(owner, sizeof(owner), "%s.", s->types[i]->name);
         for (size_t j = 0; j < s->types[i]->fields_count; j++) {
-            rc = gq_check_defaults(s->types[i]->fields[j], owner, err, err_len);
+            int rc = gq_check_defaults(s->types[i]->fields[j], owner, err, err_len);
             if (rc != 0) {
                 return rc;
             }
         }
     }
     for (size_t i = 0; i < GRAPHQL_DIRECTIVES_COUNT; i++) {
-        rc = gq_check_defaults(s->directives[i], "@", err, err_len);
+        int rc = gq_check_defaults(s->directives[i], "@", err, err_len);
         if (rc != 0) {
             return rc;
         }
     }
+    return 0;
+}
+
+/* The query root, the meta fields and the type map's order. */
+static int gq_finish_roots(struct graphql_schema *s, char *err, size_t err_len)
+{
+    LMQ_ASSERT(s != NULL && !s->finished);
     s->query = gq_schema_type(s, s->query_name);
     if (s->query == NULL) {
         return lmq_errf(err, err_len, "Query root type must be provided."), LMQ_EINVAL;
@@ -826,19 +831,36 @@ int graphql_schema_finish(struct graphql_schema *s, char *err, size_t err_len)
                         s->query->name),
                LMQ_EINVAL;
     }
-    rc = gq_resolve(s, "__Schema!", &s->f_schema->type, false, "__schema", err, err_len);
+    int rc = gq_resolve(s, "__Schema!", &s->f_schema->type, false, "__schema", err, err_len);
     if (rc == 0) {
         rc = gq_resolve(s, "__Type", &s->f_type->type, false, "__type", err, err_len);
     }
     if (rc == 0) {
         rc = gq_resolve(s, "String!", &s->f_typename->type, false, "__typename", err, err_len);
     }
+    return rc == 0 ? gq_order(s) : rc;
+}
+
+int graphql_schema_finish(struct graphql_schema *s, char *err, size_t err_len)
+{
+    LMQ_ASSERT(s != NULL);
+    if (s->finished) {
+        return lmq_errf(err, err_len, "The schema is already finished."), LMQ_EINVAL;
+    }
+    if (s->build_err != NULL) {
+        return lmq_errf(err, err_len, "%s", s->build_err), LMQ_EINVAL;
+    }
+    int rc = gq_finish_types(s, err, err_len);
     if (rc == 0) {
-        rc = gq_order(s);
+        rc = gq_finish_values(s, err, err_len);
+    }
+    if (rc == 0) {
+        rc = gq_finish_roots(s, err, err_len);
     }
     if (rc != 0) {
         return rc;
     }
+    LMQ_ASSERT(s->query != NULL && s->order != NULL);
     s->finished = true;
     return 0;
 }

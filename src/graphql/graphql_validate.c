@@ -361,6 +361,7 @@ static void gq_v_var_uses(struct gq_val *v, struct gq_node *n, int gen, int dept
     }
     if (n->kind == GQ_N_SPREAD && n->frag != NULL && n->frag->mark != gen) {
         n->frag->mark = gen;
+        n->frag->op = 1; /* used (NoUnusedFragments) */
         gq_v_var_uses(v, n->frag, gen, depth + 1);
     }
     for (struct gq_node *s = n->sel; s != NULL; s = s->next) {
@@ -581,11 +582,10 @@ static void gq_v_fragments(struct gq_val *v, bool *cycles)
     free(cy);
 }
 
-int gq_validate(struct gq_ctx *c, struct gq_doc *doc)
+/* ExecutableDefinitions, UniqueOperationNames, LoneAnonymousOperation. */
+static void gq_v_definitions(struct gq_ctx *c, struct gq_doc *doc)
 {
-    struct gq_val v = {.c = c, .doc = doc};
-    size_t before = json_array_size(c->errors), anon = 0, ops = 0;
-    bool cycles = false;
+    size_t anon = 0, ops = 0;
     LMQ_ASSERT(c != NULL && doc != NULL);
     for (struct gq_node *d = doc->defs; d != NULL; d = d->next) {
         if (d->kind == GQ_N_TYPESYSTEM) {
@@ -613,49 +613,59 @@ int gq_validate(struct gq_ctx *c, struct gq_doc *doc)
                      "This anonymous operation must be the only defined operation.");
         }
     }
-    gq_v_fragments(&v, &cycles);
-    int gen = 100;
+}
+
+/* NoUnusedFragments: a fragment is used when an operation reaches its name. */
+static void gq_v_unused_fragments(struct gq_ctx *c, struct gq_doc *doc)
+{
+    LMQ_ASSERT(c != NULL && doc != NULL);
     for (struct gq_node *d = doc->defs; d != NULL; d = d->next) {
-        if (d->kind == GQ_N_OPERATION) {
-            for (struct gq_node *o = doc->defs; o != NULL; o = o->next) {
-                o->mark = 0;
-            }
-            gq_v_operation(&v, d, ++gen);
-            /* fragments reached by this operation: marked gen by gq_v_var_uses */
-            for (struct gq_node *f = doc->defs; f != NULL; f = f->next) {
-                if (f->kind == GQ_N_FRAGMENT && f->mark == gen) {
-                    f->op = 1; /* used */
-                }
-            }
-        }
-    }
-    for (struct gq_node *d = doc->defs; d != NULL; d = d->next) {
-        bool used = false;
-        for (struct gq_node *o = doc->defs; o != NULL && d->kind == GQ_N_FRAGMENT; o = o->next) {
-            used =
-                used || (o->kind == GQ_N_FRAGMENT && o->op != 0 && strcmp(o->name, d->name) == 0);
-        }
-        if (d->kind == GQ_N_FRAGMENT && !used) {
+        if (d->kind == GQ_N_FRAGMENT && gq_doc_fragment(doc, d->name)->op == 0) {
             gq_error(c, GQ_NODES(d), "Fragment \"%s\" is never used.", d->name);
         }
     }
+}
+
+/* The limits on the document with fragments expanded (only when they have no cycle). */
+static void gq_v_limits(struct gq_val *v)
+{
+    const struct graphql_limits *lim = v->c->limits;
+    LMQ_ASSERT(v != NULL && lim != NULL);
+    for (struct gq_node *d = v->doc->defs; d != NULL; d = d->next) {
+        uint64_t fields = 0;
+        uint32_t depth = 0;
+        if (d->kind != GQ_N_OPERATION) {
+            continue;
+        }
+        gq_v_measure(v, d, 0, &fields, &depth);
+        if (depth > lim->max_depth) {
+            gq_error(v->c, GQ_NODES(d), "The query is nested deeper than the limit of %u.",
+                     lim->max_depth);
+        } else if (fields > lim->max_fields) {
+            gq_error(v->c, GQ_NODES(d), "The query selects more than the limit of %u fields.",
+                     lim->max_fields);
+        }
+    }
+}
+
+int gq_validate(struct gq_ctx *c, struct gq_doc *doc)
+{
+    struct gq_val v = {.c = c, .doc = doc};
+    size_t before = json_array_size(c->errors);
+    bool cycles = false;
+    LMQ_ASSERT(c != NULL && doc != NULL);
+    gq_v_definitions(c, doc);
+    gq_v_fragments(&v, &cycles);
+    int gen = 100; /* marks of one operation's walk: never reset, each operation has its own */
+    for (struct gq_node *d = doc->defs; d != NULL; d = d->next) {
+        if (d->kind == GQ_N_OPERATION) {
+            gq_v_operation(&v, d, ++gen);
+        }
+    }
+    gq_v_unused_fragments(c, doc);
     gq_validate_overlaps(c, doc);
     if (json_array_size(c->errors) == before && !cycles) {
-        for (struct gq_node *d = doc->defs; d != NULL; d = d->next) {
-            uint64_t fields = 0;
-            uint32_t depth = 0;
-            if (d->kind != GQ_N_OPERATION) {
-                continue;
-            }
-            gq_v_measure(&v, d, 0, &fields, &depth);
-            if (depth > c->limits->max_depth) {
-                gq_error(c, GQ_NODES(d), "The query is nested deeper than the limit of %u.",
-                         c->limits->max_depth);
-            } else if (fields > c->limits->max_fields) {
-                gq_error(c, GQ_NODES(d), "The query selects more than the limit of %u fields.",
-                         c->limits->max_fields);
-            }
-        }
+        gq_v_limits(&v);
     }
     return json_array_size(c->errors) == before && !cycles ? 0 : LMQ_EINVAL;
 }

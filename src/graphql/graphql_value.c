@@ -154,30 +154,38 @@ static char *gq_type_name(const struct gq_tref *t)
 
 /* ---- scalars and enums from JSON ---- */
 
+/* An enum value from JSON: one of the type's values, as a string. */
+static json_t *gq_coerce_enum(const struct graphql_object *t, const json_t *v, char **msg)
+{
+    const char *n = t->name;
+    LMQ_ASSERT(t->kind == GQ_K_ENUM && msg != NULL);
+    if (json_is_string(v)) {
+        for (size_t i = 0; i < t->values_count; i++) {
+            if (strcmp(t->values[i], json_string_value(v)) == 0) {
+                return json_incref((json_t *)v);
+            }
+        }
+    }
+    char buf[GQ_MSG_MAX_BYTES];
+    char *shown = gq_inspect(v);
+    snprintf(buf, sizeof(buf),
+             json_is_string(v) ? "Value %s does not exist in \"%s\" enum."
+                               : "Enum \"%s\" cannot represent non-string value: %s.",
+             json_is_string(v) ? shown : n, json_is_string(v) ? n : shown);
+    gq_did_you_mean(buf, sizeof(buf), json_is_string(v) ? json_string_value(v) : shown,
+                    (const char *const *)t->values, t->values_count, "the enum value ");
+    free(shown);
+    *msg = strdup(buf);
+    return NULL;
+}
+
 static json_t *gq_coerce_scalar(const struct graphql_object *t, const json_t *v, char **msg)
 {
     const char *n = t->name;
     char *shown = NULL;
     json_t *r = NULL;
     if (t->kind == GQ_K_ENUM) {
-        if (json_is_string(v)) {
-            for (size_t i = 0; i < t->values_count; i++) {
-                if (strcmp(t->values[i], json_string_value(v)) == 0) {
-                    return json_incref((json_t *)v);
-                }
-            }
-        }
-        char buf[GQ_MSG_MAX_BYTES];
-        shown = gq_inspect(v);
-        snprintf(buf, sizeof(buf),
-                 json_is_string(v) ? "Value %s does not exist in \"%s\" enum."
-                                   : "Enum \"%s\" cannot represent non-string value: %s.",
-                 json_is_string(v) ? shown : n, json_is_string(v) ? n : shown);
-        gq_did_you_mean(buf, sizeof(buf), json_is_string(v) ? json_string_value(v) : shown,
-                        (const char *const *)t->values, t->values_count, "the enum value ");
-        free(shown);
-        *msg = strdup(buf);
-        return NULL;
+        return gq_coerce_enum(t, v, msg);
     }
     if (!t->builtin || strncmp(n, "__", 2) == 0) {
         return json_incref((json_t *)v); /* a custom scalar takes any value */
@@ -521,29 +529,38 @@ static json_t *gq_lit_object(const struct graphql_object *n, const struct gq_nod
     return out;
 }
 
+/* An enum literal: a name among the type's values. */
+static json_t *gq_lit_enum(const struct graphql_object *n, const struct gq_node *v,
+                           struct gq_cerr *e)
+{
+    char buf[GQ_MSG_MAX_BYTES];
+    char *msg = NULL;
+    LMQ_ASSERT(n->kind == GQ_K_ENUM && v != NULL);
+    if (v->kind == GQ_N_ENUM) {
+        json_t *str = json_string(v->str);
+        json_t *r = str != NULL ? gq_coerce_enum(n, str, &msg) : NULL;
+        json_decref(str);
+        if (r == NULL) {
+            gq_cerr_add(e, msg, NULL, v);
+        }
+        return r;
+    }
+    char *shown = gq_print_value(v);
+    snprintf(buf, sizeof(buf), "Enum \"%s\" cannot represent non-enum value: %s.", n->name, shown);
+    gq_did_you_mean(buf, sizeof(buf), shown, (const char *const *)n->values, n->values_count,
+                    "the enum value ");
+    free(shown);
+    gq_cerr_add(e, strdup(buf), NULL, v);
+    return NULL;
+}
+
 static json_t *gq_lit_scalar(const struct graphql_object *n, const struct gq_node *v,
                              const json_t *vars, struct gq_cerr *e)
 {
     char buf[GQ_MSG_MAX_BYTES];
-    char *msg = NULL;
+    LMQ_ASSERT(n != NULL && v != NULL);
     if (n->kind == GQ_K_ENUM) {
-        if (v->kind == GQ_N_ENUM) {
-            json_t *s = json_string(v->str);
-            json_t *r = gq_coerce_scalar(n, s, &msg);
-            json_decref(s);
-            if (r == NULL) {
-                gq_cerr_add(e, msg, NULL, v);
-            }
-            return r;
-        }
-        char *shown = gq_print_value(v);
-        snprintf(buf, sizeof(buf), "Enum \"%s\" cannot represent non-enum value: %s.", n->name,
-                 shown);
-        gq_did_you_mean(buf, sizeof(buf), shown, (const char *const *)n->values, n->values_count,
-                        "the enum value ");
-        free(shown);
-        gq_cerr_add(e, strdup(buf), NULL, v);
-        return NULL;
+        return gq_lit_enum(n, v, e);
     }
     if (!n->builtin || strncmp(n->name, "__", 2) == 0) {
         json_t *r = gq_untyped(v, vars, 0);
