@@ -96,6 +96,7 @@ static bool gq_block_printable(const char *v)
 
 static void gq_sdl_desc(struct gq_out *b, const char *desc, const char *indent, bool first)
 {
+    LMQ_ASSERT(b != NULL && indent != NULL);
     struct gq_out t = {0};
     if (desc == NULL) {
         return;

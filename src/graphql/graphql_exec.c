@@ -169,6 +169,7 @@ static json_t *gq_path_with(const json_t *path, json_t *item)
 static void gq_fail(struct gq_exec *x, const struct gq_slot *s, struct gq_pos *pos, json_t *path,
                     const char *msg)
 {
+    LMQ_ASSERT(x != NULL && s != NULL && pos != NULL && msg != NULL);
     const struct gq_node *at = s->nodes[0];
     gq_null_at(x, pos, pos->k);
     if (x->pending_count >= GRAPHQL_ERRORS_MAX * 4) {
@@ -252,6 +253,7 @@ static bool gq_skipped(struct gq_exec *x, const struct gq_node *sel)
 static int gq_collect(struct gq_exec *x, struct gq_res *res, const struct gq_node *owner,
                       struct gq_slot **slots, size_t *count, size_t first, size_t cap, int depth)
 {
+    LMQ_ASSERT(res != NULL && owner != NULL && *count >= first);
     /* fragments within fragments and inline fragments within inline fragments (both bounded
      * by validation and the parser) */
     if (depth > GRAPHQL_FRAGMENT_DEPTH_MAX + GRAPHQL_VALUE_DEPTH_MAX + 8) {
@@ -300,6 +302,7 @@ static int gq_collect(struct gq_exec *x, struct gq_res *res, const struct gq_nod
 static json_t *gq_args(struct gq_exec *x, const struct graphql_field *f, const struct gq_node *node,
                        char **msg)
 {
+    LMQ_ASSERT(f != NULL && node != NULL && msg != NULL);
     json_t *out = json_object();
     for (size_t i = 0; out != NULL && i < f->args_count; i++) {
         const struct gq_arg *a = &f->args[i];
@@ -361,6 +364,7 @@ static bool gq_out_of_time(struct gq_exec *x)
 /* Runs one batch: slots[idx[0..n)] share the field definition and arguments. */
 static void gq_run_batch(struct gq_exec *x, struct gq_slot *slots, const size_t *idx, size_t n)
 {
+    LMQ_ASSERT(n > 0 && idx != NULL);
     const struct graphql_field *f = slots[idx[0]].def;
     const char *ptype = slots[idx[0]].res->type->name;
     if (f->tag <= 0 || x->r == NULL || x->r->resolve == NULL) {
@@ -420,6 +424,7 @@ static int gq_complete(struct gq_exec *x, struct gq_slot *s, const struct gq_tre
 
 static char *gq_serialize_error(const char *fmt, const json_t *v)
 {
+    LMQ_ASSERT(fmt != NULL && v != NULL);
     char *shown = gq_inspect(v), buf[2048];
     snprintf(buf, sizeof(buf), fmt, shown);
     free(shown);
@@ -429,6 +434,7 @@ static char *gq_serialize_error(const char *fmt, const json_t *v)
 /* Serializes a leaf value; NULL with *msg when it cannot be. */
 static json_t *gq_serialize(const struct graphql_object *t, json_t *v, char **msg)
 {
+    LMQ_ASSERT(t != NULL && v != NULL && t->kind != GQ_K_OBJECT);
     const char *n = t->name;
     if (t->kind == GQ_K_ENUM) {
         for (size_t i = 0; json_is_string(v) && i < t->values_count; i++) {
@@ -493,6 +499,7 @@ static json_t *gq_serialize(const struct graphql_object *t, json_t *v, char **ms
 static int gq_complete_list(struct gq_exec *x, struct gq_slot *s, const struct gq_tref *t,
                             json_t *v, struct gq_pos *pos, json_t *path, int depth)
 {
+    LMQ_ASSERT(t->kind == GQ_TR_LIST && pos != NULL);
     char buf[256];
     if (!json_is_array(v)) {
         snprintf(buf, sizeof(buf), "Expected Iterable, but did not find one for field \"%s.%s\".",
@@ -550,6 +557,7 @@ static int gq_complete_list(struct gq_exec *x, struct gq_slot *s, const struct g
 static int gq_complete(struct gq_exec *x, struct gq_slot *s, const struct gq_tref *t, json_t *v,
                        struct gq_pos *pos, json_t *path, int depth)
 {
+    LMQ_ASSERT(s != NULL && t != NULL && pos != NULL);
     char buf[512];
     if (depth > GRAPHQL_VALUE_DEPTH_MAX) {
         return 0;
@@ -629,6 +637,7 @@ static void gq_res_free(struct gq_res *r)
 static int gq_level_collect(struct gq_exec *x, struct gq_res *level, struct gq_slot **slots,
                             size_t *count, size_t *cap)
 {
+    LMQ_ASSERT(level != NULL && *count == 0);
     const struct gq_res *prev = NULL;
     size_t prev_first = 0, prev_n = 0;
     for (struct gq_res *r = level; r != NULL; r = r->next) {
@@ -702,6 +711,7 @@ static int gq_index_cmp(const void *a, const void *b)
  * O(slots log slots + nodes^2) for a level. */
 static int gq_level_batches(struct gq_exec *x, struct gq_slot *slots, size_t count, size_t *idx)
 {
+    LMQ_ASSERT(slots != NULL && idx != NULL);
     size_t *order = malloc(count * sizeof(*order)), n_order = 0;
     if (order == NULL) {
         return LMQ_ENOMEM;
@@ -746,6 +756,7 @@ static int gq_level_batches(struct gq_exec *x, struct gq_slot *slots, size_t cou
 
 static int gq_level(struct gq_exec *x, struct gq_res *level)
 {
+    LMQ_ASSERT(x != NULL && level != NULL);
     struct gq_slot *slots = NULL;
     size_t count = 0, cap = 0, *idx = NULL;
     int rc = gq_level_collect(x, level, &slots, &count, &cap);
@@ -805,6 +816,7 @@ out:
 /* CoerceVariableValues (spec 6.1.2): NULL with every error appended when a value is bad. */
 static json_t *gq_vars(struct gq_ctx *c, const struct gq_node *op, const json_t *given)
 {
+    LMQ_ASSERT(c != NULL && op != NULL && op->kind == GQ_N_OPERATION);
     json_t *out = json_object();
     bool bad = out == NULL;
     for (const struct gq_node *v = op->vars; out != NULL && v != NULL; v = v->next) {

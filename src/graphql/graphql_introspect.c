@@ -34,6 +34,7 @@ static int gq_intro_fields(struct graphql_object *o, const char *const (*fields)
 
 int gq_introspection_add(struct graphql_schema *s)
 {
+    LMQ_ASSERT(s != NULL && s->building_builtins);
     static const char *const schema_f[][2] = {
         {"description", "String"},      {"types", "[__Type!]!"},
         {"queryType", "__Type!"},       {"mutationType", "__Type"},
@@ -148,6 +149,7 @@ void gq_print_number(char *buf, size_t cap, double d)
 
 void gq_print_literal(struct gq_out *b, const json_t *v, const struct gq_tref *t, int depth)
 {
+    LMQ_ASSERT(b != NULL && v != NULL);
     char num[64];
     if (t != NULL && t->kind == GQ_TR_NONNULL) {
         t = t->of;
@@ -253,6 +255,7 @@ static json_t *gq_i_args(const struct graphql_field *f, const char *owner_key, c
 
 static json_t *gq_i_schema(const struct graphql_schema *s, const char *field)
 {
+    LMQ_ASSERT(s != NULL && s->query != NULL);
     if (strcmp(field, "types") == 0) {
         json_t *arr = json_array();
         for (size_t i = 0; arr != NULL && i < s->order_visible; i++) {

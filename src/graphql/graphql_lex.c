@@ -168,6 +168,7 @@ static long gq_lex_digits(struct gq_lexer *l, size_t pos)
 
 static int gq_lex_number(struct gq_lexer *l, size_t start)
 {
+    LMQ_ASSERT(gq_at(l, start) == '-' || gq_is_digit(gq_at(l, start)));
     size_t pos = start;
     bool is_float = false;
     long r;
@@ -265,6 +266,7 @@ static bool gq_scalar_value(long cp)
 /* An escape at pos (the backslash): appends its UTF-8 to out; the bytes consumed or -1. */
 static long gq_lex_escape(struct gq_lexer *l, size_t pos, char *out, size_t *out_len)
 {
+    LMQ_ASSERT(gq_at(l, pos) == '\\' && out != NULL);
     int c = gq_at(l, pos + 1);
     static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
     const char *hit = c > 0 ? strchr(from, c) : NULL;
@@ -321,6 +323,7 @@ static long gq_lex_escape(struct gq_lexer *l, size_t pos, char *out, size_t *out
 
 static int gq_lex_string(struct gq_lexer *l, size_t start)
 {
+    LMQ_ASSERT(start < l->len && gq_at(l, start) == '"');
     /* The decoded value is never longer than the source text. */
     char *out = gq_alloc(l->arena, l->len - start + 1);
     size_t out_len = 0, pos = start + 1;
@@ -368,6 +371,7 @@ static bool gq_blank(int c)
  * ends dropped, joined by \n. */
 static char *gq_block_value(struct gq_arena *a, const char *raw, size_t raw_len)
 {
+    LMQ_ASSERT(a != NULL && raw != NULL);
     size_t common = SIZE_MAX, first = SIZE_MAX, last = 0, nlines = 0;
     size_t i = 0, line = 0;
     /* pass 1: indentation */
@@ -420,6 +424,7 @@ static char *gq_block_value(struct gq_arena *a, const char *raw, size_t raw_len)
 
 static int gq_lex_block_string(struct gq_lexer *l, size_t start)
 {
+    LMQ_ASSERT(start + 3 <= l->len && gq_at(l, start) == '"');
     /* raw: the lines with \"\"\" unescaped and line ends normalised to \n */
     char *raw = gq_alloc(l->arena, l->len - start + 1);
     size_t raw_len = 0, pos = start + 3;
@@ -484,6 +489,7 @@ static int gq_lex_punct(struct gq_lexer *l, size_t pos, int c)
 
 static int gq_lex_other(struct gq_lexer *l, size_t pos, int c)
 {
+    LMQ_ASSERT(pos < l->len && c == gq_at(l, pos));
     if (c == '.') {
         if (gq_at(l, pos + 1) == '.' && gq_at(l, pos + 2) == '.') {
             return gq_tok(l, GQ_T_SPREAD, pos, pos + 3, NULL);

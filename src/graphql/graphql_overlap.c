@@ -93,6 +93,7 @@ static bool gq_grow(void **arr, size_t *cap, size_t n, size_t size)
 static void gq_fmap_collect(struct gq_ov *o, struct gq_node *set, struct graphql_object *ptype,
                             struct gq_fmap *m, int depth)
 {
+    LMQ_ASSERT(set != NULL && m != NULL);
     if (depth > GRAPHQL_VALUE_DEPTH_MAX * 2) {
         return;
     }
@@ -198,6 +199,7 @@ static struct gq_conflict *gq_clist_add(struct gq_ov *o, struct gq_clist *l)
 
 static bool gq_ov_value_equal(const struct gq_node *a, const struct gq_node *b, int depth)
 {
+    LMQ_ASSERT(a != NULL && b != NULL);
     if (a->kind != b->kind || depth > GRAPHQL_VALUE_DEPTH_MAX) {
         return false;
     }
@@ -292,6 +294,7 @@ static void gq_ov_fragments(struct gq_ov *o, struct gq_clist *out, bool mutex, c
 
 static void gq_ov_loc(uint32_t (*l)[2], size_t *n, const struct gq_node *node)
 {
+    LMQ_ASSERT(l != NULL && n != NULL && node != NULL);
     if (*n < GQ_OVERLAP_LOCS_MAX) {
         l[*n][0] = node->line;
         l[*n][1] = node->col;
@@ -352,6 +355,7 @@ static void gq_ov_subfields(struct gq_ov *o, struct gq_clist *out, const struct 
 static void gq_ov_pair(struct gq_ov *o, struct gq_clist *out, bool parent_mutex,
                        const struct gq_ofield *a, const struct gq_ofield *b)
 {
+    LMQ_ASSERT(a != NULL && b != NULL && strcmp(a->key, b->key) == 0);
     char buf[512];
     if (++o->work > GQ_OVERLAP_WORK_MAX) {
         return;
@@ -485,6 +489,7 @@ static void gq_ov_fields_fragment(struct gq_ov *o, struct gq_clist *out, bool mu
 
 static bool gq_ov_pair_seen(struct gq_ov *o, const char *a, const char *b, bool mutex)
 {
+    LMQ_ASSERT(a != NULL && b != NULL);
     struct gq_pairs *p = &o->pairs;
     for (size_t i = 0; i < p->n; i++) {
         bool same = (strcmp(p->a[i], a) == 0 && strcmp(p->b[i], b) == 0) ||
@@ -524,6 +529,7 @@ static bool gq_ov_pair_seen(struct gq_ov *o, const char *a, const char *b, bool 
 static void gq_ov_fragments(struct gq_ov *o, struct gq_clist *out, bool mutex, const char *n1,
                             const char *n2, int depth)
 {
+    LMQ_ASSERT(n1 != NULL && n2 != NULL);
     if (strcmp(n1, n2) == 0 || depth > GRAPHQL_VALUE_DEPTH_MAX * 4 ||
         o->work > GQ_OVERLAP_WORK_MAX || gq_ov_pair_seen(o, n1, n2, mutex)) {
         return;

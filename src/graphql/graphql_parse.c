@@ -121,6 +121,7 @@ static int gq_p_value(struct gq_parser *p, bool is_const, struct gq_node **out);
 
 static int gq_p_list_or_object(struct gq_parser *p, bool is_const, struct gq_node *n)
 {
+    LMQ_ASSERT(n->kind == GQ_N_LIST || n->kind == GQ_N_OBJECT);
     int close = n->kind == GQ_N_LIST ? GQ_T_BRACKET_R : GQ_T_BRACE_R;
     struct gq_node **tail = &n->args;
     if (++p->value_depth > GRAPHQL_VALUE_DEPTH_MAX) {
@@ -150,6 +151,7 @@ static int gq_p_list_or_object(struct gq_parser *p, bool is_const, struct gq_nod
 
 static int gq_p_value(struct gq_parser *p, bool is_const, struct gq_node **out)
 {
+    LMQ_ASSERT(p != NULL && out != NULL);
     static const int kinds[] = {[GQ_T_INT] = GQ_N_INT,
                                 [GQ_T_FLOAT] = GQ_N_FLOAT,
                                 [GQ_T_STRING] = GQ_N_STRING,
@@ -207,6 +209,7 @@ static int gq_p_value(struct gq_parser *p, bool is_const, struct gq_node **out)
 
 static int gq_p_type(struct gq_parser *p, struct gq_tref **out)
 {
+    LMQ_ASSERT(p != NULL && out != NULL);
     struct gq_tref *t = gq_alloc(&p->ctx->arena, sizeof(*t));
     if (t == NULL) {
         return gq_p_fail(p, p->lex.tline, p->lex.tcol, "Out of memory.");
@@ -282,6 +285,7 @@ static int gq_p_selection_set(struct gq_parser *p, struct gq_node *owner);
 
 static int gq_p_selection(struct gq_parser *p, struct gq_node **out)
 {
+    LMQ_ASSERT(p != NULL && out != NULL);
     struct gq_node *n;
     if (gq_p_peek(p, GQ_T_SPREAD)) {
         n = gq_p_node(p, GQ_N_INLINE);
@@ -359,6 +363,7 @@ static int gq_p_selection_set(struct gq_parser *p, struct gq_node *owner)
 
 static int gq_p_vardefs(struct gq_parser *p, struct gq_node *op)
 {
+    LMQ_ASSERT(op != NULL && op->kind == GQ_N_OPERATION);
     struct gq_node **tail = &op->vars;
     if (!gq_p_peek(p, GQ_T_PAREN_L)) {
         return 0;
@@ -388,6 +393,7 @@ static int gq_p_vardefs(struct gq_parser *p, struct gq_node *op)
 
 static int gq_p_operation(struct gq_parser *p, struct gq_node **out)
 {
+    LMQ_ASSERT(p != NULL && out != NULL);
     struct gq_node *n = gq_p_node(p, GQ_N_OPERATION);
     if (n == NULL) {
         return -1;
@@ -457,6 +463,7 @@ static bool gq_p_typesystem_keyword(const struct gq_parser *p)
  * "{...}") or to the next definition keyword at depth 0. Its name is kept for the message. */
 static int gq_p_typesystem(struct gq_parser *p, struct gq_node **out)
 {
+    LMQ_ASSERT(p != NULL && out != NULL);
     struct gq_node *n = gq_p_node(p, GQ_N_TYPESYSTEM);
     if (n == NULL) {
         return -1;
@@ -508,6 +515,7 @@ static int gq_p_typesystem(struct gq_parser *p, struct gq_node **out)
 
 static int gq_p_definition(struct gq_parser *p, struct gq_node **out)
 {
+    LMQ_ASSERT(p != NULL && out != NULL);
     if (gq_p_peek(p, GQ_T_BRACE_L)) {
         return gq_p_operation(p, out);
     }

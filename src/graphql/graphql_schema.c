@@ -125,6 +125,7 @@ int graphql_schema_scalar(struct graphql_schema *s, const char *name, const char
 int graphql_schema_enum(struct graphql_schema *s, const char *name, const char *description,
                         const char *const *values, size_t count)
 {
+    LMQ_ASSERT(s != NULL && (values != NULL || count == 0));
     struct graphql_object *o = NULL;
     if (count > GRAPHQL_ENUM_VALUES_MAX) {
         return gq_build_fail(s, LMQ_ELIMIT, "Enum \"%s\" has too many values.", name);
@@ -196,6 +197,7 @@ int graphql_object_field(struct graphql_object *o, const char *name, const char 
 static int gq_field_arg_add(struct graphql_schema *s, struct graphql_field *f, const char *name,
                             const char *type, const char *default_json, const char *description)
 {
+    LMQ_ASSERT(s != NULL && f != NULL);
     if (s->finished) {
         return LMQ_EINVAL;
     }
@@ -277,6 +279,7 @@ static int gq_directive_add(struct graphql_schema *s, size_t i, const char *name
 
 static int gq_builtins(struct graphql_schema *s)
 {
+    LMQ_ASSERT(s != NULL && s->types_count == 0);
     static const char *const scalars[][2] = {
         {"Int", "The `Int` scalar type represents non-fractional signed whole numeric values. Int "
                 "can represent values between -(2^31) and 2^31 - 1."},
@@ -470,6 +473,7 @@ char *gq_tref_str(struct gq_arena *a, const struct gq_tref *t)
 
 static struct gq_tref *gq_tref_parse_at(struct gq_arena *a, const char **p, int depth)
 {
+    LMQ_ASSERT(a != NULL && p != NULL && *p != NULL);
     while (**p == ' ') {
         (*p)++;
     }
@@ -622,6 +626,7 @@ static int gq_check_defaults(const struct graphql_field *f, const char *owner, c
 static int gq_finish_type(struct graphql_schema *s, struct graphql_object *t, char *err,
                           size_t err_len)
 {
+    LMQ_ASSERT(s != NULL && t != NULL && t->schema == s);
     char where[300];
     if (!t->builtin && t->name[0] == '_' && t->name[1] == '_') {
         return lmq_errf(err, err_len,

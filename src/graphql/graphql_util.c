@@ -186,6 +186,7 @@ void gq_error_at(struct gq_ctx *c, uint32_t line, uint32_t col, const char *fmt,
  * lower-cased strings, as graphql-js's suggestionList measures; SIZE_MAX past threshold. */
 static size_t gq_distance(const char *a, const char *b, size_t threshold)
 {
+    LMQ_ASSERT(a != NULL && b != NULL);
     size_t la = strlen(a), lb = strlen(b);
     if (la > 64 || lb > 64) {
         return SIZE_MAX;

@@ -44,6 +44,7 @@ static void gq_v_value(struct gq_val *v, const struct gq_tref *t, struct gq_node
 static void gq_v_args(struct gq_val *v, struct gq_node *node, const struct graphql_field *f,
                       const char *what)
 {
+    LMQ_ASSERT(node != NULL && f != NULL);
     for (struct gq_node *a = node->args; a != NULL; a = a->next) {
         for (struct gq_node *b = node->args; b != a; b = b->next) {
             if (strcmp(a->name, b->name) == 0) {
@@ -139,6 +140,7 @@ static void gq_v_value(struct gq_val *v, const struct gq_tref *t, struct gq_node
 
 static void gq_v_directives(struct gq_val *v, struct gq_node *dirs, uint32_t loc)
 {
+    LMQ_ASSERT(v != NULL && loc != 0);
     for (struct gq_node *d = dirs; d != NULL; d = d->next) {
         struct graphql_field *def = gq_schema_directive(v->c->schema, d->name);
         if (def == NULL) {
@@ -169,6 +171,7 @@ static void gq_v_selections(struct gq_val *v, struct gq_node *owner, struct grap
 
 static void gq_v_field(struct gq_val *v, struct gq_node *f, struct graphql_object *t)
 {
+    LMQ_ASSERT(f != NULL && f->kind == GQ_N_FIELD && t != NULL);
     const struct graphql_schema *s = v->c->schema;
     struct graphql_field *def = NULL;
     if (strcmp(f->name, "__typename") == 0) {
@@ -213,6 +216,7 @@ static void gq_v_field(struct gq_val *v, struct gq_node *f, struct graphql_objec
 
 static void gq_v_selections(struct gq_val *v, struct gq_node *owner, struct graphql_object *t)
 {
+    LMQ_ASSERT(owner != NULL && t != NULL);
     for (struct gq_node *s = owner->sel; s != NULL; s = s->next) {
         if (s->kind == GQ_N_FIELD) {
             gq_v_field(v, s, t);
@@ -275,6 +279,7 @@ static bool gq_subtype(const struct gq_tref *a, const struct gq_tref *b)
 static void gq_v_var_at(struct gq_val *v, const struct gq_node *var, const struct gq_tref *loc,
                         bool loc_default, int gen)
 {
+    LMQ_ASSERT(var != NULL && var->kind == GQ_N_VAR && v->op != NULL);
     struct gq_node *def = NULL;
     for (struct gq_node *d = v->op->vars; d != NULL; d = d->next) {
         if (strcmp(d->name, var->name) == 0) {
@@ -371,6 +376,7 @@ static void gq_v_var_uses(struct gq_val *v, struct gq_node *n, int gen, int dept
 
 static void gq_v_operation(struct gq_val *v, struct gq_node *op, int gen)
 {
+    LMQ_ASSERT(op != NULL && op->kind == GQ_N_OPERATION);
     const struct graphql_schema *s = v->c->schema;
     static const char *const opn[] = {"query", "mutation", "subscription"};
     static const uint32_t locs[] = {GQ_LOC_QUERY, GQ_LOC_MUTATION, GQ_LOC_SUBSCRIPTION};
@@ -462,6 +468,7 @@ struct gq_cycles {
 /* NoFragmentCycles as graphql-js walks it: mark 1 = visited; path_index while on the path. */
 static void gq_v_cycle(struct gq_val *v, struct gq_node *frag, struct gq_cycles *cy, int depth)
 {
+    LMQ_ASSERT(frag != NULL && frag->kind == GQ_N_FRAGMENT);
     struct gq_node *spreads[GQ_SPREADS_MAX];
     frag->mark = 1;
     if (depth >= GRAPHQL_FRAGMENT_DEPTH_MAX) {
@@ -539,6 +546,7 @@ static void gq_v_measure(struct gq_val *v, const struct gq_node *n, uint32_t dep
 
 static void gq_v_fragments(struct gq_val *v, bool *cycles)
 {
+    LMQ_ASSERT(v != NULL && cycles != NULL);
     for (struct gq_node *d = v->doc->defs; d != NULL; d = d->next) {
         if (d->kind != GQ_N_FRAGMENT) {
             continue;

@@ -15,6 +15,7 @@
 
 static void gq_inspect_into(struct gq_out *b, const json_t *v, int depth)
 {
+    LMQ_ASSERT(b != NULL && v != NULL);
     char num[64];
     if (json_is_null(v)) {
         gq_outf(b, "null");
@@ -78,6 +79,7 @@ char *gq_inspect(const json_t *v)
 
 static void gq_print_value_into(struct gq_out *b, const struct gq_node *v, int depth)
 {
+    LMQ_ASSERT(b != NULL && v != NULL);
     json_t *s;
     char *dump;
     switch (v->kind) {
@@ -290,6 +292,7 @@ static void gq_unknown_field_msg(char *buf, size_t cap, const struct graphql_obj
 static json_t *gq_coerce_object(const struct graphql_object *n, const json_t *v, struct gq_cerr *e,
                                 struct gq_out *path, int depth)
 {
+    LMQ_ASSERT(n != NULL && n->kind == GQ_K_INPUT);
     char buf[GQ_MSG_MAX_BYTES];
     size_t before = e->n;
     if (!json_is_object(v)) {
@@ -422,6 +425,7 @@ static bool gq_missing_var(const struct gq_node *v, const json_t *vars)
  * without a value is left out of an object and null in a list). */
 static json_t *gq_untyped(const struct gq_node *v, const json_t *vars, int depth)
 {
+    LMQ_ASSERT(v != NULL && depth >= 0);
     if (depth > GRAPHQL_VALUE_DEPTH_MAX) {
         return NULL;
     }
@@ -478,6 +482,7 @@ static json_t *gq_lit(const struct gq_tref *t, const struct gq_node *v, const js
 static json_t *gq_lit_object(const struct graphql_object *n, const struct gq_node *v,
                              const json_t *vars, struct gq_cerr *e, int depth)
 {
+    LMQ_ASSERT(n != NULL && n->kind == GQ_K_INPUT);
     char buf[GQ_MSG_MAX_BYTES];
     size_t before = e->n;
     if (v->kind != GQ_N_OBJECT) {
