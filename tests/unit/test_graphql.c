@@ -21,9 +21,13 @@
 static struct graphql_schema *schema;
 static struct graphql_test_ctx tctx;
 static unsigned slow_ms; /* each resolver call sleeps this long (the time limit's test) */
+static int fail_tag;     /* a batch of this resolver tag fails as a whole with LMQ_EIO */
 
 static int slow_resolve(void *ctx, struct graphql_batch *b)
 {
+    if (b->resolver_tag == fail_tag) {
+        return LMQ_EIO;
+    }
     if (slow_ms > 0) {
         struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)slow_ms * 1000000L};
         nanosleep(&ts, NULL);
@@ -382,6 +386,23 @@ static void test_one_resolver_call_per_field_per_level(void **state)
     json_decref(r);
 }
 
+static void test_a_failing_batch_is_a_field_error_for_each_parent(void **state)
+{
+    (void)state;
+    fail_tag = 12; /* bestFriend */
+    json_t *r = run("{ people(first: 2) { id bestFriend { id } } }", NULL);
+    fail_tag = 0;
+    char *d = dump(r);
+    assert_string_equal(d, "{\"data\":{\"people\":[{\"bestFriend\":null,\"id\":\"p1\"},{"
+                           "\"bestFriend\":null,\"id\":\"p2\"}]},"
+                           "\"errors\":[{\"locations\":[{\"column\":25,\"line\":1}],\"message\":"
+                           "\"I/O error\",\"path\":[\"people\",0,\"bestFriend\"]},"
+                           "{\"locations\":[{\"column\":25,\"line\":1}],\"message\":\"I/O or "
+                           "storage failure\",\"path\":[\"people\",1,\"bestFriend\"]}]}");
+    free(d);
+    json_decref(r);
+}
+
 static void test_limits(void **state)
 {
     (void)state;
@@ -672,6 +693,7 @@ int main(void)
         cmocka_unit_test(test_each_validation_rule),
         cmocka_unit_test(test_execution),
         cmocka_unit_test(test_one_resolver_call_per_field_per_level),
+        cmocka_unit_test(test_a_failing_batch_is_a_field_error_for_each_parent),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_introspection_basics),
         cmocka_unit_test(test_sdl_and_schema_checks),
