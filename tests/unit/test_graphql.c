@@ -392,13 +392,15 @@ static void test_a_failing_batch_is_a_field_error_for_each_parent(void **state)
     fail_tag = 12; /* bestFriend */
     json_t *r = run("{ people(first: 2) { id bestFriend { id } } }", NULL);
     fail_tag = 0;
+    static const char *const want =
+        "{\"data\":{\"people\":[{\"bestFriend\":null,\"id\":\"p1\"},"
+        "{\"bestFriend\":null,\"id\":\"p2\"}]},\"errors\":["
+        "{\"locations\":[{\"column\":25,\"line\":1}],\"message\":\"I/O error\","
+        "\"path\":[\"people\",0,\"bestFriend\"]},"
+        "{\"locations\":[{\"column\":25,\"line\":1}],\"message\":\"I/O error\","
+        "\"path\":[\"people\",1,\"bestFriend\"]}]}";
     char *d = dump(r);
-    assert_string_equal(d, "{\"data\":{\"people\":[{\"bestFriend\":null,\"id\":\"p1\"},{"
-                           "\"bestFriend\":null,\"id\":\"p2\"}]},"
-                           "\"errors\":[{\"locations\":[{\"column\":25,\"line\":1}],\"message\":"
-                           "\"I/O error\",\"path\":[\"people\",0,\"bestFriend\"]},"
-                           "{\"locations\":[{\"column\":25,\"line\":1}],\"message\":\"I/O or "
-                           "storage failure\",\"path\":[\"people\",1,\"bestFriend\"]}]}");
+    assert_string_equal(d, want);
     free(d);
     json_decref(r);
 }
