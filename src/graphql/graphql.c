@@ -6,6 +6,7 @@
 
 #define GQ_SDL_MAX_BYTES (16u * 1024u * 1024u)
 
+/* The limits of a request that names none (docs/SECURITY.md "GraphQL requests"). */
 static const struct graphql_limits gq_default_limits = {.max_depth = 15,
                                                         .max_fields = 1000,
                                                         .max_list_items = 1000,
@@ -19,7 +20,18 @@ int graphql_execute(const struct graphql_schema *s, const char *query, size_t le
                     json_t **response)
 {
     LMQ_ASSERT(s != NULL && s->finished && response != NULL);
-    struct gq_ctx c = {.schema = s, .limits = limits != NULL ? limits : &gq_default_limits};
+    /* a limit left 0 takes the default */
+    struct graphql_limits lim = limits != NULL ? *limits : gq_default_limits;
+    lim.max_depth = lim.max_depth != 0 ? lim.max_depth : gq_default_limits.max_depth;
+    lim.max_fields = lim.max_fields != 0 ? lim.max_fields : gq_default_limits.max_fields;
+    lim.max_list_items =
+        lim.max_list_items != 0 ? lim.max_list_items : gq_default_limits.max_list_items;
+    lim.max_result_items =
+        lim.max_result_items != 0 ? lim.max_result_items : gq_default_limits.max_result_items;
+    lim.max_ms = lim.max_ms != 0 ? lim.max_ms : gq_default_limits.max_ms;
+    lim.max_query_bytes =
+        lim.max_query_bytes != 0 ? lim.max_query_bytes : gq_default_limits.max_query_bytes;
+    struct gq_ctx c = {.schema = s, .limits = &lim};
     struct gq_doc doc;
     json_t *data = NULL;
     int rc = 0;

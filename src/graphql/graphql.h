@@ -55,6 +55,8 @@ int graphql_schema_finish(struct graphql_schema *s, char *err, size_t err_len) L
 char *graphql_schema_sdl(const struct graphql_schema *s);
 
 /* ---- execution ---- */
+/* Limits of one request; a field left 0 takes its default (depth 15, fields 1,000, list items
+ * 1,000, result objects 100,000, 5,000 ms, 65,536 bytes). */
 struct graphql_limits {
     uint32_t max_depth;        /* selection nesting (fragments expanded) */
     uint32_t max_fields;       /* fields in the document after fragment expansion */
@@ -86,8 +88,9 @@ struct graphql_resolvers {
 /* Parses, validates and executes the document against s: *response is the spec's response
  * object ({"data":...} and/or {"errors":[{"message","locations":[{"line","column"}],"path"}]}),
  * request errors (syntax, validation, limits, unknown operation, bad variables) with no "data".
- * operation_name may be NULL; variables may be NULL; r may be NULL (only default resolvers).
- * Returns 0 (the response says the rest) or LMQ_ENOMEM. */
+ * operation_name may be NULL; variables may be NULL; limits may be NULL (the defaults); r may be
+ * NULL (only default resolvers). The schema is only read: requests may run on several threads
+ * at once. Returns 0 (the response says the rest) or LMQ_ENOMEM. */
 int graphql_execute(const struct graphql_schema *s, const char *query, size_t len,
                     const char *operation_name, const json_t *variables,
                     const struct graphql_limits *limits, const struct graphql_resolvers *r,
