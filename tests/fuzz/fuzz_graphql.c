@@ -18,11 +18,13 @@
  * Seeds (tests/fuzz/corpus/graphql/): documents from the differential test's hand-written
  * cases (tests/integration/graphql_cases.py), one file each, some with variables.
  *
- * fuzz-sources: src/graphql/graphql.c src/graphql/graphql_exec.c src/graphql/graphql_introspect.c
- * fuzz-sources: src/graphql/graphql_lex.c src/graphql/graphql_overlap.c src/graphql/graphql_parse.c
+ * fuzz-sources: src/graphql/graphql.c src/graphql/graphql_exec.c
+ * fuzz-sources: src/graphql/graphql_introspect.c src/graphql/graphql_lex.c
+ * fuzz-sources: src/graphql/graphql_overlap.c src/graphql/graphql_parse.c
  * fuzz-sources: src/graphql/graphql_schema.c src/graphql/graphql_util.c
- * src/graphql/graphql_validate.c fuzz-sources: src/graphql/graphql_value.c
- * tests/tools/graphql_testschema.c fuzz-libs: -ljansson -lm
+ * fuzz-sources: src/graphql/graphql_validate.c src/graphql/graphql_value.c
+ * fuzz-sources: tests/tools/graphql_testschema.c
+ * fuzz-libs: -ljansson -lm
  */
 #include <stdint.h>
 #include <stdio.h>
