@@ -57,14 +57,14 @@ struct gq_slot {
     struct gq_res *res;
     const char *key;
     const struct graphql_field *def;
-    struct gq_node *nodes[64]; /* the merged field nodes (same response key) */
+    struct gq_node **nodes; /* the merged field nodes (same response key), in the arena */
     size_t nodes_count;
+    size_t nodes_cap;
     json_t *args;
     json_t *result;
     char *error;
     bool done;
-    uint32_t ordinal;      /* among its object's fields */
-    struct gq_node **sels; /* the selections of the objects it completes (shared) */
+    uint32_t ordinal; /* among its object's fields */
 };
 
 struct gq_exec {
@@ -281,9 +281,20 @@ static int gq_collect(struct gq_exec *x, struct gq_res *res, const struct gq_nod
                 slot->key = key;
                 slot->def = s->def;
             }
-            if (slot->nodes_count < LMQ_ARRAY_LEN(slot->nodes)) {
-                slot->nodes[slot->nodes_count++] = s;
+            if (slot->nodes_count == slot->nodes_cap) {
+                /* the document's size bounds how many nodes merge into one key */
+                size_t ncap = slot->nodes_cap == 0 ? 4 : slot->nodes_cap * 2;
+                struct gq_node **n = gq_alloc(&x->c->arena, ncap * sizeof(*n));
+                if (n == NULL) {
+                    return LMQ_ENOMEM;
+                }
+                if (slot->nodes_count > 0) {
+                    memcpy(n, slot->nodes, slot->nodes_count * sizeof(*n));
+                }
+                slot->nodes = n;
+                slot->nodes_cap = ncap;
             }
+            slot->nodes[slot->nodes_count++] = s;
         } else {
             const struct gq_node *body = s->kind == GQ_N_SPREAD ? s->frag : s;
             if (body == NULL || (body->type != NULL && body->type->t != res->type)) {
@@ -597,11 +608,7 @@ static int gq_complete(struct gq_exec *x, struct gq_slot *s, const struct gq_tre
         }
         out = json_object();
         struct gq_res *r = gq_alloc(&x->c->arena, sizeof(*r));
-        if (s->sels == NULL &&
-            (s->sels = gq_alloc(&x->c->arena, s->nodes_count * sizeof(*s->sels))) != NULL) {
-            memcpy(s->sels, s->nodes, s->nodes_count * sizeof(*s->sels));
-        }
-        struct gq_node **sels = s->sels;
+        struct gq_node **sels = s->nodes; /* shared by the objects of this field (arena) */
         if (out == NULL || r == NULL || sels == NULL || json_array_append(x->keep, out) != 0) {
             json_decref(out);
             return LMQ_ENOMEM;

@@ -253,6 +253,8 @@ HAND += [
     "{ __typename { a } }",
     "{ hero { __schema { queryType { name } } } }",
     "query Long" + "a" * 300 + " { hero { name } }",
+    "{ " + " ".join("hero { a%d: id }" % i for i in range(100)) + " }",
+    "{ " + " ".join("people(first: 2) { a%d: name }" % i for i in range(80)) + " }",
 ]
 
 # Requests with variables: (query, variables)

@@ -293,6 +293,16 @@ static void test_execution(void **state)
         NULL, "{\"a\":{\"n\":\"Ada\"},\"hero\":{\"name\":\"Ada\",\"id\":\"p1\"}}");
     expect_data("{ hero { name } hero { id } }", NULL,
                 "{\"hero\":{\"name\":\"Ada\",\"id\":\"p1\"}}");
+    /* a response key merged from many selections keeps all of their subfields */
+    char many[4096];
+    size_t len = (size_t)snprintf(many, sizeof(many), "{");
+    for (int i = 0; i < 100; i++) {
+        len += (size_t)snprintf(many + len, sizeof(many) - len, " hero { a%d: id }", i);
+    }
+    snprintf(many + len, sizeof(many) - len, " }");
+    json_t *m = run(many, NULL);
+    assert_int_equal(json_object_size(json_object_get(json_object_get(m, "data"), "hero")), 100);
+    json_decref(m);
     /* directives, with literals and variables */
     expect_data("query ($s: Boolean!) { hero @skip(if: $s) { name } people(first: 1) @include(if: "
                 "true) { id } }",
