@@ -49,6 +49,7 @@ int graphql_execute(const struct graphql_schema *s, const char *query, size_t le
             "Variables must be provided as an Object where each property is a variable value.");
     } else if (gq_parse(&c, query, len, &doc) == 0 && gq_validate(&c, &doc) == 0) {
         rc = gq_exec(&c, &doc, operation_name, variables, r, &data);
+        LMQ_ASSERT(rc == 0 || rc == LMQ_ENOMEM);
     }
     if (rc == 0 && !c.oom) {
         *response = json_object();

@@ -11,8 +11,6 @@
 
 #include "graphql/graphql_introspect.h"
 
-#define GQ_COLLECT_MAX 4096 /* fields one object may collect (limits->max_fields bounds it too) */
-
 /* Where a position comes in graphql-js's depth-first execution: field ordinals and list
  * indexes from the root, compared lexicographically (a prefix first). */
 struct gq_key {
@@ -651,7 +649,8 @@ static int gq_level_collect(struct gq_exec *x, struct gq_res *level, struct gq_s
         if (gq_dead(x, r->pos, r->k)) {
             continue;
         }
-        size_t room = GQ_COLLECT_MAX;
+        /* an object collects at most the document's fields, which validation bounded */
+        size_t room = (size_t)x->c->limits->max_fields + 1;
         if (*cap - *count < room) {
             size_t ncap = *cap + room * 2;
             struct gq_slot *ns = realloc(*slots, ncap * sizeof(*ns));

@@ -435,32 +435,50 @@ static void gq_v_operation(struct gq_val *v, struct gq_node *op, int gen)
     }
 }
 
-#define GQ_SPREADS_MAX 1024
+/* Appends p to a malloc'd array of pointers; false when out of memory. */
+static bool gq_push(struct gq_node ***arr, size_t *n, size_t *cap, struct gq_node *p)
+{
+    if (*n == *cap) {
+        size_t ncap = *cap == 0 ? 16 : *cap * 2;
+        struct gq_node **a = realloc(*arr, ncap * sizeof(*a));
+        if (a == NULL) {
+            return false;
+        }
+        *arr = a;
+        *cap = ncap;
+    }
+    (*arr)[(*n)++] = p;
+    return true;
+}
 
 /* A fragment's spreads in graphql-js's getFragmentSpreads order (selection sets visited from a
- * stack); at most cap. */
-static size_t gq_v_spreads(struct gq_node *frag, struct gq_node **out, size_t cap)
+ * stack): a malloc'd array in *out, its length returned (the document bounds both arrays). */
+static size_t gq_v_spreads(struct gq_ctx *c, struct gq_node *frag, struct gq_node ***out)
 {
-    struct gq_node *stack[GQ_SPREADS_MAX];
-    size_t top = 0, n = 0;
-    stack[top++] = frag;
-    while (top > 0) {
+    struct gq_node **stack = NULL;
+    size_t top = 0, stack_cap = 0, n = 0, cap = 0;
+    LMQ_ASSERT(frag != NULL && out != NULL);
+    *out = NULL;
+    bool ok = gq_push(&stack, &top, &stack_cap, frag);
+    while (ok && top > 0) {
         struct gq_node *set = stack[--top];
-        for (struct gq_node *s = set->sel; s != NULL; s = s->next) {
+        for (struct gq_node *s = set->sel; ok && s != NULL; s = s->next) {
             if (s->kind == GQ_N_SPREAD) {
-                if (n < cap) {
-                    out[n++] = s;
-                }
-            } else if (s->has_sel && top < GQ_SPREADS_MAX) {
-                stack[top++] = s;
+                ok = gq_push(out, &n, &cap, s);
+            } else if (s->has_sel) {
+                ok = gq_push(&stack, &top, &stack_cap, s);
             }
         }
+    }
+    free(stack);
+    if (!ok) {
+        c->oom = true;
     }
     return n;
 }
 
 struct gq_cycles {
-    struct gq_node *path[GQ_SPREADS_MAX]; /* the spreads being followed */
+    struct gq_node *path[GRAPHQL_FRAGMENT_DEPTH_MAX + 1]; /* the spreads being followed */
     size_t path_len;
     bool found;
 };
@@ -469,7 +487,7 @@ struct gq_cycles {
 static void gq_v_cycle(struct gq_val *v, struct gq_node *frag, struct gq_cycles *cy, int depth)
 {
     LMQ_ASSERT(frag != NULL && frag->kind == GQ_N_FRAGMENT);
-    struct gq_node *spreads[GQ_SPREADS_MAX];
+    struct gq_node **spreads = NULL;
     frag->mark = 1;
     if (depth >= GRAPHQL_FRAGMENT_DEPTH_MAX) {
         gq_error(v->c, GQ_NODES(frag),
@@ -478,10 +496,11 @@ static void gq_v_cycle(struct gq_val *v, struct gq_node *frag, struct gq_cycles 
         cy->found = true;
         return;
     }
-    size_t n = gq_v_spreads(frag, spreads, GQ_SPREADS_MAX);
+    size_t n = gq_v_spreads(v->c, frag, &spreads);
     size_t on_path = cy->path_len + 1;
     frag->path_index = on_path;
-    for (size_t i = 0; i < n && cy->path_len < GQ_SPREADS_MAX; i++) {
+    LMQ_ASSERT(cy->path_len < LMQ_ARRAY_LEN(cy->path)); /* depth < GRAPHQL_FRAGMENT_DEPTH_MAX */
+    for (size_t i = 0; i < n; i++) {
         struct gq_node *target = gq_find_fragment(v->doc, spreads[i]->name);
         cy->path[cy->path_len++] = spreads[i];
         size_t idx = target != NULL ? target->path_index : 0;
@@ -517,6 +536,7 @@ static void gq_v_cycle(struct gq_val *v, struct gq_node *frag, struct gq_cycles 
         }
         cy->path_len--;
     }
+    free(spreads);
     frag->path_index = 0;
 }
 
