@@ -76,8 +76,10 @@ def test_sdl_prints_back_identically_through_graphql_js(sdl_file):
     assert check["same"], check["printed"]
 
 
-def test_introspection_builds_a_client_schema_that_prints_our_sdl(sdl_file):
-    query = run_js(sdl_file, [], "--introspect", "query", raw_input="")
+@pytest.mark.parametrize("options", ["full", "plain"])
+def test_introspection_builds_a_client_schema_that_prints_our_sdl(sdl_file, options):
+    """getIntrospectionQuery() with every option, and with none (a client's default)."""
+    query = run_js(sdl_file, [], "--introspect", "query", options, raw_input="")
     ours = run_c(query)[0]
     assert "errors" not in ours, ours.get("errors")
     check = run_js(sdl_file, [], "--introspect", "check", raw_input=json.dumps(ours))[0]

@@ -84,8 +84,10 @@ async function main() {
 }
 
 if (process.argv[3] === '--introspect') {
-  const q = g.getIntrospectionQuery({ specifiedByUrl: true, directiveIsRepeatable: true,
-    schemaDescription: true, inputValueDeprecation: true, oneOf: true });
+  // "full": every option graphql-js 17 has; "plain": the defaults (what a client asks by default)
+  const q = process.argv[5] === 'plain' ? g.getIntrospectionQuery() : g.getIntrospectionQuery({
+    specifiedByUrl: true, directiveIsRepeatable: true, schemaDescription: true,
+    inputValueDeprecation: true, oneOf: true });
   if (process.argv[4] === 'query') {
     process.stdout.write(JSON.stringify({ query: q }) + '\n');
   } else {
