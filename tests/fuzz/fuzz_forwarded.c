@@ -10,7 +10,8 @@
  *     "need more" only below the bound;
  *   - a parsed list stays within its bound; origins are lower-case, carry "://" and nothing
  *     after the host but a port; a failed parse leaves the configuration as it was.
- * fuzz-sources: src/net/forwarded.c src/net/proxy_protocol.c src/core/config.c src/core/log.c
+ * fuzz-sources: src/net/forwarded.c src/net/proxy_protocol.c src/core/config.c
+ * fuzz-sources: src/core/resolve.c src/core/log.c
  * fuzz-libs: -linih
  */
 #include <netinet/in.h>
