@@ -222,6 +222,11 @@ static void on_signal(uv_signal_t *s, int signum)
         memcpy(b->cfg.data.readers_all, fresh.data.readers_all, sizeof(b->cfg.data.readers_all));
         b->cfg.data.readers_all_count = fresh.data.readers_all_count;
         b->cfg.data.assert_formats = fresh.data.assert_formats;
+        /* GraphQL's auth switch and limits take effect with the next request. */
+        b->cfg.data.graphql_auth = fresh.data.graphql_auth;
+        b->cfg.data.graphql_max_depth = fresh.data.graphql_max_depth;
+        b->cfg.data.graphql_max_fields = fresh.data.graphql_max_fields;
+        b->cfg.data.graphql_max_ms = fresh.data.graphql_max_ms;
         data_reload(b, fresh.data.models_dir);
         b->cfg.auth.auditor_count = fresh.auth.auditor_count;
         struct lmq_log_line line;

@@ -59,6 +59,8 @@ int broker_http_route(void *ctx, const struct http_request *req, struct http_res
     if ((len > 6 && memcmp(path, "/auth/", 6) == 0) ||
         (len > 8 && memcmp(path, "/ledger/", 8) == 0))
         return pipeline_http_route(b, req, resp, out);
+    if (data_graphql_path(req))
+        return data_graphql_route(b, req, resp, out);
     if (data_http_path(req))
         return data_http_route(b, req, resp, out);
     if (len == 13 && memcmp(path, "/openapi.json", 13) == 0)

@@ -192,6 +192,13 @@ static int metrics_broker(struct broker *b, struct lmq_buf *out)
                            "ledgermq_objects_total{result=\"accepted\"} %" PRIu64 "\n"
                            "ledgermq_objects_total{result=\"refused\"} %" PRIu64 "\n",
                            objects_accepted, objects_refused);
+    uint64_t gql_requests = 0, gql_reads = 0;
+    data_graphql_counts(b, &gql_requests, &gql_reads);
+    rc |= METRIC(out, "graphql_requests_total", "counter", "GraphQL requests answered.");
+    rc |= http_body_printf(out, "ledgermq_graphql_requests_total %" PRIu64 "\n", gql_requests);
+    rc |= METRIC(out, "graphql_store_reads_total", "counter",
+                 "Store reads GraphQL requests made (references: one read a level).");
+    rc |= http_body_printf(out, "ledgermq_graphql_store_reads_total %" PRIu64 "\n", gql_reads);
     rc |= METRIC(out, "models", "gauge", "Models loaded from [data] models.");
     rc |= http_body_printf(out, "ledgermq_models %zu\n", models);
     rc |= METRIC(out, "disk_low", "gauge", "1 while free space is under min_free_disk.");

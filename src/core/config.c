@@ -167,6 +167,11 @@ void lmq_config_defaults(struct lmq_config *cfg)
     cfg->sync = LMQ_SYNC_ALWAYS;
     cfg->log_level = LMQ_LOG_INFO;
     cfg->sys_interval_s = CONFIG_SYS_INTERVAL_DEFAULT_S;
+    /* The GraphQL engine's own defaults (graphql.h struct graphql_limits). */
+    cfg->data.graphql_auth = true;
+    cfg->data.graphql_max_depth = 15;
+    cfg->data.graphql_max_fields = 1000;
+    cfg->data.graphql_max_ms = 5000;
     cfg->drain_grace_ms = 0; /* a stop is as quick as before; set it behind a load balancer */
     /* Field by field: assigning a compound literal may leave padding bytes undefined, and
      * callers compare whole configurations with memcmp. */
@@ -1016,6 +1021,36 @@ static int config__set_limit(struct lmq_config *cfg, const char *key, const char
     return 0;
 }
 
+/* [data] graphql_max_depth / _fields / _ms: each with its range. */
+static int config__set_graphql_limit(struct lmq_data_config *d, const char *key, const char *value,
+                                     char *err, size_t err_len)
+{
+    static const struct {
+        const char *name;
+        uint64_t max;
+    } keys[] = {{"graphql_max_depth", 100}, {"graphql_max_fields", 100000},
+                {"graphql_max_ms", 600000}};
+    uint32_t *fields[] = {&d->graphql_max_depth, &d->graphql_max_fields, &d->graphql_max_ms};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        if (strcmp(key, keys[i].name) != 0)
+            continue;
+        uint64_t v = 0;
+        if (!config__parse_u64(value, &v) || v < 1 || v > keys[i].max) {
+            lmq_errf(err, err_len, "[data] %s: expected an integer 1..%llu, got \"%.*s%s\"", key,
+                     (unsigned long long)keys[i].max, config__show_len(value), value,
+                     config__show_more(value));
+            return LMQ_EINVAL;
+        }
+        *fields[i] = (uint32_t)v;
+        return 0;
+    }
+    lmq_errf(err, err_len,
+             "[data] %s: unknown key (expected models, assert_formats, readers_all, admins, "
+             "graphql_auth, graphql_max_depth, graphql_max_fields or graphql_max_ms)",
+             key);
+    return LMQ_EINVAL;
+}
+
 static int config__set_data(struct lmq_config *cfg, const char *key, const char *value, char *err,
                             size_t err_len)
 {
@@ -1035,6 +1070,17 @@ static int config__set_data(struct lmq_config *cfg, const char *key, const char 
         d->assert_formats = strcmp(value, "true") == 0;
         return 0;
     }
+    if (strcmp(key, "graphql_auth") == 0) {
+        if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0) {
+            lmq_errf(err, err_len, "[data] graphql_auth: expected true or false, got \"%.*s%s\"",
+                     config__show_len(value), value, config__show_more(value));
+            return LMQ_EINVAL;
+        }
+        d->graphql_auth = strcmp(value, "true") == 0;
+        return 0;
+    }
+    if (strncmp(key, "graphql_max_", 12) == 0)
+        return config__set_graphql_limit(d, key, value, err, err_len);
     if (strcmp(key, "models") == 0) {
         if (!config__copy(d->models_dir, sizeof(d->models_dir), value)) {
             lmq_errf(err, err_len, "[data] models: expected a directory path of 0..%d bytes",
@@ -1044,7 +1090,8 @@ static int config__set_data(struct lmq_config *cfg, const char *key, const char 
         return 0;
     }
     lmq_errf(err, err_len,
-             "[data] %s: unknown key (expected models, assert_formats, readers_all or admins)",
+             "[data] %s: unknown key (expected models, assert_formats, readers_all, admins, "
+             "graphql_auth, graphql_max_depth, graphql_max_fields or graphql_max_ms)",
              key);
     return LMQ_EINVAL;
 }

@@ -143,6 +143,12 @@ struct lmq_data_config {
      * re-read on SIGHUP. */
     char admins[LMQ_DATA_READERS_MAX][LMQ_IDENTITY_ID_CHARS + 1];
     uint32_t admin_count;
+    /* GraphQL (POST /graphql): false opens reads without a token on loopback listeners only
+     * (development); the limits of one request (docs/PROTOCOL.md "Objects over GraphQL"). */
+    bool graphql_auth;
+    uint32_t graphql_max_depth;
+    uint32_t graphql_max_fields;
+    uint32_t graphql_max_ms;
 };
 
 /* TLS for --mqtts and --https: certificate files, re-read on SIGHUP. */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/data_graphql.h"
 #include "data/data_internal.h"
 
 /* The versions one batch added to the maps (the commit hook's slot). */
@@ -153,6 +154,7 @@ int data_init(struct broker *b)
             return rc;
         }
         data_log_models("data_models_loaded", c->models_dir, d->models);
+        data_graphql_rebuild(d);
     }
     struct pipeline_envelope_hook hook = {
         .name = "data", .check = data_accept_check, .appended = data_accept_appended, .ctx = d};
@@ -178,6 +180,7 @@ void data_destroy(struct broker *b)
     struct data *d = b->data;
     if (d == NULL)
         return;
+    data_gql_free(d->gql);
     data_models_free(d->models);
     if (d->heads != NULL) {
         lmq_map_visit(d->heads, data_free_one, NULL);
@@ -219,6 +222,7 @@ void data_reload(struct broker *b, const char *models_dir)
     data_models_free(old);
     memcpy(b->cfg.data.models_dir, models_dir, strlen(models_dir) + 1);
     data_log_models("data_models_reloaded", models_dir, fresh);
+    data_graphql_rebuild(d);
     data_models_write_indexes(b, fresh);
 }
 

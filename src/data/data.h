@@ -41,6 +41,14 @@ int data_http_route(struct broker *b, const struct http_request *req, struct htt
  * (data_openapi.c). Public: it describes the API, not any object. */
 int data_openapi_route(struct broker *b, const struct http_request *req, struct http_response *resp,
                        struct lmq_buf *out);
+/* POST /graphql, GET /graphql?query=... and GET /graphql/schema.graphql (data_graphql.c): the
+ * typed objects over GraphQL with the /api/v1 reader rule. */
+int data_graphql_route(struct broker *b, const struct http_request *req,
+                       struct http_response *resp, struct lmq_buf *out);
+/* True for /graphql and /graphql/schema.graphql. */
+bool data_graphql_path(const struct http_request *req);
+/* For /metrics: GraphQL requests answered and the store reads they made. */
+void data_graphql_counts(const struct broker *b, uint64_t *requests, uint64_t *store_reads);
 /* For /metrics: object versions stored and objects refused since start, models loaded. */
 void data_counts(const struct broker *b, uint64_t *accepted, uint64_t *refused, size_t *models);
 /* True for a path under /api/ (data_http_route answers it). */

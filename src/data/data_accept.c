@@ -386,6 +386,7 @@ int data_accept_appended(void *ctx, const struct ledger_envelope *env, const cha
     commit_store_write(d->broker, &rec);
     d->objects_accepted++;
     /* A model version takes effect with the next envelope (it is durable with this one). */
+    bool changed = p->model != NULL || p->remove[0] != '\0';
     if (p->model != NULL) {
         struct data_model *m = p->model;
         p->model = NULL;
@@ -399,5 +400,7 @@ int data_accept_appended(void *ctx, const struct ledger_envelope *env, const cha
         data_models_remove(d->models, p->remove);
         data_log_model_change("data_model_removed", p->remove, h->permalink);
     }
+    if (changed)
+        data_graphql_rebuild(d);
     return data_inflight_add(d, link, h);
 }

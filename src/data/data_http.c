@@ -70,9 +70,7 @@ static int data_http_hex(char c)
     return -1;
 }
 
-/* Percent-decodes (and '+' as space) s[0..len) into out (NUL-terminated). False when malformed,
- * too long or holding a NUL. */
-static bool data_http_decode(const char *s, size_t len, char *out, size_t cap)
+bool data_http_decode(const char *s, size_t len, char *out, size_t cap)
 {
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
@@ -141,8 +139,7 @@ static bool data_http_u64(const char *s, uint64_t max, uint64_t *out)
     return true;
 }
 
-/* A resource or version as the API shows it: the body's members and the _-members. */
-static json_t *data_http_resource(const struct store_data_row *r)
+json_t *data_http_resource(const struct store_data_row *r)
 {
     json_error_t jerr;
     json_t *o = schema_json_loadb((const char *)r->body.data, r->body.len, &jerr);

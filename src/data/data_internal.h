@@ -74,8 +74,16 @@ struct data_pending {
     char remove[DATA_TYPE_NAME_MAX_CHARS + 1];
 };
 
+struct data_gql;
+
 struct data {
     struct broker *broker;
+    /* The GraphQL schema of models (data_graphql.c), rebuilt when they change; NULL when the
+     * layer is off or the mapping failed (gql_error says why). */
+    struct data_gql *gql;
+    char gql_error[256];
+    uint64_t graphql_requests;    /* POST/GET /graphql answered */
+    uint64_t graphql_store_reads; /* store reads they made (batched references: one a level) */
     struct data_models *models; /* NULL: the layer is off */
     struct lmq_map *heads;      /* permalink -> struct data_head, versions in flight */
     struct lmq_map *links;      /* link -> permalink (char[65]) of versions in flight */
@@ -133,6 +141,15 @@ int data_models_from_store(struct data *d) LMQ_WUR;
 
 /* Logs a model added, changed or removed by envelope. */
 void data_log_model_change(const char *event, const char *name, const char *permalink);
+
+/* data_graphql.c: rebuilds d->gql from d->models (a failure is logged, GraphQL answers 503). */
+void data_graphql_rebuild(struct data *d);
+/* data_http.c, shared with GraphQL. */
+/* A resource or version as the API shows it (body members and _-members), or NULL. */
+json_t *data_http_resource(const struct store_data_row *r);
+/* Percent-decodes (and '+' as space) s[0..len) into out (NUL-terminated). False when malformed,
+ * too long or holding a NUL. */
+bool data_http_decode(const char *s, size_t len, char *out, size_t cap);
 
 /* True when id may read every resource ([data] readers_all). */
 bool data_reads_all(const struct broker *b, const char *id);

@@ -530,6 +530,15 @@ typedef int (*store_data_row_fn)(void *ctx, const struct store_data_row *r);
  * found. Loop thread; synchronous. 0 or LMQ_EIO. */
 int store_data_resource(struct store *store, struct lmq_bytes permalink, struct lmq_bytes reader,
                         store_data_row_fn row, void *ctx, bool *found) LMQ_WUR;
+/* Permalinks one store_data_resources call may name. */
+#define STORE_DATA_BATCH_MAX 100
+/* The latest versions of up to STORE_DATA_BATCH_MAX resources in one statement (GraphQL's
+ * batched references: one read for every link of a level), row() once for each found, in no
+ * particular order, with the same reader rule. Sets *count. LMQ_EINVAL for 0 or too many
+ * permalinks (nothing read), LMQ_EIO. */
+int store_data_resources(struct store *store, const struct lmq_bytes *permalinks, size_t n,
+                         struct lmq_bytes reader, store_data_row_fn row, void *ctx,
+                         size_t *count) LMQ_WUR;
 /* One version by its link, with the same reader rule. */
 int store_data_version(struct store *store, struct lmq_bytes link, struct lmq_bytes reader,
                        store_data_row_fn row, void *ctx, bool *found) LMQ_WUR;

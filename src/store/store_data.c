@@ -545,3 +545,33 @@ int store_data_query_plan(struct store *store, const struct store_data_query *pl
     sqlite3_finalize(st);
     return rc;
 }
+
+int store_data_resources(struct store *store, const struct lmq_bytes *permalinks, size_t n,
+                         struct lmq_bytes reader, store_data_row_fn row, void *ctx, size_t *count)
+{
+    LMQ_ASSERT(store != NULL && row != NULL && count != NULL);
+    *count = 0;
+    if (n == 0 || n > STORE_DATA_BATCH_MAX || permalinks == NULL)
+        return LMQ_EINVAL;
+    struct data_sql q = {.next_param = 1};
+    bool ok = data__sql_add(&q, "SELECT " DATA_ROW_COLUMNS " FROM data_resources r "
+                                "WHERE " DATA_READER_CHECK("r.permalink", "?1") " AND "
+                                "r.permalink IN (");
+    for (size_t i = 0; ok && i < n; i++)
+        ok = data__sql_add(&q, "%s?%zu", i ? ", " : "", i + 2);
+    ok = ok && data__sql_add(&q, ")") && lmq_buf_append(&q.text, "", 1, DATA_SQL_MAX_BYTES) == 0;
+    if (!ok) {
+        lmq_buf_release(&q.text);
+        return LMQ_ENOMEM;
+    }
+    sqlite3_stmt *st = NULL;
+    int rc =
+        sqlite3_prepare_v2(store_sqlite_reader(store), (const char *)q.text.data, -1, &st, NULL);
+    lmq_buf_release(&q.text);
+    if (rc != SQLITE_OK)
+        return LMQ_EIO;
+    store_sqlite_bind_bytes(st, 1, reader);
+    for (size_t i = 0; i < n; i++)
+        store_sqlite_bind_bytes(st, (int)i + 2, permalinks[i]);
+    return data__rows(st, n, row, ctx, count);
+}
