@@ -1028,8 +1028,8 @@ static int config__set_graphql_limit(struct lmq_data_config *d, const char *key,
     static const struct {
         const char *name;
         uint64_t max;
-    } keys[] = {{"graphql_max_depth", 100}, {"graphql_max_fields", 100000},
-                {"graphql_max_ms", 600000}};
+    } keys[] = {
+        {"graphql_max_depth", 100}, {"graphql_max_fields", 100000}, {"graphql_max_ms", 600000}};
     uint32_t *fields[] = {&d->graphql_max_depth, &d->graphql_max_fields, &d->graphql_max_ms};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         if (strcmp(key, keys[i].name) != 0)

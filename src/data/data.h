@@ -43,8 +43,8 @@ int data_openapi_route(struct broker *b, const struct http_request *req, struct 
                        struct lmq_buf *out);
 /* POST /graphql, GET /graphql?query=... and GET /graphql/schema.graphql (data_graphql.c): the
  * typed objects over GraphQL with the /api/v1 reader rule. */
-int data_graphql_route(struct broker *b, const struct http_request *req,
-                       struct http_response *resp, struct lmq_buf *out);
+int data_graphql_route(struct broker *b, const struct http_request *req, struct http_response *resp,
+                       struct lmq_buf *out);
 /* True for /graphql and /graphql/schema.graphql. */
 bool data_graphql_path(const struct http_request *req);
 /* For /metrics: GraphQL requests answered and the store reads they made. */

@@ -87,7 +87,8 @@ struct gql_one {
 static int gql_one_row(void *ctx, const struct store_data_row *r)
 {
     struct gql_one *o = ctx;
-    bool same = r->model.len == strlen(o->model) && memcmp(r->model.data, o->model, r->model.len) == 0;
+    bool same =
+        r->model.len == strlen(o->model) && memcmp(r->model.data, o->model, r->model.len) == 0;
     if (!same)
         return 0; /* another model's resource is not found under this one */
     o->node = gql_node(r);
@@ -220,11 +221,16 @@ static const struct {
     const char *name;
     enum store_data_op op;
 } gql_ops[] = {
-    {"EQ", STORE_DATA_EQ},       {"NEQ", STORE_DATA_NEQ},
-    {"IN", STORE_DATA_IN},       {"NOT_IN", STORE_DATA_NOT_IN},
-    {"LT", STORE_DATA_LT},       {"LTE", STORE_DATA_LTE},
-    {"GT", STORE_DATA_GT},       {"GTE", STORE_DATA_GTE},
-    {"STARTS_WITH", STORE_DATA_STARTS_WITH}, {"CONTAINS", STORE_DATA_CONTAINS},
+    {"EQ", STORE_DATA_EQ},
+    {"NEQ", STORE_DATA_NEQ},
+    {"IN", STORE_DATA_IN},
+    {"NOT_IN", STORE_DATA_NOT_IN},
+    {"LT", STORE_DATA_LT},
+    {"LTE", STORE_DATA_LTE},
+    {"GT", STORE_DATA_GT},
+    {"GTE", STORE_DATA_GTE},
+    {"STARTS_WITH", STORE_DATA_STARTS_WITH},
+    {"CONTAINS", STORE_DATA_CONTAINS},
     {"NULL", STORE_DATA_IS_NULL},
 };
 
@@ -280,7 +286,8 @@ static void gql_plan_filter(struct gql_plan *p, const json_t *filter)
 }
 
 /* after: the cursor an edge of the same order gave. */
-static void gql_plan_after(struct gql_plan *p, const char *order, const json_t *after, json_t **hold)
+static void gql_plan_after(struct gql_plan *p, const char *order, const json_t *after,
+                           json_t **hold)
 {
     const char *text = json_string_value(after);
     if (text == NULL)
@@ -319,7 +326,8 @@ static int gql_resolve_rl(struct gql_call *c, const struct data_gql_entry *e,
         .reader = c->reader,
         .filters = p->filters,
         .order_path = {(const uint8_t *)order_path, strcmp(order, "_created") == 0 ? 0 : (size_t)n},
-        .descending = strcmp(json_string_value(json_object_get(by, "direction")) ?: "ASC", "DESC") == 0,
+        .descending =
+            strcmp(json_string_value(json_object_get(by, "direction")) ?: "ASC", "DESC") == 0,
         .limit = (size_t)limit + 1, /* one more: whether there is a next page */
     };
     json_t *cursor = NULL;
@@ -478,7 +486,8 @@ static int gql_resolve_link(struct gql_call *c, const struct data_gql_entry *e,
         } else if (json_is_array(v)) {
             json_t *list = json_array();
             for (size_t k = 0; list != NULL && k < json_array_size(v); k++) {
-                json_t *node = json_object_get(l.found, json_string_value(json_array_get(v, k)) ?: "");
+                json_t *node =
+                    json_object_get(l.found, json_string_value(json_array_get(v, k)) ?: "");
                 json_array_append(list, node != NULL ? node : json_null());
             }
             batch->results[i] = list;
@@ -583,8 +592,8 @@ static const char *gql_parse_post(const struct http_request *req, struct gql_req
         strncasecmp(ct, "application/json", 16) != 0)
         return "POST /graphql takes Content-Type: application/json";
     json_error_t jerr;
-    g->holder = req->body != NULL ? json_loadb((const char *)req->body, req->body_len, 0, &jerr)
-                                  : NULL;
+    g->holder =
+        req->body != NULL ? json_loadb((const char *)req->body, req->body_len, 0, &jerr) : NULL;
     if (!json_is_object(g->holder))
         return "the body is not a JSON object";
     return NULL;
@@ -609,7 +618,8 @@ static const char *gql_parse_get(const struct http_request *req, struct gql_requ
             if (eq == end || !data_http_decode(q + eq + 1, end - eq - 1, value, req->query_len + 1))
                 bad = "a malformed query parameter";
             else if (strcmp(name, "variables") == 0)
-                json_object_set_new(g->holder, name, json_loads(value, JSON_DECODE_ANY, NULL) ?: json_string(""));
+                json_object_set_new(g->holder, name,
+                                    json_loads(value, JSON_DECODE_ANY, NULL) ?: json_string(""));
             else
                 json_object_set_new(g->holder, name, json_string(value));
         }
@@ -655,15 +665,16 @@ static int gql_execute(struct broker *b, const struct gql_request *g, const char
 {
     struct data *d = b->data;
     struct gql_call call = {.b = b, .g = d->gql};
-    call.reader = (struct lmq_bytes){(const uint8_t *)reader, reader != NULL ? DATA_HEX64_CHARS : 0};
+    call.reader =
+        (struct lmq_bytes){(const uint8_t *)reader, reader != NULL ? DATA_HEX64_CHARS : 0};
     struct graphql_resolvers r = {.ctx = &call, .resolve = gql_resolve};
     const struct lmq_data_config *c = &b->cfg.data;
     struct graphql_limits limits = {.max_depth = c->graphql_max_depth,
                                     .max_fields = c->graphql_max_fields,
                                     .max_ms = c->graphql_max_ms};
     json_t *response = NULL;
-    int rc = graphql_execute(d->gql->schema, g->query, strlen(g->query), g->operation,
-                             g->variables, &limits, &r, &response);
+    int rc = graphql_execute(d->gql->schema, g->query, strlen(g->query), g->operation, g->variables,
+                             &limits, &r, &response);
     d->graphql_requests++;
     d->graphql_store_reads += call.store_reads;
     char *text = rc == LMQ_OK ? json_dumps(response, JSON_COMPACT) : NULL;
@@ -680,8 +691,8 @@ static int gql_execute(struct broker *b, const struct gql_request *g, const char
     return LMQ_OK;
 }
 
-int data_graphql_route(struct broker *b, const struct http_request *req,
-                       struct http_response *resp, struct lmq_buf *out)
+int data_graphql_route(struct broker *b, const struct http_request *req, struct http_response *resp,
+                       struct lmq_buf *out)
 {
     LMQ_ASSERT(b != NULL && req != NULL && data_graphql_path(req));
     struct data *d = b->data;
@@ -713,8 +724,9 @@ int data_graphql_route(struct broker *b, const struct http_request *req,
     const char *bad = post ? gql_parse_post(req, &g) : gql_parse_get(req, &g);
     if (bad == NULL)
         bad = gql_members(&g);
-    int rc = bad != NULL ? gql_http_error(resp, out, post && strncmp(bad, "POST", 4) == 0 ? 415 : 400, bad)
-                         : gql_execute(b, &g, reader, resp, out);
+    int rc = bad != NULL
+                 ? gql_http_error(resp, out, post && strncmp(bad, "POST", 4) == 0 ? 415 : 400, bad)
+                 : gql_execute(b, &g, reader, resp, out);
     json_decref(g.holder);
     return rc;
 }

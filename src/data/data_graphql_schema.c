@@ -37,13 +37,12 @@ struct gql_build {
 bool data_gql_name_valid(const char *name)
 {
     size_t len = strlen(name);
-    if (len == 0 || len > 64 || (name[0] >= '0' && name[0] <= '9') ||
-        strncmp(name, "__", 2) == 0)
+    if (len == 0 || len > 64 || (name[0] >= '0' && name[0] <= '9') || strncmp(name, "__", 2) == 0)
         return false;
     for (size_t i = 0; i < len; i++) {
         char c = name[i];
-        bool ok = c == '_' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-                  (c >= 'A' && c <= 'Z');
+        bool ok =
+            c == '_' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
         if (!ok)
             return false;
     }
@@ -255,9 +254,8 @@ static int gql_fields(struct gql_build *b, struct graphql_object *o, const char 
         const char *d = json_string_value(json_object_get(p, "description"));
         snprintf(desc, sizeof(desc), "%s%s%s", d != NULL ? d : "",
                  d != NULL && kind == DATA_GQL_FLOAT ? " " : "",
-                 kind == DATA_GQL_FLOAT && strcmp(json_string_value(json_object_get(p, "type"))
-                                                      ?: "",
-                                                  "integer") == 0
+                 kind == DATA_GQL_FLOAT &&
+                         strcmp(json_string_value(json_object_get(p, "type")) ?: "", "integer") == 0
                      ? "(an integer the model does not bound to 32 bits: Float, as GraphQL Int "
                        "is 32-bit)"
                      : "");
@@ -372,8 +370,8 @@ static int gql_model(struct gql_build *b, struct graphql_object *query, struct d
     if (rc == LMQ_OK)
         rc = graphql_object_field(o, "node", type, NULL, 0, NULL);
     if (rc == LMQ_OK)
-        rc = graphql_object_field(o, "cursor", "String!", "Opaque: after: continues here.", 0,
-                                  NULL);
+        rc =
+            graphql_object_field(o, "cursor", "String!", "Opaque: after: continues here.", 0, NULL);
     snprintf(name, sizeof(name), "%s_Connection", T);
     if (rc == LMQ_OK)
         rc = graphql_schema_object(b->s, name, NULL, &o);
@@ -490,8 +488,7 @@ static int gql_build_all(struct gql_build *b, char *err, size_t err_len)
     return rc;
 }
 
-int data_gql_build(const struct data_models *set, struct data_gql **out, char *err,
-                   size_t err_len)
+int data_gql_build(const struct data_models *set, struct data_gql **out, char *err, size_t err_len)
 {
     LMQ_ASSERT(set != NULL && out != NULL && err != NULL);
     *out = NULL;

@@ -84,9 +84,9 @@ struct data {
     char gql_error[256];
     uint64_t graphql_requests;    /* POST/GET /graphql answered */
     uint64_t graphql_store_reads; /* store reads they made (batched references: one a level) */
-    struct data_models *models; /* NULL: the layer is off */
-    struct lmq_map *heads;      /* permalink -> struct data_head, versions in flight */
-    struct lmq_map *links;      /* link -> permalink (char[65]) of versions in flight */
+    struct data_models *models;   /* NULL: the layer is off */
+    struct lmq_map *heads;        /* permalink -> struct data_head, versions in flight */
+    struct lmq_map *links;        /* link -> permalink (char[65]) of versions in flight */
     struct data_pending pending;
     size_t commit_slot;
     uint64_t objects_accepted; /* versions stored */

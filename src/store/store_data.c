@@ -556,7 +556,7 @@ int store_data_resources(struct store *store, const struct lmq_bytes *permalinks
     struct data_sql q = {.next_param = 1};
     bool ok = data__sql_add(&q, "SELECT " DATA_ROW_COLUMNS " FROM data_resources r "
                                 "WHERE " DATA_READER_CHECK("r.permalink", "?1") " AND "
-                                "r.permalink IN (");
+                                                                                "r.permalink IN (");
     for (size_t i = 0; ok && i < n; i++)
         ok = data__sql_add(&q, "%s?%zu", i ? ", " : "", i + 2);
     ok = ok && data__sql_add(&q, ")") && lmq_buf_append(&q.text, "", 1, DATA_SQL_MAX_BYTES) == 0;
