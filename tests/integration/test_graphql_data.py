@@ -6,6 +6,7 @@ by the Python identity client against the real binary."""
 
 import json
 import os
+import re
 import subprocess
 import urllib.parse
 import urllib.request
@@ -490,4 +491,26 @@ def test_graphql_js_accepts_the_live_introspection(start_broker, tmp_path):
     assert out["js"] == {"data": out["live"]["data"]}, out
     assert out["live"]["data"]["rl_com_example_Payment"]["edges"][0]["node"]["account"] == {
         "iban": "FR76"}
+    sa.close()
+
+
+def test_the_readme_graphql_line_reads_back_the_object_it_sends(start_broker, tmp_path):
+    """The README's typed-objects block: the object it sends, read back by its curl POST
+    /graphql line with the example models."""
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    block = readme[readme.index("Typed objects: `make run`"):]
+    block = block[:block.index("## Command line")]
+    body = json.loads(re.findall(r"'(\{\"_t\".*?\})'", block)[0])
+    request = json.loads(re.search(r"/graphql \\\n\s+-d '(\{.*\})'", block).group(1))
+    b = start_broker(None, extra_args=["--http", "127.0.0.1:0", "--models",
+                                       os.path.join(ROOT, "examples", "models")])
+    ready = b.events("ready")[-1]
+    b.http_addr, b.mqtt_port = ready["http"][0], int(ready["mqtt"][0].rsplit(":", 1)[1])
+    alice, bob = lc.Identity(), lc.Identity()
+    sa = session(b, alice)
+    send(sa, bob.id, body)
+    data = gql(b, lc.login(b.http_addr, bob), request["query"])
+    assert data == {"rl_com_example_Payment": {"edges": [{"node": {
+        "amount": body["amount"], "to": body["to"], "_author": alice.id}}]}}
     sa.close()

@@ -284,6 +284,40 @@ static size_t query_one_filter(struct fixture *f, const char *path, enum store_d
     return run_query(f, &q, rows);
 }
 
+/* GraphQL's batched references: many permalinks in one statement, the latest version of each,
+ * the reader rule applied, unknown ones absent, and the bounds refused before any SQL. */
+static void test_many_resources_are_read_in_one_batch(void **state)
+{
+    struct fixture *f = *state;
+    write_version(f, 0, 'p', 'p', 0, "com.example.Note", ALICE, BOB, "{\"n\":1}", false);
+    write_version(f, 1, 'q', 'p', 'p', "com.example.Note", ALICE, BOB, "{\"n\":2}", false);
+    write_version(f, 2, 's', 's', 0, "com.example.Note", ALICE, CAROL, "{\"n\":3}", false);
+    write_version(f, 3, 't', 't', 0, "com.example.Note", BOB, ALICE, "{\"n\":4}", false);
+    assert_int_equal(commit_and_wait(f), 0);
+    struct lmq_bytes keys[] = {BYTES(link_of('p')), BYTES(link_of('s')), BYTES(link_of('t')),
+                               BYTES(link_of('z'))};
+    struct rows rows = {0};
+    size_t count = 9;
+    assert_int_equal(store_data_resources(f->store, keys, 4, NO_READER, collect, &rows, &count), 0);
+    assert_int_equal(count, 3);
+    bool seen_p = false;
+    for (size_t i = 0; i < rows.count; i++) {
+        if (strcmp(rows.body[i], "{\"n\":2}") == 0) /* p's latest version, not its first */
+            seen_p = strcmp(rows.link[i], link_of('q')) == 0;
+        assert_string_not_equal(rows.body[i], "{\"n\":1}");
+    }
+    assert_true(seen_p);
+    rows.count = 0;
+    assert_int_equal(store_data_resources(f->store, keys, 4, BYTES(BOB), collect, &rows, &count),
+                     0);
+    assert_int_equal(count, 2); /* p (to Bob) and t (by Bob), not s (Alice to Carol) */
+    assert_int_equal(store_data_resources(f->store, keys, 0, NO_READER, collect, &rows, &count),
+                     LMQ_EINVAL);
+    assert_int_equal(store_data_resources(f->store, keys, STORE_DATA_BATCH_MAX + 1, NO_READER,
+                                          collect, &rows, &count),
+                     LMQ_EINVAL);
+}
+
 static void test_every_filter_operator(void **state)
 {
     struct fixture *f = *state;
@@ -496,6 +530,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_only_authors_and_recipients_read_a_resource, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_many_resources_are_read_in_one_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_filter_operator, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pages_follow_the_cursor_in_both_orders, setup,
                                         teardown),
