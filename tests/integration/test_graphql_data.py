@@ -7,6 +7,7 @@ by the Python identity client against the real binary."""
 import json
 import os
 import re
+import signal
 import subprocess
 import urllib.parse
 import urllib.request
@@ -514,3 +515,27 @@ def test_the_readme_graphql_line_reads_back_the_object_it_sends(start_broker, tm
     assert data == {"rl_com_example_Payment": {"edges": [{"node": {
         "amount": body["amount"], "to": body["to"], "_author": alice.id}}]}}
     sa.close()
+
+
+def test_the_schema_follows_the_models_sighup_and_model_envelopes(start_broker, tmp_path):
+    admin = lc.Identity()
+    b = start(start_broker, tmp_path, "admins = %s\n" % admin.id, models={"account.json": ACCOUNT})
+    assert "rl_com_example_Payment" not in sdl(b)
+    (tmp_path / "models" / "payment.json").write_text(json.dumps(PAYMENT))
+    os.kill(b.proc.pid, signal.SIGHUP)
+    b.wait_event("data_models_reloaded", pred=lambda e: e.get("models") == 2)
+    assert "rl_com_example_Payment(" in sdl(b)
+    sadm = session(b, admin)
+    note = {"$id": "com.example.Note", "type": "object",
+            "properties": {"text": {"type": "string", "x-index": True}}}
+    model = send(sadm, admin.id, {"_t": "ledgermq.Model", "schema": note})
+    b.wait_event("data_model_put", pred=lambda e: e["model"] == "com.example.Note")
+    assert "text: com_example_Note_text_Ops" in sdl(b)
+    link = send(sadm, admin.id, {"_t": "com.example.Note", "text": "hi"})
+    data = gql(b, lc.login(b.http_addr, admin), '{ rl_com_example_Note(filter: {text: '
+               '{EQ: "hi"}}) { edges { node { _permalink } } } }')
+    assert data["rl_com_example_Note"]["edges"] == [{"node": {"_permalink": link}}]
+    send(sadm, admin.id, {"_t": "ledgermq.Model", "_prevlink": model, "_deleted": True})
+    b.wait_event("data_model_removed")
+    assert "com_example_Note" not in sdl(b)
+    sadm.close()
