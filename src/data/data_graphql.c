@@ -326,8 +326,7 @@ static int gql_resolve_rl(struct gql_call *c, const struct data_gql_entry *e,
         .reader = c->reader,
         .filters = p->filters,
         .order_path = {(const uint8_t *)order_path, strcmp(order, "_created") == 0 ? 0 : (size_t)n},
-        .descending =
-            strcmp(json_string_value(json_object_get(by, "direction")) ?: "ASC", "DESC") == 0,
+        .descending = strcmp(gql_str(json_object_get(by, "direction"), "ASC"), "DESC") == 0,
         .limit = (size_t)limit + 1, /* one more: whether there is a next page */
     };
     json_t *cursor = NULL;
@@ -375,7 +374,7 @@ static int gql_resolve_versions(struct gql_call *c, const struct data_gql_entry 
         json_t *cur = json_loads(after, JSON_DECODE_ANY, NULL);
         json_t *idx = json_array_get(cur, 1);
         if (json_array_size(cur) != 2 || !json_is_integer(idx) || json_integer_value(idx) < 0 ||
-            strcmp(json_string_value(json_array_get(cur, 0)) ?: "", "_ledgerIndex") != 0)
+            strcmp(gql_str(json_array_get(cur, 0), ""), "_ledgerIndex") != 0)
             bad = "after: not a cursor of versions (take an endCursor or cursor)";
         else
             from = (uint64_t)json_integer_value(idx) + 1;
@@ -486,8 +485,7 @@ static int gql_resolve_link(struct gql_call *c, const struct data_gql_entry *e,
         } else if (json_is_array(v)) {
             json_t *list = json_array();
             for (size_t k = 0; list != NULL && k < json_array_size(v); k++) {
-                json_t *node =
-                    json_object_get(l.found, json_string_value(json_array_get(v, k)) ?: "");
+                json_t *node = json_object_get(l.found, gql_str(json_array_get(v, k), ""));
                 json_array_append(list, node != NULL ? node : json_null());
             }
             batch->results[i] = list;
@@ -599,6 +597,13 @@ static const char *gql_parse_post(const struct http_request *req, struct gql_req
     return NULL;
 }
 
+/* value as JSON, or as a string when it is not JSON (then refused as variables). */
+static json_t *gql_json_or_text(const char *value)
+{
+    json_t *v = json_loads(value, JSON_DECODE_ANY, NULL);
+    return v != NULL ? v : json_string("");
+}
+
 static const char *gql_parse_get(const struct http_request *req, struct gql_request *g)
 {
     g->holder = json_object();
@@ -618,8 +623,7 @@ static const char *gql_parse_get(const struct http_request *req, struct gql_requ
             if (eq == end || !data_http_decode(q + eq + 1, end - eq - 1, value, req->query_len + 1))
                 bad = "a malformed query parameter";
             else if (strcmp(name, "variables") == 0)
-                json_object_set_new(g->holder, name,
-                                    json_loads(value, JSON_DECODE_ANY, NULL) ?: json_string(""));
+                json_object_set_new(g->holder, name, gql_json_or_text(value));
             else
                 json_object_set_new(g->holder, name, json_string(value));
         }
@@ -707,6 +711,7 @@ int data_graphql_route(struct broker *b, const struct http_request *req, struct 
         resp->allow = "GET, HEAD, POST";
         return gql_http_error(resp, out, 405, "read-only: GET or POST a query");
     }
+    /* The caller's id, alive until the request is answered (reader points into it). */
     char id[CRYPTO_IDENTITY_ID_BYTES];
     const char *reader = NULL;
     const char *v;

@@ -52,6 +52,12 @@ struct data_gql {
 int data_gql_build(const struct data_models *set, struct data_gql **out, char *err,
                    size_t err_len) LMQ_WUR;
 void data_gql_free(struct data_gql *g);
+/* The string v holds, or dflt when v is not a string. */
+static inline const char *gql_str(const json_t *v, const char *dflt)
+{
+    const char *s = json_string_value(v);
+    return s != NULL ? s : dflt;
+}
 /* True for a GraphQL name of at most 64 characters not starting with "__". */
 bool data_gql_name_valid(const char *name);
 

@@ -243,10 +243,10 @@ static int gql_fields(struct gql_build *b, struct graphql_object *o, const char 
             return rc;
         bool req = false;
         for (size_t i = 0; i < json_array_size(required); i++)
-            req = req || strcmp(json_string_value(json_array_get(required, i)) ?: "", name) == 0;
+            req = req || strcmp(gql_str(json_array_get(required, i), ""), name) == 0;
         /* A reference the caller may not read is null: never non-null. */
-        if (req && link == NULL)
-            strcat(type, "!");
+        if (req && link == NULL) /* type holds < GQL_TYPE_MAX_BYTES: room for "!" */
+            memcpy(type + strlen(type), "!", 2);
         int tag = 0;
         if (link != NULL && (tag = gql_entry_add(b->g, DATA_GQL_LINK, link->name, name)) < 0)
             return tag;
@@ -255,7 +255,7 @@ static int gql_fields(struct gql_build *b, struct graphql_object *o, const char 
         snprintf(desc, sizeof(desc), "%s%s%s", d != NULL ? d : "",
                  d != NULL && kind == DATA_GQL_FLOAT ? " " : "",
                  kind == DATA_GQL_FLOAT &&
-                         strcmp(json_string_value(json_object_get(p, "type")) ?: "", "integer") == 0
+                         strcmp(gql_str(json_object_get(p, "type"), ""), "integer") == 0
                      ? "(an integer the model does not bound to 32 bits: Float, as GraphQL Int "
                        "is 32-bit)"
                      : "");
