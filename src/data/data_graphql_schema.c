@@ -164,9 +164,15 @@ static int gql_map(struct gql_build *b, const char *owner, const char *prop, con
     if (values != NULL) {
         bool ok = false;
         int rc = gql_enum(b, values, tname, &ok);
+        bool strings = json_array_size(values) > 0;
+        for (size_t i = 0; i < json_array_size(values); i++)
+            strings = strings && json_is_string(json_array_get(values, i));
         if (ok && rc == LMQ_OK) {
             snprintf(out, cap, "%s", tname);
             *kind = DATA_GQL_ENUM;
+        } else if (!ok && strings) { /* strings that are not all GraphQL names */
+            snprintf(out, cap, "String");
+            *kind = DATA_GQL_STRING;
         }
         return rc;
     }
@@ -174,7 +180,7 @@ static int gql_map(struct gql_build *b, const char *owner, const char *prop, con
     if (json_is_array(type) && json_array_size(type) == 2) { /* ["T", "null"]: a nullable T */
         const char *t0 = json_string_value(json_array_get(type, 0));
         const char *t1 = json_string_value(json_array_get(type, 1));
-        if (t0 != NULL && t1 != NULL)
+        if (t0 != NULL && t1 != NULL && (strcmp(t0, "null") == 0 || strcmp(t1, "null") == 0))
             type = json_array_get(type, strcmp(t0, "null") == 0 ? 1 : 0);
     }
     const char *t = json_string_value(type);
