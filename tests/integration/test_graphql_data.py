@@ -453,45 +453,71 @@ def test_references_of_a_page_cost_one_store_read(start_broker, tmp_path):
 GRAPHQL_JS = r"""
 const { buildClientSchema, getIntrospectionQuery, printSchema, buildSchema, graphql } =
     require('graphql');
-const [url, sdlUrl] = process.argv.slice(2);
+const [base, token] = process.argv.slice(2);
 (async () => {
-  const post = async (query) => (await fetch(url, {method: 'POST',
+  const post = async (query) => (await fetch(base + '/graphql', {method: 'POST',
       headers: {'Content-Type': 'application/json'}, body: JSON.stringify({query})})).json();
+  const rest = async (path) => (await fetch(base + path,
+      {headers: {Authorization: 'Bearer ' + token}})).json();
   const intro = await post(getIntrospectionQuery());
   if (intro.errors) throw new Error(JSON.stringify(intro.errors));
   const client = buildClientSchema(intro.data);
-  const sdl = await (await fetch(sdlUrl)).text();
-  const ours = buildSchema(sdl);
-  // The same query validated and executed by graphql-js on our SDL, resolved by our endpoint's
-  // answer for the root field (a resolver that reads our API).
-  const q = '{ rl_com_example_Payment(limit: 5) { edges { node { amount currency ' +
-            '_permalink account { iban } } } pageInfo { hasNextPage } } }';
-  const live = await post(q);
-  const js = await graphql({schema: ours, source: q, rootValue: live.data});
-  console.log(JSON.stringify({same: printSchema(client) === printSchema(ours),
-                              live, js}));
+  const ours = buildSchema(await (await fetch(base + '/graphql/schema.graphql')).text());
+  // graphql-js executes the same documents on a schema built from our SDL, with resolvers that
+  // read our REST API: the answers must be ours.
+  ours.getQueryType().getFields().rl_com_example_Payment.resolve = async (_, args) => {
+    const page = await rest('/api/v1/com.example.Payment?limit=' + args.limit);
+    return {edges: page.results.map((node) => ({node})),
+            pageInfo: {hasNextPage: page.next !== null}};
+  };
+  ours.getQueryType().getFields().r_com_example_Payment.resolve = async (_, args) => {
+    const r = await rest('/api/v1/com.example.Payment/' + args._permalink);
+    return r.error ? null : r;
+  };
+  ours.getType('com_example_Payment').getFields().account.resolve = async (p) =>
+      p.account ? rest('/api/v1/com.example.Account/' + p.account) : null;
+  ours.getType('com_example_Payment').getFields()._deleted.resolve = (p) => !!p._deleted;
+  const docs = [
+    '{ rl_com_example_Payment(limit: 5) { edges { node { amount currency _permalink _link ' +
+        '_prevlink _author _owner _time _ledgerIndex _deleted account { iban _owner } } } ' +
+        'pageInfo { hasNextPage } } }',
+    '{ rl_com_example_Payment(limit: 1) { pageInfo { hasNextPage } edges { node { ' +
+        '...F } } } } fragment F on com_example_Payment { a: amount b: account { iban } }',
+    '{ rl_com_example_Payment { edges { node { nope } } } }',
+  ];
+  const out = [];
+  for (const q of docs) {
+    out.push({live: await post(q), js: JSON.parse(JSON.stringify(
+        await graphql({schema: ours, source: q})))});
+  }
+  console.log(JSON.stringify({same: printSchema(client) === printSchema(ours), out}));
 })().catch((e) => { console.error(e); process.exit(1); });
 """
 
 
-def test_graphql_js_accepts_the_live_introspection(start_broker, tmp_path):
+def test_graphql_js_accepts_the_live_introspection_and_agrees_with_rest(start_broker,
+                                                                        tmp_path):
     b = start(start_broker, tmp_path, "graphql_auth = false\n")
-    sa = session(b, lc.Identity())
-    acct = send(sa, lc.Identity().id, {"_t": "com.example.Account", "iban": "FR76"})
-    send(sa, lc.Identity().id, {"_t": PAYMENT_T, "amount": 9, "currency": "USD",
-                                "account": acct})
+    alice, bob = lc.Identity(), lc.Identity()
+    sa = session(b, alice)
+    acct = send(sa, bob.id, {"_t": "com.example.Account", "iban": "FR76"})
+    send(sa, bob.id, {"_t": PAYMENT_T, "amount": 9, "currency": "USD", "account": acct})
+    send(sa, bob.id, {"_t": PAYMENT_T, "amount": 8, "currency": "EUR"})
     script = tmp_path / "gql.js"
     script.write_text(GRAPHQL_JS)
     env = dict(os.environ, NODE_PATH=jsdeps.node_modules())
-    p = subprocess.run([jsdeps.node(), str(script), "http://%s/graphql" % b.http_addr,
-                        "http://%s/graphql/schema.graphql" % b.http_addr],
+    p = subprocess.run([jsdeps.node(), str(script), "http://%s" % b.http_addr,
+                        lc.login(b.http_addr, bob)],
                        capture_output=True, text=True, timeout=120, env=env)
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert out["same"], "buildClientSchema(introspection) prints differently from our SDL"
-    assert out["js"] == {"data": out["live"]["data"]}, out
-    assert out["live"]["data"]["rl_com_example_Payment"]["edges"][0]["node"]["account"] == {
-        "iban": "FR76"}
+    for case in out["out"]:
+        assert case["live"] == case["js"], case
+    first = out["out"][0]["live"]["data"]["rl_com_example_Payment"]["edges"]
+    assert first[0]["node"]["account"] == {"iban": "FR76", "_owner": alice.id}
+    assert first[1]["node"]["account"] is None and len(first) == 2
+    assert out["out"][2]["live"]["errors"][0]["locations"]  # a validation error, the same
     sa.close()
 
 
