@@ -520,7 +520,7 @@ static int gql_resolve(void *ctx, struct graphql_batch *batch)
         }
         return LMQ_OK;
     }
-    LMQ_ASSERT(!"a known resolver kind");
+    LMQ_UNREACHABLE("a resolver kind without a case");
     return LMQ_EINVAL;
 }
 

@@ -85,7 +85,7 @@ static size_t gql_model_index(const struct data_models *set, const struct data_m
         if (set->models[i] == m)
             return i;
     }
-    LMQ_ASSERT(!"a model of the set");
+    LMQ_UNREACHABLE("a model that is not in its set");
     return 0;
 }
 
@@ -489,8 +489,9 @@ static int gql_build_all(struct gql_build *b, char *err, size_t err_len)
         rc = graphql_schema_query(b->s, "Query");
     if (rc == LMQ_OK)
         return graphql_schema_finish(b->s, err, err_len);
-    if (rc != LMQ_ENOMEM)
-        snprintf(err, err_len, "a type name of the GraphQL mapping clashes or is not a name");
+    /* A builder call refused (a bad name): finish reports the engine's reason for it. */
+    if (rc != LMQ_ENOMEM && graphql_schema_finish(b->s, err, err_len) == LMQ_OK)
+        snprintf(err, err_len, "the GraphQL mapping was refused");
     return rc;
 }
 
