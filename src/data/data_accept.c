@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "crypto/jcs.h"
+#include "data/data_graphql.h"
 #include "data/data_internal.h"
 #include "ledger/envelope.h"
 
@@ -261,6 +262,16 @@ static bool accept__model(struct data *d, const struct ledger_envelope *env,
         return accept__refuse(refusal, "invalid_object",
                               rc == LMQ_ENOMEM ? "out_of_memory" : "bad_model",
                               rc == LMQ_ENOMEM ? NULL : json_pack("{ss}", "error", err));
+    /* A model GraphQL could not map would take /graphql down for every model: refused. */
+    char gql_err[256];
+    rc = data_gql_check(d->models, m, gql_err, sizeof(gql_err));
+    if (rc != LMQ_OK) {
+        data_model_free(m);
+        snprintf(err, sizeof(err), "GraphQL: %s", gql_err);
+        return accept__refuse(refusal, "invalid_object",
+                              rc == LMQ_ENOMEM ? "out_of_memory" : "bad_model",
+                              rc == LMQ_ENOMEM ? NULL : json_pack("{ss}", "error", err));
+    }
     memcpy(m->permalink, head->permalink, DATA_HEX64_CHARS + 1);
     p->model = m;
     return true;

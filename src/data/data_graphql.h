@@ -52,6 +52,10 @@ struct data_gql {
 int data_gql_build(const struct data_models *set, struct data_gql **out, char *err,
                    size_t err_len) LMQ_WUR;
 void data_gql_free(struct data_gql *g);
+/* Whether set with m added (or in place of its namesake) still maps: 0, LMQ_EINVAL with the
+ * reason in err, LMQ_ENOMEM. Nothing changes. */
+int data_gql_check(const struct data_models *set, struct data_model *m, char *err,
+                   size_t err_len) LMQ_WUR;
 /* The string v holds, or dflt when v is not a string. */
 static inline const char *gql_str(const json_t *v, const char *dflt)
 {

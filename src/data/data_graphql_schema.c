@@ -527,6 +527,26 @@ out:
     return LMQ_OK;
 }
 
+int data_gql_check(const struct data_models *set, struct data_model *m, char *err, size_t err_len)
+{
+    LMQ_ASSERT(set != NULL && m != NULL && err != NULL);
+    /* The set as it would be with m: the same pointers, m in place of its namesake. */
+    struct data_models trial = {.models = calloc(set->count + 1, sizeof(*trial.models))};
+    if (trial.models == NULL)
+        return LMQ_ENOMEM;
+    for (size_t i = 0; i < set->count; i++) {
+        if (strcmp(set->models[i]->name, m->name) != 0)
+            trial.models[trial.count++] = set->models[i];
+    }
+    trial.models[trial.count++] = m;
+    trial.cap = trial.count;
+    struct data_gql *g = NULL;
+    int rc = data_gql_build(&trial, &g, err, err_len);
+    data_gql_free(g);
+    free(trial.models); /* not the models: they stay the set's and m */
+    return rc;
+}
+
 void data_gql_free(struct data_gql *g)
 {
     if (g == NULL)

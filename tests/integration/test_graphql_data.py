@@ -554,6 +554,15 @@ def test_the_schema_follows_the_models_sighup_and_model_envelopes(start_broker, 
     sadm = session(b, admin)
     note = {"$id": "com.example.Note", "type": "object",
             "properties": {"text": {"type": "string", "x-index": True}}}
+    # A model whose mapping would clash (its "Edge" object is type com_example_Note_Edge, as
+    # its edges are) is refused: it would take /graphql down for every model.
+    clash = {"$id": "com.example.Note", "type": "object", "properties": {
+        "Edge": {"type": "object", "properties": {"z": {"type": "string"}}}}}
+    env = sadm.ident.envelope(admin.id, {"_t": "ledgermq.Model", "schema": clash}, type_="object")
+    sadm.send(env)
+    leaf, rej = sadm.messages.get(timeout=lc.TIMEOUT_S)
+    assert leaf == "reject" and rej["detail"] == "bad_model", rej
+    assert "uniquely named types" in rej["error"], rej
     model = send(sadm, admin.id, {"_t": "ledgermq.Model", "schema": note})
     b.wait_event("data_model_put", pred=lambda e: e["model"] == "com.example.Note")
     assert "text: com_example_Note_text_Ops" in sdl(b)
