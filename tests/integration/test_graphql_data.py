@@ -161,6 +161,9 @@ def test_the_example_models_map_to_the_documented_schema(start_broker, tmp_path)
     assert "edges: [com_example_Payment_Edge!]!" in text and "pageInfo: PageInfo!" in text
     assert "node: com_example_Payment!" in text and "cursor: String!" in text
     assert "endCursor: String\n  hasNextPage: Boolean!" in type_block(text, "type PageInfo")
+    status, raw, _ = lc.http_get(b.http_addr, "/openapi.json")
+    paths = json.loads(raw)["paths"]
+    assert {"post", "get"} <= set(paths["/graphql"]) and "/graphql/schema.graphql" in paths
 
 
 def test_properties_map_to_their_graphql_types(start_broker, tmp_path):
