@@ -298,7 +298,7 @@ static int gql_filters(struct gql_build *b, struct data_gql_model *gm, bool *has
 {
     const struct data_model *m = gm->model;
     const char *T = m->graphql;
-    char name[GQL_TYPE_MAX_BYTES], type[GQL_TYPE_MAX_BYTES];
+    char name[GQL_TYPE_MAX_BYTES], type[sizeof(gm->filter_type[0]) + 4];
     struct graphql_object *filter = NULL, *ops = NULL;
     int rc = LMQ_OK;
     *has_filter = false;
