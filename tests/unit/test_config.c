@@ -744,6 +744,40 @@ static void test_auth_token_leeway_and_ledger_quota(void **state)
     assert_int_equal(cfg.auth.ledger_bytes_per_day, 1ull << 40);
 }
 
+static void test_data_graphql_auth_and_limits(void **state)
+{
+    (void)state;
+    struct lmq_config cfg;
+    char err[TEST_ERR_BYTES];
+    lmq_config_defaults(&cfg);
+    assert_true(cfg.data.graphql_auth);
+    assert_int_equal(cfg.data.graphql_max_depth, 15);
+    assert_int_equal(cfg.data.graphql_max_fields, 1000);
+    assert_int_equal(cfg.data.graphql_max_ms, 5000);
+    assert_int_equal(load_text(&cfg,
+                               "[data]\ngraphql_auth = false\ngraphql_max_depth = 100\n"
+                               "graphql_max_fields = 1\ngraphql_max_ms = 600000\n",
+                               err, sizeof(err), NULL, 0),
+                     LMQ_OK);
+    assert_false(cfg.data.graphql_auth);
+    assert_int_equal(cfg.data.graphql_max_depth, 100);
+    assert_int_equal(cfg.data.graphql_max_fields, 1);
+    assert_int_equal(cfg.data.graphql_max_ms, 600000);
+    assert_int_equal(lmq_config_set(&cfg, "data", "graphql_max_depth", "101", err, sizeof(err)),
+                     LMQ_EINVAL);
+    assert_string_equal(err, "[data] graphql_max_depth: expected an integer 1..100, got \"101\"");
+    assert_int_equal(lmq_config_set(&cfg, "data", "graphql_max_ms", "0", err, sizeof(err)),
+                     LMQ_EINVAL);
+    assert_int_equal(lmq_config_set(&cfg, "data", "graphql_auth", "no", err, sizeof(err)),
+                     LMQ_EINVAL);
+    assert_int_equal(lmq_config_set(&cfg, "data", "graphql_max_nope", "1", err, sizeof(err)),
+                     LMQ_EINVAL);
+    assert_non_null(strstr(err, "unknown key (expected models,"));
+    assert_int_equal(cfg.data.graphql_max_depth, 100); /* a refused value changes nothing */
+    assert_int_equal(cfg.data.graphql_max_ms, 600000);
+    assert_false(cfg.data.graphql_auth);
+}
+
 static void test_small_error_buffer_is_terminated(void **state)
 {
     (void)state;
@@ -957,6 +991,7 @@ int main(void)
         cmocka_unit_test(test_missing_file_is_eio),
         cmocka_unit_test(test_auth_password_and_acl_files_must_be_readable),
         cmocka_unit_test(test_auth_token_leeway_and_ledger_quota),
+        cmocka_unit_test(test_data_graphql_auth_and_limits),
         cmocka_unit_test(test_small_error_buffer_is_terminated),
         cmocka_unit_test(test_http_origins_and_trusted_proxies),
         cmocka_unit_test(test_http_lists_are_bounded),
