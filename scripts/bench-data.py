@@ -288,7 +288,7 @@ def main():
         lines = ["## Data: JSON Schema validation beside ajv", "",
                  "Written by `make bench-data` (`scripts/bench-data.py`), %s, git %s, %d CPUs. "
                  "Objects validated per second, validation only (parsing and start-up not "
-                 "timed), %.0f s per model and engine; ajv %s in node %s (Ajv2020, allErrors, "
+                 "timed), %g s per model and engine; ajv %s in node %s (Ajv2020, allErrors, "
                  "compiled once); the medium model asserts formats on both sides. Both engines "
                  "must give the same valid/invalid counts or the run fails." % (
                      time.strftime("%Y-%m-%d %H:%MZ", time.gmtime()), git, os.cpu_count() or 0,
