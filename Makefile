@@ -71,7 +71,7 @@ bench: build
 
 # The ledger's costs: envelope append rate and proof latency at 1,000,000 leaves.
 bench-ledger: build
-	@/usr/bin/python3 scripts/bench-ledger.py --ledgermq ./$(BUILD)/ledgermq
+	@/usr/bin/python3 scripts/bench-ledger.py --ledgermq ./$(BUILD)/ledgermq --doc docs/BENCHMARKS.md
 
 # JSON Schema validation objects/s for three model sizes, LedgerMQ's engine beside ajv (node).
 # BENCH_DATA_SECONDS per model and engine (3).
@@ -79,7 +79,7 @@ BENCH_DATA_SECONDS ?= 3
 bench-data: build
 	@cmake --build $(BUILD) -j $(JOBS) --target schema_bench
 	@/usr/bin/python3 scripts/bench-data.py --bench ./$(BUILD)/tests/schema_bench \
-		--seconds $(BENCH_DATA_SECONDS)
+		--seconds $(BENCH_DATA_SECONDS) --doc docs/BENCHMARKS.md
 
 # Longer fuzzing than the smoke run in `make test`.
 fuzz: deps

@@ -52,6 +52,7 @@ import time
 import urllib.request
 
 import bench_transports  # scripts/bench_transports.py: the idle-connection driver
+import benchdoc  # scripts/benchdoc.py: the blocks other benchmarks keep in the page
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -1261,7 +1262,8 @@ def build_report(info, results, idle, restart, brokers, notes, elapsed_s, cmdlin
     have = lambda b: b in brokers  # noqa: E731
     L.append("# Benchmarks")
     L.append("")
-    L.append("Written by `make bench` (`scripts/bench.py`) — do not edit by hand; rerun it. "
+    L.append("Written by `make bench` (`scripts/bench.py`) — do not edit by hand; rerun it (the "
+             "last two sections are written by `make bench-ledger` and `make bench-data`). "
              "%s run: %d round(s), %g s measured after a %g s warm-up per run, brokers "
              "alternating (order rotated every round), each run on a freshly started broker "
              "with a fresh data directory. Cells are medians over the rounds." % (
@@ -1271,7 +1273,7 @@ def build_report(info, results, idle, restart, brokers, notes, elapsed_s, cmdlin
     L.append("")
 
     # ---- targets
-    L.append("## Issue 7 targets")
+    L.append("## Targets")
     L.append("")
     L.append("| target | measured | met? |")
     L.append("| --- | --- | --- |")
@@ -1849,13 +1851,21 @@ def main():
         md = build_report(info, results, idle, restart, brokers, notes, finished - started,
                           cmdline, transports, long_topics)
         os.makedirs(os.path.dirname(os.path.abspath(opts.out)), exist_ok=True)
-        with open(opts.out, "w") as f:
-            f.write(md)
+        write_report(opts.out, md)
         print_summary(results, idle, restart, brokers, transports)
         log("wrote %s and %s (%.1f min)" % (opts.out, raw_path, (finished - started) / 60))
     finally:
         cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def write_report(out, md):
+    """Writes the page, keeping the blocks bench-ledger.py and bench-data.py wrote there."""
+    kept = benchdoc.blocks(out)
+    with open(out, "w") as f:
+        f.write(md.rstrip("\n") + "\n")
+        for block in kept:
+            f.write("\n" + block)
 
 
 def render(raw_path, out):
@@ -1874,8 +1884,7 @@ def render(raw_path, out):
     md = build_report(raw["machine"], raw["results"], raw["idle"], raw["restart"], brokers,
                       raw.get("notes") or {}, raw["elapsed_s"], raw["cmdline"],
                       raw.get("transports"), raw.get("long_topics"))
-    with open(out, "w") as f:
-        f.write(md)
+    write_report(out, md)
     print_summary(raw["results"], raw["idle"], raw["restart"], brokers, raw.get("transports"))
     log("wrote %s from %s" % (out, raw_path))
 

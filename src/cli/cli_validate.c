@@ -1,7 +1,9 @@
 /*
  * ledgermq validate --schema FILE [--draft 2020-12|7] [--assert-formats] [--jsonl] [FILE...]:
- * checks JSON documents against a JSON Schema offline (src/schema). The schema is compiled
- * once; each instance gets one JSON line on stdout, in input order:
+ * checks JSON documents against a JSON Schema offline (src/schema); or --models DIR --type T:
+ * against model T of a models directory loaded as serve loads it, each document an object's
+ * body (its _t/_prevlink/_permalink/_deleted dropped first, as the server does). The schema is
+ * compiled once; each instance gets one JSON line on stdout, in input order:
  *   {"file":"a.json","valid":true}
  *   {"file":"-","line":3,"valid":false,"errors":[{"instance":..,"schema":..,"keyword":..,
  *    "message":..}]}
@@ -16,6 +18,7 @@
 #include "cli/cli.h"
 #include "core/buf.h"
 #include "core/lmq.h"
+#include "data/data.h"
 #include "schema/schema.h"
 
 /* One schema or instance document (file or JSON line): larger is refused, not read. */
@@ -23,7 +26,9 @@
 #define CLI_VALIDATE_ERR_MAX_BYTES 1024u
 
 struct cli_validate {
-    struct schema *schema;
+    struct schema *schema;      /* --schema: compiled here */
+    struct data_models *models; /* --models: the set the schema comes from */
+    bool object_body;           /* --models: the server's reserved members are dropped first */
     struct schema_validator *v;
     struct schema_result result;
     bool jsonl;
@@ -79,6 +84,9 @@ static void cli_validate__one(struct cli_validate *c, const char *file, size_t l
         c->any_unusable = true;
         cli_validate__emit(out);
         return;
+    }
+    for (size_t i = 0; c->object_body && i < LMQ_ARRAY_LEN(data_reserved_members); i++) {
+        json_object_del(inst, data_reserved_members[i]);
     }
     struct schema_result *r = &c->result;
     int rc = schema_validate(c->v, inst, r);
@@ -229,9 +237,35 @@ static int cli_validate__compile(struct cli_validate *c, const char *path,
     return 0;
 }
 
+/* --models DIR --type T: T's schema from the directory, loaded as serve loads it. */
+static int cli_validate__model(struct cli_validate *c, const char *dir, const char *type,
+                               const struct schema_options *opt)
+{
+    char err[CLI_VALIDATE_ERR_MAX_BYTES];
+    int rc = data_models_load(dir, opt->assert_formats, &c->models, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "ledgermq: validate: --models: %s\n",
+                rc == LMQ_ENOMEM ? "out of memory" : err);
+        return CLI_EXIT_USAGE;
+    }
+    const struct schema *s = data_models_schema(c->models, type);
+    if (s == NULL) {
+        data_models_names(c->models, err, sizeof(err));
+        fprintf(stderr, "ledgermq: validate: --type %s: no such model in %s (models: %s)\n", type,
+                dir, err[0] != '\0' ? err : "none");
+        return CLI_EXIT_USAGE;
+    }
+    c->object_body = true;
+    if (schema_validator_new(s, &c->v) != 0) {
+        fprintf(stderr, "ledgermq: validate: out of memory\n");
+        return CLI_EXIT_USAGE;
+    }
+    return 0;
+}
+
 int cli_validate(int argc, char **argv)
 {
-    const char *schema_path = NULL;
+    const char *schema_path = NULL, *models_dir = NULL, *type = NULL;
     struct schema_options opt = {0};
     struct cli_validate c = {0};
     /* Positional arguments (instance files) keep their order; flags may come anywhere. */
@@ -259,6 +293,14 @@ int cli_validate(int argc, char **argv)
                 free(files);
                 return cli_validate__usage("--draft: expected 2020-12 or 7, got \"%s\"", d);
             }
+        } else if (strcmp(a, "--models") == 0 && i + 1 < argc) {
+            models_dir = argv[++i];
+        } else if (strncmp(a, "--models=", 9) == 0) {
+            models_dir = a + 9;
+        } else if (strcmp(a, "--type") == 0 && i + 1 < argc) {
+            type = argv[++i];
+        } else if (strncmp(a, "--type=", 7) == 0) {
+            type = a + 7;
         } else if (strcmp(a, "--assert-formats") == 0) {
             opt.assert_formats = true;
         } else if (strcmp(a, "--jsonl") == 0) {
@@ -270,11 +312,12 @@ int cli_validate(int argc, char **argv)
             return cli_validate__usage("unexpected argument \"%s\"", a);
         }
     }
-    if (schema_path == NULL) {
+    if ((schema_path == NULL) == (models_dir == NULL) || (models_dir == NULL) != (type == NULL)) {
         free(files);
-        return cli_validate__usage("%s", "--schema FILE is required");
+        return cli_validate__usage("%s", "expected --schema FILE, or --models DIR --type T");
     }
-    int rc = cli_validate__compile(&c, schema_path, &opt);
+    int rc = schema_path != NULL ? cli_validate__compile(&c, schema_path, &opt)
+                                 : cli_validate__model(&c, models_dir, type, &opt);
     if (rc == 0) {
         if (file_count == 0) {
             cli_validate__input(&c, NULL);
@@ -287,6 +330,7 @@ int cli_validate(int argc, char **argv)
     }
     schema_validator_free(c.v);
     schema_free(c.schema);
+    data_models_free(c.models);
     free(files);
     return rc;
 }

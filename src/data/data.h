@@ -20,6 +20,8 @@
 #include "core/lmq.h"
 
 struct broker;
+struct data_models;
+struct schema;
 struct http_request;
 struct http_response;
 struct lmq_buf;
@@ -49,6 +51,18 @@ int data_graphql_route(struct broker *b, const struct http_request *req, struct 
 bool data_graphql_path(const struct http_request *req);
 /* For /metrics: GraphQL requests answered and the store reads they made. */
 void data_graphql_counts(const struct broker *b, uint64_t *requests, uint64_t *store_reads);
+/* A models directory loaded as serve loads it ([data] models), for `ledgermq validate --models`:
+ * 0 with *out, or LMQ_EINVAL with "FILE: reason" in err, LMQ_ENOMEM. (data_models.c) */
+int data_models_load(const char *dir, bool assert_formats, struct data_models **out, char *err,
+                     size_t err_len) LMQ_WUR;
+void data_models_free(struct data_models *m);
+/* The compiled schema of the model named name, or NULL. */
+const struct schema *data_models_schema(const struct data_models *m, const char *name);
+/* Writes the set's type names, comma-separated, into out (for messages). */
+void data_models_names(const struct data_models *m, char *out, size_t cap);
+/* The members of an object's body the server keeps for itself (removed before validation):
+ * "_t", "_prevlink", "_permalink", "_deleted". */
+extern const char *const data_reserved_members[4];
 /* For /metrics: object versions stored and objects refused since start, models loaded. */
 void data_counts(const struct broker *b, uint64_t *accepted, uint64_t *refused, size_t *models);
 /* True for a path under /api/ (data_http_route answers it). */

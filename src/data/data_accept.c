@@ -18,6 +18,8 @@
 #include "data/data_internal.h"
 #include "ledger/envelope.h"
 
+const char *const data_reserved_members[4] = {"_t", "_prevlink", "_permalink", "_deleted"};
+
 /* The canonical body of a version: at most an envelope's size. */
 #define DATA_BODY_MAX_BYTES LEDGER_ENVELOPE_MAX_BYTES
 
@@ -322,10 +324,8 @@ static bool accept__object(struct data *d, const struct ledger_envelope *env, co
         strcpy(p->prevlink, rv.prevlink);
     }
     /* Validated (and stored) without the reserved members. */
-    json_object_del(body, "_t");
-    json_object_del(body, "_prevlink");
-    json_object_del(body, "_permalink");
-    json_object_del(body, "_deleted");
+    for (size_t i = 0; i < LMQ_ARRAY_LEN(data_reserved_members); i++)
+        json_object_del(body, data_reserved_members[i]);
     if (is_model ? !accept__model(d, env, &head, rv.prevlink != NULL, rv.deleted, body, refusal)
                  : (!rv.deleted && !accept__validate(m, body, refusal)))
         return false;

@@ -94,11 +94,7 @@ struct data {
 };
 
 /* data_models.c */
-/* Loads every *.json of dir (sorted by name; dir "" loads none). 0 with *out, or LMQ_EINVAL
- * with "FILE: reason" in err (nothing kept), LMQ_ENOMEM. */
-int data_models_load(const char *dir, bool assert_formats, struct data_models **out, char *err,
-                     size_t err_len) LMQ_WUR;
-void data_models_free(struct data_models *m);
+/* data_models_load (data.h) loads every *.json of dir, sorted by name; dir "" loads none. */
 /* Compiles doc (a new reference is taken) as a model against the other models of set (which
  * its $refs may name), without adding it: 0 with *out (origin names it in messages), or
  * LMQ_EINVAL with the reason in err, LMQ_ENOMEM. */

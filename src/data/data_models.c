@@ -411,3 +411,20 @@ void data_models_write_indexes(struct broker *b, const struct data_models *m)
     for (size_t i = 0; m != NULL && i < m->count; i++)
         data_model_write_indexes(b, m->models[i]);
 }
+
+const struct schema *data_models_schema(const struct data_models *m, const char *name)
+{
+    const struct data_model *model = data_models_find(m, name, strlen(name));
+    return model != NULL ? model->schema : NULL;
+}
+
+void data_models_names(const struct data_models *m, char *out, size_t cap)
+{
+    LMQ_ASSERT(out != NULL && cap > 0);
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; m != NULL && i < m->count && used < cap; i++) {
+        int n = snprintf(out + used, cap - used, "%s%s", i ? ", " : "", m->models[i]->name);
+        used += n > 0 ? (size_t)n : 0;
+    }
+}

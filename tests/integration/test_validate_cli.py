@@ -198,3 +198,38 @@ def test_help(tmp_path):
         assert p.stdout.startswith("usage: ledgermq validate --schema FILE")
         for f in ("--draft", "--assert-formats", "--jsonl"):
             assert f in p.stdout
+
+
+EXAMPLES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "examples",
+                                        "models"))
+
+
+def test_models_directory_validates_object_bodies_as_the_server_does(tmp_path):
+    """--models DIR --type T: the directory loaded as serve loads it (Payment names Account by
+    its type), each document an object's body whose _ members are dropped first."""
+    good = {"_t": "com.example.Payment", "_prevlink": "0" * 64, "amount": 5, "currency": "EUR",
+            "to": {"iban": "DE89370400440532013000"}}
+    bad = {"_t": "com.example.Payment", "amount": 5, "currency": "EUR", "to": {"iban": "x"}}
+    p = run(["--models", EXAMPLES, "--type", "com.example.Payment", "--jsonl"],
+            tmp_path, stdin=json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    assert p.returncode == 3, p.stderr
+    out = lines(p)
+    assert out[0]["valid"] is True
+    assert out[1]["valid"] is False and out[1]["errors"][0]["instance"] == "/to/iban"
+    # The same body through --schema alone does not resolve the other model.
+    p = run(["--schema", os.path.join(EXAMPLES, "payment.json")], tmp_path,
+            stdin=json.dumps(good))
+    assert p.returncode == 1 and p.stdout == ""
+
+
+def test_models_errors_are_usage_errors(tmp_path):
+    p = run(["--models", EXAMPLES, "--type", "com.example.Nope"], tmp_path, stdin="{}")
+    assert p.returncode == 1 and "no such model" in p.stderr and "com.example.Payment" in p.stderr
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "a.json").write_text('{"$id": "a.A", "$ref": "a.Missing"}')
+    p = run(["--models", str(tmp_path / "m"), "--type", "a.A"], tmp_path, stdin="{}")
+    assert p.returncode == 1 and "a.json" in p.stderr and p.stderr.count("\n") == 1, p.stderr
+    for args in (["--models", EXAMPLES], ["--type", "a.A"],
+                 ["--schema", "x.json", "--models", EXAMPLES, "--type", "a.A"]):
+        p = run([*args], tmp_path, stdin="{}")
+        assert p.returncode == 1 and "expected --schema FILE, or --models DIR --type T" in p.stderr
