@@ -171,7 +171,8 @@ void lmq_config_defaults(struct lmq_config *cfg)
     cfg->data.graphql_auth = true;
     cfg->data.graphql_max_depth = 15;
     cfg->data.graphql_max_fields = 1000;
-    cfg->data.graphql_max_ms = 5000;
+    /* A request runs on the loop thread: MQTT waits while it runs (checked between batches). */
+    cfg->data.graphql_max_ms = 250;
     cfg->drain_grace_ms = 0; /* a stop is as quick as before; set it behind a load balancer */
     /* Field by field: assigning a compound literal may leave padding bytes undefined, and
      * callers compare whole configurations with memcmp. */

@@ -753,7 +753,7 @@ static void test_data_graphql_auth_and_limits(void **state)
     assert_true(cfg.data.graphql_auth);
     assert_int_equal(cfg.data.graphql_max_depth, 15);
     assert_int_equal(cfg.data.graphql_max_fields, 1000);
-    assert_int_equal(cfg.data.graphql_max_ms, 5000);
+    assert_int_equal(cfg.data.graphql_max_ms, 250);
     assert_int_equal(load_text(&cfg,
                                "[data]\ngraphql_auth = false\ngraphql_max_depth = 100\n"
                                "graphql_max_fields = 1\ngraphql_max_ms = 600000\n",
