@@ -70,18 +70,20 @@ static int cli_passwd__read_line(FILE *in, bool tty, const char *prompt, char *p
     struct termios saved, quiet;
     bool restore = false;
     if (tty) {
-        fputs(prompt, stderr);
-        fflush(stderr);
+        /* Echo off before the prompt: what is typed after the prompt is never flushed (typed
+         * ahead of it, it is: TCSAFLUSH, as getpass does). */
         if (tcgetattr(fileno(in), &saved) == 0) {
             quiet = saved;
             quiet.c_lflag &= ~(tcflag_t)ECHO;
             quiet.c_lflag |= ECHONL;
             restore = tcsetattr(fileno(in), TCSAFLUSH, &quiet) == 0;
         }
+        fputs(prompt, stderr);
+        fflush(stderr);
     }
     char *got = fgets(pw, (int)cap, in);
     if (restore)
-        (void)tcsetattr(fileno(in), TCSAFLUSH, &saved);
+        (void)tcsetattr(fileno(in), TCSANOW, &saved);
     if (got == NULL)
         return cli_passwd__fail(CLI_EXIT_USAGE, "expected the password on stdin (one line)");
     *len = strlen(pw);

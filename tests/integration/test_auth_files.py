@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import os
+import select
 import signal
 import subprocess
 import time
@@ -176,21 +177,13 @@ def test_passwd_asks_twice_without_echo_on_a_terminal(tmp_path):
     answers are refused and leave no file."""
     import pty
 
-    def run_on_pty(args, answers):
-        pid, fd = pty.fork()
-        if pid == 0:
-            os.execv(binary(), [binary(), "passwd"] + args)
+    def read_until(fd, deadline, done):
+        """Reads the pty until done(seen) or the deadline (never blocks past it)."""
         seen = b""
-        for answer in answers:
-            deadline = time.monotonic() + 30
-            while b"assword: " not in seen.split(b"\n")[-1] and time.monotonic() < deadline:
-                try:
-                    seen += os.read(fd, 1024)
-                except OSError:
-                    break
-            os.write(fd, answer + b"\n")
-            seen += b"\n"  # the next prompt comes on a line of its own (ECHONL)
-        while True:
+        while not done(seen) and time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
             try:
                 chunk = os.read(fd, 1024)
             except OSError:
@@ -198,6 +191,21 @@ def test_passwd_asks_twice_without_echo_on_a_terminal(tmp_path):
             if not chunk:
                 break
             seen += chunk
+        return seen
+
+    def run_on_pty(args, answers):
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execv(binary(), [binary(), "passwd"] + args)
+        seen = b""
+        deadline = time.monotonic() + 30
+        for answer in answers:
+            seen += read_until(fd, deadline, lambda s: b"assword: " in s)
+            os.write(fd, answer + b"\n")
+            seen += b"\n"  # the next prompt comes on a line of its own (ECHONL)
+        seen += read_until(fd, deadline, lambda s: False)  # to the end (EOF/EIO) or the deadline
+        if time.monotonic() >= deadline:
+            os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
         return os.waitstatus_to_exitcode(status), seen
 
