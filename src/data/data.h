@@ -49,8 +49,8 @@ int data_graphql_route(struct broker *b, const struct http_request *req, struct 
                        struct lmq_buf *out);
 /* GET /graphiql: GraphiQL, one self-contained page compiled in (data_graphiql.c), served with a
  * Content-Security-Policy that lets it reach only /graphql; 405 for other methods. Public. */
-int data_graphiql_route(struct broker *b, const struct http_request *req, struct http_response *resp,
-                        struct lmq_buf *out);
+int data_graphiql_route(struct broker *b, const struct http_request *req,
+                        struct http_response *resp, struct lmq_buf *out);
 /* True for /graphiql. */
 bool data_graphiql_path(const struct http_request *req);
 /* True for /graphql and /graphql/schema.graphql. */

@@ -19,8 +19,8 @@ bool data_graphiql_path(const struct http_request *req)
     return req->path_len == 9 && memcmp(req->path, "/graphiql", 9) == 0;
 }
 
-int data_graphiql_route(struct broker *b, const struct http_request *req, struct http_response *resp,
-                        struct lmq_buf *out)
+int data_graphiql_route(struct broker *b, const struct http_request *req,
+                        struct http_response *resp, struct lmq_buf *out)
 {
     LMQ_ASSERT(b != NULL && req != NULL && resp != NULL && out != NULL);
     LMQ_ASSERT(data_graphiql_path(req));
@@ -28,7 +28,8 @@ int data_graphiql_route(struct broker *b, const struct http_request *req, struct
      * http_response.extra_headers may hold. */
     LMQ_ASSERT(strncmp(data_graphiql_headers, "Content-Security-Policy: ", 25) == 0);
     size_t headers_len = strlen(data_graphiql_headers);
-    LMQ_ASSERT(headers_len < 1024 && memcmp(data_graphiql_headers + headers_len - 2, "\r\n", 2) == 0);
+    LMQ_ASSERT(headers_len < 1024 &&
+               memcmp(data_graphiql_headers + headers_len - 2, "\r\n", 2) == 0);
     if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
         resp->allow = "GET, HEAD";
         return http_error_json(resp, out, 405, "Method Not Allowed");

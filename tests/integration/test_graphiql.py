@@ -95,6 +95,11 @@ def run_query(tmp_path, b, token=None, screenshot=None):
             ch.evaluate("document.activeElement && document.activeElement.blur()")
             with open(screenshot, "wb") as f:
                 f.write(ch.screenshot())
+        # GraphiQL's introspection of the live schema worked: the docs list the model's types.
+        ch.evaluate("document.querySelector('.graphiql-sidebar button[aria-label*="
+                    "\"Documentation\"]').click()")
+        state["docs"] = ch.wait_for("(document.querySelector('.graphiql-doc-explorer') || {})"
+                                    ".innerText || ''", PAGE_WAIT_S)
         requests = [e["params"]["request"] for e in ch.events]
     urls = [r["url"] for r in requests]
     auth = [r["headers"].get("Authorization") for r in requests
@@ -124,6 +129,7 @@ def test_graphiql_runs_a_query_through_the_ui_with_the_users_token(broker, tmp_p
     assert state["search"] == "" and state["stored"] == b.token_bob, state
     assert auth and set(auth) == {"Bearer " + b.token_bob}, auth
     assert state["csp"] == [], state["csp"]
+    assert "com_example_Payment" in state["docs"], state["docs"]
     assert_same_origin(b, urls)
     assert b.token_bob not in b.log_text(), "the token is in the broker's log"
 
