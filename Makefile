@@ -1,5 +1,5 @@
 # Thin wrapper over CMake. The two commands a new user needs:
-#   make run    install deps, build, start the server with data in ./data
+#   make run    install deps, build, start the server with data in ./data (GraphiQL: /graphiql)
 #   make test   install deps, build, run every test
 BUILD ?= build
 MAKEFLAGS += --no-print-directory
@@ -39,6 +39,8 @@ install: $(BUILD)/CMakeCache.txt
 run: $(BUILD)/CMakeCache.txt
 	@cmake --build $(BUILD) -j $(JOBS) --target ledgermq
 	@mkdir -p data
+	@echo "make run: GraphiQL on the HTTP listener: http://127.0.0.1:8080/graphiql" \
+		"(a token: ./$(BUILD)/ledgermq token --key bob.json; README \"Try it\")"
 	./$(BUILD)/ledgermq serve --data ./data --models examples/models $(ARGS)
 
 test: build

@@ -22,7 +22,7 @@ case "${1:-}" in
     ;;
 esac
 
-# The build (CMake also builds the unit tests, hence cmocka).
+# The build (CMake also builds the unit tests, hence cmocka; node and npm are added below).
 PACKAGES=(
     build-essential cmake pkg-config
     libuv1-dev libinih-dev libcmocka-dev libssl-dev libsqlite3-dev libjansson-dev libhttp-parser-dev libwslay-dev
@@ -40,12 +40,13 @@ if [ "$BUILD_ONLY" -eq 0 ]; then
         chromium
         json-schema-test-suite   # test_schema.c runs its draft 7 suite (2020-12 is in tests/vectors)
     )
-    # Node and npm run the MQTT.js tests (tests/js). A Node from elsewhere (e.g. nodesource,
-    # which bundles npm) is used as it is: Debian's npm would conflict with it, so Debian's
-    # nodejs and npm are added only when there is no npm at all.
-    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-        PACKAGES+=(nodejs npm)
-    fi
+fi
+# Node and npm bundle GraphiQL at build time (web/graphiql, GET /graphiql) and run the MQTT.js
+# tests (tests/js). A Node from elsewhere (e.g. nodesource, which bundles npm) is used as it is:
+# Debian's npm would conflict with it, so Debian's nodejs and npm are added only when there is
+# no node or no npm at all.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    PACKAGES+=(nodejs npm)
 fi
 
 missing=()

@@ -1,7 +1,8 @@
 /*
  * The broker's HTTP server (the [http] listeners): the routes /healthz and /version, /metrics
- * (metrics.c), /mqtt (websocket.c), /auth/... (identity.c) and /ledger/... (ledger_http.c); who an
- * HTTP request's client is, for per-address limits; the HTTP servers' TLS failures.
+ * (metrics.c), /mqtt (websocket.c), /auth/... (identity.c) and /ledger/... (ledger_http.c),
+ * /graphql, /graphiql, /api/v1 and /openapi.json (src/data); who an HTTP request's client is,
+ * for per-address limits; the HTTP servers' TLS failures.
  */
 #include "broker/broker_internal.h"
 #include "data/data.h"
@@ -61,6 +62,8 @@ int broker_http_route(void *ctx, const struct http_request *req, struct http_res
         return pipeline_http_route(b, req, resp, out);
     if (data_graphql_path(req))
         return data_graphql_route(b, req, resp, out);
+    if (data_graphiql_path(req))
+        return data_graphiql_route(b, req, resp, out);
     if (data_http_path(req))
         return data_http_route(b, req, resp, out);
     if (len == 13 && memcmp(path, "/openapi.json", 13) == 0)

@@ -47,6 +47,12 @@ int data_openapi_route(struct broker *b, const struct http_request *req, struct 
  * typed objects over GraphQL with the /api/v1 reader rule. */
 int data_graphql_route(struct broker *b, const struct http_request *req, struct http_response *resp,
                        struct lmq_buf *out);
+/* GET /graphiql: GraphiQL, one self-contained page compiled in (data_graphiql.c), served with a
+ * Content-Security-Policy that lets it reach only /graphql; 405 for other methods. Public. */
+int data_graphiql_route(struct broker *b, const struct http_request *req,
+                        struct http_response *resp, struct lmq_buf *out);
+/* True for /graphiql. */
+bool data_graphiql_path(const struct http_request *req);
 /* True for /graphql and /graphql/schema.graphql. */
 bool data_graphql_path(const struct http_request *req);
 /* For /metrics: GraphQL requests answered and the store reads they made. */

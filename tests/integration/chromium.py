@@ -30,6 +30,7 @@ CLOSE_TIMEOUT_S = 10.0
 POLL_INTERVAL_S = 0.05
 MESSAGE_BYTES_MAX = 64 * 1024 * 1024  # a full-page PNG in base64 stays far below this
 STDERR_TAIL_BYTES = 4000
+EVENTS_MAX = 10000  # events kept for a test (keep_events); more is a test bug: it asserts
 
 
 class ChromiumError(AssertionError):
@@ -47,6 +48,10 @@ class Chromium:
         self._next_id = 0
         self._buf = b""
         self._session = None
+        # Protocol events (e.g. "Network.requestWillBeSent") to keep in self.events, in order,
+        # as they arrive during calls; others are dropped.
+        self.keep_events = set()
+        self.events = []
 
     # ---- process
     def __enter__(self):
@@ -159,6 +164,10 @@ class Chromium:
                 raise ChromiumError("no answer to %s within %.0fs\n%s" % (
                     method, timeout_s, self.stderr_tail()))
             if msg.get("id") != msg_id:
+                if msg.get("method") in self.keep_events:
+                    if len(self.events) >= EVENTS_MAX:
+                        raise ChromiumError("over %d events kept" % EVENTS_MAX)
+                    self.events.append(msg)
                 continue
             if "error" in msg:
                 raise ChromiumError("%s failed: %r" % (method, msg["error"]))
@@ -171,9 +180,10 @@ class Chromium:
             raise ChromiumError("navigating to %s: %s" % (url, res["errorText"]))
 
     def evaluate(self, expression):
-        """The value of a JavaScript expression in the page (JSON-serialisable values)."""
+        """The value of a JavaScript expression in the page (JSON-serialisable values; a promise
+        is awaited)."""
         res = self.call("Runtime.evaluate", session=True, expression=expression,
-                        returnByValue=True)
+                        returnByValue=True, awaitPromise=True)
         if "exceptionDetails" in res:
             raise ChromiumError("evaluating %s: %r" % (expression, res["exceptionDetails"]))
         return res["result"].get("value")
