@@ -26,6 +26,10 @@
 /* Decimal digits of the largest uint64_t. */
 #define CONFIG_U64_DIGITS_MAX 20
 #define CONFIG_SESSION_EXPIRY_NEVER 0xFFFFFFFFu
+/* The [data] keys, as the unknown-key message lists them. */
+#define CONFIG_DATA_KEYS                                                                           \
+    "models, assert_formats, readers_all, admins, graphql_auth, graphql_max_depth, "               \
+    "graphql_max_fields or graphql_max_ms"
 /* [auth] token_leeway_s: at most 5 minutes (crypto/jwt.h CRYPTO_JWT_LEEWAY_MAX_S). */
 #define CONFIG_TOKEN_LEEWAY_MAX_S 300
 /* [server] sys_interval: mosquitto's default (10 s); at most a day apart. */
@@ -1045,10 +1049,7 @@ static int config__set_graphql_limit(struct lmq_data_config *d, const char *key,
         *fields[i] = (uint32_t)v;
         return 0;
     }
-    lmq_errf(err, err_len,
-             "[data] %s: unknown key (expected models, assert_formats, readers_all, admins, "
-             "graphql_auth, graphql_max_depth, graphql_max_fields or graphql_max_ms)",
-             key);
+    lmq_errf(err, err_len, "[data] %s: unknown key (expected " CONFIG_DATA_KEYS ")", key);
     return LMQ_EINVAL;
 }
 
@@ -1090,10 +1091,7 @@ static int config__set_data(struct lmq_config *cfg, const char *key, const char 
         }
         return 0;
     }
-    lmq_errf(err, err_len,
-             "[data] %s: unknown key (expected models, assert_formats, readers_all, admins, "
-             "graphql_auth, graphql_max_depth, graphql_max_fields or graphql_max_ms)",
-             key);
+    lmq_errf(err, err_len, "[data] %s: unknown key (expected " CONFIG_DATA_KEYS ")", key);
     return LMQ_EINVAL;
 }
 

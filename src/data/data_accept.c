@@ -23,7 +23,7 @@ const char *const data_reserved_members[4] = {"_t", "_prevlink", "_permalink", "
 /* The canonical body of a version: at most an envelope's size. */
 #define DATA_BODY_MAX_BYTES LEDGER_ENVELOPE_MAX_BYTES
 
-static bool accept__hex64(const char *s)
+bool data_hex64(const char *s)
 {
     if (s == NULL || strlen(s) != DATA_HEX64_CHARS)
         return false;
@@ -63,13 +63,13 @@ static bool accept__reserved(json_t *body, struct accept_reserved *out, const ch
             out->data_members++;
         } else if (strcmp(key, "_prevlink") == 0) {
             out->prevlink = json_string_value(v);
-            if (!accept__hex64(out->prevlink)) {
+            if (!data_hex64(out->prevlink)) {
                 *detail = "bad_prevlink";
                 return false;
             }
         } else if (strcmp(key, "_permalink") == 0) {
             out->permalink = json_string_value(v);
-            if (!accept__hex64(out->permalink)) {
+            if (!data_hex64(out->permalink)) {
                 *detail = "bad_permalink";
                 return false;
             }

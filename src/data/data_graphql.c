@@ -95,17 +95,6 @@ static int gql_one_row(void *ctx, const struct store_data_row *r)
     return o->node != NULL ? 0 : (o->failed = LMQ_ENOMEM);
 }
 
-static bool gql_hex64(const char *s)
-{
-    if (s == NULL || strlen(s) != DATA_HEX64_CHARS)
-        return false;
-    for (size_t i = 0; i < DATA_HEX64_CHARS; i++) {
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    }
-    return true;
-}
-
 static int gql_io(struct gql_call *c, int rc)
 {
     if (rc == LMQ_EIO)
@@ -125,7 +114,7 @@ static int gql_resolve_r(struct gql_call *c, const struct data_gql_entry *e,
             continue;
         }
         const char *key = permalink != NULL ? permalink : link;
-        if (!gql_hex64(key))
+        if (!data_hex64(key))
             continue; /* not a link: nothing has it */
         struct gql_one one = {.model = e->model};
         bool found = false;
@@ -393,7 +382,7 @@ static int gql_resolve_versions(struct gql_call *c, const struct data_gql_entry 
         struct gql_one one = {.model = e->model};
         bool found = false;
         struct lmq_bytes k = {(const uint8_t *)permalink, DATA_HEX64_CHARS};
-        if (gql_hex64(permalink)) {
+        if (data_hex64(permalink)) {
             c->store_reads++;
             rc = store_data_resource(c->b->store, k, c->reader, gql_one_row, &one, &found);
             rc = rc == LMQ_OK ? one.failed : rc;
@@ -443,7 +432,7 @@ static int gql_links_want(json_t *want, const json_t *v)
     size_t n = json_is_array(v) ? json_array_size(v) : 1;
     for (size_t i = 0; i < n; i++) {
         const char *s = json_string_value(json_is_array(v) ? json_array_get(v, i) : v);
-        if (gql_hex64(s) && json_object_get(want, s) == NULL &&
+        if (data_hex64(s) && json_object_get(want, s) == NULL &&
             json_object_set_new(want, s, json_true()) != 0)
             return LMQ_ENOMEM;
     }

@@ -147,6 +147,9 @@ json_t *data_http_resource(const struct store_data_row *r);
  * too long or holding a NUL. */
 bool data_http_decode(const char *s, size_t len, char *out, size_t cap);
 
+/* True when s is 64 lowercase hex characters (a link, a permalink or an identity id). */
+bool data_hex64(const char *s);
+
 /* True when id may read every resource ([data] readers_all). */
 bool data_reads_all(const struct broker *b, const char *id);
 

@@ -247,10 +247,7 @@ static int models__extensions(struct data_model *m, char *err, size_t err_len)
     json_array_foreach(writers, i, w)
     {
         const char *id = json_string_value(w);
-        bool ok = id != NULL && strlen(id) == DATA_HEX64_CHARS;
-        for (size_t k = 0; ok && k < DATA_HEX64_CHARS; k++)
-            ok = (id[k] >= '0' && id[k] <= '9') || (id[k] >= 'a' && id[k] <= 'f');
-        if (!ok || m->writer_count == DATA_WRITERS_MAX) {
+        if (!data_hex64(id) || m->writer_count == DATA_WRITERS_MAX) {
             lmq_errf(err, err_len,
                      "%s: x-writers: expected at most %d identity ids (64 lowercase hex)", m->file,
                      DATA_WRITERS_MAX);
