@@ -13,6 +13,10 @@
 #include "graphql/graphql_internal.h"
 
 #define GQ_OVERLAP_WORK_MAX 200000
+/* Nested selections compared at once. A document within the limits nests far less; a fragment
+ * that spreads itself inside a field (a cycle, reported by its own rule) would otherwise recurse
+ * until the stack runs out. */
+#define GQ_OVERLAP_DEPTH_MAX 64
 #define GQ_OVERLAP_FIELDS_MAX 4096
 #define GQ_OVERLAP_LOCS_MAX 64
 
@@ -56,6 +60,7 @@ struct gq_ov {
     struct gq_doc *doc;
     struct gq_pairs pairs;
     uint64_t work;
+    unsigned depth; /* nested selections being compared (gq_ov_pair within gq_ov_pair) */
 };
 
 static struct gq_node *gq_ov_frag(struct gq_ov *o, const char *name)
@@ -396,6 +401,12 @@ static void gq_ov_pair(struct gq_ov *o, struct gq_clist *out, bool parent_mutex,
         gq_fmap_free(&m1);
         return;
     }
+    if (o->depth >= GQ_OVERLAP_DEPTH_MAX) {
+        gq_fmap_free(&m1);
+        gq_fmap_free(&m2);
+        return;
+    }
+    o->depth++;
     gq_ov_between(o, &sub, mutex, &m1, &m2);
     for (size_t i = 0; i < m2.frags_n; i++) {
         const char *visited[GRAPHQL_VALUE_DEPTH_MAX * 4] = {0};
@@ -412,6 +423,7 @@ static void gq_ov_pair(struct gq_ov *o, struct gq_clist *out, bool parent_mutex,
             gq_ov_fragments(o, &sub, mutex, m1.frags[i], m2.frags[j], 0);
         }
     }
+    o->depth--;
     if (sub.n > 0) {
         gq_ov_subfields(o, out, a, b, &sub);
     }

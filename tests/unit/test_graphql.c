@@ -519,6 +519,30 @@ static void test_limits(void **state)
     free(q);
 }
 
+/* A fragment that spreads itself inside a field (found by fuzz_graphql): the overlap check
+ * recursed through the field nesting until the stack ran out; now a cycle error. */
+static void test_a_fragment_cycle_inside_fields_is_an_error_not_a_stack_overflow(void **state)
+{
+    (void)state;
+    struct graphql_schema *s = NULL;
+    assert_int_equal(graphql_test_schema(&s), 0);
+    struct graphql_test_ctx ctx;
+    assert_int_equal(graphql_test_ctx_init(&ctx), 0);
+    char doc[4096];
+    size_t used = 0;
+    used += (size_t)snprintf(doc + used, sizeof(doc) - used, "{ hero { ...F } }\n");
+    used += (size_t)snprintf(doc + used, sizeof(doc) - used,
+                             "fragment F on Person { name friends { ...F friends { ...F } } }\n");
+    json_t *resp = NULL;
+    struct graphql_resolvers r = {.ctx = &ctx, .resolve = graphql_test_resolve};
+    assert_int_equal(graphql_execute(s, doc, used, NULL, NULL, NULL, &r, &resp), 0);
+    assert_non_null(json_object_get(resp, "errors"));
+    assert_null(json_object_get(resp, "data"));
+    json_decref(resp);
+    graphql_test_ctx_free(&ctx);
+    graphql_schema_free(s);
+}
+
 static void test_introspection_basics(void **state)
 {
     (void)state;
@@ -707,6 +731,7 @@ int main(void)
         cmocka_unit_test(test_one_resolver_call_per_field_per_level),
         cmocka_unit_test(test_a_failing_batch_is_a_field_error_for_each_parent),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_a_fragment_cycle_inside_fields_is_an_error_not_a_stack_overflow),
         cmocka_unit_test(test_introspection_basics),
         cmocka_unit_test(test_sdl_and_schema_checks),
         cmocka_unit_test(test_every_jansson_allocation_failure_is_handled),
