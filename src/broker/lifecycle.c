@@ -5,9 +5,11 @@
  * read row by row into the broker's structures, which only that thread may touch), a second
  * thread with a loop of its own serves the same listening sockets (http_server_share) and answers
  * every request 503: {"status":"starting"} on /healthz, {"error":503,"reason":"starting"}
- * elsewhere. It touches nothing of the broker's. Once recovery is done it stops, its connections
- * close (each response already said Connection: close), and the broker's own loop answers from then
- * on: connections waiting in the listen backlog at the switch are served by the broker's loop.
+ * elsewhere. It touches nothing of the broker's. Once recovery is done it stops accepting, lets
+ * the connections it already accepted finish their answer (each says Connection: close; at most
+ * LIFECYCLE_FINISH_MAX_MS), then stops, and the broker's own loop answers from then on:
+ * connections waiting in the listen backlog at the switch are served by the broker's loop. So a
+ * probe polling through the switch never sees a connection reset.
  */
 #include "broker/broker_internal.h"
 
@@ -16,9 +18,15 @@
 
 #include "net/http.h"
 
+/* How long the start-up loop waits, after recovery, for the answers it is writing. */
+#define LIFECYCLE_FINISH_MAX_MS 1000
+#define LIFECYCLE_FINISH_POLL_MS 5
+
 struct lifecycle_starting {
     uv_loop_t loop;
     uv_async_t stop;
+    uv_timer_t finish; /* polls until the accepted connections are done */
+    uint64_t finish_deadline_ms;
     uv_thread_t thread;
     struct http_server *servers[2]; /* the shares of b->http and b->https (NULL when absent) */
 };
@@ -35,9 +43,25 @@ static int lifecycle_starting_route(void *ctx, const struct http_request *req,
                                          : "{\"error\":503,\"reason\":\"starting\"}");
 }
 
+static void lifecycle_on_finish(uv_timer_t *t)
+{
+    struct lifecycle_starting *ls = t->data;
+    size_t open = 0;
+    for (size_t i = 0; i < 2; i++)
+        open += ls->servers[i] != NULL ? http_server_connection_count(ls->servers[i]) : 0;
+    if (open == 0 || uv_now(&ls->loop) >= ls->finish_deadline_ms)
+        uv_stop(&ls->loop);
+}
+
+/* Recovery is done: no new connection here; the accepted ones finish, then the loop stops. */
 static void lifecycle_on_stop(uv_async_t *h)
 {
-    uv_stop(h->loop);
+    struct lifecycle_starting *ls = h->data;
+    for (size_t i = 0; i < 2; i++)
+        if (ls->servers[i] != NULL)
+            http_server_stop_accepting(ls->servers[i]);
+    ls->finish_deadline_ms = uv_now(&ls->loop) + LIFECYCLE_FINISH_MAX_MS;
+    uv_timer_start(&ls->finish, lifecycle_on_finish, 0, LIFECYCLE_FINISH_POLL_MS);
 }
 
 static void lifecycle_thread(void *arg)
@@ -53,6 +77,7 @@ static void lifecycle_close(struct lifecycle_starting *ls)
         if (ls->servers[i] != NULL)
             http_server_close(ls->servers[i]);
     uv_close((uv_handle_t *)&ls->stop, NULL);
+    uv_close((uv_handle_t *)&ls->finish, NULL);
     (void)uv_run(&ls->loop, UV_RUN_DEFAULT); /* returns once every handle is closed */
     int rc = uv_loop_close(&ls->loop);
     LMQ_ASSERT(rc == 0);
@@ -74,6 +99,10 @@ int lifecycle_starting_begin(struct broker *b, struct lifecycle_starting **out)
     }
     int rc = uv_async_init(&ls->loop, &ls->stop, lifecycle_on_stop);
     LMQ_ASSERT(rc == 0);
+    ls->stop.data = ls;
+    rc = uv_timer_init(&ls->loop, &ls->finish);
+    LMQ_ASSERT(rc == 0);
+    ls->finish.data = ls;
     struct http_server *mine[2] = {b->http, b->https};
     char err[256];
     for (size_t i = 0; i < 2; i++) {
