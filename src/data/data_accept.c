@@ -23,17 +23,6 @@ const char *const data_reserved_members[4] = {"_t", "_prevlink", "_permalink", "
 /* The canonical body of a version: at most an envelope's size. */
 #define DATA_BODY_MAX_BYTES LEDGER_ENVELOPE_MAX_BYTES
 
-bool data_hex64(const char *s)
-{
-    if (s == NULL || strlen(s) != DATA_HEX64_CHARS)
-        return false;
-    for (size_t i = 0; i < DATA_HEX64_CHARS; i++) {
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    }
-    return true;
-}
-
 static bool accept__refuse(struct pipeline_refusal *r, const char *reason, const char *detail,
                            json_t *members)
 {

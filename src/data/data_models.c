@@ -43,6 +43,17 @@ static bool models__graphql_name(const char *s, size_t len)
     return true;
 }
 
+bool data_hex64(const char *s)
+{
+    if (s == NULL || strlen(s) != DATA_HEX64_CHARS)
+        return false;
+    for (size_t i = 0; i < DATA_HEX64_CHARS; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    }
+    return true;
+}
+
 bool data_type_name_valid(const char *name, size_t len)
 {
     if (len == 0 || len > DATA_TYPE_NAME_MAX_CHARS)
