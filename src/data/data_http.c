@@ -1,5 +1,6 @@
 /*
- * The REST read API of typed objects (docs/PROTOCOL.md "Objects over HTTP"):
+ * The REST API of typed objects (docs/PROTOCOL.md "Objects over HTTP"): reads here, writes
+ * (POST, PUT, DELETE) in data_write.c.
  *
  *   GET /api/v1/                            the types: name, GraphQL name, indexed properties
  *   GET /api/v1/T?prop=value&limit=&cursor=  T's resources, oldest first, EQ filters on
@@ -11,8 +12,7 @@
  * authored or that were sent to it; [data] readers_all read all. A resource the caller may not
  * read is answered exactly like one that does not exist (404). Filters only on indexed
  * properties keep every request an index range: a filter that would scan a model's resources is
- * refused (400), so a million requests cost a million index look-ups. Writes go through
- * envelopes (405 here).
+ * refused (400), so a million requests cost a million index look-ups.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -26,9 +26,6 @@
 /* Resources per page at most, and when the request does not say. */
 #define DATA_HTTP_LIMIT_MAX 100
 #define DATA_HTTP_LIMIT_DEFAULT 20
-/* A query parameter's decoded value. */
-#define DATA_HTTP_VALUE_MAX_BYTES 1024
-#define DATA_HTTP_NO_STORE "Cache-Control: no-store\r\n"
 #define DATA_HTTP_CHALLENGE                                                                        \
     "WWW-Authenticate: Bearer realm=\"ledgermq\"\r\nCache-Control: no-store\r\n"
 
@@ -43,7 +40,7 @@ static int data_http_error(struct http_response *resp, struct lmq_buf *out, int 
     return http_error_json(resp, out, status, reason);
 }
 
-static int data_http_json(struct http_response *resp, struct lmq_buf *out, json_t *value)
+int data_http_json(struct http_response *resp, struct lmq_buf *out, json_t *value)
 {
     resp->content_type = "application/json";
     char *text = value != NULL ? json_dumps(value, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -94,14 +91,9 @@ bool data_http_decode(const char *s, size_t len, char *out, size_t cap)
 }
 
 /* One query parameter: name and decoded value. */
-struct data_http_param {
-    char name[72];
-    char value[DATA_HTTP_VALUE_MAX_BYTES];
-};
-
 /* Calls fn for each name=value of the query string; stops at the first false (returned). */
-static bool data_http_params(const struct http_request *req,
-                             bool (*fn)(void *ctx, const struct data_http_param *p), void *ctx)
+bool data_http_params(const struct http_request *req,
+                      bool (*fn)(void *ctx, const struct data_http_param *p), void *ctx)
 {
     const char *q = req->query;
     size_t len = req->query_len;
@@ -465,9 +457,11 @@ int data_http_route(struct broker *b, const struct http_request *req, struct htt
         return data_http_error(
             resp, out, 404, b->data == NULL || b->data->models == NULL ? "no_models" : "not_found");
     }
-    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-        resp->allow = "GET, HEAD";
-        return data_http_error(resp, out, 405, "read_only: objects are written by envelopes");
+    bool read = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+    if (!read && strcmp(req->method, "POST") != 0 && strcmp(req->method, "PUT") != 0 &&
+        strcmp(req->method, "DELETE") != 0) {
+        resp->allow = "GET, HEAD, POST, PUT, DELETE";
+        return data_http_error(resp, out, 405, "method_not_allowed");
     }
     char id[CRYPTO_IDENTITY_ID_BYTES];
     const char *reason = NULL;
@@ -480,15 +474,24 @@ int data_http_route(struct broker *b, const struct http_request *req, struct htt
     /* The rest of the path: "", "T", "T/PERMALINK" or "T/PERMALINK/versions". */
     const char *rest = req->path + prefix;
     size_t rest_len = req->path_len - prefix;
-    if (rest_len == 0)
-        return data_http_types(b, resp, out);
-    const char *slash = memchr(rest, '/', rest_len);
+    const char *slash = rest_len > 0 ? memchr(rest, '/', rest_len) : NULL;
     size_t type_len = slash != NULL ? (size_t)(slash - rest) : rest_len;
+    bool post = strcmp(req->method, "POST") == 0;
+    if (rest_len == 0 && read)
+        return data_http_types(b, resp, out);
+    if (rest_len == 0 || (!read && post != (slash == NULL))) {
+        /* POST names a type; PUT and DELETE a resource */
+        resp->allow = rest_len == 0   ? "GET, HEAD"
+                      : slash == NULL ? "GET, HEAD, POST"
+                                      : "GET, HEAD, PUT, DELETE";
+        return data_http_error(resp, out, 405, "method_not_allowed");
+    }
     const struct data_model *m = data_models_find(b->data->models, rest, type_len);
     if (m == NULL)
         return data_http_error(resp, out, 404, "unknown_type");
     if (slash == NULL)
-        return data_http_list(b, m, reader, req, resp, out);
+        return post ? data_write_route(b, m, id, NULL, req, resp, out)
+                    : data_http_list(b, m, reader, req, resp, out);
     const char *link = slash + 1;
     size_t left = rest_len - type_len - 1;
     static const char versions[] = "/versions";
@@ -500,6 +503,12 @@ int data_http_route(struct broker *b, const struct http_request *req, struct htt
         strlen(permalink) != DATA_HEX64_CHARS)
         return data_http_error(resp, out, 404, "not_found");
     struct lmq_bytes key = {(const uint8_t *)permalink, DATA_HEX64_CHARS};
+    if (!read && with_versions) {
+        resp->allow = "GET, HEAD";
+        return data_http_error(resp, out, 405, "method_not_allowed");
+    }
+    if (!read)
+        return data_write_route(b, m, id, permalink, req, resp, out);
     return with_versions ? data_http_versions(b, m, reader, key, req, resp, out)
                          : data_http_get(b, m, reader, key, resp, out);
 }

@@ -36,6 +36,8 @@ struct pipeline_tree_level {
 struct pipeline_tree_ack {
     char sender[CRYPTO_IDENTITY_ID_BYTES];
     struct pipeline_accepted accepted;
+    pipeline_sent_fn sent; /* NULL: published on the sender's ack topic */
+    void *sent_ctx;
 };
 
 struct pipeline_tree_batch {
@@ -121,7 +123,7 @@ static int pipeline_tree_emit(void *ctx, uint32_t level, uint64_t index,
 }
 
 void pipeline_tree_queue_ack(struct broker *b, const char *sender,
-                             const struct pipeline_accepted *a)
+                             const struct pipeline_accepted *a, pipeline_sent_fn sent, void *ctx)
 {
     struct pipeline_tree_batch *lb = pipeline_tree_open_batch(b);
     if (lb->ack_count == lb->ack_cap) {
@@ -135,6 +137,8 @@ void pipeline_tree_queue_ack(struct broker *b, const char *sender,
     struct pipeline_tree_ack *ack = &lb->acks[lb->ack_count++];
     memcpy(ack->sender, sender, CRYPTO_IDENTITY_ID_BYTES);
     ack->accepted = *a;
+    ack->sent = sent;
+    ack->sent_ctx = ctx;
 }
 
 int pipeline_tree_append(struct broker *b, const char *link_hex)
@@ -258,11 +262,17 @@ void pipeline_tree_committed(struct broker *b, struct pipeline_tree_batch *lb)
     static char json[LEDGER_TREE_ACK_MAX_BYTES];
     for (size_t i = 0; i < lb->ack_count; i++) {
         size_t len = 0;
-        int rc = pipeline_tree_ack_json(b, lb, &lb->acks[i].accepted, json, sizeof(json), &len);
+        struct pipeline_tree_ack *ack = &lb->acks[i];
+        int rc = pipeline_tree_ack_json(b, lb, &ack->accepted, json, sizeof(json), &len);
         if (rc == LMQ_EIO)
             broker_fail_stop(b, "ledger proof", rc);
-        if (rc != LMQ_OK || pipeline_publish_ack(b, lb->acks[i].sender, json, len) != LMQ_OK)
-            lmq_log_msg(LMQ_LOG_WARN, "ack_not_sent", lb->acks[i].sender);
+        if (ack->sent != NULL) {
+            pipeline_sent_fn sent = ack->sent;
+            ack->sent = NULL; /* called once */
+            sent(ack->sent_ctx, rc == LMQ_OK ? json : NULL, rc == LMQ_OK ? len : 0);
+        } else if (rc != LMQ_OK || pipeline_publish_ack(b, ack->sender, json, len) != LMQ_OK) {
+            lmq_log_msg(LMQ_LOG_WARN, "ack_not_sent", ack->sender);
+        }
     }
 }
 
@@ -272,6 +282,10 @@ void pipeline_tree_batch_free(struct pipeline_tree_batch *lb)
         return;
     for (size_t l = 0; l < LEDGER_MERKLE_LEVELS_MAX; l++)
         free(lb->levels[l].hashes);
+    for (size_t i = 0; i < lb->ack_count; i++) { /* the batch never became durable */
+        if (lb->acks[i].sent != NULL)
+            lb->acks[i].sent(lb->acks[i].sent_ctx, NULL, 0);
+    }
     free(lb->acks);
     free(lb);
 }
