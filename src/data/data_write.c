@@ -179,9 +179,9 @@ static json_t *data_write_body(const struct data_model *m, const char *caller,
     json_t *body = NULL;
     if (del)
         body = json_object();
-    else if (req->body_len == 0 ||
-             !json_is_object(
-                 body = schema_json_loadb((const char *)req->body, req->body_len, &jerr))) {
+    else if (req->body_len > 0) /* json_is_object() evaluates its argument twice */
+        body = schema_json_loadb((const char *)req->body, req->body_len, &jerr);
+    if (!json_is_object(body)) {
         json_decref(body);
         *rc = http_error_json(resp, out, 400, "bad_json: the body is one JSON object");
         return NULL;
