@@ -6,6 +6,7 @@ sockets and the Python identity client against the real binary."""
 
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -269,3 +270,23 @@ def test_pipelined_requests_are_answered_in_order_and_a_client_may_leave_early(s
         time.sleep(0.1)
     assert len(page["results"]) == 22, len(page["results"])
     assert b.proc.poll() is None
+
+
+def test_the_readme_post_line_writes_an_object(start_broker):
+    """The README's typed-objects block: its curl POST to /api/v1 with the example models."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    with open(os.path.join(root, "README.md")) as f:
+        readme = f.read()
+    block = readme[readme.index("Typed objects: `make run`"):]
+    block = block[:block.index("## Command line")]
+    m = re.search(r"\\\n\s+http://127\.0\.0\.1:8080(/api/v1/\S+) -d '(\{.*\})'", block)
+    path, body = m.group(1), json.loads(m.group(2))
+    b = start_broker(None, extra_args=["--http", "127.0.0.1:0", "--models",
+                                       os.path.join(root, "examples", "models")])
+    b.http_addr = b.events("ready")[-1]["http"][0]
+    bob = lc.Identity()
+    status, ans, _ = write(b, lc.login(b.http_addr, bob), "POST", path, body)
+    assert status == 201, ans
+    assert ans["envelope"]["body"]["_on_behalf_of"] == bob.id
+    assert ans["resource"]["_author"] == bob.id
+    assert {k: ans["resource"][k] for k in body} == body
