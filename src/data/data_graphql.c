@@ -32,6 +32,9 @@
 /* The member a node read as of a checkpoint carries for its references: "__" names are no
  * field a query may select, so it never shows. */
 #define GQL_AS_OF_MEMBER "__asOf"
+#define GQL_AS_OF_TOO_LONG                                                                         \
+    "checkpoint: the read took longer than [data] graphql_max_ms (as of a checkpoint, a filter "   \
+    "or an order looks at every resource created before it)"
 #define GQL_NO_STORE "Cache-Control: no-store\r\n"
 #define GQL_CHALLENGE "WWW-Authenticate: Bearer realm=\"ledgermq\"\r\nCache-Control: no-store\r\n"
 
@@ -392,6 +395,9 @@ static int gql_resolve_rl(struct gql_call *c, const struct data_gql_entry *e,
     else if (gql_checkpoint(c, batch->args, &p->q.as_of, &p->q.as_of_size, why, sizeof(why)) !=
              LMQ_OK)
         p->bad = why;
+    /* As of a checkpoint a filter or order can look at every resource created before it: the
+     * read itself is bounded by the request's time. */
+    p->q.max_ms = p->q.as_of ? c->b->cfg.data.graphql_max_ms : 0;
     if (p->bad == NULL)
         gql_plan_filter(p, json_object_get(batch->args, "filter"));
     if (p->bad == NULL)
@@ -412,6 +418,12 @@ static int gql_resolve_rl(struct gql_call *c, const struct data_gql_entry *e,
         rc = page.edges != NULL ? store_data_query(c->b->store, &p->q, gql_page_row, &page, &count)
                                 : LMQ_ENOMEM;
         rc = rc == LMQ_OK ? page.failed : rc;
+        if (rc == LMQ_ELIMIT) { /* an as-of read ran out of time: this field's error */
+            batch->errors[i] = gql_msg(GQL_AS_OF_TOO_LONG);
+            json_decref(gql_connection(&page));
+            rc = LMQ_OK;
+            continue;
+        }
         json_t *conn = gql_connection(&page);
         if (rc == LMQ_OK && conn == NULL)
             rc = LMQ_ENOMEM;

@@ -323,6 +323,7 @@ static int data_http_list(struct broker *b, const struct data_model *m, const ch
         return data_http_error(resp, out, 400, why);
     }
     q.as_of = l->has_checkpoint;
+    q.max_ms = q.as_of ? b->cfg.data.graphql_max_ms : 0; /* an as-of filter can scan */
     /* A page continues under the checkpoint it was read at, and only under it. */
     if (l->has_cursor && (l->cursor_as_of != q.as_of || l->cursor_size != q.as_of_size)) {
         free(l);
@@ -334,6 +335,12 @@ static int data_http_list(struct broker *b, const struct data_model *m, const ch
                             : LMQ_ENOMEM;
     if (rc == LMQ_EIO)
         broker_fail_stop(b, "data read", rc);
+    if (rc == LMQ_ELIMIT) {
+        json_decref(l->results);
+        free(l);
+        return data_http_error(resp, out, 503,
+                               "checkpoint: the read took longer than [data] graphql_max_ms");
+    }
     json_t *body = NULL;
     if (rc == LMQ_OK && !l->failed) {
         char next[48];

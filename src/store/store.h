@@ -630,10 +630,14 @@ struct store_data_query {
      * evaluated on each resource of the model created before as_of_size. */
     bool as_of;
     uint64_t as_of_size;
+    /* 0: no bound; else the statement is interrupted after this long and the query fails with
+     * LMQ_ELIMIT (rows already passed to row() stand). For reads that can scan (as of). */
+    uint64_t max_ms;
 };
 
 /* Runs q, calling row() for each resource in order. Sets *count. LMQ_EINVAL for a query
- * outside the bounds above (nothing read). Loop thread; synchronous. */
+ * outside the bounds above (nothing read), LMQ_ELIMIT when q->max_ms ran out, LMQ_EIO. Loop
+ * thread; synchronous. */
 int store_data_query(struct store *store, const struct store_data_query *q, store_data_row_fn row,
                      void *ctx, size_t *count) LMQ_WUR;
 /* How the back end runs q (SQLite: the EXPLAIN QUERY PLAN details, one per line) into out, for

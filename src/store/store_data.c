@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/buf.h"
 #include "core/lmq.h"
@@ -606,6 +607,29 @@ static int data__prepare(struct store *store, const struct store_data_query *pla
     return LMQ_OK;
 }
 
+/* A query's deadline: the progress handler interrupts the statement once it has passed. */
+struct data_deadline {
+    uint64_t end_ns;
+    bool fired;
+};
+
+static uint64_t data__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int data__progress(void *arg)
+{
+    struct data_deadline *d = arg;
+    d->fired = d->fired || data__now_ns() >= d->end_ns;
+    return d->fired ? 1 : 0;
+}
+
+/* SQLite virtual machine instructions between two looks at the clock (~ tens of microseconds). */
+#define DATA_PROGRESS_OPS 10000
+
 int store_data_query(struct store *store, const struct store_data_query *plan,
                      store_data_row_fn row, void *ctx, size_t *count)
 {
@@ -613,7 +637,17 @@ int store_data_query(struct store *store, const struct store_data_query *plan,
     *count = 0;
     sqlite3_stmt *st = NULL;
     int rc = data__prepare(store, plan, false, &st);
-    return rc == LMQ_OK ? data__rows(st, plan->limit, row, ctx, count) : rc;
+    if (rc != LMQ_OK)
+        return rc;
+    if (plan->max_ms == 0)
+        return data__rows(st, plan->limit, row, ctx, count);
+    LMQ_ASSERT(plan->max_ms <= UINT64_MAX / 2000000u); /* no overflow of the deadline */
+    sqlite3 *db = store_sqlite_reader(store);
+    struct data_deadline deadline = {.end_ns = data__now_ns() + plan->max_ms * 1000000u};
+    sqlite3_progress_handler(db, DATA_PROGRESS_OPS, data__progress, &deadline);
+    rc = data__rows(st, plan->limit, row, ctx, count);
+    sqlite3_progress_handler(db, 0, NULL, NULL);
+    return deadline.fired && rc == LMQ_EIO ? LMQ_ELIMIT : rc;
 }
 
 int store_data_query_plan(struct store *store, const struct store_data_query *plan, char *out,

@@ -746,6 +746,55 @@ static void test_the_as_of_plan_seeks_each_version_by_permalink_and_index(void *
     }
 }
 
+/* A scan as of a checkpoint stops at max_ms with LMQ_ELIMIT; without a bound it finishes. */
+static void test_an_as_of_scan_stops_at_its_time_bound(void **state)
+{
+    struct fixture *f = *state;
+    enum { RESOURCES = 20000 };
+    for (size_t i = 0; i < RESOURCES; i++) {
+        char link[65], body[32];
+        snprintf(link, sizeof(link), "a%063zx", i);
+        snprintf(body, sizeof(body), "{\"amount\":%zu}", i);
+        struct store_record rec = {.type = STORE_DATA_VERSION};
+        rec.u.data_version = (struct store_rec_data_version){
+            .ledger_index = i,
+            .link = BYTES(link),
+            .permalink = BYTES(link),
+            .prevlink = BYTES(""),
+            .model = BYTES("com.example.Payment"),
+            .author = BYTES(ALICE),
+            .recipient = BYTES(BOB),
+            .time = BYTES("2026-12-06T10:00:00.000000000Z"),
+            .body = BYTES(body),
+        };
+        assert_int_equal(store_write(f->store, &rec), 0);
+    }
+    assert_int_equal(commit_and_wait(f), 0);
+    /* No resource matches: the statement looks at all of them. */
+    struct store_data_value v = INT_VALUE(-1);
+    struct store_data_filter filter = {
+        .path = BYTES("$.amount"), .op = STORE_DATA_EQ, .values = &v, .value_count = 1};
+    struct store_data_query q = {.model = BYTES("com.example.Payment"),
+                                 .filters = &filter,
+                                 .filter_count = 1,
+                                 .limit = 10,
+                                 .as_of = true,
+                                 .as_of_size = RESOURCES,
+                                 .max_ms = 1};
+    struct rows rows = {0};
+    size_t count = 9;
+    assert_int_equal(store_data_query(f->store, &q, collect, &rows, &count), LMQ_ELIMIT);
+    assert_int_equal(count, 0);
+    q.max_ms = 0;
+    assert_int_equal(store_data_query(f->store, &q, collect, &rows, &count), 0);
+    assert_int_equal(count, 0);
+    /* A bound that is not reached changes nothing; the connection is usable afterwards. */
+    v = INT_VALUE(7);
+    q.max_ms = 60000;
+    assert_int_equal(store_data_query(f->store, &q, collect, &rows, &count), 0);
+    assert_int_equal(count, 1);
+}
+
 /* A database of schema 6 gets the readers' since_idx from its history. */
 static void test_database_of_schema_6_learns_since_when_readers_read(void **state)
 {
@@ -816,6 +865,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_the_as_of_plan_seeks_each_version_by_permalink_and_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_as_of_scan_stops_at_its_time_bound, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_database_of_schema_6_learns_since_when_readers_read,
                                         setup, teardown),
     };
