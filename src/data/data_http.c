@@ -8,6 +8,9 @@
  *   GET /api/v1/T/PERMALINK                  one resource (its latest version)
  *   GET /api/v1/T/PERMALINK/versions?after=&limit=   its versions, oldest first
  *
+ * The list and the resource also take checkpoint= (a signed checkpoint note of this server or a
+ * tree size): the state as of that checkpoint (docs/PROTOCOL.md "Reading as of a checkpoint").
+ *
  * Every request needs a bearer token (POST /auth/token). An identity reads the resources it
  * authored or that were sent to it; [data] readers_all read all. A resource the caller may not
  * read is answered exactly like one that does not exist (404). Filters only on indexed
@@ -183,6 +186,10 @@ struct data_http_list {
     uint64_t cursor;
     bool has_cursor;
     const char *bad; /* the 400's reason */
+    /* checkpoint=: its text; a cursor's "@size" (cursor_as_of: it had one) */
+    char checkpoint[DATA_HTTP_VALUE_MAX_BYTES];
+    bool has_checkpoint, cursor_as_of;
+    uint64_t cursor_size;
 };
 
 static int data_http_list_row(void *ctx, const struct store_data_row *r)
@@ -220,9 +227,20 @@ static bool data_http_list_param(void *ctx, const struct data_http_param *p)
         return l->bad == NULL;
     }
     if (strcmp(p->name, "cursor") == 0) {
-        l->has_cursor = data_http_u64(p->value, INT64_MAX, &l->cursor);
+        /* "CREATED" or, as of a checkpoint, "CREATED@SIZE". */
+        char *at = strchr(p->value, '@');
+        if (at != NULL)
+            *at = '\0';
+        l->cursor_as_of = at != NULL && data_http_u64(at + 1, INT64_MAX, &l->cursor_size);
+        l->has_cursor =
+            (at == NULL || l->cursor_as_of) && data_http_u64(p->value, INT64_MAX, &l->cursor);
         l->bad = l->has_cursor ? NULL : "cursor: the next of the previous page";
         return l->bad == NULL;
+    }
+    if (strcmp(p->name, "checkpoint") == 0) {
+        l->has_checkpoint = true;
+        memcpy(l->checkpoint, p->value, strlen(p->value) + 1);
+        return true;
     }
     const struct data_model *m = l->model;
     bool indexed = false;
@@ -290,18 +308,45 @@ static int data_http_list(struct broker *b, const struct data_model *m, const ch
         /* One more than asked: whether there is a next page. */
         .limit = (size_t)l->limit + 1,
     };
+    char why[160];
+    if (l->has_checkpoint && pipeline_checkpoint_size(b, l->checkpoint, strlen(l->checkpoint),
+                                                      &q.as_of_size, why, sizeof(why)) != LMQ_OK) {
+        free(l);
+        return data_http_error(resp, out, 400, why);
+    }
+    q.as_of = l->has_checkpoint;
+    q.max_ms = q.as_of ? b->cfg.data.graphql_max_ms : 0; /* an as-of filter can scan */
+    /* A page continues under the checkpoint it was read at, and only under it. */
+    if (l->has_cursor && (l->cursor_as_of != q.as_of || l->cursor_size != q.as_of_size)) {
+        free(l);
+        return data_http_error(resp, out, 400, "cursor: of another checkpoint");
+    }
     l->results = json_array();
     size_t count = 0;
     rc = l->results != NULL ? store_data_query(b->store, &q, data_http_list_row, l, &count)
                             : LMQ_ENOMEM;
     if (rc == LMQ_EIO)
         broker_fail_stop(b, "data read", rc);
+    if (rc == LMQ_ELIMIT) {
+        json_decref(l->results);
+        free(l);
+        return data_http_error(resp, out, 503,
+                               "checkpoint: the read took longer than [data] graphql_max_ms");
+    }
     json_t *body = NULL;
     if (rc == LMQ_OK && !l->failed) {
-        char next[24];
-        snprintf(next, sizeof(next), "%" PRIu64, l->last_created);
+        char next[48];
+        if (q.as_of)
+            snprintf(next, sizeof(next), "%" PRIu64 "@%" PRIu64, l->last_created, q.as_of_size);
+        else
+            snprintf(next, sizeof(next), "%" PRIu64, l->last_created);
         body = json_pack("{sOso}", "results", l->results, "next",
                          l->rows > l->limit ? json_string(next) : json_null());
+        if (body != NULL && q.as_of &&
+            json_object_set_new(body, "as_of", json_integer((json_int_t)q.as_of_size)) != 0) {
+            json_decref(body);
+            body = NULL;
+        }
     }
     json_decref(l->results);
     free(l);
@@ -326,14 +371,41 @@ static int data_http_one_row(void *ctx, const struct store_data_row *r)
     return o->value != NULL ? 0 : -1;
 }
 
+/* The checkpoint= of a resource's GET (other parameters are not read). */
+struct data_http_get_params {
+    char checkpoint[DATA_HTTP_VALUE_MAX_BYTES];
+    bool has_checkpoint;
+};
+
+static bool data_http_get_param(void *ctx, const struct data_http_param *p)
+{
+    struct data_http_get_params *gp = ctx;
+    if (strcmp(p->name, "checkpoint") == 0) {
+        memcpy(gp->checkpoint, p->value, strlen(p->value) + 1);
+        gp->has_checkpoint = true;
+    }
+    return true;
+}
+
 static int data_http_get(struct broker *b, const struct data_model *m, const char *reader,
-                         struct lmq_bytes permalink, struct http_response *resp,
-                         struct lmq_buf *out)
+                         struct lmq_bytes permalink, const struct http_request *req,
+                         struct http_response *resp, struct lmq_buf *out)
 {
     struct data_http_one one = {.model = m};
     bool found = false;
     struct lmq_bytes who = {(const uint8_t *)reader, reader != NULL ? DATA_HEX64_CHARS : 0};
-    int rc = store_data_resource(b->store, permalink, who, data_http_one_row, &one, &found);
+    struct data_http_get_params gp = {.has_checkpoint = false};
+    char why[160];
+    uint64_t size = 0;
+    if (!data_http_params(req, data_http_get_param, &gp))
+        return data_http_error(resp, out, 400, "malformed query");
+    if (gp.has_checkpoint && pipeline_checkpoint_size(b, gp.checkpoint, strlen(gp.checkpoint),
+                                                      &size, why, sizeof(why)) != LMQ_OK)
+        return data_http_error(resp, out, 400, why);
+    int rc = gp.has_checkpoint
+                 ? store_data_resource_at(b->store, permalink, who, size, data_http_one_row, &one,
+                                          &found)
+                 : store_data_resource(b->store, permalink, who, data_http_one_row, &one, &found);
     if (rc == LMQ_EIO)
         broker_fail_stop(b, "data read", rc);
     /* Another model's resource is not found under this one. */
@@ -510,5 +582,5 @@ int data_http_route(struct broker *b, const struct http_request *req, struct htt
     if (!read)
         return data_write_route(b, m, id, permalink, req, resp, out);
     return with_versions ? data_http_versions(b, m, reader, key, req, resp, out)
-                         : data_http_get(b, m, reader, key, resp, out);
+                         : data_http_get(b, m, reader, key, req, resp, out);
 }

@@ -193,6 +193,29 @@ static void openapi__filters(json_t *paths, const struct data_model *m)
     }
 }
 
+/* The checkpoint parameter of a model's list and resource, and the list's as_of
+ * (docs/PROTOCOL.md "Reading as of a checkpoint"). */
+static void openapi__checkpoint(json_t *paths, json_t *schemas, const struct data_model *m)
+{
+    static const char *const suffixes[] = {"", "/{permalink}"};
+    for (size_t i = 0; i < LMQ_ARRAY_LEN(suffixes); i++) {
+        char path[DATA_TYPE_NAME_MAX_CHARS + 32];
+        snprintf(path, sizeof(path), "/api/v1/%s%s", m->name, suffixes[i]);
+        json_t *params =
+            json_object_get(json_object_get(json_object_get(paths, path), "get"), "parameters");
+        json_array_append_new(
+            params, json_pack("{sssss{ss}ss}", "name", "checkpoint", "in", "query", "schema",
+                              "type", "string", "description",
+                              "read as of a ledger checkpoint: a signed checkpoint note of this "
+                              "server or a tree size in decimal (at most the latest's)"));
+    }
+    char page[DATA_TYPE_NAME_MAX_CHARS + 8];
+    snprintf(page, sizeof(page), "%s_page", m->graphql);
+    json_object_set_new(json_object_get(json_object_get(schemas, page), "properties"), "as_of",
+                        json_pack("{ssss}", "type", "integer", "description",
+                                  "the tree size read at (with checkpoint=)"));
+}
+
 /* Builds the whole document. NULL when out of memory or the fixed part does not parse. */
 static json_t *openapi__document(const struct data_models *set)
 {
@@ -224,6 +247,7 @@ static json_t *openapi__document(const struct data_models *set)
         json_decref(model_paths);
         json_decref(writes);
         openapi__filters(paths, m);
+        openapi__checkpoint(paths, schemas, m);
     }
     return doc;
 }

@@ -51,6 +51,15 @@ uint64_t pipeline_ledger_size(const struct broker *b);
 /* The server's identity id (64 hex characters, NUL-terminated): the key that signs tokens,
  * checkpoints and in-band challenges. */
 const char *pipeline_server_id(const struct broker *b);
+/* Longest checkpoint text pipeline_checkpoint_size reads (a note as GET /ledger/checkpoint
+ * prints it: the body and this server's one signature line). */
+#define PIPELINE_CHECKPOINT_TEXT_MAX_BYTES 4096
+/* The tree size text names for a read as of a checkpoint (docs/PROTOCOL.md "Reading as of a
+ * checkpoint"): a checkpoint note signed by this server's key with its origin, or a tree size in
+ * decimal; either at most the latest checkpoint's size (what is committed). 0 with *size, or
+ * LMQ_EINVAL with the reason in why[0..why_len). */
+int pipeline_checkpoint_size(const struct broker *b, const char *text, size_t len, uint64_t *size,
+                             char *why, size_t why_len) LMQ_WUR;
 
 /* pipeline_identity.c: CONNECT authentication and the id/ topic rules. */
 /* What an id/<owner>/<leaf> topic is. */

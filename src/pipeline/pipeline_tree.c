@@ -14,6 +14,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "crypto/encoding.h"
@@ -184,6 +185,65 @@ static void pipeline_tree_sign(struct broker *b, uint64_t size,
     p->checkpoint_len = len;
     p->checkpoint_size = size;
     memcpy(p->checkpoint_root, root, LEDGER_MERKLE_HASH_BYTES);
+}
+
+/* A tree size in decimal: digits only, no leading zero, at most INT64_MAX. */
+static bool pipeline_tree_decimal(const char *text, size_t len, uint64_t *out)
+{
+    if (len == 0 || len > 19 || (len > 1 && text[0] == '0'))
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] < '0' || text[i] > '9')
+            return false;
+        v = v * 10 + (uint64_t)(text[i] - '0'); /* 19 digits cannot overflow 64 bits */
+    }
+    *out = v;
+    return v <= INT64_MAX;
+}
+
+int pipeline_checkpoint_size(const struct broker *b, const char *text, size_t len, uint64_t *size,
+                             char *why, size_t why_len)
+{
+    LMQ_ASSERT(b != NULL && b->pipeline != NULL && size != NULL && why != NULL && why_len > 0);
+    const struct pipeline *p = b->pipeline;
+    why[0] = '\0';
+    *size = 0;
+    uint64_t n = 0;
+    if (text == NULL || len == 0 || len > PIPELINE_CHECKPOINT_TEXT_MAX_BYTES) {
+        snprintf(why, why_len, "checkpoint: a signed checkpoint note or a tree size");
+        return LMQ_EINVAL;
+    }
+    if (text[0] >= '0' && text[0] <= '9') {
+        if (!pipeline_tree_decimal(text, len, &n)) {
+            snprintf(why, why_len, "checkpoint: a tree size is a decimal integer");
+            return LMQ_EINVAL;
+        }
+    } else {
+        struct ledger_checkpoint *cp = malloc(sizeof(*cp)); /* 16 signatures: ~2 KiB */
+        enum ledger_checkpoint_verdict verdict = LEDGER_CHECKPOINT_MALFORMED;
+        int rc = cp != NULL ? ledger_checkpoint_verify(text, len, p->ledger_origin,
+                                                       p->server_key.pub, cp, &verdict)
+                            : LMQ_ENOMEM;
+        bool same_origin = rc == LMQ_OK && strcmp(cp->origin, p->ledger_origin) == 0;
+        n = rc == LMQ_OK ? cp->size : 0;
+        free(cp);
+        if (rc != LMQ_OK || !same_origin) {
+            snprintf(why, why_len, "checkpoint: not this server's (%s)",
+                     rc == LMQ_ENOMEM ? "out of memory"
+                     : rc != LMQ_OK   ? ledger_checkpoint_verdict_str(verdict)
+                                      : "another origin");
+            return LMQ_EINVAL;
+        }
+    }
+    if (n > p->checkpoint_size) {
+        snprintf(why, why_len,
+                 "checkpoint: size %" PRIu64 " is beyond the latest checkpoint (size %" PRIu64 ")",
+                 n, p->checkpoint_size);
+        return LMQ_EINVAL;
+    }
+    *size = n;
+    return LMQ_OK;
 }
 
 int pipeline_tree_json_string(char *out, size_t cap, size_t *used, const char *s, size_t len)
