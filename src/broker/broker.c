@@ -4,6 +4,8 @@
  */
 #include "broker/broker_internal.h"
 #include "data/data.h"
+#include "events/events.h"
+#include "events/webhooks.h"
 
 #include "net/address.h"
 #include "net/http.h"
@@ -533,6 +535,10 @@ static int broker_open_data(struct broker *b, const struct lmq_config *cfg)
     /* After the store: a database that can't be opened is the one error reported. */
     int id_rc = pipeline_init(b);
     if (id_rc == LMQ_OK)
+        id_rc = events_init(b); /* its envelope hook reports an envelope before data's object */
+    if (id_rc == LMQ_OK)
+        id_rc = webhooks_init(b);
+    if (id_rc == LMQ_OK)
         id_rc = data_init(b); /* after the pipeline: it registers an envelope hook */
     if (id_rc != LMQ_OK)
         return id_rc == LMQ_ENOMEM ? LMQ_ENOMEM : LMQ_EINVAL;
@@ -552,6 +558,7 @@ static void broker_teardown(struct broker *b)
         http_server_close(b->https);
         b->https = NULL;
     }
+    webhooks_stop(b); /* its handles close in the run below */
     /* Sessions first (they own timers and deliveries), then everything else. */
     if (b->sessions != NULL)
         session_destroy_all(b);
@@ -571,6 +578,8 @@ static void broker_teardown(struct broker *b)
     broker_destroy_state(b);
     sys_tree_free(b); /* its timer closed with the loop */
     data_destroy(b);
+    webhooks_destroy(b);
+    events_destroy(b);
     pipeline_destroy(b);
     access_destroy(b);
     if (b->tls != NULL)
@@ -659,6 +668,7 @@ int broker_run(const struct lmq_config *cfg)
         goto out;
     }
     fd_limit_log(cfg, &fds);
+    webhooks_start(b);
     struct lmq_log_line line;
     if (lmq_log_begin(&line, LMQ_LOG_INFO, "ready")) {
         lmq_log_raw(&line, "mqtt", listeners);

@@ -415,6 +415,8 @@ struct broker {
     struct access_guard *access_guard; /* per-address shares and back-off (access_guard.c) */
     struct pipeline *pipeline;         /* the identity/ledger pipeline (src/pipeline) */
     struct data *data;                 /* typed objects (src/data) */
+    struct events *events;             /* the event stream (src/events); NULL when off */
+    struct webhooks *webhooks;         /* webhook deliveries (src/events/webhooks.c) */
     uint64_t security_events[32];      /* by enum security_event (SECURITY_EVENT_COUNT <= 32) */
     uint64_t next_conn_id;
     uint64_t next_msg_id;

@@ -2,6 +2,7 @@
  * Client connections: accept, read and frame packets, coalesce output into
  * one write per socket per loop turn, keepalive and connect timeouts, close.
  */
+#include "events/events.h"
 #include "broker/broker_internal.h"
 
 #include <string.h>
@@ -98,6 +99,31 @@ static void conn_log_client(struct conn *c, struct lmq_log_line *line)
     lmq_log_str(line, "protocol", c->version == MQTT_V5 ? "5.0" : "3.1.1");
 }
 
+/* session.started / session.ended on the event stream (events.h), beside the log lines. */
+static void conn_event(struct conn *c, const char *type, const char *by, const char *reason)
+{
+    if (!events_on(c->broker))
+        return;
+    json_t *d = json_object();
+    if (d == NULL)
+        broker_fail_stop(c->broker, "event", LMQ_ENOMEM);
+    if (c->session != NULL)
+        json_object_set_new(
+            d, "client_id",
+            json_stringn((const char *)c->session->client_id, c->session->client_id_len));
+    json_object_set_new(d, "identity",
+                        c->identity[0] != '\0' ? json_string(c->identity) : json_null());
+    json_object_set_new(d, "user", json_stringn(c->user, c->user_len));
+    json_object_set_new(d, "remote", json_string(c->remote));
+    json_object_set_new(d, "transport", json_string(conn_transport_name(c->kind)));
+    json_object_set_new(d, "protocol", json_string(c->version == MQTT_V5 ? "5.0" : "3.1.1"));
+    if (by != NULL)
+        json_object_set_new(d, "by", json_string(by));
+    if (reason != NULL)
+        json_object_set_new(d, "reason", json_string(reason));
+    events_emit(c->broker, type, d);
+}
+
 void conn_log_refused(struct conn *c, uint8_t reason_code, const char *why)
 {
     LMQ_ASSERT(c != NULL && !c->connect_logged);
@@ -119,6 +145,7 @@ void conn_log_connected(struct conn *c)
     LMQ_ASSERT(c != NULL && c->state == CONN_CONNECTED);
     LMQ_ASSERT(!c->connect_logged && !c->end_logged);
     c->connect_logged = true;
+    conn_event(c, "session.started", NULL, NULL);
     struct lmq_log_line line;
     if (!lmq_log_begin(&line, LMQ_LOG_INFO, "client_connected"))
         return;
@@ -136,6 +163,7 @@ void conn_log_disconnected(struct conn *c, const char *by, const char *reason, i
     if (!c->connect_logged || c->end_logged)
         return;
     c->end_logged = true;
+    conn_event(c, "session.ended", by, reason);
     struct lmq_log_line line;
     if (!lmq_log_begin(&line, LMQ_LOG_INFO, "client_disconnected"))
         return;

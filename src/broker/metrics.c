@@ -3,6 +3,7 @@
  * Everything is read from the loop thread's own counters, so a scrape needs no locking; it
  * walks the sessions once for the queue depth.
  */
+#include "events/webhooks.h"
 #include "broker/broker_internal.h"
 #include "data/data.h"
 
@@ -199,6 +200,7 @@ static int metrics_broker(struct broker *b, struct lmq_buf *out)
     rc |= METRIC(out, "graphql_store_reads_total", "counter",
                  "Store reads GraphQL requests made (references: one read a level).");
     rc |= http_body_printf(out, "ledgermq_graphql_store_reads_total %" PRIu64 "\n", gql_reads);
+    rc |= webhooks_metrics(b, out);
     rc |= METRIC(out, "models", "gauge", "Models loaded from [data] models.");
     rc |= http_body_printf(out, "ledgermq_models %zu\n", models);
     rc |= METRIC(out, "disk_low", "gauge", "1 while free space is under min_free_disk.");

@@ -3,6 +3,8 @@
  * quotas, the pipeline's refusals). Broker-wide: counted by kind in the broker's stats
  * (metrics.c exports them) and logged as one "security" line each.
  */
+#include "events/events.h"
+#include <stdio.h>
 #include "broker/broker_internal.h"
 
 static const char *const security_event_names[SECURITY_EVENT_COUNT] = {
@@ -34,6 +36,16 @@ void security_event(struct broker *b, struct conn *c, enum security_event kind, 
 {
     LMQ_ASSERT(b != NULL && kind < SECURITY_EVENT_COUNT);
     b->security_events[kind]++;
+    if (events_on(b)) {
+        char type[LMQ_EVENT_TYPE_MAX_CHARS + 1];
+        snprintf(type, sizeof(type), "security.%s", security_event_names[kind]);
+        events_emit(b, type,
+                    json_pack("{s:s,s:o,s:o,s:o}", "kind", security_event_names[kind], "detail",
+                              detail != NULL ? json_string(detail) : json_null(), "remote",
+                              c != NULL ? json_string(c->remote) : json_null(), "identity",
+                              c != NULL && c->identity[0] != '\0' ? json_string(c->identity)
+                                                                  : json_null()));
+    }
     struct lmq_log_line line;
     if (!lmq_log_begin(&line, LMQ_LOG_WARN, "security"))
         return;

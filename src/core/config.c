@@ -4,6 +4,7 @@
  * line accept exactly the same values and give the same messages.
  */
 #include "core/config.h"
+#include "core/config_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -457,7 +458,7 @@ int lmq_config_validate(const struct lmq_config *cfg, char *err, size_t err_len)
         lmq_errf(err, err_len, "[tls] client_cert = required needs [tls] client_ca");
         return LMQ_EINVAL;
     }
-    return 0;
+    return config_validate_webhooks(cfg, err, err_len);
 }
 
 /* [auth] password_file / acl_file: a path that can be opened for reading now, so a typo stops
@@ -1122,6 +1123,12 @@ int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key,
     if (strcmp(section, "data") == 0) {
         return config__set_data(cfg, key, value, err, err_len);
     }
+    if (strncmp(section, "webhook.", 8) == 0) {
+        return config_set_webhook(cfg, section, key, value, err, err_len);
+    }
+    if (strcmp(section, "events") == 0) {
+        return config_set_events(cfg, key, value, err, err_len);
+    }
     if (section[0] == '\0') {
         lmq_errf(err, err_len,
                  "%s: key outside any section (expected [server], [limits], [tls], [auth], "
@@ -1130,7 +1137,7 @@ int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key,
     } else {
         lmq_errf(err, err_len,
                  "[%s] %s: unknown section (expected [server], [limits], [tls], [auth], "
-                 "[http], [queue_overflow] or [data])",
+                 "[http], [queue_overflow], [data], [events] or [webhook.NAME])",
                  section, key);
     }
     return LMQ_EINVAL;

@@ -151,6 +151,30 @@ struct lmq_data_config {
     uint32_t graphql_max_ms;
 };
 
+/* [webhook.NAME]: an endpoint the event stream is POSTed to (docs/PROTOCOL.md "Webhooks"). */
+#define LMQ_WEBHOOKS_MAX 16
+#define LMQ_WEBHOOK_NAME_MAX_CHARS 32
+#define LMQ_WEBHOOK_URL_MAX_BYTES 1024
+#define LMQ_WEBHOOK_SECRET_MAX_BYTES 256
+#define LMQ_WEBHOOK_SECRET_MIN_BYTES 16
+#define LMQ_WEBHOOK_EVENTS_MAX 16
+#define LMQ_EVENT_TYPE_MAX_CHARS 48
+struct lmq_webhook_config {
+    char name[LMQ_WEBHOOK_NAME_MAX_CHARS + 1]; /* [A-Za-z0-9_-], from the section name */
+    char url[LMQ_WEBHOOK_URL_MAX_BYTES];       /* http:// or https:// */
+    char secret[LMQ_WEBHOOK_SECRET_MAX_BYTES]; /* the HMAC key (16..255 bytes) */
+    /* Event types it receives: exact names or a prefix ending in ".*"; none: every event. */
+    char events[LMQ_WEBHOOK_EVENTS_MAX][LMQ_EVENT_TYPE_MAX_CHARS + 1];
+    uint32_t event_count;
+    uint32_t timeout_ms;       /* one attempt, connect to last byte */
+    uint32_t max_attempts;     /* then the event goes to the dead-letter list */
+    uint32_t max_in_flight;    /* deliveries at once; 1 keeps strict order */
+    uint32_t retry_base_ms;    /* first retry after about this, doubling, with jitter */
+    uint32_t retry_max_ms;     /* retries at most this far apart */
+    uint32_t breaker_failures; /* consecutive failures that open the circuit */
+    uint32_t breaker_open_ms;  /* how long it stays open before one trial delivery */
+};
+
 /* TLS for --mqtts and --https: certificate files, re-read on SIGHUP. */
 struct lmq_tls_config {
     char cert_file[LMQ_PATH_MAX_BYTES]; /* PEM, may hold the chain */
@@ -200,6 +224,9 @@ struct lmq_config {
     struct lmq_auth_config auth;
     struct lmq_http_config http_trust; /* [http] */
     struct lmq_data_config data;       /* [data] */
+    struct lmq_webhook_config webhooks[LMQ_WEBHOOKS_MAX]; /* [webhook.NAME], in file order */
+    size_t webhook_count;
+    bool events_record; /* [events] record: keep the event stream even without a consumer */
     enum lmq_sync_mode sync;
     enum lmq_log_level log_level;
     /* [server] sys_interval: seconds between $SYS/broker/... updates (sys_tree.c); 0 = none. */

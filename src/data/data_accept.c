@@ -16,6 +16,7 @@
 #include "crypto/jcs.h"
 #include "data/data_graphql.h"
 #include "data/data_internal.h"
+#include "events/events.h"
 #include "ledger/envelope.h"
 
 const char *const data_reserved_members[5] = {"_t", "_prevlink", "_permalink", "_deleted",
@@ -413,6 +414,12 @@ int data_accept_appended(void *ctx, const struct ledger_envelope *env, const cha
     };
     commit_store_write(d->broker, &rec);
     d->objects_accepted++;
+    events_emit(d->broker, "object.version",
+                json_pack("{s:s,s:s,s:s,s:o,s:s,s:s,s:s,s:b,s:I}", "model", h->model, "permalink",
+                          h->permalink, "link", link, "prevlink",
+                          p->prevlink[0] != '\0' ? json_string(p->prevlink) : json_null(), "author",
+                          p->author, "owner", h->owner, "to", env->to, "deleted", h->deleted,
+                          "ledger_index", (json_int_t)index));
     /* A model version takes effect with the next envelope (it is durable with this one). */
     bool changed = p->model != NULL || p->remove[0] != '\0';
     if (p->model != NULL) {

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "crypto/jcs.h"
+#include "events/events.h"
 #include "ledger/chain.h"
 #include "ledger/envelope.h"
 
@@ -158,6 +159,10 @@ static void accept_reject_with(struct broker *b, struct conn *c, uint64_t seq, c
     uint64_t expected = li != NULL ? li->last_seq + 1 : 0;
     struct lmq_buf json = {0};
     int rc = accept_reject_json(expected, seq, link, reason, detail, members, &json);
+    events_emit(b, "envelope.rejected",
+                json_pack("{s:s,s:s,s:o,s:I,s:I,s:s}", "identity", c->identity, "reason", reason,
+                          "detail", detail != NULL ? json_string(detail) : json_null(), "seq",
+                          (json_int_t)seq, "expected_seq", (json_int_t)expected, "link", link));
     struct lmq_log_line line;
     if (lmq_log_begin(&line, LMQ_LOG_INFO, "envelope_rejected")) {
         lmq_log_str(&line, "identity", c->identity);

@@ -85,25 +85,29 @@ struct store_message {
  * removes its last reference (queue row, retained entry or will).
  */
 enum store_record_type {
-    STORE_SESSION_PUT = 1,     /* u.session_put */
-    STORE_SESSION_DELETE,      /* u.session_delete: the session and all it owns */
-    STORE_SUBSCRIPTION_PUT,    /* u.subscription_put */
-    STORE_SUBSCRIPTION_DELETE, /* u.subscription_delete */
-    STORE_MESSAGE_PUT,         /* u.message_put */
-    STORE_QUEUE_PUT,           /* u.queue_put */
-    STORE_QUEUE_UPDATE,        /* u.queue_update: sent / PUBREC received */
-    STORE_QUEUE_DELETE,        /* u.queue_delete: acknowledged or dropped */
-    STORE_INBOUND_QOS2_PUT,    /* u.inbound_qos2_put: PUBREC sent, awaiting PUBREL */
-    STORE_INBOUND_QOS2_DELETE, /* u.inbound_qos2_delete */
-    STORE_RETAINED_PUT,        /* u.retained_put */
-    STORE_RETAINED_DELETE,     /* u.retained_delete */
-    STORE_WILL_PUT,            /* u.will_put: the session's will */
-    STORE_WILL_DELETE,         /* u.will_delete */
-    STORE_LEDGER_APPEND,       /* u.ledger_append */
-    STORE_LEDGER_NODE,         /* u.ledger_node */
-    STORE_TOKEN_REVOKE,        /* u.token_revoke */
-    STORE_DATA_VERSION,        /* u.data_version */
-    STORE_DATA_INDEX,          /* u.data_index */
+    STORE_SESSION_PUT = 1,      /* u.session_put */
+    STORE_SESSION_DELETE,       /* u.session_delete: the session and all it owns */
+    STORE_SUBSCRIPTION_PUT,     /* u.subscription_put */
+    STORE_SUBSCRIPTION_DELETE,  /* u.subscription_delete */
+    STORE_MESSAGE_PUT,          /* u.message_put */
+    STORE_QUEUE_PUT,            /* u.queue_put */
+    STORE_QUEUE_UPDATE,         /* u.queue_update: sent / PUBREC received */
+    STORE_QUEUE_DELETE,         /* u.queue_delete: acknowledged or dropped */
+    STORE_INBOUND_QOS2_PUT,     /* u.inbound_qos2_put: PUBREC sent, awaiting PUBREL */
+    STORE_INBOUND_QOS2_DELETE,  /* u.inbound_qos2_delete */
+    STORE_RETAINED_PUT,         /* u.retained_put */
+    STORE_RETAINED_DELETE,      /* u.retained_delete */
+    STORE_WILL_PUT,             /* u.will_put: the session's will */
+    STORE_WILL_DELETE,          /* u.will_delete */
+    STORE_LEDGER_APPEND,        /* u.ledger_append */
+    STORE_LEDGER_NODE,          /* u.ledger_node */
+    STORE_TOKEN_REVOKE,         /* u.token_revoke */
+    STORE_DATA_VERSION,         /* u.data_version */
+    STORE_DATA_INDEX,           /* u.data_index */
+    STORE_EVENT_APPEND,         /* u.event_append */
+    STORE_CONSUMER_POSITION,    /* u.consumer_position */
+    STORE_CONSUMER_DEAD_PUT,    /* u.consumer_dead */
+    STORE_CONSUMER_DEAD_DELETE, /* u.consumer_dead (consumer and event_id only) */
 };
 
 /* Delivery states kept with a queued message. */
@@ -264,6 +268,31 @@ struct store_rec_data_index {
     struct lmq_bytes path;
 };
 
+/* One event of the event stream (src/events): id gap-free from 1, type "envelope.accepted"...,
+ * data a canonical JSON object. */
+struct store_rec_event_append {
+    uint64_t id;
+    int64_t time_ms;
+    struct lmq_bytes type;
+    struct lmq_bytes data;
+};
+
+/* How far a consumer of the event stream (a webhook endpoint) got: every event <= position is
+ * delivered or dead-lettered. */
+struct store_rec_consumer_position {
+    struct lmq_bytes consumer;
+    uint64_t position;
+};
+
+/* An event a consumer gave up on after its attempts (the dead-letter list), or its removal. */
+struct store_rec_consumer_dead {
+    struct lmq_bytes consumer;
+    uint64_t event_id;
+    uint32_t attempts;
+    struct lmq_bytes error; /* the last attempt's, for people */
+    int64_t time_ms;
+};
+
 /* One change that must survive a crash: type says which member of u is filled; the others
  * are not read. */
 struct store_record {
@@ -288,6 +317,9 @@ struct store_record {
         struct store_rec_token_revoke token_revoke;
         struct store_rec_data_version data_version;
         struct store_rec_data_index data_index;
+        struct store_rec_event_append event_append;
+        struct store_rec_consumer_position consumer_position;
+        struct store_rec_consumer_dead consumer_dead;
     } u;
 };
 
@@ -640,6 +672,28 @@ struct store_data_query {
  * thread; synchronous. */
 int store_data_query(struct store *store, const struct store_data_query *q, store_data_row_fn row,
                      void *ctx, size_t *count) LMQ_WUR;
+/* ---- the event stream (src/events): reads on the loop thread ---- */
+struct store_event_row {
+    uint64_t id;
+    int64_t time_ms;
+    struct lmq_bytes type;
+    struct lmq_bytes data;
+};
+typedef int (*store_event_row_fn)(void *ctx, const struct store_event_row *r);
+/* The highest event id stored (0: none). */
+int store_events_last_id(struct store *store, uint64_t *id) LMQ_WUR;
+/* Up to limit events with id > after, in id order. Sets *count. */
+int store_events_after(struct store *store, uint64_t after, size_t limit, store_event_row_fn row,
+                       void *ctx, size_t *count) LMQ_WUR;
+/* Each consumer's position (consumer, position). */
+int store_consumer_positions(struct store *store,
+                             int (*each)(void *ctx, struct lmq_bytes consumer, uint64_t position),
+                             void *ctx) LMQ_WUR;
+/* A consumer's dead-letter list, oldest event first, at most limit. */
+int store_consumer_dead(struct store *store, struct lmq_bytes consumer, size_t limit,
+                        int (*each)(void *ctx, const struct store_rec_consumer_dead *d), void *ctx,
+                        size_t *count) LMQ_WUR;
+
 /* How the back end runs q (SQLite: the EXPLAIN QUERY PLAN details, one per line) into out, for
  * tests and benchmarks that check an index is used. 0, LMQ_EINVAL (as above) or LMQ_ETOOBIG. */
 int store_data_query_plan(struct store *store, const struct store_data_query *q, char *out,

@@ -109,6 +109,18 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "UPDATE data_readers SET since_idx = coalesce((SELECT min(v.ledger_idx) FROM data_versions v"
     " WHERE v.permalink = data_readers.permalink AND (v.author = data_readers.identity"
     " OR v.recipient = data_readers.identity)), created_idx);",
+    /*
+     * 7 -> 8: the event stream (docs/ARCHITECTURE.md "The event stream"): every event with its
+     * gap-free id, written in the commit batch of what it reports; how far each consumer (a
+     * webhook endpoint) got; the events a consumer gave up on (its dead-letter list).
+     */
+    "CREATE TABLE events(id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, type TEXT NOT NULL,"
+    " data TEXT NOT NULL);"
+    "CREATE TABLE event_consumers(consumer TEXT PRIMARY KEY, position INTEGER NOT NULL)"
+    " WITHOUT ROWID;"
+    "CREATE TABLE event_dead(consumer TEXT NOT NULL, event_id INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL, error TEXT NOT NULL, time_ms INTEGER NOT NULL,"
+    " PRIMARY KEY(consumer, event_id)) WITHOUT ROWID;",
 };
 
 int store_schema_version(sqlite3 *db, int *version)

@@ -146,6 +146,7 @@ struct store {
     sqlite3 *reader; /* loop thread only */
     sqlite3_stmt *stmts[ST_COUNT];
     struct store_data_writer data; /* writer: typed objects (store_data.c) */
+    struct store_events_writer events; /* writer: the event stream (store_events.c) */
     sqlite3_stmt *page_stmt;
     sqlite3_stmt *oldest_stmt; /* reader: the oldest queued row of a client (queue_overflow) */
     sqlite3_stmt *node_stmt;   /* reader: one Merkle node */
@@ -262,6 +263,18 @@ static size_t record_slices(struct store_record *r, struct lmq_bytes *slices[],
     case STORE_DATA_INDEX:
         slices[n++] = &r->u.data_index.path;
         break;
+    case STORE_EVENT_APPEND:
+        slices[n++] = &r->u.event_append.type;
+        slices[n++] = &r->u.event_append.data;
+        break;
+    case STORE_CONSUMER_POSITION:
+        slices[n++] = &r->u.consumer_position.consumer;
+        break;
+    case STORE_CONSUMER_DEAD_PUT:
+    case STORE_CONSUMER_DEAD_DELETE:
+        slices[n++] = &r->u.consumer_dead.consumer;
+        slices[n++] = &r->u.consumer_dead.error;
+        break;
     default:
         LMQ_UNREACHABLE("unknown store record type");
     }
@@ -319,7 +332,7 @@ int store_write(struct store *store, const struct store_record *rec)
 {
     LMQ_ASSERT(store != NULL && rec != NULL);
     LMQ_ASSERT(!store->closed);
-    LMQ_ASSERT(rec->type >= STORE_SESSION_PUT && rec->type <= STORE_DATA_INDEX);
+    LMQ_ASSERT(rec->type >= STORE_SESSION_PUT && rec->type <= STORE_CONSUMER_DEAD_DELETE);
     if (store->open == NULL) {
         store->open = calloc(1, sizeof(*store->open));
         if (store->open == NULL)
@@ -769,6 +782,11 @@ static int apply_record(struct store *s, const struct store_record *r)
         return store_data_apply_version(&s->data, &r->u.data_version);
     case STORE_DATA_INDEX:
         return store_data_apply_index(s->writer, &r->u.data_index);
+    case STORE_EVENT_APPEND:
+    case STORE_CONSUMER_POSITION:
+    case STORE_CONSUMER_DEAD_PUT:
+    case STORE_CONSUMER_DEAD_DELETE:
+        return store_events_apply(&s->events, r);
     case STORE_TOKEN_REVOKE:
         st = s->stmts[ST_REVOKE_PUT];
         LMQ_ASSERT(r->u.token_revoke.identity.len > 0);
@@ -1625,6 +1643,8 @@ static int store_open_writer(struct store *s, const struct store_options *opts, 
                                &s->stmts[i], NULL) != SQLITE_OK)
             return store_fail(err, err_len, "prepare", s->writer);
     }
+    if (store_events_writer_prepare(s->writer, &s->events) != SQLITE_OK)
+        return store_fail(err, err_len, "prepare", s->writer);
     if (store_data_writer_prepare(s->writer, &s->data) != SQLITE_OK)
         return store_fail(err, err_len, "prepare", s->writer);
     return LMQ_OK;
@@ -1677,6 +1697,7 @@ static void store_free(struct store *s)
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->stmts[i]);
     store_data_writer_finalize(&s->data);
+    store_events_writer_finalize(&s->events);
     sqlite3_finalize(s->page_stmt);
     sqlite3_finalize(s->oldest_stmt);
     sqlite3_finalize(s->node_stmt);

@@ -38,4 +38,15 @@ void store_data_writer_finalize(struct store_data_writer *w);
 int store_data_apply_version(struct store_data_writer *w, const struct store_rec_data_version *r);
 int store_data_apply_index(sqlite3 *db, const struct store_rec_data_index *r);
 
+/* The writer's statements for the event stream (store_events.c). */
+struct store_events_writer {
+    sqlite3_stmt *event_put;
+    sqlite3_stmt *position_put;
+    sqlite3_stmt *dead_put;
+    sqlite3_stmt *dead_delete;
+};
+int store_events_writer_prepare(sqlite3 *db, struct store_events_writer *w);
+void store_events_writer_finalize(struct store_events_writer *w);
+int store_events_apply(struct store_events_writer *w, const struct store_record *r);
+
 #endif

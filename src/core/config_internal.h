@@ -1,0 +1,20 @@
+/*
+ * What config.c's sections in other files offer it (config_webhooks.c). Not part of config.h.
+ */
+#ifndef LMQ_CONFIG_INTERNAL_H
+#define LMQ_CONFIG_INTERNAL_H
+
+#include <stddef.h>
+
+struct lmq_config;
+
+/* [webhook.NAME] key = value (section is the whole "webhook.NAME"). 0 or LMQ_EINVAL. */
+int config_set_webhook(struct lmq_config *cfg, const char *section, const char *key,
+                       const char *value, char *err, size_t err_len);
+/* [events] key = value. 0 or LMQ_EINVAL. */
+int config_set_events(struct lmq_config *cfg, const char *key, const char *value, char *err,
+                      size_t err_len);
+/* Every webhook has its url and secret. 0 or LMQ_EINVAL. */
+int config_validate_webhooks(const struct lmq_config *cfg, char *err, size_t err_len);
+
+#endif
