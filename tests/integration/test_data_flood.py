@@ -12,6 +12,7 @@ liveness check catches the starvation the budget prevents."""
 
 import json
 import os
+import signal
 import socket
 import threading
 import time
@@ -467,3 +468,45 @@ def test_a_flood_of_data_reads_from_one_address_leaves_another_served(start_brok
     status, raw, _ = lc.http_get(b.http_addr, "/healthz")
     assert status == 200, raw
     mqtt.close()
+
+
+def test_an_address_over_its_budget_gets_429_with_retry_after_until_sighup_lifts_it(
+        start_broker, tmp_path):
+    """read_budget_ms_per_s = 1: one expensive document puts 127.0.0.1 seconds into debt; every
+    data route then answers 429 in its own error shape with Retry-After, without running, while
+    /healthz and the login are not budgeted; SIGHUP with 0 lifts the budget."""
+    auditor, victim = lc.Identity(), lc.Identity()
+    b = flood_broker(start_broker, tmp_path, 1, auditor)
+    links = seed(b, auditor, victim)
+    token = lc.login(b.http_addr, auditor)
+    status, body, _ = dc.post(b, EXPENSIVE, token)  # admitted: the bucket starts full (1 ms)
+    assert status == 200, str(body)[:300]
+    spent = b.metric("ledgermq_data_read_seconds_total")
+    assert spent > 0.005, spent
+    status, body, headers = dc.post(b, "{ _types }", token)
+    assert status == 429 and body == {"errors": [{"message": "read budget exceeded: retry after "
+                                                  "%s s" % headers["Retry-After"]}]}, body
+    # Retry-After is the debt at 1 ms a second (each ms spent is a second to wait), up to the
+    # deepest debt kept: 60 s worth.
+    assert abs(int(headers["Retry-After"]) - min(60, spent * 1000)) <= 2, \
+        (headers["Retry-After"], spent)
+    for path in ("/api/v1/com.example.Payment/" + links[0], "/openapi.json", "/graphiql",
+                 "/graphql/schema.graphql"):
+        status, raw, headers = lc.http_get(b.http_addr, path, token)
+        assert status == 429 and int(headers["Retry-After"]) >= 1, (path, status, raw[:200])
+        if path.startswith("/api/"):
+            assert json.loads(raw)["error"] == 429, raw
+    assert b.metric("ledgermq_data_reads_refused_total") == 5
+    assert b.metric("ledgermq_data_read_seconds_total") == spent  # refusals run nothing
+    assert b.events("read_budget_exceeded"), "no read_budget_exceeded line"
+    assert lc.http_get(b.http_addr, "/healthz")[0] == 200
+    lc.login(b.http_addr, victim)
+    # SIGHUP re-reads the budget: 0 turns it off.
+    with open(os.path.join(b.workdir, "ledgermq.ini")) as f:
+        ini = f.read()
+    with open(os.path.join(b.workdir, "ledgermq.ini"), "w") as f:
+        f.write(ini.replace("read_budget_ms_per_s = 1\n", "read_budget_ms_per_s = 0\n"))
+    os.kill(b.proc.pid, signal.SIGHUP)
+    b.wait_event("reload")
+    assert dc.gql(b, token, "{ _types }")["_types"]
+    assert dc.rest(b, token, "/api/v1/com.example.Payment/" + links[0])["amount"] == 1
