@@ -850,8 +850,14 @@ void read_budget_destroy(struct broker *b);
  * LMQ_ENOMEM. With read_budget_ms_per_s 0 it just calls route. */
 int read_budget_route(struct broker *b, const struct http_request *req, struct http_response *resp,
                       struct lmq_buf *out, read_budget_route_fn route) LMQ_WUR;
-/* For /metrics: requests refused with 429 and loop time charged, since start. */
-void read_budget_counts(const struct broker *b, uint64_t *refused, uint64_t *spent_us);
+struct read_budget_stats {
+    uint64_t refused;  /* requests answered 429 since start */
+    uint64_t spent_us; /* loop time charged since start */
+    size_t clients;    /* addresses tracked now */
+    uint64_t swept;    /* addresses forgotten at the table's bound since start */
+};
+/* For /metrics and tests. */
+void read_budget_counts(const struct broker *b, struct read_budget_stats *out);
 /* The HTTP routes (http_route_fn; ctx: the broker). */
 int broker_http_route(void *ctx, const struct http_request *req, struct http_response *resp,
                       struct lmq_buf *out);

@@ -199,8 +199,9 @@ static int metrics_broker(struct broker *b, struct lmq_buf *out)
     rc |= METRIC(out, "graphql_store_reads_total", "counter",
                  "Store reads GraphQL requests made (references: one read a level).");
     rc |= http_body_printf(out, "ledgermq_graphql_store_reads_total %" PRIu64 "\n", gql_reads);
-    uint64_t budget_refused = 0, budget_spent_us = 0;
-    read_budget_counts(b, &budget_refused, &budget_spent_us);
+    struct read_budget_stats budget;
+    read_budget_counts(b, &budget);
+    uint64_t budget_refused = budget.refused, budget_spent_us = budget.spent_us;
     rc |= METRIC(out, "data_reads_refused_total", "counter",
                  "Data-layer requests answered 429: their client's read budget was spent.");
     rc |= http_body_printf(out, "ledgermq_data_reads_refused_total %" PRIu64 "\n", budget_refused);

@@ -20,9 +20,11 @@
 #include "net/forwarded.h"
 #include "net/http.h"
 
-/* Clients tracked at most. At the bound, clients whose bucket is full again are forgotten; if
- * none is, new clients share one overflow bucket (they are charged and refused together). */
+/* Clients tracked at most. At the bound, clients whose bucket is full again are forgotten (up
+ * to READ_BUDGET_SWEEP_MAX in one pass over the table, so a pass serves that many new clients);
+ * if none is, new clients share one overflow bucket (they are charged and refused together). */
 #define READ_BUDGET_CLIENTS_MAX 65536u
+#define READ_BUDGET_SWEEP_MAX 4096u
 /* The deepest debt, in seconds of refill: bounds Retry-After and keeps the arithmetic small. */
 #define READ_BUDGET_DEBT_MAX_S 60
 /* Longest key: an IPv6 /64 (8 bytes); 1 for the unknown client and the overflow bucket. */
@@ -39,9 +41,16 @@ struct read_budget {
     struct lmq_map *clients; /* key -> struct read_budget_client */
     uint64_t refused;        /* requests answered 429 */
     uint64_t spent_us;       /* loop time charged to data reads */
+    uint64_t swept;          /* clients forgotten at the bound */
     uint64_t log_ms;         /* when the last log line was written */
     uint64_t unlogged;       /* refusals since that line */
     char retry_after[40];    /* "Retry-After: N\r\n" of the 429 being answered */
+    /* A sweep's finds: keys of full buckets (pointing into the map until removed). */
+    const uint8_t *sweep_keys[READ_BUDGET_SWEEP_MAX];
+    uint8_t sweep_lens[READ_BUDGET_SWEEP_MAX];
+    size_t sweep_count;
+    uint32_t sweep_ms_per_s;
+    uint64_t sweep_now_us;
 };
 
 int read_budget_init(struct broker *b)
@@ -76,11 +85,17 @@ void read_budget_destroy(struct broker *b)
     b->read_budget = NULL;
 }
 
-void read_budget_counts(const struct broker *b, uint64_t *refused, uint64_t *spent_us)
+void read_budget_counts(const struct broker *b, struct read_budget_stats *out)
 {
-    LMQ_ASSERT(b != NULL && refused != NULL && spent_us != NULL);
-    *refused = b->read_budget != NULL ? b->read_budget->refused : 0;
-    *spent_us = b->read_budget != NULL ? b->read_budget->spent_us : 0;
+    LMQ_ASSERT(b != NULL && out != NULL);
+    const struct read_budget *rb = b->read_budget;
+    *out = (struct read_budget_stats){0};
+    if (rb == NULL)
+        return;
+    out->refused = rb->refused;
+    out->spent_us = rb->spent_us;
+    out->clients = lmq_map_count(rb->clients);
+    out->swept = rb->swept;
 }
 
 /* One second's worth: the most a bucket holds. */
@@ -105,43 +120,38 @@ static void read_budget_refill(struct read_budget_client *c, uint32_t ms_per_s, 
     LMQ_ASSERT(c->balance_us >= floor_us && c->balance_us <= cap_us);
 }
 
-struct read_budget_sweep {
-    uint32_t ms_per_s;
-    uint64_t now_us;
-    const uint8_t *full_keys[64]; /* keys of full buckets found in one pass */
-    uint8_t full_lens[64];
-    size_t full_count;
-};
-
 static bool read_budget_sweep_one(void *arg, const uint8_t *key, size_t key_len, void *value)
 {
-    struct read_budget_sweep *s = arg;
+    struct read_budget *rb = arg;
     struct read_budget_client *c = value;
-    read_budget_refill(c, s->ms_per_s, s->now_us);
-    if (c->balance_us < read_budget_capacity_us(s->ms_per_s) || key_len > READ_BUDGET_KEY_MAX_BYTES)
+    read_budget_refill(c, rb->sweep_ms_per_s, rb->sweep_now_us);
+    if (c->balance_us < read_budget_capacity_us(rb->sweep_ms_per_s) ||
+        key_len > READ_BUDGET_KEY_MAX_BYTES)
         return true;
-    s->full_keys[s->full_count] = key;
-    s->full_lens[s->full_count] = (uint8_t)key_len;
-    s->full_count++;
-    return s->full_count < LMQ_ARRAY_LEN(s->full_keys);
+    rb->sweep_keys[rb->sweep_count] = key;
+    rb->sweep_lens[rb->sweep_count] = (uint8_t)key_len;
+    rb->sweep_count++;
+    return rb->sweep_count < READ_BUDGET_SWEEP_MAX;
 }
 
-/* At the bound: forgets clients whose bucket is full (they would start full anyway), in passes
- * of at most 64 until a pass finds fewer; bounded by READ_BUDGET_CLIENTS_MAX / 64 passes. */
-static void read_budget_sweep(struct read_budget *rb, uint32_t ms_per_s, uint64_t now_us)
+/* At the bound: one pass over the table forgets up to READ_BUDGET_SWEEP_MAX clients whose bucket
+ * is full (they would start full anyway). Returns how many it forgot. */
+static size_t read_budget_sweep(struct read_budget *rb, uint32_t ms_per_s, uint64_t now_us)
 {
-    for (uint32_t pass = 0; pass <= READ_BUDGET_CLIENTS_MAX / 64u; pass++) {
-        struct read_budget_sweep s = {.ms_per_s = ms_per_s, .now_us = now_us};
-        lmq_map_visit(rb->clients, read_budget_sweep_one, &s);
-        for (size_t i = 0; i < s.full_count; i++) {
-            uint8_t key[READ_BUDGET_KEY_MAX_BYTES];
-            size_t len = s.full_lens[i];
-            memcpy(key, s.full_keys[i], len); /* the map frees its copy on removal */
-            free(lmq_map_remove(rb->clients, key, len));
-        }
-        if (s.full_count < LMQ_ARRAY_LEN(s.full_keys))
-            return;
+    rb->sweep_count = 0;
+    rb->sweep_ms_per_s = ms_per_s;
+    rb->sweep_now_us = now_us;
+    lmq_map_visit(rb->clients, read_budget_sweep_one, rb);
+    LMQ_ASSERT(rb->sweep_count <= READ_BUDGET_SWEEP_MAX);
+    for (size_t i = 0; i < rb->sweep_count; i++) {
+        uint8_t key[READ_BUDGET_KEY_MAX_BYTES];
+        size_t len = rb->sweep_lens[i];
+        memcpy(key, rb->sweep_keys[i], len); /* the map frees its copy on removal */
+        void *c = lmq_map_remove(rb->clients, key, len);
+        LMQ_ASSERT(c != NULL);
+        free(c);
     }
+    return rb->sweep_count;
 }
 
 /* The bucket of the request's client, created full; NULL only without memory. */
@@ -163,9 +173,9 @@ read_budget_client(struct broker *b, const struct http_request *req, uint64_t no
     if (c != NULL)
         return c;
     if (lmq_map_count(rb->clients) >= READ_BUDGET_CLIENTS_MAX) {
-        read_budget_sweep(rb, b->cfg.data.read_budget_ms_per_s, now_us);
+        rb->swept += read_budget_sweep(rb, b->cfg.data.read_budget_ms_per_s, now_us);
         if (lmq_map_count(rb->clients) >= READ_BUDGET_CLIENTS_MAX) {
-            key[0] = 1; /* the overflow bucket, below the bound by the sweep's design */
+            key[0] = 1; /* the overflow bucket (with the unknown one, beyond the bound) */
             len = 1;
             c = lmq_map_get(rb->clients, key, len);
             if (c != NULL)
