@@ -67,8 +67,8 @@ const struct schema *data_models_schema(const struct data_models *m, const char 
 /* Writes the set's type names, comma-separated, into out (for messages). */
 void data_models_names(const struct data_models *m, char *out, size_t cap);
 /* The members of an object's body the server keeps for itself (removed before validation):
- * "_t", "_prevlink", "_permalink", "_deleted". */
-extern const char *const data_reserved_members[4];
+ * "_t", "_prevlink", "_permalink", "_deleted", "_on_behalf_of". */
+extern const char *const data_reserved_members[5];
 /* For /metrics: object versions stored and objects refused since start, models loaded. */
 void data_counts(const struct broker *b, uint64_t *accepted, uint64_t *refused, size_t *models);
 /* True for a path under /api/ (data_http_route answers it). */

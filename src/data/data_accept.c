@@ -18,7 +18,8 @@
 #include "data/data_internal.h"
 #include "ledger/envelope.h"
 
-const char *const data_reserved_members[4] = {"_t", "_prevlink", "_permalink", "_deleted"};
+const char *const data_reserved_members[5] = {"_t", "_prevlink", "_permalink", "_deleted",
+                                              "_on_behalf_of"};
 
 /* The canonical body of a version: at most an envelope's size. */
 #define DATA_BODY_MAX_BYTES LEDGER_ENVELOPE_MAX_BYTES
@@ -36,6 +37,7 @@ static bool accept__refuse(struct pipeline_refusal *r, const char *reason, const
 struct accept_reserved {
     const char *prevlink;
     const char *permalink;
+    const char *on_behalf_of;
     bool deleted;
     size_t data_members; /* members that are not reserved */
 };
@@ -60,6 +62,12 @@ static bool accept__reserved(json_t *body, struct accept_reserved *out, const ch
             out->permalink = json_string_value(v);
             if (!data_hex64(out->permalink)) {
                 *detail = "bad_permalink";
+                return false;
+            }
+        } else if (strcmp(key, "_on_behalf_of") == 0) {
+            out->on_behalf_of = json_string_value(v);
+            if (!data_hex64(out->on_behalf_of)) {
+                *detail = "bad_on_behalf_of";
                 return false;
             }
         } else if (strcmp(key, "_deleted") == 0) {
@@ -210,6 +218,21 @@ static bool accept__admin(const struct broker *b, const char *id)
     return false;
 }
 
+/* Who an object version is from: its sender, or, in an envelope the server signed for an
+ * identity (a REST write), that identity. Only the server may name one. */
+static bool accept__author(const struct data *d, const struct ledger_envelope *env,
+                           const struct accept_reserved *rv, const char **author,
+                           struct pipeline_refusal *refusal)
+{
+    *author = env->from;
+    if (rv->on_behalf_of == NULL)
+        return true;
+    if (strcmp(env->from, pipeline_server_id(d->broker)) != 0)
+        return accept__refuse(refusal, "not_author", "on_behalf_of", NULL);
+    *author = rv->on_behalf_of;
+    return true;
+}
+
 /* The model a ledgermq.Model resource defines (by its permalink), or NULL. */
 static const struct data_model *accept__model_of(const struct data *d, const char *permalink)
 {
@@ -222,12 +245,11 @@ static const struct data_model *accept__model_of(const struct data *d, const cha
 
 /* A ledgermq.Model version (body without its _-members): an admin's, whose schema compiles
  * against the other models and keeps the resource's type name. Fills the pending model. */
-static bool accept__model(struct data *d, const struct ledger_envelope *env,
-                          const struct data_head *head, bool update, bool deleted, json_t *body,
-                          struct pipeline_refusal *refusal)
+static bool accept__model(struct data *d, const char *author, const struct data_head *head,
+                          bool update, bool deleted, json_t *body, struct pipeline_refusal *refusal)
 {
     struct data_pending *p = &d->pending;
-    if (!accept__admin(d->broker, env->from))
+    if (!accept__admin(d->broker, author))
         return accept__refuse(refusal, "not_author", "not_admin", NULL);
     const struct data_model *old = update ? accept__model_of(d, head->permalink) : NULL;
     if (deleted) {
@@ -291,11 +313,17 @@ static bool accept__object(struct data *d, const struct ledger_envelope *env, co
     json_t *members = NULL;
     if (!accept__reserved(body, &rv, &detail, &members))
         return accept__refuse(refusal, "invalid_object", detail, members);
+    const char *claimed = NULL;
+    if (!accept__author(d, env, &rv, &claimed, refusal))
+        return false;
     struct data_pending *p = &d->pending;
+    /* Copied: the body's reserved members are deleted before validation. */
+    memcpy(p->author, claimed, DATA_HEX64_CHARS + 1);
+    const char *author = p->author;
     struct data_head head = {0};
     if (rv.prevlink == NULL) {
         memcpy(head.permalink, link, DATA_HEX64_CHARS + 1);
-        memcpy(head.owner, env->from, DATA_HEX64_CHARS + 1);
+        memcpy(head.owner, author, DATA_HEX64_CHARS + 1);
         strcpy(head.model, type);
     } else {
         if (!accept__head_of(d, rv.prevlink, &head))
@@ -305,7 +333,7 @@ static bool accept__object(struct data *d, const struct ledger_envelope *env, co
         if (rv.permalink != NULL && strcmp(rv.permalink, head.permalink) != 0)
             return accept__refuse(refusal, "invalid_object", "bad_permalink", NULL);
         /* Models: any admin may change any model; objects: the owner and x-writers. */
-        if (!is_model && !accept__may_write(m, env->from, &head))
+        if (!is_model && !accept__may_write(m, author, &head))
             return accept__refuse(refusal, "not_author", NULL, NULL);
         if (strcmp(head.latest, rv.prevlink) != 0 || head.deleted)
             return accept__refuse(refusal, "stale_version", head.deleted ? "deleted" : NULL,
@@ -315,7 +343,7 @@ static bool accept__object(struct data *d, const struct ledger_envelope *env, co
     /* Validated (and stored) without the reserved members. */
     for (size_t i = 0; i < LMQ_ARRAY_LEN(data_reserved_members); i++)
         json_object_del(body, data_reserved_members[i]);
-    if (is_model ? !accept__model(d, env, &head, rv.prevlink != NULL, rv.deleted, body, refusal)
+    if (is_model ? !accept__model(d, author, &head, rv.prevlink != NULL, rv.deleted, body, refusal)
                  : (!rv.deleted && !accept__validate(m, body, refusal)))
         return false;
     p->body.len = 0;
@@ -377,7 +405,7 @@ int data_accept_appended(void *ctx, const struct ledger_envelope *env, const cha
         .permalink = {(const uint8_t *)h->permalink, DATA_HEX64_CHARS},
         .prevlink = {(const uint8_t *)p->prevlink, strlen(p->prevlink)},
         .model = {(const uint8_t *)h->model, strlen(h->model)},
-        .author = {(const uint8_t *)env->from, DATA_HEX64_CHARS},
+        .author = {(const uint8_t *)p->author, DATA_HEX64_CHARS},
         .recipient = {(const uint8_t *)env->to, DATA_HEX64_CHARS},
         .time = {(const uint8_t *)env->time, strlen(env->time)},
         .body = {p->body.data, p->body.len},

@@ -27,6 +27,14 @@
 
 /* Resources one rl_T / versions_T page holds at most. */
 #define GQL_LIMIT_MAX 100
+/* Distinct checkpoint sizes one request's extensions.asOf lists (more are read, not listed). */
+#define GQL_AS_OF_MAX 16
+/* The member a node read as of a checkpoint carries for its references: "__" names are no
+ * field a query may select, so it never shows. */
+#define GQL_AS_OF_MEMBER "__asOf"
+#define GQL_AS_OF_TOO_LONG                                                                         \
+    "checkpoint: the read took longer than [data] graphql_max_ms (as of a checkpoint, a filter "   \
+    "or an order looks at every resource created before it)"
 #define GQL_NO_STORE "Cache-Control: no-store\r\n"
 #define GQL_CHALLENGE "WWW-Authenticate: Bearer realm=\"ledgermq\"\r\nCache-Control: no-store\r\n"
 
@@ -36,6 +44,8 @@ struct gql_call {
     const struct data_gql *g;
     struct lmq_bytes reader; /* data NULL: reads everything */
     uint64_t store_reads;
+    uint64_t as_of[GQL_AS_OF_MAX]; /* the checkpoint sizes read at, for extensions.asOf */
+    size_t as_of_count;
 };
 
 void data_graphql_rebuild(struct data *d)
@@ -66,12 +76,18 @@ static char *gql_msg(const char *m)
     return strdup(m);
 }
 
-/* A node: the resource JSON with _deleted always there. */
-static json_t *gql_node(const struct store_data_row *r)
+/* A node: the resource JSON with _deleted always there; as of a checkpoint (as_of), the size
+ * in GQL_AS_OF_MEMBER, so its references are read as of the same checkpoint. */
+static json_t *gql_node_at(const struct store_data_row *r, bool as_of, uint64_t size)
 {
     json_t *o = data_http_resource(r);
     if (o != NULL && json_object_get(o, "_deleted") == NULL &&
         json_object_set_new(o, "_deleted", json_false()) != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    if (o != NULL && as_of &&
+        json_object_set_new(o, GQL_AS_OF_MEMBER, json_integer((json_int_t)size)) != 0) {
         json_decref(o);
         return NULL;
     }
@@ -82,6 +98,8 @@ struct gql_one {
     const char *model;
     json_t *node;
     int failed;
+    bool as_of;
+    uint64_t size;
 };
 
 static int gql_one_row(void *ctx, const struct store_data_row *r)
@@ -91,7 +109,7 @@ static int gql_one_row(void *ctx, const struct store_data_row *r)
         r->model.len == strlen(o->model) && memcmp(r->model.data, o->model, r->model.len) == 0;
     if (!same)
         return 0; /* another model's resource is not found under this one */
-    o->node = gql_node(r);
+    o->node = gql_node_at(r, o->as_of, o->size);
     return o->node != NULL ? 0 : (o->failed = LMQ_ENOMEM);
 }
 
@@ -102,27 +120,64 @@ static int gql_io(struct gql_call *c, int rc)
     return rc;
 }
 
-/* r_T(_permalink, _link). */
+/* The checkpoint argument of rl_T or r_T: 0 with *as_of false when absent, true with *size when
+ * it names one of this server's checkpoints (pipeline_checkpoint_size), else LMQ_EINVAL with a
+ * message in why. Remembers the size for extensions.asOf. */
+static int gql_checkpoint(struct gql_call *c, const json_t *args, bool *as_of, uint64_t *size,
+                          char *why, size_t why_len)
+{
+    LMQ_ASSERT(c != NULL && as_of != NULL && size != NULL);
+    const json_t *v = json_object_get(args, "checkpoint");
+    *as_of = false;
+    *size = 0;
+    if (v == NULL || json_is_null(v))
+        return LMQ_OK;
+    if (pipeline_checkpoint_size(c->b, json_string_value(v), json_string_length(v), size, why,
+                                 why_len) != LMQ_OK)
+        return LMQ_EINVAL;
+    *as_of = true;
+    bool listed = false;
+    for (size_t i = 0; i < c->as_of_count && !listed; i++)
+        listed = c->as_of[i] == *size;
+    if (!listed && c->as_of_count < GQL_AS_OF_MAX)
+        c->as_of[c->as_of_count++] = *size;
+    LMQ_ASSERT(c->as_of_count <= GQL_AS_OF_MAX);
+    return LMQ_OK;
+}
+
+/* r_T(_permalink, _link, checkpoint). */
 static int gql_resolve_r(struct gql_call *c, const struct data_gql_entry *e,
                          struct graphql_batch *batch)
 {
     const char *permalink = json_string_value(json_object_get(batch->args, "_permalink"));
     const char *link = json_string_value(json_object_get(batch->args, "_link"));
+    bool as_of = false;
+    uint64_t size = 0;
+    char why[160];
+    bool bad_checkpoint = gql_checkpoint(c, batch->args, &as_of, &size, why, sizeof(why)) != LMQ_OK;
     for (size_t i = 0; i < batch->count; i++) {
-        if ((permalink == NULL) == (link == NULL)) {
-            batch->errors[i] = gql_msg("give exactly one of _permalink and _link");
+        if ((permalink == NULL) == (link == NULL) || bad_checkpoint) {
+            batch->errors[i] =
+                gql_msg(bad_checkpoint ? why : "give exactly one of _permalink and _link");
             continue;
         }
         const char *key = permalink != NULL ? permalink : link;
         if (!data_hex64(key))
             continue; /* not a link: nothing has it */
-        struct gql_one one = {.model = e->model};
+        struct gql_one one = {.model = e->model, .as_of = as_of, .size = size};
         bool found = false;
         struct lmq_bytes k = {(const uint8_t *)key, DATA_HEX64_CHARS};
+        struct store *st = c->b->store;
         c->store_reads++;
-        int rc = permalink != NULL
-                     ? store_data_resource(c->b->store, k, c->reader, gql_one_row, &one, &found)
-                     : store_data_version(c->b->store, k, c->reader, gql_one_row, &one, &found);
+        int rc;
+        if (as_of)
+            rc = permalink != NULL
+                     ? store_data_resource_at(st, k, c->reader, size, gql_one_row, &one, &found)
+                     : store_data_version_at(st, k, c->reader, size, gql_one_row, &one, &found);
+        else
+            rc = permalink != NULL
+                     ? store_data_resource(st, k, c->reader, gql_one_row, &one, &found)
+                     : store_data_version(st, k, c->reader, gql_one_row, &one, &found);
         if (rc != LMQ_OK || one.failed)
             return gql_io(c, rc != LMQ_OK ? rc : one.failed);
         batch->results[i] = one.node;
@@ -136,6 +191,8 @@ struct gql_page {
     size_t rows, limit;
     const char *order; /* the order field's name ("_created" or a property) */
     bool versions;     /* cursor: the ledger index */
+    bool as_of;        /* as of a checkpoint: its size is the cursor's 4th member */
+    uint64_t size;
     json_t *last_cursor;
     int failed;
 };
@@ -145,7 +202,7 @@ static int gql_page_row(void *ctx, const struct store_data_row *r)
     struct gql_page *p = ctx;
     if (p->rows++ >= p->limit)
         return 0;
-    json_t *node = gql_node(r);
+    json_t *node = gql_node_at(r, p->as_of, p->size);
     char *cursor = NULL;
     if (node != NULL && p->versions) {
         json_t *c = json_pack("[sI]", "_ledgerIndex", (json_int_t)r->ledger_index);
@@ -155,6 +212,11 @@ static int gql_page_row(void *ctx, const struct store_data_row *r)
         json_t *v = strcmp(p->order, "_created") == 0 ? NULL : json_object_get(node, p->order);
         json_t *c = json_pack("[sOI]", p->order, v != NULL ? v : json_null(),
                               (json_int_t)r->created_ledger_index);
+        if (c != NULL && p->as_of &&
+            json_array_append_new(c, json_integer((json_int_t)p->size)) != 0) {
+            json_decref(c);
+            c = NULL;
+        }
         cursor = c != NULL ? json_dumps(c, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
         json_decref(c);
     }
@@ -274,7 +336,7 @@ static void gql_plan_filter(struct gql_plan *p, const json_t *filter)
     }
 }
 
-/* after: the cursor an edge of the same order gave. */
+/* after: the cursor an edge of the same order (and the same checkpoint, its 4th member) gave. */
 static void gql_plan_after(struct gql_plan *p, const char *order, const json_t *after,
                            json_t **hold)
 {
@@ -285,9 +347,17 @@ static void gql_plan_after(struct gql_plan *p, const char *order, const json_t *
     *hold = c;
     const char *field = json_string_value(json_array_get(c, 0));
     const json_t *created = json_array_get(c, 2);
-    if (json_array_size(c) != 3 || field == NULL || strcmp(field, order) != 0 ||
-        !json_is_integer(created) || json_integer_value(created) < 0) {
+    const json_t *size = json_array_get(c, 3);
+    if (json_array_size(c) < 3 || json_array_size(c) > 4 || field == NULL ||
+        strcmp(field, order) != 0 || !json_is_integer(created) || json_integer_value(created) < 0) {
         p->bad = "after: not a cursor of this order (take an endCursor or cursor)";
+        return;
+    }
+    bool same_checkpoint = p->q.as_of ? json_is_integer(size) && json_integer_value(size) >= 0 &&
+                                            (uint64_t)json_integer_value(size) == p->q.as_of_size
+                                      : size == NULL;
+    if (!same_checkpoint) {
+        p->bad = "after: a cursor of another checkpoint (give the checkpoint its page was read at)";
         return;
     }
     p->q.has_cursor = true;
@@ -296,7 +366,7 @@ static void gql_plan_after(struct gql_plan *p, const char *order, const json_t *
         p->q.cursor_value = (struct store_data_value){.type = STORE_DATA_NULL};
 }
 
-/* rl_T(filter, orderBy, limit, after). */
+/* rl_T(filter, orderBy, limit, after, checkpoint). */
 static int gql_resolve_rl(struct gql_call *c, const struct data_gql_entry *e,
                           struct graphql_batch *batch)
 {
@@ -319,8 +389,15 @@ static int gql_resolve_rl(struct gql_call *c, const struct data_gql_entry *e,
         .limit = (size_t)limit + 1, /* one more: whether there is a next page */
     };
     json_t *cursor = NULL;
+    char why[160];
     if (limit < 1 || limit > GQL_LIMIT_MAX)
         p->bad = "limit: 1..100";
+    else if (gql_checkpoint(c, batch->args, &p->q.as_of, &p->q.as_of_size, why, sizeof(why)) !=
+             LMQ_OK)
+        p->bad = why;
+    /* As of a checkpoint a filter or order can look at every resource created before it: the
+     * read itself is bounded by the request's time. */
+    p->q.max_ms = p->q.as_of ? c->b->cfg.data.graphql_max_ms : 0;
     if (p->bad == NULL)
         gql_plan_filter(p, json_object_get(batch->args, "filter"));
     if (p->bad == NULL)
@@ -331,12 +408,22 @@ static int gql_resolve_rl(struct gql_call *c, const struct data_gql_entry *e,
             batch->errors[i] = gql_msg(p->bad);
             continue;
         }
-        struct gql_page page = {.edges = json_array(), .limit = (size_t)limit, .order = order};
+        struct gql_page page = {.edges = json_array(),
+                                .limit = (size_t)limit,
+                                .order = order,
+                                .as_of = p->q.as_of,
+                                .size = p->q.as_of_size};
         size_t count = 0;
         c->store_reads++;
         rc = page.edges != NULL ? store_data_query(c->b->store, &p->q, gql_page_row, &page, &count)
                                 : LMQ_ENOMEM;
         rc = rc == LMQ_OK ? page.failed : rc;
+        if (rc == LMQ_ELIMIT) { /* an as-of read ran out of time: this field's error */
+            batch->errors[i] = gql_msg(GQL_AS_OF_TOO_LONG);
+            json_decref(gql_connection(&page));
+            rc = LMQ_OK;
+            continue;
+        }
         json_t *conn = gql_connection(&page);
         if (rc == LMQ_OK && conn == NULL)
             rc = LMQ_ENOMEM;
@@ -411,6 +498,8 @@ struct gql_links {
     const char *model;
     json_t *found; /* permalink -> node */
     int failed;
+    bool as_of; /* the parents were read as of a checkpoint of this size */
+    uint64_t size;
 };
 
 static int gql_links_row(void *ctx, const struct store_data_row *r)
@@ -418,7 +507,7 @@ static int gql_links_row(void *ctx, const struct store_data_row *r)
     struct gql_links *l = ctx;
     if (r->model.len != strlen(l->model) || memcmp(r->model.data, l->model, r->model.len) != 0)
         return 0; /* a link to another model's resource is null */
-    json_t *node = gql_node(r);
+    json_t *node = gql_node_at(r, l->as_of, l->size);
     char key[DATA_HEX64_CHARS + 1];
     snprintf(key, sizeof(key), "%.*s", (int)r->permalink.len, (const char *)r->permalink.data);
     if (node == NULL || json_object_set_new(l->found, key, node) != 0)
@@ -439,20 +528,22 @@ static int gql_links_want(json_t *want, const json_t *v)
     return LMQ_OK;
 }
 
-/* A property with "x-link": every permalink of the level read in batches. */
-static int gql_resolve_link(struct gql_call *c, const struct data_gql_entry *e,
-                            struct graphql_batch *batch)
+/* The checkpoint parent was read at: 0 for the latest, else its size + 1. */
+static uint64_t gql_parent_as_of(const json_t *parent)
 {
-    json_t *want = json_object();
-    struct gql_links l = {.model = e->model, .found = json_object()};
-    int rc = want != NULL && l.found != NULL ? LMQ_OK : LMQ_ENOMEM;
-    for (size_t i = 0; rc == LMQ_OK && i < batch->count; i++)
-        rc = gql_links_want(want, json_object_get(batch->parents[i], e->field));
+    const json_t *v = json_object_get(parent, GQL_AS_OF_MEMBER);
+    return json_is_integer(v) ? (uint64_t)json_integer_value(v) + 1 : 0;
+}
+
+/* Reads every permalink of want (as l says: latest or as of), STORE_DATA_BATCH_MAX at a time,
+ * into l->found. */
+static int gql_links_read(struct gql_call *c, json_t *want, struct gql_links *l)
+{
     struct lmq_bytes keys[STORE_DATA_BATCH_MAX];
-    size_t n = 0;
+    size_t n = 0, seen = 0, total = json_object_size(want);
     const char *key;
     json_t *unused;
-    size_t seen = 0, total = json_object_size(want);
+    int rc = LMQ_OK;
     json_object_foreach(want, key, unused)
     {
         if (rc != LMQ_OK)
@@ -461,14 +552,40 @@ static int gql_resolve_link(struct gql_call *c, const struct data_gql_entry *e,
         if (n == STORE_DATA_BATCH_MAX || ++seen == total) {
             size_t count = 0;
             c->store_reads++;
-            rc = store_data_resources(c->b->store, keys, n, c->reader, gql_links_row, &l, &count);
-            rc = rc == LMQ_OK ? l.failed : rc;
+            rc = l->as_of ? store_data_resources_at(c->b->store, keys, n, c->reader, l->size,
+                                                    gql_links_row, l, &count)
+                          : store_data_resources(c->b->store, keys, n, c->reader, gql_links_row, l,
+                                                 &count);
+            rc = rc == LMQ_OK ? l->failed : rc;
             n = 0;
         }
     }
+    LMQ_ASSERT(rc != LMQ_OK || n == 0);
+    return rc;
+}
+
+/* The parents of batch read at the checkpoint key (gql_parent_as_of): their links' resources
+ * read as of the same checkpoint, in batches. */
+static int gql_resolve_link_group(struct gql_call *c, const struct data_gql_entry *e,
+                                  struct graphql_batch *batch, uint64_t as_of_key)
+{
+    json_t *want = json_object();
+    struct gql_links l = {.model = e->model,
+                          .found = json_object(),
+                          .as_of = as_of_key > 0,
+                          .size = as_of_key > 0 ? as_of_key - 1 : 0};
+    int rc = want != NULL && l.found != NULL ? LMQ_OK : LMQ_ENOMEM;
+    for (size_t i = 0; rc == LMQ_OK && i < batch->count; i++) {
+        if (gql_parent_as_of(batch->parents[i]) == as_of_key)
+            rc = gql_links_want(want, json_object_get(batch->parents[i], e->field));
+    }
+    if (rc == LMQ_OK && json_object_size(want) > 0)
+        rc = gql_links_read(c, want, &l);
     for (size_t i = 0; rc == LMQ_OK && i < batch->count; i++) {
         const json_t *v = json_object_get(batch->parents[i], e->field);
-        if (json_is_string(v)) {
+        if (gql_parent_as_of(batch->parents[i]) != as_of_key) {
+            continue;
+        } else if (json_is_string(v)) {
             json_t *node = json_object_get(l.found, json_string_value(v));
             batch->results[i] = node != NULL ? json_incref(node) : NULL;
         } else if (json_is_array(v)) {
@@ -482,6 +599,24 @@ static int gql_resolve_link(struct gql_call *c, const struct data_gql_entry *e,
     }
     json_decref(want);
     json_decref(l.found);
+    return rc;
+}
+
+/* A property with "x-link": every permalink of the level read in batches, per checkpoint the
+ * parents were read at (one group, the latest, unless a query mixes checkpoints). */
+static int gql_resolve_link(struct gql_call *c, const struct data_gql_entry *e,
+                            struct graphql_batch *batch)
+{
+    int rc = LMQ_OK;
+    /* A group is resolved at its first parent: bounded by the batch's count. */
+    for (size_t i = 0; rc == LMQ_OK && i < batch->count; i++) {
+        uint64_t key = gql_parent_as_of(batch->parents[i]);
+        bool first = true;
+        for (size_t j = 0; j < i && first; j++)
+            first = gql_parent_as_of(batch->parents[j]) != key;
+        if (first)
+            rc = gql_resolve_link_group(c, e, batch, key);
+    }
     return gql_io(c, rc);
 }
 
@@ -670,6 +805,13 @@ static int gql_execute(struct broker *b, const struct gql_request *g, const char
                              &limits, &r, &response);
     d->graphql_requests++;
     d->graphql_store_reads += call.store_reads;
+    /* Which checkpoint sizes the answer was read at, when any field was read as of one. */
+    json_t *as_of = call.as_of_count > 0 && rc == LMQ_OK ? json_array() : NULL;
+    for (size_t i = 0; as_of != NULL && i < call.as_of_count; i++)
+        json_array_append_new(as_of, json_integer((json_int_t)call.as_of[i]));
+    if (as_of != NULL &&
+        json_object_set_new(response, "extensions", json_pack("{so}", "asOf", as_of)) != 0)
+        rc = LMQ_ENOMEM;
     char *text = rc == LMQ_OK ? json_dumps(response, JSON_COMPACT) : NULL;
     json_decref(response);
     if (text == NULL)

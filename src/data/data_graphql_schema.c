@@ -16,6 +16,11 @@
 
 #include "data/data_graphql.h"
 
+/* The checkpoint argument's description (docs/PROTOCOL.md "Reading as of a checkpoint"). */
+#define GQL_CHECKPOINT_DOC                                                                         \
+    "Read as of a ledger checkpoint: a signed note of this server (GET /ledger/checkpoint, a "     \
+    "receipt) or a tree size in decimal, at most the latest checkpoint's size."
+
 /* Nested object properties mapped to object types, deeper ones are JSON. */
 #define GQL_DEPTH_MAX 8
 /* Values of a string enum mapped to a GraphQL enum (more: String). */
@@ -404,6 +409,8 @@ static int gql_model(struct gql_build *b, struct graphql_object *query, struct d
         rc = graphql_field_arg(f, "_permalink", "ID", NULL, NULL);
     if (rc == LMQ_OK)
         rc = graphql_field_arg(f, "_link", "ID", NULL, NULL);
+    if (rc == LMQ_OK)
+        rc = graphql_field_arg(f, "checkpoint", "String", NULL, GQL_CHECKPOINT_DOC);
     /* rl_T */
     tag = rc == LMQ_OK ? gql_entry_add(b->g, DATA_GQL_RL, m->name, NULL) : rc;
     snprintf(name, sizeof(name), "rl_%s", T);
@@ -423,6 +430,8 @@ static int gql_model(struct gql_build *b, struct graphql_object *query, struct d
         rc = graphql_field_arg(f, "limit", "Int", "20", "1..100.");
     if (rc == LMQ_OK)
         rc = graphql_field_arg(f, "after", "String", NULL, "The previous page's endCursor.");
+    if (rc == LMQ_OK)
+        rc = graphql_field_arg(f, "checkpoint", "String", NULL, GQL_CHECKPOINT_DOC);
     /* versions_T */
     tag = rc == LMQ_OK ? gql_entry_add(b->g, DATA_GQL_VERSIONS, m->name, NULL) : rc;
     snprintf(name, sizeof(name), "versions_%s", T);

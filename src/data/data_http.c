@@ -1,5 +1,6 @@
 /*
- * The REST read API of typed objects (docs/PROTOCOL.md "Objects over HTTP"):
+ * The REST API of typed objects (docs/PROTOCOL.md "Objects over HTTP"): reads here, writes
+ * (POST, PUT, DELETE) in data_write.c.
  *
  *   GET /api/v1/                            the types: name, GraphQL name, indexed properties
  *   GET /api/v1/T?prop=value&limit=&cursor=  T's resources, oldest first, EQ filters on
@@ -7,12 +8,14 @@
  *   GET /api/v1/T/PERMALINK                  one resource (its latest version)
  *   GET /api/v1/T/PERMALINK/versions?after=&limit=   its versions, oldest first
  *
+ * The list and the resource also take checkpoint= (a signed checkpoint note of this server or a
+ * tree size): the state as of that checkpoint (docs/PROTOCOL.md "Reading as of a checkpoint").
+ *
  * Every request needs a bearer token (POST /auth/token). An identity reads the resources it
  * authored or that were sent to it; [data] readers_all read all. A resource the caller may not
  * read is answered exactly like one that does not exist (404). Filters only on indexed
  * properties keep every request an index range: a filter that would scan a model's resources is
- * refused (400), so a million requests cost a million index look-ups. Writes go through
- * envelopes (405 here).
+ * refused (400), so a million requests cost a million index look-ups.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -26,9 +29,6 @@
 /* Resources per page at most, and when the request does not say. */
 #define DATA_HTTP_LIMIT_MAX 100
 #define DATA_HTTP_LIMIT_DEFAULT 20
-/* A query parameter's decoded value. */
-#define DATA_HTTP_VALUE_MAX_BYTES 1024
-#define DATA_HTTP_NO_STORE "Cache-Control: no-store\r\n"
 #define DATA_HTTP_CHALLENGE                                                                        \
     "WWW-Authenticate: Bearer realm=\"ledgermq\"\r\nCache-Control: no-store\r\n"
 
@@ -43,7 +43,7 @@ static int data_http_error(struct http_response *resp, struct lmq_buf *out, int 
     return http_error_json(resp, out, status, reason);
 }
 
-static int data_http_json(struct http_response *resp, struct lmq_buf *out, json_t *value)
+int data_http_json(struct http_response *resp, struct lmq_buf *out, json_t *value)
 {
     resp->content_type = "application/json";
     char *text = value != NULL ? json_dumps(value, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -94,14 +94,9 @@ bool data_http_decode(const char *s, size_t len, char *out, size_t cap)
 }
 
 /* One query parameter: name and decoded value. */
-struct data_http_param {
-    char name[72];
-    char value[DATA_HTTP_VALUE_MAX_BYTES];
-};
-
 /* Calls fn for each name=value of the query string; stops at the first false (returned). */
-static bool data_http_params(const struct http_request *req,
-                             bool (*fn)(void *ctx, const struct data_http_param *p), void *ctx)
+bool data_http_params(const struct http_request *req,
+                      bool (*fn)(void *ctx, const struct data_http_param *p), void *ctx)
 {
     const char *q = req->query;
     size_t len = req->query_len;
@@ -191,6 +186,10 @@ struct data_http_list {
     uint64_t cursor;
     bool has_cursor;
     const char *bad; /* the 400's reason */
+    /* checkpoint=: its text; a cursor's "@size" (cursor_as_of: it had one) */
+    char checkpoint[DATA_HTTP_VALUE_MAX_BYTES];
+    bool has_checkpoint, cursor_as_of;
+    uint64_t cursor_size;
 };
 
 static int data_http_list_row(void *ctx, const struct store_data_row *r)
@@ -228,9 +227,20 @@ static bool data_http_list_param(void *ctx, const struct data_http_param *p)
         return l->bad == NULL;
     }
     if (strcmp(p->name, "cursor") == 0) {
-        l->has_cursor = data_http_u64(p->value, INT64_MAX, &l->cursor);
+        /* "CREATED" or, as of a checkpoint, "CREATED@SIZE". */
+        char *at = strchr(p->value, '@');
+        if (at != NULL)
+            *at = '\0';
+        l->cursor_as_of = at != NULL && data_http_u64(at + 1, INT64_MAX, &l->cursor_size);
+        l->has_cursor =
+            (at == NULL || l->cursor_as_of) && data_http_u64(p->value, INT64_MAX, &l->cursor);
         l->bad = l->has_cursor ? NULL : "cursor: the next of the previous page";
         return l->bad == NULL;
+    }
+    if (strcmp(p->name, "checkpoint") == 0) {
+        l->has_checkpoint = true;
+        memcpy(l->checkpoint, p->value, strlen(p->value) + 1);
+        return true;
     }
     const struct data_model *m = l->model;
     bool indexed = false;
@@ -298,18 +308,45 @@ static int data_http_list(struct broker *b, const struct data_model *m, const ch
         /* One more than asked: whether there is a next page. */
         .limit = (size_t)l->limit + 1,
     };
+    char why[160];
+    if (l->has_checkpoint && pipeline_checkpoint_size(b, l->checkpoint, strlen(l->checkpoint),
+                                                      &q.as_of_size, why, sizeof(why)) != LMQ_OK) {
+        free(l);
+        return data_http_error(resp, out, 400, why);
+    }
+    q.as_of = l->has_checkpoint;
+    q.max_ms = q.as_of ? b->cfg.data.graphql_max_ms : 0; /* an as-of filter can scan */
+    /* A page continues under the checkpoint it was read at, and only under it. */
+    if (l->has_cursor && (l->cursor_as_of != q.as_of || l->cursor_size != q.as_of_size)) {
+        free(l);
+        return data_http_error(resp, out, 400, "cursor: of another checkpoint");
+    }
     l->results = json_array();
     size_t count = 0;
     rc = l->results != NULL ? store_data_query(b->store, &q, data_http_list_row, l, &count)
                             : LMQ_ENOMEM;
     if (rc == LMQ_EIO)
         broker_fail_stop(b, "data read", rc);
+    if (rc == LMQ_ELIMIT) {
+        json_decref(l->results);
+        free(l);
+        return data_http_error(resp, out, 503,
+                               "checkpoint: the read took longer than [data] graphql_max_ms");
+    }
     json_t *body = NULL;
     if (rc == LMQ_OK && !l->failed) {
-        char next[24];
-        snprintf(next, sizeof(next), "%" PRIu64, l->last_created);
+        char next[48];
+        if (q.as_of)
+            snprintf(next, sizeof(next), "%" PRIu64 "@%" PRIu64, l->last_created, q.as_of_size);
+        else
+            snprintf(next, sizeof(next), "%" PRIu64, l->last_created);
         body = json_pack("{sOso}", "results", l->results, "next",
                          l->rows > l->limit ? json_string(next) : json_null());
+        if (body != NULL && q.as_of &&
+            json_object_set_new(body, "as_of", json_integer((json_int_t)q.as_of_size)) != 0) {
+            json_decref(body);
+            body = NULL;
+        }
     }
     json_decref(l->results);
     free(l);
@@ -334,14 +371,41 @@ static int data_http_one_row(void *ctx, const struct store_data_row *r)
     return o->value != NULL ? 0 : -1;
 }
 
+/* The checkpoint= of a resource's GET (other parameters are not read). */
+struct data_http_get_params {
+    char checkpoint[DATA_HTTP_VALUE_MAX_BYTES];
+    bool has_checkpoint;
+};
+
+static bool data_http_get_param(void *ctx, const struct data_http_param *p)
+{
+    struct data_http_get_params *gp = ctx;
+    if (strcmp(p->name, "checkpoint") == 0) {
+        memcpy(gp->checkpoint, p->value, strlen(p->value) + 1);
+        gp->has_checkpoint = true;
+    }
+    return true;
+}
+
 static int data_http_get(struct broker *b, const struct data_model *m, const char *reader,
-                         struct lmq_bytes permalink, struct http_response *resp,
-                         struct lmq_buf *out)
+                         struct lmq_bytes permalink, const struct http_request *req,
+                         struct http_response *resp, struct lmq_buf *out)
 {
     struct data_http_one one = {.model = m};
     bool found = false;
     struct lmq_bytes who = {(const uint8_t *)reader, reader != NULL ? DATA_HEX64_CHARS : 0};
-    int rc = store_data_resource(b->store, permalink, who, data_http_one_row, &one, &found);
+    struct data_http_get_params gp = {.has_checkpoint = false};
+    char why[160];
+    uint64_t size = 0;
+    if (!data_http_params(req, data_http_get_param, &gp))
+        return data_http_error(resp, out, 400, "malformed query");
+    if (gp.has_checkpoint && pipeline_checkpoint_size(b, gp.checkpoint, strlen(gp.checkpoint),
+                                                      &size, why, sizeof(why)) != LMQ_OK)
+        return data_http_error(resp, out, 400, why);
+    int rc = gp.has_checkpoint
+                 ? store_data_resource_at(b->store, permalink, who, size, data_http_one_row, &one,
+                                          &found)
+                 : store_data_resource(b->store, permalink, who, data_http_one_row, &one, &found);
     if (rc == LMQ_EIO)
         broker_fail_stop(b, "data read", rc);
     /* Another model's resource is not found under this one. */
@@ -465,9 +529,11 @@ int data_http_route(struct broker *b, const struct http_request *req, struct htt
         return data_http_error(
             resp, out, 404, b->data == NULL || b->data->models == NULL ? "no_models" : "not_found");
     }
-    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-        resp->allow = "GET, HEAD";
-        return data_http_error(resp, out, 405, "read_only: objects are written by envelopes");
+    bool read = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+    if (!read && strcmp(req->method, "POST") != 0 && strcmp(req->method, "PUT") != 0 &&
+        strcmp(req->method, "DELETE") != 0) {
+        resp->allow = "GET, HEAD, POST, PUT, DELETE";
+        return data_http_error(resp, out, 405, "method_not_allowed");
     }
     char id[CRYPTO_IDENTITY_ID_BYTES];
     const char *reason = NULL;
@@ -480,15 +546,24 @@ int data_http_route(struct broker *b, const struct http_request *req, struct htt
     /* The rest of the path: "", "T", "T/PERMALINK" or "T/PERMALINK/versions". */
     const char *rest = req->path + prefix;
     size_t rest_len = req->path_len - prefix;
-    if (rest_len == 0)
-        return data_http_types(b, resp, out);
-    const char *slash = memchr(rest, '/', rest_len);
+    const char *slash = rest_len > 0 ? memchr(rest, '/', rest_len) : NULL;
     size_t type_len = slash != NULL ? (size_t)(slash - rest) : rest_len;
+    bool post = strcmp(req->method, "POST") == 0;
+    if (rest_len == 0 && read)
+        return data_http_types(b, resp, out);
+    if (rest_len == 0 || (!read && post != (slash == NULL))) {
+        /* POST names a type; PUT and DELETE a resource */
+        resp->allow = rest_len == 0   ? "GET, HEAD"
+                      : slash == NULL ? "GET, HEAD, POST"
+                                      : "GET, HEAD, PUT, DELETE";
+        return data_http_error(resp, out, 405, "method_not_allowed");
+    }
     const struct data_model *m = data_models_find(b->data->models, rest, type_len);
     if (m == NULL)
         return data_http_error(resp, out, 404, "unknown_type");
     if (slash == NULL)
-        return data_http_list(b, m, reader, req, resp, out);
+        return post ? data_write_route(b, m, id, NULL, req, resp, out)
+                    : data_http_list(b, m, reader, req, resp, out);
     const char *link = slash + 1;
     size_t left = rest_len - type_len - 1;
     static const char versions[] = "/versions";
@@ -500,6 +575,12 @@ int data_http_route(struct broker *b, const struct http_request *req, struct htt
         strlen(permalink) != DATA_HEX64_CHARS)
         return data_http_error(resp, out, 404, "not_found");
     struct lmq_bytes key = {(const uint8_t *)permalink, DATA_HEX64_CHARS};
+    if (!read && with_versions) {
+        resp->allow = "GET, HEAD";
+        return data_http_error(resp, out, 405, "method_not_allowed");
+    }
+    if (!read)
+        return data_write_route(b, m, id, permalink, req, resp, out);
     return with_versions ? data_http_versions(b, m, reader, key, req, resp, out)
-                         : data_http_get(b, m, reader, key, resp, out);
+                         : data_http_get(b, m, reader, key, req, resp, out);
 }

@@ -67,7 +67,8 @@ struct data_pending {
     char link[DATA_HEX64_CHARS + 1];
     struct data_head head; /* the resource after this version */
     char prevlink[DATA_HEX64_CHARS + 1];
-    struct lmq_buf body; /* canonical JSON without the _-members */
+    char author[DATA_HEX64_CHARS + 1]; /* the sender, or whom the server sent it for */
+    struct lmq_buf body;               /* canonical JSON without the _-members */
     /* A ledgermq.Model version: the compiled model it puts, or (tombstone) the name it
      * removes. */
     struct data_model *model;
@@ -146,6 +147,25 @@ json_t *data_http_resource(const struct store_data_row *r);
 /* Percent-decodes (and '+' as space) s[0..len) into out (NUL-terminated). False when malformed,
  * too long or holding a NUL. */
 bool data_http_decode(const char *s, size_t len, char *out, size_t cap);
+/* A query parameter's decoded value at most. */
+#define DATA_HTTP_VALUE_MAX_BYTES 1024
+#define DATA_HTTP_NO_STORE "Cache-Control: no-store\r\n"
+struct data_http_param {
+    char name[72];
+    char value[DATA_HTTP_VALUE_MAX_BYTES];
+};
+/* Calls fn for each name=value of the query (decoded): false when one is malformed or fn says
+ * false. */
+bool data_http_params(const struct http_request *req,
+                      bool (*fn)(void *ctx, const struct data_http_param *p), void *ctx);
+/* Answers value (a reference taken; NULL: 500) as JSON. */
+int data_http_json(struct http_response *resp, struct lmq_buf *out, json_t *value);
+
+/* data_write.c: POST /api/v1/T (permalink NULL), PUT and DELETE /api/v1/T/PERMALINK for the
+ * authenticated caller. */
+int data_write_route(struct broker *b, const struct data_model *m, const char *caller,
+                     const char *permalink, const struct http_request *req,
+                     struct http_response *resp, struct lmq_buf *out);
 
 /* True when s is 64 lowercase hex characters (a link, a permalink or an identity id). */
 bool data_hex64(const char *s);

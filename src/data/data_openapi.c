@@ -72,6 +72,12 @@ static const char openapi__model_schemas[] =
     "\"null\"]},\"_author\":{\"$ref\":\"#/components/schemas/Link\"},\"_owner\":{\"$ref\":"
     "\"#/components/schemas/Link\"},\"_time\":{\"type\":\"string\"},\"_ledgerIndex\":{\"type\":"
     "\"integer\"},\"_deleted\":{\"const\":true}}}]},"
+    "\"%2$s_written\":{\"type\":\"object\",\"properties\":{\"envelope\":{\"type\":\"object\"},"
+    "\"index\":{\"type\":\"integer\"},\"link\":{\"$ref\":\"#/components/schemas/Link\"},"
+    "\"position\":{\"type\":\"integer\"},\"receipt\":{\"type\":\"object\"},\"seq\":{\"type\":"
+    "\"integer\"},\"to\":{\"$ref\":\"#/components/schemas/Link\"},\"resource\":{\"$ref\":"
+    "\"#/components/schemas/%2$s_resource\"}},\"required\":[\"envelope\",\"index\",\"link\","
+    "\"receipt\",\"resource\"]},"
     "\"%2$s_page\":{\"type\":\"object\",\"properties\":{\"results\":{\"type\":\"array\",\"items\":"
     "{\"$ref\":\"#/components/schemas/%2$s_resource\"}},\"next\":{\"type\":[\"string\",\"null\"]}},"
     "\"required\":[\"results\",\"next\"]}}";
@@ -112,6 +118,51 @@ static const char openapi__model_paths[] =
                   "\"maximum\":100}}],"
                   "\"responses\":{" OPENAPI_PAGE_OF("a page") "," OPENAPI_ERRORS "}}}}";
 
+/* The writes (docs/PROTOCOL.md "Writing objects over HTTP"), merged into the paths above. */
+#define OPENAPI_WRITE_ANSWER(status, what)                                                         \
+    "\"" status "\":{\"description\":\"" what                                                      \
+    "\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":"                                  \
+    "\"#/components/schemas/%2$s_written\"}}}}"
+#define OPENAPI_WRITE_REFUSALS                                                                     \
+    "\"403\":{\"description\":\"not_author\"},\"409\":{\"description\":\"stale_version "           \
+    "(latest names the latest version)\"},\"413\":{\"description\":\"too_large\"},\"422\":{"       \
+    "\"description\":\"invalid_object (errors lists why)\"},\"429\":{\"description\":"             \
+    "\"rate_limited or "                                                                           \
+    "quota_exceeded\"},\"503\":{\"description\":\"not_committed\"}," OPENAPI_ERRORS
+#define OPENAPI_WRITE_BODY                                                                         \
+    "\"requestBody\":{\"required\":true,\"content\":{\"application/json\":{\"schema\":{"           \
+    "\"$ref\":\"#/components/schemas/%2$s\"}}}}"
+#define OPENAPI_TO                                                                                 \
+    "{\"name\":\"to\",\"in\":\"query\",\"description\":\"the recipient (default: the "             \
+    "caller)\",\"schema\":{\"$ref\":\"#/components/schemas/Link\"}}"
+#define OPENAPI_IF_MATCH                                                                           \
+    "{\"name\":\"If-Match\",\"in\":\"header\",\"description\":\"the quoted link of the "           \
+    "version replaced (or _prevlink in the body)\",\"schema\":{\"type\":\"string\"}}"
+
+static const char openapi__model_writes[] =
+    "{\"/api/v1/%1$s\":{\"post\":{\"summary\":\"a new %1$s resource, signed by the server for "
+    "the caller; answered once durable\",\"security\":[{\"bearer\":[]}],\"parameters\":[" OPENAPI_TO
+    "]," OPENAPI_WRITE_BODY ",\"responses\":{" OPENAPI_WRITE_ANSWER(
+        "201",
+        "created") "," OPENAPI_WRITE_REFUSALS "}}},"
+                   "\"/api/v1/%1$s/{permalink}\":{\"put\":{\"summary\":\"a new version of a %1$s "
+                   "resource\","
+                   "\"security\":[{\"bearer\":[]}],\"parameters\":[" OPENAPI_PERMALINK
+                   "," OPENAPI_TO "," OPENAPI_IF_MATCH "]," OPENAPI_WRITE_BODY
+                   ",\"responses\":{" OPENAPI_WRITE_ANSWER(
+                       "200",
+                       "the new version") ",\"428\":{\"description\":\"no "
+                                          "If-Match\"}," OPENAPI_WRITE_REFUSALS
+                                          "}},\"delete\":{\"summary\":\"a tombstone for a %1$s "
+                                          "resource\","
+                                          "\"security\":[{\"bearer\":[]}],\"parameters\":"
+                                          "[" OPENAPI_PERMALINK "," OPENAPI_TO "," OPENAPI_IF_MATCH
+                                          "],\"responses\":{" OPENAPI_WRITE_ANSWER(
+                                              "200",
+                                              "the tombstone") ",\"428\":{\"description\":\"no "
+                                                               "If-Match\"}," OPENAPI_WRITE_REFUSALS
+                                                               "}}}}";
+
 /* Formats template with m's names and parses it. */
 static json_t *openapi__from_template(const char *template, const struct data_model *m)
 {
@@ -142,6 +193,29 @@ static void openapi__filters(json_t *paths, const struct data_model *m)
     }
 }
 
+/* The checkpoint parameter of a model's list and resource, and the list's as_of
+ * (docs/PROTOCOL.md "Reading as of a checkpoint"). */
+static void openapi__checkpoint(json_t *paths, json_t *schemas, const struct data_model *m)
+{
+    static const char *const suffixes[] = {"", "/{permalink}"};
+    for (size_t i = 0; i < LMQ_ARRAY_LEN(suffixes); i++) {
+        char path[DATA_TYPE_NAME_MAX_CHARS + 32];
+        snprintf(path, sizeof(path), "/api/v1/%s%s", m->name, suffixes[i]);
+        json_t *params =
+            json_object_get(json_object_get(json_object_get(paths, path), "get"), "parameters");
+        json_array_append_new(
+            params, json_pack("{sssss{ss}ss}", "name", "checkpoint", "in", "query", "schema",
+                              "type", "string", "description",
+                              "read as of a ledger checkpoint: a signed checkpoint note of this "
+                              "server or a tree size in decimal (at most the latest's)"));
+    }
+    char page[DATA_TYPE_NAME_MAX_CHARS + 8];
+    snprintf(page, sizeof(page), "%s_page", m->graphql);
+    json_object_set_new(json_object_get(json_object_get(schemas, page), "properties"), "as_of",
+                        json_pack("{ssss}", "type", "integer", "description",
+                                  "the tree size read at (with checkpoint=)"));
+}
+
 /* Builds the whole document. NULL when out of memory or the fixed part does not parse. */
 static json_t *openapi__document(const struct data_models *set)
 {
@@ -158,15 +232,22 @@ static json_t *openapi__document(const struct data_models *set)
         json_object_set_new(schemas, m->graphql, schema);
         json_t *more = openapi__from_template(openapi__model_schemas, m);
         json_t *model_paths = openapi__from_template(openapi__model_paths, m);
-        if (more == NULL || model_paths == NULL) {
-            json_decref(more), json_decref(model_paths), json_decref(doc);
+        json_t *writes = openapi__from_template(openapi__model_writes, m);
+        if (more == NULL || model_paths == NULL || writes == NULL) {
+            json_decref(more), json_decref(model_paths), json_decref(writes), json_decref(doc);
             return NULL;
         }
         json_object_update(schemas, more);
         json_object_update(paths, model_paths);
+        const char *path;
+        json_t *ops;
+        json_object_foreach(writes, path, ops)
+            json_object_update(json_object_get(paths, path), ops);
         json_decref(more);
         json_decref(model_paths);
+        json_decref(writes);
         openapi__filters(paths, m);
+        openapi__checkpoint(paths, schemas, m);
     }
     return doc;
 }

@@ -100,6 +100,20 @@ struct http_session {
     bool has_local;
     uint8_t upgrade_data[HTTP_UPGRADE_DATA_MAX_BYTES]; /* the route's, for the upgrade callback */
     size_t upgrade_data_len;
+    /* A request whose answer comes later: nothing further is parsed until it is answered. */
+    struct http_deferred *deferred;
+    bool dispatching; /* inside the route (an answer given there needs no wake-up) */
+    /* Called when a deferred answer was queued outside the route (the connection resumes). */
+    void (*wake)(void *ctx);
+    void *wake_ctx;
+};
+
+struct http_deferred {
+    struct http_session *session;
+    http_abandoned_fn abandoned;
+    void *ctx;
+    bool head_only; /* the request was a HEAD */
+    bool close;     /* the connection closes after the answer */
 };
 
 /* ---------------------------------------------------------------- session: parser callbacks */
@@ -411,12 +425,22 @@ static void http_session_dispatch(struct http_session *s)
     };
     struct http_response resp = {.status = 200};
     struct lmq_buf body = {NULL, 0, 0}; /* the route writes at most HTTP_RESPONSE_BODY_MAX_BYTES */
+    LMQ_ASSERT(s->deferred == NULL);
+    s->dispatching = true;
     int rc = s->route(s->route_ctx, &req, &resp, &body);
+    s->dispatching = false;
+    s->phase = HTTP_PHASE_IDLE;
+    if (s->deferred != NULL) {
+        /* The answer comes later: http_deferred_answer queues it. */
+        s->deferred->head_only = s->head_request;
+        s->deferred->close = !s->keep_alive || s->draining || s->parser.upgrade;
+        lmq_buf_release(&body);
+        return;
+    }
     if (rc < 0) {
         body.len = 0;
         resp = (struct http_response){.status = 500};
     }
-    s->phase = HTTP_PHASE_IDLE;
     if (resp.upgraded && resp.status == 101 && s->parser.upgrade && !s->head_request) {
         /* The route wrote the whole 101; what follows the request is the new protocol's. */
         s->upgraded = true;
@@ -464,6 +488,12 @@ static void http_session_init(struct http_session *s, const struct http_limits *
 static void http_session_release(struct http_session *s)
 {
     LMQ_ASSERT(s != NULL);
+    struct http_deferred *d = s->deferred;
+    if (d != NULL) { /* the connection is gone before the answer */
+        s->deferred = NULL;
+        d->abandoned(d->ctx);
+        free(d);
+    }
     lmq_buf_release(&s->head);
     lmq_buf_release(&s->body);
     lmq_buf_release(&s->out);
@@ -535,6 +565,41 @@ void http_session_expire(struct http_session *s)
     }
 }
 
+struct http_deferred *http_request_defer(const struct http_request *req,
+                                         http_abandoned_fn abandoned, void *ctx)
+{
+    LMQ_ASSERT(req != NULL && abandoned != NULL);
+    struct http_session *s = (struct http_session *)req->internal;
+    if (s == NULL || !s->dispatching || s->deferred != NULL) {
+        return NULL;
+    }
+    struct http_deferred *d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        return NULL;
+    }
+    *d = (struct http_deferred){.session = s, .abandoned = abandoned, .ctx = ctx};
+    s->deferred = d;
+    return d;
+}
+
+void http_deferred_answer(struct http_deferred *d, const struct http_response *resp,
+                          const struct lmq_buf *body)
+{
+    LMQ_ASSERT(d != NULL && resp != NULL && body != NULL);
+    struct http_session *s = d->session;
+    LMQ_ASSERT(s->deferred == d);
+    LMQ_ASSERT(resp->status >= 200 && resp->status <= 599 && !resp->upgraded);
+    s->deferred = NULL;
+    s->closing = s->closing || d->close;
+    if (http_session_respond(s, resp, body, d->head_only, d->close || s->draining) != LMQ_OK) {
+        s->closing = true;
+    }
+    free(d);
+    if (!s->dispatching && s->wake != NULL) {
+        s->wake(s->wake_ctx);
+    }
+}
+
 /* Handles the pause at the end of a request's head. */
 static void http_session_headers_done(struct http_session *s)
 {
@@ -589,7 +654,8 @@ void http_session_feed(struct http_session *s, const uint8_t *data, size_t len, 
     size_t off = 0;
     /* Each round consumes a byte or handles a pause; two pauses per request need a byte. */
     for (size_t round = 0; round <= 3 * len + 3 && off < len; round++) {
-        if (s->closing || s->upgraded || s->out.len >= HTTP_OUTPUT_HIGH_BYTES) {
+        if (s->closing || s->upgraded || s->deferred != NULL ||
+            s->out.len >= HTTP_OUTPUT_HIGH_BYTES) {
             break;
         }
         if (s->phase == HTTP_PHASE_IDLE) {
@@ -674,7 +740,8 @@ struct http_conn {
     uint32_t handles_open; /* tcp + timer until their close callbacks ran */
     uint32_t reqs_active;  /* write + shutdown requests not yet called back */
     bool reading;
-    bool blocked; /* input left unparsed until output drains */
+    bool blocked;  /* input left unparsed until output drains (or a deferred answer comes) */
+    bool peer_eof; /* the client half-closed while answers were still due */
     char remote[64];
 };
 
@@ -1063,6 +1130,11 @@ static void http_conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t
     if (nread < 0) {
         /* EOF or error. Answers already queued still go out (a client may half-close). */
         http_conn_read_stop(c);
+        if (c->state == HTTP_CONN_OPEN && nread == UV_EOF && c->session.deferred != NULL) {
+            /* Its answer (and those of requests read behind it) still go out: then finish. */
+            c->peer_eof = true;
+            return;
+        }
         if (c->state == HTTP_CONN_OPEN && nread == UV_EOF &&
             (c->session.out.len > 0 || c->reqs_active > 0)) {
             c->state = HTTP_CONN_FINISHING;
@@ -1132,16 +1204,36 @@ static void http_conn_process(struct http_conn *c)
         http_conn_read_stop(c);
         lmq_buf_release(&c->in);
         http_conn_timer_start(c, c->server->limits.idle_timeout_ms);
-    } else if (c->in.len > 0) {
-        c->blocked = true; /* output over the high-water mark: resume when it drains */
-        http_conn_read_stop(c);
+    } else if (c->in.len > 0 || c->session.deferred != NULL) {
+        /* Output over the high-water mark, or an answer to come: resume when it drains (or
+         * comes). */
+        c->blocked = c->in.len > 0;
+        if (c->session.deferred != NULL && !c->peer_eof && c->in.len < HTTP_READ_CHUNK_BYTES) {
+            http_conn_read_start(c); /* a client that leaves is noticed */
+        } else {
+            http_conn_read_stop(c);
+        }
         http_conn_arm(c);
+    } else if (c->peer_eof) {
+        c->state = HTTP_CONN_FINISHING; /* every answer the client waited for is queued */
+        http_conn_read_stop(c);
+        lmq_buf_release(&c->in);
+        http_conn_timer_start(c, c->server->limits.idle_timeout_ms);
     } else {
         lmq_buf_release(&c->in); /* an idle connection holds no input buffer */
         http_conn_arm(c);
         http_conn_read_start(c);
     }
     http_conn_flush(c);
+}
+
+/* A deferred answer was queued: parse what waited behind it and write. */
+static void http_conn_wake(void *ctx)
+{
+    struct http_conn *c = ctx;
+    if (c->state == HTTP_CONN_OPEN) {
+        http_conn_process(c);
+    }
 }
 
 static void http_conn_on_shutdown(uv_shutdown_t *req, int status)
@@ -1304,6 +1396,8 @@ static struct http_conn *http_conn_new(struct http_server *s)
     c->id = ++s->next_conn_id;
     http_session_init(&c->session, &s->limits, s->route, s->route_ctx);
     c->session.draining = s->draining;
+    c->session.wake = http_conn_wake;
+    c->session.wake_ctx = c;
     c->in = (struct lmq_buf){NULL, 0, 0};      /* bounded by HTTP_READ_CHUNK_BYTES */
     c->writing = (struct lmq_buf){NULL, 0, 0}; /* a whole out (or wire) handed over */
     int rc = uv_tcp_init(s->loop, &c->tcp);

@@ -66,6 +66,24 @@ struct http_request {
     const struct sockaddr_storage *local;
 };
 
+/*
+ * A request answered later (after a commit, say). Inside the route, http_request_defer() takes
+ * the answer out of the route's hands: the route returns 0 and its response is not sent;
+ * nothing further is read from the connection until http_deferred_answer() queues the answer
+ * (so responses stay in request order). If the connection closes first (idle timeout, the
+ * client went away, shutdown), abandoned(ctx) is called once and the handle is gone: the
+ * owner must not answer it afterwards. The handle is freed by answering or abandoning.
+ */
+struct http_deferred;
+typedef void (*http_abandoned_fn)(void *ctx);
+/* NULL when the request can't wait (no memory, or not called from a route): answer now. */
+struct http_deferred *http_request_defer(const struct http_request *req,
+                                         http_abandoned_fn abandoned, void *ctx);
+/* Queues the answer (resp and body as a route would set them; status 200..599) and resumes
+ * reading the connection. Frees d. */
+void http_deferred_answer(struct http_deferred *d, const struct http_response *resp,
+                          const struct lmq_buf *body);
+
 /* Bytes a route may attach to an accepted upgrade for the upgrade callback. */
 #define HTTP_UPGRADE_DATA_MAX_BYTES 512
 

@@ -51,6 +51,15 @@ uint64_t pipeline_ledger_size(const struct broker *b);
 /* The server's identity id (64 hex characters, NUL-terminated): the key that signs tokens,
  * checkpoints and in-band challenges. */
 const char *pipeline_server_id(const struct broker *b);
+/* Longest checkpoint text pipeline_checkpoint_size reads (a note as GET /ledger/checkpoint
+ * prints it: the body and this server's one signature line). */
+#define PIPELINE_CHECKPOINT_TEXT_MAX_BYTES 4096
+/* The tree size text names for a read as of a checkpoint (docs/PROTOCOL.md "Reading as of a
+ * checkpoint"): a checkpoint note signed by this server's key with its origin, or a tree size in
+ * decimal; either at most the latest checkpoint's size (what is committed). 0 with *size, or
+ * LMQ_EINVAL with the reason in why[0..why_len). */
+int pipeline_checkpoint_size(const struct broker *b, const char *text, size_t len, uint64_t *size,
+                             char *why, size_t why_len) LMQ_WUR;
 
 /* pipeline_identity.c: CONNECT authentication and the id/ topic rules. */
 /* What an id/<owner>/<leaf> topic is. */
@@ -103,6 +112,9 @@ enum proto_result pipeline_accept(struct conn *c, const struct mqtt_publish *pub
 
 struct ledger_envelope;
 
+/* What a server-sent envelope's sender hears once it is durable (pipeline_server_send). */
+typedef void (*pipeline_sent_fn)(void *ctx, const char *ack, size_t ack_len);
+
 /* Why a check refused an envelope: the reject message's reason, detail and more members. */
 struct pipeline_refusal {
     const char *reason; /* static: "invalid_object", "stale_version", ... */
@@ -124,6 +136,33 @@ struct pipeline_envelope_hook {
 /* Registers hook (copied). 0, or LMQ_ELIMIT past PIPELINE_ENVELOPE_HOOKS_MAX. */
 int pipeline_envelope_hook_register(struct broker *b,
                                     const struct pipeline_envelope_hook *hook) LMQ_WUR;
+
+/*
+ * Envelopes the server sends as itself: signed with the server key on the server identity's own
+ * chain (from = pipeline_server_id), through the same hooks and append as a client's, so they
+ * are ledger entries with receipts delivered to the recipient's inbox. A server-sent envelope
+ * acting for an identity (a REST write, say) names it in the body member "_on_behalf_of" (the
+ * caller puts it there) and is counted against that identity's envelope_rate_per_s and
+ * ledger_bytes_per_day instead of the server's.
+ */
+struct pipeline_server_envelope {
+    const char *to;         /* the recipient's identity id */
+    const char *type;       /* the envelope type */
+    const json_t *body;     /* a JSON object */
+    const char *charged_to; /* the identity whose rate and quota it takes, or NULL: none */
+    /* Once the batch is durable: the ack with its receipt (canonical JSON, valid during the
+     * call), as the sender's ack topic would carry it; ack NULL when the batch never became
+     * durable (the server stopped). May be NULL. */
+    pipeline_sent_fn sent;
+    void *ctx;
+};
+
+/* Sends e. 0: appended, e->sent follows, and the envelope's canonical JSON is appended to
+ * envelope (when not NULL). LMQ_EPROTO: refused (nothing appended), *refusal says why
+ * ("rate_limited", "quota_exceeded", "too_large", "bad_envelope" or a hook's reason; the caller
+ * frees refusal->members with json_decref). LMQ_ENOMEM. */
+int pipeline_server_send(struct broker *b, const struct pipeline_server_envelope *e,
+                         struct pipeline_refusal *refusal, struct lmq_buf *envelope) LMQ_WUR;
 
 /* {"after":N} on the connection's own resync topic: inbox envelopes after N, then a sync.
  * Returns the PUBACK/PUBREC reason code. */

@@ -190,25 +190,37 @@ int pipeline_envelope_hook_register(struct broker *b, const struct pipeline_enve
     return LMQ_OK;
 }
 
-/* Every hook's check, in order: false (and the envelope rejected) at the first refusal. */
-static bool accept_hooks_check(struct broker *b, struct conn *c, const struct ledger_envelope *env,
-                               const char *link)
+/* Every hook's check, in order: false with *refusal (members for the caller to free) at the
+ * first refusal. */
+static bool accept_hooks_pass(struct broker *b, const struct ledger_envelope *env, const char *link,
+                              struct pipeline_refusal *refusal)
 {
     struct pipeline *p = b->pipeline;
     for (size_t i = 0; i < p->envelope_hook_count; i++) {
         const struct pipeline_envelope_hook *h = &p->envelope_hooks[i];
-        struct pipeline_refusal refusal = {0};
-        if (h->check == NULL || h->check(h->ctx, env, link, &refusal))
+        *refusal = (struct pipeline_refusal){0};
+        if (h->check == NULL || h->check(h->ctx, env, link, refusal))
             continue;
-        LMQ_ASSERT(refusal.reason != NULL);
-        accept_reject_with(b, c, env->seq, link, refusal.reason, refusal.detail, refusal.members);
-        json_decref(refusal.members);
+        LMQ_ASSERT(refusal->reason != NULL);
         return false;
     }
     return true;
 }
 
-/* Per-identity rate: false (and a security event) when over envelope_rate_per_s. */
+/* accept_hooks_pass for a client's envelope: false (and the envelope rejected) at a refusal. */
+static bool accept_hooks_check(struct broker *b, struct conn *c, const struct ledger_envelope *env,
+                               const char *link)
+{
+    struct pipeline_refusal refusal;
+    if (accept_hooks_pass(b, env, link, &refusal))
+        return true;
+    accept_reject_with(b, c, env->seq, link, refusal.reason, refusal.detail, refusal.members);
+    json_decref(refusal.members);
+    return false;
+}
+
+/* Per-identity rate: false (and a security event) when over envelope_rate_per_s (c: the
+ * connection that sent it; NULL for a server-sent envelope charged to li). */
 static bool accept_rate_ok(struct broker *b, struct conn *c, struct accept_identity *li)
 {
     uint64_t now = clock_now_ms(b);
@@ -276,7 +288,7 @@ static void accept_not_next(struct broker *b, struct conn *c, struct accept_iden
     if (v == LEDGER_CHAIN_RESEND) {
         if (env->seq != li->last_seq)
             security_event(b, c, SECURITY_EVENT_REPLAY, "resend of an older envelope");
-        pipeline_tree_queue_ack(b, c->identity, &prior);
+        pipeline_tree_queue_ack(b, c->identity, &prior, NULL, NULL);
         return;
     }
     LMQ_ASSERT(v == LEDGER_CHAIN_GAP || v == LEDGER_CHAIN_FORK);
@@ -298,10 +310,13 @@ static const uint8_t *accept_inbox_json(const uint8_t *envelope, size_t len, uin
     return inbox;
 }
 
-/* Appends an envelope that continues its sender's chain: ledger row, inbox, ack. */
+/* Appends an envelope that continues its sender's chain: ledger row, inbox, ack (published on
+ * the sender's ack topic, or handed to sent; *acked says whether it was queued). */
 static int accept_append(struct broker *b, struct accept_identity *sender,
-                         const struct ledger_envelope *env, const char *link)
+                         const struct ledger_envelope *env, const char *link, pipeline_sent_fn sent,
+                         void *sent_ctx, bool *acked)
 {
+    *acked = false;
     struct accept_identity *recipient = accept_identity_get(b, env->to);
     if (recipient == NULL ||
         (sender->recent == NULL &&
@@ -338,8 +353,10 @@ static int accept_append(struct broker *b, struct accept_identity *sender,
     const uint8_t *inbox =
         accept_inbox_json(env->canonical.data, env->canonical.len, a.index, a.position, &n);
     rc = accept_publish(b, env->to, "inbox", inbox, n, NULL);
-    if (rc == LMQ_OK)
-        pipeline_tree_queue_ack(b, sender->id, &a);
+    if (rc == LMQ_OK) {
+        pipeline_tree_queue_ack(b, sender->id, &a, sent, sent_ctx);
+        *acked = true;
+    }
     struct pipeline *p = b->pipeline;
     for (size_t i = 0; rc == LMQ_OK && i < p->envelope_hook_count; i++) {
         const struct pipeline_envelope_hook *h = &p->envelope_hooks[i];
@@ -372,6 +389,7 @@ enum proto_result pipeline_accept(struct conn *c, const struct mqtt_publish *pub
     }
     char link[LEDGER_ENVELOPE_LINK_BYTES] = "";
     uint8_t rc = MQTT_RC_SUCCESS;
+    bool acked = false;
     if (ledger_envelope_link(&env, link) != LMQ_OK) {
         rc = MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     } else if (ledger_envelope_verify(&env, &reason) != LMQ_OK) {
@@ -384,12 +402,12 @@ enum proto_result pipeline_accept(struct conn *c, const struct mqtt_publish *pub
                                   NULL) == LEDGER_CHAIN_NEXT) {
         if (!accept_hooks_check(b, c, &env, link)) {
             rc = MQTT_RC_SUCCESS; /* the reject message is the answer */
-        } else if (!pipeline_quota_take(c, env.canonical.len)) {
+        } else if (!pipeline_quota_take(b, c, c->identity, env.canonical.len)) {
             /* Over [auth] ledger_bytes_per_day: nothing appended; the same envelope may be sent
              * again once the UTC day turns. MQTT 5 also gets PUBACK/PUBREC 0x97. */
             accept_reject(b, c, env.seq, link, "quota_exceeded", "ledger_bytes_per_day");
             rc = c->version == MQTT_V5 ? MQTT_RC_QUOTA_EXCEEDED : MQTT_RC_SUCCESS;
-        } else if (accept_append(b, sender, &env, link) != LMQ_OK) {
+        } else if (accept_append(b, sender, &env, link, NULL, NULL, &acked) != LMQ_OK) {
             rc = MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
         }
     } else {
@@ -398,6 +416,89 @@ enum proto_result pipeline_accept(struct conn *c, const struct mqtt_publish *pub
     ledger_envelope_release(&env);
     *reason_code = rc;
     return PROTO_OK;
+}
+
+static bool accept_server_refuse(struct pipeline_refusal *refusal, const char *reason,
+                                 const char *detail)
+{
+    *refusal = (struct pipeline_refusal){.reason = reason, .detail = detail};
+    return false;
+}
+
+/* Builds e as the server's next envelope into env (and its link): false with *refusal. */
+static bool accept_server_build(struct broker *b, struct accept_identity *server,
+                                const struct pipeline_server_envelope *e,
+                                struct ledger_envelope *env, char *link, struct lmq_buf *json,
+                                struct pipeline_refusal *refusal, int *rc)
+{
+    int64_t ms = clock_unix_ms(b);
+    char time[LEDGER_ENVELOPE_TIME_CHARS + 1];
+    /* Nanoseconds from the millisecond clock; the sequence number orders equal times. */
+    if (ledger_envelope_format_time(ms / 1000, (uint32_t)(ms % 1000) * 1000000u, time) != LMQ_OK)
+        return accept_server_refuse(refusal, "bad_envelope", "bad_time");
+    struct ledger_envelope_draft draft = {
+        .to = e->to,
+        .seq = server->last_seq + 1,
+        .prev = server->last_seq == 0 ? "" : server->last_link,
+        .time = time,
+        .type = e->type,
+        .body = e->body,
+    };
+    const char *reason = NULL;
+    *rc = ledger_envelope_build(b->pipeline->server_key.seed, &draft, json, &reason);
+    if (*rc == LMQ_ENOMEM)
+        return false;
+    if (*rc != LMQ_OK) /* "too_large", or the caller's draft (bad_to, bad_type, bad_body) */
+        return accept_server_refuse(refusal, *rc == LMQ_ETOOBIG ? "too_large" : "bad_envelope",
+                                    reason);
+    *rc = ledger_envelope_parse(json->data, json->len, env, &reason);
+    if (*rc == LMQ_OK && (*rc = ledger_envelope_link(env, link)) != LMQ_OK)
+        ledger_envelope_release(env);
+    return *rc == LMQ_OK;
+}
+
+int pipeline_server_send(struct broker *b, const struct pipeline_server_envelope *e,
+                         struct pipeline_refusal *refusal, struct lmq_buf *envelope)
+{
+    LMQ_ASSERT(e != NULL && e->to != NULL && e->type != NULL && refusal != NULL);
+    *refusal = (struct pipeline_refusal){0};
+    struct accept_identity *server = accept_identity_get(b, b->pipeline->server_key.id);
+    struct accept_identity *charged =
+        e->charged_to != NULL ? accept_identity_get(b, e->charged_to) : NULL;
+    if (server == NULL || (e->charged_to != NULL && charged == NULL))
+        return LMQ_ENOMEM;
+    if (charged != NULL && !accept_rate_ok(b, NULL, charged)) {
+        accept_server_refuse(refusal, "rate_limited", "envelope_rate_per_s");
+        return LMQ_EPROTO;
+    }
+    struct ledger_envelope env;
+    char link[LEDGER_ENVELOPE_LINK_BYTES] = "";
+    struct lmq_buf json = {0};
+    int rc = LMQ_OK;
+    if (!accept_server_build(b, server, e, &env, link, &json, refusal, &rc)) {
+        lmq_buf_release(&json);
+        return rc != LMQ_OK && refusal->reason == NULL ? rc : LMQ_EPROTO;
+    }
+    LMQ_ASSERT(ledger_chain_check(server->last_seq, server->last_link, env.seq, env.prev, link,
+                                  NULL) == LEDGER_CHAIN_NEXT);
+    if (!accept_hooks_pass(b, &env, link, refusal)) {
+        rc = LMQ_EPROTO;
+    } else if (charged != NULL && !pipeline_quota_take(b, NULL, charged->id, env.canonical.len)) {
+        accept_server_refuse(refusal, "quota_exceeded", "ledger_bytes_per_day");
+        rc = LMQ_EPROTO;
+    } else if (envelope != NULL && (rc = lmq_buf_append(envelope, json.data, json.len,
+                                                        LEDGER_ENVELOPE_MAX_BYTES)) != LMQ_OK) {
+        /* nothing appended */
+    } else {
+        /* Once the ack is queued, e->sent is called whatever happens next (a failing appended
+         * hook stops the broker; the batch's end calls it with NULL): 0 says so. */
+        bool acked = false;
+        rc = accept_append(b, server, &env, link, e->sent, e->ctx, &acked);
+        rc = acked ? LMQ_OK : rc != LMQ_OK ? rc : LMQ_ENOMEM;
+    }
+    ledger_envelope_release(&env);
+    lmq_buf_release(&json);
+    return rc;
 }
 
 struct accept_resync {

@@ -69,9 +69,10 @@ int pipeline_tokens_http_revoke(struct broker *b, const struct http_request *req
 /* Recomputes today's bytes per identity from the ledger's rows (recovery). 0 or an error. */
 int pipeline_quota_recover(struct broker *b) LMQ_WUR;
 void pipeline_quota_destroy(struct broker *b);
-/* Counts bytes of an envelope about to be appended by c's identity: false (nothing counted;
- * a security event, logged at most once a minute per identity) when over the day's quota. */
-bool pipeline_quota_take(struct conn *c, uint64_t bytes);
+/* Counts bytes of an envelope about to be appended for identity (c: the connection that sent
+ * it, or NULL when the server sends on the identity's behalf): false (nothing counted; a
+ * security event, logged at most once a minute per identity) when over the day's quota. */
+bool pipeline_quota_take(struct broker *b, struct conn *c, const char *identity, uint64_t bytes);
 
 /* pipeline_accept.c */
 /* An accepted envelope, as its ack describes it. */
@@ -93,9 +94,10 @@ struct pipeline_tree_batch;
 /* Appends the envelope with this link (hex) as the next leaf; its nodes go into the batch. */
 int pipeline_tree_append(struct broker *b, const char *link_hex) LMQ_WUR;
 /* Queues the ack of a (new or resent) envelope: sent with its receipt once the batch is
- * durable and a checkpoint covers it. */
+ * durable and a checkpoint covers it: published on the sender's ack topic, or, with sent, handed
+ * to sent(ctx, ...) instead (and sent(ctx, NULL, 0) if the batch never becomes durable). */
 void pipeline_tree_queue_ack(struct broker *b, const char *sender,
-                             const struct pipeline_accepted *a);
+                             const struct pipeline_accepted *a, pipeline_sent_fn sent, void *ctx);
 /* The batch's commit hook calls (pipeline.c): close (snapshot of the tree, before the commit),
  * committed (checkpoint, acks with receipts; once durable), free. lb may be NULL (the batch
  * appended nothing). */

@@ -146,20 +146,19 @@ void pipeline_quota_destroy(struct broker *b)
     p->ledger_quota = NULL;
 }
 
-bool pipeline_quota_take(struct conn *c, uint64_t bytes)
+bool pipeline_quota_take(struct broker *b, struct conn *c, const char *identity, uint64_t bytes)
 {
-    struct broker *b = c->broker;
     uint64_t limit = b->cfg.auth.ledger_bytes_per_day;
-    LMQ_ASSERT(c->identity[0] != '\0' && b->pipeline->ledger_quota != NULL);
+    LMQ_ASSERT(identity[0] != '\0' && b->pipeline->ledger_quota != NULL);
     if (limit == 0)
         return true;
     int64_t today = pipeline_quota_today(b);
     if (today != b->pipeline->ledger_quota_day)
         pipeline_quota_new_day(b, today);
-    struct pipeline_quota *q = pipeline_quota_get(b, c->identity);
+    struct pipeline_quota *q = pipeline_quota_get(b, identity);
     if (q == NULL)
         return false; /* no memory: refuse rather than append uncounted */
-    LMQ_ASSERT(memcmp(q->id, c->identity, CRYPTO_IDENTITY_ID_CHARS) == 0);
+    LMQ_ASSERT(memcmp(q->id, identity, CRYPTO_IDENTITY_ID_CHARS) == 0);
     if (q->day != today) {
         q->day = today;
         q->bytes = 0;
@@ -173,7 +172,8 @@ bool pipeline_quota_take(struct conn *c, uint64_t bytes)
     uint64_t now = clock_now_ms(b);
     if (q->logged_ms == 0 || now - q->logged_ms >= PIPELINE_QUOTA_LOG_INTERVAL_MS) {
         q->logged_ms = now;
-        security_event(b, c, SECURITY_EVENT_LEDGER_QUOTA, "ledger_bytes_per_day");
+        security_event(b, c, SECURITY_EVENT_LEDGER_QUOTA,
+                       c != NULL ? "ledger_bytes_per_day" : "ledger_bytes_per_day (server-sent)");
     }
     return false;
 }

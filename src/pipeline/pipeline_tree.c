@@ -14,6 +14,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "crypto/encoding.h"
@@ -36,6 +37,8 @@ struct pipeline_tree_level {
 struct pipeline_tree_ack {
     char sender[CRYPTO_IDENTITY_ID_BYTES];
     struct pipeline_accepted accepted;
+    pipeline_sent_fn sent; /* NULL: published on the sender's ack topic */
+    void *sent_ctx;
 };
 
 struct pipeline_tree_batch {
@@ -121,7 +124,7 @@ static int pipeline_tree_emit(void *ctx, uint32_t level, uint64_t index,
 }
 
 void pipeline_tree_queue_ack(struct broker *b, const char *sender,
-                             const struct pipeline_accepted *a)
+                             const struct pipeline_accepted *a, pipeline_sent_fn sent, void *ctx)
 {
     struct pipeline_tree_batch *lb = pipeline_tree_open_batch(b);
     if (lb->ack_count == lb->ack_cap) {
@@ -135,6 +138,8 @@ void pipeline_tree_queue_ack(struct broker *b, const char *sender,
     struct pipeline_tree_ack *ack = &lb->acks[lb->ack_count++];
     memcpy(ack->sender, sender, CRYPTO_IDENTITY_ID_BYTES);
     ack->accepted = *a;
+    ack->sent = sent;
+    ack->sent_ctx = ctx;
 }
 
 int pipeline_tree_append(struct broker *b, const char *link_hex)
@@ -180,6 +185,65 @@ static void pipeline_tree_sign(struct broker *b, uint64_t size,
     p->checkpoint_len = len;
     p->checkpoint_size = size;
     memcpy(p->checkpoint_root, root, LEDGER_MERKLE_HASH_BYTES);
+}
+
+/* A tree size in decimal: digits only, no leading zero, at most INT64_MAX. */
+static bool pipeline_tree_decimal(const char *text, size_t len, uint64_t *out)
+{
+    if (len == 0 || len > 19 || (len > 1 && text[0] == '0'))
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] < '0' || text[i] > '9')
+            return false;
+        v = v * 10 + (uint64_t)(text[i] - '0'); /* 19 digits cannot overflow 64 bits */
+    }
+    *out = v;
+    return v <= INT64_MAX;
+}
+
+int pipeline_checkpoint_size(const struct broker *b, const char *text, size_t len, uint64_t *size,
+                             char *why, size_t why_len)
+{
+    LMQ_ASSERT(b != NULL && b->pipeline != NULL && size != NULL && why != NULL && why_len > 0);
+    const struct pipeline *p = b->pipeline;
+    why[0] = '\0';
+    *size = 0;
+    uint64_t n = 0;
+    if (text == NULL || len == 0 || len > PIPELINE_CHECKPOINT_TEXT_MAX_BYTES) {
+        snprintf(why, why_len, "checkpoint: a signed checkpoint note or a tree size");
+        return LMQ_EINVAL;
+    }
+    if (text[0] >= '0' && text[0] <= '9') {
+        if (!pipeline_tree_decimal(text, len, &n)) {
+            snprintf(why, why_len, "checkpoint: a tree size is a decimal integer");
+            return LMQ_EINVAL;
+        }
+    } else {
+        struct ledger_checkpoint *cp = malloc(sizeof(*cp)); /* 16 signatures: ~2 KiB */
+        enum ledger_checkpoint_verdict verdict = LEDGER_CHECKPOINT_MALFORMED;
+        int rc = cp != NULL ? ledger_checkpoint_verify(text, len, p->ledger_origin,
+                                                       p->server_key.pub, cp, &verdict)
+                            : LMQ_ENOMEM;
+        bool same_origin = rc == LMQ_OK && strcmp(cp->origin, p->ledger_origin) == 0;
+        n = rc == LMQ_OK ? cp->size : 0;
+        free(cp);
+        if (rc != LMQ_OK || !same_origin) {
+            snprintf(why, why_len, "checkpoint: not this server's (%s)",
+                     rc == LMQ_ENOMEM ? "out of memory"
+                     : rc != LMQ_OK   ? ledger_checkpoint_verdict_str(verdict)
+                                      : "another origin");
+            return LMQ_EINVAL;
+        }
+    }
+    if (n > p->checkpoint_size) {
+        snprintf(why, why_len,
+                 "checkpoint: size %" PRIu64 " is beyond the latest checkpoint (size %" PRIu64 ")",
+                 n, p->checkpoint_size);
+        return LMQ_EINVAL;
+    }
+    *size = n;
+    return LMQ_OK;
 }
 
 int pipeline_tree_json_string(char *out, size_t cap, size_t *used, const char *s, size_t len)
@@ -258,11 +322,17 @@ void pipeline_tree_committed(struct broker *b, struct pipeline_tree_batch *lb)
     static char json[LEDGER_TREE_ACK_MAX_BYTES];
     for (size_t i = 0; i < lb->ack_count; i++) {
         size_t len = 0;
-        int rc = pipeline_tree_ack_json(b, lb, &lb->acks[i].accepted, json, sizeof(json), &len);
+        struct pipeline_tree_ack *ack = &lb->acks[i];
+        int rc = pipeline_tree_ack_json(b, lb, &ack->accepted, json, sizeof(json), &len);
         if (rc == LMQ_EIO)
             broker_fail_stop(b, "ledger proof", rc);
-        if (rc != LMQ_OK || pipeline_publish_ack(b, lb->acks[i].sender, json, len) != LMQ_OK)
-            lmq_log_msg(LMQ_LOG_WARN, "ack_not_sent", lb->acks[i].sender);
+        if (ack->sent != NULL) {
+            pipeline_sent_fn sent = ack->sent;
+            ack->sent = NULL; /* called once */
+            sent(ack->sent_ctx, rc == LMQ_OK ? json : NULL, rc == LMQ_OK ? len : 0);
+        } else if (rc != LMQ_OK || pipeline_publish_ack(b, ack->sender, json, len) != LMQ_OK) {
+            lmq_log_msg(LMQ_LOG_WARN, "ack_not_sent", ack->sender);
+        }
     }
 }
 
@@ -272,6 +342,10 @@ void pipeline_tree_batch_free(struct pipeline_tree_batch *lb)
         return;
     for (size_t l = 0; l < LEDGER_MERKLE_LEVELS_MAX; l++)
         free(lb->levels[l].hashes);
+    for (size_t i = 0; i < lb->ack_count; i++) { /* the batch never became durable */
+        if (lb->acks[i].sent != NULL)
+            lb->acks[i].sent(lb->acks[i].sent_ctx, NULL, 0);
+    }
     free(lb->acks);
     free(lb);
 }

@@ -548,6 +548,24 @@ int store_data_versions(struct store *store, struct lmq_bytes permalink, struct 
                         uint64_t from, size_t limit, store_data_row_fn row, void *ctx,
                         size_t *count) LMQ_WUR;
 
+/*
+ * Reads as of a ledger checkpoint (docs/PROTOCOL.md "Reading as of a checkpoint"): the state of
+ * the resources when the ledger had size entries. A resource's version then is its latest with
+ * ledger index < size (none: the resource did not exist yet); the reader rule is the one of then
+ * (reader may read a resource when a version before size was by or to it). The caller makes sure
+ * size is at most a committed checkpoint's, so the answer never changes. Same contracts as the
+ * latest reads above otherwise.
+ */
+int store_data_resource_at(struct store *store, struct lmq_bytes permalink, struct lmq_bytes reader,
+                           uint64_t size, store_data_row_fn row, void *ctx, bool *found) LMQ_WUR;
+/* A version by its link when its ledger index is < size, with the reader rule of then. */
+int store_data_version_at(struct store *store, struct lmq_bytes link, struct lmq_bytes reader,
+                          uint64_t size, store_data_row_fn row, void *ctx, bool *found) LMQ_WUR;
+/* store_data_resources as of size. */
+int store_data_resources_at(struct store *store, const struct lmq_bytes *permalinks, size_t n,
+                            struct lmq_bytes reader, uint64_t size, store_data_row_fn row,
+                            void *ctx, size_t *count) LMQ_WUR;
+
 /* A scalar in a filter: what json_extract() yields for a JSON value. */
 enum store_data_value_type {
     STORE_DATA_NULL,
@@ -606,10 +624,20 @@ struct store_data_query {
     struct store_data_value cursor_value; /* the last row's order_path value */
     uint64_t cursor_created;              /* the last row's created_ledger_index */
     size_t limit;
+    /* As of a checkpoint (store_data_resource_at): each resource's version before as_of_size,
+     * filters and order on that version's body, the reader rule of then. Filters and property
+     * orders then cannot use the property indexes (they index the latest versions): they are
+     * evaluated on each resource of the model created before as_of_size. */
+    bool as_of;
+    uint64_t as_of_size;
+    /* 0: no bound; else the statement is interrupted after this long and the query fails with
+     * LMQ_ELIMIT (rows already passed to row() stand). For reads that can scan (as of). */
+    uint64_t max_ms;
 };
 
 /* Runs q, calling row() for each resource in order. Sets *count. LMQ_EINVAL for a query
- * outside the bounds above (nothing read). Loop thread; synchronous. */
+ * outside the bounds above (nothing read), LMQ_ELIMIT when q->max_ms ran out, LMQ_EIO. Loop
+ * thread; synchronous. */
 int store_data_query(struct store *store, const struct store_data_query *q, store_data_row_fn row,
                      void *ctx, size_t *count) LMQ_WUR;
 /* How the back end runs q (SQLite: the EXPLAIN QUERY PLAN details, one per line) into out, for

@@ -1,8 +1,11 @@
 /*
  * Typed objects on SQLite (store.h "Typed objects"; docs/PROTOCOL.md "Objects").
  *
- * Tables (schema 6, store_schema.c): data_versions (every version), data_resources (each
- * resource's latest version) and data_readers (who may read a resource). A property index is an
+ * Tables (schema 7, store_schema.c): data_versions (every version), data_resources (each
+ * resource's latest version) and data_readers (who may read a resource, and since which ledger
+ * index). A read as of a checkpoint of size N takes each resource's latest version below N from
+ * data_versions (its index on (permalink, ledger_idx): one seek per resource) and the readers
+ * whose since_idx < N. A property index is an
  * expression index on (model, json_extract(body, PATH)); a query filtering or ordering on that
  * path spells the same expression, so the planner uses it. Paths are the only text a query puts
  * into SQL, and store_data_path_valid() admits nothing but "$.name.name..." with GraphQL names;
@@ -11,6 +14,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/buf.h"
 #include "core/lmq.h"
@@ -78,9 +82,11 @@ int store_data_writer_prepare(sqlite3 *db, struct store_data_writer *w)
         "author = excluded.author, ledger_idx = excluded.ledger_idx, time = excluded.time, "
         "deleted = excluded.deleted, body = excluded.body";
     /* After the resource row: its model and creation index key the reader's row. */
+    /* Versions arrive in ledger order: the row a reader's first version inserts keeps its index
+     * (since_idx), later ones are ignored. */
     static const char reader_sql[] =
-        "INSERT OR IGNORE INTO data_readers(identity, model, created_idx, permalink) "
-        "SELECT ?1, model, created_idx, permalink FROM data_resources WHERE permalink = ?2";
+        "INSERT OR IGNORE INTO data_readers(identity, model, created_idx, permalink, since_idx) "
+        "SELECT ?1, model, created_idx, permalink, ?3 FROM data_resources WHERE permalink = ?2";
     int rc =
         sqlite3_prepare_v3(db, version_sql, -1, SQLITE_PREPARE_PERSISTENT, &w->version_put, NULL);
     if (rc == SQLITE_OK)
@@ -108,10 +114,11 @@ static int data__bind_text(sqlite3_stmt *st, int idx, struct lmq_bytes b)
 }
 
 static int data__add_reader(struct store_data_writer *w, struct lmq_bytes identity,
-                            struct lmq_bytes permalink)
+                            struct lmq_bytes permalink, uint64_t ledger_index)
 {
     store_sqlite_bind_bytes(w->reader_put, 1, identity);
     store_sqlite_bind_bytes(w->reader_put, 2, permalink);
+    sqlite3_bind_int64(w->reader_put, 3, (int64_t)ledger_index);
     return store_sqlite_run(w->reader_put);
 }
 
@@ -151,9 +158,9 @@ int store_data_apply_version(struct store_data_writer *w, const struct store_rec
     data__bind_text(st, 9, r->body);
     rc = store_sqlite_run(st);
     if (rc == SQLITE_OK)
-        rc = data__add_reader(w, r->author, r->permalink);
+        rc = data__add_reader(w, r->author, r->permalink, r->ledger_index);
     if (rc == SQLITE_OK)
-        rc = data__add_reader(w, r->recipient, r->permalink);
+        rc = data__add_reader(w, r->recipient, r->permalink, r->ledger_index);
     return rc;
 }
 
@@ -230,16 +237,37 @@ static int data__rows(sqlite3_stmt *st, size_t limit, store_data_row_fn row, voi
     "(" param " IS NULL OR EXISTS (SELECT 1 FROM data_readers d WHERE d.permalink = " col          \
     " AND d.identity = " param "))"
 
+/* The same as of a checkpoint of size ?N: a row of the reader from a version before it. */
+#define DATA_READER_CHECK_AT(col, param, size)                                                     \
+    "(" param " IS NULL OR EXISTS (SELECT 1 FROM data_readers d WHERE d.permalink = " col          \
+    " AND d.identity = " param " AND d.since_idx < " size "))"
+/* "v is the latest version below size of the resource whose permalink is column col": one
+ * backwards seek in data_versions_by_resource. */
+#define DATA_LATEST_AT(col, size)                                                                  \
+    "v.ledger_idx = (SELECT x.ledger_idx FROM data_versions x WHERE x.permalink = " col            \
+    " AND x.ledger_idx < " size " ORDER BY x.ledger_idx DESC LIMIT 1)"
+
+/* A size as SQLite's integer (sizes beyond INT64_MAX do not occur: the same as INT64_MAX). */
+static int64_t data__size(uint64_t size)
+{
+    return size > INT64_MAX ? INT64_MAX : (int64_t)size;
+}
+
+/* sql with ?1 key, ?2 reader and, when size != NULL, ?3 the checkpoint's size. */
 static int data__one(struct store *store, const char *sql, struct lmq_bytes key,
-                     struct lmq_bytes reader, store_data_row_fn row, void *ctx, bool *found)
+                     struct lmq_bytes reader, const uint64_t *size, store_data_row_fn row,
+                     void *ctx, bool *found)
 {
     LMQ_ASSERT(store != NULL && row != NULL && found != NULL);
+    LMQ_ASSERT(sql != NULL && key.data != NULL);
     *found = false;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(store_sqlite_reader(store), sql, -1, &st, NULL) != SQLITE_OK)
         return LMQ_EIO;
     store_sqlite_bind_bytes(st, 1, key);
     store_sqlite_bind_bytes(st, 2, reader);
+    if (size != NULL)
+        sqlite3_bind_int64(st, 3, data__size(*size));
     size_t count = 0;
     int rc = data__rows(st, 1, row, ctx, &count);
     *found = count == 1;
@@ -252,7 +280,28 @@ int store_data_resource(struct store *store, struct lmq_bytes permalink, struct 
     return data__one(store,
                      "SELECT " DATA_ROW_COLUMNS " FROM data_resources r WHERE r.permalink = ?1 "
                      "AND " DATA_READER_CHECK("r.permalink", "?2"),
-                     permalink, reader, row, ctx, found);
+                     permalink, reader, NULL, row, ctx, found);
+}
+
+int store_data_resource_at(struct store *store, struct lmq_bytes permalink, struct lmq_bytes reader,
+                           uint64_t size, store_data_row_fn row, void *ctx, bool *found)
+{
+    return data__one(store,
+                     "SELECT " DATA_VERSION_COLUMNS " FROM data_resources r "
+                     "CROSS JOIN data_versions v WHERE r.permalink = ?1 AND r.created_idx < ?3 "
+                     "AND " DATA_LATEST_AT("r.permalink", "?3") " AND " DATA_READER_CHECK_AT(
+                         "r.permalink", "?2", "?3"),
+                     permalink, reader, &size, row, ctx, found);
+}
+
+int store_data_version_at(struct store *store, struct lmq_bytes link, struct lmq_bytes reader,
+                          uint64_t size, store_data_row_fn row, void *ctx, bool *found)
+{
+    return data__one(store,
+                     "SELECT " DATA_VERSION_COLUMNS " FROM data_versions v "
+                     "JOIN data_resources r ON r.permalink = v.permalink WHERE v.link = ?1 "
+                     "AND v.ledger_idx < ?3 AND " DATA_READER_CHECK_AT("v.permalink", "?2", "?3"),
+                     link, reader, &size, row, ctx, found);
 }
 
 int store_data_version(struct store *store, struct lmq_bytes link, struct lmq_bytes reader,
@@ -262,7 +311,7 @@ int store_data_version(struct store *store, struct lmq_bytes link, struct lmq_by
                      "SELECT " DATA_VERSION_COLUMNS " FROM data_versions v "
                      "JOIN data_resources r ON r.permalink = v.permalink WHERE v.link = ?1 "
                      "AND " DATA_READER_CHECK("v.permalink", "?2"),
-                     link, reader, row, ctx, found);
+                     link, reader, NULL, row, ctx, found);
 }
 
 int store_data_versions(struct store *store, struct lmq_bytes permalink, struct lmq_bytes reader,
@@ -282,7 +331,7 @@ int store_data_versions(struct store *store, struct lmq_bytes permalink, struct 
         return LMQ_EIO;
     store_sqlite_bind_bytes(st, 1, permalink);
     store_sqlite_bind_bytes(st, 2, reader);
-    sqlite3_bind_int64(st, 3, from > INT64_MAX ? INT64_MAX : (int64_t)from);
+    sqlite3_bind_int64(st, 3, data__size(from));
     sqlite3_bind_int64(st, 4, (int64_t)limit);
     return data__rows(st, limit, row, ctx, count);
 }
@@ -293,6 +342,7 @@ struct data_sql {
     struct lmq_buf text;
     int next_param;      /* the next ?N */
     const char *created; /* the creation index column that drives the loop */
+    const char *body;    /* the body filters read: the latest (r) or the version as of (v) */
 };
 
 static bool data__sql_add(struct data_sql *q, const char *fmt, ...)
@@ -309,9 +359,9 @@ static bool data__sql_add(struct data_sql *q, const char *fmt, ...)
     return lmq_buf_append(&q->text, piece, (size_t)n, DATA_SQL_MAX_BYTES) == LMQ_OK;
 }
 
-/* The expression of a property: spelled exactly as the index spells it. */
-#define DATA_EXPR_FMT "json_extract(r.body, '%.*s')"
-#define DATA_EXPR_ARGS(p) (int)(p).len, (const char *)(p).data
+/* The expression of a property: spelled exactly as the index spells it (on r.body). */
+#define DATA_EXPR_FMT "json_extract(%s, '%.*s')"
+#define DATA_EXPR_ARGS(q, p) (q)->body, (int)(p).len, (const char *)(p).data
 
 static const char *data__op_sql(enum store_data_op op)
 {
@@ -374,27 +424,27 @@ static bool data__filter_sql(struct data_sql *q, const struct store_data_filter 
     switch (f->op) {
     case STORE_DATA_IN:
     case STORE_DATA_NOT_IN:
-        ok = ok && data__sql_add(q, DATA_EXPR_FMT " %sIN (", DATA_EXPR_ARGS(f->path),
+        ok = ok && data__sql_add(q, DATA_EXPR_FMT " %sIN (", DATA_EXPR_ARGS(q, f->path),
                                  f->op == STORE_DATA_NOT_IN ? "NOT " : "");
         for (size_t i = 0; i < f->value_count; i++)
             ok = ok && data__sql_add(q, "%s?%d", i ? ", " : "", q->next_param++);
         return ok && data__sql_add(q, ")");
     case STORE_DATA_IS_NULL:
-        return ok && data__sql_add(q, DATA_EXPR_FMT " IS NULL", DATA_EXPR_ARGS(f->path));
+        return ok && data__sql_add(q, DATA_EXPR_FMT " IS NULL", DATA_EXPR_ARGS(q, f->path));
     case STORE_DATA_NOT_NULL:
-        return ok && data__sql_add(q, DATA_EXPR_FMT " IS NOT NULL", DATA_EXPR_ARGS(f->path));
+        return ok && data__sql_add(q, DATA_EXPR_FMT " IS NOT NULL", DATA_EXPR_ARGS(q, f->path));
     case STORE_DATA_STARTS_WITH:
         /* Byte-wise: substr() of the same length, no LIKE and its wildcards. */
         ok = ok && data__sql_add(q, "substr(" DATA_EXPR_FMT ", 1, length(?%d)) = ?%d",
-                                 DATA_EXPR_ARGS(f->path), q->next_param, q->next_param);
+                                 DATA_EXPR_ARGS(q, f->path), q->next_param, q->next_param);
         q->next_param++;
         return ok;
     case STORE_DATA_CONTAINS:
-        ok = ok && data__sql_add(q, "instr(" DATA_EXPR_FMT ", ?%d) > 0", DATA_EXPR_ARGS(f->path),
+        ok = ok && data__sql_add(q, "instr(" DATA_EXPR_FMT ", ?%d) > 0", DATA_EXPR_ARGS(q, f->path),
                                  q->next_param++);
         return ok;
     default:
-        return ok && data__sql_add(q, DATA_EXPR_FMT " %s ?%d", DATA_EXPR_ARGS(f->path),
+        return ok && data__sql_add(q, DATA_EXPR_FMT " %s ?%d", DATA_EXPR_ARGS(q, f->path),
                                    data__op_sql(f->op), q->next_param++);
     }
 }
@@ -428,38 +478,68 @@ static bool data__cursor_sql(struct data_sql *q, const struct store_data_query *
     /* SQLite orders NULL first: ascending, a NULL cursor is followed by the rest of the NULLs,
      * then every non-NULL value; descending the reverse. */
     if (plan->cursor_value.type == STORE_DATA_NULL) {
-        return data__sql_add(q,
-                             plan->descending
-                                 ? " AND (" DATA_EXPR_FMT " IS NULL AND r.created_idx < ?%d)"
-                                 : " AND ((" DATA_EXPR_FMT " IS NULL AND r.created_idx > ?%d)"
-                                   " OR " DATA_EXPR_FMT " IS NOT NULL)",
-                             DATA_EXPR_ARGS(plan->order_path), c, DATA_EXPR_ARGS(plan->order_path));
+        return data__sql_add(
+            q,
+            plan->descending ? " AND (" DATA_EXPR_FMT " IS NULL AND r.created_idx < ?%d)"
+                             : " AND ((" DATA_EXPR_FMT " IS NULL AND r.created_idx > ?%d)"
+                               " OR " DATA_EXPR_FMT " IS NOT NULL)",
+            DATA_EXPR_ARGS(q, plan->order_path), c, DATA_EXPR_ARGS(q, plan->order_path));
     }
     /* Descending, the NULLs come after every value. */
     bool ok = data__sql_add(
         q, " AND (" DATA_EXPR_FMT " %s ?%d OR (" DATA_EXPR_FMT " = ?%d AND r.created_idx %s ?%d)",
-        DATA_EXPR_ARGS(plan->order_path), after, v, DATA_EXPR_ARGS(plan->order_path), v, after, c);
+        DATA_EXPR_ARGS(q, plan->order_path), after, v, DATA_EXPR_ARGS(q, plan->order_path), v,
+        after, c);
     if (ok && plan->descending)
-        ok = data__sql_add(q, " OR " DATA_EXPR_FMT " IS NULL", DATA_EXPR_ARGS(plan->order_path));
+        ok = data__sql_add(q, " OR " DATA_EXPR_FMT " IS NULL", DATA_EXPR_ARGS(q, plan->order_path));
     return ok && data__sql_add(q, ")");
+}
+
+/* The FROM and WHERE of the latest resources: everything or one reader's. */
+static bool data__from_latest(struct data_sql *q, bool everything)
+{
+    q->created = everything ? "r.created_idx" : "d.created_idx";
+    q->body = "r.body";
+    q->next_param = 3;
+    return everything
+               ? data__sql_add(q, "SELECT " DATA_ROW_COLUMNS " FROM data_resources r "
+                                  "WHERE r.model = ?1 AND r.deleted = 0 AND ?2 IS NULL")
+               : data__sql_add(q, "SELECT " DATA_ROW_COLUMNS " FROM data_readers d "
+                                  "CROSS JOIN data_resources r ON r.permalink = d.permalink "
+                                  "WHERE d.identity = ?2 AND d.model = ?1 AND r.deleted = 0");
+}
+
+/* The same as of a checkpoint of size ?3: the resources created before it, each with its latest
+ * version below it (v), left out when that is a tombstone; one reader's rows from before it. */
+static bool data__from_as_of(struct data_sql *q, bool everything)
+{
+    q->created = everything ? "r.created_idx" : "d.created_idx";
+    q->body = "v.body";
+    q->next_param = 4;
+    return everything
+               ? data__sql_add(q, "SELECT " DATA_VERSION_COLUMNS " FROM data_resources r "
+                                  "CROSS JOIN data_versions v WHERE r.model = ?1 AND ?2 IS NULL "
+                                  "AND r.created_idx < ?3 AND " DATA_LATEST_AT(
+                                      "r.permalink", "?3") " AND v.deleted = 0")
+               : data__sql_add(q, "SELECT " DATA_VERSION_COLUMNS " FROM data_readers d "
+                                  "CROSS JOIN data_resources r ON r.permalink = d.permalink "
+                                  "CROSS JOIN data_versions v WHERE d.identity = ?2 AND "
+                                  "d.model = ?1 AND d.created_idx < ?3 AND d.since_idx < ?3 "
+                                  "AND " DATA_LATEST_AT("d.permalink", "?3") " AND v.deleted = 0");
 }
 
 /*
  * Builds the statement's text for plan. Everything: the model's rows in creation order (or a
  * property index's range). One reader: its rows of data_readers for the model, in creation
  * order, each joined to its resource (CROSS JOIN keeps that order of the loops), so a page costs
- * a range over the reader's own resources of the model, never a scan of everyone's.
+ * a range over the reader's own resources of the model, never a scan of everyone's. As of a
+ * checkpoint: the same loops, each resource joined to its version of then.
  */
 static bool data__query_sql(struct data_sql *q, const struct store_data_query *plan)
 {
-    bool ok = plan->reader.data == NULL
-                  ? data__sql_add(q, "SELECT " DATA_ROW_COLUMNS " FROM data_resources r "
-                                     "WHERE r.model = ?1 AND r.deleted = 0 AND ?2 IS NULL")
-                  : data__sql_add(q, "SELECT " DATA_ROW_COLUMNS " FROM data_readers d "
-                                     "CROSS JOIN data_resources r ON r.permalink = d.permalink "
-                                     "WHERE d.identity = ?2 AND d.model = ?1 AND r.deleted = 0");
-    q->created = plan->reader.data == NULL ? "r.created_idx" : "d.created_idx";
-    q->next_param = 3;
+    bool everything = plan->reader.data == NULL;
+    bool ok = plan->as_of ? data__from_as_of(q, everything) : data__from_latest(q, everything);
+    LMQ_ASSERT(q->body != NULL && q->created != NULL);
     for (size_t i = 0; ok && i < plan->filter_count; i++)
         ok = data__filter_sql(q, &plan->filters[i]);
     if (ok && plan->has_cursor)
@@ -467,11 +547,30 @@ static bool data__query_sql(struct data_sql *q, const struct store_data_query *p
     const char *dir = plan->descending ? " DESC" : "";
     if (ok && plan->order_path.len > 0)
         ok = data__sql_add(q, " ORDER BY " DATA_EXPR_FMT "%s, r.created_idx%s",
-                           DATA_EXPR_ARGS(plan->order_path), dir, dir);
+                           DATA_EXPR_ARGS(q, plan->order_path), dir, dir);
     else if (ok)
         ok = data__sql_add(q, " ORDER BY %s%s", q->created, dir);
-    ok = ok && data__sql_add(q, " LIMIT ?%d", q->next_param++);
-    return ok && lmq_buf_append(&q->text, "", 1, DATA_SQL_MAX_BYTES) == LMQ_OK; /* NUL */
+    return ok && data__sql_add(q, " LIMIT ?%d", q->next_param++);
+}
+
+/* Prepares the text q built on the reader connection and releases it, whatever happens: the one
+ * way a built statement is prepared. LMQ_ENOMEM when building it failed (built false), LMQ_EIO. */
+static int data__prepare_sql(struct store *store, struct data_sql *q, bool built,
+                             sqlite3_stmt **out)
+{
+    LMQ_ASSERT(store != NULL && q != NULL && out != NULL);
+    *out = NULL;
+    if (built && lmq_buf_append(&q->text, "", 1, DATA_SQL_MAX_BYTES) != LMQ_OK) /* NUL */
+        built = false;
+    int rc = LMQ_ENOMEM;
+    if (built)
+        rc = sqlite3_prepare_v2(store_sqlite_reader(store), (const char *)q->text.data, -1, out,
+                                NULL) == SQLITE_OK
+                 ? LMQ_OK
+                 : LMQ_EIO;
+    lmq_buf_release(&q->text);
+    LMQ_ASSERT((rc == LMQ_OK) == (*out != NULL));
+    return rc;
 }
 
 /* Compiles and prepares plan (explain: as EXPLAIN QUERY PLAN), binding every parameter. */
@@ -481,19 +580,17 @@ static int data__prepare(struct store *store, const struct store_data_query *pla
     if (!data__query_valid(plan))
         return LMQ_EINVAL;
     struct data_sql q = {.next_param = 1};
-    if ((explain && !data__sql_add(&q, "EXPLAIN QUERY PLAN ")) || !data__query_sql(&q, plan)) {
-        lmq_buf_release(&q.text);
-        return LMQ_ENOMEM;
-    }
+    bool built =
+        (!explain || data__sql_add(&q, "EXPLAIN QUERY PLAN ")) && data__query_sql(&q, plan);
     sqlite3_stmt *st = NULL;
-    int rc =
-        sqlite3_prepare_v2(store_sqlite_reader(store), (const char *)q.text.data, -1, &st, NULL);
-    lmq_buf_release(&q.text);
-    if (rc != SQLITE_OK)
-        return LMQ_EIO;
+    int rc = data__prepare_sql(store, &q, built, &st);
+    if (rc != LMQ_OK)
+        return rc;
     data__bind_text(st, 1, plan->model);
     store_sqlite_bind_bytes(st, 2, plan->reader);
     int p = 3;
+    if (plan->as_of)
+        sqlite3_bind_int64(st, p++, data__size(plan->as_of_size));
     for (size_t i = 0; i < plan->filter_count; i++) {
         const struct store_data_filter *f = &plan->filters[i];
         for (size_t j = 0; j < f->value_count; j++)
@@ -510,6 +607,29 @@ static int data__prepare(struct store *store, const struct store_data_query *pla
     return LMQ_OK;
 }
 
+/* A query's deadline: the progress handler interrupts the statement once it has passed. */
+struct data_deadline {
+    uint64_t end_ns;
+    bool fired;
+};
+
+static uint64_t data__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int data__progress(void *arg)
+{
+    struct data_deadline *d = arg;
+    d->fired = d->fired || data__now_ns() >= d->end_ns;
+    return d->fired ? 1 : 0;
+}
+
+/* SQLite virtual machine instructions between two looks at the clock (~ tens of microseconds). */
+#define DATA_PROGRESS_OPS 10000
+
 int store_data_query(struct store *store, const struct store_data_query *plan,
                      store_data_row_fn row, void *ctx, size_t *count)
 {
@@ -517,7 +637,17 @@ int store_data_query(struct store *store, const struct store_data_query *plan,
     *count = 0;
     sqlite3_stmt *st = NULL;
     int rc = data__prepare(store, plan, false, &st);
-    return rc == LMQ_OK ? data__rows(st, plan->limit, row, ctx, count) : rc;
+    if (rc != LMQ_OK)
+        return rc;
+    if (plan->max_ms == 0)
+        return data__rows(st, plan->limit, row, ctx, count);
+    LMQ_ASSERT(plan->max_ms <= UINT64_MAX / 2000000u); /* no overflow of the deadline */
+    sqlite3 *db = store_sqlite_reader(store);
+    struct data_deadline deadline = {.end_ns = data__now_ns() + plan->max_ms * 1000000u};
+    sqlite3_progress_handler(db, DATA_PROGRESS_OPS, data__progress, &deadline);
+    rc = data__rows(st, plan->limit, row, ctx, count);
+    sqlite3_progress_handler(db, 0, NULL, NULL);
+    return deadline.fired && rc == LMQ_EIO ? LMQ_ELIMIT : rc;
 }
 
 int store_data_query_plan(struct store *store, const struct store_data_query *plan, char *out,
@@ -546,32 +676,50 @@ int store_data_query_plan(struct store *store, const struct store_data_query *pl
     return rc;
 }
 
-int store_data_resources(struct store *store, const struct lmq_bytes *permalinks, size_t n,
-                         struct lmq_bytes reader, store_data_row_fn row, void *ctx, size_t *count)
+/* The latest versions of permalinks[0..n), or (size != NULL) their versions as of *size:
+ * ?1 reader, ?2 the size (unused for the latest), ?3.. the permalinks. */
+static int data__resources(struct store *store, const struct lmq_bytes *permalinks, size_t n,
+                           struct lmq_bytes reader, const uint64_t *size, store_data_row_fn row,
+                           void *ctx, size_t *count)
 {
     LMQ_ASSERT(store != NULL && row != NULL && count != NULL);
     *count = 0;
     if (n == 0 || n > STORE_DATA_BATCH_MAX || permalinks == NULL)
         return LMQ_EINVAL;
     struct data_sql q = {.next_param = 1};
-    bool ok = data__sql_add(&q, "SELECT " DATA_ROW_COLUMNS " FROM data_resources r "
-                                "WHERE " DATA_READER_CHECK("r.permalink", "?1") " AND "
-                                                                                "r.permalink IN (");
+    bool ok = size == NULL
+                  ? data__sql_add(&q, "SELECT " DATA_ROW_COLUMNS " FROM data_resources r "
+                                      "WHERE " DATA_READER_CHECK("r.permalink", "?1"))
+                  : data__sql_add(
+                        &q, "SELECT " DATA_VERSION_COLUMNS " FROM data_resources r "
+                            "CROSS JOIN data_versions v WHERE r.created_idx < ?2 "
+                            "AND " DATA_LATEST_AT("r.permalink", "?2") " AND " DATA_READER_CHECK_AT(
+                                "r.permalink", "?1", "?2"));
+    ok = ok && data__sql_add(&q, " AND r.permalink IN (");
     for (size_t i = 0; ok && i < n; i++)
-        ok = data__sql_add(&q, "%s?%zu", i ? ", " : "", i + 2);
-    ok = ok && data__sql_add(&q, ")") && lmq_buf_append(&q.text, "", 1, DATA_SQL_MAX_BYTES) == 0;
-    if (!ok) {
-        lmq_buf_release(&q.text);
-        return LMQ_ENOMEM;
-    }
+        ok = data__sql_add(&q, "%s?%zu", i ? ", " : "", i + 3);
+    ok = ok && data__sql_add(&q, ")");
     sqlite3_stmt *st = NULL;
-    int rc =
-        sqlite3_prepare_v2(store_sqlite_reader(store), (const char *)q.text.data, -1, &st, NULL);
-    lmq_buf_release(&q.text);
-    if (rc != SQLITE_OK)
-        return LMQ_EIO;
+    int rc = data__prepare_sql(store, &q, ok, &st);
+    if (rc != LMQ_OK)
+        return rc;
     store_sqlite_bind_bytes(st, 1, reader);
+    if (size != NULL)
+        sqlite3_bind_int64(st, 2, data__size(*size));
     for (size_t i = 0; i < n; i++)
-        store_sqlite_bind_bytes(st, (int)i + 2, permalinks[i]);
+        store_sqlite_bind_bytes(st, (int)i + 3, permalinks[i]);
     return data__rows(st, n, row, ctx, count);
+}
+
+int store_data_resources(struct store *store, const struct lmq_bytes *permalinks, size_t n,
+                         struct lmq_bytes reader, store_data_row_fn row, void *ctx, size_t *count)
+{
+    return data__resources(store, permalinks, n, reader, NULL, row, ctx, count);
+}
+
+int store_data_resources_at(struct store *store, const struct lmq_bytes *permalinks, size_t n,
+                            struct lmq_bytes reader, uint64_t size, store_data_row_fn row,
+                            void *ctx, size_t *count)
+{
+    return data__resources(store, permalinks, n, reader, &size, row, ctx, count);
 }

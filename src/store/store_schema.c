@@ -97,6 +97,18 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     " created_idx INTEGER NOT NULL, permalink BLOB NOT NULL,"
     " PRIMARY KEY(identity, model, created_idx)) WITHOUT ROWID;"
     "CREATE UNIQUE INDEX data_readers_by_resource ON data_readers(permalink, identity);",
+    /*
+     * 6 -> 7: reads as of a ledger checkpoint (docs/PROTOCOL.md "Reading as of a checkpoint").
+     * since_idx: the ledger index of the version that first made identity a reader of the
+     * resource (it authored it or was its recipient), so the reader rule can be applied as it
+     * was when the ledger had N entries (since_idx < N). Existing rows get it from the history.
+     * The latest version of a resource before N is found with data_versions_by_resource
+     * (permalink, ledger_idx), which schema 6 already has.
+     */
+    "ALTER TABLE data_readers ADD COLUMN since_idx INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE data_readers SET since_idx = coalesce((SELECT min(v.ledger_idx) FROM data_versions v"
+    " WHERE v.permalink = data_readers.permalink AND (v.author = data_readers.identity"
+    " OR v.recipient = data_readers.identity)), created_idx);",
 };
 
 int store_schema_version(sqlite3 *db, int *version)

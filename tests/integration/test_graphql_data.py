@@ -102,7 +102,8 @@ def test_the_example_models_map_to_the_documented_schema(start_broker, tmp_path)
                                                           "enum com_example_Payment_OrderField")
     by = type_block(text, "input com_example_Payment_OrderBy")
     assert "field: com_example_Payment_OrderField!" in by and "direction: Direction" in by
-    assert "r_com_example_Payment(_permalink: ID, _link: ID): com_example_Payment\n" in text
+    assert "r_com_example_Payment(\n    _permalink: ID\n    _link: ID\n" in text
+    assert "checkpoint: String\n  ): com_example_Payment\n" in text
     assert "): com_example_Payment_Connection!" in text
     assert "versions_com_example_Payment(\n    _permalink: ID!" in text
     assert "edges: [com_example_Payment_Edge!]!" in text and "pageInfo: PageInfo!" in text

@@ -414,7 +414,13 @@ def test_openapi_document_validates_and_has_each_models_paths(start_broker, tmp_
     for t in ("com.example.Payment", "com.example.Account", "com.example.Onboarding"):
         assert "/api/v1/%s/{permalink}/versions" % t in doc["paths"]
     params = [p["name"] for p in doc["paths"]["/api/v1/com.example.Payment"]["get"]["parameters"]]
-    assert params == ["limit", "cursor", "amount", "currency"], params
+    assert params == ["limit", "cursor", "amount", "currency", "checkpoint"], params
+    # The writes (docs/PROTOCOL.md "Writing objects over HTTP") beside the reads.
+    one = doc["paths"]["/api/v1/com.example.Payment/{permalink}"]
+    assert sorted(one) == ["delete", "get", "put"], sorted(one)
+    assert sorted(doc["paths"]["/api/v1/com.example.Payment"]) == ["get", "post"]
+    assert "201" in doc["paths"]["/api/v1/com.example.Payment"]["post"]["responses"]
+    assert "If-Match" in [p["name"] for p in one["put"]["parameters"]]
     payment = doc["components"]["schemas"]["com_example_Payment"]
     assert payment["properties"]["to"]["$ref"] == "#/components/schemas/com_example_Account"
     assert "$id" not in payment

@@ -878,6 +878,77 @@ static int plain_route(void *ctx, const struct http_request *req, struct http_re
                           (int)req->path_len, req->path, req->body_len);
 }
 
+/* A route that answers /later after the test says so (http_request_defer). */
+struct deferring {
+    struct http_deferred *pending;
+    int abandoned;
+};
+
+static void deferring_abandoned(void *ctx)
+{
+    struct deferring *d = ctx;
+    d->abandoned++;
+    d->pending = NULL;
+}
+
+static int deferring_route(void *ctx, const struct http_request *req, struct http_response *resp,
+                           struct lmq_buf *out)
+{
+    struct deferring *d = ctx;
+    if (req->path_len == 6 && memcmp(req->path, "/later", 6) == 0) {
+        d->pending = http_request_defer(req, deferring_abandoned, d);
+        assert_non_null(d->pending);
+        return 0;
+    }
+    return plain_route(NULL, req, resp, out);
+}
+
+static void test_session_deferred_answers_keep_request_order(void **state)
+{
+    (void)state;
+    struct http_limits limits = default_limits();
+    struct deferring d = {0};
+    struct http_session *s = NULL;
+    assert_int_equal(http_session_new(&limits, deferring_route, &d, &s), 0);
+    static const char input[] = "GET /first HTTP/1.1\r\n\r\nPOST /later HTTP/1.1\r\n"
+                                "Content-Length: 2\r\n\r\nhiGET /after HTTP/1.1\r\n\r\n";
+    size_t len = sizeof(input) - 1, consumed = 0;
+    http_session_feed(s, (const uint8_t *)input, len, &consumed);
+    /* /first answered; /later waits; /after not even parsed yet. */
+    assert_non_null(d.pending);
+    assert_true(consumed < len);
+    const struct lmq_buf *o = http_session_output(s);
+    assert_non_null(memmem(o->data, o->len, "GET /first 0", 12));
+    assert_null(memmem(o->data, o->len, "/after", 6));
+    http_session_output_clear(s);
+    size_t more = 0;
+    http_session_feed(s, (const uint8_t *)input + consumed, len - consumed, &more);
+    assert_int_equal(more, 0); /* still waiting: nothing further is read */
+    struct http_response resp = {.status = 201, .content_type = "text/plain"};
+    struct lmq_buf body = {0};
+    assert_int_equal(lmq_buf_printf(&body, 64, "done"), 0);
+    http_deferred_answer(d.pending, &resp, &body);
+    lmq_buf_release(&body);
+    d.pending = NULL;
+    http_session_feed(s, (const uint8_t *)input + consumed, len - consumed, &more);
+    assert_int_equal(consumed + more, len);
+    o = http_session_output(s);
+    const uint8_t *created = memmem(o->data, o->len, "HTTP/1.1 201 Created", 20);
+    const uint8_t *after = memmem(o->data, o->len, "GET /after 0", 12);
+    assert_non_null(created);
+    assert_non_null(after);
+    assert_true(created < after);
+    assert_non_null(memmem(o->data, o->len, "\r\n\r\ndone", 8));
+    http_session_output_clear(s);
+    /* A session freed while an answer is due tells its owner, once. */
+    static const char later[] = "GET /later HTTP/1.1\r\n\r\n";
+    http_session_feed(s, (const uint8_t *)later, sizeof(later) - 1, &more);
+    assert_non_null(d.pending);
+    http_session_free(s);
+    assert_int_equal(d.abandoned, 1);
+    assert_null(d.pending);
+}
+
 /* Feeds input in pieces of step bytes and collects the output (Date lines removed). */
 static void session_run(const char *input, size_t step, struct session_run *r)
 {
@@ -968,6 +1039,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_start_reports_bad_address_and_busy_port, setup,
                                         teardown),
         cmocka_unit_test(test_session_output_does_not_depend_on_how_input_is_split),
+        cmocka_unit_test(test_session_deferred_answers_keep_request_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

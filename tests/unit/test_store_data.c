@@ -1,6 +1,7 @@
 /* Unit tests of the typed-object tables through store.h ("Typed objects"): versions and their
  * resource, readers, the fork guard, property indexes used by the planner, query plans with
- * every operator, keyset pages, and the migration from schema 5. */
+ * every operator, keyset pages, reads as of a checkpoint, and the migrations from schemas 5
+ * and 6. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -463,9 +464,323 @@ static void test_database_of_schema_5_gets_the_object_tables(void **state)
     write_version(f, 0, 'p', 'p', 0, "com.example.Note", ALICE, BOB, "{\"n\":1}", false);
     assert_int_equal(store_fixture_commit(f), 0);
     store_fixture_close(f);
-    assert_int_equal(STORE_SCHEMA_VERSION, 6);
-    assert_int_equal(count_rows(f->path, "SELECT max(version) FROM schema_version"), 6);
+    assert_int_equal(STORE_SCHEMA_VERSION, 7);
+    assert_int_equal(count_rows(f->path, "SELECT max(version) FROM schema_version"), 7);
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM data_readers"), 2);
+}
+
+/* A query as of size over model, as reader (NULL: everything), optionally ordered by path. */
+static size_t query_at(struct store_fixture *f, const char *model, const char *reader,
+                       uint64_t size, struct rows *rows)
+{
+    struct store_data_query q = {.model = BYTES(model),
+                                 .reader = reader != NULL ? BYTES(reader) : NO_READER,
+                                 .limit = ROWS_MAX,
+                                 .as_of = true,
+                                 .as_of_size = size};
+    return run_query(f, &q, rows);
+}
+
+static bool found_at(struct store_fixture *f, char permalink, const char *reader, uint64_t size,
+                     struct rows *rows)
+{
+    memset(rows, 0, sizeof(*rows));
+    bool found = false;
+    assert_int_equal(store_data_resource_at(f->store, BYTES(link_of(permalink)),
+                                            reader != NULL ? BYTES(reader) : NO_READER, size,
+                                            collect, rows, &found),
+                     0);
+    return found;
+}
+
+/*
+ * The history the as-of tests read:
+ *   0  p created by Alice to Bob      {"n":1}
+ *   1  s created by Alice to Alice    {"n":10}
+ *   2  p updated by Bob to Carol      {"n":2}      (Carol reads p from here on)
+ *   3  s tombstoned                   {}
+ *   4  t created by Alice to Bob      {"n":4}
+ *   5  p updated by Alice to Alice    {"n":3}
+ */
+static void write_history(struct store_fixture *f)
+{
+    write_version(f, 0, 'p', 'p', 0, "com.example.Note", ALICE, BOB, "{\"n\":1}", false);
+    write_version(f, 1, 's', 's', 0, "com.example.Note", ALICE, ALICE, "{\"n\":10}", false);
+    write_version(f, 2, 'q', 'p', 'p', "com.example.Note", BOB, CAROL, "{\"n\":2}", false);
+    write_version(f, 3, 'u', 's', 's', "com.example.Note", ALICE, ALICE, "{}", true);
+    write_version(f, 4, 't', 't', 0, "com.example.Note", ALICE, BOB, "{\"n\":4}", false);
+    write_version(f, 5, 'r', 'p', 'q', "com.example.Note", ALICE, ALICE, "{\"n\":3}", false);
+    assert_int_equal(store_fixture_commit(f), 0);
+}
+
+/* Creates, updates and tombstones across checkpoints: each size sees the versions below it. */
+static void test_a_query_as_of_a_checkpoint_sees_the_versions_of_then(void **state)
+{
+    struct store_fixture *f = *state;
+    write_history(f);
+    struct rows rows;
+    assert_int_equal(query_at(f, "com.example.Note", NULL, 0, &rows), 0);
+    assert_int_equal(query_at(f, "com.example.Note", NULL, 1, &rows), 1);
+    assert_string_equal(rows.body[0], "{\"n\":1}");
+    assert_int_equal(query_at(f, "com.example.Note", NULL, 2, &rows), 2); /* p, s */
+    assert_string_equal(rows.body[1], "{\"n\":10}");
+    assert_int_equal(query_at(f, "com.example.Note", NULL, 3, &rows), 2);
+    assert_string_equal(rows.body[0], "{\"n\":2}"); /* p updated at 2 */
+    assert_string_equal(rows.link[0], link_of('q'));
+    assert_int_equal(rows.index[0], 2);
+    assert_int_equal(rows.created[0], 0);
+    assert_string_equal(rows.owner[0], ALICE);
+    assert_int_equal(query_at(f, "com.example.Note", NULL, 4, &rows), 1); /* s tombstoned at 3 */
+    assert_int_equal(query_at(f, "com.example.Note", NULL, 5, &rows), 2); /* p, t */
+    assert_string_equal(rows.body[0], "{\"n\":2}");
+    assert_string_equal(rows.body[1], "{\"n\":4}");
+    assert_int_equal(query_at(f, "com.example.Note", NULL, 6, &rows), 2);
+    assert_string_equal(rows.body[0], "{\"n\":3}");
+    assert_int_equal(query_at(f, "com.example.Note", NULL, 1000, &rows), 2);
+    assert_int_equal(query_at(f, "com.example.Other", NULL, 6, &rows), 0);
+    /* One resource: absent before its creation, its version then, a tombstone found deleted. */
+    assert_false(found_at(f, 't', NULL, 4, &rows));
+    assert_true(found_at(f, 't', NULL, 5, &rows));
+    assert_true(found_at(f, 'p', NULL, 5, &rows));
+    assert_string_equal(rows.body[0], "{\"n\":2}");
+    assert_true(found_at(f, 's', NULL, 3, &rows));
+    assert_false(rows.deleted[0]);
+    assert_true(found_at(f, 's', NULL, 4, &rows));
+    assert_true(rows.deleted[0]);
+    /* A version by link: only below the size. */
+    bool found = true;
+    assert_int_equal(
+        store_data_version_at(f->store, BYTES(link_of('r')), NO_READER, 5, collect, &rows, &found),
+        0);
+    assert_false(found);
+    assert_int_equal(
+        store_data_version_at(f->store, BYTES(link_of('q')), NO_READER, 5, collect, &rows, &found),
+        0);
+    assert_true(found);
+    /* The batched references as of 3: p's version then, t absent, s still there. */
+    struct lmq_bytes keys[] = {BYTES(link_of('p')), BYTES(link_of('s')), BYTES(link_of('t'))};
+    memset(&rows, 0, sizeof(rows));
+    size_t count = 0;
+    assert_int_equal(
+        store_data_resources_at(f->store, keys, 3, NO_READER, 3, collect, &rows, &count), 0);
+    assert_int_equal(count, 2);
+    for (size_t i = 0; i < rows.count; i++)
+        assert_true(strcmp(rows.body[i], "{\"n\":2}") == 0 ||
+                    strcmp(rows.body[i], "{\"n\":10}") == 0);
+    assert_int_equal(
+        store_data_resources_at(f->store, keys, 0, NO_READER, 3, collect, &rows, &count),
+        LMQ_EINVAL);
+}
+
+/* The reader rule as of then: Carol reads p from its version to her (index 2) on, never t. */
+static void test_the_reader_rule_applies_as_of_the_checkpoint(void **state)
+{
+    struct store_fixture *f = *state;
+    write_history(f);
+    struct rows rows;
+    assert_int_equal(query_at(f, "com.example.Note", CAROL, 2, &rows), 0);
+    assert_false(found_at(f, 'p', CAROL, 2, &rows));
+    assert_int_equal(query_at(f, "com.example.Note", CAROL, 3, &rows), 1);
+    assert_string_equal(rows.body[0], "{\"n\":2}");
+    assert_true(found_at(f, 'p', CAROL, 3, &rows));
+    assert_int_equal(query_at(f, "com.example.Note", CAROL, 6, &rows), 1);
+    assert_string_equal(rows.body[0], "{\"n\":3}");
+    /* Bob: p from 0; t from 4. */
+    assert_int_equal(query_at(f, "com.example.Note", BOB, 1, &rows), 1);
+    assert_int_equal(query_at(f, "com.example.Note", BOB, 4, &rows), 1);
+    assert_int_equal(query_at(f, "com.example.Note", BOB, 5, &rows), 2);
+    /* Alice: s while it lived. */
+    assert_int_equal(query_at(f, "com.example.Note", ALICE, 2, &rows), 2);
+    assert_int_equal(query_at(f, "com.example.Note", ALICE, 4, &rows), 1);
+    bool found = true;
+    assert_int_equal(store_data_version_at(f->store, BYTES(link_of('p')), BYTES(CAROL), 2, collect,
+                                           &rows, &found),
+                     0);
+    assert_false(found); /* Carol could not read p's first version then */
+    assert_int_equal(store_data_version_at(f->store, BYTES(link_of('p')), BYTES(CAROL), 3, collect,
+                                           &rows, &found),
+                     0);
+    assert_true(found); /* from 3 on she reads the whole resource, its history too */
+    struct lmq_bytes keys[] = {BYTES(link_of('p')), BYTES(link_of('t'))};
+    size_t count = 9;
+    assert_int_equal(
+        store_data_resources_at(f->store, keys, 2, BYTES(CAROL), 2, collect, &rows, &count), 0);
+    assert_int_equal(count, 0);
+}
+
+/* Filters, property order and pages as of a checkpoint read the bodies of then. */
+static void test_filters_order_and_pages_as_of_use_the_versions_of_then(void **state)
+{
+    struct store_fixture *f = *state;
+    write_payments(f); /* indexes 0..20: amount i * 10 */
+    /* At 21..40 every payment's amount becomes 1000 - i * 10. */
+    static const char letters[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    static const char links[] = "abcdefghijklmnopqrst";
+    for (int i = 0; i < 20; i++) {
+        char body[64];
+        snprintf(body, sizeof(body), "{\"amount\":%d}", 1000 - i * 10);
+        write_version(f, (uint64_t)(21 + i), links[i], letters[i], letters[i],
+                      "com.example.Payment", ALICE, BOB, body, false);
+    }
+    assert_int_equal(store_fixture_commit(f), 0);
+    struct store_data_value v = INT_VALUE(50);
+    struct store_data_filter filter = {
+        .path = BYTES("$.amount"), .op = STORE_DATA_LT, .values = &v, .value_count = 1};
+    struct store_data_query q = {.model = BYTES("com.example.Payment"),
+                                 .filters = &filter,
+                                 .filter_count = 1,
+                                 .limit = ROWS_MAX,
+                                 .as_of = true,
+                                 .as_of_size = 21};
+    struct rows rows;
+    assert_int_equal(run_query(f, &q, &rows), 5); /* 0..40 then */
+    q.as_of = false;
+    assert_int_equal(run_query(f, &q, &rows), 0); /* none now */
+    q.as_of = true;
+    q.as_of_size = 31; /* ten updated (900.. 810), ten still i * 10 */
+    assert_int_equal(run_query(f, &q, &rows), 0);
+    v = INT_VALUE(900);
+    filter.op = STORE_DATA_GTE;
+    assert_int_equal(run_query(f, &q, &rows), 10);
+    /* By amount descending, pages of 3, as of 31: 1000, 990, ... 910, then 190 .. 100. */
+    q = (struct store_data_query){.model = BYTES("com.example.Payment"),
+                                  .reader = BYTES(BOB),
+                                  .order_path = BYTES("$.amount"),
+                                  .descending = true,
+                                  .limit = 3,
+                                  .as_of = true,
+                                  .as_of_size = 31};
+    int expect = 1000, seen = 0;
+    for (int page = 0; page < 8 && seen < 20; page++) {
+        size_t n = run_query(f, &q, &rows);
+        assert_true(n > 0);
+        for (size_t i = 0; i < n; i++, seen++) {
+            char want[32];
+            snprintf(want, sizeof(want), "\"amount\":%d", expect);
+            if (strstr(rows.body[i], want) == NULL)
+                fail_msg("row %d: %s, expected %s", seen, rows.body[i], want);
+            expect = expect == 910 ? 190 : expect - 10;
+        }
+        q.has_cursor = true;
+        q.cursor_created = rows.created[n - 1];
+        const char *a = strstr(rows.body[n - 1], "\"amount\":");
+        q.cursor_value = INT_VALUE(atoi(a + 9));
+    }
+    assert_int_equal(seen, 20);
+}
+
+/* As of a checkpoint, a page is still a loop over the model's (or the reader's) resources in
+ * creation order, each joined to its version then by one seek: no scan, no sort. */
+static void test_the_as_of_plan_seeks_each_version_by_permalink_and_index(void **state)
+{
+    struct store_fixture *f = *state;
+    write_payments(f);
+    struct store_data_query q = {
+        .model = BYTES("com.example.Payment"), .limit = 10, .as_of = true, .as_of_size = 10};
+    char plan[4096];
+    const char *readers[] = {NULL, BOB};
+    for (size_t i = 0; i < 2; i++) {
+        q.reader = readers[i] != NULL ? BYTES(readers[i]) : NO_READER;
+        assert_int_equal(store_data_query_plan(f->store, &q, plan, sizeof(plan)), 0);
+        bool range = readers[i] != NULL ? strstr(plan, "SEARCH d USING PRIMARY KEY") != NULL
+                                        : strstr(plan, "data_resources_by_model") != NULL;
+        if (!range ||
+            strstr(plan, "data_versions_by_resource (permalink=? AND ledger_idx<?)") == NULL ||
+            strstr(plan, "TEMP B-TREE") != NULL || strstr(plan, "SCAN") != NULL)
+            fail_msg("an as-of page is not index seeks:\n%s", plan);
+    }
+}
+
+/* A scan as of a checkpoint stops at max_ms with LMQ_ELIMIT; without a bound it finishes. */
+static void test_an_as_of_scan_stops_at_its_time_bound(void **state)
+{
+    struct store_fixture *f = *state;
+    enum { RESOURCES = 20000 };
+    for (size_t i = 0; i < RESOURCES; i++) {
+        char link[65], body[32];
+        snprintf(link, sizeof(link), "a%063zx", i);
+        snprintf(body, sizeof(body), "{\"amount\":%zu}", i);
+        struct store_record rec = {.type = STORE_DATA_VERSION};
+        rec.u.data_version = (struct store_rec_data_version){
+            .ledger_index = i,
+            .link = BYTES(link),
+            .permalink = BYTES(link),
+            .prevlink = BYTES(""),
+            .model = BYTES("com.example.Payment"),
+            .author = BYTES(ALICE),
+            .recipient = BYTES(BOB),
+            .time = BYTES("2026-12-06T10:00:00.000000000Z"),
+            .body = BYTES(body),
+        };
+        assert_int_equal(store_write(f->store, &rec), 0);
+    }
+    assert_int_equal(store_fixture_commit(f), 0);
+    /* No resource matches: the statement looks at all of them. */
+    struct store_data_value v = INT_VALUE(-1);
+    struct store_data_filter filter = {
+        .path = BYTES("$.amount"), .op = STORE_DATA_EQ, .values = &v, .value_count = 1};
+    struct store_data_query q = {.model = BYTES("com.example.Payment"),
+                                 .filters = &filter,
+                                 .filter_count = 1,
+                                 .limit = 10,
+                                 .as_of = true,
+                                 .as_of_size = RESOURCES,
+                                 .max_ms = 1};
+    struct rows rows = {0};
+    size_t count = 9;
+    assert_int_equal(store_data_query(f->store, &q, collect, &rows, &count), LMQ_ELIMIT);
+    assert_int_equal(count, 0);
+    q.max_ms = 0;
+    assert_int_equal(store_data_query(f->store, &q, collect, &rows, &count), 0);
+    assert_int_equal(count, 0);
+    /* A bound that is not reached changes nothing; the connection is usable afterwards. */
+    v = INT_VALUE(7);
+    q.max_ms = 60000;
+    assert_int_equal(store_data_query(f->store, &q, collect, &rows, &count), 0);
+    assert_int_equal(count, 1);
+}
+
+/* A database of schema 6 gets the readers' since_idx from its history. */
+static void test_database_of_schema_6_learns_since_when_readers_read(void **state)
+{
+    struct store_fixture *f = *state;
+    store_fixture_close(f);
+    unlink(f->path);
+    char err[256];
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(store_schema_migrate_to(db, 6, err, sizeof(err)), 0);
+    /* p: Alice to Bob at 0, Bob to Carol at 2 (schema 6 rows, as its writer made them). */
+    static const char sql[] =
+        "INSERT INTO data_versions VALUES(x'01', 0, x'01', x'', 'm', x'aa', x'bb', 't', 0, '{}');"
+        "INSERT INTO data_versions VALUES(x'02', 2, x'01', x'01', 'm', x'bb', x'cc', 't', 0, '{}');"
+        "INSERT INTO data_resources VALUES(x'01', 0, 'm', x'02', x'01', x'bb', x'aa', 2, 't', 0,"
+        " '{}');"
+        "INSERT INTO data_readers VALUES(x'aa', 'm', 0, x'01'), (x'bb', 'm', 0, x'01'),"
+        " (x'cc', 'm', 0, x'01');";
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(store_schema_migrate_to(db, STORE_SCHEMA_VERSION, err, sizeof(err)), 0);
+    sqlite3_close(db);
+    assert_int_equal(
+        count_rows(f->path, "SELECT since_idx FROM data_readers WHERE identity = x'aa'"), 0);
+    assert_int_equal(
+        count_rows(f->path, "SELECT since_idx FROM data_readers WHERE identity = x'bb'"), 0);
+    assert_int_equal(
+        count_rows(f->path, "SELECT since_idx FROM data_readers WHERE identity = x'cc'"), 2);
+    assert_int_equal(count_rows(f->path, "SELECT max(version) FROM schema_version"), 7);
+    /* And the writer records it for new versions. */
+    assert_int_equal(store_fixture_open(f, STORE_SYNC_OFF, err, sizeof(err)), 0);
+    write_version(f, 3, 'p', 'p', 0, "com.example.Note", ALICE, BOB, "{\"n\":1}", false);
+    write_version(f, 7, 'q', 'p', 'p', "com.example.Note", ALICE, CAROL, "{\"n\":1}", false);
+    assert_int_equal(store_fixture_commit(f), 0);
+    store_fixture_close(f);
+    char q[160];
+    snprintf(q, sizeof(q), "SELECT since_idx FROM data_readers WHERE CAST(identity AS TEXT) = '%s'",
+             CAROL);
+    assert_int_equal(count_rows(f->path, q), 7);
+    snprintf(q, sizeof(q), "SELECT since_idx FROM data_readers WHERE CAST(identity AS TEXT) = '%s'",
+             BOB);
+    assert_int_equal(count_rows(f->path, q), 3);
 }
 
 int main(void)
@@ -488,6 +803,19 @@ int main(void)
                                         store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_database_of_schema_5_gets_the_object_tables, setup,
                                         store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_a_query_as_of_a_checkpoint_sees_the_versions_of_then,
+                                        setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_the_reader_rule_applies_as_of_the_checkpoint, setup,
+                                        store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_filters_order_and_pages_as_of_use_the_versions_of_then,
+                                        setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_the_as_of_plan_seeks_each_version_by_permalink_and_index, setup,
+            store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_an_as_of_scan_stops_at_its_time_bound, setup,
+                                        store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_database_of_schema_6_learns_since_when_readers_read,
+                                        setup, store_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
