@@ -229,6 +229,7 @@ static void on_signal(uv_signal_t *s, int signum)
         b->cfg.data.graphql_max_depth = fresh.data.graphql_max_depth;
         b->cfg.data.graphql_max_fields = fresh.data.graphql_max_fields;
         b->cfg.data.graphql_max_ms = fresh.data.graphql_max_ms;
+        b->cfg.data.read_budget_ms_per_s = fresh.data.read_budget_ms_per_s;
         data_reload(b, fresh.data.models_dir);
         b->cfg.auth.auditor_count = fresh.auth.auditor_count;
         struct lmq_log_line line;
@@ -412,7 +413,8 @@ int broker_init_state(struct broker *b, const struct lmq_config *cfg)
     clock_sync(b);
     if (lmq_map_create(&b->sessions) != LMQ_OK || retain_init(b) != LMQ_OK ||
         lmq_map_create(&b->msgs_by_id) != LMQ_OK || lmq_map_create(&b->addresses) != LMQ_OK ||
-        sub_tree_create(&b->subs) != LMQ_OK || session_quota_init(b) != LMQ_OK)
+        sub_tree_create(&b->subs) != LMQ_OK || session_quota_init(b) != LMQ_OK ||
+        read_budget_init(b) != LMQ_OK)
         return LMQ_ENOMEM;
     return LMQ_OK;
 }
@@ -427,6 +429,7 @@ void broker_destroy_state(struct broker *b)
     sub_tree_destroy(b->subs);
     lmq_map_destroy(b->sessions);
     session_quota_destroy(b);
+    read_budget_destroy(b);
     LMQ_ASSERT(b->msgs_by_id == NULL || lmq_map_count(b->msgs_by_id) == 0);
     lmq_map_destroy(b->msgs_by_id);
     conn_address_sweep(b, true);

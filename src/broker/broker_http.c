@@ -60,14 +60,15 @@ int broker_http_route(void *ctx, const struct http_request *req, struct http_res
     if ((len > 6 && memcmp(path, "/auth/", 6) == 0) ||
         (len > 8 && memcmp(path, "/ledger/", 8) == 0))
         return pipeline_http_route(b, req, resp, out);
+    /* The data layer's routes run under the client's read budget (read_budget.c). */
     if (data_graphql_path(req))
-        return data_graphql_route(b, req, resp, out);
+        return read_budget_route(b, req, resp, out, data_graphql_route);
     if (data_graphiql_path(req))
-        return data_graphiql_route(b, req, resp, out);
+        return read_budget_route(b, req, resp, out, data_graphiql_route);
     if (data_http_path(req))
-        return data_http_route(b, req, resp, out);
+        return read_budget_route(b, req, resp, out, data_http_route);
     if (len == 13 && memcmp(path, "/openapi.json", 13) == 0)
-        return data_openapi_route(b, req, resp, out);
+        return read_budget_route(b, req, resp, out, data_openapi_route);
     if (!healthz && !metrics && !version) {
         resp->status = 404;
         return 0;

@@ -417,6 +417,7 @@ struct broker {
     struct data *data;                 /* typed objects (src/data) */
     struct events *events;             /* the event stream (src/events); NULL when off */
     struct webhooks *webhooks;         /* webhook deliveries (src/events/webhooks.c) */
+    struct read_budget *read_budget;   /* data reads' loop time per client (read_budget.c) */
     uint64_t security_events[32];      /* by enum security_event (SECURITY_EVENT_COUNT <= 32) */
     uint64_t next_conn_id;
     uint64_t next_msg_id;
@@ -839,6 +840,26 @@ void sys_tree_free(struct broker *b);
 struct http_request;
 struct http_response;
 struct lmq_buf;
+/* read_budget.c: [data] read_budget_ms_per_s, the loop time each client address may spend on
+ * the data layer's routes (docs/SECURITY.md "Data reads under load"). */
+typedef int (*read_budget_route_fn)(struct broker *b, const struct http_request *req,
+                                    struct http_response *resp, struct lmq_buf *out);
+int read_budget_init(struct broker *b) LMQ_WUR;
+/* Frees the table; safe when init failed or never ran. */
+void read_budget_destroy(struct broker *b);
+/* Runs route for req when its client's budget has time left and charges it the time route
+ * took; otherwise answers 429 with Retry-After (route not called). route's result, or
+ * LMQ_ENOMEM. With read_budget_ms_per_s 0 it just calls route. */
+int read_budget_route(struct broker *b, const struct http_request *req, struct http_response *resp,
+                      struct lmq_buf *out, read_budget_route_fn route) LMQ_WUR;
+struct read_budget_stats {
+    uint64_t refused;  /* requests answered 429 since start */
+    uint64_t spent_us; /* loop time charged since start */
+    size_t clients;    /* addresses tracked now */
+    uint64_t swept;    /* addresses forgotten at the table's bound since start */
+};
+/* For /metrics and tests. */
+void read_budget_counts(const struct broker *b, struct read_budget_stats *out);
 /* The HTTP routes (http_route_fn; ctx: the broker). */
 int broker_http_route(void *ctx, const struct http_request *req, struct http_response *resp,
                       struct lmq_buf *out);

@@ -201,6 +201,16 @@ static int metrics_broker(struct broker *b, struct lmq_buf *out)
                  "Store reads GraphQL requests made (references: one read a level).");
     rc |= http_body_printf(out, "ledgermq_graphql_store_reads_total %" PRIu64 "\n", gql_reads);
     rc |= webhooks_metrics(b, out);
+    struct read_budget_stats budget;
+    read_budget_counts(b, &budget);
+    uint64_t budget_refused = budget.refused, budget_spent_us = budget.spent_us;
+    rc |= METRIC(out, "data_reads_refused_total", "counter",
+                 "Data-layer requests answered 429: their client's read budget was spent.");
+    rc |= http_body_printf(out, "ledgermq_data_reads_refused_total %" PRIu64 "\n", budget_refused);
+    rc |= METRIC(out, "data_read_seconds_total", "counter",
+                 "Loop time the data layer's routes took, charged to read budgets.");
+    rc |= http_body_printf(out, "ledgermq_data_read_seconds_total %" PRIu64 ".%06" PRIu64 "\n",
+                           budget_spent_us / 1000000u, budget_spent_us % 1000000u);
     rc |= METRIC(out, "models", "gauge", "Models loaded from [data] models.");
     rc |= http_body_printf(out, "ledgermq_models %zu\n", models);
     rc |= METRIC(out, "disk_low", "gauge", "1 while free space is under min_free_disk.");

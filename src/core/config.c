@@ -30,7 +30,7 @@
 /* The [data] keys, as the unknown-key message lists them. */
 #define CONFIG_DATA_KEYS                                                                           \
     "models, assert_formats, readers_all, admins, graphql_auth, graphql_max_depth, "               \
-    "graphql_max_fields or graphql_max_ms"
+    "graphql_max_fields, graphql_max_ms or read_budget_ms_per_s"
 /* [auth] token_leeway_s: at most 5 minutes (crypto/jwt.h CRYPTO_JWT_LEEWAY_MAX_S). */
 #define CONFIG_TOKEN_LEEWAY_MAX_S 300
 /* [server] sys_interval: mosquitto's default (10 s); at most a day apart. */
@@ -178,6 +178,8 @@ void lmq_config_defaults(struct lmq_config *cfg)
     cfg->data.graphql_max_fields = 1000;
     /* A request runs on the loop thread: MQTT waits while it runs (checked between batches). */
     cfg->data.graphql_max_ms = 250;
+    /* One client address may hold the loop for a fifth of each second with data reads. */
+    cfg->data.read_budget_ms_per_s = 200;
     cfg->drain_grace_ms = 0; /* a stop is as quick as before; set it behind a load balancer */
     /* Field by field: assigning a compound literal may leave padding bytes undefined, and
      * callers compare whole configurations with memcmp. */
@@ -1064,6 +1066,19 @@ static int config__set_data(struct lmq_config *cfg, const char *key, const char 
     if (strcmp(key, "admins") == 0)
         return config__id_list("[data] admins", value, d->admins, LMQ_DATA_READERS_MAX,
                                &d->admin_count, err, err_len);
+    if (strcmp(key, "read_budget_ms_per_s") == 0) {
+        uint64_t v = 0;
+        if (!config__parse_u64(value, &v) || v > LMQ_DATA_READ_BUDGET_MAX_MS) {
+            lmq_errf(err, err_len,
+                     "[data] read_budget_ms_per_s: expected an integer 0..%u (0: no budget), got "
+                     "\"%.*s%s\"",
+                     LMQ_DATA_READ_BUDGET_MAX_MS, config__show_len(value), value,
+                     config__show_more(value));
+            return LMQ_EINVAL;
+        }
+        d->read_budget_ms_per_s = (uint32_t)v;
+        return 0;
+    }
     if (strcmp(key, "assert_formats") == 0) {
         if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0) {
             lmq_errf(err, err_len, "[data] assert_formats: expected true or false, got \"%.*s%s\"",

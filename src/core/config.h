@@ -132,6 +132,8 @@ struct lmq_auth_config {
 /* Identities [data] readers_all may name. */
 #define LMQ_DATA_READERS_MAX 32
 
+/* [data] read_budget_ms_per_s at most: all of the loop's time. */
+#define LMQ_DATA_READ_BUDGET_MAX_MS 1000u
 /* [data]: typed objects (docs/PROTOCOL.md "Objects"). */
 struct lmq_data_config {
     char models_dir[LMQ_PATH_MAX_BYTES]; /* *.json models; empty: no data layer */
@@ -149,6 +151,9 @@ struct lmq_data_config {
     uint32_t graphql_max_depth;
     uint32_t graphql_max_fields;
     uint32_t graphql_max_ms;
+    /* Loop time per second each client address may spend on the data routes (GraphQL, REST,
+     * the documents), 0..LMQ_DATA_READ_BUDGET_MAX_MS; over it: 429. 0: no budget. */
+    uint32_t read_budget_ms_per_s;
 };
 
 /* [webhook.NAME]: an endpoint the event stream is POSTed to (docs/PROTOCOL.md "Webhooks"). */

@@ -18,9 +18,10 @@ import urllib.request
 import pytest
 
 import chromium
+import dataclient as dc
 import ledgerclient as lc
 from test_browser import png_size
-from test_graphql_data import ROOT, send, session, start
+from test_graphql_data import ROOT
 
 pytestmark = pytest.mark.ledgermq_only
 
@@ -51,11 +52,11 @@ def example_models():
 def broker(start_broker, tmp_path):
     """The example models (what `make run` loads); Alice sends Bob one CHF payment."""
     def make(extra_ini=""):
-        b = start(start_broker, tmp_path, extra_ini=extra_ini, models=example_models())
+        b = dc.start(start_broker, tmp_path, example_models(), extra_ini)
         alice, bob = lc.Identity(), lc.Identity()
-        sa = session(b, alice)
-        send(sa, bob.id, {"_t": "com.example.Payment", "amount": 4200, "currency": "CHF",
-                          "memo": MEMO})
+        sa = dc.session(b, alice)
+        dc.send(sa, bob.id, {"_t": "com.example.Payment", "amount": 4200, "currency": "CHF",
+                             "memo": MEMO})
         sa.close()
         b.token_bob = lc.login(b.http_addr, bob)
         return b

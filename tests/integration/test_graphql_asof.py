@@ -12,6 +12,7 @@ import urllib.parse
 
 import pytest
 
+import dataclient as dc
 import ledgerclient as lc
 import test_graphql_data as g
 
@@ -31,15 +32,15 @@ def checkpoint(b):
 def amounts(b, token, args, fields="amount"):
     """The amounts of an rl page read with args, and the response's extensions."""
     call = "%s(%s)" % (RL, args) if args else RL
-    status, body, _ = g.post(b, "{ %s { edges { node { %s } cursor } "
-                             "pageInfo { endCursor hasNextPage } } }" % (call, fields), token)
+    status, body, _ = dc.post(b, "{ %s { edges { node { %s } cursor } "
+                              "pageInfo { endCursor hasNextPage } } }" % (call, fields), token)
     assert status == 200 and "errors" not in body, body
     return [e["node"] for e in body["data"][RL]["edges"]], body.get("extensions"), \
         body["data"][RL]["pageInfo"]
 
 
 def gql_error(b, token, query, variables=None):
-    status, body, _ = g.post(b, query, token, variables)
+    status, body, _ = dc.post(b, query, token, variables)
     assert status == 200 and body.get("errors"), body
     return body["errors"][0]["message"]
 
@@ -62,20 +63,20 @@ def history(start_broker, tmp_path):
     """
     b = g.start(start_broker, tmp_path)
     alice, bob, carol = lc.Identity(), lc.Identity(), lc.Identity()
-    sa = g.session(b, alice)
+    sa = dc.session(b, alice)
     cps = []
-    acct = g.send(sa, bob.id, {"_t": "com.example.Account", "iban": "DE01"})
-    p1 = g.send(sa, bob.id, {"_t": T, "amount": 10, "currency": "EUR", "account": acct})
+    acct = dc.send(sa, bob.id, {"_t": "com.example.Account", "iban": "DE01"})
+    p1 = dc.send(sa, bob.id, {"_t": T, "amount": 10, "currency": "EUR", "account": acct})
     cps.append(checkpoint(b))
-    p1b = g.send(sa, bob.id, {"_t": T, "amount": 20, "currency": "EUR", "account": acct,
-                              "_prevlink": p1})
+    p1b = dc.send(sa, bob.id, {"_t": T, "amount": 20, "currency": "EUR", "account": acct,
+                               "_prevlink": p1})
     cps.append(checkpoint(b))
-    p2 = g.send(sa, carol.id, {"_t": T, "amount": 30, "currency": "USD", "account": acct})
+    p2 = dc.send(sa, carol.id, {"_t": T, "amount": 30, "currency": "USD", "account": acct})
     cps.append(checkpoint(b))
-    g.send(sa, bob.id, {"_t": "com.example.Account", "iban": "DE99", "_prevlink": acct})
-    g.send(sa, bob.id, {"_t": T, "_prevlink": p1b, "_deleted": True})
+    dc.send(sa, bob.id, {"_t": "com.example.Account", "iban": "DE99", "_prevlink": acct})
+    dc.send(sa, bob.id, {"_t": T, "_prevlink": p1b, "_deleted": True})
     cps.append(checkpoint(b))
-    p3 = g.send(sa, bob.id, {"_t": T, "amount": 40, "currency": "EUR"})
+    p3 = dc.send(sa, bob.id, {"_t": T, "amount": 40, "currency": "EUR"})
     cps.append(checkpoint(b))
     sa.close()
     return {"b": b, "cps": cps, "p1": p1, "p2": p2, "p3": p3, "alice": alice, "bob": bob,
@@ -123,24 +124,24 @@ def test_references_and_r_read_as_of_the_same_checkpoint(history):
     qa = ('query($p: ID, $c: String) { r_com_example_Payment(_permalink: $p, checkpoint: $c) '
           '{ amount } }')
     p1 = history["p1"]
-    assert g.gql(b, tok, qa, {"p": p1, "c": cps[0][0]})["r_com_example_Payment"] == {
+    assert dc.gql(b, tok, qa, {"p": p1, "c": cps[0][0]})["r_com_example_Payment"] == {
         "amount": 10}
-    assert g.gql(b, tok, qa, {"p": p1, "c": str(cps[1][1])})["r_com_example_Payment"] == {
+    assert dc.gql(b, tok, qa, {"p": p1, "c": str(cps[1][1])})["r_com_example_Payment"] == {
         "amount": 20}
-    gone = g.gql(b, tok, q, {"p": p1, "c": cps[3][0]})["r_com_example_Payment"]
+    gone = dc.gql(b, tok, q, {"p": p1, "c": cps[3][0]})["r_com_example_Payment"]
     assert gone["_deleted"] is True
-    assert g.gql(b, tok, q, {"p": p1, "c": cps[2][0]})["r_com_example_Payment"][
+    assert dc.gql(b, tok, q, {"p": p1, "c": cps[2][0]})["r_com_example_Payment"][
         "_deleted"] is False
-    assert g.gql(b, tok, q, {"p": p1, "c": "0"})["r_com_example_Payment"] is None
+    assert dc.gql(b, tok, q, {"p": p1, "c": "0"})["r_com_example_Payment"] is None
     # p2 did not exist at cps[1].
-    data = g.gql(b, tok, q, {"p": history["p2"], "c": cps[1][0]})
+    data = dc.gql(b, tok, q, {"p": history["p2"], "c": cps[1][0]})
     assert data["r_com_example_Payment"] is None
     # A version by _link only below the size.
     ql = ('query($l: ID, $c: String) { r_com_example_Payment(_link: $l, checkpoint: $c) '
           '{ amount } }')
-    assert g.gql(b, tok, ql, {"l": history["p3"], "c": cps[3][0]})[
+    assert dc.gql(b, tok, ql, {"l": history["p3"], "c": cps[3][0]})[
         "r_com_example_Payment"] is None
-    assert g.gql(b, tok, ql, {"l": history["p3"], "c": cps[4][0]})[
+    assert dc.gql(b, tok, ql, {"l": history["p3"], "c": cps[4][0]})[
         "r_com_example_Payment"] == {"amount": 40}
 
 
@@ -208,29 +209,29 @@ def test_forged_foreign_future_and_malformed_checkpoints_are_refused(history):
 def test_rest_reads_as_of_a_checkpoint_with_cursors_bound_to_it(history):
     b, cps, tok = history["b"], history["cps"], history["tok"]
     enc = urllib.parse.quote(cps[2][0], safe="")
-    page = g.rest(b, tok, "/api/v1/%s?checkpoint=%s" % (T, enc))
+    page = dc.rest(b, tok, "/api/v1/%s?checkpoint=%s" % (T, enc))
     assert [r["amount"] for r in page["results"]] == [20, 30] and page["as_of"] == cps[2][1]
-    page = g.rest(b, tok, "/api/v1/%s?limit=1&checkpoint=%s" % (T, enc))
+    page = dc.rest(b, tok, "/api/v1/%s?limit=1&checkpoint=%s" % (T, enc))
     assert [r["amount"] for r in page["results"]] == [20]
     assert page["next"].endswith("@%d" % cps[2][1])
-    nxt = g.rest(b, tok, "/api/v1/%s?limit=1&checkpoint=%d&cursor=%s"
-                 % (T, cps[2][1], urllib.parse.quote(page["next"])))
+    nxt = dc.rest(b, tok, "/api/v1/%s?limit=1&checkpoint=%d&cursor=%s"
+                  % (T, cps[2][1], urllib.parse.quote(page["next"])))
     assert [r["amount"] for r in nxt["results"]] == [30] and nxt["next"] is None
     for query in ("cursor=%s" % urllib.parse.quote(page["next"]),
                   "checkpoint=%d&cursor=%s" % (cps[3][1], urllib.parse.quote(page["next"]))):
         status, raw, _ = lc.http_get(b.http_addr, "/api/v1/%s?limit=1&%s" % (T, query), tok)
         assert status == 400 and json.loads(raw)["reason"] == "cursor: of another checkpoint"
-    latest = g.rest(b, tok, "/api/v1/%s?limit=1" % T)
+    latest = dc.rest(b, tok, "/api/v1/%s?limit=1" % T)
     status, raw, _ = lc.http_get(b.http_addr, "/api/v1/%s?limit=1&checkpoint=%d&cursor=%s"
                                  % (T, cps[4][1], latest["next"]), tok)
     assert status == 400 and json.loads(raw)["reason"] == "cursor: of another checkpoint"
     assert "as_of" not in latest
     # One resource: its version then, 410 once tombstoned, 404 before it existed.
     p1 = history["p1"]
-    res = g.rest(b, tok, "/api/v1/%s/%s?checkpoint=%s" % (T, p1, urllib.parse.quote(
+    res = dc.rest(b, tok, "/api/v1/%s/%s?checkpoint=%s" % (T, p1, urllib.parse.quote(
         cps[0][0], safe="")))
     assert res["amount"] == 10 and res["_link"] == p1
-    assert g.rest(b, tok, "/api/v1/%s/%s?checkpoint=%d" % (T, p1, cps[1][1]))["amount"] == 20
+    assert dc.rest(b, tok, "/api/v1/%s/%s?checkpoint=%d" % (T, p1, cps[1][1]))["amount"] == 20
     status, raw, _ = lc.http_get(b.http_addr, "/api/v1/%s/%s?checkpoint=%d"
                                  % (T, p1, cps[3][1]), tok)
     assert status == 410
@@ -244,8 +245,8 @@ def test_rest_reads_as_of_a_checkpoint_with_cursors_bound_to_it(history):
     status, _, _ = lc.http_get(b.http_addr, "/api/v1/%s/%s?checkpoint=%d"
                                % (T, history["p2"], cps[1][1]), history["tok_carol"])
     assert status == 404
-    assert g.rest(b, history["tok_carol"], "/api/v1/%s/%s?checkpoint=%d"
-                  % (T, history["p2"], cps[2][1]))["amount"] == 30
+    assert dc.rest(b, history["tok_carol"], "/api/v1/%s/%s?checkpoint=%d"
+                   % (T, history["p2"], cps[2][1]))["amount"] == 30
 
 
 def test_the_checkpoint_argument_is_in_the_sdl_and_openapi(history):

@@ -14,6 +14,7 @@ import urllib.request
 
 import pytest
 
+import dataclient as dc
 import jsdeps
 import ledgerclient as lc
 
@@ -54,64 +55,10 @@ PAYMENT_T = "com.example.Payment"
 
 
 def start(start_broker, tmp_path, extra_ini="", models=None):
-    d = tmp_path / "models"
-    d.mkdir(exist_ok=True)
+    """A broker with this file's models (or models) and extra_ini's [data] lines."""
     if models is None:
         models = {"account.json": ACCOUNT, "payment.json": PAYMENT}
-    for name, doc in models.items():
-        (d / name).write_text(json.dumps(doc))
-    b = start_broker("[data]\nmodels = %s\n%s" % (d, extra_ini),
-                     extra_args=["--http", "127.0.0.1:0"])
-    ready = b.events("ready")[-1]
-    b.http_addr = ready["http"][0]
-    b.mqtt_port = int(ready["mqtt"][0].rsplit(":", 1)[1])
-    return b
-
-
-def session(b, ident):
-    s = lc.Session(b.mqtt_port, ident, lc.login(b.http_addr, ident))
-    assert s.rc == 0, s.rc
-    return s
-
-
-def send(s, to, body):
-    env = s.ident.envelope(to, body, type_="object")
-    s.send(env)
-    leaf, msg = s.messages.get(timeout=lc.TIMEOUT_S)
-    while leaf == "inbox":
-        leaf, msg = s.messages.get(timeout=lc.TIMEOUT_S)
-    assert leaf == "ack", msg
-    s.ident.advance(env)
-    return lc.link(env)
-
-
-def post(b, query, token=None, variables=None, headers=None, raw=None, ctype="application/json"):
-    """POST /graphql: (status, decoded body, headers)."""
-    h = {"Content-Type": ctype}
-    if token is not None:
-        h["Authorization"] = "Bearer " + token
-    h.update(headers or {})
-    data = raw if raw is not None else json.dumps(
-        {"query": query, "variables": variables}).encode()
-    req = urllib.request.Request("http://%s/graphql" % b.http_addr, data=data, headers=h)
-    try:
-        with urllib.request.urlopen(req, timeout=lc.TIMEOUT_S) as resp:
-            return resp.status, json.loads(resp.read()), resp.headers
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read()), e.headers
-
-
-def gql(b, token, query, variables=None):
-    """The data of a query that must succeed."""
-    status, body, _ = post(b, query, token, variables)
-    assert status == 200 and "errors" not in body, body
-    return body["data"]
-
-
-def rest(b, token, path):
-    status, raw, _ = lc.http_get(b.http_addr, path, token)
-    assert status == 200, raw
-    return json.loads(raw)
+    return dc.start(start_broker, tmp_path, models, extra_ini)
 
 
 def sdl(b):
@@ -188,10 +135,10 @@ def payments(start_broker, tmp_path):
     """Alice sends six payments to Bob and one account; Carol sends one payment to Dave."""
     b = start(start_broker, tmp_path)
     alice, bob, carol, dave = lc.Identity(), lc.Identity(), lc.Identity(), lc.Identity()
-    sa, sc = session(b, alice), session(b, carol)
-    acct = send(sa, bob.id, {"_t": "com.example.Account", "iban": "DE01", "rank": 7,
-                             "address": {"city": "Bonn", "zip": 53111}, "tags": ["a", "b"],
-                             "extra": 5})
+    sa, sc = dc.session(b, alice), dc.session(b, carol)
+    acct = dc.send(sa, bob.id, {"_t": "com.example.Account", "iban": "DE01", "rank": 7,
+                                "address": {"city": "Bonn", "zip": 53111}, "tags": ["a", "b"],
+                                "extra": 5})
     rows = []
     for i, (amount, cur, memo) in enumerate([(30, "EUR", "rent june"), (10, "USD", "coffee"),
                                              (50, "EUR", "rent july"), (20, "USD", None),
@@ -199,8 +146,8 @@ def payments(start_broker, tmp_path):
         body = {"_t": PAYMENT_T, "amount": amount, "currency": cur, "account": acct}
         if memo is not None:
             body["memo"] = memo
-        rows.append(dict(body, _permalink=send(sa, bob.id, body)))
-    hidden = send(sc, dave.id, {"_t": PAYMENT_T, "amount": 35, "currency": "EUR"})
+        rows.append(dict(body, _permalink=dc.send(sa, bob.id, body)))
+    hidden = dc.send(sc, dave.id, {"_t": PAYMENT_T, "amount": 35, "currency": "EUR"})
     b.t = lc.login(b.http_addr, bob)
     b.t_carol = lc.login(b.http_addr, carol)
     b.rows, b.acct, b.hidden, b.sa = rows, acct, hidden, sa
@@ -210,8 +157,8 @@ def payments(start_broker, tmp_path):
 
 
 def page_links(b, token, args):
-    data = gql(b, token, "{ rl_com_example_Payment%s { edges { node { _permalink } } "
-               "pageInfo { hasNextPage } } }" % ("(%s)" % args if args else ""))
+    data = dc.gql(b, token, "{ rl_com_example_Payment%s { edges { node { _permalink } } "
+                  "pageInfo { hasNextPage } } }" % ("(%s)" % args if args else ""))
     return [e["node"]["_permalink"] for e in data["rl_com_example_Payment"]["edges"]]
 
 
@@ -248,29 +195,30 @@ def test_rl_applies_every_filter_operator(payments):
 def test_r_and_rl_answer_what_the_rest_api_answers(payments):
     b = payments
     fields = "amount currency memo _permalink _link _prevlink _author _owner _time _ledgerIndex"
-    data = gql(b, b.t, "{ rl_com_example_Payment(filter: {currency: {EQ: EUR}}) "
-               "{ edges { node { %s } } } }" % fields)
+    data = dc.gql(b, b.t, "{ rl_com_example_Payment(filter: {currency: {EQ: EUR}}) "
+                  "{ edges { node { %s } } } }" % fields)
     nodes = [e["node"] for e in data["rl_com_example_Payment"]["edges"]]
-    results = rest(b, b.t, "/api/v1/%s?currency=EUR" % PAYMENT_T)["results"]
+    results = dc.rest(b, b.t, "/api/v1/%s?currency=EUR" % PAYMENT_T)["results"]
     assert len(nodes) == 3 and len(results) == 3
     for node, res in zip(nodes, results):
         assert node == {k: res.get(k) for k in fields.split()}, (node, res)
-    one = gql(b, b.t, "query($p: ID) { r_com_example_Payment(_permalink: $p) { %s _deleted } }"
-              % fields, {"p": nodes[0]["_permalink"]})["r_com_example_Payment"]
+    one = dc.gql(b, b.t, "query($p: ID) { r_com_example_Payment(_permalink: $p) { %s _deleted } }"
+                 % fields, {"p": nodes[0]["_permalink"]})["r_com_example_Payment"]
     assert one == dict(nodes[0], _deleted=False)
-    by_link = gql(b, b.t, '{ r_com_example_Payment(_link: "%s") { amount } }' % nodes[0]["_link"])
+    by_link = dc.gql(b, b.t, '{ r_com_example_Payment(_link: "%s") { amount } }'
+                     % nodes[0]["_link"])
     assert by_link["r_com_example_Payment"] == {"amount": 30}
     # Unknown, another model's and both-or-neither: null (the last with an error).
-    assert gql(b, b.t, '{ r_com_example_Payment(_permalink: "%s") { amount } }'
-               % ("0" * 64))["r_com_example_Payment"] is None
-    assert gql(b, b.t, '{ r_com_example_Payment(_permalink: "%s") { amount } }'
-               % b.acct)["r_com_example_Payment"] is None
-    status, body, _ = post(b, "{ r_com_example_Payment { amount } }", b.t)
+    assert dc.gql(b, b.t, '{ r_com_example_Payment(_permalink: "%s") { amount } }'
+                  % ("0" * 64))["r_com_example_Payment"] is None
+    assert dc.gql(b, b.t, '{ r_com_example_Payment(_permalink: "%s") { amount } }'
+                  % b.acct)["r_com_example_Payment"] is None
+    status, body, _ = dc.post(b, "{ r_com_example_Payment { amount } }", b.t)
     assert status == 200 and body["data"]["r_com_example_Payment"] is None
     assert body["errors"][0]["path"] == ["r_com_example_Payment"]
     # Nested objects, lists, JSON.
-    acc = gql(b, b.t, '{ r_com_example_Account(_permalink: "%s") { iban rank address '
-              '{ city zip } tags extra } }' % b.acct)["r_com_example_Account"]
+    acc = dc.gql(b, b.t, '{ r_com_example_Account(_permalink: "%s") { iban rank address '
+                 '{ city zip } tags extra } }' % b.acct)["r_com_example_Account"]
     assert acc == {"iban": "DE01", "rank": 7, "address": {"city": "Bonn", "zip": 53111},
                    "tags": ["a", "b"], "extra": 5}
 
@@ -289,9 +237,9 @@ def test_order_both_ways_and_pages_visit_every_resource_once(payments):
                         (", orderBy: {field: memo}", None)):
         seen, after = [], None
         for _ in range(10):
-            data = gql(b, b.t, "query($a: String) { rl_com_example_Payment(limit: 4, after: $a"
-                       "%s) { edges { node { _permalink } cursor } pageInfo { endCursor "
-                       "hasNextPage } } }" % order, {"a": after})["rl_com_example_Payment"]
+            data = dc.gql(b, b.t, "query($a: String) { rl_com_example_Payment(limit: 4, after: $a"
+                          "%s) { edges { node { _permalink } cursor } pageInfo { endCursor "
+                          "hasNextPage } } }" % order, {"a": after})["rl_com_example_Payment"]
             edges = data["edges"]
             seen += [e["node"]["_permalink"] for e in edges]
             assert data["pageInfo"]["endCursor"] == (edges[-1]["cursor"] if edges else None)
@@ -301,62 +249,62 @@ def test_order_both_ways_and_pages_visit_every_resource_once(payments):
         if want is not None:
             assert seen == [r["_permalink"] for r in want], order
         assert sorted(seen) == sorted(r["_permalink"] for r in b.rows), order  # each once
-    status, body, _ = post(b, '{ rl_com_example_Payment(after: "[\\"amount\\",1,2]") '
-                           '{ edges { cursor } } }', b.t)
+    status, body, _ = dc.post(b, '{ rl_com_example_Payment(after: "[\\"amount\\",1,2]") '
+                              '{ edges { cursor } } }', b.t)
     assert "not a cursor of this order" in body["errors"][0]["message"]
     for bad in (0, 101):
-        status, body, _ = post(b, "{ rl_com_example_Payment(limit: %d) { edges { cursor } } }"
-                               % bad, b.t)
+        status, body, _ = dc.post(b, "{ rl_com_example_Payment(limit: %d) { edges { cursor } } }"
+                                  % bad, b.t)
         assert body["errors"][0]["message"] == "limit: 1..100"
 
 
 def test_versions_list_the_history_in_pages(payments):
     b = payments
     first = b.rows[0]["_permalink"]
-    second = send(b.sa, lc.Identity().id, {"_t": PAYMENT_T, "amount": 31, "currency": "EUR",
-                                           "_prevlink": first})
-    third = send(b.sa, lc.Identity().id, {"_t": PAYMENT_T, "amount": 32, "currency": "EUR",
-                                          "_prevlink": second})
+    second = dc.send(b.sa, lc.Identity().id, {"_t": PAYMENT_T, "amount": 31, "currency": "EUR",
+                                              "_prevlink": first})
+    third = dc.send(b.sa, lc.Identity().id, {"_t": PAYMENT_T, "amount": 32, "currency": "EUR",
+                                             "_prevlink": second})
     q = ("query($p: ID!, $a: String) { versions_com_example_Payment(_permalink: $p, limit: 2, "
          "after: $a) { edges { node { amount _link _prevlink } } pageInfo { endCursor "
          "hasNextPage } } }")
-    page = gql(b, b.t, q, {"p": first})["versions_com_example_Payment"]
+    page = dc.gql(b, b.t, q, {"p": first})["versions_com_example_Payment"]
     assert [e["node"]["amount"] for e in page["edges"]] == [30, 31]
     assert page["edges"][1]["node"]["_prevlink"] == first and page["pageInfo"]["hasNextPage"]
-    rest_page = gql(b, b.t, q, {"p": first, "a": page["pageInfo"]["endCursor"]})
+    rest_page = dc.gql(b, b.t, q, {"p": first, "a": page["pageInfo"]["endCursor"]})
     rest_page = rest_page["versions_com_example_Payment"]
     assert [e["node"]["_link"] for e in rest_page["edges"]] == [third]
     assert not rest_page["pageInfo"]["hasNextPage"]
-    latest = gql(b, b.t, '{ r_com_example_Payment(_permalink: "%s") { amount _link } }' % first)
+    latest = dc.gql(b, b.t, '{ r_com_example_Payment(_permalink: "%s") { amount _link } }' % first)
     assert latest["r_com_example_Payment"] == {"amount": 32, "_link": third}
     # Carol may not read it: no versions.
-    page = gql(b, b.t_carol, q, {"p": first})["versions_com_example_Payment"]
+    page = dc.gql(b, b.t_carol, q, {"p": first})["versions_com_example_Payment"]
     assert page["edges"] == [] and not page["pageInfo"]["hasNextPage"]
 
 
 def test_the_reader_rule_leaves_out_what_the_caller_may_not_read(payments):
     b = payments
     assert page_links(b, b.t_carol, "") == [b.hidden]
-    assert gql(b, b.t_carol, '{ r_com_example_Payment(_permalink: "%s") { amount } }'
-               % b.rows[0]["_permalink"])["r_com_example_Payment"] is None
+    assert dc.gql(b, b.t_carol, '{ r_com_example_Payment(_permalink: "%s") { amount } }'
+                  % b.rows[0]["_permalink"])["r_com_example_Payment"] is None
     assert b.hidden not in page_links(b, b.t, "")
     # Carol's payment names Alice's account: Carol may not read the account, so it is null.
-    sc = session(b, lc.Identity())
+    sc = dc.session(b, lc.Identity())
     mallory_tok = lc.login(b.http_addr, sc.ident)
-    send(sc, lc.Identity().id, {"_t": PAYMENT_T, "amount": 5, "currency": "EUR",
-                                "account": b.acct})
-    data = gql(b, mallory_tok, "{ rl_com_example_Payment { edges { node { amount account "
-               "{ iban } } } } }")
+    dc.send(sc, lc.Identity().id, {"_t": PAYMENT_T, "amount": 5, "currency": "EUR",
+                                   "account": b.acct})
+    data = dc.gql(b, mallory_tok, "{ rl_com_example_Payment { edges { node { amount account "
+                  "{ iban } } } } }")
     assert data["rl_com_example_Payment"]["edges"] == [{"node": {"amount": 5, "account": None}}]
     sc.close()
 
 
 def test_no_token_is_401_and_a_bad_token_too(payments):
     b = payments
-    status, body, headers = post(b, "{ _types }")
+    status, body, headers = dc.post(b, "{ _types }")
     assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
     assert body["errors"][0]["message"]
-    status, body, _ = post(b, "{ _types }", "nope")
+    status, body, _ = dc.post(b, "{ _types }", "nope")
     assert status == 401
     # GET with the query in the query string, the same rule.
     url = "/graphql?" + urllib.parse.urlencode({"query": "{ _types }"})
@@ -371,51 +319,51 @@ def test_readers_all_and_graphql_auth_false_on_loopback(start_broker, tmp_path):
     auditor = lc.Identity()
     b = start(start_broker, tmp_path, "readers_all = %s\ngraphql_auth = false\n" % auditor.id)
     alice = lc.Identity()
-    sa = session(b, alice)
-    link = send(sa, lc.Identity().id, {"_t": PAYMENT_T, "amount": 3, "currency": "EUR"})
+    sa = dc.session(b, alice)
+    link = dc.send(sa, lc.Identity().id, {"_t": PAYMENT_T, "amount": 3, "currency": "EUR"})
     q = "{ rl_com_example_Payment { edges { node { _permalink } } } }"
     # No token on a loopback listener from a loopback peer: reads everything.
-    status, body, _ = post(b, q)
+    status, body, _ = dc.post(b, q)
     assert status == 200 and body["data"]["rl_com_example_Payment"]["edges"] == [
         {"node": {"_permalink": link}}]
     # A proxy header means the caller may be anyone: the token is needed again.
-    status, body, _ = post(b, q, headers={"X-Forwarded-For": "203.0.113.9"})
+    status, body, _ = dc.post(b, q, headers={"X-Forwarded-For": "203.0.113.9"})
     assert status == 401
     # A token given is used: a stranger sees nothing, a readers_all identity everything.
-    assert gql(b, lc.login(b.http_addr, lc.Identity()), q)["rl_com_example_Payment"][
+    assert dc.gql(b, lc.login(b.http_addr, lc.Identity()), q)["rl_com_example_Payment"][
         "edges"] == []
-    assert len(gql(b, lc.login(b.http_addr, auditor), q)["rl_com_example_Payment"]["edges"]) == 1
+    assert len(dc.gql(b, lc.login(b.http_addr, auditor), q)["rl_com_example_Payment"]["edges"]) == 1
     sa.close()
 
 
 def test_requests_that_are_not_graphql_are_400_with_errors(payments):
     b = payments
-    status, body, _ = post(b, None, b.t, raw=b"{not json")
+    status, body, _ = dc.post(b, None, b.t, raw=b"{not json")
     assert status == 400 and body["errors"][0]["message"]
-    status, body, _ = post(b, None, b.t, raw=b'{"variables": {}}')
+    status, body, _ = dc.post(b, None, b.t, raw=b'{"variables": {}}')
     assert status == 400 and "no query" in body["errors"][0]["message"]
-    status, body, _ = post(b, None, b.t, raw=b'{"query": "{ _types }", "variables": 3}')
+    status, body, _ = dc.post(b, None, b.t, raw=b'{"query": "{ _types }", "variables": 3}')
     assert status == 400
-    status, body, _ = post(b, "{ _types }", b.t, ctype="text/plain")
+    status, body, _ = dc.post(b, "{ _types }", b.t, ctype="text/plain")
     assert status == 415
     # A syntax error and a validation error: errors with locations, no data.
-    status, body, _ = post(b, "{\n  rl_com_example_Payment { edges { nope } } }", b.t)
+    status, body, _ = dc.post(b, "{\n  rl_com_example_Payment { edges { nope } } }", b.t)
     assert status == 200 and "data" not in body
     assert body["errors"][0]["locations"] == [{"line": 2, "column": 36}], body
-    status, body, _ = post(b, "{ _types", b.t)
+    status, body, _ = dc.post(b, "{ _types", b.t)
     assert "data" not in body and body["errors"][0]["locations"][0]["line"] == 1
 
 
 def test_limits_are_refused_as_graphql_errors(start_broker, tmp_path):
     b = start(start_broker, tmp_path, "graphql_auth = false\ngraphql_max_depth = 3\n"
               "graphql_max_fields = 6\n")
-    status, body, _ = post(b, "{ rl_com_example_Payment { edges { node { account { iban } } } }"
-                           " }")
+    status, body, _ = dc.post(b, "{ rl_com_example_Payment { edges { node { account { iban } } } }"
+                              " }")
     assert status == 200 and "data" not in body and "deeper than the limit of 3" in body["errors"][0]["message"]
-    status, body, _ = post(b, "{ a: _types b: _types c: _types d: _types e: _types f: _types "
-                           "g: _types }")
+    status, body, _ = dc.post(b, "{ a: _types b: _types c: _types d: _types e: _types f: _types "
+                              "g: _types }")
     assert "data" not in body and "fields" in body["errors"][0]["message"], body
-    status, body, _ = post(b, "{ rl_com_example_Payment { edges { cursor } } }")
+    status, body, _ = dc.post(b, "{ rl_com_example_Payment { edges { cursor } } }")
     assert status == 200 and body == {"data": {"rl_com_example_Payment": {"edges": []}}}
 
 
@@ -434,16 +382,16 @@ def test_bad_graphql_keys_stop_the_start(start_broker, tmp_path, key, value):
 def test_references_of_a_page_cost_one_store_read(start_broker, tmp_path):
     b = start(start_broker, tmp_path)
     alice, bob = lc.Identity(), lc.Identity()
-    sa = session(b, alice)
-    accounts = [send(sa, bob.id, {"_t": "com.example.Account", "iban": "DE%02d" % i})
+    sa = dc.session(b, alice)
+    accounts = [dc.send(sa, bob.id, {"_t": "com.example.Account", "iban": "DE%02d" % i})
                 for i in range(25)]
     for i in range(50):
-        send(sa, bob.id, {"_t": PAYMENT_T, "amount": i + 1, "currency": "EUR",
-                          "account": accounts[i % 25]})
+        dc.send(sa, bob.id, {"_t": PAYMENT_T, "amount": i + 1, "currency": "EUR",
+                             "account": accounts[i % 25]})
     tok = lc.login(b.http_addr, bob)
     before = b.metric("ledgermq_graphql_store_reads_total")
-    data = gql(b, tok, "{ rl_com_example_Payment(limit: 50) { edges { node { amount account "
-               "{ iban _permalink } } } } }")
+    data = dc.gql(b, tok, "{ rl_com_example_Payment(limit: 50) { edges { node { amount account "
+                  "{ iban _permalink } } } } }")
     edges = data["rl_com_example_Payment"]["edges"]
     assert len(edges) == 50
     for i, e in enumerate(edges):
@@ -503,10 +451,10 @@ def test_graphql_js_accepts_the_live_introspection_and_agrees_with_rest(start_br
                                                                         tmp_path):
     b = start(start_broker, tmp_path, "graphql_auth = false\n")
     alice, bob = lc.Identity(), lc.Identity()
-    sa = session(b, alice)
-    acct = send(sa, bob.id, {"_t": "com.example.Account", "iban": "FR76"})
-    send(sa, bob.id, {"_t": PAYMENT_T, "amount": 9, "currency": "USD", "account": acct})
-    send(sa, bob.id, {"_t": PAYMENT_T, "amount": 8, "currency": "EUR"})
+    sa = dc.session(b, alice)
+    acct = dc.send(sa, bob.id, {"_t": "com.example.Account", "iban": "FR76"})
+    dc.send(sa, bob.id, {"_t": PAYMENT_T, "amount": 9, "currency": "USD", "account": acct})
+    dc.send(sa, bob.id, {"_t": PAYMENT_T, "amount": 8, "currency": "EUR"})
     script = tmp_path / "gql.js"
     script.write_text(GRAPHQL_JS)
     env = dict(os.environ, NODE_PATH=jsdeps.node_modules())
@@ -539,9 +487,9 @@ def test_the_readme_graphql_line_reads_back_the_object_it_sends(start_broker, tm
     ready = b.events("ready")[-1]
     b.http_addr, b.mqtt_port = ready["http"][0], int(ready["mqtt"][0].rsplit(":", 1)[1])
     alice, bob = lc.Identity(), lc.Identity()
-    sa = session(b, alice)
-    send(sa, bob.id, body)
-    data = gql(b, lc.login(b.http_addr, bob), request["query"])
+    sa = dc.session(b, alice)
+    dc.send(sa, bob.id, body)
+    data = dc.gql(b, lc.login(b.http_addr, bob), request["query"])
     assert data == {"rl_com_example_Payment": {"edges": [{"node": {
         "amount": body["amount"], "to": body["to"], "_author": alice.id}}]}}
     sa.close()
@@ -555,7 +503,7 @@ def test_the_schema_follows_the_models_sighup_and_model_envelopes(start_broker, 
     os.kill(b.proc.pid, signal.SIGHUP)
     b.wait_event("data_models_reloaded", pred=lambda e: e.get("models") == 2)
     assert "rl_com_example_Payment(" in sdl(b)
-    sadm = session(b, admin)
+    sadm = dc.session(b, admin)
     note = {"$id": "com.example.Note", "type": "object",
             "properties": {"text": {"type": "string", "x-index": True}}}
     # A model whose mapping would clash (its "Edge" object is type com_example_Note_Edge, as
@@ -567,14 +515,14 @@ def test_the_schema_follows_the_models_sighup_and_model_envelopes(start_broker, 
     leaf, rej = sadm.messages.get(timeout=lc.TIMEOUT_S)
     assert leaf == "reject" and rej["detail"] == "bad_model", rej
     assert "uniquely named types" in rej["error"], rej
-    model = send(sadm, admin.id, {"_t": "ledgermq.Model", "schema": note})
+    model = dc.send(sadm, admin.id, {"_t": "ledgermq.Model", "schema": note})
     b.wait_event("data_model_put", pred=lambda e: e["model"] == "com.example.Note")
     assert "text: com_example_Note_text_Ops" in sdl(b)
-    link = send(sadm, admin.id, {"_t": "com.example.Note", "text": "hi"})
-    data = gql(b, lc.login(b.http_addr, admin), '{ rl_com_example_Note(filter: {text: '
-               '{EQ: "hi"}}) { edges { node { _permalink } } } }')
+    link = dc.send(sadm, admin.id, {"_t": "com.example.Note", "text": "hi"})
+    data = dc.gql(b, lc.login(b.http_addr, admin), '{ rl_com_example_Note(filter: {text: '
+                  '{EQ: "hi"}}) { edges { node { _permalink } } } }')
     assert data["rl_com_example_Note"]["edges"] == [{"node": {"_permalink": link}}]
-    send(sadm, admin.id, {"_t": "ledgermq.Model", "_prevlink": model, "_deleted": True})
+    dc.send(sadm, admin.id, {"_t": "ledgermq.Model", "_prevlink": model, "_deleted": True})
     b.wait_event("data_model_removed")
     assert "com_example_Note" not in sdl(b)
     sadm.close()

@@ -11,6 +11,7 @@ import subprocess
 
 import pytest
 
+import dataclient as dc
 import jsdeps
 import ledgerclient as lc
 
@@ -36,66 +37,27 @@ ACCOUNT = {
 }
 
 
-def write_models(tmp_path, models, extra=None):
-    d = tmp_path / "models"
-    d.mkdir(exist_ok=True)
-    for name, doc in models.items():
-        (d / name).write_text(json.dumps(doc))
-    return d
-
-
 def start(start_broker, tmp_path, models=None, readers_all=None, expect_exit=None):
-    d = write_models(tmp_path, models if models is not None else
-                     {"payment.json": PAYMENT, "account.json": ACCOUNT})
-    ini = "[data]\nmodels = %s\n" % d
-    if readers_all:
-        ini += "readers_all = %s\n" % readers_all
-    b = start_broker(ini, extra_args=["--http", "127.0.0.1:0"], expect_exit=expect_exit,
-                     wait_ready=expect_exit is None)
-    if expect_exit is not None:
-        return b
-    ready = b.events("ready")[-1]
-    b.http_addr = ready["http"][0]
-    b.mqtt_port = int(ready["mqtt"][0].rsplit(":", 1)[1])
-    b.models_dir = d
-    return b
-
-
-def session(b, ident):
-    s = lc.Session(b.mqtt_port, ident, lc.login(b.http_addr, ident))
-    assert s.rc == 0, s.rc
-    return s
-
-
-def send(s, to, body):
-    env = s.ident.envelope(to, body, type_="object")
-    s.send(env)
-    leaf, msg = s.messages.get(timeout=lc.TIMEOUT_S)
-    while leaf == "inbox":  # what others sent this identity meanwhile
-        leaf, msg = s.messages.get(timeout=lc.TIMEOUT_S)
-    if leaf == "ack":
-        s.ident.advance(env)
-    return leaf, msg, lc.link(env)
-
-
-def api(b, token, path):
-    status, raw, _ = lc.http_get(b.http_addr, path, token)
-    return status, json.loads(raw)
+    """A broker with this file's models (or models) and [data] readers_all."""
+    if models is None:
+        models = {"payment.json": PAYMENT, "account.json": ACCOUNT}
+    ini = "readers_all = %s\n" % readers_all if readers_all else ""
+    return dc.start(start_broker, tmp_path, models, ini, expect_exit=expect_exit)
 
 
 def test_an_object_is_validated_stored_and_read_back(start_broker, tmp_path):
     b = start(start_broker, tmp_path)
     alice, bob, carol = lc.Identity(), lc.Identity(), lc.Identity()
-    sa = session(b, alice)
+    sa = dc.session(b, alice)
     body = {"_t": "com.example.Payment", "amount": 250, "currency": "EUR",
             "to": {"iban": "DE12 3456"}}
-    leaf, ack, link = send(sa, bob.id, body)
+    leaf, ack, link = dc.send_object(sa, bob.id, body)
     assert leaf == "ack", ack
     # Bob received the envelope as any other; the object is readable by both parties.
-    sb = session(b, bob)
+    sb = dc.session(b, bob)
     tok_a, tok_b = lc.login(b.http_addr, alice), lc.login(b.http_addr, bob)
     for tok in (tok_a, tok_b):
-        status, res = api(b, tok, "/api/v1/com.example.Payment/" + link)
+        status, res = dc.api(b, tok, "/api/v1/com.example.Payment/" + link)
         assert status == 200, res
         assert res["amount"] == 250 and res["currency"] == "EUR"
         assert res["_permalink"] == link and res["_link"] == link and res["_prevlink"] is None
@@ -103,17 +65,17 @@ def test_an_object_is_validated_stored_and_read_back(start_broker, tmp_path):
         assert res["_t"] == "com.example.Payment" and res["_ledgerIndex"] == ack["index"]
         assert res["_time"].endswith("Z") and len(res["_time"]) == 30
     # Carol may not read it: 404, as if it did not exist.
-    status, res = api(b, lc.login(b.http_addr, carol), "/api/v1/com.example.Payment/" + link)
+    status, res = dc.api(b, lc.login(b.http_addr, carol), "/api/v1/com.example.Payment/" + link)
     assert status == 404 and res == {"error": 404, "reason": "not_found"}
-    status, res = api(b, None, "/api/v1/com.example.Payment/" + link)
+    status, res = dc.api(b, None, "/api/v1/com.example.Payment/" + link)
     assert status == 401
     # Listed, with a filter on an indexed property.
-    status, page = api(b, tok_b, "/api/v1/com.example.Payment?currency=EUR")
+    status, page = dc.api(b, tok_b, "/api/v1/com.example.Payment?currency=EUR")
     assert status == 200 and [r["_permalink"] for r in page["results"]] == [link]
     assert page["next"] is None
-    status, page = api(b, tok_b, "/api/v1/com.example.Payment?currency=USD")
+    status, page = dc.api(b, tok_b, "/api/v1/com.example.Payment?currency=USD")
     assert status == 200 and page["results"] == []
-    status, page = api(b, tok_b, "/api/v1/com.example.Payment?memo=x")
+    status, page = dc.api(b, tok_b, "/api/v1/com.example.Payment?memo=x")
     assert status == 400, page
     assert b.metric("ledgermq_objects_total", '{result="accepted"}') == 1
     assert b.metric("ledgermq_models") == 2
@@ -140,8 +102,8 @@ def test_an_object_is_validated_stored_and_read_back(start_broker, tmp_path):
 def test_bad_objects_are_refused_and_nothing_is_stored(start_broker, tmp_path, body, detail):
     b = start(start_broker, tmp_path)
     alice, bob = lc.Identity(), lc.Identity()
-    sa = session(b, alice)
-    leaf, rej, link = send(sa, bob.id, body)
+    sa = dc.session(b, alice)
+    leaf, rej, link = dc.send_object(sa, bob.id, body)
     assert leaf == "reject", rej
     assert rej["reason"] == "invalid_object" and rej["detail"] == detail, rej
     assert rej["expected_seq"] == 1 and rej["seq"] == 1
@@ -149,9 +111,9 @@ def test_bad_objects_are_refused_and_nothing_is_stored(start_broker, tmp_path, b
         assert rej["errors"] and {"instance", "keyword", "message", "schema"} <= set(
             rej["errors"][0])
     # The chain did not move: the next envelope is seq 1 again, and the ledger holds nothing.
-    leaf, ack, _ = send(sa, bob.id, {"n": 1})
+    leaf, ack, _ = dc.send_object(sa, bob.id, {"n": 1})
     assert leaf == "ack" and ack["seq"] == 1 and ack["index"] == 0, ack
-    status, page = api(b, lc.login(b.http_addr, alice), "/api/v1/com.example.Payment")
+    status, page = dc.api(b, lc.login(b.http_addr, alice), "/api/v1/com.example.Payment")
     assert status == 200 and page["results"] == []
     sa.close()
 
@@ -159,50 +121,50 @@ def test_bad_objects_are_refused_and_nothing_is_stored(start_broker, tmp_path, b
 def test_versions_stale_updates_authors_and_tombstones(start_broker, tmp_path):
     b = start(start_broker, tmp_path)
     alice, bob = lc.Identity(), lc.Identity()
-    sa, sb = session(b, alice), session(b, bob)
-    leaf, _, first = send(sa, bob.id, {"_t": "com.example.Payment", "amount": 1,
-                                       "currency": "EUR"})
+    sa, sb = dc.session(b, alice), dc.session(b, bob)
+    leaf, _, first = dc.send_object(sa, bob.id, {"_t": "com.example.Payment", "amount": 1,
+                                                 "currency": "EUR"})
     assert leaf == "ack"
-    leaf, _, second = send(sa, bob.id, {"_t": "com.example.Payment", "amount": 2,
-                                        "currency": "EUR", "_prevlink": first,
-                                        "_permalink": first})
+    leaf, _, second = dc.send_object(sa, bob.id, {"_t": "com.example.Payment", "amount": 2,
+                                                  "currency": "EUR", "_prevlink": first,
+                                                  "_permalink": first})
     assert leaf == "ack"
     # A second update of the first version is stale: the reject names the latest.
-    leaf, rej, _ = send(sa, bob.id, {"_t": "com.example.Payment", "amount": 3,
-                                     "currency": "EUR", "_prevlink": first})
+    leaf, rej, _ = dc.send_object(sa, bob.id, {"_t": "com.example.Payment", "amount": 3,
+                                               "currency": "EUR", "_prevlink": first})
     assert leaf == "reject" and rej["reason"] == "stale_version" and rej["latest"] == second
     # Bob may read it but not write it.
-    leaf, rej, _ = send(sb, alice.id, {"_t": "com.example.Payment", "amount": 3,
-                                       "currency": "EUR", "_prevlink": second})
+    leaf, rej, _ = dc.send_object(sb, alice.id, {"_t": "com.example.Payment", "amount": 3,
+                                                 "currency": "EUR", "_prevlink": second})
     assert leaf == "reject" and rej["reason"] == "not_author", rej
     # Another model's resource can't continue this one.
-    leaf, rej, _ = send(sa, bob.id, {"_t": "com.example.Account", "iban": "DE00",
-                                     "_prevlink": second})
+    leaf, rej, _ = dc.send_object(sa, bob.id, {"_t": "com.example.Account", "iban": "DE00",
+                                               "_prevlink": second})
     assert leaf == "reject" and rej["detail"] == "model_mismatch", rej
     tok = lc.login(b.http_addr, bob)
-    status, res = api(b, tok, "/api/v1/com.example.Payment/" + first)
+    status, res = dc.api(b, tok, "/api/v1/com.example.Payment/" + first)
     assert status == 200 and res["amount"] == 2 and res["_link"] == second
     assert res["_prevlink"] == first
-    status, hist = api(b, tok, "/api/v1/com.example.Payment/%s/versions" % first)
+    status, hist = dc.api(b, tok, "/api/v1/com.example.Payment/%s/versions" % first)
     assert status == 200 and [v["amount"] for v in hist["results"]] == [1, 2]
-    status, hist = api(b, tok, "/api/v1/com.example.Payment/%s/versions?limit=1" % first)
+    status, hist = dc.api(b, tok, "/api/v1/com.example.Payment/%s/versions?limit=1" % first)
     assert len(hist["results"]) == 1 and hist["next"] is not None
-    status, rest = api(b, tok, "/api/v1/com.example.Payment/%s/versions?after=%s"
-                       % (first, hist["next"]))
+    status, rest = dc.api(b, tok, "/api/v1/com.example.Payment/%s/versions?after=%s"
+                          % (first, hist["next"]))
     assert [v["_link"] for v in rest["results"]] == [second] and rest["next"] is None
     # A tombstone: the resource is gone from lists and reads, its history stays.
-    leaf, _, gone = send(sa, bob.id, {"_t": "com.example.Payment", "_prevlink": second,
-                                      "_deleted": True})
+    leaf, _, gone = dc.send_object(sa, bob.id, {"_t": "com.example.Payment", "_prevlink": second,
+                                                "_deleted": True})
     assert leaf == "ack"
-    status, res = api(b, tok, "/api/v1/com.example.Payment/" + first)
+    status, res = dc.api(b, tok, "/api/v1/com.example.Payment/" + first)
     assert status == 410 and res["reason"] == "deleted"
-    status, page = api(b, tok, "/api/v1/com.example.Payment")
+    status, page = dc.api(b, tok, "/api/v1/com.example.Payment")
     assert page["results"] == []
-    status, hist = api(b, tok, "/api/v1/com.example.Payment/%s/versions" % first)
+    status, hist = dc.api(b, tok, "/api/v1/com.example.Payment/%s/versions" % first)
     assert [v["_link"] for v in hist["results"]] == [first, second, gone]
     assert hist["results"][2]["_deleted"] is True
-    leaf, rej, _ = send(sa, bob.id, {"_t": "com.example.Payment", "amount": 9,
-                                     "currency": "EUR", "_prevlink": gone})
+    leaf, rej, _ = dc.send_object(sa, bob.id, {"_t": "com.example.Payment", "amount": 9,
+                                               "currency": "EUR", "_prevlink": gone})
     assert leaf == "reject" and rej["reason"] == "stale_version" and rej["detail"] == "deleted"
     sa.close()
     sb.close()
@@ -213,7 +175,7 @@ def test_updates_in_flight_see_each_other_and_survive_a_restart(start_broker, tm
     durable yet when the next arrives; then kill -9 and a restart keep all of them."""
     b = start(start_broker, tmp_path)
     alice, bob = lc.Identity(), lc.Identity()
-    sa = session(b, alice)
+    sa = dc.session(b, alice)
     envs = []
     prev = None
     for i in range(20):
@@ -236,9 +198,9 @@ def test_updates_in_flight_see_each_other_and_survive_a_restart(start_broker, tm
     ready = b.events("ready")[-1]
     b.http_addr = ready["http"][0]
     tok = lc.login(b.http_addr, bob)
-    status, res = api(b, tok, "/api/v1/com.example.Payment/" + first)
+    status, res = dc.api(b, tok, "/api/v1/com.example.Payment/" + first)
     assert status == 200 and res["amount"] == 20 and res["_link"] == prev
-    status, hist = api(b, tok, "/api/v1/com.example.Payment/%s/versions?limit=100" % first)
+    status, hist = dc.api(b, tok, "/api/v1/com.example.Payment/%s/versions?limit=100" % first)
     assert [v["amount"] for v in hist["results"]] == list(range(1, 21))
 
 
@@ -246,27 +208,27 @@ def test_pages_and_readers_all(start_broker, tmp_path):
     auditor = lc.Identity()
     b = start(start_broker, tmp_path, readers_all=auditor.id)
     alice, bob = lc.Identity(), lc.Identity()
-    sa = session(b, alice)
+    sa = dc.session(b, alice)
     links = []
     for i in range(7):
-        leaf, _, link = send(sa, bob.id, {"_t": "com.example.Payment", "amount": 100 + i,
-                                          "currency": "EUR"})
+        leaf, _, link = dc.send_object(sa, bob.id, {"_t": "com.example.Payment", "amount": 100 + i,
+                                                    "currency": "EUR"})
         assert leaf == "ack"
         links.append(link)
     tok = lc.login(b.http_addr, auditor)
     seen, cursor = [], None
     for _ in range(10):
         path = "/api/v1/com.example.Payment?limit=3" + ("&cursor=" + cursor if cursor else "")
-        status, page = api(b, tok, path)
+        status, page = dc.api(b, tok, path)
         assert status == 200, page
         seen += [r["_permalink"] for r in page["results"]]
         cursor = page["next"]
         if cursor is None:
             break
     assert seen == links
-    status, page = api(b, tok, "/api/v1/com.example.Payment?amount=103")
+    status, page = dc.api(b, tok, "/api/v1/com.example.Payment?amount=103")
     assert [r["amount"] for r in page["results"]] == [103]
-    status, types = api(b, tok, "/api/v1/")
+    status, types = dc.api(b, tok, "/api/v1/")
     names = sorted(t["name"] for t in types["types"])
     assert names == ["com.example.Account", "com.example.Payment"]
     for path, code in [("/api/v1/com.example.Payment?limit=0", 400),
@@ -276,7 +238,7 @@ def test_pages_and_readers_all(start_broker, tmp_path):
                        ("/api/v1/com.example.Nope", 404),
                        ("/api/v1/com.example.Payment/xyz", 404),
                        ("/api/v1/com.example.Payment/%s/other" % links[0], 404)]:
-        status, err = api(b, tok, path)
+        status, err = dc.api(b, tok, path)
         assert status == code and err["error"] == code, (path, status, err)
     sa.close()
 
@@ -290,10 +252,7 @@ def test_pages_and_readers_all(start_broker, tmp_path):
     ({"a.json": {"$id": "a.B", "$ref": "a.Missing"}}, "a.json"),
 ])
 def test_broken_models_stop_the_start(start_broker, tmp_path, files, needle):
-    d = tmp_path / "models"
-    d.mkdir()
-    for name, doc in files.items():
-        (d / name).write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    d = dc.write_models(tmp_path, files)
     b = start_broker("[data]\nmodels = %s\n" % d, extra_args=["--http", "127.0.0.1:0"],
                      expect_exit=1, wait_ready=False)
     b.wait_exit(1)
@@ -304,65 +263,61 @@ def test_broken_models_stop_the_start(start_broker, tmp_path, files, needle):
 def test_sighup_reloads_models_and_keeps_them_when_broken(start_broker, tmp_path):
     b = start(start_broker, tmp_path, models={"account.json": ACCOUNT})
     alice, bob = lc.Identity(), lc.Identity()
-    sa = session(b, alice)
-    leaf, rej, _ = send(sa, bob.id, {"_t": "com.example.Payment", "amount": 5,
-                                     "currency": "EUR"})
+    sa = dc.session(b, alice)
+    leaf, rej, _ = dc.send_object(sa, bob.id, {"_t": "com.example.Payment", "amount": 5,
+                                               "currency": "EUR"})
     assert leaf == "reject" and rej["detail"] == "unknown_model"
     (b.models_dir / "payment.json").write_text(json.dumps(PAYMENT))
     os.kill(b.proc.pid, signal.SIGHUP)
     b.wait_event("data_models_reloaded", pred=lambda e: e.get("models") == 2)
-    leaf, ack, _ = send(sa, bob.id, {"_t": "com.example.Payment", "amount": 5,
-                                     "currency": "EUR"})
+    leaf, ack, _ = dc.send_object(sa, bob.id, {"_t": "com.example.Payment", "amount": 5,
+                                               "currency": "EUR"})
     assert leaf == "ack", ack
     (b.models_dir / "broken.json").write_text("{")
     os.kill(b.proc.pid, signal.SIGHUP)
     b.wait_event("data_models_reload_failed")
-    leaf, ack, _ = send(sa, bob.id, {"_t": "com.example.Payment", "amount": 6,
-                                     "currency": "EUR"})
+    leaf, ack, _ = dc.send_object(sa, bob.id, {"_t": "com.example.Payment", "amount": 6,
+                                               "currency": "EUR"})
     assert leaf == "ack", ack
     sa.close()
 
 
 def test_admins_add_change_and_delete_models_by_envelope(start_broker, tmp_path):
     admin = lc.Identity()
-    d = write_models(tmp_path, {"account.json": ACCOUNT})
-    b = start_broker("[data]\nmodels = %s\nadmins = %s\n" % (d, admin.id),
-                     extra_args=["--http", "127.0.0.1:0"])
-    ready = b.events("ready")[-1]
-    b.http_addr, b.mqtt_port = ready["http"][0], int(ready["mqtt"][0].rsplit(":", 1)[1])
+    b = dc.start(start_broker, tmp_path, {"account.json": ACCOUNT}, "admins = %s\n" % admin.id)
     alice, bob = lc.Identity(), lc.Identity()
-    sadm, sa = session(b, admin), session(b, alice)
+    sadm, sa = dc.session(b, admin), dc.session(b, alice)
     note = {"$id": "com.example.Note", "type": "object",
             "properties": {"text": {"type": "string", "maxLength": 5, "x-index": True},
                            "to": {"$ref": "com.example.Account"}},
             "required": ["text"]}
     # Only an admin adds models; a schema must compile; a type is added once.
-    leaf, rej, _ = send(sa, bob.id, {"_t": "ledgermq.Model", "schema": note})
+    leaf, rej, _ = dc.send_object(sa, bob.id, {"_t": "ledgermq.Model", "schema": note})
     assert leaf == "reject" and rej["reason"] == "not_author" and rej["detail"] == "not_admin"
-    leaf, rej, _ = send(sadm, admin.id, {"_t": "ledgermq.Model",
-                                         "schema": {"$id": "com.example.Bad", "type": 5}})
+    leaf, rej, _ = dc.send_object(sadm, admin.id, {"_t": "ledgermq.Model",
+                                                   "schema": {"$id": "com.example.Bad", "type": 5}})
     assert leaf == "reject" and rej["detail"] == "bad_model" and rej["error"], rej
-    leaf, rej, _ = send(sadm, admin.id, {"_t": "ledgermq.Model", "schema": ACCOUNT})
+    leaf, rej, _ = dc.send_object(sadm, admin.id, {"_t": "ledgermq.Model", "schema": ACCOUNT})
     assert leaf == "reject" and rej["detail"] == "model_exists", rej
-    leaf, rej, _ = send(sadm, admin.id, {"_t": "ledgermq.Model",
-                                         "schema": {"$id": "ledgermq.Mine"}})
+    leaf, rej, _ = dc.send_object(sadm, admin.id, {"_t": "ledgermq.Model",
+                                                   "schema": {"$id": "ledgermq.Mine"}})
     assert leaf == "reject" and rej["detail"] == "reserved_type", rej
-    leaf, ack, model_link = send(sadm, admin.id, {"_t": "ledgermq.Model", "schema": note})
+    leaf, ack, model_link = dc.send_object(sadm, admin.id, {"_t": "ledgermq.Model", "schema": note})
     assert leaf == "ack", ack
     b.wait_event("data_model_put", pred=lambda e: e["model"] == "com.example.Note")
     # Objects of it, with a $ref to a file model.
-    leaf, ack, _ = send(sa, bob.id, {"_t": "com.example.Note", "text": "hi",
-                                     "to": {"iban": "DE99"}})
+    leaf, ack, _ = dc.send_object(sa, bob.id, {"_t": "com.example.Note", "text": "hi",
+                                               "to": {"iban": "DE99"}})
     assert leaf == "ack", ack
-    leaf, rej, _ = send(sa, bob.id, {"_t": "com.example.Note", "text": "too long"})
+    leaf, rej, _ = dc.send_object(sa, bob.id, {"_t": "com.example.Note", "text": "too long"})
     assert leaf == "reject" and rej["detail"] == "schema", rej
     # A new version of the model (text up to 50) applies to the next object.
     note2 = dict(note, properties=dict(note["properties"], text={"type": "string",
                                                                   "maxLength": 50}))
-    leaf, ack, model_v2 = send(sadm, admin.id, {"_t": "ledgermq.Model", "schema": note2,
-                                                "_prevlink": model_link})
+    leaf, ack, model_v2 = dc.send_object(sadm, admin.id, {"_t": "ledgermq.Model", "schema": note2,
+                                                          "_prevlink": model_link})
     assert leaf == "ack", ack
-    leaf, ack, _ = send(sa, bob.id, {"_t": "com.example.Note", "text": "now long enough"})
+    leaf, ack, _ = dc.send_object(sa, bob.id, {"_t": "com.example.Note", "text": "now long enough"})
     assert leaf == "ack", ack
     # It survives kill -9: the models added by envelope are read back at start.
     sadm.close()
@@ -371,17 +326,17 @@ def test_admins_add_change_and_delete_models_by_envelope(start_broker, tmp_path)
     b.restart()
     ready = b.events("ready")[-1]
     b.http_addr, b.mqtt_port = ready["http"][0], int(ready["mqtt"][0].rsplit(":", 1)[1])
-    sadm, sa = session(b, admin), session(b, alice)
-    leaf, ack, _ = send(sa, bob.id, {"_t": "com.example.Note", "text": "after a restart"})
+    sadm, sa = dc.session(b, admin), dc.session(b, alice)
+    leaf, ack, _ = dc.send_object(sa, bob.id, {"_t": "com.example.Note", "text": "after a restart"})
     assert leaf == "ack", ack
-    status, types = api(b, lc.login(b.http_addr, alice), "/api/v1/")
+    status, types = dc.api(b, lc.login(b.http_addr, alice), "/api/v1/")
     assert sorted(t["name"] for t in types["types"]) == ["com.example.Account",
                                                           "com.example.Note"]
     # A tombstone removes the model.
-    leaf, ack, _ = send(sadm, admin.id, {"_t": "ledgermq.Model", "_prevlink": model_v2,
-                                         "_deleted": True})
+    leaf, ack, _ = dc.send_object(sadm, admin.id, {"_t": "ledgermq.Model", "_prevlink": model_v2,
+                                                   "_deleted": True})
     assert leaf == "ack", ack
-    leaf, rej, _ = send(sa, bob.id, {"_t": "com.example.Note", "text": "x"})
+    leaf, rej, _ = dc.send_object(sa, bob.id, {"_t": "com.example.Note", "text": "x"})
     assert leaf == "reject" and rej["detail"] == "unknown_model", rej
     sadm.close()
     sa.close()
@@ -405,7 +360,7 @@ def test_the_token_command_reads_the_api_as_its_identity(start_broker, tmp_path)
     link = json.loads(p.stdout)["link"]
     p = cli("token", "--key", "bob.json", "--http", b.http_addr)
     assert p.returncode == 0 and p.stdout.count("\n") == 1, p.stderr
-    status, res = api(b, p.stdout.strip(), "/api/v1/com.example.Payment/" + link)
+    status, res = dc.api(b, p.stdout.strip(), "/api/v1/com.example.Payment/" + link)
     assert status == 200 and res["amount"] == 12 and res["_author"] == ids[0], res
     # A rejected object: send prints the reject and exits 3.
     p = cli("send", "--key", "alice.json", "--to", ids[1], *addr,
@@ -435,12 +390,12 @@ def test_the_readme_objects_walkthrough_with_the_example_models(start_broker, tm
     b.http_addr, b.mqtt_port = ready["http"][0], int(ready["mqtt"][0].rsplit(":", 1)[1])
     assert b.events("data_models_loaded")[-1]["models"] == 3
     alice, bob = lc.Identity(), lc.Identity()
-    sa = session(b, alice)
-    leaf, ack, link = send(sa, bob.id, bodies[0])
+    sa = dc.session(b, alice)
+    leaf, ack, link = dc.send_object(sa, bob.id, bodies[0])
     assert leaf == "ack", ack
-    leaf, rej, _ = send(sa, bob.id, bodies[1])
+    leaf, rej, _ = dc.send_object(sa, bob.id, bodies[1])
     assert leaf == "reject" and rej["reason"] == "invalid_object" and rej["errors"], rej
-    status, page = api(b, lc.login(b.http_addr, bob), "/api/v1/" + query)
+    status, page = dc.api(b, lc.login(b.http_addr, bob), "/api/v1/" + query)
     assert status == 200 and [r["_permalink"] for r in page["results"]] == [link], page
     sa.close()
 

@@ -14,8 +14,9 @@ import urllib.request
 
 import pytest
 
+import dataclient as dc
 import ledgerclient as lc
-from test_objects import PAYMENT, api, send, session, start
+from test_objects import PAYMENT, start
 
 pytestmark = pytest.mark.ledgermq_only
 
@@ -76,7 +77,7 @@ def test_post_put_delete_are_signed_for_the_caller_and_answered_with_a_receipt(s
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
     # It reads back as alice's.
-    assert api(b, tok, "/api/v1/%s/%s" % (TYPE, permalink)) == (200, res)
+    assert dc.api(b, tok, "/api/v1/%s/%s" % (TYPE, permalink)) == (200, res)
 
     # PUT: a new version naming the one it replaces, by If-Match or _prevlink.
     status, ans2, _ = write(b, tok, "PUT", "/api/v1/%s/%s" % (TYPE, permalink),
@@ -105,8 +106,8 @@ def test_post_put_delete_are_signed_for_the_caller_and_answered_with_a_receipt(s
                             headers=if_match(v3))
     assert status == 200, ans4
     assert ans4["envelope"]["body"]["_deleted"] is True and ans4["resource"]["_deleted"] is True
-    assert api(b, tok, "/api/v1/%s/%s" % (TYPE, permalink))[0] == 410
-    status, vers = api(b, tok, "/api/v1/%s/%s/versions" % (TYPE, permalink))
+    assert dc.api(b, tok, "/api/v1/%s/%s" % (TYPE, permalink))[0] == 410
+    status, vers = dc.api(b, tok, "/api/v1/%s/%s/versions" % (TYPE, permalink))
     assert [v["_link"] for v in vers["results"]] == [permalink, v2, v3, ans4["link"]]
     assert {v["_author"] for v in vers["results"]} == {alice.id}
 
@@ -115,28 +116,28 @@ def test_a_written_resource_belongs_to_the_caller_over_mqtt_too(start_broker, tm
     b = start(start_broker, tmp_path)
     alice, bob = lc.Identity(), lc.Identity()
     tok_a, tok_b = lc.login(b.http_addr, alice), lc.login(b.http_addr, bob)
-    sb = session(b, bob)
+    sb = dc.session(b, bob)
     # Sent to bob: it lands in bob's inbox, signed by the server for alice, and bob reads it.
     status, ans, _ = write(b, tok_a, "POST", "/api/v1/%s?to=%s" % (TYPE, bob.id), PAY)
     assert status == 201, ans
     leaf, msg = sb.messages.get(timeout=lc.TIMEOUT_S)
     assert leaf == "inbox" and msg["envelope"] == ans["envelope"], (leaf, msg)
     permalink = ans["link"]
-    assert api(b, tok_b, "/api/v1/%s/%s" % (TYPE, permalink))[0] == 200
+    assert dc.api(b, tok_b, "/api/v1/%s/%s" % (TYPE, permalink))[0] == 200
     # Bob may not update alice's resource, over HTTP or MQTT.
     status, err, _ = write(b, tok_b, "PUT", "/api/v1/%s/%s" % (TYPE, permalink), PAY,
                            if_match(permalink))
     assert (status, err["reason"]) == (403, "not_author"), err
-    leaf, rej, _ = send(sb, alice.id, dict(PAY, _t=TYPE, _prevlink=permalink))
+    leaf, rej, _ = dc.send_object(sb, alice.id, dict(PAY, _t=TYPE, _prevlink=permalink))
     assert leaf == "reject" and rej["reason"] == "not_author", rej
     # Alice, the owner, updates it with her own envelope.
-    sa = session(b, alice)
-    leaf, ack, link = send(sa, bob.id, dict(PAY, _t=TYPE, amount=7, _prevlink=permalink))
+    sa = dc.session(b, alice)
+    leaf, ack, link = dc.send_object(sa, bob.id, dict(PAY, _t=TYPE, amount=7, _prevlink=permalink))
     assert leaf == "ack", ack
-    status, res = api(b, tok_a, "/api/v1/%s/%s" % (TYPE, permalink))
+    status, res = dc.api(b, tok_a, "/api/v1/%s/%s" % (TYPE, permalink))
     assert res["_link"] == link and res["_author"] == alice.id and res["amount"] == 7
     # Nobody but the server names someone else: alice claiming to act for bob is refused.
-    leaf, rej, _ = send(sa, bob.id, dict(PAY, _t=TYPE, _on_behalf_of=bob.id))
+    leaf, rej, _ = dc.send_object(sa, bob.id, dict(PAY, _t=TYPE, _on_behalf_of=bob.id))
     assert (leaf, rej["reason"], rej.get("detail")) == ("reject", "not_author", "on_behalf_of")
     assert b.events("security") == [] or all(
         e.get("kind") != "bad_signature" for e in b.events("security"))
@@ -264,7 +265,7 @@ def test_pipelined_requests_are_answered_in_order_and_a_client_may_leave_early(s
         s.close()
     deadline = time.monotonic() + lc.TIMEOUT_S
     while time.monotonic() < deadline:
-        status, page = api(b, tok, "/api/v1/%s?limit=100" % TYPE)
+        status, page = dc.api(b, tok, "/api/v1/%s?limit=100" % TYPE)
         if len(page["results"]) == 22:
             break
         time.sleep(0.1)

@@ -754,6 +754,7 @@ static void test_data_graphql_auth_and_limits(void **state)
     assert_int_equal(cfg.data.graphql_max_depth, 15);
     assert_int_equal(cfg.data.graphql_max_fields, 1000);
     assert_int_equal(cfg.data.graphql_max_ms, 250);
+    assert_int_equal(cfg.data.read_budget_ms_per_s, 200);
     assert_int_equal(load_text(&cfg,
                                "[data]\ngraphql_auth = false\ngraphql_max_depth = 100\n"
                                "graphql_max_fields = 1\ngraphql_max_ms = 600000\n",
@@ -776,6 +777,20 @@ static void test_data_graphql_auth_and_limits(void **state)
     assert_int_equal(cfg.data.graphql_max_depth, 100); /* a refused value changes nothing */
     assert_int_equal(cfg.data.graphql_max_ms, 600000);
     assert_false(cfg.data.graphql_auth);
+    /* The read budget: 0 (off) to 1000 ms a second. */
+    assert_int_equal(lmq_config_set(&cfg, "data", "read_budget_ms_per_s", "0", err, sizeof(err)),
+                     LMQ_OK);
+    assert_int_equal(cfg.data.read_budget_ms_per_s, 0);
+    assert_int_equal(lmq_config_set(&cfg, "data", "read_budget_ms_per_s", "1000", err, sizeof(err)),
+                     LMQ_OK);
+    assert_int_equal(cfg.data.read_budget_ms_per_s, 1000);
+    assert_int_equal(lmq_config_set(&cfg, "data", "read_budget_ms_per_s", "1001", err, sizeof(err)),
+                     LMQ_EINVAL);
+    assert_string_equal(err, "[data] read_budget_ms_per_s: expected an integer 0..1000 (0: no "
+                             "budget), got \"1001\"");
+    assert_int_equal(lmq_config_set(&cfg, "data", "read_budget_ms_per_s", "-1", err, sizeof(err)),
+                     LMQ_EINVAL);
+    assert_int_equal(cfg.data.read_budget_ms_per_s, 1000);
 }
 
 static void test_small_error_buffer_is_terminated(void **state)

@@ -17,6 +17,7 @@
 #include "core/lmq.h"
 #include "store/store.h"
 #include "store/store_schema.h"
+#include "store_fixture.h"
 
 #define BYTES(s) ((struct lmq_bytes){(const uint8_t *)(s), strlen(s)})
 #define NO_READER ((struct lmq_bytes){NULL, 0})
@@ -25,69 +26,13 @@
 #define CAROL "c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3"
 #define ROWS_MAX 64
 
-struct fixture {
-    uv_loop_t loop;
-    char dir[64];
-    char path[96];
-    struct store *store;
-};
-
+/* A fixture with the store open (without fsync: these tests check rows, not durability). */
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    strcpy(f->dir, "/tmp/lmq-data-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/ledgermq.db", f->dir);
-    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(store_fixture_setup(state), 0);
     char err[256];
-    struct store_options opts = {.path = f->path, .sync = STORE_SYNC_OFF};
-    assert_int_equal(store_open(&f->loop, &opts, &f->store, err, sizeof(err)), 0);
-    *state = f;
+    assert_int_equal(store_fixture_open(*state, STORE_SYNC_OFF, err, sizeof(err)), 0);
     return 0;
-}
-
-static void close_store(struct fixture *f)
-{
-    if (f->store == NULL)
-        return;
-    store_close(f->store);
-    f->store = NULL;
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    close_store(f);
-    assert_int_equal(uv_loop_close(&f->loop), 0);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
-    free(f);
-    return 0;
-}
-
-struct commit_result {
-    int calls;
-    int status;
-};
-
-static void on_commit(void *arg, int status)
-{
-    struct commit_result *r = arg;
-    r->calls++;
-    r->status = status;
-}
-
-static int commit_and_wait(struct fixture *f)
-{
-    struct commit_result r = {0, 1};
-    assert_int_equal(store_commit(f->store, on_commit, &r), 0);
-    for (int i = 0; i < 1000 && r.calls == 0; i++)
-        uv_run(&f->loop, UV_RUN_ONCE);
-    assert_int_equal(r.calls, 1);
-    return r.status;
 }
 
 /* A 64-character link made of one repeated character. */
@@ -99,7 +44,7 @@ static const char *link_of(char c)
     return links[(uint8_t)c];
 }
 
-static void write_version(struct fixture *f, uint64_t index, char link, char permalink,
+static void write_version(struct store_fixture *f, uint64_t index, char link, char permalink,
                           char prevlink, const char *model, const char *author, const char *to,
                           const char *body, bool deleted)
 {
@@ -161,11 +106,11 @@ static int64_t count_rows(const char *path, const char *sql)
 
 static void test_versions_make_a_resource_with_its_latest_version(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     write_version(f, 0, 'p', 'p', 0, "com.example.Note", ALICE, BOB, "{\"n\":1}", false);
-    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_fixture_commit(f), 0);
     write_version(f, 3, 'q', 'p', 'p', "com.example.Note", ALICE, BOB, "{\"n\":2}", false);
-    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_fixture_commit(f), 0);
 
     struct rows rows = {0};
     bool found = false;
@@ -198,16 +143,16 @@ static void test_versions_make_a_resource_with_its_latest_version(void **state)
 
     /* The fork guard: a second version of the same predecessor fails the commit. */
     write_version(f, 4, 'r', 'p', 'p', "com.example.Note", ALICE, BOB, "{\"n\":3}", false);
-    assert_int_not_equal(commit_and_wait(f), 0);
+    assert_int_not_equal(store_fixture_commit(f), 0);
 }
 
 static void test_only_authors_and_recipients_read_a_resource(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     write_version(f, 0, 'p', 'p', 0, "com.example.Note", ALICE, BOB, "{\"n\":1}", false);
     write_version(f, 1, 'q', 'p', 'p', "com.example.Note", BOB, CAROL, "{\"n\":2}", false);
     write_version(f, 2, 's', 's', 0, "com.example.Note", ALICE, ALICE, "{\"n\":9}", false);
-    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_fixture_commit(f), 0);
     const char *readers[] = {ALICE, BOB, CAROL};
     for (size_t i = 0; i < 3; i++) {
         struct rows rows = {0};
@@ -241,7 +186,7 @@ static void test_only_authors_and_recipients_read_a_resource(void **state)
 }
 
 /* Twenty payments: amount i * 10, currency alternating, a memo, every 5th without a memo. */
-static void write_payments(struct fixture *f)
+static void write_payments(struct store_fixture *f)
 {
     static const char letters[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
     for (int i = 0; i < 20; i++) {
@@ -258,10 +203,11 @@ static void write_payments(struct fixture *f)
                       body, false);
     }
     write_version(f, 20, 'z', 'z', 0, "com.example.Other", ALICE, BOB, "{\"amount\":5}", false);
-    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_fixture_commit(f), 0);
 }
 
-static size_t run_query(struct fixture *f, const struct store_data_query *q, struct rows *rows)
+static size_t run_query(struct store_fixture *f, const struct store_data_query *q,
+                        struct rows *rows)
 {
     memset(rows, 0, sizeof(*rows));
     size_t count = 0;
@@ -273,7 +219,7 @@ static size_t run_query(struct fixture *f, const struct store_data_query *q, str
 #define INT_VALUE(v) ((struct store_data_value){.type = STORE_DATA_INT, .i = (v)})
 #define TEXT_VALUE(s) ((struct store_data_value){.type = STORE_DATA_TEXT, .text = BYTES(s)})
 
-static size_t query_one_filter(struct fixture *f, const char *path, enum store_data_op op,
+static size_t query_one_filter(struct store_fixture *f, const char *path, enum store_data_op op,
                                const struct store_data_value *values, size_t n, struct rows *rows)
 {
     struct store_data_filter filter = {
@@ -289,12 +235,12 @@ static size_t query_one_filter(struct fixture *f, const char *path, enum store_d
  * the reader rule applied, unknown ones absent, and the bounds refused before any SQL. */
 static void test_many_resources_are_read_in_one_batch(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     write_version(f, 0, 'p', 'p', 0, "com.example.Note", ALICE, BOB, "{\"n\":1}", false);
     write_version(f, 1, 'q', 'p', 'p', "com.example.Note", ALICE, BOB, "{\"n\":2}", false);
     write_version(f, 2, 's', 's', 0, "com.example.Note", ALICE, CAROL, "{\"n\":3}", false);
     write_version(f, 3, 't', 't', 0, "com.example.Note", BOB, ALICE, "{\"n\":4}", false);
-    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_fixture_commit(f), 0);
     struct lmq_bytes keys[] = {BYTES(link_of('p')), BYTES(link_of('s')), BYTES(link_of('t')),
                                BYTES(link_of('z'))};
     struct rows rows = {0};
@@ -321,7 +267,7 @@ static void test_many_resources_are_read_in_one_batch(void **state)
 
 static void test_every_filter_operator(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     write_payments(f);
     struct rows rows;
     struct store_data_value v = INT_VALUE(50);
@@ -355,7 +301,7 @@ static void test_every_filter_operator(void **state)
 
 static void test_pages_follow_the_cursor_in_both_orders(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     write_payments(f);
     /* By creation, 6 per page: 6 + 6 + 6 + 2, each resource once. */
     struct store_data_query q = {.model = BYTES("com.example.Payment"), .limit = 6};
@@ -404,10 +350,10 @@ static void test_pages_follow_the_cursor_in_both_orders(void **state)
 
 static void test_deleted_resources_leave_queries_but_keep_history(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     write_version(f, 0, 'p', 'p', 0, "com.example.Note", ALICE, BOB, "{\"n\":1}", false);
     write_version(f, 1, 'q', 'p', 'p', "com.example.Note", ALICE, BOB, "{}", true);
-    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_fixture_commit(f), 0);
     struct store_data_query q = {.model = BYTES("com.example.Note"), .limit = 10};
     struct rows rows;
     assert_int_equal(run_query(f, &q, &rows), 0);
@@ -427,13 +373,13 @@ static void test_deleted_resources_leave_queries_but_keep_history(void **state)
 
 static void test_a_property_index_is_what_the_planner_uses(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     write_payments(f);
     struct store_record rec = {.type = STORE_DATA_INDEX};
     rec.u.data_index.path = BYTES("$.amount");
     assert_int_equal(store_write(f->store, &rec), 0);
     assert_int_equal(store_write(f->store, &rec), 0); /* twice: no error */
-    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_fixture_commit(f), 0);
     struct store_data_value v = INT_VALUE(50);
     struct store_data_filter filter = {
         .path = BYTES("$.amount"), .op = STORE_DATA_EQ, .values = &v, .value_count = 1};
@@ -462,7 +408,7 @@ static void test_a_property_index_is_what_the_planner_uses(void **state)
 
 static void test_bad_plans_are_refused_before_any_sql(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     static const char *const bad_paths[] = {
         "$",
         "amount",
@@ -506,27 +452,26 @@ static void test_bad_plans_are_refused_before_any_sql(void **state)
 /* A database of schema 5 gains the typed-object tables. */
 static void test_database_of_schema_5_gets_the_object_tables(void **state)
 {
-    struct fixture *f = *state;
-    close_store(f);
+    struct store_fixture *f = *state;
+    store_fixture_close(f);
     unlink(f->path);
     char err[256];
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     assert_int_equal(store_schema_migrate_to(db, 5, err, sizeof(err)), 0);
     sqlite3_close(db);
-    struct store_options opts = {.path = f->path, .sync = STORE_SYNC_OFF};
-    assert_int_equal(store_open(&f->loop, &opts, &f->store, err, sizeof(err)), 0);
+    assert_int_equal(store_fixture_open(f, STORE_SYNC_OFF, err, sizeof(err)), 0);
     write_version(f, 0, 'p', 'p', 0, "com.example.Note", ALICE, BOB, "{\"n\":1}", false);
-    assert_int_equal(commit_and_wait(f), 0);
-    close_store(f);
+    assert_int_equal(store_fixture_commit(f), 0);
+    store_fixture_close(f);
     assert_int_equal(count_rows(f->path, "SELECT max(version) FROM schema_version"),
                      STORE_SCHEMA_VERSION);
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM data_readers"), 2);
 }
 
 /* A query as of size over model, as reader (NULL: everything), optionally ordered by path. */
-static size_t query_at(struct fixture *f, const char *model, const char *reader, uint64_t size,
-                       struct rows *rows)
+static size_t query_at(struct store_fixture *f, const char *model, const char *reader,
+                       uint64_t size, struct rows *rows)
 {
     struct store_data_query q = {.model = BYTES(model),
                                  .reader = reader != NULL ? BYTES(reader) : NO_READER,
@@ -536,7 +481,7 @@ static size_t query_at(struct fixture *f, const char *model, const char *reader,
     return run_query(f, &q, rows);
 }
 
-static bool found_at(struct fixture *f, char permalink, const char *reader, uint64_t size,
+static bool found_at(struct store_fixture *f, char permalink, const char *reader, uint64_t size,
                      struct rows *rows)
 {
     memset(rows, 0, sizeof(*rows));
@@ -557,7 +502,7 @@ static bool found_at(struct fixture *f, char permalink, const char *reader, uint
  *   4  t created by Alice to Bob      {"n":4}
  *   5  p updated by Alice to Alice    {"n":3}
  */
-static void write_history(struct fixture *f)
+static void write_history(struct store_fixture *f)
 {
     write_version(f, 0, 'p', 'p', 0, "com.example.Note", ALICE, BOB, "{\"n\":1}", false);
     write_version(f, 1, 's', 's', 0, "com.example.Note", ALICE, ALICE, "{\"n\":10}", false);
@@ -565,13 +510,13 @@ static void write_history(struct fixture *f)
     write_version(f, 3, 'u', 's', 's', "com.example.Note", ALICE, ALICE, "{}", true);
     write_version(f, 4, 't', 't', 0, "com.example.Note", ALICE, BOB, "{\"n\":4}", false);
     write_version(f, 5, 'r', 'p', 'q', "com.example.Note", ALICE, ALICE, "{\"n\":3}", false);
-    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_fixture_commit(f), 0);
 }
 
 /* Creates, updates and tombstones across checkpoints: each size sees the versions below it. */
 static void test_a_query_as_of_a_checkpoint_sees_the_versions_of_then(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     write_history(f);
     struct rows rows;
     assert_int_equal(query_at(f, "com.example.Note", NULL, 0, &rows), 0);
@@ -630,7 +575,7 @@ static void test_a_query_as_of_a_checkpoint_sees_the_versions_of_then(void **sta
 /* The reader rule as of then: Carol reads p from its version to her (index 2) on, never t. */
 static void test_the_reader_rule_applies_as_of_the_checkpoint(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     write_history(f);
     struct rows rows;
     assert_int_equal(query_at(f, "com.example.Note", CAROL, 2, &rows), 0);
@@ -666,7 +611,7 @@ static void test_the_reader_rule_applies_as_of_the_checkpoint(void **state)
 /* Filters, property order and pages as of a checkpoint read the bodies of then. */
 static void test_filters_order_and_pages_as_of_use_the_versions_of_then(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     write_payments(f); /* indexes 0..20: amount i * 10 */
     /* At 21..40 every payment's amount becomes 1000 - i * 10. */
     static const char letters[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -677,7 +622,7 @@ static void test_filters_order_and_pages_as_of_use_the_versions_of_then(void **s
         write_version(f, (uint64_t)(21 + i), links[i], letters[i], letters[i],
                       "com.example.Payment", ALICE, BOB, body, false);
     }
-    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_fixture_commit(f), 0);
     struct store_data_value v = INT_VALUE(50);
     struct store_data_filter filter = {
         .path = BYTES("$.amount"), .op = STORE_DATA_LT, .values = &v, .value_count = 1};
@@ -728,7 +673,7 @@ static void test_filters_order_and_pages_as_of_use_the_versions_of_then(void **s
  * creation order, each joined to its version then by one seek: no scan, no sort. */
 static void test_the_as_of_plan_seeks_each_version_by_permalink_and_index(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     write_payments(f);
     struct store_data_query q = {
         .model = BYTES("com.example.Payment"), .limit = 10, .as_of = true, .as_of_size = 10};
@@ -749,7 +694,7 @@ static void test_the_as_of_plan_seeks_each_version_by_permalink_and_index(void *
 /* A scan as of a checkpoint stops at max_ms with LMQ_ELIMIT; without a bound it finishes. */
 static void test_an_as_of_scan_stops_at_its_time_bound(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     enum { RESOURCES = 20000 };
     for (size_t i = 0; i < RESOURCES; i++) {
         char link[65], body[32];
@@ -769,7 +714,7 @@ static void test_an_as_of_scan_stops_at_its_time_bound(void **state)
         };
         assert_int_equal(store_write(f->store, &rec), 0);
     }
-    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_fixture_commit(f), 0);
     /* No resource matches: the statement looks at all of them. */
     struct store_data_value v = INT_VALUE(-1);
     struct store_data_filter filter = {
@@ -798,8 +743,8 @@ static void test_an_as_of_scan_stops_at_its_time_bound(void **state)
 /* A database of schema 6 gets the readers' since_idx from its history. */
 static void test_database_of_schema_6_learns_since_when_readers_read(void **state)
 {
-    struct fixture *f = *state;
-    close_store(f);
+    struct store_fixture *f = *state;
+    store_fixture_close(f);
     unlink(f->path);
     char err[256];
     sqlite3 *db = NULL;
@@ -825,12 +770,11 @@ static void test_database_of_schema_6_learns_since_when_readers_read(void **stat
     assert_int_equal(count_rows(f->path, "SELECT max(version) FROM schema_version"),
                      STORE_SCHEMA_VERSION);
     /* And the writer records it for new versions. */
-    struct store_options opts = {.path = f->path, .sync = STORE_SYNC_OFF};
-    assert_int_equal(store_open(&f->loop, &opts, &f->store, err, sizeof(err)), 0);
+    assert_int_equal(store_fixture_open(f, STORE_SYNC_OFF, err, sizeof(err)), 0);
     write_version(f, 3, 'p', 'p', 0, "com.example.Note", ALICE, BOB, "{\"n\":1}", false);
     write_version(f, 7, 'q', 'p', 'p', "com.example.Note", ALICE, CAROL, "{\"n\":1}", false);
-    assert_int_equal(commit_and_wait(f), 0);
-    close_store(f);
+    assert_int_equal(store_fixture_commit(f), 0);
+    store_fixture_close(f);
     char q[160];
     snprintf(q, sizeof(q), "SELECT since_idx FROM data_readers WHERE CAST(identity AS TEXT) = '%s'",
              CAROL);
@@ -844,32 +788,35 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_versions_make_a_resource_with_its_latest_version,
-                                        setup, teardown),
+                                        setup, store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_only_authors_and_recipients_read_a_resource, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_many_resources_are_read_in_one_batch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_every_filter_operator, setup, teardown),
+                                        store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_many_resources_are_read_in_one_batch, setup,
+                                        store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_every_filter_operator, setup, store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_pages_follow_the_cursor_in_both_orders, setup,
-                                        teardown),
+                                        store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_deleted_resources_leave_queries_but_keep_history,
-                                        setup, teardown),
+                                        setup, store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_a_property_index_is_what_the_planner_uses, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_bad_plans_are_refused_before_any_sql, setup, teardown),
+                                        store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_plans_are_refused_before_any_sql, setup,
+                                        store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_database_of_schema_5_gets_the_object_tables, setup,
-                                        teardown),
+                                        store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_a_query_as_of_a_checkpoint_sees_the_versions_of_then,
-                                        setup, teardown),
+                                        setup, store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_the_reader_rule_applies_as_of_the_checkpoint, setup,
-                                        teardown),
+                                        store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_filters_order_and_pages_as_of_use_the_versions_of_then,
-                                        setup, teardown),
+                                        setup, store_fixture_teardown),
         cmocka_unit_test_setup_teardown(
-            test_the_as_of_plan_seeks_each_version_by_permalink_and_index, setup, teardown),
+            test_the_as_of_plan_seeks_each_version_by_permalink_and_index, setup,
+            store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_an_as_of_scan_stops_at_its_time_bound, setup,
-                                        teardown),
+                                        store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_database_of_schema_6_learns_since_when_readers_read,
-                                        setup, teardown),
+                                        setup, store_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,74 +13,11 @@
 #include "core/lmq.h"
 #include "store/store.h"
 #include "store/store_schema.h"
+#include "store_fixture.h"
 
-struct fixture {
-    uv_loop_t loop;
-    char dir[64];
-    char path[96];
-    struct store *store;
-};
-
-static int setup(void **state)
+static int open_store(struct store_fixture *f, char *err, size_t err_len)
 {
-    struct fixture *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    strcpy(f->dir, "/tmp/lmq-store-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/ledgermq.db", f->dir);
-    assert_int_equal(uv_loop_init(&f->loop), 0);
-    *state = f;
-    return 0;
-}
-
-static void close_store(struct fixture *f)
-{
-    if (f->store == NULL)
-        return;
-    store_close(f->store);
-    f->store = NULL;
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    close_store(f);
-    assert_int_equal(uv_loop_close(&f->loop), 0);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
-    free(f);
-    return 0;
-}
-
-static int open_store(struct fixture *f, char *err, size_t err_len)
-{
-    struct store_options opts = {.path = f->path, .sync = STORE_SYNC_FULL};
-    return store_open(&f->loop, &opts, &f->store, err, err_len);
-}
-
-struct commit_result {
-    int calls;
-    int status;
-};
-
-static void on_commit(void *arg, int status)
-{
-    struct commit_result *r = arg;
-    r->calls++;
-    r->status = status;
-}
-
-/* Commits the open batch and runs the loop until its callback ran. */
-static int commit_and_wait(struct fixture *f)
-{
-    struct commit_result r = {0, 1};
-    assert_int_equal(store_commit(f->store, on_commit, &r), 0);
-    for (int i = 0; i < 1000 && r.calls == 0; i++)
-        uv_run(&f->loop, UV_RUN_ONCE);
-    assert_int_equal(r.calls, 1);
-    return r.status;
+    return store_fixture_open(f, STORE_SYNC_FULL, err, err_len);
 }
 
 static const uint8_t CLIENT[] = "client-1";
@@ -103,12 +40,13 @@ static struct store_message sample_message(uint64_t id, const char *payload)
     };
 }
 
-static void write_rec(struct fixture *f, struct store_record rec)
+static void write_rec(struct store_fixture *f, struct store_record rec)
 {
     assert_int_equal(store_write(f->store, &rec), 0);
 }
 
-static void queue_message(struct fixture *f, uint64_t msg_id, uint64_t seq, const char *payload)
+static void queue_message(struct store_fixture *f, uint64_t msg_id, uint64_t seq,
+                          const char *payload)
 {
     struct store_message m = sample_message(msg_id, payload);
     write_rec(f,
@@ -208,7 +146,7 @@ static int ld_queue(void *ctx, struct lmq_bytes id, uint64_t count, uint64_t byt
     return 0;
 }
 
-static struct loaded load_all(struct fixture *f, uint64_t *max_msg_id)
+static struct loaded load_all(struct store_fixture *f, uint64_t *max_msg_id)
 {
     struct loaded l = {0};
     struct store_loader loader = {.ctx = &l,
@@ -245,7 +183,7 @@ static int page_row(void *ctx, const struct store_queue_row *r)
     return 0;
 }
 
-static struct page read_page(struct fixture *f, uint64_t after)
+static struct page read_page(struct store_fixture *f, uint64_t after)
 {
     struct page p = {0};
     size_t count = 0;
@@ -258,7 +196,7 @@ static struct page read_page(struct fixture *f, uint64_t after)
 
 static void test_everything_written_is_loaded_after_reopen(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char err[256];
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
     struct lmq_bytes id = {CLIENT, sizeof(CLIENT) - 1};
@@ -282,7 +220,7 @@ static void test_everything_written_is_loaded_after_reopen(void **state)
     write_rec(f,
               (struct store_record){.type = STORE_WILL_PUT,
                                     .u.will_put = {.client_id = id, .message = &w, .delay_s = 5}});
-    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_fixture_commit(f), 0);
     /* A second batch: one queued message acknowledged, one in flight. */
     write_rec(f, (struct store_record){
                      .type = STORE_QUEUE_DELETE,
@@ -292,8 +230,8 @@ static void test_everything_written_is_loaded_after_reopen(void **state)
                                                           .seq = 2,
                                                           .state = STORE_QUEUE_WAIT_PUBACK,
                                                           .packet_id = 5}});
-    assert_int_equal(commit_and_wait(f), 0);
-    close_store(f);
+    assert_int_equal(store_fixture_commit(f), 0);
+    store_fixture_close(f);
 
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
     uint64_t max_msg_id = 0;
@@ -338,7 +276,7 @@ static int64_t count_rows(const char *path, const char *sql)
 
 static void test_message_row_freed_with_its_last_reference(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char err[256];
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
     struct lmq_bytes id = {CLIENT, sizeof(CLIENT) - 1};
@@ -348,22 +286,22 @@ static void test_message_row_freed_with_its_last_reference(void **state)
     write_rec(f, (struct store_record){
                      .type = STORE_QUEUE_PUT,
                      .u.queue_put = {.client_id = other, .msg_id = 1, .seq = 1, .qos = 1}});
-    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_fixture_commit(f), 0);
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM messages"), 1);
     write_rec(f, (struct store_record){
                      .type = STORE_QUEUE_DELETE,
                      .u.queue_delete = {.client_id = id, .seq = 1, .msg_id = 1, .size_bytes = 6}});
-    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_fixture_commit(f), 0);
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM messages"), 1);
     /* Deleting the other session removes its queue and, with it, the last reference. */
     write_rec(f, (struct store_record){.type = STORE_SESSION_DELETE,
                                        .u.session_delete = {.client_id = other}});
-    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_fixture_commit(f), 0);
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM messages"), 0);
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM queue"), 0);
 }
 
-static void ledger_append(struct fixture *f, uint64_t index, const char *from, const char *to,
+static void ledger_append(struct store_fixture *f, uint64_t index, const char *from, const char *to,
                           uint64_t seq, uint64_t position, const char *link)
 {
     char env[64];
@@ -390,7 +328,7 @@ static int collect_positions(void *ctx, const struct store_ledger_row *r)
 
 static void test_ledger_rows_counters_and_reads_survive_reopen(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char err[256];
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
     char link[3][65];
@@ -400,13 +338,12 @@ static void test_ledger_rows_counters_and_reads_survive_reopen(void **state)
     ledger_append(f, 0, ID_A, ID_B, 1, 1, link[0]);
     ledger_append(f, 1, ID_A, ID_B, 2, 2, link[1]);
     ledger_append(f, 2, ID_B, ID_A, 1, 1, link[2]);
-    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_fixture_commit(f), 0);
     /* A second envelope with an accepted link (a fork the broker should have refused) fails
      * the whole commit: the unique indexes guard the ledger. */
     ledger_append(f, 3, ID_A, ID_B, 3, 3, link[0]);
-    assert_int_not_equal(commit_and_wait(f), 0);
-    store_close(f->store);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_not_equal(store_fixture_commit(f), 0);
+    store_fixture_close(f);
     uint64_t max_msg_id = 0;
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
     struct loaded l = load_all(f, &max_msg_id);
@@ -470,7 +407,7 @@ static int collect_link(void *ctx, uint64_t index, struct lmq_bytes link)
  * start and sees what was committed since, not the snapshot of the read before. */
 static void test_cached_ledger_reads_see_later_commits(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char err[256];
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
     char link[4][65];
@@ -478,7 +415,7 @@ static void test_cached_ledger_reads_see_later_commits(void **state)
         snprintf(link[i], sizeof(link[i]), "%064d", i + 1);
     ledger_append(f, 0, ID_A, ID_B, 1, 1, link[0]);
     ledger_append(f, 1, ID_A, ID_B, 2, 2, link[1]);
-    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_fixture_commit(f), 0);
     struct party_acc got = {.stop_after = 1};
     size_t count = 0;
     assert_int_equal(store_ledger_range(f->store, 0, 10, collect_index, &got, &count), LMQ_EINVAL);
@@ -489,7 +426,7 @@ static void test_cached_ledger_reads_see_later_commits(void **state)
     assert_int_equal(count, 1);
     ledger_append(f, 2, ID_A, ID_B, 3, 3, link[2]);
     ledger_append(f, 3, ID_B, ID_B, 1, 4, link[3]);
-    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_fixture_commit(f), 0);
     for (int round = 0; round < 2; round++) {
         got = (struct party_acc){0};
         assert_int_equal(store_ledger_range(f->store, 0, 10, collect_index, &got, &count), 0);
@@ -514,7 +451,7 @@ static void test_cached_ledger_reads_see_later_commits(void **state)
  * gives the party's envelopes in index order, each once. */
 static void test_ledger_party_range_is_what_a_party_sent_or_received_in_index_order(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char err[256];
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
     const char *ids[3] = {ID_A, ID_B, ID_C};
@@ -529,7 +466,7 @@ static void test_ledger_party_range_is_what_a_party_sent_or_received_in_index_or
         snprintf(link, sizeof(link), "%064d", i);
         ledger_append(f, (uint64_t)i, ids[from[i]], ids[to[i]], ++seq[from[i]], ++pos[to[i]], link);
     }
-    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_fixture_commit(f), 0);
     static const uint64_t starts[] = {0, 1, 7, 150, 299, 300, 1000};
     static const uint64_t ends[] = {0, 5, 151, 300, 5000};
     static const size_t limits[] = {1, 3, 1000};
@@ -580,13 +517,13 @@ static void test_ledger_party_range_is_what_a_party_sent_or_received_in_index_or
 
 static void test_update_of_a_row_deleted_in_the_same_commit_is_skipped(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char err[256];
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
     struct lmq_bytes id = {CLIENT, sizeof(CLIENT) - 1};
     queue_message(f, 1, 1, "sent-and-acked");
     queue_message(f, 2, 2, "sent-only");
-    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_fixture_commit(f), 0);
     /* Both sent; only the first acknowledged before the next commit. */
     write_rec(f, (struct store_record){.type = STORE_QUEUE_UPDATE,
                                        .u.queue_update = {.client_id = id,
@@ -601,7 +538,7 @@ static void test_update_of_a_row_deleted_in_the_same_commit_is_skipped(void **st
     write_rec(f, (struct store_record){
                      .type = STORE_QUEUE_DELETE,
                      .u.queue_delete = {.client_id = id, .seq = 1, .msg_id = 1, .size_bytes = 14}});
-    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_fixture_commit(f), 0);
     struct store_stats st;
     store_get_stats(f->store, &st);
     assert_int_equal(st.records_skipped, 1);
@@ -617,7 +554,7 @@ static void test_update_of_a_row_deleted_in_the_same_commit_is_skipped(void **st
  * (deleted with its message) is gone after the commit. */
 static void test_queue_oldest_is_the_first_committed_queued_row(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char err[256];
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
     struct lmq_bytes id = {CLIENT, sizeof(CLIENT) - 1};
@@ -635,7 +572,7 @@ static void test_queue_oldest_is_the_first_committed_queued_row(void **state)
                                                           .packet_id = 9}});
     assert_int_equal(store_queue_oldest(f->store, id, 0, &h, &found), 0);
     assert_false(found); /* nothing committed yet */
-    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_fixture_commit(f), 0);
     assert_int_equal(store_queue_oldest(f->store, id, 0, &h, &found), 0);
     assert_true(found);
     assert_int_equal(h.seq, 2);
@@ -650,7 +587,7 @@ static void test_queue_oldest_is_the_first_committed_queued_row(void **state)
                                                           .seq = 2,
                                                           .msg_id = 2,
                                                           .size_bytes = strlen("queued-a")}});
-    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_fixture_commit(f), 0);
     assert_int_equal(store_queue_oldest(f->store, id, 0, &h, &found), 0);
     assert_true(found && h.seq == 3);
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM messages WHERE id = 2"), 0);
@@ -658,17 +595,17 @@ static void test_queue_oldest_is_the_first_committed_queued_row(void **state)
 
 static void test_group_commit_covers_many_batches_with_few_transactions(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char err[256];
     /* Each transaction waits 30 ms before COMMIT, so batches queue up behind it. */
     setenv("LMQ_FAULT_COMMIT_DELAY_MS", "30", 1);
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
     unsetenv("LMQ_FAULT_COMMIT_DELAY_MS");
     enum { BATCHES = 50 };
-    struct commit_result results[BATCHES] = {0};
+    struct store_fixture_commit_result results[BATCHES] = {0};
     for (int i = 0; i < BATCHES; i++) {
         queue_message(f, (uint64_t)i + 1, (uint64_t)i + 1, "x");
-        assert_int_equal(store_commit(f->store, on_commit, &results[i]), 0);
+        assert_int_equal(store_commit(f->store, store_fixture_on_commit, &results[i]), 0);
     }
     int done = 0;
     for (int spins = 0; spins < 10000 && done < BATCHES; spins++) {
@@ -728,20 +665,20 @@ static void test_commit_percentiles_never_exceed_the_max(void **state)
 
 static void test_failed_fsync_fails_the_commit_and_nothing_is_stored(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char err[256];
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
     queue_message(f, 1, 1, "durable");
-    assert_int_equal(commit_and_wait(f), 0);
-    close_store(f);
+    assert_int_equal(store_fixture_commit(f), 0);
+    store_fixture_close(f);
     /* Reopen with the first fsync failing: the next commit must report failure. */
     setenv("LMQ_FAULT_FAIL_SYNC", "1", 1);
     int rc = open_store(f, err, sizeof(err));
     unsetenv("LMQ_FAULT_FAIL_SYNC");
     assert_int_equal(rc, 0);
     queue_message(f, 2, 2, "lost");
-    assert_int_not_equal(commit_and_wait(f), 0);
-    close_store(f);
+    assert_int_not_equal(store_fixture_commit(f), 0);
+    store_fixture_close(f);
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM queue"), 1);
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM messages WHERE id = 2"), 0);
 }
@@ -750,20 +687,20 @@ static void test_failed_fsync_fails_the_commit_and_nothing_is_stored(void **stat
  * failed, no later one may report success, even if its own transaction could succeed. */
 static void test_no_commit_succeeds_after_a_failed_one(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char err[256];
     char link[65];
     snprintf(link, sizeof(link), "%064d", 1);
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
     ledger_append(f, 0, ID_A, ID_B, 1, 1, link);
-    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_fixture_commit(f), 0);
     /* The same link again: the unique index fails this transaction. */
     ledger_append(f, 1, ID_A, ID_B, 2, 2, link);
-    assert_int_not_equal(commit_and_wait(f), 0);
+    assert_int_not_equal(store_fixture_commit(f), 0);
     queue_message(f, 1, 1, "after"); /* fine on its own */
-    assert_int_not_equal(commit_and_wait(f), 0);
-    assert_int_not_equal(commit_and_wait(f), 0); /* an empty batch too */
-    close_store(f);
+    assert_int_not_equal(store_fixture_commit(f), 0);
+    assert_int_not_equal(store_fixture_commit(f), 0); /* an empty batch too */
+    store_fixture_close(f);
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM ledger"), 1);
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM queue"), 0);
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM messages"), 0);
@@ -771,7 +708,7 @@ static void test_no_commit_succeeds_after_a_failed_one(void **state)
 
 static void test_database_of_schema_1_is_migrated_with_its_data(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char err[256];
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
@@ -798,7 +735,7 @@ static void test_database_of_schema_1_is_migrated_with_its_data(void **state)
     assert_int_equal(l.queued_bytes, 13);
     assert_int_equal(l.max_seq, 4);
     assert_int_equal(max_msg_id, 5);
-    close_store(f);
+    store_fixture_close(f);
     assert_int_equal(count_rows(f->path, "SELECT max(version) FROM schema_version"),
                      STORE_SCHEMA_VERSION);
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM wills"), 0);
@@ -827,7 +764,7 @@ static int sum_bytes_of_a(void *ctx, struct lmq_bytes sender, uint64_t bytes)
     return 0;
 }
 
-static void store_revoke_rec(struct fixture *f, const char *id, int64_t before_s)
+static void store_revoke_rec(struct store_fixture *f, const char *id, int64_t before_s)
 {
     write_rec(f, (struct store_record){.type = STORE_TOKEN_REVOKE,
                                        .u.token_revoke = {.identity = {(const uint8_t *)id, 64},
@@ -838,7 +775,7 @@ static void store_revoke_rec(struct fixture *f, const char *id, int64_t before_s
  * reopening; the ledger's bytes per sender since a time come from the rows themselves. */
 static void test_token_revocations_and_ledger_bytes_since(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char err[256];
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
     store_revoke_rec(f, ID_A, 2000);
@@ -849,7 +786,7 @@ static void test_token_revocations_and_ledger_bytes_since(void **state)
     snprintf(link[1], sizeof(link[1]), "%064d", 2);
     ledger_append(f, 0, ID_A, ID_B, 1, 1, link[0]); /* {"seq":1}: 9 bytes, at 1700000000000 */
     ledger_append(f, 1, ID_A, ID_B, 2, 2, link[1]);
-    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_fixture_commit(f), 0);
     struct revocations_seen seen = {0};
     assert_int_equal(store_token_revocations(f->store, collect_revocation, &seen), 0);
     assert_int_equal(seen.count, 2);
@@ -869,7 +806,7 @@ static void test_token_revocations_and_ledger_bytes_since(void **state)
     assert_int_equal(store_token_revoke_file(f->path, BYTES(ID_A), 3000, &stored, err, sizeof(err)),
                      0);
     assert_int_equal(stored, 3000);
-    close_store(f);
+    store_fixture_close(f);
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
     seen = (struct revocations_seen){0};
     assert_int_equal(store_token_revocations(f->store, collect_revocation, &seen), 0);
@@ -886,7 +823,7 @@ static void test_token_revocations_and_ledger_bytes_since(void **state)
 /* A database of schema 4 gains the revocation table and the ledger time index, rows kept. */
 static void test_database_of_schema_4_gets_revocations_and_ledger_time_index(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char err[256];
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
@@ -905,7 +842,7 @@ static void test_database_of_schema_4_gets_revocations_and_ledger_time_index(voi
     struct revocations_seen seen = {0};
     assert_int_equal(store_token_revocations(f->store, collect_revocation, &seen), 0);
     assert_int_equal(seen.count, 0);
-    close_store(f);
+    store_fixture_close(f);
     assert_int_equal(count_rows(f->path, "SELECT max(version) FROM schema_version"),
                      STORE_SCHEMA_VERSION);
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
@@ -933,7 +870,7 @@ static int64_t summary_mismatches(const char *path)
 
 static void test_database_of_schema_2_gets_queue_summaries_from_its_rows(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char err[256];
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
@@ -950,7 +887,7 @@ static void test_database_of_schema_2_gets_queue_summaries_from_its_rows(void **
     sqlite3_close(db);
 
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
-    close_store(f);
+    store_fixture_close(f);
     assert_int_equal(count_rows(f->path, "SELECT max(version) FROM schema_version"),
                      STORE_SCHEMA_VERSION);
     /* Version 4: the session keeps its row, with no owner identity. */
@@ -978,7 +915,7 @@ static void test_database_of_schema_2_gets_queue_summaries_from_its_rows(void **
 
 static void test_sequence_high_water_survives_deleting_the_last_row(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char err[256];
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
     struct lmq_bytes id = {CLIENT, sizeof(CLIENT) - 1};
@@ -986,7 +923,7 @@ static void test_sequence_high_water_survives_deleting_the_last_row(void **state
                                        .u.session_put = {.client_id = id, .expiry_s = 9}});
     queue_message(f, 1, 1, "first");
     queue_message(f, 2, 2, "second");
-    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_fixture_commit(f), 0);
     /* The newest row goes first (expired, or acknowledged out of order). */
     write_rec(f, (struct store_record){
                      .type = STORE_QUEUE_DELETE,
@@ -996,8 +933,8 @@ static void test_sequence_high_water_survives_deleting_the_last_row(void **state
               (struct store_record){
                   .type = STORE_QUEUE_DELETE,
                   .u.queue_delete = {.client_id = id, .seq = 40, .msg_id = 2, .size_bytes = 99}});
-    assert_int_equal(commit_and_wait(f), 0);
-    close_store(f);
+    assert_int_equal(store_fixture_commit(f), 0);
+    store_fixture_close(f);
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
     uint64_t max_msg_id = 0;
     struct loaded l = load_all(f, &max_msg_id);
@@ -1008,7 +945,7 @@ static void test_sequence_high_water_survives_deleting_the_last_row(void **state
     write_rec(f, (struct store_record){
                      .type = STORE_QUEUE_DELETE,
                      .u.queue_delete = {.client_id = id, .seq = 1, .msg_id = 1, .size_bytes = 5}});
-    assert_int_equal(commit_and_wait(f), 0);
+    assert_int_equal(store_fixture_commit(f), 0);
     l = load_all(f, &max_msg_id);
     assert_int_equal(l.summaries, 0);
     assert_int_equal(summary_mismatches(f->path), 0);
@@ -1050,7 +987,7 @@ static uint64_t rnd_row(struct rnd_model *m, size_t c)
     return start; /* a row that is not there: its delete must change nothing */
 }
 
-static void rnd_op(struct fixture *f, struct rnd_model *m)
+static void rnd_op(struct store_fixture *f, struct rnd_model *m)
 {
     size_t c = rnd_next(m) % RND_CLIENTS;
     struct lmq_bytes id = rnd_client(c);
@@ -1106,7 +1043,7 @@ static void rnd_op(struct fixture *f, struct rnd_model *m)
 
 static void test_queue_summaries_match_the_rows_after_random_operations(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char err[256];
     /* Commits take a little while, so several batches share a transaction. */
     setenv("LMQ_FAULT_COMMIT_DELAY_MS", "2", 1);
@@ -1115,11 +1052,11 @@ static void test_queue_summaries_match_the_rows_after_random_operations(void **s
     static struct rnd_model m = {.state = 42};
     for (int commit = 0; commit < RND_COMMITS; commit++) {
         /* Three batches handed over back to back, then waited for. */
-        struct commit_result r[3] = {0};
+        struct store_fixture_commit_result r[3] = {0};
         for (int b = 0; b < 3; b++) {
             for (int i = 0; i < RND_OPS_PER_BATCH; i++)
                 rnd_op(f, &m);
-            assert_int_equal(store_commit(f->store, on_commit, &r[b]), 0);
+            assert_int_equal(store_commit(f->store, store_fixture_on_commit, &r[b]), 0);
         }
         for (int spins = 0; spins < 10000 && r[2].calls == 0; spins++)
             uv_run(&f->loop, UV_RUN_ONCE);
@@ -1140,14 +1077,14 @@ static void test_queue_summaries_match_the_rows_after_random_operations(void **s
     }
     assert_true(rows > 0);
     assert_int_equal(count_rows(f->path, "SELECT count(*) FROM queue"), (int64_t)rows);
-    close_store(f);
+    store_fixture_close(f);
 
     assert_int_equal(open_store(f, err, sizeof(err)), 0);
     uint64_t max_msg_id = 0;
     struct loaded l = load_all(f, &max_msg_id);
     assert_int_equal(l.queued_total, rows);
     assert_int_equal(l.queued_bytes_total, bytes);
-    close_store(f);
+    store_fixture_close(f);
 
     /* Control: the check does catch a summary that is off by one row. */
     sqlite3 *db = NULL;
@@ -1163,7 +1100,7 @@ static void test_queue_summaries_match_the_rows_after_random_operations(void **s
 
 static void test_newer_schema_is_refused_with_a_message(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char err[256] = "";
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
@@ -1180,7 +1117,7 @@ static void test_newer_schema_is_refused_with_a_message(void **state)
 
 static void test_garbage_file_is_refused_with_a_message(void **state)
 {
-    struct fixture *f = *state;
+    struct store_fixture *f = *state;
     char err[256] = "";
     FILE *fp = fopen(f->path, "w");
     assert_non_null(fp);
@@ -1195,44 +1132,46 @@ static void test_garbage_file_is_refused_with_a_message(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_everything_written_is_loaded_after_reopen, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_everything_written_is_loaded_after_reopen,
+                                        store_fixture_setup, store_fixture_teardown),
         cmocka_unit_test_setup_teardown(
-            test_ledger_party_range_is_what_a_party_sent_or_received_in_index_order, setup,
-            teardown),
-        cmocka_unit_test_setup_teardown(test_cached_ledger_reads_see_later_commits, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_ledger_rows_counters_and_reads_survive_reopen, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_message_row_freed_with_its_last_reference, setup,
-                                        teardown),
+            test_ledger_party_range_is_what_a_party_sent_or_received_in_index_order,
+            store_fixture_setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_cached_ledger_reads_see_later_commits,
+                                        store_fixture_setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_ledger_rows_counters_and_reads_survive_reopen,
+                                        store_fixture_setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_message_row_freed_with_its_last_reference,
+                                        store_fixture_setup, store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_covers_many_batches_with_few_transactions,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_queue_oldest_is_the_first_committed_queued_row, setup,
-                                        teardown),
+                                        store_fixture_setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_queue_oldest_is_the_first_committed_queued_row,
+                                        store_fixture_setup, store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_update_of_a_row_deleted_in_the_same_commit_is_skipped,
-                                        setup, teardown),
+                                        store_fixture_setup, store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_failed_fsync_fails_the_commit_and_nothing_is_stored,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_commit_succeeds_after_a_failed_one, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_database_of_schema_1_is_migrated_with_its_data, setup,
-                                        teardown),
+                                        store_fixture_setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_no_commit_succeeds_after_a_failed_one,
+                                        store_fixture_setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_database_of_schema_1_is_migrated_with_its_data,
+                                        store_fixture_setup, store_fixture_teardown),
         cmocka_unit_test_setup_teardown(
-            test_database_of_schema_2_gets_queue_summaries_from_its_rows, setup, teardown),
+            test_database_of_schema_2_gets_queue_summaries_from_its_rows, store_fixture_setup,
+            store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_sequence_high_water_survives_deleting_the_last_row,
-                                        setup, teardown),
+                                        store_fixture_setup, store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_queue_summaries_match_the_rows_after_random_operations,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_token_revocations_and_ledger_bytes_since, setup,
-                                        teardown),
+                                        store_fixture_setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_token_revocations_and_ledger_bytes_since,
+                                        store_fixture_setup, store_fixture_teardown),
         cmocka_unit_test_setup_teardown(
-            test_database_of_schema_4_gets_revocations_and_ledger_time_index, setup, teardown),
+            test_database_of_schema_4_gets_revocations_and_ledger_time_index, store_fixture_setup,
+            store_fixture_teardown),
         cmocka_unit_test(test_commit_percentiles_never_exceed_the_max),
-        cmocka_unit_test_setup_teardown(test_newer_schema_is_refused_with_a_message, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_garbage_file_is_refused_with_a_message, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_newer_schema_is_refused_with_a_message,
+                                        store_fixture_setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_file_is_refused_with_a_message,
+                                        store_fixture_setup, store_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
