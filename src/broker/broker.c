@@ -172,6 +172,7 @@ static void broker_stop(struct broker *b, const char *why)
     broker_close_handle((uv_handle_t *)&b->tick);
     broker_close_handle((uv_handle_t *)&b->drain_timer);
     sys_tree_stop(b);
+    webhooks_stop(b); /* deliveries in flight are sent again after a restart */
     uv_timer_start(&b->shutdown_timer, on_shutdown_timeout, BROKER_SHUTDOWN_GRACE_MS, 0);
     broker_on_conn_freed(b);
 }

@@ -277,7 +277,7 @@ static void webhook_log(const struct webhook *w, enum lmq_log_level level, const
         return;
     lmq_log_str(&line, "webhook", w->cfg.name);
     if (d != NULL) {
-        lmq_log_uint(&line, "event", d->id);
+        lmq_log_uint(&line, "event_id", d->id);
         lmq_log_uint(&line, "attempt", d->attempts);
     }
     if (status > 0)
@@ -646,6 +646,11 @@ void webhooks_stop(struct broker *b)
             }
         }
     }
+    /* Closes the connections curl keeps for reuse: their sockets' polls close with them. */
+    if (h->multi != NULL) {
+        curl_multi_cleanup(h->multi);
+        h->multi = NULL;
+    }
     if (h->timers_open) {
         uv_close((uv_handle_t *)&h->curl_timer, NULL);
         uv_close((uv_handle_t *)&h->pump_timer, NULL);
@@ -665,8 +670,6 @@ void webhooks_destroy(struct broker *b)
             webhook_delivery_free(w->queue[k]);
         free(w->queue);
     }
-    if (h->multi != NULL)
-        curl_multi_cleanup(h->multi);
     free(h);
     b->webhooks = NULL;
     curl_global_cleanup();
