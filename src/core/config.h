@@ -227,8 +227,8 @@ struct lmq_config {
     bool https_enabled;
     struct lmq_tls_config tls;
     struct lmq_auth_config auth;
-    struct lmq_http_config http_trust; /* [http] */
-    struct lmq_data_config data;       /* [data] */
+    struct lmq_http_config http_trust;                    /* [http] */
+    struct lmq_data_config data;                          /* [data] */
     struct lmq_webhook_config webhooks[LMQ_WEBHOOKS_MAX]; /* [webhook.NAME], in file order */
     size_t webhook_count;
     bool events_record; /* [events] record: keep the event stream even without a consumer */

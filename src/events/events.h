@@ -6,12 +6,12 @@
  * one that falls behind, or restarts, resumes after its own position.
  *
  * Events (type, and the members of data):
- *   envelope.accepted  index, link, from, to, seq, type, position, envelope (as stored)
- *   envelope.rejected  identity, reason, detail (or null), seq, link
+ *   envelope.accepted  index, link, from, to, seq, type, envelope (as stored)
+ *   envelope.rejected  identity, reason, detail (or null), seq, expected_seq, link
  *   object.version     model, permalink, link, prevlink (or null), author, owner, to, deleted,
  *                      ledger_index
- *   session.started    client_id, identity (or null), user, transport, protocol, clean_start
- *   session.ended      client_id, identity (or null), reason
+ *   session.started    client_id, identity (or null), user, remote, transport, protocol
+ *   session.ended      the same, plus by and reason
  *   security.<kind>    kind, detail (or null), remote (or null), identity (or null)
  * An event as consumers see it: {"data":{...},"id":N,"time":"<RFC 3339 UTC, ns>","type":"..."}
  * (canonical JSON).

@@ -145,7 +145,7 @@ struct store {
     sqlite3 *writer; /* storage thread only (after open) */
     sqlite3 *reader; /* loop thread only */
     sqlite3_stmt *stmts[ST_COUNT];
-    struct store_data_writer data; /* writer: typed objects (store_data.c) */
+    struct store_data_writer data;     /* writer: typed objects (store_data.c) */
     struct store_events_writer events; /* writer: the event stream (store_events.c) */
     sqlite3_stmt *page_stmt;
     sqlite3_stmt *oldest_stmt; /* reader: the oldest queued row of a client (queue_overflow) */

@@ -358,7 +358,7 @@ def test_readme_ini_example_has_every_key(tmp_path):
     ini = readme_ini()
     found, section = {}, None
     for line in ini.splitlines():
-        m = re.match(r"\[(\w+)\]", line)
+        m = re.match(r"\[(\w+)(?:\.[\w-]+)?\]", line)  # [webhook.NAME]: "webhook"
         if m:
             section = m.group(1)
         m = re.match(r"(\w+)\s*=", line)

@@ -73,7 +73,7 @@ def test_example_config_names_every_key(root, tmp_path):
     """Set or commented out (';key = ...'), every key the parser knows is in the example."""
     found, section = {}, None
     for line in (root / "share/doc/ledgermq/ledgermq.conf").read_text().splitlines():
-        m = re.match(r"\[(\w+)\]", line)
+        m = re.match(r";?\[(\w+)(?:\.[\w-]+)?\]", line)  # [webhook.NAME]: "webhook"
         if m:
             section = m.group(1)
         m = re.match(r";?(\w+)\s*=", line)
