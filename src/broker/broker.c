@@ -6,6 +6,7 @@
 #include "data/data.h"
 #include "events/events.h"
 #include "events/webhooks.h"
+#include "plugins/plugins.h"
 
 #include "net/address.h"
 #include "net/http.h"
@@ -173,6 +174,7 @@ static void broker_stop(struct broker *b, const char *why)
     broker_close_handle((uv_handle_t *)&b->drain_timer);
     sys_tree_stop(b);
     webhooks_stop(b); /* deliveries in flight are sent again after a restart */
+    plugins_stop(b);
     uv_timer_start(&b->shutdown_timer, on_shutdown_timeout, BROKER_SHUTDOWN_GRACE_MS, 0);
     broker_on_conn_freed(b);
 }
@@ -544,6 +546,8 @@ static int broker_open_data(struct broker *b, const struct lmq_config *cfg)
         id_rc = webhooks_init(b);
     if (id_rc == LMQ_OK)
         id_rc = data_init(b); /* after the pipeline: it registers an envelope hook */
+    if (id_rc == LMQ_OK)
+        id_rc = plugins_load(b); /* after data: validate sees envelopes objects checks passed */
     if (id_rc != LMQ_OK)
         return id_rc == LMQ_ENOMEM ? LMQ_ENOMEM : LMQ_EINVAL;
     return LMQ_OK;
@@ -582,6 +586,7 @@ static void broker_teardown(struct broker *b)
     broker_destroy_state(b);
     sys_tree_free(b); /* its timer closed with the loop */
     data_destroy(b);
+    plugins_destroy(b);
     webhooks_destroy(b);
     events_destroy(b);
     pipeline_destroy(b);
@@ -673,6 +678,10 @@ int broker_run(const struct lmq_config *cfg)
     }
     fd_limit_log(cfg, &fds);
     webhooks_start(b);
+    if (plugins_start(b) != LMQ_OK) {
+        code = 1;
+        goto out;
+    }
     struct lmq_log_line line;
     if (lmq_log_begin(&line, LMQ_LOG_INFO, "ready")) {
         lmq_log_raw(&line, "mqtt", listeners);

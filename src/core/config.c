@@ -178,6 +178,7 @@ void lmq_config_defaults(struct lmq_config *cfg)
     cfg->data.graphql_max_fields = 1000;
     /* A request runs on the loop thread: MQTT waits while it runs (checked between batches). */
     cfg->data.graphql_max_ms = 250;
+    cfg->plugins.slow_us = 1000;
     /* One client address may hold the loop for a fifth of each second with data reads. */
     cfg->data.read_budget_ms_per_s = 200;
     cfg->drain_grace_ms = 0; /* a stop is as quick as before; set it behind a load balancer */
@@ -1144,6 +1145,12 @@ int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key,
     if (strcmp(section, "events") == 0) {
         return config_set_events(cfg, key, value, err, err_len);
     }
+    if (strcmp(section, "plugins") == 0) {
+        return config_set_plugins(cfg, key, value, err, err_len);
+    }
+    if (strncmp(section, "plugin.", 7) == 0) {
+        return config_set_plugin(cfg, section, key, value, err, err_len);
+    }
     if (section[0] == '\0') {
         lmq_errf(err, err_len,
                  "%s: key outside any section (expected [server], [limits], [tls], [auth], "
@@ -1152,7 +1159,8 @@ int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key,
     } else {
         lmq_errf(err, err_len,
                  "[%s] %s: unknown section (expected [server], [limits], [tls], [auth], "
-                 "[http], [queue_overflow], [data], [events] or [webhook.NAME])",
+                 "[http], [queue_overflow], [data], [events], [webhook.NAME], [plugins] or "
+                 "[plugin.NAME])",
                  section, key);
     }
     return LMQ_EINVAL;

@@ -180,6 +180,21 @@ struct lmq_webhook_config {
     uint32_t breaker_open_ms;  /* how long it stays open before one trial delivery */
 };
 
+/* [plugins] and [plugin.NAME] (docs/PROTOCOL.md "Plugins"). */
+#define LMQ_PLUGINS_MAX 8
+#define LMQ_PLUGIN_NAME_MAX_CHARS 32
+#define LMQ_PLUGIN_ARGS_MAX_BYTES 1024
+struct lmq_plugins_config {
+    char load[LMQ_PLUGINS_MAX][LMQ_PATH_MAX_BYTES]; /* shared objects, in load order */
+    uint32_t count;
+    uint32_t slow_us; /* a validate call longer than this is logged (plugin_slow) */
+    struct {
+        char name[LMQ_PLUGIN_NAME_MAX_CHARS + 1];
+        char args[LMQ_PLUGIN_ARGS_MAX_BYTES];
+    } args[LMQ_PLUGINS_MAX]; /* [plugin.NAME] args: handed to the plugin's init */
+    uint32_t args_count;
+};
+
 /* TLS for --mqtts and --https: certificate files, re-read on SIGHUP. */
 struct lmq_tls_config {
     char cert_file[LMQ_PATH_MAX_BYTES]; /* PEM, may hold the chain */
@@ -232,6 +247,7 @@ struct lmq_config {
     struct lmq_webhook_config webhooks[LMQ_WEBHOOKS_MAX]; /* [webhook.NAME], in file order */
     size_t webhook_count;
     bool events_record; /* [events] record: keep the event stream even without a consumer */
+    struct lmq_plugins_config plugins; /* [plugins], [plugin.NAME] */
     enum lmq_sync_mode sync;
     enum lmq_log_level log_level;
     /* [server] sys_interval: seconds between $SYS/broker/... updates (sys_tree.c); 0 = none. */

@@ -164,6 +164,12 @@ struct pipeline_server_envelope {
 int pipeline_server_send(struct broker *b, const struct pipeline_server_envelope *e,
                          struct pipeline_refusal *refusal, struct lmq_buf *envelope) LMQ_WUR;
 
+/* Called by pipeline_server_send before it signs: true lets e go, with *amended (a new body the
+ * pipeline frees) or NULL to keep e->body; false stops it with *refusal filled. One at most. */
+typedef bool (*pipeline_will_send_fn)(void *ctx, const struct pipeline_server_envelope *e,
+                                      json_t **amended, struct pipeline_refusal *refusal);
+void pipeline_will_send_register(struct broker *b, pipeline_will_send_fn fn, void *ctx);
+
 /* {"after":N} on the connection's own resync topic: inbox envelopes after N, then a sync.
  * Returns the PUBACK/PUBREC reason code. */
 uint8_t pipeline_resync(struct conn *c, const struct mqtt_publish *pub);
