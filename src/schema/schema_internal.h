@@ -58,6 +58,8 @@ struct schema__item {
     uint32_t node;
     pcre2_code *re;      /* patternProperties */
     const json_t *value; /* dependentRequired: the array of names */
+    uint32_t hash;       /* properties: schema__key_hash(key) */
+    bool required;       /* properties: the node's "required" names this property */
 };
 
 struct schema__kw {
@@ -73,7 +75,10 @@ struct schema__kw {
     uint32_t types; /* SK_TYPE: bit set of schema__type */
     pcre2_code *re; /* SK_PATTERN */
     int format;     /* SK_FORMAT: schema__format */
-    json_t *index;  /* SK_PROPERTIES: name -> item offset (owned) */
+    /* SK_PROPERTIES: open-addressing table of item offset + 1 (0: empty) by schema__key_hash,
+     * ptab_mask + 1 slots, at most half full (owned). */
+    uint32_t *ptab;
+    uint32_t ptab_mask;
 };
 
 struct schema__node {
@@ -84,6 +89,9 @@ struct schema__node {
     bool compiled;
     bool has_unevaluated; /* needs annotations of in-place children */
     bool has_additional;  /* additionalProperties: needs the properties it does not cover */
+    /* The node's properties / patternProperties / additionalProperties keywords (index into kws,
+     * SCHEMA__NONE when absent): the fast path walks an object's members once for all three. */
+    uint32_t kw_props, kw_pprops, kw_addl;
 };
 
 struct schema__resource {
@@ -149,6 +157,38 @@ static inline size_t schema__anchor_key(uint32_t resource, const char *name, uin
     memcpy(key, &resource, 4);
     memcpy(key + 4, name, n);
     return 4 + n;
+}
+
+/* FNV-1a over a property name: the properties table's hash (names are short; the table is
+ * built at compile time, so no seed is needed against collisions chosen by an instance: a
+ * collision costs a probe, never a wrong answer). */
+static inline uint32_t schema__key_hash(const char *key, size_t len)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ (uint8_t)key[i]) * 16777619u;
+    }
+    return h;
+}
+
+/* The item of properties keyword kw named key, or NULL. */
+static inline const struct schema__item *
+schema__prop_find(const struct schema *s, const struct schema__kw *kw, const char *key, size_t len)
+{
+    uint32_t h = schema__key_hash(key, len);
+    /* The table is at most half full: the probe ends at an empty slot within mask + 1 steps. */
+    for (uint32_t k = 0, at = h & kw->ptab_mask; k <= kw->ptab_mask;
+         k++, at = (at + 1) & kw->ptab_mask) {
+        uint32_t slot = kw->ptab[at];
+        if (slot == 0) {
+            return NULL;
+        }
+        const struct schema__item *it = &s->items[kw->item_start + slot - 1];
+        if (it->hash == h && it->key_len == len && memcmp(it->key, key, len) == 0) {
+            return it;
+        }
+    }
+    return NULL;
 }
 
 /* schema_uri.c */

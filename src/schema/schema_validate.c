@@ -612,10 +612,8 @@ static bool v__props(struct schema_validator *v, const struct schema__kw *kw, co
             break;
         }
         if (kw->kind == SK_PROPERTIES) {
-            const json_t *at = json_object_getn(kw->index, key, key_len);
-            if (at != NULL) {
-                const struct schema__item *it =
-                    &v->s->items[kw->item_start + (size_t)json_integer_value(at)];
+            const struct schema__item *it = schema__prop_find(v->s, kw, key, key_len);
+            if (it != NULL) {
                 ok &= v__member(v, it->node, m, key, key_len, 0, it->key, it->key_len, SIZE_MAX);
                 v__set(eval, i);
                 v__set(local, i);
@@ -740,6 +738,11 @@ static bool v__scalar_kw(struct schema_validator *v, const struct schema__kw *kw
     case SK_MAX_LENGTH:
     case SK_MIN_LENGTH: {
         if (!v__str(in, &s, &len)) {
+            return true;
+        }
+        /* A code point is 1 to 4 bytes: the byte length often decides without counting. */
+        if (kw->kind == SK_MAX_LENGTH ? (json_int_t)len <= kw->i
+                                      : (json_int_t)((len + 3) / 4) >= kw->i) {
             return true;
         }
         json_int_t n = (json_int_t)schema__utf8_len(s, len);
