@@ -53,6 +53,7 @@ struct schema_validator {
     size_t steps; /* subschema evaluations so far, bounded by SCHEMA_EVAL_STEPS_MAX */
     int quiet;
     int fatal; /* 0, LMQ_ELIMIT or LMQ_ENOMEM: stop everything */
+    bool bail; /* the fast path gives up: the full walk decides */
 };
 
 /* A property name validated as a string (propertyNames). */
@@ -902,12 +903,320 @@ static bool v__node(struct schema_validator *v, uint32_t node, struct v_inst in,
     return ok && v->fatal == 0;
 }
 
-int schema_validate(struct schema_validator *v, const json_t *instance, struct schema_result *out)
+/* ---- the fast path ----
+ *
+ * Most instances are valid, and a valid instance needs no error, no path and no annotation
+ * beyond those unevaluated* reads. So schema_validate() first runs this walk, which only proves
+ * an instance valid: it stops at the first failing keyword, keeps no keyword or instance path,
+ * walks an object's members once for properties, patternProperties, additionalProperties and
+ * the "required" names among the properties, and follows a node that is only a $ref without a
+ * frame of its own. When it returns false (the instance is invalid, or it gave up: $dynamicRef,
+ * a bound, a regex error), the full walk above runs from the start and alone decides the verdict
+ * and the errors. Hence: the fast path may say "not proven" wrongly at the cost of time, never
+ * "valid" wrongly; the test suites check the second on every invalid case. Shared helpers
+ * (scalar keywords, uniqueItems) run under v->quiet, so they keep no error. */
+
+static bool f__node(struct schema_validator *v, uint32_t node, struct v_inst in, uint64_t *eval);
+
+static bool f__stop(const struct schema_validator *v)
 {
-    LMQ_ASSERT(v != NULL && instance != NULL && out != NULL);
-    out->valid = false;
-    out->error_count = 0;
-    v->out = out;
+    return v->bail || v->fatal != 0;
+}
+
+static bool f__give_up(struct schema_validator *v)
+{
+    v->bail = true;
+    return false;
+}
+
+/* A child at a member of the instance (its own annotations: eval is not passed down). */
+static bool f__member(struct schema_validator *v, uint32_t node, const json_t *child)
+{
+    if (v->idepth >= SCHEMA_INSTANCE_DEPTH_MAX) {
+        return f__give_up(v);
+    }
+    v->idepth++;
+    bool ok = f__node(v, node, (struct v_inst){.j = child}, NULL);
+    v->idepth--;
+    return ok;
+}
+
+/* A child at the same location whose annotations count only when it succeeds (anyOf, oneOf,
+ * the "if" condition): its own bitset, ORed into eval on success. */
+static bool f__branch(struct schema_validator *v, uint32_t node, struct v_inst in, uint64_t *eval)
+{
+    if (eval == NULL) {
+        return f__node(v, node, in, NULL);
+    }
+    struct v_mark m = v__mark(v);
+    size_t n = v__members(in);
+    uint64_t *mine = v__bits(v, n);
+    bool ok = mine != NULL && f__node(v, node, in, mine);
+    if (ok) {
+        v__or(eval, mine, n);
+    }
+    v__reset(v, m);
+    return ok;
+}
+
+/* properties, patternProperties and additionalProperties in one walk over the members;
+ * *req_found counts the members that are names of the node's "required". */
+static bool f__members(struct schema_validator *v, const struct schema__node *n, const json_t *o,
+                       uint64_t *eval, size_t *req_found)
+{
+    const struct schema *s = v->s;
+    const struct schema__kw *props = n->kw_props != SCHEMA__NONE ? &s->kws[n->kw_props] : NULL;
+    const struct schema__kw *pp = n->kw_pprops != SCHEMA__NONE ? &s->kws[n->kw_pprops] : NULL;
+    const struct schema__kw *addl = n->kw_addl != SCHEMA__NONE ? &s->kws[n->kw_addl] : NULL;
+    size_t i = 0;
+    const char *key;
+    size_t key_len;
+    json_t *m;
+    json_object_keylen_foreach((json_t *)o, key, key_len, m)
+    {
+        bool seen = false;
+        const struct schema__item *it =
+            props != NULL ? schema__prop_find(s, props, key, key_len) : NULL;
+        if (it != NULL) {
+            seen = true;
+            *req_found += it->required ? 1u : 0u;
+            if (!f__member(v, it->node, m)) {
+                return false;
+            }
+        }
+        for (uint32_t p = 0; pp != NULL && p < pp->item_count; p++) {
+            const struct schema__item *pit = &s->items[pp->item_start + p];
+            int r = schema__regex_match(pit->re, v->md, v->mc, key, key_len);
+            if (r < 0) {
+                return f__give_up(v);
+            }
+            if (r == 1) {
+                seen = true;
+                if (!f__member(v, pit->node, m)) {
+                    return false;
+                }
+            }
+        }
+        if (!seen && addl != NULL) {
+            seen = true;
+            if (!f__member(v, addl->a, m)) {
+                return false;
+            }
+        }
+        if (seen) {
+            v__set(eval, i);
+        }
+        i++;
+    }
+    return true;
+}
+
+static bool f__object_kw(struct schema_validator *v, const struct schema__kw *kw, const json_t *o,
+                         uint64_t *eval, size_t req_found)
+{
+    switch (kw->kind) {
+    case SK_PROPERTIES:
+    case SK_PATTERN_PROPERTIES:
+    case SK_ADDITIONAL_PROPERTIES:
+        return true; /* f__members did them */
+    case SK_REQUIRED:
+        if (kw->b == 1) {
+            return req_found == (size_t)kw->i;
+        }
+        return v__object_kw(v, kw, o, eval, NULL);
+    case SK_UNEVALUATED_PROPERTIES:
+    case SK_PROPERTY_NAMES: {
+        size_t i = 0;
+        const char *key;
+        size_t key_len;
+        json_t *m;
+        json_object_keylen_foreach((json_t *)o, key, key_len, m)
+        {
+            if (kw->kind == SK_PROPERTY_NAMES) {
+                struct v_name name = {.s = key, .len = key_len};
+                if (!f__node(v, kw->a, (struct v_inst){.name = &name}, NULL)) {
+                    return false;
+                }
+            } else if (eval == NULL || !v__get(eval, i)) {
+                if (!f__member(v, kw->a, m)) {
+                    return false;
+                }
+                v__set(eval, i);
+            }
+            i++;
+        }
+        return true;
+    }
+    default:
+        return v__object_kw(v, kw, o, eval, NULL); /* counts, dependentRequired */
+    }
+}
+
+static bool f__array_kw(struct schema_validator *v, const struct schema__kw *kw, const json_t *a,
+                        uint64_t *eval)
+{
+    size_t n = json_array_size(a);
+    switch (kw->kind) {
+    case SK_PREFIX_ITEMS:
+        for (size_t i = 0; i < n && i < kw->item_count; i++) {
+            if (!f__member(v, v->s->items[kw->item_start + i].node, json_array_get(a, i))) {
+                return false;
+            }
+            v__set(eval, i);
+        }
+        return true;
+    case SK_ITEMS:
+    case SK_UNEVALUATED_ITEMS:
+        for (size_t i = kw->kind == SK_ITEMS ? kw->b : 0; i < n; i++) {
+            if (kw->kind == SK_UNEVALUATED_ITEMS && eval != NULL && v__get(eval, i)) {
+                continue;
+            }
+            if (!f__member(v, kw->a, json_array_get(a, i))) {
+                return false;
+            }
+            v__set(eval, i);
+        }
+        return true;
+    case SK_CONTAINS: {
+        json_int_t count = 0;
+        for (size_t i = 0; i < n && !f__stop(v); i++) {
+            if (f__member(v, kw->a, json_array_get(a, i))) {
+                count++;
+                v__set(eval, i);
+            }
+        }
+        return count >= kw->i && (kw->i2 < 0 || count <= kw->i2);
+    }
+    default:
+        return v__array_kw(v, kw, a, eval); /* counts, uniqueItems */
+    }
+}
+
+static bool f__any_one(struct schema_validator *v, const struct schema__kw *kw, struct v_inst in,
+                       uint64_t *eval)
+{
+    size_t passed = 0;
+    for (uint32_t i = 0; i < kw->item_count && !f__stop(v); i++) {
+        if (f__branch(v, v->s->items[kw->item_start + i].node, in, eval)) {
+            passed++;
+            if (kw->kind == SK_ANY_OF && eval == NULL) {
+                return true; /* no annotations wanted: the first success decides */
+            }
+            if (kw->kind == SK_ONE_OF && passed > 1) {
+                return false;
+            }
+        }
+    }
+    return passed > 0 && (kw->kind == SK_ANY_OF || passed == 1);
+}
+
+/* The in-place applicators pass eval straight down: a child that fails makes this node fail,
+ * and a failed node's annotations are dropped by whoever evaluated it (f__branch), so they never
+ * need a bitset of their own. */
+static bool f__kw(struct schema_validator *v, const struct schema__kw *kw, struct v_inst in,
+                  uint64_t *eval, size_t req_found)
+{
+    const json_t *j = in.j;
+    switch (kw->kind) {
+    case SK_TYPE:
+    case SK_ENUM:
+    case SK_CONST:
+        return v__kw(v, kw, in, NULL, NULL);
+    case SK_REF:
+        return f__node(v, kw->a, in, eval);
+    case SK_DYNAMIC_REF:
+        return f__give_up(v); /* the dynamic scope is the full walk's */
+    case SK_ALL_OF:
+        for (uint32_t i = 0; i < kw->item_count; i++) {
+            if (!f__node(v, v->s->items[kw->item_start + i].node, in, eval)) {
+                return false;
+            }
+        }
+        return true;
+    case SK_ANY_OF:
+    case SK_ONE_OF:
+        return f__any_one(v, kw, in, eval);
+    case SK_NOT:
+        return !f__node(v, kw->a, in, NULL) && !f__stop(v);
+    case SK_IF: {
+        bool cond = f__branch(v, kw->a, in, eval);
+        uint32_t next = cond ? kw->b : kw->c;
+        return !f__stop(v) && (next == SCHEMA__NONE || f__node(v, next, in, eval));
+    }
+    case SK_DEPENDENT_SCHEMAS:
+        for (uint32_t p = 0; j != NULL && json_is_object(j) && p < kw->item_count; p++) {
+            const struct schema__item *it = &v->s->items[kw->item_start + p];
+            if (json_object_getn(j, it->key, it->key_len) != NULL &&
+                !f__node(v, it->node, in, eval)) {
+                return false;
+            }
+        }
+        return true;
+    default:
+        break;
+    }
+    if (j != NULL && json_is_array(j)) {
+        return f__array_kw(v, kw, j, eval);
+    }
+    if (j != NULL && json_is_object(j)) {
+        return f__object_kw(v, kw, j, eval, req_found);
+    }
+    return v__scalar_kw(v, kw, in);
+}
+
+static bool f__node(struct schema_validator *v, uint32_t node, struct v_inst in, uint64_t *eval)
+{
+    const struct schema *s = v->s;
+    const struct schema__node *n = &s->nodes[node];
+    /* A node that is only a $ref: on to its target without a frame (each hop still counts as a
+     * step and as a level of depth, as in the full walk). */
+    size_t hops = 0;
+    for (;;) {
+        if (n->boolean >= 0) {
+            return n->boolean == 1;
+        }
+        if (++v->steps > SCHEMA_EVAL_STEPS_MAX || v->eval_depth + hops >= SCHEMA_EVAL_DEPTH_MAX) {
+            return f__give_up(v);
+        }
+        if (n->kw_count != 1 || s->kws[n->kw_start].kind != SK_REF) {
+            break;
+        }
+        n = &s->nodes[s->kws[n->kw_start].a];
+        hops++;
+    }
+    v->eval_depth++;
+    struct v_mark m = v__mark(v);
+    /* unevaluated* sees only its own subschema's annotations: a bitset of its own, ORed into
+     * the caller's on success. */
+    uint64_t *outer = NULL;
+    size_t members = 0;
+    if (n->has_unevaluated) {
+        outer = eval;
+        members = v__members(in);
+        eval = members > 0 ? v__bits(v, members) : NULL;
+    }
+    bool ok = !f__stop(v);
+    size_t req_found = 0;
+    if (ok && in.j != NULL && json_is_object(in.j) &&
+        (n->kw_props != SCHEMA__NONE || n->kw_pprops != SCHEMA__NONE ||
+         n->kw_addl != SCHEMA__NONE)) {
+        ok = f__members(v, n, in.j, eval, &req_found);
+    }
+    for (uint32_t i = 0; i < n->kw_count && ok; i++) {
+        ok = f__kw(v, &s->kws[n->kw_start + i], in, eval, req_found) && !f__stop(v);
+    }
+    if (ok && outer != NULL) {
+        v__or(outer, eval, members);
+    }
+    v__reset(v, m);
+    v->eval_depth--;
+    return ok && !f__stop(v);
+}
+
+/* One validation: the fast path, then (when it did not prove the instance valid) the full walk
+ * from a clean state. */
+static void v__begin(struct schema_validator *v)
+{
     v->idepth = 0;
     v->kdepth = 0;
     v->scope_depth = 0;
@@ -915,10 +1224,26 @@ int schema_validate(struct schema_validator *v, const json_t *instance, struct s
     v->steps = 0;
     v->quiet = 0;
     v->fatal = 0;
+    v->bail = false;
     v->cur = 0;
     v->top = 0;
-    bool ok = v__node(v, v->s->root, (struct v_inst){.j = instance}, NULL);
-    LMQ_ASSERT(v->quiet == 0 && v->idepth == 0);
+    v->out->error_count = 0;
+}
+
+int schema_validate(struct schema_validator *v, const json_t *instance, struct schema_result *out)
+{
+    LMQ_ASSERT(v != NULL && instance != NULL && out != NULL);
+    out->valid = false;
+    v->out = out;
+    v__begin(v);
+    v->quiet = 1;
+    bool ok = f__node(v, v->s->root, (struct v_inst){.j = instance}, NULL);
+    LMQ_ASSERT(v->quiet == 1 && v->idepth == 0);
+    if (!ok) {
+        v__begin(v);
+        ok = v__node(v, v->s->root, (struct v_inst){.j = instance}, NULL);
+        LMQ_ASSERT(v->quiet == 0 && v->idepth == 0);
+    }
     out->valid = ok && v->fatal == 0;
     if (!out->valid && out->error_count == 0 && v->fatal == 0) {
         v__error(v, NULL, "invalid");
