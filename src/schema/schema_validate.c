@@ -969,11 +969,22 @@ static bool f__members(struct schema_validator *v, const struct schema__node *n,
     const struct schema__kw *pp = n->kw_pprops != SCHEMA__NONE ? &s->kws[n->kw_pprops] : NULL;
     const struct schema__kw *addl = n->kw_addl != SCHEMA__NONE ? &s->kws[n->kw_addl] : NULL;
     size_t i = 0;
-    const char *key;
-    size_t key_len;
-    json_t *m;
-    json_object_keylen_foreach((json_t *)o, key, key_len, m)
-    {
+    /* jansson's members are separate allocations: an object much larger than the cache waits
+     * for each one, so the next member is fetched while this one is validated (perf: half the
+     * time of the large bench model went to that load). */
+    for (void *at = json_object_iter((json_t *)o); at != NULL; i++) {
+        void *next = json_object_iter_next((json_t *)o, at);
+        if (next != NULL) {
+            __builtin_prefetch(json_object_iter_value(next));
+            void *after = json_object_iter_next((json_t *)o, next);
+            if (after != NULL) {
+                __builtin_prefetch(after);
+            }
+        }
+        const char *key = json_object_iter_key(at);
+        size_t key_len = json_object_iter_key_len(at);
+        json_t *m = json_object_iter_value(at);
+        at = next;
         bool seen = false;
         const struct schema__item *it =
             props != NULL ? schema__prop_find(s, props, key, key_len) : NULL;
@@ -1006,7 +1017,6 @@ static bool f__members(struct schema_validator *v, const struct schema__node *n,
         if (seen) {
             v__set(eval, i);
         }
-        i++;
     }
     return true;
 }
