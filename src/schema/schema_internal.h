@@ -4,6 +4,7 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -159,16 +160,53 @@ static inline size_t schema__anchor_key(uint32_t resource, const char *name, uin
     return 4 + n;
 }
 
-/* FNV-1a over a property name: the properties table's hash (names are short; the table is
- * built at compile time, so no seed is needed against collisions chosen by an instance: a
- * collision costs a probe, never a wrong answer). */
+/* The bytes [p, p + n), n <= 8, in one word that differs when they differ (overlapping loads,
+ * no byte loop; the positions depend only on n). */
+static inline uint64_t schema__tail_word(const char *p, size_t n)
+{
+    if (n >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, p, 4);
+        memcpy(&hi, p + n - 4, 4);
+        return ((uint64_t)hi << 32) | lo;
+    }
+    if (n > 0) {
+        return (uint64_t)(uint8_t)p[0] | (uint64_t)(uint8_t)p[n / 2] << 8 |
+               (uint64_t)(uint8_t)p[n - 1] << 16;
+    }
+    return 0;
+}
+
+/* A property name's hash for the properties table, eight bytes per multiply (a byte-at-a-time
+ * hash was a tenth of the small bench model's time). The table is built at compile time and
+ * probed with the instance's names: a collision costs a probe, never a wrong answer. */
 static inline uint32_t schema__key_hash(const char *key, size_t len)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++) {
-        h = (h ^ (uint8_t)key[i]) * 16777619u;
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ len;
+    size_t i = 0;
+    for (; i + 8 < len; i += 8) {
+        uint64_t w;
+        memcpy(&w, key + i, 8);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDull;
+        h ^= h >> 29;
     }
-    return h;
+    h = (h ^ schema__tail_word(key + i, len - i)) * 0xFF51AFD7ED558CCDull;
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+/* memcmp(a, b, len) == 0 without a library call (property names are short). */
+static inline bool schema__bytes_equal(const char *a, const char *b, size_t len)
+{
+    size_t i = 0;
+    for (; i + 8 < len; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if (x != y) {
+            return false;
+        }
+    }
+    return schema__tail_word(a + i, len - i) == schema__tail_word(b + i, len - i);
 }
 
 /* The item of properties keyword kw named key, or NULL. */
@@ -184,7 +222,7 @@ schema__prop_find(const struct schema *s, const struct schema__kw *kw, const cha
             return NULL;
         }
         const struct schema__item *it = &s->items[kw->item_start + slot - 1];
-        if (it->hash == h && it->key_len == len && memcmp(it->key, key, len) == 0) {
+        if (it->hash == h && it->key_len == len && schema__bytes_equal(it->key, key, len)) {
             return it;
         }
     }
