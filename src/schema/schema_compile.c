@@ -720,7 +720,7 @@ static int cc__ptab(struct cc *cc, struct schema__kw *kw)
         while (kw->ptab[at] != 0) { /* at most half full: an empty slot is near */
             at = (at + 1) & kw->ptab_mask;
         }
-        kw->ptab[at] = i + 1;
+        kw->ptab[at] = (uint64_t)cc->s->items[kw->item_start + i].hash << 32 | (i + 1);
     }
     LMQ_ASSERT(kw->item_count * 2u <= cap);
     return 0;

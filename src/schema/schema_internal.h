@@ -76,9 +76,10 @@ struct schema__kw {
     uint32_t types; /* SK_TYPE: bit set of schema__type */
     pcre2_code *re; /* SK_PATTERN */
     int format;     /* SK_FORMAT: schema__format */
-    /* SK_PROPERTIES: open-addressing table of item offset + 1 (0: empty) by schema__key_hash,
-     * ptab_mask + 1 slots, at most half full (owned). */
-    uint32_t *ptab;
+    /* SK_PROPERTIES: open-addressing table by schema__key_hash, ptab_mask + 1 slots, at most
+     * half full (owned); a slot is the hash << 32 | item offset + 1, 0 when empty, so a probe
+     * reads one word before it reads an item. */
+    uint64_t *ptab;
     uint32_t ptab_mask;
 };
 
@@ -217,12 +218,15 @@ schema__prop_find(const struct schema *s, const struct schema__kw *kw, const cha
     /* The table is at most half full: the probe ends at an empty slot within mask + 1 steps. */
     for (uint32_t k = 0, at = h & kw->ptab_mask; k <= kw->ptab_mask;
          k++, at = (at + 1) & kw->ptab_mask) {
-        uint32_t slot = kw->ptab[at];
+        uint64_t slot = kw->ptab[at];
         if (slot == 0) {
             return NULL;
         }
-        const struct schema__item *it = &s->items[kw->item_start + slot - 1];
-        if (it->hash == h && it->key_len == len && schema__bytes_equal(it->key, key, len)) {
+        if ((uint32_t)(slot >> 32) != h) {
+            continue;
+        }
+        const struct schema__item *it = &s->items[kw->item_start + (uint32_t)slot - 1];
+        if (it->key_len == len && schema__bytes_equal(it->key, key, len)) {
             return it;
         }
     }

@@ -976,6 +976,7 @@ static bool f__members(struct schema_validator *v, const struct schema__node *n,
         void *next = json_object_iter_next((json_t *)o, at);
         if (next != NULL) {
             __builtin_prefetch(json_object_iter_value(next));
+            __builtin_prefetch(json_object_iter_key(next)); /* may be the member's next line */
             void *after = json_object_iter_next((json_t *)o, next);
             if (after != NULL) {
                 __builtin_prefetch(after);
