@@ -953,12 +953,56 @@ static void cc__kws_release(struct schema__kw *kws, size_t n)
 
 /* What the validator's fast path wants to know of a node: which keywords walk an object's
  * members, and whether "required" names only properties the walk sees anyway. */
+static uint8_t cc__applies(enum schema__kind kind)
+{
+    switch (kind) {
+    case SK_TYPE:
+    case SK_PROPERTIES:
+    case SK_PATTERN_PROPERTIES:
+    case SK_ADDITIONAL_PROPERTIES:
+        return 0;
+    case SK_MULTIPLE_OF:
+    case SK_MAXIMUM:
+    case SK_EXCL_MAXIMUM:
+    case SK_MINIMUM:
+    case SK_EXCL_MINIMUM:
+        return ST_NUMBER;
+    case SK_MAX_LENGTH:
+    case SK_MIN_LENGTH:
+    case SK_PATTERN:
+    case SK_FORMAT:
+        return ST_STRING;
+    case SK_PREFIX_ITEMS:
+    case SK_ITEMS:
+    case SK_CONTAINS:
+    case SK_MAX_ITEMS:
+    case SK_MIN_ITEMS:
+    case SK_UNIQUE_ITEMS:
+    case SK_UNEVALUATED_ITEMS:
+        return ST_ARRAY;
+    case SK_MAX_PROPERTIES:
+    case SK_MIN_PROPERTIES:
+    case SK_REQUIRED:
+    case SK_DEPENDENT_REQUIRED:
+    case SK_DEPENDENT_SCHEMAS:
+    case SK_PROPERTY_NAMES:
+    case SK_UNEVALUATED_PROPERTIES:
+        return ST_OBJECT;
+    default:
+        return ST_NULL | ST_BOOLEAN | ST_OBJECT | ST_ARRAY | ST_NUMBER | ST_STRING;
+    }
+}
+
 static void cc__node_flags(struct schema *s, uint32_t idx)
 {
     struct schema__node *node = &s->nodes[idx];
     node->kw_props = node->kw_pprops = node->kw_addl = SCHEMA__NONE;
+    node->types = 0;
     for (uint32_t k = node->kw_start; k < node->kw_start + node->kw_count; k++) {
         enum schema__kind kind = s->kws[k].kind;
+        s->kws[k].applies = cc__applies(kind);
+        node->types = kind == SK_TYPE ? s->kws[k].types : node->types;
+        node->has_type |= kind == SK_TYPE;
         node->has_unevaluated |= kind == SK_UNEVALUATED_ITEMS || kind == SK_UNEVALUATED_PROPERTIES;
         node->has_additional |= kind == SK_ADDITIONAL_PROPERTIES;
         node->kw_props = kind == SK_PROPERTIES ? k : node->kw_props;

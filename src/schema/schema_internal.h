@@ -65,6 +65,10 @@ struct schema__item {
 
 struct schema__kw {
     enum schema__kind kind;
+    /* The instance types (schema__type bits; ST_NUMBER for every number) on which the fast path
+     * has work to do for this keyword: 0 for "type" (the node checks it) and for properties,
+     * patternProperties and additionalProperties (one walk of the members does them). */
+    uint8_t applies;
     const char *name; /* the keyword as written: the keyword location's last segment */
     size_t name_len;
     const json_t *value;
@@ -94,6 +98,8 @@ struct schema__node {
     /* The node's properties / patternProperties / additionalProperties keywords (index into kws,
      * SCHEMA__NONE when absent): the fast path walks an object's members once for all three. */
     uint32_t kw_props, kw_pprops, kw_addl;
+    uint32_t types; /* has_type: the "type" keyword's schema__type bits */
+    bool has_type;
 };
 
 struct schema__resource {

@@ -1175,6 +1175,39 @@ static bool f__kw(struct schema_validator *v, const struct schema__kw *kw, struc
     return v__scalar_kw(v, kw, in);
 }
 
+/* The instance's type as schema__kw.applies counts it (every number is ST_NUMBER). */
+static uint32_t f__itype(struct v_inst in)
+{
+    if (in.j == NULL) {
+        return ST_STRING;
+    }
+    switch (json_typeof(in.j)) {
+    case JSON_OBJECT:
+        return ST_OBJECT;
+    case JSON_ARRAY:
+        return ST_ARRAY;
+    case JSON_STRING:
+        return ST_STRING;
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return ST_NUMBER;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return ST_BOOLEAN;
+    default:
+        return ST_NULL;
+    }
+}
+
+/* The "type" keyword of a node (as v__kw's SK_TYPE), without a call for the common cases. */
+static bool f__type_ok(uint32_t types, uint32_t itype, struct v_inst in)
+{
+    if ((types & itype) != 0) {
+        return true;
+    }
+    return itype == ST_NUMBER && (types & ST_INTEGER) != 0 && schema__is_integer(in.j);
+}
+
 static bool f__node(struct schema_validator *v, uint32_t node, struct v_inst in, uint64_t *eval)
 {
     const struct schema *s = v->s;
@@ -1195,6 +1228,10 @@ static bool f__node(struct schema_validator *v, uint32_t node, struct v_inst in,
         n = &s->nodes[s->kws[n->kw_start].a];
         hops++;
     }
+    uint32_t itype = f__itype(in);
+    if (n->has_type && !f__type_ok(n->types, itype, in)) {
+        return false;
+    }
     v->eval_depth++;
     struct v_mark m = v__mark(v);
     /* unevaluated* sees only its own subschema's annotations: a bitset of its own, ORed into
@@ -1208,13 +1245,16 @@ static bool f__node(struct schema_validator *v, uint32_t node, struct v_inst in,
     }
     bool ok = !f__stop(v);
     size_t req_found = 0;
-    if (ok && in.j != NULL && json_is_object(in.j) &&
+    if (ok && itype == ST_OBJECT &&
         (n->kw_props != SCHEMA__NONE || n->kw_pprops != SCHEMA__NONE ||
          n->kw_addl != SCHEMA__NONE)) {
         ok = f__members(v, n, in.j, eval, &req_found);
     }
     for (uint32_t i = 0; i < n->kw_count && ok; i++) {
-        ok = f__kw(v, &s->kws[n->kw_start + i], in, eval, req_found) && !f__stop(v);
+        const struct schema__kw *kw = &s->kws[n->kw_start + i];
+        if ((kw->applies & itype) != 0) {
+            ok = f__kw(v, kw, in, eval, req_found) && !f__stop(v);
+        }
     }
     if (ok && outer != NULL) {
         v__or(outer, eval, members);
