@@ -239,6 +239,18 @@ schema__prop_find(const struct schema *s, const struct schema__kw *kw, const cha
     return NULL;
 }
 
+/* schema_validate.c: the two walks schema_validate() combines, each alone, so tests and the
+ * fuzz target can hold one against the other. */
+#define SCHEMA__FAST_GAVE_UP (-1)
+/* The fast path: 1 when it proves instance valid, 0 when not (invalid), SCHEMA__FAST_GAVE_UP
+ * when it gave up ($dynamicRef, a bound, a regex error): it never returns 1 for an instance the
+ * full walk finds invalid, and returns 0 only for one it finds invalid. */
+int schema__validate_fast(struct schema_validator *v, const json_t *instance);
+/* The full walk alone: what schema_validate() returns when the fast path does not prove the
+ * instance valid. */
+int schema__validate_full(struct schema_validator *v, const json_t *instance,
+                          struct schema_result *out);
+
 /* schema_uri.c */
 /* Resolves ref against base (RFC 3986 section 5.2) into a new string. NULL on ENOMEM. */
 char *schema__uri_resolve(const char *base, const char *ref);

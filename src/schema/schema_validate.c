@@ -1281,24 +1281,36 @@ static void v__begin(struct schema_validator *v)
     v->out->error_count = 0;
 }
 
-int schema_validate(struct schema_validator *v, const json_t *instance, struct schema_result *out)
+/* The fast path on instance: 1 proven valid, 0 not proven (invalid, or the full walk must say
+ * why), SCHEMA__FAST_GAVE_UP when it gave up ($dynamicRef, a bound, a regex error). */
+static int v__fast(struct schema_validator *v, const json_t *instance, struct schema_result *out)
 {
-    LMQ_ASSERT(v != NULL && instance != NULL && out != NULL);
-    out->valid = false;
     v->out = out;
     v__begin(v);
     v->quiet = 1;
     bool ok = f__node(v, v->s->root, (struct v_inst){.j = instance}, NULL);
     LMQ_ASSERT(v->quiet == 1 && v->idepth == 0);
-    if (!ok) {
-        v__begin(v);
-        ok = v__node(v, v->s->root, (struct v_inst){.j = instance}, NULL);
-        LMQ_ASSERT(v->quiet == 0 && v->idepth == 0);
-    }
+    LMQ_ASSERT(!ok || !f__stop(v));
+    return ok ? 1 : f__stop(v) ? SCHEMA__FAST_GAVE_UP : 0;
+}
+
+/* The full walk from a clean state: the verdict, the errors, and what schema_validate returns. */
+static int v__full(struct schema_validator *v, const json_t *instance, struct schema_result *out)
+{
+    v->out = out;
+    v__begin(v);
+    bool ok = v__node(v, v->s->root, (struct v_inst){.j = instance}, NULL);
+    LMQ_ASSERT(v->quiet == 0 && v->idepth == 0);
     out->valid = ok && v->fatal == 0;
     if (!out->valid && out->error_count == 0 && v->fatal == 0) {
         v__error(v, NULL, "invalid");
     }
+    return v->fatal;
+}
+
+/* After a validation: a huge instance's blocks are not kept. */
+static void v__end(struct schema_validator *v)
+{
     v->out = NULL;
     for (size_t i = 0; i < v->block_count; i++) {
         if (v->blocks[i].cap > V_BLOCK_KEEP_WORDS) {
@@ -1306,5 +1318,39 @@ int schema_validate(struct schema_validator *v, const json_t *instance, struct s
             v->blocks[i] = (struct v_block){0};
         }
     }
-    return v->fatal;
+}
+
+int schema__validate_fast(struct schema_validator *v, const json_t *instance)
+{
+    LMQ_ASSERT(v != NULL && instance != NULL);
+    struct schema_result scratch;
+    int rc = v__fast(v, instance, &scratch);
+    v__end(v);
+    return rc;
+}
+
+int schema__validate_full(struct schema_validator *v, const json_t *instance,
+                          struct schema_result *out)
+{
+    LMQ_ASSERT(v != NULL && instance != NULL && out != NULL);
+    out->valid = false;
+    int rc = v__full(v, instance, out);
+    v__end(v);
+    return rc;
+}
+
+int schema_validate(struct schema_validator *v, const json_t *instance, struct schema_result *out)
+{
+    LMQ_ASSERT(v != NULL && instance != NULL && out != NULL);
+    out->valid = false;
+    int rc = 0;
+    if (v__fast(v, instance, out) == 1) {
+        out->valid = true;
+        out->error_count = 0;
+    } else {
+        rc = v__full(v, instance, out);
+    }
+    v__end(v);
+    LMQ_ASSERT(rc != 0 || out->valid == (out->error_count == 0));
+    return rc;
 }

@@ -24,6 +24,7 @@
 
 #include "core/lmq.h"
 #include "schema/schema.h"
+#include "schema/schema_internal.h"
 
 #define T_PATH_MAX 1024
 #define T_FILE_MAX_BYTES (16u * 1024u * 1024u)
@@ -185,6 +186,22 @@ static void t_add_remotes(struct schema_registry *reg, const char *dir)
     }
 }
 
+/* schema_validate() takes the fast path's "valid" and otherwise the full walk's verdict: the
+ * fast path must never call valid what the full walk calls invalid, and (unless it gave up)
+ * must prove valid what the full walk calls valid, on every case whatever the suite expects. */
+static void t_fast_agrees(struct schema_validator *v, const json_t *data, const char *file,
+                          const char *gdesc, const char *tdesc)
+{
+    struct schema_result full;
+    int full_rc = schema__validate_full(v, data, &full);
+    int fast = schema__validate_fast(v, data);
+    bool full_valid = full_rc == 0 && full.valid;
+    if (fast != SCHEMA__FAST_GAVE_UP && (fast == 1) != full_valid) {
+        fail_msg("%s | %s | %s: fast path %d, full walk %s", file, gdesc, tdesc, fast,
+                 full_valid ? "valid" : "invalid");
+    }
+}
+
 static void t_run_file(struct t_run *run, struct t_known *known, struct schema_registry *reg,
                        const char *dir, const char *file, enum schema_draft draft)
 {
@@ -220,6 +237,7 @@ static void t_run_file(struct t_run *run, struct t_known *known, struct schema_r
                 struct schema_result res;
                 int vr = schema_validate(v, json_object_get(t, "data"), &res);
                 ok = vr == 0 && res.valid == want;
+                t_fast_agrees(v, json_object_get(t, "data"), file, gdesc, tdesc);
                 snprintf(why, sizeof(why), "got %s%s%s", res.valid ? "valid" : "invalid",
                          res.error_count > 0 ? ": " : "",
                          res.error_count > 0 ? res.errors[0].message : "");
