@@ -1,9 +1,10 @@
 /*
- * Validation: a walk over the compiled nodes. Paths (instance and keyword location) are stacks
- * of segments that point into the instance and the schema documents; they become JSON Pointer
- * text only when an error is kept. Bitsets for unevaluated* come from the validator's arena,
- * released by mark/reset in stack order, so a validation allocates nothing once the arena has
- * grown to the largest instance it has seen.
+ * Validation: two walks over the compiled nodes, a fast path that only proves an instance valid
+ * (see "the fast path" below) and the full walk that gives the verdict and errors otherwise. Paths
+ * (instance and keyword location) are stacks of segments that point into the instance and the
+ * schema documents; they become JSON Pointer text only when an error is kept. Bitsets for
+ * unevaluated* come from the validator's arena, released by mark/reset in stack order, so a
+ * validation allocates nothing once the arena has grown to the largest instance it has seen.
  */
 #include <float.h>
 #include <math.h>
@@ -21,6 +22,10 @@
 /* Keyword-location segments: a node evaluation pushes at most two (keyword, index or key). */
 #define V_KPATH_MAX (SCHEMA_EVAL_DEPTH_MAX * 2u + 8u)
 #define V_IPATH_MAX (SCHEMA_INSTANCE_DEPTH_MAX + 2u)
+/* The fast path gives up after this many subschema evaluations and lets the full walk (with the
+ * whole SCHEMA_EVAL_STEPS_MAX) decide: a hostile instance then costs at most 1/16 more than one
+ * walk to the budget, not two. */
+#define V_FAST_STEPS_MAX (SCHEMA_EVAL_STEPS_MAX / 16u)
 
 struct v_seg {
     const char *key; /* NULL: an array index */
@@ -1219,7 +1224,7 @@ static bool f__node(struct schema_validator *v, uint32_t node, struct v_inst in,
         if (n->boolean >= 0) {
             return n->boolean == 1;
         }
-        if (++v->steps > SCHEMA_EVAL_STEPS_MAX || v->eval_depth + hops >= SCHEMA_EVAL_DEPTH_MAX) {
+        if (++v->steps > V_FAST_STEPS_MAX || v->eval_depth + hops >= SCHEMA_EVAL_DEPTH_MAX) {
             return f__give_up(v);
         }
         if (n->kw_count != 1 || s->kws[n->kw_start].kind != SK_REF) {
