@@ -198,7 +198,7 @@ static inline uint32_t schema__key_hash(const char *key, size_t len)
         h ^= h >> 29;
     }
     h = (h ^ schema__tail_word(key + i, len - i)) * 0xFF51AFD7ED558CCDull;
-    return (uint32_t)(h ^ (h >> 32));
+    return (uint32_t)(h >> 32); /* a product's high bits are its well-mixed ones */
 }
 
 /* memcmp(a, b, len) == 0 without a library call (property names are short). */
@@ -216,8 +216,9 @@ static inline bool schema__bytes_equal(const char *a, const char *b, size_t len)
     return schema__tail_word(a + i, len - i) == schema__tail_word(b + i, len - i);
 }
 
-/* The item of properties keyword kw named key, or NULL. */
-static inline const struct schema__item *
+/* The item of properties keyword kw named key, or NULL. Inlined: as a call, its register
+ * saves and restores were a fifth of its cost. */
+__attribute__((always_inline)) static inline const struct schema__item *
 schema__prop_find(const struct schema *s, const struct schema__kw *kw, const char *key, size_t len)
 {
     uint32_t h = schema__key_hash(key, len);

@@ -977,12 +977,14 @@ static bool f__members(struct schema_validator *v, const struct schema__node *n,
     /* jansson's members are separate allocations: an object much larger than the cache waits
      * for each one, so the next member is fetched while this one is validated (perf: half the
      * time of the large bench model went to that load). */
-    for (void *at = json_object_iter((json_t *)o); at != NULL; i++) {
-        void *next = json_object_iter_next((json_t *)o, at);
-        if (next != NULL) {
+    void *at = json_object_iter((json_t *)o);
+    void *next = at != NULL ? json_object_iter_next((json_t *)o, at) : NULL;
+    for (; at != NULL; i++) {
+        void *after = NULL;
+        if (next != NULL) { /* fetched one member ago: its value and the member after it */
             __builtin_prefetch(json_object_iter_value(next));
             __builtin_prefetch(json_object_iter_key(next)); /* may be the member's next line */
-            void *after = json_object_iter_next((json_t *)o, next);
+            after = json_object_iter_next((json_t *)o, next);
             if (after != NULL) {
                 __builtin_prefetch(after);
             }
@@ -991,6 +993,7 @@ static bool f__members(struct schema_validator *v, const struct schema__node *n,
         size_t key_len = json_object_iter_key_len(at);
         json_t *m = json_object_iter_value(at);
         at = next;
+        next = after;
         bool seen = false;
         const struct schema__item *it =
             props != NULL ? schema__prop_find(s, props, key, key_len) : NULL;
@@ -1043,23 +1046,20 @@ static bool f__object_kw(struct schema_validator *v, const struct schema__kw *kw
     case SK_UNEVALUATED_PROPERTIES:
     case SK_PROPERTY_NAMES: {
         size_t i = 0;
-        const char *key;
-        size_t key_len;
-        json_t *m;
-        json_object_keylen_foreach((json_t *)o, key, key_len, m)
-        {
+        for (void *at = json_object_iter((json_t *)o); at != NULL;
+             at = json_object_iter_next((json_t *)o, at), i++) {
             if (kw->kind == SK_PROPERTY_NAMES) {
-                struct v_name name = {.s = key, .len = key_len};
+                struct v_name name = {.s = json_object_iter_key(at),
+                                      .len = json_object_iter_key_len(at)};
                 if (!f__node(v, kw->a, (struct v_inst){.name = &name}, NULL)) {
                     return false;
                 }
             } else if (eval == NULL || !v__get(eval, i)) {
-                if (!f__member(v, kw->a, m)) {
+                if (!f__member(v, kw->a, json_object_iter_value(at))) {
                     return false;
                 }
                 v__set(eval, i);
             }
-            i++;
         }
         return true;
     }
@@ -1126,6 +1126,32 @@ static bool f__any_one(struct schema_validator *v, const struct schema__kw *kw, 
     return passed > 0 && (kw->kind == SK_ANY_OF || passed == 1);
 }
 
+/* Bounds and lengths without v__scalar_kw's call and error text; the rest through it. The
+ * caller's "applies" check makes the instance a number for the bounds. */
+static bool f__scalar_kw(struct schema_validator *v, const struct schema__kw *kw, struct v_inst in)
+{
+    const char *s = NULL;
+    size_t len = 0;
+    switch (kw->kind) {
+    case SK_MAXIMUM:
+        return v__cmp_num(in.j, kw) <= 0;
+    case SK_EXCL_MAXIMUM:
+        return v__cmp_num(in.j, kw) < 0;
+    case SK_MINIMUM:
+        return v__cmp_num(in.j, kw) >= 0;
+    case SK_EXCL_MINIMUM:
+        return v__cmp_num(in.j, kw) > 0;
+    case SK_MAX_LENGTH:
+        return !v__str(in, &s, &len) || (json_int_t)len <= kw->i ||
+               (json_int_t)schema__utf8_len(s, len) <= kw->i;
+    case SK_MIN_LENGTH:
+        return !v__str(in, &s, &len) || (json_int_t)((len + 3) / 4) >= kw->i ||
+               (json_int_t)schema__utf8_len(s, len) >= kw->i;
+    default:
+        return v__scalar_kw(v, kw, in);
+    }
+}
+
 /* The in-place applicators pass eval straight down: a child that fails makes this node fail,
  * and a failed node's annotations are dropped by whoever evaluated it (f__branch), so they never
  * need a bitset of their own. */
@@ -1177,7 +1203,7 @@ static bool f__kw(struct schema_validator *v, const struct schema__kw *kw, struc
     if (j != NULL && json_is_object(j)) {
         return f__object_kw(v, kw, j, eval, req_found);
     }
-    return v__scalar_kw(v, kw, in);
+    return f__scalar_kw(v, kw, in);
 }
 
 /* The instance's type as schema__kw.applies counts it (every number is ST_NUMBER). */
@@ -1248,7 +1274,10 @@ static bool f__node(struct schema_validator *v, uint32_t node, struct v_inst in,
         members = v__members(in);
         eval = members > 0 ? v__bits(v, members) : NULL;
     }
-    bool ok = !f__stop(v);
+    /* A give-up (v->bail, v->fatal) need not stop the walk at once: every later node gives up
+     * too (the step count stays over its bound) and v__fast turns the verdict into "not proven",
+     * so a wrong "true" on the way (a branch that gave up counted as failed) never escapes. */
+    bool ok = true;
     size_t req_found = 0;
     if (ok && itype == ST_OBJECT &&
         (n->kw_props != SCHEMA__NONE || n->kw_pprops != SCHEMA__NONE ||
@@ -1258,7 +1287,7 @@ static bool f__node(struct schema_validator *v, uint32_t node, struct v_inst in,
     for (uint32_t i = 0; i < n->kw_count && ok; i++) {
         const struct schema__kw *kw = &s->kws[n->kw_start + i];
         if ((kw->applies & itype) != 0) {
-            ok = f__kw(v, kw, in, eval, req_found) && !f__stop(v);
+            ok = f__kw(v, kw, in, eval, req_found);
         }
     }
     if (ok && outer != NULL) {
@@ -1266,7 +1295,7 @@ static bool f__node(struct schema_validator *v, uint32_t node, struct v_inst in,
     }
     v__reset(v, m);
     v->eval_depth--;
-    return ok && !f__stop(v);
+    return ok;
 }
 
 /* One validation: the fast path, then (when it did not prove the instance valid) the full walk
@@ -1295,8 +1324,7 @@ static int v__fast(struct schema_validator *v, const json_t *instance, struct sc
     v->quiet = 1;
     bool ok = f__node(v, v->s->root, (struct v_inst){.j = instance}, NULL);
     LMQ_ASSERT(v->quiet == 1 && v->idepth == 0);
-    LMQ_ASSERT(!ok || !f__stop(v));
-    return ok ? 1 : f__stop(v) ? SCHEMA__FAST_GAVE_UP : 0;
+    return f__stop(v) ? SCHEMA__FAST_GAVE_UP : ok ? 1 : 0;
 }
 
 /* The full walk from a clean state: the verdict, the errors, and what schema_validate returns. */
