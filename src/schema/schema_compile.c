@@ -998,17 +998,24 @@ static void cc__node_flags(struct schema *s, uint32_t idx)
     struct schema__node *node = &s->nodes[idx];
     node->kw_props = node->kw_pprops = node->kw_addl = SCHEMA__NONE;
     node->types = 0;
+    node->applies = 0;
+    node->ref_to = node->kw_count == 1 && s->kws[node->kw_start].kind == SK_REF
+                       ? s->kws[node->kw_start].a
+                       : SCHEMA__NONE;
     for (uint32_t k = node->kw_start; k < node->kw_start + node->kw_count; k++) {
         enum schema__kind kind = s->kws[k].kind;
         s->kws[k].applies = cc__applies(kind);
         node->types = kind == SK_TYPE ? s->kws[k].types : node->types;
         node->has_type |= kind == SK_TYPE;
+        node->applies |= s->kws[k].applies;
         node->has_unevaluated |= kind == SK_UNEVALUATED_ITEMS || kind == SK_UNEVALUATED_PROPERTIES;
         node->has_additional |= kind == SK_ADDITIONAL_PROPERTIES;
         node->kw_props = kind == SK_PROPERTIES ? k : node->kw_props;
         node->kw_pprops = kind == SK_PATTERN_PROPERTIES ? k : node->kw_pprops;
         node->kw_addl = kind == SK_ADDITIONAL_PROPERTIES ? k : node->kw_addl;
     }
+    node->has_members = node->kw_props != SCHEMA__NONE || node->kw_pprops != SCHEMA__NONE ||
+                        node->kw_addl != SCHEMA__NONE;
     for (uint32_t k = node->kw_start; k < node->kw_start + node->kw_count; k++) {
         struct schema__kw *req = &s->kws[k];
         if (req->kind != SK_REQUIRED || node->kw_props == SCHEMA__NONE) {

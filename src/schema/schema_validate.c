@@ -1239,6 +1239,44 @@ static bool f__type_ok(uint32_t types, uint32_t itype, struct v_inst in)
     return itype == ST_NUMBER && (types & ST_INTEGER) != 0 && schema__is_integer(in.j);
 }
 
+/* The keywords of node n (its "type" passed) on in. */
+static bool f__keywords(struct schema_validator *v, const struct schema__node *n,
+                        struct v_inst in, uint32_t itype, uint64_t *eval)
+{
+    /* A give-up (v->bail, v->fatal) need not stop the walk at once: every later node gives up
+     * too (the step count stays over its bound) and v__fast turns the verdict into "not proven",
+     * so a wrong "true" on the way (a branch that gave up counted as failed) never escapes. */
+    bool ok = true;
+    size_t req_found = 0;
+    if (n->has_members && itype == ST_OBJECT) {
+        ok = f__members(v, n, in.j, eval, &req_found);
+    }
+    for (uint32_t i = 0; i < n->kw_count && ok; i++) {
+        const struct schema__kw *kw = &v->s->kws[n->kw_start + i];
+        if ((kw->applies & itype) != 0) {
+            ok = f__kw(v, kw, in, eval, req_found);
+        }
+    }
+    return ok;
+}
+
+/* A node with unevaluated*: it sees only its own subschema's annotations, so a bitset of its
+ * own, ORed into the caller's on success. */
+static bool f__node_annotated(struct schema_validator *v, const struct schema__node *n,
+                              struct v_inst in, uint32_t itype, uint64_t *outer)
+{
+    LMQ_ASSERT(n->has_unevaluated);
+    struct v_mark m = v__mark(v);
+    size_t members = v__members(in);
+    uint64_t *eval = members > 0 ? v__bits(v, members) : NULL;
+    bool ok = f__keywords(v, n, in, itype, eval);
+    if (ok && outer != NULL) {
+        v__or(outer, eval, members);
+    }
+    v__reset(v, m);
+    return ok;
+}
+
 static bool f__node(struct schema_validator *v, uint32_t node, struct v_inst in, uint64_t *eval)
 {
     const struct schema *s = v->s;
@@ -1253,47 +1291,22 @@ static bool f__node(struct schema_validator *v, uint32_t node, struct v_inst in,
         if (++v->steps > V_FAST_STEPS_MAX || v->eval_depth + hops >= SCHEMA_EVAL_DEPTH_MAX) {
             return f__give_up(v);
         }
-        if (n->kw_count != 1 || s->kws[n->kw_start].kind != SK_REF) {
+        if (n->ref_to == SCHEMA__NONE) {
             break;
         }
-        n = &s->nodes[s->kws[n->kw_start].a];
+        n = &s->nodes[n->ref_to];
         hops++;
     }
     uint32_t itype = f__itype(in);
     if (n->has_type && !f__type_ok(n->types, itype, in)) {
         return false;
     }
+    if ((n->applies & itype) == 0 && !(n->has_members && itype == ST_OBJECT)) {
+        return true; /* e.g. {"type": "string"} on a string: nothing else to do */
+    }
     v->eval_depth++;
-    struct v_mark m = v__mark(v);
-    /* unevaluated* sees only its own subschema's annotations: a bitset of its own, ORed into
-     * the caller's on success. */
-    uint64_t *outer = NULL;
-    size_t members = 0;
-    if (n->has_unevaluated) {
-        outer = eval;
-        members = v__members(in);
-        eval = members > 0 ? v__bits(v, members) : NULL;
-    }
-    /* A give-up (v->bail, v->fatal) need not stop the walk at once: every later node gives up
-     * too (the step count stays over its bound) and v__fast turns the verdict into "not proven",
-     * so a wrong "true" on the way (a branch that gave up counted as failed) never escapes. */
-    bool ok = true;
-    size_t req_found = 0;
-    if (ok && itype == ST_OBJECT &&
-        (n->kw_props != SCHEMA__NONE || n->kw_pprops != SCHEMA__NONE ||
-         n->kw_addl != SCHEMA__NONE)) {
-        ok = f__members(v, n, in.j, eval, &req_found);
-    }
-    for (uint32_t i = 0; i < n->kw_count && ok; i++) {
-        const struct schema__kw *kw = &s->kws[n->kw_start + i];
-        if ((kw->applies & itype) != 0) {
-            ok = f__kw(v, kw, in, eval, req_found);
-        }
-    }
-    if (ok && outer != NULL) {
-        v__or(outer, eval, members);
-    }
-    v__reset(v, m);
+    bool ok = n->has_unevaluated ? f__node_annotated(v, n, in, itype, eval)
+                                 : f__keywords(v, n, in, itype, eval);
     v->eval_depth--;
     return ok;
 }
