@@ -100,9 +100,9 @@ struct schema__node {
     uint32_t kw_props, kw_pprops, kw_addl;
     uint32_t types; /* has_type: the "type" keyword's schema__type bits */
     bool has_type;
-    bool has_members;   /* one of kw_props, kw_pprops, kw_addl */
-    uint8_t applies;    /* the union of its keywords' schema__kw.applies */
-    uint32_t ref_to;    /* the node is only a "$ref" to this node; else SCHEMA__NONE */
+    bool has_members; /* one of kw_props, kw_pprops, kw_addl */
+    uint8_t applies;  /* the union of its keywords' schema__kw.applies */
+    uint32_t ref_to;  /* the node is only a "$ref" to this node; else SCHEMA__NONE */
 };
 
 struct schema__resource {

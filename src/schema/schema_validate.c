@@ -1240,8 +1240,8 @@ static bool f__type_ok(uint32_t types, uint32_t itype, struct v_inst in)
 }
 
 /* The keywords of node n (its "type" passed) on in. */
-static bool f__keywords(struct schema_validator *v, const struct schema__node *n,
-                        struct v_inst in, uint32_t itype, uint64_t *eval)
+static bool f__keywords(struct schema_validator *v, const struct schema__node *n, struct v_inst in,
+                        uint32_t itype, uint64_t *eval)
 {
     /* A give-up (v->bail, v->fatal) need not stop the walk at once: every later node gives up
      * too (the step count stays over its bound) and v__fast turns the verdict into "not proven",
