@@ -179,6 +179,24 @@ static bool v__get(const uint64_t *bits, size_t i)
     return (bits[i / 64] >> (i % 64)) & 1u;
 }
 
+/* True when bits [0, n) are all set (a NULL bitset has none set). */
+static bool v__all_set(const uint64_t *bits, size_t n)
+{
+    if (bits == NULL) {
+        return n == 0;
+    }
+    for (size_t w = 0; w < n / 64; w++) {
+        if (bits[w] != UINT64_MAX) {
+            return false;
+        }
+    }
+    if (n % 64 == 0) {
+        return true;
+    }
+    uint64_t tail = (1ull << (n % 64)) - 1;
+    return (bits[n / 64] & tail) == tail;
+}
+
 static void v__or(uint64_t *dst, const uint64_t *src, size_t bits)
 {
     if (dst == NULL || src == NULL) {
@@ -1045,6 +1063,9 @@ static bool f__object_kw(struct schema_validator *v, const struct schema__kw *kw
         return v__object_kw(v, kw, o, eval, NULL);
     case SK_UNEVALUATED_PROPERTIES:
     case SK_PROPERTY_NAMES: {
+        if (kw->kind == SK_UNEVALUATED_PROPERTIES && v__all_set(eval, json_object_size(o))) {
+            return true; /* every member was evaluated: no second walk over them */
+        }
         size_t i = 0;
         for (void *at = json_object_iter((json_t *)o); at != NULL;
              at = json_object_iter_next((json_t *)o, at), i++) {
