@@ -11,6 +11,7 @@ import urllib.request
 
 import pytest
 
+import dataclient as dc
 import ledgerclient as lc
 
 pytestmark = pytest.mark.ledgermq_only
@@ -22,16 +23,10 @@ GUARD = os.path.join(PLUGINS, "guard.so")
 
 def start(start_broker, args, extra=""):
     ini = "[plugins]\nload = %s\n%s[plugin.guard]\nargs = %s\n" % (GUARD, extra, args)
-    b = start_broker(ini, extra_args=["--http", "127.0.0.1:0"])
-    ready = b.events("ready")[-1]
-    b.http_addr, b.mqtt_port = ready["http"][0], int(ready["mqtt"][0].rsplit(":", 1)[1])
-    return b
+    return dc.ready_addresses(start_broker(ini, extra_args=["--http", "127.0.0.1:0"]))
 
 
-def session(b, ident):
-    s = lc.Session(b.mqtt_port, ident, lc.login(b.http_addr, ident))
-    assert s.rc == 0, s.rc
-    return s
+session = dc.session
 
 
 def send(s, to, body, type_="note"):
@@ -143,9 +138,7 @@ def test_on_event_resumes_after_kill9(start_broker, tmp_path):
         time.sleep(0.05)
     sa.close()
     b.kill9()
-    b.restart()
-    b.http_addr = b.events("ready")[-1]["http"][0]
-    b.mqtt_port = int(b.events("ready")[-1]["mqtt"][0].rsplit(":", 1)[1])
+    dc.ready_addresses(b.restart())
     sa = session(b, alice)
     for i in range(10, 15):
         assert send(sa, bob.id, {"n": i})[0] == "ack"

@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+import dataclient as dc
 import ledgerclient as lc
 
 pytestmark = pytest.mark.ledgermq_only
@@ -103,16 +104,10 @@ def config(port, events="*", extra=""):
 
 
 def start(start_broker, ini):
-    b = start_broker(ini, extra_args=["--http", "127.0.0.1:0"])
-    ready = b.events("ready")[-1]
-    b.http_addr, b.mqtt_port = ready["http"][0], int(ready["mqtt"][0].rsplit(":", 1)[1])
-    return b
+    return dc.ready_addresses(start_broker(ini, extra_args=["--http", "127.0.0.1:0"]))
 
 
-def session(b, ident):
-    s = lc.Session(b.mqtt_port, ident, lc.login(b.http_addr, ident))
-    assert s.rc == 0, s.rc
-    return s
+session = dc.session
 
 
 def send(s, to, body):
