@@ -7,7 +7,7 @@ BUILD_ASAN ?= build-asan
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 600
 
-.PHONY: bench-data bench-ledger all deps build install run test test-asan test-crash test-attack fuzz format clean bench
+.PHONY: bench-events bench-data bench-ledger all deps build install run test test-asan test-crash test-attack fuzz format clean bench
 
 all: build
 
@@ -74,6 +74,10 @@ bench: build
 # The ledger's costs: envelope append rate and proof latency at 1,000,000 leaves.
 bench-ledger: build
 	@/usr/bin/python3 scripts/bench-ledger.py --ledgermq ./$(BUILD)/ledgermq --doc docs/BENCHMARKS.md
+
+# The event stream: envelope throughput with 0, 1 and 10 webhooks, and webhook delivery rate.
+bench-events: build
+	@/usr/bin/python3 scripts/bench-events.py --ledgermq ./$(BUILD)/ledgermq --doc docs/BENCHMARKS.md
 
 # JSON Schema validation objects/s for three model sizes, LedgerMQ's engine beside ajv (node).
 # BENCH_DATA_SECONDS per model and engine (3).
