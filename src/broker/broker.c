@@ -4,6 +4,7 @@
  */
 #include "broker/broker_internal.h"
 #include "data/data.h"
+#include "jobs/jobs.h"
 
 #include "net/address.h"
 #include "net/http.h"
@@ -170,6 +171,7 @@ static void broker_stop(struct broker *b, const char *why)
     broker_close_handle((uv_handle_t *)&b->tick);
     broker_close_handle((uv_handle_t *)&b->drain_timer);
     sys_tree_stop(b);
+    jobs_stop(b); /* a run in progress is recorded interrupted */
     uv_timer_start(&b->shutdown_timer, on_shutdown_timeout, BROKER_SHUTDOWN_GRACE_MS, 0);
     broker_on_conn_freed(b);
 }
@@ -533,6 +535,8 @@ static int broker_open_data(struct broker *b, const struct lmq_config *cfg)
     /* After the store: a database that can't be opened is the one error reported. */
     int id_rc = pipeline_init(b);
     if (id_rc == LMQ_OK)
+        id_rc = jobs_init(b); /* its commit hook registers before data_init opens a batch */
+    if (id_rc == LMQ_OK)
         id_rc = data_init(b); /* after the pipeline: it registers an envelope hook */
     if (id_rc != LMQ_OK)
         return id_rc == LMQ_ENOMEM ? LMQ_ENOMEM : LMQ_EINVAL;
@@ -570,6 +574,7 @@ static void broker_teardown(struct broker *b)
     broker_close_handle((uv_handle_t *)&b->flush_check);
     broker_destroy_state(b);
     sys_tree_free(b); /* its timer closed with the loop */
+    jobs_destroy(b);  /* its timers too */
     data_destroy(b);
     pipeline_destroy(b);
     access_destroy(b);
@@ -647,6 +652,11 @@ int broker_run(const struct lmq_config *cfg)
         lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "cannot recover from the store in %s",
                      cfg->data_dir);
         code = 2;
+        goto out;
+    }
+    rc = jobs_start(b); /* after recovery: the sessions a job may prune are loaded */
+    if (rc != LMQ_OK) {
+        code = rc == LMQ_EIO ? 2 : 1;
         goto out;
     }
     if (broker_listen_all(b) != LMQ_OK) {

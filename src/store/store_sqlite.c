@@ -262,6 +262,12 @@ static size_t record_slices(struct store_record *r, struct lmq_bytes *slices[],
     case STORE_DATA_INDEX:
         slices[n++] = &r->u.data_index.path;
         break;
+    case STORE_JOB_RUN_START:
+    case STORE_JOB_RUN_END:
+        slices[n++] = &r->u.job_run.job;
+        slices[n++] = &r->u.job_run.state;
+        slices[n++] = &r->u.job_run.detail;
+        break;
     default:
         LMQ_UNREACHABLE("unknown store record type");
     }
@@ -319,7 +325,7 @@ int store_write(struct store *store, const struct store_record *rec)
 {
     LMQ_ASSERT(store != NULL && rec != NULL);
     LMQ_ASSERT(!store->closed);
-    LMQ_ASSERT(rec->type >= STORE_SESSION_PUT && rec->type <= STORE_DATA_INDEX);
+    LMQ_ASSERT(rec->type >= STORE_SESSION_PUT && rec->type <= STORE_JOB_RUN_END);
     if (store->open == NULL) {
         store->open = calloc(1, sizeof(*store->open));
         if (store->open == NULL)
@@ -769,6 +775,9 @@ static int apply_record(struct store *s, const struct store_record *r)
         return store_data_apply_version(&s->data, &r->u.data_version);
     case STORE_DATA_INDEX:
         return store_data_apply_index(s->writer, &r->u.data_index);
+    case STORE_JOB_RUN_START:
+    case STORE_JOB_RUN_END:
+        return store_jobs_apply_run(s->writer, r->type == STORE_JOB_RUN_START, &r->u.job_run);
     case STORE_TOKEN_REVOKE:
         st = s->stmts[ST_REVOKE_PUT];
         LMQ_ASSERT(r->u.token_revoke.identity.len > 0);
