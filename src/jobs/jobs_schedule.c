@@ -78,7 +78,7 @@ static int cron_item(const struct cron_field *f, const char *s, uint64_t *bits, 
 {
     int lo = f->min, hi = f->max, step = 1;
     const char *p = s;
-    bool star = *p == '*';
+    bool star = *p == '*', range = false;
     if (star) {
         p++;
         if (f->max == 7) /* day-of-week: 7 is Sunday again, "*" is 0-6 */
@@ -89,6 +89,7 @@ static int cron_item(const struct cron_field *f, const char *s, uint64_t *bits, 
         hi = lo;
         if (*p == '-') {
             p++;
+            range = true;
             if (cron_value(f, &p, &hi, err, err_len) != LMQ_OK)
                 return LMQ_EINVAL;
             if (hi < lo) {
@@ -111,8 +112,8 @@ static int cron_item(const struct cron_field *f, const char *s, uint64_t *bits, 
             lmq_errf(err, err_len, "%s: step 0 in \"%s\"", f->name, s);
             return LMQ_EINVAL;
         }
-        if (!star && hi == lo) /* "a/n": from a to the field's end */
-            hi = f->max == 7 ? 6 : f->max;
+        if (!star && !range) /* "a/n": from a to the field's end (day-of-week: 7, Sunday) */
+            hi = f->max;
         p += n;
     }
     if (*p != '\0') {
