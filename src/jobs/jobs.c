@@ -197,8 +197,8 @@ static int jobs_check_config(struct broker *b)
 {
     for (size_t i = 0; i < b->cfg.jobs.count; i++) {
         const struct lmq_job_config *c = &b->cfg.jobs.jobs[i];
-        if (jobs_find(b->jobs, c->name) != NULL)
-            continue;
+        if (c->schedule[0] == '\0' || jobs_find(b->jobs, c->name) != NULL)
+            continue; /* settings alone (NAME.timeout_ms, ...) enable nothing */
         char known[LMQ_JOBS_MAX * (LMQ_JOB_NAME_MAX_CHARS + 2)] = "";
         size_t used = 0;
         for (size_t k = 0; k < b->jobs->count && used < sizeof(known); k++) {

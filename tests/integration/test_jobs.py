@@ -171,6 +171,13 @@ def test_unknown_job_in_config_stops_the_start(start_broker):
     assert "[jobs] no_such_job: no such job (known: prune_sessions)" in b.log_text()
 
 
+def test_settings_alone_enable_no_job(start_broker):
+    b = start_broker(job_config(["expire_messages.batch = 10", "prune_sessions.idle_s = 1"],
+                                http=False))
+    time.sleep(1.5)
+    assert not b.events("job_run_ended") and not b.events("job_run_started")
+
+
 @pytest.mark.parametrize("line,message", [
     ("prune_sessions = 61 * * * *", "[jobs] prune_sessions: minute: 61 is out of range 0-59"),
     ("prune_sessions = @every 0s", "[jobs] prune_sessions: @every: expected"),
