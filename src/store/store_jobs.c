@@ -19,7 +19,8 @@ static int store_jobs_prune(sqlite3 *db, const struct store_rec_job_run *r)
                                 -1, &st, NULL);
     if (rc != SQLITE_OK)
         return rc;
-    store_sqlite_bind_bytes(st, 1, r->job);
+    /* As text, as the insert stored it: a blob never equals a text value. */
+    sqlite3_bind_text(st, 1, (const char *)r->job.data, (int)r->job.len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (int64_t)r->keep - 1);
     rc = store_sqlite_run(st);
     sqlite3_finalize(st);
