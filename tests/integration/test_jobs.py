@@ -190,3 +190,27 @@ def test_bad_jobs_lines_are_config_errors_with_the_line(start_broker, line, mess
     b.wait_exit(1)
     text = b.log_text()
     assert message in text and "ledgermq.ini:" in text, text
+
+
+def test_prune_sessions_ends_offline_sessions_over_max_bytes_only(start_broker):
+    b = start_broker(job_config(["prune_sessions = @every 1s", "prune_sessions.max_bytes = 1500"],
+                                http=False))
+    for cid, topic in (("fat-one", "fat/#"), ("thin-one", "thin/#")):
+        c = b.connect_persistent(cid, expiry_s=3600)
+        c.subscribe([(topic, 1)])
+        c.disconnect()
+    online = b.connect_persistent("fat-online", expiry_s=3600)
+    online.subscribe([("fat/#", 1)])
+    pub = b.connect("publisher")
+    for i in range(5):
+        pub.publish_acked("fat/%d" % i, b"x" * 400, qos=1)
+    pub.publish_acked("thin/0", b"y" * 400, qos=1)
+    pruned = b.wait_event("session_pruned", timeout=WAIT_S,
+                          pred=lambda e: e["client_id"] == "fat-one")
+    assert pruned["why"] == "max_bytes" and pruned["queued_bytes"] > 1500, pruned
+    ended(b, "prune_sessions", 2, pred=lambda e: e["tick"] > 0)
+    assert {e["client_id"] for e in b.events("session_pruned")} == {"fat-one"}
+    expiry = mqttraw.Props([("session_expiry_interval", 3600)])
+    assert b.raw().connect("thin-one", clean=False, props=expiry).session_present
+    assert not b.raw().connect("fat-one", clean=False, props=expiry).session_present
+    assert online is not None  # connected all along: never ended, however much it holds
