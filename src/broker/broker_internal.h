@@ -763,6 +763,10 @@ void session_queue_overflow_log(struct session *s, const char *action, const cha
 /* queue_overflow end_session: s takes nothing more and ends on the next loop turn as if it
  * expired (its connection, if any, gets DISCONNECT 0x97 first). Counted and logged. */
 void session_overflow_end(struct session *s);
+/* The expire_messages job (src/jobs): drops, oldest first, the rows at the head of an offline
+ * session's stored backlog whose message expired, up to max, stopping at the first that has
+ * not; counted as dropped "expired". Returns how many. */
+uint32_t session_queue_expire_head(struct session *s, int64_t now_unix_ms, uint32_t max);
 /* Queues m for s. A QoS 0 delivery without room is dropped (counted); a QoS 1/2 one first drops
  * queued QoS 0 deliveries, oldest first, while the queue is over its limits. */
 void session_queue_add(struct session *s, struct msg *m, uint8_t qos, bool retain,

@@ -3,6 +3,8 @@
  * - prune_sessions: the abandoned-session policy. An offline session idle (no connection) for
  *   longer than [jobs] prune_sessions.idle_s, or holding more than prune_sessions.max_bytes of
  *   queued messages while offline, is ended as if it expired (session_prune).
+ * - expire_messages: drops the expired messages at the head of offline sessions' stored queues
+ *   (session_queue_expire_head), [jobs] expire_messages.batch store reads or drops per step.
  * Test jobs (only with LMQ_TEST_JOBS=1 in the environment, for the integration tests):
  * - test_sleep: a run of LMQ_TEST_JOB_SLEEP_MS (default 3000) in 50 ms steps;
  * - test_fail: fails at its first step.
@@ -77,6 +79,49 @@ static int jobs_prune_step(struct jobs_step *st)
     return more ? JOBS_STEP_MORE : JOBS_STEP_DONE;
 }
 
+/* One step of expire_messages: the sessions after the first `skip` of the map's order. */
+struct jobs_expire_walk {
+    int64_t now_unix_ms;
+    uint64_t skip, visited;
+    uint32_t budget; /* store reads and drops left in this step */
+    uint64_t dropped;
+};
+
+static bool jobs_expire_visit(void *ctx, const uint8_t *key, size_t key_len, void *value)
+{
+    LMQ_UNUSED(key), LMQ_UNUSED(key_len);
+    struct jobs_expire_walk *w = ctx;
+    struct session *s = value;
+    if (w->visited++ < w->skip)
+        return true;
+    if (s->conn != NULL || s->closing || s->overflow_ending || !s->persistent ||
+        s->stored_backlog == 0)
+        return true;
+    uint32_t n = session_queue_expire_head(s, w->now_unix_ms, w->budget);
+    w->dropped += n;
+    w->budget -= LMQ_MIN(w->budget, LMQ_MAX(n, 1)); /* at least the read of its head */
+    return w->budget > 0;
+}
+
+/* cursor: sessions visited in this run; count: messages dropped. */
+static int jobs_expire_step(struct jobs_step *st)
+{
+    struct broker *b = st->broker;
+    LMQ_ASSERT(b != NULL && b->sessions != NULL && b->cfg.jobs.expire_batch > 0);
+    struct jobs_expire_walk w = {
+        .now_unix_ms = clock_unix_ms(b), .skip = st->cursor, .budget = b->cfg.jobs.expire_batch};
+    lmq_map_visit(b->sessions, jobs_expire_visit, &w);
+    st->count += w.dropped;
+    /* Visited all: done. Stopped on the budget: the next step goes on from there (the map's
+     * order holds while no session is added or removed; otherwise some are looked at twice or
+     * left to the next run). */
+    bool more = w.budget == 0 && w.visited < lmq_map_count(b->sessions);
+    st->cursor = w.visited;
+    snprintf(st->detail, sizeof(st->detail), "dropped %llu expired messages",
+             (unsigned long long)st->count);
+    return more ? JOBS_STEP_MORE : JOBS_STEP_DONE;
+}
+
 static int jobs_test_sleep_step(struct jobs_step *st)
 {
     const char *v = getenv("LMQ_TEST_JOB_SLEEP_MS");
@@ -100,6 +145,7 @@ int jobs_builtin_register(struct broker *b)
     LMQ_ASSERT(b != NULL && b->jobs != NULL);
     static const struct jobs_job builtin[] = {
         {.name = "prune_sessions", .step = jobs_prune_step},
+        {.name = "expire_messages", .step = jobs_expire_step},
     };
     static const struct jobs_job test[] = {
         {.name = "test_sleep", .step = jobs_test_sleep_step},

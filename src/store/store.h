@@ -458,6 +458,8 @@ struct store_queue_head {
     uint64_t seq;
     uint64_t msg_id;
     uint64_t size_bytes;
+    bool has_expiry;         /* the message has a Message Expiry Interval */
+    int64_t expires_unix_ms; /* then: created_unix_ms + expiry_s * 1000 */
 };
 
 /*

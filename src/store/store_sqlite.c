@@ -1169,6 +1169,8 @@ int store_queue_oldest(struct store *store, struct lmq_bytes client_id, uint64_t
             .seq = (uint64_t)sqlite3_column_int64(st, 0),
             .msg_id = (uint64_t)sqlite3_column_int64(st, 1),
             .size_bytes = (uint64_t)sqlite3_column_int64(st, 2),
+            .has_expiry = sqlite3_column_type(st, 3) != SQLITE_NULL,
+            .expires_unix_ms = sqlite3_column_int64(st, 3),
         };
         *found = true;
         LMQ_ASSERT(out->seq > after_seq);
@@ -1661,8 +1663,10 @@ static int store_open_reader(struct store *s, const struct store_options *opts, 
                            NULL) != SQLITE_OK)
         return store_fail(err, err_len, "prepare page", s->reader);
     if (sqlite3_prepare_v3(s->reader,
-                           "SELECT seq, msg_id, size_bytes FROM queue WHERE client_id = ?1 "
-                           "AND seq > ?2 AND state = 0 ORDER BY seq LIMIT 1",
+                           "SELECT q.seq, q.msg_id, q.size_bytes, m.created_ms + m.expiry_s * 1000"
+                           " FROM queue q LEFT JOIN messages m ON m.id = q.msg_id"
+                           " WHERE q.client_id = ?1 AND q.seq > ?2 AND q.state = 0"
+                           " ORDER BY q.seq LIMIT 1",
                            -1, SQLITE_PREPARE_PERSISTENT, &s->oldest_stmt, NULL) != SQLITE_OK)
         return store_fail(err, err_len, "prepare oldest", s->reader);
     if (sqlite3_prepare_v3(s->reader, "SELECT hash FROM ledger_nodes WHERE level = ?1 AND idx = ?2",

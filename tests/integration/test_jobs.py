@@ -2,8 +2,9 @@
 binary: runs on their schedule with a row each (job_runs in the store), a log line and /metrics;
 kill -9 during a run -> the next start marks that tick interrupted and never runs it again;
 downtime over several ticks -> one coalesced run recording how many were skipped; a run over
-its timeout ends "timeout"; the prune_sessions job ends idle offline sessions and leaves online
-and young ones alone.
+its timeout ends "timeout"; the prune_sessions job ends idle (or too big) offline sessions and
+leaves online and young ones alone; expire_messages drops expired messages from an offline
+session's stored queue before it resumes.
 
 The test jobs test_sleep (a run of LMQ_TEST_JOB_SLEEP_MS in 50 ms steps) and test_fail exist only
 with LMQ_TEST_JOBS=1.
@@ -168,7 +169,7 @@ def test_unknown_job_in_config_stops_the_start(start_broker):
     b = start_broker(job_config(["no_such_job = @every 1m"], http=False), wait_ready=False,
                      expect_exit=1)
     b.wait_exit(1)
-    assert "[jobs] no_such_job: no such job (known: prune_sessions)" in b.log_text()
+    assert "[jobs] no_such_job: no such job (known: prune_sessions, expire_messages)" in b.log_text()
 
 
 def test_settings_alone_enable_no_job(start_broker):
@@ -214,3 +215,41 @@ def test_prune_sessions_ends_offline_sessions_over_max_bytes_only(start_broker):
     assert b.raw().connect("thin-one", clean=False, props=expiry).session_present
     assert not b.raw().connect("fat-one", clean=False, props=expiry).session_present
     assert online is not None  # connected all along: never ended, however much it holds
+
+
+def queued_rows(broker, client_id):
+    db = sqlite3.connect("file:%s/ledgermq.db?mode=ro" % broker.data_dir, uri=True, timeout=10)
+    try:
+        return db.execute("SELECT count(*) FROM queue WHERE client_id = ?",
+                          (client_id.encode(),)).fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_expire_messages_sweeps_expired_messages_from_an_offline_queue(start_broker):
+    b = start_broker(job_config(["expire_messages = @every 1s"]))
+    sub = b.connect_persistent("exp-sub", expiry_s=3600)
+    sub.subscribe([("e/#", 1)])
+    sub.disconnect()
+    pub = b.connect("exp-pub")
+    short = mqttraw.Props([("message_expiry_interval", 1)])
+    for i in range(3):
+        pub.publish_acked("e/%d" % i, b"short%d" % i, qos=1, props=short)
+    for i in range(2):
+        pub.publish_acked("e/k%d" % i, b"keep%d" % i, qos=1)
+    assert queued_rows(b, "exp-sub") == 5  # none can have expired yet (1 s)
+    assert b.metric("ledgermq_dropped_total", '{reason="expired"}') == 0
+    run = ended(b, "expire_messages", 1, pred=lambda e: e["count"] > 0)[0]
+    assert run["count"] == 3 and run["detail"] == "dropped 3 expired messages", run
+    # Swept while the session is offline: the rows are gone and counted, before any resume.
+    deadline = time.monotonic() + WAIT_S
+    while queued_rows(b, "exp-sub") != 2:
+        assert time.monotonic() < deadline, queued_rows(b, "exp-sub")
+        time.sleep(0.05)
+    assert b.metric("ledgermq_dropped_total", '{reason="expired"}') == 3
+    expiry = mqttraw.Props([("session_expiry_interval", 3600)])
+    back = b.raw()
+    assert back.connect("exp-sub", clean=False, props=expiry).session_present
+    got = back.publishes(2)
+    assert [p.payload for p in got] == [b"keep0", b"keep1"]
+    back.expect_nothing(0.5)
