@@ -57,9 +57,10 @@ struct jobs_run {
 /* What a step gets and hands back. cursor and count persist between the steps of one run. */
 struct jobs_step {
     struct broker *broker;
-    void *ctx;         /* jobs_job.ctx */
-    uint64_t cursor;   /* the job's own position in its work; 0 at the run's start */
-    uint64_t count;    /* what the run did so far (logged at the end) */
+    void *ctx;                  /* jobs_job.ctx */
+    const struct jobs_run *run; /* the run: its tick, whether manual, what it skipped */
+    uint64_t cursor;            /* the job's own position in its work; 0 at the run's start */
+    uint64_t count;             /* what the run did so far (logged at the end) */
     uint32_t delay_ms; /* set by a step that returns JOBS_STEP_MORE: wait before the next */
     char detail[JOBS_DETAIL_MAX_BYTES]; /* a failure's reason, or a summary of the run */
 };

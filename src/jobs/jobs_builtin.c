@@ -6,7 +6,9 @@
  * - expire_messages: drops the expired messages at the head of offline sessions' stored queues
  *   (session_queue_expire_head), [jobs] expire_messages.batch store reads or drops per step.
  * Test jobs (only with LMQ_TEST_JOBS=1 in the environment, for the integration tests):
- * - test_sleep: a run of LMQ_TEST_JOB_SLEEP_MS (default 3000) in 50 ms steps;
+ * - test_sleep: a run of LMQ_TEST_JOB_SLEEP_MS (default 3000) in 50 ms steps; its first step
+ *   appends the run's tick as a line to the file LMQ_TEST_JOB_MARK_FILE when that is set (the
+ *   kill -9 test counts how often each tick's work began);
  * - test_fail: fails at its first step.
  */
 #include <stdio.h>
@@ -126,6 +128,16 @@ static int jobs_test_sleep_step(struct jobs_step *st)
 {
     const char *v = getenv("LMQ_TEST_JOB_SLEEP_MS");
     uint64_t total_ms = v != NULL ? strtoull(v, NULL, 10) : 3000;
+    const char *mark = getenv("LMQ_TEST_JOB_MARK_FILE");
+    if (st->count == 0 && mark != NULL) {
+        FILE *f = fopen(mark, "a");
+        if (f == NULL) {
+            snprintf(st->detail, sizeof(st->detail), "cannot open the mark file");
+            return LMQ_EIO;
+        }
+        fprintf(f, "%lld\n", (long long)st->run->tick_ms);
+        fclose(f); /* written through before the next step: a kill -9 keeps it */
+    }
     st->count++;
     snprintf(st->detail, sizeof(st->detail), "slept %llu steps", (unsigned long long)st->count);
     if (st->count * JOBS_TEST_SLEEP_STEP_MS >= total_ms)

@@ -134,7 +134,7 @@ static void jobs_run_start(struct jobs_entry *e)
     struct broker *b = e->jobs->broker;
     e->pending_seq = 0;
     e->started_loop_ms = clock_now_ms(b);
-    e->step = (struct jobs_step){.broker = b, .ctx = e->job.ctx};
+    e->step = (struct jobs_step){.broker = b, .ctx = e->job.ctx, .run = &e->run};
     struct lmq_log_line line;
     if (lmq_log_begin(&line, LMQ_LOG_DEBUG, "job_run_started")) {
         lmq_log_str(&line, "job", e->job.name);

@@ -253,3 +253,29 @@ def test_expire_messages_sweeps_expired_messages_from_an_offline_queue(start_bro
     got = back.publishes(2)
     assert [p.payload for p in got] == [b"keep0", b"keep1"]
     back.expect_nothing(0.5)
+
+
+def test_kill9_at_many_points_never_begins_a_tick_twice(start_broker, tmp_path):
+    """Six kill -9s at different points of runs (right after a run started, mid-run, near its
+    end), then a clean run: the work of every tick began at most once (the job writes each tick
+    it begins to a file that survives the kill), each begun tick has its row, and no row is left
+    "running"."""
+    marks = tmp_path / "marks.txt"
+    env = dict(jobs_env(300), LMQ_TEST_JOB_MARK_FILE=str(marks))
+    b = start_broker(job_config(["test_sleep = @every 1s"], http=False), env=env)
+    for i in range(6):
+        b.wait_event("job_run_started", timeout=WAIT_S, pred=lambda e: e["job"] == "test_sleep")
+        time.sleep((i % 3) * 0.12)
+        b.kill9()
+        b.restart(env=env)
+    ended(b, "test_sleep", 2)
+    b.terminate()
+    begun = [int(line) for line in marks.read_text().split()]
+    assert len(begun) >= 6, begun
+    dup = {t for t in begun if begun.count(t) > 1}
+    assert not dup, ("ticks begun twice", sorted(dup))
+    stored = {r["tick_ms"]: r for r in rows(b, "test_sleep")}
+    assert set(begun) <= set(stored), set(begun) - set(stored)
+    assert not [r for r in stored.values() if r["state"] == "running"], stored
+    interrupted = [r for r in stored.values() if r["state"] == "interrupted"]
+    assert len(interrupted) >= 4, stored  # most kills landed inside a run
