@@ -268,7 +268,7 @@ int jobs_schedule_next(const struct jobs_schedule *s, int64_t after_ms, int64_t 
     int64_t t = after_ms / MS_PER_MIN + 1; /* minutes since the epoch: strictly after */
     int64_t last_day = t / MIN_PER_DAY + JOBS_CRON_SEARCH_DAYS;
     /* Each pass moves to the next month, day, hour or minute: bounded by the search span. */
-    for (int64_t guard = 0; guard < JOBS_CRON_SEARCH_DAYS * (12 + 24 + 60); guard++) {
+    for (int64_t guard = 0; guard < (int64_t)JOBS_CRON_SEARCH_DAYS * (12 + 24 + 60); guard++) {
         int64_t day = t / MIN_PER_DAY, mod = t % MIN_PER_DAY;
         if (day > last_day)
             return LMQ_ENOTFOUND;

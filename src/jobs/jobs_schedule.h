@@ -24,9 +24,12 @@
 #define JOBS_SCHEDULE_MAX_BYTES 128
 /* Longest @every period: one week. */
 #define JOBS_EVERY_MAX_MS (7ULL * 24 * 3600 * 1000)
-/* How far ahead a cron tick is searched: 8 years cover every Feb 29 (2100 is not leap, and the
- * next leap year is at most 8 years away). An expression with no tick in that span is refused. */
-#define JOBS_CRON_SEARCH_DAYS (8 * 366)
+/* How far ahead a cron tick is searched: one Gregorian cycle of 400 years, after which dates and
+ * weekdays repeat (146097 days is a multiple of 7), so an expression with no tick in it has none
+ * ever and is refused. Feb 29 on a Sunday, Wednesday or Saturday (day-of-week "* /3" without the
+ * blank) may wait 12 years and more: the fuzz target found it. A rare match costs one pass per
+ * day skipped. */
+#define JOBS_CRON_SEARCH_DAYS (146097 + 1)
 
 enum jobs_schedule_kind {
     JOBS_SCHEDULE_CRON = 1,

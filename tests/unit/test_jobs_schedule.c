@@ -82,6 +82,10 @@ static void test_cron_feb_29_waits_for_a_leap_year_and_2100_is_not_one(void **st
     assert_int_equal(next_of("0 0 29 2 *", utc_ms(2024, 2, 28, 23, 59)), utc_ms(2024, 2, 29, 0, 0));
     assert_int_equal(next_of("0 0 29 2 *", utc_ms(2096, 3, 1, 0, 0)), utc_ms(2104, 2, 29, 0, 0));
     assert_int_equal(next_of("0 0 * 3 *", utc_ms(2100, 2, 28, 12, 0)), utc_ms(2100, 3, 1, 0, 0));
+    /* Feb 29 AND a Sunday, Wednesday or Saturday ('*' day-of-week): after 2296-02-29 (a
+     * Saturday) the next is 2308-02-29 (2300 is not leap, 2304's is a Monday), 12 years on.
+     * Found by the fuzz target. */
+    assert_int_equal(next_of("0 0 29 2 */3", utc_ms(2296, 3, 1, 0, 0)), utc_ms(2308, 2, 29, 0, 0));
 }
 
 static void test_cron_day_of_month_or_day_of_week_when_both_are_restricted(void **state)
