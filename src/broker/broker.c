@@ -7,6 +7,7 @@
 #include "events/events.h"
 #include "events/webhooks.h"
 #include "plugins/plugins.h"
+#include "jobs/jobs.h"
 
 #include "net/address.h"
 #include "net/http.h"
@@ -175,6 +176,7 @@ static void broker_stop(struct broker *b, const char *why)
     sys_tree_stop(b);
     webhooks_stop(b); /* deliveries in flight are sent again after a restart */
     plugins_stop(b);
+    jobs_stop(b); /* a run in progress is recorded interrupted */
     uv_timer_start(&b->shutdown_timer, on_shutdown_timeout, BROKER_SHUTDOWN_GRACE_MS, 0);
     broker_on_conn_freed(b);
 }
@@ -521,6 +523,21 @@ static int broker_mkdir_p(const char *dir)
  * The data directory, the store and the server key: after the listeners, so a start that can't
  * listen leaves nothing on disk. LMQ_EIO when the store can't be opened (exit 2).
  */
+/* A run of a scheduled job ended: job.finished on the event stream. */
+static void broker_job_finished(void *ctx, const struct jobs_run *run)
+{
+    struct broker *b = ctx;
+    if (!events_on(b))
+        return;
+    events_emit(b, "job.finished",
+                json_pack("{s:s,s:I,s:b,s:I,s:s,s:s,s:I,s:I}", "job", run->job, "tick_ms",
+                          (json_int_t)run->tick_ms, "manual", run->manual, "skipped",
+                          (json_int_t)run->skipped, "state", jobs_state_name(run->state), "detail",
+                          run->detail != NULL ? run->detail : "", "started_ms",
+                          (json_int_t)run->started_unix_ms, "ended_ms",
+                          (json_int_t)run->ended_unix_ms));
+}
+
 static int broker_open_data(struct broker *b, const struct lmq_config *cfg)
 {
     if (broker_mkdir_p(cfg->data_dir) != LMQ_OK)
@@ -544,6 +561,10 @@ static int broker_open_data(struct broker *b, const struct lmq_config *cfg)
         id_rc = events_init(b); /* its envelope hook reports an envelope before data's object */
     if (id_rc == LMQ_OK)
         id_rc = webhooks_init(b);
+    if (id_rc == LMQ_OK)
+        id_rc = jobs_init(b); /* its commit hook registers before data_init opens a batch */
+    if (id_rc == LMQ_OK)
+        jobs_set_on_finished(b, broker_job_finished, b);
     if (id_rc == LMQ_OK)
         id_rc = data_init(b); /* after the pipeline: it registers an envelope hook */
     if (id_rc == LMQ_OK)
@@ -585,6 +606,7 @@ static void broker_teardown(struct broker *b)
     broker_close_handle((uv_handle_t *)&b->flush_check);
     broker_destroy_state(b);
     sys_tree_free(b); /* its timer closed with the loop */
+    jobs_destroy(b);  /* its timers too */
     data_destroy(b);
     plugins_destroy(b);
     webhooks_destroy(b);
@@ -665,6 +687,11 @@ int broker_run(const struct lmq_config *cfg)
         lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "cannot recover from the store in %s",
                      cfg->data_dir);
         code = 2;
+        goto out;
+    }
+    rc = jobs_start(b); /* after recovery: the sessions a job may prune are loaded */
+    if (rc != LMQ_OK) {
+        code = rc == LMQ_EIO ? 2 : 1;
         goto out;
     }
     if (broker_listen_all(b) != LMQ_OK) {

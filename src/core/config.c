@@ -19,6 +19,7 @@
 
 #include "core/lmq.h"
 #include "core/resolve.h"
+#include "jobs/jobs_schedule.h"
 
 /* A bad value is quoted in messages up to this many bytes, then "...". */
 #define CONFIG_SHOW_VALUE_MAX_BYTES 64
@@ -174,6 +175,8 @@ void lmq_config_defaults(struct lmq_config *cfg)
     cfg->sys_interval_s = CONFIG_SYS_INTERVAL_DEFAULT_S;
     /* The GraphQL engine's own defaults (graphql.h struct graphql_limits). */
     cfg->data.graphql_auth = true;
+    cfg->jobs.prune_idle_s = 30ULL * 24 * 3600;
+    cfg->jobs.expire_batch = 500;
     cfg->data.graphql_max_depth = 15;
     cfg->data.graphql_max_fields = 1000;
     /* A request runs on the loop thread: MQTT waits while it runs (checked between batches). */
@@ -1112,6 +1115,90 @@ static int config__set_data(struct lmq_config *cfg, const char *key, const char 
     return LMQ_EINVAL;
 }
 
+#define CONFIG_JOBS_KEYS                                                                           \
+    "NAME, NAME.timeout_ms, NAME.keep_runs, prune_sessions.idle_s, prune_sessions.max_bytes "      \
+    "or expire_messages.batch"
+
+/* The entry of job name (len bytes) in [jobs], added when new. NULL when the name is not
+ * [a-z0-9_]{1,32} or the table is full (err says which). */
+static struct lmq_job_config *config__job(struct lmq_jobs_config *j, const char *name, size_t len,
+                                          char *err, size_t err_len)
+{
+    bool ok = len > 0 && len <= LMQ_JOB_NAME_MAX_CHARS;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+             name[i] == '_';
+    if (!ok) {
+        lmq_errf(err, err_len,
+                 "[jobs] %.*s: unknown key (expected " CONFIG_JOBS_KEYS
+                 "; NAME is 1..%d of a-z, 0-9, _)",
+                 (int)LMQ_MIN(len, 64), name, LMQ_JOB_NAME_MAX_CHARS);
+        return NULL;
+    }
+    for (size_t i = 0; i < j->count; i++) {
+        if (strlen(j->jobs[i].name) == len && memcmp(j->jobs[i].name, name, len) == 0)
+            return &j->jobs[i];
+    }
+    if (j->count == LMQ_JOBS_MAX) {
+        lmq_errf(err, err_len, "[jobs] %.*s: more than %d jobs", (int)len, name, LMQ_JOBS_MAX);
+        return NULL;
+    }
+    struct lmq_job_config *job = &j->jobs[j->count++];
+    memset(job, 0, sizeof(*job));
+    memcpy(job->name, name, len);
+    return job;
+}
+
+/* [jobs]: NAME = SCHEDULE, NAME.timeout_ms, NAME.keep_runs and the built-in jobs' settings. */
+static int config__set_jobs(struct lmq_config *cfg, const char *key, const char *value, char *err,
+                            size_t err_len)
+{
+    struct lmq_jobs_config *j = &cfg->jobs;
+    const char *dot = strchr(key, '.');
+    struct lmq_job_config *job =
+        config__job(j, key, dot != NULL ? (size_t)(dot - key) : strlen(key), err, err_len);
+    if (job == NULL)
+        return LMQ_EINVAL;
+    if (dot == NULL) {
+        struct jobs_schedule sched;
+        char why[160];
+        if (jobs_schedule_parse(value, &sched, why, sizeof(why)) != LMQ_OK) {
+            lmq_errf(err, err_len, "[jobs] %s: %s", key, why);
+            return LMQ_EINVAL;
+        }
+        memcpy(job->schedule, value, strlen(value) + 1); /* < JOBS_SCHEDULE_MAX_BYTES: parsed */
+        return LMQ_OK;
+    }
+    static const struct {
+        const char *key;
+        uint64_t min, max;
+    } keys[] = {{"timeout_ms", 1, 86400000},
+                {"keep_runs", 1, 10000},
+                {"prune_sessions.idle_s", 1, 10ULL * 365 * 86400},
+                {"prune_sessions.max_bytes", 0, UINT64_MAX / 2},
+                {"expire_messages.batch", 1, 100000}};
+    uint64_t *wide[] = {NULL, NULL, &j->prune_idle_s, &j->prune_max_bytes, NULL};
+    uint32_t *narrow[] = {&job->timeout_ms, &job->keep_runs, NULL, NULL, &j->expire_batch};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        if (strcmp(i < 2 ? dot + 1 : key, keys[i].key) != 0)
+            continue;
+        uint64_t v = 0;
+        if (!config__parse_u64(value, &v) || v < keys[i].min || v > keys[i].max) {
+            lmq_errf(err, err_len, "[jobs] %s: expected an integer %llu..%llu, got \"%.*s%s\"", key,
+                     (unsigned long long)keys[i].min, (unsigned long long)keys[i].max,
+                     config__show_len(value), value, config__show_more(value));
+            return LMQ_EINVAL;
+        }
+        if (wide[i] != NULL)
+            *wide[i] = v;
+        else
+            *narrow[i] = (uint32_t)v;
+        return LMQ_OK;
+    }
+    lmq_errf(err, err_len, "[jobs] %s: unknown key (expected " CONFIG_JOBS_KEYS ")", key);
+    return LMQ_EINVAL;
+}
+
 int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key, const char *value,
                    char *err, size_t err_len)
 {
@@ -1151,16 +1238,19 @@ int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key,
     if (strncmp(section, "plugin.", 7) == 0) {
         return config_set_plugin(cfg, section, key, value, err, err_len);
     }
+    if (strcmp(section, "jobs") == 0) {
+        return config__set_jobs(cfg, key, value, err, err_len);
+    }
     if (section[0] == '\0') {
         lmq_errf(err, err_len,
                  "%s: key outside any section (expected [server], [limits], [tls], [auth], "
-                 "[http], [queue_overflow] or [data])",
+                 "[http], [queue_overflow], [data] or [jobs])",
                  key);
     } else {
         lmq_errf(err, err_len,
                  "[%s] %s: unknown section (expected [server], [limits], [tls], [auth], "
-                 "[http], [queue_overflow], [data], [events], [webhook.NAME], [plugins] or "
-                 "[plugin.NAME])",
+                 "[http], [queue_overflow], [data], [jobs], [events], [webhook.NAME], "
+                 "[plugins] or [plugin.NAME])",
                  section, key);
     }
     return LMQ_EINVAL;

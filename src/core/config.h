@@ -195,6 +195,24 @@ struct lmq_plugins_config {
     uint32_t args_count;
 };
 
+/* [jobs]: scheduled jobs (src/jobs; docs/ARCHITECTURE.md "Scheduled jobs"). */
+#define LMQ_JOBS_MAX 16
+#define LMQ_JOB_NAME_MAX_CHARS 32
+#define LMQ_JOB_SCHEDULE_MAX_BYTES 128
+struct lmq_job_config {
+    char name[LMQ_JOB_NAME_MAX_CHARS + 1];     /* [a-z0-9_] */
+    char schedule[LMQ_JOB_SCHEDULE_MAX_BYTES]; /* checked by jobs_schedule_parse; "" = off */
+    uint32_t timeout_ms;                       /* NAME.timeout_ms; 0 = the job's default */
+    uint32_t keep_runs;                        /* NAME.keep_runs; 0 = the default (100) */
+};
+struct lmq_jobs_config {
+    struct lmq_job_config jobs[LMQ_JOBS_MAX]; /* in file order */
+    size_t count;
+    uint64_t prune_idle_s;    /* prune_sessions.idle_s */
+    uint64_t prune_max_bytes; /* prune_sessions.max_bytes; 0 = no byte limit */
+    uint32_t expire_batch;    /* expire_messages.batch: rows per step */
+};
+
 /* TLS for --mqtts and --https: certificate files, re-read on SIGHUP. */
 struct lmq_tls_config {
     char cert_file[LMQ_PATH_MAX_BYTES]; /* PEM, may hold the chain */
@@ -248,6 +266,7 @@ struct lmq_config {
     size_t webhook_count;
     bool events_record; /* [events] record: keep the event stream even without a consumer */
     struct lmq_plugins_config plugins; /* [plugins], [plugin.NAME] */
+    struct lmq_jobs_config jobs;       /* [jobs] */
     enum lmq_sync_mode sync;
     enum lmq_log_level log_level;
     /* [server] sys_interval: seconds between $SYS/broker/... updates (sys_tree.c); 0 = none. */

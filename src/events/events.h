@@ -13,6 +13,7 @@
  *   session.started    client_id, identity (or null), user, remote, transport, protocol
  *   session.ended      the same, plus by and reason
  *   security.<kind>    kind, detail (or null), remote (or null), identity (or null)
+ *   job.finished       job, tick_ms, manual, skipped, state, detail, started_ms, ended_ms
  * An event as consumers see it: {"data":{...},"id":N,"time":"<RFC 3339 UTC, ns>","type":"..."}
  * (canonical JSON).
  *

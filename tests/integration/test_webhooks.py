@@ -298,3 +298,14 @@ def test_bad_webhook_configuration_stops_the_start_with_one_line(tmp_path, ini, 
     assert p.stderr.startswith("ledgermq: serve: ") and p.stderr.count("\n") == 1, p.stderr
     assert message in p.stderr, p.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_a_finished_job_is_an_event(start_broker, receiver):
+    b = start(start_broker, config(receiver.port, events="job.*") +
+              "[jobs]\nexpire_messages = @every 1s\n")
+    got = wait_for(lambda: [e for _, e in receiver.events() if e["type"] == "job.finished"],
+                   "job.finished")
+    data = got[0]["data"]
+    assert data["job"] == "expire_messages" and data["state"] == "ok", data
+    assert data["ended_ms"] >= data["started_ms"] > 0 and data["manual"] is False
+    assert b.events("job_run_ended")
