@@ -32,6 +32,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import benchdoc  # noqa: E402  scripts/benchdoc.py
+import bench_data_objects as bdo  # noqa: E402  scripts/bench_data_objects.py
 ROOT = os.path.abspath(os.path.join(HERE, ".."))
 JS_DIR = os.path.join(ROOT, "tests", "js")
 SEED = 2020
@@ -222,15 +223,7 @@ def run_json(argv, timeout_s):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--bench", default=os.path.join(ROOT, "build", "tests", "schema_bench"))
-    ap.add_argument("--seconds", type=float, default=3.0, help="per model and engine")
-    ap.add_argument("--instances", type=int, default=500)
-    ap.add_argument("--json", action="store_true", help="also print one JSON line per model")
-    ap.add_argument("--doc", help="also write the table into this page's bench:data block "
-                    "(make bench-data: docs/BENCHMARKS.md)")
-    args = ap.parse_args()
+def validation(args):
     node = shutil.which("node")
     if node is None:
         raise SystemExit("bench-data: node is not installed (scripts/install-deps.sh)")
@@ -282,7 +275,7 @@ def main():
     if args.json:
         for name, count, invalid, size, ours, ajv in rows:
             print(json.dumps({"model": name, "instances": count, "ledgermq": ours, "ajv": ajv}))
-    if args.doc:
+    if args.doc and not args.quick:
         git = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                              capture_output=True, text=True).stdout.strip() or "?"
         lines = ["## Data: JSON Schema validation beside ajv", "",
@@ -303,7 +296,97 @@ def main():
                   "V8 compiles to machine code, ledgermq walks its compiled nodes. Rerun: "
                   "`make bench-data`."]
         benchdoc.write_block(args.doc, "data", "\n".join(lines))
+
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--parts", default="validation,ingest,query",
+                    help="comma-separated: validation, ingest, query")
+    ap.add_argument("--quick", action="store_true",
+                    help="a smoke run of seconds: tiny sizes (the figures mean nothing)")
+    ap.add_argument("--bench", default=os.path.join(ROOT, "build", "tests", "schema_bench"))
+    ap.add_argument("--seconds", type=float, default=3.0, help="per model and engine")
+    ap.add_argument("--instances", type=int, default=500)
+    ap.add_argument("--ledgermq", default=os.path.join(ROOT, "build", "ledgermq"))
+    ap.add_argument("--data-bench", default=os.path.join(ROOT, "build", "tests", "data_bench"))
+    ap.add_argument("--envelopes", type=int, default=20000, help="ingest: per run")
+    ap.add_argument("--connections", default="4,16", help="ingest: identities, one run each")
+    ap.add_argument("--window", type=int, default=32, help="ingest: unacknowledged per sender")
+    ap.add_argument("--rounds", type=int, default=3, help="ingest: runs of each kind")
+    ap.add_argument("--resources", type=int, default=1000000, help="query: seeded resources")
+    ap.add_argument("--queries", type=int, default=2000, help="query: timed queries")
+    ap.add_argument("--cache", default=os.path.join(ROOT, "build", "bench-data-1m"),
+                    help="query: where seeded data directories are kept")
+    ap.add_argument("--json", action="store_true", help="also print one JSON line per result")
+    ap.add_argument("--doc", help="also write the tables into this page's bench:data and "
+                    "bench:data-objects blocks (make bench-data: docs/BENCHMARKS.md)")
+    args = ap.parse_args()
+    parts = set(args.parts.split(","))
+    if not parts <= {"validation", "ingest", "query"}:
+        raise SystemExit("bench-data: --parts takes validation, ingest, query")
+    if args.quick:
+        args.seconds, args.instances = 0.2, 50
+        args.envelopes, args.rounds = 200, 1
+        args.resources, args.queries = 2000, 100
+    if "validation" in parts:
+        validation(args)
+    if parts & {"ingest", "query"}:
+        if not os.path.exists(args.data_bench) or not os.path.exists(args.ledgermq):
+            raise SystemExit("bench-data: no %s or %s (build first: make build)" % (
+                args.data_bench, args.ledgermq))
+        try:
+            objects(args, parts)
+        except bdo.BenchError as e:
+            raise SystemExit("bench-data: %s" % e)
     return 0
+
+
+def objects(args, parts):
+    ingest, query = None, None
+    if "ingest" in parts:
+        conns = [int(c) for c in args.connections.split(",")]
+        with tempfile.TemporaryDirectory(prefix="lmq-bench-ingest.") as tmp:
+            ingest = bdo.ingest(args.ledgermq, args.data_bench, conns, args.envelopes,
+                                args.window, args.rounds, tmp)
+        print("Ingest, envelopes/s acknowledged with a receipt (--sync always), medians of %d"
+              % args.rounds)
+        print("%5s %6s %9s %9s %9s %7s" % ("conns", "window", "envelopes", "typed", "plain",
+                                          "typed/plain"))
+        for r in ingest:
+            print("%5d %6d %9d %9d %9d %6.2f" % (r["connections"], r["window"], r["envelopes"],
+                                                 r["typed"]["per_s"], r["plain"]["per_s"],
+                                                 r["ratio"]))
+            if args.json:
+                print(json.dumps({"ingest": r}))
+    if "query" in parts:
+        keys = max(1, args.resources // 100)
+        t0 = time.time()
+        d, meta = bdo.seed(args.ledgermq, args.data_bench, args.cache, args.resources, keys,
+                           16 if args.resources >= 16 * 100 else 1, args.window)
+        if not meta["cached"]:
+            print("seeded %d resources in %.0f s (signing %.0f s, sending %.0f s) into %s" % (
+                meta["resources"], time.time() - t0, meta["sign_s"], meta["send_s"], d))
+        query = bdo.query(args.ledgermq, args.data_bench, d, meta, args.queries, 50)
+        g, s = query["graphql"], query["sql"]
+        print("rl_bench_Item(filter: {k: {EQ: v}}, limit: 50) over %d resources, %d queries" % (
+            query["resources"], query["queries"]))
+        print("  POST /graphql   p50 %6d us  p99 %6d us  max %6d us" % (
+            g["p50_us"], g["p99_us"], g["max_us"]))
+        print("  GET /healthz    p50 %6d us  p99 %6d us  (the HTTP + client floor)" % (
+            query["healthz"]["p50_us"], query["healthz"]["p99_us"]))
+        print("  bare SQL        p50 %6.0f us  p99 %6.0f us  (prepared each time: p50 %.0f, "
+              "p99 %.0f)" % (s["step_p50_us"], s["step_p99_us"], s["prepare_p50_us"],
+                             s["prepare_p99_us"]))
+        print("  plan: %s" % s["plan"])
+        if args.json:
+            print(json.dumps({"query": query}))
+    if args.doc and not args.quick:
+        benchdoc.write_block(args.doc, "data-objects", objects_doc(args, ingest, query))
+
+
+def objects_doc(args, ingest, query):
+    return "TODO"
 
 
 if __name__ == "__main__":
