@@ -329,10 +329,21 @@ def main():
     ap.add_argument("--queries", type=int, default=2000, help="query: timed queries")
     ap.add_argument("--cache", default=os.path.join(ROOT, "build", "bench-data-1m"),
                     help="query: where seeded data directories are kept")
+    ap.add_argument("--results", default=os.path.join(ROOT, "build", "bench-data-results.json"),
+                    help="the typed-object parts' raw results are written here")
+    ap.add_argument("--redoc", action="store_true", help="measure nothing: rewrite the "
+                    "bench:data-objects block of --doc from --results")
     ap.add_argument("--json", action="store_true", help="also print one JSON line per result")
     ap.add_argument("--doc", help="also write the tables into this page's bench:data and "
                     "bench:data-objects blocks (make bench-data: docs/BENCHMARKS.md)")
     args = ap.parse_args()
+    if args.redoc:
+        if not args.doc:
+            raise SystemExit("bench-data: --redoc needs --doc")
+        with open(args.results) as f:
+            res = json.load(f)
+        benchdoc.write_block(args.doc, "data-objects", objects_doc(res))
+        return 0
     parts = set(args.parts.split(","))
     if not parts <= {"validation", "ingest", "query"}:
         raise SystemExit("bench-data: --parts takes validation, ingest, query")
@@ -392,17 +403,24 @@ def objects(args, parts):
         print("  plan: %s" % s["plan"])
         if args.json:
             print(json.dumps({"query": query}))
+    git = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True).stdout.strip() or "?"
+    res = {"ingest": ingest, "query": query, "window": args.window, "rounds": args.rounds,
+           "when": time.strftime("%Y-%m-%d %H:%MZ", time.gmtime()), "git": git,
+           "load": round(os.getloadavg()[0], 1), "quick": args.quick}
+    os.makedirs(os.path.dirname(os.path.abspath(args.results)), exist_ok=True)
+    with open(args.results, "w") as f:
+        json.dump(res, f)
     if args.doc and not args.quick:
-        benchdoc.write_block(args.doc, "data-objects", objects_doc(args, ingest, query))
+        benchdoc.write_block(args.doc, "data-objects", objects_doc(res))
 
 
 def _verdict(ok, text_ok, text_miss):
     return text_ok if ok else text_miss
 
 
-def objects_doc(args, ingest, query):
-    git = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
-                         capture_output=True, text=True).stdout.strip() or "?"
+def objects_doc(res):
+    ingest, query = res["ingest"], res["query"]
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -413,8 +431,7 @@ def objects_doc(args, ingest, query):
            "Written by `make bench-data` (`scripts/bench-data.py`, the typed-object parts in "
            "`scripts/bench_data_objects.py`), %s, git %s, %d CPUs (%s), shared with other work "
            "(load average %.1f at the end)." % (
-               time.strftime("%Y-%m-%d %H:%MZ", time.gmtime()), git, os.cpu_count() or 0, cpu,
-               os.getloadavg()[0])]
+               res["when"], res["git"], os.cpu_count() or 0, cpu, res["load"])]
     if ingest:
         out += ["", "### Ingest", "",
                 "Envelopes per second durably accepted: the sender received the ack with its "
@@ -429,7 +446,7 @@ def objects_doc(args, ingest, query):
                 "broker (the model loaded), same connections. Every run checks every seq was "
                 "acked once, nothing was rejected, and the store holds N resources (typed) or "
                 "none (plain) and N ledger rows. CPU: broker and senders over the run (200 %% = "
-                "both cores)." % (args.window, args.rounds), "",
+                "both cores)." % (res["window"], res["rounds"]), "",
                 "| identities | envelopes | typed /s | plain /s | typed / plain | runs typed "
                 "| runs plain | CPU broker / senders, typed |", "| --- | --- | --- | --- | --- "
                 "| --- | --- | --- |"]
@@ -480,7 +497,9 @@ def objects_doc(args, ingest, query):
                     g["p99_us"] / 1000)) + " " +
                 _verdict(ratio <= 2, "Within 2× of the bare SQL (p99, prepared each time): met "
                          "(%.1f×)." % ratio, "Within 2× of the bare SQL (p99, prepared each "
-                         "time): **not met** (%.1f×). %s" % (ratio, QUERY_MISS))]
+                         "time): **not met** (%.1f×; p50 %.1f×). %s" % (
+                             ratio, g["p50_us"] / s["prepare_p50_us"], QUERY_MISS)),
+                "", NOISE]
     out += ["", "Rerun: `make bench-data` (`BENCH_DATA_ARGS=\"--parts ingest,query\"` for these "
             "parts alone)."]
     return "\n".join(out)
@@ -488,7 +507,26 @@ def objects_doc(args, ingest, query):
 
 # Why a target is missed, from profiling (docs/BENCHMARKS.md repeats it with the figures).
 INGEST_MISS = "TODO"
-QUERY_MISS = "TODO"
+QUERY_MISS = (
+    "Where the time goes: `perf record -g -p BROKER` during 1,500 of these queries on the "
+    "1,000,000-resource set, shares of the broker's CPU: libc 23 % (mostly malloc/free), the "
+    "kernel 20 % (SQLite reading pages out of the page cache: a copy per page), SQLite 19 %, "
+    "jansson 19 %, OpenSSL 13 %, the broker's own code 5 %. Per request the server verifies the "
+    "bearer token's Ed25519 signature (OpenSSL builds a key object each time); per row it parses "
+    "the stored body into a jansson tree, adds the eight reserved members, the GraphQL engine "
+    "copies the four selected ones into the result tree, and the response is serialized: tens of "
+    "allocations a row. The bare statement does none of that, and an HTTP round trip alone "
+    "(GET /healthz, Python client) costs about what the whole statement does, so 2x of the bare "
+    "SQL is out of reach for a request over HTTP. What would close most of the gap: writing the "
+    "selected members straight from the stored canonical body (no trees) and caching verified "
+    "tokens (src/pipeline, outside the data layer); neither is a cheap fix and neither is done "
+    "here. Tried and not kept: `PRAGMA mmap_size` on the store's reader connection took the bare "
+    "statement's p50 (prepared once) from about 145 to 100-128 µs, a few per cent of the GraphQL "
+    "request, not worth mapping the database (an I/O error would become SIGBUS).")
+NOISE = (
+    "p99 and max move with the machine's load (other work shares the 2 cores and preempts the "
+    "process for milliseconds): back-to-back runs of the same bare SQL pass gave p99 from 0.25 to "
+    "24 ms while p50 stayed within 140-300 µs; p50 is the steadier comparison.")
 
 
 if __name__ == "__main__":
