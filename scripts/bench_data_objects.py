@@ -195,6 +195,7 @@ def _pump(port, http, seed, path, window, barrier, results):
         c.disconnect()
     except Exception as e:  # reported by the parent
         results.put({"ok": False, "error": repr(e)})
+        barrier.abort()  # a sender that never reached the start: the parent stops waiting
 
 
 def send_all(broker, seeds, paths, window):
