@@ -238,7 +238,7 @@ def _count(db_path):
     return resources, ledger
 
 
-def ingest(binary, data_bench, conns_list, envelopes, window, rounds, tmp):
+def ingest(binary, data_bench, conns_list, envelopes, window, rounds, tmp, sync="always"):
     """Rows: one per (connections, kind), medians over rounds."""
     rng = random.Random(17)
     models = os.path.join(tmp, "models")
@@ -257,7 +257,7 @@ def ingest(binary, data_bench, conns_list, envelopes, window, rounds, tmp):
         for r in range(rounds):
             for kind in (("typed", "plain") if r % 2 == 0 else ("plain", "typed")):
                 data = tempfile.mkdtemp(prefix="run-", dir=tmp)
-                b = Broker(binary, data, models, reader.id, "always")
+                b = Broker(binary, data, models, reader.id, sync)
                 try:
                     total, secs, client_cpu, broker_cpu = send_all(b, seeds, files[kind], window)
                 finally:
