@@ -466,6 +466,7 @@ def objects_doc(res):
     if query:
         g, s, seed = query["graphql"], query["sql"], query["seed"]
         ratio = g["p99_us"] / s["prepare_p99_us"]
+        ratio50 = g["p50_us"] / s["prepare_p50_us"]
         out += ["", "### rl_T EQ over %s resources" % format(query["resources"], ","), "",
                 "`rl_bench_Item(filter: {k: {EQ: v}}, limit: %d) { edges { node { _permalink k n "
                 "pad } } }` by POST /graphql with the bearer token of a `[data] readers_all` "
@@ -498,10 +499,10 @@ def objects_doc(res):
                 _verdict(g["p99_us"] <= 5000, "Target p99 ≤ 5 ms: met (%.2f ms)." % (
                     g["p99_us"] / 1000), "Target p99 ≤ 5 ms: **not met** (%.2f ms)." % (
                     g["p99_us"] / 1000)) + " " +
-                _verdict(ratio <= 2, "Within 2× of the bare SQL (p99, prepared each time): met "
-                         "(%.1f×)." % ratio, "Within 2× of the bare SQL (p99, prepared each "
-                         "time): **not met** (%.1f×; p50 %.1f×). %s" % (
-                             ratio, g["p50_us"] / s["prepare_p50_us"], QUERY_MISS)),
+                _verdict(max(ratio, ratio50) <= 2, "Within 2× of the bare SQL (prepared each "
+                         "time): met (p50 %.1f×, p99 %.1f×)." % (ratio50, ratio),
+                         "Within 2× of the bare SQL (prepared each time): **not met** (p50 "
+                         "%.1f×, p99 %.1f×). %s" % (ratio50, ratio, QUERY_MISS)),
                 "", NOISE]
     out += ["", "Rerun: `make bench-data` (`BENCH_DATA_ARGS=\"--parts ingest,query\"` for these "
             "parts alone)."]
