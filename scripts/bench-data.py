@@ -550,7 +550,8 @@ NOISE = (
     "24 ms while p50 stayed within 140-300 µs; p50 is the steadier comparison. The four "
     "complete query runs on 2026-12-07 between 02:40Z and 03:02Z, on a machine shared with other "
     "builds and fuzzers, gave POST /graphql p50 1.0-3.3 ms and p99 3.5-54 ms, the bare statement "
-    "(prepared each time) p50 160-240 µs; the ingest ratio typed / plain ranged 0.41-0.98. Not "
+    "(prepared each time) p50 160-240 µs; over five ingest runs the ratio typed / plain ranged "
+    "0.41-0.98 (two of those runs were of a build with the 32 MiB writer cache tried above). Not "
     "explained yet: the slow GraphQL runs (p50 near 3 ms, stalls up to 0.3 s) came with an idle "
     "machine as well, so something in the broker after a start on the 1,000,000-resource "
     "directory is the next thing to profile.")
