@@ -552,9 +552,10 @@ NOISE = (
     "builds and fuzzers, gave POST /graphql p50 1.0-3.3 ms and p99 3.5-54 ms, the bare statement "
     "(prepared each time) p50 160-240 µs; over five ingest runs the ratio typed / plain ranged "
     "0.41-0.98 (two of those runs were of a build with the 32 MiB writer cache tried above). Not "
-    "explained yet: the slow GraphQL runs (p50 near 3 ms, stalls up to 0.3 s) came with an idle "
-    "machine as well, so something in the broker after a start on the 1,000,000-resource "
-    "directory is the next thing to profile.")
+    "explained yet: the slow GraphQL runs (p50 near 3 ms, stalls up to 0.3 s) came with a low "
+    "load average too, and a check at load 0.7 gave p50 1.5-2.1 ms flat over the 45 s after a "
+    "start (the broker idle between queries), so it is not a start-up phase; the next step is to "
+    "profile a slow run beside a fast one (the virtual machine's share of the host is a suspect).")
 
 
 if __name__ == "__main__":
