@@ -722,6 +722,12 @@ int store_consumer_dead(struct store *store, struct lmq_bytes consumer, size_t l
  * tests and benchmarks that check an index is used. 0, LMQ_EINVAL (as above) or LMQ_ETOOBIG. */
 int store_data_query_plan(struct store *store, const struct store_data_query *q, char *out,
                           size_t cap) LMQ_WUR;
+/* The SQL text store_data_query prepares for q, NUL-terminated, into out: parameters ?1 the
+ * model (text), ?2 the reader (blob, NULL for everything), then each filter's values in order,
+ * the cursor (value if ordered by a path, then creation index) and the limit last. For
+ * benchmarks that time the bare statement (scripts/bench-data.py). 0, LMQ_EINVAL (as above),
+ * LMQ_ENOMEM or LMQ_ETOOBIG. */
+int store_data_query_sql(const struct store_data_query *q, char *out, size_t cap) LMQ_WUR;
 
 /* A job run as stored (store_rec_job_run); byte slices valid during the row call only. */
 struct store_job_run_row {
