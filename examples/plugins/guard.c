@@ -13,7 +13,9 @@
  *   on_event   appends "<id> <type>" to the file log names, and answers each accepted envelope
  *              of type "ping" with a server-signed "pong" envelope to its sender;
  *   will_send  stops server-sent envelopes whose body contains "stop_me", and stamps the body
- *              of each "pong" with "stamped_by":"guard".
+ *              of each "pong" with "stamped_by":"guard";
+ *   a job      guard_tick (off unless [jobs] guard_tick = SCHEDULE): each run logs "tick" with
+ *              the number of runs since start, in two steps to show the cursor.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +30,24 @@ struct guard {
     char deny_type[65];
     char log_path[512];
     long sleep_us;
+    unsigned long ticks;
 };
+
+/* guard_tick: step 0 counts, step 1 logs; a run is done after two steps. */
+static int guard_tick(void *ctx, uint64_t *cursor, char *detail, size_t detail_cap)
+{
+    struct guard *g = ctx;
+    if (*cursor == 0) {
+        g->ticks++;
+        *cursor = 1;
+        return LMQ_PLUGIN_JOB_MORE;
+    }
+    char msg[64];
+    snprintf(msg, sizeof(msg), "%lu", g->ticks);
+    g->api->log(g->host, LMQ_PLUGIN_LOG_INFO, "tick", msg);
+    snprintf(detail, detail_cap, "tick %lu", g->ticks);
+    return 0;
+}
 
 /* "key=value" words of args; the value (up to the next space) into out. */
 static void guard_arg(const char *args, const char *key, char *out, size_t cap)
@@ -60,6 +79,10 @@ static void *guard_init(struct lmq_plugin_host *host, const struct lmq_plugin_ap
     guard_arg(config, "log", g->log_path, sizeof(g->log_path));
     guard_arg(config, "sleep_us", sleep, sizeof(sleep));
     g->sleep_us = strtol(sleep, NULL, 10);
+    if (api->register_job(host, "guard_tick", NULL, guard_tick, g) != 0) {
+        free(g);
+        return LMQ_PLUGIN_FAILED;
+    }
     api->log(host, LMQ_PLUGIN_LOG_INFO, "guard_ready", config);
     return g;
 }

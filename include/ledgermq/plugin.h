@@ -44,6 +44,8 @@ extern "C" {
 #define LMQ_PLUGIN_FAILED ((void *)-1)
 /* will_send's result that stops the envelope. */
 #define LMQ_PLUGIN_STOP 1
+/* A job step's result: more work, call again. */
+#define LMQ_PLUGIN_JOB_MORE 1
 
 /* The server, as the plugin reaches it (opaque). */
 struct lmq_plugin_host;
@@ -106,6 +108,16 @@ struct lmq_plugin_api {
     int (*call_later)(struct lmq_plugin_host *host, uint32_t ms, void (*fn)(void *ctx), void *ctx);
     void *(*alloc)(size_t n);
     void (*free)(void *p);
+    /* Registers a durable scheduled job (docs/ARCHITECTURE.md "Scheduled jobs"), only from
+     * init: name ([a-z0-9_]{1,32}, unique among all jobs), a default schedule (cron or
+     * "@every 1m"; [jobs] NAME = ... in the configuration overrides it; NULL: off unless
+     * configured) and a step, called on the loop with a cursor that persists between the steps
+     * of one run (0 at its start): it does a bounded batch of work and returns 0 (done),
+     * LMQ_PLUGIN_JOB_MORE (call again) or a negative number (failed, with a reason written to
+     * detail). A tick runs at most once, even across kill -9. 0 or a negative error. */
+    int (*register_job)(struct lmq_plugin_host *host, const char *name, const char *schedule,
+                        int (*step)(void *ctx, uint64_t *cursor, char *detail, size_t detail_cap),
+                        void *ctx);
 };
 
 struct lmq_plugin {

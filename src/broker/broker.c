@@ -689,6 +689,11 @@ int broker_run(const struct lmq_config *cfg)
         code = 2;
         goto out;
     }
+    /* Plugins' init after recovery, before the scheduler starts: they may register jobs. */
+    if (plugins_start(b) != LMQ_OK) {
+        code = 1;
+        goto out;
+    }
     rc = jobs_start(b); /* after recovery: the sessions a job may prune are loaded */
     if (rc != LMQ_OK) {
         code = rc == LMQ_EIO ? 2 : 1;
@@ -705,10 +710,6 @@ int broker_run(const struct lmq_config *cfg)
     }
     fd_limit_log(cfg, &fds);
     webhooks_start(b);
-    if (plugins_start(b) != LMQ_OK) {
-        code = 1;
-        goto out;
-    }
     struct lmq_log_line line;
     if (lmq_log_begin(&line, LMQ_LOG_INFO, "ready")) {
         lmq_log_raw(&line, "mqtt", listeners);

@@ -19,6 +19,7 @@
 #include "crypto/hash.h"
 #include "data/data.h"
 #include "events/events.h"
+#include "jobs/jobs.h"
 #include "ledger/envelope.h"
 #include "ledgermq/plugin.h"
 #include "net/http.h"
@@ -58,8 +59,19 @@ struct plugin_timer {
     struct plugin_timer *prev, *next;
 };
 
+/* A job a plugin registered: the step adapter's context (kept until plugins_destroy, after the
+ * scheduler is gone). */
+struct plugin_job {
+    char name[LMQ_PLUGIN_NAME_MAX_CHARS + 1];
+    int (*step)(void *ctx, uint64_t *cursor, char *detail, size_t detail_cap);
+    void *ctx;
+    struct plugin_job *next;
+};
+
 struct plugins {
     struct broker *broker;
+    struct plugin_job *jobs;
+    bool in_init; /* register_job is allowed only now */
     struct plugin items[LMQ_PLUGINS_MAX];
     size_t count;
     struct lmq_plugin_api api;
@@ -181,6 +193,39 @@ static int plugins_api_call_later(struct lmq_plugin_host *host, uint32_t ms, voi
         ps->timers->prev = t;
     ps->timers = t;
     uv_timer_start(&t->timer, plugins_on_timer, ms, 0);
+    return LMQ_OK;
+}
+
+static int plugins_job_step(struct jobs_step *s)
+{
+    struct plugin_job *j = s->ctx;
+    int rc = j->step(j->ctx, &s->cursor, s->detail, sizeof(s->detail));
+    return rc == LMQ_PLUGIN_JOB_MORE ? JOBS_STEP_MORE : rc < 0 ? rc : JOBS_STEP_DONE;
+}
+
+static int
+plugins_api_register_job(struct lmq_plugin_host *host, const char *name, const char *schedule,
+                         int (*step)(void *ctx, uint64_t *cursor, char *detail, size_t detail_cap),
+                         void *ctx)
+{
+    struct plugins *ps = host->plugin->owner;
+    if (!ps->in_init || step == NULL || name == NULL || strlen(name) > LMQ_PLUGIN_NAME_MAX_CHARS)
+        return LMQ_EINVAL;
+    struct plugin_job *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return LMQ_ENOMEM;
+    snprintf(j->name, sizeof(j->name), "%s", name);
+    j->step = step;
+    j->ctx = ctx;
+    struct jobs_job job = {
+        .name = j->name, .default_schedule = schedule, .step = plugins_job_step, .ctx = j};
+    int rc = jobs_register(ps->broker, &job);
+    if (rc != LMQ_OK) {
+        free(j);
+        return rc;
+    }
+    j->next = ps->jobs;
+    ps->jobs = j;
     return LMQ_OK;
 }
 
@@ -466,6 +511,7 @@ int plugins_load(struct broker *b)
         .call_later = plugins_api_call_later,
         .alloc = plugins_api_alloc,
         .free = plugins_api_free,
+        .register_job = plugins_api_register_job,
     };
     for (uint32_t i = 0; i < c->count; i++) {
         int rc = plugins_open(ps, c->load[i]);
@@ -522,7 +568,9 @@ int plugins_start(struct broker *b)
     for (size_t i = 0; i < ps->count; i++) {
         struct plugin *p = &ps->items[i];
         if (p->desc->init != NULL) {
+            ps->in_init = true;
             p->state = p->desc->init(&p->host, &ps->api, p->args);
+            ps->in_init = false;
             if (p->state == LMQ_PLUGIN_FAILED) {
                 p->state = NULL;
                 lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "plugin %s: init failed",
@@ -576,6 +624,11 @@ void plugins_destroy(struct broker *b)
     if (b->plugins == NULL)
         return;
     plugins_stop(b);
+    while (b->plugins->jobs != NULL) { /* the scheduler, which held them, is gone */
+        struct plugin_job *j = b->plugins->jobs;
+        b->plugins->jobs = j->next;
+        free(j);
+    }
     lmq_buf_release(&b->plugins->scratch);
     free(b->plugins);
     b->plugins = NULL;

@@ -173,3 +173,11 @@ def test_a_plugin_that_cannot_load_stops_the_start(tmp_path, ini, message):
                        timeout=30)
     assert p.returncode == 1, (p.returncode, p.stderr)
     assert message in p.stderr, p.stderr
+
+
+def test_a_plugin_job_runs_on_its_schedule(start_broker, tmp_path):
+    b = start(start_broker, "", extra="[jobs]\nguard_tick = @every 1s\n")
+    ended = b.wait_event("job_run_ended", timeout=10, pred=lambda e: e["job"] == "guard_tick")
+    assert ended["result"] == "ok" and ended["detail"].startswith("tick "), ended
+    tick = b.wait_event("plugin", pred=lambda e: e.get("name") == "tick")
+    assert tick["plugin"] == "guard" and int(tick["msg"]) >= 1
