@@ -4,6 +4,7 @@
  */
 #include "broker/broker_internal.h"
 #include "data/data.h"
+#include "events/bots.h"
 #include "events/events.h"
 #include "events/webhooks.h"
 
@@ -543,6 +544,8 @@ static int broker_open_data(struct broker *b, const struct lmq_config *cfg)
     if (id_rc == LMQ_OK)
         id_rc = webhooks_init(b);
     if (id_rc == LMQ_OK)
+        id_rc = bots_init(b);
+    if (id_rc == LMQ_OK)
         id_rc = data_init(b); /* after the pipeline: it registers an envelope hook */
     if (id_rc != LMQ_OK)
         return id_rc == LMQ_ENOMEM ? LMQ_ENOMEM : LMQ_EINVAL;
@@ -583,6 +586,7 @@ static void broker_teardown(struct broker *b)
     sys_tree_free(b); /* its timer closed with the loop */
     data_destroy(b);
     webhooks_destroy(b);
+    bots_destroy(b);
     events_destroy(b);
     pipeline_destroy(b);
     access_destroy(b);

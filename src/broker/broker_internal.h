@@ -417,6 +417,7 @@ struct broker {
     struct data *data;                 /* typed objects (src/data) */
     struct events *events;             /* the event stream (src/events); NULL when off */
     struct webhooks *webhooks;         /* webhook deliveries (src/events/webhooks.c) */
+    struct bots *bots;                 /* [bots] ids (src/events/bots.c); NULL when none */
     struct read_budget *read_budget;   /* data reads' loop time per client (read_budget.c) */
     uint64_t security_events[32];      /* by enum security_event (SECURITY_EVENT_COUNT <= 32) */
     uint64_t next_conn_id;
