@@ -307,3 +307,64 @@ def test_bad_bots_configuration_stops_the_start_with_one_line(tmp_path, ini, mes
                        text=True, timeout=30)
     assert p.returncode == 1, (p.returncode, p.stderr)
     assert message in p.stderr, p.stderr
+
+
+def test_the_example_onboarding_bot_answers_hello_checks_the_form_and_approves(start_broker,
+                                                                              tmp_path):
+    """examples/bots/onboarding.py (written from the docs) against the real binary with make
+    run's models: Hello -> form request; a form from a country it does not serve -> rejected
+    with the reason; a good form -> approved. Each answer is a signed envelope from the bot."""
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    bot, ada = lc.Identity(), lc.Identity()
+    seed = bot.key.private_bytes(lc.serialization.Encoding.Raw,
+                                 lc.serialization.PrivateFormat.Raw,
+                                 lc.serialization.NoEncryption())
+    key = tmp_path / "bot.key.json"
+    key.write_text(json.dumps({"crv": "Ed25519", "d": lc.b64url(seed), "id": bot.id,
+                               "kty": "OKP", "x": lc.b64url(bot.pub)}))
+    b = start_broker("[bots]\nids = %s\n" % bot.id,
+                     extra_args=["--http", "127.0.0.1:0", "--models",
+                                 os.path.join(root, "examples", "models")])
+    ready = b.events("ready")[-1]
+    b.http_addr, b.mqtt_port = ready["http"][0], int(ready["mqtt"][0].rsplit(":", 1)[1])
+    proc = subprocess.Popen(["/usr/bin/python3", os.path.join(root, "examples", "bots",
+                                                              "onboarding.py"),
+                             "--key", str(key), "--state", str(tmp_path / "bot.state.json"),
+                             "--http", b.http_addr, "--mqtt", "127.0.0.1:%d" % b.mqtt_port,
+                             "--max-answers", "3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        sa = session(b, ada)
+        hello = send(sa, bot.id, {"_t": "com.example.Hello", "name": "Ada"})
+
+        def answer(type_):
+            msg = sa.expect("inbox", timeout=30)
+            env = msg["envelope"]
+            lc.verify(env)
+            assert env["from"] == bot.id and env["type"] == type_, env
+            return env["body"]
+
+        req = answer("com.example.form_request")
+        assert req == {"form": "com.example.Onboarding", "hello": lc.link(hello), "name": "Ada"}
+        form = {"_t": "com.example.Onboarding", "name": "Ada", "email": "ada@example.com",
+                "status": "submitted"}
+        bad = send(sa, bot.id, dict(form, country="US"))
+        verdict = answer("com.example.approval")
+        assert verdict["form"] == lc.link(bad) and verdict["status"] == "rejected"
+        assert any(e.startswith("country") for e in verdict["errors"]), verdict
+        good = send(sa, bot.id, dict(form, country="DE"))
+        assert answer("com.example.approval") == {"form": lc.link(good), "status": "approved"}
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, out
+        # It acknowledged what it handled: its stored position is the approved form's event.
+        pos = stored_position(b, bot)
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(b.data_dir, "ledgermq.db"),
+                             uri=True)
+        row = db.execute("SELECT data FROM events WHERE id = ?", (pos,)).fetchone()
+        db.close()
+        assert json.loads(row[0])["data"]["link"] == lc.link(good)
+        sa.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
