@@ -16,6 +16,7 @@
 
 #include "broker/broker_internal.h"
 #include "events/events.h"
+#include "net/http.h"
 
 /* "bot:" and the id. */
 #define BOTS_CONSUMER_CHARS (4 + LMQ_IDENTITY_ID_CHARS)
@@ -268,6 +269,24 @@ uint8_t bots_request(struct conn *c, bool ack, const struct mqtt_publish *pub)
     else
         rc = ack ? bots_ack(c, bot, req) : bots_resync(c, bot, req);
     json_decref(req);
+    return rc;
+}
+
+int bots_metrics(struct broker *b, struct lmq_buf *out)
+{
+    struct bots *bs = b->bots;
+    if (bs == NULL)
+        return LMQ_OK;
+    LMQ_ASSERT(bs->count <= LMQ_BOTS_MAX && out != NULL);
+    int rc = http_body_printf(out, "# HELP ledgermq_bot_lag_events Durable events past the bot's "
+                                   "last acknowledgement.\n"
+                                   "# TYPE ledgermq_bot_lag_events gauge\n");
+    uint64_t durable = events_durable_id(b);
+    for (size_t i = 0; i < bs->count; i++) {
+        const struct bot *bot = &bs->list[i];
+        rc |= http_body_printf(out, "ledgermq_bot_lag_events{bot=\"%s\"} %" PRIu64 "\n", bot->id,
+                               durable - LMQ_MIN(durable, bot->position));
+    }
     return rc;
 }
 

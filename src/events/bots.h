@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "core/lmq.h"
 
 struct broker;
@@ -32,5 +33,7 @@ bool bots_is_bot(const struct broker *b, const char *id);
  * and returns the PUBACK reason code (a malformed request: an {"error":...} on events/sync, and
  * 0x99 for MQTT 5). c is authenticated as a bot. */
 uint8_t bots_request(struct conn *c, bool ack, const struct mqtt_publish *pub);
+/* The bot lines of /metrics (nothing without bots). */
+int bots_metrics(struct broker *b, struct lmq_buf *out);
 
 #endif

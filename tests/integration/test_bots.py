@@ -181,6 +181,8 @@ def test_live_delivery_waits_for_acks_beyond_a_page(start_broker):
         rest.append(body)
     assert [e["id"] for e in rest] == list(range(live[-1]["id"] + 1, rest[-1]["id"] + 1))
     assert stored_position(b, bot) == live[-1]["id"]
+    assert b.metric("ledgermq_bot_lag_events", '{bot="%s"}' % bot.id) == \
+        durable_last_id(b) - live[-1]["id"]
     sa.close()
     bc.close()
 
