@@ -33,7 +33,7 @@ def start(start_broker, bots, extra=""):
 class Bot:
     """An MQTT 5 connection of an identity subscribed to id/<id>/events and events/sync."""
 
-    def __init__(self, b, ident, client_id=None, subscribe=True):
+    def __init__(self, b, ident, client_id=None, subscribe=True, clean=True):
         self.ident = ident
         self.base = "id/%s/" % ident.id
         self.messages = queue.Queue()
@@ -45,7 +45,13 @@ class Bot:
         c.on_message = lambda _c, _u, m: self.messages.put((m.topic, json.loads(m.payload)))
         c.on_subscribe = lambda _c, _u, mid, codes, p=None: got.put(
             [getattr(x, "value", x) for x in codes])
-        c.connect("127.0.0.1", b.mqtt_port, clean_start=True)
+        props = None
+        if not clean:
+            from paho.mqtt.properties import Properties
+            from paho.mqtt.packettypes import PacketTypes
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 300
+        c.connect("127.0.0.1", b.mqtt_port, clean_start=clean, properties=props)
         c.loop_start()
         self.client = c
         assert got.get(timeout=TIMEOUT_S) == 0
@@ -233,6 +239,34 @@ def test_a_bot_resumes_after_its_last_ack_across_kill9_and_the_harness_sees_a_lo
     assert run(tamper=False) == (0, 0)
     missing = run(tamper=True)
     assert missing[0] == 1  # the harness detects the lost event
+
+
+def test_a_persistent_bot_session_dedupes_redelivered_events_by_id(start_broker):
+    """A bot on a persistent session receives live events but handles none (paho PUBACKs
+    them anyway: why the position is the bot's {"ack":N}, not the PUBACK) and goes away; after
+    reconnecting to the same session, its resync from the stored position sends them again.
+    Deduplicated by id, the bot has every event once, none skipped."""
+    bot, alice, bob = lc.Identity(), lc.Identity(), lc.Identity()
+    b = start(start_broker, [bot])
+    bc = Bot(b, bot, client_id="bot-persistent", clean=False)
+    events, markers = bc.catch_up()
+    bc.request("events/ack", {"ack": markers[-1]["last"]})
+    position = markers[-1]["last"]
+    bc.client.on_message = lambda *a: None  # handles nothing more: the live ones stay unacked
+    sa = session(b, alice)
+    sent = [send(sa, bob.id, {"n": i}) for i in range(10)]
+    time.sleep(0.5)
+    bc.client.disconnect()
+    bc.client.loop_stop()
+    sa.close()
+    last = durable_last_id(b)
+    bc = Bot(b, bot, client_id="bot-persistent", clean=False, subscribe=False)
+    got, _ = bc.catch_up()
+    bc.close()
+    ids = [e["id"] for e in got]
+    assert markers[-1]["position"] == 0 and stored_position(b, bot) == position
+    assert sorted(set(ids)) == list(range(position + 1, max(ids) + 1)) and max(ids) >= last
+    assert [lc.link(e) for e in sent] == [l for l in dict.fromkeys(accepted_links(got))]
 
 
 def test_only_the_bot_reads_and_asks_for_its_events(start_broker):
