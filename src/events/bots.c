@@ -144,8 +144,24 @@ static struct session *bots_live_session(struct broker *b, struct bot *bot)
     return s;
 }
 
+/* The marker closing a page on events/sync, to session s. */
+static int bots_marker(struct broker *b, struct session *s, const struct bot *bot, uint64_t after,
+                       size_t sent, uint64_t last, bool more)
+{
+    LMQ_ASSERT(last >= after && sent <= BOTS_PAGE_MAX);
+    char json[BOTS_SYNC_MAX_BYTES];
+    int n = snprintf(json, sizeof(json),
+                     "{\"after\":%" PRIu64 ",\"count\":%zu,\"last\":%" PRIu64
+                     ",\"more\":%s,\"position\":%" PRIu64 "}",
+                     after, sent, last, more ? "true" : "false", bot->position);
+    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(json));
+    return bots_publish(b, s, bot->id, "events/sync", (const uint8_t *)json, (size_t)n);
+}
+
 /* Live: new durable events while fewer than a page are beyond the later of the ack and the
- * marker that made it live. */
+ * marker that made it live. When the session's queue is full, live delivery ends with a marker
+ * saying more: the bot asks again once it has read what it holds (nothing else would wake it
+ * if no event and no ack came). */
 static void bots_pump(struct broker *b, struct bot *bot)
 {
     struct session *s = bots_live_session(b, bot);
@@ -157,6 +173,11 @@ static void bots_pump(struct broker *b, struct bot *bot)
         return;
     struct bots_sending sd = {.broker = b, .bot = bot, .session = s, .last = bot->cursor};
     bots_send(&sd, (size_t)(BOTS_PAGE_MAX - in_flight));
+    /* Without memory for the marker it stays live: the next event or ack tries again. */
+    if (sd.full && bots_marker(b, s, bot, bot->cursor, sd.sent, sd.last, true) == LMQ_OK) {
+        bots_stop_live(bot);
+        return;
+    }
     bot->cursor = sd.last;
 }
 
@@ -245,13 +266,9 @@ static uint8_t bots_resync(struct conn *c, struct bot *bot, json_t *req)
             more = true; /* not live: it asks again */
         }
     }
-    char json[BOTS_SYNC_MAX_BYTES];
-    int n = snprintf(json, sizeof(json),
-                     "{\"after\":%" PRIu64 ",\"count\":%zu,\"last\":%" PRIu64
-                     ",\"more\":%s,\"position\":%" PRIu64 "}",
-                     after, sd.sent, sd.last, more ? "true" : "false", bot->position);
-    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(json));
-    return bots_sync(c, json, (size_t)n);
+    if (bots_marker(b, c->session, bot, after, sd.sent, sd.last, more) != LMQ_OK)
+        return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
+    return MQTT_RC_SUCCESS;
 }
 
 uint8_t bots_request(struct conn *c, bool ack, const struct mqtt_publish *pub)

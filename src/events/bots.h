@@ -3,7 +3,8 @@
  * (events.h) over MQTT. A bot asks for the events after an id on id/<bot>/events/resync and
  * gets them, a page at a time, on id/<bot>/events (QoS 1, the event's canonical JSON), each page
  * closed by a marker on id/<bot>/events/sync; once a marker says it is caught up, new events
- * follow as they become durable, at most a page past its last acknowledgement. Its
+ * follow as they become durable, at most a page past its last acknowledgement (a full session
+ * queue ends that with a marker saying more, and the bot asks again). Its
  * acknowledgement ({"ack":N} on id/<bot>/events/ack) is its durable position (event_consumers,
  * consumer "bot:<id>"), which a resync without "after" starts from. Every bot gets every event.
  */

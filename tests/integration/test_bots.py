@@ -33,7 +33,7 @@ def start(start_broker, bots, extra=""):
 class Bot:
     """An MQTT 5 connection of an identity subscribed to id/<id>/events and events/sync."""
 
-    def __init__(self, b, ident, client_id=None, subscribe=True, clean=True):
+    def __init__(self, b, ident, client_id=None, subscribe=True, clean=True, receive_max=None):
         self.ident = ident
         self.base = "id/%s/" % ident.id
         self.messages = queue.Queue()
@@ -46,11 +46,14 @@ class Bot:
         c.on_subscribe = lambda _c, _u, mid, codes, p=None: got.put(
             [getattr(x, "value", x) for x in codes])
         props = None
-        if not clean:
+        if not clean or receive_max:
             from paho.mqtt.properties import Properties
             from paho.mqtt.packettypes import PacketTypes
             props = Properties(PacketTypes.CONNECT)
-            props.SessionExpiryInterval = 300
+            if not clean:
+                props.SessionExpiryInterval = 300
+            if receive_max:
+                props.ReceiveMaximum = receive_max
         c.connect("127.0.0.1", b.mqtt_port, clean_start=clean, properties=props)
         c.loop_start()
         self.client = c
@@ -239,6 +242,42 @@ def test_a_bot_resumes_after_its_last_ack_across_kill9_and_the_harness_sees_a_lo
     assert run(tamper=False) == (0, 0)
     missing = run(tamper=True)
     assert missing[0] == 1  # the harness detects the lost event
+
+
+def test_a_full_session_queue_ends_live_delivery_with_a_marker_and_nothing_is_skipped(
+        start_broker):
+    """A slow bot (Receive Maximum 1, 50 ms a message) under [limits] max_queued_messages = 5:
+    live delivery stops at the full queue with an unrequested marker saying more; the bot asks
+    again after its last and, in the end, has every event once, in order."""
+    bot, alice, bob = lc.Identity(), lc.Identity(), lc.Identity()
+    b = start(start_broker, [bot], extra="[limits]\nmax_queued_messages = 5\n")
+    bc = Bot(b, bot, receive_max=1)
+    events, markers = bc.catch_up()
+    caught = markers[-1]["last"]
+
+    def slow(_c, _u, m):
+        time.sleep(0.05)
+        bc.messages.put((m.topic, json.loads(m.payload)))
+    bc.client.on_message = slow
+    sa = session(b, alice)
+    sent = [send(sa, bob.id, {"n": i}) for i in range(40)]
+    sa.close()
+    got, unrequested = [], []
+    for _ in range(1000):
+        leaf, body = bc.next()
+        if leaf == "events":
+            got.append(body)
+            continue
+        unrequested.append(body)
+        break
+    assert unrequested and unrequested[0]["more"] is True, unrequested
+    assert unrequested[0]["last"] == (got[-1]["id"] if got else caught)
+    rest, _ = bc.catch_up(after=unrequested[0]["last"])
+    got += rest
+    ids = [e["id"] for e in got]
+    assert ids == list(range(caught + 1, caught + 1 + len(ids))), ids  # in order, none skipped
+    assert [lc.link(e) for e in sent] == accepted_links(got)
+    bc.close()
 
 
 def test_a_persistent_bot_session_dedupes_redelivered_events_by_id(start_broker):
