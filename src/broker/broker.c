@@ -4,6 +4,7 @@
  */
 #include "broker/broker_internal.h"
 #include "data/data.h"
+#include "events/bots.h"
 #include "events/events.h"
 #include "events/webhooks.h"
 #include "plugins/plugins.h"
@@ -566,6 +567,8 @@ static int broker_open_data(struct broker *b, const struct lmq_config *cfg)
     if (id_rc == LMQ_OK)
         jobs_set_on_finished(b, broker_job_finished, b);
     if (id_rc == LMQ_OK)
+        id_rc = bots_init(b);
+    if (id_rc == LMQ_OK)
         id_rc = data_init(b); /* after the pipeline: it registers an envelope hook */
     if (id_rc == LMQ_OK)
         id_rc = plugins_load(b); /* after data: validate sees envelopes objects checks passed */
@@ -610,6 +613,7 @@ static void broker_teardown(struct broker *b)
     data_destroy(b);
     plugins_destroy(b);
     webhooks_destroy(b);
+    bots_destroy(b);
     events_destroy(b);
     pipeline_destroy(b);
     access_destroy(b);

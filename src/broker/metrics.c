@@ -3,6 +3,7 @@
  * Everything is read from the loop thread's own counters, so a scrape needs no locking; it
  * walks the sessions once for the queue depth.
  */
+#include "events/bots.h"
 #include "events/webhooks.h"
 #include "plugins/plugins.h"
 #include "broker/broker_internal.h"
@@ -204,6 +205,7 @@ static int metrics_broker(struct broker *b, struct lmq_buf *out)
     rc |= http_body_printf(out, "ledgermq_graphql_store_reads_total %" PRIu64 "\n", gql_reads);
     rc |= webhooks_metrics(b, out);
     rc |= plugins_metrics(b, out);
+    rc |= bots_metrics(b, out);
     struct read_budget_stats budget;
     read_budget_counts(b, &budget);
     uint64_t budget_refused = budget.refused, budget_spent_us = budget.spent_us;

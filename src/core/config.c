@@ -556,6 +556,30 @@ static int config__id_list(const char *key, const char *value,
     return 0;
 }
 
+/* [bots] ids: the first line in a file replaces the list, later ones add to it (a line holds
+ * at most two ids). */
+static int config__set_bots(struct lmq_config *cfg, const char *key, const char *value, bool append,
+                            char *err, size_t err_len)
+{
+    if (strcmp(key, "ids") != 0) {
+        lmq_errf(err, err_len, "[bots] %s: unknown key (expected ids)", key);
+        return LMQ_EINVAL;
+    }
+    char ids[LMQ_BOTS_MAX][LMQ_IDENTITY_ID_CHARS + 1];
+    uint32_t count = 0;
+    int rc = config__id_list("[bots] ids", value, ids, LMQ_BOTS_MAX, &count, err, err_len);
+    if (rc != 0)
+        return rc;
+    uint32_t base = append ? cfg->bot_count : 0;
+    if (base + count > LMQ_BOTS_MAX) {
+        lmq_errf(err, err_len, "[bots] ids: more than %u identities", LMQ_BOTS_MAX);
+        return LMQ_EINVAL;
+    }
+    memcpy(cfg->bots[base], ids, count * sizeof(ids[0]));
+    cfg->bot_count = base + count;
+    return 0;
+}
+
 static int config__set_auth(struct lmq_config *cfg, const char *key, const char *value, char *err,
                             size_t err_len)
 {
@@ -1241,6 +1265,9 @@ int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key,
     if (strcmp(section, "jobs") == 0) {
         return config__set_jobs(cfg, key, value, err, err_len);
     }
+    if (strcmp(section, "bots") == 0) {
+        return config__set_bots(cfg, key, value, false, err, err_len);
+    }
     if (section[0] == '\0') {
         lmq_errf(err, err_len,
                  "%s: key outside any section (expected [server], [limits], [tls], [auth], "
@@ -1249,7 +1276,7 @@ int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key,
     } else {
         lmq_errf(err, err_len,
                  "[%s] %s: unknown section (expected [server], [limits], [tls], [auth], "
-                 "[http], [queue_overflow], [data], [jobs], [events], [webhook.NAME], "
+                 "[http], [queue_overflow], [data], [jobs], [events], [bots], [webhook.NAME], "
                  "[plugins] or [plugin.NAME])",
                  section, key);
     }
@@ -1264,6 +1291,7 @@ struct config_load {
     int lineno;     /* line the parser is on: counted by our reader */
     bool mqtt_seen; /* the first mqtt key in a file replaces, later ones append */
     bool origins_seen, proxies_seen, proxy_protocol_seen; /* the same for the address lists */
+    bool bots_seen;                                       /* and for [bots] ids */
     bool failed; /* err holds the first error; parsing stops */
     int failed_lineno;
     int rc;
@@ -1314,6 +1342,9 @@ static int config__handler(void *user, const char *section, const char *name, co
                                                              : NULL;
     if (strcmp(section, "server") == 0 && strcmp(name, "mqtt") == 0 && ld->mqtt_seen) {
         rc = lmq_config_append_listeners(ld->cfg, value, msg, sizeof(msg));
+    } else if (strcmp(section, "bots") == 0 && strcmp(name, "ids") == 0) {
+        rc = config__set_bots(ld->cfg, name, value, ld->bots_seen, msg, sizeof(msg));
+        ld->bots_seen = true;
     } else if (list_seen != NULL) {
         /* A line holds at most INI_MAX_LINE bytes: a repeated key adds to the list. */
         rc = config__http_list(ld->cfg, section, name, value, *list_seen, msg, sizeof(msg));

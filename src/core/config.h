@@ -164,6 +164,8 @@ struct lmq_data_config {
 #define LMQ_WEBHOOK_SECRET_MIN_BYTES 16
 #define LMQ_WEBHOOK_EVENTS_MAX 16
 #define LMQ_EVENT_TYPE_MAX_CHARS 48
+/* [bots] ids: at most this many bots (each a consumer of the event stream). */
+#define LMQ_BOTS_MAX 32
 struct lmq_webhook_config {
     char name[LMQ_WEBHOOK_NAME_MAX_CHARS + 1]; /* [A-Za-z0-9_-], from the section name */
     char url[LMQ_WEBHOOK_URL_MAX_BYTES];       /* http:// or https:// */
@@ -267,6 +269,10 @@ struct lmq_config {
     bool events_record; /* [events] record: keep the event stream even without a consumer */
     struct lmq_plugins_config plugins; /* [plugins], [plugin.NAME] */
     struct lmq_jobs_config jobs;       /* [jobs] */
+    /* [bots] ids: identities that follow the event stream on id/<id>/events (src/events/bots.c;
+     * docs/PROTOCOL.md "Bots"); any of them turns the stream on. */
+    char bots[LMQ_BOTS_MAX][LMQ_IDENTITY_ID_CHARS + 1];
+    uint32_t bot_count;
     enum lmq_sync_mode sync;
     enum lmq_log_level log_level;
     /* [server] sys_interval: seconds between $SYS/broker/... updates (sys_tree.c); 0 = none. */

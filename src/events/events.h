@@ -17,8 +17,8 @@
  * An event as consumers see it: {"data":{...},"id":N,"time":"<RFC 3339 UTC, ns>","type":"..."}
  * (canonical JSON).
  *
- * The stream is on when something consumes it ([webhook.NAME] sections) or [events] record =
- * true; off, events_emit costs nothing and writes nothing.
+ * The stream is on when something consumes it ([webhook.NAME] sections, [bots] ids) or [events]
+ * record = true; off, events_emit costs nothing and writes nothing.
  */
 #ifndef LMQ_EVENTS_H
 #define LMQ_EVENTS_H

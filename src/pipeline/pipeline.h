@@ -72,6 +72,10 @@ enum pipeline_topic {
     PIPELINE_TOPIC_REJECT,
     PIPELINE_TOPIC_RESYNC,
     PIPELINE_TOPIC_SYNC,
+    PIPELINE_TOPIC_EVENTS,        /* a bot's events (src/events/bots.c) */
+    PIPELINE_TOPIC_EVENTS_SYNC,   /* a bot's page markers */
+    PIPELINE_TOPIC_EVENTS_RESYNC, /* a bot asks for a page */
+    PIPELINE_TOPIC_EVENTS_ACK,    /* a bot acknowledges what it handled */
 };
 /* Checks a CONNECT's credentials and sets c->identity and c->user. Returns PROTO_OK,
  * PROTO_REFUSE_CONNECT with the CONNACK reason code in *reason (the security event is logged),

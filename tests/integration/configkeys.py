@@ -7,7 +7,8 @@ import re
 import subprocess
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-SECTIONS = ("server", "tls", "auth", "http", "data", "events", "webhook", "plugins", "plugin")
+SECTIONS = ("server", "tls", "auth", "http", "data", "events", "bots", "webhook", "plugins",
+            "plugin")
 TIMEOUT_S = 60
 
 
