@@ -177,6 +177,7 @@ void lmq_config_defaults(struct lmq_config *cfg)
     cfg->data.graphql_auth = true;
     cfg->jobs.prune_idle_s = 30ULL * 24 * 3600;
     cfg->jobs.expire_batch = 500;
+    cfg->jobs.export_max_rows = 100000;
     cfg->data.graphql_max_depth = 15;
     cfg->data.graphql_max_fields = 1000;
     /* A request runs on the loop thread: MQTT waits while it runs (checked between batches). */
@@ -1140,8 +1141,8 @@ static int config__set_data(struct lmq_config *cfg, const char *key, const char 
 }
 
 #define CONFIG_JOBS_KEYS                                                                           \
-    "NAME, NAME.timeout_ms, NAME.keep_runs, prune_sessions.idle_s, prune_sessions.max_bytes "      \
-    "or expire_messages.batch"
+    "NAME, NAME.timeout_ms, NAME.keep_runs, prune_sessions.idle_s, prune_sessions.max_bytes, "     \
+    "expire_messages.batch, export.dir or export.max_rows"
 
 /* The entry of job name (len bytes) in [jobs], added when new. NULL when the name is not
  * [a-z0-9_]{1,32} or the table is full (err says which). */
@@ -1183,6 +1184,14 @@ static int config__set_jobs(struct lmq_config *cfg, const char *key, const char 
         config__job(j, key, dot != NULL ? (size_t)(dot - key) : strlen(key), err, err_len);
     if (job == NULL)
         return LMQ_EINVAL;
+    if (strcmp(key, "export.dir") == 0) {
+        if (value[0] == '\0' || !config__copy(j->export_dir, sizeof(j->export_dir), value)) {
+            lmq_errf(err, err_len, "[jobs] export.dir: expected a directory path of 1..%d bytes",
+                     LMQ_PATH_MAX_BYTES - 1);
+            return LMQ_EINVAL;
+        }
+        return LMQ_OK;
+    }
     if (dot == NULL) {
         struct jobs_schedule sched;
         char why[160];
@@ -1200,9 +1209,11 @@ static int config__set_jobs(struct lmq_config *cfg, const char *key, const char 
                 {"keep_runs", 1, 10000},
                 {"prune_sessions.idle_s", 1, 10ULL * 365 * 86400},
                 {"prune_sessions.max_bytes", 0, UINT64_MAX / 2},
-                {"expire_messages.batch", 1, 100000}};
-    uint64_t *wide[] = {NULL, NULL, &j->prune_idle_s, &j->prune_max_bytes, NULL};
-    uint32_t *narrow[] = {&job->timeout_ms, &job->keep_runs, NULL, NULL, &j->expire_batch};
+                {"expire_messages.batch", 1, 100000},
+                {"export.max_rows", 1, 100000000}};
+    uint64_t *wide[] = {
+        NULL, NULL, &j->prune_idle_s, &j->prune_max_bytes, NULL, &j->export_max_rows};
+    uint32_t *narrow[] = {&job->timeout_ms, &job->keep_runs, NULL, NULL, &j->expire_batch, NULL};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         if (strcmp(i < 2 ? dot + 1 : key, keys[i].key) != 0)
             continue;

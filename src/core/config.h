@@ -210,9 +210,11 @@ struct lmq_job_config {
 struct lmq_jobs_config {
     struct lmq_job_config jobs[LMQ_JOBS_MAX]; /* in file order */
     size_t count;
-    uint64_t prune_idle_s;    /* prune_sessions.idle_s */
-    uint64_t prune_max_bytes; /* prune_sessions.max_bytes; 0 = no byte limit */
-    uint32_t expire_batch;    /* expire_messages.batch: rows per step */
+    uint64_t prune_idle_s;               /* prune_sessions.idle_s */
+    uint64_t prune_max_bytes;            /* prune_sessions.max_bytes; 0 = no byte limit */
+    uint32_t expire_batch;               /* expire_messages.batch: rows per step */
+    char export_dir[LMQ_PATH_MAX_BYTES]; /* export.dir: where the export job writes */
+    uint64_t export_max_rows;            /* export.max_rows: ledger entries per run at most */
 };
 
 /* TLS for --mqtts and --https: certificate files, re-read on SIGHUP. */

@@ -75,6 +75,8 @@ void data_counts(const struct broker *b, uint64_t *accepted, uint64_t *refused, 
  * read with every right (plugins): 0 with *json (malloc'd text), 1 when there is none,
  * LMQ_ENOMEM or LMQ_EIO. (data_http.c) */
 int data_resource_json(struct broker *b, const char *permalink, char **json) LMQ_WUR;
+/* The same for one version by its link (the export job). */
+int data_version_json(struct broker *b, const char *link, char **json) LMQ_WUR;
 /* True for a path under /api/ (data_http_route answers it). */
 bool data_http_path(const struct http_request *req);
 

@@ -585,17 +585,18 @@ int data_http_route(struct broker *b, const struct http_request *req, struct htt
                          : data_http_get(b, m, reader, key, req, resp, out);
 }
 
-int data_resource_json(struct broker *b, const char *permalink, char **json)
+/* data_resource_json and data_version_json: read (version true: by link) with every right. */
+static int data_json_of(struct broker *b, const char *key, bool version, char **json)
 {
     *json = NULL;
-    if (b->data == NULL || !data_hex64(permalink))
+    if (b->data == NULL || b->data->models == NULL || !data_hex64(key))
         return 1;
     struct data_http_one one = {0};
     bool found = false;
     struct lmq_bytes none = {NULL, 0};
-    int rc = store_data_resource(b->store,
-                                 (struct lmq_bytes){(const uint8_t *)permalink, DATA_HEX64_CHARS},
-                                 none, data_http_one_row, &one, &found);
+    struct lmq_bytes k = {(const uint8_t *)key, DATA_HEX64_CHARS};
+    int rc = version ? store_data_version(b->store, k, none, data_http_one_row, &one, &found)
+                     : store_data_resource(b->store, k, none, data_http_one_row, &one, &found);
     if (rc != LMQ_OK || !found) {
         json_decref(one.value);
         return rc == LMQ_OK ? 1 : rc == LMQ_EIO ? LMQ_EIO : LMQ_ENOMEM;
@@ -603,4 +604,14 @@ int data_resource_json(struct broker *b, const char *permalink, char **json)
     *json = json_dumps(one.value, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(one.value);
     return *json != NULL ? LMQ_OK : LMQ_ENOMEM;
+}
+
+int data_resource_json(struct broker *b, const char *permalink, char **json)
+{
+    return data_json_of(b, permalink, false, json);
+}
+
+int data_version_json(struct broker *b, const char *link, char **json)
+{
+    return data_json_of(b, link, true, json);
 }

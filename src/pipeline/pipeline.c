@@ -87,6 +87,13 @@ uint64_t pipeline_ledger_size(const struct broker *b)
     return b->pipeline->ledger_size;
 }
 
+const char *pipeline_checkpoint_note(const struct broker *b, uint64_t *size)
+{
+    LMQ_ASSERT(b->pipeline != NULL);
+    *size = b->pipeline->checkpoint != NULL ? b->pipeline->checkpoint_size : 0;
+    return b->pipeline->checkpoint;
+}
+
 const char *pipeline_server_id(const struct broker *b)
 {
     LMQ_ASSERT(b->pipeline != NULL);

@@ -51,6 +51,9 @@ uint64_t pipeline_ledger_size(const struct broker *b);
 /* The server's identity id (64 hex characters, NUL-terminated): the key that signs tokens,
  * checkpoints and in-band challenges. */
 const char *pipeline_server_id(const struct broker *b);
+/* The latest signed checkpoint (committed tree): its note (NUL-terminated, valid until the next
+ * commit) and tree size; NULL before the first. */
+const char *pipeline_checkpoint_note(const struct broker *b, uint64_t *size);
 /* Longest checkpoint text pipeline_checkpoint_size reads (a note as GET /ledger/checkpoint
  * prints it: the body and this server's one signature line). */
 #define PIPELINE_CHECKPOINT_TEXT_MAX_BYTES 4096

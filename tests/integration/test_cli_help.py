@@ -389,6 +389,7 @@ def test_readme_ini_example_starts_a_broker_when_pasted(tmp_path, certs):
     (tmp_path / "acl").write_text("user alice\ntopic readwrite #\n")
     (tmp_path / "models").mkdir()
     (tmp_path / "plugins").mkdir()
+    (tmp_path / "export").mkdir()
     shutil.copy(os.path.join(os.path.dirname(BIN), "plugins", "guard.so"), tmp_path / "plugins")
     s = Serve(["--config", "ledgermq.ini"], tmp_path)
     try:
