@@ -1144,6 +1144,14 @@ int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key,
     if (strcmp(section, "events") == 0) {
         return config_set_events(cfg, key, value, err, err_len);
     }
+    if (strcmp(section, "admin") == 0) {
+        if (strcmp(key, "ids") != 0) {
+            lmq_errf(err, err_len, "[admin] %s: unknown key (expected ids)", key);
+            return LMQ_EINVAL;
+        }
+        return config__id_list("[admin] ids", value, cfg->admin.ids, LMQ_ADMIN_IDS_MAX,
+                               &cfg->admin.id_count, err, err_len);
+    }
     if (section[0] == '\0') {
         lmq_errf(err, err_len,
                  "%s: key outside any section (expected [server], [limits], [tls], [auth], "
@@ -1152,7 +1160,7 @@ int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key,
     } else {
         lmq_errf(err, err_len,
                  "[%s] %s: unknown section (expected [server], [limits], [tls], [auth], "
-                 "[http], [queue_overflow], [data], [events] or [webhook.NAME])",
+                 "[http], [queue_overflow], [data], [events], [admin] or [webhook.NAME])",
                  section, key);
     }
     return LMQ_EINVAL;

@@ -87,6 +87,12 @@ uint64_t pipeline_ledger_size(const struct broker *b)
     return b->pipeline->ledger_size;
 }
 
+uint64_t pipeline_checkpoint_entries(const struct broker *b)
+{
+    LMQ_ASSERT(b->pipeline != NULL);
+    return b->pipeline->checkpoint != NULL ? b->pipeline->checkpoint_size : 0;
+}
+
 const char *pipeline_server_id(const struct broker *b)
 {
     LMQ_ASSERT(b->pipeline != NULL);
