@@ -570,7 +570,7 @@ bool admin_path(const struct http_request *req)
 static void admin__log(const struct http_request *req, const char *identity, int status)
 {
     struct lmq_log_line line;
-    if (!lmq_log_begin(&line, LMQ_LOG_INFO, "admin_call"))
+    if (!lmq_log_begin(&line, LMQ_LOG_WARN, "admin_call")) /* at warn: security-relevant */
         return;
     if (identity != NULL)
         lmq_log_str(&line, "identity", identity);
