@@ -337,7 +337,7 @@ static int admin__kick(struct admin_call *call)
     json_t *end = json_object_get(body, "end");
     if (!json_is_string(id) || (end != NULL && !json_is_boolean(end))) {
         json_decref(body);
-        return admin__error(call, 400, "need {\"client_id\":\"...\"} and optionally \"end\":true");
+        return admin__error(call, 400, "need client_id (a string) and optionally end (true or false)");
     }
     struct session *s = lmq_map_get(call->b->sessions, (const uint8_t *)json_string_value(id),
                                     json_string_length(id));
@@ -484,7 +484,7 @@ static int admin__redeliver(struct admin_call *call)
     json_t *id = json_object_get(body, "event_id");
     size_t i = 0;
     if (name == NULL || !json_is_integer(id) || json_integer_value(id) <= 0) {
-        rc = admin__error(call, 400, "need {\"webhook\":\"NAME\",\"event_id\":N}");
+        rc = admin__error(call, 400, "need webhook (a name) and event_id (a positive integer)");
     } else if (admin__webhook_param(call, name, &i, &rc)) {
         uint64_t event_id = (uint64_t)json_integer_value(id);
         int r = webhooks_redeliver(call->b, name, event_id);
@@ -518,7 +518,7 @@ static int admin__log_level(struct admin_call *call)
     enum lmq_log_level level;
     if (name == NULL || lmq_log_level_parse(name, &level) != LMQ_OK) {
         json_decref(body);
-        return admin__error(call, 400, "need {\"level\":\"debug|info|warn|error\"}");
+        return admin__error(call, 400, "need level: debug, info, warn or error");
     }
     json_decref(body);
     enum lmq_log_level before = lmq_log_get_level();
