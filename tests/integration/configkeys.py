@@ -7,7 +7,7 @@ import re
 import subprocess
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-SECTIONS = ("server", "tls", "auth", "http", "data", "events", "webhook")
+SECTIONS = ("server", "tls", "auth", "http", "data", "events", "webhook", "admin")
 TIMEOUT_S = 60
 
 
