@@ -337,7 +337,8 @@ static int admin__kick(struct admin_call *call)
     json_t *end = json_object_get(body, "end");
     if (!json_is_string(id) || (end != NULL && !json_is_boolean(end))) {
         json_decref(body);
-        return admin__error(call, 400, "need client_id (a string) and optionally end (true or false)");
+        return admin__error(call, 400,
+                            "need client_id (a string) and optionally end (true or false)");
     }
     struct session *s = lmq_map_get(call->b->sessions, (const uint8_t *)json_string_value(id),
                                     json_string_length(id));
