@@ -301,3 +301,35 @@ def test_a_dead_event_redelivered_reaches_the_receiver(start_broker, tmp_path, r
     p = a.run("admin", "webhooks", "redeliver", "test", "x1")
     assert p.returncode == 1 and "EVENT_ID" in p.stderr, p.stderr
     s.close()
+
+
+def test_bad_input_gets_a_clear_error_and_never_a_crash(start_broker, tmp_path):
+    a = Admin(start_broker, tmp_path)
+    token = a.run("token").stdout.strip()
+    gets = ["/admin/v1/sessions?limit=1001", "/admin/v1/sessions?limit=-1",
+            "/admin/v1/sessions?limit=99999999999999999999", "/admin/v1/sessions?after=%00",
+            "/admin/v1/sessions?after=%G1", "/admin/v1/sessions?after=%4",
+            "/admin/v1/sessions?after=" + "x" * 2000, "/admin/v1/identities?limit=abc",
+            "/admin/v1/webhooks/dead", "/admin/v1/webhooks/dead?webhook=test&after=x",
+            "/admin/v1/webhooks/dead?webhook=test&after=99999999999999999999",
+            "/admin/v1/webhooks/dead?webhook=" + "n" * 100]
+    for path in gets:
+        status, res = request(a.http, "GET", path, token=token)
+        assert status in (400, 404) and res["error"] == status and res["reason"], (path, res)
+    posts = [("/admin/v1/sessions/kick", {"client_id": None}),
+             ("/admin/v1/sessions/kick", {"end": True}),
+             ("/admin/v1/webhooks/redeliver", {"webhook": "test", "event_id": -5}),
+             ("/admin/v1/webhooks/redeliver", {"webhook": "test", "event_id": "1"}),
+             ("/admin/v1/webhooks/redeliver", {"webhook": "test", "event_id": 2 ** 63 - 1}),
+             ("/admin/v1/log-level", {"level": 3}), ("/admin/v1/log-level", {}),
+             ("/admin/v1/log-level", "debug")]
+    for path, body in posts:
+        status, res = request(a.http, "POST", path, token=token, body=body)
+        assert status in (400, 404) and res["error"] == status and res["reason"], (path, res)
+    # Not JSON at all.
+    req = urllib.request.Request("http://%s/admin/v1/log-level" % a.http, data=b"{nope",
+                                 headers={"Authorization": "Bearer " + token}, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=10)
+    assert e.value.code == 400
+    assert a.json("status")["log_level"] == "debug"  # still serving, nothing changed
