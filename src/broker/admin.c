@@ -3,7 +3,8 @@
  * identities in [admin] ids only, with a login token as for the other HTTP routes. Without a
  * token (or with a bad one): 401; another identity: 403; both are security events
  * (admin_denied; a bad token is bad_token etc. as everywhere). Every call, allowed or not, is
- * one "admin_call" log line (identity, method, path, status).
+ * one "admin_call" log line (identity, method, path, status) and, while the event stream is on,
+ * one admin.call event.
  *
  * JSON in (POST bodies) and out; errors in the project's shape {"error":N,"reason":"..."}.
  * Routes are one table (admin__routes): a new command is one entry and its handler. What each
@@ -568,16 +569,27 @@ bool admin_path(const struct http_request *req)
            (req->path_len == n - 1 || req->path[n - 1] == '/');
 }
 
-static void admin__log(const struct http_request *req, const char *identity, int status)
+/* The admin_call log line, and the admin.call event when the stream is on (a path that is not
+ * UTF-8 is null there). */
+static void admin__log(struct broker *b, const struct http_request *req, const char *identity,
+                       int status)
 {
+    size_t path_len = LMQ_MIN(req->path_len, (size_t)ADMIN_LOG_PATH_MAX_BYTES);
+    if (events_on(b)) {
+        json_t *path = json_stringn(req->path, path_len);
+        events_emit(b, "admin.call",
+                    json_pack("{s:o,s:s,s:o,s:i}", "identity",
+                              identity != NULL ? json_string(identity) : json_null(), "method",
+                              req->method, "path", path != NULL ? path : json_null(), "status",
+                              status));
+    }
     struct lmq_log_line line;
     if (!lmq_log_begin(&line, LMQ_LOG_WARN, "admin_call")) /* at warn: security-relevant */
         return;
     if (identity != NULL)
         lmq_log_str(&line, "identity", identity);
     lmq_log_str(&line, "method", req->method);
-    lmq_log_strn(&line, "path", (const uint8_t *)req->path,
-                 LMQ_MIN(req->path_len, (size_t)ADMIN_LOG_PATH_MAX_BYTES));
+    lmq_log_strn(&line, "path", (const uint8_t *)req->path, path_len);
     lmq_log_uint(&line, "status", (uint64_t)status);
     lmq_log_end(&line);
 }
@@ -664,6 +676,6 @@ int admin_route(struct broker *b, const struct http_request *req, struct http_re
             rc = admin__error(&call, 404, "no such admin route");
         }
     }
-    admin__log(req, id[0] != '\0' ? id : NULL, rc != LMQ_OK ? 500 : resp->status);
+    admin__log(b, req, id[0] != '\0' ? id : NULL, rc != LMQ_OK ? 500 : resp->status);
     return rc;
 }

@@ -13,6 +13,7 @@
  *   session.started    client_id, identity (or null), user, remote, transport, protocol
  *   session.ended      the same, plus by and reason
  *   security.<kind>    kind, detail (or null), remote (or null), identity (or null)
+ *   admin.call         identity (or null), method, path (or null), status (src/broker/admin.c)
  * An event as consumers see it: {"data":{...},"id":N,"time":"<RFC 3339 UTC, ns>","type":"..."}
  * (canonical JSON).
  *

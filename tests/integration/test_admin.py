@@ -6,6 +6,7 @@ redelivered reaches the receiver once it accepts, and leaves the dead-letter lis
 
 import json
 import os
+import sqlite3
 import subprocess
 import threading
 import time
@@ -82,7 +83,7 @@ def receiver():
 
 
 def test_only_admin_ids_get_in_and_every_call_is_logged(start_broker, tmp_path):
-    a = Admin(start_broker, tmp_path)
+    a = Admin(start_broker, tmp_path, "[events]\nrecord = true\n")
     b = a.broker
     other = lc.Identity()
     token = lc.login(a.http, other)
@@ -120,6 +121,16 @@ def test_only_admin_ids_get_in_and_every_call_is_logged(start_broker, tmp_path):
                               body=body)
         assert status == 400 and res["error"] == 400, (body, res)
     assert b.events("admin_call")[-1]["status"] == 400
+    # The event stream has each call too, in order, with the same fields.
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(b.data_dir, "ledgermq.db"), uri=True)
+    rows = [json.loads(d)["data"] for (d,) in db.execute(
+        "SELECT data FROM events WHERE type = 'admin.call' ORDER BY id")]
+    db.close()
+    logged = b.events("admin_call")
+    assert len(rows) == len(logged) and len(rows) > 2 * n, (len(rows), len(logged))
+    for row, line in zip(rows, logged):
+        assert row == {"identity": line.get("identity"), "method": line["method"],
+                       "path": line["path"], "status": line["status"]}, (row, line)
 
 
 def test_status_sessions_and_identities_as_tables_and_json(start_broker, tmp_path):
