@@ -344,3 +344,27 @@ def test_bad_input_gets_a_clear_error_and_never_a_crash(start_broker, tmp_path):
         urllib.request.urlopen(req, timeout=10)
     assert e.value.code == 400
     assert a.json("status")["log_level"] == "debug"  # still serving, nothing changed
+
+
+def test_a_redelivery_waiting_is_not_queued_twice(start_broker, tmp_path, receiver):
+    receiver.set(status=500)
+    a = Admin(start_broker, tmp_path,
+              hook_config(receiver.port, events="envelope.accepted",
+                          extra="max_attempts = 2\nbreaker_failures = 100"))
+    alice, bob = lc.Identity(), lc.Identity()
+    s = lc.Session(a.mqtt_port, alice, lc.login(a.http, alice))
+    env = alice.envelope(bob.id, {"n": 0})
+    s.send(env)
+    s.expect("ack")
+    wait_for(lambda: a.broker.events("webhook_dead_letter"), "a dead letter")
+    event_id = a.json("webhooks", "dead", "test")["dead"][0]["event_id"]
+    receiver.set(behaviour="silent")  # holds each attempt for 3 s, then no answer
+    a.json("webhooks", "redeliver", "test", str(event_id))
+    assert a.json("webhooks", "list")["webhooks"][0]["redeliveries"] == 1
+    p = a.run("admin", "webhooks", "redeliver", "test", str(event_id))
+    assert p.returncode == 3 and "409 already queued" in p.stderr, p.stderr
+    receiver.set(status=200)  # the second attempt is answered
+    wait_for(lambda: a.broker.events("webhook_redelivered"), "the redelivery", timeout=30)
+    assert a.json("webhooks", "list")["webhooks"][0]["redeliveries"] == 0
+    assert a.json("webhooks", "dead", "test")["dead"] == []
+    s.close()
