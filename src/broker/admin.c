@@ -183,6 +183,7 @@ static int64_t admin__unix_ms(struct broker *b, uint64_t loop_ms)
 
 static int admin__status(struct admin_call *call)
 {
+    LMQ_ASSERT(call->b != NULL && call->identity[0] != '\0'); /* authorized */
     struct broker *b = call->b;
     struct store_stats st;
     store_get_stats(b->store, &st);
@@ -307,6 +308,7 @@ static json_t *admin__next(const struct admin_page *p)
 
 static int admin__sessions(struct admin_call *call)
 {
+    LMQ_ASSERT(call->b != NULL && call->identity[0] != '\0'); /* authorized */
     size_t limit = 0, after_len = 0;
     char after[ADMIN_QUERY_VALUE_MAX_BYTES];
     enum admin_query q = admin__query(call->req, "after", after, sizeof(after), &after_len);
@@ -330,6 +332,7 @@ static int admin__sessions(struct admin_call *call)
 
 static int admin__kick(struct admin_call *call)
 {
+    LMQ_ASSERT(call->b != NULL && call->identity[0] != '\0'); /* authorized */
     int rc = LMQ_OK;
     json_t *body = admin__body(call, &rc);
     if (body == NULL)
@@ -371,6 +374,7 @@ static void admin__identity_offer(void *ctx, const char *id, uint64_t last_seq, 
 
 static int admin__identities(struct admin_call *call)
 {
+    LMQ_ASSERT(call->b != NULL && call->identity[0] != '\0'); /* authorized */
     size_t limit = 0, after_len = 0;
     char after[ADMIN_QUERY_VALUE_MAX_BYTES];
     enum admin_query q = admin__query(call->req, "after", after, sizeof(after), &after_len);
@@ -403,6 +407,7 @@ static int admin__identities(struct admin_call *call)
 
 static int admin__webhooks(struct admin_call *call)
 {
+    LMQ_ASSERT(call->b != NULL && call->identity[0] != '\0'); /* authorized */
     json_t *list = json_array();
     /* At most LMQ_WEBHOOKS_MAX endpoints. */
     for (size_t i = 0; list != NULL && i < webhooks_count(call->b); i++) {
@@ -446,6 +451,7 @@ static int admin__dead_row(void *ctx, const struct store_rec_consumer_dead *d)
 
 static int admin__webhook_dead(struct admin_call *call)
 {
+    LMQ_ASSERT(call->b != NULL && call->identity[0] != '\0'); /* authorized */
     char name[LMQ_WEBHOOK_NAME_MAX_CHARS + 1], after[24];
     size_t name_len = 0, after_len = 0, limit = 0, i = 0, count = 0;
     enum admin_query qn = admin__query(call->req, "webhook", name, sizeof(name), &name_len);
@@ -478,6 +484,7 @@ static int admin__webhook_dead(struct admin_call *call)
 
 static int admin__redeliver(struct admin_call *call)
 {
+    LMQ_ASSERT(call->b != NULL && call->identity[0] != '\0'); /* authorized */
     int rc = LMQ_OK;
     json_t *body = admin__body(call, &rc);
     if (body == NULL)
@@ -512,6 +519,7 @@ static int admin__redeliver(struct admin_call *call)
 
 static int admin__log_level(struct admin_call *call)
 {
+    LMQ_ASSERT(call->b != NULL && call->identity[0] != '\0'); /* authorized */
     int rc = LMQ_OK;
     json_t *body = admin__body(call, &rc);
     if (body == NULL)
@@ -532,6 +540,7 @@ static int admin__log_level(struct admin_call *call)
 
 static int admin__reload(struct admin_call *call)
 {
+    LMQ_ASSERT(call->b != NULL && call->identity[0] != '\0'); /* authorized */
     char err[256];
     if (broker_reload(call->b, err, sizeof(err)) != LMQ_OK) {
         /* The file's message (file, line, key) may quote anything: a JSON string, not reason. */
