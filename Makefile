@@ -7,7 +7,7 @@ BUILD_ASAN ?= build-asan
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 600
 
-.PHONY: bench-data bench-ledger all deps build install run test test-asan test-crash test-attack fuzz format clean bench
+.PHONY: bench-events bench-data bench-ledger all deps build install run test test-asan test-crash test-attack fuzz format clean bench
 
 all: build
 
@@ -75,13 +75,22 @@ bench: build
 bench-ledger: build
 	@/usr/bin/python3 scripts/bench-ledger.py --ledgermq ./$(BUILD)/ledgermq --doc docs/BENCHMARKS.md
 
-# JSON Schema validation objects/s for three model sizes, LedgerMQ's engine beside ajv (node).
-# BENCH_DATA_SECONDS per model and engine (3).
+# The event stream: envelope throughput with 0, 1 and 10 webhooks, and webhook delivery rate.
+bench-events: build
+	@/usr/bin/python3 scripts/bench-events.py --ledgermq ./$(BUILD)/ledgermq --doc docs/BENCHMARKS.md
+
+# JSON Schema validation objects/s for three model sizes, LedgerMQ's engine beside ajv (node);
+# typed-object ingest beside plain envelopes; rl_T EQ over 1,000,000 seeded resources beside its
+# bare SQL (the seed is cached in $(BUILD)/bench-data-1m/). BENCH_DATA_SECONDS per model and
+# engine (3); BENCH_DATA_ARGS more options (--quick: a smoke run that writes no doc).
 BENCH_DATA_SECONDS ?= 3
+BENCH_DATA_ARGS ?=
 bench-data: build
-	@cmake --build $(BUILD) -j $(JOBS) --target schema_bench
+	@cmake --build $(BUILD) -j $(JOBS) --target schema_bench data_bench ledgermq
 	@/usr/bin/python3 scripts/bench-data.py --bench ./$(BUILD)/tests/schema_bench \
-		--seconds $(BENCH_DATA_SECONDS) --doc docs/BENCHMARKS.md
+		--data-bench ./$(BUILD)/tests/data_bench --ledgermq ./$(BUILD)/ledgermq \
+		--cache ./$(BUILD)/bench-data-1m --seconds $(BENCH_DATA_SECONDS) \
+		--doc docs/BENCHMARKS.md $(BENCH_DATA_ARGS)
 
 # Longer fuzzing than the smoke run in `make test`.
 fuzz: deps

@@ -38,13 +38,13 @@ import ledgerclient as lc  # noqa: E402
 import mqttraw as m  # noqa: E402
 
 
-def start(binary, data_dir):
+def start(binary, data_dir, extra_ini=""):
     # The per-identity envelope rate (default 1,000/s) and daily ledger bytes (default 64 MiB)
     # would measure the limits, not the ledger.
     os.makedirs(data_dir, exist_ok=True)
     ini = os.path.join(data_dir, "bench.ini")
     with open(ini, "w") as f:
-        f.write("[auth]\nenvelope_rate_per_s = 10000000\nledger_bytes_per_day = 0\n")
+        f.write("[auth]\nenvelope_rate_per_s = 10000000\nledger_bytes_per_day = 0\n" + extra_ini)
     proc = subprocess.Popen([binary, "serve", "--config", ini, "--data", data_dir,
                              "--mqtt", "127.0.0.1:0", "--http", "127.0.0.1:0",
                              "--log-level", "info"],
@@ -61,9 +61,11 @@ def start(binary, data_dir):
     raise SystemExit("ledgermq did not start")
 
 
-def append_rate(binary, envelopes, identities, window):
+def append_rate(binary, envelopes, identities, window, extra_ini="", after=None):
+    """Envelopes accepted per second. extra_ini: more configuration (bench-events.py: webhooks);
+    after(http, result): called once the run is measured, before the broker stops."""
     with tempfile.TemporaryDirectory() as d:
-        proc, port, http = start(binary, d)
+        proc, port, http = start(binary, d, extra_ini)
         try:
             recipient = lc.Identity()
             senders = [lc.Identity() for _ in range(identities)]
@@ -105,10 +107,13 @@ def append_rate(binary, envelopes, identities, window):
                 raise SystemExit("append run failed: %s" % errors[0])
             status, cp = lc.http_json(http, "/ledger/checkpoint")
             assert cp["size"] == per * len(clients), cp
-            return {"envelopes": per * len(clients), "identities": identities, "window": window,
-                    "seconds": round(elapsed, 3),
-                    "envelopes_per_s": round(per * len(clients) / elapsed),
-                    "client_signing_s": round(sign_s, 2)}
+            result = {"envelopes": per * len(clients), "identities": identities,
+                      "window": window, "seconds": round(elapsed, 3),
+                      "envelopes_per_s": round(per * len(clients) / elapsed),
+                      "client_signing_s": round(sign_s, 2), "started": t0}
+            if after is not None:
+                after(http, result)
+            return result
         finally:
             proc.terminate()
             proc.wait(60)

@@ -1263,7 +1263,7 @@ def build_report(info, results, idle, restart, brokers, notes, elapsed_s, cmdlin
     L.append("# Benchmarks")
     L.append("")
     L.append("Written by `make bench` (`scripts/bench.py`) — do not edit by hand; rerun it (the "
-             "last two sections are written by `make bench-ledger` and `make bench-data`). "
+             "last three sections are written by `make bench-ledger` and `make bench-data` (two)). "
              "%s run: %d round(s), %g s measured after a %g s warm-up per run, brokers "
              "alternating (order rotated every round), each run on a freshly started broker "
              "with a fresh data directory. Cells are medians over the rounds." % (

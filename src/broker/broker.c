@@ -4,8 +4,11 @@
  */
 #include "broker/broker_internal.h"
 #include "data/data.h"
+#include "events/bots.h"
 #include "events/events.h"
 #include "events/webhooks.h"
+#include "plugins/plugins.h"
+#include "jobs/jobs.h"
 
 #include "net/address.h"
 #include "net/http.h"
@@ -173,6 +176,8 @@ static void broker_stop(struct broker *b, const char *why)
     broker_close_handle((uv_handle_t *)&b->drain_timer);
     sys_tree_stop(b);
     webhooks_stop(b); /* deliveries in flight are sent again after a restart */
+    plugins_stop(b);
+    jobs_stop(b); /* a run in progress is recorded interrupted */
     uv_timer_start(&b->shutdown_timer, on_shutdown_timeout, BROKER_SHUTDOWN_GRACE_MS, 0);
     broker_on_conn_freed(b);
 }
@@ -531,6 +536,21 @@ static int broker_mkdir_p(const char *dir)
  * The data directory, the store and the server key: after the listeners, so a start that can't
  * listen leaves nothing on disk. LMQ_EIO when the store can't be opened (exit 2).
  */
+/* A run of a scheduled job ended: job.finished on the event stream. */
+static void broker_job_finished(void *ctx, const struct jobs_run *run)
+{
+    struct broker *b = ctx;
+    if (!events_on(b))
+        return;
+    events_emit(b, "job.finished",
+                json_pack("{s:s,s:I,s:b,s:I,s:s,s:s,s:I,s:I}", "job", run->job, "tick_ms",
+                          (json_int_t)run->tick_ms, "manual", run->manual, "skipped",
+                          (json_int_t)run->skipped, "state", jobs_state_name(run->state), "detail",
+                          run->detail != NULL ? run->detail : "", "started_ms",
+                          (json_int_t)run->started_unix_ms, "ended_ms",
+                          (json_int_t)run->ended_unix_ms));
+}
+
 static int broker_open_data(struct broker *b, const struct lmq_config *cfg)
 {
     if (broker_mkdir_p(cfg->data_dir) != LMQ_OK)
@@ -555,7 +575,15 @@ static int broker_open_data(struct broker *b, const struct lmq_config *cfg)
     if (id_rc == LMQ_OK)
         id_rc = webhooks_init(b);
     if (id_rc == LMQ_OK)
+        id_rc = jobs_init(b); /* its commit hook registers before data_init opens a batch */
+    if (id_rc == LMQ_OK)
+        jobs_set_on_finished(b, broker_job_finished, b);
+    if (id_rc == LMQ_OK)
+        id_rc = bots_init(b);
+    if (id_rc == LMQ_OK)
         id_rc = data_init(b); /* after the pipeline: it registers an envelope hook */
+    if (id_rc == LMQ_OK)
+        id_rc = plugins_load(b); /* after data: validate sees envelopes objects checks passed */
     if (id_rc != LMQ_OK)
         return id_rc == LMQ_ENOMEM ? LMQ_ENOMEM : LMQ_EINVAL;
     return LMQ_OK;
@@ -593,8 +621,11 @@ static void broker_teardown(struct broker *b)
     broker_close_handle((uv_handle_t *)&b->flush_check);
     broker_destroy_state(b);
     sys_tree_free(b); /* its timer closed with the loop */
+    jobs_destroy(b);  /* its timers too */
     data_destroy(b);
+    plugins_destroy(b);
     webhooks_destroy(b);
+    bots_destroy(b);
     events_destroy(b);
     pipeline_destroy(b);
     access_destroy(b);
@@ -672,6 +703,16 @@ int broker_run(const struct lmq_config *cfg)
         lmq_log_msgf(LMQ_LOG_ERROR, "start_failed", "cannot recover from the store in %s",
                      cfg->data_dir);
         code = 2;
+        goto out;
+    }
+    /* Plugins' init after recovery, before the scheduler starts: they may register jobs. */
+    if (plugins_start(b) != LMQ_OK) {
+        code = 1;
+        goto out;
+    }
+    rc = jobs_start(b); /* after recovery: the sessions a job may prune are loaded */
+    if (rc != LMQ_OK) {
+        code = rc == LMQ_EIO ? 2 : 1;
         goto out;
     }
     if (broker_listen_all(b) != LMQ_OK) {

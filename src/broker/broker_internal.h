@@ -148,12 +148,13 @@ struct session {
      * committed; in seq order. */
     struct list_node unsynced;
     uint32_t unsynced_count;
-    uint64_t dropped_seq;    /* stored rows in (paged_seq, dropped_seq] still QUEUED were dropped
-                                by queue_overflow (their deletes may not be committed yet) */
-    uint32_t dropped_untold; /* dropped by queue_overflow since the client was last told */
-    uint64_t progress_ms;    /* loop time it last completed a delivery, or connected */
-    bool overflow_logged;    /* a queue_overflow line was logged; again once it drained */
-    bool overflow_ending;    /* queue_overflow = end_session: ends on the next loop turn */
+    uint64_t dropped_seq;      /* stored rows in (paged_seq, dropped_seq] still QUEUED were dropped
+                                  by queue_overflow (their deletes may not be committed yet) */
+    uint32_t dropped_untold;   /* dropped by queue_overflow since the client was last told */
+    uint64_t progress_ms;      /* loop time it last completed a delivery, or connected */
+    uint64_t offline_since_ms; /* loop time it went offline (or was loaded at start) */
+    bool overflow_logged;      /* a queue_overflow line was logged; again once it drained */
+    bool overflow_ending;      /* queue_overflow = end_session: ends on the next loop turn */
     uint32_t inflight_count;
     uint32_t inflight_unsent; /* inflight deliveries whose packet waits for a commit */
     uint16_t next_packet_id;
@@ -418,7 +419,10 @@ struct broker {
     struct data *data;                 /* typed objects (src/data) */
     struct events *events;             /* the event stream (src/events); NULL when off */
     struct webhooks *webhooks;         /* webhook deliveries (src/events/webhooks.c) */
+    struct plugins *plugins;           /* loaded plugins (src/plugins); NULL when none */
+    struct bots *bots;                 /* [bots] ids (src/events/bots.c); NULL when none */
     struct read_budget *read_budget;   /* data reads' loop time per client (read_budget.c) */
+    struct jobs *jobs;                 /* the job scheduler (src/jobs) */
     uint64_t security_events[32];      /* by enum security_event (SECURITY_EVENT_COUNT <= 32) */
     uint64_t next_conn_id;
     uint64_t next_msg_id;
@@ -750,6 +754,9 @@ void session_detach(struct conn *c);
  * default_session_expiry too), at CONNECT and at DISCONNECT. */
 uint32_t session_expiry_cap(const struct broker *b, const char *principal);
 void session_destroy(struct session *s);
+/* The prune_sessions job (src/jobs): ends an offline session as if it expired (its will goes
+ * out, its stored state is deleted), logged as session_pruned with why. */
+void session_prune(struct session *s, const char *why);
 void session_queue_pump(struct session *s);
 void session_queue_resend_inflight(struct session *s);
 int session_queue_ack(struct session *s, uint8_t type, uint16_t packet_id, uint8_t reason_code);
@@ -776,6 +783,10 @@ void session_queue_overflow_log(struct session *s, const char *action, const cha
 /* queue_overflow end_session: s takes nothing more and ends on the next loop turn as if it
  * expired (its connection, if any, gets DISCONNECT 0x97 first). Counted and logged. */
 void session_overflow_end(struct session *s);
+/* The expire_messages job (src/jobs): drops, oldest first, the rows at the head of an offline
+ * session's stored backlog whose message expired, up to max, stopping at the first that has
+ * not; counted as dropped "expired". Returns how many. */
+uint32_t session_queue_expire_head(struct session *s, int64_t now_unix_ms, uint32_t max);
 /* Queues m for s. A QoS 0 delivery without room is dropped (counted); a QoS 1/2 one first drops
  * queued QoS 0 deliveries, oldest first, while the queue is over its limits. */
 void session_queue_add(struct session *s, struct msg *m, uint8_t qos, bool retain,

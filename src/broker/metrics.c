@@ -3,9 +3,12 @@
  * Everything is read from the loop thread's own counters, so a scrape needs no locking; it
  * walks the sessions once for the queue depth.
  */
+#include "events/bots.h"
 #include "events/webhooks.h"
+#include "plugins/plugins.h"
 #include "broker/broker_internal.h"
 #include "data/data.h"
+#include "jobs/jobs.h"
 
 #include <dirent.h>
 #include <inttypes.h>
@@ -201,6 +204,8 @@ static int metrics_broker(struct broker *b, struct lmq_buf *out)
                  "Store reads GraphQL requests made (references: one read a level).");
     rc |= http_body_printf(out, "ledgermq_graphql_store_reads_total %" PRIu64 "\n", gql_reads);
     rc |= webhooks_metrics(b, out);
+    rc |= plugins_metrics(b, out);
+    rc |= bots_metrics(b, out);
     struct read_budget_stats budget;
     read_budget_counts(b, &budget);
     uint64_t budget_refused = budget.refused, budget_spent_us = budget.spent_us;
@@ -435,6 +440,6 @@ int metrics_render(struct broker *b, struct lmq_buf *out)
     LMQ_ASSERT(b != NULL && out != NULL);
     /* Each printf's error bits are OR-ed together: any failure means the body is incomplete. */
     int rc = metrics_broker(b, out) | metrics_guards(b, out) | metrics_store(b, out) |
-             metrics_process(out);
+             metrics_process(out) | jobs_metrics(b, out);
     return rc != 0 ? LMQ_ETOOBIG : LMQ_OK;
 }

@@ -144,6 +144,19 @@ static void session_end(struct session *s)
     session_destroy(s); /* releases its quota count too */
 }
 
+void session_prune(struct session *s, const char *why)
+{
+    LMQ_ASSERT(s != NULL && s->conn == NULL && !s->closing && why != NULL);
+    struct lmq_log_line line;
+    if (lmq_log_begin(&line, LMQ_LOG_INFO, "session_pruned")) {
+        lmq_log_strn(&line, "client_id", s->client_id, s->client_id_len);
+        lmq_log_str(&line, "why", why);
+        lmq_log_uint(&line, "queued_bytes", s->queued_bytes);
+        lmq_log_end(&line);
+    }
+    session_end(s);
+}
+
 void session_overflow_end(struct session *s)
 {
     LMQ_ASSERT(s != NULL && !s->closing);
@@ -260,6 +273,7 @@ void session_detach(struct conn *c)
         return;
     }
     session_queue_offline(s);
+    s->offline_since_ms = now;
     s->expires_ms = s->expiry_s == SESSION_EXPIRY_NEVER ? 0 : now + (uint64_t)s->expiry_s * 1000;
     LMQ_ASSERT(s->conn == NULL && c->session == NULL && s->inflight_unsent <= s->inflight_count);
     session_arm_timer(s);
@@ -288,6 +302,7 @@ struct session *session_create(struct broker *b, const uint8_t *id, size_t id_le
     list_init(&s->unsynced);
     uv_timer_init(&b->loop, &s->timer);
     s->timer.data = s;
+    s->offline_since_ms = clock_now_ms(b); /* a session loaded at start: offline since then */
     /* Session timers never keep the loop alive on their own: shutdown must not wait for them. */
     uv_unref((uv_handle_t *)&s->timer);
     b->session_count++;

@@ -332,6 +332,31 @@ static bool session_drop_backlog_row(struct session *s)
     return true;
 }
 
+uint32_t session_queue_expire_head(struct session *s, int64_t now_unix_ms, uint32_t max)
+{
+    LMQ_ASSERT(s != NULL && s->conn == NULL && !s->closing && s->persistent);
+    uint32_t n = 0;
+    /* Each pass drops one row or stops: bounded by max. */
+    while (n < max && s->stored_backlog > 0 && list_empty(&s->queue)) {
+        struct store_queue_head row;
+        struct delivery *listed = NULL;
+        if (!session_backlog_oldest(s, &row, &listed))
+            break;
+        uint32_t remaining_s = 0;
+        bool expired = listed != NULL ? msg_expired(listed->msg, now_unix_ms, &remaining_s)
+                                      : row.has_expiry && row.expires_unix_ms <= now_unix_ms;
+        if (!expired)
+            break; /* the head is not expired: the rest waits for its turn (documented) */
+        bool dropped = session_drop_backlog_row(s);
+        LMQ_ASSERT(dropped); /* the same oldest row as just read */
+        s->broker->stats.expired_dropped++;
+        s->broker->queue_room_freed = true;
+        n++;
+    }
+    LMQ_ASSERT(n <= max);
+    return n;
+}
+
 bool session_queue_drop_oldest(struct session *s, size_t msg_bytes)
 {
     LMQ_ASSERT(s != NULL && !s->closing);

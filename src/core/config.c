@@ -19,6 +19,7 @@
 
 #include "core/lmq.h"
 #include "core/resolve.h"
+#include "jobs/jobs_schedule.h"
 
 /* A bad value is quoted in messages up to this many bytes, then "...". */
 #define CONFIG_SHOW_VALUE_MAX_BYTES 64
@@ -174,10 +175,13 @@ void lmq_config_defaults(struct lmq_config *cfg)
     cfg->sys_interval_s = CONFIG_SYS_INTERVAL_DEFAULT_S;
     /* The GraphQL engine's own defaults (graphql.h struct graphql_limits). */
     cfg->data.graphql_auth = true;
+    cfg->jobs.prune_idle_s = 30ULL * 24 * 3600;
+    cfg->jobs.expire_batch = 500;
     cfg->data.graphql_max_depth = 15;
     cfg->data.graphql_max_fields = 1000;
     /* A request runs on the loop thread: MQTT waits while it runs (checked between batches). */
     cfg->data.graphql_max_ms = 250;
+    cfg->plugins.slow_us = 1000;
     /* One client address may hold the loop for a fifth of each second with data reads. */
     cfg->data.read_budget_ms_per_s = 200;
     cfg->drain_grace_ms = 0; /* a stop is as quick as before; set it behind a load balancer */
@@ -549,6 +553,30 @@ static int config__id_list(const char *key, const char *value,
     memset(list, 0, max * sizeof(list[0]));
     memcpy(list, ids, count * sizeof(ids[0]));
     *list_count = count;
+    return 0;
+}
+
+/* [bots] ids: the first line in a file replaces the list, later ones add to it (a line holds
+ * at most two ids). */
+static int config__set_bots(struct lmq_config *cfg, const char *key, const char *value, bool append,
+                            char *err, size_t err_len)
+{
+    if (strcmp(key, "ids") != 0) {
+        lmq_errf(err, err_len, "[bots] %s: unknown key (expected ids)", key);
+        return LMQ_EINVAL;
+    }
+    char ids[LMQ_BOTS_MAX][LMQ_IDENTITY_ID_CHARS + 1];
+    uint32_t count = 0;
+    int rc = config__id_list("[bots] ids", value, ids, LMQ_BOTS_MAX, &count, err, err_len);
+    if (rc != 0)
+        return rc;
+    uint32_t base = append ? cfg->bot_count : 0;
+    if (base + count > LMQ_BOTS_MAX) {
+        lmq_errf(err, err_len, "[bots] ids: more than %u identities", LMQ_BOTS_MAX);
+        return LMQ_EINVAL;
+    }
+    memcpy(cfg->bots[base], ids, count * sizeof(ids[0]));
+    cfg->bot_count = base + count;
     return 0;
 }
 
@@ -1111,6 +1139,90 @@ static int config__set_data(struct lmq_config *cfg, const char *key, const char 
     return LMQ_EINVAL;
 }
 
+#define CONFIG_JOBS_KEYS                                                                           \
+    "NAME, NAME.timeout_ms, NAME.keep_runs, prune_sessions.idle_s, prune_sessions.max_bytes "      \
+    "or expire_messages.batch"
+
+/* The entry of job name (len bytes) in [jobs], added when new. NULL when the name is not
+ * [a-z0-9_]{1,32} or the table is full (err says which). */
+static struct lmq_job_config *config__job(struct lmq_jobs_config *j, const char *name, size_t len,
+                                          char *err, size_t err_len)
+{
+    bool ok = len > 0 && len <= LMQ_JOB_NAME_MAX_CHARS;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+             name[i] == '_';
+    if (!ok) {
+        lmq_errf(err, err_len,
+                 "[jobs] %.*s: unknown key (expected " CONFIG_JOBS_KEYS
+                 "; NAME is 1..%d of a-z, 0-9, _)",
+                 (int)LMQ_MIN(len, 64), name, LMQ_JOB_NAME_MAX_CHARS);
+        return NULL;
+    }
+    for (size_t i = 0; i < j->count; i++) {
+        if (strlen(j->jobs[i].name) == len && memcmp(j->jobs[i].name, name, len) == 0)
+            return &j->jobs[i];
+    }
+    if (j->count == LMQ_JOBS_MAX) {
+        lmq_errf(err, err_len, "[jobs] %.*s: more than %d jobs", (int)len, name, LMQ_JOBS_MAX);
+        return NULL;
+    }
+    struct lmq_job_config *job = &j->jobs[j->count++];
+    memset(job, 0, sizeof(*job));
+    memcpy(job->name, name, len);
+    return job;
+}
+
+/* [jobs]: NAME = SCHEDULE, NAME.timeout_ms, NAME.keep_runs and the built-in jobs' settings. */
+static int config__set_jobs(struct lmq_config *cfg, const char *key, const char *value, char *err,
+                            size_t err_len)
+{
+    struct lmq_jobs_config *j = &cfg->jobs;
+    const char *dot = strchr(key, '.');
+    struct lmq_job_config *job =
+        config__job(j, key, dot != NULL ? (size_t)(dot - key) : strlen(key), err, err_len);
+    if (job == NULL)
+        return LMQ_EINVAL;
+    if (dot == NULL) {
+        struct jobs_schedule sched;
+        char why[160];
+        if (jobs_schedule_parse(value, &sched, why, sizeof(why)) != LMQ_OK) {
+            lmq_errf(err, err_len, "[jobs] %s: %s", key, why);
+            return LMQ_EINVAL;
+        }
+        memcpy(job->schedule, value, strlen(value) + 1); /* < JOBS_SCHEDULE_MAX_BYTES: parsed */
+        return LMQ_OK;
+    }
+    static const struct {
+        const char *key;
+        uint64_t min, max;
+    } keys[] = {{"timeout_ms", 1, 86400000},
+                {"keep_runs", 1, 10000},
+                {"prune_sessions.idle_s", 1, 10ULL * 365 * 86400},
+                {"prune_sessions.max_bytes", 0, UINT64_MAX / 2},
+                {"expire_messages.batch", 1, 100000}};
+    uint64_t *wide[] = {NULL, NULL, &j->prune_idle_s, &j->prune_max_bytes, NULL};
+    uint32_t *narrow[] = {&job->timeout_ms, &job->keep_runs, NULL, NULL, &j->expire_batch};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        if (strcmp(i < 2 ? dot + 1 : key, keys[i].key) != 0)
+            continue;
+        uint64_t v = 0;
+        if (!config__parse_u64(value, &v) || v < keys[i].min || v > keys[i].max) {
+            lmq_errf(err, err_len, "[jobs] %s: expected an integer %llu..%llu, got \"%.*s%s\"", key,
+                     (unsigned long long)keys[i].min, (unsigned long long)keys[i].max,
+                     config__show_len(value), value, config__show_more(value));
+            return LMQ_EINVAL;
+        }
+        if (wide[i] != NULL)
+            *wide[i] = v;
+        else
+            *narrow[i] = (uint32_t)v;
+        return LMQ_OK;
+    }
+    lmq_errf(err, err_len, "[jobs] %s: unknown key (expected " CONFIG_JOBS_KEYS ")", key);
+    return LMQ_EINVAL;
+}
+
 int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key, const char *value,
                    char *err, size_t err_len)
 {
@@ -1152,15 +1264,28 @@ int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key,
         return config__id_list("[admin] ids", value, cfg->admin.ids, LMQ_ADMIN_IDS_MAX,
                                &cfg->admin.id_count, err, err_len);
     }
+    if (strcmp(section, "plugins") == 0) {
+        return config_set_plugins(cfg, key, value, err, err_len);
+    }
+    if (strncmp(section, "plugin.", 7) == 0) {
+        return config_set_plugin(cfg, section, key, value, err, err_len);
+    }
+    if (strcmp(section, "jobs") == 0) {
+        return config__set_jobs(cfg, key, value, err, err_len);
+    }
+    if (strcmp(section, "bots") == 0) {
+        return config__set_bots(cfg, key, value, false, err, err_len);
+    }
     if (section[0] == '\0') {
         lmq_errf(err, err_len,
                  "%s: key outside any section (expected [server], [limits], [tls], [auth], "
-                 "[http], [queue_overflow] or [data])",
+                 "[http], [queue_overflow], [data] or [jobs])",
                  key);
     } else {
         lmq_errf(err, err_len,
                  "[%s] %s: unknown section (expected [server], [limits], [tls], [auth], "
-                 "[http], [queue_overflow], [data], [events], [admin] or [webhook.NAME])",
+                 "[http], [queue_overflow], [data], [jobs], [events], [bots], [admin], "
+                 "[webhook.NAME], [plugins] or [plugin.NAME])",
                  section, key);
     }
     return LMQ_EINVAL;
@@ -1174,6 +1299,7 @@ struct config_load {
     int lineno;     /* line the parser is on: counted by our reader */
     bool mqtt_seen; /* the first mqtt key in a file replaces, later ones append */
     bool origins_seen, proxies_seen, proxy_protocol_seen; /* the same for the address lists */
+    bool bots_seen;                                       /* and for [bots] ids */
     bool failed; /* err holds the first error; parsing stops */
     int failed_lineno;
     int rc;
@@ -1224,6 +1350,9 @@ static int config__handler(void *user, const char *section, const char *name, co
                                                              : NULL;
     if (strcmp(section, "server") == 0 && strcmp(name, "mqtt") == 0 && ld->mqtt_seen) {
         rc = lmq_config_append_listeners(ld->cfg, value, msg, sizeof(msg));
+    } else if (strcmp(section, "bots") == 0 && strcmp(name, "ids") == 0) {
+        rc = config__set_bots(ld->cfg, name, value, ld->bots_seen, msg, sizeof(msg));
+        ld->bots_seen = true;
     } else if (list_seen != NULL) {
         /* A line holds at most INI_MAX_LINE bytes: a repeated key adds to the list. */
         rc = config__http_list(ld->cfg, section, name, value, *list_seen, msg, sizeof(msg));

@@ -173,6 +173,8 @@ struct lmq_admin_config {
 #define LMQ_WEBHOOK_SECRET_MIN_BYTES 16
 #define LMQ_WEBHOOK_EVENTS_MAX 16
 #define LMQ_EVENT_TYPE_MAX_CHARS 48
+/* [bots] ids: at most this many bots (each a consumer of the event stream). */
+#define LMQ_BOTS_MAX 32
 struct lmq_webhook_config {
     char name[LMQ_WEBHOOK_NAME_MAX_CHARS + 1]; /* [A-Za-z0-9_-], from the section name */
     char url[LMQ_WEBHOOK_URL_MAX_BYTES];       /* http:// or https:// */
@@ -187,6 +189,39 @@ struct lmq_webhook_config {
     uint32_t retry_max_ms;     /* retries at most this far apart */
     uint32_t breaker_failures; /* consecutive failures that open the circuit */
     uint32_t breaker_open_ms;  /* how long it stays open before one trial delivery */
+};
+
+/* [plugins] and [plugin.NAME] (docs/PROTOCOL.md "Plugins"). */
+#define LMQ_PLUGINS_MAX 8
+#define LMQ_PLUGIN_NAME_MAX_CHARS 32
+#define LMQ_PLUGIN_ARGS_MAX_BYTES 1024
+struct lmq_plugins_config {
+    char load[LMQ_PLUGINS_MAX][LMQ_PATH_MAX_BYTES]; /* shared objects, in load order */
+    uint32_t count;
+    uint32_t slow_us; /* a validate call longer than this is logged (plugin_slow) */
+    struct {
+        char name[LMQ_PLUGIN_NAME_MAX_CHARS + 1];
+        char args[LMQ_PLUGIN_ARGS_MAX_BYTES];
+    } args[LMQ_PLUGINS_MAX]; /* [plugin.NAME] args: handed to the plugin's init */
+    uint32_t args_count;
+};
+
+/* [jobs]: scheduled jobs (src/jobs; docs/ARCHITECTURE.md "Scheduled jobs"). */
+#define LMQ_JOBS_MAX 16
+#define LMQ_JOB_NAME_MAX_CHARS 32
+#define LMQ_JOB_SCHEDULE_MAX_BYTES 128
+struct lmq_job_config {
+    char name[LMQ_JOB_NAME_MAX_CHARS + 1];     /* [a-z0-9_] */
+    char schedule[LMQ_JOB_SCHEDULE_MAX_BYTES]; /* checked by jobs_schedule_parse; "" = off */
+    uint32_t timeout_ms;                       /* NAME.timeout_ms; 0 = the job's default */
+    uint32_t keep_runs;                        /* NAME.keep_runs; 0 = the default (100) */
+};
+struct lmq_jobs_config {
+    struct lmq_job_config jobs[LMQ_JOBS_MAX]; /* in file order */
+    size_t count;
+    uint64_t prune_idle_s;    /* prune_sessions.idle_s */
+    uint64_t prune_max_bytes; /* prune_sessions.max_bytes; 0 = no byte limit */
+    uint32_t expire_batch;    /* expire_messages.batch: rows per step */
 };
 
 /* TLS for --mqtts and --https: certificate files, re-read on SIGHUP. */
@@ -242,6 +277,12 @@ struct lmq_config {
     struct lmq_webhook_config webhooks[LMQ_WEBHOOKS_MAX]; /* [webhook.NAME], in file order */
     size_t webhook_count;
     bool events_record; /* [events] record: keep the event stream even without a consumer */
+    struct lmq_plugins_config plugins; /* [plugins], [plugin.NAME] */
+    struct lmq_jobs_config jobs;       /* [jobs] */
+    /* [bots] ids: identities that follow the event stream on id/<id>/events (src/events/bots.c;
+     * docs/PROTOCOL.md "Bots"); any of them turns the stream on. */
+    char bots[LMQ_BOTS_MAX][LMQ_IDENTITY_ID_CHARS + 1];
+    uint32_t bot_count;
     enum lmq_sync_mode sync;
     enum lmq_log_level log_level;
     /* [server] sys_interval: seconds between $SYS/broker/... updates (sys_tree.c); 0 = none. */

@@ -14,6 +14,12 @@ int config_set_webhook(struct lmq_config *cfg, const char *section, const char *
 /* [events] key = value. 0 or LMQ_EINVAL. */
 int config_set_events(struct lmq_config *cfg, const char *key, const char *value, char *err,
                       size_t err_len);
+/* [plugins] key = value (config_plugins.c). 0 or LMQ_EINVAL. */
+int config_set_plugins(struct lmq_config *cfg, const char *key, const char *value, char *err,
+                       size_t err_len);
+/* [plugin.NAME] key = value. 0 or LMQ_EINVAL. */
+int config_set_plugin(struct lmq_config *cfg, const char *section, const char *key,
+                      const char *value, char *err, size_t err_len);
 /* Every webhook has its url and secret. 0 or LMQ_EINVAL. */
 int config_validate_webhooks(const struct lmq_config *cfg, char *err, size_t err_len);
 

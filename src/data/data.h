@@ -71,6 +71,10 @@ void data_models_names(const struct data_models *m, char *out, size_t cap);
 extern const char *const data_reserved_members[5];
 /* For /metrics: object versions stored and objects refused since start, models loaded. */
 void data_counts(const struct broker *b, uint64_t *accepted, uint64_t *refused, size_t *models);
+/* The latest version of the resource permalink (64 hex) as GET /api/v1/T/PERMALINK shows it,
+ * read with every right (plugins): 0 with *json (malloc'd text), 1 when there is none,
+ * LMQ_ENOMEM or LMQ_EIO. (data_http.c) */
+int data_resource_json(struct broker *b, const char *permalink, char **json) LMQ_WUR;
 /* True for a path under /api/ (data_http_route answers it). */
 bool data_http_path(const struct http_request *req);
 

@@ -584,3 +584,23 @@ int data_http_route(struct broker *b, const struct http_request *req, struct htt
     return with_versions ? data_http_versions(b, m, reader, key, req, resp, out)
                          : data_http_get(b, m, reader, key, req, resp, out);
 }
+
+int data_resource_json(struct broker *b, const char *permalink, char **json)
+{
+    *json = NULL;
+    if (b->data == NULL || !data_hex64(permalink))
+        return 1;
+    struct data_http_one one = {0};
+    bool found = false;
+    struct lmq_bytes none = {NULL, 0};
+    int rc = store_data_resource(b->store,
+                                 (struct lmq_bytes){(const uint8_t *)permalink, DATA_HEX64_CHARS},
+                                 none, data_http_one_row, &one, &found);
+    if (rc != LMQ_OK || !found) {
+        json_decref(one.value);
+        return rc == LMQ_OK ? 1 : rc == LMQ_EIO ? LMQ_EIO : LMQ_ENOMEM;
+    }
+    *json = json_dumps(one.value, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(one.value);
+    return *json != NULL ? LMQ_OK : LMQ_ENOMEM;
+}

@@ -168,7 +168,8 @@ static int events_envelope_appended(void *ctx, const struct ledger_envelope *env
 int events_init(struct broker *b)
 {
     LMQ_ASSERT(b->events == NULL && b->store != NULL);
-    if (b->cfg.webhook_count == 0 && !b->cfg.events_record)
+    if (b->cfg.webhook_count == 0 && b->cfg.bot_count == 0 && b->cfg.plugins.count == 0 &&
+        !b->cfg.events_record)
         return LMQ_OK; /* off */
     struct events *ev = calloc(1, sizeof(*ev));
     if (ev == NULL)

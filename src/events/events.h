@@ -13,12 +13,13 @@
  *   session.started    client_id, identity (or null), user, remote, transport, protocol
  *   session.ended      the same, plus by and reason
  *   security.<kind>    kind, detail (or null), remote (or null), identity (or null)
+ *   job.finished       job, tick_ms, manual, skipped, state, detail, started_ms, ended_ms
  *   admin.call         identity (or null), method, path (or null), status (src/broker/admin.c)
  * An event as consumers see it: {"data":{...},"id":N,"time":"<RFC 3339 UTC, ns>","type":"..."}
  * (canonical JSON).
  *
- * The stream is on when something consumes it ([webhook.NAME] sections) or [events] record =
- * true; off, events_emit costs nothing and writes nothing.
+ * The stream is on when something consumes it ([webhook.NAME] sections, [bots] ids) or [events]
+ * record = true; off, events_emit costs nothing and writes nothing.
  */
 #ifndef LMQ_EVENTS_H
 #define LMQ_EVENTS_H

@@ -74,6 +74,10 @@ enum pipeline_topic {
     PIPELINE_TOPIC_REJECT,
     PIPELINE_TOPIC_RESYNC,
     PIPELINE_TOPIC_SYNC,
+    PIPELINE_TOPIC_EVENTS,        /* a bot's events (src/events/bots.c) */
+    PIPELINE_TOPIC_EVENTS_SYNC,   /* a bot's page markers */
+    PIPELINE_TOPIC_EVENTS_RESYNC, /* a bot asks for a page */
+    PIPELINE_TOPIC_EVENTS_ACK,    /* a bot acknowledges what it handled */
 };
 /* Checks a CONNECT's credentials and sets c->identity and c->user. Returns PROTO_OK,
  * PROTO_REFUSE_CONNECT with the CONNACK reason code in *reason (the security event is logged),
@@ -165,6 +169,12 @@ struct pipeline_server_envelope {
  * frees refusal->members with json_decref). LMQ_ENOMEM. */
 int pipeline_server_send(struct broker *b, const struct pipeline_server_envelope *e,
                          struct pipeline_refusal *refusal, struct lmq_buf *envelope) LMQ_WUR;
+
+/* Called by pipeline_server_send before it signs: true lets e go, with *amended (a new body the
+ * pipeline frees) or NULL to keep e->body; false stops it with *refusal filled. One at most. */
+typedef bool (*pipeline_will_send_fn)(void *ctx, const struct pipeline_server_envelope *e,
+                                      json_t **amended, struct pipeline_refusal *refusal);
+void pipeline_will_send_register(struct broker *b, pipeline_will_send_fn fn, void *ctx);
 
 /* {"after":N} on the connection's own resync topic: inbox envelopes after N, then a sync.
  * Returns the PUBACK/PUBREC reason code. */

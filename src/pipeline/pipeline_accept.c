@@ -423,6 +423,9 @@ enum proto_result pipeline_accept(struct conn *c, const struct mqtt_publish *pub
     return PROTO_OK;
 }
 
+static int pipeline_server_send_signed(struct broker *b, const struct pipeline_server_envelope *e,
+                                       struct pipeline_refusal *refusal, struct lmq_buf *envelope);
+
 static bool accept_server_refuse(struct pipeline_refusal *refusal, const char *reason,
                                  const char *detail)
 {
@@ -462,8 +465,38 @@ static bool accept_server_build(struct broker *b, struct accept_identity *server
     return *rc == LMQ_OK;
 }
 
+void pipeline_will_send_register(struct broker *b, pipeline_will_send_fn fn, void *ctx)
+{
+    LMQ_ASSERT(b->pipeline->will_send == NULL);
+    b->pipeline->will_send = fn;
+    b->pipeline->will_send_ctx = ctx;
+}
+
 int pipeline_server_send(struct broker *b, const struct pipeline_server_envelope *e,
                          struct pipeline_refusal *refusal, struct lmq_buf *envelope)
+{
+    struct pipeline *p = b->pipeline;
+    if (p->will_send != NULL) {
+        json_t *amended = NULL;
+        *refusal = (struct pipeline_refusal){0};
+        if (!p->will_send(p->will_send_ctx, e, &amended, refusal)) {
+            LMQ_ASSERT(amended == NULL && refusal->reason != NULL);
+            return LMQ_EPROTO;
+        }
+        if (amended != NULL) {
+            struct pipeline_server_envelope changed = *e;
+            changed.body = amended;
+            int rc = pipeline_server_send_signed(b, &changed, refusal, envelope);
+            json_decref(amended);
+            return rc;
+        }
+    }
+    return pipeline_server_send_signed(b, e, refusal, envelope);
+}
+
+/* pipeline_server_send once the will_send hook let e go. */
+static int pipeline_server_send_signed(struct broker *b, const struct pipeline_server_envelope *e,
+                                       struct pipeline_refusal *refusal, struct lmq_buf *envelope)
 {
     LMQ_ASSERT(e != NULL && e->to != NULL && e->type != NULL && refusal != NULL);
     *refusal = (struct pipeline_refusal){0};

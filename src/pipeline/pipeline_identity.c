@@ -289,9 +289,16 @@ enum pipeline_topic pipeline_topic_parse(const uint8_t *topic, size_t len, const
     static const struct {
         const char *name;
         enum pipeline_topic kind;
-    } leaves[] = {{"outbox", PIPELINE_TOPIC_OUTBOX}, {"inbox", PIPELINE_TOPIC_INBOX},
-                  {"ack", PIPELINE_TOPIC_ACK},       {"reject", PIPELINE_TOPIC_REJECT},
-                  {"resync", PIPELINE_TOPIC_RESYNC}, {"sync", PIPELINE_TOPIC_SYNC}};
+    } leaves[] = {{"outbox", PIPELINE_TOPIC_OUTBOX},
+                  {"inbox", PIPELINE_TOPIC_INBOX},
+                  {"ack", PIPELINE_TOPIC_ACK},
+                  {"reject", PIPELINE_TOPIC_REJECT},
+                  {"resync", PIPELINE_TOPIC_RESYNC},
+                  {"sync", PIPELINE_TOPIC_SYNC},
+                  {"events", PIPELINE_TOPIC_EVENTS},
+                  {"events/sync", PIPELINE_TOPIC_EVENTS_SYNC},
+                  {"events/resync", PIPELINE_TOPIC_EVENTS_RESYNC},
+                  {"events/ack", PIPELINE_TOPIC_EVENTS_ACK}};
     for (size_t i = 0; i < LMQ_ARRAY_LEN(leaves); i++) {
         if (strlen(leaves[i].name) == leaf_len && memcmp(leaves[i].name, leaf, leaf_len) == 0)
             return leaves[i].kind;

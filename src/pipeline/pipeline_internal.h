@@ -32,6 +32,9 @@ struct pipeline {
     size_t commit_slot; /* the tree's per-batch state: commit_hook_data(b, commit_slot) */
     struct pipeline_envelope_hook envelope_hooks[PIPELINE_ENVELOPE_HOOKS_MAX];
     size_t envelope_hook_count;
+    struct pipeline_token_cache *token_cache; /* verified tokens (pipeline_tokens.c), or NULL */
+    pipeline_will_send_fn will_send;          /* before a server-sent envelope is signed, or NULL */
+    void *will_send_ctx;
 };
 
 /* pipeline_identity.c */

@@ -8,7 +8,9 @@
  * and checks the limits below; a schema that breaks a limit, is not valid against its
  * meta-schema or has an unresolvable reference is refused with a one-line reason.
  * schema_validate() then walks the compiled nodes with a schema_validator's scratch area: no
- * allocation per keyword (the scratch area grows rarely and is kept between validations).
+ * allocation per keyword (the scratch area grows rarely and is kept between validations). A
+ * fast path that keeps no paths or errors runs first and only proves instances valid; when it
+ * does not, the full walk decides and names the errors (schema_validate.c says more).
  *
  * unevaluatedProperties/unevaluatedItems: each evaluation of a schema node on an object or array
  * gets a bitset of that instance's members (one bit per property in jansson's iteration order,

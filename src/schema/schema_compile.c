@@ -702,6 +702,30 @@ static int cc__type(struct cc *cc, struct schema__kw *kw, const json_t *v)
     return 0;
 }
 
+/* The lookup table of a compiled "properties" keyword (its items are in place). */
+static int cc__ptab(struct cc *cc, struct schema__kw *kw)
+{
+    LMQ_ASSERT(kw->kind == SK_PROPERTIES && kw->ptab == NULL);
+    size_t cap = 4;
+    while (cap < (size_t)kw->item_count * 2) {
+        cap *= 2;
+    }
+    kw->ptab = calloc(cap, sizeof(*kw->ptab));
+    if (kw->ptab == NULL) {
+        return LMQ_ENOMEM;
+    }
+    kw->ptab_mask = (uint32_t)(cap - 1);
+    for (uint32_t i = 0; i < kw->item_count; i++) {
+        uint32_t at = cc->s->items[kw->item_start + i].hash & kw->ptab_mask;
+        while (kw->ptab[at] != 0) { /* at most half full: an empty slot is near */
+            at = (at + 1) & kw->ptab_mask;
+        }
+        kw->ptab[at] = (uint64_t)cc->s->items[kw->item_start + i].hash << 32 | (i + 1);
+    }
+    LMQ_ASSERT(kw->item_count * 2u <= cap);
+    return 0;
+}
+
 /* properties / patternProperties / dependentSchemas / dependentRequired / dependencies. */
 static int cc__map(struct cc *cc, struct schema__kw *kw, const json_t *v, uint32_t res,
                    int only_arrays)
@@ -737,10 +761,7 @@ static int cc__map(struct cc *cc, struct schema__kw *kw, const json_t *v, uint32
             it.re = schema__regex_compile(key, key_len, cc->err, cc->err_len);
             rc = it.re == NULL ? LMQ_EINVAL : 0;
         }
-        if (rc == 0 && kw->kind == SK_PROPERTIES) {
-            rc = json_object_setn_new(kw->index, key, key_len, json_integer(kw->item_count));
-            rc = rc != 0 ? LMQ_ENOMEM : 0;
-        }
+        it.hash = schema__key_hash(key, key_len);
         rc = rc ? rc : cc__item(cc, it);
         if (rc != 0) {
             if (it.re != NULL && cc->s->items[cc->s->item_count - 1].re != it.re) {
@@ -750,7 +771,7 @@ static int cc__map(struct cc *cc, struct schema__kw *kw, const json_t *v, uint32
         }
         kw->item_count++;
     }
-    return 0;
+    return kw->kind == SK_PROPERTIES ? cc__ptab(cc, kw) : 0;
 }
 
 /* The keyword k of node j into kw; *skip when it compiles to nothing. */
@@ -896,10 +917,6 @@ static int cc__keyword(struct cc *cc, const json_t *j, uint32_t res, const struc
         return cc__child(cc, d->name, v, res, &kw->a);
     }
     case SK_PROPERTIES:
-        kw->index = json_object();
-        if (kw->index == NULL) {
-            return LMQ_ENOMEM;
-        }
         return cc__map(cc, kw, v, res, -1);
     case SK_PATTERN_PROPERTIES:
         return cc__map(cc, kw, v, res, -1);
@@ -928,9 +945,96 @@ static void cc__kws_release(struct schema__kw *kws, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         pcre2_code_free(kws[i].re);
-        json_decref(kws[i].index);
+        free(kws[i].ptab);
         kws[i].re = NULL;
-        kws[i].index = NULL;
+        kws[i].ptab = NULL;
+    }
+}
+
+/* What the validator's fast path wants to know of a node: which keywords walk an object's
+ * members, and whether "required" names only properties the walk sees anyway. */
+static uint8_t cc__applies(enum schema__kind kind)
+{
+    switch (kind) {
+    case SK_TYPE:
+    case SK_PROPERTIES:
+    case SK_PATTERN_PROPERTIES:
+    case SK_ADDITIONAL_PROPERTIES:
+        return 0;
+    case SK_MULTIPLE_OF:
+    case SK_MAXIMUM:
+    case SK_EXCL_MAXIMUM:
+    case SK_MINIMUM:
+    case SK_EXCL_MINIMUM:
+        return ST_NUMBER;
+    case SK_MAX_LENGTH:
+    case SK_MIN_LENGTH:
+    case SK_PATTERN:
+    case SK_FORMAT:
+        return ST_STRING;
+    case SK_PREFIX_ITEMS:
+    case SK_ITEMS:
+    case SK_CONTAINS:
+    case SK_MAX_ITEMS:
+    case SK_MIN_ITEMS:
+    case SK_UNIQUE_ITEMS:
+    case SK_UNEVALUATED_ITEMS:
+        return ST_ARRAY;
+    case SK_MAX_PROPERTIES:
+    case SK_MIN_PROPERTIES:
+    case SK_REQUIRED:
+    case SK_DEPENDENT_REQUIRED:
+    case SK_DEPENDENT_SCHEMAS:
+    case SK_PROPERTY_NAMES:
+    case SK_UNEVALUATED_PROPERTIES:
+        return ST_OBJECT;
+    default:
+        return ST_NULL | ST_BOOLEAN | ST_OBJECT | ST_ARRAY | ST_NUMBER | ST_STRING;
+    }
+}
+
+static void cc__node_flags(struct schema *s, uint32_t idx)
+{
+    struct schema__node *node = &s->nodes[idx];
+    node->kw_props = node->kw_pprops = node->kw_addl = SCHEMA__NONE;
+    node->types = 0;
+    node->applies = 0;
+    node->ref_to = node->kw_count == 1 && s->kws[node->kw_start].kind == SK_REF
+                       ? s->kws[node->kw_start].a
+                       : SCHEMA__NONE;
+    for (uint32_t k = node->kw_start; k < node->kw_start + node->kw_count; k++) {
+        enum schema__kind kind = s->kws[k].kind;
+        s->kws[k].applies = cc__applies(kind);
+        node->types = kind == SK_TYPE ? s->kws[k].types : node->types;
+        node->has_type |= kind == SK_TYPE;
+        node->applies |= s->kws[k].applies;
+        node->has_unevaluated |= kind == SK_UNEVALUATED_ITEMS || kind == SK_UNEVALUATED_PROPERTIES;
+        node->has_additional |= kind == SK_ADDITIONAL_PROPERTIES;
+        node->kw_props = kind == SK_PROPERTIES ? k : node->kw_props;
+        node->kw_pprops = kind == SK_PATTERN_PROPERTIES ? k : node->kw_pprops;
+        node->kw_addl = kind == SK_ADDITIONAL_PROPERTIES ? k : node->kw_addl;
+    }
+    node->has_members = node->kw_props != SCHEMA__NONE || node->kw_pprops != SCHEMA__NONE ||
+                        node->kw_addl != SCHEMA__NONE;
+    for (uint32_t k = node->kw_start; k < node->kw_start + node->kw_count; k++) {
+        struct schema__kw *req = &s->kws[k];
+        if (req->kind != SK_REQUIRED || node->kw_props == SCHEMA__NONE) {
+            continue;
+        }
+        const struct schema__kw *props = &s->kws[node->kw_props];
+        req->b = 1; /* every name is a property: the walk counts them */
+        req->i = 0; /* distinct names */
+        for (size_t i = 0; i < json_array_size(req->value); i++) {
+            const json_t *name = json_array_get(req->value, i);
+            const struct schema__item *it =
+                schema__prop_find(s, props, json_string_value(name), json_string_length(name));
+            if (it == NULL) {
+                req->b = 0;
+            } else if (!it->required) {
+                s->items[it - s->items].required = true;
+                req->i++;
+            }
+        }
     }
 }
 
@@ -1021,14 +1125,7 @@ static int cc__compile_node(struct cc *cc, uint32_t idx)
     s->nodes[idx].kw_count = (uint32_t)n;
     s->kw_count = need;
     s->nodes[idx].compiled = true;
-    for (size_t i = 0; i < n; i++) {
-        if (kws[i].kind == SK_UNEVALUATED_ITEMS || kws[i].kind == SK_UNEVALUATED_PROPERTIES) {
-            s->nodes[idx].has_unevaluated = true;
-        }
-        if (kws[i].kind == SK_ADDITIONAL_PROPERTIES) {
-            s->nodes[idx].has_additional = true;
-        }
-    }
+    cc__node_flags(s, idx);
     return 0;
 }
 
@@ -1227,7 +1324,7 @@ void schema_free(struct schema *s)
     }
     for (size_t i = 0; i < s->kw_count; i++) {
         pcre2_code_free(s->kws[i].re);
-        json_decref(s->kws[i].index);
+        free(s->kws[i].ptab);
     }
     for (size_t i = 0; i < s->item_count; i++) {
         pcre2_code_free(s->items[i].re);

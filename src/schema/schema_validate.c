@@ -1,9 +1,10 @@
 /*
- * Validation: a walk over the compiled nodes. Paths (instance and keyword location) are stacks
- * of segments that point into the instance and the schema documents; they become JSON Pointer
- * text only when an error is kept. Bitsets for unevaluated* come from the validator's arena,
- * released by mark/reset in stack order, so a validation allocates nothing once the arena has
- * grown to the largest instance it has seen.
+ * Validation: two walks over the compiled nodes, a fast path that only proves an instance valid
+ * (see "the fast path" below) and the full walk that gives the verdict and errors otherwise. Paths
+ * (instance and keyword location) are stacks of segments that point into the instance and the
+ * schema documents; they become JSON Pointer text only when an error is kept. Bitsets for
+ * unevaluated* come from the validator's arena, released by mark/reset in stack order, so a
+ * validation allocates nothing once the arena has grown to the largest instance it has seen.
  */
 #include <float.h>
 #include <math.h>
@@ -21,6 +22,10 @@
 /* Keyword-location segments: a node evaluation pushes at most two (keyword, index or key). */
 #define V_KPATH_MAX (SCHEMA_EVAL_DEPTH_MAX * 2u + 8u)
 #define V_IPATH_MAX (SCHEMA_INSTANCE_DEPTH_MAX + 2u)
+/* The fast path gives up after this many subschema evaluations and lets the full walk (with the
+ * whole SCHEMA_EVAL_STEPS_MAX) decide: a hostile instance then costs at most 1/16 more than one
+ * walk to the budget, not two. */
+#define V_FAST_STEPS_MAX (SCHEMA_EVAL_STEPS_MAX / 16u)
 
 struct v_seg {
     const char *key; /* NULL: an array index */
@@ -53,6 +58,7 @@ struct schema_validator {
     size_t steps; /* subschema evaluations so far, bounded by SCHEMA_EVAL_STEPS_MAX */
     int quiet;
     int fatal; /* 0, LMQ_ELIMIT or LMQ_ENOMEM: stop everything */
+    bool bail; /* the fast path gives up: the full walk decides */
 };
 
 /* A property name validated as a string (propertyNames). */
@@ -171,6 +177,24 @@ static void v__set(uint64_t *bits, size_t i)
 static bool v__get(const uint64_t *bits, size_t i)
 {
     return (bits[i / 64] >> (i % 64)) & 1u;
+}
+
+/* True when bits [0, n) are all set (a NULL bitset has none set). */
+static bool v__all_set(const uint64_t *bits, size_t n)
+{
+    if (bits == NULL) {
+        return n == 0;
+    }
+    for (size_t w = 0; w < n / 64; w++) {
+        if (bits[w] != UINT64_MAX) {
+            return false;
+        }
+    }
+    if (n % 64 == 0) {
+        return true;
+    }
+    uint64_t tail = (1ull << (n % 64)) - 1;
+    return (bits[n / 64] & tail) == tail;
 }
 
 static void v__or(uint64_t *dst, const uint64_t *src, size_t bits)
@@ -612,10 +636,8 @@ static bool v__props(struct schema_validator *v, const struct schema__kw *kw, co
             break;
         }
         if (kw->kind == SK_PROPERTIES) {
-            const json_t *at = json_object_getn(kw->index, key, key_len);
-            if (at != NULL) {
-                const struct schema__item *it =
-                    &v->s->items[kw->item_start + (size_t)json_integer_value(at)];
+            const struct schema__item *it = schema__prop_find(v->s, kw, key, key_len);
+            if (it != NULL) {
                 ok &= v__member(v, it->node, m, key, key_len, 0, it->key, it->key_len, SIZE_MAX);
                 v__set(eval, i);
                 v__set(local, i);
@@ -740,6 +762,11 @@ static bool v__scalar_kw(struct schema_validator *v, const struct schema__kw *kw
     case SK_MAX_LENGTH:
     case SK_MIN_LENGTH: {
         if (!v__str(in, &s, &len)) {
+            return true;
+        }
+        /* A code point is 1 to 4 bytes: the byte length often decides without counting. */
+        if (kw->kind == SK_MAX_LENGTH ? (json_int_t)len <= kw->i
+                                      : (json_int_t)((len + 3) / 4) >= kw->i) {
             return true;
         }
         json_int_t n = (json_int_t)schema__utf8_len(s, len);
@@ -899,12 +926,416 @@ static bool v__node(struct schema_validator *v, uint32_t node, struct v_inst in,
     return ok && v->fatal == 0;
 }
 
-int schema_validate(struct schema_validator *v, const json_t *instance, struct schema_result *out)
+/* ---- the fast path ----
+ *
+ * Most instances are valid, and a valid instance needs no error, no path and no annotation
+ * beyond those unevaluated* reads. So schema_validate() first runs this walk, which only proves
+ * an instance valid: it stops at the first failing keyword, keeps no keyword or instance path,
+ * walks an object's members once for properties, patternProperties, additionalProperties and
+ * the "required" names among the properties, and follows a node that is only a $ref without a
+ * frame of its own. When it returns false (the instance is invalid, or it gave up: $dynamicRef,
+ * a bound, a regex error), the full walk above runs from the start and alone decides the verdict
+ * and the errors. Hence: the fast path may say "not proven" wrongly at the cost of time, never
+ * "valid" wrongly; the test suites check the second on every invalid case. Shared helpers
+ * (scalar keywords, uniqueItems) run under v->quiet, so they keep no error. */
+
+static bool f__node(struct schema_validator *v, uint32_t node, struct v_inst in, uint64_t *eval);
+
+static bool f__stop(const struct schema_validator *v)
 {
-    LMQ_ASSERT(v != NULL && instance != NULL && out != NULL);
-    out->valid = false;
-    out->error_count = 0;
-    v->out = out;
+    return v->bail || v->fatal != 0;
+}
+
+static bool f__give_up(struct schema_validator *v)
+{
+    v->bail = true;
+    return false;
+}
+
+/* A child at a member of the instance (its own annotations: eval is not passed down). */
+static bool f__member(struct schema_validator *v, uint32_t node, const json_t *child)
+{
+    if (v->idepth >= SCHEMA_INSTANCE_DEPTH_MAX) {
+        return f__give_up(v);
+    }
+    v->idepth++;
+    bool ok = f__node(v, node, (struct v_inst){.j = child}, NULL);
+    v->idepth--;
+    return ok;
+}
+
+/* A child at the same location whose annotations count only when it succeeds (anyOf, oneOf,
+ * the "if" condition): its own bitset, ORed into eval on success. */
+static bool f__branch(struct schema_validator *v, uint32_t node, struct v_inst in, uint64_t *eval)
+{
+    if (eval == NULL) {
+        return f__node(v, node, in, NULL);
+    }
+    struct v_mark m = v__mark(v);
+    size_t n = v__members(in);
+    uint64_t *mine = v__bits(v, n);
+    bool ok = mine != NULL && f__node(v, node, in, mine);
+    if (ok) {
+        v__or(eval, mine, n);
+    }
+    v__reset(v, m);
+    return ok;
+}
+
+/* properties, patternProperties and additionalProperties in one walk over the members;
+ * *req_found counts the members that are names of the node's "required". */
+static bool f__members(struct schema_validator *v, const struct schema__node *n, const json_t *o,
+                       uint64_t *eval, size_t *req_found)
+{
+    const struct schema *s = v->s;
+    const struct schema__kw *props = n->kw_props != SCHEMA__NONE ? &s->kws[n->kw_props] : NULL;
+    const struct schema__kw *pp = n->kw_pprops != SCHEMA__NONE ? &s->kws[n->kw_pprops] : NULL;
+    const struct schema__kw *addl = n->kw_addl != SCHEMA__NONE ? &s->kws[n->kw_addl] : NULL;
+    size_t i = 0;
+    /* jansson's members are separate allocations: an object much larger than the cache waits
+     * for each one, so the next member is fetched while this one is validated (perf: half the
+     * time of the large bench model went to that load). */
+    void *at = json_object_iter((json_t *)o);
+    void *next = at != NULL ? json_object_iter_next((json_t *)o, at) : NULL;
+    for (; at != NULL; i++) {
+        void *after = NULL;
+        if (next != NULL) { /* fetched one member ago: its value and the member after it */
+            __builtin_prefetch(json_object_iter_value(next));
+            __builtin_prefetch(json_object_iter_key(next)); /* may be the member's next line */
+            after = json_object_iter_next((json_t *)o, next);
+            if (after != NULL) {
+                __builtin_prefetch(after);
+            }
+        }
+        const char *key = json_object_iter_key(at);
+        size_t key_len = json_object_iter_key_len(at);
+        json_t *m = json_object_iter_value(at);
+        at = next;
+        next = after;
+        bool seen = false;
+        const struct schema__item *it =
+            props != NULL ? schema__prop_find(s, props, key, key_len) : NULL;
+        if (it != NULL) {
+            seen = true;
+            *req_found += it->required ? 1u : 0u;
+            if (!f__member(v, it->node, m)) {
+                return false;
+            }
+        }
+        for (uint32_t p = 0; pp != NULL && p < pp->item_count; p++) {
+            const struct schema__item *pit = &s->items[pp->item_start + p];
+            int r = schema__regex_match(pit->re, v->md, v->mc, key, key_len);
+            if (r < 0) {
+                return f__give_up(v);
+            }
+            if (r == 1) {
+                seen = true;
+                if (!f__member(v, pit->node, m)) {
+                    return false;
+                }
+            }
+        }
+        if (!seen && addl != NULL) {
+            seen = true;
+            if (!f__member(v, addl->a, m)) {
+                return false;
+            }
+        }
+        if (seen) {
+            v__set(eval, i);
+        }
+    }
+    return true;
+}
+
+static bool f__object_kw(struct schema_validator *v, const struct schema__kw *kw, const json_t *o,
+                         uint64_t *eval, size_t req_found)
+{
+    switch (kw->kind) {
+    case SK_PROPERTIES:
+    case SK_PATTERN_PROPERTIES:
+    case SK_ADDITIONAL_PROPERTIES:
+        return true; /* f__members did them */
+    case SK_REQUIRED:
+        if (kw->b == 1) {
+            return req_found == (size_t)kw->i;
+        }
+        return v__object_kw(v, kw, o, eval, NULL);
+    case SK_UNEVALUATED_PROPERTIES:
+    case SK_PROPERTY_NAMES: {
+        if (kw->kind == SK_UNEVALUATED_PROPERTIES && v__all_set(eval, json_object_size(o))) {
+            return true; /* every member was evaluated: no second walk over them */
+        }
+        size_t i = 0;
+        for (void *at = json_object_iter((json_t *)o); at != NULL;
+             at = json_object_iter_next((json_t *)o, at), i++) {
+            if (kw->kind == SK_PROPERTY_NAMES) {
+                struct v_name name = {.s = json_object_iter_key(at),
+                                      .len = json_object_iter_key_len(at)};
+                if (!f__node(v, kw->a, (struct v_inst){.name = &name}, NULL)) {
+                    return false;
+                }
+            } else if (eval == NULL || !v__get(eval, i)) {
+                if (!f__member(v, kw->a, json_object_iter_value(at))) {
+                    return false;
+                }
+                v__set(eval, i);
+            }
+        }
+        return true;
+    }
+    default:
+        return v__object_kw(v, kw, o, eval, NULL); /* counts, dependentRequired */
+    }
+}
+
+static bool f__array_kw(struct schema_validator *v, const struct schema__kw *kw, const json_t *a,
+                        uint64_t *eval)
+{
+    size_t n = json_array_size(a);
+    switch (kw->kind) {
+    case SK_PREFIX_ITEMS:
+        for (size_t i = 0; i < n && i < kw->item_count; i++) {
+            if (!f__member(v, v->s->items[kw->item_start + i].node, json_array_get(a, i))) {
+                return false;
+            }
+            v__set(eval, i);
+        }
+        return true;
+    case SK_ITEMS:
+    case SK_UNEVALUATED_ITEMS:
+        for (size_t i = kw->kind == SK_ITEMS ? kw->b : 0; i < n; i++) {
+            if (kw->kind == SK_UNEVALUATED_ITEMS && eval != NULL && v__get(eval, i)) {
+                continue;
+            }
+            if (!f__member(v, kw->a, json_array_get(a, i))) {
+                return false;
+            }
+            v__set(eval, i);
+        }
+        return true;
+    case SK_CONTAINS: {
+        json_int_t count = 0;
+        for (size_t i = 0; i < n && !f__stop(v); i++) {
+            if (f__member(v, kw->a, json_array_get(a, i))) {
+                count++;
+                v__set(eval, i);
+            }
+        }
+        return count >= kw->i && (kw->i2 < 0 || count <= kw->i2);
+    }
+    default:
+        return v__array_kw(v, kw, a, eval); /* counts, uniqueItems */
+    }
+}
+
+static bool f__any_one(struct schema_validator *v, const struct schema__kw *kw, struct v_inst in,
+                       uint64_t *eval)
+{
+    size_t passed = 0;
+    for (uint32_t i = 0; i < kw->item_count && !f__stop(v); i++) {
+        if (f__branch(v, v->s->items[kw->item_start + i].node, in, eval)) {
+            passed++;
+            if (kw->kind == SK_ANY_OF && eval == NULL) {
+                return true; /* no annotations wanted: the first success decides */
+            }
+            if (kw->kind == SK_ONE_OF && passed > 1) {
+                return false;
+            }
+        }
+    }
+    return passed > 0 && (kw->kind == SK_ANY_OF || passed == 1);
+}
+
+/* Bounds and lengths without v__scalar_kw's call and error text; the rest through it. The
+ * caller's "applies" check makes the instance a number for the bounds. */
+static bool f__scalar_kw(struct schema_validator *v, const struct schema__kw *kw, struct v_inst in)
+{
+    const char *s = NULL;
+    size_t len = 0;
+    switch (kw->kind) {
+    case SK_MAXIMUM:
+        return v__cmp_num(in.j, kw) <= 0;
+    case SK_EXCL_MAXIMUM:
+        return v__cmp_num(in.j, kw) < 0;
+    case SK_MINIMUM:
+        return v__cmp_num(in.j, kw) >= 0;
+    case SK_EXCL_MINIMUM:
+        return v__cmp_num(in.j, kw) > 0;
+    case SK_MAX_LENGTH:
+        return !v__str(in, &s, &len) || (json_int_t)len <= kw->i ||
+               (json_int_t)schema__utf8_len(s, len) <= kw->i;
+    case SK_MIN_LENGTH:
+        return !v__str(in, &s, &len) || (json_int_t)((len + 3) / 4) >= kw->i ||
+               (json_int_t)schema__utf8_len(s, len) >= kw->i;
+    default:
+        return v__scalar_kw(v, kw, in);
+    }
+}
+
+/* The in-place applicators pass eval straight down: a child that fails makes this node fail,
+ * and a failed node's annotations are dropped by whoever evaluated it (f__branch), so they never
+ * need a bitset of their own. */
+static bool f__kw(struct schema_validator *v, const struct schema__kw *kw, struct v_inst in,
+                  uint64_t *eval, size_t req_found)
+{
+    const json_t *j = in.j;
+    switch (kw->kind) {
+    case SK_TYPE:
+    case SK_ENUM:
+    case SK_CONST:
+        return v__kw(v, kw, in, NULL, NULL);
+    case SK_REF:
+        return f__node(v, kw->a, in, eval);
+    case SK_DYNAMIC_REF:
+        return f__give_up(v); /* the dynamic scope is the full walk's */
+    case SK_ALL_OF:
+        for (uint32_t i = 0; i < kw->item_count; i++) {
+            if (!f__node(v, v->s->items[kw->item_start + i].node, in, eval)) {
+                return false;
+            }
+        }
+        return true;
+    case SK_ANY_OF:
+    case SK_ONE_OF:
+        return f__any_one(v, kw, in, eval);
+    case SK_NOT:
+        return !f__node(v, kw->a, in, NULL) && !f__stop(v);
+    case SK_IF: {
+        bool cond = f__branch(v, kw->a, in, eval);
+        uint32_t next = cond ? kw->b : kw->c;
+        return !f__stop(v) && (next == SCHEMA__NONE || f__node(v, next, in, eval));
+    }
+    case SK_DEPENDENT_SCHEMAS:
+        for (uint32_t p = 0; j != NULL && json_is_object(j) && p < kw->item_count; p++) {
+            const struct schema__item *it = &v->s->items[kw->item_start + p];
+            if (json_object_getn(j, it->key, it->key_len) != NULL &&
+                !f__node(v, it->node, in, eval)) {
+                return false;
+            }
+        }
+        return true;
+    default:
+        break;
+    }
+    if (j != NULL && json_is_array(j)) {
+        return f__array_kw(v, kw, j, eval);
+    }
+    if (j != NULL && json_is_object(j)) {
+        return f__object_kw(v, kw, j, eval, req_found);
+    }
+    return f__scalar_kw(v, kw, in);
+}
+
+/* The instance's type as schema__kw.applies counts it (every number is ST_NUMBER). */
+static uint32_t f__itype(struct v_inst in)
+{
+    if (in.j == NULL) {
+        return ST_STRING;
+    }
+    switch (json_typeof(in.j)) {
+    case JSON_OBJECT:
+        return ST_OBJECT;
+    case JSON_ARRAY:
+        return ST_ARRAY;
+    case JSON_STRING:
+        return ST_STRING;
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return ST_NUMBER;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return ST_BOOLEAN;
+    default:
+        return ST_NULL;
+    }
+}
+
+/* The "type" keyword of a node (as v__kw's SK_TYPE), without a call for the common cases. */
+static bool f__type_ok(uint32_t types, uint32_t itype, struct v_inst in)
+{
+    if ((types & itype) != 0) {
+        return true;
+    }
+    return itype == ST_NUMBER && (types & ST_INTEGER) != 0 && schema__is_integer(in.j);
+}
+
+/* The keywords of node n (its "type" passed) on in. */
+static bool f__keywords(struct schema_validator *v, const struct schema__node *n, struct v_inst in,
+                        uint32_t itype, uint64_t *eval)
+{
+    /* A give-up (v->bail, v->fatal) need not stop the walk at once: every later node gives up
+     * too (the step count stays over its bound) and v__fast turns the verdict into "not proven",
+     * so a wrong "true" on the way (a branch that gave up counted as failed) never escapes. */
+    bool ok = true;
+    size_t req_found = 0;
+    if (n->has_members && itype == ST_OBJECT) {
+        ok = f__members(v, n, in.j, eval, &req_found);
+    }
+    for (uint32_t i = 0; i < n->kw_count && ok; i++) {
+        const struct schema__kw *kw = &v->s->kws[n->kw_start + i];
+        if ((kw->applies & itype) != 0) {
+            ok = f__kw(v, kw, in, eval, req_found);
+        }
+    }
+    return ok;
+}
+
+/* A node with unevaluated*: it sees only its own subschema's annotations, so a bitset of its
+ * own, ORed into the caller's on success. */
+static bool f__node_annotated(struct schema_validator *v, const struct schema__node *n,
+                              struct v_inst in, uint32_t itype, uint64_t *outer)
+{
+    LMQ_ASSERT(n->has_unevaluated);
+    struct v_mark m = v__mark(v);
+    size_t members = v__members(in);
+    uint64_t *eval = members > 0 ? v__bits(v, members) : NULL;
+    bool ok = f__keywords(v, n, in, itype, eval);
+    if (ok && outer != NULL) {
+        v__or(outer, eval, members);
+    }
+    v__reset(v, m);
+    return ok;
+}
+
+static bool f__node(struct schema_validator *v, uint32_t node, struct v_inst in, uint64_t *eval)
+{
+    const struct schema *s = v->s;
+    const struct schema__node *n = &s->nodes[node];
+    /* A node that is only a $ref: on to its target without a frame (each hop still counts as a
+     * step and as a level of depth, as in the full walk). */
+    size_t hops = 0;
+    for (;;) {
+        if (n->boolean >= 0) {
+            return n->boolean == 1;
+        }
+        if (++v->steps > V_FAST_STEPS_MAX || v->eval_depth + hops >= SCHEMA_EVAL_DEPTH_MAX) {
+            return f__give_up(v);
+        }
+        if (n->ref_to == SCHEMA__NONE) {
+            break;
+        }
+        n = &s->nodes[n->ref_to];
+        hops++;
+    }
+    uint32_t itype = f__itype(in);
+    if (n->has_type && !f__type_ok(n->types, itype, in)) {
+        return false;
+    }
+    if ((n->applies & itype) == 0 && !(n->has_members && itype == ST_OBJECT)) {
+        return true; /* e.g. {"type": "string"} on a string: nothing else to do */
+    }
+    v->eval_depth++;
+    bool ok = n->has_unevaluated ? f__node_annotated(v, n, in, itype, eval)
+                                 : f__keywords(v, n, in, itype, eval);
+    v->eval_depth--;
+    return ok;
+}
+
+/* One validation: the fast path, then (when it did not prove the instance valid) the full walk
+ * from a clean state. */
+static void v__begin(struct schema_validator *v)
+{
     v->idepth = 0;
     v->kdepth = 0;
     v->scope_depth = 0;
@@ -912,14 +1343,41 @@ int schema_validate(struct schema_validator *v, const json_t *instance, struct s
     v->steps = 0;
     v->quiet = 0;
     v->fatal = 0;
+    v->bail = false;
     v->cur = 0;
     v->top = 0;
+    v->out->error_count = 0;
+}
+
+/* The fast path on instance: 1 proven valid, 0 not proven (invalid, or the full walk must say
+ * why), SCHEMA__FAST_GAVE_UP when it gave up ($dynamicRef, a bound, a regex error). */
+static int v__fast(struct schema_validator *v, const json_t *instance, struct schema_result *out)
+{
+    v->out = out;
+    v__begin(v);
+    v->quiet = 1;
+    bool ok = f__node(v, v->s->root, (struct v_inst){.j = instance}, NULL);
+    LMQ_ASSERT(v->quiet == 1 && v->idepth == 0);
+    return f__stop(v) ? SCHEMA__FAST_GAVE_UP : ok ? 1 : 0;
+}
+
+/* The full walk from a clean state: the verdict, the errors, and what schema_validate returns. */
+static int v__full(struct schema_validator *v, const json_t *instance, struct schema_result *out)
+{
+    v->out = out;
+    v__begin(v);
     bool ok = v__node(v, v->s->root, (struct v_inst){.j = instance}, NULL);
     LMQ_ASSERT(v->quiet == 0 && v->idepth == 0);
     out->valid = ok && v->fatal == 0;
     if (!out->valid && out->error_count == 0 && v->fatal == 0) {
         v__error(v, NULL, "invalid");
     }
+    return v->fatal;
+}
+
+/* After a validation: a huge instance's blocks are not kept. */
+static void v__end(struct schema_validator *v)
+{
     v->out = NULL;
     for (size_t i = 0; i < v->block_count; i++) {
         if (v->blocks[i].cap > V_BLOCK_KEEP_WORDS) {
@@ -927,5 +1385,39 @@ int schema_validate(struct schema_validator *v, const json_t *instance, struct s
             v->blocks[i] = (struct v_block){0};
         }
     }
-    return v->fatal;
+}
+
+int schema__validate_fast(struct schema_validator *v, const json_t *instance)
+{
+    LMQ_ASSERT(v != NULL && instance != NULL);
+    struct schema_result scratch;
+    int rc = v__fast(v, instance, &scratch);
+    v__end(v);
+    return rc;
+}
+
+int schema__validate_full(struct schema_validator *v, const json_t *instance,
+                          struct schema_result *out)
+{
+    LMQ_ASSERT(v != NULL && instance != NULL && out != NULL);
+    out->valid = false;
+    int rc = v__full(v, instance, out);
+    v__end(v);
+    return rc;
+}
+
+int schema_validate(struct schema_validator *v, const json_t *instance, struct schema_result *out)
+{
+    LMQ_ASSERT(v != NULL && instance != NULL && out != NULL);
+    out->valid = false;
+    int rc = 0;
+    if (v__fast(v, instance, out) == 1) {
+        out->valid = true;
+        out->error_count = 0;
+    } else {
+        rc = v__full(v, instance, out);
+    }
+    v__end(v);
+    LMQ_ASSERT(rc != 0 || out->valid == (out->error_count == 0));
+    return rc;
 }

@@ -108,6 +108,8 @@ enum store_record_type {
     STORE_CONSUMER_POSITION,    /* u.consumer_position */
     STORE_CONSUMER_DEAD_PUT,    /* u.consumer_dead */
     STORE_CONSUMER_DEAD_DELETE, /* u.consumer_dead (consumer and event_id only) */
+    STORE_JOB_RUN_START,        /* u.job_run: a scheduled job's run begins */
+    STORE_JOB_RUN_END,          /* u.job_run: it ended (or was found interrupted) */
 };
 
 /* Delivery states kept with a queued message. */
@@ -293,6 +295,25 @@ struct store_rec_consumer_dead {
     int64_t time_ms;
 };
 
+/*
+ * A scheduled job's run (src/jobs; docs/ARCHITECTURE.md "Scheduled jobs"), keyed by (job,
+ * tick_ms). STORE_JOB_RUN_START inserts it with state "running": a (job, tick_ms) already stored
+ * fails the commit, so a tick can never start twice. STORE_JOB_RUN_END sets state, ended_unix_ms
+ * and detail of the stored row (none: no change) and then, with keep > 0, deletes the job's runs
+ * older than its newest keep.
+ */
+struct store_rec_job_run {
+    struct lmq_bytes job;
+    int64_t tick_ms;  /* the scheduled instant (Unix ms), or the request time of a manual run */
+    bool manual;      /* run now (jobs_run_now), not a tick of the schedule */
+    uint64_t skipped; /* missed ticks coalesced into this run */
+    int64_t started_unix_ms;
+    int64_t ended_unix_ms;
+    struct lmq_bytes state;  /* "running", "ok", "failed", "timeout", "interrupted" */
+    struct lmq_bytes detail; /* why it failed, or what it did; may be empty */
+    uint32_t keep;
+};
+
 /* One change that must survive a crash: type says which member of u is filled; the others
  * are not read. */
 struct store_record {
@@ -320,6 +341,7 @@ struct store_record {
         struct store_rec_event_append event_append;
         struct store_rec_consumer_position consumer_position;
         struct store_rec_consumer_dead consumer_dead;
+        struct store_rec_job_run job_run;
     } u;
 };
 
@@ -468,6 +490,8 @@ struct store_queue_head {
     uint64_t seq;
     uint64_t msg_id;
     uint64_t size_bytes;
+    bool has_expiry;         /* the message has a Message Expiry Interval */
+    int64_t expires_unix_ms; /* then: created_unix_ms + expiry_s * 1000 */
 };
 
 /*
@@ -700,5 +724,29 @@ int store_consumer_dead(struct store *store, struct lmq_bytes consumer, uint64_t
  * tests and benchmarks that check an index is used. 0, LMQ_EINVAL (as above) or LMQ_ETOOBIG. */
 int store_data_query_plan(struct store *store, const struct store_data_query *q, char *out,
                           size_t cap) LMQ_WUR;
+/* The SQL text store_data_query prepares for q, NUL-terminated, into out: parameters ?1 the
+ * model (text), ?2 the reader (blob, NULL for everything), then each filter's values in order,
+ * the cursor (value if ordered by a path, then creation index) and the limit last. For
+ * benchmarks that time the bare statement (scripts/bench-data.py). 0, LMQ_EINVAL (as above),
+ * LMQ_ENOMEM or LMQ_ETOOBIG. */
+int store_data_query_sql(const struct store_data_query *q, char *out, size_t cap) LMQ_WUR;
+
+/* A job run as stored (store_rec_job_run); byte slices valid during the row call only. */
+struct store_job_run_row {
+    struct lmq_bytes job;
+    int64_t tick_ms;
+    bool manual;
+    uint64_t skipped;
+    int64_t started_unix_ms;
+    int64_t ended_unix_ms; /* 0 while running */
+    struct lmq_bytes state;
+    struct lmq_bytes detail;
+};
+/* Reads up to limit committed runs newest first: of job, or (job.len == 0) the runs of every
+ * job still "running" (start-up finds the ones a crash cut short). A non-zero return from row()
+ * stops with LMQ_EINVAL. Sets *count. Loop thread; synchronous. */
+int store_job_runs(struct store *store, struct lmq_bytes job, size_t limit,
+                   int (*row)(void *ctx, const struct store_job_run_row *r), void *ctx,
+                   size_t *count) __attribute__((warn_unused_result));
 
 #endif

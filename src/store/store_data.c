@@ -676,6 +676,25 @@ int store_data_query_plan(struct store *store, const struct store_data_query *pl
     return rc;
 }
 
+int store_data_query_sql(const struct store_data_query *plan, char *out, size_t cap)
+{
+    LMQ_ASSERT(plan != NULL && out != NULL && cap > 0);
+    out[0] = '\0';
+    if (!data__query_valid(plan))
+        return LMQ_EINVAL;
+    struct data_sql q = {.next_param = 1};
+    int rc = LMQ_OK;
+    if (!data__query_sql(&q, plan) || lmq_buf_append(&q.text, "", 1, DATA_SQL_MAX_BYTES) != LMQ_OK)
+        rc = LMQ_ENOMEM;
+    else if (q.text.len > cap)
+        rc = LMQ_ETOOBIG;
+    else
+        memcpy(out, q.text.data, q.text.len); /* the NUL included */
+    LMQ_ASSERT(rc != LMQ_OK || out[q.text.len - 1] == '\0');
+    lmq_buf_release(&q.text);
+    return rc;
+}
+
 /* The latest versions of permalinks[0..n), or (size != NULL) their versions as of *size:
  * ?1 reader, ?2 the size (unused for the latest), ?3.. the permalinks. */
 static int data__resources(struct store *store, const struct lmq_bytes *permalinks, size_t n,

@@ -121,6 +121,15 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE TABLE event_dead(consumer TEXT NOT NULL, event_id INTEGER NOT NULL,"
     " attempts INTEGER NOT NULL, error TEXT NOT NULL, time_ms INTEGER NOT NULL,"
     " PRIMARY KEY(consumer, event_id)) WITHOUT ROWID;",
+    /*
+     * 8 -> 9: scheduled jobs (docs/ARCHITECTURE.md "Scheduled jobs"). One row per run, keyed by
+     * (job, tick): inserted "running" and committed before the run starts, so a tick runs at
+     * most once; the partial index finds the runs a crash cut short at the next start.
+     */
+    "CREATE TABLE job_runs(job TEXT NOT NULL, tick_ms INTEGER NOT NULL, manual INTEGER NOT NULL,"
+    " skipped INTEGER NOT NULL, state TEXT NOT NULL, started_ms INTEGER NOT NULL,"
+    " ended_ms INTEGER NOT NULL, detail TEXT NOT NULL, PRIMARY KEY(job, tick_ms)) WITHOUT ROWID;"
+    "CREATE INDEX job_runs_running ON job_runs(job) WHERE state = 'running';",
 };
 
 int store_schema_version(sqlite3 *db, int *version)

@@ -275,6 +275,12 @@ static size_t record_slices(struct store_record *r, struct lmq_bytes *slices[],
         slices[n++] = &r->u.consumer_dead.consumer;
         slices[n++] = &r->u.consumer_dead.error;
         break;
+    case STORE_JOB_RUN_START:
+    case STORE_JOB_RUN_END:
+        slices[n++] = &r->u.job_run.job;
+        slices[n++] = &r->u.job_run.state;
+        slices[n++] = &r->u.job_run.detail;
+        break;
     default:
         LMQ_UNREACHABLE("unknown store record type");
     }
@@ -332,7 +338,7 @@ int store_write(struct store *store, const struct store_record *rec)
 {
     LMQ_ASSERT(store != NULL && rec != NULL);
     LMQ_ASSERT(!store->closed);
-    LMQ_ASSERT(rec->type >= STORE_SESSION_PUT && rec->type <= STORE_CONSUMER_DEAD_DELETE);
+    LMQ_ASSERT(rec->type >= STORE_SESSION_PUT && rec->type <= STORE_JOB_RUN_END);
     if (store->open == NULL) {
         store->open = calloc(1, sizeof(*store->open));
         if (store->open == NULL)
@@ -787,6 +793,9 @@ static int apply_record(struct store *s, const struct store_record *r)
     case STORE_CONSUMER_DEAD_PUT:
     case STORE_CONSUMER_DEAD_DELETE:
         return store_events_apply(&s->events, r);
+    case STORE_JOB_RUN_START:
+    case STORE_JOB_RUN_END:
+        return store_jobs_apply_run(s->writer, r->type == STORE_JOB_RUN_START, &r->u.job_run);
     case STORE_TOKEN_REVOKE:
         st = s->stmts[ST_REVOKE_PUT];
         LMQ_ASSERT(r->u.token_revoke.identity.len > 0);
@@ -1178,6 +1187,8 @@ int store_queue_oldest(struct store *store, struct lmq_bytes client_id, uint64_t
             .seq = (uint64_t)sqlite3_column_int64(st, 0),
             .msg_id = (uint64_t)sqlite3_column_int64(st, 1),
             .size_bytes = (uint64_t)sqlite3_column_int64(st, 2),
+            .has_expiry = sqlite3_column_type(st, 3) != SQLITE_NULL,
+            .expires_unix_ms = sqlite3_column_int64(st, 3),
         };
         *found = true;
         LMQ_ASSERT(out->seq > after_seq);
@@ -1672,8 +1683,10 @@ static int store_open_reader(struct store *s, const struct store_options *opts, 
                            NULL) != SQLITE_OK)
         return store_fail(err, err_len, "prepare page", s->reader);
     if (sqlite3_prepare_v3(s->reader,
-                           "SELECT seq, msg_id, size_bytes FROM queue WHERE client_id = ?1 "
-                           "AND seq > ?2 AND state = 0 ORDER BY seq LIMIT 1",
+                           "SELECT q.seq, q.msg_id, q.size_bytes, m.created_ms + m.expiry_s * 1000"
+                           " FROM queue q LEFT JOIN messages m ON m.id = q.msg_id"
+                           " WHERE q.client_id = ?1 AND q.seq > ?2 AND q.state = 0"
+                           " ORDER BY q.seq LIMIT 1",
                            -1, SQLITE_PREPARE_PERSISTENT, &s->oldest_stmt, NULL) != SQLITE_OK)
         return store_fail(err, err_len, "prepare oldest", s->reader);
     if (sqlite3_prepare_v3(s->reader, "SELECT hash FROM ledger_nodes WHERE level = ?1 AND idx = ?2",

@@ -37,6 +37,8 @@ void store_data_writer_finalize(struct store_data_writer *w);
 /* Applies one record in the open transaction: SQLITE_OK or the error (fails the commit). */
 int store_data_apply_version(struct store_data_writer *w, const struct store_rec_data_version *r);
 int store_data_apply_index(sqlite3 *db, const struct store_rec_data_index *r);
+/* Applies a STORE_JOB_RUN_START (start) or _END record (store_jobs.c): SQLITE_OK or the error. */
+int store_jobs_apply_run(sqlite3 *db, bool start, const struct store_rec_job_run *r);
 
 /* The writer's statements for the event stream (store_events.c). */
 struct store_events_writer {

@@ -9,6 +9,9 @@
  *     SCHEMA_ERRORS_MAX errors, every pointer/keyword/message NUL-terminated within its field;
  *   - validating the same instance again gives the same verdict and errors, and allocates
  *     nothing (the scratch area is reused: no allocation per keyword);
+ *   - the validator's fast path and its full walk agree (schema__validate_fast/_full): the fast
+ *     path never proves valid what the full walk finds invalid, nor fails what it finds valid
+ *     unless it gave up;
  *   - nothing leaks (libFuzzer's LeakSanitizer) and nothing hangs (-timeout in run.sh: the
  *     regex match limits and the evaluation depth bound must stop every catastrophic case).
  *
@@ -28,6 +31,7 @@
 
 #include "core/lmq.h"
 #include "schema/schema.h"
+#include "schema/schema_internal.h"
 
 #include "fuzz_check.h"
 
@@ -79,6 +83,14 @@ static void fuzz_validate_twice(const struct schema *s, const json_t *instance)
     }
     if (rc1 == LMQ_OK)
         CHECK(schema_validator_alloc_count(v) == allocs);
+    /* The fast path never calls valid what the full walk calls invalid, and proves valid what
+     * it calls valid unless it gave up (schema_validate combines the two). */
+    static struct schema_result full;
+    int full_rc = schema__validate_full(v, instance, &full);
+    int fast = schema__validate_fast(v, instance);
+    CHECK(full_rc == rc1 && full.valid == first.valid);
+    if (fast != SCHEMA__FAST_GAVE_UP)
+        CHECK((fast == 1) == (full_rc == LMQ_OK && full.valid));
     schema_validator_free(v);
 }
 

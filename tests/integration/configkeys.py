@@ -7,7 +7,8 @@ import re
 import subprocess
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-SECTIONS = ("server", "tls", "auth", "http", "data", "events", "webhook", "admin")
+SECTIONS = ("server", "tls", "auth", "http", "data", "events", "bots", "webhook", "plugins",
+            "plugin", "admin")
 TIMEOUT_S = 60
 
 
@@ -17,8 +18,8 @@ def config_keys(binary, tmp_path):
     assert len(keys["limits"]) > 30, keys
     for section in SECTIONS:
         path = tmp_path / ("%s.ini" % section)
-        # [webhook.NAME] sections share their keys: asked as [webhook.x].
-        name = "webhook.x" if section == "webhook" else section
+        # [webhook.NAME] and [plugin.NAME] sections share their keys: asked as [webhook.x]...
+        name = {"webhook": "webhook.x", "plugin": "plugin.x"}.get(section, section)
         path.write_text("[%s]\nno_such_key = 1\n" % name)
         p = subprocess.run([binary, "serve", "--config", str(path)], cwd=tmp_path,
                            capture_output=True, text=True, timeout=TIMEOUT_S)

@@ -30,10 +30,15 @@ def start(start_broker, tmp_path, models, extra_ini="", expect_exit=None, extra_
                      expect_exit=expect_exit, wait_ready=expect_exit is None, env=env)
     if expect_exit is not None:
         return b
+    b.models_dir = d
+    return ready_addresses(b)
+
+
+def ready_addresses(b):
+    """Sets b.http_addr and b.mqtt_port from the broker's (latest) ready line; returns b."""
     ready = b.events("ready")[-1]
     b.http_addr = ready["http"][0]
     b.mqtt_port = int(ready["mqtt"][0].rsplit(":", 1)[1])
-    b.models_dir = d
     return b
 
 

@@ -388,6 +388,8 @@ def test_readme_ini_example_starts_a_broker_when_pasted(tmp_path, certs):
     assert p.returncode == 0, p.stderr
     (tmp_path / "acl").write_text("user alice\ntopic readwrite #\n")
     (tmp_path / "models").mkdir()
+    (tmp_path / "plugins").mkdir()
+    shutil.copy(os.path.join(os.path.dirname(BIN), "plugins", "guard.so"), tmp_path / "plugins")
     s = Serve(["--config", "ledgermq.ini"], tmp_path)
     try:
         assert s.ready is not None, "".join(s.lines)

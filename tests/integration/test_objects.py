@@ -388,7 +388,7 @@ def test_the_readme_objects_walkthrough_with_the_example_models(start_broker, tm
                                        os.path.join(root, "examples", "models")])
     ready = b.events("ready")[-1]
     b.http_addr, b.mqtt_port = ready["http"][0], int(ready["mqtt"][0].rsplit(":", 1)[1])
-    assert b.events("data_models_loaded")[-1]["models"] == 3
+    assert b.events("data_models_loaded")[-1]["models"] == 4
     alice, bob = lc.Identity(), lc.Identity()
     sa = dc.session(b, alice)
     leaf, ack, link = dc.send_object(sa, bob.id, bodies[0])

@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+import dataclient as dc
 import ledgerclient as lc
 
 pytestmark = pytest.mark.ledgermq_only
@@ -103,16 +104,10 @@ def config(port, events="*", extra=""):
 
 
 def start(start_broker, ini):
-    b = start_broker(ini, extra_args=["--http", "127.0.0.1:0"])
-    ready = b.events("ready")[-1]
-    b.http_addr, b.mqtt_port = ready["http"][0], int(ready["mqtt"][0].rsplit(":", 1)[1])
-    return b
+    return dc.ready_addresses(start_broker(ini, extra_args=["--http", "127.0.0.1:0"]))
 
 
-def session(b, ident):
-    s = lc.Session(b.mqtt_port, ident, lc.login(b.http_addr, ident))
-    assert s.rc == 0, s.rc
-    return s
+session = dc.session
 
 
 def send(s, to, body):
@@ -303,3 +298,14 @@ def test_bad_webhook_configuration_stops_the_start_with_one_line(tmp_path, ini, 
     assert p.stderr.startswith("ledgermq: serve: ") and p.stderr.count("\n") == 1, p.stderr
     assert message in p.stderr, p.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_a_finished_job_is_an_event(start_broker, receiver):
+    b = start(start_broker, config(receiver.port, events="job.*") +
+              "[jobs]\nexpire_messages = @every 1s\n")
+    got = wait_for(lambda: [e for _, e in receiver.events() if e["type"] == "job.finished"],
+                   "job.finished")
+    data = got[0]["data"]
+    assert data["job"] == "expire_messages" and data["state"] == "ok", data
+    assert data["ended_ms"] >= data["started_ms"] > 0 and data["manual"] is False
+    assert b.events("job_run_ended")

@@ -558,6 +558,39 @@ static void test_admin_ids_are_a_bounded_list_of_identity_ids(void **state)
     assert_int_equal(cfg.admin.id_count, 0);
 }
 
+static void test_bots_ids_add_up_over_lines_and_are_bounded(void **state)
+{
+    (void)state;
+    struct lmq_config cfg;
+    char err[TEST_ERR_BYTES];
+    /* One line replaces (lmq_config_set); in a file, each further ids line adds to the list. */
+    assert_int_equal(load_text(&cfg, "[bots]\nids = " AUDITOR_A "\nids = " AUDITOR_B "\n", err,
+                               sizeof(err), NULL, 0),
+                     0);
+    assert_int_equal(cfg.bot_count, 2);
+    assert_string_equal(cfg.bots[0], AUDITOR_A);
+    assert_string_equal(cfg.bots[1], AUDITOR_B);
+    assert_int_equal(lmq_config_set(&cfg, "bots", "ids", AUDITOR_B, err, sizeof(err)), 0);
+    assert_int_equal(cfg.bot_count, 1);
+    assert_string_equal(cfg.bots[0], AUDITOR_B);
+    assert_int_equal(lmq_config_set(&cfg, "bots", "events", "*", err, sizeof(err)), LMQ_EINVAL);
+    assert_non_null(strstr(err, "[bots] events: unknown key (expected ids)"));
+    assert_int_equal(lmq_config_set(&cfg, "bots", "ids", "abc", err, sizeof(err)), LMQ_EINVAL);
+    assert_non_null(strstr(err, "[bots] ids: expected identity ids"));
+    assert_int_equal(cfg.bot_count, 1); /* a failed set changes nothing */
+    /* The bound over lines: LMQ_BOTS_MAX ids pass, one more is refused. */
+    char text[(LMQ_BOTS_MAX + 2) * (LMQ_IDENTITY_ID_CHARS + 8)];
+    size_t used = (size_t)snprintf(text, sizeof(text), "[bots]\n");
+    for (int i = 0; i < LMQ_BOTS_MAX; i++)
+        used += (size_t)snprintf(text + used, sizeof(text) - used, "ids = %s\n",
+                                 i % 2 ? AUDITOR_A : AUDITOR_B);
+    assert_int_equal(load_text(&cfg, text, err, sizeof(err), NULL, 0), 0);
+    assert_int_equal(cfg.bot_count, LMQ_BOTS_MAX);
+    snprintf(text + used, sizeof(text) - used, "ids = %s\n", AUDITOR_A);
+    assert_int_equal(load_text(&cfg, text, err, sizeof(err), NULL, 0), LMQ_EINVAL);
+    assert_non_null(strstr(err, "[bots] ids: more than 32 identities"));
+}
+
 static void test_http_origins_and_trusted_proxies(void **state)
 {
     (void)state;
@@ -1034,6 +1067,7 @@ int main(void)
         cmocka_unit_test(test_set_leaves_neighbouring_fields_alone),
         cmocka_unit_test(test_auditors_are_a_list_of_identity_ids),
         cmocka_unit_test(test_admin_ids_are_a_bounded_list_of_identity_ids),
+        cmocka_unit_test(test_bots_ids_add_up_over_lines_and_are_bounded),
         cmocka_unit_test(test_queue_overflow_policy_and_rules),
         cmocka_unit_test(test_every_bad_value_names_line_and_key),
         cmocka_unit_test(test_error_message_quotes_the_bad_value),

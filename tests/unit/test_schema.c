@@ -24,6 +24,7 @@
 
 #include "core/lmq.h"
 #include "schema/schema.h"
+#include "schema/schema_internal.h"
 
 #define T_PATH_MAX 1024
 #define T_FILE_MAX_BYTES (16u * 1024u * 1024u)
@@ -185,6 +186,22 @@ static void t_add_remotes(struct schema_registry *reg, const char *dir)
     }
 }
 
+/* schema_validate() takes the fast path's "valid" and otherwise the full walk's verdict: the
+ * fast path must never call valid what the full walk calls invalid, and (unless it gave up)
+ * must prove valid what the full walk calls valid, on every case whatever the suite expects. */
+static void t_fast_agrees(struct schema_validator *v, const json_t *data, const char *file,
+                          const char *gdesc, const char *tdesc)
+{
+    struct schema_result full;
+    int full_rc = schema__validate_full(v, data, &full);
+    int fast = schema__validate_fast(v, data);
+    bool full_valid = full_rc == 0 && full.valid;
+    if (fast != SCHEMA__FAST_GAVE_UP && (fast == 1) != full_valid) {
+        fail_msg("%s | %s | %s: fast path %d, full walk %s", file, gdesc, tdesc, fast,
+                 full_valid ? "valid" : "invalid");
+    }
+}
+
 static void t_run_file(struct t_run *run, struct t_known *known, struct schema_registry *reg,
                        const char *dir, const char *file, enum schema_draft draft)
 {
@@ -220,6 +237,7 @@ static void t_run_file(struct t_run *run, struct t_known *known, struct schema_r
                 struct schema_result res;
                 int vr = schema_validate(v, json_object_get(t, "data"), &res);
                 ok = vr == 0 && res.valid == want;
+                t_fast_agrees(v, json_object_get(t, "data"), file, gdesc, tdesc);
                 snprintf(why, sizeof(why), "got %s%s%s", res.valid ? "valid" : "invalid",
                          res.error_count > 0 ? ": " : "",
                          res.error_count > 0 ? res.errors[0].message : "");
@@ -460,6 +478,87 @@ static void test_unevaluated_drops_failed_branches(void **state)
     assert_false(t_valid("{\"prefixItems\":[true],\"contains\":{\"type\":\"string\"},"
                          "\"unevaluatedItems\":false}",
                          "[1,\"x\",2]"));
+}
+
+/* schema_validate's verdict is want, and the fast path agrees with the full walk (it proves
+ * valid exactly what the full walk finds valid: none of these make it give up). */
+static void t_fast_case(const char *schema, const char *instance, bool want)
+{
+    struct schema_options opt = {.skip_meta_check = true};
+    struct schema *s = NULL;
+    char err[T_ERR_MAX];
+    if (t_compile(schema, &opt, &s, err, sizeof(err)) != 0) {
+        fail_msg("compile %s: %s", schema, err);
+    }
+    struct schema_validator *v = NULL;
+    assert_int_equal(schema_validator_new(s, &v), 0);
+    json_t *inst = t_json(instance);
+    struct schema_result res, full;
+    assert_int_equal(schema_validate(v, inst, &res), 0);
+    assert_int_equal(schema__validate_full(v, inst, &full), 0);
+    int fast = schema__validate_fast(v, inst);
+    if (res.valid != want || full.valid != want || fast != (want ? 1 : 0)) {
+        fail_msg("%s on %s: validate %d, full %d, fast %d, want %d", schema, instance, res.valid,
+                 full.valid, fast, want);
+    }
+    json_decref(inst);
+    schema_validator_free(v);
+    schema_free(s);
+}
+
+static void test_fast_path_edge_cases(void **state)
+{
+    (void)state;
+    t_fast_case("{\"type\":[]}", "1", false); /* no type allowed (meta check skipped) */
+    t_fast_case("{\"type\":\"integer\"}", "2.0", true);
+    t_fast_case("{\"type\":\"integer\"}", "2.5", false);
+    /* "required" counted during the members walk: duplicates, names outside "properties" */
+    const char *dup = "{\"properties\":{\"a\":true},\"required\":[\"a\",\"a\"]}";
+    t_fast_case(dup, "{\"a\":1}", true);
+    t_fast_case(dup, "{\"b\":1}", false);
+    const char *mixed = "{\"properties\":{\"a\":true},\"required\":[\"a\",\"b\"]}";
+    t_fast_case(mixed, "{\"a\":1}", false);
+    t_fast_case(mixed, "{\"a\":1,\"b\":2}", true);
+    /* properties, patternProperties and additionalProperties in one walk */
+    const char *pp = "{\"properties\":{\"xa\":{\"type\":\"string\"}},"
+                     "\"patternProperties\":{\"^x\":{\"type\":[\"integer\",\"string\"]}},"
+                     "\"additionalProperties\":false}";
+    t_fast_case(pp, "{\"xa\":\"s\",\"x1\":1}", true);
+    t_fast_case(pp, "{\"xa\":1}", false); /* properties and the pattern both apply */
+    t_fast_case(pp, "{\"y\":1}", false);
+    /* names of 8, 9 and 17 bytes: hashed and compared a word at a time */
+    const char *longnames = "{\"properties\":{\"abcdefgh\":{\"type\":\"integer\"},"
+                            "\"abcdefghi\":{\"type\":\"integer\"},"
+                            "\"abcdefghijklmnopq\":{\"type\":\"integer\"}},"
+                            "\"additionalProperties\":false}";
+    t_fast_case(longnames, "{\"abcdefgh\":1,\"abcdefghi\":2,\"abcdefghijklmnopq\":3}", true);
+    t_fast_case(longnames, "{\"abcdefgX\":1}", false);
+    t_fast_case(longnames, "{\"abcdefghijklmnopX\":1}", false);
+    t_fast_case(longnames, "{\"abcdefghi\":\"s\"}", false);
+    /* a chain of nodes that are only a $ref */
+    const char *chain = "{\"$defs\":{\"a\":{\"$ref\":\"#/$defs/b\"},\"b\":{\"$ref\":"
+                        "\"#/$defs/c\"},\"c\":{\"type\":\"integer\"}},\"$ref\":\"#/$defs/a\"}";
+    t_fast_case(chain, "1", true);
+    t_fast_case(chain, "\"x\"", false);
+    /* an inner unevaluatedProperties sees only its own subschema's annotations */
+    const char *inner = "{\"properties\":{\"foo\":true},"
+                        "\"allOf\":[{\"unevaluatedProperties\":false}],"
+                        "\"unevaluatedProperties\":true}";
+    t_fast_case(inner, "{\"foo\":1}", false);
+    t_fast_case(inner, "{}", true);
+    /* lengths in code points (the byte length decides only when it can) and regexes on
+     * ASCII (the JIT directly) and non-ASCII subjects */
+    t_fast_case("{\"maxLength\":2}", "\"\u00e9\u00e9\"", true);
+    t_fast_case("{\"maxLength\":2}", "\"\u00e9\u00e9\u00e9\"", false);
+    t_fast_case("{\"minLength\":3}", "\"\u00e9\u00e9\"", false);
+    t_fast_case("{\"minLength\":2}", "\"\u00e9\u00e9\"", true);
+    t_fast_case("{\"pattern\":\"^\u00e9+$\"}", "\"\u00e9\u00e9\"", true);
+    t_fast_case("{\"pattern\":\"^\u00e9+$\"}", "\"e\"", false);
+    t_fast_case("{\"pattern\":\"^[A-Z]{3}$\"}", "\"EUR\"", true);
+    t_fast_case("{\"pattern\":\"^[A-Z]{3}$\"}", "\"EURO\"", false);
+    /* oneOf: two successes fail */
+    t_fast_case("{\"oneOf\":[{\"type\":\"integer\"},{\"minimum\":0}]}", "1", false);
+    t_fast_case("{\"oneOf\":[{\"type\":\"integer\"},{\"minimum\":0}]}", "-1", true);
 }
 
 static void test_formats_assert_only_when_asked(void **state)
@@ -824,6 +923,7 @@ int main(void)
         cmocka_unit_test(test_at_most_ten_errors),
         cmocka_unit_test(test_json_equality_and_numbers),
         cmocka_unit_test(test_unevaluated_drops_failed_branches),
+        cmocka_unit_test(test_fast_path_edge_cases),
         cmocka_unit_test(test_formats_assert_only_when_asked),
         cmocka_unit_test(test_draft7_ref_overrides_siblings),
         cmocka_unit_test(test_embedded_resource_names_its_own_draft),

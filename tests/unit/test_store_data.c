@@ -406,6 +406,45 @@ static void test_a_property_index_is_what_the_planner_uses(void **state)
         fail_msg("the model's page is not an index range:\n%s", plan);
 }
 
+/* The text store_data_query_sql gives is the statement store_data_query runs: run by hand with
+ * the documented parameters, it finds the same rows; a small buffer or a bad plan is refused. */
+static void test_query_sql_is_the_statement_the_query_runs(void **state)
+{
+    struct store_fixture *f = *state;
+    write_payments(f);
+    struct store_data_value v = INT_VALUE(50);
+    struct store_data_filter filter = {
+        .path = BYTES("$.amount"), .op = STORE_DATA_EQ, .values = &v, .value_count = 1};
+    struct store_data_query q = {
+        .model = BYTES("com.example.Payment"), .filters = &filter, .filter_count = 1, .limit = 10};
+    char sql[2048];
+    assert_int_equal(store_data_query_sql(&q, sql, sizeof(sql)), 0);
+    if (strstr(sql, "json_extract(r.body, '$.amount') = ?3") == NULL ||
+        strstr(sql, "LIMIT ?4") == NULL)
+        fail_msg("unexpected statement: %s", sql);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_text(st, 1, "com.example.Payment", -1, SQLITE_STATIC);
+    sqlite3_bind_null(st, 2);
+    sqlite3_bind_int64(st, 3, 50);
+    sqlite3_bind_int64(st, 4, 10);
+    size_t by_hand = 0;
+    while (sqlite3_step(st) == SQLITE_ROW && by_hand < 100)
+        by_hand++;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    struct rows rows;
+    assert_int_equal(query_one_filter(f, "$.amount", STORE_DATA_EQ, &v, 1, &rows), by_hand);
+    assert_true(by_hand > 0);
+    char tiny[16];
+    assert_int_equal(store_data_query_sql(&q, tiny, sizeof(tiny)), LMQ_ETOOBIG);
+    assert_string_equal(tiny, "");
+    filter.path = BYTES("$.a'); DROP TABLE data_resources; --");
+    assert_int_equal(store_data_query_sql(&q, sql, sizeof(sql)), LMQ_EINVAL);
+}
+
 static void test_bad_plans_are_refused_before_any_sql(void **state)
 {
     struct store_fixture *f = *state;
@@ -799,6 +838,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deleted_resources_leave_queries_but_keep_history,
                                         setup, store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_a_property_index_is_what_the_planner_uses, setup,
+                                        store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_query_sql_is_the_statement_the_query_runs, setup,
                                         store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_bad_plans_are_refused_before_any_sql, setup,
                                         store_fixture_teardown),

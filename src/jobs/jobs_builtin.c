@@ -1,0 +1,174 @@
+/*
+ * The built-in jobs (docs/ARCHITECTURE.md "Scheduled jobs"):
+ * - prune_sessions: the abandoned-session policy. An offline session idle (no connection) for
+ *   longer than [jobs] prune_sessions.idle_s, or holding more than prune_sessions.max_bytes of
+ *   queued messages while offline, is ended as if it expired (session_prune).
+ * - expire_messages: drops the expired messages at the head of offline sessions' stored queues
+ *   (session_queue_expire_head), [jobs] expire_messages.batch store reads or drops per step.
+ * Test jobs (only with LMQ_TEST_JOBS=1 in the environment, for the integration tests):
+ * - test_sleep: a run of LMQ_TEST_JOB_SLEEP_MS (default 3000) in 50 ms steps; its first step
+ *   appends the run's tick as a line to the file LMQ_TEST_JOB_MARK_FILE when that is set (the
+ *   kill -9 test counts how often each tick's work began);
+ * - test_fail: fails at its first step.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobs/jobs_internal.h"
+
+/* Sessions ended by one step of prune_sessions at most: a step stays short. */
+#define JOBS_PRUNE_BATCH 100
+/* Step of the test_sleep job. */
+#define JOBS_TEST_SLEEP_STEP_MS 50
+
+/* Which sessions one step ends: pointers collected by the walk, ended after it. */
+struct jobs_prune_walk {
+    struct broker *b;
+    uint64_t now_ms, idle_ms, max_bytes;
+    struct session *found[JOBS_PRUNE_BATCH];
+    const char *why[JOBS_PRUNE_BATCH];
+    size_t count;
+};
+
+static bool jobs_prune_visit(void *ctx, const uint8_t *key, size_t key_len, void *value)
+{
+    LMQ_UNUSED(key), LMQ_UNUSED(key_len);
+    struct jobs_prune_walk *w = ctx;
+    struct session *s = value;
+    if (s->conn != NULL || s->closing || s->overflow_ending)
+        return true;
+    const char *why = NULL;
+    if (w->max_bytes > 0 && s->queued_bytes > w->max_bytes)
+        why = "max_bytes";
+    else if (w->now_ms - s->offline_since_ms > w->idle_ms && w->now_ms > s->offline_since_ms)
+        why = "idle";
+    if (why != NULL) {
+        w->found[w->count] = s;
+        w->why[w->count++] = why;
+    }
+    return w->count < JOBS_PRUNE_BATCH;
+}
+
+/* cursor: sessions ended for idleness; count: all ended. */
+static int jobs_prune_step(struct jobs_step *st)
+{
+    struct broker *b = st->broker;
+    LMQ_ASSERT(b != NULL && b->sessions != NULL);
+    struct jobs_prune_walk *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        snprintf(st->detail, sizeof(st->detail), "out of memory");
+        return LMQ_ENOMEM;
+    }
+    w->b = b;
+    w->now_ms = clock_now_ms(b);
+    w->idle_ms = b->cfg.jobs.prune_idle_s * 1000;
+    w->max_bytes = b->cfg.jobs.prune_max_bytes;
+    lmq_map_visit(b->sessions, jobs_prune_visit, w);
+    /* Ended after the walk: ending removes the session from the map being walked. */
+    for (size_t i = 0; i < w->count; i++) {
+        session_prune(w->found[i], w->why[i]);
+        if (strcmp(w->why[i], "idle") == 0)
+            st->cursor++;
+    }
+    st->count += w->count;
+    bool more = w->count == JOBS_PRUNE_BATCH;
+    free(w);
+    snprintf(st->detail, sizeof(st->detail), "ended %llu sessions (%llu idle, %llu max_bytes)",
+             (unsigned long long)st->count, (unsigned long long)st->cursor,
+             (unsigned long long)(st->count - st->cursor));
+    LMQ_ASSERT(st->cursor <= st->count);
+    return more ? JOBS_STEP_MORE : JOBS_STEP_DONE;
+}
+
+/* One step of expire_messages: the sessions after the first `skip` of the map's order. */
+struct jobs_expire_walk {
+    int64_t now_unix_ms;
+    uint64_t skip, visited;
+    uint32_t budget; /* store reads and drops left in this step */
+    uint64_t dropped;
+};
+
+static bool jobs_expire_visit(void *ctx, const uint8_t *key, size_t key_len, void *value)
+{
+    LMQ_UNUSED(key), LMQ_UNUSED(key_len);
+    struct jobs_expire_walk *w = ctx;
+    struct session *s = value;
+    if (w->visited++ < w->skip)
+        return true;
+    if (s->conn != NULL || s->closing || s->overflow_ending || !s->persistent ||
+        s->stored_backlog == 0)
+        return true;
+    uint32_t n = session_queue_expire_head(s, w->now_unix_ms, w->budget);
+    w->dropped += n;
+    w->budget -= LMQ_MIN(w->budget, LMQ_MAX(n, 1)); /* at least the read of its head */
+    return w->budget > 0;
+}
+
+/* cursor: sessions visited in this run; count: messages dropped. */
+static int jobs_expire_step(struct jobs_step *st)
+{
+    struct broker *b = st->broker;
+    LMQ_ASSERT(b != NULL && b->sessions != NULL && b->cfg.jobs.expire_batch > 0);
+    struct jobs_expire_walk w = {
+        .now_unix_ms = clock_unix_ms(b), .skip = st->cursor, .budget = b->cfg.jobs.expire_batch};
+    lmq_map_visit(b->sessions, jobs_expire_visit, &w);
+    st->count += w.dropped;
+    /* Visited all: done. Stopped on the budget: the next step goes on from there (the map's
+     * order holds while no session is added or removed; otherwise some are looked at twice or
+     * left to the next run). */
+    bool more = w.budget == 0 && w.visited < lmq_map_count(b->sessions);
+    st->cursor = w.visited;
+    snprintf(st->detail, sizeof(st->detail), "dropped %llu expired messages",
+             (unsigned long long)st->count);
+    return more ? JOBS_STEP_MORE : JOBS_STEP_DONE;
+}
+
+static int jobs_test_sleep_step(struct jobs_step *st)
+{
+    const char *v = getenv("LMQ_TEST_JOB_SLEEP_MS");
+    uint64_t total_ms = v != NULL ? strtoull(v, NULL, 10) : 3000;
+    const char *mark = getenv("LMQ_TEST_JOB_MARK_FILE");
+    if (st->count == 0 && mark != NULL) {
+        FILE *f = fopen(mark, "a");
+        if (f == NULL) {
+            snprintf(st->detail, sizeof(st->detail), "cannot open the mark file");
+            return LMQ_EIO;
+        }
+        fprintf(f, "%lld\n", (long long)st->run->tick_ms);
+        fclose(f); /* written through before the next step: a kill -9 keeps it */
+    }
+    st->count++;
+    snprintf(st->detail, sizeof(st->detail), "slept %llu steps", (unsigned long long)st->count);
+    if (st->count * JOBS_TEST_SLEEP_STEP_MS >= total_ms)
+        return JOBS_STEP_DONE;
+    st->delay_ms = JOBS_TEST_SLEEP_STEP_MS;
+    return JOBS_STEP_MORE;
+}
+
+static int jobs_test_fail_step(struct jobs_step *st)
+{
+    snprintf(st->detail, sizeof(st->detail), "test_fail fails on purpose");
+    return LMQ_EINVAL;
+}
+
+int jobs_builtin_register(struct broker *b)
+{
+    LMQ_ASSERT(b != NULL && b->jobs != NULL);
+    static const struct jobs_job builtin[] = {
+        {.name = "prune_sessions", .step = jobs_prune_step},
+        {.name = "expire_messages", .step = jobs_expire_step},
+    };
+    static const struct jobs_job test[] = {
+        {.name = "test_sleep", .step = jobs_test_sleep_step},
+        {.name = "test_fail", .step = jobs_test_fail_step},
+    };
+    int rc = LMQ_OK;
+    for (size_t i = 0; rc == LMQ_OK && i < LMQ_ARRAY_LEN(builtin); i++)
+        rc = jobs_register(b, &builtin[i]);
+    const char *t = getenv("LMQ_TEST_JOBS");
+    for (size_t i = 0; rc == LMQ_OK && t != NULL && strcmp(t, "1") == 0 && i < LMQ_ARRAY_LEN(test);
+         i++)
+        rc = jobs_register(b, &test[i]);
+    return rc;
+}

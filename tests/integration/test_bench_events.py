@@ -1,0 +1,23 @@
+"""scripts/bench-events.py (make bench-events) in its smallest form, so the script can't rot:
+a few hundred envelopes with 0 and 1 webhook; the run itself checks every event reached the
+receiver, and the table it prints has both rows."""
+
+import os
+import subprocess
+
+import pytest
+
+pytestmark = pytest.mark.ledgermq_only
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def test_bench_events_quick_run():
+    p = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "scripts", "bench-events.py"),
+                        "--ledgermq", os.environ["LEDGERMQ_BIN"], "--envelopes", "200",
+                        "--rounds", "1", "--hooks", "0,1"],
+                       capture_output=True, text=True, timeout=240)
+    assert p.returncode == 0, p.stderr[-2000:]
+    rows = [line for line in p.stdout.splitlines() if line.startswith("| ")]
+    assert rows[2].startswith("| 0 |") and rows[3].startswith("| 1 |"), p.stdout
+    assert "events delivered" in p.stdout
