@@ -253,10 +253,11 @@ struct main_command {
 };
 
 static const struct main_command main__commands[] = {
-    {"serve", main__serve},  {"passwd", cli_passwd},     {"keygen", cli_keygen},
-    {"send", cli_send},      {"listen", cli_listen},     {"token", cli_token},
-    {"verify", verify_main}, {"revoke", cli_revoke},     {"validate", cli_validate},
-    {"bench", bench_main},   {"version", main__version}, {"help", main__help},
+    {"serve", main__serve},  {"passwd", cli_passwd}, {"keygen", cli_keygen},
+    {"send", cli_send},      {"listen", cli_listen}, {"token", cli_token},
+    {"verify", verify_main}, {"revoke", cli_revoke}, {"validate", cli_validate},
+    {"bench", bench_main},   {"admin", cli_admin},   {"version", main__version},
+    {"help", main__help},
 };
 
 int main(int argc, char **argv)

@@ -202,48 +202,59 @@ static void on_drain_timeout(uv_timer_t *t)
     broker_stop(t->data, "SIGTERM");
 }
 
+int broker_reload(struct broker *b, char *err, size_t err_len)
+{
+    LMQ_ASSERT(b != NULL && err != NULL && err_len > 0);
+    err[0] = '\0';
+    if (b->cfg.config_path[0] == '\0') {
+        lmq_log_msg(LMQ_LOG_INFO, "reload", "no config file to re-read");
+        broker_reload_tls(b);
+        access_reload(b);
+        pipeline_tokens_reload(b);
+        return LMQ_OK;
+    }
+    struct lmq_config fresh;
+    lmq_config_defaults(&fresh);
+    if (lmq_config_load_file(&fresh, b->cfg.config_path, err, err_len) != LMQ_OK) {
+        lmq_log_msg(LMQ_LOG_ERROR, "reload_failed", err);
+        return LMQ_EINVAL;
+    }
+    lmq_log_set_level(fresh.log_level);
+    b->cfg.log_level = fresh.log_level;
+    broker_reload_tls(b);
+    access_reload(b);
+    pipeline_tokens_reload(b);
+    /* Auditors take effect with the next request (GET /ledger/envelopes checks each). */
+    memcpy(b->cfg.auth.auditors, fresh.auth.auditors, sizeof(b->cfg.auth.auditors));
+    memcpy(b->cfg.data.readers_all, fresh.data.readers_all, sizeof(b->cfg.data.readers_all));
+    b->cfg.data.readers_all_count = fresh.data.readers_all_count;
+    b->cfg.data.assert_formats = fresh.data.assert_formats;
+    /* GraphQL's auth switch and limits take effect with the next request. */
+    b->cfg.data.graphql_auth = fresh.data.graphql_auth;
+    b->cfg.data.graphql_max_depth = fresh.data.graphql_max_depth;
+    b->cfg.data.graphql_max_fields = fresh.data.graphql_max_fields;
+    b->cfg.data.graphql_max_ms = fresh.data.graphql_max_ms;
+    b->cfg.data.read_budget_ms_per_s = fresh.data.read_budget_ms_per_s;
+    data_reload(b, fresh.data.models_dir);
+    b->cfg.auth.auditor_count = fresh.auth.auditor_count;
+    /* The admin API checks [admin] ids on every request. */
+    b->cfg.admin = fresh.admin;
+    struct lmq_log_line line;
+    if (lmq_log_begin(&line, LMQ_LOG_INFO, "reload")) {
+        lmq_log_str(&line, "log_level", lmq_log_level_name(fresh.log_level));
+        lmq_log_uint(&line, "auditors", fresh.auth.auditor_count);
+        lmq_log_uint(&line, "admins", fresh.admin.id_count);
+        lmq_log_end(&line);
+    }
+    return LMQ_OK;
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     struct broker *b = s->data;
     if (signum == SIGHUP) {
-        if (b->cfg.config_path[0] == '\0') {
-            lmq_log_msg(LMQ_LOG_INFO, "reload", "no config file to re-read");
-            broker_reload_tls(b);
-            access_reload(b);
-            pipeline_tokens_reload(b);
-            return;
-        }
-        struct lmq_config fresh;
         char err[256];
-        lmq_config_defaults(&fresh);
-        if (lmq_config_load_file(&fresh, b->cfg.config_path, err, sizeof(err)) != LMQ_OK) {
-            lmq_log_msg(LMQ_LOG_ERROR, "reload_failed", err);
-            return;
-        }
-        lmq_log_set_level(fresh.log_level);
-        b->cfg.log_level = fresh.log_level;
-        broker_reload_tls(b);
-        access_reload(b);
-        pipeline_tokens_reload(b);
-        /* Auditors take effect with the next request (GET /ledger/envelopes checks each). */
-        memcpy(b->cfg.auth.auditors, fresh.auth.auditors, sizeof(b->cfg.auth.auditors));
-        memcpy(b->cfg.data.readers_all, fresh.data.readers_all, sizeof(b->cfg.data.readers_all));
-        b->cfg.data.readers_all_count = fresh.data.readers_all_count;
-        b->cfg.data.assert_formats = fresh.data.assert_formats;
-        /* GraphQL's auth switch and limits take effect with the next request. */
-        b->cfg.data.graphql_auth = fresh.data.graphql_auth;
-        b->cfg.data.graphql_max_depth = fresh.data.graphql_max_depth;
-        b->cfg.data.graphql_max_fields = fresh.data.graphql_max_fields;
-        b->cfg.data.graphql_max_ms = fresh.data.graphql_max_ms;
-        b->cfg.data.read_budget_ms_per_s = fresh.data.read_budget_ms_per_s;
-        data_reload(b, fresh.data.models_dir);
-        b->cfg.auth.auditor_count = fresh.auth.auditor_count;
-        struct lmq_log_line line;
-        if (lmq_log_begin(&line, LMQ_LOG_INFO, "reload")) {
-            lmq_log_str(&line, "log_level", lmq_log_level_name(fresh.log_level));
-            lmq_log_uint(&line, "auditors", fresh.auth.auditor_count);
-            lmq_log_end(&line);
-        }
+        (void)broker_reload(b, err, sizeof(err)); /* a failure is logged and keeps the old */
         return;
     }
     /* SIGTERM: first drain (/healthz 503 "draining", every listener still serving) for
@@ -417,6 +428,7 @@ int broker_init_state(struct broker *b, const struct lmq_config *cfg)
         return LMQ_EIO;
     b->loop.data = b;
     clock_sync(b);
+    b->start_ms = clock_now_ms(b);
     if (lmq_map_create(&b->sessions) != LMQ_OK || retain_init(b) != LMQ_OK ||
         lmq_map_create(&b->msgs_by_id) != LMQ_OK || lmq_map_create(&b->addresses) != LMQ_OK ||
         sub_tree_create(&b->subs) != LMQ_OK || session_quota_init(b) != LMQ_OK ||

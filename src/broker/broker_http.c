@@ -1,8 +1,8 @@
 /*
  * The broker's HTTP server (the [http] listeners): the routes /healthz and /version, /metrics
  * (metrics.c), /mqtt (websocket.c), /auth/... (identity.c) and /ledger/... (ledger_http.c),
- * /graphql, /graphiql, /api/v1 and /openapi.json (src/data); who an HTTP request's client is,
- * for per-address limits; the HTTP servers' TLS failures.
+ * /graphql, /graphiql, /api/v1 and /openapi.json (src/data), /admin/v1 (admin.c); who an HTTP
+ * request's client is, for per-address limits; the HTTP servers' TLS failures.
  */
 #include "broker/broker_internal.h"
 #include "data/data.h"
@@ -60,6 +60,8 @@ int broker_http_route(void *ctx, const struct http_request *req, struct http_res
     if ((len > 6 && memcmp(path, "/auth/", 6) == 0) ||
         (len > 8 && memcmp(path, "/ledger/", 8) == 0))
         return pipeline_http_route(b, req, resp, out);
+    if (admin_path(req)) /* authenticated and few: no read budget (docs/SECURITY.md) */
+        return admin_route(b, req, resp, out);
     /* The data layer's routes run under the client's read budget (read_budget.c). */
     if (data_graphql_path(req))
         return read_budget_route(b, req, resp, out, data_graphql_route);

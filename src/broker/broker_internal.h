@@ -394,6 +394,7 @@ struct broker {
     uint64_t disk_checked_ms;
     int64_t wall_offset_ms; /* wall clock minus loop time, refreshed every tick */
     uint64_t tick_count;
+    uint64_t start_ms;             /* loop time at start: the admin API's uptime */
     uint64_t retained_bytes;       /* charged against max_retained_bytes (retain.c) */
     uint64_t output_bytes;         /* output held by all connections (conn.c) */
     uint64_t output_over_since_ms; /* over max_memory_output_bytes since; 0 = under */
@@ -483,6 +484,14 @@ struct http_request;
 struct http_response;
 struct lmq_buf;
 
+/* admin.c: the admin API, /admin/v1/... (docs/PROTOCOL.md "Admin API"), for [admin] ids only. */
+/* True when req's path is under /admin/. */
+bool admin_path(const struct http_request *req);
+/* Answers an admin route: 401 without a valid token, 403 for an identity not in [admin] ids
+ * (both security events), else the route's JSON; every call logged as one admin_call line. */
+int admin_route(struct broker *b, const struct http_request *req, struct http_response *resp,
+                struct lmq_buf *out);
+
 /* security.c: security events, broker-wide (bad credentials, ACL denials, session quotas, the
  * pipeline's refusals): counted by kind (metrics) and logged. */
 enum security_event {
@@ -501,6 +510,7 @@ enum security_event {
     SECURITY_EVENT_SESSION_OWNER,
     SECURITY_EVENT_REVOKED_TOKEN, /* a revoked token at CONNECT or on /auth/revoke */
     SECURITY_EVENT_LEDGER_QUOTA,  /* an envelope over [auth] ledger_bytes_per_day */
+    SECURITY_EVENT_ADMIN_DENIED,  /* an admin route without a token, or not in [admin] ids */
     SECURITY_EVENT_COUNT,
 };
 /* Counts and logs one security event (c may be NULL). */
@@ -558,6 +568,11 @@ void access_guard_done(struct broker *b, struct access_guard_entry *entry, struc
                        bool passed);
 
 /* broker.c */
+/* SIGHUP's work: re-reads the config file (when there is one) and applies what may change at
+ * run time (log level, TLS files, ACL and password files, revocations, auditors, [data]
+ * readers and limits, models, [admin] ids). 0, or LMQ_EINVAL with the file's message in err
+ * (logged; the old settings stay). */
+int broker_reload(struct broker *b, char *err, size_t err_len);
 /* Logs a storage failure and exits with status 2 (fail stop). */
 void broker_fail_stop(struct broker *b, const char *what, int err) __attribute__((noreturn));
 /* Called when a connection is freed: finishes a shutdown once the last one is gone. */
@@ -781,6 +796,9 @@ struct session *session_create(struct broker *b, const uint8_t *id, size_t id_le
 /* (Re)arms the session timer for the earliest of its delayed will and its expiry. */
 void session_arm_timer(struct session *s);
 void session_publish_will(struct session *s);
+/* The admin API's kick with --end: s ends now as if it expired (stored state deleted, its
+ * will published); a client still connected gets DISCONNECT 0x98 Administrative action first. */
+void session_admin_end(struct session *s);
 /* session_quota.c: persistent sessions per principal and per source address. */
 /* Whether c may create one more stored session; else the CONNACK reason code in *reason_code
  * (logged). */

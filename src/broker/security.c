@@ -23,6 +23,7 @@ static const char *const security_event_names[SECURITY_EVENT_COUNT] = {
     [SECURITY_EVENT_SESSION_OWNER] = "session_owner",
     [SECURITY_EVENT_REVOKED_TOKEN] = "revoked_token",
     [SECURITY_EVENT_LEDGER_QUOTA] = "ledger_quota",
+    [SECURITY_EVENT_ADMIN_DENIED] = "admin_denied",
 };
 _Static_assert(SECURITY_EVENT_COUNT <= 32, "struct broker counts at most 32 security events");
 

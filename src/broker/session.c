@@ -186,6 +186,20 @@ static void session_overflow_finish(struct session *s)
     conn_disconnect(c, MQTT_RC_QUOTA_EXCEEDED);
 }
 
+void session_admin_end(struct session *s)
+{
+    LMQ_ASSERT(s != NULL && !s->closing);
+    session_log(s, LMQ_LOG_INFO, "session_ended_admin");
+    struct conn *c = s->conn;
+    if (c == NULL) {
+        session_end(s);
+        return;
+    }
+    /* As session_overflow_finish: the detach that closing the connection does ends it. */
+    s->expiry_s = 0;
+    conn_disconnect(c, MQTT_RC_ADMINISTRATIVE_ACTION);
+}
+
 static void session_on_timer(uv_timer_t *t)
 {
     struct session *s = t->data;

@@ -29,6 +29,11 @@ int cli_revoke(int argc, char **argv);
  * 1 usage or bad input, 2 the file could not be read or written. */
 int cli_passwd(int argc, char **argv);
 
+/* ledgermq admin SUBCOMMAND --key FILE [--http HOST:PORT] [--json]: the admin API's client
+ * (cli_admin.c). Exit 0 done, 1 usage, 3 refused (its reason on stderr), 4 no answer or a
+ * server error. */
+int cli_admin(int argc, char **argv);
+
 /* ledgermq validate --schema FILE [--draft 2020-12|7] [--assert-formats] [--jsonl] [FILE...]:
  * one JSON verdict line per instance (cli_validate.c). Exit 0 all valid, 3 some invalid, 1
  * usage or unusable input (a bad schema, an unreadable file, an instance that is not JSON). */

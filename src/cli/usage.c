@@ -293,6 +293,53 @@ static const char usage__version[] =
     "  0  printed\n"
     "  1  usage error\n";
 
+static const char usage__admin[] =
+    "usage: ledgermq admin status|sessions|identities|webhooks|jobs|plugins|log-level|reload ...\n"
+    "                      --key FILE\n"
+    "                      [--http HOST:PORT] [--json] [--timeout-ms MS]\n"
+    "\n"
+    "The admin API's client (/admin/v1/..., docs/PROTOCOL.md \"Admin API\"): logs in as the\n"
+    "identity of FILE, which must be in the server's [admin] ids, and prints the answer as a\n"
+    "table, or with --json as the server's JSON (one line).\n"
+    "\n"
+    "subcommands:\n"
+    "  status                           version, uptime, connections, sessions, ledger, events\n"
+    "  sessions list [--limit N] [--after CLIENT_ID]\n"
+    "                                   sessions by client id, a page (limit 1..1000, 100)\n"
+    "  sessions kick CLIENT_ID [--end]  disconnect it (MQTT 5: reason 0x98); --end also ends\n"
+    "                                   the session as if it expired\n"
+    "  identities list [--limit N] [--after ID]\n"
+    "                                   identities the pipeline knows: last seq, inbox position\n"
+    "  webhooks list                    endpoints: position, lag, circuit, counts\n"
+    "  webhooks dead NAME [--limit N] [--after EVENT_ID]\n"
+    "                                   an endpoint's dead-letter list, oldest first\n"
+    "  webhooks redeliver NAME EVENT_ID send a dead event again (it leaves the list once\n"
+    "                                   delivered)\n"
+    "  jobs list                        scheduled jobs: schedule, next tick, runs since start\n"
+    "  jobs history NAME [--limit N]    a job's last runs, newest first (limit 1..1000, 20)\n"
+    "  jobs run NAME                    run it now (a manual run, recorded like a tick)\n"
+    "  plugins list                     loaded plugins: hooks, position, calls, refusals\n"
+    "  log-level set LEVEL              debug, info, warn or error, at once (until a reload)\n"
+    "  reload                           re-read the config file, as SIGHUP does\n"
+    "\n"
+    "options:\n"
+    "  --key FILE          the admin identity's key file (ledgermq keygen)\n"
+    "  --http HOST:PORT    the broker's HTTP listener (default 127.0.0.1:8080)\n"
+    "  --json              print the server's JSON instead of a table\n"
+    "  --limit N           a list page's size\n"
+    "  --after CURSOR      the page after this client id, identity id or event id (a table\n"
+    "                      ends with \"(more: --after CURSOR)\" when more may follow)\n"
+    "  --end               with sessions kick: end the session too\n"
+    "  --timeout-ms MS     give up after MS milliseconds, per request (default 10000)\n"
+    "  -h, --help          print this help\n"
+    "\n"
+    "exit codes:\n"
+    "  0  done\n"
+    "  1  usage error, unreadable key file, an address that does not resolve\n"
+    "  3  the server refused (401 not logged in, 403 not in [admin] ids, 404 no such session,\n"
+    "     webhook or dead event, ...; its reason on stderr)\n"
+    "  4  no answer, or a server error\n";
+
 static const char usage__help[] =
     "usage: ledgermq help [COMMAND]\n"
     "\n"
@@ -318,6 +365,8 @@ static const struct cli_usage usage__table[] = {
     {"validate", "check JSON documents against a JSON Schema (2020-12 or draft 7)",
      usage__validate},
     {"bench", "load generator for any MQTT broker", usage__bench},
+    {"admin", "the admin API: status, sessions, identities, webhooks, jobs, plugins, log level",
+     usage__admin},
     {"version", "print the version", usage__version},
     {"help", "print the commands, or one command's usage", usage__help},
 };

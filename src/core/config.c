@@ -1267,6 +1267,14 @@ int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key,
     if (strcmp(section, "events") == 0) {
         return config_set_events(cfg, key, value, err, err_len);
     }
+    if (strcmp(section, "admin") == 0) {
+        if (strcmp(key, "ids") != 0) {
+            lmq_errf(err, err_len, "[admin] %s: unknown key (expected ids)", key);
+            return LMQ_EINVAL;
+        }
+        return config__id_list("[admin] ids", value, cfg->admin.ids, LMQ_ADMIN_IDS_MAX,
+                               &cfg->admin.id_count, err, err_len);
+    }
     if (strcmp(section, "plugins") == 0) {
         return config_set_plugins(cfg, key, value, err, err_len);
     }
@@ -1287,8 +1295,8 @@ int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key,
     } else {
         lmq_errf(err, err_len,
                  "[%s] %s: unknown section (expected [server], [limits], [tls], [auth], "
-                 "[http], [queue_overflow], [data], [jobs], [events], [bots], [webhook.NAME], "
-                 "[plugins] or [plugin.NAME])",
+                 "[http], [queue_overflow], [data], [jobs], [events], [bots], [admin], "
+                 "[webhook.NAME], [plugins] or [plugin.NAME])",
                  section, key);
     }
     return LMQ_EINVAL;

@@ -156,6 +156,15 @@ struct lmq_data_config {
     uint32_t read_budget_ms_per_s;
 };
 
+/* [admin] ids may name at most this many identities. */
+#define LMQ_ADMIN_IDS_MAX 32
+/* [admin]: who may call the admin API (/admin/v1/..., docs/PROTOCOL.md "Admin API"). */
+struct lmq_admin_config {
+    /* Identities allowed on every admin route; none by default; re-read on SIGHUP. */
+    char ids[LMQ_ADMIN_IDS_MAX][LMQ_IDENTITY_ID_CHARS + 1];
+    uint32_t id_count;
+};
+
 /* [webhook.NAME]: an endpoint the event stream is POSTed to (docs/PROTOCOL.md "Webhooks"). */
 #define LMQ_WEBHOOKS_MAX 16
 #define LMQ_WEBHOOK_NAME_MAX_CHARS 32
@@ -266,6 +275,7 @@ struct lmq_config {
     struct lmq_auth_config auth;
     struct lmq_http_config http_trust;                    /* [http] */
     struct lmq_data_config data;                          /* [data] */
+    struct lmq_admin_config admin;                        /* [admin] */
     struct lmq_webhook_config webhooks[LMQ_WEBHOOKS_MAX]; /* [webhook.NAME], in file order */
     size_t webhook_count;
     bool events_record; /* [events] record: keep the event stream even without a consumer */

@@ -14,6 +14,7 @@
  *   session.ended      the same, plus by and reason
  *   security.<kind>    kind, detail (or null), remote (or null), identity (or null)
  *   job.finished       job, tick_ms, manual, skipped, state, detail, started_ms, ended_ms
+ *   admin.call         identity (or null), method, path (or null), status (src/broker/admin.c)
  * An event as consumers see it: {"data":{...},"id":N,"time":"<RFC 3339 UTC, ns>","type":"..."}
  * (canonical JSON).
  *

@@ -30,6 +30,7 @@
 #define WEBHOOK_CONNECT_MAX_MS 10000
 /* Most header bytes we send (the signature, the ids, the type). */
 #define WEBHOOK_HEADER_MAX_BYTES 256
+_Static_assert(WEBHOOKS_REDELIVER_MAX >= 1, "room for one redelivery");
 
 struct webhook;
 
@@ -42,6 +43,8 @@ struct webhook_delivery {
     uint32_t attempts;
     uint64_t next_try_ms; /* loop time of the next attempt */
     bool done;            /* delivered or dead-lettered */
+    bool ok;              /* delivered (a 2xx answered) */
+    bool redo;            /* a redelivery of a dead event (webhooks_redeliver), not in queue */
     CURL *easy;           /* while an attempt runs */
     struct curl_slist *headers;
     size_t response_bytes;
@@ -59,6 +62,10 @@ struct webhook {
     uint32_t failures;      /* consecutive failed attempts */
     uint64_t open_until_ms; /* the circuit is open (no attempts) until then */
     uint64_t delivered, failed, dead;
+    /* Dead events asked for again (webhooks_redeliver): sent ahead of the queue, each removed
+     * from the dead-letter list once delivered; not kept across a restart. */
+    struct webhook_delivery *redo[WEBHOOKS_REDELIVER_MAX];
+    size_t redo_count;
 };
 
 struct webhooks {
@@ -305,6 +312,39 @@ static void webhook_dead_letter(struct webhook *w, struct webhook_delivery *d, c
     webhook_log(w, LMQ_LOG_WARN, "webhook_dead_letter", d, 0, error);
 }
 
+static void webhook_consumer_name(const struct webhook *w, char *out, size_t cap, size_t *len)
+{
+    int n = snprintf(out, cap, "webhook:%s", w->cfg.name);
+    LMQ_ASSERT(n > 0 && (size_t)n < cap);
+    *len = (size_t)n;
+}
+
+/* A redelivery that is done leaves redo: delivered, its event leaves the dead-letter list;
+ * given up again, the dead-letter row has its new attempts and error (webhook_dead_letter). */
+static void webhook_redo_settle(struct webhook *w, struct webhook_delivery *d)
+{
+    LMQ_ASSERT(d->redo && w->redo_count > 0);
+    if (!d->done)
+        return;
+    if (d->ok) {
+        char consumer[8 + LMQ_WEBHOOK_NAME_MAX_CHARS + 1];
+        size_t n = 0;
+        webhook_consumer_name(w, consumer, sizeof(consumer), &n);
+        struct store_record rec = {.type = STORE_CONSUMER_DEAD_DELETE};
+        rec.u.consumer_dead = (struct store_rec_consumer_dead){
+            .consumer = {(const uint8_t *)consumer, n}, .event_id = d->id};
+        commit_store_write(w->hooks->broker, &rec);
+        webhook_log(w, LMQ_LOG_INFO, "webhook_redelivered", d, 0, NULL);
+    }
+    size_t i = 0;
+    while (i < w->redo_count && w->redo[i] != d)
+        i++;
+    LMQ_ASSERT(i < w->redo_count);
+    memmove(w->redo + i, w->redo + i + 1, (w->redo_count - i - 1) * sizeof(w->redo[0]));
+    w->redo_count--;
+    webhook_delivery_free(d);
+}
+
 /* An attempt ended: delivered, or retried later, or given up. */
 static void webhook_finished(struct webhook_delivery *d, CURLcode result)
 {
@@ -318,6 +358,7 @@ static void webhook_finished(struct webhook_delivery *d, CURLcode result)
     d->attempts++;
     if (result == CURLE_OK && status >= 200 && status < 300) {
         d->done = true;
+        d->ok = true;
         w->delivered++;
         if (w->failures >= w->cfg.breaker_failures)
             webhook_log(w, LMQ_LOG_INFO, "webhook_circuit_closed", NULL, 0, NULL);
@@ -347,7 +388,10 @@ static void webhook_finished(struct webhook_delivery *d, CURLcode result)
             w->open_until_ms = now + w->cfg.breaker_open_ms; /* the trial failed too */
         }
     }
-    webhook_advance(w);
+    if (d->redo)
+        webhook_redo_settle(w, d);
+    else
+        webhook_advance(w);
 }
 
 static void webhooks_check_done(struct webhooks *h)
@@ -426,8 +470,14 @@ static uint64_t webhook_pump(struct webhook *w)
     if (w->open_until_ms > now)
         return w->open_until_ms;
     uint64_t wake = 0;
-    for (size_t i = 0; i < w->count; i++) {
-        struct webhook_delivery *d = w->queue[i];
+    size_t running = 0;
+    for (size_t i = 0; i < w->redo_count + w->count; i++) {
+        struct webhook_delivery *d = i < w->redo_count ? w->redo[i] : w->queue[i - w->redo_count];
+        running += d->easy != NULL ? 1 : 0;
+    }
+    /* Redeliveries first; at most max_in_flight attempts at once in all. */
+    for (size_t i = 0; i < w->redo_count + w->count && running < w->cfg.max_in_flight; i++) {
+        struct webhook_delivery *d = i < w->redo_count ? w->redo[i] : w->queue[i - w->redo_count];
         if (d->done || d->easy != NULL)
             continue;
         if (d->next_try_ms > now) {
@@ -440,6 +490,7 @@ static uint64_t webhook_pump(struct webhook *w)
             wake = now + 1000; /* no memory now: try again in a second */
             break;
         }
+        running++;
         if (trial)
             break;
     }
@@ -637,8 +688,9 @@ void webhooks_stop(struct broker *b)
     h->stopping = true;
     for (size_t i = 0; i < h->count; i++) {
         struct webhook *w = &h->endpoints[i];
-        for (size_t k = 0; k < w->count; k++) {
-            struct webhook_delivery *d = w->queue[k];
+        for (size_t k = 0; k < w->redo_count + w->count; k++) {
+            struct webhook_delivery *d =
+                k < w->redo_count ? w->redo[k] : w->queue[k - w->redo_count];
             if (d->easy != NULL) { /* not delivered: sent again after a restart */
                 curl_multi_remove_handle(h->multi, d->easy);
                 curl_easy_cleanup(d->easy);
@@ -668,6 +720,8 @@ void webhooks_destroy(struct broker *b)
         struct webhook *w = &h->endpoints[i];
         for (size_t k = 0; k < w->count; k++)
             webhook_delivery_free(w->queue[k]);
+        for (size_t k = 0; k < w->redo_count; k++)
+            webhook_delivery_free(w->redo[k]);
         free(w->queue);
     }
     free(h);
@@ -726,4 +780,123 @@ void webhooks_start(struct broker *b)
 {
     if (b->webhooks != NULL)
         webhooks_first_pump(b->webhooks);
+}
+
+/* ---- the admin API ---- */
+
+size_t webhooks_count(const struct broker *b)
+{
+    return b->webhooks != NULL ? b->webhooks->count : 0;
+}
+
+void webhooks_info(struct broker *b, size_t i, struct webhooks_info *out)
+{
+    const struct webhooks *h = b->webhooks;
+    LMQ_ASSERT(h != NULL && i < h->count && out != NULL);
+    const struct webhook *w = &h->endpoints[i];
+    uint64_t durable = events_durable_id(b);
+    *out = (struct webhooks_info){
+        .name = w->cfg.name,
+        .url = w->cfg.url,
+        .position = w->position,
+        .lag = durable - LMQ_MIN(durable, w->position),
+        .delivered = w->delivered,
+        .failed = w->failed,
+        .dead = w->dead,
+        .circuit_open = w->open_until_ms > uv_now(&b->loop),
+        .failures = w->failures,
+        .queued = w->count,
+        .redeliveries = w->redo_count,
+    };
+}
+
+int webhooks_find(const struct broker *b, const char *name, size_t *i)
+{
+    LMQ_ASSERT(name != NULL && i != NULL);
+    for (size_t k = 0; k < webhooks_count(b); k++) {
+        if (strcmp(b->webhooks->endpoints[k].cfg.name, name) == 0) {
+            *i = k;
+            return LMQ_OK;
+        }
+    }
+    return LMQ_ENOTFOUND;
+}
+
+int webhooks_dead(struct broker *b, size_t i, uint64_t after_id, size_t limit,
+                  int (*each)(void *ctx, const struct store_rec_consumer_dead *d), void *ctx,
+                  size_t *count)
+{
+    LMQ_ASSERT(i < webhooks_count(b) && each != NULL && count != NULL);
+    char consumer[8 + LMQ_WEBHOOK_NAME_MAX_CHARS + 1];
+    size_t n = 0;
+    webhook_consumer_name(&b->webhooks->endpoints[i], consumer, sizeof(consumer), &n);
+    return store_consumer_dead(b->store, (struct lmq_bytes){(const uint8_t *)consumer, n}, after_id,
+                               limit, each, ctx, count);
+}
+
+static int webhooks_dead_found(void *ctx, const struct store_rec_consumer_dead *d)
+{
+    *(uint64_t *)ctx = d->event_id;
+    return 0;
+}
+
+/* Reads the event of a redelivery into its delivery. */
+struct webhooks_redo_read {
+    struct webhook_delivery *d;
+    bool no_memory;
+};
+
+static int webhooks_redo_event(void *ctx, const struct events_event *e)
+{
+    struct webhooks_redo_read *r = ctx;
+    struct webhook_delivery *d = r->d;
+    if (e->id != d->id)
+        return 1; /* gap-free ids: not stored (cannot happen for a dead event) */
+    d->body = malloc(e->json_len + 1);
+    if (d->body == NULL) {
+        r->no_memory = true;
+        return 1;
+    }
+    memcpy(d->body, e->json, e->json_len);
+    d->body[e->json_len] = '\0';
+    d->len = e->json_len;
+    snprintf(d->type, sizeof(d->type), "%.*s", (int)LMQ_MIN(e->type_len, sizeof(d->type) - 1),
+             e->type);
+    return 0;
+}
+
+int webhooks_redeliver(struct broker *b, const char *name, uint64_t event_id)
+{
+    size_t i = 0;
+    if (event_id == 0 || webhooks_find(b, name, &i) != LMQ_OK)
+        return LMQ_ENOTFOUND;
+    struct webhook *w = &b->webhooks->endpoints[i];
+    for (size_t k = 0; k < w->redo_count; k++) {
+        if (w->redo[k]->id == event_id)
+            return LMQ_EEXIST;
+    }
+    if (w->redo_count == WEBHOOKS_REDELIVER_MAX)
+        return LMQ_ELIMIT;
+    uint64_t found = 0;
+    size_t count = 0;
+    int rc = webhooks_dead(b, i, event_id - 1, 1, webhooks_dead_found, &found, &count);
+    if (rc != LMQ_OK)
+        return rc;
+    if (found != event_id)
+        return LMQ_ENOTFOUND;
+    struct webhook_delivery *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return LMQ_ENOMEM;
+    *d = (struct webhook_delivery){.w = w, .id = event_id, .redo = true};
+    struct webhooks_redo_read r = {.d = d};
+    rc = events_read(b, event_id - 1, 1, webhooks_redo_event, &r, &count);
+    if (rc != LMQ_OK || d->body == NULL) {
+        free(d->body);
+        free(d);
+        return rc == LMQ_EIO ? LMQ_EIO : r.no_memory ? LMQ_ENOMEM : LMQ_ENOTFOUND;
+    }
+    w->redo[w->redo_count++] = d;
+    webhook_log(w, LMQ_LOG_INFO, "webhook_redeliver", d, 0, NULL);
+    webhooks_pump_all(b->webhooks);
+    return LMQ_OK;
 }

@@ -9,6 +9,8 @@
 #ifndef LMQ_WEBHOOKS_H
 #define LMQ_WEBHOOKS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/buf.h"
@@ -28,5 +30,39 @@ void webhooks_stop(struct broker *b);
 void webhooks_destroy(struct broker *b);
 /* The webhook lines of /metrics. */
 int webhooks_metrics(struct broker *b, struct lmq_buf *out);
+
+/* For the admin API (src/broker/admin.c). */
+/* Redeliveries one endpoint holds at once. */
+#define WEBHOOKS_REDELIVER_MAX 16
+struct webhooks_info {
+    const char *name; /* valid while the broker runs */
+    const char *url;
+    uint64_t position;                /* every event up to it delivered, skipped or dead-lettered */
+    uint64_t lag;                     /* durable events after the position */
+    uint64_t delivered, failed, dead; /* attempts since start, as in /metrics */
+    bool circuit_open;
+    uint32_t failures;   /* consecutive failed attempts */
+    size_t queued;       /* events in the endpoint's queue */
+    size_t redeliveries; /* dead events waiting to be sent again */
+};
+/* Endpoints configured (0 without webhooks). */
+size_t webhooks_count(const struct broker *b);
+/* The state of endpoint i (< webhooks_count). */
+void webhooks_info(struct broker *b, size_t i, struct webhooks_info *out);
+/* The index of the endpoint called name: 0 or LMQ_ENOTFOUND. */
+int webhooks_find(const struct broker *b, const char *name, size_t *i) LMQ_WUR;
+struct store_rec_consumer_dead;
+/* Endpoint i's dead-letter list after event after_id, oldest first, at most limit (see
+ * store_consumer_dead). */
+int webhooks_dead(struct broker *b, size_t i, uint64_t after_id, size_t limit,
+                  int (*each)(void *ctx, const struct store_rec_consumer_dead *d), void *ctx,
+                  size_t *count) LMQ_WUR;
+/* Sends dead event event_id to endpoint name again: ahead of its queue, as soon as fewer than
+ * max_in_flight attempts run, with max_attempts attempts; once delivered it leaves the
+ * dead-letter list (given up again, it stays with its new attempts). Not kept across a
+ * restart (the event stays dead). 0; LMQ_ENOTFOUND (no such endpoint, or the event is not in
+ * its dead-letter list); LMQ_EEXIST (already waiting); LMQ_ELIMIT (WEBHOOKS_REDELIVER_MAX
+ * waiting); LMQ_ENOMEM; LMQ_EIO. */
+int webhooks_redeliver(struct broker *b, const char *name, uint64_t event_id) LMQ_WUR;
 
 #endif

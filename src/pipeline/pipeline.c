@@ -94,6 +94,12 @@ const char *pipeline_checkpoint_note(const struct broker *b, uint64_t *size)
     return b->pipeline->checkpoint;
 }
 
+uint64_t pipeline_checkpoint_entries(const struct broker *b)
+{
+    LMQ_ASSERT(b->pipeline != NULL);
+    return b->pipeline->checkpoint != NULL ? b->pipeline->checkpoint_size : 0;
+}
+
 const char *pipeline_server_id(const struct broker *b)
 {
     LMQ_ASSERT(b->pipeline != NULL);

@@ -48,6 +48,8 @@ int pipeline_identity_restore(struct broker *b, struct lmq_bytes id, uint64_t la
                               struct lmq_bytes last_link, uint64_t inbox_last) LMQ_WUR;
 /* Envelopes accepted: the ledger's size (uncommitted ones included). */
 uint64_t pipeline_ledger_size(const struct broker *b);
+/* The size of the latest signed checkpoint (0 before the first). */
+uint64_t pipeline_checkpoint_entries(const struct broker *b);
 /* The server's identity id (64 hex characters, NUL-terminated): the key that signs tokens,
  * checkpoints and in-band challenges. */
 const char *pipeline_server_id(const struct broker *b);
@@ -180,6 +182,19 @@ void pipeline_will_send_register(struct broker *b, pipeline_will_send_fn fn, voi
 /* {"after":N} on the connection's own resync topic: inbox envelopes after N, then a sync.
  * Returns the PUBACK/PUBREC reason code. */
 uint8_t pipeline_resync(struct conn *c, const struct mqtt_publish *pub);
+
+/* Calls fn for every identity the pipeline knows (it sent, or was sent, an envelope): its id,
+ * the seq of its chain head (0: never sent) and its last inbox position. In no order; fn must
+ * not change the pipeline. O(identities) (the admin API's bounded pages). */
+void pipeline_identities_visit(struct broker *b,
+                               void (*fn)(void *ctx, const char *id, uint64_t last_seq,
+                                          uint64_t inbox_last),
+                               void *ctx);
+/* The chain head seq and last inbox position of identity id: 0 or LMQ_ENOTFOUND. */
+int pipeline_identity_state(struct broker *b, const char *id, uint64_t *last_seq,
+                            uint64_t *inbox_last) LMQ_WUR;
+/* Identities the pipeline knows. */
+size_t pipeline_identity_count(const struct broker *b);
 
 /* pipeline_http.c: the HTTP routes under /auth/ (login, revocation, the server key) and
  * /ledger/ (the public checkpoint, key, proofs and leaves; the envelopes a bearer token's

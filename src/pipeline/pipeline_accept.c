@@ -602,3 +602,53 @@ uint8_t pipeline_resync(struct conn *c, const struct mqtt_publish *pub)
         return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     return MQTT_RC_SUCCESS;
 }
+
+struct accept_visit {
+    void (*fn)(void *ctx, const char *id, uint64_t last_seq, uint64_t inbox_last);
+    void *ctx;
+};
+
+static bool accept_visit_one(void *ctx, const uint8_t *key, size_t key_len, void *value)
+{
+    LMQ_UNUSED(key);
+    LMQ_ASSERT(key_len == CRYPTO_IDENTITY_ID_CHARS);
+    const struct accept_visit *v = ctx;
+    const struct accept_identity *li = value;
+    v->fn(v->ctx, li->id, li->last_seq, li->inbox_last);
+    return true;
+}
+
+void pipeline_identities_visit(struct broker *b,
+                               void (*fn)(void *ctx, const char *id, uint64_t last_seq,
+                                          uint64_t inbox_last),
+                               void *ctx)
+{
+    LMQ_ASSERT(b != NULL && fn != NULL);
+    if (b->pipeline == NULL || b->pipeline->identities == NULL)
+        return;
+    struct accept_visit v = {fn, ctx};
+    lmq_map_visit(b->pipeline->identities, accept_visit_one, &v);
+}
+
+int pipeline_identity_state(struct broker *b, const char *id, uint64_t *last_seq,
+                            uint64_t *inbox_last)
+{
+    LMQ_ASSERT(b != NULL && id != NULL && last_seq != NULL && inbox_last != NULL);
+    if (b->pipeline == NULL || b->pipeline->identities == NULL ||
+        strlen(id) != CRYPTO_IDENTITY_ID_CHARS)
+        return LMQ_ENOTFOUND;
+    const struct accept_identity *li =
+        lmq_map_get(b->pipeline->identities, (const uint8_t *)id, CRYPTO_IDENTITY_ID_CHARS);
+    if (li == NULL)
+        return LMQ_ENOTFOUND;
+    *last_seq = li->last_seq;
+    *inbox_last = li->inbox_last;
+    return LMQ_OK;
+}
+
+size_t pipeline_identity_count(const struct broker *b)
+{
+    return b->pipeline != NULL && b->pipeline->identities != NULL
+               ? lmq_map_count(b->pipeline->identities)
+               : 0;
+}

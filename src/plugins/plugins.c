@@ -45,6 +45,7 @@ struct plugin {
     void *state;
     bool started;
     const char *args;
+    const char *path;
     uint64_t position, stored_position; /* on_event: the last event handed over */
     uint64_t validate_calls, validate_refused, validate_ns, slow_calls, slow_logged_ms;
     uint64_t events_handed, event_ns;
@@ -481,7 +482,7 @@ static int plugins_open(struct plugins *ps, const char *path)
             return plugins_fail(path, "a plugin of that name is loaded already");
     }
     struct plugin *p = &ps->items[ps->count++];
-    *p = (struct plugin){.owner = ps, .desc = desc, .args = ""};
+    *p = (struct plugin){.owner = ps, .desc = desc, .args = "", .path = path};
     p->host.plugin = p;
     const struct lmq_plugins_config *c = &ps->broker->cfg.plugins;
     for (uint32_t i = 0; i < c->args_count; i++) {
@@ -632,6 +633,29 @@ void plugins_destroy(struct broker *b)
     lmq_buf_release(&b->plugins->scratch);
     free(b->plugins);
     b->plugins = NULL;
+}
+
+size_t plugins_count(const struct broker *b)
+{
+    return b->plugins != NULL ? b->plugins->count : 0;
+}
+
+void plugins_info(const struct broker *b, size_t i, struct plugins_info *out)
+{
+    LMQ_ASSERT(i < plugins_count(b));
+    const struct plugin *p = &b->plugins->items[i];
+    *out = (struct plugins_info){
+        .name = p->desc->name,
+        .path = p->path,
+        .validate = p->desc->validate != NULL,
+        .on_event = p->desc->on_event != NULL,
+        .will_send = p->desc->will_send != NULL,
+        .position = p->position,
+        .validate_calls = p->validate_calls,
+        .validate_refused = p->validate_refused,
+        .slow_calls = p->slow_calls,
+        .events = p->events_handed,
+    };
 }
 
 int plugins_metrics(struct broker *b, struct lmq_buf *out)

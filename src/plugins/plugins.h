@@ -27,6 +27,18 @@ int plugins_start(struct broker *b) LMQ_WUR;
 void plugins_stop(struct broker *b);
 /* Frees what plugins_load made (the shared objects stay loaded until exit). */
 void plugins_destroy(struct broker *b);
+/* One loaded plugin as the admin API shows it. */
+struct plugins_info {
+    const char *name;
+    const char *path;
+    bool validate, on_event, will_send;
+    uint64_t position; /* the last event its on_event had */
+    uint64_t validate_calls, validate_refused, slow_calls, events;
+};
+/* Plugins loaded (0 when none). */
+size_t plugins_count(const struct broker *b);
+/* The i-th (< plugins_count) into *out. */
+void plugins_info(const struct broker *b, size_t i, struct plugins_info *out);
 /* The plugin lines of /metrics. */
 int plugins_metrics(struct broker *b, struct lmq_buf *out);
 

@@ -713,8 +713,10 @@ int store_events_after(struct store *store, uint64_t after, size_t limit, store_
 int store_consumer_positions(struct store *store,
                              int (*each)(void *ctx, struct lmq_bytes consumer, uint64_t position),
                              void *ctx) LMQ_WUR;
-/* A consumer's dead-letter list, oldest event first, at most limit. */
-int store_consumer_dead(struct store *store, struct lmq_bytes consumer, size_t limit,
+/* A consumer's dead-letter list from the event after after_id, oldest event first, at most
+ * limit (an index range: the cost is the page's). */
+int store_consumer_dead(struct store *store, struct lmq_bytes consumer, uint64_t after_id,
+                        size_t limit,
                         int (*each)(void *ctx, const struct store_rec_consumer_dead *d), void *ctx,
                         size_t *count) LMQ_WUR;
 

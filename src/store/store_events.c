@@ -144,7 +144,8 @@ int store_consumer_positions(struct store *store,
     return rc == SQLITE_DONE ? LMQ_OK : rc == SQLITE_ABORT ? LMQ_EINVAL : LMQ_EIO;
 }
 
-int store_consumer_dead(struct store *store, struct lmq_bytes consumer, size_t limit,
+int store_consumer_dead(struct store *store, struct lmq_bytes consumer, uint64_t after_id,
+                        size_t limit,
                         int (*each)(void *ctx, const struct store_rec_consumer_dead *d), void *ctx,
                         size_t *count)
 {
@@ -152,11 +153,12 @@ int store_consumer_dead(struct store *store, struct lmq_bytes consumer, size_t l
     *count = 0;
     if (sqlite3_prepare_v2(store_sqlite_reader(store),
                            "SELECT event_id, attempts, error, time_ms FROM event_dead "
-                           "WHERE consumer = ?1 ORDER BY event_id LIMIT ?2",
+                           "WHERE consumer = ?1 AND event_id > ?3 ORDER BY event_id LIMIT ?2",
                            -1, &st, NULL) != SQLITE_OK)
         return LMQ_EIO;
     sqlite3_bind_text(st, 1, (const char *)consumer.data, (int)consumer.len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (int64_t)limit);
+    sqlite3_bind_int64(st, 3, (int64_t)LMQ_MIN(after_id, (uint64_t)INT64_MAX));
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct store_rec_consumer_dead d = {

@@ -27,7 +27,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 TIMEOUT_S = 60
 READY_TIMEOUT_S = 20
 COMMANDS = ["serve", "passwd", "keygen", "send", "listen", "token", "verify", "revoke",
-            "validate", "bench", "version", "help"]
+            "validate", "bench", "admin", "version", "help"]
 
 
 def run(args, cwd, timeout=TIMEOUT_S, stdin=None):

@@ -523,6 +523,41 @@ static void test_auditors_are_a_list_of_identity_ids(void **state)
     assert_int_equal(cfg.auth.auditor_count, LMQ_AUDITORS_MAX);
 }
 
+/* [admin] ids: the identities allowed on the admin API, at most LMQ_ADMIN_IDS_MAX, none by
+ * default; a bad list keeps the old one. */
+static void test_admin_ids_are_a_bounded_list_of_identity_ids(void **state)
+{
+    (void)state;
+    struct lmq_config cfg;
+    char err[256];
+    lmq_config_defaults(&cfg);
+    assert_int_equal(cfg.admin.id_count, 0);
+    assert_int_equal(
+        lmq_config_set(&cfg, "admin", "ids", AUDITOR_A ", " AUDITOR_B, err, sizeof(err)), 0);
+    assert_int_equal(cfg.admin.id_count, 2);
+    assert_string_equal(cfg.admin.ids[1], AUDITOR_B);
+    assert_int_equal(lmq_config_set(&cfg, "admin", "ids", "root", err, sizeof(err)), LMQ_EINVAL);
+    assert_non_null(strstr(err, "[admin] ids: expected identity ids"));
+    assert_int_equal(cfg.admin.id_count, 2);
+    assert_int_equal(lmq_config_set(&cfg, "admin", "users", AUDITOR_A, err, sizeof(err)),
+                     LMQ_EINVAL);
+    assert_non_null(strstr(err, "[admin] users: unknown key (expected ids)"));
+    char list[(LMQ_ADMIN_IDS_MAX + 1) * (LMQ_IDENTITY_ID_CHARS + 1) + 1];
+    size_t used = 0;
+    for (int i = 0; i <= LMQ_ADMIN_IDS_MAX; i++) {
+        int n = snprintf(list + used, sizeof(list) - used, "%s%s", i ? "," : "", AUDITOR_A);
+        assert_true(n > 0 && (size_t)n < sizeof(list) - used);
+        used += (size_t)n;
+    }
+    assert_int_equal(lmq_config_set(&cfg, "admin", "ids", list, err, sizeof(err)), LMQ_EINVAL);
+    assert_non_null(strstr(err, "more than 32"));
+    list[used - LMQ_IDENTITY_ID_CHARS - 1] = '\0'; /* 32 ids */
+    assert_int_equal(lmq_config_set(&cfg, "admin", "ids", list, err, sizeof(err)), 0);
+    assert_int_equal(cfg.admin.id_count, LMQ_ADMIN_IDS_MAX);
+    assert_int_equal(lmq_config_set(&cfg, "admin", "ids", "", err, sizeof(err)), 0);
+    assert_int_equal(cfg.admin.id_count, 0);
+}
+
 static void test_bots_ids_add_up_over_lines_and_are_bounded(void **state)
 {
     (void)state;
@@ -1031,6 +1066,7 @@ int main(void)
         cmocka_unit_test(test_http_listener_is_one_address_and_port_zero_is_allowed),
         cmocka_unit_test(test_set_leaves_neighbouring_fields_alone),
         cmocka_unit_test(test_auditors_are_a_list_of_identity_ids),
+        cmocka_unit_test(test_admin_ids_are_a_bounded_list_of_identity_ids),
         cmocka_unit_test(test_bots_ids_add_up_over_lines_and_are_bounded),
         cmocka_unit_test(test_queue_overflow_policy_and_rules),
         cmocka_unit_test(test_every_bad_value_names_line_and_key),
