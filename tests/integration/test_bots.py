@@ -246,7 +246,8 @@ def test_a_bot_resumes_after_its_last_ack_across_kill9_and_the_harness_sees_a_lo
 
 def test_a_full_session_queue_ends_live_delivery_with_a_marker_and_nothing_is_skipped(
         start_broker):
-    """A slow bot (Receive Maximum 1, 50 ms a message) under [limits] max_queued_messages = 5:
+    """A slow bot (Receive Maximum 1, 300 ms a message: slower than the sender even on a loaded
+    machine, where each send waits for its durable ack) under [limits] max_queued_messages = 5:
     live delivery stops at the full queue with an unrequested marker saying more; the bot asks
     again after its last and, in the end, has every event once, in order."""
     bot, alice, bob = lc.Identity(), lc.Identity(), lc.Identity()
@@ -256,11 +257,11 @@ def test_a_full_session_queue_ends_live_delivery_with_a_marker_and_nothing_is_sk
     caught = markers[-1]["last"]
 
     def slow(_c, _u, m):
-        time.sleep(0.05)
+        time.sleep(0.3)
         bc.messages.put((m.topic, json.loads(m.payload)))
     bc.client.on_message = slow
     sa = session(b, alice)
-    sent = [send(sa, bob.id, {"n": i}) for i in range(40)]
+    sent = [send(sa, bob.id, {"n": i}) for i in range(20)]
     sa.close()
     got, unrequested = [], []
     for _ in range(1000):
