@@ -170,6 +170,7 @@ static int jobs_export_begin(struct jobs_step *st, struct jobs_export *x)
         return LMQ_EIO;
     }
     st->cursor = x->first + 1; /* cursor: the next index + 1 (0 means "not begun") */
+    st->delay_ms = 1;
     return JOBS_STEP_MORE;
 }
 
@@ -247,6 +248,7 @@ int jobs_export_step(struct jobs_step *st)
         }
         st->count += count;
         st->cursor = from + count + 1;
+        st->delay_ms = 1; /* the next step in a later loop turn: other work runs between */
         if (from + count < x->end)
             return JOBS_STEP_MORE;
     }
