@@ -83,6 +83,8 @@ static struct lmq_bytes jobs_chaser_bytes(const char *s)
 /* Sends q its reminder number n. 0, or LMQ_EPROTO / LMQ_ENOMEM (the pipeline refused). */
 static int jobs_chaser_remind(struct broker *b, const struct jobs_chaser_request *q, uint64_t n)
 {
+    LMQ_ASSERT(b != NULL && q != NULL && n >= 1);
+    LMQ_ASSERT(n <= b->cfg.jobs.chaser_max && strlen(q->link) == JOBS_CHASER_HEX_CHARS);
     json_t *body = json_pack("{s:s,s:I,s:s}", "reminder_of", q->link, "n", (json_int_t)n,
                              "request_type", b->cfg.jobs.chaser_type);
     if (body == NULL)
@@ -107,7 +109,9 @@ static int jobs_chaser_remind(struct broker *b, const struct jobs_chaser_request
 static int jobs_chaser_due(struct broker *b, const struct jobs_chaser_request *q, int64_t cutoff_ms,
                            bool *due, uint64_t *n)
 {
+    LMQ_ASSERT(b != NULL && q != NULL && due != NULL && n != NULL);
     const char *server = pipeline_server_id(b);
+    LMQ_ASSERT(server != NULL && strlen(server) == JOBS_CHASER_HEX_CHARS);
     *due = false;
     if (strcmp(q->sender, server) == 0 || strcmp(q->recipient, server) == 0)
         return LMQ_OK; /* the server neither asks nor answers */

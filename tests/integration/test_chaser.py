@@ -187,3 +187,22 @@ def test_bad_chaser_lines_are_config_errors(start_broker, lines, message):
     b = start_broker(text, wait_ready=False, expect_exit=1)
     b.wait_exit(1)
     assert message in b.log_text(), b.log_text()
+
+
+def test_a_run_goes_through_all_requests_in_steps_of_chaser_batch(start_broker):
+    b = dc.ready_addresses(start_broker(config(["chaser.batch = 2"], max_=1)))
+    alice = lc.Identity()
+    others = [lc.Identity() for _ in range(5)]
+    sa = dc.session(b, alice)
+    links = [send(sa, o.id, {"form": i}, REQ) for i, o in enumerate(others)]
+    sa.close()
+    for link in links:
+        wait_count(b, link, 1)
+    wait_runs(b, 2)
+    got = reminders(b)
+    assert all([r[0] for r in got[link]] == [1] for link in links), got
+    assert [got[link][0][2] for link in links] == [o.id for o in others]
+    sent = [e["count"] for e in b.events("job_run_ended") if e["job"] == "chaser"]
+    # 5 in all, by one run (or two, if the requests straddled a tick): a run reminded more than
+    # one step's 2 requests, so its steps went on from where the last one stopped.
+    assert sum(sent) == 5 and max(sent) > 2, sent
