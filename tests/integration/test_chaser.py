@@ -81,7 +81,7 @@ def send(s, to, body, type_):
     return lc.link(env)
 
 
-def check_series(series, link, to, max_):
+def check_series(series, to, max_):
     assert [r[0] for r in series] == list(range(1, max_ + 1)), series
     assert all(r[2] == to and r[3] == REQ for r in series), series
     gaps = [b[1] - a[1] for a, b in zip(series, series[1:])]
@@ -99,7 +99,7 @@ def test_an_unanswered_request_gets_reminders_1_to_max_then_no_more(start_broker
     got = reminders(b)
     assert other not in got, got
     series = got[link]
-    check_series(series, link, bob.id, 3)
+    check_series(series, bob.id, 3)
     assert all(r[4] != alice.id and r[4] != bob.id for r in series)  # server-signed
     # Bob got them in his inbox, signed by the server, naming the request.
     inbox = [sb.expect("inbox")["envelope"] for _ in range(2 + 3)]  # request, note, reminders
@@ -129,7 +129,7 @@ def test_answered_requests_get_no_reminder_or_none_after_the_answer(start_broker
     wait_runs(b, 3)
     got = reminders(b)
     assert r1 not in got, got
-    check_series(got[r2], r2, bob.id, 3)
+    check_series(got[r2], bob.id, 3)
     assert [r[0] for r in got[r3]] == [1], got[r3]
     sa.close(), sb.close(), sc.close()
 
@@ -148,7 +148,7 @@ def test_reminders_survive_kill9_and_restart_without_exceeding_max(start_broker)
     b.restart()
     wait_count(b, link, 3)
     wait_runs(b, 3)
-    check_series(reminders(b)[link], link, bob.id, 3)
+    check_series(reminders(b)[link], bob.id, 3)
 
 
 def test_the_chaser_queries_use_the_schema_10_indexes(start_broker):
