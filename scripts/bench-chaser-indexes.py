@@ -13,7 +13,7 @@ IDX = ["CREATE INDEX ledger_by_type ON ledger(json_extract(CAST(envelope AS TEXT
        "CREATE INDEX ledger_by_reminder ON ledger(json_extract(CAST(envelope AS TEXT), '$.body.reminder_of')) WHERE json_extract(CAST(envelope AS TEXT), '$.body.reminder_of') IS NOT NULL"]
 N = 50000
 def run(with_idx):
-    path = "os.path.join(tempfile.gettempdir(), "chaser_idx_bench.db")"
+    path = os.path.join(tempfile.gettempdir(), "chaser_idx_bench.db")
     if os.path.exists(path): os.remove(path)
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE ledger(idx INTEGER PRIMARY KEY, link BLOB NOT NULL UNIQUE, sender BLOB NOT NULL, recipient BLOB NOT NULL, seq INTEGER NOT NULL, position INTEGER NOT NULL, envelope BLOB NOT NULL, created_ms INTEGER NOT NULL)")
