@@ -178,6 +178,9 @@ void lmq_config_defaults(struct lmq_config *cfg)
     cfg->jobs.prune_idle_s = 30ULL * 24 * 3600;
     cfg->jobs.expire_batch = 500;
     cfg->jobs.export_max_rows = 100000;
+    cfg->jobs.chaser_after_s = 86400;
+    cfg->jobs.chaser_max = 3;
+    cfg->jobs.chaser_batch = 200;
     cfg->data.graphql_max_depth = 15;
     cfg->data.graphql_max_fields = 1000;
     /* A request runs on the loop thread: MQTT waits while it runs (checked between batches). */
@@ -464,6 +467,14 @@ int lmq_config_validate(const struct lmq_config *cfg, char *err, size_t err_len)
     if (tls->client_cert == LMQ_CLIENT_CERT_REQUIRED && tls->client_ca_file[0] == '\0') {
         lmq_errf(err, err_len, "[tls] client_cert = required needs [tls] client_ca");
         return LMQ_EINVAL;
+    }
+    for (size_t i = 0; i < cfg->jobs.count; i++) {
+        const struct lmq_job_config *job = &cfg->jobs.jobs[i];
+        if (strcmp(job->name, "chaser") == 0 && job->schedule[0] != '\0' &&
+            cfg->jobs.chaser_type[0] == '\0') {
+            lmq_errf(err, err_len, "[jobs] chaser is scheduled but chaser.type is not set");
+            return LMQ_EINVAL;
+        }
     }
     return config_validate_webhooks(cfg, err, err_len);
 }
@@ -1142,7 +1153,8 @@ static int config__set_data(struct lmq_config *cfg, const char *key, const char 
 
 #define CONFIG_JOBS_KEYS                                                                           \
     "NAME, NAME.timeout_ms, NAME.keep_runs, prune_sessions.idle_s, prune_sessions.max_bytes, "     \
-    "expire_messages.batch, export.dir or export.max_rows"
+    "expire_messages.batch, export.dir, export.max_rows, chaser.type, chaser.after_s, "            \
+    "chaser.max or chaser.batch"
 
 /* The entry of job name (len bytes) in [jobs], added when new. NULL when the name is not
  * [a-z0-9_]{1,32} or the table is full (err says which). */
@@ -1174,6 +1186,36 @@ static struct lmq_job_config *config__job(struct lmq_jobs_config *j, const char 
     return job;
 }
 
+/* [jobs] chaser.type: an envelope type as ledger_envelope_type_valid accepts it (1..64 of
+ * A-Z a-z 0-9 . _ : -), checked here so a typo stops the start. */
+static int config__chaser_type(struct lmq_jobs_config *j, const char *value, char *err,
+                               size_t err_len)
+{
+    size_t len = strlen(value);
+    bool ok = len > 0 && len <= LMQ_CHASER_TYPE_MAX_CHARS;
+    for (size_t i = 0; ok && i < len; i++) {
+        char c = value[i];
+        ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+             c == '.' || c == '_' || c == ':' || c == '-';
+    }
+    if (!ok) {
+        lmq_errf(err, err_len,
+                 "[jobs] chaser.type: expected an envelope type (1..%d of A-Z a-z 0-9 . _ : -), "
+                 "got \"%.*s%s\"",
+                 LMQ_CHASER_TYPE_MAX_CHARS, config__show_len(value), value,
+                 config__show_more(value));
+        return LMQ_EINVAL;
+    }
+    if (strcmp(value, "ledgermq.reminder") == 0) {
+        /* Each reminder would be a request of its own, reminded in turn, without end. */
+        lmq_errf(err, err_len, "[jobs] chaser.type: ledgermq.reminder is the reminders' own type");
+        return LMQ_EINVAL;
+    }
+    memcpy(j->chaser_type, value, len + 1);
+    LMQ_ASSERT(j->chaser_type[0] != '\0');
+    return LMQ_OK;
+}
+
 /* [jobs]: NAME = SCHEDULE, NAME.timeout_ms, NAME.keep_runs and the built-in jobs' settings. */
 static int config__set_jobs(struct lmq_config *cfg, const char *key, const char *value, char *err,
                             size_t err_len)
@@ -1192,6 +1234,8 @@ static int config__set_jobs(struct lmq_config *cfg, const char *key, const char 
         }
         return LMQ_OK;
     }
+    if (strcmp(key, "chaser.type") == 0)
+        return config__chaser_type(j, value, err, err_len);
     if (dot == NULL) {
         struct jobs_schedule sched;
         char why[160];
@@ -1210,10 +1254,22 @@ static int config__set_jobs(struct lmq_config *cfg, const char *key, const char 
                 {"prune_sessions.idle_s", 1, 10ULL * 365 * 86400},
                 {"prune_sessions.max_bytes", 0, UINT64_MAX / 2},
                 {"expire_messages.batch", 1, 100000},
-                {"export.max_rows", 1, 100000000}};
-    uint64_t *wide[] = {
-        NULL, NULL, &j->prune_idle_s, &j->prune_max_bytes, NULL, &j->export_max_rows};
-    uint32_t *narrow[] = {&job->timeout_ms, &job->keep_runs, NULL, NULL, &j->expire_batch, NULL};
+                {"export.max_rows", 1, 100000000},
+                {"chaser.after_s", 1, 10ULL * 365 * 86400},
+                {"chaser.max", 1, 1000},
+                {"chaser.batch", 1, 10000}};
+    uint64_t *wide[] = {NULL,
+                        NULL,
+                        &j->prune_idle_s,
+                        &j->prune_max_bytes,
+                        NULL,
+                        &j->export_max_rows,
+                        &j->chaser_after_s,
+                        NULL,
+                        NULL};
+    uint32_t *narrow[] = {
+        &job->timeout_ms, &job->keep_runs, NULL, NULL, &j->expire_batch, NULL, NULL,
+        &j->chaser_max,   &j->chaser_batch};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         if (strcmp(i < 2 ? dot + 1 : key, keys[i].key) != 0)
             continue;

@@ -210,6 +210,8 @@ struct lmq_plugins_config {
 #define LMQ_JOBS_MAX 16
 #define LMQ_JOB_NAME_MAX_CHARS 32
 #define LMQ_JOB_SCHEDULE_MAX_BYTES 128
+/* [jobs] chaser.type: an envelope type (ledger/envelope.h LEDGER_ENVELOPE_TYPE_MAX_CHARS). */
+#define LMQ_CHASER_TYPE_MAX_CHARS 64
 struct lmq_job_config {
     char name[LMQ_JOB_NAME_MAX_CHARS + 1];     /* [a-z0-9_] */
     char schedule[LMQ_JOB_SCHEDULE_MAX_BYTES]; /* checked by jobs_schedule_parse; "" = off */
@@ -224,6 +226,10 @@ struct lmq_jobs_config {
     uint32_t expire_batch;               /* expire_messages.batch: rows per step */
     char export_dir[LMQ_PATH_MAX_BYTES]; /* export.dir: where the export job writes */
     uint64_t export_max_rows;            /* export.max_rows: ledger entries per run at most */
+    char chaser_type[LMQ_CHASER_TYPE_MAX_CHARS + 1]; /* chaser.type: the requests' envelope type */
+    uint64_t chaser_after_s;                         /* chaser.after_s: age and gap of reminders */
+    uint32_t chaser_max;                             /* chaser.max: reminders per request */
+    uint32_t chaser_batch;                           /* chaser.batch: requests per step */
 };
 
 /* TLS for --mqtts and --https: certificate files, re-read on SIGHUP. */

@@ -443,6 +443,30 @@ int store_inbox_page(struct store *store, struct lmq_bytes recipient, uint64_t a
                      int (*row)(void *ctx, const struct store_ledger_row *r), void *ctx,
                      size_t *count) __attribute__((warn_unused_result));
 
+/* A request the chaser job looks at (store_chaser_requests); pointers valid during the call. */
+struct store_chaser_request {
+    uint64_t index;
+    int64_t created_unix_ms;
+    struct lmq_bytes sender;
+    struct lmq_bytes recipient;
+    struct lmq_bytes link; /* 64 hex characters */
+};
+/* Reads up to limit committed envelopes whose "type" is type with index >= start, in index
+ * order (index ledger_by_type, schema 10). A non-zero return from row() stops the read with
+ * LMQ_EINVAL. Sets *count. Loop thread; synchronous. */
+int store_chaser_requests(struct store *store, const char *type, uint64_t start, size_t limit,
+                          int (*row)(void *ctx, const struct store_chaser_request *r), void *ctx,
+                          size_t *count) __attribute__((warn_unused_result));
+/* *answered: a committed envelope from `from` to `to` has body.in_reply_to equal to link (index
+ * ledger_by_reply). 0 or LMQ_EIO. Loop thread; synchronous. */
+int store_chaser_answered(struct store *store, struct lmq_bytes link, struct lmq_bytes from,
+                          struct lmq_bytes to, bool *answered) __attribute__((warn_unused_result));
+/* The committed envelopes of type that server sent with body.reminder_of equal to link: how
+ * many, and the newest one's append time (0: none). Index ledger_by_reminder. 0 or LMQ_EIO. */
+int store_chaser_reminders(struct store *store, struct lmq_bytes link, struct lmq_bytes server,
+                           const char *type, uint64_t *count, int64_t *last_unix_ms)
+    __attribute__((warn_unused_result));
+
 /* Calls row(ctx, id, revoked_before_s) for every identity with revoked tokens (committed
  * data). Returns 0, LMQ_EIO, or LMQ_EINVAL when row() returned non-zero. Loop thread. */
 int store_token_revocations(struct store *store,

@@ -130,6 +130,20 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     " skipped INTEGER NOT NULL, state TEXT NOT NULL, started_ms INTEGER NOT NULL,"
     " ended_ms INTEGER NOT NULL, detail TEXT NOT NULL, PRIMARY KEY(job, tick_ms)) WITHOUT ROWID;"
     "CREATE INDEX job_runs_running ON job_runs(job) WHERE state = 'running';",
+    /*
+     * 9 -> 10: the chaser job (docs/ARCHITECTURE.md "Scheduled jobs"). Expression indexes over
+     * the envelopes' JSON (the CHASER_*_SQL expressions of store_chaser.c: a query
+     * must spell the expression the same way to use them): requests by type in ledger order,
+     * answers by the request link they name in body.in_reply_to, reminders by body.reminder_of.
+     * The last two are partial: only envelopes that carry the member are in them.
+     */
+    "CREATE INDEX ledger_by_type ON ledger(json_extract(CAST(envelope AS TEXT), '$.type'), idx);"
+    "CREATE INDEX ledger_by_reply ON ledger(json_extract(CAST(envelope AS TEXT),"
+    " '$.body.in_reply_to')) WHERE json_extract(CAST(envelope AS TEXT), '$.body.in_reply_to')"
+    " IS NOT NULL;"
+    "CREATE INDEX ledger_by_reminder ON ledger(json_extract(CAST(envelope AS TEXT),"
+    " '$.body.reminder_of')) WHERE json_extract(CAST(envelope AS TEXT), '$.body.reminder_of')"
+    " IS NOT NULL;",
 };
 
 int store_schema_version(sqlite3 *db, int *version)
