@@ -210,6 +210,8 @@ struct lmq_plugins_config {
 #define LMQ_JOBS_MAX 16
 #define LMQ_JOB_NAME_MAX_CHARS 32
 #define LMQ_JOB_SCHEDULE_MAX_BYTES 128
+/* import.to and import.type, NUL included (an identity id is 64 hex digits). */
+#define LMQ_JOB_IMPORT_ID_MAX_BYTES 129
 struct lmq_job_config {
     char name[LMQ_JOB_NAME_MAX_CHARS + 1];     /* [a-z0-9_] */
     char schedule[LMQ_JOB_SCHEDULE_MAX_BYTES]; /* checked by jobs_schedule_parse; "" = off */
@@ -224,6 +226,11 @@ struct lmq_jobs_config {
     uint32_t expire_batch;               /* expire_messages.batch: rows per step */
     char export_dir[LMQ_PATH_MAX_BYTES]; /* export.dir: where the export job writes */
     uint64_t export_max_rows;            /* export.max_rows: ledger entries per run at most */
+    char import_dir[LMQ_PATH_MAX_BYTES]; /* import.dir: the drop directory the import job reads */
+    char import_to[LMQ_JOB_IMPORT_ID_MAX_BYTES];   /* import.to: the recipient identity id */
+    char import_type[LMQ_JOB_IMPORT_ID_MAX_BYTES]; /* import.type: model of rows without _t */
+    uint32_t import_batch;                         /* import.batch: lines per step at most */
+    uint64_t import_max_file_bytes; /* import.max_file_bytes: larger files are skipped */
 };
 
 /* TLS for --mqtts and --https: certificate files, re-read on SIGHUP. */

@@ -71,5 +71,7 @@ void jobs_row_end(struct broker *b, const char *job, int64_t tick_ms, enum jobs_
 int jobs_builtin_register(struct broker *b) LMQ_WUR;
 /* The export job's step (jobs_export.c). */
 int jobs_export_step(struct jobs_step *st);
+/* The import job's step (jobs_import.c). */
+int jobs_import_step(struct jobs_step *st);
 
 #endif
