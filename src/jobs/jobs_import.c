@@ -14,10 +14,10 @@
  * stored line. A file in which a run finds no line after its stored position (every line done,
  * and durable: the position was read from the store) is moved to import.dir/done/.
  *
- * Bounds: import.batch rows sent per step (one step per loop turn), JOBS_IMPORT_SKIP_MAX lines
- * skipped per step when resuming, rows of at most JOBS_IMPORT_LINE_MAX_BYTES, files of at most
- * import.max_file_bytes (a larger one is logged and left alone), JOBS_IMPORT_FILES_MAX files per
- * run (the rest at the next run).
+ * Bounds: import.batch rows sent per step (one step per loop turn, so one commit batch),
+ * JOBS_IMPORT_SKIP_MAX lines skipped per step when resuming, rows of at most
+ * JOBS_IMPORT_LINE_MAX_BYTES, files of at most import.max_file_bytes (a larger one is logged and
+ * left alone), JOBS_IMPORT_FILES_MAX files per run (the rest at the next run).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -527,8 +527,13 @@ int jobs_import_step(struct jobs_step *st)
         jobs_import_reset(x);
         return rc;
     }
-    if (x->in != NULL || x->next_file < x->file_count)
+    if (x->in != NULL || x->next_file < x->file_count) {
+        /* Not 0: libuv runs a timer re-armed for 0 ms within the same timers phase, so the
+         * whole run would go into one batch; 1 ms puts each step on its own loop turn, whose
+         * end commits the step's batch. */
+        st->delay_ms = 1;
         return JOBS_STEP_MORE;
+    }
     snprintf(st->detail, sizeof(st->detail),
              "%zu files: sent %" PRIu64 ", refused %" PRIu64 ", malformed %" PRIu64
              ", moved to done %" PRIu64 ", skipped files %" PRIu64,
