@@ -44,6 +44,17 @@ def ledger_bodies(data_dir, to):
     return bodies
 
 
+def rest_wait(b, tok, path, want, timeout=10):
+    """GET path until its results hold `want` of them (job_run_ended is logged before the last
+    step's batch is durable, so the rows may become visible a moment later)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        page = dc.rest(b, tok, path)
+        if len(page["results"]) >= want or time.monotonic() > deadline:
+            return page
+        time.sleep(0.05)
+
+
 def ledger_count(data_dir):
     """Entries in the ledger (a cheap look while the broker runs)."""
     n = 0
@@ -97,9 +108,9 @@ def test_import_sends_jsonl_and_csv_rows_and_skips_bad_rows(start_broker, tmp_pa
                    ("b.csv", 5, "import_row_malformed")}, bad
     # The typed rows are objects: bob, their recipient, reads them over /api/v1.
     tok = lc.login(b.http_addr, bob)
-    page = dc.rest(b, tok, "/api/v1/com.example.Ref?code=X")
+    page = rest_wait(b, tok, "/api/v1/com.example.Ref?code=X", 1)
     assert [o["rid"] for o in page["results"]] == ["a4"], page
-    page = dc.rest(b, tok, "/api/v1/com.example.Ref")
+    page = rest_wait(b, tok, "/api/v1/com.example.Ref", 4)
     codes = sorted((o["rid"], o["code"]) for o in page["results"])
     assert codes == [("a4", "X"), ("b1", "C1"), ("b2", 'two\nlines, quoted "x"'),
                      ("b5", "C4")], page
@@ -153,3 +164,31 @@ def test_import_is_exactly_once_per_line_across_kill9(start_broker, tmp_path):
     b.terminate()
     counts = collections.Counter(x["rid"] for x in ledger_bodies(b.data_dir, bob.id))
     assert set(counts.values()) == {2}, "the control found no duplicate"
+
+
+def test_import_type_makes_untyped_rows_objects_of_that_model(start_broker, tmp_path):
+    d = tmp_path / "drop"
+    d.mkdir()
+    bob = lc.Identity()
+    (d / "r.jsonl").write_text('{"code":"T1","rid":"r1"}\n{"rid":"r2"}\n')
+    b = dc.start(start_broker, tmp_path, {"ref.json": REF},
+                 extra_ini=ini(d, bob.id) + "import.type = com.example.Ref\n")
+    ended = b.wait_event("job_run_ended", timeout=20,
+                         pred=lambda e: e["job"] == "import" and "sent 1" in e.get("detail", ""))
+    assert "refused 1" in ended["detail"], ended  # r2 has no code: the model refuses it
+    page = rest_wait(b, lc.login(b.http_addr, bob), "/api/v1/com.example.Ref?code=T1", 1)
+    assert [o["rid"] for o in page["results"]] == ["r1"], page
+
+
+def test_import_without_a_recipient_fails_its_runs(start_broker, tmp_path):
+    b = start_broker("[jobs]\nimport = @every 1s\nimport.dir = %s\n" % tmp_path)
+    ended = b.wait_event("job_run_ended", timeout=10, pred=lambda e: e["job"] == "import")
+    assert ended["result"] == "failed" and "import.to" in ended["detail"], ended
+
+
+@pytest.mark.parametrize("line", ["import.batch = 0", "import.max_file_bytes = x",
+                                  "import.to = ", "import.nope = 1"])
+def test_import_bad_settings_stop_the_start(start_broker, line):
+    b = start_broker("[jobs]\n%s\n" % line, wait_ready=False, expect_exit=1)
+    b.wait_exit(1)
+    assert "[jobs] import." in b.log_text(), b.log_text()

@@ -169,7 +169,7 @@ def test_unknown_job_in_config_stops_the_start(start_broker):
     b = start_broker(job_config(["no_such_job = @every 1m"], http=False), wait_ready=False,
                      expect_exit=1)
     b.wait_exit(1)
-    assert "[jobs] no_such_job: no such job (known: prune_sessions, expire_messages)" in b.log_text()
+    assert "[jobs] no_such_job: no such job (known: prune_sessions, expire_messages, export, import)" in b.log_text()
 
 
 def test_settings_alone_enable_no_job(start_broker):
