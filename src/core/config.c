@@ -181,6 +181,8 @@ void lmq_config_defaults(struct lmq_config *cfg)
     cfg->jobs.chaser_after_s = 86400;
     cfg->jobs.chaser_max = 3;
     cfg->jobs.chaser_batch = 200;
+    cfg->jobs.import_batch = 500;
+    cfg->jobs.import_max_file_bytes = 1ULL << 30;
     cfg->data.graphql_max_depth = 15;
     cfg->data.graphql_max_fields = 1000;
     /* A request runs on the loop thread: MQTT waits while it runs (checked between batches). */
@@ -1154,7 +1156,8 @@ static int config__set_data(struct lmq_config *cfg, const char *key, const char 
 #define CONFIG_JOBS_KEYS                                                                           \
     "NAME, NAME.timeout_ms, NAME.keep_runs, prune_sessions.idle_s, prune_sessions.max_bytes, "     \
     "expire_messages.batch, export.dir, export.max_rows, chaser.type, chaser.after_s, "            \
-    "chaser.max or chaser.batch"
+    "chaser.max, chaser.batch, import.dir, import.to, import.type, import.batch or "               \
+    "import.max_file_bytes"
 
 /* The entry of job name (len bytes) in [jobs], added when new. NULL when the name is not
  * [a-z0-9_]{1,32} or the table is full (err says which). */
@@ -1236,6 +1239,22 @@ static int config__set_jobs(struct lmq_config *cfg, const char *key, const char 
     }
     if (strcmp(key, "chaser.type") == 0)
         return config__chaser_type(j, value, err, err_len);
+    static const struct {
+        const char *key;
+        size_t cap;
+    } texts[] = {{"import.dir", LMQ_PATH_MAX_BYTES},
+                 {"import.to", LMQ_JOB_IMPORT_ID_MAX_BYTES},
+                 {"import.type", LMQ_JOB_IMPORT_ID_MAX_BYTES}};
+    char *text_dst[] = {j->import_dir, j->import_to, j->import_type};
+    for (size_t i = 0; i < LMQ_ARRAY_LEN(texts); i++) {
+        if (strcmp(key, texts[i].key) != 0)
+            continue;
+        if (value[0] == '\0' || !config__copy(text_dst[i], texts[i].cap, value)) {
+            lmq_errf(err, err_len, "[jobs] %s: expected 1..%zu bytes", key, texts[i].cap - 1);
+            return LMQ_EINVAL;
+        }
+        return LMQ_OK;
+    }
     if (dot == NULL) {
         struct jobs_schedule sched;
         char why[160];
@@ -1257,7 +1276,9 @@ static int config__set_jobs(struct lmq_config *cfg, const char *key, const char 
                 {"export.max_rows", 1, 100000000},
                 {"chaser.after_s", 1, 10ULL * 365 * 86400},
                 {"chaser.max", 1, 1000},
-                {"chaser.batch", 1, 10000}};
+                {"chaser.batch", 1, 10000},
+                {"import.batch", 1, 100000},
+                {"import.max_file_bytes", 1, 1ULL << 40}};
     uint64_t *wide[] = {NULL,
                         NULL,
                         &j->prune_idle_s,
@@ -1266,10 +1287,20 @@ static int config__set_jobs(struct lmq_config *cfg, const char *key, const char 
                         &j->export_max_rows,
                         &j->chaser_after_s,
                         NULL,
-                        NULL};
-    uint32_t *narrow[] = {
-        &job->timeout_ms, &job->keep_runs, NULL, NULL, &j->expire_batch, NULL, NULL,
-        &j->chaser_max,   &j->chaser_batch};
+                        NULL,
+                        NULL,
+                        &j->import_max_file_bytes};
+    uint32_t *narrow[] = {&job->timeout_ms,
+                          &job->keep_runs,
+                          NULL,
+                          NULL,
+                          &j->expire_batch,
+                          NULL,
+                          NULL,
+                          &j->chaser_max,
+                          &j->chaser_batch,
+                          &j->import_batch,
+                          NULL};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         if (strcmp(i < 2 ? dot + 1 : key, keys[i].key) != 0)
             continue;

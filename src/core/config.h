@@ -212,6 +212,8 @@ struct lmq_plugins_config {
 #define LMQ_JOB_SCHEDULE_MAX_BYTES 128
 /* [jobs] chaser.type: an envelope type (ledger/envelope.h LEDGER_ENVELOPE_TYPE_MAX_CHARS). */
 #define LMQ_CHASER_TYPE_MAX_CHARS 64
+/* import.to and import.type, NUL included (an identity id is 64 hex digits). */
+#define LMQ_JOB_IMPORT_ID_MAX_BYTES 129
 struct lmq_job_config {
     char name[LMQ_JOB_NAME_MAX_CHARS + 1];     /* [a-z0-9_] */
     char schedule[LMQ_JOB_SCHEDULE_MAX_BYTES]; /* checked by jobs_schedule_parse; "" = off */
@@ -230,6 +232,11 @@ struct lmq_jobs_config {
     uint64_t chaser_after_s;                         /* chaser.after_s: age and gap of reminders */
     uint32_t chaser_max;                             /* chaser.max: reminders per request */
     uint32_t chaser_batch;                           /* chaser.batch: requests per step */
+    char import_dir[LMQ_PATH_MAX_BYTES]; /* import.dir: the drop directory the import job reads */
+    char import_to[LMQ_JOB_IMPORT_ID_MAX_BYTES];   /* import.to: the recipient identity id */
+    char import_type[LMQ_JOB_IMPORT_ID_MAX_BYTES]; /* import.type: model of rows without _t */
+    uint32_t import_batch;                         /* import.batch: lines per step at most */
+    uint64_t import_max_file_bytes; /* import.max_file_bytes: larger files are skipped */
 };
 
 /* TLS for --mqtts and --https: certificate files, re-read on SIGHUP. */

@@ -9,7 +9,8 @@
  * number skipped recorded. The timeout is checked between steps.
  *
  * The broker owns it through one pointer (struct broker's jobs) and calls only what this header
- * declares. Built-in jobs: prune_sessions, expire_messages, export, chaser (jobs_builtin.c).
+ * declares. Built-in jobs: prune_sessions, expire_messages, export, chaser, import
+ * (jobs_builtin.c).
  */
 #ifndef JOBS_H
 #define JOBS_H

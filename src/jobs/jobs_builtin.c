@@ -7,6 +7,7 @@
  *   (session_queue_expire_head), [jobs] expire_messages.batch store reads or drops per step.
  * - export: the ledger's new entries as JSON lines into [jobs] export.dir (jobs_export.c).
  * - chaser: reminders of unanswered requests of type [jobs] chaser.type (jobs_chaser.c).
+ * - import: JSON lines and CSV rows of [jobs] import.dir sent as objects (jobs_import.c).
  * Test jobs (only with LMQ_TEST_JOBS=1 in the environment, for the integration tests):
  * - test_sleep: a run of LMQ_TEST_JOB_SLEEP_MS (default 3000) in 50 ms steps; its first step
  *   appends the run's tick as a line to the file LMQ_TEST_JOB_MARK_FILE when that is set (the
@@ -162,6 +163,7 @@ int jobs_builtin_register(struct broker *b)
         {.name = "expire_messages", .step = jobs_expire_step},
         {.name = "export", .step = jobs_export_step},
         {.name = "chaser", .step = jobs_chaser_step},
+        {.name = "import", .default_timeout_ms = 3600000, .step = jobs_import_step},
     };
     static const struct jobs_job test[] = {
         {.name = "test_sleep", .step = jobs_test_sleep_step},

@@ -73,5 +73,7 @@ int jobs_builtin_register(struct broker *b) LMQ_WUR;
 int jobs_export_step(struct jobs_step *st);
 /* The chaser job's step (jobs_chaser.c). */
 int jobs_chaser_step(struct jobs_step *st);
+/* The import job's step (jobs_import.c). */
+int jobs_import_step(struct jobs_step *st);
 
 #endif

@@ -12,6 +12,7 @@
  *     after the host but a port; a failed parse leaves the configuration as it was.
  * fuzz-sources: src/net/forwarded.c src/net/proxy_protocol.c src/core/config.c
  * fuzz-sources: src/core/resolve.c src/core/log.c
+ * fuzz-sources: src/core/config_webhooks.c src/core/config_plugins.c src/jobs/jobs_schedule.c
  * fuzz-libs: -linih
  */
 #include <netinet/in.h>

@@ -15,6 +15,7 @@
  * fuzz-sources: src/net/http.c src/core/log.c src/core/buf.c src/net/transport.c src/net/tls.c
  * fuzz-sources: src/net/ws.c src/crypto/encoding.c src/core/map.c src/net/accept.c
  * fuzz-sources: src/net/forwarded.c src/core/config.c src/core/resolve.c src/net/address.c
+ * fuzz-sources: src/core/config_webhooks.c src/core/config_plugins.c src/jobs/jobs_schedule.c
  * fuzz-libs: -lhttp_parser -luv -lssl -lcrypto -lwslay -linih -lpthread
  */
 #include <stdbool.h>

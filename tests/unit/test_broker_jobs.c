@@ -124,13 +124,13 @@ static void test_manual_run_starts_after_its_row_is_durable_and_is_listed(void *
     struct jobs_info info[8];
     size_t count = 0;
     jobs_list(&b, info, 8, &count);
-    assert_int_equal(count, 4); /* prune_sessions, expire_messages, export, probe */
-    assert_string_equal(info[3].name, "probe");
-    assert_string_equal(info[3].schedule, "");
-    assert_int_equal(info[3].next_tick_ms, 0);
-    assert_false(info[3].running);
-    assert_int_equal(info[3].runs_total[JOBS_OK], 1);
-    assert_true(info[3].last_success_unix_ms > 0);
+    assert_int_equal(count, 6); /* prune_sessions, expire_messages, export, chaser, import, probe */
+    assert_string_equal(info[5].name, "probe");
+    assert_string_equal(info[5].schedule, "");
+    assert_int_equal(info[5].next_tick_ms, 0);
+    assert_false(info[5].running);
+    assert_int_equal(info[5].runs_total[JOBS_OK], 1);
+    assert_true(info[5].last_success_unix_ms > 0);
 
     struct lmq_buf out = {0};
     assert_int_equal(jobs_metrics(&b, &out), 0);
