@@ -1263,7 +1263,8 @@ def build_report(info, results, idle, restart, brokers, notes, elapsed_s, cmdlin
     L.append("# Benchmarks")
     L.append("")
     L.append("Written by `make bench` (`scripts/bench.py`) — do not edit by hand; rerun it (the "
-             "last three sections are written by `make bench-ledger` and `make bench-data` (two)). "
+             "sections after \"Commands\" are written by `make bench-ledger`, `make bench-data` "
+             "(two), `make bench-events` and `tests/store_asof_bench`, as each says). "
              "%s run: %d round(s), %g s measured after a %g s warm-up per run, brokers "
              "alternating (order rotated every round), each run on a freshly started broker "
              "with a fresh data directory. Cells are medians over the rounds." % (
