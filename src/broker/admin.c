@@ -77,43 +77,6 @@ static int admin__json(struct admin_call *call, json_t *root)
     return rc;
 }
 
-static int admin__hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes s (len bytes) into out (NUL-terminated, *out_len bytes). False when
- * malformed, with a NUL, or longer than cap - 1. */
-static bool admin__decode(const char *s, size_t len, char *out, size_t cap, size_t *out_len)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        int c = (unsigned char)s[i];
-        if (c == '%') {
-            int hi = i + 2 < len ? admin__hex(s[i + 1]) : -1;
-            int lo = i + 2 < len ? admin__hex(s[i + 2]) : -1;
-            if (hi < 0 || lo < 0)
-                return false;
-            c = hi * 16 + lo;
-            i += 2;
-        } else if (c == '+') {
-            c = ' ';
-        }
-        if (c == 0 || n + 1 >= cap)
-            return false;
-        out[n++] = (char)c;
-    }
-    out[n] = '\0';
-    *out_len = n;
-    return true;
-}
-
 enum admin_query { ADMIN_QUERY_ABSENT, ADMIN_QUERY_OK, ADMIN_QUERY_BAD };
 
 /* The decoded value of name in the query string. */
@@ -129,7 +92,8 @@ static enum admin_query admin__query(const struct http_request *req, const char 
         while (end < len && q[end] != '&')
             end++;
         if (end - i > name_len && memcmp(q + i, name, name_len) == 0 && q[i + name_len] == '=')
-            return admin__decode(q + i + name_len + 1, end - i - name_len - 1, out, cap, out_len)
+            return http_percent_decode(q + i + name_len + 1, end - i - name_len - 1, out, cap,
+                                       out_len)
                        ? ADMIN_QUERY_OK
                        : ADMIN_QUERY_BAD;
         i = end + 1;

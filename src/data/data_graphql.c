@@ -741,10 +741,11 @@ static const char *gql_parse_get(const struct http_request *req, struct gql_requ
         for (eq = i; eq < end && q[eq] != '='; eq++)
             ;
         char name[32];
-        if (end > i && data_http_decode(q + i, eq - i, name, sizeof(name)) &&
+        if (end > i && http_percent_decode(q + i, eq - i, name, sizeof(name), NULL) &&
             (strcmp(name, "query") == 0 || strcmp(name, "variables") == 0 ||
              strcmp(name, "operationName") == 0)) {
-            if (eq == end || !data_http_decode(q + eq + 1, end - eq - 1, value, req->query_len + 1))
+            if (eq == end ||
+                !http_percent_decode(q + eq + 1, end - eq - 1, value, req->query_len + 1, NULL))
                 bad = "a malformed query parameter";
             else if (strcmp(name, "variables") == 0)
                 json_object_set_new(g->holder, name, gql_json_or_text(value));

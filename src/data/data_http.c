@@ -59,40 +59,6 @@ int data_http_json(struct http_response *resp, struct lmq_buf *out, json_t *valu
     return LMQ_OK;
 }
 
-static int data_http_hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-bool data_http_decode(const char *s, size_t len, char *out, size_t cap)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        int c = (unsigned char)s[i];
-        if (c == '%') {
-            int hi = i + 2 < len ? data_http_hex(s[i + 1]) : -1;
-            int lo = i + 2 < len ? data_http_hex(s[i + 2]) : -1;
-            if (hi < 0 || lo < 0)
-                return false;
-            c = hi * 16 + lo;
-            i += 2;
-        } else if (c == '+') {
-            c = ' ';
-        }
-        if (c == 0 || n + 1 >= cap)
-            return false;
-        out[n++] = (char)c;
-    }
-    out[n] = '\0';
-    return true;
-}
-
 /* One query parameter: name and decoded value. */
 /* Calls fn for each name=value of the query string; stops at the first false (returned). */
 bool data_http_params(const struct http_request *req,
@@ -109,8 +75,9 @@ bool data_http_params(const struct http_request *req,
             eq++;
         struct data_http_param p;
         if (end > i &&
-            (eq == end || !data_http_decode(q + i, eq - i, p.name, sizeof(p.name)) ||
-             !data_http_decode(q + eq + 1, end - eq - 1, p.value, sizeof(p.value)) || !fn(ctx, &p)))
+            (eq == end || !http_percent_decode(q + i, eq - i, p.name, sizeof(p.name), NULL) ||
+             !http_percent_decode(q + eq + 1, end - eq - 1, p.value, sizeof(p.value), NULL) ||
+             !fn(ctx, &p)))
             return false;
         i = end + 1;
     }
@@ -571,7 +538,7 @@ int data_http_route(struct broker *b, const struct http_request *req, struct htt
                          memcmp(link + DATA_HEX64_CHARS, versions, sizeof(versions) - 1) == 0;
     char permalink[DATA_HEX64_CHARS + 1];
     if ((left != DATA_HEX64_CHARS && !with_versions) ||
-        !data_http_decode(link, DATA_HEX64_CHARS, permalink, sizeof(permalink)) ||
+        !http_percent_decode(link, DATA_HEX64_CHARS, permalink, sizeof(permalink), NULL) ||
         strlen(permalink) != DATA_HEX64_CHARS)
         return data_http_error(resp, out, 404, "not_found");
     struct lmq_bytes key = {(const uint8_t *)permalink, DATA_HEX64_CHARS};

@@ -144,9 +144,6 @@ void data_graphql_rebuild(struct data *d);
 /* data_http.c, shared with GraphQL. */
 /* A resource or version as the API shows it (body members and _-members), or NULL. */
 json_t *data_http_resource(const struct store_data_row *r);
-/* Percent-decodes (and '+' as space) s[0..len) into out (NUL-terminated). False when malformed,
- * too long or holding a NUL. */
-bool data_http_decode(const char *s, size_t len, char *out, size_t cap);
 /* A query parameter's decoded value at most. */
 #define DATA_HTTP_VALUE_MAX_BYTES 1024
 #define DATA_HTTP_NO_STORE "Cache-Control: no-store\r\n"

@@ -1695,3 +1695,46 @@ int http_error_json(struct http_response *resp, struct lmq_buf *out, int status,
     resp->content_type = "application/json";
     return http_body_printf(out, "{\"error\":%d,\"reason\":\"%s\"}", status, reason);
 }
+
+static int http_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+bool http_percent_decode(const char *s, size_t len, char *out, size_t cap, size_t *out_len)
+{
+    LMQ_ASSERT(out != NULL && cap > 0);
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        int c = (unsigned char)s[i];
+        if (c == '%') {
+            int hi = i + 2 < len ? http_hex_digit(s[i + 1]) : -1;
+            int lo = i + 2 < len ? http_hex_digit(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0) {
+                return false;
+            }
+            c = hi * 16 + lo;
+            i += 2;
+        } else if (c == '+') {
+            c = ' ';
+        }
+        if (c == 0 || n + 1 >= cap) {
+            return false;
+        }
+        out[n++] = (char)c;
+    }
+    out[n] = '\0';
+    if (out_len != NULL) {
+        *out_len = n;
+    }
+    return true;
+}

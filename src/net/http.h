@@ -189,6 +189,11 @@ void http_server_close(struct http_server *s);
 /* Open connections, including those being refused or finishing their last response. */
 size_t http_server_connection_count(const struct http_server *s);
 
+/* Percent-decodes s[0..len) of a query string ('+' as a space) into out, NUL-terminated, with
+ * *out_len the bytes written (out_len may be NULL). False when malformed (a '%' without two hex
+ * digits), holding a NUL, or longer than cap - 1. */
+bool http_percent_decode(const char *s, size_t len, char *out, size_t cap, size_t *out_len);
+
 /*
  * Finds a request header by name (case-insensitive). Returns true and the value (not
  * NUL-terminated, leading/trailing blanks removed) or false when absent. Valid during the route.
