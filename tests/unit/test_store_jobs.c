@@ -222,7 +222,7 @@ static void test_database_of_schema_8_gets_the_job_runs_table(void **state)
     write_run(f, true, "prune", 1000, "running", "", 0);
     assert_int_equal(commit_and_wait(f), 0);
     assert_int_equal(read_runs(f, "prune", 10).count, 1);
-    assert_int_equal(STORE_SCHEMA_VERSION, 9);
+    assert_true(STORE_SCHEMA_VERSION >= 9); /* job_runs came with 9 */
 }
 
 int main(void)
