@@ -79,9 +79,11 @@ class Broker:
         os.makedirs(data_dir, exist_ok=True)
         ini = os.path.join(data_dir, "bench-data.ini")
         with open(ini, "w") as f:
-            # The per-identity envelope rate and daily ledger bytes would measure the limits.
+            # The per-identity envelope rate, the daily ledger bytes and the per-address read
+            # budget (one client address runs every query) would measure the limits.
             f.write("[auth]\nenvelope_rate_per_s = 10000000\nledger_bytes_per_day = 0\n"
-                    "[data]\nmodels = %s\nreaders_all = %s\n" % (models_dir, reader_id))
+                    "[data]\nmodels = %s\nreaders_all = %s\nread_budget_ms_per_s = 0\n"
+                    % (models_dir, reader_id))
         self.data_dir = data_dir
         self.proc = subprocess.Popen(
             [binary, "serve", "--config", ini, "--data", data_dir, "--mqtt", "127.0.0.1:0",
