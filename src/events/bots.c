@@ -74,23 +74,7 @@ static int bots_publish(struct broker *b, struct session *s, const char *bot, co
                         const uint8_t *payload, size_t len)
 {
     LMQ_ASSERT(s != NULL && strlen(bot) == LMQ_IDENTITY_ID_CHARS);
-    char topic[3 + LMQ_IDENTITY_ID_CHARS + 16];
-    int n = snprintf(topic, sizeof(topic), "id/%s/%s", bot, leaf);
-    LMQ_ASSERT(n > 0 && (size_t)n < sizeof(topic));
-    struct mqtt_publish pub = {
-        .qos = 1, .topic = {(const uint8_t *)topic, (size_t)n}, .payload = {payload, len}};
-    pub.props.present =
-        MQTT_PROP_BIT(MQTT_PROP_PAYLOAD_FORMAT_INDICATOR) | MQTT_PROP_BIT(MQTT_PROP_CONTENT_TYPE);
-    pub.props.payload_format_indicator = 1;
-    pub.props.content_type = (struct lmq_bytes){(const uint8_t *)"application/json", 16};
-    struct msg *m = msg_create(b, &pub);
-    if (m == NULL)
-        return LMQ_ENOMEM;
-    int rc = commit_defer_msg(b, m);
-    if (rc == LMQ_OK)
-        session_queue_add(s, m, 1, false, NULL, 0);
-    msg_unref(m);
-    return rc;
+    return pipeline_publish_server_msg(b, bot, leaf, payload, len, s);
 }
 
 struct bots_sending {

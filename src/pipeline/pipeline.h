@@ -179,6 +179,12 @@ typedef bool (*pipeline_will_send_fn)(void *ctx, const struct pipeline_server_en
                                       json_t **amended, struct pipeline_refusal *refusal);
 void pipeline_will_send_register(struct broker *b, pipeline_will_send_fn fn, void *ctx);
 
+/* Queues a server message (QoS 1, JSON content type) on id/<owner>/<leaf> (leaf at most 15
+ * characters) for owner's subscribed sessions, or for session only when it is not NULL; durable
+ * with the open commit batch like any routed message. 0 or LMQ_ENOMEM. */
+int pipeline_publish_server_msg(struct broker *b, const char *owner, const char *leaf,
+                                const uint8_t *payload, size_t len, struct session *only) LMQ_WUR;
+
 /* {"after":N} on the connection's own resync topic: inbox envelopes after N, then a sync.
  * Returns the PUBACK/PUBREC reason code. */
 uint8_t pipeline_resync(struct conn *c, const struct mqtt_publish *pub);

@@ -128,6 +128,12 @@ static int accept_publish(struct broker *b, const char *owner, const char *leaf,
     return rc;
 }
 
+int pipeline_publish_server_msg(struct broker *b, const char *owner, const char *leaf,
+                                const uint8_t *payload, size_t len, struct session *only)
+{
+    return accept_publish(b, owner, leaf, payload, len, only);
+}
+
 int pipeline_publish_ack(struct broker *b, const char *sender, const char *json, size_t len)
 {
     return accept_publish(b, sender, "ack", (const uint8_t *)json, len, NULL);
