@@ -4,6 +4,7 @@
  */
 #include "events/events.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,26 +52,18 @@ uint64_t events_emitted(const struct broker *b)
     return b->events != NULL ? b->events->emitted : 0;
 }
 
-void events_emit(struct broker *b, const char *type, json_t *data)
+/* The event's time, formatted as envelope times are ("" if the clock is out of range). */
+static void events_time(struct broker *b, int64_t *ms, char time[LEDGER_ENVELOPE_TIME_CHARS + 1])
+{
+    *ms = clock_unix_ms(b);
+    if (ledger_envelope_format_time(*ms / 1000, (uint32_t)(*ms % 1000) * 1000000u, time) != LMQ_OK)
+        time[0] = '\0';
+}
+
+/* Writes the event in ev->json (its canonical JSON, id next_id) to the open batch. */
+static void events_record(struct broker *b, const char *type, int64_t ms)
 {
     struct events *ev = b->events;
-    if (ev == NULL || b->store == NULL) { /* off, or past the last commit of a shutdown */
-        json_decref(data);
-        return;
-    }
-    LMQ_ASSERT(type != NULL && strlen(type) <= LMQ_EVENT_TYPE_MAX_CHARS);
-    int64_t ms = clock_unix_ms(b);
-    char time[LEDGER_ENVELOPE_TIME_CHARS + 1];
-    if (ledger_envelope_format_time(ms / 1000, (uint32_t)(ms % 1000) * 1000000u, time) != LMQ_OK)
-        time[0] = '\0';
-    json_t *o = json_pack("{s:o,s:I,s:s,s:s}", "data", data != NULL ? data : json_object(), "id",
-                          (json_int_t)ev->next_id, "time", time, "type", type);
-    ev->json.len = 0;
-    int rc =
-        o != NULL ? crypto_jcs_canonicalize_json(o, &ev->json, EVENTS_JSON_MAX_BYTES) : LMQ_ENOMEM;
-    json_decref(o);
-    if (rc != LMQ_OK)
-        broker_fail_stop(b, "event", rc); /* a gap in the ids would break every consumer */
     struct store_record rec = {.type = STORE_EVENT_APPEND};
     rec.u.event_append = (struct store_rec_event_append){
         .id = ev->next_id,
@@ -86,6 +79,47 @@ void events_emit(struct broker *b, const char *type, json_t *data)
     batch->last_id = ev->next_id;
     ev->next_id++;
     ev->emitted++;
+}
+
+void events_emit(struct broker *b, const char *type, json_t *data)
+{
+    struct events *ev = b->events;
+    if (ev == NULL || b->store == NULL) { /* off, or past the last commit of a shutdown */
+        json_decref(data);
+        return;
+    }
+    LMQ_ASSERT(type != NULL && strlen(type) <= LMQ_EVENT_TYPE_MAX_CHARS);
+    int64_t ms;
+    char time[LEDGER_ENVELOPE_TIME_CHARS + 1];
+    events_time(b, &ms, time);
+    json_t *o = json_pack("{s:o,s:I,s:s,s:s}", "data", data != NULL ? data : json_object(), "id",
+                          (json_int_t)ev->next_id, "time", time, "type", type);
+    ev->json.len = 0;
+    int rc =
+        o != NULL ? crypto_jcs_canonicalize_json(o, &ev->json, EVENTS_JSON_MAX_BYTES) : LMQ_ENOMEM;
+    json_decref(o);
+    if (rc != LMQ_OK)
+        broker_fail_stop(b, "event", rc); /* a gap in the ids would break every consumer */
+    events_record(b, type, ms);
+}
+
+int events_envelope_accepted_json(struct lmq_buf *out, const struct ledger_envelope *env,
+                                  const char *link, uint64_t index, uint64_t id, const char *time)
+{
+    /* Members in RFC 8785 order; every string here needs no escaping (hex ids and links, the
+     * envelope time, a type of [A-Za-z0-9._:-]) and the envelope is canonical already. */
+    LMQ_ASSERT(ledger_envelope_type_valid(env->type, strlen(env->type)));
+    if (index > EVENTS_JSON_EXACT_MAX || env->seq > EVENTS_JSON_EXACT_MAX ||
+        id > EVENTS_JSON_EXACT_MAX)
+        return LMQ_EINVAL; /* past 2^53 a number is written as a double */
+    out->len = 0;
+    return lmq_buf_printf(out, EVENTS_JSON_MAX_BYTES,
+                          "{\"data\":{\"envelope\":%.*s,\"from\":\"%s\",\"index\":%" PRIu64
+                          ",\"link\":\"%s\",\"seq\":%" PRIu64
+                          ",\"to\":\"%s\",\"type\":\"%s\"},\"id\":%" PRIu64
+                          ",\"time\":\"%s\",\"type\":\"envelope.accepted\"}",
+                          (int)env->canonical.len, (const char *)env->canonical.data, env->from,
+                          index, link, env->seq, env->to, env->type, id, time);
 }
 
 static void events_on_durable(void *ctx, uint64_t batch_seq, void **data)
@@ -149,19 +183,35 @@ int events_read(struct broker *b, uint64_t after, size_t limit,
     return store_events_after(b->store, after, limit, events_read_row, &rd, count);
 }
 
-/* envelope.accepted, in the envelope's batch. */
+/* envelope.accepted, in the envelope's batch: written straight from the stored envelope (it is
+ * on every accepted envelope's path; parsing it back into a tree cost most of the stream's
+ * price). */
 static int events_envelope_appended(void *ctx, const struct ledger_envelope *env, const char *link,
                                     uint64_t index)
 {
     struct events *ev = ctx;
-    json_error_t jerr;
-    json_t *envelope = json_loadb((const char *)env->canonical.data, env->canonical.len, 0, &jerr);
-    if (envelope == NULL)
-        return LMQ_ENOMEM;
-    events_emit(ev->broker, "envelope.accepted",
-                json_pack("{s:I,s:s,s:s,s:s,s:I,s:s,s:o}", "index", (json_int_t)index, "link", link,
-                          "from", env->from, "to", env->to, "seq", (json_int_t)env->seq, "type",
-                          env->type, "envelope", envelope));
+    struct broker *b = ev->broker;
+    if (b->store == NULL)
+        return LMQ_OK;
+    int64_t ms;
+    char time[LEDGER_ENVELOPE_TIME_CHARS + 1];
+    events_time(b, &ms, time);
+    int rc = events_envelope_accepted_json(&ev->json, env, link, index, ev->next_id, time);
+    if (rc == LMQ_EINVAL) { /* numbers past 2^53: the general path */
+        json_error_t jerr;
+        json_t *envelope =
+            json_loadb((const char *)env->canonical.data, env->canonical.len, 0, &jerr);
+        if (envelope == NULL)
+            return LMQ_ENOMEM;
+        events_emit(b, "envelope.accepted",
+                    json_pack("{s:I,s:s,s:s,s:s,s:I,s:s,s:o}", "index", (json_int_t)index, "link",
+                              link, "from", env->from, "to", env->to, "seq", (json_int_t)env->seq,
+                              "type", env->type, "envelope", envelope));
+        return LMQ_OK;
+    }
+    if (rc != LMQ_OK)
+        return rc;
+    events_record(b, "envelope.accepted", ms);
     return LMQ_OK;
 }
 

@@ -47,6 +47,17 @@ bool events_on(const struct broker *b);
  * stream is off. Fail stop without memory (an event can't be skipped: ids are gap-free). */
 void events_emit(struct broker *b, const char *type, json_t *data);
 
+/* The canonical JSON of an envelope.accepted event (id, time as events carry it) in out, as
+ * events_emit would write it from the same members. LMQ_EINVAL when a number is past 2^53
+ * (JCS writes those as doubles: the caller takes the general path), LMQ_ELIMIT past the
+ * largest event. */
+#define EVENTS_JSON_EXACT_MAX ((uint64_t)1 << 53)
+struct ledger_envelope;
+struct lmq_buf;
+int events_envelope_accepted_json(struct lmq_buf *out, const struct ledger_envelope *env,
+                                  const char *link, uint64_t index, uint64_t id,
+                                  const char *time) LMQ_WUR;
+
 /* The highest id that is durable (0: none yet). */
 uint64_t events_durable_id(const struct broker *b);
 /* Called after each commit that made events durable (the highest durable id), for consumers
