@@ -83,22 +83,11 @@ enum admin_query { ADMIN_QUERY_ABSENT, ADMIN_QUERY_OK, ADMIN_QUERY_BAD };
 static enum admin_query admin__query(const struct http_request *req, const char *name, char *out,
                                      size_t cap, size_t *out_len)
 {
-    size_t name_len = strlen(name);
-    const char *q = req->query;
-    size_t len = req->query_len;
-    /* One pass over the query: bounded by its length. */
-    for (size_t i = 0; q != NULL && i < len;) {
-        size_t end = i;
-        while (end < len && q[end] != '&')
-            end++;
-        if (end - i > name_len && memcmp(q + i, name, name_len) == 0 && q[i + name_len] == '=')
-            return http_percent_decode(q + i + name_len + 1, end - i - name_len - 1, out, cap,
-                                       out_len)
-                       ? ADMIN_QUERY_OK
-                       : ADMIN_QUERY_BAD;
-        i = end + 1;
-    }
-    return ADMIN_QUERY_ABSENT;
+    const char *v;
+    size_t v_len;
+    if (!http_query_value(req, name, &v, &v_len))
+        return ADMIN_QUERY_ABSENT;
+    return http_percent_decode(v, v_len, out, cap, out_len) ? ADMIN_QUERY_OK : ADMIN_QUERY_BAD;
 }
 
 /* ?limit=1..ADMIN_PAGE_MAX (default ADMIN_PAGE_DEFAULT). False when malformed. */

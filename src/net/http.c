@@ -1710,6 +1710,27 @@ static int http_hex_digit(char c)
     return -1;
 }
 
+bool http_query_value(const struct http_request *req, const char *name, const char **value,
+                      size_t *value_len)
+{
+    size_t name_len = strlen(name);
+    const char *q = req->query;
+    size_t len = req->query_len;
+    /* One pass over the query: bounded by its length. */
+    for (size_t i = 0; q != NULL && i < len;) {
+        size_t end = i;
+        while (end < len && q[end] != '&')
+            end++;
+        if (end - i > name_len && memcmp(q + i, name, name_len) == 0 && q[i + name_len] == '=') {
+            *value = q + i + name_len + 1;
+            *value_len = end - i - name_len - 1;
+            return true;
+        }
+        i = end + 1;
+    }
+    return false;
+}
+
 bool http_percent_decode(const char *s, size_t len, char *out, size_t cap, size_t *out_len)
 {
     LMQ_ASSERT(out != NULL && cap > 0);

@@ -189,6 +189,10 @@ void http_server_close(struct http_server *s);
 /* Open connections, including those being refused or finishing their last response. */
 size_t http_server_connection_count(const struct http_server *s);
 
+/* The raw (still percent-encoded) value of the first name=VALUE of the query string whose name
+ * is exactly name (an empty value included); false when there is none. Valid during the route. */
+bool http_query_value(const struct http_request *req, const char *name, const char **value,
+                      size_t *value_len);
 /* Percent-decodes s[0..len) of a query string ('+' as a space) into out, NUL-terminated, with
  * *out_len the bytes written (out_len may be NULL). False when malformed (a '%' without two hex
  * digits), holding a NUL, or longer than cap - 1. */

@@ -56,29 +56,20 @@ enum pipeline_http_query_result {
 static enum pipeline_http_query_result pipeline_http_query_u64(const struct http_request *req,
                                                                const char *name, uint64_t *out)
 {
-    size_t name_len = strlen(name);
-    const char *q = req->query;
-    size_t len = req->query_len;
-    for (size_t i = 0; q != NULL && i < len;) {
-        size_t end = i;
-        while (end < len && q[end] != '&')
-            end++;
-        if (end - i > name_len && memcmp(q + i, name, name_len) == 0 && q[i + name_len] == '=') {
-            uint64_t v = 0;
-            size_t digits = end - (i + name_len + 1);
-            if (digits == 0 || digits > 19)
-                return PIPELINE_HTTP_QUERY_MALFORMED;
-            for (size_t k = i + name_len + 1; k < end; k++) {
-                if (q[k] < '0' || q[k] > '9')
-                    return PIPELINE_HTTP_QUERY_MALFORMED;
-                v = v * 10 + (uint64_t)(q[k] - '0');
-            }
-            *out = v;
-            return PIPELINE_HTTP_QUERY_OK;
-        }
-        i = end + 1;
+    const char *v;
+    size_t digits;
+    if (!http_query_value(req, name, &v, &digits))
+        return PIPELINE_HTTP_QUERY_ABSENT;
+    if (digits == 0 || digits > 19)
+        return PIPELINE_HTTP_QUERY_MALFORMED;
+    uint64_t n = 0;
+    for (size_t k = 0; k < digits; k++) {
+        if (v[k] < '0' || v[k] > '9')
+            return PIPELINE_HTTP_QUERY_MALFORMED;
+        n = n * 10 + (uint64_t)(v[k] - '0');
     }
-    return PIPELINE_HTTP_QUERY_ABSENT;
+    *out = n;
+    return PIPELINE_HTTP_QUERY_OK;
 }
 
 static int pipeline_http_error(struct http_response *resp, struct lmq_buf *out, int status,

@@ -1002,6 +1002,35 @@ static void test_session_output_does_not_depend_on_how_input_is_split(void **sta
     }
 }
 
+/* Query strings: http_query_value finds a name exactly (not a prefix, not a value), the first
+ * of repeats, an empty value; http_percent_decode refuses what it can't decode. */
+static void test_query_value_and_percent_decode(void **state)
+{
+    (void)state;
+    const char *q = "limitx=1&a=b%3D&limit=&limit=7&x=%zz&=9";
+    struct http_request req = {.query = q, .query_len = strlen(q)};
+    const char *v = NULL;
+    size_t len = 99;
+    assert_true(http_query_value(&req, "limit", &v, &len));
+    assert_int_equal(len, 0);
+    assert_true(http_query_value(&req, "a", &v, &len));
+    assert_int_equal(len, 4);
+    assert_memory_equal(v, "b%3D", 4);
+    assert_false(http_query_value(&req, "b", &v, &len));
+    assert_false(http_query_value(&req, "lim", &v, &len));
+    struct http_request none = {0};
+    assert_false(http_query_value(&none, "a", &v, &len));
+    char out[8];
+    size_t n = 0;
+    assert_true(http_percent_decode("b%3D+c", 6, out, sizeof(out), &n));
+    assert_string_equal(out, "b= c");
+    assert_int_equal(n, 4);
+    assert_false(http_percent_decode("%zz", 3, out, sizeof(out), NULL));
+    assert_false(http_percent_decode("%4", 2, out, sizeof(out), NULL));
+    assert_false(http_percent_decode("%00", 3, out, sizeof(out), NULL));
+    assert_false(http_percent_decode("12345678", 8, out, sizeof(out), NULL)); /* no room for NUL */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1040,6 +1069,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test(test_session_output_does_not_depend_on_how_input_is_split),
         cmocka_unit_test(test_session_deferred_answers_keep_request_order),
+        cmocka_unit_test(test_query_value_and_percent_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
