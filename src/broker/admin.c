@@ -638,7 +638,9 @@ static void admin__log(struct broker *b, const struct http_request *req, const c
                        int status)
 {
     size_t path_len = LMQ_MIN(req->path_len, (size_t)ADMIN_LOG_PATH_MAX_BYTES);
-    if (events_on(b)) {
+    /* A refused call is anyone's to make: it is recorded within [events] security_per_s. */
+    bool refused = status == 401 || status == 403;
+    if (events_on(b) && (!refused || security_event_record_allowed(b))) {
         json_t *path = json_stringn(req->path, path_len);
         events_emit(b, "admin.call",
                     json_pack("{s:o,s:s,s:o,s:i}", "identity",

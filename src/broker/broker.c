@@ -78,6 +78,7 @@ static void on_tick(uv_timer_t *t)
         retain_expire(b);
     conn_memory_sweep(b);
     conn_address_sweep(b, false);
+    security_events_tick(b);
     access_guard_tick(b);
 }
 

@@ -424,6 +424,13 @@ struct broker {
     struct read_budget *read_budget;   /* data reads' loop time per client (read_budget.c) */
     struct jobs *jobs;                 /* the job scheduler (src/jobs) */
     uint64_t security_events[32];      /* by enum security_event (SECURITY_EVENT_COUNT <= 32) */
+    /* Recording security events ([events] security_per_s, security.c): the window's start
+     * (monotonic and Unix ms), what it recorded and suppressed, and suppressed since start. */
+    uint64_t security_window_ms;
+    int64_t security_window_unix_ms;
+    uint32_t security_window_recorded;
+    uint64_t security_window_suppressed;
+    uint64_t security_suppressed_total;
     uint64_t next_conn_id;
     uint64_t next_msg_id;
     uint64_t route_gen;
@@ -516,6 +523,11 @@ enum security_event {
 /* Counts and logs one security event (c may be NULL). */
 void security_event(struct broker *b, struct conn *c, enum security_event kind, const char *detail);
 const char *security_event_name(enum security_event kind);
+/* Whether one more security-relevant event may be recorded in the event stream this second
+ * ([events] security_per_s; counted as suppressed when not). False when the stream is off. */
+bool security_event_record_allowed(struct broker *b);
+/* From the broker's tick: a window that ended with suppressed events records them. */
+void security_events_tick(struct broker *b);
 
 /* access.c: the password file and the ACL file. */
 /* Hashes queued or running at once; more CONNECTs with a password wait (access_guard.c). */

@@ -76,6 +76,11 @@ static int metrics_broker(struct broker *b, struct lmq_buf *out)
     for (int k = 0; k < SECURITY_EVENT_COUNT; k++)
         rc |= http_body_printf(out, "ledgermq_security_events_total{kind=\"%s\"} %" PRIu64 "\n",
                                security_event_name((enum security_event)k), b->security_events[k]);
+    rc |= METRIC(out, "security_events_suppressed_total", "counter",
+                 "Security events (and refused admin calls) not recorded in the event stream: "
+                 "past [events] security_per_s, counted in security.suppressed events.");
+    rc |= http_body_printf(out, "ledgermq_security_events_suppressed_total %" PRIu64 "\n",
+                           b->security_suppressed_total);
     rc |= METRIC(out, "auth_failures_total", "counter",
                  "Refused authentications by reason: MQTT CONNECT credentials (token, password, "
                  "anonymous) and POST /auth/token logins (bad_login, reused_nonce).");

@@ -1,11 +1,18 @@
 /*
  * Security events: what a client tried and was refused (bad credentials, ACL denials, session
  * quotas, the pipeline's refusals). Broker-wide: counted by kind in the broker's stats
- * (metrics.c exports them) and logged as one "security" line each.
+ * (metrics.c exports them) and logged as one "security" line each. While the event stream is on,
+ * each is also a security.<kind> event, at most [events] security_per_s a second: anyone can
+ * cause them (a wrong password, a request without a token), and each recorded one is a row in
+ * the store, so past the budget they are counted in one security.suppressed event per second
+ * instead (docs/SECURITY.md).
  */
 #include "events/events.h"
 #include <stdio.h>
 #include "broker/broker_internal.h"
+
+/* [events] security_per_s counts events in windows of this length. */
+#define SECURITY_WINDOW_MS 1000u
 
 static const char *const security_event_names[SECURITY_EVENT_COUNT] = {
     [SECURITY_EVENT_BAD_TOKEN] = "bad_token",
@@ -33,11 +40,48 @@ const char *security_event_name(enum security_event kind)
     return security_event_names[kind];
 }
 
+/* Closes the recording window when a second has passed since it opened: the events it did not
+ * record become one security.suppressed event. */
+static void security_window_roll(struct broker *b, uint64_t now_ms)
+{
+    if (now_ms - b->security_window_ms < SECURITY_WINDOW_MS)
+        return;
+    if (b->security_window_suppressed > 0)
+        events_emit(b, "security.suppressed",
+                    json_pack("{s:I,s:I,s:I}", "count", (json_int_t)b->security_window_suppressed,
+                              "since_ms", (json_int_t)b->security_window_unix_ms, "limit_per_s",
+                              (json_int_t)b->cfg.events_security_per_s));
+    b->security_window_ms = now_ms;
+    b->security_window_unix_ms = clock_unix_ms(b);
+    b->security_window_recorded = 0;
+    b->security_window_suppressed = 0;
+}
+
+bool security_event_record_allowed(struct broker *b)
+{
+    if (!events_on(b))
+        return false;
+    security_window_roll(b, clock_now_ms(b));
+    if (b->security_window_recorded < b->cfg.events_security_per_s) {
+        b->security_window_recorded++;
+        return true;
+    }
+    b->security_window_suppressed++;
+    b->security_suppressed_total++;
+    return false;
+}
+
+void security_events_tick(struct broker *b)
+{
+    if (events_on(b))
+        security_window_roll(b, clock_now_ms(b));
+}
+
 void security_event(struct broker *b, struct conn *c, enum security_event kind, const char *detail)
 {
     LMQ_ASSERT(b != NULL && kind < SECURITY_EVENT_COUNT);
     b->security_events[kind]++;
-    if (events_on(b)) {
+    if (security_event_record_allowed(b)) {
         char type[LMQ_EVENT_TYPE_MAX_CHARS + 1];
         snprintf(type, sizeof(type), "security.%s", security_event_names[kind]);
         events_emit(b, type,

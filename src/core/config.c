@@ -190,6 +190,7 @@ void lmq_config_defaults(struct lmq_config *cfg)
     cfg->plugins.slow_us = 1000;
     /* One client address may hold the loop for a fifth of each second with data reads. */
     cfg->data.read_budget_ms_per_s = 200;
+    cfg->events_security_per_s = 100;
     cfg->drain_grace_ms = 0; /* a stop is as quick as before; set it behind a load balancer */
     /* Field by field: assigning a compound literal may leave padding bytes undefined, and
      * callers compare whole configurations with memcmp. */

@@ -173,6 +173,8 @@ struct lmq_admin_config {
 #define LMQ_WEBHOOK_SECRET_MIN_BYTES 16
 #define LMQ_WEBHOOK_EVENTS_MAX 16
 #define LMQ_EVENT_TYPE_MAX_CHARS 48
+/* [events] security_per_s at most. */
+#define CONFIG_EVENTS_SECURITY_PER_S_MAX 100000u
 /* [bots] ids: at most this many bots (each a consumer of the event stream). */
 #define LMQ_BOTS_MAX 32
 struct lmq_webhook_config {
@@ -292,6 +294,9 @@ struct lmq_config {
     struct lmq_webhook_config webhooks[LMQ_WEBHOOKS_MAX]; /* [webhook.NAME], in file order */
     size_t webhook_count;
     bool events_record; /* [events] record: keep the event stream even without a consumer */
+    /* [events] security_per_s: security.* (and refused admin.call) events recorded per second at
+     * most; the rest are counted in one security.suppressed event per second. */
+    uint32_t events_security_per_s;
     struct lmq_plugins_config plugins; /* [plugins], [plugin.NAME] */
     struct lmq_jobs_config jobs;       /* [jobs] */
     /* [bots] ids: identities that follow the event stream on id/<id>/events (src/events/bots.c;

@@ -178,8 +178,22 @@ int config_set_webhook(struct lmq_config *cfg, const char *section, const char *
 int config_set_events(struct lmq_config *cfg, const char *key, const char *value, char *err,
                       size_t err_len)
 {
+    if (strcmp(key, "security_per_s") == 0) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = strtoull(value, &end, 10);
+        if (value[0] < '0' || value[0] > '9' || errno != 0 || end == value || *end != '\0' ||
+            v < 1 || v > CONFIG_EVENTS_SECURITY_PER_S_MAX) {
+            lmq_errf(err, err_len,
+                     "[events] security_per_s: expected an integer 1..%u, got \"%.40s\"",
+                     CONFIG_EVENTS_SECURITY_PER_S_MAX, value);
+            return LMQ_EINVAL;
+        }
+        cfg->events_security_per_s = (uint32_t)v;
+        return 0;
+    }
     if (strcmp(key, "record") != 0) {
-        lmq_errf(err, err_len, "[events] %s: unknown key (expected record)", key);
+        lmq_errf(err, err_len, "[events] %s: unknown key (expected record, security_per_s)", key);
         return LMQ_EINVAL;
     }
     if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0) {
