@@ -110,6 +110,12 @@ enum store_record_type {
     STORE_CONSUMER_DEAD_DELETE, /* u.consumer_dead (consumer and event_id only) */
     STORE_JOB_RUN_START,        /* u.job_run: a scheduled job's run begins */
     STORE_JOB_RUN_END,          /* u.job_run: it ended (or was found interrupted) */
+    STORE_CHAIN_HEADER_PUT,     /* u.chain_header: a block header of the followed chain */
+    STORE_CHAIN_ROLLBACK,       /* u.chain_rollback: headers above a fork point removed */
+    STORE_CHAIN_WATCH_PUT,      /* u.chain_watch: an identity's interest in a contract */
+    STORE_CHAIN_WATCH_DELETE,   /* u.chain_watch (identity, address, topic0 only) */
+    STORE_CHAIN_NOTICE_PUT,     /* u.chain_notice: a log notified (or its state changed) */
+    STORE_SEAL_PUT,             /* u.seal: a seal transaction, by nonce (upsert) */
 };
 
 /* Delivery states kept with a queued message. */
@@ -314,6 +320,63 @@ struct store_rec_job_run {
     uint32_t keep;
 };
 
+/*
+ * The chain follower and the sealer (src/chain; docs/ARCHITECTURE.md "Ethereum"). Hashes are
+ * 32 bytes, addresses 20, as binary. A header put replaces the header of that number (the
+ * follower puts a block only on top of its parent); a rollback deletes every header above
+ * `after`. A watch is keyed by (identity, address, topic0: empty for every event of the
+ * contract). A notice is keyed by (block_hash, log_index, identity): the follower writes it in
+ * the batch of the envelope that notified it, so "notified" and "the envelope is in the inbox"
+ * are durable together; a later put of the same key changes its state ("notified",
+ * "confirmed", "retracted") and link (the latest envelope about it). A seal is keyed by its
+ * nonce: the sealer writes it before broadcasting, then each state change (fee bump: new tx_hash
+ * and raw; mined; confirmed; dropped by a reorg).
+ */
+struct store_rec_chain_header {
+    uint64_t number;
+    struct lmq_bytes hash;
+    struct lmq_bytes parent_hash;
+    uint64_t time; /* the block's timestamp (Unix s) */
+};
+
+struct store_rec_chain_rollback {
+    uint64_t after; /* headers with number > after are deleted */
+};
+
+struct store_rec_chain_watch {
+    struct lmq_bytes identity;
+    struct lmq_bytes address;
+    struct lmq_bytes topic0; /* 32 bytes, or empty: every event of the contract */
+    struct lmq_bytes abi;    /* an event signature to decode logs with, or empty */
+    int64_t created_unix_ms;
+};
+
+struct store_rec_chain_notice {
+    uint64_t block_number;
+    struct lmq_bytes block_hash;
+    uint32_t log_index;
+    struct lmq_bytes identity;
+    struct lmq_bytes tx_hash;
+    struct lmq_bytes state; /* "notified", "confirmed", "retracted" */
+    struct lmq_bytes link;  /* the envelope that said so */
+};
+
+struct store_rec_seal {
+    uint64_t nonce;
+    uint64_t tree_size;
+    struct lmq_bytes root;       /* the checkpoint's root hash */
+    struct lmq_bytes checkpoint; /* the signed note sealed */
+    uint64_t chain_id;
+    struct lmq_bytes tx_hash;    /* the latest transaction sent for this nonce */
+    struct lmq_bytes raw;        /* its signed bytes (rebroadcast after a restart) */
+    struct lmq_bytes state;      /* "sent", "mined", "confirmed", "dropped" */
+    uint64_t block_number;       /* mined: the block; else 0 */
+    struct lmq_bytes block_hash; /* mined: its hash; else empty */
+    uint32_t attempts;           /* transactions sent for this nonce (fee bumps + 1) */
+    int64_t sent_unix_ms;        /* when the latest was sent */
+    int64_t updated_unix_ms;
+};
+
 /* One change that must survive a crash: type says which member of u is filled; the others
  * are not read. */
 struct store_record {
@@ -342,6 +405,11 @@ struct store_record {
         struct store_rec_consumer_position consumer_position;
         struct store_rec_consumer_dead consumer_dead;
         struct store_rec_job_run job_run;
+        struct store_rec_chain_header chain_header;
+        struct store_rec_chain_rollback chain_rollback;
+        struct store_rec_chain_watch chain_watch;
+        struct store_rec_chain_notice chain_notice;
+        struct store_rec_seal seal;
     } u;
 };
 
@@ -772,5 +840,31 @@ struct store_job_run_row {
 int store_job_runs(struct store *store, struct lmq_bytes job, size_t limit,
                    int (*row)(void *ctx, const struct store_job_run_row *r), void *ctx,
                    size_t *count) __attribute__((warn_unused_result));
+
+/* The chain follower's and the sealer's reads (store_chain.c): loop thread, synchronous,
+ * committed state only. Row slices are valid during the call; a non-zero return from the
+ * callback stops with LMQ_EINVAL; *count is set. */
+/* Headers with number in [from, to], ascending, at most limit. */
+int store_chain_headers(struct store *store, uint64_t from, uint64_t to, size_t limit,
+                        int (*each)(void *ctx, const struct store_rec_chain_header *h), void *ctx,
+                        size_t *count) LMQ_WUR;
+/* The highest stored header (*found false when there is none). */
+int store_chain_tip(struct store *store, uint64_t *number, uint8_t hash[32], bool *found) LMQ_WUR;
+/* Every watch (identity, address, topic0) in key order, after the given key (all-empty: from
+ * the start), at most limit: the follower loads them at start and pages with the last key. */
+int store_chain_watches(struct store *store, const struct store_rec_chain_watch *after,
+                        size_t limit, int (*each)(void *ctx, const struct store_rec_chain_watch *w),
+                        void *ctx, size_t *count) LMQ_WUR;
+/* Notices of blocks with number >= from_number, ascending by (number, log index, identity), at
+ * most limit, after the given key (NULL: from the start): what a rollback retracts and what
+ * the confirmation pass visits. */
+int store_chain_notices(struct store *store, uint64_t from_number,
+                        const struct store_rec_chain_notice *after, size_t limit,
+                        int (*each)(void *ctx, const struct store_rec_chain_notice *n), void *ctx,
+                        size_t *count) LMQ_WUR;
+/* Seals with nonce >= from_nonce (nonces start at 0), ascending, at most limit. */
+int store_seals(struct store *store, uint64_t from_nonce, size_t limit,
+                int (*each)(void *ctx, const struct store_rec_seal *s), void *ctx,
+                size_t *count) LMQ_WUR;
 
 #endif

@@ -144,6 +144,28 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE INDEX ledger_by_reminder ON ledger(json_extract(CAST(envelope AS TEXT),"
     " '$.body.reminder_of')) WHERE json_extract(CAST(envelope AS TEXT), '$.body.reminder_of')"
     " IS NOT NULL;",
+    /*
+     * 10 -> 11: the chain follower and the sealer (docs/ARCHITECTURE.md "Ethereum",
+     * store.h "store_rec_chain_header"): the followed chain's headers (one chain: each header's
+     * parent is the one below it), identities' interest in contracts, the logs notified to each
+     * (with the state of the notice, found by block number for rollbacks and confirmations),
+     * and the seal transactions by nonce.
+     */
+    "CREATE TABLE chain_headers(number INTEGER PRIMARY KEY, hash BLOB NOT NULL,"
+    " parent_hash BLOB NOT NULL, time INTEGER NOT NULL);"
+    "CREATE TABLE chain_watches(identity TEXT NOT NULL, address BLOB NOT NULL,"
+    " topic0 BLOB NOT NULL, abi TEXT NOT NULL, created_ms INTEGER NOT NULL,"
+    " PRIMARY KEY(identity, address, topic0)) WITHOUT ROWID;"
+    "CREATE TABLE chain_notices(block_hash BLOB NOT NULL, log_index INTEGER NOT NULL,"
+    " identity TEXT NOT NULL, block_number INTEGER NOT NULL, tx_hash BLOB NOT NULL,"
+    " state TEXT NOT NULL, link TEXT NOT NULL, PRIMARY KEY(block_hash, log_index, identity))"
+    " WITHOUT ROWID;"
+    "CREATE INDEX chain_notices_by_number ON chain_notices(block_number, log_index, identity);"
+    "CREATE TABLE seals(nonce INTEGER PRIMARY KEY, tree_size INTEGER NOT NULL, root BLOB NOT NULL,"
+    " checkpoint TEXT NOT NULL, chain_id INTEGER NOT NULL, tx_hash BLOB NOT NULL,"
+    " raw BLOB NOT NULL, state TEXT NOT NULL, block_number INTEGER NOT NULL,"
+    " block_hash BLOB NOT NULL, attempts INTEGER NOT NULL, sent_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL);",
 };
 
 int store_schema_version(sqlite3 *db, int *version)

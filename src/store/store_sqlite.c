@@ -281,6 +281,34 @@ static size_t record_slices(struct store_record *r, struct lmq_bytes *slices[],
         slices[n++] = &r->u.job_run.state;
         slices[n++] = &r->u.job_run.detail;
         break;
+    case STORE_CHAIN_HEADER_PUT:
+        slices[n++] = &r->u.chain_header.hash;
+        slices[n++] = &r->u.chain_header.parent_hash;
+        break;
+    case STORE_CHAIN_ROLLBACK:
+        break;
+    case STORE_CHAIN_WATCH_PUT:
+    case STORE_CHAIN_WATCH_DELETE:
+        slices[n++] = &r->u.chain_watch.identity;
+        slices[n++] = &r->u.chain_watch.address;
+        slices[n++] = &r->u.chain_watch.topic0;
+        slices[n++] = &r->u.chain_watch.abi;
+        break;
+    case STORE_CHAIN_NOTICE_PUT:
+        slices[n++] = &r->u.chain_notice.block_hash;
+        slices[n++] = &r->u.chain_notice.identity;
+        slices[n++] = &r->u.chain_notice.tx_hash;
+        slices[n++] = &r->u.chain_notice.state;
+        slices[n++] = &r->u.chain_notice.link;
+        break;
+    case STORE_SEAL_PUT:
+        slices[n++] = &r->u.seal.root;
+        slices[n++] = &r->u.seal.checkpoint;
+        slices[n++] = &r->u.seal.tx_hash;
+        slices[n++] = &r->u.seal.raw;
+        slices[n++] = &r->u.seal.state;
+        slices[n++] = &r->u.seal.block_hash;
+        break;
     default:
         LMQ_UNREACHABLE("unknown store record type");
     }
@@ -338,7 +366,7 @@ int store_write(struct store *store, const struct store_record *rec)
 {
     LMQ_ASSERT(store != NULL && rec != NULL);
     LMQ_ASSERT(!store->closed);
-    LMQ_ASSERT(rec->type >= STORE_SESSION_PUT && rec->type <= STORE_JOB_RUN_END);
+    LMQ_ASSERT(rec->type >= STORE_SESSION_PUT && rec->type <= STORE_SEAL_PUT);
     if (store->open == NULL) {
         store->open = calloc(1, sizeof(*store->open));
         if (store->open == NULL)
@@ -796,6 +824,13 @@ static int apply_record(struct store *s, const struct store_record *r)
     case STORE_JOB_RUN_START:
     case STORE_JOB_RUN_END:
         return store_jobs_apply_run(s->writer, r->type == STORE_JOB_RUN_START, &r->u.job_run);
+    case STORE_CHAIN_HEADER_PUT:
+    case STORE_CHAIN_ROLLBACK:
+    case STORE_CHAIN_WATCH_PUT:
+    case STORE_CHAIN_WATCH_DELETE:
+    case STORE_CHAIN_NOTICE_PUT:
+    case STORE_SEAL_PUT:
+        return store_chain_apply(s->writer, r);
     case STORE_TOKEN_REVOKE:
         st = s->stmts[ST_REVOKE_PUT];
         LMQ_ASSERT(r->u.token_revoke.identity.len > 0);

@@ -40,6 +40,9 @@ int store_data_apply_index(sqlite3 *db, const struct store_rec_data_index *r);
 /* Applies a STORE_JOB_RUN_START (start) or _END record (store_jobs.c): SQLITE_OK or the error. */
 int store_jobs_apply_run(sqlite3 *db, bool start, const struct store_rec_job_run *r);
 
+/* Applies a chain follower's or sealer's record (store_chain.c): SQLITE_OK or the error. */
+int store_chain_apply(sqlite3 *db, const struct store_record *r);
+
 /* The writer's statements for the event stream (store_events.c). */
 struct store_events_writer {
     sqlite3_stmt *event_put;

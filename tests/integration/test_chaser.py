@@ -155,7 +155,7 @@ def test_the_chaser_queries_use_the_schema_10_indexes(start_broker):
     b = start_broker(config())
     conn = db(b)
     try:
-        assert conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == 10
+        assert conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] >= 10
         plans = {}
         for name, sql in {
             "ledger_by_type": "SELECT idx FROM ledger WHERE json_extract(CAST(envelope AS TEXT),"
