@@ -115,7 +115,8 @@ enum store_record_type {
     STORE_CHAIN_WATCH_PUT,      /* u.chain_watch: an identity's interest in a contract */
     STORE_CHAIN_WATCH_DELETE,   /* u.chain_watch (identity, address, topic0 only) */
     STORE_CHAIN_NOTICE_PUT,     /* u.chain_notice: a log notified (or its state changed) */
-    STORE_SEAL_PUT,             /* u.seal: a seal transaction, by nonce (upsert) */
+    STORE_SEAL_PUT,             /* u.seal: a seal, by nonce (upsert) */
+    STORE_SEAL_TX_PUT,          /* u.seal_tx: a transaction sent for a seal's nonce */
 };
 
 /* Delivery states kept with a queued message. */
@@ -377,6 +378,16 @@ struct store_rec_seal {
     int64_t updated_unix_ms;
 };
 
+/* One transaction signed for a seal's nonce (attempt 1, then one per fee bump), written before
+ * it is broadcast: after a crash every one is known, and any of them may be the one mined. */
+struct store_rec_seal_tx {
+    uint64_t nonce;
+    uint32_t attempt;
+    struct lmq_bytes tx_hash;
+    struct lmq_bytes raw;
+    int64_t sent_unix_ms;
+};
+
 /* One change that must survive a crash: type says which member of u is filled; the others
  * are not read. */
 struct store_record {
@@ -410,6 +421,7 @@ struct store_record {
         struct store_rec_chain_watch chain_watch;
         struct store_rec_chain_notice chain_notice;
         struct store_rec_seal seal;
+        struct store_rec_seal_tx seal_tx;
     } u;
 };
 
@@ -862,6 +874,10 @@ int store_chain_notices(struct store *store, uint64_t from_number,
                         const struct store_rec_chain_notice *after, size_t limit,
                         int (*each)(void *ctx, const struct store_rec_chain_notice *n), void *ctx,
                         size_t *count) LMQ_WUR;
+/* The transactions sent for nonce, by attempt. */
+int store_seal_txs(struct store *store, uint64_t nonce, size_t limit,
+                   int (*each)(void *ctx, const struct store_rec_seal_tx *t), void *ctx,
+                   size_t *count) LMQ_WUR;
 /* Seals with nonce >= from_nonce (nonces start at 0), ascending, at most limit. */
 int store_seals(struct store *store, uint64_t from_nonce, size_t limit,
                 int (*each)(void *ctx, const struct store_rec_seal *s), void *ctx,

@@ -39,6 +39,9 @@ static const char *const store_chain_sql[] = {
         "INSERT OR REPLACE INTO seals(nonce, tree_size, root, checkpoint, chain_id, tx_hash, raw,"
         " state, block_number, block_hash, attempts, sent_ms, updated_ms)"
         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    /* A plain insert: an attempt stored twice fails the commit. */
+    [STORE_SEAL_TX_PUT - STORE_CHAIN_HEADER_PUT] =
+        "INSERT INTO seal_txs(nonce, attempt, tx_hash, raw, sent_ms) VALUES(?1, ?2, ?3, ?4, ?5)",
 };
 
 static void store_chain_bind(sqlite3_stmt *st, const struct store_record *r)
@@ -81,6 +84,16 @@ static void store_chain_bind(sqlite3_stmt *st, const struct store_record *r)
         store_chain_bind_text(st, 7, n->link);
         break;
     }
+    case STORE_SEAL_TX_PUT: {
+        const struct store_rec_seal_tx *t = &r->u.seal_tx;
+        LMQ_ASSERT(t->tx_hash.len == 32 && t->raw.len > 0);
+        sqlite3_bind_int64(st, 1, (int64_t)t->nonce);
+        sqlite3_bind_int64(st, 2, t->attempt);
+        store_chain_bind_blob(st, 3, t->tx_hash);
+        store_chain_bind_blob(st, 4, t->raw);
+        sqlite3_bind_int64(st, 5, t->sent_unix_ms);
+        break;
+    }
     default: {
         LMQ_ASSERT(r->type == STORE_SEAL_PUT);
         const struct store_rec_seal *s = &r->u.seal;
@@ -105,7 +118,7 @@ static void store_chain_bind(sqlite3_stmt *st, const struct store_record *r)
 
 int store_chain_apply(sqlite3 *db, const struct store_record *r)
 {
-    LMQ_ASSERT(r->type >= STORE_CHAIN_HEADER_PUT && r->type <= STORE_SEAL_PUT);
+    LMQ_ASSERT(r->type >= STORE_CHAIN_HEADER_PUT && r->type <= STORE_SEAL_TX_PUT);
     sqlite3_stmt *st = NULL;
     int rc =
         sqlite3_prepare_v2(db, store_chain_sql[r->type - STORE_CHAIN_HEADER_PUT], -1, &st, NULL);
@@ -322,6 +335,7 @@ struct store_chain_seal_read {
     uint64_t from_nonce;
     size_t limit;
     int (*each)(void *ctx, const struct store_rec_seal *s);
+    int (*each_tx)(void *ctx, const struct store_rec_seal_tx *t);
     void *ctx;
 };
 
@@ -359,11 +373,38 @@ static int store_chain_seal_row(void *ctx, sqlite3_stmt *st)
 int store_seals(struct store *store, uint64_t from_nonce, size_t limit,
                 int (*each)(void *ctx, const struct store_rec_seal *s), void *ctx, size_t *count)
 {
-    struct store_chain_seal_read a = {from_nonce, limit, each, ctx};
+    struct store_chain_seal_read a = {
+        .from_nonce = from_nonce, .limit = limit, .each = each, .ctx = ctx};
     struct store_chain_read rd = {store_chain_seal_bind, &a, store_chain_seal_row, &a};
     return store_chain_select(store,
                               "SELECT nonce, tree_size, root, checkpoint, chain_id, tx_hash, raw,"
                               " state, block_number, block_hash, attempts, sent_ms, updated_ms"
                               " FROM seals WHERE nonce >= ?1 ORDER BY nonce LIMIT ?2",
+                              limit, &rd, count);
+}
+
+static int store_chain_seal_tx_row(void *ctx, sqlite3_stmt *st)
+{
+    const struct store_chain_seal_read *a = ctx;
+    struct store_rec_seal_tx t = {
+        .nonce = (uint64_t)sqlite3_column_int64(st, 0),
+        .attempt = (uint32_t)sqlite3_column_int64(st, 1),
+        .tx_hash = store_sqlite_column_bytes(st, 2),
+        .raw = store_sqlite_column_bytes(st, 3),
+        .sent_unix_ms = sqlite3_column_int64(st, 4),
+    };
+    return a->each_tx(a->ctx, &t);
+}
+
+int store_seal_txs(struct store *store, uint64_t nonce, size_t limit,
+                   int (*each)(void *ctx, const struct store_rec_seal_tx *t), void *ctx,
+                   size_t *count)
+{
+    struct store_chain_seal_read a = {
+        .from_nonce = nonce, .limit = limit, .each_tx = each, .ctx = ctx};
+    struct store_chain_read rd = {store_chain_seal_bind, &a, store_chain_seal_tx_row, &a};
+    return store_chain_select(store,
+                              "SELECT nonce, attempt, tx_hash, raw, sent_ms FROM seal_txs"
+                              " WHERE nonce = ?1 ORDER BY attempt LIMIT ?2",
                               limit, &rd, count);
 }

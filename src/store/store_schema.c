@@ -149,7 +149,8 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
      * store.h "store_rec_chain_header"): the followed chain's headers (one chain: each header's
      * parent is the one below it), identities' interest in contracts, the logs notified to each
      * (with the state of the notice, found by block number for rollbacks and confirmations),
-     * and the seal transactions by nonce.
+     * the seals by nonce, and every transaction sent for a seal's nonce (fee bumps replace a
+     * transaction, and any of them may be the one mined).
      */
     "CREATE TABLE chain_headers(number INTEGER PRIMARY KEY, hash BLOB NOT NULL,"
     " parent_hash BLOB NOT NULL, time INTEGER NOT NULL);"
@@ -165,7 +166,10 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     " checkpoint TEXT NOT NULL, chain_id INTEGER NOT NULL, tx_hash BLOB NOT NULL,"
     " raw BLOB NOT NULL, state TEXT NOT NULL, block_number INTEGER NOT NULL,"
     " block_hash BLOB NOT NULL, attempts INTEGER NOT NULL, sent_ms INTEGER NOT NULL,"
-    " updated_ms INTEGER NOT NULL);",
+    " updated_ms INTEGER NOT NULL);"
+    "CREATE TABLE seal_txs(nonce INTEGER NOT NULL, attempt INTEGER NOT NULL,"
+    " tx_hash BLOB NOT NULL, raw BLOB NOT NULL, sent_ms INTEGER NOT NULL,"
+    " PRIMARY KEY(nonce, attempt)) WITHOUT ROWID;",
 };
 
 int store_schema_version(sqlite3 *db, int *version)

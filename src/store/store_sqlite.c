@@ -309,6 +309,10 @@ static size_t record_slices(struct store_record *r, struct lmq_bytes *slices[],
         slices[n++] = &r->u.seal.state;
         slices[n++] = &r->u.seal.block_hash;
         break;
+    case STORE_SEAL_TX_PUT:
+        slices[n++] = &r->u.seal_tx.tx_hash;
+        slices[n++] = &r->u.seal_tx.raw;
+        break;
     default:
         LMQ_UNREACHABLE("unknown store record type");
     }
@@ -366,7 +370,7 @@ int store_write(struct store *store, const struct store_record *rec)
 {
     LMQ_ASSERT(store != NULL && rec != NULL);
     LMQ_ASSERT(!store->closed);
-    LMQ_ASSERT(rec->type >= STORE_SESSION_PUT && rec->type <= STORE_SEAL_PUT);
+    LMQ_ASSERT(rec->type >= STORE_SESSION_PUT && rec->type <= STORE_SEAL_TX_PUT);
     if (store->open == NULL) {
         store->open = calloc(1, sizeof(*store->open));
         if (store->open == NULL)
@@ -830,6 +834,7 @@ static int apply_record(struct store *s, const struct store_record *r)
     case STORE_CHAIN_WATCH_DELETE:
     case STORE_CHAIN_NOTICE_PUT:
     case STORE_SEAL_PUT:
+    case STORE_SEAL_TX_PUT:
         return store_chain_apply(s->writer, r);
     case STORE_TOKEN_REVOKE:
         st = s->stmts[ST_REVOKE_PUT];

@@ -230,6 +230,17 @@ static int seal_row(void *ctx, const struct store_rec_seal *s)
     return 0;
 }
 
+static int seal_tx_row(void *ctx, const struct store_rec_seal_tx *t)
+{
+    struct rows *rows = ctx;
+    assert_true(rows->n < ROWS_MAX);
+    assert_int_equal(t->tx_hash.len, 32);
+    snprintf(rows->names[rows->n], sizeof(rows->names[0]), "%" PRIu64 ":%u:%u:%zu:%" PRId64,
+             t->nonce, t->attempt, t->tx_hash.data[0], t->raw.len, t->sent_unix_ms);
+    rows->n++;
+    return 0;
+}
+
 static void put_seal(struct store_fixture *f, uint64_t nonce, uint64_t size, const char *state,
                      uint32_t attempts, uint64_t block)
 {
@@ -269,6 +280,25 @@ static void test_seals_by_nonce_from_zero(void **state)
     assert_string_equal(rows.names[1], "1:20:sent:1:0:0:3");
     assert_int_equal(store_seals(f->store, 1, 10, seal_row, &rows, &count), LMQ_OK);
     assert_int_equal(count, 1);
+    /* Every transaction of a nonce, by attempt; an attempt stored twice fails its commit. */
+    static const uint8_t raw[2] = {2, 9};
+    for (uint32_t attempt = 1; attempt <= 2; attempt++) {
+        struct store_record r = {.type = STORE_SEAL_TX_PUT};
+        r.u.seal_tx = (struct store_rec_seal_tx){
+            0, attempt, bytes_of(hash_of((uint8_t)attempt), 32), bytes_of(raw, 2), 100 + attempt};
+        write_record(f, &r);
+    }
+    assert_int_equal(store_fixture_commit(f), 0);
+    rows = (struct rows){0};
+    assert_int_equal(store_seal_txs(f->store, 0, 10, seal_tx_row, &rows, &count), LMQ_OK);
+    assert_int_equal(count, 2);
+    assert_string_equal(rows.names[0], "0:1:1:2:101");
+    assert_string_equal(rows.names[1], "0:2:2:2:102");
+    struct store_record again = {.type = STORE_SEAL_TX_PUT};
+    again.u.seal_tx =
+        (struct store_rec_seal_tx){0, 2, bytes_of(hash_of(7), 32), bytes_of(raw, 2), 0};
+    write_record(f, &again);
+    assert_int_not_equal(store_fixture_commit(f), 0);
 }
 
 int main(void)
