@@ -86,8 +86,8 @@ static int eth_abi__base(struct eth_abi__parser *ps, struct eth_abi_type *t)
     static const struct {
         const char *word;
         enum eth_abi_kind kind;
-    } bases[] = {{"uint", ETH_ABI_UINT},       {"int", ETH_ABI_INT},     {"address", ETH_ABI_ADDRESS},
-                 {"bool", ETH_ABI_BOOL},       {"bytes", ETH_ABI_BYTES}, {"string", ETH_ABI_STRING}};
+    } bases[] = {{"uint", ETH_ABI_UINT}, {"int", ETH_ABI_INT},     {"address", ETH_ABI_ADDRESS},
+                 {"bool", ETH_ABI_BOOL}, {"bytes", ETH_ABI_BYTES}, {"string", ETH_ABI_STRING}};
     char word[ETH_ABI_NAME_MAX_BYTES];
     size_t n = 0;
     while (isalpha((unsigned char)ps->p[n]) && n + 1 < sizeof(word)) {
@@ -192,7 +192,8 @@ static int eth_abi__type(struct eth_abi__parser *ps, const struct eth_abi_type *
 /* Appends the canonical text of t to the canonical signature. */
 static int eth_abi__canon(struct eth_abi_sig *sig, size_t *len, const struct eth_abi_type *t)
 {
-    static const char *const names[] = {"uint", "int", "address", "bool", "bytes", "bytes", "string"};
+    static const char *const names[] = {"uint",  "int",   "address", "bool",
+                                        "bytes", "bytes", "string"};
     size_t cap = sizeof(sig->canonical) - *len;
     int n = 0;
     if (t->kind == ETH_ABI_ARRAY || t->kind == ETH_ABI_DYN_ARRAY) {
@@ -202,7 +203,8 @@ static int eth_abi__canon(struct eth_abi_sig *sig, size_t *len, const struct eth
         cap = sizeof(sig->canonical) - *len;
         n = t->kind == ETH_ABI_ARRAY ? snprintf(sig->canonical + *len, cap, "[%zu]", t->size)
                                      : snprintf(sig->canonical + *len, cap, "[]");
-    } else if (t->kind == ETH_ABI_UINT || t->kind == ETH_ABI_INT || t->kind == ETH_ABI_FIXED_BYTES) {
+    } else if (t->kind == ETH_ABI_UINT || t->kind == ETH_ABI_INT ||
+               t->kind == ETH_ABI_FIXED_BYTES) {
         n = snprintf(sig->canonical + *len, cap, "%s%zu", names[t->kind], t->size);
     } else {
         n = snprintf(sig->canonical + *len, cap, "%s", names[t->kind]);
@@ -458,8 +460,7 @@ static int eth_abi__enc_word(struct eth_abi__enc *e, const struct eth_abi_type *
                : eth_abi__enc_fail(e, "encoding over its size bound");
 }
 
-static int eth_abi__enc_value(struct eth_abi__enc *e, const struct eth_abi_type *t,
-                              const json_t *v)
+static int eth_abi__enc_value(struct eth_abi__enc *e, const struct eth_abi_type *t, const json_t *v)
 {
     struct eth_u256 w;
     switch (t->kind) {
@@ -608,8 +609,8 @@ static int eth_abi__dec_json(struct eth_abi__dec *d, json_t *v, json_t **out, si
     return LMQ_OK;
 }
 
-static int eth_abi__dec_word_value(struct eth_abi__dec *d, const struct eth_abi_type *t,
-                                   size_t pos, json_t **out)
+static int eth_abi__dec_word_value(struct eth_abi__dec *d, const struct eth_abi_type *t, size_t pos,
+                                   json_t **out)
 {
     const uint8_t *w = NULL;
     char text[ETH_U256_DEC_MAX_BYTES + 2];
@@ -751,8 +752,8 @@ fail:
     return LMQ_EPROTO;
 }
 
-int eth_abi_decode(const struct eth_abi_sig *sig, const uint8_t *data, size_t len,
-                   json_t **values, char *err, size_t err_len)
+int eth_abi_decode(const struct eth_abi_sig *sig, const uint8_t *data, size_t len, json_t **values,
+                   char *err, size_t err_len)
 {
     LMQ_ASSERT(sig != NULL && values != NULL && (data != NULL || len == 0));
     struct eth_abi__dec d = {.data = data,
@@ -807,8 +808,11 @@ int eth_abi_decode_log(const struct eth_abi_sig *sig, const uint8_t (*topics)[32
                  sig->canonical);
         return LMQ_EPROTO;
     }
-    struct eth_abi__dec d = {.data = data, .len = len, .values_left = ETH_ABI_DECODE_VALUES_MAX,
-                             .err = err, .err_len = err_len};
+    struct eth_abi__dec d = {.data = data,
+                             .len = len,
+                             .values_left = ETH_ABI_DECODE_VALUES_MAX,
+                             .err = err,
+                             .err_len = err_len};
     if (eth_abi__dec_seq(&d, types, NULL, plain, 0, &values) != LMQ_OK ||
         (obj = json_object()) == NULL) {
         goto fail;
@@ -817,9 +821,9 @@ int eth_abi_decode_log(const struct eth_abi_sig *sig, const uint8_t (*topics)[32
         const struct eth_abi_param *p = &sig->params[i];
         json_t *v = NULL;
         char key[ETH_ABI_NAME_MAX_BYTES];
-        if (p->indexed ? eth_abi__dec_topic(p->type, topics[next_topic++], &v, err, err_len)
-                       : eth_abi__dec_json(&d, json_incref(json_array_get(values, next_plain++)),
-                                           &v, 0)) {
+        if (p->indexed
+                ? eth_abi__dec_topic(p->type, topics[next_topic++], &v, err, err_len)
+                : eth_abi__dec_json(&d, json_incref(json_array_get(values, next_plain++)), &v, 0)) {
             goto fail;
         }
         snprintf(key, sizeof(key), "%s", p->name);

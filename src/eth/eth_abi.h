@@ -27,14 +27,14 @@
 #include "core/buf.h"
 #include "core/lmq.h"
 
-#define ETH_ABI_PARAMS_MAX 32       /* parameters of one function or event */
-#define ETH_ABI_TYPES_MAX 128       /* type nodes of one signature (each [] is one more) */
-#define ETH_ABI_NEST_MAX 8          /* array suffixes on one type */
-#define ETH_ABI_ARRAY_LEN_MAX 4096  /* k of T[k] */
-#define ETH_ABI_NAME_MAX_BYTES 64   /* function, event and parameter names, with the NUL */
-#define ETH_ABI_SIG_MAX_BYTES 1024  /* signature text, and its canonical form */
-#define ETH_ABI_HEAD_MAX_BYTES (1u << 20)  /* largest static (in-place) size of one type */
-#define ETH_ABI_DECODE_VALUES_MAX 65536    /* values one decode may produce */
+#define ETH_ABI_PARAMS_MAX 32             /* parameters of one function or event */
+#define ETH_ABI_TYPES_MAX 128             /* type nodes of one signature (each [] is one more) */
+#define ETH_ABI_NEST_MAX 8                /* array suffixes on one type */
+#define ETH_ABI_ARRAY_LEN_MAX 4096        /* k of T[k] */
+#define ETH_ABI_NAME_MAX_BYTES 64         /* function, event and parameter names, with the NUL */
+#define ETH_ABI_SIG_MAX_BYTES 1024        /* signature text, and its canonical form */
+#define ETH_ABI_HEAD_MAX_BYTES (1u << 20) /* largest static (in-place) size of one type */
+#define ETH_ABI_DECODE_VALUES_MAX 65536   /* values one decode may produce */
 #define ETH_ABI_SELECTOR_BYTES 4
 
 enum eth_abi_kind {
@@ -51,7 +51,7 @@ enum eth_abi_kind {
 
 struct eth_abi_type {
     enum eth_abi_kind kind;
-    size_t size; /* bits of uintN/intN, N of bytesN, k of T[k] */
+    size_t size;                     /* bits of uintN/intN, N of bytesN, k of T[k] */
     const struct eth_abi_type *elem; /* T of T[k] and T[] */
 };
 
@@ -90,8 +90,8 @@ int eth_abi_encode(const struct eth_abi_sig *sig, const json_t *values, bool wit
 /* Decodes data[0..len) as the parameters of sig into a new JSON array (*values, the caller's).
  * Returns 0, LMQ_EPROTO (err says why) or LMQ_ENOMEM. Bytes after the encoding are allowed (the
  * ABI does not forbid them). */
-int eth_abi_decode(const struct eth_abi_sig *sig, const uint8_t *data, size_t len,
-                   json_t **values, char *err, size_t err_len) LMQ_WUR;
+int eth_abi_decode(const struct eth_abi_sig *sig, const uint8_t *data, size_t len, json_t **values,
+                   char *err, size_t err_len) LMQ_WUR;
 /* Decodes an event log: topics[0] must be the event's topic 0 and there must be one more topic
  * per indexed parameter; the others come from data. *args is a new JSON object, keyed by
  * parameter name (by its position, "0", "1", ..., when unnamed), in declaration order. An

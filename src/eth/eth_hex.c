@@ -36,8 +36,7 @@ int eth_hex_encode(const uint8_t *data, size_t len, char *out, size_t out_cap)
     return LMQ_OK;
 }
 
-int eth_hex_decode(const char *text, size_t text_len, uint8_t *out, size_t out_cap,
-                   size_t *out_len)
+int eth_hex_decode(const char *text, size_t text_len, uint8_t *out, size_t out_cap, size_t *out_len)
 {
     LMQ_ASSERT(text != NULL || text_len == 0);
     LMQ_ASSERT(out_len != NULL && (out != NULL || out_cap == 0));

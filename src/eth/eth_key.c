@@ -125,8 +125,7 @@ int eth_key_address_parse(const char *text, size_t text_len, uint8_t addr[ETH_AD
     return LMQ_OK;
 }
 
-int eth_key_sign(const uint8_t priv[ETH_PRIVKEY_BYTES], const uint8_t hash[32],
-                 struct eth_sig *sig)
+int eth_key_sign(const uint8_t priv[ETH_PRIVKEY_BYTES], const uint8_t hash[32], struct eth_sig *sig)
 {
     LMQ_ASSERT(priv != NULL && hash != NULL && sig != NULL);
     secp256k1_context *ctx = eth_key__ctx();

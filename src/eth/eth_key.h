@@ -30,13 +30,11 @@ int eth_key_generate(uint8_t priv[ETH_PRIVKEY_BYTES]) LMQ_WUR;
 bool eth_key_valid(const uint8_t priv[ETH_PRIVKEY_BYTES]);
 /* The uncompressed public key and the address of priv. Returns 0 or LMQ_EINVAL (invalid key). */
 int eth_key_public(const uint8_t priv[ETH_PRIVKEY_BYTES], uint8_t pub[ETH_PUBKEY_BYTES]) LMQ_WUR;
-int eth_key_address(const uint8_t priv[ETH_PRIVKEY_BYTES],
-                    uint8_t addr[ETH_ADDRESS_BYTES]) LMQ_WUR;
+int eth_key_address(const uint8_t priv[ETH_PRIVKEY_BYTES], uint8_t addr[ETH_ADDRESS_BYTES]) LMQ_WUR;
 /* The address of a public key: the last 20 bytes of keccak256(x || y). */
 void eth_key_pub_address(const uint8_t pub[ETH_PUBKEY_BYTES], uint8_t addr[ETH_ADDRESS_BYTES]);
 /* The EIP-55 mixed-case checksum text of addr ("0x..."). */
-void eth_key_address_text(const uint8_t addr[ETH_ADDRESS_BYTES],
-                          char out[ETH_ADDRESS_TEXT_BYTES]);
+void eth_key_address_text(const uint8_t addr[ETH_ADDRESS_BYTES], char out[ETH_ADDRESS_TEXT_BYTES]);
 /* Parses an address: "0x" + 40 hex digits. All-lowercase or all-uppercase digits are taken as
  * they are; mixed case must be the EIP-55 checksum. Returns 0 or LMQ_EPROTO. */
 int eth_key_address_parse(const char *text, size_t text_len,

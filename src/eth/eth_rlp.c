@@ -83,8 +83,7 @@ int eth_rlp_list_end(struct lmq_buf *b, size_t mark, size_t max_bytes)
 }
 
 /* Reads one item's header at data[0..len): the item and the bytes it spans (*used). */
-static int eth_rlp__item(const uint8_t *data, size_t len, struct eth_rlp_item *item,
-                         size_t *used)
+static int eth_rlp__item(const uint8_t *data, size_t len, struct eth_rlp_item *item, size_t *used)
 {
     LMQ_ASSERT(item != NULL && used != NULL);
     if (len == 0) {

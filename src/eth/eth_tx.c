@@ -99,8 +99,8 @@ int eth_tx_signing_hash(const struct eth_tx *tx, uint8_t hash[32])
     return rc == LMQ_ELIMIT ? LMQ_EINVAL : rc;
 }
 
-int eth_tx_sign(const struct eth_tx *tx, const uint8_t priv[ETH_PRIVKEY_BYTES],
-                struct lmq_buf *raw, uint8_t hash[32])
+int eth_tx_sign(const struct eth_tx *tx, const uint8_t priv[ETH_PRIVKEY_BYTES], struct lmq_buf *raw,
+                uint8_t hash[32])
 {
     LMQ_ASSERT(tx != NULL && priv != NULL && raw != NULL && hash != NULL);
     uint8_t digest[32];
@@ -166,7 +166,8 @@ static int eth_tx__next_sig(struct eth_rlp_iter *it, struct eth_tx_sig *sig)
     struct eth_u256 s;
     struct eth_rlp_item extra;
     if (eth_tx__next_num(it, &sig->v, NULL) != LMQ_OK || eth_tx__next_num(it, NULL, &r) != LMQ_OK ||
-        eth_tx__next_num(it, NULL, &s) != LMQ_OK || eth_rlp_iter_next(it, &extra) != LMQ_ENOTFOUND) {
+        eth_tx__next_num(it, NULL, &s) != LMQ_OK ||
+        eth_rlp_iter_next(it, &extra) != LMQ_ENOTFOUND) {
         return LMQ_EPROTO;
     }
     memcpy(sig->sig.r, r.be, 32);

@@ -56,8 +56,8 @@ int eth_tx_signing_hash(const struct eth_tx *tx, uint8_t hash[32]) LMQ_WUR;
 /* Signs tx with priv: appends the raw transaction to raw (bounded by ETH_TX_RAW_MAX_BYTES) and
  * writes its hash. Legacy transactions are signed with EIP-155 and need chain_id >= 1. Returns 0,
  * LMQ_EINVAL (bad key or fields) or LMQ_ENOMEM; raw is unchanged on failure. */
-int eth_tx_sign(const struct eth_tx *tx, const uint8_t priv[ETH_PRIVKEY_BYTES],
-                struct lmq_buf *raw, uint8_t hash[32]) LMQ_WUR;
+int eth_tx_sign(const struct eth_tx *tx, const uint8_t priv[ETH_PRIVKEY_BYTES], struct lmq_buf *raw,
+                uint8_t hash[32]) LMQ_WUR;
 /* Decodes a raw transaction: its fields (tx->data points into raw), signature, sender and hash
  * (any of sig, sender, hash may be NULL). Strict: canonical RLP, no extra fields, integers
  * without leading zeros, low s, a v that matches the type and chain. Returns 0 or LMQ_EPROTO
