@@ -19,6 +19,11 @@ static int eth_tx__check(const struct eth_tx *tx)
     if (tx->data_len > ETH_TX_DATA_MAX_BYTES || (tx->data == NULL && tx->data_len != 0)) {
         return LMQ_EINVAL;
     }
+    /* EIP-1559: a node refuses a priority fee above the fee cap (big-endian: memcmp orders). */
+    if (tx->type == ETH_TX_EIP1559 &&
+        memcmp(tx->max_priority_fee_per_gas.be, tx->max_fee_per_gas.be, ETH_U256_BYTES) > 0) {
+        return LMQ_EINVAL;
+    }
     return LMQ_OK;
 }
 

@@ -50,8 +50,8 @@ struct eth_tx_sig {
     uint64_t v;
 };
 
-/* The hash a transaction's signature signs. Returns 0, LMQ_EINVAL (chain_id 0 for type 2,
- * data over ETH_TX_DATA_MAX_BYTES) or LMQ_ENOMEM. */
+/* The hash a transaction's signature signs. Returns 0, LMQ_EINVAL (chain_id 0 for type 2, a
+ * priority fee above max_fee_per_gas, data over ETH_TX_DATA_MAX_BYTES) or LMQ_ENOMEM. */
 int eth_tx_signing_hash(const struct eth_tx *tx, uint8_t hash[32]) LMQ_WUR;
 /* Signs tx with priv: appends the raw transaction to raw (bounded by ETH_TX_RAW_MAX_BYTES) and
  * writes its hash. Legacy transactions are signed with EIP-155 and need chain_id >= 1. Returns 0,
