@@ -188,3 +188,26 @@ def test_ethers_agrees_on_abi_encoding_selectors_and_logs():
     bc, bjs = both(bad)
     for case, a, b in zip(bad, bc, bjs):
         assert "error" in a and "error" in b, (case, a, b)
+
+
+def test_keygen_eth_writes_a_sealing_key_that_ethers_reads(tmp_path):
+    path = str(tmp_path / "seal.json")
+    r = subprocess.run([os.environ.get("LEDGERMQ_BIN", "ledgermq"), "keygen", "--eth", path],
+                       capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert r.returncode == 0, r.stderr
+    address = r.stdout.strip()
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    with open(path) as f:
+        key = json.load(f)
+    assert key["type"] == "ledgermq-eth-key" and key["version"] == 1
+    assert key["address"] == address and "kty" not in key
+    (out,) = run([jsdeps.node(), os.path.join(ROOT, "tests", "js", "eth_ethers.js")],
+                 [{"op": "address", "key": key["private_key"]}],
+                 cwd=os.path.join(ROOT, "tests", "js"))
+    assert out["address"] == address
+    # Never overwritten; --eth with --out is a usage error.
+    r = subprocess.run([os.environ.get("LEDGERMQ_BIN", "ledgermq"), "keygen", "--eth", path],
+                       capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert r.returncode == 1 and "already exists" in r.stderr
+    with open(path) as f:
+        assert json.load(f) == key

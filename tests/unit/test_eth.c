@@ -8,7 +8,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -18,6 +21,7 @@
 #include "eth/eth_hex.h"
 #include "eth/eth_keccak.h"
 #include "eth/eth_key.h"
+#include "eth/eth_keyfile.h"
 #include "eth/eth_rlp.h"
 #include "eth/eth_tx.h"
 
@@ -616,6 +620,59 @@ static void test_abi_decode_transfer_log(void **state)
                      LMQ_EPROTO);
 }
 
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(chmod(path, mode), 0);
+}
+
+static void test_keyfile_save_load_and_refusals(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_eth_keyfile.XXXXXX";
+    char path[256];
+    char other[256];
+    char err[512];
+    uint8_t priv[32];
+    uint8_t back[32];
+    uint8_t addr[20];
+    uint8_t expect[20];
+    struct stat st;
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/seal.json", dir);
+    snprintf(other, sizeof(other), "%s/other.json", dir);
+    assert_int_equal(eth_key_generate(priv), 0);
+    assert_int_equal(eth_keyfile_save(path, priv, err, sizeof(err)), 0);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(eth_keyfile_save(path, priv, err, sizeof(err)), LMQ_EEXIST);
+    assert_int_equal(eth_keyfile_load(path, back, addr, err, sizeof(err)), 0);
+    assert_memory_equal(back, priv, 32);
+    assert_int_equal(eth_key_address(priv, expect), 0);
+    assert_memory_equal(addr, expect, 20);
+    /* Readable by others: refused. */
+    assert_int_equal(chmod(path, 0644), 0);
+    assert_int_equal(eth_keyfile_load(path, back, addr, err, sizeof(err)), LMQ_EIO);
+    /* An identity key (JWK) is never a sealing key. */
+    write_file(other, "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"d\":\"AA\",\"x\":\"AA\"}", 0600);
+    assert_int_equal(eth_keyfile_load(other, back, addr, err, sizeof(err)), LMQ_EPROTO);
+    assert_non_null(strstr(err, "identity key"));
+    /* The address beside the key must be the key's. */
+    write_file(
+        other,
+        "{\"type\":\"ledgermq-eth-key\",\"version\":1,"
+        "\"address\":\"0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf\","
+        "\"private_key\":\"0x0000000000000000000000000000000000000000000000000000000000000002\"}",
+        0600);
+    assert_int_equal(eth_keyfile_load(other, back, addr, err, sizeof(err)), LMQ_EPROTO);
+    unlink(path);
+    unlink(other);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -632,6 +689,7 @@ int main(void)
         cmocka_unit_test(test_abi_solidity_doc_examples),
         cmocka_unit_test(test_abi_selectors_and_refusals),
         cmocka_unit_test(test_abi_decode_transfer_log),
+        cmocka_unit_test(test_keyfile_save_load_and_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
