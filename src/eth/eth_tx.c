@@ -131,32 +131,33 @@ int eth_tx_sign(const struct eth_tx *tx, const uint8_t priv[ETH_PRIVKEY_BYTES], 
     return LMQ_OK;
 }
 
-/* Reads the next list item as an unsigned integer of either width (u64 or u256 non-NULL). */
-static int eth_tx__next_num(struct eth_rlp_iter *it, uint64_t *u64, struct eth_u256 *u256)
+/* Reads the next list item as an unsigned integer (64 or 256 bits). */
+static int eth_tx__next_u64(struct eth_rlp_iter *it, uint64_t *n)
 {
     struct eth_rlp_item item;
-    if (eth_rlp_iter_next(it, &item) != LMQ_OK) {
-        return LMQ_EPROTO;
-    }
-    return u64 != NULL ? eth_rlp_get_u64(&item, u64) : eth_rlp_get_u256(&item, u256);
+    return eth_rlp_iter_next(it, &item) == LMQ_OK ? eth_rlp_get_u64(&item, n) : LMQ_EPROTO;
+}
+
+static int eth_tx__next_u256(struct eth_rlp_iter *it, struct eth_u256 *v)
+{
+    struct eth_rlp_item item;
+    return eth_rlp_iter_next(it, &item) == LMQ_OK ? eth_rlp_get_u256(&item, v) : LMQ_EPROTO;
 }
 
 /* Reads the fields after the type-specific prefix: gas, to, value, data. */
 static int eth_tx__next_body(struct eth_rlp_iter *it, struct eth_tx *tx)
 {
     struct eth_rlp_item item;
-    if (eth_tx__next_num(it, &tx->gas_limit, NULL) != LMQ_OK ||
-        eth_rlp_iter_next(it, &item) != LMQ_OK || item.is_list ||
-        (item.len != 0 && item.len != ETH_ADDRESS_BYTES)) {
+    if (eth_tx__next_u64(it, &tx->gas_limit) != LMQ_OK || eth_rlp_iter_next(it, &item) != LMQ_OK ||
+        item.is_list || (item.len != 0 && item.len != ETH_ADDRESS_BYTES)) {
         return LMQ_EPROTO;
     }
     tx->has_to = item.len == ETH_ADDRESS_BYTES;
     if (tx->has_to) {
         memcpy(tx->to, item.data, ETH_ADDRESS_BYTES);
     }
-    if (eth_tx__next_num(it, NULL, &tx->value) != LMQ_OK ||
-        eth_rlp_iter_next(it, &item) != LMQ_OK || item.is_list ||
-        item.len > ETH_TX_DATA_MAX_BYTES) {
+    if (eth_tx__next_u256(it, &tx->value) != LMQ_OK || eth_rlp_iter_next(it, &item) != LMQ_OK ||
+        item.is_list || item.len > ETH_TX_DATA_MAX_BYTES) {
         return LMQ_EPROTO;
     }
     tx->data = item.len > 0 ? item.data : NULL;
@@ -170,9 +171,8 @@ static int eth_tx__next_sig(struct eth_rlp_iter *it, struct eth_tx_sig *sig)
     struct eth_u256 r;
     struct eth_u256 s;
     struct eth_rlp_item extra;
-    if (eth_tx__next_num(it, &sig->v, NULL) != LMQ_OK || eth_tx__next_num(it, NULL, &r) != LMQ_OK ||
-        eth_tx__next_num(it, NULL, &s) != LMQ_OK ||
-        eth_rlp_iter_next(it, &extra) != LMQ_ENOTFOUND) {
+    if (eth_tx__next_u64(it, &sig->v) != LMQ_OK || eth_tx__next_u256(it, &r) != LMQ_OK ||
+        eth_tx__next_u256(it, &s) != LMQ_OK || eth_rlp_iter_next(it, &extra) != LMQ_ENOTFOUND) {
         return LMQ_EPROTO;
     }
     memcpy(sig->sig.r, r.be, 32);
@@ -199,10 +199,10 @@ static int eth_tx__decode_fields(const uint8_t *raw, size_t raw_len, struct eth_
     *why = "bad field";
     if (typed == 1) {
         struct eth_rlp_item access;
-        if (eth_tx__next_num(&it, &tx->chain_id, NULL) != LMQ_OK ||
-            eth_tx__next_num(&it, &tx->nonce, NULL) != LMQ_OK ||
-            eth_tx__next_num(&it, NULL, &tx->max_priority_fee_per_gas) != LMQ_OK ||
-            eth_tx__next_num(&it, NULL, &tx->max_fee_per_gas) != LMQ_OK ||
+        if (eth_tx__next_u64(&it, &tx->chain_id) != LMQ_OK ||
+            eth_tx__next_u64(&it, &tx->nonce) != LMQ_OK ||
+            eth_tx__next_u256(&it, &tx->max_priority_fee_per_gas) != LMQ_OK ||
+            eth_tx__next_u256(&it, &tx->max_fee_per_gas) != LMQ_OK ||
             eth_tx__next_body(&it, tx) != LMQ_OK || eth_rlp_iter_next(&it, &access) != LMQ_OK ||
             !access.is_list || eth_tx__next_sig(&it, sig) != LMQ_OK) {
             return LMQ_EPROTO;
@@ -218,9 +218,9 @@ static int eth_tx__decode_fields(const uint8_t *raw, size_t raw_len, struct eth_
         sig->sig.recid = (uint8_t)sig->v;
         return LMQ_OK;
     }
-    if (eth_tx__next_num(&it, &tx->nonce, NULL) != LMQ_OK ||
-        eth_tx__next_num(&it, NULL, &tx->gas_price) != LMQ_OK ||
-        eth_tx__next_body(&it, tx) != LMQ_OK || eth_tx__next_sig(&it, sig) != LMQ_OK) {
+    if (eth_tx__next_u64(&it, &tx->nonce) != LMQ_OK ||
+        eth_tx__next_u256(&it, &tx->gas_price) != LMQ_OK || eth_tx__next_body(&it, tx) != LMQ_OK ||
+        eth_tx__next_sig(&it, sig) != LMQ_OK) {
         return LMQ_EPROTO;
     }
     if (sig->v == 27 || sig->v == 28) {
