@@ -4,6 +4,7 @@
  * from its callbacks; the loop ends once every handle is closed.
  */
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
@@ -19,6 +20,8 @@
 #include "core/lmq.h"
 #include "crypto/jcs.h"
 #include "crypto/keyfile.h"
+#include "eth/eth_key.h"
+#include "eth/eth_keyfile.h"
 #include "ledger/envelope.h"
 #include "ledgermq/ledgermq.h"
 
@@ -304,19 +307,50 @@ int cli_token(int argc, char **argv)
     return rc == LMQ_EINVAL ? CLI_EXIT_USAGE : rc == LMQ_EPROTO ? 3 : 4;
 }
 
+/* keygen --eth FILE: a secp256k1 sealing key (src/eth/eth_keyfile.h), never an identity. */
+static int cli__keygen_eth(const char *path)
+{
+    uint8_t priv[ETH_PRIVKEY_BYTES];
+    uint8_t addr[ETH_ADDRESS_BYTES];
+    char addr_text[ETH_ADDRESS_TEXT_BYTES];
+    char err[CLI_ERR_MAX_BYTES];
+    if (eth_key_generate(priv) != LMQ_OK || eth_key_address(priv, addr) != LMQ_OK) {
+        return cli__fail("cannot generate a key");
+    }
+    int rc = eth_keyfile_save(path, priv, err, sizeof(err));
+    OPENSSL_cleanse(priv, sizeof(priv));
+    if (rc != LMQ_OK) {
+        return cli__fail("%s", err);
+    }
+    eth_key_address_text(addr, addr_text);
+    printf("%s\n", addr_text);
+    return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+}
+
 int cli_keygen(int argc, char **argv)
 {
     cli__name = "keygen";
     const char *out = CLI_DEFAULT_KEYFILE;
+    const char *eth = NULL;
+    bool out_given = false;
     struct crypto_identity ident;
     char err[CLI_ERR_MAX_BYTES];
     for (int i = 0; i < argc; i++) {
-        if (!cli__is_flag(argv[i], "out")) {
+        bool is_eth = cli__is_flag(argv[i], "eth");
+        if (!is_eth && !cli__is_flag(argv[i], "out")) {
             return cli__fail("unexpected argument \"%s\" (see ledgermq keygen --help)", argv[i]);
         }
-        if (cli__value(argc, argv, &i, "out", &out) != 0) {
+        if (cli__value(argc, argv, &i, is_eth ? "eth" : "out", is_eth ? &eth : &out) != 0) {
             return CLI_EXIT_USAGE;
         }
+        out_given = out_given || !is_eth;
+    }
+    if (eth != NULL && out_given) {
+        return cli__fail("--eth and --out exclude each other (a sealing key is never an "
+                         "identity key)");
+    }
+    if (eth != NULL) {
+        return cli__keygen_eth(eth);
     }
     if (crypto_ed25519_generate(ident.seed, ident.pub) != 0 ||
         crypto_identity_from_seed(ident.seed, &ident) != 0) {

@@ -95,12 +95,17 @@ static const char usage__passwd[] =
 
 static const char usage__keygen[] =
     "usage: ledgermq keygen [--out FILE]\n"
+    "       ledgermq keygen --eth FILE\n"
     "\n"
     "Writes a new Ed25519 identity key file (a JWK, mode 0600) and prints its id (64 hex\n"
-    "characters). An existing file is never overwritten.\n"
+    "characters). With --eth, writes instead an Ethereum sealing key file (a secp256k1 key:\n"
+    "JSON {\"type\":\"ledgermq-eth-key\",\"version\":1,\"address\",\"private_key\"}, mode\n"
+    "0600) and prints its EIP-55 address; it is never an identity key, and an identity key is\n"
+    "never accepted as one. An existing file is never overwritten.\n"
     "\n"
     "options:\n"
-    "  --out FILE   where to write it (default ./identity.json)\n"
+    "  --out FILE   where to write the identity key (default ./identity.json)\n"
+    "  --eth FILE   write an Ethereum sealing key to FILE instead (not with --out)\n"
     "  -h, --help   print this help\n"
     "\n"
     "exit codes:\n"
@@ -355,7 +360,8 @@ static const char usage__help[] =
 static const struct cli_usage usage__table[] = {
     {"serve", "run the broker (MQTT 127.0.0.1:1883, HTTP 127.0.0.1:8080 by default)", usage__serve},
     {"passwd", "print or append a password file line for a user", usage__passwd},
-    {"keygen", "create an Ed25519 identity key file", usage__keygen},
+    {"keygen", "create an Ed25519 identity key file (--eth: an Ethereum sealing key)",
+     usage__keygen},
     {"send", "deliver one signed envelope to an identity, with its ack and receipt", usage__send},
     {"listen", "print an identity's inbox envelopes, exactly once", usage__listen},
     {"token", "print a login token (a bearer token for the HTTP API)", usage__token},
