@@ -71,7 +71,7 @@ static json_t *probe_logs_json(const struct eth_rpc_answer *a)
 /* The typed part of an answer, by command. */
 static void probe_typed(const char *cmd, const struct eth_rpc_answer *a, json_t *o)
 {
-    if (strncmp(cmd, "block", 5) == 0) {
+    if (strncmp(cmd, "block:", 6) == 0 || strncmp(cmd, "batch:", 6) == 0) {
         json_object_set_new(o, "number", json_integer((json_int_t)a->block.number));
         probe_hex(o, "hash", a->block.hash, 32);
         probe_hex(o, "parentHash", a->block.parent_hash, 32);
