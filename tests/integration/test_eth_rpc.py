@@ -163,8 +163,8 @@ def test_batch_of_50_calls_is_one_post_matched_by_id(node):
     hashes = {n: node.rpc("eth_getBlockByNumber", [hex(n), False])["hash"]
               for n in range(head + 1)}
     # Answered in reverse, each still reaches its own call: call i asked for block i % (head+1).
-    assert sorted((line["number"], line["hash"]) for line in lines) == sorted(
-        (i % (head + 1), hashes[i % (head + 1)]) for i in range(50))
+    assert sorted((line["i"], line["number"], line["hash"]) for line in lines) == [
+        (i, i % (head + 1), hashes[i % (head + 1)]) for i in range(50)]
 
 
 def test_jsonrpc_error_comes_back_with_code_not_retried(node):
@@ -321,8 +321,8 @@ def test_malformed_answers_are_errors_not_crashes(fake):
     # Five calls for blocks 0..4; the third is never answered: only it fails.
     lines, posts = probe(fake.base + "/batch", "batch:5")
     assert posts == 2 and len(lines) == 5
-    ok = sorted((x["number"], x["hash"]) for x in lines if x["status"] == "ok")
-    assert ok == [(n, "0x%064x" % (n + 1)) for n in (0, 1, 3, 4)]
+    ok = sorted((x["i"], x["number"], x["hash"]) for x in lines if x["status"] == "ok")
+    assert ok == [(n, n, "0x%064x" % (n + 1)) for n in (0, 1, 3, 4)]
     missing = [x for x in lines if x["status"] != "ok"]
-    assert len(missing) == 1 and missing[0]["status"] == "bad_answer"
+    assert len(missing) == 1 and missing[0]["status"] == "bad_answer" and missing[0]["i"] == 2
     assert "no answer" in missing[0]["message"]

@@ -18,6 +18,13 @@
 
 #define PROBE_COMMANDS_MAX 64
 
+struct probe;
+/* A batch call's context: which call it was (printed as "i"). */
+struct probe_slot {
+    struct probe *p;
+    size_t i;
+};
+
 struct probe {
     uv_loop_t loop;
     struct eth_rpc *rpc;
@@ -26,6 +33,7 @@ struct probe {
     const char *cmd; /* running */
     size_t waiting;  /* callbacks still to come for cmd */
     int failures;    /* queuing failures (exit status) */
+    struct probe_slot slots[ETH_RPC_BATCH_MAX];
 };
 
 static void probe_hex(json_t *o, const char *key, const uint8_t *data, size_t len)
@@ -101,10 +109,11 @@ static void probe_typed(const char *cmd, const struct eth_rpc_answer *a, json_t 
     }
 }
 
-static void probe_done(void *ctx, const struct eth_rpc_answer *a)
+static void probe_print(struct probe *p, const struct eth_rpc_answer *a, json_int_t index)
 {
-    struct probe *p = ctx;
     json_t *o = json_pack("{s:s, s:s}", "cmd", p->cmd, "status", eth_rpc_status_name(a->status));
+    if (index >= 0)
+        json_object_set_new(o, "i", json_integer(index));
     if (a->status == ETH_RPC_OK)
         probe_typed(p->cmd, a, o);
     else
@@ -118,6 +127,17 @@ static void probe_done(void *ctx, const struct eth_rpc_answer *a)
     json_decref(o);
     if (--p->waiting == 0)
         probe_next(p);
+}
+
+static void probe_done(void *ctx, const struct eth_rpc_answer *a)
+{
+    probe_print(ctx, a, -1);
+}
+
+static void probe_slot_done(void *ctx, const struct eth_rpc_answer *a)
+{
+    struct probe_slot *s = ctx;
+    probe_print(s->p, a, (json_int_t)s->i);
 }
 
 static int probe_hex_arg(const char *s, uint8_t *out, size_t n)
@@ -210,9 +230,12 @@ static void probe_batch_head(void *ctx, const struct eth_rpc_answer *a)
     }
     size_t n = strtoul(strchr(p->cmd, ':') + 1, NULL, 10);
     struct eth_rpc_batch *b = NULL;
-    int rc = eth_rpc_batch_begin(p->rpc, &b);
-    for (size_t i = 0; rc == LMQ_OK && i < n; i++)
-        rc = eth_rpc_block_by_number(p->rpc, b, i % (a->quantity + 1), probe_done, p);
+    int rc = n <= ETH_RPC_BATCH_MAX ? eth_rpc_batch_begin(p->rpc, &b) : LMQ_ELIMIT;
+    for (size_t i = 0; rc == LMQ_OK && i < n; i++) {
+        p->slots[i] = (struct probe_slot){.p = p, .i = i};
+        rc = eth_rpc_block_by_number(p->rpc, b, i % (a->quantity + 1), probe_slot_done,
+                                     &p->slots[i]);
+    }
     if (rc == LMQ_OK) {
         p->waiting = n;
         rc = eth_rpc_batch_send(b);
