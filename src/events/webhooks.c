@@ -30,6 +30,9 @@
 #define WEBHOOK_HEADER_MAX_BYTES 256
 _Static_assert(WEBHOOKS_REDELIVER_MAX >= 1, "room for one redelivery");
 _Static_assert(WEBHOOK_RESPONSE_MAX_BYTES == 64u * 1024u, "the error text says 64 KiB");
+/* Every endpoint's attempts fit in the shared client at once (max_in_flight is at most 64,
+ * src/core/config_webhooks.c; redeliveries count within it). */
+_Static_assert(LMQ_WEBHOOKS_MAX * 64 <= HTTP_CLIENT_REQUESTS_MAX, "room for every attempt");
 
 struct webhook;
 
