@@ -29,14 +29,19 @@ LOGGER_INITCODE = "0x" "602c" "80" "600b" "6000" "39" "6000" "f3" + LOGGER_RUNTI
 assert len(LOGGER_RUNTIME) == 2 * 0x2C
 
 
-def probe(url, *cmds, opts=()):
-    """Runs the probe; returns (result lines, POSTs it sent)."""
+def run_probe(url, *cmds, opts=()):
+    """Runs the probe; returns its output lines as JSON."""
     assert os.path.exists(PROBE), "build the probe first: %s" % PROBE
     r = subprocess.run([PROBE, *opts, url, *cmds], capture_output=True, text=True,
                        timeout=PROBE_TIMEOUT_S)
     assert r.returncode == 0, "probe exit %d: %s%s" % (r.returncode, r.stdout, r.stderr)
-    lines = [json.loads(line) for line in r.stdout.splitlines()]
-    assert lines and "posts" in lines[-1], r.stdout
+    return [json.loads(line) for line in r.stdout.splitlines()]
+
+
+def probe(url, *cmds, opts=()):
+    """Runs the probe; returns (result lines, POSTs it sent)."""
+    lines = run_probe(url, *cmds, opts=opts)
+    assert lines and "posts" in lines[-1], lines
     return lines[:-1], lines[-1]["posts"]
 
 
@@ -165,6 +170,16 @@ def test_batch_of_50_calls_is_one_post_matched_by_id(node):
     # Answered in reverse, each still reaches its own call: call i asked for block i % (head+1).
     assert sorted((line["i"], line["number"], line["hash"]) for line in lines) == [
         (i, i % (head + 1), hashes[i % (head + 1)]) for i in range(50)]
+
+
+def test_closing_the_client_inside_a_callback_ends_the_batch_cleanly(node):
+    # The 11th of 50 answers closes the client: the other 39 and the next command get no
+    # callback, and nothing is used after it is freed (`make test-asan` builds the probe with
+    # ASan too).
+    lines = run_probe(node.url, "batch:50", "chain_id", opts=("--close-after", "11"))
+    assert lines[-1] == {"closed": 11}
+    assert len(lines) == 12 and lines[0]["cmd"] == "batch:50"
+    assert all(line["status"] == "ok" for line in lines[:-1])
 
 
 def test_jsonrpc_error_comes_back_with_code_not_retried(node):

@@ -2,12 +2,15 @@
  * eth-rpc-probe: runs src/eth/eth_rpc.c on a uv loop against a URL and prints each result as a
  * JSON line, for tests/integration/test_eth_rpc.py. Test-only.
  *
- *   eth-rpc-probe [--timeout-ms N] [--attempts N] [--retry-ms N] [--max-bytes N] URL CMD...
+ *   eth-rpc-probe [--timeout-ms N] [--attempts N] [--retry-ms N] [--max-bytes N]
+ *                 [--close-after N] URL CMD...
  *
  * Commands, run one after the other: chain_id, block_number, gas_price, priority_fee,
  * block:N|latest, logs:FROM:TO[:ADDR[,ADDR...]], nonce:ADDR, receipt:HASH, tx:HASH,
  * send_raw:HEX, call:METHOD:PARAMS_JSON, batch:N (N eth_getBlockByNumber calls of blocks
  * 0..N-1 modulo the head + 1, in one POST). A last line {"posts": N} counts the POSTs.
+ * --close-after N closes the client from inside the Nth answer's callback (the calls still
+ * due get no callback) and prints {"closed": N}.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -33,6 +36,7 @@ struct probe {
     const char *cmd; /* running */
     size_t waiting;  /* callbacks still to come for cmd */
     int failures;    /* queuing failures (exit status) */
+    size_t answers, close_after;
     struct probe_slot slots[ETH_RPC_BATCH_MAX];
 };
 
@@ -125,6 +129,13 @@ static void probe_print(struct probe *p, const struct eth_rpc_answer *a, json_in
     fflush(stdout);
     free(line);
     json_decref(o);
+    if (++p->answers == p->close_after) {
+        printf("{\"closed\":%zu}\n", p->answers);
+        fflush(stdout);
+        eth_rpc_close(p->rpc); /* from inside a callback: nothing more may be called */
+        p->rpc = NULL;
+        return;
+    }
     if (--p->waiting == 0)
         probe_next(p);
 }
@@ -270,6 +281,7 @@ static void probe_next(struct probe *p)
 int main(int argc, char **argv)
 {
     struct eth_rpc_config cfg = {0};
+    size_t close_after = 0;
     int i = 1;
     for (; i + 1 < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
         unsigned long long v = strtoull(argv[i + 1], NULL, 10);
@@ -281,16 +293,19 @@ int main(int argc, char **argv)
             cfg.retry_base_ms = (uint32_t)v;
         else if (strcmp(argv[i], "--max-bytes") == 0)
             cfg.answer_max_bytes = (size_t)v;
+        else if (strcmp(argv[i], "--close-after") == 0)
+            close_after = (size_t)v;
         else
             break;
     }
     if (i >= argc || argc - i - 1 > PROBE_COMMANDS_MAX) {
         fprintf(stderr, "usage: eth-rpc-probe [--timeout-ms N] [--attempts N] [--retry-ms N] "
-                        "[--max-bytes N] URL CMD...\n");
+                        "[--max-bytes N] [--close-after N] URL CMD...\n");
         return 2;
     }
     cfg.url = argv[i];
-    struct probe p = {.cmds = argv + i + 1, .cmd_count = (size_t)(argc - i - 1)};
+    struct probe p = {
+        .cmds = argv + i + 1, .cmd_count = (size_t)(argc - i - 1), .close_after = close_after};
     if (uv_loop_init(&p.loop) != 0 || eth_rpc_create(&p.loop, &cfg, &p.rpc) != LMQ_OK) {
         fprintf(stderr, "eth-rpc-probe: cannot start (bad URL?)\n");
         return 2;
