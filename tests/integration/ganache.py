@@ -176,12 +176,15 @@ def start_ganache(chain_id=CHAIN_ID, accounts=5, max_seconds=300, block_time=0):
     except ValueError:
         _fail(proc, "bad port line %r" % line)
     g = Ganache(proc, hello["port"], hello["accounts"], hello["keys"])
-    assert g.accounts[0] == ACCOUNT0, "not the fixed mnemonic's accounts: %r" % g.accounts
+    if not g.accounts or g.accounts[0] != ACCOUNT0:
+        _fail(proc, "not the fixed mnemonic's accounts: %r" % g.accounts)
     while True:
         try:
             got = int(g.rpc("eth_chainId"), 16)
             assert got == chain_id, "ganache answers chain id %d, not %d" % (got, chain_id)
             return g
+        except RpcError as e:
+            _fail(proc, "eth_chainId: %s" % e)
         except (OSError, ValueError):
             if time.monotonic() > deadline or proc.poll() is not None:
                 _fail(proc, "no answer to eth_chainId on %s" % g.url)
