@@ -141,7 +141,8 @@ typedef void (*eth_rpc_done_fn)(void *ctx, const struct eth_rpc_answer *a);
 /* A client for cfg->url on loop: 0, LMQ_EINVAL (no http(s) URL), LMQ_ENOMEM. */
 int eth_rpc_create(uv_loop_t *loop, const struct eth_rpc_config *cfg, struct eth_rpc **out) LMQ_WUR;
 /* Drops every call queued or in flight (no callback is called after this) and closes the
- * handles; the memory is freed when the loop runs the closes. rpc may be NULL. */
+ * handles; the memory is freed when the loop runs the closes. Batches begun and not sent must
+ * be sent or discarded before. May be called from a callback. rpc may be NULL. */
 void eth_rpc_close(struct eth_rpc *rpc);
 /* A static name for a status ("ok", "rpc_error", "timeout", ...). */
 const char *eth_rpc_status_name(enum eth_rpc_status s);
