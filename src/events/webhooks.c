@@ -3,8 +3,8 @@
  * from the store after its cursor (events it does not take are skipped), each POSTed until a
  * 2xx answers or max_attempts fail; the position (every event up to it delivered, skipped or
  * dead-lettered) moves over the queue's done prefix and is written to the store, so a restart
- * resumes after it. libcurl's multi interface runs on the broker's loop: a uv_poll_t per
- * socket curl asks to watch, one uv_timer_t for curl's timeouts, one for retries and the
+ * resumes after it. The POSTs go through the shared outbound HTTP client (net/http_client.h:
+ * libcurl's multi interface on the broker's loop); one uv_timer_t here for retries and the
  * breaker.
  */
 #include "events/webhooks.h"
@@ -14,23 +14,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 #include <openssl/evp.h>
 
 #include "broker/broker_internal.h"
 #include "crypto/encoding.h"
 #include "events/events.h"
 #include "net/http.h"
+#include "net/http_client.h"
 
 /* A response body larger than this fails the attempt (the body is not read otherwise). */
 #define WEBHOOK_RESPONSE_MAX_BYTES (64u * 1024u)
 /* Events read from the store per round while skipping those an endpoint does not take. */
 #define WEBHOOK_READ_PAGE 64
-/* The longest connect, within timeout_ms. */
-#define WEBHOOK_CONNECT_MAX_MS 10000
 /* Most header bytes we send (the signature, the ids, the type). */
 #define WEBHOOK_HEADER_MAX_BYTES 256
 _Static_assert(WEBHOOKS_REDELIVER_MAX >= 1, "room for one redelivery");
+_Static_assert(WEBHOOK_RESPONSE_MAX_BYTES == 64u * 1024u, "the error text says 64 KiB");
+/* Every endpoint's attempts fit in the shared client at once (max_in_flight is at most 64,
+ * src/core/config_webhooks.c; redeliveries count within it). */
+_Static_assert(LMQ_WEBHOOKS_MAX * 64 <= HTTP_CLIENT_REQUESTS_MAX, "room for every attempt");
 
 struct webhook;
 
@@ -45,10 +47,7 @@ struct webhook_delivery {
     bool done;            /* delivered or dead-lettered */
     bool ok;              /* delivered (a 2xx answered) */
     bool redo;            /* a redelivery of a dead event (webhooks_redeliver), not in queue */
-    CURL *easy;           /* while an attempt runs */
-    struct curl_slist *headers;
-    size_t response_bytes;
-    char error[CURL_ERROR_SIZE];
+    struct http_client_req *req; /* while an attempt runs */
 };
 
 struct webhook {
@@ -70,21 +69,14 @@ struct webhook {
 
 struct webhooks {
     struct broker *broker;
-    CURLM *multi;
+    struct http_client *http;
     EVP_MAC *hmac; /* fetched once: a fetch per signature costs more than the HMAC */
-    uv_timer_t curl_timer;
     uv_timer_t pump_timer;
     bool timers_open;
     bool stopping;
     uint64_t rng;
     struct webhook endpoints[LMQ_WEBHOOKS_MAX];
     size_t count;
-};
-
-struct webhook_socket {
-    uv_poll_t poll;
-    curl_socket_t fd;
-    struct webhooks *hooks;
 };
 
 static void webhooks_pump_all(struct webhooks *h);
@@ -125,8 +117,7 @@ static void webhook_store_position(struct webhook *w)
 
 static void webhook_delivery_free(struct webhook_delivery *d)
 {
-    LMQ_ASSERT(d->easy == NULL);
-    curl_slist_free_all(d->headers);
+    LMQ_ASSERT(d->req == NULL);
     free(d->body);
     free(d);
 }
@@ -148,14 +139,6 @@ static void webhook_advance(struct webhook *w)
 }
 
 /* ---- one attempt ---- */
-
-static size_t webhook_on_body(char *data, size_t size, size_t nmemb, void *ctx)
-{
-    LMQ_UNUSED(data);
-    struct webhook_delivery *d = ctx;
-    d->response_bytes += size * nmemb;
-    return d->response_bytes > WEBHOOK_RESPONSE_MAX_BYTES ? 0 : size * nmemb; /* 0 aborts */
-}
 
 /* "t=<unix s>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>" */
 static bool webhook_signature(const struct webhook *w, const struct webhook_delivery *d,
@@ -184,77 +167,54 @@ static bool webhook_signature(const struct webhook *w, const struct webhook_deli
     return n > 0 && (size_t)n < cap;
 }
 
-static bool webhook_headers(struct webhook_delivery *d, int64_t now_s)
+/* The header lines of an attempt (HTTP_CLIENT_HEADERS_MAX at most), in lines[]. */
+#define WEBHOOK_HEADER_LINES 5
+static bool webhook_headers(const struct webhook_delivery *d, int64_t now_s,
+                            char lines[WEBHOOK_HEADER_LINES][WEBHOOK_HEADER_MAX_BYTES],
+                            struct http_client_request *q)
 {
     const struct webhook *w = d->w;
-    char sig[WEBHOOK_HEADER_MAX_BYTES], line[WEBHOOK_HEADER_MAX_BYTES];
-    curl_slist_free_all(d->headers);
-    d->headers = NULL;
-    if (!webhook_signature(w, d, now_s, sig, sizeof(sig)))
+    if (!webhook_signature(w, d, now_s, lines[0], WEBHOOK_HEADER_MAX_BYTES))
         return false;
-    const char *fixed[] = {"Content-Type: application/json", "Expect:", sig};
-    for (size_t i = 0; i < 3; i++) {
-        struct curl_slist *l = curl_slist_append(d->headers, fixed[i]);
-        if (l == NULL)
-            return false;
-        d->headers = l;
-    }
-    const char *fmt[] = {"X-LedgerMQ-Event: %s", "X-LedgerMQ-Webhook: %s"};
-    const char *val[] = {d->type, w->cfg.name};
-    for (size_t i = 0; i < 2; i++) {
-        snprintf(line, sizeof(line), fmt[i], val[i]);
-        struct curl_slist *l = curl_slist_append(d->headers, line);
-        if (l == NULL)
-            return false;
-        d->headers = l;
-    }
-    snprintf(line, sizeof(line), "X-LedgerMQ-Delivery: %" PRIu64, d->id);
-    struct curl_slist *l = curl_slist_append(d->headers, line);
-    if (l == NULL)
-        return false;
-    d->headers = l;
-    snprintf(line, sizeof(line), "X-LedgerMQ-Attempt: %" PRIu32, d->attempts + 1);
-    l = curl_slist_append(d->headers, line);
-    if (l == NULL)
-        return false;
-    d->headers = l;
+    snprintf(lines[1], WEBHOOK_HEADER_MAX_BYTES, "X-LedgerMQ-Event: %s", d->type);
+    snprintf(lines[2], WEBHOOK_HEADER_MAX_BYTES, "X-LedgerMQ-Webhook: %s", w->cfg.name);
+    snprintf(lines[3], WEBHOOK_HEADER_MAX_BYTES, "X-LedgerMQ-Delivery: %" PRIu64, d->id);
+    snprintf(lines[4], WEBHOOK_HEADER_MAX_BYTES, "X-LedgerMQ-Attempt: %" PRIu32, d->attempts + 1);
+    const char *all[] = {"Content-Type: application/json",
+                         "Expect:",
+                         lines[0],
+                         lines[1],
+                         lines[2],
+                         lines[3],
+                         lines[4]};
+    _Static_assert(LMQ_ARRAY_LEN(all) <= HTTP_CLIENT_HEADERS_MAX, "room for the headers");
+    for (size_t i = 0; i < LMQ_ARRAY_LEN(all); i++)
+        q->headers[i] = all[i];
+    q->header_count = LMQ_ARRAY_LEN(all);
     return true;
 }
+
+static void webhook_on_answer(void *ctx, const struct http_client_result *r);
 
 /* Starts an attempt; false (and nothing started) without memory. */
 static bool webhook_start(struct webhook_delivery *d)
 {
     struct webhooks *h = d->w->hooks;
     const struct lmq_webhook_config *c = &d->w->cfg;
-    if (!webhook_headers(d, clock_unix_ms(h->broker) / 1000) ||
-        (d->easy = curl_easy_init()) == NULL)
+    LMQ_ASSERT(d->req == NULL && h->http != NULL);
+    char lines[WEBHOOK_HEADER_LINES][WEBHOOK_HEADER_MAX_BYTES];
+    struct http_client_request q = {
+        .method = "POST",
+        .url = c->url,
+        .body = (const uint8_t *)d->body,
+        .body_len = d->len,
+        .timeout_ms = c->timeout_ms,
+        .answer_max_bytes = WEBHOOK_RESPONSE_MAX_BYTES,
+        .keep_answer = false, /* counted and bounded, not read */
+    };
+    if (!webhook_headers(d, clock_unix_ms(h->broker) / 1000, lines, &q))
         return false;
-    CURL *e = d->easy;
-    d->response_bytes = 0;
-    d->error[0] = '\0';
-    long timeout = (long)c->timeout_ms;
-    bool ok = curl_easy_setopt(e, CURLOPT_URL, c->url) == CURLE_OK &&
-              curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK &&
-              curl_easy_setopt(e, CURLOPT_POST, 1L) == CURLE_OK &&
-              curl_easy_setopt(e, CURLOPT_POSTFIELDS, d->body) == CURLE_OK &&
-              curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)d->len) == CURLE_OK &&
-              curl_easy_setopt(e, CURLOPT_HTTPHEADER, d->headers) == CURLE_OK &&
-              curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout) == CURLE_OK &&
-              curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                               LMQ_MIN(timeout, (long)WEBHOOK_CONNECT_MAX_MS)) == CURLE_OK &&
-              curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK &&
-              curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
-              curl_easy_setopt(e, CURLOPT_USERAGENT, "ledgermq/" LMQ_VERSION) == CURLE_OK &&
-              curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, webhook_on_body) == CURLE_OK &&
-              curl_easy_setopt(e, CURLOPT_WRITEDATA, d) == CURLE_OK &&
-              curl_easy_setopt(e, CURLOPT_ERRORBUFFER, d->error) == CURLE_OK &&
-              curl_easy_setopt(e, CURLOPT_PRIVATE, d) == CURLE_OK &&
-              curl_multi_add_handle(h->multi, e) == CURLM_OK;
-    if (!ok) {
-        curl_easy_cleanup(e);
-        d->easy = NULL;
-    }
-    return ok;
+    return http_client_submit(h->http, &q, webhook_on_answer, d, &d->req) == LMQ_OK;
 }
 
 static uint64_t webhooks_random(struct webhooks *h)
@@ -345,17 +305,15 @@ static void webhook_redo_settle(struct webhook *w, struct webhook_delivery *d)
 }
 
 /* An attempt ended: delivered, or retried later, or given up. */
-static void webhook_finished(struct webhook_delivery *d, CURLcode result)
+static void webhook_finished(struct webhook_delivery *d, const struct http_client_result *r)
 {
     struct webhook *w = d->w;
     struct webhooks *h = w->hooks;
-    long status = 0;
-    curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &status);
-    curl_multi_remove_handle(h->multi, d->easy);
-    curl_easy_cleanup(d->easy);
-    d->easy = NULL;
+    long status = r->status;
+    d->req = NULL; /* the request is gone */
     d->attempts++;
-    if (result == CURLE_OK && status >= 200 && status < 300) {
+    bool answered = r->outcome == HTTP_CLIENT_ANSWERED;
+    if (answered && status >= 200 && status < 300) {
         d->done = true;
         d->ok = true;
         w->delivered++;
@@ -364,12 +322,11 @@ static void webhook_finished(struct webhook_delivery *d, CURLcode result)
         w->failures = 0;
         webhook_log(w, LMQ_LOG_DEBUG, "webhook_delivered", d, status, NULL);
     } else {
-        char error[CURL_ERROR_SIZE + 64];
-        if (result != CURLE_OK)
-            snprintf(error, sizeof(error), "%s",
-                     result == CURLE_WRITE_ERROR ? "response body over 64 KiB"
-                     : d->error[0] != '\0'       ? d->error
-                                                 : curl_easy_strerror(result));
+        char error[HTTP_CLIENT_ERROR_MAX_CHARS + 64];
+        if (r->outcome == HTTP_CLIENT_TOO_BIG)
+            snprintf(error, sizeof(error), "response body over 64 KiB");
+        else if (!answered)
+            snprintf(error, sizeof(error), "%s", r->error);
         else
             snprintf(error, sizeof(error), "HTTP status %ld", status);
         w->failed++;
@@ -393,18 +350,12 @@ static void webhook_finished(struct webhook_delivery *d, CURLcode result)
         webhook_advance(w);
 }
 
-static void webhooks_check_done(struct webhooks *h)
+/* The shared HTTP client's callback: the attempt ended; what may start now starts. */
+static void webhook_on_answer(void *ctx, const struct http_client_result *r)
 {
-    CURLMsg *msg;
-    int left = 0;
-    while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        struct webhook_delivery *d = NULL;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&d);
-        LMQ_ASSERT(d != NULL && d->easy == msg->easy_handle);
-        webhook_finished(d, msg->data.result);
-    }
+    struct webhook_delivery *d = ctx;
+    struct webhooks *h = d->w->hooks;
+    webhook_finished(d, r); /* may free d */
     webhooks_pump_all(h);
 }
 
@@ -472,12 +423,12 @@ static uint64_t webhook_pump(struct webhook *w)
     size_t running = 0;
     for (size_t i = 0; i < w->redo_count + w->count; i++) {
         struct webhook_delivery *d = i < w->redo_count ? w->redo[i] : w->queue[i - w->redo_count];
-        running += d->easy != NULL ? 1 : 0;
+        running += d->req != NULL ? 1 : 0;
     }
     /* Redeliveries first; at most max_in_flight attempts at once in all. */
     for (size_t i = 0; i < w->redo_count + w->count && running < w->cfg.max_in_flight; i++) {
         struct webhook_delivery *d = i < w->redo_count ? w->redo[i] : w->queue[i - w->redo_count];
-        if (d->done || d->easy != NULL)
+        if (d->done || d->req != NULL)
             continue;
         if (d->next_try_ms > now) {
             wake = wake == 0 ? d->next_try_ms : LMQ_MIN(wake, d->next_try_ms);
@@ -523,78 +474,6 @@ static void webhooks_on_events(void *ctx, uint64_t durable_id)
     webhooks_pump_all(ctx);
 }
 
-/* ---- libcurl on the loop ---- */
-
-static void webhooks_socket_closed(uv_handle_t *handle)
-{
-    free(handle->data);
-}
-
-static void webhooks_on_poll(uv_poll_t *poll, int status, int events)
-{
-    struct webhook_socket *s = poll->data;
-    int flags = 0;
-    if (status < 0)
-        flags = CURL_CSELECT_ERR;
-    if (events & UV_READABLE)
-        flags |= CURL_CSELECT_IN;
-    if (events & UV_WRITABLE)
-        flags |= CURL_CSELECT_OUT;
-    int running = 0;
-    struct webhooks *h = s->hooks;
-    curl_multi_socket_action(h->multi, s->fd, flags, &running);
-    webhooks_check_done(h);
-}
-
-static int webhooks_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-    LMQ_UNUSED(easy);
-    struct webhooks *h = userp;
-    struct webhook_socket *s = socketp;
-    if (what == CURL_POLL_REMOVE) {
-        if (s != NULL) {
-            uv_poll_stop(&s->poll);
-            curl_multi_assign(h->multi, fd, NULL);
-            uv_close((uv_handle_t *)&s->poll, webhooks_socket_closed);
-        }
-        return 0;
-    }
-    if (s == NULL) {
-        s = calloc(1, sizeof(*s));
-        if (s == NULL || uv_poll_init_socket(&h->broker->loop, &s->poll, fd) != 0) {
-            free(s);
-            return -1; /* curl fails the transfer */
-        }
-        s->fd = fd;
-        s->hooks = h;
-        s->poll.data = s;
-        curl_multi_assign(h->multi, fd, s);
-    }
-    int events =
-        ((what & CURL_POLL_IN) ? UV_READABLE : 0) | ((what & CURL_POLL_OUT) ? UV_WRITABLE : 0);
-    uv_poll_start(&s->poll, events, webhooks_on_poll);
-    return 0;
-}
-
-static void webhooks_on_curl_timer(uv_timer_t *t)
-{
-    struct webhooks *h = t->data;
-    int running = 0;
-    curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    webhooks_check_done(h);
-}
-
-static int webhooks_on_timeout(CURLM *multi, long timeout_ms, void *userp)
-{
-    LMQ_UNUSED(multi);
-    struct webhooks *h = userp;
-    if (timeout_ms < 0)
-        uv_timer_stop(&h->curl_timer);
-    else
-        uv_timer_start(&h->curl_timer, webhooks_on_curl_timer, (uint64_t)timeout_ms, 0);
-    return 0;
-}
-
 /* ---- lifecycle ---- */
 
 static int webhooks_position_row(void *ctx, struct lmq_bytes consumer, uint64_t position)
@@ -616,25 +495,17 @@ int webhooks_init(struct broker *b)
     if (b->cfg.webhook_count == 0)
         return LMQ_OK;
     LMQ_ASSERT(b->events != NULL); /* a webhook turns the stream on */
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        return LMQ_ENOMEM;
     struct webhooks *h = calloc(1, sizeof(*h));
     if (h == NULL)
         return LMQ_ENOMEM;
     b->webhooks = h;
     h->broker = b;
     h->rng = uv_hrtime() | 1;
-    h->multi = curl_multi_init();
     h->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    if (h->multi == NULL || h->hmac == NULL)
+    if (h->hmac == NULL || http_client_create(&b->loop, &h->http) != LMQ_OK)
         return LMQ_ENOMEM;
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, webhooks_on_socket);
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, webhooks_on_timeout);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
-    uv_timer_init(&b->loop, &h->curl_timer);
     uv_timer_init(&b->loop, &h->pump_timer);
-    h->curl_timer.data = h->pump_timer.data = h;
+    h->pump_timer.data = h;
     h->timers_open = true;
     uint64_t durable = events_durable_id(b);
     for (size_t i = 0; i < b->cfg.webhook_count; i++) {
@@ -691,20 +562,16 @@ void webhooks_stop(struct broker *b)
         for (size_t k = 0; k < w->redo_count + w->count; k++) {
             struct webhook_delivery *d =
                 k < w->redo_count ? w->redo[k] : w->queue[k - w->redo_count];
-            if (d->easy != NULL) { /* not delivered: sent again after a restart */
-                curl_multi_remove_handle(h->multi, d->easy);
-                curl_easy_cleanup(d->easy);
-                d->easy = NULL;
+            if (d->req != NULL) { /* not delivered: sent again after a restart */
+                http_client_cancel(d->req);
+                d->req = NULL;
             }
         }
     }
-    /* Closes the connections curl keeps for reuse: their sockets' polls close with them. */
-    if (h->multi != NULL) {
-        curl_multi_cleanup(h->multi);
-        h->multi = NULL;
-    }
+    /* Closes the connections kept for reuse and the client's handles. */
+    http_client_close(h->http);
+    h->http = NULL;
     if (h->timers_open) {
-        uv_close((uv_handle_t *)&h->curl_timer, NULL);
         uv_close((uv_handle_t *)&h->pump_timer, NULL);
         h->timers_open = false;
     }
@@ -727,7 +594,6 @@ void webhooks_destroy(struct broker *b)
     EVP_MAC_free(h->hmac);
     free(h);
     b->webhooks = NULL;
-    curl_global_cleanup();
 }
 
 int webhooks_metrics(struct broker *b, struct lmq_buf *out)
