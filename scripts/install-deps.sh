@@ -28,6 +28,7 @@ PACKAGES=(
     libuv1-dev libinih-dev libcmocka-dev libssl-dev libsqlite3-dev libjansson-dev libhttp-parser-dev libwslay-dev
     libpcre2-dev   # src/schema: JSON Schema "pattern"/"patternProperties" (ECMA-262 via PCRE2)
     libcurl4-openssl-dev   # src/events/webhooks.c: outbound HTTP(S), curl multi on the loop
+    zlib1g-dev   # src/jobs/jobs_export.c: export.gzip
 )
 if [ "$BUILD_ONLY" -eq 0 ]; then
     # The tests: fuzzing (clang), the format check, the integration tests' clients and peers,

@@ -1155,8 +1155,9 @@ static int config__set_data(struct lmq_config *cfg, const char *key, const char 
 
 #define CONFIG_JOBS_KEYS                                                                           \
     "NAME, NAME.timeout_ms, NAME.keep_runs, prune_sessions.idle_s, prune_sessions.max_bytes, "     \
-    "expire_messages.batch, export.dir, export.max_rows, chaser.type, chaser.after_s, "            \
-    "chaser.max, chaser.batch, import.dir, import.to, import.type, import.batch or "               \
+    "expire_messages.batch, export.dir, export.max_rows, export.gzip, chaser.type, "               \
+    "chaser.after_s, chaser.max, chaser.batch, import.dir, import.to, import.type, import.batch "  \
+    "or "                                                                                          \
     "import.max_file_bytes"
 
 /* The entry of job name (len bytes) in [jobs], added when new. NULL when the name is not
@@ -1235,6 +1236,14 @@ static int config__set_jobs(struct lmq_config *cfg, const char *key, const char 
                      LMQ_PATH_MAX_BYTES - 1);
             return LMQ_EINVAL;
         }
+        return LMQ_OK;
+    }
+    if (strcmp(key, "export.gzip") == 0) {
+        if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0) {
+            lmq_errf(err, err_len, "[jobs] export.gzip: expected true or false");
+            return LMQ_EINVAL;
+        }
+        j->export_gzip = strcmp(value, "true") == 0;
         return LMQ_OK;
     }
     if (strcmp(key, "chaser.type") == 0)

@@ -228,6 +228,7 @@ struct lmq_jobs_config {
     uint32_t expire_batch;               /* expire_messages.batch: rows per step */
     char export_dir[LMQ_PATH_MAX_BYTES]; /* export.dir: where the export job writes */
     uint64_t export_max_rows;            /* export.max_rows: ledger entries per run at most */
+    bool export_gzip;                    /* export.gzip: each run's file as .jsonl.gz */
     char chaser_type[LMQ_CHASER_TYPE_MAX_CHARS + 1]; /* chaser.type: the requests' envelope type */
     uint64_t chaser_after_s;                         /* chaser.after_s: age and gap of reminders */
     uint32_t chaser_max;                             /* chaser.max: reminders per request */
