@@ -3,7 +3,11 @@
  * - prune_sessions: the abandoned-session policy. An offline session idle (no connection) for
  *   longer than [jobs] prune_sessions.idle_s, or holding more than prune_sessions.max_bytes of
  *   queued messages while offline, is ended as if it expired (session_prune).
- * - expire_messages: drops the expired messages at the head of offline sessions' stored queues
+ * - expire_messages: first deletes the queue rows ended sessions left behind (a session whose
+ *   queue had more than STORE_QUEUE_END_INLINE_ROWS rows when it ended: STORE_SESSION_DELETE
+ *   with defer_queue, set while this job is scheduled), expire_messages.batch rows per step and
+ *   transaction (STORE_QUEUE_ENDED_TRIM), each step after the previous one's is durable; then
+ *   drops the expired messages at the head of offline sessions' stored queues
  *   (session_queue_expire_head), [jobs] expire_messages.batch store reads or drops per step.
  * - export: the ledger's new entries as JSON lines into [jobs] export.dir (jobs_export.c).
  * - chaser: reminders of unanswered requests of type [jobs] chaser.type (jobs_chaser.c).
@@ -84,6 +88,77 @@ static int jobs_prune_step(struct jobs_step *st)
     return more ? JOBS_STEP_MORE : JOBS_STEP_DONE;
 }
 
+/* Wait between looks at whether the last trim is durable. */
+#define JOBS_TRIM_WAIT_MS 5
+/* A client id's bytes at most (an MQTT string). */
+#define JOBS_TRIM_ID_MAX_BYTES 65535
+
+/* The ended sessions' rows part of an expire_messages run (one run at a time). */
+struct jobs_trim {
+    int64_t tick_ms;       /* the run this state is for */
+    bool done;             /* no ended session's rows left: the sweep runs */
+    uint64_t wait_seq;     /* the batch of the last trim: read again once it is durable */
+    uint64_t rows, ended;  /* rows deleted and sessions finished in this run */
+    uint64_t session_rows; /* rows deleted of the session being trimmed */
+    size_t last_len;       /* that session's client id */
+    uint8_t last_id[JOBS_TRIM_ID_MAX_BYTES];
+    uint8_t id[JOBS_TRIM_ID_MAX_BYTES];
+};
+
+static struct jobs_trim jobs_trim_state;
+
+static void jobs_trim_log(const uint8_t *id, size_t len, uint64_t rows)
+{
+    struct lmq_log_line line;
+    if (!lmq_log_begin(&line, LMQ_LOG_INFO, "ended_session_rows_deleted"))
+        return;
+    lmq_log_strn(&line, "client_id", id, len);
+    lmq_log_uint(&line, "rows", rows);
+    lmq_log_end(&line);
+}
+
+/* One trim: up to batch rows of the first ended session, in a record of the open batch (its own
+ * transaction, as the step is alone in its loop turn). JOBS_STEP_DONE: none left. */
+static int jobs_trim_step(struct jobs_step *st, struct jobs_trim *t)
+{
+    struct broker *b = st->broker;
+    uint32_t batch = b->cfg.jobs.expire_batch;
+    LMQ_ASSERT(batch > 0 && !t->done);
+    if (b->committed_seq < t->wait_seq) {
+        st->delay_ms = JOBS_TRIM_WAIT_MS; /* the reader sees only what is durable */
+        return JOBS_STEP_MORE;
+    }
+    size_t len = 0;
+    uint64_t seq_max = 0, rows = 0;
+    bool found = false;
+    if (store_queue_ended_next(b->store, t->id, sizeof(t->id), &len, &seq_max, (uint64_t)batch + 1,
+                               &rows, &found) != LMQ_OK) {
+        snprintf(st->detail, sizeof(st->detail), "cannot read the ended sessions' rows");
+        return LMQ_EIO;
+    }
+    if (!found)
+        return JOBS_STEP_DONE;
+    if (len != t->last_len || memcmp(t->id, t->last_id, len) != 0) {
+        memcpy(t->last_id, t->id, len);
+        t->last_len = len;
+        t->session_rows = 0;
+    }
+    struct store_record rec = {.type = STORE_QUEUE_ENDED_TRIM};
+    rec.u.queue_ended_trim = (struct store_rec_queue_ended_trim){
+        .client_id = {t->id, len}, .seq_max = seq_max, .limit = batch};
+    commit_store_write(b, &rec);
+    t->wait_seq = commit_batch_seq(b);
+    uint64_t deleted = LMQ_MIN(rows, (uint64_t)batch);
+    t->rows += deleted;
+    t->session_rows += deleted;
+    if (rows <= batch) { /* this trim takes the last of them */
+        t->ended++;
+        jobs_trim_log(t->id, len, t->session_rows);
+    }
+    st->delay_ms = 1; /* the next step in a later loop turn, after this one's commit */
+    return JOBS_STEP_MORE;
+}
+
 /* One step of expire_messages: the sessions after the first `skip` of the map's order. */
 struct jobs_expire_walk {
     int64_t now_unix_ms;
@@ -108,11 +183,33 @@ static bool jobs_expire_visit(void *ctx, const uint8_t *key, size_t key_len, voi
     return w->budget > 0;
 }
 
+/* The run's detail: the expired messages, and the ended sessions' rows when there were any. */
+static void jobs_expire_detail(struct jobs_step *st, const struct jobs_trim *t)
+{
+    int n = snprintf(st->detail, sizeof(st->detail), "dropped %llu expired messages",
+                     (unsigned long long)st->count);
+    if (t->rows > 0 && n > 0 && (size_t)n < sizeof(st->detail))
+        snprintf(st->detail + n, sizeof(st->detail) - (size_t)n,
+                 "; deleted %llu stored rows of %llu ended sessions", (unsigned long long)t->rows,
+                 (unsigned long long)t->ended);
+}
+
 /* cursor: sessions visited in this run; count: messages dropped. */
 static int jobs_expire_step(struct jobs_step *st)
 {
     struct broker *b = st->broker;
     LMQ_ASSERT(b != NULL && b->sessions != NULL && b->cfg.jobs.expire_batch > 0);
+    struct jobs_trim *t = &jobs_trim_state;
+    if (t->tick_ms != st->run->tick_ms) /* a new run (ticks are unique per job) */
+        *t = (struct jobs_trim){.tick_ms = st->run->tick_ms};
+    if (!t->done) {
+        int rc = jobs_trim_step(st, t);
+        if (rc != JOBS_STEP_DONE) {
+            jobs_expire_detail(st, t);
+            return rc;
+        }
+        t->done = true;
+    }
     struct jobs_expire_walk w = {
         .now_unix_ms = clock_unix_ms(b), .skip = st->cursor, .budget = b->cfg.jobs.expire_batch};
     lmq_map_visit(b->sessions, jobs_expire_visit, &w);
@@ -122,8 +219,7 @@ static int jobs_expire_step(struct jobs_step *st)
      * left to the next run). */
     bool more = w.budget == 0 && w.visited < lmq_map_count(b->sessions);
     st->cursor = w.visited;
-    snprintf(st->detail, sizeof(st->detail), "dropped %llu expired messages",
-             (unsigned long long)st->count);
+    jobs_expire_detail(st, t);
     return more ? JOBS_STEP_MORE : JOBS_STEP_DONE;
 }
 

@@ -110,6 +110,8 @@ enum store_record_type {
     STORE_CONSUMER_DEAD_DELETE, /* u.consumer_dead (consumer and event_id only) */
     STORE_JOB_RUN_START,        /* u.job_run: a scheduled job's run begins */
     STORE_JOB_RUN_END,          /* u.job_run: it ended (or was found interrupted) */
+    STORE_QUEUE_ENDED_TRIM,     /* u.queue_ended_trim: a batch of an ended session's queue rows */
+    STORE_EVENTS_PRUNE,         /* u.events_prune: events (retention) */
 };
 
 /* Delivery states kept with a queued message. */
@@ -127,10 +129,34 @@ struct store_rec_session_put {
     uint32_t expiry_s;
 };
 
+/* Queue rows a session delete removes in its own transaction at most when defer_queue is set:
+ * with more, they are left to STORE_QUEUE_ENDED_TRIM. */
+#define STORE_QUEUE_END_INLINE_ROWS 1000
+
 /* The session of client_id with all it owns: subscriptions, queue rows (and the queue summary),
- * inbound QoS 2 ids and will. */
+ * inbound QoS 2 ids and will. With defer_queue and more than STORE_QUEUE_END_INLINE_ROWS queue
+ * rows, the queue rows stay: the session's highest seq goes into queue_ended (raised, never
+ * lowered), for STORE_QUEUE_ENDED_TRIM to delete them in batches; the summary goes either way. */
 struct store_rec_session_delete {
     struct lmq_bytes client_id;
+    bool defer_queue;
+};
+
+/* Deletes up to limit queue rows of client_id with seq <= seq_max, lowest first (an ended
+ * session's, store_queue_ended_next), collecting their messages; then, if none of those rows
+ * is left, the queue_ended row of (client_id, seq_max). No queue summary changes. */
+struct store_rec_queue_ended_trim {
+    struct lmq_bytes client_id;
+    uint64_t seq_max;
+    uint32_t limit;
+};
+
+/* Deletes the events with after < id <= through that no dead letter (event_dead) refers to,
+ * and records through as the consumer position "events:pruned" (store_events_pruned). The
+ * writer bounds the batch by choosing through (store_events_prune_plan). */
+struct store_rec_events_prune {
+    uint64_t after;
+    uint64_t through;
 };
 
 struct store_rec_subscription_put {
@@ -342,6 +368,8 @@ struct store_record {
         struct store_rec_consumer_position consumer_position;
         struct store_rec_consumer_dead consumer_dead;
         struct store_rec_job_run job_run;
+        struct store_rec_queue_ended_trim queue_ended_trim;
+        struct store_rec_events_prune events_prune;
     } u;
 };
 
@@ -399,6 +427,9 @@ struct store_loader {
     int (*retained)(void *ctx, const struct store_message *m);
     int (*queue_summary)(void *ctx, struct lmq_bytes client_id, uint64_t count, uint64_t size_bytes,
                          uint64_t max_seq);
+    /* Optional (NULL: not called), after the summaries: an ended session whose queue rows up to
+     * seq_max are still stored (STORE_SESSION_DELETE with defer_queue). */
+    int (*queue_ended)(void *ctx, struct lmq_bytes client_id, uint64_t seq_max);
 };
 
 /* Loads everything but queued messages (those are paged). Sets *max_msg_id (0: none stored).
@@ -416,6 +447,12 @@ int store_ledger_find(struct store *store, struct lmq_bytes sender, uint64_t seq
  * LMQ_EIO. Loop thread; synchronous. */
 int store_ledger_node(struct store *store, uint32_t level, uint64_t index, uint8_t hash[32])
     __attribute__((warn_unused_result));
+/* The first ended session (by client id) whose queue rows are still stored: its client id
+ * copied into id (cap bytes, *id_len), its seq_max, and in *rows how many of its rows are left,
+ * counted up to rows_max. *found false: none. Loop thread; synchronous. */
+int store_queue_ended_next(struct store *store, uint8_t *id, size_t cap, size_t *id_len,
+                           uint64_t *seq_max, uint64_t rows_max, uint64_t *rows,
+                           bool *found) LMQ_WUR;
 /* Reads up to limit committed envelopes by ledger index from start, in order. A non-zero return
  * from row() stops the read with LMQ_EINVAL. Sets *count. Loop thread; synchronous. */
 int store_ledger_range(struct store *store, uint64_t start, size_t limit,

@@ -144,6 +144,13 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE INDEX ledger_by_reminder ON ledger(json_extract(CAST(envelope AS TEXT),"
     " '$.body.reminder_of')) WHERE json_extract(CAST(envelope AS TEXT), '$.body.reminder_of')"
     " IS NOT NULL;",
+    /*
+     * 10 -> 11: ended sessions whose queue rows are deleted in bounded batches
+     * (docs/ARCHITECTURE.md "Scheduled jobs", expire_messages): the queue rows of client_id
+     * with seq <= seq_max belong to a session that has ended; a later session of the same client
+     * id only ever has rows above it.
+     */
+    "CREATE TABLE queue_ended(client_id BLOB PRIMARY KEY, seq_max INTEGER NOT NULL) WITHOUT ROWID;",
 };
 
 int store_schema_version(sqlite3 *db, int *version)
