@@ -177,6 +177,7 @@ void lmq_config_defaults(struct lmq_config *cfg)
     cfg->data.graphql_auth = true;
     cfg->jobs.prune_idle_s = 30ULL * 24 * 3600;
     cfg->jobs.expire_batch = 500;
+    cfg->jobs.prune_events_batch = 1000;
     cfg->jobs.export_max_rows = 100000;
     cfg->jobs.chaser_after_s = 86400;
     cfg->jobs.chaser_max = 3;
@@ -1155,7 +1156,8 @@ static int config__set_data(struct lmq_config *cfg, const char *key, const char 
 
 #define CONFIG_JOBS_KEYS                                                                           \
     "NAME, NAME.timeout_ms, NAME.keep_runs, prune_sessions.idle_s, prune_sessions.max_bytes, "     \
-    "expire_messages.batch, export.dir, export.max_rows, export.gzip, chaser.type, "               \
+    "expire_messages.batch, prune_events.batch, export.dir, export.max_rows, export.gzip, "        \
+    "chaser.type, "                                                                                \
     "chaser.after_s, chaser.max, chaser.batch, import.dir, import.to, import.type, import.batch "  \
     "or "                                                                                          \
     "import.max_file_bytes"
@@ -1282,6 +1284,7 @@ static int config__set_jobs(struct lmq_config *cfg, const char *key, const char 
                 {"prune_sessions.idle_s", 1, 10ULL * 365 * 86400},
                 {"prune_sessions.max_bytes", 0, UINT64_MAX / 2},
                 {"expire_messages.batch", 1, 100000},
+                {"prune_events.batch", 1, 100000},
                 {"export.max_rows", 1, 100000000},
                 {"chaser.after_s", 1, 10ULL * 365 * 86400},
                 {"chaser.max", 1, 1000},
@@ -1292,6 +1295,7 @@ static int config__set_jobs(struct lmq_config *cfg, const char *key, const char 
                         NULL,
                         &j->prune_idle_s,
                         &j->prune_max_bytes,
+                        NULL,
                         NULL,
                         &j->export_max_rows,
                         &j->chaser_after_s,
@@ -1304,6 +1308,7 @@ static int config__set_jobs(struct lmq_config *cfg, const char *key, const char 
                           NULL,
                           NULL,
                           &j->expire_batch,
+                          &j->prune_events_batch,
                           NULL,
                           NULL,
                           &j->chaser_max,

@@ -12,6 +12,9 @@
  * - export: the ledger's new entries as JSON lines into [jobs] export.dir (jobs_export.c).
  * - chaser: reminders of unanswered requests of type [jobs] chaser.type (jobs_chaser.c).
  * - import: JSON lines and CSV rows of [jobs] import.dir sent as objects (jobs_import.c).
+ * - prune_events: retention of the event stream ([events] keep): deletes the events older than
+ *   that which every consumer (webhook, bot, plugin with on_event) has passed, never the newest,
+ *   never one a dead letter refers to, prune_events.batch per step and transaction.
  * Test jobs (only with LMQ_TEST_JOBS=1 in the environment, for the integration tests):
  * - test_sleep: a run of LMQ_TEST_JOB_SLEEP_MS (default 3000) in 50 ms steps; its first step
  *   appends the run's tick as a line to the file LMQ_TEST_JOB_MARK_FILE when that is set (the
@@ -22,7 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "events/bots.h"
+#include "events/events.h"
+#include "events/webhooks.h"
 #include "jobs/jobs_internal.h"
+#include "plugins/plugins.h"
 
 /* Sessions ended by one step of prune_sessions at most: a step stays short. */
 #define JOBS_PRUNE_BATCH 100
@@ -223,6 +230,75 @@ static int jobs_expire_step(struct jobs_step *st)
     return more ? JOBS_STEP_MORE : JOBS_STEP_DONE;
 }
 
+/* No event past any consumer's position: the lowest of them (UINT64_MAX: no consumer). Each
+ * position's record is written when it moves, so it is durable before (or with) a prune record
+ * written later. */
+static uint64_t jobs_events_consumers_min(struct broker *b)
+{
+    uint64_t min = bots_min_position(b);
+    size_t hooks = webhooks_count(b), plugins = plugins_count(b);
+    for (size_t i = 0; i < hooks; i++) {
+        struct webhooks_info info;
+        webhooks_info(b, i, &info);
+        min = LMQ_MIN(min, info.position);
+    }
+    for (size_t i = 0; i < plugins; i++) {
+        struct plugins_info info;
+        plugins_info(b, i, &info);
+        if (info.on_event)
+            min = LMQ_MIN(min, info.position);
+    }
+    return min;
+}
+
+/* The prune_events run in progress: the batch of its last prune record. */
+static struct {
+    int64_t tick_ms;
+    uint64_t wait_seq;
+} jobs_prune_events_state;
+
+/* count: events deleted in this run. */
+static int jobs_prune_events_step(struct jobs_step *st)
+{
+    struct broker *b = st->broker;
+    LMQ_ASSERT(b != NULL && b->cfg.jobs.prune_events_batch > 0);
+    if (b->cfg.events_keep_s == 0 || !events_on(b)) {
+        snprintf(st->detail, sizeof(st->detail), "%s",
+                 !events_on(b) ? "the event stream is off" : "[events] keep is 0: all are kept");
+        return JOBS_STEP_DONE;
+    }
+    if (jobs_prune_events_state.tick_ms != st->run->tick_ms)
+        jobs_prune_events_state.tick_ms = st->run->tick_ms, jobs_prune_events_state.wait_seq = 0;
+    if (b->committed_seq < jobs_prune_events_state.wait_seq) {
+        st->delay_ms = JOBS_TRIM_WAIT_MS; /* the reader sees only what is durable */
+        return JOBS_STEP_MORE;
+    }
+    uint64_t after = events_pruned_through(b), durable = events_durable_id(b);
+    /* The newest event stays: its id is where the next start counts on from. */
+    uint64_t bound = LMQ_MIN(jobs_events_consumers_min(b), durable > 0 ? durable - 1 : 0);
+    int64_t before_ms = clock_unix_ms(b) - (int64_t)(b->cfg.events_keep_s * 1000);
+    uint64_t through = after;
+    size_t count = 0;
+    if (store_events_prune_plan(b->store, after, LMQ_MIN(bound, (uint64_t)INT64_MAX), before_ms,
+                                b->cfg.jobs.prune_events_batch, &through, &count) != LMQ_OK) {
+        snprintf(st->detail, sizeof(st->detail), "cannot read the events");
+        return LMQ_EIO;
+    }
+    LMQ_ASSERT(through >= after && count <= b->cfg.jobs.prune_events_batch);
+    if (count > 0) {
+        struct store_record rec = {.type = STORE_EVENTS_PRUNE,
+                                   .u.events_prune = {.after = after, .through = through}};
+        commit_store_write(b, &rec);
+        events_set_pruned_through(b, through);
+        jobs_prune_events_state.wait_seq = commit_batch_seq(b);
+        st->count += count;
+    }
+    snprintf(st->detail, sizeof(st->detail), "deleted %llu events, up to id %llu",
+             (unsigned long long)st->count, (unsigned long long)events_pruned_through(b));
+    st->delay_ms = 1; /* the next batch in a later loop turn, after this one's commit */
+    return count > 0 ? JOBS_STEP_MORE : JOBS_STEP_DONE;
+}
+
 static int jobs_test_sleep_step(struct jobs_step *st)
 {
     const char *v = getenv("LMQ_TEST_JOB_SLEEP_MS");
@@ -260,6 +336,7 @@ int jobs_builtin_register(struct broker *b)
         {.name = "export", .step = jobs_export_step},
         {.name = "chaser", .step = jobs_chaser_step},
         {.name = "import", .default_timeout_ms = 3600000, .step = jobs_import_step},
+        {.name = "prune_events", .step = jobs_prune_events_step},
     };
     static const struct jobs_job test[] = {
         {.name = "test_sleep", .step = jobs_test_sleep_step},

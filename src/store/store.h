@@ -765,8 +765,18 @@ struct store_event_row {
     struct lmq_bytes data;
 };
 typedef int (*store_event_row_fn)(void *ctx, const struct store_event_row *r);
-/* The highest event id stored (0: none). */
+/* The highest event id stored or pruned (0: none). */
 int store_events_last_id(struct store *store, uint64_t *id) LMQ_WUR;
+/* The consumer position that records the highest event id retention deleted through. */
+#define STORE_EVENTS_PRUNED "events:pruned"
+/* Every event id up to *through may have been deleted by retention (0: none was). */
+int store_events_pruned(struct store *store, uint64_t *through) LMQ_WUR;
+/* Plans one STORE_EVENTS_PRUNE: the events with after < id <= through_max, in id order, at most
+ * limit, stopping before the first whose time_ms >= before_ms. *through: the last of them
+ * (after: none); *count: how many. */
+int store_events_prune_plan(struct store *store, uint64_t after, uint64_t through_max,
+                            int64_t before_ms, size_t limit, uint64_t *through,
+                            size_t *count) LMQ_WUR;
 /* Up to limit events with id > after, in id order. Sets *count. */
 int store_events_after(struct store *store, uint64_t after, size_t limit, store_event_row_fn row,
                        void *ctx, size_t *count) LMQ_WUR;
