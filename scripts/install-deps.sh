@@ -29,6 +29,7 @@ PACKAGES=(
     libpcre2-dev   # src/schema: JSON Schema "pattern"/"patternProperties" (ECMA-262 via PCRE2)
     libcurl4-openssl-dev   # src/events/webhooks.c: outbound HTTP(S), curl multi on the loop
     libsecp256k1-dev   # src/eth: secp256k1 keys and recoverable signatures (with recovery module)
+    zlib1g-dev   # src/jobs/jobs_export.c: export.gzip
 )
 if [ "$BUILD_ONLY" -eq 0 ]; then
     # The tests: fuzzing (clang), the format check, the integration tests' clients and peers,

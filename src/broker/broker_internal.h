@@ -439,6 +439,9 @@ struct broker {
     uint64_t records_written;   /* store records written since start (commit_store_write) */
     bool queue_room_freed;  /* a delivery left a queue this turn: retry conns blocked on space */
     uint64_t committed_seq; /* every batch up to this number is durable */
+    /* A new session's first queue seq: above every row of a session whose rows an ended
+     * session left to the expire_messages job (STORE_SESSION_DELETE defer_queue). */
+    uint64_t queue_seq_floor;
     struct commit_hook_entry commit_hooks[COMMIT_HOOKS_MAX]; /* in registration order */
     size_t commit_hook_count;
     struct route_target *route_targets; /* routing scratch, grows to the largest fan-out */

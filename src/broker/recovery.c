@@ -166,6 +166,23 @@ static int on_queue_summary(void *ctx, struct lmq_bytes client_id, uint64_t coun
     return 0;
 }
 
+/* An ended session's rows up to seq_max are still stored (the expire_messages job deletes
+ * them): a session of the same client id never pages them in, and new sessions start above. */
+static int on_queue_ended(void *ctx, struct lmq_bytes client_id, uint64_t seq_max)
+{
+    struct recovery *r = ctx;
+    struct broker *b = r->broker;
+    b->queue_seq_floor = LMQ_MAX(b->queue_seq_floor, seq_max);
+    struct session *s = lmq_map_get(b->sessions, client_id.data, client_id.len);
+    if (s != NULL) {
+        s->next_seq = LMQ_MAX(s->next_seq, seq_max);
+        s->paged_seq = LMQ_MAX(s->paged_seq, seq_max);
+        session_queue_check(s);
+    }
+    LMQ_ASSERT(b->queue_seq_floor >= seq_max);
+    return 0;
+}
+
 static int on_will(void *ctx, struct lmq_bytes client_id, const struct store_message *sm,
                    uint32_t delay_s)
 {
@@ -209,6 +226,7 @@ int recovery_run(struct broker *b)
         .inbound_qos2 = on_inbound_qos2,
         .retained = on_retained,
         .queue_summary = on_queue_summary,
+        .queue_ended = on_queue_ended,
         .identity = on_identity,
     };
     uint64_t start_us = uv_hrtime() / 1000;

@@ -20,6 +20,17 @@ static void session_log(struct session *s, enum lmq_log_level level, const char 
     lmq_log_end(&line);
 }
 
+/* Whether an ending session's large queue is left to the expire_messages job (scheduled). */
+static bool session_defer_queue(const struct broker *b)
+{
+    const struct lmq_jobs_config *j = &b->cfg.jobs;
+    LMQ_ASSERT(j->count <= LMQ_JOBS_MAX);
+    for (size_t i = 0; i < j->count; i++)
+        if (strcmp(j->jobs[i].name, "expire_messages") == 0 && j->jobs[i].schedule[0] != '\0')
+            return true;
+    return false;
+}
+
 static void session_write(struct session *s, enum store_record_type type)
 {
     struct lmq_bytes client_id = {s->client_id, s->client_id_len};
@@ -31,8 +42,12 @@ static void session_write(struct session *s, enum store_record_type type)
             .expiry_s = s->expiry_s,
         };
     else
-        rec.u.session_delete.client_id = client_id;
+        rec.u.session_delete = (struct store_rec_session_delete){
+            .client_id = client_id, .defer_queue = session_defer_queue(s->broker)};
     LMQ_ASSERT(type == STORE_SESSION_PUT || type == STORE_SESSION_DELETE);
+    /* Rows left behind are below every seq a later session of this client id uses. */
+    if (type == STORE_SESSION_DELETE && rec.u.session_delete.defer_queue)
+        s->broker->queue_seq_floor = LMQ_MAX(s->broker->queue_seq_floor, s->next_seq);
     commit_store_write(s->broker, &rec);
 }
 
@@ -307,6 +322,7 @@ struct session *session_create(struct broker *b, const uint8_t *id, size_t id_le
     uv_unref((uv_handle_t *)&s->timer);
     b->session_count++;
     LMQ_ASSERT(b->session_count == lmq_map_count(b->sessions));
+    s->next_seq = s->paged_seq = b->queue_seq_floor;
     session_queue_check(s);
     return s;
 }
@@ -457,8 +473,8 @@ enum proto_result session_attach(struct conn *c, const struct mqtt_connect *conn
             *reason_code = MQTT_RC_SERVER_UNAVAILABLE;
             return PROTO_REFUSE_CONNECT;
         }
-        s->next_seq = carried_seq;
-        s->paged_seq = carried_seq;
+        s->next_seq = LMQ_MAX(s->next_seq, carried_seq);
+        s->paged_seq = s->next_seq;
     }
     /* Reconnecting within a will delay cancels the delayed will. */
     uv_timer_stop(&s->timer);

@@ -177,6 +177,7 @@ void lmq_config_defaults(struct lmq_config *cfg)
     cfg->data.graphql_auth = true;
     cfg->jobs.prune_idle_s = 30ULL * 24 * 3600;
     cfg->jobs.expire_batch = 500;
+    cfg->jobs.prune_events_batch = 1000;
     cfg->jobs.export_max_rows = 100000;
     cfg->jobs.chaser_after_s = 86400;
     cfg->jobs.chaser_max = 3;
@@ -1156,8 +1157,10 @@ static int config__set_data(struct lmq_config *cfg, const char *key, const char 
 
 #define CONFIG_JOBS_KEYS                                                                           \
     "NAME, NAME.timeout_ms, NAME.keep_runs, prune_sessions.idle_s, prune_sessions.max_bytes, "     \
-    "expire_messages.batch, export.dir, export.max_rows, chaser.type, chaser.after_s, "            \
-    "chaser.max, chaser.batch, import.dir, import.to, import.type, import.batch or "               \
+    "expire_messages.batch, prune_events.batch, export.dir, export.max_rows, export.gzip, "        \
+    "chaser.type, "                                                                                \
+    "chaser.after_s, chaser.max, chaser.batch, import.dir, import.to, import.type, import.batch "  \
+    "or "                                                                                          \
     "import.max_file_bytes"
 
 /* The entry of job name (len bytes) in [jobs], added when new. NULL when the name is not
@@ -1238,6 +1241,14 @@ static int config__set_jobs(struct lmq_config *cfg, const char *key, const char 
         }
         return LMQ_OK;
     }
+    if (strcmp(key, "export.gzip") == 0) {
+        if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0) {
+            lmq_errf(err, err_len, "[jobs] export.gzip: expected true or false");
+            return LMQ_EINVAL;
+        }
+        j->export_gzip = strcmp(value, "true") == 0;
+        return LMQ_OK;
+    }
     if (strcmp(key, "chaser.type") == 0)
         return config__chaser_type(j, value, err, err_len);
     static const struct {
@@ -1274,6 +1285,7 @@ static int config__set_jobs(struct lmq_config *cfg, const char *key, const char 
                 {"prune_sessions.idle_s", 1, 10ULL * 365 * 86400},
                 {"prune_sessions.max_bytes", 0, UINT64_MAX / 2},
                 {"expire_messages.batch", 1, 100000},
+                {"prune_events.batch", 1, 100000},
                 {"export.max_rows", 1, 100000000},
                 {"chaser.after_s", 1, 10ULL * 365 * 86400},
                 {"chaser.max", 1, 1000},
@@ -1284,6 +1296,7 @@ static int config__set_jobs(struct lmq_config *cfg, const char *key, const char 
                         NULL,
                         &j->prune_idle_s,
                         &j->prune_max_bytes,
+                        NULL,
                         NULL,
                         &j->export_max_rows,
                         &j->chaser_after_s,
@@ -1296,6 +1309,7 @@ static int config__set_jobs(struct lmq_config *cfg, const char *key, const char 
                           NULL,
                           NULL,
                           &j->expire_batch,
+                          &j->prune_events_batch,
                           NULL,
                           NULL,
                           &j->chaser_max,

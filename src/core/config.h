@@ -228,8 +228,10 @@ struct lmq_jobs_config {
     uint64_t prune_idle_s;               /* prune_sessions.idle_s */
     uint64_t prune_max_bytes;            /* prune_sessions.max_bytes; 0 = no byte limit */
     uint32_t expire_batch;               /* expire_messages.batch: rows per step */
+    uint32_t prune_events_batch;         /* prune_events.batch: events deleted per step */
     char export_dir[LMQ_PATH_MAX_BYTES]; /* export.dir: where the export job writes */
     uint64_t export_max_rows;            /* export.max_rows: ledger entries per run at most */
+    bool export_gzip;                    /* export.gzip: each run's file as .jsonl.gz */
     char chaser_type[LMQ_CHASER_TYPE_MAX_CHARS + 1]; /* chaser.type: the requests' envelope type */
     uint64_t chaser_after_s;                         /* chaser.after_s: age and gap of reminders */
     uint32_t chaser_max;                             /* chaser.max: reminders per request */
@@ -297,6 +299,9 @@ struct lmq_config {
     /* [events] security_per_s: security.* (and refused admin.call) events recorded per second at
      * most; the rest are counted in one security.suppressed event per second. */
     uint32_t events_security_per_s;
+    /* [events] keep: the prune_events job deletes events older than this that every consumer
+     * has passed; 0 (the default): every event is kept. */
+    uint64_t events_keep_s;
     struct lmq_plugins_config plugins; /* [plugins], [plugin.NAME] */
     struct lmq_jobs_config jobs;       /* [jobs] */
     /* [bots] ids: identities that follow the event stream on id/<id>/events (src/events/bots.c;

@@ -12,6 +12,9 @@
 #include "core/lmq.h"
 
 /* The keys of a [webhook.NAME] section, as the unknown-key message lists them. */
+/* [events] keep at most: 3650 days. */
+#define CONFIG_EVENTS_KEEP_MAX_S (3650ULL * 86400)
+
 #define CONFIG_WEBHOOK_KEYS                                                                        \
     "url, secret, events, timeout_ms, max_attempts, max_in_flight, retry_base_ms, "                \
     "retry_max_ms, breaker_failures or breaker_open_ms"
@@ -175,9 +178,41 @@ int config_set_webhook(struct lmq_config *cfg, const char *section, const char *
     return config_webhook_number(w, key, value, err, err_len);
 }
 
+/* [events] keep: 0 (every event is kept) or <n>[s|m|h|d], at most 3650 days. */
+static int config_events_keep(struct lmq_config *cfg, const char *value, char *err, size_t err_len)
+{
+    static const struct {
+        char unit;
+        uint64_t s;
+    } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+    uint64_t n = 0, mult = 1;
+    size_t digits = 0;
+    for (; value[digits] >= '0' && value[digits] <= '9' && digits < 12; digits++)
+        n = n * 10 + (uint64_t)(value[digits] - '0');
+    const char *rest = value + digits;
+    bool ok = digits > 0 && digits < 12;
+    if (ok && rest[0] != '\0') {
+        ok = false;
+        for (size_t i = 0; i < LMQ_ARRAY_LEN(units) && rest[1] == '\0'; i++)
+            if (rest[0] == units[i].unit)
+                ok = true, mult = units[i].s;
+    }
+    if (!ok || n * mult > CONFIG_EVENTS_KEEP_MAX_S) {
+        lmq_errf(err, err_len,
+                 "[events] keep: expected 0 or <n>s|m|h|d up to 3650d (e.g. 7d), got \"%.40s\"",
+                 value);
+        return LMQ_EINVAL;
+    }
+    cfg->events_keep_s = n * mult;
+    LMQ_ASSERT(cfg->events_keep_s <= CONFIG_EVENTS_KEEP_MAX_S);
+    return 0;
+}
+
 int config_set_events(struct lmq_config *cfg, const char *key, const char *value, char *err,
                       size_t err_len)
 {
+    if (strcmp(key, "keep") == 0)
+        return config_events_keep(cfg, value, err, err_len);
     if (strcmp(key, "security_per_s") == 0) {
         char *end = NULL;
         errno = 0;
@@ -193,7 +228,8 @@ int config_set_events(struct lmq_config *cfg, const char *key, const char *value
         return 0;
     }
     if (strcmp(key, "record") != 0) {
-        lmq_errf(err, err_len, "[events] %s: unknown key (expected record, security_per_s)", key);
+        lmq_errf(err, err_len, "[events] %s: unknown key (expected record, security_per_s, keep)",
+                 key);
         return LMQ_EINVAL;
     }
     if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0) {

@@ -234,6 +234,15 @@ static uint8_t bots_resync(struct conn *c, struct bot *bot, json_t *req)
     uint64_t durable = events_durable_id(b);
     if (after > durable)
         return bots_refuse(c, "after: past the last event");
+    uint64_t pruned = events_pruned_through(b);
+    if (after < pruned) {
+        char why[128];
+        snprintf(why, sizeof(why),
+                 "after: events up to %" PRIu64 " were deleted ([events] keep); resync from "
+                 "%" PRIu64 " or later",
+                 pruned, pruned);
+        return bots_refuse(c, why);
+    }
     bots_stop_live(bot); /* this session takes over; live again once caught up */
     struct bots_sending sd = {.broker = b, .bot = bot, .session = c->session, .last = after};
     bots_send(&sd, BOTS_PAGE_MAX);
@@ -355,4 +364,16 @@ void bots_destroy(struct broker *b)
         bots_stop_live(&bs->list[i]);
     free(bs);
     b->bots = NULL;
+}
+
+uint64_t bots_min_position(const struct broker *b)
+{
+    const struct bots *bs = b->bots;
+    uint64_t min = UINT64_MAX;
+    if (bs == NULL)
+        return min;
+    LMQ_ASSERT(bs->count <= LMQ_BOTS_MAX);
+    for (size_t i = 0; i < bs->count; i++)
+        min = LMQ_MIN(min, bs->list[i].position);
+    return min;
 }

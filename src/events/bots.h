@@ -34,6 +34,9 @@ bool bots_is_bot(const struct broker *b, const char *id);
  * and returns the PUBACK reason code (a malformed request: an {"error":...} on events/sync, and
  * 0x99 for MQTT 5). c is authenticated as a bot. */
 uint8_t bots_request(struct conn *c, bool ack, const struct mqtt_publish *pub);
+/* The lowest position of the bots (what each acknowledged; its record written), UINT64_MAX
+ * without bots: retention deletes no event past it. */
+uint64_t bots_min_position(const struct broker *b);
 /* The bot lines of /metrics (nothing without bots). */
 int bots_metrics(struct broker *b, struct lmq_buf *out);
 

@@ -23,8 +23,9 @@ struct events_listener {
 
 struct events {
     struct broker *broker;
-    uint64_t next_id;    /* the id of the next event */
-    uint64_t durable_id; /* every id up to this is durable */
+    uint64_t next_id;        /* the id of the next event */
+    uint64_t durable_id;     /* every id up to this is durable */
+    uint64_t pruned_through; /* retention deleted (or is deleting) the ids up to this */
     uint64_t emitted;
     size_t commit_slot;
     struct events_listener listeners[EVENTS_LISTENERS_MAX];
@@ -45,6 +46,18 @@ bool events_on(const struct broker *b)
 uint64_t events_durable_id(const struct broker *b)
 {
     return b->events != NULL ? b->events->durable_id : 0;
+}
+
+uint64_t events_pruned_through(const struct broker *b)
+{
+    return b->events != NULL ? b->events->pruned_through : 0;
+}
+
+void events_set_pruned_through(struct broker *b, uint64_t through)
+{
+    struct events *ev = b->events;
+    LMQ_ASSERT(ev != NULL && through < ev->next_id);
+    ev->pruned_through = LMQ_MAX(ev->pruned_through, through);
 }
 
 uint64_t events_emitted(const struct broker *b)
@@ -229,6 +242,10 @@ int events_init(struct broker *b)
     uint64_t last = 0;
     if (store_events_last_id(b->store, &last) != LMQ_OK) {
         lmq_log_msg(LMQ_LOG_ERROR, "start_failed", "cannot read the event stream");
+        return LMQ_EIO;
+    }
+    if (store_events_pruned(b->store, &ev->pruned_through) != LMQ_OK) {
+        lmq_log_msg(LMQ_LOG_ERROR, "start_failed", "cannot read the event stream's retention");
         return LMQ_EIO;
     }
     ev->next_id = last + 1;

@@ -78,6 +78,11 @@ struct events_event {
 int events_read(struct broker *b, uint64_t after, size_t limit,
                 int (*fn)(void *ctx, const struct events_event *e), void *ctx,
                 size_t *count) LMQ_WUR;
+/* Every id up to this may have been deleted by retention ([events] keep, the prune_events job;
+ * 0: none): events_read after an earlier id misses events. */
+uint64_t events_pruned_through(const struct broker *b);
+/* Retention wrote the deletion of the events up to through (raised, never lowered). */
+void events_set_pruned_through(struct broker *b, uint64_t through);
 /* Events emitted since start, for /metrics. */
 uint64_t events_emitted(const struct broker *b);
 

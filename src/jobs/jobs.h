@@ -9,7 +9,7 @@
  * number skipped recorded. The timeout is checked between steps.
  *
  * The broker owns it through one pointer (struct broker's jobs) and calls only what this header
- * declares. Built-in jobs: prune_sessions, expire_messages, export, chaser, import
+ * declares. Built-in jobs: prune_sessions, expire_messages, export, chaser, import, prune_events
  * (jobs_builtin.c).
  */
 #ifndef JOBS_H

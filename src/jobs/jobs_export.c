@@ -10,7 +10,11 @@
  *   ledger-<first>-<last>.manifest.json  {"checkpoint":"<signed note>","count":N,"first":..,
  *       "format":1,"last":..,"sha256":"<hex of the .jsonl>","tree_size":S}
  *
- * (indexes zero-padded to 20 digits). The checkpoint is the latest signed one when the run
+ * (indexes zero-padded to 20 digits). With [jobs] export.gzip = true the lines go into
+ * ledger-<first>-<last>.jsonl.gz instead (one gzip member, zlib, no name and no time in its
+ * header, so the same lines give the same bytes), and the manifest adds "compression":"gzip";
+ * its sha256 is then the .jsonl.gz file's (the bytes named by the manifest, either way). The
+ * checkpoint is the latest signed one when the run
  * started, covering every exported entry (tree_size > last), so a consumer can check the file
  * with `ledgermq verify` and the proofs API. Resumable: the files are the state. A run starts
  * after the highest "last" of the manifests in the directory; the .jsonl is written to a
@@ -21,6 +25,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +33,7 @@
 
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <zlib.h>
 
 #include "crypto/encoding.h"
 #include "data/data.h"
@@ -38,11 +44,19 @@
 #define JOBS_EXPORT_STEP_ROWS 500
 /* "ledger-" + 20 digits + "-" + 20 digits + ".manifest.json" */
 #define JOBS_EXPORT_NAME_MAX 80
+/* Compressed bytes produced per deflate call at most (then written and hashed). */
+#define JOBS_EXPORT_ZBUF_BYTES 16384
+/* zlib's windowBits for a gzip wrapper (15 + 16) and its default memLevel. */
+#define JOBS_EXPORT_GZIP_WBITS 31
+#define JOBS_EXPORT_GZIP_MEMLEVEL 8
 
 /* One run's state (the scheduler never runs a job twice at once). */
 struct jobs_export {
     FILE *out;
-    EVP_MD_CTX *sha;
+    EVP_MD_CTX *sha; /* over the bytes written to out (compressed ones with gzip) */
+    bool gzip;
+    bool z_init;
+    z_stream z;
     uint64_t first, end; /* exporting [first, end) */
     char checkpoint_note[1024];
     uint64_t tree_size;
@@ -55,6 +69,8 @@ static void jobs_export_reset(struct jobs_export *x)
 {
     if (x->out != NULL)
         fclose(x->out);
+    if (x->z_init)
+        deflateEnd(&x->z);
     EVP_MD_CTX_free(x->sha);
     if (x->tmp[0] != '\0')
         unlink(x->tmp);
@@ -96,6 +112,37 @@ static int jobs_export_fsync_dir(const char *dir)
     return rc;
 }
 
+/* Writes len bytes to the file and the hash, as they are or through deflate (flush: Z_FINISH at
+ * the end, else Z_NO_FLUSH). false: a write or zlib failed. */
+static bool jobs_export_write(struct jobs_export *x, const void *data, size_t len, int flush)
+{
+    LMQ_ASSERT(x->out != NULL && x->sha != NULL);
+    if (!x->gzip) {
+        LMQ_ASSERT(flush == Z_NO_FLUSH);
+        return fwrite(data, 1, len, x->out) == len && EVP_DigestUpdate(x->sha, data, len) == 1;
+    }
+    LMQ_ASSERT(x->z_init && len <= UINT_MAX);
+    uint8_t buf[JOBS_EXPORT_ZBUF_BYTES];
+    x->z.next_in = (Bytef *)(uintptr_t)data; /* zlib does not write through next_in */
+    x->z.avail_in = (uInt)len;
+    /* Each call fills at most buf; the input and the pending output shrink every turn, so the
+     * loop ends: deflate needs about len / 1000 + 1 more turns than len / buf at worst. */
+    size_t turns_max = len / 64 + 64;
+    for (size_t turn = 0; turn < turns_max; turn++) {
+        x->z.next_out = buf;
+        x->z.avail_out = sizeof(buf);
+        int zrc = deflate(&x->z, flush);
+        if (zrc == Z_STREAM_ERROR)
+            return false;
+        size_t n = sizeof(buf) - x->z.avail_out;
+        if (n > 0 && (fwrite(buf, 1, n, x->out) != n || EVP_DigestUpdate(x->sha, buf, n) != 1))
+            return false;
+        if (flush == Z_FINISH ? zrc == Z_STREAM_END : x->z.avail_in == 0 && x->z.avail_out > 0)
+            return true;
+    }
+    return false;
+}
+
 struct jobs_export_rows {
     struct broker *b;
     struct jobs_export *x;
@@ -126,9 +173,8 @@ static int jobs_export_row(void *ctx, const struct store_ledger_row *r)
     char *text = line != NULL ? json_dumps(line, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(line);
     size_t n = text != NULL ? strlen(text) : 0;
-    bool ok = text != NULL && fwrite(text, 1, n, w->x->out) == n && fputc('\n', w->x->out) != EOF &&
-              EVP_DigestUpdate(w->x->sha, text, n) == 1 &&
-              EVP_DigestUpdate(w->x->sha, "\n", 1) == 1;
+    bool ok = text != NULL && jobs_export_write(w->x, text, n, Z_NO_FLUSH) &&
+              jobs_export_write(w->x, "\n", 1, Z_NO_FLUSH);
     free(text);
     if (!ok) {
         w->failed = true;
@@ -161,10 +207,15 @@ static int jobs_export_begin(struct jobs_step *st, struct jobs_export *x)
     snprintf(x->checkpoint_note, sizeof(x->checkpoint_note), "%s", note);
     x->first = next;
     x->end = LMQ_MIN(x->tree_size, next + b->cfg.jobs.export_max_rows);
+    x->gzip = b->cfg.jobs.export_gzip;
     snprintf(x->tmp, sizeof(x->tmp), "%s/.ledger-%020" PRIu64 ".jsonl.tmp", dir, x->first);
     x->out = fopen(x->tmp, "w");
     x->sha = EVP_MD_CTX_new();
-    if (x->out == NULL || x->sha == NULL || EVP_DigestInit_ex(x->sha, EVP_sha256(), NULL) != 1) {
+    if (x->gzip && deflateInit2(&x->z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, JOBS_EXPORT_GZIP_WBITS,
+                                JOBS_EXPORT_GZIP_MEMLEVEL, Z_DEFAULT_STRATEGY) == Z_OK)
+        x->z_init = true;
+    if (x->out == NULL || x->sha == NULL || EVP_DigestInit_ex(x->sha, EVP_sha256(), NULL) != 1 ||
+        x->gzip != x->z_init) {
         snprintf(st->detail, sizeof(st->detail), "cannot write %.120s", x->tmp);
         jobs_export_reset(x);
         return LMQ_EIO;
@@ -179,10 +230,14 @@ static int jobs_export_finish(struct jobs_step *st, struct jobs_export *x)
 {
     const char *dir = st->broker->cfg.jobs.export_dir;
     uint64_t last = x->end - 1;
-    char name[LMQ_PATH_MAX_BYTES + JOBS_EXPORT_NAME_MAX], hex[65];
+    char name[LMQ_PATH_MAX_BYTES + JOBS_EXPORT_NAME_MAX], hex[65] = "";
     uint8_t digest[32];
     unsigned int len = 0;
-    int rc = EVP_DigestFinal_ex(x->sha, digest, &len) == 1 ? LMQ_OK : LMQ_EIO;
+    int rc = LMQ_OK;
+    if (x->gzip && !jobs_export_write(x, "", 0, Z_FINISH))
+        rc = LMQ_EIO;
+    if (rc == LMQ_OK && EVP_DigestFinal_ex(x->sha, digest, &len) != 1)
+        rc = LMQ_EIO;
     if (rc == LMQ_OK)
         rc = crypto_hex_encode(digest, len, hex, sizeof(hex));
     FILE *out = x->out;
@@ -191,14 +246,16 @@ static int jobs_export_finish(struct jobs_step *st, struct jobs_export *x)
         rc = jobs_export_fsync_close(out);
     else
         fclose(out);
-    snprintf(name, sizeof(name), "%s/ledger-%020" PRIu64 "-%020" PRIu64 ".jsonl", dir, x->first,
-             last);
+    snprintf(name, sizeof(name), "%s/ledger-%020" PRIu64 "-%020" PRIu64 ".jsonl%s", dir, x->first,
+             last, x->gzip ? ".gz" : "");
     if (rc == LMQ_OK && rename(x->tmp, name) != 0)
         rc = LMQ_EIO;
     json_t *m =
         json_pack("{s:s,s:I,s:I,s:i,s:I,s:s,s:I}", "checkpoint", x->checkpoint_note, "count",
                   (json_int_t)(x->end - x->first), "first", (json_int_t)x->first, "format", 1,
                   "last", (json_int_t)last, "sha256", hex, "tree_size", (json_int_t)x->tree_size);
+    if (m != NULL && x->gzip && json_object_set_new(m, "compression", json_string("gzip")) != 0)
+        rc = LMQ_EIO;
     snprintf(x->tmp, sizeof(x->tmp), "%s/.ledger-%020" PRIu64 ".manifest.tmp", dir, x->first);
     FILE *mf = rc == LMQ_OK && m != NULL ? fopen(x->tmp, "w") : NULL;
     if (mf == NULL || json_dumpf(m, mf, JSON_COMPACT | JSON_SORT_KEYS) != 0 ||

@@ -117,6 +117,8 @@ enum store_record_type {
     STORE_CHAIN_NOTICE_PUT,     /* u.chain_notice: a log notified (or its state changed) */
     STORE_SEAL_PUT,             /* u.seal: a seal, by nonce (upsert) */
     STORE_SEAL_TX_PUT,          /* u.seal_tx: a transaction sent for a seal's nonce */
+    STORE_QUEUE_ENDED_TRIM,     /* u.queue_ended_trim: a batch of an ended session's queue rows */
+    STORE_EVENTS_PRUNE,         /* u.events_prune: events (retention) */
 };
 
 /* Delivery states kept with a queued message. */
@@ -134,10 +136,34 @@ struct store_rec_session_put {
     uint32_t expiry_s;
 };
 
+/* Queue rows a session delete removes in its own transaction at most when defer_queue is set:
+ * with more, they are left to STORE_QUEUE_ENDED_TRIM. */
+#define STORE_QUEUE_END_INLINE_ROWS 1000
+
 /* The session of client_id with all it owns: subscriptions, queue rows (and the queue summary),
- * inbound QoS 2 ids and will. */
+ * inbound QoS 2 ids and will. With defer_queue and more than STORE_QUEUE_END_INLINE_ROWS queue
+ * rows, the queue rows stay: the session's highest seq goes into queue_ended (raised, never
+ * lowered), for STORE_QUEUE_ENDED_TRIM to delete them in batches; the summary goes either way. */
 struct store_rec_session_delete {
     struct lmq_bytes client_id;
+    bool defer_queue;
+};
+
+/* Deletes up to limit queue rows of client_id with seq <= seq_max, lowest first (an ended
+ * session's, store_queue_ended_next), collecting their messages; then, if none of those rows
+ * is left, the queue_ended row of (client_id, seq_max). No queue summary changes. */
+struct store_rec_queue_ended_trim {
+    struct lmq_bytes client_id;
+    uint64_t seq_max;
+    uint32_t limit;
+};
+
+/* Deletes the events with after < id <= through that no dead letter (event_dead) refers to,
+ * and records through as the consumer position "events:pruned" (store_events_pruned). The
+ * writer bounds the batch by choosing through (store_events_prune_plan). */
+struct store_rec_events_prune {
+    uint64_t after;
+    uint64_t through;
 };
 
 struct store_rec_subscription_put {
@@ -422,6 +448,8 @@ struct store_record {
         struct store_rec_chain_notice chain_notice;
         struct store_rec_seal seal;
         struct store_rec_seal_tx seal_tx;
+        struct store_rec_queue_ended_trim queue_ended_trim;
+        struct store_rec_events_prune events_prune;
     } u;
 };
 
@@ -479,6 +507,9 @@ struct store_loader {
     int (*retained)(void *ctx, const struct store_message *m);
     int (*queue_summary)(void *ctx, struct lmq_bytes client_id, uint64_t count, uint64_t size_bytes,
                          uint64_t max_seq);
+    /* Optional (NULL: not called), after the summaries: an ended session whose queue rows up to
+     * seq_max are still stored (STORE_SESSION_DELETE with defer_queue). */
+    int (*queue_ended)(void *ctx, struct lmq_bytes client_id, uint64_t seq_max);
 };
 
 /* Loads everything but queued messages (those are paged). Sets *max_msg_id (0: none stored).
@@ -496,6 +527,12 @@ int store_ledger_find(struct store *store, struct lmq_bytes sender, uint64_t seq
  * LMQ_EIO. Loop thread; synchronous. */
 int store_ledger_node(struct store *store, uint32_t level, uint64_t index, uint8_t hash[32])
     __attribute__((warn_unused_result));
+/* The first ended session (by client id) whose queue rows are still stored: its client id
+ * copied into id (cap bytes, *id_len), its seq_max, and in *rows how many of its rows are left,
+ * counted up to rows_max. *found false: none. Loop thread; synchronous. */
+int store_queue_ended_next(struct store *store, uint8_t *id, size_t cap, size_t *id_len,
+                           uint64_t *seq_max, uint64_t rows_max, uint64_t *rows,
+                           bool *found) LMQ_WUR;
 /* Reads up to limit committed envelopes by ledger index from start, in order. A non-zero return
  * from row() stops the read with LMQ_EINVAL. Sets *count. Loop thread; synchronous. */
 int store_ledger_range(struct store *store, uint64_t start, size_t limit,
@@ -808,8 +845,18 @@ struct store_event_row {
     struct lmq_bytes data;
 };
 typedef int (*store_event_row_fn)(void *ctx, const struct store_event_row *r);
-/* The highest event id stored (0: none). */
+/* The highest event id stored or pruned (0: none). */
 int store_events_last_id(struct store *store, uint64_t *id) LMQ_WUR;
+/* The consumer position that records the highest event id retention deleted through. */
+#define STORE_EVENTS_PRUNED "events:pruned"
+/* Every event id up to *through may have been deleted by retention (0: none was). */
+int store_events_pruned(struct store *store, uint64_t *through) LMQ_WUR;
+/* Plans one STORE_EVENTS_PRUNE: the events with after < id <= through_max, in id order, at most
+ * limit, stopping before the first whose time_ms >= before_ms. *through: the last of them
+ * (after: none); *count: how many. */
+int store_events_prune_plan(struct store *store, uint64_t after, uint64_t through_max,
+                            int64_t before_ms, size_t limit, uint64_t *through,
+                            size_t *count) LMQ_WUR;
 /* Up to limit events with id > after, in id order. Sets *count. */
 int store_events_after(struct store *store, uint64_t after, size_t limit, store_event_row_fn row,
                        void *ctx, size_t *count) LMQ_WUR;

@@ -9,16 +9,20 @@
 
 int store_events_writer_prepare(sqlite3 *db, struct store_events_writer *w)
 {
-    static const char *const sql[4] = {
+    static const char *const sql[5] = {
         "INSERT INTO events(id, time_ms, type, data) VALUES(?1, ?2, ?3, ?4)",
         "INSERT INTO event_consumers(consumer, position) VALUES(?1, ?2) "
         "ON CONFLICT(consumer) DO UPDATE SET position = excluded.position",
         "INSERT OR REPLACE INTO event_dead(consumer, event_id, attempts, error, time_ms) "
         "VALUES(?1, ?2, ?3, ?4, ?5)",
         "DELETE FROM event_dead WHERE consumer = ?1 AND event_id = ?2",
+        /* Dead letters keep their events: a redelivery reads them. */
+        "DELETE FROM events WHERE id > ?1 AND id <= ?2 AND id NOT IN (SELECT event_id FROM "
+        "event_dead WHERE event_id > ?1 AND event_id <= ?2)",
     };
-    sqlite3_stmt **out[4] = {&w->event_put, &w->position_put, &w->dead_put, &w->dead_delete};
-    for (size_t i = 0; i < 4; i++) {
+    sqlite3_stmt **out[5] = {&w->event_put, &w->position_put, &w->dead_put, &w->dead_delete,
+                             &w->prune};
+    for (size_t i = 0; i < 5; i++) {
         int rc = sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, out[i], NULL);
         if (rc != SQLITE_OK)
             return rc;
@@ -32,6 +36,7 @@ void store_events_writer_finalize(struct store_events_writer *w)
     sqlite3_finalize(w->position_put);
     sqlite3_finalize(w->dead_put);
     sqlite3_finalize(w->dead_delete);
+    sqlite3_finalize(w->prune);
     *w = (struct store_events_writer){0};
 }
 
@@ -39,6 +44,19 @@ int store_events_apply(struct store_events_writer *w, const struct store_record 
 {
     sqlite3_stmt *st = NULL;
     switch (r->type) {
+    case STORE_EVENTS_PRUNE: {
+        const struct store_rec_events_prune *p = &r->u.events_prune;
+        LMQ_ASSERT(p->after < p->through && p->through <= INT64_MAX);
+        sqlite3_bind_int64(w->prune, 1, (int64_t)p->after);
+        sqlite3_bind_int64(w->prune, 2, (int64_t)p->through);
+        int rc = store_sqlite_run(w->prune);
+        if (rc != SQLITE_OK)
+            return rc;
+        st = w->position_put; /* the high-water mark of what is gone */
+        sqlite3_bind_text(st, 1, STORE_EVENTS_PRUNED, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (int64_t)p->through);
+        break;
+    }
     case STORE_EVENT_APPEND:
         st = w->event_put;
         sqlite3_bind_int64(st, 1, (int64_t)r->u.event_append.id);
@@ -78,7 +96,12 @@ int store_events_last_id(struct store *store, uint64_t *id)
 {
     sqlite3_stmt *st = NULL;
     *id = 0;
-    if (sqlite3_prepare_v2(store_sqlite_reader(store), "SELECT coalesce(max(id), 0) FROM events",
+    /* Retention never deletes the newest event; the pruned mark covers the case anyway: ids are
+     * never reused. */
+    if (sqlite3_prepare_v2(store_sqlite_reader(store),
+                           "SELECT max(coalesce((SELECT max(id) FROM events), 0), "
+                           "coalesce((SELECT position FROM event_consumers WHERE consumer = "
+                           "'" STORE_EVENTS_PRUNED "'), 0))",
                            -1, &st, NULL) != SQLITE_OK)
         return LMQ_EIO;
     int rc = sqlite3_step(st);
@@ -176,4 +199,54 @@ int store_consumer_dead(struct store *store, struct lmq_bytes consumer, uint64_t
     }
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? LMQ_OK : rc == SQLITE_ABORT ? LMQ_EINVAL : LMQ_EIO;
+}
+
+int store_events_pruned(struct store *store, uint64_t *through)
+{
+    LMQ_ASSERT(store != NULL && through != NULL);
+    sqlite3_stmt *st = NULL;
+    *through = 0;
+    if (sqlite3_prepare_v2(store_sqlite_reader(store),
+                           "SELECT position FROM event_consumers WHERE consumer = ?1", -1, &st,
+                           NULL) != SQLITE_OK)
+        return LMQ_EIO;
+    sqlite3_bind_text(st, 1, STORE_EVENTS_PRUNED, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *through = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? LMQ_OK : LMQ_EIO;
+}
+
+int store_events_prune_plan(struct store *store, uint64_t after, uint64_t through_max,
+                            int64_t before_ms, size_t limit, uint64_t *through, size_t *count)
+{
+    LMQ_ASSERT(store != NULL && through != NULL && count != NULL && limit > 0);
+    LMQ_ASSERT(through_max <= INT64_MAX);
+    sqlite3_stmt *st = NULL;
+    *through = after;
+    *count = 0;
+    if (through_max <= after)
+        return LMQ_OK;
+    if (sqlite3_prepare_v2(store_sqlite_reader(store),
+                           "SELECT id, time_ms FROM events WHERE id > ?1 AND id <= ?2 ORDER BY id "
+                           "LIMIT ?3",
+                           -1, &st, NULL) != SQLITE_OK)
+        return LMQ_EIO;
+    sqlite3_bind_int64(st, 1, (int64_t)after);
+    sqlite3_bind_int64(st, 2, (int64_t)through_max);
+    sqlite3_bind_int64(st, 3, (int64_t)limit);
+    int rc;
+    /* In id order, up to the first event not older than before_ms: those after it wait. */
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_int64(st, 1) >= before_ms) {
+            rc = SQLITE_DONE;
+            break;
+        }
+        *through = (uint64_t)sqlite3_column_int64(st, 0);
+        (*count)++;
+    }
+    sqlite3_finalize(st);
+    LMQ_ASSERT(*count <= limit && *through <= through_max);
+    return rc == SQLITE_DONE ? LMQ_OK : LMQ_EIO;
 }

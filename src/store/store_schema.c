@@ -170,6 +170,13 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE TABLE seal_txs(nonce INTEGER NOT NULL, attempt INTEGER NOT NULL,"
     " tx_hash BLOB NOT NULL, raw BLOB NOT NULL, sent_ms INTEGER NOT NULL,"
     " PRIMARY KEY(nonce, attempt)) WITHOUT ROWID;",
+    /*
+     * 11 -> 12: ended sessions whose queue rows are deleted in bounded batches
+     * (docs/ARCHITECTURE.md "Scheduled jobs", expire_messages): the queue rows of client_id
+     * with seq <= seq_max belong to a session that has ended; a later session of the same client
+     * id only ever has rows above it.
+     */
+    "CREATE TABLE queue_ended(client_id BLOB PRIMARY KEY, seq_max INTEGER NOT NULL) WITHOUT ROWID;",
 };
 
 int store_schema_version(sqlite3 *db, int *version)

@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 /* The schema version this binary writes. */
-#define STORE_SCHEMA_VERSION 11
+#define STORE_SCHEMA_VERSION 12
 
 /*
  * Brings db to `target` (<= STORE_SCHEMA_VERSION), applying each missing

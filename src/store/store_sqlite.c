@@ -82,6 +82,10 @@ enum store_stmt {
     ST_IDENTITY_RECEIVED,
     ST_NODE_PUT,
     ST_REVOKE_PUT,
+    ST_QUEUE_COUNT_UPTO,
+    ST_QUEUE_ENDED_PUT,
+    ST_QUEUE_ENDED_TRIM,
+    ST_QUEUE_ENDED_DONE,
     ST_COUNT,
 };
 
@@ -137,6 +141,17 @@ static const char *const store_stmt_sql[ST_COUNT] = {
                              "ON CONFLICT(id) DO UPDATE SET inbox_last = excluded.inbox_last",
     [ST_NODE_PUT] = "INSERT INTO ledger_nodes(level, idx, hash) VALUES(?1, ?2, ?3)",
     [ST_REVOKE_PUT] = STORE_REVOKE_SQL,
+    [ST_QUEUE_COUNT_UPTO] = "SELECT count(*) FROM (SELECT 1 FROM queue WHERE client_id = ?1 "
+                            "LIMIT ?2)",
+    [ST_QUEUE_ENDED_PUT] = "INSERT INTO queue_ended(client_id, seq_max) SELECT ?1, max(seq) "
+                           "FROM queue WHERE client_id = ?1 ON CONFLICT(client_id) DO UPDATE SET "
+                           "seq_max = max(seq_max, excluded.seq_max)",
+    /* ?1 is bound by delete_returning_gc. */
+    [ST_QUEUE_ENDED_TRIM] = "DELETE FROM queue WHERE client_id = ?1 AND seq IN (SELECT seq FROM "
+                            "queue WHERE client_id = ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3) "
+                            "RETURNING msg_id",
+    [ST_QUEUE_ENDED_DONE] = "DELETE FROM queue_ended WHERE client_id = ?1 AND seq_max = ?2 AND "
+                            "NOT EXISTS (SELECT 1 FROM queue WHERE client_id = ?1 AND seq <= ?2)",
 };
 
 struct store {
@@ -313,6 +328,11 @@ static size_t record_slices(struct store_record *r, struct lmq_bytes *slices[],
         slices[n++] = &r->u.seal_tx.tx_hash;
         slices[n++] = &r->u.seal_tx.raw;
         break;
+    case STORE_QUEUE_ENDED_TRIM:
+        slices[n++] = &r->u.queue_ended_trim.client_id;
+        break;
+    case STORE_EVENTS_PRUNE:
+        break;
     default:
         LMQ_UNREACHABLE("unknown store record type");
     }
@@ -370,7 +390,7 @@ int store_write(struct store *store, const struct store_record *rec)
 {
     LMQ_ASSERT(store != NULL && rec != NULL);
     LMQ_ASSERT(!store->closed);
-    LMQ_ASSERT(rec->type >= STORE_SESSION_PUT && rec->type <= STORE_SEAL_TX_PUT);
+    LMQ_ASSERT(rec->type >= STORE_SESSION_PUT && rec->type <= STORE_EVENTS_PRUNE);
     if (store->open == NULL) {
         store->open = calloc(1, sizeof(*store->open));
         if (store->open == NULL)
@@ -655,6 +675,20 @@ static int apply_message(struct store *s, const struct store_message *m)
     return store_sqlite_run(st);
 }
 
+/* Whether client_id has more than STORE_QUEUE_END_INLINE_ROWS queue rows (counted up to one
+ * more: a bounded read). */
+static int session_queue_is_large(struct store *s, struct lmq_bytes client_id, bool *large)
+{
+    sqlite3_stmt *st = s->stmts[ST_QUEUE_COUNT_UPTO];
+    store_sqlite_bind_bytes(st, 1, client_id);
+    sqlite3_bind_int64(st, 2, STORE_QUEUE_END_INLINE_ROWS + 1);
+    int rc = sqlite3_step(st);
+    *large = rc == SQLITE_ROW && sqlite3_column_int64(st, 0) > STORE_QUEUE_END_INLINE_ROWS;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
 static int apply_session_delete(struct store *s, const struct store_rec_session_delete *r)
 {
     sqlite3_stmt *plain[] = {s->stmts[ST_SESSION_DELETE], s->stmts[ST_SESSION_DELETE_SUBS],
@@ -665,12 +699,37 @@ static int apply_session_delete(struct store *s, const struct store_rec_session_
         if (rc != SQLITE_OK)
             return rc;
     }
-    int rc = delete_returning_gc(s, s->stmts[ST_SESSION_DELETE_QUEUE], r->client_id);
+    bool large = false;
+    int rc = r->defer_queue ? session_queue_is_large(s, r->client_id, &large) : SQLITE_OK;
+    if (rc == SQLITE_OK && large) {
+        /* Left to STORE_QUEUE_ENDED_TRIM: one statement over a huge queue would hold up every
+         * other commit for as long as it takes. */
+        sqlite3_stmt *st = s->stmts[ST_QUEUE_ENDED_PUT];
+        store_sqlite_bind_bytes(st, 1, r->client_id);
+        rc = store_sqlite_run(st);
+    } else if (rc == SQLITE_OK) {
+        rc = delete_returning_gc(s, s->stmts[ST_SESSION_DELETE_QUEUE], r->client_id);
+    }
     if (rc == SQLITE_OK)
         rc = summary_forget(s, r->client_id);
     if (rc == SQLITE_OK)
         rc = delete_returning_gc(s, s->stmts[ST_SESSION_DELETE_WILL], r->client_id);
     return rc;
+}
+
+static int apply_queue_ended_trim(struct store *s, const struct store_rec_queue_ended_trim *r)
+{
+    LMQ_ASSERT(r->limit > 0 && r->seq_max <= INT64_MAX);
+    sqlite3_stmt *st = s->stmts[ST_QUEUE_ENDED_TRIM];
+    sqlite3_bind_int64(st, 2, (int64_t)r->seq_max);
+    sqlite3_bind_int64(st, 3, r->limit);
+    int rc = delete_returning_gc(s, st, r->client_id);
+    if (rc != SQLITE_OK)
+        return rc;
+    st = s->stmts[ST_QUEUE_ENDED_DONE];
+    store_sqlite_bind_bytes(st, 1, r->client_id);
+    sqlite3_bind_int64(st, 2, (int64_t)r->seq_max);
+    return store_sqlite_run(st);
 }
 
 static int apply_queue_put(struct store *s, const struct store_rec_queue_put *r)
@@ -824,7 +883,10 @@ static int apply_record(struct store *s, const struct store_record *r)
     case STORE_CONSUMER_POSITION:
     case STORE_CONSUMER_DEAD_PUT:
     case STORE_CONSUMER_DEAD_DELETE:
+    case STORE_EVENTS_PRUNE:
         return store_events_apply(&s->events, r);
+    case STORE_QUEUE_ENDED_TRIM:
+        return apply_queue_ended_trim(s, &r->u.queue_ended_trim);
     case STORE_JOB_RUN_START:
     case STORE_JOB_RUN_END:
         return store_jobs_apply_run(s->writer, r->type == STORE_JOB_RUN_START, &r->u.job_run);
@@ -1093,6 +1155,7 @@ enum load_kind {
     LOAD_QOS2,
     LOAD_RETAINED,
     LOAD_QUEUE,
+    LOAD_QUEUE_ENDED,
     LOAD_IDENTITY,
     LOAD_WILL
 };
@@ -1109,6 +1172,7 @@ static const char *const load_sql[] = {
     /* Kept per commit (summary_flush): start-up does not scale with the queued rows. */
     [LOAD_QUEUE] = "SELECT client_id, count, size_bytes, seq_max FROM queue_summary "
                    "WHERE count > 0",
+    [LOAD_QUEUE_ENDED] = "SELECT client_id, seq_max FROM queue_ended",
 };
 
 static int load_row(const struct store_loader *l, enum load_kind kind, sqlite3_stmt *st)
@@ -1136,6 +1200,10 @@ static int load_row(const struct store_loader *l, enum load_kind kind, sqlite3_s
     case LOAD_RETAINED:
         column_message(st, 1, &m);
         return l->retained(l->ctx, &m);
+    case LOAD_QUEUE_ENDED:
+        return l->queue_ended == NULL ? 0
+                                      : l->queue_ended(l->ctx, store_sqlite_column_bytes(st, 0),
+                                                       (uint64_t)sqlite3_column_int64(st, 1));
     case LOAD_QUEUE:
         return l->queue_summary(
             l->ctx, store_sqlite_column_bytes(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
@@ -1868,4 +1936,40 @@ void store_close(struct store *store)
     }
     store->closed = true;
     uv_close((uv_handle_t *)&store->async, store_on_closed);
+}
+
+int store_queue_ended_next(struct store *store, uint8_t *id, size_t cap, size_t *id_len,
+                           uint64_t *seq_max, uint64_t rows_max, uint64_t *rows, bool *found)
+{
+    LMQ_ASSERT(store != NULL && id != NULL && id_len != NULL && seq_max != NULL);
+    LMQ_ASSERT(rows != NULL && found != NULL && rows_max <= INT64_MAX);
+    *found = false;
+    *rows = 0;
+    *id_len = 0;
+    *seq_max = 0;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(store->reader,
+                           "SELECT e.client_id, e.seq_max, (SELECT count(*) FROM (SELECT 1 FROM "
+                           "queue q WHERE q.client_id = e.client_id AND q.seq <= e.seq_max "
+                           "LIMIT ?1)) FROM queue_ended e ORDER BY e.client_id LIMIT 1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return LMQ_EIO;
+    sqlite3_bind_int64(st, 1, (int64_t)rows_max);
+    int rc = sqlite3_step(st);
+    int result = rc == SQLITE_ROW || rc == SQLITE_DONE ? LMQ_OK : LMQ_EIO;
+    if (rc == SQLITE_ROW) {
+        struct lmq_bytes cid = store_sqlite_column_bytes(st, 0);
+        if (cid.len > cap) {
+            result = LMQ_EIO; /* a client id is at most 65535 bytes: a corrupt row */
+        } else {
+            if (cid.len > 0)
+                memcpy(id, cid.data, cid.len);
+            *id_len = cid.len;
+            *seq_max = (uint64_t)sqlite3_column_int64(st, 1);
+            *rows = (uint64_t)sqlite3_column_int64(st, 2);
+            *found = true;
+        }
+    }
+    sqlite3_finalize(st);
+    return result;
 }

@@ -49,6 +49,7 @@ struct store_events_writer {
     sqlite3_stmt *position_put;
     sqlite3_stmt *dead_put;
     sqlite3_stmt *dead_delete;
+    sqlite3_stmt *prune;
 };
 int store_events_writer_prepare(sqlite3 *db, struct store_events_writer *w);
 void store_events_writer_finalize(struct store_events_writer *w);

@@ -2,9 +2,11 @@
 JSON lines files with manifests in [jobs] export.dir, each run after the last manifest, checked
 here by an independent reader: contiguous indexes, links that hash the envelopes, the manifest's
 SHA-256 of the file, a checkpoint signed by the server's key covering every entry, the typed
-object of an object envelope; resumed after a restart."""
+object of an object envelope; resumed after a restart. With export.gzip the files are .jsonl.gz,
+read back with Python's gzip and compared with a plain export of the same ledger."""
 
 import glob
+import gzip
 import hashlib
 import json
 import os
@@ -39,15 +41,23 @@ def wait_exported(d, last, timeout=20):
     raise AssertionError("no manifest reached %d: %r" % (last, manifests(d)))
 
 
-def check_files(b, d):
-    """Every manifest's file, read as a consumer would; returns the entries in order."""
+def check_files(b, d, gz=False, plain_out=None):
+    """Every manifest's file, read as a consumer would; returns the entries in order. gz: the
+    files are .jsonl.gz (and no .jsonl is there); plain_out: a list that gets the lines' bytes."""
     name, pub = lc.server_key(b.http_addr)
     entries = []
     for path, m in manifests(d):
-        data_path = path.replace(".manifest.json", ".jsonl")
+        data_path = path.replace(".manifest.json", ".jsonl.gz" if gz else ".jsonl")
+        assert not os.path.exists(path.replace(".manifest.json", ".jsonl" if gz else ".jsonl.gz"))
         with open(data_path, "rb") as f:
             raw = f.read()
         assert hashlib.sha256(raw).hexdigest() == m["sha256"], path
+        assert m.get("compression") == ("gzip" if gz else None), m
+        if gz:
+            assert raw[:2] == b"\x1f\x8b", path
+            raw = gzip.decompress(raw)
+        if plain_out is not None:
+            plain_out.append(raw)
         lines = [json.loads(line) for line in raw.decode().splitlines()]
         assert len(lines) == m["count"] == m["last"] - m["first"] + 1
         assert [e["index"] for e in lines] == list(range(m["first"], m["last"] + 1))
@@ -103,3 +113,47 @@ def test_export_without_a_directory_fails_its_runs(start_broker, tmp_path):
     b = start_broker("[jobs]\nexport = @every 1s\n")
     ended = b.wait_event("job_run_ended", timeout=10, pred=lambda e: e["job"] == "export")
     assert ended["result"] == "failed" and "export.dir" in ended["detail"], ended
+
+
+def test_gzip_export_holds_the_same_lines_as_a_plain_export_and_resumes(start_broker, tmp_path):
+    gz_dir, plain_dir = tmp_path / "gz", tmp_path / "plain"
+    gz_dir.mkdir()
+    plain_dir.mkdir()
+    ini = "[jobs]\nexport = @every 1s\nexport.dir = %s\nexport.max_rows = 4\n%s"
+    b = dc.start(start_broker, tmp_path, {"note.json": NOTE},
+                 extra_ini=ini % (gz_dir, "export.gzip = true\n"))
+    alice, bob = lc.Identity(), lc.Identity()
+    sa = dc.session(b, alice)
+    for i in range(7):
+        dc.send(sa, bob.id, {"n": i})
+    dc.send(sa, bob.id, {"_t": "com.example.Note", "text": "zipped"})
+    wait_exported(str(gz_dir), 7)
+    gz_raw = []
+    entries = check_files(b, str(gz_dir), gz=True, plain_out=gz_raw)
+    assert [e["index"] for e in entries] == list(range(8))
+    assert entries[7]["object"]["text"] == "zipped"
+    sa.close()
+    # The same ledger exported plain (another directory: from index 0): the same bytes.
+    b.terminate()
+    b.config_text = b.config_text.replace("export.dir = %s" % gz_dir, "export.dir = %s" % plain_dir)
+    b.config_text = b.config_text.replace("export.gzip = true", "export.gzip = false")
+    b.restart()
+    dc.ready_addresses(b)
+    wait_exported(str(plain_dir), 7)
+    plain_raw = []
+    check_files(b, str(plain_dir), plain_out=plain_raw)
+    assert b"".join(plain_raw) == b"".join(gz_raw) and len(b"".join(gz_raw)) > 0
+    # gzip again, into its own directory: it resumes after its own last manifest.
+    b.terminate()
+    b.config_text = b.config_text.replace("export.dir = %s" % plain_dir, "export.dir = %s" % gz_dir)
+    b.config_text = b.config_text.replace("export.gzip = false", "export.gzip = true")
+    b.restart()
+    dc.ready_addresses(b)
+    sa = dc.session(b, alice)
+    for i in range(2):
+        dc.send(sa, bob.id, {"n": 50 + i})
+    wait_exported(str(gz_dir), 9)
+    entries = check_files(b, str(gz_dir), gz=True)
+    assert [e["index"] for e in entries] == list(range(10))
+    assert not glob.glob(os.path.join(str(gz_dir), ".*tmp"))
+    sa.close()

@@ -170,7 +170,7 @@ def test_unknown_job_in_config_stops_the_start(start_broker):
                      expect_exit=1)
     b.wait_exit(1)
     assert ("[jobs] no_such_job: no such job (known: prune_sessions, expire_messages, export, "
-            "chaser, import)") in b.log_text()
+            "chaser, import, prune_events)") in b.log_text()
 
 
 def test_settings_alone_enable_no_job(start_broker):

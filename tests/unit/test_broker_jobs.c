@@ -124,13 +124,14 @@ static void test_manual_run_starts_after_its_row_is_durable_and_is_listed(void *
     struct jobs_info info[8];
     size_t count = 0;
     jobs_list(&b, info, 8, &count);
-    assert_int_equal(count, 6); /* prune_sessions, expire_messages, export, chaser, import, probe */
-    assert_string_equal(info[5].name, "probe");
-    assert_string_equal(info[5].schedule, "");
-    assert_int_equal(info[5].next_tick_ms, 0);
-    assert_false(info[5].running);
-    assert_int_equal(info[5].runs_total[JOBS_OK], 1);
-    assert_true(info[5].last_success_unix_ms > 0);
+    /* prune_sessions, expire_messages, export, chaser, import, prune_events, probe */
+    assert_int_equal(count, 7);
+    assert_string_equal(info[6].name, "probe");
+    assert_string_equal(info[6].schedule, "");
+    assert_int_equal(info[6].next_tick_ms, 0);
+    assert_false(info[6].running);
+    assert_int_equal(info[6].runs_total[JOBS_OK], 1);
+    assert_true(info[6].last_success_unix_ms > 0);
 
     struct lmq_buf out = {0};
     assert_int_equal(jobs_metrics(&b, &out), 0);

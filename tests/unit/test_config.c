@@ -812,6 +812,46 @@ static void test_auth_token_leeway_and_ledger_quota(void **state)
     assert_int_equal(cfg.auth.ledger_bytes_per_day, 1ull << 40);
 }
 
+static void test_events_keep_and_new_job_keys(void **state)
+{
+    (void)state;
+    struct lmq_config cfg;
+    char err[TEST_ERR_BYTES];
+    lmq_config_defaults(&cfg);
+    assert_int_equal(cfg.events_keep_s, 0); /* every event kept */
+    assert_false(cfg.jobs.export_gzip);
+    assert_int_equal(cfg.jobs.prune_events_batch, 1000);
+    static const struct {
+        const char *value;
+        uint64_t s;
+    } good[] = {{"0", 0},     {"90", 90},     {"15m", 900},
+                {"2h", 7200}, {"7d", 604800}, {"3650d", 3650ULL * 86400}};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        assert_int_equal(lmq_config_set(&cfg, "events", "keep", good[i].value, err, sizeof(err)),
+                         0);
+        assert_int_equal(cfg.events_keep_s, good[i].s);
+    }
+    static const char *const bad[] = {"", "7x", "d", "-1", "3651d", "1dd", "7 d", "999999999999"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(lmq_config_set(&cfg, "events", "keep", bad[i], err, sizeof(err)),
+                         LMQ_EINVAL);
+        assert_non_null(strstr(err, "[events] keep: expected 0 or <n>s|m|h|d"));
+        assert_int_equal(cfg.events_keep_s, 3650ULL * 86400); /* unchanged */
+    }
+    assert_int_equal(load_text(&cfg,
+                               "[jobs]\nexport.gzip = true\nprune_events = @hourly\n"
+                               "prune_events.batch = 5\n",
+                               err, sizeof(err), NULL, 0),
+                     LMQ_OK);
+    assert_true(cfg.jobs.export_gzip);
+    assert_int_equal(cfg.jobs.prune_events_batch, 5);
+    assert_int_equal(lmq_config_set(&cfg, "jobs", "export.gzip", "yes", err, sizeof(err)),
+                     LMQ_EINVAL);
+    assert_string_equal(err, "[jobs] export.gzip: expected true or false");
+    assert_int_equal(lmq_config_set(&cfg, "jobs", "prune_events.batch", "0", err, sizeof(err)),
+                     LMQ_EINVAL);
+}
+
 static void test_data_graphql_auth_and_limits(void **state)
 {
     (void)state;
@@ -1076,6 +1116,7 @@ int main(void)
         cmocka_unit_test(test_missing_file_is_eio),
         cmocka_unit_test(test_auth_password_and_acl_files_must_be_readable),
         cmocka_unit_test(test_auth_token_leeway_and_ledger_quota),
+        cmocka_unit_test(test_events_keep_and_new_job_keys),
         cmocka_unit_test(test_data_graphql_auth_and_limits),
         cmocka_unit_test(test_small_error_buffer_is_terminated),
         cmocka_unit_test(test_http_origins_and_trusted_proxies),

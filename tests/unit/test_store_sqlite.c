@@ -951,6 +951,136 @@ static void test_sequence_high_water_survives_deleting_the_last_row(void **state
     assert_int_equal(summary_mismatches(f->path), 0);
 }
 
+static int64_t sql_count(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+static void ended_next(struct store_fixture *f, bool *found, uint64_t *seq_max, uint64_t *rows)
+{
+    uint8_t id[64];
+    size_t len = 0;
+    assert_int_equal(
+        store_queue_ended_next(f->store, id, sizeof(id), &len, seq_max, 100000, rows, found), 0);
+    if (*found)
+        assert_memory_equal(id, CLIENT, sizeof(CLIENT) - 1);
+}
+
+static void test_ended_session_rows_are_left_to_batched_trims(void **state)
+{
+    struct store_fixture *f = *state;
+    char err[256];
+    assert_int_equal(open_store(f, err, sizeof(err)), 0);
+    struct lmq_bytes id = {CLIENT, sizeof(CLIENT) - 1};
+    const uint64_t rows = STORE_QUEUE_END_INLINE_ROWS + 100;
+    write_rec(f, (struct store_record){.type = STORE_SESSION_PUT,
+                                       .u.session_put = {.client_id = id, .expiry_s = 9}});
+    for (uint64_t i = 1; i <= rows; i++)
+        queue_message(f, i, i, "p");
+    assert_int_equal(store_fixture_commit(f), 0);
+    write_rec(f, (struct store_record){.type = STORE_SESSION_DELETE,
+                                       .u.session_delete = {.client_id = id, .defer_queue = true}});
+    assert_int_equal(store_fixture_commit(f), 0);
+    /* The session and its summary are gone; its rows and messages wait, listed. */
+    uint64_t max_msg_id = 0;
+    struct loaded l = load_all(f, &max_msg_id);
+    assert_int_equal(l.sessions, 0);
+    assert_int_equal(l.summaries, 0);
+    bool found = false;
+    uint64_t seq_max = 0, left = 0;
+    ended_next(f, &found, &seq_max, &left);
+    assert_true(found);
+    assert_int_equal(seq_max, rows);
+    assert_int_equal(left, rows);
+    /* A later session's row of the same client id (above seq_max) is not the trims'. */
+    queue_message(f, rows + 1, rows + 1, "new");
+    assert_int_equal(store_fixture_commit(f), 0);
+    uint64_t expect_left = rows;
+    for (int step = 0; found; step++) {
+        assert_true(step < 4); /* 500 + 500 + 100 */
+        write_rec(f, (struct store_record){.type = STORE_QUEUE_ENDED_TRIM,
+                                           .u.queue_ended_trim = {
+                                               .client_id = id, .seq_max = seq_max, .limit = 500}});
+        assert_int_equal(store_fixture_commit(f), 0);
+        expect_left -= LMQ_MIN(expect_left, 500);
+        ended_next(f, &found, &seq_max, &left);
+        assert_true(found == (expect_left > 0));
+        if (found)
+            assert_int_equal(left, expect_left);
+    }
+    assert_int_equal(sql_count(f->path, "SELECT count(*) FROM queue"), 1);
+    assert_int_equal(sql_count(f->path, "SELECT count(*) FROM messages"), 1); /* collected */
+    assert_int_equal(sql_count(f->path, "SELECT count(*) FROM queue_ended"), 0);
+    /* Without defer_queue (or with a small queue) the rows go with the session. */
+    write_rec(f, (struct store_record){.type = STORE_SESSION_DELETE,
+                                       .u.session_delete = {.client_id = id, .defer_queue = true}});
+    assert_int_equal(store_fixture_commit(f), 0);
+    ended_next(f, &found, &seq_max, &left);
+    assert_false(found);
+    assert_int_equal(sql_count(f->path, "SELECT count(*) FROM queue"), 0);
+}
+
+static void append_event(struct store_fixture *f, uint64_t id, int64_t time_ms)
+{
+    write_rec(f, (struct store_record){.type = STORE_EVENT_APPEND,
+                                       .u.event_append = {.id = id,
+                                                          .time_ms = time_ms,
+                                                          .type = BYTES("test.event"),
+                                                          .data = BYTES("{}")}});
+}
+
+static void test_events_prune_keeps_dead_letters_and_the_id_sequence(void **state)
+{
+    struct store_fixture *f = *state;
+    char err[256];
+    assert_int_equal(open_store(f, err, sizeof(err)), 0);
+    for (uint64_t i = 1; i <= 10; i++)
+        append_event(f, i, (int64_t)i * 1000);
+    write_rec(f, (struct store_record){.type = STORE_CONSUMER_DEAD_PUT,
+                                       .u.consumer_dead = {.consumer = BYTES("webhook:x"),
+                                                           .event_id = 4,
+                                                           .attempts = 1,
+                                                           .error = BYTES("down"),
+                                                           .time_ms = 1}});
+    assert_int_equal(store_fixture_commit(f), 0);
+    /* The plan stops at the bound and before the first event not older than before_ms. */
+    uint64_t through = 0;
+    size_t count = 0;
+    assert_int_equal(store_events_prune_plan(f->store, 0, 9, 6500, 100, &through, &count), 0);
+    assert_int_equal(through, 6);
+    assert_int_equal(count, 6);
+    assert_int_equal(store_events_prune_plan(f->store, 0, 9, 99999, 4, &through, &count), 0);
+    assert_int_equal(through, 4); /* the limit */
+    assert_int_equal(store_events_prune_plan(f->store, 0, 3, 99999, 100, &through, &count), 0);
+    assert_int_equal(through, 3); /* the bound */
+    write_rec(f, (struct store_record){.type = STORE_EVENTS_PRUNE,
+                                       .u.events_prune = {.after = 0, .through = 6}});
+    assert_int_equal(store_fixture_commit(f), 0);
+    assert_int_equal(sql_count(f->path, "SELECT count(*) FROM events WHERE id <= 6"), 1);
+    assert_int_equal(sql_count(f->path, "SELECT min(id) FROM events"), 4); /* dead letter's */
+    uint64_t mark = 0, last = 0;
+    assert_int_equal(store_events_pruned(f->store, &mark), 0);
+    assert_int_equal(mark, 6);
+    /* Even with every event gone the next id counts on from the mark. */
+    write_rec(f, (struct store_record){
+                     .type = STORE_CONSUMER_DEAD_DELETE,
+                     .u.consumer_dead = {.consumer = BYTES("webhook:x"), .event_id = 4}});
+    write_rec(f, (struct store_record){.type = STORE_EVENTS_PRUNE,
+                                       .u.events_prune = {.after = 0, .through = 10}});
+    assert_int_equal(store_fixture_commit(f), 0);
+    assert_int_equal(sql_count(f->path, "SELECT count(*) FROM events"), 0);
+    assert_int_equal(store_events_last_id(f->store, &last), 0);
+    assert_int_equal(last, 10);
+}
+
 /* A model of the queue table for the random test. */
 enum { RND_CLIENTS = 4, RND_SEQ_MAX = 1024, RND_COMMITS = 60, RND_OPS_PER_BATCH = 24 };
 
@@ -1158,6 +1288,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_database_of_schema_2_gets_queue_summaries_from_its_rows, store_fixture_setup,
             store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_ended_session_rows_are_left_to_batched_trims,
+                                        store_fixture_setup, store_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_events_prune_keeps_dead_letters_and_the_id_sequence,
+                                        store_fixture_setup, store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_sequence_high_water_survives_deleting_the_last_row,
                                         store_fixture_setup, store_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_queue_summaries_match_the_rows_after_random_operations,
