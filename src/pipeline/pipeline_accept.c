@@ -17,6 +17,7 @@
 
 #include "crypto/jcs.h"
 #include "events/events.h"
+#include "events/validators.h"
 #include "ledger/chain.h"
 #include "ledger/envelope.h"
 
@@ -411,7 +412,19 @@ enum proto_result pipeline_accept(struct conn *c, const struct mqtt_publish *pub
         accept_reject(b, c, env.seq, link, "not_sender", NULL);
     } else if (ledger_chain_check(sender->last_seq, sender->last_link, env.seq, env.prev, link,
                                   NULL) == LEDGER_CHAIN_NEXT) {
-        if (!accept_hooks_check(b, c, &env, link)) {
+        char verdict[VALIDATORS_REJECT_REASON_BYTES];
+        enum validators_gate gate = validators_check(c, &env, link, verdict);
+        if (gate == VALIDATORS_WAIT) {
+            /* Not handled yet: the same PUBLISH comes again once the verdict is in (or on the
+             * tick), and is charged to the rate then. */
+            sender->rate_count -= sender->rate_count > 0 ? 1u : 0u;
+            ledger_envelope_release(&env);
+            return PROTO_BLOCKED;
+        }
+        if (gate == VALIDATORS_REJECT) {
+            accept_reject(b, c, env.seq, link, verdict, NULL);
+            rc = MQTT_RC_SUCCESS; /* the reject message is the answer */
+        } else if (!accept_hooks_check(b, c, &env, link)) {
             rc = MQTT_RC_SUCCESS; /* the reject message is the answer */
         } else if (!pipeline_quota_take(b, c, c->identity, env.canonical.len)) {
             /* Over [auth] ledger_bytes_per_day: nothing appended; the same envelope may be sent
