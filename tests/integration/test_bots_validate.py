@@ -6,6 +6,8 @@ sender's later envelopes wait behind (order kept), other clients are served mean
 the bot answers for itself."""
 
 import json
+import os
+import subprocess
 import threading
 import time
 
@@ -16,6 +18,7 @@ import mqttraw as m
 
 pytestmark = pytest.mark.ledgermq_only
 
+BOT = "ab" * 32
 TYPE = "com.example.Onboarding"
 OTHER = "com.example.Other"
 TIMEOUT_S = 15
@@ -42,7 +45,8 @@ class Client:
                        username=ident.id, password=lc.login(b.http_addr, ident))
         base = "id/%s/" % ident.id
         pid = self.c.next_pid()
-        self.c.send_raw(m.encode_subscribe(version, pid, [(base + l, m.SubOpts(1)) for l in leaves]))
+        subs = [(base + leaf, m.SubOpts(1)) for leaf in leaves]
+        self.c.send_raw(m.encode_subscribe(version, pid, subs))
         self.suback = self.c._expect_ack(m.SUBACK)
         self.pubacks = []
 
@@ -249,3 +253,26 @@ def test_default_accept_after_timeout_keeps_the_connection_and_a_crash_asks_agai
     leaf, rej = alice.next()
     assert (leaf, rej["reason"], rej["seq"]) == ("reject", "bot:late form", 3)
     v.close()
+
+
+@pytest.mark.parametrize("ini, message", [
+    ("[bots]\nvalidators = %s:%s\n" % (TYPE, BOT),
+     "[bots] validators: com.example.Onboarding's validator %s is not one of [bots] ids" % BOT),
+    ("[bots]\nids = %s\nvalidators = %s:%s, %s:%s\n" % (BOT, TYPE, BOT, TYPE, BOT),
+     "[bots] validators: type com.example.Onboarding has two validators"),
+    ("[bots]\nids = %s\nvalidators = %s\n" % (BOT, TYPE), "[bots] validators: expected TYPE:BOTID"),
+    ("[bots]\nids = %s\nvalidators = bad type:%s\n" % (BOT, BOT),
+     "[bots] validators: expected TYPE:BOTID"),
+    ("[bots]\nverdict_timeout_ms = 50\n",
+     "[bots] verdict_timeout_ms: expected an integer 100..30000"),
+    ("[bots]\ndefault_verdict = maybe\n", "[bots] default_verdict: expected accept or reject"),
+])
+def test_bad_validator_configuration_stops_the_start_with_one_line(tmp_path, ini, message):
+    (tmp_path / "c.ini").write_text(ini)
+    p = subprocess.run([os.environ["LEDGERMQ_BIN"], "serve", "--config", "c.ini", "--mqtt",
+                        "127.0.0.1:0", "--http", "none"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert p.stderr.startswith("ledgermq: serve: ") and p.stderr.count("\n") == 1, p.stderr
+    assert message in p.stderr, p.stderr
+    assert not (tmp_path / "data").exists()
