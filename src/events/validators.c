@@ -328,11 +328,27 @@ enum validators_gate validators_check(struct conn *c, const struct ledger_envelo
         validators_free_entry(vs, p);
         return accept ? VALIDATORS_PASS : VALIDATORS_REJECT;
     }
-    if (p == NULL && free_slot != NULL && held < VALIDATORS_PENDING_PER_SENDER_MAX &&
-        !validators_ask(vs, free_slot, bot, c, env, link))
-        return validators_default_now(vs, reason);
+    if (p == NULL && free_slot != NULL && held < VALIDATORS_PENDING_PER_SENDER_MAX)
+        return VALIDATORS_ASK;
     /* Asked, or no room to ask yet (retried on the tick). The server holds this connection's
      * input, so its silence meanwhile is not the client's: keepalive counts from now. */
+    c->last_rx_ms = clock_now_ms(b);
+    return VALIDATORS_WAIT;
+}
+
+enum validators_gate validators_ask_now(struct conn *c, const struct ledger_envelope *env,
+                                        const char *link, char *reason)
+{
+    struct broker *b = c->broker;
+    struct validators *vs = b->validators;
+    int v = vs != NULL ? validators_for_type(b, env->type) : -1;
+    LMQ_ASSERT(v >= 0 && vs->type_bot[v] < vs->bot_count);
+    struct validators_pending *free_slot = NULL;
+    size_t held = 0;
+    struct validators_pending *p = validators_lookup(vs, c->identity, link, &free_slot, &held);
+    LMQ_ASSERT(p == NULL && free_slot != NULL); /* as validators_check found it, this turn */
+    if (!validators_ask(vs, free_slot, vs->type_bot[v], c, env, link))
+        return validators_default_now(vs, reason);
     c->last_rx_ms = clock_now_ms(b);
     return VALIDATORS_WAIT;
 }

@@ -38,16 +38,22 @@ enum validators_gate {
     VALIDATORS_PASS,   /* no validator, the bot's own envelope, or accepted */
     VALIDATORS_WAIT,   /* asked (or no room to ask yet): PROTO_BLOCKED, retried later */
     VALIDATORS_REJECT, /* rejected: reason filled */
+    VALIDATORS_ASK,    /* the bot is to be asked, once the other checks pass: validators_ask_now */
 };
 
 /* Sets up [bots] validators (after bots_init). Nothing when there are none. 0 or LMQ_ENOMEM. */
 int validators_init(struct broker *b) LMQ_WUR;
 void validators_destroy(struct broker *b);
 /* For a client's verified envelope that continues its sender's chain (c sent it; link is its
- * link): whether it may go on, must wait, or is rejected with reason (a buffer of
- * VALIDATORS_REJECT_REASON_BYTES). */
+ * link): whether it may go on, must wait, is rejected with reason (a buffer of
+ * VALIDATORS_REJECT_REASON_BYTES), or is to be asked about. */
 enum validators_gate validators_check(struct conn *c, const struct ledger_envelope *env,
                                       const char *link, char *reason);
+/* After VALIDATORS_ASK in the same loop turn, once the envelope passed every other check: asks
+ * the bot (VALIDATORS_WAIT), or, with no live session to ask, the default verdict right away
+ * (VALIDATORS_PASS, or VALIDATORS_REJECT with reason "validator_unavailable"). */
+enum validators_gate validators_ask_now(struct conn *c, const struct ledger_envelope *env,
+                                        const char *link, char *reason);
 /* True when id is the validator of some type (it may publish on id/<id>/validate/verdict). */
 bool validators_is_validator(const struct broker *b, const char *id);
 /* A validator bot's publish on its validate/verdict topic: the PUBACK reason code (0x99 for a
