@@ -282,14 +282,33 @@ static struct validators_pending *validators_lookup(struct validators *vs, const
     return NULL;
 }
 
-/* The validator entry (index into cfg.validators) for type, or -1. */
-static int validators_for_type(const struct broker *b, const char *type)
+/* The validator entry (index into cfg.validators) for type (len bytes), or -1. */
+static int validators_for_type(const struct broker *b, const char *type, size_t len)
 {
     for (uint32_t i = 0; i < b->cfg.validator_count; i++) {
-        if (strcmp(b->cfg.validators[i].type, type) == 0)
+        if (strlen(b->cfg.validators[i].type) == len &&
+            memcmp(b->cfg.validators[i].type, type, len) == 0)
             return (int)i;
     }
     return -1;
+}
+
+/* The validator entry for env: by its type, else, for a typed object (a body with a string
+ * "_t"), by its model, so an object can't slip past its model's validator under another
+ * envelope type. -1 for none. */
+static int validators_for_envelope(const struct broker *b, const struct ledger_envelope *env)
+{
+    int v = validators_for_type(b, env->type, strlen(env->type));
+    /* Most bodies hold no "_t": not parsed (the canonical form writes it exactly so). */
+    if (v >= 0 || env->body.len == 0 || memmem(env->body.data, env->body.len, "\"_t\":", 5) == NULL)
+        return v;
+    json_error_t jerr;
+    json_t *body = json_loadb((const char *)env->body.data, env->body.len, 0, &jerr);
+    json_t *model = json_object_get(body, "_t");
+    if (json_is_string(model))
+        v = validators_for_type(b, json_string_value(model), json_string_length(model));
+    json_decref(body);
+    return v;
 }
 
 /* No verdict can be asked for: the default verdict, right away. */
@@ -309,7 +328,7 @@ enum validators_gate validators_check(struct conn *c, const struct ledger_envelo
     struct broker *b = c->broker;
     struct validators *vs = b->validators;
     LMQ_ASSERT(c->session != NULL && strlen(c->identity) == LMQ_IDENTITY_ID_CHARS);
-    int v = vs != NULL ? validators_for_type(b, env->type) : -1;
+    int v = vs != NULL ? validators_for_envelope(b, env) : -1;
     if (v < 0)
         return VALIDATORS_PASS;
     uint32_t bot = vs->type_bot[v];
@@ -341,7 +360,7 @@ enum validators_gate validators_ask_now(struct conn *c, const struct ledger_enve
 {
     struct broker *b = c->broker;
     struct validators *vs = b->validators;
-    int v = vs != NULL ? validators_for_type(b, env->type) : -1;
+    int v = vs != NULL ? validators_for_envelope(b, env) : -1;
     LMQ_ASSERT(v >= 0 && vs->type_bot[v] < vs->bot_count);
     struct validators_pending *free_slot = NULL;
     size_t held = 0;

@@ -1,6 +1,7 @@
 /*
  * Validator bots (docs/PROTOCOL.md "Validator bots"): [bots] validators names, per envelope
- * type, a bot whose verdict a client's envelope of that type waits for before it is accepted.
+ * type, a bot whose verdict a client's envelope of that type (or typed object of that model,
+ * "_t") waits for before it is accepted.
  * The server asks on id/<bot>/validate ({"request":N,"link":..,"from":..,"type":..,
  * "envelope":{..}}, QoS 1, to the bot's session that last subscribed there while it is
  * connected); the bot answers on id/<bot>/validate/verdict ({"request":N,"accept":true} or

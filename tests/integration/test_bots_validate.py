@@ -1,5 +1,5 @@
 """Validator bots (docs/PROTOCOL.md "Validator bots"): [bots] validators = TYPE:BOTID makes a
-client's envelope of TYPE wait for the bot's verdict, asked on id/<bot>/validate and answered on
+client's envelope of TYPE (or a typed object of model TYPE) wait for the bot's verdict, asked on id/<bot>/validate and answered on
 id/<bot>/validate/verdict. Accepted: the normal ack; rejected: the normal reject with reason
 bot:<reason>; no answer within verdict_timeout_ms, or no bot online: default_verdict. The
 sender's later envelopes wait behind (order kept), other clients are served meanwhile, and only
@@ -209,14 +209,19 @@ def test_validator_accepts_rejects_times_out_and_keeps_order(start_broker):
     old.send(r.id, {"verdict": "reject"}, advance=False)
     leaf, rej = old.next()
     assert (leaf, rej["reason"]) == ("reject", "bot:form_incomplete")
+    # A typed object of the validated model under another envelope type is validated too.
+    old.send(r.id, {"_t": TYPE, "verdict": "reject"}, type_="note", advance=False)
+    leaf, rej = old.next()
+    assert (leaf, rej["reason"]) == ("reject", "bot:form_incomplete")
+    assert v.requests[-1]["type"] == "note"
 
     assert b.metric("ledgermq_validator_verdicts_total", '{result="accept"}') == 4
-    assert b.metric("ledgermq_validator_verdicts_total", '{result="reject"}') == 2
+    assert b.metric("ledgermq_validator_verdicts_total", '{result="reject"}') == 3
     assert b.metric("ledgermq_validator_verdicts_total", '{result="timeout"}') == 1
     assert b.metric("ledgermq_validator_verdicts_total", '{result="unavailable"}') == 1
     assert b.metric("ledgermq_validator_verdicts_total", '{result="ignored"}') == 2
     assert b.metric("ledgermq_validator_verdicts_total", '{result="malformed"}') == 1
-    assert b.metric("ledgermq_validator_requests_total") == 7
+    assert b.metric("ledgermq_validator_requests_total") == 8
     assert b.metric("ledgermq_validator_pending") == 0
     v.close()
 
