@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """An onboarding bot for LedgerMQ, written from docs/PROTOCOL.md alone ("Identities and
-guaranteed delivery", "Objects", "Events and webhooks" > "Bots").
+guaranteed delivery", "Objects", "Events and webhooks" > "Bots" and "Validator bots").
 
 What it does, for each event it follows on id/<bot>/events:
   1. a `com.example.Hello` object sent to the bot (an `envelope.accepted` event whose envelope
@@ -16,9 +16,17 @@ Everything else is skipped. After handling an event it acknowledges it ({"ack":N
 restart resumes after it; an event handled but not yet acknowledged when the bot stops is
 handled again (its answer is sent twice: at least once).
 
+It is also ready to be the validator of `com.example.Onboarding`: it subscribes to
+id/<bot>/validate and answers each request with the same form check, {"request":N,
+"accept":true} or {"request":N,"accept":false,"reason":"country"} (the failed fields). With
+`[bots] validators = com.example.Onboarding:<bot id>` in the server's config a bad form is then
+refused before it is accepted (the sender gets a reject with reason "bot:country"), and only good
+forms reach step 2.
+
 Run it against `make run` (which loads examples/models, com.example.Hello among them):
     ./build/ledgermq keygen bot.key.json             # prints the bot's id
-    # add "[bots]\\nids = <that id>" to a config file and start with --config FILE
+    # add "[bots]\\nids = <that id>" to a config file and start with --config FILE (and
+    # "validators = com.example.Onboarding:<that id>" to make it the form's validator)
     /usr/bin/python3 examples/bots/onboarding.py --key bot.key.json --state bot.state.json
 
 Needs paho-mqtt (1.6) and cryptography (python3-paho-mqtt, python3-cryptography on Debian).
@@ -131,7 +139,8 @@ class Bot:
         if connected.get(timeout=TIMEOUT_S) != 0:
             sys.exit("onboarding: CONNECT refused")
         self.client.subscribe([(self.base + leaf, 1)
-                               for leaf in ("events", "events/sync", "ack", "reject")])
+                               for leaf in ("events", "events/sync", "ack", "reject",
+                                            "validate")])
         if any(code >= 0x80 for code in connected.get(timeout=TIMEOUT_S)):
             sys.exit("onboarding: SUBSCRIBE refused (is this id in [bots] ids?)")
 
@@ -198,6 +207,20 @@ class Bot:
             errors.append("email: expected one @")
         return errors
 
+    def validate(self, request):
+        """A validator request: the verdict on the envelope by the form check (requests for
+        other types, if the server were configured so, are accepted)."""
+        env = request.get("envelope", {})
+        body = env.get("body", {}) if isinstance(env.get("body"), dict) else {}
+        verdict = {"request": request["request"], "accept": True}
+        form = "com.example.Onboarding"
+        if env.get("type") == form or body.get("_t") == form:
+            errors = self.check_form(body)
+            if errors:
+                verdict = {"request": request["request"], "accept": False,
+                           "reason": ",".join(e.split(":")[0] for e in errors)}
+        self.publish("validate/verdict", verdict)
+
     def handle(self, event):
         """Acts on one event; True when it answered something."""
         if event.get("type") != "envelope.accepted":
@@ -228,6 +251,9 @@ class Bot:
         self.publish("events/resync", {})  # after the stored position
         while self.max_answers is None or self.answers < self.max_answers:
             leaf, body = self.next()
+            if leaf == "validate":
+                self.validate(body)
+                continue
             if leaf not in ("events", "events/sync"):
                 continue  # an ack or reject outside send(): nothing to do
             if leaf == "events/sync":

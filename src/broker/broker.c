@@ -5,6 +5,7 @@
 #include "broker/broker_internal.h"
 #include "data/data.h"
 #include "events/bots.h"
+#include "events/validators.h"
 #include "events/events.h"
 #include "events/webhooks.h"
 #include "plugins/plugins.h"
@@ -582,6 +583,8 @@ static int broker_open_data(struct broker *b, const struct lmq_config *cfg)
     if (id_rc == LMQ_OK)
         id_rc = bots_init(b);
     if (id_rc == LMQ_OK)
+        id_rc = validators_init(b);
+    if (id_rc == LMQ_OK)
         id_rc = data_init(b); /* after the pipeline: it registers an envelope hook */
     if (id_rc == LMQ_OK)
         id_rc = plugins_load(b); /* after data: validate sees envelopes objects checks passed */
@@ -626,6 +629,7 @@ static void broker_teardown(struct broker *b)
     data_destroy(b);
     plugins_destroy(b);
     webhooks_destroy(b);
+    validators_destroy(b);
     bots_destroy(b);
     events_destroy(b);
     pipeline_destroy(b);

@@ -421,6 +421,7 @@ struct broker {
     struct webhooks *webhooks;         /* webhook deliveries (src/events/webhooks.c) */
     struct plugins *plugins;           /* loaded plugins (src/plugins); NULL when none */
     struct bots *bots;                 /* [bots] ids (src/events/bots.c); NULL when none */
+    struct validators *validators;     /* [bots] validators (src/events/validators.c) or NULL */
     struct read_budget *read_budget;   /* data reads' loop time per client (read_budget.c) */
     struct jobs *jobs;                 /* the job scheduler (src/jobs) */
     uint64_t security_events[32];      /* by enum security_event (SECURITY_EVENT_COUNT <= 32) */

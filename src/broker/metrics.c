@@ -4,6 +4,7 @@
  * walks the sessions once for the queue depth.
  */
 #include "events/bots.h"
+#include "events/validators.h"
 #include "events/webhooks.h"
 #include "plugins/plugins.h"
 #include "broker/broker_internal.h"
@@ -211,6 +212,7 @@ static int metrics_broker(struct broker *b, struct lmq_buf *out)
     rc |= webhooks_metrics(b, out);
     rc |= plugins_metrics(b, out);
     rc |= bots_metrics(b, out);
+    rc |= validators_metrics(b, out);
     struct read_budget_stats budget;
     read_budget_counts(b, &budget);
     uint64_t budget_refused = budget.refused, budget_spent_us = budget.spent_us;

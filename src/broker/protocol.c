@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "events/bots.h"
+#include "events/validators.h"
 #include "mqtt/mqtt_topic.h"
 
 /* Client identifiers the broker assigns: "auto-" + 32 hex digits. */
@@ -436,17 +437,22 @@ static enum proto_result proto_publish_identity(struct conn *c, const struct mqt
     /* A bot ([bots] ids) also asks for its events and acknowledges them (src/events/bots.c). */
     bool bot_topic = (kind == PIPELINE_TOPIC_EVENTS_RESYNC || kind == PIPELINE_TOPIC_EVENTS_ACK) &&
                      bots_is_bot(c->broker, c->identity);
+    /* A validator bot answers on validate/verdict (src/events/validators.c). */
+    bool verdict_topic =
+        kind == PIPELINE_TOPIC_VALIDATE_VERDICT && validators_is_validator(c->broker, c->identity);
     /* Nothing under id/ is ever retained: a retained copy would reach later subscribers
      * outside the pipeline's order and survive restarts. */
     if (!pipeline_owns(c, owner) || pub->retain ||
-        (kind != PIPELINE_TOPIC_OUTBOX && kind != PIPELINE_TOPIC_RESYNC && !bot_topic)) {
+        (kind != PIPELINE_TOPIC_OUTBOX && kind != PIPELINE_TOPIC_RESYNC && !bot_topic &&
+         !verdict_topic)) {
         security_event(c->broker, c, SECURITY_EVENT_ACL_DENIED,
                        pub->retain ? "retained publish under id/" : "publish");
         if (c->version != MQTT_V5) /* 3.1.1 can only close */
             return proto_disconnect_with(reason, MQTT_RC_NOT_AUTHORIZED);
         return proto_ack_publish(c, pub, MQTT_RC_NOT_AUTHORIZED, false,
                                  "not authorized: under id/ a client may publish to its own outbox "
-                                 "and resync (and a bot to its events/resync and events/ack) only",
+                                 "and resync (and a bot to its events/resync and events/ack, a "
+                                 "validator to its validate/verdict) only",
                                  reason);
     }
     if (pub->qos == 2 && inbound_qos2_has(s, pub->packet_id))
@@ -464,6 +470,8 @@ static enum proto_result proto_publish_identity(struct conn *c, const struct mqt
         }
     } else if (bot_topic) {
         ack_rc = bots_request(c, kind == PIPELINE_TOPIC_EVENTS_ACK, pub);
+    } else if (verdict_topic) {
+        ack_rc = validators_verdict(c, pub);
     } else {
         ack_rc = pipeline_resync(c, pub);
     }

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "events/validators.h"
 #include "mqtt/mqtt_topic.h"
 
 /* Largest SUBSCRIBE/UNSUBSCRIBE we answer: entries beyond get a refusal code. */
@@ -122,6 +123,7 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e, uin
     existing->options = options;
     existing->sub_id = sub_id;
     subscribe_store(s, STORE_SUBSCRIPTION_PUT, e->filter.data, e->filter.len, options, sub_id);
+    validators_subscribed(c, filter, filter_len); /* a validator bot's session to ask */
     uint8_t qos = (uint8_t)(options & MQTT_SUBOPT_QOS_MASK);
     unsigned retain_handling =
         (unsigned)(options & MQTT_SUBOPT_RETAIN_HANDLING_MASK) >> MQTT_SUBOPT_RETAIN_HANDLING_SHIFT;

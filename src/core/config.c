@@ -189,6 +189,8 @@ void lmq_config_defaults(struct lmq_config *cfg)
     /* A request runs on the loop thread: MQTT waits while it runs (checked between batches). */
     cfg->data.graphql_max_ms = 250;
     cfg->plugins.slow_us = 1000;
+    /* Well under common keepalives (a waiting publisher's input is not read meanwhile). */
+    cfg->verdict_timeout_ms = LMQ_VERDICT_TIMEOUT_DEFAULT_MS;
     /* One client address may hold the loop for a fifth of each second with data reads. */
     cfg->data.read_budget_ms_per_s = 200;
     cfg->events_security_per_s = 100;
@@ -458,6 +460,23 @@ int lmq_config_append_tls_listeners(struct lmq_config *cfg, const char *value, c
     return config__listeners(cfg, value, false, true, err, err_len);
 }
 
+/* Each [bots] validators entry names one of [bots] ids. */
+static int config__validate_validators(const struct lmq_config *cfg, char *err, size_t err_len)
+{
+    LMQ_ASSERT(cfg->validator_count <= LMQ_VALIDATORS_MAX && cfg->bot_count <= LMQ_BOTS_MAX);
+    for (uint32_t i = 0; i < cfg->validator_count; i++) {
+        bool found = false;
+        for (uint32_t j = 0; !found && j < cfg->bot_count; j++)
+            found = strcmp(cfg->validators[i].bot, cfg->bots[j]) == 0;
+        if (!found) {
+            lmq_errf(err, err_len, "[bots] validators: %s's validator %s is not one of [bots] ids",
+                     cfg->validators[i].type, cfg->validators[i].bot);
+            return LMQ_EINVAL;
+        }
+    }
+    return 0;
+}
+
 int lmq_config_validate(const struct lmq_config *cfg, char *err, size_t err_len)
 {
     LMQ_ASSERT(cfg != NULL && err != NULL && err_len > 0);
@@ -480,6 +499,8 @@ int lmq_config_validate(const struct lmq_config *cfg, char *err, size_t err_len)
             return LMQ_EINVAL;
         }
     }
+    if (config__validate_validators(cfg, err, err_len) != 0)
+        return LMQ_EINVAL;
     return config_validate_webhooks(cfg, err, err_len);
 }
 
@@ -574,13 +595,9 @@ static int config__id_list(const char *key, const char *value,
 
 /* [bots] ids: the first line in a file replaces the list, later ones add to it (a line holds
  * at most two ids). */
-static int config__set_bots(struct lmq_config *cfg, const char *key, const char *value, bool append,
-                            char *err, size_t err_len)
+static int config__set_bot_ids(struct lmq_config *cfg, const char *value, bool append, char *err,
+                               size_t err_len)
 {
-    if (strcmp(key, "ids") != 0) {
-        lmq_errf(err, err_len, "[bots] %s: unknown key (expected ids)", key);
-        return LMQ_EINVAL;
-    }
     char ids[LMQ_BOTS_MAX][LMQ_IDENTITY_ID_CHARS + 1];
     uint32_t count = 0;
     int rc = config__id_list("[bots] ids", value, ids, LMQ_BOTS_MAX, &count, err, err_len);
@@ -594,6 +611,115 @@ static int config__set_bots(struct lmq_config *cfg, const char *key, const char 
     memcpy(cfg->bots[base], ids, count * sizeof(ids[0]));
     cfg->bot_count = base + count;
     return 0;
+}
+
+/* One "TYPE:BOTID" of [bots] validators (len bytes at p, trimmed): the type is everything before
+ * the last ':' (types may hold ':'), the bot 64 lowercase hex characters. */
+static int config__validator_parse(const char *p, size_t len, struct lmq_validator_config *out,
+                                   char *err, size_t err_len)
+{
+    LMQ_ASSERT(p != NULL && out != NULL);
+    size_t colon = len;
+    while (colon > 0 && p[colon - 1] != ':')
+        colon--;
+    size_t type_len = colon > 0 ? colon - 1 : 0;
+    bool ok = colon > 0 && type_len >= 1 && type_len <= LMQ_VALIDATOR_TYPE_MAX_CHARS &&
+              len - colon == LMQ_IDENTITY_ID_CHARS;
+    for (size_t i = 0; ok && i < type_len; i++) {
+        char ch = p[i];
+        ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+             ch == '.' || ch == '_' || ch == ':' || ch == '-';
+    }
+    for (size_t i = colon; ok && i < len; i++)
+        ok = (p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f');
+    if (!ok) {
+        lmq_errf(err, err_len,
+                 "[bots] validators: expected TYPE:BOTID (an envelope type, 1..64 of "
+                 "A-Z a-z 0-9 . _ : -, then a bot's 64 lowercase hex id), got \"%.*s%s\"",
+                 (int)LMQ_MIN(len, 80), p, len > 80 ? "..." : "");
+        return LMQ_EINVAL;
+    }
+    memset(out, 0, sizeof(*out));
+    memcpy(out->type, p, type_len);
+    memcpy(out->bot, p + colon, LMQ_IDENTITY_ID_CHARS);
+    return 0;
+}
+
+/* [bots] validators = TYPE:BOTID, ...: like ids, a repeated line adds to the list. A type has at
+ * most one validator; that each is one of [bots] ids is checked once the file is read
+ * (lmq_config_validate), as ids may come later. */
+static int config__set_validators(struct lmq_config *cfg, const char *value, bool append, char *err,
+                                  size_t err_len)
+{
+    uint32_t count = append ? cfg->validator_count : 0;
+    const char *p = value;
+    for (size_t item = 0; item <= LMQ_VALIDATORS_MAX; item++) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        size_t len = strcspn(p, ",");
+        size_t trimmed = len;
+        while (trimmed > 0 && (p[trimmed - 1] == ' ' || p[trimmed - 1] == '\t'))
+            trimmed--;
+        if (trimmed == 0 && p[len] == '\0' && item == 0)
+            break; /* an empty value: none */
+        if (count == LMQ_VALIDATORS_MAX) {
+            lmq_errf(err, err_len, "[bots] validators: more than %u types", LMQ_VALIDATORS_MAX);
+            return LMQ_EINVAL;
+        }
+        struct lmq_validator_config *v = &cfg->validators[count];
+        int rc = config__validator_parse(p, trimmed, v, err, err_len);
+        if (rc != 0)
+            return rc;
+        for (uint32_t i = 0; i < count; i++) {
+            if (strcmp(cfg->validators[i].type, v->type) == 0) {
+                lmq_errf(err, err_len, "[bots] validators: type %s has two validators", v->type);
+                return LMQ_EINVAL;
+            }
+        }
+        count++;
+        if (p[len] == '\0')
+            break;
+        p += len + 1;
+    }
+    cfg->validator_count = count;
+    return 0;
+}
+
+static int config__set_bots(struct lmq_config *cfg, const char *key, const char *value, bool append,
+                            char *err, size_t err_len)
+{
+    if (strcmp(key, "ids") == 0)
+        return config__set_bot_ids(cfg, value, append, err, err_len);
+    if (strcmp(key, "validators") == 0)
+        return config__set_validators(cfg, value, append, err, err_len);
+    if (strcmp(key, "default_verdict") == 0) {
+        if (strcmp(value, "accept") != 0 && strcmp(value, "reject") != 0) {
+            lmq_errf(err, err_len,
+                     "[bots] default_verdict: expected accept or reject, got \"%.*s%s\"",
+                     config__show_len(value), value, config__show_more(value));
+            return LMQ_EINVAL;
+        }
+        cfg->default_verdict_accept = strcmp(value, "accept") == 0;
+        return 0;
+    }
+    if (strcmp(key, "verdict_timeout_ms") == 0) {
+        uint64_t v = 0;
+        if (!config__parse_u64(value, &v) || v < LMQ_VERDICT_TIMEOUT_MIN_MS ||
+            v > LMQ_VERDICT_TIMEOUT_MAX_MS) {
+            lmq_errf(err, err_len,
+                     "[bots] verdict_timeout_ms: expected an integer %u..%u, got \"%.*s%s\"",
+                     LMQ_VERDICT_TIMEOUT_MIN_MS, LMQ_VERDICT_TIMEOUT_MAX_MS,
+                     config__show_len(value), value, config__show_more(value));
+            return LMQ_EINVAL;
+        }
+        cfg->verdict_timeout_ms = (uint32_t)v;
+        return 0;
+    }
+    lmq_errf(err, err_len,
+             "[bots] %s: unknown key (expected ids, validators, verdict_timeout_ms or "
+             "default_verdict)",
+             key);
+    return LMQ_EINVAL;
 }
 
 static int config__set_auth(struct lmq_config *cfg, const char *key, const char *value, char *err,
@@ -1412,7 +1538,7 @@ struct config_load {
     int lineno;     /* line the parser is on: counted by our reader */
     bool mqtt_seen; /* the first mqtt key in a file replaces, later ones append */
     bool origins_seen, proxies_seen, proxy_protocol_seen; /* the same for the address lists */
-    bool bots_seen;                                       /* and for [bots] ids */
+    bool bots_seen, validators_seen;                      /* and for [bots] ids and validators */
     bool failed; /* err holds the first error; parsing stops */
     int failed_lineno;
     int rc;
@@ -1466,6 +1592,9 @@ static int config__handler(void *user, const char *section, const char *name, co
     } else if (strcmp(section, "bots") == 0 && strcmp(name, "ids") == 0) {
         rc = config__set_bots(ld->cfg, name, value, ld->bots_seen, msg, sizeof(msg));
         ld->bots_seen = true;
+    } else if (strcmp(section, "bots") == 0 && strcmp(name, "validators") == 0) {
+        rc = config__set_bots(ld->cfg, name, value, ld->validators_seen, msg, sizeof(msg));
+        ld->validators_seen = true;
     } else if (list_seen != NULL) {
         /* A line holds at most INI_MAX_LINE bytes: a repeated key adds to the list. */
         rc = config__http_list(ld->cfg, section, name, value, *list_seen, msg, sizeof(msg));

@@ -177,6 +177,19 @@ struct lmq_admin_config {
 #define CONFIG_EVENTS_SECURITY_PER_S_MAX 100000u
 /* [bots] ids: at most this many bots (each a consumer of the event stream). */
 #define LMQ_BOTS_MAX 32
+/* [bots] validators: at most this many envelope types with a validator bot. */
+#define LMQ_VALIDATORS_MAX 32
+/* An envelope type: 1..64 characters of [A-Za-z0-9._:-] (ledger/envelope.h). */
+#define LMQ_VALIDATOR_TYPE_MAX_CHARS 64
+/* [bots] verdict_timeout_ms: its default and range. */
+#define LMQ_VERDICT_TIMEOUT_DEFAULT_MS 5000
+#define LMQ_VERDICT_TIMEOUT_MIN_MS 100
+#define LMQ_VERDICT_TIMEOUT_MAX_MS 30000
+/* [bots] validators = TYPE:BOTID: the bot whose verdict an envelope of type waits for. */
+struct lmq_validator_config {
+    char type[LMQ_VALIDATOR_TYPE_MAX_CHARS + 1];
+    char bot[LMQ_IDENTITY_ID_CHARS + 1];
+};
 struct lmq_webhook_config {
     char name[LMQ_WEBHOOK_NAME_MAX_CHARS + 1]; /* [A-Za-z0-9_-], from the section name */
     char url[LMQ_WEBHOOK_URL_MAX_BYTES];       /* http:// or https:// */
@@ -308,6 +321,12 @@ struct lmq_config {
      * docs/PROTOCOL.md "Bots"); any of them turns the stream on. */
     char bots[LMQ_BOTS_MAX][LMQ_IDENTITY_ID_CHARS + 1];
     uint32_t bot_count;
+    /* [bots] validators, verdict_timeout_ms, default_verdict (src/events/validators.c;
+     * docs/PROTOCOL.md "Validator bots"): at most one validator per type, each one of bots. */
+    struct lmq_validator_config validators[LMQ_VALIDATORS_MAX];
+    uint32_t validator_count;
+    uint32_t verdict_timeout_ms;
+    bool default_verdict_accept; /* false (the default): reject when no verdict comes */
     enum lmq_sync_mode sync;
     enum lmq_log_level log_level;
     /* [server] sys_interval: seconds between $SYS/broker/... updates (sys_tree.c); 0 = none. */

@@ -77,10 +77,12 @@ enum pipeline_topic {
     PIPELINE_TOPIC_REJECT,
     PIPELINE_TOPIC_RESYNC,
     PIPELINE_TOPIC_SYNC,
-    PIPELINE_TOPIC_EVENTS,        /* a bot's events (src/events/bots.c) */
-    PIPELINE_TOPIC_EVENTS_SYNC,   /* a bot's page markers */
-    PIPELINE_TOPIC_EVENTS_RESYNC, /* a bot asks for a page */
-    PIPELINE_TOPIC_EVENTS_ACK,    /* a bot acknowledges what it handled */
+    PIPELINE_TOPIC_EVENTS,           /* a bot's events (src/events/bots.c) */
+    PIPELINE_TOPIC_EVENTS_SYNC,      /* a bot's page markers */
+    PIPELINE_TOPIC_EVENTS_RESYNC,    /* a bot asks for a page */
+    PIPELINE_TOPIC_EVENTS_ACK,       /* a bot acknowledges what it handled */
+    PIPELINE_TOPIC_VALIDATE,         /* the server asks a validator bot (src/events/validators.c) */
+    PIPELINE_TOPIC_VALIDATE_VERDICT, /* a validator bot's verdict */
 };
 /* Checks a CONNECT's credentials and sets c->identity and c->user. Returns PROTO_OK,
  * PROTO_REFUSE_CONNECT with the CONNACK reason code in *reason (the security event is logged),
@@ -105,7 +107,8 @@ bool pipeline_may_receive(const struct session *s, const uint8_t *topic, size_t 
  * queued in the current batch), resent (ack again) or rejected (reject message). Returns
  * PROTO_OK with the PUBACK/PUBREC reason code in *reason_code, or, over the identity's rate,
  * PROTO_BLOCKED (3.1.1) or PROTO_DISCONNECT with 0x96 in *reason_code (MQTT 5: PUBACK can't
- * carry it). */
+ * carry it). PROTO_BLOCKED too (any version) while a validator bot's verdict on it is pending
+ * (src/events/validators.c): nothing is appended or acknowledged until it is in. */
 enum proto_result pipeline_accept(struct conn *c, const struct mqtt_publish *pub,
                                   uint8_t *reason_code) LMQ_WUR;
 /*

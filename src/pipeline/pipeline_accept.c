@@ -17,6 +17,7 @@
 
 #include "crypto/jcs.h"
 #include "events/events.h"
+#include "events/validators.h"
 #include "ledger/chain.h"
 #include "ledger/envelope.h"
 
@@ -401,6 +402,8 @@ enum proto_result pipeline_accept(struct conn *c, const struct mqtt_publish *pub
     char link[LEDGER_ENVELOPE_LINK_BYTES] = "";
     uint8_t rc = MQTT_RC_SUCCESS;
     bool acked = false;
+    enum validators_gate gate = VALIDATORS_PASS;
+    char verdict[VALIDATORS_REJECT_REASON_BYTES];
     if (ledger_envelope_link(&env, link) != LMQ_OK) {
         rc = MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
     } else if (ledger_envelope_verify(&env, &reason) != LMQ_OK) {
@@ -411,8 +414,17 @@ enum proto_result pipeline_accept(struct conn *c, const struct mqtt_publish *pub
         accept_reject(b, c, env.seq, link, "not_sender", NULL);
     } else if (ledger_chain_check(sender->last_seq, sender->last_link, env.seq, env.prev, link,
                                   NULL) == LEDGER_CHAIN_NEXT) {
-        if (!accept_hooks_check(b, c, &env, link)) {
-            rc = MQTT_RC_SUCCESS; /* the reject message is the answer */
+        /* A validator bot (src/events/validators.c) is asked only about an envelope the hooks
+         * pass; they run again once its verdict is in (objects may have changed meanwhile). */
+        gate = validators_check(c, &env, link, verdict);
+        if (gate == VALIDATORS_REJECT) {
+            accept_reject(b, c, env.seq, link, verdict, NULL);
+        } else if (gate == VALIDATORS_WAIT || !accept_hooks_check(b, c, &env, link)) {
+            /* waiting, or the reject message is the answer */
+        } else if (gate == VALIDATORS_ASK &&
+                   (gate = validators_ask_now(c, &env, link, verdict)) != VALIDATORS_PASS) {
+            if (gate == VALIDATORS_REJECT)
+                accept_reject(b, c, env.seq, link, verdict, NULL);
         } else if (!pipeline_quota_take(b, c, c->identity, env.canonical.len)) {
             /* Over [auth] ledger_bytes_per_day: nothing appended; the same envelope may be sent
              * again once the UTC day turns. MQTT 5 also gets PUBACK/PUBREC 0x97. */
@@ -426,6 +438,12 @@ enum proto_result pipeline_accept(struct conn *c, const struct mqtt_publish *pub
     }
     ledger_envelope_release(&env);
     *reason_code = rc;
+    if (gate == VALIDATORS_WAIT) {
+        /* Not handled yet: the same PUBLISH comes again once the verdict is in (or on the
+         * tick), and is charged to the rate then. */
+        sender->rate_count -= sender->rate_count > 0 ? 1u : 0u;
+        return PROTO_BLOCKED;
+    }
     return PROTO_OK;
 }
 

@@ -298,7 +298,9 @@ enum pipeline_topic pipeline_topic_parse(const uint8_t *topic, size_t len, const
                   {"events", PIPELINE_TOPIC_EVENTS},
                   {"events/sync", PIPELINE_TOPIC_EVENTS_SYNC},
                   {"events/resync", PIPELINE_TOPIC_EVENTS_RESYNC},
-                  {"events/ack", PIPELINE_TOPIC_EVENTS_ACK}};
+                  {"events/ack", PIPELINE_TOPIC_EVENTS_ACK},
+                  {"validate", PIPELINE_TOPIC_VALIDATE},
+                  {"validate/verdict", PIPELINE_TOPIC_VALIDATE_VERDICT}};
     for (size_t i = 0; i < LMQ_ARRAY_LEN(leaves); i++) {
         if (strlen(leaves[i].name) == leaf_len && memcmp(leaves[i].name, leaf, leaf_len) == 0)
             return leaves[i].kind;

@@ -374,7 +374,9 @@ def test_a_bad_request_gets_an_error_on_events_sync(start_broker, leaf, body, er
     ("[bots]\nids = nothex\n", "[bots] ids: expected identity ids"),
     ("[bots]\n" + "".join("ids = %064x, %064x\n" % (2 * i, 2 * i + 1) for i in range(16)) +
      "ids = %064x\n" % 99, "[bots] ids: more than 32 identities"),
-    ("[bots]\nevents = *\n", "[bots] events: unknown key (expected ids)"),
+    ("[bots]\nevents = *\n",
+     "[bots] events: unknown key (expected ids, validators, verdict_timeout_ms or "
+     "default_verdict)"),
 ], ids=["not_hex", "33_over_17_lines", "unknown_key"])
 def test_bad_bots_configuration_stops_the_start_with_one_line(tmp_path, ini, message):
     (tmp_path / "c.ini").write_text(ini)
@@ -385,11 +387,13 @@ def test_bad_bots_configuration_stops_the_start_with_one_line(tmp_path, ini, mes
     assert message in p.stderr, p.stderr
 
 
+@pytest.mark.parametrize("validator", [False, True], ids=["follower", "validator"])
 def test_the_example_onboarding_bot_answers_hello_checks_the_form_and_approves(start_broker,
-                                                                              tmp_path):
+                                                                              tmp_path, validator):
     """examples/bots/onboarding.py (written from the docs) against the real binary with make
     run's models: Hello -> form request; a form from a country it does not serve -> rejected
-    with the reason; a good form -> approved. Each answer is a signed envelope from the bot."""
+    with the reason (as the form's validator: refused before acceptance, reason bot:country);
+    a good form -> approved. Each answer is a signed envelope from the bot."""
     root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
     bot, ada = lc.Identity(), lc.Identity()
     seed = bot.key.private_bytes(lc.serialization.Encoding.Raw,
@@ -398,7 +402,10 @@ def test_the_example_onboarding_bot_answers_hello_checks_the_form_and_approves(s
     key = tmp_path / "bot.key.json"
     key.write_text(json.dumps({"crv": "Ed25519", "d": lc.b64url(seed), "id": bot.id,
                                "kty": "OKP", "x": lc.b64url(bot.pub)}))
-    b = start_broker("[bots]\nids = %s\n" % bot.id,
+    ini = "[bots]\nids = %s\n" % bot.id
+    if validator:
+        ini += "validators = com.example.Onboarding:%s\ndefault_verdict = reject\n" % bot.id
+    b = start_broker(ini,
                      extra_args=["--http", "127.0.0.1:0", "--models",
                                  os.path.join(root, "examples", "models")])
     ready = b.events("ready")[-1]
@@ -407,7 +414,7 @@ def test_the_example_onboarding_bot_answers_hello_checks_the_form_and_approves(s
                                                               "onboarding.py"),
                              "--key", str(key), "--state", str(tmp_path / "bot.state.json"),
                              "--http", b.http_addr, "--mqtt", "127.0.0.1:%d" % b.mqtt_port,
-                             "--max-answers", "3"],
+                             "--max-answers", "2" if validator else "3"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         sa = session(b, ada)
@@ -424,10 +431,16 @@ def test_the_example_onboarding_bot_answers_hello_checks_the_form_and_approves(s
         assert req == {"form": "com.example.Onboarding", "hello": lc.link(hello), "name": "Ada"}
         form = {"_t": "com.example.Onboarding", "name": "Ada", "email": "ada@example.com",
                 "status": "submitted"}
-        bad = send(sa, bot.id, dict(form, country="US"))
-        verdict = answer("com.example.approval")
-        assert verdict["form"] == lc.link(bad) and verdict["status"] == "rejected"
-        assert any(e.startswith("country") for e in verdict["errors"]), verdict
+        if validator:
+            bad = ada.envelope(bot.id, dict(form, country="US"))
+            sa.send(bad)
+            rej = sa.expect("reject")
+            assert (rej["reason"], rej["link"]) == ("bot:country", lc.link(bad)), rej
+        else:
+            bad = send(sa, bot.id, dict(form, country="US"))
+            verdict = answer("com.example.approval")
+            assert verdict["form"] == lc.link(bad) and verdict["status"] == "rejected"
+            assert any(e.startswith("country") for e in verdict["errors"]), verdict
         good = send(sa, bot.id, dict(form, country="DE"))
         assert answer("com.example.approval") == {"form": lc.link(good), "status": "approved"}
         out, _ = proc.communicate(timeout=30)

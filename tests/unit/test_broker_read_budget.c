@@ -117,10 +117,11 @@ static void test_retry_after_follows_the_debt_up_to_60_seconds_worth(void **stat
     assert_int_equal(request(b, 1, "/openapi.json", &retry_s), 200);
     route_cost_us = 0;
     assert_int_equal(request(b, 1, "/openapi.json", &retry_s), 429);
-    assert_true(retry_s >= 2 && retry_s <= 3);
+    /* At least 2 s; more when a loaded machine ran the route longer than 30 ms. */
+    assert_true(retry_s >= 2 && retry_s <= 10);
     b->cfg.data.read_budget_ms_per_s = 1; /* SIGHUP lowers it: the same debt is 20 s */
     assert_int_equal(request(b, 1, "/openapi.json", &retry_s), 429);
-    assert_true(retry_s >= 20 && retry_s <= 25); /* the route ran a little over 30 ms */
+    assert_true(retry_s >= 20 && retry_s <= 60); /* the route ran 30 ms or a little more */
     route_cost_us = 100000; /* 99 ms of debt at 1 ms a second: kept at 60 ms, 60 s */
     assert_int_equal(request(b, 2, "/openapi.json", &retry_s), 200);
     route_cost_us = 0;

@@ -574,7 +574,8 @@ static void test_bots_ids_add_up_over_lines_and_are_bounded(void **state)
     assert_int_equal(cfg.bot_count, 1);
     assert_string_equal(cfg.bots[0], AUDITOR_B);
     assert_int_equal(lmq_config_set(&cfg, "bots", "events", "*", err, sizeof(err)), LMQ_EINVAL);
-    assert_non_null(strstr(err, "[bots] events: unknown key (expected ids)"));
+    assert_non_null(strstr(err, "[bots] events: unknown key (expected ids, validators, "
+                                "verdict_timeout_ms or default_verdict)"));
     assert_int_equal(lmq_config_set(&cfg, "bots", "ids", "abc", err, sizeof(err)), LMQ_EINVAL);
     assert_non_null(strstr(err, "[bots] ids: expected identity ids"));
     assert_int_equal(cfg.bot_count, 1); /* a failed set changes nothing */
@@ -589,6 +590,53 @@ static void test_bots_ids_add_up_over_lines_and_are_bounded(void **state)
     snprintf(text + used, sizeof(text) - used, "ids = %s\n", AUDITOR_A);
     assert_int_equal(load_text(&cfg, text, err, sizeof(err), NULL, 0), LMQ_EINVAL);
     assert_non_null(strstr(err, "[bots] ids: more than 32 identities"));
+}
+
+static void test_bots_validators_name_a_bot_once_per_type(void **state)
+{
+    (void)state;
+    struct lmq_config cfg;
+    char err[TEST_ERR_BYTES];
+    lmq_config_defaults(&cfg);
+    assert_int_equal(cfg.verdict_timeout_ms, LMQ_VERDICT_TIMEOUT_DEFAULT_MS);
+    assert_false(cfg.default_verdict_accept);
+    /* The type is everything before the last ':' (types may hold ':'); lines add up. */
+    assert_int_equal(load_text(&cfg,
+                               "[bots]\nvalidators = a.B:c-1:" AUDITOR_A ", x:" AUDITOR_B
+                               "\nvalidators = y:" AUDITOR_A "\nids = " AUDITOR_A ", " AUDITOR_B
+                               "\nverdict_timeout_ms = 100\ndefault_verdict = accept\n",
+                               err, sizeof(err), NULL, 0),
+                     0);
+    assert_int_equal(cfg.validator_count, 3);
+    assert_string_equal(cfg.validators[0].type, "a.B:c-1");
+    assert_string_equal(cfg.validators[0].bot, AUDITOR_A);
+    assert_string_equal(cfg.validators[1].type, "x");
+    assert_string_equal(cfg.validators[2].bot, AUDITOR_A);
+    assert_int_equal(cfg.verdict_timeout_ms, 100);
+    assert_true(cfg.default_verdict_accept);
+    assert_int_equal(lmq_config_validate(&cfg, err, sizeof(err)), 0);
+    /* Each names one of [bots] ids (checked once the whole file is read). */
+    assert_int_equal(lmq_config_set(&cfg, "bots", "ids", AUDITOR_B, err, sizeof(err)), 0);
+    assert_int_equal(lmq_config_validate(&cfg, err, sizeof(err)), LMQ_EINVAL);
+    assert_non_null(strstr(err, "[bots] validators: a.B:c-1's validator " AUDITOR_A
+                                " is not one of [bots] ids"));
+    static const char *const bad[] = {"x",
+                                      ":" AUDITOR_A,
+                                      "x:" AUDITOR_A "0",
+                                      "a b:" AUDITOR_A,
+                                      "x:ABCD",
+                                      "x:" AUDITOR_A ", x:" AUDITOR_B};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(lmq_config_set(&cfg, "bots", "validators", bad[i], err, sizeof(err)),
+                         LMQ_EINVAL);
+        assert_non_null(strstr(err, "[bots] validators: "));
+    }
+    assert_non_null(strstr(err, "type x has two validators"));
+    assert_int_equal(cfg.validator_count, 3); /* a failed set changes nothing */
+    assert_int_equal(lmq_config_set(&cfg, "bots", "verdict_timeout_ms", "30001", err, sizeof(err)),
+                     LMQ_EINVAL);
+    assert_int_equal(lmq_config_set(&cfg, "bots", "default_verdict", "yes", err, sizeof(err)),
+                     LMQ_EINVAL);
 }
 
 static void test_http_origins_and_trusted_proxies(void **state)
@@ -1108,6 +1156,7 @@ int main(void)
         cmocka_unit_test(test_auditors_are_a_list_of_identity_ids),
         cmocka_unit_test(test_admin_ids_are_a_bounded_list_of_identity_ids),
         cmocka_unit_test(test_bots_ids_add_up_over_lines_and_are_bounded),
+        cmocka_unit_test(test_bots_validators_name_a_bot_once_per_type),
         cmocka_unit_test(test_queue_overflow_policy_and_rules),
         cmocka_unit_test(test_every_bad_value_names_line_and_key),
         cmocka_unit_test(test_error_message_quotes_the_bad_value),
