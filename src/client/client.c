@@ -283,6 +283,12 @@ int lmq_client_outbox_envelope(struct lmq_client *c, const char *link, uint8_t *
     return rc;
 }
 
+uint64_t lmq_client_event_position(const struct lmq_client *c)
+{
+    LMQ_ASSERT(c != NULL);
+    return c->event_position;
+}
+
 uint64_t lmq_client_inbox_position(const struct lmq_client *c)
 {
     return c->inbox_position;

@@ -2,6 +2,7 @@
  * The client's own durable state, <state_dir>/client.db:
  *   meta(k, v)   "id": the identity this database belongs to (refused for another key),
  *                "inbox_position": last inbox position handed to the application,
+ *                "event_position": id of the last event handed to on_event (a bot),
  *                "ledger_vkey": the server's ledger key, pinned on first use (C2SP vkey text)
  *   outbox(seq, link, to_id, envelope, state, ...)  every envelope we signed, state 0 pending,
  *                1 acked, 2 rejected. Rows are kept (not deleted) because the chain head (seq,
@@ -148,6 +149,7 @@ int client_db_open(struct lmq_client *c, const char *dir, char *err, size_t err_
         snprintf(err, err_len, "cannot read %s: %s", path, sqlite3_errmsg(c->db));
     }
     if (rc == 0 && (db__meta_get_u64(c, "inbox_position", &c->inbox_position) != 0 ||
+                    db__meta_get_u64(c, "event_position", &c->event_position) != 0 ||
                     db__load_acked_max(c) != 0)) {
         snprintf(err, err_len, "cannot read %s: %s", path, sqlite3_errmsg(c->db));
         rc = LMQ_EIO;
@@ -355,6 +357,20 @@ int client_db_set_position(struct lmq_client *c, uint64_t position)
     /* Inside a transaction the caller moves c->inbox_position once the commit has succeeded. */
     if (rc == 0 && sqlite3_get_autocommit(c->db)) {
         c->inbox_position = position;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int client_db_set_event_position(struct lmq_client *c, uint64_t id)
+{
+    sqlite3_stmt *st = NULL;
+    LMQ_ASSERT(id > c->event_position && id <= (uint64_t)INT64_MAX); /* ids only move forward */
+    LMQ_ASSERT(!sqlite3_get_autocommit(c->db)); /* with the application's handling, or not at all */
+    int rc = db__prepare(c, "INSERT OR REPLACE INTO meta(k, v) VALUES('event_position', ?1)", &st);
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : LMQ_EIO;
     }
     sqlite3_finalize(st);
     return rc;
