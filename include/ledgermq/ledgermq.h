@@ -154,16 +154,17 @@ struct lmq_client_callbacks {
      * lmq_client_send(), published after the commit) commits; any other value rolls it all back,
      * drops the connection and the event comes again after the reconnect. Handled events are
      * acknowledged to the server ({"ack":N} on events/ack) after each page, every
-     * LMQ_CLIENT_EVENT_ACK_EVERY events and after LMQ_CLIENT_EVENT_ACK_IDLE_MS without a new
-     * one; the server's stored position only saves a restarted bot without its database from
-     * seeing events again. An error the server answers on events/sync (or a refused resync or
-     * ack: not a bot) reaches on_error with LMQ_EPROTO. NULL: no events. */
+     * LMQ_CLIENT_EVENT_ACK_EVERY events and LMQ_CLIENT_EVENT_ACK_IDLE_MS after the last read
+     * from the server (one ack in flight at a time); the server stores the acked position, where a
+     * state directory that has handled no event starts. An error the server answers on
+     * events/sync (or a refused resync or ack: not a bot) reaches on_error with LMQ_EPROTO. NULL:
+     * no events. */
     int (*on_event)(void *ctx, const struct lmq_event *event);
 };
 
 /* Events handled before the client acknowledges them to the server without waiting. */
 #define LMQ_CLIENT_EVENT_ACK_EVERY 100u
-/* Quiet time after the last handled event before the client acknowledges it. */
+/* Quiet time (nothing read from the server) before the client acknowledges handled events. */
 #define LMQ_CLIENT_EVENT_ACK_IDLE_MS 100u
 
 struct lmq_client_options {

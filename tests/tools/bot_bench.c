@@ -135,15 +135,15 @@ int main(int argc, char **argv)
     if (uv_loop_init(&b.loop) != 0) {
         return 1;
     }
-    struct lmq_client_options o = {.key_file = b.key,
-                                   .state_dir = b.state,
-                                   .mqtt_host = b.mqtt_host,
-                                   .mqtt_port = b.mqtt_port,
-                                   .http_host = b.http_host,
-                                   .http_port = b.http_port,
-                                   .loop = &b.loop,
-                                   .cb = {.ctx = &b, .on_error = bb_on_error,
-                                          .on_event = bb_on_event}};
+    struct lmq_client_options o = {
+        .key_file = b.key,
+        .state_dir = b.state,
+        .mqtt_host = b.mqtt_host,
+        .mqtt_port = b.mqtt_port,
+        .http_host = b.http_host,
+        .http_port = b.http_port,
+        .loop = &b.loop,
+        .cb = {.ctx = &b, .on_error = bb_on_error, .on_event = bb_on_event}};
     if (lmq_client_open(&o, &b.c, err, sizeof(err)) != 0) {
         fprintf(stderr, "bot_bench: %s\n", err);
         return 1;
