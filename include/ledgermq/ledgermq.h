@@ -145,20 +145,29 @@ struct lmq_client_callbacks {
     /* Makes the client a bot (docs/PROTOCOL.md "Bots"; the identity must be in the server's
      * [bots] ids): it subscribes to id/<me>/events and events/sync, and on every connect asks
      * for the events after the id of the last one the application handled (stored in the
-     * client database; none yet: `{}`, the server's stored position for this bot), page after
-     * page while the server says `more`, then receives live events. Each event whose id is
-     * above the last handled one is handed over once and in id order; events at or below it
-     * (the server delivers at least once) are dropped. Like on_envelope, it runs inside a
-     * transaction on lmq_client_db() and the event's id is written in it: return 0 and the
-     * transaction (with the application's statements, and envelopes it sent with
-     * lmq_client_send(), published after the commit) commits; any other value rolls it all back,
-     * drops the connection and the event comes again after the reconnect. Handled events are
-     * acknowledged to the server ({"ack":N} on events/ack) after each page, every
-     * LMQ_CLIENT_EVENT_ACK_EVERY events and LMQ_CLIENT_EVENT_ACK_IDLE_MS after the last read
-     * from the server (one ack in flight at a time); the server stores the acked position, where a
-     * state directory that has handled no event starts. An error the server answers on
-     * events/sync (or a refused resync or ack: not a bot) reaches on_error with LMQ_EPROTO. NULL:
-     * no events. */
+     * client database), page after page while the server says `more`, then receives live
+     * events. A state directory that has handled none asks `{}` and starts after the position
+     * the server stored for this bot (its last ack; 0 for a new bot), dropping the events that
+     * come before that answer. Each event whose id is the next one is handed over once and in
+     * id order; events at or below the last handled id (the server delivers at least once) and
+     * ahead of a gap (asked again) are dropped.
+     *
+     * Exactly once: like on_envelope, it runs inside a transaction on lmq_client_db(), in a
+     * savepoint of its own where the library also writes the event's id. The events of one read
+     * from the server (at most LMQ_CLIENT_EVENT_ACK_EVERY) share the transaction, committed
+     * (synchronously) when that read is handled and before any other message is: the
+     * application's statements and the envelopes it sent with lmq_client_send() (published
+     * after the commit) commit with the ids or not at all; a crash before the commit loses
+     * both, and those events come again. Return 0 to keep the event; any other value undoes
+     * this event's savepoint (the events before it commit), drops the connection, and the
+     * event comes again after the reconnect. Do not BEGIN, COMMIT, ROLLBACK or RELEASE in the
+     * callback. lmq_client_stop() may be called from it (the commit still happens).
+     *
+     * Handled (committed) events are acknowledged to the server ({"ack":N} on events/ack)
+     * after each page, every LMQ_CLIENT_EVENT_ACK_EVERY events and LMQ_CLIENT_EVENT_ACK_IDLE_MS
+     * after the last read from the server, one ack in flight at a time. An error the server
+     * answers on events/sync (or a refused resync or ack: not a bot) reaches on_error with
+     * LMQ_EPROTO. NULL: no events. */
     int (*on_event)(void *ctx, const struct lmq_event *event);
 };
 

@@ -230,6 +230,8 @@ void lmq_client_close(struct lmq_client *c)
         return;
     }
     lmq_client_stop(c);
+    int frc = client_events_flush(c); /* normally done: events are committed per read */
+    LMQ_UNUSED(frc);                  /* failed: reported, and they come again */
     /* Bounded: closing handles needs a few turns, not more. */
     for (unsigned i = 0; i < CLIENT_CLOSE_TURNS_MAX && !client_net_idle(c); i++) {
         uv_run(c->loop, UV_RUN_ONCE);

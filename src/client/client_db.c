@@ -435,6 +435,31 @@ int client_db_commit(struct lmq_client *c)
     return rc;
 }
 
+int client_db_savepoint(struct lmq_client *c)
+{
+    LMQ_ASSERT(c->db != NULL && !sqlite3_get_autocommit(c->db));
+    return db__exec(c, "SAVEPOINT lmq_event");
+}
+
+int client_db_savepoint_release(struct lmq_client *c)
+{
+    LMQ_ASSERT(c->db != NULL);
+    if (sqlite3_get_autocommit(c->db)) {
+        return LMQ_EIO; /* the application ended our transaction itself */
+    }
+    return db__exec(c, "RELEASE lmq_event");
+}
+
+void client_db_savepoint_rollback(struct lmq_client *c)
+{
+    LMQ_ASSERT(c->db != NULL);
+    if (!sqlite3_get_autocommit(c->db)) {
+        int rc = db__exec(c, "ROLLBACK TO lmq_event");
+        rc = rc == 0 ? db__exec(c, "RELEASE lmq_event") : rc;
+        LMQ_UNUSED(rc); /* failed: the caller rolls the whole transaction back */
+    }
+}
+
 void client_db_rollback(struct lmq_client *c)
 {
     LMQ_ASSERT(c->db != NULL);

@@ -27,12 +27,30 @@ static int events__u64(const json_t *obj, const char *key, uint64_t *out)
     return 0;
 }
 
+/* The id after which events are new: the last one handed over (committed, or in the open
+ * transaction), or where a state directory that has handled none starts. */
+static uint64_t events__handled(const struct lmq_client *c)
+{
+    LMQ_ASSERT(!c->event_batch_open || c->event_batch_position >= c->event_position);
+    uint64_t handled = c->event_batch_open ? c->event_batch_position : c->event_position;
+    return LMQ_MAX(handled, c->event_start);
+}
+
+/* False while a state directory that has handled no event does not know where its stream
+ * starts: until the marker answering its `{}` names the server's stored position. */
+static bool events__started(const struct lmq_client *c)
+{
+    return c->event_position > 0 || c->event_batch_open || c->event_start_known;
+}
+
 void client_events_reset(struct lmq_client *c)
 {
     LMQ_ASSERT(c != NULL);
     /* Only what the server confirmed counts as acknowledged: an ack in flight on the lost
      * connection may never have arrived, so it is sent again. */
     LMQ_ASSERT(c->event_acked <= c->event_position);
+    int rc = client_events_flush(c); /* what was handled on the lost connection stays handled */
+    LMQ_UNUSED(rc);                  /* failed: reported, and the events come again */
     c->event_page_inflight = false;
     c->event_page_after = 0;
     c->event_ack_inflight = false;
@@ -44,12 +62,12 @@ void client_events_reset(struct lmq_client *c)
 static int events__resync(struct lmq_client *c)
 {
     char body[EVENTS_REQUEST_MAX_BYTES];
-    int n = c->event_position == 0
-                ? snprintf(body, sizeof(body), "{}")
-                : snprintf(body, sizeof(body), "{\"after\":%" PRIu64 "}", c->event_position);
+    uint64_t after = events__handled(c);
+    int n = !events__started(c) ? snprintf(body, sizeof(body), "{}")
+                                : snprintf(body, sizeof(body), "{\"after\":%" PRIu64 "}", after);
     LMQ_ASSERT(n > 0 && (size_t)n < sizeof(body));
     c->event_page_inflight = true;
-    c->event_page_after = c->event_position;
+    c->event_page_after = after;
     /* Two ids in turn: the next request may leave before the PUBACK of the previous one. */
     c->event_resync_count++;
     uint16_t pid = (uint16_t)(CLIENT_EVENT_RESYNC_PID + (c->event_resync_count & 1u));
@@ -116,30 +134,72 @@ int client_events_on_puback(struct lmq_client *c, const struct mqtt_ack *a)
     return 0;
 }
 
-/* Hands one new event to the application inside a transaction on the client database and
- * writes its id in it. LMQ_EAGAIN when the application said "not now" (all rolled back). */
-static int events__hand_over(struct lmq_client *c, const struct lmq_event *ev)
+int client_events_flush(struct lmq_client *c)
 {
-    LMQ_ASSERT(ev->id > c->event_position);
-    LMQ_ASSERT(c->cb.on_event != NULL);
-    int rc = client_db_begin(c);
+    LMQ_ASSERT(c != NULL);
+    if (!c->event_batch_open || c->event_in_callback) {
+        return 0;
+    }
+    c->event_batch_open = false;
+    int rc = client_db_commit(c); /* rolled back when it fails */
     if (rc != 0) {
+        c->send_deferred = false;
+        client_session_report(c, rc, "cannot commit %u handled events: they come again",
+                              c->event_batch_count);
         return rc;
     }
-    rc = c->cb.on_event(c->cb.ctx, ev) == 0 ? 0 : LMQ_EAGAIN;
-    /* The callback may have stopped the client; the transaction is still ours to finish. */
-    rc = rc == 0 ? client_db_set_event_position(c, ev->id) : rc;
-    rc = rc == 0 ? client_db_commit(c) : rc;
-    if (rc != 0) {
-        client_db_rollback(c);
-        c->send_deferred = false; /* rolled back with the rest */
-        return rc;
-    }
-    c->event_position = ev->id;
+    c->event_position = c->event_batch_position;
     LMQ_ASSERT(sqlite3_get_autocommit(c->db));
     if (c->send_deferred) {
         c->send_deferred = false;
-        rc = client_session_pump(c); /* what the callback sent is durable now */
+        rc = client_session_pump(c); /* what the callbacks sent is durable now */
+    }
+    return rc;
+}
+
+/*
+ * Hands one new event to the application inside the events' transaction, in a savepoint of its
+ * own with its id: a refusal ("not now") undoes that event only, the ones before it are
+ * committed and the connection drops (LMQ_EAGAIN). The events of one read from the server (at
+ * most LMQ_CLIENT_EVENT_ACK_EVERY) share the transaction, so a bot pays one synchronous commit
+ * per batch, not per event; the commit comes before anything else is handled (client_session_
+ * on_packet), before any ack, and at the end of the read. Their PUBACKs may leave before it:
+ * a crash loses the uncommitted events and what their callbacks wrote together, and the resync
+ * after the stored id brings them again.
+ */
+static int events__hand_over(struct lmq_client *c, const struct lmq_event *ev)
+{
+    LMQ_ASSERT(ev->id > events__handled(c));
+    LMQ_ASSERT(c->cb.on_event != NULL && !c->event_in_callback);
+    int rc = 0;
+    if (!c->event_batch_open) {
+        rc = client_db_begin(c);
+        if (rc != 0) {
+            return rc;
+        }
+        c->event_batch_open = true;
+        c->event_batch_count = 0;
+        c->event_batch_position = c->event_position;
+    }
+    rc = client_db_savepoint(c);
+    if (rc == 0) {
+        c->event_in_callback = true;
+        rc = c->cb.on_event(c->cb.ctx, ev) == 0 ? 0 : LMQ_EAGAIN;
+        c->event_in_callback = false;
+    }
+    /* The callback may have stopped the client; the transaction is still ours to finish. */
+    rc = rc == 0 ? client_db_set_event_position(c, ev->id) : rc;
+    rc = rc == 0 ? client_db_savepoint_release(c) : rc;
+    if (rc != 0) {
+        client_db_savepoint_rollback(c);
+        int frc = client_events_flush(c); /* the events before this one stay handled */
+        LMQ_UNUSED(frc);                  /* failed: reported; they come again as well */
+        return rc;
+    }
+    c->event_batch_position = ev->id;
+    c->event_batch_count++;
+    if (c->event_batch_count >= LMQ_CLIENT_EVENT_ACK_EVERY || c->state != CLIENT_READY) {
+        rc = client_events_flush(c); /* a full batch, or the callback stopped the client */
     }
     return rc;
 }
@@ -158,10 +218,15 @@ int client_events_on_event(struct lmq_client *c, const struct mqtt_publish *p)
         client_session_report(c, LMQ_EPROTO, "malformed event dropped");
         goto out;
     }
-    if (id <= c->event_position) {
+    if (!events__started(c)) {
+        /* Where the stream starts for us is not known yet (a resumed session's messages, or the
+         * page answering `{}`, come before the marker that says it): dropped, asked again. */
+        goto out;
+    }
+    if (id <= events__handled(c)) {
         goto out; /* handled before: the server delivers at least once */
     }
-    if (c->event_position > 0 && id != c->event_position + 1) {
+    if (id != events__handled(c) + 1) {
         /* Ahead of a gap (a stale message of an earlier connection, or live delivery that
          * stopped): dropped; the page in flight, or a new one, brings the events in order. */
         rc = c->event_page_inflight ? 0 : events__resync(c);
@@ -214,7 +279,17 @@ int client_events_on_sync(struct lmq_client *c, const struct mqtt_publish *p)
         client_session_report(c, LMQ_EPROTO, "malformed events/sync message ignored");
         goto out;
     }
-    if (c->event_page_inflight && c->event_page_after != 0 && after != c->event_page_after) {
+    if (!events__started(c)) {
+        /* The answer to `{}`: its `after` is the server's stored position, where a state
+         * directory that has handled no event starts. The events of that page were dropped
+         * (they came before this): asked again unless there were none. */
+        c->event_start = after;
+        c->event_start_known = true;
+        c->event_page_inflight = false;
+        rc = last > after || json_is_true(more) ? events__resync(c) : 0;
+        goto out;
+    }
+    if (c->event_page_inflight && after != c->event_page_after) {
         goto out; /* answers an earlier request (a resumed session): ours is still coming */
     }
     c->event_page_inflight = false;

@@ -198,8 +198,18 @@ struct lmq_client {
     uint64_t event_ack_sent;   /* highest N published on this connection (or confirmed) */
     bool event_ack_inflight;   /* an ack waits for its PUBACK */
     bool event_page_inflight;  /* a resync waits for its marker */
-    uint64_t event_page_after; /* the N it asked after (0: `{}`, any marker answers it) */
+    uint64_t event_page_after; /* the N it asked after (0 for `{}`) */
     uint64_t event_resync_count;
+    /* Events handled in the open transaction, committed together (client_events_flush): their
+     * count and the last id. */
+    bool event_batch_open;
+    unsigned event_batch_count;
+    uint64_t event_batch_position;
+    bool event_in_callback; /* on_event is running: nothing may commit */
+    /* No event handled yet (event_position 0): the server's stored position, learned from the
+     * marker answering `{}`; events are new after it. */
+    bool event_start_known;
+    uint64_t event_start;
     uv_timer_t event_ack_timer; /* the idle ack (LMQ_CLIENT_EVENT_ACK_IDLE_MS) */
 };
 
@@ -256,6 +266,13 @@ int client_db_commit(struct lmq_client *c) LMQ_WUR;
 /* Stores the id of the last handled event, in the open transaction (client_db_begin); the
  * caller updates c->event_position after the commit. Returns 0 or LMQ_EIO. */
 int client_db_set_event_position(struct lmq_client *c, uint64_t id) LMQ_WUR;
+/* Opens the savepoint of one event inside the open transaction. Returns 0 or LMQ_EIO. */
+int client_db_savepoint(struct lmq_client *c) LMQ_WUR;
+/* Keeps what the event's savepoint holds in the transaction. Returns 0 or LMQ_EIO (also when
+ * the application ended the transaction itself). */
+int client_db_savepoint_release(struct lmq_client *c) LMQ_WUR;
+/* Undoes the event's savepoint (the transaction stays open). */
+void client_db_savepoint_rollback(struct lmq_client *c);
 /* Rolls back the open transaction, if any. */
 void client_db_rollback(struct lmq_client *c);
 /* Pins vkey as the server's ledger key unless one is pinned already; pinned receives the pinned
@@ -311,6 +328,10 @@ int client_events_on_sync(struct lmq_client *c, const struct mqtt_publish *p) LM
 int client_events_on_puback(struct lmq_client *c, const struct mqtt_ack *a) LMQ_WUR;
 /* Publishes {"ack":N} for the handled events unless nothing is new or an ack is in flight. */
 int client_events_ack(struct lmq_client *c) LMQ_WUR;
+/* Commits the events handled in the open transaction (nothing while on_event runs, or when
+ * none is open); then publishes what their callbacks sent. Returns 0, or LMQ_EIO (rolled back:
+ * the events come again after the reconnect the caller makes). */
+int client_events_flush(struct lmq_client *c) LMQ_WUR;
 /* True when handled events wait for an ack that is not in flight (net arms the idle timer). */
 bool client_events_ack_due(const struct lmq_client *c);
 

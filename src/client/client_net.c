@@ -347,6 +347,11 @@ static void net__on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
         pos += header + remaining;
     }
+    /* The events handled in this read share one commit. */
+    if (client_events_flush(c) != 0) {
+        client_net_drop(c, LMQ_EIO, "cannot commit handled events");
+        return;
+    }
     if (client_events_ack_due(c)) {
         /* (Re)started after every read: the ack goes out once events stop coming for a while
          * (a steady stream is acknowledged every LMQ_CLIENT_EVENT_ACK_EVERY events). */

@@ -702,6 +702,14 @@ int client_session_on_packet(struct lmq_client *c, const struct mqtt_packet *pkt
 {
     LMQ_ASSERT(c != NULL && pkt != NULL);
     LMQ_ASSERT(c->state == CLIENT_SUBACK || c->state == CLIENT_READY);
+    if (c->event_batch_open && !(pkt->type == MQTT_PUBLISH &&
+                                 session__topic_is(c, &pkt->u.publish, CLIENT_TOPIC_EVENTS))) {
+        /* Events handled in this read are committed before anything else is handled. */
+        int rc = client_events_flush(c);
+        if (rc != 0) {
+            return rc;
+        }
+    }
     switch (pkt->type) {
     case MQTT_SUBACK:
         return session__on_suback(c, &pkt->u.suback);

@@ -13,7 +13,7 @@ struct ev_fx {
     struct fx f;
     uint64_t handled[TEST_EVENTS_MAX];
     size_t handled_count;
-    int answer;          /* what on_event returns */
+    uint64_t refuse_id;  /* on_event returns 1 ("not now") for this id */
     bool send_reply;     /* on_event sends an envelope to peer and writes a row */
     size_t acks_trimmed; /* event acks among the captured packets dropped by ev_trim */
 };
@@ -47,8 +47,8 @@ static int ev_on_event(void *ctx, const struct lmq_event *ev)
                                       NULL, NULL, NULL),
                          SQLITE_OK);
     }
-    if (e->answer != 0) {
-        return e->answer;
+    if (ev->id == e->refuse_id) {
+        return 1;
     }
     assert_true(e->handled_count < TEST_EVENTS_MAX);
     e->handled[e->handled_count++] = ev->id;
@@ -120,18 +120,30 @@ static int feed_marker(struct ev_fx *e, uint64_t after, uint64_t last, bool more
     return fx_feed(&e->f, CLIENT_TOPIC_EVENTS_SYNC, msg, pid);
 }
 
+/* Connects a fresh state directory and answers its `{}`: the server's stored position is 0. */
+static void ev_connect(struct ev_fx *e)
+{
+    fx_connect(&e->f, 0);
+    assert_int_equal(feed_marker(e, 0, 0, false, 1), 0);
+}
+
+/* The committed event id, read through a connection of its own (not the open transaction). */
 static uint64_t db_event_position(struct ev_fx *e)
 {
+    char path[FX_PATH_BYTES + 16];
+    sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
     uint64_t pos = 0;
-    assert_int_equal(sqlite3_prepare_v2(lmq_client_db(e->f.c),
-                                        "SELECT v FROM meta WHERE k = 'event_position'", -1, &st,
-                                        NULL),
-                     SQLITE_OK);
+    snprintf(path, sizeof(path), "%s/client.db", e->f.state);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT v FROM meta WHERE k = 'event_position'", -1, &st, NULL),
+        SQLITE_OK);
     if (sqlite3_step(st) == SQLITE_ROW) {
         pos = (uint64_t)sqlite3_column_int64(st, 0);
     }
     sqlite3_finalize(st);
+    sqlite3_close(db);
     return pos;
 }
 
@@ -152,10 +164,21 @@ static void test_connect_subscribes_and_resyncs_after_stored_id(void **state)
     assert_int_equal(fx_count(f, MQTT_SUBSCRIBE, NULL), 1);
     const struct fx_packet *p = fx_last(f, MQTT_PUBLISH);
     assert_non_null(strstr(p->topic, "/events/resync"));
-    assert_string_equal(p->payload, "{}");    /* nothing handled: the server's stored position */
-    assert_int_equal(feed_event(e, 7, 2), 0); /* after `{}` the first id can be anything */
-    assert_int_equal(feed_event(e, 8, 3), 0);
+    assert_string_equal(p->payload, "{}"); /* nothing handled: the server's stored position */
+    /* Before the marker says where the stream starts (the server's stored position, 6 here),
+     * events are dropped: a resumed session may bring later ones first. */
+    assert_int_equal(feed_event(e, 9, 2), 0);
+    assert_int_equal(feed_event(e, 7, 3), 0);
+    assert_int_equal(e->handled_count, 0);
+    assert_int_equal(feed_marker(e, 6, 9, false, 4), 0);
+    assert_string_equal(fx_last(f, MQTT_PUBLISH)->payload, "{\"after\":6}");
+    assert_int_equal(feed_event(e, 8, 5), 0); /* ahead of a gap: dropped */
+    assert_int_equal(feed_event(e, 7, 6), 0);
+    assert_int_equal(feed_event(e, 8, 7), 0);
     assert_int_equal(e->handled_count, 2);
+    assert_int_equal(e->handled[0], 7);
+    assert_int_equal(lmq_client_event_position(f->c), 0); /* one commit for the read's events */
+    assert_int_equal(client_events_flush(f->c), 0);
     assert_int_equal(lmq_client_event_position(f->c), 8);
     fx_close(f);
     ev_open(e);
@@ -167,15 +190,14 @@ static void test_connect_subscribes_and_resyncs_after_stored_id(void **state)
     assert_int_equal(e->handled_count, 2);
 }
 
-static void test_event_handled_once_in_order_id_durable_before_puback(void **state)
+static void test_events_of_a_read_handled_once_in_order_one_commit(void **state)
 {
     struct ev_fx *e = *state;
     struct fx *f = &e->f;
     ev_open(e);
-    fx_connect(f, 0);
+    ev_connect(e);
     assert_int_equal(feed_event(e, 1, 11), 0);
     assert_int_equal(fx_last(f, MQTT_PUBACK)->packet_id, 11);
-    assert_int_equal(db_event_position(e), 1);
     assert_int_equal(feed_event(e, 2, 12), 0);
     assert_int_equal(feed_event(e, 1, 13), 0); /* redelivered: PUBACK, not handed over */
     assert_int_equal(fx_last(f, MQTT_PUBACK)->packet_id, 13);
@@ -183,11 +205,20 @@ static void test_event_handled_once_in_order_id_durable_before_puback(void **sta
     assert_int_equal(e->handled_count, 2);
     assert_int_equal(e->handled[0], 1);
     assert_int_equal(e->handled[1], 2);
+    /* Handled in one open transaction: nothing committed until the read ends (the network
+     * flushes) or another packet comes. */
+    assert_int_equal(db_event_position(e), 0);
+    assert_int_equal(client_events_flush(f->c), 0);
+    assert_int_equal(db_event_position(e), 2);
+    assert_int_equal(feed_event(e, 3, 15), 0);
+    assert_int_equal(db_event_position(e), 2);
+    assert_int_equal(feed_marker(e, 2, 3, false, 16), 0); /* committed before the marker */
+    assert_int_equal(db_event_position(e), 3);
     /* A malformed event is reported and dropped, not handed over. */
     size_t errors = f->errors;
-    assert_int_equal(fx_feed(f, CLIENT_TOPIC_EVENTS, "{\"id\":\"x\"}", 15), 0);
+    assert_int_equal(fx_feed(f, CLIENT_TOPIC_EVENTS, "{\"id\":\"x\"}", 17), 0);
     assert_int_equal(f->errors, errors + 1);
-    assert_int_equal(e->handled_count, 2);
+    assert_int_equal(e->handled_count, 3);
 }
 
 static void test_gap_is_dropped_and_asked_again_once(void **state)
@@ -195,7 +226,7 @@ static void test_gap_is_dropped_and_asked_again_once(void **state)
     struct ev_fx *e = *state;
     struct fx *f = &e->f;
     ev_open(e);
-    fx_connect(f, 0);
+    ev_connect(e);
     assert_int_equal(feed_event(e, 1, 2), 0);
     assert_int_equal(feed_marker(e, 0, 1, false, 3), 0); /* caught up: the page is done */
     size_t resyncs = fx_count(f, MQTT_PUBLISH, "/events/resync");
@@ -214,33 +245,53 @@ static void test_gap_is_dropped_and_asked_again_once(void **state)
     }
 }
 
-static void test_refusal_rolls_back_the_callbacks_writes_and_withholds_puback(void **state)
+static int64_t app_rows(struct ev_fx *e)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(lmq_client_db(e->f.c), "SELECT count(*) FROM app", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        n = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
+static void test_refusal_undoes_that_event_only_and_withholds_its_puback(void **state)
 {
     struct ev_fx *e = *state;
     struct fx *f = &e->f;
     uint64_t pending = 0;
     ev_open(e);
-    fx_connect(f, 0);
+    ev_connect(e);
     e->send_reply = true;
-    e->answer = 1;
-    size_t pubacks = fx_count(f, MQTT_PUBACK, NULL);
-    assert_int_equal(feed_event(e, 1, 2), LMQ_EAGAIN); /* the connection drops */
-    assert_int_equal(fx_count(f, MQTT_PUBACK, NULL), pubacks);
-    assert_int_equal(lmq_client_event_position(f->c), 0);
-    assert_int_equal(db_event_position(e), 0);
-    assert_int_equal(lmq_client_pending_count(f->c, &pending), 0);
-    assert_int_equal(pending, 0); /* the reply went with the rollback */
-    assert_int_not_equal(sqlite3_exec(lmq_client_db(f->c), "SELECT * FROM app", NULL, NULL, NULL),
-                         SQLITE_OK);
-    /* Handled the next time: reply, row and id commit together, the reply is published. */
-    e->answer = 0;
-    fx_connect(f, 0);
+    e->refuse_id = 2;
     size_t outbox = fx_count(f, MQTT_PUBLISH, "/outbox");
-    assert_int_equal(feed_event(e, 1, 3), 0);
+    assert_int_equal(feed_event(e, 1, 2), 0);
+    assert_int_equal(fx_count(f, MQTT_PUBLISH, "/outbox"), outbox); /* not before the commit */
+    size_t pubacks = fx_count(f, MQTT_PUBACK, NULL);
+    assert_int_equal(feed_event(e, 2, 3), LMQ_EAGAIN); /* the connection drops */
+    assert_int_equal(fx_count(f, MQTT_PUBACK, NULL), pubacks);
+    /* Event 1 is committed with its reply and row; event 2's reply and row are undone. */
+    assert_int_equal(lmq_client_event_position(f->c), 1);
     assert_int_equal(db_event_position(e), 1);
     assert_int_equal(lmq_client_pending_count(f->c, &pending), 0);
     assert_int_equal(pending, 1);
+    assert_int_equal(app_rows(e), 1);
     assert_int_equal(fx_count(f, MQTT_PUBLISH, "/outbox"), outbox + 1);
+    /* Handled the next time: reply, row and id commit together, the reply is published. */
+    e->refuse_id = 0;
+    ev_connect(e);
+    outbox = fx_count(f, MQTT_PUBLISH, "/outbox");
+    assert_int_equal(feed_event(e, 2, 4), 0);
+    assert_int_equal(client_events_flush(f->c), 0);
+    assert_int_equal(db_event_position(e), 2);
+    assert_int_equal(lmq_client_pending_count(f->c, &pending), 0);
+    assert_int_equal(pending, 2);
+    assert_int_equal(app_rows(e), 2);
+    assert_int_equal(fx_count(f, MQTT_PUBLISH, "/outbox"), outbox + 1);
+    assert_int_equal(e->handled_count, 2);
 }
 
 static void test_acks_after_each_page_and_every_hundred_one_in_flight(void **state)
@@ -248,11 +299,13 @@ static void test_acks_after_each_page_and_every_hundred_one_in_flight(void **sta
     struct ev_fx *e = *state;
     struct fx *f = &e->f;
     ev_open(e);
-    fx_connect(f, 0);
+    ev_connect(e);
     for (uint64_t id = 1; id <= 3; id++) {
         assert_int_equal(feed_event(e, id, (uint16_t)(100 + id)), 0);
     }
     assert_int_equal(ev_acks(e), 0);
+    assert_false(client_events_ack_due(f->c)); /* only committed events are acknowledged */
+    assert_int_equal(client_events_flush(f->c), 0);
     assert_true(client_events_ack_due(f->c)); /* the network arms the idle timer */
     assert_int_equal(feed_marker(e, 0, 3, true, 110), 0);
     /* The page ends: ack what is handled, then ask for the next page. */
@@ -278,7 +331,7 @@ static void test_acks_after_each_page_and_every_hundred_one_in_flight(void **sta
     assert_int_equal(ev_acks(e), 3);
     assert_int_equal(f->c->event_acked, 103);
     /* A reconnect sends again what the server did not confirm. */
-    fx_connect(f, 0);
+    ev_connect(e);
     assert_int_equal(f->c->event_ack_sent, 103);
     assert_true(client_events_ack_due(f->c));
     assert_int_equal(client_events_ack(f->c), 0);
@@ -295,7 +348,7 @@ static void test_stale_markers_ignored_errors_reported(void **state)
     struct ev_fx *e = *state;
     struct fx *f = &e->f;
     ev_open(e);
-    fx_connect(f, 0);
+    ev_connect(e);
     for (uint64_t id = 1; id <= 5; id++) {
         assert_int_equal(feed_event(e, id, (uint16_t)(10 + id)), 0);
     }
@@ -336,13 +389,12 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_connect_subscribes_and_resyncs_after_stored_id,
                                         ev_setup, ev_teardown),
-        cmocka_unit_test_setup_teardown(test_event_handled_once_in_order_id_durable_before_puback,
+        cmocka_unit_test_setup_teardown(test_events_of_a_read_handled_once_in_order_one_commit,
                                         ev_setup, ev_teardown),
         cmocka_unit_test_setup_teardown(test_gap_is_dropped_and_asked_again_once, ev_setup,
                                         ev_teardown),
         cmocka_unit_test_setup_teardown(
-            test_refusal_rolls_back_the_callbacks_writes_and_withholds_puback, ev_setup,
-            ev_teardown),
+            test_refusal_undoes_that_event_only_and_withholds_its_puback, ev_setup, ev_teardown),
         cmocka_unit_test_setup_teardown(test_acks_after_each_page_and_every_hundred_one_in_flight,
                                         ev_setup, ev_teardown),
         cmocka_unit_test_setup_teardown(test_stale_markers_ignored_errors_reported, ev_setup,
