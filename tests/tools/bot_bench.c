@@ -5,7 +5,8 @@
  *   bot_bench --key K --state DIR --server H:P --http H:P --accepted N [--timeout-ms MS]
  *
  * Prints {"first":T} (unix seconds, when the first event was handled) as soon as it is, then one
- * final line {"accepted":A,"events":E,"first":T0,"last":T1}; exit 0, or 4 on the timeout (the
+ * final line {"accepted":A,"cpu_s":C,"events":E,"first":T0,"last":T1} (C: the process's user +
+ * system CPU seconds); exit 0, or 4 on the timeout (the
  * final line is printed all the same). Library errors go to stderr.
  */
 #include <inttypes.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "ledgermq/ledgermq.h"
@@ -155,8 +157,13 @@ int main(int argc, char **argv)
     if (rc == 0) {
         uv_run(&b.loop, UV_RUN_DEFAULT);
     }
-    printf("{\"accepted\":%" PRIu64 ",\"events\":%" PRIu64 ",\"first\":%.6f,\"last\":%.6f}\n",
-           b.accepted, b.events, b.first_s, b.last_s);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                   (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    printf("{\"accepted\":%" PRIu64 ",\"cpu_s\":%.3f,\"events\":%" PRIu64
+           ",\"first\":%.6f,\"last\":%.6f}\n",
+           b.accepted, cpu_s, b.events, b.first_s, b.last_s);
     lmq_client_close(b.c);
     uv_loop_close(&b.loop);
     return rc != 0 ? 1 : b.timed_out ? 4 : 0;
