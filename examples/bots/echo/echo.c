@@ -22,8 +22,9 @@
  * handled event), --server HOST:PORT (MQTT), --http HOST:PORT (login), --exit-after N (for
  * tests: exit abruptly, without committing, in the middle of handling the (N+1)th envelope, right
  * after its echo was stored in the open transaction). It prints one line per echo
- * ("echo event=<id> to=<sender> link=<echo link>") and library errors to stderr, and stops on
- * SIGINT or SIGTERM (exit 0).
+ * ("echo event=<id> to=<sender> link=<echo link>", when the echo is stored in the open
+ * transaction: after a crash before its commit the line comes again, the echo once) and library
+ * errors to stderr, and stops on SIGINT or SIGTERM (exit 0).
  */
 #include <inttypes.h>
 #include <jansson.h>
