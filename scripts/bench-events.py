@@ -6,10 +6,15 @@
   bench-ledger.py's append rate does (QoS 1, --sync always, acks after the durable commit);
   measured: envelopes accepted per second (the durable path's cost of the hooks), and events
   delivered per second to the receiver (from the first envelope sent to the last delivery
-  answered 200), with a check that every endpoint got every event.
+  answered 200), with a check that every endpoint got every event;
+  and for bots (--bots 1, the default): a C bot on libledgermq (tests/tools/bot_bench) following
+  the stream live while the same envelopes are published, then a new bot resyncing from 0 over
+  everything recorded: events delivered per second to each (each bot must get every
+  envelope.accepted event or the run fails).
 
-    scripts/bench-events.py [--ledgermq build/ledgermq] [--envelopes 8000] [--rounds 3]
-                            [--hooks 0,1,10] [--doc docs/BENCHMARKS.md]
+    scripts/bench-events.py [--ledgermq build/ledgermq] [--envelopes 4000] [--rounds 3]
+                            [--hooks 0,1,10] [--bots 1] [--bot-bench build/tests/bot_bench]
+                            [--doc docs/BENCHMARKS.md]
 
 Python standard library + Debian's python3-cryptography, node (the receiver).
 """
@@ -21,6 +26,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -89,6 +95,64 @@ def one_run(a, hooks):
     return out
 
 
+class BotBench:
+    """tests/tools/bot_bench (a bot on libledgermq's on_event) as one process: it stops once it
+    has handled `accepted` envelope.accepted events."""
+
+    def __init__(self, a, workdir, name, port, http, accepted):
+        key = os.path.join(workdir, name + ".json")
+        self.proc = subprocess.Popen(
+            [a.bot_bench, "--key", key, "--state", os.path.join(workdir, name + "-state"),
+             "--server", "127.0.0.1:%d" % port, "--http", http, "--accepted", str(accepted)],
+            stdout=subprocess.PIPE, text=True)
+
+    def first(self):
+        """Waits for the first event handled (the bot is connected and caught up on nothing)."""
+        return json.loads(self.proc.stdout.readline())["first"]
+
+    def result(self):
+        out, _ = self.proc.communicate(timeout=300)
+        if self.proc.returncode != 0:
+            raise SystemExit("bot_bench exited %d: %s" % (self.proc.returncode, out[-500:]))
+        return json.loads(out.strip().splitlines()[-1])
+
+
+def keygen(a, workdir, name):
+    p = subprocess.run([a.ledgermq, "keygen", "--out", os.path.join(workdir, name + ".json")],
+                       capture_output=True, text=True, check=True)
+    return p.stdout.strip()
+
+
+def bot_run(a, workdir):
+    """Two bots on one broker: `live` follows the stream while the envelopes are published
+    (events delivered per second from the first envelope sent to its last event), then `replay`,
+    new, resyncs from 0 over everything recorded (from its first event to its last)."""
+    ids = {n: keygen(a, workdir, n) for n in ("live", "replay")}
+    bots = {}
+
+    def before(port, http, _data_dir):
+        bots["live"] = BotBench(a, workdir, "live", port, http, a.envelopes)
+        bots["live"].first()  # its own session.started: connected and following
+        bots["port"], bots["http"] = port, http
+
+    def after(http, result):
+        live = bots["live"].result()
+        bots["live_per_s"] = round(live["events"] / (live["last"] - result["started"]))
+        replay = BotBench(a, workdir, "replay", bots["port"], http, a.envelopes)
+        r = replay.result()
+        bots["replay_per_s"] = round(r["events"] / (r["last"] - r["first"]))
+        bots["replay_cpu"] = round(r["cpu_s"] / (r["last"] - r["first"]), 2)
+        bots["replay_events"] = r["events"]
+
+    r = bench_ledger.append_rate(a.ledgermq, a.envelopes, a.identities, a.window,
+                                 extra_ini="[bots]\nids = %s, %s\n" % (ids["live"],
+                                                                        ids["replay"]),
+                                 before=before, after=after)
+    return {"hooks": "bot", "envelopes_per_s": r["envelopes_per_s"], "envelopes": r["envelopes"],
+            "live_events_per_s": bots["live_per_s"], "replay_events_per_s": bots["replay_per_s"],
+            "replay_events": bots["replay_events"], "replay_bot_cpu": bots["replay_cpu"]}
+
+
 def markdown(a, runs):
     version = subprocess.run([a.ledgermq, "version"], capture_output=True, text=True).stdout
     git = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
@@ -123,6 +187,37 @@ def markdown(a, runs):
         lines += ["", "Target: one webhook on every envelope costs at most 10%% of the "
                   "throughput: %s (%.0f%% of it kept)." % ("met" if ratio >= 0.9 else "NOT met",
                                                           ratio * 100)]
+    bots = [r for r in runs if r["hooks"] == "bot"]
+    if bots:
+        hook1 = [r["events_delivered_per_s"] for r in runs if r["hooks"] == 1]
+        lines += [
+            "",
+            "Bots (`tests/tools/bot_bench`, a C bot on libledgermq's `on_event`: the events of "
+            "one read share one synchronous SQLite commit with their ids, acks per page and every "
+            "100 events), same envelopes, one broker with two bots in `[bots] ids`: **live**, "
+            "following the stream while the envelopes are published (events handled per second "
+            "from the first envelope sent to its last event), then **resync from 0**, a new bot "
+            "paging through every recorded event (%d: the envelope.accepted events and the "
+            "sessions'), from its first event to its last; that bot process used %.0f%% of one "
+            "CPU meanwhile (the rest of the time it waits). Beside them, one webhook's delivery "
+            "rate from the table above." % (
+                statistics.median(r["replay_events"] for r in bots),
+                100 * statistics.median(r["replay_bot_cpu"] for r in bots)),
+            "",
+            "| consumer | envelopes/s while it runs | events delivered/s | runs (events/s) |",
+            "| --- | --- | --- | --- |",
+            "| bot, live | %.0f | %.0f | %s |" % (
+                statistics.median(r["envelopes_per_s"] for r in bots),
+                statistics.median(r["live_events_per_s"] for r in bots),
+                ", ".join(str(r["live_events_per_s"]) for r in bots)),
+            "| bot, resync from 0 | — | %.0f | %s |" % (
+                statistics.median(r["replay_events_per_s"] for r in bots),
+                ", ".join(str(r["replay_events_per_s"]) for r in bots)),
+        ]
+        if hook1:
+            lines.append("| 1 webhook (above) | %.0f | %.0f | %s |" % (
+                statistics.median(r["envelopes_per_s"] for r in runs if r["hooks"] == 1),
+                statistics.median(hook1), ", ".join(str(x) for x in hook1)))
     lines += ["", "Rerun: `make bench-events`."]
     return "\n".join(lines)
 
@@ -130,18 +225,29 @@ def markdown(a, runs):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ledgermq", default=os.path.join(ROOT, "build", "ledgermq"))
-    ap.add_argument("--envelopes", type=int, default=8000)
+    # 4,000: the default run (3 rounds of 0, 1, 10 webhooks and the bots) stays under 2 minutes.
+    ap.add_argument("--envelopes", type=int, default=4000)
     ap.add_argument("--identities", type=int, default=4)
     ap.add_argument("--window", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--hooks", default="0,1,10", help="webhook counts, comma-separated")
+    ap.add_argument("--bots", type=int, default=1, help="1: also the bot run (0: none)")
+    ap.add_argument("--bot-bench", help="tests/tools/bot_bench (default: beside --ledgermq, "
+                    "tests/bot_bench)")
     ap.add_argument("--doc", help="write the results into this page's bench:events block")
     a = ap.parse_args()
     a.hook_counts = [int(h) for h in a.hooks.split(",")]
+    a.bot_bench = a.bot_bench or os.path.join(os.path.dirname(os.path.abspath(a.ledgermq)),
+                                              "tests", "bot_bench")
     runs = []
     for _ in range(a.rounds):
         for h in a.hook_counts:  # alternating, so drift hits every configuration alike
             r = one_run(a, h)
+            print(json.dumps(r), flush=True)
+            runs.append(r)
+        if a.bots:
+            with tempfile.TemporaryDirectory() as workdir:
+                r = bot_run(a, workdir)
             print(json.dumps(r), flush=True)
             runs.append(r)
     text = markdown(a, runs)

@@ -61,12 +61,16 @@ def start(binary, data_dir, extra_ini=""):
     raise SystemExit("ledgermq did not start")
 
 
-def append_rate(binary, envelopes, identities, window, extra_ini="", after=None):
-    """Envelopes accepted per second. extra_ini: more configuration (bench-events.py: webhooks);
-    after(http, result): called once the run is measured, before the broker stops."""
+def append_rate(binary, envelopes, identities, window, extra_ini="", after=None, before=None):
+    """Envelopes accepted per second. extra_ini: more configuration (bench-events.py: webhooks,
+    bots); before(port, http, data_dir): called once the broker is up, before anything is
+    signed or sent; after(http, result): called once the run is measured, before the broker
+    stops."""
     with tempfile.TemporaryDirectory() as d:
         proc, port, http = start(binary, d, extra_ini)
         try:
+            if before is not None:
+                before(port, http, d)
             recipient = lc.Identity()
             senders = [lc.Identity() for _ in range(identities)]
             per = envelopes // identities

@@ -112,6 +112,18 @@ struct lmq_reject {
     bool chain_resynced;
 };
 
+/* One event of the server's event stream (docs/PROTOCOL.md "The event stream"), handed to a bot.
+ * Pointers valid only during the callback. */
+struct lmq_event {
+    uint64_t id;              /* 1, 2, 3, ...: gap-free, increasing */
+    const char *type;         /* "envelope.accepted", "session.started", ... */
+    const char *time;         /* RFC 3339, 9 fractional digits */
+    const uint8_t *data_json; /* canonical JSON of the event's data object */
+    size_t data_len;
+    const uint8_t *event_json; /* the whole event, canonical JSON */
+    size_t event_len;
+};
+
 struct lmq_client_callbacks {
     void *ctx;
     /* Runs inside a transaction on lmq_client_db(). Return 0 once the envelope is handled: the
@@ -130,7 +142,39 @@ struct lmq_client_callbacks {
     /* Something went wrong that the library handles itself (reconnects, drops a forged
      * envelope) but the application should know about. code is a negative error code. */
     void (*on_error)(void *ctx, int code, const char *message);
+    /* Makes the client a bot (docs/PROTOCOL.md "Bots"; the identity must be in the server's
+     * [bots] ids): it subscribes to id/<me>/events and events/sync, and on every connect asks
+     * for the events after the id of the last one the application handled (stored in the
+     * client database), page after page while the server says `more`, then receives live
+     * events. A state directory that has handled none asks `{}` and starts after the position
+     * the server stored for this bot (its last ack; 0 for a new bot), dropping the events that
+     * come before that answer. Each event whose id is the next one is handed over once and in
+     * id order; events at or below the last handled id (the server delivers at least once) and
+     * ahead of a gap (asked again) are dropped.
+     *
+     * Exactly once: like on_envelope, it runs inside a transaction on lmq_client_db(), in a
+     * savepoint of its own where the library also writes the event's id. The events of one read
+     * from the server (at most LMQ_CLIENT_EVENT_ACK_EVERY) share the transaction, committed
+     * (synchronously) when that read is handled and before any other message is: the
+     * application's statements and the envelopes it sent with lmq_client_send() (published
+     * after the commit) commit with the ids or not at all; a crash before the commit loses
+     * both, and those events come again. Return 0 to keep the event; any other value undoes
+     * this event's savepoint (the events before it commit), drops the connection, and the
+     * event comes again after the reconnect. Do not BEGIN, COMMIT, ROLLBACK or RELEASE in the
+     * callback. lmq_client_stop() may be called from it (the commit still happens).
+     *
+     * Handled (committed) events are acknowledged to the server ({"ack":N} on events/ack)
+     * after each page, every LMQ_CLIENT_EVENT_ACK_EVERY events and LMQ_CLIENT_EVENT_ACK_IDLE_MS
+     * after the last read from the server, one ack in flight at a time. An error the server
+     * answers on events/sync (or a refused resync or ack: not a bot) reaches on_error with
+     * LMQ_EPROTO. NULL: no events. */
+    int (*on_event)(void *ctx, const struct lmq_event *event);
 };
+
+/* Events handled before the client acknowledges them to the server without waiting. */
+#define LMQ_CLIENT_EVENT_ACK_EVERY 100u
+/* Quiet time (nothing read from the server) before the client acknowledges handled events. */
+#define LMQ_CLIENT_EVENT_ACK_IDLE_MS 100u
 
 struct lmq_client_options {
     const char *key_file;  /* identity key file (ledgermq keygen) */
@@ -208,12 +252,15 @@ int lmq_client_outbox_envelope(struct lmq_client *c, const char *link, uint8_t *
 /* The position of the last inbox envelope handed to the application (0: none yet). */
 uint64_t lmq_client_inbox_position(const struct lmq_client *c);
 
+/* The id of the last event handed to on_event (0: none yet). */
+uint64_t lmq_client_event_position(const struct lmq_client *c);
+
 /* The client's SQLite connection (<state_dir>/client.db), for the application's own tables.
  * During on_envelope, statements the application runs on this connection commit atomically with
  * the envelope's position (or roll back with it when the callback returns non-zero or the process
  * dies). Outside the callback it is an ordinary autocommit connection. Owned by the client: valid
  * until lmq_client_close(); use it on the loop's thread only. Tables the library uses: meta,
- * outbox, checkpoint (do not write them). */
+ * outbox, checkpoint, inbox_sender (do not write them). */
 struct sqlite3 *lmq_client_db(struct lmq_client *c);
 
 /* A static description of an error code. */

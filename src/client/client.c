@@ -230,6 +230,8 @@ void lmq_client_close(struct lmq_client *c)
         return;
     }
     lmq_client_stop(c);
+    int frc = client_events_flush(c); /* normally done: events are committed per read */
+    LMQ_UNUSED(frc);                  /* failed: reported, and they come again */
     /* Bounded: closing handles needs a few turns, not more. */
     for (unsigned i = 0; i < CLIENT_CLOSE_TURNS_MAX && !client_net_idle(c); i++) {
         uv_run(c->loop, UV_RUN_ONCE);
@@ -281,6 +283,12 @@ int lmq_client_outbox_envelope(struct lmq_client *c, const char *link, uint8_t *
     lmq_buf_release(&env);
     LMQ_ASSERT(*len_out <= cap);
     return rc;
+}
+
+uint64_t lmq_client_event_position(const struct lmq_client *c)
+{
+    LMQ_ASSERT(c != NULL);
+    return c->event_position;
 }
 
 uint64_t lmq_client_inbox_position(const struct lmq_client *c)

@@ -2,6 +2,7 @@
  * The client's own durable state, <state_dir>/client.db:
  *   meta(k, v)   "id": the identity this database belongs to (refused for another key),
  *                "inbox_position": last inbox position handed to the application,
+ *                "event_position": id of the last event handed to on_event (a bot),
  *                "ledger_vkey": the server's ledger key, pinned on first use (C2SP vkey text)
  *   outbox(seq, link, to_id, envelope, state, ...)  every envelope we signed, state 0 pending,
  *                1 acked, 2 rejected. Rows are kept (not deleted) because the chain head (seq,
@@ -148,6 +149,7 @@ int client_db_open(struct lmq_client *c, const char *dir, char *err, size_t err_
         snprintf(err, err_len, "cannot read %s: %s", path, sqlite3_errmsg(c->db));
     }
     if (rc == 0 && (db__meta_get_u64(c, "inbox_position", &c->inbox_position) != 0 ||
+                    db__meta_get_u64(c, "event_position", &c->event_position) != 0 ||
                     db__load_acked_max(c) != 0)) {
         snprintf(err, err_len, "cannot read %s: %s", path, sqlite3_errmsg(c->db));
         rc = LMQ_EIO;
@@ -360,6 +362,20 @@ int client_db_set_position(struct lmq_client *c, uint64_t position)
     return rc;
 }
 
+int client_db_set_event_position(struct lmq_client *c, uint64_t id)
+{
+    sqlite3_stmt *st = NULL;
+    LMQ_ASSERT(id > c->event_position && id <= (uint64_t)INT64_MAX); /* ids only move forward */
+    LMQ_ASSERT(!sqlite3_get_autocommit(c->db)); /* with the application's handling, or not at all */
+    int rc = db__prepare(c, "INSERT OR REPLACE INTO meta(k, v) VALUES('event_position', ?1)", &st);
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : LMQ_EIO;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int client_db_sender_last_seq(struct lmq_client *c, const char *sender, uint64_t *seq_out)
 {
     sqlite3_stmt *st = NULL;
@@ -417,6 +433,31 @@ int client_db_commit(struct lmq_client *c)
         client_db_rollback(c);
     }
     return rc;
+}
+
+int client_db_savepoint(struct lmq_client *c)
+{
+    LMQ_ASSERT(c->db != NULL && !sqlite3_get_autocommit(c->db));
+    return db__exec(c, "SAVEPOINT lmq_event");
+}
+
+int client_db_savepoint_release(struct lmq_client *c)
+{
+    LMQ_ASSERT(c->db != NULL);
+    if (sqlite3_get_autocommit(c->db)) {
+        return LMQ_EIO; /* the application ended our transaction itself */
+    }
+    return db__exec(c, "RELEASE lmq_event");
+}
+
+void client_db_savepoint_rollback(struct lmq_client *c)
+{
+    LMQ_ASSERT(c->db != NULL);
+    if (!sqlite3_get_autocommit(c->db)) {
+        int rc = db__exec(c, "ROLLBACK TO lmq_event");
+        rc = rc == 0 ? db__exec(c, "RELEASE lmq_event") : rc;
+        LMQ_UNUSED(rc); /* failed: the caller rolls the whole transaction back */
+    }
 }
 
 void client_db_rollback(struct lmq_client *c)

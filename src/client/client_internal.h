@@ -60,6 +60,11 @@
 /* Subscription packet id; publishes use 2..CLIENT_INFLIGHT_MAX+1, resyncs the next two. */
 #define CLIENT_SUBSCRIBE_PID 1u
 #define CLIENT_RESYNC_PID (CLIENT_INFLIGHT_MAX + 2u)
+/* A bot's event resyncs (two ids in turn, like the inbox's) and its event ack (one at a time). */
+#define CLIENT_EVENT_RESYNC_PID (CLIENT_RESYNC_PID + 2u)
+#define CLIENT_EVENT_ACK_PID (CLIENT_RESYNC_PID + 4u)
+/* One event message: an envelope.accepted event carries a whole envelope. */
+#define CLIENT_EVENT_MAX_BYTES CLIENT_PACKET_MAX_BYTES
 
 enum client_state {
     CLIENT_STOPPED = 0, /* not started, or stopped */
@@ -80,6 +85,10 @@ enum client_topic {
     CLIENT_TOPIC_REJECT,
     CLIENT_TOPIC_RESYNC,
     CLIENT_TOPIC_SYNC,
+    CLIENT_TOPIC_EVENTS, /* a bot's: events, events/sync, events/resync, events/ack */
+    CLIENT_TOPIC_EVENTS_SYNC,
+    CLIENT_TOPIC_EVENTS_RESYNC,
+    CLIENT_TOPIC_EVENTS_ACK,
     CLIENT_TOPIC_COUNT,
 };
 
@@ -182,6 +191,26 @@ struct lmq_client {
     unsigned resync_idle_count;
     struct client_held held[CLIENT_HOLD_MAX];
     unsigned held_count;
+
+    /* Events (a bot: cb.on_event set). */
+    uint64_t event_position;   /* durable: id of the last event handed to the application */
+    uint64_t event_acked;      /* highest {"ack":N} the server confirmed (PUBACK) */
+    uint64_t event_ack_sent;   /* highest N published on this connection (or confirmed) */
+    bool event_ack_inflight;   /* an ack waits for its PUBACK */
+    bool event_page_inflight;  /* a resync waits for its marker */
+    uint64_t event_page_after; /* the N it asked after (0 for `{}`) */
+    uint64_t event_resync_count;
+    /* Events handled in the open transaction, committed together (client_events_flush): their
+     * count and the last id. */
+    bool event_batch_open;
+    unsigned event_batch_count;
+    uint64_t event_batch_position;
+    bool event_in_callback; /* on_event is running: nothing may commit */
+    /* No event handled yet (event_position 0): the server's stored position, learned from the
+     * marker answering `{}`; events are new after it. */
+    bool event_start_known;
+    uint64_t event_start;
+    uv_timer_t event_ack_timer; /* the idle ack (LMQ_CLIENT_EVENT_ACK_IDLE_MS) */
 };
 
 /* --- client_db.c: the client's SQLite state. --- */
@@ -234,6 +263,16 @@ int client_db_begin(struct lmq_client *c) LMQ_WUR;
 /* Commits it (synchronous: durable on return). On failure it is rolled back. Returns 0 or
  * LMQ_EIO (also when the application ended the transaction itself). */
 int client_db_commit(struct lmq_client *c) LMQ_WUR;
+/* Stores the id of the last handled event, in the open transaction (client_db_begin); the
+ * caller updates c->event_position after the commit. Returns 0 or LMQ_EIO. */
+int client_db_set_event_position(struct lmq_client *c, uint64_t id) LMQ_WUR;
+/* Opens the savepoint of one event inside the open transaction. Returns 0 or LMQ_EIO. */
+int client_db_savepoint(struct lmq_client *c) LMQ_WUR;
+/* Keeps what the event's savepoint holds in the transaction. Returns 0 or LMQ_EIO (also when
+ * the application ended the transaction itself). */
+int client_db_savepoint_release(struct lmq_client *c) LMQ_WUR;
+/* Undoes the event's savepoint (the transaction stays open). */
+void client_db_savepoint_rollback(struct lmq_client *c);
 /* Rolls back the open transaction, if any. */
 void client_db_rollback(struct lmq_client *c);
 /* Pins vkey as the server's ledger key unless one is pinned already; pinned receives the pinned
@@ -265,9 +304,36 @@ int client_session_on_packet(struct lmq_client *c, const struct mqtt_packet *pkt
 int client_session_pump(struct lmq_client *c) LMQ_WUR;
 /* Drops per-connection state (held messages, in-flight ids) after a disconnect. */
 void client_session_reset(struct lmq_client *c);
+/* Sends PUBACK for a QoS 1 message (nothing for packet id 0). Returns 0 or a negative code. */
+int client_session_puback(struct lmq_client *c, uint16_t packet_id) LMQ_WUR;
+/* Publishes payload at QoS 1 on one of our topics with this packet id. */
+int client_session_publish(struct lmq_client *c, enum client_topic topic, const uint8_t *payload,
+                           size_t len, uint16_t packet_id) LMQ_WUR;
 /* Reports an error through on_error (formatting the message). */
 void client_session_report(struct lmq_client *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* --- client_events.c: a bot's event stream (no I/O, like client_session.c). --- */
+
+/* Per-connection event state is reset (the durable position and confirmed ack stay). */
+void client_events_reset(struct lmq_client *c);
+/* SUBACK received: asks for the events after the stored position (`{}` when none). */
+int client_events_on_ready(struct lmq_client *c) LMQ_WUR;
+/* A message on id/<me>/events. Returns 0 (PUBACK sent), or a negative code when the
+ * connection must be dropped (the application said "not now", a database error). */
+int client_events_on_event(struct lmq_client *c, const struct mqtt_publish *p) LMQ_WUR;
+/* A message on id/<me>/events/sync: a page marker or an error. */
+int client_events_on_sync(struct lmq_client *c, const struct mqtt_publish *p) LMQ_WUR;
+/* PUBACK of an event resync or ack (packet_id one of ours). */
+int client_events_on_puback(struct lmq_client *c, const struct mqtt_ack *a) LMQ_WUR;
+/* Publishes {"ack":N} for the handled events unless nothing is new or an ack is in flight. */
+int client_events_ack(struct lmq_client *c) LMQ_WUR;
+/* Commits the events handled in the open transaction (nothing while on_event runs, or when
+ * none is open); then publishes what their callbacks sent. Returns 0, or LMQ_EIO (rolled back:
+ * the events come again after the reconnect the caller makes). */
+int client_events_flush(struct lmq_client *c) LMQ_WUR;
+/* True when handled events wait for an ack that is not in flight (net arms the idle timer). */
+bool client_events_ack_due(const struct lmq_client *c);
 
 /* --- client_receipt.c: the server's ledger key, receipts and checkpoint history. --- */
 

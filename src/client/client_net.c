@@ -4,7 +4,8 @@
  * project's codec. Any failure drops the connection and retries after a jittered exponential
  * backoff; the session logic (client_session.c) never sees a socket.
  *
- * Handles: the MQTT socket, the HTTP socket and two timers. closing_count counts close
+ * Handles: the MQTT socket, the HTTP socket and three timers (backoff, tick, a bot's idle event
+ * ack). closing_count counts close
  * callbacks still to come; the next attempt starts only once it is zero, so a handle is never
  * re-initialized while libuv still owns it.
  */
@@ -29,6 +30,7 @@ enum net_http_step { NET_HTTP_CHALLENGE, NET_HTTP_TOKEN };
 
 static void net__after_close(struct lmq_client *c);
 static void net__on_backoff(uv_timer_t *t);
+static void net__on_event_ack(uv_timer_t *t);
 static void net__mqtt_start(struct lmq_client *c);
 static void net__http_request(struct lmq_client *c, const char *path);
 
@@ -83,6 +85,7 @@ static void net__after_close(struct lmq_client *c)
             c->timers_open = false;
             net__close_one(c, (uv_handle_t *)&c->backoff_timer);
             net__close_one(c, (uv_handle_t *)&c->tick_timer);
+            net__close_one(c, (uv_handle_t *)&c->event_ack_timer);
         }
         return;
     }
@@ -337,11 +340,24 @@ static void net__on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
         rc = net__on_packet(c, c->in.data + pos, header + remaining);
         if (rc != 0) {
-            client_net_drop(
-                c, rc, rc == LMQ_EAGAIN ? "application deferred an envelope" : "protocol error");
+            client_net_drop(c, rc,
+                            rc == LMQ_EAGAIN ? "application deferred an envelope or event"
+                                             : "protocol error");
             return;
         }
         pos += header + remaining;
+    }
+    /* The events handled in this read share one commit. */
+    if (client_events_flush(c) != 0) {
+        client_net_drop(c, LMQ_EIO, "cannot commit handled events");
+        return;
+    }
+    if (client_events_ack_due(c)) {
+        /* (Re)started after every read: the ack goes out once events stop coming for a while
+         * (a steady stream is acknowledged every LMQ_CLIENT_EVENT_ACK_EVERY events). */
+        int trc =
+            uv_timer_start(&c->event_ack_timer, net__on_event_ack, LMQ_CLIENT_EVENT_ACK_IDLE_MS, 0);
+        LMQ_ASSERT(trc == 0); /* an initialized timer always starts */
     }
     if (c->tcp_open && !uv_is_closing((uv_handle_t *)&c->tcp)) {
         lmq_buf_consume(&c->in, pos);
@@ -628,6 +644,16 @@ static void net__on_backoff(uv_timer_t *t)
     }
 }
 
+/* A bot's handled events went unacknowledged for LMQ_CLIENT_EVENT_ACK_IDLE_MS. */
+static void net__on_event_ack(uv_timer_t *t)
+{
+    struct lmq_client *c = t->data;
+    int rc = client_events_ack(c);
+    if (rc != 0) {
+        client_net_drop(c, rc, "cannot send the event ack");
+    }
+}
+
 static void net__on_tick(uv_timer_t *t)
 {
     struct lmq_client *c = t->data;
@@ -661,8 +687,11 @@ int client_net_init(struct lmq_client *c)
     }
     rc = uv_timer_init(c->loop, &c->tick_timer);
     LMQ_ASSERT(rc == 0); /* the first one could be initialized on this loop */
+    rc = uv_timer_init(c->loop, &c->event_ack_timer);
+    LMQ_ASSERT(rc == 0);
     c->backoff_timer.data = c;
     c->tick_timer.data = c;
+    c->event_ack_timer.data = c;
     c->timers_open = true;
     rc = uv_timer_start(&c->tick_timer, net__on_tick, NET_TICK_MS, NET_TICK_MS);
     LMQ_ASSERT(rc == 0);

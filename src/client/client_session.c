@@ -48,8 +48,9 @@ uint64_t client_session_backoff_ms(unsigned attempt, uint32_t rand_u32)
 
 void client_session_init(struct lmq_client *c)
 {
-    static const char *const names[CLIENT_TOPIC_COUNT] = {"outbox", "inbox",  "ack",
-                                                          "reject", "resync", "sync"};
+    static const char *const names[CLIENT_TOPIC_COUNT] = {
+        "outbox", "inbox",  "ack",         "reject",        "resync",
+        "sync",   "events", "events/sync", "events/resync", "events/ack"};
     LMQ_ASSERT(strlen(c->ident.id) == CRYPTO_IDENTITY_ID_CHARS);
     for (size_t i = 0; i < CLIENT_TOPIC_COUNT; i++) {
         int n = snprintf(c->topics[i], sizeof(c->topics[i]), "id/%s/%s", c->ident.id, names[i]);
@@ -71,6 +72,7 @@ void client_session_reset(struct lmq_client *c)
     c->pump_after_seq = 0;
     c->resync_inflight = false;
     c->resync_idle_count = 0;
+    client_events_reset(c);
     LMQ_ASSERT(c->inflight_count == 0 && c->held_count == 0);
 }
 
@@ -107,7 +109,7 @@ static int session__str(const json_t *obj, const char *key, char *out, size_t ca
 
 /* --- sending packets -------------------------------------------------------------------------- */
 
-static int session__puback(struct lmq_client *c, uint16_t packet_id)
+int client_session_puback(struct lmq_client *c, uint16_t packet_id)
 {
     struct mqtt_packet pkt = {.type = MQTT_PUBACK};
     LMQ_ASSERT(c->tx != NULL);
@@ -118,8 +120,8 @@ static int session__puback(struct lmq_client *c, uint16_t packet_id)
     return c->tx(c, &pkt);
 }
 
-static int session__publish(struct lmq_client *c, enum client_topic topic, const uint8_t *payload,
-                            size_t len, uint16_t packet_id)
+int client_session_publish(struct lmq_client *c, enum client_topic topic, const uint8_t *payload,
+                           size_t len, uint16_t packet_id)
 {
     struct mqtt_packet pkt = {.type = MQTT_PUBLISH};
     LMQ_ASSERT(topic < CLIENT_TOPIC_COUNT && packet_id != 0);
@@ -143,14 +145,15 @@ static int session__resync(struct lmq_client *c, uint64_t after)
     /* Two ids in turn: the next request may leave before the PUBACK of the previous one. */
     c->resync_count++;
     uint16_t pid = (uint16_t)(CLIENT_RESYNC_PID + (c->resync_count & 1u));
-    return session__publish(c, CLIENT_TOPIC_RESYNC, (const uint8_t *)body, (size_t)n, pid);
+    return client_session_publish(c, CLIENT_TOPIC_RESYNC, (const uint8_t *)body, (size_t)n, pid);
 }
 
 int client_session_on_connack(struct lmq_client *c, const struct mqtt_connack *ack)
 {
-    static const enum client_topic subs[] = {CLIENT_TOPIC_ACK, CLIENT_TOPIC_REJECT,
-                                             CLIENT_TOPIC_INBOX, CLIENT_TOPIC_SYNC};
+    /* The inbox pair only for a receiver, the events pair only for a bot. */
+    enum client_topic subs[6] = {CLIENT_TOPIC_ACK, CLIENT_TOPIC_REJECT};
     struct mqtt_sub_entry entries[LMQ_ARRAY_LEN(subs)];
+    size_t count = 2;
     LMQ_ASSERT(c->state == CLIENT_CONNACK);
     if (ack->reason_code != MQTT_RC_SUCCESS) {
         return LMQ_EPROTO;
@@ -161,7 +164,15 @@ int client_session_on_connack(struct lmq_client *c, const struct mqtt_connack *a
         c->inflight_max = LMQ_MAX(1u, LMQ_MIN(c->inflight_max, ack->props.receive_maximum));
     }
     /* A send-only client does not take the inbox: a listener gets it by resync. */
-    size_t count = c->cb.on_envelope != NULL ? LMQ_ARRAY_LEN(subs) : 2;
+    if (c->cb.on_envelope != NULL) {
+        subs[count++] = CLIENT_TOPIC_INBOX;
+        subs[count++] = CLIENT_TOPIC_SYNC;
+    }
+    if (c->cb.on_event != NULL) {
+        subs[count++] = CLIENT_TOPIC_EVENTS;
+        subs[count++] = CLIENT_TOPIC_EVENTS_SYNC;
+    }
+    LMQ_ASSERT(count <= LMQ_ARRAY_LEN(subs));
     for (size_t i = 0; i < count; i++) {
         entries[i].filter =
             (struct lmq_bytes){(const uint8_t *)c->topics[subs[i]], strlen(c->topics[subs[i]])};
@@ -203,7 +214,8 @@ int client_session_pump(struct lmq_client *c)
         c->inflight_seq[slot] = seq;
         c->inflight_count++;
         c->pump_after_seq = seq;
-        rc = session__publish(c, CLIENT_TOPIC_OUTBOX, env.data, env.len, (uint16_t)(slot + 2));
+        rc =
+            client_session_publish(c, CLIENT_TOPIC_OUTBOX, env.data, env.len, (uint16_t)(slot + 2));
         if (rc != 0) {
             break;
         }
@@ -413,7 +425,7 @@ static int session__on_inbox(struct lmq_client *c, const struct mqtt_publish *p)
 {
     struct session_inbox_msg m;
     if (c->cb.on_envelope == NULL) {
-        return session__puback(c, p->packet_id); /* send-only: a listener resyncs it */
+        return client_session_puback(c, p->packet_id); /* send-only: a listener resyncs it */
     }
     int rc = session__msg_parse(p->payload.data, p->payload.len, &m);
     if (rc == LMQ_ENOMEM) {
@@ -421,7 +433,7 @@ static int session__on_inbox(struct lmq_client *c, const struct mqtt_publish *p)
     }
     if (rc != 0) {
         client_session_report(c, LMQ_EPROTO, "malformed inbox message dropped");
-        return session__puback(c, p->packet_id);
+        return client_session_puback(c, p->packet_id);
     }
     if (m.position > c->inbox_position + 1) {
         /* Held messages are acknowledged now: holding them unacknowledged could exhaust the
@@ -429,18 +441,18 @@ static int session__on_inbox(struct lmq_client *c, const struct mqtt_publish *p)
          * only memory: the stored position and the resync bring them back. */
         session__hold(c, p, m.position);
         rc = c->resync_inflight ? 0 : session__resync(c, c->inbox_position);
-        rc = rc == 0 ? session__puback(c, p->packet_id) : rc;
+        rc = rc == 0 ? client_session_puback(c, p->packet_id) : rc;
     } else if (m.position <= c->inbox_position) {
-        rc = session__puback(c, p->packet_id); /* delivered before: MQTT redelivery */
+        rc = client_session_puback(c, p->packet_id); /* delivered before: MQTT redelivery */
     } else {
         /* Persist before PUBACK: a crash in between redelivers, never loses. */
         rc = session__deliver(c, &m);
         if (rc == SESSION_REPLAY_REFUSED) {
             /* Dropped; the resync brings what really is at this position. */
             rc = c->resync_inflight ? 0 : session__resync(c, c->inbox_position);
-            rc = rc == 0 ? session__puback(c, p->packet_id) : rc;
+            rc = rc == 0 ? client_session_puback(c, p->packet_id) : rc;
         } else {
-            rc = rc == 0 ? session__puback(c, p->packet_id) : rc;
+            rc = rc == 0 ? client_session_puback(c, p->packet_id) : rc;
             rc = rc == 0 ? session__drain(c) : rc;
         }
     }
@@ -484,7 +496,7 @@ static int session__on_sync(struct lmq_client *c, const struct mqtt_publish *p)
 out:
     json_decref(root);
     LMQ_ASSERT(rc <= 0);
-    return rc == 0 ? session__puback(c, p->packet_id) : rc;
+    return rc == 0 ? client_session_puback(c, p->packet_id) : rc;
 }
 
 /* --- acks and rejects ------------------------------------------------------------------------- */
@@ -532,7 +544,7 @@ out:
     json_decref(root);
     /* A failed write or an unreachable proof is not acknowledged: the ack comes again. */
     LMQ_ASSERT(rc <= 0 && rc != LMQ_CLIENT_E_RECEIPT && rc != LMQ_CLIENT_E_HISTORY);
-    return rc == 0 ? session__puback(c, p->packet_id) : rc;
+    return rc == 0 ? client_session_puback(c, p->packet_id) : rc;
 }
 
 /*
@@ -600,7 +612,7 @@ static int session__on_reject(struct lmq_client *c, const struct mqtt_publish *p
     }
 out:
     json_decref(root);
-    return rc == 0 ? session__puback(c, p->packet_id) : rc;
+    return rc == 0 ? client_session_puback(c, p->packet_id) : rc;
 }
 
 /* --- dispatch --------------------------------------------------------------------------------- */
@@ -629,7 +641,13 @@ static int session__on_publish(struct lmq_client *c, const struct mqtt_publish *
     if (session__topic_is(c, p, CLIENT_TOPIC_SYNC)) {
         return session__on_sync(c, p);
     }
-    return session__puback(c, p->packet_id); /* not ours to interpret */
+    if (c->cb.on_event != NULL && session__topic_is(c, p, CLIENT_TOPIC_EVENTS)) {
+        return client_events_on_event(c, p);
+    }
+    if (c->cb.on_event != NULL && session__topic_is(c, p, CLIENT_TOPIC_EVENTS_SYNC)) {
+        return client_events_on_sync(c, p);
+    }
+    return client_session_puback(c, p->packet_id); /* not ours to interpret */
 }
 
 static int session__on_suback(struct lmq_client *c, const struct mqtt_suback *s)
@@ -649,6 +667,9 @@ static int session__on_suback(struct lmq_client *c, const struct mqtt_suback *s)
     if (c->cb.on_envelope != NULL && !c->resync_inflight) {
         rc = session__resync(c, c->inbox_position); /* every connect: we may have been away */
     }
+    if (rc == 0 && c->cb.on_event != NULL) {
+        rc = client_events_on_ready(c);
+    }
     return rc == 0 ? client_session_pump(c) : rc;
 }
 
@@ -656,6 +677,9 @@ static int session__on_puback(struct lmq_client *c, const struct mqtt_ack *a)
 {
     if (a->packet_id == CLIENT_RESYNC_PID || a->packet_id == CLIENT_RESYNC_PID + 1) {
         return a->reason_code >= 0x80 ? LMQ_EPROTO : 0;
+    }
+    if (a->packet_id >= CLIENT_EVENT_RESYNC_PID && a->packet_id <= CLIENT_EVENT_ACK_PID) {
+        return client_events_on_puback(c, a);
     }
     unsigned slot = (unsigned)a->packet_id - 2u;
     if (a->packet_id < 2 || slot >= CLIENT_INFLIGHT_MAX || c->inflight_seq[slot] == 0) {
@@ -678,6 +702,14 @@ int client_session_on_packet(struct lmq_client *c, const struct mqtt_packet *pkt
 {
     LMQ_ASSERT(c != NULL && pkt != NULL);
     LMQ_ASSERT(c->state == CLIENT_SUBACK || c->state == CLIENT_READY);
+    if (c->event_batch_open && !(pkt->type == MQTT_PUBLISH &&
+                                 session__topic_is(c, &pkt->u.publish, CLIENT_TOPIC_EVENTS))) {
+        /* Events handled in this read are committed before anything else is handled. */
+        int rc = client_events_flush(c);
+        if (rc != 0) {
+            return rc;
+        }
+    }
     switch (pkt->type) {
     case MQTT_SUBACK:
         return session__on_suback(c, &pkt->u.suback);
