@@ -22,7 +22,7 @@ static const struct {
 } config_seal_numbers[] = {
     {"chain_id", 1, (1ULL << 53)},   {"every_entries", 0, 1000000000ULL},
     {"confirmations", 1, 10000},     {"gas_limit", 21000, 30000000},
-    {"max_fee_gwei", 1, 1000000ULL}, {"bump_after_s", 5, 86400},
+    {"max_fee_gwei", 1, 1000000ULL}, {"bump_after_s", 1, 86400},
 };
 
 static int config_seal_number(struct lmq_config *cfg, const char *key, const char *value,

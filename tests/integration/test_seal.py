@@ -26,13 +26,15 @@ BIN = os.environ.get("LEDGERMQ_BIN", "ledgermq")
 TICK_ENV = {"LMQ_TEST_SEAL_TICK_MS": "100"}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def node():
+    """One node for the file (ganache takes seconds to start): each test seals with its own
+    new key, so the tests share nothing but blocks."""
     g = start_ganache()
     yield g
     alive = g.alive()
     g.stop()
-    assert alive, "ganache died during the test"
+    assert alive, "ganache died during the tests"
 
 
 def eth_key(tmp_path, g, name="seal.key", fund=True):
@@ -163,3 +165,141 @@ def test_a_seal_is_sent_mined_confirmed_listed_and_verified(start_broker, node, 
     # Metrics.
     assert b.metric("ledgermq_seals", '{state="confirmed"}') >= 1
     assert b.metric("ledgermq_seal_last_sealed_size") >= size
+
+    # Failures (exit 3), each with its reason; unusable input is 1.
+    cp = cover["seal"]["checkpoint"]
+    lines = cp.split("\n")
+    lines[1] = str(int(lines[1]) + 1)  # another size: the signature no longer holds
+    changed = dict(cover, seal=dict(cover["seal"], checkpoint="\n".join(lines)))
+    code, out = verify(args, json.dumps(changed), tmp_path, "changed.json")
+    assert code == 3 and "signature" in out, out
+    code, out = verify(args[:-1] + ["100"], json.dumps(cover), tmp_path, "few.json")
+    assert code == 3 and "confirmations" in out, out
+    # Another sender: account 1 sends the very same calldata to itself.
+    other = node.accounts[1]
+    h = node.send_tx(from_=other, to=other, data=calldata(cover["seal"]), gas=100_000)
+    node.mine(3)
+    forged = dict(cover, seal=dict(cover["seal"], tx_hash=h))
+    code, out = verify(args, json.dumps(forged), tmp_path, "forged.json")
+    assert code == 3 and "not sent by the sealing address" in out, out
+    # A receipt of another size than the cover's: the proof is not for it.
+    code, out = verify(args, json.dumps(dict(cover, old_size=size + 1)) + "\n" + json.dumps(ack),
+                       tmp_path, "othersize.json")
+    assert code == 3, out
+    code, out = verify(args, "{\"no\": \"seal\"}", tmp_path, "bad.json")
+    assert code == 1 and "unusable" in out, out
+    code, out = verify(["--key", vkey, "--rpc", "http://127.0.0.1:9", "--seal-address", addr],
+                       json.dumps(cover), tmp_path, "nonode.json")
+    assert code == 1, out
+
+
+def test_kill9_between_commit_and_send_uses_the_nonce_once(start_broker, node, tmp_path):
+    key, addr = eth_key(tmp_path, node)
+    b = start_broker(config(node, key), env=dict(TICK_ENV, LMQ_TEST_SEAL_KILL_BEFORE_SEND="1"),
+                     expect_exit=-9)
+    dc.ready_addresses(b)
+    s = dc.session(b, lc.Identity())
+    env = s.ident.envelope(lc.Identity().id, {"n": 0})
+    s.send(env)
+    b.wait_event("seal_test_kill", timeout=WAIT_S)
+    assert b.proc.wait(timeout=10) == -9
+    assert nonces_on_chain(node, addr) == []  # committed, never sent
+    b.restart(env=TICK_ENV)
+    dc.ready_addresses(b)
+    b.wait_event("seal_rebroadcast", timeout=WAIT_S)
+    mined = wait_seal(b, lambda x: x["state"] == "mined", "the seal mined after the restart")
+    assert [m["nonce"] for m in mined] == [0] and mined[0]["attempts"] == 1, mined
+    # A second seal after more entries takes the next nonce: no reuse, no gap.
+    s = dc.session(b, lc.Identity())
+    send_note(s, lc.Identity().id, 1)
+    wait_for("two seals mined", lambda: len([x for x in seals(b) if x["state"] != "sent"]) == 2)
+    chain = nonces_on_chain(node, addr)
+    assert [n for n, _, _ in chain] == [0, 1], chain
+    assert all(to.lower() == addr.lower() for _, to, _ in chain), chain
+
+
+def test_control_without_the_rebroadcast_the_nonce_stays_unused(start_broker, node, tmp_path):
+    """The kill -9 check above can fail: the same crash, and a restart against a node that
+    has no chain-id match (sealing halted): nothing is ever sent, the nonce stays unused."""
+    key, addr = eth_key(tmp_path, node)
+    b = start_broker(config(node, key), env=dict(TICK_ENV, LMQ_TEST_SEAL_KILL_BEFORE_SEND="1"),
+                     expect_exit=-9)
+    dc.ready_addresses(b)
+    s = dc.session(b, lc.Identity())
+    s.send(s.ident.envelope(lc.Identity().id, {"n": 0}))
+    b.wait_event("seal_test_kill", timeout=WAIT_S)
+    assert b.proc.wait(timeout=10) == -9
+    b.config_text = config(node, key, chain_id=CHAIN_ID + 1)
+    b.restart(env=TICK_ENV)
+    dc.ready_addresses(b)
+    err = b.wait_event("seal_error", timeout=WAIT_S, pred=lambda e: e["what"] == "chain_id")
+    assert "sealing stopped" in err["reason"], err
+    assert b.metric("ledgermq_seal_halted") == 1
+    assert [x["state"] for x in seals(b)] == ["sent"]
+    node.mine(1)
+    assert nonces_on_chain(node, addr) == []
+
+
+def test_a_stuck_seal_is_replaced_with_higher_fees(start_broker, node, tmp_path):
+    key, addr = eth_key(tmp_path, node)
+    b = start(start_broker, node, key, extra="bump_after_s = 1\n")
+    node.rpc("miner_stop")
+    try:
+        s = dc.session(b, lc.Identity())
+        send_note(s, lc.Identity().id, 1)
+        first = b.wait_event("seal_sent", timeout=WAIT_S)
+        bumped = b.wait_event("seal_bumped", timeout=WAIT_S)
+        assert bumped["nonce"] == first["nonce"] and bumped["attempt"] == 2, bumped
+        assert bumped["tx_hash"] != first["tx_hash"]
+        t1 = node.rpc("eth_getTransactionByHash", [first["tx_hash"]])
+        t2 = node.rpc("eth_getTransactionByHash", [bumped["tx_hash"]])
+        assert t2 is not None, "the replacement is not in the node's pool"
+        if t1 is not None:  # both fees at least 10% up (12.5% asked)
+            for f in ("maxFeePerGas", "maxPriorityFeePerGas"):
+                assert int(t2[f], 16) * 10 >= int(t1[f], 16) * 11, (f, t1, t2)
+    finally:
+        node.rpc("miner_start")
+    node.mine(1)
+    mined = wait_seal(b, lambda x: x["state"] == "mined", "the replacement mined")
+    assert mined[0]["attempts"] >= 2 and mined[0]["nonce"] == first["nonce"], mined
+    assert node.receipt(bumped["tx_hash"]) is not None, "the replacement was not mined"
+    # Every transaction of the sealing address used the seal's nonce: the bump signed the same
+    # nonce again, never a new one. (ganache, unlike geth, keeps the replaced transaction in
+    # its paused pool and mines both: hence no count of one here.)
+    chain = nonces_on_chain(node, addr)
+    assert chain and all(n == first["nonce"] for n, _, _ in chain), chain
+
+
+def test_a_reorg_that_drops_a_mined_seal_resends_it(start_broker, node, tmp_path):
+    key, addr = eth_key(tmp_path, node)
+    b = start(start_broker, node, key)
+    snap = node.snapshot()
+    s = dc.session(b, lc.Identity())
+    send_note(s, lc.Identity().id, 1)
+    first = wait_seal(b, lambda x: x["state"] == "mined", "a mined seal")[0]
+    node.revert(snap)  # the seal's block is gone (and the funding before it stays)
+    assert node.rpc("eth_getTransactionReceipt", [first["tx_hash"]]) is None
+    node.mine(1)
+    b.wait_event("seal_reorged", timeout=WAIT_S)
+    wait_for("the seal mined again", lambda: len(b.events("seal_mined")) >= 2)
+    again = wait_seal(b, lambda x: x["state"] == "mined", "the seal mined again")[0]
+    assert again["nonce"] == first["nonce"] and again["tx_hash"] == first["tx_hash"], again
+    assert node.rpc("eth_getTransactionReceipt", [again["tx_hash"]]) is not None
+    node.mine(3)
+    wait_seal(b, lambda x: x["state"] == "confirmed", "the resent seal confirmed")
+    assert [n for n, _, _ in nonces_on_chain(node, addr)] == [first["nonce"]]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[seal]\nrpc = http://127.0.0.1:1\nchain_id = 1\n", "[seal] needs key_file"),
+    ("[seal]\nkey_file = k\nchain_id = 1\n", "[seal] needs rpc"),
+    ("[seal]\nrpc = ftp://x\n", "[seal] rpc: expected an http:// or https:// URL"),
+    ("[seal]\nevery = 10 minutes\n", "[seal] every: expected a period"),
+    ("[seal]\nconfirmations = 0\n", "[seal] confirmations: expected an integer 1..10000"),
+])
+def test_bad_seal_config_stops_the_start_with_one_line(tmp_path, text, message):
+    path = tmp_path / "bad.ini"
+    path.write_text(text)
+    p = subprocess.run([BIN, "serve", "--config", str(path)], capture_output=True, text=True,
+                       timeout=30, cwd=tmp_path)
+    assert p.returncode == 1 and message in p.stderr, p.stderr
