@@ -589,9 +589,10 @@ static int seal_job_step(struct jobs_step *st)
         snprintf(st->detail, sizeof(st->detail), "sealing stopped (see seal_error)");
         return LMQ_EINVAL;
     }
-    s->want = true;
     uint64_t size = 0;
     (void)pipeline_checkpoint_note(st->broker, &size);
+    /* Nothing new: no wish left over that the next envelope would fulfil at once. */
+    s->want = size > s->last_sealed_size;
     snprintf(st->detail, sizeof(st->detail),
              size > s->last_sealed_size ? "asked for a seal of size %" PRIu64
                                         : "nothing new to seal (size %" PRIu64 ")",

@@ -162,6 +162,14 @@ def test_a_seal_is_sent_mined_confirmed_listed_and_verified(start_broker, node, 
     code, out = verify(args, both, tmp_path)
     assert code == 0, out
     assert json.loads(out)["ok"] is True, out
+    # Bad queries: 400; nothing covers a size beyond the sealed ones yet: 404.
+    for q in ("/ledger/seals?from_nonce=x", "/ledger/seals?limit=0", "/ledger/seals?limit=1001",
+              "/ledger/seals/cover", "/ledger/seals/cover?size=-1"):
+        assert get(b, q)[0] == 400, q
+    assert get(b, "/ledger/seals/cover?size=%d" % (cover["new_size"] + 1))[0] == 404
+    status, page = get(b, "/ledger/seals?from_nonce=0&limit=1")
+    assert status == 200 and [x["nonce"] for x in page["seals"]] == [0], page
+    assert page["next_from_nonce"] == 1, page
     # Metrics.
     assert b.metric("ledgermq_seals", '{state="confirmed"}') >= 1
     assert b.metric("ledgermq_seal_last_sealed_size") >= size
