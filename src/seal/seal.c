@@ -298,14 +298,14 @@ static void seal_answer_failed(struct seal *s, const struct eth_rpc_answer *a, c
     s->ans_failed = true;
 }
 
-static void seal_node_ok(struct seal *s)
+void seal_node_ok(struct seal *s)
 {
     if (s->node_failing)
         lmq_log_msg(LMQ_LOG_INFO, "seal_node_ok", "the sealing node answers again");
     s->node_failing = false;
 }
 
-static void seal_node_failed(struct seal *s)
+void seal_node_failed(struct seal *s)
 {
     if (!s->node_failing)
         seal_error(s, "node", s->ans_err);

@@ -117,6 +117,10 @@ struct seal {
 /* seal.c */
 /* Logs seal_error with why, counts it. */
 void seal_error(struct seal *s, const char *what, const char *why);
+/* The node answered: says so once after an outage. */
+void seal_node_ok(struct seal *s);
+/* The node did not answer (s->ans_err says how): seal_error once per outage. */
+void seal_node_failed(struct seal *s);
 /* Writes the row's seal record into the open batch. */
 void seal_write_row(struct seal *s, const struct seal_row *r);
 /* Frees a row. */

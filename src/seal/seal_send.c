@@ -191,9 +191,10 @@ static void seal_on_fees(void *ctx, const struct eth_rpc_answer *a)
         return;
     if (s->ans_failed) {
         s->op = SEAL_OP_NONE;
-        seal_error(s, "fees", s->ans_err);
+        seal_node_failed(s); /* once per outage, not once per tick */
         return;
     }
+    seal_node_ok(s);
     uint64_t cap = seal_scale_up(s->b->cfg.seal.max_fee_gwei, SEAL_WEI_PER_GWEI, 1);
     uint64_t prio = s->ans_prio_ok ? s->ans_prio : SEAL_PRIORITY_FALLBACK_WEI;
     uint64_t max_fee = LMQ_MIN(2 * s->ans_base + prio, cap);
@@ -256,10 +257,17 @@ static void seal_on_sent(void *ctx, const struct eth_rpc_answer *a)
     const char *m = a->message;
     bool known = strstr(m, "already known") != NULL || strstr(m, "nonce too low") != NULL ||
                  strstr(m, "known transaction") != NULL;
-    if (!known) {
-        r->resend = true;
+    if (known)
+        return;
+    if (a->status == ETH_RPC_RPC_ERROR) {
+        /* Refused (funds, fees...): not sent again as it is; a bump re-signs it later. */
         seal_error(s, "send", m[0] != '\0' ? m : eth_rpc_status_name(a->status));
+        return;
     }
+    r->resend = true; /* no answer: broadcast again on the next pass */
+    snprintf(s->ans_err, sizeof(s->ans_err), "eth_sendRawTransaction: %s %s",
+             eth_rpc_status_name(a->status), m);
+    seal_node_failed(s);
 }
 
 void seal_send_durable(struct seal *s)

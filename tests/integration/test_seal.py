@@ -298,6 +298,19 @@ def test_a_reorg_that_drops_a_mined_seal_resends_it(start_broker, node, tmp_path
     assert [n for n, _, _ in nonces_on_chain(node, addr)] == [first["nonce"]]
 
 
+def test_an_unfunded_key_is_a_clear_error_and_nothing_is_sent(start_broker, node, tmp_path):
+    key, addr = eth_key(tmp_path, node, fund=False)
+    b = start(start_broker, node, key)
+    s = dc.session(b, lc.Identity())
+    send_note(s, lc.Identity().id, 1)
+    err = b.wait_event("seal_error", timeout=WAIT_S, pred=lambda e: e["what"] == "send")
+    assert "fund" in err["reason"], err
+    assert b.metric("ledgermq_seal_errors_total") >= 1
+    assert b.metric("ledgermq_seals", '{state="sent"}') == 1
+    assert nonces_on_chain(node, addr) == []
+    assert get(b, "/ledger/seals/cover?size=1")[0] == 404  # nothing confirmed covers it
+
+
 @pytest.mark.parametrize("text, message", [
     ("[seal]\nrpc = http://127.0.0.1:1\nchain_id = 1\n", "[seal] needs key_file"),
     ("[seal]\nkey_file = k\nchain_id = 1\n", "[seal] needs rpc"),
