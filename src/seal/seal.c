@@ -512,7 +512,9 @@ static void seal_track_begin(struct seal *s)
     s->calls[n++] = (struct seal_call){.s = s, .row = UINT16_MAX, .attempt = 1};
     int rc = eth_rpc_block_number(s->rpc, batch, seal_on_track, &s->calls[0]);
     char addr[ETH_ADDRESS_TEXT_BYTES + 2];
-    if (rc == LMQ_OK && eth_hex_encode(s->addr, 20, addr, sizeof(addr)) == LMQ_OK)
+    if (rc == LMQ_OK)
+        rc = eth_hex_encode(s->addr, 20, addr, sizeof(addr));
+    if (rc == LMQ_OK)
         rc = eth_rpc_call(s->rpc, batch, "eth_getTransactionCount",
                           json_pack("[ss]", addr, "latest"), seal_on_track, &s->calls[1]);
     for (size_t i = 0; rc == LMQ_OK && i < s->row_count; i++) {
