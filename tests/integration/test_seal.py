@@ -147,6 +147,9 @@ def test_a_seal_is_sent_mined_confirmed_listed_and_verified(start_broker, node, 
     assert tx["from"].lower() == addr.lower() and tx["to"].lower() == addr.lower(), tx
     assert int(tx["value"], 16) == 0 and tx["type"] == "0x2", tx
     assert tx["input"] == calldata(mined), (tx["input"], mined)
+    data = bytes.fromhex(tx["input"][2:])  # intrinsic gas only: nothing runs on a self-transfer
+    gas = 21000 + sum(16 if x else 4 for x in data)
+    assert int(node.receipt(mined["tx_hash"])["gasUsed"], 16) == gas, gas
     node.mine(3)
     sealed = wait_seal(b, lambda x: x["state"] == "confirmed", "a confirmed seal")
     assert sealed[0]["confirmations"] >= 3, sealed
