@@ -314,6 +314,47 @@ def test_an_unfunded_key_is_a_clear_error_and_nothing_is_sent(start_broker, node
     assert get(b, "/ledger/seals/cover?size=1")[0] == 404  # nothing confirmed covers it
 
 
+def readme_sealing_block():
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")) as f:
+        text = f.read()
+    start = text.index("```sh\n", text.index("### Sealing to Ethereum")) + len("```sh\n")
+    return text[start:text.index("```", start)]
+
+
+def test_the_readme_sealing_commands_work(start_broker, node, tmp_path):
+    """README "Sealing to Ethereum" as printed, against the test's ganache instead of npx's and
+    the harness's broker instead of the serve line: keygen, funding, the [seal] file, the seal
+    listing, the cover and verify --seal (exit 0)."""
+    block = readme_sealing_block().replace("http://127.0.0.1:8545", node.url)
+    lines = block.replace("\\\n", "").splitlines()
+    cut = next(i for i, line in enumerate(lines) if line.startswith("ledgermq serve "))
+    assert lines[0].startswith("npx ganache@7 ") and "--config seal.ini" in lines[cut], lines
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "ledgermq").symlink_to(os.path.abspath(BIN))
+    env = dict(os.environ, PATH="%s:%s" % (bindir, os.environ["PATH"]))
+
+    def sh(script):
+        p = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, (script, p.stdout, p.stderr)
+        return p.stdout
+
+    addr = sh("\n".join(lines[1:cut]) + "\necho \"ADDR=$ADDR\"\n").split("ADDR=")[-1].strip()
+    assert int(node.rpc("eth_getBalance", [addr, "latest"]), 16) == 10**18
+    # The harness runs serve in a directory of its own: key_file as an absolute path.
+    ini = (tmp_path / "seal.ini").read_text().replace("= seal.key", "= %s" % (tmp_path / "seal.key"))
+    b = dc.ready_addresses(start_broker(ini + "[server]\nhttp = 127.0.0.1:0\n", env=TICK_ENV,
+                                        data_dir=str(tmp_path / "data")))
+    s = dc.session(b, lc.Identity())
+    send_note(s, lc.Identity().id, 1)
+    wait_seal(b, lambda x: x["state"] == "confirmed", "the README's seal confirmed")
+    rest = "\n".join(lines[cut + 1:]).replace("127.0.0.1:8080", b.http_addr)
+    out = sh("ADDR=%s\n%s\n" % (addr, rest))
+    assert '"ok":true' in out, out
+    assert json.loads((tmp_path / "cover.json").read_text())["seal"]["state"] == "confirmed"
+
+
 @pytest.mark.parametrize("text, message", [
     ("[seal]\nrpc = http://127.0.0.1:1\nchain_id = 1\n", "[seal] needs key_file"),
     ("[seal]\nkey_file = k\nchain_id = 1\n", "[seal] needs rpc"),
