@@ -205,15 +205,9 @@ static int seal_scan_track(struct seal *s, const struct store_rec_seal *row, enu
     if (row->block_hash.len == 32)
         memcpy(r->block_hash, row->block_hash.data, 32);
     r->sent_unix_ms = row->sent_unix_ms;
-    size_t n = 0;
-    if (store_seal_txs(s->b->store, row->nonce, SEAL_ATTEMPTS_MAX, seal_scan_tx, r, &n) != LMQ_OK ||
-        r->attempts == 0 || r->raws[r->attempts - 1] == NULL)
-        goto fail;
-    r->current = r->attempts - 1;
-    for (uint32_t i = 0; i < r->attempts; i++) {
-        if (row->tx_hash.len == 32 && memcmp(r->hashes[i], row->tx_hash.data, 32) == 0)
-            r->current = i;
-    }
+    if (row->tx_hash.len == 32)
+        memcpy(r->found_hash, row->tx_hash.data, 32); /* the named attempt, until its txs load */
+    /* Its transactions are read after the scan (seal_scan_txs). */
     s->rows[s->row_count++] = r;
     return 0;
 fail:
@@ -239,6 +233,26 @@ static int seal_scan_row(void *ctx, const struct store_rec_seal *row)
     return 0;
 }
 
+/* The transactions of every tracked row, read after the seals (a row callback may not start
+ * another read). */
+static int seal_scan_txs(struct seal *s)
+{
+    for (size_t i = 0; i < s->row_count; i++) {
+        struct seal_row *r = s->rows[i];
+        size_t n = 0;
+        int rc = store_seal_txs(s->b->store, r->nonce, SEAL_ATTEMPTS_MAX, seal_scan_tx, r, &n);
+        if (rc != LMQ_OK || r->attempts == 0 || r->raws[r->attempts - 1] == NULL)
+            return rc != LMQ_OK ? rc : LMQ_EIO;
+        r->current = r->attempts - 1;
+        for (uint32_t k = 0; k < r->attempts; k++) {
+            if (memcmp(r->hashes[k], r->found_hash, 32) == 0)
+                r->current = k;
+        }
+        LMQ_ASSERT(r->current < r->attempts);
+    }
+    return LMQ_OK;
+}
+
 static int seal_scan(struct seal *s)
 {
     struct seal_scan sc = {.s = s};
@@ -249,7 +263,7 @@ static int seal_scan(struct seal *s)
         if (rc != LMQ_OK)
             return rc;
         if (sc.seen < SEAL_SCAN_PAGE)
-            return LMQ_OK;
+            return seal_scan_txs(s);
     }
     return LMQ_ELIMIT;
 }
