@@ -318,6 +318,23 @@ static void seal_check_done(struct seal *s)
                          s->ans_count, s->addr_text, s->next_nonce);
         s->next_nonce = s->ans_count;
     }
+    bool ours_pending = false;
+    for (size_t i = 0; i < s->row_count; i++)
+        ours_pending = ours_pending || s->rows[i]->nonce >= s->ans_count;
+    if (s->ans_count < s->next_nonce && !ours_pending) {
+        /* Confirmed seals the chain does not count: another key or another chain than the one
+         * the stored seals were made with. Sealing on would leave a nonce gap (or collide with
+         * stored nonces): stop and say so. */
+        char why[200];
+        snprintf(why, sizeof(why),
+                 "the node counts %" PRIu64
+                 " transactions of %s, the stored seals reach nonce %" PRIu64
+                 ": another key or chain than the data directory's seals; sealing stopped",
+                 s->ans_count, s->addr_text, s->next_nonce - 1);
+        seal_error(s, "nonce", why);
+        s->phase = SEAL_PHASE_HALTED;
+        return;
+    }
     /* Every seal still "sent" is broadcast again: after a kill -9 between its commit and its
      * send, or a node that lost its pool, it is what makes the nonce used (same hash). */
     for (size_t i = 0; i < s->row_count; i++) {

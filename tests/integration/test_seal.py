@@ -314,6 +314,26 @@ def test_an_unfunded_key_is_a_clear_error_and_nothing_is_sent(start_broker, node
     assert get(b, "/ledger/seals/cover?size=1")[0] == 404  # nothing confirmed covers it
 
 
+def test_another_key_than_the_stored_seals_stops_sealing_without_a_gap(start_broker, node,
+                                                                        tmp_path):
+    key, addr = eth_key(tmp_path, node)
+    b = start(start_broker, node, key)
+    s = dc.session(b, lc.Identity())
+    send_note(s, lc.Identity().id, 1)
+    wait_seal(b, lambda x: x["state"] == "mined", "a mined seal")
+    node.mine(3)
+    wait_seal(b, lambda x: x["state"] == "confirmed", "a confirmed seal")
+    s.close()
+    b.terminate()
+    other, other_addr = eth_key(tmp_path, node, name="other.key")
+    b.config_text = config(node, other)
+    b.restart(env=TICK_ENV)
+    err = b.wait_event("seal_error", timeout=WAIT_S, pred=lambda e: e["what"] == "nonce")
+    assert "sealing stopped" in err["reason"], err
+    assert b.metric("ledgermq_seal_halted") == 1
+    assert nonces_on_chain(node, other_addr) == []
+
+
 def readme_sealing_block():
     with open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")) as f:
         text = f.read()
