@@ -10,6 +10,7 @@
 #include "events/webhooks.h"
 #include "plugins/plugins.h"
 #include "jobs/jobs.h"
+#include "seal/seal.h"
 
 #include "net/address.h"
 #include "net/http.h"
@@ -180,6 +181,7 @@ static void broker_stop(struct broker *b, const char *why)
     webhooks_stop(b); /* deliveries in flight are sent again after a restart */
     plugins_stop(b);
     jobs_stop(b); /* a run in progress is recorded interrupted */
+    seal_stop(b); /* a seal committed and not sent is sent again after a restart */
     uv_timer_start(&b->shutdown_timer, on_shutdown_timeout, BROKER_SHUTDOWN_GRACE_MS, 0);
     broker_on_conn_freed(b);
 }
@@ -581,6 +583,8 @@ static int broker_open_data(struct broker *b, const struct lmq_config *cfg)
     if (id_rc == LMQ_OK)
         jobs_set_on_finished(b, broker_job_finished, b);
     if (id_rc == LMQ_OK)
+        id_rc = seal_init(b); /* registers the seal job and its commit hook */
+    if (id_rc == LMQ_OK)
         id_rc = bots_init(b);
     if (id_rc == LMQ_OK)
         id_rc = validators_init(b);
@@ -626,6 +630,7 @@ static void broker_teardown(struct broker *b)
     broker_destroy_state(b);
     sys_tree_free(b); /* its timer closed with the loop */
     jobs_destroy(b);  /* its timers too */
+    seal_destroy(b);
     data_destroy(b);
     plugins_destroy(b);
     webhooks_destroy(b);
@@ -718,6 +723,10 @@ int broker_run(const struct lmq_config *cfg)
     rc = jobs_start(b); /* after recovery: the sessions a job may prune are loaded */
     if (rc != LMQ_OK) {
         code = rc == LMQ_EIO ? 2 : 1;
+        goto out;
+    }
+    if (seal_start(b) != LMQ_OK) {
+        code = 2;
         goto out;
     }
     if (broker_listen_all(b) != LMQ_OK) {

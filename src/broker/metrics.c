@@ -10,6 +10,7 @@
 #include "broker/broker_internal.h"
 #include "data/data.h"
 #include "jobs/jobs.h"
+#include "seal/seal.h"
 
 #include <dirent.h>
 #include <inttypes.h>
@@ -447,6 +448,6 @@ int metrics_render(struct broker *b, struct lmq_buf *out)
     LMQ_ASSERT(b != NULL && out != NULL);
     /* Each printf's error bits are OR-ed together: any failure means the body is incomplete. */
     int rc = metrics_broker(b, out) | metrics_guards(b, out) | metrics_store(b, out) |
-             metrics_process(out) | jobs_metrics(b, out);
+             metrics_process(out) | jobs_metrics(b, out) | seal_metrics(b, out);
     return rc != 0 ? LMQ_ETOOBIG : LMQ_OK;
 }

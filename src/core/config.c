@@ -181,6 +181,12 @@ void lmq_config_defaults(struct lmq_config *cfg)
     cfg->jobs.export_max_rows = 100000;
     cfg->jobs.chaser_after_s = 86400;
     cfg->jobs.chaser_max = 3;
+    snprintf(cfg->seal.every, sizeof(cfg->seal.every), "10m");
+    snprintf(cfg->seal.schedule, sizeof(cfg->seal.schedule), "@every 10m");
+    cfg->seal.confirmations = 12;
+    cfg->seal.gas_limit = 60000;
+    cfg->seal.max_fee_gwei = 500;
+    cfg->seal.bump_after_s = 60;
     cfg->jobs.chaser_batch = 200;
     cfg->jobs.import_batch = 500;
     cfg->jobs.import_max_file_bytes = 1ULL << 30;
@@ -501,7 +507,8 @@ int lmq_config_validate(const struct lmq_config *cfg, char *err, size_t err_len)
     }
     if (config__validate_validators(cfg, err, err_len) != 0)
         return LMQ_EINVAL;
-    return config_validate_webhooks(cfg, err, err_len);
+    int rc = config_validate_seal(cfg, err, err_len);
+    return rc != LMQ_OK ? rc : config_validate_webhooks(cfg, err, err_len);
 }
 
 /* [auth] password_file / acl_file: a path that can be opened for reading now, so a typo stops
@@ -1512,6 +1519,9 @@ int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key,
     if (strcmp(section, "jobs") == 0) {
         return config__set_jobs(cfg, key, value, err, err_len);
     }
+    if (strcmp(section, "seal") == 0) {
+        return config_set_seal(cfg, key, value, err, err_len);
+    }
     if (strcmp(section, "bots") == 0) {
         return config__set_bots(cfg, key, value, false, err, err_len);
     }
@@ -1524,7 +1534,7 @@ int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key,
         lmq_errf(err, err_len,
                  "[%s] %s: unknown section (expected [server], [limits], [tls], [auth], "
                  "[http], [queue_overflow], [data], [jobs], [events], [bots], [admin], "
-                 "[webhook.NAME], [plugins] or [plugin.NAME])",
+                 "[webhook.NAME], [plugins], [plugin.NAME] or [seal])",
                  section, key);
     }
     return LMQ_EINVAL;

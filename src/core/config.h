@@ -256,6 +256,23 @@ struct lmq_jobs_config {
     uint64_t import_max_file_bytes; /* import.max_file_bytes: larger files are skipped */
 };
 
+/* [seal]: sealing ledger checkpoints to Ethereum (src/seal; docs/PROTOCOL.md "Sealing"). */
+#define LMQ_SEAL_URL_MAX_BYTES 512
+#define LMQ_SEAL_EVERY_MAX_BYTES 32
+struct lmq_seal_config {
+    char rpc[LMQ_SEAL_URL_MAX_BYTES];     /* the node's JSON-RPC URL; empty: sealing is off */
+    char key_file[LMQ_PATH_MAX_BYTES];    /* the eth key file (ledgermq keygen --eth) */
+    uint64_t chain_id;                    /* checked against eth_chainId; 0: not set */
+    char every[LMQ_SEAL_EVERY_MAX_BYTES]; /* "10m": the seal job's schedule is "@every 10m" */
+    char schedule[LMQ_SEAL_EVERY_MAX_BYTES + 8]; /* "@every " + every */
+    uint64_t every_entries; /* seal when the ledger grew by this many; 0 = off */
+    uint32_t confirmations; /* blocks for "confirmed" */
+    uint64_t gas_limit;
+    uint64_t max_fee_gwei; /* never bid above */
+    uint32_t bump_after_s; /* replace a transaction not mined after this */
+    bool any_set;          /* some [seal] key was given */
+};
+
 /* TLS for --mqtts and --https: certificate files, re-read on SIGHUP. */
 struct lmq_tls_config {
     char cert_file[LMQ_PATH_MAX_BYTES]; /* PEM, may hold the chain */
@@ -317,6 +334,7 @@ struct lmq_config {
     uint64_t events_keep_s;
     struct lmq_plugins_config plugins; /* [plugins], [plugin.NAME] */
     struct lmq_jobs_config jobs;       /* [jobs] */
+    struct lmq_seal_config seal;       /* [seal] */
     /* [bots] ids: identities that follow the event stream on id/<id>/events (src/events/bots.c;
      * docs/PROTOCOL.md "Bots"); any of them turns the stream on. */
     char bots[LMQ_BOTS_MAX][LMQ_IDENTITY_ID_CHARS + 1];

@@ -20,6 +20,11 @@ int config_set_plugins(struct lmq_config *cfg, const char *key, const char *valu
 /* [plugin.NAME] key = value. 0 or LMQ_EINVAL. */
 int config_set_plugin(struct lmq_config *cfg, const char *section, const char *key,
                       const char *value, char *err, size_t err_len);
+/* [seal] key = value (config_seal.c). 0 or LMQ_EINVAL. */
+int config_set_seal(struct lmq_config *cfg, const char *key, const char *value, char *err,
+                    size_t err_len);
+/* [seal] has rpc, key_file and chain_id when any key is set. 0 or LMQ_EINVAL. */
+int config_validate_seal(const struct lmq_config *cfg, char *err, size_t err_len);
 /* Every webhook has its url and secret. 0 or LMQ_EINVAL. */
 int config_validate_webhooks(const struct lmq_config *cfg, char *err, size_t err_len);
 

@@ -15,6 +15,7 @@
  * the entry that would pass the cap and says where to continue ("next").
  */
 #include "pipeline/pipeline_internal.h"
+#include "seal/seal.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -314,6 +315,8 @@ int pipeline_http_route(struct broker *b, const struct http_request *req,
     LMQ_ASSERT(b != NULL && req != NULL);
     if (req->path_len > 6 && memcmp(req->path, "/auth/", 6) == 0)
         return pipeline_identity_http_route(b, req, resp, out); /* login, revocation, key */
+    if (req->path_len >= 13 && memcmp(req->path, "/ledger/seals", 13) == 0)
+        return seal_http_route(b, req, resp, out); /* GET /ledger/seals[/cover] */
     static const char *const paths[] = {"/ledger/checkpoint",      "/ledger/key",
                                         "/ledger/proof/inclusion", "/ledger/proof/consistency",
                                         "/ledger/entries",         "/ledger/envelopes"};

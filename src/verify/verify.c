@@ -4,6 +4,7 @@
  * consistency of two checkpoints; a database, audited row by row against its Merkle tree.
  */
 #include "verify/verify.h"
+#include "verify/verify_internal.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -29,6 +30,8 @@ const char verify_usage[] =
     "       ledgermq verify --key VKEY --receipt FILE [--envelope FILE]\n"
     "       ledgermq verify --key VKEY --old-checkpoint FILE --checkpoint FILE --proof FILE\n"
     "       ledgermq verify --data DIR\n"
+    "       ledgermq verify --seal --key VKEY --rpc URL --seal-address 0x... [--confirmations N]\n"
+    "                       FILE\n"
     "\n"
     "Checks what a LedgerMQ server said, offline, with its public key only: a checkpoint's\n"
     "signature; a receipt (and the envelope it is for); the consistency of two checkpoints;\n"
@@ -44,6 +47,12 @@ const char verify_usage[] =
     "  --old-checkpoint FILE   the earlier checkpoint of a consistency check\n"
     "  --proof FILE            the JSON of GET /ledger/proof/consistency\n"
     "  --data DIR              a broker's data directory (its database, audited row by row)\n"
+    "  --seal                  check a seal against an Ethereum node: FILE holds the JSON of\n"
+    "                          GET /ledger/seals/cover, optionally after a receipt (an ack or\n"
+    "                          send's output line) whose checkpoint the cover's proof extends\n"
+    "  --rpc URL               the node's JSON-RPC URL (--seal)\n"
+    "  --seal-address 0x...    the server's sealing address (--seal)\n"
+    "  --confirmations N       blocks the seal needs at least (--seal; default 12)\n"
     "  -h, --help              print this help\n"
     "\n"
     "exit codes:\n"
@@ -55,7 +64,7 @@ struct verify_args {
     const char *key, *checkpoint, *old_checkpoint, *receipt, *envelope, *proof, *data;
 };
 
-__attribute__((format(printf, 2, 3))) static int verify_say(int code, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) int verify_say(int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -125,7 +134,7 @@ static json_t *verify_values(const char *text, size_t len)
 }
 
 /* The first object among values that has member (an object or a string as wanted); NULL. */
-static json_t *verify_find(json_t *values, const char *member, bool want_object)
+json_t *verify_find(json_t *values, const char *member, bool want_object)
 {
     size_t i;
     json_t *v;
@@ -140,7 +149,7 @@ static json_t *verify_find(json_t *values, const char *member, bool want_object)
 
 /* Reads a file and, when it starts with '{', its JSON values (*values; NULL for plain text).
  * Returns VERIFY_EXIT_OK, or VERIFY_EXIT_USAGE (said) when unreadable or not JSON. */
-static int verify_input(const char *path, char **text, size_t *len, json_t **values)
+int verify_input(const char *path, char **text, size_t *len, json_t **values)
 {
     *values = NULL;
     *text = verify_read(path, len);
@@ -161,12 +170,7 @@ static int verify_input(const char *path, char **text, size_t *len, json_t **val
     return VERIFY_EXIT_OK;
 }
 
-struct verify_key {
-    char name[LEDGER_CHECKPOINT_KEY_NAME_MAX_BYTES + 1];
-    uint8_t pub[CRYPTO_ED25519_PUB_BYTES];
-};
-
-static int verify_load_key(const char *arg, struct verify_key *key)
+int verify_load_key(const char *arg, struct verify_key *key)
 {
     size_t len = 0;
     char *text = NULL;
@@ -187,8 +191,8 @@ static int verify_load_key(const char *arg, struct verify_key *key)
 }
 
 /* Checks a note's signature; fills cp. */
-static int verify_note(const struct verify_key *key, const char *note, size_t len, const char *what,
-                       struct ledger_checkpoint *cp)
+int verify_note(const struct verify_key *key, const char *note, size_t len, const char *what,
+                struct ledger_checkpoint *cp)
 {
     enum ledger_checkpoint_verdict verdict = LEDGER_CHECKPOINT_OK;
     if (ledger_checkpoint_verify(note, len, key->name, key->pub, cp, &verdict) != LMQ_OK)
@@ -414,6 +418,10 @@ static int verify_parse(int argc, char **argv, struct verify_args *a)
 int verify_main(int argc, char **argv)
 {
     struct verify_args a = {0};
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--seal") == 0)
+            return verify_seal_main(argc, argv); /* verify_seal.c */
+    }
     if (argc == 0 || (argc == 1 && strcmp(argv[0], "--help") == 0)) {
         fputs(verify_usage, argc == 0 ? stderr : stdout);
         return argc == 0 ? VERIFY_EXIT_USAGE : VERIFY_EXIT_OK;

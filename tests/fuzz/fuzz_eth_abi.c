@@ -6,8 +6,9 @@
  *     the encoder's output is canonical even where the input's offsets were not);
  *   - the same bytes as an event log's data decode or are refused without a crash.
  *
- * fuzz-sources: src/eth/eth_abi.c src/eth/eth_hex.c src/eth/eth_keccak.c src/eth/eth_key.c
- * src/core/buf.c fuzz-libs: -ljansson -lsecp256k1 -lcrypto
+ * fuzz-sources: src/eth/eth_abi.c src/eth/eth_hex.c src/eth/eth_keccak.c
+ * fuzz-sources: src/eth/eth_key.c src/core/buf.c
+ * fuzz-libs: -ljansson -lsecp256k1 -lcrypto
  */
 #include <jansson.h>
 #include <stddef.h>

@@ -6,7 +6,8 @@
  *   - a raw transaction that decodes has a sender, and its hash is keccak256 of the input.
  *
  * fuzz-sources: src/eth/eth_rlp.c src/eth/eth_hex.c src/eth/eth_tx.c src/eth/eth_key.c
- * src/eth/eth_keccak.c src/core/buf.c fuzz-libs: -lsecp256k1 -lcrypto
+ * fuzz-sources: src/eth/eth_keccak.c src/core/buf.c
+ * fuzz-libs: -lsecp256k1 -lcrypto
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -390,6 +390,8 @@ def test_readme_ini_example_starts_a_broker_when_pasted(tmp_path, certs):
     (tmp_path / "models").mkdir()
     (tmp_path / "plugins").mkdir()
     (tmp_path / "export").mkdir()
+    p = run(["keygen", "--eth", "seal.key"], tmp_path)  # [seal] key_file (no node: it waits)
+    assert p.returncode == 0, p.stderr
     shutil.copy(os.path.join(os.path.dirname(BIN), "plugins", "guard.so"), tmp_path / "plugins")
     s = Serve(["--config", "ledgermq.ini"], tmp_path)
     try:
