@@ -42,6 +42,17 @@ int lmq_verrf(char *err, size_t err_len, const char *fmt, va_list ap)
     return n;
 }
 
+int lmq_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 int lmq_errf(char *err, size_t err_len, const char *fmt, ...)
 {
     va_list ap;

@@ -44,6 +44,9 @@ int lmq_errf(char *err, size_t err_len, const char *fmt, ...) __attribute__((for
 int lmq_verrf(char *err, size_t err_len, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
+/* The value of a hexadecimal digit (0-9, a-f, A-F), or -1. */
+int lmq_hex_digit(char c);
+
 /*
  * Reads a whole file of at most max_bytes into a new NUL-terminated buffer (*out, freed by the
  * caller; *out_len excludes the NUL). Returns 0, LMQ_EIO, LMQ_ETOOBIG or LMQ_ENOMEM; *out is

@@ -3,20 +3,6 @@
 
 #include <string.h>
 
-static int eth_hex__digit(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 int eth_hex_encode(const uint8_t *data, size_t len, char *out, size_t out_cap)
 {
     static const char digits[] = "0123456789abcdef";
@@ -52,8 +38,8 @@ int eth_hex_decode(const char *text, size_t text_len, uint8_t *out, size_t out_c
         return LMQ_ETOOBIG;
     }
     for (size_t i = 0; i < text_len / 2; i++) {
-        int hi = eth_hex__digit(text[2 * i]);
-        int lo = eth_hex__digit(text[2 * i + 1]);
+        int hi = lmq_hex_digit(text[2 * i]);
+        int lo = lmq_hex_digit(text[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             return LMQ_EPROTO;
         }
@@ -137,7 +123,7 @@ int eth_u256_parse(const char *text, size_t text_len, struct eth_u256 *v)
         return LMQ_EPROTO;
     }
     for (size_t i = start; i < text_len; i++) {
-        int d = eth_hex__digit(text[i]);
+        int d = lmq_hex_digit(text[i]);
         if (d < 0 || (!hex && d > 9) || !eth_u256__mul_add(v, hex ? 16u : 10u, (unsigned)d)) {
             memset(v, 0, sizeof(*v));
             return LMQ_EPROTO;

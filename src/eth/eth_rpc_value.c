@@ -8,17 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static int eth_rpc_hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The digits of a QUANTITY after "0x": *digits, *n; LMQ_EPROTO when malformed. */
 static int eth_rpc_quantity_digits(const char *s, size_t len, const char **digits, size_t *n)
 {
@@ -29,7 +18,7 @@ static int eth_rpc_quantity_digits(const char *s, size_t len, const char **digit
     if (*n > 1 && s[2] == '0')
         return LMQ_EPROTO; /* leading zero */
     for (size_t i = 0; i < *n; i++) {
-        if (eth_rpc_hex_digit(s[2 + i]) < 0)
+        if (lmq_hex_digit(s[2 + i]) < 0)
             return LMQ_EPROTO;
     }
     return LMQ_OK;
@@ -47,7 +36,7 @@ int eth_rpc_parse_quantity(const char *s, size_t len, uint64_t *out)
         return LMQ_ETOOBIG;
     uint64_t v = 0;
     for (size_t i = 0; i < n; i++)
-        v = v << 4 | (uint64_t)eth_rpc_hex_digit(d[i]);
+        v = v << 4 | (uint64_t)lmq_hex_digit(d[i]);
     *out = v;
     return LMQ_OK;
 }
@@ -66,7 +55,7 @@ int eth_rpc_parse_quantity256(const char *s, size_t len, uint8_t out[32])
     /* The last digit is the low nibble of out[31]. */
     for (size_t i = 0; i < n; i++) {
         size_t pos = n - 1 - i; /* nibble index from the right */
-        uint8_t v = (uint8_t)eth_rpc_hex_digit(d[i]);
+        uint8_t v = (uint8_t)lmq_hex_digit(d[i]);
         out[31 - pos / 2] |= (uint8_t)(pos % 2 == 0 ? v : v << 4);
     }
     return LMQ_OK;
@@ -82,7 +71,7 @@ int eth_rpc_parse_data(const char *s, size_t len, uint8_t *out, size_t cap, size
     if (n > cap)
         return LMQ_ETOOBIG;
     for (size_t i = 0; i < n; i++) {
-        int hi = eth_rpc_hex_digit(s[2 + 2 * i]), lo = eth_rpc_hex_digit(s[3 + 2 * i]);
+        int hi = lmq_hex_digit(s[2 + 2 * i]), lo = lmq_hex_digit(s[3 + 2 * i]);
         if (hi < 0 || lo < 0)
             return LMQ_EPROTO;
         out[i] = (uint8_t)(hi << 4 | lo);

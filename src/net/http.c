@@ -1696,20 +1696,6 @@ int http_error_json(struct http_response *resp, struct lmq_buf *out, int status,
     return http_body_printf(out, "{\"error\":%d,\"reason\":\"%s\"}", status, reason);
 }
 
-static int http_hex_digit(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 bool http_query_value(const struct http_request *req, const char *name, const char **value,
                       size_t *value_len)
 {
@@ -1738,8 +1724,8 @@ bool http_percent_decode(const char *s, size_t len, char *out, size_t cap, size_
     for (size_t i = 0; i < len; i++) {
         int c = (unsigned char)s[i];
         if (c == '%') {
-            int hi = i + 2 < len ? http_hex_digit(s[i + 1]) : -1;
-            int lo = i + 2 < len ? http_hex_digit(s[i + 2]) : -1;
+            int hi = i + 2 < len ? lmq_hex_digit(s[i + 1]) : -1;
+            int lo = i + 2 < len ? lmq_hex_digit(s[i + 2]) : -1;
             if (hi < 0 || lo < 0) {
                 return false;
             }

@@ -192,20 +192,6 @@ size_t schema__uri_nofrag_len(const char *uri)
     return strcspn(uri, "#");
 }
 
-static int uri__hex(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 int schema__pct_decode(const char *s, size_t len, char *out, size_t cap)
 {
     size_t o = 0;
@@ -214,8 +200,8 @@ int schema__pct_decode(const char *s, size_t len, char *out, size_t cap)
             return -1;
         }
         if (s[i] == '%') {
-            int hi = i + 1 < len ? uri__hex(s[i + 1]) : -1;
-            int lo = i + 2 < len ? uri__hex(s[i + 2]) : -1;
+            int hi = i + 1 < len ? lmq_hex_digit(s[i + 1]) : -1;
+            int lo = i + 2 < len ? lmq_hex_digit(s[i + 2]) : -1;
             if (hi < 0 || lo < 0) {
                 return -1;
             }
