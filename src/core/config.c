@@ -557,6 +557,20 @@ static int config__set_auth_limit(struct lmq_config *cfg, const char *key, const
 /* An identity list ([auth] auditors, [data] readers_all): ids separated by commas (blanks
  * around them ignored); empty: none. Replaces the list (max entries); it changes only on
  * success. */
+/* One item of a comma-separated value at *p: skips the blanks before it (moving *p to its first
+ * character), sets *len to the bytes up to the next comma or the end, and returns that length
+ * without trailing blanks. */
+static size_t config__list_item(const char **p, size_t *len)
+{
+    while (**p == ' ' || **p == '\t')
+        (*p)++;
+    *len = strcspn(*p, ",");
+    size_t trimmed = *len;
+    while (trimmed > 0 && ((*p)[trimmed - 1] == ' ' || (*p)[trimmed - 1] == '\t'))
+        trimmed--;
+    return trimmed;
+}
+
 static int config__id_list(const char *key, const char *value,
                            char (*list)[LMQ_IDENTITY_ID_CHARS + 1], uint32_t max,
                            uint32_t *list_count, char *err, size_t err_len)
@@ -566,12 +580,7 @@ static int config__id_list(const char *key, const char *value,
     uint32_t count = 0;
     const char *p = value;
     for (size_t item = 0; item <= max; item++) {
-        while (*p == ' ' || *p == '\t')
-            p++;
-        size_t len = strcspn(p, ",");
-        size_t trimmed = len;
-        while (trimmed > 0 && (p[trimmed - 1] == ' ' || p[trimmed - 1] == '\t'))
-            trimmed--;
+        size_t len = 0, trimmed = config__list_item(&p, &len);
         if (trimmed == 0 && p[len] == '\0' && item == 0)
             break; /* an empty value: nobody */
         bool hex = trimmed == LMQ_IDENTITY_ID_CHARS;
@@ -661,12 +670,7 @@ static int config__set_validators(struct lmq_config *cfg, const char *value, boo
     uint32_t count = append ? cfg->validator_count : 0;
     const char *p = value;
     for (size_t item = 0; item <= LMQ_VALIDATORS_MAX; item++) {
-        while (*p == ' ' || *p == '\t')
-            p++;
-        size_t len = strcspn(p, ",");
-        size_t trimmed = len;
-        while (trimmed > 0 && (p[trimmed - 1] == ' ' || p[trimmed - 1] == '\t'))
-            trimmed--;
+        size_t len = 0, trimmed = config__list_item(&p, &len);
         if (trimmed == 0 && p[len] == '\0' && item == 0)
             break; /* an empty value: none */
         if (count == LMQ_VALIDATORS_MAX) {
