@@ -42,6 +42,19 @@ int lmq_verrf(char *err, size_t err_len, const char *fmt, va_list ap)
     return n;
 }
 
+uint64_t lmq_backoff_ms(uint64_t *rng, uint32_t base_ms, uint32_t max_ms, uint32_t attempts)
+{
+    LMQ_ASSERT(rng != NULL && *rng != 0);
+    uint64_t ms = base_ms;
+    for (uint32_t i = 1; i < attempts && ms < max_ms; i++)
+        ms *= 2;
+    ms = LMQ_MIN(ms, (uint64_t)max_ms);
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 7;
+    *rng ^= *rng << 17;
+    return ms / 2 + *rng % (ms > 0 ? ms : 1);
+}
+
 int lmq_hex_digit(char c)
 {
     if (c >= '0' && c <= '9')

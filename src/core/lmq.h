@@ -44,6 +44,11 @@ int lmq_errf(char *err, size_t err_len, const char *fmt, ...) __attribute__((for
 int lmq_verrf(char *err, size_t err_len, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
+/* An exponential backoff with jitter: base_ms * 2^(attempts-1), at most max_ms, times a random
+ * factor in [0.5, 1.5) drawn from *rng (xorshift64 state, never 0: seed it from a clock or
+ * RAND_bytes). For retries of outbound requests (webhooks, the Ethereum RPC client). */
+uint64_t lmq_backoff_ms(uint64_t *rng, uint32_t base_ms, uint32_t max_ms, uint32_t attempts);
+
 /* The value of a hexadecimal digit (0-9, a-f, A-F), or -1. */
 int lmq_hex_digit(char c);
 

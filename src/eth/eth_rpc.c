@@ -460,22 +460,10 @@ static void eth_rpc_post_answered(struct eth_rpc_post *p, const uint8_t *body, s
     eth_rpc_post_fail(p, ETH_RPC_BAD_ANSWER, "no answer for the call's id");
 }
 
-static uint64_t eth_rpc_random(struct eth_rpc *rpc)
-{
-    rpc->rng ^= rpc->rng << 13;
-    rpc->rng ^= rpc->rng >> 7;
-    rpc->rng ^= rpc->rng << 17;
-    return rpc->rng;
-}
-
 /* retry_base_ms * 2^(attempts-1), at most retry_max_ms, times a jitter in [0.5, 1.5). */
 static uint64_t eth_rpc_backoff_ms(struct eth_rpc *rpc, uint32_t attempts)
 {
-    uint64_t ms = rpc->cfg.retry_base_ms;
-    for (uint32_t i = 1; i < attempts && ms < rpc->cfg.retry_max_ms; i++)
-        ms *= 2;
-    ms = LMQ_MIN(ms, (uint64_t)rpc->cfg.retry_max_ms);
-    return ms / 2 + eth_rpc_random(rpc) % (ms > 0 ? ms : 1);
+    return lmq_backoff_ms(&rpc->rng, rpc->cfg.retry_base_ms, rpc->cfg.retry_max_ms, attempts);
 }
 
 static void eth_rpc_on_http(void *ctx, const struct http_client_result *r)

@@ -217,22 +217,10 @@ static bool webhook_start(struct webhook_delivery *d)
     return http_client_submit(h->http, &q, webhook_on_answer, d, &d->req) == LMQ_OK;
 }
 
-static uint64_t webhooks_random(struct webhooks *h)
-{
-    h->rng ^= h->rng << 13;
-    h->rng ^= h->rng >> 7;
-    h->rng ^= h->rng << 17;
-    return h->rng;
-}
-
 /* retry_base_ms * 2^(attempts-1), at most retry_max_ms, times a jitter in [0.5, 1.5). */
 static uint64_t webhook_backoff_ms(struct webhook *w, uint32_t attempts)
 {
-    uint64_t ms = w->cfg.retry_base_ms;
-    for (uint32_t i = 1; i < attempts && ms < w->cfg.retry_max_ms; i++)
-        ms *= 2;
-    ms = LMQ_MIN(ms, (uint64_t)w->cfg.retry_max_ms);
-    return ms / 2 + webhooks_random(w->hooks) % (ms > 0 ? ms : 1);
+    return lmq_backoff_ms(&w->hooks->rng, w->cfg.retry_base_ms, w->cfg.retry_max_ms, attempts);
 }
 
 static void webhook_log(const struct webhook *w, enum lmq_log_level level, const char *event,
