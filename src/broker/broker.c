@@ -8,6 +8,7 @@
 #include "events/events.h"
 #include "events/webhooks.h"
 #include "plugins/plugins.h"
+#include "chain/chain.h"
 #include "jobs/jobs.h"
 
 #include "net/address.h"
@@ -179,6 +180,7 @@ static void broker_stop(struct broker *b, const char *why)
     webhooks_stop(b); /* deliveries in flight are sent again after a restart */
     plugins_stop(b);
     jobs_stop(b); /* a run in progress is recorded interrupted */
+    chain_stop(b); /* a step in flight is dropped: its blocks are fetched again */
     uv_timer_start(&b->shutdown_timer, on_shutdown_timeout, BROKER_SHUTDOWN_GRACE_MS, 0);
     broker_on_conn_freed(b);
 }
@@ -585,6 +587,8 @@ static int broker_open_data(struct broker *b, const struct lmq_config *cfg)
         id_rc = data_init(b); /* after the pipeline: it registers an envelope hook */
     if (id_rc == LMQ_OK)
         id_rc = plugins_load(b); /* after data: validate sees envelopes objects checks passed */
+    if (id_rc == LMQ_OK)
+        id_rc = chain_init(b); /* its watch hook after the others' */
     if (id_rc != LMQ_OK)
         return id_rc == LMQ_ENOMEM ? LMQ_ENOMEM : LMQ_EINVAL;
     return LMQ_OK;
@@ -592,6 +596,7 @@ static int broker_open_data(struct broker *b, const struct lmq_config *cfg)
 
 static void broker_teardown(struct broker *b)
 {
+    chain_stop(b); /* idempotent: on an error path the shutdown never began */
     /* First: nothing may be accepted while the rest is torn down. */
     for (size_t i = 0; i < b->listener_count; i++)
         net_acceptor_close(&b->acceptors[i], NULL); /* before the walk closes their sockets */
@@ -623,6 +628,7 @@ static void broker_teardown(struct broker *b)
     broker_destroy_state(b);
     sys_tree_free(b); /* its timer closed with the loop */
     jobs_destroy(b);  /* its timers too */
+    chain_destroy(b);
     data_destroy(b);
     plugins_destroy(b);
     webhooks_destroy(b);
@@ -713,6 +719,12 @@ int broker_run(const struct lmq_config *cfg)
     }
     rc = jobs_start(b); /* after recovery: the sessions a job may prune are loaded */
     if (rc != LMQ_OK) {
+        code = rc == LMQ_EIO ? 2 : 1;
+        goto out;
+    }
+    rc = chain_start(b); /* after recovery: what it sends continues the server's chain */
+    if (rc != LMQ_OK) {
+        lmq_log_msg(LMQ_LOG_ERROR, "start_failed", "cannot start the chain follower");
         code = rc == LMQ_EIO ? 2 : 1;
         goto out;
     }
