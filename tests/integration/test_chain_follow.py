@@ -1,0 +1,308 @@
+"""The chain follower (src/chain; docs/PROTOCOL.md "Chain follower") against ganache: catch-up
+from a start block then following (the stored headers are ganache's), a reorg made with
+evm_snapshot/evm_revert (the stored chain stays one chain equal to ganache's, the notified log of
+the dropped branch is retracted, the new one notified), confirmations, bad watch bodies refused,
+kill -9 while logs flow (every log notified exactly once), and the node stopped (SIGSTOP): the
+state goes node_down (/healthz 503) and back, nothing missed.
+
+The contract is a tiny one written in EVM assembly (TRANSFER_INITCODE below, with its source):
+any call with calldata (to: 32 bytes, value: 32 bytes) emits
+Transfer(address indexed from = caller, address indexed to, uint256 value)."""
+
+import json
+import os
+import signal
+import sqlite3
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+import dataclient as dc
+import ledgerclient as lc
+from ganache import start_ganache
+
+pytestmark = pytest.mark.ledgermq_only
+
+WAIT_S = 20
+TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
+TRANSFER_EVENT = "Transfer(address indexed from, address indexed to, uint256 value)"
+# Runtime (50 bytes):
+#   PUSH1 0x20 PUSH1 0x20 PUSH1 0 CALLDATACOPY    mem[0..32) = calldata[32..64) (value)
+#   PUSH1 0 CALLDATALOAD                          topic 2: to
+#   CALLER                                        topic 1: from
+#   PUSH32 TRANSFER_TOPIC                         topic 0
+#   PUSH1 0x20 PUSH1 0 LOG3 STOP                  data: mem[0..32)
+# Initcode: PUSH1 50 PUSH1 12 PUSH1 0 CODECOPY PUSH1 50 PUSH1 0 RETURN, then the runtime.
+RUNTIME = "602060206000376000353360" [:0] + "6020602060003760003533" + "7f" + TRANSFER_TOPIC[2:] + \
+    "60206000a300"
+TRANSFER_INITCODE = "0x6032600c60003960326000f3" + RUNTIME
+assert len(RUNTIME) == 100
+
+
+@pytest.fixture(scope="module")
+def node():
+    g = start_ganache()
+    yield g
+    alive = g.alive()
+    g.stop()
+    assert alive, "ganache died during the tests"
+
+
+def config(g, **keys):
+    chain = {"rpc": g.url, "poll_ms": 50, "timeout_ms": 1000, "batch_blocks": 10,
+             "confirmations": 3}
+    chain.update(keys)
+    return "[server]\nhttp = 127.0.0.1:0\n[chain]\n" + "".join(
+        "%s = %s\n" % kv for kv in chain.items())
+
+
+def db(b):
+    return sqlite3.connect("file:%s/ledgermq.db?mode=ro" % b.data_dir, uri=True, timeout=10)
+
+
+def stored_headers(b):
+    conn = db(b)
+    try:
+        return conn.execute("SELECT number, hash, parent_hash FROM chain_headers"
+                            " ORDER BY number").fetchall()
+    finally:
+        conn.close()
+
+
+def wait_tip(b, g, what="the stored tip reaches the node's head"):
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        head = g.block_number()
+        rows = stored_headers(b)
+        if rows and rows[-1][0] == head and bytes(rows[-1][1]).hex() == g.rpc(
+                "eth_getBlockByNumber", [hex(head), False])["hash"][2:]:
+            return rows
+        assert time.monotonic() < deadline, (what, head, rows[-3:], b.log_text())
+        time.sleep(0.05)
+
+
+def check_one_chain_equal_to_node(b, g, rows):
+    for (n, h, p), (n2, h2, _) in zip(rows[1:], rows):
+        assert n == n2 + 1 and bytes(p) == bytes(h2), "not one chain at %d" % n
+    for n, h, _ in rows:
+        assert g.rpc("eth_getBlockByNumber", [hex(n), False])["hash"] == "0x" + bytes(h).hex(), n
+
+
+def healthz(b):
+    try:
+        with urllib.request.urlopen("http://%s/healthz" % b.http_addr, timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def metrics(b):
+    with urllib.request.urlopen("http://%s/metrics" % b.http_addr, timeout=5) as r:
+        return r.read().decode()
+
+
+def server_id(b):
+    status, key = lc.http_json(b.http_addr, "/ledger/key")
+    assert status == 200, key
+    return key["id"]
+
+
+def send_env(s, to, body, type_):
+    """(leaf, message): the verdict on an envelope; the chain advances on an ack."""
+    env = s.ident.envelope(to, body, type_=type_)
+    s.send(env)
+    leaf, msg = s.messages.get(timeout=lc.TIMEOUT_S)
+    while leaf == "inbox":
+        leaf, msg = s.messages.get(timeout=lc.TIMEOUT_S)
+    if leaf == "ack":
+        s.ident.advance(env)
+    return leaf, msg
+
+
+def transfer(g, contract, to, value):
+    data = "0x" + to[2:].rjust(64, "0") + hex(value)[2:].rjust(64, "0")
+    h = g.send_tx(to=contract, data=data)
+    r = g.receipt(h)
+    assert r["status"] == "0x1" and len(r["logs"]) == 1, r
+    return r
+
+
+def chain_envelopes(b):
+    """The committed ledgermq.chain.* envelopes: [(type, to, body)] in ledger order."""
+    conn = db(b)
+    try:
+        rows = conn.execute("SELECT envelope FROM ledger ORDER BY idx").fetchall()
+    finally:
+        conn.close()
+    out = []
+    for (raw,) in rows:
+        env = json.loads(bytes(raw))
+        if env["type"].startswith("ledgermq.chain.") and env["type"] not in (
+                "ledgermq.chain.watch", "ledgermq.chain.unwatch"):
+            out.append((env["type"], env["to"], env["body"]))
+    return out
+
+
+def wait_envelopes(b, pred, what):
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        got = chain_envelopes(b)
+        if pred(got):
+            return got
+        assert time.monotonic() < deadline, (what, got, b.log_text())
+        time.sleep(0.05)
+
+
+def test_catch_up_from_start_block_then_follow_with_state_in_healthz_and_metrics(
+        start_broker, node):
+    node.mine(25)
+    start = node.block_number() - 22
+    b = dc.ready_addresses(start_broker(config(node, start_block=start)))
+    rows = wait_tip(b, node)
+    assert rows[0][0] == start, rows[:2]
+    check_one_chain_equal_to_node(b, node, rows)
+    node.mine(4)
+    rows = wait_tip(b, node, "following 4 new blocks")
+    check_one_chain_equal_to_node(b, node, rows)
+    b.wait_event("chain_state", pred=lambda e: e["to"] == "following")
+    assert healthz(b) == (200, {"chain": "following", "status": "ready"})
+    m = metrics(b)
+    assert 'ledgermq_chain_state{state="following"} 1' in m, m
+    assert "ledgermq_chain_tip_block %d" % node.block_number() in m, m
+    # Restarted on its store, it continues from the stored tip (no gap, no second start).
+    b.terminate()
+    node.mine(3)
+    b.restart()
+    rows = wait_tip(b, node, "after a restart")
+    assert rows[0][0] == start
+    check_one_chain_equal_to_node(b, node, rows)
+
+
+def test_watch_notify_decoded_confirm_and_reorg_retracts(start_broker, node):
+    b = dc.ready_addresses(start_broker(config(node)))
+    server = server_id(b)
+    _, contract = node.deploy(TRANSFER_INITCODE)
+    alice, bob = lc.Identity(), lc.Identity()
+    sa = dc.session(b, alice)
+    for body, detail in [({"address": "0x12"}, "address: expected 0x and 40 hex digits"),
+                         ({"address": contract, "event": "Transfer(address"}, None),
+                         ({"address": contract, "topic0": "0x" + "00" * 32,
+                           "event": TRANSFER_EVENT}, "topic0 is not the event's topic 0"),
+                         ({"address": contract, "color": "red"}, None)]:
+        leaf, msg = send_env(sa, server, body, "ledgermq.chain.watch")
+        assert leaf == "reject" and msg["reason"] == "bad_watch", (body, msg)
+        assert detail is None or msg["detail"] == detail, msg
+    leaf, msg = send_env(sa, server, {"address": contract, "event": TRANSFER_EVENT},
+                         "ledgermq.chain.watch")
+    assert leaf == "ack", msg
+    wait_tip(b, node)
+    r1 = transfer(node, contract, bob_addr := "0x" + "ab" * 20, 5)
+    env = sa.expect("inbox", timeout=WAIT_S)["envelope"]
+    lc.verify(env)
+    assert env["from"] == server and env["type"] == "ledgermq.chain.log", env
+    body = env["body"]
+    log = r1["logs"][0]
+    assert body["block_hash"] == r1["blockHash"] and body["tx_hash"] == r1["transactionHash"]
+    assert body["block_number"] == int(r1["blockNumber"], 16) and body["chain_id"] == 1337
+    assert body["log_index"] == int(log["logIndex"], 16) and body["topics"] == log["topics"]
+    assert body["address"] == contract.lower() and body["data"] == log["data"]
+    assert body["decoded"]["to"].lower() == bob_addr  # decoded addresses are EIP-55
+    assert body["decoded"]["from"].lower() == node.accounts[0]
+    assert str(body["decoded"]["value"]) == "5", body
+    # Confirmed once 3 blocks are on it (its own counts).
+    node.mine(2)
+    conf = sa.expect("inbox", timeout=WAIT_S)["envelope"]
+    assert conf["type"] == "ledgermq.chain.confirmed", conf
+    assert conf["body"]["notice"] == lc.link(env) and conf["body"]["confirmations"] == 3
+    assert conf["body"]["block_hash"] == r1["blockHash"]
+    # A reorg: the log of the dropped branch is retracted, the new branch's notified.
+    wait_tip(b, node)
+    snap = node.snapshot()
+    r2 = transfer(node, contract, bob_addr, 7)
+    dropped = sa.expect("inbox", timeout=WAIT_S)["envelope"]
+    assert dropped["body"]["tx_hash"] == r2["transactionHash"], dropped
+    wait_tip(b, node)
+    node.revert(snap)
+    node.mine(1)  # a different block at r2's height
+    r3 = transfer(node, contract, bob_addr, 9)
+    got = [sa.expect("inbox", timeout=WAIT_S)["envelope"] for _ in range(2)]
+    assert [e["type"] for e in got] == ["ledgermq.chain.retracted", "ledgermq.chain.log"], got
+    assert got[0]["body"]["notice"] == lc.link(dropped)
+    assert got[0]["body"]["block_hash"] == r2["blockHash"]
+    assert got[1]["body"]["tx_hash"] == r3["transactionHash"]
+    assert str(got[1]["body"]["decoded"]["value"]) == "9"
+    rows = wait_tip(b, node)
+    check_one_chain_equal_to_node(b, node, rows)
+    assert b.wait_event("chain_reorg")["fork"] < int(r2["blockNumber"], 16)
+    # Unwatched: no more notices.
+    leaf, msg = send_env(sa, server, {"address": contract, "topic0": TRANSFER_TOPIC},
+                         "ledgermq.chain.unwatch")
+    assert leaf == "ack", msg
+    transfer(node, contract, bob_addr, 11)
+    node.mine(4)
+    wait_tip(b, node)
+    logs = [x for x in chain_envelopes(b) if x[0] == "ledgermq.chain.log"]
+    assert [x[2]["decoded"]["value"] for x in logs] in (["5", "7", "9"], [5, 7, 9]), logs
+    sa.close()
+
+
+def notified_once(b, expected):
+    """Every (block_hash, log_index) in expected notified exactly once, nothing else."""
+    logs = [x[2] for x in chain_envelopes(b) if x[0] == "ledgermq.chain.log"]
+    keys = [(x["block_hash"], x["log_index"]) for x in logs]
+    return sorted(keys) == sorted(expected), keys
+
+
+def test_kill9_while_logs_flow_notifies_every_log_exactly_once(start_broker, node):
+    b = dc.ready_addresses(start_broker(config(node, poll_ms=10)))
+    server = server_id(b)
+    _, contract = node.deploy(TRANSFER_INITCODE)
+    alice = lc.Identity()
+    sa = dc.session(b, alice)
+    assert send_env(sa, server, {"address": contract}, "ledgermq.chain.watch")[0] == "ack"
+    sa.close()
+    expected = []
+    for round_ in range(3):
+        for i in range(8):
+            r = transfer(node, contract, "0x" + "cd" * 20, i)
+            expected.append((r["blockHash"], int(r["logs"][0]["logIndex"], 16)))
+        b.kill9()
+        b.restart()
+        dc.ready_addresses(b)
+    wait_tip(b, node)
+    wait_envelopes(b, lambda got: len([x for x in got if x[0] == "ledgermq.chain.log"]) >=
+                   len(expected), "all logs")
+    ok, keys = notified_once(b, expected)
+    assert ok, (keys, expected)
+    # The check's control: one log missing, or one twice, is caught.
+    assert not notified_once(b, expected[:-1])[0]
+    assert not notified_once(b, expected + expected[:1])[0]
+
+
+def test_node_stopped_goes_node_down_then_back_and_nothing_is_missed(start_broker, node):
+    b = dc.ready_addresses(start_broker(config(node, timeout_ms=200)))
+    server = server_id(b)
+    _, contract = node.deploy(TRANSFER_INITCODE)
+    alice = lc.Identity()
+    sa = dc.session(b, alice)
+    assert send_env(sa, server, {"address": contract}, "ledgermq.chain.watch")[0] == "ack"
+    wait_tip(b, node)
+    r1 = transfer(node, contract, "0x" + "ef" * 20, 1)
+    os.kill(node.proc.pid, signal.SIGSTOP)
+    try:
+        b.wait_event("chain_state", timeout=WAIT_S, pred=lambda e: e["to"] == "node_down")
+        status, body = healthz(b)
+        assert (status, body) == (503, {"chain": "node_down", "status": "ready"})
+        assert 'ledgermq_chain_state{state="node_down"} 1' in metrics(b)
+    finally:
+        os.kill(node.proc.pid, signal.SIGCONT)
+    r2 = transfer(node, contract, "0x" + "ef" * 20, 2)
+    b.wait_event("chain_state", timeout=WAIT_S,
+                 pred=lambda e: e["from"] != "node_down" and e["to"] == "following")
+    wait_tip(b, node)
+    expected = [(r["blockHash"], int(r["logs"][0]["logIndex"], 16)) for r in (r1, r2)]
+    wait_envelopes(b, lambda got: notified_once(b, expected)[0], "both logs once")
+    assert healthz(b)[0] == 200
+    sa.close()
