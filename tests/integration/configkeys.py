@@ -8,7 +8,7 @@ import subprocess
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SECTIONS = ("server", "tls", "auth", "http", "data", "events", "bots", "webhook", "plugins",
-            "plugin", "admin")
+            "plugin", "admin", "chain")
 TIMEOUT_S = 60
 
 
