@@ -33,10 +33,9 @@ static void chain_set_state(struct chain *c, enum chain_state to)
     if (c->state == to)
         return;
     struct lmq_log_line line;
-    enum lmq_log_level level =
-        to == CHAIN_NODE_DOWN || to == CHAIN_HALTED ? LMQ_LOG_ERROR
-        : to == CHAIN_DEGRADED                      ? LMQ_LOG_WARN
-                                                    : LMQ_LOG_INFO;
+    enum lmq_log_level level = to == CHAIN_NODE_DOWN || to == CHAIN_HALTED ? LMQ_LOG_ERROR
+                               : to == CHAIN_DEGRADED                      ? LMQ_LOG_WARN
+                                                                           : LMQ_LOG_INFO;
     if (lmq_log_begin(&line, level, "chain_state")) {
         lmq_log_str(&line, "from", chain_state_name(c->state));
         lmq_log_str(&line, "to", chain_state_name(to));
@@ -94,15 +93,15 @@ static void chain_poll_done(struct chain *c, bool ok)
                          c->failures_in_row);
         chain_set_state(c, CHAIN_NODE_DOWN);
         uint32_t base = b->cfg.chain.poll_ms;
-        c->backoff_ms = c->backoff_ms == 0 ? base : LMQ_MIN(c->backoff_ms * 2u, CHAIN_BACKOFF_MAX_MS);
+        c->backoff_ms =
+            c->backoff_ms == 0 ? base : LMQ_MIN(c->backoff_ms * 2u, CHAIN_BACKOFF_MAX_MS);
         chain_schedule(c, LMQ_MAX(c->backoff_ms, base));
         return;
     }
     if (c->state != CHAIN_STARTING)
         chain_set_state(c, CHAIN_DEGRADED);
     else if (c->failures_in_row == 1)
-        lmq_log_msgf(LMQ_LOG_WARN, "chain_waiting", "waiting for the node at %s",
-                     b->cfg.chain.rpc);
+        lmq_log_msgf(LMQ_LOG_WARN, "chain_waiting", "waiting for the node at %s", b->cfg.chain.rpc);
     chain_schedule(c, b->cfg.chain.poll_ms);
 }
 
@@ -140,8 +139,8 @@ struct chain_check {
 static int chain_check_row(void *ctx, const struct store_rec_chain_header *h)
 {
     struct chain_check *k = ctx;
-    if (k->have_prev && (h->number != k->prev_number + 1 ||
-                         memcmp(h->parent_hash.data, k->prev_hash, 32) != 0))
+    if (k->have_prev &&
+        (h->number != k->prev_number + 1 || memcmp(h->parent_hash.data, k->prev_hash, 32) != 0))
         k->broken = true;
     k->have_prev = true;
     k->prev_number = h->number;
@@ -694,17 +693,16 @@ int chain_start(struct broker *b)
     const struct lmq_chain_config *cfg = &b->cfg.chain;
     int rc = chain_load_tip(c);
     if (rc == LMQ_OK && c->have_tip)
-        rc = chain_check_stored(c, c->tip > CHAIN_CHECK_AT_START_MAX
-                                       ? c->tip - CHAIN_CHECK_AT_START_MAX + 1
-                                       : 0);
+        rc = chain_check_stored(
+            c, c->tip > CHAIN_CHECK_AT_START_MAX ? c->tip - CHAIN_CHECK_AT_START_MAX + 1 : 0);
     if (rc == LMQ_OK)
         rc = chain_notify_load(c);
     if (rc != LMQ_OK)
         return rc;
     uint64_t back = (uint64_t)cfg->confirmations + cfg->batch_blocks;
     c->confirm_from = c->have_tip && c->tip > back ? c->tip - back : 0;
-    struct eth_rpc_config rc_cfg = {.url = cfg->rpc, .timeout_ms = cfg->timeout_ms,
-                                    .attempts_max = 2};
+    struct eth_rpc_config rc_cfg = {
+        .url = cfg->rpc, .timeout_ms = cfg->timeout_ms, .attempts_max = 2};
     rc = eth_rpc_create(&b->loop, &rc_cfg, &c->rpc);
     if (rc != LMQ_OK)
         return rc;
@@ -712,8 +710,9 @@ int chain_start(struct broker *b)
     c->timer.data = c;
     c->timer_open = true;
     lmq_log_msgf(LMQ_LOG_INFO, "chain_starting", "following %s from %s", cfg->rpc,
-                 c->have_tip ? "the stored tip" : cfg->start_latest ? "the latest block"
-                                                                    : "start_block");
+                 c->have_tip         ? "the stored tip"
+                 : cfg->start_latest ? "the latest block"
+                                     : "start_block");
     chain_schedule(c, 0);
     return LMQ_OK;
 }
@@ -780,11 +779,14 @@ int chain_metrics(struct broker *b, struct lmq_buf *out)
     rc |= http_body_printf(out, "ledgermq_chain_head_block %" PRIu64 "\n", c->head);
     rc |= CHAIN_METRIC(out, "chain_tip_block", "gauge", "The highest stored block.");
     rc |= http_body_printf(out, "ledgermq_chain_tip_block %" PRIu64 "\n", c->tip);
-    rc |= CHAIN_METRIC(out, "chain_lag_blocks", "gauge", "Blocks the stored tip is behind the node.");
+    rc |=
+        CHAIN_METRIC(out, "chain_lag_blocks", "gauge", "Blocks the stored tip is behind the node.");
     rc |= http_body_printf(out, "ledgermq_chain_lag_blocks %" PRIu64 "\n", lag);
-    rc |= CHAIN_METRIC(out, "chain_lag_seconds", "gauge", "Seconds since the stored tip's timestamp.");
+    rc |= CHAIN_METRIC(out, "chain_lag_seconds", "gauge",
+                       "Seconds since the stored tip's timestamp.");
     rc |= http_body_printf(out, "ledgermq_chain_lag_seconds %" PRId64 "\n", lag_s);
-    rc |= CHAIN_METRIC(out, "chain_rpc_requests_total", "counter", "JSON-RPC requests (a batch is one).");
+    rc |= CHAIN_METRIC(out, "chain_rpc_requests_total", "counter",
+                       "JSON-RPC requests (a batch is one).");
     rc |= http_body_printf(out, "ledgermq_chain_rpc_requests_total %" PRIu64 "\n", c->rpc_calls);
     rc |= CHAIN_METRIC(out, "chain_rpc_errors_total", "counter", "Polls that failed.");
     rc |= http_body_printf(out, "ledgermq_chain_rpc_errors_total %" PRIu64 "\n", c->rpc_errors);

@@ -121,7 +121,8 @@ out:
 static bool chain_watch_same(const struct chain_watch *a, const struct chain_watch *b)
 {
     return strcmp(a->identity, b->identity) == 0 && memcmp(a->address, b->address, 20) == 0 &&
-           a->has_topic0 == b->has_topic0 && (!a->has_topic0 || memcmp(a->topic0, b->topic0, 32) == 0);
+           a->has_topic0 == b->has_topic0 &&
+           (!a->has_topic0 || memcmp(a->topic0, b->topic0, 32) == 0);
 }
 
 static size_t chain_watch_find(const struct chain *c, const struct chain_watch *w)
@@ -221,10 +222,8 @@ int chain_notify_init(struct chain *c)
     c->watches = calloc(CHAIN_WATCHES_MAX, sizeof(*c->watches));
     if (c->watches == NULL)
         return LMQ_ENOMEM;
-    struct pipeline_envelope_hook hook = {.name = "chain",
-                                          .check = chain_watch_check,
-                                          .appended = chain_watch_appended,
-                                          .ctx = c};
+    struct pipeline_envelope_hook hook = {
+        .name = "chain", .check = chain_watch_check, .appended = chain_watch_appended, .ctx = c};
     return pipeline_envelope_hook_register(c->broker, &hook);
 }
 
@@ -250,8 +249,8 @@ int chain_notify_load(struct chain *c)
 {
     struct store_rec_chain_watch after = {0};
     size_t n = 0;
-    int rc = store_chain_watches(c->broker->store, &after, CHAIN_WATCHES_MAX, chain_watch_row, c,
-                                 &n);
+    int rc =
+        store_chain_watches(c->broker->store, &after, CHAIN_WATCHES_MAX, chain_watch_row, c, &n);
     return rc == LMQ_OK ? LMQ_OK : LMQ_EIO;
 }
 
@@ -430,11 +429,10 @@ static int chain_notice_row(void *ctx, const struct store_rec_chain_notice *n)
 static int chain_notice_follow_up(struct chain *c, const struct chain_notice_copy *r,
                                   const char *type, const char *state, int kind)
 {
-    json_t *body = json_pack("{s:I,s:I,s:o,s:o,s:I,s:s}", "chain_id", (json_int_t)c->chain_id,
-                             "block_number", (json_int_t)r->block_number, "block_hash",
-                             chain_hex_json(r->block_hash, 32), "tx_hash",
-                             chain_hex_json(r->tx_hash, 32), "log_index",
-                             (json_int_t)r->log_index, "notice", r->link);
+    json_t *body = json_pack(
+        "{s:I,s:I,s:o,s:o,s:I,s:s}", "chain_id", (json_int_t)c->chain_id, "block_number",
+        (json_int_t)r->block_number, "block_hash", chain_hex_json(r->block_hash, 32), "tx_hash",
+        chain_hex_json(r->tx_hash, 32), "log_index", (json_int_t)r->log_index, "notice", r->link);
     if (body != NULL && kind == CHAIN_SENT_CONFIRMED)
         json_object_set_new(body, "confirmations",
                             json_integer((json_int_t)c->broker->cfg.chain.confirmations));

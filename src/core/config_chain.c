@@ -12,7 +12,7 @@
 #include "core/config_internal.h"
 
 #define CONFIG_CHAIN_KEYS                                                                          \
-    "rpc, start_block, poll_ms, timeout_ms, batch_blocks, max_reorg_depth, confirmations, "       \
+    "rpc, start_block, poll_ms, timeout_ms, batch_blocks, max_reorg_depth, confirmations, "        \
     "degraded_lag_blocks or healthz_503_when_down"
 
 void config_chain_defaults(struct lmq_config *cfg)
@@ -94,8 +94,7 @@ int config_set_chain(struct lmq_config *cfg, const char *key, const char *value,
     if (strcmp(key, "healthz_503_when_down") == 0) {
         if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0) {
             lmq_errf(err, err_len,
-                     "[chain] healthz_503_when_down: expected true or false, got \"%.40s\"",
-                     value);
+                     "[chain] healthz_503_when_down: expected true or false, got \"%.40s\"", value);
             return LMQ_EINVAL;
         }
         c->healthz_503_when_down = strcmp(value, "true") == 0;
@@ -107,8 +106,8 @@ int config_set_chain(struct lmq_config *cfg, const char *key, const char *value,
             continue;
         uint64_t v = 0;
         if (!config_chain_u64(value, k->min, k->max, &v)) {
-            lmq_errf(err, err_len, "[chain] %s: expected an integer %llu..%llu, got \"%.40s\"",
-                     key, (unsigned long long)k->min, (unsigned long long)k->max, value);
+            lmq_errf(err, err_len, "[chain] %s: expected an integer %llu..%llu, got \"%.40s\"", key,
+                     (unsigned long long)k->min, (unsigned long long)k->max, value);
             return LMQ_EINVAL;
         }
         uint32_t narrow = (uint32_t)v;

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -121,6 +122,14 @@ def send_env(s, to, body, type_):
     return leaf, msg
 
 
+def verify_notification(tmp_path, g, message):
+    path = tmp_path / "notification.json"
+    path.write_text(json.dumps(message))
+    p = subprocess.run([os.environ["LEDGERMQ_BIN"], "verify", "--notification", str(path),
+                        "--rpc", g.url], capture_output=True, text=True, timeout=30)
+    return p.returncode, p.stdout + p.stderr
+
+
 def transfer(g, contract, to, value):
     data = "0x" + to[2:].rjust(64, "0") + hex(value)[2:].rjust(64, "0")
     h = g.send_tx(to=contract, data=data)
@@ -180,7 +189,7 @@ def test_catch_up_from_start_block_then_follow_with_state_in_healthz_and_metrics
     check_one_chain_equal_to_node(b, node, rows)
 
 
-def test_watch_notify_decoded_confirm_and_reorg_retracts(start_broker, node):
+def test_watch_notify_decoded_confirm_reorg_retracts_and_verify(start_broker, node, tmp_path):
     b = dc.ready_addresses(start_broker(config(node)))
     server = server_id(b)
     _, contract = node.deploy(TRANSFER_INITCODE)
@@ -199,8 +208,25 @@ def test_watch_notify_decoded_confirm_and_reorg_retracts(start_broker, node):
     assert leaf == "ack", msg
     wait_tip(b, node)
     r1 = transfer(node, contract, bob_addr := "0x" + "ab" * 20, 5)
-    env = sa.expect("inbox", timeout=WAIT_S)["envelope"]
+    message = sa.expect("inbox", timeout=WAIT_S)
+    env = message["envelope"]
     lc.verify(env)
+    # verify --notification: passes on the real one; a changed block hash (re-signed, so only
+    # the node can tell) or log data fails it with 3; a bad signature fails it too.
+    code, out = verify_notification(tmp_path, node, message)
+    assert code == 0, out
+    forged = lc.Identity()
+    fake = forged.envelope(alice.id, dict(env["body"], block_hash="0x" + "11" * 32),
+                           type_="ledgermq.chain.log")
+    code, out = verify_notification(tmp_path, node, {"envelope": fake})
+    assert code == 3 and "another hash" in out, out
+    fake = forged.envelope(alice.id, dict(env["body"], data="0x" + "00" * 32),
+                           type_="ledgermq.chain.log")
+    code, out = verify_notification(tmp_path, node, fake)
+    assert code == 3 and "not the notified one" in out, out
+    tampered = dict(env, body=dict(env["body"], log_index=env["body"]["log_index"]))
+    tampered["sig"] = fake["sig"]
+    assert verify_notification(tmp_path, node, tampered)[0] == 3
     assert env["from"] == server and env["type"] == "ledgermq.chain.log", env
     body = env["body"]
     log = r1["logs"][0]
@@ -232,6 +258,7 @@ def test_watch_notify_decoded_confirm_and_reorg_retracts(start_broker, node):
     assert got[0]["body"]["notice"] == lc.link(dropped)
     assert got[0]["body"]["block_hash"] == r2["blockHash"]
     assert got[1]["body"]["tx_hash"] == r3["transactionHash"]
+    assert verify_notification(tmp_path, node, {"envelope": dropped})[0] == 3  # reorged away
     assert str(got[1]["body"]["decoded"]["value"]) == "9"
     rows = wait_tip(b, node)
     check_one_chain_equal_to_node(b, node, rows)
