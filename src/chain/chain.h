@@ -27,6 +27,9 @@ void chain_destroy(struct broker *b);
 /* The follower's state name ("starting", "syncing", "following", "degraded", "node_down",
  * "halted"), or NULL when off; *unhealthy when /healthz should answer 503 for it. */
 const char *chain_health(const struct broker *b, bool *unhealthy);
+/* The prune_sessions job ended a session of owner: when owner is an identity with no stored
+ * session left, its watches end (deleted in the open batch). */
+void chain_identity_pruned(struct broker *b, const char *owner);
 /* Appends the ledgermq_chain_* metrics (nothing when off). 0 or LMQ_ENOMEM. */
 int chain_metrics(struct broker *b, struct lmq_buf *out) LMQ_WUR;
 

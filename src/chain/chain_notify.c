@@ -515,3 +515,36 @@ int chain_notify_retract(struct chain *c, uint64_t fork)
     return chain_notices_visit(c, fork + 1, UINT64_MAX, CHAIN_RETRACTED_TYPE, "retracted",
                                CHAIN_SENT_RETRACTED);
 }
+
+void chain_identity_pruned(struct broker *b, const char *owner)
+{
+    struct chain *c = b->chain;
+    LMQ_ASSERT(owner != NULL);
+    if (c == NULL || strlen(owner) != CHAIN_ID_CHARS ||
+        lmq_map_get(b->session_principals, (const uint8_t *)owner, CHAIN_ID_CHARS) != NULL)
+        return; /* not an identity, or it still has a stored session */
+    size_t ended = 0;
+    for (size_t i = c->watch_count; i-- > 0;) {
+        struct chain_watch *w = &c->watches[i];
+        if (strcmp(w->identity, owner) != 0)
+            continue;
+        struct store_record rec = {.type = STORE_CHAIN_WATCH_DELETE};
+        rec.u.chain_watch = (struct store_rec_chain_watch){
+            .identity = chain_bytes(w->identity),
+            .address = {w->address, 20},
+            .topic0 = {w->topic0, w->has_topic0 ? 32u : 0u},
+        };
+        commit_store_write(b, &rec);
+        c->watches[i] = c->watches[--c->watch_count];
+        ended++;
+    }
+    if (ended == 0)
+        return;
+    struct lmq_log_line line;
+    if (lmq_log_begin(&line, LMQ_LOG_INFO, "chain_watches_ended")) {
+        lmq_log_str(&line, "identity", owner);
+        lmq_log_uint(&line, "count", ended);
+        lmq_log_str(&line, "why", "session_pruned");
+        lmq_log_end(&line);
+    }
+}

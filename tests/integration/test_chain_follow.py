@@ -333,3 +333,43 @@ def test_node_stopped_goes_node_down_then_back_and_nothing_is_missed(start_broke
     wait_envelopes(b, lambda got: notified_once(b, expected)[0], "both logs once")
     assert healthz(b)[0] == 200
     sa.close()
+
+
+def watches(b):
+    conn = db(b)
+    try:
+        return conn.execute("SELECT identity FROM chain_watches").fetchall()
+    finally:
+        conn.close()
+
+
+def test_watches_end_when_the_identitys_last_stored_session_is_pruned(start_broker, node):
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+    b = dc.ready_addresses(start_broker(config(node) + "[jobs]\nprune_sessions = @every 1s\n"
+                                        "prune_sessions.idle_s = 1\n"))
+    server = server_id(b)
+    alice, carol = lc.Identity(), lc.Identity()
+    for who in (alice, carol):
+        s = dc.session(b, who)
+        assert send_env(s, server, {"address": "0x" + "77" * 20},
+                        "ledgermq.chain.watch")[0] == "ack"
+        s.close()
+    # Alice keeps a stored session (expiry 1 h) and leaves it idle: it is pruned, her watch ends.
+    p = mqtt.Client(client_id="alice-kept", protocol=mqtt.MQTTv5)
+    p.username_pw_set(alice.id, lc.login(b.http_addr, alice))
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    p.connect("127.0.0.1", b.mqtt_port, clean_start=False, properties=props)
+    p.loop_start()
+    b.wait_event("client_connected", pred=lambda e: e["client_id"] == "alice-kept")
+    p.disconnect()
+    p.loop_stop()
+    ended = b.wait_event("chain_watches_ended", timeout=WAIT_S)
+    assert ended["identity"] == alice.id and ended["count"] == 1, ended
+    deadline = time.monotonic() + WAIT_S
+    while len(watches(b)) != 1:
+        assert time.monotonic() < deadline, watches(b)
+        time.sleep(0.05)
+    assert watches(b) == [(carol.id,)]  # carol has no stored session: hers stays
