@@ -445,6 +445,7 @@ static void chain_logs_done(struct chain *c)
 {
     struct chain_step *s = &c->step;
     if (s->failed) {
+        c->range_blocks = (uint32_t)LMQ_MAX(s->count / 2, (size_t)1);
         chain_poll_done(c, false);
         return;
     }
@@ -563,6 +564,7 @@ static void chain_write_blocks(struct chain *c)
         c->tip_time = h->timestamp;
         chain_written(c);
     }
+    c->range_blocks = LMQ_MIN(c->range_blocks * 2u, b->cfg.chain.batch_blocks);
     chain_poll_done(c, true);
 }
 
@@ -603,11 +605,11 @@ static void chain_on_head(void *ctx, const struct eth_rpc_answer *a)
             chain_poll_done(c, true); /* the start block is not there yet */
             return;
         }
-        chain_fetch_headers(c, start, (size_t)LMQ_MIN(c->head - start + 1, cfg->batch_blocks));
+        chain_fetch_headers(c, start, (size_t)LMQ_MIN(c->head - start + 1, c->range_blocks));
         return;
     }
     if (c->head > c->tip) {
-        chain_fetch_headers(c, c->tip + 1, (size_t)LMQ_MIN(c->head - c->tip, cfg->batch_blocks));
+        chain_fetch_headers(c, c->tip + 1, (size_t)LMQ_MIN(c->head - c->tip, c->range_blocks));
         return;
     }
     if (c->head < c->tip) { /* the node went back: our blocks above its head are gone */
@@ -699,6 +701,7 @@ int chain_start(struct broker *b)
         rc = chain_notify_load(c);
     if (rc != LMQ_OK)
         return rc;
+    c->range_blocks = cfg->batch_blocks;
     uint64_t back = (uint64_t)cfg->confirmations + cfg->batch_blocks;
     c->confirm_from = c->have_tip && c->tip > back ? c->tip - back : 0;
     struct eth_rpc_config rc_cfg = {

@@ -85,6 +85,9 @@ struct chain {
     uint64_t tip_time;
     uint64_t first; /* the lowest stored header */
     uint64_t head;  /* the node's head at the last poll */
+    /* Blocks per catch-up step: batch_blocks, halved after an eth_getLogs that failed (too many
+     * logs for one answer, say), doubled back after each step that worked. */
+    uint32_t range_blocks;
     bool have_head;
     uint64_t written_seq;  /* the commit batch of the follower's last writes */
     uint64_t confirm_from; /* notices below this block are confirmed (or retracted) */

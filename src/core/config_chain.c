@@ -53,7 +53,7 @@ static const struct config_chain_int config_chain_ints[] = {
     {"poll_ms", 10, 600000, offsetof(struct lmq_chain_config, poll_ms)},
     {"timeout_ms", 10, 600000, offsetof(struct lmq_chain_config, timeout_ms)},
     {"batch_blocks", 1, 1000, offsetof(struct lmq_chain_config, batch_blocks)},
-    {"max_reorg_depth", 1, 1000, offsetof(struct lmq_chain_config, max_reorg_depth)},
+    {"max_reorg_depth", 1, 999, offsetof(struct lmq_chain_config, max_reorg_depth)},
     {"confirmations", 1, 10000, offsetof(struct lmq_chain_config, confirmations)},
     {"degraded_lag_blocks", 1, 1000000, offsetof(struct lmq_chain_config, degraded_lag_blocks)},
 };
