@@ -22,6 +22,7 @@ import pytest
 
 import dataclient as dc
 import ledgerclient as lc
+import jsdeps
 from ganache import start_ganache
 
 pytestmark = pytest.mark.ledgermq_only
@@ -373,3 +374,68 @@ def test_watches_end_when_the_identitys_last_stored_session_is_pruned(start_brok
         assert time.monotonic() < deadline, watches(b)
         time.sleep(0.05)
     assert watches(b) == [(carol.id,)]  # carol has no stored session: hers stays
+
+
+ERC20_SOURCE = """// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.0;
+contract Token {
+    mapping(address => uint256) public balanceOf;
+    event Transfer(address indexed from, address indexed to, uint256 value);
+    constructor(uint256 supply) {
+        balanceOf[msg.sender] = supply;
+        emit Transfer(address(0), msg.sender, supply);
+    }
+    function transfer(address to, uint256 value) external returns (bool) {
+        require(balanceOf[msg.sender] >= value, "balance");
+        balanceOf[msg.sender] -= value;
+        balanceOf[to] += value;
+        emit Transfer(msg.sender, to, value);
+        return true;
+    }
+}
+"""
+
+
+def node_js(script, stdin):
+    js_dir = os.path.dirname(jsdeps.node_modules())
+    p = subprocess.run([jsdeps.node(), "-e", script] if not script.endswith(".js") else
+                       [jsdeps.node(), os.path.join(js_dir, script)], input=stdin,
+                       capture_output=True, text=True, timeout=120, cwd=js_dir)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def test_erc20_compiled_with_solc_transfers_arrive_decoded(start_broker, node):
+    """An ERC-20 compiled here with npm solc; the watch is sent before it is deployed (its
+    address computed from the deployer's nonce), then its Transfer events arrive decoded."""
+    out = node_js("solc_compile.js", json.dumps({"source": ERC20_SOURCE, "contract": "Token"}))
+    deployer = node.accounts[1]
+    nonce = int(node.rpc("eth_getTransactionCount", [deployer, "pending"]), 16)
+    address = node_js("const {getCreateAddress} = require('ethers');"
+                      "process.stdout.write(JSON.stringify(getCreateAddress("
+                      "{from: process.argv[1], nonce: Number(process.argv[2])})))"
+                      .replace("process.argv[1]", json.dumps(deployer))
+                      .replace("process.argv[2]", str(nonce)), "").lower()
+    b = dc.ready_addresses(start_broker(config(node)))
+    server = server_id(b)
+    alice = lc.Identity()
+    sa = dc.session(b, alice)
+    assert send_env(sa, server, {"address": address, "event": TRANSFER_EVENT},
+                    "ledgermq.chain.watch")[0] == "ack"
+    assert node.rpc("eth_getCode", [address, "latest"]) == "0x"  # not deployed yet
+    wait_tip(b, node)
+    _, deployed = node.deploy(out["bytecode"] + "%064x" % 1000, from_=deployer)
+    assert deployed.lower() == address
+    to = node.accounts[2]
+    data = "0xa9059cbb" + to[2:].rjust(64, "0") + "%064x" % 250  # transfer(to, 250)
+    r = node.receipt(node.send_tx(from_=deployer, to=address, data=data))
+    assert r["status"] == "0x1", r
+    got = [sa.expect("inbox", timeout=WAIT_S)["envelope"] for _ in range(2)]
+    assert [e["type"] for e in got] == ["ledgermq.chain.log"] * 2, got
+    mint, sent = got[0]["body"]["decoded"], got[1]["body"]["decoded"]
+    assert mint["from"] == "0x" + "00" * 20 and mint["to"].lower() == deployer, mint
+    assert str(mint["value"]) == "1000", mint
+    assert sent["from"].lower() == deployer and sent["to"].lower() == to, sent
+    assert str(sent["value"]) == "250", sent
+    assert got[1]["body"]["tx_hash"] == r["transactionHash"]
+    sa.close()
