@@ -75,6 +75,7 @@ struct chain {
     struct eth_rpc *rpc;
     uv_timer_t timer;
     bool timer_open, stopped, busy;
+    bool check_pending; /* a rollback happened: check the stored chain before the next poll */
     enum chain_state state;
     uint64_t chain_id;
     bool have_chain_id;
@@ -97,8 +98,7 @@ struct chain {
     uint32_t backoff_ms;
     uint64_t poll_started_ms;
     uint64_t rpc_calls, rpc_errors, reorgs, notices_sent[3];
-    double latency_s_last, latency_s_sum;
-    uint64_t latency_count;
+    double latency_s_last; /* the last eth_blockNumber round trip */
     struct chain_step step;
     struct chain_watch *watches;
     size_t watch_count;
