@@ -83,7 +83,10 @@ static void chain_poll_done(struct chain *c, bool ok)
         c->failures_in_row = 0;
         c->backoff_ms = 0;
         chain_state_after_success(c);
-        chain_schedule(c, b->cfg.chain.poll_ms);
+        /* Behind the node: the next step at once (once this one's writes are durable). */
+        bool behind =
+            c->state != CHAIN_HALTED && c->have_head && (!c->have_tip || c->head > c->tip);
+        chain_schedule(c, behind ? 0 : b->cfg.chain.poll_ms);
         return;
     }
     c->rpc_errors++;
