@@ -439,3 +439,38 @@ def test_erc20_compiled_with_solc_transfers_arrive_decoded(start_broker, node):
     assert str(sent["value"]) == "250", sent
     assert got[1]["body"]["tx_hash"] == r["transactionHash"]
     sa.close()
+
+
+def test_no_node_at_start_waits_and_says_so_then_follows_when_it_comes(start_broker, node):
+    import socket
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = "http://127.0.0.1:%d" % sock.getsockname()[1]
+    b = dc.ready_addresses(start_broker(config(node, rpc=dead, timeout_ms=200)))
+    b.wait_event("chain_waiting", timeout=WAIT_S)
+    b.wait_event("chain_state", timeout=WAIT_S, pred=lambda e: e["to"] == "node_down")
+    assert healthz(b) == (503, {"chain": "node_down", "status": "ready"})
+    b.terminate()
+    b.config_text = config(node)  # the node is there now
+    b.restart()
+    dc.ready_addresses(b)
+    b.wait_event("chain_state", timeout=WAIT_S, pred=lambda e: e["to"] == "following")
+    check_one_chain_equal_to_node(b, node, wait_tip(b, node))
+
+
+def test_a_reorg_deeper_than_max_reorg_depth_halts_with_an_alarm(start_broker, node):
+    b = dc.ready_addresses(start_broker(config(node, max_reorg_depth=2)))
+    wait_tip(b, node)
+    snap = node.snapshot()
+    node.mine(4)
+    before = wait_tip(b, node)
+    node.revert(snap)
+    node.send_tx(to=node.accounts[1], value=1)  # another block 1 down (empty ones may repeat)
+    node.mine(5)  # a longer branch forking 4 blocks down: deeper than 2
+    b.wait_event("chain_reorg_too_deep", timeout=WAIT_S)
+    b.wait_event("chain_state", timeout=WAIT_S, pred=lambda e: e["to"] == "halted")
+    assert healthz(b) == (503, {"chain": "halted", "status": "ready"})
+    assert stored_headers(b) == before  # nothing rolled back: an operator decides
+    node.mine(2)
+    time.sleep(0.3)  # polls go on, following does not
+    assert stored_headers(b) == before
