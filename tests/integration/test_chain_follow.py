@@ -1,9 +1,12 @@
-"""The chain follower (src/chain; docs/PROTOCOL.md "Chain follower") against ganache: catch-up
-from a start block then following (the stored headers are ganache's), a reorg made with
+"""The chain follower (src/chain; docs/PROTOCOL.md "Chain follower") against one ganache for the
+module: catch-up from a start block then following and a restart (the stored headers are
+ganache's); bad watch bodies refused; a log notified decoded, then confirmed; a reorg made with
 evm_snapshot/evm_revert (the stored chain stays one chain equal to ganache's, the notified log of
-the dropped branch is retracted, the new one notified), confirmations, bad watch bodies refused,
-kill -9 while logs flow (every log notified exactly once), and the node stopped (SIGSTOP): the
-state goes node_down (/healthz 503) and back, nothing missed.
+the dropped branch is retracted, the new one notified); verify --notification on a real notice
+and on changed ones; kill -9 while logs flow (every log notified exactly once, with a control);
+the node stopped (SIGSTOP): node_down (/healthz 503) and back, nothing missed; no node at start;
+a reorg deeper than max_reorg_depth halts; watches end with the identity's last pruned session;
+an ERC-20 compiled with npm solc, watched before it is deployed.
 
 The contract is a tiny one written in EVM assembly (TRANSFER_INITCODE below, with its source):
 any call with calldata (to: 32 bytes, value: 32 bytes) emits
@@ -37,8 +40,7 @@ TRANSFER_EVENT = "Transfer(address indexed from, address indexed to, uint256 val
 #   PUSH32 TRANSFER_TOPIC                         topic 0
 #   PUSH1 0x20 PUSH1 0 LOG3 STOP                  data: mem[0..32)
 # Initcode: PUSH1 50 PUSH1 12 PUSH1 0 CODECOPY PUSH1 50 PUSH1 0 RETURN, then the runtime.
-RUNTIME = "602060206000376000353360" [:0] + "6020602060003760003533" + "7f" + TRANSFER_TOPIC[2:] + \
-    "60206000a300"
+RUNTIME = "6020602060003760003533" + "7f" + TRANSFER_TOPIC[2:] + "60206000a300"
 TRANSFER_INITCODE = "0x6032600c60003960326000f3" + RUNTIME
 assert len(RUNTIME) == 100
 
