@@ -196,7 +196,7 @@ def test_watch_notify_decoded_confirm_reorg_retracts_and_verify(start_broker, no
     b = dc.ready_addresses(start_broker(config(node)))
     server = server_id(b)
     _, contract = node.deploy(TRANSFER_INITCODE)
-    alice, bob = lc.Identity(), lc.Identity()
+    alice = lc.Identity()
     sa = dc.session(b, alice)
     for body, detail in [({"address": "0x12"}, "address: expected 0x and 40 hex digits"),
                          ({"address": contract, "event": "Transfer(address"}, None),
