@@ -83,9 +83,11 @@ static void chain_poll_done(struct chain *c, bool ok)
         c->failures_in_row = 0;
         c->backoff_ms = 0;
         chain_state_after_success(c);
-        /* Behind the node: the next step at once (once this one's writes are durable). */
-        bool behind =
-            c->state != CHAIN_HALTED && c->have_head && (!c->have_tip || c->head > c->tip);
+        /* Behind the node and this step moved: the next step at once (once this one's writes
+         * are durable). A step that moved nothing (the node's head answered, its blocks not yet)
+         * waits poll_ms, so a lagging node is never asked in a tight loop. */
+        bool behind = c->state != CHAIN_HALTED && c->have_head && c->moved &&
+                      (!c->have_tip || c->head > c->tip);
         chain_schedule(c, behind ? 0 : b->cfg.chain.poll_ms);
         return;
     }
@@ -385,6 +387,7 @@ static void chain_rollback(struct chain *c, uint64_t fork)
     c->confirm_from = LMQ_MIN(c->confirm_from, fork + 1);
     c->reorgs++;
     c->check_pending = true; /* the invariant, once the rollback is durable */
+    c->moved = true;
     chain_written(c);
     struct lmq_log_line line;
     if (lmq_log_begin(&line, LMQ_LOG_WARN, "chain_reorg")) {
@@ -459,7 +462,8 @@ static void chain_logs_done(struct chain *c)
         chain_poll_done(c, false);
         return;
     }
-    qsort(s->logs, s->log_count, sizeof(*s->logs), chain_log_cmp);
+    if (s->log_count > 1)
+        qsort(s->logs, s->log_count, sizeof(*s->logs), chain_log_cmp);
     chain_write_blocks(c);
 }
 
@@ -479,7 +483,8 @@ static int chain_keep_log(struct chain_step *s, const struct eth_log *l)
     k->data = malloc(l->data_len > 0 ? l->data_len : 1);
     if (k->data == NULL)
         return LMQ_ENOMEM;
-    memcpy(k->data, l->data, l->data_len);
+    if (l->data_len > 0)
+        memcpy(k->data, l->data, l->data_len);
     k->log = *l;
     k->log.data = k->data;
     s->log_count++;
@@ -572,6 +577,7 @@ static void chain_write_blocks(struct chain *c)
         c->tip = h->number;
         memcpy(c->tip_hash, h->hash, 32);
         c->tip_time = h->timestamp;
+        c->moved = true;
         chain_written(c);
     }
     c->range_blocks = LMQ_MIN(c->range_blocks * 2u, b->cfg.chain.batch_blocks);
@@ -669,6 +675,7 @@ static void chain_on_timer(uv_timer_t *t)
         broker_fail_stop(b, "chain", LMQ_EIO); /* a bug: never notify on a forked chain */
     c->check_pending = false;
     c->busy = true;
+    c->moved = false;
     c->poll_started_ms = clock_now_ms(b);
     c->rpc_calls++;
     int rc = c->have_chain_id ? eth_rpc_block_number(c->rpc, NULL, chain_on_head, c)

@@ -75,6 +75,7 @@ struct chain {
     struct eth_rpc *rpc;
     uv_timer_t timer;
     bool timer_open, stopped, busy;
+    bool moved;         /* this step stored blocks or rolled back */
     bool check_pending; /* a rollback happened: check the stored chain before the next poll */
     enum chain_state state;
     uint64_t chain_id;

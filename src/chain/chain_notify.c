@@ -52,6 +52,14 @@ static json_t *chain_hex_json(const uint8_t *data, size_t len)
     return j;
 }
 
+/* Copies at most max bytes of b (a row slice, NULL when empty) into dst. */
+static void chain_copy(void *dst, struct lmq_bytes b, size_t max)
+{
+    size_t n = LMQ_MIN(b.len, max);
+    if (n > 0)
+        memcpy(dst, b.data, n);
+}
+
 /* ---- Watches ---- */
 
 /* A watch body: {"address", "topic0"?, "event"?} (unwatch: address, topic0?). NULL or why not. */
@@ -240,8 +248,7 @@ static int chain_watch_row(void *ctx, const struct store_rec_chain_watch *r)
     w->has_topic0 = r->topic0.len == 32;
     if (w->has_topic0)
         memcpy(w->topic0, r->topic0.data, 32);
-    if (r->abi.len > 0)
-        memcpy(w->event, r->abi.data, r->abi.len);
+    chain_copy(w->event, r->abi, CHAIN_EVENT_MAX_CHARS);
     return 0;
 }
 
@@ -416,12 +423,12 @@ static int chain_notice_row(void *ctx, const struct store_rec_chain_notice *n)
     struct chain_notice_copy *r = &p->rows[p->count++];
     memset(r, 0, sizeof(*r));
     r->block_number = n->block_number;
-    memcpy(r->block_hash, n->block_hash.data, LMQ_MIN(n->block_hash.len, (size_t)32));
+    chain_copy(r->block_hash, n->block_hash, 32);
     r->log_index = n->log_index;
-    memcpy(r->identity, n->identity.data, LMQ_MIN(n->identity.len, (size_t)CHAIN_ID_CHARS));
-    memcpy(r->tx_hash, n->tx_hash.data, LMQ_MIN(n->tx_hash.len, (size_t)32));
-    memcpy(r->state, n->state.data, LMQ_MIN(n->state.len, sizeof(r->state) - 1));
-    memcpy(r->link, n->link.data, LMQ_MIN(n->link.len, (size_t)CHAIN_LINK_CHARS));
+    chain_copy(r->identity, n->identity, CHAIN_ID_CHARS);
+    chain_copy(r->tx_hash, n->tx_hash, 32);
+    chain_copy(r->state, n->state, sizeof(r->state) - 1);
+    chain_copy(r->link, n->link, CHAIN_LINK_CHARS);
     return 0;
 }
 
