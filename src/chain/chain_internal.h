@@ -12,13 +12,12 @@
 
 #include "broker/broker_internal.h"
 #include "chain/chain.h"
+#include "chain/chain_watch.h"
 #include "eth/eth_rpc.h"
 
 /* Watches at most: per identity, and in all (each a row in memory and in chain_watches). */
 #define CHAIN_WATCHES_PER_IDENTITY_MAX 64
 #define CHAIN_WATCHES_MAX 4096
-/* Characters of a watch's event signature. */
-#define CHAIN_EVENT_MAX_CHARS 512
 /* Notifications (log, confirmed, retracted) one step sends at most: a step's block range ends
  * early at a block boundary past it (a single block is always processed whole). */
 #define CHAIN_NOTIFY_STEP_MAX 4096
@@ -32,8 +31,6 @@
 /* Headers checked for the one-chain invariant at start. */
 #define CHAIN_CHECK_AT_START_MAX 10000
 
-#define CHAIN_ID_CHARS 64
-
 enum chain_state {
     CHAIN_STARTING = 0,
     CHAIN_SYNCING,
@@ -42,14 +39,6 @@ enum chain_state {
     CHAIN_NODE_DOWN,
     CHAIN_HALTED,
     CHAIN_STATE_COUNT,
-};
-
-struct chain_watch {
-    char identity[CHAIN_ID_CHARS + 1];
-    uint8_t address[20];
-    bool has_topic0;
-    uint8_t topic0[32];
-    char event[CHAIN_EVENT_MAX_CHARS + 1]; /* "" when none */
 };
 
 /* Headers of one step (fetched in one batch). */
