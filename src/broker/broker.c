@@ -9,6 +9,7 @@
 #include "events/events.h"
 #include "events/webhooks.h"
 #include "plugins/plugins.h"
+#include "chain/chain.h"
 #include "jobs/jobs.h"
 #include "seal/seal.h"
 
@@ -180,8 +181,9 @@ static void broker_stop(struct broker *b, const char *why)
     sys_tree_stop(b);
     webhooks_stop(b); /* deliveries in flight are sent again after a restart */
     plugins_stop(b);
-    jobs_stop(b); /* a run in progress is recorded interrupted */
-    seal_stop(b); /* a seal committed and not sent is sent again after a restart */
+    jobs_stop(b);  /* a run in progress is recorded interrupted */
+    seal_stop(b);  /* a seal committed and not sent is sent again after a restart */
+    chain_stop(b); /* a step in flight is dropped: its blocks are fetched again */
     uv_timer_start(&b->shutdown_timer, on_shutdown_timeout, BROKER_SHUTDOWN_GRACE_MS, 0);
     broker_on_conn_freed(b);
 }
@@ -592,6 +594,8 @@ static int broker_open_data(struct broker *b, const struct lmq_config *cfg)
         id_rc = data_init(b); /* after the pipeline: it registers an envelope hook */
     if (id_rc == LMQ_OK)
         id_rc = plugins_load(b); /* after data: validate sees envelopes objects checks passed */
+    if (id_rc == LMQ_OK)
+        id_rc = chain_init(b); /* its watch hook after the others' */
     if (id_rc != LMQ_OK)
         return id_rc == LMQ_ENOMEM ? LMQ_ENOMEM : LMQ_EINVAL;
     return LMQ_OK;
@@ -599,6 +603,7 @@ static int broker_open_data(struct broker *b, const struct lmq_config *cfg)
 
 static void broker_teardown(struct broker *b)
 {
+    chain_stop(b); /* idempotent: on an error path the shutdown never began */
     /* First: nothing may be accepted while the rest is torn down. */
     for (size_t i = 0; i < b->listener_count; i++)
         net_acceptor_close(&b->acceptors[i], NULL); /* before the walk closes their sockets */
@@ -631,6 +636,7 @@ static void broker_teardown(struct broker *b)
     sys_tree_free(b); /* its timer closed with the loop */
     jobs_destroy(b);  /* its timers too */
     seal_destroy(b);
+    chain_destroy(b);
     data_destroy(b);
     plugins_destroy(b);
     webhooks_destroy(b);
@@ -727,6 +733,12 @@ int broker_run(const struct lmq_config *cfg)
     }
     if (seal_start(b) != LMQ_OK) {
         code = 2;
+        goto out;
+    }
+    rc = chain_start(b); /* after recovery: what it sends continues the server's chain */
+    if (rc != LMQ_OK) {
+        lmq_log_msg(LMQ_LOG_ERROR, "start_failed", "cannot start the chain follower");
+        code = rc == LMQ_EIO ? 2 : 1;
         goto out;
     }
     if (broker_listen_all(b) != LMQ_OK) {

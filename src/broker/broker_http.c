@@ -5,6 +5,7 @@
  * request's client is, for per-address limits; the HTTP servers' TLS failures.
  */
 #include "broker/broker_internal.h"
+#include "chain/chain.h"
 #include "data/data.h"
 
 #include <string.h>
@@ -84,8 +85,13 @@ int broker_http_route(void *ctx, const struct http_request *req, struct http_res
     resp->content_type = "application/json";
     if (healthz) { /* "starting" is answered by lifecycle.c while recovery runs */
         bool draining = b->stopping || b->draining;
-        if (draining)
+        bool chain_down = false;
+        const char *chain = chain_health(b, &chain_down);
+        if (draining || chain_down)
             resp->status = 503;
+        if (chain != NULL)
+            return http_body_printf(out, "{\"chain\":\"%s\",\"status\":\"%s\"}", chain,
+                                    draining ? "draining" : "ready");
         return http_body_printf(out, "{\"status\":\"%s\"}", draining ? "draining" : "ready");
     }
     if (version)

@@ -425,6 +425,7 @@ struct broker {
     struct read_budget *read_budget;   /* data reads' loop time per client (read_budget.c) */
     struct jobs *jobs;                 /* the job scheduler (src/jobs) */
     struct seal *seal;                 /* sealing to Ethereum (src/seal); NULL when off */
+    struct chain *chain;               /* the chain follower (src/chain); NULL when off */
     uint64_t security_events[32];      /* by enum security_event (SECURITY_EVENT_COUNT <= 32) */
     /* Recording security events ([events] security_per_s, security.c): the window's start
      * (monotonic and Unix ms), what it recorded and suppressed, and suppressed since start. */

@@ -9,6 +9,7 @@
 #include "plugins/plugins.h"
 #include "broker/broker_internal.h"
 #include "data/data.h"
+#include "chain/chain.h"
 #include "jobs/jobs.h"
 #include "seal/seal.h"
 
@@ -448,6 +449,7 @@ int metrics_render(struct broker *b, struct lmq_buf *out)
     LMQ_ASSERT(b != NULL && out != NULL);
     /* Each printf's error bits are OR-ed together: any failure means the body is incomplete. */
     int rc = metrics_broker(b, out) | metrics_guards(b, out) | metrics_store(b, out) |
-             metrics_process(out) | jobs_metrics(b, out) | seal_metrics(b, out);
+             metrics_process(out) | jobs_metrics(b, out) | seal_metrics(b, out) |
+             chain_metrics(b, out);
     return rc != 0 ? LMQ_ETOOBIG : LMQ_OK;
 }

@@ -4,6 +4,7 @@
  * wills with delay, and session expiry.
  */
 #include "broker/broker_internal.h"
+#include "chain/chain.h"
 
 #include <string.h>
 
@@ -169,7 +170,11 @@ void session_prune(struct session *s, const char *why)
         lmq_log_uint(&line, "queued_bytes", s->queued_bytes);
         lmq_log_end(&line);
     }
+    char owner[SESSION_OWNER_MAX_BYTES];
+    memcpy(owner, s->owner, sizeof(owner));
+    struct broker *b = s->broker;
     session_end(s);
+    chain_identity_pruned(b, owner); /* its contract watches end with its last session */
 }
 
 void session_overflow_end(struct session *s)

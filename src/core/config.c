@@ -189,6 +189,7 @@ void lmq_config_defaults(struct lmq_config *cfg)
     cfg->seal.bump_after_s = 60;
     cfg->jobs.chaser_batch = 200;
     cfg->jobs.import_batch = 500;
+    config_chain_defaults(cfg);
     cfg->jobs.import_max_file_bytes = 1ULL << 30;
     cfg->data.graphql_max_depth = 15;
     cfg->data.graphql_max_fields = 1000;
@@ -1529,6 +1530,9 @@ int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key,
     if (strcmp(section, "bots") == 0) {
         return config__set_bots(cfg, key, value, false, err, err_len);
     }
+    if (strcmp(section, "chain") == 0) {
+        return config_set_chain(cfg, key, value, err, err_len);
+    }
     if (section[0] == '\0') {
         lmq_errf(err, err_len,
                  "%s: key outside any section (expected [server], [limits], [tls], [auth], "
@@ -1538,7 +1542,7 @@ int lmq_config_set(struct lmq_config *cfg, const char *section, const char *key,
         lmq_errf(err, err_len,
                  "[%s] %s: unknown section (expected [server], [limits], [tls], [auth], "
                  "[http], [queue_overflow], [data], [jobs], [events], [bots], [admin], "
-                 "[webhook.NAME], [plugins], [plugin.NAME] or [seal])",
+                 "[webhook.NAME], [plugins], [plugin.NAME], [seal] or [chain])",
                  section, key);
     }
     return LMQ_EINVAL;

@@ -273,6 +273,22 @@ struct lmq_seal_config {
     bool any_set;          /* some [seal] key was given */
 };
 
+/* [chain]: the chain follower (src/chain; docs/PROTOCOL.md "Chain follower"). Off when rpc is
+ * empty. */
+#define LMQ_CHAIN_RPC_MAX_BYTES 512
+struct lmq_chain_config {
+    char rpc[LMQ_CHAIN_RPC_MAX_BYTES]; /* rpc: the node's http(s) URL; "" = off */
+    bool start_latest;                 /* start_block = latest (the default) */
+    uint64_t start_block;              /* start_block = N: where a fresh store starts */
+    uint32_t poll_ms;                  /* poll_ms: between two looks at the node's head */
+    uint32_t timeout_ms;               /* timeout_ms: one JSON-RPC call's deadline */
+    uint32_t batch_blocks;             /* batch_blocks: headers per catch-up request */
+    uint32_t max_reorg_depth;          /* max_reorg_depth: deeper reorgs halt the follower */
+    uint32_t confirmations;            /* confirmations: depth of a confirmed notice */
+    uint32_t degraded_lag_blocks;      /* degraded_lag_blocks: behind more: syncing */
+    bool healthz_503_when_down;        /* healthz_503_when_down */
+};
+
 /* TLS for --mqtts and --https: certificate files, re-read on SIGHUP. */
 struct lmq_tls_config {
     char cert_file[LMQ_PATH_MAX_BYTES]; /* PEM, may hold the chain */
@@ -335,6 +351,7 @@ struct lmq_config {
     struct lmq_plugins_config plugins; /* [plugins], [plugin.NAME] */
     struct lmq_jobs_config jobs;       /* [jobs] */
     struct lmq_seal_config seal;       /* [seal] */
+    struct lmq_chain_config chain;     /* [chain] */
     /* [bots] ids: identities that follow the event stream on id/<id>/events (src/events/bots.c;
      * docs/PROTOCOL.md "Bots"); any of them turns the stream on. */
     char bots[LMQ_BOTS_MAX][LMQ_IDENTITY_ID_CHARS + 1];

@@ -26,6 +26,11 @@ int config_set_seal(struct lmq_config *cfg, const char *key, const char *value, 
 /* [seal] has rpc, key_file and chain_id when any key is set. 0 or LMQ_EINVAL. */
 int config_validate_seal(const struct lmq_config *cfg, char *err, size_t err_len);
 /* Every webhook has its url and secret. 0 or LMQ_EINVAL. */
+/* [chain] key = value (config_chain.c). 0 or LMQ_EINVAL. */
+int config_set_chain(struct lmq_config *cfg, const char *key, const char *value, char *err,
+                     size_t err_len);
+/* Defaults of [chain] (config_chain.c). */
+void config_chain_defaults(struct lmq_config *cfg);
 int config_validate_webhooks(const struct lmq_config *cfg, char *err, size_t err_len);
 
 #endif

@@ -120,7 +120,7 @@ enum proto_result pipeline_accept(struct conn *c, const struct mqtt_publish *pub
  * envelope, or not at all. Both run on the loop thread; check() must not block (a store read is
  * fine).
  */
-#define PIPELINE_ENVELOPE_HOOKS_MAX 4
+#define PIPELINE_ENVELOPE_HOOKS_MAX 6
 
 struct ledger_envelope;
 

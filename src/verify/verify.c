@@ -32,6 +32,7 @@ const char verify_usage[] =
     "       ledgermq verify --data DIR\n"
     "       ledgermq verify --seal --key VKEY --rpc URL --seal-address 0x... [--confirmations N]\n"
     "                       FILE\n"
+    "       ledgermq verify --notification FILE --rpc URL\n"
     "\n"
     "Checks what a LedgerMQ server said, offline, with its public key only: a checkpoint's\n"
     "signature; a receipt (and the envelope it is for); the consistency of two checkpoints;\n"
@@ -50,7 +51,10 @@ const char verify_usage[] =
     "  --seal                  check a seal against an Ethereum node: FILE holds the JSON of\n"
     "                          GET /ledger/seals/cover, optionally after a receipt (an ack or\n"
     "                          send's output line) whose checkpoint the cover's proof extends\n"
-    "  --rpc URL               the node's JSON-RPC URL (--seal)\n"
+    "  --notification FILE     a ledgermq.chain.log envelope or a line of listen holding one,\n"
+    "                          checked against the node at --rpc: its block and its log\n"
+    "  --rpc URL               an Ethereum node's JSON-RPC URL (http:// or https://; --seal,\n"
+    "                          --notification)\n"
     "  --seal-address 0x...    the server's sealing address (--seal)\n"
     "  --confirmations N       blocks the seal needs at least (--seal; default 12)\n"
     "  -h, --help              print this help\n"
@@ -62,6 +66,7 @@ const char verify_usage[] =
 
 struct verify_args {
     const char *key, *checkpoint, *old_checkpoint, *receipt, *envelope, *proof, *data;
+    const char *notification, *rpc;
 };
 
 __attribute__((format(printf, 2, 3))) int verify_say(int code, const char *fmt, ...)
@@ -269,7 +274,7 @@ static int verify_envelope_json(const json_t *envelope, const char *link)
     ledger_envelope_release(&env);
     if (rc != LMQ_OK)
         return verify_say(VERIFY_EXIT_FAILED, "envelope: %s", reason ? reason : "invalid");
-    if (strcmp(computed, link) != 0)
+    if (link != NULL && strcmp(computed, link) != 0)
         return verify_say(VERIFY_EXIT_FAILED, "envelope: its link %s is not the receipt's %s",
                           computed, link);
     return VERIFY_EXIT_OK;
@@ -296,6 +301,33 @@ static int verify_envelope_file(const char *path, const char *link)
                         "%s: unusable input: no envelope (an envelope, or a line of send or "
                         "listen)",
                         path);
+    json_decref(values);
+    free(text);
+    return rc;
+}
+
+/* --notification FILE --rpc URL: the envelope's signature, then the node (verify_chain.c). */
+static int verify_notification_file(const char *path, const char *rpc)
+{
+    size_t len = 0;
+    char *text = NULL;
+    json_t *values = NULL;
+    int rc = verify_input(path, &text, &len, &values);
+    if (rc != VERIFY_EXIT_OK)
+        return rc;
+    json_t *wrap = values != NULL ? verify_find(values, "envelope", true) : NULL;
+    json_t *env = wrap != NULL     ? json_object_get(wrap, "envelope")
+                  : values != NULL ? verify_find(values, "sig", false)
+                                   : NULL;
+    if (env == NULL)
+        rc = verify_say(VERIFY_EXIT_USAGE,
+                        "%s: unusable input: no envelope (an envelope, or a "
+                        "line of listen)",
+                        path);
+    if (rc == VERIFY_EXIT_OK)
+        rc = verify_envelope_json(env, NULL);
+    if (rc == VERIFY_EXIT_OK)
+        rc = verify_notification(env, rpc);
     json_decref(values);
     free(text);
     return rc;
@@ -394,11 +426,12 @@ int verify_data_dir(const char *dir); /* verify_data.c */
 
 static int verify_parse(int argc, char **argv, struct verify_args *a)
 {
-    static const char *const names[] = {
-        "key", "checkpoint", "old-checkpoint", "receipt", "envelope", "proof", "data"};
-    const char **slots[] = {&a->key,     &a->checkpoint, &a->old_checkpoint,
-                            &a->receipt, &a->envelope,   &a->proof,
-                            &a->data};
+    static const char *const names[] = {"key",     "checkpoint",   "old-checkpoint",
+                                        "receipt", "envelope",     "proof",
+                                        "data",    "notification", "rpc"};
+    const char **slots[] = {&a->key,     &a->checkpoint,   &a->old_checkpoint,
+                            &a->receipt, &a->envelope,     &a->proof,
+                            &a->data,    &a->notification, &a->rpc};
     for (int i = 0; i < argc; i += 2) {
         size_t k = LMQ_ARRAY_LEN(names);
         for (size_t j = 0; j < LMQ_ARRAY_LEN(names) && strncmp(argv[i], "--", 2) == 0; j++) {
@@ -433,6 +466,10 @@ int verify_main(int argc, char **argv)
         return a.key || a.checkpoint || a.receipt
                    ? verify_say(VERIFY_EXIT_USAGE, "--data stands alone")
                    : verify_data_dir(a.data);
+    if (a.notification != NULL || a.rpc != NULL)
+        return a.notification == NULL || a.rpc == NULL
+                   ? verify_say(VERIFY_EXIT_USAGE, "--notification and --rpc go together")
+                   : verify_notification_file(a.notification, a.rpc);
     if (a.key == NULL)
         return verify_say(VERIFY_EXIT_USAGE, "--key is required (see ledgermq verify --help)");
     struct verify_key key;

@@ -6,6 +6,8 @@
 #ifndef LMQ_VERIFY_H
 #define LMQ_VERIFY_H
 
+#include <jansson.h>
+
 #define VERIFY_EXIT_OK 0
 #define VERIFY_EXIT_USAGE 1
 #define VERIFY_EXIT_FAILED 3
@@ -15,5 +17,8 @@ extern const char verify_usage[];
 
 /* argv holds the arguments after "verify". */
 int verify_main(int argc, char **argv);
+/* A ledgermq.chain.log envelope checked against the node at rpc_url (verify_chain.c): the exit
+ * code, with one line on stdout (verified) or stderr (why not). */
+int verify_notification(const json_t *envelope, const char *rpc_url);
 
 #endif

@@ -8,7 +8,8 @@ import subprocess
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SECTIONS = ("server", "tls", "auth", "http", "data", "events", "bots", "webhook", "plugins",
-            "plugin", "admin", "seal")
+            "plugin", "admin", "seal",
+            "chain")
 TIMEOUT_S = 60
 
 

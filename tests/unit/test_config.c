@@ -558,6 +558,61 @@ static void test_admin_ids_are_a_bounded_list_of_identity_ids(void **state)
     assert_int_equal(cfg.admin.id_count, 0);
 }
 
+static void test_chain_keys_defaults_and_bounds(void **state)
+{
+    (void)state;
+    struct lmq_config cfg;
+    char err[256];
+    lmq_config_defaults(&cfg);
+    const struct lmq_chain_config *c = &cfg.chain;
+    assert_string_equal(c->rpc, ""); /* off */
+    assert_true(c->start_latest && c->healthz_503_when_down);
+    assert_int_equal(c->poll_ms, 1000);
+    assert_int_equal(c->batch_blocks, 100);
+    assert_int_equal(c->max_reorg_depth, 64);
+    assert_int_equal(c->confirmations, 12);
+    assert_int_equal(c->degraded_lag_blocks, 10);
+    static const char *const good[][2] = {{"rpc", "https://node.example/v3"},
+                                          {"start_block", "17"},
+                                          {"poll_ms", "10"},
+                                          {"timeout_ms", "600000"},
+                                          {"batch_blocks", "1000"},
+                                          {"max_reorg_depth", "1"},
+                                          {"confirmations", "1"},
+                                          {"healthz_503_when_down", "false"}};
+    for (size_t i = 0; i < LMQ_ARRAY_LEN(good); i++)
+        assert_int_equal(lmq_config_set(&cfg, "chain", good[i][0], good[i][1], err, sizeof(err)),
+                         0);
+    assert_string_equal(c->rpc, "https://node.example/v3");
+    assert_false(c->start_latest);
+    assert_int_equal(c->start_block, 17);
+    assert_int_equal(c->poll_ms, 10);
+    assert_int_equal(c->timeout_ms, 600000);
+    assert_int_equal(c->batch_blocks, 1000);
+    assert_int_equal(c->max_reorg_depth, 1);
+    assert_false(c->healthz_503_when_down);
+    assert_int_equal(c->degraded_lag_blocks, 10); /* untouched */
+    assert_int_equal(lmq_config_set(&cfg, "chain", "start_block", "latest", err, sizeof(err)), 0);
+    assert_true(c->start_latest);
+    static const char *const bad[][3] = {
+        {"rpc", "ws://node", "[chain] rpc: expected an http:// or https:// URL"},
+        {"rpc", "http://a b", "[chain] rpc: expected"},
+        {"start_block", "-1", "[chain] start_block: expected a block number or latest"},
+        {"poll_ms", "9", "[chain] poll_ms: expected an integer 10..600000"},
+        {"batch_blocks", "1001", "[chain] batch_blocks: expected an integer 1..1000"},
+        {"confirmations", "0", "[chain] confirmations: expected an integer 1..10000"},
+        {"healthz_503_when_down", "yes", "expected true or false"},
+        {"node", "x", "[chain] node: unknown key (expected rpc, start_block"},
+    };
+    for (size_t i = 0; i < LMQ_ARRAY_LEN(bad); i++) {
+        assert_int_equal(lmq_config_set(&cfg, "chain", bad[i][0], bad[i][1], err, sizeof(err)),
+                         LMQ_EINVAL);
+        if (strstr(err, bad[i][2]) == NULL)
+            fail_msg("%s = %s: got \"%s\"", bad[i][0], bad[i][1], err);
+    }
+    assert_int_equal(c->batch_blocks, 1000); /* a refused value changes nothing */
+}
+
 static void test_bots_ids_add_up_over_lines_and_are_bounded(void **state)
 {
     (void)state;
@@ -1155,6 +1210,7 @@ int main(void)
         cmocka_unit_test(test_set_leaves_neighbouring_fields_alone),
         cmocka_unit_test(test_auditors_are_a_list_of_identity_ids),
         cmocka_unit_test(test_admin_ids_are_a_bounded_list_of_identity_ids),
+        cmocka_unit_test(test_chain_keys_defaults_and_bounds),
         cmocka_unit_test(test_bots_ids_add_up_over_lines_and_are_bounded),
         cmocka_unit_test(test_bots_validators_name_a_bot_once_per_type),
         cmocka_unit_test(test_queue_overflow_policy_and_rules),
