@@ -62,9 +62,15 @@ class Receiver:
 
 
 def hooks_ini(port, hooks):
+    if hooks == RECORD:  # the stream recorded, no consumer: the recording's own cost
+        return "[events]\nrecord = true\n"
     return "".join(
         "[webhook.h%d]\nurl = http://127.0.0.1:%d/h%d\nsecret = bench-secret-0123456789\n"
         "events = envelope.accepted\nmax_in_flight = 16\n" % (i, port, i) for i in range(hooks))
+
+
+# In --hooks: no webhook, the event stream recorded all the same ([events] record = true).
+RECORD = "record"
 
 
 def one_run(a, hooks):
@@ -74,14 +80,14 @@ def one_run(a, hooks):
     def after(http, result):
         want = result["envelopes"]
         deadline = time.time() + 300
-        while hooks > 0 and time.time() < deadline:
+        while hooks != RECORD and hooks > 0 and time.time() < deadline:
             s = receiver.stats()
             if all(s["paths"].get("/h%d" % i, 0) >= want for i in range(hooks)):
                 delivered["seconds"] = s["last"] / 1000.0 - result["started"]
                 delivered["events"] = sum(s["paths"].values())
                 return
             time.sleep(0.05)
-        if hooks > 0:
+        if hooks != RECORD and hooks > 0:
             raise SystemExit("not every event was delivered: %r" % receiver.stats())
 
     try:
@@ -90,7 +96,7 @@ def one_run(a, hooks):
     finally:
         receiver.close()
     out = {"hooks": hooks, "envelopes_per_s": r["envelopes_per_s"], "envelopes": r["envelopes"]}
-    if hooks > 0:
+    if hooks != RECORD and hooks > 0:
         out["events_delivered_per_s"] = round(delivered["events"] / delivered["seconds"])
     return out
 
@@ -177,9 +183,10 @@ def markdown(a, runs):
     for h in a.hook_counts:
         rs = by[h]
         eps = statistics.median(r["envelopes_per_s"] for r in rs)
-        dps = (statistics.median(r["events_delivered_per_s"] for r in rs) if h > 0 else None)
-        lines.append("| %d | %.0f | %.2f× | %s | %s |" % (
-            h, eps, eps / base, "%.0f" % dps if dps is not None else "—",
+        dps = (statistics.median(r["events_delivered_per_s"] for r in rs)
+               if h != RECORD and h > 0 else None)
+        lines.append("| %s | %.0f | %.2f× | %s | %s |" % (
+            "0, stream recorded" if h == RECORD else h, eps, eps / base, "%.0f" % dps if dps is not None else "—",
             ", ".join(str(r["envelopes_per_s"]) for r in rs)))
     one = [r for r in runs if r["hooks"] == 1]
     if one:
@@ -230,13 +237,14 @@ def main():
     ap.add_argument("--identities", type=int, default=4)
     ap.add_argument("--window", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--hooks", default="0,1,10", help="webhook counts, comma-separated")
+    ap.add_argument("--hooks", default="0,%s,1,10" % RECORD,
+                    help="webhook counts, comma-separated; %s: none, the stream recorded" % RECORD)
     ap.add_argument("--bots", type=int, default=1, help="1: also the bot run (0: none)")
     ap.add_argument("--bot-bench", help="tests/tools/bot_bench (default: beside --ledgermq, "
                     "tests/bot_bench)")
     ap.add_argument("--doc", help="write the results into this page's bench:events block")
     a = ap.parse_args()
-    a.hook_counts = [int(h) for h in a.hooks.split(",")]
+    a.hook_counts = [h if h == RECORD else int(h) for h in a.hooks.split(",")]
     a.bot_bench = a.bot_bench or os.path.join(os.path.dirname(os.path.abspath(a.ledgermq)),
                                               "tests", "bot_bench")
     runs = []
