@@ -13,6 +13,7 @@
  * fuzz-sources: src/net/forwarded.c src/net/proxy_protocol.c src/core/config.c
  * fuzz-sources: src/core/resolve.c src/core/log.c
  * fuzz-sources: src/core/config_webhooks.c src/core/config_plugins.c src/jobs/jobs_schedule.c
+ * fuzz-sources: src/core/config_seal.c src/core/config_chain.c
  * fuzz-libs: -linih
  */
 #include <netinet/in.h>

@@ -16,6 +16,7 @@
  * fuzz-sources: src/net/ws.c src/crypto/encoding.c src/core/map.c src/net/accept.c
  * fuzz-sources: src/net/forwarded.c src/core/config.c src/core/resolve.c src/net/address.c
  * fuzz-sources: src/core/config_webhooks.c src/core/config_plugins.c src/jobs/jobs_schedule.c
+ * fuzz-sources: src/core/config_seal.c src/core/config_chain.c
  * fuzz-libs: -lhttp_parser -luv -lssl -lcrypto -lwslay -linih -lpthread
  */
 #include <stdbool.h>
