@@ -167,7 +167,9 @@ def test_a_seal_is_sent_mined_confirmed_listed_and_verified(start_broker, node, 
     assert json.loads(out)["ok"] is True, out
     # Bad queries: 400; nothing covers a size beyond the sealed ones yet: 404.
     for q in ("/ledger/seals?from_nonce=x", "/ledger/seals?limit=0", "/ledger/seals?limit=1001",
-              "/ledger/seals/cover", "/ledger/seals/cover?size=-1"):
+              "/ledger/seals/cover", "/ledger/seals/cover?size=-1",
+              "/ledger/seals?from_nonce=9223372036854775808",
+              "/ledger/seals/cover?size=9999999999999999999"):
         assert get(b, q)[0] == 400, q
     assert get(b, "/ledger/seals/cover?size=%d" % (cover["new_size"] + 1))[0] == 404
     status, page = get(b, "/ledger/seals?from_nonce=0&limit=1")
