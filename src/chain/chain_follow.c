@@ -609,6 +609,13 @@ static void chain_on_head(void *ctx, const struct eth_rpc_answer *a)
         chain_poll_done(c, false);
         return;
     }
+    if (a->quantity > CHAIN_BLOCK_NUMBER_MAX) { /* a broken or hostile node: a failed poll */
+        struct eth_rpc_answer bad = {.status = ETH_RPC_BAD_ANSWER,
+                                     .message = "head block number past 2^63-1"};
+        chain_rpc_failed(c, &bad, "eth_blockNumber");
+        chain_poll_done(c, false);
+        return;
+    }
     c->head = a->quantity;
     c->have_head = true;
     if (c->state == CHAIN_HALTED) {

@@ -476,3 +476,41 @@ def test_a_reorg_deeper_than_max_reorg_depth_halts_with_an_alarm(start_broker, n
     node.mine(2)
     time.sleep(0.3)  # polls go on, following does not
     assert stored_headers(b) == before
+
+
+def test_a_node_head_past_2_63_is_a_failed_poll_not_a_crash(start_broker):
+    # A node (hostile or broken) answering eth_blockNumber 2^64-1 once made the catch-up's block
+    # count wrap to 0 and the server abort on an assert: now a bad answer, state node_down.
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Node(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            results = {"eth_chainId": "0x539", "eth_blockNumber": "0xffffffffffffffff"}
+
+            def one(r):
+                return {"jsonrpc": "2.0", "id": r["id"], "result": results.get(r["method"])}
+            body = json.dumps([one(r) for r in req] if isinstance(req, list) else one(req))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Node)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = "http://127.0.0.1:%d" % srv.server_address[1]
+        b = dc.ready_addresses(start_broker(
+            "[server]\nhttp = 127.0.0.1:0\n[chain]\nrpc = %s\nstart_block = 0\npoll_ms = 50\n"
+            "timeout_ms = 1000\n" % url))
+        b.wait_event("chain_state", timeout=WAIT_S, pred=lambda e: e["to"] == "node_down")
+        assert b.proc.poll() is None
+        assert healthz(b) == (503, {"chain": "node_down", "status": "ready"})
+    finally:
+        srv.shutdown()
+        srv.server_close()
