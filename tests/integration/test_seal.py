@@ -390,3 +390,64 @@ def test_bad_seal_config_stops_the_start_with_one_line(tmp_path, text, message):
     p = subprocess.run([BIN, "serve", "--config", str(path)], capture_output=True, text=True,
                        timeout=30, cwd=tmp_path)
     assert p.returncode == 1 and message in p.stderr, p.stderr
+
+
+def test_a_huge_base_fee_from_the_node_caps_the_fee_instead_of_wrapping(start_broker, tmp_path):
+    # maxFeePerGas is 2 x base fee + priority fee, capped at max_fee_gwei: a node answering a base
+    # fee of 2^63 once made that sum wrap to 1 wei (a seal that never mines), not the cap.
+    from test_chain_follow import FakeNode
+
+    class SealNode(FakeNode):
+        raws = []
+
+        def answer(self, r):
+            m = r["method"]
+            if m in ("eth_getTransactionCount", "eth_maxPriorityFeePerGas"):
+                result = "0x0" if m == "eth_getTransactionCount" else "0x1"
+            elif m == "eth_getBlockByNumber":
+                result = {"number": "0x1", "hash": self.word(2), "parentHash": self.word(1),
+                          "timestamp": "0x1", "baseFeePerGas": "0x8000000000000000"}
+            elif m == "eth_sendRawTransaction":
+                self.raws.append(r["params"][0])
+                result = self.word(7)
+            else:
+                return FakeNode.answer(self, r)
+            return {"jsonrpc": "2.0", "id": r["id"], "result": result}
+
+    fake = SealNode(1)
+    try:
+        key = str(tmp_path / "seal.key")
+        p = subprocess.run([BIN, "keygen", "--eth", key], capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode == 0, p.stderr
+        b = start(start_broker, type("G", (), {"url": fake.url})(), key)
+        alice, bob = lc.Identity(), lc.Identity()
+        send_note(dc.session(b, alice), bob.id)
+        b.wait_event("seal_sent", timeout=WAIT_S)
+        raw = bytes.fromhex(fake.raws[0][2:])
+        assert raw[0] == 2  # EIP-1559: 0x02 || rlp([chain_id, nonce, prio, max_fee, ...])
+        fields = rlp_list(raw[1:])
+        prio, max_fee = (int.from_bytes(f, "big") for f in fields[2:4])
+        assert (prio, max_fee) == (1, 500 * 10**9), (prio, max_fee)
+    finally:
+        fake.close()
+
+
+def rlp_list(data):
+    """The items of the RLP list data holds (byte strings; nested lists as their raw bytes)."""
+    def item(at):
+        b = data[at]
+        if b < 0x80:
+            return data[at:at + 1], at + 1
+        if b < 0xb8 or 0xc0 <= b < 0xf8:
+            n = b - (0x80 if b < 0xc0 else 0xc0)
+            return data[at + 1:at + 1 + n], at + 1 + n
+        k = b - (0xb7 if b < 0xc0 else 0xf7)
+        n = int.from_bytes(data[at + 1:at + 1 + k], "big")
+        return data[at + 1 + k:at + 1 + k + n], at + 1 + k + n
+    body, _ = item(0)
+    data, out, at = body, [], 0
+    while at < len(data):
+        v, at = item(at)
+        out.append(v)
+    return out
