@@ -392,21 +392,20 @@ def test_bad_seal_config_stops_the_start_with_one_line(tmp_path, text, message):
     assert p.returncode == 1 and message in p.stderr, p.stderr
 
 
-def test_a_huge_base_fee_from_the_node_caps_the_fee_instead_of_wrapping(start_broker, tmp_path):
-    # maxFeePerGas is 2 x base fee + priority fee, capped at max_fee_gwei: a node answering a base
-    # fee of 2^63 once made that sum wrap to 1 wei (a seal that never mines), not the cap.
+def seal_node(count="0x0", base_fee="0x7"):
+    """A node in this process (test_chain_follow.FakeNode) with what sealing asks: the
+    transaction count `count`, priority fee 1 wei, the latest block's base fee `base_fee`;
+    eth_sendRawTransaction records the raw transactions in .raws."""
     from test_chain_follow import FakeNode
 
     class SealNode(FakeNode):
-        raws = []
-
         def answer(self, r):
             m = r["method"]
             if m in ("eth_getTransactionCount", "eth_maxPriorityFeePerGas"):
-                result = "0x0" if m == "eth_getTransactionCount" else "0x1"
+                result = count if m == "eth_getTransactionCount" else "0x1"
             elif m == "eth_getBlockByNumber":
                 result = {"number": "0x1", "hash": self.word(2), "parentHash": self.word(1),
-                          "timestamp": "0x1", "baseFeePerGas": "0x8000000000000000"}
+                          "timestamp": "0x1", "baseFeePerGas": base_fee}
             elif m == "eth_sendRawTransaction":
                 self.raws.append(r["params"][0])
                 result = self.word(7)
@@ -415,12 +414,18 @@ def test_a_huge_base_fee_from_the_node_caps_the_fee_instead_of_wrapping(start_br
             return {"jsonrpc": "2.0", "id": r["id"], "result": result}
 
     fake = SealNode(1)
+    fake.raws = []
+    fake.g = type("G", (), {"url": fake.url})()  # what start() and config() read
+    return fake
+
+
+def test_a_huge_base_fee_from_the_node_caps_the_fee_instead_of_wrapping(start_broker, tmp_path):
+    # maxFeePerGas is 2 x base fee + priority fee, capped at max_fee_gwei: a node answering a base
+    # fee of 2^63 once made that sum wrap to 1 wei (a seal that never mines), not the cap.
+    fake = seal_node(base_fee="0x8000000000000000")
     try:
-        key = str(tmp_path / "seal.key")
-        p = subprocess.run([BIN, "keygen", "--eth", key], capture_output=True, text=True,
-                           timeout=30)
-        assert p.returncode == 0, p.stderr
-        b = start(start_broker, type("G", (), {"url": fake.url})(), key)
+        key, _ = eth_key(tmp_path, None, fund=False)
+        b = start(start_broker, fake.g, key)
         alice, bob = lc.Identity(), lc.Identity()
         send_note(dc.session(b, alice), bob.id)
         b.wait_event("seal_sent", timeout=WAIT_S)
@@ -451,3 +456,22 @@ def rlp_list(data):
         v, at = item(at)
         out.append(v)
     return out
+
+
+def test_a_node_count_past_2_63_is_a_bad_answer_and_nothing_is_sent(start_broker, tmp_path):
+    # A transaction count of 2^64-1 was taken as the next nonce: the seal after it wrapped to
+    # nonce 0, onto the stored seal rows. Now the node check fails and nothing is signed.
+    fake = seal_node(count="0xffffffffffffffff")
+    try:
+        key, _ = eth_key(tmp_path, None, fund=False)
+        e = dict(TICK_ENV)
+        b = dc.ready_addresses(start_broker(config(fake.g, key), env=e))
+        err = b.wait_event("seal_error", timeout=WAIT_S, pred=lambda x: x["what"] == "node")
+        assert "transaction count past 2^63-1" in err["reason"], err
+        alice, bob = lc.Identity(), lc.Identity()
+        send_note(dc.session(b, alice), bob.id)
+        with pytest.raises(pytest.fail.Exception):  # 10 ticks of the sealer: still checking
+            b.wait_event("seal_sent", timeout=1)
+        assert fake.raws == [] and b.proc.poll() is None
+    finally:
+        fake.close()
