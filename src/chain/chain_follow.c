@@ -469,7 +469,10 @@ static void chain_logs_done(struct chain *c)
 
 static int chain_keep_log(struct chain_step *s, const struct eth_log *l)
 {
-    if (l->removed)
+    /* A log outside the step's blocks (a node that ignores fromBlock, say) is not this step's:
+     * kept, it would stop chain_write_blocks from reaching the logs after it. Those of earlier
+     * blocks were notified by their own step, those of later ones come with theirs. */
+    if (l->removed || l->block_number < s->first || l->block_number - s->first >= s->count)
         return LMQ_OK;
     if (s->log_count == s->log_cap) {
         size_t cap = s->log_cap == 0 ? 64 : s->log_cap * 2;
@@ -606,6 +609,13 @@ static void chain_on_head(void *ctx, const struct eth_rpc_answer *a)
     chain_latency(c);
     if (a->status != ETH_RPC_OK) {
         chain_rpc_failed(c, a, "eth_blockNumber");
+        chain_poll_done(c, false);
+        return;
+    }
+    if (a->quantity > CHAIN_BLOCK_NUMBER_MAX) { /* a broken or hostile node: a failed poll */
+        struct eth_rpc_answer bad = {.status = ETH_RPC_BAD_ANSWER,
+                                     .message = "head block number past 2^63-1"};
+        chain_rpc_failed(c, &bad, "eth_blockNumber");
         chain_poll_done(c, false);
         return;
     }

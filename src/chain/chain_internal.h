@@ -28,6 +28,9 @@
 #define CHAIN_BACKOFF_MAX_MS 30000
 /* Between two looks at whether the follower's last writes are durable. */
 #define CHAIN_DURABLE_WAIT_MS 5
+/* The highest block number the follower takes from a node: the store keeps block numbers as
+ * SQLite integers, and the catch-up's arithmetic (head - start + 1) stays far from wrapping. */
+#define CHAIN_BLOCK_NUMBER_MAX ((uint64_t)INT64_MAX)
 /* Headers checked for the one-chain invariant at start. */
 #define CHAIN_CHECK_AT_START_MAX 10000
 

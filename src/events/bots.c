@@ -230,11 +230,13 @@ static uint8_t bots_resync(struct conn *c, struct bot *bot, json_t *req)
     if ((v != NULL && (!json_is_integer(v) || json_integer_value(v) < 0)) ||
         json_object_size(req) != (v != NULL ? 1u : 0u))
         return bots_refuse(c, "expected {\"after\":N} or {}");
-    uint64_t after = v != NULL ? (uint64_t)json_integer_value(v) : bot->position;
+    uint64_t pruned = events_pruned_through(b);
+    /* {}: after the position, or after the retention mark for a bot below it (one added to
+     * [bots] ids after a prune): what is kept of the stream, never a refusal it can't get past. */
+    uint64_t after = v != NULL ? (uint64_t)json_integer_value(v) : LMQ_MAX(bot->position, pruned);
     uint64_t durable = events_durable_id(b);
     if (after > durable)
         return bots_refuse(c, "after: past the last event");
-    uint64_t pruned = events_pruned_through(b);
     if (after < pruned) {
         char why[128];
         snprintf(why, sizeof(why),

@@ -270,6 +270,9 @@ static int seal_scan(struct seal *s)
 
 /* ---- the node check at start: chain id and nonce ---- */
 
+static const struct eth_rpc_answer seal_count_too_big = {
+    .status = ETH_RPC_BAD_ANSWER, .message = "transaction count past 2^63-1"};
+
 static void seal_answer_failed(struct seal *s, const struct eth_rpc_answer *a, const char *call)
 {
     if (!s->ans_failed)
@@ -357,6 +360,8 @@ static void seal_on_check(void *ctx, const struct eth_rpc_answer *a)
         seal_answer_failed(s, a, c->row == 0 ? "eth_chainId" : "eth_getTransactionCount");
     else if (c->row == 0)
         s->ans_chain_id = a->quantity;
+    else if (a->quantity > SEAL_NONCE_MAX)
+        seal_answer_failed(s, &seal_count_too_big, "eth_getTransactionCount");
     else
         s->ans_count = a->quantity;
     if (--s->calls_pending > 0)
@@ -513,6 +518,8 @@ static void seal_on_track(void *ctx, const struct eth_rpc_answer *a)
         else if (eth_rpc_parse_quantity(json_string_value(a->value), json_string_length(a->value),
                                         &s->ans_count) != LMQ_OK)
             seal_answer_failed(s, a, "eth_getTransactionCount");
+        else if (s->ans_count > SEAL_NONCE_MAX)
+            seal_answer_failed(s, &seal_count_too_big, "eth_getTransactionCount");
     } else if (a->status == ETH_RPC_OK) {
         LMQ_ASSERT(c->row < s->row_count);
         struct seal_row *r = s->rows[c->row];

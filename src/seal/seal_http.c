@@ -94,7 +94,9 @@ static int seal_http_query(const struct http_request *req, const char *name, uin
             *bad = true;
         x = x * 10 + (uint64_t)(v[i] - '0');
     }
-    if (n == 0 || n > 19)
+    /* The store keeps nonces and sizes as SQLite integers: past INT64_MAX is a bad query (it
+     * was a 500 from the store's read). */
+    if (n == 0 || n > 19 || x > INT64_MAX)
         *bad = true;
     *out = x;
     return 1;
@@ -121,7 +123,8 @@ static int seal_http_list(struct broker *b, const struct http_request *req,
     seal_http_query(req, "from_nonce", &from, &bad);
     seal_http_query(req, "limit", &limit, &bad);
     if (bad || limit == 0 || limit > SEAL_HTTP_LIMIT_MAX)
-        return http_error_json(resp, out, 400, "need from_nonce >= 0 and limit 1..1000");
+        return http_error_json(resp, out, 400,
+                               "need from_nonce 0..9223372036854775807 and limit 1..1000");
     struct seal_http_page p = {.s = b->seal, .list = json_array(), .next = from};
     size_t n = 0;
     if (p.list == NULL)
@@ -142,7 +145,8 @@ static int seal_http_cover(struct broker *b, const struct http_request *req,
     uint64_t size = 0;
     bool bad = false;
     if (!seal_http_query(req, "size", &size, &bad) || bad)
-        return http_error_json(resp, out, 400, "need size: a tree size (decimal)");
+        return http_error_json(resp, out, 400,
+                               "need size: a tree size (decimal, at most 9223372036854775807)");
     struct seal_http_page p = {.s = b->seal, .cover_size = size};
     int rc = LMQ_OK;
     for (size_t page = 0; rc == LMQ_OK && p.found == NULL && page < SEAL_HTTP_COVER_PAGES_MAX;

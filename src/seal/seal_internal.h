@@ -30,6 +30,9 @@
 #define SEAL_WEI_PER_GWEI 1000000000ULL
 /* Ticks in a row that must see the nonce used while none of ours is mined to call it dropped. */
 #define SEAL_DROP_STRIKES 2
+/* The highest transaction count taken from a node: nonces are stored as SQLite integers (a
+ * count past it would wrap the next nonce onto stored seals). */
+#define SEAL_NONCE_MAX ((uint64_t)INT64_MAX)
 /* Calls of one tracking exchange at most: head, count, and every attempt of every seal. */
 #define SEAL_CALLS_MAX (2 + SEAL_TRACK_MAX * SEAL_ATTEMPTS_MAX)
 

@@ -26,6 +26,14 @@ static uint64_t seal_scale_up(uint64_t x, uint64_t num, uint64_t den)
     return (x * num + den - 1) / den;
 }
 
+/* 2 * base + prio, saturating: the node's numbers are anything up to 2^64 - 1 (then capped by
+ * max_fee_gwei; a wrapped sum was a fee of a few wei, a seal that never mines). */
+static uint64_t seal_max_fee(uint64_t base, uint64_t prio)
+{
+    uint64_t twice = seal_scale_up(base, 2, 1);
+    return twice > UINT64_MAX - prio ? UINT64_MAX : twice + prio;
+}
+
 static uint64_t seal_u256_u64(const struct eth_u256 *v)
 {
     uint64_t n = 0;
@@ -154,7 +162,7 @@ static void seal_fees_bump(struct seal *s, uint64_t cap, uint64_t base, uint64_t
     uint64_t old_max = seal_u256_u64(&old.max_fee_per_gas);
     uint64_t old_prio = seal_u256_u64(&old.max_priority_fee_per_gas);
     uint64_t new_prio = LMQ_MAX(seal_scale_up(old_prio, 9, 8), prio);
-    uint64_t new_max = LMQ_MAX(seal_scale_up(old_max, 9, 8), 2 * base + new_prio);
+    uint64_t new_max = LMQ_MAX(seal_scale_up(old_max, 9, 8), seal_max_fee(base, new_prio));
     new_max = LMQ_MIN(new_max, cap);
     new_prio = LMQ_MIN(new_prio, new_max);
     if (new_max < seal_scale_up(old_max, 11, 10) || new_prio < seal_scale_up(old_prio, 11, 10)) {
@@ -197,7 +205,7 @@ static void seal_on_fees(void *ctx, const struct eth_rpc_answer *a)
     seal_node_ok(s);
     uint64_t cap = seal_scale_up(s->b->cfg.seal.max_fee_gwei, SEAL_WEI_PER_GWEI, 1);
     uint64_t prio = s->ans_prio_ok ? s->ans_prio : SEAL_PRIORITY_FALLBACK_WEI;
-    uint64_t max_fee = LMQ_MIN(2 * s->ans_base + prio, cap);
+    uint64_t max_fee = LMQ_MIN(seal_max_fee(s->ans_base, prio), cap);
     if (s->bumping)
         seal_fees_bump(s, cap, s->ans_base, prio);
     else

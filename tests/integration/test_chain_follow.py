@@ -14,6 +14,7 @@ Transfer(address indexed from = caller, address indexed to, uint256 value)."""
 
 import json
 import os
+import queue
 import signal
 import sqlite3
 import subprocess
@@ -476,3 +477,107 @@ def test_a_reorg_deeper_than_max_reorg_depth_halts_with_an_alarm(start_broker, n
     node.mine(2)
     time.sleep(0.3)  # polls go on, following does not
     assert stored_headers(b) == before
+
+
+
+class FakeNode:
+    """A node in this process (no ganache): eth_chainId 1337, eth_blockNumber `head`, blocks
+    0..head (hash n+1, parent n, as 32-byte words), eth_getLogs answering `logs` whatever the
+    filter says (as a node that ignores fromBlock would). Stops with close()."""
+
+    def __init__(self, head):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        self.head, self.logs, self.log_calls = head, [], 0
+        node = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                body = json.dumps([node.answer(r) for r in req] if isinstance(req, list)
+                                  else node.answer(req))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    @staticmethod
+    def word(n):
+        return "0x%064x" % n
+
+    def answer(self, r):
+        m, result = r["method"], None
+        if m == "eth_chainId":
+            result = "0x539"
+        elif m == "eth_blockNumber":
+            result = self.head if isinstance(self.head, str) else hex(self.head)
+        elif m == "eth_getBlockByNumber":
+            n = int(r["params"][0], 16)
+            if n <= self.head:
+                result = {"number": hex(n), "hash": self.word(n + 1), "parentHash": self.word(n),
+                          "timestamp": hex(1700000000 + n)}
+        elif m == "eth_getLogs":
+            self.log_calls += 1
+            result = self.logs
+        return {"jsonrpc": "2.0", "id": r["id"], "result": result}
+
+    def log(self, number, address, index=0):
+        return {"address": address, "topics": [], "data": "0x01", "blockNumber": hex(number),
+                "blockHash": self.word(number + 1), "transactionHash": self.word(1000 + number),
+                "transactionIndex": "0x0", "logIndex": hex(index), "removed": False}
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def fake_config(fake, extra=""):
+    return ("[server]\nhttp = 127.0.0.1:0\n[chain]\nrpc = %s\nstart_block = 0\npoll_ms = 50\n"
+            "timeout_ms = 1000\nconfirmations = 100\n%s" % (fake.url, extra))
+
+
+def test_a_node_head_past_2_63_is_a_failed_poll_not_a_crash(start_broker):
+    # A node (hostile or broken) answering eth_blockNumber 2^64-1 once made the catch-up's block
+    # count wrap to 0 and the server abort on an assert: now a bad answer, state node_down.
+    fake = FakeNode("0xffffffffffffffff")
+    try:
+        b = dc.ready_addresses(start_broker(fake_config(fake)))
+        b.wait_event("chain_state", timeout=WAIT_S, pred=lambda e: e["to"] == "node_down")
+        assert b.proc.poll() is None
+        assert healthz(b) == (503, {"chain": "node_down", "status": "ready"})
+    finally:
+        fake.close()
+
+
+def test_logs_outside_the_step_do_not_hide_the_logs_inside_it(start_broker):
+    # A node that answers eth_getLogs with logs of blocks outside the asked range (one that
+    # ignores fromBlock, say) once made the step skip every log after them: lost silently.
+    fake = FakeNode(3)
+    address = "0x" + "42" * 20
+    try:
+        b = dc.ready_addresses(start_broker(fake_config(fake)))
+        b.wait_event("chain_state", timeout=WAIT_S, pred=lambda e: e["to"] == "following")
+        alice = lc.Identity()
+        sa = dc.session(b, alice)
+        assert send_env(sa, server_id(b), {"address": address}, "ledgermq.chain.watch")[0] == "ack"
+        fake.logs = [fake.log(1, address), fake.log(5, address), fake.log(9, address)]
+        fake.head = 6  # the next step: blocks 4..6; its logs: the one of block 5
+        env = sa.expect("inbox", timeout=WAIT_S)["envelope"]
+        assert env["type"] == "ledgermq.chain.log" and env["body"]["block_number"] == 5, env
+        deadline = time.monotonic() + WAIT_S
+        while stored_headers(b)[-1][0] < 6:
+            assert time.monotonic() < deadline, stored_headers(b)[-3:]
+            time.sleep(0.05)
+        with pytest.raises(queue.Empty):  # and nothing else (blocks 1 and 9: not in that step)
+            sa.messages.get(timeout=1)
+        sa.close()
+    finally:
+        fake.close()

@@ -116,3 +116,32 @@ def test_keep_0_and_bad_values(start_broker):
     run = b.wait_event("job_run_ended", timeout=WAIT_S,
                        pred=lambda e: e["job"] == "prune_events")
     assert run["result"] == "ok" and run["detail"] == "[events] keep is 0: all are kept", run
+
+
+def test_a_bot_added_after_a_prune_starts_from_the_mark(start_broker):
+    # A bot added to [bots] ids once events were deleted has position 0: its `{}` (what a
+    # state directory that has handled nothing sends, libledgermq's first request) starts
+    # after the mark P instead of being refused, which would leave such a bot stuck for good.
+    old, new = lc.Identity(), lc.Identity()
+    b = start(start_broker, [old], CONFIG)
+    make_events(b, 4)
+    wait_for(lambda: len(event_ids(b)) >= 8, lambda: event_ids(b))
+    bot = Bot(b, old)
+    bot.catch_up(ack=True)
+    bot.close()
+    wait_for(lambda: pruned(b) >= 7, lambda: (pruned(b), event_ids(b)))
+    b.terminate()
+    mark = pruned(b)
+    b.config_text = b.config_text.replace("ids = %s" % old.id, "ids = %s, %s" % (old.id, new.id))
+    b.restart()
+    ready = b.events("ready")[-1]
+    b.http_addr, b.mqtt_port = ready["http"][0], int(ready["mqtt"][0].rsplit(":", 1)[1])
+    bot = Bot(b, new)
+    events, markers = bot.catch_up()
+    assert "error" not in markers[0] and markers[0]["after"] == mark, markers
+    assert events and all(e["id"] > mark for e in events), events
+    # Asking explicitly for what is gone is still the error.
+    bot.request("events/resync", {"after": 0})
+    leaf, body = bot.next()
+    assert leaf == "events/sync" and "were deleted" in body.get("error", ""), body
+    bot.close()

@@ -167,7 +167,9 @@ def test_a_seal_is_sent_mined_confirmed_listed_and_verified(start_broker, node, 
     assert json.loads(out)["ok"] is True, out
     # Bad queries: 400; nothing covers a size beyond the sealed ones yet: 404.
     for q in ("/ledger/seals?from_nonce=x", "/ledger/seals?limit=0", "/ledger/seals?limit=1001",
-              "/ledger/seals/cover", "/ledger/seals/cover?size=-1"):
+              "/ledger/seals/cover", "/ledger/seals/cover?size=-1",
+              "/ledger/seals?from_nonce=9223372036854775808",
+              "/ledger/seals/cover?size=9999999999999999999"):
         assert get(b, q)[0] == 400, q
     assert get(b, "/ledger/seals/cover?size=%d" % (cover["new_size"] + 1))[0] == 404
     status, page = get(b, "/ledger/seals?from_nonce=0&limit=1")
@@ -388,3 +390,88 @@ def test_bad_seal_config_stops_the_start_with_one_line(tmp_path, text, message):
     p = subprocess.run([BIN, "serve", "--config", str(path)], capture_output=True, text=True,
                        timeout=30, cwd=tmp_path)
     assert p.returncode == 1 and message in p.stderr, p.stderr
+
+
+def seal_node(count="0x0", base_fee="0x7"):
+    """A node in this process (test_chain_follow.FakeNode) with what sealing asks: the
+    transaction count `count`, priority fee 1 wei, the latest block's base fee `base_fee`;
+    eth_sendRawTransaction records the raw transactions in .raws."""
+    from test_chain_follow import FakeNode
+
+    class SealNode(FakeNode):
+        def answer(self, r):
+            m = r["method"]
+            if m in ("eth_getTransactionCount", "eth_maxPriorityFeePerGas"):
+                result = count if m == "eth_getTransactionCount" else "0x1"
+            elif m == "eth_getBlockByNumber":
+                result = {"number": "0x1", "hash": self.word(2), "parentHash": self.word(1),
+                          "timestamp": "0x1", "baseFeePerGas": base_fee}
+            elif m == "eth_sendRawTransaction":
+                self.raws.append(r["params"][0])
+                result = self.word(7)
+            else:
+                return FakeNode.answer(self, r)
+            return {"jsonrpc": "2.0", "id": r["id"], "result": result}
+
+    fake = SealNode(1)
+    fake.raws = []
+    fake.g = type("G", (), {"url": fake.url})()  # what start() and config() read
+    return fake
+
+
+def test_a_huge_base_fee_from_the_node_caps_the_fee_instead_of_wrapping(start_broker, tmp_path):
+    # maxFeePerGas is 2 x base fee + priority fee, capped at max_fee_gwei: a node answering a base
+    # fee of 2^63 once made that sum wrap to 1 wei (a seal that never mines), not the cap.
+    fake = seal_node(base_fee="0x8000000000000000")
+    try:
+        key, _ = eth_key(tmp_path, None, fund=False)
+        b = start(start_broker, fake.g, key)
+        alice, bob = lc.Identity(), lc.Identity()
+        send_note(dc.session(b, alice), bob.id)
+        b.wait_event("seal_sent", timeout=WAIT_S)
+        raw = bytes.fromhex(fake.raws[0][2:])
+        assert raw[0] == 2  # EIP-1559: 0x02 || rlp([chain_id, nonce, prio, max_fee, ...])
+        fields = rlp_list(raw[1:])
+        prio, max_fee = (int.from_bytes(f, "big") for f in fields[2:4])
+        assert (prio, max_fee) == (1, 500 * 10**9), (prio, max_fee)
+    finally:
+        fake.close()
+
+
+def rlp_list(data):
+    """The items of the RLP list data holds (byte strings; nested lists as their raw bytes)."""
+    def item(at):
+        b = data[at]
+        if b < 0x80:
+            return data[at:at + 1], at + 1
+        if b < 0xb8 or 0xc0 <= b < 0xf8:
+            n = b - (0x80 if b < 0xc0 else 0xc0)
+            return data[at + 1:at + 1 + n], at + 1 + n
+        k = b - (0xb7 if b < 0xc0 else 0xf7)
+        n = int.from_bytes(data[at + 1:at + 1 + k], "big")
+        return data[at + 1 + k:at + 1 + k + n], at + 1 + k + n
+    body, _ = item(0)
+    data, out, at = body, [], 0
+    while at < len(data):
+        v, at = item(at)
+        out.append(v)
+    return out
+
+
+def test_a_node_count_past_2_63_is_a_bad_answer_and_nothing_is_sent(start_broker, tmp_path):
+    # A transaction count of 2^64-1 was taken as the next nonce: the seal after it wrapped to
+    # nonce 0, onto the stored seal rows. Now the node check fails and nothing is signed.
+    fake = seal_node(count="0xffffffffffffffff")
+    try:
+        key, _ = eth_key(tmp_path, None, fund=False)
+        e = dict(TICK_ENV)
+        b = dc.ready_addresses(start_broker(config(fake.g, key), env=e))
+        err = b.wait_event("seal_error", timeout=WAIT_S, pred=lambda x: x["what"] == "node")
+        assert "transaction count past 2^63-1" in err["reason"], err
+        alice, bob = lc.Identity(), lc.Identity()
+        send_note(dc.session(b, alice), bob.id)
+        with pytest.raises(pytest.fail.Exception):  # 10 ticks of the sealer: still checking
+            b.wait_event("seal_sent", timeout=1)
+        assert fake.raws == [] and b.proc.poll() is None
+    finally:
+        fake.close()
