@@ -19,8 +19,6 @@
 #define SEAL_HTTP_LIMIT_MAX 1000
 #define SEAL_HTTP_LIMIT_DEFAULT 100
 /* Seals the cover search reads per page, and pages at most. */
-#define SEAL_HTTP_COVER_PAGE 500
-#define SEAL_HTTP_COVER_PAGES_MAX 100000
 /* Room for a consistency proof's JSON (64 base64 hashes at most). */
 #define SEAL_HTTP_PROOF_MAX_BYTES 8192
 
@@ -148,15 +146,9 @@ static int seal_http_cover(struct broker *b, const struct http_request *req,
         return http_error_json(resp, out, 400,
                                "need size: a tree size (decimal, at most 9223372036854775807)");
     struct seal_http_page p = {.s = b->seal, .cover_size = size};
-    int rc = LMQ_OK;
-    for (size_t page = 0; rc == LMQ_OK && p.found == NULL && page < SEAL_HTTP_COVER_PAGES_MAX;
-         page++) {
-        size_t n = 0;
-        p.seen = 0;
-        rc = store_seals(b->store, p.next, SEAL_HTTP_COVER_PAGE, seal_http_row, &p, &n);
-        if (p.seen < SEAL_HTTP_COVER_PAGE)
-            break;
-    }
+    bool found = false;
+    int rc = store_seal_cover(b->store, (struct lmq_bytes){(const uint8_t *)"confirmed", 9}, size,
+                              seal_http_row, &p, &found);
     if (rc != LMQ_OK || p.found == NULL) {
         json_decref(p.found);
         return rc != LMQ_OK

@@ -921,6 +921,12 @@ int store_chain_notices(struct store *store, uint64_t from_number,
                         const struct store_rec_chain_notice *after, size_t limit,
                         int (*each)(void *ctx, const struct store_rec_chain_notice *n), void *ctx,
                         size_t *count) LMQ_WUR;
+/* The first seal in state with tree_size >= size (the smallest such size; the lowest nonce among
+ * equal sizes): one indexed lookup (seals_cover), whatever the table holds. each is called once
+ * or never (*found says which). */
+int store_seal_cover(struct store *store, struct lmq_bytes state, uint64_t size,
+                     int (*each)(void *ctx, const struct store_rec_seal *s), void *ctx,
+                     bool *found) LMQ_WUR;
 /* The transactions sent for nonce, by attempt. */
 int store_seal_txs(struct store *store, uint64_t nonce, size_t limit,
                    int (*each)(void *ctx, const struct store_rec_seal_tx *t), void *ctx,

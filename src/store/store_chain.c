@@ -333,6 +333,7 @@ int store_chain_notices(struct store *store, uint64_t from_number,
 
 struct store_chain_seal_read {
     uint64_t from_nonce;
+    struct lmq_bytes state; /* the cover lookup */
     size_t limit;
     int (*each)(void *ctx, const struct store_rec_seal *s);
     int (*each_tx)(void *ctx, const struct store_rec_seal_tx *t);
@@ -346,6 +347,16 @@ static int store_chain_seal_bind(sqlite3_stmt *st, const void *args)
         return LMQ_EINVAL;
     sqlite3_bind_int64(st, 1, (int64_t)a->from_nonce);
     sqlite3_bind_int64(st, 2, (int64_t)a->limit);
+    return LMQ_OK;
+}
+
+static int store_chain_cover_bind(sqlite3_stmt *st, const void *args)
+{
+    const struct store_chain_seal_read *a = args;
+    if (a->from_nonce > INT64_MAX)
+        return LMQ_EINVAL;
+    store_chain_bind_text(st, 1, a->state);
+    sqlite3_bind_int64(st, 2, (int64_t)a->from_nonce);
     return LMQ_OK;
 }
 
@@ -407,4 +418,21 @@ int store_seal_txs(struct store *store, uint64_t nonce, size_t limit,
                               "SELECT nonce, attempt, tx_hash, raw, sent_ms FROM seal_txs"
                               " WHERE nonce = ?1 ORDER BY attempt LIMIT ?2",
                               limit, &rd, count);
+}
+
+int store_seal_cover(struct store *store, struct lmq_bytes state, uint64_t size,
+                     int (*each)(void *ctx, const struct store_rec_seal *s), void *ctx, bool *found)
+{
+    struct store_chain_seal_read a = {
+        .from_nonce = size, .state = state, .limit = 1, .each = each, .ctx = ctx};
+    struct store_chain_read rd = {store_chain_cover_bind, &a, store_chain_seal_row, &a};
+    size_t count = 0;
+    int rc = store_chain_select(store,
+                                "SELECT nonce, tree_size, root, checkpoint, chain_id, tx_hash, raw,"
+                                " state, block_number, block_hash, attempts, sent_ms, updated_ms"
+                                " FROM seals WHERE state = ?1 AND tree_size >= ?2"
+                                " ORDER BY tree_size, nonce LIMIT 1",
+                                1, &rd, &count);
+    *found = rc == LMQ_OK && count == 1;
+    return rc;
 }

@@ -167,6 +167,7 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     " raw BLOB NOT NULL, state TEXT NOT NULL, block_number INTEGER NOT NULL,"
     " block_hash BLOB NOT NULL, attempts INTEGER NOT NULL, sent_ms INTEGER NOT NULL,"
     " updated_ms INTEGER NOT NULL);"
+    "CREATE INDEX seals_cover ON seals(state, tree_size);"
     "CREATE TABLE seal_txs(nonce INTEGER NOT NULL, attempt INTEGER NOT NULL,"
     " tx_hash BLOB NOT NULL, raw BLOB NOT NULL, sent_ms INTEGER NOT NULL,"
     " PRIMARY KEY(nonce, attempt)) WITHOUT ROWID;",

@@ -7,6 +7,7 @@
 #include "store_fixture.h"
 
 #include <inttypes.h>
+#include <sqlite3.h>
 
 #define ROWS_MAX 16
 
@@ -294,6 +295,45 @@ static void test_seals_by_nonce_from_zero(void **state)
     assert_int_equal(count, 2);
     assert_string_equal(rows.names[0], "0:1:1:2:101");
     assert_string_equal(rows.names[1], "0:2:2:2:102");
+    /* The cover: the first confirmed seal at or above a size, by one indexed lookup. */
+    put_seal(f, 2, 30, "confirmed", 1, 90);
+    put_seal(f, 3, 40, "confirmed", 1, 91);
+    put_seal(f, 4, 35, "sent", 1, 0);
+    assert_int_equal(store_fixture_commit(f), 0);
+    static const struct {
+        uint64_t size;
+        bool found;
+        const char *row;
+    } covers[] = {{1, true, "2:30:confirmed"},
+                  {30, true, "2:30:confirmed"},
+                  {31, true, "3:40:confirmed"},
+                  {41, false, NULL}};
+    struct lmq_bytes confirmed = text("confirmed");
+    for (size_t i = 0; i < sizeof(covers) / sizeof(covers[0]); i++) {
+        rows = (struct rows){0};
+        bool found = !covers[i].found;
+        assert_int_equal(
+            store_seal_cover(f->store, confirmed, covers[i].size, seal_row, &rows, &found), LMQ_OK);
+        assert_int_equal(found, covers[i].found);
+        assert_int_equal(rows.n, found ? 1 : 0);
+        if (found)
+            assert_memory_equal(rows.names[0], covers[i].row, strlen(covers[i].row));
+    }
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *plan = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "EXPLAIN QUERY PLAN SELECT nonce FROM seals WHERE state ="
+                                        " 'confirmed' AND tree_size >= 5 ORDER BY tree_size,"
+                                        " nonce LIMIT 1",
+                                        -1, &plan, NULL),
+                     SQLITE_OK);
+    bool indexed = false;
+    while (sqlite3_step(plan) == SQLITE_ROW)
+        indexed |= strstr((const char *)sqlite3_column_text(plan, 3), "seals_cover") != NULL;
+    sqlite3_finalize(plan);
+    sqlite3_close(db);
+    assert_true(indexed);
     struct store_record again = {.type = STORE_SEAL_TX_PUT};
     again.u.seal_tx =
         (struct store_rec_seal_tx){0, 2, bytes_of(hash_of(7), 32), bytes_of(raw, 2), 0};
