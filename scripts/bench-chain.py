@@ -15,7 +15,8 @@ instant mining, fixed accounts):
       same walk from block 0 to the head, --batch headers (eth_getBlockByNumber, sent as one
       JSON-RPC batch, each checked to link to its parent) then eth_getLogs over the same range
       for the contract; from its first request to its last answer;
-  rounds alternate (a) and (b), --rounds each; both must see every block and every log;
+  (b) runs twice: with ethers' default batchStallTime (10 ms) and with 0;
+  rounds run (a), (b) and (b) with 0 in turn, --rounds each; all must see every block and log;
   (c) block to inbox: a fresh broker following from the latest block with one watch, --latency
       transfers one at a time, each sent after a random pause in [0, poll_ms) (seeded) so blocks
       fall at random points of the poll cycle; from eth_sendTransaction's answer (ganache has
@@ -50,7 +51,7 @@ import benchdoc  # noqa: E402  scripts/benchdoc.py
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import ledgerclient as lc  # noqa: E402
-from ganache import start_ganache  # noqa: E402
+from ganache import CHAIN_ID, start_ganache  # noqa: E402
 from test_chain_follow import TRANSFER_INITCODE  # noqa: E402
 
 READY_TIMEOUT_S = 30.0
@@ -60,6 +61,7 @@ WALK_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 10.0
 TIP_POLL_S = 0.005
 SEED = 18
+ETHERS_STALL_MS = 10  # JsonRpcProvider's default batchStallTime
 START_NEVER = 10 ** 12  # a start block the node never reaches: the template store stays empty
 
 
@@ -209,14 +211,16 @@ def run_ledgermq(a, g, template, work, head):
     return {"side": "ledgermq", "blocks": blocks, "logs": logs, "seconds": seconds}
 
 
-def run_ethers(a, g, contract):
+def run_ethers(a, g, contract, stall_ms):
     p = subprocess.run(["node", os.path.join(ROOT, "tests", "js", "chain_walk.js"), g.url,
-                        contract, str(a.batch)], capture_output=True, text=True,
-                       timeout=WALK_TIMEOUT_S, cwd=os.path.join(ROOT, "tests", "js"))
+                        contract, str(a.batch), str(CHAIN_ID), str(stall_ms)],
+                       capture_output=True, text=True, timeout=WALK_TIMEOUT_S,
+                       cwd=os.path.join(ROOT, "tests", "js"))
     if p.returncode != 0:
         raise SystemExit("chain_walk.js failed: %s" % p.stderr[-2000:])
     r = json.loads(p.stdout)
-    return {"side": "ethers", "blocks": r["blocks"], "logs": r["logs"], "seconds": r["seconds"]}
+    return {"side": "ethers%d" % stall_ms, "blocks": r["blocks"], "logs": r["logs"],
+            "seconds": r["seconds"]}
 
 
 def pct(values, q):
@@ -267,10 +271,11 @@ def markdown(a, ganache_v, head, runs, lats):
         "0`, `batch_blocks = %d`; from the broker's `ready` line until the stored tip is the "
         "node's head, every log then notified (one committed `ledgermq.chain.log` envelope "
         "each, written in the same commit as its block; not read from an inbox). **ethers**: "
-        "`tests/js/chain_walk.js`, one `JsonRpcProvider` (default batching: up to 100 calls "
-        "per JSON-RPC batch, 10 ms stall), the same walk: %d `getBlock` calls at once (one "
-        "batch), each checked to link to its parent, then `getLogs` for the contract over the "
-        "same range; from its first request to its last answer, nothing stored." % (
+        "`tests/js/chain_walk.js`, one `JsonRpcProvider` (its default batching: up to 100 calls "
+        "per JSON-RPC batch, gathered for `batchStallTime` = 10 ms; also run with 0 ms), the "
+        "same walk: %d `getBlock` calls at once (one batch), each checked to link to its "
+        "parent, then `getLogs` for the contract over the same range; from its first request "
+        "to its last answer, nothing stored. Rounds run the three in turn." % (
             a.rounds, time.strftime("%Y-%m-%d %H:%MZ", time.gmtime()), version.strip(), git,
             os.cpu_count() or 0, ganache_v, ethers_v, head + 1, head, a.logs, a.logs, a.batch,
             a.batch),
@@ -278,7 +283,9 @@ def markdown(a, ganache_v, head, runs, lats):
         "| side | blocks | logs | time (median) | blocks/s | logs/s | runs (s) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for side, name in (("ledgermq", "LedgerMQ follower"), ("ethers", "ethers.js walk")):
+    for side, name in (("ledgermq", "LedgerMQ follower"),
+                       ("ethers%d" % ETHERS_STALL_MS, "ethers.js walk"),
+                       ("ethers0", "ethers.js walk, batchStallTime 0")):
         rs = [r for r in runs if r["side"] == side]
         t = statistics.median(r["seconds"] for r in rs)
         lines.append("| %s | %d | %d | %.3f s | %.0f | %.0f | %s |" % (
@@ -330,7 +337,8 @@ def main():
         runs = []
         for r in range(a.rounds):
             for run in (lambda: run_ledgermq(a, g, template, work, head),
-                        lambda: run_ethers(a, g, contract)):
+                        lambda: run_ethers(a, g, contract, ETHERS_STALL_MS),
+                        lambda: run_ethers(a, g, contract, 0)):
                 got = run()
                 print("round %d %-8s %d blocks %d logs %.3f s" % (
                     r + 1, got["side"], got["blocks"], got["logs"], got["seconds"]),

@@ -5,21 +5,30 @@
 // address. Keeps nothing but counts. Prints one JSON line:
 //   {"blocks": N, "logs": M, "seconds": S, "head": H, "ranges": R}
 // where seconds runs from the first request (eth_blockNumber) to the last range's logs.
-//   node chain_walk.js URL ADDRESS BATCH_BLOCKS [CHAIN_ID]
+// STALL_MS: JsonRpcProvider's batchStallTime (how long it waits to gather a batch; ethers'
+// default 10 when not given).
+//   node chain_walk.js URL ADDRESS BATCH_BLOCKS [CHAIN_ID [STALL_MS]]
 "use strict";
 const { JsonRpcProvider, Network } = require("ethers");
 
 const RANGES_MAX = 1000000; // a bound on the walk: 1e6 ranges is far past any bench chain
 
 async function main() {
-    const [url, address, batchArg, chainArg] = process.argv.slice(2);
+    const [url, address, batchArg, chainArg, stallArg] = process.argv.slice(2);
     const batch = Number(batchArg);
-    if (!url || !/^0x[0-9a-fA-F]{40}$/.test(address || "") || !(batch >= 1 && batch <= 1000)) {
-        throw new Error("usage: node chain_walk.js URL ADDRESS BATCH_BLOCKS(1..1000) [CHAIN_ID]");
+    const stall = stallArg === undefined ? 10 : Number(stallArg);
+    if (!url || !/^0x[0-9a-fA-F]{40}$/.test(address || "") || !(batch >= 1 && batch <= 1000) ||
+        !(stall >= 0 && stall <= 1000)) {
+        throw new Error(
+            "usage: node chain_walk.js URL ADDRESS BATCH_BLOCKS(1..1000) [CHAIN_ID [STALL_MS]]");
     }
     // A static network: no eth_chainId before every request (the follower asks once too).
     const network = Network.from(Number(chainArg || 1337));
-    const provider = new JsonRpcProvider(url, network, { staticNetwork: network });
+    const provider = new JsonRpcProvider(url, network, {
+        staticNetwork: network,
+        batchStallTime: stall,
+        batchMaxCount: Math.max(batch, 100), // ethers' default 100, or the whole range
+    });
     const t0 = process.hrtime.bigint();
     const head = await provider.getBlockNumber();
     let blocks = 0;
