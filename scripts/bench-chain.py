@@ -16,7 +16,9 @@ instant mining, fixed accounts):
       JSON-RPC batch, each checked to link to its parent) then eth_getLogs over the same range
       for the contract; from its first request to its last answer;
   (b) runs twice: with ethers' default batchStallTime (10 ms) and with 0;
-  rounds run (a), (b) and (b) with 0 in turn, --rounds each; all must see every block and log;
+  (bare) the same batches sent from Python (urllib), counting only: the node's own share;
+  rounds run (a), (b), (b) with 0 and (bare) in turn, --rounds each; all must see every block
+  and every log;
   (c) block to inbox: a fresh broker following from the latest block with one watch, --latency
       transfers one at a time, each sent after a random pause in [0, poll_ms) (seeded) so blocks
       fall at random points of the poll cycle; from eth_sendTransaction's answer (ganache has
@@ -43,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, ".."))
@@ -223,6 +226,38 @@ def run_ethers(a, g, contract, stall_ms):
             "seconds": r["seconds"]}
 
 
+def rpc_batch(url, calls):
+    body = json.dumps([{"jsonrpc": "2.0", "id": i, "method": m, "params": p}
+                       for i, (m, p) in enumerate(calls)]).encode()
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=WALK_TIMEOUT_S) as r:
+        answers = json.loads(r.read())
+    if not isinstance(answers, list) or len(answers) != len(calls) or any(
+            "result" not in x for x in answers):
+        raise SystemExit("bad JSON-RPC batch answer: %r" % (answers,)[:500])
+    return [x["result"] for x in sorted(answers, key=lambda x: x["id"])]
+
+
+def run_bare(a, g, contract):
+    """The node's share: the same walk with bare JSON-RPC batches (urllib, json) and no other
+    work than counting and the parent check."""
+    t0 = time.monotonic()
+    head = int(rpc_batch(g.url, [("eth_blockNumber", [])])[0], 16)
+    blocks = logs = 0
+    parent = None
+    for first in range(0, head + 1, a.batch):
+        last = min(first + a.batch - 1, head)
+        for h in rpc_batch(g.url, [("eth_getBlockByNumber", [hex(n), False])
+                                   for n in range(first, last + 1)]):
+            if parent is not None and h["parentHash"] != parent:
+                raise SystemExit("block %s does not link to its parent" % h["number"])
+            parent = h["hash"]
+            blocks += 1
+        logs += len(rpc_batch(g.url, [("eth_getLogs", [{"address": contract, "fromBlock": hex(
+            first), "toBlock": hex(last)}])])[0])
+    return {"side": "bare", "blocks": blocks, "logs": logs, "seconds": time.monotonic() - t0}
+
+
 def pct(values, q):
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))]
@@ -275,7 +310,9 @@ def markdown(a, ganache_v, head, runs, lats):
         "per JSON-RPC batch, gathered for `batchStallTime` = 10 ms; also run with 0 ms), the "
         "same walk: %d `getBlock` calls at once (one batch), each checked to link to its "
         "parent, then `getLogs` for the contract over the same range; from its first request "
-        "to its last answer, nothing stored. Rounds run the three in turn." % (
+        "to its last answer, nothing stored. **bare**: the same batches from Python (urllib, "
+        "json), counting and the parent check only: about what ganache itself takes to answer "
+        "the walk. Every run is a fresh process (broker, node); rounds run the four in turn." % (
             a.rounds, time.strftime("%Y-%m-%d %H:%MZ", time.gmtime()), version.strip(), git,
             os.cpu_count() or 0, ganache_v, ethers_v, head + 1, head, a.logs, a.logs, a.batch,
             a.batch),
@@ -285,7 +322,8 @@ def markdown(a, ganache_v, head, runs, lats):
     ]
     for side, name in (("ledgermq", "LedgerMQ follower"),
                        ("ethers%d" % ETHERS_STALL_MS, "ethers.js walk"),
-                       ("ethers0", "ethers.js walk, batchStallTime 0")):
+                       ("ethers0", "ethers.js walk, batchStallTime 0"),
+                       ("bare", "bare JSON-RPC walk (Python)")):
         rs = [r for r in runs if r["side"] == side]
         t = statistics.median(r["seconds"] for r in rs)
         lines.append("| %s | %d | %d | %.3f s | %.0f | %.0f | %s |" % (
@@ -338,7 +376,8 @@ def main():
         for r in range(a.rounds):
             for run in (lambda: run_ledgermq(a, g, template, work, head),
                         lambda: run_ethers(a, g, contract, ETHERS_STALL_MS),
-                        lambda: run_ethers(a, g, contract, 0)):
+                        lambda: run_ethers(a, g, contract, 0),
+                        lambda: run_bare(a, g, contract)):
                 got = run()
                 print("round %d %-8s %d blocks %d logs %.3f s" % (
                     r + 1, got["side"], got["blocks"], got["logs"], got["seconds"]),

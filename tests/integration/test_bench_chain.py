@@ -1,8 +1,8 @@
 """scripts/bench-chain.py (make bench-chain) in its smallest form, so the script can't rot: a
 120-block chain with 12 logs, batch_blocks 10, one round of each side (the LedgerMQ follower's
-catch-up, and the ethers.js walk, tests/js/chain_walk.js, with ethers' batch stall and without),
-and 2 transfers of block-to-inbox latency at poll_ms 100. The script itself fails when a side
-misses a block or a log; here its table must have the three rows, each with every block and
+catch-up; the ethers.js walk, tests/js/chain_walk.js, with ethers' batch stall and without; the
+bare JSON-RPC walk), and 2 transfers of block-to-inbox latency at poll_ms 100. The script itself fails when a side
+misses a block or a log; here its table must have the four rows, each with every block and
 every log, and numbers in every column."""
 
 import os
@@ -14,7 +14,8 @@ import pytest
 pytestmark = pytest.mark.ledgermq_only
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-SIDES = {"LedgerMQ follower", "ethers.js walk", "ethers.js walk, batchStallTime 0"}
+SIDES = {"LedgerMQ follower", "ethers.js walk", "ethers.js walk, batchStallTime 0",
+         "bare JSON-RPC walk (Python)"}
 ROW = re.compile(r"^\| ([^|]+) \| (\d+) \| (\d+) \| ([\d.]+) s \| (\d+) \| (\d+) \| ([\d.]+) \|$")
 LATENCY_ROW = re.compile(r"^\| 100 \| (\d+) ms \| (\d+) ms \| (\d+) ms \|$")
 
