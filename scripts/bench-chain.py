@@ -17,6 +17,7 @@ instant mining, fixed accounts):
       for the contract; from its first request to its last answer;
   (b) runs twice: with ethers' default batchStallTime (10 ms) and with 0;
   (bare) the same batches sent from Python (urllib), counting only: the node's own share;
+  --compare BIN: (a) again with another binary in each round (before/after a change);
   rounds run (a), (b), (b) with 0 and (bare) in turn, --rounds each; all must see every block
   and every log;
   (c) block to inbox: a fresh broker following from the latest block with one watch, --latency
@@ -27,6 +28,7 @@ instant mining, fixed accounts):
 
     scripts/bench-chain.py [--ledgermq build/ledgermq] [--blocks 2000] [--logs 300]
                            [--batch 100] [--rounds 3] [--latency 20] [--polls 100,1000]
+                           [--compare OTHER_LEDGERMQ [--compare-name NAME]]
                            [--doc docs/BENCHMARKS.md]
 
 Prints a Markdown section; --doc replaces the "chain" block of that file (scripts/benchdoc.py).
@@ -185,11 +187,11 @@ def notices(b):
     return sum(1 for (raw,) in rows if json.loads(bytes(raw))["type"] == "ledgermq.chain.log")
 
 
-def run_ledgermq(a, g, template, work, head):
+def run_ledgermq(a, g, template, work, head, binary, side="ledgermq"):
     data = os.path.join(work, "round")
     shutil.rmtree(data, ignore_errors=True)
     shutil.copytree(template, data)
-    b = Broker(a.ledgermq, data, chain_keys(g, start_block=0, batch_blocks=a.batch))
+    b = Broker(binary, data, chain_keys(g, start_block=0, batch_blocks=a.batch))
     try:
         conn = None
         deadline = b.ready_t + CATCH_UP_TIMEOUT_S
@@ -211,7 +213,7 @@ def run_ledgermq(a, g, template, work, head):
         logs = notices(b)
     finally:
         b.stop()
-    return {"side": "ledgermq", "blocks": blocks, "logs": logs, "seconds": seconds}
+    return {"side": side, "blocks": blocks, "logs": logs, "seconds": seconds}
 
 
 def run_ethers(a, g, contract, stall_ms):
@@ -312,7 +314,7 @@ def markdown(a, ganache_v, head, runs, lats):
         "parent, then `getLogs` for the contract over the same range; from its first request "
         "to its last answer, nothing stored. **bare**: the same batches from Python (urllib, "
         "json), counting and the parent check only: about what ganache itself takes to answer "
-        "the walk. Every run is a fresh process (broker, node); rounds run the four in turn." % (
+        "the walk. Every run is a fresh process (broker, node); rounds run the sides in turn." % (
             a.rounds, time.strftime("%Y-%m-%d %H:%MZ", time.gmtime()), version.strip(), git,
             os.cpu_count() or 0, ganache_v, ethers_v, head + 1, head, a.logs, a.logs, a.batch,
             a.batch),
@@ -321,10 +323,13 @@ def markdown(a, ganache_v, head, runs, lats):
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for side, name in (("ledgermq", "LedgerMQ follower"),
+                       ("compare", "LedgerMQ follower, %s" % (a.compare_name or a.compare)),
                        ("ethers%d" % ETHERS_STALL_MS, "ethers.js walk"),
                        ("ethers0", "ethers.js walk, batchStallTime 0"),
                        ("bare", "bare JSON-RPC walk (Python)")):
         rs = [r for r in runs if r["side"] == side]
+        if not rs:
+            continue
         t = statistics.median(r["seconds"] for r in rs)
         lines.append("| %s | %d | %d | %.3f s | %.0f | %.0f | %s |" % (
             name, rs[0]["blocks"], rs[0]["logs"], t, rs[0]["blocks"] / t, rs[0]["logs"] / t,
@@ -357,6 +362,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--latency", type=int, default=20, help="transfers per poll_ms (0: none)")
     ap.add_argument("--polls", default="100,1000")
+    ap.add_argument("--compare", help="another ledgermq binary run beside --ledgermq (a build "
+                    "of another commit: before/after a change)")
+    ap.add_argument("--compare-name", help="what the table calls --compare (e.g. its commit)")
     ap.add_argument("--doc")
     a = ap.parse_args()
     if a.blocks < a.logs + 2 or a.rounds < 1 or not 1 <= a.batch <= 1000 or a.latency < 0:
@@ -374,10 +382,16 @@ def main():
         make_template(a, g, contract, template)
         runs = []
         for r in range(a.rounds):
-            for run in (lambda: run_ledgermq(a, g, template, work, head),
-                        lambda: run_ethers(a, g, contract, ETHERS_STALL_MS),
-                        lambda: run_ethers(a, g, contract, 0),
-                        lambda: run_bare(a, g, contract)):
+            sides = [lambda: run_ledgermq(a, g, template, work, head, a.ledgermq)]
+            if a.compare:
+                sides.append(lambda: run_ledgermq(a, g, template, work, head, a.compare,
+                                                  "compare"))
+                if r % 2 == 1:
+                    sides.reverse()  # neither binary always runs first
+            for run in sides + [
+                    lambda: run_ethers(a, g, contract, ETHERS_STALL_MS),
+                    lambda: run_ethers(a, g, contract, 0),
+                    lambda: run_bare(a, g, contract)]:
                 got = run()
                 print("round %d %-8s %d blocks %d logs %.3f s" % (
                     r + 1, got["side"], got["blocks"], got["logs"], got["seconds"]),
