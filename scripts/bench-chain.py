@@ -341,7 +341,9 @@ def markdown(a, ganache_v, head, runs, lats):
             "transfers one at a time, each after a random pause in [0, `poll_ms`) (seeded), "
             "from `eth_sendTransaction`'s answer (the block is mined) to the "
             "`ledgermq.chain.log` notice on the watcher's MQTT session. A block waits for the "
-            "next poll, `poll_ms / 2` on average." % a.latency,
+            "next poll, `poll_ms / 2` on average.%s" % (
+                a.latency, " With fewer than 100 transfers p99 is the largest." if a.latency < 100
+                else ""),
             "",
             "| poll_ms | p50 | p99 | max |",
             "| --- | --- | --- | --- |",
@@ -349,7 +351,13 @@ def markdown(a, ganache_v, head, runs, lats):
         for r in lats:
             lines.append("| %d | %.0f ms | %.0f ms | %.0f ms |" % (r["poll_ms"], r["p50"],
                                                                    r["p99"], r["max"]))
-    lines += ["", "Rerun: `make bench-chain`."]
+    if a.compare:
+        lines += ["", "The \"LedgerMQ follower, %s\" row: another build of the broker (`--compare`), run in the "
+                  "same rounds on the same chain, the two alternating which goes first." % (
+                      a.compare_name or a.compare)]
+    lines += ["", "Rerun: `make bench-chain`%s." % (
+        " with `BENCH_CHAIN_ARGS=\"--compare OTHER_BUILD/ledgermq --compare-name NAME\"`"
+        if a.compare else "")]
     return "\n".join(lines) + "\n"
 
 
