@@ -352,8 +352,9 @@ def markdown(a, ganache_v, head, runs, lats):
             lines.append("| %d | %.0f ms | %.0f ms | %.0f ms |" % (r["poll_ms"], r["p50"],
                                                                    r["p99"], r["max"]))
     if a.compare:
-        lines += ["", "The \"LedgerMQ follower, %s\" row: another build of the broker (`--compare`), run in the "
-                  "same rounds on the same chain, the two alternating which goes first." % (
+        lines += ["", "The \"LedgerMQ follower, %s\" row: another build of the broker "
+                  "(`--compare`), run in the same rounds on the same chain, the two alternating "
+                  "which goes first." % (
                       a.compare_name or a.compare)]
     lines += ["", "Rerun: `make bench-chain`%s." % (
         " with `BENCH_CHAIN_ARGS=\"--compare OTHER_BUILD/ledgermq --compare-name NAME\"`"
