@@ -345,12 +345,13 @@ def markdown(a, ganache_v, head, runs, lats):
                 a.latency, " With fewer than 100 transfers p99 is the largest." if a.latency < 100
                 else ""),
             "",
-            "| poll_ms | p50 | p99 | max |",
-            "| --- | --- | --- | --- |",
+            "| poll_ms | p50 | p99 | max | runs (ms, in order) |",
+            "| --- | --- | --- | --- | --- |",
         ]
         for r in lats:
-            lines.append("| %d | %.0f ms | %.0f ms | %.0f ms |" % (r["poll_ms"], r["p50"],
-                                                                   r["p99"], r["max"]))
+            lines.append("| %d | %.0f ms | %.0f ms | %.0f ms | %s |" % (
+                r["poll_ms"], r["p50"], r["p99"], r["max"],
+                ", ".join("%.0f" % x for x in r["runs"])))
     if a.compare:
         lines += ["", "The \"LedgerMQ follower, %s\" row: another build of the broker "
                   "(`--compare`), run in the same rounds on the same chain, the two alternating "
