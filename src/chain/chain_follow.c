@@ -724,10 +724,16 @@ int chain_init(struct broker *b)
         return LMQ_ENOMEM;
     c->broker = b;
     b->chain = c;
-    int rc = commit_hook_register(b, &chain_commit_hook, c, &c->commit_slot);
-    if (rc != LMQ_OK)
-        return rc;
-    return chain_notify_init(c);
+    return commit_hook_register(b, &chain_commit_hook, c, &c->commit_slot);
+}
+
+int chain_init_watches(struct broker *b)
+{
+    LMQ_ASSERT(b != NULL);
+    if (b->chain == NULL)
+        return LMQ_OK;
+    LMQ_ASSERT(b->chain->broker == b);
+    return chain_notify_init(b->chain);
 }
 
 int chain_start(struct broker *b)
