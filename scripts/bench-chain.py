@@ -291,7 +291,19 @@ def run_latency(a, g, contract, work, poll_ms, rng):
             "max": max(lat_ms), "runs": lat_ms}
 
 
-def markdown(a, ganache_v, head, runs, lats):
+def machine():
+    """The CPU model and the load average now (other work shares the machine)."""
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f
+                          if line.startswith("model name")), "?")
+    except OSError:
+        pass
+    return "%d CPUs (%s)" % (os.cpu_count() or 0, model), "%.1f" % os.getloadavg()[0]
+
+
+def markdown(a, ganache_v, head, runs, lats, load_start):
     version = subprocess.run([a.ledgermq, "version"], capture_output=True, text=True).stdout
     git = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                          capture_output=True, text=True).stdout.strip() or "?"
@@ -301,7 +313,8 @@ def markdown(a, ganache_v, head, runs, lats):
         "## Chain follower: catch-up beside ethers.js, and block-to-inbox latency",
         "",
         "Written by `make bench-chain` (`scripts/bench-chain.py`, %d rounds of each side, "
-        "alternating, medians), %s, %s (git %s), %d CPUs, `--sync always`, ganache %s (npm, "
+        "alternating, medians), %s, %s (git %s), %s, load average %s at the start and %s at "
+        "the end (other work shares the machine), `--sync always`, ganache %s (npm, "
         "instant mining) and ethers %s on the same machine. The chain: %d blocks (0..%d), a "
         "Transfer contract deployed in block 1, %d transfers (one log each) in the next %d "
         "blocks, the rest empty. **LedgerMQ**: one watch on the contract stored, `start_block = "
@@ -316,8 +329,8 @@ def markdown(a, ganache_v, head, runs, lats):
         "json), counting and the parent check only: about what ganache itself takes to answer "
         "the walk. Every run is a fresh process (broker, node); rounds run the sides in turn." % (
             a.rounds, time.strftime("%Y-%m-%d %H:%MZ", time.gmtime()), version.strip(), git,
-            os.cpu_count() or 0, ganache_v, ethers_v, head + 1, head, a.logs, a.logs, a.batch,
-            a.batch),
+            machine()[0], load_start, machine()[1], ganache_v, ethers_v, head + 1, head, a.logs,
+            a.logs, a.batch, a.batch),
         "",
         "| side | blocks | logs | time (median) | blocks/s | logs/s | runs (s) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -381,6 +394,7 @@ def main():
         ap.error("need --blocks >= --logs + 2, --rounds >= 1, --batch in 1..1000")
     polls = [int(x) for x in a.polls.split(",") if x]
     rng = random.Random(SEED)
+    load_start = machine()[1]
     work = tempfile.mkdtemp(prefix="bench-chain-")
     g = start_ganache(max_seconds=600)
     try:
@@ -419,7 +433,7 @@ def main():
     finally:
         g.stop()
         shutil.rmtree(work, ignore_errors=True)
-    text = markdown(a, ganache_v, head, runs, lats)
+    text = markdown(a, ganache_v, head, runs, lats, load_start)
     print(text)
     if a.doc:
         benchdoc.write_block(a.doc, "chain", text)
