@@ -7,7 +7,7 @@ BUILD_ASAN ?= build-asan
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 600
 
-.PHONY: bench-events bench-data bench-ledger all deps build install run test test-asan test-crash test-attack fuzz format clean bench
+.PHONY: bench-events bench-chain bench-data bench-ledger all deps build install run test test-asan test-crash test-attack fuzz format clean bench
 
 all: build
 
@@ -78,6 +78,14 @@ bench-ledger: build
 # The event stream: envelope throughput with 0, 1 and 10 webhooks, and webhook delivery rate.
 bench-events: build
 	@/usr/bin/python3 scripts/bench-events.py --ledgermq ./$(BUILD)/ledgermq --doc docs/BENCHMARKS.md
+
+# The chain follower: catch-up from block 0 on a local ganache (blocks/s, logs/s) beside
+# ethers.js doing the same eth_getBlockByNumber + eth_getLogs walk, and block-to-inbox latency at
+# poll_ms 100 and 1000. BENCH_CHAIN_ARGS more options (scripts/bench-chain.py --help).
+BENCH_CHAIN_ARGS ?=
+bench-chain: build
+	@/usr/bin/python3 scripts/bench-chain.py --ledgermq ./$(BUILD)/ledgermq --doc docs/BENCHMARKS.md \
+		$(BENCH_CHAIN_ARGS)
 
 # JSON Schema validation objects/s for three model sizes, LedgerMQ's engine beside ajv (node);
 # typed-object ingest beside plain envelopes; rl_T EQ over 1,000,000 seeded resources beside its

@@ -587,6 +587,8 @@ static int broker_open_data(struct broker *b, const struct lmq_config *cfg)
     if (id_rc == LMQ_OK)
         id_rc = seal_init(b); /* registers the seal job and its commit hook */
     if (id_rc == LMQ_OK)
+        id_rc = chain_init(b); /* its commit hook before data_init opens a batch */
+    if (id_rc == LMQ_OK)
         id_rc = bots_init(b);
     if (id_rc == LMQ_OK)
         id_rc = validators_init(b);
@@ -595,7 +597,7 @@ static int broker_open_data(struct broker *b, const struct lmq_config *cfg)
     if (id_rc == LMQ_OK)
         id_rc = plugins_load(b); /* after data: validate sees envelopes objects checks passed */
     if (id_rc == LMQ_OK)
-        id_rc = chain_init(b); /* its watch hook after the others' */
+        id_rc = chain_init_watches(b); /* its watch hook after the others' */
     if (id_rc != LMQ_OK)
         return id_rc == LMQ_ENOMEM ? LMQ_ENOMEM : LMQ_EINVAL;
     return LMQ_OK;

@@ -15,8 +15,12 @@
 
 struct broker;
 
-/* Before recovery: registers the watch envelopes' hook. 0, LMQ_ELIMIT, LMQ_ENOMEM. */
+/* Before data_init opens the first batch: creates the follower and registers its commit hook.
+ * 0, LMQ_ELIMIT, LMQ_ENOMEM. */
 int chain_init(struct broker *b) LMQ_WUR;
+/* Before recovery, after chain_init and the other modules' envelope hooks: registers the watch
+ * envelopes' hook. 0, LMQ_ELIMIT, LMQ_ENOMEM. */
+int chain_init_watches(struct broker *b) LMQ_WUR;
 /* After recovery: loads the stored tip and watches, checks the stored chain, starts polling.
  * 0, LMQ_EIO (the store can't be read, or the stored headers are not one chain), LMQ_ENOMEM. */
 int chain_start(struct broker *b) LMQ_WUR;

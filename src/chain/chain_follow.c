@@ -673,9 +673,11 @@ static void chain_on_timer(uv_timer_t *t)
     if (c->stopped)
         return;
     if (b->committed_seq < c->written_seq) { /* the last writes are not durable yet */
+        c->durable_wait = true;              /* chain_on_durable starts the step once they are */
         uv_timer_start(&c->timer, chain_on_timer, CHAIN_DURABLE_WAIT_MS, 0);
         return;
     }
+    c->durable_wait = false;
     if (c->have_tip && chain_notify_confirm(c) != LMQ_OK)
         lmq_log_msg(LMQ_LOG_ERROR, "chain_confirm_failed", "cannot read the chain notices");
     if (c->check_pending && c->have_tip &&
@@ -701,6 +703,25 @@ static void chain_schedule(struct chain *c, uint64_t delay_ms)
     uv_timer_start(&c->timer, chain_on_timer, delay_ms, 0);
 }
 
+/* A batch is durable: when it holds the follower's last writes and a step waits for them, the
+ * step starts now rather than at the next CHAIN_DURABLE_WAIT_MS look (a catch-up step waited
+ * for that look after every commit). */
+static void chain_on_durable(void *ctx, uint64_t batch_seq, void **data)
+{
+    struct chain *c = ctx;
+    LMQ_ASSERT(c != NULL && data != NULL);
+    if (!c->durable_wait || batch_seq < c->written_seq || c->stopped || !c->timer_open)
+        return;
+    LMQ_ASSERT(!c->busy); /* a step waiting for durability has not started */
+    c->durable_wait = false;
+    uv_timer_start(&c->timer, chain_on_timer, 0, 0);
+}
+
+static const struct commit_hook chain_commit_hook = {
+    .name = "chain",
+    .on_durable = chain_on_durable,
+};
+
 /* ---- chain.h ---- */
 
 int chain_init(struct broker *b)
@@ -713,7 +734,16 @@ int chain_init(struct broker *b)
         return LMQ_ENOMEM;
     c->broker = b;
     b->chain = c;
-    return chain_notify_init(c);
+    return commit_hook_register(b, &chain_commit_hook, c, &c->commit_slot);
+}
+
+int chain_init_watches(struct broker *b)
+{
+    LMQ_ASSERT(b != NULL);
+    if (b->chain == NULL)
+        return LMQ_OK;
+    LMQ_ASSERT(b->chain->broker == b);
+    return chain_notify_init(b->chain);
 }
 
 int chain_start(struct broker *b)

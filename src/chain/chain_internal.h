@@ -26,7 +26,8 @@
 #define CHAIN_DEGRADED_WINDOW_POLLS 10
 /* The longest wait between polls while the node is down (the backoff doubles up to it). */
 #define CHAIN_BACKOFF_MAX_MS 30000
-/* Between two looks at whether the follower's last writes are durable. */
+/* Between two looks at whether the follower's last writes are durable. The commit hook starts
+ * the next step as soon as they are (chain_on_durable); this look is the fallback. */
 #define CHAIN_DURABLE_WAIT_MS 5
 /* The highest block number the follower takes from a node: the store keeps block numbers as
  * SQLite integers, and the catch-up's arithmetic (head - start + 1) stays far from wrapping. */
@@ -84,6 +85,8 @@ struct chain {
     uint32_t range_blocks;
     bool have_head;
     uint64_t written_seq;  /* the commit batch of the follower's last writes */
+    bool durable_wait;     /* the next step waits for written_seq to be durable */
+    size_t commit_slot;    /* the follower's commit hook (chain_on_durable) */
     uint64_t confirm_from; /* notices below this block are confirmed (or retracted) */
     /* Health: polls that failed in a row; the last polls as bits (1 = failed). */
     uint32_t failures_in_row;

@@ -193,6 +193,18 @@ def test_catch_up_from_start_block_then_follow_with_state_in_healthz_and_metrics
     check_one_chain_equal_to_node(b, node, rows)
 
 
+def test_follows_beside_data_models_that_open_the_first_batch(start_broker, node, tmp_path):
+    # data_init writes its models' index records at start, which opens the first commit batch:
+    # the follower's commit hook must register before it (it once did not: an assert at start).
+    d = dc.write_models(tmp_path, {"account.json": {
+        "$id": "com.example.Account", "type": "object",
+        "properties": {"iban": {"type": "string", "x-index": True}}, "required": ["iban"]}})
+    node.mine(2)
+    b = dc.ready_addresses(start_broker(config(node, start_block=node.block_number() - 1)
+                                        + "[data]\nmodels = %s\n" % d))
+    check_one_chain_equal_to_node(b, node, wait_tip(b, node))
+
+
 def test_watch_notify_decoded_confirm_reorg_retracts_and_verify(start_broker, node, tmp_path):
     b = dc.ready_addresses(start_broker(config(node)))
     server = server_id(b)
