@@ -616,10 +616,31 @@ static void test_mqtt_auth_worked_example(void **state)
     free(long_msg);
 }
 
+/* The signing key is kept per thread for the last seed: alternating seeds must still sign (and
+ * derive public keys) with the right one each time. */
+static void test_ed25519_alternating_seeds_use_their_own_key(void **state)
+{
+    (void)state;
+    uint8_t seeds[2][CRYPTO_ED25519_SEED_BYTES], pubs[2][CRYPTO_ED25519_PUB_BYTES];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(crypto_ed25519_generate(seeds[i], pubs[i]), LMQ_OK);
+    static const uint8_t msg[] = "one message";
+    for (int round = 0; round < 6; round++) {
+        int k = round % 2 == 0 || round == 5 ? 0 : 1;
+        uint8_t sig[CRYPTO_ED25519_SIG_BYTES], pub[CRYPTO_ED25519_PUB_BYTES];
+        assert_int_equal(crypto_ed25519_sign(seeds[k], msg, sizeof(msg), sig), LMQ_OK);
+        assert_true(crypto_ed25519_verify(pubs[k], msg, sizeof(msg), sig));
+        assert_false(crypto_ed25519_verify(pubs[1 - k], msg, sizeof(msg), sig));
+        assert_int_equal(crypto_ed25519_public(seeds[1 - k], pub), LMQ_OK);
+        assert_memory_equal(pub, pubs[1 - k], sizeof(pub));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ed25519_rfc8032_vectors),
+        cmocka_unit_test(test_ed25519_alternating_seeds_use_their_own_key),
         cmocka_unit_test(test_hex_round_trip_and_strictness),
         cmocka_unit_test(test_base64url_rfc4648_vectors_and_strictness),
         cmocka_unit_test(test_base64_padded_vectors_and_strictness),
