@@ -181,9 +181,10 @@ static void broker_stop(struct broker *b, const char *why)
     sys_tree_stop(b);
     webhooks_stop(b); /* deliveries in flight are sent again after a restart */
     plugins_stop(b);
-    jobs_stop(b);  /* a run in progress is recorded interrupted */
-    seal_stop(b);  /* a seal committed and not sent is sent again after a restart */
-    chain_stop(b); /* a step in flight is dropped: its blocks are fetched again */
+    jobs_stop(b);       /* a run in progress is recorded interrupted */
+    seal_stop(b);       /* a seal committed and not sent is sent again after a restart */
+    chain_stop(b);      /* a step in flight is dropped: its blocks are fetched again */
+    validators_stop(b); /* pending verdicts are in memory only: the resends ask again */
     uv_timer_start(&b->shutdown_timer, on_shutdown_timeout, BROKER_SHUTDOWN_GRACE_MS, 0);
     broker_on_conn_freed(b);
 }

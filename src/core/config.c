@@ -198,6 +198,7 @@ void lmq_config_defaults(struct lmq_config *cfg)
     cfg->plugins.slow_us = 1000;
     /* Well under common keepalives (a waiting publisher's input is not read meanwhile). */
     cfg->verdict_timeout_ms = LMQ_VERDICT_TIMEOUT_DEFAULT_MS;
+    cfg->verdicts_per_address = LMQ_VERDICTS_PER_ADDRESS_DEFAULT;
     /* One client address may hold the loop for a fifth of each second with data reads. */
     cfg->data.read_budget_ms_per_s = 200;
     cfg->events_security_per_s = 100;
@@ -727,9 +728,21 @@ static int config__set_bots(struct lmq_config *cfg, const char *key, const char 
         cfg->verdict_timeout_ms = (uint32_t)v;
         return 0;
     }
+    if (strcmp(key, "verdicts_per_address") == 0) {
+        uint64_t v = 0;
+        if (!config__parse_u64(value, &v) || v < 1 || v > LMQ_VERDICTS_PER_ADDRESS_MAX) {
+            lmq_errf(err, err_len,
+                     "[bots] verdicts_per_address: expected an integer 1..%u, got \"%.*s%s\"",
+                     LMQ_VERDICTS_PER_ADDRESS_MAX, config__show_len(value), value,
+                     config__show_more(value));
+            return LMQ_EINVAL;
+        }
+        cfg->verdicts_per_address = (uint32_t)v;
+        return 0;
+    }
     lmq_errf(err, err_len,
-             "[bots] %s: unknown key (expected ids, validators, verdict_timeout_ms or "
-             "default_verdict)",
+             "[bots] %s: unknown key (expected ids, validators, verdict_timeout_ms, "
+             "verdicts_per_address or default_verdict)",
              key);
     return LMQ_EINVAL;
 }

@@ -185,6 +185,9 @@ struct lmq_admin_config {
 #define LMQ_VERDICT_TIMEOUT_DEFAULT_MS 5000
 #define LMQ_VERDICT_TIMEOUT_MIN_MS 100
 #define LMQ_VERDICT_TIMEOUT_MAX_MS 30000
+/* [bots] verdicts_per_address: its default and range (the table holds 1024 in all). */
+#define LMQ_VERDICTS_PER_ADDRESS_DEFAULT 64
+#define LMQ_VERDICTS_PER_ADDRESS_MAX 1024
 /* [bots] validators = TYPE:BOTID: the bot whose verdict an envelope of type waits for. */
 struct lmq_validator_config {
     char type[LMQ_VALIDATOR_TYPE_MAX_CHARS + 1];
@@ -361,7 +364,8 @@ struct lmq_config {
     struct lmq_validator_config validators[LMQ_VALIDATORS_MAX];
     uint32_t validator_count;
     uint32_t verdict_timeout_ms;
-    bool default_verdict_accept; /* false (the default): reject when no verdict comes */
+    uint32_t verdicts_per_address; /* pending verdicts one client address may hold */
+    bool default_verdict_accept;   /* false (the default): reject when no verdict comes */
     enum lmq_sync_mode sync;
     enum lmq_log_level log_level;
     /* [server] sys_interval: seconds between $SYS/broker/... updates (sys_tree.c); 0 = none. */

@@ -51,6 +51,8 @@ struct validators_pending {
     char sender[LMQ_IDENTITY_ID_CHARS + 1];
     char link[LEDGER_ENVELOPE_LINK_BYTES];
     uint8_t *client_id; /* the sender's session, to wake it (a copy) */
+    uint8_t addr[8];    /* the sender's address group (conn_address_group; IPv6 by /64) */
+    uint8_t addr_len;   /* 0: unknown */
     size_t client_id_len;
     bool accept;                                 /* decided */
     char reason[VALIDATORS_REJECT_REASON_BYTES]; /* decided, rejected */
@@ -73,6 +75,7 @@ struct validators {
     uint64_t requests;
     uint64_t results[VALIDATORS_R_COUNT];
     struct validators_pending pending[VALIDATORS_PENDING_MAX];
+    bool stopped; /* validators_stop: the timer is never armed again */
 };
 
 static struct validators_bot *validators_bot_find(struct validators *vs, const char *id,
@@ -113,7 +116,7 @@ static void validators_arm(struct validators *vs)
             earliest = LMQ_MIN(earliest, vs->pending[i].deadline_ms);
     }
     uv_timer_stop(&vs->timer);
-    if (earliest == UINT64_MAX)
+    if (earliest == UINT64_MAX || vs->stopped)
         return;
     uint64_t now = clock_now_ms(vs->broker);
     uv_timer_start(&vs->timer, validators_on_timer, earliest > now ? earliest - now : 0, 0);
@@ -251,21 +254,25 @@ static bool validators_ask(struct validators *vs, struct validators_pending *p, 
     };
     memcpy(p->sender, c->identity, LMQ_IDENTITY_ID_CHARS);
     memcpy(p->link, link, sizeof(p->link));
+    p->addr_len = conn_address_group(c, p->addr);
     vs->pending_count++;
     vs->requests++;
     validators_arm(vs);
     return true;
 }
 
-/* The entry for (sender, link), and through free_slot a free one and through sender_count how
- * many the sender holds. */
-static struct validators_pending *validators_lookup(struct validators *vs, const char *sender,
+/* The entry for (c's sender, link), and through free_slot a free one, through sender_count how
+ * many the sender holds and through addr_count how many c's address group holds. */
+static struct validators_pending *validators_lookup(struct validators *vs, const struct conn *c,
                                                     const char *link,
                                                     struct validators_pending **free_slot,
-                                                    size_t *sender_count)
+                                                    size_t *sender_count, size_t *addr_count)
 {
     *free_slot = NULL;
     *sender_count = 0;
+    *addr_count = 0;
+    uint8_t addr[8];
+    uint8_t addr_len = conn_address_group(c, addr);
     for (size_t i = 0; i < VALIDATORS_PENDING_MAX; i++) {
         struct validators_pending *p = &vs->pending[i];
         if (p->state == VALIDATORS_FREE) {
@@ -273,7 +280,9 @@ static struct validators_pending *validators_lookup(struct validators *vs, const
                 *free_slot = p;
             continue;
         }
-        if (strcmp(p->sender, sender) != 0)
+        if (addr_len > 0 && p->addr_len == addr_len && memcmp(p->addr, addr, addr_len) == 0)
+            (*addr_count)++;
+        if (strcmp(p->sender, c->identity) != 0)
             continue;
         if (strcmp(p->link, link) == 0)
             return p;
@@ -336,8 +345,8 @@ enum validators_gate validators_check(struct conn *c, const struct ledger_envelo
     if (strcmp(vs->bots[bot].id, c->identity) == 0)
         return VALIDATORS_PASS; /* the validator's own envelopes */
     struct validators_pending *free_slot = NULL;
-    size_t held = 0;
-    struct validators_pending *p = validators_lookup(vs, c->identity, link, &free_slot, &held);
+    size_t held = 0, addr_held = 0;
+    struct validators_pending *p = validators_lookup(vs, c, link, &free_slot, &held, &addr_held);
     if (p != NULL && p->state == VALIDATORS_DECIDED) {
         bool accept = p->accept;
         if (!accept) {
@@ -347,7 +356,8 @@ enum validators_gate validators_check(struct conn *c, const struct ledger_envelo
         validators_free_entry(vs, p);
         return accept ? VALIDATORS_PASS : VALIDATORS_REJECT;
     }
-    if (p == NULL && free_slot != NULL && held < VALIDATORS_PENDING_PER_SENDER_MAX)
+    if (p == NULL && free_slot != NULL && held < VALIDATORS_PENDING_PER_SENDER_MAX &&
+        addr_held < b->cfg.verdicts_per_address)
         return VALIDATORS_ASK;
     /* Asked, or no room to ask yet (retried on the tick). The server holds this connection's
      * input, so its silence meanwhile is not the client's: keepalive counts from now. */
@@ -363,8 +373,8 @@ enum validators_gate validators_ask_now(struct conn *c, const struct ledger_enve
     int v = vs != NULL ? validators_for_envelope(b, env) : -1;
     LMQ_ASSERT(v >= 0 && vs->type_bot[v] < vs->bot_count);
     struct validators_pending *free_slot = NULL;
-    size_t held = 0;
-    struct validators_pending *p = validators_lookup(vs, c->identity, link, &free_slot, &held);
+    size_t held = 0, addr_held = 0;
+    struct validators_pending *p = validators_lookup(vs, c, link, &free_slot, &held, &addr_held);
     LMQ_ASSERT(p == NULL && free_slot != NULL); /* as validators_check found it, this turn */
     if (!validators_ask(vs, free_slot, vs->type_bot[v], c, env, link))
         return validators_default_now(vs, reason);
@@ -516,6 +526,14 @@ int validators_init(struct broker *b)
     vs->timer.data = vs;
     b->validators = vs;
     return LMQ_OK;
+}
+
+void validators_stop(struct broker *b)
+{
+    if (b->validators == NULL)
+        return;
+    b->validators->stopped = true;
+    uv_timer_stop(&b->validators->timer);
 }
 
 void validators_destroy(struct broker *b)

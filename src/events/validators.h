@@ -66,5 +66,8 @@ uint8_t validators_verdict(struct conn *c, const struct mqtt_publish *pub);
 void validators_subscribed(struct conn *c, const uint8_t *filter, size_t len);
 /* The validator lines of /metrics (nothing without validators). */
 int validators_metrics(struct broker *b, struct lmq_buf *out);
+/* Shutdown: the verdict timer no longer keeps the loop alive (pending verdicts are dropped with
+ * the process; the clients, which have no PUBACK, resend). Idempotent. */
+void validators_stop(struct broker *b);
 
 #endif

@@ -375,7 +375,8 @@ def test_a_bad_request_gets_an_error_on_events_sync(start_broker, leaf, body, er
     ("[bots]\n" + "".join("ids = %064x, %064x\n" % (2 * i, 2 * i + 1) for i in range(16)) +
      "ids = %064x\n" % 99, "[bots] ids: more than 32 identities"),
     ("[bots]\nevents = *\n",
-     "[bots] events: unknown key (expected ids, validators, verdict_timeout_ms or "
+     "[bots] events: unknown key (expected ids, validators, verdict_timeout_ms, "
+     "verdicts_per_address or "
      "default_verdict)"),
 ], ids=["not_hex", "33_over_17_lines", "unknown_key"])
 def test_bad_bots_configuration_stops_the_start_with_one_line(tmp_path, ini, message):

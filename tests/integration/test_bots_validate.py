@@ -260,6 +260,34 @@ def test_default_accept_after_timeout_keeps_the_connection_and_a_crash_asks_agai
     v.close()
 
 
+def test_one_address_holds_at_most_verdicts_per_address(start_broker):
+    """Three senders from one address with verdicts_per_address = 2: two are asked, the third
+    waits unasked (the table has room) until one of the first two is decided. The broker then
+    stops on SIGTERM with a verdict still pending (its 30 s timer does not hold the loop)."""
+    bot = lc.Identity()
+    senders = [lc.Identity() for _ in range(3)]
+    r = lc.Identity()
+    b = start(start_broker, [bot], [(TYPE, bot)],
+              "verdict_timeout_ms = 30000\nverdicts_per_address = 2\n")
+    v = Validator(b, bot)
+    clients = [Client(b, ident) for ident in senders]
+    for c in clients[:2]:
+        c.send(r.id, {"verdict": "silent"})
+    wait_requests(v, 2)
+    clients[2].send(r.id, {"verdict": "silent"})
+    time.sleep(1.0)  # four retries of the third sender: still not asked
+    assert len(v.requests) == 2 and b.metric("ledgermq_validator_pending") == 2
+    v.verdict({"request": v.requests[0]["request"], "accept": True})
+    third = wait_requests(v, 3)
+    assert third["from"] == senders[2].id
+    v.verdict({"request": third["request"], "accept": False, "reason": "no"})
+    first = next(c for c in clients if c.ident.id == v.requests[0]["from"])
+    assert first.next()[0] == "ack"
+    leaf, rej = clients[2].next()
+    assert (leaf, rej["reason"]) == ("reject", "bot:no")
+    v.close()
+
+
 @pytest.mark.parametrize("ini, message", [
     ("[bots]\nvalidators = %s:%s\n" % (TYPE, BOT),
      "[bots] validators: com.example.Onboarding's validator %s is not one of [bots] ids" % BOT),
@@ -271,6 +299,8 @@ def test_default_accept_after_timeout_keeps_the_connection_and_a_crash_asks_agai
     ("[bots]\nverdict_timeout_ms = 50\n",
      "[bots] verdict_timeout_ms: expected an integer 100..30000"),
     ("[bots]\ndefault_verdict = maybe\n", "[bots] default_verdict: expected accept or reject"),
+    ("[bots]\nverdicts_per_address = 0\n",
+     "[bots] verdicts_per_address: expected an integer 1..1024"),
 ])
 def test_bad_validator_configuration_stops_the_start_with_one_line(tmp_path, ini, message):
     (tmp_path / "c.ini").write_text(ini)

@@ -630,7 +630,7 @@ static void test_bots_ids_add_up_over_lines_and_are_bounded(void **state)
     assert_string_equal(cfg.bots[0], AUDITOR_B);
     assert_int_equal(lmq_config_set(&cfg, "bots", "events", "*", err, sizeof(err)), LMQ_EINVAL);
     assert_non_null(strstr(err, "[bots] events: unknown key (expected ids, validators, "
-                                "verdict_timeout_ms or default_verdict)"));
+                                "verdict_timeout_ms, verdicts_per_address or default_verdict)"));
     assert_int_equal(lmq_config_set(&cfg, "bots", "ids", "abc", err, sizeof(err)), LMQ_EINVAL);
     assert_non_null(strstr(err, "[bots] ids: expected identity ids"));
     assert_int_equal(cfg.bot_count, 1); /* a failed set changes nothing */
