@@ -239,8 +239,10 @@ static void chain_written(struct chain *c)
 
 static void chain_on_header(void *ctx, const struct eth_rpc_answer *a);
 
-/* Fetches headers first..first+count-1 in one batch; chain_on_header collects them. */
-static void chain_fetch_headers(struct chain *c, uint64_t first, size_t count)
+/* Fetches headers first..first+count-1 in one batch; each answer goes to on_header (catch-up's
+ * chain_on_header or the walk back's chain_on_fork_header), which collects them in the step. */
+static void chain_fetch_headers(struct chain *c, uint64_t first, size_t count,
+                                eth_rpc_done_fn on_header)
 {
     LMQ_ASSERT(count > 0 && count <= ETH_RPC_BATCH_MAX);
     struct chain_step *s = &c->step;
@@ -256,7 +258,7 @@ static void chain_fetch_headers(struct chain *c, uint64_t first, size_t count)
     s->first = first;
     int rc = LMQ_OK;
     for (size_t i = 0; i < count && rc == LMQ_OK; i++)
-        rc = eth_rpc_block_by_number(c->rpc, batch, first + i, chain_on_header, c);
+        rc = eth_rpc_block_by_number(c->rpc, batch, first + i, on_header, c);
     if (rc == LMQ_OK)
         rc = eth_rpc_batch_send(batch);
     else
@@ -329,28 +331,7 @@ static void chain_find_fork(struct chain *c)
     low = LMQ_MAX(low, c->first);
     if (c->have_head && c->head < top)
         top = LMQ_MAX(c->head, low);
-    chain_step_reset(c);
-    struct chain_step *s = &c->step;
-    size_t count = (size_t)(top - low + 1);
-    s->headers = calloc(count, sizeof(*s->headers));
-    s->got = calloc(count, sizeof(*s->got));
-    struct eth_rpc_batch *batch = NULL;
-    if (s->headers == NULL || s->got == NULL || eth_rpc_batch_begin(c->rpc, &batch) != LMQ_OK) {
-        chain_poll_done(c, false);
-        return;
-    }
-    s->count = count;
-    s->first = low;
-    int rc = LMQ_OK;
-    for (size_t i = 0; i < count && rc == LMQ_OK; i++)
-        rc = eth_rpc_block_by_number(c->rpc, batch, low + i, chain_on_fork_header, c);
-    if (rc == LMQ_OK)
-        rc = eth_rpc_batch_send(batch);
-    else
-        eth_rpc_batch_discard(batch);
-    c->rpc_calls++;
-    if (rc != LMQ_OK)
-        chain_poll_done(c, false);
+    chain_fetch_headers(c, low, (size_t)(top - low + 1), chain_on_fork_header);
 }
 
 static void chain_halt(struct chain *c, uint64_t low)
@@ -632,11 +613,13 @@ static void chain_on_head(void *ctx, const struct eth_rpc_answer *a)
             chain_poll_done(c, true); /* the start block is not there yet */
             return;
         }
-        chain_fetch_headers(c, start, (size_t)LMQ_MIN(c->head - start + 1, c->range_blocks));
+        chain_fetch_headers(c, start, (size_t)LMQ_MIN(c->head - start + 1, c->range_blocks),
+                            chain_on_header);
         return;
     }
     if (c->head > c->tip) {
-        chain_fetch_headers(c, c->tip + 1, (size_t)LMQ_MIN(c->head - c->tip, c->range_blocks));
+        chain_fetch_headers(c, c->tip + 1, (size_t)LMQ_MIN(c->head - c->tip, c->range_blocks),
+                            chain_on_header);
         return;
     }
     if (c->head < c->tip) { /* the node went back: our blocks above its head are gone */
