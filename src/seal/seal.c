@@ -371,7 +371,7 @@ static void seal_on_check(void *ctx, const struct eth_rpc_answer *a)
 }
 
 /* Sends a batch whose calls were queued; on failure nothing is pending. */
-static void seal_batch_send(struct seal *s, struct eth_rpc_batch *batch, int rc, enum seal_op op)
+void seal_batch_send(struct seal *s, struct eth_rpc_batch *batch, int rc, enum seal_op op)
 {
     if (rc == LMQ_OK)
         rc = eth_rpc_batch_send(batch);

@@ -118,6 +118,9 @@ struct seal {
 };
 
 /* seal.c */
+/* Sends batch when rc (how queueing its calls went) is LMQ_OK, else discards it; on any failure
+ * the exchange op ends with a seal_error (no callback of the batch's calls will come). */
+void seal_batch_send(struct seal *s, struct eth_rpc_batch *batch, int rc, enum seal_op op);
 /* Logs seal_error with why, counts it. */
 void seal_error(struct seal *s, const char *what, const char *why);
 /* The node answered: says so once after an outage. */

@@ -228,14 +228,7 @@ void seal_fees_begin(struct seal *s, bool bump)
     if (rc == LMQ_OK)
         rc = eth_rpc_block_by_number(s->rpc, batch, ETH_RPC_BLOCK_LATEST, seal_on_fees,
                                      &s->calls[1]);
-    if (rc == LMQ_OK)
-        rc = eth_rpc_batch_send(batch);
-    else
-        eth_rpc_batch_discard(batch);
-    if (rc != LMQ_OK) {
-        s->op = SEAL_OP_NONE;
-        seal_error(s, "rpc", lmq_strerror(rc));
-    }
+    seal_batch_send(s, batch, rc, SEAL_OP_FEES);
 }
 
 static void seal_on_sent(void *ctx, const struct eth_rpc_answer *a)
