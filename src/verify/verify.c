@@ -280,6 +280,17 @@ static int verify_envelope_json(const json_t *envelope, const char *link)
     return VERIFY_EXIT_OK;
 }
 
+/* The envelope in the values of an input file: the "envelope" of the first object holding one
+ * (a listen line, send's output line, a GET /ledger/envelopes entry), else the first object
+ * with a "sig" (a bare envelope); NULL when there is none (values may be NULL). */
+static json_t *verify_envelope_in(json_t *values)
+{
+    if (values == NULL)
+        return NULL;
+    json_t *wrap = verify_find(values, "envelope", true);
+    return wrap != NULL ? json_object_get(wrap, "envelope") : verify_find(values, "sig", false);
+}
+
 /* --envelope FILE: the bare envelope, or any object wrapping it in "envelope" (a listen line
  * {envelope,index,position}, send's output line, a GET /ledger/envelopes entry). */
 static int verify_envelope_file(const char *path, const char *link)
@@ -290,12 +301,9 @@ static int verify_envelope_file(const char *path, const char *link)
     int rc = verify_input(path, &text, &len, &values);
     if (rc != VERIFY_EXIT_OK)
         return rc;
-    json_t *wrap = values != NULL ? verify_find(values, "envelope", true) : NULL;
-    json_t *bare = values != NULL && wrap == NULL ? verify_find(values, "sig", false) : NULL;
-    if (wrap != NULL)
-        rc = verify_envelope_json(json_object_get(wrap, "envelope"), link);
-    else if (bare != NULL)
-        rc = verify_envelope_json(bare, link);
+    json_t *env = verify_envelope_in(values);
+    if (env != NULL)
+        rc = verify_envelope_json(env, link);
     else
         rc = verify_say(VERIFY_EXIT_USAGE,
                         "%s: unusable input: no envelope (an envelope, or a line of send or "
@@ -315,10 +323,7 @@ static int verify_notification_file(const char *path, const char *rpc)
     int rc = verify_input(path, &text, &len, &values);
     if (rc != VERIFY_EXIT_OK)
         return rc;
-    json_t *wrap = values != NULL ? verify_find(values, "envelope", true) : NULL;
-    json_t *env = wrap != NULL     ? json_object_get(wrap, "envelope")
-                  : values != NULL ? verify_find(values, "sig", false)
-                                   : NULL;
+    json_t *env = verify_envelope_in(values);
     if (env == NULL)
         rc = verify_say(VERIFY_EXIT_USAGE,
                         "%s: unusable input: no envelope (an envelope, or a "
