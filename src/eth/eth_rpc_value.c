@@ -24,23 +24,6 @@ static int eth_rpc_quantity_digits(const char *s, size_t len, const char **digit
     return LMQ_OK;
 }
 
-int eth_rpc_parse_quantity(const char *s, size_t len, uint64_t *out)
-{
-    LMQ_ASSERT(out != NULL);
-    const char *d = NULL;
-    size_t n = 0;
-    int rc = eth_rpc_quantity_digits(s, len, &d, &n);
-    if (rc != LMQ_OK)
-        return rc;
-    if (n > 16)
-        return LMQ_ETOOBIG;
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v = v << 4 | (uint64_t)lmq_hex_digit(d[i]);
-    *out = v;
-    return LMQ_OK;
-}
-
 int eth_rpc_parse_quantity256(const char *s, size_t len, uint8_t out[32])
 {
     LMQ_ASSERT(out != NULL);
@@ -58,6 +41,24 @@ int eth_rpc_parse_quantity256(const char *s, size_t len, uint8_t out[32])
         uint8_t v = (uint8_t)lmq_hex_digit(d[i]);
         out[31 - pos / 2] |= (uint8_t)(pos % 2 == 0 ? v : v << 4);
     }
+    return LMQ_OK;
+}
+
+int eth_rpc_parse_quantity(const char *s, size_t len, uint64_t *out)
+{
+    LMQ_ASSERT(out != NULL);
+    uint8_t v[32];
+    int rc = eth_rpc_parse_quantity256(s, len, v);
+    if (rc != LMQ_OK)
+        return rc;
+    for (size_t i = 0; i < 24; i++) {
+        if (v[i] != 0)
+            return LMQ_ETOOBIG;
+    }
+    uint64_t n = 0;
+    for (size_t i = 24; i < 32; i++)
+        n = n << 8 | v[i];
+    *out = n;
     return LMQ_OK;
 }
 
